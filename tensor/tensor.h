@@ -1,0 +1,151 @@
+/* tensor/tensor.h — fp32 tensors, arenas, fused kernels and tape autograd.
+ *
+ * This is the whole public API of tensor/. It knows nothing of models or data: the
+ * trainer builds a Llama forward pass out of these ops, and backward replays them.
+ *
+ * Dimension letters used in shape comments:
+ *   N = rows (B*T tokens), B = batch, T = sequence length, C = features,
+ *   NH = query heads, NKV = key/value heads, D = head_dim, V = vocabulary, R = LoRA rank.
+ * Every tensor is contiguous, row-major, at most 4 dims.
+ *
+ * Memory: a Graph owns an arena. Ops allocate their outputs (and what they save for
+ * backward) from it; graph_reset() forgets them all but keeps the memory, so a training
+ * step after the first allocates nothing. Parameters (frozen weights, LoRA A/B) live
+ * outside the graph and are owned by the caller.
+ *
+ * Errors: if the arena cannot grow, the op returns NULL and the graph remembers it.
+ * Every op accepts NULL inputs and then returns NULL, so a forward pass can be written
+ * without a check after each op; check graph_failed() (or the final result) once.
+ *
+ * Autograd: each op records a tape entry when any input requires a gradient. The output
+ * then requires a gradient too. graph_backward() replays the tape in reverse; a tensor
+ * that requires a gradient and has grad == NULL gets a zeroed buffer from the arena the
+ * first time a gradient reaches it; a tensor whose grad is already set (a parameter whose
+ * owner allocated it) has the gradient *added*, so micro-batches accumulate.
+ * Tensors with requires_grad == false (the frozen base model) never get a grad buffer.
+ *
+ * Determinism: every reduction runs in a fixed order that does not depend on the thread
+ * count's scheduling; the same inputs and thread count give bit-identical results. */
+#ifndef LORAFIT_TENSOR_H
+#define LORAFIT_TENSOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/rng.h"
+
+#define TENSOR_MAX_DIMS 4
+#define TENSOR_IGNORE_INDEX (-100)
+
+typedef struct Tensor {
+    float *data;
+    float *grad; /* same shape as data; NULL until a gradient reaches it */
+    int ndim;
+    int64_t shape[TENSOR_MAX_DIMS];
+    int64_t size; /* product of shape */
+    bool requires_grad;
+} Tensor;
+
+/* ---- arenas -------------------------------------------------------------------- */
+
+typedef struct Arena Arena;
+
+Arena *arena_create(size_t chunk_bytes);
+/* 64-byte aligned; grows by whole chunks (at least `bytes`); NULL when out of memory. */
+void *arena_alloc(Arena *a, size_t bytes);
+void arena_reset(Arena *a); /* forget every allocation, keep the chunks */
+size_t arena_used(const Arena *a);
+size_t arena_capacity(const Arena *a);
+void arena_destroy(Arena *a);
+
+/* ---- tensors outside graphs (parameters) ----------------------------------------- */
+
+/* Fills t's shape fields (ndim, shape, size) for data the caller owns. */
+void tensor_init(Tensor *t, float *data, int ndim, const int64_t *shape);
+/* Heap tensor: data zeroed; grad allocated (zeroed) when requires_grad. NULL on OOM. */
+Tensor *tensor_new(int ndim, const int64_t *shape, bool requires_grad);
+void tensor_free(Tensor *t); /* for tensor_new results only */
+
+/* ---- graphs and the tape -------------------------------------------------------- */
+
+typedef struct Graph Graph;
+
+Graph *graph_create(void);
+void graph_reset(Graph *g);
+bool graph_failed(const Graph *g);
+size_t graph_arena_bytes(const Graph *g); /* capacity held by the arena */
+void graph_destroy(Graph *g);
+/* An uninitialised activation tensor from the graph's arena (requires_grad false). */
+Tensor *graph_tensor(Graph *g, int ndim, const int64_t *shape);
+/* Seeds root->grad with `seed` in every element and replays the tape in reverse.
+ * Returns 0, or -1 if the graph had failed. Call at most once per graph_reset. */
+int graph_backward(Graph *g, Tensor *root, float seed);
+
+/* ---- threads -------------------------------------------------------------------- */
+
+/* Sets the thread count used by OpenBLAS and by OpenMP loops; 0 = all cores. */
+void tensor_set_threads(int n);
+int tensor_threads(void);
+
+/* ---- ops ------------------------------------------------------------------------ */
+
+/* Embedding lookup: out[n] = table[ids[n]]. No gradient (tables are frozen).
+ * table (V, C), ids (N) -> (N, C). Ids must be in [0, V) (the caller validates). */
+Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t n);
+
+/* RMSNorm: y = x / sqrt(mean(x^2) + eps) * w. x (N, C), w (C) frozen -> (N, C). */
+Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps);
+
+/* Linear: y = x W^T (+ b). x (N, IN), W (OUT, IN) frozen, b (OUT) frozen or NULL -> (N, OUT). */
+Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b);
+
+/* LoRA linear (PEFT): y = x W^T (+ b) + scaling * (dropout(x) A^T) B^T.
+ * x (N, IN), W (OUT, IN), b (OUT) or NULL, A (R, IN), B (OUT, R) -> (N, OUT).
+ * Gradients flow to x, A and B (whichever require them), never to W or b.
+ * dropout in [0, 1): inverted dropout on the LoRA path, mask drawn from dropout_seed
+ * (a counter-based hash of seed and element index, so it is thread-count independent). */
+Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Tensor *A,
+                       Tensor *B, float scaling, float dropout, uint64_t dropout_seed);
+
+/* RoPE, Hugging Face rotate-half layout, applied per head:
+ *   out[i]       = x[i] cos - x[i + D/2] sin,  out[i + D/2] = x[i + D/2] cos + x[i] sin
+ * with angle = pos[n] * inv_freq[i], i < D/2. x (N, H*D), pos (N) -> (N, H*D).
+ * cos_table/sin_table (max_pos, D/2): precomputed cos/sin of pos * inv_freq (the model
+ * computes inv_freq, including llama3 scaling). Positions must be < max_pos. */
+Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *pos,
+                const float *cos_table, const float *sin_table, int max_pos);
+
+/* Causal grouped-query attention with softmax scale 1/sqrt(D).
+ * q (B*T, NH*D), k and v (B*T, NKV*D), NH a multiple of NKV; query head h uses kv head
+ * h / (NH/NKV). Position t attends to s <= t, and, when segment is not NULL (B*T), only
+ * to s with segment[s] == segment[t] (packed rows attend only to themselves).
+ * -> (B*T, NH*D). */
+Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int seq_len,
+                     int n_heads, int n_kv_heads, int head_dim, const int32_t *segment);
+
+/* SwiGLU gate: y = silu(gate) * up. gate, up (N, C) -> (N, C). */
+Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up);
+
+/* Residual add: y = a + b, same shapes. */
+Tensor *op_add(Graph *g, Tensor *a, Tensor *b);
+
+/* Standalone inverted dropout (same mask rule as op_lora_linear). x -> same shape. */
+Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed);
+
+/* Cross-entropy summed over rows whose target is not TENSOR_IGNORE_INDEX.
+ * logits (N, V), targets (N) -> a (1) tensor holding the SUM of the per-row losses
+ * (accumulated in double, in row order). *n_targets gets the number of counted rows.
+ * To average over a step's micro-batches, backward with seed 1 / total_targets. */
+Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int64_t *n_targets);
+
+/* ---- helpers for callers ---------------------------------------------------------- */
+
+/* Row-major matrix product for inference paths and tests: C (M, N) = A (M, K) B^T (N, K)
+ * (transb) or A B (K, N); accumulate adds into C instead of overwriting. OpenBLAS sgemm. */
+void tensor_matmul(float *c, const float *a, const float *b, int m, int n, int k, bool transb,
+                   bool accumulate);
+/* The element-index hash used for dropout masks: uniform in [0, 1). */
+float tensor_dropout_uniform(uint64_t seed, uint64_t index);
+
+#endif
