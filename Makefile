@@ -1,7 +1,7 @@
 # lorafit — build, test, demo and benchmark. `make help` lists the targets.
 # Every target first runs tools/install-deps, so a fresh Debian machine needs nothing by hand.
 
-.PHONY: all deps test check-build asan demo bench fuzz clean help format
+.PHONY: all deps test check-build asan test-run-only demo bench fuzz clean help format
 .DEFAULT_GOAL := all
 
 BUILD     ?= build
@@ -66,12 +66,13 @@ TEST_ENV = LORAFIT_BIN=$(abspath $(BUILD)/lorafit) LORAFIT_TOOLS=$(abspath $(BUI
 test: check-build
 	$(TEST_ENV) $(BUILD)/tests/run_tests
 
+ASAN_BUILD ?= build/asan
 asan:
-	$(MAKE) BUILD=build/asan OPT=-O1 \
+	$(MAKE) BUILD=$(ASAN_BUILD) OPT=-O1 \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  check-build
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 LORAFIT_SANITIZED=1 \
-	  $(MAKE) --no-print-directory BUILD=build/asan test-run-only
+	  $(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) test-run-only
 
 test-run-only:
 	$(TEST_ENV) $(BUILD)/tests/run_tests

@@ -1,0 +1,45 @@
+/* trainer/fsio.h — crash-safe file output and the test hook that injects I/O faults.
+ *
+ * Every file lorafit writes goes through here: written under a temporary name in the same
+ * directory, fsync'd, renamed over the final name, and the directory fsync'd, so a crash at
+ * any instant leaves either the old file or the new one, never a torn one. Checkpoint
+ * directories use the same idea one level up (build "DIR.tmp-XXXX", then rename to DIR).
+ *
+ * Fault injection: fsio_inject_fault(op, n) makes the n-th later call of that kind (1 = the
+ * next) fail with EIO as if the OS had refused it. Tests use it to prove that a failing
+ * write, fsync or rename at any point never costs the last complete checkpoint. */
+#ifndef LORAFIT_FSIO_H
+#define LORAFIT_FSIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct FsioFile FsioFile;
+
+/* Opens "<path>.tmp-<pid>-<n>" for writing. NULL with err filled on failure. */
+FsioFile *fsio_create(const char *path, char *err, size_t errlen);
+/* Appends bytes; returns 0 or -1 (err names the file and the OS error). */
+int fsio_write(FsioFile *f, const void *data, size_t len, char *err, size_t errlen);
+/* fsync, close, rename over the final path, fsync the directory. Frees f either way;
+ * on failure the temporary file is removed and the final path is untouched. */
+int fsio_commit(FsioFile *f, char *err, size_t errlen);
+/* Closes and removes the temporary file; frees f. */
+void fsio_abort(FsioFile *f);
+/* CRC-32 (zlib) and size of everything written so far through f. */
+uint32_t fsio_crc32(const FsioFile *f);
+uint64_t fsio_size(const FsioFile *f);
+
+/* One-call form: the whole file from a buffer. */
+int fsio_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
+
+/* Directory helpers: mkdir -p; rename a finished directory into place and fsync the parent;
+ * remove a directory tree (used for old checkpoints and abandoned temporaries). */
+int fsio_mkdirs(const char *path, char *err, size_t errlen);
+int fsio_rename_dir(const char *from, const char *to, char *err, size_t errlen);
+int fsio_remove_tree(const char *path, char *err, size_t errlen);
+
+/* Test hook. */
+typedef enum { FSIO_OP_WRITE, FSIO_OP_FSYNC, FSIO_OP_RENAME, FSIO_OP_COUNT } FsioOp;
+void fsio_inject_fault(FsioOp op, long nth); /* nth <= 0 clears */
+
+#endif
