@@ -23,6 +23,9 @@
  * first time a gradient reaches it; a tensor whose grad is already set (a parameter whose
  * owner allocated it) has the gradient *added*, so micro-batches accumulate.
  * Tensors with requires_grad == false (the frozen base model) never get a grad buffer.
+ * Ops keep pointers to their input tensors, weights and RoPE tables until graph_reset(), so
+ * those must stay alive (and unchanged) until backward; id arrays (pos, segment, targets)
+ * are copied and may be reused at once.
  *
  * Determinism: every reduction runs in a fixed order that does not depend on the thread
  * count's scheduling; the same inputs and thread count give bit-identical results. */
@@ -35,7 +38,7 @@
 
 #include "tensor/rng.h"
 
-#define TENSOR_MAX_DIMS 4
+#define TENSOR_MAX_DIMS     4
 #define TENSOR_IGNORE_INDEX (-100)
 
 typedef struct Tensor {
@@ -105,8 +108,8 @@ Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b);
  * Gradients flow to x, A and B (whichever require them), never to W or b.
  * dropout in [0, 1): inverted dropout on the LoRA path, mask drawn from dropout_seed
  * (a counter-based hash of seed and element index, so it is thread-count independent). */
-Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Tensor *A,
-                       Tensor *B, float scaling, float dropout, uint64_t dropout_seed);
+Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Tensor *A, Tensor *B,
+                       float scaling, float dropout, uint64_t dropout_seed);
 
 /* RoPE, Hugging Face rotate-half layout, applied per head:
  *   out[i]       = x[i] cos - x[i + D/2] sin,  out[i + D/2] = x[i + D/2] cos + x[i] sin
@@ -121,8 +124,8 @@ Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *p
  * h / (NH/NKV). Position t attends to s <= t, and, when segment is not NULL (B*T), only
  * to s with segment[s] == segment[t] (packed rows attend only to themselves).
  * -> (B*T, NH*D). */
-Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int seq_len,
-                     int n_heads, int n_kv_heads, int head_dim, const int32_t *segment);
+Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int seq_len, int n_heads,
+                     int n_kv_heads, int head_dim, const int32_t *segment);
 
 /* SwiGLU gate: y = silu(gate) * up. gate, up (N, C) -> (N, C). */
 Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up);
@@ -138,6 +141,11 @@ Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed);
  * (accumulated in double, in row order). *n_targets gets the number of counted rows.
  * To average over a step's micro-batches, backward with seed 1 / total_targets. */
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int64_t *n_targets);
+
+/* Weighted sum: y = sum_i x_i w_i, a (1) tensor (accumulated in double, in index order).
+ * x any shape, w the same size, frozen. Seeds backward with dx = w: gradient checks and
+ * auxiliary scalar losses. */
+Tensor *op_weighted_sum(Graph *g, Tensor *x, const Tensor *w);
 
 /* ---- helpers for callers ---------------------------------------------------------- */
 

@@ -1,0 +1,183 @@
+/* tensor/graph.c — tensors, graphs and the backward tape (see graph_internal.h). */
+#include "tensor/graph_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define GRAPH_CHUNK_BYTES ((size_t)16 << 20)
+
+typedef struct TapeEntry {
+    struct TapeEntry *prev;
+    BackwardFn backward;
+    /* the op's context follows, 64-byte aligned */
+} TapeEntry;
+
+#define TAPE_HEADER 64 /* sizeof(TapeEntry) rounded up so the context stays aligned */
+
+struct Graph {
+    Arena *arena;
+    TapeEntry *tape; /* newest entry */
+    bool failed;
+    float *scratch;
+    size_t scratch_bytes;
+};
+
+/* ---- tensors outside graphs ---- */
+
+static int64_t shape_size(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return -1;
+        if (shape[i] && n > INT64_MAX / shape[i]) return -1;
+        n *= shape[i];
+    }
+    return n;
+}
+
+void tensor_init(Tensor *t, float *data, int ndim, const int64_t *shape) {
+    memset(t, 0, sizeof *t);
+    t->data = data;
+    t->ndim = ndim < 0 ? 0 : ndim > TENSOR_MAX_DIMS ? TENSOR_MAX_DIMS : ndim;
+    for (int i = 0; i < t->ndim; i++) t->shape[i] = shape[i];
+    t->size = shape_size(t->ndim, t->shape);
+}
+
+Tensor *tensor_new(int ndim, const int64_t *shape, bool requires_grad) {
+    if (ndim < 0 || ndim > TENSOR_MAX_DIMS) return NULL;
+    int64_t size = shape_size(ndim, shape);
+    if (size < 0 || (uint64_t)size > SIZE_MAX / sizeof(float)) return NULL;
+    Tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    tensor_init(t, NULL, ndim, shape);
+    t->requires_grad = requires_grad;
+    size_t bytes = (size_t)(size ? size : 1) * sizeof(float);
+    t->data = calloc(1, bytes);
+    if (requires_grad) t->grad = calloc(1, bytes);
+    if (!t->data || (requires_grad && !t->grad)) {
+        tensor_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void tensor_free(Tensor *t) {
+    if (!t) return;
+    free(t->data);
+    free(t->grad);
+    free(t);
+}
+
+/* ---- graphs ---- */
+
+Graph *graph_create(void) {
+    Graph *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    g->arena = arena_create(GRAPH_CHUNK_BYTES);
+    if (!g->arena) {
+        free(g);
+        return NULL;
+    }
+    return g;
+}
+
+void graph_reset(Graph *g) {
+    if (!g) return;
+    arena_reset(g->arena);
+    g->tape = NULL;
+    g->failed = false;
+}
+
+bool graph_failed(const Graph *g) {
+    return !g || g->failed;
+}
+
+size_t graph_arena_bytes(const Graph *g) {
+    return g ? arena_capacity(g->arena) + g->scratch_bytes : 0;
+}
+
+void graph_destroy(Graph *g) {
+    if (!g) return;
+    arena_destroy(g->arena);
+    free(g->scratch);
+    free(g);
+}
+
+void graph_fail(Graph *g) {
+    g->failed = true;
+}
+
+void *graph_alloc(Graph *g, size_t bytes) {
+    if (!g) return NULL;
+    void *p = arena_alloc(g->arena, bytes);
+    if (!p) g->failed = true;
+    return p;
+}
+
+Tensor *graph_new_tensor(Graph *g, int ndim, const int64_t *shape) {
+    if (!g || ndim < 1 || ndim > TENSOR_MAX_DIMS) {
+        if (g) g->failed = true;
+        return NULL;
+    }
+    int64_t size = shape_size(ndim, shape);
+    if (size < 0 || (uint64_t)size > SIZE_MAX / sizeof(float)) {
+        g->failed = true;
+        return NULL;
+    }
+    Tensor *t = graph_alloc(g, sizeof *t);
+    float *data = graph_alloc(g, (size_t)size * sizeof(float));
+    if (!t || !data) return NULL;
+    tensor_init(t, data, ndim, shape);
+    return t;
+}
+
+Tensor *graph_tensor(Graph *g, int ndim, const int64_t *shape) {
+    return graph_new_tensor(g, ndim, shape);
+}
+
+void *graph_record(Graph *g, BackwardFn backward, size_t ctx_bytes) {
+    char *p = graph_alloc(g, TAPE_HEADER + ctx_bytes);
+    if (!p) return NULL;
+    TapeEntry *e = (TapeEntry *)p;
+    e->prev = g->tape;
+    e->backward = backward;
+    g->tape = e;
+    memset(p + TAPE_HEADER, 0, ctx_bytes);
+    return p + TAPE_HEADER;
+}
+
+float *graph_grad(Graph *g, Tensor *t) {
+    if (!t || !t->requires_grad) return NULL;
+    if (t->grad) return t->grad;
+    t->grad = graph_alloc(g, (size_t)t->size * sizeof(float));
+    if (t->grad) memset(t->grad, 0, (size_t)t->size * sizeof(float));
+    return t->grad;
+}
+
+float *graph_scratch(Graph *g, size_t bytes) {
+    if (bytes > g->scratch_bytes) {
+        free(g->scratch);
+        g->scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        g->scratch_bytes = g->scratch ? (bytes + 63) / 64 * 64 : 0;
+        if (!g->scratch) g->failed = true;
+    }
+    return g->scratch;
+}
+
+int32_t *graph_copy_ids(Graph *g, const int32_t *ids, int64_t n) {
+    int32_t *p = graph_alloc(g, (size_t)(n > 0 ? n : 1) * sizeof(int32_t));
+    if (p && n > 0) memcpy(p, ids, (size_t)n * sizeof(int32_t));
+    return p;
+}
+
+int graph_backward(Graph *g, Tensor *root, float seed) {
+    if (!g || g->failed || !root) return -1;
+    if (!root->requires_grad) return 0; /* nothing upstream wants a gradient */
+    float *d = graph_grad(g, root);
+    if (!d) return -1;
+    for (int64_t i = 0; i < root->size; i++) d[i] = seed;
+    for (TapeEntry *e = g->tape; e; e = e->prev) {
+        e->backward(g, (char *)e + TAPE_HEADER);
+        if (g->failed) return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,48 @@
+/* tensor/graph_internal.h — what the op files share with graph.c; private to tensor/.
+ *
+ * The tape is a singly linked list of entries carved from the graph's arena, newest first,
+ * so recording an op costs one bump allocation and graph_reset() forgets the whole tape
+ * for free. Each entry is followed by its op's saved context (ctx). */
+#ifndef LORAFIT_GRAPH_INTERNAL_H
+#define LORAFIT_GRAPH_INTERNAL_H
+
+#include "tensor/tensor.h"
+
+typedef void (*BackwardFn)(Graph *g, void *ctx);
+
+/* Arena bytes, zeroed or not; on failure marks the graph failed and returns NULL. */
+void *graph_alloc(Graph *g, size_t bytes);
+/* A new activation tensor (requires_grad false), data uninitialised; NULL on failure. */
+Tensor *graph_new_tensor(Graph *g, int ndim, const int64_t *shape);
+/* Pushes a tape entry and returns its zeroed context of ctx_bytes, or NULL on failure. */
+void *graph_record(Graph *g, BackwardFn backward, size_t ctx_bytes);
+/* t's gradient buffer: NULL if t is frozen; allocated zeroed from the arena on first use.
+ * NULL with the graph failed when the arena cannot grow. */
+float *graph_grad(Graph *g, Tensor *t);
+/* A scratch buffer of at least `bytes` reused by every op (one at a time); it grows on the
+ * first step and then stays, so later steps allocate nothing. NULL on OOM. */
+float *graph_scratch(Graph *g, size_t bytes);
+void graph_fail(Graph *g);
+
+/* Copies n ints into the arena so ops do not depend on caller buffers until backward. */
+int32_t *graph_copy_ids(Graph *g, const int32_t *ids, int64_t n);
+
+/* Rows and row length of a tensor read as (rows, cols), cols its last dimension. */
+static inline int64_t tensor_cols(const Tensor *t) {
+    return t->ndim > 0 ? t->shape[t->ndim - 1] : 1;
+}
+static inline int64_t tensor_rows(const Tensor *t) {
+    int64_t c = tensor_cols(t);
+    return c > 0 ? t->size / c : 0;
+}
+
+/* dst = src * keep / (1 - p), keep = tensor_dropout_uniform(seed, i) >= p, i the element
+ * index in the (rows, cols) block; dst may equal src. */
+void dropout_apply(float *dst, const float *src, int64_t rows, int64_t cols, float p,
+                   uint64_t seed);
+
+static inline bool tensor_any_grad(const Tensor *a, const Tensor *b, const Tensor *c) {
+    return (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);
+}
+
+#endif

@@ -1,0 +1,171 @@
+/* tensor/ops_linear.c — linear and LoRA-linear layers on OpenBLAS sgemm.
+ *
+ * The frozen weight W never gets a gradient, so backward of y = x W^T only needs
+ * dx = dy W. LoRA adds y += s * (drop(x) A^T) B^T; its backward, with h = drop(x) A^T (N, R)
+ * saved from the forward and dh = s * dy B (N, R):
+ *   dB += s * dy^T h      (OUT, R)
+ *   dA += dh^T drop(x)    (R, IN)
+ *   dx += dy W + drop'(dh A), drop' applying the forward's mask and 1/(1-p).
+ * The dropout mask is recomputed from its seed rather than stored. */
+#include "tensor/graph_internal.h"
+
+#include <cblas.h>
+#include <string.h>
+
+/* y (n, out) = b broadcast over rows, or 0 when b is NULL; returns the sgemm beta to use. */
+static float fill_bias(float *y, const Tensor *b, int64_t n, int64_t out) {
+    if (!b) return 0.0f;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) memcpy(y + i * out, b->data, (size_t)out * sizeof(float));
+    return 1.0f;
+}
+
+static bool linear_shapes_ok(const Tensor *x, const Tensor *w, const Tensor *b) {
+    if (!x || !w || w->ndim != 2 || tensor_cols(x) != w->shape[1]) return false;
+    if (b && b->size != w->shape[0]) return false;
+    return x->shape[x->ndim - 1] <= INT32_MAX && w->shape[0] <= INT32_MAX &&
+           tensor_rows(x) <= INT32_MAX;
+}
+
+static Tensor *linear_output(Graph *g, const Tensor *x, int64_t out) {
+    int64_t shape[TENSOR_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = out;
+    return graph_new_tensor(g, x->ndim, shape);
+}
+
+typedef struct {
+    Tensor *x, *y;
+    const Tensor *w;
+} LinearCtx;
+
+static void linear_backward(Graph *g, void *p) {
+    LinearCtx *c = p;
+    if (!c->y->grad) return;
+    int n = (int)tensor_rows(c->x), in = (int)c->w->shape[1], out = (int)c->w->shape[0];
+    float *dx = graph_grad(g, c->x);
+    if (!dx) return;
+    /* dx (N, IN) += dy (N, OUT) W (OUT, IN) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, c->y->grad, out,
+                c->w->data, in, 1.0f, dx, in);
+}
+
+Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
+    if (!g || !x || !w) return NULL;
+    if (!linear_shapes_ok(x, w, b)) {
+        graph_fail(g);
+        return NULL;
+    }
+    int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
+    Tensor *y = linear_output(g, x, out);
+    if (!y) return NULL;
+    float beta = fill_bias(y->data, b, n, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, w->data, in,
+                beta, y->data, out);
+    if (x->requires_grad) {
+        LinearCtx *c = graph_record(g, linear_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (LinearCtx){x, y, w};
+        y->requires_grad = true;
+    }
+    return y;
+}
+
+typedef struct {
+    Tensor *x, *y, *A, *B;
+    const Tensor *w;
+    float *h; /* (N, R) drop(x) A^T */
+    float scaling, dropout;
+    uint64_t seed;
+} LoraCtx;
+
+/* drop(x) for the LoRA path: x itself without dropout, else a masked copy in scratch. */
+static const float *lora_dropped_input(Graph *g, const Tensor *x, float p, uint64_t seed) {
+    if (p <= 0.0f) return x->data;
+    float *xd = graph_scratch(g, (size_t)x->size * sizeof(float));
+    if (xd) dropout_apply(xd, x->data, tensor_rows(x), tensor_cols(x), p, seed);
+    return xd;
+}
+
+static void lora_backward(Graph *g, void *p) {
+    LoraCtx *c = p;
+    const float *dy = c->y->grad;
+    if (!dy) return;
+    int n = (int)tensor_rows(c->x), in = (int)c->w->shape[1], out = (int)c->w->shape[0];
+    int r = (int)c->A->shape[0];
+    float s = c->scaling;
+    if (c->B->requires_grad) {
+        float *dB = graph_grad(g, c->B);
+        if (!dB) return;
+        /* dB (OUT, R) += s * dy^T (OUT, N) h (N, R) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, n, s, dy, out, c->h, r, 1.0f,
+                    dB, r);
+    }
+    if (!c->x->requires_grad && !c->A->requires_grad) return;
+    float *dh = graph_alloc(g, (size_t)n * r * sizeof(float));
+    if (!dh) return;
+    /* dh (N, R) = s * dy (N, OUT) B (OUT, R) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, r, out, s, dy, out, c->B->data, r,
+                0.0f, dh, r);
+    if (c->x->requires_grad) {
+        float *dx = graph_grad(g, c->x);
+        if (!dx) return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out,
+                    c->w->data, in, 1.0f, dx, in);
+        if (c->dropout <= 0.0f) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dh, r,
+                        c->A->data, in, 1.0f, dx, in);
+        } else {
+            /* in the forward pass this was: xd = x * mask / (1-p); so dx += mask * dxd / (1-p) */
+            float *dxd = graph_scratch(g, (size_t)c->x->size * sizeof(float));
+            if (!dxd) return;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dh, r,
+                        c->A->data, in, 0.0f, dxd, in);
+            dropout_apply(dxd, dxd, n, in, c->dropout, c->seed);
+#pragma omp parallel for schedule(static)
+            for (int64_t i = 0; i < n; i++)
+                for (int64_t j = 0; j < in; j++) dx[i * in + j] += dxd[i * in + j];
+        }
+    }
+    if (c->A->requires_grad) {
+        float *dA = graph_grad(g, c->A);
+        const float *xd = lora_dropped_input(g, c->x, c->dropout, c->seed);
+        if (!dA || !xd) return;
+        /* dA (R, IN) += dh^T (R, N) drop(x) (N, IN) */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, n, 1.0f, dh, r, xd, in, 1.0f,
+                    dA, in);
+    }
+}
+
+Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Tensor *A, Tensor *B,
+                       float scaling, float dropout, uint64_t dropout_seed) {
+    if (!g || !x || !w || !A || !B) return NULL;
+    if (!linear_shapes_ok(x, w, b) || A->ndim != 2 || B->ndim != 2 || A->shape[1] != w->shape[1] ||
+        B->shape[0] != w->shape[0] || B->shape[1] != A->shape[0] ||
+        !(dropout >= 0.0f && dropout < 1.0f)) {
+        graph_fail(g);
+        return NULL;
+    }
+    int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
+    int r = (int)A->shape[0];
+    Tensor *y = linear_output(g, x, out);
+    float *h = graph_alloc(g, (size_t)n * r * sizeof(float));
+    if (!y || !h) return NULL;
+    float beta = fill_bias(y->data, b, n, out);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, w->data, in,
+                beta, y->data, out);
+    const float *xd = lora_dropped_input(g, x, dropout, dropout_seed);
+    if (!xd) return NULL;
+    /* h (N, R) = drop(x) (N, IN) A^T; y (N, OUT) += s * h B^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, in, 1.0f, xd, in, A->data, in, 0.0f,
+                h, r);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, r, scaling, h, r, B->data, r, 1.0f,
+                y->data, out);
+    if (tensor_any_grad(x, A, B)) {
+        LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, dropout_seed};
+        y->requires_grad = true;
+    }
+    return y;
+}

@@ -1,0 +1,160 @@
+/* tensor/ops_norm.c — per-row ops of a Llama block: embedding lookup, RMSNorm, RoPE.
+ * Each row is one token; rows are independent, so the loops are OpenMP-parallel over rows
+ * and every per-row reduction runs sequentially in a fixed order. */
+#include "tensor/graph_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t n) {
+    if (!g || !table || !ids) return NULL;
+    if (table->ndim != 2 || n < 1) {
+        graph_fail(g);
+        return NULL;
+    }
+    int64_t v = table->shape[0], c = table->shape[1];
+    for (int64_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= v) { /* the caller validates; never read out of bounds */
+            graph_fail(g);
+            return NULL;
+        }
+    }
+    Tensor *y = graph_new_tensor(g, 2, (int64_t[]){n, c});
+    if (!y) return NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        memcpy(y->data + i * c, table->data + (int64_t)ids[i] * c, (size_t)c * sizeof(float));
+    return y;
+}
+
+/* ---- RMSNorm: y = x * r * w, r = 1 / sqrt(mean(x^2) + eps) (Hugging Face order) ---- */
+
+typedef struct {
+    Tensor *x, *y;
+    const Tensor *w;
+    float *rstd; /* (N) */
+} RmsnormCtx;
+
+static void rmsnorm_backward(Graph *g, void *p) {
+    RmsnormCtx *c = p;
+    const float *dy = c->y->grad;
+    if (!dy) return;
+    float *dx = graph_grad(g, c->x);
+    if (!dx) return;
+    int64_t n = tensor_rows(c->x), C = tensor_cols(c->x);
+    const float *w = c->w->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = c->x->data + i * C, *dyi = dy + i * C;
+        float *dxi = dx + i * C;
+        float r = c->rstd[i];
+        /* dx_j = r w_j dy_j - x_j r^3 / C * sum_k dy_k w_k x_k */
+        double dot = 0.0;
+        for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * xi[j];
+        float k = (float)(dot * r * r * r / (double)C);
+        for (int64_t j = 0; j < C; j++) dxi[j] += r * w[j] * dyi[j] - xi[j] * k;
+    }
+}
+
+Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
+    if (!g || !x || !w) return NULL;
+    int64_t n = tensor_rows(x), C = tensor_cols(x);
+    if (w->size != C || C < 1) {
+        graph_fail(g);
+        return NULL;
+    }
+    Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
+    float *rstd = graph_alloc(g, (size_t)n * sizeof(float));
+    if (!y || !rstd) return NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        const float *xi = x->data + i * C;
+        float *yi = y->data + i * C;
+        double ss = 0.0;
+        for (int64_t j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
+        float r = 1.0f / sqrtf((float)(ss / (double)C) + eps);
+        rstd[i] = r;
+        for (int64_t j = 0; j < C; j++) yi[j] = w->data[j] * (xi[j] * r);
+    }
+    if (x->requires_grad) {
+        RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (RmsnormCtx){x, y, w, rstd};
+        y->requires_grad = true;
+    }
+    return y;
+}
+
+/* ---- RoPE (rotate-half). The rotation by angle a is orthogonal, so backward rotates dy
+ * by -a: dx[i] = dy[i] cos + dy[i+D/2] sin, dx[i+D/2] = dy[i+D/2] cos - dy[i] sin. ---- */
+
+typedef struct {
+    Tensor *x, *y;
+    int n_heads, head_dim;
+    const int32_t *pos; /* (N) arena copy */
+    const float *cos_table, *sin_table;
+} RopeCtx;
+
+static void rope_rotate(float *out, const float *in, int64_t n, int n_heads, int head_dim,
+                        const int32_t *pos, const float *cos_t, const float *sin_t, float dir,
+                        bool accumulate) {
+    int half = head_dim / 2;
+    int64_t row = (int64_t)n_heads * head_dim;
+#pragma omp parallel for schedule(static)
+    for (int64_t t = 0; t < n; t++) {
+        const float *cs = cos_t + (int64_t)pos[t] * half, *sn = sin_t + (int64_t)pos[t] * half;
+        for (int h = 0; h < n_heads; h++) {
+            const float *a = in + t * row + (int64_t)h * head_dim;
+            float *o = out + t * row + (int64_t)h * head_dim;
+            for (int i = 0; i < half; i++) {
+                float s = dir * sn[i];
+                float lo = a[i] * cs[i] - a[i + half] * s;
+                float hi = a[i + half] * cs[i] + a[i] * s;
+                if (accumulate) {
+                    o[i] += lo;
+                    o[i + half] += hi;
+                } else {
+                    o[i] = lo;
+                    o[i + half] = hi;
+                }
+            }
+        }
+    }
+}
+
+static void rope_backward(Graph *g, void *p) {
+    RopeCtx *c = p;
+    if (!c->y->grad) return;
+    float *dx = graph_grad(g, c->x);
+    if (!dx) return;
+    rope_rotate(dx, c->y->grad, tensor_rows(c->x), c->n_heads, c->head_dim, c->pos, c->cos_table,
+                c->sin_table, -1.0f, true);
+}
+
+Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *pos,
+                const float *cos_table, const float *sin_table, int max_pos) {
+    if (!g || !x || !pos || !cos_table || !sin_table) return NULL;
+    int64_t n = tensor_rows(x);
+    if (n_heads < 1 || head_dim < 2 || head_dim % 2 ||
+        tensor_cols(x) != (int64_t)n_heads * head_dim) {
+        graph_fail(g);
+        return NULL;
+    }
+    for (int64_t t = 0; t < n; t++) {
+        if (pos[t] < 0 || pos[t] >= max_pos) {
+            graph_fail(g);
+            return NULL;
+        }
+    }
+    Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
+    if (!y) return NULL;
+    rope_rotate(y->data, x->data, n, n_heads, head_dim, pos, cos_table, sin_table, 1.0f, false);
+    if (x->requires_grad) {
+        const int32_t *saved = graph_copy_ids(g, pos, n);
+        RopeCtx *c = graph_record(g, rope_backward, sizeof *c);
+        if (!c || !saved) return NULL;
+        *c = (RopeCtx){x, y, n_heads, head_dim, saved, cos_table, sin_table};
+        y->requires_grad = true;
+    }
+    return y;
+}

@@ -1,0 +1,159 @@
+/* tensor/ops_pointwise.c — element-wise ops: SwiGLU, residual add, dropout.
+ * Every loop is OpenMP-parallel over rows with a static schedule and has no reduction, so
+ * results do not depend on the thread count at all. */
+#include "tensor/graph_internal.h"
+
+#include <math.h>
+#include <string.h>
+
+static bool same_shape(const Tensor *a, const Tensor *b) {
+    if (a->ndim != b->ndim || a->size != b->size) return false;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return false;
+    return true;
+}
+
+static Tensor *like(Graph *g, const Tensor *x) {
+    return graph_new_tensor(g, x->ndim, x->shape);
+}
+
+void dropout_apply(float *dst, const float *src, int64_t rows, int64_t cols, float p,
+                   uint64_t seed) {
+    float scale = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        for (int64_t j = 0; j < cols; j++) {
+            int64_t k = i * cols + j;
+            dst[k] = tensor_dropout_uniform(seed, (uint64_t)k) < p ? 0.0f : src[k] * scale;
+        }
+    }
+}
+
+/* ---- SwiGLU: y = silu(gate) * up, silu(g) = g * sigmoid(g) ---- */
+
+typedef struct {
+    Tensor *gate, *up, *y;
+} SwigluCtx;
+
+static void swiglu_backward(Graph *g, void *p) {
+    SwigluCtx *c = p;
+    const float *dy = c->y->grad;
+    if (!dy) return;
+    float *dgate = graph_grad(g, c->gate);
+    float *dup = graph_grad(g, c->up);
+    if (graph_failed(g)) return;
+    int64_t rows = tensor_rows(c->y), cols = tensor_cols(c->y);
+    const float *gt = c->gate->data, *u = c->up->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        for (int64_t j = i * cols; j < (i + 1) * cols; j++) {
+            float sig = 1.0f / (1.0f + expf(-gt[j]));
+            /* d silu / d g = sig * (1 + g * (1 - sig)) */
+            if (dgate) dgate[j] += dy[j] * u[j] * sig * (1.0f + gt[j] * (1.0f - sig));
+            if (dup) dup[j] += dy[j] * gt[j] * sig;
+        }
+    }
+}
+
+Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
+    if (!g || !gate || !up) return NULL;
+    if (!same_shape(gate, up)) {
+        graph_fail(g);
+        return NULL;
+    }
+    Tensor *y = like(g, gate);
+    if (!y) return NULL;
+    int64_t rows = tensor_rows(y), cols = tensor_cols(y);
+    const float *gt = gate->data, *u = up->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = i * cols; j < (i + 1) * cols; j++)
+            y->data[j] = gt[j] / (1.0f + expf(-gt[j])) * u[j];
+    if (tensor_any_grad(gate, up, NULL)) {
+        SwigluCtx *c = graph_record(g, swiglu_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (SwigluCtx){gate, up, y};
+        y->requires_grad = true;
+    }
+    return y;
+}
+
+/* ---- residual add ---- */
+
+typedef struct {
+    Tensor *a, *b, *y;
+} AddCtx;
+
+static void add_into(float *d, const float *dy, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = i * cols; j < (i + 1) * cols; j++) d[j] += dy[j];
+}
+
+static void add_backward(Graph *g, void *p) {
+    AddCtx *c = p;
+    if (!c->y->grad) return;
+    int64_t rows = tensor_rows(c->y), cols = tensor_cols(c->y);
+    float *da = graph_grad(g, c->a);
+    if (da) add_into(da, c->y->grad, rows, cols);
+    float *db = graph_grad(g, c->b); /* after da: op_add(x, x) then gets 2 dy */
+    if (db) add_into(db, c->y->grad, rows, cols);
+}
+
+Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
+    if (!g || !a || !b) return NULL;
+    if (!same_shape(a, b)) {
+        graph_fail(g);
+        return NULL;
+    }
+    Tensor *y = like(g, a);
+    if (!y) return NULL;
+    int64_t rows = tensor_rows(y), cols = tensor_cols(y);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = i * cols; j < (i + 1) * cols; j++) y->data[j] = a->data[j] + b->data[j];
+    if (tensor_any_grad(a, b, NULL)) {
+        AddCtx *c = graph_record(g, add_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (AddCtx){a, b, y};
+        y->requires_grad = true;
+    }
+    return y;
+}
+
+/* ---- dropout ---- */
+
+typedef struct {
+    Tensor *x, *y;
+    float p;
+    uint64_t seed;
+} DropoutCtx;
+
+static void dropout_backward(Graph *g, void *p) {
+    DropoutCtx *c = p;
+    if (!c->y->grad) return;
+    float *dx = graph_grad(g, c->x);
+    float *tmp = graph_scratch(g, (size_t)c->x->size * sizeof(float));
+    if (!dx || !tmp) return;
+    int64_t rows = tensor_rows(c->x), cols = tensor_cols(c->x);
+    dropout_apply(tmp, c->y->grad, rows, cols, c->p, c->seed);
+    add_into(dx, tmp, rows, cols);
+}
+
+Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed) {
+    if (!g || !x) return NULL;
+    if (!(p >= 0.0f && p < 1.0f)) {
+        graph_fail(g);
+        return NULL;
+    }
+    Tensor *y = like(g, x);
+    if (!y) return NULL;
+    dropout_apply(y->data, x->data, tensor_rows(x), tensor_cols(x), p, seed);
+    if (x->requires_grad) {
+        DropoutCtx *c = graph_record(g, dropout_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (DropoutCtx){x, y, p, seed};
+        y->requires_grad = true;
+    }
+    return y;
+}
