@@ -1,0 +1,415 @@
+/* tests/test_tensor_grad.c — every op's forward against a naive double-precision reference,
+ * and its fp32 analytic gradient against central finite differences of that reference.
+ *
+ * For an op y = f(x1, x2, ...) and a fixed random G, the scalar L = sum(y * G) has
+ * dL/dxi = the op's backward seeded with dy = G; op_weighted_sum(y, G) builds exactly that
+ * seed through graph_backward. The finite differences perturb the inputs in double and run
+ * the reference, so they carry no fp32 rounding noise. */
+#include "tensor/tensor.h"
+#include "tests/test_util.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_IN 4
+
+typedef struct GradCase GradCase;
+/* Reference forward: x[i] the double copies of the inputs (frozen ones are read from c). */
+typedef void (*RefFn)(const GradCase *c, double *const *x, double *out);
+typedef Tensor *(*OpFn)(const GradCase *c, Graph *g, Tensor **in);
+
+struct GradCase {
+    int n_in;
+    Tensor *in[MAX_IN];
+    bool diff[MAX_IN]; /* input requires grad and is checked */
+    int64_t out_size;
+    RefFn ref;
+    OpFn op;
+    Tensor *w, *b;   /* frozen weights, or NULL */
+    int dim[8];      /* op-specific sizes */
+    float f[4];      /* op-specific scalars */
+    int32_t ids[64]; /* positions, targets */
+    int32_t seg[64]; /* segment ids */
+    bool use_seg;
+    float cos_t[16 * 8], sin_t[16 * 8]; /* RoPE tables (max_pos 16, D/2 <= 8) */
+};
+
+static uint64_t g_rng = 12345;
+
+static Tensor *rand_tensor(int ndim, const int64_t *shape, bool requires_grad) {
+    Tensor *t = tensor_new(ndim, shape, requires_grad);
+    ck_assert_ptr_nonnull(t);
+    for (int64_t i = 0; i < t->size; i++) t->data[i] = test_rand_uniform(&g_rng, -1.0f, 1.0f);
+    return t;
+}
+
+static double ref_loss(const GradCase *c, double *const *x, const double *G, double *out) {
+    c->ref(c, x, out);
+    double l = 0.0;
+    for (int64_t i = 0; i < c->out_size; i++) l += out[i] * G[i];
+    return l;
+}
+
+/* Runs the op once in fp32 (forward + backward) and checks it against the reference. */
+static void check_case(GradCase *c, const char *name) {
+    double *x[MAX_IN] = {0};
+    for (int i = 0; i < c->n_in; i++) {
+        x[i] = malloc((size_t)c->in[i]->size * sizeof(double));
+        for (int64_t j = 0; j < c->in[i]->size; j++) x[i][j] = c->in[i]->data[j];
+    }
+    double *out = malloc((size_t)c->out_size * sizeof(double));
+    double *G = malloc((size_t)c->out_size * sizeof(double));
+    Tensor *Gt = tensor_new(1, (int64_t[]){c->out_size}, false);
+    for (int64_t i = 0; i < c->out_size; i++) {
+        Gt->data[i] = test_rand_uniform(&g_rng, -1.0f, 1.0f);
+        G[i] = Gt->data[i];
+    }
+
+    Graph *g = graph_create();
+    Tensor *y = c->op(c, g, c->in);
+    ck_assert_msg(y != NULL, "%s: op failed", name);
+    ck_assert_int_eq(y->size, c->out_size);
+    Tensor *L = op_weighted_sum(g, y, Gt);
+    ck_assert_int_eq(graph_backward(g, L, 1.0f), 0);
+
+    /* forward against the reference */
+    c->ref(c, x, out);
+    double err = 0.0, norm = 0.0;
+    for (int64_t i = 0; i < c->out_size; i++) {
+        err += (y->data[i] - out[i]) * (y->data[i] - out[i]);
+        norm += out[i] * out[i];
+    }
+    ck_assert_msg(sqrt(err) <= 1e-5 * sqrt(norm) + 1e-6, "%s: forward rel err %g", name,
+                  sqrt(err / (norm + 1e-30)));
+
+    const double h = 1e-4;
+    for (int i = 0; i < c->n_in; i++) {
+        if (!c->diff[i]) {
+            ck_assert_ptr_null(c->in[i]->grad);
+            continue;
+        }
+        ck_assert_ptr_nonnull(c->in[i]->grad);
+        double num = 0.0, den = 0.0;
+        for (int64_t j = 0; j < c->in[i]->size; j++) {
+            double keep = x[i][j];
+            x[i][j] = keep + h;
+            double lp = ref_loss(c, x, G, out);
+            x[i][j] = keep - h;
+            double lm = ref_loss(c, x, G, out);
+            x[i][j] = keep;
+            double gref = (lp - lm) / (2 * h);
+            double d = c->in[i]->grad[j] - gref;
+            num += d * d;
+            den += gref * gref;
+        }
+        double rel = sqrt(num) / sqrt(den);
+        ck_assert_msg(den > 0.0, "%s: input %d has an all-zero reference gradient", name, i);
+        ck_assert_msg(rel <= 1e-3, "%s: input %d grad rel err %g", name, i, rel);
+    }
+    graph_destroy(g);
+    tensor_free(Gt);
+    free(G);
+    free(out);
+    for (int i = 0; i < c->n_in; i++) {
+        free(x[i]);
+        tensor_free(c->in[i]);
+    }
+    tensor_free(c->w);
+    tensor_free(c->b);
+}
+
+/* ---- RMSNorm ---- */
+
+static void ref_rmsnorm(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0], C = c->dim[1];
+    for (int i = 0; i < n; i++) {
+        double ss = 0.0;
+        for (int j = 0; j < C; j++) ss += x[0][i * C + j] * x[0][i * C + j];
+        double r = 1.0 / sqrt(ss / C + c->f[0]);
+        for (int j = 0; j < C; j++) out[i * C + j] = x[0][i * C + j] * r * c->w->data[j];
+    }
+}
+static Tensor *run_rmsnorm(const GradCase *c, Graph *g, Tensor **in) {
+    return op_rmsnorm(g, in[0], c->w, c->f[0]);
+}
+
+START_TEST(test_rmsnorm_grad_matches_finite_differences) {
+    GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_rmsnorm, .op = run_rmsnorm};
+    c.dim[0] = 5, c.dim[1] = 7, c.f[0] = 1e-5f;
+    c.in[0] = rand_tensor(2, (int64_t[]){5, 7}, true);
+    c.w = rand_tensor(1, (int64_t[]){7}, false);
+    c.out_size = 35;
+    check_case(&c, "rmsnorm");
+}
+END_TEST
+
+/* ---- linear and LoRA linear: dim = {N, IN, OUT, R} ---- */
+
+static void ref_lora(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0], in = c->dim[1], o = c->dim[2], r = c->dim[3];
+    float s = c->f[0], p = c->f[1];
+    uint64_t seed = 99;
+    for (int i = 0; i < n; i++) {
+        double h[8] = {0};
+        for (int k = 0; k < r; k++) {
+            for (int j = 0; j < in; j++) {
+                double xd = x[0][i * in + j];
+                if (p > 0)
+                    xd = tensor_dropout_uniform(seed, (uint64_t)(i * in + j)) < p ? 0.0
+                                                                                  : xd / (1.0 - p);
+                h[k] += xd * x[1][k * in + j];
+            }
+        }
+        for (int m = 0; m < o; m++) {
+            double acc = c->b ? c->b->data[m] : 0.0;
+            for (int j = 0; j < in; j++) acc += x[0][i * in + j] * c->w->data[m * in + j];
+            for (int k = 0; k < r; k++) acc += s * h[k] * x[2][m * r + k];
+            out[i * o + m] = acc;
+        }
+    }
+}
+static Tensor *run_lora(const GradCase *c, Graph *g, Tensor **in) {
+    return op_lora_linear(g, in[0], c->w, c->b, in[1], in[2], c->f[0], c->f[1], 99);
+}
+static void ref_linear(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0], in = c->dim[1], o = c->dim[2];
+    for (int i = 0; i < n; i++)
+        for (int m = 0; m < o; m++) {
+            double acc = c->b ? c->b->data[m] : 0.0;
+            for (int j = 0; j < in; j++) acc += x[0][i * in + j] * c->w->data[m * in + j];
+            out[i * o + m] = acc;
+        }
+}
+static Tensor *run_linear(const GradCase *c, Graph *g, Tensor **in) {
+    return op_linear(g, in[0], c->w, c->b);
+}
+
+static void lora_case(bool bias, float dropout, bool x_grad) {
+    GradCase c = {.n_in = 3, .diff = {x_grad, true, true}, .ref = ref_lora, .op = run_lora};
+    int n = 5, in = 7, o = 4, r = 3;
+    c.dim[0] = n, c.dim[1] = in, c.dim[2] = o, c.dim[3] = r;
+    c.f[0] = 2.0f, c.f[1] = dropout;
+    c.in[0] = rand_tensor(2, (int64_t[]){n, in}, x_grad);
+    c.in[1] = rand_tensor(2, (int64_t[]){r, in}, true);
+    c.in[2] = rand_tensor(2, (int64_t[]){o, r}, true);
+    c.w = rand_tensor(2, (int64_t[]){o, in}, false);
+    c.b = bias ? rand_tensor(1, (int64_t[]){o}, false) : NULL;
+    c.out_size = n * o;
+    check_case(&c, "lora");
+}
+
+START_TEST(test_linear_grad_matches_finite_differences) {
+    for (int bias = 0; bias < 2; bias++) {
+        GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_linear, .op = run_linear};
+        c.dim[0] = 5, c.dim[1] = 7, c.dim[2] = 3;
+        c.in[0] = rand_tensor(2, (int64_t[]){5, 7}, true);
+        c.w = rand_tensor(2, (int64_t[]){3, 7}, false);
+        c.b = bias ? rand_tensor(1, (int64_t[]){3}, false) : NULL;
+        c.out_size = 15;
+        check_case(&c, "linear");
+    }
+}
+END_TEST
+
+START_TEST(test_lora_grad_matches_finite_differences) {
+    lora_case(false, 0.0f, true);
+    lora_case(true, 0.0f, true);
+    lora_case(false, 0.0f, false); /* frozen x: only A and B get gradients */
+}
+END_TEST
+
+START_TEST(test_lora_with_dropout_grad_matches_finite_differences) {
+    lora_case(true, 0.3f, true);
+    lora_case(false, 0.5f, true);
+}
+END_TEST
+
+/* ---- RoPE: dim = {N, H, D} ---- */
+
+static void ref_rope(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0], H = c->dim[1], D = c->dim[2], half = D / 2;
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < half; i++) {
+                double ang = c->ids[t] * pow(10000.0, -2.0 * i / D);
+                const double *a = x[0] + (t * H + h) * D;
+                double *o = out + (t * H + h) * D;
+                o[i] = a[i] * cos(ang) - a[i + half] * sin(ang);
+                o[i + half] = a[i + half] * cos(ang) + a[i] * sin(ang);
+            }
+}
+static Tensor *run_rope(const GradCase *c, Graph *g, Tensor **in) {
+    return op_rope(g, in[0], c->dim[1], c->dim[2], c->ids, c->cos_t, c->sin_t, 16);
+}
+
+START_TEST(test_rope_grad_matches_finite_differences) {
+    GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_rope, .op = run_rope};
+    int n = 5, H = 2, D = 6;
+    c.dim[0] = n, c.dim[1] = H, c.dim[2] = D;
+    const int32_t pos[5] = {0, 3, 1, 15, 2};
+    memcpy(c.ids, pos, sizeof pos);
+    for (int p = 0; p < 16; p++)
+        for (int i = 0; i < D / 2; i++) {
+            double ang = p * pow(10000.0, -2.0 * i / D);
+            c.cos_t[p * (D / 2) + i] = (float)cos(ang);
+            c.sin_t[p * (D / 2) + i] = (float)sin(ang);
+        }
+    c.in[0] = rand_tensor(2, (int64_t[]){n, H * D}, true);
+    c.out_size = n * H * D;
+    check_case(&c, "rope");
+}
+END_TEST
+
+/* ---- attention: dim = {B, T, NH, NKV, D} ---- */
+
+static void ref_attention(const GradCase *c, double *const *x, double *out) {
+    int B = c->dim[0], T = c->dim[1], NH = c->dim[2], NKV = c->dim[3], D = c->dim[4];
+    const double *q = x[0], *k = x[1], *v = x[2];
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            int kh = h / (NH / NKV);
+            for (int t = 0; t < T; t++) {
+                double sc[64], mx = -1e300, sum = 0.0;
+                for (int s = 0; s <= t; s++) {
+                    bool ok = !c->use_seg || c->seg[b * T + s] == c->seg[b * T + t];
+                    double d = 0.0;
+                    for (int i = 0; i < D; i++)
+                        d +=
+                            q[((b * T + t) * NH + h) * D + i] * k[((b * T + s) * NKV + kh) * D + i];
+                    sc[s] = ok ? d / sqrt((double)D) : -INFINITY;
+                    if (sc[s] > mx) mx = sc[s];
+                }
+                for (int s = 0; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
+                for (int i = 0; i < D; i++) {
+                    double acc = 0.0;
+                    for (int s = 0; s <= t; s++)
+                        acc += sc[s] / sum * v[((b * T + s) * NKV + kh) * D + i];
+                    out[((b * T + t) * NH + h) * D + i] = acc;
+                }
+            }
+        }
+}
+static Tensor *run_attention(const GradCase *c, Graph *g, Tensor **in) {
+    return op_attention(g, in[0], in[1], in[2], c->dim[0], c->dim[1], c->dim[2], c->dim[3],
+                        c->dim[4], c->use_seg ? c->seg : NULL);
+}
+
+static void attention_case(int NH, int NKV, bool use_seg) {
+    GradCase c = {.n_in = 3, .diff = {true, true, true}, .ref = ref_attention, .op = run_attention};
+    int B = 2, T = 5, D = 4;
+    c.dim[0] = B, c.dim[1] = T, c.dim[2] = NH, c.dim[3] = NKV, c.dim[4] = D;
+    c.use_seg = use_seg;
+    const int32_t seg[10] = {0, 0, 1, 1, 1, 4, 4, 4, 7, 7}; /* two packed docs per row */
+    memcpy(c.seg, seg, sizeof seg);
+    c.in[0] = rand_tensor(2, (int64_t[]){B * T, NH * D}, true);
+    c.in[1] = rand_tensor(2, (int64_t[]){B * T, NKV * D}, true);
+    c.in[2] = rand_tensor(2, (int64_t[]){B * T, NKV * D}, true);
+    c.out_size = B * T * NH * D;
+    check_case(&c, use_seg ? "attention+segments" : "attention");
+}
+
+START_TEST(test_attention_grad_matches_finite_differences_for_gqa_ratios) {
+    const int heads[4][2] = {{2, 2}, {4, 2}, {3, 1}, {4, 1}}; /* NH/NKV = 1, 2, 3, 4 */
+    for (int i = 0; i < 4; i++) attention_case(heads[i][0], heads[i][1], false);
+}
+END_TEST
+
+START_TEST(test_attention_with_segments_grad_matches_finite_differences) {
+    attention_case(2, 2, true);
+    attention_case(4, 2, true);
+    attention_case(3, 1, true);
+}
+END_TEST
+
+/* ---- SwiGLU, add, dropout: dim = {N, C} ---- */
+
+static void ref_swiglu(const GradCase *c, double *const *x, double *out) {
+    for (int i = 0; i < c->dim[0] * c->dim[1]; i++)
+        out[i] = x[0][i] / (1.0 + exp(-x[0][i])) * x[1][i];
+}
+static Tensor *run_swiglu(const GradCase *c, Graph *g, Tensor **in) {
+    (void)c;
+    return op_swiglu(g, in[0], in[1]);
+}
+static void ref_add(const GradCase *c, double *const *x, double *out) {
+    for (int i = 0; i < c->dim[0] * c->dim[1]; i++) out[i] = x[0][i] + x[1][i];
+}
+static Tensor *run_add(const GradCase *c, Graph *g, Tensor **in) {
+    (void)c;
+    return op_add(g, in[0], in[1]);
+}
+static void ref_dropout(const GradCase *c, double *const *x, double *out) {
+    double p = c->f[0];
+    for (int i = 0; i < c->dim[0] * c->dim[1]; i++)
+        out[i] = tensor_dropout_uniform(7, (uint64_t)i) < p ? 0.0 : x[0][i] / (1.0 - p);
+}
+static Tensor *run_dropout(const GradCase *c, Graph *g, Tensor **in) {
+    return op_dropout(g, in[0], c->f[0], 7);
+}
+
+static void pointwise_case(int n_in, RefFn ref, OpFn op, float f0, const char *name) {
+    GradCase c = {.n_in = n_in, .diff = {true, true}, .ref = ref, .op = op};
+    c.dim[0] = 5, c.dim[1] = 7, c.f[0] = f0;
+    for (int i = 0; i < n_in; i++) {
+        c.in[i] = rand_tensor(2, (int64_t[]){5, 7}, true);
+        for (int64_t j = 0; j < 35; j++) c.in[i]->data[j] *= 3.0f; /* reach silu's tails */
+    }
+    c.out_size = 35;
+    check_case(&c, name);
+}
+
+START_TEST(test_swiglu_add_dropout_grads_match_finite_differences) {
+    pointwise_case(2, ref_swiglu, run_swiglu, 0.0f, "swiglu");
+    pointwise_case(2, ref_add, run_add, 0.0f, "add");
+    pointwise_case(1, ref_dropout, run_dropout, 0.4f, "dropout");
+}
+END_TEST
+
+/* ---- cross-entropy: dim = {N, V} ---- */
+
+static void ref_cross_entropy(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0], V = c->dim[1];
+    double total = 0.0;
+    for (int i = 0; i < n; i++) {
+        if (c->ids[i] == TENSOR_IGNORE_INDEX) continue;
+        double se = 0.0;
+        for (int j = 0; j < V; j++) se += exp(x[0][i * V + j]);
+        total += log(se) - x[0][i * V + c->ids[i]];
+    }
+    out[0] = total;
+}
+static Tensor *run_cross_entropy(const GradCase *c, Graph *g, Tensor **in) {
+    int64_t count = -1;
+    Tensor *y = op_cross_entropy(g, in[0], c->ids, &count);
+    ck_assert_int_eq(count, 4);
+    return y;
+}
+
+START_TEST(test_cross_entropy_grad_matches_finite_differences_with_ignored_rows) {
+    GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_cross_entropy, .op = run_cross_entropy};
+    c.dim[0] = 6, c.dim[1] = 7;
+    const int32_t targets[6] = {3, TENSOR_IGNORE_INDEX, 0, 6, TENSOR_IGNORE_INDEX, 2};
+    memcpy(c.ids, targets, sizeof targets);
+    c.in[0] = rand_tensor(2, (int64_t[]){6, 7}, true);
+    for (int64_t j = 0; j < 42; j++) c.in[0]->data[j] *= 4.0f;
+    c.out_size = 1;
+    check_case(&c, "cross_entropy");
+}
+END_TEST
+
+Suite *tensor_grad_suite(void) {
+    Suite *s = suite_create("tensor_grad");
+    TCase *tc = tcase_create("finite_differences");
+    tcase_add_test(tc, test_rmsnorm_grad_matches_finite_differences);
+    tcase_add_test(tc, test_linear_grad_matches_finite_differences);
+    tcase_add_test(tc, test_lora_grad_matches_finite_differences);
+    tcase_add_test(tc, test_lora_with_dropout_grad_matches_finite_differences);
+    tcase_add_test(tc, test_rope_grad_matches_finite_differences);
+    tcase_add_test(tc, test_attention_grad_matches_finite_differences_for_gqa_ratios);
+    tcase_add_test(tc, test_attention_with_segments_grad_matches_finite_differences);
+    tcase_add_test(tc, test_swiglu_add_dropout_grads_match_finite_differences);
+    tcase_add_test(tc, test_cross_entropy_grad_matches_finite_differences_with_ignored_rows);
+    suite_add_tcase(s, tc);
+    return s;
+}
