@@ -1,0 +1,188 @@
+/* tests/test_tensor_ops.c — each op's forward on tiny inputs whose results are worked out by
+ * hand in the comments, plus the errors an op reports instead of reading out of bounds. */
+#include "tensor/tensor.h"
+#include "tests/test_util.h"
+
+#include <math.h>
+
+#define TOL 1e-6
+
+static Tensor *make(Graph *g, int ndim, const int64_t *shape, const float *values) {
+    Tensor *t = graph_tensor(g, ndim, shape);
+    ck_assert_ptr_nonnull(t);
+    for (int64_t i = 0; i < t->size; i++) t->data[i] = values[i];
+    return t;
+}
+
+static void expect(const Tensor *t, const float *want, int64_t n) {
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->size, n);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(fabs(t->data[i] - want[i]) <= TOL * (1 + fabs(want[i])),
+                      "element %ld: got %.9g want %.9g", (long)i, t->data[i], want[i]);
+}
+
+START_TEST(test_embedding_copies_rows_and_rejects_bad_ids) {
+    Graph *g = graph_create();
+    Tensor *table = make(g, 2, (int64_t[]){3, 2}, (float[]){0, 1, 10, 11, 20, 21});
+    Tensor *y = op_embedding(g, table, (int32_t[]){2, 0, 2}, 3);
+    expect(y, (float[]){20, 21, 0, 1, 20, 21}, 6);
+    ck_assert(!y->requires_grad);
+    ck_assert(!graph_failed(g));
+    ck_assert_ptr_null(op_embedding(g, table, (int32_t[]){1, 3}, 2));
+    ck_assert(graph_failed(g));
+    graph_destroy(g);
+}
+END_TEST
+
+START_TEST(test_rmsnorm_scales_by_root_mean_square_then_weight) {
+    Graph *g = graph_create();
+    /* mean(x^2) = 4, r = 1/2: x r = {1, -1, 1, -1}, times w = {1, -2, 3, -4} */
+    Tensor *x = make(g, 2, (int64_t[]){1, 4}, (float[]){2, -2, 2, -2});
+    Tensor *w = make(g, 1, (int64_t[]){4}, (float[]){1, 2, 3, 4});
+    expect(op_rmsnorm(g, x, w, 0.0f), (float[]){1, -2, 3, -4}, 4);
+    graph_destroy(g);
+}
+END_TEST
+
+START_TEST(test_linear_and_lora_linear_known_values) {
+    Graph *g = graph_create();
+    Tensor *x = make(g, 2, (int64_t[]){1, 2}, (float[]){1, 2});
+    Tensor *w = make(g, 2, (int64_t[]){3, 2}, (float[]){1, 0, 0, 1, 1, 1});
+    Tensor *b = make(g, 1, (int64_t[]){3}, (float[]){10, 20, 30});
+    /* x W^T = {1, 2, 3}; + b */
+    expect(op_linear(g, x, w, b), (float[]){11, 22, 33}, 3);
+    expect(op_linear(g, x, w, NULL), (float[]){1, 2, 3}, 3);
+    /* h = x A^T = 1 + 2 = 3; s h B^T = 0.5 * 3 * {1, 2, 3} = {1.5, 3, 4.5} */
+    Tensor *A = make(g, 2, (int64_t[]){1, 2}, (float[]){1, 1});
+    Tensor *B = make(g, 2, (int64_t[]){3, 1}, (float[]){1, 2, 3});
+    expect(op_lora_linear(g, x, w, NULL, A, B, 0.5f, 0.0f, 0), (float[]){2.5f, 5, 7.5f}, 3);
+    expect(op_lora_linear(g, x, w, b, A, B, 0.5f, 0.0f, 0), (float[]){12.5f, 25, 37.5f}, 3);
+    ck_assert(!graph_failed(g));
+    ck_assert_ptr_null(op_lora_linear(g, x, w, b, A, B, 0.5f, 1.0f, 0)); /* dropout must be < 1 */
+    graph_destroy(g);
+}
+END_TEST
+
+START_TEST(test_rope_rotates_half_pairs_by_table_angles) {
+    Graph *g = graph_create();
+    /* D = 4, half = 2. Position 1: pair 0 turned by 90 degrees (cos 0, sin 1), pair 1 by
+     * 180 (cos -1, sin 0). x = {1, 2, 3, 4}, pairs (x0, x2) = (1, 3) and (x1, x3) = (2, 4):
+     * out0 = 1*0 - 3*1 = -3, out2 = 3*0 + 1*1 = 1, out1 = -2, out3 = -4. Position 0 keeps x. */
+    const float cos_t[4] = {1, 1, 0, -1}, sin_t[4] = {0, 0, 1, 0};
+    Tensor *x = make(g, 2, (int64_t[]){2, 4}, (float[]){1, 2, 3, 4, 1, 2, 3, 4});
+    Tensor *y = op_rope(g, x, 1, 4, (int32_t[]){1, 0}, cos_t, sin_t, 2);
+    expect(y, (float[]){-3, -2, 1, -4, 1, 2, 3, 4}, 8);
+    ck_assert_ptr_null(op_rope(g, x, 1, 4, (int32_t[]){2, 0}, cos_t, sin_t, 2));
+    graph_destroy(g);
+}
+END_TEST
+
+START_TEST(test_attention_causal_gqa_and_segments_known_values) {
+    Graph *g = graph_create();
+    /* D = 1, so scores are q k. Two query heads share one kv head. k = {0, 1}, v = {2, 4}.
+     * head 0: q = 0 everywhere: t0 -> 2, t1 -> mean(2, 4) = 3.
+     * head 1: q1 = ln 3: scores {0, ln 3}, probs {1/4, 3/4}: t1 -> 0.5 + 3 = 3.5; t0 -> 2. */
+    float l3 = logf(3.0f);
+    Tensor *q = make(g, 2, (int64_t[]){2, 2}, (float[]){0, 0, 0, l3});
+    Tensor *k = make(g, 2, (int64_t[]){2, 1}, (float[]){0, 1});
+    Tensor *v = make(g, 2, (int64_t[]){2, 1}, (float[]){2, 4});
+    expect(op_attention(g, q, k, v, 1, 2, 2, 1, 1, NULL), (float[]){2, 2, 3, 3.5f}, 4);
+    /* different segments: t1 sees only itself */
+    expect(op_attention(g, q, k, v, 1, 2, 2, 1, 1, (int32_t[]){0, 1}), (float[]){2, 2, 4, 4}, 4);
+    ck_assert(!graph_failed(g));
+    ck_assert_ptr_null(op_attention(g, q, k, v, 1, 2, 3, 2, 1, NULL)); /* 3 % 2 != 0 */
+    graph_destroy(g);
+}
+END_TEST
+
+START_TEST(test_swiglu_add_known_values) {
+    Graph *g = graph_create();
+    /* silu(ln 3) = ln 3 * sigmoid(ln 3) = 0.75 ln 3; silu(0) = 0 */
+    float l3 = logf(3.0f);
+    Tensor *gate = make(g, 2, (int64_t[]){1, 2}, (float[]){l3, 0});
+    Tensor *up = make(g, 2, (int64_t[]){1, 2}, (float[]){2, 5});
+    expect(op_swiglu(g, gate, up), (float[]){1.5f * l3, 0}, 2);
+    expect(op_add(g, gate, up), (float[]){l3 + 2, 5}, 2);
+    Tensor *other = make(g, 2, (int64_t[]){2, 1}, (float[]){1, 1});
+    ck_assert_ptr_null(op_add(g, gate, other)); /* shapes differ */
+    ck_assert_ptr_null(op_swiglu(g, NULL, up));
+    graph_destroy(g);
+}
+END_TEST
+
+START_TEST(test_dropout_drops_where_hash_below_p_and_rescales) {
+    Graph *g = graph_create();
+    int64_t n = 4096;
+    Tensor *x = graph_tensor(g, 2, (int64_t[]){64, 64});
+    for (int64_t i = 0; i < n; i++) x->data[i] = 1.0f;
+    Tensor *y = op_dropout(g, x, 0.25f, 3);
+    ck_assert_ptr_nonnull(y);
+    int64_t dropped = 0;
+    for (int64_t i = 0; i < n; i++) {
+        bool drop = tensor_dropout_uniform(3, (uint64_t)i) < 0.25f;
+        ck_assert_float_eq(y->data[i], drop ? 0.0f : 1.0f / 0.75f);
+        dropped += drop;
+    }
+    ck_assert_int_gt(dropped, n / 4 - 200);
+    ck_assert_int_lt(dropped, n / 4 + 200);
+    Tensor *same = op_dropout(g, x, 0.0f, 3);
+    expect(same, x->data, n);
+    /* another seed gives another mask */
+    int64_t differ = 0;
+    for (int64_t i = 0; i < n; i++)
+        differ += (tensor_dropout_uniform(3, (uint64_t)i) < 0.25f) !=
+                  (tensor_dropout_uniform(4, (uint64_t)i) < 0.25f);
+    ck_assert_int_gt(differ, n / 10);
+    graph_destroy(g);
+}
+END_TEST
+
+START_TEST(test_cross_entropy_sums_counted_rows_and_is_stable) {
+    Graph *g = graph_create();
+    /* row 0: uniform over 4, loss ln 4. row 1 ignored. row 2: exp sum 1+3+1+1 = 6, target
+     * logit ln 3: ln 6 - ln 3 = ln 2. row 3: logits of 1000 (exp would overflow) give ln 4.
+     * total = ln 4 + ln 2 + ln 4 = ln 32. */
+    float l3 = logf(3.0f);
+    Tensor *logits = make(g, 2, (int64_t[]){4, 4},
+                          (float[]){0, 0, 0, 0, 9, 9, 9, 9, 0, l3, 0, 0, 1000, 1000, 1000, 1000});
+    int64_t count = 0;
+    Tensor *loss = op_cross_entropy(g, logits, (int32_t[]){2, TENSOR_IGNORE_INDEX, 1, 3}, &count);
+    expect(loss, (float[]){logf(32.0f)}, 1);
+    ck_assert_int_eq(count, 3);
+    ck_assert_ptr_null(op_cross_entropy(g, logits, (int32_t[]){2, 4, 1, 3}, &count));
+    ck_assert(graph_failed(g));
+    graph_destroy(g);
+}
+END_TEST
+
+START_TEST(test_matmul_helper_plain_transposed_and_accumulated) {
+    float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8}, c[4] = {0};
+    tensor_matmul(c, a, b, 2, 2, 2, false, false); /* A B = {19, 22, 43, 50} */
+    ck_assert_float_eq(c[0], 19);
+    ck_assert_float_eq(c[1], 22);
+    ck_assert_float_eq(c[2], 43);
+    ck_assert_float_eq(c[3], 50);
+    tensor_matmul(c, a, b, 2, 2, 2, true, true); /* + A B^T = {17, 23, 39, 53} */
+    ck_assert_float_eq(c[0], 36);
+    ck_assert_float_eq(c[1], 45);
+    ck_assert_float_eq(c[2], 82);
+    ck_assert_float_eq(c[3], 103);
+}
+END_TEST
+
+Suite *tensor_ops_suite(void) {
+    Suite *s = suite_create("tensor_ops");
+    TCase *tc = tcase_create("known_values");
+    tcase_add_test(tc, test_embedding_copies_rows_and_rejects_bad_ids);
+    tcase_add_test(tc, test_rmsnorm_scales_by_root_mean_square_then_weight);
+    tcase_add_test(tc, test_linear_and_lora_linear_known_values);
+    tcase_add_test(tc, test_rope_rotates_half_pairs_by_table_angles);
+    tcase_add_test(tc, test_attention_causal_gqa_and_segments_known_values);
+    tcase_add_test(tc, test_swiglu_add_known_values);
+    tcase_add_test(tc, test_dropout_drops_where_hash_below_p_and_rescales);
+    tcase_add_test(tc, test_cross_entropy_sums_counted_rows_and_is_stable);
+    tcase_add_test(tc, test_matmul_helper_plain_transposed_and_accumulated);
+    suite_add_tcase(s, tc);
+    return s;
+}
