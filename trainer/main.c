@@ -2,11 +2,28 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "trainer/commands.h"
+
 #define LORAFIT_VERSION "0.1.0"
 
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"inspect", cmd_inspect, "inspect FILE.safetensors | DIR   tensors, dtypes, shapes, config"},
+    {"generate", cmd_generate,
+     "generate --model DIR [--adapter DIR] --prompt-ids \"1 2 3\" [-n N] [--temperature T] "
+     "[--seed S]"},
+};
+
 static void usage(FILE *out) {
-    fprintf(out, "usage: lorafit COMMAND [ARGS]\n"
-                 "  lorafit --version | --help | COMMAND --help\n");
+    fprintf(out, "usage: lorafit COMMAND [ARGS]\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  lorafit %s\n", commands[i].summary);
+    fprintf(out, "  lorafit --version | --help | COMMAND --help\n");
 }
 
 int main(int argc, char **argv) {
@@ -22,6 +39,8 @@ int main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
     fprintf(stderr, "lorafit: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

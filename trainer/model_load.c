@@ -1,0 +1,255 @@
+/* trainer/model_load.c — config.json + safetensors -> Model (see model.h).
+ *
+ * Two passes over the expected tensor list: the first checks every name, dtype and shape
+ * and sizes the conversion buffer; the second points F32 tensors into the mapping and
+ * converts the rest. A mismatch names the tensor and both shapes. */
+#include "trainer/model_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const module_names[MODULE_COUNT] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                       "gate_proj", "up_proj", "down_proj"};
+
+const char *model_module_name(ModelModule mod) {
+    return (unsigned)mod < MODULE_COUNT ? module_names[mod] : "?";
+}
+
+const char *model_module_parent(ModelModule mod) {
+    return mod <= MODULE_O ? "self_attn" : "mlp";
+}
+
+void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
+    int c = cfg->hidden_size, q = cfg->num_attention_heads * cfg->head_dim,
+        kv = cfg->num_key_value_heads * cfg->head_dim, ff = cfg->intermediate_size;
+    switch (mod) {
+    case MODULE_Q:
+        *out = q, *in = c;
+        break;
+    case MODULE_K:
+    case MODULE_V:
+        *out = kv, *in = c;
+        break;
+    case MODULE_O:
+        *out = c, *in = q;
+        break;
+    case MODULE_GATE:
+    case MODULE_UP:
+        *out = ff, *in = c;
+        break;
+    default:
+        *out = c, *in = ff;
+        break;
+    }
+}
+
+/* One expected tensor: where it goes and what shape it must have. */
+typedef struct {
+    char name[128];
+    Tensor *dst;
+    int ndim;
+    int64_t shape[2];
+    const StTensor *src;
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    int n;
+} SlotList;
+
+static void expect(SlotList *l, Tensor *dst, int64_t d0, int64_t d1, const char *fmt, int layer,
+                   const char *a, const char *b) {
+    Slot *s = &l->slots[l->n++];
+    snprintf(s->name, sizeof s->name, fmt, layer, a, b);
+    s->dst = dst;
+    s->ndim = d1 ? 2 : 1;
+    s->shape[0] = d0;
+    s->shape[1] = d1;
+}
+
+static void list_slots(Model *m, SlotList *l) {
+    const ModelConfig *c = &m->cfg;
+    expect(l, &m->embed, c->vocab_size, c->hidden_size, "model.embed_tokens.weight%.0d%s%s", 0, "",
+           "");
+    for (int i = 0; i < c->num_hidden_layers; i++) {
+        ModelLayer *L = &m->layers[i];
+        expect(l, &L->attn_norm, c->hidden_size, 0, "model.layers.%d.%s%s", i,
+               "input_layernorm.weight", "");
+        expect(l, &L->ffn_norm, c->hidden_size, 0, "model.layers.%d.%s%s", i,
+               "post_attention_layernorm.weight", "");
+        for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            int out, in;
+            model_module_dims(c, (ModelModule)mod, &out, &in);
+            char leaf[64];
+            snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
+                     module_names[mod]);
+            expect(l, &L->w[mod], out, in, "model.layers.%d.%s%s", i, leaf, ".weight");
+            bool bias = (mod <= MODULE_V && c->qkv_bias) || (mod == MODULE_O && c->o_bias);
+            if (bias) expect(l, &L->b[mod], out, 0, "model.layers.%d.%s%s", i, leaf, ".bias");
+        }
+    }
+    expect(l, &m->final_norm, c->hidden_size, 0, "model.norm.weight%.0d%s%s", 0, "", "");
+    if (!c->tie_word_embeddings)
+        expect(l, &m->lm_head, c->vocab_size, c->hidden_size, "lm_head.weight%.0d%s%s", 0, "", "");
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t at = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < ndim && at < n; d++)
+        at += (size_t)snprintf(buf + at, n - at, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (at < n) snprintf(buf + at, n - at, "]");
+}
+
+static int check_slot(const Model *m, Slot *s, const char *dir, size_t *convert_floats, char *err,
+                      size_t errlen) {
+    s->src = st_checkpoint_find(m->ckpt, s->name);
+    if (!s->src) {
+        snprintf(err, errlen, "%s: tensor '%s' is missing (config.json needs it%s)", dir, s->name,
+                 strstr(s->name, "lm_head") ? ": tie_word_embeddings is false" : "");
+        return -1;
+    }
+    const StTensor *t = s->src;
+    bool same = t->ndim == s->ndim;
+    for (int d = 0; same && d < s->ndim; d++) same = t->shape[d] == s->shape[d];
+    if (!same) {
+        char want[64], got[128];
+        shape_str(want, sizeof want, s->ndim, s->shape);
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        snprintf(err, errlen, "%s: tensor '%s' has shape %s but config.json implies %s", dir,
+                 s->name, got, want);
+        return -1;
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+        snprintf(err, errlen, "%s: tensor '%s' has dtype %s (expected F32, F16 or BF16)", dir,
+                 s->name, st_dtype_name(t->dtype));
+        return -1;
+    }
+    if (t->dtype != ST_F32 || (uintptr_t)t->data % sizeof(float) != 0)
+        *convert_floats += (size_t)t->numel;
+    return 0;
+}
+
+static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    int max_slots = 3 + c->num_hidden_layers * (2 + 2 * MODULE_COUNT);
+    SlotList l = {calloc((size_t)max_slots, sizeof(Slot)), 0};
+    if (!l.slots) {
+        snprintf(err, errlen, "%s: out of memory", dir);
+        return -1;
+    }
+    list_slots(m, &l);
+    size_t convert = 0;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < l.n; i++)
+        rc = check_slot(m, &l.slots[i], dir, &convert, err, errlen);
+    if (rc == 0 && convert) {
+        m->converted = malloc(convert * sizeof(float));
+        m->converted_bytes = convert * sizeof(float);
+        if (!m->converted) {
+            snprintf(err, errlen, "%s: out of memory converting %zu weights to F32", dir, convert);
+            rc = -1;
+        }
+    }
+    float *next = m->converted;
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        Slot *s = &l.slots[i];
+        float *data;
+        if (s->src->dtype == ST_F32 && (uintptr_t)s->src->data % sizeof(float) == 0) {
+            data = (float *)s->src->data; /* read-only mapping; frozen weights are never written */
+        } else {
+            data = next;
+            next += s->src->numel;
+            rc = st_to_float(s->src, data, err, errlen);
+        }
+        tensor_init(s->dst, data, s->ndim, s->shape);
+        m->param_count += (size_t)s->src->numel;
+    }
+    if (c->tie_word_embeddings) m->lm_head = m->embed;
+    free(l.slots);
+    return rc;
+}
+
+/* cos/sin of pos * inv_freq in double, rounded to float once. */
+static int build_rope_tables(Model *m, char *err, size_t errlen) {
+    int half = m->cfg.head_dim / 2;
+    m->max_pos = m->cfg.max_position_embeddings < MODEL_MAX_ROPE_POSITIONS
+                     ? m->cfg.max_position_embeddings
+                     : MODEL_MAX_ROPE_POSITIONS;
+    size_t n = (size_t)m->max_pos * (size_t)half;
+    double *inv_freq = malloc((size_t)half * sizeof *inv_freq);
+    m->rope_cos = malloc(n * sizeof(float));
+    m->rope_sin = malloc(n * sizeof(float));
+    if (!inv_freq || !m->rope_cos || !m->rope_sin) {
+        free(inv_freq);
+        snprintf(err, errlen, "out of memory for the RoPE tables");
+        return -1;
+    }
+    hf_rope_inv_freq(&m->cfg, inv_freq);
+    for (int p = 0; p < m->max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            double a = (double)p * inv_freq[i];
+            m->rope_cos[(size_t)p * half + i] = (float)cos(a);
+            m->rope_sin[(size_t)p * half + i] = (float)sin(a);
+        }
+    free(inv_freq);
+    return 0;
+}
+
+Model *model_load(const char *dir, char *err, size_t errlen) {
+    Model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "%s: out of memory", dir);
+        return NULL;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    int rc = hf_config_load(path, &m->cfg, err, errlen);
+    if (rc == 0 && !(m->layers = calloc((size_t)m->cfg.num_hidden_layers, sizeof *m->layers))) {
+        snprintf(err, errlen, "%s: out of memory", dir);
+        rc = -1;
+    }
+    if (rc == 0 && !(m->ckpt = st_checkpoint_open(dir, err, errlen))) rc = -1;
+    if (rc == 0) rc = load_weights(m, dir, err, errlen);
+    if (rc == 0) rc = build_rope_tables(m, err, errlen);
+    if (rc != 0) {
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    st_checkpoint_close(m->ckpt);
+    free(m->converted);
+    free(m->layers);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    free(m);
+}
+
+const ModelConfig *model_config(const Model *m) {
+    return &m->cfg;
+}
+
+int model_max_positions(const Model *m) {
+    return m->max_pos;
+}
+
+size_t model_param_count(const Model *m) {
+    return m->param_count;
+}
+
+size_t model_converted_bytes(const Model *m) {
+    return m->converted_bytes;
+}
+
+const Tensor *model_weight(const Model *m, int layer, ModelModule mod) {
+    return &m->layers[layer].w[mod];
+}
+
+const Tensor *model_bias(const Model *m, int layer, ModelModule mod) {
+    return m->layers[layer].b[mod].data ? &m->layers[layer].b[mod] : NULL;
+}
