@@ -1,0 +1,323 @@
+/* tests/test_model.c — the model against the float64 PyTorch reference: logits, loss and
+ * LoRA gradients of fixtures, greedy generation, F16/BF16 and sharded checkpoints. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/test_util.h"
+#include "trainer/lora.h"
+#include "trainer/model.h"
+#include "trainer/safetensors.h"
+
+/* Rows [0, batch) of a fixture's train.jsonl: ids and next-token targets (B*T). */
+static void read_batch(const char *path, int batch, int seq, int32_t *ids, int32_t *targets) {
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[65536];
+    for (int b = 0; b < batch; b++) {
+        ck_assert(fgets(line, sizeof line, f) != NULL);
+        json_error_t je;
+        json_t *row = json_loads(line, 0, &je);
+        ck_assert(row != NULL);
+        json_t *in = json_object_get(row, "input_ids"), *lab = json_object_get(row, "labels");
+        ck_assert_int_eq((int)json_array_size(in), seq);
+        for (int t = 0; t < seq; t++) {
+            ids[b * seq + t] = (int32_t)json_integer_value(json_array_get(in, (size_t)t));
+            targets[b * seq + t] =
+                t + 1 < seq ? (int32_t)json_integer_value(json_array_get(lab, (size_t)t + 1))
+                            : TENSOR_IGNORE_INDEX;
+        }
+        json_decref(row);
+    }
+    fclose(f);
+}
+
+static float *expected_floats(const SafeTensors *st, const char *name, int64_t numel) {
+    const StTensor *t = st_find(st, name);
+    ck_assert_msg(t != NULL, "expected.safetensors has no %s", name);
+    ck_assert_int_eq(t->numel, numel);
+    float *out = malloc((size_t)numel * sizeof *out);
+    char err[256];
+    ck_assert_int_eq(st_to_float(t, out, err, sizeof err), 0);
+    return out;
+}
+
+/* Batch 0 of a make_fixture.py fixture: logits, loss, grad norm and every LoRA gradient. */
+static void check_fixture(const char *model_dir, const char *fx) {
+    char path[4096], err[1024];
+    Model *m = model_load(model_dir, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    snprintf(path, sizeof path, "%s/fixture.json", fx);
+    json_error_t je;
+    json_t *fj = json_load_file(path, 0, &je);
+    ck_assert_msg(fj != NULL, "%s", je.text);
+    LoraSpec spec = {.r = (int)json_integer_value(json_object_get(fj, "r")),
+                     .alpha = (float)json_number_value(json_object_get(fj, "alpha")),
+                     .rslora = json_is_true(json_object_get(fj, "rslora"))};
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(fj, "targets"), i, t) spec.targets |=
+        lora_parse_target(json_string_value(t));
+    int batch = (int)json_integer_value(json_object_get(fj, "batch"));
+    int seq = (int)json_integer_value(json_object_get(fj, "seq"));
+    double loss_ref = json_number_value(json_array_get(json_object_get(fj, "losses"), 0));
+    double norm_ref = json_number_value(json_object_get(fj, "grad_norm_step0"));
+    json_decref(fj);
+
+    Lora *lora = lora_create(m, &spec, err, sizeof err);
+    ck_assert_msg(lora != NULL, "%s", err);
+    snprintf(path, sizeof path, "%s/init_adapter", fx);
+    ck_assert_msg(lora_load_peft(lora, path, err, sizeof err) == 0, "%s", err);
+    int n = batch * seq, v = model_config(m)->vocab_size;
+    int32_t *ids = malloc((size_t)n * sizeof *ids), *targets = malloc((size_t)n * sizeof *ids);
+    snprintf(path, sizeof path, "%s/train.jsonl", fx);
+    read_batch(path, batch, seq, ids, targets);
+
+    Graph *g = graph_create();
+    Tensor *logits = model_forward(m, lora, g, ids, NULL, NULL, batch, seq, 1);
+    int64_t count = 0;
+    Tensor *loss = op_cross_entropy(g, logits, targets, &count);
+    ck_assert(loss != NULL && count > 0);
+    ck_assert_int_eq(graph_backward(g, loss, 1.0f / (float)count), 0);
+
+    snprintf(path, sizeof path, "%s/expected.safetensors", fx);
+    SafeTensors *ex = st_open(path, err, sizeof err);
+    ck_assert_msg(ex != NULL, "%s", err);
+    float *ref = expected_floats(ex, "logits_step0", (int64_t)n * v);
+    double max_diff = 0;
+    for (int64_t k = 0; k < (int64_t)n * v; k++)
+        max_diff = fmax(max_diff, fabs((double)logits->data[k] - ref[k]));
+    free(ref);
+    ck_assert_msg(max_diff < 1e-3, "%s: logits differ by %g", fx, max_diff);
+    double loss_mean = (double)loss->data[0] / (double)count;
+    ck_assert_msg(fabs(loss_mean - loss_ref) < 1e-4 * fabs(loss_ref), "loss %.8f vs %.8f",
+                  loss_mean, loss_ref);
+
+    double norm2 = 0;
+    for (int k = 0; k < lora_count(lora); k++) {
+        const char *name;
+        Tensor *p = lora_tensor(lora, k, &name);
+        char key[256];
+        snprintf(key, sizeof key, "grad.%s", name);
+        float *gref = expected_floats(ex, key, p->size);
+        double d2 = 0, r2 = 0;
+        for (int64_t e = 0; e < p->size; e++) {
+            d2 += ((double)p->grad[e] - gref[e]) * ((double)p->grad[e] - gref[e]);
+            r2 += (double)gref[e] * gref[e];
+            norm2 += (double)p->grad[e] * p->grad[e];
+        }
+        free(gref);
+        ck_assert_msg(sqrt(d2) < 1e-4 * sqrt(r2), "%s: relative error %g", key, sqrt(d2 / r2));
+    }
+    ck_assert_msg(fabs(sqrt(norm2) - norm_ref) < 1e-4 * norm_ref, "grad norm %.8f vs %.8f",
+                  sqrt(norm2), norm_ref);
+    st_close(ex);
+    graph_destroy(g);
+    free(ids);
+    free(targets);
+    lora_free(lora);
+    model_free(m);
+}
+
+START_TEST(test_stories260k_logits_loss_and_grads_match_reference) {
+    TEST_NEED_SHARED(shared);
+    char model[4096], fx[4096];
+    snprintf(model, sizeof model, "%s/models/stories260K", shared);
+    snprintf(fx, sizeof fx, "%s/fixtures/stories260K-lora", shared);
+    check_fixture(model, fx);
+}
+END_TEST
+
+START_TEST(test_qwen2_biases_and_untied_head_match_reference) {
+    check_fixture("tests/data/train/qwen2-untied/model", "tests/data/train/qwen2-untied");
+}
+END_TEST
+
+START_TEST(test_llama_bf16_tied_mqa_matches_reference) {
+    check_fixture("tests/data/train/llama-bf16-tied/model", "tests/data/train/llama-bf16-tied");
+}
+END_TEST
+
+START_TEST(test_greedy_generation_reproduces_expected_ids) {
+    TEST_NEED_SHARED(shared);
+    char path[4096], err[1024];
+    snprintf(path, sizeof path, "%s/models/stories260K/expected_greedy_ids.json", shared);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    ck_assert(root != NULL);
+    json_t *want = json_object_get(root, "greedy_ids");
+    int total = (int)json_array_size(want); /* includes the BOS prompt */
+    ck_assert_int_eq(total, 200);
+    snprintf(path, sizeof path, "%s/models/stories260K", shared);
+    Model *m = model_load(path, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    int32_t prompt[1] = {1}, out[200];
+    ck_assert_msg(model_generate(m, NULL, prompt, 1, total - 1, 0.0f, 0, out, err, sizeof err) == 0,
+                  "%s", err);
+    for (int i = 0; i < total; i++)
+        ck_assert_int_eq(out[i], (int)json_integer_value(json_array_get(want, (size_t)i)));
+    json_decref(root);
+    model_free(m);
+}
+END_TEST
+
+/* Base-model logits of a few fixed tokens (N = 2 x 12). */
+static float *base_logits(const char *dir, int *nv) {
+    char err[1024];
+    Model *m = model_load(dir, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 37 + 5) % model_config(m)->vocab_size);
+    Graph *g = graph_create();
+    Tensor *lg = model_forward_eval(m, NULL, g, ids, NULL, NULL, 2, 12);
+    ck_assert(lg != NULL);
+    *nv = (int)lg->size;
+    float *out = malloc((size_t)lg->size * sizeof *out);
+    memcpy(out, lg->data, (size_t)lg->size * sizeof *out);
+    graph_destroy(g);
+    model_free(m);
+    return out;
+}
+
+static void copy_config(const char *from, const char *to) {
+    char src[4096], dst[4096];
+    size_t len;
+    snprintf(src, sizeof src, "%s/config.json", from);
+    snprintf(dst, sizeof dst, "%s/config.json", to);
+    char *text = test_read_file(src, &len);
+    ck_assert(text != NULL);
+    test_write_file(dst, text, len);
+    free(text);
+}
+
+/* Rewrites a model's weights as dtype (F32 = values rounded through `round_as` first), into
+ * `shards` files (+ index when > 1). */
+static void write_variant(const char *from, const char *to, StDtype dtype, StDtype round_as,
+                          int shards) {
+    char path[4096], err[1024];
+    snprintf(path, sizeof path, "%s/model.safetensors", from);
+    SafeTensors *st = st_open(path, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    copy_config(from, to);
+    int n = st_count(st);
+    uint16_t **half = calloc((size_t)n, sizeof *half);
+    float **full = calloc((size_t)n, sizeof *full);
+    StWriter *w[2] = {st_writer_new(), st_writer_new()};
+    json_t *map = json_object();
+    for (int i = 0; i < n; i++) {
+        const StTensor *t = st_tensor_at(st, i);
+        int s = shards > 1 ? i % 2 : 0;
+        full[i] = malloc((size_t)t->numel * sizeof(float) + 4);
+        ck_assert_int_eq(st_to_float(t, full[i], err, sizeof err), 0);
+        const void *data = full[i];
+        if (dtype == ST_BF16 || dtype == ST_F16 || round_as != ST_F32) {
+            StDtype h = dtype == ST_F32 ? round_as : dtype;
+            half[i] = malloc((size_t)t->numel * 2 + 2);
+            for (int64_t k = 0; k < t->numel; k++) {
+                half[i][k] =
+                    h == ST_BF16 ? st_float_to_bf16(full[i][k]) : st_float_to_f16(full[i][k]);
+                full[i][k] =
+                    h == ST_BF16 ? st_bf16_to_float(half[i][k]) : st_f16_to_float(half[i][k]);
+            }
+            if (dtype != ST_F32) data = half[i];
+        }
+        ck_assert(st_writer_add(w[s], t->name, dtype, t->ndim, t->shape, data, err, sizeof err) ==
+                  0);
+        json_object_set_new(map, t->name,
+                            json_string(s ? "model-00002-of-00002.safetensors"
+                                          : "model-00001-of-00002.safetensors"));
+    }
+    if (shards > 1) {
+        for (int s = 0; s < 2; s++) {
+            snprintf(path, sizeof path, "%s/model-0000%d-of-00002.safetensors", to, s + 1);
+            ck_assert_msg(st_writer_save(w[s], path, err, sizeof err) == 0, "%s", err);
+        }
+        json_t *index = json_pack("{s:{s:i}, s:o}", "metadata", "total_size", 0, "weight_map", map);
+        snprintf(path, sizeof path, "%s/model.safetensors.index.json", to);
+        ck_assert_int_eq(json_dump_file(index, path, 0), 0);
+        json_decref(index);
+    } else {
+        snprintf(path, sizeof path, "%s/model.safetensors", to);
+        ck_assert_msg(st_writer_save(w[0], path, err, sizeof err) == 0, "%s", err);
+        json_decref(map);
+    }
+    for (int i = 0; i < n; i++) free(half[i]), free(full[i]);
+    free(half);
+    free(full);
+    st_writer_free(w[0]);
+    st_writer_free(w[1]);
+    st_close(st);
+}
+
+static void check_half_weights(StDtype dtype, double loose) {
+    TEST_NEED_SHARED(shared);
+    char orig[4096], half[4096], rounded[4096];
+    snprintf(orig, sizeof orig, "%s/models/stories260K", shared);
+    char *tmp = test_tmpdir();
+    snprintf(half, sizeof half, "%s/half", tmp);
+    snprintf(rounded, sizeof rounded, "%s/rounded", tmp);
+    ck_assert_int_eq(mkdir(half, 0755), 0);
+    ck_assert_int_eq(mkdir(rounded, 0755), 0);
+    write_variant(orig, half, dtype, dtype, 1);
+    write_variant(orig, rounded, ST_F32, dtype, 1); /* the same values, stored as F32 */
+    int n0, n1, n2;
+    float *a = base_logits(orig, &n0), *b = base_logits(half, &n1), *c = base_logits(rounded, &n2);
+    ck_assert_int_eq(n0, n1);
+    double max_diff = 0;
+    for (int i = 0; i < n0; i++) {
+        ck_assert_msg(b[i] == c[i], "converted weights differ from F32 at logit %d", i);
+        max_diff = fmax(max_diff, fabs((double)a[i] - b[i]));
+    }
+    ck_assert_msg(max_diff < loose, "half-precision logits differ from F32 by %g", max_diff);
+    ck_assert_msg(max_diff > 0, "half-precision weights changed nothing: conversion not used?");
+    free(a), free(b), free(c);
+    test_rmtree(tmp);
+    free(tmp);
+}
+
+START_TEST(test_bf16_weights_match_f32_within_bf16_precision) {
+    check_half_weights(ST_BF16, 0.5);
+}
+END_TEST
+
+START_TEST(test_f16_weights_match_f32_within_f16_precision) {
+    check_half_weights(ST_F16, 0.02);
+}
+END_TEST
+
+START_TEST(test_sharded_checkpoint_gives_identical_logits) {
+    TEST_NEED_SHARED(shared);
+    char orig[4096];
+    snprintf(orig, sizeof orig, "%s/models/stories260K", shared);
+    char *tmp = test_tmpdir();
+    write_variant(orig, tmp, ST_F32, ST_F32, 2);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.safetensors", tmp);
+    ck_assert_int_ne(access(path, F_OK), 0);
+    int n0, n1;
+    float *a = base_logits(orig, &n0), *b = base_logits(tmp, &n1);
+    ck_assert_int_eq(n0, n1);
+    ck_assert_int_eq(memcmp(a, b, (size_t)n0 * sizeof *a), 0);
+    free(a), free(b);
+    test_rmtree(tmp);
+    free(tmp);
+}
+END_TEST
+
+Suite *model_suite(void) {
+    Suite *s = suite_create("model");
+    TCase *tc = tcase_create("reference");
+    tcase_add_test(tc, test_stories260k_logits_loss_and_grads_match_reference);
+    tcase_add_test(tc, test_qwen2_biases_and_untied_head_match_reference);
+    tcase_add_test(tc, test_llama_bf16_tied_mqa_matches_reference);
+    tcase_add_test(tc, test_greedy_generation_reproduces_expected_ids);
+    tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
+    tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);
+    tcase_add_test(tc, test_sharded_checkpoint_gives_identical_logits);
+    suite_add_tcase(s, tc);
+    return s;
+}
