@@ -1,0 +1,95 @@
+/* data/data.h — streaming tokenized datasets: files in, micro-batches of int32 arrays out.
+ *
+ * data/ knows nothing of models or training. A DataReader reads JSONL or CSV files (each
+ * optionally gzip-compressed) record by record, validates every record, passes the records
+ * through a seeded streaming shuffle buffer, applies the overflow rule (truncate | split |
+ * drop) and lays the resulting rows into fixed-shape batches, packed or one row per sequence.
+ * Memory never grows with file size: the reader holds the shuffle buffer, one batch and one
+ * pending record.
+ *
+ * Order of operations: records -> shuffle buffer (records, not pieces) -> overflow -> rows ->
+ * batch. A record that `split` cuts into chunks yields its chunks consecutively; each chunk is
+ * a row of its own. Batches may span an epoch boundary; the last batch of the last epoch is
+ * padded with empty sequences (n_rows tells how many rows are real).
+ *
+ * Determinism: the shuffle of epoch e is seeded from (seed, e) with tensor/rng.h, so the same
+ * options give the same batches, and every epoch has its own order.
+ *
+ * Exact resume: data_cursor_save() captures the whole reader state in a small blob (see
+ * data/cursor.c for the layout: file fingerprints, record *locators* — file, byte offset, line —
+ * for every row in the shuffle buffer and the pending record, the source position, PRNG state,
+ * epoch and skip counts). Rows are not stored; a restore re-reads them from the files (for .gz
+ * that means decompressing forward from the start of the file, never holding it in memory).
+ * A file whose size, first MB or last 64 KB changed since the save is refused. */
+#ifndef LORAFIT_DATA_H
+#define LORAFIT_DATA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { DATA_OVERFLOW_TRUNCATE, DATA_OVERFLOW_SPLIT, DATA_OVERFLOW_DROP } DataOverflow;
+typedef enum { DATA_ON_ERROR_FAIL, DATA_ON_ERROR_SKIP } DataOnError;
+
+typedef struct DataOptions {
+    const char **paths;       /* (n_paths) each a file path or a glob(3) pattern; .jsonl or .csv, */
+    int n_paths;              /* optionally .gz; a glob's matches are taken in sorted order       */
+    const char *input_field;  /* JSONL key / CSV column of token ids: "input_ids"          */
+    const char *labels_field; /* "labels"; missing key/column (or NULL) => labels = input_ids */
+    int seq_len;              /* T */
+    int batch_size;           /* B */
+    bool packing;
+    DataOverflow overflow;
+    bool shuffle;
+    int shuffle_buffer; /* records held for shuffling (>= 1 when shuffle) */
+    DataOnError on_error;
+    int vocab_size; /* ids must be in [0, vocab_size); 0 = no upper bound check */
+    uint64_t seed;
+    int epochs; /* passes over the data; 0 = cycle forever */
+} DataOptions;
+
+/* One micro-batch. Owned by the reader and overwritten by the next data_next_batch(). */
+typedef struct Batch {
+    int batch, seq_len; /* B, T */
+    int32_t *input_ids; /* (B*T) token ids, 0 on padding */
+    int32_t *targets;   /* (B*T) labels[t+1] of the same segment; TENSOR_IGNORE_INDEX (-100) at
+                           each segment's last position, on padding and where labels say -100 */
+    int32_t *positions; /* (B*T) 0.. restarting at each segment (padding restarts too) */
+    int32_t *segments;  /* (B*T) per sequence: real rows are segments 0..k-1 in order, padding
+                           is segment k, so it never matches a real row */
+    int64_t n_targets;  /* positions whose target is not -100 */
+    int n_rows;         /* rows (records, or chunks of split records) in this batch */
+    int epoch;          /* epoch of the batch's first row */
+} Batch;
+
+typedef struct DataReader DataReader;
+
+/* Expands the paths, checks options fingerprints every file (size, CRC-32 of the first MB and last
+ * 64 KB). NULL + err on error. */
+DataReader *data_open(const DataOptions *o, char *err, size_t errlen);
+/* Fills the next micro-batch into *b (pointers into reader-owned buffers; no allocation per
+ * call once warm). Returns 1 (a batch), 0 (the configured epochs are finished) or -1 (a bad
+ * record under on_error: fail, an I/O error, ...; err names file, line, CSV column and why).
+ * A bad record is reported before any batch containing it is returned. */
+int data_next_batch(DataReader *r, Batch *b, char *err, size_t errlen);
+void data_close(DataReader *r);
+
+/* Cursor: the exact position of the stream. data_cursor_size() is the size of the blob for the
+ * current state (it changes with the shuffle buffer fill). data_cursor_save() needs
+ * size >= data_cursor_size(r). data_cursor_restore() expects a reader freshly opened with the
+ * same options; afterwards it yields exactly the batches the saved reader would have. */
+size_t data_cursor_size(const DataReader *r);
+int data_cursor_save(const DataReader *r, void *blob, size_t size, char *err, size_t errlen);
+int data_cursor_restore(DataReader *r, const void *blob, size_t size, char *err, size_t errlen);
+
+/* Skipped records: bad records (on_error: skip) and rows dropped by overflow: drop, counted
+ * once per record (during the first epoch). The report is one line per file with skips, e.g.
+ * "data/a.jsonl: 3 bad, 1 too long\n"; returns the length written (truncated to outlen). */
+int data_skip_report(const DataReader *r, char *out, size_t outlen);
+int64_t data_skipped(const DataReader *r);
+
+/* The exact number of micro-batches a run with these options yields over all epochs: a dry
+ * pass with a fresh reader. -1 with err when epochs == 0 or the data is bad. */
+int64_t data_count_batches(const DataOptions *o, char *err, size_t errlen);
+
+#endif

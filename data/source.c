@@ -1,0 +1,379 @@
+/* data/source.c — validated records from a list of files, in file order.
+ *
+ * JSONL: one json_loadb per non-blank line. CSV: libcsv fed one line at a time (streamed),
+ * so a record always starts at a line start and its byte offset and line number are known —
+ * that is what makes a record's Locator, and hence the cursor, possible. A quoted cell may
+ * span lines; a record is complete when libcsv reports its end. The header row is required
+ * and read when a CSV file is opened (also when a restore seeks into the file).
+ *
+ * Bad records: on_error fail returns -1 with "file:line: [column 'x': ]why (fix the row or
+ * set data.on_error: skip)"; skip counts the record (while counting is on) and goes on. */
+#include "data/internal.h"
+
+#include <csv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_CSV_RECORD ((size_t)64 << 20)
+
+typedef struct Cell {
+    char *s;
+    size_t n, cap;
+    bool oom;
+} Cell;
+
+struct Source {
+    char **files; /* borrowed from the reader */
+    int n_files;
+    const char *input_field, *labels_field;
+    int vocab_size;
+    DataOnError on_error;
+    int64_t *bad; /* (n_files) borrowed */
+    bool counting;
+
+    int file; /* current file; n_files after the pass */
+    bool open, is_csv;
+    LineReader lr;
+    uint64_t line;        /* lines consumed in the current file */
+    uint64_t next_offset; /* where the next record is searched from */
+
+    struct csv_parser csv;
+    bool csv_ready, header_done, in_record;
+    int col_input, col_labels, n_cols, field, n_fields, records_ended;
+    size_t record_bytes;
+    Cell cell_input, cell_labels;
+    IdList ids, labels;
+};
+
+static void cell_set(Cell *c, const void *s, size_t n) {
+    if (n + 1 > c->cap) {
+        size_t nc = c->cap ? c->cap : 4096;
+        while (nc < n + 1) nc *= 2;
+        char *ns = realloc(c->s, nc);
+        if (!ns) {
+            c->oom = true;
+            return;
+        }
+        c->s = ns;
+        c->cap = nc;
+    }
+    if (n) memcpy(c->s, s, n);
+    c->s[n] = '\0';
+    c->n = n;
+}
+
+static void on_field(void *data, size_t len, void *ctx) {
+    Source *s = ctx;
+    const char *f = data ? data : "";
+    if (!s->header_done) {
+        if (s->field == 0 && len >= 3 && memcmp(f, "\xEF\xBB\xBF", 3) == 0) f += 3, len -= 3;
+        if (strlen(s->input_field) == len && memcmp(f, s->input_field, len) == 0)
+            s->col_input = s->field;
+        if (s->labels_field && strlen(s->labels_field) == len &&
+            memcmp(f, s->labels_field, len) == 0)
+            s->col_labels = s->field;
+    } else if (s->field == s->col_input) {
+        cell_set(&s->cell_input, f, len);
+    } else if (s->field == s->col_labels) {
+        cell_set(&s->cell_labels, f, len);
+    }
+    s->field++;
+}
+
+static void on_record(int c, void *ctx) {
+    (void)c;
+    Source *s = ctx;
+    s->records_ended++;
+    s->n_fields = s->field;
+    s->field = 0;
+}
+
+Source *source_create(char **files, int n_files, const DataOptions *o, int64_t *bad_counts,
+                      char *err, size_t errlen) {
+    Source *s = calloc(1, sizeof *s);
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->files = files;
+    s->n_files = n_files;
+    s->input_field = o->input_field;
+    s->labels_field = o->labels_field;
+    s->vocab_size = o->vocab_size;
+    s->on_error = o->on_error;
+    s->bad = bad_counts;
+    s->counting = true;
+    return s;
+}
+
+static void close_file(Source *s) {
+    if (s->open) linereader_close(&s->lr);
+    if (s->csv_ready) csv_free(&s->csv);
+    s->csv_ready = false;
+    s->open = false;
+}
+
+void source_free(Source *s) {
+    if (!s) return;
+    close_file(s);
+    free(s->cell_input.s);
+    free(s->cell_labels.s);
+    free(s->ids.v);
+    free(s->labels.v);
+    free(s);
+}
+
+void source_set_counting(Source *s, bool on) {
+    s->counting = on;
+}
+
+static void csv_reset(Source *s) {
+    if (s->csv_ready) csv_free(&s->csv);
+    csv_init(&s->csv, CSV_STRICT | CSV_STRICT_FINI);
+    s->csv_ready = true;
+    s->in_record = false;
+    s->field = s->n_fields = s->records_ended = 0;
+    s->record_bytes = 0;
+}
+
+static bool blank(const char *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r' && p[i] != '\n') return false;
+    return true;
+}
+
+/* Feeds CSV lines until one record ends. 1: a record (fields in cells, start in *loc);
+ * 0: end of file; -1: I/O error (err); -2: malformed CSV (why). */
+static int csv_next_record(Source *s, Locator *loc, char *err, size_t errlen, char *why,
+                           size_t whylen) {
+    for (;;) {
+        const char *p;
+        size_t n;
+        uint64_t off;
+        int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
+        if (rc < 0) return -1;
+        if (rc == 0) {
+            s->records_ended = 0;
+            if (!s->in_record) return 0;
+            s->in_record = false;
+            if (csv_fini(&s->csv, on_field, on_record, s) != 0 || s->records_ended == 0) {
+                snprintf(why, whylen, "unterminated quoted field at end of file");
+                csv_reset(s);
+                return -2;
+            }
+            return 1;
+        }
+        if (!s->in_record) {
+            if (blank(p, n)) {
+                s->line++;
+                s->next_offset = off + n;
+                continue;
+            }
+            loc->offset = off;
+            loc->line = s->line + 1;
+            s->record_bytes = 0;
+        }
+        s->line++;
+        s->next_offset = off + n;
+        s->records_ended = 0;
+        s->record_bytes += n;
+        if (csv_parse(&s->csv, p, n, on_field, on_record, s) != n) {
+            snprintf(why, whylen, "malformed CSV: %s", csv_strerror(csv_error(&s->csv)));
+            csv_reset(s);
+            return -2;
+        }
+        if (s->cell_input.oom || s->cell_labels.oom) {
+            snprintf(err, errlen, "out of memory reading a CSV cell");
+            return -1;
+        }
+        if (s->records_ended > 1) {
+            snprintf(why, whylen, "several records on one line (CR-only line endings?)");
+            csv_reset(s);
+            return -2;
+        }
+        if (s->records_ended == 1) {
+            s->in_record = false;
+            return 1;
+        }
+        s->in_record = true;
+        if (s->record_bytes > MAX_CSV_RECORD) {
+            snprintf(why, whylen, "record longer than %zu MB (unterminated quote?)",
+                     MAX_CSV_RECORD >> 20);
+            csv_reset(s);
+            return -2;
+        }
+    }
+}
+
+static int open_file(Source *s, char *err, size_t errlen) {
+    const char *path = s->files[s->file];
+    if (linereader_open(&s->lr, path, err, errlen) != 0) return -1;
+    s->open = true;
+    s->line = 0;
+    s->next_offset = 0;
+    size_t pl = strlen(path);
+    s->is_csv = (pl >= 4 && strcmp(path + pl - 4, ".csv") == 0) ||
+                (pl >= 7 && strcmp(path + pl - 7, ".csv.gz") == 0);
+    if (!s->is_csv) return 0;
+    csv_reset(s);
+    s->header_done = false;
+    s->col_input = s->col_labels = -1;
+    Locator loc;
+    char why[256];
+    int rc = csv_next_record(s, &loc, err, errlen, why, sizeof why);
+    if (rc == -2) snprintf(err, errlen, "%s:1: CSV header: %s", path, why);
+    if (rc == 0) snprintf(err, errlen, "%s: empty CSV file (a header row is required)", path);
+    if (rc != 1) return -1;
+    s->header_done = true;
+    s->n_cols = s->n_fields;
+    if (s->col_input < 0) {
+        snprintf(err, errlen, "%s:%llu: CSV header has no column '%s' (set data.input_field)", path,
+                 (unsigned long long)loc.line, s->input_field);
+        return -1;
+    }
+    return 0;
+}
+
+static int csv_row(Source *s, Row *row, char *why, size_t whylen) {
+    char cwhy[200];
+    if (s->n_fields != s->n_cols) {
+        snprintf(why, whylen, "row has %d fields but the header has %d", s->n_fields, s->n_cols);
+        return -1;
+    }
+    if (ids_parse_text(s->cell_input.s, s->cell_input.n, &s->ids, cwhy, sizeof cwhy) != 0) {
+        snprintf(why, whylen, "column '%s' (%d): %s", s->input_field, s->col_input + 1, cwhy);
+        return -1;
+    }
+    bool has_labels = s->col_labels >= 0;
+    if (has_labels &&
+        ids_parse_text(s->cell_labels.s, s->cell_labels.n, &s->labels, cwhy, sizeof cwhy) != 0) {
+        snprintf(why, whylen, "column '%s' (%d): %s", s->labels_field, s->col_labels + 1, cwhy);
+        return -1;
+    }
+    if (row_set(row, s->ids.v, s->ids.n, has_labels ? s->labels.v : NULL, s->labels.n,
+                s->input_field, s->labels_field, cwhy, sizeof cwhy) != 0) {
+        snprintf(why, whylen, "column '%s' (%d): %s", has_labels ? s->labels_field : s->input_field,
+                 (has_labels ? s->col_labels : s->col_input) + 1, cwhy);
+        return -1;
+    }
+    if (row_validate(row, s->vocab_size, s->input_field, s->labels_field, cwhy, sizeof cwhy)) {
+        snprintf(why, whylen, "%s", cwhy);
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 a good record, 0 end of file, -1 error (err), -2 bad record (why, loc). */
+static int read_record(Source *s, Row *row, Locator *loc, char *err, size_t errlen, char *why,
+                       size_t whylen) {
+    loc->file = (uint32_t)s->file;
+    if (s->is_csv) {
+        int rc = csv_next_record(s, loc, err, errlen, why, whylen);
+        if (rc != 1) return rc;
+        return csv_row(s, row, why, whylen) == 0 ? 1 : -2;
+    }
+    for (;;) {
+        const char *p;
+        size_t n;
+        uint64_t off;
+        int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
+        if (rc <= 0) return rc;
+        s->line++;
+        s->next_offset = off + n;
+        if (blank(p, n)) continue;
+        loc->offset = off;
+        loc->line = s->line;
+        if (row_from_json_line(p, n, s->input_field, s->labels_field, row, why, whylen) != 0)
+            return -2;
+        if (row_validate(row, s->vocab_size, s->input_field, s->labels_field, why, whylen) != 0)
+            return -2;
+        return 1;
+    }
+}
+
+int source_next(Source *s, Row *row, char *err, size_t errlen) {
+    for (;;) {
+        if (s->file >= s->n_files) return 0;
+        if (!s->open && open_file(s, err, errlen) != 0) return -1;
+        char why[400];
+        Locator loc;
+        int rc = read_record(s, row, &loc, err, errlen, why, sizeof why);
+        if (rc == 1) {
+            row->loc = loc;
+            return 1;
+        }
+        if (rc == 0) {
+            close_file(s);
+            s->file++;
+            continue;
+        }
+        if (rc == -1) return -1;
+        if (s->on_error == DATA_ON_ERROR_FAIL) {
+            snprintf(err, errlen, "%s:%llu: %s (fix the row or set data.on_error: skip)",
+                     s->files[s->file], (unsigned long long)loc.line, why);
+            return -1;
+        }
+        if (s->counting) s->bad[s->file]++;
+    }
+}
+
+void source_rewind(Source *s) {
+    close_file(s);
+    s->file = 0;
+    s->line = 0;
+    s->next_offset = 0;
+}
+
+void source_position(const Source *s, uint32_t *file, uint64_t *offset, uint64_t *line) {
+    *file = (uint32_t)s->file;
+    *offset = s->open ? s->next_offset : 0;
+    *line = s->open ? s->line : 0;
+}
+
+int source_seek(Source *s, uint32_t file, uint64_t offset, uint64_t line, char *err,
+                size_t errlen) {
+    if (file >= (uint32_t)s->n_files) {
+        close_file(s);
+        s->file = s->n_files;
+        return 0;
+    }
+    if (offset == 0 || !s->open || s->file != (int)file) {
+        /* offset 0 means "file not started": a fresh open reads a CSV header again */
+        close_file(s);
+        s->file = (int)file;
+        if (open_file(s, err, errlen) != 0) return -1;
+        if (offset == 0) return 0;
+    }
+    if (linereader_seek(&s->lr, offset, err, errlen) != 0) return -1;
+    if (s->is_csv) {
+        bool hd = s->header_done;
+        int ci = s->col_input, cl = s->col_labels, nc = s->n_cols;
+        csv_reset(s);
+        s->header_done = hd, s->col_input = ci, s->col_labels = cl, s->n_cols = nc;
+    }
+    s->line = line;
+    s->next_offset = offset;
+    return 0;
+}
+
+int source_read_at(Source *s, const Locator *loc, Row *row, char *err, size_t errlen) {
+    if (loc->file >= (uint32_t)s->n_files || loc->line == 0) {
+        snprintf(err, errlen, "data cursor: invalid record locator");
+        return -1;
+    }
+    if (source_seek(s, loc->file, loc->offset, loc->line - 1, err, errlen) != 0) return -1;
+    char why[400];
+    Locator got;
+    int rc = read_record(s, row, &got, err, errlen, why, sizeof why);
+    if (rc == -1) return -1;
+    if (rc != 1 || got.offset != loc->offset) {
+        snprintf(err, errlen,
+                 "%s:%llu: data cursor: the record saved at this position is no longer there "
+                 "(%s); the file changed since the checkpoint",
+                 s->files[loc->file], (unsigned long long)loc->line, rc == -2 ? why : "no record");
+        return -1;
+    }
+    row->loc = *loc;
+    return 0;
+}
