@@ -1,0 +1,113 @@
+/* tools/bench_kernels.c — GFLOP/s of OpenBLAS sgemm and of our kernels at SmolLM-135M shapes
+ * (hidden 576, 9 heads / 3 kv heads, head_dim 64, intermediate 1536, batch 4 x seq 256,
+ * LoRA r 8). FLOPs count 2*M*N*K per product. Attention counts the QK^T and PV products
+ * (and in backward the four products dP, dV, dQ, dK) over the FULL T x T square, which is
+ * what the kernel computes; causal masking would make the useful work about half. */
+#include "tensor/tensor.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static Tensor *filled(int ndim, const int64_t *shape, bool grad, uint64_t *st) {
+    Tensor *t = tensor_new(ndim, shape, grad);
+    if (!t) {
+        fprintf(stderr, "bench_kernels: out of memory\n");
+        exit(1);
+    }
+    for (int64_t i = 0; i < t->size; i++)
+        t->data[i] = (float)((rng_splitmix64(st) >> 40) * 0x1.0p-24 - 0.5);
+    return t;
+}
+
+enum { B = 4, T = 256, N = B * T, C = 576, FF = 1536, NH = 9, NKV = 3, D = 64, R = 8, REPS = 3 };
+
+typedef enum { K_LINEAR, K_LORA, K_ATTENTION } Kind;
+
+typedef struct {
+    Tensor *x, *w, *A, *Bm, *q, *k, *v;
+} Inputs;
+
+static Tensor *forward(Graph *g, Kind kind, Inputs *in) {
+    switch (kind) {
+    case K_LINEAR:
+        return op_linear(g, in->x, in->w, NULL);
+    case K_LORA:
+        return op_lora_linear(g, in->x, in->w, NULL, in->A, in->Bm, 2.0f, 0.0f, 0);
+    default:
+        return op_attention(g, in->q, in->k, in->v, B, T, NH, NKV, D, NULL);
+    }
+}
+
+/* Times forward alone and forward+backward; backward = difference. */
+static void bench(const char *name, Kind kind, Inputs *in, double fwd_flops, double bwd_flops) {
+    Graph *g = graph_create();
+    Tensor *ones = tensor_new(
+        1, (int64_t[]){(kind == K_ATTENTION ? (int64_t)N * NH * D : (int64_t)N * FF)}, false);
+    for (int64_t i = 0; i < ones->size; i++) ones->data[i] = 1e-3f;
+    double tf = 0, tb = 0;
+    for (int rep = -1; rep < REPS; rep++) { /* rep -1 warms up */
+        graph_reset(g);
+        double t0 = now();
+        Tensor *y = forward(g, kind, in);
+        double t1 = now();
+        Tensor *l = op_weighted_sum(g, y, ones);
+        double t2 = now();
+        if (!l || graph_backward(g, l, 1.0f) != 0) {
+            fprintf(stderr, "bench_kernels: %s failed\n", name);
+            exit(1);
+        }
+        double t3 = now();
+        if (rep >= 0) tf += t1 - t0, tb += t3 - t2;
+    }
+    printf("%-22s forward %7.2f GFLOP/s (%6.2f ms)   backward %7.2f GFLOP/s (%6.2f ms)\n", name,
+           fwd_flops * REPS / tf * 1e-9, tf / REPS * 1e3, bwd_flops * REPS / tb * 1e-9,
+           tb / REPS * 1e3);
+    tensor_free(ones);
+    graph_destroy(g);
+}
+
+int main(void) {
+    tensor_set_threads(0);
+    uint64_t st = 1;
+    printf("threads %d; N = B*T = %d*%d; FLOPs = 2*M*N*K per product\n", tensor_threads(), B, T);
+
+    int S = 1024;
+    Tensor *a = filled(2, (int64_t[]){S, S}, false, &st),
+           *b = filled(2, (int64_t[]){S, S}, false, &st);
+    Tensor *c = tensor_new(2, (int64_t[]){S, S}, false);
+    tensor_matmul(c->data, a->data, b->data, S, S, S, false, false);
+    double t0 = now();
+    for (int i = 0; i < REPS; i++) tensor_matmul(c->data, a->data, b->data, S, S, S, false, false);
+    double dt = now() - t0;
+    printf("%-22s %7.2f GFLOP/s (%d x %d x %d)\n", "sgemm", 2.0 * S * S * S * REPS / dt * 1e-9, S,
+           S, S);
+    tensor_free(a), tensor_free(b), tensor_free(c);
+
+    Inputs in = {0};
+    in.x = filled(2, (int64_t[]){N, C}, true, &st);
+    in.w = filled(2, (int64_t[]){FF, C}, false, &st);
+    in.A = filled(2, (int64_t[]){R, C}, true, &st);
+    in.Bm = filled(2, (int64_t[]){FF, R}, true, &st);
+    in.q = filled(2, (int64_t[]){N, NH * D}, true, &st);
+    in.k = filled(2, (int64_t[]){N, NKV * D}, true, &st);
+    in.v = filled(2, (int64_t[]){N, NKV * D}, true, &st);
+
+    double lin = 2.0 * N * FF * C;
+    /* LoRA forward: base + x A^T + h B^T; backward: dx = dy W, dB, dh, dh A, dA */
+    double lora_f = lin + 2.0 * N * R * C + 2.0 * N * FF * R;
+    double lora_b = lin + 2.0 * FF * R * N + 2.0 * N * R * FF + 2.0 * N * C * R + 2.0 * R * C * N;
+    double att = 2.0 * B * NH * (2.0 * T * T * D); /* QK^T and PV, full square */
+    bench("linear 576->1536", K_LINEAR, &in, lin, lin);
+    bench("lora 576->1536 r8", K_LORA, &in, lora_f, lora_b);
+    bench("attention 9/3 heads", K_ATTENTION, &in, att, 2.0 * att);
+    Tensor *all[] = {in.x, in.w, in.A, in.Bm, in.q, in.k, in.v};
+    for (int i = 0; i < 7; i++) tensor_free(all[i]);
+    return 0;
+}
