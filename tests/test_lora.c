@@ -1,0 +1,157 @@
+/* tests/test_lora.c — PEFT adapter layout, fresh init and the save/load round trip. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/test_util.h"
+#include "trainer/lora.h"
+#include "trainer/safetensors.h"
+
+static Model *stories(void) {
+    const char *shared = test_shared_dir();
+    if (!shared) return NULL;
+    char path[4096], err[1024];
+    snprintf(path, sizeof path, "%s/models/stories260K", shared);
+    Model *m = model_load(path, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    return m;
+}
+
+START_TEST(test_fresh_init_is_kaiming_uniform_a_and_zero_b) {
+    TEST_NEED_SHARED(shared);
+    (void)shared;
+    Model *m = stories();
+    char err[512];
+    LoraSpec spec = {.r = 4, .alpha = 8, .targets = LORA_Q | LORA_DOWN};
+    Lora *l = lora_create(m, &spec, err, sizeof err);
+    ck_assert_msg(l != NULL, "%s", err);
+    ck_assert_int_eq(lora_count(l), 5 * 2 * 2);
+    ck_assert(lora_scaling(l) == 2.0f);
+    lora_init_fresh(l, 42);
+    for (int i = 0; i < lora_count(l); i++) {
+        const char *name;
+        Tensor *t = lora_tensor(l, i, &name);
+        ck_assert(t->requires_grad && t->grad != NULL);
+        double bound = 1.0 / sqrt((double)t->shape[1]), maxabs = 0;
+        for (int64_t k = 0; k < t->size; k++) maxabs = fmax(maxabs, fabs(t->data[k]));
+        if (i % 2)
+            ck_assert_msg(maxabs == 0, "%s is not zero", name);
+        else
+            ck_assert_msg(maxabs > 0.5 * bound && maxabs <= bound, "%s range %g", name, maxabs);
+    }
+    lora_tensor(l, 0, NULL);
+    const char *n0, *n3;
+    lora_tensor(l, 0, &n0);
+    lora_tensor(l, 3, &n3);
+    ck_assert_str_eq(n0, "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+    ck_assert_str_eq(n3, "base_model.model.model.layers.0.mlp.down_proj.lora_B.weight");
+    ck_assert_int_eq(lora_tensor(l, 3, NULL)->shape[0], 64);  /* B (OUT = C, R) */
+    ck_assert_int_eq(lora_tensor(l, 2, NULL)->shape[1], 172); /* A (R, IN = FF) */
+    lora_free(l);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_peft_save_load_round_trip_is_bit_exact) {
+    TEST_NEED_SHARED(shared);
+    (void)shared;
+    Model *m = stories();
+    char err[1024];
+    LoraSpec spec = {.r = 3, .alpha = 6, .rslora = true, .targets = LORA_ALL};
+    Lora *a = lora_create(m, &spec, err, sizeof err), *b = lora_create(m, &spec, err, sizeof err);
+    lora_init_fresh(a, 7);
+    size_t n, nb;
+    float *pa = lora_params(a, &n);
+    for (size_t i = 0; i < n; i++) pa[i] += (float)i * 1e-3f; /* B non-zero too */
+    char *dir = test_tmpdir();
+    ck_assert_msg(lora_save_peft(a, dir, "stories260K", LORA_F32, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(lora_load_peft(b, dir, err, sizeof err) == 0, "%s", err);
+    float *pb = lora_params(b, &nb);
+    ck_assert_uint_eq(n, nb);
+    ck_assert_int_eq(memcmp(pa, pb, n * sizeof *pa), 0);
+
+    /* The file layout PEFT expects. */
+    char path[4200];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+    SafeTensors *st = st_open(path, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    ck_assert_int_eq(st_count(st), 5 * 7 * 2);
+    ck_assert_str_eq(st_metadata(st, "format"), "pt");
+    const StTensor *t =
+        st_find(st, "base_model.model.model.layers.4.self_attn.k_proj.lora_B.weight");
+    ck_assert(t && t->dtype == ST_F32 && t->shape[0] == 32 && t->shape[1] == 3);
+    t = st_find(st, "base_model.model.model.layers.2.mlp.up_proj.lora_A.weight");
+    ck_assert(t && t->shape[0] == 3 && t->shape[1] == 64);
+    st_close(st);
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    json_error_t je;
+    json_t *cfg = json_load_file(path, 0, &je);
+    ck_assert(cfg != NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(cfg, "peft_type")), "LORA");
+    ck_assert_str_eq(json_string_value(json_object_get(cfg, "task_type")), "CAUSAL_LM");
+    ck_assert_int_eq(json_integer_value(json_object_get(cfg, "r")), 3);
+    ck_assert(json_number_value(json_object_get(cfg, "lora_alpha")) == 6);
+    ck_assert(json_is_true(json_object_get(cfg, "use_rslora")));
+    ck_assert(json_is_false(json_object_get(cfg, "use_dora")));
+    ck_assert(json_is_false(json_object_get(cfg, "fan_in_fan_out")));
+    ck_assert(json_is_true(json_object_get(cfg, "init_lora_weights")));
+    ck_assert(json_is_true(json_object_get(cfg, "inference_mode")));
+    ck_assert(json_is_null(json_object_get(cfg, "modules_to_save")));
+    ck_assert_str_eq(json_string_value(json_object_get(cfg, "bias")), "none");
+    ck_assert_str_eq(json_string_value(json_object_get(cfg, "base_model_name_or_path")),
+                     "stories260K");
+    ck_assert_int_eq((int)json_array_size(json_object_get(cfg, "target_modules")), 7);
+    json_decref(cfg);
+
+    /* BF16 export loads back within bf16 rounding; a spec mismatch is refused clearly. */
+    ck_assert(lora_save_peft(a, dir, "stories260K", LORA_BF16, err, sizeof err) == 0);
+    ck_assert_msg(lora_load_peft(b, dir, err, sizeof err) == 0, "%s", err);
+    for (size_t i = 0; i < n; i++) ck_assert(fabsf(pa[i] - pb[i]) <= fabsf(pa[i]) * 4e-3f);
+    LoraSpec other = spec;
+    other.r = 2;
+    Lora *c = lora_create(m, &other, err, sizeof err);
+    ck_assert_int_ne(lora_load_peft(c, dir, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "lora.r = 2") != NULL, "%s", err);
+    lora_free(c);
+    test_rmtree(dir);
+    free(dir);
+    lora_free(a);
+    lora_free(b);
+    model_free(m);
+}
+END_TEST
+
+START_TEST(test_generate_command_prints_prompt_and_ids) {
+    TEST_NEED_SHARED(shared);
+    char *dir = test_tmpdir();
+    char cmd[8192], out[4200];
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s/models/stories260K --prompt-ids '1 403' -n 3",
+             test_lorafit_bin(), shared);
+    ck_assert_int_eq(test_run(cmd, out), 0);
+    char *text = test_read_file(out, NULL);
+    ck_assert_str_eq(text, "1 403 407 261 378\n"); /* expected_greedy_ids continues 407 261 378 */
+    free(text);
+    snprintf(cmd, sizeof cmd,
+             "%s generate --model %s/models/stories260K --prompt-ids 'x' 2>/dev/null",
+             test_lorafit_bin(), shared);
+    ck_assert_int_eq(test_run(cmd, NULL), 2);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt-ids 1 2>/dev/null",
+             test_lorafit_bin(), dir);
+    ck_assert_int_eq(test_run(cmd, NULL), 1);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *lora_suite(void) {
+    Suite *s = suite_create("lora");
+    TCase *tc = tcase_create("peft");
+    tcase_add_test(tc, test_fresh_init_is_kaiming_uniform_a_and_zero_b);
+    tcase_add_test(tc, test_peft_save_load_round_trip_is_bit_exact);
+    tcase_add_test(tc, test_generate_command_prints_prompt_and_ids);
+    suite_add_tcase(s, tc);
+    return s;
+}
