@@ -127,7 +127,9 @@ static int end_epoch(DataReader *r, char *err, size_t errlen) {
     if (r->epoch_rows == 0) {
         snprintf(err, errlen, "%s%s: no usable records in the data files%s", r->files[0],
                  r->n_files > 1 ? " (and the other data files)" : "",
-                 r->o.on_error == DATA_ON_ERROR_SKIP ? " (every record was skipped as bad)" : "");
+                 r->o.overflow == DATA_OVERFLOW_DROP
+                     ? " (every record was bad, or longer than seq_len with overflow: drop)"
+                     : " (every record was skipped as bad)");
         return -1;
     }
     r->epoch++;
