@@ -308,6 +308,45 @@ START_TEST(test_sharded_checkpoint_gives_identical_logits) {
 }
 END_TEST
 
+START_TEST(test_llama3_rope_scaling_matches_transformers) {
+    json_error_t je;
+    json_t *ref = json_load_file("tests/data/model/llama3_rope.json", 0, &je);
+    ck_assert_msg(ref != NULL, "%s", je.text);
+    json_t *rc = json_object_get(ref, "config");
+    char text[1024], err[512];
+    snprintf(text, sizeof text,
+             "{\"model_type\": \"llama\", \"hidden_size\": 32, \"intermediate_size\": 8, "
+             "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"vocab_size\": 8, "
+             "\"head_dim\": %d, \"rope_theta\": %.17g, \"rope_scaling\": {\"rope_type\": "
+             "\"llama3\", \"factor\": %.17g, \"low_freq_factor\": %.17g, "
+             "\"high_freq_factor\": %.17g, \"original_max_position_embeddings\": %d}}",
+             (int)json_integer_value(json_object_get(rc, "head_dim")),
+             json_number_value(json_object_get(rc, "rope_theta")),
+             json_number_value(json_object_get(rc, "factor")),
+             json_number_value(json_object_get(rc, "low_freq_factor")),
+             json_number_value(json_object_get(rc, "high_freq_factor")),
+             (int)json_integer_value(json_object_get(rc, "original_max_position_embeddings")));
+    ModelConfig cfg;
+    ck_assert_msg(hf_config_parse(text, strlen(text), "llama3", &cfg, err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert(cfg.rope_scaling.llama3);
+    double inv[64];
+    hf_rope_inv_freq(&cfg, inv);
+    json_t *want = json_object_get(ref, "inv_freq_llama3"),
+           *plain = json_object_get(ref, "inv_freq_plain");
+    int changed = 0;
+    for (int i = 0; i < cfg.head_dim / 2; i++) {
+        double w = json_number_value(json_array_get(want, (size_t)i));
+        ck_assert_msg(fabs(inv[i] - w) <= 1e-12 * w, "inv_freq[%d] %.17g vs %.17g", i, inv[i], w);
+        changed += w != json_number_value(json_array_get(plain, (size_t)i));
+    }
+    /* The fixture exercises all three bands: kept, smoothed and divided by factor. */
+    ck_assert_int_gt(changed, 1);
+    ck_assert_int_lt(changed, cfg.head_dim / 2);
+    json_decref(ref);
+}
+END_TEST
+
 Suite *model_suite(void) {
     Suite *s = suite_create("model");
     TCase *tc = tcase_create("reference");
@@ -318,6 +357,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
     tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);
     tcase_add_test(tc, test_sharded_checkpoint_gives_identical_logits);
+    tcase_add_test(tc, test_llama3_rope_scaling_matches_transformers);
     suite_add_tcase(s, tc);
     return s;
 }
