@@ -377,6 +377,49 @@ START_TEST(test_result_keys_and_diff) {
 }
 END_TEST
 
+/* Deterministic mutations of a valid config (byte flips, cuts, inserted YAML punctuation):
+ * every one loads or fails with code 2, never crashes (run under ASan in CI). */
+START_TEST(test_mutated_configs_never_crash) {
+    static const char base[] = "model:\n  path: m\n  dtype: f32\nlora:\n  r: 8\n"
+                               "  target_modules: [q_proj, v_proj]\ndata:\n  train: [a, b]\n"
+                               "  valid: null\ntrain:\n  lr: 2.0e-4\n  epochs: null\n"
+                               "output:\n  dir: o\n";
+    static const char junk[] = ":-[]{}&*!|>'\"%@`#,?\n\t 0";
+    char *dir = test_tmpdir(), err[1024], text[sizeof base + 8];
+    uint64_t seed = 99;
+    int loaded = 0;
+    for (int iter = 0; iter < 400; iter++) {
+        memcpy(text, base, sizeof base);
+        size_t len = sizeof base - 1;
+        for (int k = 0; k < 3 && len > 0; k++) {
+            size_t at = (size_t)(test_rand_u64(&seed) % len);
+            switch (test_rand_u64(&seed) % 3) {
+            case 0:
+                text[at] = junk[test_rand_u64(&seed) % (sizeof junk - 1)];
+                break;
+            case 1:
+                len = at;
+                break;
+            default:
+                text[at] = (char)(test_rand_u64(&seed) % 255 + 1);
+                break;
+            }
+        }
+        text[len] = '\0';
+        Config c;
+        int rc = load_text(dir, text, NULL, 0, &c, err, sizeof err);
+        ck_assert_msg(rc == 0 || rc == 2, "rc %d for:\n%s", rc, text);
+        if (rc == 0)
+            loaded++, config_free(&c);
+        else
+            ck_assert_msg(err[0] != '\0', "empty error for:\n%s", text);
+    }
+    ck_assert_int_lt(loaded, 400);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *config_suite(void) {
     Suite *s = suite_create("config");
     TCase *tc = tcase_create("core");
@@ -391,6 +434,7 @@ Suite *config_suite(void) {
     tcase_add_test(tc, test_io_error_is_code_1);
     tcase_add_test(tc, test_resolved_config_round_trips);
     tcase_add_test(tc, test_result_keys_and_diff);
+    tcase_add_test(tc, test_mutated_configs_never_crash);
     suite_add_tcase(s, tc);
     return s;
 }
