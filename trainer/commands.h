@@ -6,5 +6,8 @@
 /* argv[0] is the command name ("inspect"), as main received it shifted by one. */
 int cmd_inspect(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif
