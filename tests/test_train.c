@@ -1,0 +1,173 @@
+/* tests/test_train.c — `lorafit train` against the float64 PyTorch reference, and the loss
+ * convention that makes batch_size 2k equal batch_size k with grad_accum 2. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/test_train_util.h"
+#include "tests/test_util.h"
+
+/* Trains with the fixture's hyperparameters (from its fixture.json) and checks the losses,
+ * the first step's gradient norm and the final adapter within the fixture's tolerances. */
+static void check_fixture(const char *fixture_rel, const char *model_rel) {
+    char fixture[4096], model[4096];
+    ck_assert(realpath(fixture_rel, fixture) != NULL);
+    ck_assert(realpath(model_rel, model) != NULL);
+    char *dir = test_tmpdir();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fixture.json", fixture);
+    json_error_t je;
+    json_t *fx = json_load_file(path, 0, &je);
+    ck_assert_msg(fx != NULL, "%s: %s", path, je.text);
+    json_t *targets = json_object_get(fx, "targets");
+    char tlist[256] = "";
+    size_t i;
+    json_t *t;
+    json_array_foreach(targets, i, t) {
+        strcat(tlist, i ? ", " : "");
+        strcat(tlist, json_string_value(t));
+    }
+#define NUM(k) json_number_value(json_object_get(fx, k))
+    int steps = (int)NUM("steps");
+    char cfg[16384];
+    snprintf(cfg, sizeof cfg,
+             "model:\n  path: %s\n"
+             "lora:\n  r: %d\n  alpha: %.17g\n  rslora: %s\n  target_modules: [%s]\n"
+             "  init_from: %s/init_adapter\n"
+             "data:\n  train: %s/train.jsonl\n  seq_len: %d\n  shuffle: false\n"
+             "train:\n  batch_size: %d\n  max_steps: %d\n  lr: %.17g\n  lr_scheduler: constant\n"
+             "  weight_decay: %.17g\n  max_grad_norm: %.17g\n  adam_beta1: %.17g\n"
+             "  adam_beta2: %.17g\n  adam_eps: %.17g\n"
+             "output:\n  dir: %s/out\n  save_every: 0\n"
+             "log:\n  every: 1\n",
+             model, (int)NUM("r"), NUM("alpha"),
+             json_is_true(json_object_get(fx, "rslora")) ? "true" : "false", tlist, fixture,
+             fixture, (int)NUM("seq"), (int)NUM("batch"), steps, NUM("lr"), NUM("wd"),
+             NUM("clip"), NUM("b1"), NUM("b2"), NUM("eps"), dir);
+    char *cfg_path = tt_write_text(dir, "config.yaml", cfg);
+    char args[4400];
+    snprintf(args, sizeof args, "train '%s'", cfg_path);
+    int rc = tt_lorafit(dir, args);
+    char *log = tt_log(dir);
+    ck_assert_msg(rc == 0, "lorafit train failed (%d):\n%s", rc, log);
+    snprintf(path, sizeof path, "%s/out", dir);
+    json_t *metrics = tt_metrics(path);
+    double loss[16];
+    ck_assert_int_eq(tt_losses(metrics, loss, 16), steps);
+    json_t *want = json_object_get(fx, "losses");
+    for (int s = 0; s < steps; s++) {
+        double ref = json_number_value(json_array_get(want, (size_t)s));
+        ck_assert_msg(fabs(loss[s] - ref) <= 1e-4 * fabs(ref), "step %d loss %.9g, reference %.9g",
+                      s + 1, loss[s], ref);
+    }
+    double norm = json_number_value(json_object_get(json_array_get(metrics, 0), "grad_norm"));
+    double ref_norm = NUM("grad_norm_step0");
+    ck_assert_msg(fabs(norm - ref_norm) <= 1e-4 * ref_norm, "grad norm %.9g, reference %.9g", norm,
+                  ref_norm);
+    char adapter[4400], expected[4400];
+    snprintf(adapter, sizeof adapter, "%s/out/adapter/adapter_model.safetensors", dir);
+    snprintf(expected, sizeof expected, "%s/expected.safetensors", fixture);
+    double rel = tt_adapter_rel_diff(adapter, expected, "final.");
+    ck_assert_msg(rel < 2e-3, "final adapter differs from the reference by %.3g", rel);
+#undef NUM
+    json_decref(metrics);
+    json_decref(fx);
+    free(log);
+    free(cfg_path);
+    test_rmtree(dir);
+    free(dir);
+}
+
+START_TEST(test_train_matches_stories260k_reference) {
+    TEST_NEED_SHARED(shared);
+    char fixture[4200], model[4200];
+    snprintf(fixture, sizeof fixture, "%s/fixtures/stories260K-lora", shared);
+    snprintf(model, sizeof model, "%s/models/stories260K", shared);
+    check_fixture(fixture, model);
+}
+END_TEST
+
+START_TEST(test_train_matches_qwen2_untied_rslora_reference) {
+    check_fixture("tests/data/train/qwen2-untied", "tests/data/train/qwen2-untied/model");
+}
+END_TEST
+
+START_TEST(test_train_matches_llama_bf16_tied_reference) {
+    check_fixture("tests/data/train/llama-bf16-tied", "tests/data/train/llama-bf16-tied/model");
+}
+END_TEST
+
+/* Runs 4 steps with the given batch shape on the same rows; returns the output dir. */
+static char *run_batch_shape(const char *dir, const char *rows, int batch, int accum,
+                             const char *name) {
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg,
+             "model:\n  path: %s/tests/data/train/qwen2-untied/model\n"
+             "lora:\n  r: 4\n  alpha: 8\n  dropout: 0.0\n"
+             "data:\n  train: %s\n  seq_len: 24\n  shuffle: true\n  shuffle_buffer: 7\n"
+             "train:\n  batch_size: %d\n  grad_accum: %d\n  max_steps: 4\n  lr: 1.0e-2\n"
+             "  weight_decay: 0.01\n  warmup_steps: 1\n  seed: 3\n"
+             "output:\n  dir: %s/%s\n"
+             "log:\n  every: 1\n",
+             getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".", rows, batch, accum, dir, name);
+    char file[64];
+    snprintf(file, sizeof file, "%s.yaml", name);
+    char *cfg_path = tt_write_text(dir, file, cfg);
+    char args[4400];
+    snprintf(args, sizeof args, "train '%s'", cfg_path);
+    int rc = tt_lorafit(dir, args);
+    char *log = tt_log(dir);
+    ck_assert_msg(rc == 0, "lorafit train failed (%d):\n%s", rc, log);
+    free(log);
+    free(cfg_path);
+    char *out = malloc(4200);
+    snprintf(out, 4200, "%s/%s", dir, name);
+    return out;
+}
+
+START_TEST(test_batch_2k_equals_batch_k_with_grad_accum_2) {
+    char *dir = test_tmpdir();
+    char rows[4200];
+    snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
+    /* Rows of different lengths, so the micro-batches have different token counts and a
+     * per-micro-batch mean would differ from the mean over the step. */
+    tt_random_rows(rows, 40, 3, 30, 97, 11);
+    char *big = run_batch_shape(dir, rows, 4, 1, "big");
+    char *acc = run_batch_shape(dir, rows, 2, 2, "accum");
+    json_t *mb = tt_metrics(big), *ma = tt_metrics(acc);
+    double lb[8], la[8];
+    ck_assert_int_eq(tt_losses(mb, lb, 8), 4);
+    ck_assert_int_eq(tt_losses(ma, la, 8), 4);
+    for (int s = 0; s < 4; s++)
+        ck_assert_msg(fabs(lb[s] - la[s]) <= 1e-5 * fabs(lb[s]), "step %d: %.9g vs %.9g", s + 1,
+                      lb[s], la[s]);
+    for (int s = 0; s < 4; s++) {
+        json_t *tb = json_object_get(json_array_get(mb, (size_t)s), "tokens");
+        json_t *ta = json_object_get(json_array_get(ma, (size_t)s), "tokens");
+        ck_assert_int_eq(json_integer_value(tb), json_integer_value(ta));
+    }
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/adapter/adapter_model.safetensors", acc);
+    snprintf(b, sizeof b, "%s/adapter/adapter_model.safetensors", big);
+    double rel = tt_adapter_rel_diff(a, b, "");
+    ck_assert_msg(rel < 1e-4, "adapters differ by %.3g", rel);
+    json_decref(mb);
+    json_decref(ma);
+    free(big);
+    free(acc);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *train_suite(void) {
+    Suite *s = suite_create("train");
+    TCase *tc = tcase_create("reference");
+    tcase_add_test(tc, test_train_matches_stories260k_reference);
+    tcase_add_test(tc, test_train_matches_qwen2_untied_rslora_reference);
+    tcase_add_test(tc, test_train_matches_llama_bf16_tied_reference);
+    tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,158 @@
+/* tests/test_train_util.c — see test_train_util.h. */
+#include "tests/test_train_util.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tests/test_util.h"
+#include "trainer/safetensors.h"
+
+char *tt_write_text(const char *dir, const char *name, const char *text) {
+    char *path = malloc(strlen(dir) + strlen(name) + 2);
+    sprintf(path, "%s/%s", dir, name);
+    test_write_file(path, text, strlen(text));
+    return path;
+}
+
+int tt_lorafit(const char *dir, const char *args) {
+    char cmd[8192], log[4200];
+    snprintf(cmd, sizeof cmd, "'%s' %s", test_lorafit_bin(), args);
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    return test_run(cmd, log);
+}
+
+char *tt_log(const char *dir) {
+    char log[4200];
+    snprintf(log, sizeof log, "%s/log.txt", dir);
+    char *text = test_read_file(log, NULL);
+    return text ? text : strdup("");
+}
+
+pid_t tt_spawn(const char *const *argv, const char *log_path) {
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+        int n = 0;
+        while (argv[n]) n++;
+        char **args = calloc((size_t)n + 2, sizeof *args);
+        args[0] = (char *)test_lorafit_bin();
+        for (int i = 0; i < n; i++) args[i + 1] = (char *)argv[i];
+        execv(args[0], args);
+        _exit(127);
+    }
+    return pid;
+}
+
+int tt_wait(pid_t pid) {
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+json_t *tt_metrics(const char *out_dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "%s is missing", path);
+    json_t *all = json_array();
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    while ((n = getline(&line, &cap, f)) > 0) {
+        json_error_t e;
+        json_t *j = json_loadb(line, (size_t)n, 0, &e);
+        ck_assert_msg(j != NULL, "%s: bad line: %s", path, e.text);
+        json_array_append_new(all, j);
+    }
+    free(line);
+    fclose(f);
+    return all;
+}
+
+int tt_losses(json_t *metrics, double *loss, int max) {
+    int n = 0;
+    size_t i;
+    json_t *line;
+    json_array_foreach(metrics, i, line) {
+        json_t *l = json_object_get(line, "loss");
+        if (l && n < max) loss[n++] = json_number_value(l);
+    }
+    return n;
+}
+
+void tt_strip_timing(json_t *metrics) {
+    size_t i;
+    json_t *line;
+    json_array_foreach(metrics, i, line) {
+        json_object_del(line, "tokens_per_s");
+        json_object_del(line, "elapsed_s");
+    }
+}
+
+void tt_random_rows(const char *path, int n, int min_len, int max_len, int vocab, unsigned seed) {
+    FILE *f = fopen(path, "w");
+    ck_assert(f != NULL);
+    uint64_t s = seed;
+    for (int r = 0; r < n; r++) {
+        int len = min_len + (int)(test_rand_u64(&s) % (uint64_t)(max_len - min_len + 1));
+        fputs("{\"input_ids\": [1", f);
+        for (int i = 1; i < len; i++) fprintf(f, ", %d", (int)(test_rand_u64(&s) % (uint64_t)vocab));
+        fputs("]}\n", f);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+double tt_adapter_rel_diff(const char *a_path, const char *b_path, const char *b_prefix) {
+    char err[1024];
+    SafeTensors *a = st_open(a_path, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    SafeTensors *b = st_open(b_path, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    double worst = 0;
+    for (int i = 0; i < st_count(a); i++) {
+        const StTensor *ta = st_tensor_at(a, i);
+        char name[512];
+        snprintf(name, sizeof name, "%s%s", b_prefix, ta->name);
+        const StTensor *tb = st_find(b, name);
+        ck_assert_msg(tb != NULL, "%s has no %s", b_path, name);
+        ck_assert_int_eq(ta->numel, tb->numel);
+        float *fa = malloc((size_t)ta->numel * sizeof(float));
+        float *fb = malloc((size_t)tb->numel * sizeof(float));
+        ck_assert_int_eq(st_to_float(ta, fa, err, sizeof err), 0);
+        ck_assert_int_eq(st_to_float(tb, fb, err, sizeof err), 0);
+        double num = 0, den = 0;
+        for (int64_t j = 0; j < ta->numel; j++) {
+            num += ((double)fa[j] - fb[j]) * ((double)fa[j] - fb[j]);
+            den += (double)fb[j] * fb[j];
+        }
+        double rel = den > 0 ? sqrt(num / den) : sqrt(num);
+        if (rel > worst) worst = rel;
+        free(fa);
+        free(fb);
+    }
+    st_close(a);
+    st_close(b);
+    return worst;
+}
+
+bool tt_same_bytes(const char *a, const char *b) {
+    size_t na, nb;
+    char *da = test_read_file(a, &na), *db = test_read_file(b, &nb);
+    bool same = da && db && na == nb && memcmp(da, db, na) == 0;
+    free(da);
+    free(db);
+    return same;
+}

@@ -1,0 +1,34 @@
+/* tests/test_train_util.h — helpers for the end-to-end tests of `lorafit train`. */
+#ifndef LORAFIT_TEST_TRAIN_UTIL_H
+#define LORAFIT_TEST_TRAIN_UTIL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Writes DIR/NAME with the text; returns the path (caller frees). */
+char *tt_write_text(const char *dir, const char *name, const char *text);
+/* Runs `lorafit ARGS` (a shell-quoted argument string), output to DIR/log.txt; exit code. */
+int tt_lorafit(const char *dir, const char *args);
+/* The text of DIR/log.txt (caller frees). */
+char *tt_log(const char *dir);
+/* Starts lorafit with argv (NULL-terminated, without the program) in the background,
+ * output appended to log_path; returns the pid. */
+pid_t tt_spawn(const char *const *argv, const char *log_path);
+/* Waits for pid; returns its exit code, or 128 + signal. */
+int tt_wait(pid_t pid);
+/* metrics.jsonl of an output dir as a JSON array (caller decrefs); fails the test if absent. */
+json_t *tt_metrics(const char *out_dir);
+/* The training lines' "loss" values; returns how many (at most max). */
+int tt_losses(json_t *metrics, double *loss, int max);
+/* Removes the timing fields (tokens_per_s, elapsed_s) from every line, for comparisons. */
+void tt_strip_timing(json_t *metrics);
+/* Writes n random token rows (lengths in [min_len, max_len], ids in [0, vocab)) as JSONL. */
+void tt_random_rows(const char *path, int n, int min_len, int max_len, int vocab, unsigned seed);
+/* Compares every tensor of two safetensors files: max over tensors of
+ * ||a - b|| / ||b||; fails the test if their names or shapes differ. */
+double tt_adapter_rel_diff(const char *a_path, const char *b_path, const char *b_prefix);
+/* Byte equality of two files. */
+bool tt_same_bytes(const char *a, const char *b);
+
+#endif
