@@ -258,6 +258,21 @@ int checkpoint_load(const char *dir, Lora *lora, float *m, float *v, TrainState 
     return rc;
 }
 
+int checkpoint_read_config_keys(const char *dir, char **keys, char *err, size_t errlen) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, STATE_FILE);
+    SafeTensors *st = st_open(path, err, errlen);
+    if (!st) return -1;
+    const char *k = st_metadata(st, "config");
+    *keys = k ? strdup(k) : NULL;
+    st_close(st);
+    if (!*keys) {
+        snprintf(err, errlen, "%s: metadata 'config' is missing", path);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- prune ------------------------------------------------------------------------ */
 
 static int is_leftover(const char *name) {

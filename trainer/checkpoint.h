@@ -51,6 +51,11 @@ int checkpoint_save(const char *out_dir, const Lora *lora, const float *m, const
 int checkpoint_load(const char *dir, Lora *lora, float *m, float *v, TrainState *state, char *err,
                     size_t errlen);
 
+/* The config fingerprint (config_result_keys text) a checkpoint was saved with, so that a
+ * resume can name the differing keys before it tries to load tensors of another shape.
+ * *keys is malloc'ed. 0 or -1 with err. */
+int checkpoint_read_config_keys(const char *dir, char **keys, char *err, size_t errlen);
+
 /* Deletes the oldest checkpoint-STEP directories so that `keep` remain, and any leftover
  * temporaries ("checkpoint-*.tmp-*", "*.old-*") from runs that were killed. */
 int checkpoint_prune(const char *out_dir, int keep, char *err, size_t errlen);

@@ -41,8 +41,27 @@ void fsio_inject_fault(FsioOp op, long nth) {
     fault_calls[op] = 0;
 }
 
+/* Test-only: LORAFIT_FAULT="write:N" (or fsync:N, rename:N) arms the same fault in a child
+ * lorafit process, read once at the first write/fsync/rename. Malformed values are ignored. */
+static void fault_from_env(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    const char *e = getenv("LORAFIT_FAULT");
+    if (!e) return;
+    static const char *const names[FSIO_OP_COUNT] = {"write:", "fsync:", "rename:"};
+    for (int op = 0; op < FSIO_OP_COUNT; op++) {
+        size_t n = strlen(names[op]);
+        if (strncmp(e, names[op], n) != 0) continue;
+        char *end;
+        long nth = strtol(e + n, &end, 10);
+        if (*end == '\0' && nth > 0) fsio_inject_fault((FsioOp)op, nth);
+    }
+}
+
 /* 1 when this call of kind op must fail (errno is then EIO). The fault fires once. */
 static int fault_fires(FsioOp op) {
+    fault_from_env();
     if (fault_nth[op] <= 0) return 0;
     if (++fault_calls[op] != fault_nth[op]) return 0;
     fault_nth[op] = 0;

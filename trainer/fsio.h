@@ -41,5 +41,8 @@ int fsio_remove_tree(const char *path, char *err, size_t errlen);
 /* Test hook. */
 typedef enum { FSIO_OP_WRITE, FSIO_OP_FSYNC, FSIO_OP_RENAME, FSIO_OP_COUNT } FsioOp;
 void fsio_inject_fault(FsioOp op, long nth); /* nth <= 0 clears */
+/* Test-only, for a child lorafit process: the environment variable LORAFIT_FAULT="write:N",
+ * "fsync:N" or "rename:N" arms fsio_inject_fault(op, N) once, at the first fsio call that
+ * writes, syncs or renames. Never set it in production. */
 
 #endif

@@ -167,21 +167,26 @@ static int find_resume_point(const Config *cfg, const TrainOptions *opt, char *d
 }
 
 static int resume_from(Trainer *t, const char *dir, char *err, size_t errlen) {
-    TrainState s;
-    if (checkpoint_load(dir, t->lora, t->m, t->v, &s, err, errlen) != 0) return EXIT_RUNTIME;
-    char *now = config_result_keys(t->cfg);
+    char *saved = NULL, *now = config_result_keys(t->cfg);
+    if (checkpoint_read_config_keys(dir, &saved, err, errlen) != 0 || !now) {
+        free(saved);
+        free(now);
+        return EXIT_RUNTIME;
+    }
     char diff[1024];
-    int ndiff = now ? config_diff_result_keys(s.config_keys, now, diff, sizeof diff) : -1;
+    int ndiff = config_diff_result_keys(saved, now, diff, sizeof diff);
+    free(saved);
     free(now);
     if (ndiff != 0) {
         snprintf(err, errlen,
                  "cannot resume from %s: the config differs in %s (only train.max_steps and "
                  "keys that do not change the result may differ); restore them or start a new "
                  "output.dir",
-                 dir, ndiff < 0 ? "(out of memory)" : diff);
-        train_state_free(&s);
+                 dir, diff);
         return EXIT_USAGE;
     }
+    TrainState s;
+    if (checkpoint_load(dir, t->lora, t->m, t->v, &s, err, errlen) != 0) return EXIT_RUNTIME;
     if (s.threads != tensor_threads())
         fprintf(stderr,
                 "lorafit: warning: the checkpoint was written with %d threads and this run uses "
