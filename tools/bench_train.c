@@ -1,0 +1,211 @@
+/* tools/bench_train.c — whole training steps at SmolLM-135M shapes: ms/step, tokens/s, RSS.
+ *
+ * bench_train [--model DIR] [--batch B] [--seq T] [--steps S] [--threads N] [--dropout P]
+ *             [--long]
+ * Without --model, builds a SmolLM-135M-shaped random F32 model (hidden 576, intermediate
+ * 1536, 30 layers, 9/3 heads, vocab 49152, tied) with make_model in a temporary directory.
+ * Attaches LoRA r 8 (alpha 16) on all seven modules, then times S full steps after one
+ * warm-up step: forward + cross-entropy + backward + global-norm clip + AdamW, as
+ * trainer/train.c's train_step does for one micro-batch. --long adds batch 1 x seq 512.
+ * Token ids come from the project PRNG, so every run trains on the same batch; the loss of
+ * each timed step is printed so runs of different builds can be compared for exactness. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tensor/rng.h"
+#include "trainer/lora.h"
+#include "trainer/model.h"
+#include "trainer/optim.h"
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static long peak_rss_kb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* Runs DIR/make_model from $LORAFIT_TOOLS, else from this program's own directory. */
+static int make_model(const char *dir) {
+    char tools[4096], cmd[8400];
+    const char *env = getenv("LORAFIT_TOOLS");
+    if (env && *env) {
+        snprintf(tools, sizeof tools, "%s", env);
+    } else {
+        ssize_t len = readlink("/proc/self/exe", tools, sizeof tools - 1);
+        if (len <= 0) return -1;
+        tools[len] = '\0';
+        char *slash = strrchr(tools, '/');
+        if (!slash) return -1;
+        *slash = '\0';
+    }
+    snprintf(cmd, sizeof cmd, "'%s/make_model' --out '%s' --preset smollm-135m >/dev/null", tools,
+             dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+typedef struct {
+    Model *model;
+    Lora *lora;
+    Graph *graph;
+    float *m, *v; /* AdamW moments, one per LoRA parameter */
+    int64_t step;
+} Bench;
+
+/* One optimizer step on one micro-batch (train_step with grad_accum 1). *loss gets the mean. */
+static int train_step(Bench *b, const int32_t *ids, const int32_t *targets, int batch, int seq,
+                      double *loss) {
+    lora_zero_grad(b->lora);
+    graph_reset(b->graph);
+    Tensor *logits = model_forward(b->model, b->lora, b->graph, ids, NULL, NULL, batch, seq,
+                                   0x5eedull + (uint64_t)b->step);
+    int64_t count = 0;
+    Tensor *l = op_cross_entropy(b->graph, logits, targets, &count);
+    if (!l || graph_failed(b->graph) || count == 0) return -1;
+    *loss = l->data[0] / (double)count;
+    if (graph_backward(b->graph, l, (float)(1.0 / (double)count)) != 0) return -1;
+    size_t n;
+    float *p = lora_params(b->lora, &n);
+    float *g = lora_grads(b->lora, &n);
+    int64_t size = (int64_t)n;
+    double norm = optim_global_grad_norm(&g, &size, 1);
+    AdamWParams hp = {1e-3, 0.9, 0.999, 1e-8, 0.0};
+    adamw_step(p, g, b->m, b->v, size, optim_clip_coef(norm, 1.0), &hp, ++b->step);
+    return 0;
+}
+
+/* Times `steps` steps at (batch, seq) after one warm-up step; prints one line. */
+static int bench_shape(Bench *b, int batch, int seq, int steps) {
+    const ModelConfig *c = model_config(b->model);
+    int64_t n = (int64_t)batch * seq;
+    int32_t *ids = malloc((size_t)n * sizeof *ids);
+    int32_t *targets = malloc((size_t)n * sizeof *targets);
+    if (!ids || !targets) {
+        free(ids);
+        free(targets);
+        return -1;
+    }
+    Rng r;
+    rng_seed(&r, 42, (uint64_t)n);
+    for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)rng_below(&r, (uint64_t)c->vocab_size);
+    for (int64_t i = 0; i < n; i++)
+        targets[i] = (i + 1) % seq == 0 ? TENSOR_IGNORE_INDEX : ids[i + 1];
+    double loss = 0, t0 = now();
+    int rc = train_step(b, ids, targets, batch, seq, &loss);
+    double warm = now() - t0, total = 0;
+    printf("bench_train: B %d x T %d: warm-up %.0f ms (loss %.6f)\n", batch, seq, warm * 1e3,
+           loss);
+    for (int s = 0; s < steps && rc == 0; s++) {
+        t0 = now();
+        rc = train_step(b, ids, targets, batch, seq, &loss);
+        double dt = now() - t0;
+        total += dt;
+        printf("bench_train: B %d x T %d: step %d %.0f ms (loss %.6f)\n", batch, seq, s + 1,
+               dt * 1e3, loss);
+    }
+    free(ids);
+    free(targets);
+    if (rc != 0) {
+        fprintf(stderr, "bench_train: step failed (out of memory?)\n");
+        return -1;
+    }
+    double ms = total / steps * 1e3;
+    printf("bench_train: B %d x T %d, %d threads: %.0f ms/step, %.0f tokens/s, peak RSS %.0f MB, "
+           "graph arena %.0f MB\n",
+           batch, seq, tensor_threads(), ms, (double)n / (ms / 1e3), peak_rss_kb() / 1024.0,
+           graph_arena_bytes(b->graph) / 1e6);
+    return 0;
+}
+
+static int usage(void) {
+    fprintf(stderr, "usage: bench_train [--model DIR] [--batch B] [--seq T] [--steps S] "
+                    "[--threads N] [--dropout P] [--long]\n");
+    return 2;
+}
+
+int main(int argc, char **argv) {
+    const char *model_dir = NULL;
+    int batch = 4, seq = 256, steps = 2, threads = 0;
+    float dropout = 0.0f;
+    bool long_too = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--long") == 0) {
+            long_too = true;
+            continue;
+        }
+        if (!v) return usage();
+        i++;
+        if (strcmp(a, "--model") == 0)
+            model_dir = v;
+        else if (strcmp(a, "--batch") == 0)
+            batch = atoi(v);
+        else if (strcmp(a, "--seq") == 0)
+            seq = atoi(v);
+        else if (strcmp(a, "--steps") == 0)
+            steps = atoi(v);
+        else if (strcmp(a, "--threads") == 0)
+            threads = atoi(v);
+        else if (strcmp(a, "--dropout") == 0)
+            dropout = strtof(v, NULL);
+        else
+            return usage();
+    }
+    if (batch < 1 || seq < 2 || steps < 1) return usage();
+    tensor_set_threads(threads);
+    char dir[4096], err[1024];
+    if (model_dir) {
+        snprintf(dir, sizeof dir, "%s", model_dir);
+    } else {
+        snprintf(dir, sizeof dir, "/tmp/lorafit-bench-train-XXXXXX");
+        if (!mkdtemp(dir) || make_model(dir) != 0) {
+            fprintf(stderr, "bench_train: make_model failed (set LORAFIT_TOOLS?)\n");
+            return 1;
+        }
+    }
+    Bench b = {0};
+    int rc = 1;
+    b.model = model_load(dir, err, sizeof err);
+    if (!b.model) {
+        fprintf(stderr, "bench_train: %s\n", err);
+        goto done;
+    }
+    LoraSpec spec = {8, 16.0f, false, dropout, LORA_ALL};
+    b.lora = lora_create(b.model, &spec, err, sizeof err);
+    if (!b.lora) {
+        fprintf(stderr, "bench_train: %s\n", err);
+        goto done;
+    }
+    lora_init_fresh(b.lora, 1);
+    size_t n;
+    lora_params(b.lora, &n);
+    b.m = calloc(n, sizeof(float));
+    b.v = calloc(n, sizeof(float));
+    b.graph = graph_create();
+    if (!b.m || !b.v || !b.graph) goto done;
+    printf("bench_train: %zu base parameters, %zu LoRA parameters (r 8, all modules)\n",
+           model_param_count(b.model), n);
+    if (bench_shape(&b, batch, seq, steps) != 0) goto done;
+    if (long_too && bench_shape(&b, 1, 512, steps) != 0) goto done;
+    rc = 0;
+done:
+    graph_destroy(b.graph);
+    free(b.m);
+    free(b.v);
+    lora_free(b.lora);
+    model_free(b.model);
+    if (!model_dir) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) rc = 1;
+    }
+    return rc;
+}
