@@ -3,9 +3,10 @@
  *   make_dataset --out FILE.jsonl --rows N --seq S --vocab V [--seed S]
  *
  * Each row is BOS=1 followed by one of a few deterministic patterns over ids [3, V):
- * an arithmetic sequence a, a+d, a+2d ... (mod the range) with d from a small set, or a short
- * motif repeated. After two or three tokens the rest of a row is predictable, so a small model
- * fine-tuned with LoRA lowers its loss quickly. Labels are omitted (labels = input_ids). */
+ * mostly a chain through a fixed successor table (next = succ[current], the same table for
+ * every seed, so train and valid files share it: a bigram a small model learns quickly),
+ * otherwise an arithmetic sequence a, a+d, a+2d ... (mod the range) with d from a small set,
+ * or a short motif repeated. Labels are omitted (labels = input_ids). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,15 +54,30 @@ int main(int argc, char **argv) {
     rng_seed(&r, seed, 0);
     const uint64_t range = (uint64_t)vocab - 3;
     const int steps[4] = {1, 2, 3, 5};
+    uint64_t *succ = malloc(range * sizeof *succ);
+    if (!succ) {
+        fclose(f);
+        return 1;
+    }
+    Rng table; /* fixed: the successor table does not depend on --seed */
+    rng_seed(&table, 0x5EED, 1);
+    for (uint64_t k = 0; k < range; k++) succ[k] = k;
+    for (uint64_t k = range - 1; k > 0; k--) { /* Fisher-Yates */
+        uint64_t j = rng_below(&table, k + 1), tmp = succ[k];
+        succ[k] = succ[j];
+        succ[j] = tmp;
+    }
     for (long i = 0; i < rows; i++) {
         fprintf(f, "{\"input_ids\": [1");
-        int kind = (int)rng_below(&r, 3);
+        int kind = (int)rng_below(&r, 6); /* 0-3 successor chain, 4 arithmetic, 5 motif */
         uint64_t a = rng_below(&r, range);
         uint64_t d = (uint64_t)steps[rng_below(&r, 4)];
         uint64_t motif[3] = {rng_below(&r, range), rng_below(&r, range), rng_below(&r, range)};
         for (long t = 1; t < seq; t++) {
             uint64_t id;
-            if (kind < 2)
+            if (kind < 4)
+                id = t == 1 ? a : (a = succ[a]);
+            else if (kind == 4)
                 id = (a + d * (uint64_t)(t - 1)) % range;
             else
                 id = motif[(t - 1) % 3];
@@ -69,6 +85,7 @@ int main(int argc, char **argv) {
         }
         fprintf(f, "]}\n");
     }
+    free(succ);
     if (fclose(f) != 0) {
         perror(out);
         return 1;

@@ -29,7 +29,7 @@ static float normalish(Rng *r) {
 static int usage(void) {
     fprintf(stderr, "usage: make_model --out DIR [--preset tiny|smollm-135m] [--arch "
                     "llama|qwen2|mistral] [--hidden H] [--intermediate I] [--layers L] "
-                    "[--heads NH] [--kv-heads NKV] [--vocab V] [--tied] [--seed S]\n");
+                    "[--heads NH] [--kv-heads NKV] [--vocab V] [--tied] [--std SIGMA] [--seed S]\n");
     return 2;
 }
 
@@ -37,6 +37,7 @@ int main(int argc, char **argv) {
     Shape s = {"llama", 64, 172, 2, 8, 4, 512, false};
     const char *out = NULL;
     unsigned long long seed = 1;
+    float std = 0.02f; /* of every weight matrix, as Hugging Face's initializer_range */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--tied") == 0) {
@@ -63,6 +64,8 @@ int main(int argc, char **argv) {
             s.vocab = atoi(v);
         else if (strcmp(a, "--seed") == 0)
             seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--std") == 0)
+            std = strtof(v, NULL);
         else if (strcmp(a, "--preset") == 0 && strcmp(v, "smollm-135m") == 0)
             s = (Shape){"llama", 576, 1536, 30, 9, 3, 49152, true};
         else if (strcmp(a, "--preset") == 0 && strcmp(v, "tiny") == 0)
@@ -136,7 +139,7 @@ int main(int argc, char **argv) {
         size_t numel = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
         bool bias = strstr(t[i].name, ".bias") != NULL;
         for (size_t k = 0; k < numel; k++)
-            p[k] = t[i].norm ? 1.0f : bias ? 0.0f : 0.02f * normalish(&rng);
+            p[k] = t[i].norm ? 1.0f : bias ? 0.0f : std * normalish(&rng);
         rc = st_writer_add(w, t[i].name, ST_F32, t[i].ndim, t[i].shape, p, err, sizeof err);
         p += numel;
     }
