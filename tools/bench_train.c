@@ -101,8 +101,7 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
     double loss = 0, t0 = now();
     int rc = train_step(b, ids, targets, batch, seq, &loss);
     double warm = now() - t0, total = 0;
-    printf("bench_train: B %d x T %d: warm-up %.0f ms (loss %.6f)\n", batch, seq, warm * 1e3,
-           loss);
+    printf("bench_train: B %d x T %d: warm-up %.0f ms (loss %.6f)\n", batch, seq, warm * 1e3, loss);
     for (int s = 0; s < steps && rc == 0; s++) {
         t0 = now();
         rc = train_step(b, ids, targets, batch, seq, &loss);
