@@ -32,6 +32,12 @@ void train_state_free(TrainState *s) {
 
 /* ---- atomic directories ----------------------------------------------------------- */
 
+/* fsio_rename_dir fails after the rename itself took effect when the parent's fsync fails;
+ * tell the two cases apart by looking. */
+static int renamed_anyway(const char *from, const char *to) {
+    return access(from, F_OK) != 0 && access(to, F_OK) == 0;
+}
+
 int checkpoint_write_dir(const char *dir,
                          int (*fill)(const char *tmp_dir, void *ctx, char *err, size_t errlen),
                          void *ctx, char *err, size_t errlen) {
@@ -48,10 +54,19 @@ int checkpoint_write_dir(const char *dir,
     }
     int had_old = access(dir, F_OK) == 0;
     if (had_old && fsio_rename_dir(dir, old, err, errlen) != 0) {
+        /* The rename may have happened with only the parent's fsync failing: move it back,
+         * or the previous checkpoint would sit under a name that prune deletes. */
+        if (renamed_anyway(dir, old)) fsio_rename_dir(old, dir, ignore, sizeof ignore);
         fsio_remove_tree(tmp, ignore, sizeof ignore);
         return -1;
     }
     if (fsio_rename_dir(tmp, dir, err, errlen) != 0) {
+        if (renamed_anyway(tmp, dir)) {
+            /* The complete new directory is in place, only not yet durable: keep it (it
+             * verifies), drop the old one, and still report the failure. */
+            if (had_old) fsio_remove_tree(old, ignore, sizeof ignore);
+            return -1;
+        }
         /* Put the previous directory back so nothing is lost. */
         if (had_old) fsio_rename_dir(old, dir, ignore, sizeof ignore);
         fsio_remove_tree(tmp, ignore, sizeof ignore);
@@ -112,7 +127,8 @@ static int write_state_file(const char *path, const SaveCtx *c, char *err, size_
     if (rc == 0)
         rc = st_writer_add(w, "data_cursor", ST_U8, 1, cursor_shape, s->cursor ? s->cursor : empty,
                            err, errlen);
-    if (rc == 0) rc = st_writer_set_metadata(w, "lorafit_state", CHECKPOINT_FORMAT_VERSION, err, errlen);
+    if (rc == 0)
+        rc = st_writer_set_metadata(w, "lorafit_state", CHECKPOINT_FORMAT_VERSION, err, errlen);
     if (rc == 0) rc = add_meta_i64(w, "step", s->step, err, errlen);
     if (rc == 0) rc = add_meta_i64(w, "tokens", s->tokens, err, errlen);
     if (rc == 0) rc = add_meta_f64(w, "elapsed_s", s->elapsed_s, err, errlen);
@@ -164,8 +180,7 @@ static int meta_i64(const SafeTensors *st, const char *key, int64_t *out, char *
     return 0;
 }
 
-static int meta_f64(const SafeTensors *st, const char *key, double *out, char *err,
-                    size_t errlen) {
+static int meta_f64(const SafeTensors *st, const char *key, double *out, char *err, size_t errlen) {
     const char *s = st_metadata(st, key);
     char *end;
     double v = s ? strtod(s, &end) : 0;
@@ -177,8 +192,8 @@ static int meta_f64(const SafeTensors *st, const char *key, double *out, char *e
     return 0;
 }
 
-static int load_moment(const SafeTensors *st, const char *prefix, const char *peft,
-                       const Tensor *t, float *dst, char *err, size_t errlen) {
+static int load_moment(const SafeTensors *st, const char *prefix, const char *peft, const Tensor *t,
+                       float *dst, char *err, size_t errlen) {
     char name[400];
     snprintf(name, sizeof name, "%s.%s", prefix, peft);
     const StTensor *s = st_find(st, name);
@@ -203,12 +218,13 @@ static int read_state(const SafeTensors *st, const Lora *lora, float *m, float *
                       char *err, size_t errlen) {
     const char *version = st_metadata(st, "lorafit_state");
     if (!version || strcmp(version, CHECKPOINT_FORMAT_VERSION) != 0) {
-        snprintf(err, errlen, "%s: not a lorafit trainer state of format version %s",
-                 st_path(st), CHECKPOINT_FORMAT_VERSION);
+        snprintf(err, errlen, "%s: not a lorafit trainer state of format version %s", st_path(st),
+                 CHECKPOINT_FORMAT_VERSION);
         return -1;
     }
     int64_t threads = 0;
-    if (meta_i64(st, "step", &s->step, err, errlen) || meta_i64(st, "tokens", &s->tokens, err, errlen) ||
+    if (meta_i64(st, "step", &s->step, err, errlen) ||
+        meta_i64(st, "tokens", &s->tokens, err, errlen) ||
         meta_f64(st, "elapsed_s", &s->elapsed_s, err, errlen) ||
         meta_f64(st, "log_loss_sum", &s->log_loss_sum, err, errlen) ||
         meta_i64(st, "log_steps", &s->log_steps, err, errlen) ||
