@@ -5,8 +5,8 @@
 #
 #   tools/valgrind.sh [BUILD]      BUILD defaults to build (uses BUILD/lorafit, built if absent)
 #
-# tests/valgrind.supp silences only frames inside libgomp / OpenBLAS thread-pool start-up
-# (their per-thread buffers live until exit by design); nothing of lorafit is suppressed.
+# tests/valgrind.supp silences one thing: the TLS block of libgomp's worker threads, which
+# live until exit by design ("possibly lost"); nothing of lorafit is suppressed.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -16,7 +16,7 @@ ROOT=$(pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/lorafit-valgrind-XXXXXX")
 trap 'rm -rf "$W"' EXIT
 
-python_free_rows() { # 24 deterministic rows of ids < 97, lengths 3..20, without Python
+make_rows() { # 24 deterministic rows of ids < 97, lengths 3..20, without Python
     i=0
     while [ $i -lt 24 ]; do
         n=$((3 + (i * 7) % 18)); j=0; ids=""
@@ -25,7 +25,7 @@ python_free_rows() { # 24 deterministic rows of ids < 97, lengths 3..20, without
         i=$((i + 1))
     done
 }
-python_free_rows >"$W/rows.jsonl"
+make_rows >"$W/rows.jsonl"
 cat >"$W/config.yaml" <<YAML
 model:
   path: $ROOT/tests/data/train/qwen2-untied/model
