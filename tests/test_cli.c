@@ -106,11 +106,17 @@ START_TEST(test_export_writes_peft_layout_checked_by_two_readers) {
     char *dir = test_tmpdir();
     char *cfg = config_with(dir, "");
     char args[8192];
-    snprintf(args, sizeof args, "train '%s'", cfg);
+    snprintf(args, sizeof args, "train '%s' --set lora.dropout=0.05", cfg);
     int rc = tt_lorafit(dir, args);
     char *log = tt_log(dir);
     ck_assert_msg(rc == 0, "train failed:\n%s", log);
     free(log);
+    /* The value the user wrote, not its float32 rounding (0.05000000074505806). */
+    char acfg[4400];
+    snprintf(acfg, sizeof acfg, "%s/out/adapter/adapter_config.json", dir);
+    char *text = test_read_file(acfg, NULL);
+    ck_assert_msg(text && strstr(text, "\"lora_dropout\": 0.05,"), "%s", text ? text : "");
+    free(text);
     char final_dir[4200], exp32[4200], exp16[4200], path[4400], err[1024];
     snprintf(final_dir, sizeof final_dir, "%s/out/adapter", dir);
     snprintf(exp32, sizeof exp32, "%s/export32", dir);

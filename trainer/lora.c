@@ -164,7 +164,20 @@ void lora_zero_grad(Lora *l) {
 
 /* ---- PEFT adapter_config.json ------------------------------------------------------ */
 
-static json_t *number_json(double v) {
+/* The float as the shortest decimal that reads back to it (0.05f -> 0.05, not
+ * 0.05000000074505806), as Python writes the value the user typed. */
+static double shortest_decimal(float f) {
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f) return d;
+    }
+    return (double)f;
+}
+
+static json_t *number_json(float f) {
+    double v = shortest_decimal(f);
     return v == floor(v) && fabs(v) < 1e15 ? json_integer((json_int_t)v) : json_real(v);
 }
 
@@ -323,10 +336,10 @@ static int save_config(const Lora *l, const char *dir, const char *base_model_na
     json_t *root = json_pack(
         "{s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:b, s:b, s:b, s:b, s:b, s:s?, s:n}", "peft_type",
         "LORA", "task_type", "CAUSAL_LM", "r", l->spec.r, "lora_alpha", number_json(l->spec.alpha),
-        "lora_dropout", json_real(l->spec.dropout), "target_modules", targets, "bias", "none",
+        "lora_dropout", json_real(shortest_decimal(l->spec.dropout)), "target_modules", targets, "bias", "none",
         "use_rslora", l->spec.rslora, "use_dora", 0, "fan_in_fan_out", 0, "init_lora_weights", 1,
         "inference_mode", 1, "base_model_name_or_path", base_model_name, "modules_to_save");
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(root);
     if (!text) {
         snprintf(err, errlen,
