@@ -1,7 +1,7 @@
 # lorafit — build, test, demo and benchmark. `make help` lists the targets.
 # Every target first runs tools/install-deps, so a fresh Debian machine needs nothing by hand.
 
-.PHONY: all deps test check-build asan test-run-only demo bench fuzz clean help format
+.PHONY: all deps test check-build asan test-run-only demo bench fuzz valgrind clean help format
 .DEFAULT_GOAL := all
 
 BUILD     ?= build
@@ -84,7 +84,12 @@ bench: lorafit $(TOOLS)
 	@tools/bench.sh $(BUILD)
 
 fuzz:
+	@LORAFIT_EXTRA_PKGS="clang libclang-rt-dev" tools/install-deps
 	@tools/fuzz.sh
+
+valgrind: $(BUILD)/lorafit
+	@LORAFIT_EXTRA_PKGS=valgrind tools/install-deps
+	@tools/valgrind.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -99,5 +104,6 @@ help:
 	@echo "make demo     generate a small model and dataset, fine-tune it, show the result"
 	@echo "make bench    print kernel, load and data-streaming figures"
 	@echo "make fuzz     run each fuzz harness for FUZZ_SECONDS (default 60)"
+	@echo "make valgrind a small training run and resume under valgrind memcheck"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
