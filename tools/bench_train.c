@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cblas.h>
+
 #include "tensor/rng.h"
 #include "trainer/lora.h"
 #include "trainer/model.h"
@@ -31,6 +33,16 @@ static long peak_rss_kb(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss;
+}
+
+/* Process CPU seconds (all threads, user + system) and minor page faults so far. The CPU
+ * time shows the work done when other jobs share the cores and wall time is unreliable. */
+static double cpu_seconds(long *minor_faults) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    *minor_faults = ru.ru_minflt;
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec * 1e-6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec * 1e-6;
 }
 
 /* Runs DIR/make_model from $LORAFIT_TOOLS, else from this program's own directory. */
@@ -100,15 +112,21 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
         targets[i] = (i + 1) % seq == 0 ? TENSOR_IGNORE_INDEX : ids[i + 1];
     double loss = 0, t0 = now();
     int rc = train_step(b, ids, targets, batch, seq, &loss);
-    double warm = now() - t0, total = 0;
+    double warm = now() - t0, total = 0, cpu_total = 0;
+    long faults_total = 0;
     printf("bench_train: B %d x T %d: warm-up %.0f ms (loss %.6f)\n", batch, seq, warm * 1e3, loss);
     for (int s = 0; s < steps && rc == 0; s++) {
+        long f0, f1;
+        double c0 = cpu_seconds(&f0);
         t0 = now();
         rc = train_step(b, ids, targets, batch, seq, &loss);
-        double dt = now() - t0;
+        double dt = now() - t0, cpu = cpu_seconds(&f1) - c0;
         total += dt;
-        printf("bench_train: B %d x T %d: step %d %.0f ms (loss %.6f)\n", batch, seq, s + 1,
-               dt * 1e3, loss);
+        cpu_total += cpu;
+        faults_total += f1 - f0;
+        printf("bench_train: B %d x T %d: step %d %.0f ms, CPU %.0f ms, %ld page faults (loss "
+               "%.6f)\n",
+               batch, seq, s + 1, dt * 1e3, cpu * 1e3, f1 - f0, loss);
     }
     free(ids);
     free(targets);
@@ -117,11 +135,25 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
         return -1;
     }
     double ms = total / steps * 1e3;
-    printf("bench_train: B %d x T %d, %d threads: %.0f ms/step, %.0f tokens/s, peak RSS %.0f MB, "
-           "graph arena %.0f MB\n",
-           batch, seq, tensor_threads(), ms, (double)n / (ms / 1e3), peak_rss_kb() / 1024.0,
-           graph_arena_bytes(b->graph) / 1e6);
+    printf("bench_train: B %d x T %d, %d threads: %.0f ms/step, %.0f tokens/s, CPU %.0f ms/step, "
+           "%ld page faults/step, peak RSS %.0f MB, graph arena %.0f MB\n",
+           batch, seq, tensor_threads(), ms, (double)n / (ms / 1e3), cpu_total / steps * 1e3,
+           faults_total / steps, peak_rss_kb() / 1024.0, graph_arena_bytes(b->graph) / 1e6);
     return 0;
+}
+
+/* Which OpenBLAS kernel set runs the products. OpenBLAS 0.3.21 does not know AMD Zen 4/5 and
+ * falls back to its Haswell (AVX2) kernels even when the CPU has AVX-512; its SkylakeX
+ * kernels, chosen with OPENBLAS_CORETYPE=SkylakeX, were ~1.7x faster at these shapes. */
+static void print_blas_core(void) {
+    const char *core = openblas_get_corename();
+    printf("bench_train: OpenBLAS core %s%s\n", core ? core : "?",
+           getenv("OPENBLAS_CORETYPE") ? " (from OPENBLAS_CORETYPE)" : "");
+    __builtin_cpu_init();
+    if (core && strcmp(core, "Haswell") == 0 && !getenv("OPENBLAS_CORETYPE") &&
+        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
+        printf("bench_train: this CPU has AVX-512; try OPENBLAS_CORETYPE=SkylakeX\n");
 }
 
 static int usage(void) {
@@ -190,6 +222,7 @@ int main(int argc, char **argv) {
     b.v = calloc(n, sizeof(float));
     b.graph = graph_create();
     if (!b.m || !b.v || !b.graph) goto done;
+    print_blas_core();
     printf("bench_train: %zu base parameters, %zu LoRA parameters (r 8, all modules)\n",
            model_param_count(b.model), n);
     if (bench_shape(&b, batch, seq, steps) != 0) goto done;
