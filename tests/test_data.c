@@ -205,7 +205,6 @@ END_TEST
 Suite *data_suite(void) {
     Suite *s = suite_create("data");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_formats_give_identical_batches);
     tcase_add_test(tc, test_unpacked_rows_are_padded_with_shifted_targets);
     tcase_add_test(tc, test_split_and_drop_overflow);

@@ -162,7 +162,6 @@ END_TEST
 Suite *data_cursor_suite(void) {
     Suite *s = suite_create("data_cursor");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_restore_continues_the_exact_stream);
     tcase_add_test(tc, test_restore_with_skipped_records_keeps_counts);
     tcase_add_test(tc, test_restore_refuses_changed_or_truncated_file);

@@ -219,7 +219,6 @@ END_TEST
 Suite *data_input_suite(void) {
     Suite *s = suite_create("data_input");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_bad_records_fail_with_file_line_and_column);
     tcase_add_test(tc, test_shuffle_is_a_seeded_permutation_per_epoch);
     tcase_add_test(tc, test_globs_lists_and_missing_files);

@@ -336,7 +336,6 @@ END_TEST
 Suite *faults_suite(void) {
     Suite *s = suite_create("faults");
     TCase *tc = tcase_create("checkpoint_save");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_failed_write_at_each_point_keeps_previous_checkpoint);
     tcase_add_test(tc, test_failed_fsync_at_each_point_keeps_previous_checkpoint);
     tcase_add_test(tc, test_failed_rename_at_each_point_keeps_previous_checkpoint);

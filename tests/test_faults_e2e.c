@@ -231,7 +231,6 @@ END_TEST
 Suite *faults_e2e_suite(void) {
     Suite *s = suite_create("faults_e2e");
     TCase *tc = tcase_create("lorafit");
-    tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_lorafit_io_faults_then_resume_is_bit_identical);
     tcase_add_test(tc, test_full_disk_during_checkpoint_then_resume_is_bit_identical);
     tcase_add_test(tc, test_corrupt_checkpoint_detected_and_resume_falls_back);

@@ -84,7 +84,6 @@ REPLAY_TEST(trainer_state, 1)
 Suite *fuzz_regressions_suite(void) {
     Suite *s = suite_create("fuzz_regressions");
     TCase *tc = tcase_create("replay");
-    tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_fuzz_inputs_safetensors_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_hf_config_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_config_yaml_do_not_crash);
