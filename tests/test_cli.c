@@ -133,7 +133,8 @@ START_TEST(test_export_writes_peft_layout_checked_by_two_readers) {
     SafeTensors *st = st_open(path, err, sizeof err);
     ck_assert_msg(st != NULL, "%s", err);
     ck_assert_str_eq(st_metadata(st, "format"), "pt");
-    const StTensor *a = st_find(st, "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight");
+    const StTensor *a =
+        st_find(st, "base_model.model.model.layers.1.self_attn.q_proj.lora_A.weight");
     const StTensor *b = st_find(st, "base_model.model.model.layers.0.mlp.down_proj.lora_B.weight");
     ck_assert(a && b);
     ck_assert_int_eq(a->dtype, ST_F32);
@@ -169,7 +170,8 @@ START_TEST(test_eval_reports_the_loss_the_trainer_saw) {
     char *cfg = config_with(dir, "eval:\n  max_batches: 1\n");
     char args[8192];
     snprintf(args, sizeof args,
-             "eval '%s' --set lora.rslora=true --adapter '%s/tests/data/train/qwen2-untied/init_adapter'",
+             "eval '%s' --set lora.rslora=true --adapter "
+             "'%s/tests/data/train/qwen2-untied/init_adapter'",
              cfg, root);
     int rc = tt_lorafit(dir, args);
     char *log = tt_log(dir);

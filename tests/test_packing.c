@@ -15,8 +15,8 @@
 #define MAX_TOKENS 4096
 
 /* Per-token losses, in stream order, of every target of the dataset. */
-static int token_losses(const Model *m, const Lora *lora, const char *rows, bool packing,
-                        int batch, int seq_len, double *out) {
+static int token_losses(const Model *m, const Lora *lora, const char *rows, bool packing, int batch,
+                        int seq_len, double *out) {
     const char *paths[1] = {rows};
     DataOptions o = {.paths = paths,
                      .n_paths = 1,

@@ -43,8 +43,8 @@ static void check_fixture(const char *fixture_rel, const char *model_rel) {
              "log:\n  every: 1\n",
              model, (int)NUM("r"), NUM("alpha"),
              json_is_true(json_object_get(fx, "rslora")) ? "true" : "false", tlist, fixture,
-             fixture, (int)NUM("seq"), (int)NUM("batch"), steps, NUM("lr"), NUM("wd"),
-             NUM("clip"), NUM("b1"), NUM("b2"), NUM("eps"), dir);
+             fixture, (int)NUM("seq"), (int)NUM("batch"), steps, NUM("lr"), NUM("wd"), NUM("clip"),
+             NUM("b1"), NUM("b2"), NUM("eps"), dir);
     char *cfg_path = tt_write_text(dir, "config.yaml", cfg);
     char args[4400];
     snprintf(args, sizeof args, "train '%s'", cfg_path);

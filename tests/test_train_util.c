@@ -109,7 +109,8 @@ void tt_random_rows(const char *path, int n, int min_len, int max_len, int vocab
     for (int r = 0; r < n; r++) {
         int len = min_len + (int)(test_rand_u64(&s) % (uint64_t)(max_len - min_len + 1));
         fputs("{\"input_ids\": [1", f);
-        for (int i = 1; i < len; i++) fprintf(f, ", %d", (int)(test_rand_u64(&s) % (uint64_t)vocab));
+        for (int i = 1; i < len; i++)
+            fprintf(f, ", %d", (int)(test_rand_u64(&s) % (uint64_t)vocab));
         fputs("]}\n", f);
     }
     ck_assert_int_eq(fclose(f), 0);

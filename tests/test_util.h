@@ -16,7 +16,7 @@ const char *test_shared_dir(void);
 #define TEST_NEED_SHARED(dir)                                                                      \
     const char *dir = test_shared_dir();                                                           \
     if (!dir) {                                                                                    \
-        if (test_in_ci()) ck_abort_msg("LORAFIT_SHARED directory is missing (needed in CI)");     \
+        if (test_in_ci()) ck_abort_msg("LORAFIT_SHARED directory is missing (needed in CI)");      \
         test_skip("LORAFIT_SHARED directory is missing");                                          \
         return;                                                                                    \
     }

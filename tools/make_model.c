@@ -27,9 +27,10 @@ static float normalish(Rng *r) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: make_model --out DIR [--preset tiny|smollm-135m] [--arch "
-                    "llama|qwen2|mistral] [--hidden H] [--intermediate I] [--layers L] "
-                    "[--heads NH] [--kv-heads NKV] [--vocab V] [--tied] [--std SIGMA] [--seed S]\n");
+    fprintf(stderr,
+            "usage: make_model --out DIR [--preset tiny|smollm-135m] [--arch "
+            "llama|qwen2|mistral] [--hidden H] [--intermediate I] [--layers L] "
+            "[--heads NH] [--kv-heads NKV] [--vocab V] [--tied] [--std SIGMA] [--seed S]\n");
     return 2;
 }
 

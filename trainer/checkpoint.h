@@ -43,8 +43,7 @@ void train_state_free(TrainState *s);
 /* Writes OUT_DIR/checkpoint-STEP (replacing one of the same step). m and v are the AdamW
  * moments, flat in lora_params() order. */
 int checkpoint_save(const char *out_dir, const Lora *lora, const float *m, const float *v,
-                    const TrainState *state, const char *base_model_name, char *err,
-                    size_t errlen);
+                    const TrainState *state, const char *base_model_name, char *err, size_t errlen);
 
 /* Verifies DIR's MANIFEST, then loads the adapter into lora, the moments into m and v and
  * the rest into *state (which the caller frees with train_state_free). */
@@ -62,8 +61,8 @@ int checkpoint_prune(const char *out_dir, int keep, char *err, size_t errlen);
 
 /* Writes a directory atomically: builds DIR.tmp-PID with fill(), then swaps it into place
  * (an existing DIR is replaced only after the new one is complete). */
-int checkpoint_write_dir(const char *dir, int (*fill)(const char *tmp_dir, void *ctx, char *err,
-                                                       size_t errlen),
+int checkpoint_write_dir(const char *dir,
+                         int (*fill)(const char *tmp_dir, void *ctx, char *err, size_t errlen),
                          void *ctx, char *err, size_t errlen);
 
 #endif

@@ -11,10 +11,11 @@
 #include "trainer/train.h"
 
 static void eval_usage(FILE *out) {
-    fprintf(out, "usage: lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...\n"
-                 "  Prints {\"eval_loss\", \"eval_tokens\", \"data\"} for the model of CONFIG (plus\n"
-                 "  the PEFT adapter in DIR) on data.valid, or data.train when valid is unset.\n"
-                 "  eval.max_batches limits the number of batches (0 = all).\n");
+    fprintf(out,
+            "usage: lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...\n"
+            "  Prints {\"eval_loss\", \"eval_tokens\", \"data\"} for the model of CONFIG (plus\n"
+            "  the PEFT adapter in DIR) on data.valid, or data.train when valid is unset.\n"
+            "  eval.max_batches limits the number of batches (0 = all).\n");
 }
 
 static int run_eval(const Config *cfg, const char *adapter, char *err, size_t errlen) {
@@ -49,8 +50,8 @@ static int run_eval(const Config *cfg, const char *adapter, char *err, size_t er
     double loss = 0;
     int64_t tokens = 0;
     if (rc == 0 && !g) rc = 1, snprintf(err, errlen, "out of memory");
-    if (rc == 0 && evaluate_loss(m, lora, &o, (int)cfg->eval.max_batches, g, &loss, &tokens, err,
-                                 errlen) != 0)
+    if (rc == 0 &&
+        evaluate_loss(m, lora, &o, (int)cfg->eval.max_batches, g, &loss, &tokens, err, errlen) != 0)
         rc = 1;
     if (rc == 0)
         printf("{\"eval_loss\": %.9g, \"eval_tokens\": %" PRId64 ", \"data\": \"%s\"}\n", loss,

@@ -21,8 +21,8 @@ static void export_usage(FILE *out) {
 static char *read_small_file(const char *path, size_t *len, char *err, size_t errlen) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        snprintf(err, errlen, "%.1000s: cannot read it (is this a checkpoint or adapter directory?)",
-                 path);
+        snprintf(err, errlen,
+                 "%.1000s: cannot read it (is this a checkpoint or adapter directory?)", path);
         return NULL;
     }
     char *buf = malloc(1 << 20);

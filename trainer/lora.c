@@ -336,10 +336,12 @@ static int save_config(const Lora *l, const char *dir, const char *base_model_na
     json_t *root = json_pack(
         "{s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:b, s:b, s:b, s:b, s:b, s:s?, s:n}", "peft_type",
         "LORA", "task_type", "CAUSAL_LM", "r", l->spec.r, "lora_alpha", number_json(l->spec.alpha),
-        "lora_dropout", json_real(shortest_decimal(l->spec.dropout)), "target_modules", targets, "bias", "none",
-        "use_rslora", l->spec.rslora, "use_dora", 0, "fan_in_fan_out", 0, "init_lora_weights", 1,
-        "inference_mode", 1, "base_model_name_or_path", base_model_name, "modules_to_save");
-    char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
+        "lora_dropout", json_real(shortest_decimal(l->spec.dropout)), "target_modules", targets,
+        "bias", "none", "use_rslora", l->spec.rslora, "use_dora", 0, "fan_in_fan_out", 0,
+        "init_lora_weights", 1, "inference_mode", 1, "base_model_name_or_path", base_model_name,
+        "modules_to_save");
+    char *text =
+        root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(root);
     if (!text) {
         snprintf(err, errlen,

@@ -220,8 +220,9 @@ int train_loop(Trainer *t, char *err, size_t errlen) {
             train_progress_end(t);
             if (t->last_saved_step != s->step && save_checkpoint(t, err, errlen) != 0)
                 return EXIT_RUNTIME;
-            fprintf(stderr, "lorafit: stopped by signal after step %" PRId64
-                            "; checkpoint saved, resume with --resume\n",
+            fprintf(stderr,
+                    "lorafit: stopped by signal after step %" PRId64
+                    "; checkpoint saved, resume with --resume\n",
                     s->step);
             return EXIT_STOPPED;
         }

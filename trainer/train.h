@@ -38,8 +38,8 @@ int train_lora_spec(const Config *cfg, LoraSpec *spec, char *err, size_t errlen)
 
 /* Mean loss over the validation data (at most max_batches micro-batches, 0 = all):
  * *loss = sum of token losses / *tokens. Returns 0, or -1 with err. */
-int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int max_batches,
-                  Graph *g, double *loss, int64_t *tokens, char *err, size_t errlen);
+int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int max_batches, Graph *g,
+                  double *loss, int64_t *tokens, char *err, size_t errlen);
 
 /* Checks that every path the config names exists (model.path, lora.init_from, data files
  * or glob matches); an error names the key. Returns 0 or -1. */

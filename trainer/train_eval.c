@@ -3,8 +3,8 @@
 
 #include "trainer/train.h"
 
-int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int max_batches,
-                  Graph *g, double *loss, int64_t *tokens, char *err, size_t errlen) {
+int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int max_batches, Graph *g,
+                  double *loss, int64_t *tokens, char *err, size_t errlen) {
     DataReader *r = data_open(o, err, errlen);
     if (!r) return -1;
     double sum = 0;

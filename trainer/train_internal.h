@@ -40,7 +40,7 @@ typedef struct Trainer {
     double step_seconds, save_seconds;
     double log_time; /* train_now() at the previous metrics line */
     bool tty;
-    bool progress_open;    /* a progress line awaits its newline */
+    bool progress_open;   /* a progress line awaits its newline */
     int64_t first_tokens; /* st.tokens when this process started */
 } Trainer;
 

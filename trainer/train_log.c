@@ -104,8 +104,9 @@ int train_log_step(Trainer *t, const StepResult *r, char *err, size_t errlen) {
     if (!t->tty)
         fprintf(stderr,
                 "step %" PRId64 "/%" PRId64 "  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s\n",
-                s->step, t->total_steps, s->log_steps ? s->log_loss_sum / (double)s->log_steps : 0.0,
-                r->lr, r->grad_norm, interval > 0 ? (double)s->log_tokens / interval : 0.0);
+                s->step, t->total_steps,
+                s->log_steps ? s->log_loss_sum / (double)s->log_steps : 0.0, r->lr, r->grad_norm,
+                interval > 0 ? (double)s->log_tokens / interval : 0.0);
     s->log_loss_sum = 0;
     s->log_steps = 0;
     s->log_tokens = 0;

@@ -147,8 +147,9 @@ static int find_resume_point(const Config *cfg, const TrainOptions *opt, char *d
                                           sizeof skipped, err, errlen);
         if (rc < 0) return -EXIT_RUNTIME;
         if (skipped[0]) fprintf(stderr, "lorafit: warning: %s\n", skipped);
-        if (rc == 0) fprintf(stderr, "lorafit: no complete checkpoint in %s; starting from scratch\n",
-                             cfg->output.dir);
+        if (rc == 0)
+            fprintf(stderr, "lorafit: no complete checkpoint in %s; starting from scratch\n",
+                    cfg->output.dir);
         return rc;
     }
     int64_t *steps = NULL;
@@ -207,8 +208,9 @@ static int setup(Trainer *t, const TrainOptions *opt, char *err, size_t errlen) 
     const Config *c = t->cfg;
     if (train_check_paths(c, err, errlen) != 0) return EXIT_USAGE;
     if (c->model.dtype != CONFIG_DTYPE_F32) {
-        snprintf(err, errlen, "model.dtype: bf16 frozen weights are not supported yet; use f32 "
-                              "(BF16 and F16 files are converted to f32 on load)");
+        snprintf(err, errlen,
+                 "model.dtype: bf16 frozen weights are not supported yet; use f32 "
+                 "(BF16 and F16 files are converted to f32 on load)");
         return EXIT_USAGE;
     }
     if (fsio_mkdirs(c->output.dir, err, errlen) != 0) return EXIT_RUNTIME;
