@@ -1,6 +1,8 @@
 /* tests/test_util.c — see test_util.h. */
 #include "tests/test_util.h"
 
+#include "tensor/rng.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,10 +94,7 @@ int test_run(const char *cmd, const char *out_path) {
 }
 
 uint64_t test_rand_u64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+    return rng_splitmix64(state);
 }
 
 float test_rand_uniform(uint64_t *state, float lo, float hi) {

@@ -181,6 +181,26 @@ static json_t *number_json(float f) {
     return v == floor(v) && fabs(v) < 1e15 ? json_integer((json_int_t)v) : json_real(v);
 }
 
+/* adapter_config.json's target_modules list -> a LORA_* bit mask. */
+static int parse_targets(json_t *targets, const char *path, unsigned *mask, char *err,
+                         size_t errlen) {
+    size_t i;
+    json_t *t;
+    *mask = 0;
+    json_array_foreach(targets, i, t) {
+        unsigned bit = json_is_string(t) ? lora_parse_target(json_string_value(t)) : 0;
+        if (!bit) {
+            snprintf(err, errlen,
+                     "%s: target_modules[%zu] is not one of q_proj k_proj v_proj o_proj "
+                     "gate_proj up_proj down_proj",
+                     path, i);
+            return -1;
+        }
+        *mask |= bit;
+    }
+    return 0;
+}
+
 static int check_adapter_config(const Lora *l, const char *path, char *err, size_t errlen) {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
@@ -216,21 +236,7 @@ static int check_adapter_config(const Lora *l, const char *path, char *err, size
         snprintf(err, errlen, "%s: target_modules must be a list of module names", path);
     } else {
         unsigned mask = 0;
-        size_t i;
-        json_t *t;
-        rc = 0;
-        json_array_foreach(targets, i, t) {
-            unsigned bit = json_is_string(t) ? lora_parse_target(json_string_value(t)) : 0;
-            if (!bit) {
-                snprintf(err, errlen,
-                         "%s: target_modules[%zu] is not one of q_proj k_proj "
-                         "v_proj o_proj gate_proj up_proj down_proj",
-                         path, i);
-                rc = -1;
-                break;
-            }
-            mask |= bit;
-        }
+        rc = parse_targets(targets, path, &mask, err, errlen);
         if (rc == 0 && mask != l->spec.targets) {
             snprintf(err, errlen,
                      "%s: target_modules differ from the run's "
@@ -267,20 +273,7 @@ int lora_read_peft_spec(const char *dir, LoraSpec *spec, char *err, size_t errle
         spec->r = (int)json_integer_value(r);
         spec->alpha = (float)json_number_value(alpha);
         spec->rslora = json_is_true(json_object_get(root, "use_rslora"));
-        size_t i;
-        json_t *t;
-        json_array_foreach(targets, i, t) {
-            unsigned bit = json_is_string(t) ? lora_parse_target(json_string_value(t)) : 0;
-            if (!bit) {
-                snprintf(err, errlen,
-                         "%s: target_modules[%zu] is not one of q_proj k_proj "
-                         "v_proj o_proj gate_proj up_proj down_proj",
-                         path, i);
-                rc = -1;
-                break;
-            }
-            spec->targets |= bit;
-        }
+        rc = parse_targets(targets, path, &spec->targets, err, errlen);
     }
     json_decref(root);
     return rc;
