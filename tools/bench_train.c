@@ -143,17 +143,18 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
 }
 
 /* Which OpenBLAS kernel set runs the products. OpenBLAS 0.3.21 does not know AMD Zen 4/5 and
- * falls back to its Haswell (AVX2) kernels even when the CPU has AVX-512; its SkylakeX
- * kernels, chosen with OPENBLAS_CORETYPE=SkylakeX, were ~1.7x faster at these shapes. */
+ * falls back to its Haswell (AVX2) kernels even when the CPU has AVX-512 (and this machine's
+ * environment sets OPENBLAS_CORETYPE=Haswell); its SkylakeX kernels
+ * (OPENBLAS_CORETYPE=SkylakeX) did these steps ~1.7x faster. */
 static void print_blas_core(void) {
-    const char *core = openblas_get_corename();
+    const char *core = openblas_get_corename(), *env = getenv("OPENBLAS_CORETYPE");
     printf("bench_train: OpenBLAS core %s%s\n", core ? core : "?",
-           getenv("OPENBLAS_CORETYPE") ? " (from OPENBLAS_CORETYPE)" : "");
+           env ? " (set by OPENBLAS_CORETYPE)" : "");
     __builtin_cpu_init();
-    if (core && strcmp(core, "Haswell") == 0 && !getenv("OPENBLAS_CORETYPE") &&
-        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-        printf("bench_train: this CPU has AVX-512; try OPENBLAS_CORETYPE=SkylakeX\n");
+    if (core && strcmp(core, "Haswell") == 0 && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512cd"))
+        printf("bench_train: this CPU has AVX-512: OPENBLAS_CORETYPE=SkylakeX may be faster\n");
 }
 
 static int usage(void) {
