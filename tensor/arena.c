@@ -3,12 +3,18 @@
  * A training step allocates the same sequence of blocks every time, so after the first
  * step the chunks it needed already exist: arena_reset() only rewinds the cursors, and the
  * search below (first chunk from the current one with room) makes the same decisions again.
- * A request larger than the chunk size gets a chunk of its own size. */
+ * A request larger than the chunk size gets a chunk of its own size.
+ *
+ * Chunks of 2 MB or more are 2 MB aligned and advised as transparent huge pages: a SmolLM
+ * step touches ~3.7 GB of activations, and with 4 KB pages the first step spent seconds in
+ * page faults (and later steps in TLB misses). Where THP is off the advice is ignored. */
 #include "tensor/tensor.h"
 
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #define ARENA_ALIGN 64
+#define HUGE_PAGE   ((size_t)2 << 20)
 
 typedef struct Chunk {
     struct Chunk *next;
@@ -32,12 +38,20 @@ Arena *arena_create(size_t chunk_bytes) {
 static Chunk *chunk_new(size_t cap) {
     Chunk *c = calloc(1, sizeof *c);
     if (!c) return NULL;
-    cap = (cap + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN;
-    c->data = aligned_alloc(ARENA_ALIGN, cap);
+    size_t align = cap >= HUGE_PAGE ? HUGE_PAGE : ARENA_ALIGN;
+    if (cap > SIZE_MAX - align) {
+        free(c);
+        return NULL;
+    }
+    cap = (cap + align - 1) / align * align;
+    c->data = aligned_alloc(align, cap);
     if (!c->data) {
         free(c);
         return NULL;
     }
+#ifdef MADV_HUGEPAGE
+    if (align == HUGE_PAGE) madvise(c->data, cap, MADV_HUGEPAGE); /* advice only */
+#endif
     c->cap = cap;
     return c;
 }
