@@ -1,18 +1,14 @@
-/* trainer/config.c — the config schema and the strict YAML loader (see config.h).
- *
- * One table describes every key: its section, name, type, where it lives in Config, its
- * range, and its enum names. Loading, --set, range checks, "did you mean" and the resolved
- * output all walk the same table, so a key added here is handled everywhere.
+/* trainer/config.c — the strict YAML config loader (see config.h); the key table it walks
+ * is in config_schema.c.
  *
  * YAML is read with libyaml's document API; the schema is two levels deep (section ->
  * key -> scalar or sequence of scalars), so the walk never recurses into user data and an
  * alias cycle cannot loop. Scalar typing follows YAML 1.2's core schema for plain scalars
  * (so 1e-4 is a float, unlike YAML 1.1); a quoted scalar is always a string. */
 #include "trainer/config.h"
+#include "trainer/config_internal.h"
 
-#include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,109 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 #include <yaml.h>
-
-typedef enum { K_STR, K_PATH, K_INT, K_FLOAT, K_BOOL, K_ENUM, K_PATHS, K_MODULES } KeyType;
-
-typedef struct Key {
-    const char *section, *name;
-    KeyType type;
-    size_t off;               /* offsetof(Config, ...) */
-    bool nullable;            /* null allowed (strings -> NULL, lists -> empty, ints -> 0) */
-    double lo, hi;            /* numeric range */
-    bool lo_open, hi_open;    /* exclusive bounds */
-    const char *const *names; /* K_ENUM: value names, index = enum value */
-} Key;
-
-static const char *const DTYPE_NAMES[] = {"f32", "bf16", NULL};
-static const char *const OVERFLOW_NAMES[] = {"truncate", "split", "drop", NULL};
-static const char *const ON_ERROR_NAMES[] = {"fail", "skip", NULL};
-static const char *const SCHEDULER_NAMES[] = {"constant", "linear", "cosine", NULL};
-static const char *const MODULE_NAMES[] = {"q_proj",    "k_proj",  "v_proj",    "o_proj",
-                                           "gate_proj", "up_proj", "down_proj", NULL};
-
-#define INF                             INFINITY
-#define OFF(f)                          offsetof(Config, f)
-#define RANGE(lo, hi, lo_open, hi_open) lo, hi, lo_open, hi_open
-#define ANY                             RANGE(-INF, INF, false, false)
-
-static const Key KEYS[] = {
-    {"model", "path", K_PATH, OFF(model.path), false, ANY, NULL},
-    {"model", "dtype", K_ENUM, OFF(model.dtype), false, ANY, DTYPE_NAMES},
-    {"lora", "r", K_INT, OFF(lora.r), false, RANGE(1, 65536, false, false), NULL},
-    {"lora", "alpha", K_FLOAT, OFF(lora.alpha), false, RANGE(0, INF, true, false), NULL},
-    {"lora", "dropout", K_FLOAT, OFF(lora.dropout), false, RANGE(0, 1, false, true), NULL},
-    {"lora", "target_modules", K_MODULES, OFF(lora.target_modules), false, ANY, NULL},
-    {"lora", "rslora", K_BOOL, OFF(lora.rslora), false, ANY, NULL},
-    {"lora", "init_from", K_PATH, OFF(lora.init_from), true, ANY, NULL},
-    {"data", "train", K_PATHS, OFF(data.train), false, ANY, NULL},
-    {"data", "valid", K_PATHS, OFF(data.valid), true, ANY, NULL},
-    {"data", "input_field", K_STR, OFF(data.input_field), false, ANY, NULL},
-    {"data", "labels_field", K_STR, OFF(data.labels_field), true, ANY, NULL},
-    {"data", "seq_len", K_INT, OFF(data.seq_len), false, RANGE(2, 1 << 20, false, false), NULL},
-    {"data", "packing", K_BOOL, OFF(data.packing), false, ANY, NULL},
-    {"data", "overflow", K_ENUM, OFF(data.overflow), false, ANY, OVERFLOW_NAMES},
-    {"data", "shuffle", K_BOOL, OFF(data.shuffle), false, ANY, NULL},
-    {"data", "shuffle_buffer", K_INT, OFF(data.shuffle_buffer), false, RANGE(1, 1e8, false, false),
-     NULL},
-    {"data", "on_error", K_ENUM, OFF(data.on_error), false, ANY, ON_ERROR_NAMES},
-    {"train", "batch_size", K_INT, OFF(train.batch_size), false, RANGE(1, 1 << 20, false, false),
-     NULL},
-    {"train", "grad_accum", K_INT, OFF(train.grad_accum), false, RANGE(1, 1 << 20, false, false),
-     NULL},
-    {"train", "max_steps", K_INT, OFF(train.max_steps), false, RANGE(1, 1e15, false, false), NULL},
-    {"train", "epochs", K_INT, OFF(train.epochs), true, RANGE(1, 1e9, false, false), NULL},
-    {"train", "lr", K_FLOAT, OFF(train.lr), false, RANGE(0, INF, true, false), NULL},
-    {"train", "lr_scheduler", K_ENUM, OFF(train.lr_scheduler), false, ANY, SCHEDULER_NAMES},
-    {"train", "warmup_steps", K_INT, OFF(train.warmup_steps), false, RANGE(0, 1e15, false, false),
-     NULL},
-    {"train", "min_lr_ratio", K_FLOAT, OFF(train.min_lr_ratio), false, RANGE(0, 1, false, false),
-     NULL},
-    {"train", "weight_decay", K_FLOAT, OFF(train.weight_decay), false, RANGE(0, INF, false, false),
-     NULL},
-    {"train", "adam_beta1", K_FLOAT, OFF(train.adam_beta1), false, RANGE(0, 1, false, true), NULL},
-    {"train", "adam_beta2", K_FLOAT, OFF(train.adam_beta2), false, RANGE(0, 1, false, true), NULL},
-    {"train", "adam_eps", K_FLOAT, OFF(train.adam_eps), false, RANGE(0, INF, true, false), NULL},
-    {"train", "max_grad_norm", K_FLOAT, OFF(train.max_grad_norm), false,
-     RANGE(0, INF, false, false), NULL},
-    {"train", "seed", K_INT, OFF(train.seed), false, RANGE(0, 9.2e18, false, false), NULL},
-    {"train", "threads", K_INT, OFF(train.threads), false, RANGE(0, 4096, false, false), NULL},
-    {"eval", "every", K_INT, OFF(eval.every), false, RANGE(0, 1e15, false, false), NULL},
-    {"eval", "max_batches", K_INT, OFF(eval.max_batches), false, RANGE(0, 1e15, false, false),
-     NULL},
-    {"output", "dir", K_PATH, OFF(output.dir), false, ANY, NULL},
-    {"output", "save_every", K_INT, OFF(output.save_every), false, RANGE(0, 1e15, false, false),
-     NULL},
-    {"output", "keep", K_INT, OFF(output.keep), false, RANGE(1, 1e6, false, false), NULL},
-    {"log", "every", K_INT, OFF(log.every), false, RANGE(1, 1e15, false, false), NULL},
-};
-#define N_KEYS ((int)(sizeof KEYS / sizeof KEYS[0]))
-
-static const char *const SECTIONS[] = {"model", "lora", "data", "train", "eval", "output", "log"};
-#define N_SECTIONS ((int)(sizeof SECTIONS / sizeof SECTIONS[0]))
-
-/* Names users bring from PEFT / HF Trainer / axolotl, mapped to ours for suggestions. */
-static const char *const ALIASES[][2] = {
-    {"learning_rate", "lr"},
-    {"lora_alpha", "alpha"},
-    {"lora_dropout", "dropout"},
-    {"rank", "r"},
-    {"lora_r", "r"},
-    {"use_rslora", "rslora"},
-    {"warmup", "warmup_steps"},
-    {"gradient_accumulation_steps", "grad_accum"},
-    {"num_epochs", "epochs"},
-    {"num_train_epochs", "epochs"},
-    {"max_seq_length", "seq_len"},
-    {"sequence_len", "seq_len"},
-    {"lr_scheduler_type", "lr_scheduler"},
-    {"scheduler", "lr_scheduler"},
-    {"micro_batch_size", "batch_size"},
-    {"save_steps", "save_every"},
-    {"logging_steps", "every"},
-    {"eval_steps", "every"},
-    {"save_total_limit", "keep"},
-    {"output_dir", "dir"},
-};
 
 /* ---- errors ------------------------------------------------------------------------------ */
 
@@ -152,68 +45,6 @@ static void where(const Origin *o, const yaml_node_t *node, char *buf, size_t le
         snprintf(buf, len, "--set %s", o->set);
 }
 
-/* ---- did you mean ----------------------------------------------------------------------- */
-
-static int levenshtein(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 63 || lb > 63) return 99;
-    int row[64];
-    for (size_t j = 0; j <= lb; j++) row[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int diag = row[0];
-        row[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int up = row[j];
-            int sub = diag + (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
-            int best = up + 1 < row[j - 1] + 1 ? up + 1 : row[j - 1] + 1;
-            row[j] = sub < best ? sub : best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
-static int close_enough(const char *cand, int dist) {
-    int len = (int)strlen(cand);
-    return dist <= (len <= 4 ? 1 : len / 3 > 2 ? len / 3 : 2);
-}
-
-/* Appends a suggestion for an unknown key `name` in `section` (NULL: a section name). */
-static void suggest(const char *section, const char *name, char *buf, size_t len) {
-    buf[0] = '\0';
-    const char *best = NULL, *best_section = section;
-    int best_d = 99;
-    if (!section) {
-        for (int s = 0; s < N_SECTIONS; s++) {
-            int d = levenshtein(name, SECTIONS[s]);
-            if (d < best_d && close_enough(SECTIONS[s], d)) best_d = d, best = SECTIONS[s];
-        }
-        if (best) snprintf(buf, len, "; did you mean `%s`?", best);
-        return;
-    }
-    /* The exact name under another section (train.seq_len -> data.seq_len). */
-    for (int k = 0; k < N_KEYS; k++)
-        if (strcmp(KEYS[k].name, name) == 0) {
-            snprintf(buf, len, "; did you mean `%s.%s`?", KEYS[k].section, name);
-            return;
-        }
-    for (int k = 0; k < N_KEYS; k++) {
-        if (strcmp(KEYS[k].section, section) != 0) continue;
-        int d = levenshtein(name, KEYS[k].name);
-        if (d < best_d && close_enough(KEYS[k].name, d)) best_d = d, best = KEYS[k].name;
-    }
-    for (size_t a = 0; a < sizeof ALIASES / sizeof ALIASES[0]; a++) {
-        int d = levenshtein(name, ALIASES[a][0]);
-        if (d >= best_d || !close_enough(ALIASES[a][0], d)) continue;
-        for (int k = 0; k < N_KEYS; k++)
-            if (strcmp(KEYS[k].name, ALIASES[a][1]) == 0 && strcmp(KEYS[k].section, section) == 0) {
-                best_d = d, best = KEYS[k].name, best_section = section;
-                break;
-            }
-    }
-    if (best) snprintf(buf, len, "; did you mean `%s.%s`?", best_section, best);
-}
-
 /* ---- scalars ----------------------------------------------------------------------------- */
 
 static const char *scalar_text(const yaml_node_t *n) {
@@ -232,67 +63,6 @@ static bool is_null(const yaml_node_t *n) {
            strcmp(s, "NULL") == 0;
 }
 
-static int parse_bool(const char *s, bool *out) {
-    if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) return *out = true, 0;
-    if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) return *out = false, 0;
-    return -1;
-}
-
-static int parse_int(const char *s, int64_t *out) {
-    const char *p = s + (*s == '-' || *s == '+');
-    if (!isdigit((unsigned char)*p)) return -1;
-    for (const char *q = p; *q; q++)
-        if (!isdigit((unsigned char)*q)) return -1;
-    errno = 0;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (errno == ERANGE || *end) return -1;
-    *out = v;
-    return 0;
-}
-
-/* YAML 1.2 core float: [-+]? ( . digits | digits [. digits*] ) ([eE] [-+]? digits)?, or an
- * integer; .inf/.nan are recognised so the range check can reject them by name. */
-static int parse_float(const char *s, double *out) {
-    const char *p = s + (*s == '-' || *s == '+');
-    if (!strcmp(p, ".inf") || !strcmp(p, ".Inf") || !strcmp(p, ".INF"))
-        return *out = *s == '-' ? -INFINITY : INFINITY, 0;
-    if (!strcmp(p, ".nan") || !strcmp(p, ".NaN") || !strcmp(p, ".NAN")) return *out = NAN, 0;
-    int digits = 0;
-    while (isdigit((unsigned char)*p)) p++, digits++;
-    if (*p == '.') {
-        p++;
-        while (isdigit((unsigned char)*p)) p++, digits++;
-    }
-    if (!digits) return -1;
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '-' || *p == '+') p++;
-        if (!isdigit((unsigned char)*p)) return -1;
-        while (isdigit((unsigned char)*p)) p++;
-    }
-    if (*p) return -1;
-    *out = strtod(s, NULL);
-    return 0;
-}
-
-static void range_text(const Key *k, char *buf, size_t len) {
-    char lo[32], hi[32];
-    snprintf(lo, sizeof lo, "%g", k->lo);
-    snprintf(hi, sizeof hi, "%g", k->hi);
-    if (isinf(k->hi))
-        snprintf(buf, len, "%s %s", k->lo_open ? ">" : ">=", lo);
-    else
-        snprintf(buf, len, "in %s%s, %s%s", k->lo_open ? "(" : "[", lo, hi, k->hi_open ? ")" : "]");
-}
-
-static bool in_range(const Key *k, double v) {
-    if (isnan(v)) return false;
-    if (k->lo_open ? !(v > k->lo) : !(v >= k->lo)) return false;
-    if (k->hi_open ? !(v < k->hi) : !(v <= k->hi)) return false;
-    return true;
-}
-
 /* ---- paths ------------------------------------------------------------------------------- */
 
 /* base + "/" + p, or p when it is absolute. NULL when out of memory. */
@@ -305,45 +75,7 @@ static char *resolve_path(const char *base, const char *p) {
     return out;
 }
 
-static void list_free(ConfigList *l) {
-    for (int i = 0; i < l->n; i++) free(l->items[i]);
-    free(l->items);
-    l->items = NULL;
-    l->n = 0;
-}
-
-static int list_push(ConfigList *l, char *s) {
-    if (!s) return -1;
-    char **grown = realloc(l->items, (size_t)(l->n + 1) * sizeof *grown);
-    if (!grown) {
-        free(s);
-        return -1;
-    }
-    l->items = grown;
-    l->items[l->n++] = s;
-    return 0;
-}
-
 /* ---- setting one key from a YAML node ---------------------------------------------------- */
-
-#define FIELD(c, k, T) ((T *)((char *)(c) + (k)->off))
-
-static const char *type_name(const Key *k) {
-    switch (k->type) {
-    case K_INT:
-        return "an integer";
-    case K_FLOAT:
-        return "a number";
-    case K_BOOL:
-        return "true or false";
-    case K_PATHS:
-        return "a path or a list of paths";
-    case K_MODULES:
-        return "a list of module names";
-    default:
-        return "a string";
-    }
-}
 
 /* Short rendering of what was found, for "got ..." in messages. */
 static void describe(const yaml_node_t *n, char *buf, size_t len) {
@@ -392,8 +124,8 @@ static int set_modules(ConfigList *l, yaml_document_t *doc, const yaml_node_t *n
             continue;
         }
         int m = 0;
-        while (MODULE_NAMES[m] && strcmp(MODULE_NAMES[m], s) != 0) m++;
-        if (!MODULE_NAMES[m]) {
+        while (config_module_names[m] && strcmp(config_module_names[m], s) != 0) m++;
+        if (!config_module_names[m]) {
             set_err(err, errlen,
                     "%s: unknown module '%.60s' (%s); allowed: q_proj, k_proj, v_proj, o_proj, "
                     "gate_proj, up_proj, down_proj, or all-linear",
@@ -404,12 +136,12 @@ static int set_modules(ConfigList *l, yaml_document_t *doc, const yaml_node_t *n
     }
     ConfigList fresh = {NULL, 0};
     for (int m = 0; m < 7; m++)
-        if (want[m] && list_push(&fresh, strdup(MODULE_NAMES[m])) != 0) {
-            list_free(&fresh);
+        if (want[m] && config_list_push(&fresh, strdup(config_module_names[m])) != 0) {
+            config_list_free(&fresh);
             set_err(err, errlen, "%s: out of memory", kp);
             return -1;
         }
-    list_free(l);
+    config_list_free(l);
     *l = fresh;
     return 0;
 }
@@ -419,11 +151,12 @@ static int set_paths(ConfigList *l, yaml_document_t *doc, const yaml_node_t *n, 
     ConfigList fresh = {NULL, 0};
     if (is_null(n)) {
         if (!k->nullable) {
-            set_err(err, errlen, "%s: must not be empty; give %s (%s)", kp, type_name(k), at);
+            set_err(err, errlen, "%s: must not be empty; give %s (%s)", kp, config_type_name(k),
+                    at);
             return -1;
         }
     } else if (n->type == YAML_SCALAR_NODE) {
-        if (list_push(&fresh, resolve_path(base, scalar_text(n))) != 0) goto oom;
+        if (config_list_push(&fresh, resolve_path(base, scalar_text(n))) != 0) goto oom;
     } else if (n->type == YAML_SEQUENCE_NODE) {
         for (yaml_node_item_t *it = n->data.sequence.items.start; it < n->data.sequence.items.top;
              it++) {
@@ -431,25 +164,25 @@ static int set_paths(ConfigList *l, yaml_document_t *doc, const yaml_node_t *n, 
             if (!item || item->type != YAML_SCALAR_NODE || is_null(item)) {
                 char got[80];
                 describe(item, got, sizeof got);
-                list_free(&fresh);
+                config_list_free(&fresh);
                 set_err(err, errlen, "%s: list entries must be paths, got %s (%s)", kp, got, at);
                 return -1;
             }
-            if (list_push(&fresh, resolve_path(base, scalar_text(item))) != 0) goto oom;
+            if (config_list_push(&fresh, resolve_path(base, scalar_text(item))) != 0) goto oom;
         }
         if (fresh.n == 0 && !k->nullable) {
             set_err(err, errlen, "%s: the list is empty; give at least one path (%s)", kp, at);
             return -1;
         }
     } else {
-        set_err(err, errlen, "%s: expected %s, got a mapping (%s)", kp, type_name(k), at);
+        set_err(err, errlen, "%s: expected %s, got a mapping (%s)", kp, config_type_name(k), at);
         return -1;
     }
-    list_free(l);
+    config_list_free(l);
     *l = fresh;
     return 0;
 oom:
-    list_free(&fresh);
+    config_list_free(&fresh);
     set_err(err, errlen, "%s: out of memory", kp);
     return -1;
 }
@@ -465,7 +198,7 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
         return set_paths(FIELD(c, k, ConfigList), doc, n, k, kp, at, o->base, err, errlen);
     if (is_null(n)) {
         if (!k->nullable) {
-            set_err(err, errlen, "%s: expected %s, got null (%s)", kp, type_name(k), at);
+            set_err(err, errlen, "%s: expected %s, got null (%s)", kp, config_type_name(k), at);
             return -1;
         }
         if (k->type == K_INT)
@@ -478,7 +211,7 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
     }
     describe(n, got, sizeof got);
     if (n->type != YAML_SCALAR_NODE) {
-        set_err(err, errlen, "%s: expected %s, got %s (%s)", kp, type_name(k), got, at);
+        set_err(err, errlen, "%s: expected %s, got %s (%s)", kp, config_type_name(k), got, at);
         return -1;
     }
     const char *s = scalar_text(n);
@@ -499,7 +232,7 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
         return 0;
     }
     case K_BOOL:
-        if (!is_plain(n) || parse_bool(s, FIELD(c, k, bool)) != 0) {
+        if (!is_plain(n) || config_parse_bool(s, FIELD(c, k, bool)) != 0) {
             set_err(err, errlen, "%s: expected true or false, got %s (%s)", kp, got, at);
             return -1;
         }
@@ -520,13 +253,13 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
     }
     case K_INT: {
         int64_t v;
-        if (!is_plain(n) || parse_int(s, &v) != 0) {
+        if (!is_plain(n) || config_parse_int(s, &v) != 0) {
             set_err(err, errlen, "%s: expected an integer, got %s (%s)", kp, got, at);
             return -1;
         }
-        if (!in_range(k, (double)v)) {
+        if (!config_in_range(k, (double)v)) {
             char r[96];
-            range_text(k, r, sizeof r);
+            config_range_text(k, r, sizeof r);
             set_err(err, errlen, "%s: must be %s, got %s (%s)", kp, r, s, at);
             return -1;
         }
@@ -535,7 +268,7 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
     }
     case K_FLOAT: {
         double v;
-        if (!is_plain(n) || parse_float(s, &v) != 0) {
+        if (!is_plain(n) || config_parse_float(s, &v) != 0) {
             set_err(err, errlen, "%s: expected a number, got %s (%s)", kp, got, at);
             return -1;
         }
@@ -543,9 +276,9 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
             set_err(err, errlen, "%s: must be a finite number, got %s (%s)", kp, s, at);
             return -1;
         }
-        if (!in_range(k, v)) {
+        if (!config_in_range(k, v)) {
             char r[96];
-            range_text(k, r, sizeof r);
+            config_range_text(k, r, sizeof r);
             set_err(err, errlen, "%s: must be %s, got %s (%s)", kp, r, s, at);
             return -1;
         }
@@ -555,18 +288,6 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
     default:
         return -1;
     }
-}
-
-static const Key *find_key(const char *section, const char *name) {
-    for (int k = 0; k < N_KEYS; k++)
-        if (!strcmp(KEYS[k].section, section) && !strcmp(KEYS[k].name, name)) return &KEYS[k];
-    return NULL;
-}
-
-static bool is_section(const char *s) {
-    for (int i = 0; i < N_SECTIONS; i++)
-        if (!strcmp(SECTIONS[i], s)) return true;
-    return false;
 }
 
 /* ---- the document walk ------------------------------------------------------------------- */
@@ -618,9 +339,9 @@ static int apply_document(Config *c, yaml_document_t *doc, const Origin *o, char
         const yaml_node_t *sec = yaml_document_get_node(doc, p->value);
         const char *name = scalar_text(key);
         where(o, key, at, sizeof at);
-        if (!is_section(name)) {
+        if (!config_is_section(name)) {
             char hint[128];
-            suggest(NULL, name, hint, sizeof hint);
+            config_suggest(NULL, name, hint, sizeof hint);
             set_err(err, errlen, "%.60s: unknown section (%s)%s", name, at, hint);
             return -1;
         }
@@ -635,10 +356,10 @@ static int apply_document(Config *c, yaml_document_t *doc, const Origin *o, char
         for (yaml_node_pair_t *q = sec->data.mapping.pairs.start; q < sec->data.mapping.pairs.top;
              q++) {
             const yaml_node_t *k = yaml_document_get_node(doc, q->key);
-            const Key *key_def = find_key(name, scalar_text(k));
+            const Key *key_def = config_find_key(name, scalar_text(k));
             if (!key_def) {
                 char hint[128];
-                suggest(name, scalar_text(k), hint, sizeof hint);
+                config_suggest(name, scalar_text(k), hint, sizeof hint);
                 where(o, k, at, sizeof at);
                 set_err(err, errlen, "%s.%.60s: unknown key (%s)%s", name, scalar_text(k), at,
                         hint);
@@ -697,14 +418,14 @@ static int apply_set(Config *c, const char *arg, const char *cwd, char *err, siz
     snprintf(section, sizeof section, "%.*s", (int)(dot - arg), arg);
     snprintf(name, sizeof name, "%.*s", (int)(eq - dot - 1), dot + 1);
     char hint[128];
-    if (!is_section(section)) {
-        suggest(NULL, section, hint, sizeof hint);
+    if (!config_is_section(section)) {
+        config_suggest(NULL, section, hint, sizeof hint);
         set_err(err, errlen, "--set %s: unknown section `%s`%s", arg, section, hint);
         return -1;
     }
-    const Key *k = find_key(section, name);
+    const Key *k = config_find_key(section, name);
     if (!k) {
-        suggest(section, name, hint, sizeof hint);
+        config_suggest(section, name, hint, sizeof hint);
         set_err(err, errlen, "--set %s: unknown key `%s.%s`%s", arg, section, name, hint);
         return -1;
     }
@@ -732,63 +453,6 @@ static int check_required(const Config *c, const char *file, char *err, size_t e
         return -1;
     }
     return 0;
-}
-
-/* ---- public ------------------------------------------------------------------------------ */
-
-int config_defaults(Config *c) {
-    memset(c, 0, sizeof *c);
-    c->model.dtype = CONFIG_DTYPE_F32;
-    c->lora.r = 8;
-    c->lora.alpha = 16;
-    c->lora.dropout = 0.0;
-    c->lora.rslora = false;
-    c->data.input_field = strdup("input_ids");
-    c->data.labels_field = strdup("labels");
-    c->data.seq_len = 512;
-    c->data.packing = false;
-    c->data.overflow = OVERFLOW_TRUNCATE;
-    c->data.shuffle = true;
-    c->data.shuffle_buffer = 10000;
-    c->data.on_error = ON_ERROR_FAIL;
-    c->train.batch_size = 4;
-    c->train.grad_accum = 1;
-    c->train.max_steps = 1000;
-    c->train.epochs = 0;
-    c->train.lr = 2.0e-4;
-    c->train.lr_scheduler = LR_COSINE;
-    c->train.warmup_steps = 0;
-    c->train.min_lr_ratio = 0.0;
-    c->train.weight_decay = 0.0;
-    c->train.adam_beta1 = 0.9;
-    c->train.adam_beta2 = 0.999;
-    c->train.adam_eps = 1.0e-8;
-    c->train.max_grad_norm = 1.0;
-    c->train.seed = 42;
-    c->train.threads = 0;
-    c->eval.every = 0;
-    c->eval.max_batches = 0;
-    c->output.save_every = 100;
-    c->output.keep = 3;
-    c->log.every = 10;
-    int ok = c->data.input_field && c->data.labels_field;
-    for (int m = 0; ok && m < 7; m++)
-        ok = list_push(&c->lora.target_modules, strdup(MODULE_NAMES[m])) == 0;
-    if (!ok) config_free(c);
-    return ok ? 0 : -1;
-}
-
-void config_free(Config *c) {
-    if (!c) return;
-    free(c->model.path);
-    free(c->lora.init_from);
-    list_free(&c->lora.target_modules);
-    list_free(&c->data.train);
-    list_free(&c->data.valid);
-    free(c->data.input_field);
-    free(c->data.labels_field);
-    free(c->output.dir);
-    memset(c, 0, sizeof *c);
 }
 
 /* Reads the whole file. NULL with err on failure. */
@@ -866,90 +530,4 @@ int config_load(const char *path, const char *const *sets, int n_sets, Config *o
     free(cwd);
     if (rc != 0) config_free(out);
     return rc;
-}
-
-const char *config_key_path(int i) {
-    static char paths[N_KEYS][48];
-    if (i < 0 || i >= N_KEYS) return NULL;
-    if (!paths[i][0]) snprintf(paths[i], sizeof paths[i], "%s.%s", KEYS[i].section, KEYS[i].name);
-    return paths[i];
-}
-
-/* Appends s to buf as a YAML double-quoted scalar. */
-static int put_quoted(char *buf, size_t len, size_t *pos, const char *s) {
-    if (*pos < len) buf[(*pos)++] = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        char esc[8];
-        if (*p == '"' || *p == '\\')
-            snprintf(esc, sizeof esc, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            snprintf(esc, sizeof esc, "\\x%02x", *p);
-        else
-            snprintf(esc, sizeof esc, "%c", *p);
-        for (char *e = esc; *e; e++)
-            if (*pos < len)
-                buf[(*pos)++] = *e;
-            else
-                return -1;
-    }
-    if (*pos < len) buf[(*pos)++] = '"';
-    return *pos < len ? 0 : -1;
-}
-
-int config_format_value(const Config *c, int i, char *buf, size_t len) {
-    if (i < 0 || i >= N_KEYS || len == 0) return -1;
-    const Key *k = &KEYS[i];
-    Config *cc = (Config *)c; /* FIELD casts away const; nothing is written */
-    int n = 0;
-    switch (k->type) {
-    case K_STR:
-    case K_PATH: {
-        const char *s = *FIELD(cc, k, char *);
-        if (!s)
-            n = snprintf(buf, len, "null");
-        else {
-            size_t pos = 0;
-            if (put_quoted(buf, len, &pos, s) != 0) return -1;
-            buf[pos] = '\0';
-            n = (int)pos;
-        }
-        break;
-    }
-    case K_INT:
-        if (k->nullable && *FIELD(cc, k, int64_t) == 0)
-            n = snprintf(buf, len, "null");
-        else
-            n = snprintf(buf, len, "%lld", (long long)*FIELD(cc, k, int64_t));
-        break;
-    case K_FLOAT:
-        n = snprintf(buf, len, "%.17g", *FIELD(cc, k, double));
-        break;
-    case K_BOOL:
-        n = snprintf(buf, len, "%s", *FIELD(cc, k, bool) ? "true" : "false");
-        break;
-    case K_ENUM:
-        n = snprintf(buf, len, "%s", k->names[*FIELD(cc, k, int)]);
-        break;
-    case K_PATHS:
-    case K_MODULES: {
-        const ConfigList *l = FIELD(cc, k, ConfigList);
-        if (l->n == 0) {
-            n = snprintf(buf, len, "null");
-            break;
-        }
-        size_t pos = 0;
-        for (int j = 0; j < l->n; j++) {
-            const char *sep = j ? ", " : "[";
-            for (; *sep; sep++)
-                if (pos < len) buf[pos++] = *sep;
-            if (put_quoted(buf, len, &pos, l->items[j]) != 0) return -1;
-        }
-        if (pos + 1 >= len) return -1;
-        buf[pos++] = ']';
-        buf[pos] = '\0';
-        n = (int)pos;
-        break;
-    }
-    }
-    return n >= 0 && (size_t)n < len ? n : -1;
 }

@@ -1,9 +1,10 @@
-/* trainer/config_emit.c — config.resolved.yaml and the resume-compatibility fingerprint.
+/* trainer/config_emit.c — one value as YAML text, config.resolved.yaml and the
+ * resume-compatibility fingerprint.
  *
- * Both are built from config_key_path/config_format_value, so they cover every key the
- * schema in config.c knows, and a value prints the same way in both. */
+ * Both outputs are built from config_key_path/config_format_value, so they cover every key
+ * the schema in config_schema.c knows, and a value prints the same way in both. */
 #include "trainer/config.h"
-
+#include "trainer/config_internal.h"
 #include "trainer/fsio.h"
 
 #include <stdio.h>
@@ -11,6 +12,89 @@
 #include <string.h>
 
 #define VALUE_MAX 16384
+
+/* ---- one value as YAML text ------------------------------------------------------------- */
+
+/* Appends s to buf as a YAML double-quoted scalar. */
+static int put_quoted(char *buf, size_t len, size_t *pos, const char *s) {
+    if (*pos < len) buf[(*pos)++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        char esc[8];
+        if (*p == '"' || *p == '\\')
+            snprintf(esc, sizeof esc, "\\%c", *p);
+        else if (*p < 0x20 || *p == 0x7f)
+            snprintf(esc, sizeof esc, "\\x%02x", *p);
+        else
+            snprintf(esc, sizeof esc, "%c", *p);
+        for (char *e = esc; *e; e++)
+            if (*pos < len)
+                buf[(*pos)++] = *e;
+            else
+                return -1;
+    }
+    if (*pos < len) buf[(*pos)++] = '"';
+    return *pos < len ? 0 : -1;
+}
+
+int config_format_value(const Config *c, int i, char *buf, size_t len) {
+    if (i < 0 || i >= config_n_keys || len == 0) return -1;
+    const Key *k = &config_keys[i];
+    Config *cc = (Config *)c; /* FIELD casts away const; nothing is written */
+    int n = 0;
+    switch (k->type) {
+    case K_STR:
+    case K_PATH: {
+        const char *s = *FIELD(cc, k, char *);
+        if (!s)
+            n = snprintf(buf, len, "null");
+        else {
+            size_t pos = 0;
+            if (put_quoted(buf, len, &pos, s) != 0) return -1;
+            buf[pos] = '\0';
+            n = (int)pos;
+        }
+        break;
+    }
+    case K_INT:
+        if (k->nullable && *FIELD(cc, k, int64_t) == 0)
+            n = snprintf(buf, len, "null");
+        else
+            n = snprintf(buf, len, "%lld", (long long)*FIELD(cc, k, int64_t));
+        break;
+    case K_FLOAT:
+        n = snprintf(buf, len, "%.17g", *FIELD(cc, k, double));
+        break;
+    case K_BOOL:
+        n = snprintf(buf, len, "%s", *FIELD(cc, k, bool) ? "true" : "false");
+        break;
+    case K_ENUM:
+        n = snprintf(buf, len, "%s", k->names[*FIELD(cc, k, int)]);
+        break;
+    case K_PATHS:
+    case K_MODULES: {
+        const ConfigList *l = FIELD(cc, k, ConfigList);
+        if (l->n == 0) {
+            n = snprintf(buf, len, "null");
+            break;
+        }
+        size_t pos = 0;
+        for (int j = 0; j < l->n; j++) {
+            const char *sep = j ? ", " : "[";
+            for (; *sep; sep++)
+                if (pos < len) buf[pos++] = *sep;
+            if (put_quoted(buf, len, &pos, l->items[j]) != 0) return -1;
+        }
+        if (pos + 1 >= len) return -1;
+        buf[pos++] = ']';
+        buf[pos] = '\0';
+        n = (int)pos;
+        break;
+    }
+    }
+    return n >= 0 && (size_t)n < len ? n : -1;
+}
+
+/* ---- config.resolved.yaml ---------------------------------------------------------------- */
 
 /* A growable text buffer; on allocation failure it stays failed and later appends no-op. */
 typedef struct Text {
