@@ -1,6 +1,7 @@
 #!/bin/sh
-# make bench: runs every benchmark program the build produced (build/tools/bench_*),
-# each printing its own figures. Figures are printed, never asserted.
+# make bench: runs every benchmark program the build produced (build/tools/bench_*), each
+# printing its own figures, then the same training step in PyTorch when Python has torch
+# (Debian's python3-torch; optional). Figures are printed, never asserted.
 set -e
 BUILD=${1:-build}
 found=0
@@ -9,6 +10,12 @@ for b in "$BUILD"/tools/bench_*; do
   case "$b" in *.o|*.d) continue ;; esac
   found=1
   echo "== $(basename "$b")"
-  "$b"
+  LORAFIT_TOOLS="$BUILD/tools" "$b"
 done
 [ "$found" = 1 ] || echo "no benchmarks built"
+if python3 -c "import torch" 2>/dev/null; then
+  echo "== bench_torch.py (PyTorch, same step as bench_train)"
+  python3 tools/bench_torch.py
+else
+  echo "== bench_torch.py skipped: python3 cannot import torch (apt-get install python3-torch)"
+fi
