@@ -20,6 +20,8 @@ struct Graph {
     bool failed;
     float *scratch;
     size_t scratch_bytes;
+    float *weights; /* BF16 weights converted to F32 for one op at a time */
+    size_t weights_bytes;
 };
 
 /* ---- tensors outside graphs ---- */
@@ -40,6 +42,30 @@ void tensor_init(Tensor *t, float *data, int ndim, const int64_t *shape) {
     t->ndim = ndim < 0 ? 0 : ndim > TENSOR_MAX_DIMS ? TENSOR_MAX_DIMS : ndim;
     for (int i = 0; i < t->ndim; i++) t->shape[i] = shape[i];
     t->size = shape_size(t->ndim, t->shape);
+}
+
+void tensor_init_bf16(Tensor *t, const uint16_t *bf16, int ndim, const int64_t *shape) {
+    tensor_init(t, NULL, ndim, shape);
+    t->bf16 = bf16;
+}
+
+void tensor_bf16_to_float(float *dst, const uint16_t *src, int64_t n) {
+    const int64_t chunk = (int64_t)1 << 14;
+#pragma omp parallel for schedule(static) if (n > chunk)
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+        int64_t end = n - i0 < chunk ? n : i0 + chunk;
+        for (int64_t i = i0; i < end; i++) {
+            uint32_t u = (uint32_t)src[i] << 16;
+            memcpy(&dst[i], &u, sizeof u);
+        }
+    }
+}
+
+uint16_t tensor_float_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40); /* quiet NaN */
+    return (uint16_t)((u + 0x7fff + (u >> 16 & 1)) >> 16);
 }
 
 Tensor *tensor_new(int ndim, const int64_t *shape, bool requires_grad) {
@@ -92,13 +118,14 @@ bool graph_failed(const Graph *g) {
 }
 
 size_t graph_arena_bytes(const Graph *g) {
-    return g ? arena_capacity(g->arena) + g->scratch_bytes : 0;
+    return g ? arena_capacity(g->arena) + g->scratch_bytes + g->weights_bytes : 0;
 }
 
 void graph_destroy(Graph *g) {
     if (!g) return;
     arena_destroy(g->arena);
     free(g->scratch);
+    free(g->weights);
     free(g);
 }
 
@@ -174,6 +201,32 @@ float *graph_scratch(Graph *g, size_t bytes) {
         if (!g->scratch) g->failed = true;
     }
     return g->scratch;
+}
+
+/* Grows like graph_scratch, but separate: an op needs its weights and a scratch activation
+ * (the dropout-masked input) at the same time. */
+static float *weight_scratch(Graph *g, size_t bytes) {
+    if (bytes > g->weights_bytes) {
+        free(g->weights);
+        size_t rounded = (bytes + 63) / 64 * 64;
+        g->weights = aligned_alloc(64, rounded);
+        g->weights_bytes = g->weights ? rounded : 0;
+        if (!g->weights) g->failed = true;
+    }
+    return g->weights;
+}
+
+const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
+    int64_t cols = tensor_cols(w);
+    if (w->data) return w->data + row0 * cols;
+    if (!w->bf16 || rows < 0 || (uint64_t)(rows * cols) > SIZE_MAX / sizeof(float)) {
+        g->failed = true;
+        return NULL;
+    }
+    int64_t n = rows * cols;
+    float *dst = weight_scratch(g, (size_t)(n > 0 ? n : 1) * sizeof(float));
+    if (dst) tensor_bf16_to_float(dst, w->bf16 + row0 * cols, n);
+    return dst;
 }
 
 int32_t *graph_copy_ids(Graph *g, const int32_t *ids, int64_t n) {

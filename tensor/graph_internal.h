@@ -23,6 +23,10 @@ float *graph_grad(Graph *g, Tensor *t);
  * first step and then stays, so later steps allocate nothing. NULL on OOM. */
 float *graph_scratch(Graph *g, size_t bytes);
 void graph_fail(Graph *g);
+/* Rows [row0, row0 + rows) of a frozen weight w (rows, cols) as F32: w->data itself when w
+ * is F32, else the BF16 rows converted into a weight scratch buffer (separate from
+ * graph_scratch, reused by every op, valid until the next call). NULL on OOM (graph failed). */
+const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t rows);
 
 /* Copies n ints into the arena so ops do not depend on caller buffers until backward. */
 int32_t *graph_copy_ids(Graph *g, const int32_t *ids, int64_t n);

@@ -6,7 +6,14 @@
  *   dB += s * dy^T h      (OUT, R)
  *   dA += dh^T drop(x)    (R, IN)
  *   dx += dy W + drop'(dh A), drop' applying the forward's mask and 1/(1-p).
- * The dropout mask is recomputed from its seed rather than stored. */
+ * The dropout mask is recomputed from its seed rather than stored.
+ *
+ * A BF16 W is converted whole into the graph's weight scratch before each sgemm (forward
+ * and again in backward) and the sgemm calls are the F32 ones. Converting in row blocks
+ * and running one sgemm per block would save scratch, but OpenBLAS does not give
+ * bit-identical results when the output is computed in column blocks, and the contract
+ * is bit-identity with an F32 W holding the same values. The biggest W of a layer is a few
+ * MB; the lm_head goes through op_lm_head_cross_entropy, which blocks for both dtypes. */
 #include "tensor/graph_internal.h"
 
 #include <cblas.h>
@@ -22,7 +29,8 @@ static float fill_bias(float *y, const Tensor *b, int64_t n, int64_t out) {
 
 static bool linear_shapes_ok(const Tensor *x, const Tensor *w, const Tensor *b) {
     if (!x || !w || w->ndim != 2 || tensor_cols(x) != w->shape[1]) return false;
-    if (b && b->size != w->shape[0]) return false;
+    if ((!w->data && !w->bf16) || !x->data) return false;
+    if (b && (b->size != w->shape[0] || !b->data)) return false;
     return x->shape[x->ndim - 1] <= INT32_MAX && w->shape[0] <= INT32_MAX &&
            tensor_rows(x) <= INT32_MAX;
 }
@@ -44,10 +52,11 @@ static void linear_backward(Graph *g, void *p) {
     if (!c->y->grad) return;
     int n = (int)tensor_rows(c->x), in = (int)c->w->shape[1], out = (int)c->w->shape[0];
     float *dx = graph_grad(g, c->x);
-    if (!dx) return;
+    const float *w = graph_weight_rows(g, c->w, 0, out);
+    if (!dx || !w) return;
     /* dx (N, IN) += dy (N, OUT) W (OUT, IN) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, c->y->grad, out,
-                c->w->data, in, 1.0f, dx, in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, c->y->grad, out, w, in,
+                1.0f, dx, in);
 }
 
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
@@ -58,9 +67,10 @@ Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
     }
     int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
     Tensor *y = linear_output(g, x, out);
-    if (!y) return NULL;
+    const float *wf = y ? graph_weight_rows(g, w, 0, out) : NULL;
+    if (!wf) return NULL;
     float beta = fill_bias(y->data, b, n, out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, w->data, in,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, wf, in,
                 beta, y->data, out);
     if (x->requires_grad) {
         LinearCtx *c = graph_record(g, linear_backward, sizeof *c);
@@ -109,9 +119,10 @@ static void lora_backward(Graph *g, void *p) {
                 0.0f, dh, r);
     if (c->x->requires_grad) {
         float *dx = graph_grad(g, c->x);
-        if (!dx) return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out,
-                    c->w->data, in, 1.0f, dx, in);
+        const float *w = graph_weight_rows(g, c->w, 0, out);
+        if (!dx || !w) return;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in,
+                    1.0f, dx, in);
         if (c->dropout <= 0.0f) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dh, r,
                         c->A->data, in, 1.0f, dx, in);
@@ -141,7 +152,7 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
                        float scaling, float dropout, uint64_t dropout_seed) {
     if (!g || !x || !w || !A || !B) return NULL;
     if (!linear_shapes_ok(x, w, b) || A->ndim != 2 || B->ndim != 2 || A->shape[1] != w->shape[1] ||
-        B->shape[0] != w->shape[0] || B->shape[1] != A->shape[0] ||
+        B->shape[0] != w->shape[0] || B->shape[1] != A->shape[0] || !A->data || !B->data ||
         !(dropout >= 0.0f && dropout < 1.0f)) {
         graph_fail(g);
         return NULL;
@@ -150,9 +161,10 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     int r = (int)A->shape[0];
     Tensor *y = linear_output(g, x, out);
     float *h = graph_alloc(g, (size_t)n * r * sizeof(float));
-    if (!y || !h) return NULL;
+    const float *wf = y && h ? graph_weight_rows(g, w, 0, out) : NULL;
+    if (!wf) return NULL;
     float beta = fill_bias(y->data, b, n, out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, w->data, in,
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, wf, in,
                 beta, y->data, out);
     const float *xd = lora_dropped_input(g, x, dropout, dropout_seed);
     if (!xd) return NULL;

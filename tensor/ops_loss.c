@@ -99,7 +99,7 @@ static void weighted_sum_backward(Graph *g, void *p) {
 
 Tensor *op_weighted_sum(Graph *g, Tensor *x, const Tensor *w) {
     if (!g || !x || !w) return NULL;
-    if (w->size != x->size) {
+    if (w->size != x->size || !w->data) {
         graph_fail(g);
         return NULL;
     }

@@ -8,7 +8,7 @@
 
 Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t n) {
     if (!g || !table || !ids) return NULL;
-    if (table->ndim != 2 || n < 1) {
+    if (table->ndim != 2 || n < 1 || (!table->data && !table->bf16)) {
         graph_fail(g);
         return NULL;
     }
@@ -21,6 +21,18 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
     }
     Tensor *y = graph_new_tensor(g, 2, (int64_t[]){n, c});
     if (!y) return NULL;
+    if (table->bf16) { /* rows converted exactly, as the loader would have converted them */
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++) {
+            const uint16_t *src = table->bf16 + (int64_t)ids[i] * c;
+            float *dst = y->data + i * c;
+            for (int64_t j = 0; j < c; j++) {
+                uint32_t u = (uint32_t)src[j] << 16;
+                memcpy(&dst[j], &u, sizeof u);
+            }
+        }
+        return y;
+    }
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++)
         memcpy(y->data + i * c, table->data + (int64_t)ids[i] * c, (size_t)c * sizeof(float));
@@ -59,7 +71,7 @@ static void rmsnorm_backward(Graph *g, void *p) {
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
     if (!g || !x || !w) return NULL;
     int64_t n = tensor_rows(x), C = tensor_cols(x);
-    if (w->size != C || C < 1) {
+    if (w->size != C || C < 1 || !w->data) { /* norm weights stay F32 */
         graph_fail(g);
         return NULL;
     }

@@ -41,6 +41,11 @@
 #define TENSOR_MAX_DIMS     4
 #define TENSOR_IGNORE_INDEX (-100)
 
+/* A frozen weight may hold BF16 instead of F32 (bf16 set, data NULL): op_linear,
+ * op_lora_linear (W only), op_embedding and op_lm_head_cross_entropy accept it and convert
+ * it to F32 into a scratch buffer owned by the graph, then run exactly the sgemm calls of
+ * the F32 path, so results are bit-identical to an F32 tensor holding the same values.
+ * Every other op, bias and norm weight needs F32 data (a BF16 tensor there fails the graph). */
 typedef struct Tensor {
     float *data;
     float *grad; /* same shape as data; NULL until a gradient reaches it */
@@ -48,6 +53,7 @@ typedef struct Tensor {
     int64_t shape[TENSOR_MAX_DIMS];
     int64_t size; /* product of shape */
     bool requires_grad;
+    const uint16_t *bf16; /* frozen BF16 weights (size elements); data is NULL then */
 } Tensor;
 
 /* ---- arenas -------------------------------------------------------------------- */
@@ -66,6 +72,12 @@ void arena_destroy(Arena *a);
 
 /* Fills t's shape fields (ndim, shape, size) for data the caller owns. */
 void tensor_init(Tensor *t, float *data, int ndim, const int64_t *shape);
+/* The same for a frozen BF16 weight (bf16 bits, little-endian host order); data = NULL. */
+void tensor_init_bf16(Tensor *t, const uint16_t *bf16, int ndim, const int64_t *shape);
+/* dst[i] = the float of src[i] (exact: BF16 is the top half of an F32); OpenMP-parallel. */
+void tensor_bf16_to_float(float *dst, const uint16_t *src, int64_t n);
+/* Round to nearest even; NaN stays a (quiet) NaN. */
+uint16_t tensor_float_to_bf16(float f);
 /* Heap tensor: data zeroed; grad allocated (zeroed) when requires_grad. NULL on OOM. */
 Tensor *tensor_new(int ndim, const int64_t *shape, bool requires_grad);
 void tensor_free(Tensor *t); /* for tensor_new results only */
@@ -141,6 +153,14 @@ Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed);
  * (accumulated in double, in row order). *n_targets gets the number of counted rows.
  * To average over a step's micro-batches, backward with seed 1 / total_targets. */
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int64_t *n_targets);
+
+/* The lm_head and cross-entropy fused: the loss of op_cross_entropy(op_linear(x, W, NULL))
+ * (within fp32 rounding) without materialising the (N, V) logits. x (N, C), W (V, C) frozen,
+ * F32 or BF16, targets (N) -> a (1) tensor holding the SUM of the counted rows' losses
+ * (double, row order); *n_targets as op_cross_entropy. Rows whose target is
+ * TENSOR_IGNORE_INDEX cost nothing; backward recomputes the logits block by block. */
+Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int32_t *targets,
+                                 int64_t *n_targets);
 
 /* Weighted sum: y = sum_i x_i w_i, a (1) tensor (accumulated in double, in index order).
  * x any shape, w the same size, frozen. Seeds backward with dx = w: gradient checks and

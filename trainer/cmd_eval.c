@@ -31,7 +31,9 @@ static int run_eval(const Config *cfg, const char *adapter, char *err, size_t er
         fclose(f);
     }
     tensor_set_threads((int)cfg->train.threads);
-    Model *m = model_load(cfg->model.path, err, errlen);
+    Model *m = model_load_dtype(cfg->model.path,
+                                cfg->model.dtype == CONFIG_DTYPE_BF16 ? MODEL_BF16 : MODEL_F32, err,
+                                errlen);
     if (!m) return 1;
     Lora *lora = NULL;
     int rc = 0;

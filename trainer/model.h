@@ -7,7 +7,11 @@
  * Loading maps the Hugging Face tensor names onto Tensors. F32 weights are used in place
  * from the read-only safetensors mapping (no copy: peak RSS stays near the file size);
  * F16/BF16 weights (or F32 ones at an unaligned offset) are converted once into a single
- * allocation. The forward pass is built from tensor/ ops so backward reaches the LoRA
+ * allocation. With dtype BF16 the weight matrices (embeddings, the linears, lm_head) stay
+ * BF16 in memory: BF16 file tensors are used in place from the mapping, F32/F16 ones are
+ * rounded once (nearest even) into one allocation; norm weights and biases stay F32.
+ * tensor/ ops convert BF16 weights on the fly with results bit-identical to F32 weights
+ * holding the same values. The forward pass is built from tensor/ ops so backward reaches the LoRA
  * tensors; the frozen weights never require gradients. */
 #ifndef LORAFIT_MODEL_H
 #define LORAFIT_MODEL_H
@@ -36,13 +40,19 @@ typedef enum {
 typedef struct Model Model;
 typedef struct Lora Lora;
 
-/* DIR holds config.json and model.safetensors (or model.safetensors.index.json + shards). */
+typedef enum { MODEL_F32, MODEL_BF16 } ModelDtype;
+
+/* DIR holds config.json and model.safetensors (or model.safetensors.index.json + shards).
+ * model_load keeps every weight F32 (model_load_dtype with MODEL_F32). */
 Model *model_load(const char *dir, char *err, size_t errlen);
+Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t errlen);
+ModelDtype model_dtype(const Model *m);
 void model_free(Model *m);
 const ModelConfig *model_config(const Model *m);
 int model_max_positions(const Model *m); /* rows of the RoPE tables */
 size_t model_param_count(const Model *m);
 size_t model_converted_bytes(const Model *m); /* heap bytes holding converted weights */
+size_t model_weight_bytes(const Model *m);    /* bytes of all frozen weights, mapped or heap */
 
 /* "q_proj" ... "down_proj"; "self_attn" or "mlp". */
 const char *model_module_name(ModelModule mod);

@@ -16,15 +16,18 @@ typedef struct ModelLayer {
 
 struct Model {
     ModelConfig cfg;
-    StCheckpoint *ckpt; /* owns the mappings the F32 weights point into */
-    float *converted;   /* one allocation for F16/BF16/unaligned weights */
-    size_t converted_bytes;
-    Tensor embed;       /* (V, C) */
-    ModelLayer *layers; /* (L) */
-    Tensor final_norm;  /* (C) */
-    Tensor lm_head;     /* (V, C); shares embed's data when tied */
-    float *rope_cos;    /* (max_pos, D/2) */
-    float *rope_sin;    /* (max_pos, D/2) */
+    StCheckpoint *ckpt;       /* owns the mappings the F32 weights point into */
+    ModelDtype dtype;         /* in-memory dtype of the weight matrices (embed, W, lm_head) */
+    float *converted;         /* one allocation for weights converted to F32 */
+    uint16_t *converted_bf16; /* one allocation for matrices converted to BF16 (dtype BF16) */
+    size_t converted_bytes;   /* both allocations */
+    size_t weight_bytes;      /* every frozen weight, mapped or converted */
+    Tensor embed;             /* (V, C) */
+    ModelLayer *layers;       /* (L) */
+    Tensor final_norm;        /* (C) */
+    Tensor lm_head;           /* (V, C); shares embed's data when tied */
+    float *rope_cos;          /* (max_pos, D/2) */
+    float *rope_sin;          /* (max_pos, D/2) */
     int max_pos;
     size_t param_count;
 };

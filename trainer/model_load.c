@@ -1,11 +1,18 @@
 /* trainer/model_load.c — config.json + safetensors -> Model (see model.h).
  *
  * Two passes over the expected tensor list: the first checks every name, dtype and shape
- * and sizes the conversion buffer; the second points F32 tensors into the mapping and
- * converts the rest. A mismatch names the tensor and both shapes. */
+ * and sizes the conversion buffers; the second points tensors of the wanted dtype into the
+ * mapping and converts the rest. A mismatch names the tensor and both shapes.
+ *
+ * With dtype BF16 only the matrices (2-D slots) become BF16: norm weights and biases are
+ * tiny and the ops want them F32. The pages of an F32/F16 source converted to BF16 are
+ * dropped from the mapping afterwards (madvise), so resident memory is the BF16 copy, not
+ * both; they would be re-read from the file if anything touched them again. */
 #include "trainer/model_internal.h"
 
 #include <math.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,8 +109,19 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (at < n) snprintf(buf + at, n - at, "]");
 }
 
-static int check_slot(const Model *m, Slot *s, const char *dir, size_t *convert_floats, char *err,
-                      size_t errlen) {
+/* Does slot s end up BF16 in memory? */
+static bool slot_bf16(const Model *m, const Slot *s) {
+    return m->dtype == MODEL_BF16 && s->ndim == 2;
+}
+
+static bool slot_in_place(const Model *m, const Slot *s) {
+    if (slot_bf16(m, s))
+        return s->src->dtype == ST_BF16 && (uintptr_t)s->src->data % sizeof(uint16_t) == 0;
+    return s->src->dtype == ST_F32 && (uintptr_t)s->src->data % sizeof(float) == 0;
+}
+
+static int check_slot(const Model *m, Slot *s, const char *dir, size_t *convert_floats,
+                      size_t *convert_halves, char *err, size_t errlen) {
     s->src = st_checkpoint_find(m->ckpt, s->name);
     if (!s->src) {
         snprintf(err, errlen, "%s: tensor '%s' is missing (config.json needs it%s)", dir, s->name,
@@ -126,8 +144,63 @@ static int check_slot(const Model *m, Slot *s, const char *dir, size_t *convert_
                  s->name, st_dtype_name(t->dtype));
         return -1;
     }
-    if (t->dtype != ST_F32 || (uintptr_t)t->data % sizeof(float) != 0)
-        *convert_floats += (size_t)t->numel;
+    if (!slot_in_place(m, s))
+        *(slot_bf16(m, s) ? convert_halves : convert_floats) += (size_t)t->numel;
+    return 0;
+}
+
+/* An F32, F16 or BF16 source rounded to BF16 (nearest even). */
+static void to_bf16(const StTensor *t, uint16_t *out) {
+    const uint8_t *p = t->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (t->dtype == ST_F32) {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                         (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+            float f;
+            memcpy(&f, &u, sizeof f);
+            out[i] = st_float_to_bf16(f);
+        } else {
+            uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+            out[i] = t->dtype == ST_F16 ? st_float_to_bf16(st_f16_to_float(h)) : h;
+        }
+    }
+}
+
+/* Drops the whole pages of a converted source from the mapping (see the top comment). */
+static void drop_source_pages(const StTensor *t) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t begin =
+        ((uintptr_t)t->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t end = ((uintptr_t)t->data + t->nbytes) / (uintptr_t)page * (uintptr_t)page;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
+/* Points slot s at its data: in place, or converted at *next_f / *next_h. */
+static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, char *err,
+                      size_t errlen) {
+    const StTensor *t = s->src;
+    if (slot_bf16(m, s)) {
+        const uint16_t *bits = t->data;
+        if (!slot_in_place(m, s)) {
+            to_bf16(t, *next_h);
+            drop_source_pages(t);
+            bits = *next_h;
+            *next_h += t->numel;
+        }
+        tensor_init_bf16(s->dst, bits, s->ndim, s->shape);
+        m->weight_bytes += (size_t)t->numel * sizeof(uint16_t);
+        return 0;
+    }
+    float *data = (float *)t->data; /* read-only mapping; frozen weights are never written */
+    if (!slot_in_place(m, s)) {
+        data = *next_f;
+        *next_f += t->numel;
+        if (st_to_float(t, data, err, errlen) != 0) return -1;
+    }
+    tensor_init(s->dst, data, s->ndim, s->shape);
+    m->weight_bytes += (size_t)t->numel * sizeof(float);
     return 0;
 }
 
@@ -140,31 +213,32 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
         return -1;
     }
     list_slots(m, &l);
-    size_t convert = 0;
+    size_t convert = 0, convert_bf16 = 0;
     int rc = 0;
     for (int i = 0; rc == 0 && i < l.n; i++)
-        rc = check_slot(m, &l.slots[i], dir, &convert, err, errlen);
+        rc = check_slot(m, &l.slots[i], dir, &convert, &convert_bf16, err, errlen);
     if (rc == 0 && convert) {
         m->converted = malloc(convert * sizeof(float));
-        m->converted_bytes = convert * sizeof(float);
+        m->converted_bytes += convert * sizeof(float);
         if (!m->converted) {
             snprintf(err, errlen, "%s: out of memory converting %zu weights to F32", dir, convert);
             rc = -1;
         }
     }
-    float *next = m->converted;
-    for (int i = 0; rc == 0 && i < l.n; i++) {
-        Slot *s = &l.slots[i];
-        float *data;
-        if (s->src->dtype == ST_F32 && (uintptr_t)s->src->data % sizeof(float) == 0) {
-            data = (float *)s->src->data; /* read-only mapping; frozen weights are never written */
-        } else {
-            data = next;
-            next += s->src->numel;
-            rc = st_to_float(s->src, data, err, errlen);
+    if (rc == 0 && convert_bf16) {
+        m->converted_bf16 = malloc(convert_bf16 * sizeof(uint16_t));
+        m->converted_bytes += convert_bf16 * sizeof(uint16_t);
+        if (!m->converted_bf16) {
+            snprintf(err, errlen, "%s: out of memory converting %zu weights to BF16", dir,
+                     convert_bf16);
+            rc = -1;
         }
-        tensor_init(s->dst, data, s->ndim, s->shape);
-        m->param_count += (size_t)s->src->numel;
+    }
+    float *next_f = m->converted;
+    uint16_t *next_h = m->converted_bf16;
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        rc = place_slot(m, &l.slots[i], &next_f, &next_h, err, errlen);
+        m->param_count += (size_t)l.slots[i].src->numel;
     }
     if (c->tie_word_embeddings) m->lm_head = m->embed;
     free(l.slots);
@@ -198,11 +272,16 @@ static int build_rope_tables(Model *m, char *err, size_t errlen) {
 }
 
 Model *model_load(const char *dir, char *err, size_t errlen) {
+    return model_load_dtype(dir, MODEL_F32, err, errlen);
+}
+
+Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t errlen) {
     Model *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "%s: out of memory", dir);
         return NULL;
     }
+    m->dtype = dtype;
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
     int rc = hf_config_load(path, &m->cfg, err, errlen);
@@ -224,6 +303,7 @@ void model_free(Model *m) {
     if (!m) return;
     st_checkpoint_close(m->ckpt);
     free(m->converted);
+    free(m->converted_bf16);
     free(m->layers);
     free(m->rope_cos);
     free(m->rope_sin);
@@ -244,6 +324,14 @@ size_t model_param_count(const Model *m) {
 
 size_t model_converted_bytes(const Model *m) {
     return m->converted_bytes;
+}
+
+size_t model_weight_bytes(const Model *m) {
+    return m->weight_bytes;
+}
+
+ModelDtype model_dtype(const Model *m) {
+    return m->dtype;
 }
 
 const Tensor *model_weight(const Model *m, int layer, ModelModule mod) {

@@ -207,18 +207,14 @@ static int resume_from(Trainer *t, const char *dir, char *err, size_t errlen) {
 static int setup(Trainer *t, const TrainOptions *opt, char *err, size_t errlen) {
     const Config *c = t->cfg;
     if (train_check_paths(c, err, errlen) != 0) return EXIT_USAGE;
-    if (c->model.dtype != CONFIG_DTYPE_F32) {
-        snprintf(err, errlen,
-                 "model.dtype: bf16 frozen weights are not supported yet; use f32 "
-                 "(BF16 and F16 files are converted to f32 on load)");
-        return EXIT_USAGE;
-    }
     if (fsio_mkdirs(c->output.dir, err, errlen) != 0) return EXIT_RUNTIME;
     char resume_dir[4096] = "";
     int found = find_resume_point(c, opt, resume_dir, sizeof resume_dir, err, errlen);
     if (found < 0) return -found;
     tensor_set_threads((int)c->train.threads);
-    t->model = model_load(c->model.path, err, errlen);
+    t->model = model_load_dtype(c->model.path,
+                                c->model.dtype == CONFIG_DTYPE_BF16 ? MODEL_BF16 : MODEL_F32, err,
+                                errlen);
     if (!t->model) return EXIT_RUNTIME;
     const ModelConfig *mc = model_config(t->model);
     if (c->data.seq_len > model_max_positions(t->model)) {
