@@ -13,9 +13,13 @@ for b in "$BUILD"/tools/bench_*; do
   LORAFIT_TOOLS="$BUILD/tools" "$b"
 done
 [ "$found" = 1 ] || echo "no benchmarks built"
-if python3 -c "import torch" 2>/dev/null; then
+PY=""
+for p in python3 /usr/bin/python3; do
+  if "$p" -c "import torch" 2>/dev/null; then PY=$p; break; fi
+done
+if [ -n "$PY" ]; then
   echo "== bench_torch.py (PyTorch, same step as bench_train)"
-  python3 tools/bench_torch.py
+  "$PY" tools/bench_torch.py
 else
   echo "== bench_torch.py skipped: python3 cannot import torch (apt-get install python3-torch)"
 fi
