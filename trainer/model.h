@@ -76,6 +76,17 @@ Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t 
 Tensor *model_forward_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                            const int32_t *pos, const int32_t *segment, int batch, int seq_len);
 
+/* The same two without the lm_head: the final-norm output (B*T, C), for the fused
+ * op_lm_head_cross_entropy(g, hidden, model_lm_head(m), targets, &n). */
+Tensor *model_forward_hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
+                             uint64_t dropout_seed);
+Tensor *model_forward_hidden_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                                  const int32_t *pos, const int32_t *segment, int batch,
+                                  int seq_len);
+/* lm_head (V, C): F32 or BF16 (model dtype); the embedding table when tied. */
+const Tensor *model_lm_head(const Model *m);
+
 /* Extends prompt (n_prompt ids) by n_new tokens into out (n_prompt + n_new ids, prompt
  * first). temperature 0 = greedy (first maximum on ties); otherwise samples from
  * softmax(logits / temperature) with the project PRNG seeded by seed. Recomputes the whole

@@ -4,7 +4,8 @@
  *   h = rmsnorm(x); q, k, v = h Wq^T, h Wk^T, h Wv^T (+ biases, + LoRA); rope(q), rope(k)
  *   x = x + attention(q, k, v) Wo^T;  h = rmsnorm(x)
  *   x = x + (silu(h Wgate^T) * (h Wup^T)) Wdown^T
- * then logits = rmsnorm(x) lm_head^T. */
+ * then logits = rmsnorm(x) lm_head^T. Training and evaluation stop at rmsnorm(x) (the
+ * hidden state) and hand it to op_lm_head_cross_entropy, which never holds all logits. */
 #include "trainer/lora.h"
 #include "trainer/model_internal.h"
 
@@ -26,9 +27,9 @@ static Tensor *linear(Graph *g, const Model *m, const Lora *lora, Tensor *x, int
     return op_linear(g, x, &L->w[mod], b);
 }
 
-static Tensor *forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
-                       const int32_t *pos, const int32_t *segment, int batch, int seq_len,
-                       float dropout, uint64_t dropout_seed) {
+static Tensor *hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                      const int32_t *pos, const int32_t *segment, int batch, int seq_len,
+                      float dropout, uint64_t dropout_seed) {
     const ModelConfig *c = &m->cfg;
     int64_t n = (int64_t)batch * seq_len;
     float eps = (float)c->rms_norm_eps;
@@ -59,18 +60,35 @@ static Tensor *forward(const Model *m, const Lora *lora, Graph *g, const int32_t
         Tensor *ff = op_swiglu(g, gate, up);
         x = op_add(g, x, linear(g, m, lora, ff, i, MODULE_DOWN, dropout, dropout_seed));
     }
-    x = op_rmsnorm(g, x, &m->final_norm, eps);
-    return op_linear(g, x, &m->lm_head, NULL); /* (N, V) */
+    return op_rmsnorm(g, x, &m->final_norm, eps); /* (N, C) */
 }
 
 Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                       const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                       uint64_t dropout_seed) {
-    float dropout = lora ? lora_spec(lora)->dropout : 0.0f;
-    return forward(m, lora, g, ids, pos, segment, batch, seq_len, dropout, dropout_seed);
+    Tensor *x = model_forward_hidden(m, lora, g, ids, pos, segment, batch, seq_len, dropout_seed);
+    return op_linear(g, x, &m->lm_head, NULL); /* (N, V) */
 }
 
 Tensor *model_forward_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                            const int32_t *pos, const int32_t *segment, int batch, int seq_len) {
-    return forward(m, lora, g, ids, pos, segment, batch, seq_len, 0.0f, 0);
+    Tensor *x = model_forward_hidden_eval(m, lora, g, ids, pos, segment, batch, seq_len);
+    return op_linear(g, x, &m->lm_head, NULL); /* (N, V) */
+}
+
+Tensor *model_forward_hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
+                             uint64_t dropout_seed) {
+    float dropout = lora ? lora_spec(lora)->dropout : 0.0f;
+    return hidden(m, lora, g, ids, pos, segment, batch, seq_len, dropout, dropout_seed);
+}
+
+Tensor *model_forward_hidden_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                                  const int32_t *pos, const int32_t *segment, int batch,
+                                  int seq_len) {
+    return hidden(m, lora, g, ids, pos, segment, batch, seq_len, 0.0f, 0);
+}
+
+const Tensor *model_lm_head(const Model *m) {
+    return &m->lm_head;
 }

@@ -114,11 +114,12 @@ static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_
     for (int i = 0; i < n_micro; i++) {
         const Batch *b = &t->mb[i];
         graph_reset(t->graph);
-        Tensor *logits =
-            model_forward(t->model, t->lora, t->graph, b->input_ids, b->positions, b->segments,
-                          b->batch, b->seq_len, dropout_seed(c->train.seed, t->st.step, i));
+        Tensor *hidden = model_forward_hidden(t->model, t->lora, t->graph, b->input_ids,
+                                              b->positions, b->segments, b->batch, b->seq_len,
+                                              dropout_seed(c->train.seed, t->st.step, i));
         int64_t count = 0;
-        Tensor *loss = op_cross_entropy(t->graph, logits, b->targets, &count);
+        Tensor *loss = op_lm_head_cross_entropy(t->graph, hidden, model_lm_head(t->model),
+                                                b->targets, &count);
         if (!loss || graph_failed(t->graph)) {
             snprintf(err, errlen, "out of memory in the forward pass (batch_size %d, seq_len %d)",
                      b->batch, b->seq_len);
