@@ -3,6 +3,7 @@
 
 .PHONY: all deps test check-build asan test-run-only demo bench fuzz valgrind clean help format
 .DEFAULT_GOAL := all
+.SECONDARY:
 
 BUILD     ?= build
 MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)

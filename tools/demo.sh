@@ -12,10 +12,11 @@ echo "== generating a random model (4 layers, hidden 128, vocab 256) and a synth
   --layers 4 --heads 4 --kv-heads 2 --vocab 256 --std 0.1 --seed 1
 "$BUILD"/tools/make_dataset --out "$DEMO/train.jsonl" --rows 4000 --seq 64 --vocab 256 --seed 1
 "$BUILD"/tools/make_dataset --out "$DEMO/valid.jsonl" --rows 64 --seq 64 --vocab 256 --seed 2
+echo "== lorafit eval configs/demo.yaml   (the base model on the validation rows)"
+"$BUILD"/lorafit eval configs/demo.yaml
 echo "== lorafit train configs/demo.yaml"
 "$BUILD"/lorafit train configs/demo.yaml
-echo "== the loss before and after (from $DEMO/out/metrics.jsonl)"
-head -n 1 "$DEMO/out/metrics.jsonl"
-grep eval_loss "$DEMO/out/metrics.jsonl" | tail -n 1
+echo "== lorafit eval configs/demo.yaml --adapter $DEMO/out/adapter   (after fine-tuning)"
+"$BUILD"/lorafit eval configs/demo.yaml --adapter "$DEMO/out/adapter"
 echo "== lorafit inspect $DEMO/out/adapter"
 "$BUILD"/lorafit inspect "$DEMO/out/adapter" | head -n 12
