@@ -32,12 +32,8 @@ static void expect_config_error(const char *extra, const char *sets, const char 
     char *cfg = config_with(dir, extra);
     char args[8192];
     snprintf(args, sizeof args, "train '%s' %s", cfg, sets);
-    int rc = tt_lorafit(dir, args);
-    char *log = tt_log(dir);
-    ck_assert_msg(rc == 2, "expected exit 2, got %d:\n%s", rc, log);
-    ck_assert_msg(strstr(log, needle1) != NULL, "'%s' not in:\n%s", needle1, log);
-    if (needle2) ck_assert_msg(strstr(log, needle2) != NULL, "'%s' not in:\n%s", needle2, log);
-    free(log);
+    tt_expect(dir, args, 2, needle1);
+    if (needle2) tt_expect(dir, args, 2, needle2);
     free(cfg);
     test_rmtree(dir);
     free(dir);

@@ -131,11 +131,7 @@ START_TEST(test_sigint_saves_a_checkpoint_and_exits_130) {
     char args[4400];
     snprintf(args, sizeof args, "train '%s' --resume --set train.max_steps=%lld", cfg,
              (long long)step + 2);
-    int rc = tt_lorafit(dir, args);
-    log = tt_log(dir);
-    ck_assert_msg(rc == 0 && strstr(log, "resuming from") != NULL, "resume failed (%d):\n%s", rc,
-                  log);
-    free(log);
+    tt_expect(dir, args, 0, "resuming from");
     free(cfg);
     test_rmtree(dir);
     free(dir);
@@ -150,18 +146,11 @@ START_TEST(test_resume_refuses_a_config_that_changes_the_result) {
     ck_assert_int_eq(tt_lorafit(dir, args), 0);
     snprintf(args, sizeof args,
              "train '%s' --resume --set lora.r=8 --set train.lr=0.5 --set train.max_steps=4", cfg);
-    int rc = tt_lorafit(dir, args);
-    char *log = tt_log(dir);
-    ck_assert_msg(rc == 2, "exit %d:\n%s", rc, log);
     /* Exactly the two result-changing keys: raising max_steps is allowed. */
-    ck_assert_msg(strstr(log, "differs in lora.r, train.lr ("), "keys not named:\n%s", log);
-    free(log);
+    tt_expect(dir, args, 2, "differs in lora.r, train.lr (");
     /* Only max_steps raised: accepted and continued. */
     snprintf(args, sizeof args, "train '%s' --resume --set train.max_steps=4", cfg);
-    rc = tt_lorafit(dir, args);
-    log = tt_log(dir);
-    ck_assert_msg(rc == 0 && strstr(log, "step 2"), "exit %d:\n%s", rc, log);
-    free(log);
+    tt_expect(dir, args, 0, "step 2");
     free(cfg);
     test_rmtree(dir);
     free(dir);
@@ -173,20 +162,11 @@ START_TEST(test_resume_starts_fresh_without_checkpoint_and_finished_run_exits_0)
     char *cfg = write_resume_config(dir, 2, 0);
     char args[4400];
     snprintf(args, sizeof args, "train '%s' --resume", cfg);
-    int rc = tt_lorafit(dir, args);
-    char *log = tt_log(dir);
-    ck_assert_msg(rc == 0 && strstr(log, "starting from scratch"), "exit %d:\n%s", rc, log);
-    free(log);
-    rc = tt_lorafit(dir, args);
-    log = tt_log(dir);
-    ck_assert_msg(rc == 0 && strstr(log, "already reached"), "exit %d:\n%s", rc, log);
-    free(log);
+    tt_expect(dir, args, 0, "starting from scratch");
+    tt_expect(dir, args, 0, "already reached");
     /* Without --resume, an output directory with checkpoints is not overwritten. */
     snprintf(args, sizeof args, "train '%s'", cfg);
-    rc = tt_lorafit(dir, args);
-    log = tt_log(dir);
-    ck_assert_msg(rc == 2 && strstr(log, "--resume"), "exit %d:\n%s", rc, log);
-    free(log);
+    tt_expect(dir, args, 2, "--resume");
     free(cfg);
     test_rmtree(dir);
     free(dir);
@@ -213,10 +193,7 @@ START_TEST(test_resume_from_a_named_checkpoint_and_keep_prunes_old_ones) {
     char *before = test_read_file(final_a, NULL);
     /* --resume DIR from step 6 recomputes steps 7 and 8 identically. */
     snprintf(args, sizeof args, "train '%s' --resume '%s/checkpoint-6'", cfg, out);
-    int rc = tt_lorafit(dir, args);
-    char *log = tt_log(dir);
-    ck_assert_msg(rc == 0 && strstr(log, "step 6"), "exit %d:\n%s", rc, log);
-    free(log);
+    tt_expect(dir, args, 0, "step 6");
     size_t len;
     char *after = test_read_file(final_a, &len);
     ck_assert(after && before && memcmp(before, after, len) == 0);
@@ -230,10 +207,7 @@ START_TEST(test_resume_from_a_named_checkpoint_and_keep_prunes_old_ones) {
     fseek(f, 100, SEEK_SET);
     fputc('#', f);
     fclose(f);
-    rc = tt_lorafit(dir, args);
-    log = tt_log(dir);
-    ck_assert_msg(rc == 1 && strstr(log, "CRC"), "exit %d:\n%s", rc, log);
-    free(log);
+    tt_expect(dir, args, 1, "CRC");
     free(cfg);
     test_rmtree(dir);
     free(dir);

@@ -27,6 +27,14 @@ int tt_lorafit(const char *dir, const char *args) {
     return test_run(cmd, log);
 }
 
+void tt_expect(const char *dir, const char *args, int want_rc, const char *needle) {
+    int rc = tt_lorafit(dir, args);
+    char *log = tt_log(dir);
+    ck_assert_msg(rc == want_rc, "lorafit %s: exit %d, expected %d:\n%s", args, rc, want_rc, log);
+    if (needle) ck_assert_msg(strstr(log, needle) != NULL, "'%s' not in:\n%s", needle, log);
+    free(log);
+}
+
 char *tt_log(const char *dir) {
     char log[4200];
     snprintf(log, sizeof log, "%s/log.txt", dir);

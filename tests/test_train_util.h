@@ -10,6 +10,9 @@
 char *tt_write_text(const char *dir, const char *name, const char *text);
 /* Runs `lorafit ARGS` (a shell-quoted argument string), output to DIR/log.txt; exit code. */
 int tt_lorafit(const char *dir, const char *args);
+/* Runs `lorafit ARGS` in DIR and fails the test unless it exits with want_rc and its output
+ * contains needle (when not NULL). */
+void tt_expect(const char *dir, const char *args, int want_rc, const char *needle);
 /* The text of DIR/log.txt (caller frees). */
 char *tt_log(const char *dir);
 /* Starts lorafit with argv (NULL-terminated, without the program) in the background,

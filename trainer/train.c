@@ -118,8 +118,8 @@ static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_
                                               b->positions, b->segments, b->batch, b->seq_len,
                                               dropout_seed(c->train.seed, t->st.step, i));
         int64_t count = 0;
-        Tensor *loss = op_lm_head_cross_entropy(t->graph, hidden, model_lm_head(t->model),
-                                                b->targets, &count);
+        Tensor *loss =
+            op_lm_head_cross_entropy(t->graph, hidden, model_lm_head(t->model), b->targets, &count);
         if (!loss || graph_failed(t->graph)) {
             snprintf(err, errlen, "out of memory in the forward pass (batch_size %d, seq_len %d)",
                      b->batch, b->seq_len);

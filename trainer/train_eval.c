@@ -15,8 +15,8 @@ int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int ma
         rc = data_next_batch(r, &b, err, errlen);
         if (rc <= 0) break;
         graph_reset(g);
-        Tensor *hidden = model_forward_hidden_eval(m, lora, g, b.input_ids, b.positions,
-                                                   b.segments, b.batch, b.seq_len);
+        Tensor *hidden = model_forward_hidden_eval(m, lora, g, b.input_ids, b.positions, b.segments,
+                                                   b.batch, b.seq_len);
         int64_t c = 0;
         Tensor *l = op_lm_head_cross_entropy(g, hidden, model_lm_head(m), b.targets, &c);
         if (!l) {

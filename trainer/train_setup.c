@@ -212,9 +212,8 @@ static int setup(Trainer *t, const TrainOptions *opt, char *err, size_t errlen) 
     int found = find_resume_point(c, opt, resume_dir, sizeof resume_dir, err, errlen);
     if (found < 0) return -found;
     tensor_set_threads((int)c->train.threads);
-    t->model = model_load_dtype(c->model.path,
-                                c->model.dtype == CONFIG_DTYPE_BF16 ? MODEL_BF16 : MODEL_F32, err,
-                                errlen);
+    t->model = model_load_dtype(
+        c->model.path, c->model.dtype == CONFIG_DTYPE_BF16 ? MODEL_BF16 : MODEL_F32, err, errlen);
     if (!t->model) return EXIT_RUNTIME;
     const ModelConfig *mc = model_config(t->model);
     if (c->data.seq_len > model_max_positions(t->model)) {
