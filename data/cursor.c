@@ -193,6 +193,12 @@ int data_cursor_restore(DataReader *r, const void *blob, size_t size, char *err,
                  (unsigned long long)pool_n);
         return -1;
     }
+    /* xoshiro256** never reaches the all-zero state, and from it yields only zeros (a shuffle
+     * that would never finish), so such a cursor was not written by lorafit. */
+    if ((r->rng.s[0] | r->rng.s[1] | r->rng.s[2] | r->rng.s[3]) == 0) {
+        snprintf(err, errlen, "data cursor: invalid shuffle generator state (all zero)");
+        return -1;
+    }
     r->epoch = (int)epoch;
     r->src_done = flags & 1;
     r->finished = flags & 2;
