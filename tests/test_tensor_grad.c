@@ -295,30 +295,39 @@ static Tensor *run_attention(const GradCase *c, Graph *g, Tensor **in) {
                         c->dim[4], c->use_seg ? c->seg : NULL);
 }
 
-static void attention_case(int NH, int NKV, bool use_seg) {
+static const int32_t PACKED[10] = {0, 0, 1, 1, 1, 4, 4, 4, 7, 7}; /* two packed docs per row */
+/* As data/ lays out padded batches: real rows 0..k-1, then padding as segment k. */
+static const int32_t PADDED[10] = {0, 0, 0, 1, 1, 0, 0, 0, 0, 1};
+
+static void attention_case(int NH, int NKV, const int32_t *seg) {
     GradCase c = {.n_in = 3, .diff = {true, true, true}, .ref = ref_attention, .op = run_attention};
     int B = 2, T = 5, D = 4;
     c.dim[0] = B, c.dim[1] = T, c.dim[2] = NH, c.dim[3] = NKV, c.dim[4] = D;
-    c.use_seg = use_seg;
-    const int32_t seg[10] = {0, 0, 1, 1, 1, 4, 4, 4, 7, 7}; /* two packed docs per row */
-    memcpy(c.seg, seg, sizeof seg);
+    c.use_seg = seg != NULL;
+    if (seg) memcpy(c.seg, seg, sizeof PACKED);
     c.in[0] = rand_tensor(2, (int64_t[]){B * T, NH * D}, true);
     c.in[1] = rand_tensor(2, (int64_t[]){B * T, NKV * D}, true);
     c.in[2] = rand_tensor(2, (int64_t[]){B * T, NKV * D}, true);
     c.out_size = B * T * NH * D;
-    check_case(&c, use_seg ? "attention+segments" : "attention");
+    check_case(&c, seg == PADDED ? "attention+padding" : seg ? "attention+segments" : "attention");
 }
 
 START_TEST(test_attention_grad_matches_finite_differences_for_gqa_ratios) {
     const int heads[4][2] = {{2, 2}, {4, 2}, {3, 1}, {4, 1}}; /* NH/NKV = 1, 2, 3, 4 */
-    for (int i = 0; i < 4; i++) attention_case(heads[i][0], heads[i][1], false);
+    for (int i = 0; i < 4; i++) attention_case(heads[i][0], heads[i][1], NULL);
 }
 END_TEST
 
 START_TEST(test_attention_with_segments_grad_matches_finite_differences) {
-    attention_case(2, 2, true);
-    attention_case(4, 2, true);
-    attention_case(3, 1, true);
+    attention_case(2, 2, PACKED);
+    attention_case(4, 2, PACKED);
+    attention_case(3, 1, PACKED);
+}
+END_TEST
+
+START_TEST(test_attention_with_padding_grad_matches_finite_differences) {
+    attention_case(2, 2, PADDED);
+    attention_case(4, 1, PADDED);
 }
 END_TEST
 
@@ -408,6 +417,7 @@ Suite *tensor_grad_suite(void) {
     tcase_add_test(tc, test_rope_grad_matches_finite_differences);
     tcase_add_test(tc, test_attention_grad_matches_finite_differences_for_gqa_ratios);
     tcase_add_test(tc, test_attention_with_segments_grad_matches_finite_differences);
+    tcase_add_test(tc, test_attention_with_padding_grad_matches_finite_differences);
     tcase_add_test(tc, test_swiglu_add_dropout_grads_match_finite_differences);
     tcase_add_test(tc, test_cross_entropy_grad_matches_finite_differences_with_ignored_rows);
     suite_add_tcase(s, tc);
