@@ -84,6 +84,7 @@ static void check_matches_unfused(int64_t n, int64_t c, int64_t v) {
 START_TEST(test_lm_head_cross_entropy_matches_linear_then_cross_entropy) {
     check_matches_unfused(7, 8, 50);      /* one block */
     check_matches_unfused(96, 16, 50000); /* several vocabulary blocks and a short last one */
+    check_matches_unfused(400, 8, 50000); /* 267 counted rows: two row chunks, the last short */
 }
 END_TEST
 
@@ -136,7 +137,7 @@ START_TEST(test_lm_head_cross_entropy_gradient_matches_finite_differences) {
 END_TEST
 
 START_TEST(test_lm_head_bf16_weight_bit_identical) {
-    LmCase k = case_new(96, 16, 50000, 5);
+    LmCase k = case_new(400, 16, 50000, 5); /* two row chunks of several vocabulary blocks */
     Tensor wb;
     tensor_init_bf16(&wb, k.w_bits, 2, k.w->shape);
     float *da, *db;

@@ -77,10 +77,12 @@ static int train_step(Bench *b, const int32_t *ids, const int32_t *targets, int 
                       double *loss) {
     lora_zero_grad(b->lora);
     graph_reset(b->graph);
-    Tensor *logits = model_forward(b->model, b->lora, b->graph, ids, NULL, NULL, batch, seq,
-                                   0x5eedull + (uint64_t)b->step);
+    /* As trainer/train.c: the output layer and the loss fused, logits never held whole. */
+    Tensor *hidden = model_forward_hidden(b->model, b->lora, b->graph, ids, NULL, NULL, batch, seq,
+                                          0x5eedull + (uint64_t)b->step);
     int64_t count = 0;
-    Tensor *l = op_cross_entropy(b->graph, logits, targets, &count);
+    Tensor *l =
+        op_lm_head_cross_entropy(b->graph, hidden, model_lm_head(b->model), targets, &count);
     if (!l || graph_failed(b->graph) || count == 0) return -1;
     *loss = l->data[0] / (double)count;
     if (graph_backward(b->graph, l, (float)(1.0 / (double)count)) != 0) return -1;
