@@ -7,6 +7,7 @@
  * each gradient with a central finite difference of that reference along a random direction
  * confined to one block of rows at a time (so an error in any block shows). */
 #include "tensor/tensor.h"
+#include "tests/test_tensor_ref.h"
 #include "tests/test_util.h"
 
 #include <math.h>
@@ -18,30 +19,7 @@ enum { B = 2, T = 150, NH = 4, NKV = 2, D = 8, BLOCK = 64 };
 /* out (B*T, NH*D) from q (B*T, NH*D), k v (B*T, NKV*D), all double; seg (B*T) or NULL. */
 static void ref_attention(const double *q, const double *k, const double *v, const int32_t *seg,
                           double *out) {
-    static double sc[T];
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            int kh = h / (NH / NKV);
-            for (int t = 0; t < T; t++) {
-                double mx = -1e300, sum = 0.0;
-                for (int s = 0; s <= t; s++) {
-                    bool ok = !seg || seg[b * T + s] == seg[b * T + t];
-                    double d = 0.0;
-                    for (int i = 0; i < D; i++)
-                        d +=
-                            q[((b * T + t) * NH + h) * D + i] * k[((b * T + s) * NKV + kh) * D + i];
-                    sc[s] = ok ? d / sqrt((double)D) : -INFINITY;
-                    if (sc[s] > mx) mx = sc[s];
-                }
-                for (int s = 0; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
-                for (int i = 0; i < D; i++) {
-                    double acc = 0.0;
-                    for (int s = 0; s <= t; s++)
-                        acc += sc[s] / sum * v[((b * T + s) * NKV + kh) * D + i];
-                    out[((b * T + t) * NH + h) * D + i] = acc;
-                }
-            }
-        }
+    ref_attention_f64(q, k, v, seg, B, T, NH, NKV, D, out);
 }
 
 static double ref_loss(double *const *x, const int32_t *seg, const double *G, double *out) {

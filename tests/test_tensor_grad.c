@@ -6,6 +6,7 @@
  * seed through graph_backward. The finite differences perturb the inputs in double and run
  * the reference, so they carry no fp32 rounding noise. */
 #include "tensor/tensor.h"
+#include "tests/test_tensor_ref.h"
 #include "tests/test_util.h"
 
 #include <math.h>
@@ -264,31 +265,8 @@ END_TEST
 /* ---- attention: dim = {B, T, NH, NKV, D} ---- */
 
 static void ref_attention(const GradCase *c, double *const *x, double *out) {
-    int B = c->dim[0], T = c->dim[1], NH = c->dim[2], NKV = c->dim[3], D = c->dim[4];
-    const double *q = x[0], *k = x[1], *v = x[2];
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < NH; h++) {
-            int kh = h / (NH / NKV);
-            for (int t = 0; t < T; t++) {
-                double sc[64], mx = -1e300, sum = 0.0;
-                for (int s = 0; s <= t; s++) {
-                    bool ok = !c->use_seg || c->seg[b * T + s] == c->seg[b * T + t];
-                    double d = 0.0;
-                    for (int i = 0; i < D; i++)
-                        d +=
-                            q[((b * T + t) * NH + h) * D + i] * k[((b * T + s) * NKV + kh) * D + i];
-                    sc[s] = ok ? d / sqrt((double)D) : -INFINITY;
-                    if (sc[s] > mx) mx = sc[s];
-                }
-                for (int s = 0; s <= t; s++) sum += (sc[s] = exp(sc[s] - mx));
-                for (int i = 0; i < D; i++) {
-                    double acc = 0.0;
-                    for (int s = 0; s <= t; s++)
-                        acc += sc[s] / sum * v[((b * T + s) * NKV + kh) * D + i];
-                    out[((b * T + t) * NH + h) * D + i] = acc;
-                }
-            }
-        }
+    ref_attention_f64(x[0], x[1], x[2], c->use_seg ? c->seg : NULL, c->dim[0], c->dim[1], c->dim[2],
+                      c->dim[3], c->dim[4], out);
 }
 static Tensor *run_attention(const GradCase *c, Graph *g, Tensor **in) {
     return op_attention(g, in[0], in[1], in[2], c->dim[0], c->dim[1], c->dim[2], c->dim[3],

@@ -14,22 +14,7 @@
 
 #include "data/data.h"
 #include "tensor/rng.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static long vm_hwm_kb(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmHWM:", 6) == 0) kb = strtol(line + 6, NULL, 10);
-    if (f) fclose(f);
-    return kb;
-}
+#include "tools/bench_util.h"
 
 int main(int argc, char **argv) {
     const char *given = NULL;
@@ -48,7 +33,7 @@ int main(int argc, char **argv) {
         snprintf(path, sizeof path, "%s/bench_data-%d.jsonl", tmp && *tmp ? tmp : "/tmp",
                  (int)getpid());
     }
-    double t0 = now();
+    double t0 = bench_now();
     FILE *f = fopen(path, "w");
     if (!f) {
         perror(path);
@@ -74,7 +59,7 @@ int main(int argc, char **argv) {
     }
     free(line);
     fclose(f);
-    double t1 = now();
+    double t1 = bench_now();
     printf("wrote %.0f MB (%lld rows) in %.1f s\n", (double)bytes / (1 << 20), rows_written,
            t1 - t0);
 
@@ -106,13 +91,13 @@ int main(int argc, char **argv) {
         rows += b.n_rows;
         batches++;
     }
-    double t2 = now();
+    double t2 = bench_now();
     if (rc < 0) fprintf(stderr, "bench_data: %s\n", err);
     data_close(dr);
     unlink(path);
     printf("data: %lld batches, %lld rows (split chunks count as rows) in %.2f s: %.0f rows/s, "
            "%.2f M tokens/s, peak RSS %ld MB\n",
            batches, rows, t2 - t1, (double)rows / (t2 - t1), (double)ids_written / (t2 - t1) / 1e6,
-           vm_hwm_kb() / 1024);
+           bench_peak_rss_kb() / 1024);
     return rc < 0;
 }

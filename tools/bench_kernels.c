@@ -8,12 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+#include "tools/bench_util.h"
 
 static Tensor *filled(int ndim, const int64_t *shape, bool grad, uint64_t *st) {
     Tensor *t = tensor_new(ndim, shape, grad);
@@ -54,16 +49,16 @@ static void bench(const char *name, Kind kind, Inputs *in, double fwd_flops, dou
     double tf = 0, tb = 0;
     for (int rep = -1; rep < REPS; rep++) { /* rep -1 warms up */
         graph_reset(g);
-        double t0 = now();
+        double t0 = bench_now();
         Tensor *y = forward(g, kind, in);
-        double t1 = now();
+        double t1 = bench_now();
         Tensor *l = op_weighted_sum(g, y, ones);
-        double t2 = now();
+        double t2 = bench_now();
         if (!l || graph_backward(g, l, 1.0f) != 0) {
             fprintf(stderr, "bench_kernels: %s failed\n", name);
             exit(1);
         }
-        double t3 = now();
+        double t3 = bench_now();
         if (rep >= 0) tf += t1 - t0, tb += t3 - t2;
     }
     printf("%-22s forward %7.2f GFLOP/s (%6.2f ms)   backward %7.2f GFLOP/s (%6.2f ms)\n", name,
@@ -83,9 +78,9 @@ int main(void) {
            *b = filled(2, (int64_t[]){S, S}, false, &st);
     Tensor *c = tensor_new(2, (int64_t[]){S, S}, false);
     tensor_matmul(c->data, a->data, b->data, S, S, S, false, false);
-    double t0 = now();
+    double t0 = bench_now();
     for (int i = 0; i < REPS; i++) tensor_matmul(c->data, a->data, b->data, S, S, S, false, false);
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     printf("%-22s %7.2f GFLOP/s (%d x %d x %d)\n", "sgemm", 2.0 * S * S * S * REPS / dt * 1e-9, S,
            S, S);
     tensor_free(a), tensor_free(b), tensor_free(c);

@@ -11,18 +11,7 @@
 #include <unistd.h>
 
 #include "trainer/model.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static long peak_rss_kb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
-}
+#include "tools/bench_util.h"
 
 int main(int argc, char **argv) {
     char dir[4096], err[1024];
@@ -45,14 +34,14 @@ int main(int argc, char **argv) {
         }
         made = true;
     }
-    long rss0 = peak_rss_kb();
-    double t0 = now();
+    long rss0 = bench_peak_rss_kb();
+    double t0 = bench_now();
     Model *m = model_load(dir, err, sizeof err);
     if (!m) {
         fprintf(stderr, "bench_model: %s\n", err);
         return 1;
     }
-    double t1 = now();
+    double t1 = bench_now();
     /* Touch every weight page as a forward pass would. */
     const ModelConfig *c = model_config(m);
     double sum = 0;
@@ -62,7 +51,7 @@ int main(int argc, char **argv) {
             for (int64_t k = 0; k < w->size; k += 1024) sum += w->data[k];
         }
     size_t bytes = model_param_count(m) * sizeof(float);
-    long rss = peak_rss_kb();
+    long rss = bench_peak_rss_kb();
     printf("bench_model: %s: %zu parameters, %.1f MB of weights, load %.3f s, peak RSS %.1f MB "
            "(%.2fx weights; %.1f MB before load; converted %.1f MB)%s\n",
            dir, model_param_count(m), bytes / 1e6, t1 - t0, rss / 1024.0,

@@ -22,18 +22,7 @@
 #include "trainer/lora.h"
 #include "trainer/model.h"
 #include "trainer/optim.h"
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static long peak_rss_kb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
-}
+#include "tools/bench_util.h"
 
 /* Process CPU seconds (all threads, user + system) and minor page faults so far. The CPU
  * time shows the work done when other jobs share the cores and wall time is unreliable. */
@@ -112,17 +101,17 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
     for (int64_t i = 0; i < n; i++) ids[i] = (int32_t)rng_below(&r, (uint64_t)c->vocab_size);
     for (int64_t i = 0; i < n; i++)
         targets[i] = (i + 1) % seq == 0 ? TENSOR_IGNORE_INDEX : ids[i + 1];
-    double loss = 0, t0 = now();
+    double loss = 0, t0 = bench_now();
     int rc = train_step(b, ids, targets, batch, seq, &loss);
-    double warm = now() - t0, total = 0, cpu_total = 0;
+    double warm = bench_now() - t0, total = 0, cpu_total = 0;
     long faults_total = 0;
     printf("bench_train: B %d x T %d: warm-up %.0f ms (loss %.6f)\n", batch, seq, warm * 1e3, loss);
     for (int s = 0; s < steps && rc == 0; s++) {
         long f0, f1;
         double c0 = cpu_seconds(&f0);
-        t0 = now();
+        t0 = bench_now();
         rc = train_step(b, ids, targets, batch, seq, &loss);
-        double dt = now() - t0, cpu = cpu_seconds(&f1) - c0;
+        double dt = bench_now() - t0, cpu = cpu_seconds(&f1) - c0;
         total += dt;
         cpu_total += cpu;
         faults_total += f1 - f0;
@@ -140,7 +129,7 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
     printf("bench_train: B %d x T %d, %d threads: %.0f ms/step, %.0f tokens/s, CPU %.0f ms/step, "
            "%ld page faults/step, peak RSS %.0f MB, graph arena %.0f MB\n",
            batch, seq, tensor_threads(), ms, (double)n / (ms / 1e3), cpu_total / steps * 1e3,
-           faults_total / steps, peak_rss_kb() / 1024.0, graph_arena_bytes(b->graph) / 1e6);
+           faults_total / steps, bench_peak_rss_kb() / 1024.0, graph_arena_bytes(b->graph) / 1e6);
     return 0;
 }
 
