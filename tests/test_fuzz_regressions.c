@@ -36,6 +36,9 @@
 #define LLVMFuzzerTestOneInput fuzz_one_trainer_state
 #include "tests/fuzz/fuzz_trainer_state.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_st_index
+#include "tests/fuzz/fuzz_st_index.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*FuzzOne)(const uint8_t *data, size_t size);
 
@@ -80,6 +83,7 @@ REPLAY_TEST(data_file, 6)
 REPLAY_TEST(cursor, 16)
 REPLAY_TEST(manifest, 4)
 REPLAY_TEST(trainer_state, 1)
+REPLAY_TEST(st_index, 10)
 
 Suite *fuzz_regressions_suite(void) {
     Suite *s = suite_create("fuzz_regressions");
@@ -92,6 +96,7 @@ Suite *fuzz_regressions_suite(void) {
     tcase_add_test(tc, test_fuzz_inputs_cursor_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_manifest_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_trainer_state_do_not_crash);
+    tcase_add_test(tc, test_fuzz_inputs_st_index_do_not_crash);
     suite_add_tcase(s, tc);
     return s;
 }
