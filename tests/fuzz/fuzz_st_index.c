@@ -8,10 +8,11 @@
 #include "tests/fuzz/fuzz_util.h"
 #include "trainer/safetensors.h"
 
+/* SCRATCH/st_index holds shard 1 (model.a F32 [2], model.b F16 [1, 2]), shard 2
+ * (model.c BF16 [3]), notes.txt (not safetensors) and sub/ (a directory). */
 #define FUZZ_IDX_DIR    "st_index"
-#define FUZZ_IDX_SHARD1 "model-00001-of-00002.safetensors" /* model.a F32 [2], model.b F16 [1,2]   \
-                                                            */
-#define FUZZ_IDX_SHARD2 "model-00002-of-00002.safetensors" /* model.c BF16 [3] */
+#define FUZZ_IDX_SHARD1 "model-00001-of-00002.safetensors"
+#define FUZZ_IDX_SHARD2 "model-00002-of-00002.safetensors"
 
 static volatile uint8_t idx_sink;
 
