@@ -104,9 +104,12 @@ for n in $names; do build_harness "$n"; done
 [ $mode = build ] && exit 0
 
 echo "fuzz.sh: running each harness for ${FUZZ_SECONDS}s"
+# Harness scratch directories carry this run's tag, so the cleanup below spares the
+# directories of any other fuzz run going on at the same time.
+export LORAFIT_FUZZ_RUN="run$$"
 failed=0
 for n in $names; do run_harness "$n" || failed=1; done
-rm -rf /dev/shm/lorafit-fuzz-* /tmp/lorafit-fuzz-* 2>/dev/null || true
+rm -rf /dev/shm/lorafit-fuzz-"$LORAFIT_FUZZ_RUN"-* /tmp/lorafit-fuzz-"$LORAFIT_FUZZ_RUN"-* 2>/dev/null || true
 if [ $failed -ne 0 ]; then
     echo "fuzz.sh: FINDINGS above; reproduce with $OUT/fuzz_NAME FILE" >&2
     exit 1

@@ -2,7 +2,8 @@
  *
  * The parsers under test take paths, so most harnesses write the input to a scratch file
  * first. The scratch directory lives on /dev/shm when there is one (fsync there is free) and
- * is private to the process, so parallel fuzzers never share files. */
+ * is private to the process, so parallel fuzzers never share files. tools/fuzz.sh sets
+ * LORAFIT_FUZZ_RUN to a tag of its own run, so that it removes only its own directories. */
 #ifndef LORAFIT_FUZZ_UTIL_H
 #define LORAFIT_FUZZ_UTIL_H
 
@@ -19,7 +20,9 @@ static inline const char *fuzz_scratch_dir(void) {
     static char dir[256];
     if (dir[0]) return dir;
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(dir, sizeof dir, "%s/lorafit-fuzz-%ld", base, (long)getpid());
+    const char *run = getenv("LORAFIT_FUZZ_RUN");
+    snprintf(dir, sizeof dir, "%s/lorafit-fuzz-%s%s%ld", base, run ? run : "", run ? "-" : "",
+             (long)getpid());
     mkdir(dir, 0700);
     return dir;
 }
