@@ -36,9 +36,9 @@ typedef struct Trainer {
     bool evaluated;
     FILE *metrics; /* OUTPUT_DIR/metrics.jsonl, appended */
     char base_name[256];
-    double run_start, elapsed_base; /* this process's start; elapsed before a resume */
-    double step_seconds, save_seconds;
-    double log_time; /* train_now() at the previous metrics line */
+    double run_start, elapsed_base;    /* this process's start; elapsed before a resume */
+    double step_seconds, save_seconds; /* this process's time in steps / checkpoints */
+    double log_time;                   /* train_now() at the previous metrics line */
     bool tty;
     bool progress_open;   /* a progress line awaits its newline */
     int64_t first_tokens; /* st.tokens when this process started */

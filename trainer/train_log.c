@@ -159,6 +159,8 @@ void train_summary(const Trainer *t) {
     fprintf(stderr, "\ndone: %" PRId64 " steps, %" PRId64 " target tokens, %s", t->st.step,
             t->st.tokens, took);
     fprintf(stderr, "; final loss %.4f\n", t->last.loss);
+    fprintf(stderr, "this run: %.1f s in training steps, %.1f s writing checkpoints\n",
+            t->step_seconds, t->save_seconds);
     if (t->evaluated)
         fprintf(stderr, "eval loss: final %.4f, best %.4f\n", t->last_eval_loss,
                 t->st.best_eval_loss);
