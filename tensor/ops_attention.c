@@ -1,16 +1,21 @@
 /* tensor/ops_attention.c — causal grouped-query attention with optional packed segments.
  *
- * Work is split over (batch, kv head): one task owns the query heads that share a kv head,
- * so it alone writes dK and dV of that head and adds its query heads' contributions in a
- * fixed order — results are bit-identical for a given thread count. Inside a task each
- * product is a single-threaded sgemm on strided head views (OpenBLAS runs one thread when
- * called inside an OpenMP parallel region). The softmax probabilities P (B, NH, T, T) are
- * saved for backward; masked entries are exactly 0 there, which also zeroes their dS.
+ * Every product works on query rows [t0, t1) of one (batch, head) — a causal block — and
+ * is a single-threaded sgemm on strided head views (OpenBLAS runs one thread when called
+ * inside an OpenMP parallel region). When the (batch, kv head) pairs divide evenly among
+ * the threads, one task owns the query heads sharing a kv head and runs their blocks in
+ * order, as a serial loop would, the block's P and dS staying in cache. Otherwise (B = 1
+ * with 3 kv heads on 2 threads left one thread idle a third of the time) the forward pass
+ * and the dS / dQ part of backward run one task per (batch, head, block), and dK and dV
+ * are summed afterwards, one task per (batch, kv head, dK or dV), in the same fixed order
+ * (head, block). Either way every value comes from the same sequence of operations, so
+ * the results do not depend on the split and are bit-identical for a given thread count.
+ * The softmax probabilities P (B, NH, T, T) are saved for backward; masked entries are
+ * exactly 0 there, which also zeroes their dS.
  *
  * Causality: query rows are processed in blocks of ATT_BLOCK; rows [t0, t1) only attend to
  * keys [0, t1), so every product skips the key columns above the block's diagonal (about
- * half the work at long T). The blocks run in a fixed order, so dK and dV still sum in a
- * fixed order. */
+ * half the work at long T). */
 #include "tensor/graph_internal.h"
 
 #include <cblas.h>
@@ -49,56 +54,130 @@ static void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) 
     }
 }
 
+/* Whether the (batch, kv head) tasks alone would leave a thread idle. */
+static bool split_blocks(int B, int NKV) {
+    int threads = tensor_threads();
+    return threads > 1 && (B * NKV) % threads != 0;
+}
+
+/* Rows [t0, t1) of block `blk` (0 = first) of a sequence of length T. */
+static void block_rows(int blk, int T, int *t0, int *t1) {
+    *t0 = blk * ATT_BLOCK;
+    *t1 = *t0 + ATT_BLOCK < T ? *t0 + ATT_BLOCK : T;
+}
+
+/* Forward of rows [t0, t1) of head h of sequence b: P rows and O rows. */
+static void forward_block(const AttentionCtx *c, int b, int h, int t0, int t1) {
+    int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
+    int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D, m = t1 - t0;
+    int64_t row0 = (int64_t)b * T;
+    float scale = 1.0f / sqrtf((float)D);
+    const float *K = c->k->data + row0 * ldk + (int64_t)kvh * D;
+    const float *V = c->v->data + row0 * ldk + (int64_t)kvh * D;
+    float *P = c->probs + ((int64_t)b * NH + h) * T * T;
+    const float *Q = c->q->data + row0 * ldq + (int64_t)h * D;
+    float *O = c->y->data + row0 * ldq + (int64_t)h * D;
+    float *Pb = P + (int64_t)t0 * T;
+    /* S rows [t0, t1) x keys [0, t1) = scale Q K^T; P = softmax over allowed s;
+     * O rows [t0, t1) = P V */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, D, scale, Q + (int64_t)t0 * ldq,
+                ldq, K, ldk, 0.0f, Pb, T);
+    masked_softmax(P, T, t0, t1, c->segment ? c->segment + row0 : NULL);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, t1, 1.0f, Pb, T, V, ldk, 0.0f,
+                O + (int64_t)t0 * ldq, ldq);
+}
+
+/* Backward of rows [t0, t1) of head h of sequence b, except dK and dV: dS rows into
+ * ds (T, T) of this (batch, head) and dQ += scale dS K. */
+static void backward_block(const AttentionCtx *c, const float *dy, float *dq, float *ds, int b,
+                           int h, int t0, int t1) {
+    int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
+    int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D, m = t1 - t0;
+    int64_t row0 = (int64_t)b * T;
+    float scale = 1.0f / sqrtf((float)D);
+    const float *K = c->k->data + row0 * ldk + (int64_t)kvh * D;
+    const float *V = c->v->data + row0 * ldk + (int64_t)kvh * D;
+    const float *P = c->probs + ((int64_t)b * NH + h) * T * T;
+    const float *dO = dy + row0 * ldq + (int64_t)h * D;
+    /* in the forward pass this was: O = P V; so dP = dO V^T, rows [t0, t1) against keys
+     * [0, t1) only (P is 0 beyond) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, D, 1.0f, dO + (int64_t)t0 * ldq,
+                ldq, V, ldk, 0.0f, ds + (int64_t)t0 * T, T);
+    /* softmax backward: dS = P * (dP - sum_s P dP), s <= t (dS is 0 beyond) */
+    for (int t = t0; t < t1; t++) {
+        const float *pr = P + (int64_t)t * T;
+        float *dr = ds + (int64_t)t * T;
+        float dot = 0.0f;
+        for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
+        for (int s = 0; s < t1; s++) dr[s] = pr[s] * (dr[s] - dot);
+    }
+    /* S = scale Q K^T: dQ += scale dS K */
+    if (dq)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, t1, scale,
+                    ds + (int64_t)t0 * T, T, K, ldk, 1.0f, dq + (row0 + t0) * ldq + (int64_t)h * D,
+                    ldq);
+}
+
+/* dV (dk_side false) += P^T dO, or dK += scale dS^T Q, for rows [t0, t1) of head h of
+ * sequence b; p is that head's (T, T) P or dS. */
+static void backward_kv_block(const AttentionCtx *c, const float *dy, float *acc, const float *p,
+                              bool dk_side, int b, int h, int t0, int t1) {
+    int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
+    int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D;
+    int64_t row0 = (int64_t)b * T;
+    const float *X = (dk_side ? c->q->data : dy) + row0 * ldq + (int64_t)h * D;
+    float alpha = dk_side ? 1.0f / sqrtf((float)D) : 1.0f;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, D, t1 - t0, alpha, p + (int64_t)t0 * T,
+                T, X + (int64_t)t0 * ldq, ldq, 1.0f, acc + row0 * ldk + (int64_t)kvh * D, ldk);
+}
+
 static void attention_backward(Graph *g, void *p) {
     AttentionCtx *c = p;
     const float *dy = c->y->grad;
     if (!dy) return;
     float *dq = graph_grad(g, c->q), *dk = graph_grad(g, c->k), *dv = graph_grad(g, c->v);
-    int B = c->batch, T = c->seq_len, NH = c->n_heads, NKV = c->n_kv_heads, D = c->head_dim;
-    int group = NH / NKV, ldq = NH * D, ldk = NKV * D;
-    float *dps = graph_scratch(g, (size_t)B * NKV * T * T * sizeof(float));
+    int B = c->batch, T = c->seq_len, NH = c->n_heads, NKV = c->n_kv_heads;
+    int group = NH / NKV, nb = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+    bool split = split_blocks(B, NKV);
+    /* dS of every (batch, head) when split, else one (T, T) per (batch, kv head) task */
+    float *dss = graph_scratch(g, (size_t)B * (split ? NH : NKV) * T * T * sizeof(float));
     if (graph_failed(g)) return;
-    float scale = 1.0f / sqrtf((float)D);
+    if (!split) {
 #pragma omp parallel for schedule(static)
-    for (int task = 0; task < B * NKV; task++) {
-        int b = task / NKV, kvh = task % NKV;
-        int64_t row0 = (int64_t)b * T;
-        const float *K = c->k->data + row0 * ldk + (int64_t)kvh * D;
-        const float *V = c->v->data + row0 * ldk + (int64_t)kvh * D;
-        float *dP = dps + (int64_t)task * T * T; /* (T, T), becomes dS */
-        for (int j = 0; j < group; j++) {
-            int h = kvh * group + j;
-            const float *P = c->probs + ((int64_t)b * NH + h) * T * T;
-            const float *Q = c->q->data + row0 * ldq + (int64_t)h * D;
-            const float *dO = dy + row0 * ldq + (int64_t)h * D;
-            for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
-                int t1 = t0 + ATT_BLOCK < T ? t0 + ATT_BLOCK : T, m = t1 - t0;
-                const float *Pb = P + (int64_t)t0 * T;
-                float *dPb = dP + (int64_t)t0 * T;
-                /* in the forward pass this was: O = P V; so dP = dO V^T and dV += P^T dO,
-                 * rows [t0, t1) against keys [0, t1) only (P is 0 beyond) */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, D, 1.0f,
-                            dO + (int64_t)t0 * ldq, ldq, V, ldk, 0.0f, dPb, T);
-                if (dv)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, D, m, 1.0f, Pb, T,
-                                dO + (int64_t)t0 * ldq, ldq, 1.0f,
-                                dv + row0 * ldk + (int64_t)kvh * D, ldk);
-                /* softmax backward: dS = P * (dP - sum_s P dP), s <= t (dS is 0 beyond) */
-                for (int t = t0; t < t1; t++) {
-                    const float *pr = P + (int64_t)t * T;
-                    float *dr = dP + (int64_t)t * T;
-                    float dot = 0.0f;
-                    for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
-                    for (int s = 0; s < t1; s++) dr[s] = pr[s] * (dr[s] - dot);
+        for (int task = 0; task < B * NKV; task++) {
+            int b = task / NKV, kvh = task % NKV;
+            float *ds = dss + (int64_t)task * T * T;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+                const float *P = c->probs + ((int64_t)b * NH + h) * T * T;
+                for (int blk = 0, t0, t1; blk < nb; blk++) {
+                    block_rows(blk, T, &t0, &t1);
+                    if (dv) backward_kv_block(c, dy, dv, P, false, b, h, t0, t1);
+                    backward_block(c, dy, dq, ds, b, h, t0, t1);
+                    if (dk) backward_kv_block(c, dy, dk, ds, true, b, h, t0, t1);
                 }
-                /* S = scale Q K^T: dQ += scale dS K, dK += scale dS^T Q */
-                if (dq)
-                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, t1, scale, dPb, T,
-                                K, ldk, 1.0f, dq + (row0 + t0) * ldq + (int64_t)h * D, ldq);
-                if (dk)
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, D, m, scale, dPb, T,
-                                Q + (int64_t)t0 * ldq, ldq, 1.0f,
-                                dk + row0 * ldk + (int64_t)kvh * D, ldk);
+            }
+        }
+        return;
+    }
+    /* heaviest (last) blocks first so that dynamic scheduling balances */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < B * NH * nb; task++) {
+        int bh = task / nb, t0, t1;
+        block_rows(nb - 1 - task % nb, T, &t0, &t1);
+        backward_block(c, dy, dq, dss + (int64_t)bh * T * T, bh / NH, bh % NH, t0, t1);
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < 2 * B * NKV; task++) {
+        int b = task / (2 * NKV), kvh = task / 2 % NKV;
+        bool dk_side = task % 2;
+        float *acc = dk_side ? dk : dv;
+        if (!acc) continue;
+        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
+            int64_t bh = (int64_t)b * NH + h;
+            const float *src = (dk_side ? dss : c->probs) + bh * T * T;
+            for (int blk = 0, t0, t1; blk < nb; blk++) {
+                block_rows(blk, T, &t0, &t1);
+                backward_kv_block(c, dy, acc, src, dk_side, b, h, t0, t1);
             }
         }
     }
@@ -117,40 +196,34 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int s
         return NULL;
     }
     int B = batch, T = seq_len, NH = n_heads, NKV = n_kv_heads, D = head_dim;
-    int group = NH / NKV, ldq = NH * D, ldk = NKV * D;
+    int group = NH / NKV, nb = (T + ATT_BLOCK - 1) / ATT_BLOCK;
     Tensor *y = graph_new_tensor(g, q->ndim, q->shape);
     float *probs = graph_alloc(g, (size_t)B * NH * T * T * sizeof(float));
     const int32_t *seg = segment ? graph_copy_ids(g, segment, rows) : NULL;
     if (!y || !probs || (segment && !seg)) return NULL;
-    float scale = 1.0f / sqrtf((float)D);
+    AttentionCtx ctx = {q, k, v, y, B, T, NH, NKV, D, seg, probs};
+    if (split_blocks(B, NKV)) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int task = 0; task < B * NH * nb; task++) {
+            int bh = task / nb, t0, t1;
+            block_rows(nb - 1 - task % nb, T, &t0, &t1);
+            forward_block(&ctx, bh / NH, bh % NH, t0, t1);
+        }
+    } else {
 #pragma omp parallel for schedule(static)
-    for (int task = 0; task < B * NKV; task++) {
-        int b = task / NKV, kvh = task % NKV;
-        int64_t row0 = (int64_t)b * T;
-        const float *K = k->data + row0 * ldk + (int64_t)kvh * D;
-        const float *V = v->data + row0 * ldk + (int64_t)kvh * D;
-        for (int j = 0; j < group; j++) {
-            int h = kvh * group + j;
-            float *P = probs + ((int64_t)b * NH + h) * T * T;
-            const float *Q = q->data + row0 * ldq + (int64_t)h * D;
-            float *O = y->data + row0 * ldq + (int64_t)h * D;
-            for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
-                int t1 = t0 + ATT_BLOCK < T ? t0 + ATT_BLOCK : T, m = t1 - t0;
-                float *Pb = P + (int64_t)t0 * T;
-                /* S rows [t0, t1) x keys [0, t1) = scale Q K^T; P = softmax over allowed s;
-                 * O rows [t0, t1) = P V */
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, D, scale,
-                            Q + (int64_t)t0 * ldq, ldq, K, ldk, 0.0f, Pb, T);
-                masked_softmax(P, T, t0, t1, seg ? seg + row0 : NULL);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, t1, 1.0f, Pb, T, V,
-                            ldk, 0.0f, O + (int64_t)t0 * ldq, ldq);
-            }
+        for (int task = 0; task < B * NKV; task++) {
+            int b = task / NKV, kvh = task % NKV;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++)
+                for (int blk = 0, t0, t1; blk < nb; blk++) {
+                    block_rows(blk, T, &t0, &t1);
+                    forward_block(&ctx, b, h, t0, t1);
+                }
         }
     }
     if (tensor_any_grad(q, k, v)) {
         AttentionCtx *c = graph_record(g, attention_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (AttentionCtx){q, k, v, y, B, T, NH, NKV, D, seg, probs};
+        *c = ctx;
         y->requires_grad = true;
     }
     return y;
