@@ -97,6 +97,42 @@ static const float *lora_dropped_input(Graph *g, const Tensor *x, float p, uint6
     return xd;
 }
 
+/* The dropout parts of LoRA backward, the mask drawn once for both:
+ *   dx += drop'(dh A): in the forward pass this was xd = x * mask / (1-p), so dx gets
+ *   mask * (dh A) / (1-p);  dA += dh^T drop(x).
+ * dht is dh^T (R, N). Values are those of dropout_apply followed by an add. */
+static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dht) {
+    int64_t n = tensor_rows(c->x), in = tensor_cols(c->x);
+    int r = (int)c->A->shape[0];
+    float p = c->dropout, scale = 1.0f / (1.0f - p);
+    float *tmp = graph_scratch(g, (size_t)c->x->size * (sizeof(float) + 1)); /* (N, IN) */
+    float *dx = c->x->requires_grad ? graph_grad(g, c->x) : NULL;
+    float *dA = c->A->requires_grad ? graph_grad(g, c->A) : NULL;
+    if (graph_failed(g)) return;
+    uint8_t *keep = (uint8_t *)(tmp + c->x->size); /* (N, IN) mask */
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = i * in; j < (i + 1) * in; j++)
+            keep[j] = !(tensor_dropout_uniform(c->seed, (uint64_t)j) < p);
+    if (dx) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)in, r, 1.0f, dht, (int)n,
+                    c->A->data, (int)in, 0.0f, tmp, (int)in);
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = i * in; j < (i + 1) * in; j++)
+                dx[j] += keep[j] ? tmp[j] * scale : 0.0f;
+    }
+    if (dA) {
+        const float *x = c->x->data;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = i * in; j < (i + 1) * in; j++) tmp[j] = keep[j] ? x[j] * scale : 0.0f;
+        /* dA (R, IN) += dh^T (R, N) drop(x) (N, IN) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, (int)in, (int)n, 1.0f, dht,
+                    (int)n, tmp, (int)in, 1.0f, dA, (int)in);
+    }
+}
+
 static void lora_backward(Graph *g, void *p) {
     LoraCtx *c = p;
     const float *dy = c->y->grad;
@@ -129,28 +165,20 @@ static void lora_backward(Graph *g, void *p) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in,
                     1.0f, dx, in);
         /* dx (N, IN) += dh A = (dh^T)^T (N, R) A (R, IN), through dropout when p > 0 */
-        if (c->dropout <= 0.0f) {
+        if (c->dropout <= 0.0f)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, in, r, 1.0f, dht, n, c->A->data,
                         in, 1.0f, dx, in);
-        } else {
-            /* in the forward pass this was: xd = x * mask / (1-p); so dx += mask * dxd / (1-p) */
-            float *dxd = graph_scratch(g, (size_t)c->x->size * sizeof(float));
-            if (!dxd) return;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, in, r, 1.0f, dht, n, c->A->data,
-                        in, 0.0f, dxd, in);
-            dropout_apply(dxd, dxd, n, in, c->dropout, c->seed);
-#pragma omp parallel for schedule(static)
-            for (int64_t i = 0; i < n; i++)
-                for (int64_t j = 0; j < in; j++) dx[i * in + j] += dxd[i * in + j];
-        }
+    }
+    if (c->dropout > 0.0f) {
+        lora_dropout_backward(g, c, dht);
+        return;
     }
     if (c->A->requires_grad) {
         float *dA = graph_grad(g, c->A);
-        const float *xd = lora_dropped_input(g, c->x, c->dropout, c->seed);
-        if (!dA || !xd) return;
-        /* dA (R, IN) += dh^T (R, N) drop(x) (N, IN) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, in, n, 1.0f, dht, n, xd, in, 1.0f,
-                    dA, in);
+        if (!dA) return;
+        /* dA (R, IN) += dh^T (R, N) x (N, IN) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, in, n, 1.0f, dht, n, c->x->data,
+                    in, 1.0f, dA, in);
     }
 }
 
