@@ -16,7 +16,8 @@ LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ljansson -l
 # Evaluated lazily, after install-deps has put pkg-config and Check in place.
 CHECK_LIBS = $$(pkg-config --libs check)
 
-LIB_SRC   := $(sort $(wildcard tensor/*.c data/*.c trainer/*.c))
+# Every .c under the library's folders, subfolders included (one module per folder).
+LIB_SRC   := $(sort $(shell find tensor data trainer -name '*.c'))
 LIB_SRC   := $(filter-out trainer/main.c,$(LIB_SRC))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  := $(sort $(wildcard tests/*.c))
