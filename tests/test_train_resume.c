@@ -1,15 +1,18 @@
 /* tests/test_train_resume.c — checkpoints a user can trust: a run killed at any instant and
  * resumed ends bit-identical to an uninterrupted one; SIGINT saves and exits 130; resuming
  * with a config that would change the result is refused with the keys named. */
+#include <dirent.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
+#include "trainer/fsio.h"
 #include "trainer/manifest.h"
 
 /* A small but complete job: packing, shuffling, LoRA dropout, accumulation, warmup + cosine,
@@ -40,56 +43,98 @@ static json_t *stripped_metrics(const char *dir) {
     return m;
 }
 
-START_TEST(test_resume_after_kill_is_bit_identical) {
+/* The newest checkpoint-N directory in out (-1 when there is none), read straight from the
+ * directory: a checkpoint is renamed into place only once complete, so this is the one a
+ * resume must pick, found without the code under test. */
+static int64_t newest_checkpoint_dir(const char *out) {
+    DIR *d = opendir(out);
+    int64_t best = -1;
+    if (!d) return best;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char *end;
+        if (strncmp(e->d_name, "checkpoint-", 11) != 0) continue;
+        long long n = strtoll(e->d_name + 11, &end, 10);
+        if (end != e->d_name + 11 && *end == '\0' && n > best) best = n;
+    }
+    closedir(d);
+    return best;
+}
+
+/* The run's adapter and metrics (timing aside) are byte-identical to the reference's. */
+static void assert_same_result(const char *ref, const char *cut, const char *what) {
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/out/adapter/adapter_model.safetensors", ref);
+    snprintf(b, sizeof b, "%s/out/adapter/adapter_model.safetensors", cut);
+    ck_assert_msg(tt_same_bytes(a, b), "%s: the adapter differs from the uninterrupted run's",
+                  what);
+    json_t *ma = stripped_metrics(ref), *mb = stripped_metrics(cut);
+    char *ta = json_dumps(ma, JSON_SORT_KEYS), *tb = json_dumps(mb, JSON_SORT_KEYS);
+    ck_assert_msg(strcmp(ta, tb) == 0, "%s: metrics differ:\n%s\nvs\n%s", what, ta, tb);
+    free(ta);
+    free(tb);
+    json_decref(ma);
+    json_decref(mb);
+}
+
+/* Kills the job at fault point kind:1, kind:2, ... until a run no longer reaches the point.
+ * After each kill, the same command line resumes: it must name the newest complete
+ * checkpoint (or start from scratch when there is none) and end byte-identical to ref.
+ * Returns how many points were walked. */
+static int walk_kill_points(const char *ref, const char *cut, const char *cfg, const char *kind) {
+    const char *argv[] = {"train", cfg, "--resume", NULL};
+    char out[4200], log_path[4200], fault[64], what[128];
+    snprintf(out, sizeof out, "%s/out", cut);
+    snprintf(log_path, sizeof log_path, "%s/log.txt", cut);
+    for (int k = 1; k < 1000; k++) {
+        test_rmtree(out);
+        unlink(log_path);
+        snprintf(fault, sizeof fault, "kill:%s:%d", kind, k);
+        snprintf(what, sizeof what, "after a kill at %s", fault);
+        int code = tt_wait(tt_spawn_fault(argv, log_path, fault));
+        char *log = test_read_file(log_path, NULL);
+        if (code == 0) { /* past the run's last such point: an uninterrupted run */
+            free(log);
+            assert_same_result(ref, cut, fault);
+            return k - 1;
+        }
+        ck_assert_msg(code == 128 + SIGKILL, "%s: exit %d:\n%s", fault, code, log);
+        free(log);
+        int64_t want = newest_checkpoint_dir(out);
+        unlink(log_path);
+        code = tt_wait(tt_spawn(argv, log_path));
+        log = test_read_file(log_path, NULL);
+        ck_assert_msg(code == 0, "%s: the resumed run failed (%d):\n%s", what, code, log);
+        char needle[4400];
+        if (want >= 0)
+            snprintf(needle, sizeof needle, "resuming from %s/checkpoint-%lld (step %lld)", out,
+                     (long long)want, (long long)want);
+        else
+            snprintf(needle, sizeof needle, "no complete checkpoint in %s; starting from scratch",
+                     out);
+        ck_assert_msg(strstr(log, needle) != NULL, "%s: expected '%s' in:\n%s", what, needle, log);
+        free(log);
+        assert_same_result(ref, cut, what);
+    }
+    ck_abort_msg("kill:%s: the run never got past its fault points", kind);
+    return 0;
+}
+
+START_TEST(test_resume_after_a_kill_at_every_fault_point_is_bit_identical) {
     char *ref = test_tmpdir(), *cut = test_tmpdir();
-    char *ref_cfg = write_resume_config(ref, 24, 2);
-    char *cut_cfg = write_resume_config(cut, 24, 2);
+    char *ref_cfg = write_resume_config(ref, 6, 2);
+    char *cut_cfg = write_resume_config(cut, 6, 2);
     char args[4400];
     snprintf(args, sizeof args, "train '%s'", ref_cfg);
     int rc = tt_lorafit(ref, args);
     char *log = tt_log(ref);
     ck_assert_msg(rc == 0, "uninterrupted run failed (%d):\n%s", rc, log);
     free(log);
-
-    /* Kill the job with SIGKILL at pseudo-random moments, checkpoint writing included, and
-     * start it again with the same command line each time, as a preempted job would be. */
-    uint64_t rng = 2024;
-    char log_path[4200];
-    snprintf(log_path, sizeof log_path, "%s/log.txt", cut);
-    const char *argv[] = {"train", cut_cfg, "--resume", NULL};
-    int kills = 0, finished = 0;
-    for (int attempt = 0; attempt < 60 && !finished; attempt++) {
-        pid_t pid = tt_spawn(argv, log_path);
-        struct timespec ts = {0, (long)(test_rand_u64(&rng) % 60000000ull)};
-        nanosleep(&ts, NULL);
-        kill(pid, SIGKILL);
-        int code = tt_wait(pid);
-        if (code == 128 + SIGKILL)
-            kills++;
-        else {
-            log = test_read_file(log_path, NULL);
-            ck_assert_msg(code == 0, "resumed run failed (%d):\n%s", code, log);
-            free(log);
-            finished = 1;
-        }
-    }
-    if (!finished) {
-        pid_t pid = tt_spawn(argv, log_path);
-        ck_assert_int_eq(tt_wait(pid), 0);
-    }
-    ck_assert_msg(kills >= 3, "only %d runs were killed before finishing", kills);
-
-    char a[4400], b[4400];
-    snprintf(a, sizeof a, "%s/out/adapter/adapter_model.safetensors", ref);
-    snprintf(b, sizeof b, "%s/out/adapter/adapter_model.safetensors", cut);
-    ck_assert_msg(tt_same_bytes(a, b), "the resumed adapter differs from the uninterrupted one");
-    json_t *ma = stripped_metrics(ref), *mb = stripped_metrics(cut);
-    char *ta = json_dumps(ma, JSON_SORT_KEYS), *tb = json_dumps(mb, JSON_SORT_KEYS);
-    ck_assert_msg(strcmp(ta, tb) == 0, "metrics differ:\n%s\nvs\n%s", ta, tb);
-    free(ta);
-    free(tb);
-    json_decref(ma);
-    json_decref(mb);
+    /* Every step end (6 steps), then every write, fsync and rename of the checkpoints,
+     * metrics and final adapter: each a place where a preempted job can die. */
+    ck_assert_int_eq(walk_kill_points(ref, cut, cut_cfg, "step"), 6);
+    ck_assert_int_ge(walk_kill_points(ref, cut, cut_cfg, "write"), 10);
+    ck_assert_int_ge(walk_kill_points(ref, cut, cut_cfg, "fsync"), 6);
+    ck_assert_int_ge(walk_kill_points(ref, cut, cut_cfg, "rename"), 4);
     free(ref_cfg);
     free(cut_cfg);
     test_rmtree(ref);
@@ -102,19 +147,15 @@ END_TEST
 START_TEST(test_sigint_saves_a_checkpoint_and_exits_130) {
     char *dir = test_tmpdir();
     char *cfg = write_resume_config(dir, 1000000, 0);
-    char log_path[4200], metrics[4200];
+    char log_path[4200];
     snprintf(log_path, sizeof log_path, "%s/log.txt", dir);
-    snprintf(metrics, sizeof metrics, "%s/out/metrics.jsonl", dir);
     const char *argv[] = {"train", cfg, NULL};
-    pid_t pid = tt_spawn(argv, log_path);
-    for (int i = 0; i < 2000; i++) { /* until the first metrics line (at most 20 s) */
-        size_t len = 0;
-        char *m = test_read_file(metrics, &len);
-        free(m);
-        if (len > 0) break;
-        usleep(10000);
-    }
+    /* The job stops itself after step 3; SIGINT arrives while it is stopped, so it is seen
+     * right after that step, whatever the machine's speed. */
+    pid_t pid = tt_spawn_fault(argv, log_path, "stop:step:3");
+    tt_wait_stopped(pid, 300);
     kill(pid, SIGINT);
+    kill(pid, SIGCONT);
     int code = tt_wait(pid);
     char *log = test_read_file(log_path, NULL);
     ck_assert_msg(code == 130, "exit code %d after SIGINT:\n%s", code, log);
@@ -126,14 +167,100 @@ START_TEST(test_sigint_saves_a_checkpoint_and_exits_130) {
     ck_assert_int_eq(manifest_latest_complete(out, path, sizeof path, &step, skipped,
                                               sizeof skipped, err, sizeof err),
                      1);
-    ck_assert_int_ge(step, 3);
+    ck_assert_int_eq(step, 3);
     /* The saved checkpoint resumes: finish two steps later (max_steps may change). */
     char args[4400];
-    snprintf(args, sizeof args, "train '%s' --resume --set train.max_steps=%lld", cfg,
-             (long long)step + 2);
-    tt_expect(dir, args, 0, "resuming from");
+    snprintf(args, sizeof args, "train '%s' --resume --set train.max_steps=5", cfg);
+    tt_expect(dir, args, 0, "(step 3)");
     free(cfg);
     test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Runs `lorafit ARGS` in the background and waits at most `seconds` for it: a second writer
+ * must give up at once, never wait for the lock. Returns the exit code. */
+static int run_bounded(const char *const *argv, const char *log_path, int seconds) {
+    pid_t pid = tt_spawn(argv, log_path);
+    for (long ms = 0; ms < 1000L * seconds; ms += 5) {
+        int st;
+        pid_t got = waitpid(pid, &st, WNOHANG);
+        ck_assert_int_ge(got, 0);
+        if (got == pid) return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+        usleep(5000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("lorafit %s did not exit within %d s", argv[0], seconds);
+    return -1;
+}
+
+START_TEST(test_one_writer_per_output_dir_and_a_killed_holder_never_blocks) {
+    char *ref = test_tmpdir(), *dir = test_tmpdir();
+    char *ref_cfg = write_resume_config(ref, 6, 2), *cfg = write_resume_config(dir, 6, 2);
+    char args[4400], log_path[4200], second_log[4200], out[4200], needle[4600];
+    snprintf(args, sizeof args, "train '%s'", ref_cfg);
+    ck_assert_int_eq(tt_lorafit(ref, args), 0);
+    snprintf(log_path, sizeof log_path, "%s/log.txt", dir);
+    snprintf(second_log, sizeof second_log, "%s/second.txt", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    const char *plain[] = {"train", cfg, NULL}, *resume[] = {"train", cfg, "--resume", NULL};
+
+    /* The first run holds the directory (stopped after step 2); a second train, with or
+     * without --resume, is refused at once, naming the directory and the holder. */
+    pid_t first = tt_spawn_fault(plain, log_path, "stop:step:2");
+    tt_wait_stopped(first, 300);
+    snprintf(needle, sizeof needle, "%s is in use by another lorafit process (pid %d)", out,
+             (int)first);
+    for (int i = 0; i < 2; i++) {
+        unlink(second_log);
+        int code = run_bounded(i ? resume : plain, second_log, 60);
+        char *log = test_read_file(second_log, NULL);
+        ck_assert_msg(code == 2, "second writer: exit %d:\n%s", code, log);
+        ck_assert_msg(strstr(log, needle) != NULL, "expected '%s' in:\n%s", needle, log);
+        free(log);
+    }
+    kill(first, SIGCONT);
+    ck_assert_int_eq(tt_wait(first), 0);
+    assert_same_result(ref, dir, "the first run, after a refused second writer");
+
+    /* A holder killed with SIGKILL leaves the lock file behind, but not the lock. */
+    test_rmtree(out);
+    first = tt_spawn_fault(plain, log_path, "stop:step:2");
+    tt_wait_stopped(first, 300);
+    kill(first, SIGKILL);
+    ck_assert_int_eq(tt_wait(first), 128 + SIGKILL);
+    unlink(second_log);
+    int code = run_bounded(resume, second_log, 300);
+    char *log = test_read_file(second_log, NULL);
+    ck_assert_msg(code == 0, "resume after the holder was killed: exit %d:\n%s", code, log);
+    ck_assert_msg(strstr(log, "checkpoint-2 (step 2)") != NULL, "did not resume:\n%s", log);
+    free(log);
+    assert_same_result(ref, dir, "the resumed run");
+
+    /* export --out takes the same lock: held here by this process. */
+    char adapter[4300], dst[4300];
+    snprintf(adapter, sizeof adapter, "%s/adapter", out);
+    snprintf(dst, sizeof dst, "%s/exported", dir);
+    ck_assert_int_eq(mkdir(dst, 0755), 0);
+    int fd = -1;
+    char err[1024];
+    ck_assert_int_eq(fsio_lock_dir(dst, &fd, err, sizeof err), 0);
+    const char *export[] = {"export", adapter, "--out", dst, NULL};
+    unlink(second_log);
+    code = run_bounded(export, second_log, 60);
+    log = test_read_file(second_log, NULL);
+    snprintf(needle, sizeof needle, "%s is in use by another lorafit process (pid %d)", dst,
+             (int)getpid());
+    ck_assert_msg(code == 2 && strstr(log, needle), "export into a locked dir: %d\n%s", code, log);
+    free(log);
+    close(fd);
+    ck_assert_int_eq(run_bounded(export, second_log, 60), 0);
+    free(ref_cfg);
+    free(cfg);
+    test_rmtree(ref);
+    test_rmtree(dir);
+    free(ref);
     free(dir);
 }
 END_TEST
@@ -190,13 +317,14 @@ START_TEST(test_resume_from_a_named_checkpoint_and_keep_prunes_old_ones) {
     free(steps);
     char final_a[4400];
     snprintf(final_a, sizeof final_a, "%s/out/adapter/adapter_model.safetensors", dir);
-    char *before = test_read_file(final_a, NULL);
+    size_t before_len = 0;
+    char *before = test_read_file(final_a, &before_len);
     /* --resume DIR from step 6 recomputes steps 7 and 8 identically. */
     snprintf(args, sizeof args, "train '%s' --resume '%s/checkpoint-6'", cfg, out);
     tt_expect(dir, args, 0, "step 6");
-    size_t len;
+    size_t len = 0;
     char *after = test_read_file(final_a, &len);
-    ck_assert(after && before && memcmp(before, after, len) == 0);
+    ck_assert(before && after && len == before_len && memcmp(before, after, len) == 0);
     free(before);
     free(after);
     /* A named checkpoint that is corrupt is an error, not a silent fresh start. */
@@ -217,8 +345,9 @@ END_TEST
 Suite *train_resume_suite(void) {
     Suite *s = suite_create("train_resume");
     TCase *tc = tcase_create("resume");
-    tcase_add_test(tc, test_resume_after_kill_is_bit_identical);
+    tcase_add_test(tc, test_resume_after_a_kill_at_every_fault_point_is_bit_identical);
     tcase_add_test(tc, test_sigint_saves_a_checkpoint_and_exits_130);
+    tcase_add_test(tc, test_one_writer_per_output_dir_and_a_killed_holder_never_blocks);
     tcase_add_test(tc, test_resume_refuses_a_config_that_changes_the_result);
     tcase_add_test(tc, test_resume_starts_fresh_without_checkpoint_and_finished_run_exits_0);
     tcase_add_test(tc, test_resume_from_a_named_checkpoint_and_keep_prunes_old_ones);

@@ -42,7 +42,7 @@ char *tt_log(const char *dir) {
     return text ? text : strdup("");
 }
 
-pid_t tt_spawn(const char *const *argv, const char *log_path) {
+pid_t tt_spawn_fault(const char *const *argv, const char *log_path, const char *fault) {
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -52,6 +52,10 @@ pid_t tt_spawn(const char *const *argv, const char *log_path) {
             dup2(fd, 2);
             close(fd);
         }
+        if (fault)
+            setenv("LORAFIT_FAULT", fault, 1);
+        else
+            unsetenv("LORAFIT_FAULT");
         int n = 0;
         while (argv[n]) n++;
         char **args = calloc((size_t)n + 2, sizeof *args);
@@ -61,6 +65,25 @@ pid_t tt_spawn(const char *const *argv, const char *log_path) {
         _exit(127);
     }
     return pid;
+}
+
+pid_t tt_spawn(const char *const *argv, const char *log_path) {
+    return tt_spawn_fault(argv, log_path, NULL);
+}
+
+void tt_wait_stopped(pid_t pid, int seconds) {
+    for (long waited_ms = 0; waited_ms < 1000L * seconds; waited_ms += 5) {
+        int st;
+        pid_t got = waitpid(pid, &st, WNOHANG | WUNTRACED);
+        ck_assert_int_ge(got, 0);
+        if (got == pid && WIFSTOPPED(st)) return;
+        ck_assert_msg(got == 0, "process %d ended (status 0x%x) before its stop point", (int)pid,
+                      st);
+        usleep(5000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("process %d did not reach its stop point within %d s", (int)pid, seconds);
 }
 
 int tt_wait(pid_t pid) {

@@ -18,6 +18,12 @@ char *tt_log(const char *dir);
 /* Starts lorafit with argv (NULL-terminated, without the program) in the background,
  * output appended to log_path; returns the pid. */
 pid_t tt_spawn(const char *const *argv, const char *log_path);
+/* tt_spawn with LORAFIT_FAULT=fault in the child's environment (a fault point, e.g.
+ * "kill:step:3" or "stop:rename:2"; see trainer/fsio.h). */
+pid_t tt_spawn_fault(const char *const *argv, const char *log_path, const char *fault);
+/* Waits until pid has stopped itself (a "stop:" fault point); fails the test if it exits
+ * instead, or if it has not stopped after `seconds` (the event never came). */
+void tt_wait_stopped(pid_t pid, int seconds);
 /* Waits for pid; returns its exit code, or 128 + signal. */
 int tt_wait(pid_t pid);
 /* metrics.jsonl of an output dir as a JSON array (caller decrefs); fails the test if absent. */

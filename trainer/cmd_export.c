@@ -87,6 +87,11 @@ static int export_adapter(const char *ckpt, const char *out, StDtype dtype, char
     SafeTensors *src = st_open(path, err, errlen);
     int rc = src ? 0 : 1;
     if (rc == 0 && fsio_mkdirs(out, err, errlen) != 0) rc = 1;
+    int lock_fd = -1;
+    if (rc == 0) {
+        int locked = fsio_lock_dir(out, &lock_fd, err, errlen);
+        if (locked != 0) rc = locked > 0 ? 2 : 1;
+    }
     if (rc == 0) {
         snprintf(path, sizeof path, "%s/adapter_model.safetensors", out);
         if (convert_adapter(src, dtype, path, err, errlen) != 0) rc = 1;
@@ -98,6 +103,7 @@ static int export_adapter(const char *ckpt, const char *out, StDtype dtype, char
     if (rc == 0)
         fprintf(stderr, "exported %d tensors (%s) to %s\n", st_count(src), st_dtype_name(dtype),
                 out);
+    if (lock_fd >= 0) close(lock_fd);
     st_close(src);
     free(config);
     return rc;

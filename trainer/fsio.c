@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -32,31 +33,63 @@ struct FsioFile {
 
 /* ---- fault injection ---------------------------------------------------------------- */
 
-static long fault_nth[FSIO_OP_COUNT];   /* fail the call whose ordinal equals this; 0 = off */
+/* What an armed fault point does when its call comes: fail it with EIO (in-process tests and
+ * LORAFIT_FAULT="write:N"), or kill / stop the whole process right there, before the call
+ * runs (LORAFIT_FAULT="kill:write:N", "stop:step:N"): a crash or a pause at an exact,
+ * repeatable instant, which tests walk point by point instead of guessing with timers. */
+typedef enum { FAULT_EIO, FAULT_KILL, FAULT_STOP } FaultAction;
+
+static long fault_nth[FSIO_OP_COUNT];   /* fire at the call whose ordinal equals this; 0 = off */
 static long fault_calls[FSIO_OP_COUNT]; /* calls of each kind since the fault was armed */
+static FaultAction fault_action[FSIO_OP_COUNT];
+static int64_t fault_step = -1; /* kill or stop when this optimizer step has finished */
+static FaultAction fault_step_action;
 
 void fsio_inject_fault(FsioOp op, long nth) {
     if ((int)op < 0 || op >= FSIO_OP_COUNT) return;
     fault_nth[op] = nth > 0 ? nth : 0;
     fault_calls[op] = 0;
+    fault_action[op] = FAULT_EIO;
 }
 
-/* Test-only: LORAFIT_FAULT="write:N" (or fsync:N, rename:N) arms the same fault in a child
- * lorafit process, read once at the first write/fsync/rename. Malformed values are ignored. */
+/* Test-only: LORAFIT_FAULT="[kill:|stop:]write:N" (or fsync:N, rename:N), or
+ * "kill:step:N" / "stop:step:N", arms a fault in a child lorafit process. Read once, at the
+ * first fault point reached. Malformed values are ignored. */
 static void fault_from_env(void) {
     static int done;
     if (done) return;
     done = 1;
     const char *e = getenv("LORAFIT_FAULT");
     if (!e) return;
-    static const char *const names[FSIO_OP_COUNT] = {"write:", "fsync:", "rename:"};
-    for (int op = 0; op < FSIO_OP_COUNT; op++) {
+    FaultAction action = FAULT_EIO;
+    if (strncmp(e, "kill:", 5) == 0) {
+        action = FAULT_KILL;
+        e += 5;
+    } else if (strncmp(e, "stop:", 5) == 0) {
+        action = FAULT_STOP;
+        e += 5;
+    }
+    static const char *const names[FSIO_OP_COUNT + 1] = {"write:", "fsync:", "rename:", "step:"};
+    for (int op = 0; op <= FSIO_OP_COUNT; op++) {
         size_t n = strlen(names[op]);
         if (strncmp(e, names[op], n) != 0) continue;
         char *end;
         long nth = strtol(e + n, &end, 10);
-        if (*end == '\0' && nth > 0) fsio_inject_fault((FsioOp)op, nth);
+        if (*end != '\0' || nth <= 0) return;
+        if (op == FSIO_OP_COUNT) {
+            if (action == FAULT_EIO) return; /* a step cannot fail with EIO */
+            fault_step = nth;
+            fault_step_action = action;
+        } else {
+            fsio_inject_fault((FsioOp)op, nth);
+            fault_action[op] = action;
+        }
     }
+}
+
+static void fault_act(FaultAction action) {
+    if (action == FAULT_KILL) raise(SIGKILL);
+    if (action == FAULT_STOP) raise(SIGSTOP); /* returns once SIGCONT arrives */
 }
 
 /* 1 when this call of kind op must fail (errno is then EIO). The fault fires once. */
@@ -65,8 +98,19 @@ static int fault_fires(FsioOp op) {
     if (fault_nth[op] <= 0) return 0;
     if (++fault_calls[op] != fault_nth[op]) return 0;
     fault_nth[op] = 0;
+    if (fault_action[op] != FAULT_EIO) {
+        fault_act(fault_action[op]);
+        return 0;
+    }
     errno = EIO;
     return 1;
+}
+
+void fsio_fault_point_step(int64_t step) {
+    fault_from_env();
+    if (step != fault_step) return;
+    fault_step = -1;
+    fault_act(fault_step_action);
 }
 
 static ssize_t sys_write(int fd, const void *buf, size_t len) {
@@ -300,6 +344,52 @@ int fsio_rename_dir(const char *from, const char *to, char *err, size_t errlen) 
         return -1;
     }
     return fsync_parent(to, err, errlen);
+}
+
+int fsio_lock_dir(const char *dir, int *fd, char *err, size_t errlen) {
+    char path[4200];
+    if (snprintf(path, sizeof path, "%s/.lock", dir) >= (int)sizeof path) {
+        set_err(err, errlen, 0, "%.200s...: path too long", dir);
+        return -1;
+    }
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (f < 0) {
+        set_err(err, errlen, errno, "cannot open the lock file %s", path);
+        return -1;
+    }
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(f, F_SETLK, &lk) != 0) {
+        int e = errno;
+        if (e != EAGAIN && e != EACCES) {
+            set_err(err, errlen, e, "cannot lock %s", path);
+            close(f);
+            return -1;
+        }
+        struct flock who = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+        long pid = fcntl(f, F_GETLK, &who) == 0 && who.l_type != F_UNLCK ? (long)who.l_pid : 0;
+        close(f);
+        if (pid > 0)
+            set_err(err, errlen, 0,
+                    "%s is in use by another lorafit process (pid %ld); wait for it to end or "
+                    "stop it, or choose another directory",
+                    dir, pid);
+        else
+            set_err(err, errlen, 0,
+                    "%s is in use by another lorafit process; wait for it to end or choose "
+                    "another directory",
+                    dir);
+        return 1;
+    }
+    /* For people looking at the directory: who holds it. The lock, not this text, decides. */
+    char text[32];
+    int n = snprintf(text, sizeof text, "%ld\n", (long)getpid());
+    if (ftruncate(f, 0) != 0 || pwrite(f, text, (size_t)n, 0) != n) {
+        set_err(err, errlen, errno, "cannot write the lock file %s", path);
+        close(f);
+        return -1;
+    }
+    *fd = f;
+    return 0;
 }
 
 /* nftw passes no user pointer: the first error is kept here (not thread-safe, by design). */

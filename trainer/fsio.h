@@ -38,11 +38,22 @@ int fsio_mkdirs(const char *path, char *err, size_t errlen);
 int fsio_rename_dir(const char *from, const char *to, char *err, size_t errlen);
 int fsio_remove_tree(const char *path, char *err, size_t errlen);
 
+/* One writer per directory: an exclusive lock on DIR/.lock (fcntl, so the kernel drops it
+ * when the process ends, however it ends; a lock left by a killed run never blocks). Returns
+ * 0 with *fd holding the lock until it is closed, 1 when another process holds it (err names
+ * the directory and that process's pid), -1 on an I/O error. */
+int fsio_lock_dir(const char *dir, int *fd, char *err, size_t errlen);
+
 /* Test hook. */
 typedef enum { FSIO_OP_WRITE, FSIO_OP_FSYNC, FSIO_OP_RENAME, FSIO_OP_COUNT } FsioOp;
 void fsio_inject_fault(FsioOp op, long nth); /* nth <= 0 clears */
 /* Test-only, for a child lorafit process: the environment variable LORAFIT_FAULT="write:N",
- * "fsync:N" or "rename:N" arms fsio_inject_fault(op, N) once, at the first fsio call that
- * writes, syncs or renames. Never set it in production. */
+ * "fsync:N" or "rename:N" arms fsio_inject_fault(op, N) once, at the first fault point
+ * reached. With a "kill:" or "stop:" prefix ("kill:rename:3") the process instead kills
+ * itself with SIGKILL, or stops itself with SIGSTOP, just before that call; "kill:step:N" and
+ * "stop:step:N" do the same when optimizer step N has finished (checkpoint included).
+ * Never set it in production. */
+/* The training loop's fault point: call once after each finished step. */
+void fsio_fault_point_step(int64_t step);
 
 #endif

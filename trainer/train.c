@@ -217,6 +217,7 @@ int train_loop(Trainer *t, char *err, size_t errlen) {
         if (c->output.save_every > 0 && s->step % c->output.save_every == 0 && !last) {
             if (save_checkpoint(t, err, errlen) != 0) return EXIT_RUNTIME;
         }
+        fsio_fault_point_step(s->step);
         if (stop_requested) {
             train_progress_end(t);
             if (t->last_saved_step != s->step && save_checkpoint(t, err, errlen) != 0)

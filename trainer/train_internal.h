@@ -39,6 +39,7 @@ typedef struct Trainer {
     double run_start, elapsed_base;    /* this process's start; elapsed before a resume */
     double step_seconds, save_seconds; /* this process's time in steps / checkpoints */
     double log_time;                   /* train_now() at the previous metrics line */
+    int lock_fd; /* holds OUTPUT_DIR/.lock for the whole run; -1 before setup takes it */
     bool tty;
     bool progress_open;   /* a progress line awaits its newline */
     int64_t first_tokens; /* st.tokens when this process started */

@@ -208,6 +208,8 @@ static int setup(Trainer *t, const TrainOptions *opt, char *err, size_t errlen) 
     const Config *c = t->cfg;
     if (train_check_paths(c, err, errlen) != 0) return EXIT_USAGE;
     if (fsio_mkdirs(c->output.dir, err, errlen) != 0) return EXIT_RUNTIME;
+    int locked = fsio_lock_dir(c->output.dir, &t->lock_fd, err, errlen);
+    if (locked != 0) return locked > 0 ? EXIT_USAGE : EXIT_RUNTIME;
     char resume_dir[4096] = "";
     int found = find_resume_point(c, opt, resume_dir, sizeof resume_dir, err, errlen);
     if (found < 0) return -found;
@@ -281,12 +283,14 @@ static void teardown(Trainer *t) {
     free(t->mb);
     free(t->mb_store);
     train_state_free(&t->st);
+    if (t->lock_fd >= 0) close(t->lock_fd);
 }
 
 int train_run(const Config *cfg, const TrainOptions *opt, char *err, size_t errlen) {
     Trainer t;
     memset(&t, 0, sizeof t);
     t.cfg = cfg;
+    t.lock_fd = -1;
     t.run_start = train_now();
     t.tty = isatty(STDERR_FILENO);
     int rc = setup(&t, opt, err, errlen);
