@@ -1,6 +1,8 @@
 /* tensor/graph.c — tensors, graphs and the backward tape (see graph_internal.h). */
 #include "tensor/graph_internal.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +20,7 @@ struct Graph {
     Arena *arena;
     TapeEntry *tape; /* newest entry */
     bool failed;
+    char error[512]; /* why the graph failed: the first failure's message */
     float *scratch;
     size_t scratch_bytes;
     float *weights; /* BF16 weights converted to F32 for one op at a time */
@@ -111,6 +114,7 @@ void graph_reset(Graph *g) {
     arena_reset(g->arena);
     g->tape = NULL;
     g->failed = false;
+    g->error[0] = '\0';
 }
 
 bool graph_failed(const Graph *g) {
@@ -129,25 +133,48 @@ void graph_destroy(Graph *g) {
     free(g);
 }
 
-void graph_fail(Graph *g) {
+void graph_fail(Graph *g, const char *fmt, ...) {
+    if (!g) return;
+    if (!g->failed) { /* the first failure is the cause; later ones follow from it */
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(g->error, sizeof g->error, fmt, ap);
+        va_end(ap);
+    }
     g->failed = true;
+}
+
+const char *graph_error(const Graph *g) {
+    if (!g) return "no graph (out of memory creating it)";
+    return g->failed ? (g->error[0] ? g->error : "the graph failed") : "";
+}
+
+char *tensor_shape_text(const Tensor *t, char *buf, size_t len) {
+    int n = snprintf(buf, len, "(");
+    for (int i = 0; t && i < t->ndim && n > 0 && (size_t)n < len; i++)
+        n += snprintf(buf + n, len - (size_t)n, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (n > 0 && (size_t)n < len)
+        snprintf(buf + n, len - (size_t)n, ")%s", t && !t->data && t->bf16 ? " bf16" : "");
+    return buf;
 }
 
 void *graph_alloc(Graph *g, size_t bytes) {
     if (!g) return NULL;
     void *p = arena_alloc(g->arena, bytes);
-    if (!p) g->failed = true;
+    if (!p)
+        graph_fail(g, "out of memory: cannot allocate %zu more bytes for activations (%zu held)",
+                   bytes, arena_capacity(g->arena));
     return p;
 }
 
 Tensor *graph_new_tensor(Graph *g, int ndim, const int64_t *shape) {
     if (!g || ndim < 1 || ndim > TENSOR_MAX_DIMS) {
-        if (g) g->failed = true;
+        graph_fail(g, "a tensor of %d dimensions (1 to %d are allowed)", ndim, TENSOR_MAX_DIMS);
         return NULL;
     }
     int64_t size = shape_size(ndim, shape);
     if (size < 0 || (uint64_t)size > SIZE_MAX / sizeof(float)) {
-        g->failed = true;
+        graph_fail(g, "a tensor shape with a negative or overflowing size");
         return NULL;
     }
     Tensor *t = graph_alloc(g, sizeof *t);
@@ -198,7 +225,8 @@ float *graph_scratch(Graph *g, size_t bytes) {
         free(g->scratch);
         g->scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
         g->scratch_bytes = g->scratch ? (bytes + 63) / 64 * 64 : 0;
-        if (!g->scratch) g->failed = true;
+        if (!g->scratch)
+            graph_fail(g, "out of memory: cannot allocate a %zu-byte scratch buffer", bytes);
     }
     return g->scratch;
 }
@@ -211,7 +239,9 @@ static float *weight_scratch(Graph *g, size_t bytes) {
         size_t rounded = (bytes + 63) / 64 * 64;
         g->weights = aligned_alloc(64, rounded);
         g->weights_bytes = g->weights ? rounded : 0;
-        if (!g->weights) g->failed = true;
+        if (!g->weights)
+            graph_fail(g, "out of memory: cannot allocate %zu bytes to convert BF16 weights",
+                       bytes);
     }
     return g->weights;
 }
@@ -220,7 +250,8 @@ const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t 
     int64_t cols = tensor_cols(w);
     if (w->data) return w->data + row0 * cols;
     if (!w->bf16 || rows < 0 || (uint64_t)(rows * cols) > SIZE_MAX / sizeof(float)) {
-        g->failed = true;
+        graph_fail(g, "a weight %s with neither F32 nor BF16 data",
+                   tensor_shape_text(w, (char[64]){0}, 64));
         return NULL;
     }
     int64_t n = rows * cols;

@@ -22,7 +22,12 @@ float *graph_grad(Graph *g, Tensor *t);
 /* A scratch buffer of at least `bytes` reused by every op (one at a time); it grows on the
  * first step and then stays, so later steps allocate nothing. NULL on OOM. */
 float *graph_scratch(Graph *g, size_t bytes);
-void graph_fail(Graph *g);
+/* Marks the graph failed; the first failure's message (printf-style: the op, and the shapes
+ * or values at fault) is what graph_error() reports. */
+__attribute__((format(printf, 2, 3))) void graph_fail(Graph *g, const char *fmt, ...);
+/* "(4, 8)" (plus " bf16" for a BF16 weight) into buf; returns buf. SHAPE(t) for messages. */
+char *tensor_shape_text(const Tensor *t, char *buf, size_t len);
+#define SHAPE(t) tensor_shape_text((t), (char[64]){0}, 64)
 /* Rows [row0, row0 + rows) of a frozen weight w (rows, cols) as F32: w->data itself when w
  * is F32, else the BF16 rows converted into a weight scratch buffer (separate from
  * graph_scratch, reused by every op, valid until the next call). NULL on OOM (graph failed). */

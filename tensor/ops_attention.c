@@ -192,7 +192,10 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int s
         tensor_rows(v) != rows || tensor_cols(q) != (int64_t)n_heads * head_dim ||
         tensor_cols(k) != (int64_t)n_kv_heads * head_dim ||
         tensor_cols(v) != (int64_t)n_kv_heads * head_dim) {
-        graph_fail(g);
+        graph_fail(g,
+                   "op_attention: q %s, k %s, v %s do not fit batch %d x seq_len %d with %d "
+                   "heads / %d kv heads of size %d",
+                   SHAPE(q), SHAPE(k), SHAPE(v), batch, seq_len, n_heads, n_kv_heads, head_dim);
         return NULL;
     }
     int B = batch, T = seq_len, NH = n_heads, NKV = n_kv_heads, D = head_dim;

@@ -62,7 +62,8 @@ static void linear_backward(Graph *g, void *p) {
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
     if (!g || !x || !w) return NULL;
     if (!linear_shapes_ok(x, w, b)) {
-        graph_fail(g);
+        graph_fail(g, "op_linear: x %s, W %s and b %s do not match (need x (N, IN), W (OUT, IN))",
+                   SHAPE(x), SHAPE(w), b ? SHAPE(b) : "none");
         return NULL;
     }
     int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
@@ -188,7 +189,10 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     if (!linear_shapes_ok(x, w, b) || A->ndim != 2 || B->ndim != 2 || A->shape[1] != w->shape[1] ||
         B->shape[0] != w->shape[0] || B->shape[1] != A->shape[0] || !A->data || !B->data ||
         !(dropout >= 0.0f && dropout < 1.0f)) {
-        graph_fail(g);
+        graph_fail(g,
+                   "op_lora_linear: x %s, W %s, b %s, A %s, B %s, dropout %g do not match (need "
+                   "x (N, IN), W (OUT, IN), A (R, IN), B (OUT, R) in F32, dropout in [0, 1))",
+                   SHAPE(x), SHAPE(w), b ? SHAPE(b) : "none", SHAPE(A), SHAPE(B), dropout);
         return NULL;
     }
     int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];

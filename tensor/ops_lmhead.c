@@ -100,14 +100,17 @@ Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int
     if (n_targets) *n_targets = 0;
     if (!g || !x || !w || !targets) return NULL;
     if (!lm_head_shapes_ok(x, w)) {
-        graph_fail(g);
+        graph_fail(g,
+                   "op_lm_head_cross_entropy: x %s and W %s do not match (need x (N, C), W (V, C))",
+                   SHAPE(x), SHAPE(w));
         return NULL;
     }
     int64_t n = tensor_rows(x), V = w->shape[0], C = w->shape[1], m = 0;
     for (int64_t i = 0; i < n; i++) {
         if (targets[i] == TENSOR_IGNORE_INDEX) continue;
         if (targets[i] < 0 || targets[i] >= V) { /* never index outside a row */
-            graph_fail(g);
+            graph_fail(g, "op_lm_head_cross_entropy: target %d at row %lld is outside [0, %lld)",
+                       targets[i], (long long)i, (long long)V);
             return NULL;
         }
         m++;

@@ -38,14 +38,15 @@ Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int64
     if (!g || !logits || !targets) return NULL;
     int64_t n = tensor_rows(logits), V = tensor_cols(logits);
     if (V < 1) {
-        graph_fail(g);
+        graph_fail(g, "op_cross_entropy: logits %s have no vocabulary", SHAPE(logits));
         return NULL;
     }
     int64_t counted = 0;
     for (int64_t i = 0; i < n; i++) {
         if (targets[i] == TENSOR_IGNORE_INDEX) continue;
         if (targets[i] < 0 || targets[i] >= V) { /* never index outside the row */
-            graph_fail(g);
+            graph_fail(g, "op_cross_entropy: target %d at row %lld is outside [0, %lld)",
+                       targets[i], (long long)i, (long long)V);
             return NULL;
         }
         counted++;
@@ -100,7 +101,8 @@ static void weighted_sum_backward(Graph *g, void *p) {
 Tensor *op_weighted_sum(Graph *g, Tensor *x, const Tensor *w) {
     if (!g || !x || !w) return NULL;
     if (w->size != x->size || !w->data) {
-        graph_fail(g);
+        graph_fail(g, "op_weighted_sum: x %s and w %s differ in size (or w is not F32)", SHAPE(x),
+                   SHAPE(w));
         return NULL;
     }
     Tensor *y = graph_new_tensor(g, 1, (int64_t[]){1});

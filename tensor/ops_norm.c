@@ -9,13 +9,15 @@
 Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t n) {
     if (!g || !table || !ids) return NULL;
     if (table->ndim != 2 || n < 1 || (!table->data && !table->bf16)) {
-        graph_fail(g);
+        graph_fail(g, "op_embedding: table %s with %lld ids (need a (V, C) table, ids >= 1)",
+                   SHAPE(table), (long long)n);
         return NULL;
     }
     int64_t v = table->shape[0], c = table->shape[1];
     for (int64_t i = 0; i < n; i++) {
         if (ids[i] < 0 || ids[i] >= v) { /* the caller validates; never read out of bounds */
-            graph_fail(g);
+            graph_fail(g, "op_embedding: id %d at %lld is outside [0, %lld)", ids[i], (long long)i,
+                       (long long)v);
             return NULL;
         }
     }
@@ -72,7 +74,8 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
     if (!g || !x || !w) return NULL;
     int64_t n = tensor_rows(x), C = tensor_cols(x);
     if (w->size != C || C < 1 || !w->data) { /* norm weights stay F32 */
-        graph_fail(g);
+        graph_fail(g, "op_rmsnorm: x %s and w %s do not match (need w (C) in F32)", SHAPE(x),
+                   SHAPE(w));
         return NULL;
     }
     Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
@@ -149,12 +152,14 @@ Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *p
     int64_t n = tensor_rows(x);
     if (n_heads < 1 || head_dim < 2 || head_dim % 2 ||
         tensor_cols(x) != (int64_t)n_heads * head_dim) {
-        graph_fail(g);
+        graph_fail(g, "op_rope: x %s does not hold %d heads of an even size %d", SHAPE(x), n_heads,
+                   head_dim);
         return NULL;
     }
     for (int64_t t = 0; t < n; t++) {
         if (pos[t] < 0 || pos[t] >= max_pos) {
-            graph_fail(g);
+            graph_fail(g, "op_rope: position %d at row %lld is outside [0, %d)", pos[t],
+                       (long long)t, max_pos);
             return NULL;
         }
     }

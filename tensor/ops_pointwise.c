@@ -58,7 +58,8 @@ static void swiglu_backward(Graph *g, void *p) {
 Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
     if (!g || !gate || !up) return NULL;
     if (!same_shape(gate, up)) {
-        graph_fail(g);
+        graph_fail(g, "op_swiglu: gate %s and up %s differ in shape (or are not F32)", SHAPE(gate),
+                   SHAPE(up));
         return NULL;
     }
     Tensor *y = like(g, gate);
@@ -103,7 +104,7 @@ static void add_backward(Graph *g, void *p) {
 Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
     if (!g || !a || !b) return NULL;
     if (!same_shape(a, b)) {
-        graph_fail(g);
+        graph_fail(g, "op_add: a %s and b %s differ in shape (or are not F32)", SHAPE(a), SHAPE(b));
         return NULL;
     }
     Tensor *y = like(g, a);
@@ -143,7 +144,7 @@ static void dropout_backward(Graph *g, void *p) {
 Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed) {
     if (!g || !x) return NULL;
     if (!(p >= 0.0f && p < 1.0f)) {
-        graph_fail(g);
+        graph_fail(g, "op_dropout: probability %g is outside [0, 1)", p);
         return NULL;
     }
     Tensor *y = like(g, x);

@@ -89,6 +89,9 @@ typedef struct Graph Graph;
 Graph *graph_create(void);
 void graph_reset(Graph *g);
 bool graph_failed(const Graph *g);
+/* Why the graph failed: the op and the shapes or dtypes that did not fit, or how many bytes
+ * could not be allocated. "" while it has not failed. */
+const char *graph_error(const Graph *g);
 size_t graph_arena_bytes(const Graph *g); /* capacity held by the arena */
 void graph_destroy(Graph *g);
 /* An uninitialised activation tensor from the graph's arena (requires_grad false). */

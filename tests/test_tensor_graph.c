@@ -254,12 +254,27 @@ START_TEST(test_failed_graph_propagates_null_and_backward_refuses) {
     Graph *g = graph_create();
     Tensor *a = graph_tensor(g, 2, (int64_t[]){2, 3});
     Tensor *b = graph_tensor(g, 2, (int64_t[]){3, 2});
+    ck_assert_str_eq(graph_error(g), "");
     ck_assert_ptr_null(op_add(g, a, b));
     ck_assert(graph_failed(g));
+    /* The first failure is the one reported: the op and both shapes. */
+    ck_assert_str_eq(graph_error(g),
+                     "op_add: a (2, 3) and b (3, 2) differ in shape (or are not F32)");
     ck_assert_ptr_null(op_swiglu(g, op_add(g, a, b), a));
     ck_assert_int_eq(graph_backward(g, a, 1.0f), -1);
+    ck_assert_str_eq(graph_error(g),
+                     "op_add: a (2, 3) and b (3, 2) differ in shape (or are not F32)");
     graph_reset(g);
     ck_assert(!graph_failed(g));
+    ck_assert_str_eq(graph_error(g), "");
+    /* A linear whose W does not fit x names the op and the shapes. */
+    Tensor *x = graph_tensor(g, 2, (int64_t[]){4, 8});
+    Tensor w;
+    float wd[16 * 7];
+    tensor_init(&w, wd, 2, (int64_t[]){16, 7});
+    ck_assert_ptr_null(op_linear(g, x, &w, NULL));
+    ck_assert_str_eq(graph_error(g), "op_linear: x (4, 8), W (16, 7) and b none do not match "
+                                     "(need x (N, IN), W (OUT, IN))");
     graph_destroy(g);
 }
 END_TEST

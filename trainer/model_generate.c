@@ -57,7 +57,7 @@ int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int 
         graph_reset(g);
         Tensor *logits = model_forward_eval(m, lora, g, out, NULL, NULL, 1, t);
         if (!logits) {
-            snprintf(err, errlen, "generate: out of memory in the forward pass");
+            snprintf(err, errlen, "generate: forward pass at position %d: %s", t, graph_error(g));
             rc = -1;
             break;
         }

@@ -103,6 +103,13 @@ static uint64_t dropout_seed(uint64_t seed, int64_t step, int micro) {
     return rng_splitmix64(&s);
 }
 
+/* What to do about a graph that ran out of memory (nothing to add for other failures). */
+static const char *oom_hint(const Graph *g) {
+    return strncmp(graph_error(g), "out of memory", 13) == 0
+               ? "; lower train.batch_size or data.seq_len"
+               : "";
+}
+
 /* ---- one optimizer step ----------------------------------------------------------- */
 
 static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_t errlen) {
@@ -121,13 +128,14 @@ static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_
         Tensor *loss =
             op_lm_head_cross_entropy(t->graph, hidden, model_lm_head(t->model), b->targets, &count);
         if (!loss || graph_failed(t->graph)) {
-            snprintf(err, errlen, "out of memory in the forward pass (batch_size %d, seq_len %d)",
-                     b->batch, b->seq_len);
+            snprintf(err, errlen, "forward pass (batch_size %d, seq_len %d): %s%s", b->batch,
+                     b->seq_len, graph_error(t->graph), oom_hint(t->graph));
             return -1;
         }
         loss_sum += loss->data[0];
         if (total > 0 && graph_backward(t->graph, loss, (float)(1.0 / (double)total)) != 0) {
-            snprintf(err, errlen, "out of memory in the backward pass");
+            snprintf(err, errlen, "backward pass (batch_size %d, seq_len %d): %s%s", b->batch,
+                     b->seq_len, graph_error(t->graph), oom_hint(t->graph));
             return -1;
         }
     }

@@ -20,8 +20,8 @@ int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int ma
         int64_t c = 0;
         Tensor *l = op_lm_head_cross_entropy(g, hidden, model_lm_head(m), b.targets, &c);
         if (!l) {
-            snprintf(err, errlen, "out of memory evaluating (batch_size %d, seq_len %d)", b.batch,
-                     b.seq_len);
+            snprintf(err, errlen, "evaluating (batch_size %d, seq_len %d): %s", b.batch, b.seq_len,
+                     graph_error(g));
             rc = -1;
             break;
         }
