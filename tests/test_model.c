@@ -253,8 +253,7 @@ static void write_variant(const char *from, const char *to, StDtype dtype, StDty
     st_close(st);
 }
 
-static void check_half_weights(StDtype dtype, double loose) {
-    TEST_NEED_SHARED(shared);
+static void check_half_weights(const char *shared, StDtype dtype, double loose) {
     char orig[4096], half[4096], rounded[4096];
     snprintf(orig, sizeof orig, "%s/models/stories260K", shared);
     char *tmp = test_tmpdir();
@@ -280,12 +279,14 @@ static void check_half_weights(StDtype dtype, double loose) {
 }
 
 START_TEST(test_bf16_weights_match_f32_within_bf16_precision) {
-    check_half_weights(ST_BF16, 0.5);
+    TEST_NEED_SHARED(shared);
+    check_half_weights(shared, ST_BF16, 0.5);
 }
 END_TEST
 
 START_TEST(test_f16_weights_match_f32_within_f16_precision) {
-    check_half_weights(ST_F16, 0.02);
+    TEST_NEED_SHARED(shared);
+    check_half_weights(shared, ST_F16, 0.02);
 }
 END_TEST
 

@@ -16,14 +16,22 @@ const char *test_shared_dir(void);
 #define TEST_NEED_SHARED(dir)                                                                      \
     const char *dir = test_shared_dir();                                                           \
     if (!dir) {                                                                                    \
-        if (test_in_ci()) ck_abort_msg("LORAFIT_SHARED directory is missing (needed in CI)");      \
-        test_skip("LORAFIT_SHARED directory is missing");                                          \
+        if (test_in_ci())                                                                          \
+            ck_abort_msg("%s: the LORAFIT_SHARED directory is missing (needed in CI)", __func__);  \
+        test_skip(__func__, "the LORAFIT_SHARED directory is missing");                            \
         return;                                                                                    \
     }
 int test_in_ci(void);
-void test_skip(const char *why);
+/* Records that the test `name` is skipped and why. The runner (tests/main.c) lists every
+ * skip by name at the end and counts skips apart from passes; the test then returns. A test
+ * that must not be skipped under CI checks test_in_ci() first and fails instead. */
+void test_skip(const char *name, const char *why);
+/* The environment variable through which tests/main.c collects the skips of the forked
+ * test processes: the path of a file each skip appends one line to. */
+#define TEST_SKIP_LOG_ENV "LORAFIT_TEST_SKIP_LOG"
 
-/* A fresh empty directory under $TMPDIR for this test; removed by test_rmtree. */
+/* A fresh empty directory under $TMPDIR for this test; removed by test_rmtree. The runner
+ * points TMPDIR at a directory of its own and removes it at the end, pass or fail. */
 char *test_tmpdir(void);
 void test_rmtree(const char *path);
 /* Writes `len` bytes to path (creating parents is the caller's job). */
