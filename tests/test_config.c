@@ -310,6 +310,32 @@ static void assert_configs_equal(const Config *a, const Config *b) {
     ck_assert_mem_eq(&a->lora.dropout, &b->lora.dropout, sizeof(double));
 }
 
+START_TEST(test_relative_paths_are_normalized) {
+    char *dir = test_tmpdir(), err[1024], want[4300];
+    Config c;
+    const char *text = "model:\n  path: ./models/../models//m/.\n"
+                       "data:\n  train: [sub/../data/*.jsonl, ../x.jsonl]\n"
+                       "output:\n  dir: configs/../runs/x/\n";
+    ck_assert_msg(load_text(dir, text, NULL, 0, &c, err, sizeof err) == 0, "%s", err);
+    char *real = realpath(dir, NULL);
+    snprintf(want, sizeof want, "%s/models/m", real);
+    ck_assert_str_eq(c.model.path, want);
+    snprintf(want, sizeof want, "%s/data/*.jsonl", real);
+    ck_assert_str_eq(c.data.train.items[0], want);
+    char *up = strdup(real);
+    *strrchr(up, '/') = '\0';
+    snprintf(want, sizeof want, "%s/x.jsonl", up);
+    ck_assert_str_eq(c.data.train.items[1], want);
+    snprintf(want, sizeof want, "%s/runs/x", real);
+    ck_assert_str_eq(c.output.dir, want);
+    free(up);
+    free(real);
+    config_free(&c);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_resolved_config_round_trips) {
     char *dir = test_tmpdir(), err[1024], path[4200];
     const char *sets[] = {"train.lr=0.00012345678901234567",
@@ -433,6 +459,7 @@ Suite *config_suite(void) {
     tcase_add_test(tc, test_set_overrides_by_dotted_path);
     tcase_add_test(tc, test_io_error_is_code_1);
     tcase_add_test(tc, test_resolved_config_round_trips);
+    tcase_add_test(tc, test_relative_paths_are_normalized);
     tcase_add_test(tc, test_result_keys_and_diff);
     tcase_add_test(tc, test_mutated_configs_never_crash);
     suite_add_tcase(s, tc);

@@ -18,5 +18,16 @@ echo "== lorafit train configs/demo.yaml"
 "$BUILD"/lorafit train configs/demo.yaml
 echo "== lorafit eval configs/demo.yaml --adapter $DEMO/out/adapter   (after fine-tuning)"
 "$BUILD"/lorafit eval configs/demo.yaml --adapter "$DEMO/out/adapter"
-echo "== lorafit inspect $DEMO/out/adapter"
-"$BUILD"/lorafit inspect "$DEMO/out/adapter" | head -n 12
+OUT=$DEMO/out
+cat <<EOF
+
+== the demo is done
+adapter: $OUT/adapter   (PEFT: adapter_model.safetensors + adapter_config.json)
+metrics: $OUT/metrics.jsonl   (one JSON line per logged step and evaluation)
+
+What to try next:
+  ./lorafit eval configs/demo.yaml --adapter $OUT/adapter
+  ./lorafit generate --model $DEMO/model --adapter $OUT/adapter --prompt-ids "1 2 3" -n 16
+  ./lorafit export $OUT/adapter --out $DEMO/adapter-f16 --dtype f16
+  ./lorafit inspect $OUT/adapter
+EOF

@@ -65,13 +65,44 @@ static bool is_null(const yaml_node_t *n) {
 
 /* ---- paths ------------------------------------------------------------------------------- */
 
-/* base + "/" + p, or p when it is absolute. NULL when out of memory. */
+/* Removes "." components, empty components and "dir/.." pairs in place, lexically (as
+ * Python's os.path.normpath does), so "configs/../runs/x" is reported as "runs/x". A ".."
+ * that has nothing before it stays (relative paths) or goes (at the root). */
+static void normalize_path(char *p) {
+    bool absolute = p[0] == '/';
+    size_t len = 0, kept = 0; /* output length; components that a ".." may still remove */
+    for (char *seg = p; *seg;) {
+        while (*seg == '/') seg++;
+        size_t n = strcspn(seg, "/");
+        bool dot = n == 1 && seg[0] == '.', dotdot = n == 2 && seg[0] == '.' && seg[1] == '.';
+        if (n == 0 || dot) {
+            /* nothing to keep */
+        } else if (dotdot && kept > 0) {
+            while (len > 0 && p[len - 1] != '/') len--; /* drop the last component */
+            if (len > 0) len--;                          /* and the slash before it */
+            kept--;
+        } else if (!(dotdot && absolute)) {
+            if (len > 0 || absolute) p[len++] = '/';
+            memmove(p + len, seg, n);
+            len += n;
+            if (!dotdot) kept++;
+        }
+        seg += n;
+    }
+    if (len == 0) p[len++] = absolute ? '/' : '.';
+    p[len] = '\0';
+}
+
+/* base + "/" + p, or p when it is absolute, normalized. NULL when out of memory. */
 static char *resolve_path(const char *base, const char *p) {
-    if (p[0] == '/' || !base) return strdup(p);
-    if (p[0] == '.' && p[1] == '/') p += 2;
-    size_t n = strlen(base) + strlen(p) + 2;
+    size_t n = strlen(p) + (base ? strlen(base) : 0) + 2;
     char *out = malloc(n);
-    if (out) snprintf(out, n, "%s/%s", base, p);
+    if (!out) return NULL;
+    if (p[0] == '/' || !base)
+        snprintf(out, n, "%s", p);
+    else
+        snprintf(out, n, "%s/%s", base, p);
+    normalize_path(out);
     return out;
 }
 
