@@ -1,8 +1,10 @@
 # lorafit — build, test, demo and benchmark. `make help` lists the targets.
-# Every target first runs tools/install-deps, so a fresh Debian machine needs nothing by hand.
+# ./configure (tools/install-deps) installs the Debian packages these targets need; make
+# itself never installs anything, except the extra tools of `make fuzz` and `make valgrind`.
 
 .PHONY: all deps test check-build asan test-run-only demo bench fuzz valgrind clean help format
 .DEFAULT_GOAL := all
+MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 .SECONDARY:
 
 BUILD     ?= build
@@ -13,7 +15,6 @@ SAN       ?=
 CFLAGS_ALL = -std=c11 $(OPT) $(SAN) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE \
              -I. -isystem /usr/include/$(MULTIARCH)/openblas-openmp -MMD -MP $(EXTRA_CFLAGS)
 LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ljansson -lyaml -lcsv -lz -lm -fopenmp
-# Evaluated lazily, after install-deps has put pkg-config and Check in place.
 CHECK_LIBS = $$(pkg-config --libs check)
 
 # Every .c under the library's folders, subfolders included (one module per folder).
@@ -30,7 +31,14 @@ all: lorafit
 deps:
 	@tools/install-deps
 
-$(BUILD)/%.o: %.c | deps
+# Every object waits for one check that the Debian packages are there (it installs nothing:
+# ./configure does); the stamp makes it once per build directory.
+$(BUILD)/.deps-ok: tools/install-deps
+	@mkdir -p $(dir $@)
+	@tools/install-deps --check
+	@touch $@
+
+$(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
