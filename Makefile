@@ -2,7 +2,7 @@
 # ./configure (tools/install-deps) installs the Debian packages these targets need; make
 # itself never installs anything, except the extra tools of `make fuzz` and `make valgrind`.
 
-.PHONY: all deps test check-build asan test-run-only demo bench fuzz valgrind clean help format
+.PHONY: all deps test check-build asan test-run-only demo bench fuzz fuzz-build fuzzers valgrind clean help format
 .DEFAULT_GOAL := all
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
 .SECONDARY:
@@ -19,7 +19,7 @@ CHECK_LIBS = $$(pkg-config --libs check)
 
 # Every .c under the library's folders, subfolders included (one module per folder).
 LIB_SRC   := $(sort $(shell find tensor data trainer -name '*.c'))
-LIB_SRC   := $(filter-out trainer/main.c,$(LIB_SRC))
+LIB_SRC   := $(filter-out trainer/cli/main.c,$(LIB_SRC))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TEST_SRC  := $(sort $(wildcard tests/*.c))
 TEST_OBJ  := $(TEST_SRC:%.c=$(BUILD)/%.o)
@@ -46,7 +46,7 @@ $(BUILD)/lib.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/lorafit: $(BUILD)/trainer/main.o $(BUILD)/lib.a
+$(BUILD)/lorafit: $(BUILD)/trainer/cli/main.o $(BUILD)/lib.a
 	$(CC) -o $@ $^ $(LIBS)
 
 lorafit: $(BUILD)/lorafit
@@ -74,6 +74,7 @@ TEST_ENV = LORAFIT_BIN=$(abspath $(BUILD)/lorafit) LORAFIT_TOOLS=$(abspath $(BUI
            LORAFIT_ROOT=$(CURDIR)
 
 test: check-build
+	@tools/check-layout
 	$(TEST_ENV) $(BUILD)/tests/run_tests
 
 ASAN_BUILD ?= build/asan
@@ -93,9 +94,30 @@ demo: lorafit $(TOOLS)
 bench: lorafit $(TOOLS)
 	@tools/bench.sh $(BUILD)
 
-fuzz:
-	@LORAFIT_EXTRA_PKGS="clang libclang-rt-dev" tools/install-deps
-	@tools/fuzz.sh
+# libFuzzer harnesses: the library's own sources and flags, compiled by clang with coverage
+# instrumentation and ASan + UBSan into $(FUZZ_BUILD); tools/fuzz.sh runs them.
+FUZZ_BUILD ?= build/fuzz
+FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZERS     = $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%) $(BUILD)/fuzz/gen_seeds
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fsanitize=fuzzer $< $(BUILD)/lib.a $(LIBS) -o $@
+
+$(BUILD)/fuzz/gen_seeds: tests/fuzz/gen_seeds.c $(BUILD)/lib.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $< $(BUILD)/lib.a $(LIBS) -o $@
+
+fuzzers: $(FUZZERS)
+
+fuzz-build:
+	@LORAFIT_EXTRA_PKGS="clang libclang-rt-dev libomp-dev" tools/install-deps
+	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SAN="$(FUZZ_SAN)" \
+	  EXTRA_CFLAGS=-fsanitize=fuzzer-no-link fuzzers
+
+fuzz: fuzz-build
+	@FUZZ_BIN=$(FUZZ_BUILD)/fuzz tools/fuzz.sh
 
 valgrind: $(BUILD)/lorafit
 	@LORAFIT_EXTRA_PKGS=valgrind tools/install-deps

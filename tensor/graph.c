@@ -71,6 +71,30 @@ uint16_t tensor_float_to_bf16(float f) {
     return (uint16_t)((u + 0x7fff + (u >> 16 & 1)) >> 16);
 }
 
+uint16_t tensor_float_to_f16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    uint32_t sign = u >> 16 & 0x8000, a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00);
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: inf */
+    if (a < 0x38800000u) {                                  /* below 2^-14: subnormal */
+        /* Adding 0.5 makes the FPU round the mantissa to the f16 subnormal grid. */
+        float r;
+        memcpy(&r, &a, sizeof r);
+        r += 0.5f;
+        uint32_t ru;
+        memcpy(&ru, &r, sizeof ru);
+        return (uint16_t)(sign | (ru - 0x3f000000u));
+    }
+    uint32_t m = a + ((uint32_t)(15 - 127) << 23) + 0xfff + (a >> 13 & 1);
+    return (uint16_t)(sign | m >> 13);
+}
+
+void tensor_floats_to_half(uint16_t *dst, const float *src, int64_t n, bool bf16) {
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = bf16 ? tensor_float_to_bf16(src[i]) : tensor_float_to_f16(src[i]);
+}
+
 Tensor *tensor_new(int ndim, const int64_t *shape, bool requires_grad) {
     if (ndim < 0 || ndim > TENSOR_MAX_DIMS) return NULL;
     int64_t size = shape_size(ndim, shape);

@@ -76,8 +76,12 @@ void tensor_init(Tensor *t, float *data, int ndim, const int64_t *shape);
 void tensor_init_bf16(Tensor *t, const uint16_t *bf16, int ndim, const int64_t *shape);
 /* dst[i] = the float of src[i] (exact: BF16 is the top half of an F32); OpenMP-parallel. */
 void tensor_bf16_to_float(float *dst, const uint16_t *src, int64_t n);
-/* Round to nearest even; NaN stays a (quiet) NaN. */
+/* Round to nearest even; NaN stays a (quiet) NaN. The one BF16 rounding in lorafit. */
 uint16_t tensor_float_to_bf16(float f);
+/* IEEE half, round to nearest even (subnormals included; overflow to inf; NaN stays NaN). */
+uint16_t tensor_float_to_f16(float f);
+/* dst[i] = BF16 (bf16 true) or F16 rounding of src[i]: adapters and models saved in half. */
+void tensor_floats_to_half(uint16_t *dst, const float *src, int64_t n, bool bf16);
 /* Heap tensor: data zeroed; grad allocated (zeroed) when requires_grad. NULL on OOM. */
 Tensor *tensor_new(int ndim, const int64_t *shape, bool requires_grad);
 void tensor_free(Tensor *t); /* for tensor_new results only */

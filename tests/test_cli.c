@@ -8,7 +8,7 @@
 
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
-#include "trainer/safetensors.h"
+#include "trainer/store/store.h"
 
 static const char *BASE_CONFIG = "model:\n  path: %s/tests/data/train/qwen2-untied/model\n"
                                  "lora:\n  r: 2\n  alpha: 4\n"
@@ -192,9 +192,33 @@ START_TEST(test_eval_reports_the_loss_the_trainer_saw) {
 }
 END_TEST
 
+START_TEST(test_generate_command_prints_prompt_and_ids) {
+    TEST_NEED_SHARED(shared);
+    char *dir = test_tmpdir();
+    char cmd[8192], out[4200];
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s/models/stories260K --prompt-ids '1 403' -n 3",
+             test_lorafit_bin(), shared);
+    ck_assert_int_eq(test_run(cmd, out), 0);
+    char *text = test_read_file(out, NULL);
+    ck_assert_str_eq(text, "1 403 407 261 378\n"); /* expected_greedy_ids continues 407 261 378 */
+    free(text);
+    snprintf(cmd, sizeof cmd,
+             "%s generate --model %s/models/stories260K --prompt-ids 'x' 2>/dev/null",
+             test_lorafit_bin(), shared);
+    ck_assert_int_eq(test_run(cmd, NULL), 2);
+    snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt-ids 1 2>/dev/null",
+             test_lorafit_bin(), dir);
+    ck_assert_int_eq(test_run(cmd, NULL), 1);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *cli_suite(void) {
     Suite *s = suite_create("cli");
     TCase *tc = tcase_create("cli");
+    tcase_add_test(tc, test_generate_command_prints_prompt_and_ids);
     tcase_add_test(tc, test_unknown_key_exits_2_with_did_you_mean);
     tcase_add_test(tc, test_wrong_type_exits_2_naming_key_and_position);
     tcase_add_test(tc, test_out_of_range_exits_2_naming_key);

@@ -1,6 +1,6 @@
 /* tests/test_config.c — the YAML config: defaults, every error class, --set, round trip,
  * and the resume-compatibility keys. */
-#include "trainer/config.h"
+#include "trainer/config/config.h"
 #include "tests/test_util.h"
 
 #include <stdio.h>
@@ -30,7 +30,8 @@ static void expect_error(const char *text, const char *const *sets, int n_sets, 
     char *dir = test_tmpdir(), err[1024] = "";
     Config c;
     int rc = load_text(dir, text, sets, n_sets, &c, err, sizeof err);
-    ck_assert_msg(rc == 2, "expected code 2 for:\n%s\ngot %d (%s)", text, rc, err);
+    ck_assert_msg(rc == CONFIG_INVALID, "expected CONFIG_INVALID for:\n%s\ngot %d (%s)", text, rc,
+                  err);
     ck_assert_msg(strstr(err, needle1) != NULL, "expected '%s' in: %s", needle1, err);
     if (needle2) ck_assert_msg(strstr(err, needle2) != NULL, "expected '%s' in: %s", needle2, err);
     test_rmtree(dir);
@@ -294,7 +295,8 @@ END_TEST
 START_TEST(test_io_error_is_code_1) {
     char err[512] = "";
     Config c;
-    ck_assert_int_eq(config_load("/nonexistent/dir/config.yaml", NULL, 0, &c, err, sizeof err), 1);
+    ck_assert_int_eq(config_load("/nonexistent/dir/config.yaml", NULL, 0, &c, err, sizeof err),
+                     CONFIG_UNREADABLE);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/dir/config.yaml: cannot open"));
 }
 END_TEST
@@ -434,7 +436,7 @@ START_TEST(test_mutated_configs_never_crash) {
         text[len] = '\0';
         Config c;
         int rc = load_text(dir, text, NULL, 0, &c, err, sizeof err);
-        ck_assert_msg(rc == 0 || rc == 2, "rc %d for:\n%s", rc, text);
+        ck_assert_msg(rc == CONFIG_OK || rc == CONFIG_INVALID, "rc %d for:\n%s", rc, text);
         if (rc == 0)
             loaded++, config_free(&c);
         else

@@ -16,11 +16,9 @@
 #include <string.h>
 
 #include "tests/test_util.h"
-#include "trainer/checkpoint.h"
-#include "trainer/fsio.h"
-#include "trainer/manifest.h"
-#include "trainer/model.h"
-#include "trainer/safetensors.h"
+#include "trainer/train/train.h"
+#include "trainer/store/store.h"
+#include "trainer/model/model.h"
 
 #define MODEL_DIR "tests/data/train/qwen2-untied/model"
 

@@ -1,5 +1,5 @@
 /* tests/test_fsio.c — crash-safe writes: round trip, CRC, injected faults, directory helpers. */
-#include "trainer/fsio.h"
+#include "trainer/store/store.h"
 #include "tests/test_util.h"
 
 #include <dirent.h>

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "tests/test_util.h"
-#include "trainer/lora.h"
-#include "trainer/safetensors.h"
+#include "trainer/model/model.h"
+#include "trainer/store/store.h"
 
 static Model *stories(void) {
     const char *shared = test_shared_dir();
@@ -123,35 +123,11 @@ START_TEST(test_peft_save_load_round_trip_is_bit_exact) {
 }
 END_TEST
 
-START_TEST(test_generate_command_prints_prompt_and_ids) {
-    TEST_NEED_SHARED(shared);
-    char *dir = test_tmpdir();
-    char cmd[8192], out[4200];
-    snprintf(out, sizeof out, "%s/out.txt", dir);
-    snprintf(cmd, sizeof cmd, "%s generate --model %s/models/stories260K --prompt-ids '1 403' -n 3",
-             test_lorafit_bin(), shared);
-    ck_assert_int_eq(test_run(cmd, out), 0);
-    char *text = test_read_file(out, NULL);
-    ck_assert_str_eq(text, "1 403 407 261 378\n"); /* expected_greedy_ids continues 407 261 378 */
-    free(text);
-    snprintf(cmd, sizeof cmd,
-             "%s generate --model %s/models/stories260K --prompt-ids 'x' 2>/dev/null",
-             test_lorafit_bin(), shared);
-    ck_assert_int_eq(test_run(cmd, NULL), 2);
-    snprintf(cmd, sizeof cmd, "%s generate --model %s --prompt-ids 1 2>/dev/null",
-             test_lorafit_bin(), dir);
-    ck_assert_int_eq(test_run(cmd, NULL), 1);
-    test_rmtree(dir);
-    free(dir);
-}
-END_TEST
-
 Suite *lora_suite(void) {
     Suite *s = suite_create("lora");
     TCase *tc = tcase_create("peft");
     tcase_add_test(tc, test_fresh_init_is_kaiming_uniform_a_and_zero_b);
     tcase_add_test(tc, test_peft_save_load_round_trip_is_bit_exact);
-    tcase_add_test(tc, test_generate_command_prints_prompt_and_ids);
     suite_add_tcase(s, tc);
     return s;
 }

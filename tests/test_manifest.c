@@ -1,6 +1,5 @@
 /* tests/test_manifest.c — checkpoint MANIFEST: complete dirs verify, every damage is caught. */
-#include "trainer/manifest.h"
-#include "trainer/fsio.h"
+#include "trainer/store/store.h"
 #include "tests/test_util.h"
 
 #include <stdio.h>

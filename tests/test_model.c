@@ -8,10 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tensor/tensor.h"
 #include "tests/test_util.h"
-#include "trainer/lora.h"
-#include "trainer/model.h"
-#include "trainer/safetensors.h"
+#include "trainer/model/model.h"
+#include "trainer/store/store.h"
 
 /* Rows [0, batch) of a fixture's train.jsonl: ids and next-token targets (B*T). */
 static void read_batch(const char *path, int batch, int seq, int32_t *ids, int32_t *targets) {
@@ -218,8 +218,8 @@ static void write_variant(const char *from, const char *to, StDtype dtype, StDty
             StDtype h = dtype == ST_F32 ? round_as : dtype;
             half[i] = malloc((size_t)t->numel * 2 + 2);
             for (int64_t k = 0; k < t->numel; k++) {
-                half[i][k] =
-                    h == ST_BF16 ? st_float_to_bf16(full[i][k]) : st_float_to_f16(full[i][k]);
+                half[i][k] = h == ST_BF16 ? tensor_float_to_bf16(full[i][k])
+                                          : tensor_float_to_f16(full[i][k]);
                 full[i][k] =
                     h == ST_BF16 ? st_bf16_to_float(half[i][k]) : st_f16_to_float(half[i][k]);
             }

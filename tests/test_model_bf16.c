@@ -9,8 +9,7 @@
 
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
-#include "trainer/lora.h"
-#include "trainer/model.h"
+#include "trainer/model/model.h"
 
 #define BF16_MODEL "tests/data/train/llama-bf16-tied/model"
 #define BF16_ADAPT "tests/data/train/llama-bf16-tied/init_adapter"

@@ -8,8 +8,8 @@
 #include <string.h>
 
 #include "tests/test_util.h"
-#include "trainer/model.h"
-#include "trainer/safetensors.h"
+#include "trainer/model/model.h"
+#include "trainer/store/store.h"
 
 #define FIXTURE "tests/data/model/llama3"
 

@@ -1,5 +1,5 @@
 /* tests/test_optim.c — AdamW, clipping, grad-norm determinism and the lr schedules. */
-#include "trainer/optim.h"
+#include "trainer/train/train.h"
 #include "tests/test_util.h"
 
 #include <math.h>

@@ -9,8 +9,7 @@
 #include "data/data.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
-#include "trainer/lora.h"
-#include "trainer/model.h"
+#include "trainer/model/model.h"
 
 #define MAX_TOKENS 4096
 

@@ -12,8 +12,7 @@
 
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
-#include "trainer/fsio.h"
-#include "trainer/manifest.h"
+#include "trainer/store/store.h"
 
 /* A small but complete job: packing, shuffling, LoRA dropout, accumulation, warmup + cosine,
  * checkpoints every 2 steps, metrics every 3 — everything a resume must restore. */

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "tests/test_util.h"
-#include "trainer/safetensors.h"
+#include "trainer/store/store.h"
 
 char *tt_write_text(const char *dir, const char *name, const char *text) {
     char *path = malloc(strlen(dir) + strlen(name) + 2);

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "trainer/model.h"
+#include "trainer/model/model.h"
 #include "tools/bench_util.h"
 
 int main(int argc, char **argv) {

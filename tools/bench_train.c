@@ -19,9 +19,8 @@
 #include <cblas.h>
 
 #include "tensor/rng.h"
-#include "trainer/lora.h"
-#include "trainer/model.h"
-#include "trainer/optim.h"
+#include "trainer/model/model.h"
+#include "trainer/train/train.h"
 #include "tools/bench_util.h"
 
 /* Process CPU seconds (all threads, user + system) and minor page faults so far. The CPU

@@ -1,54 +1,26 @@
 #!/bin/sh
-# tools/fuzz.sh — build the libFuzzer harnesses (tests/fuzz/fuzz_*.c) with clang, ASan and
-# UBSan, and run each for FUZZ_SECONDS (default 60) from its committed seed corpus.
+# tools/fuzz.sh — run the libFuzzer harnesses (tests/fuzz/fuzz_*.c) that `make fuzz-build`
+# built with clang, ASan and UBSan from the library's own sources and flags (the Makefile is
+# the one place that knows them), each for FUZZ_SECONDS (default 60) from its committed seed
+# corpus. `make fuzz` builds, then runs this.
 #
-#   tools/fuzz.sh                 build, then run every harness
+#   tools/fuzz.sh                 run every harness
 #   tools/fuzz.sh NAME...         only these harnesses (e.g. safetensors manifest)
-#   tools/fuzz.sh --build         build only
 #   tools/fuzz.sh --gen-seeds     regenerate the seeds that need the library (cursor, state)
 #
-# Environment: FUZZ_SECONDS (per harness, default 60), FUZZ_BUILD (default build/fuzz),
-# CC (default clang), FUZZ_JOBS is not used: harnesses run one after another on one core.
+# Environment: FUZZ_SECONDS (per harness, default 60); FUZZ_BIN, where the harnesses are
+# (default build/fuzz/fuzz, as `make fuzz-build` writes them); FUZZ_BUILD (default build/fuzz)
+# for the working corpus, crashes and logs. Harnesses run one after another on one core.
 #
-# The project's sources are compiled here with clang into $FUZZ_BUILD/lib.a (never the gcc
-# build's lib.a: libFuzzer needs clang's coverage instrumentation). The seed corpus in
-# tests/fuzz/corpus/NAME stays small and committed; new inputs found go to
+# The seed corpus in tests/fuzz/corpus/NAME stays small and committed; new inputs found go to
 # $FUZZ_BUILD/corpus/NAME, crashes to $FUZZ_BUILD/crashes/NAME/. A crash makes the script exit
 # 1; turn the input into a test in tests/test_fuzz_regressions.c.
 set -eu
 cd "$(dirname "$0")/.."
 
-CC=${CC:-clang}
-case "$CC" in cc|gcc|*/gcc) CC=clang ;; esac # make exports CC=cc; libFuzzer needs clang
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 OUT=${FUZZ_BUILD:-build/fuzz}
-MULTIARCH=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
-BLAS_DIR=/usr/lib/$MULTIARCH/openblas-openmp
-SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-CFLAGS="-std=c11 -O1 -g -D_GNU_SOURCE -I. -isystem /usr/include/$MULTIARCH/openblas-openmp \
-  -fopenmp $SAN -Wall -Wextra"
-LIBS="-L$BLAS_DIR -Wl,-rpath,$BLAS_DIR -lopenblas -ljansson -lyaml -lcsv -lz -lm -fopenmp"
-
-build_lib() {
-    mkdir -p "$OUT/obj"
-    objs=""
-    for src in tensor/*.c data/*.c trainer/*.c; do
-        [ "$src" = trainer/main.c ] && continue
-        obj="$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
-        # Rebuild when the source or any header is newer than the object.
-        if [ ! -f "$obj" ] || [ -n "$(find "$src" tensor data trainer -name '*.[ch]' -newer "$obj" | head -1)" ]; then
-            $CC $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$obj"
-        fi
-        objs="$objs $obj"
-    done
-    rm -f "$OUT/lib.a"
-    ar rcs "$OUT/lib.a" $objs
-}
-
-build_harness() { # NAME
-    src=tests/fuzz/fuzz_$1.c
-    $CC $CFLAGS -Werror -fsanitize=fuzzer "$src" "$OUT/lib.a" $LIBS -o "$OUT/fuzz_$1"
-}
+BIN=${FUZZ_BIN:-$OUT/fuzz}
 
 harnesses() {
     for f in tests/fuzz/fuzz_*.c; do basename "$f" .c | sed 's/^fuzz_//'; done
@@ -64,7 +36,7 @@ run_harness() { # NAME -> prints one summary line; returns 1 on a finding
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
     ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-        "$OUT/fuzz_$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+        "$BIN/fuzz_$name" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
         -max_len=65536 -print_final_stats=1 -artifact_prefix="$OUT/crashes/$name/" \
         "$OUT/corpus/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1
     rc=$?
@@ -84,24 +56,19 @@ mode=run
 names=""
 for a in "$@"; do
     case "$a" in
-        --build) mode=build ;;
         --gen-seeds) mode=seeds ;;
         -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) names="$names $a" ;;
     esac
 done
 [ -n "$names" ] || names=$(harnesses)
-
-command -v "$CC" >/dev/null || { echo "fuzz.sh: $CC not found (apt-get install clang)" >&2; exit 2; }
-echo "fuzz.sh: building with $CC into $OUT"
-build_lib
+for n in $names; do
+    [ -x "$BIN/fuzz_$n" ] || { echo "fuzz.sh: $BIN/fuzz_$n is not built; run make fuzz-build" >&2; exit 2; }
+done
 if [ $mode = seeds ]; then
-    $CC $CFLAGS -Werror tests/fuzz/gen_seeds.c "$OUT/lib.a" $LIBS -o "$OUT/gen_seeds"
-    OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 "$OUT/gen_seeds" tests/fuzz/corpus
+    OMP_NUM_THREADS=1 ASAN_OPTIONS=detect_leaks=0 "$BIN/gen_seeds" tests/fuzz/corpus
     exit 0
 fi
-for n in $names; do build_harness "$n"; done
-[ $mode = build ] && exit 0
 
 echo "fuzz.sh: running each harness for ${FUZZ_SECONDS}s"
 # Harness scratch directories carry this run's tag, so the cleanup below spares the

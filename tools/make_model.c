@@ -11,8 +11,7 @@
 #include <string.h>
 
 #include "tensor/rng.h"
-#include "trainer/fsio.h"
-#include "trainer/safetensors.h"
+#include "trainer/store/store.h"
 
 typedef struct {
     const char *arch;

@@ -3,7 +3,7 @@
  * file stays the same), which fuzzes the override parser with the same bytes. An accepted
  * config is formatted key by key and written back, as `lorafit train` does. */
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/config.h"
+#include "trainer/config/config.h"
 
 #define MAX_SETS 8
 
@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     err[0] = '\0';
     int rc = config_load(path, sets, n_sets, &c, err, sizeof err);
     if (rc != 0) {
-        if (!err[0] || (rc != 1 && rc != 2)) abort();
+        if (!err[0] || (rc != CONFIG_UNREADABLE && rc != CONFIG_INVALID)) abort();
         free(text);
         return 0;
     }

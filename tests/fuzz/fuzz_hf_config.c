@@ -1,7 +1,7 @@
 /* tests/fuzz/fuzz_hf_config.c — hf_config_parse on arbitrary config.json text; an accepted
  * config must have the invariants the model code relies on. */
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/hf_config.h"
+#include "trainer/model/model.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char *json = malloc(size ? size : 1); /* exact size: ASan sees any read past the end */

@@ -2,7 +2,7 @@
  * holds two known files. It must never accept a MANIFEST that does not describe them
  * exactly, and never touch a path outside the directory. */
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/manifest.h"
+#include "trainer/store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static int ready;

@@ -2,7 +2,7 @@
  * float conversion of every tensor it accepted: whatever the header claims, the reader must
  * refuse it or hand out tensors that lie inside the file. */
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/safetensors.h"
+#include "trainer/store/store.h"
 
 static volatile uint8_t sink;
 

@@ -6,7 +6,7 @@
 #include <jansson.h>
 
 #include "tests/fuzz/fuzz_util.h"
-#include "trainer/safetensors.h"
+#include "trainer/store/store.h"
 
 /* SCRATCH/st_index holds shard 1 (model.a F32 [2], model.b F16 [1, 2]), shard 2
  * (model.c BF16 [3]), notes.txt (not safetensors) and sub/ (a directory). */

@@ -5,8 +5,8 @@
 #include "tests/fuzz/fuzz_trainer_state.h"
 #include "tests/fuzz/fuzz_util.h"
 
-#include "trainer/checkpoint.h"
-#include "trainer/manifest.h"
+#include "trainer/train/train.h"
+#include "trainer/store/store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static FuzzStateFixture fx;

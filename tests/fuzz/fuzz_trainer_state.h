@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "trainer/checkpoint.h"
-#include "trainer/model.h"
+#include "trainer/train/train.h"
+#include "trainer/model/model.h"
 
 #define FUZZ_STATE_MODEL "tests/data/train/qwen2-untied/model" /* relative to the repo root */
 

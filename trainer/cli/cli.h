@@ -1,0 +1,35 @@
+/* trainer/cli/cli.h — the command line: one function per lorafit subcommand. Each returns
+ * the process exit code (0 ok, 1 runtime failure, 2 usage error, 130 stopped by a signal)
+ * and prints its own errors. Exit codes exist here and nowhere else: the library folders
+ * return 0 / -1 (or NULL) with a message, and these functions map that to an exit code.
+ *
+ * Where new commands go: a file per command in this folder (tokenize.c, prepare.c,
+ * merge.c, plot.c, ...), declared here and dispatched from main.c. */
+#ifndef LORAFIT_CLI_H
+#define LORAFIT_CLI_H
+
+#include <stddef.h>
+
+#include "trainer/config/config.h"
+
+/* Exit codes (SPEC section 1). */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_STOPPED = 130 };
+
+/* argv[0] is the command name ("inspect"), as main received it shifted by one. */
+int cmd_inspect(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+/* Consumes argv[*i] (and its value, advancing *i) as the CONFIG path or a --set KEY=VALUE
+ * (also --set=KEY=VALUE). sets must have room for argc entries. Returns 0, or exit code 2
+ * after printing what was wrong. */
+int cmd_parse_config_args(const char *cmd, int argc, char **argv, int *i, const char **config,
+                          const char **sets, int *n_sets);
+/* config_load, with its result as an exit code (0, 2 for an invalid config, 1 when the file
+ * cannot be read). */
+int cmd_load_config(const char *path, const char *const *sets, int n_sets, Config *cfg, char *err,
+                    size_t errlen);
+
+#endif

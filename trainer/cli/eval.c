@@ -1,0 +1,90 @@
+/* trainer/cli/eval.c — `lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...`:
+ * the mean loss of the model (with the adapter, if given) on data.valid, or on data.train
+ * when no validation set is configured. Prints one JSON line on stdout. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "trainer/cli/cli.h"
+#include "trainer/store/store.h"
+#include "trainer/train/train.h"
+
+static void eval_usage(FILE *out) {
+    fprintf(out,
+            "usage: lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...\n"
+            "  Prints {\"eval_loss\", \"eval_tokens\", \"data\"} for the model of CONFIG (plus\n"
+            "  the PEFT adapter in DIR) on data.valid, or data.train when valid is unset.\n"
+            "  eval.max_batches limits the number of batches (0 = all).\n");
+}
+
+static int run_eval(const Config *cfg, const char *adapter, char *err, size_t errlen) {
+    if (train_check_paths(cfg, err, errlen) != 0) return EXIT_USAGE;
+    char p[4200];
+    if (adapter && (path_join(p, sizeof p, adapter, "adapter_config.json", err, errlen) != 0 ||
+                    access(p, F_OK) != 0)) {
+        snprintf(err, errlen, "--adapter: '%s' has no adapter_config.json", adapter);
+        return EXIT_USAGE;
+    }
+    tensor_set_threads((int)cfg->train.threads);
+    Model *m = train_load_model(cfg, err, errlen);
+    if (!m) return EXIT_RUNTIME;
+    Lora *lora = NULL;
+    int rc = EXIT_OK;
+    if (adapter && !(lora = lora_load_adapter(m, adapter, err, errlen))) rc = EXIT_RUNTIME;
+    DataOptions o;
+    train_data_options(cfg, TRAIN_DATA_EVAL, model_config(m)->vocab_size, &o);
+    Graph *g = graph_create();
+    double loss = 0;
+    int64_t tokens = 0;
+    if (rc == EXIT_OK && !g) rc = EXIT_RUNTIME, snprintf(err, errlen, "out of memory");
+    if (rc == EXIT_OK &&
+        evaluate_loss(m, lora, &o, (int)cfg->eval.max_batches, g, &loss, &tokens, err, errlen) != 0)
+        rc = EXIT_RUNTIME;
+    if (rc == EXIT_OK)
+        printf("{\"eval_loss\": %.9g, \"eval_tokens\": %" PRId64 ", \"data\": \"%s\"}\n", loss,
+               tokens, cfg->data.valid.n > 0 ? "valid" : "train");
+    graph_destroy(g);
+    lora_free(lora);
+    model_free(m);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *config = NULL, *adapter = NULL;
+    const char **sets = calloc((size_t)argc + 1, sizeof *sets);
+    int n_sets = 0, rc = 0;
+    if (!sets) return 1;
+    for (int i = 1; i < argc && rc == 0; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            eval_usage(stdout);
+            free(sets);
+            return 0;
+        }
+        if (strcmp(argv[i], "--adapter") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "lorafit eval: --adapter needs a directory\n");
+                rc = EXIT_USAGE;
+                break;
+            }
+            adapter = argv[++i];
+            continue;
+        }
+        rc = cmd_parse_config_args("eval", argc, argv, &i, &config, sets, &n_sets);
+    }
+    if (rc == 0 && !config) {
+        eval_usage(stderr);
+        rc = EXIT_USAGE;
+    }
+    Config cfg;
+    char err[2048] = "";
+    if (rc == 0) rc = cmd_load_config(config, sets, n_sets, &cfg, err, sizeof err);
+    if (rc == 0) {
+        rc = run_eval(&cfg, adapter, err, sizeof err);
+        config_free(&cfg);
+    }
+    if (err[0]) fprintf(stderr, "lorafit eval: %s\n", err);
+    free(sets);
+    return rc;
+}

@@ -1,0 +1,129 @@
+/* trainer/cli/inspect.c — `lorafit inspect FILE.safetensors | DIR`.
+ *
+ * A file: every tensor (name, dtype, shape), the metadata and the parameter count. A
+ * directory: its config (config.json or adapter_config.json, parsed and validated) and then
+ * each safetensors file it holds (model.safetensors, the shards of an index, or
+ * adapter_model.safetensors). */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "trainer/cli/cli.h"
+#include "trainer/model/model.h"
+#include "trainer/store/store.h"
+
+static void inspect_usage(FILE *out) {
+    fprintf(out, "usage: lorafit inspect FILE.safetensors | DIR\n"
+                 "  Lists tensors (name, dtype, shape), metadata and parameter count; for a\n"
+                 "  model or adapter directory also the parsed config.\n");
+}
+
+static void print_file(const SafeTensors *st) {
+    printf("file %s (%zu bytes)\n", st_path(st), st_file_size(st));
+    for (int i = 0; i < st_metadata_count(st); i++) {
+        const char *k, *v;
+        st_metadata_at(st, i, &k, &v);
+        printf("  metadata %s = %s\n", k, v);
+    }
+    int64_t params = 0;
+    for (int i = 0; i < st_count(st); i++) {
+        const StTensor *t = st_tensor_at(st, i);
+        printf("  %-64s %-4s [", t->name, st_dtype_name(t->dtype));
+        for (int d = 0; d < t->ndim; d++) printf(d ? ", %lld" : "%lld", (long long)t->shape[d]);
+        printf("]\n");
+        params += t->numel;
+    }
+    printf("  %d tensors, %lld parameters\n", st_count(st), (long long)params);
+}
+
+static int inspect_file(const char *path) {
+    char err[1024];
+    SafeTensors *st = st_open(path, err, sizeof err);
+    if (!st) {
+        fprintf(stderr, "lorafit inspect: %s\n", err);
+        return 1;
+    }
+    print_file(st);
+    st_close(st);
+    return 0;
+}
+
+static void print_config(const ModelConfig *c) {
+    printf("model %s (%s)\n", hf_arch_name(c->arch), c->model_type);
+    printf("  hidden_size %d, intermediate_size %d, layers %d, heads %d, kv_heads %d, "
+           "head_dim %d, vocab %d\n",
+           c->hidden_size, c->intermediate_size, c->num_hidden_layers, c->num_attention_heads,
+           c->num_key_value_heads, c->head_dim, c->vocab_size);
+    printf("  max_position_embeddings %d, rms_norm_eps %g, rope_theta %g, tied %s, "
+           "qkv_bias %s, o_bias %s\n",
+           c->max_position_embeddings, c->rms_norm_eps, c->rope_theta,
+           c->tie_word_embeddings ? "yes" : "no", c->qkv_bias ? "yes" : "no",
+           c->o_bias ? "yes" : "no");
+    if (c->rope_scaling.llama3)
+        printf("  rope_scaling llama3: factor %g, low_freq_factor %g, high_freq_factor %g, "
+               "original_max_position_embeddings %d\n",
+               c->rope_scaling.factor, c->rope_scaling.low_freq_factor,
+               c->rope_scaling.high_freq_factor, c->rope_scaling.original_max_position_embeddings);
+}
+
+static bool exists(const char *path) {
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+static int inspect_dir(const char *dir) {
+    char path[4096], err[1024];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    if (exists(path)) {
+        ModelConfig cfg;
+        if (hf_config_load(path, &cfg, err, sizeof err) != 0) {
+            fprintf(stderr, "lorafit inspect: %s\n", err);
+            return 1;
+        }
+        print_config(&cfg);
+        StCheckpoint *c = st_checkpoint_open(dir, err, sizeof err);
+        if (!c) {
+            fprintf(stderr, "lorafit inspect: %s\n", err);
+            return 1;
+        }
+        for (int i = 0; i < st_checkpoint_shards(c); i++) print_file(st_checkpoint_shard(c, i));
+        st_checkpoint_close(c);
+        return 0;
+    }
+    snprintf(path, sizeof path, "%s/adapter_config.json", dir);
+    if (exists(path)) {
+        json_error_t je;
+        json_t *root = json_load_file(path, 0, &je);
+        if (!root) {
+            fprintf(stderr, "lorafit inspect: %s:%d:%d: %s\n", path, je.line, je.column, je.text);
+            return 1;
+        }
+        char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+        printf("adapter config %s\n%s\n", path, text ? text : "");
+        free(text);
+        json_decref(root);
+        snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
+        return inspect_file(path);
+    }
+    fprintf(stderr, "lorafit inspect: %s has neither config.json nor adapter_config.json\n", dir);
+    return 1;
+}
+
+int cmd_inspect(int argc, char **argv) {
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        inspect_usage(stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-') {
+        inspect_usage(stderr);
+        return EXIT_USAGE;
+    }
+    struct stat sb;
+    if (stat(argv[1], &sb) != 0) {
+        fprintf(stderr, "lorafit inspect: %s: no such file or directory\n", argv[1]);
+        return 1;
+    }
+    return S_ISDIR(sb.st_mode) ? inspect_dir(argv[1]) : inspect_file(argv[1]);
+}

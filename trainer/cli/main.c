@@ -1,0 +1,50 @@
+/* trainer/cli/main.c — the lorafit command line: dispatches to one command per file. */
+#include <stdio.h>
+#include <string.h>
+
+#include "trainer/cli/cli.h"
+
+#define LORAFIT_VERSION "0.1.0"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} Command;
+
+static const Command commands[] = {
+    {"train", cmd_train, "train CONFIG.yaml [--set KEY=VALUE]... [--resume [CHECKPOINT_DIR]]"},
+    {"export", cmd_export, "export CHECKPOINT_DIR --out DIR [--dtype f32|bf16|f16]"},
+    {"eval", cmd_eval, "eval CONFIG.yaml [--adapter DIR]"},
+    {"inspect", cmd_inspect, "inspect FILE.safetensors | DIR   tensors, dtypes, shapes, config"},
+    {"generate", cmd_generate,
+     "generate --model DIR [--adapter DIR] --prompt-ids \"1 2 3\" [-n N] [--temperature T] "
+     "[--seed S]"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "usage: lorafit COMMAND [ARGS]\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  lorafit %s\n", commands[i].summary);
+    fprintf(out, "  lorafit --version | --help | COMMAND --help\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("lorafit %s\n", LORAFIT_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(argv[1], commands[i].name) == 0) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "lorafit: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

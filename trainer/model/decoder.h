@@ -1,0 +1,99 @@
+/* trainer/model/decoder.h — a frozen Llama-family model: loading, the forward pass, generation.
+ *
+ * Dimension letters (as in tensor/tensor.h): B batch, T sequence length, N = B*T rows,
+ * C hidden size, FF intermediate size, NH / NKV query / key-value heads, D head_dim,
+ * V vocabulary, L layers, R LoRA rank.
+ *
+ * Loading maps the Hugging Face tensor names onto Tensors. F32 weights are used in place
+ * from the read-only safetensors mapping (no copy: peak RSS stays near the file size);
+ * F16/BF16 weights (or F32 ones at an unaligned offset) are converted once into a single
+ * allocation. With dtype BF16 the weight matrices (embeddings, the linears, lm_head) stay
+ * BF16 in memory: BF16 file tensors are used in place from the mapping, F32/F16 ones are
+ * rounded once (nearest even) into one allocation; norm weights and biases stay F32.
+ * tensor/ ops convert BF16 weights on the fly with results bit-identical to F32 weights
+ * holding the same values. The forward pass is built from tensor/ ops so backward reaches the LoRA
+ * tensors; the frozen weights never require gradients. */
+#ifndef LORAFIT_DECODER_H
+#define LORAFIT_DECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/tensor.h"
+#include "trainer/model/hf_config.h"
+
+/* RoPE cos/sin tables cover min(max_position_embeddings, this) positions. */
+#define MODEL_MAX_ROPE_POSITIONS 32768
+
+/* The seven linear modules of a layer, in PEFT target order. */
+typedef enum {
+    MODULE_Q,
+    MODULE_K,
+    MODULE_V,
+    MODULE_O,
+    MODULE_GATE,
+    MODULE_UP,
+    MODULE_DOWN,
+    MODULE_COUNT
+} ModelModule;
+
+typedef struct Model Model;
+typedef struct Lora Lora;
+
+typedef enum { MODEL_F32, MODEL_BF16 } ModelDtype;
+
+/* DIR holds config.json and model.safetensors (or model.safetensors.index.json + shards).
+ * model_load keeps every weight F32 (model_load_dtype with MODEL_F32). */
+Model *model_load(const char *dir, char *err, size_t errlen);
+Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t errlen);
+ModelDtype model_dtype(const Model *m);
+void model_free(Model *m);
+const ModelConfig *model_config(const Model *m);
+int model_max_positions(const Model *m); /* rows of the RoPE tables */
+size_t model_param_count(const Model *m);
+size_t model_converted_bytes(const Model *m); /* heap bytes holding converted weights */
+size_t model_weight_bytes(const Model *m);    /* bytes of all frozen weights, mapped or heap */
+
+/* "q_proj" ... "down_proj"; "self_attn" or "mlp". */
+const char *model_module_name(ModelModule mod);
+/* "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj" into out (for messages). */
+void model_module_list(char *out, size_t len);
+const char *model_module_parent(ModelModule mod);
+/* Shape of a layer's linear: W (out, in). */
+void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in);
+/* The frozen weight (out, in) and bias (out) or NULL of a layer's linear. */
+const Tensor *model_weight(const Model *m, int layer, ModelModule mod);
+const Tensor *model_bias(const Model *m, int layer, ModelModule mod);
+
+/* ids, pos, segment (B*T) -> logits (B*T, V). ids must be in [0, V) and pos in
+ * [0, model_max_positions) (the caller validates). segment NULL = one segment per row.
+ * pos NULL = 0..T-1 in every row. lora NULL = the base model. dropout_seed is mixed with
+ * the layer and module index so every LoRA module gets its own mask. NULL on arena
+ * failure (graph_failed). */
+Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                      const int32_t *pos, const int32_t *segment, int batch, int seq_len,
+                      uint64_t dropout_seed);
+
+/* The same without LoRA dropout (evaluation and generation). */
+Tensor *model_forward_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                           const int32_t *pos, const int32_t *segment, int batch, int seq_len);
+
+/* The same two without the lm_head: the final-norm output (B*T, C), for the fused
+ * op_lm_head_cross_entropy(g, hidden, model_lm_head(m), targets, &n). */
+Tensor *model_forward_hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
+                             uint64_t dropout_seed);
+Tensor *model_forward_hidden_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
+                                  const int32_t *pos, const int32_t *segment, int batch,
+                                  int seq_len);
+/* lm_head (V, C): F32 or BF16 (model dtype); the embedding table when tied. */
+const Tensor *model_lm_head(const Model *m);
+
+/* Extends prompt (n_prompt ids) by n_new tokens into out (n_prompt + n_new ids, prompt
+ * first). temperature 0 = greedy (first maximum on ties); otherwise samples from
+ * softmax(logits / temperature) with the project PRNG seeded by seed. Recomputes the whole
+ * prefix per token (fine for the small models this is for). */
+int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int n_prompt, int n_new,
+                   float temperature, uint64_t seed, int32_t *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,69 @@
+/* trainer/model/generate.c — greedy and seeded temperature sampling (see model.h).
+ *
+ * The whole prefix is recomputed for every new token (no KV cache): the models this is
+ * for are small, and it reuses the training forward pass unchanged, so what generate
+ * prints is exactly what the trained adapter computes. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer/model/internal.h"
+
+/* Index of the sampled token from one row of logits (V). */
+static int32_t pick_token(const float *logits, int v, float temperature, Rng *rng) {
+    int32_t best = 0;
+    for (int i = 1; i < v; i++)
+        if (logits[i] > logits[best]) best = i;
+    if (temperature <= 0) return best;
+    /* softmax(logits / T) in double, then inverse-CDF sampling in index order. */
+    double total = 0;
+    for (int i = 0; i < v; i++) total += exp(((double)logits[i] - logits[best]) / temperature);
+    double u = rng_uniform(rng) * total, acc = 0;
+    for (int i = 0; i < v; i++) {
+        acc += exp(((double)logits[i] - logits[best]) / temperature);
+        if (u < acc) return i;
+    }
+    return best;
+}
+
+int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int n_prompt, int n_new,
+                   float temperature, uint64_t seed, int32_t *out, char *err, size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    if (n_prompt < 1 || n_new < 0 || n_prompt + n_new > m->max_pos || !(temperature >= 0)) {
+        snprintf(err, errlen,
+                 "generate: need at least one prompt id, n >= 0, temperature >= 0 "
+                 "and prompt + n <= %d positions",
+                 m->max_pos);
+        return -1;
+    }
+    for (int i = 0; i < n_prompt; i++) {
+        if (prompt[i] < 0 || prompt[i] >= c->vocab_size) {
+            snprintf(err, errlen, "generate: prompt id %d at position %d is outside [0, %d)",
+                     prompt[i], i, c->vocab_size);
+            return -1;
+        }
+        out[i] = prompt[i];
+    }
+    Graph *g = graph_create();
+    if (!g) {
+        snprintf(err, errlen, "generate: out of memory");
+        return -1;
+    }
+    Rng rng;
+    rng_seed(&rng, seed, 0);
+    int rc = 0;
+    for (int t = n_prompt; t < n_prompt + n_new; t++) {
+        graph_reset(g);
+        Tensor *logits = model_forward_eval(m, lora, g, out, NULL, NULL, 1, t);
+        if (!logits) {
+            snprintf(err, errlen, "generate: forward pass at position %d: %s", t, graph_error(g));
+            rc = -1;
+            break;
+        }
+        out[t] = pick_token(logits->data + (size_t)(t - 1) * c->vocab_size, c->vocab_size,
+                            temperature, &rng);
+    }
+    graph_destroy(g);
+    return rc;
+}

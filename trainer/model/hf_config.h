@@ -1,0 +1,53 @@
+/* trainer/model/hf_config.h — a Hugging Face config.json for the Llama family, parsed and checked.
+ *
+ * Supported: LlamaForCausalLM / llama, MistralForCausalLM / mistral, Qwen2ForCausalLM /
+ * qwen2, with hidden_act silu and rope_scaling null or llama3. Anything else is an error
+ * naming the field. Mistral/Qwen2 sliding-window attention is ignored: lorafit always uses
+ * full causal attention, which is what those models do for sequences no longer than the
+ * window (and Qwen2 with use_sliding_window false). */
+#ifndef LORAFIT_HF_CONFIG_H
+#define LORAFIT_HF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum { ARCH_LLAMA, ARCH_MISTRAL, ARCH_QWEN2 } ModelArch;
+
+typedef struct RopeScaling {
+    bool llama3; /* false: plain RoPE */
+    double factor, low_freq_factor, high_freq_factor;
+    int original_max_position_embeddings;
+} RopeScaling;
+
+typedef struct ModelConfig {
+    ModelArch arch;
+    char model_type[16];
+    int hidden_size;       /* C */
+    int intermediate_size; /* FF */
+    int num_hidden_layers; /* L */
+    int num_attention_heads;
+    int num_key_value_heads;
+    int head_dim;   /* D */
+    int vocab_size; /* V */
+    int max_position_embeddings;
+    double rms_norm_eps;
+    double rope_theta;
+    bool tie_word_embeddings;
+    bool qkv_bias; /* q/k/v projections have biases (Qwen2, or attention_bias) */
+    bool o_bias;   /* o_proj has a bias (Llama/Mistral attention_bias) */
+    bool mlp_bias; /* Llama mlp_bias */
+    RopeScaling rope_scaling;
+    int bos_token_id, eos_token_id; /* -1 when absent */
+} ModelConfig;
+
+/* Parses a config.json file. Errors name the file and the key. */
+int hf_config_load(const char *path, ModelConfig *cfg, char *err, size_t errlen);
+/* Same, from a JSON text (what_for names it in messages). */
+int hf_config_parse(const char *json, size_t len, const char *what_for, ModelConfig *cfg, char *err,
+                    size_t errlen);
+const char *hf_arch_name(ModelArch a); /* "LlamaForCausalLM" ... */
+/* inv_freq[i] for i < head_dim/2, computed in double; with llama3 scaling applied exactly as
+ * transformers' _compute_llama3_parameters does. */
+void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq);
+
+#endif

@@ -1,0 +1,353 @@
+/* trainer/model/load.c — config.json + safetensors -> Model (see model.h).
+ *
+ * Two passes over the expected tensor list: the first checks every name, dtype and shape
+ * and sizes the conversion buffers; the second points tensors of the wanted dtype into the
+ * mapping and converts the rest. A mismatch names the tensor and both shapes.
+ *
+ * With dtype BF16 only the matrices (2-D slots) become BF16: norm weights and biases are
+ * tiny and the ops want them F32. The pages of an F32/F16 source converted to BF16 are
+ * dropped from the mapping afterwards (madvise), so resident memory is the BF16 copy, not
+ * both; they would be re-read from the file if anything touched them again. */
+#include "trainer/model/internal.h"
+
+#include <math.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const module_names[MODULE_COUNT] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
+                                                       "gate_proj", "up_proj", "down_proj"};
+
+const char *model_module_name(ModelModule mod) {
+    return (unsigned)mod < MODULE_COUNT ? module_names[mod] : "?";
+}
+
+void model_module_list(char *out, size_t len) {
+    size_t n = 0;
+    if (len) out[0] = '\0';
+    for (int m = 0; m < MODULE_COUNT && n < len; m++) {
+        int w = snprintf(out + n, len - n, m ? ", %s" : "%s", module_names[m]);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+}
+
+const char *model_module_parent(ModelModule mod) {
+    return mod <= MODULE_O ? "self_attn" : "mlp";
+}
+
+void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
+    int c = cfg->hidden_size, q = cfg->num_attention_heads * cfg->head_dim,
+        kv = cfg->num_key_value_heads * cfg->head_dim, ff = cfg->intermediate_size;
+    switch (mod) {
+    case MODULE_Q:
+        *out = q, *in = c;
+        break;
+    case MODULE_K:
+    case MODULE_V:
+        *out = kv, *in = c;
+        break;
+    case MODULE_O:
+        *out = c, *in = q;
+        break;
+    case MODULE_GATE:
+    case MODULE_UP:
+        *out = ff, *in = c;
+        break;
+    default:
+        *out = c, *in = ff;
+        break;
+    }
+}
+
+/* One expected tensor: where it goes and what shape it must have. */
+typedef struct {
+    char name[128];
+    Tensor *dst;
+    int ndim;
+    int64_t shape[2];
+    const StTensor *src;
+} Slot;
+
+typedef struct {
+    Slot *slots;
+    int n;
+} SlotList;
+
+static void expect(SlotList *l, Tensor *dst, int64_t d0, int64_t d1, const char *fmt, int layer,
+                   const char *a, const char *b) {
+    Slot *s = &l->slots[l->n++];
+    snprintf(s->name, sizeof s->name, fmt, layer, a, b);
+    s->dst = dst;
+    s->ndim = d1 ? 2 : 1;
+    s->shape[0] = d0;
+    s->shape[1] = d1;
+}
+
+static void list_slots(Model *m, SlotList *l) {
+    const ModelConfig *c = &m->cfg;
+    expect(l, &m->embed, c->vocab_size, c->hidden_size, "model.embed_tokens.weight%.0d%s%s", 0, "",
+           "");
+    for (int i = 0; i < c->num_hidden_layers; i++) {
+        ModelLayer *L = &m->layers[i];
+        expect(l, &L->attn_norm, c->hidden_size, 0, "model.layers.%d.%s%s", i,
+               "input_layernorm.weight", "");
+        expect(l, &L->ffn_norm, c->hidden_size, 0, "model.layers.%d.%s%s", i,
+               "post_attention_layernorm.weight", "");
+        for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            int out, in;
+            model_module_dims(c, (ModelModule)mod, &out, &in);
+            char leaf[64];
+            snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
+                     module_names[mod]);
+            expect(l, &L->w[mod], out, in, "model.layers.%d.%s%s", i, leaf, ".weight");
+            bool bias = (mod <= MODULE_V && c->qkv_bias) || (mod == MODULE_O && c->o_bias);
+            if (bias) expect(l, &L->b[mod], out, 0, "model.layers.%d.%s%s", i, leaf, ".bias");
+        }
+    }
+    expect(l, &m->final_norm, c->hidden_size, 0, "model.norm.weight%.0d%s%s", 0, "", "");
+    if (!c->tie_word_embeddings)
+        expect(l, &m->lm_head, c->vocab_size, c->hidden_size, "lm_head.weight%.0d%s%s", 0, "", "");
+}
+
+static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
+    size_t at = (size_t)snprintf(buf, n, "[");
+    for (int d = 0; d < ndim && at < n; d++)
+        at += (size_t)snprintf(buf + at, n - at, d ? ", %lld" : "%lld", (long long)shape[d]);
+    if (at < n) snprintf(buf + at, n - at, "]");
+}
+
+/* Does slot s end up BF16 in memory? */
+static bool slot_bf16(const Model *m, const Slot *s) {
+    return m->dtype == MODEL_BF16 && s->ndim == 2;
+}
+
+static bool slot_in_place(const Model *m, const Slot *s) {
+    if (slot_bf16(m, s))
+        return s->src->dtype == ST_BF16 && (uintptr_t)s->src->data % sizeof(uint16_t) == 0;
+    return s->src->dtype == ST_F32 && (uintptr_t)s->src->data % sizeof(float) == 0;
+}
+
+static int check_slot(const Model *m, Slot *s, const char *dir, size_t *convert_floats,
+                      size_t *convert_halves, char *err, size_t errlen) {
+    s->src = st_checkpoint_find(m->ckpt, s->name);
+    if (!s->src) {
+        snprintf(err, errlen, "%s: tensor '%s' is missing (config.json needs it%s)", dir, s->name,
+                 strstr(s->name, "lm_head") ? ": tie_word_embeddings is false" : "");
+        return -1;
+    }
+    const StTensor *t = s->src;
+    bool same = t->ndim == s->ndim;
+    for (int d = 0; same && d < s->ndim; d++) same = t->shape[d] == s->shape[d];
+    if (!same) {
+        char want[64], got[128];
+        shape_str(want, sizeof want, s->ndim, s->shape);
+        shape_str(got, sizeof got, t->ndim, t->shape);
+        snprintf(err, errlen, "%s: tensor '%s' has shape %s but config.json implies %s", dir,
+                 s->name, got, want);
+        return -1;
+    }
+    if (t->dtype != ST_F32 && t->dtype != ST_F16 && t->dtype != ST_BF16) {
+        snprintf(err, errlen, "%s: tensor '%s' has dtype %s (expected F32, F16 or BF16)", dir,
+                 s->name, st_dtype_name(t->dtype));
+        return -1;
+    }
+    if (!slot_in_place(m, s))
+        *(slot_bf16(m, s) ? convert_halves : convert_floats) += (size_t)t->numel;
+    return 0;
+}
+
+/* An F32, F16 or BF16 source rounded to BF16 (nearest even). */
+static void to_bf16(const StTensor *t, uint16_t *out) {
+    const uint8_t *p = t->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < t->numel; i++) {
+        if (t->dtype == ST_F32) {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 |
+                         (uint32_t)p[4 * i + 2] << 16 | (uint32_t)p[4 * i + 3] << 24;
+            float f;
+            memcpy(&f, &u, sizeof f);
+            out[i] = tensor_float_to_bf16(f);
+        } else {
+            uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
+            out[i] = t->dtype == ST_F16 ? tensor_float_to_bf16(st_f16_to_float(h)) : h;
+        }
+    }
+}
+
+/* Drops the whole pages of a converted source from the mapping (see the top comment). */
+static void drop_source_pages(const StTensor *t) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t begin =
+        ((uintptr_t)t->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t end = ((uintptr_t)t->data + t->nbytes) / (uintptr_t)page * (uintptr_t)page;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
+/* Points slot s at its data: in place, or converted at *next_f / *next_h. */
+static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, char *err,
+                      size_t errlen) {
+    const StTensor *t = s->src;
+    if (slot_bf16(m, s)) {
+        const uint16_t *bits = t->data;
+        if (!slot_in_place(m, s)) {
+            to_bf16(t, *next_h);
+            drop_source_pages(t);
+            bits = *next_h;
+            *next_h += t->numel;
+        }
+        tensor_init_bf16(s->dst, bits, s->ndim, s->shape);
+        m->weight_bytes += (size_t)t->numel * sizeof(uint16_t);
+        return 0;
+    }
+    float *data = (float *)t->data; /* read-only mapping; frozen weights are never written */
+    if (!slot_in_place(m, s)) {
+        data = *next_f;
+        *next_f += t->numel;
+        if (st_to_float(t, data, err, errlen) != 0) return -1;
+    }
+    tensor_init(s->dst, data, s->ndim, s->shape);
+    m->weight_bytes += (size_t)t->numel * sizeof(float);
+    return 0;
+}
+
+static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    int max_slots = 3 + c->num_hidden_layers * (2 + 2 * MODULE_COUNT);
+    SlotList l = {calloc((size_t)max_slots, sizeof(Slot)), 0};
+    if (!l.slots) {
+        snprintf(err, errlen, "%s: out of memory", dir);
+        return -1;
+    }
+    list_slots(m, &l);
+    size_t convert = 0, convert_bf16 = 0;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < l.n; i++)
+        rc = check_slot(m, &l.slots[i], dir, &convert, &convert_bf16, err, errlen);
+    if (rc == 0 && convert) {
+        m->converted = malloc(convert * sizeof(float));
+        m->converted_bytes += convert * sizeof(float);
+        if (!m->converted) {
+            snprintf(err, errlen, "%s: out of memory converting %zu weights to F32", dir, convert);
+            rc = -1;
+        }
+    }
+    if (rc == 0 && convert_bf16) {
+        m->converted_bf16 = malloc(convert_bf16 * sizeof(uint16_t));
+        m->converted_bytes += convert_bf16 * sizeof(uint16_t);
+        if (!m->converted_bf16) {
+            snprintf(err, errlen, "%s: out of memory converting %zu weights to BF16", dir,
+                     convert_bf16);
+            rc = -1;
+        }
+    }
+    float *next_f = m->converted;
+    uint16_t *next_h = m->converted_bf16;
+    for (int i = 0; rc == 0 && i < l.n; i++) {
+        rc = place_slot(m, &l.slots[i], &next_f, &next_h, err, errlen);
+        m->param_count += (size_t)l.slots[i].src->numel;
+    }
+    if (c->tie_word_embeddings) m->lm_head = m->embed;
+    free(l.slots);
+    return rc;
+}
+
+/* cos/sin of pos * inv_freq in double, rounded to float once. */
+static int build_rope_tables(Model *m, char *err, size_t errlen) {
+    int half = m->cfg.head_dim / 2;
+    m->max_pos = m->cfg.max_position_embeddings < MODEL_MAX_ROPE_POSITIONS
+                     ? m->cfg.max_position_embeddings
+                     : MODEL_MAX_ROPE_POSITIONS;
+    size_t n = (size_t)m->max_pos * (size_t)half;
+    double *inv_freq = malloc((size_t)half * sizeof *inv_freq);
+    m->rope_cos = malloc(n * sizeof(float));
+    m->rope_sin = malloc(n * sizeof(float));
+    if (!inv_freq || !m->rope_cos || !m->rope_sin) {
+        free(inv_freq);
+        snprintf(err, errlen, "out of memory for the RoPE tables");
+        return -1;
+    }
+    hf_rope_inv_freq(&m->cfg, inv_freq);
+    for (int p = 0; p < m->max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            double a = (double)p * inv_freq[i];
+            m->rope_cos[(size_t)p * half + i] = (float)cos(a);
+            m->rope_sin[(size_t)p * half + i] = (float)sin(a);
+        }
+    free(inv_freq);
+    return 0;
+}
+
+Model *model_load(const char *dir, char *err, size_t errlen) {
+    return model_load_dtype(dir, MODEL_F32, err, errlen);
+}
+
+Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t errlen) {
+    Model *m = calloc(1, sizeof *m);
+    if (!m) {
+        snprintf(err, errlen, "%s: out of memory", dir);
+        return NULL;
+    }
+    m->dtype = dtype;
+    char path[4096];
+    int rc = path_join(path, sizeof path, dir, "config.json", err, errlen);
+    if (rc == 0) rc = hf_config_load(path, &m->cfg, err, errlen);
+    if (rc == 0 && !(m->layers = calloc((size_t)m->cfg.num_hidden_layers, sizeof *m->layers))) {
+        snprintf(err, errlen, "%s: out of memory", dir);
+        rc = -1;
+    }
+    if (rc == 0 && !(m->ckpt = st_checkpoint_open(dir, err, errlen))) rc = -1;
+    if (rc == 0) rc = load_weights(m, dir, err, errlen);
+    if (rc == 0) rc = build_rope_tables(m, err, errlen);
+    if (rc != 0) {
+        model_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void model_free(Model *m) {
+    if (!m) return;
+    st_checkpoint_close(m->ckpt);
+    free(m->converted);
+    free(m->converted_bf16);
+    free(m->layers);
+    free(m->rope_cos);
+    free(m->rope_sin);
+    free(m);
+}
+
+const ModelConfig *model_config(const Model *m) {
+    return &m->cfg;
+}
+
+int model_max_positions(const Model *m) {
+    return m->max_pos;
+}
+
+size_t model_param_count(const Model *m) {
+    return m->param_count;
+}
+
+size_t model_converted_bytes(const Model *m) {
+    return m->converted_bytes;
+}
+
+size_t model_weight_bytes(const Model *m) {
+    return m->weight_bytes;
+}
+
+ModelDtype model_dtype(const Model *m) {
+    return m->dtype;
+}
+
+const Tensor *model_weight(const Model *m, int layer, ModelModule mod) {
+    return &m->layers[layer].w[mod];
+}
+
+const Tensor *model_bias(const Model *m, int layer, ModelModule mod) {
+    return m->layers[layer].b[mod].data ? &m->layers[layer].b[mod] : NULL;
+}

@@ -1,0 +1,393 @@
+/* trainer/model/lora.c — adapter memory, fresh init and the PEFT save/load (see lora.h). */
+#include "trainer/model/lora.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer/store/store.h"
+
+#define LORA_NAME_MAX 112
+
+struct Lora {
+    LoraSpec spec;
+    int n_layers;
+    float *params; /* every A and B, in tensor order */
+    float *grads;  /* same layout */
+    size_t n_params;
+    Tensor *tensors; /* (count) */
+    char (*names)[LORA_NAME_MAX];
+    int *in_dims; /* (count) fan-in of each tensor's module */
+    int count;
+    int (*index)[MODULE_COUNT]; /* (L, 7): tensor index of A, or -1 */
+};
+
+unsigned lora_parse_target(const char *name) {
+    for (int mod = 0; mod < MODULE_COUNT; mod++)
+        if (strcmp(name, model_module_name((ModelModule)mod)) == 0) return 1u << mod;
+    return 0;
+}
+
+Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen) {
+    const ModelConfig *c = model_config(m);
+    if (spec->r < 1 || spec->r > 65536 || !(spec->alpha > 0) || !(spec->dropout >= 0) ||
+        !(spec->dropout < 1) || (spec->targets & LORA_ALL) == 0 || (spec->targets & ~LORA_ALL)) {
+        snprintf(err, errlen,
+                 "lora: need r in [1, 65536], alpha > 0, dropout in [0, 1) and at "
+                 "least one known target module (got r %d, alpha %g, dropout %g)",
+                 spec->r, spec->alpha, spec->dropout);
+        return NULL;
+    }
+    Lora *l = calloc(1, sizeof *l);
+    if (!l) goto oom;
+    l->spec = *spec;
+    l->n_layers = c->num_hidden_layers;
+    int per_layer = __builtin_popcount(spec->targets);
+    int count = 2 * per_layer * l->n_layers;
+    l->tensors = calloc((size_t)count, sizeof *l->tensors);
+    l->names = calloc((size_t)count, sizeof *l->names);
+    l->in_dims = calloc((size_t)count, sizeof *l->in_dims);
+    l->index = calloc((size_t)l->n_layers, sizeof *l->index);
+    if (!l->tensors || !l->names || !l->in_dims || !l->index) goto oom;
+    size_t total = 0;
+    for (int mod = 0; mod < MODULE_COUNT; mod++) {
+        if (!(spec->targets & (1u << mod))) continue;
+        int out, in;
+        model_module_dims(c, (ModelModule)mod, &out, &in);
+        total += (size_t)spec->r * (size_t)(in + out) * (size_t)l->n_layers;
+    }
+    l->n_params = total;
+    l->params = calloc(total, sizeof(float));
+    l->grads = calloc(total, sizeof(float));
+    if (!l->params || !l->grads) goto oom;
+    size_t at = 0;
+    for (int i = 0; i < l->n_layers; i++)
+        for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            l->index[i][mod] = -1;
+            if (!(spec->targets & (1u << mod))) continue;
+            int out, in;
+            model_module_dims(c, (ModelModule)mod, &out, &in);
+            l->index[i][mod] = l->count;
+            for (int ab = 0; ab < 2; ab++) {
+                int64_t shape[2] = {ab ? out : spec->r, ab ? spec->r : in};
+                Tensor *t = &l->tensors[l->count];
+                tensor_init(t, l->params + at, 2, shape);
+                t->grad = l->grads + at;
+                t->requires_grad = true;
+                snprintf(l->names[l->count], LORA_NAME_MAX,
+                         "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", i,
+                         model_module_parent((ModelModule)mod), model_module_name((ModelModule)mod),
+                         ab ? 'B' : 'A');
+                l->in_dims[l->count] = in;
+                at += (size_t)t->size;
+                l->count++;
+            }
+        }
+    return l;
+oom:
+    lora_free(l);
+    snprintf(err, errlen, "lora: out of memory");
+    return NULL;
+}
+
+void lora_free(Lora *l) {
+    if (!l) return;
+    free(l->params);
+    free(l->grads);
+    free(l->tensors);
+    free(l->names);
+    free(l->in_dims);
+    free(l->index);
+    free(l);
+}
+
+void lora_init_fresh(Lora *l, uint64_t seed) {
+    for (int i = 0; i < l->count; i++) {
+        Tensor *t = &l->tensors[i];
+        bool is_b = i % 2 == 1;
+        if (is_b) {
+            memset(t->data, 0, (size_t)t->size * sizeof(float));
+            continue;
+        }
+        Rng r;
+        rng_seed(&r, seed, (uint64_t)i);
+        double bound = 1.0 / sqrt((double)l->in_dims[i]);
+        for (int64_t k = 0; k < t->size; k++)
+            t->data[k] = (float)((2.0 * rng_uniform(&r) - 1.0) * bound);
+    }
+}
+
+int lora_count(const Lora *l) {
+    return l->count;
+}
+
+Tensor *lora_tensor(const Lora *l, int i, const char **peft_name) {
+    if (i < 0 || i >= l->count) return NULL;
+    if (peft_name) *peft_name = l->names[i];
+    return &l->tensors[i];
+}
+
+float lora_scaling(const Lora *l) {
+    return l->spec.rslora ? (float)(l->spec.alpha / sqrt((double)l->spec.r))
+                          : l->spec.alpha / (float)l->spec.r;
+}
+
+const LoraSpec *lora_spec(const Lora *l) {
+    return &l->spec;
+}
+
+bool lora_module(const Lora *l, int layer, ModelModule mod, Tensor **A, Tensor **B) {
+    if (layer < 0 || layer >= l->n_layers || (unsigned)mod >= MODULE_COUNT) return false;
+    int i = l->index[layer][mod];
+    if (i < 0) return false;
+    *A = &l->tensors[i];
+    *B = &l->tensors[i + 1];
+    return true;
+}
+
+float *lora_params(const Lora *l, size_t *n) {
+    *n = l->n_params;
+    return l->params;
+}
+
+float *lora_grads(const Lora *l, size_t *n) {
+    *n = l->n_params;
+    return l->grads;
+}
+
+void lora_zero_grad(Lora *l) {
+    memset(l->grads, 0, l->n_params * sizeof(float));
+}
+
+/* ---- PEFT adapter_config.json ------------------------------------------------------ */
+
+/* The float as the shortest decimal that reads back to it (0.05f -> 0.05, not
+ * 0.05000000074505806), as Python writes the value the user typed. */
+static double shortest_decimal(float f) {
+    char buf[32];
+    for (int digits = 1; digits <= 9; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, (double)f);
+        double d = strtod(buf, NULL);
+        if ((float)d == f) return d;
+    }
+    return (double)f;
+}
+
+static json_t *number_json(float f) {
+    double v = shortest_decimal(f);
+    return v == floor(v) && fabs(v) < 1e15 ? json_integer((json_int_t)v) : json_real(v);
+}
+
+/* adapter_config.json's target_modules list -> a LORA_* bit mask. */
+static int parse_targets(json_t *targets, const char *path, unsigned *mask, char *err,
+                         size_t errlen) {
+    size_t i;
+    json_t *t;
+    *mask = 0;
+    json_array_foreach(targets, i, t) {
+        unsigned bit = json_is_string(t) ? lora_parse_target(json_string_value(t)) : 0;
+        if (!bit) {
+            char names[128];
+            model_module_list(names, sizeof names);
+            snprintf(err, errlen, "%s: target_modules[%zu] is not one of %s", path, i, names);
+            return -1;
+        }
+        *mask |= bit;
+    }
+    return 0;
+}
+
+static int check_adapter_config(const Lora *l, const char *path, char *err, size_t errlen) {
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        return -1;
+    }
+    int rc = -1;
+    json_t *r = json_object_get(root, "r"), *alpha = json_object_get(root, "lora_alpha"),
+           *targets = json_object_get(root, "target_modules"),
+           *rs = json_object_get(root, "use_rslora"), *peft = json_object_get(root, "peft_type"),
+           *dora = json_object_get(root, "use_dora"), *bias = json_object_get(root, "bias");
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s: not a JSON object", path);
+    } else if (peft && (!json_is_string(peft) || strcmp(json_string_value(peft), "LORA"))) {
+        snprintf(err, errlen, "%s: peft_type must be \"LORA\"", path);
+    } else if (json_is_true(dora)) {
+        snprintf(err, errlen, "%s: use_dora: DoRA adapters are not supported", path);
+    } else if (bias && (!json_is_string(bias) || strcmp(json_string_value(bias), "none"))) {
+        snprintf(err, errlen, "%s: bias must be \"none\" (trained biases are not supported)", path);
+    } else if (!json_is_integer(r) || json_integer_value(r) != l->spec.r) {
+        snprintf(err, errlen, "%s: r is %s%lld but the run uses lora.r = %d", path,
+                 json_is_integer(r) ? "" : "missing/not an integer ",
+                 json_is_integer(r) ? (long long)json_integer_value(r) : 0LL, l->spec.r);
+    } else if (!json_is_number(alpha) ||
+               fabs(json_number_value(alpha) - l->spec.alpha) > 1e-6 * fabs(l->spec.alpha)) {
+        snprintf(err, errlen, "%s: lora_alpha is %g but the run uses lora.alpha = %g", path,
+                 json_is_number(alpha) ? json_number_value(alpha) : NAN, l->spec.alpha);
+    } else if (rs && json_is_true(rs) != l->spec.rslora) {
+        snprintf(err, errlen, "%s: use_rslora is %s but the run uses lora.rslora = %s", path,
+                 json_is_true(rs) ? "true" : "false", l->spec.rslora ? "true" : "false");
+    } else if (!json_is_array(targets)) {
+        snprintf(err, errlen, "%s: target_modules must be a list of module names", path);
+    } else {
+        unsigned mask = 0;
+        rc = parse_targets(targets, path, &mask, err, errlen);
+        if (rc == 0 && mask != l->spec.targets) {
+            snprintf(err, errlen,
+                     "%s: target_modules differ from the run's "
+                     "lora.target_modules",
+                     path);
+            rc = -1;
+        }
+    }
+    json_decref(root);
+    return rc;
+}
+
+int lora_read_peft_spec(const char *dir, LoraSpec *spec, char *err, size_t errlen) {
+    char path[4096];
+    if (path_join(path, sizeof path, dir, "adapter_config.json", err, errlen) != 0) return -1;
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) {
+        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+        return -1;
+    }
+    json_t *r = json_object_get(root, "r"), *alpha = json_object_get(root, "lora_alpha"),
+           *targets = json_object_get(root, "target_modules");
+    memset(spec, 0, sizeof *spec);
+    int rc = 0;
+    if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 65536 ||
+        !json_is_number(alpha) || !json_is_array(targets)) {
+        snprintf(err, errlen,
+                 "%s: need integer \"r\" >= 1, numeric \"lora_alpha\" and a "
+                 "\"target_modules\" list",
+                 path);
+        rc = -1;
+    } else {
+        spec->r = (int)json_integer_value(r);
+        spec->alpha = (float)json_number_value(alpha);
+        spec->rslora = json_is_true(json_object_get(root, "use_rslora"));
+        rc = parse_targets(targets, path, &spec->targets, err, errlen);
+    }
+    json_decref(root);
+    return rc;
+}
+
+static const StTensor *find_adapter_tensor(const SafeTensors *st, const char *name) {
+    const StTensor *t = st_find(st, name);
+    if (t) return t;
+    /* PEFT in memory calls them "...lora_A.default.weight"; files normally drop ".default". */
+    char alt[LORA_NAME_MAX + 16];
+    const char *dot = strrchr(name, '.'); /* ".weight" */
+    snprintf(alt, sizeof alt, "%.*s.default%s", (int)(dot - name), name, dot);
+    return st_find(st, alt);
+}
+
+int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen) {
+    char path[4096];
+    if (path_join(path, sizeof path, dir, "adapter_config.json", err, errlen) != 0 ||
+        check_adapter_config(l, path, err, errlen) != 0 ||
+        path_join(path, sizeof path, dir, "adapter_model.safetensors", err, errlen) != 0)
+        return -1;
+    SafeTensors *st = st_open(path, err, errlen);
+    if (!st) return -1;
+    int rc = 0;
+    if (st_count(st) != l->count) {
+        snprintf(err, errlen, "%s: %d tensors but r/target_modules imply %d", path, st_count(st),
+                 l->count);
+        rc = -1;
+    }
+    for (int i = 0; rc == 0 && i < l->count; i++) {
+        Tensor *t = &l->tensors[i];
+        const StTensor *s = find_adapter_tensor(st, l->names[i]);
+        if (!s) {
+            snprintf(err, errlen, "%s: tensor '%s' is missing", path, l->names[i]);
+            rc = -1;
+        } else if (s->ndim != 2 || s->shape[0] != t->shape[0] || s->shape[1] != t->shape[1]) {
+            snprintf(err, errlen, "%s: tensor '%s' must have shape [%lld, %lld]", path, l->names[i],
+                     (long long)t->shape[0], (long long)t->shape[1]);
+            rc = -1;
+        } else {
+            rc = st_to_float(s, t->data, err, errlen);
+        }
+    }
+    st_close(st);
+    return rc;
+}
+
+static int save_config(const Lora *l, const char *dir, const char *base_model_name, char *err,
+                       size_t errlen) {
+    json_t *targets = json_array();
+    for (int mod = 0; mod < MODULE_COUNT; mod++)
+        if (l->spec.targets & (1u << mod))
+            json_array_append_new(targets, json_string(model_module_name((ModelModule)mod)));
+    json_t *root = json_pack(
+        "{s:s, s:s, s:i, s:o, s:o, s:o, s:s, s:b, s:b, s:b, s:b, s:b, s:s?, s:n}", "peft_type",
+        "LORA", "task_type", "CAUSAL_LM", "r", l->spec.r, "lora_alpha", number_json(l->spec.alpha),
+        "lora_dropout", json_real(shortest_decimal(l->spec.dropout)), "target_modules", targets,
+        "bias", "none", "use_rslora", l->spec.rslora, "use_dora", 0, "fan_in_fan_out", 0,
+        "init_lora_weights", 1, "inference_mode", 1, "base_model_name_or_path", base_model_name,
+        "modules_to_save");
+    char *text =
+        root ? json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9)) : NULL;
+    json_decref(root);
+    if (!text) {
+        snprintf(err, errlen,
+                 "%s: cannot build adapter_config.json (out of memory or "
+                 "base model name not UTF-8)",
+                 dir);
+        return -1;
+    }
+    char path[4096];
+    size_t n = strlen(text);
+    text[n] = '\n'; /* json_dumps leaves no newline; the NUL is not written */
+    int rc = path_join(path, sizeof path, dir, "adapter_config.json", err, errlen);
+    if (rc == 0) rc = fsio_write_file(path, text, n + 1, err, errlen);
+    free(text);
+    return rc;
+}
+
+int lora_save_peft(const Lora *l, const char *dir, const char *base_model_name, LoraDtype dtype,
+                   char *err, size_t errlen) {
+    StWriter *w = st_writer_new();
+    uint16_t *half = NULL;
+    if (!w || (dtype != LORA_F32 && !(half = malloc(l->n_params * sizeof *half)))) {
+        st_writer_free(w);
+        snprintf(err, errlen, "%s: out of memory saving the adapter", dir);
+        return -1;
+    }
+    StDtype st_dtype = dtype == LORA_BF16 ? ST_BF16 : dtype == LORA_F16 ? ST_F16 : ST_F32;
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < l->count; i++) {
+        const Tensor *t = &l->tensors[i];
+        const void *data = t->data;
+        if (half) {
+            uint16_t *h = half + (t->data - l->params);
+            tensor_floats_to_half(h, t->data, t->size, dtype == LORA_BF16);
+            data = h;
+        }
+        rc = st_writer_add(w, l->names[i], st_dtype, 2, t->shape, data, err, errlen);
+    }
+    char path[4096];
+    if (rc == 0) rc = path_join(path, sizeof path, dir, "adapter_model.safetensors", err, errlen);
+    if (rc == 0) rc = st_writer_save(w, path, err, errlen);
+    st_writer_free(w);
+    free(half);
+    if (rc == 0) rc = save_config(l, dir, base_model_name ? base_model_name : "", err, errlen);
+    return rc;
+}
+
+Lora *lora_load_adapter(const Model *m, const char *dir, char *err, size_t errlen) {
+    LoraSpec spec;
+    if (lora_read_peft_spec(dir, &spec, err, errlen) != 0) return NULL;
+    Lora *l = lora_create(m, &spec, err, errlen);
+    if (l && lora_load_peft(l, dir, err, errlen) != 0) {
+        lora_free(l);
+        return NULL;
+    }
+    return l;
+}

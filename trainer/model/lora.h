@@ -1,0 +1,74 @@
+/* trainer/model/lora.h — LoRA adapters with PEFT semantics (SPEC 5) and the PEFT file format.
+ *
+ * For each targeted linear y = x W^T (+ b):  y += scaling * (dropout(x) A^T) B^T with
+ * A (R, IN), B (OUT, R), scaling = alpha / R (alpha / sqrt(R) with rsLoRA).
+ *
+ * Every A and B lives in ONE parameter allocation and their gradients in another, carved
+ * into Tensors in a fixed order: layer, then module q, k, v, o, gate, up, down (targeted
+ * ones only), A before B. The optimizer can treat lora_params()/lora_grads() as flat
+ * vectors in that order. */
+#ifndef LORAFIT_LORA_H
+#define LORAFIT_LORA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "tensor/tensor.h"
+#include "trainer/model/decoder.h"
+
+enum {
+    LORA_Q = 1u << MODULE_Q,
+    LORA_K = 1u << MODULE_K,
+    LORA_V = 1u << MODULE_V,
+    LORA_O = 1u << MODULE_O,
+    LORA_GATE = 1u << MODULE_GATE,
+    LORA_UP = 1u << MODULE_UP,
+    LORA_DOWN = 1u << MODULE_DOWN,
+    LORA_ALL = (1u << MODULE_COUNT) - 1
+};
+
+typedef struct LoraSpec {
+    int r;
+    float alpha;
+    bool rslora;
+    float dropout;
+    unsigned targets; /* bit mask of LORA_Q..LORA_DOWN */
+} LoraSpec;
+
+typedef enum { LORA_F32, LORA_BF16, LORA_F16 } LoraDtype;
+
+/* All A (R, IN) and B (OUT, R) zero-filled in one allocation, grads (zeroed) in another,
+ * requires_grad true. Errors: r < 1, no targets, dropout outside [0, 1), alpha <= 0. */
+Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen);
+void lora_free(Lora *l);
+/* A ~ U(-1/sqrt(IN), 1/sqrt(IN)) (PEFT's kaiming_uniform(a=sqrt(5))) from rng_seed(seed,
+ * tensor index), B = 0. */
+void lora_init_fresh(Lora *l, uint64_t seed);
+/* Reads DIR/adapter_config.json and DIR/adapter_model.safetensors (F32/F16/BF16). r,
+ * lora_alpha, use_rslora, target_modules and every shape must match the spec; names are
+ * accepted with or without PEFT's ".default" infix. */
+int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen);
+/* The spec an adapter was saved with (r, lora_alpha, use_rslora, target_modules; dropout 0),
+ * for loading an adapter without a training config (generate, eval --adapter). */
+int lora_read_peft_spec(const char *dir, LoraSpec *spec, char *err, size_t errlen);
+/* A saved adapter as it is, without a training config (generate, eval --adapter): its spec
+ * read from DIR/adapter_config.json, then its tensors. NULL with err. */
+Lora *lora_load_adapter(const Model *m, const char *dir, char *err, size_t errlen);
+/* Writes DIR/adapter_model.safetensors and DIR/adapter_config.json (DIR must exist). */
+int lora_save_peft(const Lora *l, const char *dir, const char *base_model_name, LoraDtype dtype,
+                   char *err, size_t errlen);
+
+int lora_count(const Lora *l);
+Tensor *lora_tensor(const Lora *l, int i, const char **peft_name);
+float lora_scaling(const Lora *l);
+const LoraSpec *lora_spec(const Lora *l);
+/* The module's A and B, or false when the module is not targeted. */
+bool lora_module(const Lora *l, int layer, ModelModule mod, Tensor **A, Tensor **B);
+/* Flat views of every parameter / gradient, in lora_tensor order (n floats each). */
+float *lora_params(const Lora *l, size_t *n);
+float *lora_grads(const Lora *l, size_t *n);
+void lora_zero_grad(Lora *l);
+/* "q_proj" -> LORA_Q; 0 if unknown. */
+unsigned lora_parse_target(const char *name);
+
+#endif

@@ -1,0 +1,19 @@
+/* trainer/model/model.h — the model: a frozen Hugging Face Llama-family decoder and its
+ * LoRA adapters. This header is the folder's whole API; code outside trainer/model/
+ * includes only it.
+ *
+ *   hf_config.h  config.json of Llama, Mistral and Qwen2 models, parsed and checked
+ *   decoder.h    loading the weights, the forward pass (training and inference), generation
+ *   lora.h       LoRA adapters with PEFT semantics, fresh or loaded, saved in PEFT's format
+ *
+ * Dependencies: tensor/ (the ops and autograd) and trainer/store/ (safetensors, files).
+ * Where new things go: merging an adapter into the base weights (W += scaling B A) is model
+ * code; writing the merged weights (safetensors, GGUF) is trainer/store/'s. */
+#ifndef LORAFIT_MODEL_H
+#define LORAFIT_MODEL_H
+
+#include "trainer/model/decoder.h"
+#include "trainer/model/hf_config.h"
+#include "trainer/model/lora.h"
+
+#endif

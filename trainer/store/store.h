@@ -1,0 +1,46 @@
+/* trainer/store/store.h — the store: everything lorafit reads from and writes to disk, and
+ * nothing about what the bytes mean for training. This header is the folder's whole API;
+ * code outside trainer/store/ includes only it.
+ *
+ *   fsio.h         crash-safe files (temporary + fsync + rename), directory locks, the
+ *                  deterministic fault points tests use
+ *   safetensors.h  the strict safetensors reader, writer and sharded-index lookup
+ *   manifest.h     the MANIFEST that makes a checkpoint directory verifiable
+ *   below          error messages, path joining and whole-file reads shared by every module
+ *
+ * Where new file formats go: a GGUF writer (llama.cpp / Ollama) is a file here next to
+ * safetensors_write.c, with its declarations in a header of its own included below.
+ *
+ * Dependencies: libc, zlib, jansson. Nothing of tensor/, data/ or the other trainer/ folders. */
+#ifndef LORAFIT_STORE_H
+#define LORAFIT_STORE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "trainer/store/fsio.h"
+#include "trainer/store/manifest.h"
+#include "trainer/store/safetensors.h"
+
+/* The one way lorafit formats an error message: printf-style into err (when not NULL),
+ * then ": <strerror(errnum)>" when errnum is not 0. Always returns -1, so a failing
+ * function can end with `return store_error(...)`. */
+__attribute__((format(printf, 4, 5))) int store_error(char *err, size_t errlen, int errnum,
+                                                      const char *fmt, ...);
+int store_verror(char *err, size_t errlen, int errnum, const char *fmt, va_list ap);
+
+/* out = dir + "/" + name (name alone when dir is NULL or empty). Returns 0, or -1 with err
+ * naming the path when it does not fit in outlen: a path is never silently cut. */
+int path_join(char *out, size_t outlen, const char *dir, const char *name, char *err,
+              size_t errlen);
+/* Removes "." components, empty components and "dir/.." pairs in place, lexically (as
+ * Python's os.path.normpath does): "configs/../runs/x" becomes "runs/x". A ".." with
+ * nothing before it stays in a relative path and goes at the root. */
+void path_normalize(char *path);
+
+/* The whole file, NUL-terminated (the terminator not counted in *len), at most max_bytes.
+ * NULL with err (naming the file: missing, unreadable, larger than max_bytes, out of
+ * memory). The caller frees. */
+char *store_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,243 @@
+/* trainer/train/loop.c — the training loop: micro-batches, accumulation, clipping, AdamW.
+ *
+ * Why micro-batches are gathered before any forward pass: the loss of a step is the mean
+ * over ALL target tokens of its grad_accum micro-batches (so batch_size 2k equals batch_size
+ * k with grad_accum 2), and backward needs that total as its seed, 1 / total_tokens. The
+ * batches are copied into buffers allocated once; nothing is allocated per step.
+ *
+ * Why dropout needs no saved RNG: every LoRA dropout mask is a hash of (seed, step,
+ * micro-batch, layer, module, element), so a resumed run draws exactly the same masks. */
+#include "trainer/train/train.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tensor/rng.h"
+#include "trainer/train/checkpoint.h"
+#include "trainer/store/store.h"
+#include "trainer/train/optim.h"
+#include "trainer/train/internal.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+/* ---- micro-batch buffers ---------------------------------------------------------- */
+
+static int alloc_micro_batches(Trainer *t, char *err, size_t errlen) {
+    int n = t->cfg->train.grad_accum;
+    size_t per = (size_t)t->data_options.batch_size * (size_t)t->data_options.seq_len;
+    t->mb = calloc((size_t)n, sizeof *t->mb);
+    t->mb_store = malloc((size_t)n * 4 * per * sizeof(int32_t));
+    if (!t->mb || !t->mb_store) {
+        snprintf(err, errlen, "out of memory allocating %d micro-batches", n);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        int32_t *base = t->mb_store + (size_t)i * 4 * per;
+        t->mb[i].input_ids = base;
+        t->mb[i].targets = base + per;
+        t->mb[i].positions = base + 2 * per;
+        t->mb[i].segments = base + 3 * per;
+    }
+    return 0;
+}
+
+static void copy_batch(Batch *dst, const Batch *src) {
+    size_t per = (size_t)src->batch * (size_t)src->seq_len * sizeof(int32_t);
+    memcpy(dst->input_ids, src->input_ids, per);
+    memcpy(dst->targets, src->targets, per);
+    memcpy(dst->positions, src->positions, per);
+    memcpy(dst->segments, src->segments, per);
+    dst->batch = src->batch;
+    dst->seq_len = src->seq_len;
+    dst->n_targets = src->n_targets;
+    dst->n_rows = src->n_rows;
+    dst->epoch = src->epoch;
+}
+
+/* Fills up to grad_accum micro-batches; *n gets how many (0 when the data has ended). */
+static int gather_micro_batches(Trainer *t, int *n, char *err, size_t errlen) {
+    *n = 0;
+    for (int i = 0; i < t->cfg->train.grad_accum; i++) {
+        Batch b;
+        int rc = data_next_batch(t->data, &b, err, errlen);
+        if (rc < 0) return -1;
+        if (rc == 0) break;
+        copy_batch(&t->mb[i], &b);
+        (*n)++;
+    }
+    return 0;
+}
+
+static uint64_t dropout_seed(uint64_t seed, int64_t step, int micro) {
+    uint64_t s = seed ^ 0x6A09E667F3BCC909ull;
+    s ^= rng_splitmix64(&s) + (uint64_t)step * 0x9E3779B97F4A7C15ull;
+    s ^= (uint64_t)micro * 0xBF58476D1CE4E5B9ull;
+    return rng_splitmix64(&s);
+}
+
+/* What to do about a graph that ran out of memory (nothing to add for other failures). */
+static const char *oom_hint(const Graph *g) {
+    return strncmp(graph_error(g), "out of memory", 13) == 0
+               ? "; lower train.batch_size or data.seq_len"
+               : "";
+}
+
+/* ---- one optimizer step ----------------------------------------------------------- */
+
+static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_t errlen) {
+    const Config *c = t->cfg;
+    int64_t total = 0;
+    for (int i = 0; i < n_micro; i++) total += t->mb[i].n_targets;
+    lora_zero_grad(t->lora);
+    double loss_sum = 0;
+    for (int i = 0; i < n_micro; i++) {
+        const Batch *b = &t->mb[i];
+        graph_reset(t->graph);
+        Tensor *hidden = model_forward_hidden(t->model, t->lora, t->graph, b->input_ids,
+                                              b->positions, b->segments, b->batch, b->seq_len,
+                                              dropout_seed(c->train.seed, t->st.step, i));
+        int64_t count = 0;
+        Tensor *loss =
+            op_lm_head_cross_entropy(t->graph, hidden, model_lm_head(t->model), b->targets, &count);
+        if (!loss || graph_failed(t->graph)) {
+            snprintf(err, errlen, "forward pass (batch_size %d, seq_len %d): %s%s", b->batch,
+                     b->seq_len, graph_error(t->graph), oom_hint(t->graph));
+            return -1;
+        }
+        loss_sum += loss->data[0];
+        if (total > 0 && graph_backward(t->graph, loss, (float)(1.0 / (double)total)) != 0) {
+            snprintf(err, errlen, "backward pass (batch_size %d, seq_len %d): %s%s", b->batch,
+                     b->seq_len, graph_error(t->graph), oom_hint(t->graph));
+            return -1;
+        }
+    }
+    size_t n;
+    float *p = lora_params(t->lora, &n);
+    float *g = lora_grads(t->lora, &n);
+    int64_t size = (int64_t)n;
+    double norm = optim_global_grad_norm(&g, &size, 1);
+    float coef = optim_clip_coef(norm, c->train.max_grad_norm);
+    AdamWParams hp = {lr_at(&t->schedule, t->st.step), c->train.adam_beta1, c->train.adam_beta2,
+                      c->train.adam_eps, c->train.weight_decay};
+    adamw_step(p, g, t->m, t->v, size, coef, &hp, t->st.step + 1);
+    res->loss = total > 0 ? loss_sum / (double)total : 0.0;
+    res->grad_norm = norm;
+    res->lr = hp.lr;
+    res->tokens = total;
+    return 0;
+}
+
+/* ---- the loop --------------------------------------------------------------------- */
+
+static int save_checkpoint(Trainer *t, char *err, size_t errlen) {
+    double t0 = train_now();
+    TrainState *s = &t->st;
+    s->elapsed_s = t->elapsed_base + (t0 - t->run_start);
+    size_t need = data_cursor_size(t->data);
+    if (need > t->cursor_cap) {
+        uint8_t *grown = realloc(s->cursor, need);
+        if (!grown) {
+            snprintf(err, errlen, "out of memory saving the data cursor");
+            return -1;
+        }
+        s->cursor = grown;
+        t->cursor_cap = need;
+    }
+    s->cursor_size = need;
+    if (data_cursor_save(t->data, s->cursor, need, err, errlen) != 0) return -1;
+    if (checkpoint_save(t->cfg->output.dir, t->lora, t->m, t->v, s, t->base_name, err, errlen) != 0)
+        return -1;
+    t->last_saved_step = s->step;
+    t->save_seconds += train_now() - t0;
+    return checkpoint_prune(t->cfg->output.dir, t->cfg->output.keep, err, errlen);
+}
+
+static int run_eval(Trainer *t, char *err, size_t errlen) {
+    if (t->cfg->data.valid.n == 0) return 0;
+    double loss;
+    int64_t tokens;
+    DataOptions o;
+    train_data_options(t->cfg, TRAIN_DATA_VALID, model_config(t->model)->vocab_size, &o);
+    if (evaluate_loss(t->model, t->lora, &o, t->cfg->eval.max_batches, t->graph, &loss, &tokens,
+                      err, errlen) != 0)
+        return -1;
+    if (loss < t->st.best_eval_loss) t->st.best_eval_loss = loss;
+    t->last_eval_loss = loss;
+    t->evaluated = true;
+    return train_log_eval(t, loss, tokens, err, errlen);
+}
+
+TrainResult train_loop(Trainer *t, char *err, size_t errlen) {
+    const Config *c = t->cfg;
+    if (alloc_micro_batches(t, err, errlen) != 0) return TRAIN_FAILED;
+    install_signal_handlers();
+    while (t->st.step < t->total_steps) {
+        int n_micro;
+        if (gather_micro_batches(t, &n_micro, err, errlen) != 0) return TRAIN_FAILED;
+        if (n_micro == 0) break; /* the configured epochs have ended */
+        double t0 = train_now();
+        StepResult r;
+        if (train_step(t, n_micro, &r, err, errlen) != 0) return TRAIN_FAILED;
+        t->step_seconds += train_now() - t0;
+        TrainState *s = &t->st;
+        s->step++;
+        s->tokens += r.tokens;
+        s->log_loss_sum += r.loss;
+        s->log_steps++;
+        s->log_tokens += r.tokens;
+        t->last = r;
+        bool last = s->step == t->total_steps;
+        if (s->step % c->log.every == 0 || last) {
+            if (train_log_step(t, &r, err, errlen) != 0) return TRAIN_FAILED;
+        }
+        train_progress(t, &r);
+        if (c->eval.every > 0 && s->step % c->eval.every == 0 && !last) {
+            if (run_eval(t, err, errlen) != 0) return TRAIN_FAILED;
+        }
+        if (c->output.save_every > 0 && s->step % c->output.save_every == 0 && !last) {
+            if (save_checkpoint(t, err, errlen) != 0) return TRAIN_FAILED;
+        }
+        fsio_fault_point_step(s->step);
+        if (stop_requested) {
+            train_progress_end(t);
+            if (t->last_saved_step != s->step && save_checkpoint(t, err, errlen) != 0)
+                return TRAIN_FAILED;
+            fprintf(stderr,
+                    "lorafit: stopped by signal after step %" PRId64
+                    "; checkpoint saved, resume with --resume\n",
+                    s->step);
+            return TRAIN_STOPPED;
+        }
+    }
+    train_progress_end(t);
+    if (t->st.log_steps > 0) { /* data ended between metrics lines */
+        if (train_log_step(t, &t->last, err, errlen) != 0) return TRAIN_FAILED;
+    }
+    if (run_eval(t, err, errlen) != 0) return TRAIN_FAILED;
+    if (t->last_saved_step != t->st.step && save_checkpoint(t, err, errlen) != 0)
+        return TRAIN_FAILED;
+    if (checkpoint_write_adapter(t->cfg->output.dir, t->lora, t->base_name, err, errlen) != 0)
+        return TRAIN_FAILED;
+    return TRAIN_DONE;
+}

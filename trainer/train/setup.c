@@ -1,0 +1,216 @@
+/* trainer/train/setup.c — from a Config to a running Trainer: model, LoRA, data, the lock
+ * on the output directory, resume; then the loop (loop.c) and the teardown.
+ *
+ * Resume rules (SPEC section 1): --resume alone takes the newest checkpoint whose MANIFEST
+ * verifies (skipping and naming corrupt or incomplete newer ones) or starts from scratch when
+ * there is none; --resume DIR takes exactly DIR. A checkpoint whose result-changing config
+ * keys differ from the current config is refused (exit 2) with the keys named. Without
+ * --resume, an output directory that already holds checkpoints is refused rather than
+ * silently overwritten. */
+#include <errno.h>
+#include <glob.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "trainer/store/store.h"
+#include "trainer/train/internal.h"
+
+/* ---- setup ------------------------------------------------------------------------ */
+
+static void base_model_name(const char *path, char *out, size_t len) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t start = n;
+    while (start > 0 && path[start - 1] != '/') start--;
+    snprintf(out, len, "%.*s", (int)(n - start), path + start);
+}
+
+/* Which checkpoint to resume from: dir is filled, or left "" for a fresh start. */
+static TrainResult find_resume_point(const Config *cfg, const TrainOptions *opt, char *dir,
+                                     size_t dirlen, char *err, size_t errlen) {
+    dir[0] = '\0';
+    if (opt->resume && opt->resume_dir) {
+        if (manifest_verify(opt->resume_dir, err, errlen) != 0) return TRAIN_FAILED;
+        snprintf(dir, dirlen, "%s", opt->resume_dir);
+        return TRAIN_DONE;
+    }
+    if (opt->resume) {
+        char skipped[1024];
+        int64_t step;
+        int rc = manifest_latest_complete(cfg->output.dir, dir, dirlen, &step, skipped,
+                                          sizeof skipped, err, errlen);
+        if (rc < 0) return TRAIN_FAILED;
+        if (skipped[0]) fprintf(stderr, "lorafit: warning: %s\n", skipped);
+        if (rc == 0) {
+            dir[0] = '\0';
+            fprintf(stderr, "lorafit: no complete checkpoint in %s; starting from scratch\n",
+                    cfg->output.dir);
+        }
+        return TRAIN_DONE;
+    }
+    int64_t *steps = NULL;
+    int n = 0;
+    if (manifest_list_checkpoints(cfg->output.dir, &steps, &n, err, errlen) != 0)
+        return TRAIN_FAILED;
+    free(steps);
+    if (n > 0) {
+        snprintf(err, errlen,
+                 "output.dir: %s already holds checkpoints; add --resume to continue that run, "
+                 "or choose another output.dir",
+                 cfg->output.dir);
+        return TRAIN_REFUSED;
+    }
+    return TRAIN_DONE;
+}
+
+static TrainResult resume_from(Trainer *t, const char *dir, char *err, size_t errlen) {
+    char *saved = NULL, *now = config_result_keys(t->cfg);
+    if (checkpoint_read_config_keys(dir, &saved, err, errlen) != 0 || !now) {
+        free(saved);
+        free(now);
+        return TRAIN_FAILED;
+    }
+    char diff[1024];
+    int ndiff = config_diff_result_keys(saved, now, diff, sizeof diff);
+    free(saved);
+    free(now);
+    if (ndiff != 0) {
+        snprintf(err, errlen,
+                 "cannot resume from %s: the config differs in %s (only train.max_steps and "
+                 "keys that do not change the result may differ); restore them or start a new "
+                 "output.dir",
+                 dir, diff);
+        return TRAIN_REFUSED;
+    }
+    TrainState s;
+    if (checkpoint_load(dir, t->lora, t->m, t->v, &s, err, errlen) != 0) return TRAIN_FAILED;
+    if (s.threads != tensor_threads())
+        fprintf(stderr,
+                "lorafit: warning: the checkpoint was written with %d threads and this run uses "
+                "%d; results will not be bit-identical to an uninterrupted run\n",
+                s.threads, tensor_threads());
+    if (data_cursor_restore(t->data, s.cursor, s.cursor_size, err, errlen) != 0) {
+        train_state_free(&s);
+        return TRAIN_FAILED;
+    }
+    t->st = s;
+    t->cursor_cap = s.cursor_size;
+    t->st.threads = tensor_threads();
+    fprintf(stderr, "lorafit: resuming from %s (step %" PRId64 ")\n", dir, s.step);
+    return TRAIN_DONE;
+}
+
+static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t errlen) {
+    const Config *c = t->cfg;
+    if (train_check_paths(c, err, errlen) != 0) return TRAIN_REFUSED;
+    if (fsio_mkdirs(c->output.dir, err, errlen) != 0) return TRAIN_FAILED;
+    int locked = fsio_lock_dir(c->output.dir, &t->lock_fd, err, errlen);
+    if (locked != 0) return locked > 0 ? TRAIN_REFUSED : TRAIN_FAILED;
+    char resume_dir[4096] = "";
+    TrainResult rc = find_resume_point(c, opt, resume_dir, sizeof resume_dir, err, errlen);
+    if (rc != TRAIN_DONE) return rc;
+    bool resuming = resume_dir[0] != '\0';
+    tensor_set_threads((int)c->train.threads);
+    t->model = train_load_model(c, err, errlen);
+    if (!t->model) return TRAIN_FAILED;
+    const ModelConfig *mc = model_config(t->model);
+    if (c->data.seq_len > model_max_positions(t->model)) {
+        snprintf(err, errlen, "data.seq_len: %" PRId64 " exceeds the model's %d positions",
+                 c->data.seq_len, model_max_positions(t->model));
+        return TRAIN_REFUSED;
+    }
+    LoraSpec spec;
+    if (train_lora_spec(c, &spec, err, errlen) != 0) return TRAIN_REFUSED;
+    t->lora = lora_create(t->model, &spec, err, errlen);
+    if (!t->lora) return TRAIN_REFUSED;
+    size_t n;
+    lora_params(t->lora, &n);
+    t->m = calloc(n ? n : 1, sizeof(float));
+    t->v = calloc(n ? n : 1, sizeof(float));
+    t->graph = graph_create();
+    if (!t->m || !t->v || !t->graph) {
+        snprintf(err, errlen, "out of memory for %zu LoRA parameters", n);
+        return TRAIN_FAILED;
+    }
+    DataOptions *o = &t->data_options;
+    train_data_options(c, TRAIN_DATA_TRAIN, mc->vocab_size, o);
+    t->data = data_open(o, err, errlen);
+    if (!t->data) return TRAIN_FAILED;
+    t->total_steps = c->train.max_steps;
+    if (c->train.epochs > 0) {
+        int64_t batches = data_count_batches(o, err, errlen);
+        if (batches < 0) return TRAIN_FAILED;
+        t->total_steps = (batches + c->train.grad_accum - 1) / c->train.grad_accum;
+    }
+    t->schedule = (LrSchedule){c->train.lr_scheduler, c->train.lr, c->train.warmup_steps,
+                               t->total_steps > 0 ? t->total_steps : 1, c->train.min_lr_ratio};
+    t->st.best_eval_loss = INFINITY;
+    t->st.threads = tensor_threads();
+    t->st.config_keys = config_result_keys(c);
+    if (resuming) {
+        free(t->st.config_keys);
+        t->st.config_keys = NULL;
+        rc = resume_from(t, resume_dir, err, errlen);
+        if (rc != TRAIN_DONE) return rc;
+    } else if (c->lora.init_from) {
+        if (lora_load_peft(t->lora, c->lora.init_from, err, errlen) != 0) return TRAIN_REFUSED;
+    } else {
+        lora_init_fresh(t->lora, (uint64_t)c->train.seed);
+    }
+    t->first_step = t->st.step;
+    t->first_tokens = t->st.tokens;
+    t->last_saved_step = resuming ? t->st.step : -1;
+    t->elapsed_base = t->st.elapsed_s;
+    base_model_name(c->model.path, t->base_name, sizeof t->base_name);
+    char path[4200];
+    if (path_join(path, sizeof path, c->output.dir, "config.resolved.yaml", err, errlen) != 0 ||
+        config_write_resolved(c, path, err, errlen) != 0)
+        return TRAIN_FAILED;
+    return train_log_open(t, resuming, err, errlen) != 0 ? TRAIN_FAILED : TRAIN_DONE;
+}
+
+static void teardown(Trainer *t) {
+    if (t->metrics) fclose(t->metrics);
+    data_close(t->data);
+    graph_destroy(t->graph);
+    lora_free(t->lora);
+    model_free(t->model);
+    free(t->m);
+    free(t->v);
+    free(t->mb);
+    free(t->mb_store);
+    train_state_free(&t->st);
+    if (t->lock_fd >= 0) close(t->lock_fd);
+}
+
+TrainResult train_run(const Config *cfg, const TrainOptions *opt, char *err, size_t errlen) {
+    Trainer t;
+    memset(&t, 0, sizeof t);
+    t.cfg = cfg;
+    t.lock_fd = -1;
+    t.run_start = train_now();
+    t.tty = isatty(STDERR_FILENO);
+    TrainResult rc = setup(&t, opt, err, errlen);
+    if (rc == TRAIN_DONE && t.st.step >= t.total_steps) {
+        fprintf(stderr, "lorafit: this run already reached its %" PRId64 " steps; nothing to do\n",
+                t.total_steps);
+        char adapter[4200];
+        if (path_join(adapter, sizeof adapter, cfg->output.dir, "adapter", err, errlen) != 0 ||
+            (access(adapter, F_OK) != 0 &&
+             checkpoint_write_adapter(cfg->output.dir, t.lora, t.base_name, err, errlen) != 0))
+            rc = TRAIN_FAILED;
+        teardown(&t);
+        return rc;
+    }
+    if (rc == TRAIN_DONE) {
+        rc = train_loop(&t, err, errlen);
+        if (rc == TRAIN_DONE) train_summary(&t);
+    }
+    teardown(&t);
+    return rc;
+}

@@ -1,0 +1,67 @@
+/* trainer/train/train.h — the training run behind `lorafit train`, and evaluation.
+ *
+ * A run: load the model, attach LoRA (fresh, from lora.init_from, or from a checkpoint),
+ * stream micro-batches, and for each optimizer step average the loss over every target
+ * token of its grad_accum micro-batches, clip the global gradient norm, and apply AdamW at
+ * the scheduled learning rate. Metrics go to OUTPUT_DIR/metrics.jsonl, progress to stderr,
+ * checkpoints every output.save_every steps, the final adapter to OUTPUT_DIR/adapter.
+ *
+ * This header is trainer/train/'s whole API (it includes optim.h and checkpoint.h, the
+ * optimizer and the checkpoint format); code outside the folder includes only it.
+ * Dependencies: trainer/model, trainer/config, trainer/store, data/, tensor/.
+ * Where new things go: data parallelism over MPI (reducing the LoRA gradients across ranks,
+ * sharding the data, rank 0 writing) is training code, in a file of this folder. */
+#ifndef LORAFIT_TRAIN_H
+#define LORAFIT_TRAIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "data/data.h"
+#include "trainer/config/config.h"
+#include "trainer/model/model.h"
+#include "trainer/train/checkpoint.h"
+#include "trainer/train/optim.h"
+
+/* How a run ended; trainer/cli/ maps these to exit codes 0, 130, 1 and 2. */
+typedef enum {
+    TRAIN_DONE,    /* every step ran and the final adapter is written */
+    TRAIN_STOPPED, /* SIGINT/SIGTERM: stopped after a step, checkpoint saved */
+    TRAIN_FAILED,  /* a runtime failure: I/O, corrupt files, bad data, out of memory */
+    TRAIN_REFUSED  /* the config or the command asks for something that cannot be done: a
+                      missing path, a resume that would change the result, a directory in use */
+} TrainResult;
+
+typedef struct TrainOptions {
+    bool resume;            /* --resume given */
+    const char *resume_dir; /* --resume DIR, or NULL for the newest complete checkpoint */
+} TrainOptions;
+
+/* Runs (or resumes) the training job described by cfg. Prints progress and a summary to
+ * stderr; err is filled when the result is TRAIN_FAILED or TRAIN_REFUSED. */
+TrainResult train_run(const Config *cfg, const TrainOptions *opt, char *err, size_t errlen);
+
+/* Which data a DataOptions describes: the training set (shuffled as configured, for the
+ * configured epochs), the validation set, or for `lorafit eval` the validation set when
+ * there is one and else the training set (both in order, one pass). */
+typedef enum { TRAIN_DATA_TRAIN, TRAIN_DATA_VALID, TRAIN_DATA_EVAL } TrainData;
+/* The data options of cfg for that data; o->paths points into cfg. */
+void train_data_options(const Config *cfg, TrainData which, int vocab_size, DataOptions *o);
+
+/* The LoRA shape of cfg; -1 with err for an unknown target module name. */
+int train_lora_spec(const Config *cfg, LoraSpec *spec, char *err, size_t errlen);
+
+/* The model of cfg (model.path) in the configured in-memory dtype. NULL with err. */
+Model *train_load_model(const Config *cfg, char *err, size_t errlen);
+
+/* Mean loss over the data of o (at most max_batches micro-batches, 0 = all):
+ * *loss = sum of token losses / *tokens. Returns 0, or -1 with err. */
+int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int max_batches, Graph *g,
+                  double *loss, int64_t *tokens, char *err, size_t errlen);
+
+/* Checks that every path the config names exists (model.path, lora.init_from, data files
+ * or glob matches); an error names the key. Returns 0 or -1. */
+int train_check_paths(const Config *cfg, char *err, size_t errlen);
+
+#endif
