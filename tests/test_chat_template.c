@@ -22,7 +22,7 @@ static char *render_src(const char *src, const json_t *ctx, char *err, size_t er
     return out;
 }
 
-__attribute__((unused)) static char *render_ctx(const char *src, const char *ctx_json, char *err, size_t errlen) {
+static char *render_ctx(const char *src, const char *ctx_json, char *err, size_t errlen) {
     json_error_t je;
     json_t *ctx = json_loads(ctx_json, 0, &je);
     ck_assert_msg(ctx, "bad test context: %s", je.text);
@@ -150,11 +150,268 @@ START_TEST(test_constructs_render_as_the_reference) {
 }
 END_TEST
 
+/* ---- constructs the reference fails on and we accept (Jinja2's meaning) ---- */
+
+START_TEST(test_raw_blocks_are_verbatim) {
+    RENDERS("a{% raw %}{{ x }}{% if %}{% endraw %}b", "{}", "a{{ x }}{% if %}b");
+    RENDERS("a {%- raw -%}  {{ x }}  {%- endraw -%} b{{ 1 }}", "{}", "a{{ x }}b1");
+    RENDERS("{% raw %}{% endraw %}{{ 'after' }}", "{}", "after");
+    FAILS("x\n{% raw %}{{ y }}", "{}", "line 2, column 1: {% raw %} is not closed");
+}
+END_TEST
+
+START_TEST(test_count_default_and_tests_with_arguments) {
+    RENDERS("{{ [1, 2, 3]|count }} {{ 'abc'|count }} {{ {'a': 1}|count }}", "{}", "3 3 1");
+    RENDERS("[{{ missing|default }}] {{ missing|d('x') }} {{ 'v'|d('x') }} {{ none|d('x', true) }}",
+            "{}", "[] x v x");
+    RENDERS("{{ 6 is divisibleby(3) }} {{ 7 is divisibleby 2 }} {{ 2 is eq 2 }} {{ 2 is ne(2) }}",
+            "{}", "true false true false");
+    RENDERS("{{ 'a' is in ['a', 'b'] }} {{ 'z' is in 'xyz' }} {{ 'k' is in({'k': 1}) }}", "{}",
+            "true true true");
+    FAILS("{{ 1 is eq }}", "{}", "test \"eq\" needs an argument");
+}
+END_TEST
+
+/* ---- errors name the construct and where it is ---- */
+
+START_TEST(test_unsupported_filter_names_line_and_column) {
+    FAILS("line one\n{{ text | wordwrap }}", "{\"text\": \"x\"}",
+          "chat template line 2, column 11: filter \"wordwrap\" is not supported");
+    FAILS("{{ 5 | trim }}", "{}", "line 1, column 8: filter \"trim\" cannot be applied to integer");
+    FAILS("{{ 'x' | trim(1) }}", "{}",
+          "filter \"trim\" with arguments cannot be applied to string");
+    FAILS("{{ x is wibble }}", "{}", "line 1, column 6: test \"wibble\" is not supported");
+}
+END_TEST
+
+START_TEST(test_unsupported_statements_and_syntax_errors_name_line_and_column) {
+    FAILS("ok\n  {% include 'other.jinja' %}", "{}",
+          "chat template line 2, column 3: statement \"include\" is not supported");
+    FAILS("{% extends 'base' %}", "{}", "statement \"extends\" is not supported");
+    FAILS("a\nb {% if x %}never closed", "{}", "line 2, column 3: {% if %} is not closed");
+    FAILS("{% for x in y %}{% endif %}", "{}",
+          "line 1, column 17: {% endif %} without a matching block");
+    FAILS("{{ 'abc }}", "{}", "line 1, column 4: string literal is not closed");
+    FAILS("{{ x y }}", "{}", "line 1, column 6: expected '}}', found 'y'");
+    FAILS("{{ a ! b }}", "{}", "line 1, column 6: unexpected character '!'");
+    FAILS("{{ 'bad \\q escape' }}", "{}", "line 1, column 9: unsupported escape \\q");
+    FAILS("{# never closed", "{}", "line 1, column 1: comment is not closed");
+    FAILS("{{ f(1, }}", "{}", "line 1, column 9: expected an expression, found '}}'");
+    FAILS("{% for x in y recursive %}{% endfor %}", "{}", "expected '%}', found 'recursive'");
+    char deep[1000] = "{{ ";
+    for (int i = 0; i < 300; i++) strcat(deep, "(");
+    strcat(deep, "1");
+    for (int i = 0; i < 300; i++) strcat(deep, ")");
+    strcat(deep, " }}");
+    FAILS(deep, "{}", "nests deeper than 200 levels");
+}
+END_TEST
+
+START_TEST(test_runtime_errors_name_what_failed) {
+    FAILS("{{ foo(1) }}", "{}", "line 1, column 4: function \"foo\" is not supported");
+    FAILS("{% for m in messages %}\n{{ loop.cycle('a', 'b') }}{% endfor %}", "{\"messages\": [1]}",
+          "line 2, column 4: cannot call \"loop.cycle\": it is undefined");
+    FAILS("{{ greeting + '!' }}", "{}",
+          "line 1, column 13: \"greeting\" is undefined (operator \"+\")");
+    FAILS("{% for c in 'abc' %}{% endfor %}", "{}", "line 1, column 1: cannot loop over string");
+    FAILS("{{ messages[0] }}", "{\"messages\": {\"a\": 1}}",
+          "a dict key must be a string, not integer");
+    FAILS("{% set x.y = 1 %}", "{\"x\": {}}",
+          "cannot set an attribute of dict (only of a namespace)");
+    FAILS("{% break %}", "{}", "line 1, column 1: {% break %} outside a loop");
+    FAILS("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}", "{}",
+          "macro 'm' takes not more than 1 argument(s)");
+    FAILS("{{ [1, 'a']|sort }}", "{}", "cannot compare string with integer");
+}
+END_TEST
+
+START_TEST(test_raise_exception_message_reaches_the_caller) {
+    const char *tpl =
+        "{% for m in messages %}\n{% if m.role == 'assistant' and loop.first %}"
+        "{{ raise_exception('Conversation must start with a user turn, got ' ~ m.role) }}"
+        "{% endif %}{% endfor %}";
+    FAILS(tpl, "{\"messages\": [{\"role\": \"assistant\", \"content\": \"x\"}]}",
+          "chat template line 2, column 49: raise_exception: Conversation must start with a user "
+          "turn, got assistant");
+    RENDERS(tpl, "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}", "");
+    FAILS("{{ raise_exception() }}", "{}", "raise_exception: ");
+}
+END_TEST
+
+START_TEST(test_bad_input_is_an_error_not_a_crash) {
+    char err[256];
+    ck_assert_ptr_null(chat_template_parse("ok \xff\xfe", 5, err, sizeof err));
+    ck_assert_msg(strstr(err, "line 1, column 4: the template is not valid UTF-8"), "%s", err);
+    /* embedded NUL bytes are text like any other */
+    ChatTemplate *t = chat_template_parse("a\0b{{ 1 }}", 10, err, sizeof err);
+    ck_assert_msg(t, "%s", err);
+    size_t len;
+    char *out = chat_template_render(t, NULL, &len, err, sizeof err);
+    ck_assert_msg(out, "%s", err);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_int_eq(memcmp(out, "a\0b1", 4), 0);
+    free(out);
+    json_t *arr = json_array();
+    ck_assert_ptr_null(chat_template_render(t, arr, NULL, err, sizeof err));
+    ck_assert_msg(strstr(err, "context must be a JSON object"), "%s", err);
+    json_decref(arr);
+    chat_template_free(t);
+    FAILS("{{ true }}", "{\"true\": 1}", "context key \"true\" would replace a built-in");
+    FAILS("{{ x }}", "{\"namespace\": 1}", "context key \"namespace\" would replace a built-in");
+}
+END_TEST
+
+/* ---- limits: a runaway template stops with a message ---- */
+
+START_TEST(test_runaway_templates_hit_limits) {
+    FAILS("{% set r = range(100000) %}{% for i in r %}{% for j in r %}{% endfor %}{% endfor %}",
+          "{}", "takes more than 20000000 steps");
+    FAILS("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}", "{}",
+          "macro calls nest deeper than 64 levels");
+    FAILS("{% set s = 'xxxxxxxxxxxxxxxx' %}{% for i in range(40) %}{{ s }}{% set s = s ~ s %}{% "
+          "endfor %}",
+          "{}", "output exceeds 64 MiB");
+    FAILS("{% set s = 'xxxxxxxxxxxxxxxx' %}{% for i in range(40) %}{% set s = s ~ s %}{% endfor %}",
+          "{}", "needs more than 256 MiB of memory");
+    FAILS("{{ range(100000000)|length }}", "{}", "range() of 100000000 numbers is too long");
+    FAILS("{% set ns = namespace(x=1) %}{% set ns.x = ns %}{{ ns }}", "{}", "contains itself");
+}
+END_TEST
+
+/* ---- sharing a parsed template ---- */
+
+START_TEST(test_concurrent_renders_of_one_template_agree) {
+    json_error_t je;
+    json_t *j = json_load_file("tests/data/chat/template_qwen3.json", 0, &je);
+    ck_assert_msg(j, "%s", je.text);
+    const char *src = json_string_value(json_object_get(j, "source"));
+    char err[512];
+    ChatTemplate *t = chat_template_parse(src, strlen(src), err, sizeof err);
+    ck_assert_msg(t, "%s", err);
+    const json_t *cases = json_object_get(j, "cases");
+    size_t n = json_array_size(cases);
+    int bad = 0;
+#pragma omp parallel for num_threads(4) reduction(+ : bad) schedule(dynamic)
+    for (size_t k = 0; k < 8 * n; k++) {
+        const json_t *c = json_array_get(cases, k % n);
+        const json_t *want = json_object_get(c, "output");
+        char e[512];
+        char *out = chat_template_render(t, json_object_get(c, "context"), NULL, e, sizeof e);
+        if ((out == NULL) != (want == NULL) || (out && strcmp(out, json_string_value(want)) != 0))
+            bad++;
+        free(out);
+    }
+    ck_assert_int_eq(bad, 0);
+    chat_template_free(t);
+    json_decref(j);
+}
+END_TEST
+
+/* The Llama-3 template straight from the shared tokenizer_config.json renders the committed
+ * expectations (which the generator took from the same file). */
+START_TEST(test_llama3_template_from_tokenizer_config) {
+    TEST_NEED_SHARED(shared);
+    char path[512];
+    snprintf(path, sizeof path, "%s/tokenizers/llama3/tokenizer_config.json", shared);
+    json_error_t je;
+    json_t *cfg = json_load_file(path, JSON_DECODE_INT_AS_REAL, &je); /* model_max_length 1e30 */
+    ck_assert_msg(cfg, "%s: %s", path, je.text);
+    const char *src = json_string_value(json_object_get(cfg, "chat_template"));
+    ck_assert_ptr_nonnull(src);
+    json_t *j = json_load_file("tests/data/chat/template_llama3.json", 0, &je);
+    ck_assert_msg(j, "%s", je.text);
+    ck_assert_str_eq(src, json_string_value(json_object_get(j, "source")));
+    int cases = 0;
+    ck_assert_int_eq(check_cases("llama3", src, json_object_get(j, "cases"), NULL, &cases), 0);
+    ck_assert_int_eq(cases, 30);
+    RENDERS(src,
+            "{\"bos_token\": \"<|begin_of_text|>\", \"add_generation_prompt\": true, \"messages\": "
+            "[{\"role\": \"user\", \"content\": \"  Hi\\n\"}]}",
+            "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n");
+    json_decref(j);
+    json_decref(cfg);
+}
+END_TEST
+
+/* ---- semantics spelled out (the reference files cover the rest) ---- */
+
+START_TEST(test_trim_and_lstrip_blocks) {
+    /* lstrip_blocks: spaces before a block tag at line start go; trim_blocks: the newline
+     * after it goes; neither applies to {{ }} */
+    RENDERS("  {% if true %}\n  x\n  {% endif %}\n  {{ 'y' }}\n", "{}", "  x\n  y");
+    RENDERS("a\n  {#- c -#}\n  b", "{}", "ab");
+    RENDERS("{% for i in [1, 2] -%}\n   {{ i }}\n{%- endfor %}", "{}", "12");
+}
+END_TEST
+
+START_TEST(test_reference_quirks_are_kept) {
+    /* the reference prints none as "", booleans in lower case, strips any whitespace in
+     * strip('x'), and drops the output of an iteration that breaks */
+    RENDERS("[{{ none }}][{{ true }}][{{ '\\n x\\n'.strip('\\n') }}]", "{}", "[][true][x]");
+    RENDERS("{% for x in [1, 2, 3] %}{{ x }}{% if x == 2 %}{% break %}{% endif %}{% endfor %}",
+            "{}", "1");
+    RENDERS("{{ 'x' + 2.0 }} {{ 'x' ~ 2.0 }} {{ 2.0 }} {{ [2.0] }}", "{}", "x2 x2 2.0 [2]");
+    /* a set in a loop body is not seen after the loop; a set in an if block is */
+    RENDERS("{% for i in [1] %}{% set a = 1 %}{% endfor %}{% if true %}{% set b = 2 %}{% endif %}"
+            "[{{ a }}][{{ b }}]",
+            "{}", "[][2]");
+}
+END_TEST
+
+START_TEST(test_tojson_of_unicode_and_nested_values) {
+    RENDERS("{{ x|tojson }}",
+            "{\"x\": {\"k\": [\"\\u00fc\\ud83d\\ude00\\n\", 1.5, 2, null, true]}}",
+            "{\"k\": [\"\xc3\xbc\xf0\x9f\x98\x80\\n\", 1.5, 2, null, true]}");
+    RENDERS("{{ x|tojson(indent=2) }}", "{\"x\": {\"a\": [1, {}], \"b\": []}}",
+            "{\n  \"a\": [\n    1,\n    {}\n  ],\n  \"b\": []\n}");
+    RENDERS("{{ x|tojson(ensure_ascii=true) }}", "{\"x\": \"\\u00fc\\ud83d\\ude00\"}",
+            "\"\\u00fc\\ud83d\\ude00\"");
+    /* a lone surrogate escape in a literal prints as U+FFFD, a pair as the character */
+    RENDERS("{{ '\\ud83d' }}|{{ '\\ud83d\\ude00' }}|{{ '\\ud83d' ~ '\\ude00' }}", "{}",
+            "\xef\xbf\xbd|\xf0\x9f\x98\x80|\xf0\x9f\x98\x80");
+}
+END_TEST
+
+/* Random templates from a small grammar (tools/gen_chat_expect.js, seeded): renderings must
+ * match, and what the reference rejects must fail here too. */
+START_TEST(test_random_templates_render_as_the_reference) {
+    json_error_t je;
+    json_t *j = json_load_file("tests/data/chat/random.json", 0, &je);
+    ck_assert_msg(j, "random.json: %s", je.text);
+    int cases = 0;
+    int bad = check_cases("random.json", NULL, json_object_get(j, "cases"),
+                          json_object_get(j, "context"), &cases);
+    json_decref(j);
+    ck_assert_int_ge(cases, 500);
+    ck_assert_msg(bad == 0, "%d of %d random templates differ from the reference", bad, cases);
+}
+END_TEST
+
 Suite *chat_template_suite(void) {
     Suite *s = suite_create("chat_template");
     TCase *tc = tcase_create("reference");
     tcase_add_test(tc, test_real_templates_render_as_the_reference);
     tcase_add_test(tc, test_constructs_render_as_the_reference);
+    tcase_add_test(tc, test_random_templates_render_as_the_reference);
+    tcase_add_test(tc, test_llama3_template_from_tokenizer_config);
+    tcase_add_test(tc, test_concurrent_renders_of_one_template_agree);
     suite_add_tcase(s, tc);
+    TCase *sem = tcase_create("semantics");
+    tcase_add_test(sem, test_trim_and_lstrip_blocks);
+    tcase_add_test(sem, test_reference_quirks_are_kept);
+    tcase_add_test(sem, test_tojson_of_unicode_and_nested_values);
+    tcase_add_test(sem, test_raw_blocks_are_verbatim);
+    tcase_add_test(sem, test_count_default_and_tests_with_arguments);
+    suite_add_tcase(s, sem);
+    TCase *errs = tcase_create("errors");
+    tcase_set_timeout(errs, 60);
+    tcase_add_test(errs, test_unsupported_filter_names_line_and_column);
+    tcase_add_test(errs, test_unsupported_statements_and_syntax_errors_name_line_and_column);
+    tcase_add_test(errs, test_runtime_errors_name_what_failed);
+    tcase_add_test(errs, test_raise_exception_message_reaches_the_caller);
+    tcase_add_test(errs, test_bad_input_is_an_error_not_a_crash);
+    tcase_add_test(errs, test_runaway_templates_hit_limits);
+    suite_add_tcase(s, errs);
     return s;
 }

@@ -32,7 +32,7 @@ LIBS="-L$BLAS_DIR -Wl,-rpath,$BLAS_DIR -lopenblas -ljansson -lyaml -lcsv -lz -lm
 build_lib() {
     mkdir -p "$OUT/obj"
     objs=""
-    for src in tensor/*.c data/*.c trainer/*.c; do
+    for src in $(find tensor data trainer -name '*.c' | sort); do
         [ "$src" = trainer/main.c ] && continue
         obj="$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
         # Rebuild when the source or any header is newer than the object.

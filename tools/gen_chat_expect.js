@@ -219,3 +219,63 @@ fs.writeFileSync(path.join(outDir, "constructs.json"), JSON.stringify({ context:
 const bad = cases.filter((c) => c.error !== undefined);
 console.log(`constructs.json: ${cases.length} cases, ${bad.length} errors`);
 for (const c of bad) console.log(`  error: ${c.source.slice(0, 60)} -> ${c.error}`);
+
+// ---- random templates (seeded): expressions and statements over the constructs context ----
+let seed = 12345;
+function rnd(n) { // xorshift32
+    seed ^= seed << 13; seed >>>= 0;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5; seed >>>= 0;
+    return seed % n;
+}
+const pick = (a) => a[rnd(a.length)];
+const ATOMS = ["n", "f", "neg", "b", "nul", "s", "uni", "empty", "list", "words", "obj", "people",
+    "messages", "missing", "0", "1", "2", "-1", "3.5", "0.0", "'a'", "'Hello'", "''", "'a,b'", "' x '",
+    "true", "false", "none", "[1, 2, 3]", "['x', 'y']", "[]", "{'k': 'v', 'n': 2}", "{}", "(1, 2)"];
+const MEMBERS = [".role", ".content", "[0]", "[-1]", "[1:]", "[::-1]", "[:2]", ".a", ".b", ".c", "['a']",
+    ".name", ".age", ".length", "[1]", "[0:1]"];
+const FILTERS = ["trim", "length", "upper", "lower", "title", "capitalize", "first", "last", "list",
+    "reverse", "sort", "join", "join(', ')", "string", "tojson", "tojson(indent=2)", "int", "float",
+    "abs", "items", "unique", "default('d')", "default('d', true)", "indent", "indent(2, true)",
+    "replace('a', 'b')", "map(attribute='name')", "selectattr('age')", "rejectattr('nick')",
+    "selectattr('role', 'equalto', 'user')", "safe", "dictsort", "int(5)", "float(1.5)"];
+const TESTS = ["defined", "undefined", "none", "string", "number", "mapping", "iterable", "sequence",
+    "boolean", "true", "false", "odd", "even", "integer", "lower", "upper", "callable"];
+const BINOPS = ["+", "-", "*", "/", "//", "%", "~", "==", "!=", "<", ">", "<=", ">=", "in", "not in",
+    "and", "or", "**"];
+const METHODS = [".strip()", ".upper()", ".lower()", ".split(',')", ".split()", ".startswith('a')",
+    ".endswith('o')", ".replace('l', 'L')", ".title()", ".lstrip()", ".rstrip()", ".items()",
+    ".keys()", ".values()", ".get('a')", ".get('zz', 1)", ".capitalize()"];
+function expr(d) {
+    if (d <= 0) return pick(ATOMS);
+    switch (rnd(9)) {
+        case 0: return pick(ATOMS) + pick(MEMBERS);
+        case 1: return `(${expr(d - 1)})|${pick(FILTERS)}`;
+        case 2: return `(${expr(d - 1)}) is ${rnd(2) ? "not " : ""}${pick(TESTS)}`;
+        case 3: return `(${expr(d - 1)}) ${pick(BINOPS)} (${expr(d - 1)})`;
+        case 4: return `(${expr(d - 1)}) if (${expr(d - 1)}) else (${expr(d - 1)})`;
+        case 5: return `not (${expr(d - 1)})`;
+        case 6: return `(${expr(d - 1)})${pick(METHODS)}`;
+        case 7: return `[${expr(d - 1)}, ${expr(d - 1)}]`;
+        default: return pick(ATOMS);
+    }
+}
+function stmt(d) {
+    switch (rnd(d <= 0 ? 2 : 7)) {
+        case 0: return pick(["{{ ", "{{- ", "{{ "]) + expr(2) + pick([" }}", " -}}", " }}"]);
+        case 1: return pick([" ", "\n", "  \n  ", "|", "x", "\n  {#- c -#}\n", "{# c #}\n", "\t\n    "]);
+        case 2: return `${pick(["", "\n  ", "  "])}{%${pick([" ", "- "])}if ${expr(2)} ${pick(["", "-"])}%}\n${stmt(d - 1)}{% elif ${expr(1)} %}${stmt(d - 1)}{% else %}${stmt(d - 1)}\n  {%- endif %}\n`;
+        case 3: return `{% for x in ${pick(["list", "words", "messages", "people", "obj", "s", "[]", "range(3)"])}${rnd(3) ? "" : " if x"} %}{{ loop.index }}:{{ x }}${stmt(d - 1)}{% else %}E{% endfor %}`;
+        case 4: return `{% set v = ${expr(2)} %}${stmt(d - 1)}{{ v }}`;
+        case 5: return `{%- set ns = namespace(a=${expr(1)}) -%}\n  {%- set ns.a = ${expr(1)} %}\n{{ ns.a }}`;
+        default: return `{% macro m(p, q='dq') %}[{{ p }}|{{ q }}]${stmt(d - 1)}{% endmacro %}{{ m(${expr(1)}) }}{{ m(1, q=${expr(1)}) }}`;
+    }
+}
+const rcases = [];
+for (let i = 0; rcases.length < 1200; i++) {
+    const source = stmt(2) + stmt(2);
+    const r = render(source, ctx);
+    if (r.error === undefined || i % 4 === 0) rcases.push(Object.assign({ source }, r));
+}
+fs.writeFileSync(path.join(outDir, "random.json"), JSON.stringify({ context: ctx, cases: rcases }) + "\n");
+console.log(`random.json: ${rcases.length} cases, ${rcases.filter((c) => c.error !== undefined).length} errors`);

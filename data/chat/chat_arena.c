@@ -27,7 +27,7 @@ void *ct_arena_alloc(Arena *a, size_t size) {
     size = (size + 7) & ~(size_t)7;
     if (size > a->limit - a->used) {
         ct_fail_at(a->fail, NULL, 0, NO_POS, "chat template needs more than %zu MiB of memory",
-                a->limit >> 20);
+                   a->limit >> 20);
     }
     ArenaBlock *b = a->head;
     if (!b || b->cap - b->used < size) {

@@ -16,18 +16,18 @@ static int is_name(const Node *id, const char *name) {
 }
 
 static const char *const KNOWN[] = {
-    "safe",  "tojson", "list",  "first", "last",   "length",   "count",      "reverse",
-    "sort",  "join",   "string", "unique", "upper", "lower",   "title",      "capitalize",
-    "trim",  "indent", "int",   "float", "abs",    "items",    "keys",       "values",
-    "dictsort", "get", "bool",  "default", "d",    "selectattr", "rejectattr", "map",
-    "replace", NULL};
+    "safe",    "tojson",     "list",       "first",    "last",    "length", "count",
+    "reverse", "sort",       "join",       "string",   "unique",  "upper",  "lower",
+    "title",   "capitalize", "trim",       "indent",   "int",     "float",  "abs",
+    "items",   "keys",       "values",     "dictsort", "get",     "bool",   "default",
+    "d",       "selectattr", "rejectattr", "map",      "replace", NULL};
 
 _Noreturn static void no_filter(Render *R, const Node *at, const Node *id, Value operand) {
     for (const char *const *k = KNOWN; *k; k++)
         if (is_name(id, *k))
             ct_rt_fail(R, at, "filter \"%.*s\"%s cannot be applied to %s", (int)id->u.str.len,
-                    id->u.str.s, at->kind == N_CALL ? " with arguments" : "",
-                    ct_v_kind_name(operand));
+                       id->u.str.s, at->kind == N_CALL ? " with arguments" : "",
+                       ct_v_kind_name(operand));
     ct_rt_fail(R, at, "filter \"%.*s\" is not supported", (int)id->u.str.len, id->u.str.s);
 }
 
@@ -81,7 +81,8 @@ static Value unique(Render *R, const Node *at, const VArray *a) {
     for (uint32_t i = 0; i < a->len; i++) {
         int seen = 0;
         ct_rt_step(R, at, n + 1);
-        for (uint32_t j = 0; j < n && !seen; j++) seen = same_value_zero(out.u.arr->items[j], a->items[i]);
+        for (uint32_t j = 0; j < n && !seen; j++)
+            seen = same_value_zero(out.u.arr->items[j], a->items[i]);
         if (!seen) out.u.arr->items[n++] = a->items[i];
     }
     out.u.arr->len = n;
@@ -161,6 +162,7 @@ static Value filter_plain(Render *R, const Node *at, const Node *id, Value v) {
         if (is_name(id, "string")) return str_to_output(R, at, v);
         if (is_name(id, "unique")) return unique(R, at, a);
     } else if (v.kind == V_STR) {
+        ct_rt_step(R, at, v.len >> 6);
         if (is_name(id, "length") || count) return v_int((double)ct_js_utf16_len(v.u.s, v.len));
         if (is_name(id, "upper")) return ct_str_upper(R, v);
         if (is_name(id, "lower")) return ct_str_lower(R, v);
@@ -170,15 +172,19 @@ static Value filter_plain(Render *R, const Node *at, const Node *id, Value v) {
         if (is_name(id, "indent")) return indent_lines(R, v, 4, 0, 0);
         if (is_name(id, "join") || is_name(id, "string")) return v;
         double d;
-        if (is_name(id, "int")) return v_int(ct_js_parse_int(v.u.s, v.len, &d) && !isnan(d) ? d : 0);
+        if (is_name(id, "int"))
+            return v_int(ct_js_parse_int(v.u.s, v.len, &d) && !isnan(d) ? d : 0);
         if (is_name(id, "float")) return v_float(ct_js_parse_float(v.u.s, v.len, &d) ? d : 0);
     } else if (v_is_num(v)) {
-        if (is_name(id, "abs")) return v.kind == V_INT ? v_int(fabs(v.u.num)) : v_float(fabs(v.u.num));
+        if (is_name(id, "abs"))
+            return v.kind == V_INT ? v_int(fabs(v.u.num)) : v_float(fabs(v.u.num));
         if (is_name(id, "int")) return v_int(floor(v.u.num));
         if (is_name(id, "float")) return v_float(v.u.num);
         if (is_name(id, "string")) return str_to_output(R, at, v);
     } else if (v.kind == V_OBJECT) {
-        if (is_name(id, "items")) return ct_call_function(R, at, ct_get_member(R, at, v, v_str("items", 5)), NULL, 0, NULL);
+        if (is_name(id, "items"))
+            return ct_call_function(R, at, ct_get_member(R, at, v, v_str("items", 5)), NULL, 0,
+                                    NULL);
         if (is_name(id, "length") || count) return v_int(v.u.obj->len);
         static const char *const methods[] = {"get", "keys", "values", "dictsort", NULL};
         for (const char *const *m = methods; *m; m++)
@@ -230,7 +236,8 @@ static Value select_reject(Render *R, const Node *call, Value v, Env *env, int s
             ct_rt_fail(R, call, "%s can only be applied to a list of dicts", what);
     const NodeList *args = &call->u.call.args;
     for (uint32_t i = 0; i < args->len; i++)
-        if (args->items[i]->kind != N_STRING) ct_rt_fail(R, call, "the arguments of %s must be strings", what);
+        if (args->items[i]->kind != N_STRING)
+            ct_rt_fail(R, call, "the arguments of %s must be strings", what);
     if (args->len == 0) ct_rt_fail(R, call, "%s needs an attribute name", what);
     Value attr = ct_eval_expr(R, args->items[0], env);
     Value test = args->len > 1 ? ct_eval_expr(R, args->items[1], env) : v_undef();
@@ -242,8 +249,10 @@ static Value select_reject(Render *R, const Node *call, Value v, Env *env, int s
         int result = 0;
         if (e && test.kind == V_STR) {
             int known;
-            result = ct_run_named_test(R, call, test.u.s, test.len, e->v, args->len > 2 ? &arg : NULL, &known);
-            if (!known) ct_rt_fail(R, call, "test \"%.*s\" is not supported", (int)test.len, test.u.s);
+            result = ct_run_named_test(R, call, test.u.s, test.len, e->v,
+                                       args->len > 2 ? &arg : NULL, &known);
+            if (!known)
+                ct_rt_fail(R, call, "test \"%.*s\" is not supported", (int)test.len, test.u.s);
         } else if (e) {
             result = ct_v_truthy(e->v);
         }
@@ -285,7 +294,8 @@ static Value filter_call(Render *R, const Node *call, Value v, Env *env) {
         Value dflt = dp ? *dp : is_int ? v_int(0) : v_float(0);
         double d;
         if (v.kind == V_STR) {
-            int ok = is_int ? ct_js_parse_int(v.u.s, v.len, &d) : ct_js_parse_float(v.u.s, v.len, &d);
+            int ok =
+                is_int ? ct_js_parse_int(v.u.s, v.len, &d) : ct_js_parse_float(v.u.s, v.len, &d);
             return !ok || isnan(d) ? dflt : is_int ? v_int(d) : v_float(d);
         }
         if (v_is_num(v)) return v;
@@ -295,15 +305,18 @@ static Value filter_call(Render *R, const Node *call, Value v, Env *env) {
     if (is_name(id, "default") || is_name(id, "d")) {
         Value dflt = a.npos > 0 ? a.pos[0] : v_str("", 0);
         const Value *bp = ct_args_get(&a, 1, "boolean");
-        if (bp && bp->kind != V_BOOL) ct_rt_fail(R, call, "the boolean argument of default must be a boolean");
+        if (bp && bp->kind != V_BOOL)
+            ct_rt_fail(R, call, "the boolean argument of default must be a boolean");
         return v.kind == V_UNDEF || (bp && bp->b && !ct_v_truthy(v)) ? dflt : v;
     }
     if (v.kind == V_ARRAY) {
         if (is_name(id, "sort")) {
-            const Value *rev = ct_args_get(&a, 0, "reverse"), *cs = ct_args_get(&a, 1, "case_sensitive"),
+            const Value *rev = ct_args_get(&a, 0, "reverse"),
+                        *cs = ct_args_get(&a, 1, "case_sensitive"),
                         *attr = ct_args_get(&a, 2, "attribute");
             if (rev && rev->kind != V_BOOL) ct_rt_fail(R, call, "sort reverse must be a boolean");
-            if (cs && cs->kind != V_BOOL) ct_rt_fail(R, call, "sort case_sensitive must be a boolean");
+            if (cs && cs->kind != V_BOOL)
+                ct_rt_fail(R, call, "sort case_sensitive must be a boolean");
             if (attr && attr->kind != V_STR && attr->kind != V_INT && attr->kind != V_NULL)
                 ct_rt_fail(R, call, "sort attribute must be a string, an integer or none");
             SortBy by = {attr ? *attr : v_null(), cs && cs->b, rev && rev->b};
@@ -315,7 +328,8 @@ static Value filter_call(Render *R, const Node *call, Value v, Env *env) {
             return sorted(R, call, v.u.arr, &by);
         }
         if (is_name(id, "map")) {
-            const Value *attr = ct_args_get(&a, -1, "attribute"), *dflt = ct_args_get(&a, -1, "default");
+            const Value *attr = ct_args_get(&a, -1, "attribute"),
+                        *dflt = ct_args_get(&a, -1, "default");
             if (!attr) ct_rt_fail(R, call, "map is only supported with attribute=");
             if (attr->kind != V_STR) ct_rt_fail(R, call, "map attribute must be a string");
             Value out = ct_v_array(R, v.u.arr->len);
@@ -334,8 +348,10 @@ static Value filter_call(Render *R, const Node *call, Value v, Env *env) {
                         *blank = ct_args_get(&a, 2, "blank");
             if (w && w->kind != V_INT) ct_rt_fail(R, call, "indent width must be an integer");
             double width = w ? w->u.num : 4;
-            if (width < 0 || width > 1e6) ct_rt_fail(R, call, "indent width %g is out of range", width);
-            return indent_lines(R, v, (size_t)width, first && ct_v_truthy(*first), blank && ct_v_truthy(*blank));
+            if (width < 0 || width > 1e6)
+                ct_rt_fail(R, call, "indent width %g is out of range", width);
+            return indent_lines(R, v, (size_t)width, first && ct_v_truthy(*first),
+                                blank && ct_v_truthy(*blank));
         }
         if (is_name(id, "replace")) {
             Value fn = ct_get_member(R, call, v, v_str("replace", 7));
@@ -371,20 +387,23 @@ static int in_container(Render *R, const Node *at, Value x, Value seq, int *ok) 
     }
     if (x.kind == V_STR && seq.kind == V_STR)
         return x.len == 0 || (seq.len >= x.len && memmem(seq.u.s, seq.len, x.u.s, x.len) != NULL);
-    if (x.kind == V_STR && seq.kind == V_OBJECT) return ct_obj_find(seq.u.obj, x.u.s, x.len) != NULL;
+    if (x.kind == V_STR && seq.kind == V_OBJECT)
+        return ct_obj_find(seq.u.obj, x.u.s, x.len) != NULL;
     (void)R, (void)at;
     *ok = 0;
     return 0;
 }
 
 int ct_run_named_test(Render *R, const Node *at, const char *name, size_t len, Value a, Value *arg,
-                   int *known) {
+                      int *known) {
 #define IS(s) (len == strlen(s) && memcmp(name, s, len) == 0)
     *known = 1;
     if (IS("boolean")) return a.kind == V_BOOL;
     if (IS("callable")) return a.kind == V_FUNC;
     if (IS("odd") || IS("even")) {
-        if (a.kind != V_INT) ct_rt_fail(R, at, "test \"%.*s\" needs an integer, not %s", (int)len, name, ct_v_kind_name(a));
+        if (a.kind != V_INT)
+            ct_rt_fail(R, at, "test \"%.*s\" needs an integer, not %s", (int)len, name,
+                       ct_v_kind_name(a));
         return (fmod(a.u.num, 2) != 0) == IS("odd");
     }
     if (IS("false")) return a.kind == V_BOOL && !a.b;
@@ -408,7 +427,8 @@ int ct_run_named_test(Render *R, const Node *at, const char *name, size_t len, V
         if (!arg) ct_rt_fail(R, at, "test \"%.*s\" needs an argument", (int)len, name);
         if (IS("ne")) return !ct_v_strict_eq(a, *arg);
         if (IS("divisibleby")) {
-            if (!v_is_num(a) || !v_is_num(*arg)) ct_rt_fail(R, at, "test \"divisibleby\" needs numbers");
+            if (!v_is_num(a) || !v_is_num(*arg))
+                ct_rt_fail(R, at, "test \"divisibleby\" needs numbers");
             return arg->u.num != 0 && fmod(a.u.num, arg->u.num) == 0;
         }
         if (IS("in")) {
@@ -433,7 +453,8 @@ Value ct_apply_test(Render *R, const Node *test, Value operand, Env *env) {
     }
     int known;
     int r = ct_run_named_test(R, test, id->u.str.s, id->u.str.len, operand,
-                           test->u.test.has_args ? &arg : NULL, &known);
-    if (!known) ct_rt_fail(R, test, "test \"%.*s\" is not supported", (int)id->u.str.len, id->u.str.s);
+                              test->u.test.has_args ? &arg : NULL, &known);
+    if (!known)
+        ct_rt_fail(R, test, "test \"%.*s\" is not supported", (int)id->u.str.len, id->u.str.s);
     return v_bool(test->flag ? !r : r);
 }

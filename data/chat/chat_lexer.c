@@ -241,8 +241,9 @@ static void lex_string(Lexer *L) {
                 uint32_t u = 0;
                 for (size_t k = 0; k < len; k++) {
                     int h = L->i + k < L->n ? hex_val(L->s[L->i + k]) : -1;
-                    if (h < 0) lex_fail(L, esc_at, "invalid \\%s escape in a string literal",
-                                        e == 'x' ? "x" : "u");
+                    if (h < 0)
+                        lex_fail(L, esc_at, "invalid \\%s escape in a string literal",
+                                 e == 'x' ? "x" : "u");
                     u = u * 16 + (uint32_t)h;
                 }
                 L->i += len;
@@ -382,8 +383,8 @@ static void lex_tokens(Lexer *L) {
         }
         if (left && (c[0] == '-' || c[0] == '+')) {
             last = last_type(L);
-            if (last < 0 || last == T_TEXT) lex_fail(L, L->i, "unexpected character '%s'",
-                                                     c[0] == '-' ? "-" : "+");
+            if (last < 0 || last == T_TEXT)
+                lex_fail(L, L->i, "unexpected character '%s'", c[0] == '-' ? "-" : "+");
             if (last != T_IDENT && last != T_NUMBER && last != T_STRING && last != T_RPAREN &&
                 last != T_RBRACKET) {
                 size_t start = L->i++;
@@ -452,8 +453,14 @@ TokenList ct_lex_template(Arena *keep, Arena *scratch, Fail *f, const char *src,
     Pass p3 = pass_generation(scratch, &p2);
     /* Token strings point into the final text, so it lives as long as the template. */
     char *text = ct_arena_strdup(keep, p3.s, p3.n);
-    Lexer L = {.keep = keep, .scratch = scratch, .fail = f, .src = src, .srclen = len,
-               .s = text, .map = p3.map, .n = p3.n};
+    Lexer L = {.keep = keep,
+               .scratch = scratch,
+               .fail = f,
+               .src = src,
+               .srclen = len,
+               .s = text,
+               .map = p3.map,
+               .n = p3.n};
     lex_tokens(&L);
     TokenList out = {L.tok, L.ntok};
     return out;

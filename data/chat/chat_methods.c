@@ -25,14 +25,16 @@ const Value *ct_args_get(const Args *a, int i, const char *name) {
 static const struct {
     const char *name;
     Method m;
-} STR_METHODS[] = {
-    {"upper", M_UPPER},       {"lower", M_LOWER},   {"strip", M_STRIP},
-    {"title", M_TITLE},       {"capitalize", M_CAPITALIZE}, {"rstrip", M_RSTRIP},
-    {"lstrip", M_LSTRIP},     {"startswith", M_STARTSWITH}, {"endswith", M_ENDSWITH},
-    {"split", M_SPLIT},       {"replace", M_REPLACE},
-}, OBJ_METHODS[] = {
-    {"get", M_GET}, {"items", M_ITEMS}, {"keys", M_KEYS}, {"values", M_VALUES},
-    {"dictsort", M_DICTSORT},
+} STR_METHODS[] =
+    {
+        {"upper", M_UPPER},   {"lower", M_LOWER},           {"strip", M_STRIP},
+        {"title", M_TITLE},   {"capitalize", M_CAPITALIZE}, {"rstrip", M_RSTRIP},
+        {"lstrip", M_LSTRIP}, {"startswith", M_STARTSWITH}, {"endswith", M_ENDSWITH},
+        {"split", M_SPLIT},   {"replace", M_REPLACE},
+},
+  OBJ_METHODS[] = {
+      {"get", M_GET},       {"items", M_ITEMS},       {"keys", M_KEYS},
+      {"values", M_VALUES}, {"dictsort", M_DICTSORT},
 };
 
 static Value bind(Render *R, Value self, Method m) {
@@ -73,12 +75,13 @@ Value ct_get_member(Render *R, const Node *at, Value object, Value property) {
     if (object.kind == V_OBJECT || object.kind == V_NAMESPACE) {
         if (property.kind != V_STR)
             ct_rt_fail(R, at, "a %s key must be a string, not %s", ct_v_kind_name(object),
-                    ct_v_kind_name(property));
+                       ct_v_kind_name(property));
         const OEntry *e = ct_obj_find(object.u.obj, property.u.s, property.len);
         if (e) return e->v;
         if (object.kind == V_OBJECT)
             for (size_t i = 0; i < sizeof OBJ_METHODS / sizeof OBJ_METHODS[0]; i++)
-                if (name_is(property, OBJ_METHODS[i].name)) return bind(R, object, OBJ_METHODS[i].m);
+                if (name_is(property, OBJ_METHODS[i].name))
+                    return bind(R, object, OBJ_METHODS[i].m);
         return v_undef();
     }
     if (object.kind == V_ARRAY || object.kind == V_STR) {
@@ -90,17 +93,20 @@ Value ct_get_member(Render *R, const Node *at, Value object, Value property) {
         }
         if (property.kind != V_STR)
             ct_rt_fail(R, at, "a %s index must be an integer or a name, not %s",
-                    ct_v_kind_name(object), ct_v_kind_name(property));
+                       ct_v_kind_name(object), ct_v_kind_name(property));
+        if (object.kind == V_STR) ct_rt_step(R, at, object.len >> 6);
         if (name_is(property, "length"))
             return v_int(object.kind == V_STR ? (double)ct_js_utf16_len(object.u.s, object.len)
                                               : (double)object.u.arr->len);
         if (object.kind == V_STR)
             for (size_t i = 0; i < sizeof STR_METHODS / sizeof STR_METHODS[0]; i++)
-                if (name_is(property, STR_METHODS[i].name)) return bind(R, object, STR_METHODS[i].m);
+                if (name_is(property, STR_METHODS[i].name))
+                    return bind(R, object, STR_METHODS[i].m);
         return v_undef();
     }
     if (property.kind != V_STR)
-        ct_rt_fail(R, at, "cannot index %s with %s", ct_v_kind_name(object), ct_v_kind_name(property));
+        ct_rt_fail(R, at, "cannot index %s with %s", ct_v_kind_name(object),
+                   ct_v_kind_name(property));
     return v_undef();
 }
 
@@ -149,9 +155,11 @@ static Value pieces_array(Render *R, Pieces *p) {
 
 /* Python's str.split as the reference implements it. */
 static Value str_split(Render *R, const Node *at, Value s, Value *args, uint32_t nargs) {
+    ct_rt_step(R, at, s.len >> 6);
     Value sep = nargs > 0 ? args[0] : v_null();
     if (sep.kind != V_STR && sep.kind != V_NULL)
-        ct_rt_fail(R, at, "split() separator must be a string or none, not %s", ct_v_kind_name(sep));
+        ct_rt_fail(R, at, "split() separator must be a string or none, not %s",
+                   ct_v_kind_name(sep));
     Value maxv = nargs > 1 ? args[1] : v_int(-1);
     if (maxv.kind != V_INT) ct_rt_fail(R, at, "split() maxsplit must be an integer");
     double max = maxv.u.num;
@@ -183,7 +191,8 @@ static Value str_split(Render *R, const Node *at, Value s, Value *args, uint32_t
     if (sep.len == 0) ct_rt_fail(R, at, "split() separator is empty");
     size_t i = 0;
     for (;;) {
-        const char *hit = s.len - i >= sep.len ? memmem(s.u.s + i, s.len - i, sep.u.s, sep.len) : NULL;
+        const char *hit =
+            s.len - i >= sep.len ? memmem(s.u.s + i, s.len - i, sep.u.s, sep.len) : NULL;
         if (!hit) break;
         piece(R, &p, v_str(s.u.s + i, (size_t)(hit - s.u.s) - i));
         ct_rt_step(R, at, 1);
@@ -205,16 +214,26 @@ static Value str_split(Render *R, const Node *at, Value s, Value *args, uint32_t
 static Value call_str_method(Render *R, const Node *at, Method m, Value s, Value *args,
                              uint32_t nargs) {
     switch (m) {
-    case M_UPPER: return ct_str_upper(R, s);
-    case M_LOWER: return ct_str_lower(R, s);
-    case M_STRIP: return ct_str_trim(s, 1, 1);
-    case M_LSTRIP: return ct_str_trim(s, 1, 0);
-    case M_RSTRIP: return ct_str_trim(s, 0, 1);
-    case M_TITLE: return ct_str_title(R, s);
-    case M_CAPITALIZE: return ct_str_capitalize(R, s);
-    case M_STARTSWITH: return v_bool(starts_or_ends(R, at, s, args, nargs, 0));
-    case M_ENDSWITH: return v_bool(starts_or_ends(R, at, s, args, nargs, 1));
-    case M_SPLIT: return str_split(R, at, s, args, nargs);
+    case M_UPPER:
+        return ct_str_upper(R, s);
+    case M_LOWER:
+        return ct_str_lower(R, s);
+    case M_STRIP:
+        return ct_str_trim(s, 1, 1);
+    case M_LSTRIP:
+        return ct_str_trim(s, 1, 0);
+    case M_RSTRIP:
+        return ct_str_trim(s, 0, 1);
+    case M_TITLE:
+        return ct_str_title(R, s);
+    case M_CAPITALIZE:
+        return ct_str_capitalize(R, s);
+    case M_STARTSWITH:
+        return v_bool(starts_or_ends(R, at, s, args, nargs, 0));
+    case M_ENDSWITH:
+        return v_bool(starts_or_ends(R, at, s, args, nargs, 1));
+    case M_SPLIT:
+        return str_split(R, at, s, args, nargs);
     case M_REPLACE: {
         if (nargs < 2) ct_rt_fail(R, at, "replace() needs two arguments");
         if (args[0].kind != V_STR || args[1].kind != V_STR)
@@ -231,7 +250,8 @@ static Value call_str_method(Render *R, const Node *at, Method m, Value s, Value
             ct_rt_fail(R, at, "replace() count must be an integer or none");
         return ct_str_replace(R, at, s, args[0], args[1], count.kind == V_NULL ? -1 : count.u.num);
     }
-    default: ct_rt_fail(R, at, "not a string method");
+    default:
+        ct_rt_fail(R, at, "not a string method");
     }
 }
 
@@ -275,7 +295,8 @@ typedef struct PairOrder {
 
 static int pair_cmp(Render *R, const Node *at, const void *ctx, Value a, Value b) {
     const PairOrder *c = ctx;
-    int r = ct_v_compare(R, at, a.u.arr->items[c->index], b.u.arr->items[c->index], c->case_sensitive);
+    int r =
+        ct_v_compare(R, at, a.u.arr->items[c->index], b.u.arr->items[c->index], c->case_sensitive);
     return c->reverse ? -r : r;
 }
 
@@ -306,12 +327,13 @@ static Value call_dict_method(Render *R, const Node *at, Method m, Value self, V
     case M_GET: {
         if (nargs == 0 || args[0].kind != V_STR)
             ct_rt_fail(R, at, "get() key must be a string, not %s",
-                    nargs ? ct_v_kind_name(args[0]) : "missing");
+                       nargs ? ct_v_kind_name(args[0]) : "missing");
         const OEntry *e = ct_obj_find(o, args[0].u.s, args[0].len);
         if (e) return e->v;
         return nargs > 1 ? args[1] : v_null();
     }
-    case M_ITEMS: return dict_items(R, o);
+    case M_ITEMS:
+        return dict_items(R, o);
     case M_KEYS: {
         Value a = ct_v_array(R, o->len);
         for (uint32_t i = 0; i < o->len; i++) a.u.arr->items[i] = v_str(o->e[i].key, o->e[i].klen);
@@ -322,13 +344,16 @@ static Value call_dict_method(Render *R, const Node *at, Method m, Value self, V
         for (uint32_t i = 0; i < o->len; i++) a.u.arr->items[i] = o->e[i].v;
         return a;
     }
-    case M_DICTSORT: return dict_sort(R, at, o, args, nargs);
-    default: ct_rt_fail(R, at, "not a dict method");
+    case M_DICTSORT:
+        return dict_sort(R, at, o, args, nargs);
+    default:
+        ct_rt_fail(R, at, "not a dict method");
     }
 }
 
 static Value call_method(Render *R, const Node *at, VFunc *f, Value *args, uint32_t nargs) {
-    if (f->self.kind == V_STR) return call_str_method(R, at, (Method)f->method, f->self, args, nargs);
+    if (f->self.kind == V_STR)
+        return call_str_method(R, at, (Method)f->method, f->self, args, nargs);
     return call_dict_method(R, at, (Method)f->method, f->self, args, nargs);
 }
 
@@ -346,13 +371,15 @@ static int two_chars(Value s) {
 static Value fn_namespace(Render *R, const Node *at, Value *args, uint32_t nargs) {
     VObject *kw = NULL;
     if (nargs && ct_v_is_kwargs(args[nargs - 1])) kw = args[--nargs].u.obj;
-    if (nargs > 1) ct_rt_fail(R, at, "namespace() takes at most 1 positional argument, got %u", nargs);
+    if (nargs > 1)
+        ct_rt_fail(R, at, "namespace() takes at most 1 positional argument, got %u", nargs);
     Value ns = ct_v_namespace(R, 8);
     if (nargs == 1) {
         Value src = args[0];
         if (src.kind == V_OBJECT) {
             for (uint32_t i = 0; i < src.u.obj->len; i++)
-                ct_obj_set(R, ns.u.obj, src.u.obj->e[i].key, src.u.obj->e[i].klen, src.u.obj->e[i].v);
+                ct_obj_set(R, ns.u.obj, src.u.obj->e[i].key, src.u.obj->e[i].klen,
+                           src.u.obj->e[i].v);
         } else if (src.kind == V_ARRAY) {
             for (uint32_t i = 0; i < src.u.arr->len; i++) {
                 Value pair = src.u.arr->items[i];
@@ -376,15 +403,19 @@ static Value fn_namespace(Render *R, const Node *at, Value *args, uint32_t nargs
         }
     }
     if (kw)
-        for (uint32_t i = 0; i < kw->len; i++) ct_obj_set(R, ns.u.obj, kw->e[i].key, kw->e[i].klen, kw->e[i].v);
+        for (uint32_t i = 0; i < kw->len; i++)
+            ct_obj_set(R, ns.u.obj, kw->e[i].key, kw->e[i].klen, kw->e[i].v);
     return ns;
 }
 
 static Value fn_range(Render *R, const Node *at, Value *args, uint32_t nargs) {
-    if (nargs < 1 || nargs > 3) ct_rt_fail(R, at, "range() takes 1 to 3 numbers, got %u arguments", nargs);
+    if (nargs < 1 || nargs > 3)
+        ct_rt_fail(R, at, "range() takes 1 to 3 numbers, got %u arguments", nargs);
     for (uint32_t i = 0; i < nargs; i++)
-        if (!v_is_num(args[i])) ct_rt_fail(R, at, "range() takes numbers, not %s", ct_v_kind_name(args[i]));
-    double start = nargs == 1 ? 0 : args[0].u.num, stop = nargs == 1 ? args[0].u.num : args[1].u.num;
+        if (!v_is_num(args[i]))
+            ct_rt_fail(R, at, "range() takes numbers, not %s", ct_v_kind_name(args[i]));
+    double start = nargs == 1 ? 0 : args[0].u.num,
+           stop = nargs == 1 ? args[0].u.num : args[1].u.num;
     double step = nargs == 3 ? args[2].u.num : 1;
     if (step == 0) ct_rt_fail(R, at, "range() step must not be zero");
     double count = 0;
@@ -402,29 +433,46 @@ static Value fn_range(Render *R, const Node *at, Value *args, uint32_t nargs) {
 
 /* The reference's minimal strftime: %Y %m %d %b %B %H %M %%; others stay as written. */
 static Value fn_strftime_now(Render *R, const Node *at, Value *args, uint32_t nargs) {
-    if (nargs < 1 || args[0].kind != V_STR) ct_rt_fail(R, at, "strftime_now() takes a format string");
-    static const char *const months[] = {"January", "February", "March",     "April",
-                                         "May",     "June",     "July",      "August",
-                                         "September", "October", "November", "December"};
+    if (nargs < 1 || args[0].kind != V_STR)
+        ct_rt_fail(R, at, "strftime_now() takes a format string");
+    static const char *const months[] = {"January",   "February", "March",    "April",
+                                         "May",       "June",     "July",     "August",
+                                         "September", "October",  "November", "December"};
     time_t now = time(NULL);
     struct tm tm;
     localtime_r(&now, &tm);
     StrBuf b = ct_v_builder(R);
     Value f = args[0];
     for (size_t i = 0; i < f.len; i++) {
-        if (f.u.s[i] != '%' || i + 1 >= f.len || !strchr("YmdbBHM%", f.u.s[i + 1]) || !f.u.s[i + 1]) {
+        if (f.u.s[i] != '%' || i + 1 >= f.len || !strchr("YmdbBHM%", f.u.s[i + 1]) ||
+            !f.u.s[i + 1]) {
             ct_sb_addc(&b, f.u.s[i]);
             continue;
         }
         switch (f.u.s[++i]) {
-        case 'Y': ct_sb_addf(&b, "%d", tm.tm_year + 1900); break;
-        case 'm': ct_sb_addf(&b, "%02d", tm.tm_mon + 1); break;
-        case 'd': ct_sb_addf(&b, "%02d", tm.tm_mday); break;
-        case 'b': ct_sb_add(&b, months[tm.tm_mon], 3); break;
-        case 'B': ct_sb_add(&b, months[tm.tm_mon], strlen(months[tm.tm_mon])); break;
-        case 'H': ct_sb_addf(&b, "%02d", tm.tm_hour); break;
-        case 'M': ct_sb_addf(&b, "%02d", tm.tm_min); break;
-        default: ct_sb_addc(&b, '%');
+        case 'Y':
+            ct_sb_addf(&b, "%d", tm.tm_year + 1900);
+            break;
+        case 'm':
+            ct_sb_addf(&b, "%02d", tm.tm_mon + 1);
+            break;
+        case 'd':
+            ct_sb_addf(&b, "%02d", tm.tm_mday);
+            break;
+        case 'b':
+            ct_sb_add(&b, months[tm.tm_mon], 3);
+            break;
+        case 'B':
+            ct_sb_add(&b, months[tm.tm_mon], strlen(months[tm.tm_mon]));
+            break;
+        case 'H':
+            ct_sb_addf(&b, "%02d", tm.tm_hour);
+            break;
+        case 'M':
+            ct_sb_addf(&b, "%02d", tm.tm_min);
+            break;
+        default:
+            ct_sb_addc(&b, '%');
         }
     }
     return ct_v_strbuf(R, &b);
@@ -433,15 +481,21 @@ static Value fn_strftime_now(Render *R, const Node *at, Value *args, uint32_t na
 Value ct_call_function(Render *R, const Node *at, Value fn, Value *args, uint32_t nargs, Env *env) {
     VFunc *f = fn.u.fn;
     switch (f->kind) {
-    case F_NAMESPACE: return fn_namespace(R, at, args, nargs);
-    case F_RANGE: return fn_range(R, at, args, nargs);
-    case F_STRFTIME_NOW: return fn_strftime_now(R, at, args, nargs);
+    case F_NAMESPACE:
+        return fn_namespace(R, at, args, nargs);
+    case F_RANGE:
+        return fn_range(R, at, args, nargs);
+    case F_STRFTIME_NOW:
+        return fn_strftime_now(R, at, args, nargs);
     case F_RAISE_EXCEPTION: {
         StrBuf b = ct_v_builder(R);
         if (nargs && args[0].kind != V_UNDEF) ct_v_to_js_string(R, at, args[0], &b);
-        ct_rt_fail(R, at, "raise_exception: %.*s", (int)(b.len > 600 ? 600 : b.len), b.len ? b.p : "");
+        ct_rt_fail(R, at, "raise_exception: %.*s", (int)(b.len > 600 ? 600 : b.len),
+                   b.len ? b.p : "");
     }
-    case F_METHOD: return call_method(R, at, f, args, nargs);
-    default: return ct_invoke_macro(R, at, f, args, nargs, env);
+    case F_METHOD:
+        return call_method(R, at, f, args, nargs);
+    default:
+        return ct_invoke_macro(R, at, f, args, nargs, env);
     }
 }

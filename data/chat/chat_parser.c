@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define T_EOF 255
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define T_EOF                       255
+#define STR_(x)                     #x
+#define STR(x)                      STR_(x)
 #define CHAT_TEMPLATE_MAX_DEPTH_STR STR(CHAT_TEMPLATE_MAX_DEPTH)
 
 typedef struct Parser {
@@ -36,8 +36,8 @@ typedef struct NodeVec {
 } NodeVec;
 
 static const char *const FIXED_SYMS[SYM_FIXED_COUNT] = {
-    "loop",  "caller", "varargs", "kwargs", "namespace", "raise_exception", "range",
-    "strftime_now", "true", "false", "none", "True", "False", "None",
+    "loop",         "caller", "varargs", "kwargs", "namespace", "raise_exception", "range",
+    "strftime_now", "true",   "false",   "none",   "True",      "False",           "None",
 };
 
 static const Token *peek(const Parser *P, size_t ahead) {
@@ -46,13 +46,23 @@ static const Token *peek(const Parser *P, size_t ahead) {
 
 static const char *tok_desc(const Token *t, char *buf, size_t cap) {
     switch (t->type) {
-    case T_EOF: return "the end of the template";
-    case T_TEXT: return "text";
-    case T_COMMENT: return "a comment";
-    case T_STRING: return "a string";
-    case T_NUMBER: snprintf(buf, cap, "number %.*s", (int)(t->len > 40 ? 40 : t->len), t->s); return buf;
-    case T_IDENT: snprintf(buf, cap, "'%.*s'", (int)(t->len > 40 ? 40 : t->len), t->s); return buf;
-    default: snprintf(buf, cap, "'%.*s'", (int)t->len, t->s); return buf;
+    case T_EOF:
+        return "the end of the template";
+    case T_TEXT:
+        return "text";
+    case T_COMMENT:
+        return "a comment";
+    case T_STRING:
+        return "a string";
+    case T_NUMBER:
+        snprintf(buf, cap, "number %.*s", (int)(t->len > 40 ? 40 : t->len), t->s);
+        return buf;
+    case T_IDENT:
+        snprintf(buf, cap, "'%.*s'", (int)(t->len > 40 ? 40 : t->len), t->s);
+        return buf;
+    default:
+        snprintf(buf, cap, "'%.*s'", (int)t->len, t->s);
+        return buf;
     }
 }
 
@@ -265,34 +275,65 @@ static void find_uses(const Node *n, uint8_t *flags) {
         if (n->u.str.sym == SYM_VARARGS) *flags |= USES_VARARGS;
         if (n->u.str.sym == SYM_KWARGS) *flags |= USES_KWARGS;
         return;
-    case N_ARRAY: case N_TUPLE: lists[0] = &n->u.list; break;
-    case N_OBJECT: lists[0] = &n->u.obj.keys, lists[1] = &n->u.obj.values; break;
+    case N_ARRAY:
+    case N_TUPLE:
+        lists[0] = &n->u.list;
+        break;
+    case N_OBJECT:
+        lists[0] = &n->u.obj.keys, lists[1] = &n->u.obj.values;
+        break;
     case N_MEMBER:
         kids[0] = n->u.member.object;
         if (n->flag) kids[1] = n->u.member.property;
         break;
-    case N_SLICE: kids[0] = n->u.slice.start, kids[1] = n->u.slice.stop, kids[2] = n->u.slice.step; break;
-    case N_CALL: kids[0] = n->u.call.callee, lists[0] = &n->u.call.args; break;
-    case N_KWARG: kids[0] = n->u.kwarg.value; break;
-    case N_SPREAD: case N_KWSPREAD: case N_UNARY: kids[0] = n->u.arg; break;
-    case N_BINARY: kids[0] = n->u.binary.left, kids[1] = n->u.binary.right; break;
+    case N_SLICE:
+        kids[0] = n->u.slice.start, kids[1] = n->u.slice.stop, kids[2] = n->u.slice.step;
+        break;
+    case N_CALL:
+        kids[0] = n->u.call.callee, lists[0] = &n->u.call.args;
+        break;
+    case N_KWARG:
+        kids[0] = n->u.kwarg.value;
+        break;
+    case N_SPREAD:
+    case N_KWSPREAD:
+    case N_UNARY:
+        kids[0] = n->u.arg;
+        break;
+    case N_BINARY:
+        kids[0] = n->u.binary.left, kids[1] = n->u.binary.right;
+        break;
     case N_FILTER:
         kids[0] = n->u.filter.operand;
         if (n->u.filter.filter->kind == N_CALL) lists[0] = &n->u.filter.filter->u.call.args;
         break;
-    case N_TEST: kids[0] = n->u.test.operand, lists[0] = &n->u.test.args; break;
-    case N_SELECT: kids[0] = n->u.select.lhs, kids[1] = n->u.select.test; break;
-    case N_TERNARY: kids[0] = n->u.ternary.cond, kids[1] = n->u.ternary.yes, kids[2] = n->u.ternary.no; break;
-    case N_SET: kids[0] = n->u.set.value, lists[0] = &n->u.set.body; break;
-    case N_IF: kids[0] = n->u.if_.test, lists[0] = &n->u.if_.body, lists[1] = &n->u.if_.alt; break;
+    case N_TEST:
+        kids[0] = n->u.test.operand, lists[0] = &n->u.test.args;
+        break;
+    case N_SELECT:
+        kids[0] = n->u.select.lhs, kids[1] = n->u.select.test;
+        break;
+    case N_TERNARY:
+        kids[0] = n->u.ternary.cond, kids[1] = n->u.ternary.yes, kids[2] = n->u.ternary.no;
+        break;
+    case N_SET:
+        kids[0] = n->u.set.value, lists[0] = &n->u.set.body;
+        break;
+    case N_IF:
+        kids[0] = n->u.if_.test, lists[0] = &n->u.if_.body, lists[1] = &n->u.if_.alt;
+        break;
     case N_FOR:
         kids[0] = n->u.for_.iterable, lists[0] = &n->u.for_.body, lists[1] = &n->u.for_.alt;
         break;
-    case N_MACRO: case N_CALLBLOCK:
+    case N_MACRO:
+    case N_CALLBLOCK:
         kids[0] = n->u.macro.call, lists[0] = &n->u.macro.params, lists[1] = &n->u.macro.body;
         break;
-    case N_FILTERBLOCK: lists[0] = &n->u.filterblock.body; break;
-    default: return;
+    case N_FILTERBLOCK:
+        lists[0] = &n->u.filterblock.body;
+        break;
+    default:
+        return;
     }
     for (int i = 0; i < 4; i++) find_uses(kids[i], flags);
     for (int i = 0; i < 4; i++)
@@ -393,8 +434,9 @@ static Node *parse_statement(Parser *P) {
     } else {
         char word[48];
         snprintf(word, sizeof word, "%.*s", (int)(name->len > 40 ? 40 : name->len), name->s);
-        static const char *const orphans[] = {"elif", "else", "endif", "endfor", "endset",
-                                              "endmacro", "endcall", "endfilter", "endraw", NULL};
+        static const char *const orphans[] = {"elif",   "else",     "endif",   "endfor",
+                                              "endset", "endmacro", "endcall", "endfilter",
+                                              "endraw", NULL};
         for (const char *const *o = orphans; *o; o++)
             if (strcmp(*o, word) == 0) perr(P, open, "{%% %s %%} without a matching block", word);
         perr(P, open, "statement \"%s\" is not supported", word);
@@ -423,9 +465,12 @@ static Node *parse_any(Parser *P) {
         n->u.str.len = t->len;
         return n;
     }
-    case T_OPEN_STMT: return parse_statement(P);
-    case T_OPEN_EXPR: return parse_output(P);
-    default: unexpected(P, t, "text, '{{' or '{%'");
+    case T_OPEN_STMT:
+        return parse_statement(P);
+    case T_OPEN_EXPR:
+        return parse_output(P);
+    default:
+        unexpected(P, t, "text, '{{' or '{%'");
     }
 }
 
@@ -514,7 +559,8 @@ static Node *parse_comparison(Parser *P) {
             op = OP_IN;
             P->cur++;
         } else if (t->type == T_CMP_OP) {
-            op = t->s[0] == '=' ? OP_EQ : t->s[0] == '!' ? OP_NE
+            op = t->s[0] == '='   ? OP_EQ
+                 : t->s[0] == '!' ? OP_NE
                  : t->s[0] == '<' ? (t->len == 2 ? OP_LE : OP_LT)
                                   : (t->len == 2 ? OP_GE : OP_GT);
             P->cur++;
@@ -541,9 +587,10 @@ static Node *parse_multiplicative(Parser *P) {
     Node *l = parse_power(P);
     while (is(P, T_MUL_OP)) {
         const Token *t = &P->tok[P->cur++];
-        Op op = t->s[0] == '*' ? OP_MUL : t->s[0] == '%' ? OP_MOD
-                : t->len == 2  ? OP_FLOORDIV
-                               : OP_DIV;
+        Op op = t->s[0] == '*'   ? OP_MUL
+                : t->s[0] == '%' ? OP_MOD
+                : t->len == 2    ? OP_FLOORDIV
+                                 : OP_DIV;
         l = binary(P, t, op, l, parse_power(P));
     }
     return l;
@@ -621,10 +668,16 @@ static Node *parse_unary(Parser *P) {
     return is(P, T_LPAREN) ? parse_call_rest(P, member) : member;
 }
 
+/* Where an expression starts: errors about a call point at the called name. */
+static uint32_t expr_start(const Node *n) {
+    while (n->kind == N_MEMBER || n->kind == N_CALL)
+        n = n->kind == N_MEMBER ? n->u.member.object : n->u.call.callee;
+    return n->pos;
+}
+
 static Node *parse_call_rest(Parser *P, Node *callee) {
     for (;;) {
-        const Token *t = peek(P, 0);
-        Node *call = new_node(P, N_CALL, t->pos);
+        Node *call = new_node(P, N_CALL, expr_start(callee));
         call->u.call.callee = callee;
         call->u.call.args = parse_args(P, 0);
         callee = parse_member(P, call);
@@ -675,15 +728,17 @@ static NodeList parse_args(Parser *P, int params) {
                     perr(P, t, "%s", "expected a parameter name");
                 const Node *id = arg->kind == N_KWARG ? arg->u.kwarg.key : arg;
                 for (uint32_t i = 0; i < v.len; i++) {
-                    const Node *o = v.items[i]->kind == N_KWARG ? v.items[i]->u.kwarg.key : v.items[i];
+                    const Node *o =
+                        v.items[i]->kind == N_KWARG ? v.items[i]->u.kwarg.key : v.items[i];
                     if (o->u.str.sym == id->u.str.sym) perr(P, t, "%s", "duplicate parameter name");
                 }
             }
             if (arg->kind == N_KWARG) {
                 saw_keyword = 1;
             } else if (saw_keyword) {
-                perr(P, t, "%s", params ? "a parameter without a default follows one with a default"
-                                        : "a positional argument follows a keyword argument");
+                perr(P, t, "%s",
+                     params ? "a parameter without a default follows one with a default"
+                            : "a positional argument follows a keyword argument");
             } else if (saw_spread) {
                 perr(P, t, "%s", "a positional argument follows the * argument");
             }
@@ -781,7 +836,8 @@ static Node *parse_primary(Parser *P) {
         n->u.str.len = (uint32_t)b.len;
         return n;
     }
-    case T_IDENT: return ident_node(P, t);
+    case T_IDENT:
+        return ident_node(P, t);
     case T_LPAREN: {
         enter(P, t);
         Node *n = parse_expression_sequence(P, 0);
@@ -820,7 +876,9 @@ static Node *parse_primary(Parser *P) {
         n->u.obj.values = nv_finish(P, &v);
         return n;
     }
-    default: P->cur--; unexpected(P, t, "an expression");
+    default:
+        P->cur--;
+        unexpected(P, t, "an expression");
     }
 }
 

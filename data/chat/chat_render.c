@@ -32,7 +32,7 @@ void ct_rt_step(Render *R, const Node *at, uint64_t n) {
     R->steps += n;
     if (R->steps > CHAT_TEMPLATE_MAX_STEPS)
         ct_rt_fail(R, at, "chat template takes more than %u steps (a runaway loop?)",
-                CHAT_TEMPLATE_MAX_STEPS);
+                   CHAT_TEMPLATE_MAX_STEPS);
 }
 
 static void out_add(Render *R, const Node *at, const char *s, size_t n) {
@@ -86,9 +86,9 @@ static Value env_get(const Env *e, int32_t sym) {
 
 /* ---- expressions ---- */
 
-static const char *const OP_NAMES[] = {"+",  "-",  "~",  "*",  "/",  "//", "%",
-                                       "**", "==", "!=", "<",  ">",  "<=", ">=",
-                                       "in", "not in", "and", "or", "not", "-", "+"};
+static const char *const OP_NAMES[] = {
+    "+", "-",  "~",  "*",  "/",      "//",  "%",  "**",  "==", "!=", "<",
+    ">", "<=", ">=", "in", "not in", "and", "or", "not", "-",  "+"};
 
 /* "loop.cycle", "messages[...]": the expression's text for error messages. */
 static void describe(const Node *n, StrBuf *b, int depth) {
@@ -148,7 +148,8 @@ Args ct_eval_args(Render *R, const NodeList *args, Env *env) {
         if (n->kind == N_KWARG) {
             const Node *k = n->u.kwarg.key;
             if (ct_obj_find(a.kw, k->u.str.s, k->u.str.len))
-                ct_rt_fail(R, n, "keyword argument \"%.*s\" is given twice", (int)k->u.str.len, k->u.str.s);
+                ct_rt_fail(R, n, "keyword argument \"%.*s\" is given twice", (int)k->u.str.len,
+                           k->u.str.s);
             ct_obj_set(R, a.kw, k->u.str.s, k->u.str.len, ct_eval_expr(R, n->u.kwarg.value, env));
         } else if (n->kind == N_KWSPREAD) {
             Value v = ct_eval_expr(R, n->u.arg, env);
@@ -156,7 +157,8 @@ Args ct_eval_args(Render *R, const NodeList *args, Env *env) {
             for (uint32_t j = 0; j < v.u.obj->len; j++) {
                 const OEntry *e = &v.u.obj->e[j];
                 if (ct_obj_find(a.kw, e->key, e->klen))
-                    ct_rt_fail(R, n, "keyword argument \"%.*s\" is given twice", (int)e->klen, e->key);
+                    ct_rt_fail(R, n, "keyword argument \"%.*s\" is given twice", (int)e->klen,
+                               e->key);
                 ct_obj_set(R, a.kw, e->key, e->klen, e->v);
             }
         }
@@ -176,9 +178,10 @@ static Value *call_list(Render *R, const Args *a, int always_kw, uint32_t *n) {
 
 _Noreturn static void not_callable(Render *R, const Node *at, const Node *callee, Value fn) {
     if (callee->kind == N_IDENT && fn.kind == V_UNDEF)
-        ct_rt_fail(R, at, "function \"%.*s\" is not supported", (int)callee->u.str.len, callee->u.str.s);
+        ct_rt_fail(R, at, "function \"%.*s\" is not supported", (int)callee->u.str.len,
+                   callee->u.str.s);
     ct_rt_fail(R, at, "cannot call \"%s\": it is %s, not a function", describe_str(R, callee),
-            ct_v_kind_name(fn));
+               ct_v_kind_name(fn));
 }
 
 static Value eval_call(Render *R, const Node *n, Env *env) {
@@ -249,7 +252,8 @@ static Value eval_slice(Render *R, const Node *at, Value obj, const Node *sl, En
     if (obj.kind == V_ARRAY) {
         Value out = ct_v_array(R, (size_t)count);
         size_t k = 0;
-        for (double i = s; k < (size_t)count; i += st) out.u.arr->items[k++] = obj.u.arr->items[(size_t)i];
+        for (double i = s; k < (size_t)count; i += st)
+            out.u.arr->items[k++] = obj.u.arr->items[(size_t)i];
         return out;
     }
     StrBuf b = ct_v_builder(R);
@@ -281,6 +285,7 @@ static int num_like(Value v) {
 }
 
 static Value concat_js(Render *R, const Node *at, Value a, Value b) {
+    ct_rt_step(R, at, ((uint64_t)a.len + b.len) >> 6);
     StrBuf s = ct_v_builder(R);
     ct_v_to_js_string(R, at, a, &s);
     ct_v_to_js_string(R, at, b, &s);
@@ -294,7 +299,8 @@ _Noreturn static void bad_operands(Render *R, const Node *n, Value l, Value r) {
         const Node *u = l.kind == V_UNDEF ? ln : rn;
         ct_rt_fail(R, n, "\"%s\" is undefined (operator \"%s\")", describe_str(R, u), op);
     }
-    ct_rt_fail(R, n, "operator \"%s\" cannot be applied to %s and %s", op, ct_v_kind_name(l), ct_v_kind_name(r));
+    ct_rt_fail(R, n, "operator \"%s\" cannot be applied to %s and %s", op, ct_v_kind_name(l),
+               ct_v_kind_name(r));
 }
 
 static Value eval_binary(Render *R, const Node *n, Env *env) {
@@ -321,17 +327,28 @@ static Value eval_binary(Render *R, const Node *n, Env *env) {
         double a = l.u.num, b = r.u.num;
         int fl = l.kind == V_FLOAT || r.kind == V_FLOAT;
         switch (op) {
-        case OP_ADD: return fl ? v_float(a + b) : v_int(a + b);
-        case OP_SUB: return fl ? v_float(a - b) : v_int(a - b);
-        case OP_MUL: return fl ? v_float(a * b) : v_int(a * b);
-        case OP_DIV: return v_float(a / b);
-        case OP_FLOORDIV: return fl ? v_float(floor(a / b)) : v_int(floor(a / b));
-        case OP_MOD: return fl ? v_float(fmod(a, b)) : v_int(fmod(a, b));
-        case OP_LT: return v_bool(a < b);
-        case OP_GT: return v_bool(a > b);
-        case OP_LE: return v_bool(a <= b);
-        case OP_GE: return v_bool(a >= b);
-        default: break;
+        case OP_ADD:
+            return fl ? v_float(a + b) : v_int(a + b);
+        case OP_SUB:
+            return fl ? v_float(a - b) : v_int(a - b);
+        case OP_MUL:
+            return fl ? v_float(a * b) : v_int(a * b);
+        case OP_DIV:
+            return v_float(a / b);
+        case OP_FLOORDIV:
+            return fl ? v_float(floor(a / b)) : v_int(floor(a / b));
+        case OP_MOD:
+            return fl ? v_float(fmod(a, b)) : v_int(fmod(a, b));
+        case OP_LT:
+            return v_bool(a < b);
+        case OP_GT:
+            return v_bool(a > b);
+        case OP_LE:
+            return v_bool(a <= b);
+        case OP_GE:
+            return v_bool(a >= b);
+        default:
+            break;
         }
     } else if (l.kind == V_ARRAY && r.kind == V_ARRAY) {
         if (op == OP_ADD) {
@@ -345,13 +362,15 @@ static Value eval_binary(Render *R, const Node *n, Env *env) {
     } else if (r.kind == V_ARRAY) {
         if (op == OP_IN || op == OP_NOT_IN) {
             int found = 0;
-            for (uint32_t i = 0; i < r.u.arr->len && !found; i++) found = ct_v_strict_eq(r.u.arr->items[i], l);
+            for (uint32_t i = 0; i < r.u.arr->len && !found; i++)
+                found = ct_v_strict_eq(r.u.arr->items[i], l);
             ct_rt_step(R, n, r.u.arr->len);
             return v_bool(found == (op == OP_IN));
         }
     }
     if ((l.kind == V_STR || r.kind == V_STR) && op == OP_ADD) return concat_js(R, n, l, r);
     if (l.kind == V_STR && r.kind == V_STR && (op == OP_IN || op == OP_NOT_IN)) {
+        ct_rt_step(R, n, r.len >> 6);
         int found = l.len == 0 || (r.len >= l.len && memmem(r.u.s, r.len, l.u.s, l.len) != NULL);
         return v_bool(found == (op == OP_IN));
     }
@@ -364,7 +383,8 @@ static Value eval_unary(Render *R, const Node *n, Env *env) {
     Value v = ct_eval_expr(R, n->u.arg, env);
     if (n->op == OP_NOT) return v_bool(!ct_v_truthy(v));
     if (!num_like(v))
-        ct_rt_fail(R, n, "unary \"%s\" cannot be applied to %s", OP_NAMES[n->op], ct_v_kind_name(v));
+        ct_rt_fail(R, n, "unary \"%s\" cannot be applied to %s", OP_NAMES[n->op],
+                   ct_v_kind_name(v));
     double x = v.kind == V_BOOL ? v.b : v.u.num;
     if (n->op == OP_NEG) x = -x;
     return v.kind == V_FLOAT ? v_float(x) : v_int(x);
@@ -376,35 +396,66 @@ Value ct_eval_expr(Render *R, const Node *n, Env *env) {
     ct_rt_step(R, n, 1);
     Value v;
     switch (n->kind) {
-    case N_STRING: v = v_str(n->u.str.s, n->u.str.len); break;
-    case N_INT: v = v_int(n->u.num); break;
-    case N_FLOAT: v = v_float(n->u.num); break;
-    case N_IDENT: v = env_get(env, n->u.str.sym); break;
+    case N_STRING:
+        v = v_str(n->u.str.s, n->u.str.len);
+        break;
+    case N_INT:
+        v = v_int(n->u.num);
+        break;
+    case N_FLOAT:
+        v = v_float(n->u.num);
+        break;
+    case N_IDENT:
+        v = env_get(env, n->u.str.sym);
+        break;
     case N_ARRAY:
     case N_TUPLE:
         v = ct_v_array(R, n->u.list.len);
         v.u.arr->is_tuple = n->kind == N_TUPLE;
-        for (uint32_t i = 0; i < n->u.list.len; i++) v.u.arr->items[i] = ct_eval_expr(R, n->u.list.items[i], env);
+        for (uint32_t i = 0; i < n->u.list.len; i++)
+            v.u.arr->items[i] = ct_eval_expr(R, n->u.list.items[i], env);
         break;
     case N_OBJECT:
         v = ct_v_object(R, n->u.obj.keys.len);
         for (uint32_t i = 0; i < n->u.obj.keys.len; i++) {
             Value k = ct_eval_expr(R, n->u.obj.keys.items[i], env);
-            if (k.kind != V_STR) ct_rt_fail(R, n->u.obj.keys.items[i], "dict keys must be strings, not %s", ct_v_kind_name(k));
+            if (k.kind != V_STR)
+                ct_rt_fail(R, n->u.obj.keys.items[i], "dict keys must be strings, not %s",
+                           ct_v_kind_name(k));
             ct_obj_set(R, v.u.obj, k.u.s, k.len, ct_eval_expr(R, n->u.obj.values.items[i], env));
         }
         break;
-    case N_MEMBER: v = eval_member(R, n, env); break;
-    case N_CALL: v = eval_call(R, n, env); break;
-    case N_UNARY: v = eval_unary(R, n, env); break;
-    case N_BINARY: v = eval_binary(R, n, env); break;
-    case N_FILTER: v = ct_apply_filter(R, n->u.filter.filter, ct_eval_expr(R, n->u.filter.operand, env), env); break;
-    case N_TEST: v = ct_apply_test(R, n, ct_eval_expr(R, n->u.test.operand, env), env); break;
-    case N_SELECT: v = ct_v_truthy(ct_eval_expr(R, n->u.select.test, env)) ? ct_eval_expr(R, n->u.select.lhs, env) : v_undef(); break;
-    case N_TERNARY:
-        v = ct_eval_expr(R, ct_v_truthy(ct_eval_expr(R, n->u.ternary.cond, env)) ? n->u.ternary.yes : n->u.ternary.no, env);
+    case N_MEMBER:
+        v = eval_member(R, n, env);
         break;
-    default: ct_rt_fail(R, n, "this expression cannot be evaluated here");
+    case N_CALL:
+        v = eval_call(R, n, env);
+        break;
+    case N_UNARY:
+        v = eval_unary(R, n, env);
+        break;
+    case N_BINARY:
+        v = eval_binary(R, n, env);
+        break;
+    case N_FILTER:
+        v = ct_apply_filter(R, n->u.filter.filter, ct_eval_expr(R, n->u.filter.operand, env), env);
+        break;
+    case N_TEST:
+        v = ct_apply_test(R, n, ct_eval_expr(R, n->u.test.operand, env), env);
+        break;
+    case N_SELECT:
+        v = ct_v_truthy(ct_eval_expr(R, n->u.select.test, env))
+                ? ct_eval_expr(R, n->u.select.lhs, env)
+                : v_undef();
+        break;
+    case N_TERNARY:
+        v = ct_eval_expr(R,
+                         ct_v_truthy(ct_eval_expr(R, n->u.ternary.cond, env)) ? n->u.ternary.yes
+                                                                              : n->u.ternary.no,
+                         env);
+        break;
+    default:
+        ct_rt_fail(R, n, "this expression cannot be evaluated here");
     }
     R->depth--;
     return v;
@@ -417,7 +468,9 @@ static void eval_block(Render *R, const NodeList *body, Env *env);
 static Value capture(Render *R, const NodeList *body, Env *env) {
     size_t mark = R->out_len;
     eval_block(R, body, env);
-    Value s = v_str(ct_arena_strdup(&R->arena, R->out ? R->out + mark : "", R->out_len - mark), R->out_len - mark);
+    ct_rt_step(R, NULL, (R->out_len - mark) >> 6);
+    Value s = v_str(ct_arena_strdup(&R->arena, R->out ? R->out + mark : "", R->out_len - mark),
+                    R->out_len - mark);
     R->out_len = mark;
     return s;
 }
@@ -440,15 +493,18 @@ static void assign(Render *R, const Node *target, Value v, Env *env) {
         const NodeList *names = &target->u.list;
         if (v.kind != V_ARRAY) ct_rt_fail(R, target, "cannot unpack %s in set", ct_v_kind_name(v));
         if (v.u.arr->len != names->len)
-            ct_rt_fail(R, target, "too %s items to unpack in set", names->len > v.u.arr->len ? "few" : "many");
+            ct_rt_fail(R, target, "too %s items to unpack in set",
+                       names->len > v.u.arr->len ? "few" : "many");
         for (uint32_t i = 0; i < names->len; i++) {
-            if (names->items[i]->kind != N_IDENT) ct_rt_fail(R, names->items[i], "can only unpack into names");
+            if (names->items[i]->kind != N_IDENT)
+                ct_rt_fail(R, names->items[i], "can only unpack into names");
             env_set(R, env, names->items[i]->u.str.sym, v.u.arr->items[i]);
         }
     } else if (target->kind == N_MEMBER) {
         Value obj = ct_eval_expr(R, target->u.member.object, env);
         if (obj.kind != V_NAMESPACE)
-            ct_rt_fail(R, target, "cannot set an attribute of %s (only of a namespace)", ct_v_kind_name(obj));
+            ct_rt_fail(R, target, "cannot set an attribute of %s (only of a namespace)",
+                       ct_v_kind_name(obj));
         const Node *p = target->u.member.property;
         if (p->kind != N_IDENT) ct_rt_fail(R, target, "a namespace attribute must be a name");
         ct_obj_set(R, obj.u.obj, p->u.str.s, p->u.str.len, v);
@@ -473,11 +529,18 @@ static void bind_item(Render *R, const Node *target, Value item, Env *env) {
 static Value loop_object(Render *R, const Value *items, size_t i, size_t n) {
     static const char *const keys[] = {"index", "index0", "revindex", "revindex0", "first",
                                        "last",  "length", "previtem", "nextitem"};
-    Value v[9] = {v_int((double)i + 1), v_int((double)i), v_int((double)(n - i)),
-                  v_int((double)(n - i - 1)), v_bool(i == 0), v_bool(i == n - 1), v_int((double)n),
-                  i > 0 ? items[i - 1] : v_undef(), i + 1 < n ? items[i + 1] : v_undef()};
+    Value v[9] = {v_int((double)i + 1),
+                  v_int((double)i),
+                  v_int((double)(n - i)),
+                  v_int((double)(n - i - 1)),
+                  v_bool(i == 0),
+                  v_bool(i == n - 1),
+                  v_int((double)n),
+                  i > 0 ? items[i - 1] : v_undef(),
+                  i + 1 < n ? items[i + 1] : v_undef()};
     Value loop = ct_v_object(R, 9);
-    for (int k = 0; k < 9; k++) loop.u.obj->e[k] = (OEntry){keys[k], (uint32_t)strlen(keys[k]), v[k]};
+    for (int k = 0; k < 9; k++)
+        loop.u.obj->e[k] = (OEntry){keys[k], (uint32_t)strlen(keys[k]), v[k]};
     loop.u.obj->len = 9;
     return loop;
 }
@@ -490,17 +553,20 @@ static void eval_for(Render *R, const Node *n, Env *env) {
         it = it->u.select.lhs;
     }
     Value seq = ct_eval_expr(R, it, scope);
-    if (seq.kind == V_OBJECT) seq = ct_call_function(R, n, ct_get_member(R, n, seq, v_str("keys", 4)), NULL, 0, env);
+    if (seq.kind == V_OBJECT)
+        seq = ct_call_function(R, n, ct_get_member(R, n, seq, v_str("keys", 4)), NULL, 0, env);
     if (seq.kind != V_ARRAY) ct_rt_fail(R, n, "cannot loop over %s", ct_v_kind_name(seq));
     size_t total = seq.u.arr->len, n_items = 0;
     Value *items = ct_arena_alloc(&R->arena, (total + 1) * sizeof *items);
     for (size_t i = 0; i < total; i++) {
         Value item = seq.u.arr->items[i];
+        ct_rt_step(R, n, 1);
         if (target->kind == N_TUPLE) {
             if (item.kind != V_ARRAY || item.u.arr->is_tuple)
                 ct_rt_fail(R, target, "cannot unpack %s into loop variables", ct_v_kind_name(item));
             if (item.u.arr->len != target->u.list.len)
-                ct_rt_fail(R, target, "too %s items to unpack", target->u.list.len > item.u.arr->len ? "few" : "many");
+                ct_rt_fail(R, target, "too %s items to unpack",
+                           target->u.list.len > item.u.arr->len ? "few" : "many");
         }
         if (test) {
             Env *ls = env_new(R, scope);
@@ -513,6 +579,7 @@ static void eval_for(Render *R, const Node *n, Env *env) {
     jmp_buf *volatile outer = R->loop_jump;
     volatile int no_iteration = 1;
     for (volatile size_t i = 0; i < n_items; i++) {
+        ct_rt_step(R, n, 1);
         if (R->t->uses_loop) env_set(R, scope, SYM_LOOP, loop_object(R, items, i, n_items));
         bind_item(R, target, items[i], scope);
         if (R->t->has_break) {
@@ -543,7 +610,8 @@ static const char *macro_name(const Node *m, char *buf, size_t cap) {
     return buf;
 }
 
-static void bind_macro_args(Render *R, const Node *at, const Node *m, Value *args, uint32_t nargs, Env *scope) {
+static void bind_macro_args(Render *R, const Node *at, const Node *m, Value *args, uint32_t nargs,
+                            Env *scope) {
     const NodeList *params = &m->u.macro.params;
     VObject *kw = NULL;
     if (nargs && ct_v_is_kwargs(args[nargs - 1])) kw = args[--nargs].u.obj;
@@ -575,8 +643,8 @@ static void bind_macro_args(Render *R, const Node *at, const Node *m, Value *arg
     } else {
         for (uint32_t i = 0; kw && i < kw->len; i++)
             if (!used[i])
-                ct_rt_fail(R, at, "macro %s takes no keyword argument '%.*s'", macro_name(m, nb, sizeof nb),
-                        (int)kw->e[i].klen, kw->e[i].key);
+                ct_rt_fail(R, at, "macro %s takes no keyword argument '%.*s'",
+                           macro_name(m, nb, sizeof nb), (int)kw->e[i].klen, kw->e[i].key);
     }
     if (m->flag & USES_VARARGS) {
         uint32_t extra = nargs > params->len ? nargs - params->len : 0;
@@ -584,7 +652,8 @@ static void bind_macro_args(Render *R, const Node *at, const Node *m, Value *arg
         for (uint32_t i = 0; i < extra; i++) rest.u.arr->items[i] = args[params->len + i];
         env_set(R, scope, SYM_VARARGS, rest);
     } else if (nargs > params->len) {
-        ct_rt_fail(R, at, "macro %s takes not more than %u argument(s)", macro_name(m, nb, sizeof nb), params->len);
+        ct_rt_fail(R, at, "macro %s takes not more than %u argument(s)",
+                   macro_name(m, nb, sizeof nb), params->len);
     }
     for (uint32_t i = 0; i < params->len; i++)
         if (pending[i])
@@ -620,37 +689,54 @@ static void eval_callblock(Render *R, const Node *n, Env *env) {
 
 static void eval_stmt(Render *R, const Node *n, Env *env) {
     switch (n->kind) {
-    case N_STRING: out_add(R, n, n->u.str.s, n->u.str.len); return;
-    case N_COMMENT: return;
+    case N_STRING:
+        out_add(R, n, n->u.str.s, n->u.str.len);
+        return;
+    case N_COMMENT:
+        return;
     case N_SET:
-        assign(R, n->u.set.target, n->u.set.value ? ct_eval_expr(R, n->u.set.value, env) : capture(R, &n->u.set.body, env), env);
+        assign(R, n->u.set.target,
+               n->u.set.value ? ct_eval_expr(R, n->u.set.value, env)
+                              : capture(R, &n->u.set.body, env),
+               env);
         return;
     case N_IF:
-        eval_block(R, ct_v_truthy(ct_eval_expr(R, n->u.if_.test, env)) ? &n->u.if_.body : &n->u.if_.alt, env);
+        eval_block(
+            R, ct_v_truthy(ct_eval_expr(R, n->u.if_.test, env)) ? &n->u.if_.body : &n->u.if_.alt,
+            env);
         return;
-    case N_FOR: eval_for(R, n, env); return;
+    case N_FOR:
+        eval_for(R, n, env);
+        return;
     case N_MACRO: {
         Value f = ct_v_func(R, F_MACRO);
         f.u.fn->node = n;
         env_set(R, env, n->u.macro.name->u.str.sym, f);
         return;
     }
-    case N_CALLBLOCK: eval_callblock(R, n, env); return;
+    case N_CALLBLOCK:
+        eval_callblock(R, n, env);
+        return;
     case N_FILTERBLOCK:
-        print_value(R, n, ct_apply_filter(R, n->u.filterblock.filter, capture(R, &n->u.filterblock.body, env), env));
+        print_value(R, n,
+                    ct_apply_filter(R, n->u.filterblock.filter,
+                                    capture(R, &n->u.filterblock.body, env), env));
         return;
     case N_BREAK:
     case N_CONTINUE:
-        if (!R->loop_jump) ct_rt_fail(R, n, "{%% %s %%} outside a loop", n->kind == N_BREAK ? "break" : "continue");
+        if (!R->loop_jump)
+            ct_rt_fail(R, n, "{%% %s %%} outside a loop",
+                       n->kind == N_BREAK ? "break" : "continue");
         longjmp(*R->loop_jump, n->kind == N_BREAK ? SIG_BREAK : SIG_CONTINUE);
-    default: print_value(R, n, ct_eval_expr(R, n, env));
+    default:
+        print_value(R, n, ct_eval_expr(R, n, env));
     }
 }
 
 static void eval_block(Render *R, const NodeList *body, Env *env) {
     if (++R->depth > MAX_EVAL_DEPTH)
-        ct_rt_fail(R, body->len ? body->items[0] : NULL, "chat template evaluation nests deeper than %d levels",
-                MAX_EVAL_DEPTH);
+        ct_rt_fail(R, body->len ? body->items[0] : NULL,
+                   "chat template evaluation nests deeper than %d levels", MAX_EVAL_DEPTH);
     for (uint32_t i = 0; i < body->len; i++) {
         ct_rt_step(R, body->items[i], 1);
         eval_stmt(R, body->items[i], env);
@@ -665,11 +751,16 @@ static const struct {
     FuncKind fn; /* or -1: a constant */
     int value;   /* 1 true, 0 false, -1 none */
 } GLOBALS[] = {
-    {SYM_NAMESPACE, F_NAMESPACE, 0},   {SYM_RAISE_EXCEPTION, F_RAISE_EXCEPTION, 0},
-    {SYM_RANGE, F_RANGE, 0},           {SYM_STRFTIME_NOW, F_STRFTIME_NOW, 0},
-    {SYM_TRUE, (FuncKind)-1, 1},       {SYM_FALSE, (FuncKind)-1, 0},
-    {SYM_NONE, (FuncKind)-1, -1},      {SYM_TRUE_TITLE, (FuncKind)-1, 1},
-    {SYM_FALSE_TITLE, (FuncKind)-1, 0}, {SYM_NONE_TITLE, (FuncKind)-1, -1},
+    {SYM_NAMESPACE, F_NAMESPACE, 0},
+    {SYM_RAISE_EXCEPTION, F_RAISE_EXCEPTION, 0},
+    {SYM_RANGE, F_RANGE, 0},
+    {SYM_STRFTIME_NOW, F_STRFTIME_NOW, 0},
+    {SYM_TRUE, (FuncKind)-1, 1},
+    {SYM_FALSE, (FuncKind)-1, 0},
+    {SYM_NONE, (FuncKind)-1, -1},
+    {SYM_TRUE_TITLE, (FuncKind)-1, 1},
+    {SYM_FALSE_TITLE, (FuncKind)-1, 0},
+    {SYM_NONE_TITLE, (FuncKind)-1, -1},
 };
 
 static Env *root_scope(Render *R, const json_t *context) {
@@ -681,7 +772,8 @@ static Env *root_scope(Render *R, const json_t *context) {
         env_set(R, root, GLOBALS[i].sym, v);
     }
     if (!context) return root;
-    if (!json_is_object(context)) ct_rt_fail(R, NULL, "chat template context must be a JSON object");
+    if (!json_is_object(context))
+        ct_rt_fail(R, NULL, "chat template context must be a JSON object");
     void *it = json_object_iter((json_t *)context);
     for (; it; it = json_object_iter_next((json_t *)context, it)) {
         const char *key = json_object_iter_key(it);
@@ -689,13 +781,16 @@ static Env *root_scope(Render *R, const json_t *context) {
         int32_t sym = ct_template_symbol(R->t, key, klen);
         for (size_t i = 0; i < sizeof GLOBALS / sizeof GLOBALS[0]; i++)
             if (sym == GLOBALS[i].sym)
-                ct_rt_fail(R, NULL, "chat template context key \"%s\" would replace a built-in", key);
+                ct_rt_fail(R, NULL, "chat template context key \"%s\" would replace a built-in",
+                           key);
         if (sym < 0) {
-            static const char *const builtins[] = {"namespace", "raise_exception", "range", "strftime_now",
-                                                   "true", "false", "none", "True", "False", "None"};
+            static const char *const builtins[] = {
+                "namespace", "raise_exception", "range", "strftime_now", "true", "false", "none",
+                "True",      "False",           "None"};
             for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
                 if (strlen(builtins[i]) == klen && memcmp(builtins[i], key, klen) == 0)
-                    ct_rt_fail(R, NULL, "chat template context key \"%s\" would replace a built-in", key);
+                    ct_rt_fail(R, NULL, "chat template context key \"%s\" would replace a built-in",
+                               key);
             continue; /* the template never names it */
         }
         env_set(R, root, sym, ct_v_from_json(R, json_object_iter_value(it), 0));

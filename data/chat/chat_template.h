@@ -38,10 +38,10 @@ char *chat_template_render(const ChatTemplate *t, const json_t *context, size_t 
 void chat_template_free(ChatTemplate *t);
 
 /* Limits of one render; exceeding one is an error naming it. */
-#define CHAT_TEMPLATE_MAX_OUTPUT (64u << 20)    /* bytes of rendered text */
-#define CHAT_TEMPLATE_MAX_MEMORY (256u << 20)   /* bytes of working memory */
+#define CHAT_TEMPLATE_MAX_OUTPUT (64u << 20)     /* bytes of rendered text */
+#define CHAT_TEMPLATE_MAX_MEMORY (256u << 20)    /* bytes of working memory */
 #define CHAT_TEMPLATE_MAX_STEPS  (20u * 1000000) /* evaluated nodes and element operations */
-#define CHAT_TEMPLATE_MAX_DEPTH  200            /* nesting of template constructs */
-#define CHAT_TEMPLATE_MAX_CALLS  64             /* nested macro calls */
+#define CHAT_TEMPLATE_MAX_DEPTH  200             /* nesting of template constructs */
+#define CHAT_TEMPLATE_MAX_CALLS  64              /* nested macro calls */
 
 #endif

@@ -24,7 +24,8 @@ Value ct_v_strbuf(Render *R, StrBuf *b) {
 }
 
 Value ct_v_array(Render *R, size_t n) {
-    if (n > R->arena.limit / sizeof(Value)) ct_arena_alloc(&R->arena, R->arena.limit + 1); /* fails */
+    if (n > R->arena.limit / sizeof(Value))
+        ct_arena_alloc(&R->arena, R->arena.limit + 1); /* fails */
     VArray *a = ct_arena_alloc(&R->arena, sizeof *a);
     a->len = (uint32_t)n;
     a->is_tuple = 0;
@@ -80,30 +81,47 @@ void ct_obj_set(Render *R, VObject *o, const char *key, size_t klen, Value v) {
 
 int ct_v_truthy(Value v) {
     switch (v.kind) {
-    case V_BOOL: return v.b;
+    case V_BOOL:
+        return v.b;
     case V_INT:
-    case V_FLOAT: return v.u.num != 0 && !isnan(v.u.num);
-    case V_STR: return v.len > 0;
-    case V_ARRAY: return v.u.arr->len > 0;
-    case V_OBJECT: return v.u.obj->len > 0;
+    case V_FLOAT:
+        return v.u.num != 0 && !isnan(v.u.num);
+    case V_STR:
+        return v.len > 0;
+    case V_ARRAY:
+        return v.u.arr->len > 0;
+    case V_OBJECT:
+        return v.u.obj->len > 0;
     case V_NAMESPACE:
-    case V_FUNC: return 1;
-    default: return 0;
+    case V_FUNC:
+        return 1;
+    default:
+        return 0;
     }
 }
 
 const char *ct_v_kind_name(Value v) {
     switch (v.kind) {
-    case V_UNDEF: return "undefined";
-    case V_NULL: return "none";
-    case V_BOOL: return "boolean";
-    case V_INT: return "integer";
-    case V_FLOAT: return "float";
-    case V_STR: return "string";
-    case V_ARRAY: return v.u.arr->is_tuple ? "tuple" : "list";
-    case V_OBJECT: return v.u.obj->is_kwargs ? "keyword arguments" : "dict";
-    case V_NAMESPACE: return "namespace";
-    default: return "function";
+    case V_UNDEF:
+        return "undefined";
+    case V_NULL:
+        return "none";
+    case V_BOOL:
+        return "boolean";
+    case V_INT:
+        return "integer";
+    case V_FLOAT:
+        return "float";
+    case V_STR:
+        return "string";
+    case V_ARRAY:
+        return v.u.arr->is_tuple ? "tuple" : "list";
+    case V_OBJECT:
+        return v.u.obj->is_kwargs ? "keyword arguments" : "dict";
+    case V_NAMESPACE:
+        return "namespace";
+    default:
+        return "function";
     }
 }
 
@@ -118,13 +136,26 @@ static void add_num(StrBuf *b, double d, int as_float) {
 
 static void to_output(Render *R, const Node *at, Value v, StrBuf *b) {
     switch (v.kind) {
-    case V_UNDEF: ct_sb_add(b, "undefined", 9); break;
-    case V_NULL: ct_sb_add(b, "null", 4); break;
-    case V_BOOL: v.b ? ct_sb_add(b, "true", 4) : ct_sb_add(b, "false", 5); break;
-    case V_INT: add_num(b, v.u.num, 0); break;
-    case V_FLOAT: add_num(b, v.u.num, 1); break;
-    case V_STR: ct_sb_add(b, v.u.s, v.len); break;
-    case V_FUNC: ct_rt_fail(R, at, "a function cannot be printed or converted to a string");
+    case V_UNDEF:
+        ct_sb_add(b, "undefined", 9);
+        break;
+    case V_NULL:
+        ct_sb_add(b, "null", 4);
+        break;
+    case V_BOOL:
+        v.b ? ct_sb_add(b, "true", 4) : ct_sb_add(b, "false", 5);
+        break;
+    case V_INT:
+        add_num(b, v.u.num, 0);
+        break;
+    case V_FLOAT:
+        add_num(b, v.u.num, 1);
+        break;
+    case V_STR:
+        ct_sb_add(b, v.u.s, v.len);
+        break;
+    case V_FUNC:
+        ct_rt_fail(R, at, "a function cannot be printed or converted to a string");
     default: {
         JsonOptions o = {0};
         ct_v_to_json(R, at, v, &o, b);
@@ -138,7 +169,9 @@ void ct_v_to_output(Render *R, const Node *at, Value v, StrBuf *b) {
 
 void ct_v_to_js_string(Render *R, const Node *at, Value v, StrBuf *b) {
     switch (v.kind) {
-    case V_FLOAT: add_num(b, v.u.num, 0); break;
+    case V_FLOAT:
+        add_num(b, v.u.num, 0);
+        break;
     case V_ARRAY:
         for (uint32_t i = 0; i < v.u.arr->len; i++) {
             if (i) ct_sb_addc(b, ',');
@@ -146,8 +179,11 @@ void ct_v_to_js_string(Render *R, const Node *at, Value v, StrBuf *b) {
         }
         break;
     case V_OBJECT:
-    case V_NAMESPACE: ct_sb_add(b, "[object Map]", 12); break;
-    default: to_output(R, at, v, b);
+    case V_NAMESPACE:
+        ct_sb_add(b, "[object Map]", 12);
+        break;
+    default:
+        to_output(R, at, v, b);
     }
 }
 
@@ -167,15 +203,30 @@ static void json_quote(const char *s, size_t n, int ascii, StrBuf *b) {
             }
         }
         switch (cp) {
-        case '"': ct_sb_add(b, "\\\"", 2); break;
-        case '\\': ct_sb_add(b, "\\\\", 2); break;
-        case '\b': ct_sb_add(b, "\\b", 2); break;
-        case '\f': ct_sb_add(b, "\\f", 2); break;
-        case '\n': ct_sb_add(b, "\\n", 2); break;
-        case '\r': ct_sb_add(b, "\\r", 2); break;
-        case '\t': ct_sb_add(b, "\\t", 2); break;
+        case '"':
+            ct_sb_add(b, "\\\"", 2);
+            break;
+        case '\\':
+            ct_sb_add(b, "\\\\", 2);
+            break;
+        case '\b':
+            ct_sb_add(b, "\\b", 2);
+            break;
+        case '\f':
+            ct_sb_add(b, "\\f", 2);
+            break;
+        case '\n':
+            ct_sb_add(b, "\\n", 2);
+            break;
+        case '\r':
+            ct_sb_add(b, "\\r", 2);
+            break;
+        case '\t':
+            ct_sb_add(b, "\\t", 2);
+            break;
         default:
-            if (cp < 0x20 || (cp >= 0xD800 && cp <= 0xDFFF) || (ascii && cp >= 0x7F && cp < 0x10000)) {
+            if (cp < 0x20 || (cp >= 0xD800 && cp <= 0xDFFF) ||
+                (ascii && cp >= 0x7F && cp < 0x10000)) {
                 ct_sb_addf(b, "\\u%04x", cp);
             } else if (ascii && cp >= 0x10000) {
                 uint32_t c = cp - 0x10000;
@@ -207,7 +258,8 @@ static int key_order(const void *pa, const void *pb) {
 static void to_json(Render *R, const Node *at, Value v, const JsonOptions *o, int depth,
                     StrBuf *b) {
     if (depth > MAX_VALUE_DEPTH)
-        ct_rt_fail(R, at, "value nests deeper than %d levels (or contains itself)", MAX_VALUE_DEPTH);
+        ct_rt_fail(R, at, "value nests deeper than %d levels (or contains itself)",
+                   MAX_VALUE_DEPTH);
     const char *isep = o->item_sep ? o->item_sep : o->indent ? "," : ", ";
     size_t isep_len = o->item_sep ? o->item_sep_len : strlen(isep);
     const char *ksep = o->key_sep ? o->key_sep : ": ";
@@ -216,8 +268,12 @@ static void to_json(Render *R, const Node *at, Value v, const JsonOptions *o, in
     case V_UNDEF:
         o->undefined_as_null ? ct_sb_add(b, "null", 4) : ct_sb_add(b, "undefined", 9);
         return;
-    case V_NULL: ct_sb_add(b, "null", 4); return;
-    case V_BOOL: v.b ? ct_sb_add(b, "true", 4) : ct_sb_add(b, "false", 5); return;
+    case V_NULL:
+        ct_sb_add(b, "null", 4);
+        return;
+    case V_BOOL:
+        v.b ? ct_sb_add(b, "true", 4) : ct_sb_add(b, "false", 5);
+        return;
     case V_INT:
     case V_FLOAT:
         if (isfinite(v.u.num))
@@ -225,7 +281,10 @@ static void to_json(Render *R, const Node *at, Value v, const JsonOptions *o, in
         else
             ct_sb_add(b, "null", 4);
         return;
-    case V_STR: json_quote(v.u.s, v.len, o->ensure_ascii, b); return;
+    case V_STR:
+        ct_rt_step(R, at, v.len >> 6);
+        json_quote(v.u.s, v.len, o->ensure_ascii, b);
+        return;
     case V_ARRAY: {
         if (v.u.arr->is_tuple) ct_rt_fail(R, at, "a tuple cannot be converted to JSON");
         const VArray *a = v.u.arr;
@@ -260,7 +319,8 @@ static void to_json(Render *R, const Node *at, Value v, const JsonOptions *o, in
         ct_sb_addc(b, '}');
         return;
     }
-    default: ct_rt_fail(R, at, "a function cannot be converted to JSON");
+    default:
+        ct_rt_fail(R, at, "a function cannot be converted to JSON");
     }
 }
 
@@ -272,18 +332,24 @@ void ct_v_to_json(Render *R, const Node *at, Value v, const JsonOptions *o, StrB
 enum { JS_UNDEF, JS_NULL, JS_BOOL, JS_NUM, JS_STR, JS_OBJ };
 static int js_class(Value v) {
     switch (v.kind) {
-    case V_UNDEF: return JS_UNDEF;
-    case V_NULL: return JS_NULL;
-    case V_BOOL: return JS_BOOL;
+    case V_UNDEF:
+        return JS_UNDEF;
+    case V_NULL:
+        return JS_NULL;
+    case V_BOOL:
+        return JS_BOOL;
     case V_INT:
-    case V_FLOAT: return JS_NUM;
-    case V_STR: return JS_STR;
-    default: return JS_OBJ;
+    case V_FLOAT:
+        return JS_NUM;
+    case V_STR:
+        return JS_STR;
+    default:
+        return JS_OBJ;
     }
 }
 
 static const void *identity(Value v) {
-    return v.kind == V_ARRAY ? (const void *)v.u.arr
+    return v.kind == V_ARRAY  ? (const void *)v.u.arr
            : v.kind == V_FUNC ? (const void *)v.u.fn
                               : (const void *)v.u.obj;
 }
@@ -297,11 +363,16 @@ int ct_v_strict_eq(Value a, Value b) {
     if (ca != cb) return 0;
     switch (ca) {
     case JS_UNDEF:
-    case JS_NULL: return 1;
-    case JS_BOOL: return a.b == b.b;
-    case JS_NUM: return a.u.num == b.u.num;
-    case JS_STR: return str_eq(a, b);
-    default: return identity(a) == identity(b);
+    case JS_NULL:
+        return 1;
+    case JS_BOOL:
+        return a.b == b.b;
+    case JS_NUM:
+        return a.u.num == b.u.num;
+    case JS_STR:
+        return str_eq(a, b);
+    default:
+        return identity(a) == identity(b);
     }
 }
 
@@ -396,18 +467,24 @@ Value ct_v_from_json(Render *R, const json_t *j, int depth) {
     case JSON_ARRAY: {
         size_t n = json_array_size(j);
         Value v = ct_v_array(R, n);
-        for (size_t i = 0; i < n; i++) v.u.arr->items[i] = ct_v_from_json(R, json_array_get(j, i), depth + 1);
+        for (size_t i = 0; i < n; i++)
+            v.u.arr->items[i] = ct_v_from_json(R, json_array_get(j, i), depth + 1);
         return v;
     }
-    case JSON_STRING: return v_str(json_string_value(j), json_string_length(j));
-    case JSON_INTEGER: return v_int((double)json_integer_value(j));
+    case JSON_STRING:
+        return v_str(json_string_value(j), json_string_length(j));
+    case JSON_INTEGER:
+        return v_int((double)json_integer_value(j));
     case JSON_REAL: {
         double d = json_real_value(j); /* JSON.parse gives 1.0 as the integer 1 */
         return d == floor(d) && isfinite(d) ? v_int(d) : v_float(d);
     }
-    case JSON_TRUE: return v_bool(1);
-    case JSON_FALSE: return v_bool(0);
-    default: return v_null();
+    case JSON_TRUE:
+        return v_bool(1);
+    case JSON_FALSE:
+        return v_bool(0);
+    default:
+        return v_null();
     }
 }
 
@@ -419,6 +496,7 @@ static void add_cp(StrBuf *b, uint32_t cp) {
 }
 
 Value ct_str_upper(Render *R, Value s) {
+    ct_rt_step(R, NULL, s.len >> 6);
     StrBuf b = ct_v_builder(R);
     for (size_t i = 0; i < s.len;) {
         uint32_t cp;
@@ -433,6 +511,7 @@ Value ct_str_upper(Render *R, Value s) {
 }
 
 Value ct_str_lower(Render *R, Value s) {
+    ct_rt_step(R, NULL, s.len >> 6);
     StrBuf b = ct_v_builder(R);
     for (size_t i = 0; i < s.len;) {
         uint32_t cp;
@@ -454,6 +533,7 @@ static int word_byte(char c) {
 }
 
 Value ct_str_title(Render *R, Value s) { /* value.replace(/\b\w/g, c => c.toUpperCase()) */
+    ct_rt_step(R, NULL, s.len >> 6);
     StrBuf b = ct_v_builder(R);
     ct_sb_add(&b, s.u.s, s.len);
     for (size_t i = 0; i < b.len; i++)
@@ -466,6 +546,7 @@ Value ct_str_capitalize(Render *R, Value s) { /* charAt(0).toUpperCase() + slice
     uint32_t cp;
     size_t k = ct_u8_decode(s.u.s, s.len, &cp);
     if (cp >= 0x10000) return s;
+    ct_rt_step(R, NULL, s.len >> 6);
     StrBuf b = ct_v_builder(R);
     if (cp == 0xDF)
         ct_sb_add(&b, "SS", 2);
@@ -476,6 +557,7 @@ Value ct_str_capitalize(Render *R, Value s) { /* charAt(0).toUpperCase() + slice
 }
 
 Value ct_str_replace(Render *R, const Node *at, Value s, Value from, Value to, double count) {
+    ct_rt_step(R, at, s.len >> 6);
     if (count == 0) return s;
     double remaining = (isnan(count) || count < 0) ? INFINITY : count;
     StrBuf b = ct_v_builder(R);

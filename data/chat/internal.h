@@ -43,7 +43,7 @@ void ct_arena_free(Arena *a);
  * (pos = byte offset into src; pos == NO_POS gives no location). */
 #define NO_POS UINT32_MAX
 _Noreturn void ct_fail_at(Fail *f, const char *src, size_t srclen, uint32_t pos, const char *fmt,
-                       ...) __attribute__((format(printf, 5, 6)));
+                          ...) __attribute__((format(printf, 5, 6)));
 void ct_source_line_col(const char *src, size_t len, uint32_t pos, int *line, int *col);
 
 /* Growable byte string in an arena (doubling, old copies stay in the arena). */
@@ -72,8 +72,8 @@ uint32_t ct_js_upper_cp(uint32_t cp);
 uint32_t ct_js_lower_cp(uint32_t cp);
 /* Number.prototype.toString / JSON.stringify for finite, and "NaN"/"Infinity" otherwise. */
 void ct_js_number_str(double v, char out[40]);
-void ct_js_float_str(double v, char out[40]); /* the reference's FloatValue.toString */
-int ct_js_parse_int(const char *s, size_t n, double *out);   /* parseInt(s, 10); 0 if NaN */
+void ct_js_float_str(double v, char out[40]);              /* the reference's FloatValue.toString */
+int ct_js_parse_int(const char *s, size_t n, double *out); /* parseInt(s, 10); 0 if NaN */
 int ct_js_parse_float(const char *s, size_t n, double *out); /* parseFloat(s); 0 if NaN */
 double ct_js_to_number(const char *s, size_t n);             /* Number(s) */
 /* Turns WTF-8 into UTF-8: surrogate pairs joined, lone surrogates -> U+FFFD. In place;
@@ -112,7 +112,7 @@ typedef enum {
 
 typedef struct Token {
     uint8_t type;
-    uint32_t pos; /* byte offset in the original template source */
+    uint32_t pos;  /* byte offset in the original template source */
     const char *s; /* text, decoded string literal, identifier, number or operator */
     uint32_t len;
 } Token;

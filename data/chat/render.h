@@ -18,7 +18,7 @@ typedef enum {
     V_INT,
     V_FLOAT,
     V_STR,
-    V_ARRAY, /* also tuples (VArray.is_tuple) */
+    V_ARRAY,  /* also tuples (VArray.is_tuple) */
     V_OBJECT, /* also keyword-argument bundles (VObject.is_kwargs) */
     V_NAMESPACE,
     V_FUNC,
@@ -208,7 +208,7 @@ Value ct_apply_filter(Render *R, const Node *filter, Value operand, Env *env);
 Value ct_apply_test(Render *R, const Node *test, Value operand, Env *env);
 /* Runs a named test (for selectattr): *known = 0 when there is no such test. */
 int ct_run_named_test(Render *R, const Node *at, const char *name, size_t len, Value a, Value *arg,
-                   int *known);
+                      int *known);
 
 /* ---- chat_render.c ---- */
 Value ct_eval_expr(Render *R, const Node *n, Env *env);
