@@ -178,7 +178,7 @@ int ct_v_compare(Render *R, const Node *at, Value a, Value b, int case_sensitive
 
 Value ct_v_from_json(Render *R, const json_t *j, int depth);
 
-/* String helpers shared by filters and methods. */
+/* ---- chat_string.c: string helpers shared by filters and methods ---- */
 Value ct_str_upper(Render *R, Value s);
 Value ct_str_lower(Render *R, Value s);
 Value ct_str_trim(Value s, int start, int end);
@@ -210,7 +210,15 @@ Value ct_apply_test(Render *R, const Node *test, Value operand, Env *env);
 int ct_run_named_test(Render *R, const Node *at, const char *name, size_t len, Value a, Value *arg,
                       int *known);
 
-/* ---- chat_render.c ---- */
+/* ---- chat_render.c (statements, scopes) and chat_eval.c (expressions) ---- */
+#define CT_MAX_EVAL_DEPTH 1000 /* nested evaluations, macro bodies included */
+Env *ct_env_new(Render *R, Env *parent);
+void ct_env_set(Render *R, Env *e, int32_t sym, Value v); /* in e itself */
+Value ct_env_get(const Env *e, int32_t sym);              /* e, then its parents */
+/* The argument list a function receives: positional values, then kwargs if any (always_kw:
+ * even when empty, as call blocks pass them). */
+Value *ct_call_list(Render *R, const Args *a, int always_kw, uint32_t *n);
+_Noreturn void ct_not_callable(Render *R, const Node *at, const Node *callee, Value fn);
 Value ct_eval_expr(Render *R, const Node *n, Env *env);
 Args ct_eval_args(Render *R, const NodeList *args, Env *env);
 Value ct_invoke_macro(Render *R, const Node *at, VFunc *fn, Value *args, uint32_t nargs, Env *env);
