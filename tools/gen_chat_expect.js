@@ -189,7 +189,11 @@ const constructs = [
     "{% macro greet(name, punct='!') %}Hello {{ name }}{{ punct }}{% endmacro %}{{ greet('Ann') }} {{ greet('Bob', '?') }} {{ greet(name='Cid', punct='.') }}",
     "{% macro m(a) %}{{ a }}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, 2, 3, k='v') }}", "{% macro wrap() %}<{{ caller() }}>{% endmacro %}{% call wrap() %}inner {{ n }}{% endcall %}",
     "{% macro outer() %}{{ inner_var }}{% endmacro %}{% set inner_var = 'dyn' %}{{ outer() }}", "{% macro m(x) %}{{ x }}{% endmacro %}{{ m(1, 2) }}",
-    "{% filter upper %}shout {{ n }}{% endfilter %}",
+    "{% filter upper %}shout {{ n }}{% endfilter %}", "{% filter replace('a', 'o') %}banana{% endfilter %}",
+    "{% macro list_items(items) %}{% for i in items %}{{ caller(i, loop.index) }}{% endfor %}{% endmacro %}{% call(item, idx) list_items(words) %}{{ idx }}={{ item }};{% endcall %}",
+    "{% macro show() %}{{ loop.index }}{% endmacro %}{% for x in list %}{{ show() }}{% endfor %}", "{{ {'b': 2, 'a': 3, 'c': 1}|dictsort(by='value') }} {{ obj.dictsort(reverse=true) }}",
+    "{% set ns = namespace(items=[]) %}{% for m in messages %}{% set ns.items = ns.items + [m.role] %}{% endfor %}{{ ns.items|join('/') }}", "{{ 'a' < 'b' }}",
+    "{% for m in messages %}{% if not loop.last %}{{ m.content }}, {% else %}{{ m.content }}.{% endif %}{% endfor %}", "{{ messages|map(attribute='role')|unique|list }} {{ messages|rejectattr('role', 'equalto', 'system')|list|length }}",
     // filters
     "{{ s|trim }}|{{ s|length }}|{{ s|upper }}|{{ s|lower }}|{{ 'hello world-foo_bar'|title }}|{{ 'élan vital'|capitalize }}|{{ 'straße'|upper }}",
     "{{ list|first }} {{ list|last }} {{ list|length }} {{ list|reverse }} {{ list|sort }} {{ words|sort }} {{ words|sort(reverse=true) }} {{ words|sort(case_sensitive=true) }} {{ list|join }} {{ words|join(', ') }} {{ list|unique }} {{ [1, 1, 2, 1]|unique|list }}",
