@@ -42,9 +42,10 @@
 #define TENSOR_IGNORE_INDEX (-100)
 
 /* A frozen weight may hold BF16 instead of F32 (bf16 set, data NULL): op_linear,
- * op_lora_linear (W only), op_embedding and op_lm_head_cross_entropy accept it and convert
- * it to F32 into a scratch buffer owned by the graph, then run exactly the sgemm calls of
- * the F32 path, so results are bit-identical to an F32 tensor holding the same values.
+ * op_lora_linear (W only), op_embedding and op_lm_head_cross_entropy accept it. In F32
+ * precision they convert it to F32 into a scratch buffer owned by the graph, then run
+ * exactly the sgemm calls of the F32 path, so results are bit-identical to an F32 tensor
+ * holding the same values; in BF16 precision (graph_set_precision) oneDNN reads it in place.
  * Every other op, bias and norm weight needs F32 data (a BF16 tensor there fails the graph). */
 typedef struct Tensor {
     float *data;
