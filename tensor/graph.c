@@ -3,6 +3,9 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include "tensor/bf16.h"
+#include "tensor/matmul.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +28,9 @@ struct Graph {
     size_t scratch_bytes;
     float *weights; /* BF16 weights converted to F32 for one op at a time */
     size_t weights_bytes;
+    TensorPrecision precision;
+    MmKernel kernel;
+    MmBuffers mm; /* BF16 precision's operand conversions */
 };
 
 /* ---- tensors outside graphs ---- */
@@ -65,10 +71,16 @@ void tensor_bf16_to_float(float *dst, const uint16_t *src, int64_t n) {
 }
 
 uint16_t tensor_float_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)(u >> 16 | 0x40); /* quiet NaN */
-    return (uint16_t)((u + 0x7fff + (u >> 16 & 1)) >> 16);
+    return bf16_round(f);
+}
+
+void tensor_float_to_bf16_array(uint16_t *dst, const float *src, int64_t n) {
+    const int64_t chunk = (int64_t)1 << 14;
+#pragma omp parallel for schedule(static) if (n > chunk)
+    for (int64_t i0 = 0; i0 < n; i0 += chunk) {
+        int64_t end = n - i0 < chunk ? n : i0 + chunk;
+        for (int64_t i = i0; i < end; i++) dst[i] = bf16_round(src[i]);
+    }
 }
 
 uint16_t tensor_float_to_f16(float f) {
@@ -139,6 +151,35 @@ void graph_reset(Graph *g) {
     g->tape = NULL;
     g->failed = false;
     g->error[0] = '\0';
+    g->mm.x_src = NULL; /* the arena's tensors are gone: forget which one mm.x holds */
+}
+
+int graph_set_precision(Graph *g, TensorPrecision p) {
+    if (!g || (p != TENSOR_PRECISION_F32 && p != TENSOR_PRECISION_BF16)) return -1;
+    g->precision = p;
+    g->kernel = p == TENSOR_PRECISION_BF16 ? mm_choose_kernel() : MM_KERNEL_F32;
+    g->mm.x_src = NULL;
+    return 0;
+}
+
+TensorPrecision graph_precision(const Graph *g) {
+    return g ? g->precision : TENSOR_PRECISION_F32;
+}
+
+const char *graph_matmul_kernel(const Graph *g) {
+    return mm_kernel_name(g ? g->kernel : MM_KERNEL_F32);
+}
+
+bool graph_matmul_native_bf16(const Graph *g) {
+    return g && g->kernel == MM_KERNEL_ONEDNN_BF16;
+}
+
+MmKernel graph_mm_kernel(const Graph *g) {
+    return g->kernel;
+}
+
+MmBuffers *graph_mm_buffers(Graph *g) {
+    return &g->mm;
 }
 
 bool graph_failed(const Graph *g) {
@@ -146,7 +187,9 @@ bool graph_failed(const Graph *g) {
 }
 
 size_t graph_arena_bytes(const Graph *g) {
-    return g ? arena_capacity(g->arena) + g->scratch_bytes + g->weights_bytes : 0;
+    return g ? arena_capacity(g->arena) + g->scratch_bytes + g->weights_bytes + g->mm.x_bytes +
+                   g->mm.d_bytes
+             : 0;
 }
 
 void graph_destroy(Graph *g) {
@@ -154,6 +197,8 @@ void graph_destroy(Graph *g) {
     arena_destroy(g->arena);
     free(g->scratch);
     free(g->weights);
+    free(g->mm.x);
+    free(g->mm.d);
     free(g);
 }
 
@@ -268,6 +313,10 @@ static float *weight_scratch(Graph *g, size_t bytes) {
                        bytes);
     }
     return g->weights;
+}
+
+void *graph_weight_buffer(Graph *g, size_t bytes) {
+    return weight_scratch(g, bytes);
 }
 
 const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {

@@ -32,6 +32,8 @@ char *tensor_shape_text(const Tensor *t, char *buf, size_t len);
  * is F32, else the BF16 rows converted into a weight scratch buffer (separate from
  * graph_scratch, reused by every op, valid until the next call). NULL on OOM (graph failed). */
 const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t rows);
+/* That weight scratch buffer itself, at least `bytes` (BF16 precision converts into it). */
+void *graph_weight_buffer(Graph *g, size_t bytes);
 
 /* Copies n ints into the arena so ops do not depend on caller buffers until backward. */
 int32_t *graph_copy_ids(Graph *g, const int32_t *ids, int64_t n);

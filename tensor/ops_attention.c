@@ -15,28 +15,20 @@
  *
  * Causality: query rows are processed in blocks of ATT_BLOCK; rows [t0, t1) only attend to
  * keys [0, t1), so every product skips the key columns above the block's diagonal (about
- * half the work at long T). */
-#include "tensor/graph_internal.h"
+ * half the work at long T).
+ *
+ * In BF16 precision the blocks run the same steps on bf16-rounded operands
+ * (tensor/ops_attention_bf16.c); the task loops and the order of every sum are these. */
+#include "tensor/attention_internal.h"
 
 #include <cblas.h>
 #include <math.h>
-
-#define ATT_BLOCK 64 /* query rows per causal block */
-
-typedef struct {
-    Tensor *q, *k, *v, *y;
-    int batch, seq_len, n_heads, n_kv_heads, head_dim;
-    const int32_t *segment; /* (B*T) arena copy, or NULL */
-    float *probs;           /* (B, NH, T, T) */
-} AttentionCtx;
 
 static inline bool attend(const int32_t *seg, int t, int s) {
     return s <= t && (!seg || seg[s] == seg[t]);
 }
 
-/* Masked softmax of rows [t0, t1) of p (T, T) in place; only s <= t was computed, every
- * s > t becomes 0. seg is the sequence's (T) segment ids or NULL. */
-static void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) {
+void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) {
     for (int t = t0; t < t1; t++) {
         float *row = p + (int64_t)t * T;
         float mx = row[t]; /* s = t is always allowed */
@@ -60,14 +52,17 @@ static bool split_blocks(int B, int NKV) {
     return threads > 1 && (B * NKV) % threads != 0;
 }
 
-/* Rows [t0, t1) of block `blk` (0 = first) of a sequence of length T. */
-static void block_rows(int blk, int T, int *t0, int *t1) {
+void block_rows(int blk, int T, int *t0, int *t1) {
     *t0 = blk * ATT_BLOCK;
     *t1 = *t0 + ATT_BLOCK < T ? *t0 + ATT_BLOCK : T;
 }
 
 /* Forward of rows [t0, t1) of head h of sequence b: P rows and O rows. */
 static void forward_block(const AttentionCtx *c, int b, int h, int t0, int t1) {
+    if (c->bf16) {
+        attention_forward_block_bf16(c, b, h, t0, t1);
+        return;
+    }
     int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
     int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D, m = t1 - t0;
     int64_t row0 = (int64_t)b * T;
@@ -91,6 +86,10 @@ static void forward_block(const AttentionCtx *c, int b, int h, int t0, int t1) {
  * ds (T, T) of this (batch, head) and dQ += scale dS K. */
 static void backward_block(const AttentionCtx *c, const float *dy, float *dq, float *ds, int b,
                            int h, int t0, int t1) {
+    if (c->bf16) {
+        attention_backward_block_bf16(c, dq, ds, b, h, t0, t1);
+        return;
+    }
     int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
     int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D, m = t1 - t0;
     int64_t row0 = (int64_t)b * T;
@@ -103,14 +102,7 @@ static void backward_block(const AttentionCtx *c, const float *dy, float *dq, fl
      * [0, t1) only (P is 0 beyond) */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, D, 1.0f, dO + (int64_t)t0 * ldq,
                 ldq, V, ldk, 0.0f, ds + (int64_t)t0 * T, T);
-    /* softmax backward: dS = P * (dP - sum_s P dP), s <= t (dS is 0 beyond) */
-    for (int t = t0; t < t1; t++) {
-        const float *pr = P + (int64_t)t * T;
-        float *dr = ds + (int64_t)t * T;
-        float dot = 0.0f;
-        for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
-        for (int s = 0; s < t1; s++) dr[s] = pr[s] * (dr[s] - dot);
-    }
+    softmax_backward_rows(P, ds, T, t0, t1);
     /* S = scale Q K^T: dQ += scale dS K */
     if (dq)
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, t1, scale,
@@ -122,6 +114,10 @@ static void backward_block(const AttentionCtx *c, const float *dy, float *dq, fl
  * sequence b; p is that head's (T, T) P or dS. */
 static void backward_kv_block(const AttentionCtx *c, const float *dy, float *acc, const float *p,
                               bool dk_side, int b, int h, int t0, int t1) {
+    if (c->bf16) {
+        attention_backward_kv_block_bf16(c, acc, p, dk_side, b, h, t0, t1);
+        return;
+    }
     int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
     int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D;
     int64_t row0 = (int64_t)b * T;
@@ -141,6 +137,7 @@ static void attention_backward(Graph *g, void *p) {
     bool split = split_blocks(B, NKV);
     /* dS of every (batch, head) when split, else one (T, T) per (batch, kv head) task */
     float *dss = graph_scratch(g, (size_t)B * (split ? NH : NKV) * T * T * sizeof(float));
+    if (c->bf16) c->dyb = mm_input_d(g, dy, c->y->size);
     if (graph_failed(g)) return;
     if (!split) {
 #pragma omp parallel for schedule(static)
@@ -183,6 +180,16 @@ static void attention_backward(Graph *g, void *p) {
     }
 }
 
+void softmax_backward_rows(const float *P, float *ds, int T, int t0, int t1) {
+    for (int t = t0; t < t1; t++) {
+        const float *pr = P + (int64_t)t * T;
+        float *dr = ds + (int64_t)t * T;
+        float dot = 0.0f;
+        for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
+        for (int s = 0; s < t1; s++) dr[s] = pr[s] * (dr[s] - dot);
+    }
+}
+
 Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int seq_len, int n_heads,
                      int n_kv_heads, int head_dim, const int32_t *segment) {
     if (!g || !q || !k || !v) return NULL;
@@ -204,7 +211,19 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int s
     float *probs = graph_alloc(g, (size_t)B * NH * T * T * sizeof(float));
     const int32_t *seg = segment ? graph_copy_ids(g, segment, rows) : NULL;
     if (!y || !probs || (segment && !seg)) return NULL;
-    AttentionCtx ctx = {q, k, v, y, B, T, NH, NKV, D, seg, probs};
+    AttentionCtx ctx = {.q = q,
+                        .k = k,
+                        .v = v,
+                        .y = y,
+                        .batch = B,
+                        .seq_len = T,
+                        .n_heads = NH,
+                        .n_kv_heads = NKV,
+                        .head_dim = D,
+                        .segment = seg,
+                        .probs = probs};
+    if (graph_precision(g) == TENSOR_PRECISION_BF16 && attention_bf16_prepare(g, &ctx) != 0)
+        return NULL;
     if (split_blocks(B, NKV)) {
 #pragma omp parallel for schedule(dynamic, 1)
         for (int task = 0; task < B * NH * nb; task++) {
@@ -223,6 +242,7 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int s
                 }
         }
     }
+    if (graph_failed(g)) return NULL; /* a BF16-precision product failed */
     if (tensor_any_grad(q, k, v)) {
         AttentionCtx *c = graph_record(g, attention_backward, sizeof *c);
         if (!c) return NULL;

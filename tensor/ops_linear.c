@@ -13,8 +13,13 @@
  * and running one sgemm per block would save scratch, but OpenBLAS does not give
  * bit-identical results when the output is computed in column blocks, and the contract
  * is bit-identity with an F32 W holding the same values. The biggest W of a layer is a few
- * MB; the lm_head goes through op_lm_head_cross_entropy, which blocks for both dtypes. */
+ * MB; the lm_head goes through op_lm_head_cross_entropy, which blocks for both dtypes.
+ *
+ * In BF16 precision the two products with W (x W^T, dy W) go through mm_gemm on
+ * bf16-rounded x / dy and W (tensor/matmul.h); the LoRA products stay f32 sgemm: they are
+ * R wide (a few percent of the work) and their inputs and outputs are the trained ones. */
 #include "tensor/graph_internal.h"
+#include "tensor/matmul.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -42,6 +47,34 @@ static Tensor *linear_output(Graph *g, const Tensor *x, int64_t out) {
     return graph_new_tensor(g, x->ndim, shape);
 }
 
+/* y (N, OUT) = x (N, IN) W^T + beta y. 0, or -1 with the graph failed. */
+static int product_xwt(Graph *g, const Tensor *x, const Tensor *w, float beta, float *y) {
+    int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
+    if (graph_precision(g) == TENSOR_PRECISION_BF16) {
+        MmIn xb = mm_input(g, x->data, x->size), wb = mm_weight(g, w, 0, out);
+        return mm_gemm(g, n, out, in, 1.0f, xb, in, wb, in, true, beta, y, out);
+    }
+    const float *wf = graph_weight_rows(g, w, 0, out);
+    if (!wf) return -1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, wf, in,
+                beta, y, out);
+    return 0;
+}
+
+/* dx (N, IN) += dy (N, OUT) W (OUT, IN). 0, or -1 with the graph failed. */
+static int product_dyw(Graph *g, const float *dy, const Tensor *w, int n, float *dx) {
+    int in = (int)w->shape[1], out = (int)w->shape[0];
+    if (graph_precision(g) == TENSOR_PRECISION_BF16) {
+        MmIn dyb = mm_input_d(g, dy, (int64_t)n * out), wb = mm_weight(g, w, 0, out);
+        return mm_gemm(g, n, in, out, 1.0f, dyb, out, wb, in, false, 1.0f, dx, in);
+    }
+    const float *wf = graph_weight_rows(g, w, 0, out);
+    if (!wf) return -1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, wf, in, 1.0f,
+                dx, in);
+    return 0;
+}
+
 typedef struct {
     Tensor *x, *y;
     const Tensor *w;
@@ -50,13 +83,8 @@ typedef struct {
 static void linear_backward(Graph *g, void *p) {
     LinearCtx *c = p;
     if (!c->y->grad) return;
-    int n = (int)tensor_rows(c->x), in = (int)c->w->shape[1], out = (int)c->w->shape[0];
     float *dx = graph_grad(g, c->x);
-    const float *w = graph_weight_rows(g, c->w, 0, out);
-    if (!dx || !w) return;
-    /* dx (N, IN) += dy (N, OUT) W (OUT, IN) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, c->y->grad, out, w, in,
-                1.0f, dx, in);
+    if (dx) product_dyw(g, c->y->grad, c->w, (int)tensor_rows(c->x), dx);
 }
 
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
@@ -66,13 +94,10 @@ Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
                    SHAPE(x), SHAPE(w), b ? SHAPE(b) : "none");
         return NULL;
     }
-    int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
-    Tensor *y = linear_output(g, x, out);
-    const float *wf = y ? graph_weight_rows(g, w, 0, out) : NULL;
-    if (!wf) return NULL;
-    float beta = fill_bias(y->data, b, n, out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, wf, in,
-                beta, y->data, out);
+    Tensor *y = linear_output(g, x, w->shape[0]);
+    if (!y) return NULL;
+    float beta = fill_bias(y->data, b, tensor_rows(x), w->shape[0]);
+    if (product_xwt(g, x, w, beta, y->data) != 0) return NULL;
     if (x->requires_grad) {
         LinearCtx *c = graph_record(g, linear_backward, sizeof *c);
         if (!c) return NULL;
@@ -161,10 +186,7 @@ static void lora_backward(Graph *g, void *p) {
                 dht, n);
     if (c->x->requires_grad) {
         float *dx = graph_grad(g, c->x);
-        const float *w = graph_weight_rows(g, c->w, 0, out);
-        if (!dx || !w) return;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, w, in,
-                    1.0f, dx, in);
+        if (!dx || product_dyw(g, dy, c->w, n, dx) != 0) return;
         /* dx (N, IN) += dh A = (dh^T)^T (N, R) A (R, IN), through dropout when p > 0 */
         if (c->dropout <= 0.0f)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, in, r, 1.0f, dht, n, c->A->data,
@@ -199,11 +221,9 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     int r = (int)A->shape[0];
     Tensor *y = linear_output(g, x, out);
     float *h = graph_alloc(g, (size_t)n * r * sizeof(float));
-    const float *wf = y && h ? graph_weight_rows(g, w, 0, out) : NULL;
-    if (!wf) return NULL;
+    if (!y || !h) return NULL;
     float beta = fill_bias(y->data, b, n, out);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, wf, in,
-                beta, y->data, out);
+    if (product_xwt(g, x, w, beta, y->data) != 0) return NULL;
     const float *xd = lora_dropped_input(g, x, dropout, dropout_seed);
     if (!xd) return NULL;
     /* h (N, R) = drop(x) (N, IN) A^T; y (N, OUT) += s * h B^T */

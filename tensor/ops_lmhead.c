@@ -13,8 +13,12 @@
  * for any upstream scalar up; computing it before up is known changes only fp32 rounding.
  * Blocks of W (converted from BF16 when the weight is BF16) have a fixed size, so F32 and
  * BF16 weights holding the same values make the same sgemm calls and give bit-identical
- * results. Per-row losses are summed in double in row order, as op_cross_entropy does. */
+ * results. Per-row losses are summed in double in row order, as op_cross_entropy does.
+ * In BF16 precision both products take bf16-rounded operands (tensor/matmul.h): the
+ * gathered rows once per op, each chunk's softmax - onehot once per chunk, and W's blocks
+ * (in place when W is BF16 and the kernel is oneDNN's); the softmax and the loss stay f32. */
 #include "tensor/graph_internal.h"
+#include "tensor/matmul.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -48,11 +52,19 @@ static void lm_head_backward(Graph *g, void *p) {
     }
 }
 
-/* L (r, V) = xa (r, C) W^T, block by block of vocabulary rows. 0, or -1 (graph failed). */
-static int chunk_logits(Graph *g, const Tensor *w, const float *xa, int64_t r, float *L) {
+/* L (r, V) = xa (r, C) W^T, block by block of vocabulary rows. 0, or -1 (graph failed).
+ * xab: the same rows as a BF16-precision operand (used instead of xa in that precision). */
+static int chunk_logits(Graph *g, const Tensor *w, const float *xa, MmIn xab, int64_t r, float *L) {
     int64_t V = w->shape[0], C = w->shape[1];
+    bool bf16 = graph_precision(g) == TENSOR_PRECISION_BF16;
     for (int64_t v0 = 0; v0 < V; v0 += LMHEAD_VOCAB_BLOCK) {
         int64_t vb = V - v0 < LMHEAD_VOCAB_BLOCK ? V - v0 : LMHEAD_VOCAB_BLOCK;
+        if (bf16) {
+            if (mm_gemm(g, (int)r, (int)vb, (int)C, 1.0f, xab, C, mm_weight(g, w, v0, vb), C, true,
+                        0.0f, L + v0, V) != 0)
+                return -1;
+            continue;
+        }
         const float *wb = graph_weight_rows(g, w, v0, vb);
         if (!wb) return -1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)vb, (int)C, 1.0f, xa,
@@ -64,8 +76,16 @@ static int chunk_logits(Graph *g, const Tensor *w, const float *xa, int64_t r, f
 /* dxa (r, C) = dL (r, V) W, block by block of vocabulary rows, in block order. */
 static int chunk_input_grad(Graph *g, const Tensor *w, const float *dL, int64_t r, float *dxa) {
     int64_t V = w->shape[0], C = w->shape[1];
+    bool bf16 = graph_precision(g) == TENSOR_PRECISION_BF16;
+    MmIn dLb = bf16 ? mm_input_d(g, dL, r * V) : (MmIn){0};
     for (int64_t v0 = 0; v0 < V; v0 += LMHEAD_VOCAB_BLOCK) {
         int64_t vb = V - v0 < LMHEAD_VOCAB_BLOCK ? V - v0 : LMHEAD_VOCAB_BLOCK;
+        if (bf16) {
+            if (mm_gemm(g, (int)r, (int)C, (int)vb, 1.0f, mm_at(dLb, v0), V,
+                        mm_weight(g, w, v0, vb), C, false, v0 ? 1.0f : 0.0f, dxa, C) != 0)
+                return -1;
+            continue;
+        }
         const float *wb = graph_weight_rows(g, w, v0, vb);
         if (!wb) return -1;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)C, (int)vb, 1.0f,
@@ -134,9 +154,14 @@ Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int
     if (R > m) R = m;
     float *L = m ? graph_scratch(g, (size_t)(R * V) * sizeof(float)) : NULL;
     if (m && !L) return NULL;
+    MmIn xab = {0};
+    if (m && graph_precision(g) == TENSOR_PRECISION_BF16) {
+        xab = mm_input_arena(g, xa, m * C);
+        if (graph_failed(g)) return NULL;
+    }
     for (int64_t r0 = 0; r0 < m; r0 += R) {
         int64_t r = m - r0 < R ? m - r0 : R;
-        if (chunk_logits(g, w, xa + r0 * C, r, L) != 0) return NULL;
+        if (chunk_logits(g, w, xa + r0 * C, mm_at(xab, r0 * C), r, L) != 0) return NULL;
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < r; i++) loss[r0 + i] = row_loss(L + i * V, V, tgt[r0 + i], grad);
         if (grad && chunk_input_grad(g, w, L, r, dxa + r0 * C) != 0) return NULL;

@@ -42,9 +42,10 @@
 #define TENSOR_IGNORE_INDEX (-100)
 
 /* A frozen weight may hold BF16 instead of F32 (bf16 set, data NULL): op_linear,
- * op_lora_linear (W only), op_embedding and op_lm_head_cross_entropy accept it and convert
- * it to F32 into a scratch buffer owned by the graph, then run exactly the sgemm calls of
- * the F32 path, so results are bit-identical to an F32 tensor holding the same values.
+ * op_lora_linear (W only), op_embedding and op_lm_head_cross_entropy accept it. In F32
+ * precision they convert it to F32 into a scratch buffer owned by the graph, then run
+ * exactly the sgemm calls of the F32 path, so results are bit-identical to an F32 tensor
+ * holding the same values; in BF16 precision (graph_set_precision) oneDNN reads it in place.
  * Every other op, bias and norm weight needs F32 data (a BF16 tensor there fails the graph). */
 typedef struct Tensor {
     float *data;
@@ -82,6 +83,9 @@ uint16_t tensor_float_to_bf16(float f);
 uint16_t tensor_float_to_f16(float f);
 /* dst[i] = BF16 (bf16 true) or F16 rounding of src[i]: adapters and models saved in half. */
 void tensor_floats_to_half(uint16_t *dst, const float *src, int64_t n, bool bf16);
+/* dst[i] = tensor_float_to_bf16(src[i]); OpenMP-parallel. For holding frozen F32 weights as
+ * BF16 once (at load) for TENSOR_PRECISION_BF16, instead of rounding them in every op. */
+void tensor_float_to_bf16_array(uint16_t *dst, const float *src, int64_t n);
 /* Heap tensor: data zeroed; grad allocated (zeroed) when requires_grad. NULL on OOM. */
 Tensor *tensor_new(int ndim, const int64_t *shape, bool requires_grad);
 void tensor_free(Tensor *t); /* for tensor_new results only */
@@ -103,6 +107,42 @@ Tensor *graph_tensor(Graph *g, int ndim, const int64_t *shape);
 /* Seeds root->grad with `seed` in every element and replays the tape in reverse.
  * Returns 0, or -1 if the graph had failed. Call at most once per graph_reset. */
 int graph_backward(Graph *g, Tensor *root, float seed);
+
+/* ---- precision of the frozen model's matrix products ----------------------------
+ *
+ * TENSOR_PRECISION_F32 (the default): every product is OpenBLAS sgemm on F32 values.
+ * TENSOR_PRECISION_BF16: the products with the frozen model — x W^T and dy W of op_linear
+ * and op_lora_linear, Q K^T, P V and their four backward products in op_attention, and the
+ * lm_head products of op_lm_head_cross_entropy in both directions — take both inputs
+ * rounded to bf16 (nearest even, as tensor_float_to_bf16) and accumulate and output in
+ * f32. Everything else stays f32: the LoRA products (x A^T, h B^T, and dA, dB, dh: small),
+ * norms, softmax, the loss and every reduction. Activations stay F32 tensors; an op
+ * rounds its inputs into buffers the graph keeps (the bf16 copy of an input is reused by
+ * the next op reading the same tensor, so q, k and v round their input once).
+ * The kernel: oneDNN's matmul primitive when tensor_cpu_has_native_bf16() and oneDNN has a
+ * bf16 matmul for this CPU (primitives created once per shape, kept for the process);
+ * otherwise an emulation, OpenBLAS sgemm on the bf16-rounded values: the same arithmetic
+ * (products of bf16 values are exact in f32), summed in another order, and slower than
+ * F32 (the rounding costs time and gains nothing). Either way results are bit-identical
+ * run to run for a given thread count.
+ * Frozen weights: BF16 ones (Tensor.bf16) are used in place by oneDNN. F32 ones are rounded
+ * in every op, which is slow: hold them as BF16 (tensor_float_to_bf16_array, once) in BF16
+ * precision. Returns 0, or -1 for a NULL graph or an unknown precision. Set it before
+ * building a step (it applies to the ops recorded after it; keep it for the backward). */
+typedef enum { TENSOR_PRECISION_F32 = 0, TENSOR_PRECISION_BF16 = 1 } TensorPrecision;
+int graph_set_precision(Graph *g, TensorPrecision p);
+TensorPrecision graph_precision(const Graph *g);
+/* What runs the frozen model's products, for printing at start: "OpenBLAS sgemm (f32)",
+ * "oneDNN matmul brg:avx512_core_amx_bf16 (bf16 inputs, f32 accumulation)" (oneDNN's
+ * implementation name), or "emulated (bf16-rounded inputs, OpenBLAS sgemm)". */
+const char *graph_matmul_kernel(const Graph *g);
+/* true when BF16 precision runs on oneDNN's native bf16 kernels, false when emulated. */
+bool graph_matmul_native_bf16(const Graph *g);
+/* Whether this CPU has native BF16 matrix instructions (AVX512-BF16, or AMX-BF16, with the
+ * OS saving their register state). The environment variable LORAFIT_CPU_BF16=0 or =1
+ * overrides the answer (tests force either path with it); BF16 precision then emulates
+ * when oneDNN has no bf16 matmul for the CPU after all. */
+bool tensor_cpu_has_native_bf16(void);
 
 /* ---- threads -------------------------------------------------------------------- */
 

@@ -1,13 +1,19 @@
 #!/bin/sh
 # make bench: runs every benchmark program the build produced (build/tools/bench_*), each
-# printing its own figures, then the same training step in PyTorch when Python has torch
-# (Debian's python3-torch; optional). Figures are printed, never asserted.
+# printing its own figures; then, per shape, the same training step in lorafit f32 and bf16
+# and in PyTorch float32 and bf16 autocast when Python has torch (Debian's python3-torch;
+# optional), and a side-by-side table of them. Figures are printed, never asserted.
+#   BENCH_SHAPES  shapes to train (default "smollm-135m llama-1b"; llama-1b writes a 4.9 GB
+#                 model to /tmp and takes minutes per step on 2 cores)
+#   BENCH_STEPS   timed steps per run (default 2)
 set -e
 BUILD=${1:-build}
+SHAPES=${BENCH_SHAPES:-smollm-135m llama-1b}
+STEPS=${BENCH_STEPS:-2}
 found=0
 for b in "$BUILD"/tools/bench_*; do
   [ -x "$b" ] || continue
-  case "$b" in *.o|*.d) continue ;; esac
+  case "$b" in *.o|*.d|*/bench_train) continue ;; esac
   found=1
   echo "== $(basename "$b")"
   LORAFIT_TOOLS="$BUILD/tools" "$b"
@@ -17,9 +23,45 @@ PY=""
 for p in python3 /usr/bin/python3; do
   if "$p" -c "import torch" 2>/dev/null; then PY=$p; break; fi
 done
-if [ -n "$PY" ]; then
-  echo "== bench_torch.py (PyTorch, same step as bench_train)"
-  "$PY" tools/bench_torch.py
-else
-  echo "== bench_torch.py skipped: python3 cannot import torch (apt-get install python3-torch)"
-fi
+[ -n "$PY" ] || echo "== bench_torch.py skipped: python3 cannot import torch (apt-get install python3-torch)"
+
+OUT=$(mktemp -d /tmp/lorafit-bench-XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
+# "ms/step tokens/s peak-RSS-MB" from a run's summary line, or "- - -".
+figures() {
+  sed -n 's/.* \([0-9]*\) ms\/step, \([0-9]*\) tokens\/s.*peak RSS \([0-9]*\) MB.*/\1 \2 \3/p' "$1" |
+    tail -1 | grep . || echo "- - -"
+}
+for shape in $SHAPES; do
+  for prec in f32 bf16; do
+    echo "== bench_train --shape $shape --precision $prec"
+    LORAFIT_TOOLS="$BUILD/tools" "$BUILD/tools/bench_train" --shape "$shape" --precision "$prec" \
+      --steps "$STEPS" | tee "$OUT/lorafit-$shape-$prec" || true
+  done
+  if [ -n "$PY" ]; then
+    for amp in none bf16; do
+      echo "== bench_torch.py --shape $shape --amp $amp"
+      "$PY" tools/bench_torch.py --shape "$shape" --amp "$amp" --steps "$STEPS" |
+        tee "$OUT/torch-$shape-$amp" || true
+    done
+  fi
+done
+
+echo "== side by side (same machine, same run; tokens/s, higher is better)"
+printf '%-12s %-22s %10s %10s %10s\n' shape run ms/step tokens/s "RSS MB"
+for shape in $SHAPES; do
+  for run in lorafit-f32 lorafit-bf16 torch-none torch-bf16; do
+    f="$OUT/${run%%-*}-$shape-${run#*-}"
+    [ -f "$f" ] || continue
+    set -- $(figures "$f")
+    case "$run" in torch-none) label="pytorch float32" ;; torch-bf16) label="pytorch bf16 autocast" ;;
+      *) label="lorafit ${run#*-}" ;; esac
+    printf '%-12s %-22s %10s %10s %10s\n' "$shape" "$label" "$1" "$2" "$3"
+    eval "tps_${run%%-*}_${run#*-}=$2"
+  done
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "-" }'; }
+  echo "$shape: lorafit f32 / pytorch float32 = $(ratio "${tps_lorafit_f32:-}" "${tps_torch_none:-}")," \
+    "lorafit bf16 / pytorch bf16 = $(ratio "${tps_lorafit_bf16:-}" "${tps_torch_bf16:-}")," \
+    "lorafit bf16 / lorafit f32 = $(ratio "${tps_lorafit_bf16:-}" "${tps_lorafit_f32:-}")"
+  unset tps_lorafit_f32 tps_lorafit_bf16 tps_torch_none tps_torch_bf16
+done

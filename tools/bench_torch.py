@@ -8,7 +8,13 @@ One step = forward + cross-entropy + backward + clip_grad_norm_ + AdamW, on the 
 torch.set_num_threads(2) (override with --threads). Prints ms/step and tokens/s after one
 warm-up step, like bench_train.
 
-usage: bench_torch.py [--batch 4] [--seq 256] [--steps 2] [--threads 2] [--long]
+--amp bf16 runs forward and loss under torch.autocast("cpu", dtype=torch.bfloat16), as
+Hugging Face's Trainer does with bf16=True on a CPU; the adapters (and their AdamW state)
+stay float32. --shape llama-1b is bench_train's Llama-3.2-1B shape (hidden 2048,
+intermediate 8192, 16 layers, 32 / 8 heads, vocab 128256, tied; batch 1 x 512).
+
+usage: bench_torch.py [--shape smollm-135m|llama-1b] [--amp none|bf16] [--batch B] [--seq T]
+                      [--steps 2] [--threads 2] [--long]
 """
 import argparse
 import math
@@ -18,7 +24,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, VOCAB = 576, 1536, 30, 9, 3, 49152
+SHAPES = {  # hidden, intermediate, layers, heads, kv heads, vocab, batch, seq
+    "smollm-135m": (576, 1536, 30, 9, 3, 49152, 4, 256),
+    "llama-1b": (2048, 8192, 16, 32, 8, 128256, 1, 512),
+}
+HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, VOCAB, _, _ = SHAPES["smollm-135m"]
 HEAD_DIM = HIDDEN // HEADS
 RANK, ALPHA, EPS, THETA = 8, 16.0, 1e-5, 10000.0
 
@@ -94,7 +104,7 @@ class Model(torch.nn.Module):
         return F.linear(rms_norm(x, self.norm), self.embed)  # tied lm_head
 
 
-def bench(model, opt, batch, seq, steps):
+def bench(model, opt, batch, seq, steps, amp):
     g = torch.Generator().manual_seed(42)
     ids = torch.randint(0, VOCAB, (batch, seq), generator=g)
     targets = torch.cat((ids[:, 1:], torch.full((batch, 1), -100)), dim=1)
@@ -102,8 +112,9 @@ def bench(model, opt, batch, seq, steps):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        logits = model(ids)
-        loss = F.cross_entropy(logits.view(-1, VOCAB), targets.reshape(-1), ignore_index=-100)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp == "bf16"):
+            logits = model(ids)
+            loss = F.cross_entropy(logits.view(-1, VOCAB), targets.reshape(-1), ignore_index=-100)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
@@ -122,18 +133,26 @@ def bench(model, opt, batch, seq, steps):
         print(f"bench_torch: B {batch} x T {seq}: step {s + 1} {dt * 1e3:.0f} ms (loss {loss:.6f})")
     ms = total / steps * 1e3
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(f"bench_torch: B {batch} x T {seq}, {torch.get_num_threads()} threads: {ms:.0f} ms/step, "
+    prec = "bf16 autocast" if amp == "bf16" else "float32"
+    print(f"bench_torch: B {batch} x T {seq}, {torch.get_num_threads()} threads, {prec}: "
+          f"{ms:.0f} ms/step, "
           f"{batch * seq / (ms / 1e3):.0f} tokens/s, peak RSS {rss:.0f} MB (torch {torch.__version__})")
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--seq", type=int, default=256)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="smollm-135m")
+    ap.add_argument("--amp", choices=["none", "bf16"], default="none")
+    ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--seq", type=int, default=0)
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--long", action="store_true")
     a = ap.parse_args()
+    global HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, VOCAB, HEAD_DIM
+    HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, VOCAB, batch, seq = SHAPES[a.shape]
+    HEAD_DIM = HIDDEN // HEADS
+    a.batch, a.seq = a.batch or batch, a.seq or seq
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = Model()
@@ -142,9 +161,9 @@ def main():
     with torch.no_grad():
         print(f"bench_torch: {sum(p.numel() for p in model.parameters() if not p.requires_grad)} "
               f"base parameters, {sum(p.numel() for p in params)} LoRA parameters (r {RANK})")
-    bench(model, opt, a.batch, a.seq, a.steps)
+    bench(model, opt, a.batch, a.seq, a.steps, a.amp)
     if a.long:
-        bench(model, opt, 1, 512, a.steps)
+        bench(model, opt, 1, 512, a.steps, a.amp)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,14 @@
 /* tools/bench_train.c — whole training steps at SmolLM-135M shapes: ms/step, tokens/s, RSS.
  *
- * bench_train [--model DIR] [--batch B] [--seq T] [--steps S] [--threads N] [--dropout P]
- *             [--long]
- * Without --model, builds a SmolLM-135M-shaped random F32 model (hidden 576, intermediate
- * 1536, 30 layers, 9/3 heads, vocab 49152, tied) with make_model in a temporary directory.
+ * bench_train [--model DIR] [--shape smollm-135m|llama-1b] [--precision f32|bf16]
+ *             [--batch B] [--seq T] [--steps S] [--threads N] [--dropout P] [--long]
+ * Without --model, builds a random F32 model with make_model in a temporary directory:
+ * smollm-135m (the default: hidden 576, intermediate 1536, 30 layers, 9/3 heads, vocab
+ * 49152, tied; batch 4 x 256) or llama-1b (Llama-3.2-1B: hidden 2048, intermediate 8192,
+ * 16 layers, 32/8 heads, vocab 128256, tied; batch 1 x 512; a 4.9 GB file).
+ * --precision bf16 holds the frozen weights as BF16 (rounded once at load) and runs the
+ * graph in TENSOR_PRECISION_BF16, as the trainer does with train.precision: bf16; the
+ * kernel is printed (emulated, and slower than f32, on CPUs without native bf16).
  * Attaches LoRA r 8 (alpha 16) on all seven modules, then times S full steps after one
  * warm-up step: forward + cross-entropy + backward + global-norm clip + AdamW, as
  * trainer/train.c's train_step does for one micro-batch. --long adds batch 1 x seq 512.
@@ -34,7 +39,7 @@ static double cpu_seconds(long *minor_faults) {
 }
 
 /* Runs DIR/make_model from $LORAFIT_TOOLS, else from this program's own directory. */
-static int make_model(const char *dir) {
+static int make_model(const char *dir, const char *shape_args) {
     char tools[4096], cmd[8400];
     const char *env = getenv("LORAFIT_TOOLS");
     if (env && *env) {
@@ -47,8 +52,7 @@ static int make_model(const char *dir) {
         if (!slash) return -1;
         *slash = '\0';
     }
-    snprintf(cmd, sizeof cmd, "'%s/make_model' --out '%s' --preset smollm-135m >/dev/null", tools,
-             dir);
+    snprintf(cmd, sizeof cmd, "'%s/make_model' --out '%s' %s >/dev/null", tools, dir, shape_args);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -125,10 +129,12 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
         return -1;
     }
     double ms = total / steps * 1e3;
-    printf("bench_train: B %d x T %d, %d threads: %.0f ms/step, %.0f tokens/s, CPU %.0f ms/step, "
-           "%ld page faults/step, peak RSS %.0f MB, graph arena %.0f MB\n",
-           batch, seq, tensor_threads(), ms, (double)n / (ms / 1e3), cpu_total / steps * 1e3,
-           faults_total / steps, bench_peak_rss_kb() / 1024.0, graph_arena_bytes(b->graph) / 1e6);
+    printf("bench_train: B %d x T %d, %d threads, %s: %.0f ms/step, %.0f tokens/s, CPU %.0f "
+           "ms/step, %ld page faults/step, peak RSS %.0f MB, graph arena %.0f MB\n",
+           batch, seq, tensor_threads(),
+           graph_precision(b->graph) == TENSOR_PRECISION_BF16 ? "bf16" : "f32", ms,
+           (double)n / (ms / 1e3), cpu_total / steps * 1e3, faults_total / steps,
+           bench_peak_rss_kb() / 1024.0, graph_arena_bytes(b->graph) / 1e6);
     return 0;
 }
 
@@ -148,16 +154,18 @@ static void print_blas_core(void) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_train [--model DIR] [--batch B] [--seq T] [--steps S] "
-                    "[--threads N] [--dropout P] [--long]\n");
+    fprintf(stderr, "usage: bench_train [--model DIR] [--shape smollm-135m|llama-1b] "
+                    "[--precision f32|bf16] [--batch B] [--seq T] [--steps S] [--threads N] "
+                    "[--dropout P] [--long]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *model_dir = NULL;
-    int batch = 4, seq = 256, steps = 2, threads = 0;
+    int batch = 0, seq = 0, steps = 2, threads = 0;
     float dropout = 0.0f;
-    bool long_too = false;
+    bool long_too = false, bf16 = false;
+    const char *shape = "smollm-135m";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--long") == 0) {
@@ -178,9 +186,24 @@ int main(int argc, char **argv) {
             threads = atoi(v);
         else if (strcmp(a, "--dropout") == 0)
             dropout = strtof(v, NULL);
+        else if (strcmp(a, "--shape") == 0)
+            shape = v;
+        else if (strcmp(a, "--precision") == 0 && (strcmp(v, "f32") == 0 || strcmp(v, "bf16") == 0))
+            bf16 = strcmp(v, "bf16") == 0;
         else
             return usage();
     }
+    const char *shape_args;
+    bool llama1b = strcmp(shape, "llama-1b") == 0;
+    if (llama1b)
+        shape_args = "--hidden 2048 --intermediate 8192 --layers 16 --heads 32 --kv-heads 8 "
+                     "--vocab 128256 --tied";
+    else if (strcmp(shape, "smollm-135m") == 0)
+        shape_args = "--preset smollm-135m";
+    else
+        return usage();
+    if (!batch) batch = llama1b ? 1 : 4;
+    if (!seq) seq = llama1b ? 512 : 256;
     if (batch < 1 || seq < 2 || steps < 1) return usage();
     tensor_set_threads(threads);
     char dir[4096], err[1024];
@@ -188,14 +211,14 @@ int main(int argc, char **argv) {
         snprintf(dir, sizeof dir, "%s", model_dir);
     } else {
         snprintf(dir, sizeof dir, "/tmp/lorafit-bench-train-XXXXXX");
-        if (!mkdtemp(dir) || make_model(dir) != 0) {
+        if (!mkdtemp(dir) || make_model(dir, shape_args) != 0) {
             fprintf(stderr, "bench_train: make_model failed (set LORAFIT_TOOLS?)\n");
             return 1;
         }
     }
     Bench b = {0};
     int rc = 1;
-    b.model = model_load(dir, err, sizeof err);
+    b.model = model_load_dtype(dir, bf16 ? MODEL_BF16 : MODEL_F32, err, sizeof err);
     if (!b.model) {
         fprintf(stderr, "bench_train: %s\n", err);
         goto done;
@@ -213,7 +236,13 @@ int main(int argc, char **argv) {
     b.v = calloc(n, sizeof(float));
     b.graph = graph_create();
     if (!b.m || !b.v || !b.graph) goto done;
+    graph_set_precision(b.graph, bf16 ? TENSOR_PRECISION_BF16 : TENSOR_PRECISION_F32);
     print_blas_core();
+    printf("bench_train: shape %s, precision %s: %s%s\n", shape, bf16 ? "bf16" : "f32",
+           graph_matmul_kernel(b.graph),
+           bf16 && !graph_matmul_native_bf16(b.graph)
+               ? " -- this CPU has no native bf16: emulated, slower than f32"
+               : "");
     printf("bench_train: %zu base parameters, %zu LoRA parameters (r 8, all modules)\n",
            model_param_count(b.model), n);
     if (bench_shape(&b, batch, seq, steps) != 0) goto done;

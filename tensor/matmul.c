@@ -1,0 +1,185 @@
+/* tensor/matmul.c — BF16-precision products: choosing the kernel, converting operands,
+ * running the product (see matmul.h).
+ *
+ * Conversions run once per operand per op (an activation, an upstream gradient) into
+ * buffers the graph keeps, or per block into the caller's per-thread buffers, so a step
+ * allocates nothing after the first. Big conversions are parallel over fixed chunks;
+ * rounding is element-wise, so the result never depends on the thread count. */
+#include "tensor/matmul.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/bf16.h"
+#include "tensor/onednn.h"
+
+#define CONVERT_CHUNK ((int64_t)1 << 15)
+
+MmKernel mm_choose_kernel(void) {
+    if (tensor_cpu_has_native_bf16() && onednn_impl_name(ONEDNN_BF16)) return MM_KERNEL_ONEDNN_BF16;
+    const char *emu = getenv("LORAFIT_BF16_EMULATION");
+    if (emu && strcmp(emu, "onednn") == 0 && onednn_impl_name(ONEDNN_F32))
+        return MM_KERNEL_EMULATED_ONEDNN;
+    return MM_KERNEL_EMULATED;
+}
+
+/* Filled on first use from the main thread (graph_matmul_kernel). */
+const char *mm_kernel_name(MmKernel k) {
+    static char names[4][192];
+    char *s = names[k];
+    if (s[0]) return s;
+    const char *impl;
+    switch (k) {
+    case MM_KERNEL_F32:
+        snprintf(s, sizeof names[0], "OpenBLAS sgemm (f32)");
+        break;
+    case MM_KERNEL_ONEDNN_BF16:
+        impl = onednn_impl_name(ONEDNN_BF16);
+        snprintf(s, sizeof names[0], "oneDNN matmul %s (bf16 inputs, f32 accumulation)",
+                 impl ? impl : "?");
+        break;
+    case MM_KERNEL_EMULATED_ONEDNN:
+        impl = onednn_impl_name(ONEDNN_F32);
+        snprintf(s, sizeof names[0], "emulated (bf16-rounded inputs, oneDNN f32 matmul %s)",
+                 impl ? impl : "?");
+        break;
+    default:
+        snprintf(s, sizeof names[0], "emulated (bf16-rounded inputs, OpenBLAS sgemm)");
+        break;
+    }
+    return s;
+}
+
+size_t mm_elem_bytes(const Graph *g) {
+    return graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16 ? sizeof(uint16_t) : sizeof(float);
+}
+
+/* dst[i] = src[i] rounded, as bits or as floats; parallel over fixed chunks when big and not
+ * already inside a parallel region. */
+static void convert(void *dst, const float *src, int64_t n, bool bits) {
+#pragma omp parallel for schedule(static) if (n > 2 * CONVERT_CHUNK && !omp_in_parallel())
+    for (int64_t i0 = 0; i0 < n; i0 += CONVERT_CHUNK) {
+        int64_t end = n - i0 < CONVERT_CHUNK ? n : i0 + CONVERT_CHUNK;
+        if (bits) {
+            uint16_t *restrict d = dst;
+            for (int64_t i = i0; i < end; i++) d[i] = bf16_round(src[i]);
+        } else {
+            float *restrict d = dst;
+            for (int64_t i = i0; i < end; i++) d[i] = bf16_round_float(src[i]);
+        }
+    }
+}
+
+static MmIn as_operand(const Graph *g, const void *p) {
+    MmIn in = {0};
+    if (!p) return in;
+    if (graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16)
+        in.bits = p;
+    else
+        in.vals = p;
+    return in;
+}
+
+/* A buffer of at least `bytes` in *buf (capacity *cap); NULL with the graph failed. */
+static void *grow(Graph *g, void **buf, size_t *cap, size_t bytes) {
+    if (bytes > *cap) {
+        size_t rounded = (bytes + 63) / 64 * 64;
+        void *p = aligned_alloc(64, rounded);
+        if (!p) {
+            graph_fail(g, "out of memory: cannot allocate a %zu-byte bf16 matmul buffer", bytes);
+            return NULL;
+        }
+        free(*buf);
+        *buf = p;
+        *cap = rounded;
+    }
+    return *buf;
+}
+
+MmIn mm_input(Graph *g, const float *src, int64_t n) {
+    MmBuffers *b = graph_mm_buffers(g);
+    if (b->x_src == src && b->x_n == n && b->x) return as_operand(g, b->x);
+    b->x_src = NULL;
+    void *dst = grow(g, &b->x, &b->x_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    if (!dst) return (MmIn){0};
+    convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
+    b->x_src = src;
+    b->x_n = n;
+    return as_operand(g, dst);
+}
+
+MmIn mm_input_d(Graph *g, const float *src, int64_t n) {
+    MmBuffers *b = graph_mm_buffers(g);
+    void *dst = grow(g, &b->d, &b->d_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    if (dst) convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
+    return as_operand(g, dst);
+}
+
+MmIn mm_input_arena(Graph *g, const float *src, int64_t n) {
+    void *dst = graph_alloc(g, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    if (dst) convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
+    return as_operand(g, dst);
+}
+
+MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
+    int64_t cols = tensor_cols(w), n = rows * cols;
+    bool bits = graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16;
+    if (bits && w->bf16) return as_operand(g, w->bf16 + row0 * cols); /* in place */
+    if (!w->bf16 && !w->data) {
+        graph_fail(g, "a weight %s with neither F32 nor BF16 data", SHAPE(w));
+        return (MmIn){0};
+    }
+    /* An F32 weight is rounded on every call (the caller should hold BF16 weights), and the
+     * emulation widens BF16 weights, exactly, for sgemm. */
+    void *dst = graph_weight_buffer(g, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    if (!dst) return (MmIn){0};
+    if (w->bf16)
+        tensor_bf16_to_float(dst, w->bf16 + row0 * cols, n);
+    else
+        convert(dst, w->data + row0 * cols, n, bits);
+    return as_operand(g, dst);
+}
+
+MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, int64_t ld,
+              bool transpose) {
+    bool bits = mm_elem_bytes(g) == sizeof(uint16_t);
+    uint16_t *restrict db = dst;
+    float *restrict df = dst;
+    for (int i = 0; i < rows; i++) {
+        const float *restrict s = src + (int64_t)i * ld;
+        if (!transpose && bits)
+            for (int j = 0; j < cols; j++) db[(int64_t)i * cols + j] = bf16_round(s[j]);
+        else if (!transpose)
+            for (int j = 0; j < cols; j++) df[(int64_t)i * cols + j] = bf16_round_float(s[j]);
+        else if (bits)
+            for (int j = 0; j < cols; j++) db[(int64_t)j * rows + i] = bf16_round(s[j]);
+        else
+            for (int j = 0; j < cols; j++) df[(int64_t)j * rows + i] = bf16_round_float(s[j]);
+    }
+    return as_operand(g, dst);
+}
+
+int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmIn b, int64_t ldb,
+            bool transb, float beta, float *c, int64_t ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    MmKernel kernel = graph_mm_kernel(g);
+    int rc = -1;
+    if (kernel == MM_KERNEL_ONEDNN_BF16 && a.bits && b.bits)
+        rc = onednn_gemm(ONEDNN_BF16, m, n, k, alpha, a.bits, lda, b.bits, ldb, transb, beta, c,
+                         ldc);
+    else if (kernel == MM_KERNEL_EMULATED_ONEDNN && a.vals && b.vals)
+        rc =
+            onednn_gemm(ONEDNN_F32, m, n, k, alpha, a.vals, lda, b.vals, ldb, transb, beta, c, ldc);
+    else if (kernel == MM_KERNEL_EMULATED && a.vals && b.vals) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+                    a.vals, (int)lda, b.vals, (int)ldb, beta, c, (int)ldc);
+        rc = 0;
+    }
+    if (rc != 0)
+        graph_fail(g, "matmul (%lld x %lld x %lld) failed in the %s kernel", (long long)m,
+                   (long long)n, (long long)k, mm_kernel_name(kernel));
+    return rc;
+}

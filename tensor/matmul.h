@@ -1,0 +1,79 @@
+/* tensor/matmul.h — the frozen model's matrix products in BF16 precision; private to tensor/.
+ *
+ * In BF16 precision (graph_set_precision) an op hands its products to mm_gemm with both
+ * inputs as MmIn operands: values rounded to bf16 (nearest even, tensor/bf16.h), held as
+ *   - bf16 bits, for oneDNN's native bf16 matmul (CPUs with AVX512-BF16 or AMX-BF16), or
+ *   - the same values as floats, for the emulation on other CPUs: OpenBLAS sgemm on
+ *     bf16-rounded inputs (a product of two bf16 values is exact in f32, so this is the
+ *     same arithmetic as the native kernels, only slower and summed in another order).
+ * The graph's kernel decides which; ops only convert through the functions below and never
+ * look inside an MmIn. The output and the accumulation are f32 in every kernel.
+ * In F32 precision none of this is used: ops call sgemm exactly as before. */
+#ifndef LORAFIT_MATMUL_H
+#define LORAFIT_MATMUL_H
+
+#include "tensor/graph_internal.h"
+
+typedef enum {
+    MM_KERNEL_F32,            /* F32 precision: OpenBLAS sgemm on F32 values */
+    MM_KERNEL_ONEDNN_BF16,    /* oneDNN matmul, bf16 inputs */
+    MM_KERNEL_EMULATED,       /* OpenBLAS sgemm on bf16-rounded floats */
+    MM_KERNEL_EMULATED_ONEDNN /* oneDNN f32 matmul on bf16-rounded floats (tests of the
+                                 oneDNN plumbing on CPUs without bf16) */
+} MmKernel;
+
+/* An operand: exactly one pointer is set, by the graph's kernel. */
+typedef struct {
+    const uint16_t *bits; /* MM_KERNEL_ONEDNN_BF16 */
+    const float *vals;    /* the emulated kernels */
+} MmIn;
+
+static inline MmIn mm_at(MmIn in, int64_t offset) {
+    if (in.bits) in.bits += offset;
+    if (in.vals) in.vals += offset;
+    return in;
+}
+
+/* The kernel that BF16 precision gets on this machine (CPU, LORAFIT_CPU_BF16, oneDNN) and
+ * the name graph_matmul_kernel() reports for a kernel. */
+MmKernel mm_choose_kernel(void);
+const char *mm_kernel_name(MmKernel k);
+
+/* Conversion buffers of a graph: grown on first use, kept across graph_reset. */
+typedef struct {
+    void *x, *d; /* an op's input, and a second operand (an upstream gradient) */
+    size_t x_bytes, d_bytes;
+    const float *x_src; /* what x holds: the conversion of (x_src, x_n) */
+    int64_t x_n;
+} MmBuffers;
+MmBuffers *graph_mm_buffers(Graph *g);
+/* The graph's kernel: MM_KERNEL_F32 in F32 precision (graph.c). */
+MmKernel graph_mm_kernel(const Graph *g);
+
+/* Bytes of one operand element (2 or 4) under the graph's kernel. */
+size_t mm_elem_bytes(const Graph *g);
+
+/* src (n floats) as an operand. mm_input reuses the previous conversion when the same
+ * tensor is asked for again (q, k and v read one input); it stays valid until the next
+ * mm_input of other data. mm_input_d holds one conversion, valid until the next
+ * mm_input_d. mm_input_arena converts into the arena (valid until graph_reset). A NULL
+ * operand (both pointers NULL) means the graph failed. */
+MmIn mm_input(Graph *g, const float *src, int64_t n);
+MmIn mm_input_d(Graph *g, const float *src, int64_t n);
+MmIn mm_input_arena(Graph *g, const float *src, int64_t n);
+/* Rows [row0, row0 + rows) of a frozen weight: BF16 bits in place for oneDNN; otherwise
+ * converted into the graph's weight buffer (valid until the next weight request). */
+MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows);
+/* A (rows, cols) block of src (rows ld apart) converted into dst (mm_elem_bytes each):
+ * dst (rows, cols) contiguous, or with transpose dst (cols, rows). Single-threaded: for
+ * per-thread block buffers inside OpenMP regions. */
+MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, int64_t ld,
+              bool transpose);
+
+/* C (m, n) = alpha A (m, k) op(B) + beta C (beta 0 or 1), as in tensor/onednn.h: A rows lda
+ * apart; B (k, n) rows ldb apart, or with transb B^T with B stored (n, k). 0, or -1 with the
+ * graph failed. Inside an OpenMP region it runs in the calling thread only. */
+int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmIn b, int64_t ldb,
+            bool transb, float beta, float *c, int64_t ldc);
+
+#endif

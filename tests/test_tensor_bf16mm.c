@@ -1,0 +1,530 @@
+/* tests/test_tensor_bf16mm.c — TENSOR_PRECISION_BF16: the frozen model's products take
+ * bf16-rounded inputs and accumulate in f32, each op against a double reference computed
+ * from the rounded inputs; gradients stay within bf16 tolerance of the F32 ones; results are
+ * bit-identical run to run and across 1 and 2 threads; the CPU-feature override picks the
+ * kernel. On CPUs without native bf16 this runs the emulation (OpenBLAS sgemm on rounded
+ * values); LORAFIT_BF16_EMULATION=onednn also runs oneDNN's f32 matmul through the same
+ * primitive cache, strides, scales and accumulation the native kernels use.
+ *
+ * Tolerances. A product of two bf16 values is exact in f32 (8 + 8 significant bits), so the
+ * only error left against a double reference on the same rounded inputs is the f32
+ * summation: for K terms in any order, |error| <= K * 2^-24 * sum |terms| (one rounding per
+ * addition, plus one for the output and one for beta = 1). Without the rounding of the
+ * inputs the error would be up to 2^-8 per term (bf16 keeps 8 significant bits), far above that
+ * bound (test_..._rounds_inputs checks that the bound does tell the two apart). Where an op rounds
+ * a value it computed itself in f32 (the softmax P and dS in attention, softmax - onehot in the
+ * lm_head), f32 and double may round to neighbouring bf16 values; those are checked against the F32
+ * precision result with a norm-relative tolerance of 2e-2: each rounding is a relative
+ * change of at most 2^-8 = 3.9e-3, and a sum of K rounded terms moves by that times about
+ * sqrt(K) / K of its magnitude, so 2e-2 is several times what bf16 can explain and far
+ * below what a wrong gradient (a missing term, a wrong sign) gives. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/tensor.h"
+#include "tests/test_tensor_ref.h"
+#include "tests/test_util.h"
+
+static float r16(float f) {
+    uint16_t h = tensor_float_to_bf16(f);
+    float out;
+    tensor_bf16_to_float(&out, &h, 1);
+    return out;
+}
+
+static Tensor *random_tensor(int64_t rows, int64_t cols, bool grad, uint64_t seed, float scale) {
+    Tensor *t = tensor_new(2, (int64_t[]){rows, cols}, grad);
+    ck_assert(t);
+    for (int64_t i = 0; i < t->size; i++) t->data[i] = scale * test_rand_uniform(&seed, -1, 1);
+    return t;
+}
+
+/* A frozen weight held as BF16 bits (as the trainer holds it in BF16 precision). */
+typedef struct {
+    uint16_t *bits;
+    Tensor t;
+} Bf16Weight;
+
+static Bf16Weight bf16_weight(const Tensor *w) {
+    Bf16Weight b = {malloc((size_t)w->size * sizeof(uint16_t)), {0}};
+    ck_assert(b.bits);
+    tensor_float_to_bf16_array(b.bits, w->data, w->size);
+    tensor_init_bf16(&b.t, b.bits, w->ndim, w->shape);
+    return b;
+}
+
+static Graph *bf16_graph(void) {
+    Graph *g = graph_create();
+    ck_assert(g);
+    ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_BF16), 0);
+    return g;
+}
+
+static double norm_rel(const float *a, const float *ref, int64_t n) {
+    double d = 0, r = 0;
+    for (int64_t i = 0; i < n; i++) {
+        d += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
+        r += (double)ref[i] * ref[i];
+    }
+    ck_assert(r > 0);
+    return sqrt(d / r);
+}
+
+static float *copy_of(const float *p, int64_t n) {
+    float *c = malloc((size_t)n * sizeof *c);
+    ck_assert(c && p);
+    memcpy(c, p, (size_t)n * sizeof *c);
+    return c;
+}
+
+/* ---- linear and LoRA linear ---- */
+
+typedef struct {
+    int n, in, out, r;
+    Tensor *x, *w, *b, *A, *B, *dy; /* dy: the upstream gradient, through op_weighted_sum */
+} LinCase;
+
+static LinCase lin_case(int n, int in, int out, int r, uint64_t seed) {
+    LinCase c = {n,
+                 in,
+                 out,
+                 r,
+                 random_tensor(n, in, true, seed, 1.0f),
+                 random_tensor(out, in, false, seed + 1, 0.5f),
+                 random_tensor(1, out, false, seed + 2, 0.5f),
+                 random_tensor(r, in, true, seed + 3, 0.3f),
+                 random_tensor(out, r, true, seed + 4, 0.3f),
+                 random_tensor(n, out, false, seed + 5, 1.0f)};
+    c.b->ndim = 1, c.b->shape[0] = out;
+    return c;
+}
+
+static void lin_free(LinCase *c) {
+    tensor_free(c->x), tensor_free(c->w), tensor_free(c->b), tensor_free(c->A), tensor_free(c->B);
+    tensor_free(c->dy);
+}
+
+/* y and the gradients of one run; lora false = op_linear. */
+typedef struct {
+    float *y, *dx, *dA, *dB;
+} LinRun;
+
+static LinRun lin_run(LinCase *c, Graph *g, const Tensor *w, bool lora, float dropout) {
+    memset(c->x->grad, 0, (size_t)c->x->size * sizeof(float));
+    memset(c->A->grad, 0, (size_t)c->A->size * sizeof(float));
+    memset(c->B->grad, 0, (size_t)c->B->size * sizeof(float));
+    Tensor *y = lora ? op_lora_linear(g, c->x, w, c->b, c->A, c->B, 2.0f, dropout, 7)
+                     : op_linear(g, c->x, w, c->b);
+    Tensor *s = op_weighted_sum(g, y, c->dy);
+    ck_assert(s && !graph_failed(g));
+    ck_assert_int_eq(graph_backward(g, s, 1.0f), 0);
+    LinRun run = {copy_of(y->data, y->size), copy_of(c->x->grad, c->x->size),
+                  copy_of(c->A->grad, c->A->size), copy_of(c->B->grad, c->B->size)};
+    graph_reset(g);
+    return run;
+}
+
+static void run_free(LinRun *r) {
+    free(r->y), free(r->dx), free(r->dA), free(r->dB);
+}
+
+/* Max over elements of |got - ref| / (K * 2^-24 * sum |terms| + 2^-30), ref and the bound
+ * of y = x W^T + b from rounded x and W (what BF16 precision promises). <= 1 passes. */
+static double linear_forward_excess(const LinCase *c, const float *y) {
+    double worst = 0;
+    for (int i = 0; i < c->n; i++)
+        for (int o = 0; o < c->out; o++) {
+            double ref = c->b->data[o], mag = fabs(ref);
+            for (int k = 0; k < c->in; k++) {
+                double t = (double)r16(c->x->data[i * c->in + k]) * r16(c->w->data[o * c->in + k]);
+                ref += t, mag += fabs(t);
+            }
+            double bound = (c->in + 3) * 0x1p-24 * mag + 0x1p-30;
+            worst = fmax(worst, fabs(y[i * c->out + o] - ref) / bound);
+        }
+    return worst;
+}
+
+/* The same for dx = dy W. */
+static double linear_backward_excess(const LinCase *c, const float *dx) {
+    double worst = 0;
+    for (int i = 0; i < c->n; i++)
+        for (int k = 0; k < c->in; k++) {
+            double ref = 0, mag = 0;
+            for (int o = 0; o < c->out; o++) {
+                double t =
+                    (double)r16(c->dy->data[i * c->out + o]) * r16(c->w->data[o * c->in + k]);
+                ref += t, mag += fabs(t);
+            }
+            double bound = (c->out + 3) * 0x1p-24 * mag + 0x1p-30;
+            worst = fmax(worst, fabs(dx[i * c->in + k] - ref) / bound);
+        }
+    return worst;
+}
+
+START_TEST(test_bf16_linear_matches_rounded_reference_and_rounds_inputs) {
+    LinCase c = lin_case(37, 70, 45, 4, 11);
+    Bf16Weight wb = bf16_weight(c.w);
+    Graph *g = bf16_graph(), *gf = graph_create();
+    LinRun a = lin_run(&c, g, &wb.t, false, 0.0f); /* BF16 weight used in place */
+    LinRun b = lin_run(&c, g, c.w, false, 0.0f);   /* F32 weight rounded by the op */
+    LinRun f = lin_run(&c, gf, c.w, false, 0.0f);  /* F32 precision */
+    ck_assert_msg(linear_forward_excess(&c, a.y) <= 1.0, "y off by %g bounds",
+                  linear_forward_excess(&c, a.y));
+    ck_assert_msg(linear_backward_excess(&c, a.dx) <= 1.0, "dx off by %g bounds",
+                  linear_backward_excess(&c, a.dx));
+    ck_assert(memcmp(a.y, b.y, (size_t)c.n * c.out * sizeof(float)) == 0);
+    ck_assert(memcmp(a.dx, b.dx, (size_t)c.n * c.in * sizeof(float)) == 0);
+    /* The bound tells rounded from unrounded inputs apart: F32 precision exceeds it. */
+    ck_assert_msg(linear_forward_excess(&c, f.y) > 10.0, "F32 y within the bf16 bound");
+    ck_assert_msg(linear_backward_excess(&c, f.dx) > 10.0, "F32 dx within the bf16 bound");
+    run_free(&a), run_free(&b), run_free(&f);
+    graph_destroy(g), graph_destroy(gf);
+    free(wb.bits);
+    lin_free(&c);
+}
+END_TEST
+
+START_TEST(test_bf16_lora_linear_rounds_only_the_frozen_products) {
+    LinCase c = lin_case(29, 48, 40, 4, 23);
+    Bf16Weight wb = bf16_weight(c.w);
+    Graph *g = bf16_graph(), *gf = graph_create();
+    for (int drop = 0; drop < 2; drop++) {
+        float p = drop ? 0.25f : 0.0f;
+        LinRun a = lin_run(&c, g, &wb.t, true, p);
+        LinRun f = lin_run(&c, gf, c.w, true, p);
+        LinRun base = lin_run(&c, g, &wb.t, false, 0.0f);
+        LinRun basef = lin_run(&c, gf, c.w, false, 0.0f);
+        /* y - (x W^T + b) is the LoRA term; in BF16 precision it is computed in f32 from the
+         * unrounded x, A and B, so it matches F32 precision's LoRA term to f32 rounding of
+         * y (|y| <= ~20: 2e-5 absolute covers the two roundings of y and of the base). */
+        double worst = 0;
+        for (int64_t i = 0; i < (int64_t)c.n * c.out; i++)
+            worst = fmax(worst, fabs((a.y[i] - base.y[i]) - (f.y[i] - basef.y[i])));
+        ck_assert_msg(worst <= 2e-5, "LoRA term differs by %g", worst);
+        /* dA and dB only see dy, x and the f32 LoRA weights: the same as F32 precision to
+         * f32 summation order (identical here: the same sgemm calls). */
+        ck_assert(norm_rel(a.dA, f.dA, c.A->size) <= 1e-6);
+        ck_assert(norm_rel(a.dB, f.dB, c.B->size) <= 1e-6);
+        /* dx = dy W (rounded) + LoRA part (f32): bf16 tolerance against F32 precision. */
+        double rel = norm_rel(a.dx, f.dx, c.x->size);
+        ck_assert_msg(rel <= 2e-2 && rel > 0, "dx relative difference %g", rel);
+        run_free(&a), run_free(&f), run_free(&base), run_free(&basef);
+    }
+    graph_destroy(g), graph_destroy(gf);
+    free(wb.bits);
+    lin_free(&c);
+}
+END_TEST
+
+/* ---- attention ---- */
+
+typedef struct {
+    int B, T, NH, NKV, D;
+    Tensor *q, *k, *v, *dy;
+} AttCase;
+
+static AttCase att_case(int B, int T, int NH, int NKV, int D, uint64_t seed) {
+    int64_t n = (int64_t)B * T;
+    AttCase c = {B,
+                 T,
+                 NH,
+                 NKV,
+                 D,
+                 random_tensor(n, NH * D, true, seed, 1.5f),
+                 random_tensor(n, NKV * D, true, seed + 1, 1.5f),
+                 random_tensor(n, NKV * D, true, seed + 2, 1.0f),
+                 random_tensor(n, NH * D, false, seed + 3, 1.0f)};
+    return c;
+}
+
+static void att_free(AttCase *c) {
+    tensor_free(c->q), tensor_free(c->k), tensor_free(c->v), tensor_free(c->dy);
+}
+
+typedef struct {
+    float *y, *dq, *dk, *dv;
+} AttRun;
+
+static AttRun att_run(AttCase *c, Graph *g, const int32_t *seg) {
+    memset(c->q->grad, 0, (size_t)c->q->size * sizeof(float));
+    memset(c->k->grad, 0, (size_t)c->k->size * sizeof(float));
+    memset(c->v->grad, 0, (size_t)c->v->size * sizeof(float));
+    Tensor *y = op_attention(g, c->q, c->k, c->v, c->B, c->T, c->NH, c->NKV, c->D, seg);
+    Tensor *s = op_weighted_sum(g, y, c->dy);
+    ck_assert(s && !graph_failed(g));
+    ck_assert_int_eq(graph_backward(g, s, 1.0f), 0);
+    AttRun r = {copy_of(y->data, y->size), copy_of(c->q->grad, c->q->size),
+                copy_of(c->k->grad, c->k->size), copy_of(c->v->grad, c->v->size)};
+    graph_reset(g);
+    return r;
+}
+
+static void att_run_free(AttRun *r) {
+    free(r->y), free(r->dq), free(r->dk), free(r->dv);
+}
+
+static bool att_equal(const AttCase *c, const AttRun *a, const AttRun *b) {
+    size_t nq = (size_t)c->q->size * sizeof(float), nk = (size_t)c->k->size * sizeof(float);
+    return memcmp(a->y, b->y, nq) == 0 && memcmp(a->dq, b->dq, nq) == 0 &&
+           memcmp(a->dk, b->dk, nk) == 0 && memcmp(a->dv, b->dv, nk) == 0;
+}
+
+START_TEST(test_bf16_attention_matches_rounded_reference) {
+    /* T 70: two causal blocks, one partial; 4 / 2 heads (GQA). */
+    AttCase c = att_case(2, 70, 4, 2, 16, 31);
+    int64_t nq = c.q->size, nk = c.k->size;
+    Graph *g = bf16_graph(), *gf = graph_create();
+    AttRun a = att_run(&c, g, NULL), f = att_run(&c, gf, NULL);
+    /* Forward against double attention on rounded q, k, v: the scores are exact products
+     * summed in f32; P is rounded once more before P V, a relative change of <= 2^-8 of
+     * each term, so |O - ref| <= 2^-8 * sum_s P_s |v_s| <= 2^-8 max |v| (+ summation). */
+    double *qd = malloc((size_t)nq * sizeof *qd), *kd = malloc((size_t)nk * sizeof *kd);
+    double *vd = malloc((size_t)nk * sizeof *vd), *od = malloc((size_t)nq * sizeof *od);
+    double *ou = malloc((size_t)nq * sizeof *ou);
+    ck_assert(qd && kd && vd && od && ou);
+    double vmax = 0;
+    for (int64_t i = 0; i < nq; i++) qd[i] = r16(c.q->data[i]);
+    for (int64_t i = 0; i < nk; i++) kd[i] = r16(c.k->data[i]), vd[i] = r16(c.v->data[i]);
+    for (int64_t i = 0; i < nk; i++) vmax = fmax(vmax, fabs(vd[i]));
+    ref_attention_f64(qd, kd, vd, NULL, c.B, c.T, c.NH, c.NKV, c.D, od);
+    double worst = 0, worst_f32 = 0;
+    for (int64_t i = 0; i < nq; i++) worst = fmax(worst, fabs(a.y[i] - od[i]));
+    ck_assert_msg(worst <= 0x1p-8 * vmax * 1.01 + 1e-6, "O off by %g (max |v| %g)", worst, vmax);
+    /* F32 precision is closer to the unrounded reference than BF16 is: the rounding ran. */
+    for (int64_t i = 0; i < nq; i++) qd[i] = c.q->data[i];
+    for (int64_t i = 0; i < nk; i++) kd[i] = c.k->data[i], vd[i] = c.v->data[i];
+    ref_attention_f64(qd, kd, vd, NULL, c.B, c.T, c.NH, c.NKV, c.D, ou);
+    worst = 0;
+    for (int64_t i = 0; i < nq; i++) {
+        worst = fmax(worst, fabs(a.y[i] - ou[i]));
+        worst_f32 = fmax(worst_f32, fabs(f.y[i] - ou[i]));
+    }
+    ck_assert_msg(worst > 100 * worst_f32, "bf16 %g vs f32 %g from the exact output", worst,
+                  worst_f32);
+    /* Backward: bf16 tolerance against F32 precision (see the top of the file). */
+    ck_assert(norm_rel(a.dq, f.dq, nq) <= 2e-2);
+    ck_assert(norm_rel(a.dk, f.dk, nk) <= 2e-2);
+    ck_assert(norm_rel(a.dv, f.dv, nk) <= 2e-2);
+    free(qd), free(kd), free(vd), free(od), free(ou);
+    att_run_free(&a), att_run_free(&f);
+    graph_destroy(g), graph_destroy(gf);
+    att_free(&c);
+}
+END_TEST
+
+START_TEST(test_bf16_attention_is_the_same_for_any_task_split) {
+    /* B 1 with 3 kv heads: 2 threads split per (head, block), 1 thread per kv head. */
+    AttCase c = att_case(1, 130, 6, 3, 8, 37);
+    int32_t seg[130];
+    for (int i = 0; i < 130; i++) seg[i] = i < 50 ? 0 : 1; /* two packed rows */
+    int saved = tensor_threads();
+    Graph *g = bf16_graph();
+    tensor_set_threads(2);
+    AttRun a = att_run(&c, g, seg), b = att_run(&c, g, seg);
+    tensor_set_threads(1);
+    AttRun one = att_run(&c, g, seg);
+    tensor_set_threads(saved);
+    ck_assert(att_equal(&c, &a, &b));
+    ck_assert(att_equal(&c, &a, &one));
+    att_run_free(&a), att_run_free(&b), att_run_free(&one);
+    graph_destroy(g);
+    att_free(&c);
+}
+END_TEST
+
+/* ---- lm_head + cross-entropy ---- */
+
+START_TEST(test_bf16_lm_head_matches_rounded_reference) {
+    int n = 20, C = 24, V = 5000; /* V > one vocabulary block (4096) */
+    Tensor *x = random_tensor(n, C, true, 41, 1.0f), *w = random_tensor(V, C, false, 42, 0.5f);
+    int32_t targets[20];
+    uint64_t seed = 43;
+    for (int i = 0; i < n; i++)
+        targets[i] = i % 4 == 3 ? TENSOR_IGNORE_INDEX : (int32_t)(test_rand_u64(&seed) % V);
+    Bf16Weight wb = bf16_weight(w);
+    Graph *g = bf16_graph(), *gf = graph_create();
+    float losses[2], *dx[2];
+    for (int run = 0; run < 2; run++) {
+        memset(x->grad, 0, (size_t)x->size * sizeof(float));
+        int64_t count = 0;
+        Graph *gg = run ? gf : g;
+        Tensor *l = op_lm_head_cross_entropy(gg, x, run ? w : &wb.t, targets, &count);
+        ck_assert(l && count == 15);
+        ck_assert_int_eq(graph_backward(gg, l, 1.0f), 0);
+        losses[run] = l->data[0];
+        dx[run] = copy_of(x->grad, x->size);
+    }
+    /* loss = sum over rows of lse(l) - l[t], l from rounded x and W; an error e in every
+     * logit moves a row's loss by at most 2e: bound = rows * 2 * (C+2) 2^-24 max sum|terms|,
+     * plus the f32 rounding of the summed loss. */
+    double ref = 0, ref_exact = 0, maxmag = 0;
+    double *l = malloc((size_t)V * sizeof *l), *le = malloc((size_t)V * sizeof *le);
+    ck_assert(l && le);
+    for (int i = 0; i < n; i++) {
+        if (targets[i] == TENSOR_IGNORE_INDEX) continue;
+        double mx = -1e300, mxe = -1e300, se = 0, see = 0;
+        for (int j = 0; j < V; j++) {
+            double acc = 0, mag = 0, acce = 0;
+            for (int k = 0; k < C; k++) {
+                double t = (double)r16(x->data[i * C + k]) * r16(w->data[j * C + k]);
+                acc += t, mag += fabs(t), acce += (double)x->data[i * C + k] * w->data[j * C + k];
+            }
+            l[j] = acc, le[j] = acce, maxmag = fmax(maxmag, mag);
+            mx = fmax(mx, acc), mxe = fmax(mxe, acce);
+        }
+        for (int j = 0; j < V; j++) se += exp(l[j] - mx), see += exp(le[j] - mxe);
+        ref += mx + log(se) - l[targets[i]];
+        ref_exact += mxe + log(see) - le[targets[i]];
+    }
+    double bound = 15 * 2 * (C + 2) * 0x1p-24 * maxmag + 2 * 0x1p-24 * fabs(ref);
+    ck_assert_msg(fabs(losses[0] - ref) <= bound, "loss %.9g, reference %.9g (bound %g)", losses[0],
+                  ref, bound);
+    ck_assert_msg(fabs(losses[1] - ref) > bound, "F32 precision within the bf16 bound");
+    ck_assert(fabs(losses[1] - ref_exact) <= bound);
+    ck_assert(norm_rel(dx[0], dx[1], x->size) <= 2e-2);
+    free(l), free(le), free(dx[0]), free(dx[1]), free(wb.bits);
+    graph_destroy(g), graph_destroy(gf);
+    tensor_free(x), tensor_free(w);
+}
+END_TEST
+
+/* ---- determinism and kernels ---- */
+
+/* A small block of a model: q/k/v LoRA linears, attention, an o linear, the lm_head.
+ * Returns the loss and (in *grads, allocated) dA and dB of the q LoRA concatenated. */
+static float tiny_step(Graph *g, float **grads, int64_t *ngrads) {
+    int B = 2, T = 80, C = 48, NH = 4, NKV = 2, D = 12, V = 300, R = 4;
+    int64_t n = (int64_t)B * T;
+    Tensor *x = random_tensor(n, C, false, 51, 1.0f);
+    Tensor *wq = random_tensor(NH * D, C, false, 52, 0.3f),
+           *wk = random_tensor(NKV * D, C, false, 53, 0.3f);
+    Tensor *wv = random_tensor(NKV * D, C, false, 54, 0.3f),
+           *wo = random_tensor(C, NH * D, false, 55, 0.3f);
+    Tensor *wh = random_tensor(V, C, false, 56, 0.3f);
+    Tensor *A = random_tensor(R, C, true, 57, 0.2f), *Bq = random_tensor(NH * D, R, true, 58, 0.2f);
+    Bf16Weight bq = bf16_weight(wq), bk = bf16_weight(wk), bv = bf16_weight(wv),
+               bo = bf16_weight(wo);
+    Bf16Weight bh = bf16_weight(wh);
+    int32_t *targets = malloc((size_t)n * sizeof *targets);
+    uint64_t seed = 59;
+    for (int64_t i = 0; i < n; i++) targets[i] = (int32_t)(test_rand_u64(&seed) % V);
+    Tensor *q = op_lora_linear(g, x, &bq.t, NULL, A, Bq, 2.0f, 0.1f, 3);
+    Tensor *k = op_linear(g, x, &bk.t, NULL), *v = op_linear(g, x, &bv.t, NULL);
+    Tensor *o = op_linear(g, op_attention(g, q, k, v, B, T, NH, NKV, D, NULL), &bo.t, NULL);
+    int64_t count = 0;
+    Tensor *loss = op_lm_head_cross_entropy(g, op_add(g, o, x), &bh.t, targets, &count);
+    ck_assert(loss && !graph_failed(g));
+    ck_assert_int_eq(graph_backward(g, loss, 1.0f / (float)count), 0);
+    *ngrads = A->size + Bq->size;
+    *grads = malloc((size_t)*ngrads * sizeof(float));
+    memcpy(*grads, A->grad, (size_t)A->size * sizeof(float));
+    memcpy(*grads + A->size, Bq->grad, (size_t)Bq->size * sizeof(float));
+    float l = loss->data[0];
+    graph_reset(g);
+    Tensor *all[] = {x, wq, wk, wv, wo, wh, A, Bq};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) tensor_free(all[i]);
+    free(bq.bits), free(bk.bits), free(bv.bits), free(bo.bits), free(bh.bits), free(targets);
+    return l;
+}
+
+static void check_deterministic(void) {
+    int saved = tensor_threads();
+    float *g1, *g2, *g3, *gf;
+    int64_t n;
+    Graph *g = bf16_graph(), *f = graph_create();
+    tensor_set_threads(2);
+    float l1 = tiny_step(g, &g1, &n);
+    float l2 = tiny_step(g, &g2, &n); /* the same graph again: buffers reused */
+    tensor_set_threads(1);
+    float l3 = tiny_step(g, &g3, &n);
+    float lf = tiny_step(f, &gf, &n);
+    tensor_set_threads(saved);
+    ck_assert(l1 == l2 && memcmp(g1, g2, (size_t)n * sizeof(float)) == 0);
+    ck_assert_msg(l1 == l3 && memcmp(g1, g3, (size_t)n * sizeof(float)) == 0,
+                  "1 and 2 threads differ");
+    /* and it is a bf16 result: close to F32 precision, not equal to it */
+    ck_assert(l1 != lf && fabsf(l1 - lf) <= 5e-3f * fabsf(lf));
+    double rel = norm_rel(g1, gf, n);
+    ck_assert_msg(rel > 0 && rel <= 0.15, "LoRA gradient relative difference %g", rel);
+    free(g1), free(g2), free(g3), free(gf);
+    graph_destroy(g), graph_destroy(f);
+}
+
+START_TEST(test_bf16_step_is_bit_identical_across_runs_and_thread_counts) {
+    check_deterministic();
+}
+END_TEST
+
+START_TEST(test_bf16_onednn_plumbing_matches_sgemm_emulation) {
+    /* oneDNN's f32 matmul on the same rounded operands: the same values up to f32 summation
+     * order, and deterministic as well (skipped where even that is unavailable). */
+    setenv("LORAFIT_CPU_BF16", "0", 1);
+    setenv("LORAFIT_BF16_EMULATION", "onednn", 1);
+    Graph *g = bf16_graph();
+    const char *name = graph_matmul_kernel(g);
+    if (!strstr(name, "oneDNN")) {
+        graph_destroy(g);
+        unsetenv("LORAFIT_BF16_EMULATION");
+        unsetenv("LORAFIT_CPU_BF16");
+        test_skip(__func__, "oneDNN f32 matmul unavailable");
+        return;
+    }
+    float *a, *b;
+    int64_t n;
+    float la = tiny_step(g, &a, &n);
+    check_deterministic();
+    graph_destroy(g);
+    unsetenv("LORAFIT_BF16_EMULATION");
+    g = bf16_graph();
+    ck_assert(strstr(graph_matmul_kernel(g), "OpenBLAS sgemm"));
+    float lb = tiny_step(g, &b, &n);
+    ck_assert_msg(fabsf(la - lb) <= 1e-5f * fabsf(lb), "loss %.9g vs %.9g", la, lb);
+    ck_assert(norm_rel(a, b, n) <= 1e-3);
+    free(a), free(b);
+    graph_destroy(g);
+    unsetenv("LORAFIT_CPU_BF16");
+}
+END_TEST
+
+START_TEST(test_cpu_bf16_override_selects_the_kernel) {
+    setenv("LORAFIT_CPU_BF16", "0", 1);
+    ck_assert(!tensor_cpu_has_native_bf16());
+    Graph *g = bf16_graph();
+    ck_assert_int_eq(graph_precision(g), TENSOR_PRECISION_BF16);
+    ck_assert(!graph_matmul_native_bf16(g));
+    ck_assert_str_eq(graph_matmul_kernel(g), "emulated (bf16-rounded inputs, OpenBLAS sgemm)");
+    setenv("LORAFIT_CPU_BF16", "1", 1);
+    ck_assert(tensor_cpu_has_native_bf16());
+    /* Forced on: oneDNN's kernel where it has one, else still the emulation, never a failure. */
+    ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_BF16), 0);
+    ck_assert(strstr(graph_matmul_kernel(g), graph_matmul_native_bf16(g) ? "oneDNN" : "emulated"));
+    float *gr;
+    int64_t n;
+    ck_assert(isfinite(tiny_step(g, &gr, &n)));
+    free(gr);
+    ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_F32), 0);
+    ck_assert_str_eq(graph_matmul_kernel(g), "OpenBLAS sgemm (f32)");
+    ck_assert_int_eq(graph_set_precision(g, (TensorPrecision)7), -1);
+    ck_assert_int_eq(graph_set_precision(NULL, TENSOR_PRECISION_BF16), -1);
+    unsetenv("LORAFIT_CPU_BF16");
+    graph_destroy(g);
+}
+END_TEST
+
+Suite *tensor_bf16mm_suite(void) {
+    Suite *s = suite_create("tensor_bf16mm");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_bf16_linear_matches_rounded_reference_and_rounds_inputs);
+    tcase_add_test(tc, test_bf16_lora_linear_rounds_only_the_frozen_products);
+    tcase_add_test(tc, test_bf16_attention_matches_rounded_reference);
+    tcase_add_test(tc, test_bf16_attention_is_the_same_for_any_task_split);
+    tcase_add_test(tc, test_bf16_lm_head_matches_rounded_reference);
+    tcase_add_test(tc, test_bf16_step_is_bit_identical_across_runs_and_thread_counts);
+    tcase_add_test(tc, test_bf16_onednn_plumbing_matches_sgemm_emulation);
+    tcase_add_test(tc, test_cpu_bf16_override_selects_the_kernel);
+    suite_add_tcase(s, tc);
+    return s;
+}
