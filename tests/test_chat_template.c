@@ -5,7 +5,7 @@
  * The tests/data/chat files are written by tools/gen_chat_expect.sh from the reference:
  * template_NAME.json holds a real template and its renderings of a fixed set of
  * conversations; constructs.json holds small one-construct templates. */
-#include "data/chat/chat_template.h"
+#include "data/chat/chat.h"
 #include "tests/test_util.h"
 
 #include <dirent.h>

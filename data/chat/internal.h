@@ -12,7 +12,7 @@
 #ifndef LORAFIT_CHAT_INTERNAL_H
 #define LORAFIT_CHAT_INTERNAL_H
 
-#include "data/chat/chat_template.h"
+#include "data/chat/chat.h"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,7 +1,7 @@
 /* tests/fuzz/fuzz_chat_template.c — chat_template_parse on arbitrary template text, and
  * chat_template_render of what parses with a fixed conversation. A failure must come with a
  * message; an output must be valid UTF-8 and the same when rendered again. */
-#include "data/chat/chat_template.h"
+#include "data/chat/chat.h"
 #include "tests/fuzz/fuzz_util.h"
 
 static const char CONTEXT[] =

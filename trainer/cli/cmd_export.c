@@ -1,4 +1,4 @@
-/* trainer/cli/export.c — `lorafit export CHECKPOINT_DIR --out DIR [--dtype f32|bf16|f16]`:
+/* trainer/cli/cmd_export.c — `lorafit export CHECKPOINT_DIR --out DIR [--dtype f32|bf16|f16]`:
  * writes the checkpoint's adapter as a PEFT adapter directory (adapter_model.safetensors +
  * adapter_config.json), converting the tensors to the requested dtype. A checkpoint with a
  * MANIFEST is verified first, so a corrupt checkpoint is never exported. */

@@ -1,4 +1,4 @@
-/* data/chat/chat_template.h — render a model's chat template (the Jinja text in
+/* data/chat/chat.h — render a model's chat template (the Jinja text in
  * tokenizer_config.json's "chat_template") the way transformers' apply_chat_template does.
  *
  * The reference is @huggingface/jinja 0.5.11 (Jinja with trim_blocks and lstrip_blocks, as

@@ -1,4 +1,4 @@
-/* trainer/cli/inspect.c — `lorafit inspect FILE.safetensors | DIR`.
+/* trainer/cli/cmd_inspect.c — `lorafit inspect FILE.safetensors | DIR`.
  *
  * A file: every tensor (name, dtype, shape), the metadata and the parameter count. A
  * directory: its config (config.json or adapter_config.json, parsed and validated) and then

@@ -1,4 +1,4 @@
-/* trainer/cli/generate.c — `lorafit generate --model DIR [--adapter DIR] --prompt-ids "1 2 3"
+/* trainer/cli/cmd_generate.c — `lorafit generate --model DIR [--adapter DIR] --prompt-ids "1 2 3"
  * [-n N] [--temperature T] [--seed S]`: prints the prompt and the generated ids on one line. */
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* trainer/cli/eval.c — `lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...`:
+/* trainer/cli/cmd_eval.c — `lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...`:
  * the mean loss of the model (with the adapter, if given) on data.valid, or on data.train
  * when no validation set is configured. Prints one JSON line on stdout. */
 #include <inttypes.h>

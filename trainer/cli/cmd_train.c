@@ -1,4 +1,4 @@
-/* trainer/cli/train.c — `lorafit train CONFIG.yaml [--set KEY=VALUE]... [--resume [DIR]]`. */
+/* trainer/cli/cmd_train.c — `lorafit train CONFIG.yaml [--set KEY=VALUE]... [--resume [DIR]]`. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
