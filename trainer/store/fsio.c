@@ -25,12 +25,18 @@
 
 struct FsioFile {
     int fd;
-    char *path;    /* final name */
-    char *tmp;     /* temporary name in the same directory */
-    uint32_t crc;  /* zlib CRC-32 of everything written */
-    uint64_t size; /* bytes written */
-    int failed;    /* a write failed: the content is incomplete, commit must refuse */
+    char *path;         /* final name */
+    char *tmp;          /* temporary name in the same directory */
+    uint32_t crc;       /* zlib CRC-32 of everything written */
+    uint64_t size;      /* bytes written */
+    int failed;         /* a write failed: the content is incomplete, commit must refuse */
+    unsigned char *buf; /* (FSIO_BUFFER) small writes gathered into one system call */
+    size_t buffered;
 };
+
+/* Writes of a file are gathered up to this size: a safetensors file is written tensor by
+ * tensor, and one system call per small tensor would only add syscalls (and fault points). */
+#define FSIO_BUFFER ((size_t)1 << 16)
 
 /* ---- fault injection ---------------------------------------------------------------- */
 
@@ -168,6 +174,7 @@ static int fsync_parent(const char *path, char *err, size_t errlen) {
 }
 
 static void file_free(FsioFile *f) {
+    free(f->buf);
     free(f->path);
     free(f->tmp);
     free(f);
@@ -186,8 +193,9 @@ FsioFile *fsio_create(const char *path, char *err, size_t errlen) {
     if (f) {
         f->path = strdup(path);
         f->tmp = malloc(tmplen);
+        f->buf = malloc(FSIO_BUFFER);
     }
-    if (!f || !f->path || !f->tmp) {
+    if (!f || !f->path || !f->tmp || !f->buf) {
         store_error(err, errlen, 0, "%s: out of memory", path);
         if (f) file_free(f);
         return NULL;
@@ -208,13 +216,8 @@ FsioFile *fsio_create(const char *path, char *err, size_t errlen) {
     return f;
 }
 
-int fsio_write(FsioFile *f, const void *data, size_t len, char *err, size_t errlen) {
-    if (f->failed) {
-        store_error(err, errlen, 0, "%s: an earlier write failed", f->tmp);
-        return -1;
-    }
-    const unsigned char *p = data;
-    size_t left = len;
+/* Writes len bytes to the file descriptor, whatever the number of calls it takes. */
+static int write_all(FsioFile *f, const unsigned char *p, size_t left, char *err, size_t errlen) {
     while (left > 0) {
         ssize_t n = sys_write(f->fd, p, left);
         if (n < 0 && errno == EINTR) continue;
@@ -226,9 +229,30 @@ int fsio_write(FsioFile *f, const void *data, size_t len, char *err, size_t errl
         p += n;
         left -= (size_t)n;
     }
+    return 0;
+}
+
+static int flush_buffer(FsioFile *f, char *err, size_t errlen) {
+    size_t n = f->buffered;
+    f->buffered = 0;
+    return n ? write_all(f, f->buf, n, err, errlen) : 0;
+}
+
+int fsio_write(FsioFile *f, const void *data, size_t len, char *err, size_t errlen) {
+    if (f->failed) {
+        store_error(err, errlen, 0, "%s: an earlier write failed", f->tmp);
+        return -1;
+    }
+    const unsigned char *p = data;
+    if (f->buffered + len > FSIO_BUFFER && flush_buffer(f, err, errlen) != 0) return -1;
+    if (len >= FSIO_BUFFER) {
+        if (write_all(f, p, len, err, errlen) != 0) return -1;
+    } else {
+        memcpy(f->buf + f->buffered, p, len);
+        f->buffered += len;
+    }
     /* zlib's length is a uInt: feed large buffers in slices. */
-    p = data;
-    for (left = len; left > 0;) {
+    for (size_t left = len; left > 0;) {
         uInt chunk = left > (1u << 30) ? (1u << 30) : (uInt)left;
         f->crc = (uint32_t)crc32(f->crc, p, chunk);
         p += chunk;
@@ -240,7 +264,9 @@ int fsio_write(FsioFile *f, const void *data, size_t len, char *err, size_t errl
 
 int fsio_commit(FsioFile *f, char *err, size_t errlen) {
     int rc = -1;
-    if (f->failed) {
+    if (!f->failed && flush_buffer(f, err, errlen) != 0) {
+        close(f->fd); /* err says which write failed */
+    } else if (f->failed) {
         store_error(err, errlen, 0, "%s: not committed because a write failed", f->path);
         close(f->fd);
     } else if (sys_fsync(f->fd) != 0) {

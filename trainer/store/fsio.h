@@ -18,7 +18,9 @@ typedef struct FsioFile FsioFile;
 
 /* Opens "<path>.tmp-<pid>-<n>" for writing. NULL with err filled on failure. */
 FsioFile *fsio_create(const char *path, char *err, size_t errlen);
-/* Appends bytes; returns 0 or -1 (err names the file and the OS error). */
+/* Appends bytes (small writes are gathered into 64 KB system calls, so an OS error may be
+ * reported by a later write or by fsio_commit); returns 0 or -1 (err names the file and the
+ * OS error). */
 int fsio_write(FsioFile *f, const void *data, size_t len, char *err, size_t errlen);
 /* fsync, close, rename over the final path, fsync the directory. Frees f either way;
  * on failure the temporary file is removed and the final path is untouched. */
