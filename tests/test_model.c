@@ -156,7 +156,8 @@ START_TEST(test_greedy_generation_reproduces_expected_ids) {
     Model *m = model_load(path, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
     int32_t prompt[1] = {1}, out[200];
-    ck_assert_msg(model_generate(m, NULL, prompt, 1, total - 1, 0.0f, 0, out, err, sizeof err) == 0,
+    ck_assert_msg(model_generate(m, NULL, prompt, 1, total - 1, 0.0f, 0, TENSOR_PRECISION_F32, out,
+                                 err, sizeof err) == 0,
                   "%s", err);
     for (int i = 0; i < total; i++)
         ck_assert_int_eq(out[i], (int)json_integer_value(json_array_get(want, (size_t)i)));

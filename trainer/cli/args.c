@@ -35,3 +35,14 @@ int cmd_load_config(const char *path, const char *const *sets, int n_sets, Confi
     int rc = config_load(path, sets, n_sets, cfg, err, errlen);
     return rc == CONFIG_OK ? EXIT_OK : rc == CONFIG_INVALID ? EXIT_USAGE : EXIT_RUNTIME;
 }
+
+int cmd_parse_precision(const char *cmd, const char *value, ConfigPrecision *out) {
+    static const char *const names[] = {"auto", "f32", "bf16"};
+    for (int i = 0; i < 3; i++)
+        if (strcmp(value, names[i]) == 0) {
+            *out = (ConfigPrecision)i; /* the enum's order */
+            return 0;
+        }
+    fprintf(stderr, "lorafit %s: --precision must be auto, f32 or bf16, not '%s'\n", cmd, value);
+    return -1;
+}

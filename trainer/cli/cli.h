@@ -31,5 +31,7 @@ int cmd_parse_config_args(const char *cmd, int argc, char **argv, int *i, const 
  * cannot be read). */
 int cmd_load_config(const char *path, const char *const *sets, int n_sets, Config *cfg, char *err,
                     size_t errlen);
+/* --precision auto|f32|bf16 into *out; -1 after printing what was wrong. */
+int cmd_parse_precision(const char *cmd, const char *value, ConfigPrecision *out);
 
 #endif

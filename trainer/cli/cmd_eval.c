@@ -13,14 +13,20 @@
 
 static void eval_usage(FILE *out) {
     fprintf(out,
-            "usage: lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...\n"
+            "usage: lorafit eval CONFIG.yaml [--adapter DIR] [--precision auto|f32|bf16] "
+            "[--set KEY=VALUE]...\n"
             "  Prints {\"eval_loss\", \"eval_tokens\", \"data\"} for the model of CONFIG (plus\n"
             "  the PEFT adapter in DIR) on data.valid, or data.train when valid is unset.\n"
             "  eval.max_batches limits the number of batches (0 = all).\n");
 }
 
-static int run_eval(const Config *cfg, const char *adapter, char *err, size_t errlen) {
-    if (train_check_paths(cfg, err, errlen) != 0) return EXIT_USAGE;
+static int run_eval(const Config *asked, const char *adapter, char *err, size_t errlen) {
+    if (train_check_paths(asked, err, errlen) != 0) return EXIT_USAGE;
+    Config resolved = *asked; /* shallow: only train.precision differs */
+    const Config *cfg = &resolved;
+    char note[256];
+    resolved.train.precision = train_resolve_precision(asked->train.precision, note, sizeof note);
+    fprintf(stderr, "lorafit: %s\n", note);
     char p[4200];
     if (adapter && (path_join(p, sizeof p, adapter, "adapter_config.json", err, errlen) != 0 ||
                     access(p, F_OK) != 0)) {
@@ -36,6 +42,10 @@ static int run_eval(const Config *cfg, const char *adapter, char *err, size_t er
     DataOptions o;
     train_data_options(cfg, TRAIN_DATA_EVAL, model_config(m)->vocab_size, &o);
     Graph *g = graph_create();
+    if (g && graph_set_precision(g, train_tensor_precision(cfg->train.precision)) != 0) {
+        graph_destroy(g);
+        g = NULL;
+    }
     double loss = 0;
     int64_t tokens = 0;
     if (rc == EXIT_OK && !g) rc = EXIT_RUNTIME, snprintf(err, errlen, "out of memory");
@@ -52,7 +62,8 @@ static int run_eval(const Config *cfg, const char *adapter, char *err, size_t er
 }
 
 int cmd_eval(int argc, char **argv) {
-    const char *config = NULL, *adapter = NULL;
+    const char *config = NULL, *adapter = NULL, *precision = NULL;
+    char precision_set[64];
     const char **sets = calloc((size_t)argc + 1, sizeof *sets);
     int n_sets = 0, rc = 0;
     if (!sets) return 1;
@@ -71,11 +82,25 @@ int cmd_eval(int argc, char **argv) {
             adapter = argv[++i];
             continue;
         }
+        if (strcmp(argv[i], "--precision") == 0) { /* the same as --set train.precision=... */
+            ConfigPrecision p;
+            if (i + 1 >= argc || cmd_parse_precision("eval", argv[i + 1], &p) != 0) {
+                if (i + 1 >= argc) fprintf(stderr, "lorafit eval: --precision needs a value\n");
+                rc = EXIT_USAGE;
+                break;
+            }
+            precision = argv[++i];
+            continue;
+        }
         rc = cmd_parse_config_args("eval", argc, argv, &i, &config, sets, &n_sets);
     }
     if (rc == 0 && !config) {
         eval_usage(stderr);
         rc = EXIT_USAGE;
+    }
+    if (precision) { /* after the config's own --set options, so it wins */
+        snprintf(precision_set, sizeof precision_set, "train.precision=%s", precision);
+        sets[n_sets++] = precision_set;
     }
     Config cfg;
     char err[2048] = "";

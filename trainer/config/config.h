@@ -28,6 +28,8 @@
 typedef enum { LR_CONSTANT, LR_LINEAR, LR_COSINE } LrKind;
 
 typedef enum { CONFIG_DTYPE_F32, CONFIG_DTYPE_BF16 } ConfigDtype;
+/* train.precision: of the frozen model's matrix products (see README "Precision"). */
+typedef enum { CONFIG_PRECISION_AUTO, CONFIG_PRECISION_F32, CONFIG_PRECISION_BF16 } ConfigPrecision;
 typedef enum { OVERFLOW_TRUNCATE, OVERFLOW_SPLIT, OVERFLOW_DROP } ConfigOverflow;
 typedef enum { ON_ERROR_FAIL, ON_ERROR_SKIP } ConfigOnError;
 
@@ -62,21 +64,22 @@ typedef struct Config {
         ConfigOnError on_error;  /* [fail] */
     } data;
     struct {
-        int64_t batch_size;   /* [4], >= 1 */
-        int64_t grad_accum;   /* [1], >= 1 */
-        int64_t max_steps;    /* [1000], >= 1 */
-        int64_t epochs;       /* [null] -> 0 = unset; else >= 1 and it wins over max_steps */
-        double lr;            /* [2e-4], > 0 */
-        LrKind lr_scheduler;  /* [cosine] */
-        int64_t warmup_steps; /* [0], >= 0 */
-        double min_lr_ratio;  /* [0.0], in [0, 1] */
-        double weight_decay;  /* [0.0], >= 0 */
-        double adam_beta1;    /* [0.9], in [0, 1) */
-        double adam_beta2;    /* [0.999], in [0, 1) */
-        double adam_eps;      /* [1e-8], > 0 */
-        double max_grad_norm; /* [1.0], >= 0; 0 disables clipping */
-        int64_t seed;         /* [42], >= 0 */
-        int64_t threads;      /* [0] = all cores, >= 0 */
+        int64_t batch_size;        /* [4], >= 1 */
+        int64_t grad_accum;        /* [1], >= 1 */
+        int64_t max_steps;         /* [1000], >= 1 */
+        int64_t epochs;            /* [null] -> 0 = unset; else >= 1 and it wins over max_steps */
+        double lr;                 /* [2e-4], > 0 */
+        LrKind lr_scheduler;       /* [cosine] */
+        int64_t warmup_steps;      /* [0], >= 0 */
+        double min_lr_ratio;       /* [0.0], in [0, 1] */
+        double weight_decay;       /* [0.0], >= 0 */
+        double adam_beta1;         /* [0.9], in [0, 1) */
+        double adam_beta2;         /* [0.999], in [0, 1) */
+        double adam_eps;           /* [1e-8], > 0 */
+        double max_grad_norm;      /* [1.0], >= 0; 0 disables clipping */
+        int64_t seed;              /* [42], >= 0 */
+        int64_t threads;           /* [0] = all cores, >= 0 */
+        ConfigPrecision precision; /* [auto]: bf16 where the CPU multiplies bf16 natively */
     } train;
     struct {
         int64_t every;       /* [0], >= 0 */
@@ -117,6 +120,8 @@ int config_format_value(const Config *c, int i, char *buf, size_t len);
 /* Writes every key with its effective value as YAML that config_load reads back to an equal
  * Config (through fsio: atomic). 0 or -1 with err. */
 int config_write_resolved(const Config *c, const char *path, char *err, size_t errlen);
+/* The value of key kp in a config_result_keys() text, as (start, length); NULL if absent. */
+const char *config_result_value(const char *keys, const char *kp, size_t *len);
 
 /* Resume compatibility. config_result_keys returns (malloc'ed) "key=value\n" lines, sorted
  * by key, for every key that changes the training result:

@@ -208,8 +208,7 @@ char *config_result_keys(const Config *c) {
     return t.s;
 }
 
-/* The value of key kp in a "key=value\n" text, as (start, length); NULL when absent. */
-static const char *lookup(const char *text, const char *kp, size_t *len) {
+const char *config_result_value(const char *text, const char *kp, size_t *len) {
     size_t kl = strlen(kp);
     for (const char *line = text; line && *line;) {
         const char *nl = strchr(line, '\n');
@@ -235,7 +234,7 @@ static int diff_one_way(const char *a, const char *b, int both, char *out, size_
             char kp[128];
             snprintf(kp, sizeof kp, "%.*s", (int)(eq - line), line);
             size_t blen, alen = ll - (size_t)(eq - line) - 1;
-            const char *bv = lookup(b, kp, &blen);
+            const char *bv = config_result_value(b, kp, &blen);
             int differs =
                 both ? (bv && (blen != alen || memcmp(bv, eq + 1, alen) != 0)) || !bv : !bv;
             if (differs) {

@@ -17,6 +17,7 @@ static const char *const DTYPE_NAMES[] = {"f32", "bf16", NULL};
 static const char *const OVERFLOW_NAMES[] = {"truncate", "split", "drop", NULL};
 static const char *const ON_ERROR_NAMES[] = {"fail", "skip", NULL};
 static const char *const SCHEDULER_NAMES[] = {"constant", "linear", "cosine", NULL};
+static const char *const PRECISION_NAMES[] = {"auto", "f32", "bf16", NULL};
 
 #define INF                             INFINITY
 #define OFF(f)                          offsetof(Config, f)
@@ -64,6 +65,7 @@ const Key config_keys[] = {
      RANGE(0, INF, false, false), NULL},
     {"train", "seed", K_INT, OFF(train.seed), false, RANGE(0, 9.2e18, false, false), NULL},
     {"train", "threads", K_INT, OFF(train.threads), false, RANGE(0, 4096, false, false), NULL},
+    {"train", "precision", K_ENUM, OFF(train.precision), false, ANY, PRECISION_NAMES},
     {"eval", "every", K_INT, OFF(eval.every), false, RANGE(0, 1e15, false, false), NULL},
     {"eval", "max_batches", K_INT, OFF(eval.max_batches), false, RANGE(0, 1e15, false, false),
      NULL},
@@ -321,6 +323,7 @@ int config_defaults(Config *c) {
     c->train.max_grad_norm = 1.0;
     c->train.seed = 42;
     c->train.threads = 0;
+    c->train.precision = CONFIG_PRECISION_AUTO;
     c->eval.every = 0;
     c->eval.max_batches = 0;
     c->output.save_every = 100;

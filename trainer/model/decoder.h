@@ -94,6 +94,7 @@ const Tensor *model_lm_head(const Model *m);
  * softmax(logits / temperature) with the project PRNG seeded by seed. Recomputes the whole
  * prefix per token (fine for the small models this is for). */
 int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int n_prompt, int n_new,
-                   float temperature, uint64_t seed, int32_t *out, char *err, size_t errlen);
+                   float temperature, uint64_t seed, TensorPrecision precision, int32_t *out,
+                   char *err, size_t errlen);
 
 #endif

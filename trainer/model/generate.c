@@ -28,7 +28,8 @@ static int32_t pick_token(const float *logits, int v, float temperature, Rng *rn
 }
 
 int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int n_prompt, int n_new,
-                   float temperature, uint64_t seed, int32_t *out, char *err, size_t errlen) {
+                   float temperature, uint64_t seed, TensorPrecision precision, int32_t *out,
+                   char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     if (n_prompt < 1 || n_new < 0 || n_prompt + n_new > m->max_pos || !(temperature >= 0)) {
         snprintf(err, errlen,
@@ -46,6 +47,10 @@ int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int 
         out[i] = prompt[i];
     }
     Graph *g = graph_create();
+    if (g && graph_set_precision(g, precision) != 0) {
+        graph_destroy(g);
+        g = NULL;
+    }
     if (!g) {
         snprintf(err, errlen, "generate: out of memory");
         return -1;

@@ -17,7 +17,8 @@ typedef struct StepResult {
 } StepResult;
 
 typedef struct Trainer {
-    const Config *cfg;
+    const Config *cfg; /* = &resolved once setup has chosen the precision */
+    Config resolved;   /* the run's config with train.precision resolved (shallow copy) */
     Model *model;
     Lora *lora;
     DataReader *data;

@@ -95,6 +95,33 @@ int train_check_paths(const Config *cfg, char *err, size_t errlen) {
 }
 
 Model *train_load_model(const Config *cfg, char *err, size_t errlen) {
-    ModelDtype dtype = cfg->model.dtype == CONFIG_DTYPE_BF16 ? MODEL_BF16 : MODEL_F32;
-    return model_load_dtype(cfg->model.path, dtype, err, errlen);
+    bool bf16 =
+        cfg->model.dtype == CONFIG_DTYPE_BF16 || cfg->train.precision == CONFIG_PRECISION_BF16;
+    return model_load_dtype(cfg->model.path, bf16 ? MODEL_BF16 : MODEL_F32, err, errlen);
+}
+
+ConfigPrecision train_resolve_precision(ConfigPrecision asked, char *note, size_t notelen) {
+    bool native = tensor_cpu_has_native_bf16();
+    ConfigPrecision p = asked;
+    if (asked == CONFIG_PRECISION_AUTO) p = native ? CONFIG_PRECISION_BF16 : CONFIG_PRECISION_F32;
+    Graph *probe = p == CONFIG_PRECISION_BF16 ? graph_create() : NULL;
+    if (probe) graph_set_precision(probe, TENSOR_PRECISION_BF16);
+    const char *why = asked == CONFIG_PRECISION_AUTO ? "auto: " : "";
+    if (p == CONFIG_PRECISION_F32)
+        snprintf(note, notelen, "precision f32 (%s%s)", why,
+                 asked == CONFIG_PRECISION_AUTO ? "this CPU has no native bf16 matrix instructions"
+                                                : "as configured");
+    else if (probe && graph_matmul_native_bf16(probe))
+        snprintf(note, notelen, "precision bf16 (%s%s)", why, graph_matmul_kernel(probe));
+    else
+        snprintf(note, notelen,
+                 "precision bf16 (%sEMULATED: this CPU has no native bf16 matrix instructions, "
+                 "AMX-BF16 or AVX512-BF16, so the products run as %s, slower than f32)",
+                 why, probe ? graph_matmul_kernel(probe) : "bf16-rounded inputs through OpenBLAS");
+    graph_destroy(probe);
+    return p;
+}
+
+TensorPrecision train_tensor_precision(ConfigPrecision resolved) {
+    return resolved == CONFIG_PRECISION_BF16 ? TENSOR_PRECISION_BF16 : TENSOR_PRECISION_F32;
 }

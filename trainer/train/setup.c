@@ -105,6 +105,38 @@ static TrainResult resume_from(Trainer *t, const char *dir, char *err, size_t er
     return TRAIN_DONE;
 }
 
+/* The precision this run uses, into t->resolved (which t->cfg then points at, so the
+ * fingerprint and config.resolved.yaml hold the resolved value). A resume with auto keeps
+ * the precision the run started with; bf16 on a CPU without native bf16 then stops with
+ * what to do, since an emulated resume would not give the uninterrupted run's bits. */
+static TrainResult choose_precision(Trainer *t, const char *resume_dir, char *err, size_t errlen) {
+    t->resolved = *t->cfg;
+    ConfigPrecision asked = t->cfg->train.precision;
+    if (resume_dir[0] && asked == CONFIG_PRECISION_AUTO) {
+        char *saved = NULL;
+        if (checkpoint_read_config_keys(resume_dir, &saved, err, errlen) != 0) return TRAIN_FAILED;
+        size_t len = 0;
+        const char *v = config_result_value(saved, "train.precision", &len);
+        bool bf16 = v && len == 4 && !strncmp(v, "bf16", 4);
+        free(saved);
+        asked = bf16 ? CONFIG_PRECISION_BF16 : CONFIG_PRECISION_F32;
+        if (bf16 && !tensor_cpu_has_native_bf16()) {
+            snprintf(err, errlen,
+                     "%s was trained in bf16 and this CPU has no native bf16 matrix instructions "
+                     "(AMX-BF16 or AVX512-BF16): resume it on such a machine, or set "
+                     "train.precision: bf16 to resume emulated (slower, and not bit-identical to "
+                     "an uninterrupted run)",
+                     resume_dir);
+            return TRAIN_REFUSED;
+        }
+    }
+    char note[256];
+    t->resolved.train.precision = train_resolve_precision(asked, note, sizeof note);
+    fprintf(stderr, "lorafit: %s\n", note);
+    t->cfg = &t->resolved;
+    return TRAIN_DONE;
+}
+
 static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t errlen) {
     const Config *c = t->cfg;
     if (train_check_paths(c, err, errlen) != 0) return TRAIN_REFUSED;
@@ -115,6 +147,8 @@ static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t 
     TrainResult rc = find_resume_point(c, opt, resume_dir, sizeof resume_dir, err, errlen);
     if (rc != TRAIN_DONE) return rc;
     bool resuming = resume_dir[0] != '\0';
+    if ((rc = choose_precision(t, resume_dir, err, errlen)) != TRAIN_DONE) return rc;
+    c = t->cfg;
     tensor_set_threads((int)c->train.threads);
     t->model = train_load_model(c, err, errlen);
     if (!t->model) return TRAIN_FAILED;
@@ -133,6 +167,11 @@ static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t 
     t->m = calloc(n ? n : 1, sizeof(float));
     t->v = calloc(n ? n : 1, sizeof(float));
     t->graph = graph_create();
+    if (t->graph &&
+        graph_set_precision(t->graph, train_tensor_precision(c->train.precision)) != 0) {
+        graph_destroy(t->graph);
+        t->graph = NULL;
+    }
     if (!t->m || !t->v || !t->graph) {
         snprintf(err, errlen, "out of memory for %zu LoRA parameters", n);
         return TRAIN_FAILED;

@@ -52,8 +52,18 @@ void train_data_options(const Config *cfg, TrainData which, int vocab_size, Data
 /* The LoRA shape of cfg; -1 with err for an unknown target module name. */
 int train_lora_spec(const Config *cfg, LoraSpec *spec, char *err, size_t errlen);
 
-/* The model of cfg (model.path) in the configured in-memory dtype. NULL with err. */
+/* The model of cfg (model.path) in the configured in-memory dtype: BF16 weights when
+ * model.dtype is bf16 or train.precision is bf16 (the products then read them in place).
+ * NULL with err. */
 Model *train_load_model(const Config *cfg, char *err, size_t errlen);
+
+/* The precision asked for (train.precision or a --precision option) resolved on this CPU:
+ * auto is bf16 where the CPU multiplies bf16 natively (AMX-BF16 or AVX512-BF16) and f32
+ * elsewhere; bf16 asked for explicitly on another CPU runs emulated (bf16-rounded inputs
+ * through OpenBLAS, slower than f32). note gets one line for the user: what runs and why. */
+ConfigPrecision train_resolve_precision(ConfigPrecision asked, char *note, size_t notelen);
+/* The TensorPrecision of a resolved ConfigPrecision (f32 or bf16). */
+TensorPrecision train_tensor_precision(ConfigPrecision resolved);
 
 /* Mean loss over the data of o (at most max_batches micro-batches, 0 = all):
  * *loss = sum of token losses / *tokens. Returns 0, or -1 with err. */
