@@ -9,73 +9,22 @@
 #include <unistd.h>
 
 #include "tensor/tensor.h"
+#include "tests/test_train_util.h"
 #include "tests/test_util.h"
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
-
-/* Rows [0, batch) of a fixture's train.jsonl: ids and next-token targets (B*T). */
-static void read_batch(const char *path, int batch, int seq, int32_t *ids, int32_t *targets) {
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    char line[65536];
-    for (int b = 0; b < batch; b++) {
-        ck_assert(fgets(line, sizeof line, f) != NULL);
-        json_error_t je;
-        json_t *row = json_loads(line, 0, &je);
-        ck_assert(row != NULL);
-        json_t *in = json_object_get(row, "input_ids"), *lab = json_object_get(row, "labels");
-        ck_assert_int_eq((int)json_array_size(in), seq);
-        for (int t = 0; t < seq; t++) {
-            ids[b * seq + t] = (int32_t)json_integer_value(json_array_get(in, (size_t)t));
-            targets[b * seq + t] =
-                t + 1 < seq ? (int32_t)json_integer_value(json_array_get(lab, (size_t)t + 1))
-                            : TENSOR_IGNORE_INDEX;
-        }
-        json_decref(row);
-    }
-    fclose(f);
-}
-
-static float *expected_floats(const SafeTensors *st, const char *name, int64_t numel) {
-    const StTensor *t = st_find(st, name);
-    ck_assert_msg(t != NULL, "expected.safetensors has no %s", name);
-    ck_assert_int_eq(t->numel, numel);
-    float *out = malloc((size_t)numel * sizeof *out);
-    char err[256];
-    ck_assert_int_eq(st_to_float(t, out, err, sizeof err), 0);
-    return out;
-}
 
 /* Batch 0 of a make_fixture.py fixture: logits, loss, grad norm and every LoRA gradient. */
 static void check_fixture(const char *model_dir, const char *fx) {
     char path[4096], err[1024];
     Model *m = model_load(model_dir, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
-    snprintf(path, sizeof path, "%s/fixture.json", fx);
-    json_error_t je;
-    json_t *fj = json_load_file(path, 0, &je);
-    ck_assert_msg(fj != NULL, "%s", je.text);
-    LoraSpec spec = {.r = (int)json_integer_value(json_object_get(fj, "r")),
-                     .alpha = (float)json_number_value(json_object_get(fj, "alpha")),
-                     .rslora = json_is_true(json_object_get(fj, "rslora"))};
-    size_t i;
-    json_t *t;
-    json_array_foreach(json_object_get(fj, "targets"), i, t) spec.targets |=
-        lora_parse_target(json_string_value(t));
-    int batch = (int)json_integer_value(json_object_get(fj, "batch"));
-    int seq = (int)json_integer_value(json_object_get(fj, "seq"));
-    double loss_ref = json_number_value(json_array_get(json_object_get(fj, "losses"), 0));
-    double norm_ref = json_number_value(json_object_get(fj, "grad_norm_step0"));
-    json_decref(fj);
-
-    Lora *lora = lora_create(m, &spec, err, sizeof err);
-    ck_assert_msg(lora != NULL, "%s", err);
-    snprintf(path, sizeof path, "%s/init_adapter", fx);
-    ck_assert_msg(lora_load_peft(lora, path, err, sizeof err) == 0, "%s", err);
-    int n = batch * seq, v = model_config(m)->vocab_size;
-    int32_t *ids = malloc((size_t)n * sizeof *ids), *targets = malloc((size_t)n * sizeof *ids);
-    snprintf(path, sizeof path, "%s/train.jsonl", fx);
-    read_batch(path, batch, seq, ids, targets);
+    TtFixture f;
+    tt_fixture_load(fx, m, &f);
+    Lora *lora = f.lora;
+    int batch = f.batch, seq = f.seq, n = batch * seq, v = model_config(m)->vocab_size;
+    int32_t *ids = f.ids, *targets = f.targets;
+    double loss_ref = f.loss_ref, norm_ref = f.norm_ref;
 
     Graph *g = graph_create();
     Tensor *logits = model_forward(m, lora, g, ids, NULL, NULL, batch, seq, 1);
@@ -87,7 +36,7 @@ static void check_fixture(const char *model_dir, const char *fx) {
     snprintf(path, sizeof path, "%s/expected.safetensors", fx);
     SafeTensors *ex = st_open(path, err, sizeof err);
     ck_assert_msg(ex != NULL, "%s", err);
-    float *ref = expected_floats(ex, "logits_step0", (int64_t)n * v);
+    float *ref = tt_expected_floats(ex, "logits_step0", (int64_t)n * v);
     double max_diff = 0;
     for (int64_t k = 0; k < (int64_t)n * v; k++)
         max_diff = fmax(max_diff, fabs((double)logits->data[k] - ref[k]));
@@ -103,7 +52,7 @@ static void check_fixture(const char *model_dir, const char *fx) {
         Tensor *p = lora_tensor(lora, k, &name);
         char key[256];
         snprintf(key, sizeof key, "grad.%s", name);
-        float *gref = expected_floats(ex, key, p->size);
+        float *gref = tt_expected_floats(ex, key, p->size);
         double d2 = 0, r2 = 0;
         for (int64_t e = 0; e < p->size; e++) {
             d2 += ((double)p->grad[e] - gref[e]) * ((double)p->grad[e] - gref[e]);
@@ -117,9 +66,7 @@ static void check_fixture(const char *model_dir, const char *fx) {
                   sqrt(norm2), norm_ref);
     st_close(ex);
     graph_destroy(g);
-    free(ids);
-    free(targets);
-    lora_free(lora);
+    tt_fixture_free(&f);
     model_free(m);
 }
 

@@ -5,7 +5,6 @@
  * On a CPU without native bf16 the bf16 path is the emulation (bf16-rounded inputs, f32
  * accumulation); on one with AMX-BF16 or AVX512-BF16 it is oneDNN. Both are held to the
  * same bounds here. */
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,28 +16,6 @@
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
 
-/* Rows [0, batch) of a fixture's train.jsonl: ids and next-token targets (B*T). */
-static void read_batch(const char *path, int batch, int seq, int32_t *ids, int32_t *targets) {
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    char line[65536];
-    for (int b = 0; b < batch; b++) {
-        ck_assert(fgets(line, sizeof line, f) != NULL);
-        json_error_t je;
-        json_t *row = json_loads(line, 0, &je);
-        ck_assert(row != NULL);
-        json_t *in = json_object_get(row, "input_ids"), *lab = json_object_get(row, "labels");
-        for (int t = 0; t < seq; t++) {
-            ids[b * seq + t] = (int32_t)json_integer_value(json_array_get(in, (size_t)t));
-            targets[b * seq + t] =
-                t + 1 < seq ? (int32_t)json_integer_value(json_array_get(lab, (size_t)t + 1))
-                            : TENSOR_IGNORE_INDEX;
-        }
-        json_decref(row);
-    }
-    fclose(f);
-}
-
 /* The first step of a fixture in bf16 precision, as training runs it (the fused lm_head and
  * loss): its loss within 5e-3 relative of the float64 reference, and all LoRA gradients
  * together within 0.15 (norm of the difference over the norm). For scale: rounding the
@@ -49,29 +26,12 @@ static void check_bf16_first_step(const char *model_dir, const char *fx) {
     char path[4096], err[1024];
     Model *m = model_load_dtype(model_dir, MODEL_BF16, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
-    snprintf(path, sizeof path, "%s/fixture.json", fx);
-    json_error_t je;
-    json_t *fj = json_load_file(path, 0, &je);
-    ck_assert_msg(fj != NULL, "%s", je.text);
-    LoraSpec spec = {.r = (int)json_integer_value(json_object_get(fj, "r")),
-                     .alpha = (float)json_number_value(json_object_get(fj, "alpha")),
-                     .rslora = json_is_true(json_object_get(fj, "rslora"))};
-    size_t i;
-    json_t *t;
-    json_array_foreach(json_object_get(fj, "targets"), i, t) spec.targets |=
-        lora_parse_target(json_string_value(t));
-    int batch = (int)json_integer_value(json_object_get(fj, "batch"));
-    int seq = (int)json_integer_value(json_object_get(fj, "seq"));
-    double loss_ref = json_number_value(json_array_get(json_object_get(fj, "losses"), 0));
-    json_decref(fj);
-    Lora *lora = lora_create(m, &spec, err, sizeof err);
-    ck_assert_msg(lora != NULL, "%s", err);
-    snprintf(path, sizeof path, "%s/init_adapter", fx);
-    ck_assert_msg(lora_load_peft(lora, path, err, sizeof err) == 0, "%s", err);
-    int n = batch * seq;
-    int32_t *ids = malloc((size_t)n * sizeof *ids), *targets = malloc((size_t)n * sizeof *ids);
-    snprintf(path, sizeof path, "%s/train.jsonl", fx);
-    read_batch(path, batch, seq, ids, targets);
+    TtFixture f;
+    tt_fixture_load(fx, m, &f);
+    Lora *lora = f.lora;
+    int batch = f.batch, seq = f.seq;
+    int32_t *ids = f.ids, *targets = f.targets;
+    double loss_ref = f.loss_ref;
 
     Graph *g = graph_create();
     ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_BF16), 0);
@@ -93,10 +53,7 @@ static void check_bf16_first_step(const char *model_dir, const char *fx) {
         Tensor *p = lora_tensor(lora, k, &name);
         char key[256];
         snprintf(key, sizeof key, "grad.%s", name);
-        const StTensor *ref = st_find(ex, key);
-        ck_assert_msg(ref != NULL && ref->numel == p->size, "expected.safetensors: %s", key);
-        float *gref = malloc((size_t)p->size * sizeof *gref);
-        ck_assert_int_eq(st_to_float(ref, gref, err, sizeof err), 0);
+        float *gref = tt_expected_floats(ex, key, p->size);
         for (int64_t e = 0; e < p->size; e++) {
             d2 += ((double)p->grad[e] - gref[e]) * ((double)p->grad[e] - gref[e]);
             r2 += (double)gref[e] * gref[e];
@@ -108,9 +65,7 @@ static void check_bf16_first_step(const char *model_dir, const char *fx) {
     ck_assert_msg(rel > 1e-4, "%s: the gradient is f32's (%.2g): bf16 did not run", fx, rel);
     st_close(ex);
     graph_destroy(g);
-    free(ids);
-    free(targets);
-    lora_free(lora);
+    tt_fixture_free(&f);
     model_free(m);
 }
 

@@ -188,3 +188,71 @@ bool tt_same_bytes(const char *a, const char *b) {
     free(db);
     return same;
 }
+
+/* Rows [0, batch) of a fixture's train.jsonl: ids and next-token targets (B*T). */
+static void read_batch(const char *path, int batch, int seq, int32_t *ids, int32_t *targets) {
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[65536];
+    for (int b = 0; b < batch; b++) {
+        ck_assert(fgets(line, sizeof line, f) != NULL);
+        json_error_t je;
+        json_t *row = json_loads(line, 0, &je);
+        ck_assert(row != NULL);
+        json_t *in = json_object_get(row, "input_ids"), *lab = json_object_get(row, "labels");
+        ck_assert_int_eq((int)json_array_size(in), seq);
+        for (int t = 0; t < seq; t++) {
+            ids[b * seq + t] = (int32_t)json_integer_value(json_array_get(in, (size_t)t));
+            targets[b * seq + t] =
+                t + 1 < seq ? (int32_t)json_integer_value(json_array_get(lab, (size_t)t + 1))
+                            : TENSOR_IGNORE_INDEX;
+        }
+        json_decref(row);
+    }
+    fclose(f);
+}
+
+float *tt_expected_floats(const SafeTensors *st, const char *name, int64_t numel) {
+    const StTensor *t = st_find(st, name);
+    ck_assert_msg(t != NULL, "expected.safetensors has no %s", name);
+    ck_assert_int_eq(t->numel, numel);
+    float *out = malloc((size_t)numel * sizeof *out);
+    char err[256];
+    ck_assert_int_eq(st_to_float(t, out, err, sizeof err), 0);
+    return out;
+}
+
+void tt_fixture_load(const char *fx, const Model *m, TtFixture *f) {
+    char path[4096], err[1024];
+    snprintf(path, sizeof path, "%s/fixture.json", fx);
+    json_error_t je;
+    json_t *fj = json_load_file(path, 0, &je);
+    ck_assert_msg(fj != NULL, "%s", je.text);
+    LoraSpec spec = {.r = (int)json_integer_value(json_object_get(fj, "r")),
+                     .alpha = (float)json_number_value(json_object_get(fj, "alpha")),
+                     .rslora = json_is_true(json_object_get(fj, "rslora"))};
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(fj, "targets"), i, t) spec.targets |=
+        lora_parse_target(json_string_value(t));
+    f->batch = (int)json_integer_value(json_object_get(fj, "batch"));
+    f->seq = (int)json_integer_value(json_object_get(fj, "seq"));
+    f->loss_ref = json_number_value(json_array_get(json_object_get(fj, "losses"), 0));
+    f->norm_ref = json_number_value(json_object_get(fj, "grad_norm_step0"));
+    json_decref(fj);
+    f->lora = lora_create(m, &spec, err, sizeof err);
+    ck_assert_msg(f->lora != NULL, "%s", err);
+    snprintf(path, sizeof path, "%s/init_adapter", fx);
+    ck_assert_msg(lora_load_peft(f->lora, path, err, sizeof err) == 0, "%s", err);
+    int n = f->batch * f->seq;
+    f->ids = malloc((size_t)n * sizeof *f->ids);
+    f->targets = malloc((size_t)n * sizeof *f->targets);
+    snprintf(path, sizeof path, "%s/train.jsonl", fx);
+    read_batch(path, f->batch, f->seq, f->ids, f->targets);
+}
+
+void tt_fixture_free(TtFixture *f) {
+    free(f->ids);
+    free(f->targets);
+    lora_free(f->lora);
+}

@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "trainer/model/model.h"
+#include "trainer/store/store.h"
+
 /* Writes DIR/NAME with the text; returns the path (caller frees). */
 char *tt_write_text(const char *dir, const char *name, const char *text);
 /* Runs `lorafit ARGS` (a shell-quoted argument string), output to DIR/log.txt; exit code. */
@@ -37,6 +40,20 @@ void tt_random_rows(const char *path, int n, int min_len, int max_len, int vocab
 /* Compares every tensor of two safetensors files: max over tensors of
  * ||a - b|| / ||b||; fails the test if their names or shapes differ. */
 double tt_adapter_rel_diff(const char *a_path, const char *b_path, const char *b_prefix);
+/* Batch 0 of a make_fixture.py training fixture (tests/data/train/X, ../shared/fixtures/X):
+ * its LoRA (from init_adapter) on model m, ids and next-token targets (B*T), and the float64
+ * reference's first loss and gradient norm. tt_fixture_free releases it. */
+typedef struct TtFixture {
+    Lora *lora;
+    int batch, seq;
+    int32_t *ids, *targets;
+    double loss_ref, norm_ref;
+} TtFixture;
+void tt_fixture_load(const char *fx, const Model *m, TtFixture *f);
+void tt_fixture_free(TtFixture *f);
+/* A tensor of a fixture's expected.safetensors as float32 (caller frees); fails the test if
+ * absent or of another size. */
+float *tt_expected_floats(const SafeTensors *st, const char *name, int64_t numel);
 /* Byte equality of two files. */
 bool tt_same_bytes(const char *a, const char *b);
 
