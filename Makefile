@@ -4,7 +4,10 @@
 
 .PHONY: all deps test check-build asan test-run-only demo bench fuzz fuzz-build fuzzers valgrind clean help format
 .DEFAULT_GOAL := all
+# Parallel by default; sub-makes (asan, fuzz) share the top-level jobserver.
+ifeq ($(MAKELEVEL),0)
 MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
 .SECONDARY:
 
 BUILD     ?= build
