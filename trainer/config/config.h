@@ -77,6 +77,8 @@ typedef struct Config {
         double max_grad_norm; /* [1.0], >= 0; 0 disables clipping */
         int64_t seed;         /* [42], >= 0 */
         int64_t threads;      /* [0] = all cores, >= 0 */
+        /* [false]: keep only each layer's input; recompute the layer in backward */
+        bool gradient_checkpointing;
     } train;
     struct {
         int64_t every;       /* [0], >= 0 */
@@ -123,7 +125,8 @@ int config_write_resolved(const Config *c, const char *path, char *err, size_t e
  *   model.*, lora.*, data.* except data.valid, and train.* except train.max_steps (a run
  *   may be extended; note that the lr schedule's horizon then moves with it) and
  *   train.threads (it changes speed only up to floating-point summation order, and a
- *   preempted job may land on another machine).
+ *   preempted job may land on another machine) and train.gradient_checkpointing (the
+ *   result is bit-identical either way; a job that ran out of memory may resume with it).
  * Not counted: eval.*, log.*, output.* — they change what is observed or kept, not the
  * trained weights. NULL when out of memory. */
 char *config_result_keys(const Config *c);
