@@ -31,7 +31,7 @@ void data_close(DataReader *r) {
     free(r->fps);
     free(r->bad);
     free(r->dropped);
-    for (int i = 0; i < r->pool_cap; i++) row_free(&r->pool[i]);
+    for (int i = 0; r->pool && i < r->pool_cap; i++) row_free(&r->pool[i]);
     free(r->pool);
     row_free(&r->cur);
     free(r->buf);

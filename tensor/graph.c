@@ -339,15 +339,30 @@ int32_t *graph_copy_ids(Graph *g, const int32_t *ids, int64_t n) {
     return p;
 }
 
+static int replay_tape(Graph *g) {
+    for (TapeEntry *e = g->tape; e; e = e->prev) {
+        e->backward(g, (char *)e + TAPE_HEADER);
+        if (g->failed) return -1;
+    }
+    return 0;
+}
+
 int graph_backward(Graph *g, Tensor *root, float seed) {
     if (!g || g->failed || !root) return -1;
     if (!root->requires_grad) return 0; /* nothing upstream wants a gradient */
     float *d = graph_grad(g, root);
     if (!d) return -1;
     for (int64_t i = 0; i < root->size; i++) d[i] = seed;
-    for (TapeEntry *e = g->tape; e; e = e->prev) {
-        e->backward(g, (char *)e + TAPE_HEADER);
-        if (g->failed) return -1;
-    }
-    return 0;
+    return replay_tape(g);
+}
+
+int graph_backward_from(Graph *g, Tensor *root, const float *grad) {
+    if (!g || g->failed || !root || !grad) return -1;
+    if (!root->requires_grad) return 0;
+    float *d = graph_grad(g, root);
+    if (!d) return -1;
+    /* A copy, not an add into the zeroed buffer: 0 + (-0) would turn a -0 into +0, and the
+     * plain pass hands the layer exactly the bits the layer above produced. */
+    memcpy(d, grad, (size_t)root->size * sizeof(float));
+    return replay_tape(g);
 }

@@ -107,6 +107,11 @@ Tensor *graph_tensor(Graph *g, int ndim, const int64_t *shape);
 /* Seeds root->grad with `seed` in every element and replays the tape in reverse.
  * Returns 0, or -1 if the graph had failed. Call at most once per graph_reset. */
 int graph_backward(Graph *g, Tensor *root, float seed);
+/* The same with root->grad seeded by a copy of grad (root->size floats, bit for bit): the
+ * backward of one piece of a bigger pass whose upstream gradient is known, e.g. a decoder
+ * layer recomputed for gradient checkpointing, seeded with d(its output) from the layer
+ * above. grad may lie in another graph's arena. Returns 0, or -1 if the graph had failed. */
+int graph_backward_from(Graph *g, Tensor *root, const float *grad);
 
 /* ---- precision of the frozen model's matrix products ----------------------------
  *

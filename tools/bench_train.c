@@ -1,6 +1,7 @@
 /* tools/bench_train.c — whole training steps at SmolLM-135M shapes: ms/step, tokens/s, RSS.
  *
  * bench_train [--model DIR] [--shape smollm-135m|llama-1b] [--precision f32|bf16]
+ *             [--dtype f32|bf16] [--rank R] [--gradient-checkpointing]
  *             [--batch B] [--seq T] [--steps S] [--threads N] [--dropout P] [--long]
  * Without --model, builds a random F32 model with make_model in a temporary directory:
  * smollm-135m (the default: hidden 576, intermediate 1536, 30 layers, 9/3 heads, vocab
@@ -9,9 +10,14 @@
  * --precision bf16 holds the frozen weights as BF16 (rounded once at load) and runs the
  * graph in TENSOR_PRECISION_BF16, as the trainer does with train.precision: bf16; the
  * kernel is printed (emulated, and slower than f32, on CPUs without native bf16).
- * Attaches LoRA r 8 (alpha 16) on all seven modules, then times S full steps after one
- * warm-up step: forward + cross-entropy + backward + global-norm clip + AdamW, as
- * trainer/train.c's train_step does for one micro-batch. --long adds batch 1 x seq 512.
+ * --dtype bf16 holds the frozen weights as BF16 in the f32 precision (model.dtype: bf16);
+ * pass a BF16 model (make_model --dtype bf16) with --model to map it in place.
+ * --gradient-checkpointing runs the step as train.gradient_checkpointing: true does (the
+ * layers recomputed one at a time in backward); peak RSS is the process's (getrusage), so
+ * compare runs with and without it in separate processes.
+ * Attaches LoRA r R (default 8, alpha 2R) on all seven modules, then times S full steps
+ * after one warm-up step: forward + cross-entropy + backward + global-norm clip + AdamW, as
+ * trainer/train/loop.c's train_step does for one micro-batch. --long adds batch 1 x seq 512.
  * Token ids come from the project PRNG, so every run trains on the same batch; the loss of
  * each timed step is printed so runs of different builds can be compared for exactness. */
 #include <stdio.h>
@@ -60,7 +66,8 @@ typedef struct {
     Model *model;
     Lora *lora;
     Graph *graph;
-    float *m, *v; /* AdamW moments, one per LoRA parameter */
+    Checkpointing *ckpt; /* --gradient-checkpointing; NULL without */
+    float *m, *v;        /* AdamW moments, one per LoRA parameter */
     int64_t step;
 } Bench;
 
@@ -70,14 +77,26 @@ static int train_step(Bench *b, const int32_t *ids, const int32_t *targets, int 
     lora_zero_grad(b->lora);
     graph_reset(b->graph);
     /* As trainer/train.c: the output layer and the loss fused, logits never held whole. */
-    Tensor *hidden = model_forward_hidden(b->model, b->lora, b->graph, ids, NULL, NULL, batch, seq,
-                                          0x5eedull + (uint64_t)b->step);
+    uint64_t seed = 0x5eedull + (uint64_t)b->step;
+    Tensor *hidden =
+        b->ckpt
+            ? model_forward_hidden_checkpointed(b->model, b->lora, b->graph, b->ckpt, ids, NULL,
+                                                NULL, batch, seq, seed)
+            : model_forward_hidden(b->model, b->lora, b->graph, ids, NULL, NULL, batch, seq, seed);
     int64_t count = 0;
     Tensor *l =
         op_lm_head_cross_entropy(b->graph, hidden, model_lm_head(b->model), targets, &count);
-    if (!l || graph_failed(b->graph) || count == 0) return -1;
+    if (!l || graph_failed(b->graph) || count == 0) {
+        fprintf(stderr, "bench_train: forward: %s\n", checkpointing_error(b->ckpt, b->graph));
+        return -1;
+    }
     *loss = l->data[0] / (double)count;
-    if (graph_backward(b->graph, l, (float)(1.0 / (double)count)) != 0) return -1;
+    float up = (float)(1.0 / (double)count);
+    if ((b->ckpt ? model_backward_checkpointed(b->graph, b->ckpt, l, up)
+                 : graph_backward(b->graph, l, up)) != 0) {
+        fprintf(stderr, "bench_train: backward: %s\n", checkpointing_error(b->ckpt, b->graph));
+        return -1;
+    }
     size_t n;
     float *p = lora_params(b->lora, &n);
     float *g = lora_grads(b->lora, &n);
@@ -129,12 +148,16 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
         return -1;
     }
     double ms = total / steps * 1e3;
-    printf("bench_train: B %d x T %d, %d threads, %s: %.0f ms/step, %.0f tokens/s, CPU %.0f "
-           "ms/step, %ld page faults/step, peak RSS %.0f MB, graph arena %.0f MB\n",
+    printf("bench_train: B %d x T %d, %d threads, %s%s: %.0f ms/step, %.0f tokens/s, CPU %.0f "
+           "ms/step, %ld page faults/step, peak RSS %.0f MB, graph arena %.0f MB",
            batch, seq, tensor_threads(),
-           graph_precision(b->graph) == TENSOR_PRECISION_BF16 ? "bf16" : "f32", ms,
-           (double)n / (ms / 1e3), cpu_total / steps * 1e3, faults_total / steps,
-           bench_peak_rss_kb() / 1024.0, graph_arena_bytes(b->graph) / 1e6);
+           graph_precision(b->graph) == TENSOR_PRECISION_BF16 ? "bf16" : "f32",
+           b->ckpt ? ", gradient checkpointing" : "", ms, (double)n / (ms / 1e3),
+           cpu_total / steps * 1e3, faults_total / steps, bench_peak_rss_kb() / 1024.0,
+           graph_arena_bytes(b->graph) / 1e6);
+    if (b->ckpt)
+        printf(" + layer arena %.0f MB", graph_arena_bytes(checkpointing_graph(b->ckpt)) / 1e6);
+    printf("\n");
     return 0;
 }
 
@@ -155,21 +178,22 @@ static void print_blas_core(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_train [--model DIR] [--shape smollm-135m|llama-1b] "
-                    "[--precision f32|bf16] [--batch B] [--seq T] [--steps S] [--threads N] "
+                    "[--precision f32|bf16] [--dtype f32|bf16] [--rank R] "
+                    "[--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N] "
                     "[--dropout P] [--long]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *model_dir = NULL;
-    int batch = 0, seq = 0, steps = 2, threads = 0;
+    int batch = 0, seq = 0, steps = 2, threads = 0, rank = 8;
     float dropout = 0.0f;
-    bool long_too = false, bf16 = false;
+    bool long_too = false, bf16 = false, bf16_weights = false, checkpointing = false;
     const char *shape = "smollm-135m";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--long") == 0) {
-            long_too = true;
+        if (strcmp(a, "--long") == 0 || strcmp(a, "--gradient-checkpointing") == 0) {
+            *(a[2] == 'l' ? &long_too : &checkpointing) = true;
             continue;
         }
         if (!v) return usage();
@@ -190,6 +214,10 @@ int main(int argc, char **argv) {
             shape = v;
         else if (strcmp(a, "--precision") == 0 && (strcmp(v, "f32") == 0 || strcmp(v, "bf16") == 0))
             bf16 = strcmp(v, "bf16") == 0;
+        else if (strcmp(a, "--dtype") == 0 && (strcmp(v, "f32") == 0 || strcmp(v, "bf16") == 0))
+            bf16_weights = strcmp(v, "bf16") == 0;
+        else if (strcmp(a, "--rank") == 0)
+            rank = atoi(v);
         else
             return usage();
     }
@@ -204,7 +232,8 @@ int main(int argc, char **argv) {
         return usage();
     if (!batch) batch = llama1b ? 1 : 4;
     if (!seq) seq = llama1b ? 512 : 256;
-    if (batch < 1 || seq < 2 || steps < 1) return usage();
+    if (batch < 1 || seq < 2 || steps < 1 || rank < 1) return usage();
+    if (bf16) bf16_weights = true; /* the bf16 precision reads BF16 weights in place */
     tensor_set_threads(threads);
     char dir[4096], err[1024];
     if (model_dir) {
@@ -218,12 +247,12 @@ int main(int argc, char **argv) {
     }
     Bench b = {0};
     int rc = 1;
-    b.model = model_load_dtype(dir, bf16 ? MODEL_BF16 : MODEL_F32, err, sizeof err);
+    b.model = model_load_dtype(dir, bf16_weights ? MODEL_BF16 : MODEL_F32, err, sizeof err);
     if (!b.model) {
         fprintf(stderr, "bench_train: %s\n", err);
         goto done;
     }
-    LoraSpec spec = {8, 16.0f, false, dropout, LORA_ALL};
+    LoraSpec spec = {rank, 2.0f * (float)rank, false, dropout, LORA_ALL};
     b.lora = lora_create(b.model, &spec, err, sizeof err);
     if (!b.lora) {
         fprintf(stderr, "bench_train: %s\n", err);
@@ -235,7 +264,8 @@ int main(int argc, char **argv) {
     b.m = calloc(n, sizeof(float));
     b.v = calloc(n, sizeof(float));
     b.graph = graph_create();
-    if (!b.m || !b.v || !b.graph) goto done;
+    if (checkpointing) b.ckpt = checkpointing_create();
+    if (!b.m || !b.v || !b.graph || (checkpointing && !b.ckpt)) goto done;
     graph_set_precision(b.graph, bf16 ? TENSOR_PRECISION_BF16 : TENSOR_PRECISION_F32);
     print_blas_core();
     printf("bench_train: shape %s, precision %s: %s%s\n", shape, bf16 ? "bf16" : "f32",
@@ -243,12 +273,16 @@ int main(int argc, char **argv) {
            bf16 && !graph_matmul_native_bf16(b.graph)
                ? " -- this CPU has no native bf16: emulated, slower than f32"
                : "");
-    printf("bench_train: %zu base parameters, %zu LoRA parameters (r 8, all modules)\n",
-           model_param_count(b.model), n);
+    printf("bench_train: %zu base parameters (%s weights, %.0f MB), %zu LoRA parameters (r %d, "
+           "all modules)%s\n",
+           model_param_count(b.model), bf16_weights ? "BF16" : "F32",
+           model_weight_bytes(b.model) / 1e6, n, rank,
+           checkpointing ? ", gradient checkpointing" : "");
     if (bench_shape(&b, batch, seq, steps) != 0) goto done;
     if (long_too && bench_shape(&b, 1, 512, steps) != 0) goto done;
     rc = 0;
 done:
+    checkpointing_free(b.ckpt);
     graph_destroy(b.graph);
     free(b.m);
     free(b.v);

@@ -80,6 +80,8 @@ typedef struct Config {
         int64_t seed;              /* [42], >= 0 */
         int64_t threads;           /* [0] = all cores, >= 0 */
         ConfigPrecision precision; /* [auto]: bf16 where the CPU multiplies bf16 natively */
+        /* [false]: keep only each layer's input; recompute the layer in backward */
+        bool gradient_checkpointing;
     } train;
     struct {
         int64_t every;       /* [0], >= 0 */
@@ -128,7 +130,8 @@ const char *config_result_value(const char *keys, const char *kp, size_t *len);
  *   model.*, lora.*, data.* except data.valid, and train.* except train.max_steps (a run
  *   may be extended; note that the lr schedule's horizon then moves with it) and
  *   train.threads (it changes speed only up to floating-point summation order, and a
- *   preempted job may land on another machine).
+ *   preempted job may land on another machine) and train.gradient_checkpointing (the
+ *   result is bit-identical either way; a job that ran out of memory may resume with it).
  * Not counted: eval.*, log.*, output.* — they change what is observed or kept, not the
  * trained weights. NULL when out of memory. */
 char *config_result_keys(const Config *c);

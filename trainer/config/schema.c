@@ -66,6 +66,8 @@ const Key config_keys[] = {
     {"train", "seed", K_INT, OFF(train.seed), false, RANGE(0, 9.2e18, false, false), NULL},
     {"train", "threads", K_INT, OFF(train.threads), false, RANGE(0, 4096, false, false), NULL},
     {"train", "precision", K_ENUM, OFF(train.precision), false, ANY, PRECISION_NAMES},
+    {"train", "gradient_checkpointing", K_BOOL, OFF(train.gradient_checkpointing), false, ANY,
+     NULL},
     {"eval", "every", K_INT, OFF(eval.every), false, RANGE(0, 1e15, false, false), NULL},
     {"eval", "max_batches", K_INT, OFF(eval.max_batches), false, RANGE(0, 1e15, false, false),
      NULL},
@@ -103,6 +105,8 @@ static const char *const ALIASES[][2] = {
     {"eval_steps", "every"},
     {"save_total_limit", "keep"},
     {"output_dir", "dir"},
+    {"activation_checkpointing", "gradient_checkpointing"},
+    {"enable_activation_checkpointing", "gradient_checkpointing"},
 };
 
 /* ---- did you mean ----------------------------------------------------------------------- */
@@ -324,6 +328,7 @@ int config_defaults(Config *c) {
     c->train.seed = 42;
     c->train.threads = 0;
     c->train.precision = CONFIG_PRECISION_AUTO;
+    c->train.gradient_checkpointing = false;
     c->eval.every = 0;
     c->eval.max_batches = 0;
     c->output.save_every = 100;

@@ -86,6 +86,48 @@ Tensor *model_forward_hidden(const Model *m, const Lora *lora, Graph *g, const i
 Tensor *model_forward_hidden_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                                   const int32_t *pos, const int32_t *segment, int batch,
                                   int seq_len);
+/* ---- gradient checkpointing (train.gradient_checkpointing) -------------------------
+ *
+ * The training pass of model_forward_hidden + graph_backward with one decoder layer's
+ * activations alive at a time. The forward pass runs each layer in a second graph of its
+ * own (the layer graph, reset for every layer) and keeps only the layer inputs, and the
+ * last layer's output, in g (L + 1 tensors of (N, C)); the head (final norm, lm_head and
+ * loss) is built in g as usual. model_backward_checkpointed then replays g's tape (the
+ * head), and for l = L-1 .. 0 recomputes layer l from its saved input in the layer graph
+ * and runs that layer's backward at once, seeded with d(its output), which yields
+ * d(its input) for the layer below; the LoRA gradients accumulate as always.
+ * The forward pass is deterministic and a layer is built by the same code either way
+ * (same inputs, dropout seeds, precision, thread count), so the loss, every activation
+ * and every LoRA gradient are bit-identical to the plain pass. The cost: each layer's
+ * forward runs twice. The layer graph takes g's precision (graph_set_precision). */
+typedef struct Checkpointing Checkpointing;
+
+/* NULL when out of memory. */
+Checkpointing *checkpointing_create(void);
+void checkpointing_free(Checkpointing *ck);
+/* The layer graph (for its arena size: graph_arena_bytes). */
+const Graph *checkpointing_graph(const Checkpointing *ck);
+/* Why the last pass on g with ck failed: "decoder layer 7 (backward): out of memory: ..."
+ * when a layer failed in the layer graph, else graph_error(g). "" when nothing failed. */
+const char *checkpointing_error(const Checkpointing *ck, const Graph *g);
+
+/* model_forward_hidden (or _eval: no dropout) with checkpointing: the final-norm output
+ * (B*T, C) in g, the layers run in ck's graph. NULL on failure (checkpointing_error).
+ * Arguments as model_forward_hidden's; ids, pos and segment may be reused at once.
+ * One pass at a time per ck: it is valid until the next call or graph_reset(g). */
+Tensor *model_forward_hidden_checkpointed(const Model *m, const Lora *lora, Graph *g,
+                                          Checkpointing *ck, const int32_t *ids, const int32_t *pos,
+                                          const int32_t *segment, int batch, int seq_len,
+                                          uint64_t dropout_seed);
+Tensor *model_forward_hidden_checkpointed_eval(const Model *m, const Lora *lora, Graph *g,
+                                               Checkpointing *ck, const int32_t *ids,
+                                               const int32_t *pos, const int32_t *segment,
+                                               int batch, int seq_len);
+/* graph_backward(g, root, seed) of a pass whose hidden state came from
+ * model_forward_hidden_checkpointed(m, lora, g, ck, ...): root a scalar built on it in g
+ * (the loss), at most once per forward pass. 0, or -1 (checkpointing_error). */
+int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float seed);
+
 /* lm_head (V, C): F32 or BF16 (model dtype); the embedding table when tied. */
 const Tensor *model_lm_head(const Model *m);
 

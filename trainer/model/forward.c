@@ -27,40 +27,48 @@ static Tensor *linear(Graph *g, const Model *m, const Lora *lora, Tensor *x, int
     return op_linear(g, x, &L->w[mod], b);
 }
 
+Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
+                            const int32_t *pos, const int32_t *segment, int batch, int seq_len,
+                            float dropout, uint64_t dropout_seed) {
+    const ModelConfig *c = &m->cfg;
+    const ModelLayer *L = &m->layers[layer];
+    float eps = (float)c->rms_norm_eps;
+    int nh = c->num_attention_heads, nkv = c->num_key_value_heads, d = c->head_dim, i = layer;
+    Tensor *h = op_rmsnorm(g, x, &L->attn_norm, eps);
+    Tensor *q = linear(g, m, lora, h, i, MODULE_Q, dropout, dropout_seed); /* (N, NH*D) */
+    Tensor *k = linear(g, m, lora, h, i, MODULE_K, dropout, dropout_seed); /* (N, NKV*D) */
+    Tensor *v = linear(g, m, lora, h, i, MODULE_V, dropout, dropout_seed); /* (N, NKV*D) */
+    q = op_rope(g, q, nh, d, pos, m->rope_cos, m->rope_sin, m->max_pos);
+    k = op_rope(g, k, nkv, d, pos, m->rope_cos, m->rope_sin, m->max_pos);
+    Tensor *att = op_attention(g, q, k, v, batch, seq_len, nh, nkv, d, segment);
+    x = op_add(g, x, linear(g, m, lora, att, i, MODULE_O, dropout, dropout_seed));
+    h = op_rmsnorm(g, x, &L->ffn_norm, eps);
+    Tensor *gate = linear(g, m, lora, h, i, MODULE_GATE, dropout, dropout_seed); /* (N, FF) */
+    Tensor *up = linear(g, m, lora, h, i, MODULE_UP, dropout, dropout_seed);     /* (N, FF) */
+    Tensor *ff = op_swiglu(g, gate, up);
+    return op_add(g, x, linear(g, m, lora, ff, i, MODULE_DOWN, dropout, dropout_seed));
+}
+
+const int32_t *model_default_positions(Graph *g, int batch, int seq_len) {
+    /* 0..T-1 per row, in an arena tensor reinterpreted as int32 (same size, aligned). */
+    int64_t n = (int64_t)batch * seq_len;
+    Tensor *p = graph_tensor(g, 1, (int64_t[]){n});
+    if (!p) return NULL;
+    int32_t *pp = (int32_t *)(void *)p->data;
+    for (int64_t i = 0; i < n; i++) pp[i] = (int32_t)(i % seq_len);
+    return pp;
+}
+
 static Tensor *hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                       const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                       float dropout, uint64_t dropout_seed) {
-    const ModelConfig *c = &m->cfg;
-    int64_t n = (int64_t)batch * seq_len;
-    float eps = (float)c->rms_norm_eps;
-    int nh = c->num_attention_heads, nkv = c->num_key_value_heads, d = c->head_dim;
-    if (!pos) {
-        /* 0..T-1 per row, in an arena tensor reinterpreted as int32 (same size, aligned). */
-        int64_t shape[1] = {n};
-        Tensor *p = graph_tensor(g, 1, shape);
-        if (!p) return NULL;
-        int32_t *pp = (int32_t *)(void *)p->data;
-        for (int64_t i = 0; i < n; i++) pp[i] = (int32_t)(i % seq_len);
-        pos = pp;
-    }
-    Tensor *x = op_embedding(g, &m->embed, ids, n); /* (N, C) */
-    for (int i = 0; i < c->num_hidden_layers; i++) {
-        const ModelLayer *L = &m->layers[i];
-        Tensor *h = op_rmsnorm(g, x, &L->attn_norm, eps);
-        Tensor *q = linear(g, m, lora, h, i, MODULE_Q, dropout, dropout_seed); /* (N, NH*D) */
-        Tensor *k = linear(g, m, lora, h, i, MODULE_K, dropout, dropout_seed); /* (N, NKV*D) */
-        Tensor *v = linear(g, m, lora, h, i, MODULE_V, dropout, dropout_seed); /* (N, NKV*D) */
-        q = op_rope(g, q, nh, d, pos, m->rope_cos, m->rope_sin, m->max_pos);
-        k = op_rope(g, k, nkv, d, pos, m->rope_cos, m->rope_sin, m->max_pos);
-        Tensor *att = op_attention(g, q, k, v, batch, seq_len, nh, nkv, d, segment);
-        x = op_add(g, x, linear(g, m, lora, att, i, MODULE_O, dropout, dropout_seed));
-        h = op_rmsnorm(g, x, &L->ffn_norm, eps);
-        Tensor *gate = linear(g, m, lora, h, i, MODULE_GATE, dropout, dropout_seed); /* (N, FF) */
-        Tensor *up = linear(g, m, lora, h, i, MODULE_UP, dropout, dropout_seed);     /* (N, FF) */
-        Tensor *ff = op_swiglu(g, gate, up);
-        x = op_add(g, x, linear(g, m, lora, ff, i, MODULE_DOWN, dropout, dropout_seed));
-    }
-    return op_rmsnorm(g, x, &m->final_norm, eps); /* (N, C) */
+    if (!pos) pos = model_default_positions(g, batch, seq_len);
+    if (!pos) return NULL;
+    Tensor *x = op_embedding(g, &m->embed, ids, (int64_t)batch * seq_len); /* (N, C) */
+    for (int i = 0; i < m->cfg.num_hidden_layers; i++)
+        x = model_layer_forward(m, lora, g, x, i, pos, segment, batch, seq_len, dropout,
+                                dropout_seed);
+    return op_rmsnorm(g, x, &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
 }
 
 Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,

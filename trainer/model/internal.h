@@ -1,5 +1,5 @@
-/* trainer/model/internal.h — the Model struct, shared by model_load.c, model_forward.c and
- * model_generate.c only. Everyone else goes through trainer/model.h. */
+/* trainer/model/internal.h — the Model struct, shared by load.c, forward.c, checkpointed.c
+ * and generate.c only. Everyone else goes through trainer/model/model.h. */
 #ifndef LORAFIT_MODEL_INTERNAL_H
 #define LORAFIT_MODEL_INTERNAL_H
 
@@ -31,5 +31,14 @@ struct Model {
     int max_pos;
     size_t param_count;
 };
+
+/* Decoder layer `layer` (forward.c): x (N, C) -> the layer's output (N, C), built in g.
+ * The one definition of a layer, used by the plain pass and by gradient checkpointing,
+ * which is why both give the same bits. pos (N) must be set (model_default_positions). */
+Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
+                            const int32_t *pos, const int32_t *segment, int batch, int seq_len,
+                            float dropout, uint64_t dropout_seed);
+/* 0..T-1 in every row, in g's arena (N ints); NULL when the arena cannot grow. */
+const int32_t *model_default_positions(Graph *g, int batch, int seq_len);
 
 #endif

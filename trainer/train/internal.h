@@ -24,6 +24,8 @@ typedef struct Trainer {
     DataReader *data;
     DataOptions data_options; /* of the training set; its paths point into cfg */
     Graph *graph;
+    /* train.gradient_checkpointing: the layer graph (loop.c); NULL when off */
+    Checkpointing *ckpt;
     float *m, *v; /* AdamW moments, flat in lora_params() order */
     Batch *mb;    /* (grad_accum) micro-batches of the current step */
     int32_t *mb_store;

@@ -96,11 +96,18 @@ static uint64_t dropout_seed(uint64_t seed, int64_t step, int micro) {
     return rng_splitmix64(&s);
 }
 
-/* What to do about a graph that ran out of memory (nothing to add for other failures). */
-static const char *oom_hint(const Graph *g) {
-    return strncmp(graph_error(g), "out of memory", 13) == 0
-               ? "; lower train.batch_size or data.seq_len"
-               : "";
+/* Why the step's graphs failed: the layer graph's error (naming the layer) or t->graph's. */
+static const char *step_error(const Trainer *t) {
+    return checkpointing_error(t->ckpt, t->graph);
+}
+
+/* What to do about a step that ran out of memory (nothing to add for other failures). */
+static const char *oom_hint(const Trainer *t) {
+    if (!strstr(step_error(t), "out of memory")) return "";
+    return t->ckpt ? "; lower train.batch_size or data.seq_len"
+                   : "; set train.gradient_checkpointing: true (each layer is recomputed in "
+                     "backward, so only one layer's activations are held), or lower "
+                     "train.batch_size or data.seq_len";
 }
 
 /* ---- one optimizer step ----------------------------------------------------------- */
@@ -113,22 +120,30 @@ static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_
     double loss_sum = 0;
     for (int i = 0; i < n_micro; i++) {
         const Batch *b = &t->mb[i];
+        uint64_t seed = dropout_seed(c->train.seed, t->st.step, i);
         graph_reset(t->graph);
-        Tensor *hidden = model_forward_hidden(t->model, t->lora, t->graph, b->input_ids,
-                                              b->positions, b->segments, b->batch, b->seq_len,
-                                              dropout_seed(c->train.seed, t->st.step, i));
+        Tensor *hidden =
+            t->ckpt ? model_forward_hidden_checkpointed(t->model, t->lora, t->graph, t->ckpt,
+                                                        b->input_ids, b->positions, b->segments,
+                                                        b->batch, b->seq_len, seed)
+                    : model_forward_hidden(t->model, t->lora, t->graph, b->input_ids, b->positions,
+                                           b->segments, b->batch, b->seq_len, seed);
         int64_t count = 0;
         Tensor *loss =
             op_lm_head_cross_entropy(t->graph, hidden, model_lm_head(t->model), b->targets, &count);
         if (!loss || graph_failed(t->graph)) {
             snprintf(err, errlen, "forward pass (batch_size %d, seq_len %d): %s%s", b->batch,
-                     b->seq_len, graph_error(t->graph), oom_hint(t->graph));
+                     b->seq_len, step_error(t), oom_hint(t));
             return -1;
         }
         loss_sum += loss->data[0];
-        if (total > 0 && graph_backward(t->graph, loss, (float)(1.0 / (double)total)) != 0) {
+        if (total == 0) continue;
+        float up = (float)(1.0 / (double)total);
+        int rc = t->ckpt ? model_backward_checkpointed(t->graph, t->ckpt, loss, up)
+                         : graph_backward(t->graph, loss, up);
+        if (rc != 0) {
             snprintf(err, errlen, "backward pass (batch_size %d, seq_len %d): %s%s", b->batch,
-                     b->seq_len, graph_error(t->graph), oom_hint(t->graph));
+                     b->seq_len, step_error(t), oom_hint(t));
             return -1;
         }
     }
@@ -179,8 +194,8 @@ static int run_eval(Trainer *t, char *err, size_t errlen) {
     int64_t tokens;
     DataOptions o;
     train_data_options(t->cfg, TRAIN_DATA_VALID, model_config(t->model)->vocab_size, &o);
-    if (evaluate_loss(t->model, t->lora, &o, t->cfg->eval.max_batches, t->graph, &loss, &tokens,
-                      err, errlen) != 0)
+    if (evaluate_loss_checkpointed(t->model, t->lora, &o, t->cfg->eval.max_batches, t->graph,
+                                   t->ckpt, &loss, &tokens, err, errlen) != 0)
         return -1;
     if (loss < t->st.best_eval_loss) t->st.best_eval_loss = loss;
     t->last_eval_loss = loss;
@@ -188,9 +203,8 @@ static int run_eval(Trainer *t, char *err, size_t errlen) {
     return train_log_eval(t, loss, tokens, err, errlen);
 }
 
-TrainResult train_loop(Trainer *t, char *err, size_t errlen) {
+static TrainResult run_steps(Trainer *t, char *err, size_t errlen) {
     const Config *c = t->cfg;
-    if (alloc_micro_batches(t, err, errlen) != 0) return TRAIN_FAILED;
     install_signal_handlers();
     while (t->st.step < t->total_steps) {
         int n_micro;
@@ -240,4 +254,19 @@ TrainResult train_loop(Trainer *t, char *err, size_t errlen) {
     if (checkpoint_write_adapter(t->cfg->output.dir, t->lora, t->base_name, err, errlen) != 0)
         return TRAIN_FAILED;
     return TRAIN_DONE;
+}
+
+TrainResult train_loop(Trainer *t, char *err, size_t errlen) {
+    if (alloc_micro_batches(t, err, errlen) != 0) return TRAIN_FAILED;
+    if (t->cfg->train.gradient_checkpointing) {
+        t->ckpt = checkpointing_create();
+        if (!t->ckpt) {
+            snprintf(err, errlen, "out of memory setting up gradient checkpointing");
+            return TRAIN_FAILED;
+        }
+    }
+    TrainResult rc = run_steps(t, err, errlen);
+    checkpointing_free(t->ckpt);
+    t->ckpt = NULL;
+    return rc;
 }

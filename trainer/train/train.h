@@ -69,6 +69,11 @@ TensorPrecision train_tensor_precision(ConfigPrecision resolved);
  * *loss = sum of token losses / *tokens. Returns 0, or -1 with err. */
 int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int max_batches, Graph *g,
                   double *loss, int64_t *tokens, char *err, size_t errlen);
+/* The same with the decoder layers run one at a time in ck's layer graph (gradient
+ * checkpointing: one layer's activations held; the same bits); ck NULL = evaluate_loss. */
+int evaluate_loss_checkpointed(const Model *m, const Lora *lora, const DataOptions *o,
+                               int max_batches, Graph *g, Checkpointing *ck, double *loss,
+                               int64_t *tokens, char *err, size_t errlen);
 
 /* Checks that every path the config names exists (model.path, lora.init_from, data files
  * or glob matches); an error names the key. Returns 0 or -1. */

@@ -1,0 +1,190 @@
+/* trainer/model/checkpointed.c — gradient checkpointing: the training pass with one decoder
+ * layer's activations alive at a time (see decoder.h).
+ *
+ * Why a second graph rather than dropping tensors from the first: a Graph's arena only
+ * rewinds as a whole. The layer graph is reset before every layer, so its arena grows to
+ * one layer's forward + backward and is then reused by every layer and every step; g keeps
+ * what lives for the whole pass: the embedding, the L + 1 layer boundaries, the head.
+ *
+ * Why the result is bit-identical to the plain pass (model_forward_hidden, graph_backward):
+ *   - a layer is built by model_layer_forward either way, from the same input bits, with
+ *     the same positions, segments, dropout seeds (mixed with the layer index), precision
+ *     and thread count, and every op is deterministic: the recomputed layer is the first
+ *     one, bit for bit, and its tape is the same sequence of entries;
+ *   - the layer input is a leaf that requires a gradient exactly when the plain pass's did
+ *     (not for layer 0, whose input is the frozen embedding), so the same ops record;
+ *   - gradients: in the plain pass a layer boundary x gets its gradient only from the
+ *     layer above (residual add first, then that layer's first RMSNorm, both into a zeroed
+ *     buffer), and only after that layer's whole backward; the recomputed layer's leaf
+ *     gets the same terms in the same order into its own zeroed buffer, and the layer
+ *     below is seeded with a copy of those bits (graph_backward_from). The head's backward
+ *     reaches the last boundary the same way. Every LoRA tensor belongs to one layer, so
+ *     each of its gradient elements receives the same additions in the same order;
+ *   - the loss is computed once, by the same head ops in g. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer/model/lora.h"
+#include "trainer/model/internal.h"
+
+struct Checkpointing {
+    Graph *layer;   /* the layer graph */
+    int cap;        /* boundaries the array holds */
+    Tensor **saved; /* (L + 1) layer boundaries in g: saved[l] = input of layer l */
+    Tensor input;   /* the leaf a layer is built on: *saved[l] without its gradient */
+    /* the pass in flight, for the recomputation; g NULL when there is none */
+    const Model *m;
+    const Lora *lora;
+    Graph *g;
+    const int32_t *pos, *segment; /* copies in g */
+    int batch, seq_len;
+    float dropout;
+    uint64_t dropout_seed;
+    char error[640]; /* why the pass failed, when the layer graph (or ck) failed */
+};
+
+Checkpointing *checkpointing_create(void) {
+    Checkpointing *ck = calloc(1, sizeof *ck);
+    if (!ck) return NULL;
+    ck->layer = graph_create();
+    if (!ck->layer) {
+        free(ck);
+        return NULL;
+    }
+    return ck;
+}
+
+void checkpointing_free(Checkpointing *ck) {
+    if (!ck) return;
+    graph_destroy(ck->layer);
+    free(ck->saved);
+    free(ck);
+}
+
+const Graph *checkpointing_graph(const Checkpointing *ck) {
+    return ck ? ck->layer : NULL;
+}
+
+const char *checkpointing_error(const Checkpointing *ck, const Graph *g) {
+    if (ck && ck->error[0]) return ck->error;
+    return graph_error(g);
+}
+
+/* Records why the pass failed (the first failure only): in layer `layer` of the layer
+ * graph, or (layer -1) `what` itself. Returns NULL for the callers' convenience. */
+static void *fail(Checkpointing *ck, int layer, const char *what) {
+    if (!ck->error[0]) {
+        if (layer >= 0)
+            snprintf(ck->error, sizeof ck->error, "decoder layer %d (%s): %s", layer, what,
+                     graph_error(ck->layer));
+        else
+            snprintf(ck->error, sizeof ck->error, "gradient checkpointing: %s", what);
+    }
+    return NULL;
+}
+
+/* The layer graph reset, in g's precision, with layer l built on saved[l]; its output. */
+static Tensor *build_layer(Checkpointing *ck, int l) {
+    graph_reset(ck->layer);
+    if (graph_precision(ck->layer) != graph_precision(ck->g))
+        graph_set_precision(ck->layer, graph_precision(ck->g));
+    ck->input = *ck->saved[l];
+    ck->input.grad = NULL;
+    return model_layer_forward(ck->m, ck->lora, ck->layer, &ck->input, l, ck->pos, ck->segment,
+                               ck->batch, ck->seq_len, ck->dropout, ck->dropout_seed);
+}
+
+/* n ids copied into g's arena (an F32 tensor reinterpreted: same size, aligned); backward
+ * needs positions and segments again, after the caller may have reused its buffers. */
+static const int32_t *copy_ids(Graph *g, const int32_t *src, int64_t n) {
+    Tensor *t = graph_tensor(g, 1, (int64_t[]){n});
+    if (!t) return NULL;
+    memcpy(t->data, src, (size_t)n * sizeof(int32_t));
+    return (const int32_t *)(const void *)t->data;
+}
+
+static Tensor *forward(const Model *m, const Lora *lora, Graph *g, Checkpointing *ck,
+                       const int32_t *ids, const int32_t *pos, const int32_t *segment, int batch,
+                       int seq_len, float dropout, uint64_t dropout_seed) {
+    if (!m || !g || !ck || !ids || batch < 1 || seq_len < 1) return NULL;
+    ck->error[0] = '\0';
+    ck->g = NULL;
+    int L = m->cfg.num_hidden_layers;
+    if (L + 1 > ck->cap) {
+        Tensor **grown = realloc(ck->saved, (size_t)(L + 1) * sizeof *grown);
+        if (!grown) return fail(ck, -1, "out of memory for the layer boundaries");
+        ck->saved = grown;
+        ck->cap = L + 1;
+    }
+    int64_t n = (int64_t)batch * seq_len, C = m->cfg.hidden_size;
+    ck->m = m, ck->lora = lora, ck->batch = batch, ck->seq_len = seq_len;
+    ck->dropout = dropout, ck->dropout_seed = dropout_seed;
+    ck->pos = pos ? copy_ids(g, pos, n) : model_default_positions(g, batch, seq_len);
+    ck->segment = segment ? copy_ids(g, segment, n) : NULL;
+    if (!ck->pos || (segment && !ck->segment)) return NULL;
+    ck->g = g;
+    Tensor *x = op_embedding(g, &m->embed, ids, n); /* (N, C) */
+    if (!x) return NULL;
+    ck->saved[0] = x;
+    for (int l = 0; l < L; l++) {
+        Tensor *out = build_layer(ck, l);
+        if (!out || graph_failed(ck->layer)) return fail(ck, l, "forward");
+        Tensor *keep = graph_tensor(g, 2, (int64_t[]){n, C});
+        if (!keep) return NULL;
+        memcpy(keep->data, out->data, (size_t)(n * C) * sizeof(float));
+        keep->requires_grad = out->requires_grad;
+        ck->saved[l + 1] = keep;
+    }
+    graph_reset(ck->layer); /* nothing of the last layer is needed until backward */
+    return op_rmsnorm(g, ck->saved[L], &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
+}
+
+Tensor *model_forward_hidden_checkpointed(const Model *m, const Lora *lora, Graph *g,
+                                          Checkpointing *ck, const int32_t *ids, const int32_t *pos,
+                                          const int32_t *segment, int batch, int seq_len,
+                                          uint64_t dropout_seed) {
+    float dropout = lora ? lora_spec(lora)->dropout : 0.0f;
+    return forward(m, lora, g, ck, ids, pos, segment, batch, seq_len, dropout, dropout_seed);
+}
+
+Tensor *model_forward_hidden_checkpointed_eval(const Model *m, const Lora *lora, Graph *g,
+                                               Checkpointing *ck, const int32_t *ids,
+                                               const int32_t *pos, const int32_t *segment,
+                                               int batch, int seq_len) {
+    return forward(m, lora, g, ck, ids, pos, segment, batch, seq_len, 0.0f, 0);
+}
+
+int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float seed) {
+    if (!g || !ck || !root) return -1;
+    if (ck->g != g) {
+        fail(ck, -1, "a backward pass without a checkpointed forward pass in this graph");
+        return -1;
+    }
+    ck->g = NULL; /* one backward per forward pass */
+    if (graph_backward(g, root, seed) != 0) return -1;
+    int L = ck->m->cfg.num_hidden_layers;
+    Tensor *top = ck->saved[L];
+    float *d = top->grad; /* d(boundary l + 1), in g: the head's, then each layer's */
+    size_t bytes = (size_t)top->size * sizeof(float);
+    ck->g = g; /* build_layer reads the precision from g */
+    int rc = 0;
+    for (int l = L - 1; l >= 0 && d; l--) {
+        Tensor *out = build_layer(ck, l);
+        if (!out || graph_failed(ck->layer)) {
+            fail(ck, l, "recomputed for backward");
+            rc = -1;
+            break;
+        }
+        if (graph_backward_from(ck->layer, out, d) != 0) {
+            fail(ck, l, "backward");
+            rc = -1;
+            break;
+        }
+        if (!ck->input.grad) break; /* layer 0, or no gradient flows further down */
+        memcpy(d, ck->input.grad, bytes);
+    }
+    ck->g = NULL;
+    graph_reset(ck->layer);
+    return rc;
+}
