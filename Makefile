@@ -12,7 +12,7 @@ OPT       ?= -O2
 SAN       ?=
 CFLAGS_ALL = -std=c11 $(OPT) $(SAN) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE \
              -I. -isystem /usr/include/$(MULTIARCH)/openblas-openmp -MMD -MP $(EXTRA_CFLAGS)
-LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ljansson -lyaml -lcsv -lz -lm -fopenmp
+LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ljansson -lyaml -lcsv -lz -lpcre2-8 -lutf8proc -lm -fopenmp
 # Evaluated lazily, after install-deps has put pkg-config and Check in place.
 CHECK_LIBS = $$(pkg-config --libs check)
 
