@@ -50,9 +50,12 @@ static void apply_override(json_t *root, json_t *ov) {
     const char *key;
     json_t *v;
     json_object_foreach(ov, key, v) {
-        if (!strcmp(key, "model")) json_object_update(json_object_get(root, "model"), v);
-        else if (!strcmp(key, "added_tokens_extra")) json_array_extend(json_object_get(root, "added_tokens"), v);
-        else json_object_set(root, key, v);
+        if (!strcmp(key, "model"))
+            json_object_update(json_object_get(root, "model"), v);
+        else if (!strcmp(key, "added_tokens_extra"))
+            json_array_extend(json_object_get(root, "added_tokens"), v);
+        else
+            json_object_set(root, key, v);
     }
 }
 
@@ -101,14 +104,15 @@ static void show_ids(const char *what, const int32_t *ids, size_t n) {
     fprintf(stderr, "%s\n", n > 40 ? " ..." : "");
 }
 
-static int check_decode(const Tokenizer *t, const int32_t *ids, size_t n, bool skip,
-                        json_t *want, const char *label) {
+static int check_decode(const Tokenizer *t, const int32_t *ids, size_t n, bool skip, json_t *want,
+                        const char *label) {
     char *text, err[512];
     size_t len;
     ck_assert_msg(tokenizer_decode(t, ids, n, skip, &text, &len, err, sizeof err) == 0, "%s", err);
     int ok = len == json_string_length(want) && memcmp(text, json_string_value(want), len) == 0;
-    if (!ok) fprintf(stderr, "%s: decode(skip=%d) gave \"%s\", want \"%s\"\n", label, skip, text,
-                     json_string_value(want));
+    if (!ok)
+        fprintf(stderr, "%s: decode(skip=%d) gave \"%s\", want \"%s\"\n", label, skip, text,
+                json_string_value(want));
     free(text);
     return ok;
 }
@@ -131,14 +135,19 @@ static int check_stream(const Tokenizer *t, const int32_t *ids, size_t n, const 
             break;
         }
         if (piece) {
-            if (acc_len + len > full_len) ok = 0;
-            else memcpy(acc + acc_len, piece, len), acc_len += len;
+            if (acc_len + len > full_len)
+                ok = 0;
+            else
+                memcpy(acc + acc_len, piece, len), acc_len += len;
         }
     }
-    if (ok) ok = acc_len <= full_len && memcmp(acc, full, acc_len) == 0 &&
-                 (acc_len == full_len ||
-                  (full_len - acc_len <= 64 && strstr(full + acc_len, "\xEF\xBF\xBD")));
-    if (!ok) fprintf(stderr, "%s: stream gave \"%.*s\", decode \"%s\"\n", label, (int)acc_len, acc, full);
+    if (ok)
+        ok = acc_len <= full_len && memcmp(acc, full, acc_len) == 0 &&
+             (acc_len == full_len ||
+              (full_len - acc_len <= 64 && strstr(full + acc_len, "\xEF\xBF\xBD")));
+    if (!ok)
+        fprintf(stderr, "%s: stream gave \"%.*s\", decode \"%s\"\n", label, (int)acc_len, acc,
+                full);
     free(acc);
     free(full);
     tokenizer_stream_free(s);
@@ -156,7 +165,9 @@ static void check_expectations(const char *name) {
         test_skip(why);
         return;
     }
-    ck_assert_int_eq(tokenizer_vocab_size(t) >= (int)json_integer_value(json_object_get(expect, "vocab_size")), 1);
+    ck_assert_int_eq(tokenizer_vocab_size(t) >=
+                         (int)json_integer_value(json_object_get(expect, "vocab_size")),
+                     1);
     TokenizerScratch *sc = tokenizer_scratch_new();
     int bad = 0;
     char err[512], label[128];
@@ -168,13 +179,15 @@ static void check_expectations(const char *name) {
         for (int special = 1; special >= 0; special--) {
             TokenizerIds got = {0};
             ck_assert_msg(tokenizer_encode(t, sc, json_string_value(text), json_string_length(text),
-                                           special, &got, err, sizeof err) == 0, "%s: %s", label, err);
+                                           special, &got, err, sizeof err) == 0,
+                          "%s: %s", label, err);
             json_t *want = json_object_get(c, special ? "ids" : "ids_no_special");
             if (!same_ids(&got, want)) {
                 int32_t *w;
                 size_t wn;
                 ids_of(want, &w, &wn);
-                fprintf(stderr, "%s (special=%d) text \"%s\":\n", label, special, json_string_value(text));
+                fprintf(stderr, "%s (special=%d) text \"%s\":\n", label, special,
+                        json_string_value(text));
                 show_ids("got ", got.ids, got.n);
                 show_ids("want", w, wn);
                 free(w);
@@ -189,12 +202,14 @@ static void check_expectations(const char *name) {
         bad += !check_decode(t, ids, n, true, json_object_get(c, "decode_skip"), label);
         /* streaming equals the full decode only for decoders whose output on a prefix of the
          * ids is a prefix of the output (the real tokenizers'; not e.g. Strip with start 2) */
-        if (json_is_null(json_object_get(expect, "override"))) bad += !check_stream(t, ids, n, label);
+        if (json_is_null(json_object_get(expect, "override")))
+            bad += !check_stream(t, ids, n, label);
         free(ids);
     }
     json_t *pairs = json_object_get(expect, "pairs");
     for (size_t i = 0; i < json_array_size(pairs); i++) {
-        json_t *p = json_array_get(pairs, i), *a = json_object_get(p, "a"), *b = json_object_get(p, "b");
+        json_t *p = json_array_get(pairs, i), *a = json_object_get(p, "a"),
+               *b = json_object_get(p, "b");
         for (int special = 1; special >= 0; special--) {
             TokenizerIds got = {0};
             ck_assert(tokenizer_encode_pair(t, sc, json_string_value(a), json_string_length(a),
@@ -225,18 +240,40 @@ static void check_expectations(const char *name) {
 }
 
 static const char *const EXPECTATIONS[] = {
-    "llama3", "mistral", "stories260k", "qwen3", "gemma3", "llama3_merges", "llama3_gpt2",
-    "llama3_template", "mistral_metaspace_first", "mistral_metaspace_always",
-    "mistral_metaspace_never", "mistral_nfkc_lower", "mistral_nfd_strip", "mistral_nfc_whitespace",
-    "mistral_unk", "mistral_unk_fused", "llama3_split_isolated", "llama3_split_isolated_invert",
-    "llama3_split_removed", "llama3_split_removed_invert", "llama3_split_mergedwithprevious",
-    "llama3_split_mergedwithprevious_invert", "llama3_split_mergedwithnext",
-    "llama3_split_mergedwithnext_invert", "llama3_split_contiguous",
-    "llama3_split_contiguous_invert", "llama3_split_string",
+    "gemma3",
+    "llama3",
+    "llama3_gpt2",
+    "llama3_merges",
+    "llama3_template",
+    "mistral",
+    "mistral_metaspace_always",
+    "mistral_metaspace_first",
+    "mistral_metaspace_never",
+    "mistral_nfc_whitespace",
+    "mistral_nfd_strip",
+    "mistral_nfkc_lower",
+    "mistral_unk",
+    "mistral_unk_fused",
+    "qwen3",
+    "stories260k",
+    "stories_split_contiguous",
+    "stories_split_contiguous_invert",
+    "stories_split_isolated",
+    "stories_split_isolated_invert",
+    "stories_split_mergedwithnext",
+    "stories_split_mergedwithnext_invert",
+    "stories_split_mergedwithprevious",
+    "stories_split_mergedwithprevious_invert",
+    "stories_split_regex_features",
+    "stories_split_removed",
+    "stories_split_removed_invert",
+    "stories_split_string",
 };
 #define N_EXPECT (int)(sizeof EXPECTATIONS / sizeof *EXPECTATIONS)
 
-START_TEST(test_tokenizer_matches_reference) { check_expectations(EXPECTATIONS[_i]); }
+START_TEST(test_tokenizer_matches_reference) {
+    check_expectations(EXPECTATIONS[_i]);
+}
 END_TEST
 
 /* /work/shared/data: valid.jsonl row i = BOS + encode(paragraph i) + EOS, where paragraphs are
@@ -285,7 +322,8 @@ START_TEST(test_tokenizer_reproduces_tinystories_valid) {
         ck_assert(row);
         TokenizerIds got = {0};
         /* the template adds BOS; the data's rows end with EOS */
-        ck_assert_msg(tokenizer_encode(t, sc, para, plen, true, &got, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(tokenizer_encode(t, sc, para, plen, true, &got, err, sizeof err) == 0, "%s",
+                      err);
         json_t *want = json_object_get(row, "input_ids");
         ck_assert_uint_eq(got.n + 1, json_array_size(want));
         for (size_t i = 0; i < got.n; i++)

@@ -50,7 +50,8 @@ int main(int argc, char **argv) {
             char *nl = memchr(text + i, '\n', (size_t)(size - i));
             long end = nl ? nl - text : size;
             ids.n = 0;
-            if (tokenizer_encode(tok, sc, text + i, (size_t)(end - i), false, &ids, err, sizeof err)) {
+            if (tokenizer_encode(tok, sc, text + i, (size_t)(end - i), false, &ids, err,
+                                 sizeof err)) {
                 fprintf(stderr, "bench_tokenizer: %s\n", err);
                 return 1;
             }

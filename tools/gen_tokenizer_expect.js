@@ -127,16 +127,21 @@ const VARIANTS = [
   { name: 'mistral_unk', source: MISTRAL, override: { model: { byte_fallback: false, fuse_unk: false } } },
   { name: 'mistral_unk_fused', source: MISTRAL, override: { model: { byte_fallback: false, fuse_unk: true } } },
 ];
+// Split behaviours on the small stories260K vocabulary (byte fallback): piece boundaries show
+// in the ids, and the tokenizer loads in milliseconds.
 for (const behavior of ['Isolated', 'Removed', 'MergedWithPrevious', 'MergedWithNext', 'Contiguous']) {
   for (const invert of [false, true]) {
     const pattern = invert ? { Regex: '\\p{L}+|[0-9]' } : { Regex: '\\s|\\d' };
-    VARIANTS.push({ name: `llama3_split_${behavior.toLowerCase()}${invert ? '_invert' : ''}`, source: LLAMA3,
-      override: { pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern, behavior, invert }, BL] }, decoder: BLDEC } });
+    VARIANTS.push({ name: `stories_split_${behavior.toLowerCase()}${invert ? '_invert' : ''}`, source: STORIES,
+      override: { normalizer: null, pre_tokenizer: { type: 'Split', pattern, behavior, invert } } });
   }
 }
-VARIANTS.push({ name: 'llama3_split_string', source: LLAMA3, override: { pre_tokenizer: { type: 'Sequence', pretokenizers: [
+VARIANTS.push({ name: 'stories_split_string', source: STORIES, override: { normalizer: null, pre_tokenizer: { type: 'Sequence', pretokenizers: [
   { type: 'Split', pattern: { String: 'he' }, behavior: 'MergedWithNext', invert: false },
-  { type: 'Split', pattern: { String: ' ' }, behavior: 'Removed', invert: false }, BL] } } });
+  { type: 'Split', pattern: { String: ' ' }, behavior: 'Removed', invert: false }] } } });
+VARIANTS.push({ name: 'stories_split_regex_features', source: STORIES, override: { normalizer: null, pre_tokenizer: { type: 'Sequence', pretokenizers: [
+  { type: 'Split', pattern: { Regex: '(?i:the|a)\\b|$|\\h+|x*' }, behavior: 'Isolated', invert: false },
+  { type: 'Split', pattern: { Regex: '\\w+|(?m:<.>)|[\\s\\p{P}]' }, behavior: 'MergedWithPrevious', invert: false }] } } });
 
 // Deterministic id sequences for decode: random ids (some out of range), runs of byte tokens
 // that form invalid UTF-8, and prefixes of encodings that cut a character in half.

@@ -31,7 +31,8 @@ int added_add(Added *a, const Bpe *bpe, const AddedToken *t, char *err, size_t e
     n.content = pool_strndup(&a->pool, t->content, t->len);
     if (!n.content) return tok_err(err, errlen, "out of memory"), -1;
     int32_t id = strmap_get(&bpe->vocab, t->content, (uint32_t)t->len);
-    if (id < 0) { /* the next id after the model's vocabulary (its entry count, as in the library) */
+    if (id <
+        0) { /* the next id after the model's vocabulary (its entry count, as in the library) */
         if (a->next_id < (int32_t)bpe->vocab_count) a->next_id = (int32_t)bpe->vocab_count;
         if (a->next_id == INT32_MAX) return tok_err(err, errlen, "too many added tokens"), -1;
         id = a->next_id++;
@@ -65,7 +66,8 @@ static int trie_insert(Trie *t, const char *s, size_t len, int32_t token) {
             }
             c = (int32_t)t->n++;
             t->nodes[c] = (TrieNode){-1, -1, -1, b};
-            if (node < 0) t->root_child[b] = c;
+            if (node < 0)
+                t->root_child[b] = c;
             else {
                 t->nodes[c].next_sibling = t->nodes[node].first_child;
                 t->nodes[node].first_child = c;
@@ -94,7 +96,8 @@ int added_build(Added *a, const Normalizer *norm, TokenizerScratch *sc, char *er
             if (t->special != (pass == 0)) continue;
             int rc;
             if (!t->normalized || !norm) {
-                rc = trie_insert(t->normalized ? &a->norm : &a->raw, t->content, t->len, (int32_t)i);
+                rc =
+                    trie_insert(t->normalized ? &a->norm : &a->raw, t->content, t->len, (int32_t)i);
             } else {
                 sc->arena.len = 0;
                 if (buf_append(&sc->arena, t->content, t->len))

@@ -10,7 +10,7 @@
 
 #include "data/tokenizer/internal.h"
 
-#define CACHE_MAX_WORD 256  /* longer words are not cached (as in the library) */
+#define CACHE_MAX_WORD    256 /* longer words are not cached (as in the library) */
 #define CACHE_MAX_ENTRIES 32768
 
 static uint64_t mix64(uint64_t x) {
@@ -83,8 +83,10 @@ int bpe_add_merge(Bpe *bpe, const char *a, size_t a_len, const char *b, size_t b
     int32_t inew = strmap_get(&bpe->vocab, joined, (uint32_t)n);
     if (joined != stack) free(joined);
     if (inew < 0) {
-        tok_err(err, errlen, "model.merges[%zu]: the merge of \"%.100s\" and \"%.100s\" is not in the vocabulary",
-                rank, a, b);
+        tok_err(
+            err, errlen,
+            "model.merges[%zu]: the merge of \"%.100s\" and \"%.100s\" is not in the vocabulary",
+            rank, a, b);
         return -1;
     }
     if ((rank & (rank - 1)) == 0) { /* grow the list at powers of two */
@@ -104,7 +106,8 @@ int bpe_add_merge(Bpe *bpe, const char *a, size_t a_len, const char *b, size_t b
 int bpe_finish(Bpe *bpe, char *err, size_t errlen) {
     int32_t max = -1;
     for (size_t i = 0; i < bpe->vocab.cap; i++)
-        if (bpe->vocab.slots[i].key && bpe->vocab.slots[i].value > max) max = bpe->vocab.slots[i].value;
+        if (bpe->vocab.slots[i].key && bpe->vocab.slots[i].value > max)
+            max = bpe->vocab.slots[i].value;
     bpe->n_ids = max + 1;
     bpe->vocab_count = bpe->vocab.n;
     bpe->id_str = calloc((size_t)bpe->n_ids + 1, sizeof *bpe->id_str);
@@ -245,7 +248,8 @@ static int merge_word(const Bpe *bpe, TokenizerScratch *sc, const char *w, size_
     Buf *mem = &sc->tmp2;
     mem->len = 0;
     /* at most one symbol per byte of each character's lookup string */
-    size_t plen = bpe->prefix ? strlen(bpe->prefix) : 0, slen_sfx = bpe->suffix ? strlen(bpe->suffix) : 0;
+    size_t plen = bpe->prefix ? strlen(bpe->prefix) : 0,
+           slen_sfx = bpe->suffix ? strlen(bpe->suffix) : 0;
     size_t max_syms = len * (1 + plen) + slen_sfx + 1;
     size_t need = max_syms * sizeof(Symbol) + (4 * max_syms + 4) * sizeof(Cand) + 16;
     if (buf_reserve(mem, need)) goto oom;
@@ -295,13 +299,15 @@ static int merge_word(const Bpe *bpe, TokenizerScratch *sc, const char *w, size_
                 }
             }
             if (!done && bpe->unk_token) {
-                int32_t u = strmap_get(&bpe->vocab, bpe->unk_token, (uint32_t)strlen(bpe->unk_token));
+                int32_t u =
+                    strmap_get(&bpe->vocab, bpe->unk_token, (uint32_t)strlen(bpe->unk_token));
                 if (u < 0) {
                     tok_err(err, errlen, "model.unk_token \"%.100s\" is not in the vocabulary",
                             bpe->unk_token);
                     return -1;
                 }
-                if (unk_pending && bpe->fuse_unk) unk_len += (uint32_t)clen;
+                if (unk_pending && bpe->fuse_unk)
+                    unk_len += (uint32_t)clen;
                 else {
                     if (unk_pending) ADD_SYM(unk_id, unk_len);
                     unk_id = u, unk_len = (uint32_t)clen, unk_pending = true;
@@ -346,8 +352,8 @@ oom:
     return -1;
 }
 
-int bpe_encode(const Bpe *bpe, TokenizerScratch *sc, const char *s, size_t len,
-               TokenizerIds *out, char *err, size_t errlen) {
+int bpe_encode(const Bpe *bpe, TokenizerScratch *sc, const char *s, size_t len, TokenizerIds *out,
+               char *err, size_t errlen) {
     if (!len) return 0;
     if (bpe->ignore_merges) {
         int32_t id = strmap_get(&bpe->vocab, s, (uint32_t)len);

@@ -50,14 +50,16 @@ static int set_token(Tokenizer *t, int k, const char *s) {
     return 0;
 }
 
-static int load_chat_template(Tokenizer *t, json_t *ct, const char *where, char *err, size_t errlen) {
+static int load_chat_template(Tokenizer *t, json_t *ct, const char *where, char *err,
+                              size_t errlen) {
     if (!ct || json_is_null(ct)) return 0;
     if (json_is_string(ct)) {
         t->chat_template = tok_strndup(json_string_value(ct), json_string_length(ct));
         return t->chat_template ? 0 : (tok_err(err, errlen, "out of memory"), -1);
     }
     if (!json_is_array(ct)) {
-        tok_err(err, errlen, "%s: chat_template must be a string or a list of {name, template}", where);
+        tok_err(err, errlen, "%s: chat_template must be a string or a list of {name, template}",
+                where);
         return -1;
     }
     size_t n = json_array_size(ct);
@@ -67,7 +69,8 @@ static int load_chat_template(Tokenizer *t, json_t *ct, const char *where, char 
         json_t *e = json_array_get(ct, i);
         json_t *name = json_object_get(e, "name"), *text = json_object_get(e, "template");
         if (!json_is_string(name) || !json_is_string(text)) {
-            tok_err(err, errlen, "%s: chat_template[%zu] needs string \"name\" and \"template\"", where, i);
+            tok_err(err, errlen, "%s: chat_template[%zu] needs string \"name\" and \"template\"",
+                    where, i);
             return -1;
         }
         NamedTemplate *nt = &t->templates[t->n_templates++];
@@ -91,7 +94,8 @@ int tokcfg_load(Tokenizer *t, const char *dir, char *err, size_t errlen) {
         if (rc) tok_err(err, errlen, "out of memory");
     }
     if (!rc && cfg) {
-        json_t *b = json_object_get(cfg, "add_bos_token"), *e = json_object_get(cfg, "add_eos_token");
+        json_t *b = json_object_get(cfg, "add_bos_token"),
+               *e = json_object_get(cfg, "add_eos_token");
         if (json_is_boolean(b)) t->special.add_bos_token = json_is_true(b);
         if (json_is_boolean(e)) t->special.add_eos_token = json_is_true(e);
         json_t *m = json_object_get(cfg, "model_max_length");
@@ -102,14 +106,17 @@ int tokcfg_load(Tokenizer *t, const char *dir, char *err, size_t errlen) {
     }
     if (!rc) {
         t->special.chat_template = t->chat_template;
-        if (!t->special.chat_template) t->special.chat_template = tokenizer_chat_template(t, "default");
+        if (!t->special.chat_template)
+            t->special.chat_template = tokenizer_chat_template(t, "default");
     }
     json_decref(cfg);
     json_decref(map);
     return rc;
 }
 
-const TokenizerSpecial *tokenizer_special(const Tokenizer *t) { return &t->special; }
+const TokenizerSpecial *tokenizer_special(const Tokenizer *t) {
+    return &t->special;
+}
 
 const char *tokenizer_chat_template(const Tokenizer *t, const char *name) {
     for (size_t i = 0; i < t->n_templates; i++)

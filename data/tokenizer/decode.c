@@ -19,10 +19,18 @@ static int tl_push(TokList *l, const char *s, size_t n) {
     if (buf_append(&l->data, s, n)) return -1;
     return u32vec_push(&l->span, off) || u32vec_push(&l->span, (uint32_t)n);
 }
-static size_t tl_n(const TokList *l) { return l->span.n / 2; }
-static const char *tl_s(const TokList *l, size_t i) { return l->data.p + l->span.v[2 * i]; }
-static size_t tl_len(const TokList *l, size_t i) { return l->span.v[2 * i + 1]; }
-static void tl_clear(TokList *l) { l->data.len = 0, l->span.n = 0; }
+static size_t tl_n(const TokList *l) {
+    return l->span.n / 2;
+}
+static const char *tl_s(const TokList *l, size_t i) {
+    return l->data.p + l->span.v[2 * i];
+}
+static size_t tl_len(const TokList *l, size_t i) {
+    return l->span.v[2 * i + 1];
+}
+static void tl_clear(TokList *l) {
+    l->data.len = 0, l->span.n = 0;
+}
 static void tl_free(TokList *l) {
     buf_free(&l->data);
     free(l->span.v);
@@ -46,7 +54,8 @@ static int byte_token(const char *s, size_t n) {
 static int flush_bytes(TokList *out, Buf *bytes) {
     if (!bytes->len) return 0;
     int rc = 0;
-    if (utf8_valid_prefix(bytes->p, bytes->len) == bytes->len) rc = tl_push(out, bytes->p, bytes->len);
+    if (utf8_valid_prefix(bytes->p, bytes->len) == bytes->len)
+        rc = tl_push(out, bytes->p, bytes->len);
     else
         for (size_t i = 0; i < bytes->len && !rc; i++) rc = tl_push(out, "\xEF\xBF\xBD", 3);
     bytes->len = 0;
@@ -72,7 +81,8 @@ static int run_one(const Decoder *d, TokList *in, TokList *out, RegexScratch *rs
                 uint32_t cp;
                 int m = utf8_next(s + k, len - k, &cp);
                 int b = byte_level_byte(cp);
-                if (b < 0) all = false;
+                if (b < 0)
+                    all = false;
                 else {
                     char c = (char)b;
                     rc = rc || buf_append(&bytes, &c, 1);
@@ -99,7 +109,8 @@ static int run_one(const Decoder *d, TokList *in, TokList *out, RegexScratch *rs
                 int m = utf8_next(s + k, len - k, &cp);
                 int rc = 0;
                 if (cp == d->replacement) {
-                    if (!(i == 0 && d->prepend_scheme != PREPEND_NEVER)) rc = buf_append(tmp, " ", 1);
+                    if (!(i == 0 && d->prepend_scheme != PREPEND_NEVER))
+                        rc = buf_append(tmp, " ", 1);
                 } else {
                     rc = buf_append(tmp, s + k, (size_t)m);
                 }
@@ -195,7 +206,8 @@ static int run_one(const Decoder *d, TokList *in, TokList *out, RegexScratch *rs
             if (tl_push(out, tmp->p ? tmp->p : "", tmp->len)) return -1;
         }
         return 0;
-    case DEC_SEQUENCE: break;
+    case DEC_SEQUENCE:
+        break;
     }
     return 0;
 }
@@ -240,8 +252,10 @@ int tokenizer_decode(const Tokenizer *t, const int32_t *ids, size_t n, bool skip
         rc = tl_push(&a, s, sl);
     }
     if (!rc && t->decoder) {
-        if (regex_scratch_init(&rs)) rc = -1;
-        else rc = run(t->decoder, t, &a, &b, &rs, &tmp, err, errlen);
+        if (regex_scratch_init(&rs))
+            rc = -1;
+        else
+            rc = run(t->decoder, t, &a, &b, &rs, &tmp, err, errlen);
         if (!rc) { /* the result is in b */
             TokList x = a;
             a = b;
@@ -298,8 +312,8 @@ static bool ends_with_fffd(const char *s, size_t n) {
     return n >= 3 && memcmp(s + n - 3, "\xEF\xBF\xBD", 3) == 0;
 }
 
-int tokenizer_stream_step(TokenizerStream *s, int32_t id, const char **text, size_t *len,
-                          char *err, size_t errlen) {
+int tokenizer_stream_step(TokenizerStream *s, int32_t id, const char **text, size_t *len, char *err,
+                          size_t errlen) {
     *text = NULL;
     *len = 0;
     free(s->text);
@@ -319,8 +333,10 @@ int tokenizer_stream_step(TokenizerStream *s, int32_t id, const char **text, siz
     if (tokenizer_decode(s->t, s->ids.ids, s->ids.n, s->skip, &str, &n, err, errlen)) return -1;
     if (n > s->prefix_len && !ends_with_fffd(str, n)) {
         if (s->prefix_len && memcmp(str, s->prefix, s->prefix_len) != 0) {
-            tok_err(err, errlen, "streaming decode: the text of the ids so far no longer starts "
-                                 "with the text already given out (at id %d)", (int)id);
+            tok_err(err, errlen,
+                    "streaming decode: the text of the ids so far no longer starts "
+                    "with the text already given out (at id %d)",
+                    (int)id);
             free(str);
             return -1;
         }

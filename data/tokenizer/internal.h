@@ -61,7 +61,7 @@ typedef struct StrMap {
 } StrMap;
 uint32_t str_hash(const char *s, size_t n);
 int strmap_put(StrMap *m, const char *key, uint32_t len, int32_t value); /* replaces */
-int32_t strmap_get(const StrMap *m, const char *key, uint32_t len);       /* -1 if absent */
+int32_t strmap_get(const StrMap *m, const char *key, uint32_t len);      /* -1 if absent */
 void strmap_free(StrMap *m);
 
 /* ---- Unicode (unicode.c) ---- */
@@ -71,11 +71,11 @@ int utf8_next(const char *s, size_t len, uint32_t *cp);
 size_t utf8_valid_prefix(const char *s, size_t len);
 /* Appends s to out, each maximal invalid subsequence replaced by U+FFFD (from_utf8_lossy). */
 int utf8_append_lossy(Buf *out, const char *s, size_t len);
-bool uni_is_whitespace(uint32_t cp); /* White_Space (Rust char::is_whitespace, regex \s) */
-bool uni_is_numeric(uint32_t cp);    /* Nd Nl No (char::is_numeric) */
+bool uni_is_whitespace(uint32_t cp);  /* White_Space (Rust char::is_whitespace, regex \s) */
+bool uni_is_numeric(uint32_t cp);     /* Nd Nl No (char::is_numeric) */
 bool uni_is_punctuation(uint32_t cp); /* ASCII punctuation or P* */
-bool uni_is_word(uint32_t cp);       /* Rust regex \w */
-bool uni_is_mark(uint32_t cp);       /* Mn Mc Me */
+bool uni_is_word(uint32_t cp);        /* Rust regex \w */
+bool uni_is_mark(uint32_t cp);        /* Mn Mc Me */
 /* NFC/NFD/NFKC/NFKD of s appended to out. form: 'C', 'D', 'c' (NFKC), 'd' (NFKD). */
 int uni_normalize(const char *s, size_t len, char form, Buf *out);
 /* Rust char::to_lowercase of every character, appended to out. */
@@ -226,8 +226,8 @@ int bpe_add_merge(Bpe *bpe, const char *a, size_t a_len, const char *b, size_t b
                   size_t errlen);
 int bpe_finish(Bpe *bpe, char *err, size_t errlen); /* after vocab and merges are in */
 /* Appends the ids of one pre-tokenized piece. */
-int bpe_encode(const Bpe *bpe, TokenizerScratch *sc, const char *s, size_t len,
-               TokenizerIds *out, char *err, size_t errlen);
+int bpe_encode(const Bpe *bpe, TokenizerScratch *sc, const char *s, size_t len, TokenizerIds *out,
+               char *err, size_t errlen);
 void bpe_free(Bpe *bpe);
 BpeCache *bpe_cache_new(void);
 void bpe_cache_free(BpeCache *c);

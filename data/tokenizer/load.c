@@ -46,11 +46,14 @@ static int load_merge(Bpe *bpe, json_t *m, size_t i, char *err, size_t errlen) {
         size_t n = json_string_length(m);
         const char *sp = memchr(s, ' ', n);
         if (!sp || memchr(sp + 1, ' ', n - (size_t)(sp + 1 - s))) {
-            tok_err(err, errlen, "tokenizer.json: model.merges[%zu] \"%.100s\" is not two tokens "
-                                 "separated by one space", i, s);
+            tok_err(err, errlen,
+                    "tokenizer.json: model.merges[%zu] \"%.100s\" is not two tokens "
+                    "separated by one space",
+                    i, s);
             return -1;
         }
-        return bpe_add_merge(bpe, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp + 1 - s), err, errlen);
+        return bpe_add_merge(bpe, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp + 1 - s), err,
+                             errlen);
     }
     if (json_is_array(m) && json_array_size(m) == 2 && json_is_string(json_array_get(m, 0)) &&
         json_is_string(json_array_get(m, 1))) {
@@ -58,8 +61,10 @@ static int load_merge(Bpe *bpe, json_t *m, size_t i, char *err, size_t errlen) {
         return bpe_add_merge(bpe, json_string_value(a), json_string_length(a), json_string_value(b),
                              json_string_length(b), err, errlen);
     }
-    tok_err(err, errlen, "tokenizer.json: model.merges[%zu] must be a string \"a b\" or a pair "
-                         "[\"a\", \"b\"]", i);
+    tok_err(err, errlen,
+            "tokenizer.json: model.merges[%zu] must be a string \"a b\" or a pair "
+            "[\"a\", \"b\"]",
+            i);
     return -1;
 }
 
@@ -80,12 +85,15 @@ static int load_model(Tokenizer *t, json_t *m, char *err, size_t errlen) {
         return -1;
     }
     if (!type && !json_object_get(m, "merges")) {
-        tok_err(err, errlen, "tokenizer.json: model has no \"type\" and no merges: only BPE is supported");
+        tok_err(err, errlen,
+                "tokenizer.json: model has no \"type\" and no merges: only BPE is supported");
         return -1;
     }
     json_t *dropout = json_object_get(m, "dropout");
-    if (dropout && !json_is_null(dropout) && !(json_is_number(dropout) && json_number_value(dropout) == 0)) {
-        tok_err(err, errlen, "tokenizer.json: model.dropout must be null or 0 (BPE dropout is not supported)");
+    if (dropout && !json_is_null(dropout) &&
+        !(json_is_number(dropout) && json_number_value(dropout) == 0)) {
+        tok_err(err, errlen,
+                "tokenizer.json: model.dropout must be null or 0 (BPE dropout is not supported)");
         return -1;
     }
     if (get_opt_string(m, "unk_token", &bpe->unk_token, "model", err, errlen) ||
@@ -104,7 +112,8 @@ static int load_model(Tokenizer *t, json_t *m, char *err, size_t errlen) {
     size_t klen;
     json_t *v;
     json_object_keylen_foreach(vocab, key, klen, v) {
-        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) >= INT32_MAX) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 ||
+            json_integer_value(v) >= INT32_MAX) {
             tok_err(err, errlen, "tokenizer.json: model.vocab[\"%.100s\"] must be an id in [0, %d)",
                     key, INT32_MAX);
             return -1;
@@ -235,10 +244,13 @@ static int load_root(Tokenizer *t, json_t *root, char *err, size_t errlen) {
     info->byte_fallback = t->bpe.byte_fallback;
     info->fuse_unk = t->bpe.fuse_unk;
     info->ignore_merges = t->bpe.ignore_merges;
-    info->unk_id = t->bpe.unk_token ? tokenizer_token_to_id(t, t->bpe.unk_token, strlen(t->bpe.unk_token)) : -1;
+    info->unk_id = t->bpe.unk_token
+                       ? tokenizer_token_to_id(t, t->bpe.unk_token, strlen(t->bpe.unk_token))
+                       : -1;
     info->continuing_subword_prefix = t->bpe.prefix;
     info->end_of_word_suffix = t->bpe.suffix;
-    if (t->normalizer && has_prepend_meta(t->normalizer)) info->metaspace = info->add_prefix_space = true;
+    if (t->normalizer && has_prepend_meta(t->normalizer))
+        info->metaspace = info->add_prefix_space = true;
     info->n_merges = t->bpe.n_merges;
     info->n_split_regexes = t->n_split_regexes;
     return 0;
@@ -327,7 +339,9 @@ void tokenizer_free(Tokenizer *t) {
     free(t);
 }
 
-int tokenizer_vocab_size(const Tokenizer *t) { return t->vocab_size; }
+int tokenizer_vocab_size(const Tokenizer *t) {
+    return t->vocab_size;
+}
 
 int32_t tokenizer_token_to_id(const Tokenizer *t, const char *token, size_t len) {
     int32_t k = strmap_get(&t->added.by_content, token, (uint32_t)len);
@@ -370,7 +384,9 @@ int tokenizer_token_flags(const Tokenizer *t, int32_t id) {
     return f;
 }
 
-void tokenizer_model_info(const Tokenizer *t, TokenizerModelInfo *info) { *info = t->info; }
+void tokenizer_model_info(const Tokenizer *t, TokenizerModelInfo *info) {
+    *info = t->info;
+}
 
 int tokenizer_merge(const Tokenizer *t, size_t rank, const char **left, const char **right) {
     if (rank >= t->bpe.n_merges) return -1;
@@ -383,7 +399,9 @@ const char *tokenizer_split_regex(const Tokenizer *t, size_t i) {
     return i < t->n_split_regexes ? t->split_regexes[i] : NULL;
 }
 
-size_t tokenizer_added_count(const Tokenizer *t) { return t->added.n; }
+size_t tokenizer_added_count(const Tokenizer *t) {
+    return t->added.n;
+}
 
 int tokenizer_added(const Tokenizer *t, size_t i, const char **content, int32_t *id) {
     if (i >= t->added.n) return -1;

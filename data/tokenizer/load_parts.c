@@ -24,7 +24,8 @@ static const char *type_of(json_t *j, const char *where, const char *what, char 
 
 static int unsupported(const char *what, const char *type, const char *where, char *err,
                        size_t errlen) {
-    tok_err(err, errlen, "tokenizer.json: %s \"%.60s\" is not supported (at %s)", what, type, where);
+    tok_err(err, errlen, "tokenizer.json: %s \"%.60s\" is not supported (at %s)", what, type,
+            where);
     return -1;
 }
 
@@ -52,14 +53,23 @@ static json_t *need(json_t *o, const char *key, int (*is)(const json_t *), const
     }
     return v;
 }
-static int is_string(const json_t *v) { return json_is_string(v); }
-static int is_array(const json_t *v) { return json_is_array(v); }
-static int is_object(const json_t *v) { return json_is_object(v); }
-static int is_uint(const json_t *v) { return json_is_integer(v) && json_integer_value(v) >= 0; }
+static int is_string(const json_t *v) {
+    return json_is_string(v);
+}
+static int is_array(const json_t *v) {
+    return json_is_array(v);
+}
+static int is_object(const json_t *v) {
+    return json_is_object(v);
+}
+static int is_uint(const json_t *v) {
+    return json_is_integer(v) && json_integer_value(v) >= 0;
+}
 
 /* {"String": s} or {"Regex": r}. */
 static Regex *load_pattern(json_t *o, const char *where, char *err, size_t errlen) {
-    json_t *p = need(o, "pattern", is_object, "{\"String\": ...} or {\"Regex\": ...}", where, err, errlen);
+    json_t *p =
+        need(o, "pattern", is_object, "{\"String\": ...} or {\"Regex\": ...}", where, err, errlen);
     if (!p) return NULL;
     json_t *s = json_object_get(p, "String"), *r = json_object_get(p, "Regex");
     if (json_is_string(s)) {
@@ -73,7 +83,8 @@ static Regex *load_pattern(json_t *o, const char *where, char *err, size_t errle
         if (!re) tok_err(err, errlen, "tokenizer.json: %s.pattern: %s", where, inner);
         return re;
     }
-    tok_err(err, errlen, "tokenizer.json: %s.pattern must be {\"String\": ...} or {\"Regex\": ...}", where);
+    tok_err(err, errlen, "tokenizer.json: %s.pattern must be {\"String\": ...} or {\"Regex\": ...}",
+            where);
     return NULL;
 }
 
@@ -109,12 +120,18 @@ int load_normalizer(Tokenizer *t, json_t *j, const char *where, Normalizer *n, c
                     size_t errlen) {
     const char *type = type_of(j, where, "normalizer", err, errlen);
     if (!type) return -1;
-    if (!strcmp(type, "NFC")) n->kind = NORM_NFC;
-    else if (!strcmp(type, "NFD")) n->kind = NORM_NFD;
-    else if (!strcmp(type, "NFKC")) n->kind = NORM_NFKC;
-    else if (!strcmp(type, "NFKD")) n->kind = NORM_NFKD;
-    else if (!strcmp(type, "Lowercase")) n->kind = NORM_LOWERCASE;
-    else if (!strcmp(type, "StripAccents")) n->kind = NORM_STRIP_ACCENTS;
+    if (!strcmp(type, "NFC"))
+        n->kind = NORM_NFC;
+    else if (!strcmp(type, "NFD"))
+        n->kind = NORM_NFD;
+    else if (!strcmp(type, "NFKC"))
+        n->kind = NORM_NFKC;
+    else if (!strcmp(type, "NFKD"))
+        n->kind = NORM_NFKD;
+    else if (!strcmp(type, "Lowercase"))
+        n->kind = NORM_LOWERCASE;
+    else if (!strcmp(type, "StripAccents"))
+        n->kind = NORM_STRIP_ACCENTS;
     else if (!strcmp(type, "Prepend")) {
         n->kind = NORM_PREPEND;
         json_t *p = need(j, "prepend", is_string, "a string", where, err, errlen);
@@ -141,7 +158,8 @@ int load_normalizer(Tokenizer *t, json_t *j, const char *where, Normalizer *n, c
         for (size_t i = 0; i < n->n_items; i++) {
             char sub[256];
             snprintf(sub, sizeof sub, "%s.normalizers[%zu]", where, i);
-            if (load_normalizer(t, json_array_get(list, i), sub, &n->items[i], err, errlen)) return -1;
+            if (load_normalizer(t, json_array_get(list, i), sub, &n->items[i], err, errlen))
+                return -1;
         }
     } else {
         return unsupported("normalizer", type, where, err, errlen);
@@ -164,8 +182,10 @@ static int behavior_of(json_t *j, const char *where, bool required, SplitBehavio
             *out = (SplitBehavior)i;
             return 0;
         }
-    tok_err(err, errlen, "tokenizer.json: %s.behavior must be one of Removed, Isolated, "
-                         "MergedWithPrevious, MergedWithNext, Contiguous", where);
+    tok_err(err, errlen,
+            "tokenizer.json: %s.behavior must be one of Removed, Isolated, "
+            "MergedWithPrevious, MergedWithNext, Contiguous",
+            where);
     return -1;
 }
 
@@ -175,19 +195,25 @@ static int prepend_scheme_of(json_t *j, const char *where, PrependScheme *out, c
     *out = PREPEND_ALWAYS;
     if (ps) {
         const char *s = json_string_value(ps);
-        if (s && !strcmp(s, "always")) *out = PREPEND_ALWAYS;
-        else if (s && !strcmp(s, "first")) *out = PREPEND_FIRST;
-        else if (s && !strcmp(s, "never")) *out = PREPEND_NEVER;
+        if (s && !strcmp(s, "always"))
+            *out = PREPEND_ALWAYS;
+        else if (s && !strcmp(s, "first"))
+            *out = PREPEND_FIRST;
+        else if (s && !strcmp(s, "never"))
+            *out = PREPEND_NEVER;
         else {
-            tok_err(err, errlen, "tokenizer.json: %s.prepend_scheme must be first, always or never", where);
+            tok_err(err, errlen, "tokenizer.json: %s.prepend_scheme must be first, always or never",
+                    where);
             return -1;
         }
     }
     json_t *aps = json_object_get(j, "add_prefix_space");
     if (json_is_false(aps)) { /* the legacy field, as the library reads it */
         if (*out != PREPEND_NEVER) {
-            tok_err(err, errlen, "tokenizer.json: %s: add_prefix_space does not match declared "
-                                 "prepend_scheme", where);
+            tok_err(err, errlen,
+                    "tokenizer.json: %s: add_prefix_space does not match declared "
+                    "prepend_scheme",
+                    where);
             return -1;
         }
         *out = PREPEND_NEVER;
@@ -228,7 +254,8 @@ int load_pretokenizer(Tokenizer *t, json_t *j, const char *where, PreTokenizer *
         buf_free(&b);
     } else if (!strcmp(type, "Digits")) {
         p->kind = PRE_DIGITS;
-        if (opt_bool(j, "individual_digits", false, &p->individual_digits, where, err, errlen)) return -1;
+        if (opt_bool(j, "individual_digits", false, &p->individual_digits, where, err, errlen))
+            return -1;
     } else if (!strcmp(type, "Whitespace")) {
         p->kind = PRE_WHITESPACE;
     } else if (!strcmp(type, "WhitespaceSplit")) {
@@ -245,7 +272,8 @@ int load_pretokenizer(Tokenizer *t, json_t *j, const char *where, PreTokenizer *
         for (size_t i = 0; i < p->n_items; i++) {
             char sub[256];
             snprintf(sub, sizeof sub, "%s.pretokenizers[%zu]", where, i);
-            if (load_pretokenizer(t, json_array_get(list, i), sub, &p->items[i], err, errlen)) return -1;
+            if (load_pretokenizer(t, json_array_get(list, i), sub, &p->items[i], err, errlen))
+                return -1;
         }
     } else {
         return unsupported("pre_tokenizer", type, where, err, errlen);
@@ -268,16 +296,20 @@ static int load_template(json_t *tpl, json_t *specials, const char *where, bool 
     bool has_a = false, has_b = false;
     for (size_t i = 0; i < n; i++) {
         json_t *piece = json_array_get(tpl, i);
-        json_t *seq = json_object_get(piece, "Sequence"), *sp = json_object_get(piece, "SpecialToken");
+        json_t *seq = json_object_get(piece, "Sequence"),
+               *sp = json_object_get(piece, "SpecialToken");
         const char *id = json_string_value(json_object_get(seq ? seq : sp, "id"));
         if (!id || (!seq == !sp)) {
-            tok_err(err, errlen, "tokenizer.json: %s[%zu] must be {\"Sequence\": {\"id\": ...}} or "
-                                 "{\"SpecialToken\": {\"id\": ...}}", where, i);
+            tok_err(err, errlen,
+                    "tokenizer.json: %s[%zu] must be {\"Sequence\": {\"id\": ...}} or "
+                    "{\"SpecialToken\": {\"id\": ...}}",
+                    where, i);
             return -1;
         }
         if (seq) {
             if (strcmp(id, "A") && strcmp(id, "B")) {
-                tok_err(err, errlen, "tokenizer.json: %s[%zu]: sequence id must be A or B", where, i);
+                tok_err(err, errlen, "tokenizer.json: %s[%zu]: sequence id must be A or B", where,
+                        i);
                 return -1;
             }
             items[i].seq = id[0] == 'A' ? 0 : 1;
@@ -289,8 +321,10 @@ static int load_template(json_t *tpl, json_t *specials, const char *where, bool 
         json_t *tok = json_object_get(specials, id);
         json_t *ids = json_object_get(tok, "ids");
         if (!json_is_array(ids)) {
-            tok_err(err, errlen, "tokenizer.json: %s[%zu]: special token \"%.60s\" is not in "
-                                 "special_tokens (or has no \"ids\")", where, i, id);
+            tok_err(err, errlen,
+                    "tokenizer.json: %s[%zu]: special token \"%.60s\" is not in "
+                    "special_tokens (or has no \"ids\")",
+                    where, i, id);
             return -1;
         }
         items[i].n_ids = json_array_size(ids);
@@ -299,7 +333,8 @@ static int load_template(json_t *tpl, json_t *specials, const char *where, bool 
         for (size_t k = 0; k < items[i].n_ids; k++) {
             json_t *v = json_array_get(ids, k);
             if (!is_uint(v) || json_integer_value(v) >= INT32_MAX) {
-                tok_err(err, errlen, "tokenizer.json: special_tokens[\"%.60s\"].ids[%zu] must be an id", id, k);
+                tok_err(err, errlen,
+                        "tokenizer.json: special_tokens[\"%.60s\"].ids[%zu] must be an id", id, k);
                 return -1;
             }
             items[i].ids[k] = (int32_t)json_integer_value(v);
@@ -310,7 +345,8 @@ static int load_template(json_t *tpl, json_t *specials, const char *where, bool 
         return -1;
     }
     if (pair && !(has_a && has_b)) {
-        tok_err(err, errlen, "tokenizer.json: %s: template for `pair` must use both sequences", where);
+        tok_err(err, errlen, "tokenizer.json: %s: template for `pair` must use both sequences",
+                where);
         return -1;
     }
     return 0;
@@ -354,9 +390,12 @@ int load_post(Tokenizer *t, json_t *j, const char *where, char *err, size_t errl
 int load_decoder(Tokenizer *t, json_t *j, const char *where, Decoder *d, char *err, size_t errlen) {
     const char *type = type_of(j, where, "decoder", err, errlen);
     if (!type) return -1;
-    if (!strcmp(type, "ByteLevel")) d->kind = DEC_BYTE_LEVEL;
-    else if (!strcmp(type, "ByteFallback")) d->kind = DEC_BYTE_FALLBACK;
-    else if (!strcmp(type, "Fuse")) d->kind = DEC_FUSE;
+    if (!strcmp(type, "ByteLevel"))
+        d->kind = DEC_BYTE_LEVEL;
+    else if (!strcmp(type, "ByteFallback"))
+        d->kind = DEC_BYTE_FALLBACK;
+    else if (!strcmp(type, "Fuse"))
+        d->kind = DEC_FUSE;
     else if (!strcmp(type, "Metaspace")) {
         d->kind = DEC_METASPACE;
         if (one_char(j, "replacement", 0x2581, &d->replacement, where, err, errlen) ||

@@ -56,7 +56,10 @@ static int run_one(const Normalizer *n, TokenizerScratch *sc, Piece *p, char *er
     case NORM_NFKC:
     case NORM_NFKD: {
         if (is_ascii(s, len)) return 0;
-        char form = n->kind == NORM_NFC ? 'C' : n->kind == NORM_NFD ? 'D' : n->kind == NORM_NFKC ? 'c' : 'd';
+        char form = n->kind == NORM_NFC    ? 'C'
+                    : n->kind == NORM_NFD  ? 'D'
+                    : n->kind == NORM_NFKC ? 'c'
+                                           : 'd';
         if (uni_normalize(s, len, form, out)) break;
         p->zpl = zpl_after_nf(s, len, p->zpl, form);
         return commit(sc, p, out);
@@ -65,7 +68,8 @@ static int run_one(const Normalizer *n, TokenizerScratch *sc, Piece *p, char *er
         if (uni_lowercase(s, len, out)) break;
         if (p->zpl) {
             Buf pre = {0};
-            if (uni_lowercase(s, p->zpl < len ? p->zpl : len, &pre) == 0) p->zpl = (uint32_t)pre.len;
+            if (uni_lowercase(s, p->zpl < len ? p->zpl : len, &pre) == 0)
+                p->zpl = (uint32_t)pre.len;
             buf_free(&pre);
         }
         return commit(sc, p, out);
@@ -78,8 +82,10 @@ static int run_one(const Normalizer *n, TokenizerScratch *sc, Piece *p, char *er
             int k = utf8_next(s + i, len - i, &cp);
             if (!uni_is_mark(cp)) {
                 if (buf_append(out, s + i, (size_t)k)) goto oom;
-                if (zero && i < p->zpl) zpl += (uint32_t)k;
-                else zero = false;
+                if (zero && i < p->zpl)
+                    zpl += (uint32_t)k;
+                else
+                    zero = false;
             }
             i += (size_t)k;
         }
@@ -103,20 +109,26 @@ static int run_one(const Normalizer *n, TokenizerScratch *sc, Piece *p, char *er
             size_t ms = m->v[i], me = m->v[i + 1];
             if (buf_append(out, s + last, ms - last)) goto oom;
             for (size_t b = last; b < ms && zero; b++) {
-                if (b < p->zpl) zpl++;
-                else zero = false;
+                if (b < p->zpl)
+                    zpl++;
+                else
+                    zero = false;
             }
             if (buf_append(out, n->text, n->text_len)) goto oom;
             if (zero) {
-                if (me == 0 || me - 1 < p->zpl) zpl += (uint32_t)n->text_len;
-                else if (n->text_len) zero = false;
+                if (me == 0 || me - 1 < p->zpl)
+                    zpl += (uint32_t)n->text_len;
+                else if (n->text_len)
+                    zero = false;
             }
             last = me;
         }
         if (buf_append(out, s + last, len - last)) goto oom;
         for (size_t b = last; b < len && zero; b++) {
-            if (b < p->zpl) zpl++;
-            else zero = false;
+            if (b < p->zpl)
+                zpl++;
+            else
+                zero = false;
         }
         p->zpl = zpl;
         return commit(sc, p, out);

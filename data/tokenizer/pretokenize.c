@@ -58,7 +58,8 @@ static int matches_from_pred(TokenizerScratch *sc, const char *s, uint32_t len, 
     for (uint32_t i = 0; i < len;) {
         uint32_t cp;
         int n = utf8_next(s + i, len - i, &cp);
-        if (pred(cp) && (u32vec_push(&sc->matches, i) || u32vec_push(&sc->matches, i + (uint32_t)n)))
+        if (pred(cp) &&
+            (u32vec_push(&sc->matches, i) || u32vec_push(&sc->matches, i + (uint32_t)n)))
             return -1;
         i += (uint32_t)n;
     }
@@ -79,7 +80,8 @@ static int split_spans(TokenizerScratch *sc, const Piece *p, SplitBehavior how, 
         for (size_t i = n; i-- > 0;) {
             uint32_t s = v[3 * i], e = v[3 * i + 1];
             bool m = v[3 * i + 2];
-            if (m && !prev_match && w < n) v[3 * w] = s;
+            if (m && !prev_match && w < n)
+                v[3 * w] = s;
             else {
                 w--;
                 v[3 * w] = s, v[3 * w + 1] = e, v[3 * w + 2] = 0;
@@ -96,9 +98,12 @@ static int split_spans(TokenizerScratch *sc, const Piece *p, SplitBehavior how, 
         uint32_t s = v[3 * i], e = v[3 * i + 1];
         bool m = v[3 * i + 2];
         bool glue = false;
-        if (how == SPLIT_CONTIGUOUS) glue = m == prev_match && k > 0;
-        else if (how == SPLIT_MERGED_WITH_PREVIOUS) glue = m && !prev_match && k > 0;
-        if (glue) v[3 * (k - 1) + 1] = e;
+        if (how == SPLIT_CONTIGUOUS)
+            glue = m == prev_match && k > 0;
+        else if (how == SPLIT_MERGED_WITH_PREVIOUS)
+            glue = m && !prev_match && k > 0;
+        if (glue)
+            v[3 * (k - 1) + 1] = e;
         else if (!(how == SPLIT_REMOVED && m)) {
             v[3 * k] = s, v[3 * k + 1] = e, v[3 * k + 2] = 0;
             k++;
@@ -161,7 +166,8 @@ static int byte_level_map(TokenizerScratch *sc, Piece *p) {
     for (uint32_t i = 0; i < p->len; i++) {
         size_t before = t->len;
         uint32_t c = byte_level_char(s[i]);
-        if (c < 0x80) t->p[t->len++] = (char)c;
+        if (c < 0x80)
+            t->p[t->len++] = (char)c;
         else {
             t->p[t->len++] = (char)(0xC0 | (c >> 6));
             t->p[t->len++] = (char)(0x80 | (c & 0x3F));
@@ -189,7 +195,8 @@ static int metaspace(const PreTokenizer *pt, TokenizerScratch *sc, Piece *p, Pie
         if (s[i] == ' ') {
             if (buf_append(t, pt->replacement_utf8, rl)) return -1;
             changed = true;
-        } else if (buf_append(t, s + i, 1)) return -1;
+        } else if (buf_append(t, s + i, 1))
+            return -1;
         if (i < p->zpl) zpl += (uint32_t)(t->len - before);
     }
     if (changed) {
@@ -200,8 +207,9 @@ static int metaspace(const PreTokenizer *pt, TokenizerScratch *sc, Piece *p, Pie
         p->zpl = zpl;
     }
     bool starts = p->len >= rl && memcmp(sc->arena.p + p->off, pt->replacement_utf8, rl) == 0;
-    if (!starts && p->len && (pt->prepend_scheme == PREPEND_ALWAYS ||
-                              (pt->prepend_scheme == PREPEND_FIRST && p->at_start))) {
+    if (!starts && p->len &&
+        (pt->prepend_scheme == PREPEND_ALWAYS ||
+         (pt->prepend_scheme == PREPEND_FIRST && p->at_start))) {
         if (piece_prepend(sc, p, pt->replacement_utf8, rl)) return -1;
     }
     if (!pt->split) return pieces_push(out, *p);
@@ -221,8 +229,8 @@ static int metaspace(const PreTokenizer *pt, TokenizerScratch *sc, Piece *p, Pie
     return split_spans(sc, p, SPLIT_MERGED_WITH_NEXT, out);
 }
 
-static int run_piece(const PreTokenizer *pt, const Tokenizer *tok, TokenizerScratch *sc,
-                     Piece p, PieceList *out, char *err, size_t errlen) {
+static int run_piece(const PreTokenizer *pt, const Tokenizer *tok, TokenizerScratch *sc, Piece p,
+                     PieceList *out, char *err, size_t errlen) {
     const char *s = sc->arena.p + p.off;
     switch (pt->kind) {
     case PRE_SPLIT:
@@ -246,8 +254,10 @@ static int run_piece(const PreTokenizer *pt, const Tokenizer *tok, TokenizerScra
             spans_from_matches(sc, p.len, false))
             return -2;
         return split_spans(sc, &p, SPLIT_REMOVED, out) ? -2 : 0;
-    case PRE_WHITESPACE: return split_whitespace(sc, &p, out) ? -2 : 0;
-    case PRE_METASPACE: return metaspace(pt, sc, &p, out) ? -2 : 0;
+    case PRE_WHITESPACE:
+        return split_whitespace(sc, &p, out) ? -2 : 0;
+    case PRE_METASPACE:
+        return metaspace(pt, sc, &p, out) ? -2 : 0;
     case PRE_BYTE_LEVEL: {
         if (pt->add_prefix_space && s[0] != ' ' && piece_prepend(sc, &p, " ", 1)) return -2;
         size_t first = out->n;
@@ -265,7 +275,8 @@ static int run_piece(const PreTokenizer *pt, const Tokenizer *tok, TokenizerScra
             if (byte_level_map(sc, &out->v[i])) return -2;
         return 0;
     }
-    case PRE_SEQUENCE: break;
+    case PRE_SEQUENCE:
+        break;
     }
     return 0;
 }

@@ -25,18 +25,31 @@ static int translate(const char *p, size_t len, Buf *out) {
             const char *cls = NULL;
             bool neg = false;
             switch (e) {
-            case 's': cls = WS_CLASS; break;
-            case 'S': cls = WS_CLASS, neg = true; break;
-            case 'w': cls = WORD_CLASS; break;
-            case 'W': cls = WORD_CLASS, neg = true; break;
-            case 'h': cls = HEX_CLASS; break;
-            case 'H': cls = HEX_CLASS, neg = true; break;
-            default: break;
+            case 's':
+                cls = WS_CLASS;
+                break;
+            case 'S':
+                cls = WS_CLASS, neg = true;
+                break;
+            case 'w':
+                cls = WORD_CLASS;
+                break;
+            case 'W':
+                cls = WORD_CLASS, neg = true;
+                break;
+            case 'h':
+                cls = HEX_CLASS;
+                break;
+            case 'H':
+                cls = HEX_CLASS, neg = true;
+                break;
+            default:
+                break;
             }
             int rc = 0;
             if (cls && !in_class) {
-                rc = buf_append(out, neg ? "[^" : "[", neg ? 2 : 1) || buf_append(out, cls, strlen(cls)) ||
-                     buf_append(out, "]", 1);
+                rc = buf_append(out, neg ? "[^" : "[", neg ? 2 : 1) ||
+                     buf_append(out, cls, strlen(cls)) || buf_append(out, "]", 1);
             } else if (cls && !neg) {
                 rc = buf_append(out, cls, strlen(cls));
             } else if (cls) { /* a negated class inside a class: PCRE2's own meaning */
@@ -62,8 +75,10 @@ static int translate(const char *p, size_t len, Buf *out) {
             continue;
         }
         if (in_class) {
-            if (c == '[') in_class++;
-            else if (c == ']') in_class--;
+            if (c == '[')
+                in_class++;
+            else if (c == ']')
+                in_class--;
         } else if (c == '[') {
             in_class = 1;
             if (buf_append(out, "[", 1)) return -1;
@@ -112,9 +127,9 @@ Regex *regex_compile(const char *pattern, size_t len, char *err, size_t errlen) 
     pcre2_set_newline(cc, PCRE2_NEWLINE_LF);
     int code;
     PCRE2_SIZE at;
-    re->code = pcre2_compile((PCRE2_SPTR)pcre.p, pcre.len,
-                             PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE | PCRE2_NO_UTF_CHECK, &code,
-                             &at, cc);
+    re->code =
+        pcre2_compile((PCRE2_SPTR)pcre.p, pcre.len,
+                      PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE | PCRE2_NO_UTF_CHECK, &code, &at, cc);
     pcre2_compile_context_free(cc);
     if (!re->code) {
         PCRE2_UCHAR msg[256];

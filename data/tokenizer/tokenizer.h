@@ -13,8 +13,8 @@
  * post-processor adds the template's special tokens when add_special_tokens is set.
  *
  * Supported (anything else is refused at load with a message naming the component and option):
- *   normalizers     NFC NFD NFKC NFKD Lowercase Prepend Replace(String|Regex) Strip StripAccents Sequence
- *   pre_tokenizers  Split(String|Regex; Isolated Removed MergedWithPrevious MergedWithNext
+ *   normalizers     NFC NFD NFKC NFKD Lowercase Prepend Replace(String|Regex) Strip StripAccents
+ * Sequence pre_tokenizers  Split(String|Regex; Isolated Removed MergedWithPrevious MergedWithNext
  *                   Contiguous; invert) ByteLevel Metaspace Digits Whitespace WhitespaceSplit
  *                   Punctuation Sequence
  *   model           BPE (merges as "a b" strings or [a, b] pairs; byte_fallback, fuse_unk,
@@ -58,9 +58,8 @@ void tokenizer_scratch_free(TokenizerScratch *scratch);
 
 /* Appends the ids of `text` (len bytes of UTF-8; invalid UTF-8 is an error) to out. With
  * add_special_tokens the post-processor's template tokens (e.g. BOS) are added. */
-int tokenizer_encode(const Tokenizer *tok, TokenizerScratch *scratch, const char *text,
-                     size_t len, bool add_special_tokens, TokenizerIds *out, char *err,
-                     size_t errlen);
+int tokenizer_encode(const Tokenizer *tok, TokenizerScratch *scratch, const char *text, size_t len,
+                     bool add_special_tokens, TokenizerIds *out, char *err, size_t errlen);
 /* A pair of sequences (the template's "pair" form). */
 int tokenizer_encode_pair(const Tokenizer *tok, TokenizerScratch *scratch, const char *a,
                           size_t a_len, const char *b, size_t b_len, bool add_special_tokens,
@@ -92,14 +91,14 @@ int32_t tokenizer_token_to_id(const Tokenizer *tok, const char *token, size_t le
 const char *tokenizer_id_to_token(const Tokenizer *tok, int32_t id, size_t *len);
 
 enum {
-    TOKENIZER_TOKEN_ADDED = 1 << 0,       /* in added_tokens */
-    TOKENIZER_TOKEN_SPECIAL = 1 << 1,     /* a special added token (skipped by skip_special) */
-    TOKENIZER_TOKEN_NORMALIZED = 1 << 2,  /* added token matched in normalized text */
-    TOKENIZER_TOKEN_LSTRIP = 1 << 3,      /* added token flags, as in tokenizer.json */
+    TOKENIZER_TOKEN_ADDED = 1 << 0,      /* in added_tokens */
+    TOKENIZER_TOKEN_SPECIAL = 1 << 1,    /* a special added token (skipped by skip_special) */
+    TOKENIZER_TOKEN_NORMALIZED = 1 << 2, /* added token matched in normalized text */
+    TOKENIZER_TOKEN_LSTRIP = 1 << 3,     /* added token flags, as in tokenizer.json */
     TOKENIZER_TOKEN_RSTRIP = 1 << 4,
     TOKENIZER_TOKEN_SINGLE_WORD = 1 << 5,
-    TOKENIZER_TOKEN_BYTE = 1 << 6,        /* a byte-fallback token "<0xXX>" of a byte_fallback model */
-    TOKENIZER_TOKEN_UNUSED = 1 << 7,      /* no token has this id */
+    TOKENIZER_TOKEN_BYTE = 1 << 6,   /* a byte-fallback token "<0xXX>" of a byte_fallback model */
+    TOKENIZER_TOKEN_UNUSED = 1 << 7, /* no token has this id */
 };
 int tokenizer_token_flags(const Tokenizer *tok, int32_t id);
 
@@ -108,12 +107,12 @@ typedef struct TokenizerModelInfo {
     const char *kind; /* "BPE" */
     bool byte_level;  /* a ByteLevel pre-tokenizer maps bytes to the GPT-2 alphabet */
     bool byte_fallback, fuse_unk, ignore_merges;
-    int32_t unk_id; /* -1 when none */
+    int32_t unk_id;                                             /* -1 when none */
     const char *continuing_subword_prefix, *end_of_word_suffix; /* NULL when unset */
-    bool metaspace;             /* a Metaspace pre-tokenizer, or the Prepend+Replace legacy form */
-    bool add_prefix_space;      /* ByteLevel add_prefix_space, or Metaspace prepend_scheme != never */
+    bool metaspace;        /* a Metaspace pre-tokenizer, or the Prepend+Replace legacy form */
+    bool add_prefix_space; /* ByteLevel add_prefix_space, or Metaspace prepend_scheme != never */
     size_t n_merges;
-    size_t n_split_regexes;     /* Split pre-tokenizers with Regex patterns, in pipeline order */
+    size_t n_split_regexes; /* Split pre-tokenizers with Regex patterns, in pipeline order */
 } TokenizerModelInfo;
 void tokenizer_model_info(const Tokenizer *tok, TokenizerModelInfo *info);
 /* Merge `rank` (0 = applied first) as its two token strings. -1 when rank is out of range. */
@@ -131,7 +130,7 @@ typedef struct TokenizerSpecial {
     int32_t bos_id, eos_id, pad_id, unk_id; /* the strings' ids in this vocabulary */
     const char *chat_template; /* a string, or the "default" entry of a list of named templates */
     int add_bos_token, add_eos_token; /* 1, 0 or -1 */
-    int64_t model_max_length;         /* -1 when absent or not a sane integer (HF's 1e30 sentinel) */
+    int64_t model_max_length; /* -1 when absent or not a sane integer (HF's 1e30 sentinel) */
 } TokenizerSpecial;
 const TokenizerSpecial *tokenizer_special(const Tokenizer *tok);
 /* A named chat template from a list-form chat_template ("tool_use", ...), or NULL. */

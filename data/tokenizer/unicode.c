@@ -35,7 +35,8 @@ static size_t utf8_check(const uint8_t *s, size_t len, size_t *bad) {
     size_t need;
     uint8_t lo = 0x80, hi = 0xBF;
     if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) need = 2;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 2;
     else if (c >= 0xE0 && c <= 0xEF) {
         need = 3;
         if (c == 0xE0) lo = 0xA0;
@@ -130,13 +131,22 @@ int uni_normalize(const char *s, size_t len, char form, Buf *out) {
     if (!len) return 0;
     utf8proc_option_t opt = UTF8PROC_STABLE;
     switch (form) {
-    case 'C': opt |= UTF8PROC_COMPOSE; break;
-    case 'D': opt |= UTF8PROC_DECOMPOSE; break;
-    case 'c': opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT; break;
-    default: opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT; break;
+    case 'C':
+        opt |= UTF8PROC_COMPOSE;
+        break;
+    case 'D':
+        opt |= UTF8PROC_DECOMPOSE;
+        break;
+    case 'c':
+        opt |= UTF8PROC_COMPOSE | UTF8PROC_COMPAT;
+        break;
+    default:
+        opt |= UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT;
+        break;
     }
     utf8proc_uint8_t *res = NULL;
-    utf8proc_ssize_t n = utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &res, opt);
+    utf8proc_ssize_t n =
+        utf8proc_map((const utf8proc_uint8_t *)s, (utf8proc_ssize_t)len, &res, opt);
     if (n < 0) return -1;
     int rc = buf_append(out, res, (size_t)n);
     free(res);
