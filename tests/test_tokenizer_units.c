@@ -388,6 +388,14 @@ START_TEST(test_unsupported_and_malformed_tokenizers_are_refused_by_name) {
 }
 END_TEST
 
+START_TEST(test_characters_outside_the_vocabulary_without_unk_are_dropped) {
+    /* the library drops them silently; a word of only such characters gives no id */
+    Tokenizer *t = tiny(NULL, NULL, "{\"type\":\"WhitespaceSplit\"}", NULL, NULL, NULL);
+    ck_assert_str_eq(pieces_of(t, "ab \xE4\xBD\xA0 QQ c", false), "a|b|c");
+    tokenizer_free(t);
+}
+END_TEST
+
 START_TEST(test_invalid_utf8_text_is_an_error) {
     Tokenizer *t = tiny(NULL, NULL, NULL, NULL, NULL, NULL);
     TokenizerScratch *sc = tokenizer_scratch_new();
@@ -500,6 +508,7 @@ Suite *tokenizer_units_suite(void) {
     tcase_add_test(tc, test_stream_waits_for_complete_characters);
     tcase_add_test(tc, test_bpe_merges_by_rank_and_exposes_them);
     tcase_add_test(tc, test_unsupported_and_malformed_tokenizers_are_refused_by_name);
+    tcase_add_test(tc, test_characters_outside_the_vocabulary_without_unk_are_dropped);
     tcase_add_test(tc, test_invalid_utf8_text_is_an_error);
     tcase_add_test(tc, test_config_files_give_special_tokens_and_chat_template);
     tcase_add_test(tc, test_shared_tokenizer_encodes_the_same_on_two_threads);

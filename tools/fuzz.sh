@@ -27,12 +27,12 @@ BLAS_DIR=/usr/lib/$MULTIARCH/openblas-openmp
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 CFLAGS="-std=c11 -O1 -g -D_GNU_SOURCE -I. -isystem /usr/include/$MULTIARCH/openblas-openmp \
   -fopenmp $SAN -Wall -Wextra"
-LIBS="-L$BLAS_DIR -Wl,-rpath,$BLAS_DIR -lopenblas -ljansson -lyaml -lcsv -lz -lm -fopenmp"
+LIBS="-L$BLAS_DIR -Wl,-rpath,$BLAS_DIR -lopenblas -ljansson -lyaml -lcsv -lz -lpcre2-8 -lutf8proc -lm -fopenmp"
 
 build_lib() {
     mkdir -p "$OUT/obj"
     objs=""
-    for src in tensor/*.c data/*.c trainer/*.c; do
+    for src in $(find tensor data trainer -name '*.c' | sort); do
         [ "$src" = trainer/main.c ] && continue
         obj="$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')"
         # Rebuild when the source or any header is newer than the object.

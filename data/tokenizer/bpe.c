@@ -374,6 +374,7 @@ int bpe_encode(const Bpe *bpe, TokenizerScratch *sc, const char *s, size_t len, 
     }
     size_t first = out->n;
     if (merge_word(bpe, sc, s, len, out, err, errlen)) return -1;
-    if (slot) cache_put(c, slot, s, (uint32_t)len, h, out->ids + first, out->n - first);
+    if (slot)
+        cache_put(c, slot, s, (uint32_t)len, h, out->ids ? out->ids + first : NULL, out->n - first);
     return 0;
 }
