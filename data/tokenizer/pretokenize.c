@@ -4,6 +4,7 @@
  * the Rust library's Pattern::find_matches gives them, and the split behaviour (Isolated,
  * Removed, MergedWithPrevious, MergedWithNext, Contiguous) decides which spans are kept and
  * which are glued to a neighbour. Empty pieces are dropped, as the library drops them. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,15 +22,17 @@ uint32_t byte_level_char(uint8_t b) {
     return 256 + n;
 }
 
+static int16_t byte_level_inverse[324];
+
+static void byte_level_init(void) {
+    for (int i = 0; i < 324; i++) byte_level_inverse[i] = -1;
+    for (int b = 0; b < 256; b++) byte_level_inverse[byte_level_char((uint8_t)b)] = (int16_t)b;
+}
+
 int byte_level_byte(uint32_t cp) {
-    static int16_t inv[324];
-    static int ready;
-    if (!ready) { /* benign race: every thread writes the same table */
-        for (int i = 0; i < 324; i++) inv[i] = -1;
-        for (int b = 0; b < 256; b++) inv[byte_level_char((uint8_t)b)] = (int16_t)b;
-        __atomic_store_n(&ready, 1, __ATOMIC_RELEASE);
-    }
-    return cp < 324 ? inv[cp] : -1;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, byte_level_init);
+    return cp < 324 ? byte_level_inverse[cp] : -1;
 }
 
 static int push_span(U32Vec *sp, uint32_t s, uint32_t e, bool match) {

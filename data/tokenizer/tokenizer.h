@@ -71,9 +71,11 @@ int tokenizer_encode_pair(const Tokenizer *tok, TokenizerScratch *scratch, const
 int tokenizer_decode(const Tokenizer *tok, const int32_t *ids, size_t n, bool skip_special_tokens,
                      char **text, size_t *len, char *err, size_t errlen);
 
-/* Streaming decode (the library's DecodeStream): feed ids one at a time; each step yields the
- * text that became complete (possibly none: a character still cut in half, or a decoder that
- * needs the next token). The concatenated pieces equal tokenizer_decode of all ids. */
+/* Streaming decode (the library's DecodeStream, step for step): feed ids one at a time; each
+ * step yields the text that became complete (possibly none: a character still cut in half).
+ * For the usual decoders (ByteLevel; Replace + ByteFallback + Fuse + Strip of one leading
+ * space; Metaspace) the pieces concatenate to tokenizer_decode of all ids, less a trailing
+ * U+FFFD that never completes. */
 typedef struct TokenizerStream TokenizerStream;
 TokenizerStream *tokenizer_stream_new(const Tokenizer *tok, bool skip_special_tokens);
 /* *text = NULL (and *len = 0) when nothing new is complete; otherwise *text points into the
