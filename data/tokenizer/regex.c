@@ -2,7 +2,8 @@
  * Oniguruma patterns (the Rust library compiles them with the onig crate, Oniguruma syntax);
  * they run here on PCRE2 (UTF + UCP + JIT) after a translation of the constructs whose meaning
  * differs: \s \S (Oniguruma: \t \n \v \f \r U+0085 and Z*; PCRE2's \s also takes U+180E),
- * \w \W (Oniguruma's Unicode word: letters, marks, numbers, connector punctuation), \h \H (hex
+ * \w \W \b \B (Oniguruma's Unicode word: letters, marks, numbers, connector punctuation; the
+ * boundaries become lookarounds on that class), \h \H (hex
  * digits in Oniguruma), \uHHHH, ^ and $ (always line anchors in Oniguruma: PCRE2_MULTILINE)
  * and the (?m) option (Oniguruma's dot-all, PCRE2's (?s)). Iteration follows the onig crate's
  * find_iter: after an empty match the search moves on one character, and an empty match that
@@ -47,6 +48,28 @@ static int translate(const char *p, size_t len, Buf *out) {
                 break;
             }
             int rc = 0;
+            if (!in_class && (e == 'b' || e == 'B')) { /* word boundary on Oniguruma's \w */
+                const char *w = "[" WORD_CLASS "]";
+                Buf lk = {0};
+                rc = buf_append(&lk, "(?:(?<=", 7);
+                if (e == 'b') {
+                    /* (?:(?<=W)(?!W)|(?<!W)(?=W)) */
+                    rc = rc || buf_append(&lk, w, strlen(w)) || buf_append(&lk, ")(?!", 4) ||
+                         buf_append(&lk, w, strlen(w)) || buf_append(&lk, ")|(?<!", 6) ||
+                         buf_append(&lk, w, strlen(w)) || buf_append(&lk, ")(?=", 4) ||
+                         buf_append(&lk, w, strlen(w)) || buf_append(&lk, "))", 2);
+                } else {
+                    /* (?:(?<=W)(?=W)|(?<!W)(?!W)) */
+                    rc = rc || buf_append(&lk, w, strlen(w)) || buf_append(&lk, ")(?=", 4) ||
+                         buf_append(&lk, w, strlen(w)) || buf_append(&lk, ")|(?<!", 6) ||
+                         buf_append(&lk, w, strlen(w)) || buf_append(&lk, ")(?!", 4) ||
+                         buf_append(&lk, w, strlen(w)) || buf_append(&lk, "))", 2);
+                }
+                rc = rc || buf_append(out, lk.p, lk.len);
+                buf_free(&lk);
+                if (rc) return -1;
+                continue;
+            }
             if (cls && !in_class) {
                 rc = buf_append(out, neg ? "[^" : "[", neg ? 2 : 1) ||
                      buf_append(out, cls, strlen(cls)) || buf_append(out, "]", 1);
