@@ -126,6 +126,20 @@ const VARIANTS = [
       { type: 'Strip', content: ' ', start: 2, stop: 0 }] }, added_tokens_extra: EXTRA_ADDED } },
   { name: 'mistral_nfc_whitespace', source: MISTRAL, override: { normalizer: { type: 'NFC' },
     pre_tokenizer: { type: 'Whitespace' }, decoder: { type: 'Sequence', decoders: [{ type: 'ByteFallback' }, { type: 'Fuse' }] } } },
+  { name: 'mistral_nfkd_accents', source: MISTRAL, override: { normalizer: { type: 'Sequence', normalizers: [
+    { type: 'NFKD' }, { type: 'StripAccents' }, { type: 'Lowercase' }, { type: 'Replace', pattern: { Regex: 'x*' }, content: '-' },
+    { type: 'Prepend', prepend: '\u2581' }, { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' }] } } },
+  { name: 'mistral_underscore_first', source: MISTRAL, override: {
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'Strip', strip_left: true, strip_right: true }, { type: 'NFC' }] },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\p{N}|[.,!?]' }, behavior: 'Isolated', invert: false },
+      { type: 'Metaspace', replacement: '_', prepend_scheme: 'first', split: true }, { type: 'Punctuation', behavior: 'Contiguous' }, { type: 'WhitespaceSplit' }] },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Metaspace', replacement: '_', prepend_scheme: 'first', split: true }, { type: 'ByteFallback' }, { type: 'Fuse' }] } } },
+  { name: 'llama3_prefix_added', source: LLAMA3, override: { normalizer: { type: 'NFKC' },
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    added_tokens_extra: [
+      { id: 0, content: 'hello', single_word: true, lstrip: true, rstrip: false, normalized: true, special: false },
+      { id: 0, content: ' the', single_word: false, lstrip: false, rstrip: true, normalized: false, special: false },
+      { id: 0, content: 'ing', single_word: false, lstrip: true, rstrip: true, normalized: true, special: true }] } },
   { name: 'mistral_unk', source: MISTRAL, override: { model: { byte_fallback: false, fuse_unk: false } } },
   { name: 'mistral_unk_fused', source: MISTRAL, override: { model: { byte_fallback: false, fuse_unk: true } } },
 ];

@@ -128,6 +128,10 @@ static int run_one(const Decoder *d, TokList *in, TokList *out, RegexScratch *rs
             size_t len = tl_len(in, i), last = 0;
             m.n = 0;
             tmp->len = 0;
+            if (!len) { /* no match, not even an empty one, in "" (as the library) */
+                rc = tl_push(out, "", 0);
+                continue;
+            }
             if (d->re->code && !rs->md && regex_scratch_init(rs)) rc = -1;
             if (rc || regex_find_all(d->re, rs, s, len, &m, err, errlen)) {
                 if (rc) break;

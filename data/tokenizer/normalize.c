@@ -98,6 +98,7 @@ static int run_one(const Normalizer *n, TokenizerScratch *sc, Piece *p, char *er
         if (p->zpl) p->zpl += (uint32_t)n->text_len;
         return commit(sc, p, out);
     case NORM_REPLACE: {
+        if (!len) return 0; /* the library finds no match, not even an empty one, in "" */
         U32Vec *m = &sc->matches;
         m->n = 0;
         if (regex_find_all(n->re, &sc->rs, s, len, m, err, errlen)) return -1;
