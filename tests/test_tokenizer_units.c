@@ -456,6 +456,32 @@ START_TEST(test_config_files_give_special_tokens_and_chat_template) {
 }
 END_TEST
 
+START_TEST(test_one_scratch_serves_two_tokenizers) {
+    /* the same word, merged in one vocabulary and not in the other: the word cache of a
+     * scratch must not carry ids from one tokenizer to the next */
+    const char *merged = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"h\":0,\"e\":1,\"y\":2,\"he\":3,"
+                         "\"hey\":4},\"merges\":[\"h e\",\"he y\"]}}";
+    const char *plain =
+        "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"h\":0,\"e\":1,\"y\":2},\"merges\":[]}}";
+    char err[256];
+    Tokenizer *a = tokenizer_load_json(merged, strlen(merged), err, sizeof err);
+    Tokenizer *b = tokenizer_load_json(plain, strlen(plain), err, sizeof err);
+    ck_assert(a && b);
+    TokenizerScratch *sc = tokenizer_scratch_new();
+    TokenizerIds ia = {0}, ib = {0};
+    ck_assert(tokenizer_encode(a, sc, "hey", 3, false, &ia, err, sizeof err) == 0);
+    ck_assert(tokenizer_encode(b, sc, "hey", 3, false, &ib, err, sizeof err) == 0);
+    ck_assert_uint_eq(ia.n, 1);
+    ck_assert_int_eq(ia.ids[0], 4);
+    ck_assert_uint_eq(ib.n, 3);
+    tokenizer_ids_free(&ia);
+    tokenizer_ids_free(&ib);
+    tokenizer_scratch_free(sc);
+    tokenizer_free(a);
+    tokenizer_free(b);
+}
+END_TEST
+
 typedef struct {
     const Tokenizer *t;
     TokenizerIds ids;
@@ -512,6 +538,7 @@ Suite *tokenizer_units_suite(void) {
     tcase_add_test(tc, test_invalid_utf8_text_is_an_error);
     tcase_add_test(tc, test_config_files_give_special_tokens_and_chat_template);
     tcase_add_test(tc, test_shared_tokenizer_encodes_the_same_on_two_threads);
+    tcase_add_test(tc, test_one_scratch_serves_two_tokenizers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -166,6 +166,13 @@ BpeCache *bpe_cache_new(void) {
     return c;
 }
 
+void bpe_cache_clear(BpeCache *c) {
+    memset(c->slots, 0, c->cap * sizeof *c->slots);
+    c->n = 0;
+    c->keys.len = 0;
+    c->ids.n = 0;
+}
+
 void bpe_cache_free(BpeCache *c) {
     if (!c) return;
     free(c->slots);
@@ -187,10 +194,7 @@ static CacheSlot *cache_find(BpeCache *c, const char *s, uint32_t len, uint32_t 
 static void cache_put(BpeCache *c, CacheSlot *slot, const char *s, uint32_t len, uint32_t h,
                       const int32_t *ids, size_t n) {
     if (c->n >= CACHE_MAX_ENTRIES) { /* full: start over (the cache only saves time) */
-        memset(c->slots, 0, c->cap * sizeof *c->slots);
-        c->n = 0;
-        c->keys.len = 0;
-        c->ids.n = 0;
+        bpe_cache_clear(c);
         slot = cache_find(c, s, len, h);
     }
     uint32_t key_off = (uint32_t)c->keys.len, ids_off = (uint32_t)c->ids.n;

@@ -45,6 +45,10 @@ static int encode_sequence(const Tokenizer *t, TokenizerScratch *sc, const char 
         return -1;
     }
     sc->tok = t;
+    if (sc->cache_owner != t->serial) { /* the scratch served another tokenizer before */
+        bpe_cache_clear(sc->cache);
+        sc->cache_owner = t->serial;
+    }
     sc->arena.len = 0;
     if (buf_append(&sc->arena, text, len)) goto oom;
     uint32_t first_len = 0;

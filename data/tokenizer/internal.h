@@ -123,6 +123,7 @@ typedef struct BpeCache BpeCache;
 
 struct TokenizerScratch {
     const struct Tokenizer *tok; /* the tokenizer of the call under way */
+    uint64_t cache_owner;        /* Tokenizer.serial of the words in the cache */
     Buf arena, tmp, tmp2;
     PieceList a, b;
     U32Vec matches, spans;
@@ -230,6 +231,7 @@ int bpe_encode(const Bpe *bpe, TokenizerScratch *sc, const char *s, size_t len, 
                char *err, size_t errlen);
 void bpe_free(Bpe *bpe);
 BpeCache *bpe_cache_new(void);
+void bpe_cache_clear(BpeCache *c);
 void bpe_cache_free(BpeCache *c);
 
 /* ---- added tokens (added.c) ---- */
@@ -313,6 +315,7 @@ typedef struct NamedTemplate {
     char *name, *text;
 } NamedTemplate;
 struct Tokenizer {
+    uint64_t serial; /* unique per loaded tokenizer: a scratch's cache belongs to one */
     Bpe bpe;
     Added added;
     Normalizer *normalizer;

@@ -270,6 +270,8 @@ Tokenizer *tokenizer_load_json(const char *text, size_t len, char *err, size_t e
         tok_err(err, errlen, "out of memory");
         return NULL;
     }
+    static uint64_t next_serial;
+    t->serial = __atomic_add_fetch(&next_serial, 1, __ATOMIC_RELAXED);
     t->special.bos_id = t->special.eos_id = t->special.pad_id = t->special.unk_id = -1;
     t->special.add_bos_token = t->special.add_eos_token = -1;
     t->special.model_max_length = -1;

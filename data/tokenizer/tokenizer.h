@@ -53,6 +53,7 @@ Tokenizer *tokenizer_load(const char *dir, char *err, size_t errlen);
 Tokenizer *tokenizer_load_json(const char *json_text, size_t len, char *err, size_t errlen);
 void tokenizer_free(Tokenizer *tok);
 
+/* A scratch may serve several tokenizers in turn (its word cache starts over on a switch). */
 TokenizerScratch *tokenizer_scratch_new(void);
 void tokenizer_scratch_free(TokenizerScratch *scratch);
 
