@@ -66,6 +66,13 @@ static Tokenizer *load_expect(const char *name, json_t **expect, const char **wh
     *expect = json_load_file(path, JSON_ALLOW_NUL, &jerr);
     ck_assert_msg(*expect, "%s: %s", path, jerr.text);
     const char *src = json_string_value(json_object_get(*expect, "source"));
+    if (!strcmp(src, "inline")) { /* a small synthetic tokenizer, stored in the file */
+        char *text = json_dumps(json_object_get(*expect, "tokenizer"), JSON_COMPACT);
+        Tokenizer *t = tokenizer_load_json(text, strlen(text), err, sizeof err);
+        free(text);
+        ck_assert_msg(t, "%s: %s", name, err);
+        return t;
+    }
     if (source_path(src, path, sizeof path, why)) return NULL;
     json_t *ov = json_object_get(*expect, "override");
     Tokenizer *t;
@@ -242,6 +249,8 @@ static void check_expectations(const char *name) {
 static const char *const EXPECTATIONS[] = {
     "deepseek_v3",
     "gemma3",
+    "inline_prefix_suffix",
+    "inline_prefix_suffix_fused",
     "llama3",
     "llama3_gpt2",
     "llama3_merges",

