@@ -62,7 +62,8 @@ const TEXTS = [
   'http://example.com/path?query=1&b=2#frag', '▁already▁metaspace ▁ ▁▁', 'Ġ weird Ċ byte-level ĉ chars',
   'MixedCASE camelCase snake_case kebab-case SCREAMING', '\n\nHello\n\n', 'end with newline\n',
   '3rd 4th 21st 100km 2x 1.5e-10', 'hello hello hello', 'ing ding hello[MASK]world [MASK] <tag> x <tag>y',
-  'Hello[MASK]', ' [MASK] ', 'helloworld hello, hello.',
+  'Hello[MASK]', ' [MASK] ', 'helloworld hello, hello.', 'e\u0301x', '\u0301abc', '\u1e9b\u0323', 'a\u0323\u0300 b',
+  '\u0323\u0300\u0301 lead', 'ⅫA', 'İx',
 ];
 const PAIRS = [['Hello world', 'How are you?'], ['', 'only pair'], ['<s>a', 'b</s>'], ['x', '']];
 
@@ -141,6 +142,15 @@ const VARIANTS = [
       { id: 0, content: 'hello', single_word: true, lstrip: true, rstrip: false, normalized: true, special: false },
       { id: 0, content: ' the', single_word: false, lstrip: false, rstrip: true, normalized: false, special: false },
       { id: 0, content: 'ing', single_word: false, lstrip: true, rstrip: true, normalized: true, special: true }] } },
+  // Metaspace "first" after a Unicode normalization and a split at combining marks: whether a
+  // piece starts at offset 0 of the original text follows the library's alignment labels.
+  { name: 'mistral_nfd_first', source: MISTRAL, override: {
+    normalizer: { type: 'Sequence', normalizers: [{ type: 'NFKD' }, { type: 'Replace', pattern: { Regex: '^\\s+' }, content: '' }] },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\p{M}|\\s' }, behavior: 'Isolated', invert: false },
+      metaspace('first', true)] } } },
+  { name: 'mistral_nfc_first', source: MISTRAL, override: { normalizer: { type: 'NFC' },
+    pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: '\\p{M}|\\s|\\p{L}' }, behavior: 'Isolated', invert: false },
+      metaspace('first', true)] } } },
   { name: 'mistral_unk', source: MISTRAL, override: { model: { byte_fallback: false, fuse_unk: false } } },
   { name: 'mistral_unk_fused', source: MISTRAL, override: { model: { byte_fallback: false, fuse_unk: true } } },
 ];

@@ -78,6 +78,8 @@ bool uni_is_word(uint32_t cp);        /* Rust regex \w */
 bool uni_is_mark(uint32_t cp);        /* Mn Mc Me */
 /* NFC/NFD/NFKC/NFKD of s appended to out. form: 'C', 'D', 'c' (NFKC), 'd' (NFKD). */
 int uni_normalize(const char *s, size_t len, char form, Buf *out);
+/* nf_align.c: the zero-aligned prefix length (see Piece) after normalizing s with form. */
+uint32_t nf_zero_prefix(const char *s, size_t len, uint32_t zpl, char form);
 /* Rust char::to_lowercase of every character, appended to out. */
 int uni_lowercase(const char *s, size_t len, Buf *out);
 

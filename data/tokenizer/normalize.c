@@ -6,7 +6,6 @@
  * first character when prepended. */
 #include <stdlib.h>
 #include <string.h>
-#include <utf8proc.h>
 
 #include "data/tokenizer/internal.h"
 
@@ -26,25 +25,6 @@ static bool is_ascii(const char *s, size_t n) {
     return true;
 }
 
-/* Length of the leading zero-aligned bytes after normalizing: the prefix up to the next
- * starter after zpl, normalized on its own. */
-static uint32_t zpl_after_nf(const char *s, size_t len, uint32_t zpl, char form) {
-    if (!zpl) return 0;
-    size_t end = zpl;
-    while (end < len) {
-        uint32_t cp;
-        int n = utf8_next(s + end, len - end, &cp);
-        const utf8proc_property_t *prop = utf8proc_get_property((utf8proc_int32_t)cp);
-        if (prop->combining_class == 0 && !uni_is_mark(cp)) break;
-        end += (size_t)n;
-    }
-    Buf b = {0};
-    uint32_t r = zpl;
-    if (uni_normalize(s, end, form, &b) == 0) r = (uint32_t)b.len;
-    buf_free(&b);
-    return r;
-}
-
 static int run_one(const Normalizer *n, TokenizerScratch *sc, Piece *p, char *err, size_t errlen) {
     Buf *out = &sc->tmp;
     out->len = 0;
@@ -61,7 +41,7 @@ static int run_one(const Normalizer *n, TokenizerScratch *sc, Piece *p, char *er
                     : n->kind == NORM_NFKC ? 'c'
                                            : 'd';
         if (uni_normalize(s, len, form, out)) break;
-        p->zpl = zpl_after_nf(s, len, p->zpl, form);
+        p->zpl = nf_zero_prefix(s, len, p->zpl, form);
         return commit(sc, p, out);
     }
     case NORM_LOWERCASE: {
