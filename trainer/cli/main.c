@@ -3,8 +3,7 @@
 #include <string.h>
 
 #include "trainer/cli/cli.h"
-
-#define LORAFIT_VERSION "0.1.0"
+#include "trainer/store/store.h"
 
 typedef struct {
     const char *name;
