@@ -46,7 +46,12 @@ typedef enum {
 } GgufType;
 
 /* ggml tensor types (ggml.h's enum ggml_type) that lorafit writes. */
-typedef enum { GGML_TYPE_F32 = 0, GGML_TYPE_F16 = 1, GGML_TYPE_Q8_0 = 8, GGML_TYPE_BF16 = 30 } GgmlType;
+typedef enum {
+    GGML_TYPE_F32 = 0,
+    GGML_TYPE_F16 = 1,
+    GGML_TYPE_Q8_0 = 8,
+    GGML_TYPE_BF16 = 30
+} GgmlType;
 
 /* "F32", "F16", "Q8_0", "BF16"; NULL for another value. */
 const char *ggml_type_name(GgmlType t);

@@ -11,10 +11,14 @@
 
 const char *ggml_type_name(GgmlType t) {
     switch (t) {
-    case GGML_TYPE_F32: return "F32";
-    case GGML_TYPE_F16: return "F16";
-    case GGML_TYPE_Q8_0: return "Q8_0";
-    case GGML_TYPE_BF16: return "BF16";
+    case GGML_TYPE_F32:
+        return "F32";
+    case GGML_TYPE_F16:
+        return "F16";
+    case GGML_TYPE_Q8_0:
+        return "Q8_0";
+    case GGML_TYPE_BF16:
+        return "BF16";
     }
     return NULL;
 }
@@ -22,9 +26,11 @@ const char *ggml_type_name(GgmlType t) {
 size_t ggml_row_bytes(GgmlType t, int64_t ne0) {
     if (ne0 < 1) return 0;
     switch (t) {
-    case GGML_TYPE_F32: return (size_t)ne0 * 4;
+    case GGML_TYPE_F32:
+        return (size_t)ne0 * 4;
     case GGML_TYPE_F16:
-    case GGML_TYPE_BF16: return (size_t)ne0 * 2;
+    case GGML_TYPE_BF16:
+        return (size_t)ne0 * 2;
     case GGML_TYPE_Q8_0:
         return ne0 % GGUF_QK8_0 ? 0 : (size_t)(ne0 / GGUF_QK8_0) * GGUF_Q8_0_BLOCK_BYTES;
     }
@@ -75,14 +81,18 @@ int gguf_encode(GgmlType t, const float *src, int64_t n, int64_t ne0, void *dst)
     if (ggml_row_bytes(t, ne0) == 0 || n % ne0 != 0) return -1;
     uint16_t *h = dst;
     switch (t) {
-    case GGML_TYPE_F32: memcpy(dst, src, (size_t)n * sizeof(float)); return 0;
+    case GGML_TYPE_F32:
+        memcpy(dst, src, (size_t)n * sizeof(float));
+        return 0;
     case GGML_TYPE_F16:
         for (int64_t i = 0; i < n; i++) h[i] = gguf_float_to_f16(src[i]);
         return 0;
     case GGML_TYPE_BF16:
         for (int64_t i = 0; i < n; i++) h[i] = gguf_float_to_bf16(src[i]);
         return 0;
-    case GGML_TYPE_Q8_0: gguf_quantize_q8_0(src, n, dst); return 0;
+    case GGML_TYPE_Q8_0:
+        gguf_quantize_q8_0(src, n, dst);
+        return 0;
     }
     return -1;
 }

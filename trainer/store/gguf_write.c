@@ -226,8 +226,9 @@ int gguf_set_alignment(GgufWriter *w, uint32_t alignment, char *err, size_t errl
 int gguf_add_tensor(GgufWriter *w, const char *name, GgmlType type, int n_dims, const int64_t *ne,
                     const void *data, GgufFill fill, void *ctx, char *err, size_t errlen) {
     if (strlen(name) >= GGUF_MAX_NAME || !*name)
-        return store_error(err, errlen, 0, "gguf: tensor name '%s' is empty or longer than %d bytes",
-                           name, GGUF_MAX_NAME - 1);
+        return store_error(err, errlen, 0,
+                           "gguf: tensor name '%s' is empty or longer than %d bytes", name,
+                           GGUF_MAX_NAME - 1);
     if (n_dims < 1 || n_dims > 4 || (!data && !fill))
         return store_error(err, errlen, 0, "gguf: tensor '%s': %d dimensions (1 to 4) or no data",
                            name, n_dims);
