@@ -118,7 +118,7 @@ START_TEST(test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids) {
         "LLAMACPP_DIR='%s' LLAMACPP_THREADS=1 node '%s/tools/llamacpp_greedy.mjs' --jobs '%s' 2>&1",
         ldir, root ? root : ".", jobs);
     char *got = run_capture(dir, args, "llamacpp.txt");
-    char *line = got, *next;
+    char *line = got, *next, *q[2] = {NULL, NULL};
     for (int i = 0; i < 8; i++, line = next) {
         next = strchr(line, '\n');
         ck_assert_msg(next, "llama.cpp printed too few lines:\n%s", got);
@@ -129,6 +129,7 @@ START_TEST(test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids) {
                           "%s (%s): llama.cpp\n%s\nlorafit generate --adapter\n%s", names[i / 2],
                           i % 2 ? "merged GGUF" : "base GGUF + adapter GGUF", line, w);
         } else {
+            q[i - 6] = strdup(line);
             int n = 0;
             for (char *t = strtok(line, " "); t; t = strtok(NULL, " ")) {
                 ck_assert_int_lt(atoi(t), 512);
@@ -138,12 +139,10 @@ START_TEST(test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids) {
         }
     }
     /* the Q8_0 and F32 greedy outputs side by side (they may differ) */
-    fprintf(stderr, "llama.cpp stories260K greedy, 50 tokens from BOS:\n");
-    line = got;
-    for (int i = 0; i < 8; i++) {
-        if (i >= 6) fprintf(stderr, "  %-4s %s\n", i == 6 ? "F32" : "Q8_0", line);
-        line += strlen(line) + 1;
-    }
+    fprintf(stderr, "llama.cpp stories260K greedy, 50 tokens from BOS:\n  F32  %s\n  Q8_0 %s\n",
+            q[0], q[1]);
+    free(q[0]);
+    free(q[1]);
     free(got);
     for (int i = 0; i < 3; i++) free(want[i]);
     test_rmtree(dir);

@@ -82,6 +82,7 @@ static double nice_step(double span, int want) {
 
 static void format_tick(double v, double step, char *out, size_t len) {
     int decimals = step >= 1 ? 0 : (int)ceil(-log10(step) - 1e-9);
+    if (fabs(v) < 1e-9 * step) v = 0.0; /* never "-0" */
     snprintf(out, len, "%.*f", decimals > 6 ? 6 : decimals, v);
 }
 
