@@ -18,18 +18,14 @@ static void be32(uint8_t *p, uint32_t v) {
     p[3] = (uint8_t)v;
 }
 
-static int put_chunk(FsioFile *f, const char *type, const uint8_t *data, uint32_t len, char *err,
-                     size_t errlen) {
-    uint8_t head[8];
-    be32(head, len);
-    memcpy(head + 4, type, 4);
-    uLong crc = crc32(0L, (const Bytef *)type, 4);
-    if (len) crc = crc32(crc, data, len);
-    uint8_t tail[4];
-    be32(tail, (uint32_t)crc);
-    if (fsio_write(f, head, 8, err, errlen) != 0) return -1;
-    if (len && fsio_write(f, data, len, err, errlen) != 0) return -1;
-    return fsio_write(f, tail, 4, err, errlen);
+/* Appends a chunk at *at: length, type, data, CRC-32 of type and data. */
+static void put_chunk(uint8_t *out, size_t *at, const char *type, const uint8_t *data,
+                      uint32_t len) {
+    be32(out + *at, len);
+    memcpy(out + *at + 4, type, 4);
+    if (len) memcpy(out + *at + 8, data, len);
+    be32(out + *at + 8 + len, (uint32_t)crc32(0L, out + *at + 4, len + 4));
+    *at += 12 + len;
 }
 
 int png_write_rgb(const char *path, int width, int height, const uint8_t *rgb, char *err,
@@ -66,17 +62,19 @@ int png_write_rgb(const char *path, int width, int height, const uint8_t *rgb, c
     ihdr[11] = 0; /* adaptive filtering */
     ihdr[12] = 0; /* no interlace */
     static const uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    FsioFile *f = fsio_create(path, err, errlen);
-    int rc = f ? 0 : -1;
-    if (rc == 0) rc = fsio_write(f, signature, 8, err, errlen);
-    if (rc == 0) rc = put_chunk(f, "IHDR", ihdr, 13, err, errlen);
-    if (rc == 0) rc = put_chunk(f, "IDAT", z, (uint32_t)z_len, err, errlen);
-    if (rc == 0) rc = put_chunk(f, "IEND", NULL, 0, err, errlen);
-    free(z);
-    if (!f) return -1;
-    if (rc != 0) {
-        fsio_abort(f);
-        return -1;
+    /* One buffer, one write: a picture is one fault point, not one per chunk. */
+    size_t len = 8 + (12 + 13) + (12 + (size_t)z_len) + 12, at = 8;
+    uint8_t *png = malloc(len);
+    if (!png) {
+        free(z);
+        return store_error(err, errlen, 0, "%s: out of memory encoding the picture", path);
     }
-    return fsio_commit(f, err, errlen);
+    memcpy(png, signature, 8);
+    put_chunk(png, &at, "IHDR", ihdr, 13);
+    put_chunk(png, &at, "IDAT", z, (uint32_t)z_len);
+    put_chunk(png, &at, "IEND", NULL, 0);
+    free(z);
+    int rc = fsio_write_file(path, png, at, err, errlen);
+    free(png);
+    return rc;
 }
