@@ -3,14 +3,16 @@
  * and prints its own errors. Exit codes exist here and nowhere else: the library folders
  * return 0 / -1 (or NULL) with a message, and these functions map that to an exit code.
  *
- * Where new commands go: a file per command in this folder (tokenize.c, prepare.c,
- * merge.c, plot.c, ...), declared here and dispatched from main.c. */
+ * Where new commands go: a file per command in this folder (cmd_tokenize.c, ...), declared
+ * here and dispatched from main.c. */
 #ifndef LORAFIT_CLI_H
 #define LORAFIT_CLI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "trainer/config/config.h"
+#include "trainer/store/store.h"
 
 /* Exit codes (SPEC section 1). */
 enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_STOPPED = 130 };
@@ -21,6 +23,21 @@ int cmd_generate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
+
+/* ---- output paths (cmd_output.c), shared by export and merge ---- */
+/* EXIT_OK when path may be written: absent, or --force, or (want_dir) a directory holding
+ * nothing but a lock file. Otherwise prints why and returns EXIT_USAGE. */
+int cmd_check_overwrite(const char *cmd, const char *path, bool want_dir, bool force);
+/* Writes directory out: the overwrite check, out's lock (fsio_lock_dir: another lorafit
+ * process writing there is refused), then fill() into a temporary directory renamed into
+ * place when complete. Prints errors; returns the exit code. */
+int cmd_write_dir(const char *cmd, const char *out, bool force,
+                  int (*fill)(const char *tmp_dir, void *ctx, char *err, size_t errlen), void *ctx);
+/* "f32" | "f16" | "bf16" (| "q8_0" when allowed) -> the ggml type; else prints, EXIT_USAGE. */
+int cmd_parse_dtype(const char *cmd, const char *name, bool allow_q8, GgmlType *out);
+bool cmd_is_gguf_path(const char *path); /* ends with ".gguf" */
 
 /* Consumes argv[*i] (and its value, advancing *i) as the CONFIG path or a --set KEY=VALUE
  * (also --set=KEY=VALUE). sets must have room for argc entries. Returns 0, or exit code 2

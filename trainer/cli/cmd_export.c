@@ -1,7 +1,15 @@
-/* trainer/cli/cmd_export.c — `lorafit export CHECKPOINT_DIR --out DIR [--dtype f32|bf16|f16]`:
- * writes the checkpoint's adapter as a PEFT adapter directory (adapter_model.safetensors +
- * adapter_config.json), converting the tensors to the requested dtype. A checkpoint with a
- * MANIFEST is verified first, so a corrupt checkpoint is never exported. */
+/* trainer/cli/cmd_export.c — `lorafit export CHECKPOINT_OR_ADAPTER_DIR --out DIR|FILE.gguf
+ * [--format peft|gguf] [--dtype f32|bf16|f16] [--model DIR] [--force]`.
+ *
+ * peft (the default): a PEFT adapter directory (adapter_model.safetensors in the dtype,
+ * adapter_config.json) with its model card (README.md, loss.png), built under a temporary
+ * name and renamed into place. gguf: one GGUF LoRA adapter file for llama.cpp / Ollama,
+ * which needs the base model's config.json: --model DIR, else the run's
+ * config.resolved.yaml (model.path), else adapter_config.json's base_model_name_or_path when
+ * that is a directory. A checkpoint with a MANIFEST is verified first, so a corrupt
+ * checkpoint is never exported; an existing output is replaced only with --force. */
+#include <inttypes.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +17,18 @@
 
 #include "tensor/tensor.h"
 #include "trainer/cli/cli.h"
+#include "trainer/model/model.h"
 #include "trainer/store/store.h"
+#include "trainer/train/train.h"
 
 static void export_usage(FILE *out) {
-    fprintf(out, "usage: lorafit export CHECKPOINT_DIR --out DIR [--dtype f32|bf16|f16]\n"
-                 "  Writes DIR/adapter_model.safetensors and DIR/adapter_config.json (PEFT),\n"
-                 "  with the LoRA tensors in the given dtype (default f32).\n");
+    fprintf(out, "usage: lorafit export CHECKPOINT_OR_ADAPTER_DIR --out DIR [--dtype f32|bf16|f16] "
+                 "[--force]\n"
+                 "       lorafit export CHECKPOINT_OR_ADAPTER_DIR --format gguf --out FILE.gguf\n"
+                 "              [--dtype f32|bf16|f16] [--model BASE_DIR] [--force]\n"
+                 "  peft (default): DIR/adapter_model.safetensors, adapter_config.json, README.md\n"
+                 "  (model card) and loss.png. gguf: a llama.cpp LoRA adapter (llama-cli --lora).\n"
+                 "  An existing output is replaced only with --force.\n");
 }
 
 /* Converts every tensor of src to dtype into one buffer and writes dst. */
@@ -51,87 +65,193 @@ static int convert_adapter(const SafeTensors *src, StDtype dtype, const char *ds
     return rc;
 }
 
-static int export_adapter(const char *ckpt, const char *out, StDtype dtype, char *err,
-                          size_t errlen) {
-    char path[4200];
-    if (path_join(path, sizeof path, ckpt, MANIFEST_NAME, err, errlen) != 0) return EXIT_USAGE;
-    if (access(path, F_OK) == 0 && manifest_verify(ckpt, err, errlen) != 0) return EXIT_RUNTIME;
-    if (path_join(path, sizeof path, ckpt, "adapter_config.json", err, errlen) != 0)
-        return EXIT_USAGE;
+/* The run directory of a checkpoint-N or adapter directory (its parent), with the last step
+ * the card may show; NULL run for any other directory. */
+static void find_run(const char *src, char *run, size_t len, int64_t *max_step) {
+    size_t n = strlen(src);
+    while (n > 1 && src[n - 1] == '/') n--;
+    size_t start = n;
+    while (start > 0 && src[start - 1] != '/') start--;
+    const char *name = src + start;
+    int64_t step;
+    int used = 0;
+    *max_step = INT64_MAX;
+    run[0] = '\0';
+    bool ckpt =
+        sscanf(name, "checkpoint-%" SCNd64 "%n", &step, &used) == 1 && (size_t)used == n - start;
+    if (ckpt) *max_step = step;
+    if (!ckpt && !(n - start == 7 && strncmp(name, "adapter", 7) == 0)) return;
+    snprintf(run, len, "%.*s", start ? (int)(start - 1) : 1, start ? src : ".");
+}
+
+typedef struct PeftExport {
+    const char *src;
+    SafeTensors *tensors;
+    const char *config;
     size_t config_len;
-    char *config = store_read_file(path, 1 << 20, &config_len, err, errlen);
-    if (!config) return 1;
-    SafeTensors *src = NULL;
-    if (path_join(path, sizeof path, ckpt, "adapter_model.safetensors", err, errlen) == 0)
-        src = st_open(path, err, errlen);
-    int rc = src ? 0 : 1;
-    if (rc == 0 && fsio_mkdirs(out, err, errlen) != 0) rc = 1;
-    int lock_fd = -1;
-    if (rc == 0) {
-        int locked = fsio_lock_dir(out, &lock_fd, err, errlen);
-        if (locked != 0) rc = locked > 0 ? EXIT_USAGE : EXIT_RUNTIME;
+    StDtype dtype;
+    const char *run; /* or NULL */
+    int64_t max_step;
+} PeftExport;
+
+static int fill_peft(const char *tmp, void *ctx, char *err, size_t errlen) {
+    const PeftExport *e = ctx;
+    char path[4200];
+    if (path_join(path, sizeof path, tmp, "adapter_model.safetensors", err, errlen) != 0 ||
+        convert_adapter(e->tensors, e->dtype, path, err, errlen) != 0 ||
+        path_join(path, sizeof path, tmp, "adapter_config.json", err, errlen) != 0 ||
+        fsio_write_file(path, e->config, e->config_len, err, errlen) != 0)
+        return -1;
+    return train_write_model_card(tmp, e->run, e->max_step, err, errlen);
+}
+
+static int export_peft(const char *src, const char *out, StDtype dtype, bool force) {
+    char err[2048] = "", path[4200], run[4200];
+    int64_t max_step;
+    find_run(src, run, sizeof run, &max_step);
+    size_t config_len = 0;
+    char *config = NULL;
+    SafeTensors *tensors = NULL;
+    int rc = EXIT_RUNTIME;
+    if (path_join(path, sizeof path, src, "adapter_config.json", err, sizeof err) == 0 &&
+        (config = store_read_file(path, 1 << 20, &config_len, err, sizeof err)) != NULL &&
+        path_join(path, sizeof path, src, "adapter_model.safetensors", err, sizeof err) == 0 &&
+        (tensors = st_open(path, err, sizeof err)) != NULL) {
+        PeftExport e = {src, tensors, config, config_len, dtype, run[0] ? run : NULL, max_step};
+        rc = cmd_write_dir("export", out, force, fill_peft, &e);
+        if (rc == EXIT_OK)
+            fprintf(stderr, "exported %d tensors (%s) with a model card to %s\n", st_count(tensors),
+                    st_dtype_name(dtype), out);
+    } else {
+        fprintf(stderr, "lorafit export: %s\n", err);
     }
-    if (rc == 0) {
-        if (path_join(path, sizeof path, out, "adapter_model.safetensors", err, errlen) != 0 ||
-            convert_adapter(src, dtype, path, err, errlen) != 0)
-            rc = 1;
-    }
-    if (rc == 0) {
-        if (path_join(path, sizeof path, out, "adapter_config.json", err, errlen) != 0 ||
-            fsio_write_file(path, config, config_len, err, errlen) != 0)
-            rc = 1;
-    }
-    if (rc == 0)
-        fprintf(stderr, "exported %d tensors (%s) to %s\n", st_count(src), st_dtype_name(dtype),
-                out);
-    if (lock_fd >= 0) close(lock_fd);
-    st_close(src);
+    st_close(tensors);
     free(config);
     return rc;
 }
 
+/* The base model directory for a GGUF adapter; "" when none is found. */
+static void find_base(const char *src, const char *model_opt, char *out, size_t len) {
+    char run[4200], path[4300], ignore[1024];
+    int64_t max_step;
+    out[0] = '\0';
+    if (model_opt) {
+        snprintf(out, len, "%s", model_opt);
+        return;
+    }
+    find_run(src, run, sizeof run, &max_step);
+    Config cfg;
+    if (run[0] &&
+        path_join(path, sizeof path, run, "config.resolved.yaml", ignore, sizeof ignore) == 0 &&
+        access(path, R_OK) == 0 && config_load(path, NULL, 0, &cfg, ignore, sizeof ignore) == 0) {
+        snprintf(out, len, "%s", cfg.model.path);
+        config_free(&cfg);
+        if (path_join(path, sizeof path, out, "config.json", ignore, sizeof ignore) == 0 &&
+            access(path, R_OK) == 0)
+            return;
+        out[0] = '\0';
+    }
+    /* base_model_name_or_path, when it names a directory holding a config.json */
+    if (path_join(path, sizeof path, src, "adapter_config.json", ignore, sizeof ignore) != 0)
+        return;
+    json_t *ac = json_load_file(path, 0, NULL);
+    const char *name = json_string_value(json_object_get(ac, "base_model_name_or_path"));
+    if (name && *name &&
+        path_join(path, sizeof path, name, "config.json", ignore, sizeof ignore) == 0 &&
+        access(path, R_OK) == 0)
+        snprintf(out, len, "%s", name);
+    json_decref(ac);
+}
+
+static int export_gguf(const char *src, const char *out, GgmlType dtype, const char *model_opt,
+                       bool force) {
+    int rc = cmd_check_overwrite("export", out, false, force);
+    if (rc != EXIT_OK) return rc;
+    char base[4200], path[4300], err[2048] = "";
+    find_base(src, model_opt, base, sizeof base);
+    if (!base[0]) {
+        fprintf(stderr,
+                "lorafit export: cannot tell which base model %s belongs to (no run config "
+                "next to it); pass --model BASE_DIR (the directory with its config.json)\n",
+                src);
+        return EXIT_USAGE;
+    }
+    ModelConfig cfg;
+    if (path_join(path, sizeof path, base, "config.json", err, sizeof err) != 0 ||
+        hf_config_load(path, &cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "lorafit export: %s\n", err);
+        return access(path, R_OK) == 0 ? EXIT_RUNTIME : EXIT_USAGE;
+    }
+    size_t n = strlen(base);
+    while (n > 1 && base[n - 1] == '/') n--;
+    size_t start = n;
+    while (start > 0 && base[start - 1] != '/') start--;
+    char name[256];
+    snprintf(name, sizeof name, "%.*s", (int)(n - start), base + start);
+    GgufReport report;
+    if (gguf_export_adapter(src, &cfg, name, dtype, out, &report, err, sizeof err) != 0) {
+        fprintf(stderr, "lorafit export: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    fprintf(stderr, "exported %d tensors (%s, arch %s) as a GGUF LoRA adapter to %s\n",
+            report.tensors, ggml_type_name(dtype), report.arch, out);
+    return EXIT_OK;
+}
+
 int cmd_export(int argc, char **argv) {
-    const char *ckpt = NULL, *out = NULL, *dtype_name = "f32";
+    const char *src = NULL, *out = NULL, *dtype_name = "f32", *format = NULL, *model = NULL;
+    bool force = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             export_usage(stdout);
             return 0;
         }
-        if (strcmp(a, "--out") == 0 || strcmp(a, "--dtype") == 0) {
+        if (strcmp(a, "--force") == 0) {
+            force = true;
+        } else if (strcmp(a, "--out") == 0 || strcmp(a, "--dtype") == 0 ||
+                   strcmp(a, "--format") == 0 || strcmp(a, "--model") == 0) {
             if (i + 1 >= argc) {
                 fprintf(stderr, "lorafit export: %s needs a value\n", a);
                 return EXIT_USAGE;
             }
-            *(a[2] == 'o' ? &out : &dtype_name) = argv[++i];
+            const char **slot = a[2] == 'o'   ? &out
+                                : a[2] == 'd' ? &dtype_name
+                                : a[2] == 'f' ? &format
+                                              : &model;
+            *slot = argv[++i];
         } else if (a[0] == '-') {
             fprintf(stderr, "lorafit export: unknown option '%s'\n", a);
             export_usage(stderr);
             return EXIT_USAGE;
-        } else if (!ckpt) {
-            ckpt = a;
+        } else if (!src) {
+            src = a;
         } else {
             fprintf(stderr, "lorafit export: one checkpoint directory only\n");
             return EXIT_USAGE;
         }
     }
-    if (!ckpt || !out) {
+    if (!src || !out) {
         export_usage(stderr);
         return EXIT_USAGE;
     }
-    StDtype dtype;
-    if (strcmp(dtype_name, "f32") == 0)
-        dtype = ST_F32;
-    else if (strcmp(dtype_name, "bf16") == 0)
-        dtype = ST_BF16;
-    else if (strcmp(dtype_name, "f16") == 0)
-        dtype = ST_F16;
-    else {
-        fprintf(stderr, "lorafit export: --dtype must be f32, bf16 or f16, not '%s'\n", dtype_name);
+    if (!format) format = cmd_is_gguf_path(out) ? "gguf" : "peft";
+    if (strcmp(format, "peft") != 0 && strcmp(format, "gguf") != 0) {
+        fprintf(stderr, "lorafit export: --format must be peft or gguf, not '%s'\n", format);
         return EXIT_USAGE;
     }
-    char err[2048] = "";
-    int rc = export_adapter(ckpt, out, dtype, err, sizeof err);
-    if (rc) fprintf(stderr, "lorafit export: %s\n", err);
-    return rc;
+    GgmlType dtype;
+    if (cmd_parse_dtype("export", dtype_name, false, &dtype) != EXIT_OK) return EXIT_USAGE;
+    char err[2048] = "", path[4200];
+    if (path_join(path, sizeof path, src, MANIFEST_NAME, err, sizeof err) != 0) {
+        fprintf(stderr, "lorafit export: %s\n", err);
+        return EXIT_USAGE;
+    }
+    if (access(path, F_OK) == 0 && manifest_verify(src, err, sizeof err) != 0) {
+        fprintf(stderr, "lorafit export: %s\n", err);
+        return EXIT_RUNTIME;
+    }
+    if (strcmp(format, "gguf") == 0) return export_gguf(src, out, dtype, model, force);
+    StDtype st = dtype == GGML_TYPE_BF16 ? ST_BF16 : dtype == GGML_TYPE_F16 ? ST_F16 : ST_F32;
+    return export_peft(src, out, st, force);
 }

@@ -3,8 +3,7 @@
 #include <string.h>
 
 #include "trainer/cli/cli.h"
-
-#define LORAFIT_VERSION "0.1.0"
+#include "trainer/store/store.h"
 
 typedef struct {
     const char *name;
@@ -14,7 +13,13 @@ typedef struct {
 
 static const Command commands[] = {
     {"train", cmd_train, "train CONFIG.yaml [--set KEY=VALUE]... [--resume [CHECKPOINT_DIR]]"},
-    {"export", cmd_export, "export CHECKPOINT_DIR --out DIR [--dtype f32|bf16|f16]"},
+    {"export", cmd_export,
+     "export CHECKPOINT_OR_ADAPTER_DIR --out DIR|FILE.gguf [--format peft|gguf] "
+     "[--dtype f32|bf16|f16] [--model DIR] [--force]"},
+    {"merge", cmd_merge,
+     "merge --model DIR [--adapter DIR] --out DIR|FILE.gguf [--format hf|gguf] "
+     "[--dtype f32|f16|bf16|q8_0] [--force]"},
+    {"plot", cmd_plot, "plot OUTPUT_DIR [--out FILE.png]   redraws the loss curve"},
     {"eval", cmd_eval, "eval CONFIG.yaml [--adapter DIR]"},
     {"inspect", cmd_inspect, "inspect FILE.safetensors | DIR   tensors, dtypes, shapes, config"},
     {"generate", cmd_generate,

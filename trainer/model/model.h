@@ -5,14 +5,17 @@
  *   hf_config.h  config.json of Llama, Mistral and Qwen2 models, parsed and checked
  *   decoder.h    loading the weights, the forward pass (training and inference), generation
  *   lora.h       LoRA adapters with PEFT semantics, fresh or loaded, saved in PEFT's format
+ *   export.h     an adapter merged into its base (Hugging Face directory), and GGUF files
+ *                of a model and of an adapter for llama.cpp / Ollama
  *
  * Dependencies: tensor/ (the ops and autograd) and trainer/store/ (safetensors, files).
- * Where new things go: merging an adapter into the base weights (W += scaling B A) is model
- * code; writing the merged weights (safetensors, GGUF) is trainer/store/'s. */
+ * The file formats themselves (safetensors, GGUF) are trainer/store/'s; what goes into
+ * them (names, layouts, the merge W += scaling B A) is this folder's. */
 #ifndef LORAFIT_MODEL_H
 #define LORAFIT_MODEL_H
 
 #include "trainer/model/decoder.h"
+#include "trainer/model/export.h"
 #include "trainer/model/hf_config.h"
 #include "trainer/model/lora.h"
 

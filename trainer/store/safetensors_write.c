@@ -17,6 +17,8 @@ typedef struct {
     int64_t shape[ST_MAX_DIMS];
     const void *data;
     size_t nbytes;
+    StFill fill; /* when data is NULL: produces the bytes at save time */
+    void *ctx;
 } WriterEntry;
 
 struct StWriter {
@@ -82,6 +84,16 @@ oom:
     return -1;
 }
 
+int st_writer_add_fill(StWriter *w, const char *name, StDtype dtype, int ndim,
+                       const int64_t *shape, StFill fill, void *ctx, char *err, size_t errlen) {
+    static const char placeholder;
+    if (st_writer_add(w, name, dtype, ndim, shape, &placeholder, err, errlen) != 0) return -1;
+    w->entries[w->count - 1].data = NULL;
+    w->entries[w->count - 1].fill = fill;
+    w->entries[w->count - 1].ctx = ctx;
+    return 0;
+}
+
 int st_writer_set_metadata(StWriter *w, const char *key, const char *value, char *err,
                            size_t errlen) {
     if (json_object_set_new(w->metadata, key, json_string(value)) != 0) {
@@ -145,9 +157,21 @@ int st_writer_save(StWriter *w, const char *path, char *err, size_t errlen) {
     }
     int rc = fsio_write(f, header, hlen, err, errlen);
     free(header);
-    for (int i = 0; rc == 0 && i < w->count; i++)
-        if (w->entries[i].nbytes)
-            rc = fsio_write(f, w->entries[i].data, w->entries[i].nbytes, err, errlen);
+    size_t biggest = 0; /* one buffer for the tensors produced by a fill callback */
+    for (int i = 0; i < w->count; i++)
+        if (w->entries[i].fill && w->entries[i].nbytes > biggest) biggest = w->entries[i].nbytes;
+    void *buf = biggest ? malloc(biggest) : NULL;
+    if (rc == 0 && biggest && !buf) {
+        snprintf(err, errlen, "%s: out of memory (%zu bytes for a tensor)", path, biggest);
+        rc = -1;
+    }
+    for (int i = 0; rc == 0 && i < w->count; i++) {
+        const WriterEntry *e = &w->entries[i];
+        if (!e->nbytes) continue;
+        if (e->fill && (rc = e->fill(e->ctx, buf, e->nbytes, err, errlen)) != 0) break;
+        rc = fsio_write(f, e->fill ? buf : e->data, e->nbytes, err, errlen);
+    }
+    free(buf);
     if (rc != 0) {
         fsio_abort(f);
         return -1;

@@ -6,10 +6,12 @@
  *                  deterministic fault points tests use
  *   safetensors.h  the strict safetensors reader, writer and sharded-index lookup
  *   manifest.h     the MANIFEST that makes a checkpoint directory verifiable
+ *   gguf.h         the GGUF writer (llama.cpp / Ollama) and ggml's F16, BF16, Q8_0 encodings
+ *   png.h          a small PNG writer (zlib) for the loss-curve picture of a model card
  *   below          error messages, path joining and whole-file reads shared by every module
  *
- * Where new file formats go: a GGUF writer (llama.cpp / Ollama) is a file here next to
- * safetensors_write.c, with its declarations in a header of its own included below.
+ * Where new file formats go: a file here next to safetensors_write.c and gguf_write.c,
+ * with its declarations in a header of its own included below.
  *
  * Dependencies: libc, zlib, jansson. Nothing of tensor/, data/ or the other trainer/ folders. */
 #ifndef LORAFIT_STORE_H
@@ -19,8 +21,13 @@
 #include <stddef.h>
 
 #include "trainer/store/fsio.h"
+#include "trainer/store/gguf.h"
 #include "trainer/store/manifest.h"
+#include "trainer/store/png.h"
 #include "trainer/store/safetensors.h"
+
+/* lorafit's version: --version, model cards, GGUF and safetensors metadata. */
+#define LORAFIT_VERSION "0.1.0"
 
 /* The one way lorafit formats an error message: printf-style into err (when not NULL),
  * then ": <strerror(errnum)>" when errnum is not 0. Always returns -1, so a failing

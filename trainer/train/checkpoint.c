@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "trainer/store/store.h"
+#include "trainer/train/train.h"
 
 #define STATE_FILE   "trainer_state.safetensors"
 #define ADAPTER_FILE "adapter_model.safetensors"
@@ -331,17 +332,20 @@ int checkpoint_prune(const char *out_dir, int keep, char *err, size_t errlen) {
 typedef struct ExportCtx {
     const Lora *lora;
     const char *base_name;
+    const char *output_dir;
 } ExportCtx;
 
+/* The PEFT files, then the model card (README.md, loss.png) from the run's files. */
 static int fill_adapter(const char *tmp, void *ctx, char *err, size_t errlen) {
     const ExportCtx *e = ctx;
-    return lora_save_peft(e->lora, tmp, e->base_name, LORA_F32, err, errlen);
+    if (lora_save_peft(e->lora, tmp, e->base_name, LORA_F32, err, errlen) != 0) return -1;
+    return train_write_model_card(tmp, e->output_dir, INT64_MAX, err, errlen);
 }
 
 int checkpoint_write_adapter(const char *output_dir, const Lora *lora, const char *base_name,
                              char *err, size_t errlen) {
     char dir[4096];
     if (path_join(dir, sizeof dir, output_dir, "adapter", err, errlen) != 0) return -1;
-    ExportCtx e = {lora, base_name};
+    ExportCtx e = {lora, base_name, output_dir};
     return checkpoint_write_dir(dir, fill_adapter, &e, err, errlen);
 }

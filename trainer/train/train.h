@@ -75,6 +75,22 @@ int evaluate_loss_checkpointed(const Model *m, const Lora *lora, const DataOptio
                                int max_batches, Graph *g, Checkpointing *ck, double *loss,
                                int64_t *tokens, char *err, size_t errlen);
 
+/* The loss-curve picture of a run (plot.c): training and evaluation loss of metrics_path's
+ * lines up to max_step (INT64_MAX: all) against the step, as an 800x500 PNG at png_path
+ * (written atomically). -1 with err when the file cannot be read or holds no loss. */
+int train_plot_loss(const char *metrics_path, int64_t max_step, const char *title,
+                    const char *png_path, char *err, size_t errlen);
+
+/* The model card of an adapter directory (card.c): README.md as PEFT writes one (YAML front
+ * matter with base_model, library_name peft, tags lora and lorafit) with what was trained,
+ * from run_dir's config.resolved.yaml and metrics.jsonl (lines up to max_step), and next
+ * to it loss.png. run_dir NULL or without those files: the card says what the adapter's
+ * adapter_config.json says. */
+#define CARD_FILE    "README.md"
+#define CARD_PICTURE "loss.png"
+int train_write_model_card(const char *adapter_dir, const char *run_dir, int64_t max_step,
+                           char *err, size_t errlen);
+
 /* Checks that every path the config names exists (model.path, lora.init_from, data files
  * or glob matches); an error names the key. Returns 0 or -1. */
 int train_check_paths(const Config *cfg, char *err, size_t errlen);

@@ -1,0 +1,160 @@
+/* tests/test_gguf_llamacpp.c — lorafit's GGUF files in the real client: llama.cpp through
+ * node-llama-cpp 3.21.1 (tools/llamacpp_greedy.mjs). Adapters trained by lorafit on
+ * stories260K — attention only, rsLoRA, all seven modules — exported with --format gguf and
+ * loaded with the base GGUF of `lorafit merge --format gguf`, and the merged GGUFs alone,
+ * give llama.cpp's greedy decoding the ids of `lorafit generate --adapter` for 200 tokens.
+ * A Q8_0 GGUF of stories260K loads and generates; its 50 ids are printed next to F32's.
+ *
+ * Runs when node >= 20 and the scratch install exist (LLAMACPP_DIR, default
+ * build/llamacpp under the repository):
+ *   npm i -E --omit=optional node-llama-cpp@3.21.1 @node-llama-cpp/linux-x64@3.21.1
+ * and is reported skipped by name otherwise. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "tests/test_train_util.h"
+#include "tests/test_util.h"
+
+/* The scratch install, or NULL (with why) when llama.cpp cannot run here. */
+static const char *llamacpp_dir(char *buf, size_t len, const char **why) {
+    const char *root = getenv("LORAFIT_ROOT"), *env = getenv("LLAMACPP_DIR");
+    if (env)
+        snprintf(buf, len, "%s", env);
+    else
+        snprintf(buf, len, "%s/build/llamacpp", root ? root : ".");
+    char probe[4300];
+    snprintf(probe, sizeof probe, "%s/node_modules/node-llama-cpp/dist/index.js", buf);
+    struct stat st;
+    if (stat(probe, &st) != 0) {
+        *why = "node-llama-cpp 3.21.1 is not installed in LLAMACPP_DIR (default build/llamacpp)";
+        return NULL;
+    }
+    FILE *p = popen(
+        "node -e 'process.stdout.write(process.versions.node.split(\".\")[0])' 2>/dev/null", "r");
+    int major = 0;
+    if (!p || fscanf(p, "%d", &major) != 1) major = 0;
+    if (p) pclose(p);
+    if (major < 20) {
+        *why = "node >= 20 is not available";
+        return NULL;
+    }
+    return buf;
+}
+
+static void train(const char *dir, const char *shared, const char *name, const char *lora) {
+    char cfg[8192], args[8400];
+    snprintf(cfg, sizeof cfg,
+             "model:\n  path: %s/models/stories260K\nlora:\n%s"
+             "data:\n  train: %s/fixtures/stories260K-lora/train.jsonl\n  seq_len: 32\n"
+             "  shuffle: false\ntrain:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n"
+             "  lr_scheduler: constant\noutput:\n  dir: %s\n  save_every: 0\n",
+             shared, lora, shared, name);
+    char file[256];
+    snprintf(file, sizeof file, "%s.yaml", name);
+    char *path = tt_write_text(dir, file, cfg);
+    snprintf(args, sizeof args, "train '%s'", path);
+    tt_expect(dir, args, 0, NULL);
+    free(path);
+}
+
+static char *run_capture(const char *dir, const char *cmd, const char *name) {
+    char out[4400];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    int rc = test_run(cmd, out);
+    char *text = test_read_file(out, NULL);
+    ck_assert_msg(rc == 0, "%s: exit %d\n%s", cmd, rc, text ? text : "");
+    return text;
+}
+
+START_TEST(test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids) {
+    char ldir[4200];
+    const char *why = NULL;
+    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+        test_skip(__func__, why);
+        return;
+    }
+    TEST_NEED_SHARED(shared);
+    char *dir = test_tmpdir();
+    const char *L = test_lorafit_bin();
+    char model[4300], args[16384];
+    snprintf(model, sizeof model, "%s/models/stories260K", shared);
+    static const char *const names[3] = {"attn", "rslora", "all7"};
+    static const char *const specs[3] = {
+        "  r: 4\n  alpha: 8\n  target_modules: [q_proj, k_proj, v_proj, o_proj]\n",
+        "  r: 4\n  alpha: 4\n  rslora: true\n  target_modules: [q_proj, k_proj, gate_proj]\n",
+        "  r: 8\n  alpha: 16\n"};
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/base.gguf'", model, dir);
+    tt_expect(dir, args, 0, "tokenizer llama");
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/q8.gguf' --dtype q8_0", model, dir);
+    tt_expect(dir, args, 0, "F16, as llama.cpp's converter does");
+    char jobs[4400];
+    snprintf(jobs, sizeof jobs, "%s/jobs.tsv", dir);
+    FILE *jf = fopen(jobs, "w");
+    char *want[3];
+    for (int i = 0; i < 3; i++) {
+        train(dir, shared, names[i], specs[i]);
+        snprintf(args, sizeof args, "export '%s/%s/adapter' --format gguf --out '%s/%s.gguf'", dir,
+                 names[i], dir, names[i]);
+        tt_expect(dir, args, 0, "GGUF LoRA adapter"); /* the base found from the run's config */
+        snprintf(args, sizeof args,
+                 "merge --model '%s' --adapter '%s/%s/adapter' --out '%s/%s-merged.gguf'", model,
+                 dir, names[i], dir, names[i]);
+        tt_expect(dir, args, 0, "adapter merged");
+        snprintf(args, sizeof args,
+                 "'%s' generate --model '%s' --adapter '%s/%s/adapter' --prompt-ids 1 -n 200", L,
+                 model, dir, names[i]);
+        want[i] = run_capture(dir, args, "gen.txt");
+        fprintf(jf, "%s/base.gguf\t%s/%s.gguf\t1\t200\n", dir, dir, names[i]);
+        fprintf(jf, "%s/%s-merged.gguf\t-\t1\t200\n", dir, names[i]);
+    }
+    fprintf(jf, "%s/base.gguf\t-\t1\t50\n%s/q8.gguf\t-\t1\t50\n", dir, dir);
+    fclose(jf);
+    const char *root = getenv("LORAFIT_ROOT");
+    snprintf(
+        args, sizeof args,
+        "LLAMACPP_DIR='%s' LLAMACPP_THREADS=1 node '%s/tools/llamacpp_greedy.mjs' --jobs '%s' 2>&1",
+        ldir, root ? root : ".", jobs);
+    char *got = run_capture(dir, args, "llamacpp.txt");
+    char *line = got, *next, *q[2] = {NULL, NULL};
+    for (int i = 0; i < 8; i++, line = next) {
+        next = strchr(line, '\n');
+        ck_assert_msg(next, "llama.cpp printed too few lines:\n%s", got);
+        *next++ = '\0';
+        if (i < 6) {
+            const char *w = want[i / 2];
+            ck_assert_msg(!strncmp(line, w, strlen(line)) && strlen(line) + 1 == strlen(w),
+                          "%s (%s): llama.cpp\n%s\nlorafit generate --adapter\n%s", names[i / 2],
+                          i % 2 ? "merged GGUF" : "base GGUF + adapter GGUF", line, w);
+        } else {
+            q[i - 6] = strdup(line);
+            int n = 0;
+            for (char *t = strtok(line, " "); t; t = strtok(NULL, " ")) {
+                ck_assert_int_lt(atoi(t), 512);
+                n++;
+            }
+            ck_assert_int_eq(n, 51);
+        }
+    }
+    /* the Q8_0 and F32 greedy outputs side by side (they may differ) */
+    fprintf(stderr, "llama.cpp stories260K greedy, 50 tokens from BOS:\n  F32  %s\n  Q8_0 %s\n",
+            q[0], q[1]);
+    free(q[0]);
+    free(q[1]);
+    free(got);
+    for (int i = 0; i < 3; i++) free(want[i]);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *gguf_llamacpp_suite(void) {
+    Suite *s = suite_create("gguf_llamacpp");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,141 @@
+/* trainer/model/gguf_adapter.c — a PEFT adapter as the GGUF LoRA adapter llama.cpp's
+ * convert_lora_to_gguf.py writes (see export.h).
+ *
+ * What the converter writes, and so lorafit: general.architecture of the base,
+ * general.type "adapter", general.name, adapter.type "lora", adapter.lora.alpha (F32),
+ * general.quantization_version 2, and per targeted linear two tensors named after the base
+ * tensor: blk.N.attn_q.weight.lora_a = A (R, IN), ne {IN, R}, and .lora_b = B (OUT, R),
+ * ne {R, OUT}. The base's transformations reach B only (W = B A, so a row permutation of W
+ * is the same permutation of B's rows): LlamaModel.permute on q_proj / k_proj for arch
+ * llama. No hyperparameters and no tokenizer: llama.cpp takes them from the base.
+ *
+ * The scale: llama.cpp multiplies B A x by alpha / r (llama_adapter_lora_weight::get_scale)
+ * and the converter copies lora_alpha as it is, ignoring use_rslora, so an rsLoRA adapter
+ * converted by it runs at the wrong scale. lorafit writes alpha = scaling * r instead,
+ * which is lora_alpha itself for plain LoRA and lora_alpha * sqrt(r) for rsLoRA: llama.cpp
+ * then applies exactly the scaling the adapter was trained with. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer/model/export.h"
+#include "trainer/model/lora.h"
+
+static const char *const gguf_names[MODULE_COUNT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
+                                                     "ffn_gate", "ffn_up", "ffn_down"};
+
+typedef struct AdapterItem {
+    const StTensor *src;
+    GgmlType type;
+    int64_t rows, cols;
+    int permute_heads;
+} AdapterItem;
+
+static int fill_adapter_tensor(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen) {
+    const AdapterItem *it = ctx;
+    int64_t n = it->rows * it->cols;
+    (void)nbytes;
+    float *f = malloc((size_t)n * 2 * sizeof *f);
+    if (!f) return store_error(err, errlen, 0, "gguf: out of memory converting the adapter");
+    int rc = st_to_float(it->src, f, err, errlen);
+    if (rc == 0 && it->permute_heads)
+        gguf_permute_rows(f, it->rows, it->cols, it->permute_heads, f + n);
+    if (rc == 0) rc = gguf_encode(it->type, f, n, it->cols, dst);
+    free(f);
+    return rc;
+}
+
+/* The adapter tensor of a module, with or without PEFT's ".default" infix. */
+static const StTensor *find(const SafeTensors *st, int layer, ModelModule mod, char which) {
+    char name[160];
+    for (int dflt = 0; dflt < 2; dflt++) {
+        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_%c%s.weight",
+                 layer, model_module_parent(mod), model_module_name(mod), which,
+                 dflt ? ".default" : "");
+        const StTensor *t = st_find(st, name);
+        if (t) return t;
+    }
+    return NULL;
+}
+
+int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const char *base_name,
+                        GgmlType dtype, const char *path, GgufReport *report, char *err,
+                        size_t errlen) {
+    if (dtype != GGML_TYPE_F32 && dtype != GGML_TYPE_F16 && dtype != GGML_TYPE_BF16)
+        return store_error(err, errlen, 0, "gguf adapter: dtype must be F32, F16 or BF16");
+    LoraSpec spec;
+    if (lora_read_peft_spec(adapter_dir, &spec, err, errlen) != 0) return -1;
+    char file[4200];
+    if (path_join(file, sizeof file, adapter_dir, "adapter_model.safetensors", err, errlen) != 0)
+        return -1;
+    SafeTensors *st = st_open(file, err, errlen);
+    if (!st) return -1;
+    int per_layer = __builtin_popcount(spec.targets);
+    int n_items = 2 * per_layer * c->num_hidden_layers;
+    AdapterItem *items = calloc((size_t)(n_items ? n_items : 1), sizeof *items);
+    GgufWriter *w = gguf_writer_new();
+    int rc = items && w ? 0 : store_error(err, errlen, 0, "gguf adapter: out of memory");
+    if (rc == 0 && st_count(st) != n_items)
+        rc = store_error(err, errlen, 0,
+                         "%s: %d tensors, but r and target_modules of adapter_config.json and the "
+                         "base's %d layers make %d",
+                         file, st_count(st), c->num_hidden_layers, n_items);
+    /* lorafit's scaling, times r: what llama.cpp divides by r again. */
+    double scaling = spec.rslora ? (double)(float)(spec.alpha / sqrt((double)spec.r))
+                                 : (double)(spec.alpha / (float)spec.r);
+    float alpha = spec.rslora ? (float)(scaling * spec.r) : spec.alpha;
+    const char *arch = gguf_arch_name(c);
+    if (rc == 0) rc = gguf_set_str(w, "general.architecture", arch, err, errlen);
+    if (rc == 0) rc = gguf_set_str(w, "general.type", "adapter", err, errlen);
+    if (rc == 0 && base_name && *base_name)
+        rc = gguf_set_str(w, "general.name", base_name, err, errlen);
+    if (rc == 0) rc = gguf_set_str(w, "adapter.type", "lora", err, errlen);
+    if (rc == 0) rc = gguf_set_f32(w, "adapter.lora.alpha", alpha, err, errlen);
+    if (rc == 0) rc = gguf_set_u32(w, "general.quantization_version", 2, err, errlen);
+    int k = 0;
+    for (int l = 0; rc == 0 && l < c->num_hidden_layers; l++)
+        for (int m = 0; rc == 0 && m < MODULE_COUNT; m++) {
+            if (!(spec.targets & (1u << m))) continue;
+            int out, in;
+            model_module_dims(c, (ModelModule)m, &out, &in);
+            const StTensor *a = find(st, l, (ModelModule)m, 'A');
+            const StTensor *b = find(st, l, (ModelModule)m, 'B');
+            if (!a || !b || a->ndim != 2 || b->ndim != 2 || a->shape[0] != spec.r ||
+                a->shape[1] != in || b->shape[0] != out || b->shape[1] != spec.r) {
+                rc = store_error(err, errlen, 0,
+                                 "%s: layer %d %s: lora_A must be [%d, %d] and lora_B [%d, %d] "
+                                 "for this base model (missing or another shape)",
+                                 file, l, model_module_name((ModelModule)m), spec.r, in, out,
+                                 spec.r);
+                break;
+            }
+            bool llama = c->arch != ARCH_QWEN2;
+            int heads = !llama          ? 0
+                        : m == MODULE_Q ? c->num_attention_heads
+                        : m == MODULE_K ? c->num_key_value_heads
+                                        : 0;
+            AdapterItem *ia = &items[k++], *ib = &items[k++];
+            *ia = (AdapterItem){a, dtype, spec.r, in, 0};
+            *ib = (AdapterItem){b, dtype, out, spec.r, heads};
+            char name[64];
+            int64_t ne_a[2] = {in, spec.r}, ne_b[2] = {spec.r, out};
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, gguf_names[m]);
+            rc = gguf_add_tensor(w, name, dtype, 2, ne_a, NULL, fill_adapter_tensor, ia, err,
+                                 errlen);
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, gguf_names[m]);
+            if (rc == 0)
+                rc = gguf_add_tensor(w, name, dtype, 2, ne_b, NULL, fill_adapter_tensor, ib, err,
+                                     errlen);
+        }
+    if (rc == 0) rc = gguf_writer_save(w, path, err, errlen);
+    if (rc == 0 && report) {
+        memset(report, 0, sizeof *report);
+        report->tensors = k;
+        snprintf(report->arch, sizeof report->arch, "%s", arch);
+    }
+    gguf_writer_free(w);
+    free(items);
+    st_close(st);
+    return rc;
+}

@@ -1,0 +1,326 @@
+/* trainer/model/gguf_model.c — a model (optionally with its adapter merged) as the GGUF file
+ * llama.cpp's convert_hf_to_gguf.py writes for it (see export.h).
+ *
+ * What the converter does for LlamaForCausalLM / MistralForCausalLM (class LlamaModel, arch
+ * "llama") and Qwen2ForCausalLM (Qwen2Model, arch "qwen2"), and lorafit with it:
+ *   - metadata: general.type model, the TextModel hyperparameters (block count, context,
+ *     widths, heads, rope base, rms eps, file type), for llama also vocab_size and
+ *     rope.dimension_count, then general.quantization_version 2 and the tokenizer;
+ *   - tensors renamed (tensor_mapping.py): token_embd, blk.N.attn_norm / attn_q / attn_k /
+ *     attn_v / attn_output / ffn_norm / ffn_gate / ffn_up / ffn_down, output_norm, output
+ *     (absent when tied), their biases as .bias; rope_freqs for llama3 rope scaling;
+ *   - LlamaModel.permute on q_proj and k_proj (weights and biases) for arch llama: llama.cpp
+ *     rotates interleaved pairs where Hugging Face rotates halves;
+ *   - 1-D tensors (norms, biases, rope_freqs) stay F32; the matrices take the file type;
+ *     a matrix whose rows Q8_0 cannot hold (length not a multiple of 32) falls back to F16,
+ *     as the converter's QuantError fallback does.
+ * Tensor bytes are produced one tensor at a time at save time (fill callbacks). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trainer/model/export.h"
+#include "trainer/model/internal.h"
+
+const char *gguf_arch_name(const ModelConfig *cfg) {
+    return cfg->arch == ARCH_QWEN2 ? "qwen2" : "llama";
+}
+
+void gguf_permute_rows(float *data, int64_t rows, int64_t cols, int n_head, float *scratch) {
+    int64_t hd = rows / n_head, half = hd / 2;
+    memcpy(scratch, data, (size_t)(rows * cols) * sizeof *data);
+    for (int64_t h = 0; h < n_head; h++)
+        for (int64_t i = 0; i < half; i++)
+            for (int64_t j = 0; j < 2; j++)
+                memcpy(data + (h * hd + 2 * i + j) * cols, scratch + (h * hd + j * half + i) * cols,
+                       (size_t)cols * sizeof *data);
+}
+
+typedef enum {
+    SRC_EMBED,
+    SRC_ATTN_NORM,
+    SRC_FFN_NORM,
+    SRC_LINEAR,
+    SRC_BIAS,
+    SRC_FINAL_NORM,
+    SRC_LM_HEAD,
+    SRC_ROPE_FREQS
+} Source;
+
+typedef struct Item {
+    const Model *m;
+    const Lora *lora;
+    Source src;
+    int layer;
+    ModelModule mod;
+    GgmlType type;
+    int64_t rows, cols; /* PyTorch shape (rows, cols); a bias is (OUT, 1) to permute rows */
+    bool vector;        /* stored 1-D, F32 */
+    int permute_heads;  /* 0: no permutation */
+} Item;
+
+/* llama3 rope factors as LlamaModel.generate_extra_tensors computes them (float32 math). */
+static void rope_factors(const ModelConfig *c, float *out) {
+    const RopeScaling *r = &c->rope_scaling;
+    int dim = c->head_dim;
+    float low_wavelen = (float)(r->original_max_position_embeddings / r->low_freq_factor);
+    float high_wavelen = (float)(r->original_max_position_embeddings / r->high_freq_factor);
+    for (int i = 0; i < dim / 2; i++) {
+        float freq = 1.0f / powf((float)c->rope_theta, (float)(2 * i) / (float)dim);
+        float wavelen = (float)(2 * M_PI) / freq;
+        if (wavelen < high_wavelen)
+            out[i] = 1.0f;
+        else if (wavelen > low_wavelen)
+            out[i] = (float)r->factor;
+        else {
+            float smooth =
+                ((float)r->original_max_position_embeddings / wavelen - (float)r->low_freq_factor) /
+                (float)(r->high_freq_factor - r->low_freq_factor);
+            out[i] = 1.0f / ((1.0f - smooth) / (float)r->factor + smooth);
+        }
+    }
+}
+
+static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen) {
+    const Item *it = ctx;
+    const Model *m = it->m;
+    int64_t n = it->rows * it->cols;
+    (void)nbytes;
+    float *f = malloc((size_t)n * sizeof *f * (it->permute_heads ? 2 : 1));
+    if (!f) return store_error(err, errlen, 0, "gguf: out of memory converting a tensor");
+    const float *from = NULL;
+    switch (it->src) {
+    case SRC_EMBED:
+        from = m->embed.data;
+        break;
+    case SRC_ATTN_NORM:
+        from = m->layers[it->layer].attn_norm.data;
+        break;
+    case SRC_FFN_NORM:
+        from = m->layers[it->layer].ffn_norm.data;
+        break;
+    case SRC_BIAS:
+        from = m->layers[it->layer].b[it->mod].data;
+        break;
+    case SRC_FINAL_NORM:
+        from = m->final_norm.data;
+        break;
+    case SRC_LM_HEAD:
+        from = m->lm_head.data;
+        break;
+    case SRC_LINEAR:
+        merge_linear(m, it->lora, it->layer, it->mod, f);
+        break;
+    case SRC_ROPE_FREQS:
+        rope_factors(&m->cfg, f);
+        break;
+    }
+    if (from) memcpy(f, from, (size_t)n * sizeof *f);
+    if (it->permute_heads) gguf_permute_rows(f, it->rows, it->cols, it->permute_heads, f + n);
+    int rc = gguf_encode(it->type, f, n, it->vector ? n : it->cols, dst);
+    free(f);
+    return rc == 0 ? 0 : store_error(err, errlen, 0, "gguf: cannot encode a tensor");
+}
+
+static const char *const gguf_module_names[MODULE_COUNT] = {
+    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+typedef struct Builder {
+    GgufWriter *w;
+    Item *items;
+    int n;
+    GgmlType dtype;
+    GgufReport *report;
+} Builder;
+
+static int add(Builder *b, const char *name, Item it, char *err, size_t errlen) {
+    bool matrix = !it.vector;
+    it.type = matrix ? b->dtype : GGML_TYPE_F32;
+    if (ggml_row_bytes(it.type, it.cols) == 0) { /* the converter's QuantError fallback */
+        it.type = GGML_TYPE_F16;
+        if (b->report && b->report->fell_back_f16++ == 0)
+            snprintf(b->report->fallback_example, sizeof b->report->fallback_example, "%s", name);
+    }
+    b->items[b->n] = it;
+    int64_t ne[2] = {it.cols, it.rows};
+    if (it.vector) ne[0] = it.rows * it.cols;
+    if (gguf_add_tensor(b->w, name, it.type, matrix ? 2 : 1, ne, NULL, fill_item, &b->items[b->n],
+                        err, errlen) != 0)
+        return -1;
+    b->n++;
+    return 0;
+}
+
+static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    bool llama = c->arch != ARCH_QWEN2;
+    Item base = {.m = m, .lora = lora};
+    char name[64];
+    Item it = base;
+    if (c->rope_scaling.llama3) {
+        it.src = SRC_ROPE_FREQS, it.vector = true, it.rows = 1, it.cols = c->head_dim / 2;
+        if (add(b, "rope_freqs.weight", it, err, errlen) != 0) return -1;
+    }
+    it = base, it.src = SRC_EMBED, it.rows = c->vocab_size, it.cols = c->hidden_size;
+    if (add(b, "token_embd.weight", it, err, errlen) != 0) return -1;
+    for (int l = 0; l < c->num_hidden_layers; l++) {
+        it = base, it.layer = l, it.src = SRC_ATTN_NORM, it.vector = true, it.rows = 1,
+        it.cols = c->hidden_size;
+        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
+        if (add(b, name, it, err, errlen) != 0) return -1;
+        for (int k = 0; k < MODULE_COUNT; k++) {
+            if (k == MODULE_GATE) {
+                it = base, it.layer = l, it.src = SRC_FFN_NORM, it.vector = true, it.rows = 1,
+                it.cols = c->hidden_size;
+                snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
+                if (add(b, name, it, err, errlen) != 0) return -1;
+            }
+            int out, in;
+            model_module_dims(c, (ModelModule)k, &out, &in);
+            int heads = !llama          ? 0
+                        : k == MODULE_Q ? c->num_attention_heads
+                        : k == MODULE_K ? c->num_key_value_heads
+                                        : 0;
+            it = base, it.layer = l, it.mod = (ModelModule)k, it.src = SRC_LINEAR, it.rows = out,
+            it.cols = in, it.permute_heads = heads;
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, gguf_module_names[k]);
+            if (add(b, name, it, err, errlen) != 0) return -1;
+            if (m->layers[l].b[k].data) { /* permuted like the weight's rows */
+                it.src = SRC_BIAS, it.rows = out, it.cols = 1, it.vector = true;
+                snprintf(name, sizeof name, "blk.%d.%s.bias", l, gguf_module_names[k]);
+                if (add(b, name, it, err, errlen) != 0) return -1;
+            }
+        }
+    }
+    it = base, it.src = SRC_FINAL_NORM, it.vector = true, it.rows = 1, it.cols = c->hidden_size;
+    if (add(b, "output_norm.weight", it, err, errlen) != 0) return -1;
+    if (!c->tie_word_embeddings) {
+        it = base, it.src = SRC_LM_HEAD, it.rows = c->vocab_size, it.cols = c->hidden_size;
+        if (add(b, "output.weight", it, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
+static uint32_t file_type(GgmlType t) { /* llama_ftype: ALL_F32, MOSTLY_F16, _Q8_0, _BF16 */
+    return t == GGML_TYPE_F16 ? 1 : t == GGML_TYPE_Q8_0 ? 7 : t == GGML_TYPE_BF16 ? 32 : 0;
+}
+
+static int add_metadata(GgufWriter *w, const ModelConfig *c, const char *name, GgmlType dtype,
+                        char *err, size_t errlen) {
+    const char *arch = gguf_arch_name(c);
+    char key[96];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, arch), key)
+    int rc = gguf_set_str(w, "general.architecture", arch, err, errlen);
+    if (rc == 0) rc = gguf_set_str(w, "general.type", "model", err, errlen);
+    if (rc == 0 && *name) rc = gguf_set_str(w, "general.name", name, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, KEY("block_count"), (uint32_t)c->num_hidden_layers, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, KEY("context_length"), (uint32_t)c->max_position_embeddings, err,
+                          errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, KEY("embedding_length"), (uint32_t)c->hidden_size, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, KEY("feed_forward_length"), (uint32_t)c->intermediate_size, err,
+                          errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, KEY("attention.head_count"), (uint32_t)c->num_attention_heads, err,
+                          errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)c->num_key_value_heads, err,
+                          errlen);
+    if (rc == 0) rc = gguf_set_f32(w, KEY("rope.freq_base"), (float)c->rope_theta, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), (float)c->rms_norm_eps, err,
+                          errlen);
+    if (rc == 0 && c->head_dim * c->num_attention_heads != c->hidden_size) {
+        rc = gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim, err, errlen);
+        if (rc == 0)
+            rc = gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim, err, errlen);
+    }
+    if (rc == 0) rc = gguf_set_u32(w, "general.file_type", file_type(dtype), err, errlen);
+    if (rc == 0 && c->arch != ARCH_QWEN2) {
+        rc = gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size, err, errlen);
+        if (rc == 0)
+            rc = gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim, err, errlen);
+    }
+    if (rc == 0) rc = gguf_set_u32(w, "general.quantization_version", 2, err, errlen);
+#undef KEY
+    return rc;
+}
+
+/* The tokenizer of model_dir: tokenizer.json (+ tokenizer_config.json, config.json, and
+ * chat_template.jinja when tokenizer_config.json has no template). */
+static int add_vocab(GgufWriter *w, const char *model_dir, int vocab_size, GgufReport *report,
+                     char *err, size_t errlen) {
+    char path[4200];
+    size_t len;
+    if (path_join(path, sizeof path, model_dir, "tokenizer.json", err, errlen) != 0) return -1;
+    char *tok = store_read_file(path, (size_t)1 << 30, &len, err, errlen);
+    if (!tok)
+        return store_error(err, errlen, 0,
+                           "%s/tokenizer.json is needed: llama.cpp loads a model only with its "
+                           "tokenizer (%s)",
+                           model_dir, err);
+    char side[2][4200], ignore[256];
+    char *text[2] = {NULL, NULL};
+    const char *names[2] = {"tokenizer_config.json", "config.json"};
+    for (int i = 0; i < 2; i++)
+        if (path_join(side[i], sizeof side[i], model_dir, names[i], ignore, sizeof ignore) == 0)
+            text[i] = store_read_file(side[i], (size_t)64 << 20, NULL, ignore, sizeof ignore);
+    int rc =
+        gguf_vocab_from_json(w, tok, len, text[0], text[1], vocab_size, path, report, err, errlen);
+    if (rc == 0 && !gguf_has_key(w, "tokenizer.chat_template") &&
+        path_join(path, sizeof path, model_dir, "chat_template.jinja", ignore, sizeof ignore) ==
+            0) {
+        char *jinja = store_read_file(path, (size_t)16 << 20, NULL, ignore, sizeof ignore);
+        if (jinja) rc = gguf_set_str(w, "tokenizer.chat_template", jinja, err, errlen);
+        free(jinja);
+    }
+    free(tok);
+    free(text[0]);
+    free(text[1]);
+    return rc;
+}
+
+/* The directory's last component ("models/stories260K/" -> "stories260K"). */
+static void base_name(const char *dir, char *out, size_t len) {
+    size_t n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') n--;
+    size_t start = n;
+    while (start > 0 && dir[start - 1] != '/') start--;
+    snprintf(out, len, "%.*s", (int)(n - start), dir + start);
+}
+
+int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir, GgmlType dtype,
+                      const char *path, GgufReport *report, char *err, size_t errlen) {
+    if (m->dtype != MODEL_F32)
+        return store_error(err, errlen, 0, "gguf: the model must be loaded as F32");
+    if (!ggml_type_name(dtype))
+        return store_error(err, errlen, 0, "gguf: unknown tensor type %d", (int)dtype);
+    if (m->cfg.mlp_bias)
+        return store_error(err, errlen, 0, "gguf: %s: mlp_bias is not written by lorafit",
+                           model_dir);
+    const ModelConfig *c = &m->cfg;
+    int max_items = 4 + c->num_hidden_layers * (2 + 2 * MODULE_COUNT);
+    Builder b = {.w = gguf_writer_new(),
+                 .items = calloc((size_t)max_items, sizeof(Item)),
+                 .dtype = dtype,
+                 .report = report};
+    if (report) memset(report, 0, sizeof *report);
+    int rc = b.w && b.items ? 0 : store_error(err, errlen, 0, "gguf: out of memory");
+    char name[256];
+    base_name(model_dir, name, sizeof name);
+    if (rc == 0) rc = add_metadata(b.w, c, name, dtype, err, errlen);
+    if (rc == 0) rc = add_vocab(b.w, model_dir, c->vocab_size, report, err, errlen);
+    if (rc == 0) rc = add_tensors(&b, m, lora, err, errlen);
+    if (rc == 0) rc = gguf_writer_save(b.w, path, err, errlen);
+    if (rc == 0 && report) {
+        report->tensors = b.n;
+        snprintf(report->arch, sizeof report->arch, "%s", gguf_arch_name(c));
+    }
+    gguf_writer_free(b.w);
+    free(b.items);
+    return rc;
+}
