@@ -109,7 +109,7 @@ int cmd_generate(int argc, char **argv) {
     char err[1024];
     char note[256];
     precision = train_resolve_precision(precision, note, sizeof note);
-    fprintf(stderr, "lorafit: %s\n", note);
+    if (precision == CONFIG_PRECISION_BF16) fprintf(stderr, "lorafit: %s\n", note); /* f32: quiet */
     Model *m = model_load_dtype(
         model_dir, precision == CONFIG_PRECISION_BF16 ? MODEL_BF16 : MODEL_F32, err, sizeof err);
     Lora *lora = NULL;
