@@ -17,7 +17,7 @@ OPT       ?= -O2
 SAN       ?=
 CFLAGS_ALL = -std=c11 $(OPT) $(SAN) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE \
              -I. -isystem /usr/include/$(MULTIARCH)/openblas-openmp -MMD -MP $(EXTRA_CFLAGS)
-LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -ljansson -lyaml -lcsv -lz -lm -fopenmp
+LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -ljansson -lyaml -lcsv -lz -lpcre2-8 -lutf8proc -lm -fopenmp
 # tensor/'s element-wise loops vectorise at -O3 (no -ffast-math, no -march, -std=c11 keeps
 # FMA contraction off: the same IEEE operations lane by lane, the same bits as -O2). A
 # command-line OPT (make asan) wins over this.

@@ -39,6 +39,12 @@
 #define LLVMFuzzerTestOneInput fuzz_one_st_index
 #include "tests/fuzz/fuzz_st_index.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_tokenizer_json
+#include "tests/fuzz/fuzz_tokenizer_json.c"
+#undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_tokenizer_text
+#include "tests/fuzz/fuzz_tokenizer_text.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*FuzzOne)(const uint8_t *data, size_t size);
 
@@ -84,6 +90,8 @@ REPLAY_TEST(cursor, 16)
 REPLAY_TEST(manifest, 4)
 REPLAY_TEST(trainer_state, 1)
 REPLAY_TEST(st_index, 10)
+REPLAY_TEST(tokenizer_json, 10)
+REPLAY_TEST(tokenizer_text, 3)
 
 Suite *fuzz_regressions_suite(void) {
     Suite *s = suite_create("fuzz_regressions");
@@ -97,6 +105,8 @@ Suite *fuzz_regressions_suite(void) {
     tcase_add_test(tc, test_fuzz_inputs_manifest_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_trainer_state_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_st_index_do_not_crash);
+    tcase_add_test(tc, test_fuzz_inputs_tokenizer_json_do_not_crash);
+    tcase_add_test(tc, test_fuzz_inputs_tokenizer_text_do_not_crash);
     suite_add_tcase(s, tc);
     return s;
 }
