@@ -1,4 +1,4 @@
-/* trainer/model/load.c — config.json + safetensors -> Model (see model.h).
+/* trainer/model/weights.c — config.json + safetensors -> Model (see model.h).
  *
  * Two passes over the expected tensor list: the first checks every name, dtype and shape
  * and sizes the conversion buffers; the second points tensors of the wanted dtype into the
