@@ -21,6 +21,8 @@ int cmd_generate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
+int cmd_prepare(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
 
 /* Consumes argv[*i] (and its value, advancing *i) as the CONFIG path or a --set KEY=VALUE
  * (also --set=KEY=VALUE). sets must have room for argc entries. Returns 0, or exit code 2

@@ -16,6 +16,9 @@ static const Command commands[] = {
     {"train", cmd_train, "train CONFIG.yaml [--set KEY=VALUE]... [--resume [CHECKPOINT_DIR]]"},
     {"export", cmd_export, "export CHECKPOINT_DIR --out DIR [--dtype f32|bf16|f16]"},
     {"eval", cmd_eval, "eval CONFIG.yaml [--adapter DIR]"},
+    {"prepare", cmd_prepare, "prepare CONFIG.yaml --out FILE.jsonl   the rows training would see"},
+    {"tokenize", cmd_tokenize,
+     "tokenize DIR [--no-special-tokens] [--decode [--skip-special-tokens]]"},
     {"inspect", cmd_inspect, "inspect FILE.safetensors | DIR   tensors, dtypes, shapes, config"},
     {"generate", cmd_generate,
      "generate --model DIR [--adapter DIR] --prompt-ids \"1 2 3\" [-n N] [--temperature T] "

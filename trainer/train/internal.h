@@ -23,6 +23,7 @@ typedef struct Trainer {
     Lora *lora;
     DataReader *data;
     DataOptions data_options; /* of the training set; its paths point into cfg */
+    TrainText text;           /* the tokenizer and template of a text data.format */
     Graph *graph;
     float *m, *v; /* AdamW moments, flat in lora_params() order */
     Batch *mb;    /* (grad_accum) micro-batches of the current step */
