@@ -13,16 +13,37 @@
  * data/text.c. With data.format auto the first record of the first file decides the format
  * when the source is created.
  *
+ * Tokenizing is the expensive part of a text record, so text records are read ahead in
+ * groups of PREFETCH (the raw objects, in file order, on the calling thread) and tokenized on
+ * OpenMP threads (each with its own TextState); they are then served strictly in file order,
+ * so the rows, the skip counts and every error are the same as one record at a time. The
+ * source position reported for the cursor is that of the last record served, never of the
+ * read-ahead.
+ *
  * Bad records: on_error fail returns -1 with "file:line: [column 'x': ]why (fix the row or
  * set data.on_error: skip)"; skip counts the record (while counting is on) and goes on. */
 #include "data/internal.h"
 
 #include <csv.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_CSV_RECORD ((size_t)64 << 20)
+#define PREFETCH       64 /* text records read ahead and tokenized together */
+#define MAX_TOKENIZERS 8  /* threads tokenizing them */
+
+/* A record read ahead: its object, then (once tokenized) its row or why it is bad. */
+typedef struct Ahead {
+    json_t *obj;
+    Locator loc;
+    int rc; /* 1 a good row, -2 a bad record (why) */
+    char why[400];
+    Row row;
+    uint32_t file; /* the source position right after this record */
+    uint64_t offset, line;
+} Ahead;
 
 typedef struct Cell {
     char *s;
@@ -61,6 +82,13 @@ struct Source {
     bool is_json;      /* a .json file: array held whole */
     json_t *array;     /* its records */
     size_t json_index; /* next record */
+
+    Ahead *ahead; /* (PREFETCH) text records read ahead; ahead[ahead_at..ahead_n) not served */
+    int ahead_n, ahead_at;
+    TextState *tss; /* (n_tss) per-thread tokenizing state; tss[0] unused (s->ts serves) */
+    int n_tss;
+    uint32_t pos_file; /* the position after the last record served from `ahead` */
+    uint64_t pos_offset, pos_line;
 };
 
 static int add_name(Source *s, const char *f, size_t len) {
@@ -178,6 +206,15 @@ void source_free(Source *s) {
     free(s->ids.v);
     free(s->labels.v);
     text_state_free(&s->ts);
+    for (int i = 0; i < s->n_tss; i++) text_state_free(&s->tss[i]);
+    free(s->tss);
+    if (s->ahead) {
+        for (int i = 0; i < PREFETCH; i++) {
+            json_decref(s->ahead[i].obj);
+            row_free(&s->ahead[i].row);
+        }
+        free(s->ahead);
+    }
     free(s);
 }
 
@@ -416,19 +453,22 @@ static json_t *csv_object(Source *s, char *why, size_t whylen) {
 }
 
 /* The record object into row, by format, validated. 0, or -1 with `why`. */
-static int object_row(Source *s, const json_t *obj, Row *row, char *why, size_t whylen) {
+static int object_row(const Source *s, TextState *ts, const json_t *obj, Row *row, char *why,
+                      size_t whylen) {
     int rc = s->format == DATA_FORMAT_TOKENS
                  ? row_from_json_object(obj, s->input_field, s->labels_field, row, why, whylen)
-                 : text_row(s->o, s->format, &s->ts, obj, row, why, whylen);
+                 : text_row(s->o, s->format, ts, obj, row, why, whylen);
     if (rc != 0) return -1;
     const char *in = s->format == DATA_FORMAT_TOKENS ? s->input_field : "tokenized record";
     return row_validate(row, s->vocab_size, in, s->labels_field, why, whylen);
 }
 
-/* 1 a good record, 0 end of file, -1 error (err), -2 bad record (why, loc). */
-static int read_record(Source *s, Row *row, Locator *loc, char *err, size_t errlen, char *why,
-                       size_t whylen) {
+/* A text-format record as an object (*obj, owned by the caller): 1, 0 end of file, -1 error
+ * (err), -2 bad record (why, loc). */
+static int read_raw(Source *s, json_t **obj, Locator *loc, char *err, size_t errlen, char *why,
+                    size_t whylen) {
     loc->file = (uint32_t)s->file;
+    *obj = NULL;
     if (s->is_json) {
         if (s->json_index >= json_array_size(s->array)) return 0;
         size_t i = s->json_index++;
@@ -436,17 +476,13 @@ static int read_record(Source *s, Row *row, Locator *loc, char *err, size_t errl
         loc->line = i + 1;
         s->line = i + 1;
         s->next_offset = i + 1;
-        return object_row(s, json_array_get(s->array, i), row, why, whylen) == 0 ? 1 : -2;
+        *obj = json_incref(json_array_get(s->array, i));
+        return 1;
     }
     if (s->is_csv) {
         int rc = csv_next_record(s, loc, err, errlen, why, whylen);
         if (rc != 1) return rc;
-        if (s->format == DATA_FORMAT_TOKENS) return csv_row(s, row, why, whylen) == 0 ? 1 : -2;
-        json_t *obj = csv_object(s, why, whylen);
-        if (!obj) return -2;
-        rc = object_row(s, obj, row, why, whylen);
-        json_decref(obj);
-        return rc == 0 ? 1 : -2;
+        return (*obj = csv_object(s, why, whylen)) ? 1 : -2;
     }
     for (;;) {
         const char *p;
@@ -459,18 +495,42 @@ static int read_record(Source *s, Row *row, Locator *loc, char *err, size_t errl
         if (blank(p, n)) continue;
         loc->offset = off;
         loc->line = s->line;
-        if (s->format == DATA_FORMAT_TOKENS) {
-            if (row_from_json_line(p, n, s->input_field, s->labels_field, row, why, whylen) != 0)
-                return -2;
-            if (row_validate(row, s->vocab_size, s->input_field, s->labels_field, why, whylen))
-                return -2;
-            return 1;
-        }
-        json_t *obj = json_object_from_line(p, n, why, whylen);
-        if (!obj) return -2;
-        rc = object_row(s, obj, row, why, whylen);
+        return (*obj = json_object_from_line(p, n, why, whylen)) ? 1 : -2;
+    }
+}
+
+/* 1 a good record, 0 end of file, -1 error (err), -2 bad record (why, loc). */
+static int read_record(Source *s, Row *row, Locator *loc, char *err, size_t errlen, char *why,
+                       size_t whylen) {
+    loc->file = (uint32_t)s->file;
+    if (s->format != DATA_FORMAT_TOKENS || s->is_json) {
+        json_t *obj;
+        int rc = read_raw(s, &obj, loc, err, errlen, why, whylen);
+        if (rc == 1 && object_row(s, &s->ts, obj, row, why, whylen) != 0) rc = -2;
         json_decref(obj);
-        return rc == 0 ? 1 : -2;
+        return rc;
+    }
+    if (s->is_csv) {
+        int rc = csv_next_record(s, loc, err, errlen, why, whylen);
+        if (rc != 1) return rc;
+        return csv_row(s, row, why, whylen) == 0 ? 1 : -2;
+    }
+    for (;;) {
+        const char *p;
+        size_t n;
+        uint64_t off;
+        int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
+        if (rc <= 0) return rc;
+        s->line++;
+        s->next_offset = off + n;
+        if (blank(p, n)) continue;
+        loc->offset = off;
+        loc->line = s->line;
+        if (row_from_json_line(p, n, s->input_field, s->labels_field, row, why, whylen) != 0)
+            return -2;
+        if (row_validate(row, s->vocab_size, s->input_field, s->labels_field, why, whylen))
+            return -2;
+        return 1;
     }
 }
 
@@ -544,7 +604,101 @@ int source_resolve_format(Source *s, bool check, char *err, size_t errlen) {
     return check ? text_check_options(s->o, s->format, err, errlen) : 0;
 }
 
+static void drop_ahead(Source *s) {
+    for (int i = s->ahead_at; i < s->ahead_n; i++) {
+        json_decref(s->ahead[i].obj);
+        s->ahead[i].obj = NULL;
+    }
+    s->ahead_n = s->ahead_at = 0;
+}
+
+/* Tokenizes ahead[0..ahead_n) on up to MAX_TOKENIZERS threads; frees the objects. */
+static void tokenize_ahead(Source *s) {
+    int nt = omp_get_max_threads();
+    if (nt > MAX_TOKENIZERS) nt = MAX_TOKENIZERS;
+    if (nt > s->ahead_n) nt = s->ahead_n;
+    if (nt > 1 && s->n_tss < nt) {
+        TextState *grown = realloc(s->tss, (size_t)nt * sizeof *grown);
+        if (grown) {
+            s->tss = grown;
+            while (s->n_tss < nt && text_state_init(&s->tss[s->n_tss]) == 0) s->n_tss++;
+        }
+        if (s->n_tss < nt) nt = s->n_tss > 0 ? s->n_tss : 1;
+    }
+    if (nt < 1) nt = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int i = 0; i < s->ahead_n; i++) {
+        Ahead *a = &s->ahead[i];
+        int t = omp_get_thread_num();
+        TextState *ts = t == 0 ? &s->ts : &s->tss[t];
+        if (a->rc == 1 && object_row(s, ts, a->obj, &a->row, a->why, sizeof a->why) != 0)
+            a->rc = -2;
+        json_decref(a->obj);
+        a->obj = NULL;
+    }
+}
+
+/* Reads up to PREFETCH text records ahead (in file order) and tokenizes them. 0 or -1. */
+static int fill_ahead(Source *s, char *err, size_t errlen) {
+    s->ahead_n = s->ahead_at = 0;
+    if (!s->ahead && !(s->ahead = calloc(PREFETCH, sizeof *s->ahead))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    while (s->ahead_n < PREFETCH && s->file < s->n_files) {
+        if (!s->open && open_file(s, err, errlen) != 0) break;
+        Ahead *a = &s->ahead[s->ahead_n];
+        int rc = read_raw(s, &a->obj, &a->loc, err, errlen, a->why, sizeof a->why);
+        if (rc == -1) break;
+        if (rc == 0) {
+            close_file(s);
+            s->file++;
+            continue;
+        }
+        a->rc = rc;
+        a->file = (uint32_t)s->file;
+        a->offset = s->next_offset;
+        a->line = s->line;
+        s->ahead_n++;
+    }
+    bool failed = s->ahead_n < PREFETCH && s->file < s->n_files;
+    if (failed) { /* an I/O error or a file that does not open: the run stops here */
+        drop_ahead(s);
+        return -1;
+    }
+    tokenize_ahead(s);
+    return 0;
+}
+
+static int next_ahead(Source *s, Row *row, char *err, size_t errlen) {
+    for (;;) {
+        if (s->ahead_at == s->ahead_n) {
+            if (fill_ahead(s, err, errlen) != 0) return -1;
+            if (s->ahead_n == 0) return 0;
+        }
+        Ahead *a = &s->ahead[s->ahead_at++];
+        s->pos_file = a->file;
+        s->pos_offset = a->offset;
+        s->pos_line = a->line;
+        if (a->rc == 1) {
+            Row t = *row;
+            *row = a->row;
+            a->row = t;
+            row->loc = a->loc;
+            return 1;
+        }
+        if (s->on_error == DATA_ON_ERROR_FAIL) {
+            char at[300];
+            where(s, a->loc.file, a->loc.line, at, sizeof at);
+            snprintf(err, errlen, "%s: %s (fix the row or set data.on_error: skip)", at, a->why);
+            return -1;
+        }
+        if (s->counting) s->bad[a->loc.file]++;
+    }
+}
+
 int source_next(Source *s, Row *row, char *err, size_t errlen) {
+    if (s->format != DATA_FORMAT_TOKENS) return next_ahead(s, row, err, errlen);
     for (;;) {
         if (s->file >= s->n_files) return 0;
         if (!s->open && open_file(s, err, errlen) != 0) return -1;
@@ -572,6 +726,7 @@ int source_next(Source *s, Row *row, char *err, size_t errlen) {
 }
 
 void source_rewind(Source *s) {
+    drop_ahead(s);
     close_file(s);
     s->file = 0;
     s->line = 0;
@@ -579,6 +734,12 @@ void source_rewind(Source *s) {
 }
 
 void source_position(const Source *s, uint32_t *file, uint64_t *offset, uint64_t *line) {
+    if (s->ahead_at < s->ahead_n) { /* records read ahead are not consumed yet */
+        *file = s->pos_file;
+        *offset = s->pos_offset;
+        *line = s->pos_line;
+        return;
+    }
     *file = (uint32_t)s->file;
     *offset = s->open ? s->next_offset : 0; /* .json: the next index + 1 */
     *line = s->open ? s->line : 0;
@@ -586,6 +747,7 @@ void source_position(const Source *s, uint32_t *file, uint64_t *offset, uint64_t
 
 int source_seek(Source *s, uint32_t file, uint64_t offset, uint64_t line, char *err,
                 size_t errlen) {
+    drop_ahead(s);
     if (file >= (uint32_t)s->n_files) {
         close_file(s);
         s->file = s->n_files;

@@ -14,6 +14,7 @@
 #include <zlib.h>
 
 #include "data/data.h"
+#include "tests/test_data_util.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
 
@@ -582,6 +583,61 @@ START_TEST(test_generate_prompt_prints_text) {
 }
 END_TEST
 
+/* The cursor of a text dataset (records read ahead and tokenized in groups) restores to
+ * exactly the batches an uninterrupted reader yields, at any cut. */
+START_TEST(test_text_cursor_restores_exactly) {
+    TEST_NEED_SHARED(shared);
+    Tokenizer *tok = load_tok(shared, "models/stories260K");
+    char *dir = test_tmpdir(), path[4200];
+    snprintf(path, sizeof path, "%s/t.jsonl", dir);
+    FILE *f = fopen(path, "w");
+    for (int k = 0; k < 150; k++)
+        fprintf(f, "%s{\"text\": \"Lily saw %d birds%s.\"}\n", k % 7 ? "" : "\n", k,
+                k % 3 ? " in the park" : "");
+    fprintf(f, "{\"txt\": \"bad\"}\n");
+    fclose(f);
+    const char *paths[] = {path};
+    DataOptions o = text_options(paths, DATA_FORMAT_TEXT, tok);
+    o.seq_len = 12;
+    o.batch_size = 3;
+    o.packing = true;
+    o.overflow = DATA_OVERFLOW_SPLIT;
+    o.shuffle = true;
+    o.shuffle_buffer = 20;
+    o.seed = 3;
+    o.epochs = 2;
+    o.on_error = DATA_ON_ERROR_SKIP;
+    o.vocab_size = 512;
+    TestStream *full = test_stream_collect(&o, -1);
+    ck_assert_int_gt(full->n_batches, 100);
+    const int cuts[] = {1, 7, 40, full->n_batches / 2 + 3, full->n_batches - 1};
+    for (int c = 0; c < 5; c++) {
+        char err[1024];
+        DataReader *r = test_open(&o);
+        Batch b;
+        for (int i = 0; i < cuts[c]; i++)
+            ck_assert_int_eq(data_next_batch(r, &b, err, sizeof err), 1);
+        size_t n = data_cursor_size(r);
+        void *blob = malloc(n);
+        ck_assert_int_eq(data_cursor_save(r, blob, n, err, sizeof err), 0);
+        data_close(r);
+        DataReader *r2 = test_open(&o);
+        ck_assert_msg(data_cursor_restore(r2, blob, n, err, sizeof err) == 0, "%s", err);
+        TestStream *rest = test_stream_new(&o);
+        test_stream_append(rest, r2, -1);
+        test_stream_assert_equal(full, rest, cuts[c]);
+        ck_assert_int_eq(data_skipped(r2), 1);
+        test_stream_free(rest);
+        data_close(r2);
+        free(blob);
+    }
+    test_stream_free(full);
+    tokenizer_free(tok);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* A job on a text dataset killed after step 3 and resumed ends byte-identical. */
 START_TEST(test_text_dataset_resumes_exactly) {
     TEST_NEED_SHARED(shared);
@@ -642,6 +698,7 @@ Suite *text_data_suite(void) {
     tcase_add_test(tc, test_tokenize_command);
     tcase_add_test(tc, test_generate_prompt_prints_text);
     tcase_add_test(tc, test_text_dataset_resumes_exactly);
+    tcase_add_test(tc, test_text_cursor_restores_exactly);
     suite_add_tcase(s, tc);
     return s;
 }
