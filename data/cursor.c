@@ -66,10 +66,18 @@ static uint64_t options_hash(const DataReader *r) {
                    o->on_error,
                    o->vocab_size,
                    (int64_t)o->seed,
-                   o->epochs};
+                   o->epochs,
+                   o->format,
+                   o->add_eos,
+                   o->train_on_prompt};
     uint64_t h = fnv(0xcbf29ce484222325ull, v, sizeof v);
     h = fnv(h, o->input_field, strlen(o->input_field) + 1);
     if (o->labels_field) h = fnv(h, o->labels_field, strlen(o->labels_field) + 1);
+    const char *text_fields[] = {o->text_field, o->prompt_field, o->completion_field,
+                                 o->messages_field};
+    for (int i = 0; i < 4; i++)
+        if (o->format != DATA_FORMAT_TOKENS && text_fields[i])
+            h = fnv(h, text_fields[i], strlen(text_fields[i]) + 1);
     return h;
 }
 

@@ -5,7 +5,8 @@
  * through a seeded streaming shuffle buffer, applies the overflow rule (truncate | split |
  * drop) and lays the resulting rows into fixed-shape batches, packed or one row per sequence.
  * Memory never grows with file size: the reader holds the shuffle buffer, one batch and one
- * pending record.
+ * pending record. Text records (data.format text | completion | alpaca | chat) are tokenized
+ * as they are read (data/text.c); `.json` files (one JSON array of objects) are read whole.
  *
  * Order of operations: records -> shuffle buffer (records, not pieces) -> overflow -> rows ->
  * batch. A record that `split` cuts into chunks yields its chunks consecutively; each chunk is
@@ -28,12 +29,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
+#include "data/chat/chat.h"
+#include "data/tokenizer/tokenizer.h"
+
+/* What a record holds (data.format). AUTO decides from the first record of the first file:
+ * input_ids -> TOKENS, messages -> CHAT, instruction + output -> ALPACA, prompt + completion
+ * -> COMPLETION, text -> TEXT (the configured field names are the ones looked for). */
+typedef enum {
+    DATA_FORMAT_AUTO,
+    DATA_FORMAT_TOKENS,
+    DATA_FORMAT_TEXT,
+    DATA_FORMAT_COMPLETION,
+    DATA_FORMAT_ALPACA,
+    DATA_FORMAT_CHAT
+} DataFormat;
+
 typedef enum { DATA_OVERFLOW_TRUNCATE, DATA_OVERFLOW_SPLIT, DATA_OVERFLOW_DROP } DataOverflow;
 typedef enum { DATA_ON_ERROR_FAIL, DATA_ON_ERROR_SKIP } DataOnError;
 
 typedef struct DataOptions {
-    const char **paths;       /* (n_paths) each a file path or a glob(3) pattern; .jsonl or .csv, */
-    int n_paths;              /* optionally .gz; a glob's matches are taken in sorted order       */
+    const char **paths;       /* (n_paths) each a file path or a glob(3) pattern; .jsonl, .csv  */
+    int n_paths;              /* or .json, optionally .gz; a glob's matches in sorted order       */
     const char *input_field;  /* JSONL key / CSV column of token ids: "input_ids"          */
     const char *labels_field; /* "labels"; missing key/column (or NULL) => labels = input_ids */
     int seq_len;              /* T */
@@ -46,6 +64,20 @@ typedef struct DataOptions {
     int vocab_size; /* ids must be in [0, vocab_size); 0 = no upper bound check */
     uint64_t seed;
     int epochs; /* passes over the data; 0 = cycle forever */
+
+    /* Text formats (see data/text.c for what each yields). Everything here is owned by the
+     * caller and must outlive the reader; the tokenizer and template are only read. */
+    DataFormat format;
+    const char *text_field;            /* TEXT: "text" */
+    const char *prompt_field;          /* COMPLETION: "prompt" */
+    const char *completion_field;      /* COMPLETION: "completion" */
+    const char *messages_field;        /* CHAT: "messages" */
+    bool add_eos;                      /* TEXT, COMPLETION, ALPACA: end every row with EOS */
+    bool train_on_prompt;              /* COMPLETION, ALPACA: loss on the prompt too */
+    const Tokenizer *tokenizer;        /* needed by every format but TOKENS */
+    const ChatTemplate *chat_template; /* CHAT */
+    const json_t *chat_context; /* CHAT: the template's other variables (bos_token, eos_token,
+                                   ..., extra keys such as enable_thinking); may be NULL */
 } DataOptions;
 
 /* One micro-batch. Owned by the reader and overwritten by the next data_next_batch(). */
@@ -67,12 +99,33 @@ typedef struct DataReader DataReader;
 /* Expands the paths, checks options fingerprints every file (size, CRC-32 of the first MB and last
  * 64 KB). NULL + err on error. */
 DataReader *data_open(const DataOptions *o, char *err, size_t errlen);
+/* The format the reader would use: o->format, or for DATA_FORMAT_AUTO the one the first record
+ * of the first file suggests (what a caller needs to know before loading a tokenizer). No
+ * tokenizer is needed. 0, or -1 with err. */
+int data_resolve_format(const DataOptions *o, DataFormat *out, char *err, size_t errlen);
+const char *data_format_name(DataFormat f);
+
 /* Fills the next micro-batch into *b (pointers into reader-owned buffers; no allocation per
  * call once warm). Returns 1 (a batch), 0 (the configured epochs are finished) or -1 (a bad
  * record under on_error: fail, an I/O error, ...; err names file, line, CSV column and why).
  * A bad record is reported before any batch containing it is returned. */
 int data_next_batch(DataReader *r, Batch *b, char *err, size_t errlen);
 void data_close(DataReader *r);
+
+/* One row as training would lay it into a batch (after overflow, before packing), for
+ * `lorafit prepare`. Pointers are reader-owned and valid until the next call. */
+typedef struct DataRow {
+    const int32_t *ids, *labels; /* (len) labels -100 where there is no loss */
+    int len;
+    int record_len;   /* tokens of the whole record (> len when truncated or split) */
+    bool first_piece; /* the record's first (or only) row */
+    bool last_piece;  /* its last row */
+    const char *file; /* where the record is */
+    uint64_t line;    /* its line (a .json file: its index + 1) */
+} DataRow;
+/* The next row instead of a batch: 1, 0 (finished), -1 with err. Do not mix with
+ * data_next_batch on one reader. */
+int data_next_row(DataReader *r, DataRow *row, char *err, size_t errlen);
 
 /* Cursor: the exact position of the stream. data_cursor_size() is the size of the blob for the
  * current state (it changes with the shuffle buffer fill). data_cursor_save() needs
@@ -87,6 +140,8 @@ int data_cursor_restore(DataReader *r, const void *blob, size_t size, char *err,
  * "data/a.jsonl: 3 bad, 1 too long\n"; returns the length written (truncated to outlen). */
 int data_skip_report(const DataReader *r, char *out, size_t outlen);
 int64_t data_skipped(const DataReader *r);
+/* The two kinds apart: bad records skipped, records dropped as too long. */
+void data_skip_counts(const DataReader *r, int64_t *bad, int64_t *dropped);
 
 /* The exact number of micro-batches a run with these options yields over all epochs: a dry
  * pass with a fresh reader. -1 with err when epochs == 0 or the data is bad. */

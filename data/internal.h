@@ -4,6 +4,7 @@
  *   stream.c  LineReader: a gzip-or-plain byte stream cut into lines, seekable by byte offset;
  *             path expansion (globs) and file fingerprints.
  *   record.c  id lists from JSON / CSV cells, and record validation.
+ *   text.c    text records (text, completion, alpaca, chat) tokenized into rows.
  *   source.c  Source: records from a list of files in order, with skip/fail handling.
  *   reader.c  DataReader: shuffle buffer, epochs, overflow, batch layout.
  *   cursor.c  save / restore of the reader state. */
@@ -13,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <zlib.h>
 
 #include "data/data.h"
@@ -73,16 +75,42 @@ int ids_parse_text(const char *s, size_t n, IdList *out, char *why, size_t whyle
 /* One JSONL line into row (ids, labels); 0, or -1 with `why`. */
 int row_from_json_line(const char *line, size_t len, const char *input_field,
                        const char *labels_field, Row *row, char *why, size_t whylen);
+/* The same from an already parsed object (a .json array element, a CSV row as an object). */
+int row_from_json_object(const json_t *obj, const char *input_field, const char *labels_field,
+                         Row *row, char *why, size_t whylen);
+/* A line as a JSON object, or NULL with `why` (invalid JSON, not an object). */
+json_t *json_object_from_line(const char *line, size_t len, char *why, size_t whylen);
 /* Copies ids/labels into row (labels NULL => ids) and validates. 0 or -1 with `why`. */
 int row_set(Row *row, const int32_t *ids, int n_ids, const int32_t *labels, int n_labels,
             const char *input_field, const char *labels_field, char *why, size_t whylen);
 int row_validate(const Row *row, int vocab_size, const char *input_field, const char *labels_field,
                  char *why, size_t whylen);
 
+/* ---- text.c ---- */
+/* The format a record's fields suggest (data.format: auto), or DATA_FORMAT_AUTO for none. */
+DataFormat text_detect_format(const json_t *obj, const DataOptions *o);
+/* Checks that the options carry what format f needs (tokenizer, template, EOS). */
+int text_check_options(const DataOptions *o, DataFormat f, char *err, size_t errlen);
+/* Per-reader working state of the text formats (one per thread that tokenizes). */
+typedef struct TextState {
+    TokenizerScratch *scratch;
+    TokenizerIds a, b;
+} TextState;
+int text_state_init(TextState *ts);
+void text_state_free(TextState *ts);
+/* One record object of format f (not TOKENS) into row: ids and labels (-100 where no loss).
+ * 0, or -1 with `why` (a missing field, a wrong type, a template error, ...). */
+int text_row(const DataOptions *o, DataFormat f, TextState *ts, const json_t *obj, Row *row,
+             char *why, size_t whylen);
+
 /* ---- source.c ---- */
 typedef struct Source Source;
 Source *source_create(char **files, int n_files, const DataOptions *o, int64_t *bad_counts,
                       char *err, size_t errlen);
+/* Resolves data.format auto (from the first record); with check, also checks the options the
+ * format needs (tokenizer, template). */
+int source_resolve_format(Source *s, bool check, char *err, size_t errlen);
+DataFormat source_format(const Source *s);
 /* Next good record of the pass into row: 1, 0 (all files read), -1 error. */
 int source_next(Source *s, Row *row, char *err, size_t errlen);
 void source_rewind(Source *s);

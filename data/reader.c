@@ -37,6 +37,10 @@ void data_close(DataReader *r) {
     free(r->buf);
     free((char *)r->o.input_field);
     free((char *)r->o.labels_field);
+    free((char *)r->o.text_field);
+    free((char *)r->o.prompt_field);
+    free((char *)r->o.completion_field);
+    free((char *)r->o.messages_field);
     free(r);
 }
 
@@ -64,6 +68,8 @@ static int check_options(const DataOptions *o, char *err, size_t errlen) {
         bad = "data.overflow: unknown value";
     else if ((unsigned)o->on_error > DATA_ON_ERROR_SKIP)
         bad = "data.on_error: unknown value";
+    else if ((unsigned)o->format > DATA_FORMAT_CHAT)
+        bad = "data.format: unknown value";
     if (bad) snprintf(err, errlen, "%s", bad);
     return bad ? -1 : 0;
 }
@@ -77,7 +83,13 @@ DataReader *data_open(const DataOptions *o, char *err, size_t errlen) {
     r->o.n_paths = 0;
     r->o.input_field = NULL;
     r->o.labels_field = NULL;
+    r->o.text_field = r->o.prompt_field = r->o.completion_field = r->o.messages_field = NULL;
     if (!(r->o.input_field = dup_or_null(o->input_field))) goto oom;
+    if ((o->text_field && !(r->o.text_field = strdup(o->text_field))) ||
+        (o->prompt_field && !(r->o.prompt_field = strdup(o->prompt_field))) ||
+        (o->completion_field && !(r->o.completion_field = strdup(o->completion_field))) ||
+        (o->messages_field && !(r->o.messages_field = strdup(o->messages_field))))
+        goto oom;
     if (o->labels_field && *o->labels_field && !(r->o.labels_field = dup_or_null(o->labels_field)))
         goto oom;
     if (data_expand_paths(o->paths, o->n_paths, &r->files, &r->n_files, err, errlen) != 0) {
@@ -104,10 +116,12 @@ DataReader *data_open(const DataOptions *o, char *err, size_t errlen) {
     r->batch.targets = r->buf + bt;
     r->batch.positions = r->buf + 2 * bt;
     r->batch.segments = r->buf + 3 * bt;
-    if (!(r->src = source_create(r->files, r->n_files, &r->o, r->bad, err, errlen))) {
+    if (!(r->src = source_create(r->files, r->n_files, &r->o, r->bad, err, errlen)) ||
+        source_resolve_format(r->src, true, err, errlen) != 0) {
         data_close(r);
         return NULL;
     }
+    r->o.format = source_format(r->src);
     rng_seed(&r->rng, o->seed, 0);
     return r;
 oom:
@@ -274,6 +288,22 @@ int data_next_batch(DataReader *r, Batch *b, char *err, size_t errlen) {
     return 1;
 }
 
+int data_next_row(DataReader *r, DataRow *row, char *err, size_t errlen) {
+    int start, len;
+    int rc = peek_piece(r, &start, &len, err, errlen);
+    if (rc <= 0) return rc;
+    row->ids = r->cur.ids + start;
+    row->labels = r->cur.labels + start;
+    row->len = len;
+    row->record_len = r->cur.len;
+    row->first_piece = start == 0;
+    row->last_piece = r->o.overflow != DATA_OVERFLOW_SPLIT || start + len >= r->cur.len;
+    row->file = r->files[r->cur.loc.file];
+    row->line = r->cur.loc.line;
+    consume_piece(r, len);
+    return 1;
+}
+
 int data_skip_report(const DataReader *r, char *out, size_t outlen) {
     size_t n = 0;
     if (outlen) out[0] = '\0';
@@ -290,6 +320,28 @@ int64_t data_skipped(const DataReader *r) {
     int64_t n = 0;
     for (int i = 0; i < r->n_files; i++) n += r->bad[i] + r->dropped[i];
     return n;
+}
+
+int data_resolve_format(const DataOptions *o, DataFormat *out, char *err, size_t errlen) {
+    if (o->format != DATA_FORMAT_AUTO) {
+        *out = o->format;
+        return 0;
+    }
+    char **files = NULL;
+    int n_files = 0;
+    if (data_expand_paths(o->paths, o->n_paths, &files, &n_files, err, errlen) != 0) return -1;
+    Source *s = source_create(files, n_files, o, NULL, err, errlen);
+    int rc = s ? source_resolve_format(s, false, err, errlen) : -1;
+    if (rc == 0) *out = source_format(s);
+    source_free(s);
+    for (int i = 0; i < n_files; i++) free(files[i]);
+    free(files);
+    return rc;
+}
+
+void data_skip_counts(const DataReader *r, int64_t *bad, int64_t *dropped) {
+    *bad = *dropped = 0;
+    for (int i = 0; i < r->n_files; i++) *bad += r->bad[i], *dropped += r->dropped[i];
 }
 
 int64_t data_count_batches(const DataOptions *o, char *err, size_t errlen) {

@@ -145,57 +145,71 @@ static int json_ids(const json_t *a, const char *name, int32_t *dst, char *why, 
     return 0;
 }
 
-int row_from_json_line(const char *line, size_t len, const char *input_field,
-                       const char *labels_field, Row *row, char *why, size_t whylen) {
-    json_error_t jerr;
-    json_t *root = json_loadb(line, len, 0, &jerr);
-    int rc = -1;
-    if (!root) {
-        snprintf(why, whylen, "invalid JSON at column %d: %s", jerr.column, jerr.text);
-        return -1;
-    }
+int row_from_json_object(const json_t *root, const char *input_field, const char *labels_field,
+                         Row *row, char *why, size_t whylen) {
     if (!json_is_object(root)) {
         snprintf(why, whylen, "expected a JSON object, got another JSON value");
-        goto done;
+        return -1;
     }
     const json_t *ids = json_object_get(root, input_field);
     const json_t *labels = labels_field ? json_object_get(root, labels_field) : NULL;
     if (labels && json_is_null(labels)) labels = NULL;
     if (!ids) {
         snprintf(why, whylen, "missing field '%s'", input_field);
-        goto done;
+        return -1;
     }
     if (!json_is_array(ids)) {
         snprintf(why, whylen, "'%s' is not an array", input_field);
-        goto done;
+        return -1;
     }
     if (labels && !json_is_array(labels)) {
         snprintf(why, whylen, "'%s' is not an array", labels_field);
-        goto done;
+        return -1;
     }
     size_t n = json_array_size(ids);
     if (n > INT32_MAX / 2) {
         snprintf(why, whylen, "'%s' is too long", input_field);
-        goto done;
+        return -1;
     }
     if (labels && json_array_size(labels) != n) {
         snprintf(why, whylen, "%s has %zu ids but %s has %zu", labels_field,
                  json_array_size(labels), input_field, n);
-        goto done;
+        return -1;
     }
     if (row_reserve(row, (int)n) != 0) {
         snprintf(why, whylen, "out of memory");
-        goto done;
+        return -1;
     }
     row->len = (int)n;
-    if (json_ids(ids, input_field, row->ids, why, whylen) != 0) goto done;
+    if (json_ids(ids, input_field, row->ids, why, whylen) != 0) return -1;
     if (labels) {
-        if (json_ids(labels, labels_field, row->labels, why, whylen) != 0) goto done;
+        if (json_ids(labels, labels_field, row->labels, why, whylen) != 0) return -1;
     } else if (n) {
         memcpy(row->labels, row->ids, n * sizeof *row->ids);
     }
-    rc = 0;
-done:
+    return 0;
+}
+
+json_t *json_object_from_line(const char *line, size_t len, char *why, size_t whylen) {
+    json_error_t jerr;
+    json_t *root = json_loadb(line, len, 0, &jerr);
+    if (!root) {
+        snprintf(why, whylen, "invalid JSON at column %d: %s", jerr.column, jerr.text);
+        return NULL;
+    }
+    if (!json_is_object(root)) {
+        snprintf(why, whylen, "expected a JSON object, got another JSON value");
+        json_decref(root);
+        return NULL;
+    }
+    return root;
+}
+
+int row_from_json_line(const char *line, size_t len, const char *input_field,
+                       const char *labels_field, Row *row, char *why, size_t whylen) {
+    json_t *root = json_object_from_line(line, len, why, whylen);
+    if (!root) return -1;
+    int rc = row_from_json_object(root, input_field, labels_field, row, why, whylen);
     json_decref(root);
     return rc;
 }

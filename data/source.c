@@ -6,16 +6,44 @@
  * span lines; a record is complete when libcsv reports its end. The header row is required
  * and read when a CSV file is opened (also when a restore seeks into the file).
  *
+ * `.json` files (one JSON array of objects, as Hugging Face datasets loads them) are read whole
+ * when opened; a record's locator is its index in the array (offset = index, line = index+1).
+ * Text formats (data.format other than tokens) turn each record object — a CSV row becomes an
+ * object of its columns as strings, a messages column parsed as JSON — into a row with
+ * data/text.c. With data.format auto the first record of the first file decides the format
+ * when the source is created.
+ *
+ * Tokenizing is the expensive part of a text record, so text records are read ahead in
+ * groups of PREFETCH (the raw objects, in file order, on the calling thread) and tokenized on
+ * OpenMP threads (each with its own TextState); they are then served strictly in file order,
+ * so the rows, the skip counts and every error are the same as one record at a time. The
+ * source position reported for the cursor is that of the last record served, never of the
+ * read-ahead.
+ *
  * Bad records: on_error fail returns -1 with "file:line: [column 'x': ]why (fix the row or
  * set data.on_error: skip)"; skip counts the record (while counting is on) and goes on. */
 #include "data/internal.h"
 
 #include <csv.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_CSV_RECORD ((size_t)64 << 20)
+#define PREFETCH       64 /* text records read ahead and tokenized together */
+#define MAX_TOKENIZERS 8  /* threads tokenizing them */
+
+/* A record read ahead: its object, then (once tokenized) its row or why it is bad. */
+typedef struct Ahead {
+    json_t *obj;
+    Locator loc;
+    int rc; /* 1 a good row, -2 a bad record (why) */
+    char why[400];
+    Row row;
+    uint32_t file; /* the source position right after this record */
+    uint64_t offset, line;
+} Ahead;
 
 typedef struct Cell {
     char *s;
@@ -26,6 +54,9 @@ typedef struct Cell {
 struct Source {
     char **files; /* borrowed from the reader */
     int n_files;
+    const DataOptions *o; /* the reader's */
+    DataFormat format;    /* resolved: never AUTO */
+    TextState ts;
     const char *input_field, *labels_field;
     int vocab_size;
     DataOnError on_error;
@@ -44,7 +75,46 @@ struct Source {
     size_t record_bytes;
     Cell cell_input, cell_labels;
     IdList ids, labels;
+    char **col_names; /* (n_names) CSV header, for the text formats */
+    int n_names;
+    Cell *cells; /* (n_names) the current CSV record's cells, for the text formats */
+
+    bool is_json;      /* a .json file: array held whole */
+    json_t *array;     /* its records */
+    size_t json_index; /* next record */
+
+    Ahead *ahead; /* (PREFETCH) text records read ahead; ahead[ahead_at..ahead_n) not served */
+    int ahead_n, ahead_at;
+    TextState *tss; /* (n_tss) per-thread tokenizing state; tss[0] unused (s->ts serves) */
+    int n_tss;
+    uint32_t pos_file; /* the position after the last record served from `ahead` */
+    uint64_t pos_offset, pos_line;
 };
+
+static int add_name(Source *s, const char *f, size_t len) {
+    char **nn = realloc(s->col_names, (size_t)(s->n_names + 1) * sizeof *nn);
+    if (!nn) return -1;
+    s->col_names = nn;
+    Cell *nc = realloc(s->cells, (size_t)(s->n_names + 1) * sizeof *nc);
+    if (!nc) return -1;
+    s->cells = nc;
+    memset(&s->cells[s->n_names], 0, sizeof *s->cells);
+    if (!(s->col_names[s->n_names] = strndup(f, len))) return -1;
+    s->n_names++;
+    return 0;
+}
+
+static void free_names(Source *s) {
+    for (int i = 0; i < s->n_names; i++) {
+        free(s->col_names[i]);
+        free(s->cells[i].s);
+    }
+    free(s->col_names);
+    free(s->cells);
+    s->col_names = NULL;
+    s->cells = NULL;
+    s->n_names = 0;
+}
 
 static void cell_set(Cell *c, const void *s, size_t n) {
     if (n + 1 > c->cap) {
@@ -68,11 +138,15 @@ static void on_field(void *data, size_t len, void *ctx) {
     const char *f = data ? data : "";
     if (!s->header_done) {
         if (s->field == 0 && len >= 3 && memcmp(f, "\xEF\xBB\xBF", 3) == 0) f += 3, len -= 3;
+        if (add_name(s, f, len) != 0) s->cell_input.oom = true;
         if (strlen(s->input_field) == len && memcmp(f, s->input_field, len) == 0)
             s->col_input = s->field;
         if (s->labels_field && strlen(s->labels_field) == len &&
             memcmp(f, s->labels_field, len) == 0)
             s->col_labels = s->field;
+    } else if (s->format != DATA_FORMAT_TOKENS) {
+        if (s->field < s->n_names) cell_set(&s->cells[s->field], f, len);
+        if (s->field < s->n_names && s->cells[s->field].oom) s->cell_input.oom = true;
     } else if (s->field == s->col_input) {
         cell_set(&s->cell_input, f, len);
     } else if (s->field == s->col_labels) {
@@ -98,17 +172,27 @@ Source *source_create(char **files, int n_files, const DataOptions *o, int64_t *
     }
     s->files = files;
     s->n_files = n_files;
+    s->o = o;
+    s->format = o->format;
     s->input_field = o->input_field;
     s->labels_field = o->labels_field;
     s->vocab_size = o->vocab_size;
     s->on_error = o->on_error;
     s->bad = bad_counts;
     s->counting = true;
+    if (text_state_init(&s->ts) != 0) {
+        snprintf(err, errlen, "out of memory");
+        free(s);
+        return NULL;
+    }
     return s;
 }
 
 static void close_file(Source *s) {
-    if (s->open) linereader_close(&s->lr);
+    if (s->open && !s->is_json) linereader_close(&s->lr);
+    json_decref(s->array);
+    s->array = NULL;
+    free_names(s);
     if (s->csv_ready) csv_free(&s->csv);
     s->csv_ready = false;
     s->open = false;
@@ -121,6 +205,16 @@ void source_free(Source *s) {
     free(s->cell_labels.s);
     free(s->ids.v);
     free(s->labels.v);
+    text_state_free(&s->ts);
+    for (int i = 0; i < s->n_tss; i++) text_state_free(&s->tss[i]);
+    free(s->tss);
+    if (s->ahead) {
+        for (int i = 0; i < PREFETCH; i++) {
+            json_decref(s->ahead[i].obj);
+            row_free(&s->ahead[i].row);
+        }
+        free(s->ahead);
+    }
     free(s);
 }
 
@@ -206,18 +300,75 @@ static int csv_next_record(Source *s, Locator *loc, char *err, size_t errlen, ch
     }
 }
 
+static bool has_suffix(const char *p, const char *suf) {
+    size_t n = strlen(p), m = strlen(suf);
+    return n >= m && strcmp(p + n - m, suf) == 0;
+}
+
+/* A .json file: the whole array, read through zlib (so .json.gz works too). */
+static int open_json(Source *s, const char *path, char *err, size_t errlen) {
+    gzFile gz = gzopen(path, "rb");
+    if (!gz) {
+        snprintf(err, errlen, "%s: cannot open", path);
+        return -1;
+    }
+    size_t n = 0, cap = 1 << 20;
+    char *buf = malloc(cap);
+    int got = 0;
+    while (buf && (got = gzread(gz, buf + n, (unsigned)(cap - n))) > 0) {
+        n += (size_t)got;
+        if (n == cap) {
+            char *nb = cap < ((size_t)1 << 34) ? realloc(buf, cap * 2) : NULL;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    gzclose(gz);
+    if (!buf || got < 0) {
+        snprintf(err, errlen, "%s: %s", path, buf ? "read error" : "out of memory");
+        free(buf);
+        return -1;
+    }
+    json_error_t jerr;
+    s->array = json_loadb(buf, n, 0, &jerr);
+    free(buf);
+    if (!s->array) {
+        snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", path, jerr.line, jerr.column,
+                 jerr.text);
+        return -1;
+    }
+    if (!json_is_array(s->array)) {
+        snprintf(err, errlen, "%s: a .json data file must hold one array of record objects", path);
+        json_decref(s->array);
+        s->array = NULL;
+        return -1;
+    }
+    s->is_json = true;
+    s->open = true;
+    s->json_index = 0;
+    return 0;
+}
+
 static int open_file(Source *s, char *err, size_t errlen) {
     const char *path = s->files[s->file];
-    if (linereader_open(&s->lr, path, err, errlen) != 0) return -1;
-    s->open = true;
     s->line = 0;
     s->next_offset = 0;
+    s->is_json = has_suffix(path, ".json") || has_suffix(path, ".json.gz");
+    if (s->is_json) return open_json(s, path, err, errlen);
+    if (linereader_open(&s->lr, path, err, errlen) != 0) return -1;
+    s->open = true;
     size_t pl = strlen(path);
     s->is_csv = (pl >= 4 && strcmp(path + pl - 4, ".csv") == 0) ||
                 (pl >= 7 && strcmp(path + pl - 7, ".csv.gz") == 0);
     if (!s->is_csv) return 0;
     csv_reset(s);
     s->header_done = false;
+    free_names(s);
     s->col_input = s->col_labels = -1;
     Locator loc;
     char why[256];
@@ -227,7 +378,11 @@ static int open_file(Source *s, char *err, size_t errlen) {
     if (rc != 1) return -1;
     s->header_done = true;
     s->n_cols = s->n_fields;
-    if (s->col_input < 0) {
+    if (s->cell_input.oom) {
+        snprintf(err, errlen, "%s: out of memory reading the CSV header", path);
+        return -1;
+    }
+    if (s->col_input < 0 && s->format == DATA_FORMAT_TOKENS) {
         snprintf(err, errlen, "%s:%llu: CSV header has no column '%s' (set data.input_field)", path,
                  (unsigned long long)loc.line, s->input_field);
         return -1;
@@ -264,10 +419,97 @@ static int csv_row(Source *s, Row *row, char *why, size_t whylen) {
     return 0;
 }
 
+/* A CSV record of a text format as an object: every column a string, the messages column
+ * parsed as JSON. NULL with `why`. */
+static json_t *csv_object(Source *s, char *why, size_t whylen) {
+    if (s->n_fields != s->n_cols) {
+        snprintf(why, whylen, "row has %d fields but the header has %d", s->n_fields, s->n_cols);
+        return NULL;
+    }
+    json_t *obj = json_object();
+    for (int i = 0; obj && i < s->n_names; i++) {
+        const Cell *c = &s->cells[i];
+        json_t *v;
+        if (s->format == DATA_FORMAT_CHAT && s->o->messages_field &&
+            strcmp(s->col_names[i], s->o->messages_field) == 0) {
+            json_error_t jerr;
+            v = json_loadb(c->s ? c->s : "", c->n, JSON_DECODE_ANY, &jerr);
+            if (!v) {
+                snprintf(why, whylen, "column '%s' (%d): invalid JSON at column %d: %s",
+                         s->col_names[i], i + 1, jerr.column, jerr.text);
+                json_decref(obj);
+                return NULL;
+            }
+        } else {
+            v = json_stringn_nocheck(c->s ? c->s : "", c->n);
+        }
+        if (!v || json_object_set_new(obj, s->col_names[i], v) != 0) {
+            json_decref(obj);
+            obj = NULL;
+        }
+    }
+    if (!obj) snprintf(why, whylen, "out of memory");
+    return obj;
+}
+
+/* The record object into row, by format, validated. 0, or -1 with `why`. */
+static int object_row(const Source *s, TextState *ts, const json_t *obj, Row *row, char *why,
+                      size_t whylen) {
+    int rc = s->format == DATA_FORMAT_TOKENS
+                 ? row_from_json_object(obj, s->input_field, s->labels_field, row, why, whylen)
+                 : text_row(s->o, s->format, ts, obj, row, why, whylen);
+    if (rc != 0) return -1;
+    const char *in = s->format == DATA_FORMAT_TOKENS ? s->input_field : "tokenized record";
+    return row_validate(row, s->vocab_size, in, s->labels_field, why, whylen);
+}
+
+/* A text-format record as an object (*obj, owned by the caller): 1, 0 end of file, -1 error
+ * (err), -2 bad record (why, loc). */
+static int read_raw(Source *s, json_t **obj, Locator *loc, char *err, size_t errlen, char *why,
+                    size_t whylen) {
+    loc->file = (uint32_t)s->file;
+    *obj = NULL;
+    if (s->is_json) {
+        if (s->json_index >= json_array_size(s->array)) return 0;
+        size_t i = s->json_index++;
+        loc->offset = i;
+        loc->line = i + 1;
+        s->line = i + 1;
+        s->next_offset = i + 1;
+        *obj = json_incref(json_array_get(s->array, i));
+        return 1;
+    }
+    if (s->is_csv) {
+        int rc = csv_next_record(s, loc, err, errlen, why, whylen);
+        if (rc != 1) return rc;
+        return (*obj = csv_object(s, why, whylen)) ? 1 : -2;
+    }
+    for (;;) {
+        const char *p;
+        size_t n;
+        uint64_t off;
+        int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
+        if (rc <= 0) return rc;
+        s->line++;
+        s->next_offset = off + n;
+        if (blank(p, n)) continue;
+        loc->offset = off;
+        loc->line = s->line;
+        return (*obj = json_object_from_line(p, n, why, whylen)) ? 1 : -2;
+    }
+}
+
 /* 1 a good record, 0 end of file, -1 error (err), -2 bad record (why, loc). */
 static int read_record(Source *s, Row *row, Locator *loc, char *err, size_t errlen, char *why,
                        size_t whylen) {
     loc->file = (uint32_t)s->file;
+    if (s->format != DATA_FORMAT_TOKENS || s->is_json) {
+        json_t *obj;
+        int rc = read_raw(s, &obj, loc, err, errlen, why, whylen);
+        if (rc == 1 && object_row(s, &s->ts, obj, row, why, whylen) != 0) rc = -2;
+        json_decref(obj);
+        return rc;
+    }
     if (s->is_csv) {
         int rc = csv_next_record(s, loc, err, errlen, why, whylen);
         if (rc != 1) return rc;
@@ -286,13 +528,177 @@ static int read_record(Source *s, Row *row, Locator *loc, char *err, size_t errl
         loc->line = s->line;
         if (row_from_json_line(p, n, s->input_field, s->labels_field, row, why, whylen) != 0)
             return -2;
-        if (row_validate(row, s->vocab_size, s->input_field, s->labels_field, why, whylen) != 0)
+        if (row_validate(row, s->vocab_size, s->input_field, s->labels_field, why, whylen))
             return -2;
         return 1;
     }
 }
 
+/* "file:line" or, in a .json file, "file: record N". */
+static void where(const Source *s, uint32_t file, uint64_t line, char *out, size_t len) {
+    const char *path = s->files[file];
+    if (has_suffix(path, ".json") || has_suffix(path, ".json.gz"))
+        snprintf(out, len, "%s: record %llu", path, (unsigned long long)line);
+    else
+        snprintf(out, len, "%s:%llu", path, (unsigned long long)line);
+}
+
+/* data.format auto: the first record of the first file decides (a CSV file: its header). */
+static int detect_format(Source *s, char *err, size_t errlen) {
+    s->format = DATA_FORMAT_TEXT; /* a CSV header without input_ids is no error yet */
+    s->file = 0;
+    if (open_file(s, err, errlen) != 0) return -1;
+    json_t *probe = NULL;
+    if (s->is_json) {
+        probe = json_incref(json_array_get(s->array, 0));
+    } else if (s->is_csv) {
+        probe = json_object();
+        for (int i = 0; probe && i < s->n_names; i++)
+            json_object_set_new(probe, s->col_names[i], json_null());
+    } else {
+        for (;;) {
+            const char *p;
+            size_t n;
+            uint64_t off;
+            int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
+            if (rc < 0) return -1;
+            if (rc == 0) break;
+            s->line++;
+            if (blank(p, n)) continue;
+            char why[300];
+            probe = json_object_from_line(p, n, why, sizeof why);
+            if (!probe) {
+                snprintf(err, errlen, "%s:%llu: %s (data.format: auto reads the first record)",
+                         s->files[0], (unsigned long long)s->line, why);
+                close_file(s);
+                return -1;
+            }
+            break;
+        }
+    }
+    DataFormat f = text_detect_format(probe, s->o);
+    json_decref(probe);
+    close_file(s);
+    s->line = 0;
+    if (f == DATA_FORMAT_AUTO) {
+        snprintf(err, errlen,
+                 "%s: data.format auto: the first record has none of the fields '%s', '%s', "
+                 "'instruction' + 'output', '%s' + '%s', '%s' (set data.format and the field "
+                 "names)",
+                 s->files[0], s->o->input_field, s->o->messages_field ? s->o->messages_field : "",
+                 s->o->prompt_field ? s->o->prompt_field : "",
+                 s->o->completion_field ? s->o->completion_field : "",
+                 s->o->text_field ? s->o->text_field : "");
+        return -1;
+    }
+    s->format = f;
+    return 0;
+}
+
+DataFormat source_format(const Source *s) {
+    return s->format;
+}
+
+int source_resolve_format(Source *s, bool check, char *err, size_t errlen) {
+    if (s->format == DATA_FORMAT_AUTO && detect_format(s, err, errlen) != 0) return -1;
+    return check ? text_check_options(s->o, s->format, err, errlen) : 0;
+}
+
+static void drop_ahead(Source *s) {
+    for (int i = s->ahead_at; i < s->ahead_n; i++) {
+        json_decref(s->ahead[i].obj);
+        s->ahead[i].obj = NULL;
+    }
+    s->ahead_n = s->ahead_at = 0;
+}
+
+/* Tokenizes ahead[0..ahead_n) on up to MAX_TOKENIZERS threads; frees the objects. */
+static void tokenize_ahead(Source *s) {
+    int nt = omp_get_max_threads();
+    if (nt > MAX_TOKENIZERS) nt = MAX_TOKENIZERS;
+    if (nt > s->ahead_n) nt = s->ahead_n;
+    if (nt > 1 && s->n_tss < nt) {
+        TextState *grown = realloc(s->tss, (size_t)nt * sizeof *grown);
+        if (grown) {
+            s->tss = grown;
+            while (s->n_tss < nt && text_state_init(&s->tss[s->n_tss]) == 0) s->n_tss++;
+        }
+        if (s->n_tss < nt) nt = s->n_tss > 0 ? s->n_tss : 1;
+    }
+    if (nt < 1) nt = 1;
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+    for (int i = 0; i < s->ahead_n; i++) {
+        Ahead *a = &s->ahead[i];
+        int t = omp_get_thread_num();
+        TextState *ts = t == 0 ? &s->ts : &s->tss[t];
+        if (a->rc == 1 && object_row(s, ts, a->obj, &a->row, a->why, sizeof a->why) != 0)
+            a->rc = -2;
+        json_decref(a->obj);
+        a->obj = NULL;
+    }
+}
+
+/* Reads up to PREFETCH text records ahead (in file order) and tokenizes them. 0 or -1. */
+static int fill_ahead(Source *s, char *err, size_t errlen) {
+    s->ahead_n = s->ahead_at = 0;
+    if (!s->ahead && !(s->ahead = calloc(PREFETCH, sizeof *s->ahead))) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    while (s->ahead_n < PREFETCH && s->file < s->n_files) {
+        if (!s->open && open_file(s, err, errlen) != 0) break;
+        Ahead *a = &s->ahead[s->ahead_n];
+        int rc = read_raw(s, &a->obj, &a->loc, err, errlen, a->why, sizeof a->why);
+        if (rc == -1) break;
+        if (rc == 0) {
+            close_file(s);
+            s->file++;
+            continue;
+        }
+        a->rc = rc;
+        a->file = (uint32_t)s->file;
+        a->offset = s->next_offset;
+        a->line = s->line;
+        s->ahead_n++;
+    }
+    bool failed = s->ahead_n < PREFETCH && s->file < s->n_files;
+    if (failed) { /* an I/O error or a file that does not open: the run stops here */
+        drop_ahead(s);
+        return -1;
+    }
+    tokenize_ahead(s);
+    return 0;
+}
+
+static int next_ahead(Source *s, Row *row, char *err, size_t errlen) {
+    for (;;) {
+        if (s->ahead_at == s->ahead_n) {
+            if (fill_ahead(s, err, errlen) != 0) return -1;
+            if (s->ahead_n == 0) return 0;
+        }
+        Ahead *a = &s->ahead[s->ahead_at++];
+        s->pos_file = a->file;
+        s->pos_offset = a->offset;
+        s->pos_line = a->line;
+        if (a->rc == 1) {
+            Row t = *row;
+            *row = a->row;
+            a->row = t;
+            row->loc = a->loc;
+            return 1;
+        }
+        if (s->on_error == DATA_ON_ERROR_FAIL) {
+            char at[300];
+            where(s, a->loc.file, a->loc.line, at, sizeof at);
+            snprintf(err, errlen, "%s: %s (fix the row or set data.on_error: skip)", at, a->why);
+            return -1;
+        }
+        if (s->counting) s->bad[a->loc.file]++;
+    }
+}
+
 int source_next(Source *s, Row *row, char *err, size_t errlen) {
+    if (s->format != DATA_FORMAT_TOKENS) return next_ahead(s, row, err, errlen);
     for (;;) {
         if (s->file >= s->n_files) return 0;
         if (!s->open && open_file(s, err, errlen) != 0) return -1;
@@ -310,8 +716,9 @@ int source_next(Source *s, Row *row, char *err, size_t errlen) {
         }
         if (rc == -1) return -1;
         if (s->on_error == DATA_ON_ERROR_FAIL) {
-            snprintf(err, errlen, "%s:%llu: %s (fix the row or set data.on_error: skip)",
-                     s->files[s->file], (unsigned long long)loc.line, why);
+            char at[300];
+            where(s, (uint32_t)s->file, loc.line, at, sizeof at);
+            snprintf(err, errlen, "%s: %s (fix the row or set data.on_error: skip)", at, why);
             return -1;
         }
         if (s->counting) s->bad[s->file]++;
@@ -319,6 +726,7 @@ int source_next(Source *s, Row *row, char *err, size_t errlen) {
 }
 
 void source_rewind(Source *s) {
+    drop_ahead(s);
     close_file(s);
     s->file = 0;
     s->line = 0;
@@ -326,13 +734,20 @@ void source_rewind(Source *s) {
 }
 
 void source_position(const Source *s, uint32_t *file, uint64_t *offset, uint64_t *line) {
+    if (s->ahead_at < s->ahead_n) { /* records read ahead are not consumed yet */
+        *file = s->pos_file;
+        *offset = s->pos_offset;
+        *line = s->pos_line;
+        return;
+    }
     *file = (uint32_t)s->file;
-    *offset = s->open ? s->next_offset : 0;
+    *offset = s->open ? s->next_offset : 0; /* .json: the next index + 1 */
     *line = s->open ? s->line : 0;
 }
 
 int source_seek(Source *s, uint32_t file, uint64_t offset, uint64_t line, char *err,
                 size_t errlen) {
+    drop_ahead(s);
     if (file >= (uint32_t)s->n_files) {
         close_file(s);
         s->file = s->n_files;
@@ -344,6 +759,14 @@ int source_seek(Source *s, uint32_t file, uint64_t offset, uint64_t line, char *
         s->file = (int)file;
         if (open_file(s, err, errlen) != 0) return -1;
         if (offset == 0) return 0;
+    }
+    if (s->is_json) {
+        /* offset = index + 1 of the last record consumed (source_position), or a locator's
+           index when read_at seeks to a record: the caller says which through line */
+        s->json_index = (size_t)line;
+        s->line = line;
+        s->next_offset = line;
+        return 0;
     }
     if (linereader_seek(&s->lr, offset, err, errlen) != 0) return -1;
     if (s->is_csv) {
@@ -368,10 +791,12 @@ int source_read_at(Source *s, const Locator *loc, Row *row, char *err, size_t er
     int rc = read_record(s, row, &got, err, errlen, why, sizeof why);
     if (rc == -1) return -1;
     if (rc != 1 || got.offset != loc->offset) {
+        char at[300];
+        where(s, loc->file, loc->line, at, sizeof at);
         snprintf(err, errlen,
-                 "%s:%llu: data cursor: the record saved at this position is no longer there "
+                 "%s: data cursor: the record saved at this position is no longer there "
                  "(%s); the file changed since the checkpoint",
-                 s->files[loc->file], (unsigned long long)loc->line, rc == -2 ? why : "no record");
+                 at, rc == -2 ? why : "no record");
         return -1;
     }
     row->loc = *loc;

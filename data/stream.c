@@ -129,14 +129,14 @@ static bool has_suffix(const char *s, const char *suf) {
 
 static bool supported_name(const char *p) {
     return has_suffix(p, ".jsonl") || has_suffix(p, ".csv") || has_suffix(p, ".jsonl.gz") ||
-           has_suffix(p, ".csv.gz");
+           has_suffix(p, ".csv.gz") || has_suffix(p, ".json") || has_suffix(p, ".json.gz");
 }
 
 static int push_file(char ***files, int *n, int *cap, const char *p, char *err, size_t errlen) {
     if (!supported_name(p)) {
         snprintf(err, errlen,
-                 "%s: unsupported data file extension (expected .jsonl, .csv, .jsonl.gz or "
-                 ".csv.gz)",
+                 "%s: unsupported data file extension (expected .jsonl, .csv or .json, "
+                 "optionally .gz)",
                  p);
         return -1;
     }

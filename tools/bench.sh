@@ -28,6 +28,38 @@ if [ -d build/tokref/node_modules/@anush008/tokenizers ] && command -v node >/de
   node tools/bench_tokenizer.js build/tokref/node_modules "$SHARED/tokenizers/llama3" \
     "$SHARED/data/tinystories/raw.txt"
 fi
+# Training from text vs from the same data pre-tokenized: stories260K on the TinyStories
+# paragraphs as {"text"} records and as the committed ids (same rows, same order, same
+# batches), so the only difference is tokenizing on the fly.
+if [ -f "$SHARED/data/tinystories/raw.txt" ] && [ -d "$SHARED/models/stories260K" ]; then
+  TXT=$(mktemp -d /tmp/lorafit-bench-text-XXXXXX)
+  python3 - "$SHARED/data/tinystories/raw.txt" "$TXT/text.jsonl" <<'PYEOF'
+import json, sys
+paras = [p.replace("\n", " ").strip() for p in open(sys.argv[1]).read().split("\n\n")]
+with open(sys.argv[2], "w") as f:
+    for p in paras:
+        if p:
+            f.write(json.dumps({"text": p}) + "\n")
+PYEOF
+  for kind in text tokens; do
+    if [ $kind = text ]; then train="[$TXT/text.jsonl]"; else
+      train="[$SHARED/data/tinystories/valid.jsonl, $SHARED/data/tinystories/train.jsonl.gz]"; fi
+    cat > "$TXT/$kind.yaml" <<YEOF
+model: {path: $SHARED/models/stories260K}
+data: {train: $train, seq_len: 256, packing: true}
+train: {batch_size: 8, max_steps: ${BENCH_TEXT_STEPS:-20}}
+output: {dir: $TXT/out-$kind, save_every: 0}
+log: {every: 1000}
+YEOF
+    "$BUILD/lorafit" train "$TXT/$kind.yaml" > "$TXT/$kind.log" 2>&1 || true
+  done
+  echo "== training stories260K from text vs pre-tokenized (target tokens/s over the run)"
+  for kind in text tokens; do
+    printf '%-8s %s\n' "$kind" "$(tail -1 "$TXT/out-$kind/metrics.jsonl" 2>/dev/null |
+      sed -n 's/.*"tokens_per_s": \([0-9.]*\).*/\1/p' | grep . || echo failed)"
+  done
+  rm -rf "$TXT"
+fi
 PY=""
 for p in python3 /usr/bin/python3; do
   if "$p" -c "import torch" 2>/dev/null; then PY=$p; break; fi

@@ -39,8 +39,13 @@ static int run_eval(const Config *asked, const char *adapter, char *err, size_t 
     Lora *lora = NULL;
     int rc = EXIT_OK;
     if (adapter && !(lora = lora_load_adapter(m, adapter, err, errlen))) rc = EXIT_RUNTIME;
+    TrainText text;
+    int text_rc = rc == EXIT_OK ? train_text_load(cfg, &text, err, errlen) : 0;
+    if (rc != EXIT_OK) memset(&text, 0, sizeof text);
+    if (text_rc != 0) rc = text_rc == -2 ? EXIT_USAGE : EXIT_RUNTIME;
     DataOptions o;
     train_data_options(cfg, TRAIN_DATA_EVAL, model_config(m)->vocab_size, &o);
+    train_text_attach(&text, &o);
     Graph *g = graph_create();
     if (g && graph_set_precision(g, train_tensor_precision(cfg->train.precision)) != 0) {
         graph_destroy(g);
@@ -56,6 +61,7 @@ static int run_eval(const Config *asked, const char *adapter, char *err, size_t 
         printf("{\"eval_loss\": %.9g, \"eval_tokens\": %" PRId64 ", \"data\": \"%s\"}\n", loss,
                tokens, cfg->data.valid.n > 0 ? "valid" : "train");
     graph_destroy(g);
+    train_text_free(&text);
     lora_free(lora);
     model_free(m);
     return rc;

@@ -1,5 +1,14 @@
-/* trainer/cli/cmd_generate.c — `lorafit generate --model DIR [--adapter DIR] --prompt-ids "1 2 3"
- * [-n N] [--temperature T] [--seed S]`: prints the prompt and the generated ids on one line. */
+/* trainer/cli/cmd_generate.c — `lorafit generate --model DIR [--adapter DIR]
+ * (--prompt-ids "1 2 3" | --prompt TEXT [--chat]) [-n N] [--temperature T] [--seed S]`.
+ *
+ * With --prompt-ids it prints the prompt and the generated ids on one line. With --prompt the
+ * text is encoded with the model directory's tokenizer (its special tokens, e.g. BOS, added);
+ * with --chat it is wrapped as one user message by the chat template with the generation
+ * prompt. The text is printed as it is generated (streaming decode: the prompt's ids go
+ * through the decoder first, so the continuation's first word keeps its space; in --chat mode
+ * only the reply is printed), and generation stops after N tokens or at an end-of-turn
+ * token: EOS (tokenizer_config.json's or config.json's eos_token_id) or one of the usual
+ * end-of-turn specials (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +21,13 @@
 static void generate_usage(FILE *out) {
     fprintf(
         out,
-        "usage: lorafit generate --model DIR [--adapter DIR] --prompt-ids \"1 2 3\" "
-        "[-n N] [--temperature T] [--seed S] [--precision auto|f32|bf16]\n"
-        "  Prints the prompt ids followed by N generated ids (default 32) on one line.\n"
+        "usage: lorafit generate --model DIR [--adapter DIR] (--prompt-ids \"1 2 3\" | "
+        "--prompt TEXT [--chat])\n"
+        "                        [-n N] [--temperature T] [--seed S] [--precision auto|f32|bf16]\n"
+        "  --prompt-ids: prints the prompt ids followed by N generated ids (default 32).\n"
+        "  --prompt: the text, encoded with DIR's tokenizer; prints the text as it is\n"
+        "  generated and stops at EOS or an end-of-turn token. --chat wraps it as a user\n"
+        "  message with the chat template and the generation prompt, and prints the reply.\n"
         "  --temperature 0 (the default) is greedy; otherwise sampling seeded by --seed.\n"
         "  --precision of the matrix products (default auto: bf16 on CPUs with native bf16).\n");
 }
@@ -55,8 +68,89 @@ static int parse_number(const char *flag, const char *s, double lo, double hi, d
     return 0;
 }
 
+typedef struct TextOut {
+    const Tokenizer *tok;
+    TokenizerStream *stream;
+    int32_t stops[8];
+    int n_stops;
+    bool printing;
+    char err[512];
+} TextOut;
+
+static int feed(TextOut *o, int32_t id) {
+    const char *piece;
+    size_t len;
+    if (tokenizer_stream_step(o->stream, id, &piece, &len, o->err, sizeof o->err) != 0) return -1;
+    if (piece && o->printing) {
+        fwrite(piece, 1, len, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static int on_token(void *ctx, int32_t id) {
+    TextOut *o = ctx;
+    for (int i = 0; i < o->n_stops; i++)
+        if (id == o->stops[i]) return 1;
+    return feed(o, id);
+}
+
+static void add_stop(TextOut *o, int32_t id) {
+    if (id < 0 || o->n_stops == 8) return;
+    for (int i = 0; i < o->n_stops; i++)
+        if (o->stops[i] == id) return;
+    o->stops[o->n_stops++] = id;
+}
+
+/* The prompt text as ids: encoded (with special tokens), or rendered by the chat template as
+ * one user message with the generation prompt and encoded without. */
+static int text_prompt(const Tokenizer *tok, const char *text, bool chat, int32_t **ids, int *n,
+                       char *err, size_t errlen) {
+    TokenizerIds out = {0};
+    char *rendered = NULL;
+    size_t len = strlen(text);
+    int rc = -1;
+    if (chat) {
+        const TokenizerSpecial *sp = tokenizer_special(tok);
+        if (!sp->chat_template) {
+            snprintf(err, errlen, "--chat: the tokenizer has no chat_template");
+            return -1;
+        }
+        ChatTemplate *t =
+            chat_template_parse(sp->chat_template, strlen(sp->chat_template), err, errlen);
+        if (!t) return -1;
+        json_t *ctx = json_pack("{s:[{s:s,s:s}],s:b}", "messages", "role", "user", "content", text,
+                                "add_generation_prompt", 1);
+        const char *names[] = {"bos_token", "eos_token", "pad_token", "unk_token"};
+        const char *values[] = {sp->bos_token, sp->eos_token, sp->pad_token, sp->unk_token};
+        for (int i = 0; ctx && i < 4; i++)
+            if (values[i]) json_object_set_new(ctx, names[i], json_string(values[i]));
+        rendered = ctx ? chat_template_render(t, ctx, &len, err, errlen) : NULL;
+        json_decref(ctx);
+        chat_template_free(t);
+        if (!rendered) return -1;
+        text = rendered;
+    }
+    TokenizerScratch *sc = tokenizer_scratch_new();
+    if (sc && tokenizer_encode(tok, sc, text, len, !chat, &out, err, errlen) == 0) {
+        if (out.n == 0 || out.n > INT32_MAX) {
+            snprintf(err, errlen, "--prompt: the text encodes to no tokens");
+        } else {
+            *ids = out.ids;
+            *n = (int)out.n;
+            out.ids = NULL;
+            rc = 0;
+        }
+    }
+    tokenizer_scratch_free(sc);
+    tokenizer_ids_free(&out);
+    free(rendered);
+    return rc;
+}
+
 int cmd_generate(int argc, char **argv) {
-    const char *model_dir = NULL, *adapter_dir = NULL, *prompt = NULL;
+    const char *model_dir = NULL, *adapter_dir = NULL, *prompt = NULL, *text = NULL;
+    bool chat = false;
     double n = 32, temperature = 0, seed = 0;
     ConfigPrecision precision = CONFIG_PRECISION_AUTO;
     for (int i = 1; i < argc; i++) {
@@ -64,6 +158,10 @@ int cmd_generate(int argc, char **argv) {
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             generate_usage(stdout);
             return 0;
+        }
+        if (strcmp(a, "--chat") == 0) {
+            chat = true;
+            continue;
         }
         if (i + 1 >= argc) {
             fprintf(stderr, "lorafit generate: %s needs a value\n", a);
@@ -77,6 +175,8 @@ int cmd_generate(int argc, char **argv) {
             adapter_dir = v;
         else if (strcmp(a, "--prompt-ids") == 0)
             prompt = v;
+        else if (strcmp(a, "--prompt") == 0)
+            text = v;
         else if (strcmp(a, "-n") == 0) {
             if (parse_number(a, v, 0, 1 << 20, &n)) return EXIT_USAGE;
         } else if (strcmp(a, "--temperature") == 0) {
@@ -91,14 +191,36 @@ int cmd_generate(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (!model_dir || !prompt) {
-        fprintf(stderr, "lorafit generate: --model and --prompt-ids are required\n");
+    if (!model_dir || !prompt == !text || (chat && !text)) {
+        fprintf(stderr, "lorafit generate: --model and one of --prompt-ids or --prompt are "
+                        "required (--chat goes with --prompt)\n");
         generate_usage(stderr);
         return EXIT_USAGE;
     }
     int32_t *ids = NULL, *out = NULL;
     int n_prompt = 0, rc = 1;
-    if (parse_ids(prompt, &ids, &n_prompt) != 0) {
+    char err[1024];
+    TextOut to = {0};
+    if (text) {
+        Tokenizer *tok = tokenizer_load(model_dir, err, sizeof err);
+        if (!tok || text_prompt(tok, text, chat, &ids, &n_prompt, err, sizeof err) != 0) {
+            fprintf(stderr, "lorafit generate: %s\n", err);
+            tokenizer_free(tok);
+            return EXIT_USAGE;
+        }
+        to.tok = tok;
+        if (!(to.stream = tokenizer_stream_new(tok, true))) {
+            fprintf(stderr, "lorafit generate: out of memory\n");
+            tokenizer_free(tok);
+            free(ids);
+            return EXIT_RUNTIME;
+        }
+        add_stop(&to, tokenizer_special(tok)->eos_id);
+        const char *ends[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
+                              "<|endoftext|>"};
+        for (int i = 0; i < 5; i++)
+            add_stop(&to, tokenizer_token_to_id(tok, ends[i], strlen(ends[i])));
+    } else if (parse_ids(prompt, &ids, &n_prompt) != 0) {
         fprintf(stderr,
                 "lorafit generate: --prompt-ids '%s' must be non-negative integers "
                 "separated by spaces\n",
@@ -106,7 +228,6 @@ int cmd_generate(int argc, char **argv) {
         free(ids);
         return EXIT_USAGE;
     }
-    char err[1024];
     char note[256];
     precision = train_resolve_precision(precision, note, sizeof note);
     if (precision == CONFIG_PRECISION_BF16) fprintf(stderr, "lorafit: %s\n", note); /* f32: quiet */
@@ -120,11 +241,29 @@ int cmd_generate(int argc, char **argv) {
         snprintf(err, sizeof err, "out of memory");
         goto fail;
     }
-    if (model_generate(m, lora, ids, n_prompt, (int)n, (float)temperature, (uint64_t)seed,
-                       train_tensor_precision(precision), out, err, sizeof err) != 0)
-        goto fail;
-    for (int i = 0; i < n_prompt + (int)n; i++) printf(i ? " %d" : "%d", out[i]);
-    printf("\n");
+    if (to.stream) {
+        add_stop(&to, model_config(m)->eos_token_id);
+        to.printing = !chat;
+        for (int i = 0; i < n_prompt; i++)
+            if (feed(&to, ids[i]) != 0) {
+                snprintf(err, sizeof err, "%s", to.err);
+                goto fail;
+            }
+        to.printing = true;
+        if (model_generate_stream(m, lora, ids, n_prompt, (int)n, (float)temperature,
+                                  (uint64_t)seed, train_tensor_precision(precision), out, on_token,
+                                  &to, NULL, err, sizeof err) != 0) {
+            if (to.err[0]) snprintf(err, sizeof err, "%s", to.err);
+            goto fail;
+        }
+        printf("\n");
+    } else {
+        if (model_generate(m, lora, ids, n_prompt, (int)n, (float)temperature, (uint64_t)seed,
+                           train_tensor_precision(precision), out, err, sizeof err) != 0)
+            goto fail;
+        for (int i = 0; i < n_prompt + (int)n; i++) printf(i ? " %d" : "%d", out[i]);
+        printf("\n");
+    }
     rc = 0;
     goto done;
 fail:
@@ -134,5 +273,7 @@ done:
     free(out);
     lora_free(lora);
     model_free(m);
+    tokenizer_stream_free(to.stream);
+    tokenizer_free((Tokenizer *)to.tok);
     return rc;
 }

@@ -21,6 +21,9 @@ static const Command commands[] = {
      "[--dtype f32|f16|bf16|q8_0] [--force]"},
     {"plot", cmd_plot, "plot OUTPUT_DIR [--out FILE.png]   redraws the loss curve"},
     {"eval", cmd_eval, "eval CONFIG.yaml [--adapter DIR]"},
+    {"prepare", cmd_prepare, "prepare CONFIG.yaml --out FILE.jsonl   the rows training would see"},
+    {"tokenize", cmd_tokenize,
+     "tokenize DIR [--no-special-tokens] [--decode [--skip-special-tokens]]"},
     {"inspect", cmd_inspect, "inspect FILE.safetensors | DIR   tensors, dtypes, shapes, config"},
     {"generate", cmd_generate,
      "generate --model DIR [--adapter DIR] --prompt-ids \"1 2 3\" [-n N] [--temperature T] "

@@ -32,6 +32,15 @@ typedef enum { CONFIG_DTYPE_F32, CONFIG_DTYPE_BF16 } ConfigDtype;
 typedef enum { CONFIG_PRECISION_AUTO, CONFIG_PRECISION_F32, CONFIG_PRECISION_BF16 } ConfigPrecision;
 typedef enum { OVERFLOW_TRUNCATE, OVERFLOW_SPLIT, OVERFLOW_DROP } ConfigOverflow;
 typedef enum { ON_ERROR_FAIL, ON_ERROR_SKIP } ConfigOnError;
+/* data.format, in data/data.h's DataFormat order. */
+typedef enum {
+    CONFIG_FORMAT_AUTO,
+    CONFIG_FORMAT_TOKENS,
+    CONFIG_FORMAT_TEXT,
+    CONFIG_FORMAT_COMPLETION,
+    CONFIG_FORMAT_ALPACA,
+    CONFIG_FORMAT_CHAT
+} ConfigFormat;
 
 typedef struct ConfigList {
     char **items; /* n owned strings */
@@ -54,8 +63,17 @@ typedef struct Config {
     struct {
         ConfigList train;        /* required, >= 1 entry */
         ConfigList valid;        /* [null] -> n == 0 */
+        ConfigFormat format;     /* [auto]: from the first record's fields */
+        char *tokenizer;         /* [null] -> NULL = model.path; a tokenizer directory */
+        char *chat_template;     /* [null] -> the tokenizer's; inline Jinja or a file path */
+        bool add_eos;            /* [true] */
+        bool train_on_prompt;    /* [false] */
         char *input_field;       /* [input_ids] */
         char *labels_field;      /* [labels]; null -> NULL (labels = input_ids) */
+        char *text_field;        /* [text] */
+        char *prompt_field;      /* [prompt] */
+        char *completion_field;  /* [completion] */
+        char *messages_field;    /* [messages] */
         int64_t seq_len;         /* [512], >= 2 */
         bool packing;            /* [false] */
         ConfigOverflow overflow; /* [truncate] */

@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define VALUE_MAX 16384
+#define VALUE_MAX (1 << 20) /* an inline data.chat_template can be long */
 
 /* ---- one value as YAML text ------------------------------------------------------------- */
 

@@ -226,7 +226,10 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
             store_error(err, errlen, 0, "%s: must not be empty (%s)", kp, at);
             return -1;
         }
-        char *v = k->type == K_PATH ? resolve_path(o->base, s) : strdup(s);
+        /* data.chat_template is inline Jinja (it has a '{') or a file path, resolved like one */
+        bool path = k->type == K_PATH || (!strcmp(k->section, "data") &&
+                                          !strcmp(k->name, "chat_template") && !strchr(s, '{'));
+        char *v = path ? resolve_path(o->base, s) : strdup(s);
         if (!v) {
             store_error(err, errlen, 0, "%s: out of memory", kp);
             return -1;

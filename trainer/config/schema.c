@@ -18,6 +18,8 @@ static const char *const OVERFLOW_NAMES[] = {"truncate", "split", "drop", NULL};
 static const char *const ON_ERROR_NAMES[] = {"fail", "skip", NULL};
 static const char *const SCHEDULER_NAMES[] = {"constant", "linear", "cosine", NULL};
 static const char *const PRECISION_NAMES[] = {"auto", "f32", "bf16", NULL};
+static const char *const FORMAT_NAMES[] = {"auto",   "tokens", "text", "completion",
+                                           "alpaca", "chat",   NULL};
 
 #define INF                             INFINITY
 #define OFF(f)                          offsetof(Config, f)
@@ -35,8 +37,17 @@ const Key config_keys[] = {
     {"lora", "init_from", K_PATH, OFF(lora.init_from), true, ANY, NULL},
     {"data", "train", K_PATHS, OFF(data.train), false, ANY, NULL},
     {"data", "valid", K_PATHS, OFF(data.valid), true, ANY, NULL},
+    {"data", "format", K_ENUM, OFF(data.format), false, ANY, FORMAT_NAMES},
+    {"data", "tokenizer", K_PATH, OFF(data.tokenizer), true, ANY, NULL},
+    {"data", "chat_template", K_STR, OFF(data.chat_template), true, ANY, NULL},
+    {"data", "add_eos", K_BOOL, OFF(data.add_eos), false, ANY, NULL},
+    {"data", "train_on_prompt", K_BOOL, OFF(data.train_on_prompt), false, ANY, NULL},
     {"data", "input_field", K_STR, OFF(data.input_field), false, ANY, NULL},
     {"data", "labels_field", K_STR, OFF(data.labels_field), true, ANY, NULL},
+    {"data", "text_field", K_STR, OFF(data.text_field), false, ANY, NULL},
+    {"data", "prompt_field", K_STR, OFF(data.prompt_field), false, ANY, NULL},
+    {"data", "completion_field", K_STR, OFF(data.completion_field), false, ANY, NULL},
+    {"data", "messages_field", K_STR, OFF(data.messages_field), false, ANY, NULL},
     {"data", "seq_len", K_INT, OFF(data.seq_len), false, RANGE(2, 1 << 20, false, false), NULL},
     {"data", "packing", K_BOOL, OFF(data.packing), false, ANY, NULL},
     {"data", "overflow", K_ENUM, OFF(data.overflow), false, ANY, OVERFLOW_NAMES},
@@ -306,6 +317,13 @@ int config_defaults(Config *c) {
     c->lora.rslora = false;
     c->data.input_field = strdup("input_ids");
     c->data.labels_field = strdup("labels");
+    c->data.format = CONFIG_FORMAT_AUTO;
+    c->data.add_eos = true;
+    c->data.train_on_prompt = false;
+    c->data.text_field = strdup("text");
+    c->data.prompt_field = strdup("prompt");
+    c->data.completion_field = strdup("completion");
+    c->data.messages_field = strdup("messages");
     c->data.seq_len = 512;
     c->data.packing = false;
     c->data.overflow = OVERFLOW_TRUNCATE;
@@ -334,7 +352,8 @@ int config_defaults(Config *c) {
     c->output.save_every = 100;
     c->output.keep = 3;
     c->log.every = 10;
-    int ok = c->data.input_field && c->data.labels_field;
+    int ok = c->data.input_field && c->data.labels_field && c->data.text_field &&
+             c->data.prompt_field && c->data.completion_field && c->data.messages_field;
     for (int m = 0; ok && m < MODULE_COUNT; m++)
         ok = config_list_push(&c->lora.target_modules, strdup(model_module_name((ModelModule)m))) ==
              0;
@@ -351,6 +370,12 @@ void config_free(Config *c) {
     config_list_free(&c->data.valid);
     free(c->data.input_field);
     free(c->data.labels_field);
+    free(c->data.tokenizer);
+    free(c->data.chat_template);
+    free(c->data.text_field);
+    free(c->data.prompt_field);
+    free(c->data.completion_field);
+    free(c->data.messages_field);
     free(c->output.dir);
     memset(c, 0, sizeof *c);
 }

@@ -138,5 +138,13 @@ const Tensor *model_lm_head(const Model *m);
 int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int n_prompt, int n_new,
                    float temperature, uint64_t seed, TensorPrecision precision, int32_t *out,
                    char *err, size_t errlen);
+/* The same, calling on_token(ctx, id) after each new token: it returns 0 to go on, 1 to stop
+ * after this token (an end-of-turn token), -1 to fail. *n_out (may be NULL) gets the number
+ * of ids in out (prompt included). */
+typedef int (*ModelTokenFn)(void *ctx, int32_t id);
+int model_generate_stream(const Model *m, const Lora *lora, const int32_t *prompt, int n_prompt,
+                          int n_new, float temperature, uint64_t seed, TensorPrecision precision,
+                          int32_t *out, ModelTokenFn on_token, void *ctx, int *n_out, char *err,
+                          size_t errlen);
 
 #endif

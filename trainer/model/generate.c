@@ -30,6 +30,14 @@ static int32_t pick_token(const float *logits, int v, float temperature, Rng *rn
 int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int n_prompt, int n_new,
                    float temperature, uint64_t seed, TensorPrecision precision, int32_t *out,
                    char *err, size_t errlen) {
+    return model_generate_stream(m, lora, prompt, n_prompt, n_new, temperature, seed, precision,
+                                 out, NULL, NULL, NULL, err, errlen);
+}
+
+int model_generate_stream(const Model *m, const Lora *lora, const int32_t *prompt, int n_prompt,
+                          int n_new, float temperature, uint64_t seed, TensorPrecision precision,
+                          int32_t *out, ModelTokenFn on_token, void *ctx, int *n_out, char *err,
+                          size_t errlen) {
     const ModelConfig *c = &m->cfg;
     if (n_prompt < 1 || n_new < 0 || n_prompt + n_new > m->max_pos || !(temperature >= 0)) {
         snprintf(err, errlen,
@@ -57,8 +65,8 @@ int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int 
     }
     Rng rng;
     rng_seed(&rng, seed, 0);
-    int rc = 0;
-    for (int t = n_prompt; t < n_prompt + n_new; t++) {
+    int rc = 0, t;
+    for (t = n_prompt; t < n_prompt + n_new; t++) {
         graph_reset(g);
         Tensor *logits = model_forward_eval(m, lora, g, out, NULL, NULL, 1, t);
         if (!logits) {
@@ -68,7 +76,18 @@ int model_generate(const Model *m, const Lora *lora, const int32_t *prompt, int 
         }
         out[t] = pick_token(logits->data + (size_t)(t - 1) * c->vocab_size, c->vocab_size,
                             temperature, &rng);
+        int stop = on_token ? on_token(ctx, out[t]) : 0;
+        if (stop < 0) {
+            snprintf(err, errlen, "generate: stopped by the token consumer at position %d", t);
+            rc = -1;
+            break;
+        }
+        if (stop > 0) {
+            t++;
+            break;
+        }
     }
+    if (n_out) *n_out = t;
     graph_destroy(g);
     return rc;
 }

@@ -23,6 +23,7 @@ typedef struct Trainer {
     Lora *lora;
     DataReader *data;
     DataOptions data_options; /* of the training set; its paths point into cfg */
+    TrainText text;           /* the tokenizer and template of a text data.format */
     Graph *graph;
     /* train.gradient_checkpointing: the layer graph (loop.c); NULL when off */
     Checkpointing *ckpt;

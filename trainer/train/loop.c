@@ -194,6 +194,7 @@ static int run_eval(Trainer *t, char *err, size_t errlen) {
     int64_t tokens;
     DataOptions o;
     train_data_options(t->cfg, TRAIN_DATA_VALID, model_config(t->model)->vocab_size, &o);
+    train_text_attach(&t->text, &o);
     if (evaluate_loss_checkpointed(t->model, t->lora, &o, t->cfg->eval.max_batches, t->graph,
                                    t->ckpt, &loss, &tokens, err, errlen) != 0)
         return -1;

@@ -31,6 +31,13 @@ void train_data_options(const Config *cfg, TrainData which, int vocab_size, Data
     o->vocab_size = vocab_size;
     o->seed = (uint64_t)cfg->train.seed;
     o->epochs = train ? (int)cfg->train.epochs : 1;
+    o->format = (DataFormat)cfg->data.format;
+    o->text_field = cfg->data.text_field;
+    o->prompt_field = cfg->data.prompt_field;
+    o->completion_field = cfg->data.completion_field;
+    o->messages_field = cfg->data.messages_field;
+    o->add_eos = cfg->data.add_eos;
+    o->train_on_prompt = cfg->data.train_on_prompt;
 }
 
 int train_lora_spec(const Config *cfg, LoraSpec *spec, char *err, size_t errlen) {

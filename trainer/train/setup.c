@@ -176,8 +176,11 @@ static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t 
         snprintf(err, errlen, "out of memory for %zu LoRA parameters", n);
         return TRAIN_FAILED;
     }
+    int text_rc = train_text_load(c, &t->text, err, errlen);
+    if (text_rc != 0) return text_rc == -2 ? TRAIN_REFUSED : TRAIN_FAILED;
     DataOptions *o = &t->data_options;
     train_data_options(c, TRAIN_DATA_TRAIN, mc->vocab_size, o);
+    train_text_attach(&t->text, o);
     t->data = data_open(o, err, errlen);
     if (!t->data) return TRAIN_FAILED;
     t->total_steps = c->train.max_steps;
@@ -216,6 +219,7 @@ static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t 
 static void teardown(Trainer *t) {
     if (t->metrics) fclose(t->metrics);
     data_close(t->data);
+    train_text_free(&t->text);
     graph_destroy(t->graph);
     lora_free(t->lora);
     model_free(t->model);

@@ -49,6 +49,22 @@ typedef enum { TRAIN_DATA_TRAIN, TRAIN_DATA_VALID, TRAIN_DATA_EVAL } TrainData;
 /* The data options of cfg for that data; o->paths points into cfg. */
 void train_data_options(const Config *cfg, TrainData which, int vocab_size, DataOptions *o);
 
+/* What a text data.format needs, loaded once and shared read-only by every reader. */
+typedef struct TrainText {
+    DataFormat format;           /* resolved (auto decided from the first record) */
+    Tokenizer *tokenizer;        /* NULL for tokens */
+    ChatTemplate *chat_template; /* chat only: data.chat_template, else the tokenizer's */
+    json_t *chat_context;        /* the template's special-token variables */
+} TrainText;
+/* Loads, for cfg's training data, the tokenizer (data.tokenizer, or model.path) when the
+ * format is a text one and the chat template when it is chat. 0; -1 for a runtime failure
+ * (unreadable or unsupported tokenizer); -2 for a usage error (no tokenizer.json where one
+ * is needed, no chat template, a template that does not parse). err says what. */
+int train_text_load(const Config *cfg, TrainText *tt, char *err, size_t errlen);
+void train_text_free(TrainText *tt);
+/* Points the text fields of o (filled by train_data_options) at tt. */
+void train_text_attach(const TrainText *tt, DataOptions *o);
+
 /* The LoRA shape of cfg; -1 with err for an unknown target module name. */
 int train_lora_spec(const Config *cfg, LoraSpec *spec, char *err, size_t errlen);
 

@@ -1,0 +1,135 @@
+/* trainer/train/text_setup.c — the tokenizer and chat template behind a text data.format.
+ *
+ * They are loaded only when the data needs them: the format is resolved first (data.format,
+ * or for auto the first record of the training data), so a tokens dataset never reads a
+ * tokenizer. The tokenizer comes from data.tokenizer, else from model.path. The chat
+ * template is data.chat_template (inline Jinja, or a file holding it), else the tokenizer's
+ * chat_template; its context carries the special tokens (bos_token, eos_token, pad_token,
+ * unk_token) as transformers passes them. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "trainer/store/store.h"
+#include "trainer/train/internal.h"
+
+void train_text_free(TrainText *tt) {
+    tokenizer_free(tt->tokenizer);
+    chat_template_free(tt->chat_template);
+    json_decref(tt->chat_context);
+    memset(tt, 0, sizeof *tt);
+}
+
+void train_text_attach(const TrainText *tt, DataOptions *o) {
+    o->format = tt->format;
+    o->tokenizer = tt->tokenizer;
+    o->chat_template = tt->chat_template;
+    o->chat_context = tt->chat_context;
+}
+
+/* The whole of a small file (a chat template), NUL-terminated; NULL with err. */
+static char *read_text_file(const char *key, const char *path, size_t *len, char *err,
+                            size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: cannot open '%s': %s", key, path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 14, n = 0;
+    char *buf = malloc(cap);
+    size_t got;
+    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (n + 1 == cap) {
+            char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
+            if (!nb) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) {
+        snprintf(err, errlen, "%s: cannot read '%s'%s", key, path, buf ? "" : " (too big)");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static int load_template(const Config *cfg, TrainText *tt, char *err, size_t errlen) {
+    const char *src = NULL, *what = "data.chat_template";
+    char *owned = NULL;
+    size_t len = 0;
+    const char *cfg_t = cfg->data.chat_template;
+    if (cfg_t && strchr(cfg_t, '{')) {
+        src = cfg_t;
+        len = strlen(cfg_t);
+    } else if (cfg_t) {
+        if (!(owned = read_text_file(what, cfg_t, &len, err, errlen))) return -2;
+        src = owned;
+    } else {
+        src = tokenizer_special(tt->tokenizer)->chat_template;
+        what = "the tokenizer's chat_template";
+        if (!src) {
+            snprintf(err, errlen,
+                     "data.format chat: %s has no chat_template in tokenizer_config.json; set "
+                     "data.chat_template (inline Jinja or a file)",
+                     cfg->data.tokenizer ? cfg->data.tokenizer : cfg->model.path);
+            return -2;
+        }
+        len = strlen(src);
+    }
+    char perr[512];
+    tt->chat_template = chat_template_parse(src, len, perr, sizeof perr);
+    free(owned);
+    if (!tt->chat_template) {
+        snprintf(err, errlen, "%s: %s", what, perr);
+        return -2;
+    }
+    const TokenizerSpecial *sp = tokenizer_special(tt->tokenizer);
+    tt->chat_context = json_object();
+    if (!tt->chat_context) return -1;
+    const char *names[] = {"bos_token", "eos_token", "pad_token", "unk_token"};
+    const char *values[] = {sp->bos_token, sp->eos_token, sp->pad_token, sp->unk_token};
+    for (int i = 0; i < 4; i++)
+        if (values[i]) json_object_set_new(tt->chat_context, names[i], json_string(values[i]));
+    return 0;
+}
+
+int train_text_load(const Config *cfg, TrainText *tt, char *err, size_t errlen) {
+    memset(tt, 0, sizeof *tt);
+    DataOptions o;
+    train_data_options(cfg, TRAIN_DATA_TRAIN, 0, &o);
+    if (data_resolve_format(&o, &tt->format, err, errlen) != 0) return -1;
+    if (tt->format == DATA_FORMAT_TOKENS) return 0;
+    const char *dir = cfg->data.tokenizer ? cfg->data.tokenizer : cfg->model.path;
+    const char *key = cfg->data.tokenizer ? "data.tokenizer" : "model.path";
+    char json[4200];
+    struct stat st;
+    if (path_join(json, sizeof json, dir, "tokenizer.json", err, errlen) != 0) return -2;
+    if (stat(json, &st) != 0) {
+        snprintf(err, errlen,
+                 "data.format %s needs a tokenizer: %s '%s' has no tokenizer.json (set "
+                 "data.tokenizer to a directory that has one)",
+                 data_format_name(tt->format), key, dir);
+        return -2;
+    }
+    char terr[512];
+    tt->tokenizer = tokenizer_load(dir, terr, sizeof terr);
+    if (!tt->tokenizer) {
+        snprintf(err, errlen, "%s: %s", key, terr);
+        return -1;
+    }
+    int rc = tt->format == DATA_FORMAT_CHAT ? load_template(cfg, tt, err, errlen) : 0;
+    if (rc != 0) train_text_free(tt);
+    return rc;
+}
