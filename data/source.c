@@ -543,49 +543,72 @@ static void where(const Source *s, uint32_t file, uint64_t line, char *out, size
         snprintf(out, len, "%s:%llu", path, (unsigned long long)line);
 }
 
-/* data.format auto: the first record of the first file decides (a CSV file: its header). */
+/* The first record of the current (open) file as an object, for detect_format: 1 (*probe),
+ * 0 no record in the file, -1 error. A first line that is not JSON probes as an empty object
+ * (the format then falls back to tokens, whose per-record errors and on_error apply). */
+static int probe_file(Source *s, json_t **probe, char *err, size_t errlen) {
+    *probe = NULL;
+    if (s->is_json) {
+        if (json_array_size(s->array) == 0) return 0;
+        *probe = json_incref(json_array_get(s->array, 0));
+        return 1;
+    }
+    if (s->is_csv) {
+        *probe = json_object();
+        for (int i = 0; *probe && i < s->n_names; i++)
+            json_object_set_new(*probe, s->col_names[i], json_null());
+        return *probe ? 1 : -1;
+    }
+    for (;;) {
+        const char *p;
+        size_t n;
+        uint64_t off;
+        int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
+        if (rc <= 0) return rc;
+        if (blank(p, n)) continue;
+        char why[300];
+        *probe = json_object_from_line(p, n, why, sizeof why);
+        if (!*probe) *probe = json_object();
+        return *probe ? 1 : -1;
+    }
+}
+
+/* data.format auto: the first record of the data decides (a CSV file: its header). No
+ * record at all, or a first record that is not a JSON object: tokens, as before text formats
+ * existed (the usual errors follow). */
 static int detect_format(Source *s, char *err, size_t errlen) {
     s->format = DATA_FORMAT_TEXT; /* a CSV header without input_ids is no error yet */
-    s->file = 0;
-    if (open_file(s, err, errlen) != 0) return -1;
     json_t *probe = NULL;
-    if (s->is_json) {
-        probe = json_incref(json_array_get(s->array, 0));
-    } else if (s->is_csv) {
-        probe = json_object();
-        for (int i = 0; probe && i < s->n_names; i++)
-            json_object_set_new(probe, s->col_names[i], json_null());
-    } else {
-        for (;;) {
-            const char *p;
-            size_t n;
-            uint64_t off;
-            int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
-            if (rc < 0) return -1;
-            if (rc == 0) break;
-            s->line++;
-            if (blank(p, n)) continue;
-            char why[300];
-            probe = json_object_from_line(p, n, why, sizeof why);
-            if (!probe) {
-                snprintf(err, errlen, "%s:%llu: %s (data.format: auto reads the first record)",
-                         s->files[0], (unsigned long long)s->line, why);
-                close_file(s);
-                return -1;
-            }
-            break;
+    int rc = 0;
+    for (s->file = 0; s->file < s->n_files && rc == 0; s->file++) {
+        if (open_file(s, err, errlen) != 0) {
+            s->file = 0;
+            return -1;
         }
+        rc = probe_file(s, &probe, err, errlen);
+        close_file(s);
+        if (rc < 0) {
+            s->file = 0;
+            return -1;
+        }
+        if (rc == 1) break;
+    }
+    uint32_t at = (uint32_t)(s->file < s->n_files ? s->file : 0);
+    s->file = 0;
+    s->line = 0;
+    if (rc == 0 || json_object_size(probe) == 0) {
+        json_decref(probe);
+        s->format = DATA_FORMAT_TOKENS;
+        return 0;
     }
     DataFormat f = text_detect_format(probe, s->o);
     json_decref(probe);
-    close_file(s);
-    s->line = 0;
     if (f == DATA_FORMAT_AUTO) {
         snprintf(err, errlen,
                  "%s: data.format auto: the first record has none of the fields '%s', '%s', "
                  "'instruction' + 'output', '%s' + '%s', '%s' (set data.format and the field "
                  "names)",
-                 s->files[0], s->o->input_field, s->o->messages_field ? s->o->messages_field : "",
+                 s->files[at], s->o->input_field, s->o->messages_field ? s->o->messages_field : "",
                  s->o->prompt_field ? s->o->prompt_field : "",
                  s->o->completion_field ? s->o->completion_field : "",
                  s->o->text_field ? s->o->text_field : "");

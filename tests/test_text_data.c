@@ -465,6 +465,42 @@ START_TEST(test_bad_text_records_name_file_and_line) {
 }
 END_TEST
 
+/* auto: an empty first file defers to the next; a first line that is not JSON means tokens
+ * (as before text formats existed), so on_error: skip still applies to it. */
+START_TEST(test_auto_format_edge_cases) {
+    TEST_NEED_SHARED(shared);
+    Tokenizer *tok = load_tok(shared, "models/stories260K");
+    char *dir = test_tmpdir(), err[1024];
+    char *empty = tt_write_text(dir, "a.jsonl", "\n\n");
+    char *text = tt_write_text(dir, "b.jsonl", "{\"text\": \"Tom ran.\"}\n");
+    const char *p[] = {empty, text};
+    DataOptions o = text_options(p, DATA_FORMAT_AUTO, tok);
+    o.n_paths = 2;
+    DataFormat f;
+    ck_assert_int_eq(data_resolve_format(&o, &f, err, sizeof err), 0);
+    ck_assert_int_eq(f, DATA_FORMAT_TEXT);
+    json_t *rows = all_rows(&o);
+    ck_assert_int_eq(json_array_size(rows), 1);
+    json_decref(rows);
+    char *bad = tt_write_text(dir, "c.jsonl", "not json\n{\"input_ids\": [1, 2]}\n");
+    const char *q[] = {bad};
+    o = text_options(q, DATA_FORMAT_AUTO, NULL);
+    o.on_error = DATA_ON_ERROR_SKIP;
+    rows = all_rows(&o);
+    ck_assert_int_eq(json_array_size(rows), 1);
+    json_decref(rows);
+    o.on_error = DATA_ON_ERROR_FAIL;
+    first_error(&o, err, sizeof err);
+    ck_assert_msg(strstr(err, "c.jsonl:1: invalid JSON"), "%s", err);
+    free(empty);
+    free(text);
+    free(bad);
+    tokenizer_free(tok);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* The commands: a missing tokenizer or template is a usage error (exit 2). */
 START_TEST(test_missing_tokenizer_or_template_exit_2) {
     TEST_NEED_SHARED(shared);
@@ -694,6 +730,7 @@ Suite *text_data_suite(void) {
     tcase_add_test(tc, test_chat_template_that_rewrites_history_is_refused);
     tcase_add_test(tc, test_completion_masks_prompt_and_formats_read_alike);
     tcase_add_test(tc, test_bad_text_records_name_file_and_line);
+    tcase_add_test(tc, test_auto_format_edge_cases);
     tcase_add_test(tc, test_missing_tokenizer_or_template_exit_2);
     tcase_add_test(tc, test_tokenize_command);
     tcase_add_test(tc, test_generate_prompt_prints_text);
