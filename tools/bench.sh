@@ -6,6 +6,11 @@
 #   BENCH_SHAPES  shapes to train (default "smollm-135m llama-1b"; llama-1b writes a 4.9 GB
 #                 model to /tmp and takes minutes per step on 2 cores)
 #   BENCH_STEPS   timed steps per run (default 2)
+#   BENCH_CHECKPOINTING  0 skips the gradient-checkpointing comparison (default 1): peak RSS
+#                 and step time without and with train.gradient_checkpointing, at the
+#                 SmolLM-135M shape (F32, B 4 x 256, r 8) and, when BENCH_SHAPES has
+#                 llama-1b, the Llama-3.2-1B shape with BF16 weights (a 2.5 GB BF16 file in
+#                 /tmp, deleted afterwards; B 1 x 1024, r 16)
 set -e
 BUILD=${1:-build}
 SHAPES=${BENCH_SHAPES:-smollm-135m llama-1b}
@@ -106,3 +111,46 @@ for shape in $SHAPES; do
     "lorafit bf16 / lorafit f32 = $(ratio "${tps_lorafit_bf16:-}" "${tps_lorafit_f32:-}")"
   unset tps_lorafit_f32 tps_lorafit_bf16 tps_torch_none tps_torch_bf16
 done
+
+[ "${BENCH_CHECKPOINTING:-1}" = 0 ] && exit 0
+# Each run in a process of its own: peak RSS (getrusage) is the process's high-water mark.
+echo "== gradient checkpointing: bench_train without and with --gradient-checkpointing"
+ck_shapes=""
+for shape in $SHAPES; do
+  case "$shape" in
+    smollm-135m) ck_shapes="$ck_shapes smollm-135m" ;;
+    llama-1b)
+      echo "== make_model: Llama-3.2-1B shape, BF16 (2.5 GB in $OUT)"
+      if "$BUILD/tools/make_model" --out "$OUT/llama-1b-bf16" --hidden 2048 --intermediate 8192 \
+        --layers 16 --heads 32 --kv-heads 8 --vocab 128256 --tied --dtype bf16; then
+        ck_shapes="$ck_shapes llama-1b"
+      fi ;;
+  esac
+done
+for shape in $ck_shapes; do
+  case "$shape" in
+    smollm-135m) args="--shape smollm-135m --batch 4 --seq 256 --rank 8" ;;
+    llama-1b) args="--model $OUT/llama-1b-bf16 --dtype bf16 --batch 1 --seq 1024 --rank 16" ;;
+  esac
+  for ck in off on; do
+    flag=""; [ "$ck" = on ] && flag="--gradient-checkpointing"
+    echo "== bench_train $args $flag"
+    # shellcheck disable=SC2086
+    LORAFIT_TOOLS="$BUILD/tools" "$BUILD/tools/bench_train" $args $flag --steps "$STEPS" |
+      tee "$OUT/ckpt-$shape-$ck" || true
+  done
+done
+rm -rf "$OUT/llama-1b-bf16"
+if [ -n "$ck_shapes" ]; then
+  echo "== gradient checkpointing side by side (peak RSS does not depend on load; step times"
+  echo "   do, on a machine shared with other jobs)"
+  printf '%-12s %-22s %10s %10s\n' shape run ms/step "RSS MB"
+  for shape in $ck_shapes; do
+    set -- $(figures "$OUT/ckpt-$shape-off"); ms_off=$1; rss_off=$3
+    set -- $(figures "$OUT/ckpt-$shape-on"); ms_on=$1; rss_on=$3
+    printf '%-12s %-22s %10s %10s\n' "$shape" "without" "$ms_off" "$rss_off"
+    printf '%-12s %-22s %10s %10s\n' "$shape" "with checkpointing" "$ms_on" "$rss_on"
+    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "-" }'; }
+    echo "$shape: peak RSS with / without = $(ratio "$rss_on" "$rss_off"), step time with / without = $(ratio "$ms_on" "$ms_off")"
+  done
+fi

@@ -104,9 +104,9 @@ static const int32_t *copy_ids(Graph *g, const int32_t *src, int64_t n) {
     return (const int32_t *)(const void *)t->data;
 }
 
-static Tensor *forward(const Model *m, const Lora *lora, Graph *g, Checkpointing *ck,
-                       const int32_t *ids, const int32_t *pos, const int32_t *segment, int batch,
-                       int seq_len, float dropout, uint64_t dropout_seed) {
+static Tensor *build_pass(const Model *m, const Lora *lora, Graph *g, Checkpointing *ck,
+                          const int32_t *ids, const int32_t *pos, const int32_t *segment, int batch,
+                          int seq_len, float dropout, uint64_t dropout_seed) {
     if (!m || !g || !ck || !ids || batch < 1 || seq_len < 1) return NULL;
     ck->error[0] = '\0';
     ck->g = NULL;
@@ -138,6 +138,16 @@ static Tensor *forward(const Model *m, const Lora *lora, Graph *g, Checkpointing
     }
     graph_reset(ck->layer); /* nothing of the last layer is needed until backward */
     return op_rmsnorm(g, ck->saved[L], &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
+}
+
+/* build_pass, leaving no pass in flight when it fails (a backward then refuses to run). */
+static Tensor *forward(const Model *m, const Lora *lora, Graph *g, Checkpointing *ck,
+                       const int32_t *ids, const int32_t *pos, const int32_t *segment, int batch,
+                       int seq_len, float dropout, uint64_t dropout_seed) {
+    Tensor *h =
+        build_pass(m, lora, g, ck, ids, pos, segment, batch, seq_len, dropout, dropout_seed);
+    if (!h && ck) ck->g = NULL;
+    return h;
 }
 
 Tensor *model_forward_hidden_checkpointed(const Model *m, const Lora *lora, Graph *g,

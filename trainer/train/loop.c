@@ -6,7 +6,11 @@
  * batches are copied into buffers allocated once; nothing is allocated per step.
  *
  * Why dropout needs no saved RNG: every LoRA dropout mask is a hash of (seed, step,
- * micro-batch, layer, module, element), so a resumed run draws exactly the same masks. */
+ * micro-batch, layer, module, element), so a resumed run draws exactly the same masks.
+ *
+ * train.gradient_checkpointing swaps the pass for trainer/model's checkpointed one (the
+ * layers recomputed one at a time in backward, in a second graph this file owns); it gives
+ * the same bits, so nothing else here changes, and a resume may switch it. */
 #include "trainer/train/train.h"
 
 #include <errno.h>
