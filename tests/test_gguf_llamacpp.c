@@ -104,8 +104,9 @@ START_TEST(test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids) {
                  dir, names[i], dir, names[i]);
         tt_expect(dir, args, 0, "adapter merged");
         snprintf(args, sizeof args,
-                 "'%s' generate --precision f32 --model '%s' --adapter '%s/%s/adapter' --prompt-ids 1 -n 200", L,
-                 model, dir, names[i]);
+                 "'%s' generate --precision f32 --model '%s' --adapter '%s/%s/adapter' "
+                 "--prompt-ids 1 -n 200",
+                 L, model, dir, names[i]);
         want[i] = run_capture(dir, args, "gen.txt");
         fprintf(jf, "%s/base.gguf\t%s/%s.gguf\t1\t200\n", dir, dir, names[i]);
         fprintf(jf, "%s/%s-merged.gguf\t-\t1\t200\n", dir, names[i]);

@@ -233,17 +233,20 @@ START_TEST(test_run_card_merge_and_generate_match_the_adapter) {
     snprintf(a_out, sizeof a_out, "%s/a.txt", dir);
     snprintf(m_out, sizeof m_out, "%s/m.txt", dir);
     snprintf(b_out, sizeof b_out, "%s/b.txt", dir);
-    snprintf(args, sizeof args,
-             "'%s' generate --precision f32 --model '%s/models/stories260K' --adapter '%s/out/adapter' "
-             "--prompt-ids '1 403' -n 60",
-             test_lorafit_bin(), shared, dir);
+    snprintf(
+        args, sizeof args,
+        "'%s' generate --precision f32 --model '%s/models/stories260K' --adapter '%s/out/adapter' "
+        "--prompt-ids '1 403' -n 60",
+        test_lorafit_bin(), shared, dir);
     ck_assert_int_eq(test_run(args, a_out), 0);
-    snprintf(args, sizeof args, "'%s' generate --precision f32 --model '%s/merged' --prompt-ids '1 403' -n 60",
+    snprintf(args, sizeof args,
+             "'%s' generate --precision f32 --model '%s/merged' --prompt-ids '1 403' -n 60",
              test_lorafit_bin(), dir);
     ck_assert_int_eq(test_run(args, m_out), 0);
-    snprintf(args, sizeof args,
-             "'%s' generate --precision f32 --model '%s/models/stories260K' --prompt-ids '1 403' -n 60",
-             test_lorafit_bin(), shared);
+    snprintf(
+        args, sizeof args,
+        "'%s' generate --precision f32 --model '%s/models/stories260K' --prompt-ids '1 403' -n 60",
+        test_lorafit_bin(), shared);
     ck_assert_int_eq(test_run(args, b_out), 0);
     char *a = test_read_file(a_out, NULL), *mg = test_read_file(m_out, NULL),
          *b = test_read_file(b_out, NULL);
