@@ -7,6 +7,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "tensor/tensor.h"
 #include "trainer/store/gguf.h"
 
 const char *ggml_type_name(GgmlType t) {
@@ -37,30 +38,13 @@ size_t ggml_row_bytes(GgmlType t, int64_t ne0) {
     return 0;
 }
 
+/* ggml's F16 and BF16 conversions round to nearest even, as tensor/ does: one rounding. */
 uint16_t gguf_float_to_f16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    uint32_t sign = u >> 16 & 0x8000, a = u & 0x7fffffffu;
-    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00);  /* NaN */
-    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00); /* rounds to >= 65520: inf */
-    if (a < 0x38800000u) {                                  /* below 2^-14: subnormal */
-        /* Adding 0.5 lets the FPU round the mantissa onto the f16 subnormal grid (2^-24). */
-        float r;
-        memcpy(&r, &a, sizeof r);
-        r += 0.5f;
-        uint32_t ru;
-        memcpy(&ru, &r, sizeof ru);
-        return (uint16_t)(sign | (ru - 0x3f000000u));
-    }
-    uint32_t m = a + ((uint32_t)(15 - 127) << 23) + 0xfff + (a >> 13 & 1);
-    return (uint16_t)(sign | m >> 13);
+    return tensor_float_to_f16(f);
 }
 
 uint16_t gguf_float_to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 64); /* quiet NaN */
-    return (uint16_t)((u + (0x7fffu + ((u >> 16) & 1))) >> 16);
+    return tensor_float_to_bf16(f);
 }
 
 void gguf_quantize_q8_0(const float *x, int64_t n, uint8_t *out) {

@@ -13,7 +13,8 @@
  * Where new file formats go: a file here next to safetensors_write.c and gguf_write.c,
  * with its declarations in a header of its own included below.
  *
- * Dependencies: libc, zlib, jansson. Nothing of tensor/, data/ or the other trainer/ folders. */
+ * Dependencies: libc, zlib, jansson, and tensor/ for its BF16/F16 rounding. Nothing of data/
+ * or the other trainer/ folders. */
 #ifndef LORAFIT_STORE_H
 #define LORAFIT_STORE_H
 
