@@ -50,7 +50,7 @@ int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, cons
 /* What an export did, for the command to report. */
 typedef struct GgufReport {
     int tensors;
-    int fell_back_f16;        /* Q8_0 asked, row length not a multiple of 32: F16 instead */
+    int fell_back_f16;         /* Q8_0 asked, row length not a multiple of 32: F16 instead */
     char fallback_example[64]; /* one such tensor */
     char arch[16];             /* "llama", "qwen2" */
     char tokenizer[16];        /* "llama", "gpt2" */
@@ -70,8 +70,8 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir, G
  * LoRA adapter in dtype F32, F16 or BF16. rsLoRA: llama.cpp scales by alpha / r, so the
  * alpha written is lorafit's scaling * r (= alpha * sqrt(r)). */
 int gguf_export_adapter(const char *adapter_dir, const ModelConfig *model_config,
-                        const char *base_name, GgmlType dtype, const char *path,
-                        GgufReport *report, char *err, size_t errlen);
+                        const char *base_name, GgmlType dtype, const char *path, GgufReport *report,
+                        char *err, size_t errlen);
 
 /* llama.cpp's Q/K row permutation of convert_hf_to_gguf.py's LlamaModel.permute: rows
  * (n_head, 2, rows / n_head / 2) swapped to (n_head, rows / n_head / 2, 2), HF's rotate-half

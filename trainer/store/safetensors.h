@@ -96,8 +96,8 @@ int st_writer_add(StWriter *w, const char *name, StDtype dtype, int ndim, const 
 /* The same, with the bytes produced at save time by fill (one tensor in memory at a time,
  * so a whole model can be written without holding it twice). */
 typedef int (*StFill)(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen);
-int st_writer_add_fill(StWriter *w, const char *name, StDtype dtype, int ndim,
-                       const int64_t *shape, StFill fill, void *ctx, char *err, size_t errlen);
+int st_writer_add_fill(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                       StFill fill, void *ctx, char *err, size_t errlen);
 int st_writer_set_metadata(StWriter *w, const char *key, const char *value, char *err,
                            size_t errlen);
 /* Writes through fsio (temporary file, fsync, rename): header with tensors in sorted name

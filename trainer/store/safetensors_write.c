@@ -84,8 +84,8 @@ oom:
     return -1;
 }
 
-int st_writer_add_fill(StWriter *w, const char *name, StDtype dtype, int ndim,
-                       const int64_t *shape, StFill fill, void *ctx, char *err, size_t errlen) {
+int st_writer_add_fill(StWriter *w, const char *name, StDtype dtype, int ndim, const int64_t *shape,
+                       StFill fill, void *ctx, char *err, size_t errlen) {
     static const char placeholder;
     if (st_writer_add(w, name, dtype, ndim, shape, &placeholder, err, errlen) != 0) return -1;
     w->entries[w->count - 1].data = NULL;
