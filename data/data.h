@@ -147,4 +147,17 @@ void data_skip_counts(const DataReader *r, int64_t *bad, int64_t *dropped);
  * pass with a fresh reader. -1 with err when epochs == 0 or the data is bad. */
 int64_t data_count_batches(const DataOptions *o, char *err, size_t errlen);
 
+/* A data file and how many records it holds (non-blank JSONL lines, CSV records after the
+ * header, elements of a .json array; good or bad), counted without tokenizing. */
+typedef struct DataFileRecords {
+    char *path;
+    int64_t records;
+} DataFileRecords;
+/* The files o->paths expand to (globs in sorted order), each with its record count: *out
+ * (n_out entries, freed with data_file_records_free). -1 with err when a path matches
+ * nothing or a file cannot be read. */
+int data_count_records(const DataOptions *o, DataFileRecords **out, int *n_out, char *err,
+                       size_t errlen);
+void data_file_records_free(DataFileRecords *f, int n);
+
 #endif

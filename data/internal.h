@@ -120,6 +120,8 @@ void source_position(const Source *s, uint32_t *file, uint64_t *offset, uint64_t
 int source_seek(Source *s, uint32_t file, uint64_t offset, uint64_t line, char *err, size_t errlen);
 /* Re-reads the record at loc (must be a good record there). */
 int source_read_at(Source *s, const Locator *loc, Row *row, char *err, size_t errlen);
+/* records[i] = the records file i holds, good or bad, read without tokenizing; rewinds. */
+int source_count_records(Source *s, int64_t *records, char *err, size_t errlen);
 void source_free(Source *s);
 
 /* ---- reader.c internals used by cursor.c ---- */

@@ -358,3 +358,38 @@ int64_t data_count_batches(const DataOptions *o, char *err, size_t errlen) {
     data_close(r);
     return rc < 0 ? -1 : n;
 }
+
+int data_count_records(const DataOptions *o, DataFileRecords **out, int *n_out, char *err,
+                       size_t errlen) {
+    *out = NULL;
+    *n_out = 0;
+    char **files = NULL;
+    int n_files = 0;
+    if (data_expand_paths(o->paths, o->n_paths, &files, &n_files, err, errlen) != 0) return -1;
+    int64_t *records = calloc((size_t)n_files + 1, sizeof *records);
+    DataFileRecords *f = calloc((size_t)n_files + 1, sizeof *f);
+    Source *s = records && f ? source_create(files, n_files, o, NULL, err, errlen) : NULL;
+    int rc = s ? source_count_records(s, records, err, errlen) : -1;
+    if (!records || !f) snprintf(err, errlen, "out of memory");
+    source_free(s);
+    for (int i = 0; i < n_files; i++) {
+        if (rc == 0)
+            f[i] = (DataFileRecords){files[i], records[i]};
+        else
+            free(files[i]);
+    }
+    free(files);
+    free(records);
+    if (rc != 0) {
+        free(f);
+        return -1;
+    }
+    *out = f;
+    *n_out = n_files;
+    return 0;
+}
+
+void data_file_records_free(DataFileRecords *f, int n) {
+    for (int i = 0; f && i < n; i++) free(f[i].path);
+    free(f);
+}

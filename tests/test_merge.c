@@ -186,7 +186,18 @@ START_TEST(test_run_card_merge_and_generate_match_the_adapter) {
     ck_assert(strstr(card, "lorafit " LORAFIT_VERSION));
     ck_assert(strstr(card, "| steps | 4 |"));
     ck_assert(strstr(card, "| 4 | 8 | 2 | no |"));
-    ck_assert(strstr(card, "fixtures/stories260K-lora/train.jsonl"));
+    /* each data file with the records it holds: its non-blank lines */
+    snprintf(path, sizeof path, "%s/fixtures/stories260K-lora/train.jsonl", shared);
+    char *data = test_read_file(path, NULL);
+    int records = 0;
+    for (char *l = data; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l))
+        records += *l != '\n';
+    free(data);
+    char want[128];
+    snprintf(want, sizeof want, "stories260K-lora/train.jsonl`, %d records", records);
+    ck_assert_msg(records > 1 && strstr(card, "- train: `") && strstr(card, "- valid: `") &&
+                      strstr(card, want),
+                  "'%s' not in\n%s", want, card);
     ck_assert(strstr(card, "](loss.png)"));
     /* the figures are metrics.jsonl's */
     json_t *metrics = tt_metrics(strcat(strcpy(path, dir), "/out"));
@@ -201,7 +212,6 @@ START_TEST(test_run_card_merge_and_generate_match_the_adapter) {
         }
     }
     json_decref(metrics);
-    char want[128];
     snprintf(want, sizeof want, "| final eval loss | %.4f (step 4) |", last_eval);
     ck_assert_msg(strstr(card, want), "'%s' not in\n%s", want, card);
     snprintf(want, sizeof want, "| best eval loss | %.4f", best);

@@ -32,10 +32,29 @@ static const char *lr_name(LrKind k) {
     return k == LR_CONSTANT ? "constant" : k == LR_LINEAR ? "linear" : "cosine";
 }
 
+/* One line per data file of `which`, with the records it holds now (counted when the card
+ * is written, without tokenizing; a file gone since training says so). */
+static void write_data_files(FILE *f, const Config *c, TrainData which, const char *label) {
+    DataOptions o;
+    train_data_options(c, which, 0, &o);
+    if (o.n_paths == 0) return;
+    DataFileRecords *files;
+    int n;
+    char err[1024];
+    if (data_count_records(&o, &files, &n, err, sizeof err) != 0) {
+        for (int i = 0; i < o.n_paths; i++) fprintf(f, "- %s: `%s`\n", label, o.paths[i]);
+        fprintf(f, "  (records not counted: %s)\n", err);
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        fprintf(f, "- %s: `%s`, %" PRId64 " records\n", label, files[i].path, files[i].records);
+    data_file_records_free(files, n);
+}
+
 static void write_config_tables(FILE *f, const Config *c) {
     fprintf(f, "## Training data\n\n");
-    for (int i = 0; i < c->data.train.n; i++) fprintf(f, "- train: `%s`\n", c->data.train.items[i]);
-    for (int i = 0; i < c->data.valid.n; i++) fprintf(f, "- valid: `%s`\n", c->data.valid.items[i]);
+    write_data_files(f, c, TRAIN_DATA_TRAIN, "train");
+    write_data_files(f, c, TRAIN_DATA_VALID, "valid");
     fprintf(f, "- sequence length %" PRId64 ", packing %s, overflow %s, shuffle %s\n\n",
             c->data.seq_len, c->data.packing ? "on" : "off",
             c->data.overflow == OVERFLOW_TRUNCATE ? "truncate"
