@@ -369,6 +369,46 @@ START_TEST(test_resolved_config_round_trips) {
 }
 END_TEST
 
+/* data.chat_template_kwargs: a mapping of any template variables, typed as YAML types them,
+ * kept as sorted compact JSON, round-tripped through config.resolved.yaml and --set. */
+START_TEST(test_chat_template_kwargs_are_a_typed_mapping) {
+    char *dir = test_tmpdir(), err[1024], path[4200];
+    const char *text = "model:\n  path: models/m\noutput:\n  dir: runs/x\n"
+                       "data:\n  train: t.jsonl\n  chat_template_kwargs:\n"
+                       "    enable_thinking: false\n    mode: \"false\"\n"
+                       "    tools: [{name: f, n: 3}]\n    temperature: 0.5\n    none: null\n";
+    Config a, b;
+    ck_assert_msg(load_text(dir, text, NULL, 0, &a, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(a.data.chat_template_kwargs, "{\"enable_thinking\":false,\"mode\":\"false\","
+                                                  "\"none\":null,\"temperature\":0.5,\"tools\":[{"
+                                                  "\"n\":3,\"name\":\"f\"}]}");
+    snprintf(path, sizeof path, "%s/config.resolved.yaml", dir);
+    ck_assert_msg(config_write_resolved(&a, path, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(config_load(path, NULL, 0, &b, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(a.data.chat_template_kwargs, b.data.chat_template_kwargs);
+    config_free(&b);
+    /* --set takes a flow mapping, and null clears it */
+    const char *set[] = {"data.chat_template_kwargs={enable_thinking: true}"};
+    ck_assert_msg(load_text(dir, MINIMAL, set, 1, &b, err, sizeof err) == 0, "%s", err);
+    ck_assert_str_eq(b.data.chat_template_kwargs, "{\"enable_thinking\":true}");
+    config_free(&b);
+    const char *unset[] = {"data.chat_template_kwargs=null"};
+    ck_assert_msg(load_text(dir, text, unset, 1, &b, err, sizeof err) == 0, "%s", err);
+    ck_assert_ptr_null(b.data.chat_template_kwargs);
+    /* it changes what is trained on, so it is part of the result */
+    char *ka = config_result_keys(&a), *kb = config_result_keys(&b);
+    ck_assert_ptr_nonnull(strstr(ka, "data.chat_template_kwargs={"));
+    ck_assert_str_ne(ka, kb);
+    free(ka), free(kb);
+    config_free(&a);
+    config_free(&b);
+    test_rmtree(dir);
+    free(dir);
+    const char *scalar[] = {"data.chat_template_kwargs=enable_thinking"};
+    expect_error(MINIMAL, scalar, 1, "data.chat_template_kwargs: expected a mapping", "--set");
+}
+END_TEST
+
 START_TEST(test_result_keys_and_diff) {
     char *dir = test_tmpdir(), err[1024], out[1024];
     Config a, b;
@@ -463,6 +503,7 @@ Suite *config_suite(void) {
     tcase_add_test(tc, test_resolved_config_round_trips);
     tcase_add_test(tc, test_relative_paths_are_normalized);
     tcase_add_test(tc, test_result_keys_and_diff);
+    tcase_add_test(tc, test_chat_template_kwargs_are_a_typed_mapping);
     tcase_add_test(tc, test_mutated_configs_never_crash);
     suite_add_tcase(s, tc);
     return s;

@@ -539,6 +539,33 @@ START_TEST(test_missing_tokenizer_or_template_exit_2) {
              "stories260K --set data.chat_template=%s --set model.path=%s/models/stories260K",
              cfg, dir, chat, shared, tf, shared);
     tt_expect(dir, args, 0, "\"format\": \"chat\"");
+    /* data.chat_template_kwargs reach the template, typed: false is the boolean */
+    char *kt = tt_write_text(dir, "k.jinja",
+                             "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+                             "{% if enable_thinking is defined and not enable_thinking %}"
+                             "[no thinking]{% endif %}");
+    size_t plain_len = 0, kw_len = 0, true_len = 0;
+    const char *kwargs[] = {"", " --set 'data.chat_template_kwargs={enable_thinking: false}'",
+                            " --set 'data.chat_template_kwargs={enable_thinking: true}'"};
+    size_t *lens[] = {&plain_len, &kw_len, &true_len};
+    char *rows[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(args, sizeof args,
+                 "prepare '%s' --out '%s/k%d.jsonl' --set data.train=%s --set data.tokenizer=%s/"
+                 "models/stories260K --set data.chat_template=%s --set model.path=%s/models/"
+                 "stories260K%s",
+                 cfg, dir, i, chat, shared, kt, shared, kwargs[i]);
+        tt_expect(dir, args, 0, "\"format\": \"chat\"");
+        char rp[4300];
+        snprintf(rp, sizeof rp, "%s/k%d.jsonl", dir, i);
+        rows[i] = test_read_file(rp, lens[i]);
+        ck_assert_ptr_nonnull(rows[i]);
+    }
+    ck_assert_msg(kw_len > plain_len + 10, "enable_thinking: false changed nothing:\n%s\n%s",
+                  rows[0], rows[1]);
+    ck_assert_str_eq(rows[0], rows[2]);
+    for (int i = 0; i < 3; i++) free(rows[i]);
+    free(kt);
     free(tf);
     free(cfg);
     free(data);

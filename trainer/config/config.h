@@ -61,25 +61,27 @@ typedef struct Config {
         char *init_from;           /* [null] -> NULL */
     } lora;
     struct {
-        ConfigList train;        /* required, >= 1 entry */
-        ConfigList valid;        /* [null] -> n == 0 */
-        ConfigFormat format;     /* [auto]: from the first record's fields */
-        char *tokenizer;         /* [null] -> NULL = model.path; a tokenizer directory */
-        char *chat_template;     /* [null] -> the tokenizer's; inline Jinja or a file path */
-        bool add_eos;            /* [true] */
-        bool train_on_prompt;    /* [false] */
-        char *input_field;       /* [input_ids] */
-        char *labels_field;      /* [labels]; null -> NULL (labels = input_ids) */
-        char *text_field;        /* [text] */
-        char *prompt_field;      /* [prompt] */
-        char *completion_field;  /* [completion] */
-        char *messages_field;    /* [messages] */
-        int64_t seq_len;         /* [512], >= 2 */
-        bool packing;            /* [false] */
-        ConfigOverflow overflow; /* [truncate] */
-        bool shuffle;            /* [true] */
-        int64_t shuffle_buffer;  /* [10000], >= 1 */
-        ConfigOnError on_error;  /* [fail] */
+        ConfigList train;           /* required, >= 1 entry */
+        ConfigList valid;           /* [null] -> n == 0 */
+        ConfigFormat format;        /* [auto]: from the first record's fields */
+        char *tokenizer;            /* [null] -> NULL = model.path; a tokenizer directory */
+        char *chat_template;        /* [null] -> the tokenizer's; inline Jinja or a file path */
+        char *chat_template_kwargs; /* [null] extra template variables (e.g. enable_thinking:
+                                       false) as a JSON object text, keys sorted */
+        bool add_eos;               /* [true] */
+        bool train_on_prompt;       /* [false] */
+        char *input_field;          /* [input_ids] */
+        char *labels_field;         /* [labels]; null -> NULL (labels = input_ids) */
+        char *text_field;           /* [text] */
+        char *prompt_field;         /* [prompt] */
+        char *completion_field;     /* [completion] */
+        char *messages_field;       /* [messages] */
+        int64_t seq_len;            /* [512], >= 2 */
+        bool packing;               /* [false] */
+        ConfigOverflow overflow;    /* [truncate] */
+        bool shuffle;               /* [true] */
+        int64_t shuffle_buffer;     /* [10000], >= 1 */
+        ConfigOnError on_error;     /* [fail] */
     } data;
     struct {
         int64_t batch_size;        /* [4], >= 1 */

@@ -70,6 +70,9 @@ int config_format_value(const Config *c, int i, char *buf, size_t len) {
     case K_ENUM:
         n = snprintf(buf, len, "%s", k->names[*FIELD(cc, k, int)]);
         break;
+    case K_JSON: /* JSON is a YAML flow mapping: it reads back as the same mapping */
+        n = snprintf(buf, len, "%s", *FIELD(cc, k, char *) ? *FIELD(cc, k, char *) : "null");
+        break;
     case K_PATHS:
     case K_MODULES: {
         const ConfigList *l = FIELD(cc, k, ConfigList);

@@ -12,7 +12,8 @@
 #include "trainer/model/model.h" /* the LoRA module names */
 #include "trainer/store/store.h"
 
-typedef enum { K_STR, K_PATH, K_INT, K_FLOAT, K_BOOL, K_ENUM, K_PATHS, K_MODULES } KeyType;
+/* K_JSON: a YAML mapping kept as compact JSON text with sorted keys (char *, NULL = null). */
+typedef enum { K_STR, K_PATH, K_INT, K_FLOAT, K_BOOL, K_ENUM, K_PATHS, K_MODULES, K_JSON } KeyType;
 
 typedef struct Key {
     const char *section, *name;
@@ -50,6 +51,13 @@ bool config_in_range(const Key *k, double v);
 int config_parse_bool(const char *s, bool *out);
 int config_parse_int(const char *s, int64_t *out);
 int config_parse_float(const char *s, double *out);
+
+/* ---- yaml_json.c ---- */
+struct yaml_document_s;
+struct yaml_node_s;
+/* A YAML mapping node as compact JSON text with sorted keys (free()), or NULL with why. */
+char *config_yaml_mapping_json(struct yaml_document_s *doc, const struct yaml_node_s *n, char *why,
+                               size_t whylen);
 
 /* Frees a list's strings and empties it. */
 void config_list_free(ConfigList *l);

@@ -198,6 +198,14 @@ static int set_key(Config *c, const Key *k, yaml_document_t *doc, const yaml_nod
         return set_modules(FIELD(c, k, ConfigList), doc, n, kp, at, err, errlen);
     if (k->type == K_PATHS)
         return set_paths(FIELD(c, k, ConfigList), doc, n, k, kp, at, o->base, err, errlen);
+    if (k->type == K_JSON && !is_null(n)) {
+        char why[200];
+        char *v = config_yaml_mapping_json(doc, n, why, sizeof why);
+        if (!v) return store_error(err, errlen, 0, "%s: %s (%s)", kp, why, at);
+        free(*FIELD(c, k, char *));
+        *FIELD(c, k, char *) = v;
+        return 0;
+    }
     if (is_null(n)) {
         if (!k->nullable) {
             store_error(err, errlen, 0, "%s: expected %s, got null (%s)", kp, config_type_name(k),

@@ -40,6 +40,7 @@ const Key config_keys[] = {
     {"data", "format", K_ENUM, OFF(data.format), false, ANY, FORMAT_NAMES},
     {"data", "tokenizer", K_PATH, OFF(data.tokenizer), true, ANY, NULL},
     {"data", "chat_template", K_STR, OFF(data.chat_template), true, ANY, NULL},
+    {"data", "chat_template_kwargs", K_JSON, OFF(data.chat_template_kwargs), true, ANY, NULL},
     {"data", "add_eos", K_BOOL, OFF(data.add_eos), false, ANY, NULL},
     {"data", "train_on_prompt", K_BOOL, OFF(data.train_on_prompt), false, ANY, NULL},
     {"data", "input_field", K_STR, OFF(data.input_field), false, ANY, NULL},
@@ -211,6 +212,8 @@ const char *config_type_name(const Key *k) {
         return "a path or a list of paths";
     case K_MODULES:
         return "a list of module names";
+    case K_JSON:
+        return "a mapping";
     default:
         return "a string";
     }
@@ -372,6 +375,7 @@ void config_free(Config *c) {
     free(c->data.labels_field);
     free(c->data.tokenizer);
     free(c->data.chat_template);
+    free(c->data.chat_template_kwargs);
     free(c->data.text_field);
     free(c->data.prompt_field);
     free(c->data.completion_field);

@@ -5,7 +5,7 @@
  * tokenizer. The tokenizer comes from data.tokenizer, else from model.path. The chat
  * template is data.chat_template (inline Jinja, or a file holding it), else the tokenizer's
  * chat_template; its context carries the special tokens (bos_token, eos_token, pad_token,
- * unk_token) as transformers passes them. */
+ * unk_token) as transformers passes them, then data.chat_template_kwargs. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +102,15 @@ static int load_template(const Config *cfg, TrainText *tt, char *err, size_t err
     const char *values[] = {sp->bos_token, sp->eos_token, sp->pad_token, sp->unk_token};
     for (int i = 0; i < 4; i++)
         if (values[i]) json_object_set_new(tt->chat_context, names[i], json_string(values[i]));
+    /* data.chat_template_kwargs last: like apply_chat_template(**kwargs), they win */
+    const char *kw = cfg->data.chat_template_kwargs;
+    json_t *extra = kw ? json_loads(kw, 0, NULL) : NULL;
+    if (kw && (!json_is_object(extra) || json_object_update(tt->chat_context, extra) != 0)) {
+        json_decref(extra);
+        snprintf(err, errlen, "data.chat_template_kwargs: not a mapping: %s", kw);
+        return -2;
+    }
+    json_decref(extra);
     return 0;
 }
 
