@@ -82,6 +82,17 @@ bool source_blank_line(const char *p, size_t n) {
     return true;
 }
 
+int source_next_line(Source *s, const char **p, size_t *n, uint64_t *off, char *err,
+                     size_t errlen) {
+    for (;;) {
+        int rc = linereader_next(&s->lr, p, n, off, err, errlen);
+        if (rc <= 0) return rc;
+        s->line++;
+        s->next_offset = *off + *n;
+        if (!source_blank_line(*p, *n)) return 1;
+    }
+}
+
 static bool has_suffix(const char *p, const char *suf) {
     size_t n = strlen(p), m = strlen(suf);
     return n >= m && strcmp(p + n - m, suf) == 0;
@@ -180,19 +191,12 @@ int source_read_raw(Source *s, json_t **obj, Locator *loc, char *err, size_t err
         if (rc != 1) return rc;
         return (*obj = source_csv_object(s, why, whylen)) ? 1 : -2;
     }
-    for (;;) {
-        const char *p;
-        size_t n;
-        uint64_t off;
-        int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
-        if (rc <= 0) return rc;
-        s->line++;
-        s->next_offset = off + n;
-        if (source_blank_line(p, n)) continue;
-        loc->offset = off;
-        loc->line = s->line;
-        return (*obj = json_object_from_line(p, n, why, whylen)) ? 1 : -2;
-    }
+    const char *p;
+    size_t n;
+    int rc = source_next_line(s, &p, &n, &loc->offset, err, errlen);
+    if (rc <= 0) return rc;
+    loc->line = s->line;
+    return (*obj = json_object_from_line(p, n, why, whylen)) ? 1 : -2;
 }
 
 /* 1 a good record, 0 end of file, -1 error (err), -2 bad record (why, loc). */
@@ -211,23 +215,14 @@ static int read_record(Source *s, Row *row, Locator *loc, char *err, size_t errl
         if (rc != 1) return rc;
         return source_csv_row(s, row, why, whylen) == 0 ? 1 : -2;
     }
-    for (;;) {
-        const char *p;
-        size_t n;
-        uint64_t off;
-        int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
-        if (rc <= 0) return rc;
-        s->line++;
-        s->next_offset = off + n;
-        if (source_blank_line(p, n)) continue;
-        loc->offset = off;
-        loc->line = s->line;
-        if (row_from_json_line(p, n, s->input_field, s->labels_field, row, why, whylen) != 0)
-            return -2;
-        if (row_validate(row, s->vocab_size, s->input_field, s->labels_field, why, whylen))
-            return -2;
-        return 1;
-    }
+    const char *p;
+    size_t n;
+    int rc = source_next_line(s, &p, &n, &loc->offset, err, errlen);
+    if (rc <= 0) return rc;
+    loc->line = s->line;
+    if (row_from_json_line(p, n, s->input_field, s->labels_field, row, why, whylen) != 0) return -2;
+    if (row_validate(row, s->vocab_size, s->input_field, s->labels_field, why, whylen)) return -2;
+    return 1;
 }
 
 /* "file:line" or, in a .json file, "file: record N". */

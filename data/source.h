@@ -86,6 +86,9 @@ int source_object_row(const Source *s, TextState *ts, const json_t *obj, Row *ro
 /* "file:line" or, in a .json file, "file: record N". */
 void source_where(const Source *s, uint32_t file, uint64_t line, char *out, size_t len);
 bool source_blank_line(const char *p, size_t n);
+/* The next non-blank line of an open JSONL file: 1 (*p, *n, its byte offset *off), 0 at the
+ * end, -1 (err). s->line and s->next_offset count what it consumed. */
+int source_next_line(Source *s, const char **p, size_t *n, uint64_t *off, char *err, size_t errlen);
 
 /* ---- source_csv.c ---- */
 /* The CSV part of opening a file: a fresh parser and the header row. 0 or -1 (err). */

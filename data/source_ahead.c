@@ -30,18 +30,15 @@ static int probe_file(Source *s, json_t **probe, char *err, size_t errlen) {
             json_object_set_new(*probe, s->col_names[i], json_null());
         return *probe ? 1 : -1;
     }
-    for (;;) {
-        const char *p;
-        size_t n;
-        uint64_t off;
-        int rc = linereader_next(&s->lr, &p, &n, &off, err, errlen);
-        if (rc <= 0) return rc;
-        if (source_blank_line(p, n)) continue;
-        char why[300];
-        *probe = json_object_from_line(p, n, why, sizeof why);
-        if (!*probe) *probe = json_object();
-        return *probe ? 1 : -1;
-    }
+    const char *p;
+    size_t n;
+    uint64_t off;
+    int rc = source_next_line(s, &p, &n, &off, err, errlen);
+    if (rc <= 0) return rc;
+    char why[300];
+    *probe = json_object_from_line(p, n, why, sizeof why);
+    if (!*probe) *probe = json_object();
+    return *probe ? 1 : -1;
 }
 
 /* data.format auto: the first record of the data decides (a CSV file: its header). No
