@@ -338,6 +338,10 @@ struct Tokenizer {
 
 /* load_parts.c: the components of tokenizer.json (jansson values). */
 struct json_t;
+/* o[key] as a bool: dflt when absent or null; -1 with err ("WHERE.KEY must be true or false")
+ * for another type. */
+int tok_opt_bool(struct json_t *o, const char *key, bool dflt, bool *out, const char *where,
+                 char *err, size_t errlen);
 int load_normalizer(Tokenizer *t, struct json_t *j, const char *where, Normalizer *out, char *err,
                     size_t errlen);
 int load_pretokenizer(Tokenizer *t, struct json_t *j, const char *where, PreTokenizer *out,

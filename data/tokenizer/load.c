@@ -10,21 +10,6 @@
 
 #include "data/tokenizer/internal.h"
 
-static int get_bool(json_t *o, const char *key, bool dflt, bool *out, const char *where, char *err,
-                    size_t errlen) {
-    json_t *v = json_object_get(o, key);
-    if (!v || json_is_null(v)) {
-        *out = dflt;
-        return 0;
-    }
-    if (!json_is_boolean(v)) {
-        tok_err(err, errlen, "tokenizer.json: %s.%s must be true or false", where, key);
-        return -1;
-    }
-    *out = json_is_true(v);
-    return 0;
-}
-
 /* A string or null member, copied (NULL for null/absent). */
 static int get_opt_string(json_t *o, const char *key, char **out, const char *where, char *err,
                           size_t errlen) {
@@ -99,9 +84,9 @@ static int load_model(Tokenizer *t, json_t *m, char *err, size_t errlen) {
     if (get_opt_string(m, "unk_token", &bpe->unk_token, "model", err, errlen) ||
         get_opt_string(m, "continuing_subword_prefix", &bpe->prefix, "model", err, errlen) ||
         get_opt_string(m, "end_of_word_suffix", &bpe->suffix, "model", err, errlen) ||
-        get_bool(m, "fuse_unk", false, &bpe->fuse_unk, "model", err, errlen) ||
-        get_bool(m, "byte_fallback", false, &bpe->byte_fallback, "model", err, errlen) ||
-        get_bool(m, "ignore_merges", false, &bpe->ignore_merges, "model", err, errlen))
+        tok_opt_bool(m, "fuse_unk", false, &bpe->fuse_unk, "model", err, errlen) ||
+        tok_opt_bool(m, "byte_fallback", false, &bpe->byte_fallback, "model", err, errlen) ||
+        tok_opt_bool(m, "ignore_merges", false, &bpe->ignore_merges, "model", err, errlen))
         return -1;
     json_t *vocab = json_object_get(m, "vocab");
     if (!json_is_object(vocab)) {
@@ -156,11 +141,11 @@ static int load_added(Tokenizer *t, json_t *list, char *err, size_t errlen) {
         }
         AddedToken at = {.content = (char *)json_string_value(content),
                          .len = json_string_length(content)};
-        if (get_bool(o, "special", false, &at.special, where, err, errlen) ||
-            get_bool(o, "single_word", false, &at.single_word, where, err, errlen) ||
-            get_bool(o, "lstrip", false, &at.lstrip, where, err, errlen) ||
-            get_bool(o, "rstrip", false, &at.rstrip, where, err, errlen) ||
-            get_bool(o, "normalized", !at.special, &at.normalized, where, err, errlen) ||
+        if (tok_opt_bool(o, "special", false, &at.special, where, err, errlen) ||
+            tok_opt_bool(o, "single_word", false, &at.single_word, where, err, errlen) ||
+            tok_opt_bool(o, "lstrip", false, &at.lstrip, where, err, errlen) ||
+            tok_opt_bool(o, "rstrip", false, &at.rstrip, where, err, errlen) ||
+            tok_opt_bool(o, "normalized", !at.special, &at.normalized, where, err, errlen) ||
             added_add(&t->added, &t->bpe, &at, err, errlen))
             return -1;
     }

@@ -29,8 +29,8 @@ static int unsupported(const char *what, const char *type, const char *where, ch
     return -1;
 }
 
-static int opt_bool(json_t *o, const char *key, bool dflt, bool *out, const char *where, char *err,
-                    size_t errlen) {
+int tok_opt_bool(json_t *o, const char *key, bool dflt, bool *out, const char *where, char *err,
+                 size_t errlen) {
     json_t *v = json_object_get(o, key);
     if (!v || json_is_null(v)) {
         *out = dflt;
@@ -146,8 +146,8 @@ int load_normalizer(Tokenizer *t, json_t *j, const char *where, Normalizer *n, c
         if (!(n->text = tok_strndup(json_string_value(c), n->text_len))) return OOM();
     } else if (!strcmp(type, "Strip")) {
         n->kind = NORM_STRIP;
-        if (opt_bool(j, "strip_left", true, &n->left, where, err, errlen) ||
-            opt_bool(j, "strip_right", true, &n->right, where, err, errlen))
+        if (tok_opt_bool(j, "strip_left", true, &n->left, where, err, errlen) ||
+            tok_opt_bool(j, "strip_right", true, &n->right, where, err, errlen))
             return -1;
     } else if (!strcmp(type, "Sequence")) {
         n->kind = NORM_SEQUENCE;
@@ -228,13 +228,13 @@ int load_pretokenizer(Tokenizer *t, json_t *j, const char *where, PreTokenizer *
     if (!strcmp(type, "Split")) {
         p->kind = PRE_SPLIT;
         if (behavior_of(j, where, true, &p->behavior, err, errlen) ||
-            opt_bool(j, "invert", false, &p->invert, where, err, errlen) ||
+            tok_opt_bool(j, "invert", false, &p->invert, where, err, errlen) ||
             !(p->re = load_pattern(j, where, err, errlen)))
             return -1;
     } else if (!strcmp(type, "ByteLevel")) {
         p->kind = PRE_BYTE_LEVEL;
-        if (opt_bool(j, "add_prefix_space", true, &p->add_prefix_space, where, err, errlen) ||
-            opt_bool(j, "use_regex", true, &p->use_regex, where, err, errlen))
+        if (tok_opt_bool(j, "add_prefix_space", true, &p->add_prefix_space, where, err, errlen) ||
+            tok_opt_bool(j, "use_regex", true, &p->use_regex, where, err, errlen))
             return -1;
         if (p->use_regex && !t->gpt2) {
             char inner[300];
@@ -246,7 +246,7 @@ int load_pretokenizer(Tokenizer *t, json_t *j, const char *where, PreTokenizer *
         p->kind = PRE_METASPACE;
         if (one_char(j, "replacement", 0x2581, &p->replacement, where, err, errlen) ||
             prepend_scheme_of(j, where, &p->prepend_scheme, err, errlen) ||
-            opt_bool(j, "split", true, &p->split, where, err, errlen))
+            tok_opt_bool(j, "split", true, &p->split, where, err, errlen))
             return -1;
         Buf b = {0};
         if (buf_append_cp(&b, p->replacement)) return OOM();
@@ -254,7 +254,7 @@ int load_pretokenizer(Tokenizer *t, json_t *j, const char *where, PreTokenizer *
         buf_free(&b);
     } else if (!strcmp(type, "Digits")) {
         p->kind = PRE_DIGITS;
-        if (opt_bool(j, "individual_digits", false, &p->individual_digits, where, err, errlen))
+        if (tok_opt_bool(j, "individual_digits", false, &p->individual_digits, where, err, errlen))
             return -1;
     } else if (!strcmp(type, "Whitespace")) {
         p->kind = PRE_WHITESPACE;
