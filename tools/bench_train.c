@@ -268,8 +268,8 @@ int main(int argc, char **argv) {
     if (!b.m || !b.v || !b.graph || (checkpointing && !b.ckpt)) goto done;
     graph_set_precision(b.graph, bf16 ? TENSOR_PRECISION_BF16 : TENSOR_PRECISION_F32);
     print_blas_core();
-    printf("bench_train: shape %s, precision %s: %s%s\n", shape, bf16 ? "bf16" : "f32",
-           graph_matmul_kernel(b.graph),
+    printf("bench_train: %s %s, precision %s: %s%s\n", model_dir ? "model" : "shape",
+           model_dir ? model_dir : shape, bf16 ? "bf16" : "f32", graph_matmul_kernel(b.graph),
            bf16 && !graph_matmul_native_bf16(b.graph)
                ? " -- this CPU has no native bf16: emulated, slower than f32"
                : "");

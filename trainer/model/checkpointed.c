@@ -5,6 +5,8 @@
  * rewinds as a whole. The layer graph is reset before every layer, so its arena grows to
  * one layer's forward + backward and is then reused by every layer and every step; g keeps
  * what lives for the whole pass: the embedding, the L + 1 layer boundaries, the head.
+ * The last layer is left built after the forward pass (its internals coexist with the
+ * head's), so backward starts with it and recomputes only the L - 1 layers below.
  *
  * Why the result is bit-identical to the plain pass (model_forward_hidden, graph_backward):
  *   - a layer is built by model_layer_forward either way, from the same input bits, with
@@ -33,6 +35,8 @@ struct Checkpointing {
     int cap;        /* boundaries the array holds */
     Tensor **saved; /* (L + 1) layer boundaries in g: saved[l] = input of layer l */
     Tensor input;   /* the leaf a layer is built on: *saved[l] without its gradient */
+    Tensor *held;   /* the last layer's output, still built in the layer graph after the
+                       forward pass (its backward needs no recomputation); NULL otherwise */
     /* the pass in flight, for the recomputation; g NULL when there is none */
     const Model *m;
     const Lora *lora;
@@ -86,6 +90,7 @@ static void *fail(Checkpointing *ck, int layer, const char *what) {
 
 /* The layer graph reset, in g's precision, with layer l built on saved[l]; its output. */
 static Tensor *build_layer(Checkpointing *ck, int l) {
+    ck->held = NULL;
     graph_reset(ck->layer);
     if (graph_precision(ck->layer) != graph_precision(ck->g))
         graph_set_precision(ck->layer, graph_precision(ck->g));
@@ -110,6 +115,7 @@ static Tensor *build_pass(const Model *m, const Lora *lora, Graph *g, Checkpoint
     if (!m || !g || !ck || !ids || batch < 1 || seq_len < 1) return NULL;
     ck->error[0] = '\0';
     ck->g = NULL;
+    ck->held = NULL;
     int L = m->cfg.num_hidden_layers;
     if (L + 1 > ck->cap) {
         Tensor **grown = realloc(ck->saved, (size_t)(L + 1) * sizeof *grown);
@@ -127,8 +133,9 @@ static Tensor *build_pass(const Model *m, const Lora *lora, Graph *g, Checkpoint
     Tensor *x = op_embedding(g, &m->embed, ids, n); /* (N, C) */
     if (!x) return NULL;
     ck->saved[0] = x;
+    Tensor *out = NULL;
     for (int l = 0; l < L; l++) {
-        Tensor *out = build_layer(ck, l);
+        out = build_layer(ck, l);
         if (!out || graph_failed(ck->layer)) return fail(ck, l, "forward");
         Tensor *keep = graph_tensor(g, 2, (int64_t[]){n, C});
         if (!keep) return NULL;
@@ -136,7 +143,7 @@ static Tensor *build_pass(const Model *m, const Lora *lora, Graph *g, Checkpoint
         keep->requires_grad = out->requires_grad;
         ck->saved[l + 1] = keep;
     }
-    graph_reset(ck->layer); /* nothing of the last layer is needed until backward */
+    ck->held = out; /* the last layer stays built: backward starts with it, unrecomputed */
     return op_rmsnorm(g, ck->saved[L], &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
 }
 
@@ -180,7 +187,7 @@ int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float
     ck->g = g; /* build_layer reads the precision from g */
     int rc = 0;
     for (int l = L - 1; l >= 0 && d; l--) {
-        Tensor *out = build_layer(ck, l);
+        Tensor *out = l == L - 1 && ck->held ? ck->held : build_layer(ck, l);
         if (!out || graph_failed(ck->layer)) {
             fail(ck, l, "recomputed for backward");
             rc = -1;
@@ -195,6 +202,7 @@ int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float
         memcpy(d, ck->input.grad, bytes);
     }
     ck->g = NULL;
+    ck->held = NULL;
     graph_reset(ck->layer);
     return rc;
 }

@@ -94,12 +94,13 @@ Tensor *model_forward_hidden_eval(const Model *m, const Lora *lora, Graph *g, co
  * last layer's output, in g (L + 1 tensors of (N, C)); the head (final norm, lm_head and
  * loss) is built in g as usual. model_backward_checkpointed then replays g's tape (the
  * head), and for l = L-1 .. 0 recomputes layer l from its saved input in the layer graph
- * and runs that layer's backward at once, seeded with d(its output), which yields
- * d(its input) for the layer below; the LoRA gradients accumulate as always.
+ * (the last layer is still there from the forward pass) and runs that layer's backward at
+ * once, seeded with d(its output), which yields d(its input) for the layer below; the LoRA
+ * gradients accumulate as always.
  * The forward pass is deterministic and a layer is built by the same code either way
  * (same inputs, dropout seeds, precision, thread count), so the loss, every activation
  * and every LoRA gradient are bit-identical to the plain pass. The cost: each layer's
- * forward runs twice. The layer graph takes g's precision (graph_set_precision). */
+ * forward but the last runs twice. The layer graph takes g's precision (graph_set_precision). */
 typedef struct Checkpointing Checkpointing;
 
 /* NULL when out of memory. */
