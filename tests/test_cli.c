@@ -183,6 +183,14 @@ START_TEST(test_eval_reports_the_loss_the_trainer_saw) {
     double got = json_number_value(json_object_get(res, "eval_loss"));
     ck_assert_msg(got > want * (1 - 1e-4) && got < want * (1 + 1e-4), "eval %.9g, reference %.9g",
                   got, want);
+    /* with gradient checkpointing (one layer's activations at a time): the same line */
+    char *line = strndup(j, strcspn(j, "\n"));
+    free(log);
+    strcat(args, " --set train.gradient_checkpointing=true");
+    ck_assert_int_eq(tt_lorafit(dir, args), 0);
+    log = tt_log(dir);
+    ck_assert_msg(strstr(log, line) != NULL, "'%s' not in\n%s", line, log);
+    free(line);
     json_decref(res);
     json_decref(fixture);
     free(log);

@@ -54,9 +54,14 @@ static int run_eval(const Config *asked, const char *adapter, char *err, size_t 
     double loss = 0;
     int64_t tokens = 0;
     if (rc == EXIT_OK && !g) rc = EXIT_RUNTIME, snprintf(err, errlen, "out of memory");
-    if (rc == EXIT_OK &&
-        evaluate_loss(m, lora, &o, (int)cfg->eval.max_batches, g, &loss, &tokens, err, errlen) != 0)
+    /* train.gradient_checkpointing: one layer's activations at a time here too (same bits) */
+    Checkpointing *ck = cfg->train.gradient_checkpointing ? checkpointing_create() : NULL;
+    if (rc == EXIT_OK && cfg->train.gradient_checkpointing && !ck)
+        rc = EXIT_RUNTIME, snprintf(err, errlen, "out of memory");
+    if (rc == EXIT_OK && evaluate_loss_checkpointed(m, lora, &o, (int)cfg->eval.max_batches, g, ck,
+                                                    &loss, &tokens, err, errlen) != 0)
         rc = EXIT_RUNTIME;
+    checkpointing_free(ck);
     if (rc == EXIT_OK)
         printf("{\"eval_loss\": %.9g, \"eval_tokens\": %" PRId64 ", \"data\": \"%s\"}\n", loss,
                tokens, cfg->data.valid.n > 0 ? "valid" : "train");
