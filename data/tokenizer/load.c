@@ -241,14 +241,8 @@ static int load_root(Tokenizer *t, json_t *root, char *err, size_t errlen) {
     return 0;
 }
 
-Tokenizer *tokenizer_load_json(const char *text, size_t len, char *err, size_t errlen) {
-    if (err && errlen) err[0] = 0;
-    json_error_t jerr;
-    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
-    if (!root) {
-        tok_err(err, errlen, "tokenizer.json:%d:%d: %s", jerr.line, jerr.column, jerr.text);
-        return NULL;
-    }
+/* A Tokenizer from tokenizer.json's parsed root (consumed). NULL with err. */
+static Tokenizer *from_root(json_t *root, char *err, size_t errlen) {
     Tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
         json_decref(root);
@@ -269,33 +263,35 @@ Tokenizer *tokenizer_load_json(const char *text, size_t len, char *err, size_t e
     return t;
 }
 
+Tokenizer *tokenizer_load_json(const char *text, size_t len, char *err, size_t errlen) {
+    if (err && errlen) err[0] = 0;
+    json_error_t jerr;
+    json_t *root = json_loadb(text, len, JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        tok_err(err, errlen, "tokenizer.json:%d:%d: %s", jerr.line, jerr.column, jerr.text);
+        return NULL;
+    }
+    return from_root(root, err, errlen);
+}
+
 Tokenizer *tokenizer_load(const char *dir, char *err, size_t errlen) {
+    if (err && errlen) err[0] = 0;
     char path[4096];
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        tok_err(err, errlen, "%s: %s", path, strerror(errno));
+    if (snprintf(path, sizeof path, "%s/tokenizer.json", dir) >= (int)sizeof path) {
+        tok_err(err, errlen, "%s: path too long", dir);
         return NULL;
     }
-    Buf b = {0};
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (buf_append(&b, chunk, n)) {
-            fclose(f);
-            buf_free(&b);
-            tok_err(err, errlen, "%s: out of memory", path);
-            return NULL;
-        }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        buf_free(&b);
-        tok_err(err, errlen, "%s: read error", path);
+    json_error_t jerr;
+    errno = 0;
+    json_t *root = json_load_file(path, JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        if (jerr.line < 1) /* it could not be opened or read: fopen's errno */
+            tok_err(err, errlen, "%s: %s", path, errno ? strerror(errno) : jerr.text);
+        else
+            tok_err(err, errlen, "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
         return NULL;
     }
-    Tokenizer *t = tokenizer_load_json(b.p ? b.p : "", b.len, err, errlen);
-    buf_free(&b);
+    Tokenizer *t = from_root(root, err, errlen);
     if (!t) {
         char inner[512];
         snprintf(inner, sizeof inner, "%s", err ? err : "");

@@ -6,7 +6,6 @@
  * template is data.chat_template (inline Jinja, or a file holding it), else the tokenizer's
  * chat_template; its context carries the special tokens (bos_token, eos_token, pad_token,
  * unk_token) as transformers passes them, then data.chat_template_kwargs. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,42 +28,6 @@ void train_text_attach(const TrainText *tt, DataOptions *o) {
     o->chat_context = tt->chat_context;
 }
 
-/* The whole of a small file (a chat template), NUL-terminated; NULL with err. */
-static char *read_text_file(const char *key, const char *path, size_t *len, char *err,
-                            size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: cannot open '%s': %s", key, path, strerror(errno));
-        return NULL;
-    }
-    size_t cap = 1 << 14, n = 0;
-    char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += got;
-        if (n + 1 == cap) {
-            char *nb = cap < (64u << 20) ? realloc(buf, cap * 2) : NULL;
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    bool bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        snprintf(err, errlen, "%s: cannot read '%s'%s", key, path, buf ? "" : " (too big)");
-        free(buf);
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-}
-
 static int load_template(const Config *cfg, TrainText *tt, char *err, size_t errlen) {
     const char *src = NULL, *what = "data.chat_template";
     char *owned = NULL;
@@ -74,7 +37,11 @@ static int load_template(const Config *cfg, TrainText *tt, char *err, size_t err
         src = cfg_t;
         len = strlen(cfg_t);
     } else if (cfg_t) {
-        if (!(owned = read_text_file(what, cfg_t, &len, err, errlen))) return -2;
+        char ferr[512];
+        if (!(owned = store_read_file(cfg_t, 64u << 20, &len, ferr, sizeof ferr))) {
+            snprintf(err, errlen, "%s: %s", what, ferr);
+            return -2;
+        }
         src = owned;
     } else {
         src = tokenizer_special(tt->tokenizer)->chat_template;
