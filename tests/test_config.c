@@ -409,6 +409,43 @@ START_TEST(test_chat_template_kwargs_are_a_typed_mapping) {
 }
 END_TEST
 
+/* A checkpoint of an older lorafit lacks the keys added since: they count as what that
+ * lorafit did (their defaults; train.precision f32), so it still resumes, and a config
+ * that asks for something else is still refused by name. */
+static char *without_line(const char *keys, const char *kp) {
+    char *out = strdup(keys), *at = strstr(out, kp);
+    ck_assert_ptr_nonnull(at);
+    char *nl = strchr(at, '\n');
+    memmove(at, nl + 1, strlen(nl + 1) + 1);
+    return out;
+}
+
+START_TEST(test_checkpoints_from_before_a_key_existed_resume) {
+    char *dir = test_tmpdir(), err[1024], diff[512];
+    const char *f32[] = {"train.precision=f32"};
+    Config c;
+    ck_assert_int_eq(load_text(dir, MINIMAL, f32, 1, &c, err, sizeof err), 0);
+    char *now = config_result_keys(&c);
+    char *old = without_line(now, "train.precision=");
+    char *older = without_line(old, "data.chat_template_kwargs=");
+    ck_assert_int_eq(config_diff_result_keys(older, now, diff, sizeof diff), 0);
+    config_free(&c);
+    free(now);
+    const char *other[] = {"train.precision=bf16", "data.chat_template_kwargs={a: 1}"};
+    ck_assert_int_eq(load_text(dir, MINIMAL, other, 2, &c, err, sizeof err), 0);
+    now = config_result_keys(&c);
+    ck_assert_int_eq(config_diff_result_keys(older, now, diff, sizeof diff), 2);
+    ck_assert_msg(strstr(diff, "train.precision") && strstr(diff, "data.chat_template_kwargs"),
+                  "%s", diff);
+    /* a key the checkpoint has and the config lost still counts */
+    ck_assert_int_eq(config_diff_result_keys(now, older, diff, sizeof diff), 2);
+    free(now), free(old), free(older);
+    config_free(&c);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_result_keys_and_diff) {
     char *dir = test_tmpdir(), err[1024], out[1024];
     Config a, b;
@@ -504,6 +541,7 @@ Suite *config_suite(void) {
     tcase_add_test(tc, test_relative_paths_are_normalized);
     tcase_add_test(tc, test_result_keys_and_diff);
     tcase_add_test(tc, test_chat_template_kwargs_are_a_typed_mapping);
+    tcase_add_test(tc, test_checkpoints_from_before_a_key_existed_resume);
     tcase_add_test(tc, test_mutated_configs_never_crash);
     suite_add_tcase(s, tc);
     return s;

@@ -156,7 +156,9 @@ const char *config_result_value(const char *keys, const char *kp, size_t *len);
  * trained weights. NULL when out of memory. */
 char *config_result_keys(const Config *c);
 /* Compares two config_result_keys texts; writes the differing key paths, comma-separated,
- * to out (keys present in only one count too) and returns how many differ. */
+ * to out (keys present in only one count too) and returns how many differ. A key saved
+ * lacks (a checkpoint of a lorafit from before the key) counts as its default value, and
+ * train.precision as f32, which is what that lorafit did. */
 int config_diff_result_keys(const char *saved, const char *current, char *out, size_t outlen);
 
 #endif

@@ -254,11 +254,52 @@ static int diff_one_way(const char *a, const char *b, int both, char *out, size_
     return count;
 }
 
+/* The fingerprint lines a checkpoint written before key kp existed stands for: what that
+ * lorafit did, which is the key's default (new keys default to the old behaviour), except
+ * train.precision, whose fingerprint holds the resolved value: before it, every product was
+ * f32. Appended to text for each result key that text lacks and current has. NULL when out
+ * of memory. */
+static char *with_keys_before_they_existed(const char *text, const char *current) {
+    Config d;
+    char *value = malloc(VALUE_MAX);
+    Text t = {0};
+    if (!value || config_defaults(&d) != 0) {
+        free(value);
+        return NULL;
+    }
+    text_str(&t, text);
+    for (int i = 0; config_key_path(i); i++) {
+        const char *kp = config_key_path(i);
+        size_t len;
+        if (!affects_result(kp) || config_result_value(text, kp, &len) ||
+            !config_result_value(current, kp, &len))
+            continue;
+        if (!strcmp(kp, "train.precision"))
+            snprintf(value, VALUE_MAX, "f32");
+        else if (config_format_value(&d, i, value, VALUE_MAX) < 0)
+            t.failed = 1;
+        text_str(&t, kp);
+        text_str(&t, "=");
+        text_str(&t, value);
+        text_str(&t, "\n");
+    }
+    config_free(&d);
+    free(value);
+    if (t.failed) {
+        free(t.s);
+        return NULL;
+    }
+    return t.s;
+}
+
 int config_diff_result_keys(const char *saved, const char *current, char *out, size_t outlen) {
     size_t pos = 0;
     if (out && outlen) out[0] = '\0';
+    char *old = with_keys_before_they_existed(saved ? saved : "", current ? current : "");
+    if (old) saved = old;
     /* Keys of saved that differ or vanished, then keys only current has. */
     int n = diff_one_way(saved ? saved : "", current ? current : "", 1, out, outlen, &pos);
     n += diff_one_way(current ? current : "", saved ? saved : "", 0, out, outlen, &pos);
+    free(old);
     return n;
 }
