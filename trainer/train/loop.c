@@ -42,9 +42,10 @@ static void on_stop_signal(int sig) {
     stop_requested = 1;
 }
 
-/* Under a launcher SIGUSR1 stops the run too: OpenMPI's mpirun forwards it to every rank at
- * once, where SIGINT and SIGTERM to mpirun reach the ranks as a SIGTERM only
- * odls_base_sigkill_timeout seconds later, with SIGKILL as long again after it. */
+/* Under a launcher the stop signals are blocked instead and polled (ranks_stop_requested):
+ * SIGINT, SIGTERM and SIGUSR1, which OpenMPI's mpirun forwards to every rank at once (SIGINT
+ * and SIGTERM to mpirun reach the ranks as a SIGTERM only odls_base_sigkill_timeout seconds
+ * later, with SIGKILL as long again after it). */
 static void install_signal_handlers(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -52,7 +53,6 @@ static void install_signal_handlers(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if (ranks_launched()) sigaction(SIGUSR1, &sa, NULL);
 }
 
 /* ---- micro-batch buffers ---------------------------------------------------------- */
@@ -321,7 +321,7 @@ static TrainResult run_steps(Trainer *t, char *err, size_t errlen) {
             s->step % c->output.save_every == 0 && !last && save_checkpoint(t, err, errlen) != 0)
             rc = TRAIN_FAILED;
         if (rc == TRAIN_DONE) fsio_fault_point_step(s->step);
-        RankVote end = {.stop = stop_requested};
+        RankVote end = {.stop = stop_requested || ranks_stop_requested()};
         if ((rc = train_agree(rc, &end, err, errlen)) != TRAIN_DONE) return rc;
         if (end.stop) return stop_run(t, err, errlen);
     }

@@ -11,10 +11,18 @@
  * differently run to run. Here each rank receives one slice of every rank's buffer
  * (MPI_Alltoallv), adds the N pieces in rank order, and the summed slices are gathered back
  * (MPI_Allgatherv): the bytes of a reduce-scatter plus an allgather, as a ring allreduce
- * moves, with an order fixed by the rank numbers alone. */
+ * moves, with an order fixed by the rank numbers alone.
+ *
+ * Why the stop signals are blocked rather than caught under a launcher: a caught signal runs
+ * its handler on whichever thread the kernel picks (an OpenMP worker, an MPI progress
+ * thread), possibly after the main thread has looked at the flag; blocked in every thread it
+ * simply stays pending, and the main thread's sigpending() at the end of a step sees it for
+ * certain. Every rank then decides on the same step. */
 #include "trainer/train/ranks.h"
 
 #include <mpi.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +44,23 @@ static VoteWire *votes; /* (n_ranks) the last vote's parts, in rank order */
  * where each rank's copy of this rank's slice lands in the scratch (recv_*) */
 static int *counts, *displs, *recv_counts, *recv_displs;
 
+/* The signals that stop a launched job after a step: SIGINT and SIGTERM as for one process,
+ * and SIGUSR1, which OpenMPI's mpirun forwards to every rank at once. */
+static void stop_signals(sigset_t *set) {
+    sigemptyset(set);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGUSR1);
+}
+
+bool ranks_stop_requested(void) {
+    if (!initialized) return false;
+    sigset_t pending;
+    if (sigpending(&pending) != 0) return false;
+    return sigismember(&pending, SIGINT) == 1 || sigismember(&pending, SIGTERM) == 1 ||
+           sigismember(&pending, SIGUSR1) == 1;
+}
+
 static bool launcher_present(void) {
     static const char *const marks[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"};
     for (size_t i = 0; i < sizeof marks / sizeof marks[0]; i++)
@@ -45,6 +70,11 @@ static bool launcher_present(void) {
 
 int ranks_init(char *err, size_t errlen) {
     if (initialized || !launcher_present()) return 0;
+    /* Before MPI starts its threads (and before OpenMP starts any), so that every thread
+     * inherits the mask and the signals wait, pending, for ranks_stop_requested(). */
+    sigset_t stop;
+    stop_signals(&stop);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
     int provided = 0;
     /* OpenMP threads compute; only the main thread calls MPI. */
     if (MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {

@@ -28,8 +28,12 @@ int ranks_init(char *err, size_t errlen);
  * launcher takes the exit for a crash). */
 void ranks_finalize(void);
 bool ranks_launched(void); /* MPI is initialized (even as a job of one rank) */
-int ranks_rank(void);      /* 0 .. ranks_size() - 1; 0 without a launcher */
-int ranks_size(void);      /* 1 without a launcher */
+/* Under a launcher ranks_init blocks SIGINT, SIGTERM and SIGUSR1 in every thread; this says
+ * whether one of them is pending (arrived), and is false without a launcher, where the
+ * training loop catches SIGINT and SIGTERM itself. */
+bool ranks_stop_requested(void);
+int ranks_rank(void); /* 0 .. ranks_size() - 1; 0 without a launcher */
+int ranks_size(void); /* 1 without a launcher */
 
 /* One collective decision of the job. Every rank fills the in-fields and calls ranks_vote at
  * the same point of its run; on return every rank holds the same out-fields. */

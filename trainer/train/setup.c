@@ -96,8 +96,8 @@ static TrainResult resume_from(Trainer *t, const char *dir, char *err, size_t er
         else
             snprintf(how, sizeof how, "with mpirun -np %d", s.ranks);
         snprintf(err, errlen,
-                 "cannot resume from %s: it was trained on %d rank%s and this run has %d (a "
-                 "step's rows and their order depend on the rank count); resume it %s",
+                 "cannot resume from %s: it was trained on %d rank%s and this run has %d; resume "
+                 "it %s (the rank count decides the rows of each step and their order)",
                  dir, s.ranks, s.ranks == 1 ? "" : "s", t->ranks, how);
         train_state_free(&s);
         return TRAIN_REFUSED;
