@@ -16,8 +16,11 @@ BLAS_DIR  := /usr/lib/$(MULTIARCH)/openblas-openmp
 OPT       ?= -O2
 SAN       ?=
 CFLAGS_ALL = -std=c11 $(OPT) $(SAN) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE \
-             -I. -isystem /usr/include/$(MULTIARCH)/openblas-openmp -MMD -MP $(EXTRA_CFLAGS)
-LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -ljansson -lyaml -lcsv -lz -lpcre2-8 -lutf8proc -lm -fopenmp
+             -I. -isystem /usr/include/$(MULTIARCH)/openblas-openmp $(MPI_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
+LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -ljansson -lyaml -lcsv -lz -lpcre2-8 -lutf8proc $(MPI_LIBS) -lm -fopenmp
+# OpenMPI (trainer/train/ranks.c), as its pkg-config file says; empty until it is installed
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
+MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
 # tensor/'s element-wise loops vectorise at -O3 (no -ffast-math, no -march, -std=c11 keeps
 # FMA contraction off: the same IEEE operations lane by lane, the same bits as -O2). A
 # command-line OPT (make asan) wins over this.

@@ -2,7 +2,8 @@
 # make bench: runs every benchmark program the build produced (build/tools/bench_*), each
 # printing its own figures; then, per shape, the same training step in lorafit f32 and bf16
 # and in PyTorch float32 and bf16 autocast when Python has torch (Debian's python3-torch;
-# optional), and a side-by-side table of them. Figures are printed, never asserted.
+# optional), and a side-by-side table of them; and the MPI scaling of tools/bench_mpi.sh.
+# Figures are printed, never asserted.
 #   BENCH_SHAPES  shapes to train (default "smollm-135m llama-1b"; llama-1b writes a 4.9 GB
 #                 model to /tmp and takes minutes per step on 2 cores)
 #   BENCH_STEPS   timed steps per run (default 2)
@@ -65,6 +66,8 @@ YEOF
   done
   rm -rf "$TXT"
 fi
+# Data parallelism: 2 ranks x 1 thread against 1 rank x 1 thread and 1 rank x 2 threads.
+tools/bench_mpi.sh "$BUILD" || true
 PY=""
 for p in python3 /usr/bin/python3; do
   if "$p" -c "import torch" 2>/dev/null; then PY=$p; break; fi

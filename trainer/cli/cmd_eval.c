@@ -1,6 +1,7 @@
 /* trainer/cli/cmd_eval.c — `lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...`:
  * the mean loss of the model (with the adapter, if given) on data.valid, or on data.train
- * when no validation set is configured. Prints one JSON line on stdout. */
+ * when no validation set is configured. Prints one JSON line on stdout. Under mpirun the
+ * ranks share the batches out and rank 0 prints the line. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,13 +21,24 @@ static void eval_usage(FILE *out) {
             "  eval.max_batches limits the number of batches (0 = all).\n");
 }
 
-static int run_eval(const Config *asked, const char *adapter, char *err, size_t errlen) {
+/* Everything an evaluation holds; zeroed, then filled by prepare_eval. */
+typedef struct EvalJob {
+    Config resolved; /* shallow copy of the asked config: only train.precision differs */
+    Model *model;
+    Lora *lora;
+    TrainText text;
+    Graph *graph;
+} EvalJob;
+
+static int prepare_eval(EvalJob *job, const Config *asked, const char *adapter, char *err,
+                        size_t errlen) {
     if (train_check_paths(asked, err, errlen) != 0) return EXIT_USAGE;
-    Config resolved = *asked; /* shallow: only train.precision differs */
-    const Config *cfg = &resolved;
+    job->resolved = *asked;
+    const Config *cfg = &job->resolved;
     char note[256];
-    resolved.train.precision = train_resolve_precision(asked->train.precision, note, sizeof note);
-    fprintf(stderr, "lorafit: %s\n", note);
+    job->resolved.train.precision =
+        train_resolve_precision(asked->train.precision, note, sizeof note);
+    if (ranks_rank() == 0) fprintf(stderr, "lorafit: %s\n", note);
     char p[4200];
     if (adapter && (path_join(p, sizeof p, adapter, "adapter_config.json", err, errlen) != 0 ||
                     access(p, F_OK) != 0)) {
@@ -34,41 +46,56 @@ static int run_eval(const Config *asked, const char *adapter, char *err, size_t 
         return EXIT_USAGE;
     }
     tensor_set_threads((int)cfg->train.threads);
-    Model *m = train_load_model(cfg, err, errlen);
-    if (!m) return EXIT_RUNTIME;
-    Lora *lora = NULL;
-    int rc = EXIT_OK;
-    if (adapter && !(lora = lora_load_adapter(m, adapter, err, errlen))) rc = EXIT_RUNTIME;
-    TrainText text;
-    int text_rc = rc == EXIT_OK ? train_text_load(cfg, &text, err, errlen) : 0;
-    if (rc != EXIT_OK) memset(&text, 0, sizeof text);
-    if (text_rc != 0) rc = text_rc == -2 ? EXIT_USAGE : EXIT_RUNTIME;
-    DataOptions o;
-    train_data_options(cfg, TRAIN_DATA_EVAL, model_config(m)->vocab_size, &o);
-    train_text_attach(&text, &o);
-    Graph *g = graph_create();
-    if (g && graph_set_precision(g, train_tensor_precision(cfg->train.precision)) != 0) {
-        graph_destroy(g);
-        g = NULL;
+    job->model = train_load_model(cfg, err, errlen);
+    if (!job->model) return EXIT_RUNTIME;
+    if (adapter && !(job->lora = lora_load_adapter(job->model, adapter, err, errlen)))
+        return EXIT_RUNTIME;
+    int text_rc = train_text_load(cfg, &job->text, err, errlen);
+    if (text_rc != 0) return text_rc == -2 ? EXIT_USAGE : EXIT_RUNTIME;
+    job->graph = graph_create();
+    if (job->graph &&
+        graph_set_precision(job->graph, train_tensor_precision(cfg->train.precision)) != 0) {
+        graph_destroy(job->graph);
+        job->graph = NULL;
     }
+    if (!job->graph) {
+        snprintf(err, errlen, "out of memory");
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+/* Under mpirun every rank prepares, the ranks vote (so an error is printed once), each
+ * evaluates its share of the batches, and rank 0 prints the total. */
+static int run_eval(const Config *asked, const char *adapter, char *err, size_t errlen) {
+    EvalJob job;
+    memset(&job, 0, sizeof job);
+    RankVote v = {.status = prepare_eval(&job, asked, adapter, err, errlen)};
+    ranks_vote(&v, err, errlen);
+    int rc = v.status;
+    const Config *cfg = &job.resolved;
     double loss = 0;
     int64_t tokens = 0;
-    if (rc == EXIT_OK && !g) rc = EXIT_RUNTIME, snprintf(err, errlen, "out of memory");
     /* train.gradient_checkpointing: one layer's activations at a time here too (same bits) */
-    Checkpointing *ck = cfg->train.gradient_checkpointing ? checkpointing_create() : NULL;
-    if (rc == EXIT_OK && cfg->train.gradient_checkpointing && !ck)
+    Checkpointing *ck = NULL;
+    if (rc == EXIT_OK && cfg->train.gradient_checkpointing && !(ck = checkpointing_create()))
         rc = EXIT_RUNTIME, snprintf(err, errlen, "out of memory");
-    if (rc == EXIT_OK && evaluate_loss_checkpointed(m, lora, &o, (int)cfg->eval.max_batches, g, ck,
-                                                    &loss, &tokens, err, errlen) != 0)
-        rc = EXIT_RUNTIME;
+    if (rc == EXIT_OK) {
+        DataOptions o;
+        train_data_options(cfg, TRAIN_DATA_EVAL, model_config(job.model)->vocab_size, &o);
+        train_text_attach(&job.text, &o);
+        if (evaluate_loss_checkpointed(job.model, job.lora, &o, (int)cfg->eval.max_batches,
+                                       job.graph, ck, &loss, &tokens, err, errlen) != 0)
+            rc = EXIT_RUNTIME;
+    }
     checkpointing_free(ck);
-    if (rc == EXIT_OK)
+    if (rc == EXIT_OK && ranks_rank() == 0)
         printf("{\"eval_loss\": %.9g, \"eval_tokens\": %" PRId64 ", \"data\": \"%s\"}\n", loss,
                tokens, cfg->data.valid.n > 0 ? "valid" : "train");
-    graph_destroy(g);
-    train_text_free(&text);
-    lora_free(lora);
-    model_free(m);
+    graph_destroy(job.graph);
+    train_text_free(&job.text);
+    lora_free(job.lora);
+    model_free(job.model);
     return rc;
 }
 
@@ -115,12 +142,16 @@ int cmd_eval(int argc, char **argv) {
     }
     Config cfg;
     char err[2048] = "";
-    if (rc == 0) rc = cmd_load_config(config, sets, n_sets, &cfg, err, sizeof err);
-    if (rc == 0) {
-        rc = run_eval(&cfg, adapter, err, sizeof err);
-        config_free(&cfg);
-    }
+    if (rc == 0 && ranks_init(err, sizeof err) != 0) rc = EXIT_RUNTIME;
+    bool loaded = false;
+    if (rc == 0) loaded = (rc = cmd_load_config(config, sets, n_sets, &cfg, err, sizeof err)) == 0;
+    RankVote v = {.status = rc};
+    ranks_vote(&v, err, sizeof err);
+    rc = v.status;
+    if (rc == 0) rc = run_eval(&cfg, adapter, err, sizeof err);
+    if (loaded) config_free(&cfg);
     if (err[0]) fprintf(stderr, "lorafit eval: %s\n", err);
     free(sets);
+    ranks_finalize();
     return rc;
 }

@@ -1,4 +1,6 @@
-/* trainer/cli/cmd_train.c — `lorafit train CONFIG.yaml [--set KEY=VALUE]... [--resume [DIR]]`. */
+/* trainer/cli/cmd_train.c — `lorafit train CONFIG.yaml [--set KEY=VALUE]... [--resume [DIR]]`.
+ * Under mpirun every rank runs this; the ranks vote on a config error, so it is printed once,
+ * and each rank ends MPI (ranks_finalize) before it exits. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,16 +51,22 @@ int cmd_train(int argc, char **argv) {
     }
     Config cfg;
     char err[2048] = "";
-    if (rc == 0) rc = cmd_load_config(config, sets, n_sets, &cfg, err, sizeof err);
+    if (rc == 0 && ranks_init(err, sizeof err) != 0) rc = EXIT_RUNTIME;
+    bool loaded = false;
+    if (rc == 0) loaded = (rc = cmd_load_config(config, sets, n_sets, &cfg, err, sizeof err)) == 0;
+    RankVote v = {.status = rc};
+    ranks_vote(&v, err, sizeof err);
+    rc = v.status;
     if (rc == 0) {
         static const int exit_code[] = {[TRAIN_DONE] = EXIT_OK,
                                         [TRAIN_STOPPED] = EXIT_STOPPED,
                                         [TRAIN_FAILED] = EXIT_RUNTIME,
                                         [TRAIN_REFUSED] = EXIT_USAGE};
         rc = exit_code[train_run(&cfg, &opt, err, sizeof err)];
-        config_free(&cfg);
     }
+    if (loaded) config_free(&cfg);
     if (err[0]) fprintf(stderr, "lorafit train: %s\n", err);
     free(sets);
+    ranks_finalize();
     return rc;
 }

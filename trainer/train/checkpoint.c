@@ -136,6 +136,8 @@ static int write_state_file(const char *path, const SaveCtx *c, char *err, size_
     if (rc == 0) rc = add_meta_i64(w, "log_tokens", s->log_tokens, err, errlen);
     if (rc == 0) rc = add_meta_f64(w, "best_eval_loss", s->best_eval_loss, err, errlen);
     if (rc == 0) rc = add_meta_i64(w, "threads", s->threads, err, errlen);
+    /* Only a job of several ranks records them: a 1-process checkpoint keeps its old bytes. */
+    if (rc == 0 && s->ranks > 1) rc = add_meta_i64(w, "ranks", s->ranks, err, errlen);
     if (rc == 0)
         rc = st_writer_set_metadata(w, "config", s->config_keys ? s->config_keys : "", err, errlen);
     if (rc == 0) rc = st_writer_save(w, path, err, errlen);
@@ -224,7 +226,7 @@ static int read_state(const SafeTensors *st, const Lora *lora, float *m, float *
                  CHECKPOINT_FORMAT_VERSION);
         return -1;
     }
-    int64_t threads = 0;
+    int64_t threads = 0, ranks = 1;
     if (meta_i64(st, "step", &s->step, err, errlen) ||
         meta_i64(st, "tokens", &s->tokens, err, errlen) ||
         meta_f64(st, "elapsed_s", &s->elapsed_s, err, errlen) ||
@@ -232,9 +234,16 @@ static int read_state(const SafeTensors *st, const Lora *lora, float *m, float *
         meta_i64(st, "log_steps", &s->log_steps, err, errlen) ||
         meta_i64(st, "log_tokens", &s->log_tokens, err, errlen) ||
         meta_f64(st, "best_eval_loss", &s->best_eval_loss, err, errlen) ||
-        meta_i64(st, "threads", &threads, err, errlen))
+        meta_i64(st, "threads", &threads, err, errlen) ||
+        (st_metadata(st, "ranks") && meta_i64(st, "ranks", &ranks, err, errlen)))
         return -1;
+    if (ranks < 1 || ranks > INT32_MAX) {
+        snprintf(err, errlen, "%s: metadata 'ranks' is %" PRId64 ", not a rank count", st_path(st),
+                 ranks);
+        return -1;
+    }
     s->threads = (int)threads;
+    s->ranks = (int)ranks;
     const char *keys = st_metadata(st, "config");
     s->config_keys = strdup(keys ? keys : "");
     const StTensor *cur = st_find(st, "data_cursor");

@@ -6,7 +6,8 @@
  *     trainer_state.safetensors   AdamW moments "exp_avg.<name>" / "exp_avg_sq.<name>" (F32),
  *                                 the data cursor "data_cursor" (U8), and in __metadata__ the
  *                                 step, token count, timing, log accumulators, config
- *                                 fingerprint and format version (numbers as %.17g text)
+ *                                 fingerprint and format version (numbers as %.17g text),
+ *                                 and "ranks" for a job of several MPI ranks
  *     MANIFEST                    size + CRC-32 of the three files above, written last
  *
  * A checkpoint is built in "checkpoint-STEP.tmp-PID" and renamed into place only when its
@@ -33,6 +34,8 @@ typedef struct TrainState {
     int64_t log_tokens;    /* tokens since the last metrics line */
     double best_eval_loss; /* +inf before the first evaluation */
     int threads;           /* thread count the run used (results are exact per count) */
+    int ranks;             /* MPI ranks of the job (batches of batch_size x ranks rows); 1 for
+                              a plain run, saved as metadata "ranks" only when above 1 */
     char *config_keys;     /* config_result_keys() of the run; owned (malloc) */
     uint8_t *cursor;       /* the data reader's cursor blob; owned (malloc) */
     size_t cursor_size;

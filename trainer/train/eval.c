@@ -1,6 +1,12 @@
 /* trainer/train/eval.c — the loss of a model (+ adapter) on a dataset, without dropout.
  * With gradient checkpointing on, the layers run one at a time in the layer graph, so an
- * evaluation during training holds no more activations than the training steps do. */
+ * evaluation during training holds no more activations than the training steps do.
+ *
+ * Under mpirun the batches are dealt out: rank r computes batches r, r + N, r + 2N, ...
+ * (every rank reads them all, which is cheap), and the loss sums and token counts are added
+ * in rank order: the loss of one process, to the order of the summation. As in training,
+ * a batch of the job is batch_size rows on each of N ranks, so max_batches allows N times
+ * as many batches of batch_size rows: the rows a 1-process run with batch_size x N sees. */
 #include <stdio.h>
 
 #include "trainer/train/train.h"
@@ -9,14 +15,16 @@ int evaluate_loss_checkpointed(const Model *m, const Lora *lora, const DataOptio
                                int max_batches, Graph *g, Checkpointing *ck, double *loss,
                                int64_t *tokens, char *err, size_t errlen) {
     DataReader *r = data_open(o, err, errlen);
-    if (!r) return -1;
     double sum = 0;
     int64_t count = 0;
-    int rc = 0;
-    for (int n = 0; max_batches == 0 || n < max_batches; n++) {
+    int rc = r ? 0 : -1;
+    int64_t limit = (int64_t)max_batches * ranks_size(); /* batches of batch_size rows */
+    for (int64_t n = 0; r && (limit == 0 || n < limit); n++) {
         Batch b;
         rc = data_next_batch(r, &b, err, errlen);
         if (rc <= 0) break;
+        rc = 0;
+        if (n % ranks_size() != ranks_rank()) continue; /* another rank's batch */
         graph_reset(g);
         Tensor *hidden =
             ck ? model_forward_hidden_checkpointed_eval(m, lora, g, ck, b.input_ids, b.positions,
@@ -33,13 +41,14 @@ int evaluate_loss_checkpointed(const Model *m, const Lora *lora, const DataOptio
         }
         sum += l->data[0];
         count += c;
-        rc = 0;
     }
     graph_reset(g);
     data_close(r);
-    if (rc < 0) return -1;
-    *loss = count > 0 ? sum / (double)count : 0.0;
-    *tokens = count;
+    RankVote v = {.status = rc < 0, .count = count, .value = sum};
+    ranks_vote(&v, err, errlen); /* every rank's share; one process: unchanged */
+    if (v.status != 0) return -1;
+    *loss = v.count > 0 ? v.value / (double)v.count : 0.0;
+    *tokens = v.count;
     return 0;
 }
 

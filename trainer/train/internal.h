@@ -48,7 +48,26 @@ typedef struct Trainer {
     bool tty;
     bool progress_open;   /* a progress line awaits its newline */
     int64_t first_tokens; /* st.tokens when this process started */
+    /* Data parallelism (data_parallel.c): this process is rank `rank` of `ranks` (0 of 1
+     * without a launcher); it trains rows [rank*B, (rank+1)*B) of batches of B*ranks rows,
+     * B = train.batch_size (data_options.batch_size is B*ranks). */
+    int rank, ranks;
+    float *sum_scratch; /* (ranks_sum_scratch(n)) for summing the gradients; NULL for 1 rank */
 } Trainer;
+
+/* data_parallel.c: the ranks' agreements. train_agree puts mine into v->status, votes
+ * (ranks_vote) and returns the job's result: TRAIN_DONE when every rank is fine, else the
+ * first failed rank's (err kept there only). train_agree_status votes on the result alone. */
+TrainResult train_agree(TrainResult mine, RankVote *v, char *err, size_t errlen);
+TrainResult train_agree_status(TrainResult mine, char *err, size_t errlen);
+/* After rank 0 has claimed the output directory and chosen the precision (rc its result):
+ * every rank takes rank 0's precision and checks that it runs the same job. */
+TrainResult train_agree_plan(Trainer *t, TrainResult rc, char *err, size_t errlen);
+/* After rank 0 has resumed or initialized the LoRA (rc): every rank gets rank 0's weights,
+ * moments, progress and data cursor. */
+TrainResult train_share_state(Trainer *t, TrainResult rc, char *err, size_t errlen);
+/* Rows [row0, row0 + rows) of src into dst (buffers of rows * seq_len), targets recounted. */
+void train_take_rows(Batch *dst, const Batch *src, int row0, int rows);
 
 /* loop.c: the steps, evaluations and checkpoints until the run ends or is stopped. */
 TrainResult train_loop(Trainer *t, char *err, size_t errlen);

@@ -10,7 +10,13 @@
  *
  * train.gradient_checkpointing swaps the pass for trainer/model's checkpointed one (the
  * layers recomputed one at a time in backward, in a second graph this file owns); it gives
- * the same bits, so nothing else here changes, and a resume may switch it. */
+ * the same bits, so nothing else here changes, and a resume may switch it.
+ *
+ * Under mpirun (data_parallel.c) each rank runs its own rows of every micro-batch, seeds
+ * backward with the step's target tokens over all ranks, and sums the gradients over the
+ * ranks before clipping; every rank then applies the same update to the same weights. A
+ * step ends in a vote, so that a failure or a stop signal anywhere ends every rank at the
+ * same step. */
 #include "trainer/train/train.h"
 
 #include <errno.h>
@@ -36,6 +42,10 @@ static void on_stop_signal(int sig) {
     stop_requested = 1;
 }
 
+/* Under a launcher the stop signals are blocked instead and polled (ranks_stop_requested):
+ * SIGINT, SIGTERM and SIGUSR1, which OpenMPI's mpirun forwards to every rank at once (SIGINT
+ * and SIGTERM to mpirun reach the ranks as a SIGTERM only odls_base_sigkill_timeout seconds
+ * later, with SIGKILL as long again after it). */
 static void install_signal_handlers(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -49,7 +59,7 @@ static void install_signal_handlers(void) {
 
 static int alloc_micro_batches(Trainer *t, char *err, size_t errlen) {
     int n = t->cfg->train.grad_accum;
-    size_t per = (size_t)t->data_options.batch_size * (size_t)t->data_options.seq_len;
+    size_t per = (size_t)t->cfg->train.batch_size * (size_t)t->data_options.seq_len;
     t->mb = calloc((size_t)n, sizeof *t->mb);
     t->mb_store = malloc((size_t)n * 4 * per * sizeof(int32_t));
     if (!t->mb || !t->mb_store) {
@@ -79,20 +89,29 @@ static void copy_batch(Batch *dst, const Batch *src) {
     dst->epoch = src->epoch;
 }
 
-/* Fills up to grad_accum micro-batches; *n gets how many (0 when the data has ended). */
-static int gather_micro_batches(Trainer *t, int *n, char *err, size_t errlen) {
+/* Fills up to grad_accum micro-batches, each this rank's rows of the reader's batch; *n gets
+ * how many (0 when the data has ended), *targets their target tokens. */
+static int gather_micro_batches(Trainer *t, int *n, int64_t *targets, char *err, size_t errlen) {
     *n = 0;
+    *targets = 0;
     for (int i = 0; i < t->cfg->train.grad_accum; i++) {
         Batch b;
         int rc = data_next_batch(t->data, &b, err, errlen);
         if (rc < 0) return -1;
         if (rc == 0) break;
-        copy_batch(&t->mb[i], &b);
+        int rows = (int)t->cfg->train.batch_size;
+        if (t->ranks > 1)
+            train_take_rows(&t->mb[i], &b, t->rank * rows, rows);
+        else
+            copy_batch(&t->mb[i], &b);
+        *targets += t->mb[i].n_targets;
         (*n)++;
     }
     return 0;
 }
 
+/* The seed of micro-batch `micro` of a step; with several ranks each rank's rows get their
+ * own (micro * ranks + rank, which is micro itself for one rank). */
 static uint64_t dropout_seed(uint64_t seed, int64_t step, int micro) {
     uint64_t s = seed ^ 0x6A09E667F3BCC909ull;
     s ^= rng_splitmix64(&s) + (uint64_t)step * 0x9E3779B97F4A7C15ull;
@@ -116,15 +135,17 @@ static const char *oom_hint(const Trainer *t) {
 
 /* ---- one optimizer step ----------------------------------------------------------- */
 
-static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_t errlen) {
+/* total: the target tokens of the whole step, every rank's (the seed of backward, so the
+ * loss is the mean over all of them). */
+static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult *res, char *err,
+                              size_t errlen) {
     const Config *c = t->cfg;
-    int64_t total = 0;
-    for (int i = 0; i < n_micro; i++) total += t->mb[i].n_targets;
     lora_zero_grad(t->lora);
     double loss_sum = 0;
-    for (int i = 0; i < n_micro; i++) {
+    TrainResult rc = TRAIN_DONE;
+    for (int i = 0; i < n_micro && rc == TRAIN_DONE; i++) {
         const Batch *b = &t->mb[i];
-        uint64_t seed = dropout_seed(c->train.seed, t->st.step, i);
+        uint64_t seed = dropout_seed(c->train.seed, t->st.step, i * t->ranks + t->rank);
         graph_reset(t->graph);
         Tensor *hidden =
             t->ckpt ? model_forward_hidden_checkpointed(t->model, t->lora, t->graph, t->ckpt,
@@ -138,22 +159,27 @@ static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_
         if (!loss || graph_failed(t->graph)) {
             snprintf(err, errlen, "forward pass (batch_size %d, seq_len %d): %s%s", b->batch,
                      b->seq_len, step_error(t), oom_hint(t));
-            return -1;
+            rc = TRAIN_FAILED;
+            break;
         }
         loss_sum += loss->data[0];
         if (total == 0) continue;
         float up = (float)(1.0 / (double)total);
-        int rc = t->ckpt ? model_backward_checkpointed(t->graph, t->ckpt, loss, up)
-                         : graph_backward(t->graph, loss, up);
-        if (rc != 0) {
+        int brc = t->ckpt ? model_backward_checkpointed(t->graph, t->ckpt, loss, up)
+                          : graph_backward(t->graph, loss, up);
+        if (brc != 0) {
             snprintf(err, errlen, "backward pass (batch_size %d, seq_len %d): %s%s", b->batch,
                      b->seq_len, step_error(t), oom_hint(t));
-            return -1;
+            rc = TRAIN_FAILED;
         }
     }
+    RankVote v = {.value = loss_sum};
+    if ((rc = train_agree(rc, &v, err, errlen)) != TRAIN_DONE) return rc;
+    loss_sum = v.value; /* every rank's, added in rank order */
     size_t n;
     float *p = lora_params(t->lora, &n);
     float *g = lora_grads(t->lora, &n);
+    ranks_sum_floats(g, n, t->sum_scratch);
     int64_t size = (int64_t)n;
     double norm = optim_global_grad_norm(&g, &size, 1);
     float coef = optim_clip_coef(norm, c->train.max_grad_norm);
@@ -164,11 +190,12 @@ static int train_step(Trainer *t, int n_micro, StepResult *res, char *err, size_
     res->grad_norm = norm;
     res->lr = hp.lr;
     res->tokens = total;
-    return 0;
+    return TRAIN_DONE;
 }
 
 /* ---- the loop --------------------------------------------------------------------- */
 
+/* Rank 0 only: the other ranks write nothing to the output directory. */
 static int save_checkpoint(Trainer *t, char *err, size_t errlen) {
     double t0 = train_now();
     TrainState *s = &t->st;
@@ -192,7 +219,10 @@ static int save_checkpoint(Trainer *t, char *err, size_t errlen) {
     return checkpoint_prune(t->cfg->output.dir, t->cfg->output.keep, err, errlen);
 }
 
-static int run_eval(Trainer *t, char *err, size_t errlen) {
+/* Every rank evaluates its share of the validation set (eval.c); rank 0 logs the result.
+ * -1 when the evaluation failed, on every rank at once; 0 otherwise, with *rc set to
+ * TRAIN_FAILED when rank 0 could not log it (for the next agreement to spread). */
+static int run_eval(Trainer *t, TrainResult *rc, char *err, size_t errlen) {
     if (t->cfg->data.valid.n == 0) return 0;
     double loss;
     int64_t tokens;
@@ -205,19 +235,71 @@ static int run_eval(Trainer *t, char *err, size_t errlen) {
     if (loss < t->st.best_eval_loss) t->st.best_eval_loss = loss;
     t->last_eval_loss = loss;
     t->evaluated = true;
-    return train_log_eval(t, loss, tokens, err, errlen);
+    if (t->rank == 0 && train_log_eval(t, loss, tokens, err, errlen) != 0) *rc = TRAIN_FAILED;
+    return 0;
 }
 
+/* Every rank stops after the same step: rank 0 saves a checkpoint, and all exit alike. */
+static TrainResult stop_run(Trainer *t, char *err, size_t errlen) {
+    TrainResult rc = TRAIN_DONE;
+    if (t->rank == 0) {
+        train_progress_end(t);
+        if (t->last_saved_step != t->st.step && save_checkpoint(t, err, errlen) != 0)
+            rc = TRAIN_FAILED;
+    }
+    if ((rc = train_agree_status(rc, err, errlen)) != TRAIN_DONE) return rc;
+    if (t->rank == 0)
+        fprintf(stderr,
+                "lorafit: stopped by signal after step %" PRId64
+                "; checkpoint saved, resume with --resume\n",
+                t->st.step);
+    return TRAIN_STOPPED;
+}
+
+/* The end of the data or of the steps: the last metrics line, the final evaluation, the
+ * final checkpoint and the adapter. */
+static TrainResult finish_run(Trainer *t, char *err, size_t errlen) {
+    TrainResult rc = TRAIN_DONE;
+    if (t->rank == 0) {
+        train_progress_end(t);
+        if (t->st.log_steps > 0 && /* data ended between metrics lines */
+            train_log_step(t, &t->last, err, errlen) != 0)
+            rc = TRAIN_FAILED;
+    }
+    if ((rc = train_agree_status(rc, err, errlen)) != TRAIN_DONE) return rc;
+    if (run_eval(t, &rc, err, errlen) != 0) return TRAIN_FAILED;
+    if (rc == TRAIN_DONE && t->rank == 0 &&
+        ((t->last_saved_step != t->st.step && save_checkpoint(t, err, errlen) != 0) ||
+         checkpoint_write_adapter(t->cfg->output.dir, t->lora, t->base_name, err, errlen) != 0))
+        rc = TRAIN_FAILED;
+    return train_agree_status(rc, err, errlen);
+}
+
+/* Every failure below is voted on before anyone returns (see setup.c); rank 0 alone logs,
+ * evaluates into metrics.jsonl and saves. */
 static TrainResult run_steps(Trainer *t, char *err, size_t errlen) {
     const Config *c = t->cfg;
     install_signal_handlers();
     while (t->st.step < t->total_steps) {
         int n_micro;
-        if (gather_micro_batches(t, &n_micro, err, errlen) != 0) return TRAIN_FAILED;
+        int64_t targets;
+        TrainResult rc = gather_micro_batches(t, &n_micro, &targets, err, errlen) != 0
+                             ? TRAIN_FAILED
+                             : TRAIN_DONE;
+        RankVote v = {.same = n_micro, .count = targets};
+        if ((rc = train_agree(rc, &v, err, errlen)) != TRAIN_DONE) return rc;
+        if (v.differ) {
+            if (t->rank == 0)
+                snprintf(err, errlen,
+                         "the ranks read different numbers of micro-batches at step %" PRId64
+                         ": every rank must see the same data files",
+                         t->st.step + 1);
+            return TRAIN_FAILED;
+        }
         if (n_micro == 0) break; /* the configured epochs have ended */
         double t0 = train_now();
         StepResult r;
-        if (train_step(t, n_micro, &r, err, errlen) != 0) return TRAIN_FAILED;
+        if ((rc = train_step(t, n_micro, v.count, &r, err, errlen)) != TRAIN_DONE) return rc;
         t->step_seconds += train_now() - t0;
         TrainState *s = &t->st;
         s->step++;
@@ -227,50 +309,51 @@ static TrainResult run_steps(Trainer *t, char *err, size_t errlen) {
         s->log_tokens += r.tokens;
         t->last = r;
         bool last = s->step == t->total_steps;
-        if (s->step % c->log.every == 0 || last) {
-            if (train_log_step(t, &r, err, errlen) != 0) return TRAIN_FAILED;
-        }
-        train_progress(t, &r);
+        if (t->rank == 0 && (s->step % c->log.every == 0 || last) &&
+            train_log_step(t, &r, err, errlen) != 0)
+            rc = TRAIN_FAILED;
+        if (rc == TRAIN_DONE && t->rank == 0) train_progress(t, &r);
         if (c->eval.every > 0 && s->step % c->eval.every == 0 && !last) {
-            if (run_eval(t, err, errlen) != 0) return TRAIN_FAILED;
+            if ((rc = train_agree_status(rc, err, errlen)) != TRAIN_DONE) return rc;
+            if (run_eval(t, &rc, err, errlen) != 0) return TRAIN_FAILED;
         }
-        if (c->output.save_every > 0 && s->step % c->output.save_every == 0 && !last) {
-            if (save_checkpoint(t, err, errlen) != 0) return TRAIN_FAILED;
-        }
-        fsio_fault_point_step(s->step);
-        if (stop_requested) {
-            train_progress_end(t);
-            if (t->last_saved_step != s->step && save_checkpoint(t, err, errlen) != 0)
-                return TRAIN_FAILED;
-            fprintf(stderr,
-                    "lorafit: stopped by signal after step %" PRId64
-                    "; checkpoint saved, resume with --resume\n",
-                    s->step);
-            return TRAIN_STOPPED;
-        }
+        if (rc == TRAIN_DONE && t->rank == 0 && c->output.save_every > 0 &&
+            s->step % c->output.save_every == 0 && !last && save_checkpoint(t, err, errlen) != 0)
+            rc = TRAIN_FAILED;
+        if (rc == TRAIN_DONE) fsio_fault_point_step(s->step);
+        RankVote end = {.stop = stop_requested || ranks_stop_requested()};
+        if ((rc = train_agree(rc, &end, err, errlen)) != TRAIN_DONE) return rc;
+        if (end.stop) return stop_run(t, err, errlen);
     }
-    train_progress_end(t);
-    if (t->st.log_steps > 0) { /* data ended between metrics lines */
-        if (train_log_step(t, &t->last, err, errlen) != 0) return TRAIN_FAILED;
-    }
-    if (run_eval(t, err, errlen) != 0) return TRAIN_FAILED;
-    if (t->last_saved_step != t->st.step && save_checkpoint(t, err, errlen) != 0)
-        return TRAIN_FAILED;
-    if (checkpoint_write_adapter(t->cfg->output.dir, t->lora, t->base_name, err, errlen) != 0)
-        return TRAIN_FAILED;
-    return TRAIN_DONE;
+    return finish_run(t, err, errlen);
 }
 
-TrainResult train_loop(Trainer *t, char *err, size_t errlen) {
-    if (alloc_micro_batches(t, err, errlen) != 0) return TRAIN_FAILED;
+/* The buffers of the steps, allocated once: micro-batches, the layer graph of gradient
+ * checkpointing, and the receive buffer of the gradient sum over ranks. */
+static int alloc_step_buffers(Trainer *t, char *err, size_t errlen) {
+    if (alloc_micro_batches(t, err, errlen) != 0) return -1;
     if (t->cfg->train.gradient_checkpointing) {
         t->ckpt = checkpointing_create();
         if (!t->ckpt) {
             snprintf(err, errlen, "out of memory setting up gradient checkpointing");
-            return TRAIN_FAILED;
+            return -1;
         }
     }
-    TrainResult rc = run_steps(t, err, errlen);
+    if (t->ranks > 1) {
+        size_t n;
+        lora_grads(t->lora, &n);
+        t->sum_scratch = malloc(ranks_sum_scratch(n) * sizeof(float));
+        if (!t->sum_scratch) {
+            snprintf(err, errlen, "out of memory for summing %zu gradients over the ranks", n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+TrainResult train_loop(Trainer *t, char *err, size_t errlen) {
+    TrainResult rc = alloc_step_buffers(t, err, errlen) != 0 ? TRAIN_FAILED : TRAIN_DONE;
+    if ((rc = train_agree_status(rc, err, errlen)) == TRAIN_DONE) rc = run_steps(t, err, errlen);
     checkpointing_free(t->ckpt);
     t->ckpt = NULL;
     return rc;

@@ -89,6 +89,19 @@ static TrainResult resume_from(Trainer *t, const char *dir, char *err, size_t er
     }
     TrainState s;
     if (checkpoint_load(dir, t->lora, t->m, t->v, &s, err, errlen) != 0) return TRAIN_FAILED;
+    if (s.ranks != t->ranks) {
+        char how[64];
+        if (s.ranks == 1)
+            snprintf(how, sizeof how, "without mpirun");
+        else
+            snprintf(how, sizeof how, "with mpirun -np %d", s.ranks);
+        snprintf(err, errlen,
+                 "cannot resume from %s: it was trained on %d rank%s and this run has %d; resume "
+                 "it %s (the rank count decides the rows of each step and their order)",
+                 dir, s.ranks, s.ranks == 1 ? "" : "s", t->ranks, how);
+        train_state_free(&s);
+        return TRAIN_REFUSED;
+    }
     if (s.threads != tensor_threads())
         fprintf(stderr,
                 "lorafit: warning: the checkpoint was written with %d threads and this run uses "
@@ -137,18 +150,23 @@ static TrainResult choose_precision(Trainer *t, const char *resume_dir, char *er
     return TRAIN_DONE;
 }
 
-static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t errlen) {
+/* Rank 0's claim on the output directory: the lock, the checkpoint to resume from (into
+ * resume_dir, "" for a fresh start) and the precision. */
+static TrainResult claim_output(Trainer *t, const TrainOptions *opt, char *resume_dir,
+                                size_t dirlen, char *err, size_t errlen) {
     const Config *c = t->cfg;
-    if (train_check_paths(c, err, errlen) != 0) return TRAIN_REFUSED;
     if (fsio_mkdirs(c->output.dir, err, errlen) != 0) return TRAIN_FAILED;
     int locked = fsio_lock_dir(c->output.dir, &t->lock_fd, err, errlen);
     if (locked != 0) return locked > 0 ? TRAIN_REFUSED : TRAIN_FAILED;
-    char resume_dir[4096] = "";
-    TrainResult rc = find_resume_point(c, opt, resume_dir, sizeof resume_dir, err, errlen);
+    TrainResult rc = find_resume_point(c, opt, resume_dir, dirlen, err, errlen);
     if (rc != TRAIN_DONE) return rc;
-    bool resuming = resume_dir[0] != '\0';
-    if ((rc = choose_precision(t, resume_dir, err, errlen)) != TRAIN_DONE) return rc;
-    c = t->cfg;
+    return choose_precision(t, resume_dir, err, errlen);
+}
+
+/* What every rank builds for itself: the model, the LoRA, the optimizer moments, the graph,
+ * the tokenizer and the training data reader (batches of batch_size x ranks rows). */
+static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
+    const Config *c = t->cfg;
     tensor_set_threads((int)c->train.threads);
     t->model = train_load_model(c, err, errlen);
     if (!t->model) return TRAIN_FAILED;
@@ -180,6 +198,7 @@ static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t 
     if (text_rc != 0) return text_rc == -2 ? TRAIN_REFUSED : TRAIN_FAILED;
     DataOptions *o = &t->data_options;
     train_data_options(c, TRAIN_DATA_TRAIN, mc->vocab_size, o);
+    o->batch_size *= t->ranks;
     train_text_attach(&t->text, o);
     t->data = data_open(o, err, errlen);
     if (!t->data) return TRAIN_FAILED;
@@ -193,11 +212,20 @@ static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t 
                                t->total_steps > 0 ? t->total_steps : 1, c->train.min_lr_ratio};
     t->st.best_eval_loss = INFINITY;
     t->st.threads = tensor_threads();
+    t->st.ranks = t->ranks;
     t->st.config_keys = config_result_keys(c);
+    return TRAIN_DONE;
+}
+
+/* Rank 0's start of the run: the LoRA resumed, loaded from lora.init_from or fresh, and the
+ * files of the output directory opened. */
+static TrainResult start_state(Trainer *t, const char *resume_dir, char *err, size_t errlen) {
+    const Config *c = t->cfg;
+    bool resuming = resume_dir[0] != '\0';
     if (resuming) {
         free(t->st.config_keys);
         t->st.config_keys = NULL;
-        rc = resume_from(t, resume_dir, err, errlen);
+        TrainResult rc = resume_from(t, resume_dir, err, errlen);
         if (rc != TRAIN_DONE) return rc;
     } else if (c->lora.init_from) {
         if (lora_load_peft(t->lora, c->lora.init_from, err, errlen) != 0) return TRAIN_REFUSED;
@@ -213,7 +241,26 @@ static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t 
     if (path_join(path, sizeof path, c->output.dir, "config.resolved.yaml", err, errlen) != 0 ||
         config_write_resolved(c, path, err, errlen) != 0)
         return TRAIN_FAILED;
+    if (t->ranks > 1)
+        fprintf(stderr,
+                "lorafit: %d ranks, train.batch_size %" PRId64 " each: %" PRId64
+                " sequences per micro-batch\n",
+                t->ranks, c->train.batch_size, c->train.batch_size * t->ranks);
     return train_log_open(t, resuming, err, errlen) != 0 ? TRAIN_FAILED : TRAIN_DONE;
+}
+
+/* Each step ends in a vote of the ranks (data_parallel.c), so a failure here is carried to
+ * the next agreement instead of returned at once: a rank that left early would hang the
+ * others. With one rank every agreement returns its input, and the order is the old one. */
+static TrainResult setup(Trainer *t, const TrainOptions *opt, char *err, size_t errlen) {
+    char resume_dir[4096] = "";
+    TrainResult rc = train_check_paths(t->cfg, err, errlen) != 0 ? TRAIN_REFUSED : TRAIN_DONE;
+    if (rc == TRAIN_DONE && t->rank == 0)
+        rc = claim_output(t, opt, resume_dir, sizeof resume_dir, err, errlen);
+    if ((rc = train_agree_plan(t, rc, err, errlen)) != TRAIN_DONE) return rc;
+    rc = build_run(t, err, errlen);
+    if (rc == TRAIN_DONE && t->rank == 0) rc = start_state(t, resume_dir, err, errlen);
+    return train_share_state(t, rc, err, errlen);
 }
 
 static void teardown(Trainer *t) {
@@ -227,8 +274,21 @@ static void teardown(Trainer *t) {
     free(t->v);
     free(t->mb);
     free(t->mb_store);
+    free(t->sum_scratch);
     train_state_free(&t->st);
     if (t->lock_fd >= 0) close(t->lock_fd);
+}
+
+/* A resume of a run that already reached its steps: the final adapter, if it is missing. */
+static TrainResult finish_early(Trainer *t, char *err, size_t errlen) {
+    fprintf(stderr, "lorafit: this run already reached its %" PRId64 " steps; nothing to do\n",
+            t->total_steps);
+    char adapter[4200];
+    if (path_join(adapter, sizeof adapter, t->cfg->output.dir, "adapter", err, errlen) != 0 ||
+        (access(adapter, F_OK) != 0 &&
+         checkpoint_write_adapter(t->cfg->output.dir, t->lora, t->base_name, err, errlen) != 0))
+        return TRAIN_FAILED;
+    return TRAIN_DONE;
 }
 
 TrainResult train_run(const Config *cfg, const TrainOptions *opt, char *err, size_t errlen) {
@@ -237,22 +297,19 @@ TrainResult train_run(const Config *cfg, const TrainOptions *opt, char *err, siz
     t.cfg = cfg;
     t.lock_fd = -1;
     t.run_start = train_now();
-    t.tty = isatty(STDERR_FILENO);
+    t.rank = ranks_rank();
+    t.ranks = ranks_size();
+    t.tty = t.rank == 0 && isatty(STDERR_FILENO);
     TrainResult rc = setup(&t, opt, err, errlen);
     if (rc == TRAIN_DONE && t.st.step >= t.total_steps) {
-        fprintf(stderr, "lorafit: this run already reached its %" PRId64 " steps; nothing to do\n",
-                t.total_steps);
-        char adapter[4200];
-        if (path_join(adapter, sizeof adapter, cfg->output.dir, "adapter", err, errlen) != 0 ||
-            (access(adapter, F_OK) != 0 &&
-             checkpoint_write_adapter(cfg->output.dir, t.lora, t.base_name, err, errlen) != 0))
-            rc = TRAIN_FAILED;
+        if (t.rank == 0) rc = finish_early(&t, err, errlen);
+        rc = train_agree_status(rc, err, errlen);
         teardown(&t);
         return rc;
     }
     if (rc == TRAIN_DONE) {
         rc = train_loop(&t, err, errlen);
-        if (rc == TRAIN_DONE) train_summary(&t);
+        if (rc == TRAIN_DONE && t.rank == 0) train_summary(&t);
     }
     teardown(&t);
     return rc;

@@ -6,11 +6,14 @@
  * the scheduled learning rate. Metrics go to OUTPUT_DIR/metrics.jsonl, progress to stderr,
  * checkpoints every output.save_every steps, the final adapter to OUTPUT_DIR/adapter.
  *
- * This header is trainer/train/'s whole API (it includes optim.h and checkpoint.h, the
- * optimizer and the checkpoint format); code outside the folder includes only it.
- * Dependencies: trainer/model, trainer/config, trainer/store, data/, tensor/.
- * Where new things go: data parallelism over MPI (reducing the LoRA gradients across ranks,
- * sharding the data, rank 0 writing) is training code, in a file of this folder. */
+ * This header is trainer/train/'s whole API (it includes optim.h, checkpoint.h and ranks.h:
+ * the optimizer, the checkpoint format, and the ranks of a job started by mpirun); code
+ * outside the folder includes only it.
+ * Dependencies: trainer/model, trainer/config, trainer/store, data/, tensor/, and OpenMPI
+ * (ranks.c alone).
+ *
+ * Under `mpirun -np N` a run is data-parallel (data_parallel.c): train.batch_size rows per
+ * rank, the gradients summed over ranks in rank order, rank 0 alone writing. */
 #ifndef LORAFIT_TRAIN_H
 #define LORAFIT_TRAIN_H
 
@@ -23,6 +26,7 @@
 #include "trainer/model/model.h"
 #include "trainer/train/checkpoint.h"
 #include "trainer/train/optim.h"
+#include "trainer/train/ranks.h"
 
 /* How a run ended; trainer/cli/ maps these to exit codes 0, 130, 1 and 2. */
 typedef enum {
@@ -82,7 +86,9 @@ ConfigPrecision train_resolve_precision(ConfigPrecision asked, char *note, size_
 TensorPrecision train_tensor_precision(ConfigPrecision resolved);
 
 /* Mean loss over the data of o (at most max_batches micro-batches, 0 = all):
- * *loss = sum of token losses / *tokens. Returns 0, or -1 with err. */
+ * *loss = sum of token losses / *tokens. Returns 0, or -1 with err. Under mpirun every rank
+ * calls it: the ranks share the batches out (a micro-batch of the job is o->batch_size rows
+ * on each rank) and all return the same total, or all -1 (err kept on one rank only). */
 int evaluate_loss(const Model *m, const Lora *lora, const DataOptions *o, int max_batches, Graph *g,
                   double *loss, int64_t *tokens, char *err, size_t errlen);
 /* The same with the decoder layers run one at a time in ck's layer graph (gradient

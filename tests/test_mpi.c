@@ -1,0 +1,242 @@
+/* tests/test_mpi.c — one job on two ranks (`mpirun -np 2 lorafit train`): the rows and the
+ * result of a 1-process run with twice the batch, byte-identical reruns, ranks that refuse
+ * another job or another rank count, eval shared out, and a plain run that never starts
+ * MPI. Kills, signals and failures are in test_mpi_faults.c.
+ *
+ * Each test is skipped by name when mpirun is missing (and fails under CI, where
+ * tools/install-deps has installed it). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/test_mpi_util.h"
+#include "tests/test_train_util.h"
+#include "tests/test_util.h"
+#include "trainer/train/train.h"
+
+/* ---- the result of one process with twice the batch --------------------------------- */
+
+START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
+    NEED_MPIRUN();
+    TEST_NEED_SHARED(shared);
+    char *one = test_tmpdir(), *two = test_tmpdir(), args[4400];
+    char *cfg_one = write_job(one, shared), *cfg_two = write_job(two, shared);
+    snprintf(args, sizeof args, "train '%s' --set train.batch_size=4", cfg_one);
+    tt_expect(one, args, 0, NULL);
+    snprintf(args, sizeof args, "train '%s'", cfg_two);
+    mpi_expect(two, 2, args, 0);
+    char *log = tt_log(two);
+    ck_assert_msg(strstr(log, "2 ranks, train.batch_size 2 each: 4 sequences per micro-batch"),
+                  "no word of the ranks:\n%s", log);
+    free(log);
+    char out_one[4200], out_two[4200];
+    snprintf(out_one, sizeof out_one, "%s/out", one);
+    snprintf(out_two, sizeof out_two, "%s/out", two);
+    json_t *ma = tt_metrics(out_one), *mb = tt_metrics(out_two);
+    ck_assert_int_eq((int)json_array_size(ma), (int)json_array_size(mb));
+    int losses = 0, evals = 0;
+    for (size_t i = 0; i < json_array_size(ma); i++) {
+        json_t *a = json_array_get(ma, i), *b = json_array_get(mb, i);
+        ck_assert_int_eq(json_integer_value(json_object_get(a, "step")),
+                         json_integer_value(json_object_get(b, "step")));
+        static const char *const keys[] = {"loss", "eval_loss", "grad_norm"};
+        for (int k = 0; k < 3; k++) {
+            json_t *va = json_object_get(a, keys[k]), *vb = json_object_get(b, keys[k]);
+            ck_assert((va == NULL) == (vb == NULL));
+            if (!va) continue;
+            double x = json_number_value(va), y = json_number_value(vb);
+            ck_assert_msg(fabs(x - y) <= 1e-5 * fabs(x), "line %zu %s: %.9g (1 process) vs %.9g",
+                          i + 1, keys[k], x, y);
+            losses += k == 0, evals += k == 1;
+        }
+        static const char *const counts[] = {"tokens", "eval_tokens"};
+        for (int k = 0; k < 2; k++)
+            ck_assert_int_eq(json_integer_value(json_object_get(a, counts[k])),
+                             json_integer_value(json_object_get(b, counts[k])));
+    }
+    ck_assert_int_eq(losses, 6);
+    ck_assert_int_eq(evals, 2);
+    /* Adam divides by sqrt(v) + eps, so a weight whose gradient nearly cancels (~1e-8)
+     * amplifies the last-bit differences of a different summation order: this job's
+     * adapters agree to ~3e-6, others measured up to ~8e-5, as with grad_accum. */
+    char a[4400], b[4400];
+    adapter_path(a, sizeof a, two);
+    adapter_path(b, sizeof b, one);
+    double rel = tt_adapter_rel_diff(a, b, "");
+    ck_assert_msg(rel < 1e-4, "adapters differ by %.3g", rel);
+    json_decref(ma);
+    json_decref(mb);
+    free(cfg_one);
+    free(cfg_two);
+    test_rmtree(one);
+    test_rmtree(two);
+    free(one);
+    free(two);
+}
+END_TEST
+
+START_TEST(test_ranks_given_different_configs_refuse_to_start) {
+    NEED_MPIRUN();
+    TEST_NEED_SHARED(shared);
+    char *dir = test_tmpdir();
+    char *cfg = write_job(dir, shared);
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd,
+             "exec " MPIRUN " -np 1 '%s' train '%s' : -np 1 '%s' train '%s' --set train.lr=1e-3",
+             test_lorafit_bin(), cfg, test_lorafit_bin(), cfg);
+    int code = run_logged(dir, cmd, "log.txt");
+    char *log = tt_log(dir);
+    ck_assert_msg(code == 2, "exit %d, expected 2:\n%s", code, log);
+    ck_assert_msg(count_of(log, "rank 1 of 2: the config differs from rank 0's in train.lr") == 1,
+                  "expected rank 1's refusal once:\n%s", log);
+    free(log);
+    free(cfg);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* The rank count decides each step's rows, so a checkpoint resumes only on its own. */
+START_TEST(test_resume_with_another_rank_count_is_refused) {
+    NEED_MPIRUN();
+    TEST_NEED_SHARED(shared);
+    char *two = test_tmpdir(), *one = test_tmpdir(), args[4400];
+    char *cfg_two = write_job(two, shared), *cfg_one = write_job(one, shared);
+    snprintf(args, sizeof args, "train '%s' --set train.max_steps=2", cfg_two);
+    mpi_expect(two, 2, args, 0);
+    snprintf(args, sizeof args, "train '%s' --resume --set train.max_steps=4", cfg_two);
+    tt_expect(two, args, 2, "trained on 2 ranks and this run has 1");
+    tt_expect(two, args, 2, "resume it with mpirun -np 2");
+
+    snprintf(args, sizeof args, "train '%s' --set train.max_steps=2", cfg_one);
+    tt_expect(one, args, 0, NULL);
+    snprintf(args, sizeof args, "train '%s' --resume --set train.max_steps=4", cfg_one);
+    mpi_expect(one, 2, args, 2);
+    char *log = tt_log(one);
+    ck_assert_msg(count_of(log, "trained on 1 rank and this run has 2; resume it without mpirun") ==
+                      1,
+                  "expected the refusal once:\n%s", log);
+    free(log);
+    free(cfg_two);
+    free(cfg_one);
+    test_rmtree(two);
+    test_rmtree(one);
+    free(two);
+    free(one);
+}
+END_TEST
+
+/* ---- eval ------------------------------------------------------------------------------ */
+
+static double eval_loss_of(const char *log, int64_t *tokens) {
+    const char *p = strstr(log, "{\"eval_loss\": ");
+    ck_assert_msg(p != NULL, "no eval line in:\n%s", log);
+    double loss = 0;
+    long long n = 0;
+    ck_assert(sscanf(p, "{\"eval_loss\": %lf, \"eval_tokens\": %lld", &loss, &n) == 2);
+    *tokens = n;
+    return loss;
+}
+
+START_TEST(test_eval_on_two_ranks_reports_the_loss_of_one_process) {
+    NEED_MPIRUN();
+    TEST_NEED_SHARED(shared);
+    char *dir = test_tmpdir();
+    char *cfg = write_job(dir, shared), args[4400];
+    snprintf(args, sizeof args, "eval '%s' --set eval.max_batches=0", cfg);
+    tt_expect(dir, args, 0, NULL);
+    char *log = tt_log(dir);
+    int64_t tokens_one, tokens_two;
+    double one = eval_loss_of(log, &tokens_one);
+    free(log);
+    mpi_expect(dir, 2, args, 0);
+    log = tt_log(dir);
+    double two = eval_loss_of(log, &tokens_two);
+    ck_assert_msg(count_of(log, "eval_loss") == 1, "one line expected:\n%s", log);
+    free(log);
+    ck_assert_int_eq(tokens_one, tokens_two);
+    ck_assert_msg(fabs(one - two) <= 1e-6 * one, "eval loss %.9g (1 process) vs %.9g", one, two);
+    free(cfg);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_two_rank_runs_are_byte_identical) {
+    NEED_MPIRUN();
+    TEST_NEED_SHARED(shared);
+    char *ref = reference_run(shared), *again = reference_run(shared);
+    assert_same_run(ref, again, "a second run");
+    test_rmtree(ref);
+    test_rmtree(again);
+    free(ref);
+    free(again);
+}
+END_TEST
+
+/* ---- a plain run ---------------------------------------------------------------------- */
+
+/* Without a launcher nothing of MPI runs: in this process, ranks_init leaves MPI alone and
+ * every collective is the identity; and a plain lorafit leaves no OpenMPI session directory
+ * in its TMPDIR (MPI_Init would create one, as the mpirun control run shows). */
+START_TEST(test_a_plain_run_never_starts_mpi) {
+    NEED_MPIRUN();
+    TEST_NEED_SHARED(shared);
+    static const char *const marks[] = {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"};
+    for (int i = 0; i < 3; i++) unsetenv(marks[i]);
+    char err[256] = "untouched";
+    ck_assert_int_eq(ranks_init(err, sizeof err), 0);
+    ck_assert(!ranks_launched());
+    ck_assert_int_eq(ranks_size(), 1);
+    ck_assert_int_eq(ranks_rank(), 0);
+    RankVote v = {.status = 2, .stop = true, .same = 5, .count = 7, .value = 0.25};
+    ranks_vote(&v, err, sizeof err);
+    ck_assert(v.status == 2 && v.failed_rank == 0 && v.stop && v.same == 5 && !v.differ);
+    ck_assert(v.count == 7 && v.value == 0.25 && strcmp(err, "untouched") == 0);
+    float x[3] = {1.5f, -2.0f, 3.25f};
+    ranks_sum_floats(x, 3, NULL);
+    ck_assert(x[0] == 1.5f && x[1] == -2.0f && x[2] == 3.25f);
+    ck_assert(!ranks_stop_requested());
+    ranks_finalize();
+
+    char *dir = test_tmpdir();
+    char *cfg = write_job(dir, shared), cmd[32768], probe[4200];
+    snprintf(probe, sizeof probe, "%s/tmp", dir);
+    ck_assert_int_eq(mkdir(probe, 0755), 0);
+    snprintf(
+        cmd, sizeof cmd,
+        "{ TMPDIR='%s' '%s' train '%s' --set train.max_steps=2 && TMPDIR='%s' '%s' eval '%s'; }",
+        probe, test_lorafit_bin(), cfg, probe, test_lorafit_bin(), cfg);
+    ck_assert_int_eq(run_logged(dir, cmd, "plain.txt"), 0);
+    snprintf(cmd, sizeof cmd, "ls -A '%s' | grep -q '^ompi'", probe);
+    ck_assert_msg(test_run(cmd, NULL) != 0, "a plain run left an OpenMPI session in %s", probe);
+    char plain_log[4200];
+    snprintf(plain_log, sizeof plain_log, "%s/plain.txt", dir);
+    char *log = test_read_file(plain_log, NULL);
+    ck_assert_msg(strstr(log, "ranks") == NULL, "a plain run spoke of ranks:\n%s", log);
+    free(log);
+    /* The control: a run under mpirun does leave its session there while it runs. */
+    snprintf(cmd, sizeof cmd,
+             "TMPDIR='%s' " MPIRUN " -np 1 sh -c 'ls -A \"$TMPDIR\" | grep -q ^ompi'", probe);
+    ck_assert_msg(test_run(cmd, NULL) == 0, "the probe cannot see an MPI session in %s", probe);
+    free(cfg);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+Suite *mpi_suite(void) {
+    Suite *s = suite_create("mpi");
+    TCase *tc = tcase_create("mpi");
+    tcase_add_test(tc, test_two_ranks_train_what_one_process_trains_with_twice_the_batch);
+    tcase_add_test(tc, test_two_rank_runs_are_byte_identical);
+    tcase_add_test(tc, test_ranks_given_different_configs_refuse_to_start);
+    tcase_add_test(tc, test_resume_with_another_rank_count_is_refused);
+    tcase_add_test(tc, test_eval_on_two_ranks_reports_the_loss_of_one_process);
+    tcase_add_test(tc, test_a_plain_run_never_starts_mpi);
+    suite_add_tcase(s, tc);
+    return s;
+}
