@@ -30,7 +30,8 @@ struct Graph {
     size_t weights_bytes;
     TensorPrecision precision;
     MmKernel kernel;
-    MmBuffers mm; /* BF16 precision's operand conversions */
+    MmBuffers mm;         /* BF16 precision's operand conversions */
+    int64_t dropout_row0; /* the first row's index in the masks' row numbering */
 };
 
 /* ---- tensors outside graphs ---- */
@@ -160,6 +161,14 @@ int graph_set_precision(Graph *g, TensorPrecision p) {
     g->kernel = p == TENSOR_PRECISION_BF16 ? mm_choose_kernel() : MM_KERNEL_F32;
     g->mm.x_src = NULL;
     return 0;
+}
+
+void graph_set_dropout_row_offset(Graph *g, int64_t rows) {
+    if (g) g->dropout_row0 = rows;
+}
+
+int64_t graph_dropout_row_offset(const Graph *g) {
+    return g ? g->dropout_row0 : 0;
 }
 
 TensorPrecision graph_precision(const Graph *g) {

@@ -47,9 +47,10 @@ static inline int64_t tensor_rows(const Tensor *t) {
     return c > 0 ? t->size / c : 0;
 }
 
-/* dst = src * keep / (1 - p), keep = tensor_dropout_uniform(seed, i) >= p, i the element
- * index in the (rows, cols) block; dst may equal src. */
-void dropout_apply(float *dst, const float *src, int64_t rows, int64_t cols, float p,
+/* dst = src * keep / (1 - p), keep = tensor_dropout_uniform(seed, k) >= p, k the element's
+ * index (row0 + i) * cols + j in the rows' numbering (graph_set_dropout_row_offset); dst may
+ * equal src. */
+void dropout_apply(float *dst, const float *src, int64_t row0, int64_t rows, int64_t cols, float p,
                    uint64_t seed);
 
 static inline bool tensor_any_grad(const Tensor *a, const Tensor *b, const Tensor *c) {

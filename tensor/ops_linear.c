@@ -113,13 +113,16 @@ typedef struct {
     float *h; /* (N, R) drop(x) A^T */
     float scaling, dropout;
     uint64_t seed;
+    int64_t row0; /* graph_dropout_row_offset when recorded */
 } LoraCtx;
 
 /* drop(x) for the LoRA path: x itself without dropout, else a masked copy in scratch. */
 static const float *lora_dropped_input(Graph *g, const Tensor *x, float p, uint64_t seed) {
     if (p <= 0.0f) return x->data;
     float *xd = graph_scratch(g, (size_t)x->size * sizeof(float));
-    if (xd) dropout_apply(xd, x->data, tensor_rows(x), tensor_cols(x), p, seed);
+    if (xd)
+        dropout_apply(xd, x->data, graph_dropout_row_offset(g), tensor_rows(x), tensor_cols(x), p,
+                      seed);
     return xd;
 }
 
@@ -137,9 +140,11 @@ static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dht) 
     if (graph_failed(g)) return;
     uint8_t *keep = (uint8_t *)(tmp + c->x->size); /* (N, IN) mask */
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = i * in; j < (i + 1) * in; j++)
-            keep[j] = !(tensor_dropout_uniform(c->seed, (uint64_t)j) < p);
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t at = (uint64_t)(c->row0 + i) * (uint64_t)in; /* as dropout_apply numbers it */
+        for (int64_t j = 0; j < in; j++)
+            keep[i * in + j] = !(tensor_dropout_uniform(c->seed, at + (uint64_t)j) < p);
+    }
     if (dx) {
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)in, r, 1.0f, dht, (int)n,
                     c->A->data, (int)in, 0.0f, tmp, (int)in);
@@ -234,7 +239,8 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     if (tensor_any_grad(x, A, B)) {
         LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, dropout_seed};
+        *c = (LoraCtx){
+            x, y, A, B, w, h, scaling, dropout, dropout_seed, graph_dropout_row_offset(g)};
         y->requires_grad = true;
     }
     return y;

@@ -17,14 +17,15 @@ static Tensor *like(Graph *g, const Tensor *x) {
     return graph_new_tensor(g, x->ndim, x->shape);
 }
 
-void dropout_apply(float *dst, const float *src, int64_t rows, int64_t cols, float p,
+void dropout_apply(float *dst, const float *src, int64_t row0, int64_t rows, int64_t cols, float p,
                    uint64_t seed) {
     float scale = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i++) {
+        uint64_t at = (uint64_t)(row0 + i) * (uint64_t)cols;
         for (int64_t j = 0; j < cols; j++) {
             int64_t k = i * cols + j;
-            dst[k] = tensor_dropout_uniform(seed, (uint64_t)k) < p ? 0.0f : src[k] * scale;
+            dst[k] = tensor_dropout_uniform(seed, at + (uint64_t)j) < p ? 0.0f : src[k] * scale;
         }
     }
 }
@@ -128,6 +129,7 @@ typedef struct {
     Tensor *x, *y;
     float p;
     uint64_t seed;
+    int64_t row0; /* graph_dropout_row_offset when recorded */
 } DropoutCtx;
 
 static void dropout_backward(Graph *g, void *p) {
@@ -137,7 +139,7 @@ static void dropout_backward(Graph *g, void *p) {
     float *tmp = graph_scratch(g, (size_t)c->x->size * sizeof(float));
     if (!dx || !tmp) return;
     int64_t rows = tensor_rows(c->x), cols = tensor_cols(c->x);
-    dropout_apply(tmp, c->y->grad, rows, cols, c->p, c->seed);
+    dropout_apply(tmp, c->y->grad, c->row0, rows, cols, c->p, c->seed);
     add_into(dx, tmp, rows, cols);
 }
 
@@ -149,11 +151,12 @@ Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed) {
     }
     Tensor *y = like(g, x);
     if (!y) return NULL;
-    dropout_apply(y->data, x->data, tensor_rows(x), tensor_cols(x), p, seed);
+    dropout_apply(y->data, x->data, graph_dropout_row_offset(g), tensor_rows(x), tensor_cols(x), p,
+                  seed);
     if (x->requires_grad) {
         DropoutCtx *c = graph_record(g, dropout_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (DropoutCtx){x, y, p, seed};
+        *c = (DropoutCtx){x, y, p, seed, graph_dropout_row_offset(g)};
         y->requires_grad = true;
     }
     return y;

@@ -137,6 +137,12 @@ int graph_backward_from(Graph *g, Tensor *root, const float *grad);
 typedef enum { TENSOR_PRECISION_F32 = 0, TENSOR_PRECISION_BF16 = 1 } TensorPrecision;
 int graph_set_precision(Graph *g, TensorPrecision p);
 TensorPrecision graph_precision(const Graph *g);
+/* Dropout masks (op_dropout, op_lora_linear) hash each element by its index in the input,
+ * (row0 + i) * cols + j for row i: with row0 = R, a graph holding rows [R, R + N) of a larger
+ * batch draws exactly that batch's masks for them (a data-parallel rank). 0 by default;
+ * applies to the ops recorded after it, and stays across graph_reset. */
+void graph_set_dropout_row_offset(Graph *g, int64_t rows);
+int64_t graph_dropout_row_offset(const Graph *g);
 /* What runs the frozen model's products, for printing at start: "OpenBLAS sgemm (f32)",
  * "oneDNN matmul brg:avx512_core_amx_bf16 (bf16 inputs, f32 accumulation)" (oneDNN's
  * implementation name), or "emulated (bf16-rounded inputs, OpenBLAS sgemm)". */

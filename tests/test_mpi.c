@@ -19,14 +19,13 @@
 
 /* ---- the result of one process with twice the batch --------------------------------- */
 
-START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
-    NEED_MPIRUN();
-    TEST_NEED_SHARED(shared);
+/* np 2 with batch_size 2 against one process with batch_size 4, `extra` --set on both. */
+static void check_two_ranks_match_one_process(const char *shared, const char *extra) {
     char *one = test_tmpdir(), *two = test_tmpdir(), args[4400];
     char *cfg_one = write_job(one, shared), *cfg_two = write_job(two, shared);
-    snprintf(args, sizeof args, "train '%s' --set train.batch_size=4", cfg_one);
+    snprintf(args, sizeof args, "train '%s' --set train.batch_size=4%s", cfg_one, extra);
     tt_expect(one, args, 0, NULL);
-    snprintf(args, sizeof args, "train '%s'", cfg_two);
+    snprintf(args, sizeof args, "train '%s'%s", cfg_two, extra);
     mpi_expect(two, 2, args, 0);
     char *log = tt_log(two);
     ck_assert_msg(strstr(log, "2 ranks, train.batch_size 2 each: 4 sequences per micro-batch"),
@@ -75,6 +74,14 @@ START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
     test_rmtree(two);
     free(one);
     free(two);
+}
+
+START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
+    NEED_MPIRUN();
+    TEST_NEED_SHARED(shared);
+    check_two_ranks_match_one_process(shared, "");
+    /* LoRA dropout too: each rank's masks are those of its rows in the 1-process batch */
+    check_two_ranks_match_one_process(shared, " --set lora.dropout=0.1");
 }
 END_TEST
 

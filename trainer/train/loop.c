@@ -110,8 +110,9 @@ static int gather_micro_batches(Trainer *t, int *n, int64_t *targets, char *err,
     return 0;
 }
 
-/* The seed of micro-batch `micro` of a step; with several ranks each rank's rows get their
- * own (micro * ranks + rank, which is micro itself for one rank). */
+/* The seed of micro-batch `micro` of a step. Every rank uses it: a rank's rows are rows
+ * [rank B, (rank + 1) B) of the micro-batch a 1-process run with batch B x ranks takes, and
+ * the graph's dropout row offset numbers them so, so its masks are that run's. */
 static uint64_t dropout_seed(uint64_t seed, int64_t step, int micro) {
     uint64_t s = seed ^ 0x6A09E667F3BCC909ull;
     s ^= rng_splitmix64(&s) + (uint64_t)step * 0x9E3779B97F4A7C15ull;
@@ -145,8 +146,9 @@ static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult
     TrainResult rc = TRAIN_DONE;
     for (int i = 0; i < n_micro && rc == TRAIN_DONE; i++) {
         const Batch *b = &t->mb[i];
-        uint64_t seed = dropout_seed(c->train.seed, t->st.step, i * t->ranks + t->rank);
+        uint64_t seed = dropout_seed(c->train.seed, t->st.step, i);
         graph_reset(t->graph);
+        graph_set_dropout_row_offset(t->graph, (int64_t)t->rank * b->batch * b->seq_len);
         Tensor *hidden =
             t->ckpt ? model_forward_hidden_checkpointed(t->model, t->lora, t->graph, t->ckpt,
                                                         b->input_ids, b->positions, b->segments,
