@@ -98,6 +98,25 @@ static void wait_gone(const pid_t *pids, int n, int seconds, const char *what) {
 
 /* ---- kills and resumes ------------------------------------------------- */
 
+/* The same 2-rank command with --resume: it must resume from checkpoint-STEP and end with
+ * the bytes of the uninterrupted run ref. Frees ref, dir and cfg (and removes the dirs). */
+static void resume_to_the_reference(char *ref, char *dir, char *cfg, int step, const char *what) {
+    char args[4400], needle[4400];
+    snprintf(args, sizeof args, "train '%s' --resume", cfg);
+    mpi_expect(dir, 2, args, 0);
+    char *log = tt_log(dir);
+    snprintf(needle, sizeof needle, "resuming from %s/out/checkpoint-%d (step %d)", dir, step,
+             step);
+    ck_assert_msg(strstr(log, needle) != NULL, "expected '%s' in:\n%s", needle, log);
+    free(log);
+    assert_same_run(ref, dir, what);
+    free(cfg);
+    test_rmtree(ref);
+    test_rmtree(dir);
+    free(ref);
+    free(dir);
+}
+
 /* Rank 1 alone dies with SIGKILL after step 3 (MPMD: its own environment): mpirun ends the
  * job, and the same command resumes from checkpoint-2 to the uninterrupted run's bytes. */
 START_TEST(test_a_rank_killed_mid_run_resumes_byte_identical) {
@@ -116,20 +135,7 @@ START_TEST(test_a_rank_killed_mid_run_resumes_byte_identical) {
     ck_assert_msg(code != 0, "the job survived its killed rank:\n%s", log);
     ck_assert_msg(strstr(log, "rank 1") != NULL, "mpirun did not name the dead rank:\n%s", log);
     free(log);
-    char args[4400];
-    snprintf(args, sizeof args, "train '%s' --resume", cfg);
-    mpi_expect(dir, 2, args, 0);
-    log = tt_log(dir);
-    char needle[4400];
-    snprintf(needle, sizeof needle, "resuming from %s/out/checkpoint-2 (step 2)", dir);
-    ck_assert_msg(strstr(log, needle) != NULL, "expected '%s' in:\n%s", needle, log);
-    free(log);
-    assert_same_run(ref, dir, "resumed after rank 1 was killed");
-    free(cfg);
-    test_rmtree(ref);
-    test_rmtree(dir);
-    free(ref);
-    free(dir);
+    resume_to_the_reference(ref, dir, cfg, 2, "resumed after rank 1 was killed");
 }
 END_TEST
 
@@ -151,18 +157,7 @@ START_TEST(test_a_killed_mpirun_takes_its_ranks_and_the_job_resumes_byte_identic
     kill(mpirun, SIGKILL);
     ck_assert_int_eq(wait_bounded(mpirun, 10, "mpirun after SIGKILL"), 128 + SIGKILL);
     wait_gone(ranks, 2, 10, "after mpirun was killed");
-    snprintf(args, sizeof args, "train '%s' --resume", cfg);
-    mpi_expect(dir, 2, args, 0);
-    char *log = tt_log(dir), needle[4400];
-    snprintf(needle, sizeof needle, "resuming from %s/out/checkpoint-2 (step 2)", dir);
-    ck_assert_msg(strstr(log, needle) != NULL, "expected '%s' in:\n%s", needle, log);
-    free(log);
-    assert_same_run(ref, dir, "resumed after mpirun was killed");
-    free(cfg);
-    test_rmtree(ref);
-    test_rmtree(dir);
-    free(ref);
-    free(dir);
+    resume_to_the_reference(ref, dir, cfg, 2, "resumed after mpirun was killed");
 }
 END_TEST
 
@@ -195,19 +190,7 @@ START_TEST(test_sigusr1_to_mpirun_saves_a_checkpoint_and_exits_130) {
     ck_assert_msg(count_of(log, "stopped by signal after step 3; checkpoint saved") == 1,
                   "expected one word of the checkpoint:\n%s", log);
     free(log);
-    snprintf(args, sizeof args, "train '%s' --resume", cfg);
-    mpi_expect(dir, 2, args, 0);
-    log = tt_log(dir);
-    char needle[4400];
-    snprintf(needle, sizeof needle, "resuming from %s/out/checkpoint-3 (step 3)", dir);
-    ck_assert_msg(strstr(log, needle) != NULL, "expected '%s' in:\n%s", needle, log);
-    free(log);
-    assert_same_run(ref, dir, "resumed after SIGUSR1");
-    free(cfg);
-    test_rmtree(ref);
-    test_rmtree(dir);
-    free(ref);
-    free(dir);
+    resume_to_the_reference(ref, dir, cfg, 3, "resumed after SIGUSR1");
 }
 END_TEST
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "trainer/cli/cli.h"
+#include "trainer/train/train.h" /* ranks_init, ranks_vote */
 
 /* Shared by train and eval: CONFIG plus --set options. Returns 0 or EXIT_USAGE. */
 int cmd_parse_config_args(const char *cmd, int argc, char **argv, int *i, const char **config,
@@ -34,6 +35,16 @@ int cmd_load_config(const char *path, const char *const *sets, int n_sets, Confi
                     size_t errlen) {
     int rc = config_load(path, sets, n_sets, cfg, err, errlen);
     return rc == CONFIG_OK ? EXIT_OK : rc == CONFIG_INVALID ? EXIT_USAGE : EXIT_RUNTIME;
+}
+
+int cmd_start_and_load_config(int rc, const char *path, const char *const *sets, int n_sets,
+                              Config *cfg, bool *loaded, char *err, size_t errlen) {
+    *loaded = false;
+    if (rc == 0 && ranks_init(err, errlen) != 0) rc = EXIT_RUNTIME;
+    if (rc == 0) *loaded = (rc = cmd_load_config(path, sets, n_sets, cfg, err, errlen)) == 0;
+    RankVote v = {.status = rc};
+    ranks_vote(&v, err, errlen);
+    return v.status;
 }
 
 int cmd_parse_precision(const char *cmd, const char *value, ConfigPrecision *out) {

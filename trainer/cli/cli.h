@@ -50,6 +50,12 @@ int cmd_parse_config_args(const char *cmd, int argc, char **argv, int *i, const 
  * cannot be read). */
 int cmd_load_config(const char *path, const char *const *sets, int n_sets, Config *cfg, char *err,
                     size_t errlen);
+/* MPI started (under a launcher), then the config loaded on every rank, the ranks voting
+ * so that a failure anywhere stops all of them with one message: an exit code, 0 when every
+ * rank has the config (then *loaded, and cfg is to be freed). rc: an earlier exit code
+ * (argument errors), which skips the work but still votes. */
+int cmd_start_and_load_config(int rc, const char *path, const char *const *sets, int n_sets,
+                              Config *cfg, bool *loaded, char *err, size_t errlen);
 /* --precision auto|f32|bf16 into *out; -1 after printing what was wrong. */
 int cmd_parse_precision(const char *cmd, const char *value, ConfigPrecision *out);
 

@@ -142,12 +142,8 @@ int cmd_eval(int argc, char **argv) {
     }
     Config cfg;
     char err[2048] = "";
-    if (rc == 0 && ranks_init(err, sizeof err) != 0) rc = EXIT_RUNTIME;
-    bool loaded = false;
-    if (rc == 0) loaded = (rc = cmd_load_config(config, sets, n_sets, &cfg, err, sizeof err)) == 0;
-    RankVote v = {.status = rc};
-    ranks_vote(&v, err, sizeof err);
-    rc = v.status;
+    bool loaded;
+    rc = cmd_start_and_load_config(rc, config, sets, n_sets, &cfg, &loaded, err, sizeof err);
     if (rc == 0) rc = run_eval(&cfg, adapter, err, sizeof err);
     if (loaded) config_free(&cfg);
     if (err[0]) fprintf(stderr, "lorafit eval: %s\n", err);
