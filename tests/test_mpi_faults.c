@@ -130,7 +130,7 @@ START_TEST(test_a_rank_killed_mid_run_resumes_byte_identical) {
              "train '%s'",
              test_lorafit_bin(), cfg, test_lorafit_bin(), cfg);
     snprintf(log_path, sizeof log_path, "%s/killed.txt", dir);
-    int code = wait_bounded(spawn_command(cmd, log_path), 60, "the job with a killed rank");
+    int code = tt_wait_bounded(spawn_command(cmd, log_path), 60, "the job with a killed rank");
     char *log = test_read_file(log_path, NULL);
     ck_assert_msg(code != 0, "the job survived its killed rank:\n%s", log);
     ck_assert_msg(strstr(log, "rank 1") != NULL, "mpirun did not name the dead rank:\n%s", log);
@@ -138,6 +138,17 @@ START_TEST(test_a_rank_killed_mid_run_resumes_byte_identical) {
     resume_to_the_reference(ref, dir, cfg, 2, "resumed after rank 1 was killed");
 }
 END_TEST
+
+/* `mpirun -np 2 lorafit train CFG` with both ranks stopped after step 3 (a stop fault
+ * point): mpirun's pid, the ranks' pids in ranks[2]. */
+static pid_t start_stopped_after_step_3(const char *cfg, const char *log_path, pid_t *ranks) {
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "LORAFIT_FAULT=stop:step:3 exec " MPIRUN " -np 2 '%s' train '%s'",
+             test_lorafit_bin(), cfg);
+    pid_t mpirun = spawn_command(cmd, log_path);
+    wait_ranks_stopped(mpirun, ranks, 2, 60);
+    return mpirun;
+}
 
 /* mpirun itself dies with SIGKILL while its ranks wait after step 3: the ranks end on their
  * own (their process groups are orphaned while stopped, so the kernel hangs them up), and
@@ -147,15 +158,11 @@ START_TEST(test_a_killed_mpirun_takes_its_ranks_and_the_job_resumes_byte_identic
     TEST_NEED_SHARED(shared);
     char *ref = reference_run(shared), *dir = test_tmpdir();
     char *cfg = write_job(dir, shared);
-    char cmd[16384], args[4400], log_path[4200];
-    snprintf(args, sizeof args, "train '%s'", cfg);
-    snprintf(cmd, sizeof cmd, "LORAFIT_FAULT=stop:step:3 exec " MPIRUN " -np 2 '%s' %s",
-             test_lorafit_bin(), args);
+    char log_path[4200];
     snprintf(log_path, sizeof log_path, "%s/killed.txt", dir);
-    pid_t mpirun = spawn_command(cmd, log_path), ranks[2];
-    wait_ranks_stopped(mpirun, ranks, 2, 60);
+    pid_t ranks[2], mpirun = start_stopped_after_step_3(cfg, log_path, ranks);
     kill(mpirun, SIGKILL);
-    ck_assert_int_eq(wait_bounded(mpirun, 10, "mpirun after SIGKILL"), 128 + SIGKILL);
+    ck_assert_int_eq(tt_wait_bounded(mpirun, 10, "mpirun after SIGKILL"), 128 + SIGKILL);
     wait_gone(ranks, 2, 10, "after mpirun was killed");
     resume_to_the_reference(ref, dir, cfg, 2, "resumed after mpirun was killed");
 }
@@ -169,13 +176,9 @@ START_TEST(test_sigusr1_to_mpirun_saves_a_checkpoint_and_exits_130) {
     TEST_NEED_SHARED(shared);
     char *ref = reference_run(shared), *dir = test_tmpdir();
     char *cfg = write_job(dir, shared);
-    char cmd[16384], args[4400], log_path[4200];
-    snprintf(args, sizeof args, "train '%s'", cfg);
-    snprintf(cmd, sizeof cmd, "LORAFIT_FAULT=stop:step:3 exec " MPIRUN " -np 2 '%s' %s",
-             test_lorafit_bin(), args);
+    char log_path[4200];
     snprintf(log_path, sizeof log_path, "%s/stopped.txt", dir);
-    pid_t mpirun = spawn_command(cmd, log_path), ranks[2];
-    wait_ranks_stopped(mpirun, ranks, 2, 60);
+    pid_t ranks[2], mpirun = start_stopped_after_step_3(cfg, log_path, ranks);
     kill(mpirun, SIGUSR1);
     for (long ms = 0; !(signal_pending(ranks[0], SIGUSR1) && signal_pending(ranks[1], SIGUSR1));
          ms += 10) {
@@ -184,7 +187,7 @@ START_TEST(test_sigusr1_to_mpirun_saves_a_checkpoint_and_exits_130) {
     }
     kill(ranks[0], SIGCONT);
     kill(ranks[1], SIGCONT);
-    int code = wait_bounded(mpirun, 60, "the stopped job");
+    int code = tt_wait_bounded(mpirun, 60, "the stopped job");
     char *log = test_read_file(log_path, NULL);
     ck_assert_msg(code == 130, "mpirun exit %d after SIGUSR1:\n%s", code, log);
     ck_assert_msg(count_of(log, "stopped by signal after step 3; checkpoint saved") == 1,
@@ -221,7 +224,7 @@ START_TEST(test_a_bad_record_stops_every_rank_with_its_line_printed_once) {
              cfg, rows);
     mpi_command(cmd, sizeof cmd, 2, args);
     snprintf(log_path, sizeof log_path, "%s/failed.txt", dir);
-    int code = wait_bounded(spawn_command(cmd, log_path), 10, "the job with a bad record");
+    int code = tt_wait_bounded(spawn_command(cmd, log_path), 10, "the job with a bad record");
     char *log = test_read_file(log_path, NULL);
     ck_assert_msg(code == 1, "exit %d, expected 1:\n%s", code, log);
     char needle[4300];
@@ -248,7 +251,7 @@ START_TEST(test_a_failure_on_one_rank_stops_the_job_and_names_the_rank) {
     snprintf(cmd, sizeof cmd, "LORAFIT_FAULT=write:2 exec " MPIRUN " -np 2 '%s' %s",
              test_lorafit_bin(), args);
     snprintf(log_path, sizeof log_path, "%s/failed.txt", dir);
-    int code = wait_bounded(spawn_command(cmd, log_path), 60, "the job with a failed write");
+    int code = tt_wait_bounded(spawn_command(cmd, log_path), 60, "the job with a failed write");
     char *log = test_read_file(log_path, NULL);
     ck_assert_msg(code == 1, "exit %d, expected 1:\n%s", code, log);
     ck_assert_msg(count_of(log, "lorafit train: rank 0 of 2: ") == 1 &&

@@ -91,22 +91,6 @@ pid_t spawn_command(const char *cmd, const char *log_path) {
     return pid;
 }
 
-/* The exit code of pid (128 + signal); fails the test (after killing it) if it has not
- * ended within `seconds`. */
-int wait_bounded(pid_t pid, int seconds, const char *what) {
-    for (long ms = 0; ms < 1000L * seconds; ms += 10) {
-        int st;
-        pid_t got = waitpid(pid, &st, WNOHANG);
-        ck_assert_int_ge(got, 0);
-        if (got == pid) return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    ck_abort_msg("%s did not end within %d s", what, seconds);
-    return -1;
-}
-
 int count_of(const char *text, const char *needle) {
     int n = 0;
     for (const char *p = text; (p = strstr(p, needle)) != NULL; p += strlen(needle)) n++;

@@ -33,9 +33,6 @@ void mpi_expect(const char *dir, int np, const char *args, int want_rc);
 /* sh -c CMD in the background, output to log_path; the shell execs, so the pid is the
  * command's own (mpirun's). */
 pid_t spawn_command(const char *cmd, const char *log_path);
-/* The exit code of pid (128 + signal); fails the test (after killing it) if it has not
- * ended within `seconds`. */
-int wait_bounded(pid_t pid, int seconds, const char *what);
 int count_of(const char *text, const char *needle); /* occurrences of needle */
 /* DIR/out/adapter/adapter_model.safetensors */
 void adapter_path(char *out, size_t len, const char *dir);

@@ -200,18 +200,9 @@ END_TEST
 /* Runs `lorafit ARGS` in the background and waits at most `seconds` for it: a second writer
  * must give up at once, never wait for the lock. Returns the exit code. */
 static int run_bounded(const char *const *argv, const char *log_path, int seconds) {
-    pid_t pid = tt_spawn(argv, log_path);
-    for (long ms = 0; ms < 1000L * seconds; ms += 5) {
-        int st;
-        pid_t got = waitpid(pid, &st, WNOHANG);
-        ck_assert_int_ge(got, 0);
-        if (got == pid) return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
-        usleep(5000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    ck_abort_msg("lorafit %s did not exit within %d s", argv[0], seconds);
-    return -1;
+    char what[64];
+    snprintf(what, sizeof what, "lorafit %s", argv[0]);
+    return tt_wait_bounded(tt_spawn(argv, log_path), seconds, what);
 }
 
 START_TEST(test_one_writer_per_output_dir_and_a_killed_holder_never_blocks) {

@@ -93,6 +93,22 @@ int tt_wait(pid_t pid) {
     return WEXITSTATUS(st);
 }
 
+/* The exit code of pid (128 + signal); fails the test (after killing it) if it has not
+ * ended within `seconds`. */
+int tt_wait_bounded(pid_t pid, int seconds, const char *what) {
+    for (long ms = 0; ms < 1000L * seconds; ms += 10) {
+        int st;
+        pid_t got = waitpid(pid, &st, WNOHANG);
+        ck_assert_int_ge(got, 0);
+        if (got == pid) return WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    ck_abort_msg("%s did not end within %d s", what, seconds);
+    return -1;
+}
+
 json_t *tt_metrics(const char *out_dir) {
     char path[4200];
     snprintf(path, sizeof path, "%s/metrics.jsonl", out_dir);

@@ -29,6 +29,9 @@ pid_t tt_spawn_fault(const char *const *argv, const char *log_path, const char *
 void tt_wait_stopped(pid_t pid, int seconds);
 /* Waits for pid; returns its exit code, or 128 + signal. */
 int tt_wait(pid_t pid);
+/* The same, for at most `seconds`: fails the test (after killing pid) if it has not ended
+ * by then (the event never came). */
+int tt_wait_bounded(pid_t pid, int seconds, const char *what);
 /* metrics.jsonl of an output dir as a JSON array (caller decrefs); fails the test if absent. */
 json_t *tt_metrics(const char *out_dir);
 /* The training lines' "loss" values; returns how many (at most max). */
