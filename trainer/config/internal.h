@@ -48,6 +48,7 @@ bool config_in_range(const Key *k, double v);
 
 /* A plain scalar's text as the key types read it (YAML 1.2 core schema). 0, or -1 when s is
  * not a bool / an int64 / a float. */
+bool config_is_null_text(const char *s); /* "", ~, null, Null, NULL */
 int config_parse_bool(const char *s, bool *out);
 int config_parse_int(const char *s, int64_t *out);
 int config_parse_float(const char *s, double *out);

@@ -49,10 +49,7 @@ static bool is_plain(const yaml_node_t *n) {
 
 static bool is_null(const yaml_node_t *n) {
     if (!n) return true;
-    if (!is_plain(n)) return false;
-    const char *s = scalar_text(n);
-    return !*s || strcmp(s, "~") == 0 || strcmp(s, "null") == 0 || strcmp(s, "Null") == 0 ||
-           strcmp(s, "NULL") == 0;
+    return is_plain(n) && config_is_null_text(scalar_text(n));
 }
 
 /* A config file larger than this is not a config file. */

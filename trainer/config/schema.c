@@ -246,6 +246,10 @@ const char *config_key_path(int i) {
 
 /* ---- values as text ---------------------------------------------------------------------- */
 
+bool config_is_null_text(const char *s) {
+    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+}
+
 int config_parse_bool(const char *s, bool *out) {
     if (!strcmp(s, "true") || !strcmp(s, "True") || !strcmp(s, "TRUE")) return *out = true, 0;
     if (!strcmp(s, "false") || !strcmp(s, "False") || !strcmp(s, "FALSE")) return *out = false, 0;

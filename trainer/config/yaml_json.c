@@ -21,8 +21,7 @@ static json_t *scalar_json(const yaml_node_t *n) {
     bool b;
     int64_t i;
     double d;
-    if (!*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL"))
-        return json_null();
+    if (config_is_null_text(s)) return json_null();
     if (config_parse_bool(s, &b) == 0) return json_boolean(b);
     if (config_parse_int(s, &i) == 0) return json_integer((json_int_t)i);
     if (config_parse_float(s, &d) == 0 && isfinite(d)) return json_real(d);
