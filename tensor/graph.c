@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include "tensor/bf16.h"
 #include "tensor/matmul.h"
+#include "tensor/profile.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 typedef struct TapeEntry {
     struct TapeEntry *prev;
     BackwardFn backward;
+    TensorOpClass op_class; /* the profile class of the op that recorded it */
     /* the op's context follows, 64-byte aligned */
 } TapeEntry;
 
@@ -272,6 +274,7 @@ void *graph_record(Graph *g, BackwardFn backward, size_t ctx_bytes) {
     TapeEntry *e = (TapeEntry *)p;
     e->prev = g->tape;
     e->backward = backward;
+    e->op_class = profile_current();
     g->tape = e;
     memset(p + TAPE_HEADER, 0, ctx_bytes);
     return p + TAPE_HEADER;
@@ -329,6 +332,7 @@ void *graph_weight_buffer(Graph *g, size_t bytes) {
 }
 
 const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
+    PROFILE_OP(TENSOR_OP_CONVERSION);
     int64_t cols = tensor_cols(w);
     if (w->data) return w->data + row0 * cols;
     if (!w->bf16 || rows < 0 || (uint64_t)(rows * cols) > SIZE_MAX / sizeof(float)) {
@@ -350,6 +354,7 @@ int32_t *graph_copy_ids(Graph *g, const int32_t *ids, int64_t n) {
 
 static int replay_tape(Graph *g) {
     for (TapeEntry *e = g->tape; e; e = e->prev) {
+        PROFILE_OP(e->op_class);
         e->backward(g, (char *)e + TAPE_HEADER);
         if (g->failed) return -1;
     }

@@ -15,6 +15,7 @@
 
 #include "tensor/bf16.h"
 #include "tensor/onednn.h"
+#include "tensor/profile.h"
 
 #define CONVERT_CHUNK ((int64_t)1 << 15)
 
@@ -100,6 +101,7 @@ static void *grow(Graph *g, void **buf, size_t *cap, size_t bytes) {
 }
 
 MmIn mm_input(Graph *g, const float *src, int64_t n) {
+    PROFILE_OP(TENSOR_OP_CONVERSION);
     MmBuffers *b = graph_mm_buffers(g);
     if (b->x_src == src && b->x_n == n && b->x) return as_operand(g, b->x);
     b->x_src = NULL;
@@ -112,6 +114,7 @@ MmIn mm_input(Graph *g, const float *src, int64_t n) {
 }
 
 MmIn mm_input_d(Graph *g, const float *src, int64_t n) {
+    PROFILE_OP(TENSOR_OP_CONVERSION);
     MmBuffers *b = graph_mm_buffers(g);
     void *dst = grow(g, &b->d, &b->d_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
     if (dst) convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
@@ -119,12 +122,14 @@ MmIn mm_input_d(Graph *g, const float *src, int64_t n) {
 }
 
 MmIn mm_input_arena(Graph *g, const float *src, int64_t n) {
+    PROFILE_OP(TENSOR_OP_CONVERSION);
     void *dst = graph_alloc(g, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
     if (dst) convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
     return as_operand(g, dst);
 }
 
 MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
+    PROFILE_OP(TENSOR_OP_CONVERSION);
     int64_t cols = tensor_cols(w), n = rows * cols;
     bool bits = graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16;
     if (bits && w->bf16) return as_operand(g, w->bf16 + row0 * cols); /* in place */
@@ -162,9 +167,19 @@ MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, i
     return as_operand(g, dst);
 }
 
+void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int k, float alpha,
+              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    PROFILE_OP(TENSOR_OP_PRODUCTS);
+    double start = profile_product_start();
+    cblas_sgemm(CblasRowMajor, transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    profile_product_done(start, m, n, k);
+}
+
 int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmIn b, int64_t ldb,
             bool transb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0) return 0;
+    PROFILE_OP(TENSOR_OP_PRODUCTS);
+    double start = profile_product_start();
     MmKernel kernel = graph_mm_kernel(g);
     int rc = -1;
     if (kernel == MM_KERNEL_ONEDNN_BF16 && a.bits && b.bits)
@@ -178,6 +193,7 @@ int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmI
                     a.vals, (int)lda, b.vals, (int)ldb, beta, c, (int)ldc);
         rc = 0;
     }
+    profile_product_done(start, m, n, k);
     if (rc != 0)
         graph_fail(g, "matmul (%lld x %lld x %lld) failed in the %s kernel", (long long)m,
                    (long long)n, (long long)k, mm_kernel_name(kernel));

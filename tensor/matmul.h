@@ -1,4 +1,7 @@
-/* tensor/matmul.h — the frozen model's matrix products in BF16 precision; private to tensor/.
+/* tensor/matmul.h — the ops' matrix products; private to tensor/.
+ *
+ * Every product of an op goes through mm_sgemm (F32 values, OpenBLAS) or mm_gemm (BF16
+ * precision), which also time and count it for tensor_profile_begin().
  *
  * In BF16 precision (graph_set_precision) an op hands its products to mm_gemm with both
  * inputs as MmIn operands: values rounded to bf16 (nearest even, tensor/bf16.h), held as
@@ -11,6 +14,8 @@
  * In F32 precision none of this is used: ops call sgemm exactly as before. */
 #ifndef LORAFIT_MATMUL_H
 #define LORAFIT_MATMUL_H
+
+#include <cblas.h>
 
 #include "tensor/graph_internal.h"
 
@@ -69,6 +74,10 @@ MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows);
  * per-thread block buffers inside OpenMP regions. */
 MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, int64_t ld,
               bool transpose);
+
+/* cblas_sgemm, row-major: C (m, n) = alpha op(A) op(B) + beta C. */
+void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int k, float alpha,
+              const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
 /* C (m, n) = alpha A (m, k) op(B) + beta C (beta 0 or 1), as in tensor/onednn.h: A rows lda
  * apart; B (k, n) rows ldb apart, or with transb B^T with B stored (n, k). 0, or -1 with the

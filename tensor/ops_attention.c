@@ -20,8 +20,9 @@
  * In BF16 precision the blocks run the same steps on bf16-rounded operands
  * (tensor/ops_attention_bf16.c); the task loops and the order of every sum are these. */
 #include "tensor/attention_internal.h"
+#include "tensor/profile.h"
+#include "tensor/vexp.h"
 
-#include <cblas.h>
 #include <math.h>
 
 static inline bool attend(const int32_t *seg, int t, int s) {
@@ -34,11 +35,12 @@ void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) {
         float mx = row[t]; /* s = t is always allowed */
         for (int s = 0; s < t; s++)
             if (attend(seg, t, s) && row[s] > mx) mx = row[s];
+        for (int s = 0; s <= t; s++) row[s] -= mx;
+        vexp_floats(row, row, t + 1); /* masked entries' exps are computed and dropped */
         float sum = 0.0f;
         for (int s = 0; s <= t; s++) {
-            float e = attend(seg, t, s) ? expf(row[s] - mx) : 0.0f;
-            row[s] = e;
-            sum += e;
+            if (!attend(seg, t, s)) row[s] = 0.0f;
+            sum += row[s];
         }
         float inv = 1.0f / sum;
         for (int s = 0; s <= t; s++) row[s] *= inv;
@@ -75,11 +77,11 @@ static void forward_block(const AttentionCtx *c, int b, int h, int t0, int t1) {
     float *Pb = P + (int64_t)t0 * T;
     /* S rows [t0, t1) x keys [0, t1) = scale Q K^T; P = softmax over allowed s;
      * O rows [t0, t1) = P V */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, D, scale, Q + (int64_t)t0 * ldq,
-                ldq, K, ldk, 0.0f, Pb, T);
+    mm_sgemm(CblasNoTrans, CblasTrans, m, t1, D, scale, Q + (int64_t)t0 * ldq, ldq, K, ldk, 0.0f,
+             Pb, T);
     masked_softmax(P, T, t0, t1, c->segment ? c->segment + row0 : NULL);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, t1, 1.0f, Pb, T, V, ldk, 0.0f,
-                O + (int64_t)t0 * ldq, ldq);
+    mm_sgemm(CblasNoTrans, CblasNoTrans, m, D, t1, 1.0f, Pb, T, V, ldk, 0.0f, O + (int64_t)t0 * ldq,
+             ldq);
 }
 
 /* Backward of rows [t0, t1) of head h of sequence b, except dK and dV: dS rows into
@@ -100,14 +102,13 @@ static void backward_block(const AttentionCtx *c, const float *dy, float *dq, fl
     const float *dO = dy + row0 * ldq + (int64_t)h * D;
     /* in the forward pass this was: O = P V; so dP = dO V^T, rows [t0, t1) against keys
      * [0, t1) only (P is 0 beyond) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, t1, D, 1.0f, dO + (int64_t)t0 * ldq,
-                ldq, V, ldk, 0.0f, ds + (int64_t)t0 * T, T);
+    mm_sgemm(CblasNoTrans, CblasTrans, m, t1, D, 1.0f, dO + (int64_t)t0 * ldq, ldq, V, ldk, 0.0f,
+             ds + (int64_t)t0 * T, T);
     softmax_backward_rows(P, ds, T, t0, t1);
     /* S = scale Q K^T: dQ += scale dS K */
     if (dq)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, D, t1, scale,
-                    ds + (int64_t)t0 * T, T, K, ldk, 1.0f, dq + (row0 + t0) * ldq + (int64_t)h * D,
-                    ldq);
+        mm_sgemm(CblasNoTrans, CblasNoTrans, m, D, t1, scale, ds + (int64_t)t0 * T, T, K, ldk, 1.0f,
+                 dq + (row0 + t0) * ldq + (int64_t)h * D, ldq);
 }
 
 /* dV (dk_side false) += P^T dO, or dK += scale dS^T Q, for rows [t0, t1) of head h of
@@ -123,8 +124,8 @@ static void backward_kv_block(const AttentionCtx *c, const float *dy, float *acc
     int64_t row0 = (int64_t)b * T;
     const float *X = (dk_side ? c->q->data : dy) + row0 * ldq + (int64_t)h * D;
     float alpha = dk_side ? 1.0f / sqrtf((float)D) : 1.0f;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, t1, D, t1 - t0, alpha, p + (int64_t)t0 * T,
-                T, X + (int64_t)t0 * ldq, ldq, 1.0f, acc + row0 * ldk + (int64_t)kvh * D, ldk);
+    mm_sgemm(CblasTrans, CblasNoTrans, t1, D, t1 - t0, alpha, p + (int64_t)t0 * T, T,
+             X + (int64_t)t0 * ldq, ldq, 1.0f, acc + row0 * ldk + (int64_t)kvh * D, ldk);
 }
 
 static void attention_backward(Graph *g, void *p) {
@@ -192,6 +193,7 @@ void softmax_backward_rows(const float *P, float *ds, int T, int t0, int t1) {
 
 Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int seq_len, int n_heads,
                      int n_kv_heads, int head_dim, const int32_t *segment) {
+    PROFILE_OP(TENSOR_OP_ATTENTION);
     if (!g || !q || !k || !v) return NULL;
     int64_t rows = (int64_t)batch * seq_len;
     if (batch < 1 || seq_len < 1 || n_heads < 1 || n_kv_heads < 1 || head_dim < 1 ||

@@ -19,9 +19,9 @@
  * bf16-rounded x / dy and W (tensor/matmul.h); the LoRA products stay f32 sgemm: they are
  * R wide (a few percent of the work) and their inputs and outputs are the trained ones. */
 #include "tensor/graph_internal.h"
+#include "tensor/profile.h"
 #include "tensor/matmul.h"
 
-#include <cblas.h>
 #include <string.h>
 
 /* y (n, out) = b broadcast over rows, or 0 when b is NULL; returns the sgemm beta to use. */
@@ -56,8 +56,7 @@ static int product_xwt(Graph *g, const Tensor *x, const Tensor *w, float beta, f
     }
     const float *wf = graph_weight_rows(g, w, 0, out);
     if (!wf) return -1;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, wf, in,
-                beta, y, out);
+    mm_sgemm(CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, wf, in, beta, y, out);
     return 0;
 }
 
@@ -70,8 +69,7 @@ static int product_dyw(Graph *g, const float *dy, const Tensor *w, int n, float 
     }
     const float *wf = graph_weight_rows(g, w, 0, out);
     if (!wf) return -1;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, wf, in, 1.0f,
-                dx, in);
+    mm_sgemm(CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, wf, in, 1.0f, dx, in);
     return 0;
 }
 
@@ -88,6 +86,7 @@ static void linear_backward(Graph *g, void *p) {
 }
 
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
+    PROFILE_OP(TENSOR_OP_LINEAR);
     if (!g || !x || !w) return NULL;
     if (!linear_shapes_ok(x, w, b)) {
         graph_fail(g, "op_linear: x %s, W %s and b %s do not match (need x (N, IN), W (OUT, IN))",
@@ -146,8 +145,8 @@ static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dht) 
             keep[i * in + j] = !(tensor_dropout_uniform(c->seed, at + (uint64_t)j) < p);
     }
     if (dx) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)in, r, 1.0f, dht, (int)n,
-                    c->A->data, (int)in, 0.0f, tmp, (int)in);
+        mm_sgemm(CblasTrans, CblasNoTrans, (int)n, (int)in, r, 1.0f, dht, (int)n, c->A->data,
+                 (int)in, 0.0f, tmp, (int)in);
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = i * in; j < (i + 1) * in; j++)
@@ -159,8 +158,8 @@ static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dht) 
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = i * in; j < (i + 1) * in; j++) tmp[j] = keep[j] ? x[j] * scale : 0.0f;
         /* dA (R, IN) += dh^T (R, N) drop(x) (N, IN) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, (int)in, (int)n, 1.0f, dht,
-                    (int)n, tmp, (int)in, 1.0f, dA, (int)in);
+        mm_sgemm(CblasNoTrans, CblasNoTrans, r, (int)in, (int)n, 1.0f, dht, (int)n, tmp, (int)in,
+                 1.0f, dA, (int)in);
     }
 }
 
@@ -178,8 +177,7 @@ static void lora_backward(Graph *g, void *p) {
         float *dBt = graph_alloc(g, (size_t)r * out * sizeof(float));
         if (!dB || !dBt) return;
         /* dB^T (R, OUT) = s * h^T (R, N) dy (N, OUT); dB (OUT, R) += its transpose */
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, out, n, s, c->h, r, dy, out, 0.0f,
-                    dBt, out);
+        mm_sgemm(CblasTrans, CblasNoTrans, r, out, n, s, c->h, r, dy, out, 0.0f, dBt, out);
         for (int64_t o = 0; o < out; o++)
             for (int64_t j = 0; j < r; j++) dB[o * r + j] += dBt[j * out + o];
     }
@@ -187,15 +185,14 @@ static void lora_backward(Graph *g, void *p) {
     float *dht = graph_alloc(g, (size_t)n * r * sizeof(float));
     if (!dht) return;
     /* dh^T (R, N) = s * B^T (R, OUT) dy^T (OUT, N) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasTrans, r, n, out, s, c->B->data, r, dy, out, 0.0f,
-                dht, n);
+    mm_sgemm(CblasTrans, CblasTrans, r, n, out, s, c->B->data, r, dy, out, 0.0f, dht, n);
     if (c->x->requires_grad) {
         float *dx = graph_grad(g, c->x);
         if (!dx || product_dyw(g, dy, c->w, n, dx) != 0) return;
         /* dx (N, IN) += dh A = (dh^T)^T (N, R) A (R, IN), through dropout when p > 0 */
         if (c->dropout <= 0.0f)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, n, in, r, 1.0f, dht, n, c->A->data,
-                        in, 1.0f, dx, in);
+            mm_sgemm(CblasTrans, CblasNoTrans, n, in, r, 1.0f, dht, n, c->A->data, in, 1.0f, dx,
+                     in);
     }
     if (c->dropout > 0.0f) {
         lora_dropout_backward(g, c, dht);
@@ -205,13 +202,13 @@ static void lora_backward(Graph *g, void *p) {
         float *dA = graph_grad(g, c->A);
         if (!dA) return;
         /* dA (R, IN) += dh^T (R, N) x (N, IN) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, r, in, n, 1.0f, dht, n, c->x->data,
-                    in, 1.0f, dA, in);
+        mm_sgemm(CblasNoTrans, CblasNoTrans, r, in, n, 1.0f, dht, n, c->x->data, in, 1.0f, dA, in);
     }
 }
 
 Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Tensor *A, Tensor *B,
                        float scaling, float dropout, uint64_t dropout_seed) {
+    PROFILE_OP(TENSOR_OP_LINEAR);
     if (!g || !x || !w || !A || !B) return NULL;
     if (!linear_shapes_ok(x, w, b) || A->ndim != 2 || B->ndim != 2 || A->shape[1] != w->shape[1] ||
         B->shape[0] != w->shape[0] || B->shape[1] != A->shape[0] || !A->data || !B->data ||
@@ -232,10 +229,8 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     const float *xd = lora_dropped_input(g, x, dropout, dropout_seed);
     if (!xd) return NULL;
     /* h (N, R) = drop(x) (N, IN) A^T; y (N, OUT) += s * h B^T */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, r, in, 1.0f, xd, in, A->data, in, 0.0f,
-                h, r);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, r, scaling, h, r, B->data, r, 1.0f,
-                y->data, out);
+    mm_sgemm(CblasNoTrans, CblasTrans, n, r, in, 1.0f, xd, in, A->data, in, 0.0f, h, r);
+    mm_sgemm(CblasNoTrans, CblasTrans, n, out, r, scaling, h, r, B->data, r, 1.0f, y->data, out);
     if (tensor_any_grad(x, A, B)) {
         LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
         if (!c) return NULL;

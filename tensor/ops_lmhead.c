@@ -5,7 +5,7 @@
  * rows of lse(x W^T) - (x W^T)[target] a chunk of R rows at a time:
  *   - only the M rows whose target counts are gathered (masked prompts cost nothing);
  *   - per chunk, L (R, V) = xa_chunk W^T by sgemm over blocks of VB vocabulary rows, then
- *     each row's exact log-sum-exp (max, then the sum of exp in double, in vocabulary order);
+ *     each row's log-sum-exp (max, then one exp per logit, summed in double in a fixed order);
  *   - when x requires a gradient, the same pass turns L into softmax - onehot and
  *     accumulates dxa (R, C) = L W, so backward only scales dxa by the upstream gradient:
  *     one pass over W per chunk for the logits and one for dx, no recomputation.
@@ -18,9 +18,10 @@
  * gathered rows once per op, each chunk's softmax - onehot once per chunk, and W's blocks
  * (in place when W is BF16 and the kernel is oneDNN's); the softmax and the loss stay f32. */
 #include "tensor/graph_internal.h"
+#include "tensor/profile.h"
 #include "tensor/matmul.h"
+#include "tensor/vexp.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <string.h>
 
@@ -67,8 +68,8 @@ static int chunk_logits(Graph *g, const Tensor *w, const float *xa, MmIn xab, in
         }
         const float *wb = graph_weight_rows(g, w, v0, vb);
         if (!wb) return -1;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)r, (int)vb, (int)C, 1.0f, xa,
-                    (int)C, wb, (int)C, 0.0f, L + v0, (int)V);
+        mm_sgemm(CblasNoTrans, CblasTrans, (int)r, (int)vb, (int)C, 1.0f, xa, (int)C, wb, (int)C,
+                 0.0f, L + v0, (int)V);
     }
     return 0;
 }
@@ -88,22 +89,24 @@ static int chunk_input_grad(Graph *g, const Tensor *w, const float *dL, int64_t 
         }
         const float *wb = graph_weight_rows(g, w, v0, vb);
         if (!wb) return -1;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)C, (int)vb, 1.0f,
-                    dL + v0, (int)V, wb, (int)C, v0 ? 1.0f : 0.0f, dxa, (int)C);
+        mm_sgemm(CblasNoTrans, CblasNoTrans, (int)r, (int)C, (int)vb, 1.0f, dL + v0, (int)V, wb,
+                 (int)C, v0 ? 1.0f : 0.0f, dxa, (int)C);
     }
     return 0;
 }
 
-/* One row's loss lse - l[t], and, with grad, the row turned into softmax - onehot. */
+/* One row's loss lse - l[t], and, with grad, the row turned into softmax - onehot. One exp
+ * per logit (vexp_shifted_sum: e = exp(l - max) as float, summed in double), and the
+ * softmax is e / sum: within 2 ulp of the float nearest exp(l - lse). */
 static double row_loss(float *l, int64_t V, int32_t t, bool grad) {
     float mx = l[0];
     for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-    double se = 0.0;
-    for (int64_t j = 0; j < V; j++) se += exp((double)l[j] - mx);
-    double lse = mx + log(se);
-    double loss = lse - l[t];
+    float lt = l[t];
+    double se = vexp_shifted_sum(l, l, mx, V);
+    double loss = mx + log(se) - lt;
     if (grad) {
-        for (int64_t j = 0; j < V; j++) l[j] = (float)exp((double)l[j] - lse);
+        double inv = 1.0 / se;
+        for (int64_t j = 0; j < V; j++) l[j] = (float)(l[j] * inv);
         l[t] -= 1.0f;
     }
     return loss;
@@ -117,6 +120,7 @@ static bool lm_head_shapes_ok(const Tensor *x, const Tensor *w) {
 
 Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int32_t *targets,
                                  int64_t *n_targets) {
+    PROFILE_OP(TENSOR_OP_LOSS);
     if (n_targets) *n_targets = 0;
     if (!g || !x || !w || !targets) return NULL;
     if (!lm_head_shapes_ok(x, w)) {

@@ -4,6 +4,7 @@
  * subtracted first so exp never overflows. Per-row losses are computed in parallel and then
  * summed in double in row order, so the total does not depend on the thread count. */
 #include "tensor/graph_internal.h"
+#include "tensor/profile.h"
 
 #include <math.h>
 
@@ -34,6 +35,7 @@ static void cross_entropy_backward(Graph *g, void *p) {
 }
 
 Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int64_t *n_targets) {
+    PROFILE_OP(TENSOR_OP_LOSS);
     if (n_targets) *n_targets = 0;
     if (!g || !logits || !targets) return NULL;
     int64_t n = tensor_rows(logits), V = tensor_cols(logits);
@@ -99,6 +101,7 @@ static void weighted_sum_backward(Graph *g, void *p) {
 }
 
 Tensor *op_weighted_sum(Graph *g, Tensor *x, const Tensor *w) {
+    PROFILE_OP(TENSOR_OP_LOSS);
     if (!g || !x || !w) return NULL;
     if (w->size != x->size || !w->data) {
         graph_fail(g, "op_weighted_sum: x %s and w %s differ in size (or w is not F32)", SHAPE(x),

@@ -2,11 +2,13 @@
  * Each row is one token; rows are independent, so the loops are OpenMP-parallel over rows
  * and every per-row reduction runs sequentially in a fixed order. */
 #include "tensor/graph_internal.h"
+#include "tensor/profile.h"
 
 #include <math.h>
 #include <string.h>
 
 Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t n) {
+    PROFILE_OP(TENSOR_OP_EMBEDDING);
     if (!g || !table || !ids) return NULL;
     if (table->ndim != 2 || n < 1 || (!table->data && !table->bf16)) {
         graph_fail(g, "op_embedding: table %s with %lld ids (need a (V, C) table, ids >= 1)",
@@ -71,6 +73,7 @@ static void rmsnorm_backward(Graph *g, void *p) {
 }
 
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
+    PROFILE_OP(TENSOR_OP_NORM);
     if (!g || !x || !w) return NULL;
     int64_t n = tensor_rows(x), C = tensor_cols(x);
     if (w->size != C || C < 1 || !w->data) { /* norm weights stay F32 */
@@ -148,6 +151,7 @@ static void rope_backward(Graph *g, void *p) {
 
 Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *pos,
                 const float *cos_table, const float *sin_table, int max_pos) {
+    PROFILE_OP(TENSOR_OP_ROPE);
     if (!g || !x || !pos || !cos_table || !sin_table) return NULL;
     int64_t n = tensor_rows(x);
     if (n_heads < 1 || head_dim < 2 || head_dim % 2 ||

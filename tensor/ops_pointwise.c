@@ -1,7 +1,10 @@
 /* tensor/ops_pointwise.c — element-wise ops: SwiGLU, residual add, dropout.
+ * SwiGLU takes its exps a block at a time from vexp_floats (glibc expf's bits, vectorised).
  * Every loop is OpenMP-parallel over rows with a static schedule and has no reduction, so
  * results do not depend on the thread count at all. */
 #include "tensor/graph_internal.h"
+#include "tensor/vexp.h"
+#include "tensor/profile.h"
 
 #include <math.h>
 #include <string.h>
@@ -32,6 +35,15 @@ void dropout_apply(float *dst, const float *src, int64_t row0, int64_t rows, int
 
 /* ---- SwiGLU: y = silu(gate) * up, silu(g) = g * sigmoid(g) ---- */
 
+/* Elements per exp call: a row is done in blocks of this many (on the thread's stack). */
+#define SWIGLU_BLOCK 256
+
+/* e[k] = expf(-g[k]) for k < n <= SWIGLU_BLOCK. */
+static void exp_neg(float *e, const float *g, int64_t n) {
+    for (int64_t k = 0; k < n; k++) e[k] = -g[k];
+    vexp_floats(e, e, n);
+}
+
 typedef struct {
     Tensor *gate, *up, *y;
 } SwigluCtx;
@@ -47,16 +59,23 @@ static void swiglu_backward(Graph *g, void *p) {
     const float *gt = c->gate->data, *u = c->up->data;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i++) {
-        for (int64_t j = i * cols; j < (i + 1) * cols; j++) {
-            float sig = 1.0f / (1.0f + expf(-gt[j]));
-            /* d silu / d g = sig * (1 + g * (1 - sig)) */
-            if (dgate) dgate[j] += dy[j] * u[j] * sig * (1.0f + gt[j] * (1.0f - sig));
-            if (dup) dup[j] += dy[j] * gt[j] * sig;
+        for (int64_t j0 = i * cols; j0 < (i + 1) * cols; j0 += SWIGLU_BLOCK) {
+            int64_t n = (i + 1) * cols - j0 < SWIGLU_BLOCK ? (i + 1) * cols - j0 : SWIGLU_BLOCK;
+            float e[SWIGLU_BLOCK];
+            exp_neg(e, gt + j0, n);
+            for (int64_t k = 0; k < n; k++) {
+                int64_t j = j0 + k;
+                float sig = 1.0f / (1.0f + e[k]);
+                /* d silu / d g = sig * (1 + g * (1 - sig)) */
+                if (dgate) dgate[j] += dy[j] * u[j] * sig * (1.0f + gt[j] * (1.0f - sig));
+                if (dup) dup[j] += dy[j] * gt[j] * sig;
+            }
         }
     }
 }
 
 Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
+    PROFILE_OP(TENSOR_OP_SWIGLU);
     if (!g || !gate || !up) return NULL;
     if (!same_shape(gate, up)) {
         graph_fail(g, "op_swiglu: gate %s and up %s differ in shape (or are not F32)", SHAPE(gate),
@@ -68,9 +87,15 @@ Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
     int64_t rows = tensor_rows(y), cols = tensor_cols(y);
     const float *gt = gate->data, *u = up->data;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = i * cols; j < (i + 1) * cols; j++)
-            y->data[j] = gt[j] / (1.0f + expf(-gt[j])) * u[j];
+    for (int64_t i = 0; i < rows; i++) {
+        for (int64_t j0 = i * cols; j0 < (i + 1) * cols; j0 += SWIGLU_BLOCK) {
+            int64_t n = (i + 1) * cols - j0 < SWIGLU_BLOCK ? (i + 1) * cols - j0 : SWIGLU_BLOCK;
+            float e[SWIGLU_BLOCK];
+            exp_neg(e, gt + j0, n);
+            for (int64_t k = 0; k < n; k++)
+                y->data[j0 + k] = gt[j0 + k] / (1.0f + e[k]) * u[j0 + k];
+        }
+    }
     if (tensor_any_grad(gate, up, NULL)) {
         SwigluCtx *c = graph_record(g, swiglu_backward, sizeof *c);
         if (!c) return NULL;
@@ -103,6 +128,7 @@ static void add_backward(Graph *g, void *p) {
 }
 
 Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
+    PROFILE_OP(TENSOR_OP_RESIDUAL);
     if (!g || !a || !b) return NULL;
     if (!same_shape(a, b)) {
         graph_fail(g, "op_add: a %s and b %s differ in shape (or are not F32)", SHAPE(a), SHAPE(b));
@@ -144,6 +170,7 @@ static void dropout_backward(Graph *g, void *p) {
 }
 
 Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed) {
+    PROFILE_OP(TENSOR_OP_DROPOUT);
     if (!g || !x) return NULL;
     if (!(p >= 0.0f && p < 1.0f)) {
         graph_fail(g, "op_dropout: probability %g is outside [0, 1)", p);

@@ -161,6 +161,36 @@ bool tensor_cpu_has_native_bf16(void);
 void tensor_set_threads(int n);
 int tensor_threads(void);
 
+/* ---- profile: where a step's time goes (tools/bench_train) ----------------------- */
+
+/* Wall seconds by op class between tensor_profile_begin and _end, each class exclusive of
+ * the classes inside it: matrix products (sgemm, oneDNN; with their GFLOPs) are taken out
+ * of the op that runs them, and OTHER is everything outside ops (optimizer, data, the
+ * caller). Process-wide and for one thread of ops: meant for benchmarks, not for training
+ * runs (the timers cost a clock read per op and per product). */
+typedef enum {
+    TENSOR_OP_OTHER,
+    TENSOR_OP_PRODUCTS,
+    TENSOR_OP_EMBEDDING,
+    TENSOR_OP_NORM,
+    TENSOR_OP_ROPE,
+    TENSOR_OP_ATTENTION, /* attention's softmax, masks and bookkeeping */
+    TENSOR_OP_SWIGLU,
+    TENSOR_OP_RESIDUAL,
+    TENSOR_OP_DROPOUT,
+    TENSOR_OP_LINEAR,     /* linear and LoRA element-wise: bias, dropout of x, scale */
+    TENSOR_OP_LOSS,       /* the fused lm_head's softmax and cross-entropy */
+    TENSOR_OP_CONVERSION, /* BF16 precision's roundings; BF16 weights widened to F32 */
+    TENSOR_OP_CLASSES
+} TensorOpClass;
+typedef struct {
+    double seconds[TENSOR_OP_CLASSES];
+    double product_flops; /* 2 M N K summed over the products */
+} TensorProfile;
+void tensor_profile_begin(void); /* zeroes the timers and starts them */
+void tensor_profile_end(TensorProfile *out);
+const char *tensor_op_class_name(TensorOpClass c); /* "matrix products", "RMSNorm", ... */
+
 /* ---- ops ------------------------------------------------------------------------ */
 
 /* Embedding lookup: out[n] = table[ids[n]]. No gradient (tables are frozen).

@@ -107,6 +107,26 @@ static int train_step(Bench *b, const int32_t *ids, const int32_t *targets, int 
     return 0;
 }
 
+/* Each op class's share of the timed steps (tensor_profile_begin), biggest first, and the
+ * matrix products' GFLOP/s; "outside ops" is the optimizer, gradient zeroing and the rest. */
+static void print_profile(const TensorProfile *p, double total, int steps) {
+    bool done[TENSOR_OP_CLASSES] = {false};
+    printf("bench_train: where a step goes (ms/step, share):");
+    for (int n = 0; n < TENSOR_OP_CLASSES; n++) {
+        int best = -1;
+        for (int c = 0; c < TENSOR_OP_CLASSES; c++)
+            if (!done[c] && (best < 0 || p->seconds[c] > p->seconds[best])) best = c;
+        done[best] = true;
+        if (p->seconds[best] * 1e3 / steps < 0.5) continue;
+        printf("%s %s %.0f %.1f%%", n ? "," : "", tensor_op_class_name((TensorOpClass)best),
+               p->seconds[best] / steps * 1e3, 100.0 * p->seconds[best] / total);
+    }
+    double products = p->seconds[TENSOR_OP_PRODUCTS];
+    printf("\nbench_train: matrix products: %.1f GFLOP per step at %.1f GFLOP/s\n",
+           p->product_flops / steps * 1e-9,
+           products > 0 ? p->product_flops / products * 1e-9 : 0.0);
+}
+
 /* Times `steps` steps at (batch, seq) after one warm-up step; prints one line. */
 static int bench_shape(Bench *b, int batch, int seq, int steps) {
     const ModelConfig *c = model_config(b->model);
@@ -127,6 +147,8 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
     int rc = train_step(b, ids, targets, batch, seq, &loss);
     double warm = bench_now() - t0, total = 0, cpu_total = 0;
     long faults_total = 0;
+    TensorProfile prof;
+    tensor_profile_begin();
     printf("bench_train: B %d x T %d: warm-up %.0f ms (loss %.6f)\n", batch, seq, warm * 1e3, loss);
     for (int s = 0; s < steps && rc == 0; s++) {
         long f0, f1;
@@ -141,6 +163,7 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
                "%.6f)\n",
                batch, seq, s + 1, dt * 1e3, cpu * 1e3, f1 - f0, loss);
     }
+    tensor_profile_end(&prof);
     free(ids);
     free(targets);
     if (rc != 0) {
@@ -158,6 +181,7 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
     if (b->ckpt)
         printf(" + layer arena %.0f MB", graph_arena_bytes(checkpointing_graph(b->ckpt)) / 1e6);
     printf("\n");
+    print_profile(&prof, total, steps);
     return 0;
 }
 

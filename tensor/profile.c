@@ -1,0 +1,104 @@
+/* tensor/profile.c — where a step's time goes, by op class (make bench's breakdown).
+ *
+ * Off unless tensor_profile_begin() turned it on; then each op's forward (PROFILE_OP in the
+ * op), each tape entry's backward (graph.c, under the class its op was recorded in) and
+ * each matrix product (mm_sgemm, mm_gemm) add their wall time to a class. Classes nest:
+ * time inside a product counts as products, not as the op around it, so the classes add up
+ * to the time spent in ops. Ops run on the main thread; a product called from inside an
+ * OpenMP region (attention's per-head blocks) adds its elapsed time divided by the team's
+ * size, moved from the enclosing class to products — a share, not an exact split. */
+#include "tensor/profile.h"
+
+#include <omp.h>
+#include <string.h>
+#include <time.h>
+
+static struct {
+    bool on;
+    TensorOpClass current;
+    double mark; /* when `current` last started counting */
+    double seconds[TENSOR_OP_CLASSES];
+    double inner[TENSOR_OP_CLASSES]; /* products inside OpenMP regions, by enclosing class */
+    double flops;
+} g_prof;
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+void tensor_profile_begin(void) {
+    memset(&g_prof, 0, sizeof g_prof);
+    g_prof.current = TENSOR_OP_OTHER;
+    g_prof.mark = now_seconds();
+    g_prof.on = true;
+}
+
+void tensor_profile_end(TensorProfile *out) {
+    if (g_prof.on) g_prof.seconds[g_prof.current] += now_seconds() - g_prof.mark;
+    g_prof.on = false;
+    memset(out, 0, sizeof *out);
+    for (int c = 0; c < TENSOR_OP_CLASSES; c++) {
+        out->seconds[c] = g_prof.seconds[c] - g_prof.inner[c];
+        out->seconds[TENSOR_OP_PRODUCTS] += g_prof.inner[c];
+    }
+    out->product_flops = g_prof.flops;
+}
+
+const char *tensor_op_class_name(TensorOpClass c) {
+    static const char *const names[TENSOR_OP_CLASSES] = {
+        [TENSOR_OP_OTHER] = "outside ops",
+        [TENSOR_OP_PRODUCTS] = "matrix products",
+        [TENSOR_OP_EMBEDDING] = "embedding",
+        [TENSOR_OP_NORM] = "RMSNorm",
+        [TENSOR_OP_ROPE] = "RoPE",
+        [TENSOR_OP_ATTENTION] = "attention softmax",
+        [TENSOR_OP_SWIGLU] = "SwiGLU",
+        [TENSOR_OP_RESIDUAL] = "residual add",
+        [TENSOR_OP_DROPOUT] = "dropout",
+        [TENSOR_OP_LINEAR] = "linear, LoRA element-wise",
+        [TENSOR_OP_LOSS] = "lm_head softmax+loss",
+        [TENSOR_OP_CONVERSION] = "bf16 conversion",
+    };
+    return c >= 0 && c < TENSOR_OP_CLASSES ? names[c] : "?";
+}
+
+TensorOpClass profile_current(void) {
+    return g_prof.current;
+}
+
+ProfileScope profile_enter(TensorOpClass c) {
+    ProfileScope s = {false, TENSOR_OP_OTHER};
+    if (!g_prof.on || omp_in_parallel()) return s;
+    double t = now_seconds();
+    g_prof.seconds[g_prof.current] += t - g_prof.mark;
+    g_prof.mark = t;
+    s = (ProfileScope){true, g_prof.current};
+    g_prof.current = c;
+    return s;
+}
+
+void profile_leave(ProfileScope *s) {
+    if (!s->active || !g_prof.on) return;
+    double t = now_seconds();
+    g_prof.seconds[g_prof.current] += t - g_prof.mark;
+    g_prof.mark = t;
+    g_prof.current = s->outer;
+}
+
+double profile_product_start(void) {
+    return g_prof.on && omp_in_parallel() ? now_seconds() : 0.0;
+}
+
+void profile_product_done(double start, int m, int n, int k) {
+    if (!g_prof.on) return;
+    double flops = 2.0 * m * n * k;
+#pragma omp atomic
+    g_prof.flops += flops;
+    if (start > 0.0) {
+        double share = (now_seconds() - start) / omp_get_num_threads();
+#pragma omp atomic
+        g_prof.inner[g_prof.current] += share;
+    }
+}

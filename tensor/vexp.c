@@ -1,0 +1,172 @@
+/* tensor/vexp.c — exp over arrays, four lanes at a time, with the bits of glibc's expf.
+ *
+ * SwiGLU, attention's softmax and the lm_head's softmax spend most of their time in expf,
+ * one call per element. On CPUs with AVX2 and FMA glibc's expf is its __expf_fma: x is
+ * widened to double, x N/ln2 = k + r (N = 32) by one FMA with the 1.5 * 2^52 shift,
+ * 2^(k/N) from a 32-entry table, 2^(r/N) by a cubic, the product rounded to float (the
+ * algorithm of ARM's optimized-routines). vexp_floats runs exactly those operations — the
+ * same FMAs, the same table, the same constants — on four lanes of AVX2 doubles, so its
+ * results are bit for bit glibc's (tests/test_tensor_vexp.c compares them) and f32 training
+ * keeps its bits. Lanes whose |x| needs glibc's special cases (overflow, underflow, inf,
+ * NaN: |x| >= 2^6 * 1.375 by the exponent test) are recomputed by expf itself. CPUs without
+ * AVX2 or FMA get glibc's other variant, so there the loops simply call expf. */
+#include "tensor/vexp.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define VEXP_AVX2 1
+#endif
+
+#ifdef VEXP_AVX2
+/* __exp2f_data of glibc 2.36 (sysdeps/ieee754/flt-32/math_config.h, e_exp2f_data.c):
+ * tab[i] = bits of 2^(i/32) minus i << 47, and the scaled constants. */
+static const uint64_t EXP2F_TAB[32] = {
+    0x3ff0000000000000, 0x3fefd9b0d3158574, 0x3fefb5586cf9890f, 0x3fef9301d0125b51,
+    0x3fef72b83c7d517b, 0x3fef54873168b9aa, 0x3fef387a6e756238, 0x3fef1e9df51fdee1,
+    0x3fef06fe0a31b715, 0x3feef1a7373aa9cb, 0x3feedea64c123422, 0x3feece086061892d,
+    0x3feebfdad5362a27, 0x3feeb42b569d4f82, 0x3feeab07dd485429, 0x3feea47eb03a5585,
+    0x3feea09e667f3bcd, 0x3fee9f75e8ec5f74, 0x3feea11473eb0187, 0x3feea589994cce13,
+    0x3feeace5422aa0db, 0x3feeb737b0cdc5e5, 0x3feec49182a3f090, 0x3feed503b23e255d,
+    0x3feee89f995ad3ad, 0x3feeff76f2fb5e47, 0x3fef199bdd85529c, 0x3fef3720dcef9069,
+    0x3fef5818dcfba487, 0x3fef7c97337b9b5f, 0x3fefa4afa2a490da, 0x3fefd0765b6e4540,
+};
+#define INV_LN2_N 0x40471547652b82feull /* N / ln 2 */
+#define POLY0     0x3ebc6af84b912394ull
+#define POLY1     0x3f2ebfce50fac4f3ull
+#define POLY2     0x3f962e42ff0c52d6ull
+#define SHIFT     0x4338000000000000ull /* 1.5 * 2^52 */
+/* expf's special cases start at this top-12-bits value of |x| (88.0f and up). */
+#define TOP12_SPECIAL 0x42au
+
+static double from_bits(uint64_t u) {
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* y[0..3] = expf(x[0..3]) for lanes in the normal range; returns a 4-bit mask of lanes
+ * that need expf's special cases (their y is garbage). */
+__attribute__((target("avx2,fma"))) static int exp4(const float *x, float *y) {
+    const __m256d inv_ln2_n = _mm256_set1_pd(from_bits(INV_LN2_N));
+    const __m256d shift = _mm256_set1_pd(from_bits(SHIFT));
+    const __m256d c0 = _mm256_set1_pd(from_bits(POLY0)), c1 = _mm256_set1_pd(from_bits(POLY1));
+    const __m256d c2 = _mm256_set1_pd(from_bits(POLY2)), one = _mm256_set1_pd(1.0);
+    __m128 xf = _mm_loadu_ps(x);
+    __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_castps_si128(xf), 20), _mm_set1_epi32(0x7ff));
+    int special =
+        _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(top, _mm_set1_epi32((int)TOP12_SPECIAL))));
+    __m256d xd = _mm256_cvtps_pd(xf);
+    __m256d kd = _mm256_fmadd_pd(inv_ln2_n, xd, shift); /* z + shift, z = x N/ln2 */
+    __m256i ki = _mm256_castpd_si256(kd);
+    kd = _mm256_sub_pd(kd, shift);
+    __m256d r = _mm256_fmsub_pd(inv_ln2_n, xd, kd); /* z - k */
+    __m256i idx = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
+    __m256i t = _mm256_i64gather_epi64((const long long *)EXP2F_TAB, idx, 8);
+    t = _mm256_add_epi64(t, _mm256_slli_epi64(ki, 47));
+    __m256d s = _mm256_castsi256_pd(t);
+    __m256d z = _mm256_fmadd_pd(r, c0, c1);
+    __m256d r2 = _mm256_mul_pd(r, r);
+    __m256d p = _mm256_fmadd_pd(r, c2, one);
+    p = _mm256_fmadd_pd(z, r2, p);
+    _mm_storeu_ps(y, _mm256_cvtpd_ps(_mm256_mul_pd(p, s)));
+    return special;
+}
+
+__attribute__((target("avx2,fma"))) static void exp_avx2(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float in[4];
+        memcpy(in, x + i, sizeof in); /* y may be x */
+        int special = exp4(in, y + i);
+        for (int l = 0; special; l++, special >>= 1)
+            if (special & 1) y[i + l] = expf(in[l]);
+    }
+    for (; i < n; i++) y[i] = expf(x[i]);
+}
+
+/* e[0..3] = exp(x - shift) (x widened to double, minus shift exactly in double), by the
+ * same steps; the special mask flags lanes outside [-87, 87] or NaN. */
+__attribute__((target("avx2,fma"))) static int exp4_shifted(const float *x, __m256d shiftd,
+                                                            float *e) {
+    const __m256d inv_ln2_n = _mm256_set1_pd(from_bits(INV_LN2_N));
+    const __m256d shift = _mm256_set1_pd(from_bits(SHIFT));
+    const __m256d c0 = _mm256_set1_pd(from_bits(POLY0)), c1 = _mm256_set1_pd(from_bits(POLY1));
+    const __m256d c2 = _mm256_set1_pd(from_bits(POLY2)), one = _mm256_set1_pd(1.0);
+    __m256d xd = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x)), shiftd);
+    __m256d ok = _mm256_and_pd(_mm256_cmp_pd(xd, _mm256_set1_pd(-87.0), _CMP_GE_OQ),
+                               _mm256_cmp_pd(xd, _mm256_set1_pd(87.0), _CMP_LE_OQ));
+    int special = ~_mm256_movemask_pd(ok) & 0xf;
+    __m256d kd = _mm256_fmadd_pd(inv_ln2_n, xd, shift);
+    __m256i ki = _mm256_castpd_si256(kd);
+    kd = _mm256_sub_pd(kd, shift);
+    __m256d r = _mm256_fmsub_pd(inv_ln2_n, xd, kd);
+    __m256i idx = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
+    __m256i t = _mm256_i64gather_epi64((const long long *)EXP2F_TAB, idx, 8);
+    t = _mm256_add_epi64(t, _mm256_slli_epi64(ki, 47));
+    __m256d z = _mm256_fmadd_pd(r, c0, c1);
+    __m256d r2 = _mm256_mul_pd(r, r);
+    __m256d p = _mm256_fmadd_pd(r, c2, one);
+    p = _mm256_fmadd_pd(z, r2, p);
+    _mm_storeu_ps(e, _mm256_cvtpd_ps(_mm256_mul_pd(p, _mm256_castsi256_pd(t))));
+    return special;
+}
+
+__attribute__((target("avx2,fma"))) static double exp_shifted_sum_avx2(float *e, const float *x,
+                                                                       float shift, int64_t n) {
+    __m256d acc = _mm256_setzero_pd(), shiftd = _mm256_set1_pd((double)shift);
+    int64_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        float in[4];
+        memcpy(in, x + i, sizeof in); /* e may be x */
+        int special = exp4_shifted(in, shiftd, e + i);
+        for (int l = 0; special; l++, special >>= 1)
+            if (special & 1) e[i + l] = (float)exp((double)in[l] - shift);
+        acc = _mm256_add_pd(acc, _mm256_cvtps_pd(_mm_loadu_ps(e + i)));
+    }
+    double lanes[4];
+    _mm256_storeu_pd(lanes, acc);
+    for (int l = 0; i < n; i++, l++) {
+        e[i] = (float)exp((double)x[i] - shift);
+        lanes[l] += e[i];
+    }
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}
+
+static int g_avx2 = -1; /* -1 = not checked yet */
+
+static bool use_avx2(void) {
+    if (g_avx2 < 0) {
+        __builtin_cpu_init();
+        int ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        __atomic_store_n(&g_avx2, ok, __ATOMIC_RELAXED);
+    }
+    return g_avx2 == 1;
+}
+#endif
+
+void vexp_floats(float *y, const float *x, int64_t n) {
+#ifdef VEXP_AVX2
+    if (use_avx2()) {
+        exp_avx2(y, x, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+
+double vexp_shifted_sum(float *e, const float *x, float shift, int64_t n) {
+#ifdef VEXP_AVX2
+    if (use_avx2()) return exp_shifted_sum_avx2(e, x, shift, n);
+#endif
+    double lanes[4] = {0, 0, 0, 0};
+    for (int64_t i = 0; i < n; i++) {
+        e[i] = (float)exp((double)x[i] - shift);
+        lanes[i % 4] += e[i];
+    }
+    return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+}

@@ -1,0 +1,17 @@
+/* tensor/vexp.h — exp over arrays for the softmaxes and SwiGLU; private to tensor/. */
+#ifndef LORAFIT_VEXP_H
+#define LORAFIT_VEXP_H
+
+#include <stdint.h>
+
+/* y[i] = expf(x[i]) for i < n, bit for bit glibc's expf on this CPU; y may be x.
+ * Single-threaded (call it inside the ops' parallel loops). */
+void vexp_floats(float *y, const float *x, int64_t n);
+
+/* e[i] = exp(x[i] - shift) rounded to float, the difference taken in double (within an ulp
+ * of the exact value: the same polynomial as vexp_floats); e may be x. Returns the sum of
+ * the e[i] in double, in a fixed order (four partial sums by i mod 4, then (s0 + s1) +
+ * (s2 + s3)), whatever the CPU. */
+double vexp_shifted_sum(float *e, const float *x, float shift, int64_t n);
+
+#endif

@@ -1,0 +1,115 @@
+/* tests/test_tensor_vexp.c — the array exps of tensor/vexp.h: vexp_floats gives glibc expf's
+ * bits for every input (checked on a spread of all 2^32 bit patterns and at the edges of
+ * its special cases), and vexp_shifted_sum is within an ulp of exp(x - shift) with its sum
+ * taken in the order it promises. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/vexp.h"
+#include "tests/test_util.h"
+
+static uint32_t bits_of(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+static float float_of(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* Asserts vexp_floats(x) == expf(x) bit for bit (NaNs: both NaN). One assertion at the
+ * end: Check records every ck_assert it passes, which costs a write each. */
+static void check_against_expf(const float *x, int64_t n) {
+    float *y = malloc((size_t)n * sizeof *y);
+    ck_assert(y);
+    vexp_floats(y, x, n);
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++) {
+        float want = expf(x[i]);
+        if (isnan(want) ? !isnan(y[i]) : bits_of(y[i]) != bits_of(want)) bad = i;
+    }
+    float got = bad >= 0 ? y[bad] : 0.0f, in = bad >= 0 ? x[bad] : 0.0f;
+    free(y);
+    ck_assert_msg(bad < 0, "exp(%a) = %a, expf gives %a", in, got, expf(in));
+}
+
+START_TEST(test_vexp_floats_is_expf_over_a_spread_of_all_floats) {
+    /* every 251st bit pattern (a prime stride: every exponent, mantissas of every shape) */
+    const int64_t n = ((int64_t)1 << 32) / 251 + 1;
+    float *x = malloc((size_t)n * sizeof *x);
+    ck_assert(x);
+    for (int64_t i = 0; i < n; i++) x[i] = float_of((uint32_t)(i * 251));
+    check_against_expf(x, n);
+    free(x);
+}
+END_TEST
+
+START_TEST(test_vexp_floats_is_expf_at_special_case_edges_and_in_place) {
+    /* around 88 (where expf's special cases start), overflow, underflow, 0, inf and NaN, in
+     * runs not a multiple of 4 long so the tail and every lane position are covered */
+    const float centers[] = {
+        88.0f, -88.0f,   88.72283935546875f, -87.33654f, -103.27893f, -103.97208f, 0.0f,
+        -0.0f, INFINITY, -INFINITY,          NAN,        1e-30f,      -1e-30f,     0x1p-149f,
+        1.0f};
+    enum { RUN = 203 };
+    float x[RUN], y[RUN];
+    for (size_t c = 0; c < sizeof centers / sizeof centers[0]; c++) {
+        uint32_t b = bits_of(centers[c]);
+        for (int i = 0; i < RUN; i++) x[i] = float_of(b + (uint32_t)(i - RUN / 2));
+        x[c % 4] = centers[c];
+        check_against_expf(x, RUN);
+        memcpy(y, x, sizeof y);
+        vexp_floats(y, y, RUN); /* in place */
+        int bad = -1;
+        for (int i = 0; i < RUN && bad < 0; i++)
+            if (!isnan(x[i]) && bits_of(y[i]) != bits_of(expf(x[i]))) bad = i;
+        ck_assert_msg(bad < 0, "in place: exp(%a) = %a", bad >= 0 ? x[bad] : 0.0f,
+                      bad >= 0 ? y[bad] : 0.0f);
+    }
+}
+END_TEST
+
+START_TEST(test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order) {
+    const int64_t n = 49157; /* a vocabulary-sized row, not a multiple of 4 */
+    float *x = malloc((size_t)n * sizeof *x), *e = malloc((size_t)n * sizeof *e);
+    ck_assert(x && e);
+    uint64_t seed = 7;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = test_rand_uniform(&seed, -40.0f, 12.0f);
+        if (i % 1000 == 0) x[i] = -95.0f - (float)(i % 7); /* the scalar fallback lanes */
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    double sum = vexp_shifted_sum(e, x, mx, n);
+    double lanes[4] = {0, 0, 0, 0};
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n; i++) {
+        double want = exp((double)x[i] - mx);
+        double ulp = nextafterf((float)want, INFINITY) - (float)want;
+        if (bad < 0 && !(fabs(e[i] - want) <= ulp)) bad = i;
+        lanes[i % 4] += e[i];
+    }
+    int64_t at = bad < 0 ? 0 : bad;
+    ck_assert_msg(bad < 0, "exp(%a - %a) = %a, want %a", x[at], mx, e[at], exp((double)x[at] - mx));
+    ck_assert(sum == (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
+    memcpy(e, x, (size_t)n * sizeof *e);
+    ck_assert(vexp_shifted_sum(e, e, mx, n) == sum); /* in place, and the same again */
+    free(x);
+    free(e);
+}
+END_TEST
+
+Suite *tensor_vexp_suite(void) {
+    Suite *s = suite_create("tensor_vexp");
+    TCase *tc = tcase_create("vexp");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_vexp_floats_is_expf_over_a_spread_of_all_floats);
+    tcase_add_test(tc, test_vexp_floats_is_expf_at_special_case_edges_and_in_place);
+    tcase_add_test(tc, test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order);
+    suite_add_tcase(s, tc);
+    return s;
+}
