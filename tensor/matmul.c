@@ -128,6 +128,17 @@ MmIn mm_input_arena(Graph *g, const float *src, int64_t n) {
     return as_operand(g, dst);
 }
 
+MmIn mm_input_in_place(Graph *g, float *data, int64_t n) {
+    if (mm_elem_bytes(g) == sizeof(uint16_t)) return mm_input_arena(g, data, n);
+    PROFILE_OP(TENSOR_OP_CONVERSION);
+#pragma omp parallel for schedule(static) if (n > 2 * CONVERT_CHUNK && !omp_in_parallel())
+    for (int64_t i0 = 0; i0 < n; i0 += CONVERT_CHUNK) {
+        int64_t end = n - i0 < CONVERT_CHUNK ? n : i0 + CONVERT_CHUNK;
+        for (int64_t i = i0; i < end; i++) data[i] = bf16_round_float(data[i]);
+    }
+    return as_operand(g, data);
+}
+
 MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
     PROFILE_OP(TENSOR_OP_CONVERSION);
     int64_t cols = tensor_cols(w), n = rows * cols;

@@ -66,6 +66,10 @@ size_t mm_elem_bytes(const Graph *g);
 MmIn mm_input(Graph *g, const float *src, int64_t n);
 MmIn mm_input_d(Graph *g, const float *src, int64_t n);
 MmIn mm_input_arena(Graph *g, const float *src, int64_t n);
+/* For an activation that nothing reads after this op but its products: under the
+ * emulations, data (n floats) itself rounded in place, no copy; under oneDNN, as
+ * mm_input_arena (a bf16 copy, data unchanged). */
+MmIn mm_input_in_place(Graph *g, float *data, int64_t n);
 /* Rows [row0, row0 + rows) of a frozen weight: BF16 bits in place for oneDNN; otherwise
  * converted into the graph's weight buffer (valid until the next weight request). */
 MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows);

@@ -2,13 +2,13 @@
  *
  * The same steps as the F32 blocks in ops_attention.c, with every product on bf16-rounded
  * operands (tensor/matmul.h): q, k and v are rounded once in the forward pass and kept for
- * backward, the output gradient once per backward, and each block's P or dS rows once per
- * product, into the calling thread's block buffer. The softmax, its backward and every
- * output stay f32. Products whose left operand is a transposed P or dS block (dV += P^T dO,
- * dK += scale dS^T Q) get the block written transposed by the rounding, so every product
- * is A (m, k) times B or B^T with A untransposed. Each thread uses only its own buffer
- * (omp_get_thread_num()), and a buffer is consumed by one product before the next
- * rounding, so one (ATT_BLOCK, T) block per thread is enough. */
+ * backward (in place under the emulation, so op_attention leaves them rounded there), the output
+ * gradient once per backward, and each block's P or dS rows once per product, into the calling
+ * thread's block buffer. The softmax, its backward and every output stay f32. Products whose left
+ * operand is a transposed P or dS block (dV += P^T dO, dK += scale dS^T Q) get the block written
+ * transposed by the rounding, so every product is A (m, k) times B or B^T with A untransposed. Each
+ * thread uses only its own buffer (omp_get_thread_num()), and a buffer is consumed by one product
+ * before the next rounding, so one (ATT_BLOCK, T) block per thread is enough. */
 #include "tensor/attention_internal.h"
 
 #include <math.h>
@@ -17,9 +17,10 @@
 int attention_bf16_prepare(Graph *g, AttentionCtx *c) {
     c->bf16 = true;
     c->g = g;
-    c->qb = mm_input_arena(g, c->q->data, c->q->size);
-    c->kb = mm_input_arena(g, c->k->data, c->k->size);
-    c->vb = mm_input_arena(g, c->v->data, c->v->size);
+    /* only attention reads q, k and v (RoPE's and the projections' backward do not) */
+    c->qb = mm_input_in_place(g, c->q->data, c->q->size);
+    c->kb = mm_input_in_place(g, c->k->data, c->k->size);
+    c->vb = mm_input_in_place(g, c->v->data, c->v->size);
     c->blockbuf_threads = omp_get_max_threads();
     c->blockbuf_bytes = ((size_t)ATT_BLOCK * c->seq_len * mm_elem_bytes(g) + 63) / 64 * 64;
     c->blockbuf = graph_alloc(g, c->blockbuf_bytes * (size_t)c->blockbuf_threads);

@@ -20,6 +20,8 @@ static struct {
     double seconds[TENSOR_OP_CLASSES];
     double inner[TENSOR_OP_CLASSES]; /* products inside OpenMP regions, by enclosing class */
     double flops;
+    TensorOpClass product_owner; /* the class around the running serial product */
+    double owned_seconds[TENSOR_OP_CLASSES], owned_flops[TENSOR_OP_CLASSES];
 } g_prof;
 
 static double now_seconds(void) {
@@ -44,6 +46,8 @@ void tensor_profile_end(TensorProfile *out) {
         out->seconds[TENSOR_OP_PRODUCTS] += g_prof.inner[c];
     }
     out->product_flops = g_prof.flops;
+    memcpy(out->product_seconds_in, g_prof.owned_seconds, sizeof out->product_seconds_in);
+    memcpy(out->product_flops_in, g_prof.owned_flops, sizeof out->product_flops_in);
 }
 
 const char *tensor_op_class_name(TensorOpClass c) {
@@ -75,6 +79,8 @@ ProfileScope profile_enter(TensorOpClass c) {
     g_prof.seconds[g_prof.current] += t - g_prof.mark;
     g_prof.mark = t;
     s = (ProfileScope){true, g_prof.current};
+    if (c == TENSOR_OP_PRODUCTS && g_prof.current != TENSOR_OP_PRODUCTS)
+        g_prof.product_owner = g_prof.current;
     g_prof.current = c;
     return s;
 }
@@ -88,17 +94,25 @@ void profile_leave(ProfileScope *s) {
 }
 
 double profile_product_start(void) {
-    return g_prof.on && omp_in_parallel() ? now_seconds() : 0.0;
+    return g_prof.on ? now_seconds() : 0.0;
 }
 
 void profile_product_done(double start, int m, int n, int k) {
     if (!g_prof.on) return;
     double flops = 2.0 * m * n * k;
+    bool inner = omp_in_parallel();
+    /* inside a region: this thread's share of the team's time */
+    double seconds = (now_seconds() - start) / (inner ? omp_get_num_threads() : 1);
+    TensorOpClass owner =
+        g_prof.current == TENSOR_OP_PRODUCTS ? g_prof.product_owner : g_prof.current;
 #pragma omp atomic
     g_prof.flops += flops;
-    if (start > 0.0) {
-        double share = (now_seconds() - start) / omp_get_num_threads();
 #pragma omp atomic
-        g_prof.inner[g_prof.current] += share;
+    g_prof.owned_flops[owner] += flops;
+#pragma omp atomic
+    g_prof.owned_seconds[owner] += seconds;
+    if (inner) {
+#pragma omp atomic
+        g_prof.inner[g_prof.current] += seconds;
     }
 }

@@ -21,8 +21,8 @@ TensorOpClass profile_current(void);
 #define PROFILE_OP(cls)                                                                            \
     __attribute__((cleanup(profile_leave))) ProfileScope profile_scope_ = profile_enter(cls)
 
-/* Around one matrix product (m, n, k): inside an OpenMP region, start is the time it began
- * (0 outside one, where PROFILE_OP(TENSOR_OP_PRODUCTS) times it). */
+/* Around one matrix product (m, n, k): start is the time it began (0 when profiling is off);
+ * done counts it for the op class around it. */
 double profile_product_start(void);
 void profile_product_done(double start, int m, int n, int k);
 

@@ -123,7 +123,8 @@ int graph_backward_from(Graph *g, Tensor *root, const float *grad);
  * f32. Everything else stays f32: the LoRA products (x A^T, h B^T, and dA, dB, dh: small),
  * norms, softmax, the loss and every reduction. Activations stay F32 tensors; an op
  * rounds its inputs into buffers the graph keeps (the bf16 copy of an input is reused by
- * the next op reading the same tensor, so q, k and v round their input once).
+ * the next op reading the same tensor, so q, k and v round their input once); under the
+ * emulation op_attention rounds q, k and v themselves in place instead of copying them.
  * The kernel: oneDNN's matmul primitive when tensor_cpu_has_native_bf16() and oneDNN has a
  * bf16 matmul for this CPU (primitives created once per shape, kept for the process);
  * otherwise an emulation, OpenBLAS sgemm on the bf16-rounded values: the same arithmetic
@@ -186,6 +187,8 @@ typedef enum {
 typedef struct {
     double seconds[TENSOR_OP_CLASSES];
     double product_flops; /* 2 M N K summed over the products */
+    /* the products by the op that ran them (seconds of products inside attention, ...) */
+    double product_seconds_in[TENSOR_OP_CLASSES], product_flops_in[TENSOR_OP_CLASSES];
 } TensorProfile;
 void tensor_profile_begin(void); /* zeroes the timers and starts them */
 void tensor_profile_end(TensorProfile *out);

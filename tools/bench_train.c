@@ -122,9 +122,20 @@ static void print_profile(const TensorProfile *p, double total, int steps) {
                p->seconds[best] / steps * 1e3, 100.0 * p->seconds[best] / total);
     }
     double products = p->seconds[TENSOR_OP_PRODUCTS];
-    printf("\nbench_train: matrix products: %.1f GFLOP per step at %.1f GFLOP/s\n",
+    printf("\nbench_train: matrix products: %.1f GFLOP per step at %.1f GFLOP/s; by op:",
            p->product_flops / steps * 1e-9,
            products > 0 ? p->product_flops / products * 1e-9 : 0.0);
+    for (int c = 0, n = 0; c < TENSOR_OP_CLASSES; c++) {
+        double sec = p->product_seconds_in[c];
+        if (sec <= 0) continue;
+        const char *op = c == TENSOR_OP_LINEAR      ? "linear and LoRA"
+                         : c == TENSOR_OP_ATTENTION ? "attention"
+                         : c == TENSOR_OP_LOSS      ? "lm_head"
+                                                    : tensor_op_class_name((TensorOpClass)c);
+        printf("%s %s %.0f ms/step at %.1f GFLOP/s", n++ ? "," : "", op, sec / steps * 1e3,
+               p->product_flops_in[c] / sec * 1e-9);
+    }
+    printf("\n");
 }
 
 /* Times `steps` steps at (batch, seq) after one warm-up step; prints one line. */
