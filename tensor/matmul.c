@@ -178,6 +178,11 @@ MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, i
     return as_operand(g, dst);
 }
 
+int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, int n, int k,
+                       bool transb) {
+    return onednn_gemm(ONEDNN_BF16, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n);
+}
+
 void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     PROFILE_OP(TENSOR_OP_PRODUCTS);

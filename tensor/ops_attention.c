@@ -24,6 +24,7 @@
 #include "tensor/vexp.h"
 
 #include <math.h>
+#include <string.h>
 
 static inline bool attend(const int32_t *seg, int t, int s) {
     return s <= t && (!seg || seg[s] == seg[t]);
@@ -35,16 +36,18 @@ void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) {
         float mx = row[t]; /* s = t is always allowed */
         for (int s = 0; s < t; s++)
             if (attend(seg, t, s) && row[s] > mx) mx = row[s];
+#pragma omp simd
         for (int s = 0; s <= t; s++) row[s] -= mx;
         vexp_floats(row, row, t + 1); /* masked entries' exps are computed and dropped */
+        if (seg)
+            for (int s = 0; s < t; s++)
+                if (seg[s] != seg[t]) row[s] = 0.0f;
         float sum = 0.0f;
-        for (int s = 0; s <= t; s++) {
-            if (!attend(seg, t, s)) row[s] = 0.0f;
-            sum += row[s];
-        }
+        for (int s = 0; s <= t; s++) sum += row[s];
         float inv = 1.0f / sum;
+#pragma omp simd
         for (int s = 0; s <= t; s++) row[s] *= inv;
-        for (int s = t + 1; s < T; s++) row[s] = 0.0f;
+        memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
     }
 }
 

@@ -264,6 +264,11 @@ Tensor *op_weighted_sum(Graph *g, Tensor *x, const Tensor *w);
  * (transb) or A B (K, N); accumulate adds into C instead of overwriting. OpenBLAS sgemm. */
 void tensor_matmul(float *c, const float *a, const float *b, int m, int n, int k, bool transb,
                    bool accumulate);
+/* The same product with bf16 inputs (bits, as tensor_float_to_bf16) and f32 output on
+ * oneDNN's matmul (tools/bench_kernels measures its peak with it); 0, or -1 when oneDNN
+ * has no bf16 matmul for this CPU. Overwrites C. */
+int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, int n, int k,
+                       bool transb);
 /* The element-index hash used for dropout masks: uniform in [0, 1). */
 float tensor_dropout_uniform(uint64_t seed, uint64_t index);
 

@@ -1,6 +1,7 @@
 #!/bin/sh
 # make bench: runs every benchmark program the build produced (build/tools/bench_*), each
-# printing its own figures; then, per shape, the same training step in lorafit f32 and bf16
+# printing its own figures; then, per shape, the same training step in lorafit f32 and bf16 (with
+# each op class's share of the step and the products' GFLOP/s beside the sgemm and oneDNN peaks)
 # and in PyTorch float32 and bf16 autocast when Python has torch (Debian's python3-torch;
 # optional), and a side-by-side table of them; and the MPI scaling of tools/bench_mpi.sh.
 # Figures are printed, never asserted.
@@ -16,13 +17,15 @@ set -e
 BUILD=${1:-build}
 SHAPES=${BENCH_SHAPES:-smollm-135m llama-1b}
 STEPS=${BENCH_STEPS:-2}
+OUT=$(mktemp -d /tmp/lorafit-bench-XXXXXX)
+trap 'rm -rf "$OUT"' EXIT
 found=0
 for b in "$BUILD"/tools/bench_*; do
   [ -x "$b" ] || continue
   case "$b" in *.o|*.d|*/bench_train) continue ;; esac
   found=1
   echo "== $(basename "$b")"
-  LORAFIT_TOOLS="$BUILD/tools" "$b"
+  LORAFIT_TOOLS="$BUILD/tools" "$b" | tee "$OUT/$(basename "$b")"
 done
 [ "$found" = 1 ] || echo "no benchmarks built"
 # The Rust tokenizers library on the same text as bench_tokenizer, when the scratch install of
@@ -74,8 +77,6 @@ for p in python3 /usr/bin/python3; do
 done
 [ -n "$PY" ] || echo "== bench_torch.py skipped: python3 cannot import torch (apt-get install python3-torch)"
 
-OUT=$(mktemp -d /tmp/lorafit-bench-XXXXXX)
-trap 'rm -rf "$OUT"' EXIT
 # "ms/step tokens/s peak-RSS-MB" from a run's summary line, or "- - -".
 figures() {
   sed -n 's/.* \([0-9]*\) ms\/step, \([0-9]*\) tokens\/s.*peak RSS \([0-9]*\) MB.*/\1 \2 \3/p' "$1" |
@@ -113,6 +114,14 @@ for shape in $SHAPES; do
     "lorafit bf16 / pytorch bf16 = $(ratio "${tps_lorafit_bf16:-}" "${tps_torch_bf16:-}")," \
     "lorafit bf16 / lorafit f32 = $(ratio "${tps_lorafit_bf16:-}" "${tps_lorafit_f32:-}")"
   unset tps_lorafit_f32 tps_lorafit_bf16 tps_torch_none tps_torch_bf16
+  for prec in f32 bf16; do
+    f="$OUT/lorafit-$shape-$prec"
+    [ -f "$f" ] || continue
+    echo "$shape: lorafit $prec matrix products at $(sed -n 's/.*GFLOP per step at \([0-9.]*\) GFLOP\/s.*/\1/p' "$f" | tail -1) GFLOP/s" \
+      "(peaks in this run, 1024^3: OpenBLAS sgemm $(sed -n 's/^sgemm *\([0-9.]*\) GFLOP.*/\1/p' "$OUT/bench_kernels" 2>/dev/null)," \
+      "oneDNN bf16 $(sed -n 's/^oneDNN bf16 matmul *\([0-9.]*\) GFLOP.*/\1/p; s/^oneDNN bf16 matmul *unimplemented.*/unimplemented here/p' "$OUT/bench_kernels" 2>/dev/null))"
+    sed -n 's/^bench_train: where a step goes/  where a step goes/p' "$f" | tail -1
+  done
 done
 
 [ "${BENCH_CHECKPOINTING:-1}" = 0 ] && exit 0

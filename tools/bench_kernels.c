@@ -1,8 +1,9 @@
-/* tools/bench_kernels.c — GFLOP/s of OpenBLAS sgemm and of our kernels at SmolLM-135M shapes
- * (hidden 576, 9 heads / 3 kv heads, head_dim 64, intermediate 1536, batch 4 x seq 256,
- * LoRA r 8). FLOPs count 2*M*N*K per product. Attention counts the QK^T and PV products
- * (and in backward the four products dP, dV, dQ, dK) over the FULL T x T square, which is
- * what the kernel computes; causal masking would make the useful work about half. */
+/* tools/bench_kernels.c — GFLOP/s of OpenBLAS sgemm and oneDNN's bf16 matmul (the peaks, at
+ * 1024^3; the bf16 one where the CPU has it) and of our kernels at SmolLM-135M shapes (hidden 576,
+ * 9 heads / 3 kv heads, head_dim 64, intermediate 1536, batch 4 x seq 256, LoRA r 8). FLOPs count
+ * 2*M*N*K per product. Attention counts the QK^T and PV products (and in backward the four products
+ * dP, dV, dQ, dK) over the FULL T x T square, which is what the kernel computes; causal masking
+ * would make the useful work about half. */
 #include "tensor/tensor.h"
 
 #include <stdio.h>
@@ -83,6 +84,21 @@ int main(void) {
     double dt = bench_now() - t0;
     printf("%-22s %7.2f GFLOP/s (%d x %d x %d)\n", "sgemm", 2.0 * S * S * S * REPS / dt * 1e-9, S,
            S, S);
+    uint16_t *ab = malloc((size_t)S * S * sizeof *ab), *bb = malloc((size_t)S * S * sizeof *bb);
+    if (!ab || !bb) return 1;
+    tensor_float_to_bf16_array(ab, a->data, (int64_t)S * S);
+    tensor_float_to_bf16_array(bb, b->data, (int64_t)S * S);
+    if (tensor_matmul_bf16(c->data, ab, bb, S, S, S, false) == 0) { /* the first call JITs */
+        t0 = bench_now();
+        for (int i = 0; i < REPS; i++) tensor_matmul_bf16(c->data, ab, bb, S, S, S, false);
+        dt = bench_now() - t0;
+        printf("%-22s %7.2f GFLOP/s (%d x %d x %d)\n", "oneDNN bf16 matmul",
+               2.0 * S * S * S * REPS / dt * 1e-9, S, S, S);
+    } else {
+        printf("%-22s unimplemented on this CPU (no AVX512-BF16 or AMX-BF16)\n",
+               "oneDNN bf16 matmul");
+    }
+    free(ab), free(bb);
     tensor_free(a), tensor_free(b), tensor_free(c);
 
     Inputs in = {0};
