@@ -137,15 +137,16 @@ __attribute__((target("avx2,fma"))) static double exp_shifted_sum_avx2(float *e,
     return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
 }
 
-static int g_avx2 = -1; /* -1 = not checked yet */
+static int g_avx2 = -1; /* -1 = not checked yet; every thread computes the same answer */
 
 static bool use_avx2(void) {
-    if (g_avx2 < 0) {
+    int ok = __atomic_load_n(&g_avx2, __ATOMIC_RELAXED);
+    if (ok < 0) {
         __builtin_cpu_init();
-        int ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
         __atomic_store_n(&g_avx2, ok, __ATOMIC_RELAXED);
     }
-    return g_avx2 == 1;
+    return ok == 1;
 }
 #endif
 

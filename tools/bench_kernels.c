@@ -22,7 +22,19 @@ static Tensor *filled(int ndim, const int64_t *shape, bool grad, uint64_t *st) {
     return t;
 }
 
-enum { B = 4, T = 256, N = B * T, C = 576, FF = 1536, NH = 9, NKV = 3, D = 64, R = 8, REPS = 3 };
+enum {
+    B = 4,
+    T = 256,
+    N = B * T,
+    C = 576,
+    FF = 1536,
+    NH = 9,
+    NKV = 3,
+    D = 64,
+    R = 8,
+    REPS = 3,
+    PEAK_REPS = 10
+};
 
 typedef enum { K_LINEAR, K_LORA, K_ATTENTION } Kind;
 
@@ -78,22 +90,31 @@ int main(void) {
     Tensor *a = filled(2, (int64_t[]){S, S}, false, &st),
            *b = filled(2, (int64_t[]){S, S}, false, &st);
     Tensor *c = tensor_new(2, (int64_t[]){S, S}, false);
-    tensor_matmul(c->data, a->data, b->data, S, S, S, false, false);
-    double t0 = bench_now();
-    for (int i = 0; i < REPS; i++) tensor_matmul(c->data, a->data, b->data, S, S, S, false, false);
-    double dt = bench_now() - t0;
-    printf("%-22s %7.2f GFLOP/s (%d x %d x %d)\n", "sgemm", 2.0 * S * S * S * REPS / dt * 1e-9, S,
-           S, S);
     uint16_t *ab = malloc((size_t)S * S * sizeof *ab), *bb = malloc((size_t)S * S * sizeof *bb);
     if (!ab || !bb) return 1;
     tensor_float_to_bf16_array(ab, a->data, (int64_t)S * S);
     tensor_float_to_bf16_array(bb, b->data, (int64_t)S * S);
-    if (tensor_matmul_bf16(c->data, ab, bb, S, S, S, false) == 0) { /* the first call JITs */
-        t0 = bench_now();
-        for (int i = 0; i < REPS; i++) tensor_matmul_bf16(c->data, ab, bb, S, S, S, false);
-        dt = bench_now() - t0;
-        printf("%-22s %7.2f GFLOP/s (%d x %d x %d)\n", "oneDNN bf16 matmul",
-               2.0 * S * S * S * REPS / dt * 1e-9, S, S, S);
+    /* peaks: the fastest of PEAK_REPS products after a warm-up one (oneDNN's first JITs) */
+    double best = 1e30;
+    tensor_matmul(c->data, a->data, b->data, S, S, S, false, false);
+    for (int i = 0; i < PEAK_REPS; i++) {
+        double t0 = bench_now();
+        tensor_matmul(c->data, a->data, b->data, S, S, S, false, false);
+        double dt = bench_now() - t0;
+        best = dt < best ? dt : best;
+    }
+    printf("%-22s %7.2f GFLOP/s (%d x %d x %d, best of %d)\n", "sgemm",
+           2.0 * S * S * S / best * 1e-9, S, S, S, PEAK_REPS);
+    if (tensor_matmul_bf16(c->data, ab, bb, S, S, S, false) == 0) {
+        best = 1e30;
+        for (int i = 0; i < PEAK_REPS; i++) {
+            double t0 = bench_now();
+            tensor_matmul_bf16(c->data, ab, bb, S, S, S, false);
+            double dt = bench_now() - t0;
+            best = dt < best ? dt : best;
+        }
+        printf("%-22s %7.2f GFLOP/s (%d x %d x %d, best of %d)\n", "oneDNN bf16 matmul",
+               2.0 * S * S * S / best * 1e-9, S, S, S, PEAK_REPS);
     } else {
         printf("%-22s unimplemented on this CPU (no AVX512-BF16 or AMX-BF16)\n",
                "oneDNN bf16 matmul");
