@@ -49,18 +49,13 @@ static double from_bits(uint64_t u) {
     return d;
 }
 
-/* y[0..3] = expf(x[0..3]) for lanes in the normal range; returns a 4-bit mask of lanes
- * that need expf's special cases (their y is garbage). */
-__attribute__((target("avx2,fma"))) static int exp4(const float *x, float *y) {
+/* exp(xd) for four doubles in expf's normal range, before the rounding to float: xd N/ln2 =
+ * k + r by one FMA with the shift, 2^(k/N) from the table, 2^(r/N) by the cubic. */
+__attribute__((target("avx2,fma"))) static inline __m256d exp_steps(__m256d xd) {
     const __m256d inv_ln2_n = _mm256_set1_pd(from_bits(INV_LN2_N));
     const __m256d shift = _mm256_set1_pd(from_bits(SHIFT));
     const __m256d c0 = _mm256_set1_pd(from_bits(POLY0)), c1 = _mm256_set1_pd(from_bits(POLY1));
     const __m256d c2 = _mm256_set1_pd(from_bits(POLY2)), one = _mm256_set1_pd(1.0);
-    __m128 xf = _mm_loadu_ps(x);
-    __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_castps_si128(xf), 20), _mm_set1_epi32(0x7ff));
-    int special =
-        _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(top, _mm_set1_epi32((int)TOP12_SPECIAL))));
-    __m256d xd = _mm256_cvtps_pd(xf);
     __m256d kd = _mm256_fmadd_pd(inv_ln2_n, xd, shift); /* z + shift, z = x N/ln2 */
     __m256i ki = _mm256_castpd_si256(kd);
     kd = _mm256_sub_pd(kd, shift);
@@ -68,12 +63,21 @@ __attribute__((target("avx2,fma"))) static int exp4(const float *x, float *y) {
     __m256i idx = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
     __m256i t = _mm256_i64gather_epi64((const long long *)EXP2F_TAB, idx, 8);
     t = _mm256_add_epi64(t, _mm256_slli_epi64(ki, 47));
-    __m256d s = _mm256_castsi256_pd(t);
     __m256d z = _mm256_fmadd_pd(r, c0, c1);
     __m256d r2 = _mm256_mul_pd(r, r);
     __m256d p = _mm256_fmadd_pd(r, c2, one);
     p = _mm256_fmadd_pd(z, r2, p);
-    _mm_storeu_ps(y, _mm256_cvtpd_ps(_mm256_mul_pd(p, s)));
+    return _mm256_mul_pd(p, _mm256_castsi256_pd(t));
+}
+
+/* y[0..3] = expf(x[0..3]) for lanes in the normal range; returns a 4-bit mask of lanes
+ * that need expf's special cases (their y is garbage). */
+__attribute__((target("avx2,fma"))) static int exp4(const float *x, float *y) {
+    __m128 xf = _mm_loadu_ps(x);
+    __m128i top = _mm_and_si128(_mm_srli_epi32(_mm_castps_si128(xf), 20), _mm_set1_epi32(0x7ff));
+    int special =
+        _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(top, _mm_set1_epi32((int)TOP12_SPECIAL))));
+    _mm_storeu_ps(y, _mm256_cvtpd_ps(exp_steps(_mm256_cvtps_pd(xf))));
     return special;
 }
 
@@ -93,27 +97,11 @@ __attribute__((target("avx2,fma"))) static void exp_avx2(float *y, const float *
  * same steps; the special mask flags lanes outside [-87, 87] or NaN. */
 __attribute__((target("avx2,fma"))) static int exp4_shifted(const float *x, __m256d shiftd,
                                                             float *e) {
-    const __m256d inv_ln2_n = _mm256_set1_pd(from_bits(INV_LN2_N));
-    const __m256d shift = _mm256_set1_pd(from_bits(SHIFT));
-    const __m256d c0 = _mm256_set1_pd(from_bits(POLY0)), c1 = _mm256_set1_pd(from_bits(POLY1));
-    const __m256d c2 = _mm256_set1_pd(from_bits(POLY2)), one = _mm256_set1_pd(1.0);
     __m256d xd = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x)), shiftd);
     __m256d ok = _mm256_and_pd(_mm256_cmp_pd(xd, _mm256_set1_pd(-87.0), _CMP_GE_OQ),
                                _mm256_cmp_pd(xd, _mm256_set1_pd(87.0), _CMP_LE_OQ));
-    int special = ~_mm256_movemask_pd(ok) & 0xf;
-    __m256d kd = _mm256_fmadd_pd(inv_ln2_n, xd, shift);
-    __m256i ki = _mm256_castpd_si256(kd);
-    kd = _mm256_sub_pd(kd, shift);
-    __m256d r = _mm256_fmsub_pd(inv_ln2_n, xd, kd);
-    __m256i idx = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
-    __m256i t = _mm256_i64gather_epi64((const long long *)EXP2F_TAB, idx, 8);
-    t = _mm256_add_epi64(t, _mm256_slli_epi64(ki, 47));
-    __m256d z = _mm256_fmadd_pd(r, c0, c1);
-    __m256d r2 = _mm256_mul_pd(r, r);
-    __m256d p = _mm256_fmadd_pd(r, c2, one);
-    p = _mm256_fmadd_pd(z, r2, p);
-    _mm_storeu_ps(e, _mm256_cvtpd_ps(_mm256_mul_pd(p, _mm256_castsi256_pd(t))));
-    return special;
+    _mm_storeu_ps(e, _mm256_cvtpd_ps(exp_steps(xd)));
+    return ~_mm256_movemask_pd(ok) & 0xf;
 }
 
 __attribute__((target("avx2,fma"))) static double exp_shifted_sum_avx2(float *e, const float *x,
