@@ -25,8 +25,10 @@
 #include <math.h>
 #include <string.h>
 
-/* The chunk of logits holds about this many floats (32 MB), whatever V is. */
+/* The chunk of logits holds about this many floats (32 MB), but at least LMHEAD_MIN_ROWS
+ * rows: sgemm runs well below its peak on fewer (Llama-3's V = 128256 would give 65 rows). */
 #define LMHEAD_CHUNK_FLOATS ((int64_t)1 << 23)
+#define LMHEAD_MIN_ROWS     256
 /* Vocabulary rows per weight block (the BF16 conversion unit). */
 #define LMHEAD_VOCAB_BLOCK 4096
 
@@ -157,7 +159,7 @@ Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int
     for (int64_t k = 0; k < m; k++)
         memcpy(xa + k * C, x->data + rows[k] * C, (size_t)C * sizeof(float));
     int64_t R = LMHEAD_CHUNK_FLOATS / V;
-    if (R < 1) R = 1;
+    if (R < LMHEAD_MIN_ROWS) R = LMHEAD_MIN_ROWS;
     if (R > m) R = m;
     float *L = m ? graph_scratch(g, (size_t)(R * V) * sizeof(float)) : NULL;
     if (m && !L) return NULL;
