@@ -332,9 +332,9 @@ void *graph_weight_buffer(Graph *g, size_t bytes) {
 }
 
 const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
-    PROFILE_OP(TENSOR_OP_CONVERSION);
     int64_t cols = tensor_cols(w);
-    if (w->data) return w->data + row0 * cols;
+    if (w->data) return w->data + row0 * cols; /* used in place: no conversion to time */
+    PROFILE_OP(TENSOR_OP_CONVERSION);
     if (!w->bf16 || rows < 0 || (uint64_t)(rows * cols) > SIZE_MAX / sizeof(float)) {
         graph_fail(g, "a weight %s with neither F32 nor BF16 data",
                    tensor_shape_text(w, (char[64]){0}, 64));

@@ -140,10 +140,10 @@ MmIn mm_input_in_place(Graph *g, float *data, int64_t n) {
 }
 
 MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
-    PROFILE_OP(TENSOR_OP_CONVERSION);
     int64_t cols = tensor_cols(w), n = rows * cols;
     bool bits = graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16;
     if (bits && w->bf16) return as_operand(g, w->bf16 + row0 * cols); /* in place */
+    PROFILE_OP(TENSOR_OP_CONVERSION);
     if (!w->bf16 && !w->data) {
         graph_fail(g, "a weight %s with neither F32 nor BF16 data", SHAPE(w));
         return (MmIn){0};
