@@ -47,11 +47,30 @@ static inline int64_t tensor_rows(const Tensor *t) {
     return c > 0 ? t->size / c : 0;
 }
 
+/* The dropout hash (tensor_dropout_uniform), inline so the mask loops need no call per
+ * element: counter-based, the mask of element i depends only on (seed, i), never on which
+ * thread computes it, so dropout is identical for any thread count and between forward and
+ * backward (which recomputes the mask instead of storing it). dropout_key(seed) once per
+ * mask, then dropout_uniform(key, i) in [0, 1) per element. */
+static inline uint64_t dropout_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static inline uint64_t dropout_key(uint64_t seed) {
+    return dropout_mix64(seed + 0x9E3779B97F4A7C15ull);
+}
+static inline float dropout_uniform(uint64_t key, uint64_t index) {
+    return (float)(dropout_mix64(key + index * 0xD1B54A32D192ED03ull) >> 40) * 0x1.0p-24f;
+}
+
 /* dst = src * keep / (1 - p), keep = tensor_dropout_uniform(seed, k) >= p, k the element's
  * index (row0 + i) * cols + j in the rows' numbering (graph_set_dropout_row_offset); dst may
- * equal src. */
-void dropout_apply(float *dst, const float *src, int64_t row0, int64_t rows, int64_t cols, float p,
-                   uint64_t seed);
+ * equal src. With keep_bits not NULL the mask is also stored there, one bit per element:
+ * row i's bits from byte i * DROPOUT_ROW_BYTES(cols), element j at bit j % 8 of byte j / 8. */
+#define DROPOUT_ROW_BYTES(cols) (((cols) + 7) / 8)
+void dropout_apply(float *dst, const float *src, uint8_t *keep_bits, int64_t row0, int64_t rows,
+                   int64_t cols, float p, uint64_t seed);
 
 static inline bool tensor_any_grad(const Tensor *a, const Tensor *b, const Tensor *c) {
     return (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);

@@ -6,7 +6,8 @@
  *   dB += s * dy^T h      (OUT, R)
  *   dA += dh^T drop(x)    (R, IN)
  *   dx += dy W + drop'(dh A), drop' applying the forward's mask and 1/(1-p).
- * The dropout mask is recomputed from its seed rather than stored.
+ * The forward pass keeps the dropout mask as bits (1/32 of x's bytes) for backward, which
+ * would otherwise hash every element again.
  *
  * A BF16 W is converted whole into the graph's weight scratch before each sgemm (forward
  * and again in backward) and the sgemm calls are the F32 ones. Converting in row blocks
@@ -111,21 +112,26 @@ typedef struct {
     const Tensor *w;
     float *h; /* (N, R) drop(x) A^T */
     float scaling, dropout;
-    uint64_t seed;
-    int64_t row0; /* graph_dropout_row_offset when recorded */
+    const uint8_t *keep; /* with dropout: the forward's mask, dropout_apply's bits */
 } LoraCtx;
 
-/* drop(x) for the LoRA path: x itself without dropout, else a masked copy in scratch. */
-static const float *lora_dropped_input(Graph *g, const Tensor *x, float p, uint64_t seed) {
+/* drop(x) for the LoRA path: x itself without dropout, else a masked copy in scratch; with
+ * keep_bits, the mask stored there for backward (one bit per element of x). */
+static const float *lora_dropped_input(Graph *g, const Tensor *x, float p, uint64_t seed,
+                                       uint8_t *keep_bits) {
     if (p <= 0.0f) return x->data;
     float *xd = graph_scratch(g, (size_t)x->size * sizeof(float));
     if (xd)
-        dropout_apply(xd, x->data, graph_dropout_row_offset(g), tensor_rows(x), tensor_cols(x), p,
-                      seed);
+        dropout_apply(xd, x->data, keep_bits, graph_dropout_row_offset(g), tensor_rows(x),
+                      tensor_cols(x), p, seed);
     return xd;
 }
 
-/* The dropout parts of LoRA backward, the mask drawn once for both:
+static inline bool kept(const uint8_t *bits, int64_t in, int64_t i, int64_t j) {
+    return bits[i * DROPOUT_ROW_BYTES(in) + j / 8] >> (j % 8) & 1;
+}
+
+/* The dropout parts of LoRA backward, with the mask the forward pass stored:
  *   dx += drop'(dh A): in the forward pass this was xd = x * mask / (1-p), so dx gets
  *   mask * (dh A) / (1-p);  dA += dh^T drop(x).
  * dht is dh^T (R, N). Values are those of dropout_apply followed by an add. */
@@ -133,30 +139,24 @@ static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dht) 
     int64_t n = tensor_rows(c->x), in = tensor_cols(c->x);
     int r = (int)c->A->shape[0];
     float p = c->dropout, scale = 1.0f / (1.0f - p);
-    float *tmp = graph_scratch(g, (size_t)c->x->size * (sizeof(float) + 1)); /* (N, IN) */
+    float *tmp = graph_scratch(g, (size_t)c->x->size * sizeof(float)); /* (N, IN) */
     float *dx = c->x->requires_grad ? graph_grad(g, c->x) : NULL;
     float *dA = c->A->requires_grad ? graph_grad(g, c->A) : NULL;
     if (graph_failed(g)) return;
-    uint8_t *keep = (uint8_t *)(tmp + c->x->size); /* (N, IN) mask */
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        uint64_t at = (uint64_t)(c->row0 + i) * (uint64_t)in; /* as dropout_apply numbers it */
-        for (int64_t j = 0; j < in; j++)
-            keep[i * in + j] = !(tensor_dropout_uniform(c->seed, at + (uint64_t)j) < p);
-    }
     if (dx) {
         mm_sgemm(CblasTrans, CblasNoTrans, (int)n, (int)in, r, 1.0f, dht, (int)n, c->A->data,
                  (int)in, 0.0f, tmp, (int)in);
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; i++)
-            for (int64_t j = i * in; j < (i + 1) * in; j++)
-                dx[j] += keep[j] ? tmp[j] * scale : 0.0f;
+            for (int64_t j = 0; j < in; j++)
+                dx[i * in + j] += kept(c->keep, in, i, j) ? tmp[i * in + j] * scale : 0.0f;
     }
     if (dA) {
         const float *x = c->x->data;
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; i++)
-            for (int64_t j = i * in; j < (i + 1) * in; j++) tmp[j] = keep[j] ? x[j] * scale : 0.0f;
+            for (int64_t j = 0; j < in; j++)
+                tmp[i * in + j] = kept(c->keep, in, i, j) ? x[i * in + j] * scale : 0.0f;
         /* dA (R, IN) += dh^T (R, N) drop(x) (N, IN) */
         mm_sgemm(CblasNoTrans, CblasNoTrans, r, (int)in, (int)n, 1.0f, dht, (int)n, tmp, (int)in,
                  1.0f, dA, (int)in);
@@ -226,16 +226,21 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     if (!y || !h) return NULL;
     float beta = fill_bias(y->data, b, n, out);
     if (product_xwt(g, x, w, beta, y->data) != 0) return NULL;
-    const float *xd = lora_dropped_input(g, x, dropout, dropout_seed);
+    bool grad = tensor_any_grad(x, A, B);
+    uint8_t *keep = NULL; /* the mask, kept for backward (N * ceil(IN / 8) bytes) */
+    if (grad && dropout > 0.0f) {
+        keep = graph_alloc(g, (size_t)n * (size_t)DROPOUT_ROW_BYTES(in));
+        if (!keep) return NULL;
+    }
+    const float *xd = lora_dropped_input(g, x, dropout, dropout_seed, keep);
     if (!xd) return NULL;
     /* h (N, R) = drop(x) (N, IN) A^T; y (N, OUT) += s * h B^T */
     mm_sgemm(CblasNoTrans, CblasTrans, n, r, in, 1.0f, xd, in, A->data, in, 0.0f, h, r);
     mm_sgemm(CblasNoTrans, CblasTrans, n, out, r, scaling, h, r, B->data, r, 1.0f, y->data, out);
-    if (tensor_any_grad(x, A, B)) {
+    if (grad) {
         LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (LoraCtx){
-            x, y, A, B, w, h, scaling, dropout, dropout_seed, graph_dropout_row_offset(g)};
+        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, keep};
         y->requires_grad = true;
     }
     return y;

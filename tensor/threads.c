@@ -1,6 +1,6 @@
 /* tensor/threads.c — one thread count for OpenBLAS and our OpenMP loops, plus the small
  * shared helpers (matmul wrapper, dropout hash). */
-#include "tensor/tensor.h"
+#include "tensor/graph_internal.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -41,16 +41,6 @@ void tensor_matmul(float *c, const float *a, const float *b, int m, int n, int k
                 k, b, transb ? k : n, accumulate ? 1.0f : 0.0f, c, n);
 }
 
-static inline uint64_t mix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-/* Counter-based: the mask of element i depends only on (seed, i), never on which thread
- * computes it, so dropout is identical for any thread count and between forward and
- * backward (which recomputes the mask instead of storing it). */
 float tensor_dropout_uniform(uint64_t seed, uint64_t index) {
-    uint64_t z = mix64(seed + 0x9E3779B97F4A7C15ull) + index * 0xD1B54A32D192ED03ull;
-    return (float)(mix64(z) >> 40) * 0x1.0p-24f;
+    return dropout_uniform(dropout_key(seed), index);
 }
