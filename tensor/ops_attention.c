@@ -36,7 +36,6 @@ void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) {
         float mx = row[t]; /* s = t is always allowed */
         for (int s = 0; s < t; s++)
             if (attend(seg, t, s) && row[s] > mx) mx = row[s];
-#pragma omp simd
         for (int s = 0; s <= t; s++) row[s] -= mx;
         vexp_floats(row, row, t + 1); /* masked entries' exps are computed and dropped */
         if (seg)
@@ -45,7 +44,6 @@ void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) {
         float sum = 0.0f;
         for (int s = 0; s <= t; s++) sum += row[s];
         float inv = 1.0f / sum;
-#pragma omp simd
         for (int s = 0; s <= t; s++) row[s] *= inv;
         memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
     }

@@ -51,7 +51,6 @@ static void lm_head_backward(Graph *g, void *p) {
     for (int64_t i = 0; i < c->m; i++) {
         float *d = dx + c->rows[i] * C;
         const float *s = c->dxa + i * C;
-#pragma omp simd
         for (int64_t j = 0; j < C; j++) d[j] += up * s[j];
     }
 }
@@ -103,14 +102,12 @@ static int chunk_input_grad(Graph *g, const Tensor *w, const float *dL, int64_t 
  * softmax is e / sum: within 2 ulp of the float nearest exp(l - lse). */
 static double row_loss(float *l, int64_t V, int32_t t, bool grad) {
     float mx = l[0];
-#pragma omp simd reduction(max : mx)
     for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
     float lt = l[t];
     double se = vexp_shifted_sum(l, l, mx, V);
     double loss = mx + log(se) - lt;
     if (grad) {
         double inv = 1.0 / se;
-#pragma omp simd
         for (int64_t j = 0; j < V; j++) l[j] = (float)(l[j] * inv);
         l[t] -= 1.0f;
     }

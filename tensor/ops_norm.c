@@ -68,7 +68,6 @@ static void rmsnorm_backward(Graph *g, void *p) {
         double dot = 0.0;
         for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * xi[j];
         float k = (float)(dot * r * r * r / (double)C);
-#pragma omp simd
         for (int64_t j = 0; j < C; j++) dxi[j] += r * w[j] * dyi[j] - xi[j] * k;
     }
 }
@@ -94,7 +93,6 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
         float r = 1.0f / sqrtf((float)(ss / (double)C) + eps);
         rstd[i] = r;
         const float *wd = w->data;
-#pragma omp simd
         for (int64_t j = 0; j < C; j++) yi[j] = wd[j] * (xi[j] * r);
     }
     if (x->requires_grad) {
@@ -128,14 +126,12 @@ static void rope_rotate(float *out, const float *in, int64_t n, int n_heads, int
             const float *a = in + t * row + (int64_t)h * head_dim;
             float *o = out + t * row + (int64_t)h * head_dim;
             if (accumulate) {
-#pragma omp simd
                 for (int i = 0; i < half; i++) {
                     float s = dir * sn[i];
                     o[i] += a[i] * cs[i] - a[i + half] * s;
                     o[i + half] += a[i + half] * cs[i] + a[i] * s;
                 }
             } else {
-#pragma omp simd
                 for (int i = 0; i < half; i++) {
                     float s = dir * sn[i];
                     o[i] = a[i] * cs[i] - a[i + half] * s;

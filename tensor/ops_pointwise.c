@@ -48,7 +48,6 @@ void dropout_apply(float *dst, const float *src, uint8_t *keep_bits, int64_t row
 
 /* e[k] = expf(-g[k]) for k < n <= SWIGLU_BLOCK. */
 static void exp_neg(float *e, const float *g, int64_t n) {
-#pragma omp simd
     for (int64_t k = 0; k < n; k++) e[k] = -g[k];
     vexp_floats(e, e, n);
 }
@@ -73,18 +72,15 @@ static void swiglu_backward(Graph *g, void *p) {
             float e[SWIGLU_BLOCK];
             exp_neg(e, gt + j0, n);
             float *sig = e;
-#pragma omp simd
             for (int64_t k = 0; k < n; k++) sig[k] = 1.0f / (1.0f + e[k]);
             /* d silu / d g = sig * (1 + g * (1 - sig)) */
             if (dgate) {
-#pragma omp simd
                 for (int64_t k = 0; k < n; k++) {
                     int64_t j = j0 + k;
                     dgate[j] += dy[j] * u[j] * sig[k] * (1.0f + gt[j] * (1.0f - sig[k]));
                 }
             }
             if (dup) {
-#pragma omp simd
                 for (int64_t k = 0; k < n; k++) dup[j0 + k] += dy[j0 + k] * gt[j0 + k] * sig[k];
             }
         }
@@ -109,7 +105,6 @@ Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
             int64_t n = (i + 1) * cols - j0 < SWIGLU_BLOCK ? (i + 1) * cols - j0 : SWIGLU_BLOCK;
             float e[SWIGLU_BLOCK];
             exp_neg(e, gt + j0, n);
-#pragma omp simd
             for (int64_t k = 0; k < n; k++)
                 y->data[j0 + k] = gt[j0 + k] / (1.0f + e[k]) * u[j0 + k];
         }
@@ -132,7 +127,6 @@ typedef struct {
 static void add_into(float *d, const float *dy, int64_t rows, int64_t cols) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i++) {
-#pragma omp simd
         for (int64_t j = i * cols; j < (i + 1) * cols; j++) d[j] += dy[j];
     }
 }
@@ -159,7 +153,6 @@ Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
     int64_t rows = tensor_rows(y), cols = tensor_cols(y);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i++) {
-#pragma omp simd
         for (int64_t j = i * cols; j < (i + 1) * cols; j++) y->data[j] = a->data[j] + b->data[j];
     }
     if (tensor_any_grad(a, b, NULL)) {

@@ -19,7 +19,7 @@ void profile_leave(ProfileScope *s);
 TensorOpClass profile_current(void);
 
 #define PROFILE_OP(cls)                                                                            \
-    __attribute__((cleanup(profile_leave))) ProfileScope profile_scope_ = profile_enter(cls)
+    __attribute__((cleanup(profile_leave), unused)) ProfileScope profile_scope_ = profile_enter(cls)
 
 /* Around one matrix product (m, n, k): start is the time it began (0 when profiling is off);
  * done counts it for the op class around it. */
