@@ -312,27 +312,12 @@ static char *write_job(const char *dir, const char *model_dir) {
     return tt_write_text(dir, "config.yaml", cfg);
 }
 
-static json_t *stripped_metrics(const char *dir) {
-    char out[4200];
-    snprintf(out, sizeof out, "%s/out", dir);
-    json_t *m = tt_metrics(out);
-    tt_strip_timing(m);
-    return m;
-}
-
+/* tt_assert_same_run, on a job long enough to have been cut: 6 steps + 3 evaluations. */
 static void assert_same_result(const char *ref, const char *cut, const char *what) {
-    char a[4400], b[4400];
-    snprintf(a, sizeof a, "%s/out/adapter/adapter_model.safetensors", ref);
-    snprintf(b, sizeof b, "%s/out/adapter/adapter_model.safetensors", cut);
-    ck_assert_msg(tt_same_bytes(a, b), "%s: the adapter differs", what);
-    json_t *ma = stripped_metrics(ref), *mb = stripped_metrics(cut);
-    ck_assert_int_ge(json_array_size(ma), 9); /* 6 steps + 3 evaluations */
-    char *ta = json_dumps(ma, JSON_SORT_KEYS), *tb = json_dumps(mb, JSON_SORT_KEYS);
-    ck_assert_msg(strcmp(ta, tb) == 0, "%s: metrics differ:\n%s\nvs\n%s", what, ta, tb);
-    free(ta);
-    free(tb);
-    json_decref(ma);
-    json_decref(mb);
+    json_t *m = tt_stripped_metrics(ref);
+    ck_assert_int_ge(json_array_size(m), 9);
+    json_decref(m);
+    tt_assert_same_run(ref, cut, what);
 }
 
 static void train_ok(const char *dir, const char *cfg, const char *sets) {

@@ -176,7 +176,7 @@ START_TEST(test_two_rank_runs_are_byte_identical) {
     NEED_MPIRUN();
     TEST_NEED_SHARED(shared);
     char *ref = reference_run(shared), *again = reference_run(shared);
-    assert_same_run(ref, again, "a second run");
+    tt_assert_same_run(ref, again, "a second run");
     test_rmtree(ref);
     test_rmtree(again);
     free(ref);

@@ -109,7 +109,7 @@ static void resume_to_the_reference(char *ref, char *dir, char *cfg, int step, c
              step);
     ck_assert_msg(strstr(log, needle) != NULL, "expected '%s' in:\n%s", needle, log);
     free(log);
-    assert_same_run(ref, dir, what);
+    tt_assert_same_run(ref, dir, what);
     free(cfg);
     test_rmtree(ref);
     test_rmtree(dir);

@@ -101,26 +101,6 @@ void adapter_path(char *out, size_t len, const char *dir) {
     snprintf(out, len, "%s/out/adapter/adapter_model.safetensors", dir);
 }
 
-/* The run's adapter and metrics (timing aside) are byte-identical to the reference's. */
-void assert_same_run(const char *ref, const char *dir, const char *what) {
-    char a[4400], b[4400];
-    adapter_path(a, sizeof a, ref);
-    adapter_path(b, sizeof b, dir);
-    ck_assert_msg(tt_same_bytes(a, b), "%s: the adapter differs from the reference run's", what);
-    char out_a[4200], out_b[4200];
-    snprintf(out_a, sizeof out_a, "%s/out", ref);
-    snprintf(out_b, sizeof out_b, "%s/out", dir);
-    json_t *ma = tt_metrics(out_a), *mb = tt_metrics(out_b);
-    tt_strip_timing(ma);
-    tt_strip_timing(mb);
-    char *ta = json_dumps(ma, JSON_SORT_KEYS), *tb = json_dumps(mb, JSON_SORT_KEYS);
-    ck_assert_msg(strcmp(ta, tb) == 0, "%s: metrics differ:\n%s\nvs\n%s", what, ta, tb);
-    free(ta);
-    free(tb);
-    json_decref(ma);
-    json_decref(mb);
-}
-
 /* A reference: the job, uninterrupted, on 2 ranks in a fresh directory. */
 char *reference_run(const char *shared) {
     char *ref = test_tmpdir(), args[4400];

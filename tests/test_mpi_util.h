@@ -36,9 +36,6 @@ pid_t spawn_command(const char *cmd, const char *log_path);
 int count_of(const char *text, const char *needle); /* occurrences of needle */
 /* DIR/out/adapter/adapter_model.safetensors */
 void adapter_path(char *out, size_t len, const char *dir);
-/* The run in DIR ended byte-identical to the one in ref: adapter and metrics (timing
- * aside). */
-void assert_same_run(const char *ref, const char *dir, const char *what);
 /* The job, uninterrupted, on 2 ranks in a fresh directory (returned; caller frees). */
 char *reference_run(const char *shared);
 

@@ -35,14 +35,6 @@ static char *write_resume_config(const char *dir, int max_steps, int save_every)
     return tt_write_text(dir, "config.yaml", cfg);
 }
 
-static json_t *stripped_metrics(const char *dir) {
-    char out[4200];
-    snprintf(out, sizeof out, "%s/out", dir);
-    json_t *m = tt_metrics(out);
-    tt_strip_timing(m);
-    return m;
-}
-
 /* The newest checkpoint-N directory in out (-1 when there is none), read straight from the
  * directory: a checkpoint is renamed into place only once complete, so this is the one a
  * resume must pick, found without the code under test. */
@@ -58,22 +50,6 @@ static int64_t newest_checkpoint_dir(const char *out) {
     }
     closedir(d);
     return best;
-}
-
-/* The run's adapter and metrics (timing aside) are byte-identical to the reference's. */
-static void assert_same_result(const char *ref, const char *cut, const char *what) {
-    char a[4400], b[4400];
-    snprintf(a, sizeof a, "%s/out/adapter/adapter_model.safetensors", ref);
-    snprintf(b, sizeof b, "%s/out/adapter/adapter_model.safetensors", cut);
-    ck_assert_msg(tt_same_bytes(a, b), "%s: the adapter differs from the uninterrupted run's",
-                  what);
-    json_t *ma = stripped_metrics(ref), *mb = stripped_metrics(cut);
-    char *ta = json_dumps(ma, JSON_SORT_KEYS), *tb = json_dumps(mb, JSON_SORT_KEYS);
-    ck_assert_msg(strcmp(ta, tb) == 0, "%s: metrics differ:\n%s\nvs\n%s", what, ta, tb);
-    free(ta);
-    free(tb);
-    json_decref(ma);
-    json_decref(mb);
 }
 
 /* Kills the job at fault point kind:1, kind:2, ... until a run no longer reaches the point.
@@ -94,7 +70,7 @@ static int walk_kill_points(const char *ref, const char *cut, const char *cfg, c
         char *log = test_read_file(log_path, NULL);
         if (code == 0) { /* past the run's last such point: an uninterrupted run */
             free(log);
-            assert_same_result(ref, cut, fault);
+            tt_assert_same_run(ref, cut, fault);
             return k - 1;
         }
         ck_assert_msg(code == 128 + SIGKILL, "%s: exit %d:\n%s", fault, code, log);
@@ -113,7 +89,7 @@ static int walk_kill_points(const char *ref, const char *cut, const char *cfg, c
                      out);
         ck_assert_msg(strstr(log, needle) != NULL, "%s: expected '%s' in:\n%s", what, needle, log);
         free(log);
-        assert_same_result(ref, cut, what);
+        tt_assert_same_run(ref, cut, what);
     }
     ck_abort_msg("kill:%s: the run never got past its fault points", kind);
     return 0;
@@ -232,7 +208,7 @@ START_TEST(test_one_writer_per_output_dir_and_a_killed_holder_never_blocks) {
     }
     kill(first, SIGCONT);
     ck_assert_int_eq(tt_wait(first), 0);
-    assert_same_result(ref, dir, "the first run, after a refused second writer");
+    tt_assert_same_run(ref, dir, "the first run, after a refused second writer");
 
     /* A holder killed with SIGKILL leaves the lock file behind, but not the lock. */
     test_rmtree(out);
@@ -246,7 +222,7 @@ START_TEST(test_one_writer_per_output_dir_and_a_killed_holder_never_blocks) {
     ck_assert_msg(code == 0, "resume after the holder was killed: exit %d:\n%s", code, log);
     ck_assert_msg(strstr(log, "checkpoint-2 (step 2)") != NULL, "did not resume:\n%s", log);
     free(log);
-    assert_same_result(ref, dir, "the resumed run");
+    tt_assert_same_run(ref, dir, "the resumed run");
 
     /* export --out takes the same lock: held here by this process. */
     char adapter[4300], dst[4300];

@@ -205,6 +205,28 @@ bool tt_same_bytes(const char *a, const char *b) {
     return same;
 }
 
+json_t *tt_stripped_metrics(const char *dir) {
+    char out[4200];
+    snprintf(out, sizeof out, "%s/out", dir);
+    json_t *m = tt_metrics(out);
+    tt_strip_timing(m);
+    return m;
+}
+
+void tt_assert_same_run(const char *ref, const char *dir, const char *what) {
+    char a[4400], b[4400];
+    snprintf(a, sizeof a, "%s/out/adapter/adapter_model.safetensors", ref);
+    snprintf(b, sizeof b, "%s/out/adapter/adapter_model.safetensors", dir);
+    ck_assert_msg(tt_same_bytes(a, b), "%s: the adapter differs from the reference run's", what);
+    json_t *ma = tt_stripped_metrics(ref), *mb = tt_stripped_metrics(dir);
+    char *ta = json_dumps(ma, JSON_SORT_KEYS), *tb = json_dumps(mb, JSON_SORT_KEYS);
+    ck_assert_msg(strcmp(ta, tb) == 0, "%s: metrics differ:\n%s\nvs\n%s", what, ta, tb);
+    free(ta);
+    free(tb);
+    json_decref(ma);
+    json_decref(mb);
+}
+
 /* Rows [0, batch) of a fixture's train.jsonl: ids and next-token targets (B*T). */
 static void read_batch(const char *path, int batch, int seq, int32_t *ids, int32_t *targets) {
     FILE *f = fopen(path, "r");

@@ -59,5 +59,10 @@ void tt_fixture_free(TtFixture *f);
 float *tt_expected_floats(const SafeTensors *st, const char *name, int64_t numel);
 /* Byte equality of two files. */
 bool tt_same_bytes(const char *a, const char *b);
+/* metrics.jsonl of DIR/out with the timing fields removed (caller decrefs). */
+json_t *tt_stripped_metrics(const char *dir);
+/* The run in DIR ended byte-identical to the one in REF: DIR/out's adapter and metrics
+ * (timing aside); `what` names the run in a failure. */
+void tt_assert_same_run(const char *ref, const char *dir, const char *what);
 
 #endif
