@@ -1,7 +1,7 @@
 /* tensor/ops_pointwise.c — element-wise ops: SwiGLU, residual add, dropout.
  * SwiGLU takes its exps a block at a time from vexp_floats (glibc expf's bits, vectorised).
- * Every loop is OpenMP-parallel over rows with a static schedule and has no reduction, so
- * results do not depend on the thread count at all. */
+ * Every loop is OpenMP-parallel over rows (or blocks) with a static schedule and has no reduction,
+ * so results do not depend on the thread count at all. */
 #include "tensor/graph_internal.h"
 #include "tensor/vexp.h"
 #include "tensor/profile.h"
@@ -43,7 +43,7 @@ void dropout_apply(float *dst, const float *src, uint8_t *keep_bits, int64_t row
 
 /* ---- SwiGLU: y = silu(gate) * up, silu(g) = g * sigmoid(g) ---- */
 
-/* Elements per exp call: a row is done in blocks of this many (on the thread's stack). */
+/* Elements per exp call: SwiGLU runs over blocks of this many (on the thread's stack). */
 #define SWIGLU_BLOCK 256
 
 /* e[k] = expf(-g[k]) for k < n <= SWIGLU_BLOCK. */
@@ -63,27 +63,20 @@ static void swiglu_backward(Graph *g, void *p) {
     float *dgate = graph_grad(g, c->gate);
     float *dup = graph_grad(g, c->up);
     if (graph_failed(g)) return;
-    int64_t rows = tensor_rows(c->y), cols = tensor_cols(c->y);
+    int64_t size = c->y->size;
     const float *gt = c->gate->data, *u = c->up->data;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
-        for (int64_t j0 = i * cols; j0 < (i + 1) * cols; j0 += SWIGLU_BLOCK) {
-            int64_t n = (i + 1) * cols - j0 < SWIGLU_BLOCK ? (i + 1) * cols - j0 : SWIGLU_BLOCK;
-            float e[SWIGLU_BLOCK];
-            exp_neg(e, gt + j0, n);
-            float *sig = e;
-            for (int64_t k = 0; k < n; k++) sig[k] = 1.0f / (1.0f + e[k]);
-            /* d silu / d g = sig * (1 + g * (1 - sig)) */
-            if (dgate) {
-                for (int64_t k = 0; k < n; k++) {
-                    int64_t j = j0 + k;
-                    dgate[j] += dy[j] * u[j] * sig[k] * (1.0f + gt[j] * (1.0f - sig[k]));
-                }
-            }
-            if (dup) {
-                for (int64_t k = 0; k < n; k++) dup[j0 + k] += dy[j0 + k] * gt[j0 + k] * sig[k];
-            }
+    for (int64_t j0 = 0; j0 < size; j0 += SWIGLU_BLOCK) {
+        int64_t n = size - j0 < SWIGLU_BLOCK ? size - j0 : SWIGLU_BLOCK;
+        float sig[SWIGLU_BLOCK];
+        exp_neg(sig, gt + j0, n);
+        for (int64_t k = 0; k < n; k++) sig[k] = 1.0f / (1.0f + sig[k]);
+        /* d silu / d g = sig * (1 + g * (1 - sig)) */
+        for (int64_t k = 0; dgate && k < n; k++) {
+            int64_t j = j0 + k;
+            dgate[j] += dy[j] * u[j] * sig[k] * (1.0f + gt[j] * (1.0f - sig[k]));
         }
+        for (int64_t k = 0; dup && k < n; k++) dup[j0 + k] += dy[j0 + k] * gt[j0 + k] * sig[k];
     }
 }
 
@@ -97,17 +90,13 @@ Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
     }
     Tensor *y = like(g, gate);
     if (!y) return NULL;
-    int64_t rows = tensor_rows(y), cols = tensor_cols(y);
     const float *gt = gate->data, *u = up->data;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
-        for (int64_t j0 = i * cols; j0 < (i + 1) * cols; j0 += SWIGLU_BLOCK) {
-            int64_t n = (i + 1) * cols - j0 < SWIGLU_BLOCK ? (i + 1) * cols - j0 : SWIGLU_BLOCK;
-            float e[SWIGLU_BLOCK];
-            exp_neg(e, gt + j0, n);
-            for (int64_t k = 0; k < n; k++)
-                y->data[j0 + k] = gt[j0 + k] / (1.0f + e[k]) * u[j0 + k];
-        }
+    for (int64_t j0 = 0; j0 < y->size; j0 += SWIGLU_BLOCK) {
+        int64_t n = y->size - j0 < SWIGLU_BLOCK ? y->size - j0 : SWIGLU_BLOCK;
+        float e[SWIGLU_BLOCK];
+        exp_neg(e, gt + j0, n);
+        for (int64_t k = 0; k < n; k++) y->data[j0 + k] = gt[j0 + k] / (1.0f + e[k]) * u[j0 + k];
     }
     if (tensor_any_grad(gate, up, NULL)) {
         SwigluCtx *c = graph_record(g, swiglu_backward, sizeof *c);
@@ -126,9 +115,8 @@ typedef struct {
 
 static void add_into(float *d, const float *dy, int64_t rows, int64_t cols) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
+    for (int64_t i = 0; i < rows; i++)
         for (int64_t j = i * cols; j < (i + 1) * cols; j++) d[j] += dy[j];
-    }
 }
 
 static void add_backward(Graph *g, void *p) {
@@ -152,9 +140,8 @@ Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {
     if (!y) return NULL;
     int64_t rows = tensor_rows(y), cols = tensor_cols(y);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
+    for (int64_t i = 0; i < rows; i++)
         for (int64_t j = i * cols; j < (i + 1) * cols; j++) y->data[j] = a->data[j] + b->data[j];
-    }
     if (tensor_any_grad(a, b, NULL)) {
         AddCtx *c = graph_record(g, add_backward, sizeof *c);
         if (!c) return NULL;
