@@ -23,7 +23,8 @@ typedef struct {
 } AttentionCtx;
 
 /* Masked softmax of rows [t0, t1) of p (T, T) in place; only s <= t was computed, every
- * s > t becomes 0. seg is the sequence's (T) segment ids or NULL. */
+ * s in (t, t1) becomes 0 (columns from t1 on are never read). seg is the sequence's (T)
+ * segment ids or NULL. */
 void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg);
 /* Rows [t0, t1) of block `blk` (0 = first) of a sequence of length T. */
 void block_rows(int blk, int T, int *t0, int *t1);

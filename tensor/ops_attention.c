@@ -11,7 +11,8 @@
  * (head, block). Either way every value comes from the same sequence of operations, so
  * the results do not depend on the split and are bit-identical for a given thread count.
  * The softmax probabilities P (B, NH, T, T) are saved for backward; masked entries are
- * exactly 0 there, which also zeroes their dS.
+ * exactly 0 there, which also zeroes their dS. Of the rows of a block, only key columns
+ * [0, t1) are ever written or read: the rest of P stays as the arena left it.
  *
  * Causality: query rows are processed in blocks of ATT_BLOCK; rows [t0, t1) only attend to
  * keys [0, t1), so every product skips the key columns above the block's diagonal (about
@@ -45,7 +46,7 @@ void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) {
         for (int s = 0; s <= t; s++) sum += row[s];
         float inv = 1.0f / sum;
         for (int s = 0; s <= t; s++) row[s] *= inv;
-        memset(row + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
+        memset(row + t + 1, 0, (size_t)(t1 - t - 1) * sizeof(float));
     }
 }
 
