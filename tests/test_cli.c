@@ -200,6 +200,36 @@ START_TEST(test_eval_reports_the_loss_the_trainer_saw) {
 }
 END_TEST
 
+START_TEST(test_train_prints_one_plain_line_per_logged_step_with_eta) {
+    /* stderr is not a terminal here: one line per metrics line, each ending in the ETA */
+    char *dir = test_tmpdir();
+    char *cfg = config_with(dir, "log:\n  every: 1\n");
+    char args[8192];
+    snprintf(args, sizeof args, "train '%s' --set train.max_steps=3", cfg);
+    ck_assert_int_eq(tt_lorafit(dir, args), 0);
+    char *log = tt_log(dir);
+    for (int step = 1; step <= 3; step++) {
+        char head[32];
+        snprintf(head, sizeof head, "step %d/3  loss ", step);
+        const char *line = strstr(log, head);
+        ck_assert_msg(line != NULL, "no '%s' in\n%s", head, log);
+        const char *eta = strstr(line, " tok/s  eta ");
+        size_t len = strcspn(line, "\n");
+        ck_assert_msg(eta && eta < line + len, "no ETA in '%.*s'", (int)len, line);
+        unsigned minutes, seconds;
+        char end;
+        ck_assert_msg(sscanf(eta, " tok/s  eta %u:%2u%c", &minutes, &seconds, &end) == 3 &&
+                          end == '\n' && seconds < 60,
+                      "ETA not M:SS at the line's end: '%.*s'", (int)len, line);
+        if (step == 3) ck_assert_msg(minutes == 0 && seconds == 0, "the last step has no ETA");
+    }
+    free(log);
+    free(cfg);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_generate_command_prints_prompt_and_ids) {
     TEST_NEED_SHARED(shared);
     char *dir = test_tmpdir();
@@ -238,6 +268,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_usage_errors_exit_2);
     tcase_add_test(tc, test_export_writes_peft_layout_checked_by_two_readers);
     tcase_add_test(tc, test_eval_reports_the_loss_the_trainer_saw);
+    tcase_add_test(tc, test_train_prints_one_plain_line_per_logged_step_with_eta);
     suite_add_tcase(s, tc);
     return s;
 }

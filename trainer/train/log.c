@@ -95,6 +95,22 @@ static int flush_metrics(Trainer *t, char *err, size_t errlen) {
     return 0;
 }
 
+static void format_duration(double s, char *out, size_t len) {
+    long total = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
+    if (total >= 3600)
+        snprintf(out, len, "%ld:%02ld:%02ld", total / 3600, total / 60 % 60, total % 60);
+    else
+        snprintf(out, len, "%ld:%02ld", total / 60, total % 60);
+}
+
+/* The time the steps left would take at this run's mean step time so far (M:SS, or H:MM:SS from an
+ * hour). */
+static void format_eta(const Trainer *t, char *out, size_t len) {
+    int64_t done = t->st.step - t->first_step, left = t->total_steps - t->st.step;
+    double per_step = done > 0 ? (train_now() - t->run_start) / (double)done : 0;
+    format_duration(per_step * (double)left, out, len);
+}
+
 int train_log_step(Trainer *t, const StepResult *r, char *err, size_t errlen) {
     TrainState *s = &t->st;
     double now = train_now();
@@ -108,12 +124,16 @@ int train_log_step(Trainer *t, const StepResult *r, char *err, size_t errlen) {
     put_number(t->metrics, "tokens_per_s", interval > 0 ? (double)s->log_tokens / interval : 0.0);
     put_number(t->metrics, "elapsed_s", t->elapsed_base + (now - t->run_start));
     fputs("}\n", t->metrics);
-    if (!t->tty)
+    if (!t->tty) {
+        char eta[32];
+        format_eta(t, eta, sizeof eta);
         fprintf(stderr,
-                "step %" PRId64 "/%" PRId64 "  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s\n",
+                "step %" PRId64 "/%" PRId64
+                "  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s  eta %s\n",
                 s->step, t->total_steps,
                 s->log_steps ? s->log_loss_sum / (double)s->log_steps : 0.0, r->lr, r->grad_norm,
-                interval > 0 ? (double)s->log_tokens / interval : 0.0);
+                interval > 0 ? (double)s->log_tokens / interval : 0.0, eta);
+    }
     s->log_loss_sum = 0;
     s->log_steps = 0;
     s->log_tokens = 0;
@@ -131,25 +151,15 @@ int train_log_eval(Trainer *t, double loss, int64_t tokens, char *err, size_t er
     return flush_metrics(t, err, errlen);
 }
 
-static void format_duration(double s, char *out, size_t len) {
-    long total = s > 0 && s < 1e9 ? (long)(s + 0.5) : 0;
-    if (total >= 3600)
-        snprintf(out, len, "%ld:%02ld:%02ld", total / 3600, total / 60 % 60, total % 60);
-    else
-        snprintf(out, len, "%ld:%02ld", total / 60, total % 60);
-}
-
 void train_progress(Trainer *t, const StepResult *r) {
     if (!t->tty) return;
-    int64_t done = t->st.step - t->first_step, left = t->total_steps - t->st.step;
     double spent = train_now() - t->run_start;
-    double per_step = done > 0 ? spent / (double)done : 0;
     double tok_s = spent > 0 ? (double)(t->st.tokens - t->first_tokens) / spent : 0;
     int filled = (int)(PROGRESS_WIDTH * t->st.step / (t->total_steps ? t->total_steps : 1));
     char bar[PROGRESS_WIDTH + 1], eta[32];
     for (int i = 0; i < PROGRESS_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
     bar[PROGRESS_WIDTH] = '\0';
-    format_duration(per_step * (double)left, eta, sizeof eta);
+    format_eta(t, eta, sizeof eta);
     fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " [%s] loss %.4f | %.0f tok/s | ETA %s  ",
             t->st.step, t->total_steps, bar, r->loss, tok_s, eta);
     t->progress_open = true;
