@@ -14,6 +14,7 @@
 #include "tests/test_util.h"
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
+#include "trainer/train/train.h"
 
 static void root_path(char *out, size_t len, const char *rel) {
     const char *root = getenv("LORAFIT_ROOT");
@@ -172,6 +173,37 @@ static void check_png(const char *path) {
     free(p);
 }
 
+/* metrics.jsonl files no healthy run writes, but a diverged run or a hand edit can: each is
+ * drawn (both curves, the axes) and finishes; near-equal losses once looped forever on
+ * ticks too close to step apart. */
+START_TEST(test_loss_picture_of_degenerate_metrics) {
+    static const char *const cases[] = {
+        /* equal to the last bit but one: no tick spacing between them */
+        "{\"step\": 1, \"loss\": 1}\n{\"step\": 2, \"loss\": 1.0000000000000002}\n"
+        "{\"step\": 2, \"eval_loss\": 1}\n",
+        /* a span that overflows a double, with ordinary points beside it */
+        "{\"step\": 1, \"loss\": 1e308}\n{\"step\": 2, \"loss\": -1e308}\n"
+        "{\"step\": 3, \"loss\": 2.5}\n{\"step\": 4, \"loss\": 2}\n"
+        "{\"step\": 4, \"eval_loss\": 2.1}\n{\"step\": 5, \"eval_loss\": 1.9}\n",
+        /* steps near INT64_MAX, tiny losses */
+        "{\"step\": 1, \"loss\": 1e-300}\n{\"step\": 9223372036854775807, \"loss\": "
+        "3e-300}\n{\"step\": 9223372036854775806, \"eval_loss\": 2e-300}\n",
+    };
+    char *dir = test_tmpdir();
+    char metrics[4200], png[4200], err[1024];
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", dir);
+    snprintf(png, sizeof png, "%s/loss.png", dir);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        test_write_file(metrics, cases[i], strlen(cases[i]));
+        ck_assert_msg(train_plot_loss(metrics, INT64_MAX, "degenerate", png, err, sizeof err) == 0,
+                      "case %zu: %s", i, err);
+        check_png(png);
+    }
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_run_card_merge_and_generate_match_the_adapter) {
     TEST_NEED_SHARED(shared);
     char *dir = test_tmpdir();
@@ -321,6 +353,10 @@ Suite *merge_suite(void) {
     tcase_add_test(tc, test_merged_weights_within_1e6_of_float64_merge);
     tcase_add_test(tc, test_run_card_merge_and_generate_match_the_adapter);
     tcase_add_test(tc, test_exporters_refuse_to_overwrite_without_force);
+    TCase *pic = tcase_create("picture");
+    tcase_set_timeout(pic, 30); /* a draw takes milliseconds; the old tick loop never ended */
+    tcase_add_test(pic, test_loss_picture_of_degenerate_metrics);
+    suite_add_tcase(s, pic);
     suite_add_tcase(s, tc);
     return s;
 }

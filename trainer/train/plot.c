@@ -90,25 +90,43 @@ typedef struct {
     double x0, x1, y0, y1;
 } Range;
 
+/* A pixel coordinate, clamped to a few canvases around the picture so that a segment to a
+ * far-off point stays a bounded walk (dot() drops what falls outside). */
+static int px_clamp(double v) {
+    const double far = 4.0 * W;
+    return v >= -far && v <= far ? (int)lround(v) : v > far ? (int)far : (int)-far;
+}
+
 static int px_x(const Range *r, double x) {
-    return LEFT + (int)lround((x - r->x0) / (r->x1 - r->x0) * (W - LEFT - RIGHT));
+    return LEFT + px_clamp((x - r->x0) / (r->x1 - r->x0) * (W - LEFT - RIGHT));
 }
 
 static int px_y(const Range *r, double y) {
-    return H - BOTTOM - (int)lround((y - r->y0) / (r->y1 - r->y0) * (H - TOP - BOTTOM));
+    return H - BOTTOM - px_clamp((y - r->y0) / (r->y1 - r->y0) * (H - TOP - BOTTOM));
+}
+
+/* Ticks at the multiples of step in [lo, hi]: their count (at most TICKS_MAX) and the first. */
+#define TICKS_MAX 64
+static int ticks(double lo, double hi, double step, double *first) {
+    *first = ceil(lo / step - 1e-9) * step;
+    double n = floor((hi - *first) / step + 1e-9) + 1;
+    return n >= 1 && n <= TICKS_MAX ? (int)n : n > TICKS_MAX ? TICKS_MAX : 0;
 }
 
 static void axes(Canvas *c, const Range *r, const char *title) {
     double ys = nice_step(r->y1 - r->y0, 6), xs = nice_step(r->x1 - r->x0, 8);
     char label[32];
-    for (double v = ceil(r->y0 / ys - 1e-9) * ys; v <= r->y1 + 1e-9 * ys; v += ys) {
+    double first;
+    for (int i = 0, n = ticks(r->y0, r->y1, ys, &first); i < n; i++) {
+        double v = first + i * ys;
         int y = px_y(r, v);
         line(c, LEFT, y, W - RIGHT, y, 1, GRID);
         line(c, LEFT - 6, y, LEFT, y, 2, INK);
         format_tick(v, ys, label, sizeof label);
         text(c, LEFT - 10 - text_width(label), y - 7, label, INK);
     }
-    for (double v = ceil(r->x0 / xs - 1e-9) * xs; v <= r->x1 + 1e-9 * xs; v += xs) {
+    for (int i = 0, n = ticks(r->x0, r->x1, xs, &first); i < n; i++) {
+        double v = first + i * xs;
         int x = px_x(r, v);
         line(c, x, TOP, x, H - BOTTOM, 1, GRID);
         line(c, x, H - BOTTOM, x, H - BOTTOM + 6, 2, INK);
@@ -143,6 +161,10 @@ static void legend(Canvas *c, bool has_eval) {
     }
 }
 
+/* Losses beyond this are drawn at the edge, not scaled into the axis (a diverged run's or a
+ * hand-edited file's: the span of the rest must stay a finite number). */
+#define LOSS_DRAWN_MAX 1e15
+
 static void range_of(const LossPoints *p, Range *r) {
     r->x0 = 0, r->x1 = 1, r->y0 = INFINITY, r->y1 = -INFINITY;
     for (int i = 0; i < p->n_train + p->n_eval; i++) {
@@ -150,10 +172,14 @@ static void range_of(const LossPoints *p, Range *r) {
         double x = (double)(t ? p->train_step[i] : p->eval_step[i - p->n_train]);
         double y = t ? p->train_loss[i] : p->eval_loss[i - p->n_train];
         if (x > r->x1) r->x1 = x;
+        if (!(fabs(y) <= LOSS_DRAWN_MAX)) continue;
         if (y < r->y0) r->y0 = y;
         if (y > r->y1) r->y1 = y;
     }
-    if (!(r->y1 > r->y0)) r->y0 -= 0.5, r->y1 += 0.5;
+    if (!(r->y1 >= r->y0)) r->y0 = 0, r->y1 = 0; /* no loss within range */
+    /* equal, or so close that ticks could not be told apart: a unit-wide axis around them */
+    if (!(r->y1 - r->y0 > 1e-9 * fmax(fabs(r->y0), fabs(r->y1))))
+        r->y0 -= 0.5, r->y1 += 0.5;
     double pad = 0.06 * (r->y1 - r->y0);
     r->y0 = r->y0 - pad < 0 && r->y0 >= 0 ? 0 : r->y0 - pad;
     r->y1 += pad;
@@ -196,6 +222,7 @@ void loss_points_free(LossPoints *p) {
 
 static int push(int64_t **xs, double **ys, int *n, int *cap, int64_t x, double y) {
     if (*n == *cap) {
+        if (*cap > INT32_MAX / 2) return -1;
         int c = *cap ? 2 * *cap : 256;
         int64_t *nx = realloc(*xs, (size_t)c * sizeof *nx);
         if (!nx) return -1;
