@@ -195,7 +195,8 @@ int data_cursor_restore(DataReader *r, const void *blob, size_t size, char *err,
     int cur_epoch = (int)get(&c, 4);
     int cur_off = (int)get(&c, 4);
     uint64_t pool_n = get(&c, 4);
-    if (c.bad || epoch > INT32_MAX || pool_n > (uint64_t)r->pool_cap ||
+    /* an epoch at INT32_MAX could not be followed by another: no run gets there */
+    if (c.bad || epoch >= INT32_MAX || pool_n > (uint64_t)r->pool_cap ||
         c.at + pool_n * LOC_BYTES != c.n) {
         snprintf(err, errlen, "data cursor: truncated or inconsistent (shuffle buffer of %llu)",
                  (unsigned long long)pool_n);
