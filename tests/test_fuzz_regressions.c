@@ -45,6 +45,9 @@
 #define LLVMFuzzerTestOneInput fuzz_one_tokenizer_text
 #include "tests/fuzz/fuzz_tokenizer_text.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_metrics
+#include "tests/fuzz/fuzz_metrics.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*FuzzOne)(const uint8_t *data, size_t size);
 
@@ -92,6 +95,7 @@ REPLAY_TEST(trainer_state, 1)
 REPLAY_TEST(st_index, 10)
 REPLAY_TEST(tokenizer_json, 10)
 REPLAY_TEST(tokenizer_text, 3)
+REPLAY_TEST(metrics, 3)
 
 Suite *fuzz_regressions_suite(void) {
     Suite *s = suite_create("fuzz_regressions");
@@ -107,6 +111,7 @@ Suite *fuzz_regressions_suite(void) {
     tcase_add_test(tc, test_fuzz_inputs_st_index_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_tokenizer_json_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_tokenizer_text_do_not_crash);
+    tcase_add_test(tc, test_fuzz_inputs_metrics_do_not_crash);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -178,8 +178,7 @@ static void range_of(const LossPoints *p, Range *r) {
     }
     if (!(r->y1 >= r->y0)) r->y0 = 0, r->y1 = 0; /* no loss within range */
     /* equal, or so close that ticks could not be told apart: a unit-wide axis around them */
-    if (!(r->y1 - r->y0 > 1e-9 * fmax(fabs(r->y0), fabs(r->y1))))
-        r->y0 -= 0.5, r->y1 += 0.5;
+    if (!(r->y1 - r->y0 > 1e-9 * fmax(fabs(r->y0), fabs(r->y1)))) r->y0 -= 0.5, r->y1 += 0.5;
     double pad = 0.06 * (r->y1 - r->y0);
     r->y0 = r->y0 - pad < 0 && r->y0 >= 0 ? 0 : r->y0 - pad;
     r->y1 += pad;
