@@ -123,11 +123,100 @@ START_TEST(test_peft_save_load_round_trip_is_bit_exact) {
 }
 END_TEST
 
+/* Writes the qwen2 fixture's init_adapter into dir with `key` of its adapter_config.json set
+ * to the JSON `value` (nothing changed when key is NULL). */
+static void foreign_adapter(const char *dir, const char *key, const char *value) {
+    const char *root = getenv("LORAFIT_ROOT");
+    char src[4200], dst[4200];
+    snprintf(src, sizeof src, "%s/tests/data/train/qwen2-untied/init_adapter", root ? root : ".");
+    char path[4300];
+    snprintf(path, sizeof path, "%s/adapter_model.safetensors", src);
+    size_t len;
+    char *bytes = test_read_file(path, &len);
+    ck_assert(bytes != NULL);
+    snprintf(dst, sizeof dst, "%s/adapter_model.safetensors", dir);
+    test_write_file(dst, bytes, len);
+    free(bytes);
+    snprintf(path, sizeof path, "%s/adapter_config.json", src);
+    json_t *cfg = json_load_file(path, 0, NULL);
+    ck_assert(cfg != NULL);
+    if (key) {
+        json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
+        ck_assert_msg(v != NULL, "%s", value);
+        json_object_set_new(cfg, key, v);
+    }
+    snprintf(dst, sizeof dst, "%s/adapter_config.json", dir);
+    ck_assert_int_eq(json_dump_file(cfg, dst, 0), 0);
+    json_decref(cfg);
+}
+
+START_TEST(test_peft_features_lorafit_would_misapply_are_refused_by_name) {
+    const char *root = getenv("LORAFIT_ROOT");
+    char model_dir[4200], err[1024];
+    snprintf(model_dir, sizeof model_dir, "%s/tests/data/train/qwen2-untied/model",
+             root ? root : ".");
+    Model *m = model_load(model_dir, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    char *dir = test_tmpdir();
+    /* PEFT 0.14's adapter_config.json holds these keys unset: still loads */
+    static const char *const unset[][2] = {
+        {"rank_pattern", "{}"},          {"alpha_pattern", "{}"},
+        {"layers_to_transform", "null"}, {"layers_pattern", "null"},
+        {"exclude_modules", "null"},     {"modules_to_save", "null"},
+        {"lora_bias", "false"},          {"use_dora", "false"},
+        {"fan_in_fan_out", "false"},     {"trainable_token_indices", "null"},
+    };
+    for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++) {
+        foreign_adapter(dir, unset[i][0], unset[i][1]);
+        Lora *l = lora_load_adapter(m, dir, err, sizeof err);
+        ck_assert_msg(l != NULL, "%s = %s: %s", unset[i][0], unset[i][1], err);
+        lora_free(l);
+    }
+    /* set, each changes what the tensors mean: refused naming the key, on every path
+     * (merge/generate/eval, init_from and resume, GGUF export) */
+    static const char *const set[][2] = {
+        {"alpha_pattern", "{\"q_proj\": 16}"},
+        {"rank_pattern", "{\"q_proj\": 4}"},
+        {"layers_to_transform", "[0]"},
+        {"exclude_modules", "[\"model.layers.0.self_attn.q_proj\"]"},
+        {"modules_to_save", "[\"lm_head\"]"},
+        {"trainable_token_indices", "[1, 2]"},
+        {"lora_bias", "true"},
+        {"use_dora", "true"},
+        {"fan_in_fan_out", "true"},
+        {"target_modules", "\"all-linear\""},
+    };
+    char fixture[4200];
+    snprintf(fixture, sizeof fixture, "%s/tests/data/train/qwen2-untied/init_adapter",
+             root ? root : ".");
+    LoraSpec spec; /* the fixture's own, for the init_from path */
+    ck_assert_msg(lora_read_peft_spec(fixture, &spec, err, sizeof err) == 0, "%s", err);
+    for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
+        foreign_adapter(dir, set[i][0], set[i][1]);
+        const char *key = set[i][0];
+        ck_assert_msg(lora_load_adapter(m, dir, err, sizeof err) == NULL, "%s accepted", key);
+        ck_assert_msg(strstr(err, key) != NULL, "%s: '%s'", key, err);
+        LoraSpec got;
+        ck_assert_int_eq(lora_read_peft_spec(dir, &got, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, key) != NULL, "%s: '%s'", key, err);
+        Lora *l = lora_create(m, &spec, err, sizeof err);
+        ck_assert_msg(l != NULL, "%s", err);
+        ck_assert_int_eq(lora_load_peft(l, dir, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, key) != NULL, "%s: '%s'", key, err);
+        lora_free(l);
+    }
+    model_free(m);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *lora_suite(void) {
     Suite *s = suite_create("lora");
     TCase *tc = tcase_create("peft");
     tcase_add_test(tc, test_fresh_init_is_kaiming_uniform_a_and_zero_b);
     tcase_add_test(tc, test_peft_save_load_round_trip_is_bit_exact);
+    tcase_add_test(tc, test_peft_features_lorafit_would_misapply_are_refused_by_name);
     suite_add_tcase(s, tc);
     return s;
 }

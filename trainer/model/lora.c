@@ -199,6 +199,46 @@ static int parse_targets(json_t *targets, const char *path, unsigned *mask, char
     return 0;
 }
 
+/* A PEFT key whose value is set (not null, false, an empty list or an empty object). */
+static bool peft_key_set(json_t *root, const char *key) {
+    json_t *v = json_object_get(root, key);
+    return v && !json_is_null(v) && !json_is_false(v) &&
+           !(json_is_array(v) && json_array_size(v) == 0) &&
+           !(json_is_object(v) && json_object_size(v) == 0);
+}
+
+/* PEFT settings that change what the adapter's tensors mean or where they apply: lorafit
+ * would apply such an adapter wrongly (alpha_pattern: with the same shapes, silently), so
+ * it refuses them by name. 0, or -1 with err set. */
+static int refuse_peft_features(json_t *root, const char *path, char *err, size_t errlen) {
+    static const char *const keys[][2] = {
+        {"rank_pattern", "per-module ranks"},
+        {"alpha_pattern", "per-module alphas"},
+        {"layers_to_transform", "LoRA on some layers only"},
+        {"exclude_modules", "modules excluded from target_modules"},
+        {"modules_to_save", "fully trained modules saved beside the adapter"},
+        {"trainable_token_indices", "trained token embeddings"},
+        {"lora_bias", "biases on lora_B"},
+        {"use_dora", "DoRA adapters"},
+        {"fan_in_fan_out", "transposed (Conv1D) weights"},
+    };
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        if (peft_key_set(root, keys[i][0])) {
+            snprintf(err, errlen, "%s: %s is set (%s): lorafit does not support that", path,
+                     keys[i][0], keys[i][1]);
+            return -1;
+        }
+    if (json_is_string(json_object_get(root, "target_modules"))) {
+        snprintf(err, errlen,
+                 "%s: target_modules is a string (\"%s\": a regular expression or "
+                 "\"all-linear\"); lorafit needs the list of module names, e.g. [\"q_proj\", "
+                 "\"v_proj\"]",
+                 path, json_string_value(json_object_get(root, "target_modules")));
+        return -1;
+    }
+    return 0;
+}
+
 static int check_adapter_config(const Lora *l, const char *path, char *err, size_t errlen) {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
@@ -210,13 +250,12 @@ static int check_adapter_config(const Lora *l, const char *path, char *err, size
     json_t *r = json_object_get(root, "r"), *alpha = json_object_get(root, "lora_alpha"),
            *targets = json_object_get(root, "target_modules"),
            *rs = json_object_get(root, "use_rslora"), *peft = json_object_get(root, "peft_type"),
-           *dora = json_object_get(root, "use_dora"), *bias = json_object_get(root, "bias");
+           *bias = json_object_get(root, "bias");
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: not a JSON object", path);
     } else if (peft && (!json_is_string(peft) || strcmp(json_string_value(peft), "LORA"))) {
         snprintf(err, errlen, "%s: peft_type must be \"LORA\"", path);
-    } else if (json_is_true(dora)) {
-        snprintf(err, errlen, "%s: use_dora: DoRA adapters are not supported", path);
+    } else if (refuse_peft_features(root, path, err, errlen) != 0) {
     } else if (bias && (!json_is_string(bias) || strcmp(json_string_value(bias), "none"))) {
         snprintf(err, errlen, "%s: bias must be \"none\" (trained biases are not supported)", path);
     } else if (!json_is_integer(r) || json_integer_value(r) != l->spec.r) {
@@ -260,8 +299,13 @@ int lora_read_peft_spec(const char *dir, LoraSpec *spec, char *err, size_t errle
            *targets = json_object_get(root, "target_modules");
     memset(spec, 0, sizeof *spec);
     int rc = 0;
-    if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 65536 ||
-        !json_is_number(alpha) || !json_is_array(targets)) {
+    if (!json_is_object(root)) {
+        snprintf(err, errlen, "%s: not a JSON object", path);
+        rc = -1;
+    } else if (refuse_peft_features(root, path, err, errlen) != 0) {
+        rc = -1;
+    } else if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 65536 ||
+               !json_is_number(alpha) || !json_is_array(targets)) {
         snprintf(err, errlen,
                  "%s: need integer \"r\" >= 1, numeric \"lora_alpha\" and a "
                  "\"target_modules\" list",
