@@ -48,6 +48,9 @@
 #define LLVMFuzzerTestOneInput fuzz_one_metrics
 #include "tests/fuzz/fuzz_metrics.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_peft_config
+#include "tests/fuzz/fuzz_peft_config.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*FuzzOne)(const uint8_t *data, size_t size);
 
@@ -96,6 +99,7 @@ REPLAY_TEST(st_index, 10)
 REPLAY_TEST(tokenizer_json, 10)
 REPLAY_TEST(tokenizer_text, 3)
 REPLAY_TEST(metrics, 3)
+REPLAY_TEST(peft_config, 3)
 
 Suite *fuzz_regressions_suite(void) {
     Suite *s = suite_create("fuzz_regressions");
@@ -112,6 +116,7 @@ Suite *fuzz_regressions_suite(void) {
     tcase_add_test(tc, test_fuzz_inputs_tokenizer_json_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_tokenizer_text_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_metrics_do_not_crash);
+    tcase_add_test(tc, test_fuzz_inputs_peft_config_do_not_crash);
     suite_add_tcase(s, tc);
     return s;
 }
