@@ -30,7 +30,8 @@ START_TEST(test_missing_tokenizer_or_template_exit_2) {
              "stories260K",
              cfg, dir, chat, shared);
     tt_expect(dir, args, 2,
-              "has no chat_template in tokenizer_config.json; set data.chat_template");
+              "has no chat_template (neither chat_template.jinja nor tokenizer_config.json's); "
+              "set data.chat_template");
     /* an inline template that does not parse */
     snprintf(args, sizeof args,
              "prepare '%s' --out '%s/o.jsonl' --set data.train=%s --set data.tokenizer=%s/models/"

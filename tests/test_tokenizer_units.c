@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data/tokenizer/tokenizer.h"
 #include "tests/test_util.h"
@@ -456,6 +457,52 @@ START_TEST(test_config_files_give_special_tokens_and_chat_template) {
 }
 END_TEST
 
+START_TEST(test_chat_template_files_win_over_the_config_as_in_transformers) {
+    /* transformers >= 4.47 saves the template as chat_template.jinja (and named ones as
+     * additional_chat_templates/NAME.jinja); the file wins over tokenizer_config.json's */
+    char *dir = test_tmpdir(), path[4096];
+    char *json = tiny_json(NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    test_write_file(path, json, strlen(json));
+    free(json);
+    const char *cfg = "{\"chat_template\":[{\"name\":\"default\",\"template\":\"old\"},"
+                      "{\"name\":\"tool_use\",\"template\":\"old tools\"}]}";
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    test_write_file(path, cfg, strlen(cfg));
+    char err[512];
+    Tokenizer *t = tokenizer_load(dir, err, sizeof err);
+    ck_assert_msg(t, "%s", err);
+    ck_assert_str_eq(tokenizer_special(t)->chat_template, "old"); /* no files: the config's */
+    tokenizer_free(t);
+    const char *jinja = "{{ messages[0]['content'] }}\n";
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    test_write_file(path, jinja, strlen(jinja));
+    snprintf(path, sizeof path, "%s/additional_chat_templates", dir);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/additional_chat_templates/tool_use.jinja", dir);
+    test_write_file(path, "T", 1);
+    snprintf(path, sizeof path, "%s/additional_chat_templates/rag.jinja", dir);
+    test_write_file(path, "R", 1);
+    snprintf(path, sizeof path, "%s/additional_chat_templates/notes.txt", dir);
+    test_write_file(path, "not a template", 14);
+    t = tokenizer_load(dir, err, sizeof err);
+    ck_assert_msg(t, "%s", err);
+    ck_assert_str_eq(tokenizer_special(t)->chat_template, jinja);
+    ck_assert_str_eq(tokenizer_chat_template(t, "tool_use"), "T");
+    ck_assert_str_eq(tokenizer_chat_template(t, "rag"), "R");
+    ck_assert(tokenizer_chat_template(t, "notes") == NULL);
+    ck_assert(tokenizer_chat_template(t, "default") == NULL); /* the config's list is replaced */
+    tokenizer_free(t);
+    /* a template file with a NUL byte is refused, naming it */
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    test_write_file(path, "a\0b", 3);
+    ck_assert(tokenizer_load(dir, err, sizeof err) == NULL);
+    ck_assert_msg(strstr(err, "chat_template.jinja: holds a NUL byte"), "%s", err);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_one_scratch_serves_two_tokenizers) {
     /* the same word, merged in one vocabulary and not in the other: the word cache of a
      * scratch must not carry ids from one tokenizer to the next */
@@ -537,6 +584,7 @@ Suite *tokenizer_units_suite(void) {
     tcase_add_test(tc, test_characters_outside_the_vocabulary_without_unk_are_dropped);
     tcase_add_test(tc, test_invalid_utf8_text_is_an_error);
     tcase_add_test(tc, test_config_files_give_special_tokens_and_chat_template);
+    tcase_add_test(tc, test_chat_template_files_win_over_the_config_as_in_transformers);
     tcase_add_test(tc, test_shared_tokenizer_encodes_the_same_on_two_threads);
     tcase_add_test(tc, test_one_scratch_serves_two_tokenizers);
     suite_add_tcase(s, tc);

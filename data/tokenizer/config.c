@@ -2,7 +2,13 @@
  * token strings (a string or an {"content": ...} object), their ids, add_bos_token /
  * add_eos_token, model_max_length and the chat template (a string, or a list of named
  * templates whose "default" entry is the template). Both files are optional; a file that is
- * present but malformed is an error naming it. */
+ * present but malformed is an error naming it.
+ *
+ * The template may also be a file of its own, as transformers >= 4.47 saves it:
+ * chat_template.jinja, which wins over tokenizer_config.json's (transformers' order), and
+ * named ones in additional_chat_templates/NAME.jinja. */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +87,113 @@ static int load_chat_template(Tokenizer *t, json_t *ct, const char *where, char 
     return 0;
 }
 
+#define TEMPLATE_FILE_MAX ((size_t)64 << 20)
+
+/* The whole of a template file, NUL-terminated; NULL with err set. */
+static char *read_template(const char *path, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return tok_err(err, errlen, "%s: cannot open: %s", path, strerror(errno)), NULL;
+    char *text = NULL;
+    size_t len = 0, cap = 0, n;
+    do {
+        if (cap - len < 4096 + 1) {
+            char *p = cap < TEMPLATE_FILE_MAX ? realloc(text, cap = cap ? 2 * cap : 65536) : NULL;
+            if (!p) {
+                tok_err(err, errlen, "%s: larger than %zu MB, or out of memory", path,
+                        TEMPLATE_FILE_MAX >> 20);
+                free(text);
+                fclose(f);
+                return NULL;
+            }
+            text = p;
+        }
+        n = fread(text + len, 1, 4096, f);
+        len += n;
+    } while (n == 4096);
+    int failed = ferror(f) ? errno : 0;
+    fclose(f);
+    if (failed || memchr(text, '\0', len)) {
+        tok_err(err, errlen, "%s: %s%s", path, failed ? "cannot read: " : "",
+                failed ? strerror(failed) : "holds a NUL byte (not a Jinja template)");
+        free(text);
+        return NULL;
+    }
+    text[len] = '\0';
+    return text;
+}
+
+static bool is_file(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int by_name(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* additional_chat_templates/NAME.jinja, as named templates in name order. */
+static int load_additional_templates(Tokenizer *t, const char *dir, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/additional_chat_templates", dir);
+    DIR *d = opendir(path);
+    if (!d) return 0;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
+        size_t len = strlen(e->d_name);
+        if (len <= 6 || strcmp(e->d_name + len - 6, ".jinja") != 0 || e->d_name[0] == '.') continue;
+        char **grown = n == cap ? realloc(names, (cap = cap ? 2 * cap : 8) * sizeof *names) : names;
+        char *name = grown ? tok_strndup(e->d_name, len - 6) : NULL;
+        if (grown) names = grown;
+        if (!name)
+            rc = (tok_err(err, errlen, "out of memory"), -1);
+        else
+            names[n++] = name;
+    }
+    closedir(d);
+    if (rc == 0 && n > 0) {
+        qsort(names, n, sizeof *names, by_name);
+        NamedTemplate *grown = realloc(t->templates, (t->n_templates + n) * sizeof *grown);
+        if (!grown)
+            rc = (tok_err(err, errlen, "out of memory"), -1);
+        else
+            t->templates = grown;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rc == 0) {
+            char file[4096 + 256];
+            snprintf(file, sizeof file, "%s/%s.jinja", path, names[i]);
+            char *text = read_template(file, err, errlen);
+            if (!text)
+                rc = -1;
+            else
+                t->templates[t->n_templates++] = (NamedTemplate){names[i], text};
+        }
+        if (rc != 0) free(names[i]);
+    }
+    free(names);
+    return rc;
+}
+
+/* chat_template.jinja replaces tokenizer_config.json's template, named ones included. */
+static int load_template_files(Tokenizer *t, const char *dir, char *err, size_t errlen) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+    if (is_file(path)) {
+        char *text = read_template(path, err, errlen);
+        if (!text) return -1;
+        free(t->chat_template);
+        t->chat_template = text;
+        for (size_t i = 0; i < t->n_templates; i++) {
+            free(t->templates[i].name);
+            free(t->templates[i].text);
+        }
+        t->n_templates = 0;
+    }
+    return load_additional_templates(t, dir, err, errlen);
+}
+
 int tokcfg_load(Tokenizer *t, const char *dir, char *err, size_t errlen) {
     bool missing_cfg, missing_map;
     json_t *cfg = load_optional(dir, "tokenizer_config.json", &missing_cfg, err, errlen);
@@ -104,6 +217,7 @@ int tokcfg_load(Tokenizer *t, const char *dir, char *err, size_t errlen) {
         rc = load_chat_template(t, json_object_get(cfg, "chat_template"), "tokenizer_config.json",
                                 err, errlen);
     }
+    if (!rc) rc = load_template_files(t, dir, err, errlen);
     if (!rc) {
         t->special.chat_template = t->chat_template;
         if (!t->special.chat_template)

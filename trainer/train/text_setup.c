@@ -48,8 +48,8 @@ static int load_template(const Config *cfg, TrainText *tt, char *err, size_t err
         what = "the tokenizer's chat_template";
         if (!src) {
             snprintf(err, errlen,
-                     "data.format chat: %s has no chat_template in tokenizer_config.json; set "
-                     "data.chat_template (inline Jinja or a file)",
+                     "data.format chat: %s has no chat_template (neither chat_template.jinja nor "
+                     "tokenizer_config.json's); set data.chat_template (inline Jinja or a file)",
                      cfg->data.tokenizer ? cfg->data.tokenizer : cfg->model.path);
             return -2;
         }
