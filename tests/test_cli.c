@@ -1,6 +1,8 @@
 /* tests/test_cli.c — the command line as a user meets it: config errors exit 2 naming the
  * key, export writes PEFT's exact layout (checked by lorafit's reader and by an independent
  * Python reader), eval reports the loss the trainer saw. */
+#include <sys/stat.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,6 +202,43 @@ START_TEST(test_eval_reports_the_loss_the_trainer_saw) {
 }
 END_TEST
 
+START_TEST(test_sequences_longer_than_a_sliding_window_are_refused) {
+    /* the qwen2 fixture with a sliding window of 8 (seq_len is 16): lorafit's full attention
+     * would not be the model's, so train and eval refuse, naming the window */
+    char *dir = test_tmpdir();
+    char root[4096], path[4300], src[4300];
+    ck_assert(realpath(".", root) != NULL);
+    snprintf(path, sizeof path, "%s/model", dir);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(src, sizeof src, "%s/tests/data/train/qwen2-untied/model/model.safetensors", root);
+    snprintf(path, sizeof path, "%s/model/model.safetensors", dir);
+    ck_assert_int_eq(symlink(src, path), 0);
+    snprintf(src, sizeof src, "%s/tests/data/train/qwen2-untied/model/config.json", root);
+    json_t *mc = json_load_file(src, 0, NULL);
+    ck_assert(mc != NULL);
+    json_object_set_new(mc, "use_sliding_window", json_true());
+    json_object_set_new(mc, "sliding_window", json_integer(8));
+    snprintf(path, sizeof path, "%s/model/config.json", dir);
+    ck_assert_int_eq(json_dump_file(mc, path, 0), 0);
+    json_decref(mc);
+    char *cfg = config_with(dir, "");
+    char args[8192];
+    snprintf(args, sizeof args, "train '%s' --set model.path='%s/model'", cfg, dir);
+    tt_expect(dir, args, 2,
+              "data.seq_len: 16 exceeds the model's 8 positions (its config.json's "
+              "sliding_window");
+    snprintf(args, sizeof args, "eval '%s' --set model.path='%s/model'", cfg, dir);
+    tt_expect(dir, args, 2, "sliding_window");
+    /* within the window: the same run as without one */
+    snprintf(args, sizeof args, "eval '%s' --set model.path='%s/model' --set data.seq_len=8", cfg,
+             dir);
+    tt_expect(dir, args, 0, "eval_loss");
+    free(cfg);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_train_prints_one_plain_line_per_logged_step_with_eta) {
     /* stderr is not a terminal here: one line per metrics line, each ending in the ETA */
     char *dir = test_tmpdir();
@@ -269,6 +308,7 @@ Suite *cli_suite(void) {
     tcase_add_test(tc, test_export_writes_peft_layout_checked_by_two_readers);
     tcase_add_test(tc, test_eval_reports_the_loss_the_trainer_saw);
     tcase_add_test(tc, test_train_prints_one_plain_line_per_logged_step_with_eta);
+    tcase_add_test(tc, test_sequences_longer_than_a_sliding_window_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }

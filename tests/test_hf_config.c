@@ -56,11 +56,95 @@ START_TEST(test_malformed_configs_name_the_field) {
 }
 END_TEST
 
+static ModelConfig parse_ok(const char *json) {
+    ModelConfig c;
+    char err[512];
+    ck_assert_msg(hf_config_parse(json, strlen(json), "cfg.json", &c, err, sizeof err) == 0,
+                  "%s: %s", json, err);
+    return c;
+}
+
+#define LLAMA3_SCALING                                                                             \
+    "\"factor\": 32.0, \"low_freq_factor\": 1.0, \"high_freq_factor\": 4.0, "                      \
+    "\"original_max_position_embeddings\": 8192"
+
+START_TEST(test_transformers5_rope_parameters_give_theta_and_scaling) {
+    /* transformers 5 writes RoPE only as rope_parameters: read alone, the top-level keys
+     * would leave RoPE at the default base 10000 without a word */
+    ModelConfig c = parse_ok("{\"model_type\": \"qwen2\", " CFG_BASE
+                             ", \"rope_parameters\": {\"rope_type\": \"default\", "
+                             "\"rope_theta\": 1000000.0}}");
+    ck_assert(c.rope_theta == 1e6 && !c.rope_scaling.llama3);
+    ModelConfig v5 = parse_ok("{\"model_type\": \"llama\", " CFG_BASE
+                              ", \"rope_parameters\": {\"rope_type\": \"llama3\", "
+                              "\"rope_theta\": 500000.0, " LLAMA3_SCALING "}}");
+    ModelConfig v4 = parse_ok("{\"model_type\": \"llama\", " CFG_BASE
+                              ", \"rope_theta\": 500000.0, \"rope_scaling\": {\"rope_type\": "
+                              "\"llama3\", " LLAMA3_SCALING "}}");
+    ck_assert(v5.rope_theta == 5e5 && v5.rope_scaling.llama3);
+    ck_assert(memcmp(&v5.rope_scaling, &v4.rope_scaling, sizeof v4.rope_scaling) == 0);
+    /* both forms, agreeing: fine; disagreeing: which one transformers would read depends on
+     * its version, so neither is guessed */
+    parse_ok("{\"model_type\": \"llama\", " CFG_BASE
+             ", \"rope_theta\": 500000.0, \"rope_parameters\": {\"rope_theta\": 500000.0}}");
+    expect_config_error("{\"model_type\": \"llama\", " CFG_BASE
+                        ", \"rope_theta\": 10000.0, \"rope_parameters\": {\"rope_type\": "
+                        "\"default\", \"rope_theta\": 500000.0}}",
+                        "disagree");
+    expect_config_error("{\"model_type\": \"llama\", " CFG_BASE
+                        ", \"rope_scaling\": null, \"rope_parameters\": {\"rope_type\": "
+                        "\"yarn\", \"rope_theta\": 10000.0, \"factor\": 4}}",
+                        "rope_parameters.rope_type \"yarn\"");
+    expect_config_error("{\"model_type\": \"llama\", " CFG_BASE
+                        ", \"rope_parameters\": {\"rope_theta\": 10000.0, "
+                        "\"partial_rotary_factor\": 0.5}}",
+                        "partial_rotary_factor");
+    expect_config_error("{\"model_type\": \"llama\", " CFG_BASE
+                        ", \"rope_parameters\": {\"full_attention\": {\"rope_theta\": 1e6}}}",
+                        "per layer type");
+}
+END_TEST
+
+START_TEST(test_sliding_window_is_kept_where_it_applies) {
+    /* Mistral's window applies; Qwen2's only with use_sliding_window or sliding layer_types;
+     * Llama has none */
+    ck_assert_int_eq(
+        parse_ok("{\"model_type\": \"mistral\", " CFG_BASE ", \"sliding_window\": 4096}")
+            .sliding_window,
+        4096);
+    ck_assert_int_eq(
+        parse_ok("{\"model_type\": \"mistral\", " CFG_BASE ", \"sliding_window\": null}")
+            .sliding_window,
+        0);
+    ck_assert_int_eq(parse_ok("{\"model_type\": \"qwen2\", " CFG_BASE
+                              ", \"sliding_window\": 32768, \"use_sliding_window\": false}")
+                         .sliding_window,
+                     0);
+    ck_assert_int_eq(parse_ok("{\"model_type\": \"qwen2\", " CFG_BASE
+                              ", \"sliding_window\": 64, \"use_sliding_window\": true}")
+                         .sliding_window,
+                     64);
+    ck_assert_int_eq(parse_ok("{\"model_type\": \"qwen2\", " CFG_BASE
+                              ", \"sliding_window\": 64, \"layer_types\": [\"full_attention\", "
+                              "\"sliding_attention\"]}")
+                         .sliding_window,
+                     64);
+    ck_assert_int_eq(parse_ok("{\"model_type\": \"llama\", " CFG_BASE ", \"sliding_window\": 64}")
+                         .sliding_window,
+                     0);
+    expect_config_error("{\"model_type\": \"qwen2\", " CFG_BASE
+                        ", \"layer_types\": [\"full_attention\", \"chunked_attention\"]}",
+                        "layer_types[1]");
+}
+END_TEST
+
 Suite *hf_config_suite(void) {
     Suite *s = suite_create("hf_config");
     TCase *tc = tcase_create("config_json");
     tcase_add_test(tc, test_config_defaults_follow_transformers);
     tcase_add_test(tc, test_malformed_configs_name_the_field);
+    tcase_add_test(tc, test_transformers5_rope_parameters_give_theta_and_scaling);
+    tcase_add_test(tc, test_sliding_window_is_kept_where_it_applies);
     suite_add_tcase(s, tc);
     return s;
 }

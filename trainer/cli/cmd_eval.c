@@ -48,6 +48,7 @@ static int prepare_eval(EvalJob *job, const Config *asked, const char *adapter, 
     tensor_set_threads((int)cfg->train.threads);
     job->model = train_load_model(cfg, err, errlen);
     if (!job->model) return EXIT_RUNTIME;
+    if (train_check_seq_len(cfg, job->model, err, errlen) != 0) return EXIT_USAGE;
     if (adapter && !(job->lora = lora_load_adapter(job->model, adapter, err, errlen)))
         return EXIT_RUNTIME;
     int text_rc = train_text_load(cfg, &job->text, err, errlen);

@@ -39,11 +39,12 @@ int model_generate_stream(const Model *m, const Lora *lora, const int32_t *promp
                           int32_t *out, ModelTokenFn on_token, void *ctx, int *n_out, char *err,
                           size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    if (n_prompt < 1 || n_new < 0 || n_prompt + n_new > m->max_pos || !(temperature >= 0)) {
+    int max_pos = model_max_positions(m);
+    if (n_prompt < 1 || n_new < 0 || n_prompt + n_new > max_pos || !(temperature >= 0)) {
         snprintf(err, errlen,
                  "generate: need at least one prompt id, n >= 0, temperature >= 0 "
-                 "and prompt + n <= %d positions",
-                 m->max_pos);
+                 "and prompt + n <= %d positions%s",
+                 max_pos, c->sliding_window == max_pos ? " (the model's sliding_window)" : "");
         return -1;
     }
     for (int i = 0; i < n_prompt; i++) {

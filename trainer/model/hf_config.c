@@ -140,33 +140,33 @@ static int parse_arch(json_t *root, ModelConfig *cfg, const char *src, char *err
     return 0;
 }
 
-static int parse_rope_scaling(json_t *root, ModelConfig *cfg, const char *src, char *err,
-                              size_t errlen) {
-    json_t *rs = json_object_get(root, "rope_scaling");
-    memset(&cfg->rope_scaling, 0, sizeof cfg->rope_scaling);
-    if (!rs || json_is_null(rs)) return 0;
-    if (!json_is_object(rs)) {
-        snprintf(err, errlen, "%s: \"rope_scaling\" must be null or an object", src);
+/* One RoPE description: transformers 4's "rope_scaling" (null: plain RoPE) or transformers
+ * 5's "rope_parameters" (which also holds rope_theta). Its rope_type (or the older "type")
+ * is "default" (plain) or "llama3" (none given: plain when untyped_is_default, as
+ * rope_parameters may leave it out); `where` names it in messages. */
+static int parse_rope_object(json_t *o, const char *where, bool untyped_is_default, RopeScaling *r,
+                             char *err, size_t errlen) {
+    memset(r, 0, sizeof *r);
+    if (!json_is_object(o)) {
+        snprintf(err, errlen, "%s must be null or an object", where);
         return -1;
     }
-    json_t *t = json_object_get(rs, "rope_type");
-    if (!t) t = json_object_get(rs, "type");
+    json_t *t = json_object_get(o, "rope_type");
+    if (!t) t = json_object_get(o, "type");
     const char *type = json_string_value(t);
+    if ((type && strcmp(type, "default") == 0) || (!t && untyped_is_default)) return 0;
     if (!type || strcmp(type, "llama3") != 0) {
         snprintf(err, errlen,
-                 "%s: rope_scaling.rope_type \"%s\" is not supported (only "
+                 "%s.rope_type \"%s\" is not supported (only \"default\" and "
                  "\"llama3\")",
-                 src, type ? type : "(missing)");
+                 where, type ? type : "(missing)");
         return -1;
     }
-    RopeScaling *r = &cfg->rope_scaling;
-    char where[600];
-    snprintf(where, sizeof where, "%s: rope_scaling", src);
     r->llama3 = true;
-    if (get_number(rs, "factor", 0, true, &r->factor, where, err, errlen) ||
-        get_number(rs, "low_freq_factor", 0, true, &r->low_freq_factor, where, err, errlen) ||
-        get_number(rs, "high_freq_factor", 0, true, &r->high_freq_factor, where, err, errlen) ||
-        get_int(rs, "original_max_position_embeddings", 1, 1 << 30, 0,
+    if (get_number(o, "factor", 0, true, &r->factor, where, err, errlen) ||
+        get_number(o, "low_freq_factor", 0, true, &r->low_freq_factor, where, err, errlen) ||
+        get_number(o, "high_freq_factor", 0, true, &r->high_freq_factor, where, err, errlen) ||
+        get_int(o, "original_max_position_embeddings", 1, 1 << 30, 0,
                 &r->original_max_position_embeddings, where, err, errlen))
         return -1;
     if (r->high_freq_factor <= r->low_freq_factor) {
@@ -174,6 +174,91 @@ static int parse_rope_scaling(json_t *root, ModelConfig *cfg, const char *src, c
         return -1;
     }
     return 0;
+}
+
+/* rope_theta and the scaling: from "rope_parameters" when the config has it (transformers
+ * 5 writes only that: reading the top-level keys alone would silently give RoPE the default
+ * base), else from "rope_theta" and "rope_scaling". Where both are there they must agree. */
+static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
+    char where[600];
+    snprintf(where, sizeof where, "%s: rope_scaling", src);
+    json_t *rs = json_object_get(root, "rope_scaling"),
+           *rp = json_object_get(root, "rope_parameters");
+    if (get_number(root, "rope_theta", 10000.0, false, &cfg->rope_theta, src, err, errlen))
+        return -1;
+    memset(&cfg->rope_scaling, 0, sizeof cfg->rope_scaling);
+    if (rs && !json_is_null(rs) &&
+        parse_rope_object(rs, where, false, &cfg->rope_scaling, err, errlen))
+        return -1;
+    if (!rp || json_is_null(rp)) return 0;
+    snprintf(where, sizeof where, "%s: rope_parameters", src);
+    if (json_is_object(rp) &&
+        (json_object_get(rp, "full_attention") || json_object_get(rp, "sliding_attention"))) {
+        snprintf(err, errlen, "%s: RoPE per layer type is not supported", where);
+        return -1;
+    }
+    RopeScaling r;
+    double theta, partial;
+    if (parse_rope_object(rp, where, true, &r, err, errlen) ||
+        get_number(rp, "rope_theta", cfg->rope_theta, false, &theta, where, err, errlen) ||
+        get_number(rp, "partial_rotary_factor", 1.0, false, &partial, where, err, errlen))
+        return -1;
+    if (partial != 1.0) {
+        snprintf(err, errlen, "%s.partial_rotary_factor %g is not supported (only 1)", where,
+                 partial);
+        return -1;
+    }
+    bool has_theta =
+        json_object_get(root, "rope_theta") && !json_is_null(json_object_get(root, "rope_theta"));
+    bool has_scaling = rs && !json_is_null(rs);
+    if ((has_theta && theta != cfg->rope_theta) ||
+        (has_scaling && memcmp(&r, &cfg->rope_scaling, sizeof r) != 0)) {
+        snprintf(err, errlen,
+                 "%s: rope_parameters and the top-level rope_theta / rope_scaling disagree "
+                 "(rope_theta %g vs %g); keep one of them",
+                 src, theta, cfg->rope_theta);
+        return -1;
+    }
+    cfg->rope_theta = theta;
+    cfg->rope_scaling = r;
+    return 0;
+}
+
+/* The sliding window attention applies, 0 for none: Mistral's sliding_window; Qwen2's when
+ * use_sliding_window is true or layer_types names sliding layers (transformers computes
+ * layer_types from use_sliding_window and max_window_layers when the config has none). */
+static int parse_sliding_window(json_t *root, ModelConfig *cfg, const char *src, char *err,
+                                size_t errlen) {
+    cfg->sliding_window = 0;
+    json_t *types = json_object_get(root, "layer_types");
+    bool sliding_layers = false;
+    if (types && !json_is_null(types)) {
+        size_t i;
+        json_t *v;
+        if (!json_is_array(types)) {
+            snprintf(err, errlen, "%s: \"layer_types\" must be a list", src);
+            return -1;
+        }
+        json_array_foreach(types, i, v) {
+            const char *t = json_string_value(v);
+            if (t && strcmp(t, "sliding_attention") == 0) {
+                sliding_layers = true;
+            } else if (!t || strcmp(t, "full_attention") != 0) {
+                snprintf(err, errlen,
+                         "%s: layer_types[%zu] must be \"full_attention\" or "
+                         "\"sliding_attention\"",
+                         src, i);
+                return -1;
+            }
+        }
+    }
+    bool use = false;
+    if (get_bool(root, "use_sliding_window", false, &use, src, err, errlen)) return -1;
+    bool applies =
+        cfg->arch == ARCH_MISTRAL || (cfg->arch == ARCH_QWEN2 && (use || sliding_layers));
+    json_t *w = json_object_get(root, "sliding_window");
+    if (!applies || !w || json_is_null(w)) return 0;
+    return get_int(root, "sliding_window", 1, 1 << 30, 0, &cfg->sliding_window, src, err, errlen);
 }
 
 static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
@@ -220,7 +305,6 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
         return -1;
     }
     if (get_number(root, "rms_norm_eps", 1e-6, false, &cfg->rms_norm_eps, src, err, errlen) ||
-        get_number(root, "rope_theta", 10000.0, false, &cfg->rope_theta, src, err, errlen) ||
         get_bool(root, "tie_word_embeddings", false, &cfg->tie_word_embeddings, src, err, errlen))
         return -1;
     bool attention_bias = false, mlp_bias = false;
@@ -244,7 +328,8 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
                  src);
         return -1;
     }
-    return parse_rope_scaling(root, cfg, src, err, errlen);
+    if (parse_sliding_window(root, cfg, src, err, errlen)) return -1;
+    return parse_rope(root, cfg, src, err, errlen);
 }
 
 int hf_config_parse(const char *json, size_t len, const char *what_for, ModelConfig *cfg, char *err,

@@ -1,10 +1,11 @@
 /* trainer/model/hf_config.h — a Hugging Face config.json for the Llama family, parsed and checked.
  *
  * Supported: LlamaForCausalLM / llama, MistralForCausalLM / mistral, Qwen2ForCausalLM /
- * qwen2, with hidden_act silu and rope_scaling null or llama3. Anything else is an error
- * naming the field. Mistral/Qwen2 sliding-window attention is ignored: lorafit always uses
- * full causal attention, which is what those models do for sequences no longer than the
- * window (and Qwen2 with use_sliding_window false). */
+ * qwen2, with hidden_act silu and RoPE plain or llama3-scaled (rope_theta + rope_scaling, or
+ * transformers 5's rope_parameters). Anything else is an error naming the field. lorafit
+ * always uses full causal attention, which is what Mistral/Qwen2 sliding-window attention
+ * computes for sequences no longer than the window: sliding_window is kept so that longer
+ * ones are refused (model_max_positions). */
 #ifndef LORAFIT_HF_CONFIG_H
 #define LORAFIT_HF_CONFIG_H
 
@@ -37,6 +38,7 @@ typedef struct ModelConfig {
     bool o_bias;   /* o_proj has a bias (Llama/Mistral attention_bias) */
     bool mlp_bias; /* Llama mlp_bias */
     RopeScaling rope_scaling;
+    int sliding_window;             /* positions an attention window spans; 0 = no window */
     int bos_token_id, eos_token_id; /* -1 when absent */
 } ModelConfig;
 

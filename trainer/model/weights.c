@@ -325,7 +325,8 @@ const ModelConfig *model_config(const Model *m) {
 }
 
 int model_max_positions(const Model *m) {
-    return m->max_pos;
+    int window = m->cfg.sliding_window; /* full attention equals it up to the window only */
+    return window > 0 && window < m->max_pos ? window : m->max_pos;
 }
 
 size_t model_param_count(const Model *m) {

@@ -1,6 +1,7 @@
 /* trainer/train/options.c — what a Config asks of the other modules: the data options of
  * each data set, the LoRA shape, the model's in-memory dtype, and the check that every path
  * the config names exists (so a typo is a usage error before any loading starts). */
+#include <inttypes.h>
 #include <errno.h>
 #include <glob.h>
 #include <stdio.h>
@@ -105,6 +106,18 @@ Model *train_load_model(const Config *cfg, char *err, size_t errlen) {
     bool bf16 =
         cfg->model.dtype == CONFIG_DTYPE_BF16 || cfg->train.precision == CONFIG_PRECISION_BF16;
     return model_load_dtype(cfg->model.path, bf16 ? MODEL_BF16 : MODEL_F32, err, errlen);
+}
+
+int train_check_seq_len(const Config *cfg, const Model *m, char *err, size_t errlen) {
+    int max = model_max_positions(m);
+    if (cfg->data.seq_len <= max) return 0;
+    snprintf(err, errlen, "data.seq_len: %" PRId64 " exceeds the model's %d positions%s",
+             cfg->data.seq_len, max,
+             model_config(m)->sliding_window == max
+                 ? " (its config.json's sliding_window: lorafit computes full causal "
+                   "attention, which is the model's only up to the window)"
+                 : "");
+    return -1;
 }
 
 ConfigPrecision train_resolve_precision(ConfigPrecision asked, char *note, size_t notelen) {

@@ -171,11 +171,7 @@ static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
     t->model = train_load_model(c, err, errlen);
     if (!t->model) return TRAIN_FAILED;
     const ModelConfig *mc = model_config(t->model);
-    if (c->data.seq_len > model_max_positions(t->model)) {
-        snprintf(err, errlen, "data.seq_len: %" PRId64 " exceeds the model's %d positions",
-                 c->data.seq_len, model_max_positions(t->model));
-        return TRAIN_REFUSED;
-    }
+    if (train_check_seq_len(c, t->model, err, errlen) != 0) return TRAIN_REFUSED;
     LoraSpec spec;
     if (train_lora_spec(c, &spec, err, errlen) != 0) return TRAIN_REFUSED;
     t->lora = lora_create(t->model, &spec, err, errlen);
