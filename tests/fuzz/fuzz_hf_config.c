@@ -17,7 +17,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (cfg.hidden_size <= 0 || cfg.num_hidden_layers <= 0 || cfg.num_attention_heads <= 0 ||
         cfg.num_key_value_heads <= 0 || cfg.head_dim <= 0 || cfg.vocab_size <= 0 ||
-        cfg.num_attention_heads % cfg.num_key_value_heads != 0)
+        cfg.num_attention_heads % cfg.num_key_value_heads != 0 || cfg.sliding_window < 0 ||
+        !(cfg.rope_theta > 0))
         abort();
     if (cfg.head_dim <= 1 << 16) {
         double *inv = malloc(((size_t)cfg.head_dim / 2 + 1) * sizeof *inv);
