@@ -210,9 +210,9 @@ static int alpaca_record(const DataOptions *o, TextState *ts, const json_t *obj,
     return rc;
 }
 
-/* Renders messages[0..n) with add_generation_prompt agp. */
-static char *render_prefix(const DataOptions *o, const json_t *messages, size_t n, bool agp,
-                           size_t *len, char *why, size_t whylen) {
+/* Renders messages[0..n) with add_generation_prompt agp (and the record's tools, or NULL). */
+static char *render_prefix(const DataOptions *o, const json_t *messages, const json_t *tools,
+                           size_t n, bool agp, size_t *len, char *why, size_t whylen) {
     json_t *ctx = o->chat_context ? json_copy((json_t *)o->chat_context) : json_object();
     json_t *part = json_array();
     char *out = NULL;
@@ -222,6 +222,7 @@ static char *render_prefix(const DataOptions *o, const json_t *messages, size_t 
     }
     for (size_t i = 0; i < n; i++) json_array_append(part, json_array_get(messages, i));
     json_object_set(ctx, "messages", part);
+    if (tools) json_object_set(ctx, "tools", (json_t *)tools);
     json_object_set_new(ctx, "add_generation_prompt", json_boolean(agp));
     char terr[400];
     out = chat_template_render(o->chat_template, ctx, len, terr, sizeof terr);
@@ -263,6 +264,24 @@ static int check_messages(const json_t *messages, const char *field, char *why, 
     return 0;
 }
 
+/* A record's "tools" for the template, as TRL passes them to apply_chat_template: a list of
+ * function schemas, or that list as a JSON string (how datasets often store it). *tools is
+ * NULL when the record has none; a new reference otherwise. */
+static int record_tools(const json_t *obj, json_t **tools, char *why, size_t whylen) {
+    const json_t *v = json_object_get(obj, "tools");
+    *tools = NULL;
+    if (!v || json_is_null(v)) return 0;
+    json_t *list =
+        json_is_string(v) ? json_loads(json_string_value(v), 0, NULL) : json_incref((json_t *)v);
+    if (!json_is_array(list)) {
+        json_decref(list);
+        snprintf(why, whylen, "'tools' must be a list of tool schemas (or a JSON string of one)");
+        return -1;
+    }
+    *tools = list;
+    return 0;
+}
+
 static int chat_record(const DataOptions *o, TextState *ts, const json_t *obj, Row *row, char *why,
                        size_t whylen) {
     const json_t *messages = json_object_get(obj, o->messages_field);
@@ -271,9 +290,14 @@ static int chat_record(const DataOptions *o, TextState *ts, const json_t *obj, R
         return -1;
     }
     if (check_messages(messages, o->messages_field, why, whylen) != 0) return -1;
+    json_t *tools;
+    if (record_tools(obj, &tools, why, whylen) != 0) return -1;
     size_t n_msg = json_array_size(messages), full_n;
-    char *full = render_prefix(o, messages, n_msg, false, &full_n, why, whylen);
-    if (!full) return -1;
+    char *full = render_prefix(o, messages, tools, n_msg, false, &full_n, why, whylen);
+    if (!full) {
+        json_decref(tools);
+        return -1;
+    }
     int rc = -1;
     ts->a.n = 0;
     if (encode(o, ts, full, full_n, false, &ts->a, o->messages_field, why, whylen) != 0) goto done;
@@ -283,9 +307,9 @@ static int chat_record(const DataOptions *o, TextState *ts, const json_t *obj, R
         const char *role = json_string_value(json_object_get(json_array_get(messages, i), "role"));
         if (strcmp(role, "assistant") != 0) continue;
         size_t bn, en, bt, et;
-        char *before = render_prefix(o, messages, i, true, &bn, why, whylen);
+        char *before = render_prefix(o, messages, tools, i, true, &bn, why, whylen);
         if (!before) goto done;
-        char *end = render_prefix(o, messages, i + 1, false, &en, why, whylen);
+        char *end = render_prefix(o, messages, tools, i + 1, false, &en, why, whylen);
         if (!end) {
             free(before);
             goto done;
@@ -310,6 +334,7 @@ static int chat_record(const DataOptions *o, TextState *ts, const json_t *obj, R
     rc = 0;
 done:
     free(full);
+    json_decref(tools);
     return rc;
 }
 

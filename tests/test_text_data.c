@@ -304,6 +304,64 @@ START_TEST(test_chat_llama3_masks_all_but_assistant_turns) {
 }
 END_TEST
 
+START_TEST(test_chat_record_tools_reach_the_template_as_in_trl) {
+    /* "tools" of a record goes to the template as `tools` (a list, or a JSON string holding
+     * it), for the whole conversation and the assistant-turn prefixes alike (templates render
+     * with trim_blocks, as transformers does: hence the newline as an expression) */
+    TEST_NEED_SHARED(shared);
+    Tokenizer *tok = load_tok(shared, "models/stories260K");
+    const char *src =
+        "{% if tools %}tools:{% for t in tools %} {{ t.function.name }}{% endfor %}{{ '\\n' }}"
+        "{% endif %}{% for m in messages %}{{ m.role }}: {{ m.content }}\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant: {% endif %}";
+    char err[2048];
+    ChatTemplate *t = chat_template_parse(src, strlen(src), err, sizeof err);
+    ck_assert_msg(t != NULL, "%s", err);
+    const char *msgs = "\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}, "
+                       "{\"role\": \"assistant\", \"content\": \"ok\"}]";
+    const char *tools = "[{\"type\": \"function\", \"function\": {\"name\": \"get_weather\"}}]";
+    char text[2048];
+    snprintf(text, sizeof text,
+             "{%s, \"tools\": %s}\n{%s, \"tools\": \"%s\"}\n{%s}\n{%s, \"tools\": null}\n", msgs,
+             tools, msgs,
+             "[{\\\"type\\\": \\\"function\\\", \\\"function\\\": {\\\"name\\\": "
+             "\\\"get_weather\\\"}}]",
+             msgs, msgs);
+    char *dir = test_tmpdir();
+    char *path = tt_write_text(dir, "c.jsonl", text);
+    const char *paths[] = {path};
+    DataOptions o = text_options(paths, DATA_FORMAT_CHAT, tok);
+    o.chat_template = t;
+    json_t *rows = all_rows(&o);
+    ck_assert_int_eq(json_array_size(rows), 4);
+    TokenizerIds with = {0}, without = {0};
+    encode_into(tok, "tools: get_weather\nuser: hi\nassistant: ok\n", &with);
+    encode_into(tok, "user: hi\nassistant: ok\n", &without);
+    for (size_t r = 0; r < 4; r++) {
+        const TokenizerIds *want = r < 2 ? &with : &without;
+        json_t *ids = json_array_get(json_array_get(rows, r), 0);
+        ck_assert_msg(json_array_size(ids) == want->n, "row %zu: %zu ids, want %zu", r,
+                      json_array_size(ids), want->n);
+        for (size_t i = 0; i < want->n; i++)
+            ck_assert_int_eq(json_integer_value(json_array_get(ids, i)), want->ids[i]);
+    }
+    /* tools that are not a list: the record is bad, named */
+    tt_write_text(dir, "c.jsonl",
+                  "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], "
+                  "\"tools\": 3}\n");
+    first_error(&o, err, sizeof err);
+    ck_assert_msg(strstr(err, "c.jsonl:1:") && strstr(err, "'tools' must be a list"), "%s", err);
+    tokenizer_ids_free(&with);
+    tokenizer_ids_free(&without);
+    json_decref(rows);
+    chat_template_free(t);
+    tokenizer_free(tok);
+    free(path);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(test_chat_template_that_rewrites_history_is_refused) {
     TEST_NEED_SHARED(shared);
     Tokenizer *tok = load_tok(shared, "models/stories260K");
@@ -609,6 +667,7 @@ Suite *text_data_suite(void) {
     tcase_add_test(tc, test_tinystories_text_matches_committed_ids);
     tcase_add_test(tc, test_chat_llama3_masks_all_but_assistant_turns);
     tcase_add_test(tc, test_chat_template_that_rewrites_history_is_refused);
+    tcase_add_test(tc, test_chat_record_tools_reach_the_template_as_in_trl);
     tcase_add_test(tc, test_completion_masks_prompt_and_formats_read_alike);
     tcase_add_test(tc, test_bad_text_records_name_file_and_line);
     tcase_add_test(tc, test_auto_format_edge_cases);
