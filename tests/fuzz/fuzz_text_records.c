@@ -66,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static json_t *ctx;
     if (!tok) {
         tok = tiny_tokenizer();
-        const char *src = "{% for m in messages %}{% if m.role not in ['user', 'assistant', "
+        const char *src = "{% if tools %}<s>tools {{ tools | tojson }}\n{% endif %}"
+                          "{% for m in messages %}{% if m.role not in ['user', 'assistant', "
                           "'system'] %}{{ raise_exception('bad role') }}{% endif %}<s>{{ m.role "
                           "}}\n{{ m.content | trim }}\n{% endfor %}{% if add_generation_prompt "
                           "%}<s>assistant\n{% endif %}";
