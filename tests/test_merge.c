@@ -3,11 +3,13 @@
  * directory giving the ids of `generate --adapter`, the model card and its picture, and
  * every exporter refusing to replace an existing output without --force. */
 #include <check.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "tests/test_train_util.h"
@@ -172,6 +174,44 @@ static void check_png(const char *path) {
     free(raw);
     free(p);
 }
+
+START_TEST(test_merged_config_names_the_dtype_under_both_transformers_keys) {
+    /* transformers 5 calls it "dtype"; a merged config keeping the base's "bfloat16" there
+     * beside torch_dtype "float32" would load as the wrong type */
+    char root[4096], model_dir[4300], src[4400], path[4400], err[1024];
+    root_path(root, sizeof root, "tests/data/train/qwen2-untied");
+    char *dir = test_tmpdir();
+    snprintf(model_dir, sizeof model_dir, "%s/model", dir);
+    ck_assert_int_eq(mkdir(model_dir, 0755), 0);
+    snprintf(src, sizeof src, "%s/model/model.safetensors", root);
+    snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
+    ck_assert_int_eq(symlink(src, path), 0);
+    snprintf(src, sizeof src, "%s/model/config.json", root);
+    json_t *cfg = json_load_file(src, 0, NULL);
+    ck_assert(cfg != NULL);
+    json_object_del(cfg, "torch_dtype");
+    json_object_set_new(cfg, "dtype", json_string("bfloat16"));
+    snprintf(path, sizeof path, "%s/config.json", model_dir);
+    ck_assert_int_eq(json_dump_file(cfg, path, 0), 0);
+    json_decref(cfg);
+    Model *m = model_load(model_dir, err, sizeof err);
+    ck_assert_msg(m, "%s", err);
+    char *out = test_tmpdir();
+    MergeOptions opt = {ST_F32, 0};
+    ck_assert_msg(merge_write_hf(m, NULL, model_dir, out, &opt, err, sizeof err) == 0, "%s", err);
+    snprintf(path, sizeof path, "%s/config.json", out);
+    json_t *merged = json_load_file(path, 0, NULL);
+    ck_assert(merged != NULL);
+    ck_assert_str_eq(json_string_value(json_object_get(merged, "dtype")), "float32");
+    ck_assert(json_object_get(merged, "torch_dtype") == NULL);
+    json_decref(merged);
+    model_free(m);
+    test_rmtree(out);
+    free(out);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
 
 /* metrics.jsonl files no healthy run writes, but a diverged run or a hand edit can: each is
  * drawn (both curves, the axes) and finishes; near-equal losses once looped forever on
@@ -353,6 +393,7 @@ Suite *merge_suite(void) {
     tcase_add_test(tc, test_merged_weights_within_1e6_of_float64_merge);
     tcase_add_test(tc, test_run_card_merge_and_generate_match_the_adapter);
     tcase_add_test(tc, test_exporters_refuse_to_overwrite_without_force);
+    tcase_add_test(tc, test_merged_config_names_the_dtype_under_both_transformers_keys);
     TCase *pic = tcase_create("picture");
     tcase_set_timeout(pic, 30); /* a draw takes milliseconds; the old tick loop never ended */
     tcase_add_test(pic, test_loss_picture_of_degenerate_metrics);

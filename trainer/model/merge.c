@@ -98,7 +98,8 @@ static const char *torch_dtype_name(StDtype d) {
     return d == ST_F16 ? "float16" : d == ST_BF16 ? "bfloat16" : "float32";
 }
 
-/* config.json with torch_dtype set to the merged weights' dtype, key order kept. */
+/* config.json with the dtype set to the merged weights': "torch_dtype" (transformers 4) and
+ * "dtype" (transformers 5's name) where the base has it, key order kept. */
 static int write_config(const char *model_dir, const char *out_dir, StDtype dtype, char *err,
                         size_t errlen) {
     char path[4200];
@@ -109,7 +110,10 @@ static int write_config(const char *model_dir, const char *out_dir, StDtype dtyp
         json_decref(cfg);
         return store_error(err, errlen, 0, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     }
-    json_object_set_new(cfg, "torch_dtype", json_string(torch_dtype_name(dtype)));
+    bool v5 = json_object_get(cfg, "dtype") != NULL;
+    if (v5) json_object_set_new(cfg, "dtype", json_string(torch_dtype_name(dtype)));
+    if (!v5 || json_object_get(cfg, "torch_dtype"))
+        json_object_set_new(cfg, "torch_dtype", json_string(torch_dtype_name(dtype)));
     char *text = json_dumps(cfg, JSON_INDENT(2) | JSON_REAL_PRECISION(17));
     json_decref(cfg);
     int rc = text ? path_join(path, sizeof path, out_dir, "config.json", err, errlen)
