@@ -13,6 +13,7 @@
  * row predicts nothing: the next token belongs to another row or to padding). */
 #include "data/internal.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,10 @@ static int end_epoch(DataReader *r, char *err, size_t errlen) {
                  r->o.overflow == DATA_OVERFLOW_DROP
                      ? " (every record was bad, or longer than seq_len with overflow: drop)"
                      : " (every record was skipped as bad)");
+        return -1;
+    }
+    if (r->epoch == INT_MAX) { /* only a forged cursor starts this close */
+        snprintf(err, errlen, "%s: the data reader's epoch counter is at its maximum", r->files[0]);
         return -1;
     }
     r->epoch++;
