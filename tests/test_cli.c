@@ -206,21 +206,13 @@ START_TEST(test_sequences_longer_than_a_sliding_window_are_refused) {
     /* the qwen2 fixture with a sliding window of 8 (seq_len is 16): lorafit's full attention
      * would not be the model's, so train and eval refuse, naming the window */
     char *dir = test_tmpdir();
-    char root[4096], path[4300], src[4300];
+    char root[4096], src[4300], dst[4300];
     ck_assert(realpath(".", root) != NULL);
-    snprintf(path, sizeof path, "%s/model", dir);
-    ck_assert_int_eq(mkdir(path, 0755), 0);
-    snprintf(src, sizeof src, "%s/tests/data/train/qwen2-untied/model/model.safetensors", root);
-    snprintf(path, sizeof path, "%s/model/model.safetensors", dir);
-    ck_assert_int_eq(symlink(src, path), 0);
-    snprintf(src, sizeof src, "%s/tests/data/train/qwen2-untied/model/config.json", root);
-    json_t *mc = json_load_file(src, 0, NULL);
-    ck_assert(mc != NULL);
-    json_object_set_new(mc, "use_sliding_window", json_true());
-    json_object_set_new(mc, "sliding_window", json_integer(8));
-    snprintf(path, sizeof path, "%s/model/config.json", dir);
-    ck_assert_int_eq(json_dump_file(mc, path, 0), 0);
-    json_decref(mc);
+    snprintf(src, sizeof src, "%s/tests/data/train/qwen2-untied/model", root);
+    snprintf(dst, sizeof dst, "%s/model", dir);
+    json_t *edits = json_pack("{s:b, s:i}", "use_sliding_window", 1, "sliding_window", 8);
+    tt_model_with_config(src, dst, edits);
+    json_decref(edits);
     char *cfg = config_with(dir, "");
     char args[8192];
     snprintf(args, sizeof args, "train '%s' --set model.path='%s/model'", cfg, dir);

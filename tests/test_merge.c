@@ -178,22 +178,13 @@ static void check_png(const char *path) {
 START_TEST(test_merged_config_names_the_dtype_under_both_transformers_keys) {
     /* transformers 5 calls it "dtype"; a merged config keeping the base's "bfloat16" there
      * beside torch_dtype "float32" would load as the wrong type */
-    char root[4096], model_dir[4300], src[4400], path[4400], err[1024];
-    root_path(root, sizeof root, "tests/data/train/qwen2-untied");
+    char src[4096], model_dir[4300], path[4400], err[1024];
+    root_path(src, sizeof src, "tests/data/train/qwen2-untied/model");
     char *dir = test_tmpdir();
     snprintf(model_dir, sizeof model_dir, "%s/model", dir);
-    ck_assert_int_eq(mkdir(model_dir, 0755), 0);
-    snprintf(src, sizeof src, "%s/model/model.safetensors", root);
-    snprintf(path, sizeof path, "%s/model.safetensors", model_dir);
-    ck_assert_int_eq(symlink(src, path), 0);
-    snprintf(src, sizeof src, "%s/model/config.json", root);
-    json_t *cfg = json_load_file(src, 0, NULL);
-    ck_assert(cfg != NULL);
-    json_object_del(cfg, "torch_dtype");
-    json_object_set_new(cfg, "dtype", json_string("bfloat16"));
-    snprintf(path, sizeof path, "%s/config.json", model_dir);
-    ck_assert_int_eq(json_dump_file(cfg, path, 0), 0);
-    json_decref(cfg);
+    json_t *edits = json_pack("{s:n, s:s}", "torch_dtype", "dtype", "bfloat16");
+    tt_model_with_config(src, model_dir, edits);
+    json_decref(edits);
     Model *m = model_load(model_dir, err, sizeof err);
     ck_assert_msg(m, "%s", err);
     char *out = test_tmpdir();

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +19,28 @@ char *tt_write_text(const char *dir, const char *name, const char *text) {
     sprintf(path, "%s/%s", dir, name);
     test_write_file(path, text, strlen(text));
     return path;
+}
+
+void tt_model_with_config(const char *src, const char *dst, json_t *edits) {
+    char from[4200], to[4200];
+    ck_assert_int_eq(mkdir(dst, 0755), 0);
+    snprintf(from, sizeof from, "%s/model.safetensors", src);
+    snprintf(to, sizeof to, "%s/model.safetensors", dst);
+    ck_assert_int_eq(symlink(from, to), 0);
+    snprintf(from, sizeof from, "%s/config.json", src);
+    json_t *cfg = json_load_file(from, 0, NULL);
+    ck_assert_msg(cfg != NULL, "%s: not JSON", from);
+    const char *key;
+    json_t *v;
+    json_object_foreach(edits, key, v) {
+        if (json_is_null(v))
+            json_object_del(cfg, key);
+        else
+            json_object_set(cfg, key, v);
+    }
+    snprintf(to, sizeof to, "%s/config.json", dst);
+    ck_assert_int_eq(json_dump_file(cfg, to, 0), 0);
+    json_decref(cfg);
 }
 
 int tt_lorafit(const char *dir, const char *args) {

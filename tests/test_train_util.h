@@ -11,6 +11,9 @@
 
 /* Writes DIR/NAME with the text; returns the path (caller frees). */
 char *tt_write_text(const char *dir, const char *name, const char *text);
+/* DST (created) as the model directory SRC with config.json edited: each key of edits set
+ * in it (a JSON null deletes the key); the weights are symlinked, not copied. */
+void tt_model_with_config(const char *src, const char *dst, json_t *edits);
 /* Runs `lorafit ARGS` (a shell-quoted argument string), output to DIR/log.txt; exit code. */
 int tt_lorafit(const char *dir, const char *args);
 /* Runs `lorafit ARGS` in DIR and fails the test unless it exits with want_rc and its output
