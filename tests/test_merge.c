@@ -175,9 +175,10 @@ static void check_png(const char *path) {
     free(p);
 }
 
-START_TEST(test_merged_config_names_the_dtype_under_both_transformers_keys) {
+START_TEST(test_merged_directory_keeps_transformers_newer_files) {
     /* transformers 5 calls it "dtype"; a merged config keeping the base's "bfloat16" there
-     * beside torch_dtype "float32" would load as the wrong type */
+     * beside torch_dtype "float32" would load as the wrong type. The chat templates saved as
+     * files (transformers >= 4.47) come along. */
     char src[4096], model_dir[4300], path[4400], err[1024];
     root_path(src, sizeof src, "tests/data/train/qwen2-untied/model");
     char *dir = test_tmpdir();
@@ -185,6 +186,12 @@ START_TEST(test_merged_config_names_the_dtype_under_both_transformers_keys) {
     json_t *edits = json_pack("{s:n, s:s}", "torch_dtype", "dtype", "bfloat16");
     tt_model_with_config(src, model_dir, edits);
     json_decref(edits);
+    snprintf(path, sizeof path, "%s/chat_template.jinja", model_dir);
+    test_write_file(path, "{{ messages }}", 14);
+    snprintf(path, sizeof path, "%s/additional_chat_templates", model_dir);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/additional_chat_templates/rag.jinja", model_dir);
+    test_write_file(path, "R", 1);
     Model *m = model_load(model_dir, err, sizeof err);
     ck_assert_msg(m, "%s", err);
     char *out = test_tmpdir();
@@ -196,6 +203,14 @@ START_TEST(test_merged_config_names_the_dtype_under_both_transformers_keys) {
     ck_assert_str_eq(json_string_value(json_object_get(merged, "dtype")), "float32");
     ck_assert(json_object_get(merged, "torch_dtype") == NULL);
     json_decref(merged);
+    const char *files[] = {"chat_template.jinja", "additional_chat_templates/rag.jinja"};
+    const char *texts[] = {"{{ messages }}", "R"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", out, files[i]);
+        char *got = test_read_file(path, NULL);
+        ck_assert_msg(got && !strcmp(got, texts[i]), "%s: not copied", files[i]);
+        free(got);
+    }
     model_free(m);
     test_rmtree(out);
     free(out);
@@ -384,7 +399,7 @@ Suite *merge_suite(void) {
     tcase_add_test(tc, test_merged_weights_within_1e6_of_float64_merge);
     tcase_add_test(tc, test_run_card_merge_and_generate_match_the_adapter);
     tcase_add_test(tc, test_exporters_refuse_to_overwrite_without_force);
-    tcase_add_test(tc, test_merged_config_names_the_dtype_under_both_transformers_keys);
+    tcase_add_test(tc, test_merged_directory_keeps_transformers_newer_files);
     TCase *pic = tcase_create("picture");
     tcase_set_timeout(pic, 30); /* a draw takes milliseconds; the old tick loop never ended */
     tcase_add_test(pic, test_loss_picture_of_degenerate_metrics);

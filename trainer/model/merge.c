@@ -8,11 +8,14 @@
  * merge holds one tensor in memory besides the memory-mapped base. Every tensor of the base
  * checkpoint is kept (also those lorafit does not model), in the base's order; floating
  * point tensors are converted to the requested dtype, others copied. */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tensor/tensor.h"
 #include "trainer/model/export.h"
@@ -138,23 +141,46 @@ static const char *const copied_files[] = {"generation_config.json",
                                            "added_tokens.json",
                                            "chat_template.jinja"};
 
+/* model_dir/name to out_dir/name when it exists (name may hold one folder). */
+static int copy_if_there(const char *model_dir, const char *out_dir, const char *name, char *err,
+                         size_t errlen) {
+    char src[4200], dst[4200];
+    if (path_join(src, sizeof src, model_dir, name, err, errlen) != 0 ||
+        path_join(dst, sizeof dst, out_dir, name, err, errlen) != 0)
+        return -1;
+    FILE *probe = fopen(src, "rb");
+    if (!probe) return 0;
+    fclose(probe);
+    size_t len;
+    char *data = store_read_file(src, (size_t)1 << 30, &len, err, errlen);
+    if (!data) return -1;
+    int rc = fsio_write_file(dst, data, len, err, errlen);
+    free(data);
+    return rc;
+}
+
+/* The named chat templates transformers saves beside chat_template.jinja. */
+#define TEMPLATES_DIR "additional_chat_templates"
+
 static int copy_side_files(const char *model_dir, const char *out_dir, char *err, size_t errlen) {
-    for (size_t i = 0; i < sizeof copied_files / sizeof copied_files[0]; i++) {
-        char src[4200], dst[4200];
-        if (path_join(src, sizeof src, model_dir, copied_files[i], err, errlen) != 0 ||
-            path_join(dst, sizeof dst, out_dir, copied_files[i], err, errlen) != 0)
-            return -1;
-        FILE *probe = fopen(src, "rb");
-        if (!probe) continue;
-        fclose(probe);
-        size_t len;
-        char *data = store_read_file(src, (size_t)1 << 30, &len, err, errlen);
-        if (!data) return -1;
-        int rc = fsio_write_file(dst, data, len, err, errlen);
-        free(data);
-        if (rc != 0) return -1;
+    for (size_t i = 0; i < sizeof copied_files / sizeof copied_files[0]; i++)
+        if (copy_if_there(model_dir, out_dir, copied_files[i], err, errlen) != 0) return -1;
+    char dir[4200];
+    if (path_join(dir, sizeof dir, model_dir, TEMPLATES_DIR, err, errlen) != 0) return -1;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int rc = path_join(dir, sizeof dir, out_dir, TEMPLATES_DIR, err, errlen);
+    if (rc == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        rc = store_error(err, errlen, errno, "%s: cannot create", dir);
+    for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
+        size_t n = strlen(e->d_name);
+        if (e->d_name[0] == '.' || n <= 6 || strcmp(e->d_name + n - 6, ".jinja") != 0) continue;
+        char name[600];
+        snprintf(name, sizeof name, "%s/%.500s", TEMPLATES_DIR, e->d_name);
+        rc = copy_if_there(model_dir, out_dir, name, err, errlen);
     }
-    return 0;
+    closedir(d);
+    return rc;
 }
 
 /* Writes one shard (items[begin, end)) to path. */
