@@ -346,9 +346,9 @@ START_TEST(test_chat_record_tools_reach_the_template_as_in_trl) {
             ck_assert_int_eq(json_integer_value(json_array_get(ids, i)), want->ids[i]);
     }
     /* tools that are not a list: the record is bad, named */
-    tt_write_text(dir, "c.jsonl",
-                  "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], "
-                  "\"tools\": 3}\n");
+    free(tt_write_text(dir, "c.jsonl",
+                       "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}], "
+                       "\"tools\": 3}\n"));
     first_error(&o, err, sizeof err);
     ck_assert_msg(strstr(err, "c.jsonl:1:") && strstr(err, "'tools' must be a list"), "%s", err);
     tokenizer_ids_free(&with);
