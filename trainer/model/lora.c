@@ -239,86 +239,82 @@ static int refuse_peft_features(json_t *root, const char *path, char *err, size_
     return 0;
 }
 
-static int check_adapter_config(const Lora *l, const char *path, char *err, size_t errlen) {
+/* adapter_config.json as lorafit reads it: a plain LoRA adapter's shape. */
+typedef struct {
+    LoraSpec spec;
+    double alpha;    /* lora_alpha as written (spec.alpha is it as a float) */
+    bool has_rslora; /* use_rslora is there */
+} PeftConfig;
+
+/* Reads and checks the adapter_config.json at path. 0, or -1 with err naming the key. */
+static int read_peft_config(const char *path, PeftConfig *pc, char *err, size_t errlen) {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) {
         snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
         return -1;
     }
-    int rc = -1;
     json_t *r = json_object_get(root, "r"), *alpha = json_object_get(root, "lora_alpha"),
            *targets = json_object_get(root, "target_modules"),
            *rs = json_object_get(root, "use_rslora"), *peft = json_object_get(root, "peft_type"),
            *bias = json_object_get(root, "bias");
+    memset(pc, 0, sizeof *pc);
+    int rc = -1;
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: not a JSON object", path);
     } else if (peft && (!json_is_string(peft) || strcmp(json_string_value(peft), "LORA"))) {
         snprintf(err, errlen, "%s: peft_type must be \"LORA\"", path);
     } else if (refuse_peft_features(root, path, err, errlen) != 0) {
+        /* err says which */
     } else if (bias && (!json_is_string(bias) || strcmp(json_string_value(bias), "none"))) {
         snprintf(err, errlen, "%s: bias must be \"none\" (trained biases are not supported)", path);
-    } else if (!json_is_integer(r) || json_integer_value(r) != l->spec.r) {
-        snprintf(err, errlen, "%s: r is %s%lld but the run uses lora.r = %d", path,
-                 json_is_integer(r) ? "" : "missing/not an integer ",
-                 json_is_integer(r) ? (long long)json_integer_value(r) : 0LL, l->spec.r);
-    } else if (!json_is_number(alpha) ||
-               fabs(json_number_value(alpha) - l->spec.alpha) > 1e-6 * fabs(l->spec.alpha)) {
-        snprintf(err, errlen, "%s: lora_alpha is %g but the run uses lora.alpha = %g", path,
-                 json_is_number(alpha) ? json_number_value(alpha) : NAN, l->spec.alpha);
-    } else if (rs && json_is_true(rs) != l->spec.rslora) {
-        snprintf(err, errlen, "%s: use_rslora is %s but the run uses lora.rslora = %s", path,
-                 json_is_true(rs) ? "true" : "false", l->spec.rslora ? "true" : "false");
-    } else if (!json_is_array(targets)) {
-        snprintf(err, errlen, "%s: target_modules must be a list of module names", path);
-    } else {
-        unsigned mask = 0;
-        rc = parse_targets(targets, path, &mask, err, errlen);
-        if (rc == 0 && mask != l->spec.targets) {
-            snprintf(err, errlen,
-                     "%s: target_modules differ from the run's "
-                     "lora.target_modules",
-                     path);
-            rc = -1;
-        }
-    }
-    json_decref(root);
-    return rc;
-}
-
-int lora_read_peft_spec(const char *dir, LoraSpec *spec, char *err, size_t errlen) {
-    char path[4096];
-    if (path_join(path, sizeof path, dir, "adapter_config.json", err, errlen) != 0) return -1;
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    if (!root) {
-        snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-        return -1;
-    }
-    json_t *r = json_object_get(root, "r"), *alpha = json_object_get(root, "lora_alpha"),
-           *targets = json_object_get(root, "target_modules");
-    memset(spec, 0, sizeof *spec);
-    int rc = 0;
-    if (!json_is_object(root)) {
-        snprintf(err, errlen, "%s: not a JSON object", path);
-        rc = -1;
-    } else if (refuse_peft_features(root, path, err, errlen) != 0) {
-        rc = -1;
     } else if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 65536 ||
                !json_is_number(alpha) || !json_is_array(targets)) {
         snprintf(err, errlen,
                  "%s: need integer \"r\" >= 1, numeric \"lora_alpha\" and a "
                  "\"target_modules\" list",
                  path);
-        rc = -1;
     } else {
-        spec->r = (int)json_integer_value(r);
-        spec->alpha = (float)json_number_value(alpha);
-        spec->rslora = json_is_true(json_object_get(root, "use_rslora"));
-        rc = parse_targets(targets, path, &spec->targets, err, errlen);
+        pc->spec.r = (int)json_integer_value(r);
+        pc->alpha = json_number_value(alpha);
+        pc->spec.alpha = (float)pc->alpha;
+        pc->spec.rslora = json_is_true(rs);
+        pc->has_rslora = rs != NULL;
+        rc = parse_targets(targets, path, &pc->spec.targets, err, errlen);
     }
     json_decref(root);
     return rc;
+}
+
+/* The adapter at path has the run's shape (init_from, resume). */
+static int check_adapter_config(const Lora *l, const char *path, char *err, size_t errlen) {
+    PeftConfig pc;
+    if (read_peft_config(path, &pc, err, errlen) != 0) return -1;
+    if (pc.spec.r != l->spec.r) {
+        snprintf(err, errlen, "%s: r is %d but the run uses lora.r = %d", path, pc.spec.r,
+                 l->spec.r);
+    } else if (fabs(pc.alpha - l->spec.alpha) > 1e-6 * fabs(l->spec.alpha)) {
+        snprintf(err, errlen, "%s: lora_alpha is %g but the run uses lora.alpha = %g", path,
+                 pc.alpha, l->spec.alpha);
+    } else if (pc.has_rslora && pc.spec.rslora != l->spec.rslora) {
+        snprintf(err, errlen, "%s: use_rslora is %s but the run uses lora.rslora = %s", path,
+                 pc.spec.rslora ? "true" : "false", l->spec.rslora ? "true" : "false");
+    } else if (pc.spec.targets != l->spec.targets) {
+        snprintf(err, errlen, "%s: target_modules differ from the run's lora.target_modules", path);
+    } else {
+        return 0;
+    }
+    return -1;
+}
+
+int lora_read_peft_spec(const char *dir, LoraSpec *spec, char *err, size_t errlen) {
+    char path[4096];
+    memset(spec, 0, sizeof *spec);
+    if (path_join(path, sizeof path, dir, "adapter_config.json", err, errlen) != 0) return -1;
+    PeftConfig pc;
+    if (read_peft_config(path, &pc, err, errlen) != 0) return -1;
+    *spec = pc.spec;
+    return 0;
 }
 
 static const StTensor *find_adapter_tensor(const SafeTensors *st, const char *name) {
