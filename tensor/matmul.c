@@ -35,7 +35,7 @@ const char *mm_kernel_name(MmKernel k) {
     const char *impl;
     switch (k) {
     case MM_KERNEL_F32:
-        snprintf(s, sizeof names[0], "OpenBLAS sgemm (f32)");
+        snprintf(s, sizeof names[0], "OpenBLAS sgemm, %s kernels (f32)", tensor_blas_core());
         break;
     case MM_KERNEL_ONEDNN_BF16:
         impl = onednn_impl_name(ONEDNN_BF16);
@@ -48,7 +48,8 @@ const char *mm_kernel_name(MmKernel k) {
                  impl ? impl : "?");
         break;
     default:
-        snprintf(s, sizeof names[0], "emulated (bf16-rounded inputs, OpenBLAS sgemm)");
+        snprintf(s, sizeof names[0], "emulated (bf16-rounded inputs, OpenBLAS sgemm, %s kernels)",
+                 tensor_blas_core());
         break;
     }
     return s;

@@ -144,19 +144,39 @@ TensorPrecision graph_precision(const Graph *g);
  * applies to the ops recorded after it, and stays across graph_reset. */
 void graph_set_dropout_row_offset(Graph *g, int64_t rows);
 int64_t graph_dropout_row_offset(const Graph *g);
-/* What runs the frozen model's products, for printing at start: "OpenBLAS sgemm (f32)",
- * "oneDNN matmul brg:avx512_core_amx_bf16 (bf16 inputs, f32 accumulation)" (oneDNN's
- * implementation name), or "emulated (bf16-rounded inputs, OpenBLAS sgemm)". */
+/* What runs the frozen model's products, for printing at start: "OpenBLAS sgemm, SkylakeX
+ * kernels (f32)" (tensor_blas_core), "oneDNN matmul brg:avx512_core_amx_bf16 (bf16 inputs,
+ * f32 accumulation)" (oneDNN's implementation name), or "emulated (bf16-rounded inputs,
+ * OpenBLAS sgemm, Haswell kernels)". */
 const char *graph_matmul_kernel(const Graph *g);
 /* true when BF16 precision runs on oneDNN's native bf16 kernels, false when emulated. */
 bool graph_matmul_native_bf16(const Graph *g);
 /* Whether this CPU has native BF16 matrix instructions (AVX512-BF16, or AMX-BF16, with the
- * OS saving their register state). The environment variable LORAFIT_CPU_BF16=0 or =1
- * overrides the answer (tests force either path with it); BF16 precision then emulates
- * when oneDNN has no bf16 matmul for the CPU after all. */
+ * OS saving their register state). The environment variable LORAFIT_CPU_BF16=0, =1 or
+ * =slow overrides the answer (tests force each path with it: none; native and faster;
+ * native, no faster); BF16 precision then emulates when oneDNN has no bf16 matmul for the
+ * CPU after all. */
 bool tensor_cpu_has_native_bf16(void);
+/* Whether native bf16 products are faster than f32 ones here (what train.precision: auto
+ * goes by): AMX-BF16, or AVX512-BF16 on a core that runs it at twice its f32 rate; not
+ * AVX512-BF16 alone on Intel's Sapphire Rapids and later cores (AMX hidden, e.g. by a
+ * hypervisor), which multiply bf16 no faster than f32 (tensor/cpu.c). */
+bool tensor_cpu_bf16_faster(void);
 
 /* ---- threads -------------------------------------------------------------------- */
+
+/* OpenBLAS chooses its kernels by CPU model when it loads, and on a CPU newer than it knows
+ * it falls back to "Prescott" (SSE3), several times slower than the AVX-512 or AVX2 kernels
+ * the CPU runs. tensor_blas_use_cpu_kernels(argv), first thing in main: when
+ * OPENBLAS_CORETYPE is unset and OpenBLAS fell back, sets it to the kernels the CPU runs
+ * (tensor_blas_better_core) and runs the program again with the same arguments; returns
+ * when there is nothing to do (or running again failed: then a warning). */
+void tensor_blas_use_cpu_kernels(char **argv);
+/* "SkylakeX" (avx512: F, BW, VL, DQ, CD) or "Haswell" (AVX2 and FMA) when OpenBLAS's core
+ * is its fallback "Prescott"; NULL otherwise (OpenBLAS knew the CPU, or nothing is better). */
+const char *tensor_blas_better_core(const char *core, bool avx512, bool avx2_fma);
+/* The kernels OpenBLAS runs: "SkylakeX", "Haswell", "Zen", "Prescott", ... */
+const char *tensor_blas_core(void);
 
 /* Sets the thread count used by OpenBLAS and by OpenMP loops; 0 = all cores. */
 void tensor_set_threads(int n);

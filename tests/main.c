@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tensor/tensor.h"
 #include "tests/test_util.h"
 
 #define SUITE(name) Suite *name(void);
@@ -45,7 +46,9 @@ static void report_failures(SRunner *sr) {
     free(failures);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    tensor_blas_use_cpu_kernels(argv); /* the products in-process run at the CPU's speed */
     /* Long tests (end-to-end training) need more than Check's 4 s default; sanitizer
      * builds multiply it. Set before any TCase is created, since tcase_create reads it. */
     setenv("CK_DEFAULT_TIMEOUT", "600", 0);

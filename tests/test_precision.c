@@ -129,6 +129,20 @@ START_TEST(test_auto_resolves_by_the_cpu_and_says_so) {
     snprintf(args, sizeof args, "train '%s'", cfg);
     tt_expect(dir, args, 0, "precision bf16 (auto: ");
     expect_resolved(dir, "bf16");
+    /* Native bf16 that multiplies no faster than f32 (AVX512-BF16 without AMX on Intel's
+     * AVX512-FP16 cores): auto takes f32 and says why; bf16 asked for still runs. */
+    test_rmtree(out);
+    setenv("LORAFIT_CPU_BF16", "slow", 1);
+    tt_expect(dir, args, 0, "precision f32 (auto: this CPU's bf16 matrix instructions");
+    expect_resolved(dir, "f32");
+    test_rmtree(out);
+    snprintf(args, sizeof args, "train '%s' --set train.precision=bf16", cfg);
+    tt_expect(dir, args, 0, "precision bf16 (");
+    expect_resolved(dir, "bf16");
+    test_rmtree(out);
+    setenv("LORAFIT_CPU_BF16", "1", 1);
+    snprintf(args, sizeof args, "train '%s'", cfg);
+    tt_expect(dir, args, 0, "precision bf16 (auto: ");
     /* Its checkpoint resumes only where bf16 runs natively, unless bf16 is asked for. */
     setenv("LORAFIT_CPU_BF16", "0", 1);
     snprintf(args, sizeof args, "train '%s' --resume --set train.max_steps=3", cfg);
@@ -180,11 +194,51 @@ START_TEST(test_bf16_runs_are_byte_identical_and_resume_exactly) {
 }
 END_TEST
 
+/* OpenBLAS falls back to its SSE3 "Prescott" kernels on CPUs newer than it knows; lorafit
+ * then runs itself again with OPENBLAS_CORETYPE naming the kernels the CPU has, and a
+ * user's own OPENBLAS_CORETYPE is kept. The start line names the kernels. */
+START_TEST(test_openblas_runs_the_kernels_this_cpu_has) {
+    ck_assert_str_eq(tensor_blas_better_core("Prescott", true, true), "SkylakeX");
+    ck_assert_str_eq(tensor_blas_better_core("Prescott", false, true), "Haswell");
+    ck_assert_ptr_null(tensor_blas_better_core("Prescott", false, false));
+    ck_assert_ptr_null(tensor_blas_better_core("Haswell", true, true));
+    ck_assert_ptr_null(tensor_blas_better_core("Zen", true, true));
+    ck_assert_ptr_null(tensor_blas_better_core(NULL, true, true));
+
+    char *dir = test_tmpdir();
+    char *cfg = write_job(dir, "f32", 1), args[4400], out[4200];
+    snprintf(args, sizeof args, "train '%s'", cfg);
+    snprintf(out, sizeof out, "%s/out", dir);
+    const char *saved = getenv("OPENBLAS_CORETYPE");
+    char *keep = saved ? strdup(saved) : NULL;
+    unsetenv("OPENBLAS_CORETYPE");
+    tt_expect(dir, args, 0, "kernels (f32))");
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        char *log = tt_log(dir);
+        ck_assert_msg(strstr(log, "Prescott kernels") == NULL, "%s", log);
+        free(log);
+    }
+    test_rmtree(out);
+    setenv("OPENBLAS_CORETYPE", "Prescott", 1);
+    tt_expect(dir, args, 0, "OpenBLAS sgemm, Prescott kernels (f32))");
+    if (keep)
+        setenv("OPENBLAS_CORETYPE", keep, 1);
+    else
+        unsetenv("OPENBLAS_CORETYPE");
+    free(keep);
+    free(cfg);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *precision_suite(void) {
     Suite *s = suite_create("precision");
     TCase *tc = tcase_create("bf16");
     tcase_add_test(tc, test_bf16_first_step_matches_the_float64_reference_within_bf16_bounds);
     tcase_add_test(tc, test_auto_resolves_by_the_cpu_and_says_so);
+    tcase_add_test(tc, test_openblas_runs_the_kernels_this_cpu_has);
     tcase_add_test(tc, test_bf16_runs_are_byte_identical_and_resume_exactly);
     suite_add_tcase(s, tc);
     return s;

@@ -20,6 +20,7 @@
  * below what a wrong gradient (a missing term, a wrong sign) gives. */
 #include <math.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "tensor/tensor.h"
@@ -494,9 +495,14 @@ START_TEST(test_cpu_bf16_override_selects_the_kernel) {
     Graph *g = bf16_graph();
     ck_assert_int_eq(graph_precision(g), TENSOR_PRECISION_BF16);
     ck_assert(!graph_matmul_native_bf16(g));
-    ck_assert_str_eq(graph_matmul_kernel(g), "emulated (bf16-rounded inputs, OpenBLAS sgemm)");
+    ck_assert(!tensor_cpu_bf16_faster());
+    ck_assert(strstr(graph_matmul_kernel(g), "emulated (bf16-rounded inputs, OpenBLAS sgemm, "));
+    setenv("LORAFIT_CPU_BF16", "slow", 1);
+    ck_assert(tensor_cpu_has_native_bf16());
+    ck_assert(!tensor_cpu_bf16_faster());
     setenv("LORAFIT_CPU_BF16", "1", 1);
     ck_assert(tensor_cpu_has_native_bf16());
+    ck_assert(tensor_cpu_bf16_faster());
     /* Forced on: oneDNN's kernel where it has one, else still the emulation, never a failure. */
     ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_BF16), 0);
     ck_assert(strstr(graph_matmul_kernel(g), graph_matmul_native_bf16(g) ? "oneDNN" : "emulated"));
@@ -505,7 +511,9 @@ START_TEST(test_cpu_bf16_override_selects_the_kernel) {
     ck_assert(isfinite(tiny_step(g, &gr, &n)));
     free(gr);
     ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_F32), 0);
-    ck_assert_str_eq(graph_matmul_kernel(g), "OpenBLAS sgemm (f32)");
+    char want[128];
+    snprintf(want, sizeof want, "OpenBLAS sgemm, %s kernels (f32)", tensor_blas_core());
+    ck_assert_str_eq(graph_matmul_kernel(g), want);
     ck_assert_int_eq(graph_set_precision(g, (TensorPrecision)7), -1);
     ck_assert_int_eq(graph_set_precision(NULL, TENSOR_PRECISION_BF16), -1);
     unsetenv("LORAFIT_CPU_BF16");

@@ -78,6 +78,13 @@ for p in python3 /usr/bin/python3; do
 done
 [ -n "$PY" ] || echo "== bench_torch.py skipped: python3 cannot import torch (apt-get install python3-torch)"
 
+# PyTorch links the same OpenBLAS: it runs with the kernels lorafit runs (lorafit sets
+# OPENBLAS_CORETYPE itself where OpenBLAS does not know the CPU; PyTorch would fall back to
+# the slow SSE3 ones), unless OPENBLAS_CORETYPE is set already.
+CORE=$(sed -n 's/^OpenBLAS kernels //p' "$OUT/bench_kernels" 2>/dev/null)
+[ -n "${OPENBLAS_CORETYPE:-}" ] || [ -z "$CORE" ] || { export OPENBLAS_CORETYPE="$CORE";
+  echo "== PyTorch runs with OPENBLAS_CORETYPE=$CORE, the OpenBLAS kernels lorafit runs"; }
+
 # "ms/step tokens/s peak-RSS-MB" from a run's summary line, or "- - -".
 figures() {
   sed -n 's/.* \([0-9]*\) ms\/step, \([0-9]*\) tokens\/s.*peak RSS \([0-9]*\) MB.*/\1 \2 \3/p' "$1" |

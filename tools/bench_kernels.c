@@ -81,10 +81,13 @@ static void bench(const char *name, Kind kind, Inputs *in, double fwd_flops, dou
     graph_destroy(g);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argc;
+    tensor_blas_use_cpu_kernels(argv);
     tensor_set_threads(0);
     uint64_t st = 1;
     printf("threads %d; N = B*T = %d*%d; FLOPs = 2*M*N*K per product\n", tensor_threads(), B, T);
+    printf("OpenBLAS kernels %s\n", tensor_blas_core());
 
     int S = 1024;
     Tensor *a = filled(2, (int64_t[]){S, S}, false, &st),

@@ -14,6 +14,7 @@
 #include "tools/bench_util.h"
 
 int main(int argc, char **argv) {
+    tensor_blas_use_cpu_kernels(argv);
     char dir[4096], err[1024];
     bool made = false;
     if (argc > 1) {

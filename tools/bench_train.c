@@ -220,6 +220,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
+    tensor_blas_use_cpu_kernels(argv);
     const char *model_dir = NULL;
     int batch = 0, seq = 0, steps = 2, threads = 0, rank = 8;
     float dropout = 0.0f;

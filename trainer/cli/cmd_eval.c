@@ -35,7 +35,7 @@ static int prepare_eval(EvalJob *job, const Config *asked, const char *adapter, 
     if (train_check_paths(asked, err, errlen) != 0) return EXIT_USAGE;
     job->resolved = *asked;
     const Config *cfg = &job->resolved;
-    char note[256];
+    char note[512];
     job->resolved.train.precision =
         train_resolve_precision(asked->train.precision, note, sizeof note);
     if (ranks_rank() == 0) fprintf(stderr, "lorafit: %s\n", note);

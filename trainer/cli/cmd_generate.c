@@ -228,7 +228,7 @@ int cmd_generate(int argc, char **argv) {
         free(ids);
         return EXIT_USAGE;
     }
-    char note[256];
+    char note[512];
     precision = train_resolve_precision(precision, note, sizeof note);
     if (precision == CONFIG_PRECISION_BF16) fprintf(stderr, "lorafit: %s\n", note); /* f32: quiet */
     Model *m = model_load_dtype(

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tensor/tensor.h"
 #include "trainer/cli/cli.h"
 #include "trainer/store/store.h"
 
@@ -38,6 +39,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    tensor_blas_use_cpu_kernels(argv);
     if (argc < 2) {
         usage(stderr);
         return EXIT_USAGE;

@@ -123,21 +123,27 @@ int train_check_seq_len(const Config *cfg, const Model *m, char *err, size_t err
 ConfigPrecision train_resolve_precision(ConfigPrecision asked, char *note, size_t notelen) {
     bool native = tensor_cpu_has_native_bf16();
     ConfigPrecision p = asked;
-    if (asked == CONFIG_PRECISION_AUTO) p = native ? CONFIG_PRECISION_BF16 : CONFIG_PRECISION_F32;
-    Graph *probe = p == CONFIG_PRECISION_BF16 ? graph_create() : NULL;
-    if (probe) graph_set_precision(probe, TENSOR_PRECISION_BF16);
+    if (asked == CONFIG_PRECISION_AUTO)
+        p = tensor_cpu_bf16_faster() ? CONFIG_PRECISION_BF16 : CONFIG_PRECISION_F32;
+    Graph *probe = graph_create();
+    if (probe && p == CONFIG_PRECISION_BF16) graph_set_precision(probe, TENSOR_PRECISION_BF16);
     const char *why = asked == CONFIG_PRECISION_AUTO ? "auto: " : "";
+    const char *kernel = probe ? graph_matmul_kernel(probe) : "?";
     if (p == CONFIG_PRECISION_F32)
-        snprintf(note, notelen, "precision f32 (%s%s)", why,
-                 asked == CONFIG_PRECISION_AUTO ? "this CPU has no native bf16 matrix instructions"
-                                                : "as configured");
+        snprintf(note, notelen, "precision f32 (%s%s; %s)", why,
+                 asked != CONFIG_PRECISION_AUTO ? "as configured"
+                 : native ? "this CPU's bf16 matrix instructions, AVX512-BF16 without AMX, "
+                            "multiply no faster than f32 here; train.precision: bf16 halves "
+                            "the frozen weights' memory"
+                          : "this CPU has no native bf16 matrix instructions",
+                 kernel);
     else if (probe && graph_matmul_native_bf16(probe))
-        snprintf(note, notelen, "precision bf16 (%s%s)", why, graph_matmul_kernel(probe));
+        snprintf(note, notelen, "precision bf16 (%s%s)", why, kernel);
     else
         snprintf(note, notelen,
                  "precision bf16 (%sEMULATED: this CPU has no native bf16 matrix instructions, "
                  "AMX-BF16 or AVX512-BF16, so the products run as %s, slower than f32)",
-                 why, probe ? graph_matmul_kernel(probe) : "bf16-rounded inputs through OpenBLAS");
+                 why, kernel);
     graph_destroy(probe);
     return p;
 }

@@ -143,7 +143,7 @@ static TrainResult choose_precision(Trainer *t, const char *resume_dir, char *er
             return TRAIN_REFUSED;
         }
     }
-    char note[256];
+    char note[512];
     t->resolved.train.precision = train_resolve_precision(asked, note, sizeof note);
     fprintf(stderr, "lorafit: %s\n", note);
     t->cfg = &t->resolved;

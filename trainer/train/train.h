@@ -80,8 +80,9 @@ Model *train_load_model(const Config *cfg, char *err, size_t errlen);
 int train_check_seq_len(const Config *cfg, const Model *m, char *err, size_t errlen);
 
 /* The precision asked for (train.precision or a --precision option) resolved on this CPU:
- * auto is bf16 where the CPU multiplies bf16 natively (AMX-BF16 or AVX512-BF16) and f32
- * elsewhere; bf16 asked for explicitly on another CPU runs emulated (bf16-rounded inputs
+ * auto is bf16 where the CPU multiplies bf16 natively and faster than f32
+ * (tensor_cpu_bf16_faster: AMX-BF16, or AVX512-BF16 outside Intel's AVX512-FP16 cores) and
+ * f32 elsewhere; bf16 asked for explicitly on another CPU runs emulated (bf16-rounded inputs
  * through OpenBLAS, slower than f32). note gets one line for the user: what runs and why. */
 ConfigPrecision train_resolve_precision(ConfigPrecision asked, char *note, size_t notelen);
 /* The TensorPrecision of a resolved ConfigPrecision (f32 or bf16). */

@@ -1,0 +1,50 @@
+/* tensor/blas.c — OpenBLAS's kernels for this CPU: when it does not know the CPU, tell it.
+ *
+ * Debian's OpenBLAS (0.3.21, built DYNAMIC_ARCH) picks its kernels by CPU model when the
+ * library loads, and on a model newer than it knows it falls back to "Prescott", its SSE3
+ * kernels. Seen on an Intel Xeon of family 6 model 207 (Emerald Rapids, AVX-512): sgemm
+ * 39 GFLOP/s at 1024^3 on 2 cores, 221 with its SkylakeX kernels, which that CPU runs.
+ * OpenBLAS reads OPENBLAS_CORETYPE only when it loads, so the one remedy from inside the
+ * program is to set it and run the program again: tensor_blas_use_cpu_kernels does that, as
+ * the first thing main does, before any thread or file exists. */
+#include "tensor/tensor.h"
+
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+const char *tensor_blas_better_core(const char *core, bool avx512, bool avx2_fma) {
+    if (!core || strcmp(core, "Prescott") != 0) return NULL; /* OpenBLAS knew the CPU */
+    if (avx512) return "SkylakeX";
+    if (avx2_fma) return "Haswell";
+    return NULL;
+}
+
+const char *tensor_blas_core(void) {
+    return openblas_get_corename();
+}
+
+void tensor_blas_use_cpu_kernels(char **argv) {
+    if (getenv("OPENBLAS_CORETYPE")) return; /* the user's choice, or already done */
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    /* what OpenBLAS's SkylakeX and Haswell kernels use; libgcc also checks that the OS
+     * saves the AVX and AVX-512 registers */
+    bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512cd");
+    bool avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    const char *better = tensor_blas_better_core(tensor_blas_core(), avx512, avx2_fma);
+    if (!better || setenv("OPENBLAS_CORETYPE", better, 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    fprintf(stderr,
+            "lorafit: warning: OpenBLAS runs its slow Prescott kernels on this CPU, and running "
+            "again with OPENBLAS_CORETYPE=%s failed; set it yourself for faster f32 products\n",
+            better);
+    unsetenv("OPENBLAS_CORETYPE");
+#else
+    (void)argv;
+#endif
+}
