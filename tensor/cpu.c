@@ -7,7 +7,7 @@
  * the bf16 products with OpenBLAS sgemm on bf16-rounded inputs instead.
  * An instruction set counts only when the OS saves its register state (XCR0): AVX-512 needs
  * the opmask and ZMM states, AMX the tile config and tile data states, and on Linux a
- * process must also ask for permission to use the tile data (arch_prctl). The answer is
+ * process must also ask for permission to use the tile data (arch_prctl).
  * Faster: AMX-BF16 always; AVX512-BF16 alone only on cores that run VDPBF16PS (32 products)
  * at the rate of two f32 FMAs (AMD Zen 4/5, Intel Cooper Lake). Intel's cores with
  * AVX512-FP16 (Sapphire Rapids and later) run one VDPBF16PS a cycle against two 16-wide

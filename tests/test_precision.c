@@ -109,40 +109,36 @@ static void expect_resolved(const char *dir, const char *want) {
     free(text);
 }
 
+/* A fresh run of the job in dir (its out/ removed) with the CPU check forced to cpu
+ * (LORAFIT_CPU_BF16) and `set` added to the command line: it prints needle and resolves
+ * the precision to `resolved`. */
+static void fresh_run(const char *dir, const char *cfg, const char *cpu, const char *set,
+                      const char *needle, const char *resolved) {
+    char out[4200], args[4400];
+    snprintf(out, sizeof out, "%s/out", dir);
+    test_rmtree(out);
+    setenv("LORAFIT_CPU_BF16", cpu, 1);
+    snprintf(args, sizeof args, "train '%s'%s", cfg, set);
+    tt_expect(dir, args, 0, needle);
+    expect_resolved(dir, resolved);
+}
+
 START_TEST(test_auto_resolves_by_the_cpu_and_says_so) {
     char *dir = test_tmpdir();
     char *cfg = write_job(dir, "auto", 2), args[4400];
-    snprintf(args, sizeof args, "train '%s'", cfg);
-    setenv("LORAFIT_CPU_BF16", "0", 1);
-    tt_expect(dir, args, 0, "precision f32 (auto: this CPU has no native bf16");
-    expect_resolved(dir, "f32");
+    const char *bf16 = " --set train.precision=bf16";
+    fresh_run(dir, cfg, "0", "", "precision f32 (auto: this CPU has no native bf16", "f32");
     /* bf16 asked for on such a CPU runs, emulated, and says so. */
-    char *out = malloc(4200);
-    snprintf(out, 4200, "%s/out", dir);
-    test_rmtree(out);
-    snprintf(args, sizeof args, "train '%s' --set train.precision=bf16", cfg);
-    tt_expect(dir, args, 0, "precision bf16 (EMULATED: this CPU has no native bf16");
-    expect_resolved(dir, "bf16");
+    fresh_run(dir, cfg, "0", bf16, "precision bf16 (EMULATED: this CPU has no native bf16", "bf16");
     /* A CPU with native bf16: auto takes bf16. */
-    test_rmtree(out);
-    setenv("LORAFIT_CPU_BF16", "1", 1);
-    snprintf(args, sizeof args, "train '%s'", cfg);
-    tt_expect(dir, args, 0, "precision bf16 (auto: ");
-    expect_resolved(dir, "bf16");
+    fresh_run(dir, cfg, "1", "", "precision bf16 (auto: ", "bf16");
     /* Native bf16 that multiplies no faster than f32 (AVX512-BF16 without AMX on Intel's
      * AVX512-FP16 cores): auto takes f32 and says why; bf16 asked for still runs. */
-    test_rmtree(out);
-    setenv("LORAFIT_CPU_BF16", "slow", 1);
-    tt_expect(dir, args, 0, "precision f32 (auto: this CPU's bf16 matrix instructions");
-    expect_resolved(dir, "f32");
-    test_rmtree(out);
-    snprintf(args, sizeof args, "train '%s' --set train.precision=bf16", cfg);
-    tt_expect(dir, args, 0, "precision bf16 (");
-    expect_resolved(dir, "bf16");
-    test_rmtree(out);
-    setenv("LORAFIT_CPU_BF16", "1", 1);
-    snprintf(args, sizeof args, "train '%s'", cfg);
-    tt_expect(dir, args, 0, "precision bf16 (auto: ");
+    fresh_run(dir, cfg, "slow", "", "precision f32 (auto: this CPU's bf16 matrix instructions",
+              "f32");
+    fresh_run(dir, cfg, "slow", bf16, "precision bf16 (", "bf16");
+    /* A run trained in bf16 under auto, for the resumes below. */
+    fresh_run(dir, cfg, "1", "", "precision bf16 (auto: ", "bf16");
     /* Its checkpoint resumes only where bf16 runs natively, unless bf16 is asked for. */
     setenv("LORAFIT_CPU_BF16", "0", 1);
     snprintf(args, sizeof args, "train '%s' --resume --set train.max_steps=3", cfg);
@@ -151,7 +147,6 @@ START_TEST(test_auto_resolves_by_the_cpu_and_says_so) {
              "train '%s' --resume --set train.max_steps=3 --set train.precision=bf16", cfg);
     tt_expect(dir, args, 0, "(step 2)");
     unsetenv("LORAFIT_CPU_BF16");
-    free(out);
     free(cfg);
     test_rmtree(dir);
     free(dir);
