@@ -167,14 +167,16 @@ bool tensor_cpu_bf16_faster(void);
 
 /* OpenBLAS chooses its kernels by CPU model when it loads, and on a CPU newer than it knows
  * it falls back to "Prescott" (SSE3), several times slower than the AVX-512 or AVX2 kernels
- * the CPU runs. tensor_blas_use_cpu_kernels(argv), first thing in main: when
- * OPENBLAS_CORETYPE is unset and OpenBLAS fell back, sets it to the kernels the CPU runs
- * (tensor_blas_better_core) and runs the program again with the same arguments; returns
- * when there is nothing to do (or running again failed: then a warning). */
+ * the CPU runs; on AMD's Zen 4 it picks "Cooperlake", slower there than "SkylakeX".
+ * tensor_blas_use_cpu_kernels(argv), first thing in main: when OPENBLAS_CORETYPE is unset and
+ * OpenBLAS picked such kernels, sets it to the faster ones (tensor_blas_better_core) and runs
+ * the program again with the same arguments; returns when there is nothing to do (or running
+ * again failed: then a warning). */
 void tensor_blas_use_cpu_kernels(char **argv);
 /* "SkylakeX" (avx512: F, BW, VL, DQ, CD) or "Haswell" (AVX2 and FMA) when OpenBLAS's core
- * is its fallback "Prescott"; NULL otherwise (OpenBLAS knew the CPU, or nothing is better). */
-const char *tensor_blas_better_core(const char *core, bool avx512, bool avx2_fma);
+ * is its fallback "Prescott"; "SkylakeX" for "Cooperlake" on an AMD CPU with avx512; NULL
+ * otherwise (OpenBLAS's choice is the best it has). */
+const char *tensor_blas_better_core(const char *core, bool amd, bool avx512, bool avx2_fma);
 /* The kernels OpenBLAS runs: "SkylakeX", "Haswell", "Zen", "Prescott", ... */
 const char *tensor_blas_core(void);
 

@@ -189,16 +189,20 @@ START_TEST(test_bf16_runs_are_byte_identical_and_resume_exactly) {
 }
 END_TEST
 
-/* OpenBLAS falls back to its SSE3 "Prescott" kernels on CPUs newer than it knows; lorafit
- * then runs itself again with OPENBLAS_CORETYPE naming the kernels the CPU has, and a
+/* OpenBLAS falls back to its SSE3 "Prescott" kernels on CPUs newer than it knows, and takes
+ * Zen 4 for a Cooper Lake; lorafit then runs itself again with OPENBLAS_CORETYPE naming the
+ * faster kernels the CPU has, and a
  * user's own OPENBLAS_CORETYPE is kept. The start line names the kernels. */
 START_TEST(test_openblas_runs_the_kernels_this_cpu_has) {
-    ck_assert_str_eq(tensor_blas_better_core("Prescott", true, true), "SkylakeX");
-    ck_assert_str_eq(tensor_blas_better_core("Prescott", false, true), "Haswell");
-    ck_assert_ptr_null(tensor_blas_better_core("Prescott", false, false));
-    ck_assert_ptr_null(tensor_blas_better_core("Haswell", true, true));
-    ck_assert_ptr_null(tensor_blas_better_core("Zen", true, true));
-    ck_assert_ptr_null(tensor_blas_better_core(NULL, true, true));
+    ck_assert_str_eq(tensor_blas_better_core("Prescott", false, true, true), "SkylakeX");
+    ck_assert_str_eq(tensor_blas_better_core("Prescott", true, false, true), "Haswell");
+    ck_assert_ptr_null(tensor_blas_better_core("Prescott", false, false, false));
+    ck_assert_ptr_null(tensor_blas_better_core("Haswell", false, true, true));
+    ck_assert_ptr_null(tensor_blas_better_core("Zen", true, true, true));
+    ck_assert_ptr_null(tensor_blas_better_core(NULL, false, true, true));
+    /* Zen 4 (AVX512-BF16): OpenBLAS 0.3.21 takes it for a Cooper Lake */
+    ck_assert_str_eq(tensor_blas_better_core("Cooperlake", true, true, true), "SkylakeX");
+    ck_assert_ptr_null(tensor_blas_better_core("Cooperlake", false, true, true));
 
     char *dir = test_tmpdir();
     char *cfg = write_job(dir, "f32", 1), args[4400], out[4200];
@@ -212,6 +216,8 @@ START_TEST(test_openblas_runs_the_kernels_this_cpu_has) {
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         char *log = tt_log(dir);
         ck_assert_msg(strstr(log, "Prescott kernels") == NULL, "%s", log);
+        if (__builtin_cpu_is("amd") && __builtin_cpu_supports("avx512f"))
+            ck_assert_msg(strstr(log, "Cooperlake kernels") == NULL, "%s", log);
         free(log);
     }
     test_rmtree(out);
