@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tests/test_gguf_reader.h"
 #include "tests/test_util.h"
@@ -307,8 +309,8 @@ START_TEST(test_byte_level_vocab_names_pre_tokenizer_and_encodes_merges) {
     snprintf(out, sizeof out, "%s/v.gguf", tmp);
     GgufWriter *w = gguf_writer_new();
     GgufReport rep;
-    ck_assert_msg(gguf_vocab_from_json(w, BYTE_LEVEL, strlen(BYTE_LEVEL), tcfg, NULL, 10, "t.json",
-                                       &rep, err, sizeof err) == 0,
+    ck_assert_msg(gguf_vocab_from_json(w, BYTE_LEVEL, strlen(BYTE_LEVEL), tcfg, NULL, NULL, 10,
+                                       "t.json", &rep, err, sizeof err) == 0,
                   "%s", err);
     ck_assert_int_eq(gguf_writer_save(w, out, err, sizeof err), 0);
     gguf_writer_free(w);
@@ -358,29 +360,140 @@ START_TEST(test_byte_level_vocab_names_pre_tokenizer_and_encodes_merges) {
 }
 END_TEST
 
+/* Named chat templates as gguf-py writes them: "default" as tokenizer.chat_template, the rest
+ * as tokenizer.chat_template.NAME (names in [A-Za-z0-9_]) listed in tokenizer.chat_templates.
+ * chat_template.jinja replaces tokenizer_config.json's templates, named ones included, and
+ * additional_chat_templates' files add theirs, as lorafit's tokenizer reads them for training. */
+static void expect_templates(const char *tcfg, const GgufTemplateFiles *files, const char *def,
+                             const char *const *names, const char *const *texts, int n) {
+    char *tmp = test_tmpdir(), out[4300], err[1024];
+    snprintf(out, sizeof out, "%s/v.gguf", tmp);
+    GgufWriter *w = gguf_writer_new();
+    ck_assert_msg(gguf_vocab_from_json(w, BYTE_LEVEL, strlen(BYTE_LEVEL), tcfg, NULL, files, 10,
+                                       "t.json", NULL, err, sizeof err) == 0,
+                  "%s", err);
+    ck_assert_int_eq(gguf_writer_save(w, out, err, sizeof err), 0);
+    gguf_writer_free(w);
+    TgFile f;
+    tg_read(out, &f);
+    char *s = tg_str(&f, "tokenizer.chat_template");
+    ck_assert_str_eq(s, def);
+    free(s);
+    if (n == 0) ck_assert(tg_kv(&f, "tokenizer.chat_templates") == NULL);
+    if (n > 0) ck_assert_int_eq(tg_arr_n(&f, "tokenizer.chat_templates"), n);
+    for (int i = 0; i < n; i++) {
+        s = tg_arr_str(&f, "tokenizer.chat_templates", (uint64_t)i);
+        ck_assert_str_eq(s, names[i]);
+        free(s);
+        char key[128];
+        snprintf(key, sizeof key, "tokenizer.chat_template.%s", names[i]);
+        s = tg_str(&f, key);
+        ck_assert_str_eq(s, texts[i]);
+        free(s);
+    }
+    ck_assert(tg_kv(&f, "tokenizer.chat_template.default") == NULL);
+    tg_free(&f);
+    test_rmtree(tmp);
+    free(tmp);
+}
+
+START_TEST(test_named_chat_templates_from_config_and_files) {
+    const char *tcfg = "{\"chat_template\": [{\"name\": \"default\", \"template\": \"CFG\"},"
+                       " {\"name\": \"tool_use\", \"template\": \"CFG-TOOL\"}]}";
+    const char *cfg_names[] = {"tool_use"}, *cfg_texts[] = {"CFG-TOOL"};
+    expect_templates(tcfg, NULL, "CFG", cfg_names, cfg_texts, 1);
+    char *names[] = {"rag", "tool-use"}, *texts[] = {"R", "T"};
+    GgufTemplateFiles files = {.jinja = "J", .names = names, .texts = texts, .n = 2};
+    const char *want_names[] = {"rag", "tool_use"}, *want_texts[] = {"R", "T"};
+    expect_templates(tcfg, &files, "J", want_names, want_texts, 2);
+    GgufTemplateFiles named_only = {.names = names, .texts = texts, .n = 2};
+    const char *all_names[] = {"tool_use", "rag"}, *all_texts[] = {"CFG-TOOL", "R"};
+    expect_templates(tcfg, &named_only, "CFG", all_names, all_texts, 2);
+    GgufTemplateFiles jinja_only = {.jinja = "J"};
+    expect_templates("{\"chat_template\": \"CFG\"}", &jinja_only, "J", NULL, NULL, 0);
+}
+END_TEST
+
+/* The files themselves, read from the model directory by the model's GGUF export. */
+START_TEST(test_model_gguf_carries_the_template_files) {
+    TEST_NEED_SHARED(shared);
+    char src[4200], dir_path[4300], path[4400], err[1024];
+    snprintf(src, sizeof src, "%s/models/stories260K", shared);
+    char *tmp = test_tmpdir();
+    snprintf(dir_path, sizeof dir_path, "%s/model", tmp);
+    ck_assert_int_eq(mkdir(dir_path, 0755), 0);
+    const char *linked[] = {"config.json", "model.safetensors", "tokenizer.json", "tokenizer.model",
+                            "tokenizer_config.json"};
+    for (int i = 0; i < 5; i++) {
+        char from[4400];
+        snprintf(from, sizeof from, "%s/%s", src, linked[i]);
+        snprintf(path, sizeof path, "%s/%s", dir_path, linked[i]);
+        ck_assert_int_eq(symlink(from, path), 0);
+    }
+    snprintf(path, sizeof path, "%s/chat_template.jinja", dir_path);
+    test_write_file(path, "{{ messages }}", 14);
+    snprintf(path, sizeof path, "%s/additional_chat_templates", dir_path);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    const char *files[] = {"tool_use.jinja", "rag.jinja", "notes.txt"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/additional_chat_templates/%s", dir_path, files[i]);
+        test_write_file(path, files[i], strlen(files[i]));
+    }
+    Model *m = model_load(dir_path, err, sizeof err);
+    ck_assert_msg(m, "%s", err);
+    snprintf(path, sizeof path, "%s/m.gguf", tmp);
+    GgufReport rep;
+    ck_assert_msg(
+        gguf_export_model(m, NULL, dir_path, GGML_TYPE_F32, path, &rep, err, sizeof err) == 0, "%s",
+        err);
+    model_free(m);
+    TgFile f;
+    tg_read(path, &f);
+    char *s = tg_str(&f, "tokenizer.chat_template");
+    ck_assert_str_eq(s, "{{ messages }}");
+    free(s);
+    ck_assert_int_eq(tg_arr_n(&f, "tokenizer.chat_templates"), 2);
+    const char *names[] = {"rag", "tool_use"};
+    for (int i = 0; i < 2; i++) {
+        s = tg_arr_str(&f, "tokenizer.chat_templates", (uint64_t)i);
+        ck_assert_str_eq(s, names[i]);
+        free(s);
+        char key[128], want[64];
+        snprintf(key, sizeof key, "tokenizer.chat_template.%s", names[i]);
+        snprintf(want, sizeof want, "%s.jinja", names[i]);
+        s = tg_str(&f, key);
+        ck_assert_str_eq(s, want);
+        free(s);
+    }
+    tg_free(&f);
+    test_rmtree(tmp);
+    free(tmp);
+}
+END_TEST
+
 START_TEST(test_vocab_llama_cpp_cannot_represent_is_a_clear_error) {
     char err[1024];
     GgufWriter *w = gguf_writer_new();
     const char *unigram = "{\"model\": {\"type\": \"Unigram\", \"vocab\": [[\"a\", 0.0]]}}";
-    ck_assert_int_eq(gguf_vocab_from_json(w, unigram, strlen(unigram), NULL, NULL, 4, "u.json",
-                                          NULL, err, sizeof err),
+    ck_assert_int_eq(gguf_vocab_from_json(w, unigram, strlen(unigram), NULL, NULL, NULL, 4,
+                                          "u.json", NULL, err, sizeof err),
                      -1);
     ck_assert_msg(strstr(err, "u.json") && strstr(err, "Unigram"), "%s", err);
     const char *odd =
         "{\"pre_tokenizer\": {\"type\": \"Whitespace\"}, \"model\": {\"type\": \"BPE\","
         " \"vocab\": {\"a\": 0}, \"merges\": []}}";
-    ck_assert_int_eq(
-        gguf_vocab_from_json(w, odd, strlen(odd), NULL, NULL, 4, "w.json", NULL, err, sizeof err),
-        -1);
+    ck_assert_int_eq(gguf_vocab_from_json(w, odd, strlen(odd), NULL, NULL, NULL, 4, "w.json", NULL,
+                                          err, sizeof err),
+                     -1);
     ck_assert_msg(strstr(err, "pre_tokenizer") && strstr(err, "Whitespace"), "%s", err);
     const char *big =
         "{\"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"vocab\": {\"a\": 9}}}";
-    ck_assert_int_eq(
-        gguf_vocab_from_json(w, big, strlen(big), NULL, NULL, 4, "b.json", NULL, err, sizeof err),
-        -1);
+    ck_assert_int_eq(gguf_vocab_from_json(w, big, strlen(big), NULL, NULL, NULL, 4, "b.json", NULL,
+                                          err, sizeof err),
+                     -1);
     ck_assert_msg(strstr(err, "id 9"), "%s", err);
     ck_assert_int_eq(
-        gguf_vocab_from_json(w, "[1", 2, NULL, NULL, 4, "x.json", NULL, err, sizeof err), -1);
+        gguf_vocab_from_json(w, "[1", 2, NULL, NULL, NULL, 4, "x.json", NULL, err, sizeof err), -1);
     ck_assert_msg(strstr(err, "x.json:"), "%s", err);
     gguf_writer_free(w);
 }
@@ -394,6 +507,8 @@ Suite *gguf_export_suite(void) {
     tcase_add_test(tc, test_adapter_gguf_qwen2_rslora_alpha_gives_lorafit_scaling);
     tcase_add_test(tc, test_model_gguf_of_stories260K_matches_converter_layout);
     tcase_add_test(tc, test_byte_level_vocab_names_pre_tokenizer_and_encodes_merges);
+    tcase_add_test(tc, test_named_chat_templates_from_config_and_files);
+    tcase_add_test(tc, test_model_gguf_carries_the_template_files);
     tcase_add_test(tc, test_vocab_llama_cpp_cannot_represent_is_a_clear_error);
     suite_add_tcase(s, tc);
     return s;

@@ -28,8 +28,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char err[1024];
     err[0] = '\0';
     GgufReport rep;
-    int rc = gguf_vocab_from_json(w, tok, tok_len, cfg, NULL, vocab, "tokenizer.json", &rep, err,
-                                  sizeof err);
+    int rc = gguf_vocab_from_json(w, tok, tok_len, cfg, NULL, NULL, vocab, "tokenizer.json", &rep,
+                                  err, sizeof err);
     if (rc != 0 && !err[0]) abort();
     if (rc == 0 && !gguf_has_key(w, "tokenizer.ggml.tokens")) abort();
     gguf_writer_free(w);

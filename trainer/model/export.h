@@ -79,15 +79,30 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *model_config
  * holds rows * cols floats). */
 void gguf_permute_rows(float *data, int64_t rows, int64_t cols, int n_head, float *scratch);
 
+/* A model directory's chat template files, as transformers saves them: chat_template.jinja's
+ * text (NULL when there is none), which replaces tokenizer_config.json's template, named ones
+ * included, and the named templates of additional_chat_templates/NAME.jinja (names[i], texts[i]:
+ * the file's stem and text, in name order). */
+typedef struct GgufTemplateFiles {
+    char *jinja;
+    char **names, **texts;
+    size_t n;
+} GgufTemplateFiles;
+
 /* The tokenizer metadata llama.cpp needs, from the texts of tokenizer.json and (either may
- * be NULL) tokenizer_config.json and config.json, for a model of vocab_size tokens:
- * tokenizer.ggml.model ("llama" for SentencePiece-style BPE with byte fallback, "gpt2" for
- * byte-level BPE), .pre, .tokens, .token_type, .scores ("llama") or .merges ("gpt2"), the
- * special token ids, add_bos / add_eos, and the chat template. what names the files in
- * errors. A tokenizer llama.cpp cannot represent (another model type, an unknown
- * pre-tokenizer) is an error naming it. */
+ * be NULL) tokenizer_config.json and config.json, and the template files (NULL: none), for a
+ * model of vocab_size tokens: tokenizer.ggml.model ("llama" for SentencePiece-style BPE with
+ * byte fallback, "gpt2" for byte-level BPE), .pre, .tokens, .token_type, .scores ("llama") or
+ * .merges ("gpt2"), the special token ids, add_bos / add_eos, and the chat templates: the
+ * default one as tokenizer.chat_template, named ones ("tool_use", ...) as
+ * tokenizer.chat_template.NAME listed in tokenizer.chat_templates, as gguf-py writes them.
+ * Where tokenizer_config.json and chat_template.jinja both hold one, the file's wins, as in
+ * transformers and lorafit's tokenizer (gguf-py's convert_hf_to_gguf.py takes the config's).
+ * what names the files in errors. A tokenizer llama.cpp cannot represent (another model type,
+ * an unknown pre-tokenizer) is an error naming it. */
 int gguf_vocab_from_json(GgufWriter *w, const char *tokenizer_json, size_t len,
-                         const char *tokenizer_config, const char *config_json, int vocab_size,
-                         const char *what, GgufReport *report, char *err, size_t errlen);
+                         const char *tokenizer_config, const char *config_json,
+                         const GgufTemplateFiles *template_files, int vocab_size, const char *what,
+                         GgufReport *report, char *err, size_t errlen);
 
 #endif

@@ -15,10 +15,12 @@
  *     a matrix whose rows Q8_0 cannot hold (length not a multiple of 32) falls back to F16,
  *     as the converter's QuantError fallback does.
  * Tensor bytes are produced one tensor at a time at save time (fill callbacks). */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "trainer/model/export.h"
 #include "trainer/model/internal.h"
@@ -250,8 +252,57 @@ static int add_metadata(GgufWriter *w, const ModelConfig *c, const char *name, G
     return rc;
 }
 
-/* The tokenizer of model_dir: tokenizer.json (+ tokenizer_config.json, config.json, and
- * chat_template.jinja when tokenizer_config.json has no template). */
+static int jinja_file(const struct dirent *e) {
+    size_t n = strlen(e->d_name);
+    return e->d_name[0] != '.' && n > 6 && strcmp(e->d_name + n - 6, ".jinja") == 0;
+}
+
+static int by_name(const struct dirent **a, const struct dirent **b) {
+    return strcmp((*a)->d_name, (*b)->d_name);
+}
+
+static void template_files_free(GgufTemplateFiles *f) {
+    free(f->jinja);
+    for (size_t i = 0; i < f->n; i++) free(f->names[i]), free(f->texts[i]);
+    free(f->names);
+    free(f->texts);
+}
+
+/* model_dir's chat template files: chat_template.jinja, additional_chat_templates/NAME.jinja
+ * in name order. A file that is there but cannot be read is an error. */
+static int read_template_files(const char *model_dir, GgufTemplateFiles *f, char *err,
+                               size_t errlen) {
+    *f = (GgufTemplateFiles){0};
+    char path[4200];
+    if (path_join(path, sizeof path, model_dir, CHAT_TEMPLATE_FILE, err, errlen) != 0) return -1;
+    struct stat st;
+    if (stat(path, &st) == 0 &&
+        !(f->jinja = store_read_file(path, (size_t)16 << 20, NULL, err, errlen)))
+        return -1;
+    if (path_join(path, sizeof path, model_dir, NAMED_TEMPLATES_DIR, err, errlen) != 0) return -1;
+    struct dirent **list = NULL;
+    int n = scandir(path, &list, jinja_file, by_name);
+    if (n <= 0) return 0; /* no folder, or nothing in it */
+    f->names = calloc((size_t)n, sizeof *f->names);
+    f->texts = calloc((size_t)n, sizeof *f->texts);
+    int rc = f->names && f->texts ? 0 : store_error(err, errlen, 0, "out of memory");
+    for (int i = 0; i < n; i++) {
+        char file[4500];
+        size_t len = strlen(list[i]->d_name) - 6; /* without ".jinja" */
+        snprintf(file, sizeof file, "%s/%s", path, list[i]->d_name);
+        if (rc == 0 &&
+            !(f->texts[f->n] = store_read_file(file, (size_t)16 << 20, NULL, err, errlen)))
+            rc = -1;
+        if (rc == 0 && !(f->names[f->n++] = strndup(list[i]->d_name, len)))
+            rc = store_error(err, errlen, 0, "out of memory");
+        free(list[i]);
+    }
+    free(list);
+    return rc;
+}
+
+/* The tokenizer of model_dir: tokenizer.json, with tokenizer_config.json, config.json and the
+ * chat template files when there. */
 static int add_vocab(GgufWriter *w, const char *model_dir, int vocab_size, GgufReport *report,
                      char *err, size_t errlen) {
     char path[4200];
@@ -269,15 +320,12 @@ static int add_vocab(GgufWriter *w, const char *model_dir, int vocab_size, GgufR
     for (int i = 0; i < 2; i++)
         if (path_join(side[i], sizeof side[i], model_dir, names[i], ignore, sizeof ignore) == 0)
             text[i] = store_read_file(side[i], (size_t)64 << 20, NULL, ignore, sizeof ignore);
-    int rc =
-        gguf_vocab_from_json(w, tok, len, text[0], text[1], vocab_size, path, report, err, errlen);
-    if (rc == 0 && !gguf_has_key(w, "tokenizer.chat_template") &&
-        path_join(path, sizeof path, model_dir, "chat_template.jinja", ignore, sizeof ignore) ==
-            0) {
-        char *jinja = store_read_file(path, (size_t)16 << 20, NULL, ignore, sizeof ignore);
-        if (jinja) rc = gguf_set_str(w, "tokenizer.chat_template", jinja, err, errlen);
-        free(jinja);
-    }
+    GgufTemplateFiles files;
+    int rc = read_template_files(model_dir, &files, err, errlen);
+    if (rc == 0)
+        rc = gguf_vocab_from_json(w, tok, len, text[0], text[1], &files, vocab_size, path, report,
+                                  err, errlen);
+    template_files_free(&files);
     free(tok);
     free(text[0]);
     free(text[1]);

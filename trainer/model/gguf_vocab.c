@@ -319,39 +319,71 @@ static int write_specials(GgufWriter *w, json_t *tok, json_t *tcfg, json_t *cfg,
     return 0;
 }
 
-/* tokenizer.chat_template from a string, or from a list of {name, template}. */
-static int write_chat_template(GgufWriter *w, json_t *tmpl, char *err, size_t errlen) {
-    if (json_is_string(tmpl))
-        return gguf_set_str(w, "tokenizer.chat_template", json_string_value(tmpl), err, errlen);
-    size_t i;
-    json_t *e;
-    const char *names[64];
-    size_t n_names = 0;
-    char keys[64][96];
-    json_array_foreach(tmpl, i, e) {
-        const char *name = str_of(e, "name"), *text = str_of(e, "template");
-        if (!name || !*name || !text) continue;
-        if (!strcmp(name, "default")) {
-            if (gguf_set_str(w, "tokenizer.chat_template", text, err, errlen) != 0) return -1;
-            continue;
-        }
-        if (n_names == 64) break;
-        char *k = keys[n_names];
-        int len = snprintf(k, sizeof keys[0], "tokenizer.chat_template.%.60s", name);
-        for (char *c = k + 24; c < k + len; c++) /* only [A-Za-z0-9], as gguf-py */
-            if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
-                *c = '_';
-        names[n_names++] = k + 24;
-        if (gguf_set_str(w, k, text, err, errlen) != 0) return -1;
+/* The chat templates to write: the default one and up to MAX_NAMED named ones, their names
+ * already in the [A-Za-z0-9_] alphabet of gguf-py's add_chat_template. */
+#define MAX_NAMED 64
+typedef struct Templates {
+    const char *def;
+    char name[MAX_NAMED][64];
+    const char *text[MAX_NAMED];
+    size_t n;
+} Templates;
+
+/* A named template; "default" is the default one, and a name seen before keeps its first
+ * template (the one lorafit's tokenizer finds by that name). */
+static void add_named(Templates *t, const char *name, const char *text) {
+    char key[64];
+    snprintf(key, sizeof key, "%s", name);
+    for (char *c = key; *c; c++)
+        if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9')))
+            *c = '_';
+    if (!key[0]) return;
+    if (!strcmp(key, "default")) {
+        if (!t->def) t->def = text;
+        return;
     }
-    return n_names
-               ? gguf_set_arr_str(w, "tokenizer.chat_templates", names, NULL, n_names, err, errlen)
-               : 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->name[i], key)) return;
+    if (t->n == MAX_NAMED) return;
+    memcpy(t->name[t->n], key, sizeof key);
+    t->text[t->n++] = text;
+}
+
+/* tokenizer.chat_template, and tokenizer.chat_template.NAME with the list of names in
+ * tokenizer.chat_templates for named ones: tokenizer_config.json's chat_template (a string, or
+ * a list of {name, template}), replaced by chat_template.jinja when there is one, with
+ * additional_chat_templates' named files added (lorafit's tokenizer reads them so). */
+static int write_chat_templates(GgufWriter *w, json_t *config_template,
+                                const GgufTemplateFiles *files, char *err, size_t errlen) {
+    Templates t = {0};
+    if (files && files->jinja) {
+        t.def = files->jinja;
+    } else if (json_is_string(config_template)) {
+        t.def = json_string_value(config_template);
+    } else {
+        size_t i;
+        json_t *e;
+        json_array_foreach(config_template, i, e) {
+            const char *name = str_of(e, "name"), *text = str_of(e, "template");
+            if (name && text) add_named(&t, name, text);
+        }
+    }
+    for (size_t i = 0; files && i < files->n; i++) add_named(&t, files->names[i], files->texts[i]);
+    if (t.def && gguf_set_str(w, "tokenizer.chat_template", t.def, err, errlen) != 0) return -1;
+    const char *names[MAX_NAMED];
+    for (size_t i = 0; i < t.n; i++) {
+        char key[96];
+        snprintf(key, sizeof key, "tokenizer.chat_template.%s", t.name[i]);
+        if (gguf_set_str(w, key, t.text[i], err, errlen) != 0) return -1;
+        names[i] = t.name[i];
+    }
+    return t.n ? gguf_set_arr_str(w, "tokenizer.chat_templates", names, NULL, t.n, err, errlen) : 0;
 }
 
 int gguf_vocab_from_json(GgufWriter *w, const char *tokenizer_json, size_t len,
-                         const char *tokenizer_config, const char *config_json, int vocab_size,
-                         const char *what, GgufReport *report, char *err, size_t errlen) {
+                         const char *tokenizer_config, const char *config_json,
+                         const GgufTemplateFiles *template_files, int vocab_size, const char *what,
+                         GgufReport *report, char *err, size_t errlen) {
     json_error_t je;
     json_t *tok = json_loadb(tokenizer_json, len, 0, &je), *tcfg = NULL, *cfg = NULL;
     if (!json_is_object(tok)) {
@@ -402,8 +434,9 @@ int gguf_vocab_from_json(GgufWriter *w, const char *tokenizer_json, size_t len,
         rc = gguf_set_arr_i32(w, "tokenizer.ggml.token_type", v.types, (size_t)v.n, err, errlen);
     if (rc == 0 && !spm) rc = write_merges(w, json_object_get(model, "merges"), what, err, errlen);
     if (rc == 0) rc = write_specials(w, tok, tcfg, cfg, v.n, err, errlen);
-    json_t *tmpl = json_object_get(tcfg, "chat_template");
-    if (rc == 0 && tmpl) rc = write_chat_template(w, tmpl, err, errlen);
+    if (rc == 0)
+        rc = write_chat_templates(w, json_object_get(tcfg, "chat_template"), template_files, err,
+                                  errlen);
     json_t *prefix = json_object_get(tcfg, "add_prefix_space");
     if (rc == 0 && json_is_boolean(prefix))
         rc = gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", json_is_true(prefix), err, errlen);

@@ -139,7 +139,7 @@ static const char *const copied_files[] = {"generation_config.json",
                                            "vocab.json",
                                            "merges.txt",
                                            "added_tokens.json",
-                                           "chat_template.jinja"};
+                                           CHAT_TEMPLATE_FILE};
 
 /* model_dir/name to out_dir/name when it exists (name may hold one folder). */
 static int copy_if_there(const char *model_dir, const char *out_dir, const char *name, char *err,
@@ -159,24 +159,21 @@ static int copy_if_there(const char *model_dir, const char *out_dir, const char 
     return rc;
 }
 
-/* The named chat templates transformers saves beside chat_template.jinja. */
-#define TEMPLATES_DIR "additional_chat_templates"
-
 static int copy_side_files(const char *model_dir, const char *out_dir, char *err, size_t errlen) {
     for (size_t i = 0; i < sizeof copied_files / sizeof copied_files[0]; i++)
         if (copy_if_there(model_dir, out_dir, copied_files[i], err, errlen) != 0) return -1;
     char dir[4200];
-    if (path_join(dir, sizeof dir, model_dir, TEMPLATES_DIR, err, errlen) != 0) return -1;
+    if (path_join(dir, sizeof dir, model_dir, NAMED_TEMPLATES_DIR, err, errlen) != 0) return -1;
     DIR *d = opendir(dir);
     if (!d) return 0;
-    int rc = path_join(dir, sizeof dir, out_dir, TEMPLATES_DIR, err, errlen);
+    int rc = path_join(dir, sizeof dir, out_dir, NAMED_TEMPLATES_DIR, err, errlen);
     if (rc == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
         rc = store_error(err, errlen, errno, "%s: cannot create", dir);
     for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
         size_t n = strlen(e->d_name);
         if (e->d_name[0] == '.' || n <= 6 || strcmp(e->d_name + n - 6, ".jinja") != 0) continue;
         char name[600];
-        snprintf(name, sizeof name, "%s/%.500s", TEMPLATES_DIR, e->d_name);
+        snprintf(name, sizeof name, "%s/%.500s", NAMED_TEMPLATES_DIR, e->d_name);
         rc = copy_if_there(model_dir, out_dir, name, err, errlen);
     }
     closedir(d);
