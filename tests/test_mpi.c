@@ -36,18 +36,30 @@ static void check_two_ranks_match_one_process(const char *shared, const char *ex
     snprintf(out_two, sizeof out_two, "%s/out", two);
     json_t *ma = tt_metrics(out_one), *mb = tt_metrics(out_two);
     ck_assert_int_eq((int)json_array_size(ma), (int)json_array_size(mb));
+    /* The first step runs on the same weights in both: only the order of the gradient's
+     * sums differs (1e-9 measured). After it, Adam turns last-bit differences into whole
+     * updates: at a weight whose gradient nearly cancels (~1e-8, and every lora_A entry at its
+     * first update, while B was still 0) the sign of a rounding error picks +lr or -lr. How
+     * many weights that hits depends on the machine's kernels (OpenBLAS sizes its blocks by
+     * the caches): measured on an AMD EPYC Zen 4, the later lines differ by up to 2e-4 (loss),
+     * 4e-4 (eval_loss) and 2e-3 (grad_norm), the adapters' tensors by 1.1-1.3%; as much as a
+     * single process differs from itself with batch 2 x grad_accum 4 instead of 4 x 2 (the
+     * same rows, summed in another order). An Intel Emerald Rapids VM had them within 1e-5.
+     * A rank on other rows, or one that skipped an update, moves these by percents. */
     int losses = 0, evals = 0;
     for (size_t i = 0; i < json_array_size(ma); i++) {
         json_t *a = json_array_get(ma, i), *b = json_array_get(mb, i);
         ck_assert_int_eq(json_integer_value(json_object_get(a, "step")),
                          json_integer_value(json_object_get(b, "step")));
         static const char *const keys[] = {"loss", "eval_loss", "grad_norm"};
+        static const double later[] = {5e-3, 5e-3, 2e-2};
         for (int k = 0; k < 3; k++) {
             json_t *va = json_object_get(a, keys[k]), *vb = json_object_get(b, keys[k]);
             ck_assert((va == NULL) == (vb == NULL));
             if (!va) continue;
             double x = json_number_value(va), y = json_number_value(vb);
-            ck_assert_msg(fabs(x - y) <= 1e-5 * fabs(x), "line %zu %s: %.9g (1 process) vs %.9g",
+            double tol = i == 0 ? 1e-6 : later[k];
+            ck_assert_msg(fabs(x - y) <= tol * fabs(x), "line %zu %s: %.9g (1 process) vs %.9g",
                           i + 1, keys[k], x, y);
             losses += k == 0, evals += k == 1;
         }
@@ -58,14 +70,11 @@ static void check_two_ranks_match_one_process(const char *shared, const char *ex
     }
     ck_assert_int_eq(losses, 6);
     ck_assert_int_eq(evals, 2);
-    /* Adam divides by sqrt(v) + eps, so a weight whose gradient nearly cancels (~1e-8)
-     * amplifies the last-bit differences of a different summation order: this job's
-     * adapters agree to ~3e-6, others measured up to ~8e-5, as with grad_accum. */
     char a[4400], b[4400];
     adapter_path(a, sizeof a, two);
     adapter_path(b, sizeof b, one);
     double rel = tt_adapter_rel_diff(a, b, "");
-    ck_assert_msg(rel < 1e-4, "adapters differ by %.3g", rel);
+    ck_assert_msg(rel < 0.1, "adapters differ by %.3g", rel);
     json_decref(ma);
     json_decref(mb);
     free(cfg_one);
