@@ -197,8 +197,9 @@ START_TEST(test_model_gguf_of_stories260K_matches_converter_layout) {
     snprintf(out, sizeof out, "%s/m.gguf", tmp);
     snprintf(q8, sizeof q8, "%s/q8.gguf", tmp);
     GgufReport rep;
-    ck_assert_msg(gguf_export_model(m, NULL, mdir, GGML_TYPE_F32, out, &rep, err, sizeof err) == 0,
-                  "%s", err);
+    ck_assert_msg(
+        gguf_export_model(m, NULL, mdir, NULL, GGML_TYPE_F32, out, &rep, err, sizeof err) == 0,
+        "%s", err);
     TgFile f;
     tg_read(out, &f);
     ck_assert_uint_eq(tg_u32(&f, "llama.block_count"), 5);
@@ -266,8 +267,9 @@ START_TEST(test_model_gguf_of_stories260K_matches_converter_layout) {
     free(gk);
     tg_free(&f);
     /* Q8_0: matrices of 64-wide rows quantized, ffn_down (rows of 172) F16, norms F32 */
-    ck_assert_msg(gguf_export_model(m, NULL, mdir, GGML_TYPE_Q8_0, q8, &rep, err, sizeof err) == 0,
-                  "%s", err);
+    ck_assert_msg(
+        gguf_export_model(m, NULL, mdir, NULL, GGML_TYPE_Q8_0, q8, &rep, err, sizeof err) == 0,
+        "%s", err);
     ck_assert_int_eq(rep.fell_back_f16, 5);
     tg_read(q8, &f);
     ck_assert_uint_eq(tg_u32(&f, "general.file_type"), 7);
@@ -444,8 +446,8 @@ START_TEST(test_model_gguf_carries_the_template_files) {
     snprintf(path, sizeof path, "%s/m.gguf", tmp);
     GgufReport rep;
     ck_assert_msg(
-        gguf_export_model(m, NULL, dir_path, GGML_TYPE_F32, path, &rep, err, sizeof err) == 0, "%s",
-        err);
+        gguf_export_model(m, NULL, dir_path, NULL, GGML_TYPE_F32, path, &rep, err, sizeof err) == 0,
+        "%s", err);
     model_free(m);
     TgFile f;
     tg_read(path, &f);

@@ -43,7 +43,7 @@ static void check_merge(const char *fixture, double scaling) {
     ck_assert_msg(lora, "%s", err);
     ck_assert_double_eq_tol(lora_scaling(lora), scaling, 1e-6);
     char *out = test_tmpdir();
-    MergeOptions opt = {ST_F32, 30000};
+    MergeOptions opt = {ST_F32, 30000, NULL};
     ck_assert_msg(merge_write_hf(m, lora, model_dir, out, &opt, err, sizeof err) == 0, "%s", err);
     char path[4400];
     snprintf(path, sizeof path, "%s/model.safetensors.index.json", out);
@@ -195,7 +195,7 @@ START_TEST(test_merged_directory_keeps_transformers_newer_files) {
     Model *m = model_load(model_dir, err, sizeof err);
     ck_assert_msg(m, "%s", err);
     char *out = test_tmpdir();
-    MergeOptions opt = {ST_F32, 0};
+    MergeOptions opt = {ST_F32, 0, NULL};
     ck_assert_msg(merge_write_hf(m, NULL, model_dir, out, &opt, err, sizeof err) == 0, "%s", err);
     snprintf(path, sizeof path, "%s/config.json", out);
     json_t *merged = json_load_file(path, 0, NULL);

@@ -1,11 +1,15 @@
 /* tests/test_text_commands.c — the commands around text data, run as a user runs them:
  * what a text format needs and says when it is missing (a tokenizer, a chat template), the
- * chat template's variables (data.chat_template_kwargs), `lorafit tokenize` and
- * `lorafit generate --prompt`. */
+ * chat template's variables (data.chat_template_kwargs), `lorafit tokenize`,
+ * `lorafit generate --prompt`, and the chat template going with the adapter to every
+ * output. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "tests/test_gguf_reader.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
 
@@ -154,8 +158,97 @@ START_TEST(test_generate_prompt_prints_text) {
 }
 END_TEST
 
-/* The cursor of a text dataset (records read ahead and tokenized in groups) restores to
- * exactly the batches an uninterrupted reader yields, at any cut. */
+static void expect_file_text(const char *dir, const char *name, const char *want) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *got = test_read_file(path, NULL);
+    ck_assert_msg(got != NULL, "%s: missing", path);
+    ck_assert_str_eq(got, want);
+    free(got);
+}
+
+/* A chat fine-tune of a base model without a chat template (stories260K) with
+ * data.chat_template: the template it was trained on goes with the adapter (the run's
+ * directory, the final adapter, an exported checkpoint) and from there into the merged
+ * model (chat_template.jinja), its GGUF (tokenizer.chat_template) and generate --chat. A run
+ * without chat data removes one an earlier run left in its directory. */
+START_TEST(test_adapter_carries_the_chat_template_it_was_trained_on) {
+    TEST_NEED_SHARED(shared);
+    static const char *const tmpl = "{% for m in messages %}<{{ m.role }}>{{ m.content }}"
+                                    "{% endfor %}{% if add_generation_prompt %}<assistant>"
+                                    "{% endif %}";
+    char *dir = test_tmpdir(), text[8192], args[8192], out[4300], path[4400];
+    char *tf = tt_write_text(dir, "t.jinja", tmpl);
+    char *chat = tt_write_text(
+        dir, "c.jsonl",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Tell a story\"}, {\"role\": "
+        "\"assistant\", \"content\": \"Once upon a time there was a cat.\"}]}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"And then?\"}, {\"role\": "
+        "\"assistant\", \"content\": \"The cat found a big red ball.\"}]}\n");
+    snprintf(text, sizeof text,
+             "model: {path: %s/models/stories260K}\n"
+             "data: {train: c.jsonl, format: chat, chat_template: t.jinja, seq_len: 64}\n"
+             "train: {batch_size: 1, max_steps: 2}\noutput: {dir: out, save_every: 1}\n",
+             shared);
+    char *cfg = tt_write_text(dir, "chat.yaml", text);
+    snprintf(args, sizeof args, "train '%s'", cfg);
+    tt_expect(dir, args, 0, NULL);
+    snprintf(out, sizeof out, "%s/out", dir);
+    expect_file_text(out, "chat_template.jinja", tmpl);
+    expect_file_text(out, "adapter/chat_template.jinja", tmpl);
+    snprintf(args, sizeof args, "export '%s/checkpoint-1' --out '%s/exported'", out, dir);
+    tt_expect(dir, args, 0, NULL);
+    expect_file_text(dir, "exported/chat_template.jinja", tmpl);
+    snprintf(args, sizeof args,
+             "merge --model '%s/models/stories260K' --adapter '%s/adapter' "
+             "--out '%s/merged'",
+             shared, out, dir);
+    tt_expect(dir, args, 0, NULL);
+    expect_file_text(dir, "merged/chat_template.jinja", tmpl);
+    snprintf(args, sizeof args,
+             "merge --model '%s/models/stories260K' --adapter '%s/adapter' "
+             "--out '%s/merged.gguf'",
+             shared, out, dir);
+    tt_expect(dir, args, 0, NULL);
+    snprintf(path, sizeof path, "%s/merged.gguf", dir);
+    TgFile f;
+    tg_read(path, &f);
+    char *s = tg_str(&f, "tokenizer.chat_template");
+    ck_assert_str_eq(s, tmpl);
+    free(s);
+    tg_free(&f);
+    /* generate --chat: the base has no template of its own; the adapter's serves */
+    snprintf(args, sizeof args,
+             "generate --model '%s/models/stories260K' --prompt 'Tell a story' --chat -n 4",
+             shared);
+    tt_expect(dir, args, 2, "--chat: the tokenizer has no chat_template");
+    snprintf(args, sizeof args,
+             "generate --model '%s/models/stories260K' --adapter '%s/adapter' --prompt 'Tell a "
+             "story' --chat -n 4",
+             shared, out);
+    tt_expect(dir, args, 0, NULL);
+    /* a run on plain text in a directory an earlier chat run left a template in */
+    char *plain = tt_write_text(dir, "p.jsonl", "{\"text\": \"Once upon a time\"}\n");
+    snprintf(path, sizeof path, "%s/out2", dir);
+    snprintf(args, sizeof args,
+             "train '%s' --set data.train=%s --set data.format=text --set output.dir=%s", cfg,
+             plain, path);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    char *stale = tt_write_text(path, "chat_template.jinja", tmpl);
+    tt_expect(dir, args, 0, NULL);
+    ck_assert_msg(access(stale, F_OK) != 0, "%s: left from the earlier run", stale);
+    snprintf(path, sizeof path, "%s/out2/adapter/chat_template.jinja", dir);
+    ck_assert_msg(access(path, F_OK) != 0, "%s: an adapter not trained on chat", path);
+    free(stale);
+    free(plain);
+    free(cfg);
+    free(chat);
+    free(tf);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *text_commands_suite(void) {
     Suite *s = suite_create("text_commands");
     TCase *tc = tcase_create("formats");
@@ -163,6 +256,7 @@ Suite *text_commands_suite(void) {
     tcase_add_test(tc, test_missing_tokenizer_or_template_exit_2);
     tcase_add_test(tc, test_tokenize_command);
     tcase_add_test(tc, test_generate_prompt_prints_text);
+    tcase_add_test(tc, test_adapter_carries_the_chat_template_it_was_trained_on);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -2,12 +2,13 @@
  * [--format peft|gguf] [--dtype f32|bf16|f16] [--model DIR] [--force]`.
  *
  * peft (the default): a PEFT adapter directory (adapter_model.safetensors in the dtype,
- * adapter_config.json) with its model card (README.md, loss.png), built under a temporary
- * name and renamed into place. gguf: one GGUF LoRA adapter file for llama.cpp / Ollama,
- * which needs the base model's config.json: --model DIR, else the run's
- * config.resolved.yaml (model.path), else adapter_config.json's base_model_name_or_path when
- * that is a directory. A checkpoint with a MANIFEST is verified first, so a corrupt
- * checkpoint is never exported; an existing output is replaced only with --force. */
+ * adapter_config.json) with its model card (README.md, loss.png) and the run's chat
+ * template (chat data only), built under a temporary name and renamed into place. gguf: one
+ * GGUF LoRA adapter file for llama.cpp / Ollama, which needs the base model's config.json:
+ * --model DIR, else the run's config.resolved.yaml (model.path), else adapter_config.json's
+ * base_model_name_or_path when that is a directory. A checkpoint with a MANIFEST is verified
+ * first, so a corrupt checkpoint is never exported; an existing output is replaced only with
+ * --force. */
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -27,7 +28,8 @@ static void export_usage(FILE *out) {
                  "       lorafit export CHECKPOINT_OR_ADAPTER_DIR --format gguf --out FILE.gguf\n"
                  "              [--dtype f32|bf16|f16] [--model BASE_DIR] [--force]\n"
                  "  peft (default): DIR/adapter_model.safetensors, adapter_config.json, README.md\n"
-                 "  (model card) and loss.png. gguf: a llama.cpp LoRA adapter (llama-cli --lora).\n"
+                 "  (model card), loss.png, and the run's chat_template.jinja when it trained on\n"
+                 "  chat data. gguf: a llama.cpp LoRA adapter (llama-cli --lora).\n"
                  "  An existing output is replaced only with --force.\n");
 }
 
@@ -100,9 +102,10 @@ static int fill_peft(const char *tmp, void *ctx, char *err, size_t errlen) {
     if (path_join(path, sizeof path, tmp, "adapter_model.safetensors", err, errlen) != 0 ||
         convert_adapter(e->tensors, e->dtype, path, err, errlen) != 0 ||
         path_join(path, sizeof path, tmp, "adapter_config.json", err, errlen) != 0 ||
-        fsio_write_file(path, e->config, e->config_len, err, errlen) != 0)
+        fsio_write_file(path, e->config, e->config_len, err, errlen) != 0 ||
+        train_write_model_card(tmp, e->run, e->max_step, err, errlen) != 0)
         return -1;
-    return train_write_model_card(tmp, e->run, e->max_step, err, errlen);
+    return train_copy_chat_template(tmp, e->run, err, errlen);
 }
 
 static int export_peft(const char *src, const char *out, StDtype dtype, bool force) {

@@ -4,15 +4,17 @@
  * With --prompt-ids it prints the prompt and the generated ids on one line. With --prompt the
  * text is encoded with the model directory's tokenizer (its special tokens, e.g. BOS, added);
  * with --chat it is wrapped as one user message by the chat template with the generation
- * prompt. The text is printed as it is generated (streaming decode: the prompt's ids go
- * through the decoder first, so the continuation's first word keeps its space; in --chat mode
- * only the reply is printed), and generation stops after N tokens or at an end-of-turn
- * token: EOS (tokenizer_config.json's or config.json's eos_token_id) or one of the usual
- * end-of-turn specials (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>). */
+ * prompt (the adapter's CHAT_TEMPLATE_FILE, the template it was trained on, when --adapter
+ * names one that has it; else the tokenizer's). The text is printed as it is generated (streaming
+ * decode: the prompt's ids go through the decoder first, so the continuation's first word keeps its
+ * space; in --chat mode only the reply is printed), and generation stops after N tokens or at an
+ * end-of-turn token: EOS (tokenizer_config.json's or config.json's eos_token_id) or one of the
+ * usual end-of-turn specials (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "trainer/cli/cli.h"
 #include "trainer/model/model.h"
@@ -102,22 +104,39 @@ static void add_stop(TextOut *o, int32_t id) {
     o->stops[o->n_stops++] = id;
 }
 
-/* The prompt text as ids: encoded (with special tokens), or rendered by the chat template as
- * one user message with the generation prompt and encoded without. */
-static int text_prompt(const Tokenizer *tok, const char *text, bool chat, int32_t **ids, int *n,
-                       char *err, size_t errlen) {
+/* adapter_dir/CHAT_TEMPLATE_FILE, or NULL (none there, or no adapter); *failed when it is
+ * there and cannot be read (err says why). */
+static char *adapter_template(const char *adapter_dir, bool *failed, char *err, size_t errlen) {
+    char path[4200];
+    *failed = false;
+    if (!adapter_dir) return NULL;
+    if (path_join(path, sizeof path, adapter_dir, CHAT_TEMPLATE_FILE, err, errlen) != 0) {
+        *failed = true;
+        return NULL;
+    }
+    if (access(path, F_OK) != 0) return NULL;
+    char *text = store_read_file(path, (size_t)64 << 20, NULL, err, errlen);
+    *failed = !text;
+    return text;
+}
+
+/* The prompt text as ids: encoded (with special tokens), or rendered by the chat template
+ * (template, else the tokenizer's) as one user message with the generation prompt and encoded
+ * without. */
+static int text_prompt(const Tokenizer *tok, const char *template, const char *text, bool chat,
+                       int32_t **ids, int *n, char *err, size_t errlen) {
     TokenizerIds out = {0};
     char *rendered = NULL;
     size_t len = strlen(text);
     int rc = -1;
     if (chat) {
         const TokenizerSpecial *sp = tokenizer_special(tok);
-        if (!sp->chat_template) {
+        if (!template) template = sp->chat_template;
+        if (!template) {
             snprintf(err, errlen, "--chat: the tokenizer has no chat_template");
             return -1;
         }
-        ChatTemplate *t =
-            chat_template_parse(sp->chat_template, strlen(sp->chat_template), err, errlen);
+        ChatTemplate *t = chat_template_parse(template, strlen(template), err, errlen);
         if (!t) return -1;
         json_t *ctx = json_pack("{s:[{s:s,s:s}],s:b}", "messages", "role", "user", "content", text,
                                 "add_generation_prompt", 1);
@@ -202,12 +221,16 @@ int cmd_generate(int argc, char **argv) {
     char err[1024];
     TextOut to = {0};
     if (text) {
-        Tokenizer *tok = tokenizer_load(model_dir, err, sizeof err);
-        if (!tok || text_prompt(tok, text, chat, &ids, &n_prompt, err, sizeof err) != 0) {
+        bool failed = false;
+        char *template = chat ? adapter_template(adapter_dir, &failed, err, sizeof err) : NULL;
+        Tokenizer *tok = failed ? NULL : tokenizer_load(model_dir, err, sizeof err);
+        if (!tok || text_prompt(tok, template, text, chat, &ids, &n_prompt, err, sizeof err) != 0) {
             fprintf(stderr, "lorafit generate: %s\n", err);
             tokenizer_free(tok);
+            free(template);
             return EXIT_USAGE;
         }
+        free(template);
         to.tok = tok;
         if (!(to.stream = tokenizer_stream_new(tok, true))) {
             fprintf(stderr, "lorafit generate: out of memory\n");

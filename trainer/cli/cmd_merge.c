@@ -104,7 +104,8 @@ int cmd_merge(int argc, char **argv) {
     }
     if (gguf) {
         GgufReport report;
-        rc = gguf_export_model(m, lora, model_dir, dtype, out, &report, err, sizeof err);
+        rc = gguf_export_model(m, lora, model_dir, adapter_dir, dtype, out, &report, err,
+                               sizeof err);
         if (rc != 0) {
             fprintf(stderr, "lorafit merge: %s\n", err);
             rc = EXIT_RUNTIME;
@@ -120,7 +121,7 @@ int cmd_merge(int argc, char **argv) {
         }
     } else {
         StDtype st = dtype == GGML_TYPE_BF16 ? ST_BF16 : dtype == GGML_TYPE_F16 ? ST_F16 : ST_F32;
-        HfMerge h = {m, lora, model_dir, {st, shard_size}};
+        HfMerge h = {m, lora, model_dir, {st, shard_size, adapter_dir}};
         rc = cmd_write_dir("merge", out, force, fill_hf, &h);
         if (rc == EXIT_OK) fprintf(stderr, "merged %s into %s: %s\n", adapter_dir, model_dir, out);
     }

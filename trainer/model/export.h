@@ -32,16 +32,25 @@ void merge_linear(const Model *m, const Lora *lora, int layer, ModelModule mod, 
 /* transformers' default max_shard_size ("5GB"): a merged model larger than this is split. */
 #define MERGE_SHARD_BYTES 5000000000ull
 
+/* A Hugging Face model directory's chat template (transformers >= 4.47 saves it so) and the
+ * folder of its named ones (NAME.jinja); a lorafit adapter directory holds, as
+ * CHAT_TEMPLATE_FILE, the template its training rendered its chat data with, which the
+ * merged model takes instead of the base's default one. */
+#define CHAT_TEMPLATE_FILE  "chat_template.jinja"
+#define NAMED_TEMPLATES_DIR "additional_chat_templates"
+
 typedef struct MergeOptions {
-    StDtype dtype;       /* ST_F32, ST_F16 or ST_BF16: every floating-point tensor */
-    uint64_t shard_size; /* split the weights into shards of at most this (0: the default) */
+    StDtype dtype;           /* ST_F32, ST_F16 or ST_BF16: every floating-point tensor */
+    uint64_t shard_size;     /* split the weights into shards of at most this (0: the default) */
+    const char *adapter_dir; /* its CHAT_TEMPLATE_FILE, when there, replaces the base's */
 } MergeOptions;
 
 /* Writes the base model_dir with lora folded in (lora NULL: the base re-encoded) into
  * out_dir, which must exist (the caller builds it under a temporary name): every tensor of
  * the base checkpoint, in its dtype converted to opt->dtype; model.safetensors or
  * model-0000K-of-0000N.safetensors + model.safetensors.index.json; config.json with its
- * torch_dtype updated; generation_config.json and the tokenizer files copied when present. */
+ * torch_dtype updated; generation_config.json, the tokenizer files and the chat template
+ * files copied when present (the adapter's chat template over the base's). */
 int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, const char *out_dir,
                    const MergeOptions *opt, char *err, size_t errlen);
 
@@ -62,9 +71,12 @@ const char *gguf_arch_name(const ModelConfig *cfg);
 
 /* m (loaded from model_dir, F32) with lora merged in when not NULL, as a GGUF model file:
  * dtype F32, F16, BF16 or Q8_0 for the matrices (norms and biases stay F32). The tokenizer
- * comes from model_dir/tokenizer.json (+ tokenizer_config.json, config.json). */
-int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir, GgmlType dtype,
-                      const char *path, GgufReport *report, char *err, size_t errlen);
+ * comes from model_dir/tokenizer.json (+ tokenizer_config.json, config.json, the chat
+ * template files); adapter_dir's CHAT_TEMPLATE_FILE, when adapter_dir is not NULL and has
+ * one, is the default chat template instead of the base's. */
+int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
+                      const char *adapter_dir, GgmlType dtype, const char *path, GgufReport *report,
+                      char *err, size_t errlen);
 
 /* The PEFT adapter in adapter_dir, for the base whose config.json is model_config, as a GGUF
  * LoRA adapter in dtype F32, F16 or BF16. rsLoRA: llama.cpp scales by alpha / r, so the

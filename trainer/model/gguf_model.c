@@ -268,17 +268,26 @@ static void template_files_free(GgufTemplateFiles *f) {
     free(f->texts);
 }
 
-/* model_dir's chat template files: chat_template.jinja, additional_chat_templates/NAME.jinja
- * in name order. A file that is there but cannot be read is an error. */
-static int read_template_files(const char *model_dir, GgufTemplateFiles *f, char *err,
-                               size_t errlen) {
+/* dir/CHAT_TEMPLATE_FILE when there (*text NULL when not); -1 when it cannot be read. */
+static int read_default_template(const char *dir, char **text, char *err, size_t errlen) {
+    char path[4200];
+    struct stat st;
+    *text = NULL;
+    if (path_join(path, sizeof path, dir, CHAT_TEMPLATE_FILE, err, errlen) != 0) return -1;
+    if (stat(path, &st) != 0) return 0;
+    *text = store_read_file(path, (size_t)16 << 20, NULL, err, errlen);
+    return *text ? 0 : -1;
+}
+
+/* model_dir's chat template files: chat_template.jinja (adapter_dir's instead when it has
+ * one), additional_chat_templates/NAME.jinja in name order. A file that is there but cannot
+ * be read is an error. */
+static int read_template_files(const char *model_dir, const char *adapter_dir, GgufTemplateFiles *f,
+                               char *err, size_t errlen) {
     *f = (GgufTemplateFiles){0};
     char path[4200];
-    if (path_join(path, sizeof path, model_dir, CHAT_TEMPLATE_FILE, err, errlen) != 0) return -1;
-    struct stat st;
-    if (stat(path, &st) == 0 &&
-        !(f->jinja = store_read_file(path, (size_t)16 << 20, NULL, err, errlen)))
-        return -1;
+    if (adapter_dir && read_default_template(adapter_dir, &f->jinja, err, errlen) != 0) return -1;
+    if (!f->jinja && read_default_template(model_dir, &f->jinja, err, errlen) != 0) return -1;
     if (path_join(path, sizeof path, model_dir, NAMED_TEMPLATES_DIR, err, errlen) != 0) return -1;
     struct dirent **list = NULL;
     int n = scandir(path, &list, jinja_file, by_name);
@@ -302,9 +311,9 @@ static int read_template_files(const char *model_dir, GgufTemplateFiles *f, char
 }
 
 /* The tokenizer of model_dir: tokenizer.json, with tokenizer_config.json, config.json and the
- * chat template files when there. */
-static int add_vocab(GgufWriter *w, const char *model_dir, int vocab_size, GgufReport *report,
-                     char *err, size_t errlen) {
+ * chat template files when there (adapter_dir's default template over the base's). */
+static int add_vocab(GgufWriter *w, const char *model_dir, const char *adapter_dir, int vocab_size,
+                     GgufReport *report, char *err, size_t errlen) {
     char path[4200];
     size_t len;
     if (path_join(path, sizeof path, model_dir, "tokenizer.json", err, errlen) != 0) return -1;
@@ -321,7 +330,7 @@ static int add_vocab(GgufWriter *w, const char *model_dir, int vocab_size, GgufR
         if (path_join(side[i], sizeof side[i], model_dir, names[i], ignore, sizeof ignore) == 0)
             text[i] = store_read_file(side[i], (size_t)64 << 20, NULL, ignore, sizeof ignore);
     GgufTemplateFiles files;
-    int rc = read_template_files(model_dir, &files, err, errlen);
+    int rc = read_template_files(model_dir, adapter_dir, &files, err, errlen);
     if (rc == 0)
         rc = gguf_vocab_from_json(w, tok, len, text[0], text[1], &files, vocab_size, path, report,
                                   err, errlen);
@@ -341,8 +350,9 @@ static void base_name(const char *dir, char *out, size_t len) {
     snprintf(out, len, "%.*s", (int)(n - start), dir + start);
 }
 
-int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir, GgmlType dtype,
-                      const char *path, GgufReport *report, char *err, size_t errlen) {
+int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
+                      const char *adapter_dir, GgmlType dtype, const char *path, GgufReport *report,
+                      char *err, size_t errlen) {
     if (m->dtype != MODEL_F32)
         return store_error(err, errlen, 0, "gguf: the model must be loaded as F32");
     if (!ggml_type_name(dtype))
@@ -361,7 +371,7 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir, G
     char name[256];
     base_name(model_dir, name, sizeof name);
     if (rc == 0) rc = add_metadata(b.w, c, name, dtype, err, errlen);
-    if (rc == 0) rc = add_vocab(b.w, model_dir, c->vocab_size, report, err, errlen);
+    if (rc == 0) rc = add_vocab(b.w, model_dir, adapter_dir, c->vocab_size, report, err, errlen);
     if (rc == 0) rc = add_tensors(&b, m, lora, err, errlen);
     if (rc == 0) rc = gguf_writer_save(b.w, path, err, errlen);
     if (rc == 0 && report) {

@@ -6,11 +6,6 @@
 #include "trainer/model/decoder.h"
 #include "trainer/store/store.h"
 
-/* A Hugging Face model directory's chat template files (transformers >= 4.47): the default
- * template, and the folder of named ones (NAME.jinja). */
-#define CHAT_TEMPLATE_FILE  "chat_template.jinja"
-#define NAMED_TEMPLATES_DIR "additional_chat_templates"
-
 typedef struct ModelLayer {
     Tensor attn_norm;       /* (C) */
     Tensor w[MODULE_COUNT]; /* q (NH*D, C), k v (NKV*D, C), o (C, NH*D),

@@ -180,6 +180,12 @@ static int copy_side_files(const char *model_dir, const char *out_dir, char *err
     return rc;
 }
 
+/* The adapter's chat template, the one its training rendered, over the base's. */
+static int copy_adapter_template(const char *adapter_dir, const char *out_dir, char *err,
+                                 size_t errlen) {
+    return adapter_dir ? copy_if_there(adapter_dir, out_dir, CHAT_TEMPLATE_FILE, err, errlen) : 0;
+}
+
 /* Writes one shard (items[begin, end)) to path. */
 static int write_shard(MergeItem *items, int begin, int end, const char *path, char *err,
                        size_t errlen) {
@@ -282,6 +288,7 @@ int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, cons
         rc = write_index(items, n, shard_of, n_shards, total, out_dir, err, errlen);
     if (rc == 0) rc = write_config(model_dir, out_dir, opt->dtype, err, errlen);
     if (rc == 0) rc = copy_side_files(model_dir, out_dir, err, errlen);
+    if (rc == 0) rc = copy_adapter_template(opt->adapter_dir, out_dir, err, errlen);
     free(items);
     free(shard_of);
     return rc;

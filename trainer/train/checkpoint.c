@@ -344,11 +344,29 @@ typedef struct ExportCtx {
     const char *output_dir;
 } ExportCtx;
 
-/* The PEFT files, then the model card (README.md, loss.png) from the run's files. */
+/* The PEFT files, then the model card (README.md, loss.png) and the chat template from the
+ * run's files. */
 static int fill_adapter(const char *tmp, void *ctx, char *err, size_t errlen) {
     const ExportCtx *e = ctx;
-    if (lora_save_peft(e->lora, tmp, e->base_name, LORA_F32, err, errlen) != 0) return -1;
-    return train_write_model_card(tmp, e->output_dir, INT64_MAX, err, errlen);
+    if (lora_save_peft(e->lora, tmp, e->base_name, LORA_F32, err, errlen) != 0 ||
+        train_write_model_card(tmp, e->output_dir, INT64_MAX, err, errlen) != 0)
+        return -1;
+    return train_copy_chat_template(tmp, e->output_dir, err, errlen);
+}
+
+int train_copy_chat_template(const char *adapter_dir, const char *run_dir, char *err,
+                             size_t errlen) {
+    char from[4200], to[4200];
+    if (!run_dir) return 0;
+    if (path_join(from, sizeof from, run_dir, CHAT_TEMPLATE_FILE, err, errlen) != 0 ||
+        path_join(to, sizeof to, adapter_dir, CHAT_TEMPLATE_FILE, err, errlen) != 0)
+        return -1;
+    if (access(from, F_OK) != 0) return 0;
+    size_t len;
+    char *text = store_read_file(from, (size_t)64 << 20, &len, err, errlen);
+    int rc = text ? fsio_write_file(to, text, len, err, errlen) : -1;
+    free(text);
+    return rc;
 }
 
 int checkpoint_write_adapter(const char *output_dir, const Lora *lora, const char *base_name,

@@ -213,6 +213,17 @@ static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
     return TRAIN_DONE;
 }
 
+/* The run's chat template as OUTPUT_DIR/CHAT_TEMPLATE_FILE (text NULL: none, and one left
+ * there by an earlier run removed). */
+static int keep_chat_template(const char *output_dir, const char *text, char *err, size_t errlen) {
+    char path[4200];
+    if (path_join(path, sizeof path, output_dir, CHAT_TEMPLATE_FILE, err, errlen) != 0) return -1;
+    if (text) return fsio_write_file(path, text, strlen(text), err, errlen);
+    if (unlink(path) != 0 && errno != ENOENT)
+        return store_error(err, errlen, errno, "%s: cannot remove", path);
+    return 0;
+}
+
 /* Rank 0's start of the run: the LoRA resumed, loaded from lora.init_from or fresh, and the
  * files of the output directory opened. */
 static TrainResult start_state(Trainer *t, const char *resume_dir, char *err, size_t errlen) {
@@ -235,7 +246,8 @@ static TrainResult start_state(Trainer *t, const char *resume_dir, char *err, si
     base_model_name(c->model.path, t->base_name, sizeof t->base_name);
     char path[4200];
     if (path_join(path, sizeof path, c->output.dir, "config.resolved.yaml", err, errlen) != 0 ||
-        config_write_resolved(c, path, err, errlen) != 0)
+        config_write_resolved(c, path, err, errlen) != 0 ||
+        keep_chat_template(c->output.dir, t->text.chat_template_text, err, errlen) != 0)
         return TRAIN_FAILED;
     if (t->ranks > 1)
         fprintf(stderr,

@@ -17,6 +17,7 @@
 void train_text_free(TrainText *tt) {
     tokenizer_free(tt->tokenizer);
     chat_template_free(tt->chat_template);
+    free(tt->chat_template_text);
     json_decref(tt->chat_context);
     memset(tt, 0, sizeof *tt);
 }
@@ -57,11 +58,12 @@ static int load_template(const Config *cfg, TrainText *tt, char *err, size_t err
     }
     char perr[512];
     tt->chat_template = chat_template_parse(src, len, perr, sizeof perr);
-    free(owned);
+    tt->chat_template_text = owned ? owned : strndup(src, len);
     if (!tt->chat_template) {
         snprintf(err, errlen, "%s: %s", what, perr);
         return -2;
     }
+    if (!tt->chat_template_text) return -1;
     const TokenizerSpecial *sp = tokenizer_special(tt->tokenizer);
     tt->chat_context = json_object();
     if (!tt->chat_context) return -1;

@@ -58,6 +58,7 @@ typedef struct TrainText {
     DataFormat format;           /* resolved (auto decided from the first record) */
     Tokenizer *tokenizer;        /* NULL for tokens */
     ChatTemplate *chat_template; /* chat only: data.chat_template, else the tokenizer's */
+    char *chat_template_text;    /* its source (the run keeps it as CHAT_TEMPLATE_FILE) */
     json_t *chat_context;        /* the template's special-token variables */
 } TrainText;
 /* Loads, for cfg's training data, the tokenizer (data.tokenizer, or model.path) when the
@@ -115,6 +116,14 @@ int train_plot_loss(const char *metrics_path, int64_t max_step, const char *titl
 #define CARD_PICTURE "loss.png"
 int train_write_model_card(const char *adapter_dir, const char *run_dir, int64_t max_step,
                            char *err, size_t errlen);
+
+/* The chat template a run rendered its chat data with: train_run keeps it in the output
+ * directory as CHAT_TEMPLATE_FILE (and removes one a run without chat data finds there);
+ * train_copy_chat_template copies run_dir's into adapter_dir, so that the adapter carries the
+ * template it was trained on (merge, generate --chat and the serving notes take it from
+ * there). Nothing to do when run_dir is NULL or has none. */
+int train_copy_chat_template(const char *adapter_dir, const char *run_dir, char *err,
+                             size_t errlen);
 
 /* Checks that every path the config names exists (model.path, lora.init_from, data files
  * or glob matches); an error names the key. Returns 0 or -1. */
