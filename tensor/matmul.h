@@ -89,4 +89,22 @@ void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int 
 int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmIn b, int64_t ldb,
             bool transb, float beta, float *c, int64_t ldc);
 
+/* The products of LoRA's rank-r factors, in place and thread-count independent (thin.c):
+ *   thin_project: c (n, rp) = alpha a (n, k) mT (k, rp); rp a multiple of THIN_PAD, mT's
+ *                 columns beyond r zero (so are c's then);
+ *   thin_reduce:  g (r, k) = beta g + alpha c^T (r, n) a (n, k), beta 0 or 1 (false /
+ *                 true), c's rows rp >= r wide
+ *                 (ldc a multiple of THIN_PAD, as thin_project writes them).
+ * Each is timed and counted as a product. */
+#define THIN_PAD 8
+static inline int thin_padded(int r) {
+    return (r + THIN_PAD - 1) / THIN_PAD * THIN_PAD;
+}
+void thin_project(int64_t n, int k, int rp, float alpha, const float *a, int64_t lda,
+                  const float *mT, int ldm, float *c, int ldc);
+void thin_reduce(int64_t n, int k, int r, float alpha, const float *c, int ldc, const float *a,
+                 int64_t lda, bool beta, float *g, int64_t ldg);
+/* true: the scalar loops even where AVX2 runs (tests check that both give the same bits). */
+void thin_set_scalar(bool scalar);
+
 #endif

@@ -1,4 +1,5 @@
-/* tensor/ops_linear.c — linear and LoRA-linear layers on OpenBLAS sgemm.
+/* tensor/ops_linear.c — linear and LoRA-linear layers: OpenBLAS sgemm (or mm_gemm) for W,
+ * and tensor/thin.c for four of LoRA's rank-r products.
  *
  * The frozen weight W never gets a gradient, so backward of y = x W^T only needs
  * dx = dy W. LoRA adds y += s * (drop(x) A^T) B^T; its backward, with h = drop(x) A^T (N, R)
@@ -17,8 +18,10 @@
  * MB; the lm_head goes through op_lm_head_cross_entropy, which blocks for both dtypes.
  *
  * In BF16 precision the two products with W (x W^T, dy W) go through mm_gemm on
- * bf16-rounded x / dy and W (tensor/matmul.h); the LoRA products stay f32 sgemm: they are
- * R wide (a few percent of the work) and their inputs and outputs are the trained ones. */
+ * bf16-rounded x / dy and W (tensor/matmul.h); the LoRA products stay f32 in both precisions:
+ * their inputs and outputs are the trained ones. The four that sum over an activation's wide
+ * side into R columns run in thin.c's loops, which read it in place where OpenBLAS copies it
+ * first; the two that spread R columns back (y += s h B^T, dx += dh A) are sgemm. */
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
 #include "tensor/matmul.h"
@@ -110,7 +113,7 @@ Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
 typedef struct {
     Tensor *x, *y, *A, *B;
     const Tensor *w;
-    float *h; /* (N, R) drop(x) A^T */
+    float *h; /* (N, RP) drop(x) A^T, RP = thin_padded(R) (columns beyond R zero) */
     float scaling, dropout;
     const uint8_t *keep; /* with dropout: the forward's mask, dropout_apply's bits */
 } LoraCtx;
@@ -134,18 +137,18 @@ static inline bool kept(const uint8_t *bits, int64_t in, int64_t i, int64_t j) {
 /* The dropout parts of LoRA backward, with the mask the forward pass stored:
  *   dx += drop'(dh A): in the forward pass this was xd = x * mask / (1-p), so dx gets
  *   mask * (dh A) / (1-p);  dA += dh^T drop(x).
- * dht is dh^T (R, N). Values are those of dropout_apply followed by an add. */
-static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dht) {
+ * dh is (N, RP). Values are those of dropout_apply followed by an add. */
+static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dh) {
     int64_t n = tensor_rows(c->x), in = tensor_cols(c->x);
-    int r = (int)c->A->shape[0];
+    int r = (int)c->A->shape[0], rp = thin_padded(r);
     float p = c->dropout, scale = 1.0f / (1.0f - p);
     float *tmp = graph_scratch(g, (size_t)c->x->size * sizeof(float)); /* (N, IN) */
     float *dx = c->x->requires_grad ? graph_grad(g, c->x) : NULL;
     float *dA = c->A->requires_grad ? graph_grad(g, c->A) : NULL;
     if (graph_failed(g)) return;
     if (dx) {
-        mm_sgemm(CblasTrans, CblasNoTrans, (int)n, (int)in, r, 1.0f, dht, (int)n, c->A->data,
-                 (int)in, 0.0f, tmp, (int)in);
+        mm_sgemm(CblasNoTrans, CblasNoTrans, (int)n, (int)in, r, 1.0f, dh, rp, c->A->data, (int)in,
+                 0.0f, tmp, (int)in);
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < in; j++)
@@ -158,9 +161,21 @@ static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dht) 
             for (int64_t j = 0; j < in; j++)
                 tmp[i * in + j] = kept(c->keep, in, i, j) ? x[i * in + j] * scale : 0.0f;
         /* dA (R, IN) += dh^T (R, N) drop(x) (N, IN) */
-        mm_sgemm(CblasNoTrans, CblasNoTrans, r, (int)in, (int)n, 1.0f, dht, (int)n, tmp, (int)in,
-                 1.0f, dA, (int)in);
+        thin_reduce(n, (int)in, r, 1.0f, dh, rp, tmp, in, true, dA, in);
     }
+}
+
+/* B (OUT, R) as the (OUT, RP) operand of thin_project: B itself when R is a multiple of
+ * THIN_PAD, else a copy with zero columns after R. */
+static const float *padded_b(Graph *g, const Tensor *B, int rp) {
+    int64_t out = B->shape[0];
+    int r = (int)B->shape[1];
+    if (r == rp) return B->data;
+    float *bp = graph_alloc(g, (size_t)out * rp * sizeof(float));
+    if (bp)
+        for (int64_t o = 0; o < out; o++)
+            for (int j = 0; j < rp; j++) bp[o * rp + j] = j < r ? B->data[o * r + j] : 0.0f;
+    return bp;
 }
 
 static void lora_backward(Graph *g, void *p) {
@@ -168,41 +183,40 @@ static void lora_backward(Graph *g, void *p) {
     const float *dy = c->y->grad;
     if (!dy) return;
     int n = (int)tensor_rows(c->x), in = (int)c->w->shape[1], out = (int)c->w->shape[0];
-    int r = (int)c->A->shape[0];
+    int r = (int)c->A->shape[0], rp = thin_padded(r);
     float s = c->scaling;
-    /* The (N, R) and (OUT, R) products are computed transposed, R rows long: OpenBLAS runs
-     * R x N and R x OUT outputs about 1.5x faster than N x R and OUT x R ones. */
     if (c->B->requires_grad) {
         float *dB = graph_grad(g, c->B);
         float *dBt = graph_alloc(g, (size_t)r * out * sizeof(float));
         if (!dB || !dBt) return;
         /* dB^T (R, OUT) = s * h^T (R, N) dy (N, OUT); dB (OUT, R) += its transpose */
-        mm_sgemm(CblasTrans, CblasNoTrans, r, out, n, s, c->h, r, dy, out, 0.0f, dBt, out);
+        thin_reduce(n, out, r, s, c->h, rp, dy, out, false, dBt, out);
         for (int64_t o = 0; o < out; o++)
             for (int64_t j = 0; j < r; j++) dB[o * r + j] += dBt[j * out + o];
     }
     if (!c->x->requires_grad && !c->A->requires_grad) return;
-    float *dht = graph_alloc(g, (size_t)n * r * sizeof(float));
-    if (!dht) return;
-    /* dh^T (R, N) = s * B^T (R, OUT) dy^T (OUT, N) */
-    mm_sgemm(CblasTrans, CblasTrans, r, n, out, s, c->B->data, r, dy, out, 0.0f, dht, n);
+    float *dh = graph_alloc(g, (size_t)n * rp * sizeof(float));
+    const float *bp = padded_b(g, c->B, rp);
+    if (!dh || !bp) return;
+    /* dh (N, RP) = s * dy (N, OUT) B (OUT, RP) */
+    thin_project(n, out, rp, s, dy, out, bp, rp, dh, rp);
     if (c->x->requires_grad) {
         float *dx = graph_grad(g, c->x);
         if (!dx || product_dyw(g, dy, c->w, n, dx) != 0) return;
-        /* dx (N, IN) += dh A = (dh^T)^T (N, R) A (R, IN), through dropout when p > 0 */
+        /* dx (N, IN) += dh (N, R) A (R, IN), through dropout when p > 0 */
         if (c->dropout <= 0.0f)
-            mm_sgemm(CblasTrans, CblasNoTrans, n, in, r, 1.0f, dht, n, c->A->data, in, 1.0f, dx,
+            mm_sgemm(CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dh, rp, c->A->data, in, 1.0f, dx,
                      in);
     }
     if (c->dropout > 0.0f) {
-        lora_dropout_backward(g, c, dht);
+        lora_dropout_backward(g, c, dh);
         return;
     }
     if (c->A->requires_grad) {
         float *dA = graph_grad(g, c->A);
         if (!dA) return;
         /* dA (R, IN) += dh^T (R, N) x (N, IN) */
-        mm_sgemm(CblasNoTrans, CblasNoTrans, r, in, n, 1.0f, dht, n, c->x->data, in, 1.0f, dA, in);
+        thin_reduce(n, in, r, 1.0f, dh, rp, c->x->data, in, true, dA, in);
     }
 }
 
@@ -220,10 +234,13 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
         return NULL;
     }
     int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
-    int r = (int)A->shape[0];
+    int r = (int)A->shape[0], rp = thin_padded(r);
     Tensor *y = linear_output(g, x, out);
-    float *h = graph_alloc(g, (size_t)n * r * sizeof(float));
-    if (!y || !h) return NULL;
+    float *h = graph_alloc(g, (size_t)n * rp * sizeof(float));
+    float *at = graph_alloc(g, (size_t)in * rp * sizeof(float)); /* A^T (IN, RP) */
+    if (!y || !h || !at) return NULL;
+    for (int64_t t = 0; t < in; t++)
+        for (int j = 0; j < rp; j++) at[t * rp + j] = j < r ? A->data[(int64_t)j * in + t] : 0.0f;
     float beta = fill_bias(y->data, b, n, out);
     if (product_xwt(g, x, w, beta, y->data) != 0) return NULL;
     bool grad = tensor_any_grad(x, A, B);
@@ -234,9 +251,9 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     }
     const float *xd = lora_dropped_input(g, x, dropout, dropout_seed, keep);
     if (!xd) return NULL;
-    /* h (N, R) = drop(x) (N, IN) A^T; y (N, OUT) += s * h B^T */
-    mm_sgemm(CblasNoTrans, CblasTrans, n, r, in, 1.0f, xd, in, A->data, in, 0.0f, h, r);
-    mm_sgemm(CblasNoTrans, CblasTrans, n, out, r, scaling, h, r, B->data, r, 1.0f, y->data, out);
+    /* h (N, RP) = drop(x) (N, IN) A^T; y (N, OUT) += s * h B^T */
+    thin_project(n, in, rp, 1.0f, xd, in, at, rp, h, rp);
+    mm_sgemm(CblasNoTrans, CblasTrans, n, out, r, scaling, h, rp, B->data, r, 1.0f, y->data, out);
     if (grad) {
         LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
         if (!c) return NULL;

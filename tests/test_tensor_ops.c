@@ -1,9 +1,12 @@
 /* tests/test_tensor_ops.c — each op's forward on tiny inputs whose results are worked out by
  * hand in the comments, plus the errors an op reports instead of reading out of bounds. */
+#include "tensor/matmul.h"
 #include "tensor/tensor.h"
 #include "tests/test_util.h"
 
 #include <math.h>
+#include <stdlib.h>
+#include <string.h>
 
 #define TOL 1e-6
 
@@ -171,6 +174,81 @@ START_TEST(test_matmul_helper_plain_transposed_and_accumulated) {
 }
 END_TEST
 
+/* LoRA's rank-r products (tensor/thin.c) on odd sizes (rows not a multiple of 8, widths not
+ * of 16, r not of 8): within f32 rounding of a double-precision product, the padded columns
+ * exactly 0, and the same bits from the AVX2 and the scalar loops and from 1 and 2 threads. */
+static float *rand_floats(int64_t n, unsigned seed) {
+    float *v = malloc((size_t)n * sizeof(float));
+    ck_assert_ptr_nonnull(v);
+    for (int64_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        v[i] = (float)((seed >> 8) % 2001) / 1000.0f - 1.0f;
+    }
+    return v;
+}
+
+typedef struct {
+    float *project, *reduce;
+} ThinOut;
+
+enum { TN = 37, TK = 45, TR = 5, TRP = THIN_PAD };
+
+static ThinOut thin_run(const float *a, const float *mT, const float *c, const float *g0) {
+    ThinOut o = {malloc(TN * TRP * sizeof(float)), malloc(TR * TK * sizeof(float))};
+    ck_assert(o.project && o.reduce);
+    thin_project(TN, TK, TRP, 0.5f, a, TK, mT, TRP, o.project, TRP);
+    memcpy(o.reduce, g0, TR * TK * sizeof(float));
+    thin_reduce(TN, TK, TR, 0.25f, c, TRP, a, TK, true, o.reduce, TK);
+    return o;
+}
+
+START_TEST(test_thin_products_match_double_and_give_the_same_bits_every_way) {
+    float *a = rand_floats(TN * TK, 1), *mT = rand_floats(TK * TRP, 2);
+    float *c = rand_floats(TN * TRP, 3), *g0 = rand_floats(TR * TK, 4);
+    for (int t = 0; t < TK; t++)
+        for (int j = TR; j < TRP; j++) mT[t * TRP + j] = 0.0f; /* r 5, padded to 8 */
+    ThinOut base = thin_run(a, mT, c, g0);
+    for (int i = 0; i < TN; i++)
+        for (int j = 0; j < TRP; j++) {
+            double want = 0;
+            for (int t = 0; t < TK; t++) want += (double)a[i * TK + t] * mT[t * TRP + j];
+            want *= 0.5;
+            ck_assert_msg(fabs(base.project[i * TRP + j] - want) <= 1e-5 * (1 + fabs(want)),
+                          "project (%d, %d): %.9g, want %.9g", i, j, base.project[i * TRP + j],
+                          want);
+            if (j >= TR) ck_assert(base.project[i * TRP + j] == 0.0f);
+        }
+    for (int j = 0; j < TR; j++)
+        for (int t = 0; t < TK; t++) {
+            double want = 0;
+            for (int i = 0; i < TN; i++) want += (double)c[i * TRP + j] * a[i * TK + t];
+            want = g0[j * TK + t] + 0.25 * want;
+            ck_assert_msg(fabs(base.reduce[j * TK + t] - want) <= 1e-5 * (1 + fabs(want)),
+                          "reduce (%d, %d): %.9g, want %.9g", j, t, base.reduce[j * TK + t], want);
+        }
+    thin_set_scalar(true);
+    ThinOut scalar = thin_run(a, mT, c, g0);
+    thin_set_scalar(false);
+    int threads = tensor_threads();
+    tensor_set_threads(1);
+    ThinOut one = thin_run(a, mT, c, g0);
+    tensor_set_threads(threads);
+    ThinOut other[2] = {scalar, one};
+    for (int k = 0; k < 2; k++) {
+        ck_assert(memcmp(base.project, other[k].project, TN * TRP * sizeof(float)) == 0);
+        ck_assert(memcmp(base.reduce, other[k].reduce, TR * TK * sizeof(float)) == 0);
+        free(other[k].project);
+        free(other[k].reduce);
+    }
+    free(base.project);
+    free(base.reduce);
+    free(a);
+    free(mT);
+    free(c);
+    free(g0);
+}
+END_TEST
+
 Suite *tensor_ops_suite(void) {
     Suite *s = suite_create("tensor_ops");
     TCase *tc = tcase_create("known_values");
@@ -183,6 +261,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(tc, test_dropout_drops_where_hash_below_p_and_rescales);
     tcase_add_test(tc, test_cross_entropy_sums_counted_rows_and_is_stable);
     tcase_add_test(tc, test_matmul_helper_plain_transposed_and_accumulated);
+    tcase_add_test(tc, test_thin_products_match_double_and_give_the_same_bits_every_way);
     suite_add_tcase(s, tc);
     return s;
 }
