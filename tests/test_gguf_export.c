@@ -304,20 +304,30 @@ static const char *BYTE_LEVEL =
     " \"ab\": 2, \"\\u0120a\": 3, \"a b\": 4}, \"merges\": [[\"a\", \"b\"], [\"\\u0120\", \"a\"],"
     " [\"a\", \" b\"]]}}";
 
-START_TEST(test_byte_level_vocab_names_pre_tokenizer_and_encodes_merges) {
-    const char *tcfg = "{\"bos_token\": \"<|begin_of_text|>\", \"eos_token\": \"<|eot_id|>\","
-                       " \"chat_template\": \"{{ messages }}\"}";
-    char *tmp = test_tmpdir(), out[4300], err[1024];
-    snprintf(out, sizeof out, "%s/v.gguf", tmp);
+/* The tokenizer metadata of BYTE_LEVEL with tokenizer_config.json text tcfg and the template
+ * files (NULL: none), written to a GGUF in a fresh directory (*tmp, caller removes) and read
+ * back into f. */
+static void vocab_gguf(const char *tcfg, const GgufTemplateFiles *files, GgufReport *rep,
+                       char **tmp, TgFile *f) {
+    char out[4300], err[1024];
+    *tmp = test_tmpdir();
+    snprintf(out, sizeof out, "%s/v.gguf", *tmp);
     GgufWriter *w = gguf_writer_new();
-    GgufReport rep;
-    ck_assert_msg(gguf_vocab_from_json(w, BYTE_LEVEL, strlen(BYTE_LEVEL), tcfg, NULL, NULL, 10,
-                                       "t.json", &rep, err, sizeof err) == 0,
+    ck_assert_msg(gguf_vocab_from_json(w, BYTE_LEVEL, strlen(BYTE_LEVEL), tcfg, NULL, files, 10,
+                                       "t.json", rep, err, sizeof err) == 0,
                   "%s", err);
     ck_assert_int_eq(gguf_writer_save(w, out, err, sizeof err), 0);
     gguf_writer_free(w);
+    tg_read(out, f);
+}
+
+START_TEST(test_byte_level_vocab_names_pre_tokenizer_and_encodes_merges) {
+    const char *tcfg = "{\"bos_token\": \"<|begin_of_text|>\", \"eos_token\": \"<|eot_id|>\","
+                       " \"chat_template\": \"{{ messages }}\"}";
+    char *tmp;
+    GgufReport rep;
     TgFile f;
-    tg_read(out, &f);
+    vocab_gguf(tcfg, NULL, &rep, &tmp, &f);
     char *s = tg_str(&f, "tokenizer.ggml.model");
     ck_assert_str_eq(s, "gpt2");
     free(s);
@@ -368,16 +378,9 @@ END_TEST
  * additional_chat_templates' files add theirs, as lorafit's tokenizer reads them for training. */
 static void expect_templates(const char *tcfg, const GgufTemplateFiles *files, const char *def,
                              const char *const *names, const char *const *texts, int n) {
-    char *tmp = test_tmpdir(), out[4300], err[1024];
-    snprintf(out, sizeof out, "%s/v.gguf", tmp);
-    GgufWriter *w = gguf_writer_new();
-    ck_assert_msg(gguf_vocab_from_json(w, BYTE_LEVEL, strlen(BYTE_LEVEL), tcfg, NULL, files, 10,
-                                       "t.json", NULL, err, sizeof err) == 0,
-                  "%s", err);
-    ck_assert_int_eq(gguf_writer_save(w, out, err, sizeof err), 0);
-    gguf_writer_free(w);
+    char *tmp;
     TgFile f;
-    tg_read(out, &f);
+    vocab_gguf(tcfg, files, NULL, &tmp, &f);
     char *s = tg_str(&f, "tokenizer.chat_template");
     ck_assert_str_eq(s, def);
     free(s);
