@@ -63,7 +63,10 @@ static int load_template(const Config *cfg, TrainText *tt, char *err, size_t err
         snprintf(err, errlen, "%s: %s", what, perr);
         return -2;
     }
-    if (!tt->chat_template_text) return -1;
+    if (!tt->chat_template_text) {
+        snprintf(err, errlen, "%s: out of memory", what);
+        return -1;
+    }
     const TokenizerSpecial *sp = tokenizer_special(tt->tokenizer);
     tt->chat_context = json_object();
     if (!tt->chat_context) return -1;
