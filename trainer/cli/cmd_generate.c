@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "trainer/cli/cli.h"
 #include "trainer/model/model.h"
@@ -114,10 +113,7 @@ static char *adapter_template(const char *adapter_dir, bool *failed, char *err, 
         *failed = true;
         return NULL;
     }
-    if (access(path, F_OK) != 0) return NULL;
-    char *text = store_read_file(path, (size_t)64 << 20, NULL, err, errlen);
-    *failed = !text;
-    return text;
+    return store_read_file_if_there(path, (size_t)64 << 20, NULL, failed, err, errlen);
 }
 
 /* The prompt text as ids: encoded (with special tokens), or rendered by the chat template

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "trainer/model/export.h"
 #include "trainer/model/internal.h"
@@ -253,8 +252,7 @@ static int add_metadata(GgufWriter *w, const ModelConfig *c, const char *name, G
 }
 
 static int jinja_file(const struct dirent *e) {
-    size_t n = strlen(e->d_name);
-    return e->d_name[0] != '.' && n > 6 && strcmp(e->d_name + n - 6, ".jinja") == 0;
+    return is_named_template(e->d_name);
 }
 
 static int by_name(const struct dirent **a, const struct dirent **b) {
@@ -271,12 +269,11 @@ static void template_files_free(GgufTemplateFiles *f) {
 /* dir/CHAT_TEMPLATE_FILE when there (*text NULL when not); -1 when it cannot be read. */
 static int read_default_template(const char *dir, char **text, char *err, size_t errlen) {
     char path[4200];
-    struct stat st;
+    bool failed = false;
     *text = NULL;
     if (path_join(path, sizeof path, dir, CHAT_TEMPLATE_FILE, err, errlen) != 0) return -1;
-    if (stat(path, &st) != 0) return 0;
-    *text = store_read_file(path, (size_t)16 << 20, NULL, err, errlen);
-    return *text ? 0 : -1;
+    *text = store_read_file_if_there(path, (size_t)16 << 20, NULL, &failed, err, errlen);
+    return failed ? -1 : 0;
 }
 
 /* model_dir's chat template files: chat_template.jinja (adapter_dir's instead when it has

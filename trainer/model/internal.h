@@ -3,8 +3,17 @@
 #ifndef LORAFIT_MODEL_INTERNAL_H
 #define LORAFIT_MODEL_INTERNAL_H
 
+#include <stdbool.h>
+#include <string.h>
+
 #include "trainer/model/decoder.h"
 #include "trainer/store/store.h"
+
+/* Whether a file of NAMED_TEMPLATES_DIR is a template: NAME.jinja, not hidden. */
+static inline bool is_named_template(const char *file_name) {
+    size_t n = strlen(file_name);
+    return file_name[0] != '.' && n > 6 && strcmp(file_name + n - 6, ".jinja") == 0;
+}
 
 typedef struct ModelLayer {
     Tensor attn_norm;       /* (C) */

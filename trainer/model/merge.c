@@ -170,8 +170,7 @@ static int copy_side_files(const char *model_dir, const char *out_dir, char *err
     if (rc == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
         rc = store_error(err, errlen, errno, "%s: cannot create", dir);
     for (struct dirent *e; rc == 0 && (e = readdir(d)) != NULL;) {
-        size_t n = strlen(e->d_name);
-        if (e->d_name[0] == '.' || n <= 6 || strcmp(e->d_name + n - 6, ".jinja") != 0) continue;
+        if (!is_named_template(e->d_name)) continue;
         char name[600];
         snprintf(name, sizeof name, "%s/%.500s", NAMED_TEMPLATES_DIR, e->d_name);
         rc = copy_if_there(model_dir, out_dir, name, err, errlen);

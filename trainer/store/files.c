@@ -6,12 +6,9 @@
 
 #include "trainer/store/store.h"
 
-char *store_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        store_error(err, errlen, errno, "%s: cannot open", path);
-        return NULL;
-    }
+/* The whole of the open file f, closed; NULL with err. */
+static char *read_open_file(FILE *f, const char *path, size_t max_bytes, size_t *len, char *err,
+                            size_t errlen) {
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap + 1);
     while (buf) {
@@ -47,4 +44,28 @@ char *store_read_file(const char *path, size_t max_bytes, size_t *len, char *err
     buf[n] = '\0';
     if (len) *len = n;
     return buf;
+}
+
+char *store_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        store_error(err, errlen, errno, "%s: cannot open", path);
+        return NULL;
+    }
+    return read_open_file(f, path, max_bytes, len, err, errlen);
+}
+
+char *store_read_file_if_there(const char *path, size_t max_bytes, size_t *len, bool *failed,
+                               char *err, size_t errlen) {
+    FILE *f = fopen(path, "rb");
+    *failed = false;
+    if (!f && (errno == ENOENT || errno == ENOTDIR)) return NULL;
+    if (!f) {
+        *failed = true;
+        store_error(err, errlen, errno, "%s: cannot open", path);
+        return NULL;
+    }
+    char *text = read_open_file(f, path, max_bytes, len, err, errlen);
+    *failed = !text;
+    return text;
 }

@@ -19,6 +19,7 @@
 #define LORAFIT_STORE_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "trainer/store/fsio.h"
@@ -50,5 +51,9 @@ void path_normalize(char *path);
  * NULL with err (naming the file: missing, unreadable, larger than max_bytes, out of
  * memory). The caller frees. */
 char *store_read_file(const char *path, size_t max_bytes, size_t *len, char *err, size_t errlen);
+/* The same for a file that may be absent: NULL with *failed false when path does not exist,
+ * NULL with *failed true and err for any other failure. */
+char *store_read_file_if_there(const char *path, size_t max_bytes, size_t *len, bool *failed,
+                               char *err, size_t errlen);
 
 #endif

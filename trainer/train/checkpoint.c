@@ -361,10 +361,10 @@ int train_copy_chat_template(const char *adapter_dir, const char *run_dir, char 
     if (path_join(from, sizeof from, run_dir, CHAT_TEMPLATE_FILE, err, errlen) != 0 ||
         path_join(to, sizeof to, adapter_dir, CHAT_TEMPLATE_FILE, err, errlen) != 0)
         return -1;
-    if (access(from, F_OK) != 0) return 0;
     size_t len;
-    char *text = store_read_file(from, (size_t)64 << 20, &len, err, errlen);
-    int rc = text ? fsio_write_file(to, text, len, err, errlen) : -1;
+    bool failed;
+    char *text = store_read_file_if_there(from, (size_t)64 << 20, &len, &failed, err, errlen);
+    int rc = failed ? -1 : text ? fsio_write_file(to, text, len, err, errlen) : 0;
     free(text);
     return rc;
 }
