@@ -1,43 +1,65 @@
-/* tensor/attention_internal.h — what ops_attention.c shares with its BF16-precision blocks
- * (ops_attention_bf16.c); private to tensor/. */
+/* tensor/attention_internal.h — what the fused attention's files share; private to tensor/.
+ *
+ *   ops_attention.c           op_attention_ex: the forward pass (online softmax), the masks
+ *   ops_attention_backward.c  its backward (recomputing each block's probabilities)
+ *   attention_kernels.c       the block products (AVX-512, AVX2 and portable loops)
+ *
+ * Query rows and key columns are cut into blocks of ATT_BLOCK on one grid: block i of a
+ * sequence holds rows or keys [i ATT_BLOCK, (i + 1) ATT_BLOCK) (the last one shorter). */
 #ifndef LORAFIT_ATTENTION_INTERNAL_H
 #define LORAFIT_ATTENTION_INTERNAL_H
 
-#include "tensor/matmul.h"
+#include "tensor/graph_internal.h"
 
-#define ATT_BLOCK 64 /* query rows per causal block */
+#define ATT_BLOCK 64
 
 typedef struct {
     Tensor *q, *k, *v, *y;
     int batch, seq_len, n_heads, n_kv_heads, head_dim;
-    const int32_t *segment; /* (B*T) arena copy, or NULL */
-    float *probs;           /* (B, NH, T, T) */
-    /* BF16 precision only: */
-    bool bf16;
-    Graph *g;
-    MmIn qb, kb, vb;       /* q, k, v rounded (arena, kept for backward) */
-    MmIn dyb;              /* the output's gradient rounded (backward) */
-    char *blockbuf;        /* per thread: one (ATT_BLOCK, T) operand block */
-    size_t blockbuf_bytes; /* per thread */
-    int blockbuf_threads;
+    float scale;        /* scores = scale q.k (resolved: never 0) */
+    float softcap;      /* > 0: scores = softcap tanh(scores / softcap) */
+    int window;         /* > 0: t attends s only when t - s < window */
+    const int32_t *seg; /* (B*T) arena copy of the segment ids, or NULL */
+    int32_t *seg_lo;    /* (B, NB) the smallest segment id in each block (with seg) */
+    int32_t *seg_hi;    /* (B, NB) the largest */
+    float *kt;          /* (B, NKV, D, T) K transposed per (batch, kv head) */
+    float *lse;         /* (B, NH, T) each row's log-sum-exp of its allowed scores */
+    bool bf16;          /* BF16 precision: every product's operands rounded to bf16 */
 } AttentionCtx;
 
-/* Masked softmax of rows [t0, t1) of p (T, T) in place; only s <= t was computed, every
- * s in (t, t1) becomes 0 (columns from t1 on are never read). seg is the sequence's (T)
- * segment ids or NULL. */
-void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg);
-/* Rows [t0, t1) of block `blk` (0 = first) of a sequence of length T. */
-void block_rows(int blk, int T, int *t0, int *t1);
-/* softmax backward of rows [t0, t1): ds = P * (ds - sum_s P ds), s <= t (0 beyond). */
-void softmax_backward_rows(const float *P, float *ds, int T, int t0, int t1);
+static inline int att_blocks(int T) {
+    return (T + ATT_BLOCK - 1) / ATT_BLOCK;
+}
 
-/* BF16 precision: rounds q, k, v and sets up the per-thread block buffers. 0, or -1. */
-int attention_bf16_prepare(Graph *g, AttentionCtx *c);
-/* The blocks of ops_attention.c, on rounded operands. */
-void attention_forward_block_bf16(const AttentionCtx *c, int b, int h, int t0, int t1);
-void attention_backward_block_bf16(const AttentionCtx *c, float *dq, float *ds, int b, int h,
-                                   int t0, int t1);
-void attention_backward_kv_block_bf16(const AttentionCtx *c, float *acc, const float *p,
-                                      bool dk_side, int b, int h, int t0, int t1);
+/* Whether any (query of block i, key of block j) pair of sequence b may attend: causal,
+ * window and the blocks' segment ranges. Forward and backward visit exactly these pairs. */
+bool att_pair_live(const AttentionCtx *c, int b, int i, int j);
+
+/* The tape entry of op_attention_ex (ops_attention_backward.c); ctx is its AttentionCtx. */
+void attention_backward(Graph *g, void *ctx);
+
+/* Scores of query rows [t0, t0 + m) against keys [s0, s0 + n) of head h of sequence b, from
+ * the raw products S = Q K^T in s (m, n), ATT_BLOCK apart, in place: scale, soft-cap, and
+ * -inf where the mask forbids. */
+void att_scores(const AttentionCtx *c, float *s, int b, int t0, int m, int s0, int n);
+
+/* Where row t0 of head h of sequence b starts in a (B*T, NH*D) tensor (q, the output, their
+ * gradients); its rows are NH*D apart. */
+static inline int64_t att_q_at(const AttentionCtx *c, int b, int h, int t0) {
+    return ((int64_t)b * c->seq_len + t0) * c->n_heads * c->head_dim + (int64_t)h * c->head_dim;
+}
+
+/* C (m, n) = (accumulate ? C : 0) + A (m, k) B (k, n): A[i][p] = a[i a_row + p a_col] (so A
+ * may be a transposed view), B rows ldb apart, C rows ldc apart. Each element of C is one
+ * chain of fused multiply-adds over p in ascending order, whichever instructions run it
+ * (AVX-512, AVX2 or fmaf), so the result does not depend on the CPU's vector width. Counted
+ * as a product by the profile. */
+void att_gemm(int m, int n, int k, const float *a, int64_t a_row, int64_t a_col, const float *b,
+              int64_t ldb, float *c, int64_t ldc, bool accumulate);
+/* Tests: 0 picks the widest kernel the CPU has, 1 forces AVX2, 2 the portable loops. */
+void att_gemm_force(int level);
+
+/* x[i] = the nearest bf16 value of x[i] (tensor_float_to_bf16), for i < n. */
+void att_round_bf16(float *x, int64_t n);
 
 #endif

@@ -1,220 +1,192 @@
-/* tensor/ops_attention.c — causal grouped-query attention with optional packed segments.
+/* tensor/ops_attention.c — fused causal grouped-query attention (FlashAttention-2's scheme):
+ * the forward pass and the masks; backward in ops_attention_backward.c.
  *
- * Every product works on query rows [t0, t1) of one (batch, head) — a causal block — and
- * is a single-threaded sgemm on strided head views (OpenBLAS runs one thread when called
- * inside an OpenMP parallel region). When the (batch, kv head) pairs divide evenly among
- * the threads, one task owns the query heads sharing a kv head and runs their blocks in
- * order, as a serial loop would, the block's P and dS staying in cache. Otherwise (B = 1
- * with 3 kv heads on 2 threads left one thread idle a third of the time) the forward pass
- * and the dS / dQ part of backward run one task per (batch, head, block), and dK and dV
- * are summed afterwards, one task per (batch, kv head, dK or dV), in the same fixed order
- * (head, block). Either way every value comes from the same sequence of operations, so
- * the results do not depend on the split and are bit-identical for a given thread count.
- * The softmax probabilities P (B, NH, T, T) are saved for backward; masked entries are
- * exactly 0 there, which also zeroes their dS. Of the rows of a block, only key columns
- * [0, t1) are ever written or read: the rest of P stays as the arena left it.
+ * Memory. The probabilities P (T x T per head) are never stored whole. Queries are taken in
+ * blocks of ATT_BLOCK rows, keys and values streamed past them in blocks of ATT_BLOCK with an
+ * online softmax: each row keeps its running maximum m and sum l, and its output accumulator
+ * is rescaled by exp(m_old - m_new) when the maximum grows. Saved for backward: the output,
+ * each row's log-sum-exp (B, NH, T) and K transposed (which the score product reads), so one
+ * layer holds O(T D), and a thread's scratch is a few blocks.
  *
- * Causality: query rows are processed in blocks of ATT_BLOCK; rows [t0, t1) only attend to
- * keys [0, t1), so every product skips the key columns above the block's diagonal (about
- * half the work at long T).
+ * Masks, in one place (att_scores): causal (s <= t), the sliding window (t - s < window, as
+ * transformers' sliding_window_overlay and llama.cpp's SWA mask), packed rows (equal segment
+ * ids). Block pairs that cannot hold an allowed score are skipped (att_pair_live): above the
+ * diagonal, wholly outside the window, or whose blocks' segment-id ranges do not overlap.
+ * s = t is always allowed, so every row has an allowed key and its sum l > 0.
  *
- * In BF16 precision the blocks run the same steps on bf16-rounded operands
- * (tensor/ops_attention_bf16.c); the task loops and the order of every sum are these. */
+ * Scores: S = scale q.k, then with soft-capping S = softcap tanh(S / softcap) (Gemma 2),
+ * then the mask.
+ *
+ * Threads. The forward runs one task per (batch, head, query block), heaviest first; each
+ * task's arithmetic is fixed (key blocks in ascending order), so the output is the same for
+ * any thread count. In BF16 precision q, k and v are rounded to bf16 in place (nothing reads
+ * them after attention but attention: RoPE's and the projections' backward do not), and each
+ * block's probabilities before the product with V. */
 #include "tensor/attention_internal.h"
 #include "tensor/profile.h"
 #include "tensor/vexp.h"
 
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
-static inline bool attend(const int32_t *seg, int t, int s) {
-    return s <= t && (!seg || seg[s] == seg[t]);
+static inline bool window_allows(int window, int t, int s) {
+    return window <= 0 || t - s < window;
 }
 
-void masked_softmax(float *p, int T, int t0, int t1, const int32_t *seg) {
-    for (int t = t0; t < t1; t++) {
-        float *row = p + (int64_t)t * T;
-        float mx = row[t]; /* s = t is always allowed */
-        for (int s = 0; s < t; s++)
-            if (attend(seg, t, s) && row[s] > mx) mx = row[s];
-        for (int s = 0; s <= t; s++) row[s] -= mx;
-        vexp_floats(row, row, t + 1); /* masked entries' exps are computed and dropped */
-        if (seg)
-            for (int s = 0; s < t; s++)
-                if (seg[s] != seg[t]) row[s] = 0.0f;
-        float sum = 0.0f;
-        for (int s = 0; s <= t; s++) sum += row[s];
-        float inv = 1.0f / sum;
-        for (int s = 0; s <= t; s++) row[s] *= inv;
-        memset(row + t + 1, 0, (size_t)(t1 - t - 1) * sizeof(float));
+bool att_pair_live(const AttentionCtx *c, int b, int i, int j) {
+    int t0 = i * ATT_BLOCK,
+        s1 = (j + 1) * ATT_BLOCK < c->seq_len ? (j + 1) * ATT_BLOCK : c->seq_len;
+    if (j > i) return false;                                 /* every key after every query */
+    if (!window_allows(c->window, t0, s1 - 1)) return false; /* the nearest pair is too far */
+    if (c->seg) {
+        int nb = att_blocks(c->seq_len);
+        const int32_t *lo = c->seg_lo + (int64_t)b * nb, *hi = c->seg_hi + (int64_t)b * nb;
+        if (hi[i] < lo[j] || hi[j] < lo[i]) return false;
+    }
+    return true;
+}
+
+void att_scores(const AttentionCtx *c, float *s, int b, int t0, int m, int s0, int n) {
+    float scale = c->scale, cap = c->softcap;
+    if (cap > 0.0f) {
+        float scale_cap = scale / cap;
+        for (int r = 0; r < m; r++)
+            for (int x = 0; x < n; x++) {
+                float *e = s + r * ATT_BLOCK + x;
+                *e = cap * tanhf(*e * scale_cap);
+            }
+    } else {
+        for (int r = 0; r < m; r++)
+            for (int x = 0; x < n; x++) s[r * ATT_BLOCK + x] *= scale;
+    }
+    /* the mask: skipped for a block every pair of which is allowed */
+    const int32_t *seg = c->seg ? c->seg + (int64_t)b * c->seq_len : NULL;
+    bool all = s0 + n - 1 <= t0 && window_allows(c->window, t0 + m - 1, s0);
+    if (all && seg) {
+        int nb = att_blocks(c->seq_len), i = t0 / ATT_BLOCK, j = s0 / ATT_BLOCK;
+        const int32_t *lo = c->seg_lo + (int64_t)b * nb, *hi = c->seg_hi + (int64_t)b * nb;
+        all = lo[i] == hi[i] && lo[j] == hi[j] && lo[i] == lo[j];
+    }
+    if (all) return;
+    for (int r = 0; r < m; r++) {
+        int t = t0 + r;
+        float *row = s + r * ATT_BLOCK;
+        for (int x = 0; x < n; x++) {
+            int sk = s0 + x;
+            if (sk > t || !window_allows(c->window, t, sk) || (seg && seg[sk] != seg[t]))
+                row[x] = -INFINITY;
+        }
     }
 }
 
-/* Whether the (batch, kv head) tasks alone would leave a thread idle. */
-static bool split_blocks(int B, int NKV) {
-    int threads = tensor_threads();
-    return threads > 1 && (B * NKV) % threads != 0;
+/* Per thread: the block's scores (ATT_BLOCK, ATT_BLOCK), its output accumulator
+ * (ATT_BLOCK, D), each row's running maximum and sum. */
+typedef struct {
+    float *s, *o, *mx, *sum;
+} ForwardScratch;
+
+static size_t forward_scratch_floats(int D) {
+    return (size_t)ATT_BLOCK * ATT_BLOCK + (size_t)ATT_BLOCK * D + 2 * ATT_BLOCK;
 }
 
-void block_rows(int blk, int T, int *t0, int *t1) {
-    *t0 = blk * ATT_BLOCK;
-    *t1 = *t0 + ATT_BLOCK < T ? *t0 + ATT_BLOCK : T;
-}
-
-/* Forward of rows [t0, t1) of head h of sequence b: P rows and O rows. */
-static void forward_block(const AttentionCtx *c, int b, int h, int t0, int t1) {
-    if (c->bf16) {
-        attention_forward_block_bf16(c, b, h, t0, t1);
-        return;
+/* Rows [t0, t0 + m) of head h of sequence b: O and the log-sum-exp. */
+static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h, int i) {
+    int T = c->seq_len, D = c->head_dim, NKV = c->n_kv_heads, kvh = h / (c->n_heads / NKV);
+    int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D,
+        ldk = NKV * D;
+    const float *Q = c->q->data + att_q_at(c, b, h, t0);
+    const float *KT = c->kt + ((int64_t)b * NKV + kvh) * D * T;
+    const float *V = c->v->data + (int64_t)b * T * ldk + (int64_t)kvh * D;
+    memset(w.o, 0, (size_t)m * D * sizeof(float));
+    for (int r = 0; r < m; r++) w.mx[r] = -INFINITY, w.sum[r] = 0.0f;
+    for (int j = 0; j <= i; j++) {
+        if (!att_pair_live(c, b, i, j)) continue;
+        int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK;
+        /* S (m, n) = Q K^T over keys [s0, s0 + n) */
+        att_gemm(m, n, D, Q, ldq, 1, KT + s0, T, w.s, ATT_BLOCK, false);
+        att_scores(c, w.s, b, t0, m, s0, n);
+        for (int r = 0; r < m; r++) {
+            float *row = w.s + r * ATT_BLOCK, top = w.mx[r];
+            for (int x = 0; x < n; x++) top = row[x] > top ? row[x] : top;
+            if (top == -INFINITY) { /* no allowed key for this row yet */
+                memset(row, 0, (size_t)n * sizeof(float));
+                continue;
+            }
+            /* P = exp(S - m_new); the sums and outputs so far shrink by exp(m_old - m_new) */
+            float shrink = expf(w.mx[r] - top);
+            float blocksum = (float)vexp_shifted_sum(row, row, top, n);
+            w.sum[r] = w.sum[r] * shrink + blocksum;
+            w.mx[r] = top;
+            if (shrink != 1.0f)
+                for (int d = 0; d < D; d++) w.o[r * D + d] *= shrink;
+        }
+        if (c->bf16)
+            for (int r = 0; r < m; r++) att_round_bf16(w.s + r * ATT_BLOCK, n);
+        /* O (m, D) += P V over the block's keys */
+        att_gemm(m, D, n, w.s, ATT_BLOCK, 1, V + (int64_t)s0 * ldk, ldk, w.o, D, true);
     }
-    int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
-    int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D, m = t1 - t0;
-    int64_t row0 = (int64_t)b * T;
-    float scale = 1.0f / sqrtf((float)D);
-    const float *K = c->k->data + row0 * ldk + (int64_t)kvh * D;
-    const float *V = c->v->data + row0 * ldk + (int64_t)kvh * D;
-    float *P = c->probs + ((int64_t)b * NH + h) * T * T;
-    const float *Q = c->q->data + row0 * ldq + (int64_t)h * D;
-    float *O = c->y->data + row0 * ldq + (int64_t)h * D;
-    float *Pb = P + (int64_t)t0 * T;
-    /* S rows [t0, t1) x keys [0, t1) = scale Q K^T; P = softmax over allowed s;
-     * O rows [t0, t1) = P V */
-    mm_sgemm(CblasNoTrans, CblasTrans, m, t1, D, scale, Q + (int64_t)t0 * ldq, ldq, K, ldk, 0.0f,
-             Pb, T);
-    masked_softmax(P, T, t0, t1, c->segment ? c->segment + row0 : NULL);
-    mm_sgemm(CblasNoTrans, CblasNoTrans, m, D, t1, 1.0f, Pb, T, V, ldk, 0.0f, O + (int64_t)t0 * ldq,
-             ldq);
-}
-
-/* Backward of rows [t0, t1) of head h of sequence b, except dK and dV: dS rows into
- * ds (T, T) of this (batch, head) and dQ += scale dS K. */
-static void backward_block(const AttentionCtx *c, const float *dy, float *dq, float *ds, int b,
-                           int h, int t0, int t1) {
-    if (c->bf16) {
-        attention_backward_block_bf16(c, dq, ds, b, h, t0, t1);
-        return;
+    float *Y = c->y->data + att_q_at(c, b, h, t0);
+    float *lse = c->lse + ((int64_t)b * c->n_heads + h) * T + t0;
+    for (int r = 0; r < m; r++) {
+        for (int d = 0; d < D; d++) Y[(int64_t)r * ldq + d] = w.o[r * D + d] / w.sum[r];
+        lse[r] = w.mx[r] + logf(w.sum[r]);
     }
-    int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
-    int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D, m = t1 - t0;
-    int64_t row0 = (int64_t)b * T;
-    float scale = 1.0f / sqrtf((float)D);
-    const float *K = c->k->data + row0 * ldk + (int64_t)kvh * D;
-    const float *V = c->v->data + row0 * ldk + (int64_t)kvh * D;
-    const float *P = c->probs + ((int64_t)b * NH + h) * T * T;
-    const float *dO = dy + row0 * ldq + (int64_t)h * D;
-    /* in the forward pass this was: O = P V; so dP = dO V^T, rows [t0, t1) against keys
-     * [0, t1) only (P is 0 beyond) */
-    mm_sgemm(CblasNoTrans, CblasTrans, m, t1, D, 1.0f, dO + (int64_t)t0 * ldq, ldq, V, ldk, 0.0f,
-             ds + (int64_t)t0 * T, T);
-    softmax_backward_rows(P, ds, T, t0, t1);
-    /* S = scale Q K^T: dQ += scale dS K */
-    if (dq)
-        mm_sgemm(CblasNoTrans, CblasNoTrans, m, D, t1, scale, ds + (int64_t)t0 * T, T, K, ldk, 1.0f,
-                 dq + (row0 + t0) * ldq + (int64_t)h * D, ldq);
 }
 
-/* dV (dk_side false) += P^T dO, or dK += scale dS^T Q, for rows [t0, t1) of head h of
- * sequence b; p is that head's (T, T) P or dS. */
-static void backward_kv_block(const AttentionCtx *c, const float *dy, float *acc, const float *p,
-                              bool dk_side, int b, int h, int t0, int t1) {
-    if (c->bf16) {
-        attention_backward_kv_block_bf16(c, acc, p, dk_side, b, h, t0, t1);
-        return;
-    }
-    int T = c->seq_len, NH = c->n_heads, D = c->head_dim;
-    int kvh = h / (NH / c->n_kv_heads), ldq = NH * D, ldk = c->n_kv_heads * D;
-    int64_t row0 = (int64_t)b * T;
-    const float *X = (dk_side ? c->q->data : dy) + row0 * ldq + (int64_t)h * D;
-    float alpha = dk_side ? 1.0f / sqrtf((float)D) : 1.0f;
-    mm_sgemm(CblasTrans, CblasNoTrans, t1, D, t1 - t0, alpha, p + (int64_t)t0 * T, T,
-             X + (int64_t)t0 * ldq, ldq, 1.0f, acc + row0 * ldk + (int64_t)kvh * D, ldk);
-}
-
-static void attention_backward(Graph *g, void *p) {
-    AttentionCtx *c = p;
-    const float *dy = c->y->grad;
-    if (!dy) return;
-    float *dq = graph_grad(g, c->q), *dk = graph_grad(g, c->k), *dv = graph_grad(g, c->v);
-    int B = c->batch, T = c->seq_len, NH = c->n_heads, NKV = c->n_kv_heads;
-    int group = NH / NKV, nb = (T + ATT_BLOCK - 1) / ATT_BLOCK;
-    bool split = split_blocks(B, NKV);
-    /* dS of every (batch, head) when split, else one (T, T) per (batch, kv head) task */
-    float *dss = graph_scratch(g, (size_t)B * (split ? NH : NKV) * T * T * sizeof(float));
-    if (c->bf16) c->dyb = mm_input_d(g, dy, c->y->size);
-    if (graph_failed(g)) return;
-    if (!split) {
+/* K transposed per (batch, kv head): kt (B, NKV, D, T). */
+static void transpose_kv(const AttentionCtx *c, const float *src, float *dst) {
+    int B = c->batch, T = c->seq_len, NKV = c->n_kv_heads, D = c->head_dim;
 #pragma omp parallel for schedule(static)
-        for (int task = 0; task < B * NKV; task++) {
-            int b = task / NKV, kvh = task % NKV;
-            float *ds = dss + (int64_t)task * T * T;
-            for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-                const float *P = c->probs + ((int64_t)b * NH + h) * T * T;
-                for (int blk = 0, t0, t1; blk < nb; blk++) {
-                    block_rows(blk, T, &t0, &t1);
-                    if (dv) backward_kv_block(c, dy, dv, P, false, b, h, t0, t1);
-                    backward_block(c, dy, dq, ds, b, h, t0, t1);
-                    if (dk) backward_kv_block(c, dy, dk, ds, true, b, h, t0, t1);
-                }
-            }
-        }
-        return;
-    }
-    /* heaviest (last) blocks first so that dynamic scheduling balances */
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int task = 0; task < B * NH * nb; task++) {
-        int bh = task / nb, t0, t1;
-        block_rows(nb - 1 - task % nb, T, &t0, &t1);
-        backward_block(c, dy, dq, dss + (int64_t)bh * T * T, bh / NH, bh % NH, t0, t1);
-    }
-#pragma omp parallel for schedule(dynamic, 1)
-    for (int task = 0; task < 2 * B * NKV; task++) {
-        int b = task / (2 * NKV), kvh = task / 2 % NKV;
-        bool dk_side = task % 2;
-        float *acc = dk_side ? dk : dv;
-        if (!acc) continue;
-        for (int h = kvh * group; h < (kvh + 1) * group; h++) {
-            int64_t bh = (int64_t)b * NH + h;
-            const float *src = (dk_side ? dss : c->probs) + bh * T * T;
-            for (int blk = 0, t0, t1; blk < nb; blk++) {
-                block_rows(blk, T, &t0, &t1);
-                backward_kv_block(c, dy, acc, src, dk_side, b, h, t0, t1);
-            }
-        }
+    for (int task = 0; task < B * NKV; task++) {
+        int b = task / NKV, kvh = task % NKV;
+        const float *in = src + (int64_t)b * T * NKV * D + (int64_t)kvh * D;
+        float *out = dst + (int64_t)task * D * T;
+        for (int t = 0; t < T; t++)
+            for (int d = 0; d < D; d++) out[(int64_t)d * T + t] = in[(int64_t)t * NKV * D + d];
     }
 }
 
-void softmax_backward_rows(const float *P, float *ds, int T, int t0, int t1) {
-    for (int t = t0; t < t1; t++) {
-        const float *pr = P + (int64_t)t * T;
-        float *dr = ds + (int64_t)t * T;
-        float dot = 0.0f;
-        for (int s = 0; s <= t; s++) dot += pr[s] * dr[s];
-        for (int s = 0; s < t1; s++) dr[s] = pr[s] * (dr[s] - dot);
-    }
+/* Each block's smallest and largest segment id. */
+static void segment_ranges(AttentionCtx *c) {
+    int T = c->seq_len, nb = att_blocks(T);
+    for (int b = 0; b < c->batch; b++)
+        for (int i = 0; i < nb; i++) {
+            const int32_t *seg = c->seg + (int64_t)b * T;
+            int32_t lo = seg[i * ATT_BLOCK], hi = lo;
+            for (int t = i * ATT_BLOCK; t < T && t < (i + 1) * ATT_BLOCK; t++) {
+                lo = seg[t] < lo ? seg[t] : lo;
+                hi = seg[t] > hi ? seg[t] : hi;
+            }
+            c->seg_lo[(int64_t)b * nb + i] = lo, c->seg_hi[(int64_t)b * nb + i] = hi;
+        }
 }
 
-Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int seq_len, int n_heads,
-                     int n_kv_heads, int head_dim, const int32_t *segment) {
+Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const AttentionSpec *spec) {
     PROFILE_OP(TENSOR_OP_ATTENTION);
-    if (!g || !q || !k || !v) return NULL;
-    int64_t rows = (int64_t)batch * seq_len;
-    if (batch < 1 || seq_len < 1 || n_heads < 1 || n_kv_heads < 1 || head_dim < 1 ||
-        n_heads % n_kv_heads || tensor_rows(q) != rows || tensor_rows(k) != rows ||
-        tensor_rows(v) != rows || tensor_cols(q) != (int64_t)n_heads * head_dim ||
-        tensor_cols(k) != (int64_t)n_kv_heads * head_dim ||
-        tensor_cols(v) != (int64_t)n_kv_heads * head_dim) {
+    if (!g || !q || !k || !v || !spec) return NULL;
+    int B = spec->batch, T = spec->seq_len, NH = spec->n_heads, NKV = spec->n_kv_heads,
+        D = spec->head_dim;
+    int64_t rows = (int64_t)B * T;
+    if (B < 1 || T < 1 || NH < 1 || NKV < 1 || D < 1 || NH % NKV || tensor_rows(q) != rows ||
+        tensor_rows(k) != rows || tensor_rows(v) != rows || tensor_cols(q) != (int64_t)NH * D ||
+        tensor_cols(k) != (int64_t)NKV * D || tensor_cols(v) != (int64_t)NKV * D) {
         graph_fail(g,
                    "op_attention: q %s, k %s, v %s do not fit batch %d x seq_len %d with %d "
                    "heads / %d kv heads of size %d",
-                   SHAPE(q), SHAPE(k), SHAPE(v), batch, seq_len, n_heads, n_kv_heads, head_dim);
+                   SHAPE(q), SHAPE(k), SHAPE(v), B, T, NH, NKV, D);
         return NULL;
     }
-    int B = batch, T = seq_len, NH = n_heads, NKV = n_kv_heads, D = head_dim;
-    int group = NH / NKV, nb = (T + ATT_BLOCK - 1) / ATT_BLOCK;
+    if (!(spec->scale >= 0.0f) || !isfinite(spec->scale) || !(spec->softcap >= 0.0f) ||
+        !isfinite(spec->softcap) || spec->window < 0) {
+        graph_fail(g,
+                   "op_attention: scale %g, softcap %g and window %d must be finite and not "
+                   "negative (0 means: 1/sqrt(head_dim), no soft-capping, no window)",
+                   spec->scale, spec->softcap, spec->window);
+        return NULL;
+    }
+    int nb = att_blocks(T);
     Tensor *y = graph_new_tensor(g, q->ndim, q->shape);
-    float *probs = graph_alloc(g, (size_t)B * NH * T * T * sizeof(float));
-    const int32_t *seg = segment ? graph_copy_ids(g, segment, rows) : NULL;
-    if (!y || !probs || (segment && !seg)) return NULL;
     AttentionCtx ctx = {.q = q,
                         .k = k,
                         .v = v,
@@ -224,29 +196,39 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int s
                         .n_heads = NH,
                         .n_kv_heads = NKV,
                         .head_dim = D,
-                        .segment = seg,
-                        .probs = probs};
-    if (graph_precision(g) == TENSOR_PRECISION_BF16 && attention_bf16_prepare(g, &ctx) != 0)
-        return NULL;
-    if (split_blocks(B, NKV)) {
-#pragma omp parallel for schedule(dynamic, 1)
-        for (int task = 0; task < B * NH * nb; task++) {
-            int bh = task / nb, t0, t1;
-            block_rows(nb - 1 - task % nb, T, &t0, &t1);
-            forward_block(&ctx, bh / NH, bh % NH, t0, t1);
-        }
-    } else {
-#pragma omp parallel for schedule(static)
-        for (int task = 0; task < B * NKV; task++) {
-            int b = task / NKV, kvh = task % NKV;
-            for (int h = kvh * group; h < (kvh + 1) * group; h++)
-                for (int blk = 0, t0, t1; blk < nb; blk++) {
-                    block_rows(blk, T, &t0, &t1);
-                    forward_block(&ctx, b, h, t0, t1);
-                }
-        }
+                        .scale = spec->scale > 0.0f ? spec->scale : 1.0f / sqrtf((float)D),
+                        .softcap = spec->softcap,
+                        .window = spec->window,
+                        .bf16 = graph_precision(g) == TENSOR_PRECISION_BF16};
+    ctx.kt = graph_alloc(g, (size_t)k->size * sizeof(float));
+    ctx.lse = graph_alloc(g, (size_t)rows * NH * sizeof(float));
+    if (spec->segment) {
+        ctx.seg = graph_copy_ids(g, spec->segment, rows);
+        ctx.seg_lo = graph_alloc(g, (size_t)B * nb * sizeof(int32_t));
+        ctx.seg_hi = graph_alloc(g, (size_t)B * nb * sizeof(int32_t));
     }
-    if (graph_failed(g)) return NULL; /* a BF16-precision product failed */
+    int threads = omp_get_max_threads();
+    size_t per_thread = forward_scratch_floats(D);
+    float *scratch = graph_scratch(g, (size_t)threads * per_thread * sizeof(float));
+    if (!y || graph_failed(g)) return NULL;
+    if (ctx.seg) segment_ranges(&ctx);
+    if (ctx.bf16) {
+        PROFILE_OP(TENSOR_OP_CONVERSION);
+        att_round_bf16(q->data, q->size);
+        att_round_bf16(k->data, k->size);
+        att_round_bf16(v->data, v->size);
+    }
+    transpose_kv(&ctx, k->data, ctx.kt);
+    /* heaviest (last) query blocks first so that dynamic scheduling balances */
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int task = 0; task < B * NH * nb; task++) {
+        int bh = task / nb, i = nb - 1 - task % nb;
+        float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
+        ForwardScratch w = {mine, mine + ATT_BLOCK * ATT_BLOCK,
+                            mine + ATT_BLOCK * ATT_BLOCK + (size_t)ATT_BLOCK * D, NULL};
+        w.sum = w.mx + ATT_BLOCK;
+        forward_block(&ctx, w, bh / NH, bh % NH, i);
+    }
     if (tensor_any_grad(q, k, v)) {
         AttentionCtx *c = graph_record(g, attention_backward, sizeof *c);
         if (!c) return NULL;
@@ -254,4 +236,15 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int s
         y->requires_grad = true;
     }
     return y;
+}
+
+Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int seq_len, int n_heads,
+                     int n_kv_heads, int head_dim, const int32_t *segment) {
+    AttentionSpec spec = {.batch = batch,
+                          .seq_len = seq_len,
+                          .n_heads = n_heads,
+                          .n_kv_heads = n_kv_heads,
+                          .head_dim = head_dim,
+                          .segment = segment};
+    return op_attention_ex(g, q, k, v, &spec);
 }

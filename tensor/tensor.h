@@ -123,10 +123,11 @@ int graph_backward_from(Graph *g, Tensor *root, const float *grad);
  * f32. Everything else stays f32: the LoRA products (x A^T, h B^T, and dA, dB, dh: small),
  * norms, softmax, the loss and every reduction. Activations stay F32 tensors; an op
  * rounds its inputs into buffers the graph keeps (the bf16 copy of an input is reused by
- * the next op reading the same tensor, so q, k and v round their input once); under the
- * emulation op_attention rounds q, k and v themselves in place instead of copying them.
- * The kernel: oneDNN's matmul primitive when tensor_cpu_has_native_bf16() and oneDNN has a
- * bf16 matmul for this CPU (primitives created once per shape, kept for the process);
+ * the next op reading the same tensor, so q, k and v round their input once); op_attention
+ * rounds q, k and v themselves in place and runs its products in its own loops (f32 fused
+ * multiply-adds on the rounded values: the same arithmetic, on any CPU).
+ * The kernel of the other products: oneDNN's matmul primitive when tensor_cpu_has_native_bf16() and
+ * oneDNN has a bf16 matmul for this CPU (primitives created once per shape, kept for the process);
  * otherwise an emulation, OpenBLAS sgemm on the bf16-rounded values: the same arithmetic
  * (products of bf16 values are exact in f32), summed in another order, and slower than
  * F32 (the rounding costs time and gains nothing). Either way results are bit-identical
@@ -244,13 +245,29 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
 Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *pos,
                 const float *cos_table, const float *sin_table, int max_pos);
 
-/* Causal grouped-query attention with softmax scale 1/sqrt(D).
- * q (B*T, NH*D), k and v (B*T, NKV*D), NH a multiple of NKV; query head h uses kv head
- * h / (NH/NKV). Position t attends to s <= t, and, when segment is not NULL (B*T), only
- * to s with segment[s] == segment[t] (packed rows attend only to themselves).
- * -> (B*T, NH*D). */
+/* Causal grouped-query attention with softmax scale 1/sqrt(D): op_attention_ex with no
+ * soft-cap and no window (below). */
 Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int seq_len, int n_heads,
                      int n_kv_heads, int head_dim, const int32_t *segment);
+
+/* What op_attention_ex computes besides causal GQA: */
+typedef struct {
+    int batch, seq_len, n_heads, n_kv_heads, head_dim;
+    float scale;            /* scores = scale * q.k; 0 means 1/sqrt(head_dim) */
+    float softcap;          /* > 0: scores = softcap * tanh(scores / softcap); 0: none */
+    int window;             /* > 0: t attends s only when t - s < window; 0: none */
+    const int32_t *segment; /* (B*T) packed-row ids, or NULL */
+} AttentionSpec;
+/* Fused causal grouped-query attention (FlashAttention-2's scheme: the T x T probabilities are
+ * never stored; the layer keeps O(T D) for backward, which recomputes them block by block).
+ * q (B*T, NH*D), k and v (B*T, NKV*D), NH a multiple of NKV; query head h uses kv head
+ * h / (NH/NKV). Position t attends to s when s <= t, and t - s < window (window > 0: the
+ * sliding window of Mistral, Gemma's local layers), and segment[s] == segment[t] (segment
+ * not NULL: packed rows attend only to themselves; ids need not be contiguous). s = t is
+ * always allowed. Scores: scale q.k, soft-capped when softcap > 0, then the softmax over the
+ * allowed s. -> (B*T, NH*D). Results are bit-identical for any thread count. In BF16
+ * precision q, k and v are rounded to bf16 in place (attention is their only reader). */
+Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const AttentionSpec *spec);
 
 /* SwiGLU gate: y = silu(gate) * up. gate, up (N, C) -> (N, C). */
 Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up);

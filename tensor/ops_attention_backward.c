@@ -1,0 +1,201 @@
+/* tensor/ops_attention_backward.c — the fused attention's backward (FlashAttention-2).
+ *
+ * For each live block pair (query block i, key block j) of a head, the probabilities are
+ * recomputed from the saved log-sum-exp, P = exp(S - lse), and
+ *   dP = dO V^T,  dS = P (dP - D_t) with D_t = sum_d dO_td O_td (= sum_s P_ts dP_ts),
+ *   through the soft-cap: dS *= 1 - (S / softcap)^2, and the scale: dS *= scale,
+ *   dV_j += P^T dO_i,  dK_j += dS^T Q_i,  dQ_i += dS K_j.
+ *
+ * Order, and so the bits: dQ_i sums over j in ascending order; dK_j and dV_j over the group's
+ * query heads h, then i, in ascending order. Two schedules keep exactly these orders:
+ *   - one task per (batch, kv head) when those tasks divide evenly among the threads (or
+ *     there is one thread): it owns its heads' dQ and its dK, dV, and runs h, j, i in order,
+ *     computing each pair's P and dS once for all three gradients;
+ *   - otherwise (batch 1 with 1 kv head on 2 threads would leave a thread idle) two passes:
+ *     one task per (batch, kv head, key block) sums dK_j and dV_j over (h, i), then one per
+ *     (batch, head, query block) sums dQ_i over j, each recomputing P and dS.
+ * Every element therefore gets the same operations in the same order under either schedule:
+ * the results are bit-identical for any thread count. No atomics, no per-thread partial sums.
+ *
+ * In BF16 precision every product's operands are bf16 values: q, k, v were rounded in the
+ * forward pass, dO is rounded once here, P and dS per block (after dS is computed from the
+ * f32 P). */
+#include "tensor/attention_internal.h"
+#include "tensor/profile.h"
+#include "tensor/vexp.h"
+
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+typedef struct {
+    const AttentionCtx *c;
+    const float *dO;   /* (B*T, NH*D) the output's gradient (bf16-rounded in BF16 precision) */
+    const float *drow; /* (B, NH, T) D_t */
+    float *vt;         /* (B, NKV, D, T) V transposed */
+    float *dq, *dk, *dv;
+} Backward;
+
+/* Per thread: scores S, probabilities P, and dP then dS, each (ATT_BLOCK, ATT_BLOCK). */
+enum { SCRATCH_FLOATS = 3 * ATT_BLOCK * ATT_BLOCK };
+
+/* P and dS (scaled, ready for the products) of the pair (i, j) of head h of sequence b into
+ * s's P and dS blocks. */
+static void pair_grads(const Backward *bw, float *s, int b, int h, int i, int j) {
+    const AttentionCtx *c = bw->c;
+    int T = c->seq_len, D = c->head_dim, NKV = c->n_kv_heads, kvh = h / (c->n_heads / NKV);
+    int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D;
+    int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK;
+    float *S = s, *P = s + ATT_BLOCK * ATT_BLOCK, *dS = P + ATT_BLOCK * ATT_BLOCK;
+    int64_t kv = ((int64_t)b * NKV + kvh) * D * T + s0;
+    const float *lse = c->lse + ((int64_t)b * c->n_heads + h) * T + t0;
+    const float *drow = bw->drow + ((int64_t)b * c->n_heads + h) * T + t0;
+    att_gemm(m, n, D, c->q->data + att_q_at(c, b, h, t0), ldq, 1, c->kt + kv, T, S, ATT_BLOCK,
+             false);
+    att_scores(c, S, b, t0, m, s0, n);
+    for (int r = 0; r < m; r++) vexp_shifted_sum(P + r * ATT_BLOCK, S + r * ATT_BLOCK, lse[r], n);
+    /* in the forward pass this was: O = P V; so dP = dO V^T */
+    att_gemm(m, n, D, bw->dO + att_q_at(c, b, h, t0), ldq, 1, bw->vt + kv, T, dS, ATT_BLOCK, false);
+    float cap = c->softcap, scale = c->scale;
+    for (int r = 0; r < m; r++) {
+        const float *pr = P + r * ATT_BLOCK, *sr = S + r * ATT_BLOCK;
+        float *dr = dS + r * ATT_BLOCK;
+        for (int x = 0; x < n; x++) {
+            float g = pr[x] * (dr[x] - drow[r]);
+            if (cap > 0.0f && pr[x] != 0.0f) {
+                float th = sr[x] / cap; /* tanh of the capped score's argument */
+                g *= 1.0f - th * th;
+            }
+            dr[x] = g * scale;
+        }
+    }
+    if (c->bf16)
+        for (int r = 0; r < m; r++) {
+            att_round_bf16(P + r * ATT_BLOCK, n);
+            att_round_bf16(dS + r * ATT_BLOCK, n);
+        }
+}
+
+/* dV_j += P^T dO_i and dK_j += dS^T Q_i, from the pair's blocks in s. */
+static void pair_kv(const Backward *bw, const float *s, int b, int h, int i, int j) {
+    const AttentionCtx *c = bw->c;
+    int T = c->seq_len, D = c->head_dim, NKV = c->n_kv_heads, kvh = h / (c->n_heads / NKV);
+    int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D;
+    int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK, ldk = NKV * D;
+    const float *P = s + ATT_BLOCK * ATT_BLOCK, *dS = P + ATT_BLOCK * ATT_BLOCK;
+    int64_t at = ((int64_t)b * T + s0) * ldk + (int64_t)kvh * D;
+    if (bw->dv)
+        att_gemm(n, D, m, P, 1, ATT_BLOCK, bw->dO + att_q_at(c, b, h, t0), ldq, bw->dv + at, ldk,
+                 true);
+    if (bw->dk)
+        att_gemm(n, D, m, dS, 1, ATT_BLOCK, c->q->data + att_q_at(c, b, h, t0), ldq, bw->dk + at,
+                 ldk, true);
+}
+
+/* dQ_i += dS K_j, from the pair's dS in s. */
+static void pair_q(const Backward *bw, const float *s, int b, int h, int i, int j) {
+    const AttentionCtx *c = bw->c;
+    int T = c->seq_len, D = c->head_dim, NKV = c->n_kv_heads, kvh = h / (c->n_heads / NKV);
+    int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D;
+    int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK, ldk = NKV * D;
+    const float *dS = s + 2 * ATT_BLOCK * ATT_BLOCK;
+    const float *K = c->k->data + ((int64_t)b * T + s0) * ldk + (int64_t)kvh * D;
+    att_gemm(m, D, n, dS, ATT_BLOCK, 1, K, ldk, bw->dq + att_q_at(c, b, h, t0), ldq, true);
+}
+
+/* D_t = sum_d dO_td O_td for every (batch, head, row), and V transposed. */
+static void prepare(const Backward *bw, const float *dy, float *drow, float *vt) {
+    const AttentionCtx *c = bw->c;
+    int B = c->batch, T = c->seq_len, NH = c->n_heads, NKV = c->n_kv_heads, D = c->head_dim;
+#pragma omp parallel for schedule(static)
+    for (int64_t bt = 0; bt < (int64_t)B * T; bt++) {
+        int64_t b = bt / T, t = bt % T;
+        for (int h = 0; h < NH; h++) {
+            const float *o = c->y->data + (bt * NH + h) * D, *d = dy + (bt * NH + h) * D;
+            float acc = 0.0f;
+            for (int x = 0; x < D; x++) acc = fmaf(o[x], d[x], acc);
+            drow[(b * NH + h) * T + t] = acc;
+        }
+    }
+#pragma omp parallel for schedule(static)
+    for (int task = 0; task < B * NKV; task++) {
+        int b = task / NKV, kvh = task % NKV;
+        const float *in = c->v->data + (int64_t)b * T * NKV * D + (int64_t)kvh * D;
+        float *out = vt + (int64_t)task * D * T;
+        for (int t = 0; t < T; t++)
+            for (int x = 0; x < D; x++) out[(int64_t)x * T + t] = in[(int64_t)t * NKV * D + x];
+    }
+}
+
+void attention_backward(Graph *g, void *p) {
+    AttentionCtx *c = p;
+    const float *dy = c->y->grad;
+    if (!dy) return;
+    Backward bw = {
+        .c = c, .dq = graph_grad(g, c->q), .dk = graph_grad(g, c->k), .dv = graph_grad(g, c->v)};
+    if (graph_failed(g) || (!bw.dq && !bw.dk && !bw.dv)) return;
+    int B = c->batch, T = c->seq_len, NH = c->n_heads, NKV = c->n_kv_heads;
+    int group = NH / NKV, nb = att_blocks(T), threads = omp_get_max_threads();
+    /* scratch: D_t (B, NH, T), V^T (B, NKV, D, T), dO rounded (BF16 precision), per thread */
+    size_t nrow = (size_t)B * NH * T, nkv = (size_t)c->v->size, ndo = c->bf16 ? c->y->size : 0;
+    float *drow = graph_scratch(g, (nrow + nkv + ndo + (size_t)threads * SCRATCH_FLOATS + 64) *
+                                       sizeof(float));
+    if (!drow) return;
+    bw.drow = drow;
+    bw.vt = drow + nrow;
+    float *scratch = bw.vt + nkv + ndo;
+    size_t misaligned = (uintptr_t)scratch % 64; /* the blocks 64-byte aligned */
+    if (misaligned) scratch += (64 - misaligned) / sizeof(float);
+    bw.dO = dy;
+    if (c->bf16) {
+        PROFILE_OP(TENSOR_OP_CONVERSION);
+        float *r = bw.vt + nkv;
+        memcpy(r, dy, ndo * sizeof(float));
+        att_round_bf16(r, (int64_t)ndo);
+        bw.dO = r;
+    }
+    prepare(&bw, dy, drow, bw.vt);
+    if (threads == 1 || (B * NKV) % threads == 0) {
+#pragma omp parallel for schedule(static)
+        for (int task = 0; task < B * NKV; task++) {
+            int b = task / NKV, kvh = task % NKV;
+            float *s = scratch + (size_t)omp_get_thread_num() * SCRATCH_FLOATS;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++)
+                for (int j = 0; j < nb; j++)
+                    for (int i = j; i < nb; i++) {
+                        if (!att_pair_live(c, b, i, j)) continue;
+                        pair_grads(&bw, s, b, h, i, j);
+                        if (bw.dk || bw.dv) pair_kv(&bw, s, b, h, i, j);
+                        if (bw.dq) pair_q(&bw, s, b, h, i, j);
+                    }
+        }
+        return;
+    }
+    if (bw.dk || bw.dv) {
+        /* first key blocks (the most query blocks see them) first */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int task = 0; task < B * NKV * nb; task++) {
+            int bk = task / nb, j = task % nb, b = bk / NKV, kvh = bk % NKV;
+            float *s = scratch + (size_t)omp_get_thread_num() * SCRATCH_FLOATS;
+            for (int h = kvh * group; h < (kvh + 1) * group; h++)
+                for (int i = j; i < nb; i++) {
+                    if (!att_pair_live(c, b, i, j)) continue;
+                    pair_grads(&bw, s, b, h, i, j);
+                    pair_kv(&bw, s, b, h, i, j);
+                }
+        }
+    }
+    if (bw.dq) {
+        /* last query blocks (the most key blocks) first */
+#pragma omp parallel for schedule(dynamic, 1)
+        for (int task = 0; task < B * NH * nb; task++) {
+            int bh = task / nb, i = nb - 1 - task % nb, b = bh / NH, h = bh % NH;
+            float *s = scratch + (size_t)omp_get_thread_num() * SCRATCH_FLOATS;
+            for (int j = 0; j <= i; j++) {
+                if (!att_pair_live(c, b, i, j)) continue;
+                pair_grads(&bw, s, b, h, i, j);
+                pair_q(&bw, s, b, h, i, j);
+            }
+        }
+    }
+}
