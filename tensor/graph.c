@@ -203,6 +203,12 @@ size_t graph_arena_bytes(const Graph *g) {
              : 0;
 }
 
+size_t graph_arena_used(const Graph *g) {
+    return g ? arena_used(g->arena) + g->scratch_bytes + g->weights_bytes + g->mm.x_bytes +
+                   g->mm.d_bytes
+             : 0;
+}
+
 void graph_destroy(Graph *g) {
     if (!g) return;
     arena_destroy(g->arena);

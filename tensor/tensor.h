@@ -101,6 +101,9 @@ bool graph_failed(const Graph *g);
  * could not be allocated. "" while it has not failed. */
 const char *graph_error(const Graph *g);
 size_t graph_arena_bytes(const Graph *g); /* capacity held by the arena */
+/* Bytes in use since the last graph_reset: the arena's allocations plus the scratch and
+ * conversion buffers the graph holds (what a step's activations cost, chunk slack aside). */
+size_t graph_arena_used(const Graph *g);
 void graph_destroy(Graph *g);
 /* An uninitialised activation tensor from the graph's arena (requires_grad false). */
 Tensor *graph_tensor(Graph *g, int ndim, const int64_t *shape);
