@@ -22,7 +22,7 @@ typedef struct {
     const int32_t *seg; /* (B*T) arena copy of the segment ids, or NULL */
     int32_t *seg_lo;    /* (B, NB) the smallest segment id in each block (with seg) */
     int32_t *seg_hi;    /* (B, NB) the largest */
-    float *kt;          /* (B, NKV, D, T) K transposed per (batch, kv head) */
+    float *kt;          /* K transposed block by block (att_kt_at) */
     float *lse;         /* (B, NH, T) each row's log-sum-exp of its allowed scores */
     bool bf16;          /* BF16 precision: every product's operands rounded to bf16 */
 } AttentionCtx;
@@ -49,15 +49,44 @@ static inline int64_t att_q_at(const AttentionCtx *c, int b, int h, int t0) {
     return ((int64_t)b * c->seq_len + t0) * c->n_heads * c->head_dim + (int64_t)h * c->head_dim;
 }
 
+/* K or V transposed block by block, (B, NKV, NB, D, ATT_BLOCK): key block j of kv head kvh
+ * of sequence b as a (D, ATT_BLOCK) matrix at att_kt_at(c, b, kvh, j), contiguous, so that a
+ * product streams it from cache without the set conflicts of rows T floats apart. The last
+ * block's columns beyond T are 0. */
+static inline int64_t att_kt_at(const AttentionCtx *c, int b, int kvh, int j) {
+    int nb = att_blocks(c->seq_len);
+    return (((int64_t)b * c->n_kv_heads + kvh) * nb + j) * c->head_dim * ATT_BLOCK;
+}
+static inline size_t att_kt_floats(const AttentionCtx *c) {
+    return (size_t)att_kt_at(c, c->batch, 0, 0);
+}
+/* dst (att_kt_floats) = src (B*T, NKV*D) (k or v) transposed block by block. */
+void att_transpose_blocks(const AttentionCtx *c, const float *src, float *dst);
+
+/* Which part of a diagonal block pair (query block i = key block j, so row r and key column r
+ * are the same position) a product needs: P and dS are 0 above the diagonal. */
+typedef enum {
+    ATT_FULL,     /* everything */
+    ATT_TRI_COLS, /* C (rows, keys): columns up to each row's (the rest left unwritten) */
+    ATT_TRI_UPTO, /* C (rows, D) = P (rows, keys) B: terms p <= row only */
+    ATT_TRI_FROM  /* C (keys, D) = P^T (keys, rows) B: terms p >= row only */
+} AttTri;
+
 /* C (m, n) = (accumulate ? C : 0) + A (m, k) B (k, n): A[i][p] = a[i a_row + p a_col] (so A
  * may be a transposed view), B rows ldb apart, C rows ldc apart. Each element of C is one
  * chain of fused multiply-adds over p in ascending order, whichever instructions run it
- * (AVX-512, AVX2 or fmaf), so the result does not depend on the CPU's vector width. Counted
- * as a product by the profile. */
+ * (AVX-512, AVX2 or fmaf), so the result does not depend on the CPU's vector width; with
+ * tri, the terms known to be 0 (and the columns not needed) are skipped in strips of 4 rows,
+ * the same strips on every path. Counted as a product by the profile. */
 void att_gemm(int m, int n, int k, const float *a, int64_t a_row, int64_t a_col, const float *b,
-              int64_t ldb, float *c, int64_t ldc, bool accumulate);
+              int64_t ldb, float *c, int64_t ldc, bool accumulate, AttTri tri);
 /* Tests: 0 picks the widest kernel the CPU has, 1 forces AVX2, 2 the portable loops. */
 void att_gemm_force(int level);
+
+/* p[x] = exp(s[x] - shift) for x < n (n <= ATT_BLOCK; p may be s), 0 where s[x] - shift < -87
+ * (and for masked -inf); returns their sum, added in a fixed order. The same bits on every
+ * path (AVX-512, AVX2, portable). */
+float att_exp_row(float *p, const float *s, float shift, int n);
 
 /* x[i] = the nearest bf16 value of x[i] (tensor_float_to_bf16), for i < n. */
 void att_round_bf16(float *x, int64_t n);

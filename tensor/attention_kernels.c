@@ -19,6 +19,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 enum { MR = 4, NR = 64 };
 
@@ -256,22 +257,167 @@ static void gemm_portable(int m, int n, int k, const float *a, int64_t a_row, in
     }
 }
 
+typedef void (*GemmFn)(int m, int n, int k, const float *a, int64_t a_row, int64_t a_col,
+                       const float *b, int64_t ldb, float *c, int64_t ldc, bool accumulate);
+
 void att_gemm(int m, int n, int k, const float *a, int64_t a_row, int64_t a_col, const float *b,
-              int64_t ldb, float *c, int64_t ldc, bool accumulate) {
+              int64_t ldb, float *c, int64_t ldc, bool accumulate, AttTri tri) {
     if (m <= 0 || n <= 0) return;
     double start = profile_product_start();
-    switch (cpu_level()) {
-    case 2:
-        gemm_avx512(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
-        break;
-    case 1:
-        gemm_avx2(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
-        break;
-    default:
-        gemm_portable(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
-        break;
+    int level = cpu_level();
+    GemmFn fn = level == 2 ? gemm_avx512 : level == 1 ? gemm_avx2 : gemm_portable;
+    if (tri == ATT_FULL) {
+        fn(m, n, k, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+    } else {
+        for (int i0 = 0; i0 < m; i0 += MR) {
+            int mr = m - i0 < MR ? m - i0 : MR, end = i0 + mr;
+            const float *ai = a + i0 * a_row;
+            float *ci = c + i0 * ldc;
+            if (tri == ATT_TRI_COLS)
+                fn(mr, n < end ? n : end, k, ai, a_row, a_col, b, ldb, ci, ldc, accumulate);
+            else if (tri == ATT_TRI_UPTO)
+                fn(mr, n, k < end ? k : end, ai, a_row, a_col, b, ldb, ci, ldc, accumulate);
+            else if (k > i0 || !accumulate)
+                fn(mr, n, k > i0 ? k - i0 : 0, ai + i0 * a_col, a_row, a_col, b + i0 * ldb, ldb, ci,
+                   ldc, accumulate);
+        }
     }
     profile_product_done(start, m, n, k);
+}
+
+/* ---- exp of a row of scores ------------------------------------------------------ */
+
+/* exp(x) for x in [-87, 88] as 2^n e^r, n = rint(x log2 e), r = x - n ln 2 (ln 2 in two
+ * parts), e^r by Cephes' expf polynomial (within about an ulp); below -87 it is 0 (such a
+ * probability is below 2^-125 of the row's largest). The same operations in every path. */
+#define EXP_MIN -87.0f
+#define EXP_MAX 88.0f
+#define LOG2E   1.44269504088896341f
+#define LN2_HI  0.693359375f
+#define LN2_LO  -2.12194440e-4f
+#define EXP_C0  1.9875691500e-4f
+#define EXP_C1  1.3981999507e-3f
+#define EXP_C2  8.3334519073e-3f
+#define EXP_C3  4.1665795894e-2f
+#define EXP_C4  1.6666665459e-1f
+#define EXP_C5  5.0000001201e-1f
+
+static float exp_scalar(float x) {
+    if (!(x >= EXP_MIN)) return 0.0f; /* -inf (masked) too */
+    x = x < EXP_MAX ? x : EXP_MAX;
+    float n = rintf(x * LOG2E);
+    float r = fmaf(n, -LN2_HI, x);
+    r = fmaf(n, -LN2_LO, r);
+    float p = fmaf(EXP_C0, r, EXP_C1);
+    p = fmaf(p, r, EXP_C2);
+    p = fmaf(p, r, EXP_C3);
+    p = fmaf(p, r, EXP_C4);
+    p = fmaf(p, r, EXP_C5);
+    float y = fmaf(p, r * r, r) + 1.0f;
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return y * two_n;
+}
+
+/* The row's sum: 16 partial sums, lane l taking x = l, l + 16, ... in order, then halved
+ * (lane l + lane l + 8, then + 4, + 2, + 1), as the vector paths add them. */
+static float exp_row_scalar(float *p, const float *s, float shift, int n) {
+    float lanes[16] = {0};
+    for (int x0 = 0; x0 < n; x0 += 16)
+        for (int l = 0; l < 16 && x0 + l < n; l++) {
+            p[x0 + l] = exp_scalar(s[x0 + l] - shift);
+            lanes[l] += p[x0 + l];
+        }
+    for (int w = 8; w >= 1; w /= 2)
+        for (int l = 0; l < w; l++) lanes[l] += lanes[l + w];
+    return lanes[0];
+}
+
+__attribute__((target("avx512f"))) static inline __m512 exp_avx512(__m512 x) {
+    __mmask16 zero = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MIN), _CMP_NGE_UQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_MIN)), _mm512_set1_ps(EXP_MAX));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_HI), x);
+    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_LO), r);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(EXP_C0), r, _mm512_set1_ps(EXP_C1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C5));
+    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
+    __m512i e =
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_maskz_mul_ps((__mmask16)~zero, y, _mm512_castsi512_ps(e));
+}
+
+__attribute__((target("avx512f"))) static float exp_row_avx512(float *p, const float *s,
+                                                               float shift, int n) {
+    __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
+    for (int x0 = 0; x0 < n; x0 += 16) {
+        __mmask16 mk = n - x0 >= 16 ? 0xffff : (__mmask16)((1u << (n - x0)) - 1u);
+        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + x0), sh));
+        e = _mm512_maskz_mov_ps(mk, e);
+        _mm512_mask_storeu_ps(p + x0, mk, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
+                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    __m128 h1 = _mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1));
+    return _mm_cvtss_f32(h1);
+}
+
+__attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {
+    __m256 zero = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_MIN), _CMP_NGE_UQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)), _mm256_set1_ps(EXP_MAX));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), x);
+    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
+    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(EXP_C0), r, _mm256_set1_ps(EXP_C1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C5));
+    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_andnot_ps(zero, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
+}
+
+__attribute__((target("avx2,fma"))) static float exp_row_avx2(float *p, const float *s, float shift,
+                                                              int n) {
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int x0 = 0; x0 < n; x0 += 8) {
+        __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - x0), idx);
+        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(s + x0, mk), sh));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(mk));
+        _mm256_maskstore_ps(p + x0, mk, e);
+        if (x0 % 16)
+            hi = _mm256_add_ps(hi, e);
+        else
+            lo = _mm256_add_ps(lo, e);
+    }
+    __m256 h8 = _mm256_add_ps(lo, hi);
+    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
+    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
+    __m128 h1 = _mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1));
+    return _mm_cvtss_f32(h1);
+}
+
+float att_exp_row(float *p, const float *s, float shift, int n) {
+    switch (cpu_level()) {
+    case 2:
+        return exp_row_avx512(p, s, shift, n);
+    case 1:
+        return exp_row_avx2(p, s, shift, n);
+    default:
+        return exp_row_scalar(p, s, shift, n);
+    }
 }
 
 void att_round_bf16(float *x, int64_t n) {

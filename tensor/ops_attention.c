@@ -24,7 +24,6 @@
  * block's probabilities before the product with V. */
 #include "tensor/attention_internal.h"
 #include "tensor/profile.h"
-#include "tensor/vexp.h"
 
 #include <math.h>
 #include <omp.h>
@@ -48,35 +47,30 @@ bool att_pair_live(const AttentionCtx *c, int b, int i, int j) {
 }
 
 void att_scores(const AttentionCtx *c, float *s, int b, int t0, int m, int s0, int n) {
-    float scale = c->scale, cap = c->softcap;
-    if (cap > 0.0f) {
-        float scale_cap = scale / cap;
-        for (int r = 0; r < m; r++)
-            for (int x = 0; x < n; x++) {
-                float *e = s + r * ATT_BLOCK + x;
-                *e = cap * tanhf(*e * scale_cap);
-            }
-    } else {
-        for (int r = 0; r < m; r++)
-            for (int x = 0; x < n; x++) s[r * ATT_BLOCK + x] *= scale;
-    }
-    /* the mask: skipped for a block every pair of which is allowed */
+    float scale = c->scale, cap = c->softcap, scale_cap = cap > 0.0f ? scale / cap : 0.0f;
     const int32_t *seg = c->seg ? c->seg + (int64_t)b * c->seq_len : NULL;
-    bool all = s0 + n - 1 <= t0 && window_allows(c->window, t0 + m - 1, s0);
-    if (all && seg) {
+    /* window and segments: skipped for a block every pair of which they allow */
+    bool check = !window_allows(c->window, t0 + m - 1, s0);
+    if (seg) {
         int nb = att_blocks(c->seq_len), i = t0 / ATT_BLOCK, j = s0 / ATT_BLOCK;
         const int32_t *lo = c->seg_lo + (int64_t)b * nb, *hi = c->seg_hi + (int64_t)b * nb;
-        all = lo[i] == hi[i] && lo[j] == hi[j] && lo[i] == lo[j];
+        check = check || !(lo[i] == hi[i] && lo[j] == hi[j] && lo[i] == lo[j]);
     }
-    if (all) return;
     for (int r = 0; r < m; r++) {
-        int t = t0 + r;
+        int t = t0 + r, causal = t - s0 + 1 < n ? t - s0 + 1 : n; /* keys s <= t */
         float *row = s + r * ATT_BLOCK;
-        for (int x = 0; x < n; x++) {
-            int sk = s0 + x;
-            if (sk > t || !window_allows(c->window, t, sk) || (seg && seg[sk] != seg[t]))
-                row[x] = -INFINITY;
-        }
+        if (cap > 0.0f)
+            for (int x = 0; x < causal; x++) row[x] = cap * tanhf(row[x] * scale_cap);
+        else
+            for (int x = 0; x < causal; x++) row[x] *= scale;
+        for (int x = causal < 0 ? 0 : causal; x < n; x++)
+            row[x] = -INFINITY; /* above the diagonal (maybe not computed) */
+        if (check)
+            for (int x = 0; x < causal; x++) {
+                int sk = s0 + x;
+                if (!window_allows(c->window, t, sk) || (seg && seg[sk] != seg[t]))
+                    row[x] = -INFINITY;
+            }
     }
 }
 
@@ -96,7 +90,6 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
     int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D,
         ldk = NKV * D;
     const float *Q = c->q->data + att_q_at(c, b, h, t0);
-    const float *KT = c->kt + ((int64_t)b * NKV + kvh) * D * T;
     const float *V = c->v->data + (int64_t)b * T * ldk + (int64_t)kvh * D;
     memset(w.o, 0, (size_t)m * D * sizeof(float));
     for (int r = 0; r < m; r++) w.mx[r] = -INFINITY, w.sum[r] = 0.0f;
@@ -104,7 +97,8 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
         if (!att_pair_live(c, b, i, j)) continue;
         int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK;
         /* S (m, n) = Q K^T over keys [s0, s0 + n) */
-        att_gemm(m, n, D, Q, ldq, 1, KT + s0, T, w.s, ATT_BLOCK, false);
+        att_gemm(m, n, D, Q, ldq, 1, c->kt + att_kt_at(c, b, kvh, j), ATT_BLOCK, w.s, ATT_BLOCK,
+                 false, i == j ? ATT_TRI_COLS : ATT_FULL);
         att_scores(c, w.s, b, t0, m, s0, n);
         for (int r = 0; r < m; r++) {
             float *row = w.s + r * ATT_BLOCK, top = w.mx[r];
@@ -115,7 +109,7 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
             }
             /* P = exp(S - m_new); the sums and outputs so far shrink by exp(m_old - m_new) */
             float shrink = expf(w.mx[r] - top);
-            float blocksum = (float)vexp_shifted_sum(row, row, top, n);
+            float blocksum = att_exp_row(row, row, top, n);
             w.sum[r] = w.sum[r] * shrink + blocksum;
             w.mx[r] = top;
             if (shrink != 1.0f)
@@ -124,7 +118,8 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
         if (c->bf16)
             for (int r = 0; r < m; r++) att_round_bf16(w.s + r * ATT_BLOCK, n);
         /* O (m, D) += P V over the block's keys */
-        att_gemm(m, D, n, w.s, ATT_BLOCK, 1, V + (int64_t)s0 * ldk, ldk, w.o, D, true);
+        att_gemm(m, D, n, w.s, ATT_BLOCK, 1, V + (int64_t)s0 * ldk, ldk, w.o, D, true,
+                 i == j ? ATT_TRI_UPTO : ATT_FULL);
     }
     float *Y = c->y->data + att_q_at(c, b, h, t0);
     float *lse = c->lse + ((int64_t)b * c->n_heads + h) * T + t0;
@@ -134,16 +129,16 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
     }
 }
 
-/* K transposed per (batch, kv head): kt (B, NKV, D, T). */
-static void transpose_kv(const AttentionCtx *c, const float *src, float *dst) {
-    int B = c->batch, T = c->seq_len, NKV = c->n_kv_heads, D = c->head_dim;
+void att_transpose_blocks(const AttentionCtx *c, const float *src, float *dst) {
+    int B = c->batch, T = c->seq_len, NKV = c->n_kv_heads, D = c->head_dim, nb = att_blocks(T);
 #pragma omp parallel for schedule(static)
-    for (int task = 0; task < B * NKV; task++) {
-        int b = task / NKV, kvh = task % NKV;
-        const float *in = src + (int64_t)b * T * NKV * D + (int64_t)kvh * D;
-        float *out = dst + (int64_t)task * D * T;
-        for (int t = 0; t < T; t++)
-            for (int d = 0; d < D; d++) out[(int64_t)d * T + t] = in[(int64_t)t * NKV * D + d];
+    for (int task = 0; task < B * NKV * nb; task++) {
+        int b = task / (NKV * nb), kvh = task / nb % NKV, j = task % nb, s0 = j * ATT_BLOCK;
+        const float *in = src + ((int64_t)b * T + s0) * NKV * D + (int64_t)kvh * D;
+        float *out = dst + att_kt_at(c, b, kvh, j);
+        for (int x = 0; x < ATT_BLOCK; x++)
+            for (int d = 0; d < D; d++)
+                out[d * ATT_BLOCK + x] = s0 + x < T ? in[(int64_t)x * NKV * D + d] : 0.0f;
     }
 }
 
@@ -200,7 +195,7 @@ Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const Attenti
                         .softcap = spec->softcap,
                         .window = spec->window,
                         .bf16 = graph_precision(g) == TENSOR_PRECISION_BF16};
-    ctx.kt = graph_alloc(g, (size_t)k->size * sizeof(float));
+    ctx.kt = graph_alloc(g, att_kt_floats(&ctx) * sizeof(float));
     ctx.lse = graph_alloc(g, (size_t)rows * NH * sizeof(float));
     if (spec->segment) {
         ctx.seg = graph_copy_ids(g, spec->segment, rows);
@@ -218,7 +213,7 @@ Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const Attenti
         att_round_bf16(k->data, k->size);
         att_round_bf16(v->data, v->size);
     }
-    transpose_kv(&ctx, k->data, ctx.kt);
+    att_transpose_blocks(&ctx, k->data, ctx.kt);
     /* heaviest (last) query blocks first so that dynamic scheduling balances */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < B * NH * nb; task++) {

@@ -22,7 +22,6 @@
  * f32 P). */
 #include "tensor/attention_internal.h"
 #include "tensor/profile.h"
-#include "tensor/vexp.h"
 
 #include <math.h>
 #include <omp.h>
@@ -32,7 +31,7 @@ typedef struct {
     const AttentionCtx *c;
     const float *dO;   /* (B*T, NH*D) the output's gradient (bf16-rounded in BF16 precision) */
     const float *drow; /* (B, NH, T) D_t */
-    float *vt;         /* (B, NKV, D, T) V transposed */
+    float *vt;         /* V transposed block by block (att_kt_at) */
     float *dq, *dk, *dv;
 } Backward;
 
@@ -47,22 +46,28 @@ static void pair_grads(const Backward *bw, float *s, int b, int h, int i, int j)
     int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D;
     int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK;
     float *S = s, *P = s + ATT_BLOCK * ATT_BLOCK, *dS = P + ATT_BLOCK * ATT_BLOCK;
-    int64_t kv = ((int64_t)b * NKV + kvh) * D * T + s0;
+    int64_t kv = att_kt_at(c, b, kvh, j);
     const float *lse = c->lse + ((int64_t)b * c->n_heads + h) * T + t0;
     const float *drow = bw->drow + ((int64_t)b * c->n_heads + h) * T + t0;
-    att_gemm(m, n, D, c->q->data + att_q_at(c, b, h, t0), ldq, 1, c->kt + kv, T, S, ATT_BLOCK,
-             false);
+    AttTri diag = i == j ? ATT_TRI_COLS : ATT_FULL;
+    att_gemm(m, n, D, c->q->data + att_q_at(c, b, h, t0), ldq, 1, c->kt + kv, ATT_BLOCK, S,
+             ATT_BLOCK, false, diag);
     att_scores(c, S, b, t0, m, s0, n);
-    for (int r = 0; r < m; r++) vexp_shifted_sum(P + r * ATT_BLOCK, S + r * ATT_BLOCK, lse[r], n);
+    for (int r = 0; r < m; r++) att_exp_row(P + r * ATT_BLOCK, S + r * ATT_BLOCK, lse[r], n);
     /* in the forward pass this was: O = P V; so dP = dO V^T */
-    att_gemm(m, n, D, bw->dO + att_q_at(c, b, h, t0), ldq, 1, bw->vt + kv, T, dS, ATT_BLOCK, false);
+    att_gemm(m, n, D, bw->dO + att_q_at(c, b, h, t0), ldq, 1, bw->vt + kv, ATT_BLOCK, dS, ATT_BLOCK,
+             false, diag);
     float cap = c->softcap, scale = c->scale;
     for (int r = 0; r < m; r++) {
         const float *pr = P + r * ATT_BLOCK, *sr = S + r * ATT_BLOCK;
         float *dr = dS + r * ATT_BLOCK;
         for (int x = 0; x < n; x++) {
+            if (pr[x] == 0.0f) { /* masked (dP is not computed above a diagonal) */
+                dr[x] = 0.0f;
+                continue;
+            }
             float g = pr[x] * (dr[x] - drow[r]);
-            if (cap > 0.0f && pr[x] != 0.0f) {
+            if (cap > 0.0f) {
                 float th = sr[x] / cap; /* tanh of the capped score's argument */
                 g *= 1.0f - th * th;
             }
@@ -83,13 +88,14 @@ static void pair_kv(const Backward *bw, const float *s, int b, int h, int i, int
     int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D;
     int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK, ldk = NKV * D;
     const float *P = s + ATT_BLOCK * ATT_BLOCK, *dS = P + ATT_BLOCK * ATT_BLOCK;
+    AttTri diag = i == j ? ATT_TRI_FROM : ATT_FULL;
     int64_t at = ((int64_t)b * T + s0) * ldk + (int64_t)kvh * D;
     if (bw->dv)
         att_gemm(n, D, m, P, 1, ATT_BLOCK, bw->dO + att_q_at(c, b, h, t0), ldq, bw->dv + at, ldk,
-                 true);
+                 true, diag);
     if (bw->dk)
         att_gemm(n, D, m, dS, 1, ATT_BLOCK, c->q->data + att_q_at(c, b, h, t0), ldq, bw->dk + at,
-                 ldk, true);
+                 ldk, true, diag);
 }
 
 /* dQ_i += dS K_j, from the pair's dS in s. */
@@ -100,31 +106,25 @@ static void pair_q(const Backward *bw, const float *s, int b, int h, int i, int 
     int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK, ldk = NKV * D;
     const float *dS = s + 2 * ATT_BLOCK * ATT_BLOCK;
     const float *K = c->k->data + ((int64_t)b * T + s0) * ldk + (int64_t)kvh * D;
-    att_gemm(m, D, n, dS, ATT_BLOCK, 1, K, ldk, bw->dq + att_q_at(c, b, h, t0), ldq, true);
+    att_gemm(m, D, n, dS, ATT_BLOCK, 1, K, ldk, bw->dq + att_q_at(c, b, h, t0), ldq, true,
+             i == j ? ATT_TRI_UPTO : ATT_FULL);
 }
 
-/* D_t = sum_d dO_td O_td for every (batch, head, row), and V transposed. */
+/* D_t = sum_d dO_td O_td for every (batch, head, row), and V transposed (att_kt_at). */
 static void prepare(const Backward *bw, const float *dy, float *drow, float *vt) {
     const AttentionCtx *c = bw->c;
-    int B = c->batch, T = c->seq_len, NH = c->n_heads, NKV = c->n_kv_heads, D = c->head_dim;
+    int B = c->batch, T = c->seq_len, NH = c->n_heads, D = c->head_dim;
 #pragma omp parallel for schedule(static)
     for (int64_t bt = 0; bt < (int64_t)B * T; bt++) {
         int64_t b = bt / T, t = bt % T;
         for (int h = 0; h < NH; h++) {
             const float *o = c->y->data + (bt * NH + h) * D, *d = dy + (bt * NH + h) * D;
             float acc = 0.0f;
-            for (int x = 0; x < D; x++) acc = fmaf(o[x], d[x], acc);
+            for (int x = 0; x < D; x++) acc += o[x] * d[x];
             drow[(b * NH + h) * T + t] = acc;
         }
     }
-#pragma omp parallel for schedule(static)
-    for (int task = 0; task < B * NKV; task++) {
-        int b = task / NKV, kvh = task % NKV;
-        const float *in = c->v->data + (int64_t)b * T * NKV * D + (int64_t)kvh * D;
-        float *out = vt + (int64_t)task * D * T;
-        for (int t = 0; t < T; t++)
-            for (int x = 0; x < D; x++) out[(int64_t)x * T + t] = in[(int64_t)t * NKV * D + x];
-    }
+    att_transpose_blocks(c, c->v->data, vt);
 }
 
 void attention_backward(Graph *g, void *p) {
@@ -137,7 +137,7 @@ void attention_backward(Graph *g, void *p) {
     int B = c->batch, T = c->seq_len, NH = c->n_heads, NKV = c->n_kv_heads;
     int group = NH / NKV, nb = att_blocks(T), threads = omp_get_max_threads();
     /* scratch: D_t (B, NH, T), V^T (B, NKV, D, T), dO rounded (BF16 precision), per thread */
-    size_t nrow = (size_t)B * NH * T, nkv = (size_t)c->v->size, ndo = c->bf16 ? c->y->size : 0;
+    size_t nrow = (size_t)B * NH * T, nkv = att_kt_floats(c), ndo = c->bf16 ? c->y->size : 0;
     float *drow = graph_scratch(g, (nrow + nkv + ndo + (size_t)threads * SCRATCH_FLOATS + 64) *
                                        sizeof(float));
     if (!drow) return;

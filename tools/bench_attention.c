@@ -72,12 +72,16 @@ static void bench(const Shape *s, TensorPrecision prec, int reps) {
 int main(int argc, char **argv) {
     tensor_blas_use_cpu_kernels(argv);
     tensor_set_threads(0);
-    int reps = 5;
+    int reps = 5, only = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
             reps = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--shape") == 0 && i + 1 < argc) {
+            only = atoi(argv[++i]);
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            tensor_set_threads(atoi(argv[++i]));
         } else {
-            fprintf(stderr, "usage: bench_attention [--reps N]\n");
+            fprintf(stderr, "usage: bench_attention [--reps N] [--shape 0|1|2] [--threads N]\n");
             return 2;
         }
     }
@@ -89,6 +93,7 @@ int main(int argc, char **argv) {
                             {"long B1 T4096 4/2 D64", 1, 4096, 4, 2, 64},
                             {"Gemma-3-1B B1 T1024 4/1 D256", 1, 1024, 4, 1, 256}};
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        if (only >= 0 && (size_t)only != i) continue;
         bench(&shapes[i], TENSOR_PRECISION_F32, reps);
         bench(&shapes[i], TENSOR_PRECISION_BF16, reps);
     }
