@@ -420,6 +420,26 @@ float att_exp_row(float *p, const float *s, float shift, int n) {
     }
 }
 
+/* bf16_round_float on 16 lanes: nearest even on the bit pattern, a NaN kept quiet. */
+__attribute__((target("avx512f"))) static void round_bf16_avx512(float *x, int64_t n) {
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    const __m512i high = _mm512_set1_epi32((int)0xffff0000u), quiet = _mm512_set1_epi32(0x400000);
+    const __m512i abs = _mm512_set1_epi32(0x7fffffff), inf = _mm512_set1_epi32(0x7f800000);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 mk = n - i >= 16 ? 0xffff : (__mmask16)((1u << (n - i)) - 1u);
+        __m512i u = _mm512_castps_si512(_mm512_maskz_loadu_ps(mk, x + i));
+        __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), one);
+        __m512i r = _mm512_and_si512(_mm512_add_epi32(u, _mm512_add_epi32(bias, odd)), high);
+        __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, abs), inf);
+        r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(_mm512_and_si512(u, high), quiet));
+        _mm512_mask_storeu_ps(x + i, mk, _mm512_castsi512_ps(r));
+    }
+}
+
 void att_round_bf16(float *x, int64_t n) {
+    if (cpu_level() == 2) {
+        round_bf16_avx512(x, n);
+        return;
+    }
     for (int64_t i = 0; i < n; i++) x[i] = bf16_round_float(x[i]);
 }

@@ -286,20 +286,28 @@ START_TEST(test_attention_ex_is_bit_identical_for_1_and_2_threads) {
 }
 END_TEST
 
-/* The AVX-512, AVX2 and portable block products give the same bits (head_dim 72: a panel
- * and a partial one of each vector width). */
+/* The AVX-512, AVX2 and portable block products, exps and bf16 roundings give the same bits
+ * (head_dim 72: a panel and a partial one of each vector width), in F32 and BF16 precision. */
 START_TEST(test_attention_ex_kernels_give_the_same_bits) {
-    Case c = make_case(2, 150, 4, 2, 72, 0.0, 0.0, 0, true, 707);
-    Run r[3];
-    for (int level = 0; level < 3; level++) {
-        att_gemm_force(level);
-        r[level] = run(&c, false);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        Case c = make_case(2, 150, 4, 2, 72, 0.0, 0.0, 0, true, 707);
+        Tensor *orig[3] = {c.q, c.k, c.v};
+        float *keep[3];
+        for (int i = 0; i < 3; i++) keep[i] = copy_floats(orig[i]->data, orig[i]->size);
+        Run r[3];
+        for (int level = 0; level < 3; level++) {
+            for (int i = 0; i < 3; i++)
+                memcpy(orig[i]->data, keep[i], (size_t)orig[i]->size * sizeof(float));
+            att_gemm_force(level);
+            r[level] = run(&c, bf16);
+        }
+        att_gemm_force(0);
+        ck_assert_msg(same_run(&c, &r[0], &r[1]), "bf16 %d: AVX2", bf16);
+        ck_assert_msg(same_run(&c, &r[0], &r[2]), "bf16 %d: portable", bf16);
+        for (int level = 0; level < 3; level++) free_run(&r[level]);
+        for (int i = 0; i < 3; i++) free(keep[i]);
+        free_case(&c);
     }
-    att_gemm_force(0);
-    ck_assert(same_run(&c, &r[0], &r[1]));
-    ck_assert(same_run(&c, &r[0], &r[2]));
-    for (int level = 0; level < 3; level++) free_run(&r[level]);
-    free_case(&c);
 }
 END_TEST
 
