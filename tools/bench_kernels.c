@@ -2,8 +2,8 @@
  * 1024^3; the bf16 one where the CPU has it) and of our kernels at SmolLM-135M shapes (hidden 576,
  * 9 heads / 3 kv heads, head_dim 64, intermediate 1536, batch 4 x seq 256, LoRA r 8). FLOPs count
  * 2*M*N*K per product. Attention counts the QK^T and PV products (and in backward the four products
- * dP, dV, dQ, dK) over the FULL T x T square, which is what the kernel computes; causal masking
- * would make the useful work about half. */
+ * dP, dV, dQ, dK) over the FULL T x T square, about twice what the fused causal kernel computes
+ * (tools/bench_attention counts the causal half). */
 #include "tensor/tensor.h"
 
 #include <stdio.h>
