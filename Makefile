@@ -2,7 +2,8 @@
 # ./configure (tools/install-deps) installs the Debian packages these targets need; make
 # itself never installs anything, except the extra tools of `make fuzz` and `make valgrind`.
 
-.PHONY: all deps test check-build asan test-run-only demo bench fuzz fuzz-build fuzzers valgrind clean help format
+.PHONY: all deps test check-build asan test-run-only demo bench fuzz fuzz-build fuzzers valgrind clean help format \
+        install uninstall deb
 .DEFAULT_GOAL := all
 # Parallel by default; sub-makes (asan, fuzz) share the top-level jobserver.
 ifeq ($(MAKELEVEL),0)
@@ -15,9 +16,15 @@ MULTIARCH := $(shell gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 BLAS_DIR  := /usr/lib/$(MULTIARCH)/openblas-openmp
 OPT       ?= -O2
 SAN       ?=
+# The version, in one place: debian/changelog's newest entry ("lorafit (0.1.0) ...").
+VERSION   := $(shell awk -F'[()]' 'NR == 1 { print $$2 }' debian/changelog)
 CFLAGS_ALL = -std=c11 $(OPT) $(SAN) -g -Wall -Wextra -Werror -fopenmp -D_GNU_SOURCE \
+             -DLORAFIT_VERSION='"$(VERSION)"' \
              -I. -isystem /usr/include/$(MULTIARCH)/openblas-openmp $(MPI_CFLAGS) -MMD -MP $(EXTRA_CFLAGS)
-LIBS       = $(SAN) -L$(BLAS_DIR) -Wl,-rpath,$(BLAS_DIR) -lopenblas -ldnnl -ljansson -lyaml -lcsv -lz -lpcre2-8 -lutf8proc $(MPI_LIBS) -lm -fopenmp
+# The binary finds the OpenMP build of OpenBLAS by its folder; the Debian package leaves the
+# choice to Debian's libopenblas.so.0 alternative instead (RPATH= in debian/rules).
+RPATH     ?= -Wl,-rpath,$(BLAS_DIR)
+LIBS       = $(SAN) $(LDFLAGS) -L$(BLAS_DIR) $(RPATH) -lopenblas -ldnnl -ljansson -lyaml -lcsv -lz -lpcre2-8 -lutf8proc $(MPI_LIBS) -lm -fopenmp
 # OpenMPI (trainer/train/ranks.c), as its pkg-config file says; empty until it is installed
 MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null)
 MPI_LIBS   := $(shell pkg-config --libs ompi-c 2>/dev/null)
@@ -43,9 +50,11 @@ deps:
 
 # Every object waits for one check that the Debian packages are there (it installs nothing:
 # ./configure does); the stamp makes it once per build directory.
+# (DEPS_CHECK=true in debian/rules: dpkg-buildpackage has checked the Build-Depends.)
+DEPS_CHECK ?= tools/install-deps --check
 $(BUILD)/.deps-ok: tools/install-deps
 	@mkdir -p $(dir $@)
-	@tools/install-deps --check
+	@$(DEPS_CHECK)
 	@touch $@
 
 $(BUILD)/%.o: %.c | $(BUILD)/.deps-ok
@@ -133,6 +142,43 @@ valgrind: $(BUILD)/lorafit
 	@LORAFIT_EXTRA_PKGS=valgrind tools/install-deps
 	@tools/valgrind.sh $(BUILD)
 
+# make install / uninstall, with the GNU directory variables (PREFIX sets prefix).
+PREFIX      ?= /usr/local
+prefix      ?= $(PREFIX)
+exec_prefix ?= $(prefix)
+bindir      ?= $(exec_prefix)/bin
+datarootdir ?= $(prefix)/share
+datadir     ?= $(datarootdir)
+mandir      ?= $(datarootdir)/man
+man1dir     ?= $(mandir)/man1
+bashcompdir ?= $(datadir)/bash-completion/completions
+INSTALL     ?= install
+# Everything make install writes, and nothing else: make uninstall removes exactly these.
+CONFIGS          := $(sort $(wildcard configs/*.yaml))
+INSTALLED_FILES   = $(bindir)/lorafit $(man1dir)/lorafit.1 $(bashcompdir)/lorafit \
+                    $(CONFIGS:configs/%=$(datadir)/lorafit/configs/%)
+
+install: $(BUILD)/lorafit
+	$(INSTALL) -d $(DESTDIR)$(bindir) $(DESTDIR)$(man1dir) $(DESTDIR)$(bashcompdir) \
+	  $(DESTDIR)$(datadir)/lorafit/configs
+	$(INSTALL) -m 755 $(BUILD)/lorafit $(DESTDIR)$(bindir)/lorafit
+	sed -e 's|@VERSION@|$(VERSION)|g' -e 's|@DATADIR@|$(datadir)|g' trainer/cli/lorafit.1 \
+	  > $(DESTDIR)$(man1dir)/lorafit.1
+	chmod 644 $(DESTDIR)$(man1dir)/lorafit.1
+	$(INSTALL) -m 644 trainer/cli/lorafit.bash $(DESTDIR)$(bashcompdir)/lorafit
+	$(INSTALL) -m 644 $(CONFIGS) $(DESTDIR)$(datadir)/lorafit/configs
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED_FILES))
+	-rmdir $(DESTDIR)$(datadir)/lorafit/configs $(DESTDIR)$(datadir)/lorafit 2>/dev/null
+
+# The Debian package (../lorafit_VERSION_ARCH.deb), with its packaging tools installed first
+# like make fuzz's, then lintian's verdict on it.
+deb:
+	@LORAFIT_EXTRA_PKGS="build-essential dpkg-dev debhelper fakeroot lintian" tools/install-deps
+	dpkg-buildpackage -us -uc -b
+	lintian --fail-on error ../lorafit_$(VERSION)_$$(dpkg-architecture -qDEB_HOST_ARCH).deb
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -147,5 +193,7 @@ help:
 	@echo "make bench    print kernel, load and data-streaming figures"
 	@echo "make fuzz     run each fuzz harness for FUZZ_SECONDS (default 60)"
 	@echo "make valgrind a small training run and resume under valgrind memcheck"
+	@echo "make install  install (PREFIX=/usr/local, DESTDIR); make uninstall removes it"
+	@echo "make deb      build the Debian package ../lorafit_VERSION_ARCH.deb and lintian it"
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

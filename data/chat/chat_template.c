@@ -17,6 +17,16 @@ static int parse_protected(ChatTemplate *t, Arena *scratch) {
     return 0;
 }
 
+/* The source copied and parsed; an allocation failure inside jumps back here (-1). A function
+ * of its own so that nothing of the caller's lives across the setjmp (gcc's -Wclobbered
+ * under Debian's hardening flags). */
+static int parse_guarded(ChatTemplate *t, Arena *scratch, const char *src, size_t len) {
+    if (setjmp(t->fail.jb)) return -1;
+    t->src = ct_arena_strdup(&t->arena, src, len);
+    t->srclen = len;
+    return parse_protected(t, scratch);
+}
+
 ChatTemplate *chat_template_parse(const char *src, size_t len, char *err, size_t errlen) {
     if (len >= UINT32_MAX / 8) {
         if (err && errlen) snprintf(err, errlen, "chat template of %zu bytes is too large", len);
@@ -30,12 +40,7 @@ ChatTemplate *chat_template_parse(const char *src, size_t len, char *err, size_t
     ct_arena_init(&t->arena, (size_t)1 << 30, &t->fail);
     Arena scratch;
     ct_arena_init(&scratch, (size_t)1 << 30, &t->fail);
-    int rc = setjmp(t->fail.jb) ? -1 : 0; /* an allocation failure below jumps here */
-    if (rc == 0) {
-        t->src = ct_arena_strdup(&t->arena, src ? src : "", len);
-        t->srclen = len;
-        rc = parse_protected(t, &scratch);
-    }
+    int rc = parse_guarded(t, &scratch, src ? src : "", len);
     ct_arena_free(&scratch);
     if (rc != 0) {
         if (err && errlen) snprintf(err, errlen, "%s", t->fail.msg);

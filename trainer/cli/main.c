@@ -1,5 +1,6 @@
 /* trainer/cli/main.c — the lorafit command line: dispatches to one command per file. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tensor/tensor.h"
@@ -31,11 +32,49 @@ static const Command commands[] = {
      "[--seed S]"},
 };
 
+/* A float default at its shortest round-trip text (2e-4, not 0.00020000000000000001). */
+static void shorten_number(char *value, size_t len) {
+    char *end;
+    double d = strtod(value, &end);
+    if (end == value || *end || !strpbrk(value, ".eE")) return;
+    for (int digits = 1; digits <= 17; digits++) {
+        char buf[64];
+        snprintf(buf, sizeof buf, "%.*g", digits, d);
+        if (strtod(buf, NULL) == d) {
+            snprintf(value, len, "%s", buf);
+            return;
+        }
+    }
+}
+
+/* lorafit --config-keys: every config key, one a line, "KEY<TAB>DEFAULT[<TAB>A|B|...]" (the
+ * values it takes when they are a list): the schema as the shell completion and the man
+ * page's test read it, and a quick reference for users. */
+static int print_config_keys(void) {
+    Config defaults;
+    if (config_defaults(&defaults) != 0) {
+        fprintf(stderr, "lorafit: out of memory\n");
+        return EXIT_RUNTIME;
+    }
+    for (int i = 0; config_key_path(i); i++) {
+        char value[512];
+        if (config_format_value(&defaults, i, value, sizeof value) < 0) snprintf(value, 4, "...");
+        shorten_number(value, sizeof value);
+        printf("%s\t%s", config_key_path(i), value);
+        const char *const *choices = config_key_choices(i);
+        for (int c = 0; choices && choices[c]; c++) printf("%s%s", c ? "|" : "\t", choices[c]);
+        printf("\n");
+    }
+    config_free(&defaults);
+    return EXIT_OK;
+}
+
 static void usage(FILE *out) {
     fprintf(out, "usage: lorafit COMMAND [ARGS]\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(out, "  lorafit %s\n", commands[i].summary);
     fprintf(out, "  lorafit --version | --help | COMMAND --help\n");
+    fprintf(out, "  lorafit --config-keys   every config key with its default\n");
 }
 
 int main(int argc, char **argv) {
@@ -48,6 +87,7 @@ int main(int argc, char **argv) {
         printf("lorafit %s\n", LORAFIT_VERSION);
         return 0;
     }
+    if (strcmp(argv[1], "--config-keys") == 0) return print_config_keys();
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(stdout);
         return 0;

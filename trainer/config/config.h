@@ -135,6 +135,9 @@ void config_free(Config *c);
 
 /* Every key, in file order: its dotted path for i in [0, count), NULL past the end. */
 const char *config_key_path(int i);
+/* The values key i takes, NULL-terminated (enum names; true, false for a bool), or NULL
+ * when it takes any value of its type: what --config-keys and the shell completion offer. */
+const char *const *config_key_choices(int i);
 /* The key's effective value as YAML text (strings double-quoted, floats %.17g, lists in
  * flow style, null for unset). Returns the length, or -1 when it does not fit. */
 int config_format_value(const Config *c, int i, char *buf, size_t len);

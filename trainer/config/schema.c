@@ -244,6 +244,14 @@ const char *config_key_path(int i) {
     return paths[i];
 }
 
+const char *const *config_key_choices(int i) {
+    if (i < 0 || i >= N_KEYS) return NULL;
+    static const char *const BOOL_NAMES[] = {"true", "false", NULL};
+    return config_keys[i].type == K_ENUM ? config_keys[i].names
+           : config_keys[i].type == K_BOOL ? BOOL_NAMES
+                                           : NULL;
+}
+
 /* ---- values as text ---------------------------------------------------------------------- */
 
 bool config_is_null_text(const char *s) {

@@ -28,8 +28,11 @@
 #include "trainer/store/png.h"
 #include "trainer/store/safetensors.h"
 
-/* lorafit's version: --version, model cards, GGUF and safetensors metadata. */
-#define LORAFIT_VERSION "0.1.0"
+/* lorafit's version (--version, model cards, GGUF and safetensors metadata, the man page),
+ * e.g. "0.1.0": the Makefile passes it from debian/changelog, the one place it is written. */
+#ifndef LORAFIT_VERSION
+#error "LORAFIT_VERSION is defined by the Makefile (from debian/changelog)"
+#endif
 
 /* The one way lorafit formats an error message: printf-style into err (when not NULL),
  * then ": <strerror(errnum)>" when errnum is not 0. Always returns -1, so a failing
