@@ -86,6 +86,9 @@ static void write_results(FILE *f, const LossPoints *p, bool picture) {
             fprintf(f, "| target tokens trained on | %" PRId64 " |\n", p->last_tokens);
         fprintf(f, "| final training loss | %.4f |\n", p->train_loss[p->n_train - 1]);
     }
+    if (p->last_nonfinite_skipped > 0)
+        fprintf(f, "| steps skipped as not finite | %" PRId64 " (train.on_nonfinite: skip) |\n",
+                p->last_nonfinite_skipped);
     if (p->n_eval) {
         double best = p->eval_loss[0];
         int64_t best_step = p->eval_step[0];
