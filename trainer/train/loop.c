@@ -12,6 +12,10 @@
  * layers recomputed one at a time in backward, in a second graph this file owns); it gives
  * the same bits, so nothing else here changes, and a resume may switch it.
  *
+ * A step whose loss, gradient norm or AdamW result is not finite applies no update; what
+ * follows (skip or stop, train.on_nonfinite) is nonfinite.c's. AdamW's step count and the
+ * schedule count the updates applied, so a skipped step moves neither.
+ *
  * Under mpirun (data_parallel.c) each rank runs its own rows of every micro-batch, seeds
  * backward with the step's target tokens over all ranks, and sums the gradients over the
  * ranks before clipping; every rank then applies the same update to the same weights. A
