@@ -361,6 +361,13 @@ START_TEST(test_skip_drops_the_update_like_data_without_that_step) {
     char out[4400];
     snprintf(out, sizeof out, "%s/out", skip);
     ck_assert_int_eq(last_metric(out, "nonfinite_skipped"), 1);
+    snprintf(a, sizeof a, "%s/out/adapter/README.md", skip); /* the model card counts it too */
+    char *card = test_read_file(a, NULL);
+    ck_assert_msg(
+        card && strstr(card, "| steps | 6 |") &&
+            strstr(card, "| steps skipped as not finite | 1 (train.on_nonfinite: skip) |"),
+        "%s", card);
+    free(card);
     json_t *m = tt_metrics(out); /* step 3's line: no loss of its own, the lr it did not take */
     json_t *l3 = json_array_get(m, 2), *l4 = json_array_get(m, 3);
     ck_assert(json_is_null(json_object_get(l3, "loss")) &&

@@ -259,10 +259,12 @@ int loss_points_read(const char *metrics_path, int64_t max_step, LossPoints *p, 
             if (rc == 0 && json_is_number(eval))
                 rc = push(&p->eval_step, &p->eval_loss, &p->n_eval, &cap_e, step,
                           json_number_value(eval));
-            if (json_is_integer(tokens)) p->last_tokens = json_integer_value(tokens);
-            if (json_is_integer(tokens))
+            if (json_is_integer(tokens)) { /* a training line */
+                p->last_tokens = json_integer_value(tokens);
+                p->last_step = step;
                 p->last_nonfinite_skipped =
                     json_is_integer(nonfinite) ? json_integer_value(nonfinite) : 0;
+            }
         }
         json_decref(j);
     }

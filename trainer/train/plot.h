@@ -16,6 +16,7 @@ typedef struct LossPoints {
     double *train_loss, *eval_loss;
     int n_train, n_eval;
     int64_t last_tokens;            /* "tokens" of the last training line, -1 when none */
+    int64_t last_step;              /* its "step" (its loss may be null: a skipped step's) */
     int64_t last_nonfinite_skipped; /* its "nonfinite_skipped" (0 when absent) */
 } LossPoints;
 
