@@ -184,6 +184,10 @@ START_TEST(test_writers_refuse_a_nonfinite_value_in_every_encoding) {
     f32[5] = -INFINITY;
     ck_assert_int_eq(store_check_finite(STORE_F32, f32, sizeof f32, "f", "t", err, sizeof err), -1);
     ck_assert_msg(strstr(err, "f: tensor 't' holds -inf at element 5 (as F32)"), "%s", err);
+    static float big[10000]; /* past the first blocks the check takes at once */
+    big[9000] = NAN;
+    ck_assert_int_eq(store_check_finite(STORE_F32, big, sizeof big, "f", "t", err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "holds NaN at element 9000 (as F32)"), "%s", err);
     double f64[3] = {0, NAN, 1};
     ck_assert_int_eq(store_check_finite(STORE_F64, f64, sizeof f64, "f", "t", err, sizeof err), -1);
     ck_assert_msg(strstr(err, "holds NaN at element 1 (as F64)"), "%s", err);
