@@ -140,11 +140,19 @@ static void swap_rows(Row *a, Row *b) {
 /* The pass of this epoch is over (source and buffer empty): start the next one. */
 static int end_epoch(DataReader *r, char *err, size_t errlen) {
     if (r->epoch_rows == 0) {
-        snprintf(err, errlen, "%s%s: no usable records in the data files%s", r->files[0],
-                 r->n_files > 1 ? " (and the other data files)" : "",
-                 r->o.overflow == DATA_OVERFLOW_DROP
-                     ? " (every record was bad, or longer than seq_len with overflow: drop)"
-                     : " (every record was skipped as bad)");
+        int64_t seen = 0; /* records read and set aside: bad ones, dropped ones */
+        for (int i = 0; i < r->n_files; i++) seen += r->bad[i] + r->dropped[i];
+        if (seen == 0 && r->n_files == 1)
+            snprintf(err, errlen, "%s: the data file holds no records (is it empty?)", r->files[0]);
+        else if (seen == 0)
+            snprintf(err, errlen, "%s and the %d other data file%s hold no records (empty?)",
+                     r->files[0], r->n_files - 1, r->n_files > 2 ? "s" : "");
+        else
+            snprintf(err, errlen, "%s%s: no usable records in the data files%s", r->files[0],
+                     r->n_files > 1 ? " (and the other data files)" : "",
+                     r->o.overflow == DATA_OVERFLOW_DROP
+                         ? " (every record was bad, or longer than seq_len with overflow: drop)"
+                         : " (every record was skipped as bad)");
         return -1;
     }
     if (r->epoch == INT_MAX) { /* only a forged cursor starts this close */

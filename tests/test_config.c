@@ -80,6 +80,8 @@ START_TEST(test_defaults_match_spec_and_paths_resolve_against_config_dir) {
     ck_assert_double_eq(c.train.max_grad_norm, 1.0);
     ck_assert_int_eq(c.train.seed, 42);
     ck_assert_int_eq(c.train.threads, 0);
+    ck_assert_int_eq(c.train.on_nonfinite, ON_NONFINITE_STOP);
+    ck_assert_int_eq(c.train.max_nonfinite_skips, 10);
     ck_assert_int_eq(c.eval.every, 0);
     ck_assert_int_eq(c.eval.max_batches, 0);
     ck_assert_int_eq(c.output.save_every, 100);
@@ -157,6 +159,10 @@ START_TEST(test_unknown_keys_suggest_the_right_one) {
     expect_error(text, NULL, 0, "did you mean `data.seq_len`?", NULL);
     snprintf(text, sizeof text, "%straning:\n  lr: 1\n", MINIMAL);
     expect_error(text, NULL, 0, "traning: unknown section", "did you mean `train`?");
+    snprintf(text, sizeof text, "%strain:\n  on_nonfinit: skip\n", MINIMAL);
+    expect_error(text, NULL, 0, "did you mean `train.on_nonfinite`?", NULL);
+    snprintf(text, sizeof text, "%strain:\n  max_nonfinite_skip: 3\n", MINIMAL);
+    expect_error(text, NULL, 0, "did you mean `train.max_nonfinite_skips`?", NULL);
     snprintf(text, sizeof text, "%slora:\n  zzzzzzzzzz: 1\n", MINIMAL);
     expect_error(text, NULL, 0, "lora.zzzzzzzzzz: unknown key", NULL);
 }
@@ -187,6 +193,8 @@ START_TEST(test_wrong_types_name_key_and_position) {
                  "model.dtype: invalid value 'f16'", "allowed: f32 | bf16");
     expect_error("model:\n  path: m\ndata:\n  train: t\noutput:\n  dir: o\n  keep: 0\n", NULL, 0,
                  "output.keep: must be in [1, ", NULL);
+    snprintf(text, sizeof text, "%strain:\n  max_nonfinite_skips: many\n", MINIMAL);
+    expect_error(text, NULL, 0, "train.max_nonfinite_skips: expected an integer, got 'many'", NULL);
     snprintf(text, sizeof text, "%strain:\n  batch_size: 99999999999999999999999\n", MINIMAL);
     expect_error(text, NULL, 0, "train.batch_size: expected an integer", NULL);
 }
@@ -211,6 +219,8 @@ START_TEST(test_out_of_range_values_are_rejected) {
         {"train:\n  epochs: 0\n", "train.epochs: must be in [1, "},
         {"train:\n  lr_scheduler: cosine_with_restarts\n", "allowed: constant | linear | cosine"},
         {"data:\n  overflow: wrap\n", "allowed: truncate | split | drop"},
+        {"train:\n  on_nonfinite: ignore\n", "allowed: stop | skip"},
+        {"train:\n  max_nonfinite_skips: 0\n", "train.max_nonfinite_skips: must be in [1, "},
         {"lora:\n  target_modules: [q_proj, lm_head]\n", "unknown module 'lm_head'"},
         {"lora:\n  target_modules: []\n", "non-empty list"},
         {"data:\n  train: []\n", "data.train: the list is empty"},
@@ -450,9 +460,19 @@ START_TEST(test_result_keys_and_diff) {
     char *dir = test_tmpdir(), err[1024], out[1024];
     Config a, b;
     ck_assert_int_eq(load_text(dir, MINIMAL, NULL, 0, &a, err, sizeof err), 0);
-    const char *sets[] = {"train.max_steps=5000", "train.threads=1", "eval.every=5",
-                          "log.every=1",          "output.keep=9",   "data.valid=v.jsonl"};
-    ck_assert_int_eq(load_text(dir, MINIMAL, sets, 6, &b, err, sizeof err), 0);
+    /* none of these changes the trained weights: a run stopped at a step that is not finite
+     * may resume with train.on_nonfinite: skip */
+    const char *sets[] = {"train.max_steps=5000",
+                          "train.threads=1",
+                          "eval.every=5",
+                          "log.every=1",
+                          "output.keep=9",
+                          "data.valid=v.jsonl",
+                          "train.on_nonfinite=skip",
+                          "train.max_nonfinite_skips=3"};
+    ck_assert_int_eq(load_text(dir, MINIMAL, sets, 8, &b, err, sizeof err), 0);
+    ck_assert_int_eq(b.train.on_nonfinite, ON_NONFINITE_SKIP);
+    ck_assert_int_eq(b.train.max_nonfinite_skips, 3);
     char *ka = config_result_keys(&a), *kb = config_result_keys(&b);
     ck_assert_ptr_nonnull(strstr(ka, "lora.r=8\n"));
     ck_assert_ptr_nonnull(strstr(ka, "train.seed=42\n"));

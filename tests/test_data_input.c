@@ -187,6 +187,42 @@ START_TEST(test_globs_lists_and_missing_files) {
 }
 END_TEST
 
+/* The first batch's error of the data at paths; fails the test unless there is one. */
+static void first_batch_error(const char *const *paths, int n, bool skip, char *err, size_t len) {
+    DataOptions o = test_options(paths[0], 8, 1);
+    o.paths = (const char **)paths;
+    o.n_paths = n;
+    o.on_error = skip ? DATA_ON_ERROR_SKIP : DATA_ON_ERROR_FAIL;
+    DataReader *r = test_open(&o);
+    Batch b;
+    ck_assert_int_eq(data_next_batch(r, &b, err, len), -1);
+    data_close(r);
+}
+
+/* An empty data file says that it holds no records, naming it (not that its records were
+ * bad); so do several; a file whose every record is bad still says that. */
+START_TEST(test_an_empty_data_file_says_it_holds_no_records) {
+    char *dir = test_tmpdir(), empty[4200], other[4200], bad[4200], err[8192], want[4400];
+    snprintf(empty, sizeof empty, "%s/empty.jsonl", dir);
+    snprintf(other, sizeof other, "%s/other.jsonl", dir);
+    snprintf(bad, sizeof bad, "%s/bad.jsonl", dir);
+    test_write_file(empty, "", 0);
+    test_write_file(other, "\n", 1);
+    test_write_file(bad, "{\"input_ids\": 5}\n", 17);
+    const char *one[1] = {empty}, *two[2] = {empty, other}, *bad_one[1] = {bad};
+    first_batch_error(one, 1, false, err, sizeof err);
+    snprintf(want, sizeof want, "%s: the data file holds no records (is it empty?)", empty);
+    ck_assert_msg(strstr(err, want) && !strstr(err, "bad"), "%s", err);
+    first_batch_error(two, 2, true, err, sizeof err);
+    snprintf(want, sizeof want, "%s and the 1 other data file hold no records", empty);
+    ck_assert_msg(strstr(err, want), "%s", err);
+    first_batch_error(bad_one, 1, true, err, sizeof err);
+    ck_assert_msg(strstr(err, "every record was skipped as bad"), "%s", err);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 static void assert_same_batches(const char *a, const char *b, int seq_len, int vocab) {
     DataOptions o = test_options(a, seq_len, 4);
     o.vocab_size = vocab;
@@ -222,6 +258,7 @@ Suite *data_input_suite(void) {
     tcase_add_test(tc, test_bad_records_fail_with_file_line_and_column);
     tcase_add_test(tc, test_shuffle_is_a_seeded_permutation_per_epoch);
     tcase_add_test(tc, test_globs_lists_and_missing_files);
+    tcase_add_test(tc, test_an_empty_data_file_says_it_holds_no_records);
     tcase_add_test(tc, test_real_data_jsonl_and_csv_agree);
     suite_add_tcase(s, tc);
     return s;

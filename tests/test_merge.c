@@ -219,6 +219,46 @@ START_TEST(test_merged_directory_keeps_transformers_newer_files) {
 }
 END_TEST
 
+/* A side file (or the named-templates folder) that is there but cannot be read is an error
+ * naming it, never a merged model silently without it. Tests run as root, whom permissions
+ * do not stop: a symlink loop (ELOOP) and a directory where a file belongs (EISDIR) are the
+ * failures other than absence that root meets too. */
+START_TEST(test_merge_fails_on_a_side_file_it_cannot_read) {
+    char src[4096], model_dir[4300], path[4400], err[1024];
+    root_path(src, sizeof src, "tests/data/train/qwen2-untied/model");
+    char *dir = test_tmpdir();
+    snprintf(model_dir, sizeof model_dir, "%s/model", dir);
+    json_t *edits = json_object();
+    tt_model_with_config(src, model_dir, edits);
+    json_decref(edits);
+    Model *m = model_load(model_dir, err, sizeof err);
+    ck_assert_msg(m, "%s", err);
+    MergeOptions opt = {ST_F32, 0, NULL};
+    struct {
+        const char *name, *why;
+        bool loop;
+    } cases[] = {{"tokenizer.json", "Too many levels of symbolic links", true},
+                 {"special_tokens_map.json", "Is a directory", false},
+                 {"additional_chat_templates", "Too many levels of symbolic links", true}};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", model_dir, cases[i].name);
+        if (cases[i].loop)
+            ck_assert_int_eq(symlink(cases[i].name, path), 0);
+        else
+            ck_assert_int_eq(mkdir(path, 0755), 0);
+        char *out = test_tmpdir();
+        ck_assert_int_eq(merge_write_hf(m, NULL, model_dir, out, &opt, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, path) && strstr(err, cases[i].why), "%s", err);
+        test_rmtree(out);
+        free(out);
+        ck_assert_int_eq(remove(path), 0);
+    }
+    model_free(m);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* metrics.jsonl files no healthy run writes, but a diverged run or a hand edit can: each is
  * drawn (both curves, the axes) and finishes; near-equal losses once looped forever on
  * ticks too close to step apart. */
@@ -400,6 +440,7 @@ Suite *merge_suite(void) {
     tcase_add_test(tc, test_run_card_merge_and_generate_match_the_adapter);
     tcase_add_test(tc, test_exporters_refuse_to_overwrite_without_force);
     tcase_add_test(tc, test_merged_directory_keeps_transformers_newer_files);
+    tcase_add_test(tc, test_merge_fails_on_a_side_file_it_cannot_read);
     TCase *pic = tcase_create("picture");
     tcase_set_timeout(pic, 30); /* a draw takes milliseconds; the old tick loop never ended */
     tcase_add_test(pic, test_loss_picture_of_degenerate_metrics);

@@ -1,8 +1,8 @@
 /* tests/test_mpi_faults.c — a two-rank job that is killed, stopped or fails: a rank or
  * mpirun killed with SIGKILL and the job resumed byte-identical, SIGUSR1 to mpirun saving
- * a checkpoint (exit 130), and a failure on all ranks or on one ending every rank with its
- * error printed once. Every wait is bounded and fails when the event never comes; none
- * measures speed. */
+ * a checkpoint (exit 130), a failure on all ranks or on one ending every rank with its
+ * error printed once, and a NaN gradient on one rank decided alike on both. Every wait is bounded
+ * and fails when the event never comes; none measures speed. */
 #include <ctype.h>
 #include <dirent.h>
 #include <signal.h>
@@ -265,6 +265,64 @@ START_TEST(test_a_failure_on_one_rank_stops_the_job_and_names_the_rank) {
 }
 END_TEST
 
+/* `mpirun -np 1 lorafit ... : -np 1 lorafit ...` with LORAFIT_FAULT=nan:step:2 on rank
+ * `faulty` alone, in dir (output to NAME.txt); the exit code. */
+static int nan_on_one_rank(const char *dir, const char *cfg, int faulty, const char *extra,
+                           const char *name) {
+    char cmd[16384], log_path[4200], rank[2][4600];
+    for (int r = 0; r < 2; r++)
+        snprintf(rank[r], sizeof rank[r], "-np 1 %s'%s' train '%s' %s",
+                 r == faulty ? "env LORAFIT_FAULT=nan:step:2 " : "", test_lorafit_bin(), cfg,
+                 extra);
+    snprintf(cmd, sizeof cmd, "exec " MPIRUN " %s : %s", rank[0], rank[1]);
+    snprintf(log_path, sizeof log_path, "%s/%s.txt", dir, name);
+    return tt_wait_bounded(spawn_command(cmd, log_path), 60, "the job with a NaN gradient");
+}
+
+/* A NaN gradient on one rank reaches every rank through the gradient sum, so all decide
+ * alike: with stop both exit 1 at step 2, the message printed once and naming no rank; with
+ * skip both go on, and the job ends with the same adapter whichever rank saw the NaN. */
+START_TEST(test_a_nan_gradient_on_one_rank_is_decided_alike_on_every_rank) {
+    NEED_MPIRUN();
+    TEST_NEED_SHARED(shared);
+    char *dir = test_tmpdir(), *other = test_tmpdir();
+    char *cfg = write_job(dir, shared), *other_cfg = write_job(other, shared);
+    int code = nan_on_one_rank(dir, cfg, 1, "", "stop");
+    char log_path[4200];
+    snprintf(log_path, sizeof log_path, "%s/stop.txt", dir);
+    char *log = test_read_file(log_path, NULL);
+    ck_assert_msg(code == 1, "exit %d, expected 1:\n%s", code, log);
+    ck_assert_msg(count_of(log, "lorafit train:") == 1 &&
+                      count_of(log, "lorafit train: step 2: the gradient norm (NaN) is not "
+                                    "finite") == 1 &&
+                      strstr(log, "No checkpoint was written yet.") && !strstr(log, "rank 1 of"),
+                  "expected one message about step 2:\n%s", log);
+    free(log);
+    char out[4300];
+    snprintf(out, sizeof out, "%s/out", dir);
+    test_rmtree(out);
+    const char *skip = "--set train.on_nonfinite=skip";
+    ck_assert_int_eq(nan_on_one_rank(dir, cfg, 1, skip, "skip"), 0);
+    ck_assert_int_eq(nan_on_one_rank(other, other_cfg, 0, skip, "skip"), 0);
+    snprintf(log_path, sizeof log_path, "%s/skip.txt", dir);
+    log = test_read_file(log_path, NULL);
+    ck_assert_msg(count_of(log, "update skipped") == 1 &&
+                      strstr(log, "1 step skipped as not finite"),
+                  "expected one skipped step:\n%s", log);
+    free(log);
+    char a[4400], b[4400];
+    adapter_path(a, sizeof a, dir);
+    adapter_path(b, sizeof b, other);
+    ck_assert_msg(tt_same_bytes(a, b), "the adapter depends on which rank saw the NaN");
+    free(cfg);
+    free(other_cfg);
+    test_rmtree(dir);
+    test_rmtree(other);
+    free(dir);
+    free(other);
+}
+END_TEST
+
 Suite *mpi_faults_suite(void) {
     Suite *s = suite_create("mpi_faults");
     TCase *tc = tcase_create("mpi_faults");
@@ -273,6 +331,7 @@ Suite *mpi_faults_suite(void) {
     tcase_add_test(tc, test_sigusr1_to_mpirun_saves_a_checkpoint_and_exits_130);
     tcase_add_test(tc, test_a_bad_record_stops_every_rank_with_its_line_printed_once);
     tcase_add_test(tc, test_a_failure_on_one_rank_stops_the_job_and_names_the_rank);
+    tcase_add_test(tc, test_a_nan_gradient_on_one_rank_is_decided_alike_on_every_rank);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -137,6 +137,79 @@ START_TEST(test_resume_after_a_kill_at_every_rename_is_bit_identical) {
 }
 END_TEST
 
+/* One train.on_nonfinite: skip run in dir (its config cfg, in dir), with the NaN gradients
+ * of `nan` ("nan:step:N,...") and, when kill_step > 0, SIGKILL after that step; the exit
+ * code. resume: with --resume. */
+static int skip_run(const char *dir, const char *cfg, const char *nan, int kill_step, bool resume) {
+    const char *argv[] = {"train",
+                          cfg,
+                          "--set",
+                          "train.on_nonfinite=skip",
+                          "--set",
+                          "train.max_nonfinite_skips=3",
+                          resume ? "--resume" : NULL,
+                          NULL};
+    char fault[256], log_path[4200];
+    snprintf(fault, sizeof fault, "%s", nan);
+    if (kill_step > 0)
+        snprintf(fault + strlen(fault), sizeof fault - strlen(fault), ",kill:step:%d", kill_step);
+    snprintf(log_path, sizeof log_path, "%s/log.txt", dir);
+    unlink(log_path);
+    return tt_wait(tt_spawn_fault(argv, log_path, fault));
+}
+
+/* A skip run killed after a step and resumed ends byte-identical to an uninterrupted one:
+ * AdamW's count and the schedule (which skipped steps do not advance), the counters of
+ * skipped steps in all, in a row and in the metrics window (whose loss leaves them out) all
+ * come back from the checkpoint. With NaN at steps 4, 5, 6 and max_nonfinite_skips 3, a run
+ * killed after step 4 (checkpoint-4: one in a row) stops at step 6 like the uninterrupted
+ * one, which it would not if the count in a row started again at 0. */
+START_TEST(test_a_skip_run_killed_and_resumed_is_byte_identical) {
+    char *ref = test_tmpdir(), *cut = test_tmpdir(), out[4200];
+    char *ref_cfg = write_resume_config(ref, 8, 2), *cut_cfg = write_resume_config(cut, 8, 2);
+    snprintf(out, sizeof out, "%s/out", cut);
+    const char *nan = "nan:step:3,nan:step:4";
+    ck_assert_int_eq(skip_run(ref, ref_cfg, nan, 0, false), 0);
+    char *log = tt_log(ref);
+    ck_assert_msg(strstr(log, "2 steps skipped as not finite"), "%s", log);
+    free(log);
+    for (int kill_at = 3; kill_at <= 5; kill_at++) {
+        char what[64];
+        snprintf(what, sizeof what, "killed after step %d", kill_at);
+        test_rmtree(out);
+        ck_assert_int_eq(skip_run(cut, cut_cfg, nan, kill_at, false), 128 + SIGKILL);
+        ck_assert_int_eq(skip_run(cut, cut_cfg, nan, 0, true), 0);
+        log = tt_log(cut);
+        ck_assert_msg(strstr(log, "resuming from"), "%s: %s", what, log);
+        free(log);
+        tt_assert_same_run(ref, cut, what);
+    }
+
+    const char *run = "nan:step:4,nan:step:5,nan:step:6";
+    test_rmtree(out);
+    snprintf(out, sizeof out, "%s/out", ref);
+    test_rmtree(out);
+    ck_assert_int_eq(skip_run(ref, ref_cfg, run, 0, false), 1);
+    ck_assert_int_eq(skip_run(cut, cut_cfg, run, 4, false), 128 + SIGKILL);
+    ck_assert_int_eq(skip_run(cut, cut_cfg, run, 0, true), 1);
+    log = tt_log(cut);
+    ck_assert_msg(strstr(log, "resuming from") && strstr(log, "lorafit train: step 6:") &&
+                      strstr(log, "3 steps in a row were not finite"),
+                  "%s", log);
+    free(log);
+    json_t *ma = tt_stripped_metrics(ref), *mb = tt_stripped_metrics(cut);
+    ck_assert_msg(json_equal(ma, mb), "the stopped runs' metrics differ");
+    json_decref(ma);
+    json_decref(mb);
+    free(ref_cfg);
+    free(cut_cfg);
+    test_rmtree(ref);
+    test_rmtree(cut);
+    free(ref);
+    free(cut);
+}
+END_TEST
+
 START_TEST(test_sigint_saves_a_checkpoint_and_exits_130) {
     char *dir = test_tmpdir();
     char *cfg = write_resume_config(dir, 1000000, 0);
@@ -335,6 +408,7 @@ Suite *train_resume_suite(void) {
     tcase_add_test(tc, test_resume_after_a_kill_at_every_write_is_bit_identical);
     tcase_add_test(tc, test_resume_after_a_kill_at_every_fsync_is_bit_identical);
     tcase_add_test(tc, test_resume_after_a_kill_at_every_rename_is_bit_identical);
+    tcase_add_test(tc, test_a_skip_run_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_sigint_saves_a_checkpoint_and_exits_130);
     tcase_add_test(tc, test_one_writer_per_output_dir_and_a_killed_holder_never_blocks);
     tcase_add_test(tc, test_resume_refuses_a_config_that_changes_the_result);

@@ -1,6 +1,7 @@
 /* tests/fuzz/fuzz_trainer_state.c — checkpoint_load with an arbitrary
  * trainer_state.safetensors. The MANIFEST is rewritten for every input so the CRC check
- * passes and the bytes reach the state reader (metadata numbers, moments, data cursor).
+ * passes and the bytes reach the state reader (metadata numbers, the counters of skipped
+ * steps, moments, data cursor).
  * The adapter is a real one for the committed qwen2-untied test model (r 2, q_proj). */
 #include "tests/fuzz/fuzz_trainer_state.h"
 #include "tests/fuzz/fuzz_util.h"
@@ -25,6 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (checkpoint_load(fx.ckpt, fx.lora, fx.m, fx.v, &s, err, sizeof err) == 0) {
         if (s.cursor_size && !s.cursor) abort();
         if (!s.config_keys) abort();
+        /* what a resumed run relies on: the skip counters within the step counts */
+        if (s.nonfinite_skipped < 0 || s.nonfinite_skipped > s.step || s.nonfinite_streak < 0 ||
+            s.nonfinite_streak > s.nonfinite_skipped || s.log_skipped < 0 ||
+            s.log_skipped > s.log_steps)
+            abort();
         train_state_free(&s);
     } else if (!err[0]) {
         abort();

@@ -44,6 +44,9 @@ static inline int fuzz_state_fixture(FuzzStateFixture *fx, const char *out_dir) 
                     .log_tokens = 40,
                     .log_loss_sum = 4.5,
                     .best_eval_loss = 1.0 / 0.0,
+                    .nonfinite_skipped = 1, /* the skip counters' metadata in the seed too */
+                    .nonfinite_streak = 1,
+                    .log_skipped = 1,
                     .threads = 1,
                     .config_keys = "lora.r=2\n",
                     .cursor = cursor,

@@ -3,6 +3,7 @@
  * when no validation set is configured. Prints one JSON line on stdout. Under mpirun the
  * ranks share the batches out and rank 0 prints the line. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,9 +91,12 @@ static int run_eval(const Config *asked, const char *adapter, char *err, size_t 
             rc = EXIT_RUNTIME;
     }
     checkpointing_free(ck);
-    if (rc == EXIT_OK && ranks_rank() == 0)
-        printf("{\"eval_loss\": %.9g, \"eval_tokens\": %" PRId64 ", \"data\": \"%s\"}\n", loss,
+    if (rc == EXIT_OK && ranks_rank() == 0) {
+        char value[32] = "null"; /* not finite: JSON has no NaN, and metrics.jsonl writes null */
+        if (isfinite(loss)) snprintf(value, sizeof value, "%.9g", loss);
+        printf("{\"eval_loss\": %s, \"eval_tokens\": %" PRId64 ", \"data\": \"%s\"}\n", value,
                tokens, cfg->data.valid.n > 0 ? "valid" : "train");
+    }
     graph_destroy(job.graph);
     train_text_free(&job.text);
     lora_free(job.lora);

@@ -32,6 +32,8 @@ typedef enum { CONFIG_DTYPE_F32, CONFIG_DTYPE_BF16 } ConfigDtype;
 typedef enum { CONFIG_PRECISION_AUTO, CONFIG_PRECISION_F32, CONFIG_PRECISION_BF16 } ConfigPrecision;
 typedef enum { OVERFLOW_TRUNCATE, OVERFLOW_SPLIT, OVERFLOW_DROP } ConfigOverflow;
 typedef enum { ON_ERROR_FAIL, ON_ERROR_SKIP } ConfigOnError;
+/* train.on_nonfinite: what a step whose loss, gradient or update is not finite does. */
+typedef enum { ON_NONFINITE_STOP, ON_NONFINITE_SKIP } ConfigOnNonfinite;
 /* data.format, in data/data.h's DataFormat order. */
 typedef enum {
     CONFIG_FORMAT_AUTO,
@@ -102,6 +104,8 @@ typedef struct Config {
         ConfigPrecision precision; /* [auto]: bf16 where the CPU multiplies bf16 natively */
         /* [false]: keep only each layer's input; recompute the layer in backward */
         bool gradient_checkpointing;
+        ConfigOnNonfinite on_nonfinite; /* [stop] */
+        int64_t max_nonfinite_skips;    /* [10], >= 1: skip stops after that many in a row */
     } train;
     struct {
         int64_t every;       /* [0], >= 0 */
@@ -154,7 +158,10 @@ const char *config_result_value(const char *keys, const char *kp, size_t *len);
  *   may be extended; note that the lr schedule's horizon then moves with it) and
  *   train.threads (it changes speed only up to floating-point summation order, and a
  *   preempted job may land on another machine) and train.gradient_checkpointing (the
- *   result is bit-identical either way; a job that ran out of memory may resume with it).
+ *   result is bit-identical either way; a job that ran out of memory may resume with it)
+ *   and train.on_nonfinite / train.max_nonfinite_skips (they decide what happens at a
+ *   step that is not finite, not the steps before it: a run stopped there may resume
+ *   with skip).
  * Not counted: eval.*, log.*, output.* — they change what is observed or kept, not the
  * trained weights. NULL when out of memory. */
 char *config_result_keys(const Config *c);

@@ -164,8 +164,9 @@ int config_write_resolved(const Config *c, const char *path, char *err, size_t e
 
 /* Keys excluded from the result fingerprint (see config.h for why). */
 static int affects_result(const char *kp) {
-    static const char *const skip[] = {"data.valid", "train.max_steps", "train.threads",
-                                       "train.gradient_checkpointing"};
+    static const char *const skip[] = {"data.valid",         "train.max_steps",
+                                       "train.threads",      "train.gradient_checkpointing",
+                                       "train.on_nonfinite", "train.max_nonfinite_skips"};
     for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
         if (!strcmp(kp, skip[i])) return 0;
     return strncmp(kp, "eval.", 5) != 0 && strncmp(kp, "log.", 4) != 0 &&

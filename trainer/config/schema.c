@@ -17,6 +17,7 @@ static const char *const DTYPE_NAMES[] = {"f32", "bf16", NULL};
 static const char *const OVERFLOW_NAMES[] = {"truncate", "split", "drop", NULL};
 static const char *const ON_ERROR_NAMES[] = {"fail", "skip", NULL};
 static const char *const SCHEDULER_NAMES[] = {"constant", "linear", "cosine", NULL};
+static const char *const ON_NONFINITE_NAMES[] = {"stop", "skip", NULL};
 static const char *const PRECISION_NAMES[] = {"auto", "f32", "bf16", NULL};
 static const char *const FORMAT_NAMES[] = {"auto",   "tokens", "text", "completion",
                                            "alpaca", "chat",   NULL};
@@ -80,6 +81,9 @@ const Key config_keys[] = {
     {"train", "precision", K_ENUM, OFF(train.precision), false, ANY, PRECISION_NAMES},
     {"train", "gradient_checkpointing", K_BOOL, OFF(train.gradient_checkpointing), false, ANY,
      NULL},
+    {"train", "on_nonfinite", K_ENUM, OFF(train.on_nonfinite), false, ANY, ON_NONFINITE_NAMES},
+    {"train", "max_nonfinite_skips", K_INT, OFF(train.max_nonfinite_skips), false,
+     RANGE(1, 1e9, false, false), NULL},
     {"eval", "every", K_INT, OFF(eval.every), false, RANGE(0, 1e15, false, false), NULL},
     {"eval", "max_batches", K_INT, OFF(eval.max_batches), false, RANGE(0, 1e15, false, false),
      NULL},
@@ -362,6 +366,8 @@ int config_defaults(Config *c) {
     c->train.threads = 0;
     c->train.precision = CONFIG_PRECISION_AUTO;
     c->train.gradient_checkpointing = false;
+    c->train.on_nonfinite = ON_NONFINITE_STOP;
+    c->train.max_nonfinite_skips = 10;
     c->eval.every = 0;
     c->eval.max_batches = 0;
     c->output.save_every = 100;

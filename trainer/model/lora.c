@@ -327,6 +327,26 @@ static const StTensor *find_adapter_tensor(const SafeTensors *st, const char *na
     return st_find(st, alt);
 }
 
+/* An adapter that holds a NaN or an infinity (a diverged run, written by an older lorafit or
+ * another tool) is refused where it is read, naming the tensor: merged, resumed, evaluated
+ * or trained on, it would only spread the value. */
+static int check_finite(const Tensor *t, const char *path, const char *name, char *err,
+                        size_t errlen) {
+    for (int64_t i = 0; i < t->size; i++)
+        if (!isfinite(t->data[i])) {
+            snprintf(err, errlen,
+                     "%s: tensor '%s' holds %s at element %lld: this adapter is broken (its run "
+                     "diverged?) and lorafit will not use it",
+                     path, name,
+                     isnan(t->data[i]) ? "NaN"
+                     : t->data[i] > 0  ? "inf"
+                                       : "-inf",
+                     (long long)i);
+            return -1;
+        }
+    return 0;
+}
+
 int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen) {
     char path[4096];
     if (path_join(path, sizeof path, dir, "adapter_config.json", err, errlen) != 0 ||
@@ -353,6 +373,7 @@ int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen) {
             rc = -1;
         } else {
             rc = st_to_float(s, t->data, err, errlen);
+            if (rc == 0) rc = check_finite(t, path, s->name, err, errlen);
         }
     }
     st_close(st);

@@ -46,7 +46,8 @@ void lora_free(Lora *l);
 void lora_init_fresh(Lora *l, uint64_t seed);
 /* Reads DIR/adapter_config.json and DIR/adapter_model.safetensors (F32/F16/BF16). r,
  * lora_alpha, use_rslora, target_modules and every shape must match the spec; names are
- * accepted with or without PEFT's ".default" infix. */
+ * accepted with or without PEFT's ".default" infix. A NaN or infinite value is an error
+ * naming the tensor. */
 int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen);
 /* The spec an adapter was saved with (r, lora_alpha, use_rslora, target_modules; dropout 0),
  * for loading an adapter without a training config (generate, eval --adapter). */

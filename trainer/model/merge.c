@@ -141,20 +141,19 @@ static const char *const copied_files[] = {"generation_config.json",
                                            "added_tokens.json",
                                            CHAT_TEMPLATE_FILE};
 
-/* model_dir/name to out_dir/name when it exists (name may hold one folder). */
+/* model_dir/name to out_dir/name when it exists (name may hold one folder). Only its
+ * absence skips it: a file that is there but cannot be read (no permission, a directory, a
+ * symlink loop) is an error naming it, never a merged model silently missing its tokenizer. */
 static int copy_if_there(const char *model_dir, const char *out_dir, const char *name, char *err,
                          size_t errlen) {
     char src[4200], dst[4200];
     if (path_join(src, sizeof src, model_dir, name, err, errlen) != 0 ||
         path_join(dst, sizeof dst, out_dir, name, err, errlen) != 0)
         return -1;
-    FILE *probe = fopen(src, "rb");
-    if (!probe) return 0;
-    fclose(probe);
     size_t len;
-    char *data = store_read_file(src, (size_t)1 << 30, &len, err, errlen);
-    if (!data) return -1;
-    int rc = fsio_write_file(dst, data, len, err, errlen);
+    bool failed;
+    char *data = store_read_file_if_there(src, (size_t)1 << 30, &len, &failed, err, errlen);
+    int rc = failed ? -1 : data ? fsio_write_file(dst, data, len, err, errlen) : 0;
     free(data);
     return rc;
 }
@@ -165,7 +164,7 @@ static int copy_side_files(const char *model_dir, const char *out_dir, char *err
     char dir[4200];
     if (path_join(dir, sizeof dir, model_dir, NAMED_TEMPLATES_DIR, err, errlen) != 0) return -1;
     DIR *d = opendir(dir);
-    if (!d) return 0;
+    if (!d) return errno == ENOENT ? 0 : store_error(err, errlen, errno, "%s: cannot open", dir);
     int rc = path_join(dir, sizeof dir, out_dir, NAMED_TEMPLATES_DIR, err, errlen);
     if (rc == 0 && mkdir(dir, 0755) != 0 && errno != EEXIST)
         rc = store_error(err, errlen, errno, "%s: cannot create", dir);

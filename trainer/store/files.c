@@ -28,13 +28,14 @@ static char *read_open_file(FILE *f, const char *path, size_t max_bytes, size_t 
         n += got;
         if (got == 0) break;
     }
-    int read_error = ferror(f), more = buf && n == cap && fgetc(f) != EOF;
+    int read_error = ferror(f) ? (errno ? errno : EIO) : 0,
+        more = buf && !read_error && n == cap && fgetc(f) != EOF;
     fclose(f);
     if (!buf || read_error || more) {
         if (!buf)
             store_error(err, errlen, 0, "%s: out of memory reading it", path);
         else if (read_error)
-            store_error(err, errlen, 0, "%s: read error", path);
+            store_error(err, errlen, read_error, "%s: cannot read", path);
         else
             store_error(err, errlen, 0, "%s: larger than %zu bytes; is this the right file?", path,
                         max_bytes);

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +52,9 @@ static long fault_calls[FSIO_OP_COUNT]; /* calls of each kind since the fault wa
 static FaultAction fault_action[FSIO_OP_COUNT];
 static int64_t fault_step = -1; /* kill or stop when this optimizer step has finished */
 static FaultAction fault_step_action;
+#define MAX_NAN_STEPS 16
+static int64_t nan_steps[MAX_NAN_STEPS]; /* "nan:step:N": steps whose gradient is poisoned */
+static int n_nan_steps;
 
 void fsio_inject_fault(FsioOp op, long nth) {
     if ((int)op < 0 || op >= FSIO_OP_COUNT) return;
@@ -59,22 +63,24 @@ void fsio_inject_fault(FsioOp op, long nth) {
     fault_action[op] = FAULT_EIO;
 }
 
-/* Test-only: LORAFIT_FAULT="[kill:|stop:]write:N" (or fsync:N, rename:N), or
- * "kill:step:N" / "stop:step:N", arms a fault in a child lorafit process. Read once, at the
- * first fault point reached. Malformed values are ignored. */
-static void fault_from_env(void) {
-    static int done;
-    if (done) return;
-    done = 1;
-    const char *e = getenv("LORAFIT_FAULT");
-    if (!e) return;
+/* One point of LORAFIT_FAULT, e of len bytes: "[kill:|stop:]write:N" (or fsync:N, rename:N),
+ * "kill:step:N" / "stop:step:N", or "nan:step:N". Malformed points are ignored. */
+static void arm_point(const char *e, size_t len) {
+    char point[64];
+    if (len >= sizeof point) return;
+    memcpy(point, e, len);
+    point[len] = '\0';
+    e = point;
     FaultAction action = FAULT_EIO;
+    bool nan = strncmp(e, "nan:", 4) == 0;
     if (strncmp(e, "kill:", 5) == 0) {
         action = FAULT_KILL;
         e += 5;
     } else if (strncmp(e, "stop:", 5) == 0) {
         action = FAULT_STOP;
         e += 5;
+    } else if (nan) {
+        e += 4;
     }
     static const char *const names[FSIO_OP_COUNT + 1] = {"write:", "fsync:", "rename:", "step:"};
     for (int op = 0; op <= FSIO_OP_COUNT; op++) {
@@ -83,14 +89,30 @@ static void fault_from_env(void) {
         char *end;
         long nth = strtol(e + n, &end, 10);
         if (*end != '\0' || nth <= 0) return;
-        if (op == FSIO_OP_COUNT) {
+        if (op == FSIO_OP_COUNT && nan) {
+            if (n_nan_steps < MAX_NAN_STEPS) nan_steps[n_nan_steps++] = nth;
+        } else if (op == FSIO_OP_COUNT) {
             if (action == FAULT_EIO) return; /* a step cannot fail with EIO */
             fault_step = nth;
             fault_step_action = action;
-        } else {
+        } else if (!nan) {
             fsio_inject_fault((FsioOp)op, nth);
             fault_action[op] = action;
         }
+    }
+}
+
+/* Test-only: LORAFIT_FAULT, a comma-separated list of points (see arm_point), arms faults in a
+ * child lorafit process. Read once, at the first fault point reached. */
+static void fault_from_env(void) {
+    static int done;
+    if (done) return;
+    done = 1;
+    const char *e = getenv("LORAFIT_FAULT");
+    while (e && *e) {
+        size_t len = strcspn(e, ",");
+        arm_point(e, len);
+        e += len + (e[len] == ',');
     }
 }
 
@@ -118,6 +140,13 @@ void fsio_fault_point_step(int64_t step) {
     if (step != fault_step) return;
     fault_step = -1;
     fault_act(fault_step_action);
+}
+
+bool fsio_fault_nan_step(int64_t step) {
+    fault_from_env();
+    for (int i = 0; i < n_nan_steps; i++)
+        if (nan_steps[i] == step) return true;
+    return false;
 }
 
 static ssize_t sys_write(int fd, const void *buf, size_t len) {

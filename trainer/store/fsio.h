@@ -11,6 +11,7 @@
 #ifndef LORAFIT_FSIO_H
 #define LORAFIT_FSIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -54,8 +55,13 @@ void fsio_inject_fault(FsioOp op, long nth); /* nth <= 0 clears */
  * reached. With a "kill:" or "stop:" prefix ("kill:rename:3") the process instead kills
  * itself with SIGKILL, or stops itself with SIGSTOP, just before that call; "kill:step:N" and
  * "stop:step:N" do the same when optimizer step N has finished (checkpoint included).
+ * "nan:step:N" makes the gradient of optimizer step N NaN (fsio_fault_nan_step). Several
+ * points are separated by commas: "nan:step:3,nan:step:4,kill:step:5".
  * Never set it in production. */
 /* The training loop's fault point: call once after each finished step. */
 void fsio_fault_point_step(int64_t step);
+/* The training loop's gradient fault point: true when LORAFIT_FAULT asks for optimizer
+ * step `step` (1-based) to get a NaN gradient, as a diverging run or a bad batch would. */
+bool fsio_fault_nan_step(int64_t step);
 
 #endif

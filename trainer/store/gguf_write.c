@@ -3,7 +3,8 @@
  * Why values are serialized when they are set: a key-value is then one byte string (type +
  * payload) that save writes as it is, and replacing a key is swapping that string. Tensor
  * bytes are the opposite: borrowed or produced by a callback at save time, one tensor in
- * memory at a time, because they are most of the file. */
+ * memory at a time, because they are most of the file. Each passes store_check_finite on its
+ * way out: a file that would hold a NaN or an infinity is abandoned. */
 #include "trainer/store/gguf.h"
 
 #include <stdio.h>
@@ -298,6 +299,14 @@ static int build_header(const GgufWriter *w, Bytes *h) {
     return h->oom ? -1 : 0;
 }
 
+static StoreEncoding encoding(GgmlType t) {
+    return t == GGML_TYPE_F32    ? STORE_F32
+           : t == GGML_TYPE_F16  ? STORE_F16
+           : t == GGML_TYPE_BF16 ? STORE_BF16
+           : t == GGML_TYPE_Q8_0 ? STORE_Q8_0
+                                 : STORE_NOT_FLOAT;
+}
+
 int gguf_writer_save(GgufWriter *w, const char *path, char *err, size_t errlen) {
     Bytes h = {0};
     if (build_header(w, &h) != 0) {
@@ -324,6 +333,8 @@ int gguf_writer_save(GgufWriter *w, const char *path, char *err, size_t errlen) 
             rc = e->fill(e->ctx, buf, e->nbytes, err, errlen);
             data = buf;
         }
+        if (rc == 0)
+            rc = store_check_finite(encoding(e->type), data, e->nbytes, path, e->name, err, errlen);
         if (rc == 0) rc = fsio_write(f, data, e->nbytes, err, errlen);
         size_t pad = (size_t)(pad_to(e->nbytes, w->alignment) - e->nbytes);
         while (rc == 0 && pad > 0) {

@@ -1,9 +1,12 @@
 /* trainer/store/safetensors_write.c — the writer (see safetensors.h).
  *
  * Tensors are only borrowed: the writer holds names, shapes and pointers, and streams the
- * data straight into the fsio file, so saving an adapter allocates only the header. */
+ * data straight into the fsio file, so saving an adapter allocates only the header. Each
+ * floating-point tensor passes store_check_finite on its way out: a file that would hold a
+ * NaN or an infinity is abandoned and never appears under its name. */
 #include "trainer/store/fsio.h"
 #include "trainer/store/safetensors.h"
+#include "trainer/store/store.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -142,6 +145,14 @@ static char *build_header(StWriter *w, size_t *len) {
     return out;
 }
 
+static StoreEncoding encoding(StDtype d) {
+    return d == ST_F64    ? STORE_F64
+           : d == ST_F32  ? STORE_F32
+           : d == ST_F16  ? STORE_F16
+           : d == ST_BF16 ? STORE_BF16
+                          : STORE_NOT_FLOAT;
+}
+
 int st_writer_save(StWriter *w, const char *path, char *err, size_t errlen) {
     qsort(w->entries, (size_t)w->count, sizeof *w->entries, by_entry_name);
     size_t hlen = 0;
@@ -169,7 +180,9 @@ int st_writer_save(StWriter *w, const char *path, char *err, size_t errlen) {
         const WriterEntry *e = &w->entries[i];
         if (!e->nbytes) continue;
         if (e->fill && (rc = e->fill(e->ctx, buf, e->nbytes, err, errlen)) != 0) break;
-        rc = fsio_write(f, e->fill ? buf : e->data, e->nbytes, err, errlen);
+        const void *data = e->fill ? buf : e->data;
+        rc = store_check_finite(encoding(e->dtype), data, e->nbytes, path, e->name, err, errlen);
+        if (rc == 0) rc = fsio_write(f, data, e->nbytes, err, errlen);
     }
     free(buf);
     if (rc != 0) {

@@ -8,7 +8,8 @@
  *   manifest.h     the MANIFEST that makes a checkpoint directory verifiable
  *   gguf.h         the GGUF writer (llama.cpp / Ollama) and ggml's F16, BF16, Q8_0 encodings
  *   png.h          a small PNG writer (zlib) for the loss-curve picture of a model card
- *   below          error messages, path joining and whole-file reads shared by every module
+ *   below          error messages, path joining and whole-file reads shared by every module,
+ *                  and the guard that keeps non-finite values out of every tensor written
  *
  * Where new file formats go: a file here next to safetensors_write.c and gguf_write.c,
  * with its declarations in a header of its own included below.
@@ -58,5 +59,23 @@ char *store_read_file(const char *path, size_t max_bytes, size_t *len, char *err
  * NULL with *failed true and err for any other failure. */
 char *store_read_file_if_there(const char *path, size_t max_bytes, size_t *len, bool *failed,
                                char *err, size_t errlen);
+
+/* How a tensor writer encodes floating-point values, for store_check_finite (Q8_0: ggml's
+ * blocks of an F16 scale and 32 int8; STORE_NOT_FLOAT for integers and bytes). */
+typedef enum {
+    STORE_F64,
+    STORE_F32,
+    STORE_F16,
+    STORE_BF16,
+    STORE_Q8_0,
+    STORE_NOT_FLOAT
+} StoreEncoding;
+/* The one guard of what lorafit writes: 0 when every value in data (nbytes encoded as enc)
+ * is finite, else -1 with err naming path, the tensor, the value (NaN, inf, -inf) and its
+ * element. The safetensors and GGUF writers call it on every tensor's bytes just before
+ * they write them, and abandon the file when it fails: a NaN or an infinity never reaches
+ * disk through lorafit, whichever path produced it. */
+int store_check_finite(StoreEncoding enc, const void *data, size_t nbytes, const char *path,
+                       const char *tensor, char *err, size_t errlen);
 
 #endif

@@ -81,11 +81,15 @@ static void write_config_tables(FILE *f, const Config *c) {
 static void write_results(FILE *f, const LossPoints *p, bool picture) {
     fprintf(f, "## Results\n\n| | |\n|---|---|\n");
     if (p->n_train) {
-        fprintf(f, "| steps | %" PRId64 " |\n", p->train_step[p->n_train - 1]);
+        fprintf(f, "| steps | %" PRId64 " |\n",
+                p->last_step > 0 ? p->last_step : p->train_step[p->n_train - 1]);
         if (p->last_tokens >= 0)
             fprintf(f, "| target tokens trained on | %" PRId64 " |\n", p->last_tokens);
         fprintf(f, "| final training loss | %.4f |\n", p->train_loss[p->n_train - 1]);
     }
+    if (p->last_nonfinite_skipped > 0)
+        fprintf(f, "| steps skipped as not finite | %" PRId64 " (train.on_nonfinite: skip) |\n",
+                p->last_nonfinite_skipped);
     if (p->n_eval) {
         double best = p->eval_loss[0];
         int64_t best_step = p->eval_step[0];

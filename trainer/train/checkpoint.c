@@ -136,6 +136,11 @@ static int write_state_file(const char *path, const SaveCtx *c, char *err, size_
     if (rc == 0) rc = add_meta_i64(w, "log_tokens", s->log_tokens, err, errlen);
     if (rc == 0) rc = add_meta_f64(w, "best_eval_loss", s->best_eval_loss, err, errlen);
     if (rc == 0) rc = add_meta_i64(w, "threads", s->threads, err, errlen);
+    if (s->nonfinite_skipped > 0) { /* a run that never skipped keeps its old bytes */
+        if (rc == 0) rc = add_meta_i64(w, "nonfinite_skipped", s->nonfinite_skipped, err, errlen);
+        if (rc == 0) rc = add_meta_i64(w, "nonfinite_streak", s->nonfinite_streak, err, errlen);
+        if (rc == 0) rc = add_meta_i64(w, "log_skipped", s->log_skipped, err, errlen);
+    }
     /* Only a job of several ranks records them: a 1-process checkpoint keeps its old bytes. */
     if (rc == 0 && s->ranks > 1) rc = add_meta_i64(w, "ranks", s->ranks, err, errlen);
     if (rc == 0)
@@ -218,6 +223,28 @@ static int load_moment(const SafeTensors *st, const char *prefix, const char *pe
     return 0;
 }
 
+/* The counters of skipped steps (absent before the first skip): each within what the step
+ * counts allow, so a forged file cannot make a resumed run log nonsense. */
+static int read_skips(const SafeTensors *st, TrainState *s, char *err, size_t errlen) {
+    s->nonfinite_skipped = s->nonfinite_streak = s->log_skipped = 0;
+    if (!st_metadata(st, "nonfinite_skipped")) return 0;
+    if (meta_i64(st, "nonfinite_skipped", &s->nonfinite_skipped, err, errlen) ||
+        meta_i64(st, "nonfinite_streak", &s->nonfinite_streak, err, errlen) ||
+        meta_i64(st, "log_skipped", &s->log_skipped, err, errlen))
+        return -1;
+    const char *bad =
+        s->nonfinite_skipped < 0 || s->nonfinite_skipped > s->step ? "nonfinite_skipped"
+        : s->nonfinite_streak < 0 || s->nonfinite_streak > s->nonfinite_skipped ? "nonfinite_streak"
+        : s->log_skipped < 0 || s->log_skipped > s->log_steps                   ? "log_skipped"
+                                                                                : NULL;
+    if (bad) {
+        snprintf(err, errlen, "%s: metadata '%s' is out of range for step %" PRId64, st_path(st),
+                 bad, s->step);
+        return -1;
+    }
+    return 0;
+}
+
 static int read_state(const SafeTensors *st, const Lora *lora, float *m, float *v, TrainState *s,
                       char *err, size_t errlen) {
     const char *version = st_metadata(st, "lorafit_state");
@@ -237,6 +264,7 @@ static int read_state(const SafeTensors *st, const Lora *lora, float *m, float *
         meta_i64(st, "threads", &threads, err, errlen) ||
         (st_metadata(st, "ranks") && meta_i64(st, "ranks", &ranks, err, errlen)))
         return -1;
+    if (read_skips(st, s, err, errlen) != 0) return -1;
     if (ranks < 1 || ranks > INT32_MAX) {
         snprintf(err, errlen, "%s: metadata 'ranks' is %" PRId64 ", not a rank count", st_path(st),
                  ranks);

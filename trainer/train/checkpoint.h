@@ -33,11 +33,15 @@ typedef struct TrainState {
     int64_t log_steps;     /* steps since the last metrics line */
     int64_t log_tokens;    /* tokens since the last metrics line */
     double best_eval_loss; /* +inf before the first evaluation */
-    int threads;           /* thread count the run used (results are exact per count) */
-    int ranks;             /* MPI ranks of the job (batches of batch_size x ranks rows); 1 for
-                              a plain run, saved as metadata "ranks" only when above 1 */
-    char *config_keys;     /* config_result_keys() of the run; owned (malloc) */
-    uint8_t *cursor;       /* the data reader's cursor blob; owned (malloc) */
+    /* train.on_nonfinite: skip — steps whose update was dropped (loss, gradient or update not
+     * finite): in all, in a row up to the last step, and since the last metrics line. Saved
+     * (as metadata of those names) once the first step was skipped; absent means 0. */
+    int64_t nonfinite_skipped, nonfinite_streak, log_skipped;
+    int threads;       /* thread count the run used (results are exact per count) */
+    int ranks;         /* MPI ranks of the job (batches of batch_size x ranks rows); 1 for
+                          a plain run, saved as metadata "ranks" only when above 1 */
+    char *config_keys; /* config_result_keys() of the run; owned (malloc) */
+    uint8_t *cursor;   /* the data reader's cursor blob; owned (malloc) */
     size_t cursor_size;
 } TrainState;
 

@@ -95,7 +95,7 @@ TrainResult train_agree_plan(Trainer *t, TrainResult rc, char *err, size_t errle
 
 /* What a resumed run continues from besides tensors and cursor (TrainState's numbers). */
 typedef struct SharedProgress {
-    int64_t step, tokens, log_steps, log_tokens;
+    int64_t step, tokens, log_steps, log_tokens, nonfinite_skipped, nonfinite_streak, log_skipped;
     double elapsed_s, log_loss_sum, best_eval_loss;
 } SharedProgress;
 
@@ -107,11 +107,21 @@ TrainResult train_share_state(Trainer *t, TrainResult rc, char *err, size_t errl
     ranks_broadcast(t->m, n * sizeof *t->m);
     ranks_broadcast(t->v, n * sizeof *t->v);
     TrainState *s = &t->st;
-    SharedProgress sp = {s->step,      s->tokens,       s->log_steps,     s->log_tokens,
-                         s->elapsed_s, s->log_loss_sum, s->best_eval_loss};
+    SharedProgress sp = {s->step,
+                         s->tokens,
+                         s->log_steps,
+                         s->log_tokens,
+                         s->nonfinite_skipped,
+                         s->nonfinite_streak,
+                         s->log_skipped,
+                         s->elapsed_s,
+                         s->log_loss_sum,
+                         s->best_eval_loss};
     ranks_broadcast(&sp, sizeof sp);
     s->step = sp.step, s->tokens = sp.tokens, s->log_steps = sp.log_steps;
     s->log_tokens = sp.log_tokens, s->elapsed_s = sp.elapsed_s;
+    s->nonfinite_skipped = sp.nonfinite_skipped, s->nonfinite_streak = sp.nonfinite_streak;
+    s->log_skipped = sp.log_skipped;
     s->log_loss_sum = sp.log_loss_sum, s->best_eval_loss = sp.best_eval_loss;
     /* The data cursor: rank 0's, restored by the others (which also proves that every rank
      * sees the same data files: the cursor fingerprints them). */

@@ -9,11 +9,20 @@
 #include "trainer/train/optim.h"
 #include "trainer/train/train.h"
 
+/* What of a step was not finite (StepResult.nonfinite): its update is then not applied. */
+enum {
+    NONFINITE_LOSS = 1,      /* the loss, over every rank's tokens */
+    NONFINITE_GRAD_NORM = 2, /* the global gradient norm: NaN or inf exactly when some LoRA
+                                gradient is (finite floats' squares cannot overflow a double) */
+    NONFINITE_UPDATE = 4     /* loss and gradients finite, but AdamW's result would not be */
+};
+
 typedef struct StepResult {
     double loss;      /* mean over the step's target tokens */
     double grad_norm; /* before clipping */
     double lr;
     int64_t tokens;
+    unsigned nonfinite; /* NONFINITE_* bits; 0 when the update was applied */
 } StepResult;
 
 typedef struct Trainer {
@@ -36,6 +45,7 @@ typedef struct Trainer {
     size_t cursor_cap;
     int64_t first_step; /* step the run (or resume) started from */
     int64_t last_saved_step;
+    char last_checkpoint[4200]; /* rank 0: the newest checkpoint written or resumed from ("") */
     StepResult last;
     double last_eval_loss;
     bool evaluated;
@@ -71,6 +81,13 @@ void train_take_rows(Batch *dst, const Batch *src, int row0, int rows);
 
 /* loop.c: the steps, evaluations and checkpoints until the run ends or is stopped. */
 TrainResult train_loop(Trainer *t, char *err, size_t errlen);
+
+/* nonfinite.c: a step r whose update was not applied (r->nonfinite set) under
+ * train.on_nonfinite. TRAIN_DONE when it is skipped (counted; the loop goes on with the next
+ * step), TRAIN_FAILED on every rank when the run stops there: the pending metrics line
+ * written, nothing saved, and err (rank 0's) naming the step, what was not finite, the last
+ * checkpoint and what to try. */
+TrainResult train_nonfinite_step(Trainer *t, const StepResult *r, char *err, size_t errlen);
 
 /* log.c: the clock, metrics.jsonl lines, the progress display, the summary. */
 double train_now(void); /* monotonic seconds */

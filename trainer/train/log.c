@@ -111,31 +111,54 @@ static void format_eta(const Trainer *t, char *out, size_t len) {
     format_duration(per_step * (double)left, out, len);
 }
 
+/* A value as the user reads it: "nan", "inf", "-inf" (never glibc's "-nan"), or with that
+ * many decimals. */
+static const char *number_text(double v, int decimals, char *buf, size_t len) {
+    if (isnan(v)) return "nan";
+    if (isinf(v)) return v > 0 ? "inf" : "-inf";
+    snprintf(buf, len, "%.*f", decimals, v);
+    return buf;
+}
+
+static const char *loss_text(double v, char *buf, size_t len) {
+    return number_text(v, 4, buf, len);
+}
+
+/* The mean loss of the steps since the last line whose update was applied (a skipped step's
+ * loss is not finite or belongs to no update, as Hugging Face's logging_nan_inf_filter
+ * leaves such losses out); NaN when every one was skipped. */
+static double window_loss(const TrainState *s) {
+    int64_t applied = s->log_steps - s->log_skipped;
+    return applied > 0 ? s->log_loss_sum / (double)applied : s->log_steps ? NAN : 0.0;
+}
+
 int train_log_step(Trainer *t, const StepResult *r, char *err, size_t errlen) {
     TrainState *s = &t->st;
     double now = train_now();
     double interval = now - t->log_time;
     fprintf(t->metrics, "{\"step\": %" PRId64, s->step);
-    put_number(t->metrics, "loss", s->log_steps ? s->log_loss_sum / (double)s->log_steps : 0.0);
+    put_number(t->metrics, "loss", window_loss(s));
     put_number(t->metrics, "lr", r->lr);
     put_number(t->metrics, "grad_norm", r->grad_norm);
-    fprintf(t->metrics, ", \"tokens\": %" PRId64 ", \"skipped\": %" PRId64, s->tokens,
-            data_skipped(t->data));
+    fprintf(t->metrics,
+            ", \"tokens\": %" PRId64 ", \"skipped\": %" PRId64 ", \"nonfinite_skipped\": %" PRId64,
+            s->tokens, data_skipped(t->data), s->nonfinite_skipped);
     put_number(t->metrics, "tokens_per_s", interval > 0 ? (double)s->log_tokens / interval : 0.0);
     put_number(t->metrics, "elapsed_s", t->elapsed_base + (now - t->run_start));
     fputs("}\n", t->metrics);
     if (!t->tty) {
-        char eta[32];
+        char eta[32], loss[32], norm[32];
         format_eta(t, eta, sizeof eta);
         fprintf(stderr,
                 "step %" PRId64 "/%" PRId64
-                "  loss %.4f  lr %.3g  grad_norm %.3f  %.0f tok/s  eta %s\n",
-                s->step, t->total_steps,
-                s->log_steps ? s->log_loss_sum / (double)s->log_steps : 0.0, r->lr, r->grad_norm,
+                "  loss %s  lr %.3g  grad_norm %s  %.0f tok/s  eta %s\n",
+                s->step, t->total_steps, loss_text(window_loss(s), loss, sizeof loss), r->lr,
+                number_text(r->grad_norm, 3, norm, sizeof norm),
                 interval > 0 ? (double)s->log_tokens / interval : 0.0, eta);
     }
     s->log_loss_sum = 0;
     s->log_steps = 0;
+    s->log_skipped = 0;
     s->log_tokens = 0;
     t->log_time = now;
     return flush_metrics(t, err, errlen);
@@ -146,8 +169,10 @@ int train_log_eval(Trainer *t, double loss, int64_t tokens, char *err, size_t er
     put_number(t->metrics, "eval_loss", loss);
     fprintf(t->metrics, ", \"eval_tokens\": %" PRId64 "}\n", tokens);
     train_progress_end(t);
-    fprintf(stderr, "step %" PRId64 "  eval_loss %.4f over %" PRId64 " tokens\n", t->st.step, loss,
-            tokens);
+    char text[32];
+    fprintf(stderr, "step %" PRId64 "  eval_loss %s over %" PRId64 " tokens%s\n", t->st.step,
+            loss_text(loss, text, sizeof text), tokens,
+            isfinite(loss) ? "" : " (not finite; the run goes on)");
     return flush_metrics(t, err, errlen);
 }
 
@@ -160,8 +185,9 @@ void train_progress(Trainer *t, const StepResult *r) {
     for (int i = 0; i < PROGRESS_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
     bar[PROGRESS_WIDTH] = '\0';
     format_eta(t, eta, sizeof eta);
-    fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " [%s] loss %.4f | %.0f tok/s | ETA %s  ",
-            t->st.step, t->total_steps, bar, r->loss, tok_s, eta);
+    char loss[32];
+    fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " [%s] loss %s | %.0f tok/s | ETA %s  ",
+            t->st.step, t->total_steps, bar, loss_text(r->loss, loss, sizeof loss), tok_s, eta);
     t->progress_open = true;
 }
 
@@ -175,12 +201,17 @@ void train_summary(const Trainer *t) {
     format_duration(t->elapsed_base + (train_now() - t->run_start), took, sizeof took);
     fprintf(stderr, "\ndone: %" PRId64 " steps, %" PRId64 " target tokens, %s", t->st.step,
             t->st.tokens, took);
-    fprintf(stderr, "; final loss %.4f\n", t->last.loss);
-    fprintf(stderr, "this run: %.1f s in training steps, %.1f s writing checkpoints\n",
+    char a[32], b[32];
+    fprintf(stderr, "; final loss %s", loss_text(t->last.loss, a, sizeof a));
+    if (t->st.nonfinite_skipped > 0)
+        fprintf(stderr, "; %" PRId64 " step%s skipped as not finite (train.on_nonfinite: skip)",
+                t->st.nonfinite_skipped, t->st.nonfinite_skipped == 1 ? "" : "s");
+    fprintf(stderr, "\nthis run: %.1f s in training steps, %.1f s writing checkpoints\n",
             t->step_seconds, t->save_seconds);
     if (t->evaluated)
-        fprintf(stderr, "eval loss: final %.4f, best %.4f\n", t->last_eval_loss,
-                t->st.best_eval_loss);
+        fprintf(stderr, "eval loss: final %s, best %s\n", loss_text(t->last_eval_loss, a, sizeof a),
+                isinf(t->st.best_eval_loss) ? "none finite"
+                                            : loss_text(t->st.best_eval_loss, b, sizeof b));
     int64_t skipped = data_skipped(t->data);
     if (skipped > 0) {
         data_skip_report(t->data, skips, sizeof skips);

@@ -12,6 +12,10 @@
  * layers recomputed one at a time in backward, in a second graph this file owns); it gives
  * the same bits, so nothing else here changes, and a resume may switch it.
  *
+ * A step whose loss, gradient norm or AdamW result is not finite applies no update; what
+ * follows (skip or stop, train.on_nonfinite) is nonfinite.c's. AdamW's step count and the
+ * schedule count the updates applied, so a skipped step moves neither.
+ *
  * Under mpirun (data_parallel.c) each rank runs its own rows of every micro-batch, seeds
  * backward with the step's target tokens over all ranks, and sums the gradients over the
  * ranks before clipping; every rank then applies the same update to the same weights. A
@@ -181,17 +185,27 @@ static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult
     size_t n;
     float *p = lora_params(t->lora, &n);
     float *g = lora_grads(t->lora, &n);
+    if (fsio_fault_nan_step(t->st.step + 1)) g[0] = NAN; /* tests only: LORAFIT_FAULT=nan:step:N */
     ranks_sum_floats(g, n, t->sum_scratch);
     int64_t size = (int64_t)n;
     double norm = optim_global_grad_norm(&g, &size, 1);
+    /* The updates applied so far: a skipped step advances neither AdamW's count nor the
+     * schedule, as in Hugging Face's Trainer when the GradScaler skips one. */
+    int64_t updates = t->st.step - t->st.nonfinite_skipped;
     float coef = optim_clip_coef(norm, c->train.max_grad_norm);
-    AdamWParams hp = {lr_at(&t->schedule, t->st.step), c->train.adam_beta1, c->train.adam_beta2,
+    AdamWParams hp = {lr_at(&t->schedule, updates), c->train.adam_beta1, c->train.adam_beta2,
                       c->train.adam_eps, c->train.weight_decay};
-    adamw_step(p, g, t->m, t->v, size, coef, &hp, t->st.step + 1);
     res->loss = total > 0 ? loss_sum / (double)total : 0.0;
     res->grad_norm = norm;
     res->lr = hp.lr;
     res->tokens = total;
+    /* The same on every rank: the loss is the vote's sum, and the gradients, summed into the
+     * same bits everywhere, give the same norm and the same update (ranks.h). */
+    res->nonfinite =
+        (isfinite(res->loss) ? 0 : NONFINITE_LOSS) | (isfinite(norm) ? 0 : NONFINITE_GRAD_NORM);
+    if (!res->nonfinite && !adamw_step_is_finite(p, g, t->m, t->v, size, coef, &hp, updates + 1))
+        res->nonfinite = NONFINITE_UPDATE;
+    if (!res->nonfinite) adamw_step(p, g, t->m, t->v, size, coef, &hp, updates + 1);
     return TRAIN_DONE;
 }
 
@@ -217,6 +231,8 @@ static int save_checkpoint(Trainer *t, char *err, size_t errlen) {
     if (checkpoint_save(t->cfg->output.dir, t->lora, t->m, t->v, s, t->base_name, err, errlen) != 0)
         return -1;
     t->last_saved_step = s->step;
+    snprintf(t->last_checkpoint, sizeof t->last_checkpoint, "%s/checkpoint-%" PRId64,
+             t->cfg->output.dir, s->step);
     t->save_seconds += train_now() - t0;
     return checkpoint_prune(t->cfg->output.dir, t->cfg->output.keep, err, errlen);
 }
@@ -304,9 +320,13 @@ static TrainResult run_steps(Trainer *t, char *err, size_t errlen) {
         if ((rc = train_step(t, n_micro, v.count, &r, err, errlen)) != TRAIN_DONE) return rc;
         t->step_seconds += train_now() - t0;
         TrainState *s = &t->st;
+        if (r.nonfinite && (rc = train_nonfinite_step(t, &r, err, errlen)) != TRAIN_DONE) return rc;
+        if (!r.nonfinite) { /* a skipped step trained on nothing */
+            s->nonfinite_streak = 0;
+            s->tokens += r.tokens;
+            s->log_loss_sum += r.loss;
+        }
         s->step++;
-        s->tokens += r.tokens;
-        s->log_loss_sum += r.loss;
         s->log_steps++;
         s->log_tokens += r.tokens;
         t->last = r;

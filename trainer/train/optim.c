@@ -40,29 +40,58 @@ float optim_clip_coef(double norm, double max_norm) {
     return coef < 1.0f ? coef : 1.0f;
 }
 
-void adamw_step(float *p, const float *g, float *m, float *v, int64_t n, float clip_coef,
-                const AdamWParams *hp, int64_t step) {
+/* The scalars of one update, computed once and rounded where PyTorch rounds them. */
+typedef struct AdamWScalars {
+    float decay, b1, one_minus_b1, b2, one_minus_b2, neg_step_size, bias_correction2_sqrt, eps;
+} AdamWScalars;
+
+static AdamWScalars adamw_scalars(const AdamWParams *hp, int64_t step) {
     const double t = (double)step;
     const double bias_correction1 = 1.0 - pow(hp->beta1, t);
     const double bias_correction2 = 1.0 - pow(hp->beta2, t);
-    const float decay = (float)(1.0 - hp->lr * hp->weight_decay);
-    const float b1 = (float)hp->beta1, one_minus_b1 = (float)(1.0 - hp->beta1);
-    const float b2 = (float)hp->beta2, one_minus_b2 = (float)(1.0 - hp->beta2);
-    const float neg_step_size = (float)(-(hp->lr / bias_correction1));
-    const float bias_correction2_sqrt = (float)sqrt(bias_correction2);
-    const float eps = (float)hp->eps;
+    return (AdamWScalars){(float)(1.0 - hp->lr * hp->weight_decay),
+                          (float)hp->beta1,
+                          (float)(1.0 - hp->beta1),
+                          (float)hp->beta2,
+                          (float)(1.0 - hp->beta2),
+                          (float)(-(hp->lr / bias_correction1)),
+                          (float)sqrt(bias_correction2),
+                          (float)hp->eps};
+}
+
+/* One element's update: *p, *m, *v become the new values. adamw_step and
+ * adamw_step_is_finite both run it, so the check sees exactly the values the step writes. */
+static inline void adamw_element(const AdamWScalars *k, float g, float clip_coef, float *p,
+                                 float *m, float *v) {
+    float gi = g * clip_coef;
+    float pi = *p * k->decay;
+    /* PyTorch's vectorised add(alpha) and addcmul are fused multiply-adds. */
+    float mi = fmaf(gi, k->one_minus_b1, *m * k->b1);
+    float vi = fmaf(k->one_minus_b2 * gi, gi, *v * k->b2);
+    float denom = sqrtf(vi) / k->bias_correction2_sqrt + k->eps;
+    *p = pi + k->neg_step_size * mi / denom;
+    *m = mi;
+    *v = vi;
+}
+
+void adamw_step(float *p, const float *g, float *m, float *v, int64_t n, float clip_coef,
+                const AdamWParams *hp, int64_t step) {
+    const AdamWScalars k = adamw_scalars(hp, step);
 #pragma omp parallel for schedule(static) if (n > 32768)
+    for (int64_t i = 0; i < n; i++) adamw_element(&k, g[i], clip_coef, &p[i], &m[i], &v[i]);
+}
+
+bool adamw_step_is_finite(const float *p, const float *g, const float *m, const float *v, int64_t n,
+                          float clip_coef, const AdamWParams *hp, int64_t step) {
+    const AdamWScalars k = adamw_scalars(hp, step);
+    int bad = 0;
+#pragma omp parallel for schedule(static) reduction(| : bad) if (n > 32768)
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i] * clip_coef;
-        float pi = p[i] * decay;
-        /* PyTorch's vectorised add(alpha) and addcmul are fused multiply-adds. */
-        float mi = fmaf(gi, one_minus_b1, m[i] * b1);
-        float vi = fmaf(one_minus_b2 * gi, gi, v[i] * b2);
-        float denom = sqrtf(vi) / bias_correction2_sqrt + eps;
-        p[i] = pi + neg_step_size * mi / denom;
-        m[i] = mi;
-        v[i] = vi;
+        float pi = p[i], mi = m[i], vi = v[i];
+        adamw_element(&k, g[i], clip_coef, &pi, &mi, &vi);
+        bad |= !isfinite(pi) | !isfinite(mi) | !isfinite(vi);
     }
+    return !bad;
 }
 
 double lr_at(const LrSchedule *s, int64_t step) {

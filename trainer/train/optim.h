@@ -10,6 +10,7 @@
 #ifndef LORAFIT_OPTIM_H
 #define LORAFIT_OPTIM_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "trainer/config/config.h" /* LrKind */
@@ -45,6 +46,12 @@ float optim_clip_coef(double norm, double max_norm);
  * g itself is not modified. OpenMP-parallel over elements. */
 void adamw_step(float *p, const float *g, float *m, float *v, int64_t n, float clip_coef,
                 const AdamWParams *hp, int64_t step);
+/* Whether that step would leave every p, m and v finite, computed without changing them
+ * (the same arithmetic, element by element). Finite gradients can still overflow: a huge
+ * learning rate makes lr / (1 - beta1^t) infinite, a gradient above 1.8e19 makes its
+ * square infinite in v. The training loop drops such an update instead of applying it. */
+bool adamw_step_is_finite(const float *p, const float *g, const float *m, const float *v, int64_t n,
+                          float clip_coef, const AdamWParams *hp, int64_t step);
 
 /* Learning-rate schedules. */
 

@@ -249,7 +249,8 @@ int loss_points_read(const char *metrics_path, int64_t max_step, LossPoints *p, 
     while (rc == 0 && (len = getline(&buf, &cap, f)) > 0) {
         json_t *j = json_loadb(buf, (size_t)len, 0, NULL); /* a torn last line is skipped */
         json_t *s = json_object_get(j, "step"), *loss = json_object_get(j, "loss"),
-               *eval = json_object_get(j, "eval_loss"), *tokens = json_object_get(j, "tokens");
+               *eval = json_object_get(j, "eval_loss"), *tokens = json_object_get(j, "tokens"),
+               *nonfinite = json_object_get(j, "nonfinite_skipped");
         int64_t step = json_is_integer(s) ? json_integer_value(s) : -1;
         if (step >= 0 && step <= max_step) {
             if (json_is_number(loss))
@@ -258,7 +259,12 @@ int loss_points_read(const char *metrics_path, int64_t max_step, LossPoints *p, 
             if (rc == 0 && json_is_number(eval))
                 rc = push(&p->eval_step, &p->eval_loss, &p->n_eval, &cap_e, step,
                           json_number_value(eval));
-            if (json_is_integer(tokens)) p->last_tokens = json_integer_value(tokens);
+            if (json_is_integer(tokens)) { /* a training line */
+                p->last_tokens = json_integer_value(tokens);
+                p->last_step = step;
+                p->last_nonfinite_skipped =
+                    json_is_integer(nonfinite) ? json_integer_value(nonfinite) : 0;
+            }
         }
         json_decref(j);
     }

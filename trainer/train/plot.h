@@ -15,7 +15,9 @@ typedef struct LossPoints {
     int64_t *train_step, *eval_step;
     double *train_loss, *eval_loss;
     int n_train, n_eval;
-    int64_t last_tokens; /* "tokens" of the last training line, -1 when none */
+    int64_t last_tokens;            /* "tokens" of the last training line, -1 when none */
+    int64_t last_step;              /* its "step" (its loss may be null: a skipped step's) */
+    int64_t last_nonfinite_skipped; /* its "nonfinite_skipped" (0 when absent) */
 } LossPoints;
 
 int loss_points_read(const char *metrics_path, int64_t max_step, LossPoints *p, char *err,

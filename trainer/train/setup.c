@@ -114,6 +114,7 @@ static TrainResult resume_from(Trainer *t, const char *dir, char *err, size_t er
     t->st = s;
     t->cursor_cap = s.cursor_size;
     t->st.threads = tensor_threads();
+    snprintf(t->last_checkpoint, sizeof t->last_checkpoint, "%s", dir);
     fprintf(stderr, "lorafit: resuming from %s (step %" PRId64 ")\n", dir, s.step);
     return TRAIN_DONE;
 }

@@ -3,8 +3,10 @@
  * A run: load the model, attach LoRA (fresh, from lora.init_from, or from a checkpoint),
  * stream micro-batches, and for each optimizer step average the loss over every target
  * token of its grad_accum micro-batches, clip the global gradient norm, and apply AdamW at
- * the scheduled learning rate. Metrics go to OUTPUT_DIR/metrics.jsonl, progress to stderr,
- * checkpoints every output.save_every steps, the final adapter to OUTPUT_DIR/adapter.
+ * the scheduled learning rate, unless the loss, the gradient or the update is not finite
+ * (train.on_nonfinite: the run stops, exit 1, or the update is skipped). Metrics go to
+ * OUTPUT_DIR/metrics.jsonl, progress to stderr, checkpoints every output.save_every steps, the
+ * final adapter to OUTPUT_DIR/adapter.
  *
  * This header is trainer/train/'s whole API (it includes optim.h, checkpoint.h and ranks.h:
  * the optimizer, the checkpoint format, and the ranks of a job started by mpirun); code
@@ -32,7 +34,8 @@
 typedef enum {
     TRAIN_DONE,    /* every step ran and the final adapter is written */
     TRAIN_STOPPED, /* SIGINT/SIGTERM: stopped after a step, checkpoint saved */
-    TRAIN_FAILED,  /* a runtime failure: I/O, corrupt files, bad data, out of memory */
+    TRAIN_FAILED,  /* a runtime failure: I/O, corrupt files, bad data, out of memory, a step
+                      that is not finite */
     TRAIN_REFUSED  /* the config or the command asks for something that cannot be done: a
                       missing path, a resume that would change the result, a directory in use */
 } TrainResult;
