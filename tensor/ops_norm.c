@@ -1,4 +1,5 @@
-/* tensor/ops_norm.c — per-row ops of a Llama block: embedding lookup, RMSNorm, RoPE.
+/* tensor/ops_norm.c — per-row ops of a decoder block: embedding lookup, RMSNorm (per row and
+ * per head), RoPE.
  * Each row is one token; rows are independent, so the loops are OpenMP-parallel over rows
  * and every per-row reduction runs sequentially in a fixed order. */
 #include "tensor/graph_internal.h"
@@ -43,12 +44,15 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
     return y;
 }
 
-/* ---- RMSNorm: y = x * r * w, r = 1 / sqrt(mean(x^2) + eps) (Hugging Face order) ---- */
+/* ---- RMSNorm: y = x * r * w, r = 1 / sqrt(mean(x^2) + eps) (Hugging Face order) ----
+ * One kernel for both forms: op_rmsnorm normalises each row of C features, op_head_rmsnorm
+ * each head's D values of a (N, H*D) row, which is the same loop over (N*H) rows of D. */
 
 typedef struct {
     Tensor *x, *y;
     const Tensor *w;
-    float *rstd; /* (N) */
+    int64_t rows, cols; /* the normalised vectors: (N, C) or (N*H, D) */
+    float *rstd;        /* (rows) */
 } RmsnormCtx;
 
 static void rmsnorm_backward(Graph *g, void *p) {
@@ -57,7 +61,7 @@ static void rmsnorm_backward(Graph *g, void *p) {
     if (!dy) return;
     float *dx = graph_grad(g, c->x);
     if (!dx) return;
-    int64_t n = tensor_rows(c->x), C = tensor_cols(c->x);
+    int64_t n = c->rows, C = c->cols;
     const float *w = c->w->data;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
@@ -72,6 +76,32 @@ static void rmsnorm_backward(Graph *g, void *p) {
     }
 }
 
+/* x viewed as (rows, cols), each row normalised and scaled by w (cols). */
+static Tensor *rmsnorm_rows(Graph *g, Tensor *x, int64_t rows, int64_t cols, const Tensor *w,
+                            float eps) {
+    Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
+    float *rstd = graph_alloc(g, (size_t)rows * sizeof(float));
+    if (!y || !rstd) return NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; i++) {
+        const float *xi = x->data + i * cols;
+        float *yi = y->data + i * cols;
+        double ss = 0.0;
+        for (int64_t j = 0; j < cols; j++) ss += (double)xi[j] * xi[j];
+        float r = 1.0f / sqrtf((float)(ss / (double)cols) + eps);
+        rstd[i] = r;
+        const float *wd = w->data;
+        for (int64_t j = 0; j < cols; j++) yi[j] = wd[j] * (xi[j] * r);
+    }
+    if (x->requires_grad) {
+        RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (RmsnormCtx){x, y, w, rows, cols, rstd};
+        y->requires_grad = true;
+    }
+    return y;
+}
+
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
     PROFILE_OP(TENSOR_OP_NORM);
     if (!g || !x || !w) return NULL;
@@ -81,27 +111,21 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
                    SHAPE(w));
         return NULL;
     }
-    Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
-    float *rstd = graph_alloc(g, (size_t)n * sizeof(float));
-    if (!y || !rstd) return NULL;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *xi = x->data + i * C;
-        float *yi = y->data + i * C;
-        double ss = 0.0;
-        for (int64_t j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
-        float r = 1.0f / sqrtf((float)(ss / (double)C) + eps);
-        rstd[i] = r;
-        const float *wd = w->data;
-        for (int64_t j = 0; j < C; j++) yi[j] = wd[j] * (xi[j] * r);
+    return rmsnorm_rows(g, x, n, C, w, eps);
+}
+
+Tensor *op_head_rmsnorm(Graph *g, Tensor *x, int n_heads, const Tensor *w, float eps) {
+    PROFILE_OP(TENSOR_OP_NORM);
+    if (!g || !x || !w) return NULL;
+    int64_t n = tensor_rows(x), d = w->size;
+    if (n_heads < 1 || d < 1 || !w->data || tensor_cols(x) != (int64_t)n_heads * d) {
+        graph_fail(g,
+                   "op_head_rmsnorm: x %s does not hold %d heads of the norm's length (w %s, "
+                   "F32)",
+                   SHAPE(x), n_heads, SHAPE(w));
+        return NULL;
     }
-    if (x->requires_grad) {
-        RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
-        if (!c) return NULL;
-        *c = (RmsnormCtx){x, y, w, rstd};
-        y->requires_grad = true;
-    }
-    return y;
+    return rmsnorm_rows(g, x, n * n_heads, d, w, eps);
 }
 
 /* ---- RoPE (rotate-half). The rotation by angle a is orthogonal, so backward rotates dy

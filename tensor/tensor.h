@@ -225,6 +225,11 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
 /* RMSNorm: y = x / sqrt(mean(x^2) + eps) * w. x (N, C), w (C) frozen -> (N, C). */
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps);
 
+/* Per-head RMSNorm (Qwen3's q_norm and k_norm): each head's D values normalised on their
+ * own, y[n, h*D + j] = x[n, h*D + j] / sqrt(mean_j(x[n, h*D + j]^2) + eps) * w[j].
+ * x (N, H*D), w (D) frozen -> (N, H*D). */
+Tensor *op_head_rmsnorm(Graph *g, Tensor *x, int n_heads, const Tensor *w, float eps);
+
 /* Linear: y = x W^T (+ b). x (N, IN), W (OUT, IN) frozen, b (OUT) frozen or NULL -> (N, OUT). */
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b);
 

@@ -49,7 +49,7 @@ static void check_adapter(const char *fixture, int perm_q, int perm_k, float wan
     ck_assert_str_eq(s, "lora");
     free(s);
     s = tg_str(&f, "general.architecture");
-    ck_assert_str_eq(s, cfg.arch == ARCH_QWEN2 ? "qwen2" : "llama");
+    ck_assert_str_eq(s, strcmp(cfg.model_type, "qwen2") == 0 ? "qwen2" : "llama");
     free(s);
     ck_assert_float_eq_tol(tg_f32(&f, "adapter.lora.alpha"), want_alpha, 1e-6);
     LoraSpec spec;

@@ -145,6 +145,44 @@ START_TEST(test_rmsnorm_grad_matches_finite_differences) {
 }
 END_TEST
 
+/* Per-head RMSNorm: dim = {N, H, D}; each head's D values normed with the shared w (D). */
+static void ref_head_rmsnorm(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0] * c->dim[1], d = c->dim[2];
+    for (int i = 0; i < n; i++) {
+        double ss = 0.0;
+        for (int j = 0; j < d; j++) ss += x[0][i * d + j] * x[0][i * d + j];
+        double r = 1.0 / sqrt(ss / d + c->f[0]);
+        for (int j = 0; j < d; j++) out[i * d + j] = x[0][i * d + j] * r * c->w->data[j];
+    }
+}
+static Tensor *run_head_rmsnorm(const GradCase *c, Graph *g, Tensor **in) {
+    return op_head_rmsnorm(g, in[0], c->dim[1], c->w, c->f[0]);
+}
+
+START_TEST(test_head_rmsnorm_grad_matches_finite_differences) {
+    GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_head_rmsnorm, .op = run_head_rmsnorm};
+    c.dim[0] = 3, c.dim[1] = 4, c.dim[2] = 6, c.f[0] = 1e-6f;
+    c.in[0] = rand_tensor(2, (int64_t[]){3, 24}, true);
+    c.w = rand_tensor(1, (int64_t[]){6}, false);
+    c.out_size = 72;
+    check_case(&c, "head_rmsnorm");
+}
+END_TEST
+
+/* A norm whose length is not the heads' refuses with the shapes, and fails the graph. */
+START_TEST(test_head_rmsnorm_refuses_a_norm_of_another_length) {
+    Graph *g = graph_create();
+    Tensor *x = rand_tensor(2, (int64_t[]){2, 12}, true),
+           *w = rand_tensor(1, (int64_t[]){5}, false);
+    ck_assert_ptr_null(op_head_rmsnorm(g, x, 2, w, 1e-6f));
+    ck_assert(graph_failed(g));
+    ck_assert_ptr_nonnull(strstr(graph_error(g), "op_head_rmsnorm"));
+    graph_destroy(g);
+    tensor_free(x);
+    tensor_free(w);
+}
+END_TEST
+
 /* ---- linear and LoRA linear: dim = {N, IN, OUT, R} ---- */
 
 static void ref_lora(const GradCase *c, double *const *x, double *out) {
@@ -389,6 +427,8 @@ Suite *tensor_grad_suite(void) {
     Suite *s = suite_create("tensor_grad");
     TCase *tc = tcase_create("finite_differences");
     tcase_add_test(tc, test_rmsnorm_grad_matches_finite_differences);
+    tcase_add_test(tc, test_head_rmsnorm_grad_matches_finite_differences);
+    tcase_add_test(tc, test_head_rmsnorm_refuses_a_norm_of_another_length);
     tcase_add_test(tc, test_linear_grad_matches_finite_differences);
     tcase_add_test(tc, test_lora_grad_matches_finite_differences);
     tcase_add_test(tc, test_lora_with_dropout_grad_matches_finite_differences);

@@ -25,7 +25,7 @@
 #include "trainer/model/internal.h"
 
 const char *gguf_arch_name(const ModelConfig *cfg) {
-    return cfg->arch == ARCH_QWEN2 ? "qwen2" : "llama";
+    return cfg->family->gguf_arch;
 }
 
 void gguf_permute_rows(float *data, int64_t rows, int64_t cols, int n_head, float *scratch) {
@@ -40,8 +40,7 @@ void gguf_permute_rows(float *data, int64_t rows, int64_t cols, int n_head, floa
 
 typedef enum {
     SRC_EMBED,
-    SRC_ATTN_NORM,
-    SRC_FFN_NORM,
+    SRC_NORM,
     SRC_LINEAR,
     SRC_BIAS,
     SRC_FINAL_NORM,
@@ -55,6 +54,7 @@ typedef struct Item {
     Source src;
     int layer;
     ModelModule mod;
+    LayerNormSlot norm; /* SRC_NORM */
     GgmlType type;
     int64_t rows, cols; /* PyTorch shape (rows, cols); a bias is (OUT, 1) to permute rows */
     bool vector;        /* stored 1-D, F32 */
@@ -95,11 +95,8 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
     case SRC_EMBED:
         from = m->embed.data;
         break;
-    case SRC_ATTN_NORM:
-        from = m->layers[it->layer].attn_norm.data;
-        break;
-    case SRC_FFN_NORM:
-        from = m->layers[it->layer].ffn_norm.data;
+    case SRC_NORM:
+        from = m->layers[it->layer].norm[it->norm].data;
         break;
     case SRC_BIAS:
         from = m->layers[it->layer].b[it->mod].data;
@@ -153,9 +150,30 @@ static int add(Builder *b, const char *name, Item it, char *err, size_t errlen) 
     return 0;
 }
 
+/* The family's norm weights of layer l that the GGUF lists before linear `before`. */
+static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char *err,
+                     size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    for (int k = 0; k < c->family->n_norms; k++) {
+        const FamilyNorm *n = &c->family->norms[k];
+        if (n->gguf_before != before) continue;
+        Item it = {.m = m,
+                   .layer = l,
+                   .src = SRC_NORM,
+                   .norm = n->slot,
+                   .vector = true,
+                   .rows = 1,
+                   .cols = n->per_head ? c->head_dim : c->hidden_size};
+        char name[96];
+        snprintf(name, sizeof name, "blk.%d.%s", l, n->gguf_name);
+        if (add(b, name, it, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
 static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    bool llama = c->arch != ARCH_QWEN2;
+    bool permute = c->family->gguf_permute_qk;
     Item base = {.m = m, .lora = lora};
     char name[64];
     Item it = base;
@@ -166,20 +184,11 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
     it = base, it.src = SRC_EMBED, it.rows = c->vocab_size, it.cols = c->hidden_size;
     if (add(b, "token_embd.weight", it, err, errlen) != 0) return -1;
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        it = base, it.layer = l, it.src = SRC_ATTN_NORM, it.vector = true, it.rows = 1,
-        it.cols = c->hidden_size;
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-        if (add(b, name, it, err, errlen) != 0) return -1;
         for (int k = 0; k < MODULE_COUNT; k++) {
-            if (k == MODULE_GATE) {
-                it = base, it.layer = l, it.src = SRC_FFN_NORM, it.vector = true, it.rows = 1,
-                it.cols = c->hidden_size;
-                snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-                if (add(b, name, it, err, errlen) != 0) return -1;
-            }
+            if (add_norms(b, m, l, (ModelModule)k, err, errlen) != 0) return -1;
             int out, in;
             model_module_dims(c, (ModelModule)k, &out, &in);
-            int heads = !llama          ? 0
+            int heads = !permute        ? 0
                         : k == MODULE_Q ? c->num_attention_heads
                         : k == MODULE_K ? c->num_key_value_heads
                                         : 0;
@@ -193,6 +202,7 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
                 if (add(b, name, it, err, errlen) != 0) return -1;
             }
         }
+        if (add_norms(b, m, l, MODULE_COUNT, err, errlen) != 0) return -1;
     }
     it = base, it.src = SRC_FINAL_NORM, it.vector = true, it.rows = 1, it.cols = c->hidden_size;
     if (add(b, "output_norm.weight", it, err, errlen) != 0) return -1;
@@ -235,13 +245,16 @@ static int add_metadata(GgufWriter *w, const ModelConfig *c, const char *name, G
     if (rc == 0)
         rc = gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), (float)c->rms_norm_eps, err,
                           errlen);
-    if (rc == 0 && c->head_dim * c->num_attention_heads != c->hidden_size) {
+    /* the converter writes them when config.json names head_dim; lorafit also when head_dim
+     * is not hidden / heads (a default of the family's), which llama.cpp would assume */
+    if (rc == 0 &&
+        (c->head_dim_in_config || c->head_dim * c->num_attention_heads != c->hidden_size)) {
         rc = gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim, err, errlen);
         if (rc == 0)
             rc = gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim, err, errlen);
     }
     if (rc == 0) rc = gguf_set_u32(w, "general.file_type", file_type(dtype), err, errlen);
-    if (rc == 0 && c->arch != ARCH_QWEN2) {
+    if (rc == 0 && c->family->gguf_llama_hparams) {
         rc = gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size, err, errlen);
         if (rc == 0)
             rc = gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim, err, errlen);
@@ -358,7 +371,7 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
         return store_error(err, errlen, 0, "gguf: %s: mlp_bias is not written by lorafit",
                            model_dir);
     const ModelConfig *c = &m->cfg;
-    int max_items = 4 + c->num_hidden_layers * (2 + 2 * MODULE_COUNT);
+    int max_items = 4 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
     Builder b = {.w = gguf_writer_new(),
                  .items = calloc((size_t)max_items, sizeof(Item)),
                  .dtype = dtype,
