@@ -99,11 +99,12 @@ struct ModelFamily {
     const char *gguf_arch;    /* llama.cpp's architecture name */
     bool gguf_permute_qk;     /* convert_hf_to_gguf.py's LlamaModel.permute of q/k rows */
     bool gguf_llama_hparams;  /* LlamaModel's extra keys: vocab_size, rope.dimension_count */
+    bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
 };
 
 /* The families lorafit trains (family_*.c). */
-extern const ModelFamily family_llama, family_mistral, family_qwen2;
+extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
 Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);

@@ -64,6 +64,7 @@ const ModelFamily family_llama = {
     .gguf_arch = "llama",
     .gguf_permute_qk = true,
     .gguf_llama_hparams = true,
+    .gguf_o_bias = true,
     .default_targets = LORA_ALL,
 };
 
@@ -78,5 +79,6 @@ const ModelFamily family_mistral = {
     .gguf_arch = "llama",
     .gguf_permute_qk = true,
     .gguf_llama_hparams = true,
+    .gguf_o_bias = true,
     .default_targets = LORA_ALL,
 };

@@ -1,16 +1,19 @@
 /* trainer/model/gguf_model.c — a model (optionally with its adapter merged) as the GGUF file
  * llama.cpp's convert_hf_to_gguf.py writes for it (see export.h).
  *
- * What the converter does for LlamaForCausalLM / MistralForCausalLM (class LlamaModel, arch
- * "llama") and Qwen2ForCausalLM (Qwen2Model, arch "qwen2"), and lorafit with it:
+ * What the converter does for the families (family_*.c: LlamaForCausalLM /
+ * MistralForCausalLM are class LlamaModel, arch "llama"; Qwen2ForCausalLM Qwen2Model, arch
+ * "qwen2"; Qwen3ForCausalLM Qwen3Model, arch "qwen3"), and lorafit with it:
  *   - metadata: general.type model, the TextModel hyperparameters (block count, context,
- *     widths, heads, rope base, rms eps, file type), for llama also vocab_size and
- *     rope.dimension_count, then general.quantization_version 2 and the tokenizer;
- *   - tensors renamed (tensor_mapping.py): token_embd, blk.N.attn_norm / attn_q / attn_k /
- *     attn_v / attn_output / ffn_norm / ffn_gate / ffn_up / ffn_down, output_norm, output
- *     (absent when tied), their biases as .bias; rope_freqs for llama3 rope scaling;
+ *     widths, heads, rope base, rms eps, key/value length when config.json names head_dim,
+ *     file type), for llama also vocab_size and rope.dimension_count, then
+ *     general.quantization_version 2 and the tokenizer;
+ *   - tensors renamed (tensor_mapping.py): token_embd, blk.N.attn_q / attn_k / attn_v /
+ *     attn_output / ffn_gate / ffn_up / ffn_down and the family's norms (attn_norm,
+ *     ffn_norm; Qwen3's attn_q_norm, attn_k_norm), output_norm, output (absent when tied),
+ *     the biases as .bias; rope_freqs for llama3 rope scaling;
  *   - LlamaModel.permute on q_proj and k_proj (weights and biases) for arch llama: llama.cpp
- *     rotates interleaved pairs where Hugging Face rotates halves;
+ *     rotates interleaved pairs where Hugging Face rotates halves (Qwen's are not permuted);
  *   - 1-D tensors (norms, biases, rope_freqs) stay F32; the matrices take the file type;
  *     a matrix whose rows Q8_0 cannot hold (length not a multiple of 32) falls back to F16,
  *     as the converter's QuantError fallback does.
@@ -371,6 +374,12 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
         return store_error(err, errlen, 0, "gguf: %s: mlp_bias is not written by lorafit",
                            model_dir);
     const ModelConfig *c = &m->cfg;
+    if (c->o_bias && !c->family->gguf_o_bias)
+        return store_error(err, errlen, 0,
+                           "gguf: %s: o_proj has a bias (attention_bias), which llama.cpp's %s "
+                           "does not load: it would refuse the file (llama.cpp's converter "
+                           "writes it anyway). Use the Hugging Face format (--format hf)",
+                           model_dir, c->family->gguf_arch);
     int max_items = 4 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
     Builder b = {.w = gguf_writer_new(),
                  .items = calloc((size_t)max_items, sizeof(Item)),

@@ -16,7 +16,8 @@
 #define MAX_DIM (1 << 20) /* any single dimension; keeps products of two well inside int64 */
 
 /* The families lorafit trains: each one's file (family_*.c) says what makes it. */
-static const ModelFamily *const families[] = {&family_llama, &family_mistral, &family_qwen2};
+static const ModelFamily *const families[] = {&family_llama, &family_mistral, &family_qwen2,
+                                              &family_qwen3};
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {
