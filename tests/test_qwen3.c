@@ -425,6 +425,33 @@ START_TEST(test_gguf_of_an_o_proj_bias_is_refused_with_the_reason) {
 }
 END_TEST
 
+/* A Qwen3 MoE checkpoint (another family) is refused by train with the family named and the
+ * supported list. */
+START_TEST(test_train_refuses_qwen3_moe_by_name) {
+    char *dir = test_tmpdir(), *model = repo_path(UNTIED "/model"),
+         *data = repo_path(UNTIED "/train.jsonl");
+    char moe[4400], extra[8192], args[4400];
+    snprintf(moe, sizeof moe, "%s/moe", dir);
+    json_t *edits = json_pack("{s:s, s:[s]}", "model_type", "qwen3_moe", "architectures",
+                              "Qwen3MoeForCausalLM");
+    tt_model_with_config(model, moe, edits);
+    json_decref(edits);
+    snprintf(extra, sizeof extra, "data:\n  train: %s\n  seq_len: 16\ntrain:\n  max_steps: 1\n",
+             data);
+    char *cfg = write_config(dir, moe, extra);
+    snprintf(args, sizeof args, "train '%s'", cfg);
+    tt_expect(dir, args, 1,
+              "the model family \"qwen3_moe\" / Qwen3MoeForCausalLM is not supported; lorafit "
+              "trains llama (LlamaForCausalLM), mistral (MistralForCausalLM), qwen2 "
+              "(Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM)");
+    free(cfg);
+    free(data);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qwen3_suite(void) {
     Suite *s = suite_create("qwen3");
     TCase *tc = tcase_create("core");
@@ -437,6 +464,7 @@ Suite *qwen3_suite(void) {
     tcase_add_test(tc, test_merge_hf_export_peft_and_inspect);
     tcase_add_test(tc, test_merge_gguf_is_laid_out_as_llamacpp_qwen3);
     tcase_add_test(tc, test_gguf_of_an_o_proj_bias_is_refused_with_the_reason);
+    tcase_add_test(tc, test_train_refuses_qwen3_moe_by_name);
     suite_add_tcase(s, tc);
     return s;
 }
