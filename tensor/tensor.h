@@ -230,6 +230,12 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps);
  * x (N, H*D), w (D) frozen -> (N, H*D). */
 Tensor *op_head_rmsnorm(Graph *g, Tensor *x, int n_heads, const Tensor *w, float eps);
 
+/* The same two with the weight stored as an offset from 1 (Gemma's RMSNorm): the scale is
+ * 1 + w, added in float32 as Gemma computes it, y = x / sqrt(mean(x^2) + eps) * (1 + w).
+ * x (N, C), w (C) -> (N, C); per head: x (N, H*D), w (D) -> (N, H*D). */
+Tensor *op_rmsnorm_unit_offset(Graph *g, Tensor *x, const Tensor *w, float eps);
+Tensor *op_head_rmsnorm_unit_offset(Graph *g, Tensor *x, int n_heads, const Tensor *w, float eps);
+
 /* Linear: y = x W^T (+ b). x (N, IN), W (OUT, IN) frozen, b (OUT) frozen or NULL -> (N, OUT). */
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b);
 
@@ -249,6 +255,14 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
 Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *pos,
                 const float *cos_table, const float *sin_table, int max_pos);
 
+/* Partial rotary (transformers' partial_rotary_factor): the first rot_dim of each head's
+ * head_dim values rotate as op_rope rotates a head of rot_dim (pairs i and i + rot_dim/2,
+ * tables (max_pos, rot_dim/2)); the other head_dim - rot_dim pass through. rot_dim even,
+ * <= head_dim; rot_dim = head_dim is op_rope. x (N, H*D), pos (N) -> (N, H*D). */
+Tensor *op_rope_partial(Graph *g, Tensor *x, int n_heads, int head_dim, int rot_dim,
+                        const int32_t *pos, const float *cos_table, const float *sin_table,
+                        int max_pos);
+
 /* Causal grouped-query attention with softmax scale 1/sqrt(D).
  * q (B*T, NH*D), k and v (B*T, NKV*D), NH a multiple of NKV; query head h uses kv head
  * h / (NH/NKV). Position t attends to s <= t, and, when segment is not NULL (B*T), only
@@ -259,6 +273,10 @@ Tensor *op_attention(Graph *g, Tensor *q, Tensor *k, Tensor *v, int batch, int s
 
 /* SwiGLU gate: y = silu(gate) * up. gate, up (N, C) -> (N, C). */
 Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up);
+
+/* GeGLU gate with PyTorch's tanh approximation of GELU (hidden_act gelu_pytorch_tanh, Gemma):
+ * y = 0.5 gate (1 + tanh(sqrt(2/pi) (gate + 0.044715 gate^3))) * up. gate, up (N, C) -> (N, C). */
+Tensor *op_geglu(Graph *g, Tensor *gate, Tensor *up);
 
 /* Residual add: y = a + b, same shapes. */
 Tensor *op_add(Graph *g, Tensor *a, Tensor *b);
