@@ -227,9 +227,9 @@ END_TEST
 START_TEST(test_generate_chat_renders_qwen3_template_with_enable_thinking) {
     char *dir = test_tmpdir(), *model = repo_path(UNTIED "/model"), args[8192];
     const char *kw = "{\"enable_thinking\": false}";
-    tt_write_text(dir, "msg.jsonl",
-                  "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi there\"}], "
-                  "\"add_generation_prompt\": true, \"enable_thinking\": false}\n");
+    free(tt_write_text(dir, "msg.jsonl",
+                       "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi there\"}], "
+                       "\"add_generation_prompt\": true, \"enable_thinking\": false}\n"));
     snprintf(args, sizeof args, "tokenize '%s' < '%s/msg.jsonl'", model, dir);
     char *rendered = run_stdout(dir, args);
     json_t *r = json_loads(rendered, 0, NULL);
@@ -259,7 +259,7 @@ START_TEST(test_generate_chat_renders_qwen3_template_with_enable_thinking) {
     }
     char line[4096];
     snprintf(line, sizeof line, "{\"input_ids\": %s]}\n", cont);
-    tt_write_text(dir, "cont.jsonl", line);
+    free(tt_write_text(dir, "cont.jsonl", line));
     snprintf(args, sizeof args, "tokenize '%s' --decode < '%s/cont.jsonl'", model, dir);
     char *decoded = run_stdout(dir, args);
     json_t *d = json_loads(decoded, 0, NULL);
