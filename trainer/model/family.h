@@ -6,7 +6,7 @@
  * default LoRA targets. The code around it is shared: loading (weights.c), the pass over
  * the layers (forward.c), gradient checkpointing (checkpointed.c, which rebuilds a layer
  * with the same function), generation, merge and the GGUF writers, which ask the family
- * what differs. Adding a family: its file, a line in hf_config.c's table, and the GGUF
+ * what differs. Adding a family: its file, its line in hf_config.c's table, and the GGUF
  * names or keys it needs that none has yet (gguf_model.c).
  *
  * Every family's layer has the seven linears of decoder.h (q k v o gate up down) under
@@ -102,9 +102,6 @@ struct ModelFamily {
     bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
 };
-
-/* The families lorafit trains (family_*.c). */
-extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
 Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);

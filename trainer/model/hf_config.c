@@ -16,6 +16,7 @@
 #define MAX_DIM (1 << 20) /* any single dimension; keeps products of two well inside int64 */
 
 /* The families lorafit trains: each one's file (family_*.c) says what makes it. */
+extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 static const ModelFamily *const families[] = {&family_llama, &family_mistral, &family_qwen2,
                                               &family_qwen3};
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
