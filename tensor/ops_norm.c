@@ -1,4 +1,5 @@
-/* tensor/ops_norm.c — per-row ops of a Llama block: embedding lookup, RMSNorm, RoPE.
+/* tensor/ops_norm.c — per-row ops of a decoder block: embedding lookup, RMSNorm (per row and
+ * per head), RoPE.
  * Each row is one token; rows are independent, so the loops are OpenMP-parallel over rows
  * and every per-row reduction runs sequentially in a fixed order. */
 #include "tensor/graph_internal.h"
@@ -43,12 +44,17 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
     return y;
 }
 
-/* ---- RMSNorm: y = x * r * w, r = 1 / sqrt(mean(x^2) + eps) (Hugging Face order) ---- */
+/* ---- RMSNorm: y = x * r * w, r = 1 / sqrt(mean(x^2) + eps) (Hugging Face order) ----
+ * One kernel for every form: op_rmsnorm normalises each row of C features, op_head_rmsnorm
+ * each head's D values of a (N, H*D) row, which is the same loop over (N*H) rows of D; the
+ * _unit_offset forms (Gemma) scale by 1 + w, computed once per call into the arena, so the
+ * loop itself is the same. */
 
 typedef struct {
     Tensor *x, *y;
-    const Tensor *w;
-    float *rstd; /* (N) */
+    const float *w;     /* (cols): the weight, or 1 + the weight */
+    int64_t rows, cols; /* the normalised vectors: (N, C) or (N*H, D) */
+    float *rstd;        /* (rows) */
 } RmsnormCtx;
 
 static void rmsnorm_backward(Graph *g, void *p) {
@@ -57,8 +63,8 @@ static void rmsnorm_backward(Graph *g, void *p) {
     if (!dy) return;
     float *dx = graph_grad(g, c->x);
     if (!dx) return;
-    int64_t n = tensor_rows(c->x), C = tensor_cols(c->x);
-    const float *w = c->w->data;
+    int64_t n = c->rows, C = c->cols;
+    const float *w = c->w;
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float *xi = c->x->data + i * C, *dyi = dy + i * C;
@@ -72,52 +78,93 @@ static void rmsnorm_backward(Graph *g, void *p) {
     }
 }
 
-Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
-    PROFILE_OP(TENSOR_OP_NORM);
-    if (!g || !x || !w) return NULL;
-    int64_t n = tensor_rows(x), C = tensor_cols(x);
-    if (w->size != C || C < 1 || !w->data) { /* norm weights stay F32 */
-        graph_fail(g, "op_rmsnorm: x %s and w %s do not match (need w (C) in F32)", SHAPE(x),
-                   SHAPE(w));
-        return NULL;
-    }
+/* x viewed as (rows, cols), each row normalised and scaled by w (cols), or by 1 + w when
+ * unit_offset (float32 1 + w, as Gemma's RMSNorm computes it). */
+static Tensor *rmsnorm_rows(Graph *g, Tensor *x, int64_t rows, int64_t cols, const Tensor *w,
+                            float eps, bool unit_offset) {
     Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
-    float *rstd = graph_alloc(g, (size_t)n * sizeof(float));
-    if (!y || !rstd) return NULL;
+    float *rstd = graph_alloc(g, (size_t)rows * sizeof(float));
+    float *scale = unit_offset ? graph_alloc(g, (size_t)cols * sizeof(float)) : w->data;
+    if (!y || !rstd || !scale) return NULL;
+    for (int64_t j = 0; unit_offset && j < cols; j++) scale[j] = 1.0f + w->data[j];
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *xi = x->data + i * C;
-        float *yi = y->data + i * C;
+    for (int64_t i = 0; i < rows; i++) {
+        const float *xi = x->data + i * cols;
+        float *yi = y->data + i * cols;
         double ss = 0.0;
-        for (int64_t j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
-        float r = 1.0f / sqrtf((float)(ss / (double)C) + eps);
+        for (int64_t j = 0; j < cols; j++) ss += (double)xi[j] * xi[j];
+        float r = 1.0f / sqrtf((float)(ss / (double)cols) + eps);
         rstd[i] = r;
-        const float *wd = w->data;
-        for (int64_t j = 0; j < C; j++) yi[j] = wd[j] * (xi[j] * r);
+        for (int64_t j = 0; j < cols; j++) yi[j] = scale[j] * (xi[j] * r);
     }
     if (x->requires_grad) {
         RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (RmsnormCtx){x, y, w, rstd};
+        *c = (RmsnormCtx){x, y, scale, rows, cols, rstd};
         y->requires_grad = true;
     }
     return y;
 }
 
+static Tensor *rmsnorm(Graph *g, const char *op, Tensor *x, const Tensor *w, float eps,
+                       bool unit_offset) {
+    if (!g || !x || !w) return NULL;
+    int64_t n = tensor_rows(x), C = tensor_cols(x);
+    if (w->size != C || C < 1 || !w->data) { /* norm weights stay F32 */
+        graph_fail(g, "%s: x %s and w %s do not match (need w (C) in F32)", op, SHAPE(x), SHAPE(w));
+        return NULL;
+    }
+    return rmsnorm_rows(g, x, n, C, w, eps, unit_offset);
+}
+
+static Tensor *head_rmsnorm(Graph *g, const char *op, Tensor *x, int n_heads, const Tensor *w,
+                            float eps, bool unit_offset) {
+    if (!g || !x || !w) return NULL;
+    int64_t n = tensor_rows(x), d = w->size;
+    if (n_heads < 1 || d < 1 || !w->data || tensor_cols(x) != (int64_t)n_heads * d) {
+        graph_fail(g, "%s: x %s does not hold %d heads of the norm's length (w %s, F32)", op,
+                   SHAPE(x), n_heads, SHAPE(w));
+        return NULL;
+    }
+    return rmsnorm_rows(g, x, n * n_heads, d, w, eps, unit_offset);
+}
+
+Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
+    PROFILE_OP(TENSOR_OP_NORM);
+    return rmsnorm(g, "op_rmsnorm", x, w, eps, false);
+}
+
+Tensor *op_head_rmsnorm(Graph *g, Tensor *x, int n_heads, const Tensor *w, float eps) {
+    PROFILE_OP(TENSOR_OP_NORM);
+    return head_rmsnorm(g, "op_head_rmsnorm", x, n_heads, w, eps, false);
+}
+
+Tensor *op_rmsnorm_unit_offset(Graph *g, Tensor *x, const Tensor *w, float eps) {
+    PROFILE_OP(TENSOR_OP_NORM);
+    return rmsnorm(g, "op_rmsnorm_unit_offset", x, w, eps, true);
+}
+
+Tensor *op_head_rmsnorm_unit_offset(Graph *g, Tensor *x, int n_heads, const Tensor *w, float eps) {
+    PROFILE_OP(TENSOR_OP_NORM);
+    return head_rmsnorm(g, "op_head_rmsnorm_unit_offset", x, n_heads, w, eps, true);
+}
+
 /* ---- RoPE (rotate-half). The rotation by angle a is orthogonal, so backward rotates dy
- * by -a: dx[i] = dy[i] cos + dy[i+D/2] sin, dx[i+D/2] = dy[i+D/2] cos - dy[i] sin. ---- */
+ * by -a: dx[i] = dy[i] cos + dy[i+R/2] sin, dx[i+R/2] = dy[i+R/2] cos - dy[i] sin. Partial
+ * rotary rotates the first R of each head's D values (pairs i and i + R/2, as transformers'
+ * partial_rotary_factor) and passes the other D - R through; R = D is plain RoPE. ---- */
 
 typedef struct {
     Tensor *x, *y;
-    int n_heads, head_dim;
+    int n_heads, head_dim, rot_dim;
     const int32_t *pos; /* (N) arena copy */
     const float *cos_table, *sin_table;
 } RopeCtx;
 
 static void rope_rotate(float *out, const float *in, int64_t n, int n_heads, int head_dim,
-                        const int32_t *pos, const float *cos_t, const float *sin_t, float dir,
-                        bool accumulate) {
-    int half = head_dim / 2;
+                        int rot_dim, const int32_t *pos, const float *cos_t, const float *sin_t,
+                        float dir, bool accumulate) {
+    int half = rot_dim / 2;
     int64_t row = (int64_t)n_heads * head_dim;
 #pragma omp parallel for schedule(static)
     for (int64_t t = 0; t < n; t++) {
@@ -131,12 +178,14 @@ static void rope_rotate(float *out, const float *in, int64_t n, int n_heads, int
                     o[i] += a[i] * cs[i] - a[i + half] * s;
                     o[i + half] += a[i + half] * cs[i] + a[i] * s;
                 }
+                for (int i = rot_dim; i < head_dim; i++) o[i] += a[i];
             } else {
                 for (int i = 0; i < half; i++) {
                     float s = dir * sn[i];
                     o[i] = a[i] * cs[i] - a[i + half] * s;
                     o[i + half] = a[i + half] * cs[i] + a[i] * s;
                 }
+                for (int i = rot_dim; i < head_dim; i++) o[i] = a[i];
             }
         }
     }
@@ -147,37 +196,54 @@ static void rope_backward(Graph *g, void *p) {
     if (!c->y->grad) return;
     float *dx = graph_grad(g, c->x);
     if (!dx) return;
-    rope_rotate(dx, c->y->grad, tensor_rows(c->x), c->n_heads, c->head_dim, c->pos, c->cos_table,
-                c->sin_table, -1.0f, true);
+    rope_rotate(dx, c->y->grad, tensor_rows(c->x), c->n_heads, c->head_dim, c->rot_dim, c->pos,
+                c->cos_table, c->sin_table, -1.0f, true);
 }
 
-Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *pos,
-                const float *cos_table, const float *sin_table, int max_pos) {
-    PROFILE_OP(TENSOR_OP_ROPE);
+static Tensor *rope(Graph *g, const char *op, Tensor *x, int n_heads, int head_dim, int rot_dim,
+                    const int32_t *pos, const float *cos_table, const float *sin_table,
+                    int max_pos) {
     if (!g || !x || !pos || !cos_table || !sin_table) return NULL;
     int64_t n = tensor_rows(x);
-    if (n_heads < 1 || head_dim < 2 || head_dim % 2 ||
+    if (n_heads < 1 || head_dim < 2 || rot_dim < 2 || rot_dim % 2 || rot_dim > head_dim ||
         tensor_cols(x) != (int64_t)n_heads * head_dim) {
-        graph_fail(g, "op_rope: x %s does not hold %d heads of an even size %d", SHAPE(x), n_heads,
-                   head_dim);
+        graph_fail(g,
+                   "%s: x %s does not hold %d heads of size %d with an even rotated part %d of "
+                   "it",
+                   op, SHAPE(x), n_heads, head_dim, rot_dim);
         return NULL;
     }
     for (int64_t t = 0; t < n; t++) {
         if (pos[t] < 0 || pos[t] >= max_pos) {
-            graph_fail(g, "op_rope: position %d at row %lld is outside [0, %d)", pos[t],
+            graph_fail(g, "%s: position %d at row %lld is outside [0, %d)", op, pos[t],
                        (long long)t, max_pos);
             return NULL;
         }
     }
     Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
     if (!y) return NULL;
-    rope_rotate(y->data, x->data, n, n_heads, head_dim, pos, cos_table, sin_table, 1.0f, false);
+    rope_rotate(y->data, x->data, n, n_heads, head_dim, rot_dim, pos, cos_table, sin_table, 1.0f,
+                false);
     if (x->requires_grad) {
         const int32_t *saved = graph_copy_ids(g, pos, n);
         RopeCtx *c = graph_record(g, rope_backward, sizeof *c);
         if (!c || !saved) return NULL;
-        *c = (RopeCtx){x, y, n_heads, head_dim, saved, cos_table, sin_table};
+        *c = (RopeCtx){x, y, n_heads, head_dim, rot_dim, saved, cos_table, sin_table};
         y->requires_grad = true;
     }
     return y;
+}
+
+Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *pos,
+                const float *cos_table, const float *sin_table, int max_pos) {
+    PROFILE_OP(TENSOR_OP_ROPE);
+    return rope(g, "op_rope", x, n_heads, head_dim, head_dim, pos, cos_table, sin_table, max_pos);
+}
+
+Tensor *op_rope_partial(Graph *g, Tensor *x, int n_heads, int head_dim, int rot_dim,
+                        const int32_t *pos, const float *cos_table, const float *sin_table,
+                        int max_pos) {
+    PROFILE_OP(TENSOR_OP_ROPE);
+    return rope(g, "op_rope_partial", x, n_heads, head_dim, rot_dim, pos, cos_table, sin_table,
+                max_pos);
 }

@@ -1,5 +1,6 @@
-/* tensor/ops_pointwise.c — element-wise ops: SwiGLU, residual add, dropout.
- * SwiGLU takes its exps a block at a time from vexp_floats (glibc expf's bits, vectorised).
+/* tensor/ops_pointwise.c — element-wise ops: SwiGLU, GeGLU (tanh), residual add, dropout.
+ * SwiGLU and GeGLU take their exps a block at a time from vexp_floats (glibc expf's bits,
+ * vectorised).
  * Every loop is OpenMP-parallel over rows (or blocks) with a static schedule and has no reduction,
  * so results do not depend on the thread count at all. */
 #include "tensor/graph_internal.h"
@@ -102,6 +103,88 @@ Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
         SwigluCtx *c = graph_record(g, swiglu_backward, sizeof *c);
         if (!c) return NULL;
         *c = (SwigluCtx){gate, up, y};
+        y->requires_grad = true;
+    }
+    return y;
+}
+
+/* ---- GeGLU (tanh): y = gelu_tanh(gate) * up, Gemma's MLP with hidden_act
+ * gelu_pytorch_tanh: gelu_tanh(g) = 0.5 g (1 + tanh(u)), u = sqrt(2/pi) (g + 0.044715 g^3).
+ * tanh(u) = sign(u) (1 - e) / (1 + e) with e = exp(-2|u|) in (0, 1]: no overflow, and the
+ * exps come a block at a time from vexp_floats as SwiGLU's do. ---- */
+
+#define GELU_K 0.7978845608028654f /* sqrt(2 / pi) */
+#define GELU_C 0.044715f
+
+/* t[k] = tanh(u(g[k])) for k < n <= SWIGLU_BLOCK. */
+static void gelu_tanh_block(float *t, const float *g, int64_t n) {
+    float u[SWIGLU_BLOCK];
+    for (int64_t k = 0; k < n; k++) {
+        u[k] = GELU_K * (g[k] + GELU_C * g[k] * g[k] * g[k]);
+        t[k] = -2.0f * fabsf(u[k]);
+    }
+    vexp_floats(t, t, n);
+    for (int64_t k = 0; k < n; k++) {
+        float th = (1.0f - t[k]) / (1.0f + t[k]);
+        t[k] = u[k] < 0 ? -th : th;
+    }
+}
+
+typedef struct {
+    Tensor *gate, *up, *y;
+} GegluCtx;
+
+static void geglu_backward(Graph *g, void *p) {
+    GegluCtx *c = p;
+    const float *dy = c->y->grad;
+    if (!dy) return;
+    float *dgate = graph_grad(g, c->gate);
+    float *dup = graph_grad(g, c->up);
+    if (graph_failed(g)) return;
+    int64_t size = c->y->size;
+    const float *gt = c->gate->data, *u = c->up->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < size; j0 += SWIGLU_BLOCK) {
+        int64_t n = size - j0 < SWIGLU_BLOCK ? size - j0 : SWIGLU_BLOCK;
+        float t[SWIGLU_BLOCK];
+        gelu_tanh_block(t, gt + j0, n);
+        /* d gelu_tanh / d g = 0.5 (1 + t) + 0.5 g (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 g^2) */
+        for (int64_t k = 0; dgate && k < n; k++) {
+            int64_t j = j0 + k;
+            float x = gt[j], d = 0.5f * (1.0f + t[k]) + 0.5f * x * (1.0f - t[k] * t[k]) * GELU_K *
+                                                            (1.0f + 3.0f * GELU_C * x * x);
+            dgate[j] += dy[j] * u[j] * d;
+        }
+        for (int64_t k = 0; dup && k < n; k++) {
+            int64_t j = j0 + k;
+            dup[j] += dy[j] * (0.5f * gt[j] * (1.0f + t[k]));
+        }
+    }
+}
+
+Tensor *op_geglu(Graph *g, Tensor *gate, Tensor *up) {
+    PROFILE_OP(TENSOR_OP_SWIGLU);
+    if (!g || !gate || !up) return NULL;
+    if (!same_shape(gate, up)) {
+        graph_fail(g, "op_geglu: gate %s and up %s differ in shape (or are not F32)", SHAPE(gate),
+                   SHAPE(up));
+        return NULL;
+    }
+    Tensor *y = like(g, gate);
+    if (!y) return NULL;
+    const float *gt = gate->data, *u = up->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t j0 = 0; j0 < y->size; j0 += SWIGLU_BLOCK) {
+        int64_t n = y->size - j0 < SWIGLU_BLOCK ? y->size - j0 : SWIGLU_BLOCK;
+        float t[SWIGLU_BLOCK];
+        gelu_tanh_block(t, gt + j0, n);
+        for (int64_t k = 0; k < n; k++)
+            y->data[j0 + k] = 0.5f * gt[j0 + k] * (1.0f + t[k]) * u[j0 + k];
+    }
+    if (tensor_any_grad(gate, up, NULL)) {
+        GegluCtx *c = graph_record(g, geglu_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (GegluCtx){gate, up, y};
         y->requires_grad = true;
     }
     return y;

@@ -229,6 +229,17 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
 /* RMSNorm: y = x / sqrt(mean(x^2) + eps) * w. x (N, C), w (C) frozen -> (N, C). */
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps);
 
+/* Per-head RMSNorm (Qwen3's q_norm and k_norm): each head's D values normalised on their
+ * own, y[n, h*D + j] = x[n, h*D + j] / sqrt(mean_j(x[n, h*D + j]^2) + eps) * w[j].
+ * x (N, H*D), w (D) frozen -> (N, H*D). */
+Tensor *op_head_rmsnorm(Graph *g, Tensor *x, int n_heads, const Tensor *w, float eps);
+
+/* The same two with the weight stored as an offset from 1 (Gemma's RMSNorm): the scale is
+ * 1 + w, added in float32 as Gemma computes it, y = x / sqrt(mean(x^2) + eps) * (1 + w).
+ * x (N, C), w (C) -> (N, C); per head: x (N, H*D), w (D) -> (N, H*D). */
+Tensor *op_rmsnorm_unit_offset(Graph *g, Tensor *x, const Tensor *w, float eps);
+Tensor *op_head_rmsnorm_unit_offset(Graph *g, Tensor *x, int n_heads, const Tensor *w, float eps);
+
 /* Linear: y = x W^T (+ b). x (N, IN), W (OUT, IN) frozen, b (OUT) frozen or NULL -> (N, OUT). */
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b);
 
@@ -247,6 +258,14 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
  * computes inv_freq, including llama3 scaling). Positions must be < max_pos. */
 Tensor *op_rope(Graph *g, Tensor *x, int n_heads, int head_dim, const int32_t *pos,
                 const float *cos_table, const float *sin_table, int max_pos);
+
+/* Partial rotary (transformers' partial_rotary_factor): the first rot_dim of each head's
+ * head_dim values rotate as op_rope rotates a head of rot_dim (pairs i and i + rot_dim/2,
+ * tables (max_pos, rot_dim/2)); the other head_dim - rot_dim pass through. rot_dim even,
+ * <= head_dim; rot_dim = head_dim is op_rope. x (N, H*D), pos (N) -> (N, H*D). */
+Tensor *op_rope_partial(Graph *g, Tensor *x, int n_heads, int head_dim, int rot_dim,
+                        const int32_t *pos, const float *cos_table, const float *sin_table,
+                        int max_pos);
 
 /* Causal grouped-query attention with softmax scale 1/sqrt(D): op_attention_ex with no
  * soft-cap and no window (below). */
@@ -274,6 +293,10 @@ Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const Attenti
 
 /* SwiGLU gate: y = silu(gate) * up. gate, up (N, C) -> (N, C). */
 Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up);
+
+/* GeGLU gate with PyTorch's tanh approximation of GELU (hidden_act gelu_pytorch_tanh, Gemma):
+ * y = 0.5 gate (1 + tanh(sqrt(2/pi) (gate + 0.044715 gate^3))) * up. gate, up (N, C) -> (N, C). */
+Tensor *op_geglu(Graph *g, Tensor *gate, Tensor *up);
 
 /* Residual add: y = a + b, same shapes. */
 Tensor *op_add(Graph *g, Tensor *a, Tensor *b);

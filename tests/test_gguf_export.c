@@ -49,7 +49,9 @@ static void check_adapter(const char *fixture, int perm_q, int perm_k, float wan
     ck_assert_str_eq(s, "lora");
     free(s);
     s = tg_str(&f, "general.architecture");
-    ck_assert_str_eq(s, cfg.arch == ARCH_QWEN2 ? "qwen2" : "llama");
+    ck_assert_str_eq(s, !strcmp(cfg.model_type, "qwen2")   ? "qwen2"
+                        : !strcmp(cfg.model_type, "qwen3") ? "qwen3"
+                                                           : "llama");
     free(s);
     ck_assert_float_eq_tol(tg_f32(&f, "adapter.lora.alpha"), want_alpha, 1e-6);
     LoraSpec spec;
@@ -116,6 +118,13 @@ END_TEST
 START_TEST(test_adapter_gguf_qwen2_rslora_alpha_gives_lorafit_scaling) {
     /* Qwen2: no permutation; rsLoRA r 2, alpha 4: llama.cpp's alpha / r must be 4 / sqrt(2) */
     check_adapter("tests/data/train/qwen2-untied", 0, 0, (float)(4.0 / sqrt(2.0) * 2.0));
+}
+END_TEST
+
+START_TEST(test_adapter_gguf_qwen3_names_without_permutation) {
+    /* Qwen3: arch qwen3, no permutation, all seven modules, alpha 8 */
+    check_adapter("tests/data/train/qwen3-untied", 0, 0, 8.0f);
+    check_adapter("tests/data/train/qwen3-bias-tied", 0, 0, (float)(4.0 / sqrt(2.0) * 2.0));
 }
 END_TEST
 
@@ -510,6 +519,7 @@ Suite *gguf_export_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_adapter_gguf_names_shapes_and_llama_permutation);
     tcase_add_test(tc, test_adapter_gguf_qwen2_rslora_alpha_gives_lorafit_scaling);
+    tcase_add_test(tc, test_adapter_gguf_qwen3_names_without_permutation);
     tcase_add_test(tc, test_model_gguf_of_stories260K_matches_converter_layout);
     tcase_add_test(tc, test_byte_level_vocab_names_pre_tokenizer_and_encodes_merges);
     tcase_add_test(tc, test_named_chat_templates_from_config_and_files);

@@ -4,12 +4,18 @@
  * loaded with the base GGUF of `lorafit merge --format gguf`, and the merged GGUFs alone,
  * give llama.cpp's greedy decoding the ids of `lorafit generate --adapter` for 200 tokens.
  * A Q8_0 GGUF of stories260K loads and generates; its 50 ids are printed next to F32's.
+ * Qwen3 (arch qwen3: q/k norms, head_dim 16 != hidden / heads, GQA, untied) on the
+ * tests/data/train/qwen3-untied fixture: the base GGUF alone and with the GGUF of the
+ * fixture's initial adapter give the float64 reference's 64 greedy ids, and an adapter
+ * trained by lorafit (every linear) gives llama.cpp the ids of `lorafit generate --adapter`,
+ * with the base GGUF and merged.
  *
  * Runs when node >= 20 and the scratch install exist (LLAMACPP_DIR, default
  * build/llamacpp under the repository):
  *   npm i -E --omit=optional node-llama-cpp@3.21.1 @node-llama-cpp/linux-x64@3.21.1
  * and is reported skipped by name otherwise. */
 #include <check.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,11 +157,111 @@ START_TEST(test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids) {
 }
 END_TEST
 
+/* fixture.json's list `key` as "1 2 3" (caller frees). */
+static char *fixture_ids(json_t *fx, const char *key) {
+    json_t *a = json_object_get(fx, key);
+    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
+    char *s = malloc(json_array_size(a) * 12 + 1);
+    size_t at = 0;
+    s[0] = '\0';
+    for (size_t i = 0; i < json_array_size(a); i++)
+        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
+                              (long long)json_integer_value(json_array_get(a, i)));
+    return s;
+}
+
+START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
+    char ldir[4200];
+    const char *why = NULL;
+    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+        test_skip(__func__, why);
+        return;
+    }
+    const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
+    char *dir = test_tmpdir(), fxdir[4200], model[4300], init[4300], args[16384], path[4400];
+    const char *L = test_lorafit_bin();
+    snprintf(fxdir, sizeof fxdir, "%s/tests/data/train/qwen3-untied", root);
+    snprintf(model, sizeof model, "%s/model", fxdir);
+    snprintf(init, sizeof init, "%s/init_adapter", fxdir);
+    snprintf(path, sizeof path, "%s/fixture.json", fxdir);
+    json_error_t je;
+    json_t *fx = json_load_file(path, 0, &je);
+    ck_assert_msg(fx != NULL, "%s: %s", path, je.text);
+    char *prompt = fixture_ids(fx, "greedy_prompt"), *ref_base = fixture_ids(fx, "greedy_base"),
+         *ref_adapter = fixture_ids(fx, "greedy_adapter");
+    char cfg[16384];
+    snprintf(cfg, sizeof cfg,
+             "model:\n  path: %s\nlora:\n  r: 4\n  alpha: 8\n  target_modules: all-linear\n"
+             "data:\n  train: %s/train.jsonl\n  seq_len: 24\n  shuffle: false\n"
+             "train:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n  lr_scheduler: constant\n"
+             "output:\n  dir: run\n  save_every: 0\n",
+             model, fxdir);
+    char *cfg_path = tt_write_text(dir, "run.yaml", cfg);
+    snprintf(args, sizeof args, "train '%s'", cfg_path);
+    tt_expect(dir, args, 0, NULL);
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/base.gguf'", model, dir);
+    tt_expect(dir, args, 0, "arch qwen3, tokenizer gpt2 (pre qwen2)");
+    snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s/init.gguf'", init,
+             model, dir);
+    tt_expect(dir, args, 0, "arch qwen3");
+    snprintf(args, sizeof args, "export '%s/run/adapter' --format gguf --out '%s/run.gguf'", dir,
+             dir);
+    tt_expect(dir, args, 0, "GGUF LoRA adapter");
+    snprintf(args, sizeof args,
+             "merge --model '%s' --adapter '%s/run/adapter' --out '%s/run-merged.gguf'", model, dir,
+             dir);
+    tt_expect(dir, args, 0, "adapter merged");
+    snprintf(args, sizeof args,
+             "'%s' generate --precision f32 --model '%s' --adapter '%s/run/adapter' "
+             "--prompt-ids '%s' -n 64",
+             L, model, dir, prompt);
+    char *trained = run_capture(dir, args, "gen.txt");
+    char jobs[4400];
+    snprintf(jobs, sizeof jobs, "%s/jobs.tsv", dir);
+    FILE *jf = fopen(jobs, "w");
+    fprintf(jf, "%s/base.gguf\t-\t%s\t64\n", dir, prompt);
+    fprintf(jf, "%s/base.gguf\t%s/init.gguf\t%s\t64\n", dir, dir, prompt);
+    fprintf(jf, "%s/base.gguf\t%s/run.gguf\t%s\t64\n", dir, dir, prompt);
+    fprintf(jf, "%s/run-merged.gguf\t-\t%s\t64\n", dir, prompt);
+    fclose(jf);
+    snprintf(
+        args, sizeof args,
+        "LLAMACPP_DIR='%s' LLAMACPP_THREADS=1 node '%s/tools/llamacpp_greedy.mjs' --jobs '%s' 2>&1",
+        ldir, root, jobs);
+    char *got = run_capture(dir, args, "llamacpp.txt");
+    static const char *const what[4] = {
+        "base GGUF (the reference's greedy ids)",
+        "base GGUF + the initial adapter's GGUF (the reference's greedy ids)",
+        "base GGUF + the trained adapter's GGUF (lorafit generate --adapter)",
+        "merged GGUF (lorafit generate --adapter)"};
+    const char *want[4] = {ref_base, ref_adapter, trained, trained};
+    char *line = got, *next;
+    for (int i = 0; i < 4; i++, line = next) {
+        next = strchr(line, '\n');
+        ck_assert_msg(next, "llama.cpp printed too few lines:\n%s", got);
+        *next++ = '\0';
+        size_t n = strcspn(want[i], "\n");
+        ck_assert_msg(strlen(line) == n && !strncmp(line, want[i], n),
+                      "%s: llama.cpp\n%s\nwant\n%s", what[i], line, want[i]);
+    }
+    free(got);
+    free(trained);
+    free(cfg_path);
+    free(prompt);
+    free(ref_base);
+    free(ref_adapter);
+    json_decref(fx);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *gguf_llamacpp_suite(void) {
     Suite *s = suite_create("gguf_llamacpp");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);
     return s;
 }

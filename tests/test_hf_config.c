@@ -24,14 +24,14 @@ START_TEST(test_config_defaults_follow_transformers) {
     ModelConfig c;
     char err[512];
     ck_assert_msg(hf_config_parse(j, strlen(j), "cfg.json", &c, err, sizeof err) == 0, "%s", err);
-    ck_assert(c.arch == ARCH_QWEN2 && c.qkv_bias && !c.o_bias && !c.tie_word_embeddings);
+    ck_assert(!strcmp(c.model_type, "qwen2") && c.qkv_bias && !c.o_bias && !c.tie_word_embeddings);
     ck_assert_int_eq(c.num_key_value_heads, 8);
     ck_assert_int_eq(c.head_dim, 8);
     ck_assert(c.rope_theta == 10000.0 && !c.rope_scaling.llama3);
     const char *l =
         "{\"model_type\": \"llama\", \"attention_bias\": true, \"head_dim\": 16, " CFG_BASE "}";
     ck_assert_msg(hf_config_parse(l, strlen(l), "cfg.json", &c, err, sizeof err) == 0, "%s", err);
-    ck_assert(c.arch == ARCH_LLAMA && c.qkv_bias && c.o_bias && c.head_dim == 16);
+    ck_assert(!strcmp(c.model_type, "llama") && c.qkv_bias && c.o_bias && c.head_dim == 16);
 }
 END_TEST
 
@@ -53,6 +53,54 @@ START_TEST(test_malformed_configs_name_the_field) {
     expect_config_error("{\"model_type\": \"llama\", " CFG_BASE
                         ", \"rope_scaling\": {\"rope_type\": \"llama3\", \"factor\": 8}}",
                         "low_freq_factor");
+}
+END_TEST
+
+/* Issue 24 item 8: a family lorafit does not train is refused by its names, with the list of
+ * the ones it does, whether config.json names it by model_type, architectures or both. */
+START_TEST(test_unsupported_family_is_refused_by_name_with_the_supported_list) {
+    static const char *const supported =
+        "lorafit trains llama (LlamaForCausalLM), mistral (MistralForCausalLM), qwen2 "
+        "(Qwen2ForCausalLM), qwen3 (Qwen3ForCausalLM)";
+    static const char *const configs[][2] = {
+        {"{\"model_type\": \"qwen3_moe\", \"architectures\": [\"Qwen3MoeForCausalLM\"], " CFG_BASE
+         "}",
+         "the model family \"qwen3_moe\" / Qwen3MoeForCausalLM is not supported"},
+        {"{\"model_type\": \"gpt_oss\", " CFG_BASE "}",
+         "the model family \"gpt_oss\" is not supported"},
+        {"{\"architectures\": [\"Gemma3ForCausalLM\"], " CFG_BASE "}",
+         "the model family Gemma3ForCausalLM is not supported"},
+        /* a supported class under another family's model_type is that other family */
+        {"{\"model_type\": \"qwen3_moe\", \"architectures\": [\"Qwen3ForCausalLM\"], " CFG_BASE "}",
+         "the model family \"qwen3_moe\" / Qwen3ForCausalLM is not supported"},
+    };
+    for (size_t i = 0; i < sizeof configs / sizeof configs[0]; i++) {
+        expect_config_error(configs[i][0], configs[i][1]);
+        expect_config_error(configs[i][0], supported);
+    }
+    expect_config_error(
+        "{\"model_type\": \"qwen2\", \"architectures\": [\"Qwen3ForCausalLM\"], " CFG_BASE "}",
+        "name different families");
+}
+END_TEST
+
+static ModelConfig parse_ok(const char *json);
+
+/* Qwen3Config: head_dim 128 when absent (not hidden / heads), attention_bias on q/k/v/o, the
+ * sliding window only when use_sliding_window (or sliding layer_types) turns it on. */
+START_TEST(test_qwen3_config_follows_qwen3config) {
+    ModelConfig c = parse_ok("{\"model_type\": \"qwen3\", " CFG_BASE "}");
+    ck_assert_str_eq(hf_architecture(&c), "Qwen3ForCausalLM");
+    ck_assert(c.head_dim == 128 && !c.head_dim_in_config && !c.qkv_bias && !c.o_bias);
+    ck_assert_int_eq(c.max_position_embeddings, 32768);
+    ck_assert_int_eq(c.sliding_window, 0);
+    c = parse_ok("{\"architectures\": [\"Qwen3ForCausalLM\"], \"head_dim\": 16, "
+                 "\"attention_bias\": true, \"sliding_window\": 64, " CFG_BASE "}");
+    ck_assert(c.head_dim == 16 && c.head_dim_in_config && c.qkv_bias && c.o_bias);
+    ck_assert_int_eq(c.sliding_window, 0);
+    c = parse_ok("{\"model_type\": \"qwen3\", \"use_sliding_window\": true, "
+                 "\"sliding_window\": 64, " CFG_BASE "}");
+    ck_assert_int_eq(c.sliding_window, 64);
 }
 END_TEST
 
@@ -143,6 +191,8 @@ Suite *hf_config_suite(void) {
     TCase *tc = tcase_create("config_json");
     tcase_add_test(tc, test_config_defaults_follow_transformers);
     tcase_add_test(tc, test_malformed_configs_name_the_field);
+    tcase_add_test(tc, test_unsupported_family_is_refused_by_name_with_the_supported_list);
+    tcase_add_test(tc, test_qwen3_config_follows_qwen3config);
     tcase_add_test(tc, test_transformers5_rope_parameters_give_theta_and_scaling);
     tcase_add_test(tc, test_sliding_window_is_kept_where_it_applies);
     suite_add_tcase(s, tc);

@@ -109,6 +109,8 @@ static void check_merge(const char *fixture, double scaling) {
 START_TEST(test_merged_weights_within_1e6_of_float64_merge) {
     check_merge("tests/data/train/llama-bf16-tied", 8.0 / 8.0);
     check_merge("tests/data/train/qwen2-untied", 4.0 / sqrt(2.0)); /* rsLoRA */
+    check_merge("tests/data/train/qwen3-untied", 8.0 / 4.0);
+    check_merge("tests/data/train/qwen3-bias-tied", 4.0 / sqrt(2.0));
 }
 END_TEST
 

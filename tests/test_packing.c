@@ -59,9 +59,10 @@ static int token_losses(const Model *m, const Lora *lora, const char *rows, bool
     return n;
 }
 
-START_TEST(test_packing_matches_unpacked_loss_per_token) {
+/* Every target token's loss, packed two rows of 48 at a time and unpacked, on model_dir. */
+static void check_packing(const char *model_dir) {
     char err[1024];
-    Model *m = model_load("tests/data/train/qwen2-untied/model", err, sizeof err);
+    Model *m = model_load(model_dir, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
     /* A LoRA adapter with non-zero B on every module, so the adapter path is exercised. */
     LoraSpec spec = {.r = 4, .alpha = 8, .targets = LORA_ALL};
@@ -88,6 +89,11 @@ START_TEST(test_packing_matches_unpacked_loss_per_token) {
     free(dir);
     lora_free(lora);
     model_free(m);
+}
+
+START_TEST(test_packing_matches_unpacked_loss_per_token) {
+    check_packing("tests/data/train/qwen2-untied/model");
+    check_packing("tests/data/train/qwen3-untied/model"); /* q/k norms per head and token */
 }
 END_TEST
 

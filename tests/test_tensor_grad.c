@@ -145,6 +145,77 @@ START_TEST(test_rmsnorm_grad_matches_finite_differences) {
 }
 END_TEST
 
+/* Per-head RMSNorm: dim = {N, H, D}; each head's D values normed with the shared w (D). */
+static void ref_head_rmsnorm(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0] * c->dim[1], d = c->dim[2];
+    for (int i = 0; i < n; i++) {
+        double ss = 0.0;
+        for (int j = 0; j < d; j++) ss += x[0][i * d + j] * x[0][i * d + j];
+        double r = 1.0 / sqrt(ss / d + c->f[0]);
+        for (int j = 0; j < d; j++) out[i * d + j] = x[0][i * d + j] * r * c->w->data[j];
+    }
+}
+static Tensor *run_head_rmsnorm(const GradCase *c, Graph *g, Tensor **in) {
+    return op_head_rmsnorm(g, in[0], c->dim[1], c->w, c->f[0]);
+}
+
+START_TEST(test_head_rmsnorm_grad_matches_finite_differences) {
+    GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_head_rmsnorm, .op = run_head_rmsnorm};
+    c.dim[0] = 3, c.dim[1] = 4, c.dim[2] = 6, c.f[0] = 1e-6f;
+    c.in[0] = rand_tensor(2, (int64_t[]){3, 24}, true);
+    c.w = rand_tensor(1, (int64_t[]){6}, false);
+    c.out_size = 72;
+    check_case(&c, "head_rmsnorm");
+}
+END_TEST
+
+/* Gemma's RMSNorm scales by 1 + w: dim = {rows, cols, heads (0: per row)}; w in [-1, 1]
+ * puts 1 + w well away from 1 (and near 0, where a missing offset would show most). */
+static void ref_rmsnorm_unit_offset(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0], d = c->dim[1];
+    for (int i = 0; i < n; i++) {
+        double ss = 0.0;
+        for (int j = 0; j < d; j++) ss += x[0][i * d + j] * x[0][i * d + j];
+        double r = 1.0 / sqrt(ss / d + c->f[0]);
+        for (int j = 0; j < d; j++)
+            out[i * d + j] = x[0][i * d + j] * r * (1.0 + (double)c->w->data[j]);
+    }
+}
+static Tensor *run_rmsnorm_unit_offset(const GradCase *c, Graph *g, Tensor **in) {
+    return c->dim[2] ? op_head_rmsnorm_unit_offset(g, in[0], c->dim[2], c->w, c->f[0])
+                     : op_rmsnorm_unit_offset(g, in[0], c->w, c->f[0]);
+}
+
+START_TEST(test_unit_offset_rmsnorm_grads_match_finite_differences) {
+    for (int heads = 0; heads <= 3; heads += 3) { /* (5, 8) rows; (5, 3*8) per head of 8 */
+        GradCase c = {.n_in = 1,
+                      .diff = {true},
+                      .ref = ref_rmsnorm_unit_offset,
+                      .op = run_rmsnorm_unit_offset};
+        int rows = heads ? 15 : 5;
+        c.dim[0] = rows, c.dim[1] = 8, c.dim[2] = heads, c.f[0] = 1e-6f;
+        c.in[0] = rand_tensor(2, (int64_t[]){5, heads ? 24 : 8}, true);
+        c.w = rand_tensor(1, (int64_t[]){8}, false);
+        c.out_size = rows * 8;
+        check_case(&c, heads ? "head_rmsnorm_unit_offset" : "rmsnorm_unit_offset");
+    }
+}
+END_TEST
+
+/* A norm whose length is not the heads' refuses with the shapes, and fails the graph. */
+START_TEST(test_head_rmsnorm_refuses_a_norm_of_another_length) {
+    Graph *g = graph_create();
+    Tensor *x = rand_tensor(2, (int64_t[]){2, 12}, true),
+           *w = rand_tensor(1, (int64_t[]){5}, false);
+    ck_assert_ptr_null(op_head_rmsnorm(g, x, 2, w, 1e-6f));
+    ck_assert(graph_failed(g));
+    ck_assert_ptr_nonnull(strstr(graph_error(g), "op_head_rmsnorm"));
+    graph_destroy(g);
+    tensor_free(x);
+    tensor_free(w);
+}
+END_TEST
+
 /* ---- linear and LoRA linear: dim = {N, IN, OUT, R} ---- */
 
 static void ref_lora(const GradCase *c, double *const *x, double *out) {
@@ -262,6 +333,55 @@ START_TEST(test_rope_grad_matches_finite_differences) {
 }
 END_TEST
 
+/* Partial rotary: dim = {N, H, D, R}; the first R of each head rotate (pairs i, i + R/2,
+ * tables of R/2 frequencies), the other D - R pass through. */
+static void ref_rope_partial(const GradCase *c, double *const *x, double *out) {
+    int n = c->dim[0], H = c->dim[1], D = c->dim[2], R = c->dim[3], half = R / 2;
+    for (int t = 0; t < n; t++)
+        for (int h = 0; h < H; h++) {
+            const double *a = x[0] + (t * H + h) * D;
+            double *o = out + (t * H + h) * D;
+            for (int i = 0; i < half; i++) {
+                double ang = c->ids[t] * pow(10000.0, -2.0 * i / R);
+                o[i] = a[i] * cos(ang) - a[i + half] * sin(ang);
+                o[i + half] = a[i + half] * cos(ang) + a[i] * sin(ang);
+            }
+            for (int i = R; i < D; i++) o[i] = a[i];
+        }
+}
+static Tensor *run_rope_partial(const GradCase *c, Graph *g, Tensor **in) {
+    return op_rope_partial(g, in[0], c->dim[1], c->dim[2], c->dim[3], c->ids, c->cos_t, c->sin_t,
+                           16);
+}
+
+START_TEST(test_partial_rope_grad_matches_finite_differences) {
+    GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_rope_partial, .op = run_rope_partial};
+    int n = 5, H = 2, D = 10, R = 4;
+    c.dim[0] = n, c.dim[1] = H, c.dim[2] = D, c.dim[3] = R;
+    const int32_t pos[5] = {0, 3, 1, 15, 2};
+    memcpy(c.ids, pos, sizeof pos);
+    for (int p = 0; p < 16; p++)
+        for (int i = 0; i < R / 2; i++) {
+            double ang = p * pow(10000.0, -2.0 * i / R);
+            c.cos_t[p * (R / 2) + i] = (float)cos(ang);
+            c.sin_t[p * (R / 2) + i] = (float)sin(ang);
+        }
+    c.in[0] = rand_tensor(2, (int64_t[]){n, H * D}, true);
+    c.out_size = n * H * D;
+    check_case(&c, "rope_partial");
+    /* an odd or oversized rotated part is refused */
+    Graph *g = graph_create();
+    Tensor *x = rand_tensor(2, (int64_t[]){1, 10}, false);
+    int32_t p0 = 0;
+    ck_assert_ptr_null(op_rope_partial(g, x, 1, 10, 3, &p0, c.cos_t, c.sin_t, 16));
+    ck_assert_ptr_nonnull(strstr(graph_error(g), "op_rope_partial"));
+    graph_reset(g);
+    ck_assert_ptr_null(op_rope_partial(g, x, 1, 10, 12, &p0, c.cos_t, c.sin_t, 16));
+    graph_destroy(g);
+    tensor_free(x);
+}
+END_TEST
+
 /* ---- attention: dim = {B, T, NH, NKV, D} ---- */
 
 static void ref_attention(const GradCase *c, double *const *x, double *out) {
@@ -319,6 +439,17 @@ static Tensor *run_swiglu(const GradCase *c, Graph *g, Tensor **in) {
     (void)c;
     return op_swiglu(g, in[0], in[1]);
 }
+/* gelu_pytorch_tanh(g) * up, in double */
+static void ref_geglu(const GradCase *c, double *const *x, double *out) {
+    for (int i = 0; i < c->dim[0] * c->dim[1]; i++) {
+        double g = x[0][i];
+        out[i] = 0.5 * g * (1.0 + tanh(sqrt(2.0 / M_PI) * (g + 0.044715 * g * g * g))) * x[1][i];
+    }
+}
+static Tensor *run_geglu(const GradCase *c, Graph *g, Tensor **in) {
+    (void)c;
+    return op_geglu(g, in[0], in[1]);
+}
 static void ref_add(const GradCase *c, double *const *x, double *out) {
     for (int i = 0; i < c->dim[0] * c->dim[1]; i++) out[i] = x[0][i] + x[1][i];
 }
@@ -346,8 +477,9 @@ static void pointwise_case(int n_in, RefFn ref, OpFn op, float f0, const char *n
     check_case(&c, name);
 }
 
-START_TEST(test_swiglu_add_dropout_grads_match_finite_differences) {
+START_TEST(test_swiglu_geglu_add_dropout_grads_match_finite_differences) {
     pointwise_case(2, ref_swiglu, run_swiglu, 0.0f, "swiglu");
+    pointwise_case(2, ref_geglu, run_geglu, 0.0f, "geglu");
     pointwise_case(2, ref_add, run_add, 0.0f, "add");
     pointwise_case(1, ref_dropout, run_dropout, 0.4f, "dropout");
 }
@@ -389,14 +521,18 @@ Suite *tensor_grad_suite(void) {
     Suite *s = suite_create("tensor_grad");
     TCase *tc = tcase_create("finite_differences");
     tcase_add_test(tc, test_rmsnorm_grad_matches_finite_differences);
+    tcase_add_test(tc, test_head_rmsnorm_grad_matches_finite_differences);
+    tcase_add_test(tc, test_head_rmsnorm_refuses_a_norm_of_another_length);
+    tcase_add_test(tc, test_unit_offset_rmsnorm_grads_match_finite_differences);
     tcase_add_test(tc, test_linear_grad_matches_finite_differences);
     tcase_add_test(tc, test_lora_grad_matches_finite_differences);
     tcase_add_test(tc, test_lora_with_dropout_grad_matches_finite_differences);
     tcase_add_test(tc, test_rope_grad_matches_finite_differences);
+    tcase_add_test(tc, test_partial_rope_grad_matches_finite_differences);
     tcase_add_test(tc, test_attention_grad_matches_finite_differences_for_gqa_ratios);
     tcase_add_test(tc, test_attention_with_segments_grad_matches_finite_differences);
     tcase_add_test(tc, test_attention_with_padding_grad_matches_finite_differences);
-    tcase_add_test(tc, test_swiglu_add_dropout_grads_match_finite_differences);
+    tcase_add_test(tc, test_swiglu_geglu_add_dropout_grads_match_finite_differences);
     tcase_add_test(tc, test_cross_entropy_grad_matches_finite_differences_with_ignored_rows);
     suite_add_tcase(s, tc);
     return s;

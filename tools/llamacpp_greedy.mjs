@@ -69,7 +69,7 @@ for (const job of jobs) {
   const seq = context.getSequence();
   const out = [...job.prompt];
   if (job.n > 0) {
-    for await (const token of seq.evaluate(job.prompt, { temperature: 0 })) {
+    for await (const token of seq.evaluate(job.prompt, { temperature: 0, yieldEogToken: true })) {
       out.push(token);
       if (out.length - job.prompt.length >= job.n) break;
     }

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         hf_rope_inv_freq(&cfg, inv);
         free(inv);
     }
-    (void)hf_arch_name(cfg.arch);
+    (void)hf_architecture(&cfg);
     free(json);
     return 0;
 }

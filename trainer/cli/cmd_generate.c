@@ -1,11 +1,14 @@
 /* trainer/cli/cmd_generate.c — `lorafit generate --model DIR [--adapter DIR]
- * (--prompt-ids "1 2 3" | --prompt TEXT [--chat]) [-n N] [--temperature T] [--seed S]`.
+ * (--prompt-ids "1 2 3" | --prompt TEXT [--chat [--chat-template-kwargs JSON]]) [-n N]
+ * [--temperature T] [--seed S]`.
  *
  * With --prompt-ids it prints the prompt and the generated ids on one line. With --prompt the
  * text is encoded with the model directory's tokenizer (its special tokens, e.g. BOS, added);
  * with --chat it is wrapped as one user message by the chat template with the generation
  * prompt (the adapter's CHAT_TEMPLATE_FILE, the template it was trained on, when --adapter
- * names one that has it; else the tokenizer's). The text is printed as it is generated (streaming
+ * names one that has it; else the tokenizer's), with --chat-template-kwargs' keys as further
+ * template variables (Qwen3's {"enable_thinking": false}, as data.chat_template_kwargs gives
+ * them in training). The text is printed as it is generated (streaming
  * decode: the prompt's ids go through the decoder first, so the continuation's first word keeps its
  * space; in --chat mode only the reply is printed), and generation stops after N tokens or at an
  * end-of-turn token: EOS (tokenizer_config.json's or config.json's eos_token_id) or one of the
@@ -24,11 +27,14 @@ static void generate_usage(FILE *out) {
         out,
         "usage: lorafit generate --model DIR [--adapter DIR] (--prompt-ids \"1 2 3\" | "
         "--prompt TEXT [--chat])\n"
-        "                        [-n N] [--temperature T] [--seed S] [--precision auto|f32|bf16]\n"
+        "                        [--chat-template-kwargs JSON] [-n N] [--temperature T] [--seed "
+        "S]\n"
+        "                        [--precision auto|f32|bf16]\n"
         "  --prompt-ids: prints the prompt ids followed by N generated ids (default 32).\n"
         "  --prompt: the text, encoded with DIR's tokenizer; prints the text as it is\n"
         "  generated and stops at EOS or an end-of-turn token. --chat wraps it as a user\n"
-        "  message with the chat template and the generation prompt, and prints the reply.\n"
+        "  message with the chat template and the generation prompt, and prints the reply;\n"
+        "  --chat-template-kwargs '{\"enable_thinking\": false}' sets template variables.\n"
         "  --temperature 0 (the default) is greedy; otherwise sampling seeded by --seed.\n"
         "  --precision of the matrix products (default auto: bf16 on CPUs with native bf16).\n");
 }
@@ -117,10 +123,10 @@ static char *adapter_template(const char *adapter_dir, bool *failed, char *err, 
 }
 
 /* The prompt text as ids: encoded (with special tokens), or rendered by the chat template
- * (template, else the tokenizer's) as one user message with the generation prompt and encoded
- * without. */
+ * (template, else the tokenizer's) as one user message with the generation prompt and the
+ * variables of kwargs (a JSON object, or NULL), and encoded without. */
 static int text_prompt(const Tokenizer *tok, const char *template, const char *text, bool chat,
-                       int32_t **ids, int *n, char *err, size_t errlen) {
+                       const char *kwargs, int32_t **ids, int *n, char *err, size_t errlen) {
     TokenizerIds out = {0};
     char *rendered = NULL;
     size_t len = strlen(text);
@@ -132,10 +138,26 @@ static int text_prompt(const Tokenizer *tok, const char *template, const char *t
             snprintf(err, errlen, "--chat: the tokenizer has no chat_template");
             return -1;
         }
+        json_t *extra = NULL;
+        if (kwargs) {
+            json_error_t je;
+            extra = json_loads(kwargs, 0, &je);
+            if (!json_is_object(extra)) {
+                snprintf(err, errlen, "--chat-template-kwargs: not a JSON object (%s)",
+                         extra ? "another JSON value" : je.text);
+                json_decref(extra);
+                return -1;
+            }
+        }
         ChatTemplate *t = chat_template_parse(template, strlen(template), err, errlen);
-        if (!t) return -1;
+        if (!t) {
+            json_decref(extra);
+            return -1;
+        }
         json_t *ctx = json_pack("{s:[{s:s,s:s}],s:b}", "messages", "role", "user", "content", text,
                                 "add_generation_prompt", 1);
+        if (ctx && extra) json_object_update(ctx, extra);
+        json_decref(extra);
         const char *names[] = {"bos_token", "eos_token", "pad_token", "unk_token"};
         const char *values[] = {sp->bos_token, sp->eos_token, sp->pad_token, sp->unk_token};
         for (int i = 0; ctx && i < 4; i++)
@@ -164,7 +186,7 @@ static int text_prompt(const Tokenizer *tok, const char *template, const char *t
 }
 
 int cmd_generate(int argc, char **argv) {
-    const char *model_dir = NULL, *adapter_dir = NULL, *prompt = NULL, *text = NULL;
+    const char *model_dir = NULL, *adapter_dir = NULL, *prompt = NULL, *text = NULL, *kwargs = NULL;
     bool chat = false;
     double n = 32, temperature = 0, seed = 0;
     ConfigPrecision precision = CONFIG_PRECISION_AUTO;
@@ -192,6 +214,8 @@ int cmd_generate(int argc, char **argv) {
             prompt = v;
         else if (strcmp(a, "--prompt") == 0)
             text = v;
+        else if (strcmp(a, "--chat-template-kwargs") == 0)
+            kwargs = v;
         else if (strcmp(a, "-n") == 0) {
             if (parse_number(a, v, 0, 1 << 20, &n)) return EXIT_USAGE;
         } else if (strcmp(a, "--temperature") == 0) {
@@ -206,9 +230,10 @@ int cmd_generate(int argc, char **argv) {
             return EXIT_USAGE;
         }
     }
-    if (!model_dir || !prompt == !text || (chat && !text)) {
+    if (!model_dir || !prompt == !text || (chat && !text) || (kwargs && !chat)) {
         fprintf(stderr, "lorafit generate: --model and one of --prompt-ids or --prompt are "
-                        "required (--chat goes with --prompt)\n");
+                        "required (--chat goes with --prompt, --chat-template-kwargs with "
+                        "--chat)\n");
         generate_usage(stderr);
         return EXIT_USAGE;
     }
@@ -220,7 +245,8 @@ int cmd_generate(int argc, char **argv) {
         bool failed = false;
         char *template = chat ? adapter_template(adapter_dir, &failed, err, sizeof err) : NULL;
         Tokenizer *tok = failed ? NULL : tokenizer_load(model_dir, err, sizeof err);
-        if (!tok || text_prompt(tok, template, text, chat, &ids, &n_prompt, err, sizeof err) != 0) {
+        if (!tok ||
+            text_prompt(tok, template, text, chat, kwargs, &ids, &n_prompt, err, sizeof err) != 0) {
             fprintf(stderr, "lorafit generate: %s\n", err);
             tokenizer_free(tok);
             free(template);

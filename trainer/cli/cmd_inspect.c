@@ -51,7 +51,7 @@ static int inspect_file(const char *path) {
 }
 
 static void print_config(const ModelConfig *c) {
-    printf("model %s (%s)\n", hf_arch_name(c->arch), c->model_type);
+    printf("model %s (%s)\n", hf_architecture(c), c->model_type);
     printf("  hidden_size %d, intermediate_size %d, layers %d, heads %d, kv_heads %d, "
            "head_dim %d, vocab %d\n",
            c->hidden_size, c->intermediate_size, c->num_hidden_layers, c->num_attention_heads,

@@ -15,7 +15,7 @@ _lorafit_flags() {
     prepare) echo "--out --set --help" ;;
     tokenize) echo "--no-special-tokens --decode --skip-special-tokens --help" ;;
     inspect) echo "--help" ;;
-    generate) echo "--model --adapter --prompt --prompt-ids --chat -n --temperature --seed --precision --help" ;;
+    generate) echo "--model --adapter --prompt --prompt-ids --chat --chat-template-kwargs -n --temperature --seed --precision --help" ;;
     esac
 }
 
@@ -70,7 +70,7 @@ _lorafit() {
         COMPREPLY=($(compgen -f -- "$cur"))
         return
         ;;
-    -n | --temperature | --seed | --prompt | --prompt-ids | --max-shard-size)
+    -n | --temperature | --seed | --prompt | --prompt-ids | --max-shard-size | --chat-template-kwargs)
         return
         ;;
     esac

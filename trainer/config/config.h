@@ -16,7 +16,10 @@
  *
  * lora.target_modules is a list of the seven Llama projections (q_proj k_proj v_proj o_proj
  * gate_proj up_proj down_proj), stored in that canonical order without duplicates;
- * "all-linear" (alone, as a string or one-element list) means all seven, as in PEFT. */
+ * "all-linear" (alone, as a string or one-element list) means all seven, as in PEFT. Not
+ * given, it is empty here and the run takes the model family's default
+ * (lora_default_targets: all seven for Llama, Mistral, Qwen2; PEFT's q_proj, v_proj for
+ * Qwen3), which config.resolved.yaml then names. */
 #ifndef LORAFIT_CONFIG_H
 #define LORAFIT_CONFIG_H
 
@@ -58,7 +61,7 @@ typedef struct Config {
         int64_t r;                 /* [8], >= 1 */
         double alpha;              /* [16], > 0 */
         double dropout;            /* [0.0], in [0, 1) */
-        ConfigList target_modules; /* [all seven] */
+        ConfigList target_modules; /* [null -> n == 0: the model family's default] */
         bool rslora;               /* [false] */
         char *init_from;           /* [null] -> NULL */
     } lora;

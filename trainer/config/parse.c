@@ -84,12 +84,17 @@ static void describe(const yaml_node_t *n, char *buf, size_t len) {
         snprintf(buf, len, "'%.60s'", scalar_text(n));
 }
 
-/* Sets the modules list from names (validated, canonical order, "all-linear" = all). */
+/* Sets the modules list from names (validated, canonical order, "all-linear" = all); null
+ * empties it (the model family's default). */
 static int set_modules(ConfigList *l, yaml_document_t *doc, const yaml_node_t *n, const char *kp,
                        const char *at, char *err, size_t errlen) {
     bool want[MODULE_COUNT] = {false};
     int count = 0;
     const yaml_node_t *items[64];
+    if (is_null(n)) {
+        config_list_free(l);
+        return 0;
+    }
     if (n->type == YAML_SCALAR_NODE) {
         items[count++] = n;
     } else if (n->type == YAML_SEQUENCE_NODE) {

@@ -33,7 +33,7 @@ const Key config_keys[] = {
     {"lora", "r", K_INT, OFF(lora.r), false, RANGE(1, 65536, false, false), NULL},
     {"lora", "alpha", K_FLOAT, OFF(lora.alpha), false, RANGE(0, INF, true, false), NULL},
     {"lora", "dropout", K_FLOAT, OFF(lora.dropout), false, RANGE(0, 1, false, true), NULL},
-    {"lora", "target_modules", K_MODULES, OFF(lora.target_modules), false, ANY, NULL},
+    {"lora", "target_modules", K_MODULES, OFF(lora.target_modules), true, ANY, NULL},
     {"lora", "rslora", K_BOOL, OFF(lora.rslora), false, ANY, NULL},
     {"lora", "init_from", K_PATH, OFF(lora.init_from), true, ANY, NULL},
     {"data", "train", K_PATHS, OFF(data.train), false, ANY, NULL},
@@ -373,11 +373,9 @@ int config_defaults(Config *c) {
     c->output.save_every = 100;
     c->output.keep = 3;
     c->log.every = 10;
+    /* lora.target_modules stays empty: the model family's default, resolved by train */
     int ok = c->data.input_field && c->data.labels_field && c->data.text_field &&
              c->data.prompt_field && c->data.completion_field && c->data.messages_field;
-    for (int m = 0; ok && m < MODULE_COUNT; m++)
-        ok = config_list_push(&c->lora.target_modules, strdup(model_module_name((ModelModule)m))) ==
-             0;
     if (!ok) config_free(c);
     return ok ? 0 : -1;
 }

@@ -1,4 +1,4 @@
-/* trainer/model/decoder.h — a frozen Llama-family model: loading, the forward pass, generation.
+/* trainer/model/decoder.h — a frozen decoder model: loading, the forward pass, generation.
  *
  * Dimension letters (as in tensor/tensor.h): B batch, T sequence length, N = B*T rows,
  * C hidden size, FF intermediate size, NH / NKV query / key-value heads, D head_dim,

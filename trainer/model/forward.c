@@ -1,11 +1,9 @@
-/* trainer/model/forward.c — the Llama-family forward pass as tensor/ ops (see model.h).
+/* trainer/model/forward.c — the forward pass as tensor/ ops (see decoder.h): the embedding,
+ * the decoder layers of the model's family (family_*.c), the final norm, and the shared
+ * pieces the families build their layers from (family.h).
  *
- * Per layer (HF LlamaDecoderLayer):
- *   h = rmsnorm(x); q, k, v = h Wq^T, h Wk^T, h Wv^T (+ biases, + LoRA); rope(q), rope(k)
- *   x = x + attention(q, k, v) Wo^T;  h = rmsnorm(x)
- *   x = x + (silu(h Wgate^T) * (h Wup^T)) Wdown^T
- * then logits = rmsnorm(x) lm_head^T. Training and evaluation stop at rmsnorm(x) (the
- * hidden state) and hand it to op_lm_head_cross_entropy, which never holds all logits. */
+ * Training and evaluation stop at the final norm's output (the hidden state) and hand it to
+ * op_lm_head_cross_entropy, which never holds all logits; logits = hidden lm_head^T. */
 #include "trainer/model/lora.h"
 #include "trainer/model/internal.h"
 
@@ -16,37 +14,30 @@ static uint64_t module_seed(uint64_t seed, int layer, ModelModule mod) {
     return rng_splitmix64(&s);
 }
 
-static Tensor *linear(Graph *g, const Model *m, const Lora *lora, Tensor *x, int layer,
-                      ModelModule mod, float dropout, uint64_t dropout_seed) {
-    const ModelLayer *L = &m->layers[layer];
+Tensor *layer_linear(const LayerPass *p, Tensor *x, int layer, ModelModule mod) {
+    const ModelLayer *L = &p->m->layers[layer];
     const Tensor *b = L->b[mod].data ? &L->b[mod] : NULL;
     Tensor *A, *B;
-    if (lora && lora_module(lora, layer, mod, &A, &B))
-        return op_lora_linear(g, x, &L->w[mod], b, A, B, lora_scaling(lora), dropout,
-                              module_seed(dropout_seed, layer, mod));
-    return op_linear(g, x, &L->w[mod], b);
+    if (p->lora && lora_module(p->lora, layer, mod, &A, &B))
+        return op_lora_linear(p->g, x, &L->w[mod], b, A, B, lora_scaling(p->lora), p->dropout,
+                              module_seed(p->dropout_seed, layer, mod));
+    return op_linear(p->g, x, &L->w[mod], b);
+}
+
+const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s) {
+    return &p->m->layers[layer].norm[s];
+}
+
+Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads) {
+    const Model *m = p->m;
+    return op_rope(p->g, x, n_heads, m->cfg.head_dim, p->pos, m->rope_cos, m->rope_sin, m->max_pos);
 }
 
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                             float dropout, uint64_t dropout_seed) {
-    const ModelConfig *c = &m->cfg;
-    const ModelLayer *L = &m->layers[layer];
-    float eps = (float)c->rms_norm_eps;
-    int nh = c->num_attention_heads, nkv = c->num_key_value_heads, d = c->head_dim, i = layer;
-    Tensor *h = op_rmsnorm(g, x, &L->attn_norm, eps);
-    Tensor *q = linear(g, m, lora, h, i, MODULE_Q, dropout, dropout_seed); /* (N, NH*D) */
-    Tensor *k = linear(g, m, lora, h, i, MODULE_K, dropout, dropout_seed); /* (N, NKV*D) */
-    Tensor *v = linear(g, m, lora, h, i, MODULE_V, dropout, dropout_seed); /* (N, NKV*D) */
-    q = op_rope(g, q, nh, d, pos, m->rope_cos, m->rope_sin, m->max_pos);
-    k = op_rope(g, k, nkv, d, pos, m->rope_cos, m->rope_sin, m->max_pos);
-    Tensor *att = op_attention(g, q, k, v, batch, seq_len, nh, nkv, d, segment);
-    x = op_add(g, x, linear(g, m, lora, att, i, MODULE_O, dropout, dropout_seed));
-    h = op_rmsnorm(g, x, &L->ffn_norm, eps);
-    Tensor *gate = linear(g, m, lora, h, i, MODULE_GATE, dropout, dropout_seed); /* (N, FF) */
-    Tensor *up = linear(g, m, lora, h, i, MODULE_UP, dropout, dropout_seed);     /* (N, FF) */
-    Tensor *ff = op_swiglu(g, gate, up);
-    return op_add(g, x, linear(g, m, lora, ff, i, MODULE_DOWN, dropout, dropout_seed));
+    LayerPass p = {m, lora, g, pos, segment, batch, seq_len, dropout, dropout_seed};
+    return m->cfg.family->layer_forward(&p, x, layer);
 }
 
 const int32_t *model_default_positions(Graph *g, int batch, int seq_len) {

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "trainer/model/export.h"
+#include "trainer/model/family.h"
 #include "trainer/model/lora.h"
 
 static const char *const gguf_names[MODULE_COUNT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
@@ -110,8 +111,8 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
                                  spec.r);
                 break;
             }
-            bool llama = c->arch != ARCH_QWEN2;
-            int heads = !llama          ? 0
+            bool permute = c->family->gguf_permute_qk;
+            int heads = !permute        ? 0
                         : m == MODULE_Q ? c->num_attention_heads
                         : m == MODULE_K ? c->num_key_value_heads
                                         : 0;

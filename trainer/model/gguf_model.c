@@ -1,16 +1,19 @@
 /* trainer/model/gguf_model.c — a model (optionally with its adapter merged) as the GGUF file
  * llama.cpp's convert_hf_to_gguf.py writes for it (see export.h).
  *
- * What the converter does for LlamaForCausalLM / MistralForCausalLM (class LlamaModel, arch
- * "llama") and Qwen2ForCausalLM (Qwen2Model, arch "qwen2"), and lorafit with it:
+ * What the converter does for the families (family_*.c: LlamaForCausalLM /
+ * MistralForCausalLM are class LlamaModel, arch "llama"; Qwen2ForCausalLM Qwen2Model, arch
+ * "qwen2"; Qwen3ForCausalLM Qwen3Model, arch "qwen3"), and lorafit with it:
  *   - metadata: general.type model, the TextModel hyperparameters (block count, context,
- *     widths, heads, rope base, rms eps, file type), for llama also vocab_size and
- *     rope.dimension_count, then general.quantization_version 2 and the tokenizer;
- *   - tensors renamed (tensor_mapping.py): token_embd, blk.N.attn_norm / attn_q / attn_k /
- *     attn_v / attn_output / ffn_norm / ffn_gate / ffn_up / ffn_down, output_norm, output
- *     (absent when tied), their biases as .bias; rope_freqs for llama3 rope scaling;
+ *     widths, heads, rope base, rms eps, key/value length when config.json names head_dim,
+ *     file type), for llama also vocab_size and rope.dimension_count, then
+ *     general.quantization_version 2 and the tokenizer;
+ *   - tensors renamed (tensor_mapping.py): token_embd, blk.N.attn_q / attn_k / attn_v /
+ *     attn_output / ffn_gate / ffn_up / ffn_down and the family's norms (attn_norm,
+ *     ffn_norm; Qwen3's attn_q_norm, attn_k_norm), output_norm, output (absent when tied),
+ *     the biases as .bias; rope_freqs for llama3 rope scaling;
  *   - LlamaModel.permute on q_proj and k_proj (weights and biases) for arch llama: llama.cpp
- *     rotates interleaved pairs where Hugging Face rotates halves;
+ *     rotates interleaved pairs where Hugging Face rotates halves (Qwen's are not permuted);
  *   - 1-D tensors (norms, biases, rope_freqs) stay F32; the matrices take the file type;
  *     a matrix whose rows Q8_0 cannot hold (length not a multiple of 32) falls back to F16,
  *     as the converter's QuantError fallback does.
@@ -25,7 +28,7 @@
 #include "trainer/model/internal.h"
 
 const char *gguf_arch_name(const ModelConfig *cfg) {
-    return cfg->arch == ARCH_QWEN2 ? "qwen2" : "llama";
+    return cfg->family->gguf_arch;
 }
 
 void gguf_permute_rows(float *data, int64_t rows, int64_t cols, int n_head, float *scratch) {
@@ -40,8 +43,7 @@ void gguf_permute_rows(float *data, int64_t rows, int64_t cols, int n_head, floa
 
 typedef enum {
     SRC_EMBED,
-    SRC_ATTN_NORM,
-    SRC_FFN_NORM,
+    SRC_NORM,
     SRC_LINEAR,
     SRC_BIAS,
     SRC_FINAL_NORM,
@@ -55,6 +57,7 @@ typedef struct Item {
     Source src;
     int layer;
     ModelModule mod;
+    LayerNormSlot norm; /* SRC_NORM */
     GgmlType type;
     int64_t rows, cols; /* PyTorch shape (rows, cols); a bias is (OUT, 1) to permute rows */
     bool vector;        /* stored 1-D, F32 */
@@ -95,11 +98,8 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
     case SRC_EMBED:
         from = m->embed.data;
         break;
-    case SRC_ATTN_NORM:
-        from = m->layers[it->layer].attn_norm.data;
-        break;
-    case SRC_FFN_NORM:
-        from = m->layers[it->layer].ffn_norm.data;
+    case SRC_NORM:
+        from = m->layers[it->layer].norm[it->norm].data;
         break;
     case SRC_BIAS:
         from = m->layers[it->layer].b[it->mod].data;
@@ -153,9 +153,30 @@ static int add(Builder *b, const char *name, Item it, char *err, size_t errlen) 
     return 0;
 }
 
+/* The family's norm weights of layer l that the GGUF lists before linear `before`. */
+static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char *err,
+                     size_t errlen) {
+    const ModelConfig *c = &m->cfg;
+    for (int k = 0; k < c->family->n_norms; k++) {
+        const FamilyNorm *n = &c->family->norms[k];
+        if (n->gguf_before != before) continue;
+        Item it = {.m = m,
+                   .layer = l,
+                   .src = SRC_NORM,
+                   .norm = n->slot,
+                   .vector = true,
+                   .rows = 1,
+                   .cols = n->per_head ? c->head_dim : c->hidden_size};
+        char name[96];
+        snprintf(name, sizeof name, "blk.%d.%s", l, n->gguf_name);
+        if (add(b, name, it, err, errlen) != 0) return -1;
+    }
+    return 0;
+}
+
 static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    bool llama = c->arch != ARCH_QWEN2;
+    bool permute = c->family->gguf_permute_qk;
     Item base = {.m = m, .lora = lora};
     char name[64];
     Item it = base;
@@ -166,20 +187,11 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
     it = base, it.src = SRC_EMBED, it.rows = c->vocab_size, it.cols = c->hidden_size;
     if (add(b, "token_embd.weight", it, err, errlen) != 0) return -1;
     for (int l = 0; l < c->num_hidden_layers; l++) {
-        it = base, it.layer = l, it.src = SRC_ATTN_NORM, it.vector = true, it.rows = 1,
-        it.cols = c->hidden_size;
-        snprintf(name, sizeof name, "blk.%d.attn_norm.weight", l);
-        if (add(b, name, it, err, errlen) != 0) return -1;
         for (int k = 0; k < MODULE_COUNT; k++) {
-            if (k == MODULE_GATE) {
-                it = base, it.layer = l, it.src = SRC_FFN_NORM, it.vector = true, it.rows = 1,
-                it.cols = c->hidden_size;
-                snprintf(name, sizeof name, "blk.%d.ffn_norm.weight", l);
-                if (add(b, name, it, err, errlen) != 0) return -1;
-            }
+            if (add_norms(b, m, l, (ModelModule)k, err, errlen) != 0) return -1;
             int out, in;
             model_module_dims(c, (ModelModule)k, &out, &in);
-            int heads = !llama          ? 0
+            int heads = !permute        ? 0
                         : k == MODULE_Q ? c->num_attention_heads
                         : k == MODULE_K ? c->num_key_value_heads
                                         : 0;
@@ -193,6 +205,7 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
                 if (add(b, name, it, err, errlen) != 0) return -1;
             }
         }
+        if (add_norms(b, m, l, MODULE_COUNT, err, errlen) != 0) return -1;
     }
     it = base, it.src = SRC_FINAL_NORM, it.vector = true, it.rows = 1, it.cols = c->hidden_size;
     if (add(b, "output_norm.weight", it, err, errlen) != 0) return -1;
@@ -235,13 +248,16 @@ static int add_metadata(GgufWriter *w, const ModelConfig *c, const char *name, G
     if (rc == 0)
         rc = gguf_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), (float)c->rms_norm_eps, err,
                           errlen);
-    if (rc == 0 && c->head_dim * c->num_attention_heads != c->hidden_size) {
+    /* the converter writes them when config.json names head_dim; lorafit also when head_dim
+     * is not hidden / heads (a default of the family's), which llama.cpp would assume */
+    if (rc == 0 &&
+        (c->head_dim_in_config || c->head_dim * c->num_attention_heads != c->hidden_size)) {
         rc = gguf_set_u32(w, KEY("attention.key_length"), (uint32_t)c->head_dim, err, errlen);
         if (rc == 0)
             rc = gguf_set_u32(w, KEY("attention.value_length"), (uint32_t)c->head_dim, err, errlen);
     }
     if (rc == 0) rc = gguf_set_u32(w, "general.file_type", file_type(dtype), err, errlen);
-    if (rc == 0 && c->arch != ARCH_QWEN2) {
+    if (rc == 0 && c->family->gguf_llama_hparams) {
         rc = gguf_set_u32(w, KEY("vocab_size"), (uint32_t)c->vocab_size, err, errlen);
         if (rc == 0)
             rc = gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim, err, errlen);
@@ -358,7 +374,13 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
         return store_error(err, errlen, 0, "gguf: %s: mlp_bias is not written by lorafit",
                            model_dir);
     const ModelConfig *c = &m->cfg;
-    int max_items = 4 + c->num_hidden_layers * (2 + 2 * MODULE_COUNT);
+    if (c->o_bias && !c->family->gguf_o_bias)
+        return store_error(err, errlen, 0,
+                           "gguf: %s: o_proj has a bias (attention_bias), which llama.cpp's %s "
+                           "does not load: it would refuse the file (llama.cpp's converter "
+                           "writes it anyway). Use the Hugging Face format (--format hf)",
+                           model_dir, c->family->gguf_arch);
+    int max_items = 4 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
     Builder b = {.w = gguf_writer_new(),
                  .items = calloc((size_t)max_items, sizeof(Item)),
                  .dtype = dtype,

@@ -1,8 +1,11 @@
 /* trainer/model/hf_config.c — config.json -> ModelConfig (see hf_config.h).
  *
- * Defaults follow transformers' LlamaConfig / MistralConfig / Qwen2Config. Values are
- * range-checked here so that later size arithmetic (V * C, L * ...) cannot overflow. */
+ * The keys every family shares are read here, with the family's defaults; the family's
+ * own keys by its read_config hook (family_*.c). Defaults follow transformers' config
+ * classes. Values are range-checked here so that later size arithmetic (V * C, L * ...)
+ * cannot overflow. */
 #include "trainer/model/hf_config.h"
+#include "trainer/model/family.h"
 
 #include <jansson.h>
 #include <math.h>
@@ -12,19 +15,14 @@
 
 #define MAX_DIM (1 << 20) /* any single dimension; keeps products of two well inside int64 */
 
-static const struct {
-    const char *arch, *type;
-    ModelArch id;
-    int default_max_pos;
-} known[] = {{"LlamaForCausalLM", "llama", ARCH_LLAMA, 2048},
-             {"MistralForCausalLM", "mistral", ARCH_MISTRAL, 4096 * 32},
-             {"Qwen2ForCausalLM", "qwen2", ARCH_QWEN2, 32768}};
-#define N_KNOWN ((int)(sizeof known / sizeof known[0]))
+/* The families lorafit trains: each one's file (family_*.c) says what makes it. */
+extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
+static const ModelFamily *const families[] = {&family_llama, &family_mistral, &family_qwen2,
+                                              &family_qwen3};
+#define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
-const char *hf_arch_name(ModelArch a) {
-    for (int i = 0; i < N_KNOWN; i++)
-        if (known[i].id == a) return known[i].arch;
-    return "?";
+const char *hf_architecture(const ModelConfig *cfg) {
+    return cfg->family ? cfg->family->architecture : "?";
 }
 
 /* An integer field in [lo, hi]; absent -> *out = dflt, or an error when dflt < lo. */
@@ -91,23 +89,28 @@ static int get_bool(json_t *root, const char *key, bool dflt, bool *out, const c
     return 0;
 }
 
-static int parse_arch(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
+/* "llama (LlamaForCausalLM), mistral (...), ..." into out. */
+static void supported_list(char *out, size_t len) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (int i = 0; i < N_FAMILIES && n < len; i++) {
+        int w = snprintf(out + n, len - n, "%s%s (%s)", i ? ", " : "", families[i]->model_type,
+                         families[i]->architecture);
+        if (w < 0) break;
+        n += (size_t)w;
+    }
+}
+
+/* The family named by "architectures" and "model_type" (both must agree when both are
+ * there). A family lorafit does not train is refused by name, with the supported ones. */
+static int parse_family(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
     json_t *archs = json_object_get(root, "architectures"),
            *type = json_object_get(root, "model_type");
-    int found = -1;
+    const char *arch = NULL, *type_name = NULL;
     if (archs && !json_is_null(archs)) {
-        const char *a = json_string_value(json_array_get(archs, 0));
-        if (!json_is_array(archs) || json_array_size(archs) != 1 || !a) {
+        arch = json_string_value(json_array_get(archs, 0));
+        if (!json_is_array(archs) || json_array_size(archs) != 1 || !arch) {
             snprintf(err, errlen, "%s: \"architectures\" must be an array of one string", src);
-            return -1;
-        }
-        for (int i = 0; i < N_KNOWN; i++)
-            if (strcmp(a, known[i].arch) == 0) found = i;
-        if (found < 0) {
-            snprintf(err, errlen,
-                     "%s: \"architectures\": unsupported architecture \"%s\" "
-                     "(supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM)",
-                     src, a);
             return -1;
         }
     }
@@ -116,27 +119,37 @@ static int parse_arch(json_t *root, ModelConfig *cfg, const char *src, char *err
             snprintf(err, errlen, "%s: \"model_type\" must be a string", src);
             return -1;
         }
-        int t = -1;
-        for (int i = 0; i < N_KNOWN; i++)
-            if (strcmp(json_string_value(type), known[i].type) == 0) t = i;
-        if (t < 0 || (found >= 0 && t != found)) {
-            snprintf(err, errlen,
-                     "%s: \"model_type\": unsupported or inconsistent \"%s\" "
-                     "(supported: llama, mistral, qwen2, matching \"architectures\")",
-                     src, json_string_value(type));
-            return -1;
-        }
-        found = t;
+        type_name = json_string_value(type);
     }
-    if (found < 0) {
+    if (!arch && !type_name) {
         snprintf(err, errlen,
                  "%s: missing \"architectures\" and \"model_type\" (cannot tell "
-                 "the architecture)",
+                 "the model family)",
                  src);
         return -1;
     }
-    cfg->arch = known[found].id;
-    snprintf(cfg->model_type, sizeof cfg->model_type, "%s", known[found].type);
+    const ModelFamily *by_arch = NULL, *by_type = NULL;
+    for (int i = 0; i < N_FAMILIES; i++) {
+        if (arch && strcmp(arch, families[i]->architecture) == 0) by_arch = families[i];
+        if (type_name && strcmp(type_name, families[i]->model_type) == 0) by_type = families[i];
+    }
+    char supported[512];
+    supported_list(supported, sizeof supported);
+    if ((arch && !by_arch) || (type_name && !by_type)) {
+        snprintf(err, errlen, "%s: the model family %s%s%s%s%s is not supported; lorafit trains %s",
+                 src, type_name ? "\"" : "", type_name ? type_name : "", type_name ? "\"" : "",
+                 arch && type_name ? " / " : "", arch ? arch : "", supported);
+        return -1;
+    }
+    if (by_arch && by_type && by_arch != by_type) {
+        snprintf(err, errlen,
+                 "%s: \"model_type\" \"%s\" and \"architectures\" [\"%s\"] name different "
+                 "families",
+                 src, type_name, arch);
+        return -1;
+    }
+    cfg->family = by_arch ? by_arch : by_type;
+    snprintf(cfg->model_type, sizeof cfg->model_type, "%s", cfg->family->model_type);
     return 0;
 }
 
@@ -224,11 +237,16 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
     return 0;
 }
 
-/* The sliding window attention applies, 0 for none: Mistral's sliding_window; Qwen2's when
- * use_sliding_window is true or layer_types names sliding layers (transformers computes
- * layer_types from use_sliding_window and max_window_layers when the config has none). */
-static int parse_sliding_window(json_t *root, ModelConfig *cfg, const char *src, char *err,
-                                size_t errlen) {
+int config_read_bool(const ConfigReader *r, const char *key, bool dflt, bool *out) {
+    return get_bool((json_t *)r->root, key, dflt, out, r->src, r->err, r->errlen);
+}
+
+int config_read_int(const ConfigReader *r, const char *key, int lo, int hi, int dflt, int *out) {
+    return get_int((json_t *)r->root, key, lo, hi, dflt, out, r->src, r->err, r->errlen);
+}
+
+int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg) {
+    json_t *root = (json_t *)r->root;
     cfg->sliding_window = 0;
     json_t *types = json_object_get(root, "layer_types");
     bool sliding_layers = false;
@@ -236,7 +254,7 @@ static int parse_sliding_window(json_t *root, ModelConfig *cfg, const char *src,
         size_t i;
         json_t *v;
         if (!json_is_array(types)) {
-            snprintf(err, errlen, "%s: \"layer_types\" must be a list", src);
+            snprintf(r->err, r->errlen, "%s: \"layer_types\" must be a list", r->src);
             return -1;
         }
         json_array_foreach(types, i, v) {
@@ -244,21 +262,19 @@ static int parse_sliding_window(json_t *root, ModelConfig *cfg, const char *src,
             if (t && strcmp(t, "sliding_attention") == 0) {
                 sliding_layers = true;
             } else if (!t || strcmp(t, "full_attention") != 0) {
-                snprintf(err, errlen,
+                snprintf(r->err, r->errlen,
                          "%s: layer_types[%zu] must be \"full_attention\" or "
                          "\"sliding_attention\"",
-                         src, i);
+                         r->src, i);
                 return -1;
             }
         }
     }
     bool use = false;
-    if (get_bool(root, "use_sliding_window", false, &use, src, err, errlen)) return -1;
-    bool applies =
-        cfg->arch == ARCH_MISTRAL || (cfg->arch == ARCH_QWEN2 && (use || sliding_layers));
+    if (config_read_bool(r, "use_sliding_window", false, &use)) return -1;
     json_t *w = json_object_get(root, "sliding_window");
-    if (!applies || !w || json_is_null(w)) return 0;
-    return get_int(root, "sliding_window", 1, 1 << 30, 0, &cfg->sliding_window, src, err, errlen);
+    if (!(always || use || sliding_layers) || !w || json_is_null(w)) return 0;
+    return config_read_int(r, "sliding_window", 1, 1 << 30, 0, &cfg->sliding_window);
 }
 
 static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
@@ -267,10 +283,9 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
         return -1;
     }
     memset(cfg, 0, sizeof *cfg);
-    if (parse_arch(root, cfg, src, err, errlen)) return -1;
-    int max_pos_default = 2048;
-    for (int i = 0; i < N_KNOWN; i++)
-        if (known[i].id == cfg->arch) max_pos_default = known[i].default_max_pos;
+    if (parse_family(root, cfg, src, err, errlen)) return -1;
+    const ModelFamily *f = cfg->family;
+    int max_pos_default = f->default_max_positions;
     if (get_int(root, "hidden_size", 1, MAX_DIM, 0, &cfg->hidden_size, src, err, errlen) ||
         get_int(root, "intermediate_size", 1, MAX_DIM, 0, &cfg->intermediate_size, src, err,
                 errlen) ||
@@ -295,7 +310,10 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
                  src, cfg->num_attention_heads, cfg->num_key_value_heads);
         return -1;
     }
-    int hd_default = cfg->hidden_size / cfg->num_attention_heads;
+    int hd_default =
+        f->default_head_dim ? f->default_head_dim : cfg->hidden_size / cfg->num_attention_heads;
+    json_t *hd = json_object_get(root, "head_dim");
+    cfg->head_dim_in_config = hd && !json_is_null(hd);
     if (get_int(root, "head_dim", 2, MAX_DIM, hd_default >= 2 ? hd_default : 0, &cfg->head_dim, src,
                 err, errlen))
         return -1;
@@ -307,18 +325,12 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
     if (get_number(root, "rms_norm_eps", 1e-6, false, &cfg->rms_norm_eps, src, err, errlen) ||
         get_bool(root, "tie_word_embeddings", false, &cfg->tie_word_embeddings, src, err, errlen))
         return -1;
-    bool attention_bias = false, mlp_bias = false;
-    if (get_bool(root, "attention_bias", false, &attention_bias, src, err, errlen) ||
-        get_bool(root, "mlp_bias", false, &mlp_bias, src, err, errlen))
-        return -1;
+    bool mlp_bias = false;
+    if (get_bool(root, "mlp_bias", false, &mlp_bias, src, err, errlen)) return -1;
     if (mlp_bias) {
         snprintf(err, errlen, "%s: \"mlp_bias\": true is not supported", src);
         return -1;
     }
-    /* Qwen2 always has q/k/v biases and never an o bias; HF Llama's attention_bias adds
-     * biases to all four attention projections. */
-    cfg->qkv_bias = cfg->arch == ARCH_QWEN2 || attention_bias;
-    cfg->o_bias = cfg->arch != ARCH_QWEN2 && attention_bias;
     json_t *act = json_object_get(root, "hidden_act");
     if (act && !json_is_null(act) &&
         (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0)) {
@@ -328,7 +340,8 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
                  src);
         return -1;
     }
-    if (parse_sliding_window(root, cfg, src, err, errlen)) return -1;
+    ConfigReader r = {root, src, err, errlen};
+    if (f->read_config(&r, cfg)) return -1;
     return parse_rope(root, cfg, src, err, errlen);
 }
 

@@ -1,18 +1,20 @@
-/* trainer/model/hf_config.h — a Hugging Face config.json for the Llama family, parsed and checked.
+/* trainer/model/hf_config.h — a Hugging Face config.json of a supported family, parsed and checked.
  *
- * Supported: LlamaForCausalLM / llama, MistralForCausalLM / mistral, Qwen2ForCausalLM /
- * qwen2, with hidden_act silu and RoPE plain or llama3-scaled (rope_theta + rope_scaling, or
- * transformers 5's rope_parameters). Anything else is an error naming the field. lorafit
- * always uses full causal attention, which is what Mistral/Qwen2 sliding-window attention
- * computes for sequences no longer than the window: sliding_window is kept so that longer
- * ones are refused (model_max_positions). */
+ * Supported: the families of trainer/model/family_*.c (LlamaForCausalLM / llama,
+ * MistralForCausalLM / mistral, Qwen2ForCausalLM / qwen2), with hidden_act silu and RoPE
+ * plain or llama3-scaled (rope_theta + rope_scaling, or transformers 5's rope_parameters).
+ * Another family is refused by name with the list of supported ones; anything else is an
+ * error naming the field. lorafit always uses full causal attention, which is what
+ * sliding-window attention computes for sequences no longer than the window:
+ * sliding_window is kept so that longer ones are refused (model_max_positions). */
 #ifndef LORAFIT_HF_CONFIG_H
 #define LORAFIT_HF_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-typedef enum { ARCH_LLAMA, ARCH_MISTRAL, ARCH_QWEN2 } ModelArch;
+/* A model family (trainer/model/family.h): what differs from one to the next. */
+typedef struct ModelFamily ModelFamily;
 
 typedef struct RopeScaling {
     bool llama3; /* false: plain RoPE */
@@ -21,15 +23,16 @@ typedef struct RopeScaling {
 } RopeScaling;
 
 typedef struct ModelConfig {
-    ModelArch arch;
+    const ModelFamily *family;
     char model_type[16];
     int hidden_size;       /* C */
     int intermediate_size; /* FF */
     int num_hidden_layers; /* L */
     int num_attention_heads;
     int num_key_value_heads;
-    int head_dim;   /* D */
-    int vocab_size; /* V */
+    int head_dim;            /* D */
+    bool head_dim_in_config; /* config.json names it (the GGUF then does too) */
+    int vocab_size;          /* V */
     int max_position_embeddings;
     double rms_norm_eps;
     double rope_theta;
@@ -47,7 +50,8 @@ int hf_config_load(const char *path, ModelConfig *cfg, char *err, size_t errlen)
 /* Same, from a JSON text (what_for names it in messages). */
 int hf_config_parse(const char *json, size_t len, const char *what_for, ModelConfig *cfg, char *err,
                     size_t errlen);
-const char *hf_arch_name(ModelArch a); /* "LlamaForCausalLM" ... */
+/* The family's class, "LlamaForCausalLM" ... */
+const char *hf_architecture(const ModelConfig *cfg);
 /* inv_freq[i] for i < head_dim/2, computed in double; with llama3 scaling applied exactly as
  * transformers' _compute_llama3_parameters does. */
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq);

@@ -1,5 +1,6 @@
-/* trainer/model/internal.h — the Model struct, shared by load.c, forward.c, checkpointed.c
- * and generate.c only. Everyone else goes through trainer/model/model.h. */
+/* trainer/model/internal.h — the Model struct, shared by the files of trainer/model/ only
+ * (weights.c loads it, forward.c, the family files, checkpointed.c and generate.c run it,
+ * merge.c and gguf_model.c write it). Everyone else goes through trainer/model/model.h. */
 #ifndef LORAFIT_MODEL_INTERNAL_H
 #define LORAFIT_MODEL_INTERNAL_H
 
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include "trainer/model/decoder.h"
+#include "trainer/model/family.h"
 #include "trainer/store/store.h"
 
 /* Whether a file of NAMED_TEMPLATES_DIR is a template: NAME.jinja, not hidden. */
@@ -16,11 +18,10 @@ static inline bool is_named_template(const char *file_name) {
 }
 
 typedef struct ModelLayer {
-    Tensor attn_norm;       /* (C) */
-    Tensor w[MODULE_COUNT]; /* q (NH*D, C), k v (NKV*D, C), o (C, NH*D),
-                               gate up (FF, C), down (C, FF) */
-    Tensor b[MODULE_COUNT]; /* biases (out); data NULL when absent */
-    Tensor ffn_norm;        /* (C) */
+    Tensor norm[NORM_SLOTS]; /* (C) or per head (D); data NULL where the family has none */
+    Tensor w[MODULE_COUNT];  /* q (NH*D, C), k v (NKV*D, C), o (C, NH*D),
+                                gate up (FF, C), down (C, FF) */
+    Tensor b[MODULE_COUNT];  /* biases (out); data NULL when absent */
 } ModelLayer;
 
 struct Model {
@@ -41,9 +42,10 @@ struct Model {
     size_t param_count;
 };
 
-/* Decoder layer `layer` (forward.c): x (N, C) -> the layer's output (N, C), built in g.
- * The one definition of a layer, used by the plain pass and by gradient checkpointing,
- * which is why both give the same bits. pos (N) must be set (model_default_positions). */
+/* Decoder layer `layer` (forward.c): x (N, C) -> the layer's output (N, C), built in g by
+ * the family's layer_forward. The one definition of a layer, used by the plain pass and by
+ * gradient checkpointing, which is why both give the same bits. pos (N) must be set
+ * (model_default_positions). */
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                             float dropout, uint64_t dropout_seed);

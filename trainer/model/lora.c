@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trainer/model/family.h"
 #include "trainer/store/store.h"
 
 #define LORA_NAME_MAX 112
@@ -23,6 +24,10 @@ struct Lora {
     int count;
     int (*index)[MODULE_COUNT]; /* (L, 7): tensor index of A, or -1 */
 };
+
+unsigned lora_default_targets(const ModelConfig *cfg) {
+    return cfg->family->default_targets;
+}
 
 unsigned lora_parse_target(const char *name) {
     for (int mod = 0; mod < MODULE_COUNT; mod++)

@@ -69,6 +69,9 @@ bool lora_module(const Lora *l, int layer, ModelModule mod, Tensor **A, Tensor *
 float *lora_params(const Lora *l, size_t *n);
 float *lora_grads(const Lora *l, size_t *n);
 void lora_zero_grad(Lora *l);
+/* The targets of a run that names none: the model family's default (family_*.c): all seven
+ * for Llama, Mistral and Qwen2, PEFT's q_proj and v_proj for Qwen3. */
+unsigned lora_default_targets(const ModelConfig *cfg);
 /* "q_proj" -> LORA_Q; 0 if unknown. */
 unsigned lora_parse_target(const char *name);
 

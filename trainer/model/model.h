@@ -1,8 +1,9 @@
-/* trainer/model/model.h — the model: a frozen Hugging Face Llama-family decoder and its
- * LoRA adapters. This header is the folder's whole API; code outside trainer/model/
+/* trainer/model/model.h — the model: a frozen Hugging Face decoder of a supported family and
+ * its LoRA adapters. This header is the folder's whole API; code outside trainer/model/
  * includes only it.
  *
- *   hf_config.h  config.json of Llama, Mistral and Qwen2 models, parsed and checked
+ *   hf_config.h  config.json of the supported families, parsed and checked (each family is
+ *                a file of its own, family_*.c, described by family.h inside the folder)
  *   decoder.h    loading the weights, the forward pass (training and inference), generation
  *   lora.h       LoRA adapters with PEFT semantics, fresh or loaded, saved in PEFT's format
  *   export.h     an adapter merged into its base (Hugging Face directory), and GGUF files

@@ -1,6 +1,8 @@
 /* trainer/model/weights.c — config.json + safetensors -> Model (see model.h).
  *
- * Two passes over the expected tensor list: the first checks every name, dtype and shape
+ * The expected tensors: the embedding, per layer the family's norm weights (family.h) and
+ * the seven linears with the biases the config names, the final norm and an untied
+ * lm_head. Two passes over that list: the first checks every name, dtype and shape
  * and sizes the conversion buffers; the second points tensors of the wanted dtype into the
  * mapping and converts the rest. A mismatch names the tensor and both shapes.
  *
@@ -90,12 +92,14 @@ static void list_slots(Model *m, SlotList *l) {
     const ModelConfig *c = &m->cfg;
     expect(l, &m->embed, c->vocab_size, c->hidden_size, "model.embed_tokens.weight%.0d%s%s", 0, "",
            "");
+    const ModelFamily *f = c->family;
     for (int i = 0; i < c->num_hidden_layers; i++) {
         ModelLayer *L = &m->layers[i];
-        expect(l, &L->attn_norm, c->hidden_size, 0, "model.layers.%d.%s%s", i,
-               "input_layernorm.weight", "");
-        expect(l, &L->ffn_norm, c->hidden_size, 0, "model.layers.%d.%s%s", i,
-               "post_attention_layernorm.weight", "");
+        for (int k = 0; k < f->n_norms; k++) {
+            const FamilyNorm *n = &f->norms[k];
+            expect(l, &L->norm[n->slot], n->per_head ? c->head_dim : c->hidden_size, 0,
+                   "model.layers.%d.%s%s", i, n->hf_name, "");
+        }
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             int out, in;
             model_module_dims(c, (ModelModule)mod, &out, &in);
@@ -216,7 +220,7 @@ static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, char
 
 static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    int max_slots = 3 + c->num_hidden_layers * (2 + 2 * MODULE_COUNT);
+    int max_slots = 3 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
     SlotList l = {calloc((size_t)max_slots, sizeof(Slot)), 0};
     if (!l.slots) {
         snprintf(err, errlen, "%s: out of memory", dir);

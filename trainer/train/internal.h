@@ -28,6 +28,8 @@ typedef struct StepResult {
 typedef struct Trainer {
     const Config *cfg; /* = &resolved once setup has chosen the precision */
     Config resolved;   /* the run's config with train.precision resolved (shallow copy) */
+    /* lora.target_modules of resolved when the config has none: the family's default */
+    char *default_targets[MODULE_COUNT];
     Model *model;
     Lora *lora;
     DataReader *data;

@@ -164,6 +164,28 @@ static TrainResult claim_output(Trainer *t, const TrainOptions *opt, char *resum
     return choose_precision(t, resume_dir, err, errlen);
 }
 
+/* lora.target_modules not given: the model family's default (lora_default_targets), written
+ * into the run's config so that config.resolved.yaml and the resume fingerprint name the
+ * modules trained. */
+static TrainResult resolve_targets(Trainer *t, char *err, size_t errlen) {
+    if (t->cfg->lora.target_modules.n > 0) return TRAIN_DONE;
+    if (t->cfg != &t->resolved) {
+        t->resolved = *t->cfg;
+        t->cfg = &t->resolved;
+    }
+    unsigned mask = lora_default_targets(model_config(t->model));
+    int n = 0;
+    for (int m = 0; m < MODULE_COUNT; m++) {
+        if (!(mask & (1u << m))) continue;
+        if (!(t->default_targets[n++] = strdup(model_module_name((ModelModule)m)))) {
+            snprintf(err, errlen, "out of memory");
+            return TRAIN_FAILED;
+        }
+    }
+    t->resolved.lora.target_modules = (ConfigList){t->default_targets, n};
+    return TRAIN_DONE;
+}
+
 /* What every rank builds for itself: the model, the LoRA, the optimizer moments, the graph,
  * the tokenizer and the training data reader (batches of batch_size x ranks rows). */
 static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
@@ -173,6 +195,9 @@ static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
     if (!t->model) return TRAIN_FAILED;
     const ModelConfig *mc = model_config(t->model);
     if (train_check_seq_len(c, t->model, err, errlen) != 0) return TRAIN_REFUSED;
+    TrainResult targets = resolve_targets(t, err, errlen);
+    if (targets != TRAIN_DONE) return targets;
+    c = t->cfg;
     LoraSpec spec;
     if (train_lora_spec(c, &spec, err, errlen) != 0) return TRAIN_REFUSED;
     t->lora = lora_create(t->model, &spec, err, errlen);
@@ -279,6 +304,7 @@ static void teardown(Trainer *t) {
     graph_destroy(t->graph);
     lora_free(t->lora);
     model_free(t->model);
+    for (int m = 0; m < MODULE_COUNT; m++) free(t->default_targets[m]);
     free(t->m);
     free(t->v);
     free(t->mb);

@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+"""Write a randomly initialised HF model directory of a family lorafit trains
+(llama / qwen2 / mistral / qwen3), or of Gemma 3's text model (gemma3_text, for the
+reference ahead of lorafit). Qwen3: --head-dim (independent of hidden / heads),
+q_norm / k_norm weights 1 + --qk-norm-spread * N(0, 1), --attention-bias for biases on
+q/k/v/o. Gemma 3: its norms hold offsets from 1 (weights --qk-norm-spread * N(0, 1), also
+its four layer norms), --window and --pattern (every pattern-th layer full, the others
+sliding), --local-theta for the sliding layers' RoPE, --scaling-factor for the full ones'
+linear rope_scaling, --query-pre-attn-scalar."""
+import argparse, json, os, sys, numpy as np
+sys.path.insert(0, os.path.dirname(__file__)); import st
+ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--arch', default='qwen2')
+ap.add_argument('--hidden', type=int, default=48); ap.add_argument('--inter', type=int, default=80)
+ap.add_argument('--layers', type=int, default=2); ap.add_argument('--heads', type=int, default=6)
+ap.add_argument('--kv', type=int, default=2); ap.add_argument('--vocab', type=int, default=97)
+ap.add_argument('--head-dim', type=int, default=0, help='0: hidden / heads')
+ap.add_argument('--attention-bias', action='store_true'); ap.add_argument('--qk-norm-spread', type=float, default=0.3)
+ap.add_argument('--tied', action='store_true'); ap.add_argument('--bf16', action='store_true')
+ap.add_argument('--theta', type=float, default=1e6); ap.add_argument('--eps', type=float, default=1e-6)
+ap.add_argument('--seed', type=int, default=1)
+ap.add_argument('--window', type=int, default=4); ap.add_argument('--pattern', type=int, default=2)
+ap.add_argument('--local-theta', type=float, default=10000.0); ap.add_argument('--scaling-factor', type=float, default=0)
+ap.add_argument('--query-pre-attn-scalar', type=float, default=0, help='0: head_dim')
+a = ap.parse_args(); r = np.random.default_rng(a.seed); hd = a.head_dim or a.hidden // a.heads
+gemma = a.arch == 'gemma3_text'
+def W(*s, sc=None): x = (r.standard_normal(s) * (sc if sc else 1 / np.sqrt(s[-1]))).astype(np.float32); return ('BF16', x) if a.bf16 else x
+def norm(n, spread=0.1): return ((0 if gemma else 1) + spread * r.standard_normal(n)).astype(np.float32)
+# Gemma multiplies the embeddings by sqrt(hidden): its table is that much smaller
+t = {'model.embed_tokens.weight': W(a.vocab, a.hidden, sc=0.5 / np.sqrt(a.hidden) if gemma else 0.5),
+     'model.norm.weight': norm(a.hidden)}
+for i in range(a.layers):
+    P = f'model.layers.{i}.'
+    t[P + 'input_layernorm.weight'] = norm(a.hidden)
+    t[P + 'post_attention_layernorm.weight'] = norm(a.hidden)
+    if gemma:
+        t[P + 'pre_feedforward_layernorm.weight'] = norm(a.hidden, 0.3); t[P + 'post_feedforward_layernorm.weight'] = norm(a.hidden, 0.3)
+    t[P + 'self_attn.q_proj.weight'] = W(a.heads * hd, a.hidden); t[P + 'self_attn.k_proj.weight'] = W(a.kv * hd, a.hidden)
+    t[P + 'self_attn.v_proj.weight'] = W(a.kv * hd, a.hidden); t[P + 'self_attn.o_proj.weight'] = W(a.hidden, a.heads * hd)
+    t[P + 'mlp.gate_proj.weight'] = W(a.inter, a.hidden); t[P + 'mlp.up_proj.weight'] = W(a.inter, a.hidden)
+    t[P + 'mlp.down_proj.weight'] = W(a.hidden, a.inter)
+    biases = (('q', a.heads * hd), ('k', a.kv * hd), ('v', a.kv * hd)) if a.arch == 'qwen2' else ()
+    if a.attention_bias: biases = (('q', a.heads * hd), ('k', a.kv * hd), ('v', a.kv * hd), ('o', a.hidden))
+    for n, d in biases:
+        t[P + f'self_attn.{n}_proj.bias'] = (0.1 * r.standard_normal(d)).astype(np.float32)
+    if a.arch in ('qwen3', 'gemma3_text'):
+        t[P + 'self_attn.q_norm.weight'] = norm(hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(hd, a.qk_norm_spread)
+if not a.tied: t['lm_head.weight'] = W(a.vocab, a.hidden)
+os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensors'), t, {'format': 'pt'})
+arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
+        'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM'}[a.arch]
+cfg = {'architectures': [arch], 'model_type': a.arch, 'hidden_size': a.hidden, 'intermediate_size': a.inter,
+       'num_hidden_layers': a.layers, 'num_attention_heads': a.heads, 'num_key_value_heads': a.kv, 'vocab_size': a.vocab,
+       'max_position_embeddings': 4096, 'rms_norm_eps': a.eps, 'rope_theta': a.theta, 'hidden_act': 'silu',
+       'tie_word_embeddings': a.tied, 'torch_dtype': 'bfloat16' if a.bf16 else 'float32', 'bos_token_id': 1, 'eos_token_id': 2}
+if a.head_dim or a.arch in ('qwen3', 'gemma3_text'): cfg['head_dim'] = hd
+if a.attention_bias or a.arch == 'qwen3': cfg['attention_bias'] = a.attention_bias
+if a.arch in ('qwen2', 'qwen3'): cfg.update(use_sliding_window=False, sliding_window=4096 if a.arch == 'qwen2' else None, max_window_layers=a.layers)
+if gemma:
+    del cfg['hidden_act']
+    cfg.update(hidden_activation='gelu_pytorch_tanh', query_pre_attn_scalar=a.query_pre_attn_scalar or hd,
+               sliding_window=a.window, sliding_window_pattern=a.pattern, rope_local_base_freq=a.local_theta,
+               layer_types=['sliding_attention' if (i + 1) % a.pattern else 'full_attention' for i in range(a.layers)],
+               rope_scaling={'rope_type': 'linear', 'factor': a.scaling_factor} if a.scaling_factor else None,
+               attn_logit_softcapping=None, final_logit_softcapping=None, attention_bias=a.attention_bias)
+json.dump(cfg, open(os.path.join(a.out, 'config.json'), 'w'), indent=2); print(cfg)

@@ -1,0 +1,78 @@
+"""Reference forward/backward with LoRA in plain PyTorch, float64, for the decoder families
+lorafit trains, following transformers' modeling_llama.py / modeling_qwen2.py /
+modeling_qwen3.py: rotate_half RoPE, RMSNorm, SwiGLU, GQA, the biases the weights hold
+(Qwen2's q/k/v, attention_bias's q/k/v/o), tied embeddings, causal-LM loss with labels
+shifted by one and -100 ignored. Qwen3 (model_type qwen3) adds a per-head RMSNorm on q and k
+(q_norm, k_norm, weights (head_dim)) before RoPE, and a head_dim of its own (128 when the
+config has none, Qwen3Config's default). Used to make fixtures; not implemented:
+rope_scaling, sliding windows."""
+import json, math, os, sys, torch
+sys.path.insert(0, os.path.dirname(__file__)); import st
+TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
+SUB = {'q_proj': 'self_attn', 'k_proj': 'self_attn', 'v_proj': 'self_attn', 'o_proj': 'self_attn',
+       'gate_proj': 'mlp', 'up_proj': 'mlp', 'down_proj': 'mlp'}
+
+class Ref:
+    def __init__(s, model_dir, dtype=torch.float64):
+        s.cfg = json.load(open(os.path.join(model_dir, 'config.json')))
+        w, _ = st.load(os.path.join(model_dir, 'model.safetensors'))
+        s.w = {k: torch.tensor(v, dtype=dtype) for k, v in w.items()}; s.dtype = dtype
+        c = s.cfg; s.h = c['hidden_size']; s.nh = c['num_attention_heads']; s.nkv = c.get('num_key_value_heads', s.nh)
+        s.qk_norm = c.get('model_type') == 'qwen3'
+        s.hd = c.get('head_dim') or (128 if s.qk_norm else s.h // s.nh)
+        s.L = c['num_hidden_layers']; s.eps = c.get('rms_norm_eps', 1e-6)
+        s.theta = c.get('rope_theta', 10000.0)
+        if 'lm_head.weight' not in s.w: s.w['lm_head.weight'] = s.w['model.embed_tokens.weight']
+        s.lora = {}; s.scale = 0.0
+    def key(s, i, t): return f'base_model.model.model.layers.{i}.{SUB[t]}.{t}'
+    def set_lora(s, tensors, alpha, r, rslora=False):
+        s.lora = {k: torch.tensor(v, dtype=s.dtype).requires_grad_(True) for k, v in tensors.items()}
+        s.scale = alpha / (math.sqrt(r) if rslora else r)
+    def lin(s, x, i, t):
+        P = f'model.layers.{i}.{SUB[t]}.{t}'
+        y = x @ s.w[P + '.weight'].T
+        if P + '.bias' in s.w: y = y + s.w[P + '.bias']
+        k = s.key(i, t)
+        if k + '.lora_A.weight' in s.lora:
+            y = y + (x @ s.lora[k + '.lora_A.weight'].T @ s.lora[k + '.lora_B.weight'].T) * s.scale
+        return y
+    def norm(s, x, wt): return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + s.eps) * wt
+    def forward(s, ids):
+        B, T = ids.shape; x = s.w['model.embed_tokens.weight'][ids]
+        inv = 1.0 / (s.theta ** (torch.arange(0, s.hd, 2, dtype=s.dtype) / s.hd))
+        fr = torch.outer(torch.arange(T, dtype=s.dtype), inv); fr = torch.cat((fr, fr), -1); cos, sin = fr.cos(), fr.sin()
+        def rope(q):
+            a, b = q[..., : s.hd // 2], q[..., s.hd // 2:]; return q * cos + torch.cat((-b, a), -1) * sin
+        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        for i in range(s.L):
+            P = f'model.layers.{i}.'
+            h = s.norm(x, s.w[P + 'input_layernorm.weight'])
+            q = s.lin(h, i, 'q_proj').view(B, T, s.nh, s.hd)
+            k = s.lin(h, i, 'k_proj').view(B, T, s.nkv, s.hd)
+            if s.qk_norm:  # Qwen3Attention: q_norm / k_norm over each head's head_dim values
+                q = s.norm(q, s.w[P + 'self_attn.q_norm.weight'])
+                k = s.norm(k, s.w[P + 'self_attn.k_norm.weight'])
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
+            v = s.lin(h, i, 'v_proj').view(B, T, s.nkv, s.hd).transpose(1, 2)
+            q, k = rope(q), rope(k); rep = s.nh // s.nkv
+            k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+            att = ((q @ k.transpose(-1, -2)) / math.sqrt(s.hd)).masked_fill(mask, float('-inf')).softmax(-1)
+            x = x + s.lin((att @ v).transpose(1, 2).reshape(B, T, s.nh * s.hd), i, 'o_proj')
+            h = s.norm(x, s.w[P + 'post_attention_layernorm.weight'])
+            x = x + s.lin(torch.nn.functional.silu(s.lin(h, i, 'gate_proj')) * s.lin(h, i, 'up_proj'), i, 'down_proj')
+        x = s.norm(x, s.w['model.norm.weight'])
+        return x @ s.w['lm_head.weight'].T
+    def loss(s, ids, labels):
+        logits = s.forward(ids)
+        return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                                                 ignore_index=-100), logits
+    def greedy(s, prompt, n):
+        """prompt + n greedy ids (first maximum on ties), and the smallest gap between the
+        best and the second-best logit on the way (how safely an fp32 run can agree)."""
+        ids = list(prompt); gap = float('inf')
+        with torch.no_grad():
+            for _ in range(n):
+                row = s.forward(torch.tensor([ids]))[0, -1]
+                top = torch.topk(row, 2).values; gap = min(gap, float(top[0] - top[1]))
+                ids.append(int(torch.argmax(row)))
+        return ids, gap

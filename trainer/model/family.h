@@ -1,0 +1,110 @@
+/* trainer/model/family.h — what makes a model family, for the code that is the same for all.
+ *
+ * A family is one file, family_<name>.c, as llama.cpp's src/models/<arch>.cpp: its
+ * config.json names and the keys only it reads, the norm weights of its decoder layer and
+ * their names, the layer itself built from tensor/ ops, its GGUF architecture, and its
+ * default LoRA targets. The code around it is shared: loading (weights.c), the pass over
+ * the layers (forward.c), gradient checkpointing (checkpointed.c, which rebuilds a layer
+ * with the same function), generation, merge and the GGUF writers, which ask the family
+ * what differs. Adding a family: its file, its line in hf_config.c's table, and the GGUF
+ * names or keys it needs that none has yet (gguf_model.c).
+ *
+ * Every family's layer has the seven linears of decoder.h (q k v o gate up down) under
+ * Hugging Face's names model.layers.N.self_attn.* / mlp.*, with biases where the config
+ * says (ModelConfig.qkv_bias, o_bias). */
+#ifndef LORAFIT_MODEL_FAMILY_H
+#define LORAFIT_MODEL_FAMILY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trainer/model/decoder.h"
+
+/* ---- the config.json reader a family's hook reads its own keys with (hf_config.c) ---- */
+
+typedef struct ConfigReader {
+    const struct json_t *root; /* the config object */
+    const char *src;           /* names it in messages */
+    char *err;
+    size_t errlen;
+} ConfigReader;
+
+/* Each fills *out (the default when the key is absent or null) and returns 0, or -1 with
+ * an error naming the file and the key. */
+int config_read_bool(const ConfigReader *r, const char *key, bool dflt, bool *out);
+int config_read_int(const ConfigReader *r, const char *key, int lo, int hi, int dflt, int *out);
+/* cfg->sliding_window: "sliding_window" when the window applies, else 0. It applies always
+ * (Mistral), or (Qwen2, Qwen3) when "use_sliding_window" is true or "layer_types" names a
+ * sliding layer (transformers derives layer_types from use_sliding_window and
+ * max_window_layers when the config has none). */
+int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg);
+
+/* ---- a decoder layer's norm weights ---------------------------------------------- */
+
+/* Where a layer keeps a norm weight; each family uses the slots it has. */
+typedef enum {
+    NORM_ATTN, /* before attention (C) */
+    NORM_MLP,  /* before the MLP (C) */
+    NORM_Q,    /* per query head, before RoPE (D) */
+    NORM_K,    /* per key head, before RoPE (D) */
+    NORM_SLOTS
+} LayerNormSlot;
+
+typedef struct FamilyNorm {
+    LayerNormSlot slot;
+    const char *hf_name;     /* after "model.layers.N.": "input_layernorm.weight" */
+    const char *gguf_name;   /* after "blk.N.": "attn_norm.weight" */
+    bool per_head;           /* length head_dim, else hidden_size */
+    ModelModule gguf_before; /* the GGUF lists it before this linear of the layer */
+} FamilyNorm;
+
+/* ---- building a layer ------------------------------------------------------------- */
+
+/* One pass's arguments, the same for every layer. */
+typedef struct LayerPass {
+    const Model *m;
+    const Lora *lora; /* NULL: the base model */
+    Graph *g;
+    const int32_t *pos;     /* (N) positions, set */
+    const int32_t *segment; /* (N) or NULL: one segment per row */
+    int batch, seq_len;
+    float dropout;
+    uint64_t dropout_seed;
+} LayerPass;
+
+/* The shared pieces of a layer (forward.c). A linear of the layer with its bias and its LoRA
+ * (when targeted: dropout and the module's own dropout seed): x (N, IN) -> (N, OUT). */
+Tensor *layer_linear(const LayerPass *p, Tensor *x, int layer, ModelModule mod);
+/* The layer's norm weight in slot s. */
+const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s);
+/* RoPE of x (N, H*D) with the model's tables and the pass's positions. */
+Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads);
+
+/* ---- the family ------------------------------------------------------------------- */
+
+struct ModelFamily {
+    const char *model_type;    /* config.json "model_type" */
+    const char *architecture;  /* config.json "architectures": the ...ForCausalLM class */
+    int default_max_positions; /* max_position_embeddings when the config has none */
+    int default_head_dim;      /* head_dim when absent; 0: hidden_size / heads */
+    /* The keys only this family reads, after the shared ones are in cfg: the biases
+     * (cfg->qkv_bias, o_bias) and the sliding window. 0, or -1 with r->err set. */
+    int (*read_config)(const ConfigReader *r, ModelConfig *cfg);
+    const FamilyNorm *norms; /* the layer's norm weights (n_norms), in GGUF order */
+    int n_norms;
+    /* Decoder layer `layer`: x (N, C) -> its output (N, C), built in p->g. The one
+     * definition of the layer: the plain pass and gradient checkpointing both call it. */
+    Tensor *(*layer_forward)(const LayerPass *p, Tensor *x, int layer);
+    const char *gguf_arch;    /* llama.cpp's architecture name */
+    bool gguf_permute_qk;     /* convert_hf_to_gguf.py's LlamaModel.permute of q/k rows */
+    bool gguf_llama_hparams;  /* LlamaModel's extra keys: vocab_size, rope.dimension_count */
+    bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
+    unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
+};
+
+/* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
+Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);
+extern const FamilyNorm llama_norms[2];
+
+#endif
