@@ -251,7 +251,7 @@ const char *config_key_path(int i) {
 const char *const *config_key_choices(int i) {
     if (i < 0 || i >= N_KEYS) return NULL;
     static const char *const BOOL_NAMES[] = {"true", "false", NULL};
-    return config_keys[i].type == K_ENUM ? config_keys[i].names
+    return config_keys[i].type == K_ENUM   ? config_keys[i].names
            : config_keys[i].type == K_BOOL ? BOOL_NAMES
                                            : NULL;
 }
