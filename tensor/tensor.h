@@ -301,6 +301,9 @@ Tensor *op_geglu(Graph *g, Tensor *gate, Tensor *up);
 /* Residual add: y = a + b, same shapes. */
 Tensor *op_add(Graph *g, Tensor *a, Tensor *b);
 
+/* Multiplication by a constant: y = s x (float32). x F32 -> same shape. */
+Tensor *op_scale(Graph *g, Tensor *x, float s);
+
 /* Standalone inverted dropout (same mask rule as op_lora_linear). x -> same shape. */
 Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed);
 

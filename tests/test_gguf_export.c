@@ -49,9 +49,8 @@ static void check_adapter(const char *fixture, int perm_q, int perm_k, float wan
     ck_assert_str_eq(s, "lora");
     free(s);
     s = tg_str(&f, "general.architecture");
-    ck_assert_str_eq(s, !strcmp(cfg.model_type, "qwen2")   ? "qwen2"
-                        : !strcmp(cfg.model_type, "qwen3") ? "qwen3"
-                                                           : "llama");
+    /* llama.cpp's arch is the model_type but for Mistral's */
+    ck_assert_str_eq(s, !strcmp(cfg.model_type, "mistral") ? "llama" : cfg.model_type);
     free(s);
     ck_assert_float_eq_tol(tg_f32(&f, "adapter.lora.alpha"), want_alpha, 1e-6);
     LoraSpec spec;
@@ -118,6 +117,14 @@ END_TEST
 START_TEST(test_adapter_gguf_qwen2_rslora_alpha_gives_lorafit_scaling) {
     /* Qwen2: no permutation; rsLoRA r 2, alpha 4: llama.cpp's alpha / r must be 4 / sqrt(2) */
     check_adapter("tests/data/train/qwen2-untied", 0, 0, (float)(4.0 / sqrt(2.0) * 2.0));
+}
+END_TEST
+
+START_TEST(test_adapter_gguf_smollm3_olmo2_granite) {
+    /* SmolLM3 and Granite permute q/k as LlamaModel does; OLMo 2 does not; Granite rsLoRA */
+    check_adapter("tests/data/train/smollm3-nope", 4, 2, 8.0f);
+    check_adapter("tests/data/train/olmo2-untied", 0, 0, 8.0f);
+    check_adapter("tests/data/train/granite-untied", 4, 1, (float)(8.0 / sqrt(4.0) * 4.0));
 }
 END_TEST
 
@@ -520,6 +527,7 @@ Suite *gguf_export_suite(void) {
     tcase_add_test(tc, test_adapter_gguf_names_shapes_and_llama_permutation);
     tcase_add_test(tc, test_adapter_gguf_qwen2_rslora_alpha_gives_lorafit_scaling);
     tcase_add_test(tc, test_adapter_gguf_qwen3_names_without_permutation);
+    tcase_add_test(tc, test_adapter_gguf_smollm3_olmo2_granite);
     tcase_add_test(tc, test_model_gguf_of_stories260K_matches_converter_layout);
     tcase_add_test(tc, test_byte_level_vocab_names_pre_tokenizer_and_encodes_merges);
     tcase_add_test(tc, test_named_chat_templates_from_config_and_files);

@@ -170,17 +170,15 @@ static char *fixture_ids(json_t *fx, const char *key) {
     return s;
 }
 
-START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
-    char ldir[4200];
-    const char *why = NULL;
-    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
-        test_skip(__func__, why);
-        return;
-    }
+/* On fixture (tests/data/train/...) of arch `arch`: the base GGUF alone and with the GGUF of
+ * the fixture's initial adapter give the float64 reference's 64 greedy ids; an adapter
+ * lorafit trained on every linear gives llama.cpp the ids of `lorafit generate --adapter`,
+ * with the base GGUF and merged. */
+static void check_fixture_in_llamacpp(const char *ldir, const char *fixture, const char *arch) {
     const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
     char *dir = test_tmpdir(), fxdir[4200], model[4300], init[4300], args[16384], path[4400];
     const char *L = test_lorafit_bin();
-    snprintf(fxdir, sizeof fxdir, "%s/tests/data/train/qwen3-untied", root);
+    snprintf(fxdir, sizeof fxdir, "%s/tests/data/train/%s", root, fixture);
     snprintf(model, sizeof model, "%s/model", fxdir);
     snprintf(init, sizeof init, "%s/init_adapter", fxdir);
     snprintf(path, sizeof path, "%s/fixture.json", fxdir);
@@ -200,10 +198,13 @@ START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
     snprintf(args, sizeof args, "train '%s'", cfg_path);
     tt_expect(dir, args, 0, NULL);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s/base.gguf'", model, dir);
-    tt_expect(dir, args, 0, "arch qwen3, tokenizer gpt2 (pre qwen2)");
+    char arch_line[128];
+    snprintf(arch_line, sizeof arch_line, "arch %s, tokenizer gpt2 (pre qwen2)", arch);
+    tt_expect(dir, args, 0, arch_line);
     snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s/init.gguf'", init,
              model, dir);
-    tt_expect(dir, args, 0, "arch qwen3");
+    snprintf(arch_line, sizeof arch_line, "arch %s", arch);
+    tt_expect(dir, args, 0, arch_line);
     snprintf(args, sizeof args, "export '%s/run/adapter' --format gguf --out '%s/run.gguf'", dir,
              dir);
     tt_expect(dir, args, 0, "GGUF LoRA adapter");
@@ -242,7 +243,7 @@ START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
         *next++ = '\0';
         size_t n = strcspn(want[i], "\n");
         ck_assert_msg(strlen(line) == n && !strncmp(line, want[i], n),
-                      "%s: llama.cpp\n%s\nwant\n%s", what[i], line, want[i]);
+                      "%s, %s: llama.cpp\n%s\nwant\n%s", fixture, what[i], line, want[i]);
     }
     free(got);
     free(trained);
@@ -254,6 +255,32 @@ START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
     test_rmtree(dir);
     free(dir);
 }
+
+START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
+    char ldir[4200];
+    const char *why = NULL;
+    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+        test_skip(__func__, why);
+        return;
+    }
+    check_fixture_in_llamacpp(ldir, "qwen3-untied", "qwen3");
+}
+END_TEST
+
+/* SmolLM3 (arch smollm3: layer 3 without RoPE, tied, q/k permuted), OLMo 2 (arch olmo2: no
+ * input norms, post-sublayer norms, q/k norms over the projections) and Granite (arch granite:
+ * the four multipliers as llama.cpp's scales). */
+START_TEST(test_llamacpp_runs_lorafit_smollm3_olmo2_granite_gguf_with_the_same_greedy_ids) {
+    char ldir[4200];
+    const char *why = NULL;
+    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+        test_skip(__func__, why);
+        return;
+    }
+    check_fixture_in_llamacpp(ldir, "smollm3-nope", "smollm3");
+    check_fixture_in_llamacpp(ldir, "olmo2-untied", "olmo2");
+    check_fixture_in_llamacpp(ldir, "granite-untied", "granite");
+}
 END_TEST
 
 Suite *gguf_llamacpp_suite(void) {
@@ -262,6 +289,8 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc,
+                   test_llamacpp_runs_lorafit_smollm3_olmo2_granite_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -104,6 +104,52 @@ START_TEST(test_qwen3_config_follows_qwen3config) {
 }
 END_TEST
 
+/* SmolLM3Config: rope_theta 2e6 and tied embeddings when absent; no_rope_layers as given
+ * (1 RoPE, 0 none; at least one per layer), else a NoPE layer every no_rope_layer_interval
+ * (4 by default). Olmo2Config: rms_norm_eps 1e-5. GraniteConfig: the multipliers 1.0. All
+ * three in the supported list. */
+START_TEST(test_smollm3_olmo2_granite_configs_follow_transformers) {
+    ModelConfig c = parse_ok("{\"model_type\": \"smollm3\", \"num_hidden_layers\": 9, "
+                             "\"hidden_size\": 64, \"intermediate_size\": 172, "
+                             "\"num_attention_heads\": 8, \"vocab_size\": 512}");
+    ck_assert(c.rope_theta == 2e6 && c.tie_word_embeddings && !c.qkv_bias);
+    for (int l = 0; l < 9; l++) ck_assert_int_eq(hf_layer_has_rope(&c, l), (l + 1) % 4 != 0);
+    c = parse_ok("{\"model_type\": \"smollm3\", \"no_rope_layer_interval\": 2, "
+                 "\"tie_word_embeddings\": false, \"rope_theta\": 5e4, " CFG_BASE "}");
+    ck_assert(!hf_layer_has_rope(&c, 1) && hf_layer_has_rope(&c, 0) && !c.tie_word_embeddings);
+    ck_assert(c.rope_theta == 5e4);
+    c = parse_ok("{\"architectures\": [\"SmolLM3ForCausalLM\"], \"no_rope_layers\": [0, 1, 1], "
+                 "\"attention_bias\": true, " CFG_BASE "}");
+    ck_assert(!hf_layer_has_rope(&c, 0) && hf_layer_has_rope(&c, 1) && c.qkv_bias && c.o_bias);
+    expect_config_error("{\"model_type\": \"smollm3\", \"no_rope_layers\": [1], " CFG_BASE "}",
+                        "\"no_rope_layers\" must be a list of at least num_hidden_layers (2)");
+    expect_config_error("{\"model_type\": \"smollm3\", \"no_rope_layers\": [1, 2], " CFG_BASE "}",
+                        "no_rope_layers[1] must be 0 or 1");
+    expect_config_error("{\"model_type\": \"smollm3\", \"no_rope_layer_interval\": 0, " CFG_BASE
+                        "}",
+                        "\"no_rope_layer_interval\" = 0 is out of range");
+    c = parse_ok("{\"model_type\": \"olmo2\", " CFG_BASE "}");
+    ck_assert(c.rms_norm_eps == 1e-5 && !c.tie_word_embeddings &&
+              c.max_position_embeddings == 2048);
+    for (int l = 0; l < 2; l++) ck_assert(hf_layer_has_rope(&c, l));
+    c = parse_ok("{\"model_type\": \"olmo2\", \"rms_norm_eps\": 1e-6, " CFG_BASE "}");
+    ck_assert(c.rms_norm_eps == 1e-6);
+    c = parse_ok("{\"model_type\": \"granite\", " CFG_BASE "}");
+    ck_assert(c.embedding_multiplier == 1 && c.attention_multiplier == 1 &&
+              c.residual_multiplier == 1 && c.logits_scaling == 1);
+    c = parse_ok("{\"architectures\": [\"GraniteForCausalLM\"], \"embedding_multiplier\": 12, "
+                 "\"attention_multiplier\": 0.015625, \"residual_multiplier\": 0.22, "
+                 "\"logits_scaling\": 8.0, " CFG_BASE "}");
+    ck_assert(c.embedding_multiplier == 12 && c.attention_multiplier == 0.015625 &&
+              c.residual_multiplier == 0.22 && c.logits_scaling == 8);
+    expect_config_error("{\"model_type\": \"granite\", \"logits_scaling\": 0, " CFG_BASE "}",
+                        "\"logits_scaling\" must be a positive number");
+    expect_config_error("{\"model_type\": \"gpt_oss\", " CFG_BASE "}",
+                        "smollm3 (SmolLM3ForCausalLM), olmo2 (Olmo2ForCausalLM), granite "
+                        "(GraniteForCausalLM)");
+}
+END_TEST
+
 static ModelConfig parse_ok(const char *json) {
     ModelConfig c;
     char err[512];
@@ -193,6 +239,7 @@ Suite *hf_config_suite(void) {
     tcase_add_test(tc, test_malformed_configs_name_the_field);
     tcase_add_test(tc, test_unsupported_family_is_refused_by_name_with_the_supported_list);
     tcase_add_test(tc, test_qwen3_config_follows_qwen3config);
+    tcase_add_test(tc, test_smollm3_olmo2_granite_configs_follow_transformers);
     tcase_add_test(tc, test_transformers5_rope_parameters_give_theta_and_scaling);
     tcase_add_test(tc, test_sliding_window_is_kept_where_it_applies);
     suite_add_tcase(s, tc);

@@ -111,6 +111,9 @@ START_TEST(test_merged_weights_within_1e6_of_float64_merge) {
     check_merge("tests/data/train/qwen2-untied", 4.0 / sqrt(2.0)); /* rsLoRA */
     check_merge("tests/data/train/qwen3-untied", 8.0 / 4.0);
     check_merge("tests/data/train/qwen3-bias-tied", 4.0 / sqrt(2.0));
+    check_merge("tests/data/train/smollm3-list-bias", 4.0 / sqrt(2.0));
+    check_merge("tests/data/train/olmo2-untied", 8.0 / 4.0);
+    check_merge("tests/data/train/granite-untied", 8.0 / sqrt(4.0));
 }
 END_TEST
 

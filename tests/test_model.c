@@ -153,6 +153,30 @@ static void check_greedy(const char *fx) {
     json_decref(root);
 }
 
+/* SmolLM3 (NoPE layers: derived, layer 3 of 4, and a no_rope_layers list, with
+ * attention_bias and MQA), OLMo 2 (no input norms, post-sublayer norms, q/k norms over the
+ * whole projections, all away from 1), Granite (embedding, attention, residual and logit
+ * multipliers): the first step's loss within 1e-6 relative, every gradient within 1e-4. */
+START_TEST(test_smollm3_olmo2_granite_match_reference) {
+    static const char *const fx[] = {"smollm3-nope", "smollm3-list-bias", "olmo2-untied",
+                                     "granite-untied"};
+    for (int i = 0; i < 4; i++) {
+        char dir[256], model[300];
+        snprintf(dir, sizeof dir, "tests/data/train/%s", fx[i]);
+        snprintf(model, sizeof model, "%s/model", dir);
+        check_fixture_tol(model, dir, 1e-6);
+    }
+}
+END_TEST
+
+START_TEST(test_smollm3_olmo2_granite_greedy_generation_matches_reference) {
+    check_greedy("tests/data/train/smollm3-nope");
+    check_greedy("tests/data/train/smollm3-list-bias");
+    check_greedy("tests/data/train/olmo2-untied");
+    check_greedy("tests/data/train/granite-untied");
+}
+END_TEST
+
 START_TEST(test_qwen3_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/qwen3-untied");
     check_greedy("tests/data/train/qwen3-bias-tied");
@@ -375,6 +399,8 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_qwen3_qk_norm_head_dim_gqa_untied_matches_reference);
     tcase_add_test(tc, test_qwen3_attention_bias_mqa_tied_matches_reference);
     tcase_add_test(tc, test_qwen3_greedy_generation_matches_reference);
+    tcase_add_test(tc, test_smollm3_olmo2_granite_match_reference);
+    tcase_add_test(tc, test_smollm3_olmo2_granite_greedy_generation_matches_reference);
     tcase_add_test(tc, test_greedy_generation_reproduces_expected_ids);
     tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
     tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);

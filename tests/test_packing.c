@@ -93,7 +93,10 @@ static void check_packing(const char *model_dir) {
 
 START_TEST(test_packing_matches_unpacked_loss_per_token) {
     check_packing("tests/data/train/qwen2-untied/model");
-    check_packing("tests/data/train/qwen3-untied/model"); /* q/k norms per head and token */
+    check_packing("tests/data/train/qwen3-untied/model");   /* q/k norms per head and token */
+    check_packing("tests/data/train/smollm3-nope/model");   /* a layer without RoPE */
+    check_packing("tests/data/train/olmo2-untied/model");   /* q/k norms over the projection */
+    check_packing("tests/data/train/granite-untied/model"); /* the multipliers */
 }
 END_TEST
 

@@ -457,6 +457,12 @@ static Tensor *run_add(const GradCase *c, Graph *g, Tensor **in) {
     (void)c;
     return op_add(g, in[0], in[1]);
 }
+static void ref_scale(const GradCase *c, double *const *x, double *out) {
+    for (int i = 0; i < c->dim[0] * c->dim[1]; i++) out[i] = (double)c->f[0] * x[0][i];
+}
+static Tensor *run_scale(const GradCase *c, Graph *g, Tensor **in) {
+    return op_scale(g, in[0], c->f[0]);
+}
 static void ref_dropout(const GradCase *c, double *const *x, double *out) {
     double p = c->f[0];
     for (int i = 0; i < c->dim[0] * c->dim[1]; i++)
@@ -481,6 +487,7 @@ START_TEST(test_swiglu_geglu_add_dropout_grads_match_finite_differences) {
     pointwise_case(2, ref_swiglu, run_swiglu, 0.0f, "swiglu");
     pointwise_case(2, ref_geglu, run_geglu, 0.0f, "geglu");
     pointwise_case(2, ref_add, run_add, 0.0f, "add");
+    pointwise_case(1, ref_scale, run_scale, -0.37f, "scale");
     pointwise_case(1, ref_dropout, run_dropout, 0.4f, "dropout");
 }
 END_TEST

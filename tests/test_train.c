@@ -109,6 +109,16 @@ START_TEST(test_train_matches_qwen3_attention_bias_tied_rslora_reference) {
 }
 END_TEST
 
+/* SmolLM3, OLMo 2 and Granite: lorafit train's losses, first gradient norm and adapter
+ * after 3 AdamW steps against the float64 reference. */
+START_TEST(test_train_matches_smollm3_olmo2_granite_references) {
+    check_fixture("tests/data/train/smollm3-nope", "tests/data/train/smollm3-nope/model");
+    check_fixture("tests/data/train/smollm3-list-bias", "tests/data/train/smollm3-list-bias/model");
+    check_fixture("tests/data/train/olmo2-untied", "tests/data/train/olmo2-untied/model");
+    check_fixture("tests/data/train/granite-untied", "tests/data/train/granite-untied/model");
+}
+END_TEST
+
 /* Runs 4 steps with the given batch shape on the same rows; returns the output dir. */
 static char *run_batch_shape(const char *dir, const char *rows, int batch, int accum,
                              const char *name) {
@@ -180,6 +190,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_llama_bf16_tied_reference);
     tcase_add_test(tc, test_train_matches_qwen3_untied_reference);
     tcase_add_test(tc, test_train_matches_qwen3_attention_bias_tied_rslora_reference);
+    tcase_add_test(tc, test_train_matches_smollm3_olmo2_granite_references);
     tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);
     suite_add_tcase(s, tc);
     return s;

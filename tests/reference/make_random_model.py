@@ -6,7 +6,12 @@ q_norm / k_norm weights 1 + --qk-norm-spread * N(0, 1), --attention-bias for bia
 q/k/v/o. Gemma 3: its norms hold offsets from 1 (weights --qk-norm-spread * N(0, 1), also
 its four layer norms), --window and --pattern (every pattern-th layer full, the others
 sliding), --local-theta for the sliding layers' RoPE, --scaling-factor for the full ones'
-linear rope_scaling, --query-pre-attn-scalar."""
+linear rope_scaling, --query-pre-attn-scalar. SmolLM3: --no-rope-layers 1,1,0 (else the
+config derives them), --rope-parameters (transformers 5's rope_parameters instead of
+rope_theta), tie_word_embeddings left out when tied (SmolLM3Config's default). OLMo 2: no
+input norms; post-attention and post-feedforward norms and q/k norms over the whole
+projections, all 1 + --qk-norm-spread * N(0, 1). Granite: --embedding-multiplier,
+--attention-multiplier, --residual-multiplier, --logits-scaling."""
 import argparse, json, os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(__file__)); import st
 ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--arch', default='qwen2')
@@ -21,6 +26,9 @@ ap.add_argument('--seed', type=int, default=1)
 ap.add_argument('--window', type=int, default=4); ap.add_argument('--pattern', type=int, default=2)
 ap.add_argument('--local-theta', type=float, default=10000.0); ap.add_argument('--scaling-factor', type=float, default=0)
 ap.add_argument('--query-pre-attn-scalar', type=float, default=0, help='0: head_dim')
+ap.add_argument('--no-rope-layers', default=''); ap.add_argument('--rope-parameters', action='store_true')
+ap.add_argument('--embedding-multiplier', type=float, default=1.0); ap.add_argument('--attention-multiplier', type=float, default=1.0)
+ap.add_argument('--residual-multiplier', type=float, default=1.0); ap.add_argument('--logits-scaling', type=float, default=1.0)
 a = ap.parse_args(); r = np.random.default_rng(a.seed); hd = a.head_dim or a.hidden // a.heads
 gemma = a.arch == 'gemma3_text'
 def W(*s, sc=None): x = (r.standard_normal(s) * (sc if sc else 1 / np.sqrt(s[-1]))).astype(np.float32); return ('BF16', x) if a.bf16 else x
@@ -30,8 +38,11 @@ t = {'model.embed_tokens.weight': W(a.vocab, a.hidden, sc=0.5 / np.sqrt(a.hidden
      'model.norm.weight': norm(a.hidden)}
 for i in range(a.layers):
     P = f'model.layers.{i}.'
-    t[P + 'input_layernorm.weight'] = norm(a.hidden)
-    t[P + 'post_attention_layernorm.weight'] = norm(a.hidden)
+    if a.arch != 'olmo2': t[P + 'input_layernorm.weight'] = norm(a.hidden)
+    t[P + 'post_attention_layernorm.weight'] = norm(a.hidden, a.qk_norm_spread if a.arch == 'olmo2' else 0.1)
+    if a.arch == 'olmo2':
+        t[P + 'post_feedforward_layernorm.weight'] = norm(a.hidden, a.qk_norm_spread)
+        t[P + 'self_attn.q_norm.weight'] = norm(a.heads * hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(a.kv * hd, a.qk_norm_spread)
     if gemma:
         t[P + 'pre_feedforward_layernorm.weight'] = norm(a.hidden, 0.3); t[P + 'post_feedforward_layernorm.weight'] = norm(a.hidden, 0.3)
     t[P + 'self_attn.q_proj.weight'] = W(a.heads * hd, a.hidden); t[P + 'self_attn.k_proj.weight'] = W(a.kv * hd, a.hidden)
@@ -47,7 +58,8 @@ for i in range(a.layers):
 if not a.tied: t['lm_head.weight'] = W(a.vocab, a.hidden)
 os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensors'), t, {'format': 'pt'})
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
-        'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM'}[a.arch]
+        'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM', 'smollm3': 'SmolLM3ForCausalLM',
+        'olmo2': 'Olmo2ForCausalLM', 'granite': 'GraniteForCausalLM'}[a.arch]
 cfg = {'architectures': [arch], 'model_type': a.arch, 'hidden_size': a.hidden, 'intermediate_size': a.inter,
        'num_hidden_layers': a.layers, 'num_attention_heads': a.heads, 'num_key_value_heads': a.kv, 'vocab_size': a.vocab,
        'max_position_embeddings': 4096, 'rms_norm_eps': a.eps, 'rope_theta': a.theta, 'hidden_act': 'silu',
@@ -62,4 +74,11 @@ if gemma:
                layer_types=['sliding_attention' if (i + 1) % a.pattern else 'full_attention' for i in range(a.layers)],
                rope_scaling={'rope_type': 'linear', 'factor': a.scaling_factor} if a.scaling_factor else None,
                attn_logit_softcapping=None, final_logit_softcapping=None, attention_bias=a.attention_bias)
+if a.arch == 'smollm3':
+    if a.no_rope_layers: cfg['no_rope_layers'] = [int(x) for x in a.no_rope_layers.split(',')]
+    if a.rope_parameters: cfg['rope_parameters'] = {'rope_type': 'default', 'rope_theta': cfg.pop('rope_theta')}
+    if a.tied: del cfg['tie_word_embeddings']
+if a.arch == 'granite':
+    cfg.update(embedding_multiplier=a.embedding_multiplier, attention_multiplier=a.attention_multiplier,
+               residual_multiplier=a.residual_multiplier, logits_scaling=a.logits_scaling)
 json.dump(cfg, open(os.path.join(a.out, 'config.json'), 'w'), indent=2); print(cfg)

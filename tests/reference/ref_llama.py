@@ -4,8 +4,15 @@ modeling_qwen3.py: rotate_half RoPE, RMSNorm, SwiGLU, GQA, the biases the weight
 (Qwen2's q/k/v, attention_bias's q/k/v/o), tied embeddings, causal-LM loss with labels
 shifted by one and -100 ignored. Qwen3 (model_type qwen3) adds a per-head RMSNorm on q and k
 (q_norm, k_norm, weights (head_dim)) before RoPE, and a head_dim of its own (128 when the
-config has none, Qwen3Config's default). Used to make fixtures; not implemented:
-rope_scaling, sliding windows."""
+config has none, Qwen3Config's default). SmolLM3 (smollm3, modeling_smollm3.py) skips RoPE in
+its NoPE layers (no_rope_layers, or every no_rope_layer_interval-th layer when the config has
+no list; rope_theta 2e6 and tied embeddings by default). OLMo 2 (olmo2, modeling_olmo2.py)
+has no input norms: q_norm / k_norm over the whole q and k projections before RoPE, and the
+attention and MLP outputs normed (post_attention_layernorm, post_feedforward_layernorm)
+before their residual adds. Granite (granite, modeling_granite.py) multiplies the embeddings
+by embedding_multiplier, scales the scores by attention_multiplier (not 1/sqrt(head_dim)),
+adds each sublayer's output times residual_multiplier, and divides the logits by
+logits_scaling. Used to make fixtures; not implemented: rope_scaling, sliding windows."""
 import json, math, os, sys, torch
 sys.path.insert(0, os.path.dirname(__file__)); import st
 TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
@@ -18,10 +25,20 @@ class Ref:
         w, _ = st.load(os.path.join(model_dir, 'model.safetensors'))
         s.w = {k: torch.tensor(v, dtype=dtype) for k, v in w.items()}; s.dtype = dtype
         c = s.cfg; s.h = c['hidden_size']; s.nh = c['num_attention_heads']; s.nkv = c.get('num_key_value_heads', s.nh)
-        s.qk_norm = c.get('model_type') == 'qwen3'
+        s.type = c.get('model_type'); s.qk_norm = s.type == 'qwen3'
         s.hd = c.get('head_dim') or (128 if s.qk_norm else s.h // s.nh)
-        s.L = c['num_hidden_layers']; s.eps = c.get('rms_norm_eps', 1e-6)
-        s.theta = c.get('rope_theta', 10000.0)
+        s.L = c['num_hidden_layers']; s.eps = c.get('rms_norm_eps', 1e-5 if s.type == 'olmo2' else 1e-6)
+        s.theta = (c.get('rope_parameters') or c).get('rope_theta', 2e6 if s.type == 'smollm3' else 10000.0)
+        # SmolLM3Config: no_rope_layers[l] 1 = RoPE, 0 = NoPE; derived from the interval when absent
+        nope = c.get('no_rope_layers') if s.type == 'smollm3' else None
+        if s.type == 'smollm3' and nope is None:
+            iv = c.get('no_rope_layer_interval', 4); nope = [int((l + 1) % iv != 0) for l in range(s.L)]
+        s.use_rope = [bool(x) for x in nope[:s.L]] if nope is not None else [True] * s.L
+        g = s.type == 'granite'  # GraniteConfig's multipliers (1.0 when absent)
+        s.emb_mult = c.get('embedding_multiplier', 1.0) if g else 1.0
+        s.att_scale = c.get('attention_multiplier', 1.0) if g else None  # None: / sqrt(head_dim)
+        s.res_mult = c.get('residual_multiplier', 1.0) if g else 1.0
+        s.logits_scaling = c.get('logits_scaling', 1.0) if g else 1.0
         if 'lm_head.weight' not in s.w: s.w['lm_head.weight'] = s.w['model.embed_tokens.weight']
         s.lora = {}; s.scale = 0.0
     def key(s, i, t): return f'base_model.model.model.layers.{i}.{SUB[t]}.{t}'
@@ -38,30 +55,38 @@ class Ref:
         return y
     def norm(s, x, wt): return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + s.eps) * wt
     def forward(s, ids):
-        B, T = ids.shape; x = s.w['model.embed_tokens.weight'][ids]
+        B, T = ids.shape; x = s.w['model.embed_tokens.weight'][ids] * s.emb_mult
         inv = 1.0 / (s.theta ** (torch.arange(0, s.hd, 2, dtype=s.dtype) / s.hd))
         fr = torch.outer(torch.arange(T, dtype=s.dtype), inv); fr = torch.cat((fr, fr), -1); cos, sin = fr.cos(), fr.sin()
         def rope(q):
             a, b = q[..., : s.hd // 2], q[..., s.hd // 2:]; return q * cos + torch.cat((-b, a), -1) * sin
         mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
         for i in range(s.L):
-            P = f'model.layers.{i}.'
-            h = s.norm(x, s.w[P + 'input_layernorm.weight'])
-            q = s.lin(h, i, 'q_proj').view(B, T, s.nh, s.hd)
-            k = s.lin(h, i, 'k_proj').view(B, T, s.nkv, s.hd)
+            P = f'model.layers.{i}.'; olmo2 = s.type == 'olmo2'
+            h = x if olmo2 else s.norm(x, s.w[P + 'input_layernorm.weight'])
+            q, k = s.lin(h, i, 'q_proj'), s.lin(h, i, 'k_proj')
+            if olmo2:  # Olmo2Attention: q_norm / k_norm over the whole projections
+                q, k = s.norm(q, s.w[P + 'self_attn.q_norm.weight']), s.norm(k, s.w[P + 'self_attn.k_norm.weight'])
+            q, k = q.view(B, T, s.nh, s.hd), k.view(B, T, s.nkv, s.hd)
             if s.qk_norm:  # Qwen3Attention: q_norm / k_norm over each head's head_dim values
                 q = s.norm(q, s.w[P + 'self_attn.q_norm.weight'])
                 k = s.norm(k, s.w[P + 'self_attn.k_norm.weight'])
             q, k = q.transpose(1, 2), k.transpose(1, 2)
             v = s.lin(h, i, 'v_proj').view(B, T, s.nkv, s.hd).transpose(1, 2)
-            q, k = rope(q), rope(k); rep = s.nh // s.nkv
+            if s.use_rope[i]: q, k = rope(q), rope(k)
+            rep = s.nh // s.nkv
             k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
-            att = ((q @ k.transpose(-1, -2)) / math.sqrt(s.hd)).masked_fill(mask, float('-inf')).softmax(-1)
-            x = x + s.lin((att @ v).transpose(1, 2).reshape(B, T, s.nh * s.hd), i, 'o_proj')
-            h = s.norm(x, s.w[P + 'post_attention_layernorm.weight'])
-            x = x + s.lin(torch.nn.functional.silu(s.lin(h, i, 'gate_proj')) * s.lin(h, i, 'up_proj'), i, 'down_proj')
+            sc = q @ k.transpose(-1, -2); sc = sc / math.sqrt(s.hd) if s.att_scale is None else sc * s.att_scale
+            att = sc.masked_fill(mask, float('-inf')).softmax(-1)
+            a = s.lin((att @ v).transpose(1, 2).reshape(B, T, s.nh * s.hd), i, 'o_proj')
+            if olmo2: a = s.norm(a, s.w[P + 'post_attention_layernorm.weight'])
+            x = x + a * s.res_mult
+            h = x if olmo2 else s.norm(x, s.w[P + 'post_attention_layernorm.weight'])
+            f = s.lin(torch.nn.functional.silu(s.lin(h, i, 'gate_proj')) * s.lin(h, i, 'up_proj'), i, 'down_proj')
+            if olmo2: f = s.norm(f, s.w[P + 'post_feedforward_layernorm.weight'])
+            x = x + f * s.res_mult
         x = s.norm(x, s.w['model.norm.weight'])
-        return x @ s.w['lm_head.weight'].T
+        return (x @ s.w['lm_head.weight'].T) / s.logits_scaling
     def loss(s, ids, labels):
         logits = s.forward(ids)
         return torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),

@@ -34,6 +34,8 @@ typedef struct ConfigReader {
  * an error naming the file and the key. */
 int config_read_bool(const ConfigReader *r, const char *key, bool dflt, bool *out);
 int config_read_int(const ConfigReader *r, const char *key, int lo, int hi, int dflt, int *out);
+/* A positive finite number. */
+int config_read_number(const ConfigReader *r, const char *key, double dflt, double *out);
 /* cfg->sliding_window: "sliding_window" when the window applies, else 0. It applies always
  * (Mistral), or (Qwen2, Qwen3) when "use_sliding_window" is true or "layer_types" names a
  * sliding layer (transformers derives layer_types from use_sliding_window and
@@ -48,6 +50,14 @@ typedef enum {
     NORM_MLP,  /* before the MLP (C) */
     NORM_Q,    /* per query head, before RoPE (D) */
     NORM_K,    /* per key head, before RoPE (D) */
+    /* on the attention's output, before the residual add (C) */
+    NORM_POST_ATTN,
+    /* on the MLP's output, before the residual add (C) */
+    NORM_POST_MLP,
+    /* over the whole q projection, before RoPE (NH*D) */
+    NORM_Q_PROJ,
+    /* over the whole k projection, before RoPE (NKV*D) */
+    NORM_K_PROJ,
     NORM_SLOTS
 } LayerNormSlot;
 
@@ -58,6 +68,9 @@ typedef struct FamilyNorm {
     bool per_head;           /* length head_dim, else hidden_size */
     ModelModule gguf_before; /* the GGUF lists it before this linear of the layer */
 } FamilyNorm;
+
+/* The length of norm weight n (weights.c). */
+int family_norm_length(const ModelConfig *c, const FamilyNorm *n);
 
 /* ---- building a layer ------------------------------------------------------------- */
 
@@ -83,11 +96,15 @@ Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads);
 
 /* ---- the family ------------------------------------------------------------------- */
 
+struct GgufWriter; /* trainer/store/gguf.h */
+
 struct ModelFamily {
     const char *model_type;    /* config.json "model_type" */
     const char *architecture;  /* config.json "architectures": the ...ForCausalLM class */
     int default_max_positions; /* max_position_embeddings when the config has none */
     int default_head_dim;      /* head_dim when absent; 0: hidden_size / heads */
+    double default_rope_theta; /* rope_theta when absent; 0: 10000 */
+    bool default_tied;         /* tie_word_embeddings when absent */
     /* The keys only this family reads, after the shared ones are in cfg: the biases
      * (cfg->qkv_bias, o_bias) and the sliding window. 0, or -1 with r->err set. */
     int (*read_config)(const ConfigReader *r, ModelConfig *cfg);
@@ -101,6 +118,11 @@ struct ModelFamily {
     bool gguf_llama_hparams;  /* LlamaModel's extra keys: vocab_size, rope.dimension_count */
     bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
+    /* NULL, or why llama.cpp would compute something else than transformers for this
+     * config: -1 with the reason in err (the GGUF exports refuse it), else 0. */
+    int (*gguf_check)(const ModelConfig *c, char *err, size_t errlen);
+    /* NULL, or the metadata keys only this family writes (after the shared ones). 0 or -1. */
+    int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
 };
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */

@@ -40,6 +40,12 @@ Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *
     return m->cfg.family->layer_forward(&p, x, layer);
 }
 
+Tensor *model_final_norm(const Model *m, Graph *g, Tensor *x) {
+    Tensor *h = op_rmsnorm(g, x, &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
+    double s = m->cfg.logits_scaling; /* logits / s = (h / s) lm_head^T */
+    return s && s != 1.0 ? op_scale(g, h, (float)(1.0 / s)) : h;
+}
+
 const int32_t *model_default_positions(Graph *g, int batch, int seq_len) {
     /* 0..T-1 per row, in an arena tensor reinterpreted as int32 (same size, aligned). */
     int64_t n = (int64_t)batch * seq_len;
@@ -59,7 +65,7 @@ static Tensor *hidden(const Model *m, const Lora *lora, Graph *g, const int32_t 
     for (int i = 0; i < m->cfg.num_hidden_layers; i++)
         x = model_layer_forward(m, lora, g, x, i, pos, segment, batch, seq_len, dropout,
                                 dropout_seed);
-    return op_rmsnorm(g, x, &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
+    return model_final_norm(m, g, x);
 }
 
 Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,

@@ -65,6 +65,7 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
                         size_t errlen) {
     if (dtype != GGML_TYPE_F32 && dtype != GGML_TYPE_F16 && dtype != GGML_TYPE_BF16)
         return store_error(err, errlen, 0, "gguf adapter: dtype must be F32, F16 or BF16");
+    if (c->family->gguf_check && c->family->gguf_check(c, err, errlen) != 0) return -1;
     LoraSpec spec;
     if (lora_read_peft_spec(adapter_dir, &spec, err, errlen) != 0) return -1;
     char file[4200];

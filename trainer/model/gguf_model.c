@@ -166,7 +166,7 @@ static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char
                    .norm = n->slot,
                    .vector = true,
                    .rows = 1,
-                   .cols = n->per_head ? c->head_dim : c->hidden_size};
+                   .cols = family_norm_length(c, n)};
         char name[96];
         snprintf(name, sizeof name, "blk.%d.%s", l, n->gguf_name);
         if (add(b, name, it, err, errlen) != 0) return -1;
@@ -262,6 +262,7 @@ static int add_metadata(GgufWriter *w, const ModelConfig *c, const char *name, G
         if (rc == 0)
             rc = gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim, err, errlen);
     }
+    if (rc == 0 && c->family->gguf_metadata) rc = c->family->gguf_metadata(w, c, err, errlen);
     if (rc == 0) rc = gguf_set_u32(w, "general.quantization_version", 2, err, errlen);
 #undef KEY
     return rc;
@@ -380,6 +381,7 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
                            "does not load: it would refuse the file (llama.cpp's converter "
                            "writes it anyway). Use the Hugging Face format (--format hf)",
                            model_dir, c->family->gguf_arch);
+    if (c->family->gguf_check && c->family->gguf_check(c, err, errlen) != 0) return -1;
     int max_items = 4 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
     Builder b = {.w = gguf_writer_new(),
                  .items = calloc((size_t)max_items, sizeof(Item)),

@@ -17,8 +17,10 @@
 
 /* The families lorafit trains: each one's file (family_*.c) says what makes it. */
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
-static const ModelFamily *const families[] = {&family_llama, &family_mistral, &family_qwen2,
-                                              &family_qwen3};
+extern const ModelFamily family_smollm3, family_olmo2, family_granite;
+static const ModelFamily *const families[] = {&family_llama,  &family_mistral, &family_qwen2,
+                                              &family_qwen3,  &family_smollm3, &family_olmo2,
+                                              &family_granite};
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {
@@ -197,7 +199,9 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
     snprintf(where, sizeof where, "%s: rope_scaling", src);
     json_t *rs = json_object_get(root, "rope_scaling"),
            *rp = json_object_get(root, "rope_parameters");
-    if (get_number(root, "rope_theta", 10000.0, false, &cfg->rope_theta, src, err, errlen))
+    double theta_default = cfg->family->default_rope_theta;
+    if (get_number(root, "rope_theta", theta_default ? theta_default : 10000.0, false,
+                   &cfg->rope_theta, src, err, errlen))
         return -1;
     memset(&cfg->rope_scaling, 0, sizeof cfg->rope_scaling);
     if (rs && !json_is_null(rs) &&
@@ -243,6 +247,10 @@ int config_read_bool(const ConfigReader *r, const char *key, bool dflt, bool *ou
 
 int config_read_int(const ConfigReader *r, const char *key, int lo, int hi, int dflt, int *out) {
     return get_int((json_t *)r->root, key, lo, hi, dflt, out, r->src, r->err, r->errlen);
+}
+
+int config_read_number(const ConfigReader *r, const char *key, double dflt, double *out) {
+    return get_number((json_t *)r->root, key, dflt, false, out, r->src, r->err, r->errlen);
 }
 
 int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg) {
@@ -323,7 +331,8 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
         return -1;
     }
     if (get_number(root, "rms_norm_eps", 1e-6, false, &cfg->rms_norm_eps, src, err, errlen) ||
-        get_bool(root, "tie_word_embeddings", false, &cfg->tie_word_embeddings, src, err, errlen))
+        get_bool(root, "tie_word_embeddings", f->default_tied, &cfg->tie_word_embeddings, src, err,
+                 errlen))
         return -1;
     bool mlp_bias = false;
     if (get_bool(root, "mlp_bias", false, &mlp_bias, src, err, errlen)) return -1;

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A model family (trainer/model/family.h): what differs from one to the next. */
 typedef struct ModelFamily ModelFamily;
@@ -41,9 +42,18 @@ typedef struct ModelConfig {
     bool o_bias;   /* o_proj has a bias (Llama/Mistral attention_bias) */
     bool mlp_bias; /* Llama mlp_bias */
     RopeScaling rope_scaling;
-    int sliding_window;             /* positions an attention window spans; 0 = no window */
-    int bos_token_id, eos_token_id; /* -1 when absent */
+    int sliding_window;              /* positions an attention window spans; 0 = no window */
+    int bos_token_id, eos_token_id;  /* -1 when absent */
+    uint64_t nope_layers[4096 / 64]; /* bit l of word l / 64: layer l applies no RoPE (SmolLM3) */
+    /* Granite's multipliers (embeddings, attention scores, sublayer outputs) and the logits'
+     * divisor; 0 in the other families (no multiplier, scores scaled by 1/sqrt(D)). */
+    double embedding_multiplier, attention_multiplier, residual_multiplier, logits_scaling;
 } ModelConfig;
+
+/* Whether layer l of cfg rotates q and k (all do but SmolLM3's NoPE layers). */
+static inline bool hf_layer_has_rope(const ModelConfig *cfg, int l) {
+    return !(cfg->nope_layers[l / 64] >> (l % 64) & 1);
+}
 
 /* Parses a config.json file. Errors name the file and the key. */
 int hf_config_load(const char *path, ModelConfig *cfg, char *err, size_t errlen);

@@ -49,6 +49,10 @@ struct Model {
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                             float dropout, uint64_t dropout_seed);
+/* The final norm of the last layer's output x (N, C) -> the lm_head's input (N, C), divided
+ * by logits_scaling when the config has one (Granite: logits / s = (h / s) lm_head^T, which
+ * keeps the fused lm_head + loss unchanged). */
+Tensor *model_final_norm(const Model *m, Graph *g, Tensor *x);
 /* 0..T-1 in every row, in g's arena (N ints); NULL when the arena cannot grow. */
 const int32_t *model_default_positions(Graph *g, int batch, int seq_len);
 

@@ -64,6 +64,12 @@ void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *i
     }
 }
 
+int family_norm_length(const ModelConfig *c, const FamilyNorm *n) {
+    if (n->slot == NORM_Q_PROJ) return c->num_attention_heads * c->head_dim;
+    if (n->slot == NORM_K_PROJ) return c->num_key_value_heads * c->head_dim;
+    return n->per_head ? c->head_dim : c->hidden_size;
+}
+
 /* One expected tensor: where it goes and what shape it must have. */
 typedef struct {
     char name[128];
@@ -97,8 +103,8 @@ static void list_slots(Model *m, SlotList *l) {
         ModelLayer *L = &m->layers[i];
         for (int k = 0; k < f->n_norms; k++) {
             const FamilyNorm *n = &f->norms[k];
-            expect(l, &L->norm[n->slot], n->per_head ? c->head_dim : c->hidden_size, 0,
-                   "model.layers.%d.%s%s", i, n->hf_name, "");
+            expect(l, &L->norm[n->slot], family_norm_length(c, n), 0, "model.layers.%d.%s%s", i,
+                   n->hf_name, "");
         }
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             int out, in;

@@ -1,0 +1,371 @@
+/* tests/test_families.c — SmolLM3, OLMo 2 and Granite through every command, on the tiny
+ * fixtures of tests/data/train: smollm3-nope (layer 3 of 4 without RoPE as the config derives
+ * it, tied head by SmolLM3's default, rope_parameters), olmo2-untied (no input norms, norms
+ * on the sublayer outputs and over the whole q/k projections, all away from 1) and
+ * granite-untied (embedding, attention, residual and logit multipliers). The numbers are
+ * held to the float64 reference in test_model.c and test_train.c; here: gradient
+ * checkpointing byte-identical in f32 and bf16 with packing and dropout, eval, generate (ids
+ * and --chat), merge (HF, and GGUF laid out as llama.cpp's converter writes each arch), the
+ * PEFT and GGUF adapter exports, inspect, and the GGUF refusals where llama.cpp would compute
+ * another model. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/test_gguf_reader.h"
+#include "tests/test_train_util.h"
+#include "tests/test_util.h"
+#include "trainer/model/model.h"
+
+typedef struct {
+    const char *fixture; /* tests/data/train/... */
+    const char *model_type, *architecture;
+    int permute_q; /* heads whose q rows the GGUF permutes; 0: none */
+} Family;
+
+static const Family families[3] = {
+    {"tests/data/train/smollm3-nope", "smollm3", "SmolLM3ForCausalLM", 4},
+    {"tests/data/train/olmo2-untied", "olmo2", "Olmo2ForCausalLM", 0},
+    {"tests/data/train/granite-untied", "granite", "GraniteForCausalLM", 4},
+};
+
+static char *repo_path(const char *rel) {
+    char *p = realpath(rel, NULL);
+    ck_assert_msg(p != NULL, "%s is missing", rel);
+    return p;
+}
+
+/* `lorafit ARGS` in dir, which must succeed; its stdout (caller frees). */
+static char *run_stdout(const char *dir, const char *args) {
+    char cmd[16384], out[4200], errp[4200];
+    snprintf(out, sizeof out, "%s/stdout.txt", dir);
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", test_lorafit_bin(), args, out, errp);
+    int rc = test_run(cmd, NULL);
+    char *err = test_read_file(errp, NULL);
+    ck_assert_msg(rc == 0, "lorafit %s: exit %d\n%s", args, rc, err ? err : "");
+    free(err);
+    char *text = test_read_file(out, NULL);
+    ck_assert(text != NULL);
+    return text;
+}
+
+static char *write_config(const char *dir, const char *model_dir, const char *extra) {
+    char cfg[24576];
+    snprintf(cfg, sizeof cfg,
+             "model:\n  path: %s\n%s"
+             "output:\n  dir: %s/out\n  save_every: 0\n"
+             "log:\n  every: 1\n",
+             model_dir, extra, dir);
+    return tt_write_text(dir, "config.yaml", cfg);
+}
+
+static json_t *load_fixture(const char *fx) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fixture.json", fx);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    ck_assert_msg(root != NULL, "%s: %s", path, je.text);
+    return root;
+}
+
+/* fixture.json's integer list `key` as "1 2 3" (caller frees). */
+static char *fixture_ids(json_t *fx, const char *key) {
+    json_t *a = json_object_get(fx, key);
+    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
+    char *s = malloc(json_array_size(a) * 12 + 1);
+    size_t at = 0;
+    s[0] = '\0';
+    for (size_t i = 0; i < json_array_size(a); i++)
+        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
+                              (long long)json_integer_value(json_array_get(a, i)));
+    return s;
+}
+
+/* ---- gradient checkpointing ------------------------------------------------------------- */
+
+static void check_checkpointing(const Family *f, const char *precision) {
+    char *ref = test_tmpdir(), *cut = test_tmpdir(), path[4300], rows[4400], extra[8192],
+         args[4400];
+    snprintf(path, sizeof path, "%s/model", f->fixture);
+    char *model = repo_path(path);
+    for (int i = 0; i < 2; i++) {
+        const char *dir = i ? cut : ref;
+        snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
+        tt_random_rows(rows, 24, 3, 30, 320, 17);
+        snprintf(extra, sizeof extra,
+                 "lora:\n  r: 4\n  alpha: 8\n  dropout: 0.1\n  target_modules: all-linear\n"
+                 "data:\n  train: %s\n  seq_len: 32\n  packing: true\n  overflow: split\n"
+                 "train:\n  batch_size: 2\n  grad_accum: 2\n  max_steps: 3\n  lr: 1.0e-2\n"
+                 "  precision: %s\n  gradient_checkpointing: %s\n",
+                 rows, precision, i ? "true" : "false");
+        char *cfg = write_config(dir, model, extra);
+        snprintf(args, sizeof args, "train '%s'", cfg);
+        tt_expect(dir, args, 0, NULL);
+        free(cfg);
+    }
+    char what[256];
+    snprintf(what, sizeof what, "%s %s", f->model_type, precision);
+    tt_assert_same_run(ref, cut, what);
+    test_rmtree(ref);
+    test_rmtree(cut);
+    free(ref);
+    free(cut);
+    free(model);
+}
+
+/* A packed job with dropout and two micro-batches per step, without and with gradient
+ * checkpointing: the same adapter bytes and metrics, in f32 and bf16. */
+START_TEST(test_checkpointing_is_byte_identical_f32_and_bf16_packed) {
+    for (int i = 0; i < 3; i++) {
+        check_checkpointing(&families[i], "f32");
+        check_checkpointing(&families[i], "bf16");
+    }
+}
+END_TEST
+
+/* ---- eval, generate, merge, export, inspect -------------------------------------------- */
+
+/* eval --adapter on the fixture's first batch gives the reference's first loss (1e-6). */
+static void check_eval(const Family *f, const char *dir, const char *model, const char *adapter) {
+    char path[4400], extra[8192], args[8192];
+    snprintf(path, sizeof path, "%s/train.jsonl", f->fixture);
+    char *rows = test_read_file(path, NULL);
+    char *second = strchr(strchr(rows, '\n') + 1, '\n'); /* batch 0: rows 0 and 1 */
+    second[1] = '\0';
+    char *valid = tt_write_text(dir, "valid.jsonl", rows);
+    snprintf(extra, sizeof extra,
+             "data:\n  train: %s\n  valid: %s\n  seq_len: 24\n  shuffle: false\n"
+             "train:\n  batch_size: 2\n  precision: f32\n",
+             valid, valid);
+    char *cfg = write_config(dir, model, extra);
+    snprintf(args, sizeof args, "eval '%s' --adapter '%s'", cfg, adapter);
+    char *out = run_stdout(dir, args);
+    json_t *line = json_loads(out, 0, NULL), *fx = load_fixture(f->fixture);
+    ck_assert_msg(line != NULL, "%s", out);
+    double got = json_number_value(json_object_get(line, "eval_loss"));
+    double want = json_number_value(json_array_get(json_object_get(fx, "losses"), 0));
+    ck_assert_msg(fabs(got - want) <= 1e-6 * want, "%s: eval_loss %.9g, reference %.9g",
+                  f->model_type, got, want);
+    json_decref(line);
+    json_decref(fx);
+    free(out);
+    free(cfg);
+    free(valid);
+    free(rows);
+}
+
+/* `generate --prompt-ids` from model (with adapter unless NULL) prints the ids `want`. */
+static void check_generate(const Family *f, const char *dir, const char *model, const char *adapter,
+                           const char *prompt, const char *want) {
+    char args[8192], with[4400] = "";
+    if (adapter) snprintf(with, sizeof with, "--adapter '%s'", adapter);
+    snprintf(args, sizeof args, "generate --model '%s' %s --prompt-ids '%s' -n 64 --precision f32",
+             model, with, prompt);
+    char *out = run_stdout(dir, args);
+    out[strcspn(out, "\n")] = '\0';
+    ck_assert_msg(!strcmp(out, want), "%s: generate printed\n%s\nthe reference's\n%s",
+                  f->model_type, out, want);
+    free(out);
+}
+
+START_TEST(test_eval_generate_merge_export_inspect) {
+    for (int i = 0; i < 3; i++) {
+        const Family *f = &families[i];
+        char *dir = test_tmpdir(), path[4400], args[8192], src[4400];
+        snprintf(path, sizeof path, "%s/model", f->fixture);
+        char *model = repo_path(path);
+        snprintf(path, sizeof path, "%s/init_adapter", f->fixture);
+        char *adapter = repo_path(path);
+        json_t *fx = load_fixture(f->fixture);
+        char *prompt = fixture_ids(fx, "greedy_prompt"), *want = fixture_ids(fx, "greedy_adapter");
+        check_eval(f, dir, model, adapter);
+        check_generate(f, dir, model, adapter, prompt, want);
+        /* the merged Hugging Face directory generates the adapter's ids on its own */
+        snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
+                 adapter, dir);
+        tt_expect(dir, args, 0, "merged");
+        snprintf(path, sizeof path, "%s/merged", dir);
+        check_generate(f, dir, path, NULL, prompt, want);
+        snprintf(args, sizeof args, "export '%s' --out '%s/peft'", adapter, dir);
+        tt_expect(dir, args, 0, NULL);
+        snprintf(path, sizeof path, "%s/peft/adapter_model.safetensors", dir);
+        snprintf(src, sizeof src, "%s/adapter_model.safetensors", adapter);
+        ck_assert_msg(tt_adapter_rel_diff(path, src, "") == 0.0, "%s: the PEFT export changed",
+                      f->model_type);
+        snprintf(args, sizeof args, "inspect '%s'", model);
+        char *out = run_stdout(dir, args), line[256];
+        snprintf(line, sizeof line, "model %s (%s)", f->architecture, f->model_type);
+        ck_assert_msg(strstr(out, line), "%s", out);
+        free(out);
+        /* --chat renders the model's template (ChatML here) and generates */
+        snprintf(args, sizeof args,
+                 "generate --model '%s' --adapter '%s' --prompt 'Hi there' --chat -n 8 "
+                 "--precision f32",
+                 model, adapter);
+        free(run_stdout(dir, args));
+        free(prompt);
+        free(want);
+        json_decref(fx);
+        free(adapter);
+        free(model);
+        test_rmtree(dir);
+        free(dir);
+    }
+}
+END_TEST
+
+/* ---- GGUF ------------------------------------------------------------------------------ */
+
+/* The merged GGUF as convert_hf_to_gguf.py writes each arch: SmolLM3Model (a LlamaModel:
+ * q/k permuted, vocab_size and rope.dimension_count, no output tensor when tied), Olmo2Model
+ * (a TextModel: post_attention_norm, post_ffw_norm, attn_q_norm (NH*D), attn_k_norm (NKV*D), no
+ * attn_norm / ffn_norm, rows unpermuted), GraniteModel (a LlamaModel with the four scales). */
+START_TEST(test_merge_gguf_is_laid_out_as_llamacpp_writes_each_arch) {
+    for (int i = 0; i < 3; i++) {
+        const Family *f = &families[i];
+        char *dir = test_tmpdir(), path[4400], args[8192], key[128], err[1024];
+        snprintf(path, sizeof path, "%s/model", f->fixture);
+        char *model = repo_path(path);
+        snprintf(path, sizeof path, "%s/init_adapter", f->fixture);
+        char *adapter = repo_path(path);
+        Model *m = model_load(model, err, sizeof err);
+        ck_assert_msg(m != NULL, "%s", err);
+        Lora *lora = lora_load_adapter(m, adapter, err, sizeof err);
+        ck_assert_msg(lora != NULL, "%s", err);
+        const ModelConfig *c = model_config(m);
+        snprintf(path, sizeof path, "%s/m.gguf", dir);
+        snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s'", model, adapter,
+                 path);
+        tt_expect(dir, args, 0, f->model_type);
+        TgFile g;
+        tg_read(path, &g);
+        char *s = tg_str(&g, "general.architecture");
+        ck_assert_str_eq(s, f->model_type);
+        free(s);
+#define K(suffix) (snprintf(key, sizeof key, "%s." suffix, f->model_type), key)
+        ck_assert_uint_eq(tg_u32(&g, K("block_count")), (uint32_t)c->num_hidden_layers);
+        ck_assert_uint_eq(tg_u32(&g, K("attention.head_count_kv")),
+                          (uint32_t)c->num_key_value_heads);
+        ck_assert_int_eq(tg_kv(&g, K("vocab_size")) != NULL, f->permute_q != 0);
+        ck_assert_int_eq(tg_kv(&g, K("rope.dimension_count")) != NULL, f->permute_q != 0);
+        ck_assert_int_eq(tg_tensor(&g, "output.weight") != NULL, !c->tie_word_embeddings);
+        if (!strcmp(f->model_type, "smollm3"))
+            ck_assert_float_eq(tg_f32(&g, K("rope.freq_base")), 20000.0f);
+        if (!strcmp(f->model_type, "granite")) {
+            ck_assert_float_eq(tg_f32(&g, K("attention.scale")), 0.3f);
+            ck_assert_float_eq(tg_f32(&g, K("embedding_scale")), 2.5f);
+            ck_assert_float_eq(tg_f32(&g, K("residual_scale")), 0.6f);
+            ck_assert_float_eq(tg_f32(&g, K("logit_scale")), 3.0f);
+        }
+#undef K
+        for (int l = 0; l < c->num_hidden_layers; l++) {
+            bool olmo2 = !strcmp(f->model_type, "olmo2");
+            static const char *const olmo[4] = {"post_attention_norm", "post_ffw_norm",
+                                                "attn_q_norm", "attn_k_norm"};
+            static const char *const llama[2] = {"attn_norm", "ffn_norm"};
+            int64_t olmo_len[4] = {c->hidden_size, c->hidden_size,
+                                   (int64_t)c->num_attention_heads * c->head_dim,
+                                   (int64_t)c->num_key_value_heads * c->head_dim};
+            for (int k = 0; k < 4; k++) {
+                snprintf(path, sizeof path, "blk.%d.%s.weight", l, olmo[k]);
+                const TgTensor *t = tg_tensor(&g, path);
+                ck_assert_msg(olmo2 == (t != NULL), "%s: %s", f->model_type, path);
+                if (t)
+                    ck_assert(t->type == 0 && t->n_dims == 1 && t->ne[0] == (uint64_t)olmo_len[k]);
+                if (k < 2) {
+                    snprintf(path, sizeof path, "blk.%d.%s.weight", l, llama[k]);
+                    ck_assert_msg(olmo2 == !tg_tensor(&g, path), "%s: %s", f->model_type, path);
+                }
+            }
+            /* the merged q rows, permuted as LlamaModel.permute does for llama-like arches */
+            int out, in;
+            model_module_dims(c, MODULE_Q, &out, &in);
+            float *want = malloc((size_t)out * in * sizeof *want);
+            merge_linear(m, lora, l, MODULE_Q, want);
+            snprintf(path, sizeof path, "blk.%d.attn_q.weight", l);
+            const TgTensor *tq = tg_tensor(&g, path);
+            ck_assert(tq && tq->ne[0] == (uint64_t)in && tq->ne[1] == (uint64_t)out);
+            uint64_t cnt;
+            float *got = tg_floats(tq, &cnt);
+            int hd = out / (f->permute_q ? f->permute_q : 1), half = hd / 2;
+            for (int r = 0; r < out; r++) {
+                int src = f->permute_q ? r / hd * hd + r % 2 * half + r % hd / 2 : r;
+                ck_assert_msg(!memcmp(got + (size_t)r * in, want + (size_t)src * in,
+                                      (size_t)in * sizeof *got),
+                              "%s: %s row %d", f->model_type, path, r);
+            }
+            free(got);
+            free(want);
+        }
+        tg_free(&g);
+        snprintf(args, sizeof args, "merge --model '%s' --out '%s/q8.gguf' --dtype q8_0", model,
+                 dir);
+        tt_expect(dir, args, 0, f->model_type);
+        snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s/a.gguf'",
+                 adapter, model, dir);
+        tt_expect(dir, args, 0, f->model_type);
+        lora_free(lora);
+        model_free(m);
+        free(adapter);
+        free(model);
+        test_rmtree(dir);
+        free(dir);
+    }
+}
+END_TEST
+
+/* fixture's model with config.json edits, merged and its adapter exported to GGUF: both
+ * refused with `why`. */
+static void check_gguf_refused(const char *fixture, json_t *edits, const char *why) {
+    char *dir = test_tmpdir(), path[4400], args[8192], edited[4400];
+    snprintf(path, sizeof path, "%s/model", fixture);
+    char *model = repo_path(path);
+    snprintf(path, sizeof path, "%s/init_adapter", fixture);
+    char *adapter = repo_path(path);
+    snprintf(edited, sizeof edited, "%s/model", dir);
+    tt_model_with_config(model, edited, edits);
+    json_decref(edits);
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/m.gguf'", edited, dir);
+    tt_expect(dir, args, 1, why);
+    snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s/a.gguf'", adapter,
+             edited, dir);
+    tt_expect(dir, args, 1, why);
+    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/hf'", edited, adapter,
+             dir);
+    tt_expect(dir, args, 0, NULL); /* the Hugging Face format holds it */
+    free(adapter);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* Where llama.cpp would compute another model than transformers, the GGUF is refused with
+ * the reason: SmolLM3 NoPE layers other than every fourth (llama.cpp hard-codes that), a
+ * tied OLMo 2 (llama.cpp's olmo2 needs an output tensor). */
+START_TEST(test_gguf_refused_where_llamacpp_computes_another_model) {
+    check_gguf_refused("tests/data/train/smollm3-nope",
+                       json_pack("{s:[i,i,i,i]}", "no_rope_layers", 1, 0, 1, 1),
+                       "layer 1 applies no RoPE (no_rope_layers), but llama.cpp's smollm3 skips");
+    check_gguf_refused("tests/data/train/smollm3-nope",
+                       json_pack("{s:i}", "no_rope_layer_interval", 2),
+                       "layer 1 applies no RoPE (no_rope_layers)");
+    json_t *tied = json_pack("{s:b}", "tie_word_embeddings", 1);
+    check_gguf_refused("tests/data/train/olmo2-untied", tied,
+                       "tie_word_embeddings is true, but llama.cpp's olmo2 needs an output");
+}
+END_TEST
+
+Suite *families_suite(void) {
+    Suite *s = suite_create("families");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_checkpointing_is_byte_identical_f32_and_bf16_packed);
+    tcase_add_test(tc, test_eval_generate_merge_export_inspect);
+    tcase_add_test(tc, test_merge_gguf_is_laid_out_as_llamacpp_writes_each_arch);
+    tcase_add_test(tc, test_gguf_refused_where_llamacpp_computes_another_model);
+    suite_add_tcase(s, tc);
+    return s;
+}
