@@ -183,6 +183,23 @@ START_TEST(test_sliding_window_is_kept_where_it_applies) {
     expect_config_error("{\"model_type\": \"qwen2\", " CFG_BASE
                         ", \"layer_types\": [\"full_attention\", \"chunked_attention\"]}",
                         "layer_types[1]");
+    expect_config_error("{\"model_type\": \"qwen2\", " CFG_BASE
+                        ", \"layer_types\": [\"full_attention\"]}",
+                        "num_hidden_layers (2)");
+    /* per layer: Mistral's every layer; Qwen2's named ones, or from max_window_layers on */
+    ModelConfig c = parse_ok("{\"model_type\": \"mistral\", " CFG_BASE ", \"sliding_window\": 64}");
+    ck_assert(hf_layer_window(&c, 0) == 64 && hf_layer_window(&c, 1) == 64);
+    c = parse_ok("{\"model_type\": \"qwen2\", " CFG_BASE
+                 ", \"sliding_window\": 64, \"layer_types\": [\"sliding_attention\", "
+                 "\"full_attention\"]}");
+    ck_assert(hf_layer_window(&c, 0) == 64 && hf_layer_window(&c, 1) == 0);
+    c = parse_ok("{\"model_type\": \"qwen3\", " CFG_BASE
+                 ", \"sliding_window\": 64, \"use_sliding_window\": true, "
+                 "\"max_window_layers\": 1}");
+    ck_assert(hf_layer_window(&c, 0) == 0 && hf_layer_window(&c, 1) == 64);
+    c = parse_ok("{\"model_type\": \"qwen2\", " CFG_BASE
+                 ", \"sliding_window\": 64, \"use_sliding_window\": true}");
+    ck_assert(hf_layer_window(&c, 0) == 0 && hf_layer_window(&c, 1) == 0); /* default 28 */
 }
 END_TEST
 

@@ -108,6 +108,14 @@ START_TEST(test_qwen3_attention_bias_mqa_tied_matches_reference) {
 }
 END_TEST
 
+/* A sliding window of 8 on both layers of a Mistral model, sequences of 24 (three windows,
+ * issue 24's acceptance 5), GQA 4/2, untied: the first loss within 1e-6 relative. */
+START_TEST(test_mistral_sliding_window_three_windows_long_matches_reference) {
+    check_fixture_tol("tests/data/train/mistral-window/model", "tests/data/train/mistral-window",
+                      1e-6);
+}
+END_TEST
+
 /* fixture.json's list `key` as ids; their count in *n. */
 static int32_t *json_ids(json_t *fx, const char *key, int *n) {
     json_t *a = json_object_get(fx, key);
@@ -156,6 +164,12 @@ static void check_greedy(const char *fx) {
 START_TEST(test_qwen3_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/qwen3-untied");
     check_greedy("tests/data/train/qwen3-bias-tied");
+}
+END_TEST
+
+/* 68 positions, far past the window of 8. */
+START_TEST(test_mistral_window_greedy_generation_matches_reference) {
+    check_greedy("tests/data/train/mistral-window");
 }
 END_TEST
 
@@ -375,6 +389,8 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_qwen3_qk_norm_head_dim_gqa_untied_matches_reference);
     tcase_add_test(tc, test_qwen3_attention_bias_mqa_tied_matches_reference);
     tcase_add_test(tc, test_qwen3_greedy_generation_matches_reference);
+    tcase_add_test(tc, test_mistral_sliding_window_three_windows_long_matches_reference);
+    tcase_add_test(tc, test_mistral_window_greedy_generation_matches_reference);
     tcase_add_test(tc, test_greedy_generation_reproduces_expected_ids);
     tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
     tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);

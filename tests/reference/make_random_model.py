@@ -6,7 +6,7 @@ q_norm / k_norm weights 1 + --qk-norm-spread * N(0, 1), --attention-bias for bia
 q/k/v/o. Gemma 3: its norms hold offsets from 1 (weights --qk-norm-spread * N(0, 1), also
 its four layer norms), --window and --pattern (every pattern-th layer full, the others
 sliding), --local-theta for the sliding layers' RoPE, --scaling-factor for the full ones'
-linear rope_scaling, --query-pre-attn-scalar."""
+linear rope_scaling, --query-pre-attn-scalar. Mistral: --window is its sliding_window."""
 import argparse, json, os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(__file__)); import st
 ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--arch', default='qwen2')
@@ -54,6 +54,7 @@ cfg = {'architectures': [arch], 'model_type': a.arch, 'hidden_size': a.hidden, '
        'tie_word_embeddings': a.tied, 'torch_dtype': 'bfloat16' if a.bf16 else 'float32', 'bos_token_id': 1, 'eos_token_id': 2}
 if a.head_dim or a.arch in ('qwen3', 'gemma3_text'): cfg['head_dim'] = hd
 if a.attention_bias or a.arch == 'qwen3': cfg['attention_bias'] = a.attention_bias
+if a.arch == 'mistral': cfg.update(sliding_window=a.window)
 if a.arch in ('qwen2', 'qwen3'): cfg.update(use_sliding_window=False, sliding_window=4096 if a.arch == 'qwen2' else None, max_window_layers=a.layers)
 if gemma:
     del cfg['hidden_act']

@@ -4,8 +4,12 @@ modeling_qwen3.py: rotate_half RoPE, RMSNorm, SwiGLU, GQA, the biases the weight
 (Qwen2's q/k/v, attention_bias's q/k/v/o), tied embeddings, causal-LM loss with labels
 shifted by one and -100 ignored. Qwen3 (model_type qwen3) adds a per-head RMSNorm on q and k
 (q_norm, k_norm, weights (head_dim)) before RoPE, and a head_dim of its own (128 when the
-config has none, Qwen3Config's default). Used to make fixtures; not implemented:
-rope_scaling, sliding windows."""
+config has none, Qwen3Config's default). Sliding windows as transformers applies them: a
+sliding layer's query t sees keys s with t - sliding_window < s <= t
+(masking_utils.sliding_window_overlay); the sliding layers are those layer_types names, else
+Mistral's every layer whenever sliding_window is set, Qwen2 / Qwen3's (with
+use_sliding_window) those from max_window_layers on. Used to make fixtures; not
+implemented: rope_scaling."""
 import json, math, os, sys, torch
 sys.path.insert(0, os.path.dirname(__file__)); import st
 TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
@@ -24,6 +28,13 @@ class Ref:
         s.theta = c.get('rope_theta', 10000.0)
         if 'lm_head.weight' not in s.w: s.w['lm_head.weight'] = s.w['model.embed_tokens.weight']
         s.lora = {}; s.scale = 0.0
+        mt, L = c.get('model_type'), s.L
+        if c.get('layer_types'): types = c['layer_types']
+        elif mt == 'mistral': types = ['sliding_attention' if c.get('sliding_window') else 'full_attention'] * L
+        elif mt in ('qwen2', 'qwen3') and c.get('use_sliding_window') and c.get('sliding_window'):
+            types = ['sliding_attention' if i >= c.get('max_window_layers', 28) else 'full_attention' for i in range(L)]
+        else: types = ['full_attention'] * L
+        s.types = types; s.window = c.get('sliding_window')
     def key(s, i, t): return f'base_model.model.model.layers.{i}.{SUB[t]}.{t}'
     def set_lora(s, tensors, alpha, r, rslora=False):
         s.lora = {k: torch.tensor(v, dtype=s.dtype).requires_grad_(True) for k, v in tensors.items()}
@@ -43,7 +54,9 @@ class Ref:
         fr = torch.outer(torch.arange(T, dtype=s.dtype), inv); fr = torch.cat((fr, fr), -1); cos, sin = fr.cos(), fr.sin()
         def rope(q):
             a, b = q[..., : s.hd // 2], q[..., s.hd // 2:]; return q * cos + torch.cat((-b, a), -1) * sin
-        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        q_idx = torch.arange(T)[:, None]; k_idx = torch.arange(T)[None, :]
+        masks = {'full_attention': k_idx > q_idx}
+        if s.window: masks['sliding_attention'] = (k_idx > q_idx) | (k_idx <= q_idx - s.window)
         for i in range(s.L):
             P = f'model.layers.{i}.'
             h = s.norm(x, s.w[P + 'input_layernorm.weight'])
@@ -56,6 +69,7 @@ class Ref:
             v = s.lin(h, i, 'v_proj').view(B, T, s.nkv, s.hd).transpose(1, 2)
             q, k = rope(q), rope(k); rep = s.nh // s.nkv
             k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
+            mask = masks[s.types[i]]
             att = ((q @ k.transpose(-1, -2)) / math.sqrt(s.hd)).masked_fill(mask, float('-inf')).softmax(-1)
             x = x + s.lin((att @ v).transpose(1, 2).reshape(B, T, s.nh * s.hd), i, 'o_proj')
             h = s.norm(x, s.w[P + 'post_attention_layernorm.weight'])

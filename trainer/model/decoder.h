@@ -49,8 +49,7 @@ Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t err
 ModelDtype model_dtype(const Model *m);
 void model_free(Model *m);
 const ModelConfig *model_config(const Model *m);
-/* Positions the model computes as transformers does: the RoPE tables' rows, or the sliding
- * window when that is shorter (full attention equals it only up to the window). */
+/* Positions the model computes: the RoPE tables' rows. */
 int model_max_positions(const Model *m);
 size_t model_param_count(const Model *m);
 size_t model_converted_bytes(const Model *m); /* heap bytes holding converted weights */

@@ -34,10 +34,13 @@ typedef struct ConfigReader {
  * an error naming the file and the key. */
 int config_read_bool(const ConfigReader *r, const char *key, bool dflt, bool *out);
 int config_read_int(const ConfigReader *r, const char *key, int lo, int hi, int dflt, int *out);
-/* cfg->sliding_window: "sliding_window" when the window applies, else 0. It applies always
- * (Mistral), or (Qwen2, Qwen3) when "use_sliding_window" is true or "layer_types" names a
- * sliding layer (transformers derives layer_types from use_sliding_window and
- * max_window_layers when the config has none). */
+/* cfg->sliding_layers from "layer_types" (a list of "full_attention" / "sliding_attention"
+ * of num_hidden_layers); *present false (and no layer sliding) when the config has none. */
+int config_read_layer_types(const ConfigReader *r, ModelConfig *cfg, bool *present);
+/* cfg->sliding_window and the sliding layers: "sliding_window" when the window applies, else
+ * 0. It applies always (Mistral: to every layer), or (Qwen2, Qwen3) when "use_sliding_window"
+ * is true or "layer_types" names a sliding layer. Without layer_types the sliding layers are
+ * transformers' derivation: Qwen's layers from "max_window_layers" (default 28) on. */
 int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg);
 
 /* ---- a decoder layer's norm weights ---------------------------------------------- */
@@ -80,6 +83,9 @@ Tensor *layer_linear(const LayerPass *p, Tensor *x, int layer, ModelModule mod);
 const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s);
 /* RoPE of x (N, H*D) with the model's tables and the pass's positions. */
 Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads);
+/* Causal GQA of layer `layer` (op_attention_ex): q (N, NH*D), k v (N, NKV*D) -> (N, NH*D),
+ * with the layer's window (hf_layer_window) and the config's score scale and soft-cap. */
+Tensor *layer_attention(const LayerPass *p, Tensor *q, Tensor *k, Tensor *v, int layer);
 
 /* ---- the family ------------------------------------------------------------------- */
 
@@ -100,6 +106,7 @@ struct ModelFamily {
     bool gguf_permute_qk;     /* convert_hf_to_gguf.py's LlamaModel.permute of q/k rows */
     bool gguf_llama_hparams;  /* LlamaModel's extra keys: vocab_size, rope.dimension_count */
     bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
+    bool gguf_sliding_window; /* llama.cpp's arch applies the sliding window (else warned) */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
 };
 

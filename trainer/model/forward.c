@@ -33,6 +33,20 @@ Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads) {
     return op_rope(p->g, x, n_heads, m->cfg.head_dim, p->pos, m->rope_cos, m->rope_sin, m->max_pos);
 }
 
+Tensor *layer_attention(const LayerPass *p, Tensor *q, Tensor *k, Tensor *v, int layer) {
+    const ModelConfig *c = &p->m->cfg;
+    AttentionSpec spec = {.batch = p->batch,
+                          .seq_len = p->seq_len,
+                          .n_heads = c->num_attention_heads,
+                          .n_kv_heads = c->num_key_value_heads,
+                          .head_dim = c->head_dim,
+                          .scale = c->attn_scale,
+                          .softcap = c->attn_softcap,
+                          .window = hf_layer_window(c, layer),
+                          .segment = p->segment};
+    return op_attention_ex(p->g, q, k, v, &spec);
+}
+
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                             float dropout, uint64_t dropout_seed) {

@@ -396,6 +396,9 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
     if (rc == 0 && report) {
         report->tensors = b.n;
         snprintf(report->arch, sizeof report->arch, "%s", gguf_arch_name(c));
+        if (!c->family->gguf_sliding_window)
+            for (int l = 0; l < c->num_hidden_layers; l++)
+                if (hf_layer_window(c, l)) report->window_ignored = c->sliding_window;
     }
     gguf_writer_free(b.w);
     free(b.items);

@@ -245,36 +245,65 @@ int config_read_int(const ConfigReader *r, const char *key, int lo, int hi, int 
     return get_int((json_t *)r->root, key, lo, hi, dflt, out, r->src, r->err, r->errlen);
 }
 
-int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg) {
-    json_t *root = (json_t *)r->root;
-    cfg->sliding_window = 0;
-    json_t *types = json_object_get(root, "layer_types");
-    bool sliding_layers = false;
-    if (types && !json_is_null(types)) {
-        size_t i;
-        json_t *v;
-        if (!json_is_array(types)) {
-            snprintf(r->err, r->errlen, "%s: \"layer_types\" must be a list", r->src);
+int config_read_layer_types(const ConfigReader *r, ModelConfig *cfg, bool *present) {
+    json_t *types = json_object_get((json_t *)r->root, "layer_types");
+    memset(cfg->sliding_layers, 0, sizeof cfg->sliding_layers);
+    *present = types && !json_is_null(types);
+    if (!*present) return 0;
+    if (!json_is_array(types) || (int)json_array_size(types) != cfg->num_hidden_layers) {
+        snprintf(r->err, r->errlen,
+                 "%s: \"layer_types\" must be a list of num_hidden_layers (%d) names", r->src,
+                 cfg->num_hidden_layers);
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(types, i, v) {
+        const char *t = json_string_value(v);
+        if (t && strcmp(t, "sliding_attention") == 0) {
+            cfg->sliding_layers[i / 8] |= (unsigned char)(1u << (i % 8));
+        } else if (!t || strcmp(t, "full_attention") != 0) {
+            snprintf(r->err, r->errlen,
+                     "%s: layer_types[%zu] must be \"full_attention\" or "
+                     "\"sliding_attention\"",
+                     r->src, i);
             return -1;
         }
-        json_array_foreach(types, i, v) {
-            const char *t = json_string_value(v);
-            if (t && strcmp(t, "sliding_attention") == 0) {
-                sliding_layers = true;
-            } else if (!t || strcmp(t, "full_attention") != 0) {
-                snprintf(r->err, r->errlen,
-                         "%s: layer_types[%zu] must be \"full_attention\" or "
-                         "\"sliding_attention\"",
-                         r->src, i);
-                return -1;
-            }
-        }
     }
-    bool use = false;
-    if (config_read_bool(r, "use_sliding_window", false, &use)) return -1;
-    json_t *w = json_object_get(root, "sliding_window");
-    if (!(always || use || sliding_layers) || !w || json_is_null(w)) return 0;
+    return 0;
+}
+
+/* Layers from..L-1 slide. */
+static void slide_from(ModelConfig *cfg, int from) {
+    for (int l = from < 0 ? 0 : from; l < cfg->num_hidden_layers; l++)
+        cfg->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
+}
+
+static bool any_sliding(const ModelConfig *cfg) {
+    for (int l = 0; l < cfg->num_hidden_layers; l++)
+        if (cfg->sliding_layers[l / 8] & (1u << (l % 8))) return true;
+    return false;
+}
+
+int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg) {
+    cfg->sliding_window = 0;
+    bool typed, use = false;
+    int max_window_layers;
+    if (config_read_layer_types(r, cfg, &typed) ||
+        config_read_bool(r, "use_sliding_window", false, &use) ||
+        config_read_int(r, "max_window_layers", 0, 1 << 30, 28, &max_window_layers))
+        return -1;
+    if (!typed) slide_from(cfg, always ? 0 : use ? max_window_layers : cfg->num_hidden_layers);
+    json_t *w = json_object_get((json_t *)r->root, "sliding_window");
+    if (!(always || use || any_sliding(cfg)) || !w || json_is_null(w)) {
+        memset(cfg->sliding_layers, 0, sizeof cfg->sliding_layers);
+        return 0;
+    }
     return config_read_int(r, "sliding_window", 1, 1 << 30, 0, &cfg->sliding_window);
+}
+
+int hf_layer_window(const ModelConfig *cfg, int layer) {
+    return cfg->sliding_layers[layer / 8] & (1u << (layer % 8)) ? cfg->sliding_window : 0;
 }
 
 static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
@@ -289,7 +318,8 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
     if (get_int(root, "hidden_size", 1, MAX_DIM, 0, &cfg->hidden_size, src, err, errlen) ||
         get_int(root, "intermediate_size", 1, MAX_DIM, 0, &cfg->intermediate_size, src, err,
                 errlen) ||
-        get_int(root, "num_hidden_layers", 1, 4096, 0, &cfg->num_hidden_layers, src, err, errlen) ||
+        get_int(root, "num_hidden_layers", 1, HF_MAX_LAYERS, 0, &cfg->num_hidden_layers, src, err,
+                errlen) ||
         get_int(root, "num_attention_heads", 1, 4096, 0, &cfg->num_attention_heads, src, err,
                 errlen) ||
         get_int(root, "num_key_value_heads", 1, 4096, cfg->num_attention_heads,

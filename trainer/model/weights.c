@@ -329,8 +329,7 @@ const ModelConfig *model_config(const Model *m) {
 }
 
 int model_max_positions(const Model *m) {
-    int window = m->cfg.sliding_window; /* full attention equals it up to the window only */
-    return window > 0 && window < m->max_pos ? window : m->max_pos;
+    return m->max_pos;
 }
 
 size_t model_param_count(const Model *m) {
