@@ -116,6 +116,15 @@ START_TEST(test_mistral_sliding_window_three_windows_long_matches_reference) {
 }
 END_TEST
 
+/* Gemma 3 (issue 24): (1 + w) norms with weights away from 0 (four per layer, q/k per head),
+ * embeddings times sqrt(hidden), query_pre_attn_scalar 24 where head_dim is 16, GeGLU, two
+ * sliding layers (window 5, local RoPE base) and a full one (linear RoPE scaling 4), GQA 4/2,
+ * tied head, sequences of 16 (three windows): the first loss within 1e-6 relative. */
+START_TEST(test_gemma3_matches_reference) {
+    check_fixture_tol("tests/data/train/gemma3-tied/model", "tests/data/train/gemma3-tied", 1e-6);
+}
+END_TEST
+
 /* fixture.json's list `key` as ids; their count in *n. */
 static int32_t *json_ids(json_t *fx, const char *key, int *n) {
     json_t *a = json_object_get(fx, key);
@@ -164,6 +173,11 @@ static void check_greedy(const char *fx) {
 START_TEST(test_qwen3_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/qwen3-untied");
     check_greedy("tests/data/train/qwen3-bias-tied");
+}
+END_TEST
+
+START_TEST(test_gemma3_greedy_generation_matches_reference) {
+    check_greedy("tests/data/train/gemma3-tied");
 }
 END_TEST
 
@@ -391,6 +405,8 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_qwen3_greedy_generation_matches_reference);
     tcase_add_test(tc, test_mistral_sliding_window_three_windows_long_matches_reference);
     tcase_add_test(tc, test_mistral_window_greedy_generation_matches_reference);
+    tcase_add_test(tc, test_gemma3_matches_reference);
+    tcase_add_test(tc, test_gemma3_greedy_generation_matches_reference);
     tcase_add_test(tc, test_greedy_generation_reproduces_expected_ids);
     tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
     tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);

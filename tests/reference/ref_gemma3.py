@@ -8,7 +8,8 @@ ref_llama.Ref's interface (key, set_lora, forward, loss, greedy) so make_fixture
     pre_feedforward_layernorm before the MLP, post_feedforward_layernorm on its output;
   - q_norm / k_norm: that RMSNorm over each head's head_dim values, before RoPE;
   - attention scores scaled by query_pre_attn_scalar^-1/2, soft-capped by
-    attn_logit_softcapping when set (tanh(s / cap) cap, before the mask: Gemma 2 sets it);
+    attn_logit_softcapping when set (tanh(s / cap) cap, before the mask) in Gemma 2 only:
+    Gemma3Attention never passes it to the attention function;
   - layer_types (or, when absent, every sliding_window_pattern-th layer full, the others
     sliding): a sliding layer's query t sees keys s with t - sliding_window < s <= t
     (masking_utils.sliding_window_overlay), a full one s <= t;
@@ -39,7 +40,7 @@ class Ref(ref_llama.Ref):
         c = s.cfg
         s.hd = c.get('head_dim', 256)
         s.scaling = c.get('query_pre_attn_scalar', 256) ** -0.5
-        s.attn_cap = c.get('attn_logit_softcapping'); s.final_cap = c.get('final_logit_softcapping')
+        s.attn_cap = c.get('attn_logit_softcapping') if c.get('model_type') == 'gemma2' else None; s.final_cap = c.get('final_logit_softcapping')
         s.window = c.get('sliding_window', 4096)
         pattern = c.get('sliding_window_pattern', 6)
         s.types = c.get('layer_types') or ['sliding_attention' if (i + 1) % pattern else 'full_attention' for i in range(s.L)]

@@ -131,7 +131,7 @@ static Tensor *build_pass(const Model *m, const Lora *lora, Graph *g, Checkpoint
     ck->segment = segment ? copy_ids(g, segment, n) : NULL;
     if (!ck->pos || (segment && !ck->segment)) return NULL;
     ck->g = g;
-    Tensor *x = op_embedding(g, &m->embed, ids, n); /* (N, C) */
+    Tensor *x = model_embed(m, g, ids, n); /* (N, C) */
     if (!x) return NULL;
     ck->saved[0] = x;
     Tensor *out = NULL;
@@ -145,7 +145,7 @@ static Tensor *build_pass(const Model *m, const Lora *lora, Graph *g, Checkpoint
         ck->saved[l + 1] = keep;
     }
     ck->held = out; /* the last layer stays built: backward starts with it, unrecomputed */
-    return op_rmsnorm(g, ck->saved[L], &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
+    return model_final_norm(m, g, ck->saved[L]); /* (N, C) */
 }
 
 /* build_pass, leaving no pass in flight when it fails (a backward then refuses to run). */

@@ -21,6 +21,8 @@
 
 #include "trainer/model/decoder.h"
 
+struct GgufWriter; /* trainer/store/gguf.h */
+
 /* ---- the config.json reader a family's hook reads its own keys with (hf_config.c) ---- */
 
 typedef struct ConfigReader {
@@ -47,10 +49,12 @@ int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *
 
 /* Where a layer keeps a norm weight; each family uses the slots it has. */
 typedef enum {
-    NORM_ATTN, /* before attention (C) */
-    NORM_MLP,  /* before the MLP (C) */
-    NORM_Q,    /* per query head, before RoPE (D) */
-    NORM_K,    /* per key head, before RoPE (D) */
+    NORM_ATTN,      /* before attention (C) */
+    NORM_MLP,       /* before the MLP (C) */
+    NORM_Q,         /* per query head, before RoPE (D) */
+    NORM_K,         /* per key head, before RoPE (D) */
+    NORM_POST_ATTN, /* on attention's output, before the residual add (C, Gemma) */
+    NORM_POST_MLP,  /* on the MLP's output, before the residual add (C, Gemma) */
     NORM_SLOTS
 } LayerNormSlot;
 
@@ -83,6 +87,9 @@ Tensor *layer_linear(const LayerPass *p, Tensor *x, int layer, ModelModule mod);
 const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s);
 /* RoPE of x (N, H*D) with the model's tables and the pass's positions. */
 Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads);
+/* RoPE of layer `layer`: layer_rope, or on a sliding layer of a model with a local base
+ * (rope_local_theta, Gemma 3) the local tables. */
+Tensor *layer_rope_at(const LayerPass *p, Tensor *x, int n_heads, int layer);
 /* Causal GQA of layer `layer` (op_attention_ex): q (N, NH*D), k v (N, NKV*D) -> (N, NH*D),
  * with the layer's window (hf_layer_window) and the config's score scale and soft-cap. */
 Tensor *layer_attention(const LayerPass *p, Tensor *q, Tensor *k, Tensor *v, int layer);
@@ -108,7 +115,24 @@ struct ModelFamily {
     bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
     bool gguf_sliding_window; /* llama.cpp's arch applies the sliding window (else warned) */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
+    /* Gemma's differences outside the layer (all false / 0 elsewhere): */
+    bool unit_offset_norm;     /* the final norm scales by (1 + w) */
+    bool embed_scale;          /* embeddings times sqrt(hidden), rounded to the table's dtype */
+    bool default_tied;         /* tie_word_embeddings when absent */
+    bool own_activation;       /* read_config checks the activation (not "hidden_act": silu) */
+    double default_rope_theta; /* rope_theta when absent; 0: 10000 */
+    /* GGUF: a norm weight as llama.cpp's arch wants it (n values of slot `slot`, or the final
+     * norm for NORM_SLOTS), changed in place; NULL: as Hugging Face has it. */
+    void (*gguf_norm)(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
+    /* GGUF: the arch's own metadata keys; 0, or -1 with err set. NULL: none. */
+    int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
 };
+
+/* Gemma 2 and 3's shared config keys (family_gemma3.c): attention_bias, the activation,
+ * query_pre_attn_scalar, final_logit_softcapping, sliding_window; and their GGUF norms
+ * (+ 1, Gemma 3's q_norm times the attention scale fold). */
+int gemma_read_common(const ConfigReader *r, ModelConfig *cfg);
+void gemma_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
 Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);

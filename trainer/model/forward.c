@@ -33,6 +33,13 @@ Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads) {
     return op_rope(p->g, x, n_heads, m->cfg.head_dim, p->pos, m->rope_cos, m->rope_sin, m->max_pos);
 }
 
+Tensor *layer_rope_at(const LayerPass *p, Tensor *x, int n_heads, int layer) {
+    const Model *m = p->m;
+    if (!m->rope_local_cos || !hf_layer_window(&m->cfg, layer)) return layer_rope(p, x, n_heads);
+    return op_rope(p->g, x, n_heads, m->cfg.head_dim, p->pos, m->rope_local_cos, m->rope_local_sin,
+                   m->max_pos);
+}
+
 Tensor *layer_attention(const LayerPass *p, Tensor *q, Tensor *k, Tensor *v, int layer) {
     const ModelConfig *c = &p->m->cfg;
     AttentionSpec spec = {.batch = p->batch,
@@ -64,16 +71,29 @@ const int32_t *model_default_positions(Graph *g, int batch, int seq_len) {
     return pp;
 }
 
+Tensor *model_embed(const Model *m, Graph *g, const int32_t *ids, int64_t n) {
+    Tensor *x = op_embedding(g, &m->embed, ids, n);
+    if (x && m->embed_scale) /* Gemma; no gradient flows into the frozen table: in place */
+        for (int64_t k = 0; k < x->size; k++) x->data[k] *= m->embed_scale;
+    return x;
+}
+
+Tensor *model_final_norm(const Model *m, Graph *g, Tensor *x) {
+    float eps = (float)m->cfg.rms_norm_eps;
+    if (m->cfg.family->unit_offset_norm) return op_rmsnorm_unit_offset(g, x, &m->final_norm, eps);
+    return op_rmsnorm(g, x, &m->final_norm, eps);
+}
+
 static Tensor *hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                       const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                       float dropout, uint64_t dropout_seed) {
     if (!pos) pos = model_default_positions(g, batch, seq_len);
     if (!pos) return NULL;
-    Tensor *x = op_embedding(g, &m->embed, ids, (int64_t)batch * seq_len); /* (N, C) */
+    Tensor *x = model_embed(m, g, ids, (int64_t)batch * seq_len); /* (N, C) */
     for (int i = 0; i < m->cfg.num_hidden_layers; i++)
         x = model_layer_forward(m, lora, g, x, i, pos, segment, batch, seq_len, dropout,
                                 dropout_seed);
-    return op_rmsnorm(g, x, &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
+    return model_final_norm(m, g, x); /* (N, C) */
 }
 
 Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,

@@ -118,6 +118,8 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
         break;
     }
     if (from) memcpy(f, from, (size_t)n * sizeof *f);
+    if ((it->src == SRC_NORM || it->src == SRC_FINAL_NORM) && m->cfg.family->gguf_norm)
+        m->cfg.family->gguf_norm(&m->cfg, it->src == SRC_NORM ? it->norm : NORM_SLOTS, f, n);
     if (it->permute_heads) gguf_permute_rows(f, it->rows, it->cols, it->permute_heads, f + n);
     int rc = gguf_encode(it->type, f, n, it->vector ? n : it->cols, dst);
     free(f);
@@ -262,6 +264,7 @@ static int add_metadata(GgufWriter *w, const ModelConfig *c, const char *name, G
         if (rc == 0)
             rc = gguf_set_u32(w, KEY("rope.dimension_count"), (uint32_t)c->head_dim, err, errlen);
     }
+    if (rc == 0 && c->family->gguf_metadata) rc = c->family->gguf_metadata(w, c, err, errlen);
     if (rc == 0) rc = gguf_set_u32(w, "general.quantization_version", 2, err, errlen);
 #undef KEY
     return rc;

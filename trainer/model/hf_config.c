@@ -17,8 +17,9 @@
 
 /* The families lorafit trains: each one's file (family_*.c) says what makes it. */
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
+extern const ModelFamily family_gemma3_text;
 static const ModelFamily *const families[] = {&family_llama, &family_mistral, &family_qwen2,
-                                              &family_qwen3};
+                                              &family_qwen3, &family_gemma3_text};
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {
@@ -168,9 +169,13 @@ static int parse_rope_object(json_t *o, const char *where, bool untyped_is_defau
     if (!t) t = json_object_get(o, "type");
     const char *type = json_string_value(t);
     if ((type && strcmp(type, "default") == 0) || (!t && untyped_is_default)) return 0;
+    if (type && strcmp(type, "linear") == 0) {
+        r->linear = true;
+        return get_number(o, "factor", 0, true, &r->factor, where, err, errlen);
+    }
     if (!type || strcmp(type, "llama3") != 0) {
         snprintf(err, errlen,
-                 "%s.rope_type \"%s\" is not supported (only \"default\" and "
+                 "%s.rope_type \"%s\" is not supported (only \"default\", \"linear\" and "
                  "\"llama3\")",
                  where, type ? type : "(missing)");
         return -1;
@@ -189,6 +194,33 @@ static int parse_rope_object(json_t *o, const char *where, bool untyped_is_defau
     return 0;
 }
 
+/* transformers 5's rope_parameters of a model with local RoPE (Gemma 3): one description per
+ * layer type, {"full_attention": {...}, "sliding_attention": {...}}; the full layers' is
+ * the model's RoPE, the sliding layers' must be plain (its rope_theta the local base). */
+static int parse_rope_per_layer_type(json_t *rp, ModelConfig *cfg, const char *where, char *err,
+                                     size_t errlen) {
+    json_t *full = json_object_get(rp, "full_attention"),
+           *local = json_object_get(rp, "sliding_attention");
+    char at[700];
+    RopeScaling none;
+    if (!local || !full) {
+        snprintf(err, errlen, "%s needs both \"full_attention\" and \"sliding_attention\"", where);
+        return -1;
+    }
+    snprintf(at, sizeof at, "%s.sliding_attention", where);
+    if (parse_rope_object(local, at, true, &none, err, errlen) ||
+        get_number(local, "rope_theta", 0, true, &cfg->rope_local_theta, at, err, errlen))
+        return -1;
+    if (none.llama3 || none.linear) {
+        snprintf(err, errlen, "%s: the sliding layers' RoPE must be plain (\"default\")", at);
+        return -1;
+    }
+    snprintf(at, sizeof at, "%s.full_attention", where);
+    return parse_rope_object(full, at, true, &cfg->rope_scaling, err, errlen) ||
+           get_number(full, "rope_theta", cfg->rope_theta, false, &cfg->rope_theta, at, err,
+                      errlen);
+}
+
 /* rope_theta and the scaling: from "rope_parameters" when the config has it (transformers
  * 5 writes only that: reading the top-level keys alone would silently give RoPE the default
  * base), else from "rope_theta" and "rope_scaling". Where both are there they must agree. */
@@ -197,7 +229,9 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
     snprintf(where, sizeof where, "%s: rope_scaling", src);
     json_t *rs = json_object_get(root, "rope_scaling"),
            *rp = json_object_get(root, "rope_parameters");
-    if (get_number(root, "rope_theta", 10000.0, false, &cfg->rope_theta, src, err, errlen))
+    double theta_default =
+        cfg->family->default_rope_theta > 0 ? cfg->family->default_rope_theta : 10000.0;
+    if (get_number(root, "rope_theta", theta_default, false, &cfg->rope_theta, src, err, errlen))
         return -1;
     memset(&cfg->rope_scaling, 0, sizeof cfg->rope_scaling);
     if (rs && !json_is_null(rs) &&
@@ -207,8 +241,11 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
     snprintf(where, sizeof where, "%s: rope_parameters", src);
     if (json_is_object(rp) &&
         (json_object_get(rp, "full_attention") || json_object_get(rp, "sliding_attention"))) {
-        snprintf(err, errlen, "%s: RoPE per layer type is not supported", where);
-        return -1;
+        if (!(cfg->rope_local_theta > 0)) {
+            snprintf(err, errlen, "%s: RoPE per layer type is not supported", where);
+            return -1;
+        }
+        return parse_rope_per_layer_type(rp, cfg, where, err, errlen);
     }
     RopeScaling r;
     double theta, partial;
@@ -353,7 +390,8 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
         return -1;
     }
     if (get_number(root, "rms_norm_eps", 1e-6, false, &cfg->rms_norm_eps, src, err, errlen) ||
-        get_bool(root, "tie_word_embeddings", false, &cfg->tie_word_embeddings, src, err, errlen))
+        get_bool(root, "tie_word_embeddings", f->default_tied, &cfg->tie_word_embeddings, src, err,
+                 errlen))
         return -1;
     bool mlp_bias = false;
     if (get_bool(root, "mlp_bias", false, &mlp_bias, src, err, errlen)) return -1;
@@ -362,7 +400,7 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
         return -1;
     }
     json_t *act = json_object_get(root, "hidden_act");
-    if (act && !json_is_null(act) &&
+    if (!f->own_activation && act && !json_is_null(act) &&
         (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0)) {
         snprintf(err, errlen,
                  "%s: \"hidden_act\" must be \"silu\" (the only supported "
@@ -404,6 +442,10 @@ void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq) {
     int d = cfg->head_dim;
     for (int i = 0; i < d / 2; i++) inv_freq[i] = 1.0 / pow(cfg->rope_theta, (double)(2 * i) / d);
     const RopeScaling *r = &cfg->rope_scaling;
+    if (r->linear) { /* _compute_linear_scaling_rope_parameters: positions / factor */
+        for (int i = 0; i < d / 2; i++) inv_freq[i] /= r->factor;
+        return;
+    }
     if (!r->llama3) return;
     /* transformers' _compute_llama3_parameters: low frequencies are divided by factor,
      * high ones kept, and the band between interpolated smoothly. */
@@ -420,4 +462,10 @@ void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq) {
         }
         inv_freq[i] = scaled;
     }
+}
+
+void hf_rope_local_inv_freq(const ModelConfig *cfg, double *inv_freq) {
+    int d = cfg->head_dim;
+    for (int i = 0; i < d / 2; i++)
+        inv_freq[i] = 1.0 / pow(cfg->rope_local_theta, (double)(2 * i) / d);
 }

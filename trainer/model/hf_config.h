@@ -20,6 +20,7 @@ typedef struct ModelFamily ModelFamily;
 
 typedef struct RopeScaling {
     bool llama3; /* false: plain RoPE */
+    bool linear; /* "linear": every inv_freq divided by factor */
     double factor, low_freq_factor, high_freq_factor;
     int original_max_position_embeddings;
 } RopeScaling;
@@ -45,8 +46,10 @@ typedef struct ModelConfig {
     RopeScaling rope_scaling;
     int sliding_window; /* positions an attention window spans; 0 = no window */
     unsigned char sliding_layers[HF_MAX_LAYERS / 8]; /* bit l: layer l attends in the window */
-    float attn_scale;   /* scores' scale; 0: 1/sqrt(head_dim) (Gemma: query_pre_attn_scalar) */
-    float attn_softcap; /* attention scores soft-capped at this; 0: none (Gemma 2) */
+    float attn_scale;        /* scores' scale; 0: 1/sqrt(head_dim) (Gemma: query_pre_attn_scalar) */
+    float attn_softcap;      /* attention scores soft-capped at this; 0: none (Gemma 2) */
+    float final_softcap;     /* logits soft-capped at this; 0: none (Gemma 2) */
+    double rope_local_theta; /* > 0: the sliding layers' RoPE base, unscaled (Gemma 3) */
     int bos_token_id, eos_token_id; /* -1 when absent */
 } ModelConfig;
 
@@ -60,7 +63,10 @@ const char *hf_architecture(const ModelConfig *cfg);
 /* The attention window of layer `layer`: sliding_window on a sliding layer, else 0 (full). */
 int hf_layer_window(const ModelConfig *cfg, int layer);
 /* inv_freq[i] for i < head_dim/2, computed in double; with llama3 scaling applied exactly as
- * transformers' _compute_llama3_parameters does. */
+ * transformers' _compute_llama3_parameters does, linear as _compute_linear_scaling_rope_parameters
+ * (inv_freq / factor). */
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq);
+/* The same for the sliding layers of a model with rope_local_theta: plain RoPE of that base. */
+void hf_rope_local_inv_freq(const ModelConfig *cfg, double *inv_freq);
 
 #endif
