@@ -130,6 +130,11 @@ Tensor *model_forward_hidden_checkpointed_eval(const Model *m, const Lora *lora,
  * (the loss), at most once per forward pass. 0, or -1 (checkpointing_error). */
 int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float seed);
 
+/* The summed next-token loss of a pass's hidden state (N, C), as op_lm_head_cross_entropy
+ * with the model's lm_head and its final-logit soft-cap (Gemma 2); *n_targets the rows. */
+Tensor *model_loss(const Model *m, Graph *g, Tensor *hidden, const int32_t *targets,
+                   int64_t *n_targets);
+
 /* lm_head (V, C): F32 or BF16 (model dtype); the embedding table when tied. */
 const Tensor *model_lm_head(const Model *m);
 

@@ -96,17 +96,29 @@ static Tensor *hidden(const Model *m, const Lora *lora, Graph *g, const int32_t 
     return model_final_norm(m, g, x); /* (N, C) */
 }
 
+/* hidden (N, C) -> logits (N, V), soft-capped when the config says (Gemma 2). */
+static Tensor *logits(const Model *m, Graph *g, Tensor *hidden) {
+    Tensor *l = op_linear(g, hidden, &m->lm_head, NULL);
+    return m->cfg.final_softcap > 0 ? op_softcap(g, l, m->cfg.final_softcap) : l;
+}
+
+Tensor *model_loss(const Model *m, Graph *g, Tensor *hidden, const int32_t *targets,
+                   int64_t *n_targets) {
+    return op_lm_head_cross_entropy_softcap(g, hidden, &m->lm_head, targets, m->cfg.final_softcap,
+                                            n_targets);
+}
+
 Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                       const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                       uint64_t dropout_seed) {
     Tensor *x = model_forward_hidden(m, lora, g, ids, pos, segment, batch, seq_len, dropout_seed);
-    return op_linear(g, x, &m->lm_head, NULL); /* (N, V) */
+    return logits(m, g, x); /* (N, V) */
 }
 
 Tensor *model_forward_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                            const int32_t *pos, const int32_t *segment, int batch, int seq_len) {
     Tensor *x = model_forward_hidden_eval(m, lora, g, ids, pos, segment, batch, seq_len);
-    return op_linear(g, x, &m->lm_head, NULL); /* (N, V) */
+    return logits(m, g, x); /* (N, V) */
 }
 
 Tensor *model_forward_hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
