@@ -8,7 +8,9 @@
  * tests/data/train/qwen3-untied fixture: the base GGUF alone and with the GGUF of the
  * fixture's initial adapter give the float64 reference's 64 greedy ids, and an adapter
  * trained by lorafit (every linear) gives llama.cpp the ids of `lorafit generate --adapter`,
- * with the base GGUF and merged.
+ * with the base GGUF and merged. The same on tests/data/train/gemma3-tied (arch gemma3:
+ * sliding and full layers with their own RoPE, linear scaling, (1 + w) norms, the attention
+ * scale folded into q_norm).
  *
  * Runs when node >= 20 and the scratch install exist (LLAMACPP_DIR, default
  * build/llamacpp under the repository):
@@ -170,7 +172,11 @@ static char *fixture_ids(json_t *fx, const char *key) {
     return s;
 }
 
-START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
+/* A fixture of tests/data/train (with a tokenizer) in llama.cpp: the base GGUF alone and with
+ * the initial adapter's GGUF give the float64 reference's greedy ids, and with the GGUF of an
+ * adapter lorafit trained on every linear, and merged, the ids of lorafit generate. `needle`:
+ * what lorafit merge says of the arch and tokenizer. */
+static void check_fixture_in_llamacpp(const char *fixture, int seq_len, const char *needle) {
     char ldir[4200];
     const char *why = NULL;
     if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
@@ -180,7 +186,7 @@ START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
     const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
     char *dir = test_tmpdir(), fxdir[4200], model[4300], init[4300], args[16384], path[4400];
     const char *L = test_lorafit_bin();
-    snprintf(fxdir, sizeof fxdir, "%s/tests/data/train/qwen3-untied", root);
+    snprintf(fxdir, sizeof fxdir, "%s/tests/data/train/%s", root, fixture);
     snprintf(model, sizeof model, "%s/model", fxdir);
     snprintf(init, sizeof init, "%s/init_adapter", fxdir);
     snprintf(path, sizeof path, "%s/fixture.json", fxdir);
@@ -192,18 +198,18 @@ START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
     char cfg[16384];
     snprintf(cfg, sizeof cfg,
              "model:\n  path: %s\nlora:\n  r: 4\n  alpha: 8\n  target_modules: all-linear\n"
-             "data:\n  train: %s/train.jsonl\n  seq_len: 24\n  shuffle: false\n"
+             "data:\n  train: %s/train.jsonl\n  seq_len: %d\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n  lr_scheduler: constant\n"
              "output:\n  dir: run\n  save_every: 0\n",
-             model, fxdir);
+             model, fxdir, seq_len);
     char *cfg_path = tt_write_text(dir, "run.yaml", cfg);
     snprintf(args, sizeof args, "train '%s'", cfg_path);
     tt_expect(dir, args, 0, NULL);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s/base.gguf'", model, dir);
-    tt_expect(dir, args, 0, "arch qwen3, tokenizer gpt2 (pre qwen2)");
+    tt_expect(dir, args, 0, needle);
     snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s/init.gguf'", init,
              model, dir);
-    tt_expect(dir, args, 0, "arch qwen3");
+    tt_expect(dir, args, 0, "as a GGUF LoRA adapter");
     snprintf(args, sizeof args, "export '%s/run/adapter' --format gguf --out '%s/run.gguf'", dir,
              dir);
     tt_expect(dir, args, 0, "GGUF LoRA adapter");
@@ -254,6 +260,17 @@ START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
     test_rmtree(dir);
     free(dir);
 }
+
+START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("qwen3-untied", 24, "arch qwen3, tokenizer gpt2 (pre qwen2)");
+}
+END_TEST
+
+/* Gemma 3 (arch gemma3): sliding layers of window 5 with their own RoPE base and a full one
+ * with linear scaling, (1 + w) norms written + 1, query_pre_attn_scalar folded into q_norm. */
+START_TEST(test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("gemma3-tied", 16, "arch gemma3, tokenizer gpt2 (pre qwen2)");
+}
 END_TEST
 
 Suite *gguf_llamacpp_suite(void) {
@@ -262,6 +279,7 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -21,7 +21,7 @@
 
 #include "trainer/model/decoder.h"
 
-struct GgufWriter; /* trainer/store/gguf.h */
+struct GgufWriter; /* trainer/store/store.h */
 
 /* ---- the config.json reader a family's hook reads its own keys with (hf_config.c) ---- */
 

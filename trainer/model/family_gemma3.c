@@ -34,7 +34,7 @@
 #include "trainer/model/family.h"
 #include "trainer/model/internal.h"
 #include "trainer/model/lora.h"
-#include "trainer/store/gguf.h"
+#include "trainer/store/store.h"
 
 static Tensor *gemma3_layer_forward(const LayerPass *p, Tensor *x, int i) {
     const ModelConfig *c = &p->m->cfg;
