@@ -10,7 +10,8 @@
  * trained by lorafit (every linear) gives llama.cpp the ids of `lorafit generate --adapter`,
  * with the base GGUF and merged. The same on tests/data/train/gemma3-tied (arch gemma3:
  * sliding and full layers with their own RoPE, linear scaling, (1 + w) norms, the attention
- * scale folded into q_norm).
+ * scale folded into q_norm), and tests/data/train/gemma2-tied (arch gemma2: attention and
+ * final-logit soft-caps).
  *
  * Runs when node >= 20 and the scratch install exist (LLAMACPP_DIR, default
  * build/llamacpp under the repository):
@@ -273,6 +274,12 @@ START_TEST(test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids) {
 }
 END_TEST
 
+/* Gemma 2 (arch gemma2): scores soft-capped at 2 and logits at 3, the even layers sliding. */
+START_TEST(test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("gemma2-tied", 16, "arch gemma2, tokenizer gpt2 (pre qwen2)");
+}
+END_TEST
+
 Suite *gguf_llamacpp_suite(void) {
     Suite *s = suite_create("gguf_llamacpp");
     TCase *tc = tcase_create("core");
@@ -280,6 +287,7 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);
     return s;
 }

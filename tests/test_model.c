@@ -181,6 +181,14 @@ START_TEST(test_gemma3_greedy_generation_matches_reference) {
 }
 END_TEST
 
+/* Gemma 2: Gemma 3's layer without q/k norms, one RoPE, scores soft-capped at 2 and logits
+ * at 3 (both well into tanh's curve), layers 0 and 2 sliding (window 5), GQA 4/2, tied. */
+START_TEST(test_gemma2_matches_reference) {
+    check_fixture_tol("tests/data/train/gemma2-tied/model", "tests/data/train/gemma2-tied", 1e-6);
+    check_greedy("tests/data/train/gemma2-tied");
+}
+END_TEST
+
 /* 68 positions, far past the window of 8. */
 START_TEST(test_mistral_window_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/mistral-window");
@@ -407,6 +415,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_mistral_window_greedy_generation_matches_reference);
     tcase_add_test(tc, test_gemma3_matches_reference);
     tcase_add_test(tc, test_gemma3_greedy_generation_matches_reference);
+    tcase_add_test(tc, test_gemma2_matches_reference);
     tcase_add_test(tc, test_greedy_generation_reproduces_expected_ids);
     tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
     tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);

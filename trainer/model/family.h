@@ -133,6 +133,9 @@ struct ModelFamily {
  * (+ 1, Gemma 3's q_norm times the attention scale fold). */
 int gemma_read_common(const ConfigReader *r, ModelConfig *cfg);
 void gemma_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
+/* llama.cpp's sliding-layer period P (layer l slides when l % P < P - 1) that gives the
+ * model's sliding layers; 0 when none does. */
+int gemma_swa_period(const ModelConfig *c);
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
 Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);

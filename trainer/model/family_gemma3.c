@@ -138,8 +138,7 @@ void gemma_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t
         w[i] = fold == 1.0 ? w[i] + 1.0f : (float)((1.0 + (double)w[i]) * fold);
 }
 
-/* llama.cpp's period: layer l slides when l % P < P - 1. 0 when no period gives the model's. */
-static int swa_period(const ModelConfig *c) {
+int gemma_swa_period(const ModelConfig *c) {
     for (int p = 1; p <= c->num_hidden_layers + 1; p++) {
         bool same = true;
         for (int l = 0; same && l < c->num_hidden_layers; l++)
@@ -150,7 +149,7 @@ static int swa_period(const ModelConfig *c) {
 }
 
 static int gemma3_gguf_metadata(GgufWriter *w, const ModelConfig *c, char *err, size_t errlen) {
-    int period = swa_period(c);
+    int period = gemma_swa_period(c);
     if (period == 0) {
         snprintf(err, errlen,
                  "gguf: the model's sliding layers (layer_types) follow no period, and "

@@ -17,9 +17,9 @@
 
 /* The families lorafit trains: each one's file (family_*.c) says what makes it. */
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
-extern const ModelFamily family_gemma3_text;
+extern const ModelFamily family_gemma3_text, family_gemma2;
 static const ModelFamily *const families[] = {&family_llama, &family_mistral, &family_qwen2,
-                                              &family_qwen3, &family_gemma3_text};
+                                              &family_qwen3, &family_gemma2,  &family_gemma3_text};
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {
