@@ -16,7 +16,12 @@
  * results. Per-row losses are summed in double in row order, as op_cross_entropy does.
  * In BF16 precision both products take bf16-rounded operands (tensor/matmul.h): the
  * gathered rows once per op, each chunk's softmax - onehot once per chunk, and W's blocks
- * (in place when W is BF16 and the kernel is oneDNN's); the softmax and the loss stay f32. */
+ * (in place when W is BF16 and the kernel is oneDNN's); the softmax and the loss stay f32.
+ *
+ * With a soft-cap s > 0 (Gemma 2's final_logit_softcapping) the logits the loss sees are
+ * z = s tanh(l / s); the chunk's rows are capped in place before their log-sum-exp, and the
+ * gradient with respect to l is (softmax(z) - onehot) (1 - tanh^2), tanh kept per logit in a
+ * second chunk-sized buffer until the row is turned into its gradient. */
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
 #include "tensor/matmul.h"
@@ -99,8 +104,15 @@ static int chunk_input_grad(Graph *g, const Tensor *w, const float *dL, int64_t 
 
 /* One row's loss lse - l[t], and, with grad, the row turned into softmax - onehot. One exp
  * per logit (vexp_shifted_sum: e = exp(l - max) as float, summed in double), and the
- * softmax is e / sum: within 2 ulp of the float nearest exp(l - lse). */
-static double row_loss(float *l, int64_t V, int32_t t, bool grad) {
+ * softmax is e / sum: within 2 ulp of the float nearest exp(l - lse). cap > 0: the row is
+ * first capped, l = cap tanh(l / cap) with tanh kept in th (V), and the gradient times
+ * 1 - tanh^2. */
+static double row_loss(float *l, int64_t V, int32_t t, bool grad, float cap, float *th) {
+    if (cap > 0.0f)
+        for (int64_t j = 0; j < V; j++) {
+            th[j] = tanhf(l[j] / cap);
+            l[j] = cap * th[j];
+        }
     float mx = l[0];
     for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
     float lt = l[t];
@@ -110,6 +122,8 @@ static double row_loss(float *l, int64_t V, int32_t t, bool grad) {
         double inv = 1.0 / se;
         for (int64_t j = 0; j < V; j++) l[j] = (float)(l[j] * inv);
         l[t] -= 1.0f;
+        if (cap > 0.0f)
+            for (int64_t j = 0; j < V; j++) l[j] *= 1.0f - th[j] * th[j];
     }
     return loss;
 }
@@ -122,9 +136,20 @@ static bool lm_head_shapes_ok(const Tensor *x, const Tensor *w) {
 
 Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int32_t *targets,
                                  int64_t *n_targets) {
+    return op_lm_head_cross_entropy_softcap(g, x, w, targets, 0.0f, n_targets);
+}
+
+Tensor *op_lm_head_cross_entropy_softcap(Graph *g, Tensor *x, const Tensor *w,
+                                         const int32_t *targets, float softcap,
+                                         int64_t *n_targets) {
     PROFILE_OP(TENSOR_OP_LOSS);
     if (n_targets) *n_targets = 0;
     if (!g || !x || !w || !targets) return NULL;
+    if (!(softcap >= 0.0f) || !isfinite(softcap)) {
+        graph_fail(g, "op_lm_head_cross_entropy: softcap %g must be finite and not negative",
+                   softcap);
+        return NULL;
+    }
     if (!lm_head_shapes_ok(x, w)) {
         graph_fail(g,
                    "op_lm_head_cross_entropy: x %s and W %s do not match (need x (N, C), W (V, C))",
@@ -158,8 +183,10 @@ Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int
     int64_t R = LMHEAD_CHUNK_FLOATS / V;
     if (R < LMHEAD_MIN_ROWS) R = LMHEAD_MIN_ROWS;
     if (R > m) R = m;
-    float *L = m ? graph_scratch(g, (size_t)(R * V) * sizeof(float)) : NULL;
+    int64_t bufs = softcap > 0.0f ? 2 : 1; /* the logits, and tanh of them when capped */
+    float *L = m ? graph_scratch(g, (size_t)(bufs * R * V) * sizeof(float)) : NULL;
     if (m && !L) return NULL;
+    float *th = softcap > 0.0f ? L + R * V : NULL;
     MmIn xab = {0};
     if (m && graph_precision(g) == TENSOR_PRECISION_BF16) {
         xab = mm_input_arena(g, xa, m * C);
@@ -169,7 +196,9 @@ Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int
         int64_t r = m - r0 < R ? m - r0 : R;
         if (chunk_logits(g, w, xa + r0 * C, mm_at(xab, r0 * C), r, L) != 0) return NULL;
 #pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < r; i++) loss[r0 + i] = row_loss(L + i * V, V, tgt[r0 + i], grad);
+        for (int64_t i = 0; i < r; i++)
+            loss[r0 + i] =
+                row_loss(L + i * V, V, tgt[r0 + i], grad, softcap, th ? th + i * V : NULL);
         if (grad && chunk_input_grad(g, w, L, r, dxa + r0 * C) != 0) return NULL;
     }
     double sum = 0.0;

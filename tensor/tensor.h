@@ -320,6 +320,13 @@ Tensor *op_cross_entropy(Graph *g, Tensor *logits, const int32_t *targets, int64
  * TENSOR_IGNORE_INDEX cost nothing; backward recomputes the logits block by block. */
 Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int32_t *targets,
                                  int64_t *n_targets);
+/* The same on soft-capped logits (Gemma 2's final_logit_softcapping): the loss of
+ * op_cross_entropy(op_softcap(op_linear(x, W, NULL), softcap)); softcap 0 is the above. */
+Tensor *op_lm_head_cross_entropy_softcap(Graph *g, Tensor *x, const Tensor *w,
+                                         const int32_t *targets, float softcap, int64_t *n_targets);
+
+/* Soft-capping: y = cap tanh(x / cap), cap > 0. x any shape -> the same. */
+Tensor *op_softcap(Graph *g, Tensor *x, float cap);
 
 /* Weighted sum: y = sum_i x_i w_i, a (1) tensor (accumulated in double, in index order).
  * x any shape, w the same size, frozen. Seeds backward with dx = w: gradient checks and

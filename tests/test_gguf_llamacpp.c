@@ -8,7 +8,10 @@
  * tests/data/train/qwen3-untied fixture: the base GGUF alone and with the GGUF of the
  * fixture's initial adapter give the float64 reference's 64 greedy ids, and an adapter
  * trained by lorafit (every linear) gives llama.cpp the ids of `lorafit generate --adapter`,
- * with the base GGUF and merged.
+ * with the base GGUF and merged. The same on tests/data/train/gemma3-tied (arch gemma3:
+ * sliding and full layers with their own RoPE, linear scaling, (1 + w) norms, the attention
+ * scale folded into q_norm), and tests/data/train/gemma2-tied (arch gemma2: attention and
+ * final-logit soft-caps).
  *
  * Runs when node >= 20 and the scratch install exist (LLAMACPP_DIR, default
  * build/llamacpp under the repository):
@@ -170,11 +173,17 @@ static char *fixture_ids(json_t *fx, const char *key) {
     return s;
 }
 
-/* On fixture (tests/data/train/...) of arch `arch`: the base GGUF alone and with the GGUF of
- * the fixture's initial adapter give the float64 reference's 64 greedy ids; an adapter
- * lorafit trained on every linear gives llama.cpp the ids of `lorafit generate --adapter`,
- * with the base GGUF and merged. */
-static void check_fixture_in_llamacpp(const char *ldir, const char *fixture, const char *arch) {
+/* A fixture of tests/data/train (with a tokenizer) in llama.cpp: the base GGUF alone and with
+ * the initial adapter's GGUF give the float64 reference's greedy ids, and with the GGUF of an
+ * adapter lorafit trained on every linear, and merged, the ids of lorafit generate. `needle`:
+ * what lorafit merge says of the arch and tokenizer. */
+static void check_fixture_in_llamacpp(const char *fixture, int seq_len, const char *needle) {
+    char ldir[4200];
+    const char *why = NULL;
+    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+        test_skip(__func__, why);
+        return;
+    }
     const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
     char *dir = test_tmpdir(), fxdir[4200], model[4300], init[4300], args[16384], path[4400];
     const char *L = test_lorafit_bin();
@@ -190,21 +199,18 @@ static void check_fixture_in_llamacpp(const char *ldir, const char *fixture, con
     char cfg[16384];
     snprintf(cfg, sizeof cfg,
              "model:\n  path: %s\nlora:\n  r: 4\n  alpha: 8\n  target_modules: all-linear\n"
-             "data:\n  train: %s/train.jsonl\n  seq_len: 24\n  shuffle: false\n"
+             "data:\n  train: %s/train.jsonl\n  seq_len: %d\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n  lr_scheduler: constant\n"
              "output:\n  dir: run\n  save_every: 0\n",
-             model, fxdir);
+             model, fxdir, seq_len);
     char *cfg_path = tt_write_text(dir, "run.yaml", cfg);
     snprintf(args, sizeof args, "train '%s'", cfg_path);
     tt_expect(dir, args, 0, NULL);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s/base.gguf'", model, dir);
-    char arch_line[128];
-    snprintf(arch_line, sizeof arch_line, "arch %s, tokenizer gpt2 (pre qwen2)", arch);
-    tt_expect(dir, args, 0, arch_line);
+    tt_expect(dir, args, 0, needle);
     snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s/init.gguf'", init,
              model, dir);
-    snprintf(arch_line, sizeof arch_line, "arch %s", arch);
-    tt_expect(dir, args, 0, arch_line);
+    tt_expect(dir, args, 0, "as a GGUF LoRA adapter");
     snprintf(args, sizeof args, "export '%s/run/adapter' --format gguf --out '%s/run.gguf'", dir,
              dir);
     tt_expect(dir, args, 0, "GGUF LoRA adapter");
@@ -257,13 +263,7 @@ static void check_fixture_in_llamacpp(const char *ldir, const char *fixture, con
 }
 
 START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
-    char ldir[4200];
-    const char *why = NULL;
-    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
-        test_skip(__func__, why);
-        return;
-    }
-    check_fixture_in_llamacpp(ldir, "qwen3-untied", "qwen3");
+    check_fixture_in_llamacpp("qwen3-untied", 24, "arch qwen3, tokenizer gpt2 (pre qwen2)");
 }
 END_TEST
 
@@ -271,15 +271,22 @@ END_TEST
  * input norms, post-sublayer norms, q/k norms over the projections) and Granite (arch granite:
  * the four multipliers as llama.cpp's scales). */
 START_TEST(test_llamacpp_runs_lorafit_smollm3_olmo2_granite_gguf_with_the_same_greedy_ids) {
-    char ldir[4200];
-    const char *why = NULL;
-    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
-        test_skip(__func__, why);
-        return;
-    }
-    check_fixture_in_llamacpp(ldir, "smollm3-nope", "smollm3");
-    check_fixture_in_llamacpp(ldir, "olmo2-untied", "olmo2");
-    check_fixture_in_llamacpp(ldir, "granite-untied", "granite");
+    check_fixture_in_llamacpp("smollm3-nope", 24, "arch smollm3, tokenizer gpt2 (pre qwen2)");
+    check_fixture_in_llamacpp("olmo2-untied", 24, "arch olmo2, tokenizer gpt2 (pre qwen2)");
+    check_fixture_in_llamacpp("granite-untied", 24, "arch granite, tokenizer gpt2 (pre qwen2)");
+}
+END_TEST
+
+/* Gemma 3 (arch gemma3): sliding layers of window 5 with their own RoPE base and a full one
+ * with linear scaling, (1 + w) norms written + 1, query_pre_attn_scalar folded into q_norm. */
+START_TEST(test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("gemma3-tied", 16, "arch gemma3, tokenizer gpt2 (pre qwen2)");
+}
+END_TEST
+
+/* Gemma 2 (arch gemma2): scores soft-capped at 2 and logits at 3, the even layers sliding. */
+START_TEST(test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("gemma2-tied", 16, "arch gemma2, tokenizer gpt2 (pre qwen2)");
 }
 END_TEST
 
@@ -291,6 +298,8 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_add_test(tc, test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc,
                    test_llamacpp_runs_lorafit_smollm3_olmo2_granite_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);
     return s;
 }

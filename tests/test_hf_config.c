@@ -1,5 +1,6 @@
 /* tests/test_hf_config.c — config.json of Llama, Mistral and Qwen2: transformers' defaults,
  * and malformed configs rejected with the field named. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,8 +69,8 @@ START_TEST(test_unsupported_family_is_refused_by_name_with_the_supported_list) {
          "the model family \"qwen3_moe\" / Qwen3MoeForCausalLM is not supported"},
         {"{\"model_type\": \"gpt_oss\", " CFG_BASE "}",
          "the model family \"gpt_oss\" is not supported"},
-        {"{\"architectures\": [\"Gemma3ForCausalLM\"], " CFG_BASE "}",
-         "the model family Gemma3ForCausalLM is not supported"},
+        {"{\"architectures\": [\"Gemma3ForConditionalGeneration\"], " CFG_BASE "}",
+         "the model family Gemma3ForConditionalGeneration is not supported"},
         /* a supported class under another family's model_type is that other family */
         {"{\"model_type\": \"qwen3_moe\", \"architectures\": [\"Qwen3ForCausalLM\"], " CFG_BASE "}",
          "the model family \"qwen3_moe\" / Qwen3ForCausalLM is not supported"},
@@ -229,6 +230,58 @@ START_TEST(test_sliding_window_is_kept_where_it_applies) {
     expect_config_error("{\"model_type\": \"qwen2\", " CFG_BASE
                         ", \"layer_types\": [\"full_attention\", \"chunked_attention\"]}",
                         "layer_types[1]");
+    expect_config_error("{\"model_type\": \"qwen2\", " CFG_BASE
+                        ", \"layer_types\": [\"full_attention\"]}",
+                        "num_hidden_layers (2)");
+    /* per layer: Mistral's every layer; Qwen2's named ones, or from max_window_layers on */
+    ModelConfig c = parse_ok("{\"model_type\": \"mistral\", " CFG_BASE ", \"sliding_window\": 64}");
+    ck_assert(hf_layer_window(&c, 0) == 64 && hf_layer_window(&c, 1) == 64);
+    c = parse_ok("{\"model_type\": \"qwen2\", " CFG_BASE
+                 ", \"sliding_window\": 64, \"layer_types\": [\"sliding_attention\", "
+                 "\"full_attention\"]}");
+    ck_assert(hf_layer_window(&c, 0) == 64 && hf_layer_window(&c, 1) == 0);
+    c = parse_ok("{\"model_type\": \"qwen3\", " CFG_BASE
+                 ", \"sliding_window\": 64, \"use_sliding_window\": true, "
+                 "\"max_window_layers\": 1}");
+    ck_assert(hf_layer_window(&c, 0) == 0 && hf_layer_window(&c, 1) == 64);
+    c = parse_ok("{\"model_type\": \"qwen2\", " CFG_BASE
+                 ", \"sliding_window\": 64, \"use_sliding_window\": true}");
+    ck_assert(hf_layer_window(&c, 0) == 0 && hf_layer_window(&c, 1) == 0); /* default 28 */
+}
+END_TEST
+
+/* Gemma3TextConfig / Gemma2Config defaults, and what their configs can say: the sliding
+ * layers from sliding_window_pattern (Gemma 3: every 6th full) or the even ones (Gemma 2),
+ * tied, query_pre_attn_scalar 256, rope_theta 1e6 (Gemma 3) with a local base of 1e4,
+ * transformers 5's rope_parameters per layer type, the soft-caps (Gemma 2: 50 and 30 when
+ * absent, off when null); an embedding model (bidirectional) and another activation refused. */
+START_TEST(test_gemma_configs_follow_transformers) {
+    ModelConfig c = parse_ok("{\"model_type\": \"gemma3_text\", \"num_hidden_layers\": 7, "
+                             "\"hidden_size\": 64, \"intermediate_size\": 172, "
+                             "\"num_attention_heads\": 8, \"vocab_size\": 512}");
+    ck_assert(c.tie_word_embeddings && c.head_dim == 256 && c.rope_theta == 1e6 &&
+              c.rope_local_theta == 1e4 && c.sliding_window == 4096);
+    ck_assert(fabsf(c.attn_scale - 1.0f / 16.0f) < 1e-9f && c.attn_softcap == 0 &&
+              c.final_softcap == 0);
+    for (int l = 0; l < 7; l++) ck_assert_int_eq(hf_layer_window(&c, l), l == 5 ? 0 : 4096);
+    c = parse_ok("{\"model_type\": \"gemma3_text\", " CFG_BASE
+                 ", \"rope_parameters\": {\"full_attention\": {\"rope_type\": \"linear\", "
+                 "\"factor\": 8.0, \"rope_theta\": 1e6}, \"sliding_attention\": "
+                 "{\"rope_type\": \"default\", \"rope_theta\": 1e4}}}");
+    ck_assert(c.rope_scaling.linear && c.rope_scaling.factor == 8.0 && c.rope_theta == 1e6 &&
+              c.rope_local_theta == 1e4);
+    c = parse_ok("{\"model_type\": \"gemma2\", " CFG_BASE "}");
+    ck_assert(c.attn_softcap == 50.0f && c.final_softcap == 30.0f && c.rope_theta == 1e4);
+    ck_assert(hf_layer_window(&c, 0) == 4096 && hf_layer_window(&c, 1) == 0);
+    c = parse_ok("{\"model_type\": \"gemma2\", " CFG_BASE
+                 ", \"final_logit_softcapping\": null, \"query_pre_attn_scalar\": 144}");
+    ck_assert(c.final_softcap == 0 && fabsf(c.attn_scale - 1.0f / 12.0f) < 1e-9f);
+    expect_config_error("{\"model_type\": \"gemma3_text\", " CFG_BASE
+                        ", \"use_bidirectional_attention\": true}",
+                        "use_bidirectional_attention");
+    expect_config_error("{\"model_type\": \"gemma2\", " CFG_BASE
+                        ", \"hidden_activation\": \"gelu\"}",
+                        "gelu_pytorch_tanh");
 }
 END_TEST
 
@@ -242,6 +295,7 @@ Suite *hf_config_suite(void) {
     tcase_add_test(tc, test_smollm3_olmo2_granite_configs_follow_transformers);
     tcase_add_test(tc, test_transformers5_rope_parameters_give_theta_and_scaling);
     tcase_add_test(tc, test_sliding_window_is_kept_where_it_applies);
+    tcase_add_test(tc, test_gemma_configs_follow_transformers);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -108,6 +108,23 @@ START_TEST(test_qwen3_attention_bias_mqa_tied_matches_reference) {
 }
 END_TEST
 
+/* A sliding window of 8 on both layers of a Mistral model, sequences of 24 (three windows,
+ * issue 24's acceptance 5), GQA 4/2, untied: the first loss within 1e-6 relative. */
+START_TEST(test_mistral_sliding_window_three_windows_long_matches_reference) {
+    check_fixture_tol("tests/data/train/mistral-window/model", "tests/data/train/mistral-window",
+                      1e-6);
+}
+END_TEST
+
+/* Gemma 3 (issue 24): (1 + w) norms with weights away from 0 (four per layer, q/k per head),
+ * embeddings times sqrt(hidden), query_pre_attn_scalar 24 where head_dim is 16, GeGLU, two
+ * sliding layers (window 5, local RoPE base) and a full one (linear RoPE scaling 4), GQA 4/2,
+ * tied head, sequences of 16 (three windows): the first loss within 1e-6 relative. */
+START_TEST(test_gemma3_matches_reference) {
+    check_fixture_tol("tests/data/train/gemma3-tied/model", "tests/data/train/gemma3-tied", 1e-6);
+}
+END_TEST
+
 /* fixture.json's list `key` as ids; their count in *n. */
 static int32_t *json_ids(json_t *fx, const char *key, int *n) {
     json_t *a = json_object_get(fx, key);
@@ -180,6 +197,25 @@ END_TEST
 START_TEST(test_qwen3_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/qwen3-untied");
     check_greedy("tests/data/train/qwen3-bias-tied");
+}
+END_TEST
+
+START_TEST(test_gemma3_greedy_generation_matches_reference) {
+    check_greedy("tests/data/train/gemma3-tied");
+}
+END_TEST
+
+/* Gemma 2: Gemma 3's layer without q/k norms, one RoPE, scores soft-capped at 2 and logits
+ * at 3 (both well into tanh's curve), layers 0 and 2 sliding (window 5), GQA 4/2, tied. */
+START_TEST(test_gemma2_matches_reference) {
+    check_fixture_tol("tests/data/train/gemma2-tied/model", "tests/data/train/gemma2-tied", 1e-6);
+    check_greedy("tests/data/train/gemma2-tied");
+}
+END_TEST
+
+/* 68 positions, far past the window of 8. */
+START_TEST(test_mistral_window_greedy_generation_matches_reference) {
+    check_greedy("tests/data/train/mistral-window");
 }
 END_TEST
 
@@ -401,6 +437,11 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_qwen3_greedy_generation_matches_reference);
     tcase_add_test(tc, test_smollm3_olmo2_granite_match_reference);
     tcase_add_test(tc, test_smollm3_olmo2_granite_greedy_generation_matches_reference);
+    tcase_add_test(tc, test_mistral_sliding_window_three_windows_long_matches_reference);
+    tcase_add_test(tc, test_mistral_window_greedy_generation_matches_reference);
+    tcase_add_test(tc, test_gemma3_matches_reference);
+    tcase_add_test(tc, test_gemma3_greedy_generation_matches_reference);
+    tcase_add_test(tc, test_gemma2_matches_reference);
     tcase_add_test(tc, test_greedy_generation_reproduces_expected_ids);
     tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
     tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);

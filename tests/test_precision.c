@@ -80,6 +80,8 @@ START_TEST(test_bf16_first_step_matches_the_float64_reference_within_bf16_bounds
     check_bf16_first_step("tests/data/train/olmo2-untied/model", "tests/data/train/olmo2-untied");
     check_bf16_first_step("tests/data/train/granite-untied/model",
                           "tests/data/train/granite-untied");
+    check_bf16_first_step("tests/data/train/gemma3-tied/model", "tests/data/train/gemma3-tied");
+    check_bf16_first_step("tests/data/train/gemma2-tied/model", "tests/data/train/gemma2-tied");
     TEST_NEED_SHARED(shared);
     char model[4096], fx[4096];
     snprintf(model, sizeof model, "%s/models/stories260K", shared);

@@ -1,5 +1,6 @@
 /* tests/test_tensor_lmhead.c — op_lm_head_cross_entropy: the fused lm_head + cross-entropy
- * equals op_linear + op_cross_entropy within fp32 rounding (loss and dx), its gradient
+ * equals op_linear + op_cross_entropy within fp32 rounding (loss and dx), also with the
+ * final-logit soft-cap (op_softcap between them), its gradient
  * matches finite differences of a double reference, ignored rows cost nothing, and a BF16
  * lm_head gives bit-identical results to an F32 one with the same values. */
 #include <math.h>
@@ -15,6 +16,7 @@ typedef struct {
     Tensor *w;        /* (V, C) frozen F32, values exactly BF16 */
     uint16_t *w_bits; /* the same values as BF16 */
     int32_t *targets; /* (N), every third ignored */
+    float cap;        /* the logits' soft-cap; 0: none */
 } LmCase;
 
 static LmCase case_new(int64_t n, int64_t c, int64_t v, uint64_t seed) {
@@ -24,7 +26,8 @@ static LmCase case_new(int64_t n, int64_t c, int64_t v, uint64_t seed) {
                 tensor_new(2, (int64_t[]){n, c}, true),
                 tensor_new(2, (int64_t[]){v, c}, false),
                 malloc((size_t)(v * c) * 2),
-                malloc((size_t)n * sizeof(int32_t))};
+                malloc((size_t)n * sizeof(int32_t)),
+                0.0f};
     ck_assert(k.x && k.w && k.w_bits && k.targets);
     for (int64_t i = 0; i < n * c; i++) k.x->data[i] = test_rand_uniform(&seed, -2, 2);
     for (int64_t i = 0; i < v * c; i++)
@@ -47,8 +50,10 @@ static void case_free(LmCase *k) {
 static float run(LmCase *k, const Tensor *w, bool fused, float seed, float **dx, int64_t *count) {
     Graph *g = graph_create();
     memset(k->x->grad, 0, (size_t)k->x->size * sizeof(float));
-    Tensor *loss = fused ? op_lm_head_cross_entropy(g, k->x, w, k->targets, count)
-                         : op_cross_entropy(g, op_linear(g, k->x, w, NULL), k->targets, count);
+    Tensor *logits = fused ? NULL : op_linear(g, k->x, w, NULL);
+    if (logits && k->cap > 0) logits = op_softcap(g, logits, k->cap);
+    Tensor *loss = fused ? op_lm_head_cross_entropy_softcap(g, k->x, w, k->targets, k->cap, count)
+                         : op_cross_entropy(g, logits, k->targets, count);
     ck_assert(loss && !graph_failed(g));
     ck_assert_int_eq(graph_backward(g, loss, seed), 0);
     float l = loss->data[0];
@@ -58,8 +63,9 @@ static float run(LmCase *k, const Tensor *w, bool fused, float seed, float **dx,
     return l;
 }
 
-static void check_matches_unfused(int64_t n, int64_t c, int64_t v) {
+static void check_matches_unfused(int64_t n, int64_t c, int64_t v, float cap) {
     LmCase k = case_new(n, c, v, 99);
+    k.cap = cap;
     float *da, *db;
     int64_t ca, cb;
     float la = run(&k, k.w, true, 0.25f, &da, &ca);
@@ -82,9 +88,16 @@ static void check_matches_unfused(int64_t n, int64_t c, int64_t v) {
 }
 
 START_TEST(test_lm_head_cross_entropy_matches_linear_then_cross_entropy) {
-    check_matches_unfused(7, 8, 50);      /* one block */
-    check_matches_unfused(96, 16, 50000); /* several vocabulary blocks and a short last one */
-    check_matches_unfused(400, 8, 50000); /* 267 counted rows: two row chunks, the last short */
+    check_matches_unfused(7, 8, 50, 0);      /* one block */
+    check_matches_unfused(96, 16, 50000, 0); /* several vocabulary blocks and a short last one */
+    check_matches_unfused(400, 8, 50000, 0); /* 267 counted rows: two row chunks, the last short */
+}
+END_TEST
+
+/* Gemma 2's final-logit soft-cap inside the fused op: op_softcap then op_cross_entropy. */
+START_TEST(test_lm_head_softcap_matches_softcap_then_cross_entropy) {
+    check_matches_unfused(7, 8, 50, 2.5f);
+    check_matches_unfused(400, 8, 50000, 3.0f); /* two row chunks of several blocks */
 }
 END_TEST
 
@@ -97,6 +110,7 @@ static double ref_loss(const LmCase *k, const double *x) {
         for (int64_t j = 0; j < k->v; j++) {
             l[j] = 0;
             for (int64_t d = 0; d < k->c; d++) l[j] += x[i * k->c + d] * k->w->data[j * k->c + d];
+            if (k->cap > 0) l[j] = k->cap * tanh(l[j] / k->cap);
             mx = fmax(mx, l[j]);
         }
         double se = 0;
@@ -107,8 +121,11 @@ static double ref_loss(const LmCase *k, const double *x) {
     return sum;
 }
 
-START_TEST(test_lm_head_cross_entropy_gradient_matches_finite_differences) {
+/* With cap > 0, the soft-capped loss (logits up to about 5 against a cap of 2: tanh well
+ * into its curve). */
+static void check_finite_differences(float cap) {
     LmCase k = case_new(6, 5, 40, 7);
+    k.cap = cap;
     float *dx;
     int64_t count;
     float loss = run(&k, k.w, true, 1.0f, &dx, &count);
@@ -128,11 +145,16 @@ START_TEST(test_lm_head_cross_entropy_gradient_matches_finite_differences) {
         err += (dx[i] - fd) * (dx[i] - fd);
         norm += fd * fd;
     }
-    ck_assert_msg(norm > 0 && sqrt(err / norm) < 1e-4, "relative gradient error %g",
+    ck_assert_msg(norm > 0 && sqrt(err / norm) < 1e-4, "cap %g: relative gradient error %g", cap,
                   sqrt(err / norm));
     free(x);
     free(dx);
     case_free(&k);
+}
+
+START_TEST(test_lm_head_cross_entropy_gradient_matches_finite_differences) {
+    check_finite_differences(0.0f);
+    check_finite_differences(2.0f);
 }
 END_TEST
 
@@ -175,6 +197,7 @@ Suite *tensor_lmhead_suite(void) {
     TCase *tc = tcase_create("lmhead");
     tcase_add_test(tc, test_lm_head_cross_entropy_matches_linear_then_cross_entropy);
     tcase_add_test(tc, test_lm_head_cross_entropy_gradient_matches_finite_differences);
+    tcase_add_test(tc, test_lm_head_softcap_matches_softcap_then_cross_entropy);
     tcase_add_test(tc, test_lm_head_bf16_weight_bit_identical);
     tcase_add_test(tc, test_lm_head_all_ignored_rows_cost_nothing);
     suite_add_tcase(s, tc);

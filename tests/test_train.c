@@ -119,6 +119,21 @@ START_TEST(test_train_matches_smollm3_olmo2_granite_references) {
 }
 END_TEST
 
+START_TEST(test_train_matches_mistral_sliding_window_reference) {
+    check_fixture("tests/data/train/mistral-window", "tests/data/train/mistral-window/model");
+}
+END_TEST
+
+START_TEST(test_train_matches_gemma3_reference) {
+    check_fixture("tests/data/train/gemma3-tied", "tests/data/train/gemma3-tied/model");
+}
+END_TEST
+
+START_TEST(test_train_matches_gemma2_reference) {
+    check_fixture("tests/data/train/gemma2-tied", "tests/data/train/gemma2-tied/model");
+}
+END_TEST
+
 /* Runs 4 steps with the given batch shape on the same rows; returns the output dir. */
 static char *run_batch_shape(const char *dir, const char *rows, int batch, int accum,
                              const char *name) {
@@ -191,6 +206,9 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_qwen3_untied_reference);
     tcase_add_test(tc, test_train_matches_qwen3_attention_bias_tied_rslora_reference);
     tcase_add_test(tc, test_train_matches_smollm3_olmo2_granite_references);
+    tcase_add_test(tc, test_train_matches_mistral_sliding_window_reference);
+    tcase_add_test(tc, test_train_matches_gemma3_reference);
+    tcase_add_test(tc, test_train_matches_gemma2_reference);
     tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);
     suite_add_tcase(s, tc);
     return s;

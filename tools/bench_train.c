@@ -84,8 +84,7 @@ static int train_step(Bench *b, const int32_t *ids, const int32_t *targets, int 
                                                 NULL, batch, seq, seed)
             : model_forward_hidden(b->model, b->lora, b->graph, ids, NULL, NULL, batch, seq, seed);
     int64_t count = 0;
-    Tensor *l =
-        op_lm_head_cross_entropy(b->graph, hidden, model_lm_head(b->model), targets, &count);
+    Tensor *l = model_loss(b->model, b->graph, hidden, targets, &count);
     if (!l || graph_failed(b->graph) || count == 0) {
         fprintf(stderr, "bench_train: forward: %s\n", checkpointing_error(b->ckpt, b->graph));
         return -1;

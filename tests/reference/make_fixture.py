@@ -18,7 +18,7 @@ ap.add_argument('--eps', type=float, default=1e-8); ap.add_argument('--mask-pref
 ap.add_argument('--greedy', type=int, default=0, help='also greedy ids (base, and with the initial adapter) for this many tokens')
 a = ap.parse_args(); rng = np.random.default_rng(a.seed)
 model_type = json.load(open(os.path.join(a.model, 'config.json'))).get('model_type')
-ref = (ref_gemma3.Ref if model_type == 'gemma3_text' else ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
+ref = (ref_gemma3.Ref if model_type in ('gemma3_text', 'gemma2') else ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
 # data rows: exactly seq tokens each; first row of each batch masks a prefix with -100
 n = a.batch * a.steps
 if a.data:

@@ -11,7 +11,8 @@ config derives them), --rope-parameters (transformers 5's rope_parameters instea
 rope_theta), tie_word_embeddings left out when tied (SmolLM3Config's default). OLMo 2: no
 input norms; post-attention and post-feedforward norms and q/k norms over the whole
 projections, all 1 + --qk-norm-spread * N(0, 1). Granite: --embedding-multiplier,
---attention-multiplier, --residual-multiplier, --logits-scaling."""
+--attention-multiplier, --residual-multiplier, --logits-scaling. Gemma 2 (gemma2): Gemma 3's without q/k norms,
+local RoPE or scaling, with --attn-softcap and --final-softcap. Mistral: --window is its sliding_window."""
 import argparse, json, os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(__file__)); import st
 ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--arch', default='qwen2')
@@ -29,8 +30,9 @@ ap.add_argument('--query-pre-attn-scalar', type=float, default=0, help='0: head_
 ap.add_argument('--no-rope-layers', default=''); ap.add_argument('--rope-parameters', action='store_true')
 ap.add_argument('--embedding-multiplier', type=float, default=1.0); ap.add_argument('--attention-multiplier', type=float, default=1.0)
 ap.add_argument('--residual-multiplier', type=float, default=1.0); ap.add_argument('--logits-scaling', type=float, default=1.0)
+ap.add_argument('--attn-softcap', type=float, default=50.0); ap.add_argument('--final-softcap', type=float, default=30.0)
 a = ap.parse_args(); r = np.random.default_rng(a.seed); hd = a.head_dim or a.hidden // a.heads
-gemma = a.arch == 'gemma3_text'
+gemma = a.arch in ('gemma3_text', 'gemma2')
 def W(*s, sc=None): x = (r.standard_normal(s) * (sc if sc else 1 / np.sqrt(s[-1]))).astype(np.float32); return ('BF16', x) if a.bf16 else x
 def norm(n, spread=0.1): return ((0 if gemma else 1) + spread * r.standard_normal(n)).astype(np.float32)
 # Gemma multiplies the embeddings by sqrt(hidden): its table is that much smaller
@@ -53,19 +55,21 @@ for i in range(a.layers):
     if a.attention_bias: biases = (('q', a.heads * hd), ('k', a.kv * hd), ('v', a.kv * hd), ('o', a.hidden))
     for n, d in biases:
         t[P + f'self_attn.{n}_proj.bias'] = (0.1 * r.standard_normal(d)).astype(np.float32)
-    if a.arch in ('qwen3', 'gemma3_text'):
+    if a.arch in ('qwen3', 'gemma3_text'):  # Gemma 2 has no q/k norms
         t[P + 'self_attn.q_norm.weight'] = norm(hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(hd, a.qk_norm_spread)
 if not a.tied: t['lm_head.weight'] = W(a.vocab, a.hidden)
 os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensors'), t, {'format': 'pt'})
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
         'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM', 'smollm3': 'SmolLM3ForCausalLM',
-        'olmo2': 'Olmo2ForCausalLM', 'granite': 'GraniteForCausalLM'}[a.arch]
+        'olmo2': 'Olmo2ForCausalLM', 'granite': 'GraniteForCausalLM',
+        'gemma2': 'Gemma2ForCausalLM'}[a.arch]
 cfg = {'architectures': [arch], 'model_type': a.arch, 'hidden_size': a.hidden, 'intermediate_size': a.inter,
        'num_hidden_layers': a.layers, 'num_attention_heads': a.heads, 'num_key_value_heads': a.kv, 'vocab_size': a.vocab,
        'max_position_embeddings': 4096, 'rms_norm_eps': a.eps, 'rope_theta': a.theta, 'hidden_act': 'silu',
        'tie_word_embeddings': a.tied, 'torch_dtype': 'bfloat16' if a.bf16 else 'float32', 'bos_token_id': 1, 'eos_token_id': 2}
-if a.head_dim or a.arch in ('qwen3', 'gemma3_text'): cfg['head_dim'] = hd
+if a.head_dim or a.arch in ('qwen3', 'gemma3_text', 'gemma2'): cfg['head_dim'] = hd
 if a.attention_bias or a.arch == 'qwen3': cfg['attention_bias'] = a.attention_bias
+if a.arch == 'mistral': cfg.update(sliding_window=a.window)
 if a.arch in ('qwen2', 'qwen3'): cfg.update(use_sliding_window=False, sliding_window=4096 if a.arch == 'qwen2' else None, max_window_layers=a.layers)
 if gemma:
     del cfg['hidden_act']
@@ -74,6 +78,9 @@ if gemma:
                layer_types=['sliding_attention' if (i + 1) % a.pattern else 'full_attention' for i in range(a.layers)],
                rope_scaling={'rope_type': 'linear', 'factor': a.scaling_factor} if a.scaling_factor else None,
                attn_logit_softcapping=None, final_logit_softcapping=None, attention_bias=a.attention_bias)
+    if a.arch == 'gemma2':  # one RoPE for all layers, both soft-caps
+        for k in ('sliding_window_pattern', 'rope_local_base_freq', 'rope_scaling'): del cfg[k]
+        cfg.update(attn_logit_softcapping=a.attn_softcap, final_logit_softcapping=a.final_softcap)
 if a.arch == 'smollm3':
     if a.no_rope_layers: cfg['no_rope_layers'] = [int(x) for x in a.no_rope_layers.split(',')]
     if a.rope_parameters: cfg['rope_parameters'] = {'rope_type': 'default', 'rope_theta': cfg.pop('rope_theta')}

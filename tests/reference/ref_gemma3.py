@@ -1,5 +1,7 @@
 """Reference forward/backward with LoRA in plain PyTorch, float64, for Gemma 3's text decoder
-(Gemma3ForCausalLM, model_type gemma3_text), following transformers' modeling_gemma3.py, with
+(Gemma3ForCausalLM, model_type gemma3_text), following transformers' modeling_gemma3.py, and
+Gemma 2 (Gemma2ForCausalLM, gemma2: modeling_gemma2.py, the same without q/k norms, with one
+RoPE for every layer, even layers sliding by default, and the attention soft-cap), with
 ref_llama.Ref's interface (key, set_lora, forward, loss, greedy) so make_fixture.py drives it:
   - embeddings times sqrt(hidden_size) rounded to the weights' dtype first
     (Gemma3TextScaledWordEmbedding: float32, or bfloat16 for a bfloat16 checkpoint);
@@ -8,7 +10,8 @@ ref_llama.Ref's interface (key, set_lora, forward, loss, greedy) so make_fixture
     pre_feedforward_layernorm before the MLP, post_feedforward_layernorm on its output;
   - q_norm / k_norm: that RMSNorm over each head's head_dim values, before RoPE;
   - attention scores scaled by query_pre_attn_scalar^-1/2, soft-capped by
-    attn_logit_softcapping when set (tanh(s / cap) cap, before the mask: Gemma 2 sets it);
+    attn_logit_softcapping when set (tanh(s / cap) cap, before the mask) in Gemma 2 only:
+    Gemma3Attention never passes it to the attention function;
   - layer_types (or, when absent, every sliding_window_pattern-th layer full, the others
     sliding): a sliding layer's query t sees keys s with t - sliding_window < s <= t
     (masking_utils.sliding_window_overlay), a full one s <= t;
@@ -23,6 +26,7 @@ sys.path.insert(0, os.path.dirname(__file__)); import st, ref_llama
 
 def _rope_params(c):
     """(theta, linear factor) of the full and of the sliding layers."""
+    if c.get('model_type') == 'gemma2': return (c.get('rope_theta', 10000.0), 1.0), (c.get('rope_theta', 10000.0), 1.0)
     rp = c.get('rope_parameters')
     if isinstance(rp, dict) and 'full_attention' in rp:
         def one(p): return (p.get('rope_theta', 10000.0), p.get('factor', 1.0) if p.get('rope_type') == 'linear' else 1.0)
@@ -39,9 +43,10 @@ class Ref(ref_llama.Ref):
         c = s.cfg
         s.hd = c.get('head_dim', 256)
         s.scaling = c.get('query_pre_attn_scalar', 256) ** -0.5
-        s.attn_cap = c.get('attn_logit_softcapping'); s.final_cap = c.get('final_logit_softcapping')
+        s.attn_cap = c.get('attn_logit_softcapping') if c.get('model_type') == 'gemma2' else None; s.final_cap = c.get('final_logit_softcapping')
         s.window = c.get('sliding_window', 4096)
-        pattern = c.get('sliding_window_pattern', 6)
+        pattern = c.get('sliding_window_pattern', 2 if c.get('model_type') == 'gemma2' else 6)
+        s.qk_norm = c.get('model_type') != 'gemma2'
         s.types = c.get('layer_types') or ['sliding_attention' if (i + 1) % pattern else 'full_attention' for i in range(s.L)]
         s.full_rope, s.local_rope = _rope_params(c)
         sc = torch.tensor(c['hidden_size'] ** 0.5)  # float32, then .to(the weights' dtype)
@@ -64,8 +69,9 @@ class Ref(ref_llama.Ref):
         for i in range(s.L):
             P = f'model.layers.{i}.'; cos, sin = ropes[s.types[i]]
             h = s.norm(x, s.w[P + 'input_layernorm.weight'])
-            q = s.norm(s.lin(h, i, 'q_proj').view(B, T, s.nh, s.hd), s.w[P + 'self_attn.q_norm.weight']).transpose(1, 2)
-            k = s.norm(s.lin(h, i, 'k_proj').view(B, T, s.nkv, s.hd), s.w[P + 'self_attn.k_norm.weight']).transpose(1, 2)
+            q = s.lin(h, i, 'q_proj').view(B, T, s.nh, s.hd); k = s.lin(h, i, 'k_proj').view(B, T, s.nkv, s.hd)
+            if s.qk_norm: q, k = s.norm(q, s.w[P + 'self_attn.q_norm.weight']), s.norm(k, s.w[P + 'self_attn.k_norm.weight'])
+            q, k = q.transpose(1, 2), k.transpose(1, 2)
             v = s.lin(h, i, 'v_proj').view(B, T, s.nkv, s.hd).transpose(1, 2)
             q, k = rope(q, cos, sin), rope(k, cos, sin); rep = s.nh // s.nkv
             k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)

@@ -12,7 +12,11 @@ attention and MLP outputs normed (post_attention_layernorm, post_feedforward_lay
 before their residual adds. Granite (granite, modeling_granite.py) multiplies the embeddings
 by embedding_multiplier, scales the scores by attention_multiplier (not 1/sqrt(head_dim)),
 adds each sublayer's output times residual_multiplier, and divides the logits by
-logits_scaling. Used to make fixtures; not implemented: rope_scaling, sliding windows."""
+logits_scaling. Sliding windows as transformers applies them: a sliding layer's query t sees
+keys s with t - sliding_window < s <= t (masking_utils.sliding_window_overlay); the sliding
+layers are those layer_types names, else Mistral's every layer whenever sliding_window is
+set, Qwen2 / Qwen3's (with use_sliding_window) those from max_window_layers on. Used to make
+fixtures; not implemented: rope_scaling."""
 import json, math, os, sys, torch
 sys.path.insert(0, os.path.dirname(__file__)); import st
 TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
@@ -41,6 +45,13 @@ class Ref:
         s.logits_scaling = c.get('logits_scaling', 1.0) if g else 1.0
         if 'lm_head.weight' not in s.w: s.w['lm_head.weight'] = s.w['model.embed_tokens.weight']
         s.lora = {}; s.scale = 0.0
+        mt, L = c.get('model_type'), s.L
+        if c.get('layer_types'): types = c['layer_types']
+        elif mt == 'mistral': types = ['sliding_attention' if c.get('sliding_window') else 'full_attention'] * L
+        elif mt in ('qwen2', 'qwen3') and c.get('use_sliding_window') and c.get('sliding_window'):
+            types = ['sliding_attention' if i >= c.get('max_window_layers', 28) else 'full_attention' for i in range(L)]
+        else: types = ['full_attention'] * L
+        s.types = types; s.window = c.get('sliding_window')
     def key(s, i, t): return f'base_model.model.model.layers.{i}.{SUB[t]}.{t}'
     def set_lora(s, tensors, alpha, r, rslora=False):
         s.lora = {k: torch.tensor(v, dtype=s.dtype).requires_grad_(True) for k, v in tensors.items()}
@@ -60,7 +71,9 @@ class Ref:
         fr = torch.outer(torch.arange(T, dtype=s.dtype), inv); fr = torch.cat((fr, fr), -1); cos, sin = fr.cos(), fr.sin()
         def rope(q):
             a, b = q[..., : s.hd // 2], q[..., s.hd // 2:]; return q * cos + torch.cat((-b, a), -1) * sin
-        mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+        q_idx = torch.arange(T)[:, None]; k_idx = torch.arange(T)[None, :]
+        masks = {'full_attention': k_idx > q_idx}
+        if s.window: masks['sliding_attention'] = (k_idx > q_idx) | (k_idx <= q_idx - s.window)
         for i in range(s.L):
             P = f'model.layers.{i}.'; olmo2 = s.type == 'olmo2'
             h = x if olmo2 else s.norm(x, s.w[P + 'input_layernorm.weight'])
@@ -77,7 +90,7 @@ class Ref:
             rep = s.nh // s.nkv
             k, v = k.repeat_interleave(rep, 1), v.repeat_interleave(rep, 1)
             sc = q @ k.transpose(-1, -2); sc = sc / math.sqrt(s.hd) if s.att_scale is None else sc * s.att_scale
-            att = sc.masked_fill(mask, float('-inf')).softmax(-1)
+            att = sc.masked_fill(masks[s.types[i]], float('-inf')).softmax(-1)
             a = s.lin((att @ v).transpose(1, 2).reshape(B, T, s.nh * s.hd), i, 'o_proj')
             if olmo2: a = s.norm(a, s.w[P + 'post_attention_layernorm.weight'])
             x = x + a * s.res_mult

@@ -66,6 +66,19 @@ static void print_config(const ModelConfig *c) {
                "original_max_position_embeddings %d\n",
                c->rope_scaling.factor, c->rope_scaling.low_freq_factor,
                c->rope_scaling.high_freq_factor, c->rope_scaling.original_max_position_embeddings);
+    if (c->rope_scaling.linear)
+        printf("  rope_scaling linear: factor %g\n", c->rope_scaling.factor);
+    int sliding = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++) sliding += hf_layer_window(c, l) > 0;
+    if (sliding && c->rope_local_theta > 0)
+        printf("  sliding_window %d on %d of %d layers, their rope_theta %g\n", c->sliding_window,
+               sliding, c->num_hidden_layers, c->rope_local_theta);
+    else if (sliding)
+        printf("  sliding_window %d on %d of %d layers\n", c->sliding_window, sliding,
+               c->num_hidden_layers);
+    if (c->attn_softcap > 0 || c->final_softcap > 0)
+        printf("  soft-caps: attention %g, final logits %g (0: none)\n", c->attn_softcap,
+               c->final_softcap);
 }
 
 static bool exists(const char *path) {

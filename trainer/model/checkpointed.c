@@ -131,7 +131,7 @@ static Tensor *build_pass(const Model *m, const Lora *lora, Graph *g, Checkpoint
     ck->segment = segment ? copy_ids(g, segment, n) : NULL;
     if (!ck->pos || (segment && !ck->segment)) return NULL;
     ck->g = g;
-    Tensor *x = op_embedding(g, &m->embed, ids, n); /* (N, C) */
+    Tensor *x = model_embed(m, g, ids, n); /* (N, C) */
     if (!x) return NULL;
     ck->saved[0] = x;
     Tensor *out = NULL;

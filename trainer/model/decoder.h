@@ -49,8 +49,7 @@ Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t err
 ModelDtype model_dtype(const Model *m);
 void model_free(Model *m);
 const ModelConfig *model_config(const Model *m);
-/* Positions the model computes as transformers does: the RoPE tables' rows, or the sliding
- * window when that is shorter (full attention equals it only up to the window). */
+/* Positions the model computes: the RoPE tables' rows. */
 int model_max_positions(const Model *m);
 size_t model_param_count(const Model *m);
 size_t model_converted_bytes(const Model *m); /* heap bytes holding converted weights */
@@ -130,6 +129,11 @@ Tensor *model_forward_hidden_checkpointed_eval(const Model *m, const Lora *lora,
  * model_forward_hidden_checkpointed(m, lora, g, ck, ...): root a scalar built on it in g
  * (the loss), at most once per forward pass. 0, or -1 (checkpointing_error). */
 int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float seed);
+
+/* The summed next-token loss of a pass's hidden state (N, C), as op_lm_head_cross_entropy
+ * with the model's lm_head and its final-logit soft-cap (Gemma 2); *n_targets the rows. */
+Tensor *model_loss(const Model *m, Graph *g, Tensor *hidden, const int32_t *targets,
+                   int64_t *n_targets);
 
 /* lm_head (V, C): F32 or BF16 (model dtype); the embedding table when tied. */
 const Tensor *model_lm_head(const Model *m);

@@ -64,6 +64,8 @@ typedef struct GgufReport {
     char arch[16];             /* "llama", "qwen2" */
     char tokenizer[16];        /* "llama", "gpt2" */
     char pre[32];              /* tokenizer.ggml.pre */
+    int window_ignored;        /* > 0: llama.cpp's arch has no sliding window, the model this
+                                  one: llama.cpp differs past this many positions */
 } GgufReport;
 
 /* The llama.cpp architecture name for a config ("llama" for Llama and Mistral, "qwen2"). */

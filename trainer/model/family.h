@@ -21,6 +21,8 @@
 
 #include "trainer/model/decoder.h"
 
+struct GgufWriter; /* trainer/store/store.h */
+
 /* ---- the config.json reader a family's hook reads its own keys with (hf_config.c) ---- */
 
 typedef struct ConfigReader {
@@ -36,28 +38,27 @@ int config_read_bool(const ConfigReader *r, const char *key, bool dflt, bool *ou
 int config_read_int(const ConfigReader *r, const char *key, int lo, int hi, int dflt, int *out);
 /* A positive finite number. */
 int config_read_number(const ConfigReader *r, const char *key, double dflt, double *out);
-/* cfg->sliding_window: "sliding_window" when the window applies, else 0. It applies always
- * (Mistral), or (Qwen2, Qwen3) when "use_sliding_window" is true or "layer_types" names a
- * sliding layer (transformers derives layer_types from use_sliding_window and
- * max_window_layers when the config has none). */
+/* cfg->sliding_layers from "layer_types" (a list of "full_attention" / "sliding_attention"
+ * of num_hidden_layers); *present false (and no layer sliding) when the config has none. */
+int config_read_layer_types(const ConfigReader *r, ModelConfig *cfg, bool *present);
+/* cfg->sliding_window and the sliding layers: "sliding_window" when the window applies, else
+ * 0. It applies always (Mistral: to every layer), or (Qwen2, Qwen3) when "use_sliding_window"
+ * is true or "layer_types" names a sliding layer. Without layer_types the sliding layers are
+ * transformers' derivation: Qwen's layers from "max_window_layers" (default 28) on. */
 int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg);
 
 /* ---- a decoder layer's norm weights ---------------------------------------------- */
 
 /* Where a layer keeps a norm weight; each family uses the slots it has. */
 typedef enum {
-    NORM_ATTN, /* before attention (C) */
-    NORM_MLP,  /* before the MLP (C) */
-    NORM_Q,    /* per query head, before RoPE (D) */
-    NORM_K,    /* per key head, before RoPE (D) */
-    /* on the attention's output, before the residual add (C) */
-    NORM_POST_ATTN,
-    /* on the MLP's output, before the residual add (C) */
-    NORM_POST_MLP,
-    /* over the whole q projection, before RoPE (NH*D) */
-    NORM_Q_PROJ,
-    /* over the whole k projection, before RoPE (NKV*D) */
-    NORM_K_PROJ,
+    NORM_ATTN,      /* before attention (C) */
+    NORM_MLP,       /* before the MLP (C) */
+    NORM_Q,         /* per query head, before RoPE (D) */
+    NORM_K,         /* per key head, before RoPE (D) */
+    NORM_POST_ATTN, /* on attention's output, before the residual add (C; Gemma, OLMo 2) */
+    NORM_POST_MLP,  /* on the MLP's output, before the residual add (C; Gemma, OLMo 2) */
+    NORM_Q_PROJ,    /* over the whole q projection, before RoPE (NH*D; OLMo 2) */
+    NORM_K_PROJ,    /* over the whole k projection, before RoPE (NKV*D; OLMo 2) */
     NORM_SLOTS
 } LayerNormSlot;
 
@@ -93,6 +94,12 @@ Tensor *layer_linear(const LayerPass *p, Tensor *x, int layer, ModelModule mod);
 const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s);
 /* RoPE of x (N, H*D) with the model's tables and the pass's positions. */
 Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads);
+/* RoPE of layer `layer`: layer_rope, or on a sliding layer of a model with a local base
+ * (rope_local_theta, Gemma 3) the local tables. */
+Tensor *layer_rope_at(const LayerPass *p, Tensor *x, int n_heads, int layer);
+/* Causal GQA of layer `layer` (op_attention_ex): q (N, NH*D), k v (N, NKV*D) -> (N, NH*D),
+ * with the layer's window (hf_layer_window) and the config's score scale and soft-cap. */
+Tensor *layer_attention(const LayerPass *p, Tensor *q, Tensor *k, Tensor *v, int layer);
 
 /* ---- the family ------------------------------------------------------------------- */
 
@@ -117,13 +124,30 @@ struct ModelFamily {
     bool gguf_permute_qk;     /* convert_hf_to_gguf.py's LlamaModel.permute of q/k rows */
     bool gguf_llama_hparams;  /* LlamaModel's extra keys: vocab_size, rope.dimension_count */
     bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
+    bool gguf_sliding_window; /* llama.cpp's arch applies the sliding window (else warned) */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
     /* NULL, or why llama.cpp would compute something else than transformers for this
      * config: -1 with the reason in err (the GGUF exports refuse it), else 0. */
     int (*gguf_check)(const ModelConfig *c, char *err, size_t errlen);
-    /* NULL, or the metadata keys only this family writes (after the shared ones). 0 or -1. */
+    /* Gemma's differences outside the layer (all false / 0 elsewhere): */
+    bool unit_offset_norm; /* the final norm scales by (1 + w) */
+    bool embed_scale;      /* embeddings times sqrt(hidden), rounded to the table's dtype */
+    bool own_activation;   /* read_config checks the activation (not "hidden_act": silu) */
+    /* GGUF: a norm weight as llama.cpp's arch wants it (n values of slot `slot`, or the final
+     * norm for NORM_SLOTS), changed in place; NULL: as Hugging Face has it. */
+    void (*gguf_norm)(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
+    /* GGUF: the arch's own metadata keys; 0, or -1 with err set. NULL: none. */
     int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
 };
+
+/* Gemma 2 and 3's shared config keys (family_gemma3.c): attention_bias, the activation,
+ * query_pre_attn_scalar, final_logit_softcapping, sliding_window; and their GGUF norms
+ * (+ 1, Gemma 3's q_norm times the attention scale fold). */
+int gemma_read_common(const ConfigReader *r, ModelConfig *cfg);
+void gemma_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
+/* llama.cpp's sliding-layer period P (layer l slides when l % P < P - 1) that gives the
+ * model's sliding layers; 0 when none does. */
+int gemma_swa_period(const ModelConfig *c);
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
 Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);

@@ -5,7 +5,7 @@
  *   h = rmsnorm(x); q, k, v = h Wq^T, h Wk^T, h Wv^T (+ biases, + LoRA); rope(q), rope(k)
  *   x = x + attention(q, k, v) Wo^T;  h = rmsnorm(x)
  *   x = x + (silu(h Wgate^T) * (h Wup^T)) Wdown^T
- * Mistral is the same layer; its config always has a sliding window (refused past it).
+ * Mistral is the same layer with a sliding window on every layer when its config has one.
  * In GGUF both are llama.cpp's arch "llama", q/k rows permuted (LlamaModel.permute). */
 #include "trainer/model/family.h"
 #include "trainer/model/internal.h"
@@ -15,14 +15,14 @@ Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int i) {
     const ModelConfig *c = &p->m->cfg;
     Graph *g = p->g;
     float eps = (float)c->rms_norm_eps;
-    int nh = c->num_attention_heads, nkv = c->num_key_value_heads, d = c->head_dim;
+    int nh = c->num_attention_heads, nkv = c->num_key_value_heads;
     Tensor *h = op_rmsnorm(g, x, layer_norm_weight(p, i, NORM_ATTN), eps);
     Tensor *q = layer_linear(p, h, i, MODULE_Q); /* (N, NH*D) */
     Tensor *k = layer_linear(p, h, i, MODULE_K); /* (N, NKV*D) */
     Tensor *v = layer_linear(p, h, i, MODULE_V); /* (N, NKV*D) */
     q = layer_rope(p, q, nh);
     k = layer_rope(p, k, nkv);
-    Tensor *att = op_attention(g, q, k, v, p->batch, p->seq_len, nh, nkv, d, p->segment);
+    Tensor *att = layer_attention(p, q, k, v, i);
     x = op_add(g, x, layer_linear(p, att, i, MODULE_O));
     h = op_rmsnorm(g, x, layer_norm_weight(p, i, NORM_MLP), eps);
     Tensor *gate = layer_linear(p, h, i, MODULE_GATE); /* (N, FF) */

@@ -29,7 +29,7 @@ static Tensor *olmo2_layer_forward(const LayerPass *p, Tensor *x, int i) {
     const ModelConfig *c = &p->m->cfg;
     Graph *g = p->g;
     float eps = (float)c->rms_norm_eps;
-    int nh = c->num_attention_heads, nkv = c->num_key_value_heads, d = c->head_dim;
+    int nh = c->num_attention_heads, nkv = c->num_key_value_heads;
     Tensor *q = layer_linear(p, x, i, MODULE_Q); /* (N, NH*D) */
     Tensor *k = layer_linear(p, x, i, MODULE_K); /* (N, NKV*D) */
     Tensor *v = layer_linear(p, x, i, MODULE_V); /* (N, NKV*D) */
@@ -37,7 +37,7 @@ static Tensor *olmo2_layer_forward(const LayerPass *p, Tensor *x, int i) {
     k = op_rmsnorm(g, k, layer_norm_weight(p, i, NORM_K_PROJ), eps);
     q = layer_rope(p, q, nh);
     k = layer_rope(p, k, nkv);
-    Tensor *att = op_attention(g, q, k, v, p->batch, p->seq_len, nh, nkv, d, p->segment);
+    Tensor *att = layer_attention(p, q, k, v, i);  /* (N, NH*D), its window if it slides */
     Tensor *o = layer_linear(p, att, i, MODULE_O); /* (N, C) */
     x = op_add(g, x, op_rmsnorm(g, o, layer_norm_weight(p, i, NORM_POST_ATTN), eps));
     Tensor *gate = layer_linear(p, x, i, MODULE_GATE); /* (N, FF) */

@@ -25,7 +25,7 @@ static Tensor *qwen3_layer_forward(const LayerPass *p, Tensor *x, int i) {
     const ModelConfig *c = &p->m->cfg;
     Graph *g = p->g;
     float eps = (float)c->rms_norm_eps;
-    int nh = c->num_attention_heads, nkv = c->num_key_value_heads, d = c->head_dim;
+    int nh = c->num_attention_heads, nkv = c->num_key_value_heads;
     Tensor *h = op_rmsnorm(g, x, layer_norm_weight(p, i, NORM_ATTN), eps);
     Tensor *q = layer_linear(p, h, i, MODULE_Q); /* (N, NH*D) */
     Tensor *k = layer_linear(p, h, i, MODULE_K); /* (N, NKV*D) */
@@ -34,7 +34,7 @@ static Tensor *qwen3_layer_forward(const LayerPass *p, Tensor *x, int i) {
     k = op_head_rmsnorm(g, k, nkv, layer_norm_weight(p, i, NORM_K), eps);
     q = layer_rope(p, q, nh);
     k = layer_rope(p, k, nkv);
-    Tensor *att = op_attention(g, q, k, v, p->batch, p->seq_len, nh, nkv, d, p->segment);
+    Tensor *att = layer_attention(p, q, k, v, i);
     x = op_add(g, x, layer_linear(p, att, i, MODULE_O));
     h = op_rmsnorm(g, x, layer_norm_weight(p, i, NORM_MLP), eps);
     Tensor *gate = layer_linear(p, h, i, MODULE_GATE); /* (N, FF) */

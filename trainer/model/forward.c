@@ -33,17 +33,32 @@ Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads) {
     return op_rope(p->g, x, n_heads, m->cfg.head_dim, p->pos, m->rope_cos, m->rope_sin, m->max_pos);
 }
 
+Tensor *layer_rope_at(const LayerPass *p, Tensor *x, int n_heads, int layer) {
+    const Model *m = p->m;
+    if (!m->rope_local_cos || !hf_layer_window(&m->cfg, layer)) return layer_rope(p, x, n_heads);
+    return op_rope(p->g, x, n_heads, m->cfg.head_dim, p->pos, m->rope_local_cos, m->rope_local_sin,
+                   m->max_pos);
+}
+
+Tensor *layer_attention(const LayerPass *p, Tensor *q, Tensor *k, Tensor *v, int layer) {
+    const ModelConfig *c = &p->m->cfg;
+    AttentionSpec spec = {.batch = p->batch,
+                          .seq_len = p->seq_len,
+                          .n_heads = c->num_attention_heads,
+                          .n_kv_heads = c->num_key_value_heads,
+                          .head_dim = c->head_dim,
+                          .scale = c->attn_scale,
+                          .softcap = c->attn_softcap,
+                          .window = hf_layer_window(c, layer),
+                          .segment = p->segment};
+    return op_attention_ex(p->g, q, k, v, &spec);
+}
+
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                             float dropout, uint64_t dropout_seed) {
     LayerPass p = {m, lora, g, pos, segment, batch, seq_len, dropout, dropout_seed};
     return m->cfg.family->layer_forward(&p, x, layer);
-}
-
-Tensor *model_final_norm(const Model *m, Graph *g, Tensor *x) {
-    Tensor *h = op_rmsnorm(g, x, &m->final_norm, (float)m->cfg.rms_norm_eps); /* (N, C) */
-    double s = m->cfg.logits_scaling; /* logits / s = (h / s) lm_head^T */
-    return s && s != 1.0 ? op_scale(g, h, (float)(1.0 / s)) : h;
 }
 
 const int32_t *model_default_positions(Graph *g, int batch, int seq_len) {
@@ -56,29 +71,56 @@ const int32_t *model_default_positions(Graph *g, int batch, int seq_len) {
     return pp;
 }
 
+Tensor *model_embed(const Model *m, Graph *g, const int32_t *ids, int64_t n) {
+    Tensor *x = op_embedding(g, &m->embed, ids, n);
+    if (x && m->embed_scale) /* Gemma; no gradient flows into the frozen table: in place */
+        for (int64_t k = 0; k < x->size; k++) x->data[k] *= m->embed_scale;
+    return x;
+}
+
+Tensor *model_final_norm(const Model *m, Graph *g, Tensor *x) {
+    float eps = (float)m->cfg.rms_norm_eps;
+    if (m->cfg.family->unit_offset_norm) return op_rmsnorm_unit_offset(g, x, &m->final_norm, eps);
+    Tensor *h = op_rmsnorm(g, x, &m->final_norm, eps); /* (N, C) */
+    double s = m->cfg.logits_scaling;                  /* Granite: logits / s = (h / s) lm_head^T */
+    return s && s != 1.0 ? op_scale(g, h, (float)(1.0 / s)) : h;
+}
+
 static Tensor *hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                       const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                       float dropout, uint64_t dropout_seed) {
     if (!pos) pos = model_default_positions(g, batch, seq_len);
     if (!pos) return NULL;
-    Tensor *x = op_embedding(g, &m->embed, ids, (int64_t)batch * seq_len); /* (N, C) */
+    Tensor *x = model_embed(m, g, ids, (int64_t)batch * seq_len); /* (N, C) */
     for (int i = 0; i < m->cfg.num_hidden_layers; i++)
         x = model_layer_forward(m, lora, g, x, i, pos, segment, batch, seq_len, dropout,
                                 dropout_seed);
-    return model_final_norm(m, g, x);
+    return model_final_norm(m, g, x); /* (N, C) */
+}
+
+/* hidden (N, C) -> logits (N, V), soft-capped when the config says (Gemma 2). */
+static Tensor *logits(const Model *m, Graph *g, Tensor *hidden) {
+    Tensor *l = op_linear(g, hidden, &m->lm_head, NULL);
+    return m->cfg.final_softcap > 0 ? op_softcap(g, l, m->cfg.final_softcap) : l;
+}
+
+Tensor *model_loss(const Model *m, Graph *g, Tensor *hidden, const int32_t *targets,
+                   int64_t *n_targets) {
+    return op_lm_head_cross_entropy_softcap(g, hidden, &m->lm_head, targets, m->cfg.final_softcap,
+                                            n_targets);
 }
 
 Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                       const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                       uint64_t dropout_seed) {
     Tensor *x = model_forward_hidden(m, lora, g, ids, pos, segment, batch, seq_len, dropout_seed);
-    return op_linear(g, x, &m->lm_head, NULL); /* (N, V) */
+    return logits(m, g, x); /* (N, V) */
 }
 
 Tensor *model_forward_eval(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                            const int32_t *pos, const int32_t *segment, int batch, int seq_len) {
     Tensor *x = model_forward_hidden_eval(m, lora, g, ids, pos, segment, batch, seq_len);
-    return op_linear(g, x, &m->lm_head, NULL); /* (N, V) */
+    return logits(m, g, x); /* (N, V) */
 }
 
 Tensor *model_forward_hidden(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,

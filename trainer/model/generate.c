@@ -43,8 +43,8 @@ int model_generate_stream(const Model *m, const Lora *lora, const int32_t *promp
     if (n_prompt < 1 || n_new < 0 || n_prompt + n_new > max_pos || !(temperature >= 0)) {
         snprintf(err, errlen,
                  "generate: need at least one prompt id, n >= 0, temperature >= 0 "
-                 "and prompt + n <= %d positions%s",
-                 max_pos, c->sliding_window == max_pos ? " (the model's sliding_window)" : "");
+                 "and prompt + n <= %d positions",
+                 max_pos);
         return -1;
     }
     for (int i = 0; i < n_prompt; i++) {

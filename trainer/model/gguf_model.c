@@ -118,6 +118,8 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
         break;
     }
     if (from) memcpy(f, from, (size_t)n * sizeof *f);
+    if ((it->src == SRC_NORM || it->src == SRC_FINAL_NORM) && m->cfg.family->gguf_norm)
+        m->cfg.family->gguf_norm(&m->cfg, it->src == SRC_NORM ? it->norm : NORM_SLOTS, f, n);
     if (it->permute_heads) gguf_permute_rows(f, it->rows, it->cols, it->permute_heads, f + n);
     int rc = gguf_encode(it->type, f, n, it->vector ? n : it->cols, dst);
     free(f);
@@ -398,6 +400,9 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
     if (rc == 0 && report) {
         report->tensors = b.n;
         snprintf(report->arch, sizeof report->arch, "%s", gguf_arch_name(c));
+        if (!c->family->gguf_sliding_window)
+            for (int l = 0; l < c->num_hidden_layers; l++)
+                if (hf_layer_window(c, l)) report->window_ignored = c->sliding_window;
     }
     gguf_writer_free(b.w);
     free(b.items);

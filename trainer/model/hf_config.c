@@ -18,9 +18,11 @@
 /* The families lorafit trains: each one's file (family_*.c) says what makes it. */
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 extern const ModelFamily family_smollm3, family_olmo2, family_granite;
-static const ModelFamily *const families[] = {&family_llama,  &family_mistral, &family_qwen2,
-                                              &family_qwen3,  &family_smollm3, &family_olmo2,
-                                              &family_granite};
+extern const ModelFamily family_gemma3_text, family_gemma2;
+static const ModelFamily *const families[] = {
+    &family_llama, &family_mistral, &family_qwen2,  &family_qwen3,       &family_smollm3,
+    &family_olmo2, &family_granite, &family_gemma2, &family_gemma3_text,
+};
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {
@@ -170,9 +172,13 @@ static int parse_rope_object(json_t *o, const char *where, bool untyped_is_defau
     if (!t) t = json_object_get(o, "type");
     const char *type = json_string_value(t);
     if ((type && strcmp(type, "default") == 0) || (!t && untyped_is_default)) return 0;
+    if (type && strcmp(type, "linear") == 0) {
+        r->linear = true;
+        return get_number(o, "factor", 0, true, &r->factor, where, err, errlen);
+    }
     if (!type || strcmp(type, "llama3") != 0) {
         snprintf(err, errlen,
-                 "%s.rope_type \"%s\" is not supported (only \"default\" and "
+                 "%s.rope_type \"%s\" is not supported (only \"default\", \"linear\" and "
                  "\"llama3\")",
                  where, type ? type : "(missing)");
         return -1;
@@ -191,6 +197,33 @@ static int parse_rope_object(json_t *o, const char *where, bool untyped_is_defau
     return 0;
 }
 
+/* transformers 5's rope_parameters of a model with local RoPE (Gemma 3): one description per
+ * layer type, {"full_attention": {...}, "sliding_attention": {...}}; the full layers' is
+ * the model's RoPE, the sliding layers' must be plain (its rope_theta the local base). */
+static int parse_rope_per_layer_type(json_t *rp, ModelConfig *cfg, const char *where, char *err,
+                                     size_t errlen) {
+    json_t *full = json_object_get(rp, "full_attention"),
+           *local = json_object_get(rp, "sliding_attention");
+    char at[700];
+    RopeScaling none;
+    if (!local || !full) {
+        snprintf(err, errlen, "%s needs both \"full_attention\" and \"sliding_attention\"", where);
+        return -1;
+    }
+    snprintf(at, sizeof at, "%s.sliding_attention", where);
+    if (parse_rope_object(local, at, true, &none, err, errlen) ||
+        get_number(local, "rope_theta", 0, true, &cfg->rope_local_theta, at, err, errlen))
+        return -1;
+    if (none.llama3 || none.linear) {
+        snprintf(err, errlen, "%s: the sliding layers' RoPE must be plain (\"default\")", at);
+        return -1;
+    }
+    snprintf(at, sizeof at, "%s.full_attention", where);
+    return parse_rope_object(full, at, true, &cfg->rope_scaling, err, errlen) ||
+           get_number(full, "rope_theta", cfg->rope_theta, false, &cfg->rope_theta, at, err,
+                      errlen);
+}
+
 /* rope_theta and the scaling: from "rope_parameters" when the config has it (transformers
  * 5 writes only that: reading the top-level keys alone would silently give RoPE the default
  * base), else from "rope_theta" and "rope_scaling". Where both are there they must agree. */
@@ -199,9 +232,9 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
     snprintf(where, sizeof where, "%s: rope_scaling", src);
     json_t *rs = json_object_get(root, "rope_scaling"),
            *rp = json_object_get(root, "rope_parameters");
-    double theta_default = cfg->family->default_rope_theta;
-    if (get_number(root, "rope_theta", theta_default ? theta_default : 10000.0, false,
-                   &cfg->rope_theta, src, err, errlen))
+    double theta_default =
+        cfg->family->default_rope_theta > 0 ? cfg->family->default_rope_theta : 10000.0;
+    if (get_number(root, "rope_theta", theta_default, false, &cfg->rope_theta, src, err, errlen))
         return -1;
     memset(&cfg->rope_scaling, 0, sizeof cfg->rope_scaling);
     if (rs && !json_is_null(rs) &&
@@ -211,8 +244,11 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
     snprintf(where, sizeof where, "%s: rope_parameters", src);
     if (json_is_object(rp) &&
         (json_object_get(rp, "full_attention") || json_object_get(rp, "sliding_attention"))) {
-        snprintf(err, errlen, "%s: RoPE per layer type is not supported", where);
-        return -1;
+        if (!(cfg->rope_local_theta > 0)) {
+            snprintf(err, errlen, "%s: RoPE per layer type is not supported", where);
+            return -1;
+        }
+        return parse_rope_per_layer_type(rp, cfg, where, err, errlen);
     }
     RopeScaling r;
     double theta, partial;
@@ -253,36 +289,65 @@ int config_read_number(const ConfigReader *r, const char *key, double dflt, doub
     return get_number((json_t *)r->root, key, dflt, false, out, r->src, r->err, r->errlen);
 }
 
-int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg) {
-    json_t *root = (json_t *)r->root;
-    cfg->sliding_window = 0;
-    json_t *types = json_object_get(root, "layer_types");
-    bool sliding_layers = false;
-    if (types && !json_is_null(types)) {
-        size_t i;
-        json_t *v;
-        if (!json_is_array(types)) {
-            snprintf(r->err, r->errlen, "%s: \"layer_types\" must be a list", r->src);
+int config_read_layer_types(const ConfigReader *r, ModelConfig *cfg, bool *present) {
+    json_t *types = json_object_get((json_t *)r->root, "layer_types");
+    memset(cfg->sliding_layers, 0, sizeof cfg->sliding_layers);
+    *present = types && !json_is_null(types);
+    if (!*present) return 0;
+    if (!json_is_array(types) || (int)json_array_size(types) != cfg->num_hidden_layers) {
+        snprintf(r->err, r->errlen,
+                 "%s: \"layer_types\" must be a list of num_hidden_layers (%d) names", r->src,
+                 cfg->num_hidden_layers);
+        return -1;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(types, i, v) {
+        const char *t = json_string_value(v);
+        if (t && strcmp(t, "sliding_attention") == 0) {
+            cfg->sliding_layers[i / 8] |= (unsigned char)(1u << (i % 8));
+        } else if (!t || strcmp(t, "full_attention") != 0) {
+            snprintf(r->err, r->errlen,
+                     "%s: layer_types[%zu] must be \"full_attention\" or "
+                     "\"sliding_attention\"",
+                     r->src, i);
             return -1;
         }
-        json_array_foreach(types, i, v) {
-            const char *t = json_string_value(v);
-            if (t && strcmp(t, "sliding_attention") == 0) {
-                sliding_layers = true;
-            } else if (!t || strcmp(t, "full_attention") != 0) {
-                snprintf(r->err, r->errlen,
-                         "%s: layer_types[%zu] must be \"full_attention\" or "
-                         "\"sliding_attention\"",
-                         r->src, i);
-                return -1;
-            }
-        }
     }
-    bool use = false;
-    if (config_read_bool(r, "use_sliding_window", false, &use)) return -1;
-    json_t *w = json_object_get(root, "sliding_window");
-    if (!(always || use || sliding_layers) || !w || json_is_null(w)) return 0;
+    return 0;
+}
+
+/* Layers from..L-1 slide. */
+static void slide_from(ModelConfig *cfg, int from) {
+    for (int l = from < 0 ? 0 : from; l < cfg->num_hidden_layers; l++)
+        cfg->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
+}
+
+static bool any_sliding(const ModelConfig *cfg) {
+    for (int l = 0; l < cfg->num_hidden_layers; l++)
+        if (cfg->sliding_layers[l / 8] & (1u << (l % 8))) return true;
+    return false;
+}
+
+int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *cfg) {
+    cfg->sliding_window = 0;
+    bool typed, use = false;
+    int max_window_layers;
+    if (config_read_layer_types(r, cfg, &typed) ||
+        config_read_bool(r, "use_sliding_window", false, &use) ||
+        config_read_int(r, "max_window_layers", 0, 1 << 30, 28, &max_window_layers))
+        return -1;
+    if (!typed) slide_from(cfg, always ? 0 : use ? max_window_layers : cfg->num_hidden_layers);
+    json_t *w = json_object_get((json_t *)r->root, "sliding_window");
+    if (!(always || use || any_sliding(cfg)) || !w || json_is_null(w)) {
+        memset(cfg->sliding_layers, 0, sizeof cfg->sliding_layers);
+        return 0;
+    }
     return config_read_int(r, "sliding_window", 1, 1 << 30, 0, &cfg->sliding_window);
+}
+
+int hf_layer_window(const ModelConfig *cfg, int layer) {
+    return cfg->sliding_layers[layer / 8] & (1u << (layer % 8)) ? cfg->sliding_window : 0;
 }
 
 static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
@@ -297,7 +362,8 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
     if (get_int(root, "hidden_size", 1, MAX_DIM, 0, &cfg->hidden_size, src, err, errlen) ||
         get_int(root, "intermediate_size", 1, MAX_DIM, 0, &cfg->intermediate_size, src, err,
                 errlen) ||
-        get_int(root, "num_hidden_layers", 1, 4096, 0, &cfg->num_hidden_layers, src, err, errlen) ||
+        get_int(root, "num_hidden_layers", 1, HF_MAX_LAYERS, 0, &cfg->num_hidden_layers, src, err,
+                errlen) ||
         get_int(root, "num_attention_heads", 1, 4096, 0, &cfg->num_attention_heads, src, err,
                 errlen) ||
         get_int(root, "num_key_value_heads", 1, 4096, cfg->num_attention_heads,
@@ -341,7 +407,7 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
         return -1;
     }
     json_t *act = json_object_get(root, "hidden_act");
-    if (act && !json_is_null(act) &&
+    if (!f->own_activation && act && !json_is_null(act) &&
         (!json_is_string(act) || strcmp(json_string_value(act), "silu") != 0)) {
         snprintf(err, errlen,
                  "%s: \"hidden_act\" must be \"silu\" (the only supported "
@@ -383,6 +449,10 @@ void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq) {
     int d = cfg->head_dim;
     for (int i = 0; i < d / 2; i++) inv_freq[i] = 1.0 / pow(cfg->rope_theta, (double)(2 * i) / d);
     const RopeScaling *r = &cfg->rope_scaling;
+    if (r->linear) { /* _compute_linear_scaling_rope_parameters: positions / factor */
+        for (int i = 0; i < d / 2; i++) inv_freq[i] /= r->factor;
+        return;
+    }
     if (!r->llama3) return;
     /* transformers' _compute_llama3_parameters: low frequencies are divided by factor,
      * high ones kept, and the band between interpolated smoothly. */
@@ -399,4 +469,10 @@ void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq) {
         }
         inv_freq[i] = scaled;
     }
+}
+
+void hf_rope_local_inv_freq(const ModelConfig *cfg, double *inv_freq) {
+    int d = cfg->head_dim;
+    for (int i = 0; i < d / 2; i++)
+        inv_freq[i] = 1.0 / pow(cfg->rope_local_theta, (double)(2 * i) / d);
 }

@@ -4,9 +4,8 @@
  * MistralForCausalLM / mistral, Qwen2ForCausalLM / qwen2), with hidden_act silu and RoPE
  * plain or llama3-scaled (rope_theta + rope_scaling, or transformers 5's rope_parameters).
  * Another family is refused by name with the list of supported ones; anything else is an
- * error naming the field. lorafit always uses full causal attention, which is what
- * sliding-window attention computes for sequences no longer than the window:
- * sliding_window is kept so that longer ones are refused (model_max_positions). */
+ * error naming the field. Sliding-window attention is computed as transformers does, per
+ * layer: a sliding layer's position t attends s when t - sliding_window < s <= t. */
 #ifndef LORAFIT_HF_CONFIG_H
 #define LORAFIT_HF_CONFIG_H
 
@@ -14,11 +13,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* num_hidden_layers at most this */
+#define HF_MAX_LAYERS 4096
+
 /* A model family (trainer/model/family.h): what differs from one to the next. */
 typedef struct ModelFamily ModelFamily;
 
 typedef struct RopeScaling {
     bool llama3; /* false: plain RoPE */
+    bool linear; /* "linear": every inv_freq divided by factor */
     double factor, low_freq_factor, high_freq_factor;
     int original_max_position_embeddings;
 } RopeScaling;
@@ -42,9 +45,15 @@ typedef struct ModelConfig {
     bool o_bias;   /* o_proj has a bias (Llama/Mistral attention_bias) */
     bool mlp_bias; /* Llama mlp_bias */
     RopeScaling rope_scaling;
-    int sliding_window;              /* positions an attention window spans; 0 = no window */
-    int bos_token_id, eos_token_id;  /* -1 when absent */
-    uint64_t nope_layers[4096 / 64]; /* bit l of word l / 64: layer l applies no RoPE (SmolLM3) */
+    int sliding_window; /* positions an attention window spans; 0 = no window */
+    unsigned char sliding_layers[HF_MAX_LAYERS / 8]; /* bit l: layer l attends in the window */
+    float attn_scale;        /* scores' scale; 0: 1/sqrt(head_dim) (Gemma: query_pre_attn_scalar) */
+    float attn_softcap;      /* attention scores soft-capped at this; 0: none (Gemma 2) */
+    float final_softcap;     /* logits soft-capped at this; 0: none (Gemma 2) */
+    double rope_local_theta; /* > 0: the sliding layers' RoPE base, unscaled (Gemma 3) */
+    int bos_token_id, eos_token_id; /* -1 when absent */
+    uint64_t nope_layers[HF_MAX_LAYERS /
+                         64]; /* bit l of word l / 64: layer l applies no RoPE (SmolLM3) */
     /* Granite's multipliers (embeddings, attention scores, sublayer outputs) and the logits'
      * divisor; 0 in the other families (no multiplier, scores scaled by 1/sqrt(D)). */
     double embedding_multiplier, attention_multiplier, residual_multiplier, logits_scaling;
@@ -62,8 +71,13 @@ int hf_config_parse(const char *json, size_t len, const char *what_for, ModelCon
                     size_t errlen);
 /* The family's class, "LlamaForCausalLM" ... */
 const char *hf_architecture(const ModelConfig *cfg);
+/* The attention window of layer `layer`: sliding_window on a sliding layer, else 0 (full). */
+int hf_layer_window(const ModelConfig *cfg, int layer);
 /* inv_freq[i] for i < head_dim/2, computed in double; with llama3 scaling applied exactly as
- * transformers' _compute_llama3_parameters does. */
+ * transformers' _compute_llama3_parameters does, linear as _compute_linear_scaling_rope_parameters
+ * (inv_freq / factor). */
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq);
+/* The same for the sliding layers of a model with rope_local_theta: plain RoPE of that base. */
+void hf_rope_local_inv_freq(const ModelConfig *cfg, double *inv_freq);
 
 #endif

@@ -38,6 +38,9 @@ struct Model {
     Tensor lm_head;           /* (V, C); shares embed's data when tied */
     float *rope_cos;          /* (max_pos, D/2) */
     float *rope_sin;          /* (max_pos, D/2) */
+    float *rope_local_cos;    /* (max_pos, D/2): the sliding layers' (rope_local_theta), or NULL */
+    float *rope_local_sin;
+    float embed_scale; /* the embeddings' factor (family embed_scale), else 0 */
     int max_pos;
     size_t param_count;
 };
@@ -49,8 +52,10 @@ struct Model {
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                             float dropout, uint64_t dropout_seed);
-/* The final norm of the last layer's output x (N, C) -> the lm_head's input (N, C), divided
- * by logits_scaling when the config has one (Granite: logits / s = (h / s) lm_head^T, which
+/* The embedding rows of ids (N, C), times the family's scale (Gemma's sqrt(hidden)). */
+Tensor *model_embed(const Model *m, Graph *g, const int32_t *ids, int64_t n);
+/* The final norm of the family: x (N, C) -> the lm_head's input (N, C); divided by
+ * logits_scaling when the config has one (Granite: logits / s = (h / s) lm_head^T, which
  * keeps the fused lm_head + loss unchanged). */
 Tensor *model_final_norm(const Model *m, Graph *g, Tensor *x);
 /* 0..T-1 in every row, in g's arena (N ints); NULL when the arena cannot grow. */

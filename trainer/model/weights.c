@@ -265,30 +265,55 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
     return rc;
 }
 
-/* cos/sin of pos * inv_freq in double, rounded to float once. */
+/* cos/sin of pos * inv_freq in double, rounded to float once, into new (max_pos, D/2) tables. */
+static int rope_tables(const Model *m, const double *inv_freq, float **cos_out, float **sin_out) {
+    int half = m->cfg.head_dim / 2;
+    size_t n = (size_t)m->max_pos * (size_t)half;
+    float *c = malloc(n * sizeof(float)), *s = malloc(n * sizeof(float));
+    if (!c || !s) {
+        free(c);
+        free(s);
+        return -1;
+    }
+    for (int p = 0; p < m->max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            double a = (double)p * inv_freq[i];
+            c[(size_t)p * half + i] = (float)cos(a);
+            s[(size_t)p * half + i] = (float)sin(a);
+        }
+    *cos_out = c, *sin_out = s;
+    return 0;
+}
+
 static int build_rope_tables(Model *m, char *err, size_t errlen) {
     int half = m->cfg.head_dim / 2;
     m->max_pos = m->cfg.max_position_embeddings < MODEL_MAX_ROPE_POSITIONS
                      ? m->cfg.max_position_embeddings
                      : MODEL_MAX_ROPE_POSITIONS;
-    size_t n = (size_t)m->max_pos * (size_t)half;
     double *inv_freq = malloc((size_t)half * sizeof *inv_freq);
-    m->rope_cos = malloc(n * sizeof(float));
-    m->rope_sin = malloc(n * sizeof(float));
-    if (!inv_freq || !m->rope_cos || !m->rope_sin) {
-        free(inv_freq);
-        snprintf(err, errlen, "out of memory for the RoPE tables");
-        return -1;
+    int rc = inv_freq ? 0 : -1;
+    if (rc == 0) {
+        hf_rope_inv_freq(&m->cfg, inv_freq);
+        rc = rope_tables(m, inv_freq, &m->rope_cos, &m->rope_sin);
     }
-    hf_rope_inv_freq(&m->cfg, inv_freq);
-    for (int p = 0; p < m->max_pos; p++)
-        for (int i = 0; i < half; i++) {
-            double a = (double)p * inv_freq[i];
-            m->rope_cos[(size_t)p * half + i] = (float)cos(a);
-            m->rope_sin[(size_t)p * half + i] = (float)sin(a);
-        }
+    if (rc == 0 && m->cfg.rope_local_theta > 0) {
+        hf_rope_local_inv_freq(&m->cfg, inv_freq);
+        rc = rope_tables(m, inv_freq, &m->rope_local_cos, &m->rope_local_sin);
+    }
     free(inv_freq);
-    return 0;
+    if (rc != 0) snprintf(err, errlen, "out of memory for the RoPE tables");
+    return rc;
+}
+
+/* Gemma's sqrt(hidden) as Gemma3TextScaledWordEmbedding applies it: a float32 scalar rounded
+ * to the embedding table's dtype (sqrt(1152) = 33.941 is 34.0 for a BF16 checkpoint). */
+static void set_embed_scale(Model *m) {
+    if (!m->cfg.family->embed_scale) return;
+    float s = sqrtf((float)m->cfg.hidden_size);
+    const StTensor *t = st_checkpoint_find(m->ckpt, "model.embed_tokens.weight");
+    if (t && t->dtype == ST_BF16) s = st_bf16_to_float(tensor_float_to_bf16(s));
+    if (t && t->dtype == ST_F16) s = st_f16_to_float(tensor_float_to_f16(s));
+    m->embed_scale = s;
 }
 
 Model *model_load(const char *dir, char *err, size_t errlen) {
@@ -312,6 +337,7 @@ Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t err
     if (rc == 0 && !(m->ckpt = st_checkpoint_open(dir, err, errlen))) rc = -1;
     if (rc == 0) rc = load_weights(m, dir, err, errlen);
     if (rc == 0) rc = build_rope_tables(m, err, errlen);
+    if (rc == 0) set_embed_scale(m);
     if (rc != 0) {
         model_free(m);
         return NULL;
@@ -327,6 +353,8 @@ void model_free(Model *m) {
     free(m->layers);
     free(m->rope_cos);
     free(m->rope_sin);
+    free(m->rope_local_cos);
+    free(m->rope_local_sin);
     free(m);
 }
 
@@ -335,8 +363,7 @@ const ModelConfig *model_config(const Model *m) {
 }
 
 int model_max_positions(const Model *m) {
-    int window = m->cfg.sliding_window; /* full attention equals it up to the window only */
-    return window > 0 && window < m->max_pos ? window : m->max_pos;
+    return m->max_pos;
 }
 
 size_t model_param_count(const Model *m) {

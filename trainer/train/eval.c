@@ -32,7 +32,7 @@ int evaluate_loss_checkpointed(const Model *m, const Lora *lora, const DataOptio
                : model_forward_hidden_eval(m, lora, g, b.input_ids, b.positions, b.segments,
                                            b.batch, b.seq_len);
         int64_t c = 0;
-        Tensor *l = op_lm_head_cross_entropy(g, hidden, model_lm_head(m), b.targets, &c);
+        Tensor *l = model_loss(m, g, hidden, b.targets, &c);
         if (!l) {
             snprintf(err, errlen, "evaluating (batch_size %d, seq_len %d): %s", b.batch, b.seq_len,
                      checkpointing_error(ck, g));

@@ -160,8 +160,7 @@ static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult
                     : model_forward_hidden(t->model, t->lora, t->graph, b->input_ids, b->positions,
                                            b->segments, b->batch, b->seq_len, seed);
         int64_t count = 0;
-        Tensor *loss =
-            op_lm_head_cross_entropy(t->graph, hidden, model_lm_head(t->model), b->targets, &count);
+        Tensor *loss = model_loss(t->model, t->graph, hidden, b->targets, &count);
         if (!loss || graph_failed(t->graph)) {
             snprintf(err, errlen, "forward pass (batch_size %d, seq_len %d): %s%s", b->batch,
                      b->seq_len, step_error(t), oom_hint(t));

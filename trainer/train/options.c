@@ -111,12 +111,8 @@ Model *train_load_model(const Config *cfg, char *err, size_t errlen) {
 int train_check_seq_len(const Config *cfg, const Model *m, char *err, size_t errlen) {
     int max = model_max_positions(m);
     if (cfg->data.seq_len <= max) return 0;
-    snprintf(err, errlen, "data.seq_len: %" PRId64 " exceeds the model's %d positions%s",
-             cfg->data.seq_len, max,
-             model_config(m)->sliding_window == max
-                 ? " (its config.json's sliding_window: lorafit computes full causal "
-                   "attention, which is the model's only up to the window)"
-                 : "");
+    snprintf(err, errlen, "data.seq_len: %" PRId64 " exceeds the model's %d positions",
+             cfg->data.seq_len, max);
     return -1;
 }
 
