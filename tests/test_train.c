@@ -119,6 +119,15 @@ START_TEST(test_train_matches_smollm3_olmo2_granite_references) {
 }
 END_TEST
 
+/* Phi-3 (fused linears, window 5 in sequences of 24) and Phi-4-mini-style (partial rotary,
+ * longrope past original_max_position_embeddings, tied, rsLoRA): lorafit train's losses,
+ * first gradient norm and adapter after 3 AdamW steps against the float64 reference. */
+START_TEST(test_train_matches_phi3_references) {
+    check_fixture("tests/data/train/phi3-window", "tests/data/train/phi3-window/model");
+    check_fixture("tests/data/train/phi4mini-longrope", "tests/data/train/phi4mini-longrope/model");
+}
+END_TEST
+
 /* Runs 4 steps with the given batch shape on the same rows; returns the output dir. */
 static char *run_batch_shape(const char *dir, const char *rows, int batch, int accum,
                              const char *name) {
@@ -191,6 +200,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_qwen3_untied_reference);
     tcase_add_test(tc, test_train_matches_qwen3_attention_bias_tied_rslora_reference);
     tcase_add_test(tc, test_train_matches_smollm3_olmo2_granite_references);
+    tcase_add_test(tc, test_train_matches_phi3_references);
     tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);
     suite_add_tcase(s, tc);
     return s;

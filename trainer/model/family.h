@@ -9,9 +9,10 @@
  * what differs. Adding a family: its file, its line in hf_config.c's table, and the GGUF
  * names or keys it needs that none has yet (gguf_model.c).
  *
- * Every family's layer has the seven linears of decoder.h (q k v o gate up down) under
- * Hugging Face's names model.layers.N.self_attn.* / mlp.*, with biases where the config
- * says (ModelConfig.qkv_bias, o_bias). */
+ * A family's layer has the linears of decoder.h it names (ModelFamily.modules: the seven
+ * q k v o gate up down unless it says otherwise) under Hugging Face's names
+ * model.layers.N.self_attn.* / mlp.*, with biases where the config says
+ * (ModelConfig.qkv_bias, o_bias). */
 #ifndef LORAFIT_MODEL_FAMILY_H
 #define LORAFIT_MODEL_FAMILY_H
 
@@ -118,6 +119,11 @@ struct ModelFamily {
     bool gguf_llama_hparams;  /* LlamaModel's extra keys: vocab_size, rope.dimension_count */
     bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
+    /* LORA_* mask of the layer's linears; 0: the seven q k v o gate up down (decoder.h) */
+    unsigned modules;
+    /* The layer masks attention to cfg->sliding_window itself (op_attention_ex), so sequences
+     * longer than the window are computed as transformers does (else they are refused). */
+    bool applies_window;
     /* NULL, or why llama.cpp would compute something else than transformers for this
      * config: -1 with the reason in err (the GGUF exports refuse it), else 0. */
     int (*gguf_check)(const ModelConfig *c, char *err, size_t errlen);

@@ -28,9 +28,25 @@ const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s) 
     return &p->m->layers[layer].norm[s];
 }
 
+/* longrope's choice for the whole pass (transformers' longrope_frequency_update): the long
+ * factors when max(position) + 1 > original_max_position_embeddings. */
+static bool pass_uses_long_rope(const LayerPass *p) {
+    const ModelConfig *c = &p->m->cfg;
+    if (!c->rope_scaling.longrope) return false;
+    int64_t n = (int64_t)p->batch * p->seq_len;
+    int32_t top = 0;
+    for (int64_t i = 0; i < n; i++) top = p->pos[i] > top ? p->pos[i] : top;
+    return top + 1 > c->rope_scaling.original_max_position_embeddings;
+}
+
 Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads) {
     const Model *m = p->m;
-    return op_rope(p->g, x, n_heads, m->cfg.head_dim, p->pos, m->rope_cos, m->rope_sin, m->max_pos);
+    int d = m->cfg.head_dim, rot = m->cfg.rotary_dim;
+    bool long_rope = pass_uses_long_rope(p);
+    const float *cos_t = long_rope ? m->rope_long_cos : m->rope_cos,
+                *sin_t = long_rope ? m->rope_long_sin : m->rope_sin;
+    if (rot < d) return op_rope_partial(p->g, x, n_heads, d, rot, p->pos, cos_t, sin_t, m->max_pos);
+    return op_rope(p->g, x, n_heads, d, p->pos, cos_t, sin_t, m->max_pos);
 }
 
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,

@@ -17,10 +17,19 @@
 /* A model family (trainer/model/family.h): what differs from one to the next. */
 typedef struct ModelFamily ModelFamily;
 
+/* longrope's per-frequency factors: rotary_dim / 2 of them, at most this many. */
+#define HF_MAX_ROPE_FACTORS 256
+
 typedef struct RopeScaling {
     bool llama3; /* false: plain RoPE */
     double factor, low_freq_factor, high_freq_factor;
     int original_max_position_embeddings;
+    /* longrope (Phi-3 / Phi-4-mini): inv_freq[i] / short_factor[i], or / long_factor[i] in a
+     * pass whose largest position + 1 exceeds original_max_position_embeddings; cos and sin
+     * times attention_factor. */
+    bool longrope;
+    double attention_factor;
+    double short_factor[HF_MAX_ROPE_FACTORS], long_factor[HF_MAX_ROPE_FACTORS];
 } RopeScaling;
 
 typedef struct ModelConfig {
@@ -31,7 +40,10 @@ typedef struct ModelConfig {
     int num_hidden_layers; /* L */
     int num_attention_heads;
     int num_key_value_heads;
-    int head_dim;            /* D */
+    int head_dim;   /* D */
+    int rotary_dim; /* the first rotary_dim of a head's D values rotate (partial) */
+    /* partial_rotary_factor as the family read it (Phi-3); 0: only 1 is accepted */
+    double partial_rotary_factor;
     bool head_dim_in_config; /* config.json names it (the GGUF then does too) */
     int vocab_size;          /* V */
     int max_position_embeddings;
@@ -62,8 +74,12 @@ int hf_config_parse(const char *json, size_t len, const char *what_for, ModelCon
                     size_t errlen);
 /* The family's class, "LlamaForCausalLM" ... */
 const char *hf_architecture(const ModelConfig *cfg);
-/* inv_freq[i] for i < head_dim/2, computed in double; with llama3 scaling applied exactly as
- * transformers' _compute_llama3_parameters does. */
+/* inv_freq[i] for i < rotary_dim/2, computed in double; with llama3 scaling applied exactly as
+ * transformers' _compute_llama3_parameters does, longrope's as _compute_longrope_parameters
+ * (short factors; long: those of a pass past original_max_position_embeddings). */
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq);
+void hf_rope_inv_freq_long(const ModelConfig *cfg, double *inv_freq);
+/* What cos and sin are multiplied by: longrope's attention_factor, else 1. */
+double hf_rope_attention_factor(const ModelConfig *cfg);
 
 #endif

@@ -36,8 +36,11 @@ struct Model {
     ModelLayer *layers;       /* (L) */
     Tensor final_norm;        /* (C) */
     Tensor lm_head;           /* (V, C); shares embed's data when tied */
-    float *rope_cos;          /* (max_pos, D/2) */
-    float *rope_sin;          /* (max_pos, D/2) */
+    float *rope_cos;          /* (max_pos, rotary_dim/2) */
+    float *rope_sin;          /* (max_pos, rotary_dim/2) */
+    /* longrope's tables with the long factors, for a pass whose largest position + 1 exceeds
+     * original_max_position_embeddings (layer_rope); NULL without longrope */
+    float *rope_long_cos, *rope_long_sin;
     int max_pos;
     size_t param_count;
 };

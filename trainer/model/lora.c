@@ -22,7 +22,7 @@ struct Lora {
     char (*names)[LORA_NAME_MAX];
     int *in_dims; /* (count) fan-in of each tensor's module */
     int count;
-    int (*index)[MODULE_COUNT]; /* (L, 7): tensor index of A, or -1 */
+    int (*index)[MODULE_COUNT]; /* (L, MODULE_COUNT): tensor index of A, or -1 */
 };
 
 unsigned lora_default_targets(const ModelConfig *cfg) {
@@ -45,9 +45,20 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
                  spec->r, spec->alpha, spec->dropout);
         return NULL;
     }
+    unsigned has = model_modules(c), targets = spec->targets == LORA_ALL ? has : spec->targets;
+    if (targets & ~has) {
+        char bad[128], mods[128];
+        model_module_list_of(targets & ~has, bad, sizeof bad);
+        model_module_list_of(has, mods, sizeof mods);
+        snprintf(err, errlen, "lora: %s has no %s; its linear modules: %s, or all-linear",
+                 hf_architecture(c), bad, mods);
+        return NULL;
+    }
     Lora *l = calloc(1, sizeof *l);
     if (!l) goto oom;
     l->spec = *spec;
+    l->spec.targets = targets;
+    spec = &l->spec;
     l->n_layers = c->num_hidden_layers;
     int per_layer = __builtin_popcount(spec->targets);
     int count = 2 * per_layer * l->n_layers;

@@ -19,25 +19,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const module_names[MODULE_COUNT] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                       "gate_proj", "up_proj", "down_proj"};
+static const char *const module_names[MODULE_COUNT] = {"q_proj",    "k_proj",    "v_proj",
+                                                       "o_proj",    "gate_proj", "up_proj",
+                                                       "down_proj", "qkv_proj",  "gate_up_proj"};
 
 const char *model_module_name(ModelModule mod) {
     return (unsigned)mod < MODULE_COUNT ? module_names[mod] : "?";
 }
 
-void model_module_list(char *out, size_t len) {
+void model_module_list_of(unsigned mask, char *out, size_t len) {
     size_t n = 0;
     if (len) out[0] = '\0';
     for (int m = 0; m < MODULE_COUNT && n < len; m++) {
-        int w = snprintf(out + n, len - n, m ? ", %s" : "%s", module_names[m]);
+        if (!(mask & (1u << m))) continue;
+        int w = snprintf(out + n, len - n, n ? ", %s" : "%s", module_names[m]);
         if (w < 0) break;
         n += (size_t)w;
     }
 }
 
+void model_module_list(char *out, size_t len) {
+    model_module_list_of((1u << MODULE_COUNT) - 1, out, len);
+}
+
+unsigned model_modules(const ModelConfig *cfg) {
+    unsigned mods = cfg->family ? cfg->family->modules : 0;
+    return mods ? mods : (1u << (MODULE_DOWN + 1)) - 1;
+}
+
 const char *model_module_parent(ModelModule mod) {
-    return mod <= MODULE_O ? "self_attn" : "mlp";
+    return mod <= MODULE_O || mod == MODULE_QKV ? "self_attn" : "mlp";
 }
 
 void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
@@ -57,6 +68,12 @@ void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *i
     case MODULE_GATE:
     case MODULE_UP:
         *out = ff, *in = c;
+        break;
+    case MODULE_QKV:
+        *out = q + 2 * kv, *in = c;
+        break;
+    case MODULE_GATE_UP:
+        *out = 2 * ff, *in = c;
         break;
     default:
         *out = c, *in = ff;
@@ -107,13 +124,15 @@ static void list_slots(Model *m, SlotList *l) {
                    n->hf_name, "");
         }
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            if (!(model_modules(c) & (1u << mod))) continue;
             int out, in;
             model_module_dims(c, (ModelModule)mod, &out, &in);
             char leaf[64];
             snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
                      module_names[mod]);
             expect(l, &L->w[mod], out, in, "model.layers.%d.%s%s", i, leaf, ".weight");
-            bool bias = (mod <= MODULE_V && c->qkv_bias) || (mod == MODULE_O && c->o_bias);
+            bool bias = ((mod <= MODULE_V || mod == MODULE_QKV) && c->qkv_bias) ||
+                        (mod == MODULE_O && c->o_bias);
             if (bias) expect(l, &L->b[mod], out, 0, "model.layers.%d.%s%s", i, leaf, ".bias");
         }
     }
@@ -265,9 +284,22 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
     return rc;
 }
 
-/* cos/sin of pos * inv_freq in double, rounded to float once. */
+/* cos/sin of pos * inv_freq times the attention factor (longrope's, else 1) in double,
+ * rounded to float once. */
+static void fill_rope_table(const Model *m, const double *inv_freq, float *cos_t, float *sin_t) {
+    int half = m->cfg.rotary_dim / 2;
+    double scale = hf_rope_attention_factor(&m->cfg);
+    for (int p = 0; p < m->max_pos; p++)
+        for (int i = 0; i < half; i++) {
+            double a = (double)p * inv_freq[i];
+            cos_t[(size_t)p * half + i] = (float)(cos(a) * scale);
+            sin_t[(size_t)p * half + i] = (float)(sin(a) * scale);
+        }
+}
+
 static int build_rope_tables(Model *m, char *err, size_t errlen) {
-    int half = m->cfg.head_dim / 2;
+    int half = m->cfg.rotary_dim / 2;
+    bool longrope = m->cfg.rope_scaling.longrope;
     m->max_pos = m->cfg.max_position_embeddings < MODEL_MAX_ROPE_POSITIONS
                      ? m->cfg.max_position_embeddings
                      : MODEL_MAX_ROPE_POSITIONS;
@@ -275,18 +307,22 @@ static int build_rope_tables(Model *m, char *err, size_t errlen) {
     double *inv_freq = malloc((size_t)half * sizeof *inv_freq);
     m->rope_cos = malloc(n * sizeof(float));
     m->rope_sin = malloc(n * sizeof(float));
-    if (!inv_freq || !m->rope_cos || !m->rope_sin) {
+    if (longrope) {
+        m->rope_long_cos = malloc(n * sizeof(float));
+        m->rope_long_sin = malloc(n * sizeof(float));
+    }
+    if (!inv_freq || !m->rope_cos || !m->rope_sin ||
+        (longrope && (!m->rope_long_cos || !m->rope_long_sin))) {
         free(inv_freq);
         snprintf(err, errlen, "out of memory for the RoPE tables");
         return -1;
     }
     hf_rope_inv_freq(&m->cfg, inv_freq);
-    for (int p = 0; p < m->max_pos; p++)
-        for (int i = 0; i < half; i++) {
-            double a = (double)p * inv_freq[i];
-            m->rope_cos[(size_t)p * half + i] = (float)cos(a);
-            m->rope_sin[(size_t)p * half + i] = (float)sin(a);
-        }
+    fill_rope_table(m, inv_freq, m->rope_cos, m->rope_sin);
+    if (longrope) {
+        hf_rope_inv_freq_long(&m->cfg, inv_freq);
+        fill_rope_table(m, inv_freq, m->rope_long_cos, m->rope_long_sin);
+    }
     free(inv_freq);
     return 0;
 }
@@ -327,6 +363,8 @@ void model_free(Model *m) {
     free(m->layers);
     free(m->rope_cos);
     free(m->rope_sin);
+    free(m->rope_long_cos);
+    free(m->rope_long_sin);
     free(m);
 }
 
@@ -336,6 +374,7 @@ const ModelConfig *model_config(const Model *m) {
 
 int model_max_positions(const Model *m) {
     int window = m->cfg.sliding_window; /* full attention equals it up to the window only */
+    if (m->cfg.family->applies_window) return m->max_pos; /* its layer masks the window */
     return window > 0 && window < m->max_pos ? window : m->max_pos;
 }
 
