@@ -46,6 +46,9 @@ typedef enum { LORA_F32, LORA_BF16, LORA_F16 } LoraDtype;
  * Errors: r < 1, no targets, dropout outside [0, 1), alpha <= 0. */
 Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen);
 void lora_free(Lora *l);
+/* 0 when cfg's family has every module of targets (LORA_ALL: all-linear, always), else -1
+ * with an error naming the missing modules and the family's. */
+int lora_check_targets(const ModelConfig *cfg, unsigned targets, char *err, size_t errlen);
 /* A ~ U(-1/sqrt(IN), 1/sqrt(IN)) (PEFT's kaiming_uniform(a=sqrt(5))) from rng_seed(seed,
  * tensor index), B = 0. */
 void lora_init_fresh(Lora *l, uint64_t seed);

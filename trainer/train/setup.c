@@ -169,7 +169,9 @@ static TrainResult claim_output(Trainer *t, const TrainOptions *opt, char *resum
  * config.resolved.yaml and the resume fingerprint name the modules trained. */
 static TrainResult resolve_targets(Trainer *t, char *err, size_t errlen) {
     LoraSpec given;
-    if (train_lora_spec(t->cfg, &given, err, errlen) != 0) return TRAIN_REFUSED;
+    if (train_lora_spec(t->cfg, &given, err, errlen) != 0 ||
+        lora_check_targets(model_config(t->model), given.targets, err, errlen) != 0)
+        return TRAIN_REFUSED;
     if (t->cfg->lora.target_modules.n > 0 && given.targets != LORA_ALL) return TRAIN_DONE;
     if (t->cfg != &t->resolved) {
         t->resolved = *t->cfg;
