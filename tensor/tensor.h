@@ -304,6 +304,10 @@ Tensor *op_add(Graph *g, Tensor *a, Tensor *b);
 /* Multiplication by a constant: y = s x (float32). x F32 -> same shape. */
 Tensor *op_scale(Graph *g, Tensor *x, float s);
 
+/* A block of columns: y = x[:, first : first + n]; x (N, C) F32 -> (N, n). Backward adds dy
+ * into those columns of dx (the split of a fused projection such as Phi-3's qkv_proj). */
+Tensor *op_columns(Graph *g, Tensor *x, int64_t first, int64_t n);
+
 /* Standalone inverted dropout (same mask rule as op_lora_linear). x -> same shape. */
 Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed);
 

@@ -1,6 +1,7 @@
 /* tests/test_config.c — the YAML config: defaults, every error class, --set, round trip,
  * and the resume-compatibility keys. */
 #include "trainer/config/config.h"
+#include "trainer/model/decoder.h"
 #include "tests/test_util.h"
 
 #include <stdio.h>
@@ -132,15 +133,17 @@ START_TEST(test_full_spec_example_loads) {
 }
 END_TEST
 
-START_TEST(test_all_linear_means_all_seven_modules) {
+/* all-linear names every module kind; training resolves it to the family's own (setup.c). */
+START_TEST(test_all_linear_means_every_module_kind) {
     char *dir = test_tmpdir(), err[1024], text[1024];
     const char *forms[] = {"all-linear", "[all-linear]"};
     for (int i = 0; i < 2; i++) {
         snprintf(text, sizeof text, "%slora:\n  target_modules: %s\n", MINIMAL, forms[i]);
         Config c;
         ck_assert_msg(load_text(dir, text, NULL, 0, &c, err, sizeof err) == 0, "%s", err);
-        ck_assert_int_eq(c.lora.target_modules.n, 7);
+        ck_assert_int_eq(c.lora.target_modules.n, MODULE_COUNT);
         ck_assert_str_eq(c.lora.target_modules.items[0], "q_proj");
+        ck_assert_str_eq(c.lora.target_modules.items[MODULE_COUNT - 1], "gate_up_proj");
         config_free(&c);
     }
     test_rmtree(dir);
@@ -549,7 +552,7 @@ Suite *config_suite(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_defaults_match_spec_and_paths_resolve_against_config_dir);
     tcase_add_test(tc, test_full_spec_example_loads);
-    tcase_add_test(tc, test_all_linear_means_all_seven_modules);
+    tcase_add_test(tc, test_all_linear_means_every_module_kind);
     tcase_add_test(tc, test_unknown_keys_suggest_the_right_one);
     tcase_add_test(tc, test_wrong_types_name_key_and_position);
     tcase_add_test(tc, test_out_of_range_values_are_rejected);

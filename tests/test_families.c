@@ -1,8 +1,10 @@
-/* tests/test_families.c — SmolLM3, OLMo 2 and Granite through every command, on the tiny
- * fixtures of tests/data/train: smollm3-nope (layer 3 of 4 without RoPE as the config derives
- * it, tied head by SmolLM3's default, rope_parameters), olmo2-untied (no input norms, norms
- * on the sublayer outputs and over the whole q/k projections, all away from 1) and
- * granite-untied (embedding, attention, residual and logit multipliers). The numbers are
+/* tests/test_families.c — SmolLM3, OLMo 2, Granite and Phi-3 through every command, on the
+ * tiny fixtures of tests/data/train: smollm3-nope (layer 3 of 4 without RoPE as the config
+ * derives it, tied head by SmolLM3's default, rope_parameters), olmo2-untied (no input norms,
+ * norms on the sublayer outputs and over the whole q/k projections, all away from 1),
+ * granite-untied (embedding, attention, residual and logit multipliers), phi3-window (fused
+ * linears, a window shorter than the sequences) and phi4mini-longrope (partial rotary,
+ * longrope past its original context, tied). The numbers are
  * held to the float64 reference in test_model.c and test_train.c; here: gradient
  * checkpointing byte-identical in f32 and bf16 with packing and dropout, eval, generate (ids
  * and --chat), merge (HF, and GGUF laid out as llama.cpp's converter writes each arch), the
@@ -25,10 +27,14 @@ typedef struct {
     int permute_q; /* heads whose q rows the GGUF permutes; 0: none */
 } Family;
 
-static const Family families[3] = {
+/* The first three are laid out in GGUF with separate q k v (the layout test below); Phi-3's
+ * fused layout has its own test. */
+static const Family families[5] = {
     {"tests/data/train/smollm3-nope", "smollm3", "SmolLM3ForCausalLM", 4},
     {"tests/data/train/olmo2-untied", "olmo2", "Olmo2ForCausalLM", 0},
     {"tests/data/train/granite-untied", "granite", "GraniteForCausalLM", 4},
+    {"tests/data/train/phi3-window", "phi3", "Phi3ForCausalLM", 0},
+    {"tests/data/train/phi4mini-longrope", "phi3", "Phi3ForCausalLM", 0},
 };
 
 static char *repo_path(const char *rel) {
@@ -109,6 +115,16 @@ static void check_checkpointing(const Family *f, const char *precision) {
     char what[256];
     snprintf(what, sizeof what, "%s %s", f->model_type, precision);
     tt_assert_same_run(ref, cut, what);
+    if (!strcmp(f->model_type, "phi3")) { /* all-linear: Phi-3's four fused and plain linears */
+        snprintf(path, sizeof path, "%s/out/config.resolved.yaml", ref);
+        char *resolved = test_read_file(path, NULL);
+        ck_assert_msg(resolved && strstr(resolved, "qkv_proj") &&
+                          strstr(resolved, "gate_up_proj") && strstr(resolved, "o_proj") &&
+                          strstr(resolved, "down_proj") && !strstr(resolved, "k_proj") &&
+                          !strstr(resolved, "gate_proj"),
+                      "%s", resolved ? resolved : path);
+        free(resolved);
+    }
     test_rmtree(ref);
     test_rmtree(cut);
     free(ref);
@@ -119,7 +135,7 @@ static void check_checkpointing(const Family *f, const char *precision) {
 /* A packed job with dropout and two micro-batches per step, without and with gradient
  * checkpointing: the same adapter bytes and metrics, in f32 and bf16. */
 START_TEST(test_checkpointing_is_byte_identical_f32_and_bf16_packed) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         check_checkpointing(&families[i], "f32");
         check_checkpointing(&families[i], "bf16");
     }
@@ -172,7 +188,7 @@ static void check_generate(const Family *f, const char *dir, const char *model, 
 }
 
 START_TEST(test_eval_generate_merge_export_inspect) {
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 5; i++) {
         const Family *f = &families[i];
         char *dir = test_tmpdir(), path[4400], args[8192], src[4400];
         snprintf(path, sizeof path, "%s/model", f->fixture);
@@ -317,6 +333,99 @@ START_TEST(test_merge_gguf_is_laid_out_as_llamacpp_writes_each_arch) {
 }
 END_TEST
 
+/* Phi-3's GGUF as Phi3MiniModel writes it: arch phi3, blk.N.attn_qkv and blk.N.ffn_up
+ * holding the merged fused weights unpermuted, rope.dimension_count the rotary dimensions,
+ * attention.sliding_window (0 without one); with longrope rope_factors_long / _short (F32,
+ * rotary_dim / 2), rope.scaling.original_context_length and attn_factor; no output tensor
+ * when tied. The adapter GGUF names attn_qkv / ffn_up lora_a and lora_b. The window's export
+ * warns from which length llama.cpp differs. */
+START_TEST(test_phi3_gguf_is_laid_out_as_llamacpp_writes_it) {
+    for (int i = 3; i < 5; i++) {
+        const Family *f = &families[i];
+        char *dir = test_tmpdir(), path[4400], args[8192], err[1024];
+        snprintf(path, sizeof path, "%s/model", f->fixture);
+        char *model = repo_path(path);
+        snprintf(path, sizeof path, "%s/init_adapter", f->fixture);
+        char *adapter = repo_path(path);
+        Model *m = model_load(model, err, sizeof err);
+        ck_assert_msg(m != NULL, "%s", err);
+        Lora *lora = lora_load_adapter(m, adapter, err, sizeof err);
+        ck_assert_msg(lora != NULL, "%s", err);
+        const ModelConfig *c = model_config(m);
+        snprintf(path, sizeof path, "%s/m.gguf", dir);
+        snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s'", model, adapter,
+                 path);
+        tt_expect(dir, args, 0,
+                  c->sliding_window ? "llama.cpp ignores Phi-3's sliding window of 5: "
+                                      "from 6 tokens on"
+                                    : "phi3");
+        TgFile g;
+        tg_read(path, &g);
+        char *s = tg_str(&g, "general.architecture");
+        ck_assert_str_eq(s, "phi3");
+        free(s);
+        ck_assert_uint_eq(tg_u32(&g, "phi3.rope.dimension_count"), (uint32_t)c->rotary_dim);
+        ck_assert_uint_eq(tg_u32(&g, "phi3.attention.sliding_window"), (uint32_t)c->sliding_window);
+        ck_assert_int_eq(tg_tensor(&g, "output.weight") != NULL, !c->tie_word_embeddings);
+        bool longrope = c->rope_scaling.longrope;
+        ck_assert_int_eq(tg_kv(&g, "phi3.rope.scaling.attn_factor") != NULL, longrope);
+        if (longrope) {
+            ck_assert_uint_eq(tg_u32(&g, "phi3.rope.scaling.original_context_length"), 16);
+            ck_assert_float_eq_tol(tg_f32(&g, "phi3.rope.scaling.attn_factor"),
+                                   sqrt(1 + log(8.0) / log(16.0)), 1e-6);
+            const TgTensor *tl = tg_tensor(&g, "rope_factors_long.weight");
+            ck_assert(tl && tl->type == 0 && tl->ne[0] == (uint64_t)c->rotary_dim / 2);
+            uint64_t n;
+            float *lf = tg_floats(tl, &n);
+            for (uint64_t k = 0; k < n; k++)
+                ck_assert_float_eq(lf[k], (float)c->rope_scaling.long_factor[k]);
+            free(lf);
+            ck_assert(tg_tensor(&g, "rope_factors_short.weight"));
+        }
+        for (int l = 0; l < c->num_hidden_layers; l++) {
+            static const ModelModule fused[2] = {MODULE_QKV, MODULE_GATE_UP};
+            static const char *const names[2] = {"attn_qkv", "ffn_up"};
+            for (int k = 0; k < 2; k++) {
+                int out, in;
+                model_module_dims(c, fused[k], &out, &in);
+                float *want = malloc((size_t)out * in * sizeof *want);
+                merge_linear(m, lora, l, fused[k], want);
+                snprintf(path, sizeof path, "blk.%d.%s.weight", l, names[k]);
+                const TgTensor *t = tg_tensor(&g, path);
+                ck_assert_msg(t && t->ne[0] == (uint64_t)in && t->ne[1] == (uint64_t)out, "%s",
+                              path);
+                uint64_t cnt;
+                float *got = tg_floats(t, &cnt);
+                ck_assert_msg(!memcmp(got, want, (size_t)out * in * sizeof *got), "%s", path);
+                free(got);
+                free(want);
+            }
+            snprintf(path, sizeof path, "blk.%d.attn_q.weight", l);
+            ck_assert(!tg_tensor(&g, path));
+            snprintf(path, sizeof path, "blk.%d.ffn_gate.weight", l);
+            ck_assert(!tg_tensor(&g, path));
+        }
+        tg_free(&g);
+        snprintf(path, sizeof path, "%s/a.gguf", dir);
+        snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s'", adapter,
+                 model, path);
+        tt_expect(dir, args, 0, NULL);
+        tg_read(path, &g);
+        ck_assert(tg_tensor(&g, "blk.1.attn_qkv.weight.lora_a"));
+        ck_assert(tg_tensor(&g, "blk.1.ffn_up.weight.lora_b"));
+        ck_assert(tg_tensor(&g, "blk.1.attn_output.weight.lora_a"));
+        ck_assert(tg_tensor(&g, "blk.1.ffn_down.weight.lora_b"));
+        tg_free(&g);
+        lora_free(lora);
+        model_free(m);
+        free(adapter);
+        free(model);
+        test_rmtree(dir);
+        free(dir);
+    }
+}
+END_TEST
+
 /* fixture's model with config.json edits, merged and its adapter exported to GGUF: both
  * refused with `why`. */
 static void check_gguf_refused(const char *fixture, json_t *edits, const char *why) {
@@ -358,6 +467,29 @@ START_TEST(test_gguf_refused_where_llamacpp_computes_another_model) {
 }
 END_TEST
 
+/* A module Phi-3 does not have is refused by name, with the family's modules. */
+START_TEST(test_phi3_refuses_unfused_targets) {
+    char *dir = test_tmpdir(), path[4400], extra[8192], args[4400];
+    char *model = repo_path("tests/data/train/phi3-window/model");
+    snprintf(path, sizeof path, "%s/rows.jsonl", dir);
+    tt_random_rows(path, 24, 3, 30, 320, 17);
+    snprintf(extra, sizeof extra,
+             "lora:\n  target_modules: [q_proj, o_proj]\n"
+             "data:\n  train: %s\n  seq_len: 16\n"
+             "train:\n  batch_size: 2\n  max_steps: 1\n",
+             path);
+    char *cfg = write_config(dir, model, extra);
+    snprintf(args, sizeof args, "train '%s'", cfg);
+    tt_expect(dir, args, 2, /* refused: the usage exit code */
+              "Phi3ForCausalLM has no q_proj; its linear modules: o_proj, down_proj, qkv_proj, "
+              "gate_up_proj, or all-linear");
+    free(cfg);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *families_suite(void) {
     Suite *s = suite_create("families");
     TCase *tc = tcase_create("core");
@@ -365,6 +497,8 @@ Suite *families_suite(void) {
     tcase_add_test(tc, test_checkpointing_is_byte_identical_f32_and_bf16_packed);
     tcase_add_test(tc, test_eval_generate_merge_export_inspect);
     tcase_add_test(tc, test_merge_gguf_is_laid_out_as_llamacpp_writes_each_arch);
+    tcase_add_test(tc, test_phi3_gguf_is_laid_out_as_llamacpp_writes_it);
+    tcase_add_test(tc, test_phi3_refuses_unfused_targets);
     tcase_add_test(tc, test_gguf_refused_where_llamacpp_computes_another_model);
     suite_add_tcase(s, tc);
     return s;

@@ -58,11 +58,12 @@ static void check_adapter(const char *fixture, int perm_q, int perm_k, float wan
     snprintf(cfgp, sizeof cfgp, "%s/adapter_model.safetensors", adapter);
     SafeTensors *st = st_open(cfgp, err, sizeof err);
     ck_assert(st);
-    static const char *const gg[] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
-                                     "ffn_gate", "ffn_up", "ffn_down"};
+    static const char *const gg[] = {"attn_q", "attn_k",   "attn_v",   "attn_output", "ffn_gate",
+                                     "ffn_up", "ffn_down", "attn_qkv", "ffn_up"};
     int found = 0;
     for (int l = 0; l < cfg.num_hidden_layers; l++)
         for (int m = 0; m < MODULE_COUNT; m++) {
+            if (!(model_modules(&cfg) & (1u << m))) continue;
             char name[96], peft[160];
             snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, gg[m]);
             const TgTensor *tb = tg_tensor(&f, name);

@@ -60,6 +60,7 @@ static void check_merge(const char *fixture, double scaling) {
     int merged_modules = 0;
     for (int l = 0; l < c->num_hidden_layers; l++)
         for (int k = 0; k < MODULE_COUNT; k++) {
+            if (!(model_modules(c) & (1u << k))) continue;
             char name[160], an[200], bn[200];
             const char *par = model_module_parent((ModelModule)k),
                        *mod = model_module_name((ModelModule)k);

@@ -194,6 +194,21 @@ START_TEST(test_smollm3_olmo2_granite_greedy_generation_matches_reference) {
 }
 END_TEST
 
+/* Phi-3 (fused qkv_proj / gate_up_proj, a sliding window of 5 in sequences of 24, GQA 6/2,
+ * untied) and Phi-4-mini-style (partial rotary 0.75, longrope with sequences past
+ * original_max_position_embeddings 16: the long factors and the attention factor, tied):
+ * the first step's loss within 1e-6 relative, every gradient within 1e-4; greedy ids base
+ * and adapter equal to the reference's for 64 tokens (from a 4-token prompt: the longrope
+ * fixture switches to the long factors on the way). */
+START_TEST(test_phi3_matches_reference) {
+    check_fixture_tol("tests/data/train/phi3-window/model", "tests/data/train/phi3-window", 1e-6);
+    check_fixture_tol("tests/data/train/phi4mini-longrope/model",
+                      "tests/data/train/phi4mini-longrope", 1e-6);
+    check_greedy("tests/data/train/phi3-window");
+    check_greedy("tests/data/train/phi4mini-longrope");
+}
+END_TEST
+
 START_TEST(test_qwen3_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/qwen3-untied");
     check_greedy("tests/data/train/qwen3-bias-tied");
@@ -442,6 +457,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_gemma3_matches_reference);
     tcase_add_test(tc, test_gemma3_greedy_generation_matches_reference);
     tcase_add_test(tc, test_gemma2_matches_reference);
+    tcase_add_test(tc, test_phi3_matches_reference);
     tcase_add_test(tc, test_greedy_generation_reproduces_expected_ids);
     tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
     tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);

@@ -463,6 +463,16 @@ static void ref_scale(const GradCase *c, double *const *x, double *out) {
 static Tensor *run_scale(const GradCase *c, Graph *g, Tensor **in) {
     return op_scale(g, in[0], c->f[0]);
 }
+/* columns 2..5 of a (5, 7) x */
+static void ref_columns(const GradCase *c, double *const *x, double *out) {
+    (void)c;
+    for (int i = 0; i < 5; i++)
+        for (int j = 0; j < 4; j++) out[i * 4 + j] = x[0][i * 7 + 2 + j];
+}
+static Tensor *run_columns(const GradCase *c, Graph *g, Tensor **in) {
+    (void)c;
+    return op_columns(g, in[0], 2, 4);
+}
 static void ref_dropout(const GradCase *c, double *const *x, double *out) {
     double p = c->f[0];
     for (int i = 0; i < c->dim[0] * c->dim[1]; i++)
@@ -482,6 +492,20 @@ static void pointwise_case(int n_in, RefFn ref, OpFn op, float f0, const char *n
     c.out_size = 35;
     check_case(&c, name);
 }
+
+START_TEST(test_columns_grad_matches_finite_differences_and_bad_ranges_fail) {
+    GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_columns, .op = run_columns};
+    c.dim[0] = 5, c.dim[1] = 7;
+    c.in[0] = rand_tensor(2, (int64_t[]){5, 7}, true);
+    c.out_size = 20;
+    check_case(&c, "columns");
+    Graph *g = graph_create();
+    Tensor *x = graph_tensor(g, 2, (int64_t[]){5, 7});
+    ck_assert_ptr_null(op_columns(g, x, 4, 4));
+    ck_assert_ptr_nonnull(strstr(graph_error(g), "op_columns"));
+    graph_destroy(g);
+}
+END_TEST
 
 START_TEST(test_swiglu_geglu_add_dropout_grads_match_finite_differences) {
     pointwise_case(2, ref_swiglu, run_swiglu, 0.0f, "swiglu");
@@ -540,6 +564,7 @@ Suite *tensor_grad_suite(void) {
     tcase_add_test(tc, test_attention_with_segments_grad_matches_finite_differences);
     tcase_add_test(tc, test_attention_with_padding_grad_matches_finite_differences);
     tcase_add_test(tc, test_swiglu_geglu_add_dropout_grads_match_finite_differences);
+    tcase_add_test(tc, test_columns_grad_matches_finite_differences_and_bad_ranges_fail);
     tcase_add_test(tc, test_cross_entropy_grad_matches_finite_differences_with_ignored_rows);
     suite_add_tcase(s, tc);
     return s;

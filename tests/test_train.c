@@ -134,6 +134,15 @@ START_TEST(test_train_matches_gemma2_reference) {
 }
 END_TEST
 
+/* Phi-3 (fused linears, window 5 in sequences of 24) and Phi-4-mini-style (partial rotary,
+ * longrope past original_max_position_embeddings, tied, rsLoRA): lorafit train's losses,
+ * first gradient norm and adapter after 3 AdamW steps against the float64 reference. */
+START_TEST(test_train_matches_phi3_references) {
+    check_fixture("tests/data/train/phi3-window", "tests/data/train/phi3-window/model");
+    check_fixture("tests/data/train/phi4mini-longrope", "tests/data/train/phi4mini-longrope/model");
+}
+END_TEST
+
 /* Runs 4 steps with the given batch shape on the same rows; returns the output dir. */
 static char *run_batch_shape(const char *dir, const char *rows, int batch, int accum,
                              const char *name) {
@@ -209,6 +218,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_mistral_sliding_window_reference);
     tcase_add_test(tc, test_train_matches_gemma3_reference);
     tcase_add_test(tc, test_train_matches_gemma2_reference);
+    tcase_add_test(tc, test_train_matches_phi3_references);
     tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);
     suite_add_tcase(s, tc);
     return s;

@@ -28,6 +28,10 @@ ap.add_argument('--window', type=int, default=4); ap.add_argument('--pattern', t
 ap.add_argument('--local-theta', type=float, default=10000.0); ap.add_argument('--scaling-factor', type=float, default=0)
 ap.add_argument('--query-pre-attn-scalar', type=float, default=0, help='0: head_dim')
 ap.add_argument('--no-rope-layers', default=''); ap.add_argument('--rope-parameters', action='store_true')
+ap.add_argument('--sliding-window', type=int, default=0, help='phi3: the window (0: none)')
+ap.add_argument('--partial-rotary', type=float, default=1.0, help='phi3: partial_rotary_factor')
+ap.add_argument('--longrope-original', type=int, default=0, help='phi3: longrope with this original_max_position_embeddings')
+ap.add_argument('--max-pos', type=int, default=4096)
 ap.add_argument('--embedding-multiplier', type=float, default=1.0); ap.add_argument('--attention-multiplier', type=float, default=1.0)
 ap.add_argument('--residual-multiplier', type=float, default=1.0); ap.add_argument('--logits-scaling', type=float, default=1.0)
 ap.add_argument('--attn-softcap', type=float, default=50.0); ap.add_argument('--final-softcap', type=float, default=30.0)
@@ -47,10 +51,15 @@ for i in range(a.layers):
         t[P + 'self_attn.q_norm.weight'] = norm(a.heads * hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(a.kv * hd, a.qk_norm_spread)
     if gemma:
         t[P + 'pre_feedforward_layernorm.weight'] = norm(a.hidden, 0.3); t[P + 'post_feedforward_layernorm.weight'] = norm(a.hidden, 0.3)
-    t[P + 'self_attn.q_proj.weight'] = W(a.heads * hd, a.hidden); t[P + 'self_attn.k_proj.weight'] = W(a.kv * hd, a.hidden)
-    t[P + 'self_attn.v_proj.weight'] = W(a.kv * hd, a.hidden); t[P + 'self_attn.o_proj.weight'] = W(a.hidden, a.heads * hd)
-    t[P + 'mlp.gate_proj.weight'] = W(a.inter, a.hidden); t[P + 'mlp.up_proj.weight'] = W(a.inter, a.hidden)
-    t[P + 'mlp.down_proj.weight'] = W(a.hidden, a.inter)
+    if a.arch == 'phi3':  # Phi3Attention / Phi3MLP: fused qkv_proj and gate_up_proj
+        t[P + 'self_attn.qkv_proj.weight'] = W((a.heads + 2 * a.kv) * hd, a.hidden)
+        t[P + 'self_attn.o_proj.weight'] = W(a.hidden, a.heads * hd)
+        t[P + 'mlp.gate_up_proj.weight'] = W(2 * a.inter, a.hidden); t[P + 'mlp.down_proj.weight'] = W(a.hidden, a.inter)
+    else:
+        t[P + 'self_attn.q_proj.weight'] = W(a.heads * hd, a.hidden); t[P + 'self_attn.k_proj.weight'] = W(a.kv * hd, a.hidden)
+        t[P + 'self_attn.v_proj.weight'] = W(a.kv * hd, a.hidden); t[P + 'self_attn.o_proj.weight'] = W(a.hidden, a.heads * hd)
+        t[P + 'mlp.gate_proj.weight'] = W(a.inter, a.hidden); t[P + 'mlp.up_proj.weight'] = W(a.inter, a.hidden)
+        t[P + 'mlp.down_proj.weight'] = W(a.hidden, a.inter)
     biases = (('q', a.heads * hd), ('k', a.kv * hd), ('v', a.kv * hd)) if a.arch == 'qwen2' else ()
     if a.attention_bias: biases = (('q', a.heads * hd), ('k', a.kv * hd), ('v', a.kv * hd), ('o', a.hidden))
     for n, d in biases:
@@ -62,10 +71,10 @@ os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensor
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
         'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM', 'smollm3': 'SmolLM3ForCausalLM',
         'olmo2': 'Olmo2ForCausalLM', 'granite': 'GraniteForCausalLM',
-        'gemma2': 'Gemma2ForCausalLM'}[a.arch]
+        'gemma2': 'Gemma2ForCausalLM', 'phi3': 'Phi3ForCausalLM'}[a.arch]
 cfg = {'architectures': [arch], 'model_type': a.arch, 'hidden_size': a.hidden, 'intermediate_size': a.inter,
        'num_hidden_layers': a.layers, 'num_attention_heads': a.heads, 'num_key_value_heads': a.kv, 'vocab_size': a.vocab,
-       'max_position_embeddings': 4096, 'rms_norm_eps': a.eps, 'rope_theta': a.theta, 'hidden_act': 'silu',
+       'max_position_embeddings': a.max_pos, 'rms_norm_eps': a.eps, 'rope_theta': a.theta, 'hidden_act': 'silu',
        'tie_word_embeddings': a.tied, 'torch_dtype': 'bfloat16' if a.bf16 else 'float32', 'bos_token_id': 1, 'eos_token_id': 2}
 if a.head_dim or a.arch in ('qwen3', 'gemma3_text', 'gemma2'): cfg['head_dim'] = hd
 if a.attention_bias or a.arch == 'qwen3': cfg['attention_bias'] = a.attention_bias
@@ -88,4 +97,12 @@ if a.arch == 'smollm3':
 if a.arch == 'granite':
     cfg.update(embedding_multiplier=a.embedding_multiplier, attention_multiplier=a.attention_multiplier,
                residual_multiplier=a.residual_multiplier, logits_scaling=a.logits_scaling)
+if a.arch == 'phi3':  # Phi3Config's keys; longrope factors drawn per frequency
+    rot = int(hd * a.partial_rotary)
+    cfg.update(sliding_window=a.sliding_window or None, partial_rotary_factor=a.partial_rotary,
+               original_max_position_embeddings=a.longrope_original or a.max_pos, resid_pdrop=0.0,
+               embd_pdrop=0.0, attention_dropout=0.0, rope_scaling=None)
+    if a.longrope_original:
+        cfg['rope_scaling'] = {'type': 'longrope', 'short_factor': [round(float(x), 4) for x in 1 + 0.5 * r.random(rot // 2)],
+                               'long_factor': [round(float(x), 4) for x in 1 + 7 * r.random(rot // 2)]}
 json.dump(cfg, open(os.path.join(a.out, 'config.json'), 'w'), indent=2); print(cfg)

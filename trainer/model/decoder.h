@@ -25,7 +25,9 @@
 /* RoPE cos/sin tables cover min(max_position_embeddings, this) positions. */
 #define MODEL_MAX_ROPE_POSITIONS 32768
 
-/* The seven linear modules of a layer, in PEFT target order. */
+/* The linear modules a layer may have, in PEFT target order. A family has a subset of them
+ * (model_modules): the seven q k v o gate up down, or Phi-3's fused qkv_proj (q rows, then
+ * k, then v) and gate_up_proj (gate rows, then up) with o and down. */
 typedef enum {
     MODULE_Q,
     MODULE_K,
@@ -34,6 +36,8 @@ typedef enum {
     MODULE_GATE,
     MODULE_UP,
     MODULE_DOWN,
+    MODULE_QKV,
+    MODULE_GATE_UP,
     MODULE_COUNT
 } ModelModule;
 
@@ -55,10 +59,14 @@ size_t model_param_count(const Model *m);
 size_t model_converted_bytes(const Model *m); /* heap bytes holding converted weights */
 size_t model_weight_bytes(const Model *m);    /* bytes of all frozen weights, mapped or heap */
 
-/* "q_proj" ... "down_proj"; "self_attn" or "mlp". */
+/* "q_proj" ... "gate_up_proj"; "self_attn" or "mlp". */
 const char *model_module_name(ModelModule mod);
-/* "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj" into out (for messages). */
+/* "q_proj, k_proj, ..." into out (for messages): the modules of mask (1 << ModelModule). */
+void model_module_list_of(unsigned mask, char *out, size_t len);
+/* Every module kind (model_module_list_of all of them). */
 void model_module_list(char *out, size_t len);
+/* The modules cfg's family has, as a mask of 1 << ModelModule. */
+unsigned model_modules(const ModelConfig *cfg);
 const char *model_module_parent(ModelModule mod);
 /* Shape of a layer's linear: W (out, in). */
 void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in);

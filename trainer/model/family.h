@@ -9,9 +9,10 @@
  * what differs. Adding a family: its file, its line in hf_config.c's table, and the GGUF
  * names or keys it needs that none has yet (gguf_model.c).
  *
- * Every family's layer has the seven linears of decoder.h (q k v o gate up down) under
- * Hugging Face's names model.layers.N.self_attn.* / mlp.*, with biases where the config
- * says (ModelConfig.qkv_bias, o_bias). */
+ * A family's layer has the linears of decoder.h it names (ModelFamily.modules: the seven
+ * q k v o gate up down unless it says otherwise) under Hugging Face's names
+ * model.layers.N.self_attn.* / mlp.*, with biases where the config says
+ * (ModelConfig.qkv_bias, o_bias). */
 #ifndef LORAFIT_MODEL_FAMILY_H
 #define LORAFIT_MODEL_FAMILY_H
 
@@ -126,6 +127,8 @@ struct ModelFamily {
     bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
     bool gguf_sliding_window; /* llama.cpp's arch applies the sliding window (else warned) */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
+    /* LORA_* mask of the layer's linears; 0: the seven q k v o gate up down (decoder.h) */
+    unsigned modules;
     /* NULL, or why llama.cpp would compute something else than transformers for this
      * config: -1 with the reason in err (the GGUF exports refuse it), else 0. */
     int (*gguf_check)(const ModelConfig *c, char *err, size_t errlen);

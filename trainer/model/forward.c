@@ -9,8 +9,13 @@
 
 /* Each LoRA module's dropout mask needs its own seed: mix (seed, layer, module). */
 static uint64_t module_seed(uint64_t seed, int layer, ModelModule mod) {
-    uint64_t s =
-        seed ^ ((uint64_t)layer * MODULE_COUNT + (uint64_t)mod + 1) * 0x9e3779b97f4a7c15ull;
+    /* The seven q..down numbered layer * 7 + mod + 1, as before the fused modules existed (a
+     * run resumed from an older lorafit's checkpoint draws the same masks); the fused ones
+     * (Phi-3's) in a range of their own above 2^40. */
+    uint64_t index = mod < MODULE_QKV ? (uint64_t)layer * MODULE_QKV + (uint64_t)mod + 1
+                                      : ((uint64_t)1 << 40) + (uint64_t)layer * 2 +
+                                            (uint64_t)(mod - MODULE_QKV) + 1;
+    uint64_t s = seed ^ index * 0x9e3779b97f4a7c15ull;
     return rng_splitmix64(&s);
 }
 
@@ -28,9 +33,25 @@ const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s) 
     return &p->m->layers[layer].norm[s];
 }
 
+/* longrope's choice for the whole pass (transformers' longrope_frequency_update): the long
+ * factors when max(position) + 1 > original_max_position_embeddings. */
+static bool pass_uses_long_rope(const LayerPass *p) {
+    const ModelConfig *c = &p->m->cfg;
+    if (!c->rope_scaling.longrope) return false;
+    int64_t n = (int64_t)p->batch * p->seq_len;
+    int32_t top = 0;
+    for (int64_t i = 0; i < n; i++) top = p->pos[i] > top ? p->pos[i] : top;
+    return top + 1 > c->rope_scaling.original_max_position_embeddings;
+}
+
 Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads) {
     const Model *m = p->m;
-    return op_rope(p->g, x, n_heads, m->cfg.head_dim, p->pos, m->rope_cos, m->rope_sin, m->max_pos);
+    int d = m->cfg.head_dim, rot = m->cfg.rotary_dim;
+    bool long_rope = pass_uses_long_rope(p);
+    const float *cos_t = long_rope ? m->rope_long_cos : m->rope_cos,
+                *sin_t = long_rope ? m->rope_long_sin : m->rope_sin;
+    if (rot < d) return op_rope_partial(p->g, x, n_heads, d, rot, p->pos, cos_t, sin_t, m->max_pos);
+    return op_rope(p->g, x, n_heads, d, p->pos, cos_t, sin_t, m->max_pos);
 }
 
 Tensor *layer_rope_at(const LayerPass *p, Tensor *x, int n_heads, int layer) {

@@ -23,8 +23,10 @@
 #include "trainer/model/family.h"
 #include "trainer/model/lora.h"
 
-static const char *const gguf_names[MODULE_COUNT] = {"attn_q",   "attn_k", "attn_v",  "attn_output",
-                                                     "ffn_gate", "ffn_up", "ffn_down"};
+static const char *const gguf_names[MODULE_COUNT] = {
+    "attn_q", "attn_k",   "attn_v",   "attn_output", "ffn_gate",
+    "ffn_up", "ffn_down", "attn_qkv", "ffn_up"}; /* Phi-3's fused gate_up_proj is llama.cpp's ffn_up
+                                                  */
 
 typedef struct AdapterItem {
     const StTensor *src;

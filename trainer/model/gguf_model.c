@@ -48,7 +48,9 @@ typedef enum {
     SRC_BIAS,
     SRC_FINAL_NORM,
     SRC_LM_HEAD,
-    SRC_ROPE_FREQS
+    SRC_ROPE_FREQS,
+    SRC_ROPE_LONG, /* longrope's long_factor and short_factor lists (Phi-3) */
+    SRC_ROPE_SHORT
 } Source;
 
 typedef struct Item {
@@ -116,6 +118,12 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
     case SRC_ROPE_FREQS:
         rope_factors(&m->cfg, f);
         break;
+    case SRC_ROPE_LONG:
+    case SRC_ROPE_SHORT:
+        for (int64_t i = 0; i < n; i++)
+            f[i] = (float)(it->src == SRC_ROPE_LONG ? m->cfg.rope_scaling.long_factor[i]
+                                                    : m->cfg.rope_scaling.short_factor[i]);
+        break;
     }
     if (from) memcpy(f, from, (size_t)n * sizeof *f);
     if ((it->src == SRC_NORM || it->src == SRC_FINAL_NORM) && m->cfg.family->gguf_norm)
@@ -127,7 +135,9 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
 }
 
 static const char *const gguf_module_names[MODULE_COUNT] = {
-    "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+    "attn_q", "attn_k",   "attn_v",   "attn_output", "ffn_gate",
+    "ffn_up", "ffn_down", "attn_qkv", "ffn_up"}; /* Phi-3's fused gate_up_proj is llama.cpp's ffn_up
+                                                  */
 
 typedef struct Builder {
     GgufWriter *w;
@@ -186,11 +196,18 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
         it.src = SRC_ROPE_FREQS, it.vector = true, it.rows = 1, it.cols = c->head_dim / 2;
         if (add(b, "rope_freqs.weight", it, err, errlen) != 0) return -1;
     }
+    if (c->rope_scaling.longrope) { /* Phi3MiniModel.generate_extra_tensors */
+        it.src = SRC_ROPE_LONG, it.vector = true, it.rows = 1, it.cols = c->rotary_dim / 2;
+        if (add(b, "rope_factors_long.weight", it, err, errlen) != 0) return -1;
+        it.src = SRC_ROPE_SHORT;
+        if (add(b, "rope_factors_short.weight", it, err, errlen) != 0) return -1;
+    }
     it = base, it.src = SRC_EMBED, it.rows = c->vocab_size, it.cols = c->hidden_size;
     if (add(b, "token_embd.weight", it, err, errlen) != 0) return -1;
     for (int l = 0; l < c->num_hidden_layers; l++) {
         for (int k = 0; k < MODULE_COUNT; k++) {
             if (add_norms(b, m, l, (ModelModule)k, err, errlen) != 0) return -1;
+            if (!(model_modules(c) & (1u << k))) continue;
             int out, in;
             model_module_dims(c, (ModelModule)k, &out, &in);
             int heads = !permute        ? 0
@@ -384,7 +401,7 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
                            "writes it anyway). Use the Hugging Face format (--format hf)",
                            model_dir, c->family->gguf_arch);
     if (c->family->gguf_check && c->family->gguf_check(c, err, errlen) != 0) return -1;
-    int max_items = 4 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
+    int max_items = 5 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
     Builder b = {.w = gguf_writer_new(),
                  .items = calloc((size_t)max_items, sizeof(Item)),
                  .dtype = dtype,

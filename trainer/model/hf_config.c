@@ -18,10 +18,10 @@
 /* The families lorafit trains: each one's file (family_*.c) says what makes it. */
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 extern const ModelFamily family_smollm3, family_olmo2, family_granite;
-extern const ModelFamily family_gemma3_text, family_gemma2;
+extern const ModelFamily family_gemma3_text, family_gemma2, family_phi3;
 static const ModelFamily *const families[] = {
     &family_llama, &family_mistral, &family_qwen2,  &family_qwen3,       &family_smollm3,
-    &family_olmo2, &family_granite, &family_gemma2, &family_gemma3_text,
+    &family_olmo2, &family_granite, &family_gemma2, &family_gemma3_text, &family_phi3,
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
@@ -157,9 +157,52 @@ static int parse_family(json_t *root, ModelConfig *cfg, const char *src, char *e
     return 0;
 }
 
+/* longrope's short_factor or long_factor list into out: *n numbers, each positive. */
+static int get_factors(json_t *o, const char *key, double *out, int *n, const char *where,
+                       char *err, size_t errlen) {
+    json_t *a = json_object_get(o, key), *v;
+    size_t i;
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > HF_MAX_ROPE_FACTORS) {
+        snprintf(err, errlen, "%s.%s must be a list of 1 to %d numbers", where, key,
+                 HF_MAX_ROPE_FACTORS);
+        return -1;
+    }
+    json_array_foreach(a, i, v) {
+        out[i] = json_number_value(v);
+        if (!json_is_number(v) || !isfinite(out[i]) || out[i] <= 0) {
+            snprintf(err, errlen, "%s.%s[%zu] must be a positive number", where, key, i);
+            return -1;
+        }
+    }
+    *n = (int)json_array_size(a);
+    return 0;
+}
+
+/* longrope's keys: both factor lists (of one length), and what may stand in the object:
+ * original_max_position_embeddings, factor, attention_factor (0 when absent; completed by
+ * finish_longrope). */
+static int parse_longrope(json_t *o, const char *where, RopeScaling *r, char *err, size_t errlen) {
+    int n_short = 0, n_long = 0;
+    r->longrope = true;
+    if (get_factors(o, "short_factor", r->short_factor, &n_short, where, err, errlen) ||
+        get_factors(o, "long_factor", r->long_factor, &n_long, where, err, errlen) ||
+        get_number(o, "factor", 0, false, &r->factor, where, err, errlen) ||
+        get_number(o, "attention_factor", 0, false, &r->attention_factor, where, err, errlen) ||
+        get_int(o, "original_max_position_embeddings", 0, 1 << 30, 0,
+                &r->original_max_position_embeddings, where, err, errlen))
+        return -1;
+    if (n_short != n_long) {
+        snprintf(err, errlen, "%s: short_factor has %d numbers, long_factor %d", where, n_short,
+                 n_long);
+        return -1;
+    }
+    r->high_freq_factor = n_short; /* checked against rotary_dim / 2 in finish_longrope */
+    return 0;
+}
+
 /* One RoPE description: transformers 4's "rope_scaling" (null: plain RoPE) or transformers
  * 5's "rope_parameters" (which also holds rope_theta). Its rope_type (or the older "type")
- * is "default" (plain) or "llama3" (none given: plain when untyped_is_default, as
+ * is "default" (plain), "llama3" or "longrope" (none given: plain when untyped_is_default, as
  * rope_parameters may leave it out); `where` names it in messages. */
 static int parse_rope_object(json_t *o, const char *where, bool untyped_is_default, RopeScaling *r,
                              char *err, size_t errlen) {
@@ -176,10 +219,11 @@ static int parse_rope_object(json_t *o, const char *where, bool untyped_is_defau
         r->linear = true;
         return get_number(o, "factor", 0, true, &r->factor, where, err, errlen);
     }
+    if (type && strcmp(type, "longrope") == 0) return parse_longrope(o, where, r, err, errlen);
     if (!type || strcmp(type, "llama3") != 0) {
         snprintf(err, errlen,
-                 "%s.rope_type \"%s\" is not supported (only \"default\", \"linear\" and "
-                 "\"llama3\")",
+                 "%s.rope_type \"%s\" is not supported (only \"default\", \"linear\", \"llama3\" "
+                 "and \"longrope\")",
                  where, type ? type : "(missing)");
         return -1;
     }
@@ -251,16 +295,18 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
         return parse_rope_per_layer_type(rp, cfg, where, err, errlen);
     }
     RopeScaling r;
-    double theta, partial;
+    double theta, partial, family_partial = cfg->partial_rotary_factor;
     if (parse_rope_object(rp, where, true, &r, err, errlen) ||
         get_number(rp, "rope_theta", cfg->rope_theta, false, &theta, where, err, errlen) ||
-        get_number(rp, "partial_rotary_factor", 1.0, false, &partial, where, err, errlen))
+        get_number(rp, "partial_rotary_factor", family_partial ? family_partial : 1.0, false,
+                   &partial, where, err, errlen))
         return -1;
-    if (partial != 1.0) {
+    if (partial != 1.0 && !family_partial) {
         snprintf(err, errlen, "%s.partial_rotary_factor %g is not supported (only 1)", where,
                  partial);
         return -1;
     }
+    if (family_partial) cfg->partial_rotary_factor = partial;
     bool has_theta =
         json_object_get(root, "rope_theta") && !json_is_null(json_object_get(root, "rope_theta"));
     bool has_scaling = rs && !json_is_null(rs);
@@ -350,6 +396,38 @@ int hf_layer_window(const ModelConfig *cfg, int layer) {
     return cfg->sliding_layers[layer / 8] & (1u << (layer % 8)) ? cfg->sliding_window : 0;
 }
 
+/* longrope as _compute_longrope_parameters completes it: original_max_position_embeddings
+ * from the rope object or config.json's top level (Phi3Config's attribute); with it, factor
+ * = max_position_embeddings / original (the object's factor is then unused), without it
+ * original = max_position_embeddings and the object's factor; attention_factor when the
+ * object has none: sqrt(1 + ln(factor) / ln(original)) for factor > 1, else 1. */
+static int finish_longrope(json_t *root, ModelConfig *cfg, const char *src, char *err,
+                           size_t errlen) {
+    RopeScaling *r = &cfg->rope_scaling;
+    int n = (int)r->high_freq_factor;
+    r->high_freq_factor = 0;
+    if (n != cfg->rotary_dim / 2) {
+        snprintf(err, errlen,
+                 "%s: rope_scaling's short_factor and long_factor have %d numbers; the rotary "
+                 "dimensions (%d) need %d",
+                 src, n, cfg->rotary_dim, cfg->rotary_dim / 2);
+        return -1;
+    }
+    if (!r->original_max_position_embeddings &&
+        get_int(root, "original_max_position_embeddings", 0, 1 << 30, 0,
+                &r->original_max_position_embeddings, src, err, errlen))
+        return -1;
+    double orig = r->original_max_position_embeddings, factor = r->factor;
+    if (orig)
+        factor = cfg->max_position_embeddings / orig;
+    else
+        r->original_max_position_embeddings = cfg->max_position_embeddings;
+    orig = r->original_max_position_embeddings;
+    if (!r->attention_factor)
+        r->attention_factor = factor > 1.0 ? sqrt(1 + log(factor) / log(orig)) : 1.0;
+    return 0;
+}
+
 static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: config must be a JSON object", src);
@@ -417,7 +495,17 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
     }
     ConfigReader r = {root, src, err, errlen};
     if (f->read_config(&r, cfg)) return -1;
-    return parse_rope(root, cfg, src, err, errlen);
+    if (parse_rope(root, cfg, src, err, errlen)) return -1;
+    double partial = cfg->partial_rotary_factor ? cfg->partial_rotary_factor : 1.0;
+    cfg->rotary_dim = (int)(cfg->head_dim * partial); /* transformers' int(head_dim * factor) */
+    if (partial > 1.0 || cfg->rotary_dim < 2 || cfg->rotary_dim % 2 != 0) {
+        snprintf(err, errlen,
+                 "%s: \"partial_rotary_factor\" %g gives %d rotary dimensions of head_dim %d "
+                 "(need an even number, at least 2, at most head_dim)",
+                 src, partial, cfg->rotary_dim, cfg->head_dim);
+        return -1;
+    }
+    return cfg->rope_scaling.longrope ? finish_longrope(root, cfg, src, err, errlen) : 0;
 }
 
 int hf_config_parse(const char *json, size_t len, const char *what_for, ModelConfig *cfg, char *err,
@@ -445,8 +533,27 @@ int hf_config_load(const char *path, ModelConfig *cfg, char *err, size_t errlen)
     return rc;
 }
 
+/* longrope: 1 / (ext_factor[i] * base^(2i / dim)). */
+static void longrope_inv_freq(const ModelConfig *cfg, const double *ext, double *inv_freq) {
+    int d = cfg->rotary_dim;
+    for (int i = 0; i < d / 2; i++)
+        inv_freq[i] = 1.0 / (ext[i] * pow(cfg->rope_theta, (double)(2 * i) / d));
+}
+
+void hf_rope_inv_freq_long(const ModelConfig *cfg, double *inv_freq) {
+    longrope_inv_freq(cfg, cfg->rope_scaling.long_factor, inv_freq);
+}
+
+double hf_rope_attention_factor(const ModelConfig *cfg) {
+    return cfg->rope_scaling.longrope ? cfg->rope_scaling.attention_factor : 1.0;
+}
+
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq) {
-    int d = cfg->head_dim;
+    int d = cfg->rotary_dim;
+    if (cfg->rope_scaling.longrope) {
+        longrope_inv_freq(cfg, cfg->rope_scaling.short_factor, inv_freq);
+        return;
+    }
     for (int i = 0; i < d / 2; i++) inv_freq[i] = 1.0 / pow(cfg->rope_theta, (double)(2 * i) / d);
     const RopeScaling *r = &cfg->rope_scaling;
     if (r->linear) { /* _compute_linear_scaling_rope_parameters: positions / factor */

@@ -19,11 +19,20 @@
 /* A model family (trainer/model/family.h): what differs from one to the next. */
 typedef struct ModelFamily ModelFamily;
 
+/* longrope's per-frequency factors: rotary_dim / 2 of them, at most this many. */
+#define HF_MAX_ROPE_FACTORS 256
+
 typedef struct RopeScaling {
     bool llama3; /* false: plain RoPE */
     bool linear; /* "linear": every inv_freq divided by factor */
     double factor, low_freq_factor, high_freq_factor;
     int original_max_position_embeddings;
+    /* longrope (Phi-3 / Phi-4-mini): inv_freq[i] / short_factor[i], or / long_factor[i] in a
+     * pass whose largest position + 1 exceeds original_max_position_embeddings; cos and sin
+     * times attention_factor. */
+    bool longrope;
+    double attention_factor;
+    double short_factor[HF_MAX_ROPE_FACTORS], long_factor[HF_MAX_ROPE_FACTORS];
 } RopeScaling;
 
 typedef struct ModelConfig {
@@ -34,7 +43,10 @@ typedef struct ModelConfig {
     int num_hidden_layers; /* L */
     int num_attention_heads;
     int num_key_value_heads;
-    int head_dim;            /* D */
+    int head_dim;   /* D */
+    int rotary_dim; /* the first rotary_dim of a head's D values rotate (partial) */
+    /* partial_rotary_factor as the family read it (Phi-3); 0: only 1 is accepted */
+    double partial_rotary_factor;
     bool head_dim_in_config; /* config.json names it (the GGUF then does too) */
     int vocab_size;          /* V */
     int max_position_embeddings;
@@ -73,10 +85,14 @@ int hf_config_parse(const char *json, size_t len, const char *what_for, ModelCon
 const char *hf_architecture(const ModelConfig *cfg);
 /* The attention window of layer `layer`: sliding_window on a sliding layer, else 0 (full). */
 int hf_layer_window(const ModelConfig *cfg, int layer);
-/* inv_freq[i] for i < head_dim/2, computed in double; with llama3 scaling applied exactly as
+/* inv_freq[i] for i < rotary_dim/2, computed in double; with llama3 scaling applied exactly as
  * transformers' _compute_llama3_parameters does, linear as _compute_linear_scaling_rope_parameters
- * (inv_freq / factor). */
+ * (inv_freq / factor), longrope's as _compute_longrope_parameters (short factors; long: those
+ * of a pass past original_max_position_embeddings). */
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq);
+void hf_rope_inv_freq_long(const ModelConfig *cfg, double *inv_freq);
+/* What cos and sin are multiplied by: longrope's attention_factor, else 1. */
+double hf_rope_attention_factor(const ModelConfig *cfg);
 /* The same for the sliding layers of a model with rope_local_theta: plain RoPE of that base. */
 void hf_rope_local_inv_freq(const ModelConfig *cfg, double *inv_freq);
 

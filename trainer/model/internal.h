@@ -36,10 +36,13 @@ struct Model {
     ModelLayer *layers;       /* (L) */
     Tensor final_norm;        /* (C) */
     Tensor lm_head;           /* (V, C); shares embed's data when tied */
-    float *rope_cos;          /* (max_pos, D/2) */
-    float *rope_sin;          /* (max_pos, D/2) */
+    float *rope_cos;          /* (max_pos, rotary_dim/2) */
+    float *rope_sin;          /* (max_pos, rotary_dim/2) */
     float *rope_local_cos;    /* (max_pos, D/2): the sliding layers' (rope_local_theta), or NULL */
     float *rope_local_sin;
+    /* longrope's tables with the long factors, for a pass whose largest position + 1 exceeds
+     * original_max_position_embeddings (layer_rope); NULL without longrope */
+    float *rope_long_cos, *rope_long_sin;
     float embed_scale; /* the embeddings' factor (family embed_scale), else 0 */
     int max_pos;
     size_t param_count;

@@ -22,17 +22,28 @@ struct Lora {
     char (*names)[LORA_NAME_MAX];
     int *in_dims; /* (count) fan-in of each tensor's module */
     int count;
-    int (*index)[MODULE_COUNT]; /* (L, 7): tensor index of A, or -1 */
+    int (*index)[MODULE_COUNT]; /* (L, MODULE_COUNT): tensor index of A, or -1 */
 };
 
 unsigned lora_default_targets(const ModelConfig *cfg) {
-    return cfg->family->default_targets;
+    return cfg->family->default_targets & model_modules(cfg); /* LORA_ALL: the family's own */
 }
 
 unsigned lora_parse_target(const char *name) {
     for (int mod = 0; mod < MODULE_COUNT; mod++)
         if (strcmp(name, model_module_name((ModelModule)mod)) == 0) return 1u << mod;
     return 0;
+}
+
+int lora_check_targets(const ModelConfig *cfg, unsigned targets, char *err, size_t errlen) {
+    unsigned has = model_modules(cfg);
+    if (targets == LORA_ALL || !(targets & ~has)) return 0;
+    char bad[128], mods[128];
+    model_module_list_of(targets & ~has, bad, sizeof bad);
+    model_module_list_of(has, mods, sizeof mods);
+    snprintf(err, errlen, "lora: %s has no %s; its linear modules: %s, or all-linear",
+             hf_architecture(cfg), bad, mods);
+    return -1;
 }
 
 Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen) {
@@ -45,9 +56,13 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
                  spec->r, spec->alpha, spec->dropout);
         return NULL;
     }
+    unsigned targets = spec->targets == LORA_ALL ? model_modules(c) : spec->targets;
+    if (lora_check_targets(c, spec->targets, err, errlen) != 0) return NULL;
     Lora *l = calloc(1, sizeof *l);
     if (!l) goto oom;
     l->spec = *spec;
+    l->spec.targets = targets;
+    spec = &l->spec;
     l->n_layers = c->num_hidden_layers;
     int per_layer = __builtin_popcount(spec->targets);
     int count = 2 * per_layer * l->n_layers;

@@ -24,6 +24,9 @@ enum {
     LORA_GATE = 1u << MODULE_GATE,
     LORA_UP = 1u << MODULE_UP,
     LORA_DOWN = 1u << MODULE_DOWN,
+    LORA_QKV = 1u << MODULE_QKV,
+    LORA_GATE_UP = 1u << MODULE_GATE_UP,
+    /* every module kind: all-linear, the modules the model has (lora_create keeps those) */
     LORA_ALL = (1u << MODULE_COUNT) - 1
 };
 
@@ -32,15 +35,20 @@ typedef struct LoraSpec {
     float alpha;
     bool rslora;
     float dropout;
-    unsigned targets; /* bit mask of LORA_Q..LORA_DOWN */
+    unsigned targets; /* bit mask of LORA_Q..LORA_GATE_UP */
 } LoraSpec;
 
 typedef enum { LORA_F32, LORA_BF16, LORA_F16 } LoraDtype;
 
 /* All A (R, IN) and B (OUT, R) zero-filled in one allocation, grads (zeroed) in another,
- * requires_grad true. Errors: r < 1, no targets, dropout outside [0, 1), alpha <= 0. */
+ * requires_grad true. targets LORA_ALL means the modules the model has; otherwise naming a
+ * module the model's family lacks (q_proj for Phi-3, qkv_proj for Llama) is an error.
+ * Errors: r < 1, no targets, dropout outside [0, 1), alpha <= 0. */
 Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen);
 void lora_free(Lora *l);
+/* 0 when cfg's family has every module of targets (LORA_ALL: all-linear, always), else -1
+ * with an error naming the missing modules and the family's. */
+int lora_check_targets(const ModelConfig *cfg, unsigned targets, char *err, size_t errlen);
 /* A ~ U(-1/sqrt(IN), 1/sqrt(IN)) (PEFT's kaiming_uniform(a=sqrt(5))) from rng_seed(seed,
  * tensor index), B = 0. */
 void lora_init_fresh(Lora *l, uint64_t seed);

@@ -19,25 +19,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const module_names[MODULE_COUNT] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
-                                                       "gate_proj", "up_proj", "down_proj"};
+static const char *const module_names[MODULE_COUNT] = {"q_proj",    "k_proj",    "v_proj",
+                                                       "o_proj",    "gate_proj", "up_proj",
+                                                       "down_proj", "qkv_proj",  "gate_up_proj"};
 
 const char *model_module_name(ModelModule mod) {
     return (unsigned)mod < MODULE_COUNT ? module_names[mod] : "?";
 }
 
-void model_module_list(char *out, size_t len) {
+void model_module_list_of(unsigned mask, char *out, size_t len) {
     size_t n = 0;
     if (len) out[0] = '\0';
     for (int m = 0; m < MODULE_COUNT && n < len; m++) {
-        int w = snprintf(out + n, len - n, m ? ", %s" : "%s", module_names[m]);
+        if (!(mask & (1u << m))) continue;
+        int w = snprintf(out + n, len - n, n ? ", %s" : "%s", module_names[m]);
         if (w < 0) break;
         n += (size_t)w;
     }
 }
 
+void model_module_list(char *out, size_t len) {
+    model_module_list_of((1u << MODULE_COUNT) - 1, out, len);
+}
+
+unsigned model_modules(const ModelConfig *cfg) {
+    unsigned mods = cfg->family ? cfg->family->modules : 0;
+    return mods ? mods : (1u << (MODULE_DOWN + 1)) - 1;
+}
+
 const char *model_module_parent(ModelModule mod) {
-    return mod <= MODULE_O ? "self_attn" : "mlp";
+    return mod <= MODULE_O || mod == MODULE_QKV ? "self_attn" : "mlp";
 }
 
 void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
@@ -57,6 +68,12 @@ void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *i
     case MODULE_GATE:
     case MODULE_UP:
         *out = ff, *in = c;
+        break;
+    case MODULE_QKV:
+        *out = q + 2 * kv, *in = c;
+        break;
+    case MODULE_GATE_UP:
+        *out = 2 * ff, *in = c;
         break;
     default:
         *out = c, *in = ff;
@@ -107,13 +124,15 @@ static void list_slots(Model *m, SlotList *l) {
                    n->hf_name, "");
         }
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            if (!(model_modules(c) & (1u << mod))) continue;
             int out, in;
             model_module_dims(c, (ModelModule)mod, &out, &in);
             char leaf[64];
             snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
                      module_names[mod]);
             expect(l, &L->w[mod], out, in, "model.layers.%d.%s%s", i, leaf, ".weight");
-            bool bias = (mod <= MODULE_V && c->qkv_bias) || (mod == MODULE_O && c->o_bias);
+            bool bias = ((mod <= MODULE_V || mod == MODULE_QKV) && c->qkv_bias) ||
+                        (mod == MODULE_O && c->o_bias);
             if (bias) expect(l, &L->b[mod], out, 0, "model.layers.%d.%s%s", i, leaf, ".bias");
         }
     }
@@ -265,9 +284,11 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
     return rc;
 }
 
-/* cos/sin of pos * inv_freq in double, rounded to float once, into new (max_pos, D/2) tables. */
+/* cos/sin of pos * inv_freq times the attention factor (longrope's, else 1) in double, rounded
+ * to float once, into new (max_pos, rotary_dim/2) tables. */
 static int rope_tables(const Model *m, const double *inv_freq, float **cos_out, float **sin_out) {
-    int half = m->cfg.head_dim / 2;
+    int half = m->cfg.rotary_dim / 2;
+    double scale = hf_rope_attention_factor(&m->cfg);
     size_t n = (size_t)m->max_pos * (size_t)half;
     float *c = malloc(n * sizeof(float)), *s = malloc(n * sizeof(float));
     if (!c || !s) {
@@ -278,15 +299,15 @@ static int rope_tables(const Model *m, const double *inv_freq, float **cos_out, 
     for (int p = 0; p < m->max_pos; p++)
         for (int i = 0; i < half; i++) {
             double a = (double)p * inv_freq[i];
-            c[(size_t)p * half + i] = (float)cos(a);
-            s[(size_t)p * half + i] = (float)sin(a);
+            c[(size_t)p * half + i] = (float)(cos(a) * scale);
+            s[(size_t)p * half + i] = (float)(sin(a) * scale);
         }
     *cos_out = c, *sin_out = s;
     return 0;
 }
 
 static int build_rope_tables(Model *m, char *err, size_t errlen) {
-    int half = m->cfg.head_dim / 2;
+    int half = m->cfg.rotary_dim / 2;
     m->max_pos = m->cfg.max_position_embeddings < MODEL_MAX_ROPE_POSITIONS
                      ? m->cfg.max_position_embeddings
                      : MODEL_MAX_ROPE_POSITIONS;
@@ -299,6 +320,10 @@ static int build_rope_tables(Model *m, char *err, size_t errlen) {
     if (rc == 0 && m->cfg.rope_local_theta > 0) {
         hf_rope_local_inv_freq(&m->cfg, inv_freq);
         rc = rope_tables(m, inv_freq, &m->rope_local_cos, &m->rope_local_sin);
+    }
+    if (rc == 0 && m->cfg.rope_scaling.longrope) {
+        hf_rope_inv_freq_long(&m->cfg, inv_freq);
+        rc = rope_tables(m, inv_freq, &m->rope_long_cos, &m->rope_long_sin);
     }
     free(inv_freq);
     if (rc != 0) snprintf(err, errlen, "out of memory for the RoPE tables");
@@ -355,6 +380,8 @@ void model_free(Model *m) {
     free(m->rope_sin);
     free(m->rope_local_cos);
     free(m->rope_local_sin);
+    free(m->rope_long_cos);
+    free(m->rope_long_sin);
     free(m);
 }
 

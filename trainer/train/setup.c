@@ -164,16 +164,21 @@ static TrainResult claim_output(Trainer *t, const TrainOptions *opt, char *resum
     return choose_precision(t, resume_dir, err, errlen);
 }
 
-/* lora.target_modules not given: the model family's default (lora_default_targets), written
- * into the run's config so that config.resolved.yaml and the resume fingerprint name the
- * modules trained. */
+/* lora.target_modules not given: the model family's default (lora_default_targets); all-linear
+ * (every module name): the modules the family has. Written into the run's config so that
+ * config.resolved.yaml and the resume fingerprint name the modules trained. */
 static TrainResult resolve_targets(Trainer *t, char *err, size_t errlen) {
-    if (t->cfg->lora.target_modules.n > 0) return TRAIN_DONE;
+    LoraSpec given;
+    if (train_lora_spec(t->cfg, &given, err, errlen) != 0 ||
+        lora_check_targets(model_config(t->model), given.targets, err, errlen) != 0)
+        return TRAIN_REFUSED;
+    if (t->cfg->lora.target_modules.n > 0 && given.targets != LORA_ALL) return TRAIN_DONE;
     if (t->cfg != &t->resolved) {
         t->resolved = *t->cfg;
         t->cfg = &t->resolved;
     }
-    unsigned mask = lora_default_targets(model_config(t->model));
+    const ModelConfig *mc = model_config(t->model);
+    unsigned mask = given.targets == LORA_ALL ? model_modules(mc) : lora_default_targets(mc);
     int n = 0;
     for (int m = 0; m < MODULE_COUNT; m++) {
         if (!(mask & (1u << m))) continue;
