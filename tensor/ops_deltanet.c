@@ -61,6 +61,7 @@ DeltaWork delta_work_carve(void *mem, int dk, int dv) {
 }
 
 void delta_solve(const float *A, float *X, int n, int cols, int ldx, bool transpose) {
+    PROFILE_OP(TENSOR_OP_PRODUCTS); /* as mm_sgemm: its time leaves the op's class */
     double start = profile_product_start();
     cblas_strsm(CblasRowMajor, CblasLeft, CblasLower, transpose ? CblasTrans : CblasNoTrans,
                 CblasUnit, n, cols, 1.0f, A, DN_CHUNK, X, ldx);
@@ -75,6 +76,8 @@ void delta_chunk_prepare(const DeltaCtx *c, DeltaWork *w, int64_t r0, int kh, in
     const float *k = c->k->data + r0 * ldk + (int64_t)kh * dk;
     const float *v = c->v->data + r0 * ldv + (int64_t)h * dv;
     const float *g = c->g->data + r0 * nv + h, *beta = c->beta->data + r0 * nv + h;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < dv; j += 16) __builtin_prefetch(v + i * ldv + j);
     double acc = 0.0;
     for (int i = 0; i < n; i++) w->gam[i] = acc += g[(int64_t)i * nv];
     for (int i = 0; i < n; i++) {
@@ -115,6 +118,19 @@ void delta_chunk_prepare(const DeltaCtx *c, DeltaWork *w, int64_t r0, int kh, in
              dv);
 }
 
+static void prefetch_rows(const float *p, int64_t ld, int rows, int cols) {
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j += 16) __builtin_prefetch(p + i * ld + j);
+}
+
+void delta_prefetch_chunk(const DeltaCtx *c, int64_t r0, int kh, int h, int n, const float *dO) {
+    int64_t ldk = (int64_t)c->nk * c->dk, ldv = (int64_t)c->nv * c->dv;
+    prefetch_rows(c->q->data + r0 * ldk + (int64_t)kh * c->dk, ldk, n, c->dk);
+    prefetch_rows(c->k->data + r0 * ldk + (int64_t)kh * c->dk, ldk, n, c->dk);
+    prefetch_rows(c->v->data + r0 * ldv + (int64_t)h * c->dv, ldv, n, c->dv);
+    if (dO) prefetch_rows(dO + r0 * ldv + (int64_t)h * c->dv, ldv, n, c->dv);
+}
+
 /* One (batch row b, key head kh) task: its value heads over the row's chunks. */
 static void delta_forward_task(const DeltaCtx *c, DeltaWork *w, int b, int kh, float *final_state) {
     const int dk = c->dk, dv = c->dv, nv = c->nv, group = c->nv / c->nk;
@@ -127,6 +143,9 @@ static void delta_forward_task(const DeltaCtx *c, DeltaWork *w, int b, int kh, f
             if (c->states)
                 memcpy(c->states + ((int64_t)ch * nv + h) * state, w->S,
                        (size_t)state * sizeof(float));
+            if (ch + 1 < c->row_chunk[b + 1])
+                delta_prefetch_chunk(c, (int64_t)b * c->seq_len + c->chunk_t0[ch + 1], kh, h,
+                                     c->chunk_len[ch + 1], NULL);
             delta_chunk_prepare(c, w, r0, kh, h, n, w->S);
             float *o = c->o->data + r0 * ldv + (int64_t)h * dv;
             mm_sgemm(CblasNoTrans, CblasNoTrans, n, dv, dk, 1.0f, w->qg, dk, w->S, dv, 0.0f, o,
