@@ -337,6 +337,73 @@ Tensor *op_softcap(Graph *g, Tensor *x, float cap);
  * auxiliary scalar losses. */
 Tensor *op_weighted_sum(Graph *g, Tensor *x, const Tensor *w);
 
+/* ---- Gated DeltaNet (Qwen3.5's linear-attention layers) ------------------------------
+ *
+ * A DeltaNet layer is built from these: in_proj_qkv -> op_causal_conv1d_silu -> split into
+ * q, k, v -> op_head_l2norm on q (scale 1/sqrt(Dk)) and k (scale 1) -> op_gated_delta_rule
+ * with beta = op_sigmoid(in_proj_b x) and g = op_deltanet_log_decay(in_proj_a x, A_log,
+ * dt_bias) -> op_head_rmsnorm_gated(o, in_proj_z x) -> out_proj. Letters: NK key heads of
+ * DK, NV value heads of DV (NV a multiple of NK: value head h reads key head h / (NV/NK), as
+ * transformers' repeat_interleave), CH conv channels, KW the conv kernel width. */
+
+/* The gated delta rule, per (batch row, value head h), over positions t with state
+ * S (DK, DV) = 0 at the start of each packed row:
+ *   S_t = exp(g_t) (I - beta_t k_t k_t^T) S_{t-1} + beta_t k_t v_t^T,   o_t = S_t^T q_t.
+ * q, k (B*T, NK*DK) as given (the layer L2-normalises them and scales q first), v
+ * (B*T, NV*DV), g (B*T, NV) log-decays (<= 0 in Qwen3.5, any finite value accepted),
+ * beta (B*T, NV) -> o (B*T, NV*DV), float32.
+ * Computed in chunks of 64 positions (the WY / UT-transform form of transformers'
+ * torch_chunk_gated_delta_rule: products within a chunk, a unit-triangular solve, the state
+ * carried between chunks); chunks start at each packed row's start, so no state crosses
+ * from one row into the next. Backward by hand: the state entering each chunk is saved, and
+ * everything within a chunk recomputed from it (no step is ever inverted). Gradients reach
+ * q, k, v, g and beta. Work runs in parallel over (batch row, key head), value heads of one
+ * key head in order: bit-identical for any thread count. */
+typedef struct {
+    int batch, seq_len, n_k_heads, n_v_heads, k_dim, v_dim;
+    const int32_t *segment; /* (B*T) packed-row ids, or NULL: a row starts where the id changes */
+    float *final_state;     /* (B, NV, DK, DV) or NULL: gets each batch row's state after its last
+                               position (for generation after a prompt); written by the forward */
+} DeltaRuleSpec;
+Tensor *op_gated_delta_rule(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *gate, Tensor *beta,
+                            const DeltaRuleSpec *spec);
+/* One position of the same rule for generation, constant work: state (NV, DK, DV) updated
+ * in place (zeros at a sequence's start, or op_gated_delta_rule's final_state); q, k
+ * (NK*DK), v (NV*DV), g, beta (NV) -> o (NV*DV). Single-threaded. */
+void tensor_gated_delta_step(float *state, float *o, const float *q, const float *k, const float *v,
+                             const float *g, const float *beta, int n_k_heads, int n_v_heads,
+                             int k_dim, int v_dim);
+
+/* Depthwise causal convolution and SiLU (transformers' causal_conv1d_fn, no bias):
+ *   y[t, c] = silu(sum_{j < KW} w[c, j] x[t - KW + 1 + j, c]),
+ * x at positions before the packed row's start (or before t = 0) read as 0.
+ * x (B*T, CH), w (CH, KW) frozen F32 (the checkpoint's (CH, 1, KW) weight) -> (B*T, CH).
+ * segment (B*T) or NULL as in DeltaRuleSpec. Gradient to x only. */
+Tensor *op_causal_conv1d_silu(Graph *g, Tensor *x, const Tensor *w, int batch, int seq_len,
+                              const int32_t *segment);
+/* One position for generation: window (CH, KW - 1) holds each channel's previous KW - 1
+ * inputs, oldest first (zeros at a sequence's start); x (CH) -> y (CH); the window shifts
+ * in place to end with x. */
+void tensor_conv1d_silu_step(float *window, float *y, const float *x, const float *w, int channels,
+                             int kernel);
+
+/* Per-head L2 norm (transformers' l2norm, eps 1e-6 there) times a constant:
+ * y = scale x / sqrt(sum_j x_j^2 + eps) over each head's D values. x (N, H*D) -> (N, H*D). */
+Tensor *op_head_l2norm(Graph *g, Tensor *x, int n_heads, float eps, float scale);
+
+/* Gated RMSNorm (Qwen3_5RMSNormGated): per head of D values,
+ * y = w * (x / sqrt(mean(x^2) + eps)) * silu(z). x, z (N, H*D), w (D) frozen -> (N, H*D).
+ * Gradients to x and z. */
+Tensor *op_head_rmsnorm_gated(Graph *g, Tensor *x, Tensor *z, int n_heads, const Tensor *w,
+                              float eps);
+
+/* beta = sigmoid(x) = 1 / (1 + exp(-x)). x -> same shape. */
+Tensor *op_sigmoid(Graph *g, Tensor *x);
+
+/* The DeltaNet log-decay g = -exp(A_log[h]) * softplus(a + dt_bias[h]) (softplus as
+ * PyTorch's, x itself above 20). a (N, H), A_log and dt_bias (H) frozen F32 -> (N, H). */
+Tensor *op_deltanet_log_decay(Graph *g, Tensor *a, const Tensor *a_log, const Tensor *dt_bias);
+
 /* ---- helpers for callers ---------------------------------------------------------- */
 
 /* Row-major matrix product for inference paths and tests: C (M, N) = A (M, K) B^T (N, K)
