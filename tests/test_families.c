@@ -356,8 +356,7 @@ START_TEST(test_phi3_gguf_is_laid_out_as_llamacpp_writes_it) {
         snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s'", model, adapter,
                  path);
         tt_expect(dir, args, 0,
-                  c->sliding_window ? "llama.cpp ignores Phi-3's sliding window of 5: "
-                                      "from 6 tokens on"
+                  c->sliding_window ? "llama.cpp's phi3 has no sliding window: past 5 positions"
                                     : "phi3");
         TgFile g;
         tg_read(path, &g);
@@ -493,7 +492,7 @@ END_TEST
 Suite *families_suite(void) {
     Suite *s = suite_create("families");
     TCase *tc = tcase_create("core");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 600); /* its checkpointing test: ~30 s, 5x that under ASan */
     tcase_add_test(tc, test_checkpointing_is_byte_identical_f32_and_bf16_packed);
     tcase_add_test(tc, test_eval_generate_merge_export_inspect);
     tcase_add_test(tc, test_merge_gguf_is_laid_out_as_llamacpp_writes_each_arch);

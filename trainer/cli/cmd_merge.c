@@ -118,11 +118,7 @@ int cmd_merge(int argc, char **argv) {
                         "note: %d matrices have rows Q8_0 cannot hold (length not a multiple of "
                         "32, e.g. %s) and are F16, as llama.cpp's converter does\n",
                         report.fell_back_f16, report.fallback_example);
-            if (report.window_ignored)
-                fprintf(stderr,
-                        "warning: llama.cpp's %s has no sliding window: past %d positions (the "
-                        "model's sliding_window) its results differ from the model's\n",
-                        report.arch, report.window_ignored);
+            cmd_warn_gguf_window(&report);
         }
     } else {
         StDtype st = dtype == GGML_TYPE_BF16 ? ST_BF16 : dtype == GGML_TYPE_F16 ? ST_F16 : ST_F32;

@@ -84,3 +84,11 @@ bool cmd_is_gguf_path(const char *path) {
     size_t n = strlen(path);
     return n > 5 && strcmp(path + n - 5, ".gguf") == 0;
 }
+
+void cmd_warn_gguf_window(const GgufReport *r) {
+    if (r->window_ignored)
+        fprintf(stderr,
+                "warning: llama.cpp's %s has no sliding window: past %d positions (the "
+                "model's sliding_window) its results differ from the model's\n",
+                r->arch, r->window_ignored);
+}

@@ -68,6 +68,10 @@ typedef struct GgufReport {
                                   one: llama.cpp differs past this many positions */
 } GgufReport;
 
+/* > 0 when llama.cpp's architecture for cfg has no sliding window and one of cfg's layers
+ * slides: the positions past which llama.cpp's results differ (GgufReport.window_ignored). */
+int gguf_window_ignored(const ModelConfig *cfg);
+
 /* The llama.cpp architecture name for a config ("llama" for Llama and Mistral, "qwen2"). */
 const char *gguf_arch_name(const ModelConfig *cfg);
 

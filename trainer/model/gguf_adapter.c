@@ -137,6 +137,7 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
         memset(report, 0, sizeof *report);
         report->tensors = k;
         snprintf(report->arch, sizeof report->arch, "%s", arch);
+        report->window_ignored = gguf_window_ignored(c);
     }
     gguf_writer_free(w);
     free(items);

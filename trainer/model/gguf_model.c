@@ -27,6 +27,13 @@
 #include "trainer/model/export.h"
 #include "trainer/model/internal.h"
 
+int gguf_window_ignored(const ModelConfig *c) {
+    if (c->family->gguf_sliding_window) return 0;
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        if (hf_layer_window(c, l)) return c->sliding_window;
+    return 0;
+}
+
 const char *gguf_arch_name(const ModelConfig *cfg) {
     return cfg->family->gguf_arch;
 }
@@ -417,9 +424,7 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
     if (rc == 0 && report) {
         report->tensors = b.n;
         snprintf(report->arch, sizeof report->arch, "%s", gguf_arch_name(c));
-        if (!c->family->gguf_sliding_window)
-            for (int l = 0; l < c->num_hidden_layers; l++)
-                if (hf_layer_window(c, l)) report->window_ignored = c->sliding_window;
+        report->window_ignored = gguf_window_ignored(c);
     }
     gguf_writer_free(b.w);
     free(b.items);
