@@ -181,7 +181,8 @@ MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, i
 
 int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, int n, int k,
                        bool transb) {
-    return onednn_gemm(ONEDNN_BF16, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n);
+    int rc = onednn_gemm(ONEDNN_BF16, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n);
+    return rc ? -1 : 0;
 }
 
 void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int k, float alpha,
@@ -211,7 +212,12 @@ int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmI
         rc = 0;
     }
     profile_product_done(start, m, n, k);
-    if (rc != 0)
+    if (rc == ONEDNN_OUT_OF_MEMORY)
+        graph_fail(g,
+                   "out of memory: cannot allocate %d MB to create the oneDNN kernel of a %d x %d "
+                   "x %d matmul",
+                   ONEDNN_HEADROOM_MB, m, n, k);
+    else if (rc != 0)
         graph_fail(g, "matmul (%lld x %lld x %lld) failed in the %s kernel", (long long)m,
                    (long long)n, (long long)k, mm_kernel_name(kernel));
     return rc;
