@@ -114,6 +114,27 @@ MmIn mm_input(Graph *g, const float *src, int64_t n) {
     return as_operand(g, dst);
 }
 
+MmOut mm_input_target(Graph *g, const float *data, int64_t n) {
+    if (graph_precision(g) != TENSOR_PRECISION_BF16 || graph_failed(g)) return (MmOut){0};
+    MmBuffers *b = graph_mm_buffers(g);
+    b->x_src = NULL;
+    void *dst = grow(g, &b->x, &b->x_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    if (!dst) return (MmOut){0};
+    b->x_src = data;
+    b->x_n = n;
+    return mm_elem_bytes(g) == sizeof(uint16_t) ? (MmOut){.bits = dst} : (MmOut){.vals = dst};
+}
+
+void mm_store(MmOut out, int64_t at, const float *restrict src, int64_t n) {
+    if (out.bits) {
+        uint16_t *restrict d = out.bits + at;
+        for (int64_t i = 0; i < n; i++) d[i] = bf16_round(src[i]);
+    } else if (out.vals) {
+        float *restrict d = out.vals + at;
+        for (int64_t i = 0; i < n; i++) d[i] = bf16_round_float(src[i]);
+    }
+}
+
 MmIn mm_input_d(Graph *g, const float *src, int64_t n) {
     PROFILE_OP(TENSOR_OP_CONVERSION);
     MmBuffers *b = graph_mm_buffers(g);

@@ -24,6 +24,7 @@
  * block's probabilities before the product with V; on AVX512-BF16 (att_bf16_dot) they are
  * packed into bf16 pairs instead (attention_bf16.c), which rounds them the same way. */
 #include "tensor/attention_internal.h"
+#include "tensor/matmul.h"
 #include "tensor/profile.h"
 
 #include <math.h>
@@ -82,6 +83,7 @@ typedef struct {
     float *s, *o, *mx, *sum;
     uint32_t *pb;
     const uint32_t *qh, *vr;
+    MmOut yb; /* the output's copy for the products that read it (mm_input_target) */
 } ForwardScratch;
 
 static size_t forward_scratch_floats(int D) {
@@ -141,6 +143,7 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
     float *lse = c->lse + ((int64_t)b * c->n_heads + h) * T + t0;
     for (int r = 0; r < m; r++) {
         for (int d = 0; d < D; d++) Y[(int64_t)r * ldq + d] = w.o[r * D + d] / w.sum[r];
+        mm_store(w.yb, att_q_at(c, b, h, t0 + r), Y + (int64_t)r * ldq, D);
         lse[r] = w.mx[r] + logf(w.sum[r]);
     }
 }
@@ -258,6 +261,7 @@ Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const Attenti
     uint32_t *vr = qh + (size_t)q->size / D * ((D + 1) / 2);
     float *scratch = (float *)(qh + packed);
     if (ctx.seg) segment_ranges(&ctx);
+    MmOut yb = mm_input_target(g, y->data, y->size);
     if (ctx.dot) {
         PROFILE_OP(TENSOR_OP_CONVERSION);
         att_pack_heads(&ctx, q->data, qh);
@@ -281,7 +285,8 @@ Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const Attenti
                             .o = mine + ATT_BLOCK * ATT_BLOCK,
                             .mx = mine + ATT_BLOCK * ATT_BLOCK + (size_t)ATT_BLOCK * D,
                             .qh = qh,
-                            .vr = vr};
+                            .vr = vr,
+                            .yb = yb};
         w.sum = w.mx + ATT_BLOCK;
         w.pb = (uint32_t *)(w.sum + ATT_BLOCK);
         forward_block(&ctx, w, bh / NH, bh % NH, i);

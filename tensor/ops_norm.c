@@ -2,6 +2,7 @@
  * Each row is one token; rows are independent, so the loops are OpenMP-parallel over rows
  * and every per-row reduction runs sequentially in a fixed order. */
 #include "tensor/graph_internal.h"
+#include "tensor/matmul.h"
 #include "tensor/profile.h"
 
 #include <math.h>
@@ -84,6 +85,7 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
     Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
     float *rstd = graph_alloc(g, (size_t)n * sizeof(float));
     if (!y || !rstd) return NULL;
+    MmOut yb = mm_input_target(g, y->data, y->size); /* the products' copy of y, row by row */
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
         const float *xi = x->data + i * C;
@@ -94,6 +96,7 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
         rstd[i] = r;
         const float *wd = w->data;
         for (int64_t j = 0; j < C; j++) yi[j] = wd[j] * (xi[j] * r);
+        mm_store(yb, i * C, yi, C);
     }
     if (x->requires_grad) {
         RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
