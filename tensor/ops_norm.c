@@ -49,8 +49,27 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
 typedef struct {
     Tensor *x, *y;
     const Tensor *w;
-    float *rstd; /* (N) */
+    float *rstd;   /* (N) */
+    Tensor *a, *b; /* op_add_rmsnorm: x = a + b */
 } RmsnormCtx;
+
+/* One row: y = w x r, returns r = 1 / sqrt(mean(x^2) + eps). */
+static inline float rmsnorm_row(const float *xi, const float *w, int64_t C, float eps, float *yi) {
+    double ss = 0.0;
+    for (int64_t j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
+    float r = 1.0f / sqrtf((float)(ss / (double)C) + eps);
+    for (int64_t j = 0; j < C; j++) yi[j] = w[j] * (xi[j] * r);
+    return r;
+}
+
+/* One row of backward: dx += r w dy - x r^3 / C * sum_k dy_k w_k x_k. */
+static inline void rmsnorm_row_grad(const float *xi, const float *dyi, const float *w, float r,
+                                    int64_t C, float *dxi) {
+    double dot = 0.0;
+    for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * xi[j];
+    float k = (float)(dot * r * r * r / (double)C);
+    for (int64_t j = 0; j < C; j++) dxi[j] += r * w[j] * dyi[j] - xi[j] * k;
+}
 
 static void rmsnorm_backward(Graph *g, void *p) {
     RmsnormCtx *c = p;
@@ -59,18 +78,9 @@ static void rmsnorm_backward(Graph *g, void *p) {
     float *dx = graph_grad(g, c->x);
     if (!dx) return;
     int64_t n = tensor_rows(c->x), C = tensor_cols(c->x);
-    const float *w = c->w->data;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *xi = c->x->data + i * C, *dyi = dy + i * C;
-        float *dxi = dx + i * C;
-        float r = c->rstd[i];
-        /* dx_j = r w_j dy_j - x_j r^3 / C * sum_k dy_k w_k x_k */
-        double dot = 0.0;
-        for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * xi[j];
-        float k = (float)(dot * r * r * r / (double)C);
-        for (int64_t j = 0; j < C; j++) dxi[j] += r * w[j] * dyi[j] - xi[j] * k;
-    }
+    for (int64_t i = 0; i < n; i++)
+        rmsnorm_row_grad(c->x->data + i * C, dy + i * C, c->w->data, c->rstd[i], C, dx + i * C);
 }
 
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
@@ -88,22 +98,69 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
     MmOut yb = mm_input_target(g, y->data, y->size); /* the products' copy of y, row by row */
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < n; i++) {
-        const float *xi = x->data + i * C;
-        float *yi = y->data + i * C;
-        double ss = 0.0;
-        for (int64_t j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
-        float r = 1.0f / sqrtf((float)(ss / (double)C) + eps);
-        rstd[i] = r;
-        const float *wd = w->data;
-        for (int64_t j = 0; j < C; j++) yi[j] = wd[j] * (xi[j] * r);
-        mm_store(yb, i * C, yi, C);
+        rstd[i] = rmsnorm_row(x->data + i * C, w->data, C, eps, y->data + i * C);
+        mm_store(yb, i * C, y->data + i * C, C);
     }
     if (x->requires_grad) {
         RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (RmsnormCtx){x, y, w, rstd};
+        *c = (RmsnormCtx){x, y, w, rstd, NULL, NULL};
         y->requires_grad = true;
     }
+    return y;
+}
+
+/* In the forward pass this was: x = a + b, y = rmsnorm(x). x's other readers ran their
+ * backward first (they came later), so x->grad holds their part; add the norm's, then hand
+ * x->grad to a and b as op_add's backward does. */
+static void add_rmsnorm_backward(Graph *g, void *p) {
+    RmsnormCtx *c = p;
+    rmsnorm_backward(g, c);
+    const float *dx = c->x->grad;
+    if (!dx) return;
+    int64_t n = tensor_rows(c->x), C = tensor_cols(c->x);
+    Tensor *in[2] = {c->a, c->b}; /* a first: op_add_rmsnorm(x, x) then gets 2 dx */
+    for (int k = 0; k < 2; k++) {
+        float *d = graph_grad(g, in[k]);
+        if (!d) continue;
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++)
+            for (int64_t j = i * C; j < (i + 1) * C; j++) d[j] += dx[j];
+    }
+}
+
+Tensor *op_add_rmsnorm(Graph *g, Tensor *a, Tensor *b, const Tensor *w, float eps, Tensor **sum) {
+    PROFILE_OP(TENSOR_OP_NORM);
+    if (sum) *sum = NULL;
+    if (!g || !a || !b || !w || !sum) return NULL;
+    int64_t n = tensor_rows(a), C = tensor_cols(a);
+    bool same = a->ndim == b->ndim && a->size == b->size;
+    for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
+    if (!same || w->size != C || C < 1 || !w->data) {
+        graph_fail(g,
+                   "op_add_rmsnorm: a %s, b %s and w %s do not match (need a, b (N, C), w (C) "
+                   "in F32)",
+                   SHAPE(a), SHAPE(b), SHAPE(w));
+        return NULL;
+    }
+    Tensor *x = graph_new_tensor(g, a->ndim, a->shape), *y = graph_new_tensor(g, a->ndim, a->shape);
+    float *rstd = graph_alloc(g, (size_t)n * sizeof(float));
+    if (!x || !y || !rstd) return NULL;
+    MmOut yb = mm_input_target(g, y->data, y->size);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float *xi = x->data + i * C;
+        for (int64_t j = 0; j < C; j++) xi[j] = a->data[i * C + j] + b->data[i * C + j];
+        rstd[i] = rmsnorm_row(xi, w->data, C, eps, y->data + i * C);
+        mm_store(yb, i * C, y->data + i * C, C);
+    }
+    if (tensor_any_grad(a, b, NULL)) {
+        RmsnormCtx *c = graph_record(g, add_rmsnorm_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (RmsnormCtx){x, y, w, rstd, a, b};
+        x->requires_grad = y->requires_grad = true;
+    }
+    *sum = x;
     return y;
 }
 
