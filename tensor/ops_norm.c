@@ -53,22 +53,50 @@ typedef struct {
     Tensor *a, *b; /* op_add_rmsnorm: x = a + b */
 } RmsnormCtx;
 
-/* One row: y = w x r, returns r = 1 / sqrt(mean(x^2) + eps). */
-static inline float rmsnorm_row(const float *xi, const float *w, int64_t C, float eps, float *yi) {
-    double ss = 0.0;
-    for (int64_t j = 0; j < C; j++) ss += (double)xi[j] * xi[j];
-    float r = 1.0f / sqrtf((float)(ss / (double)C) + eps);
-    for (int64_t j = 0; j < C; j++) yi[j] = w[j] * (xi[j] * r);
-    return r;
+/* Rows go in groups of ROWS: each row's sum runs in double in column order, a chain of
+ * additions each waiting for the last, so one row alone runs at the adder's latency; the
+ * group's chains interleave (the same additions, so the same bits), four times faster. */
+enum { ROWS = 8 };
+
+static inline int64_t row_groups(int64_t n) {
+    return (n + ROWS - 1) / ROWS;
 }
 
-/* One row of backward: dx += r w dy - x r^3 / C * sum_k dy_k w_k x_k. */
-static inline void rmsnorm_row_grad(const float *xi, const float *dyi, const float *w, float r,
-                                    int64_t C, float *dxi) {
-    double dot = 0.0;
-    for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * xi[j];
-    float k = (float)(dot * r * r * r / (double)C);
-    for (int64_t j = 0; j < C; j++) dxi[j] += r * w[j] * dyi[j] - xi[j] * k;
+/* Rows [0, rows) of x (C apart), rows <= ROWS: y = w x r, rstd = r = 1 / sqrt(mean(x^2) +
+ * eps). */
+static inline void rmsnorm_rows(const float *x, const float *w, int64_t C, float eps, int rows,
+                                float *y, float *rstd) {
+    double ss[ROWS] = {0};
+    if (rows == ROWS) {
+        for (int64_t j = 0; j < C; j++)
+            for (int r = 0; r < ROWS; r++) ss[r] += (double)x[r * C + j] * x[r * C + j];
+    } else {
+        for (int r = 0; r < rows; r++)
+            for (int64_t j = 0; j < C; j++) ss[r] += (double)x[r * C + j] * x[r * C + j];
+    }
+    for (int r = 0; r < rows; r++) {
+        float rr = 1.0f / sqrtf((float)(ss[r] / (double)C) + eps);
+        rstd[r] = rr;
+        for (int64_t j = 0; j < C; j++) y[r * C + j] = w[j] * (x[r * C + j] * rr);
+    }
+}
+
+/* Backward of those rows: dx += r w dy - x r^3 / C * sum_k dy_k w_k x_k. */
+static inline void rmsnorm_rows_grad(const float *x, const float *dy, const float *w,
+                                     const float *rstd, int64_t C, int rows, float *dx) {
+    double dot[ROWS] = {0};
+    if (rows == ROWS) {
+        for (int64_t j = 0; j < C; j++)
+            for (int r = 0; r < ROWS; r++) dot[r] += (double)dy[r * C + j] * w[j] * x[r * C + j];
+    } else {
+        for (int r = 0; r < rows; r++)
+            for (int64_t j = 0; j < C; j++) dot[r] += (double)dy[r * C + j] * w[j] * x[r * C + j];
+    }
+    for (int r = 0; r < rows; r++) {
+        float rr = rstd[r], k = (float)(dot[r] * rr * rr * rr / (double)C);
+        for (int64_t j = 0; j < C; j++)
+            dx[r * C + j] += rr * w[j] * dy[r * C + j] - x[r * C + j] * k;
+    }
 }
 
 static void rmsnorm_backward(Graph *g, void *p) {
@@ -79,8 +107,11 @@ static void rmsnorm_backward(Graph *g, void *p) {
     if (!dx) return;
     int64_t n = tensor_rows(c->x), C = tensor_cols(c->x);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++)
-        rmsnorm_row_grad(c->x->data + i * C, dy + i * C, c->w->data, c->rstd[i], C, dx + i * C);
+    for (int64_t gi = 0; gi < row_groups(n); gi++) {
+        int64_t i = gi * ROWS, at = i * C;
+        rmsnorm_rows_grad(c->x->data + at, dy + at, c->w->data, c->rstd + i, C,
+                          n - i < ROWS ? (int)(n - i) : ROWS, dx + at);
+    }
 }
 
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
@@ -97,9 +128,11 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
     if (!y || !rstd) return NULL;
     MmOut yb = mm_input_target(g, y->data, y->size); /* the products' copy of y, row by row */
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        rstd[i] = rmsnorm_row(x->data + i * C, w->data, C, eps, y->data + i * C);
-        mm_store(yb, i * C, y->data + i * C, C);
+    for (int64_t gi = 0; gi < row_groups(n); gi++) {
+        int64_t i = gi * ROWS, at = i * C;
+        int rows = n - i < ROWS ? (int)(n - i) : ROWS;
+        rmsnorm_rows(x->data + at, w->data, C, eps, rows, y->data + at, rstd + i);
+        mm_store(yb, at, y->data + at, rows * C);
     }
     if (x->requires_grad) {
         RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
@@ -148,11 +181,12 @@ Tensor *op_add_rmsnorm(Graph *g, Tensor *a, Tensor *b, const Tensor *w, float ep
     if (!x || !y || !rstd) return NULL;
     MmOut yb = mm_input_target(g, y->data, y->size);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float *xi = x->data + i * C;
-        for (int64_t j = 0; j < C; j++) xi[j] = a->data[i * C + j] + b->data[i * C + j];
-        rstd[i] = rmsnorm_row(xi, w->data, C, eps, y->data + i * C);
-        mm_store(yb, i * C, y->data + i * C, C);
+    for (int64_t gi = 0; gi < row_groups(n); gi++) {
+        int64_t i = gi * ROWS, at = i * C;
+        int rows = n - i < ROWS ? (int)(n - i) : ROWS;
+        for (int64_t j = at; j < at + rows * C; j++) x->data[j] = a->data[j] + b->data[j];
+        rmsnorm_rows(x->data + at, w->data, C, eps, rows, y->data + at, rstd + i);
+        mm_store(yb, at, y->data + at, rows * C);
     }
     if (tensor_any_grad(a, b, NULL)) {
         RmsnormCtx *c = graph_record(g, add_rmsnorm_backward, sizeof *c);
