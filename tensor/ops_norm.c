@@ -49,8 +49,7 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
 typedef struct {
     Tensor *x, *y;
     const Tensor *w;
-    float *rstd;   /* (N) */
-    Tensor *a, *b; /* op_add_rmsnorm: x = a + b */
+    float *rstd; /* (N) */
 } RmsnormCtx;
 
 /* Rows go in groups of ROWS: each row's sum runs in double in column order, a chain of
@@ -137,64 +136,9 @@ Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {
     if (x->requires_grad) {
         RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (RmsnormCtx){x, y, w, rstd, NULL, NULL};
+        *c = (RmsnormCtx){x, y, w, rstd};
         y->requires_grad = true;
     }
-    return y;
-}
-
-/* In the forward pass this was: x = a + b, y = rmsnorm(x). x's other readers ran their
- * backward first (they came later), so x->grad holds their part; add the norm's, then hand
- * x->grad to a and b as op_add's backward does. */
-static void add_rmsnorm_backward(Graph *g, void *p) {
-    RmsnormCtx *c = p;
-    rmsnorm_backward(g, c);
-    const float *dx = c->x->grad;
-    if (!dx) return;
-    int64_t n = tensor_rows(c->x), C = tensor_cols(c->x);
-    Tensor *in[2] = {c->a, c->b}; /* a first: op_add_rmsnorm(x, x) then gets 2 dx */
-    for (int k = 0; k < 2; k++) {
-        float *d = graph_grad(g, in[k]);
-        if (!d) continue;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = i * C; j < (i + 1) * C; j++) d[j] += dx[j];
-    }
-}
-
-Tensor *op_add_rmsnorm(Graph *g, Tensor *a, Tensor *b, const Tensor *w, float eps, Tensor **sum) {
-    PROFILE_OP(TENSOR_OP_NORM);
-    if (sum) *sum = NULL;
-    if (!g || !a || !b || !w || !sum) return NULL;
-    int64_t n = tensor_rows(a), C = tensor_cols(a);
-    bool same = a->ndim == b->ndim && a->size == b->size;
-    for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
-    if (!same || w->size != C || C < 1 || !w->data) {
-        graph_fail(g,
-                   "op_add_rmsnorm: a %s, b %s and w %s do not match (need a, b (N, C), w (C) "
-                   "in F32)",
-                   SHAPE(a), SHAPE(b), SHAPE(w));
-        return NULL;
-    }
-    Tensor *x = graph_new_tensor(g, a->ndim, a->shape), *y = graph_new_tensor(g, a->ndim, a->shape);
-    float *rstd = graph_alloc(g, (size_t)n * sizeof(float));
-    if (!x || !y || !rstd) return NULL;
-    MmOut yb = mm_input_target(g, y->data, y->size);
-#pragma omp parallel for schedule(static)
-    for (int64_t gi = 0; gi < row_groups(n); gi++) {
-        int64_t i = gi * ROWS, at = i * C;
-        int rows = n - i < ROWS ? (int)(n - i) : ROWS;
-        for (int64_t j = at; j < at + rows * C; j++) x->data[j] = a->data[j] + b->data[j];
-        rmsnorm_rows(x->data + at, w->data, C, eps, rows, y->data + at, rstd + i);
-        mm_store(yb, at, y->data + at, rows * C);
-    }
-    if (tensor_any_grad(a, b, NULL)) {
-        RmsnormCtx *c = graph_record(g, add_rmsnorm_backward, sizeof *c);
-        if (!c) return NULL;
-        *c = (RmsnormCtx){x, y, w, rstd, a, b};
-        x->requires_grad = y->requires_grad = true;
-    }
-    *sum = x;
     return y;
 }
 

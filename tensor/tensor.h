@@ -228,10 +228,6 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
 
 /* RMSNorm: y = x / sqrt(mean(x^2) + eps) * w. x (N, C), w (C) frozen -> (N, C). */
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps);
-/* The residual add folded into the RMSNorm after it: *sum = op_add(a, b), returns
- * op_rmsnorm(*sum, w, eps), in one pass over each row; values and gradients bit for bit
- * those of the two ops. a, b (N, C) -> (N, C); *sum is NULL when it returns NULL. */
-Tensor *op_add_rmsnorm(Graph *g, Tensor *a, Tensor *b, const Tensor *w, float eps, Tensor **sum);
 
 /* Linear: y = x W^T (+ b). x (N, IN), W (OUT, IN) frozen, b (OUT) frozen or NULL -> (N, OUT). */
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b);

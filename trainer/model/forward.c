@@ -41,8 +41,8 @@ Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *
     q = op_rope(g, q, nh, d, pos, m->rope_cos, m->rope_sin, m->max_pos);
     k = op_rope(g, k, nkv, d, pos, m->rope_cos, m->rope_sin, m->max_pos);
     Tensor *att = op_attention(g, q, k, v, batch, seq_len, nh, nkv, d, segment);
-    Tensor *o = linear(g, m, lora, att, i, MODULE_O, dropout, dropout_seed);
-    h = op_add_rmsnorm(g, x, o, &L->ffn_norm, eps, &x); /* x = x + o, h = rmsnorm(x) */
+    x = op_add(g, x, linear(g, m, lora, att, i, MODULE_O, dropout, dropout_seed));
+    h = op_rmsnorm(g, x, &L->ffn_norm, eps);
     Tensor *gate = linear(g, m, lora, h, i, MODULE_GATE, dropout, dropout_seed); /* (N, FF) */
     Tensor *up = linear(g, m, lora, h, i, MODULE_UP, dropout, dropout_seed);     /* (N, FF) */
     Tensor *ff = op_swiglu(g, gate, up);
