@@ -22,7 +22,9 @@ typedef struct {
     const int32_t *seg; /* (B*T) arena copy of the segment ids, or NULL */
     int32_t *seg_lo;    /* (B, NB) the smallest segment id in each block (with seg) */
     int32_t *seg_hi;    /* (B, NB) the largest */
-    float *kt;          /* K transposed block by block (att_kt_at) */
+    float *kt;          /* K transposed block by block (att_kt_at), or with dot: */
+    uint32_t *kd;       /* K^T in bf16 pairs along D block by block (att_pairs_at) */
+    bool dot;           /* BF16 precision's products on VDPBF16PS (att_bf16_dot) */
     float *lse;         /* (B, NH, T) each row's log-sum-exp of its allowed scores */
     bool bf16;          /* BF16 precision: every product's operands rounded to bf16 */
 } AttentionCtx;
@@ -63,6 +65,29 @@ static inline size_t att_kt_floats(const AttentionCtx *c) {
 /* dst (att_kt_floats) = src (B*T, NKV*D) (k or v) transposed block by block. */
 void att_transpose_blocks(const AttentionCtx *c, const float *src, float *dst);
 
+/* Q, K, V or dO (B*T, heads*D) in bf16 pairs block by block, (B, heads, NB, (D+1)/2,
+ * ATT_BLOCK) 32-bit words: block j of head h of sequence b at att_pairs_at(c, b, h, heads, j),
+ * either as the B operand of a product over D (transposed: pairs along D, (D+1)/2 rows of
+ * ATT_BLOCK keys, for S = Q K^T and dP = dO V^T) or over the block's rows (pairs along rows,
+ * ATT_BLOCK / 2 rows of D, for O = P V, dQ = dS K, dK = dS^T Q, dV = P^T dO). Rows beyond T
+ * are 0. */
+static inline int64_t att_pairs_at(const AttentionCtx *c, int b, int h, int heads, int j) {
+    int nb = att_blocks(c->seq_len);
+    return (((int64_t)b * heads + h) * nb + j) * ((c->head_dim + 1) / 2) * ATT_BLOCK;
+}
+static inline size_t att_pairs_words(const AttentionCtx *c, int heads) {
+    return (size_t)att_pairs_at(c, c->batch, 0, heads, 0);
+}
+void att_pack_blocks(const AttentionCtx *c, const float *src, int heads, bool transposed,
+                     uint32_t *dst);
+/* Q or dO (B*T*NH, D) in bf16 pairs along D, (B*T*NH, (D+1)/2) words: the A operand of
+ * S = Q K^T and dP = dO V^T, row t0 of head h of sequence b at att_heads_at(c, b, h, t0),
+ * rows NH ((D+1)/2) apart. */
+static inline int64_t att_heads_at(const AttentionCtx *c, int b, int h, int t0) {
+    return (((int64_t)b * c->seq_len + t0) * c->n_heads + h) * ((c->head_dim + 1) / 2);
+}
+void att_pack_heads(const AttentionCtx *c, const float *src, uint32_t *dst);
+
 /* Which part of a diagonal block pair (query block i = key block j, so row r and key column r
  * are the same position) a product needs: P and dS are 0 above the diagonal. */
 typedef enum {
@@ -87,6 +112,34 @@ void att_gemm_force(int level);
  * (and for masked -inf); returns their sum, added in a fixed order. The same bits on every
  * path (AVX-512, AVX2, portable). */
 float att_exp_row(float *p, const float *s, float shift, int n);
+
+/* ---- BF16 precision on AVX512-BF16 (attention_bf16.c) ----
+ * Whether BF16 precision's products run on VDPBF16PS: the CPU has AVX512-BF16 and
+ * tensor_cpu_has_native_bf16 agrees (LORAFIT_CPU_BF16=0 turns it off), and tests have not
+ * turned it off (att_bf16_dot_force(true)). */
+bool att_bf16_dot(void);
+void att_bf16_dot_force(bool off);
+
+/* att_gemm on bf16 pairs: C (m, n) = (accumulate ? C : 0) + A (m, k) B (k, n), k terms in
+ * (k + 1) / 2 pairs. A's pair p of row i (A[i][2p] in the low half, A[i][2p + 1] in the high)
+ * is the 32-bit word a[i a_row + p a_col]; B's is b[p ldb + j] (B[2p][j], B[2p + 1][j]). An
+ * odd k's missing term must be 0 in A and B. tri as att_gemm (rows in strips of 4, so a strip
+ * starts on a pair; a strip's last pair may hold a term beyond its diagonal, which is 0). */
+void att_gemm_bf16(int m, int n, int k, const uint32_t *a, int64_t a_row, int64_t a_col,
+                   const uint32_t *b, int64_t ldb, float *c, int64_t ldc, bool accumulate,
+                   AttTri tri);
+/* Pairs along columns: dst[r ldd + p] = (M[r][2p], M[r][2p + 1]) of M (rows, cols), M's rows
+ * ld apart, for p < pairs; terms beyond cols are 0. */
+void att_pack_cols(const float *src, int64_t ld, int rows, int cols, uint32_t *dst, int64_t ldd,
+                   int pairs);
+/* Pairs along rows: dst[p ldd + c] = (M[2p][c], M[2p + 1][c]) for p < pairs, c < cols; rows
+ * beyond rows are 0. */
+void att_pack_rows(const float *src, int64_t ld, int rows, int cols, uint32_t *dst, int64_t ldd,
+                   int pairs);
+/* Pairs along columns, transposed: dst[p ldd + x] = (M[x][2p], M[x][2p + 1]) for x < width
+ * ((cols + 1) / 2 rows of dst); rows x >= rows of M are 0. */
+void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, uint32_t *dst, int64_t ldd,
+                     int width);
 
 /* x[i] = the nearest bf16 value of x[i] (tensor_float_to_bf16), for i < n. */
 void att_round_bf16(float *x, int64_t n);

@@ -114,6 +114,27 @@ MmIn mm_input(Graph *g, const float *src, int64_t n) {
     return as_operand(g, dst);
 }
 
+MmOut mm_input_target(Graph *g, const float *data, int64_t n) {
+    if (graph_precision(g) != TENSOR_PRECISION_BF16 || graph_failed(g)) return (MmOut){0};
+    MmBuffers *b = graph_mm_buffers(g);
+    b->x_src = NULL;
+    void *dst = grow(g, &b->x, &b->x_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    if (!dst) return (MmOut){0};
+    b->x_src = data;
+    b->x_n = n;
+    return mm_elem_bytes(g) == sizeof(uint16_t) ? (MmOut){.bits = dst} : (MmOut){.vals = dst};
+}
+
+void mm_store(MmOut out, int64_t at, const float *restrict src, int64_t n) {
+    if (out.bits) {
+        uint16_t *restrict d = out.bits + at;
+        for (int64_t i = 0; i < n; i++) d[i] = bf16_round(src[i]);
+    } else if (out.vals) {
+        float *restrict d = out.vals + at;
+        for (int64_t i = 0; i < n; i++) d[i] = bf16_round_float(src[i]);
+    }
+}
+
 MmIn mm_input_d(Graph *g, const float *src, int64_t n) {
     PROFILE_OP(TENSOR_OP_CONVERSION);
     MmBuffers *b = graph_mm_buffers(g);
@@ -181,7 +202,8 @@ MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, i
 
 int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, int n, int k,
                        bool transb) {
-    return onednn_gemm(ONEDNN_BF16, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n);
+    int rc = onednn_gemm(ONEDNN_BF16, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n);
+    return rc ? -1 : 0;
 }
 
 void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int k, float alpha,
@@ -211,7 +233,12 @@ int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmI
         rc = 0;
     }
     profile_product_done(start, m, n, k);
-    if (rc != 0)
+    if (rc == ONEDNN_OUT_OF_MEMORY)
+        graph_fail(g,
+                   "out of memory: cannot allocate %d MB to create the oneDNN kernel of a %d x %d "
+                   "x %d matmul",
+                   ONEDNN_HEADROOM_MB, m, n, k);
+    else if (rc != 0)
         graph_fail(g, "matmul (%lld x %lld x %lld) failed in the %s kernel", (long long)m,
                    (long long)n, (long long)k, mm_kernel_name(kernel));
     return rc;

@@ -66,6 +66,21 @@ size_t mm_elem_bytes(const Graph *g);
 MmIn mm_input(Graph *g, const float *src, int64_t n);
 MmIn mm_input_d(Graph *g, const float *src, int64_t n);
 MmIn mm_input_arena(Graph *g, const float *src, int64_t n);
+/* An op whose output its consumers multiply (RMSNorm, SwiGLU, attention) writes the output's
+ * operand form as it writes each row, while the row is in cache, instead of mm_input
+ * reading the whole output again: mm_input_target(g, data, n) returns the buffer mm_input
+ * would convert data (n floats) into, and makes mm_input(g, data, n) return it as it is;
+ * the op then fills all of it with mm_store, the same values mm_input would write, before
+ * anything else calls mm_input. Empty (nothing to write) in F32 precision and with the
+ * graph failed. */
+typedef struct {
+    uint16_t *bits;
+    float *vals;
+} MmOut;
+MmOut mm_input_target(Graph *g, const float *data, int64_t n);
+/* Elements [at, at + n) of the target = src (n floats) rounded. Thread-safe. */
+void mm_store(MmOut out, int64_t at, const float *src, int64_t n);
+
 /* For an activation that nothing reads after this op but its products: under the
  * emulations, data (n floats) itself rounded in place, no copy; under oneDNN, as
  * mm_input_arena (a bf16 copy, data unchanged). */

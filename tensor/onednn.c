@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define MAX_THREADS 1024 /* per-thread streams and scratchpads */
 
@@ -93,10 +94,27 @@ static void md_2d(dnnl_memory_desc_t *md, int64_t rows, int64_t cols, int64_t ro
     dnnl_memory_desc_init_by_strides(md, 2, dims, dt, strides);
 }
 
-/* A primitive for key k, or NULL (unimplemented, or out of memory). */
-static Entry *create_entry(const Key *k) {
+/* oneDNN does not survive running out of address space while it generates a kernel (a
+ * SIGSEGV in its JIT, seen under `ulimit -v` at the edge of the memory a step needs), so a
+ * primitive is created only if HEADROOM bytes could be mapped just before: otherwise the
+ * product fails as out of memory, which the caller reports. One mmap per distinct product. */
+#define HEADROOM ((size_t)ONEDNN_HEADROOM_MB << 20)
+
+static bool headroom_left(void) {
+    void *p = mmap(NULL, HEADROOM, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    munmap(p, HEADROOM);
+    return true;
+}
+
+/* A primitive for key k, or NULL (unimplemented, or out of memory: *oom). */
+static Entry *create_entry(const Key *k, bool *oom) {
     dnnl_engine_t eng = get_engine();
     if (!eng) return NULL;
+    if (!headroom_left()) {
+        *oom = true;
+        return NULL;
+    }
     Entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     e->key = *k;
@@ -144,7 +162,7 @@ static Entry *create_entry(const Key *k) {
     return e;
 }
 
-static Entry *lookup(const Key *k) {
+static Entry *lookup(const Key *k, bool *oom) {
     pthread_mutex_lock(&lock);
     Entry *found = NULL;
     if (cap) {
@@ -155,7 +173,7 @@ static Entry *lookup(const Key *k) {
             }
     }
     if (!found && ((used + 1) * 4 <= cap * 3 || grow_table() == 0)) {
-        found = create_entry(k);
+        found = create_entry(k, oom);
         if (found) {
             size_t j = key_hash(k) & (cap - 1);
             while (table[j]) j = (j + 1) & (cap - 1);
@@ -212,8 +230,9 @@ int onednn_gemm(OnednnType type, int m, int n, int k, float alpha, const void *a
     memset(&key, 0, sizeof key); /* padding bytes take part in hash and compare */
     key.type = type, key.m = m, key.n = n, key.k = k, key.transb = transb;
     key.lda = lda, key.ldb = ldb, key.ldc = ldc, key.alpha = alpha, key.beta = beta;
-    Entry *e = lookup(&key);
-    if (!e) return -1;
+    bool oom = false;
+    Entry *e = lookup(&key, &oom);
+    if (!e) return oom ? ONEDNN_OUT_OF_MEMORY : -1;
     int tid = omp_get_thread_num();
     ThreadState *t = thread_state(tid, e->scratch_bytes);
     if (!t) return -1;

@@ -16,7 +16,11 @@
 
 typedef enum { ONEDNN_F32, ONEDNN_BF16 } OnednnType;
 
-/* 0, or -1 when oneDNN cannot create or run this product (unimplemented on this CPU). */
+/* 0; ONEDNN_OUT_OF_MEMORY when a new product's kernel was not created because
+ * ONEDNN_HEADROOM_MB could not be mapped (onednn.c says why); -1 when oneDNN cannot create or
+ * run this product (unimplemented on this CPU). */
+#define ONEDNN_OUT_OF_MEMORY (-2)
+#define ONEDNN_HEADROOM_MB   16
 int onednn_gemm(OnednnType type, int m, int n, int k, float alpha, const void *a, int64_t lda,
                 const void *b, int64_t ldb, bool transb, float beta, float *c, int64_t ldc);
 

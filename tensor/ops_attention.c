@@ -21,8 +21,10 @@
  * task's arithmetic is fixed (key blocks in ascending order), so the output is the same for
  * any thread count. In BF16 precision q, k and v are rounded to bf16 in place (nothing reads
  * them after attention but attention: RoPE's and the projections' backward do not), and each
- * block's probabilities before the product with V. */
+ * block's probabilities before the product with V; on AVX512-BF16 (att_bf16_dot) they are
+ * packed into bf16 pairs instead (attention_bf16.c), which rounds them the same way. */
 #include "tensor/attention_internal.h"
+#include "tensor/matmul.h"
 #include "tensor/profile.h"
 
 #include <math.h>
@@ -75,20 +77,25 @@ void att_scores(const AttentionCtx *c, float *s, int b, int t0, int m, int s0, i
 }
 
 /* Per thread: the block's scores (ATT_BLOCK, ATT_BLOCK), its output accumulator
- * (ATT_BLOCK, D), each row's running maximum and sum. */
+ * (ATT_BLOCK, D), each row's running maximum and sum; with dot, the probabilities in bf16
+ * pairs (ATT_BLOCK, ATT_BLOCK / 2), and Q and V packed (shared). */
 typedef struct {
     float *s, *o, *mx, *sum;
+    uint32_t *pb;
+    const uint32_t *qh, *vr;
+    MmOut yb; /* the output's copy for the products that read it (mm_input_target) */
 } ForwardScratch;
 
 static size_t forward_scratch_floats(int D) {
-    return (size_t)ATT_BLOCK * ATT_BLOCK + (size_t)ATT_BLOCK * D + 2 * ATT_BLOCK;
+    return (size_t)ATT_BLOCK * ATT_BLOCK + (size_t)ATT_BLOCK * D + 2 * ATT_BLOCK +
+           ATT_BLOCK * ATT_BLOCK / 2;
 }
 
 /* Rows [t0, t0 + m) of head h of sequence b: O and the log-sum-exp. */
 static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h, int i) {
     int T = c->seq_len, D = c->head_dim, NKV = c->n_kv_heads, kvh = h / (c->n_heads / NKV);
     int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D,
-        ldk = NKV * D;
+        ldk = NKV * D, D2 = (D + 1) / 2;
     const float *Q = c->q->data + att_q_at(c, b, h, t0);
     const float *V = c->v->data + (int64_t)b * T * ldk + (int64_t)kvh * D;
     memset(w.o, 0, (size_t)m * D * sizeof(float));
@@ -97,8 +104,13 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
         if (!att_pair_live(c, b, i, j)) continue;
         int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK;
         /* S (m, n) = Q K^T over keys [s0, s0 + n) */
-        att_gemm(m, n, D, Q, ldq, 1, c->kt + att_kt_at(c, b, kvh, j), ATT_BLOCK, w.s, ATT_BLOCK,
-                 false, i == j ? ATT_TRI_COLS : ATT_FULL);
+        if (c->dot)
+            att_gemm_bf16(m, n, D, w.qh + att_heads_at(c, b, h, t0), (int64_t)c->n_heads * D2, 1,
+                          c->kd + att_pairs_at(c, b, kvh, NKV, j), ATT_BLOCK, w.s, ATT_BLOCK, false,
+                          i == j ? ATT_TRI_COLS : ATT_FULL);
+        else
+            att_gemm(m, n, D, Q, ldq, 1, c->kt + att_kt_at(c, b, kvh, j), ATT_BLOCK, w.s, ATT_BLOCK,
+                     false, i == j ? ATT_TRI_COLS : ATT_FULL);
         att_scores(c, w.s, b, t0, m, s0, n);
         for (int r = 0; r < m; r++) {
             float *row = w.s + r * ATT_BLOCK, top = w.mx[r];
@@ -115,9 +127,15 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
             if (shrink != 1.0f)
                 for (int d = 0; d < D; d++) w.o[r * D + d] *= shrink;
         }
+        /* O (m, D) += P V over the block's keys */
+        if (c->dot) {
+            att_pack_cols(w.s, ATT_BLOCK, m, n, w.pb, ATT_BLOCK / 2, ATT_BLOCK / 2);
+            att_gemm_bf16(m, D, n, w.pb, ATT_BLOCK / 2, 1, w.vr + att_pairs_at(c, b, kvh, NKV, j),
+                          D, w.o, D, true, i == j ? ATT_TRI_UPTO : ATT_FULL);
+            continue;
+        }
         if (c->bf16)
             for (int r = 0; r < m; r++) att_round_bf16(w.s + r * ATT_BLOCK, n);
-        /* O (m, D) += P V over the block's keys */
         att_gemm(m, D, n, w.s, ATT_BLOCK, 1, V + (int64_t)s0 * ldk, ldk, w.o, D, true,
                  i == j ? ATT_TRI_UPTO : ATT_FULL);
     }
@@ -125,6 +143,7 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
     float *lse = c->lse + ((int64_t)b * c->n_heads + h) * T + t0;
     for (int r = 0; r < m; r++) {
         for (int d = 0; d < D; d++) Y[(int64_t)r * ldq + d] = w.o[r * D + d] / w.sum[r];
+        mm_store(w.yb, att_q_at(c, b, h, t0 + r), Y + (int64_t)r * ldq, D);
         lse[r] = w.mx[r] + logf(w.sum[r]);
     }
 }
@@ -140,6 +159,31 @@ void att_transpose_blocks(const AttentionCtx *c, const float *src, float *dst) {
             for (int d = 0; d < D; d++)
                 out[d * ATT_BLOCK + x] = s0 + x < T ? in[(int64_t)x * NKV * D + d] : 0.0f;
     }
+}
+
+void att_pack_blocks(const AttentionCtx *c, const float *src, int heads, bool transposed,
+                     uint32_t *dst) {
+    int B = c->batch, T = c->seq_len, D = c->head_dim, nb = att_blocks(T);
+#pragma omp parallel for schedule(static)
+    for (int task = 0; task < B * heads * nb; task++) {
+        int b = task / (heads * nb), h = task / nb % heads, j = task % nb, s0 = j * ATT_BLOCK;
+        int n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK;
+        const float *in = src + ((int64_t)b * T + s0) * heads * D + (int64_t)h * D;
+        uint32_t *out = dst + att_pairs_at(c, b, h, heads, j);
+        if (transposed)
+            att_pack_cols_t(in, (int64_t)heads * D, n, D, out, ATT_BLOCK, ATT_BLOCK);
+        else
+            att_pack_rows(in, (int64_t)heads * D, n, D, out, D, ATT_BLOCK / 2);
+    }
+}
+
+void att_pack_heads(const AttentionCtx *c, const float *src, uint32_t *dst) {
+    int64_t rows = (int64_t)c->batch * c->seq_len * c->n_heads, per = 256;
+    int D = c->head_dim, D2 = (D + 1) / 2;
+#pragma omp parallel for schedule(static)
+    for (int64_t r0 = 0; r0 < rows; r0 += per)
+        att_pack_cols(src + r0 * D, D, (int)(rows - r0 < per ? rows - r0 : per), D, dst + r0 * D2,
+                      D2, D2);
 }
 
 /* Each block's smallest and largest segment id. */
@@ -195,7 +239,11 @@ Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const Attenti
                         .softcap = spec->softcap,
                         .window = spec->window,
                         .bf16 = graph_precision(g) == TENSOR_PRECISION_BF16};
-    ctx.kt = graph_alloc(g, att_kt_floats(&ctx) * sizeof(float));
+    ctx.dot = ctx.bf16 && att_bf16_dot();
+    if (ctx.dot)
+        ctx.kd = graph_alloc(g, att_pairs_words(&ctx, NKV) * sizeof(uint32_t));
+    else
+        ctx.kt = graph_alloc(g, att_kt_floats(&ctx) * sizeof(float));
     ctx.lse = graph_alloc(g, (size_t)rows * NH * sizeof(float));
     if (spec->segment) {
         ctx.seg = graph_copy_ids(g, spec->segment, rows);
@@ -204,24 +252,43 @@ Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const Attenti
     }
     int threads = omp_get_max_threads();
     size_t per_thread = forward_scratch_floats(D);
-    float *scratch = graph_scratch(g, (size_t)threads * per_thread * sizeof(float));
-    if (!y || graph_failed(g)) return NULL;
+    /* with dot: Q and V packed, then each thread's scratch */
+    size_t packed = ctx.dot ? (size_t)q->size / D * ((D + 1) / 2) + att_pairs_words(&ctx, NKV) : 0;
+    packed = (packed + 15) / 16 * 16; /* the scratch 64-byte aligned */
+    uint32_t *qh =
+        (uint32_t *)graph_scratch(g, (packed + (size_t)threads * per_thread) * sizeof(float));
+    if (!y || !qh || graph_failed(g)) return NULL;
+    uint32_t *vr = qh + (size_t)q->size / D * ((D + 1) / 2);
+    float *scratch = (float *)(qh + packed);
     if (ctx.seg) segment_ranges(&ctx);
-    if (ctx.bf16) {
+    MmOut yb = mm_input_target(g, y->data, y->size);
+    if (ctx.dot) {
         PROFILE_OP(TENSOR_OP_CONVERSION);
-        att_round_bf16(q->data, q->size);
-        att_round_bf16(k->data, k->size);
-        att_round_bf16(v->data, v->size);
+        att_pack_heads(&ctx, q->data, qh);
+        att_pack_blocks(&ctx, k->data, NKV, true, ctx.kd);
+        att_pack_blocks(&ctx, v->data, NKV, false, vr);
+    } else {
+        if (ctx.bf16) {
+            PROFILE_OP(TENSOR_OP_CONVERSION);
+            att_round_bf16(q->data, q->size);
+            att_round_bf16(k->data, k->size);
+            att_round_bf16(v->data, v->size);
+        }
+        att_transpose_blocks(&ctx, k->data, ctx.kt);
     }
-    att_transpose_blocks(&ctx, k->data, ctx.kt);
     /* heaviest (last) query blocks first so that dynamic scheduling balances */
 #pragma omp parallel for schedule(dynamic, 1)
     for (int task = 0; task < B * NH * nb; task++) {
         int bh = task / nb, i = nb - 1 - task % nb;
         float *mine = scratch + (size_t)omp_get_thread_num() * per_thread;
-        ForwardScratch w = {mine, mine + ATT_BLOCK * ATT_BLOCK,
-                            mine + ATT_BLOCK * ATT_BLOCK + (size_t)ATT_BLOCK * D, NULL};
+        ForwardScratch w = {.s = mine,
+                            .o = mine + ATT_BLOCK * ATT_BLOCK,
+                            .mx = mine + ATT_BLOCK * ATT_BLOCK + (size_t)ATT_BLOCK * D,
+                            .qh = qh,
+                            .vr = vr,
+                            .yb = yb};
         w.sum = w.mx + ATT_BLOCK;
+        w.pb = (uint32_t *)(w.sum + ATT_BLOCK);
         forward_block(&ctx, w, bh / NH, bh % NH, i);
     }
     if (tensor_any_grad(q, k, v)) {

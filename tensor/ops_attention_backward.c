@@ -19,7 +19,8 @@
  *
  * In BF16 precision every product's operands are bf16 values: q, k, v were rounded in the
  * forward pass, dO is rounded once here, P and dS per block (after dS is computed from the
- * f32 P). */
+ * f32 P); on AVX512-BF16 (att_bf16_dot) they are packed into bf16 pairs instead
+ * (attention_bf16.c): Q, K, V and dO once, P and dS per block. */
 #include "tensor/attention_internal.h"
 #include "tensor/profile.h"
 
@@ -33,10 +34,15 @@ typedef struct {
     const float *drow; /* (B, NH, T) D_t */
     float *vt;         /* V transposed block by block (att_kt_at) */
     float *dq, *dk, *dv;
+    /* with dot, bf16 pairs: Q and dO along D (att_heads_at); V^T along D, K, Q and dO along
+     * rows, block by block (att_pairs_at) */
+    uint32_t *qh, *doh, *vd, *kr, *qr, *dor;
 } Backward;
 
-/* Per thread: scores S, probabilities P, and dP then dS, each (ATT_BLOCK, ATT_BLOCK). */
-enum { SCRATCH_FLOATS = 3 * ATT_BLOCK * ATT_BLOCK };
+/* Per thread: scores S, probabilities P, and dP then dS, each (ATT_BLOCK, ATT_BLOCK) floats;
+ * with dot, P and dS in bf16 pairs along rows, dS along columns (ATT_BLOCK / 2, ATT_BLOCK)
+ * words each. */
+enum { BLOCK = ATT_BLOCK * ATT_BLOCK, SCRATCH_FLOATS = 3 * BLOCK + 3 * BLOCK / 2 };
 
 /* P and dS (scaled, ready for the products) of the pair (i, j) of head h of sequence b into
  * s's P and dS blocks. */
@@ -45,18 +51,28 @@ static void pair_grads(const Backward *bw, float *s, int b, int h, int i, int j)
     int T = c->seq_len, D = c->head_dim, NKV = c->n_kv_heads, kvh = h / (c->n_heads / NKV);
     int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D;
     int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK;
-    float *S = s, *P = s + ATT_BLOCK * ATT_BLOCK, *dS = P + ATT_BLOCK * ATT_BLOCK;
+    float *S = s, *P = s + BLOCK, *dS = P + BLOCK;
     int64_t kv = att_kt_at(c, b, kvh, j);
     const float *lse = c->lse + ((int64_t)b * c->n_heads + h) * T + t0;
     const float *drow = bw->drow + ((int64_t)b * c->n_heads + h) * T + t0;
     AttTri diag = i == j ? ATT_TRI_COLS : ATT_FULL;
-    att_gemm(m, n, D, c->q->data + att_q_at(c, b, h, t0), ldq, 1, c->kt + kv, ATT_BLOCK, S,
-             ATT_BLOCK, false, diag);
+    int64_t hd = att_heads_at(c, b, h, t0), kd = att_pairs_at(c, b, kvh, NKV, j),
+            ldh = (int64_t)c->n_heads * ((D + 1) / 2);
+    if (c->dot)
+        att_gemm_bf16(m, n, D, bw->qh + hd, ldh, 1, c->kd + kd, ATT_BLOCK, S, ATT_BLOCK, false,
+                      diag);
+    else
+        att_gemm(m, n, D, c->q->data + att_q_at(c, b, h, t0), ldq, 1, c->kt + kv, ATT_BLOCK, S,
+                 ATT_BLOCK, false, diag);
     att_scores(c, S, b, t0, m, s0, n);
     for (int r = 0; r < m; r++) att_exp_row(P + r * ATT_BLOCK, S + r * ATT_BLOCK, lse[r], n);
     /* in the forward pass this was: O = P V; so dP = dO V^T */
-    att_gemm(m, n, D, bw->dO + att_q_at(c, b, h, t0), ldq, 1, bw->vt + kv, ATT_BLOCK, dS, ATT_BLOCK,
-             false, diag);
+    if (c->dot)
+        att_gemm_bf16(m, n, D, bw->doh + hd, ldh, 1, bw->vd + kd, ATT_BLOCK, dS, ATT_BLOCK, false,
+                      diag);
+    else
+        att_gemm(m, n, D, bw->dO + att_q_at(c, b, h, t0), ldq, 1, bw->vt + kv, ATT_BLOCK, dS,
+                 ATT_BLOCK, false, diag);
     float cap = c->softcap, scale = c->scale;
     for (int r = 0; r < m; r++) {
         const float *pr = P + r * ATT_BLOCK, *sr = S + r * ATT_BLOCK;
@@ -74,11 +90,17 @@ static void pair_grads(const Backward *bw, float *s, int b, int h, int i, int j)
             dr[x] = g * scale;
         }
     }
-    if (c->bf16)
+    if (c->dot) {
+        uint32_t *pairs = (uint32_t *)(dS + BLOCK);
+        att_pack_rows(P, ATT_BLOCK, m, n, pairs, ATT_BLOCK, ATT_BLOCK / 2);
+        att_pack_rows(dS, ATT_BLOCK, m, n, pairs + BLOCK / 2, ATT_BLOCK, ATT_BLOCK / 2);
+        att_pack_cols(dS, ATT_BLOCK, m, n, pairs + BLOCK, ATT_BLOCK / 2, ATT_BLOCK / 2);
+    } else if (c->bf16) {
         for (int r = 0; r < m; r++) {
             att_round_bf16(P + r * ATT_BLOCK, n);
             att_round_bf16(dS + r * ATT_BLOCK, n);
         }
+    }
 }
 
 /* dV_j += P^T dO_i and dK_j += dS^T Q_i, from the pair's blocks in s. */
@@ -87,9 +109,20 @@ static void pair_kv(const Backward *bw, const float *s, int b, int h, int i, int
     int T = c->seq_len, D = c->head_dim, NKV = c->n_kv_heads, kvh = h / (c->n_heads / NKV);
     int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D;
     int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK, ldk = NKV * D;
-    const float *P = s + ATT_BLOCK * ATT_BLOCK, *dS = P + ATT_BLOCK * ATT_BLOCK;
+    const float *P = s + BLOCK, *dS = P + BLOCK;
     AttTri diag = i == j ? ATT_TRI_FROM : ATT_FULL;
     int64_t at = ((int64_t)b * T + s0) * ldk + (int64_t)kvh * D;
+    if (c->dot) { /* P^T and dS^T: pairs along rows read down the columns */
+        const uint32_t *pairs = (const uint32_t *)(s + 3 * BLOCK);
+        int64_t qi = att_pairs_at(c, b, h, c->n_heads, i);
+        if (bw->dv)
+            att_gemm_bf16(n, D, m, pairs, 1, ATT_BLOCK, bw->dor + qi, D, bw->dv + at, ldk, true,
+                          diag);
+        if (bw->dk)
+            att_gemm_bf16(n, D, m, pairs + BLOCK / 2, 1, ATT_BLOCK, bw->qr + qi, D, bw->dk + at,
+                          ldk, true, diag);
+        return;
+    }
     if (bw->dv)
         att_gemm(n, D, m, P, 1, ATT_BLOCK, bw->dO + att_q_at(c, b, h, t0), ldq, bw->dv + at, ldk,
                  true, diag);
@@ -104,7 +137,13 @@ static void pair_q(const Backward *bw, const float *s, int b, int h, int i, int 
     int T = c->seq_len, D = c->head_dim, NKV = c->n_kv_heads, kvh = h / (c->n_heads / NKV);
     int t0 = i * ATT_BLOCK, m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, ldq = c->n_heads * D;
     int s0 = j * ATT_BLOCK, n = T - s0 < ATT_BLOCK ? T - s0 : ATT_BLOCK, ldk = NKV * D;
-    const float *dS = s + 2 * ATT_BLOCK * ATT_BLOCK;
+    const float *dS = s + 2 * BLOCK;
+    if (c->dot) {
+        const uint32_t *pairs = (const uint32_t *)(s + 3 * BLOCK) + BLOCK;
+        att_gemm_bf16(m, D, n, pairs, ATT_BLOCK / 2, 1, bw->kr + att_pairs_at(c, b, kvh, NKV, j), D,
+                      bw->dq + att_q_at(c, b, h, t0), ldq, true, i == j ? ATT_TRI_UPTO : ATT_FULL);
+        return;
+    }
     const float *K = c->k->data + ((int64_t)b * T + s0) * ldk + (int64_t)kvh * D;
     att_gemm(m, D, n, dS, ATT_BLOCK, 1, K, ldk, bw->dq + att_q_at(c, b, h, t0), ldq, true,
              i == j ? ATT_TRI_UPTO : ATT_FULL);
@@ -124,7 +163,17 @@ static void prepare(const Backward *bw, const float *dy, float *drow, float *vt)
             drow[(b * NH + h) * T + t] = acc;
         }
     }
-    att_transpose_blocks(c, c->v->data, vt);
+    if (c->dot) {
+        PROFILE_OP(TENSOR_OP_CONVERSION);
+        att_pack_heads(c, c->q->data, bw->qh);
+        att_pack_heads(c, dy, bw->doh);
+        att_pack_blocks(c, c->v->data, c->n_kv_heads, true, bw->vd);
+        att_pack_blocks(c, c->k->data, c->n_kv_heads, false, bw->kr);
+        att_pack_blocks(c, c->q->data, NH, false, bw->qr);
+        att_pack_blocks(c, dy, NH, false, bw->dor);
+    } else {
+        att_transpose_blocks(c, c->v->data, vt);
+    }
 }
 
 void attention_backward(Graph *g, void *p) {
@@ -136,18 +185,30 @@ void attention_backward(Graph *g, void *p) {
     if (graph_failed(g) || (!bw.dq && !bw.dk && !bw.dv)) return;
     int B = c->batch, T = c->seq_len, NH = c->n_heads, NKV = c->n_kv_heads;
     int group = NH / NKV, nb = att_blocks(T), threads = omp_get_max_threads();
-    /* scratch: D_t (B, NH, T), V^T (B, NKV, D, T), dO rounded (BF16 precision), per thread */
-    size_t nrow = (size_t)B * NH * T, nkv = att_kt_floats(c), ndo = c->bf16 ? c->y->size : 0;
-    float *drow = graph_scratch(g, (nrow + nkv + ndo + (size_t)threads * SCRATCH_FLOATS + 64) *
-                                       sizeof(float));
+    /* scratch: D_t (B, NH, T); V^T (B, NKV, D, T) and dO rounded (BF16 precision), or with
+     * dot the six packings; per thread */
+    size_t nrow = (size_t)B * NH * T, nkv = c->dot ? 0 : att_kt_floats(c),
+           ndo = c->bf16 && !c->dot ? c->y->size : 0;
+    size_t heads = (size_t)c->y->size / c->head_dim * ((c->head_dim + 1) / 2);
+    size_t npk = c->dot ? 2 * heads + 2 * att_pairs_words(c, NKV) + 2 * att_pairs_words(c, NH) : 0;
+    float *drow = graph_scratch(
+        g, (nrow + nkv + ndo + npk + (size_t)threads * SCRATCH_FLOATS + 64) * sizeof(float));
     if (!drow) return;
     bw.drow = drow;
     bw.vt = drow + nrow;
-    float *scratch = bw.vt + nkv + ndo;
+    if (c->dot) {
+        bw.qh = (uint32_t *)bw.vt;
+        bw.doh = bw.qh + heads;
+        bw.vd = bw.doh + heads;
+        bw.kr = bw.vd + att_pairs_words(c, NKV);
+        bw.qr = bw.kr + att_pairs_words(c, NKV);
+        bw.dor = bw.qr + att_pairs_words(c, NH);
+    }
+    float *scratch = bw.vt + nkv + ndo + npk;
     size_t misaligned = (uintptr_t)scratch % 64; /* the blocks 64-byte aligned */
     if (misaligned) scratch += (64 - misaligned) / sizeof(float);
     bw.dO = dy;
-    if (c->bf16) {
+    if (c->bf16 && !c->dot) {
         PROFILE_OP(TENSOR_OP_CONVERSION);
         float *r = bw.vt + nkv;
         memcpy(r, dy, ndo * sizeof(float));

@@ -3,6 +3,7 @@
  * Each row is one token; rows are independent, so the loops are OpenMP-parallel over rows
  * and every per-row reduction runs sequentially in a fixed order. */
 #include "tensor/graph_internal.h"
+#include "tensor/matmul.h"
 #include "tensor/profile.h"
 
 #include <math.h>
@@ -57,6 +58,52 @@ typedef struct {
     float *rstd;        /* (rows) */
 } RmsnormCtx;
 
+/* Rows go in groups of ROWS: each row's sum runs in double in column order, a chain of
+ * additions each waiting for the last, so one row alone runs at the adder's latency; the
+ * group's chains interleave (the same additions, so the same bits), four times faster. */
+enum { ROWS = 8 };
+
+static inline int64_t row_groups(int64_t n) {
+    return (n + ROWS - 1) / ROWS;
+}
+
+/* Rows [0, rows) of x (C apart), rows <= ROWS: y = w x r, rstd = r = 1 / sqrt(mean(x^2) +
+ * eps). */
+static inline void rmsnorm_group(const float *x, const float *w, int64_t C, float eps, int rows,
+                                 float *y, float *rstd) {
+    double ss[ROWS] = {0};
+    if (rows == ROWS) {
+        for (int64_t j = 0; j < C; j++)
+            for (int r = 0; r < ROWS; r++) ss[r] += (double)x[r * C + j] * x[r * C + j];
+    } else {
+        for (int r = 0; r < rows; r++)
+            for (int64_t j = 0; j < C; j++) ss[r] += (double)x[r * C + j] * x[r * C + j];
+    }
+    for (int r = 0; r < rows; r++) {
+        float rr = 1.0f / sqrtf((float)(ss[r] / (double)C) + eps);
+        rstd[r] = rr;
+        for (int64_t j = 0; j < C; j++) y[r * C + j] = w[j] * (x[r * C + j] * rr);
+    }
+}
+
+/* Backward of those rows: dx += r w dy - x r^3 / C * sum_k dy_k w_k x_k. */
+static inline void rmsnorm_group_grad(const float *x, const float *dy, const float *w,
+                                      const float *rstd, int64_t C, int rows, float *dx) {
+    double dot[ROWS] = {0};
+    if (rows == ROWS) {
+        for (int64_t j = 0; j < C; j++)
+            for (int r = 0; r < ROWS; r++) dot[r] += (double)dy[r * C + j] * w[j] * x[r * C + j];
+    } else {
+        for (int r = 0; r < rows; r++)
+            for (int64_t j = 0; j < C; j++) dot[r] += (double)dy[r * C + j] * w[j] * x[r * C + j];
+    }
+    for (int r = 0; r < rows; r++) {
+        float rr = rstd[r], k = (float)(dot[r] * rr * rr * rr / (double)C);
+        for (int64_t j = 0; j < C; j++)
+            dx[r * C + j] += rr * w[j] * dy[r * C + j] - x[r * C + j] * k;
+    }
+}
+
 static void rmsnorm_backward(Graph *g, void *p) {
     RmsnormCtx *c = p;
     const float *dy = c->y->grad;
@@ -64,38 +111,32 @@ static void rmsnorm_backward(Graph *g, void *p) {
     float *dx = graph_grad(g, c->x);
     if (!dx) return;
     int64_t n = c->rows, C = c->cols;
-    const float *w = c->w;
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        const float *xi = c->x->data + i * C, *dyi = dy + i * C;
-        float *dxi = dx + i * C;
-        float r = c->rstd[i];
-        /* dx_j = r w_j dy_j - x_j r^3 / C * sum_k dy_k w_k x_k */
-        double dot = 0.0;
-        for (int64_t j = 0; j < C; j++) dot += (double)dyi[j] * w[j] * xi[j];
-        float k = (float)(dot * r * r * r / (double)C);
-        for (int64_t j = 0; j < C; j++) dxi[j] += r * w[j] * dyi[j] - xi[j] * k;
+    for (int64_t gi = 0; gi < row_groups(n); gi++) {
+        int64_t i = gi * ROWS, at = i * C;
+        rmsnorm_group_grad(c->x->data + at, dy + at, c->w, c->rstd + i, C,
+                           n - i < ROWS ? (int)(n - i) : ROWS, dx + at);
     }
 }
 
 /* x viewed as (rows, cols), each row normalised and scaled by w (cols), or by 1 + w when
- * unit_offset (float32 1 + w, as Gemma's RMSNorm computes it). */
+ * unit_offset (float32 1 + w, as Gemma's RMSNorm computes it). for_products: a matrix product
+ * reads y next (the per-row norms, not the per-head ones): its operand copy is written too. */
 static Tensor *rmsnorm_rows(Graph *g, Tensor *x, int64_t rows, int64_t cols, const Tensor *w,
-                            float eps, bool unit_offset) {
+                            float eps, bool unit_offset, bool for_products) {
     Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
     float *rstd = graph_alloc(g, (size_t)rows * sizeof(float));
     float *scale = unit_offset ? graph_alloc(g, (size_t)cols * sizeof(float)) : w->data;
     if (!y || !rstd || !scale) return NULL;
     for (int64_t j = 0; unit_offset && j < cols; j++) scale[j] = 1.0f + w->data[j];
+    /* the products' copy of y, row by row (empty in F32 precision) */
+    MmOut yb = for_products ? mm_input_target(g, y->data, y->size) : (MmOut){0};
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
-        const float *xi = x->data + i * cols;
-        float *yi = y->data + i * cols;
-        double ss = 0.0;
-        for (int64_t j = 0; j < cols; j++) ss += (double)xi[j] * xi[j];
-        float r = 1.0f / sqrtf((float)(ss / (double)cols) + eps);
-        rstd[i] = r;
-        for (int64_t j = 0; j < cols; j++) yi[j] = scale[j] * (xi[j] * r);
+    for (int64_t gi = 0; gi < row_groups(rows); gi++) {
+        int64_t i = gi * ROWS, at = i * cols;
+        int n = rows - i < ROWS ? (int)(rows - i) : ROWS;
+        rmsnorm_group(x->data + at, scale, cols, eps, n, y->data + at, rstd + i);
+        mm_store(yb, at, y->data + at, n * cols);
     }
     if (x->requires_grad) {
         RmsnormCtx *c = graph_record(g, rmsnorm_backward, sizeof *c);
@@ -114,7 +155,7 @@ static Tensor *rmsnorm(Graph *g, const char *op, Tensor *x, const Tensor *w, flo
         graph_fail(g, "%s: x %s and w %s do not match (need w (C) in F32)", op, SHAPE(x), SHAPE(w));
         return NULL;
     }
-    return rmsnorm_rows(g, x, n, C, w, eps, unit_offset);
+    return rmsnorm_rows(g, x, n, C, w, eps, unit_offset, true);
 }
 
 static Tensor *head_rmsnorm(Graph *g, const char *op, Tensor *x, int n_heads, const Tensor *w,
@@ -126,7 +167,7 @@ static Tensor *head_rmsnorm(Graph *g, const char *op, Tensor *x, int n_heads, co
                    SHAPE(x), n_heads, SHAPE(w));
         return NULL;
     }
-    return rmsnorm_rows(g, x, n * n_heads, d, w, eps, unit_offset);
+    return rmsnorm_rows(g, x, n * n_heads, d, w, eps, unit_offset, false);
 }
 
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps) {

@@ -4,6 +4,7 @@
  * Every loop is OpenMP-parallel over rows (or blocks) with a static schedule and has no reduction,
  * so results do not depend on the thread count at all. */
 #include "tensor/graph_internal.h"
+#include "tensor/matmul.h"
 #include "tensor/vexp.h"
 #include "tensor/profile.h"
 
@@ -92,12 +93,14 @@ Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
     Tensor *y = like(g, gate);
     if (!y) return NULL;
     const float *gt = gate->data, *u = up->data;
+    MmOut yb = mm_input_target(g, y->data, y->size); /* the products' copy of y, block by block */
 #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < y->size; j0 += SWIGLU_BLOCK) {
         int64_t n = y->size - j0 < SWIGLU_BLOCK ? y->size - j0 : SWIGLU_BLOCK;
         float e[SWIGLU_BLOCK];
         exp_neg(e, gt + j0, n);
         for (int64_t k = 0; k < n; k++) y->data[j0 + k] = gt[j0 + k] / (1.0f + e[k]) * u[j0 + k];
+        mm_store(yb, j0, y->data + j0, n);
     }
     if (tensor_any_grad(gate, up, NULL)) {
         SwigluCtx *c = graph_record(g, swiglu_backward, sizeof *c);

@@ -100,7 +100,9 @@ double profile_product_start(void) {
 void profile_product_done(double start, int m, int n, int k) {
     if (!g_prof.on) return;
     double flops = 2.0 * m * n * k;
-    bool inner = omp_in_parallel();
+    /* a team of one thread is not "in parallel" to OpenMP, but its ops ran profile_enter:
+     * a product there is inner unless its own PROFILE_OP already counts it */
+    bool inner = omp_in_parallel() || (omp_get_level() > 0 && g_prof.current != TENSOR_OP_PRODUCTS);
     /* inside a region: this thread's share of the team's time */
     double seconds = (now_seconds() - start) / (inner ? omp_get_num_threads() : 1);
     TensorOpClass owner =

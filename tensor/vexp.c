@@ -9,7 +9,10 @@
  * results are bit for bit glibc's (tests/test_tensor_vexp.c compares them) and f32 training
  * keeps its bits. Lanes whose |x| needs glibc's special cases (overflow, underflow, inf,
  * NaN: |x| >= 2^6 * 1.375 by the exponent test) are recomputed by expf itself. CPUs without
- * AVX2 or FMA get glibc's other variant, so there the loops simply call expf. */
+ * AVX2 or FMA get glibc's other variant, so there the loops simply call expf.
+ * With AVX-512 the same operations run on eight lanes, the table looked up by two
+ * two-register permutes instead of a gather (SwiGLU's exps about 1.5x faster on a Zen 4),
+ * and the shifted sum adds each group of eight as two groups of four, in the AVX2 order. */
 #include "tensor/vexp.h"
 
 #include <math.h>
@@ -104,10 +107,10 @@ __attribute__((target("avx2,fma"))) static int exp4_shifted(const float *x, __m2
     return ~_mm256_movemask_pd(ok) & 0xf;
 }
 
-__attribute__((target("avx2,fma"))) static double exp_shifted_sum_avx2(float *e, const float *x,
-                                                                       float shift, int64_t n) {
-    __m256d acc = _mm256_setzero_pd(), shiftd = _mm256_set1_pd((double)shift);
-    int64_t i = 0;
+/* From element i on, with acc the four lane sums so far: four at a time, then one by one. */
+__attribute__((target("avx2,fma"))) static double
+exp_shifted_sum_tail(float *e, const float *x, float shift, int64_t n, int64_t i, __m256d acc) {
+    __m256d shiftd = _mm256_set1_pd((double)shift);
     for (; i + 4 <= n; i += 4) {
         float in[4];
         memcpy(in, x + i, sizeof in); /* e may be x */
@@ -125,22 +128,106 @@ __attribute__((target("avx2,fma"))) static double exp_shifted_sum_avx2(float *e,
     return (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
 }
 
-static int g_avx2 = -1; /* -1 = not checked yet; every thread computes the same answer */
+__attribute__((target("avx2,fma"))) static double exp_shifted_sum_avx2(float *e, const float *x,
+                                                                       float shift, int64_t n) {
+    return exp_shifted_sum_tail(e, x, shift, n, 0, _mm256_setzero_pd());
+}
 
-static bool use_avx2(void) {
-    int ok = __atomic_load_n(&g_avx2, __ATOMIC_RELAXED);
-    if (ok < 0) {
-        __builtin_cpu_init();
-        ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&g_avx2, ok, __ATOMIC_RELAXED);
+#define AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+/* exp_steps on eight lanes; 2^(k/N) from the table held in four registers. */
+AVX512 static inline __m512d exp_steps8(__m512d xd) {
+    const __m512d inv_ln2_n = _mm512_set1_pd(from_bits(INV_LN2_N));
+    const __m512d shift = _mm512_set1_pd(from_bits(SHIFT));
+    const __m512d c0 = _mm512_set1_pd(from_bits(POLY0)), c1 = _mm512_set1_pd(from_bits(POLY1));
+    const __m512d c2 = _mm512_set1_pd(from_bits(POLY2)), one = _mm512_set1_pd(1.0);
+    const __m512i t0 = _mm512_loadu_si512(EXP2F_TAB), t1 = _mm512_loadu_si512(EXP2F_TAB + 8);
+    const __m512i t2 = _mm512_loadu_si512(EXP2F_TAB + 16), t3 = _mm512_loadu_si512(EXP2F_TAB + 24);
+    __m512d kd = _mm512_fmadd_pd(inv_ln2_n, xd, shift);
+    __m512i ki = _mm512_castpd_si512(kd);
+    kd = _mm512_sub_pd(kd, shift);
+    __m512d r = _mm512_fmsub_pd(inv_ln2_n, xd, kd);
+    /* entries 0-15 and 16-31 by the low four bits of k, then bit 4 picks */
+    __m512i lo = _mm512_permutex2var_epi64(t0, ki, t1), hi = _mm512_permutex2var_epi64(t2, ki, t3);
+    __mmask8 upper = _mm512_test_epi64_mask(ki, _mm512_set1_epi64(16));
+    __m512i t = _mm512_mask_mov_epi64(lo, upper, hi);
+    t = _mm512_add_epi64(t, _mm512_slli_epi64(ki, 47));
+    __m512d z = _mm512_fmadd_pd(r, c0, c1);
+    __m512d r2 = _mm512_mul_pd(r, r);
+    __m512d p = _mm512_fmadd_pd(r, c2, one);
+    p = _mm512_fmadd_pd(z, r2, p);
+    return _mm512_mul_pd(p, _mm512_castsi512_pd(t));
+}
+
+AVX512 static void exp_avx512(float *y, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 xf = _mm256_loadu_ps(x + i); /* y may be x: x read first */
+        __m256i top = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(xf), 20),
+                                       _mm256_set1_epi32(0x7ff));
+        int special = _mm256_movemask_ps(
+            _mm256_castsi256_ps(_mm256_cmpgt_epi32(top, _mm256_set1_epi32((int)TOP12_SPECIAL))));
+        float in[8];
+        if (special) _mm256_storeu_ps(in, xf);
+        _mm256_storeu_ps(y + i, _mm512_cvtpd_ps(exp_steps8(_mm512_cvtps_pd(xf))));
+        for (int l = 0; special; l++, special >>= 1)
+            if (special & 1) y[i + l] = expf(in[l]);
     }
-    return ok == 1;
+    exp_avx2(y + i, x + i, n - i);
+}
+
+AVX512 static double exp_shifted_sum_avx512(float *e, const float *x, float shift, int64_t n) {
+    __m256d acc = _mm256_setzero_pd();
+    __m512d shiftd = _mm512_set1_pd((double)shift);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512d xd = _mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(x + i)), shiftd);
+        __mmask8 ok = _mm512_cmp_pd_mask(xd, _mm512_set1_pd(-87.0), _CMP_GE_OQ) &
+                      _mm512_cmp_pd_mask(xd, _mm512_set1_pd(87.0), _CMP_LE_OQ);
+        float in[8];
+        if (ok != 0xff) _mm256_storeu_ps(in, _mm256_loadu_ps(x + i)); /* e may be x */
+        _mm256_storeu_ps(e + i, _mm512_cvtpd_ps(exp_steps8(xd)));
+        for (int l = 0, special = ~ok & 0xff; special; l++, special >>= 1)
+            if (special & 1) e[i + l] = (float)exp((double)in[l] - shift);
+        /* lanes by i mod 4, as exp_shifted_sum_avx2: the first four, then the next four */
+        acc = _mm256_add_pd(acc, _mm256_cvtps_pd(_mm_loadu_ps(e + i)));
+        acc = _mm256_add_pd(acc, _mm256_cvtps_pd(_mm_loadu_ps(e + i + 4)));
+    }
+    return exp_shifted_sum_tail(e, x, shift, n, i, acc);
+}
+
+static int g_level = -1; /* 2 AVX-512, 1 AVX2 and FMA, 0 neither; every thread agrees */
+static int g_force_avx2; /* vexp_force_avx2 */
+
+static int vexp_level(void) {
+    int level = __atomic_load_n(&g_level, __ATOMIC_RELAXED);
+    if (level < 0) {
+        __builtin_cpu_init();
+        level = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 0
+                : __builtin_cpu_supports("avx512f")                                ? 2
+                                                                                   : 1;
+        __atomic_store_n(&g_level, level, __ATOMIC_RELAXED);
+    }
+    return level == 2 && __atomic_load_n(&g_force_avx2, __ATOMIC_RELAXED) ? 1 : level;
 }
 #endif
 
+void vexp_force_avx2(bool on) {
+#ifdef VEXP_AVX2
+    __atomic_store_n(&g_force_avx2, on, __ATOMIC_RELAXED);
+#else
+    (void)on;
+#endif
+}
+
 void vexp_floats(float *y, const float *x, int64_t n) {
 #ifdef VEXP_AVX2
-    if (use_avx2()) {
+    int level = vexp_level();
+    if (level == 2) {
+        exp_avx512(y, x, n);
+        return;
+    }
+    if (level == 1) {
         exp_avx2(y, x, n);
         return;
     }
@@ -150,7 +237,9 @@ void vexp_floats(float *y, const float *x, int64_t n) {
 
 double vexp_shifted_sum(float *e, const float *x, float shift, int64_t n) {
 #ifdef VEXP_AVX2
-    if (use_avx2()) return exp_shifted_sum_avx2(e, x, shift, n);
+    int level = vexp_level();
+    if (level == 2) return exp_shifted_sum_avx512(e, x, shift, n);
+    if (level == 1) return exp_shifted_sum_avx2(e, x, shift, n);
 #endif
     double lanes[4] = {0, 0, 0, 0};
     for (int64_t i = 0; i < n; i++) {

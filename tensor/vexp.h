@@ -2,6 +2,7 @@
 #ifndef LORAFIT_VEXP_H
 #define LORAFIT_VEXP_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 /* y[i] = expf(x[i]) for i < n, bit for bit glibc's expf on this CPU; y may be x.
@@ -13,5 +14,8 @@ void vexp_floats(float *y, const float *x, int64_t n);
  * the e[i] in double, in a fixed order (four partial sums by i mod 4, then (s0 + s1) +
  * (s2 + s3)), whatever the CPU. */
 double vexp_shifted_sum(float *e, const float *x, float shift, int64_t n);
+
+/* Tests: true runs the AVX2 loops even where AVX-512 is there (both give the same bits). */
+void vexp_force_avx2(bool on);
 
 #endif

@@ -205,10 +205,30 @@ START_TEST(test_attention_ex_matches_reference_d512) {
 }
 END_TEST
 
+/* 3 / 1 heads of an odd size (9) and T 133 (a last block of 5 rows): the bf16 pairs of
+ * AVX512-BF16's products end in a half-filled pair, which must count as 0. */
+static void case_odd(bool bf16) {
+    Case c = make_case(2, 133, 3, 1, 9, 0.0, 0.0, 90, true, 313);
+    check_case(&c, bf16, bf16 ? "D 9 T 133 bf16" : "D 9 T 133");
+    free_case(&c);
+}
+
+START_TEST(test_attention_ex_matches_reference_odd_sizes) {
+    case_odd(false);
+}
+END_TEST
+
+/* Both ways of BF16 precision: VDPBF16PS on bf16 pairs where the CPU has AVX512-BF16, and
+ * f32 FMAs on bf16-rounded values (every CPU). */
 START_TEST(test_attention_ex_bf16_matches_rounded_reference) {
-    case_d64(true);
-    case_d128(true);
-    case_d256(true);
+    for (int fma = !att_bf16_dot(); fma < 2; fma++) {
+        att_bf16_dot_force(fma);
+        case_d64(true);
+        case_d128(true);
+        case_d256(true);
+        case_odd(true);
+    }
+    att_bf16_dot_force(false);
 }
 END_TEST
 
@@ -259,12 +279,15 @@ static bool same_run(const Case *c, const Run *a, const Run *b) {
 }
 
 /* Batch 1 with 1 kv head (and 3 kv heads) runs backward in two passes on 2 threads and in
- * one on 1 thread: the bits must not change. */
+ * one on 1 thread: the bits must not change, in F32 and in both ways of BF16 precision (path
+ * 1 on VDPBF16PS where the CPU has AVX512-BF16, path 2 on FMAs). */
 START_TEST(test_attention_ex_is_bit_identical_for_1_and_2_threads) {
     int saved = tensor_threads();
     const int heads[2][2] = {{4, 1}, {6, 3}};
-    for (int bf16 = 0; bf16 < 2; bf16++)
+    for (int path = 0; path < 3; path++)
         for (int hc = 0; hc < 2; hc++) {
+            bool bf16 = path > 0;
+            att_bf16_dot_force(path == 2);
             Case c = make_case(1, 200, heads[hc][0], heads[hc][1], 64, 0.0, 10.0, 100, true, 606);
             Tensor *orig[3] = {c.q, c.k, c.v};
             float *keep[3];
@@ -277,7 +300,8 @@ START_TEST(test_attention_ex_is_bit_identical_for_1_and_2_threads) {
                 r[th] = run(&c, bf16);
             }
             tensor_set_threads(saved);
-            ck_assert_msg(same_run(&c, &r[0], &r[1]), "bf16 %d, %d/%d heads", bf16, heads[hc][0],
+            att_bf16_dot_force(false);
+            ck_assert_msg(same_run(&c, &r[0], &r[1]), "path %d, %d/%d heads", path, heads[hc][0],
                           heads[hc][1]);
             free_run(&r[0]), free_run(&r[1]);
             for (int i = 0; i < 3; i++) free(keep[i]);
@@ -287,8 +311,12 @@ START_TEST(test_attention_ex_is_bit_identical_for_1_and_2_threads) {
 END_TEST
 
 /* The AVX-512, AVX2 and portable block products, exps and bf16 roundings give the same bits
- * (head_dim 72: a panel and a partial one of each vector width), in F32 and BF16 precision. */
+ * (head_dim 72: a panel and a partial one of each vector width), in F32 and BF16 precision.
+ * AVX512-BF16's products (VDPBF16PS) are not among them: they add two products at a time and
+ * read denormals as 0, so their bits differ (they are held to the reference above, and to
+ * the same bits for any thread count); BF16 precision runs on FMAs here. */
 START_TEST(test_attention_ex_kernels_give_the_same_bits) {
+    att_bf16_dot_force(true);
     for (int bf16 = 0; bf16 < 2; bf16++) {
         Case c = make_case(2, 150, 4, 2, 72, 0.0, 0.0, 0, true, 707);
         Tensor *orig[3] = {c.q, c.k, c.v};
@@ -308,6 +336,7 @@ START_TEST(test_attention_ex_kernels_give_the_same_bits) {
         for (int i = 0; i < 3; i++) free(keep[i]);
         free_case(&c);
     }
+    att_bf16_dot_force(false);
 }
 END_TEST
 
@@ -360,6 +389,7 @@ Suite *tensor_attention_ex_suite(void) {
     tcase_add_test(tc, test_attention_ex_matches_reference_d128);
     tcase_add_test(tc, test_attention_ex_matches_reference_d256);
     tcase_add_test(tc, test_attention_ex_matches_reference_d512);
+    tcase_add_test(tc, test_attention_ex_matches_reference_odd_sizes);
     tcase_add_test(tc, test_attention_ex_bf16_matches_rounded_reference);
     tcase_add_test(tc, test_attention_reference_gradient_matches_finite_differences);
     suite_add_tcase(s, tc);

@@ -489,6 +489,41 @@ START_TEST(test_bf16_onednn_plumbing_matches_sgemm_emulation) {
 }
 END_TEST
 
+/* RMSNorm, SwiGLU and attention write the bf16 copy of their output that the products
+ * reading it take (no separate conversion pass): a product of such an output must give the
+ * same bits as the product of a copy made outside the graph, which the product converts
+ * itself. Natively (where the CPU has bf16) and emulated (floats rounded). */
+START_TEST(test_bf16_products_take_the_copy_an_op_writes_exactly) {
+    Tensor *x = random_tensor(37, 48, false, 11, 3.0f), *u = random_tensor(37, 48, false, 12, 2.0f);
+    Tensor *k = random_tensor(37, 24, false, 13, 1.0f), *v = random_tensor(37, 24, false, 14, 1.0f);
+    Tensor *nw = random_tensor(1, 48, false, 15, 1.5f), *w = random_tensor(32, 48, false, 16, 0.2f);
+    Bf16Weight wb = bf16_weight(w);
+    Tensor *copy = tensor_new(2, (int64_t[]){37, 48}, false);
+    ck_assert(copy);
+    for (int emulated = 0; emulated < 2; emulated++) {
+        if (emulated) setenv("LORAFIT_CPU_BF16", "0", 1);
+        Graph *g = bf16_graph();
+        for (int op = 0; op < 3; op++) {
+            Tensor *y = op == 0   ? op_rmsnorm(g, x, nw, 1e-5f)
+                        : op == 1 ? op_swiglu(g, x, u)
+                                  : op_attention(g, x, k, v, 1, 37, 4, 2, 12, NULL);
+            Tensor *z = op_linear(g, y, &wb.t, NULL);
+            ck_assert(y && z);
+            memcpy(copy->data, y->data, (size_t)y->size * sizeof(float));
+            Tensor *zc = op_linear(g, copy, &wb.t, NULL);
+            ck_assert(zc && !graph_failed(g));
+            ck_assert_msg(memcmp(z->data, zc->data, (size_t)z->size * sizeof(float)) == 0,
+                          "op %d, emulated %d", op, emulated);
+        }
+        graph_destroy(g);
+    }
+    unsetenv("LORAFIT_CPU_BF16");
+    tensor_free(x), tensor_free(u), tensor_free(k), tensor_free(v), tensor_free(nw);
+    tensor_free(w), tensor_free(copy);
+    free(wb.bits);
+}
+END_TEST
+
 START_TEST(test_cpu_bf16_override_selects_the_kernel) {
     setenv("LORAFIT_CPU_BF16", "0", 1);
     ck_assert(!tensor_cpu_has_native_bf16());
@@ -532,6 +567,7 @@ Suite *tensor_bf16mm_suite(void) {
     tcase_add_test(tc, test_bf16_lm_head_matches_rounded_reference);
     tcase_add_test(tc, test_bf16_step_is_bit_identical_across_runs_and_thread_counts);
     tcase_add_test(tc, test_bf16_onednn_plumbing_matches_sgemm_emulation);
+    tcase_add_test(tc, test_bf16_products_take_the_copy_an_op_writes_exactly);
     tcase_add_test(tc, test_cpu_bf16_override_selects_the_kernel);
     suite_add_tcase(s, tc);
     return s;

@@ -177,6 +177,42 @@ END_TEST
 /* LoRA's rank-r products (tensor/thin.c) on odd sizes (rows not a multiple of 8, widths not
  * of 16, r not of 8): within f32 rounding of a double-precision product, the padded columns
  * exactly 0, and the same bits from the AVX2 and the scalar loops and from 1 and 2 threads. */
+/* RMSNorm takes rows in groups whose sums interleave: each row's result and gradient must
+ * be those of the row normalized alone. */
+START_TEST(test_rmsnorm_rows_in_groups_give_the_bits_of_each_row_alone) {
+    enum { N = 19, C = 77 };
+    uint64_t seed = 41;
+    Tensor *x = tensor_new(2, (int64_t[]){N, C}, true), *w = tensor_new(1, (int64_t[]){C}, false);
+    Tensor *G = tensor_new(2, (int64_t[]){N, C}, false);
+    ck_assert(x && w && G);
+    for (int64_t j = 0; j < x->size; j++) x->data[j] = test_rand_uniform(&seed, -3, 3);
+    for (int64_t j = 0; j < x->size; j++) G->data[j] = test_rand_uniform(&seed, -1, 1);
+    for (int64_t j = 0; j < C; j++) w->data[j] = test_rand_uniform(&seed, 0.5f, 1.5f);
+    Graph *g = graph_create();
+    ck_assert(g);
+    memset(x->grad, 0, sizeof(float) * N * C);
+    Tensor *y = op_rmsnorm(g, x, w, 1e-5f);
+    ck_assert_int_eq(graph_backward(g, op_weighted_sum(g, y, G), 1.0f), 0);
+    for (int i = 0; i < N; i++) {
+        Tensor *xi = tensor_new(2, (int64_t[]){1, C}, true),
+               *Gi = tensor_new(2, (int64_t[]){1, C}, false);
+        ck_assert(xi && Gi);
+        memcpy(xi->data, x->data + i * C, sizeof(float) * C);
+        memcpy(Gi->data, G->data + i * C, sizeof(float) * C);
+        memset(xi->grad, 0, sizeof(float) * C);
+        Graph *gi = graph_create();
+        Tensor *yi = op_rmsnorm(gi, xi, w, 1e-5f);
+        ck_assert_int_eq(graph_backward(gi, op_weighted_sum(gi, yi, Gi), 1.0f), 0);
+        ck_assert_msg(memcmp(yi->data, y->data + i * C, sizeof(float) * C) == 0, "y row %d", i);
+        ck_assert_msg(memcmp(xi->grad, x->grad + i * C, sizeof(float) * C) == 0, "dx row %d", i);
+        graph_destroy(gi);
+        tensor_free(xi), tensor_free(Gi);
+    }
+    graph_destroy(g);
+    tensor_free(x), tensor_free(w), tensor_free(G);
+}
+END_TEST
+
 static float *rand_floats(int64_t n, unsigned seed) {
     float *v = malloc((size_t)n * sizeof(float));
     ck_assert_ptr_nonnull(v);
@@ -262,6 +298,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(tc, test_cross_entropy_sums_counted_rows_and_is_stable);
     tcase_add_test(tc, test_matmul_helper_plain_transposed_and_accumulated);
     tcase_add_test(tc, test_thin_products_match_double_and_give_the_same_bits_every_way);
+    tcase_add_test(tc, test_rmsnorm_rows_in_groups_give_the_bits_of_each_row_alone);
     suite_add_tcase(s, tc);
     return s;
 }

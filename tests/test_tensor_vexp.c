@@ -1,7 +1,8 @@
 /* tests/test_tensor_vexp.c — the array exps of tensor/vexp.h: vexp_floats gives glibc expf's
  * bits for every input (checked on a spread of all 2^32 bit patterns and at the edges of
  * its special cases), and vexp_shifted_sum is within an ulp of exp(x - shift) with its sum
- * taken in the order it promises. */
+ * taken in the order it promises; each on the AVX-512 loops (where the CPU has them) and on
+ * the AVX2 ones (vexp_force_avx2). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +44,11 @@ START_TEST(test_vexp_floats_is_expf_over_a_spread_of_all_floats) {
     float *x = malloc((size_t)n * sizeof *x);
     ck_assert(x);
     for (int64_t i = 0; i < n; i++) x[i] = float_of((uint32_t)(i * 251));
-    check_against_expf(x, n);
+    for (int avx2 = 0; avx2 < 2; avx2++) {
+        vexp_force_avx2(avx2);
+        check_against_expf(x, n);
+    }
+    vexp_force_avx2(false);
     free(x);
 }
 END_TEST
@@ -57,10 +62,11 @@ START_TEST(test_vexp_floats_is_expf_at_special_case_edges_and_in_place) {
         1.0f};
     enum { RUN = 203 };
     float x[RUN], y[RUN];
-    for (size_t c = 0; c < sizeof centers / sizeof centers[0]; c++) {
-        uint32_t b = bits_of(centers[c]);
+    for (size_t c = 0; c < 2 * sizeof centers / sizeof centers[0]; c++) {
+        vexp_force_avx2(c % 2); /* each center on both paths */
+        uint32_t b = bits_of(centers[c / 2]);
         for (int i = 0; i < RUN; i++) x[i] = float_of(b + (uint32_t)(i - RUN / 2));
-        x[c % 4] = centers[c];
+        x[c / 2 % 8] = centers[c / 2];
         check_against_expf(x, RUN);
         memcpy(y, x, sizeof y);
         vexp_floats(y, y, RUN); /* in place */
@@ -70,20 +76,11 @@ START_TEST(test_vexp_floats_is_expf_at_special_case_edges_and_in_place) {
         ck_assert_msg(bad < 0, "in place: exp(%a) = %a", bad >= 0 ? x[bad] : 0.0f,
                       bad >= 0 ? y[bad] : 0.0f);
     }
+    vexp_force_avx2(false);
 }
 END_TEST
 
-START_TEST(test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order) {
-    const int64_t n = 49157; /* a vocabulary-sized row, not a multiple of 4 */
-    float *x = malloc((size_t)n * sizeof *x), *e = malloc((size_t)n * sizeof *e);
-    ck_assert(x && e);
-    uint64_t seed = 7;
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = test_rand_uniform(&seed, -40.0f, 12.0f);
-        if (i % 1000 == 0) x[i] = -95.0f - (float)(i % 7); /* the scalar fallback lanes */
-        mx = x[i] > mx ? x[i] : mx;
-    }
+static void check_shifted_sum(const float *x, float *e, int64_t n, float mx) {
     double sum = vexp_shifted_sum(e, x, mx, n);
     double lanes[4] = {0, 0, 0, 0};
     int64_t bad = -1;
@@ -98,6 +95,24 @@ START_TEST(test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order) {
     ck_assert(sum == (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]));
     memcpy(e, x, (size_t)n * sizeof *e);
     ck_assert(vexp_shifted_sum(e, e, mx, n) == sum); /* in place, and the same again */
+}
+
+START_TEST(test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order) {
+    const int64_t n = 49157; /* a vocabulary-sized row, not a multiple of 4 */
+    float *x = malloc((size_t)n * sizeof *x), *e = malloc((size_t)n * sizeof *e);
+    ck_assert(x && e);
+    uint64_t seed = 7;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = test_rand_uniform(&seed, -40.0f, 12.0f);
+        if (i % 1000 == 0) x[i] = -95.0f - (float)(i % 7); /* the scalar fallback lanes */
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    for (int avx2 = 0; avx2 < 2; avx2++) {
+        vexp_force_avx2(avx2);
+        check_shifted_sum(x, e, n, mx);
+    }
+    vexp_force_avx2(false);
     free(x);
     free(e);
 }

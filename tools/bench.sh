@@ -14,6 +14,8 @@
 #                 SmolLM-135M shape (F32, B 4 x 256, r 8) and, when BENCH_SHAPES has
 #                 llama-1b, the Llama-3.2-1B shape with BF16 weights (a 2.5 GB BF16 file in
 #                 /tmp, deleted afterwards; B 1 x 1024, r 16)
+#   BENCH_LONG    0 skips the long-sequence table of tools/bench_long.sh (default 1; its
+#                 BENCH_LONG_* variables choose shapes, lengths and precision)
 set -e
 BUILD=${1:-build}
 SHAPES=${BENCH_SHAPES:-smollm-135m llama-1b}
@@ -85,11 +87,7 @@ CORE=$(sed -n 's/^OpenBLAS kernels //p' "$OUT/bench_kernels" 2>/dev/null)
 [ -n "${OPENBLAS_CORETYPE:-}" ] || [ -z "$CORE" ] || { export OPENBLAS_CORETYPE="$CORE";
   echo "== PyTorch runs with OPENBLAS_CORETYPE=$CORE, the OpenBLAS kernels lorafit runs"; }
 
-# "ms/step tokens/s peak-RSS-MB" from a run's summary line, or "- - -".
-figures() {
-  sed -n 's/.* \([0-9]*\) ms\/step, \([0-9]*\) tokens\/s.*peak RSS \([0-9]*\) MB.*/\1 \2 \3/p' "$1" |
-    tail -1 | grep . || echo "- - -"
-}
+. "$(dirname "$0")/bench_lib.sh"
 for shape in $SHAPES; do
   for prec in f32 bf16; do
     echo "== bench_train --shape $shape --precision $prec"
@@ -125,7 +123,6 @@ for shape in $SHAPES; do
     printf '%-12s %-22s %10s %10s %10s\n' "$shape" "$label" "$1" "$2" "$3"
     eval "tps_${run%%-*}_${run#*-}=$2"
   done
-  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "-" }'; }
   echo "$shape: lorafit f32 / pytorch float32 = $(ratio "${tps_lorafit_f32:-}" "${tps_torch_none:-}")," \
     "lorafit bf16 / pytorch bf16 = $(ratio "${tps_lorafit_bf16:-}" "${tps_torch_bf16:-}")," \
     "lorafit bf16 / lorafit f32 = $(ratio "${tps_lorafit_bf16:-}" "${tps_lorafit_f32:-}")"
@@ -137,10 +134,17 @@ for shape in $SHAPES; do
       "(peaks in this run, 1024^3: OpenBLAS sgemm $(sed -n 's/^sgemm *\([0-9.]*\) GFLOP.*/\1/p' "$OUT/bench_kernels" 2>/dev/null)," \
       "oneDNN bf16 $(sed -n 's/^oneDNN bf16 matmul *\([0-9.]*\) GFLOP.*/\1/p; s/^oneDNN bf16 matmul *unimplemented.*/unimplemented here/p' "$OUT/bench_kernels" 2>/dev/null))"
     sed -n 's/^bench_train: where a step goes/  where a step goes/p' "$f" | tail -1
+    ms=$(figures "$f" | cut -d' ' -f1) at_peak=$(products_at_peak_ms "$f" "$OUT/bench_kernels" "$prec")
+    case $prec in f32) peak="OpenBLAS sgemm" target=1.15 ;; *) peak="oneDNN bf16" target=1.3 ;; esac
+    echo "$shape: lorafit $prec step / its products at the $peak peak of this run =" \
+      "$(ratio "$ms" "$at_peak") ($ms ms against $at_peak ms; the target is <= ${target}x)"
   done
 done
 
-[ "${BENCH_CHECKPOINTING:-1}" = 0 ] && exit 0
+long_sequences() {
+  [ "${BENCH_LONG:-1}" = 0 ] || "$(dirname "$0")/bench_long.sh" "$BUILD" "$OUT/bench_kernels"
+}
+[ "${BENCH_CHECKPOINTING:-1}" = 0 ] && { long_sequences; exit 0; }
 # Each run in a process of its own: peak RSS (getrusage) is the process's high-water mark.
 echo "== gradient checkpointing: bench_train without and with --gradient-checkpointing"
 ck_shapes=""
@@ -178,7 +182,7 @@ if [ -n "$ck_shapes" ]; then
     set -- $(figures "$OUT/ckpt-$shape-on"); ms_on=$1; rss_on=$3
     printf '%-12s %-22s %10s %10s\n' "$shape" "without" "$ms_off" "$rss_off"
     printf '%-12s %-22s %10s %10s\n' "$shape" "with checkpointing" "$ms_on" "$rss_on"
-    ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2fx", a / b; else print "-" }'; }
     echo "$shape: peak RSS with / without = $(ratio "$rss_on" "$rss_off"), step time with / without = $(ratio "$ms_on" "$ms_off")"
   done
 fi
+long_sequences

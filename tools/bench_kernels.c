@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "tools/bench_util.h"
 
@@ -82,9 +83,15 @@ static void bench(const char *name, Kind kind, Inputs *in, double fwd_flops, dou
 }
 
 int main(int argc, char **argv) {
-    (void)argc;
     tensor_blas_use_cpu_kernels(argv);
-    tensor_set_threads(0);
+    int threads = 0;
+    if (argc == 3 && strcmp(argv[1], "--threads") == 0) {
+        threads = atoi(argv[2]);
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: bench_kernels [--threads N]\n");
+        return 2;
+    }
+    tensor_set_threads(threads);
     uint64_t st = 1;
     printf("threads %d; N = B*T = %d*%d; FLOPs = 2*M*N*K per product\n", tensor_threads(), B, T);
     printf("OpenBLAS kernels %s\n", tensor_blas_core());

@@ -1,12 +1,14 @@
 /* tools/bench_train.c — whole training steps at SmolLM-135M shapes: ms/step, tokens/s, RSS.
  *
- * bench_train [--model DIR] [--shape smollm-135m|llama-1b] [--precision f32|bf16]
+ * bench_train [--model DIR] [--shape smollm-135m|llama-1b|small] [--precision f32|bf16]
  *             [--dtype f32|bf16] [--rank R] [--gradient-checkpointing]
  *             [--batch B] [--seq T] [--steps S] [--threads N] [--dropout P] [--long]
  * Without --model, builds a random F32 model with make_model in a temporary directory:
  * smollm-135m (the default: hidden 576, intermediate 1536, 30 layers, 9/3 heads, vocab
  * 49152, tied; batch 4 x 256) or llama-1b (Llama-3.2-1B: hidden 2048, intermediate 8192,
- * 16 layers, 32/8 heads, vocab 128256, tied; batch 1 x 512; a 4.9 GB file).
+ * 16 layers, 32/8 heads, vocab 128256, tied; batch 1 x 512; a 4.9 GB file) or small (the
+ * long-sequence model of make bench: hidden 256, intermediate 688, 4 layers, 4/2 heads, vocab
+ * 512; batch 1 x 1024).
  * --precision bf16 holds the frozen weights as BF16 (rounded once at load) and runs the
  * graph in TENSOR_PRECISION_BF16, as the trainer does with train.precision: bf16; the
  * kernel is printed (emulated, and slower than f32, on CPUs without native bf16).
@@ -44,8 +46,9 @@ static double cpu_seconds(long *minor_faults) {
            ru.ru_stime.tv_usec * 1e-6;
 }
 
-/* Runs DIR/make_model from $LORAFIT_TOOLS, else from this program's own directory. */
-static int make_model(const char *dir, const char *shape_args) {
+/* Runs DIR/make_model from $LORAFIT_TOOLS, else from this program's own directory; the model
+ * takes sequences up to seq (at least 2048). */
+static int make_model(const char *dir, const char *shape_args, int seq) {
     char tools[4096], cmd[8400];
     const char *env = getenv("LORAFIT_TOOLS");
     if (env && *env) {
@@ -58,7 +61,8 @@ static int make_model(const char *dir, const char *shape_args) {
         if (!slash) return -1;
         *slash = '\0';
     }
-    snprintf(cmd, sizeof cmd, "'%s/make_model' --out '%s' %s >/dev/null", tools, dir, shape_args);
+    snprintf(cmd, sizeof cmd, "'%s/make_model' --out '%s' %s --max-position %d >/dev/null", tools,
+             dir, shape_args, seq > 2048 ? seq : 2048);
     return system(cmd) == 0 ? 0 : -1;
 }
 
@@ -211,7 +215,7 @@ static void print_blas_core(void) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_train [--model DIR] [--shape smollm-135m|llama-1b] "
+    fprintf(stderr, "usage: bench_train [--model DIR] [--shape smollm-135m|llama-1b|small] "
                     "[--precision f32|bf16] [--dtype f32|bf16] [--rank R] "
                     "[--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N] "
                     "[--dropout P] [--long]\n");
@@ -257,16 +261,19 @@ int main(int argc, char **argv) {
             return usage();
     }
     const char *shape_args;
-    bool llama1b = strcmp(shape, "llama-1b") == 0;
+    bool llama1b = strcmp(shape, "llama-1b") == 0, small = strcmp(shape, "small") == 0;
     if (llama1b)
         shape_args = "--hidden 2048 --intermediate 8192 --layers 16 --heads 32 --kv-heads 8 "
                      "--vocab 128256 --tied";
+    else if (small)
+        shape_args = "--hidden 256 --intermediate 688 --layers 4 --heads 4 --kv-heads 2 "
+                     "--vocab 512";
     else if (strcmp(shape, "smollm-135m") == 0)
         shape_args = "--preset smollm-135m";
     else
         return usage();
-    if (!batch) batch = llama1b ? 1 : 4;
-    if (!seq) seq = llama1b ? 512 : 256;
+    if (!batch) batch = llama1b || small ? 1 : 4;
+    if (!seq) seq = llama1b ? 512 : small ? 1024 : 256;
     if (batch < 1 || seq < 2 || steps < 1 || rank < 1) return usage();
     if (bf16) bf16_weights = true; /* the bf16 precision reads BF16 weights in place */
     tensor_set_threads(threads);
@@ -275,7 +282,7 @@ int main(int argc, char **argv) {
         snprintf(dir, sizeof dir, "%s", model_dir);
     } else {
         snprintf(dir, sizeof dir, "/tmp/lorafit-bench-train-XXXXXX");
-        if (!mkdtemp(dir) || make_model(dir, shape_args) != 0) {
+        if (!mkdtemp(dir) || make_model(dir, shape_args, seq > 512 ? seq : 512) != 0) {
             fprintf(stderr, "bench_train: make_model failed (set LORAFIT_TOOLS?)\n");
             return 1;
         }

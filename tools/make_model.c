@@ -3,10 +3,12 @@
  *
  * make_model --out DIR [--preset tiny|smollm-135m] [--arch llama|qwen2|mistral]
  *            [--hidden H] [--intermediate I] [--layers L] [--heads NH] [--kv-heads NKV]
- *            [--vocab V] [--tied] [--seed S] [--dtype f32|bf16]
+ *            [--vocab V] [--tied] [--seed S] [--dtype f32|bf16] [--max-position P]
  * Linear weights ~ N(0, 0.02^2) (sum of uniforms), norms = 1, Qwen2 biases 0.
  * --dtype bf16 writes every tensor as BF16 (rounded to nearest even): half the file, and a
- * file that model.dtype bf16 maps in place (the Llama-3.2-1B shape: 2.5 GB instead of 4.9). */
+ * file that model.dtype bf16 maps in place (the Llama-3.2-1B shape: 2.5 GB instead of 4.9).
+ * --max-position sets max_position_embeddings (default 2048), the longest sequence lorafit
+ * trains the model on. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +34,7 @@ static int usage(void) {
     fprintf(stderr, "usage: make_model --out DIR [--preset tiny|smollm-135m] [--arch "
                     "llama|qwen2|mistral] [--hidden H] [--intermediate I] [--layers L] "
                     "[--heads NH] [--kv-heads NKV] [--vocab V] [--tied] [--std SIGMA] [--seed S] "
-                    "[--dtype f32|bf16]\n");
+                    "[--dtype f32|bf16] [--max-position P]\n");
     return 2;
 }
 
@@ -42,6 +44,7 @@ int main(int argc, char **argv) {
     unsigned long long seed = 1;
     float std = 0.02f; /* of every weight matrix, as Hugging Face's initializer_range */
     bool bf16 = false;
+    int max_position = 2048;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--tied") == 0) {
@@ -68,6 +71,8 @@ int main(int argc, char **argv) {
             s.vocab = atoi(v);
         else if (strcmp(a, "--seed") == 0)
             seed = strtoull(v, NULL, 10);
+        else if (strcmp(a, "--max-position") == 0)
+            max_position = atoi(v);
         else if (strcmp(a, "--std") == 0)
             std = strtof(v, NULL);
         else if (strcmp(a, "--dtype") == 0 && (strcmp(v, "f32") == 0 || strcmp(v, "bf16") == 0))
@@ -86,7 +91,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 3; i++)
         if (strcmp(s.arch, archs[i][0]) == 0) ai = i;
     if (!out || ai < 0 || s.hidden < 2 || s.inter < 1 || s.layers < 1 || s.heads < 1 || s.kv < 1 ||
-        s.heads % s.kv || s.hidden % s.heads || (s.hidden / s.heads) % 2 || s.vocab < 1)
+        s.heads % s.kv || s.hidden % s.heads || (s.hidden / s.heads) % 2 || s.vocab < 1 ||
+        max_position < 1)
         return usage();
     char err[1024], path[4096];
     if (fsio_mkdirs(out, err, sizeof err) != 0) {
@@ -173,7 +179,7 @@ int main(int argc, char **argv) {
             "architectures", archs[ai][1], "model_type", archs[ai][0], "hidden_size", (int)c,
             "intermediate_size", (int)ff, "num_hidden_layers", s.layers, "num_attention_heads",
             s.heads, "num_key_value_heads", s.kv, "vocab_size", s.vocab, "max_position_embeddings",
-            2048, "rms_norm_eps", 1e-5, "rope_theta", 10000.0, "hidden_act", "silu",
+            max_position, "rms_norm_eps", 1e-5, "rope_theta", 10000.0, "hidden_act", "silu",
             "tie_word_embeddings", s.tied, "bos_token_id", 1, "eos_token_id", 2, "torch_dtype",
             bf16 ? "bfloat16" : "float32");
         char *text = json_dumps(cfg, JSON_INDENT(2));

@@ -1,0 +1,227 @@
+/* tensor/attention_bf16.c — the fused attention's products in BF16 precision on AVX512-BF16
+ * (attention_internal.h: att_gemm_bf16 and the packings it reads).
+ *
+ * VDPBF16PS multiplies 32 pairs of bf16 values and adds each two neighbours' products into
+ * one of 16 f32 lanes: twice the products of an f32 FMA per instruction, and AMD's Zen 4/5
+ * and Intel's Cooper Lake issue it at the FMA's rate, so BF16 precision's attention runs
+ * twice as fast here as on att_gemm's f32 loops (which multiply the same bf16 values).
+ * Its operands are bf16 pairs: A's two neighbouring terms of a row (A[i][2p], A[i][2p+1]) in
+ * one 32-bit word, broadcast, and B's two neighbouring rows interleaved (B[2p][j],
+ * B[2p+1][j]): "pairs along columns" and "pairs along rows" below. Q, K, V and dO are packed
+ * so once per layer (O(T D)), P and dS once per block pair.
+ *
+ * Bits. Each element of C is one chain of VDPBF16PS over the pairs p in ascending order; each
+ * step adds the odd term's product and then the even one's, each rounded to nearest (Intel's
+ * definition, and what an AMD EPYC Zen 4 was measured to do), with bf16 and f32 denormals read
+ * and written as 0. So the results are not those of att_gemm's chains (one term at a time,
+ * denormals kept) in their last bits, but they are the same for any thread count and on any
+ * CPU that runs VDPBF16PS. Values are rounded to bf16 as everywhere in tensor/ (nearest even,
+ * NaN kept quiet; VCVTNE2PS2BF16, whose denormal-to-0 VDPBF16PS would do anyway). */
+#include "tensor/attention_internal.h"
+#include "tensor/bf16.h"
+#include "tensor/profile.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+enum { MR = 4, NR = 64 };
+
+static int g_off; /* att_bf16_dot_force */
+
+void att_bf16_dot_force(bool off) {
+    __atomic_store_n(&g_off, off, __ATOMIC_RELAXED);
+}
+
+bool att_bf16_dot(void) {
+    static int has = -1; /* every thread computes the same answer */
+    int v = __atomic_load_n(&has, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512bf16");
+        __atomic_store_n(&has, v, __ATOMIC_RELAXED);
+    }
+    /* LORAFIT_CPU_BF16=0 (tensor_cpu_has_native_bf16 false) asks for emulated bf16 */
+    return v && !__atomic_load_n(&g_off, __ATOMIC_RELAXED) && tensor_cpu_has_native_bf16();
+}
+
+#define TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))
+
+/* Rows [0, mr) x columns [0, 16 nv) of C over kp pairs, the last vector's lanes masked. */
+TARGET __attribute__((always_inline)) static inline void
+tile(int mr, int nv, __mmask16 last, int kp, const uint32_t *a, int64_t a_row, int64_t a_col,
+     const uint32_t *b, int64_t ldb, float *c, int64_t ldc, bool accumulate) {
+    __m512 acc[MR][NR / 16];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++) {
+            __mmask16 mk = v == nv - 1 ? last : 0xffff;
+            acc[r][v] =
+                accumulate ? _mm512_maskz_loadu_ps(mk, c + r * ldc + 16 * v) : _mm512_setzero_ps();
+        }
+    for (int p = 0; p < kp; p++) {
+        const uint32_t *bp = b + p * ldb;
+        __m512i bv[NR / 16];
+        for (int v = 0; v < nv; v++)
+            bv[v] = _mm512_maskz_loadu_epi32(v == nv - 1 ? last : 0xffff, bp + 16 * v);
+        for (int r = 0; r < mr; r++) {
+            __m512i ar = _mm512_set1_epi32((int)a[r * a_row + p * a_col]);
+            for (int v = 0; v < nv; v++)
+                acc[r][v] = _mm512_dpbf16_ps(acc[r][v], (__m512bh)ar, (__m512bh)bv[v]);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++)
+            _mm512_mask_storeu_ps(c + r * ldc + 16 * v, v == nv - 1 ? last : 0xffff, acc[r][v]);
+}
+
+#define TILE(MRC, NVC) tile(MRC, NVC, last, kp, a, a_row, a_col, bj, ldb, c, ldc, accumulate)
+
+/* Columns in panels of 64 (4 vectors of 16); each panel of B stays in cache for all rows. */
+TARGET static void gemm(int m, int n, int kp, const uint32_t *a0, int64_t a_row, int64_t a_col,
+                        const uint32_t *b, int64_t ldb, float *c0, int64_t ldc, bool accumulate) {
+    for (int j0 = 0; j0 < n; j0 += NR) {
+        int nn = n - j0 < NR ? n - j0 : NR, nv = (nn + 15) / 16;
+        __mmask16 last = (__mmask16)((1u << (nn - 16 * (nv - 1))) - 1u);
+        const uint32_t *bj = b + j0;
+        for (int i0 = 0; i0 < m; i0 += MR) {
+            int mr = m - i0 < MR ? m - i0 : MR;
+            const uint32_t *a = a0 + i0 * a_row;
+            float *c = c0 + i0 * ldc + j0;
+            switch (mr * 4 + nv) {
+            case 4 * 4 + 4:
+                TILE(4, 4);
+                break;
+            case 4 * 4 + 3:
+                TILE(4, 3);
+                break;
+            case 4 * 4 + 2:
+                TILE(4, 2);
+                break;
+            case 4 * 4 + 1:
+                TILE(4, 1);
+                break;
+            case 3 * 4 + 4:
+                TILE(3, 4);
+                break;
+            case 3 * 4 + 3:
+                TILE(3, 3);
+                break;
+            case 3 * 4 + 2:
+                TILE(3, 2);
+                break;
+            case 3 * 4 + 1:
+                TILE(3, 1);
+                break;
+            case 2 * 4 + 4:
+                TILE(2, 4);
+                break;
+            case 2 * 4 + 3:
+                TILE(2, 3);
+                break;
+            case 2 * 4 + 2:
+                TILE(2, 2);
+                break;
+            case 2 * 4 + 1:
+                TILE(2, 1);
+                break;
+            case 1 * 4 + 4:
+                TILE(1, 4);
+                break;
+            case 1 * 4 + 3:
+                TILE(1, 3);
+                break;
+            case 1 * 4 + 2:
+                TILE(1, 2);
+                break;
+            default:
+                TILE(1, 1);
+                break;
+            }
+        }
+    }
+}
+
+void att_gemm_bf16(int m, int n, int k, const uint32_t *a, int64_t a_row, int64_t a_col,
+                   const uint32_t *b, int64_t ldb, float *c, int64_t ldc, bool accumulate,
+                   AttTri tri) {
+    if (m <= 0 || n <= 0) return;
+    double start = profile_product_start();
+    if (tri == ATT_FULL) {
+        gemm(m, n, (k + 1) / 2, a, a_row, a_col, b, ldb, c, ldc, accumulate);
+    } else {
+        /* strips of MR rows, as att_gemm; MR is even, so a strip starts on a pair */
+        for (int i0 = 0; i0 < m; i0 += MR) {
+            int mr = m - i0 < MR ? m - i0 : MR, end = i0 + mr;
+            const uint32_t *ai = a + i0 * a_row;
+            float *ci = c + i0 * ldc;
+            if (tri == ATT_TRI_COLS)
+                gemm(mr, n < end ? n : end, (k + 1) / 2, ai, a_row, a_col, b, ldb, ci, ldc,
+                     accumulate);
+            else if (tri == ATT_TRI_UPTO)
+                gemm(mr, n, ((k < end ? k : end) + 1) / 2, ai, a_row, a_col, b, ldb, ci, ldc,
+                     accumulate);
+            else if (k > i0 || !accumulate)
+                gemm(mr, n, k > i0 ? (k - i0 + 1) / 2 : 0, ai + i0 / 2 * a_col, a_row, a_col,
+                     b + i0 / 2 * ldb, ldb, ci, ldc, accumulate);
+        }
+    }
+    profile_product_done(start, m, n, k);
+}
+
+/* ---- packing -------------------------------------------------------------------- */
+
+/* 32 floats (lo: the first 16) as 32 bf16 in order. */
+TARGET static inline __m512i pack32(__m512 lo, __m512 hi) {
+    return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+}
+
+TARGET void att_pack_cols(const float *src, int64_t ld, int rows, int cols, uint32_t *dst,
+                          int64_t ldd, int pairs) {
+    for (int r = 0; r < rows; r++) {
+        const float *s = src + r * ld;
+        uint32_t *d = dst + r * ldd;
+        for (int p0 = 0; p0 < pairs; p0 += 16) {
+            int x0 = 2 * p0, lo = cols - x0, hi = cols - x0 - 16;
+            __mmask16 mlo = lo >= 16 ? 0xffff : lo <= 0 ? 0 : (__mmask16)((1u << lo) - 1u);
+            __mmask16 mhi = hi >= 16 ? 0xffff : hi <= 0 ? 0 : (__mmask16)((1u << hi) - 1u);
+            __m512i w =
+                pack32(_mm512_maskz_loadu_ps(mlo, s + x0), _mm512_maskz_loadu_ps(mhi, s + x0 + 16));
+            int left = pairs - p0;
+            _mm512_mask_storeu_epi32(d + p0, left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1u),
+                                     w);
+        }
+    }
+}
+
+TARGET void att_pack_rows(const float *src, int64_t ld, int rows, int cols, uint32_t *dst,
+                          int64_t ldd, int pairs) {
+    /* word 2c from the even row's column c (words 0-15 of the pack), 2c + 1 from the odd's */
+    const __m512i weave =
+        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (int p = 0; p < pairs; p++) {
+        bool has_even = 2 * p < rows, has_odd = 2 * p + 1 < rows;
+        const float *even = has_even ? src + 2 * p * ld : src, *odd = has_odd ? even + ld : src;
+        uint32_t *d = dst + p * ldd;
+        for (int x0 = 0; x0 < cols; x0 += 16) {
+            __mmask16 mk = cols - x0 >= 16 ? 0xffff : (__mmask16)((1u << (cols - x0)) - 1u);
+            __m512 e = _mm512_maskz_loadu_ps(has_even ? mk : 0, even + x0);
+            __m512 o = _mm512_maskz_loadu_ps(has_odd ? mk : 0, odd + x0);
+            _mm512_mask_storeu_epi32(d + x0, mk, _mm512_permutexvar_epi16(weave, pack32(e, o)));
+        }
+    }
+}
+
+void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, uint32_t *dst, int64_t ldd,
+                     int width) {
+    int pairs = (cols + 1) / 2;
+    for (int p = 0; p < pairs; p++)
+        for (int x = 0; x < width; x++) {
+            uint32_t w = 0;
+            if (x < rows) {
+                const float *s = src + x * ld + 2 * p;
+                w = bf16_round(s[0]) | (2 * p + 1 < cols ? (uint32_t)bf16_round(s[1]) << 16 : 0);
+            }
+            dst[p * ldd + x] = w;
+        }
+}
