@@ -69,19 +69,6 @@ static const FamilyNorm gemma3_norms[6] = {
      MODULE_COUNT},
 };
 
-/* A positive number key of the config (dflt when absent or null). */
-static int read_number(const ConfigReader *r, const char *key, double dflt, double *out) {
-    json_t *v = json_object_get((json_t *)r->root, key);
-    *out = dflt;
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_number(v) || !(json_number_value(v) > 0) || !isfinite(json_number_value(v))) {
-        snprintf(r->err, r->errlen, "%s: \"%s\" must be a positive number", r->src, key);
-        return -1;
-    }
-    *out = json_number_value(v);
-    return 0;
-}
-
 int gemma_read_common(const ConfigReader *r, ModelConfig *cfg) {
     bool bias = false, bidirectional = false;
     if (config_read_bool(r, "attention_bias", false, &bias) ||
@@ -103,8 +90,8 @@ int gemma_read_common(const ConfigReader *r, ModelConfig *cfg) {
         return -1;
     }
     double scalar, cap;
-    if (read_number(r, "query_pre_attn_scalar", 256, &scalar) ||
-        read_number(r, "final_logit_softcapping", 0, &cap))
+    if (config_read_number(r, "query_pre_attn_scalar", 256, &scalar) ||
+        config_read_number(r, "final_logit_softcapping", 0, &cap))
         return -1;
     cfg->attn_scale = (float)(1.0 / sqrt(scalar));
     cfg->final_softcap = (float)cap;
@@ -116,7 +103,7 @@ static int read_gemma3(const ConfigReader *r, ModelConfig *cfg) {
     int pattern;
     if (gemma_read_common(r, cfg) || config_read_layer_types(r, cfg, &typed) ||
         config_read_int(r, "sliding_window_pattern", 1, 1 << 30, 6, &pattern) ||
-        read_number(r, "rope_local_base_freq", 10000.0, &cfg->rope_local_theta))
+        config_read_number(r, "rope_local_base_freq", 10000.0, &cfg->rope_local_theta))
         return -1;
     if (!typed) /* Gemma3TextConfig: layer i slides unless (i + 1) % pattern == 0 */
         for (int l = 0; l < cfg->num_hidden_layers; l++)
