@@ -425,8 +425,9 @@ START_TEST(test_out_of_memory_suggests_checkpointing_which_then_fits) {
     char rows[4200];
     snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
     tt_random_rows(rows, 40, 3, 40, VOCAB, 9);
-    /* 8 layers x 8 sequences x 512 tokens: the plain step holds ~1 GB of activations (the
-     * attention probabilities alone are 32 MB a layer), a checkpointed one ~150 MB. */
+    /* 8 layers x 8 sequences x 512 tokens: the plain step holds every layer's activations,
+     * a checkpointed one each layer's input and one layer's activations (the fused attention
+     * stores no T x T probabilities in either, so the gap is the layers' other activations). */
     snprintf(cfg_text, sizeof cfg_text,
              "model:\n  path: %s\nlora:\n  r: 4\n"
              "data:\n  train: rows.jsonl\n  seq_len: 512\n"
