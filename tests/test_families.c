@@ -37,37 +37,6 @@ static const Family families[5] = {
     {"tests/data/train/phi4mini-longrope", "phi3", "Phi3ForCausalLM", 0},
 };
 
-static char *repo_path(const char *rel) {
-    char *p = realpath(rel, NULL);
-    ck_assert_msg(p != NULL, "%s is missing", rel);
-    return p;
-}
-
-/* `lorafit ARGS` in dir, which must succeed; its stdout (caller frees). */
-static char *run_stdout(const char *dir, const char *args) {
-    char cmd[16384], out[4200], errp[4200];
-    snprintf(out, sizeof out, "%s/stdout.txt", dir);
-    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", test_lorafit_bin(), args, out, errp);
-    int rc = test_run(cmd, NULL);
-    char *err = test_read_file(errp, NULL);
-    ck_assert_msg(rc == 0, "lorafit %s: exit %d\n%s", args, rc, err ? err : "");
-    free(err);
-    char *text = test_read_file(out, NULL);
-    ck_assert(text != NULL);
-    return text;
-}
-
-static char *write_config(const char *dir, const char *model_dir, const char *extra) {
-    char cfg[24576];
-    snprintf(cfg, sizeof cfg,
-             "model:\n  path: %s\n%s"
-             "output:\n  dir: %s/out\n  save_every: 0\n"
-             "log:\n  every: 1\n",
-             model_dir, extra, dir);
-    return tt_write_text(dir, "config.yaml", cfg);
-}
-
 static json_t *load_fixture(const char *fx) {
     char path[4200];
     snprintf(path, sizeof path, "%s/fixture.json", fx);
@@ -96,7 +65,7 @@ static void check_checkpointing(const Family *f, const char *precision) {
     char *ref = test_tmpdir(), *cut = test_tmpdir(), path[4300], rows[4400], extra[8192],
          args[4400];
     snprintf(path, sizeof path, "%s/model", f->fixture);
-    char *model = repo_path(path);
+    char *model = tt_repo_path(path);
     for (int i = 0; i < 2; i++) {
         const char *dir = i ? cut : ref;
         snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
@@ -107,7 +76,7 @@ static void check_checkpointing(const Family *f, const char *precision) {
                  "train:\n  batch_size: 2\n  grad_accum: 2\n  max_steps: 3\n  lr: 1.0e-2\n"
                  "  precision: %s\n  gradient_checkpointing: %s\n",
                  rows, precision, i ? "true" : "false");
-        char *cfg = write_config(dir, model, extra);
+        char *cfg = tt_write_config(dir, model, extra);
         snprintf(args, sizeof args, "train '%s'", cfg);
         tt_expect(dir, args, 0, NULL);
         free(cfg);
@@ -156,9 +125,9 @@ static void check_eval(const Family *f, const char *dir, const char *model, cons
              "data:\n  train: %s\n  valid: %s\n  seq_len: 24\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  precision: f32\n",
              valid, valid);
-    char *cfg = write_config(dir, model, extra);
+    char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "eval '%s' --adapter '%s'", cfg, adapter);
-    char *out = run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     json_t *line = json_loads(out, 0, NULL), *fx = load_fixture(f->fixture);
     ck_assert_msg(line != NULL, "%s", out);
     double got = json_number_value(json_object_get(line, "eval_loss"));
@@ -180,7 +149,7 @@ static void check_generate(const Family *f, const char *dir, const char *model, 
     if (adapter) snprintf(with, sizeof with, "--adapter '%s'", adapter);
     snprintf(args, sizeof args, "generate --model '%s' %s --prompt-ids '%s' -n 64 --precision f32",
              model, with, prompt);
-    char *out = run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     out[strcspn(out, "\n")] = '\0';
     ck_assert_msg(!strcmp(out, want), "%s: generate printed\n%s\nthe reference's\n%s",
                   f->model_type, out, want);
@@ -192,9 +161,9 @@ START_TEST(test_eval_generate_merge_export_inspect) {
         const Family *f = &families[i];
         char *dir = test_tmpdir(), path[4400], args[8192], src[4400];
         snprintf(path, sizeof path, "%s/model", f->fixture);
-        char *model = repo_path(path);
+        char *model = tt_repo_path(path);
         snprintf(path, sizeof path, "%s/init_adapter", f->fixture);
-        char *adapter = repo_path(path);
+        char *adapter = tt_repo_path(path);
         json_t *fx = load_fixture(f->fixture);
         char *prompt = fixture_ids(fx, "greedy_prompt"), *want = fixture_ids(fx, "greedy_adapter");
         check_eval(f, dir, model, adapter);
@@ -212,7 +181,7 @@ START_TEST(test_eval_generate_merge_export_inspect) {
         ck_assert_msg(tt_adapter_rel_diff(path, src, "") == 0.0, "%s: the PEFT export changed",
                       f->model_type);
         snprintf(args, sizeof args, "inspect '%s'", model);
-        char *out = run_stdout(dir, args), line[256];
+        char *out = tt_run_stdout(dir, args), line[256];
         snprintf(line, sizeof line, "model %s (%s)", f->architecture, f->model_type);
         ck_assert_msg(strstr(out, line), "%s", out);
         free(out);
@@ -221,7 +190,7 @@ START_TEST(test_eval_generate_merge_export_inspect) {
                  "generate --model '%s' --adapter '%s' --prompt 'Hi there' --chat -n 8 "
                  "--precision f32",
                  model, adapter);
-        free(run_stdout(dir, args));
+        free(tt_run_stdout(dir, args));
         free(prompt);
         free(want);
         json_decref(fx);
@@ -244,9 +213,9 @@ START_TEST(test_merge_gguf_is_laid_out_as_llamacpp_writes_each_arch) {
         const Family *f = &families[i];
         char *dir = test_tmpdir(), path[4400], args[8192], key[128], err[1024];
         snprintf(path, sizeof path, "%s/model", f->fixture);
-        char *model = repo_path(path);
+        char *model = tt_repo_path(path);
         snprintf(path, sizeof path, "%s/init_adapter", f->fixture);
-        char *adapter = repo_path(path);
+        char *adapter = tt_repo_path(path);
         Model *m = model_load(model, err, sizeof err);
         ck_assert_msg(m != NULL, "%s", err);
         Lora *lora = lora_load_adapter(m, adapter, err, sizeof err);
@@ -344,9 +313,9 @@ START_TEST(test_phi3_gguf_is_laid_out_as_llamacpp_writes_it) {
         const Family *f = &families[i];
         char *dir = test_tmpdir(), path[4400], args[8192], err[1024];
         snprintf(path, sizeof path, "%s/model", f->fixture);
-        char *model = repo_path(path);
+        char *model = tt_repo_path(path);
         snprintf(path, sizeof path, "%s/init_adapter", f->fixture);
-        char *adapter = repo_path(path);
+        char *adapter = tt_repo_path(path);
         Model *m = model_load(model, err, sizeof err);
         ck_assert_msg(m != NULL, "%s", err);
         Lora *lora = lora_load_adapter(m, adapter, err, sizeof err);
@@ -430,9 +399,9 @@ END_TEST
 static void check_gguf_refused(const char *fixture, json_t *edits, const char *why) {
     char *dir = test_tmpdir(), path[4400], args[8192], edited[4400];
     snprintf(path, sizeof path, "%s/model", fixture);
-    char *model = repo_path(path);
+    char *model = tt_repo_path(path);
     snprintf(path, sizeof path, "%s/init_adapter", fixture);
-    char *adapter = repo_path(path);
+    char *adapter = tt_repo_path(path);
     snprintf(edited, sizeof edited, "%s/model", dir);
     tt_model_with_config(model, edited, edits);
     json_decref(edits);
@@ -469,7 +438,7 @@ END_TEST
 /* A module Phi-3 does not have is refused by name, with the family's modules. */
 START_TEST(test_phi3_refuses_unfused_targets) {
     char *dir = test_tmpdir(), path[4400], extra[8192], args[4400];
-    char *model = repo_path("tests/data/train/phi3-window/model");
+    char *model = tt_repo_path("tests/data/train/phi3-window/model");
     snprintf(path, sizeof path, "%s/rows.jsonl", dir);
     tt_random_rows(path, 24, 3, 30, 320, 17);
     snprintf(extra, sizeof extra,
@@ -477,7 +446,7 @@ START_TEST(test_phi3_refuses_unfused_targets) {
              "data:\n  train: %s\n  seq_len: 16\n"
              "train:\n  batch_size: 2\n  max_steps: 1\n",
              path);
-    char *cfg = write_config(dir, model, extra);
+    char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "train '%s'", cfg);
     tt_expect(dir, args, 2, /* refused: the usage exit code */
               "Phi3ForCausalLM has no q_proj; its linear modules: o_proj, down_proj, qkv_proj, "

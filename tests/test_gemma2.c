@@ -19,22 +19,6 @@
 
 #define G2 "tests/data/train/gemma2-tied"
 
-static char *repo_path(const char *rel) {
-    char *p = realpath(rel, NULL);
-    ck_assert_msg(p != NULL, "%s is missing", rel);
-    return p;
-}
-
-static char *write_config(const char *dir, const char *model_dir, const char *extra) {
-    char cfg[24576];
-    snprintf(cfg, sizeof cfg,
-             "model:\n  path: %s\n%s"
-             "output:\n  dir: %s/out\n  save_every: 0\n"
-             "log:\n  every: 1\n",
-             model_dir, extra, dir);
-    return tt_write_text(dir, "config.yaml", cfg);
-}
-
 /* fixture.json's integer list `key` as "1 2 3" (caller frees). */
 static char *fixture_ids(const char *key) {
     json_t *fx = json_load_file(G2 "/fixture.json", 0, NULL), *a = json_object_get(fx, key);
@@ -52,8 +36,8 @@ static char *fixture_ids(const char *key) {
 /* eval --adapter on the fixture's first batch: the reference's first loss (1e-6), through
  * the fused lm_head's soft-cap; generate --adapter: the reference's 64 greedy ids. */
 START_TEST(test_eval_and_generate_give_the_reference) {
-    char *dir = test_tmpdir(), *model = repo_path(G2 "/model");
-    char *adapter = repo_path(G2 "/init_adapter"), *train = repo_path(G2 "/train.jsonl");
+    char *dir = test_tmpdir(), *model = tt_repo_path(G2 "/model");
+    char *adapter = tt_repo_path(G2 "/init_adapter"), *train = tt_repo_path(G2 "/train.jsonl");
     char *rows = test_read_file(train, NULL);
     char *second = strchr(strchr(rows, '\n') + 1, '\n');
     second[1] = '\0';
@@ -62,7 +46,7 @@ START_TEST(test_eval_and_generate_give_the_reference) {
              "data:\n  train: %s\n  valid: %s\n  seq_len: 16\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  precision: f32\n",
              valid, valid);
-    char *cfg = write_config(dir, model, extra);
+    char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "eval '%s' --adapter '%s'", cfg, adapter);
     ck_assert_int_eq(tt_lorafit(dir, args), 0);
     char *log = tt_log(dir);
@@ -99,7 +83,7 @@ START_TEST(test_eval_and_generate_give_the_reference) {
 END_TEST
 
 START_TEST(test_checkpointing_is_byte_identical) {
-    char *ref = test_tmpdir(), *cut = test_tmpdir(), *model = repo_path(G2 "/model");
+    char *ref = test_tmpdir(), *cut = test_tmpdir(), *model = tt_repo_path(G2 "/model");
     char rows[4400], extra[8192], args[4400];
     for (int i = 0; i < 2; i++) {
         const char *dir = i ? cut : ref;
@@ -111,7 +95,7 @@ START_TEST(test_checkpointing_is_byte_identical) {
                  "train:\n  batch_size: 2\n  grad_accum: 2\n  max_steps: 3\n  lr: 1.0e-2\n"
                  "  precision: f32\n  gradient_checkpointing: %s\n",
                  rows, i ? "true" : "false");
-        char *cfg = write_config(dir, model, extra);
+        char *cfg = tt_write_config(dir, model, extra);
         snprintf(args, sizeof args, "train '%s'", cfg);
         tt_expect(dir, args, 0, NULL);
         free(cfg);
@@ -129,7 +113,7 @@ END_TEST
  * sliding_window, no pattern (llama.cpp's default: the even layers), four norms per layer,
  * each + 1, and no output.weight. */
 START_TEST(test_merge_gguf_is_laid_out_as_llamacpp_gemma2) {
-    char *dir = test_tmpdir(), *model = repo_path(G2 "/model"), args[8192], path[4400];
+    char *dir = test_tmpdir(), *model = tt_repo_path(G2 "/model"), args[8192], path[4400];
     snprintf(path, sizeof path, "%s/m.gguf", dir);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s'", model, path);
     tt_expect(dir, args, 0, "arch gemma2");
@@ -169,7 +153,7 @@ END_TEST
  * period: a model with another query_pre_attn_scalar, or sliding layers 1 and 2 of 3, is
  * refused with the reason. */
 START_TEST(test_gguf_llamacpp_would_compute_differently_is_refused) {
-    char *dir = test_tmpdir(), *model = repo_path(G2 "/model"), args[8192], m[4400];
+    char *dir = test_tmpdir(), *model = tt_repo_path(G2 "/model"), args[8192], m[4400];
     static const char *const why[] = {"query_pre_attn_scalar differs", "follow no period"};
     for (int k = 0; k < 2; k++) {
         snprintf(m, sizeof m, "%s/m%d", dir, k);

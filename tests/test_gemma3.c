@@ -24,37 +24,6 @@
 
 #define G3 "tests/data/train/gemma3-tied"
 
-static char *repo_path(const char *rel) {
-    char *p = realpath(rel, NULL);
-    ck_assert_msg(p != NULL, "%s is missing", rel);
-    return p;
-}
-
-/* `lorafit ARGS` in dir, which must succeed; its stdout (caller frees). */
-static char *run_stdout(const char *dir, const char *args) {
-    char cmd[16384], out[4200], errp[4200];
-    snprintf(out, sizeof out, "%s/stdout.txt", dir);
-    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", test_lorafit_bin(), args, out, errp);
-    int rc = test_run(cmd, NULL);
-    char *err = test_read_file(errp, NULL);
-    ck_assert_msg(rc == 0, "lorafit %s: exit %d\n%s", args, rc, err ? err : "");
-    free(err);
-    char *text = test_read_file(out, NULL);
-    ck_assert(text != NULL);
-    return text;
-}
-
-static char *write_config(const char *dir, const char *model_dir, const char *extra) {
-    char cfg[24576];
-    snprintf(cfg, sizeof cfg,
-             "model:\n  path: %s\n%s"
-             "output:\n  dir: %s/out\n  save_every: 0\n"
-             "log:\n  every: 1\n",
-             model_dir, extra, dir);
-    return tt_write_text(dir, "config.yaml", cfg);
-}
-
 /* fixture.json's integer list `key` as "1 2 3" (caller frees). */
 static char *fixture_ids(const char *key) {
     json_error_t je;
@@ -73,14 +42,14 @@ static char *fixture_ids(const char *key) {
 /* ---- lora.target_modules not given: PEFT's default for gemma3_text ------------------- */
 
 START_TEST(test_default_target_modules_are_q_and_v) {
-    char *dir = test_tmpdir(), *model = repo_path(G3 "/model"),
-         *data = repo_path(G3 "/train.jsonl");
+    char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model"),
+         *data = tt_repo_path(G3 "/train.jsonl");
     char extra[8192], args[4400], path[4400];
     snprintf(extra, sizeof extra,
              "data:\n  train: %s\n  seq_len: 16\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  max_steps: 1\n  precision: f32\n",
              data);
-    char *cfg = write_config(dir, model, extra);
+    char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "train '%s'", cfg);
     tt_expect(dir, args, 0, NULL);
     snprintf(path, sizeof path, "%s/out/config.resolved.yaml", dir);
@@ -99,7 +68,7 @@ END_TEST
 /* ---- gradient checkpointing, packing, bf16 ------------------------------------------- */
 
 static void check_checkpointing(const char *precision) {
-    char *ref = test_tmpdir(), *cut = test_tmpdir(), *model = repo_path(G3 "/model");
+    char *ref = test_tmpdir(), *cut = test_tmpdir(), *model = tt_repo_path(G3 "/model");
     char rows[4400], extra[8192], args[4400];
     for (int i = 0; i < 2; i++) {
         const char *dir = i ? cut : ref;
@@ -111,7 +80,7 @@ static void check_checkpointing(const char *precision) {
                  "train:\n  batch_size: 2\n  grad_accum: 2\n  max_steps: 3\n  lr: 1.0e-2\n"
                  "  precision: %s\n  gradient_checkpointing: %s\n",
                  rows, precision, i ? "true" : "false");
-        char *cfg = write_config(dir, model, extra);
+        char *cfg = tt_write_config(dir, model, extra);
         snprintf(args, sizeof args, "train '%s'", cfg);
         tt_expect(dir, args, 0, NULL);
         free(cfg);
@@ -141,7 +110,7 @@ static char *write_mpi_job(const char *dir, const char *model, const char *rows)
              "train:\n  batch_size: 2\n  max_steps: 3\n  lr: 1.0e-2\n  precision: f32\n"
              "  threads: 1\n  seed: 3\n",
              rows);
-    return write_config(dir, model, extra);
+    return tt_write_config(dir, model, extra);
 }
 
 /* np 2 with batch_size 2 trains what one process trains with batch_size 4: the first step's
@@ -149,7 +118,7 @@ static char *write_mpi_job(const char *dir, const char *model, const char *rows)
  * within test_mpi.c's bounds (Adam amplifies last-bit differences), the adapters within 0.1. */
 START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
     NEED_MPIRUN();
-    char *one = test_tmpdir(), *two = test_tmpdir(), *model = repo_path(G3 "/model");
+    char *one = test_tmpdir(), *two = test_tmpdir(), *model = tt_repo_path(G3 "/model");
     char rows[4400], args[4400];
     snprintf(rows, sizeof rows, "%s/rows.jsonl", one);
     tt_random_rows(rows, 48, 3, 30, 320, 29);
@@ -197,8 +166,8 @@ END_TEST
 /* ---- eval and generate --------------------------------------------------------------- */
 
 START_TEST(test_eval_gives_the_reference_loss) {
-    char *dir = test_tmpdir(), *model = repo_path(G3 "/model");
-    char *adapter = repo_path(G3 "/init_adapter"), *train = repo_path(G3 "/train.jsonl");
+    char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model");
+    char *adapter = tt_repo_path(G3 "/init_adapter"), *train = tt_repo_path(G3 "/train.jsonl");
     char *rows = test_read_file(train, NULL);
     char *second = strchr(strchr(rows, '\n') + 1, '\n'); /* batch 0: rows 0 and 1 */
     second[1] = '\0';
@@ -207,9 +176,9 @@ START_TEST(test_eval_gives_the_reference_loss) {
              "data:\n  train: %s\n  valid: %s\n  seq_len: 16\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  precision: f32\n",
              valid, valid);
-    char *cfg = write_config(dir, model, extra);
+    char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "eval '%s' --adapter '%s'", cfg, adapter);
-    char *out = run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     json_t *line = json_loads(out, 0, NULL), *fx = json_load_file(G3 "/fixture.json", 0, NULL);
     ck_assert_msg(line && fx, "%s", out);
     double got = json_number_value(json_object_get(line, "eval_loss"));
@@ -230,13 +199,13 @@ START_TEST(test_eval_gives_the_reference_loss) {
 END_TEST
 
 START_TEST(test_generate_ids_match_the_reference) {
-    char *dir = test_tmpdir(), *model = repo_path(G3 "/model");
-    char *adapter = repo_path(G3 "/init_adapter"), args[8192];
+    char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model");
+    char *adapter = tt_repo_path(G3 "/init_adapter"), args[8192];
     char *prompt = fixture_ids("greedy_prompt"), *want = fixture_ids("greedy_adapter");
     snprintf(args, sizeof args,
              "generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32", model,
              adapter, prompt);
-    char *out = run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     out[strcspn(out, "\n")] = '\0';
     ck_assert_str_eq(out, want);
     free(out);
@@ -254,13 +223,13 @@ END_TEST
  * turn. The reply printed is the decoded continuation of exactly the ids `lorafit tokenize`
  * renders, up to the first end-of-turn token (<eos> 316, <end_of_turn> 319). */
 START_TEST(test_generate_chat_renders_gemma3_template) {
-    char *dir = test_tmpdir(), *model = repo_path(G3 "/model"), args[8192];
+    char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model"), args[8192];
     free(tt_write_text(dir, "msg.jsonl",
                        "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, "
                        "{\"role\": \"user\", \"content\": \"Hi there\"}], "
                        "\"add_generation_prompt\": true}\n"));
     snprintf(args, sizeof args, "tokenize '%s' < '%s/msg.jsonl'", model, dir);
-    char *rendered = run_stdout(dir, args);
+    char *rendered = tt_run_stdout(dir, args);
     json_t *r = json_loads(rendered, 0, NULL);
     ck_assert_msg(r != NULL, "%s", rendered);
     const char *text = json_string_value(json_object_get(r, "text"));
@@ -273,7 +242,7 @@ START_TEST(test_generate_chat_renders_gemma3_template) {
     snprintf(args, sizeof args, "tokenize '%s' < '%s/user.jsonl'", model, dir);
     json_decref(r);
     free(rendered);
-    rendered = run_stdout(dir, args);
+    rendered = tt_run_stdout(dir, args);
     r = json_loads(rendered, 0, NULL);
     json_t *ids = json_object_get(r, "input_ids");
     char prompt[4096] = "";
@@ -284,7 +253,7 @@ START_TEST(test_generate_chat_renders_gemma3_template) {
     int n_prompt = (int)json_array_size(ids);
     snprintf(args, sizeof args, "generate --model '%s' --prompt-ids '%s' -n 16 --precision f32",
              model, prompt);
-    char *gen = run_stdout(dir, args);
+    char *gen = tt_run_stdout(dir, args);
     char cont[2048] = "[";
     int k = 0;
     char *tok = strtok(gen, " \n");
@@ -298,12 +267,12 @@ START_TEST(test_generate_chat_renders_gemma3_template) {
     snprintf(line, sizeof line, "{\"input_ids\": %s]}\n", cont);
     free(tt_write_text(dir, "cont.jsonl", line));
     snprintf(args, sizeof args, "tokenize '%s' --decode < '%s/cont.jsonl'", model, dir);
-    char *decoded = run_stdout(dir, args);
+    char *decoded = tt_run_stdout(dir, args);
     json_t *d = json_loads(decoded, 0, NULL);
     ck_assert_msg(d != NULL, "%s", decoded);
     snprintf(args, sizeof args,
              "generate --model '%s' --prompt 'Hi there' --chat -n 16 --precision f32", model);
-    char *reply = run_stdout(dir, args);
+    char *reply = tt_run_stdout(dir, args);
     reply[strlen(reply) - 1] = '\0';
     ck_assert_msg(!strcmp(reply, json_string_value(json_object_get(d, "text"))),
                   "--chat printed '%s', the rendered prompt's continuation is '%s'", reply,
@@ -323,15 +292,15 @@ END_TEST
 /* ---- merge and export ---------------------------------------------------------------- */
 
 START_TEST(test_merge_hf_export_peft_and_inspect) {
-    char *dir = test_tmpdir(), *model = repo_path(G3 "/model"), args[8192], path[4400];
-    char *adapter = repo_path(G3 "/init_adapter");
+    char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model"), args[8192], path[4400];
+    char *adapter = tt_repo_path(G3 "/init_adapter");
     char *prompt = fixture_ids("greedy_prompt"), *want = fixture_ids("greedy_adapter");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
              adapter, dir);
     tt_expect(dir, args, 0, "merged");
     snprintf(args, sizeof args,
              "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
-    char *out = run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     out[strcspn(out, "\n")] = '\0';
     ck_assert_str_eq(out, want);
     free(out);
@@ -342,7 +311,7 @@ START_TEST(test_merge_hf_export_peft_and_inspect) {
     snprintf(src, sizeof src, "%s/adapter_model.safetensors", adapter);
     ck_assert_msg(tt_adapter_rel_diff(path, src, "") == 0.0, "the PEFT export changed tensors");
     snprintf(args, sizeof args, "inspect '%s'", model);
-    out = run_stdout(dir, args);
+    out = tt_run_stdout(dir, args);
     ck_assert_msg(strstr(out, "model Gemma3ForCausalLM (gemma3_text)") &&
                       strstr(out, "head_dim 16"),
                   "%s", out);
@@ -363,7 +332,7 @@ END_TEST
  * 6), and q_norm times sqrt(16 / 24) (llama.cpp scales scores by 1/sqrt(head_dim), the model
  * by query_pre_attn_scalar^-1/2). */
 START_TEST(test_merge_gguf_is_laid_out_as_llamacpp_gemma3) {
-    char *dir = test_tmpdir(), *model = repo_path(G3 "/model"), args[8192], path[4400];
+    char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model"), args[8192], path[4400];
     char err[1024];
     snprintf(path, sizeof path, "%s/m.gguf", dir);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s'", model, path);

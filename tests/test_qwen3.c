@@ -20,39 +20,6 @@
 #define UNTIED "tests/data/train/qwen3-untied"
 #define BIASED "tests/data/train/qwen3-bias-tied"
 
-/* The absolute path of a file of the repository. */
-static char *repo_path(const char *rel) {
-    char *p = realpath(rel, NULL);
-    ck_assert_msg(p != NULL, "%s is missing", rel);
-    return p;
-}
-
-/* `lorafit ARGS` in dir, which must succeed; its stdout (caller frees). */
-static char *run_stdout(const char *dir, const char *args) {
-    char cmd[16384], out[4200], errp[4200];
-    snprintf(out, sizeof out, "%s/stdout.txt", dir);
-    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", test_lorafit_bin(), args, out, errp);
-    int rc = test_run(cmd, NULL);
-    char *err = test_read_file(errp, NULL);
-    ck_assert_msg(rc == 0, "lorafit %s: exit %d\n%s", args, rc, err ? err : "");
-    free(err);
-    char *text = test_read_file(out, NULL);
-    ck_assert(text != NULL);
-    return text;
-}
-
-/* A training config of `extra` lines (lora, data and train keys) on model_dir. */
-static char *write_config(const char *dir, const char *model_dir, const char *extra) {
-    char cfg[24576];
-    snprintf(cfg, sizeof cfg,
-             "model:\n  path: %s\n%s"
-             "output:\n  dir: %s/out\n  save_every: 0\n"
-             "log:\n  every: 1\n",
-             model_dir, extra, dir);
-    return tt_write_text(dir, "config.yaml", cfg);
-}
-
 /* fixture.json's integer list `key` as "1 2 3" (caller frees). */
 static char *fixture_ids(json_t *fx, const char *key, int *n) {
     json_t *a = json_object_get(fx, key);
@@ -81,15 +48,15 @@ static json_t *load_fixture(const char *fx) {
 static void check_default_targets(const char *fx, const char *want_yaml, int want_n) {
     char *dir = test_tmpdir(), *model = NULL, extra[4096], path[4400];
     snprintf(path, sizeof path, "%s/model", fx);
-    model = repo_path(path);
+    model = tt_repo_path(path);
     char *data = NULL;
     snprintf(path, sizeof path, "%s/train.jsonl", fx);
-    data = repo_path(path);
+    data = tt_repo_path(path);
     snprintf(extra, sizeof extra,
              "data:\n  train: %s\n  seq_len: 16\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  max_steps: 1\n  precision: f32\n",
              data);
-    char *cfg = write_config(dir, model, extra), args[4400];
+    char *cfg = tt_write_config(dir, model, extra), args[4400];
     snprintf(args, sizeof args, "train '%s'", cfg);
     tt_expect(dir, args, 0, NULL);
     snprintf(path, sizeof path, "%s/out/config.resolved.yaml", dir);
@@ -125,7 +92,7 @@ END_TEST
 /* A packed job with dropout on every linear and two micro-batches per step, trained without
  * and with gradient checkpointing in `precision`: the same adapter bytes and metrics. */
 static void check_checkpointing(const char *precision) {
-    char *ref = test_tmpdir(), *cut = test_tmpdir(), *model = repo_path(UNTIED "/model");
+    char *ref = test_tmpdir(), *cut = test_tmpdir(), *model = tt_repo_path(UNTIED "/model");
     char rows[4400], extra[8192], args[4400];
     for (int i = 0; i < 2; i++) {
         const char *dir = i ? cut : ref;
@@ -137,7 +104,7 @@ static void check_checkpointing(const char *precision) {
                  "train:\n  batch_size: 2\n  grad_accum: 2\n  max_steps: 3\n  lr: 1.0e-2\n"
                  "  precision: %s\n  gradient_checkpointing: %s\n",
                  rows, precision, i ? "true" : "false");
-        char *cfg = write_config(dir, model, extra);
+        char *cfg = tt_write_config(dir, model, extra);
         snprintf(args, sizeof args, "train '%s'", cfg);
         tt_expect(dir, args, 0, NULL);
         free(cfg);
@@ -160,8 +127,9 @@ END_TEST
 
 /* eval --adapter on the fixture's first batch gives the reference's first-step loss. */
 START_TEST(test_eval_gives_the_reference_loss) {
-    char *dir = test_tmpdir(), *model = repo_path(UNTIED "/model");
-    char *adapter = repo_path(UNTIED "/init_adapter"), *train = repo_path(UNTIED "/train.jsonl");
+    char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model");
+    char *adapter = tt_repo_path(UNTIED "/init_adapter"),
+         *train = tt_repo_path(UNTIED "/train.jsonl");
     size_t len;
     char *rows = test_read_file(train, &len);
     char *second = strchr(strchr(rows, '\n') + 1, '\n'); /* batch 0: rows 0 and 1 */
@@ -171,9 +139,9 @@ START_TEST(test_eval_gives_the_reference_loss) {
              "data:\n  train: %s\n  valid: %s\n  seq_len: 24\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  precision: f32\n",
              valid, valid);
-    char *cfg = write_config(dir, model, extra);
+    char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "eval '%s' --adapter '%s'", cfg, adapter);
-    char *out = run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     json_t *line = json_loads(out, 0, NULL), *fx = load_fixture(UNTIED);
     ck_assert_msg(line != NULL, "%s", out);
     double got = json_number_value(json_object_get(line, "eval_loss"));
@@ -197,8 +165,8 @@ END_TEST
 
 /* `generate --prompt-ids` with the adapter prints the reference's 64 greedy ids. */
 START_TEST(test_generate_ids_match_the_reference) {
-    char *dir = test_tmpdir(), *model = repo_path(UNTIED "/model");
-    char *adapter = repo_path(UNTIED "/init_adapter"), args[8192];
+    char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model");
+    char *adapter = tt_repo_path(UNTIED "/init_adapter"), args[8192];
     json_t *fx = load_fixture(UNTIED);
     int n;
     char *prompt = fixture_ids(fx, "greedy_prompt", &n),
@@ -206,7 +174,7 @@ START_TEST(test_generate_ids_match_the_reference) {
     snprintf(args, sizeof args,
              "generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32", model,
              adapter, prompt);
-    char *out = run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     out[strcspn(out, "\n")] = '\0';
     ck_assert_str_eq(out, want);
     free(out);
@@ -225,13 +193,13 @@ END_TEST
  * exactly the ids `lorafit tokenize` renders for the same messages and variables, up to the
  * first end-of-turn token; without the variable the prompt (and so the reply) differs. */
 START_TEST(test_generate_chat_renders_qwen3_template_with_enable_thinking) {
-    char *dir = test_tmpdir(), *model = repo_path(UNTIED "/model"), args[8192];
+    char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model"), args[8192];
     const char *kw = "{\"enable_thinking\": false}";
     free(tt_write_text(dir, "msg.jsonl",
                        "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi there\"}], "
                        "\"add_generation_prompt\": true, \"enable_thinking\": false}\n"));
     snprintf(args, sizeof args, "tokenize '%s' < '%s/msg.jsonl'", model, dir);
-    char *rendered = run_stdout(dir, args);
+    char *rendered = tt_run_stdout(dir, args);
     json_t *r = json_loads(rendered, 0, NULL);
     ck_assert_msg(r != NULL, "%s", rendered);
     const char *text = json_string_value(json_object_get(r, "text"));
@@ -246,7 +214,7 @@ START_TEST(test_generate_chat_renders_qwen3_template_with_enable_thinking) {
     int n_prompt = (int)json_array_size(ids);
     snprintf(args, sizeof args, "generate --model '%s' --prompt-ids '%s' -n 16 --precision f32",
              model, prompt);
-    char *gen = run_stdout(dir, args);
+    char *gen = tt_run_stdout(dir, args);
     /* the continuation's ids up to the first end of turn (<|endoftext|> 304, <|im_end|> 306) */
     char cont[2048] = "[";
     int k = 0;
@@ -261,21 +229,21 @@ START_TEST(test_generate_chat_renders_qwen3_template_with_enable_thinking) {
     snprintf(line, sizeof line, "{\"input_ids\": %s]}\n", cont);
     free(tt_write_text(dir, "cont.jsonl", line));
     snprintf(args, sizeof args, "tokenize '%s' --decode < '%s/cont.jsonl'", model, dir);
-    char *decoded = run_stdout(dir, args);
+    char *decoded = tt_run_stdout(dir, args);
     json_t *d = json_loads(decoded, 0, NULL);
     ck_assert_msg(d != NULL, "%s", decoded);
     snprintf(args, sizeof args,
              "generate --model '%s' --prompt 'Hi there' --chat --chat-template-kwargs '%s' -n 16 "
              "--precision f32",
              model, kw);
-    char *reply = run_stdout(dir, args);
+    char *reply = tt_run_stdout(dir, args);
     reply[strlen(reply) - 1] = '\0'; /* the newline generate ends with */
     ck_assert_msg(!strcmp(reply, json_string_value(json_object_get(d, "text"))),
                   "--chat printed '%s', the rendered prompt's continuation is '%s'", reply,
                   json_string_value(json_object_get(d, "text")));
     snprintf(args, sizeof args,
              "generate --model '%s' --prompt 'Hi there' --chat -n 16 --precision f32", model);
-    char *thinking = run_stdout(dir, args);
+    char *thinking = tt_run_stdout(dir, args);
     thinking[strlen(thinking) - 1] = '\0';
     ck_assert_msg(strcmp(thinking, reply) != 0, "enable_thinking changed nothing: '%s'", reply);
     tt_expect(dir, "generate --model x --prompt-ids 1 --chat-template-kwargs '{}'", 2,
@@ -298,8 +266,8 @@ END_TEST
 /* The merged Hugging Face directory generates the adapter's greedy ids on its own; the
  * PEFT export of the adapter holds the same tensors; inspect names the family. */
 START_TEST(test_merge_hf_export_peft_and_inspect) {
-    char *dir = test_tmpdir(), *model = repo_path(UNTIED "/model"), args[8192], path[4400];
-    char *adapter = repo_path(UNTIED "/init_adapter");
+    char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model"), args[8192], path[4400];
+    char *adapter = tt_repo_path(UNTIED "/init_adapter");
     json_t *fx = load_fixture(UNTIED);
     int n;
     char *prompt = fixture_ids(fx, "greedy_prompt", &n),
@@ -309,7 +277,7 @@ START_TEST(test_merge_hf_export_peft_and_inspect) {
     tt_expect(dir, args, 0, "merged");
     snprintf(args, sizeof args,
              "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
-    char *out = run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     out[strcspn(out, "\n")] = '\0';
     ck_assert_str_eq(out, want);
     free(out);
@@ -320,7 +288,7 @@ START_TEST(test_merge_hf_export_peft_and_inspect) {
     snprintf(src, sizeof src, "%s/adapter_model.safetensors", adapter);
     ck_assert_msg(tt_adapter_rel_diff(path, src, "") == 0.0, "the PEFT export changed tensors");
     snprintf(args, sizeof args, "inspect '%s'", model);
-    out = run_stdout(dir, args);
+    out = tt_run_stdout(dir, args);
     ck_assert_msg(strstr(out, "model Qwen3ForCausalLM (qwen3)") && strstr(out, "head_dim 16"), "%s",
                   out);
     free(out);
@@ -339,8 +307,8 @@ END_TEST
  * q_norm / k_norm as attn_q_norm / attn_k_norm, q and k rows as Hugging Face has them (no
  * permutation), the tokenizer as gpt2 / qwen2; matrices in the asked dtype, norms F32. */
 START_TEST(test_merge_gguf_is_laid_out_as_llamacpp_qwen3) {
-    char *dir = test_tmpdir(), *model = repo_path(UNTIED "/model"), args[8192], path[4400];
-    char *adapter = repo_path(UNTIED "/init_adapter"), err[1024];
+    char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model"), args[8192], path[4400];
+    char *adapter = tt_repo_path(UNTIED "/init_adapter"), err[1024];
     static const char *const dtypes[] = {"f32", "f16", "bf16", "q8_0"};
     static const uint32_t types[] = {0, 1, 30, 8}, ftypes[] = {0, 1, 32, 7};
     Model *m = model_load(model, err, sizeof err);
@@ -411,8 +379,8 @@ END_TEST
 /* llama.cpp's qwen3 loads no attn_output bias and would refuse the file: the GGUF export of
  * an attention_bias model says so instead of writing it; the HF merge works. */
 START_TEST(test_gguf_of_an_o_proj_bias_is_refused_with_the_reason) {
-    char *dir = test_tmpdir(), *model = repo_path(BIASED "/model"), args[8192];
-    char *adapter = repo_path(BIASED "/init_adapter");
+    char *dir = test_tmpdir(), *model = tt_repo_path(BIASED "/model"), args[8192];
+    char *adapter = tt_repo_path(BIASED "/init_adapter");
     snprintf(args, sizeof args, "merge --model '%s' --out '%s/m.gguf'", model, dir);
     tt_expect(dir, args, 1, "o_proj has a bias (attention_bias), which llama.cpp's qwen3");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/hf'", model, adapter,
@@ -428,8 +396,8 @@ END_TEST
 /* A Qwen3 MoE checkpoint (another family) is refused by train with the family named and the
  * supported list. */
 START_TEST(test_train_refuses_qwen3_moe_by_name) {
-    char *dir = test_tmpdir(), *model = repo_path(UNTIED "/model"),
-         *data = repo_path(UNTIED "/train.jsonl");
+    char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model"),
+         *data = tt_repo_path(UNTIED "/train.jsonl");
     char moe[4400], extra[8192], args[4400];
     snprintf(moe, sizeof moe, "%s/moe", dir);
     json_t *edits = json_pack("{s:s, s:[s]}", "model_type", "qwen3_moe", "architectures",
@@ -438,7 +406,7 @@ START_TEST(test_train_refuses_qwen3_moe_by_name) {
     json_decref(edits);
     snprintf(extra, sizeof extra, "data:\n  train: %s\n  seq_len: 16\ntrain:\n  max_steps: 1\n",
              data);
-    char *cfg = write_config(dir, moe, extra);
+    char *cfg = tt_write_config(dir, moe, extra);
     snprintf(args, sizeof args, "train '%s'", cfg);
     tt_expect(dir, args, 1,
               "the model family \"qwen3_moe\" / Qwen3MoeForCausalLM is not supported; lorafit "

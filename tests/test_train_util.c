@@ -317,3 +317,33 @@ void tt_fixture_free(TtFixture *f) {
     free(f->targets);
     lora_free(f->lora);
 }
+
+char *tt_repo_path(const char *rel) {
+    char *p = realpath(rel, NULL);
+    ck_assert_msg(p != NULL, "%s is missing", rel);
+    return p;
+}
+
+char *tt_run_stdout(const char *dir, const char *args) {
+    char cmd[16384], out[4200], errp[4200];
+    snprintf(out, sizeof out, "%s/stdout.txt", dir);
+    snprintf(errp, sizeof errp, "%s/stderr.txt", dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", test_lorafit_bin(), args, out, errp);
+    int rc = test_run(cmd, NULL);
+    char *err = test_read_file(errp, NULL);
+    ck_assert_msg(rc == 0, "lorafit %s: exit %d\n%s", args, rc, err ? err : "");
+    free(err);
+    char *text = test_read_file(out, NULL);
+    ck_assert(text != NULL);
+    return text;
+}
+
+char *tt_write_config(const char *dir, const char *model_dir, const char *extra) {
+    char cfg[24576];
+    snprintf(cfg, sizeof cfg,
+             "model:\n  path: %s\n%s"
+             "output:\n  dir: %s/out\n  save_every: 0\n"
+             "log:\n  every: 1\n",
+             model_dir, extra, dir);
+    return tt_write_text(dir, "config.yaml", cfg);
+}

@@ -11,6 +11,13 @@
 
 /* Writes DIR/NAME with the text; returns the path (caller frees). */
 char *tt_write_text(const char *dir, const char *name, const char *text);
+/* The absolute path of a file of the repository (caller frees); fails the test if missing. */
+char *tt_repo_path(const char *rel);
+/* `lorafit ARGS` in dir, which must succeed; its stdout (caller frees). */
+char *tt_run_stdout(const char *dir, const char *args);
+/* DIR/config.yaml: a training config of `extra` lines (lora, data and train keys) on
+ * model_dir, output in DIR/out without checkpoints, a metrics line every step; its path. */
+char *tt_write_config(const char *dir, const char *model_dir, const char *extra);
 /* DST (created) as the model directory SRC with config.json edited: each key of edits set
  * in it (a JSON null deletes the key); the weights are symlinked, not copied. */
 void tt_model_with_config(const char *src, const char *dst, json_t *edits);
