@@ -12,7 +12,13 @@ rope_theta), tie_word_embeddings left out when tied (SmolLM3Config's default). O
 input norms; post-attention and post-feedforward norms and q/k norms over the whole
 projections, all 1 + --qk-norm-spread * N(0, 1). Granite: --embedding-multiplier,
 --attention-multiplier, --residual-multiplier, --logits-scaling. Gemma 2 (gemma2): Gemma 3's without q/k norms,
-local RoPE or scaling, with --attn-softcap and --final-softcap. Mistral: --window is its sliding_window."""
+local RoPE or scaling, with --attn-softcap and --final-softcap. Mistral: --window is its sliding_window.
+--wrapper (gemma3_text): the same decoder weights (the same seed draws them first) as a
+Gemma3ForConditionalGeneration checkpoint (model_type gemma3): under model.language_model.
+(--legacy-layout: language_model.model., transformers < 4.52), beside a one-layer SigLIP
+vision tower and the projector in bfloat16; config.json's text_config naming only what
+differs from Gemma3TextConfig's defaults (as gemma-3-4b-it's), layer_types left to
+sliding_window_pattern, and final_logit_softcapping 30, which the wrapper never applies."""
 import argparse, json, os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(__file__)); import st
 ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--arch', default='qwen2')
@@ -32,6 +38,8 @@ ap.add_argument('--sliding-window', type=int, default=0, help='phi3: the window 
 ap.add_argument('--partial-rotary', type=float, default=1.0, help='phi3: partial_rotary_factor')
 ap.add_argument('--longrope-original', type=int, default=0, help='phi3: longrope with this original_max_position_embeddings')
 ap.add_argument('--max-pos', type=int, default=4096)
+ap.add_argument('--wrapper', action='store_true', help='gemma3_text: as Gemma3ForConditionalGeneration (see the top)')
+ap.add_argument('--legacy-layout', action='store_true', help='--wrapper: the tensor names of transformers < 4.52')
 ap.add_argument('--embedding-multiplier', type=float, default=1.0); ap.add_argument('--attention-multiplier', type=float, default=1.0)
 ap.add_argument('--residual-multiplier', type=float, default=1.0); ap.add_argument('--logits-scaling', type=float, default=1.0)
 ap.add_argument('--attn-softcap', type=float, default=50.0); ap.add_argument('--final-softcap', type=float, default=30.0)
@@ -67,6 +75,20 @@ for i in range(a.layers):
     if a.arch in ('qwen3', 'gemma3_text'):  # Gemma 2 has no q/k norms
         t[P + 'self_attn.q_norm.weight'] = norm(hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(hd, a.qk_norm_spread)
 if not a.tied: t['lm_head.weight'] = W(a.vocab, a.hidden)
+if a.wrapper:  # the decoder's tensors under the wrapper's prefix, then a tiny SigLIP tower and projector
+    lm, head = ('language_model.model.', 'language_model.lm_head.weight') if a.legacy_layout else ('model.language_model.', 'lm_head.weight')
+    t = {(lm + k[6:] if k.startswith('model.') else head): v for k, v in t.items()}
+    vh, top = 16, 'vision_tower.' if a.legacy_layout else 'model.vision_tower.'
+    def B(*s): return ('BF16', (0.1 * r.standard_normal(s)).astype(np.float32))  # bfloat16, as the checkpoints
+    V = top + 'vision_model.'; E = V + 'encoder.layers.0.'
+    t.update({V + 'embeddings.patch_embedding.weight': B(vh, 3, 4, 4), V + 'embeddings.patch_embedding.bias': B(vh),
+              V + 'embeddings.position_embedding.weight': B(16, vh), V + 'post_layernorm.weight': B(vh), V + 'post_layernorm.bias': B(vh),
+              E + 'layer_norm1.weight': B(vh), E + 'layer_norm1.bias': B(vh), E + 'layer_norm2.weight': B(vh), E + 'layer_norm2.bias': B(vh),
+              E + 'mlp.fc1.weight': B(2 * vh, vh), E + 'mlp.fc1.bias': B(2 * vh), E + 'mlp.fc2.weight': B(vh, 2 * vh), E + 'mlp.fc2.bias': B(vh)})
+    for n in ('q_proj', 'k_proj', 'v_proj', 'out_proj'):  # the names a plain target_modules list would also reach
+        t[E + f'self_attn.{n}.weight'] = B(vh, vh); t[E + f'self_attn.{n}.bias'] = B(vh)
+    P = 'multi_modal_projector.' if a.legacy_layout else 'model.multi_modal_projector.'
+    t[P + 'mm_input_projection_weight'] = B(vh, a.hidden); t[P + 'mm_soft_emb_norm.weight'] = B(vh)
 os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensors'), t, {'format': 'pt'})
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
         'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM', 'smollm3': 'SmolLM3ForCausalLM',
@@ -105,4 +127,17 @@ if a.arch == 'phi3':  # Phi3Config's keys; longrope factors drawn per frequency
     if a.longrope_original:
         cfg['rope_scaling'] = {'type': 'longrope', 'short_factor': [round(float(x), 4) for x in 1 + 0.5 * r.random(rot // 2)],
                                'long_factor': [round(float(x), 4) for x in 1 + 7 * r.random(rot // 2)]}
+if a.wrapper:  # Gemma3Config: text_config names what differs from Gemma3TextConfig's defaults, as gemma-3-4b-it's
+    text = {k: v for k, v in cfg.items() if k not in ('architectures', 'torch_dtype', 'bos_token_id', 'eos_token_id',
+            'layer_types', 'hidden_activation', 'attn_logit_softcapping', 'max_position_embeddings')}
+    for k, d in (('rope_theta', 1e6), ('rms_norm_eps', 1e-6), ('rope_local_base_freq', 10000.0), ('tie_word_embeddings', True),
+                 ('attention_bias', False), ('rope_scaling', None)):
+        if text.get(k) == d: del text[k]
+    text['final_logit_softcapping'] = 30.0  # Gemma3ForConditionalGeneration never applies it
+    cfg = {'architectures': ['Gemma3ForConditionalGeneration'], 'model_type': 'gemma3', 'text_config': text,
+           'vision_config': {'model_type': 'siglip_vision_model', 'hidden_size': 16, 'intermediate_size': 32,
+                             'num_hidden_layers': 1, 'num_attention_heads': 2, 'image_size': 16, 'patch_size': 4,
+                             'vision_use_head': False},
+           'boi_token_index': 255999, 'eoi_token_index': 256000, 'image_token_index': 262144, 'mm_tokens_per_image': 4,
+           'initializer_range': 0.02, 'torch_dtype': cfg['torch_dtype'], 'bos_token_id': 1, 'eos_token_id': 2}
 json.dump(cfg, open(os.path.join(a.out, 'config.json'), 'w'), indent=2); print(cfg)
