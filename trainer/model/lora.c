@@ -460,7 +460,18 @@ int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen) {
     SafeTensors *st = st_open(path, err, errlen);
     if (!st) return -1;
     int rc = 0;
-    if (st_count(st) != l->count) {
+    char ours[96];
+    snprintf(ours, sizeof ours, "base_model.model.%slayers.", l->base.prefix);
+    for (int i = 0; rc == 0 && i < st_count(st); i++)
+        if (strncmp(st_tensor_at(st, i)->name, ours, strlen(ours)) != 0) {
+            /* PEFT with a target_modules list on a wrapper: the vision tower's q_proj ... too */
+            snprintf(err, errlen,
+                     "%s: tensor '%s' is not on the language model's layers (%s...): lorafit "
+                     "trains and applies adapters of the language model only",
+                     path, st_tensor_at(st, i)->name, ours);
+            rc = -1;
+        }
+    if (rc == 0 && st_count(st) != l->count) {
         snprintf(err, errlen, "%s: %d tensors but r/target_modules imply %d", path, st_count(st),
                  l->count);
         rc = -1;
