@@ -179,6 +179,12 @@ START_TEST(test_wrapper_eval_and_generate_give_the_reference) {
     out[strcspn(out, "\n")] = '\0';
     ck_assert_str_eq(out, ids);
     free(out);
+    snprintf(args, sizeof args, "inspect '%s'", model);
+    out = tt_run_stdout(dir, args);
+    ck_assert_msg(strstr(out, "model Gemma3ForConditionalGeneration (gemma3)\n  multimodal: only "
+                              "its language model (model.language_model.*)"),
+                  "%s", out);
+    free(out);
     free(ids);
     free(prompt);
     json_decref(line);

@@ -7,7 +7,9 @@
  * the layers (forward.c), gradient checkpointing (checkpointed.c, which rebuilds a layer
  * with the same function), generation, merge and the GGUF writers, which ask the family
  * what differs. Adding a family: its file, its line in hf_config.c's table, and the GGUF
- * names or keys it needs that none has yet (gguf_model.c).
+ * names or keys it needs that none has yet (gguf_model.c). Its multimodal checkpoint
+ * (...ForConditionalGeneration), if it has one: a ModelWrapper (below) in the same file and
+ * its line in hf_config.c's wrapper table.
  *
  * A family's layer has the linears of decoder.h it names (ModelFamily.modules: the seven
  * q k v o gate up down unless it says otherwise) under Hugging Face's names

@@ -3,6 +3,8 @@
  * Supported: the families of trainer/model/family_*.c (LlamaForCausalLM / llama,
  * MistralForCausalLM / mistral, Qwen2ForCausalLM / qwen2), with hidden_act silu and RoPE
  * plain or llama3-scaled (rope_theta + rope_scaling, or transformers 5's rope_parameters).
+ * A multimodal checkpoint around a family's decoder (Gemma3ForConditionalGeneration:
+ * family.h's ModelWrapper) is read as that decoder, with wrapper set.
  * Another family is refused by name with the list of supported ones; anything else is an
  * error naming the field. Sliding-window attention is computed as transformers does, per
  * layer: a sliding layer's position t attends s when t - sliding_window < s <= t. */
