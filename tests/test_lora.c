@@ -192,6 +192,8 @@ START_TEST(test_peft_features_lorafit_would_misapply_are_refused_by_name) {
         {"lora_bias", "true"},
         {"use_dora", "true"},
         {"fan_in_fan_out", "true"},
+        /* Python regex syntax lorafit does not read (an inline flag) */
+        {"target_modules", "\"(?i)MODEL\\\\.layers\\\\..*_proj\""},
         /* a regex (PEFT re.fullmatch-es it) that targets layer 0 only */
         {"target_modules", "\"model\\\\.layers\\\\.0\\\\.self_attn\\\\.q_proj\""},
     };

@@ -240,10 +240,11 @@ static int compile_fullmatch(const char *py, regex_t *re) {
 static int regex_targets(const char *py, const AdapterBase *base, const char *path, unsigned *mask,
                          char *err, size_t errlen) {
     regex_t re;
-    if (compile_fullmatch(py, &re) != 0) {
+    if (strlen(py) > 4096 || compile_fullmatch(py, &re) != 0) {
         snprintf(err, errlen,
-                 "%s: target_modules \"%s\" is not a regular expression lorafit can read "
-                 "(Python syntax beyond POSIX extended, with (?:...) and \\d)",
+                 "%s: target_modules \"%.200s\" is not a regular expression lorafit can read: "
+                 "it reads POSIX extended ones (at most 4096 characters), with Python's (?:...) "
+                 "and \\d; or give the list of module names",
                  path, py);
         return -1;
     }
