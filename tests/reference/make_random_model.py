@@ -12,7 +12,9 @@ rope_theta), tie_word_embeddings left out when tied (SmolLM3Config's default). O
 input norms; post-attention and post-feedforward norms and q/k norms over the whole
 projections, all 1 + --qk-norm-spread * N(0, 1). Granite: --embedding-multiplier,
 --attention-multiplier, --residual-multiplier, --logits-scaling. Gemma 2 (gemma2): Gemma 3's without q/k norms,
-local RoPE or scaling, with --attn-softcap and --final-softcap. Mistral: --window is its sliding_window."""
+local RoPE or scaling, with --attn-softcap and --final-softcap. Mistral: --window is its sliding_window.
+Ministral 3 (ministral3): yarn rope_parameters with --yarn-original, --yarn-factor, --mscale,
+--mscale-all-dim and --llama4-beta; --sliding-window as Phi-3's."""
 import argparse, json, os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(__file__)); import st
 ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--arch', default='qwen2')
@@ -32,6 +34,9 @@ ap.add_argument('--sliding-window', type=int, default=0, help='phi3: the window 
 ap.add_argument('--partial-rotary', type=float, default=1.0, help='phi3: partial_rotary_factor')
 ap.add_argument('--longrope-original', type=int, default=0, help='phi3: longrope with this original_max_position_embeddings')
 ap.add_argument('--max-pos', type=int, default=4096)
+ap.add_argument('--yarn-original', type=int, default=16, help='ministral3: original_max_position_embeddings')
+ap.add_argument('--yarn-factor', type=float, default=8.0); ap.add_argument('--mscale', type=float, default=1.0)
+ap.add_argument('--mscale-all-dim', type=float, default=1.0); ap.add_argument('--llama4-beta', type=float, default=0.1)
 ap.add_argument('--embedding-multiplier', type=float, default=1.0); ap.add_argument('--attention-multiplier', type=float, default=1.0)
 ap.add_argument('--residual-multiplier', type=float, default=1.0); ap.add_argument('--logits-scaling', type=float, default=1.0)
 ap.add_argument('--attn-softcap', type=float, default=50.0); ap.add_argument('--final-softcap', type=float, default=30.0)
@@ -71,7 +76,7 @@ os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensor
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
         'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM', 'smollm3': 'SmolLM3ForCausalLM',
         'olmo2': 'Olmo2ForCausalLM', 'granite': 'GraniteForCausalLM',
-        'gemma2': 'Gemma2ForCausalLM', 'phi3': 'Phi3ForCausalLM'}[a.arch]
+        'gemma2': 'Gemma2ForCausalLM', 'phi3': 'Phi3ForCausalLM', 'ministral3': 'Ministral3ForCausalLM'}[a.arch]
 cfg = {'architectures': [arch], 'model_type': a.arch, 'hidden_size': a.hidden, 'intermediate_size': a.inter,
        'num_hidden_layers': a.layers, 'num_attention_heads': a.heads, 'num_key_value_heads': a.kv, 'vocab_size': a.vocab,
        'max_position_embeddings': a.max_pos, 'rms_norm_eps': a.eps, 'rope_theta': a.theta, 'hidden_act': 'silu',
@@ -105,4 +110,9 @@ if a.arch == 'phi3':  # Phi3Config's keys; longrope factors drawn per frequency
     if a.longrope_original:
         cfg['rope_scaling'] = {'type': 'longrope', 'short_factor': [round(float(x), 4) for x in 1 + 0.5 * r.random(rot // 2)],
                                'long_factor': [round(float(x), 4) for x in 1 + 7 * r.random(rot // 2)]}
+if a.arch == 'ministral3':  # transformers 5's rope_parameters, as Ministral 3's config.json holds them
+    cfg.update(sliding_window=a.sliding_window or None, rope_parameters={
+        'rope_type': 'yarn', 'rope_theta': cfg.pop('rope_theta'), 'factor': a.yarn_factor,
+        'original_max_position_embeddings': a.yarn_original, 'beta_fast': 32.0, 'beta_slow': 1.0,
+        'mscale': a.mscale, 'mscale_all_dim': a.mscale_all_dim, 'llama_4_scaling_beta': a.llama4_beta})
 json.dump(cfg, open(os.path.join(a.out, 'config.json'), 'w'), indent=2); print(cfg)

@@ -43,6 +43,9 @@ struct Model {
     /* longrope's tables with the long factors, for a pass whose largest position + 1 exceeds
      * original_max_position_embeddings (layer_rope); NULL without longrope */
     float *rope_long_cos, *rope_long_sin;
+    /* the queries' tables, times hf_query_scale per position (Ministral 3's
+     * llama_4_scaling_beta: (q rope) * s = q (cos s) + rotate(q) (sin s)); NULL without one */
+    float *rope_query_cos, *rope_query_sin;
     float embed_scale; /* the embeddings' factor (family embed_scale), else 0 */
     int max_pos;
     size_t param_count;
