@@ -496,6 +496,13 @@ START_TEST(test_ministral3_gguf_is_laid_out_as_llamacpp_writes_it) {
     free(s);
     ck_assert(tg_tensor(&g, "blk.1.attn_q.weight.lora_a") && !tg_tensor(&g, "token_embd.weight"));
     tg_free(&g);
+    snprintf(args, sizeof args, "inspect '%s'", model);
+    char *out = tt_run_stdout(dir, args);
+    ck_assert_msg(strstr(out, "rope_scaling yarn: factor 8, original_max_position_embeddings 16, "
+                              "beta_fast 32, beta_slow 1, attention factor 1.09418") &&
+                      strstr(out, "query scale 1 + 0.2 ln(1 + floor(position / 16))"),
+                  "%s", out);
+    free(out);
     /* mscale 0.5 with mscale_all_dim 0.5: transformers' factor is 1, llama.cpp's
      * get_mscale(8, 1) / get_mscale(8, 0.5): the GGUF carries the ratio */
     char *sub = test_tmpdir();
