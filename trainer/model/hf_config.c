@@ -328,8 +328,11 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
         json_t *d = json_loads(cfg->family->default_rope_parameters, 0, NULL);
         snprintf(where, sizeof where, "%s: %s's default rope_parameters", src,
                  cfg->family->architecture);
-        int rc =
-            d ? parse_rope_object(d, where, true, yarn_ok, &cfg->rope_scaling, err, errlen) : -1;
+        if (!d) {
+            snprintf(err, errlen, "%s: out of memory", where);
+            return -1;
+        }
+        int rc = parse_rope_object(d, where, true, yarn_ok, &cfg->rope_scaling, err, errlen);
         if (rc == 0)
             rc = get_number(d, "rope_theta", cfg->rope_theta, false, &cfg->rope_theta, where, err,
                             errlen);
