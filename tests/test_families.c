@@ -408,7 +408,9 @@ static char *ministral3_with_rope(const char *dir, const char *key, json_t *valu
     json_object_set_new(rope, key, value);
     char *edited = malloc(4400);
     snprintf(edited, 4400, "%s/model", dir);
-    tt_model_with_config(model, edited, json_pack("{s:o}", "rope_parameters", rope));
+    json_t *edits = json_pack("{s:o}", "rope_parameters", rope);
+    tt_model_with_config(model, edited, edits);
+    json_decref(edits);
     static const char *const files[2] = {"tokenizer.json", "tokenizer_config.json"};
     for (int i = 0; i < 2; i++) {
         snprintf(from, sizeof from, "%s/%s", model, files[i]);

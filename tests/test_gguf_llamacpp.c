@@ -314,7 +314,9 @@ START_TEST(test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids) 
     json_object_set_new(rope, "mscale", json_real(0.25));
     json_object_set_new(rope, "mscale_all_dim", json_real(1.0));
     snprintf(edited, sizeof edited, "%s/model", dir);
-    tt_model_with_config(model, edited, json_pack("{s:o}", "rope_parameters", rope));
+    json_t *edits = json_pack("{s:o}", "rope_parameters", rope);
+    tt_model_with_config(model, edited, edits);
+    json_decref(edits);
     json_decref(cfg);
     static const char *const files[2] = {"tokenizer.json", "tokenizer_config.json"};
     for (int i = 0; i < 2; i++) {
