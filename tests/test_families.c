@@ -4,7 +4,8 @@
  * norms on the sublayer outputs and over the whole q/k projections, all away from 1),
  * granite-untied (embedding, attention, residual and logit multipliers), phi3-window (fused
  * linears, a window shorter than the sequences) and phi4mini-longrope (partial rotary,
- * longrope past its original context, tied). The numbers are
+ * longrope past its original context, tied) and ministral3-yarn (yarn RoPE and the llama 4
+ * query scale past original_max_position_embeddings 16). The numbers are
  * held to the float64 reference in test_model.c and test_train.c; here: gradient
  * checkpointing byte-identical in f32 and bf16 with packing and dropout, eval, generate (ids
  * and --chat), merge (HF, and GGUF laid out as llama.cpp's converter writes each arch), the
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/test_gguf_reader.h"
 #include "tests/test_train_util.h"
@@ -28,13 +30,15 @@ typedef struct {
 } Family;
 
 /* The first three are laid out in GGUF with separate q k v (the layout test below); Phi-3's
- * fused layout has its own test. */
-static const Family families[5] = {
+ * fused layout and Ministral 3's yarn keys have their own tests. */
+#define N_FAMILIES 6
+static const Family families[N_FAMILIES] = {
     {"tests/data/train/smollm3-nope", "smollm3", "SmolLM3ForCausalLM", 4},
     {"tests/data/train/olmo2-untied", "olmo2", "Olmo2ForCausalLM", 0},
     {"tests/data/train/granite-untied", "granite", "GraniteForCausalLM", 4},
     {"tests/data/train/phi3-window", "phi3", "Phi3ForCausalLM", 0},
     {"tests/data/train/phi4mini-longrope", "phi3", "Phi3ForCausalLM", 0},
+    {"tests/data/train/ministral3-yarn", "ministral3", "Ministral3ForCausalLM", 4},
 };
 
 static json_t *load_fixture(const char *fx) {
@@ -104,7 +108,7 @@ static void check_checkpointing(const Family *f, const char *precision) {
 /* A packed job with dropout and two micro-batches per step, without and with gradient
  * checkpointing: the same adapter bytes and metrics, in f32 and bf16. */
 START_TEST(test_checkpointing_is_byte_identical_f32_and_bf16_packed) {
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_FAMILIES; i++) {
         check_checkpointing(&families[i], "f32");
         check_checkpointing(&families[i], "bf16");
     }
@@ -157,7 +161,7 @@ static void check_generate(const Family *f, const char *dir, const char *model, 
 }
 
 START_TEST(test_eval_generate_merge_export_inspect) {
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < N_FAMILIES; i++) {
         const Family *f = &families[i];
         char *dir = test_tmpdir(), path[4400], args[8192], src[4400];
         snprintf(path, sizeof path, "%s/model", f->fixture);
@@ -394,6 +398,143 @@ START_TEST(test_phi3_gguf_is_laid_out_as_llamacpp_writes_it) {
 }
 END_TEST
 
+/* The ministral3-yarn model with its rope_parameters' `key` set to value (a number, or
+ * false), with its tokenizer, in dir/model; its path (caller frees). */
+static char *ministral3_with_rope(const char *dir, const char *key, json_t *value) {
+    char *model = tt_repo_path("tests/data/train/ministral3-yarn/model"), path[4400], from[4400];
+    snprintf(path, sizeof path, "%s/config.json", model);
+    json_t *cfg = json_load_file(path, 0, NULL);
+    json_t *rope = json_deep_copy(json_object_get(cfg, "rope_parameters"));
+    json_object_set_new(rope, key, value);
+    char *edited = malloc(4400);
+    snprintf(edited, 4400, "%s/model", dir);
+    json_t *edits = json_pack("{s:o}", "rope_parameters", rope);
+    tt_model_with_config(model, edited, edits);
+    json_decref(edits);
+    static const char *const files[2] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/%s", model, files[i]);
+        snprintf(path, sizeof path, "%s/%s", edited, files[i]);
+        ck_assert_int_eq(symlink(from, path), 0);
+    }
+    json_decref(cfg);
+    free(model);
+    return edited;
+}
+
+/* _compute_yarn_parameters' get_mscale. */
+static double yarn_mscale(double factor, double mscale) {
+    return factor <= 1 ? 1.0 : 0.1 * mscale * log(factor) + 1.0;
+}
+
+/* Ministral 3's GGUF as Mistral3Model.Ministral3Model writes it: arch mistral3 (a LlamaModel:
+ * q/k rows permuted, vocab_size, rope.dimension_count, key_length for head_dim 12), the yarn
+ * keys (type, factor 8, original_context_length 16, betas 32 / 1), yarn_log_multiplier =
+ * mscale_all_dim 0.5 and attention.temperature_scale = llama_4_scaling_beta 0.2; no
+ * rope.scaling.attn_factor where llama.cpp's attention factor (mscale taken as 1) is already
+ * transformers' one, and the ratio where it is not (mscale 0.5); the adapter GGUF of arch
+ * mistral3 names blk.N.attn_q lora_a / lora_b (not a copy of the base, as
+ * convert_lora_to_gguf.py writes for this arch); truncate false refused. */
+START_TEST(test_ministral3_gguf_is_laid_out_as_llamacpp_writes_it) {
+    char *dir = test_tmpdir(), path[4400], args[8192], err[1024];
+    char *model = tt_repo_path("tests/data/train/ministral3-yarn/model");
+    char *adapter = tt_repo_path("tests/data/train/ministral3-yarn/init_adapter");
+    Model *m = model_load(model, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    Lora *lora = lora_load_adapter(m, adapter, err, sizeof err);
+    ck_assert_msg(lora != NULL, "%s", err);
+    const ModelConfig *c = model_config(m);
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s'", model, adapter,
+             path);
+    tt_expect(dir, args, 0, "arch mistral3");
+    TgFile g;
+    tg_read(path, &g);
+    char *s = tg_str(&g, "general.architecture");
+    ck_assert_str_eq(s, "mistral3");
+    free(s);
+    s = tg_str(&g, "mistral3.rope.scaling.type");
+    ck_assert_str_eq(s, "yarn");
+    free(s);
+    ck_assert_float_eq(tg_f32(&g, "mistral3.rope.scaling.factor"), 8.0f);
+    ck_assert_uint_eq(tg_u32(&g, "mistral3.rope.scaling.original_context_length"), 16);
+    ck_assert_float_eq(tg_f32(&g, "mistral3.rope.scaling.yarn_beta_fast"), 32.0f);
+    ck_assert_float_eq(tg_f32(&g, "mistral3.rope.scaling.yarn_beta_slow"), 1.0f);
+    ck_assert_float_eq(tg_f32(&g, "mistral3.rope.scaling.yarn_log_multiplier"), 0.5f);
+    ck_assert_float_eq(tg_f32(&g, "mistral3.attention.temperature_scale"), 0.2f);
+    ck_assert_float_eq(tg_f32(&g, "mistral3.rope.freq_base"), 100.0f);
+    ck_assert_uint_eq(tg_u32(&g, "mistral3.rope.dimension_count"), 12);
+    ck_assert_uint_eq(tg_u32(&g, "mistral3.attention.key_length"), 12);
+    ck_assert_uint_eq(tg_u32(&g, "mistral3.vocab_size"), 320);
+    ck_assert(!tg_kv(&g, "mistral3.rope.scaling.attn_factor"));
+    ck_assert(tg_tensor(&g, "output.weight"));
+    for (int l = 0; l < c->num_hidden_layers; l++) { /* q rows as LlamaModel.permute puts them */
+        int out, in;
+        model_module_dims(c, MODULE_Q, &out, &in);
+        float *want = malloc((size_t)out * in * sizeof *want);
+        merge_linear(m, lora, l, MODULE_Q, want);
+        snprintf(path, sizeof path, "blk.%d.attn_q.weight", l);
+        uint64_t cnt;
+        float *got = tg_floats(tg_tensor(&g, path), &cnt);
+        ck_assert_uint_eq(cnt, (uint64_t)out * in);
+        int hd = c->head_dim, half = hd / 2;
+        for (int r = 0; r < out; r++) {
+            int src = r / hd * hd + r % 2 * half + r % hd / 2;
+            ck_assert_msg(
+                !memcmp(got + (size_t)r * in, want + (size_t)src * in, (size_t)in * sizeof *got),
+                "%s row %d", path, r);
+        }
+        free(got);
+        free(want);
+    }
+    tg_free(&g);
+    snprintf(path, sizeof path, "%s/a.gguf", dir);
+    snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s'", adapter, model,
+             path);
+    tt_expect(dir, args, 0, "arch mistral3");
+    tg_read(path, &g);
+    s = tg_str(&g, "general.type");
+    ck_assert_str_eq(s, "adapter");
+    free(s);
+    ck_assert(tg_tensor(&g, "blk.1.attn_q.weight.lora_a") && !tg_tensor(&g, "token_embd.weight"));
+    tg_free(&g);
+    snprintf(args, sizeof args, "inspect '%s'", model);
+    char *out = tt_run_stdout(dir, args);
+    ck_assert_msg(strstr(out, "rope_scaling yarn: factor 8, original_max_position_embeddings 16, "
+                              "beta_fast 32, beta_slow 1, attention factor 1.09418") &&
+                      strstr(out, "query scale 1 + 0.2 ln(1 + floor(position / 16))"),
+                  "%s", out);
+    free(out);
+    /* mscale 0.5 with mscale_all_dim 0.5: transformers' factor is 1, llama.cpp's
+     * get_mscale(8, 1) / get_mscale(8, 0.5): the GGUF carries the ratio */
+    char *sub = test_tmpdir();
+    char *edited = ministral3_with_rope(sub, "mscale", json_real(0.5));
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/e.gguf'", edited, sub);
+    tt_expect(sub, args, 0, "arch mistral3");
+    snprintf(path, sizeof path, "%s/e.gguf", sub);
+    tg_read(path, &g);
+    ck_assert_float_eq_tol(tg_f32(&g, "mistral3.rope.scaling.attn_factor"),
+                           yarn_mscale(8, 0.5) / yarn_mscale(8, 1), 1e-6);
+    tg_free(&g);
+    free(edited);
+    test_rmtree(sub);
+    free(sub);
+    sub = test_tmpdir();
+    edited = ministral3_with_rope(sub, "truncate", json_false());
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/t.gguf'", edited, sub);
+    tt_expect(sub, args, 1, "truncate is false, but llama.cpp always rounds");
+    free(edited);
+    test_rmtree(sub);
+    free(sub);
+    lora_free(lora);
+    model_free(m);
+    free(adapter);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* fixture's model with config.json edits, merged and its adapter exported to GGUF: both
  * refused with `why`. */
 static void check_gguf_refused(const char *fixture, json_t *edits, const char *why) {
@@ -466,6 +607,7 @@ Suite *families_suite(void) {
     tcase_add_test(tc, test_eval_generate_merge_export_inspect);
     tcase_add_test(tc, test_merge_gguf_is_laid_out_as_llamacpp_writes_each_arch);
     tcase_add_test(tc, test_phi3_gguf_is_laid_out_as_llamacpp_writes_it);
+    tcase_add_test(tc, test_ministral3_gguf_is_laid_out_as_llamacpp_writes_it);
     tcase_add_test(tc, test_phi3_refuses_unfused_targets);
     tcase_add_test(tc, test_gguf_refused_where_llamacpp_computes_another_model);
     suite_add_tcase(s, tc);

@@ -10,8 +10,10 @@
  * trained by lorafit (every linear) gives llama.cpp the ids of `lorafit generate --adapter`,
  * with the base GGUF and merged. The same on tests/data/train/gemma3-tied (arch gemma3:
  * sliding and full layers with their own RoPE, linear scaling, (1 + w) norms, the attention
- * scale folded into q_norm), and tests/data/train/gemma2-tied (arch gemma2: attention and
- * final-logit soft-caps).
+ * scale folded into q_norm), tests/data/train/gemma2-tied (arch gemma2: attention and
+ * final-logit soft-caps) and tests/data/train/ministral3-yarn (arch mistral3: yarn, the
+ * llama 4 query scale, and an attention factor llama.cpp gets only through lorafit's
+ * rope.scaling.attn_factor).
  *
  * Runs when node >= 20 and the scratch install exist (LLAMACPP_DIR, default
  * build/llamacpp under the repository):
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
@@ -298,6 +301,58 @@ START_TEST(test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids) {
 }
 END_TEST
 
+/* Ministral 3 (arch mistral3): yarn RoPE past original_max_position_embeddings 16 with an
+ * attention factor from mscale 1 / mscale_all_dim 0.5, the llama 4 query scale
+ * (temperature_scale) from position 16 on, head_dim 12, GQA, untied. Then the same model
+ * with mscale 0.25, an attention factor llama.cpp computes otherwise (it takes mscale as 1):
+ * with the rope.scaling.attn_factor lorafit writes, llama.cpp greedy-decodes the ids of
+ * lorafit generate. */
+START_TEST(test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("ministral3-yarn", 24, "arch mistral3, tokenizer gpt2 (pre qwen2)");
+    char ldir[4200];
+    const char *why = NULL;
+    if (!llamacpp_dir(ldir, sizeof ldir, &why)) return; /* skipped by name above */
+    const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
+    char *dir = test_tmpdir(), model[4300], edited[4400], path[4600], from[4600], args[16384];
+    snprintf(model, sizeof model, "%s/tests/data/train/ministral3-yarn/model", root);
+    snprintf(path, sizeof path, "%s/config.json", model);
+    json_t *cfg = json_load_file(path, 0, NULL);
+    ck_assert(cfg != NULL);
+    json_t *rope = json_deep_copy(json_object_get(cfg, "rope_parameters"));
+    json_object_set_new(rope, "mscale", json_real(0.25));
+    json_object_set_new(rope, "mscale_all_dim", json_real(1.0));
+    snprintf(edited, sizeof edited, "%s/model", dir);
+    json_t *edits = json_pack("{s:o}", "rope_parameters", rope);
+    tt_model_with_config(model, edited, edits);
+    json_decref(edits);
+    json_decref(cfg);
+    static const char *const files[2] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/%s", model, files[i]);
+        snprintf(path, sizeof path, "%s/%s", edited, files[i]);
+        ck_assert_int_eq(symlink(from, path), 0);
+    }
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/e.gguf'", edited, dir);
+    tt_expect(dir, args, 0, "arch mistral3");
+    snprintf(args, sizeof args,
+             "'%s' generate --precision f32 --model '%s' --prompt-ids '1 2 3 4' -n 64",
+             test_lorafit_bin(), edited);
+    char *want = run_capture(dir, args, "gen.txt");
+    snprintf(args, sizeof args,
+             "LLAMACPP_DIR='%s' LLAMACPP_THREADS=1 node '%s/tools/llamacpp_greedy.mjs' --model "
+             "'%s/e.gguf' --prompt-ids '1 2 3 4' -n 64 2>&1",
+             ldir, root, dir);
+    char *got = run_capture(dir, args, "llamacpp.txt");
+    size_t n = strcspn(want, "\n");
+    ck_assert_msg(strcspn(got, "\n") == n && !strncmp(got, want, n),
+                  "mscale 0.25: llama.cpp\n%s\nlorafit generate\n%s", got, want);
+    free(got);
+    free(want);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *gguf_llamacpp_suite(void) {
     Suite *s = suite_create("gguf_llamacpp");
     TCase *tc = tcase_create("core");
@@ -309,6 +364,7 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_wrapper_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -200,6 +200,41 @@ START_TEST(test_transformers5_rope_parameters_give_theta_and_scaling) {
 }
 END_TEST
 
+/* Ministral3Config: head_dim 128, rms_norm_eps 1e-5, max_position_embeddings 262144 and its
+ * default yarn rope_parameters (theta 1e6, factor 16, original 16384, mscale = mscale_all_dim:
+ * attention factor 1, llama_4_scaling_beta 0.1) when the config has none; transformers 5's
+ * yarn completion (factor from the lengths, betas 32 / 1, attention factor get_mscale(f) when
+ * mscale_all_dim is 0); a RoPE that is not yarn, or no llama_4_scaling_beta, refused; yarn
+ * refused for the families whose GGUF does not write it. */
+START_TEST(test_ministral3_config_follows_ministral3config) {
+    ModelConfig c = parse_ok("{\"model_type\": \"ministral3\", " CFG_BASE "}");
+    ck_assert_str_eq(hf_architecture(&c), "Ministral3ForCausalLM");
+    ck_assert(c.head_dim == 128 && c.rms_norm_eps == 1e-5 && !c.tie_word_embeddings);
+    ck_assert_int_eq(c.max_position_embeddings, 262144);
+    ck_assert(c.rope_scaling.yarn && c.rope_theta == 1e6 && c.rope_scaling.factor == 16);
+    ck_assert_int_eq(c.rope_scaling.original_max_position_embeddings, 16384);
+    ck_assert(c.rope_scaling.attention_factor == 1.0 && c.llama4_scaling_beta == 0.1);
+    ck_assert(hf_query_scale(&c, 16383) == 1.0 &&
+              fabs(hf_query_scale(&c, 16384) - (1 + 0.1 * log(2.0))) < 1e-15);
+    c = parse_ok("{\"model_type\": \"ministral3\", \"max_position_embeddings\": 4096, " CFG_BASE
+                 ", \"rope_parameters\": {\"rope_type\": \"yarn\", \"rope_theta\": 1e4, "
+                 "\"original_max_position_embeddings\": 1024, \"mscale_all_dim\": 0, "
+                 "\"llama_4_scaling_beta\": 0.5}}");
+    ck_assert(c.rope_scaling.factor == 4 && c.rope_scaling.beta_fast == 32 &&
+              c.rope_scaling.beta_slow == 1 && c.llama4_scaling_beta == 0.5);
+    ck_assert(fabs(c.rope_scaling.attention_factor - (0.1 * log(4.0) + 1)) < 1e-15);
+    expect_config_error("{\"model_type\": \"ministral3\", " CFG_BASE
+                        ", \"rope_parameters\": {\"rope_type\": \"default\", \"rope_theta\": 1e4}}",
+                        "rope_type must be \"yarn\" for ministral3");
+    expect_config_error("{\"model_type\": \"ministral3\", " CFG_BASE
+                        ", \"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 4}}",
+                        "llama_4_scaling_beta must be a number");
+    expect_config_error("{\"model_type\": \"mistral\", " CFG_BASE
+                        ", \"rope_parameters\": {\"rope_type\": \"yarn\", \"factor\": 4}}",
+                        "\"yarn\" for Ministral 3");
+}
+END_TEST
+
 START_TEST(test_sliding_window_is_kept_where_it_applies) {
     /* Mistral's window applies; Qwen2's only with use_sliding_window or sliding layer_types;
      * Llama has none */
@@ -295,6 +330,7 @@ Suite *hf_config_suite(void) {
     tcase_add_test(tc, test_smollm3_olmo2_granite_configs_follow_transformers);
     tcase_add_test(tc, test_transformers5_rope_parameters_give_theta_and_scaling);
     tcase_add_test(tc, test_sliding_window_is_kept_where_it_applies);
+    tcase_add_test(tc, test_ministral3_config_follows_ministral3config);
     tcase_add_test(tc, test_gemma_configs_follow_transformers);
     suite_add_tcase(s, tc);
     return s;

@@ -209,6 +209,19 @@ START_TEST(test_phi3_matches_reference) {
 }
 END_TEST
 
+/* Ministral 3 (ministral3-yarn): yarn RoPE with original_max_position_embeddings 16 (a
+ * correction range whose middle dimension blends, attention factor get_mscale(8, 1) /
+ * get_mscale(8, 0.5)) and the llama 4 query scale (beta 0.2) past position 16, in sequences
+ * of 24 and greedy runs to 68; head_dim 12 where hidden / heads is 8, GQA 4/2, untied: the
+ * first step's loss within 1e-6 relative, every gradient within 1e-4, the greedy ids base
+ * and adapter the reference's. */
+START_TEST(test_ministral3_matches_reference) {
+    check_fixture_tol("tests/data/train/ministral3-yarn/model", "tests/data/train/ministral3-yarn",
+                      1e-6);
+    check_greedy("tests/data/train/ministral3-yarn");
+}
+END_TEST
+
 START_TEST(test_qwen3_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/qwen3-untied");
     check_greedy("tests/data/train/qwen3-bias-tied");
@@ -468,6 +481,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_gemma3_wrapper_matches_reference);
     tcase_add_test(tc, test_gemma2_matches_reference);
     tcase_add_test(tc, test_phi3_matches_reference);
+    tcase_add_test(tc, test_ministral3_matches_reference);
     tcase_add_test(tc, test_greedy_generation_reproduces_expected_ids);
     tcase_add_test(tc, test_bf16_weights_match_f32_within_bf16_precision);
     tcase_add_test(tc, test_f16_weights_match_f32_within_f16_precision);

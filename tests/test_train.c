@@ -150,6 +150,13 @@ START_TEST(test_train_matches_phi3_references) {
 }
 END_TEST
 
+/* Ministral 3 (yarn RoPE, the llama 4 query scale past position 16 of 24): lorafit train's
+ * losses, first gradient norm and adapter after 3 AdamW steps against the float64 reference. */
+START_TEST(test_train_matches_ministral3_reference) {
+    check_fixture("tests/data/train/ministral3-yarn", "tests/data/train/ministral3-yarn/model");
+}
+END_TEST
+
 /* Runs 4 steps with the given batch shape on the same rows; returns the output dir. */
 static char *run_batch_shape(const char *dir, const char *rows, int batch, int accum,
                              const char *name) {
@@ -227,6 +234,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_gemma2_reference);
     tcase_add_test(tc, test_train_matches_gemma3_wrapper_reference);
     tcase_add_test(tc, test_train_matches_phi3_references);
+    tcase_add_test(tc, test_train_matches_ministral3_reference);
     tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);
     suite_add_tcase(s, tc);
     return s;

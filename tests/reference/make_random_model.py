@@ -18,7 +18,9 @@ Gemma3ForConditionalGeneration checkpoint (model_type gemma3): under model.langu
 (--legacy-layout: language_model.model., transformers < 4.52), beside a one-layer SigLIP
 vision tower and the projector in bfloat16; config.json's text_config naming only what
 differs from Gemma3TextConfig's defaults (as gemma-3-4b-it's), layer_types left to
-sliding_window_pattern, and final_logit_softcapping 30, which the wrapper never applies."""
+sliding_window_pattern, and final_logit_softcapping 30, which the wrapper never applies.
+Ministral 3 (ministral3): yarn rope_parameters with --yarn-original, --yarn-factor, --mscale,
+--mscale-all-dim and --llama4-beta; --sliding-window as Phi-3's."""
 import argparse, json, os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(__file__)); import st
 ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--arch', default='qwen2')
@@ -40,6 +42,9 @@ ap.add_argument('--longrope-original', type=int, default=0, help='phi3: longrope
 ap.add_argument('--max-pos', type=int, default=4096)
 ap.add_argument('--wrapper', action='store_true', help='gemma3_text: as Gemma3ForConditionalGeneration (see the top)')
 ap.add_argument('--legacy-layout', action='store_true', help='--wrapper: the tensor names of transformers < 4.52')
+ap.add_argument('--yarn-original', type=int, default=16, help='ministral3: original_max_position_embeddings')
+ap.add_argument('--yarn-factor', type=float, default=8.0); ap.add_argument('--mscale', type=float, default=1.0)
+ap.add_argument('--mscale-all-dim', type=float, default=1.0); ap.add_argument('--llama4-beta', type=float, default=0.1)
 ap.add_argument('--embedding-multiplier', type=float, default=1.0); ap.add_argument('--attention-multiplier', type=float, default=1.0)
 ap.add_argument('--residual-multiplier', type=float, default=1.0); ap.add_argument('--logits-scaling', type=float, default=1.0)
 ap.add_argument('--attn-softcap', type=float, default=50.0); ap.add_argument('--final-softcap', type=float, default=30.0)
@@ -93,7 +98,7 @@ os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensor
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
         'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM', 'smollm3': 'SmolLM3ForCausalLM',
         'olmo2': 'Olmo2ForCausalLM', 'granite': 'GraniteForCausalLM',
-        'gemma2': 'Gemma2ForCausalLM', 'phi3': 'Phi3ForCausalLM'}[a.arch]
+        'gemma2': 'Gemma2ForCausalLM', 'phi3': 'Phi3ForCausalLM', 'ministral3': 'Ministral3ForCausalLM'}[a.arch]
 cfg = {'architectures': [arch], 'model_type': a.arch, 'hidden_size': a.hidden, 'intermediate_size': a.inter,
        'num_hidden_layers': a.layers, 'num_attention_heads': a.heads, 'num_key_value_heads': a.kv, 'vocab_size': a.vocab,
        'max_position_embeddings': a.max_pos, 'rms_norm_eps': a.eps, 'rope_theta': a.theta, 'hidden_act': 'silu',
@@ -127,6 +132,11 @@ if a.arch == 'phi3':  # Phi3Config's keys; longrope factors drawn per frequency
     if a.longrope_original:
         cfg['rope_scaling'] = {'type': 'longrope', 'short_factor': [round(float(x), 4) for x in 1 + 0.5 * r.random(rot // 2)],
                                'long_factor': [round(float(x), 4) for x in 1 + 7 * r.random(rot // 2)]}
+if a.arch == 'ministral3':  # transformers 5's rope_parameters, as Ministral 3's config.json holds them
+    cfg.update(sliding_window=a.sliding_window or None, rope_parameters={
+        'rope_type': 'yarn', 'rope_theta': cfg.pop('rope_theta'), 'factor': a.yarn_factor,
+        'original_max_position_embeddings': a.yarn_original, 'beta_fast': 32.0, 'beta_slow': 1.0,
+        'mscale': a.mscale, 'mscale_all_dim': a.mscale_all_dim, 'llama_4_scaling_beta': a.llama4_beta})
 if a.wrapper:  # Gemma3Config: text_config names what differs from Gemma3TextConfig's defaults, as gemma-3-4b-it's
     text = {k: v for k, v in cfg.items() if k not in ('architectures', 'torch_dtype', 'bos_token_id', 'eos_token_id',
             'layer_types', 'hidden_activation', 'attn_logit_softcapping', 'max_position_embeddings')}

@@ -72,6 +72,15 @@ static void print_config(const ModelConfig *c) {
                c->rope_scaling.high_freq_factor, c->rope_scaling.original_max_position_embeddings);
     if (c->rope_scaling.linear)
         printf("  rope_scaling linear: factor %g\n", c->rope_scaling.factor);
+    if (c->rope_scaling.yarn)
+        printf("  rope_scaling yarn: factor %g, original_max_position_embeddings %d, beta_fast %g, "
+               "beta_slow %g, attention factor %.6g\n",
+               c->rope_scaling.factor, c->rope_scaling.original_max_position_embeddings,
+               c->rope_scaling.beta_fast, c->rope_scaling.beta_slow,
+               c->rope_scaling.attention_factor);
+    if (c->llama4_scaling_beta)
+        printf("  query scale 1 + %g ln(1 + floor(position / %d)) (llama_4_scaling_beta)\n",
+               c->llama4_scaling_beta, c->rope_scaling.original_max_position_embeddings);
     int sliding = 0;
     for (int l = 0; l < c->num_hidden_layers; l++) sliding += hf_layer_window(c, l) > 0;
     if (sliding && c->rope_local_theta > 0)

@@ -97,6 +97,9 @@ Tensor *layer_linear(const LayerPass *p, Tensor *x, int layer, ModelModule mod);
 const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s);
 /* RoPE of x (N, H*D) with the model's tables and the pass's positions. */
 Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads);
+/* RoPE of the queries x (N, NH*D): layer_rope, times the config's per-position query scale
+ * (llama4_scaling_beta, hf_query_scale), which is folded into tables of its own. */
+Tensor *layer_rope_query(const LayerPass *p, Tensor *x, int n_heads);
 /* RoPE of layer `layer`: layer_rope, or on a sliding layer of a model with a local base
  * (rope_local_theta, Gemma 3) the local tables. */
 Tensor *layer_rope_at(const LayerPass *p, Tensor *x, int n_heads, int layer);
@@ -143,6 +146,10 @@ struct ModelFamily {
     void (*gguf_norm)(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
     /* GGUF: the arch's own metadata keys; 0, or -1 with err set. NULL: none. */
     int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
+    /* Ministral 3's RoPE (false / NULL elsewhere): */
+    bool yarn; /* rope_type "yarn" accepted (the others refuse it: their GGUF lacks its keys) */
+    /* rope_parameters (JSON) when config.json has neither it nor rope_scaling */
+    const char *default_rope_parameters;
 };
 
 /* ---- a multimodal wrapper checkpoint ----------------------------------------------

@@ -54,6 +54,15 @@ Tensor *layer_rope(const LayerPass *p, Tensor *x, int n_heads) {
     return op_rope(p->g, x, n_heads, d, p->pos, cos_t, sin_t, m->max_pos);
 }
 
+Tensor *layer_rope_query(const LayerPass *p, Tensor *x, int n_heads) {
+    const Model *m = p->m;
+    int d = m->cfg.head_dim, rot = m->cfg.rotary_dim;
+    if (!m->rope_query_cos) return layer_rope(p, x, n_heads);
+    const float *cos_t = m->rope_query_cos, *sin_t = m->rope_query_sin;
+    if (rot < d) return op_rope_partial(p->g, x, n_heads, d, rot, p->pos, cos_t, sin_t, m->max_pos);
+    return op_rope(p->g, x, n_heads, d, p->pos, cos_t, sin_t, m->max_pos);
+}
+
 Tensor *layer_rope_at(const LayerPass *p, Tensor *x, int n_heads, int layer) {
     const Model *m = p->m;
     if (!m->rope_local_cos || !hf_layer_window(&m->cfg, layer)) return layer_rope(p, x, n_heads);

@@ -19,9 +19,11 @@
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 extern const ModelFamily family_smollm3, family_olmo2, family_granite;
 extern const ModelFamily family_gemma3_text, family_gemma2, family_phi3;
+extern const ModelFamily family_ministral3;
 static const ModelFamily *const families[] = {
-    &family_llama, &family_mistral, &family_qwen2,  &family_qwen3,       &family_smollm3,
-    &family_olmo2, &family_granite, &family_gemma2, &family_gemma3_text, &family_phi3,
+    &family_llama,       &family_mistral, &family_qwen2,      &family_qwen3,
+    &family_smollm3,     &family_olmo2,   &family_granite,    &family_gemma2,
+    &family_gemma3_text, &family_phi3,    &family_ministral3,
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 /* The multimodal checkpoints around them (family.h's ModelWrapper). */
@@ -209,12 +211,48 @@ static int parse_longrope(json_t *o, const char *where, RopeScaling *r, char *er
     return 0;
 }
 
+/* A number >= 0 (0 when absent or null): yarn's mscale, mscale_all_dim, beta_fast and
+ * beta_slow, which transformers reads with `or` defaults (0 meaning the default). */
+static int get_nonnegative(json_t *o, const char *key, double *out, const char *where, char *err,
+                           size_t errlen) {
+    json_t *v = json_object_get(o, key);
+    *out = 0;
+    if (!v || json_is_null(v)) return 0;
+    *out = json_number_value(v);
+    if (!json_is_number(v) || !isfinite(*out) || *out < 0) {
+        snprintf(err, errlen, "%s.%s must be a number >= 0", where, key);
+        return -1;
+    }
+    return 0;
+}
+
+/* yarn's keys (_compute_yarn_parameters); factor, original_max_position_embeddings and
+ * attention_factor 0 when absent (finish_yarn completes them). */
+static int parse_yarn(json_t *o, const char *where, RopeScaling *r, char *err, size_t errlen) {
+    bool truncate = true;
+    r->yarn = true;
+    if (get_number(o, "factor", 0, false, &r->factor, where, err, errlen) ||
+        get_number(o, "attention_factor", 0, false, &r->attention_factor, where, err, errlen) ||
+        get_int(o, "original_max_position_embeddings", 0, 1 << 30, 0,
+                &r->original_max_position_embeddings, where, err, errlen) ||
+        get_nonnegative(o, "beta_fast", &r->beta_fast, where, err, errlen) ||
+        get_nonnegative(o, "beta_slow", &r->beta_slow, where, err, errlen) ||
+        get_nonnegative(o, "mscale", &r->mscale, where, err, errlen) ||
+        get_nonnegative(o, "mscale_all_dim", &r->mscale_all_dim, where, err, errlen) ||
+        get_bool(o, "truncate", true, &truncate, where, err, errlen))
+        return -1;
+    r->yarn_no_truncate = !truncate;
+    if (!r->beta_fast) r->beta_fast = 32; /* rope_parameters.get("beta_fast") or 32 */
+    if (!r->beta_slow) r->beta_slow = 1;
+    return 0;
+}
+
 /* One RoPE description: transformers 4's "rope_scaling" (null: plain RoPE) or transformers
  * 5's "rope_parameters" (which also holds rope_theta). Its rope_type (or the older "type")
- * is "default" (plain), "llama3" or "longrope" (none given: plain when untyped_is_default, as
- * rope_parameters may leave it out); `where` names it in messages. */
-static int parse_rope_object(json_t *o, const char *where, bool untyped_is_default, RopeScaling *r,
-                             char *err, size_t errlen) {
+ * is "default" (plain), "linear", "llama3", "longrope" or "yarn" (none given: plain when
+ * untyped_is_default, as rope_parameters may leave it out); `where` names it in messages. */
+static int parse_rope_object(json_t *o, const char *where, bool untyped_is_default, bool yarn_ok,
+                             RopeScaling *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     if (!json_is_object(o)) {
         snprintf(err, errlen, "%s must be null or an object", where);
@@ -229,10 +267,11 @@ static int parse_rope_object(json_t *o, const char *where, bool untyped_is_defau
         return get_number(o, "factor", 0, true, &r->factor, where, err, errlen);
     }
     if (type && strcmp(type, "longrope") == 0) return parse_longrope(o, where, r, err, errlen);
+    if (type && strcmp(type, "yarn") == 0 && yarn_ok) return parse_yarn(o, where, r, err, errlen);
     if (!type || strcmp(type, "llama3") != 0) {
         snprintf(err, errlen,
-                 "%s.rope_type \"%s\" is not supported (only \"default\", \"linear\", \"llama3\" "
-                 "and \"longrope\")",
+                 "%s.rope_type \"%s\" is not supported (only \"default\", \"linear\", \"llama3\", "
+                 "\"longrope\", and \"yarn\" for Ministral 3)",
                  where, type ? type : "(missing)");
         return -1;
     }
@@ -264,7 +303,7 @@ static int parse_rope_per_layer_type(json_t *rp, ModelConfig *cfg, const char *w
         return -1;
     }
     snprintf(at, sizeof at, "%s.sliding_attention", where);
-    if (parse_rope_object(local, at, true, &none, err, errlen) ||
+    if (parse_rope_object(local, at, true, false, &none, err, errlen) ||
         get_number(local, "rope_theta", 0, true, &cfg->rope_local_theta, at, err, errlen))
         return -1;
     if (none.llama3 || none.linear) {
@@ -272,7 +311,7 @@ static int parse_rope_per_layer_type(json_t *rp, ModelConfig *cfg, const char *w
         return -1;
     }
     snprintf(at, sizeof at, "%s.full_attention", where);
-    return parse_rope_object(full, at, true, &cfg->rope_scaling, err, errlen) ||
+    return parse_rope_object(full, at, true, false, &cfg->rope_scaling, err, errlen) ||
            get_number(full, "rope_theta", cfg->rope_theta, false, &cfg->rope_theta, at, err,
                       errlen);
 }
@@ -290,8 +329,27 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
     if (get_number(root, "rope_theta", theta_default, false, &cfg->rope_theta, src, err, errlen))
         return -1;
     memset(&cfg->rope_scaling, 0, sizeof cfg->rope_scaling);
+    bool yarn_ok = cfg->family->yarn;
+    if ((!rs || json_is_null(rs)) && (!rp || json_is_null(rp)) &&
+        cfg->family->default_rope_parameters) {
+        /* the config class's default rope_parameters, its rope_theta over the top-level one
+         * (convert_rope_params_to_dict only sets a rope_theta the dict lacks) */
+        json_t *d = json_loads(cfg->family->default_rope_parameters, 0, NULL);
+        snprintf(where, sizeof where, "%s: %s's default rope_parameters", src,
+                 cfg->family->architecture);
+        if (!d) {
+            snprintf(err, errlen, "%s: out of memory", where);
+            return -1;
+        }
+        int rc = parse_rope_object(d, where, true, yarn_ok, &cfg->rope_scaling, err, errlen);
+        if (rc == 0)
+            rc = get_number(d, "rope_theta", cfg->rope_theta, false, &cfg->rope_theta, where, err,
+                            errlen);
+        json_decref(d);
+        return rc;
+    }
     if (rs && !json_is_null(rs) &&
-        parse_rope_object(rs, where, false, &cfg->rope_scaling, err, errlen))
+        parse_rope_object(rs, where, false, yarn_ok, &cfg->rope_scaling, err, errlen))
         return -1;
     if (!rp || json_is_null(rp)) return 0;
     snprintf(where, sizeof where, "%s: rope_parameters", src);
@@ -305,7 +363,7 @@ static int parse_rope(json_t *root, ModelConfig *cfg, const char *src, char *err
     }
     RopeScaling r;
     double theta, partial, family_partial = cfg->partial_rotary_factor;
-    if (parse_rope_object(rp, where, true, &r, err, errlen) ||
+    if (parse_rope_object(rp, where, true, yarn_ok, &r, err, errlen) ||
         get_number(rp, "rope_theta", cfg->rope_theta, false, &theta, where, err, errlen) ||
         get_number(rp, "partial_rotary_factor", family_partial ? family_partial : 1.0, false,
                    &partial, where, err, errlen))
@@ -496,6 +554,32 @@ static int parse_wrapper(json_t *root, const ModelWrapper *w, ModelConfig *cfg, 
     return 0;
 }
 
+/* _compute_yarn_parameters' get_mscale: 1 up to a factor of 1. */
+static double yarn_mscale(double factor, double mscale) {
+    return factor <= 1 ? 1.0 : 0.1 * mscale * log(factor) + 1.0;
+}
+
+/* yarn as transformers 5 completes it (standardize_rope_params, _compute_yarn_parameters):
+ * original_max_position_embeddings from the rope object, else config.json's top level, else
+ * max_position_embeddings; factor, when the object has none, max_position_embeddings /
+ * original; attention_factor, when the object has none, get_mscale(factor, mscale) /
+ * get_mscale(factor, mscale_all_dim) when both are non-zero, else get_mscale(factor). */
+static int finish_yarn(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
+    RopeScaling *r = &cfg->rope_scaling;
+    if (!r->original_max_position_embeddings &&
+        get_int(root, "original_max_position_embeddings", 1, 1 << 30, cfg->max_position_embeddings,
+                &r->original_max_position_embeddings, src, err, errlen))
+        return -1;
+    if (!r->factor)
+        r->factor = (double)cfg->max_position_embeddings / r->original_max_position_embeddings;
+    if (!r->attention_factor)
+        r->attention_factor =
+            r->mscale && r->mscale_all_dim
+                ? yarn_mscale(r->factor, r->mscale) / yarn_mscale(r->factor, r->mscale_all_dim)
+                : yarn_mscale(r->factor, 1.0);
+    return 0;
+}
+
 static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: config must be a JSON object", src);
@@ -575,6 +659,7 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
                  src, partial, cfg->rotary_dim, cfg->head_dim);
         return -1;
     }
+    if (cfg->rope_scaling.yarn) return finish_yarn(root, cfg, src, err, errlen);
     return cfg->rope_scaling.longrope ? finish_longrope(root, cfg, src, err, errlen) : 0;
 }
 
@@ -615,13 +700,47 @@ void hf_rope_inv_freq_long(const ModelConfig *cfg, double *inv_freq) {
 }
 
 double hf_rope_attention_factor(const ModelConfig *cfg) {
-    return cfg->rope_scaling.longrope ? cfg->rope_scaling.attention_factor : 1.0;
+    const RopeScaling *r = &cfg->rope_scaling;
+    return r->longrope || r->yarn ? r->attention_factor : 1.0;
+}
+
+double hf_query_scale(const ModelConfig *cfg, int pos) {
+    /* _get_llama_4_attn_scale: 1 + beta * log(1 + floor(pos / original)) */
+    int orig = cfg->rope_scaling.original_max_position_embeddings;
+    if (!cfg->llama4_scaling_beta || orig <= 0) return 1.0;
+    return 1.0 + cfg->llama4_scaling_beta * log(1.0 + floor((double)pos / orig));
+}
+
+/* _compute_yarn_parameters: the dimensions below the correction dim of beta_fast keep their
+ * frequency (extrapolation), those above beta_slow's are divided by factor (interpolation),
+ * a linear ramp blends the ones between. */
+static void yarn_inv_freq(const ModelConfig *cfg, double *inv_freq) {
+    const RopeScaling *r = &cfg->rope_scaling;
+    int d = cfg->rotary_dim;
+    double base = cfg->rope_theta, orig = r->original_max_position_embeddings;
+    double low = d * log(orig / (r->beta_fast * 2 * M_PI)) / (2 * log(base));
+    double high = d * log(orig / (r->beta_slow * 2 * M_PI)) / (2 * log(base));
+    if (!r->yarn_no_truncate) low = floor(low), high = ceil(high);
+    low = low > 0 ? low : 0;
+    high = high < d - 1 ? high : d - 1;
+    if (low == high) high += 0.001; /* linear_ramp_factor's guard against a singularity */
+    for (int i = 0; i < d / 2; i++) {
+        double ramp = (i - low) / (high - low);
+        ramp = ramp < 0 ? 0 : ramp > 1 ? 1 : ramp;
+        double extrapolation = 1.0 - ramp, pos_freq = pow(base, (double)(2 * i) / d);
+        inv_freq[i] =
+            1.0 / (r->factor * pos_freq) * (1 - extrapolation) + 1.0 / pos_freq * extrapolation;
+    }
 }
 
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq) {
     int d = cfg->rotary_dim;
     if (cfg->rope_scaling.longrope) {
         longrope_inv_freq(cfg, cfg->rope_scaling.short_factor, inv_freq);
+        return;
+    }
+    if (cfg->rope_scaling.yarn) {
+        yarn_inv_freq(cfg, inv_freq);
         return;
     }
     for (int i = 0; i < d / 2; i++) inv_freq[i] = 1.0 / pow(cfg->rope_theta, (double)(2 * i) / d);

@@ -2,7 +2,8 @@
  *
  * Supported: the families of trainer/model/family_*.c (LlamaForCausalLM / llama,
  * MistralForCausalLM / mistral, Qwen2ForCausalLM / qwen2), with hidden_act silu and RoPE
- * plain or llama3-scaled (rope_theta + rope_scaling, or transformers 5's rope_parameters).
+ * plain, linear, llama3, longrope (Phi-3) or yarn (Ministral 3) scaled (rope_theta +
+ * rope_scaling, or transformers 5's rope_parameters).
  * A multimodal checkpoint around a family's decoder (Gemma3ForConditionalGeneration:
  * family.h's ModelWrapper) is read as that decoder, with wrapper set.
  * Another family is refused by name with the list of supported ones; anything else is an
@@ -37,6 +38,15 @@ typedef struct RopeScaling {
     bool longrope;
     double attention_factor;
     double short_factor[HF_MAX_ROPE_FACTORS], long_factor[HF_MAX_ROPE_FACTORS];
+    /* yarn (families with ModelFamily.yarn: Ministral 3), as _compute_yarn_parameters: the
+     * inv_freq of base^(2i/dim) blended between extrapolated (1 / that) and interpolated
+     * (divided by factor) by a linear ramp over the dimensions between the correction dims
+     * of beta_fast and beta_slow (rounded out unless yarn_no_truncate); cos and sin times
+     * attention_factor (the object's, else from mscale and mscale_all_dim: finish_yarn).
+     * mscale and mscale_all_dim are 0 when absent; factor and original_max_position_embeddings
+     * are completed as transformers does. */
+    bool yarn, yarn_no_truncate;
+    double beta_fast, beta_slow, mscale, mscale_all_dim;
 } RopeScaling;
 
 typedef struct ModelConfig {
@@ -74,6 +84,9 @@ typedef struct ModelConfig {
     /* Granite's multipliers (embeddings, attention scores, sublayer outputs) and the logits'
      * divisor; 0 in the other families (no multiplier, scores scaled by 1/sqrt(D)). */
     double embedding_multiplier, attention_multiplier, residual_multiplier, logits_scaling;
+    /* Ministral 3's query scale (llama_4_scaling_beta): q after RoPE times
+     * 1 + beta ln(1 + floor(pos / rope_scaling.original_max_position_embeddings)); 0: none */
+    double llama4_scaling_beta;
 } ModelConfig;
 
 /* Whether layer l of cfg rotates q and k (all do but SmolLM3's NoPE layers). */
@@ -96,11 +109,13 @@ int hf_layer_window(const ModelConfig *cfg, int layer);
 /* inv_freq[i] for i < rotary_dim/2, computed in double; with llama3 scaling applied exactly as
  * transformers' _compute_llama3_parameters does, linear as _compute_linear_scaling_rope_parameters
  * (inv_freq / factor), longrope's as _compute_longrope_parameters (short factors; long: those
- * of a pass past original_max_position_embeddings). */
+ * of a pass past original_max_position_embeddings), yarn's as _compute_yarn_parameters. */
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq);
 void hf_rope_inv_freq_long(const ModelConfig *cfg, double *inv_freq);
-/* What cos and sin are multiplied by: longrope's attention_factor, else 1. */
+/* What cos and sin are multiplied by: longrope's or yarn's attention_factor, else 1. */
 double hf_rope_attention_factor(const ModelConfig *cfg);
+/* The factor q is multiplied by at position pos after RoPE: 1 without llama4_scaling_beta. */
+double hf_query_scale(const ModelConfig *cfg, int pos);
 /* The same for the sliding layers of a model with rope_local_theta: plain RoPE of that base. */
 void hf_rope_local_inv_freq(const ModelConfig *cfg, double *inv_freq);
 

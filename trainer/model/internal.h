@@ -46,6 +46,9 @@ struct Model {
     /* The decoder's tensor names in the checkpoint: its "model." as this prefix ("model.", or
      * a wrapper's in the layout the checkpoint has) and its untied lm_head's name. */
     const char *prefix, *lm_head_name;
+    /* the queries' tables, times hf_query_scale per position (Ministral 3's
+     * llama_4_scaling_beta: (q rope) * s = q (cos s) + rotate(q) (sin s)); NULL without one */
+    float *rope_query_cos, *rope_query_sin;
     float embed_scale; /* the embeddings' factor (family embed_scale), else 0 */
     int max_pos;
     size_t param_count;

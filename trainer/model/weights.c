@@ -328,11 +328,13 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
     return rc;
 }
 
-/* cos/sin of pos * inv_freq times the attention factor (longrope's, else 1) in double, rounded
- * to float once, into new (max_pos, rotary_dim/2) tables. */
-static int rope_tables(const Model *m, const double *inv_freq, float **cos_out, float **sin_out) {
+/* cos/sin of pos * inv_freq times the attention factor (longrope's or yarn's, else 1), and for
+ * the queries' tables (query true) times hf_query_scale(pos), in double, rounded to float
+ * once, into new (max_pos, rotary_dim/2) tables. */
+static int rope_tables(const Model *m, const double *inv_freq, bool query, float **cos_out,
+                       float **sin_out) {
     int half = m->cfg.rotary_dim / 2;
-    double scale = hf_rope_attention_factor(&m->cfg);
+    double attention_factor = hf_rope_attention_factor(&m->cfg);
     size_t n = (size_t)m->max_pos * (size_t)half;
     float *c = malloc(n * sizeof(float)), *s = malloc(n * sizeof(float));
     if (!c || !s) {
@@ -340,12 +342,14 @@ static int rope_tables(const Model *m, const double *inv_freq, float **cos_out, 
         free(s);
         return -1;
     }
-    for (int p = 0; p < m->max_pos; p++)
+    for (int p = 0; p < m->max_pos; p++) {
+        double scale = attention_factor * (query ? hf_query_scale(&m->cfg, p) : 1.0);
         for (int i = 0; i < half; i++) {
             double a = (double)p * inv_freq[i];
             c[(size_t)p * half + i] = (float)(cos(a) * scale);
             s[(size_t)p * half + i] = (float)(sin(a) * scale);
         }
+    }
     *cos_out = c, *sin_out = s;
     return 0;
 }
@@ -359,15 +363,17 @@ static int build_rope_tables(Model *m, char *err, size_t errlen) {
     int rc = inv_freq ? 0 : -1;
     if (rc == 0) {
         hf_rope_inv_freq(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, &m->rope_cos, &m->rope_sin);
+        rc = rope_tables(m, inv_freq, false, &m->rope_cos, &m->rope_sin);
     }
+    if (rc == 0 && m->cfg.llama4_scaling_beta)
+        rc = rope_tables(m, inv_freq, true, &m->rope_query_cos, &m->rope_query_sin);
     if (rc == 0 && m->cfg.rope_local_theta > 0) {
         hf_rope_local_inv_freq(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, &m->rope_local_cos, &m->rope_local_sin);
+        rc = rope_tables(m, inv_freq, false, &m->rope_local_cos, &m->rope_local_sin);
     }
     if (rc == 0 && m->cfg.rope_scaling.longrope) {
         hf_rope_inv_freq_long(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, &m->rope_long_cos, &m->rope_long_sin);
+        rc = rope_tables(m, inv_freq, false, &m->rope_long_cos, &m->rope_long_sin);
     }
     free(inv_freq);
     if (rc != 0) snprintf(err, errlen, "out of memory for the RoPE tables");
@@ -429,6 +435,8 @@ void model_free(Model *m) {
     free(m->rope_local_sin);
     free(m->rope_long_cos);
     free(m->rope_long_sin);
+    free(m->rope_query_cos);
+    free(m->rope_query_sin);
     free(m);
 }
 
