@@ -101,65 +101,9 @@ END_TEST
 
 /* ---- two MPI ranks ----------------------------------------------------------------- */
 
-/* A job on the fixture (packing, dropout, all-linear): DIR/job.yaml. */
-static char *write_mpi_job(const char *dir, const char *model, const char *rows) {
-    char extra[8192];
-    snprintf(extra, sizeof extra,
-             "lora:\n  r: 4\n  alpha: 8\n  dropout: 0.1\n  target_modules: all-linear\n"
-             "data:\n  train: %s\n  seq_len: 32\n  packing: true\n  shuffle: false\n"
-             "train:\n  batch_size: 2\n  max_steps: 3\n  lr: 1.0e-2\n  precision: f32\n"
-             "  threads: 1\n  seed: 3\n",
-             rows);
-    return tt_write_config(dir, model, extra);
-}
-
-/* np 2 with batch_size 2 trains what one process trains with batch_size 4: the first step's
- * loss and gradient norm within 1e-6 (the same weights, sums in another order); later steps
- * within test_mpi.c's bounds (Adam amplifies last-bit differences), the adapters within 0.1. */
 START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
     NEED_MPIRUN();
-    char *one = test_tmpdir(), *two = test_tmpdir(), *model = tt_repo_path(G3 "/model");
-    char rows[4400], args[4400];
-    snprintf(rows, sizeof rows, "%s/rows.jsonl", one);
-    tt_random_rows(rows, 48, 3, 30, 320, 29);
-    char *cfg_one = write_mpi_job(one, model, rows), *cfg_two = write_mpi_job(two, model, rows);
-    snprintf(args, sizeof args, "train '%s' --set train.batch_size=4", cfg_one);
-    tt_expect(one, args, 0, NULL);
-    snprintf(args, sizeof args, "train '%s'", cfg_two);
-    mpi_expect(two, 2, args, 0);
-    char out_one[4200], out_two[4200];
-    snprintf(out_one, sizeof out_one, "%s/out", one);
-    snprintf(out_two, sizeof out_two, "%s/out", two);
-    json_t *ma = tt_metrics(out_one), *mb = tt_metrics(out_two);
-    ck_assert_int_eq((int)json_array_size(ma), 3);
-    ck_assert_int_eq((int)json_array_size(mb), 3);
-    for (size_t i = 0; i < 3; i++) {
-        static const char *const keys[] = {"loss", "grad_norm"};
-        static const double later[] = {5e-3, 2e-2};
-        for (int k = 0; k < 2; k++) {
-            double x = json_number_value(json_object_get(json_array_get(ma, i), keys[k]));
-            double y = json_number_value(json_object_get(json_array_get(mb, i), keys[k]));
-            double tol = i == 0 ? 1e-6 : later[k];
-            ck_assert_msg(x > 0 && fabs(x - y) <= tol * x, "step %zu %s: %.9g (1 process) vs %.9g",
-                          i + 1, keys[k], x, y);
-        }
-        ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(ma, i), "tokens")),
-                         json_integer_value(json_object_get(json_array_get(mb, i), "tokens")));
-    }
-    char a[4400], b[4400];
-    adapter_path(a, sizeof a, two);
-    adapter_path(b, sizeof b, one);
-    double rel = tt_adapter_rel_diff(a, b, "");
-    ck_assert_msg(rel < 0.1, "adapters differ by %.3g", rel);
-    json_decref(ma);
-    json_decref(mb);
-    free(cfg_one);
-    free(cfg_two);
-    free(model);
-    test_rmtree(one);
-    test_rmtree(two);
-    free(one);
-    free(two);
+    check_fixture_two_ranks("gemma3-tied", 320);
 }
 END_TEST
 

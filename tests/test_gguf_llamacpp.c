@@ -21,6 +21,7 @@
  * and is reported skipped by name otherwise. */
 #include <check.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,41 +177,99 @@ static char *fixture_ids(json_t *fx, const char *key) {
     return s;
 }
 
+/* llama.cpp's greedy lines for the jobs (llamacpp_greedy.mjs's format) written to DIR/jobs.tsv
+ * (caller frees). */
+static char *llamacpp_greedy(const char *dir, const char *ldir, const char *jobs_text) {
+    const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
+    char *jobs = tt_write_text(dir, "jobs.tsv", jobs_text), args[16384];
+    snprintf(
+        args, sizeof args,
+        "LLAMACPP_DIR='%s' LLAMACPP_THREADS=1 node '%s/tools/llamacpp_greedy.mjs' --jobs '%s' 2>&1",
+        ldir, root, jobs);
+    free(jobs);
+    return run_capture(dir, args, "llamacpp.txt");
+}
+
+/* `lorafit generate` of 64 greedy ids (f32) after prompt, with adapter when not NULL. */
+static char *lorafit_greedy(const char *dir, const char *model, const char *adapter,
+                            const char *prompt) {
+    char args[16384], with[4400] = "";
+    if (adapter) snprintf(with, sizeof with, "--adapter '%s' ", adapter);
+    snprintf(args, sizeof args,
+             "'%s' generate --precision f32 --model '%s' %s--prompt-ids '%s' -n 64",
+             test_lorafit_bin(), model, with, prompt);
+    return run_capture(dir, args, "gen.txt");
+}
+
 /* A fixture of tests/data/train (with a tokenizer) in llama.cpp: the base GGUF alone and with
- * the initial adapter's GGUF give the float64 reference's greedy ids, and with the GGUF of an
- * adapter lorafit trained on every linear, and merged, the ids of lorafit generate. `needle`:
- * what lorafit merge says of the arch and tokenizer. */
-static void check_fixture_in_llamacpp(const char *fixture, int seq_len, const char *needle) {
+ * the initial adapter's GGUF, the base GGUF with the GGUF of an adapter lorafit trained on
+ * every linear, and that adapter merged. */
+typedef struct LlamacppRun {
+    const char *fixture;
+    int seq_len;        /* of the training run */
+    const char *needle; /* what lorafit merge --format gguf prints (arch, tokenizer, warnings) */
+    const char *edits;  /* config.json keys (a JSON object) set in a copy of the model, or NULL */
+    const char *prompt; /* the prompt ids, or NULL: the fixture's greedy_prompt */
+    int context;        /* llama.cpp's context size, or 0: llamacpp_greedy.mjs's default */
+} LlamacppRun;
+
+/* The model as the fixture has it, or (run->edits) a copy in DIR/model with config.json
+ * edited and the tokenizer files linked. */
+static void run_model(const LlamacppRun *run, const char *fxdir, const char *dir, char *model,
+                      size_t len) {
+    snprintf(model, len, "%s/model", fxdir);
+    if (!run->edits) return;
+    char src[4400], from[4500], to[4500];
+    snprintf(src, sizeof src, "%s", model);
+    snprintf(model, len, "%s/model", dir);
+    json_error_t je;
+    json_t *edits = json_loads(run->edits, 0, &je);
+    ck_assert_msg(edits != NULL, "%s: %s", run->edits, je.text);
+    tt_model_with_config(src, model, edits);
+    json_decref(edits);
+    static const char *const files[2] = {"tokenizer.json", "tokenizer_config.json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/%s", src, files[i]);
+        snprintf(to, sizeof to, "%s/%s", model, files[i]);
+        ck_assert_int_eq(symlink(from, to), 0);
+    }
+}
+
+/* Runs run in llama.cpp, each of its 64 greedy ids checked: with the fixture's model and
+ * prompt, the base GGUF alone and with the initial adapter give the float64 reference's ids
+ * (fixture.json), else those of lorafit generate; the trained adapter's GGUF and the merged
+ * GGUF those of lorafit generate --adapter. */
+static void check_fixture_run_in_llamacpp(const LlamacppRun *run) {
     char ldir[4200];
     const char *why = NULL;
     if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
         test_skip(__func__, why);
         return;
     }
-    const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
-    char *dir = test_tmpdir(), fxdir[4200], model[4300], init[4300], args[16384], path[4400];
-    const char *L = test_lorafit_bin();
-    snprintf(fxdir, sizeof fxdir, "%s/tests/data/train/%s", root, fixture);
-    snprintf(model, sizeof model, "%s/model", fxdir);
-    snprintf(init, sizeof init, "%s/init_adapter", fxdir);
-    snprintf(path, sizeof path, "%s/fixture.json", fxdir);
+    char *fxdir = tt_repo_path("tests/data/train"), *dir = test_tmpdir();
+    char fx_path[4096], model[4400], init[4400], args[16384], path[4400];
+    snprintf(fx_path, sizeof fx_path, "%s/%s", fxdir, run->fixture);
+    free(fxdir);
+    run_model(run, fx_path, dir, model, sizeof model);
+    snprintf(init, sizeof init, "%s/init_adapter", fx_path);
+    snprintf(path, sizeof path, "%s/fixture.json", fx_path);
     json_error_t je;
     json_t *fx = json_load_file(path, 0, &je);
     ck_assert_msg(fx != NULL, "%s: %s", path, je.text);
-    char *prompt = fixture_ids(fx, "greedy_prompt"), *ref_base = fixture_ids(fx, "greedy_base"),
-         *ref_adapter = fixture_ids(fx, "greedy_adapter");
+    char *prompt = run->prompt ? strdup(run->prompt) : fixture_ids(fx, "greedy_prompt");
+    bool reference = !run->prompt && !run->edits;
     char cfg[16384];
     snprintf(cfg, sizeof cfg,
              "model:\n  path: %s\nlora:\n  r: 4\n  alpha: 8\n  target_modules: all-linear\n"
              "data:\n  train: %s/train.jsonl\n  seq_len: %d\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n  lr_scheduler: constant\n"
              "output:\n  dir: run\n  save_every: 0\n",
-             model, fxdir, seq_len);
+             model, fx_path, run->seq_len);
     char *cfg_path = tt_write_text(dir, "run.yaml", cfg);
     snprintf(args, sizeof args, "train '%s'", cfg_path);
     tt_expect(dir, args, 0, NULL);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s/base.gguf'", model, dir);
-    tt_expect(dir, args, 0, needle);
+    tt_expect(dir, args, 0, run->needle);
     snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s/init.gguf'", init,
              model, dir);
     tt_expect(dir, args, 0, "as a GGUF LoRA adapter");
@@ -221,30 +280,28 @@ static void check_fixture_in_llamacpp(const char *fixture, int seq_len, const ch
              "merge --model '%s' --adapter '%s/run/adapter' --out '%s/run-merged.gguf'", model, dir,
              dir);
     tt_expect(dir, args, 0, "adapter merged");
-    snprintf(args, sizeof args,
-             "'%s' generate --precision f32 --model '%s' --adapter '%s/run/adapter' "
-             "--prompt-ids '%s' -n 64",
-             L, model, dir, prompt);
-    char *trained = run_capture(dir, args, "gen.txt");
-    char jobs[4400];
-    snprintf(jobs, sizeof jobs, "%s/jobs.tsv", dir);
-    FILE *jf = fopen(jobs, "w");
-    fprintf(jf, "%s/base.gguf\t-\t%s\t64\n", dir, prompt);
-    fprintf(jf, "%s/base.gguf\t%s/init.gguf\t%s\t64\n", dir, dir, prompt);
-    fprintf(jf, "%s/base.gguf\t%s/run.gguf\t%s\t64\n", dir, dir, prompt);
-    fprintf(jf, "%s/run-merged.gguf\t-\t%s\t64\n", dir, prompt);
-    fclose(jf);
-    snprintf(
-        args, sizeof args,
-        "LLAMACPP_DIR='%s' LLAMACPP_THREADS=1 node '%s/tools/llamacpp_greedy.mjs' --jobs '%s' 2>&1",
-        ldir, root, jobs);
-    char *got = run_capture(dir, args, "llamacpp.txt");
-    static const char *const what[4] = {
-        "base GGUF (the reference's greedy ids)",
-        "base GGUF + the initial adapter's GGUF (the reference's greedy ids)",
+    char trained_adapter[4400];
+    snprintf(trained_adapter, sizeof trained_adapter, "%s/run/adapter", dir);
+    char *want[4];
+    want[0] = reference ? fixture_ids(fx, "greedy_base") : lorafit_greedy(dir, model, NULL, prompt);
+    want[1] =
+        reference ? fixture_ids(fx, "greedy_adapter") : lorafit_greedy(dir, model, init, prompt);
+    want[2] = lorafit_greedy(dir, model, trained_adapter, prompt);
+    want[3] = strdup(want[2]);
+    char ctx[32] = "";
+    if (run->context) snprintf(ctx, sizeof ctx, "\t%d", run->context);
+    char jobs[4 * 9000];
+    snprintf(jobs, sizeof jobs,
+             "%s/base.gguf\t-\t%s\t64%s\n%s/base.gguf\t%s/init.gguf\t%s\t64%s\n"
+             "%s/base.gguf\t%s/run.gguf\t%s\t64%s\n%s/run-merged.gguf\t-\t%s\t64%s\n",
+             dir, prompt, ctx, dir, dir, prompt, ctx, dir, dir, prompt, ctx, dir, prompt, ctx);
+    char *got = llamacpp_greedy(dir, ldir, jobs);
+    const char *what[4] = {
+        reference ? "base GGUF (the reference's greedy ids)" : "base GGUF (lorafit generate)",
+        reference ? "base GGUF + the initial adapter's GGUF (the reference's greedy ids)"
+                  : "base GGUF + the initial adapter's GGUF (lorafit generate --adapter)",
         "base GGUF + the trained adapter's GGUF (lorafit generate --adapter)",
         "merged GGUF (lorafit generate --adapter)"};
-    const char *want[4] = {ref_base, ref_adapter, trained, trained};
     char *line = got, *next;
     for (int i = 0; i < 4; i++, line = next) {
         next = strchr(line, '\n');
@@ -252,17 +309,22 @@ static void check_fixture_in_llamacpp(const char *fixture, int seq_len, const ch
         *next++ = '\0';
         size_t n = strcspn(want[i], "\n");
         ck_assert_msg(strlen(line) == n && !strncmp(line, want[i], n),
-                      "%s, %s: llama.cpp\n%s\nwant\n%s", fixture, what[i], line, want[i]);
+                      "%s%s, %s: llama.cpp\n%s\nwant\n%s", run->fixture,
+                      run->edits ? run->edits : "", what[i], line, want[i]);
     }
+    for (int i = 0; i < 4; i++) free(want[i]);
     free(got);
-    free(trained);
     free(cfg_path);
     free(prompt);
-    free(ref_base);
-    free(ref_adapter);
     json_decref(fx);
     test_rmtree(dir);
     free(dir);
+}
+
+/* The fixture as it is, with its reference's greedy ids. */
+static void check_fixture_in_llamacpp(const char *fixture, int seq_len, const char *needle) {
+    LlamacppRun run = {.fixture = fixture, .seq_len = seq_len, .needle = needle};
+    check_fixture_run_in_llamacpp(&run);
 }
 
 START_TEST(test_llamacpp_runs_lorafit_qwen3_gguf_with_the_same_greedy_ids) {
@@ -353,6 +415,70 @@ START_TEST(test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids) 
 }
 END_TEST
 
+/* The length of ids' first n ids ("1 2 3 ..."), without the space after them. */
+static size_t ids_prefix(const char *ids, int n) {
+    size_t at = 0;
+    for (int i = 0; i < n && ids[at] && ids[at] != '\n'; i++) {
+        at += strspn(ids + at, " ");
+        at += strcspn(ids + at, " \n");
+    }
+    return at;
+}
+
+/* phi3-window as it is (window 5) in llama.cpp, which has no sliding window for phi3: merge
+ * warns from which length the results differ, and up to there (the ids at positions 0..5,
+ * each from logits over at most 5 positions) llama.cpp gives lorafit generate's ids. */
+static void check_phi3_window_prefix(void) {
+    char ldir[4200];
+    const char *why = NULL;
+    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+        test_skip(__func__, why);
+        return;
+    }
+    char *model = tt_repo_path("tests/data/train/phi3-window/model"), *dir = test_tmpdir();
+    char args[16384], jobs[4400];
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/base.gguf'", model, dir);
+    tt_expect(dir, args, 0,
+              "warning: llama.cpp's phi3 has no sliding window: past 5 positions (the model's "
+              "sliding_window) its results differ");
+    char *want = lorafit_greedy(dir, model, NULL, "304");
+    snprintf(jobs, sizeof jobs, "%s/base.gguf\t-\t304\t64\n", dir);
+    char *got = llamacpp_greedy(dir, ldir, jobs);
+    size_t n = ids_prefix(want, 6);
+    ck_assert_msg(ids_prefix(got, 6) == n && !strncmp(got, want, n),
+                  "phi3-window, the first 6 positions: llama.cpp\n%s\nlorafit generate\n%s", got,
+                  want);
+    free(got);
+    free(want);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+
+/* Phi-3 / Phi-4-mini (arch phi3: attn_qkv and ffn_up fused, partial rotary 0.75, longrope's
+ * factors as tensors). llama.cpp takes longrope's long factors for every position once its
+ * context (rounded up to a multiple of 256) exceeds original_max_position_embeddings, lorafit
+ * (as transformers) for a sequence longer than that: phi4mini-longrope (original 16) from a
+ * 20-token prompt, both long; the same with original 256 (max positions 2048) in a context
+ * of 256 from its 4-token prompt, both short. phi3-window with Phi-3-mini-4k's window of 2047
+ * (llama.cpp ignores it; longer than the 68 positions), and as it is up to its window. */
+START_TEST(test_llamacpp_runs_lorafit_phi3_gguf_with_the_same_greedy_ids) {
+    static const LlamacppRun runs[3] = {
+        {"phi4mini-longrope", 24, "results differ for sequences of up to 16 positions", NULL,
+         "304 12 55 200 17 89 3 140 230 66 91 18 250 7 77 120 33 199 45 61", 0},
+        {"phi4mini-longrope", 24,
+         "exceeds 256 (original_max_position_embeddings), lorafit and transformers only for "
+         "sequences longer than that: with a context of at most 256 llama.cpp's results are the "
+         "model's",
+         "{\"original_max_position_embeddings\": 256, \"max_position_embeddings\": 2048}", NULL,
+         256},
+        {"phi3-window", 24, "past 2047 positions", "{\"sliding_window\": 2047}", NULL, 0},
+    };
+    for (int i = 0; i < 3; i++) check_fixture_run_in_llamacpp(&runs[i]);
+    check_phi3_window_prefix();
+}
+END_TEST
+
 Suite *gguf_llamacpp_suite(void) {
     Suite *s = suite_create("gguf_llamacpp");
     TCase *tc = tcase_create("core");
@@ -365,6 +491,7 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_wrapper_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_phi3_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);
     return s;
 }

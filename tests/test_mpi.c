@@ -94,6 +94,15 @@ START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
 }
 END_TEST
 
+/* Qwen3 (q/k norms, head_dim 16 != hidden / heads) and Phi-3 (the fused qkv_proj and
+ * gate_up_proj, a window of 5 in the packed sequences of 32) as Gemma 3 is in test_gemma3.c. */
+START_TEST(test_two_ranks_train_qwen3_and_phi3_as_one_process_with_twice_the_batch) {
+    NEED_MPIRUN();
+    check_fixture_two_ranks("qwen3-untied", 320);
+    check_fixture_two_ranks("phi3-window", 320);
+}
+END_TEST
+
 START_TEST(test_ranks_given_different_configs_refuse_to_start) {
     NEED_MPIRUN();
     TEST_NEED_SHARED(shared);
@@ -248,6 +257,7 @@ Suite *mpi_suite(void) {
     Suite *s = suite_create("mpi");
     TCase *tc = tcase_create("mpi");
     tcase_add_test(tc, test_two_ranks_train_what_one_process_trains_with_twice_the_batch);
+    tcase_add_test(tc, test_two_ranks_train_qwen3_and_phi3_as_one_process_with_twice_the_batch);
     tcase_add_test(tc, test_two_rank_runs_are_byte_identical);
     tcase_add_test(tc, test_ranks_given_different_configs_refuse_to_start);
     tcase_add_test(tc, test_resume_with_another_rank_count_is_refused);

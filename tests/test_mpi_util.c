@@ -2,6 +2,7 @@
 #include "tests/test_mpi_util.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,4 +110,64 @@ char *reference_run(const char *shared) {
     mpi_expect(ref, 2, args, 0);
     free(cfg);
     return ref;
+}
+
+/* A job on the fixture's model (packing, dropout, all-linear): DIR/job.yaml. */
+static char *write_fixture_job(const char *dir, const char *model, const char *rows) {
+    char extra[8192];
+    snprintf(extra, sizeof extra,
+             "lora:\n  r: 4\n  alpha: 8\n  dropout: 0.1\n  target_modules: all-linear\n"
+             "data:\n  train: %s\n  seq_len: 32\n  packing: true\n  shuffle: false\n"
+             "train:\n  batch_size: 2\n  max_steps: 3\n  lr: 1.0e-2\n  precision: f32\n"
+             "  threads: 1\n  seed: 3\n",
+             rows);
+    return tt_write_config(dir, model, extra);
+}
+
+void check_fixture_two_ranks(const char *fixture, int vocab) {
+    char *one = test_tmpdir(), *two = test_tmpdir(), rows[4400], args[4400], rel_model[256];
+    snprintf(rel_model, sizeof rel_model, "tests/data/train/%s/model", fixture);
+    char *model = tt_repo_path(rel_model);
+    snprintf(rows, sizeof rows, "%s/rows.jsonl", one);
+    tt_random_rows(rows, 48, 3, 30, vocab, 29);
+    char *cfg_one = write_fixture_job(one, model, rows),
+         *cfg_two = write_fixture_job(two, model, rows);
+    snprintf(args, sizeof args, "train '%s' --set train.batch_size=4", cfg_one);
+    tt_expect(one, args, 0, NULL);
+    snprintf(args, sizeof args, "train '%s'", cfg_two);
+    mpi_expect(two, 2, args, 0);
+    char out_one[4200], out_two[4200];
+    snprintf(out_one, sizeof out_one, "%s/out", one);
+    snprintf(out_two, sizeof out_two, "%s/out", two);
+    json_t *ma = tt_metrics(out_one), *mb = tt_metrics(out_two);
+    ck_assert_int_eq((int)json_array_size(ma), 3);
+    ck_assert_int_eq((int)json_array_size(mb), 3);
+    for (size_t i = 0; i < 3; i++) {
+        static const char *const keys[] = {"loss", "grad_norm"};
+        static const double later[] = {5e-3, 2e-2};
+        for (int k = 0; k < 2; k++) {
+            double x = json_number_value(json_object_get(json_array_get(ma, i), keys[k]));
+            double y = json_number_value(json_object_get(json_array_get(mb, i), keys[k]));
+            double tol = i == 0 ? 1e-6 : later[k];
+            ck_assert_msg(x > 0 && fabs(x - y) <= tol * x,
+                          "%s step %zu %s: %.9g (1 process) vs %.9g", fixture, i + 1, keys[k], x,
+                          y);
+        }
+        ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(ma, i), "tokens")),
+                         json_integer_value(json_object_get(json_array_get(mb, i), "tokens")));
+    }
+    char a[4400], b[4400];
+    adapter_path(a, sizeof a, two);
+    adapter_path(b, sizeof b, one);
+    double rel = tt_adapter_rel_diff(a, b, "");
+    ck_assert_msg(rel < 0.1, "%s: adapters differ by %.3g", fixture, rel);
+    json_decref(ma);
+    json_decref(mb);
+    free(cfg_one);
+    free(cfg_two);
+    free(model);
+    test_rmtree(one);
+    test_rmtree(two);
+    free(one);
+    free(two);
 }

@@ -38,5 +38,11 @@ int count_of(const char *text, const char *needle); /* occurrences of needle */
 void adapter_path(char *out, size_t len, const char *dir);
 /* The job, uninterrupted, on 2 ranks in a fresh directory (returned; caller frees). */
 char *reference_run(const char *shared);
+/* On the model of tests/data/train/FIXTURE (vocabulary vocab), 48 random rows packed into
+ * sequences of 32 with LoRA dropout on every linear: np 2 with batch_size 2 trains what one
+ * process trains with batch_size 4. The first step's loss and gradient norm within 1e-6 (the
+ * same weights, sums in another order), later steps within test_mpi.c's bounds (Adam
+ * amplifies last-bit differences), the adapters within 0.1. */
+void check_fixture_two_ranks(const char *fixture, int vocab);
 
 #endif

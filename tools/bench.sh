@@ -5,9 +5,15 @@
 # and in PyTorch float32 and bf16 autocast when Python has torch (Debian's python3-torch;
 # optional), and a side-by-side table of them; and the MPI scaling of tools/bench_mpi.sh.
 # Figures are printed, never asserted.
-#   BENCH_SHAPES  shapes to train (default "smollm-135m llama-1b"; llama-1b writes a 4.9 GB
-#                 model to /tmp and takes minutes per step on 2 cores)
+#   BENCH_SHAPES  shapes to train (default "smollm-135m llama-1b qwen3-0.6b gemma3-1b";
+#                 llama-1b writes a 4.9 GB model to /tmp and takes minutes per step on 2
+#                 cores, gemma3-1b 4 GB; qwen3-0.6b and gemma3-1b are the families' shapes
+#                 with their forward in lorafit and PyTorch, each compared with the
+#                 Llama-shaped step of the same run: llama-1b, else smollm-135m)
 #   BENCH_STEPS   timed steps per run (default 2)
+#   BENCH_LAYERS  every shape with this many layers instead of its own (a quicker run: the
+#                 per-layer work is the same, lm_head's share of the step grows)
+#   BENCH_SEQ     every shape at this sequence length instead of its own
 #   BENCH_TORCH_BF16  1 runs PyTorch's bf16 autocast even on a CPU without native bf16
 #   BENCH_CHECKPOINTING  0 skips the gradient-checkpointing comparison (default 1): peak RSS
 #                 and step time without and with train.gradient_checkpointing, at the
@@ -18,7 +24,7 @@
 #                 BENCH_LONG_* variables choose shapes, lengths and precision)
 set -e
 BUILD=${1:-build}
-SHAPES=${BENCH_SHAPES:-smollm-135m llama-1b}
+SHAPES=${BENCH_SHAPES:-smollm-135m llama-1b qwen3-0.6b gemma3-1b}
 STEPS=${BENCH_STEPS:-2}
 OUT=$(mktemp -d /tmp/lorafit-bench-XXXXXX)
 trap 'rm -rf "$OUT"' EXIT
@@ -88,11 +94,17 @@ CORE=$(sed -n 's/^OpenBLAS kernels //p' "$OUT/bench_kernels" 2>/dev/null)
   echo "== PyTorch runs with OPENBLAS_CORETYPE=$CORE, the OpenBLAS kernels lorafit runs"; }
 
 . "$(dirname "$0")/bench_lib.sh"
+size=""
+[ -z "${BENCH_LAYERS:-}" ] || size="$size --layers $BENCH_LAYERS"
+[ -z "${BENCH_SEQ:-}" ] || size="$size --seq $BENCH_SEQ"
+[ -z "$size" ] || echo "== every shape with$size (BENCH_LAYERS / BENCH_SEQ), not its own:" \
+  "the per-layer work is the same, lm_head's share of the step is not"
 for shape in $SHAPES; do
   for prec in f32 bf16; do
-    echo "== bench_train --shape $shape --precision $prec"
+    echo "== bench_train --shape $shape --precision $prec$size"
+    # shellcheck disable=SC2086
     LORAFIT_TOOLS="$BUILD/tools" "$BUILD/tools/bench_train" --shape "$shape" --precision "$prec" \
-      --steps "$STEPS" | tee "$OUT/lorafit-$shape-$prec" || true
+      --steps "$STEPS" $size | tee "$OUT/lorafit-$shape-$prec" || true
   done
   if [ -n "$PY" ]; then
     for amp in none bf16; do
@@ -104,8 +116,9 @@ for shape in $SHAPES; do
           "(BENCH_TORCH_BF16=1 runs it anyway)"
         continue
       fi
-      echo "== bench_torch.py --shape $shape --amp $amp"
-      "$PY" tools/bench_torch.py --shape "$shape" --amp "$amp" --steps "$STEPS" |
+      echo "== bench_torch.py --shape $shape --amp $amp$size"
+      # shellcheck disable=SC2086
+      "$PY" tools/bench_torch.py --shape "$shape" --amp "$amp" --steps "$STEPS" $size |
         tee "$OUT/torch-$shape-$amp" || true
     done
   fi
@@ -130,7 +143,7 @@ for shape in $SHAPES; do
   for prec in f32 bf16; do
     f="$OUT/lorafit-$shape-$prec"
     [ -f "$f" ] || continue
-    echo "$shape: lorafit $prec matrix products at $(sed -n 's/.*GFLOP per step at \([0-9.]*\) GFLOP\/s.*/\1/p' "$f" | tail -1) GFLOP/s" \
+    echo "$shape: lorafit $prec matrix products at $(products_gflops "$f") GFLOP/s" \
       "(peaks in this run, 1024^3: OpenBLAS sgemm $(sed -n 's/^sgemm *\([0-9.]*\) GFLOP.*/\1/p' "$OUT/bench_kernels" 2>/dev/null)," \
       "oneDNN bf16 $(sed -n 's/^oneDNN bf16 matmul *\([0-9.]*\) GFLOP.*/\1/p; s/^oneDNN bf16 matmul *unimplemented.*/unimplemented here/p' "$OUT/bench_kernels" 2>/dev/null))"
     sed -n 's/^bench_train: where a step goes/  where a step goes/p' "$f" | tail -1
@@ -138,6 +151,24 @@ for shape in $SHAPES; do
     case $prec in f32) peak="OpenBLAS sgemm" target=1.15 ;; *) peak="oneDNN bf16" target=1.3 ;; esac
     echo "$shape: lorafit $prec step / its products at the $peak peak of this run =" \
       "$(ratio "$ms" "$at_peak") ($ms ms against $at_peak ms; the target is <= ${target}x)"
+  done
+done
+
+# The families' steps against the Llama-shaped one of this run: the matrix products' share of
+# the step and their GFLOP/s (new element-wise ops must not eat the products' gain).
+llama=""
+for shape in $SHAPES; do case "$shape" in smollm-135m) [ -n "$llama" ] || llama=$shape ;;
+  llama-1b) llama=$shape ;; esac; done
+for shape in $SHAPES; do
+  case "$shape" in qwen3-0.6b|gemma3-1b) ;; *) continue ;; esac
+  [ -n "$llama" ] || { echo "$shape: no Llama-shaped step in BENCH_SHAPES to compare with"; break; }
+  for prec in f32 bf16; do
+    f="$OUT/lorafit-$shape-$prec" l="$OUT/lorafit-$llama-$prec"
+    [ -f "$f" ] && [ -f "$l" ] || continue
+    fs=$(products_share "$f") fg=$(products_gflops "$f") ls=$(products_share "$l") lg=$(products_gflops "$l")
+    echo "$shape: lorafit $prec matrix products ${fs:--}% of the step at ${fg:--} GFLOP/s;" \
+      "$llama ${ls:--}% at ${lg:--} GFLOP/s: share $(ratio "$fs" "$ls"), GFLOP/s" \
+      "$(ratio "$fg" "$lg") of the Llama shape's (the target is within 10%: 0.90x-1.10x)"
   done
 done
 

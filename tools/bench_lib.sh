@@ -29,3 +29,14 @@ products_at_peak_ms() {
   awk -v g="$gflop" -v p="$(peak_gflops "$2" "$3")" \
     'BEGIN { if (g + 0 > 0 && p + 0 > 0) printf "%.0f", g / p * 1e3; else print "-" }'
 }
+
+# The matrix products' share of the step (percent) in bench_train's output $1, from its profile.
+products_share() {
+  sed -n 's/^bench_train: where a step goes.* matrix products [0-9]* \([0-9.]*\)%.*/\1/p' "$1" |
+    tail -1
+}
+
+# The matrix products' GFLOP/s in bench_train's output $1.
+products_gflops() {
+  sed -n 's/.*GFLOP per step at \([0-9.]*\) GFLOP\/s.*/\1/p' "$1" | tail -1
+}

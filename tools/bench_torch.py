@@ -13,8 +13,22 @@ Hugging Face's Trainer does with bf16=True on a CPU; the adapters (and their Ada
 stay float32. --shape llama-1b is bench_train's Llama-3.2-1B shape (hidden 2048,
 intermediate 8192, 16 layers, 32 / 8 heads, vocab 128256, tied; batch 1 x 512).
 
-usage: bench_torch.py [--shape smollm-135m|llama-1b] [--amp none|bf16] [--batch B] [--seq T]
-                      [--steps 2] [--threads 2] [--long]
+--shape qwen3-0.6b and gemma3-1b are bench_train's family shapes with their family's forward,
+as transformers' modeling_qwen3.py / modeling_gemma3.py compute it:
+  qwen3-0.6b: hidden 1024, intermediate 3072, 28 layers, 16 / 8 heads of head_dim 128, vocab
+    151936, tied, RoPE base 1e6; Llama's layer with an RMSNorm over each head of q and k
+    before RoPE (batch 1 x 512).
+  gemma3-1b: hidden 1152, intermediate 6912, 26 layers, 4 / 1 heads of 256, vocab 262144,
+    tied; RMSNorm as (1 + w) in float32, four per layer (input, post-attention,
+    pre-feedforward, post-feedforward) and per head on q and k; embeddings times
+    sqrt(hidden) rounded to their dtype; scores scaled by query_pre_attn_scalar^-1/2 (256);
+    gelu (tanh) gated MLP; 5 local : 1 global layers, the local ones with a sliding window
+    of 512 and RoPE base 1e4, the global ones 1e6; final logits soft-capped at 30, as
+    bench_train's model (batch 1 x 1024: two windows).
+--layers L builds the shape with L layers (as bench_train --layers).
+
+usage: bench_torch.py [--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b] [--layers L]
+                      [--amp none|bf16] [--batch B] [--seq T] [--steps 2] [--threads 2] [--long]
 """
 import argparse
 import math
@@ -24,13 +38,17 @@ import time
 import torch
 import torch.nn.functional as F
 
-SHAPES = {  # hidden, intermediate, layers, heads, kv heads, vocab, batch, seq
-    "smollm-135m": (576, 1536, 30, 9, 3, 49152, 4, 256),
-    "llama-1b": (2048, 8192, 16, 32, 8, 128256, 1, 512),
+SHAPES = {  # family, hidden, intermediate, layers, heads, kv heads, head_dim, vocab, batch, seq
+    "smollm-135m": ("llama", 576, 1536, 30, 9, 3, 64, 49152, 4, 256),
+    "llama-1b": ("llama", 2048, 8192, 16, 32, 8, 64, 128256, 1, 512),
+    "qwen3-0.6b": ("qwen3", 1024, 3072, 28, 16, 8, 128, 151936, 1, 512),
+    "gemma3-1b": ("gemma3", 1152, 6912, 26, 4, 1, 256, 262144, 1, 1024),
 }
-HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, VOCAB, _, _ = SHAPES["smollm-135m"]
-HEAD_DIM = HIDDEN // HEADS
+FAMILY, HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, HEAD_DIM, VOCAB, _, _ = SHAPES["smollm-135m"]
 RANK, ALPHA, EPS, THETA = 8, 16.0, 1e-5, 10000.0
+# Gemma 3 (make_model's gemma3_text): window, every 6th layer global, local / global RoPE
+# bases, query_pre_attn_scalar, final_logit_softcapping
+WINDOW, PATTERN, LOCAL_THETA, QUERY_SCALAR, FINAL_CAP = 512, 6, 10000.0, 256.0, 30.0
 
 
 class LoraLinear(torch.nn.Module):
@@ -50,58 +68,97 @@ def rms_norm(x, w):
     return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS) * w
 
 
+def gemma_norm(x, w):  # Gemma3RMSNorm: float32, times (1 + w), back to x's dtype
+    xf = x.float()
+    out = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + EPS)
+    return (out * (1.0 + w.float())).type_as(x)
+
+
+def norm(x, w):
+    return gemma_norm(x, w) if FAMILY == "gemma3" else rms_norm(x, w)
+
+
+def rope_tables(t, theta):
+    inv = 1.0 / (theta ** (torch.arange(0, HEAD_DIM, 2, dtype=torch.float32) / HEAD_DIM))
+    ang = torch.outer(torch.arange(t, dtype=torch.float32), inv)
+    ang = torch.cat((ang, ang), dim=-1)
+    return ang.cos(), ang.sin()
+
+
 def rotate_half(x):
     h = x.shape[-1] // 2
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
+def norm_weight(n):  # at its identity: 1, Gemma's (1 + w) 0
+    return torch.nn.Parameter(torch.full((n,), 0.0 if FAMILY == "gemma3" else 1.0),
+                              requires_grad=False)
+
+
 class Layer(torch.nn.Module):
-    def __init__(self):
+    def __init__(self, index):
         super().__init__()
-        kv = KV_HEADS * HEAD_DIM
-        self.q, self.k = LoraLinear(HIDDEN, HIDDEN), LoraLinear(HIDDEN, kv)
-        self.v, self.o = LoraLinear(HIDDEN, kv), LoraLinear(HIDDEN, HIDDEN)
+        q, kv = HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM
+        self.q, self.k = LoraLinear(HIDDEN, q), LoraLinear(HIDDEN, kv)
+        self.v, self.o = LoraLinear(HIDDEN, kv), LoraLinear(q, HIDDEN)
         self.gate, self.up = LoraLinear(HIDDEN, INTER), LoraLinear(HIDDEN, INTER)
         self.down = LoraLinear(INTER, HIDDEN)
-        self.n1 = torch.nn.Parameter(torch.ones(HIDDEN), requires_grad=False)
-        self.n2 = torch.nn.Parameter(torch.ones(HIDDEN), requires_grad=False)
+        self.n1, self.n2 = norm_weight(HIDDEN), norm_weight(HIDDEN)
+        if FAMILY in ("qwen3", "gemma3"):
+            self.qn, self.kn = norm_weight(HEAD_DIM), norm_weight(HEAD_DIM)
+        if FAMILY == "gemma3":  # post-attention, pre- and post-feedforward
+            self.n3, self.n4 = norm_weight(HIDDEN), norm_weight(HIDDEN)
+        self.sliding = FAMILY == "gemma3" and (index + 1) % PATTERN != 0
+        self.scale = QUERY_SCALAR ** -0.5 if FAMILY == "gemma3" else 1.0 / math.sqrt(HEAD_DIM)
 
-    def forward(self, x, cos, sin, mask):
+    def forward(self, x, ropes, masks):
         b, t, _ = x.shape
-        h = rms_norm(x, self.n1)
+        cos, sin = ropes[self.sliding]
+        h = norm(x, self.n1)
         q = self.q(h).view(b, t, HEADS, HEAD_DIM).transpose(1, 2)
         k = self.k(h).view(b, t, KV_HEADS, HEAD_DIM).transpose(1, 2)
         v = self.v(h).view(b, t, KV_HEADS, HEAD_DIM).transpose(1, 2)
+        if FAMILY in ("qwen3", "gemma3"):
+            q, k = norm(q, self.qn), norm(k, self.kn)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
         rep = HEADS // KV_HEADS
         k = k.repeat_interleave(rep, dim=1)
         v = v.repeat_interleave(rep, dim=1)
-        s = (q @ k.transpose(-1, -2)) / math.sqrt(HEAD_DIM) + mask
+        s = (q @ k.transpose(-1, -2)) * self.scale + masks[self.sliding]
         a = torch.softmax(s, dim=-1) @ v
-        x = x + self.o(a.transpose(1, 2).reshape(b, t, HIDDEN))
-        h = rms_norm(x, self.n2)
-        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+        a = self.o(a.transpose(1, 2).reshape(b, t, HEADS * HEAD_DIM))
+        if FAMILY != "gemma3":
+            x = x + a
+            h = norm(x, self.n2)
+            return x + self.down(F.silu(self.gate(h)) * self.up(h))
+        x = x + norm(a, self.n2)
+        h = norm(x, self.n3)
+        return x + norm(self.down(F.gelu(self.gate(h), approximate="tanh") * self.up(h)), self.n4)
 
 
 class Model(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.embed = torch.nn.Parameter(torch.randn(VOCAB, HIDDEN) * 0.02, requires_grad=False)
-        self.layers = torch.nn.ModuleList([Layer() for _ in range(LAYERS)])
-        self.norm = torch.nn.Parameter(torch.ones(HIDDEN), requires_grad=False)
+        self.layers = torch.nn.ModuleList([Layer(i) for i in range(LAYERS)])
+        self.norm = norm_weight(HIDDEN)
 
     def forward(self, ids):
         t = ids.shape[1]
-        inv = 1.0 / (THETA ** (torch.arange(0, HEAD_DIM, 2, dtype=torch.float32) / HEAD_DIM))
-        ang = torch.outer(torch.arange(t, dtype=torch.float32), inv)
-        ang = torch.cat((ang, ang), dim=-1)
-        cos, sin = ang.cos(), ang.sin()
-        mask = torch.full((t, t), float("-inf")).triu(1)
+        causal = torch.full((t, t), float("-inf")).triu(1)
+        ropes, masks = [rope_tables(t, THETA)] * 2, [causal] * 2
         x = F.embedding(ids, self.embed)
+        if FAMILY == "gemma3":  # [global, sliding]: the window masks keys t - s >= WINDOW
+            ropes[1] = rope_tables(t, LOCAL_THETA)
+            masks[1] = causal + torch.full((t, t), float("-inf")).tril(-WINDOW)
+            x = x * torch.tensor(HIDDEN ** 0.5, dtype=x.dtype)
         for layer in self.layers:
-            x = layer(x, cos, sin, mask)
-        return F.linear(rms_norm(x, self.norm), self.embed)  # tied lm_head
+            x = layer(x, ropes, masks)
+        logits = F.linear(norm(x, self.norm), self.embed)  # tied lm_head
+        if FAMILY == "gemma3":
+            logits = torch.tanh(logits / FINAL_CAP) * FINAL_CAP
+        return logits
 
 
 def bench(model, opt, batch, seq, steps, amp):
@@ -148,10 +205,12 @@ def main():
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--long", action="store_true")
+    ap.add_argument("--layers", type=int, default=0)
     a = ap.parse_args()
-    global HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, VOCAB, HEAD_DIM
-    HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, VOCAB, batch, seq = SHAPES[a.shape]
-    HEAD_DIM = HIDDEN // HEADS
+    global FAMILY, HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, HEAD_DIM, VOCAB, EPS, THETA
+    FAMILY, HIDDEN, INTER, LAYERS, HEADS, KV_HEADS, HEAD_DIM, VOCAB, batch, seq = SHAPES[a.shape]
+    LAYERS = a.layers or LAYERS
+    EPS, THETA = (1e-6, 1e6) if FAMILY != "llama" else (EPS, THETA)
     a.batch, a.seq = a.batch or batch, a.seq or seq
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)

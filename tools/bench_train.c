@@ -1,14 +1,19 @@
 /* tools/bench_train.c — whole training steps at SmolLM-135M shapes: ms/step, tokens/s, RSS.
  *
- * bench_train [--model DIR] [--shape smollm-135m|llama-1b|small] [--precision f32|bf16]
- *             [--dtype f32|bf16] [--rank R] [--gradient-checkpointing]
- *             [--batch B] [--seq T] [--steps S] [--threads N] [--dropout P] [--long]
+ * bench_train [--model DIR] [--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b|small]
+ *             [--layers L] [--precision f32|bf16] [--dtype f32|bf16] [--rank R]
+ *             [--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N]
+ *             [--dropout P] [--long]
  * Without --model, builds a random F32 model with make_model in a temporary directory:
  * smollm-135m (the default: hidden 576, intermediate 1536, 30 layers, 9/3 heads, vocab
  * 49152, tied; batch 4 x 256) or llama-1b (Llama-3.2-1B: hidden 2048, intermediate 8192,
  * 16 layers, 32/8 heads, vocab 128256, tied; batch 1 x 512; a 4.9 GB file) or small (the
  * long-sequence model of make bench: hidden 256, intermediate 688, 4 layers, 4/2 heads, vocab
- * 512; batch 1 x 1024).
+ * 512; batch 1 x 1024), or the families' shapes of make_model's presets: qwen3-0.6b (Qwen3:
+ * q/k norms, 16/8 heads of 128; batch 1 x 512) and gemma3-1b (Gemma 3: four (1 + w) norms a
+ * layer and q/k norms, 4/1 heads of 256, GeGLU, embeddings scaled, window 512 on 5 of 6
+ * layers, soft-capped logits; batch 1 x 1024, two windows). --layers L builds the shape with
+ * L layers instead (the per-layer work is the same; lm_head's share grows).
  * --precision bf16 holds the frozen weights as BF16 (rounded once at load) and runs the
  * graph in TENSOR_PRECISION_BF16, as the trainer does with train.precision: bf16; the
  * kernel is printed (emulated, and slower than f32, on CPUs without native bf16).
@@ -49,7 +54,7 @@ static double cpu_seconds(long *minor_faults) {
 /* Runs DIR/make_model from $LORAFIT_TOOLS, else from this program's own directory; the model
  * takes sequences up to seq (at least 2048). */
 static int make_model(const char *dir, const char *shape_args, int seq) {
-    char tools[4096], cmd[8400];
+    char tools[4096], cmd[8800];
     const char *env = getenv("LORAFIT_TOOLS");
     if (env && *env) {
         snprintf(tools, sizeof tools, "%s", env);
@@ -215,7 +220,8 @@ static void print_blas_core(void) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench_train [--model DIR] [--shape smollm-135m|llama-1b|small] "
+    fprintf(stderr, "usage: bench_train [--model DIR] "
+                    "[--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b|small] [--layers L] "
                     "[--precision f32|bf16] [--dtype f32|bf16] [--rank R] "
                     "[--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N] "
                     "[--dropout P] [--long]\n");
@@ -225,7 +231,7 @@ static int usage(void) {
 int main(int argc, char **argv) {
     tensor_blas_use_cpu_kernels(argv);
     const char *model_dir = NULL;
-    int batch = 0, seq = 0, steps = 2, threads = 0, rank = 8;
+    int batch = 0, seq = 0, steps = 2, threads = 0, rank = 8, layers = 0;
     float dropout = 0.0f;
     bool long_too = false, bf16 = false, bf16_weights = false, checkpointing = false;
     const char *shape = "smollm-135m";
@@ -243,6 +249,8 @@ int main(int argc, char **argv) {
             batch = atoi(v);
         else if (strcmp(a, "--seq") == 0)
             seq = atoi(v);
+        else if (strcmp(a, "--layers") == 0)
+            layers = atoi(v);
         else if (strcmp(a, "--steps") == 0)
             steps = atoi(v);
         else if (strcmp(a, "--threads") == 0)
@@ -262,6 +270,7 @@ int main(int argc, char **argv) {
     }
     const char *shape_args;
     bool llama1b = strcmp(shape, "llama-1b") == 0, small = strcmp(shape, "small") == 0;
+    bool qwen3 = strcmp(shape, "qwen3-0.6b") == 0, gemma3 = strcmp(shape, "gemma3-1b") == 0;
     if (llama1b)
         shape_args = "--hidden 2048 --intermediate 8192 --layers 16 --heads 32 --kv-heads 8 "
                      "--vocab 128256 --tied";
@@ -270,11 +279,20 @@ int main(int argc, char **argv) {
                      "--vocab 512";
     else if (strcmp(shape, "smollm-135m") == 0)
         shape_args = "--preset smollm-135m";
+    else if (qwen3)
+        shape_args = "--preset qwen3-0.6b";
+    else if (gemma3)
+        shape_args = "--preset gemma3-1b";
     else
         return usage();
-    if (!batch) batch = llama1b || small ? 1 : 4;
-    if (!seq) seq = llama1b ? 512 : small ? 1024 : 256;
-    if (batch < 1 || seq < 2 || steps < 1 || rank < 1) return usage();
+    if (!batch) batch = llama1b || small || qwen3 || gemma3 ? 1 : 4;
+    if (!seq) seq = llama1b || qwen3 ? 512 : small || gemma3 ? 1024 : 256;
+    if (batch < 1 || seq < 2 || steps < 1 || rank < 1 || layers < 0 || layers > 64) return usage();
+    char shape_layers[256];
+    if (layers) { /* after the preset, which sets every field */
+        snprintf(shape_layers, sizeof shape_layers, "%s --layers %d", shape_args, layers);
+        shape_args = shape_layers;
+    }
     if (bf16) bf16_weights = true; /* the bf16 precision reads BF16 weights in place */
     tensor_set_threads(threads);
     char dir[4096], err[1024];

@@ -2,9 +2,9 @@
 // llama.cpp prebuilt for CPUs), to check lorafit's GGUF files against the real client.
 //
 //   node tools/llamacpp_greedy.mjs --model base.gguf [--lora adapter.gguf] \
-//        --prompt-ids "1 2 3" [-n 200]
+//        --prompt-ids "1 2 3" [-n 200] [--context N]
 //   node tools/llamacpp_greedy.mjs --jobs FILE     one job a line:
-//        MODEL.gguf <TAB> ADAPTER.gguf or - <TAB> PROMPT IDS <TAB> N
+//        MODEL.gguf <TAB> ADAPTER.gguf or - <TAB> PROMPT IDS <TAB> N [<TAB> CONTEXT]
 // prints, per job, the prompt ids and the generated ids on one line, as `lorafit generate`.
 //
 // node-llama-cpp is installed outside the repository (LLAMACPP_DIR, default build/llamacpp):
@@ -14,6 +14,9 @@
 // models diverge at near-ties), greedy sampling straight from token ids. LLAMACPP_THREADS
 // overrides the thread count: on a machine busy with other work, llama.cpp's spinning
 // threads make 2 threads on 2 cores far slower than 1 (the test uses 1).
+// The context size is the model's training context capped at 2048 unless given: it decides
+// which longrope factors llama.cpp's phi3 uses (the long ones when the context, which
+// llama.cpp rounds up to a multiple of 256, exceeds rope.scaling.original_context_length).
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -35,17 +38,22 @@ function parseArgs(argv) {
     else if (k === "--lora") job.lora.push(v);
     else if (k === "--prompt-ids") job.prompt = ids(v);
     else if (k === "-n") job.n = Number(v);
+    else if (k === "--context") job.context = Number(v);
     else if (k === "--jobs") jobs = v;
     else throw new Error(`unknown argument ${k}`);
   }
   if (jobs) {
     return fs.readFileSync(jobs, "utf8").split("\n").filter((l) => l.trim()).map((l) => {
-      const [model, lora, prompt, n] = l.split("\t");
-      return { model, lora: lora && lora !== "-" ? [lora] : [], prompt: ids(prompt), n: Number(n) };
+      const [model, lora, prompt, n, context] = l.split("\t");
+      return {
+        model, lora: lora && lora !== "-" ? [lora] : [], prompt: ids(prompt), n: Number(n),
+        context: context ? Number(context) : undefined,
+      };
     });
   }
   if (!job.model || !job.prompt)
-    throw new Error("usage: --model FILE.gguf [--lora FILE.gguf] --prompt-ids \"1 2 3\" [-n N] | --jobs FILE");
+    throw new Error(
+      "usage: --model FILE.gguf [--lora FILE.gguf] --prompt-ids \"1 2 3\" [-n N] [--context N] | --jobs FILE");
   return [job];
 }
 
@@ -59,7 +67,7 @@ const threads = Number(process.env.LLAMACPP_THREADS) ||
 for (const job of jobs) {
   const model = await llama.loadModel({ modelPath: path.resolve(job.model), gpuLayers: 0 });
   const context = await model.createContext({
-    contextSize: Math.min(model.trainContextSize, 2048),
+    contextSize: job.context || Math.min(model.trainContextSize, 2048),
     threads,
     flashAttention: false,
     experimentalKvCacheKeyType: "F32",

@@ -1,10 +1,21 @@
 /* tools/make_model.c — writes a randomly initialised HF model directory (config.json +
  * model.safetensors, F32) for demos, benchmarks and tests.
  *
- * make_model --out DIR [--preset tiny|smollm-135m] [--arch llama|qwen2|mistral]
- *            [--hidden H] [--intermediate I] [--layers L] [--heads NH] [--kv-heads NKV]
- *            [--vocab V] [--tied] [--seed S] [--dtype f32|bf16] [--max-position P]
- * Linear weights ~ N(0, 0.02^2) (sum of uniforms), norms = 1, Qwen2 biases 0.
+ * make_model --out DIR [--preset tiny|smollm-135m|qwen3-0.6b|gemma3-1b]
+ *            [--arch llama|qwen2|mistral|qwen3|gemma3_text] [--hidden H] [--intermediate I]
+ *            [--layers L] [--heads NH] [--kv-heads NKV] [--head-dim D] [--vocab V] [--tied]
+ *            [--window W] [--seed S] [--dtype f32|bf16] [--max-position P]
+ * Linear weights ~ N(0, 0.02^2) (sum of uniforms), norms at their identity (1; Gemma's
+ * (1 + w) norms 0), Qwen2 biases 0. Qwen3 adds the per-head q/k norms, head_dim its own key
+ * (--head-dim, default hidden / heads), RoPE base 1e6 and eps 1e-6. Gemma 3 (gemma3_text)
+ * adds them and the post-attention and pre/post-feedforward norms; its config has
+ * Gemma-3-1B's other settings: sliding window --window (default 512) on 5 of every 6 layers,
+ * query_pre_attn_scalar = head_dim, RoPE bases 10000 (local) and 1e6 (global),
+ * gelu_pytorch_tanh, and final_logit_softcapping 30 (Gemma 2's, which the 1B does not set:
+ * so the soft-capped lm_head is part of the step).
+ * Presets: qwen3-0.6b (hidden 1024, intermediate 3072, 28 layers, 16/8 heads of 128, vocab
+ * 151936, tied), gemma3-1b (hidden 1152, intermediate 6912, 26 layers, 4/1 heads of 256,
+ * vocab 262144, tied, window 512).
  * --dtype bf16 writes every tensor as BF16 (rounded to nearest even): half the file, and a
  * file that model.dtype bf16 maps in place (the Llama-3.2-1B shape: 2.5 GB instead of 4.9).
  * --max-position sets max_position_embeddings (default 2048), the longest sequence lorafit
@@ -22,6 +33,7 @@ typedef struct {
     const char *arch;
     int hidden, inter, layers, heads, kv, vocab;
     bool tied;
+    int head_dim, window; /* 0: hidden / heads; Gemma 3's sliding window (0: 512) */
 } Shape;
 
 /* Approximately normal: the sum of 4 uniforms, rescaled to unit variance. */
@@ -31,15 +43,16 @@ static float normalish(Rng *r) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: make_model --out DIR [--preset tiny|smollm-135m] [--arch "
-                    "llama|qwen2|mistral] [--hidden H] [--intermediate I] [--layers L] "
-                    "[--heads NH] [--kv-heads NKV] [--vocab V] [--tied] [--std SIGMA] [--seed S] "
+    fprintf(stderr, "usage: make_model --out DIR [--preset tiny|smollm-135m|qwen3-0.6b|gemma3-1b] "
+                    "[--arch llama|qwen2|mistral|qwen3|gemma3_text] [--hidden H] "
+                    "[--intermediate I] [--layers L] [--heads NH] [--kv-heads NKV] "
+                    "[--head-dim D] [--vocab V] [--tied] [--window W] [--std SIGMA] [--seed S] "
                     "[--dtype f32|bf16] [--max-position P]\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
-    Shape s = {"llama", 64, 172, 2, 8, 4, 512, false};
+    Shape s = {"llama", 64, 172, 2, 8, 4, 512, false, 0, 0};
     const char *out = NULL;
     unsigned long long seed = 1;
     float std = 0.02f; /* of every weight matrix, as Hugging Face's initializer_range */
@@ -67,6 +80,10 @@ int main(int argc, char **argv) {
             s.heads = atoi(v);
         else if (strcmp(a, "--kv-heads") == 0)
             s.kv = atoi(v);
+        else if (strcmp(a, "--head-dim") == 0)
+            s.head_dim = atoi(v);
+        else if (strcmp(a, "--window") == 0)
+            s.window = atoi(v);
         else if (strcmp(a, "--vocab") == 0)
             s.vocab = atoi(v);
         else if (strcmp(a, "--seed") == 0)
@@ -78,28 +95,38 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--dtype") == 0 && (strcmp(v, "f32") == 0 || strcmp(v, "bf16") == 0))
             bf16 = strcmp(v, "bf16") == 0;
         else if (strcmp(a, "--preset") == 0 && strcmp(v, "smollm-135m") == 0)
-            s = (Shape){"llama", 576, 1536, 30, 9, 3, 49152, true};
+            s = (Shape){"llama", 576, 1536, 30, 9, 3, 49152, true, 0, 0};
         else if (strcmp(a, "--preset") == 0 && strcmp(v, "tiny") == 0)
-            s = (Shape){"llama", 64, 172, 2, 8, 4, 512, true};
+            s = (Shape){"llama", 64, 172, 2, 8, 4, 512, true, 0, 0};
+        else if (strcmp(a, "--preset") == 0 && strcmp(v, "qwen3-0.6b") == 0)
+            s = (Shape){"qwen3", 1024, 3072, 28, 16, 8, 151936, true, 128, 0};
+        else if (strcmp(a, "--preset") == 0 && strcmp(v, "gemma3-1b") == 0)
+            s = (Shape){"gemma3_text", 1152, 6912, 26, 4, 1, 262144, true, 256, 512};
         else
             return usage();
     }
-    const char *archs[3][2] = {{"llama", "LlamaForCausalLM"},
-                               {"qwen2", "Qwen2ForCausalLM"},
-                               {"mistral", "MistralForCausalLM"}};
+    enum { LLAMA, QWEN2, MISTRAL, QWEN3, GEMMA3, ARCHS };
+    const char *archs[ARCHS][2] = {{"llama", "LlamaForCausalLM"},
+                                   {"qwen2", "Qwen2ForCausalLM"},
+                                   {"mistral", "MistralForCausalLM"},
+                                   {"qwen3", "Qwen3ForCausalLM"},
+                                   {"gemma3_text", "Gemma3ForCausalLM"}};
     int ai = -1;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < ARCHS; i++)
         if (strcmp(s.arch, archs[i][0]) == 0) ai = i;
+    if (!s.head_dim && s.heads > 0) s.head_dim = s.hidden / s.heads;
+    if (!s.window) s.window = 512;
+    bool gemma = ai == GEMMA3, qk_norms = ai == QWEN3 || gemma;
     if (!out || ai < 0 || s.hidden < 2 || s.inter < 1 || s.layers < 1 || s.heads < 1 || s.kv < 1 ||
-        s.heads % s.kv || s.hidden % s.heads || (s.hidden / s.heads) % 2 || s.vocab < 1 ||
-        max_position < 1)
+        s.heads % s.kv || s.head_dim < 2 || s.head_dim % 2 || s.vocab < 1 || s.window < 1 ||
+        max_position < 1 || (!qk_norms && s.head_dim * s.heads != s.hidden))
         return usage();
     char err[1024], path[4096];
     if (fsio_mkdirs(out, err, sizeof err) != 0) {
         fprintf(stderr, "make_model: %s\n", err);
         return 1;
     }
-    int64_t c = s.hidden, d = s.hidden / s.heads, q = s.heads * d, kv = s.kv * d, ff = s.inter;
+    int64_t c = s.hidden, d = s.head_dim, q = s.heads * d, kv = s.kv * d, ff = s.inter;
     /* Every tensor's shape, then one allocation for all of them. */
     struct {
         char name[96];
@@ -128,7 +155,15 @@ int main(int argc, char **argv) {
         ADD(2, ff, c, false, "model.layers.%d.mlp.gate_proj.weight", l);
         ADD(2, ff, c, false, "model.layers.%d.mlp.up_proj.weight", l);
         ADD(2, c, ff, false, "model.layers.%d.mlp.down_proj.weight", l);
-        if (ai == 1) {
+        if (qk_norms) {
+            ADD(1, d, 0, true, "model.layers.%d.self_attn.q_norm.weight", l);
+            ADD(1, d, 0, true, "model.layers.%d.self_attn.k_norm.weight", l);
+        }
+        if (gemma) {
+            ADD(1, c, 0, true, "model.layers.%d.pre_feedforward_layernorm.weight", l);
+            ADD(1, c, 0, true, "model.layers.%d.post_feedforward_layernorm.weight", l);
+        }
+        if (ai == QWEN2) {
             ADD(1, q, 0, false, "model.layers.%d.self_attn.q_proj.bias", l);
             ADD(1, kv, 0, false, "model.layers.%d.self_attn.k_proj.bias", l);
             ADD(1, kv, 0, false, "model.layers.%d.self_attn.v_proj.bias", l);
@@ -158,7 +193,7 @@ int main(int argc, char **argv) {
         size_t numel = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
         bool bias = strstr(t[i].name, ".bias") != NULL;
         for (size_t k = 0; k < numel; k++)
-            p[k] = t[i].norm ? 1.0f : bias ? 0.0f : std * normalish(&rng);
+            p[k] = t[i].norm ? (gemma ? 0.0f : 1.0f) : bias ? 0.0f : std * normalish(&rng);
         if (bf16) {
             tensor_float_to_bf16_array(h, p, (int64_t)numel);
             rc = st_writer_add(w, t[i].name, ST_BF16, t[i].ndim, t[i].shape, h, err, sizeof err);
@@ -182,6 +217,20 @@ int main(int argc, char **argv) {
             max_position, "rms_norm_eps", 1e-5, "rope_theta", 10000.0, "hidden_act", "silu",
             "tie_word_embeddings", s.tied, "bos_token_id", 1, "eos_token_id", 2, "torch_dtype",
             bf16 ? "bfloat16" : "float32");
+        if (qk_norms) json_object_set_new(cfg, "head_dim", json_integer(d));
+        if (qk_norms) { /* Qwen3's and Gemma 3's */
+            json_object_set_new(cfg, "rope_theta", json_real(1e6));
+            json_object_set_new(cfg, "rms_norm_eps", json_real(1e-6));
+        }
+        if (gemma) {
+            json_object_set_new(cfg, "hidden_activation", json_string("gelu_pytorch_tanh"));
+            json_object_set_new(cfg, "hidden_act", json_string("gelu_pytorch_tanh"));
+            json_object_set_new(cfg, "sliding_window", json_integer(s.window));
+            json_object_set_new(cfg, "sliding_window_pattern", json_integer(6));
+            json_object_set_new(cfg, "query_pre_attn_scalar", json_integer(d));
+            json_object_set_new(cfg, "rope_local_base_freq", json_real(10000.0));
+            json_object_set_new(cfg, "final_logit_softcapping", json_real(30.0));
+        }
         char *text = json_dumps(cfg, JSON_INDENT(2));
         snprintf(path, sizeof path, "%s/config.json", out);
         rc = text ? fsio_write_file(path, text, strlen(text), err, sizeof err) : -1;

@@ -41,8 +41,9 @@ int cmd_write_dir(const char *cmd, const char *out, bool force,
 /* "f32" | "f16" | "bf16" (| "q8_0" when allowed) -> the ggml type; else prints, EXIT_USAGE. */
 int cmd_parse_dtype(const char *cmd, const char *name, bool allow_q8, GgmlType *out);
 bool cmd_is_gguf_path(const char *path); /* ends with ".gguf" */
-/* After a GGUF export: the warning that llama.cpp computes another model past the window. */
-void cmd_warn_gguf_window(const GgufReport *report);
+/* After a GGUF export: the warnings where llama.cpp computes another model than lorafit (past
+ * the sliding window it ignores; with longrope, by its context size). */
+void cmd_warn_gguf_llamacpp(const GgufReport *report);
 
 /* Consumes argv[*i] (and its value, advancing *i) as the CONFIG path or a --set KEY=VALUE
  * (also --set=KEY=VALUE). sets must have room for argc entries. Returns 0, or exit code 2

@@ -198,7 +198,7 @@ static int export_gguf(const char *src, const char *out, GgmlType dtype, const c
     }
     fprintf(stderr, "exported %d tensors (%s, arch %s) as a GGUF LoRA adapter to %s\n",
             report.tensors, ggml_type_name(dtype), report.arch, out);
-    cmd_warn_gguf_window(&report);
+    cmd_warn_gguf_llamacpp(&report);
     return EXIT_OK;
 }
 

@@ -118,7 +118,7 @@ int cmd_merge(int argc, char **argv) {
                         "note: %d matrices have rows Q8_0 cannot hold (length not a multiple of "
                         "32, e.g. %s) and are F16, as llama.cpp's converter does\n",
                         report.fell_back_f16, report.fallback_example);
-            cmd_warn_gguf_window(&report);
+            cmd_warn_gguf_llamacpp(&report);
         }
     } else {
         StDtype st = dtype == GGML_TYPE_BF16 ? ST_BF16 : dtype == GGML_TYPE_F16 ? ST_F16 : ST_F32;

@@ -85,10 +85,26 @@ bool cmd_is_gguf_path(const char *path) {
     return n > 5 && strcmp(path + n - 5, ".gguf") == 0;
 }
 
-void cmd_warn_gguf_window(const GgufReport *r) {
+void cmd_warn_gguf_llamacpp(const GgufReport *r) {
     if (r->window_ignored)
         fprintf(stderr,
                 "warning: llama.cpp's %s has no sliding window: past %d positions (the "
                 "model's sliding_window) its results differ from the model's\n",
                 r->arch, r->window_ignored);
+    int orig = r->longrope_original, short_ctx = orig / 256 * 256; /* llama.cpp's n_ctx rounding */
+    if (orig && short_ctx)
+        fprintf(stderr,
+                "warning: llama.cpp's %s takes longrope's long factors for every position once "
+                "its context (rounded up to a multiple of 256) exceeds %d "
+                "(original_max_position_embeddings), lorafit and transformers only for sequences "
+                "longer than that: with a context of at most %d llama.cpp's results are the "
+                "model's, with a larger one they differ for sequences of up to %d positions\n",
+                r->arch, orig, short_ctx, orig);
+    else if (orig)
+        fprintf(stderr,
+                "warning: llama.cpp's %s takes longrope's long factors for every position, its "
+                "context (a multiple of 256) exceeding %d (original_max_position_embeddings); "
+                "lorafit and transformers only for sequences longer than that: llama.cpp's "
+                "results differ for sequences of up to %d positions\n",
+                r->arch, orig, orig);
 }

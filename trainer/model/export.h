@@ -67,11 +67,19 @@ typedef struct GgufReport {
     char pre[32];              /* tokenizer.ggml.pre */
     int window_ignored;        /* > 0: llama.cpp's arch has no sliding window, the model this
                                   one: llama.cpp differs past this many positions */
+    int longrope_original;     /* > 0: longrope's original_max_position_embeddings, where
+                                  llama.cpp picks the factors by its context size */
 } GgufReport;
 
 /* > 0 when llama.cpp's architecture for cfg has no sliding window and one of cfg's layers
  * slides: the positions past which llama.cpp's results differ (GgufReport.window_ignored). */
 int gguf_window_ignored(const ModelConfig *cfg);
+
+/* > 0 when cfg's RoPE is longrope: its original_max_position_embeddings. lorafit (as
+ * transformers) takes the long factors for a pass whose sequence is longer than that, llama.cpp
+ * (llama_model::get_rope_factors) for every position once its context, which it rounds up to
+ * a multiple of 256, is longer (GgufReport.longrope_original). */
+int gguf_longrope_original(const ModelConfig *cfg);
 
 /* The llama.cpp architecture name for a config ("llama" for Llama and Mistral, "qwen2"). */
 const char *gguf_arch_name(const ModelConfig *cfg);

@@ -144,6 +144,7 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
         report->tensors = k;
         snprintf(report->arch, sizeof report->arch, "%s", arch);
         report->window_ignored = gguf_window_ignored(c);
+        report->longrope_original = gguf_longrope_original(c);
     }
     gguf_writer_free(w);
     free(items);

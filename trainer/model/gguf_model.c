@@ -34,6 +34,10 @@ int gguf_window_ignored(const ModelConfig *c) {
     return 0;
 }
 
+int gguf_longrope_original(const ModelConfig *c) {
+    return c->rope_scaling.longrope ? c->rope_scaling.original_max_position_embeddings : 0;
+}
+
 const char *gguf_arch_name(const ModelConfig *cfg) {
     return cfg->family->gguf_arch;
 }
@@ -425,6 +429,7 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
         report->tensors = b.n;
         snprintf(report->arch, sizeof report->arch, "%s", gguf_arch_name(c));
         report->window_ignored = gguf_window_ignored(c);
+        report->longrope_original = gguf_longrope_original(c);
     }
     gguf_writer_free(b.w);
     free(b.items);
