@@ -240,7 +240,8 @@ char *tensor_shape_text(const Tensor *t, char *buf, size_t len) {
     for (int i = 0; t && i < t->ndim && n > 0 && (size_t)n < len; i++)
         n += snprintf(buf + n, len - (size_t)n, i ? ", %lld" : "%lld", (long long)t->shape[i]);
     if (n > 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, ")%s", t && !t->data && t->bf16 ? " bf16" : "");
+        snprintf(buf + n, len - (size_t)n, ")%s%s", t && !t->data && t->bf16 ? " bf16" : "",
+                 t && !t->data && t->quant ? " quantized" : "");
     return buf;
 }
 

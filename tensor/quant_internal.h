@@ -98,4 +98,10 @@ void quantize_q4_k(const float *x, BlockQ4_K *y, int64_t nb);
 void quantize_q5_k(const float *x, BlockQ5_K *y, int64_t nb);
 void quantize_q6_k(const float *x, BlockQ6_K *y, int64_t nb);
 
+/* The products with a quantized weight w (OUT, IN) (quant_product.c), in the graph's
+ * precision; rows of n activations. 0, or -1 with the graph failed.
+ *   y (N, OUT) = x (N, IN) W^T + beta y;   dx (N, IN) += dy (N, OUT) W. */
+int quant_product_xwt(Graph *g, const float *x, int64_t n, const Tensor *w, float beta, float *y);
+int quant_product_dyw(Graph *g, const float *dy, int64_t n, const Tensor *w, float *dx);
+
 #endif
