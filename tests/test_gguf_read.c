@@ -290,6 +290,42 @@ START_TEST(test_open_errors_name_the_file) {
 }
 END_TEST
 
+/* `lorafit inspect` on a GGUF: metadata, tensors with their types, totals; a damaged one
+ * refused with exit 1 and the reader's message. */
+START_TEST(test_inspect_lists_a_gguf_and_refuses_a_damaged_one) {
+    char *dir = test_tmpdir(), cmd[2048], out[512], bad[512];
+    snprintf(out, sizeof out, "%s/out.txt", dir);
+    snprintf(cmd, sizeof cmd, "'%s' inspect " GGUF_PY, test_lorafit_bin());
+    ck_assert_int_eq(test_run(cmd, out), 0);
+    size_t len;
+    char *text = test_read_file(out, &len);
+    ck_assert(text);
+    const char *want[] = {"GGUF version 3, alignment 64",
+                          "metadata t.str = \"h\xc3\xa9llo\" (string)",
+                          "metadata t.arr_str = [4 string: \"a\", \"\", \"bc\", ",
+                          "metadata t.i64 = -4611686018427387907 (i64)",
+                          "t10.Q4_K ",
+                          " Q4_K  [256, 2]",
+                          "13 tensors",
+                          "6656 parameters"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(text, want[i]), "inspect output lacks '%s':\n%s", want[i], text);
+    free(text);
+    size_t n;
+    char *full = test_read_file(GGUF_PY, &n);
+    snprintf(bad, sizeof bad, "%s/cut.gguf", dir);
+    test_write_file(bad, full, n - 300); /* the last tensors' bytes are gone */
+    free(full);
+    snprintf(cmd, sizeof cmd, "'%s' inspect '%s'", test_lorafit_bin(), bad);
+    ck_assert_int_eq(test_run(cmd, out), 1);
+    text = test_read_file(out, &len);
+    ck_assert_msg(strstr(text, bad) && strstr(text, "past the end of the file"), "%s", text);
+    free(text);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *gguf_read_suite(void) {
     Suite *s = suite_create("gguf_read");
     TCase *tc = tcase_create("gguf_read");
@@ -298,6 +334,7 @@ Suite *gguf_read_suite(void) {
     tcase_add_test(tc, test_every_truncation_is_refused);
     tcase_add_test(tc, test_each_damaged_field_is_refused_with_what_and_where);
     tcase_add_test(tc, test_open_errors_name_the_file);
+    tcase_add_test(tc, test_inspect_lists_a_gguf_and_refuses_a_damaged_one);
     suite_add_tcase(s, tc);
     return s;
 }
