@@ -380,6 +380,9 @@ uint32_t gguf_file_version(const GgufFile *f) {
 uint32_t gguf_file_alignment(const GgufFile *f) {
     return f->alignment;
 }
+size_t gguf_data_offset(const GgufFile *f) {
+    return f->data_start;
+}
 int gguf_kv_total(const GgufFile *f) {
     return f->n_kv;
 }

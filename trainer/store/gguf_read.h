@@ -50,6 +50,8 @@ const char *gguf_file_path(const GgufFile *f);
 size_t gguf_file_size(const GgufFile *f);
 uint32_t gguf_file_version(const GgufFile *f);
 uint32_t gguf_file_alignment(const GgufFile *f);
+/* Where the data section starts in the file (the tensors' offsets count from there). */
+size_t gguf_data_offset(const GgufFile *f);
 
 /* Key-values in file order; gguf_find_kv is NULL when the key is absent. */
 int gguf_kv_total(const GgufFile *f);
