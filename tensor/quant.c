@@ -1,10 +1,13 @@
 /* tensor/quant.c — ggml's types: the table of block sizes, the halves, the 32-weight
- * blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and the dispatch by type (see quant.h).
+ * blocks (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) and the dispatch by type (see quant.h). Q4_1, Q5_0
+ * and Q5_1 are quantized too: llama-quantize's fallbacks for rows the K-quants cannot hold
+ * (Q4_K -> Q5_0, Q5_K -> Q5_1 when a row is not whole super-blocks).
  *
  * Each loop is ggml-quants.c's, operation for operation: the same products in the same
  * order, int-to-float conversions where ggml has them, and ggml's MIN/MAX ternaries, so
  * the floats come out bit-identical (lorafit and ggml both compile without FMA contraction:
  * -std=c11 here, no -mfma there with GGML_NATIVE off). The K-quants are in quant_k.c. */
+#include <float.h>
 #include <math.h>
 
 #include "tensor/bf16.h"
@@ -87,6 +90,9 @@ bool quant_can_quantize(int t) {
     case GGML_TYPE_BF16:
     case GGML_TYPE_Q8_0:
     case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q4_1:
+    case GGML_TYPE_Q5_0:
+    case GGML_TYPE_Q5_1:
     case GGML_TYPE_Q4_K:
     case GGML_TYPE_Q5_K:
     case GGML_TYPE_Q6_K:
@@ -202,6 +208,85 @@ static void quantize_q4_0(const float *x, BlockQ4_0 *y, int64_t nb) {
     }
 }
 
+static void quantize_q4_1(const float *x, BlockQ4_1 *y, int64_t nb) {
+    const int qk = QK4_1;
+    for (int64_t i = 0; i < nb; i++) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < qk; j++) {
+            const float v = x[i * qk + j];
+            if (v < min) min = v;
+            if (v > max) max = v;
+        }
+        const float d = (max - min) / ((1 << 4) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = tensor_float_to_f16(d);
+        y[i].m = tensor_float_to_f16(min);
+        for (int j = 0; j < qk / 2; ++j) {
+            const float x0 = (x[i * qk + 0 + j] - min) * id;
+            const float x1 = (x[i * qk + qk / 2 + j] - min) * id;
+            const uint8_t xi0 = QMIN(15, (int8_t)(x0 + 0.5f));
+            const uint8_t xi1 = QMIN(15, (int8_t)(x1 + 0.5f));
+            y[i].qs[j] = (uint8_t)(xi0 | xi1 << 4);
+        }
+    }
+}
+
+static void quantize_q5_0(const float *x, BlockQ5_0 *y, int64_t nb) {
+    const int qk = QK5_0;
+    for (int64_t i = 0; i < nb; i++) {
+        float amax = 0.0f, max = 0.0f;
+        for (int j = 0; j < qk; j++) {
+            const float v = x[i * qk + j];
+            if (amax < fabsf(v)) {
+                amax = fabsf(v);
+                max = v;
+            }
+        }
+        const float d = max / -16;
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = tensor_float_to_f16(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < qk / 2; ++j) {
+            const float x0 = x[i * qk + 0 + j] * id;
+            const float x1 = x[i * qk + qk / 2 + j] * id;
+            const uint8_t xi0 = QMIN(31, (int8_t)(x0 + 16.5f));
+            const uint8_t xi1 = QMIN(31, (int8_t)(x1 + 16.5f));
+            y[i].qs[j] = (uint8_t)((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+            /* the fifth bits, in qh at the weight's position */
+            qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
+            qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
+        }
+        memcpy(&y[i].qh, &qh, sizeof(qh));
+    }
+}
+
+static void quantize_q5_1(const float *x, BlockQ5_1 *y, int64_t nb) {
+    const int qk = QK5_1;
+    for (int64_t i = 0; i < nb; i++) {
+        float min = FLT_MAX, max = -FLT_MAX;
+        for (int j = 0; j < qk; j++) {
+            const float v = x[i * qk + j];
+            if (v < min) min = v;
+            if (v > max) max = v;
+        }
+        const float d = (max - min) / ((1 << 5) - 1);
+        const float id = d ? 1.0f / d : 0.0f;
+        y[i].d = tensor_float_to_f16(d);
+        y[i].m = tensor_float_to_f16(min);
+        uint32_t qh = 0;
+        for (int j = 0; j < qk / 2; ++j) {
+            const float x0 = (x[i * qk + 0 + j] - min) * id;
+            const float x1 = (x[i * qk + qk / 2 + j] - min) * id;
+            const uint8_t xi0 = (uint8_t)(x0 + 0.5f);
+            const uint8_t xi1 = (uint8_t)(x1 + 0.5f);
+            y[i].qs[j] = (uint8_t)((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
+            qh |= ((xi0 & 0x10u) >> 4) << (j + 0);
+            qh |= ((xi1 & 0x10u) >> 4) << (j + qk / 2);
+        }
+        memcpy(&y[i].qh, &qh, sizeof(y[i].qh));
+    }
+}
+
 static void quantize_q8_0(const float *x, BlockQ8_0 *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         float amax = 0.0f;
@@ -285,6 +370,15 @@ int quant_quantize_row(int t, const float *src, void *dst, int64_t n) {
         return 0;
     case GGML_TYPE_Q4_0:
         quantize_q4_0(src, dst, nb);
+        return 0;
+    case GGML_TYPE_Q4_1:
+        quantize_q4_1(src, dst, nb);
+        return 0;
+    case GGML_TYPE_Q5_0:
+        quantize_q5_0(src, dst, nb);
+        return 0;
+    case GGML_TYPE_Q5_1:
+        quantize_q5_1(src, dst, nb);
         return 0;
     case GGML_TYPE_Q4_K:
         quantize_q4_k(src, dst, nb);

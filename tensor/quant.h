@@ -48,7 +48,8 @@ size_t ggml_block_bytes(int t);
 /* Bytes of a row of ne0 weights: 0 when the type is unknown or ne0 is not a positive
  * multiple of its block size (Q8_0 needs a multiple of 32, the K-quants of 256). */
 size_t ggml_row_bytes(int t, int64_t ne0);
-/* Whether quant_quantize_row writes type t (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K). */
+/* Whether quant_quantize_row writes type t: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ * Q4_K, Q5_K, Q6_K (not Q2_K, Q3_K: read only). */
 bool quant_can_quantize(int t);
 
 /* IEEE half -> float, exact (ggml_compute_fp16_to_fp32). */
@@ -58,9 +59,9 @@ float quant_f16_to_float(uint16_t h);
  * dequantize_row_* (and its F16/BF16/F32 conversions). 0, or -1 for an unknown type or
  * an n the blocks do not divide. */
 int quant_dequantize_row(int t, const void *src, float *dst, int64_t n);
-/* n floats -> ggml_row_bytes(t, n) bytes of type t, as quantize_row_*_ref (Q8_0, Q4_0,
- * Q4_K, Q5_K, Q6_K) or ggml's rounding (F16, BF16: nearest even). 0, or -1 when
- * !quant_can_quantize(t) or the blocks do not divide n. */
+/* n floats -> ggml_row_bytes(t, n) bytes of type t, as quantize_row_*_ref or ggml's
+ * rounding (F16, BF16: nearest even). 0, or -1 when !quant_can_quantize(t) or the blocks do
+ * not divide n. */
 int quant_quantize_row(int t, const float *src, void *dst, int64_t n);
 
 #endif
