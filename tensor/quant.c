@@ -119,7 +119,7 @@ float quant_f16_to_float(uint16_t h) {
 
 /* ---- 32-weight blocks: ggml-quants.c's dequantize_row_* and quantize_row_*_ref ---------- */
 
-static void dequantize_q4_0(const BlockQ4_0 *x, float *y, int64_t nb) {
+static void dequantize_q4_0(const BlockQ4_0 *restrict x, float *restrict y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = f16_to_float(x[i].d);
         for (int j = 0; j < QK4_0 / 2; ++j) {
@@ -131,7 +131,7 @@ static void dequantize_q4_0(const BlockQ4_0 *x, float *y, int64_t nb) {
     }
 }
 
-static void dequantize_q4_1(const BlockQ4_1 *x, float *y, int64_t nb) {
+static void dequantize_q4_1(const BlockQ4_1 *restrict x, float *restrict y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = f16_to_float(x[i].d);
         const float m = f16_to_float(x[i].m);
@@ -144,7 +144,7 @@ static void dequantize_q4_1(const BlockQ4_1 *x, float *y, int64_t nb) {
     }
 }
 
-static void dequantize_q5_0(const BlockQ5_0 *x, float *y, int64_t nb) {
+static void dequantize_q5_0(const BlockQ5_0 *restrict x, float *restrict y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = f16_to_float(x[i].d);
         uint32_t qh;
@@ -160,7 +160,7 @@ static void dequantize_q5_0(const BlockQ5_0 *x, float *y, int64_t nb) {
     }
 }
 
-static void dequantize_q5_1(const BlockQ5_1 *x, float *y, int64_t nb) {
+static void dequantize_q5_1(const BlockQ5_1 *restrict x, float *restrict y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = f16_to_float(x[i].d);
         const float m = f16_to_float(x[i].m);
@@ -177,7 +177,7 @@ static void dequantize_q5_1(const BlockQ5_1 *x, float *y, int64_t nb) {
     }
 }
 
-static void dequantize_q8_0(const BlockQ8_0 *x, float *y, int64_t nb) {
+static void dequantize_q8_0(const BlockQ8_0 *restrict x, float *restrict y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         const float d = f16_to_float(x[i].d);
         for (int j = 0; j < GGML_QK8_0; ++j) y[i * GGML_QK8_0 + j] = x[i].qs[j] * d;
