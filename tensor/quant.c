@@ -9,6 +9,7 @@
  * -std=c11 here, no -mfma there with GGML_NATIVE off). The K-quants are in quant_k.c. */
 #include <float.h>
 #include <math.h>
+#include <omp.h>
 
 #include "tensor/bf16.h"
 #include "tensor/quant_internal.h"
@@ -400,4 +401,14 @@ int tensor_init_quant(Tensor *t, const void *blocks, GgmlType type, int64_t out,
     t->quant = blocks;
     t->quant_type = type;
     return 0;
+}
+
+void tensor_dequantize_rows(float *dst, const Tensor *w, int64_t row0, int64_t rows) {
+    int64_t in = w->shape[1];
+    size_t row_bytes = ggml_row_bytes(w->quant_type, in);
+    const uint8_t *base = w->quant;
+#pragma omp parallel for schedule(static) if (rows > 64 && !omp_in_parallel())
+    for (int64_t r = 0; r < rows; r++)
+        quant_dequantize_row(w->quant_type, base + (size_t)(row0 + r) * row_bytes, dst + r * in,
+                             in);
 }

@@ -1,6 +1,7 @@
 /* tests/test_tensor_quant_product.c — op_linear and op_lora_linear with a quantized frozen
  * weight (tensor/quant_product.c): against the same op on the dequantized weight, bit for
- * bit across thread counts, in both precisions, and without a whole dequantized matrix.
+ * bit across thread counts, in both precisions, and without a whole dequantized matrix;
+ * op_embedding and op_lm_head_cross_entropy on a quantized table.
  * (The finite-difference gradient checks are in test_tensor_grad.c.) */
 #include <check.h>
 #include <math.h>
@@ -200,24 +201,45 @@ START_TEST(test_quantized_product_scratch_is_tiles_kept_across_steps) {
 }
 END_TEST
 
-/* Ops that read a weight's values directly refuse a quantized one with a message. */
-START_TEST(test_quantized_weight_refused_where_values_are_read) {
-    QuantWeight w = quant_weight(GGML_TYPE_Q8_0, 8, 64, 51);
-    Graph *g = graph_create();
-    int32_t ids[2] = {1, 2}, targets[2] = {3, 4};
-    ck_assert_ptr_null(op_embedding(g, &w.q, ids, 2));
-    ck_assert(graph_failed(g));
-    graph_destroy(g);
-    g = graph_create();
-    Tensor *x = rand_input(2, 64, 1, false);
-    int64_t counted;
-    ck_assert_ptr_null(op_lm_head_cross_entropy(g, x, &w.q, targets, &counted));
-    ck_assert(graph_failed(g));
-    graph_destroy(g);
+/* op_embedding and op_lm_head_cross_entropy (forward and dx) on a quantized weight give the
+ * bits of the same ops on the F32 weight holding its dequantized values, in both precisions
+ * (the lm_head in several vocabulary blocks: V 4100 > its block of 4096). */
+START_TEST(test_embedding_and_lm_head_on_a_quantized_weight_equal_the_dequantized_one) {
+    enum { V = 4100, C = 256, n = 7 };
+    QuantWeight w = quant_weight(GGML_TYPE_Q6_K, V, C, 51);
+    int32_t ids[n] = {0, 4099, 17, 17, 2048, 4096, 3}, targets[n] = {5, -100, 4099, 0, 1, 2, 3};
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        float *got[2][3];
+        for (int q = 0; q < 2; q++) {
+            Graph *g = graph_create();
+            if (bf16) ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_BF16), 0);
+            const Tensor *wt = q ? &w.q : w.f;
+            Tensor *e = op_embedding(g, wt, ids, n);
+            ck_assert_msg(e, "%s", graph_error(g));
+            Tensor *x = rand_input(n, C, 77, true);
+            int64_t counted;
+            Tensor *loss = op_lm_head_cross_entropy(g, x, wt, targets, &counted);
+            ck_assert_msg(loss, "%s", graph_error(g));
+            ck_assert_int_eq(counted, n - 1);
+            ck_assert_int_eq(graph_backward(g, loss, 1.0f), 0);
+            got[q][0] = malloc((size_t)e->size * 4), got[q][1] = malloc(4),
+            got[q][2] = malloc((size_t)x->size * 4);
+            memcpy(got[q][0], e->data, (size_t)e->size * 4);
+            memcpy(got[q][1], loss->data, 4);
+            memcpy(got[q][2], x->grad, (size_t)x->size * 4);
+            graph_destroy(g);
+            tensor_free(x);
+        }
+        ck_assert_msg(memcmp(got[0][0], got[1][0], (size_t)n * C * 4) == 0, "embedding, bf16 %d",
+                      bf16);
+        ck_assert_msg(memcmp(got[0][1], got[1][1], 4) == 0, "loss, bf16 %d", bf16);
+        ck_assert_msg(memcmp(got[0][2], got[1][2], (size_t)n * C * 4) == 0, "dx, bf16 %d", bf16);
+        for (int q = 0; q < 2; q++)
+            for (int k = 0; k < 3; k++) free(got[q][k]);
+    }
     Tensor bad;
     ck_assert_int_eq(tensor_init_quant(&bad, w.blocks, GGML_TYPE_Q4_K, 8, 64), -1); /* < 256 */
     ck_assert_int_eq(tensor_init_quant(&bad, w.blocks, (GgmlType)39, 8, 64), -1);
-    tensor_free(x);
     quant_weight_free(&w);
 }
 END_TEST
@@ -230,7 +252,7 @@ Suite *tensor_quant_product_suite(void) {
     tcase_add_test(tc, test_quantized_products_are_bit_identical_for_any_thread_count);
     tcase_add_test(tc, test_quantized_products_in_bf16_take_the_rounded_dequantized_weight);
     tcase_add_test(tc, test_quantized_product_scratch_is_tiles_kept_across_steps);
-    tcase_add_test(tc, test_quantized_weight_refused_where_values_are_read);
+    tcase_add_test(tc, test_embedding_and_lm_head_on_a_quantized_weight_equal_the_dequantized_one);
     suite_add_tcase(s, tc);
     return s;
 }
