@@ -102,20 +102,32 @@ bool quant_can_quantize(int t) {
     return false;
 }
 
-float quant_f16_to_float(uint16_t h) {
-    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = h >> 10 & 0x1f, man = h & 0x3ffu, u;
-    if (exp == 0x1f) /* inf, NaN */
-        u = sign | 0x7f800000u | man << 13;
-    else if (exp != 0)
-        u = sign | (exp + 112) << 23 | man << 13;
-    else { /* zero and subnormals: man * 2^-24, exact in f32 */
-        float f = (float)man * 0x1.0p-24f;
-        memcpy(&u, &f, sizeof u);
-        u |= sign;
-    }
+/* ggml_compute_fp16_to_fp32 (ggml-impl.h), operation for operation: exact for every half,
+ * and a signalling NaN comes out quieted, as from ggml (and from F16C's vcvtph2ps). */
+static inline float bits_float(uint32_t u) {
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
+}
+static inline uint32_t float_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+float quant_f16_to_float(uint16_t h) {
+    const uint32_t w = (uint32_t)h << 16;
+    const uint32_t sign = w & UINT32_C(0x80000000);
+    const uint32_t two_w = w + w;
+    const uint32_t exp_offset = UINT32_C(0xE0) << 23;
+    const float exp_scale = 0x1.0p-112f;
+    const float normalized_value = bits_float((two_w >> 4) + exp_offset) * exp_scale;
+    const uint32_t magic_mask = UINT32_C(126) << 23;
+    const float magic_bias = 0.5f;
+    const float denormalized_value = bits_float((two_w >> 17) | magic_mask) - magic_bias;
+    const uint32_t denormalized_cutoff = UINT32_C(1) << 27;
+    return bits_float(sign | (two_w < denormalized_cutoff ? float_bits(denormalized_value)
+                                                          : float_bits(normalized_value)));
 }
 
 /* ---- 32-weight blocks: ggml-quants.c's dequantize_row_* and quantize_row_*_ref ---------- */

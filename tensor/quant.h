@@ -52,7 +52,7 @@ size_t ggml_row_bytes(int t, int64_t ne0);
  * Q4_K, Q5_K, Q6_K (not Q2_K, Q3_K: read only). */
 bool quant_can_quantize(int t);
 
-/* IEEE half -> float, exact (ggml_compute_fp16_to_fp32). */
+/* IEEE half -> float, exact; NaNs as ggml_compute_fp16_to_fp32 makes them (quieted). */
 float quant_f16_to_float(uint16_t h);
 
 /* n weights (a multiple of the block size) of type t at src -> n floats, as ggml's

@@ -15,6 +15,7 @@
 #include "test_util.h"
 
 #define VECTORS "tests/data/quant/ggml_vectors.bin"
+#define RAW     "tests/data/quant/ggml_raw_blocks.bin" /* random bytes: NaN, inf, subnormal */
 
 typedef struct {
     uint32_t type, nbytes;
@@ -35,11 +36,11 @@ static uint32_t rd32(const char *p) {
     return v;
 }
 
-static void load_vectors(Vectors *v) {
+static void load_vectors(Vectors *v, const char *path) {
     size_t len;
     memset(v, 0, sizeof *v);
-    v->file = test_read_file(VECTORS, &len);
-    ck_assert_msg(v->file, VECTORS " missing (run from the repository root)");
+    v->file = test_read_file(path, &len);
+    ck_assert_msg(v->file, "%s missing (run from the repository root)", path);
     ck_assert(len >= 16 && memcmp(v->file, "LFQV", 4) == 0);
     v->rows = rd32(v->file + 4);
     v->cols = rd32(v->file + 8);
@@ -61,31 +62,35 @@ static void load_vectors(Vectors *v) {
     ck_assert_uint_eq(at, len);
 }
 
+/* Every float of every type bit for bit, NaN payloads included, from the quantizers' bytes
+ * and from random ones. */
 START_TEST(test_dequantize_matches_ggml_bit_for_bit) {
-    Vectors v;
-    load_vectors(&v);
-    ck_assert_uint_eq(v.ntypes, 12); /* F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K..Q6_K */
-    int64_t n = (int64_t)v.rows * v.cols;
-    float *got = malloc((size_t)n * sizeof *got);
-    for (uint32_t t = 0; t < v.ntypes; t++) {
-        const TypeVectors *tv = &v.types[t];
-        const char *name = ggml_type_name((int)tv->type);
-        ck_assert_msg(name, "type %u unknown to lorafit", tv->type);
-        ck_assert_uint_eq(ggml_row_bytes((int)tv->type, v.cols) * v.rows, tv->nbytes);
-        ck_assert_int_eq(quant_dequantize_row((int)tv->type, tv->bytes, got, n), 0);
-        for (int64_t i = 0; i < n; i++)
-            ck_assert_msg(memcmp(&got[i], &tv->floats[i], 4) == 0,
-                          "%s: weight %lld (row %lld) is %a, ggml's %a", name, (long long)i,
-                          (long long)(i / v.cols), (double)got[i], (double)tv->floats[i]);
+    for (int raw = 0; raw < 2; raw++) {
+        Vectors v;
+        load_vectors(&v, raw ? RAW : VECTORS);
+        ck_assert_uint_eq(v.ntypes, 12); /* F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q2_K..Q6_K */
+        int64_t n = (int64_t)v.rows * v.cols;
+        float *got = malloc((size_t)n * sizeof *got);
+        for (uint32_t t = 0; t < v.ntypes; t++) {
+            const TypeVectors *tv = &v.types[t];
+            const char *name = ggml_type_name((int)tv->type);
+            ck_assert_msg(name, "type %u unknown to lorafit", tv->type);
+            ck_assert_uint_eq(ggml_row_bytes((int)tv->type, v.cols) * v.rows, tv->nbytes);
+            ck_assert_int_eq(quant_dequantize_row((int)tv->type, tv->bytes, got, n), 0);
+            for (int64_t i = 0; i < n; i++)
+                ck_assert_msg(memcmp(&got[i], &tv->floats[i], 4) == 0,
+                              "%s: weight %lld (row %lld) is %a, ggml's %a", name, (long long)i,
+                              (long long)(i / v.cols), (double)got[i], (double)tv->floats[i]);
+        }
+        free(got);
+        free(v.file);
     }
-    free(got);
-    free(v.file);
 }
 END_TEST
 
 START_TEST(test_quantize_matches_ggml_bytes) {
     Vectors v;
-    load_vectors(&v);
+    load_vectors(&v, VECTORS);
     int64_t n = (int64_t)v.rows * v.cols;
     int checked = 0;
     for (uint32_t t = 0; t < v.ntypes; t++) {
@@ -147,6 +152,10 @@ START_TEST(test_f16_to_float_is_exact_for_every_half) {
     ck_assert(quant_f16_to_float(0x3c00) == 1.0f);
     ck_assert(quant_f16_to_float(0x0001) == 0x1.0p-24f);
     ck_assert(quant_f16_to_float(0xfbff) == -65504.0f);
+    float snan = quant_f16_to_float(0x7c01); /* a signalling NaN comes out quiet, as in ggml */
+    uint32_t u;
+    memcpy(&u, &snan, 4);
+    ck_assert_uint_eq(u, 0x7fc02000u);
 }
 END_TEST
 

@@ -9,14 +9,18 @@
  *      -I/tmp/llama.cpp/ggml/include -L/tmp/qlora-ggml/bin -lggml-base \
  *      -Wl,-rpath,/tmp/qlora-ggml/bin
  *   /tmp/gen_quant_vectors tests/data/quant/ggml_vectors.bin
+ *   /tmp/gen_quant_vectors --raw tests/data/quant/ggml_raw_blocks.bin
  * GGML_NATIVE=OFF builds ggml-base for baseline x86-64: no FMA, no F16C, so its scalar
  * float operations are the IEEE ones lorafit's -std=c11 build performs.
  *
  * The file, little-endian: "LFQV", u32 rows, u32 cols, u32 types; rows * cols f32 inputs;
  * then per type: u32 ggml type, u32 byte count, the bytes ggml_quantize_chunk wrote (no
  * importance matrix: quantize_row_*_ref, what llama-quantize writes without one), and rows
- * * cols f32 that ggml's to_float (dequantize_row_*) made of those bytes. */
+ * * cols f32 that ggml's to_float (dequantize_row_*) made of those bytes.
+ * With --raw the bytes are random instead (the inputs zero): halves that are NaN, infinite
+ * or subnormal, scales and levels no quantizer writes, as a damaged or hostile file holds. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,46 +68,52 @@ static void make_inputs(float *x) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s OUT.bin\n", argv[0]);
+    bool raw = argc == 3 && strcmp(argv[1], "--raw") == 0;
+    if (argc != 2 && !raw) {
+        fprintf(stderr, "usage: %s [--raw] OUT.bin\n", argv[0]);
         return 2;
     }
+    const char *out = argv[argc - 1];
     static const enum ggml_type types[] = {GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q8_0,
                                            GGML_TYPE_Q4_0, GGML_TYPE_Q4_1, GGML_TYPE_Q5_0,
                                            GGML_TYPE_Q5_1, GGML_TYPE_Q2_K, GGML_TYPE_Q3_K,
                                            GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
-    const uint32_t ntypes = sizeof types / sizeof types[0], rows = ROWS, cols = COLS;
+    const uint32_t ntypes = sizeof types / sizeof types[0], rows = raw ? 1 : ROWS, cols = COLS;
     static float x[ROWS * COLS], y[ROWS * COLS];
-    make_inputs(x);
-    FILE *f = fopen(argv[1], "wb");
+    if (!raw) make_inputs(x);
+    FILE *f = fopen(out, "wb");
     if (!f) {
-        perror(argv[1]);
+        perror(out);
         return 1;
     }
     fwrite("LFQV", 1, 4, f);
     fwrite(&rows, 4, 1, f);
     fwrite(&cols, 4, 1, f);
     fwrite(&ntypes, 4, 1, f);
-    fwrite(x, sizeof x, 1, f);
+    fwrite(x, sizeof(float), rows * cols, f);
     for (uint32_t t = 0; t < ntypes; t++) {
-        size_t bytes = ggml_row_size(types[t], COLS) * ROWS;
-        void *q = calloc(1, bytes);
-        size_t wrote = ggml_quantize_chunk(types[t], x, q, 0, ROWS, COLS, NULL);
+        size_t bytes = ggml_row_size(types[t], COLS) * rows;
+        uint8_t *q = calloc(1, bytes);
+        size_t wrote = bytes;
+        if (raw)
+            for (size_t b = 0; b < bytes; b++) q[b] = (uint8_t)(uniform() * 256);
+        else
+            wrote = ggml_quantize_chunk(types[t], x, q, 0, ROWS, COLS, NULL);
         if (wrote != bytes) {
             fprintf(stderr, "%s: wrote %zu bytes, expected %zu\n", ggml_type_name(types[t]), wrote,
                     bytes);
             return 1;
         }
-        ggml_get_type_traits(types[t])->to_float(q, y, ROWS * COLS);
+        ggml_get_type_traits(types[t])->to_float(q, y, rows * cols);
         uint32_t type = (uint32_t)types[t], n = (uint32_t)bytes;
         fwrite(&type, 4, 1, f);
         fwrite(&n, 4, 1, f);
         fwrite(q, bytes, 1, f);
-        fwrite(y, sizeof y, 1, f);
+        fwrite(y, sizeof(float), rows * cols, f);
         free(q);
     }
     if (fclose(f) != 0) {
-        perror(argv[1]);
+        perror(out);
         return 1;
     }
     return 0;
