@@ -71,6 +71,8 @@ bool gguf_kv_str(const GgufKv *kv, const char **s, size_t *len);
 bool gguf_elem_int(const GgufKv *kv, uint64_t i, int64_t *out);
 bool gguf_elem_float(const GgufKv *kv, uint64_t i, double *out);
 bool gguf_elem_str(const GgufKv *kv, uint64_t i, const char **s, size_t *len);
+/* Bytes of a scalar value type (1, 2, 4 or 8); 0 for strings, arrays and unknown types. */
+size_t gguf_value_size(int type);
 /* "u32", "string", "array", ... for messages; "?" for another value. */
 const char *gguf_type_name(int type);
 /* ggml's name of any tensor type id, lorafit's or not ("IQ2_XXS", "MXFP4"); NULL if none. */
