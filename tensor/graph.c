@@ -240,7 +240,8 @@ char *tensor_shape_text(const Tensor *t, char *buf, size_t len) {
     for (int i = 0; t && i < t->ndim && n > 0 && (size_t)n < len; i++)
         n += snprintf(buf + n, len - (size_t)n, i ? ", %lld" : "%lld", (long long)t->shape[i]);
     if (n > 0 && (size_t)n < len)
-        snprintf(buf + n, len - (size_t)n, ")%s", t && !t->data && t->bf16 ? " bf16" : "");
+        snprintf(buf + n, len - (size_t)n, ")%s%s", t && !t->data && t->bf16 ? " bf16" : "",
+                 t && !t->data && t->quant ? " quantized" : "");
     return buf;
 }
 
@@ -341,14 +342,17 @@ const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t 
     int64_t cols = tensor_cols(w);
     if (w->data) return w->data + row0 * cols; /* used in place: no conversion to time */
     PROFILE_OP(TENSOR_OP_CONVERSION);
-    if (!w->bf16 || rows < 0 || (uint64_t)(rows * cols) > SIZE_MAX / sizeof(float)) {
-        graph_fail(g, "a weight %s with neither F32 nor BF16 data",
+    if ((!w->bf16 && !w->quant) || rows < 0 || (uint64_t)(rows * cols) > SIZE_MAX / sizeof(float)) {
+        graph_fail(g, "a weight %s with neither F32, BF16 nor quantized data",
                    tensor_shape_text(w, (char[64]){0}, 64));
         return NULL;
     }
     int64_t n = rows * cols;
     float *dst = weight_scratch(g, (size_t)(n > 0 ? n : 1) * sizeof(float));
-    if (dst) tensor_bf16_to_float(dst, w->bf16 + row0 * cols, n);
+    if (dst && w->quant)
+        tensor_dequantize_rows(dst, w, row0, rows);
+    else if (dst)
+        tensor_bf16_to_float(dst, w->bf16 + row0 * cols, n);
     return dst;
 }
 

@@ -29,8 +29,9 @@ __attribute__((format(printf, 2, 3))) void graph_fail(Graph *g, const char *fmt,
 char *tensor_shape_text(const Tensor *t, char *buf, size_t len);
 #define SHAPE(t) tensor_shape_text((t), (char[64]){0}, 64)
 /* Rows [row0, row0 + rows) of a frozen weight w (rows, cols) as F32: w->data itself when w
- * is F32, else the BF16 rows converted into a weight scratch buffer (separate from
- * graph_scratch, reused by every op, valid until the next call). NULL on OOM (graph failed). */
+ * is F32, else the BF16 or quantized rows converted into a weight scratch buffer (separate
+ * from graph_scratch, reused by every op, valid until the next call). NULL on OOM (graph
+ * failed). */
 const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t rows);
 /* That weight scratch buffer itself, at least `bytes` (BF16 precision converts into it). */
 void *graph_weight_buffer(Graph *g, size_t bytes);

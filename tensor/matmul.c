@@ -166,18 +166,26 @@ MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
     bool bits = graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16;
     if (bits && w->bf16) return as_operand(g, w->bf16 + row0 * cols); /* in place */
     PROFILE_OP(TENSOR_OP_CONVERSION);
-    if (!w->bf16 && !w->data) {
-        graph_fail(g, "a weight %s with neither F32 nor BF16 data", SHAPE(w));
+    if (!w->bf16 && !w->data && !w->quant) {
+        graph_fail(g, "a weight %s with neither F32, BF16 nor quantized data", SHAPE(w));
         return (MmIn){0};
     }
-    /* An F32 weight is rounded on every call (the caller should hold BF16 weights), and the
-     * emulation widens BF16 weights, exactly, for sgemm. */
-    void *dst = graph_weight_buffer(g, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    /* An F32 weight is rounded on every call (the caller should hold BF16 weights), the
+     * emulation widens BF16 weights, exactly, for sgemm, and a quantized weight is dequantized
+     * into the buffer's tail, then rounded into its head. */
+    size_t head = ((size_t)(n > 0 ? n : 1) * mm_elem_bytes(g) + 63) / 64 * 64;
+    size_t tail = w->quant ? (size_t)(n > 0 ? n : 1) * sizeof(float) : 0;
+    char *dst = graph_weight_buffer(g, head + tail);
     if (!dst) return (MmIn){0};
-    if (w->bf16)
-        tensor_bf16_to_float(dst, w->bf16 + row0 * cols, n);
-    else
+    if (w->bf16) {
+        tensor_bf16_to_float((float *)dst, w->bf16 + row0 * cols, n);
+    } else if (w->quant) {
+        float *f = (float *)(dst + head);
+        tensor_dequantize_rows(f, w, row0, rows);
+        convert(dst, f, n, bits);
+    } else {
         convert(dst, w->data + row0 * cols, n, bits);
+    }
     return as_operand(g, dst);
 }
 

@@ -17,6 +17,9 @@
  * is bit-identity with an F32 W holding the same values. The biggest W of a layer is a few
  * MB; the lm_head goes through op_lm_head_cross_entropy, which blocks for both dtypes.
  *
+ * A quantized W (Tensor.quant, a ggml block type) goes to quant_product.c both ways: tiles
+ * of W dequantized into per-thread scratch, never the whole matrix.
+ *
  * In BF16 precision the two products with W (x W^T, dy W) go through mm_gemm on
  * bf16-rounded x / dy and W (tensor/matmul.h); the LoRA products stay f32 in both precisions:
  * their inputs and outputs are the trained ones. The four that sum over an activation's wide
@@ -25,6 +28,7 @@
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
 #include "tensor/matmul.h"
+#include "tensor/quant_internal.h"
 
 #include <string.h>
 
@@ -38,7 +42,7 @@ static float fill_bias(float *y, const Tensor *b, int64_t n, int64_t out) {
 
 static bool linear_shapes_ok(const Tensor *x, const Tensor *w, const Tensor *b) {
     if (!x || !w || w->ndim != 2 || tensor_cols(x) != w->shape[1]) return false;
-    if ((!w->data && !w->bf16) || !x->data) return false;
+    if ((!w->data && !w->bf16 && !w->quant) || !x->data) return false;
     if (b && (b->size != w->shape[0] || !b->data)) return false;
     return x->shape[x->ndim - 1] <= INT32_MAX && w->shape[0] <= INT32_MAX &&
            tensor_rows(x) <= INT32_MAX;
@@ -54,6 +58,7 @@ static Tensor *linear_output(Graph *g, const Tensor *x, int64_t out) {
 /* y (N, OUT) = x (N, IN) W^T + beta y. 0, or -1 with the graph failed. */
 static int product_xwt(Graph *g, const Tensor *x, const Tensor *w, float beta, float *y) {
     int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
+    if (w->quant) return quant_product_xwt(g, x->data, n, w, beta, y);
     if (graph_precision(g) == TENSOR_PRECISION_BF16) {
         MmIn xb = mm_input(g, x->data, x->size), wb = mm_weight(g, w, 0, out);
         return mm_gemm(g, n, out, in, 1.0f, xb, in, wb, in, true, beta, y, out);
@@ -67,6 +72,7 @@ static int product_xwt(Graph *g, const Tensor *x, const Tensor *w, float beta, f
 /* dx (N, IN) += dy (N, OUT) W (OUT, IN). 0, or -1 with the graph failed. */
 static int product_dyw(Graph *g, const float *dy, const Tensor *w, int n, float *dx) {
     int in = (int)w->shape[1], out = (int)w->shape[0];
+    if (w->quant) return quant_product_dyw(g, dy, n, w, dx);
     if (graph_precision(g) == TENSOR_PRECISION_BF16) {
         MmIn dyb = mm_input_d(g, dy, (int64_t)n * out), wb = mm_weight(g, w, 0, out);
         return mm_gemm(g, n, in, out, 1.0f, dyb, out, wb, in, false, 1.0f, dx, in);

@@ -11,12 +11,13 @@
  *     one pass over W per chunk for the logits and one for dx, no recomputation.
  * The loss is a sum of rows, so its gradient with respect to x is up * (softmax - onehot) W
  * for any upstream scalar up; computing it before up is known changes only fp32 rounding.
- * Blocks of W (converted from BF16 when the weight is BF16) have a fixed size, so F32 and
- * BF16 weights holding the same values make the same sgemm calls and give bit-identical
- * results. Per-row losses are summed in double in row order, as op_cross_entropy does.
- * In BF16 precision both products take bf16-rounded operands (tensor/matmul.h): the
- * gathered rows once per op, each chunk's softmax - onehot once per chunk, and W's blocks
- * (in place when W is BF16 and the kernel is oneDNN's); the softmax and the loss stay f32.
+ * Blocks of W (converted from BF16 or dequantized when the weight is BF16 or quantized) have
+ * a fixed size, so F32, BF16 and quantized weights holding the same values make the same
+ * sgemm calls and give bit-identical results. Per-row losses are summed in double in row order, as
+ * op_cross_entropy does. In BF16 precision both products take bf16-rounded operands
+ * (tensor/matmul.h): the gathered rows once per op, each chunk's softmax - onehot once per chunk,
+ * and W's blocks (in place when W is BF16 and the kernel is oneDNN's); the softmax and the loss
+ * stay f32.
  *
  * With a soft-cap s > 0 (Gemma 2's final_logit_softcapping) the logits the loss sees are
  * z = s tanh(l / s); the chunk's rows are capped in place before their log-sum-exp, and the
@@ -130,7 +131,7 @@ static double row_loss(float *l, int64_t V, int32_t t, bool grad, float cap, flo
 
 static bool lm_head_shapes_ok(const Tensor *x, const Tensor *w) {
     if (w->ndim != 2 || tensor_cols(x) != w->shape[1] || w->shape[0] < 1 || !x->data) return false;
-    if (!w->data && !w->bf16) return false;
+    if (!w->data && !w->bf16 && !w->quant) return false;
     return w->shape[0] <= INT32_MAX && w->shape[1] <= INT32_MAX && tensor_rows(x) <= INT32_MAX;
 }
 

@@ -12,7 +12,7 @@
 Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t n) {
     PROFILE_OP(TENSOR_OP_EMBEDDING);
     if (!g || !table || !ids) return NULL;
-    if (table->ndim != 2 || n < 1 || (!table->data && !table->bf16)) {
+    if (table->ndim != 2 || n < 1 || (!table->data && !table->bf16 && !table->quant)) {
         graph_fail(g, "op_embedding: table %s with %lld ids (need a (V, C) table, ids >= 1)",
                    SHAPE(table), (long long)n);
         return NULL;
@@ -37,6 +37,11 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
                 memcpy(&dst[j], &u, sizeof u);
             }
         }
+        return y;
+    }
+    if (table->quant) { /* each row dequantized: the values an F32 table would hold */
+#pragma omp parallel for schedule(static)
+        for (int64_t i = 0; i < n; i++) tensor_dequantize_rows(y->data + i * c, table, ids[i], 1);
         return y;
     }
 #pragma omp parallel for schedule(static)

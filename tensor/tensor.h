@@ -36,6 +36,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tensor/quant.h"
 #include "tensor/rng.h"
 
 #define TENSOR_MAX_DIMS     4
@@ -55,6 +56,13 @@ typedef struct Tensor {
     int64_t size; /* product of shape */
     bool requires_grad;
     const uint16_t *bf16; /* frozen BF16 weights (size elements); data is NULL then */
+    /* A frozen 2-D weight (OUT, IN) held in a ggml type (tensor_init_quant): rows of IN
+     * weights in quant_type's blocks, e.g. a GGUF file's tensor data in place; data and bf16
+     * are NULL then. op_linear and op_lora_linear (W only) multiply by it in tiles
+     * (quant_product.c); op_embedding and op_lm_head_cross_entropy dequantize the rows they
+     * read, with the same results as an F32 weight holding the dequantized values. */
+    const void *quant;
+    GgmlType quant_type;
 } Tensor;
 
 /* ---- arenas -------------------------------------------------------------------- */
@@ -75,6 +83,12 @@ void arena_destroy(Arena *a);
 void tensor_init(Tensor *t, float *data, int ndim, const int64_t *shape);
 /* The same for a frozen BF16 weight (bf16 bits, little-endian host order); data = NULL. */
 void tensor_init_bf16(Tensor *t, const uint16_t *bf16, int ndim, const int64_t *shape);
+/* The same for a frozen weight (OUT, IN) of type t (quant.h) at blocks, OUT rows of
+ * ggml_row_bytes(t, IN) bytes each (not copied). -1 when t cannot hold rows of IN. */
+int tensor_init_quant(Tensor *t, const void *blocks, GgmlType type, int64_t out, int64_t in);
+/* Rows [row0, row0 + rows) of a quantized weight w (tensor_init_quant) dequantized into dst
+ * (rows, IN); OpenMP-parallel over rows. */
+void tensor_dequantize_rows(float *dst, const Tensor *w, int64_t row0, int64_t rows);
 /* dst[i] = the float of src[i] (exact: BF16 is the top half of an F32); OpenMP-parallel. */
 void tensor_bf16_to_float(float *dst, const uint16_t *src, int64_t n);
 /* Round to nearest even; NaN stays a (quiet) NaN. The one BF16 rounding in lorafit. */

@@ -49,7 +49,7 @@ START_TEST(test_q8_0_blocks_match_ggml_reference) {
     x[64] = -1e-30f;                                             /* tiny block: subnormal d */
     for (int j = 65; j < 96; j++) x[j] = 1e-31f * (float)j;
     uint8_t *got = malloc(N / 32 * 34), *want = malloc(N / 32 * 34);
-    gguf_quantize_q8_0(x, N, got);
+    quant_quantize_row(GGML_TYPE_Q8_0, x, got, N);
     ref_q8_0(x, N, want);
     for (int b = 0; b < N / 32; b++)
         ck_assert_msg(memcmp(got + b * 34, want + b * 34, 34) == 0, "Q8_0 block %d differs", b);
@@ -121,7 +121,7 @@ START_TEST(test_writer_round_trip_through_independent_reader) {
     uint8_t q[2 * 34];
     float qsrc[64];
     for (int i = 0; i < 64; i++) qsrc[i] = sinf((float)i);
-    gguf_quantize_q8_0(qsrc, 64, q);
+    quant_quantize_row(GGML_TYPE_Q8_0, qsrc, q, 64);
     int64_t ne_a[2] = {5, 3}, ne_h[1] = {64}, ne_q[2] = {32, 2}, ne_r[3] = {7, 1, 3};
     ck_assert_int_eq(
         gguf_add_tensor(w, "a", GGML_TYPE_F32, 2, ne_a, a, NULL, NULL, err, sizeof err), 0);

@@ -1,6 +1,7 @@
-/* tests/test_gguf_reader.h — an independent GGUF reader for the tests: parses a file as
- * ggml's gguf.cpp would and fails the test on anything it would refuse (magic, version,
- * value types, names, alignment of every offset, data outside the file, trailing bytes). */
+/* tests/test_gguf_reader.h — the tests' view of a GGUF file: lorafit's reader
+ * (trainer/store/gguf_read.h, itself tested against files gguf-py wrote) with getters that
+ * fail the test instead of returning errors, and the checks a writer's output must pass on
+ * top of what the reader refuses: version 3 and no bytes after the last tensor's padding. */
 #ifndef LORAFIT_TEST_GGUF_READER_H
 #define LORAFIT_TEST_GGUF_READER_H
 
@@ -22,6 +23,7 @@ typedef struct TgTensor {
 } TgTensor;
 
 typedef struct TgFile {
+    struct GgufFile *g; /* the reader's handle: vals and data point into its mapping */
     uint8_t *buf;
     size_t len;
     uint32_t alignment;

@@ -204,12 +204,12 @@ START_TEST(test_writers_refuse_a_nonfinite_value_in_every_encoding) {
     ck_assert_msg(strstr(err, "NaN at element 1 (as BF16)"), "%s", err);
     float q[64];
     for (int i = 0; i < 64; i++) q[i] = (float)i - 20;
-    uint8_t blocks[2 * GGUF_Q8_0_BLOCK_BYTES];
-    gguf_quantize_q8_0(q, 64, blocks);
+    uint8_t blocks[2 * GGML_Q8_0_BLOCK_BYTES];
+    quant_quantize_row(GGML_TYPE_Q8_0, q, blocks, 64);
     ck_assert_int_eq(
         store_check_finite(STORE_Q8_0, blocks, sizeof blocks, "f", "t", err, sizeof err), 0);
     q[40] = 1e7f; /* finite, but its block's scale 1e7 / 127 overflows F16 */
-    gguf_quantize_q8_0(q, 64, blocks);
+    quant_quantize_row(GGML_TYPE_Q8_0, q, blocks, 64);
     ck_assert_int_eq(
         store_check_finite(STORE_Q8_0, blocks, sizeof blocks, "f", "t", err, sizeof err), -1);
     ck_assert_msg(strstr(err, "inf at element 32 (the scale of its Q8_0 block)"), "%s", err);

@@ -28,6 +28,7 @@ struct GradCase {
     RefFn ref;
     OpFn op;
     Tensor *w, *b;   /* frozen weights, or NULL */
+    Tensor *wq;      /* W quantized (the op's weight; w holds its dequantized values), or NULL */
     int dim[8];      /* op-specific sizes */
     float f[4];      /* op-specific scalars */
     int32_t ids[64]; /* positions, targets */
@@ -118,6 +119,10 @@ static void check_case(GradCase *c, const char *name) {
     }
     tensor_free(c->w);
     tensor_free(c->b);
+    if (c->wq) {
+        free((void *)c->wq->quant);
+        free(c->wq);
+    }
 }
 
 /* ---- RMSNorm ---- */
@@ -242,7 +247,7 @@ static void ref_lora(const GradCase *c, double *const *x, double *out) {
     }
 }
 static Tensor *run_lora(const GradCase *c, Graph *g, Tensor **in) {
-    return op_lora_linear(g, in[0], c->w, c->b, in[1], in[2], c->f[0], c->f[1], 99);
+    return op_lora_linear(g, in[0], c->wq ? c->wq : c->w, c->b, in[1], in[2], c->f[0], c->f[1], 99);
 }
 static void ref_linear(const GradCase *c, double *const *x, double *out) {
     int n = c->dim[0], in = c->dim[1], o = c->dim[2];
@@ -254,7 +259,7 @@ static void ref_linear(const GradCase *c, double *const *x, double *out) {
         }
 }
 static Tensor *run_linear(const GradCase *c, Graph *g, Tensor **in) {
-    return op_linear(g, in[0], c->w, c->b);
+    return op_linear(g, in[0], c->wq ? c->wq : c->w, c->b);
 }
 
 static void lora_case(bool bias, float dropout, bool x_grad) {
@@ -280,6 +285,49 @@ START_TEST(test_linear_grad_matches_finite_differences) {
         c.b = bias ? rand_tensor(1, (int64_t[]){3}, false) : NULL;
         c.out_size = 15;
         check_case(&c, "linear");
+    }
+}
+END_TEST
+
+/* c->w (OUT, IN) quantized to type into c->wq, and c->w set to the dequantized values:
+ * the reference computes with what the quantized weight holds. */
+static void quantize_weight(GradCase *c, GgmlType type) {
+    int64_t out = c->w->shape[0], in = c->w->shape[1];
+    size_t row = ggml_row_bytes(type, in);
+    uint8_t *blocks = malloc(row * (size_t)out);
+    c->wq = malloc(sizeof *c->wq);
+    ck_assert(blocks && c->wq && row > 0);
+    for (int64_t r = 0; r < out; r++) {
+        ck_assert_int_eq(quant_quantize_row(type, c->w->data + r * in, blocks + r * row, in), 0);
+        ck_assert_int_eq(quant_dequantize_row(type, blocks + r * row, c->w->data + r * in, in), 0);
+    }
+    ck_assert_int_eq(tensor_init_quant(c->wq, blocks, type, out, in), 0);
+}
+
+/* A quantized W (Q4_K, Q8_0) in op_linear and op_lora_linear: the gradients of x, A and B. */
+START_TEST(test_quantized_linear_and_lora_grads_match_finite_differences) {
+    const GgmlType types[] = {GGML_TYPE_Q4_K, GGML_TYPE_Q8_0};
+    for (int t = 0; t < 2; t++) {
+        int n = 3, in = 256, o = 5, r = 2;
+        GradCase c = {.n_in = 1, .diff = {true}, .ref = ref_linear, .op = run_linear};
+        c.dim[0] = n, c.dim[1] = in, c.dim[2] = o;
+        c.in[0] = rand_tensor(2, (int64_t[]){n, in}, true);
+        c.w = rand_tensor(2, (int64_t[]){o, in}, false);
+        c.b = rand_tensor(1, (int64_t[]){o}, false);
+        c.out_size = n * o;
+        quantize_weight(&c, types[t]);
+        check_case(&c, "quantized linear");
+
+        GradCase l = {.n_in = 3, .diff = {true, true, true}, .ref = ref_lora, .op = run_lora};
+        l.dim[0] = n, l.dim[1] = in, l.dim[2] = o, l.dim[3] = r;
+        l.f[0] = 2.0f, l.f[1] = 0.0f;
+        l.in[0] = rand_tensor(2, (int64_t[]){n, in}, true);
+        l.in[1] = rand_tensor(2, (int64_t[]){r, in}, true);
+        l.in[2] = rand_tensor(2, (int64_t[]){o, r}, true);
+        l.w = rand_tensor(2, (int64_t[]){o, in}, false);
+        l.out_size = n * o;
+        quantize_weight(&l, types[t]);
+        check_case(&l, "quantized lora");
     }
 }
 END_TEST
@@ -557,6 +605,7 @@ Suite *tensor_grad_suite(void) {
     tcase_add_test(tc, test_unit_offset_rmsnorm_grads_match_finite_differences);
     tcase_add_test(tc, test_linear_grad_matches_finite_differences);
     tcase_add_test(tc, test_lora_grad_matches_finite_differences);
+    tcase_add_test(tc, test_quantized_linear_and_lora_grads_match_finite_differences);
     tcase_add_test(tc, test_lora_with_dropout_grad_matches_finite_differences);
     tcase_add_test(tc, test_rope_grad_matches_finite_differences);
     tcase_add_test(tc, test_partial_rope_grad_matches_finite_differences);

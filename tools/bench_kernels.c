@@ -3,7 +3,10 @@
  * 9 heads / 3 kv heads, head_dim 64, intermediate 1536, batch 4 x seq 256, LoRA r 8). FLOPs count
  * 2*M*N*K per product. Attention counts the QK^T and PV products (and in backward the four products
  * dP, dV, dQ, dK) over the FULL T x T square, about twice what the fused causal kernel computes
- * (tools/bench_attention counts the causal half). */
+ * (tools/bench_attention counts the causal half). The linear layers also run with W quantized
+ * (Q8_0 and Q4_0 at 576 -> 1536; Q4_K and Q6_K at 1536 -> 576, the K-quants needing rows of
+ * 256s) beside the same shape in F32: tiles of W dequantized per thread (tensor/quant_product.c).
+ */
 #include "tensor/tensor.h"
 
 #include <stdio.h>
@@ -57,8 +60,8 @@ static Tensor *forward(Graph *g, Kind kind, Inputs *in) {
 /* Times forward alone and forward+backward; backward = difference. */
 static void bench(const char *name, Kind kind, Inputs *in, double fwd_flops, double bwd_flops) {
     Graph *g = graph_create();
-    Tensor *ones = tensor_new(
-        1, (int64_t[]){(kind == K_ATTENTION ? (int64_t)N * NH * D : (int64_t)N * FF)}, false);
+    int64_t out = kind == K_ATTENTION ? (int64_t)N * NH * D : (int64_t)N * in->w->shape[0];
+    Tensor *ones = tensor_new(1, (int64_t[]){out}, false);
     for (int64_t i = 0; i < ones->size; i++) ones->data[i] = 1e-3f;
     double tf = 0, tb = 0;
     for (int rep = -1; rep < REPS; rep++) { /* rep -1 warms up */
@@ -149,6 +152,40 @@ int main(int argc, char **argv) {
     bench("linear 576->1536", K_LINEAR, &in, lin, lin);
     bench("lora 576->1536 r8", K_LORA, &in, lora_f, lora_b);
     bench("attention 9/3 heads", K_ATTENTION, &in, att, 2.0 * att);
+
+    /* quantized W: 576 -> 1536 in Q8_0 and Q4_0, 1536 -> 576 (F32, Q4_K, Q6_K) */
+    Tensor *w_f32 = in.w, *x576 = in.x;
+    Tensor *w_down = filled(2, (int64_t[]){C, FF}, false, &st);
+    Tensor *x_ff = filled(2, (int64_t[]){N, FF}, true, &st);
+    const struct {
+        GgmlType type;
+        Tensor *w, *x;
+    } runs[] = {{GGML_TYPE_Q8_0, w_f32, x576},
+                {GGML_TYPE_Q4_0, w_f32, x576},
+                {GGML_TYPE_F32, w_down, x_ff},
+                {GGML_TYPE_Q4_K, w_down, x_ff},
+                {GGML_TYPE_Q6_K, w_down, x_ff}};
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        Tensor *w = runs[r].w, quant;
+        int64_t rows = w->shape[0], cols = w->shape[1];
+        size_t row = ggml_row_bytes(runs[r].type, cols);
+        uint8_t *blocks = runs[r].type == GGML_TYPE_F32 ? NULL : malloc(row * (size_t)rows);
+        if (blocks) {
+            for (int64_t i = 0; i < rows; i++)
+                quant_quantize_row(runs[r].type, w->data + i * cols, blocks + (size_t)i * row,
+                                   cols);
+            tensor_init_quant(&quant, blocks, runs[r].type, rows, cols);
+        }
+        char name[64];
+        snprintf(name, sizeof name, "linear %s %lld->%lld", ggml_type_name(runs[r].type),
+                 (long long)cols, (long long)rows);
+        in.w = blocks ? &quant : w;
+        in.x = runs[r].x;
+        bench(name, K_LINEAR, &in, lin, lin);
+        free(blocks);
+    }
+    in.w = w_f32, in.x = x576;
+    tensor_free(w_down), tensor_free(x_ff);
     Tensor *all[] = {in.x, in.w, in.A, in.Bm, in.q, in.k, in.v};
     for (int i = 0; i < 7; i++) tensor_free(all[i]);
     return 0;

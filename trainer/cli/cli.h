@@ -20,6 +20,7 @@ enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2, EXIT_STOPPED = 130 };
 
 /* argv[0] is the command name ("inspect"), as main received it shifted by one. */
 int cmd_inspect(int argc, char **argv);
+int inspect_gguf(const char *path); /* inspect_gguf.c: exit code */
 int cmd_generate(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_export(int argc, char **argv);

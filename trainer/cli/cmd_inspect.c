@@ -1,6 +1,7 @@
-/* trainer/cli/cmd_inspect.c — `lorafit inspect FILE.safetensors | DIR`.
+/* trainer/cli/cmd_inspect.c — `lorafit inspect FILE.safetensors | FILE.gguf | DIR`.
  *
- * A file: every tensor (name, dtype, shape), the metadata and the parameter count. A
+ * A file: every tensor (name, dtype, shape), the metadata and the parameter count; a GGUF
+ * (told by its magic) in inspect_gguf.c. A
  * directory: its config (config.json or adapter_config.json, parsed and validated) and then
  * each safetensors file it holds (model.safetensors, the shards of an index, or
  * adapter_model.safetensors). */
@@ -15,9 +16,9 @@
 #include "trainer/store/store.h"
 
 static void inspect_usage(FILE *out) {
-    fprintf(out, "usage: lorafit inspect FILE.safetensors | DIR\n"
-                 "  Lists tensors (name, dtype, shape), metadata and parameter count; for a\n"
-                 "  model or adapter directory also the parsed config.\n");
+    fprintf(out, "usage: lorafit inspect FILE.safetensors | FILE.gguf | DIR\n"
+                 "  Lists tensors (name, dtype or GGUF type, shape), metadata and parameter\n"
+                 "  count; for a model or adapter directory also the parsed config.\n");
 }
 
 static void print_file(const SafeTensors *st) {
@@ -38,7 +39,18 @@ static void print_file(const SafeTensors *st) {
     printf("  %d tensors, %lld parameters\n", st_count(st), (long long)params);
 }
 
+/* Whether the file starts with GGUF's magic. */
+static bool is_gguf(const char *path) {
+    char magic[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return false;
+    bool yes = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    fclose(f);
+    return yes;
+}
+
 static int inspect_file(const char *path) {
+    if (is_gguf(path)) return inspect_gguf(path);
     char err[1024];
     SafeTensors *st = st_open(path, err, sizeof err);
     if (!st) {

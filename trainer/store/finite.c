@@ -60,7 +60,7 @@ int store_check_finite(StoreEncoding enc, const void *data, size_t nbytes, const
         [STORE_F32] = {"F32", 4, 4, 0x7f800000u, 0x007fffffu, 1ull << 31},
         [STORE_F16] = {"F16", 2, 2, 0x7c00u, 0x03ffu, 1u << 15},
         [STORE_BF16] = {"BF16", 2, 2, 0x7f80u, 0x007fu, 1u << 15},
-        [STORE_Q8_0] = {"Q8_0", 2, GGUF_Q8_0_BLOCK_BYTES, 0x7c00u, 0x03ffu, 1u << 15},
+        [STORE_Q8_0] = {"Q8_0", 2, GGML_Q8_0_BLOCK_BYTES, 0x7c00u, 0x03ffu, 1u << 15},
     };
     if ((unsigned)enc >= sizeof E / sizeof E[0]) return 0; /* not floating point */
     const uint8_t *p = data;
@@ -75,7 +75,7 @@ int store_check_finite(StoreEncoding enc, const void *data, size_t nbytes, const
         at = first_all_ones_uint64_t(p, n, E[enc].stride, E[enc].exponent, &bits);
     if (at < 0) return 0;
     const char *value = bits & E[enc].mantissa ? "NaN" : bits & E[enc].sign ? "-inf" : "inf";
-    long long element = enc == STORE_Q8_0 ? (long long)at * GGUF_QK8_0 : (long long)at;
+    long long element = enc == STORE_Q8_0 ? (long long)at * GGML_QK8_0 : (long long)at;
     return store_error(
         err, errlen, 0,
         "%s: tensor '%s' holds %s at element %lld%s (as %s); lorafit never writes a value that "

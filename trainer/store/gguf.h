@@ -1,5 +1,5 @@
 /* trainer/store/gguf.h — the GGUF writer (llama.cpp, Ollama, LM Studio) and the ggml tensor
- * encodings lorafit writes: F32, F16, BF16 and Q8_0.
+ * encodings lorafit writes (F32, F16, BF16, Q8_0, and the types tensor/quant.h quantizes).
  *
  * Format (ggml's docs/gguf.md, gguf-py's gguf_writer.py), little-endian throughout:
  *   u32 magic "GGUF", u32 version 3, u64 tensor count, u64 key-value count,
@@ -24,10 +24,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tensor/quant.h"
+
 #define GGUF_VERSION           3
 #define GGUF_DEFAULT_ALIGNMENT 32
-#define GGUF_QK8_0             32 /* weights per Q8_0 block */
-#define GGUF_Q8_0_BLOCK_BYTES  34 /* f16 scale + 32 int8 */
 
 typedef enum {
     GGUF_TYPE_UINT8 = 0,
@@ -45,19 +45,7 @@ typedef enum {
     GGUF_TYPE_FLOAT64 = 12
 } GgufType;
 
-/* ggml tensor types (ggml.h's enum ggml_type) that lorafit writes. */
-typedef enum {
-    GGML_TYPE_F32 = 0,
-    GGML_TYPE_F16 = 1,
-    GGML_TYPE_Q8_0 = 8,
-    GGML_TYPE_BF16 = 30
-} GgmlType;
-
-/* "F32", "F16", "Q8_0", "BF16"; NULL for another value. */
-const char *ggml_type_name(GgmlType t);
-/* Bytes of a row of ne0 elements: 0 when the type cannot hold such a row (Q8_0 needs a
- * multiple of 32) or the type is unknown. */
-size_t ggml_row_bytes(GgmlType t, int64_t ne0);
+/* The ggml tensor types (GgmlType), their names and row sizes: tensor/quant.h. */
 
 /* ---- encodings (ggml's rounding) -------------------------------------------------- */
 
@@ -65,11 +53,9 @@ size_t ggml_row_bytes(GgmlType t, int64_t ne0);
 uint16_t gguf_float_to_f16(float f);
 /* float -> bfloat16 as ggml_compute_fp32_to_bf16: nearest even, NaN kept quiet. */
 uint16_t gguf_float_to_bf16(float f);
-/* n floats (n a multiple of 32) -> n/32 Q8_0 blocks of 34 bytes: d = max|x| / 127 as f16,
- * q = roundf(x / d) (half away from zero), exactly ggml's quantize_row_q8_0_ref. */
-void gguf_quantize_q8_0(const float *x, int64_t n, uint8_t *out);
-/* n floats of rows of ne0 (n a multiple of ne0) into dst in type t; dst holds
- * (n / ne0) * ggml_row_bytes(t, ne0) bytes. -1 when the type cannot hold the rows. */
+/* n floats of rows of ne0 (n a multiple of ne0) into dst in type t (quant_quantize_row:
+ * llama.cpp's reference quantizers); dst holds (n / ne0) * ggml_row_bytes(t, ne0) bytes.
+ * -1 when the type cannot hold the rows or lorafit cannot write it. */
 int gguf_encode(GgmlType t, const float *src, int64_t n, int64_t ne0, void *dst);
 
 /* ---- writer ----------------------------------------------------------------------- */

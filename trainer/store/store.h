@@ -7,6 +7,7 @@
  *   safetensors.h  the strict safetensors reader, writer and sharded-index lookup
  *   manifest.h     the MANIFEST that makes a checkpoint directory verifiable
  *   gguf.h         the GGUF writer (llama.cpp / Ollama) and ggml's F16, BF16, Q8_0 encodings
+ *   gguf_read.h    the GGUF reader: memory-mapped, every bound checked at open
  *   png.h          a small PNG writer (zlib) for the loss-curve picture of a model card
  *   below          error messages, path joining and whole-file reads shared by every module,
  *                  and the guard that keeps non-finite values out of every tensor written
@@ -25,6 +26,7 @@
 
 #include "trainer/store/fsio.h"
 #include "trainer/store/gguf.h"
+#include "trainer/store/gguf_read.h"
 #include "trainer/store/manifest.h"
 #include "trainer/store/png.h"
 #include "trainer/store/safetensors.h"
