@@ -130,10 +130,11 @@ $(BUILD)/fuzz/gen_seeds: tests/fuzz/gen_seeds.c $(BUILD)/lib.a
 
 fuzzers: $(FUZZERS)
 
+# -Wno-pass-failed: at -O1 clang may decline an `omp simd` loop (finite.c), a hint, not an error.
 fuzz-build:
 	@LORAFIT_EXTRA_PKGS="clang libclang-rt-dev libomp-dev" tools/install-deps
 	$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SAN="$(FUZZ_SAN)" \
-	  EXTRA_CFLAGS=-fsanitize=fuzzer-no-link fuzzers
+	  EXTRA_CFLAGS="-fsanitize=fuzzer-no-link -Wno-pass-failed" fuzzers
 
 fuzz: fuzz-build
 	@FUZZ_BIN=$(FUZZ_BUILD)/fuzz tools/fuzz.sh
