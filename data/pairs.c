@@ -183,9 +183,8 @@ static int text_split(const char *c, size_t cn, const char *r, size_t rn, size_t
     return 0;
 }
 
-/* The number of leading messages the prompt takes, and the same quirks. -1 when both are
- * empty. *rej_from: where the rejected completion starts (differs only in the idx -1 case,
- * which needs chosen[-1] == " " and so never happens with messages). */
+/* The number of leading messages the prompt takes, with the same corners (the idx -1 case
+ * needs chosen[-1] == " ", which a message never equals). -1 when one list is empty. */
 static int messages_split(const json_t *c, const json_t *r, size_t *at) {
     size_t n = json_array_size(c) < json_array_size(r) ? json_array_size(c) : json_array_size(r);
     if (n == 0) return -1;
@@ -386,7 +385,7 @@ static int chat_record(const DataOptions *o, TextState *ts, const json_t *prompt
         p = json_array();
         for (size_t i = 0; p && i < from; i++) json_array_append(p, json_array_get(chosen, i));
     }
-    json_t *pc = concat(prompt, 0, chosen, from), *pr = concat(prompt, 0, rejected, from);
+    json_t *pc = concat(p, 0, chosen, from), *pr = concat(p, 0, rejected, from);
     IdList all = {0};
     int rc = -1;
     if (!p || !pc || !pr) {
