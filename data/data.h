@@ -107,9 +107,16 @@ typedef struct Batch {
      * pairs (the first n_rows of each half). NULL for other data. */
     int32_t *prompt_len; /* (batch) prompt tokens of the row (all kept: prompt < seq_len) */
     int32_t *row_len;    /* (batch) tokens of the row after the cut; 0 for padding */
+    uint64_t *pair_key;  /* (batch / 2) each pair's record: file index << 48 | its offset
+                            (data_pair_key); 0 for padding. Stable across runs and resumes */
 } Batch;
 
 typedef struct DataReader DataReader;
+
+/* The key of the record at byte offset (a .json file: index) of file index `file`. */
+static inline uint64_t data_pair_key(uint32_t file, uint64_t offset) {
+    return ((uint64_t)(file + 1) << 48) | (offset & (((uint64_t)1 << 48) - 1));
+}
 
 /* Expands the paths, checks options fingerprints every file (size, CRC-32 of the first MB and last
  * 64 KB). NULL + err on error. */

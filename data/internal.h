@@ -156,7 +156,8 @@ struct DataReader {
     int cur_off;
 
     Batch batch;
-    int32_t *buf; /* (4*B*T) the batch arrays */
+    int32_t *buf;       /* (4*B*T) the batch arrays */
+    uint64_t *pair_key; /* preference data: (B) the pairs' keys */
 };
 
 #endif

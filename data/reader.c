@@ -36,6 +36,7 @@ void data_close(DataReader *r) {
     free(r->pool);
     row_free(&r->cur);
     free(r->buf);
+    free(r->pair_key);
     free((char *)r->o.input_field);
     free((char *)r->o.labels_field);
     free((char *)r->o.text_field);
@@ -125,6 +126,8 @@ DataReader *data_open(const DataOptions *o, char *err, size_t errlen) {
     if (o->preference) {
         r->batch.prompt_len = r->buf + 4 * bt;
         r->batch.row_len = r->buf + 4 * bt + rows;
+        if (!(r->pair_key = calloc((size_t)o->batch_size, sizeof *r->pair_key))) goto oom;
+        r->batch.pair_key = r->pair_key;
     }
     if (!(r->src = source_create(r->files, r->n_files, &r->o, r->bad, err, errlen)) ||
         source_resolve_format(r->src, true, err, errlen) != 0) {
@@ -308,6 +311,7 @@ static void preference_place(Batch *b, int pair, const Row *row) {
         b->prompt_len[r] = row ? np : 0;
         b->row_len[r] = len;
     }
+    b->pair_key[pair] = row ? data_pair_key(row->loc.file, row->loc.offset) : 0;
 }
 
 static int preference_batch(DataReader *r, Batch *b, char *err, size_t errlen) {

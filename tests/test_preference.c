@@ -29,6 +29,9 @@ static const Variant VARIANTS[] = {
     {"dpo-hinge-initial", "dpo", "hinge", "initial"},
     {"dpo-hinge-base", "dpo", "hinge", "base"},
     {"orpo", "orpo", "sigmoid", "initial"},
+    /* not a fixture variant: dpo-sigmoid-base with the reference log-probabilities
+     * precomputed (fixture_config writes the key after the reference) */
+    {"dpo-sigmoid-base", "dpo", "sigmoid", "base\n  precompute_ref_log_probs: true"},
 };
 
 /* DIR/config.yaml: the fixture's job (stories260K, LoRA r 4 from init_adapter, batch 4 x
@@ -386,12 +389,13 @@ END_TEST
 
 /* A DPO run killed with SIGKILL after steps 1..3 and resumed ends byte-identical to an
  * uninterrupted one (shuffled pairs, checkpoints every 2 steps, metrics every 3 steps so a
- * checkpoint holds pending preference metrics). */
-START_TEST(test_dpo_killed_and_resumed_is_byte_identical) {
-    TEST_NEED_SHARED(shared);
+ * checkpoint holds pending preference metrics), with the reference pass in each step or
+ * precomputed. */
+static void check_resume(const char *shared, bool precompute) {
+    const Variant *v = &VARIANTS[precompute ? 7 : 1];
     char *ref = test_tmpdir(), *cut = test_tmpdir();
-    char *ref_cfg = fixture_config(ref, shared, &VARIANTS[1], true, 4, NULL);
-    char *cut_cfg = fixture_config(cut, shared, &VARIANTS[1], true, 4, NULL);
+    char *ref_cfg = fixture_config(ref, shared, v, true, 4, NULL);
+    char *cut_cfg = fixture_config(cut, shared, v, true, 4, NULL);
     char args[9000];
     snprintf(args, sizeof args,
              "train '%s' --set data.shuffle=true --set output.save_every=2 --set log.every=3",
@@ -431,6 +435,43 @@ START_TEST(test_dpo_killed_and_resumed_is_byte_identical) {
     free(ref);
     free(cut);
 }
+
+START_TEST(test_dpo_killed_and_resumed_is_byte_identical) {
+    TEST_NEED_SHARED(shared);
+    check_resume(shared, false);
+}
+END_TEST
+
+START_TEST(test_dpo_precomputed_killed_and_resumed_is_byte_identical) {
+    TEST_NEED_SHARED(shared);
+    check_resume(shared, true);
+}
+END_TEST
+
+/* dpo.precompute_ref_log_probs gives the run of the reference pass in each step (the same
+ * batches of the same pairs: the same bits), and the log says it precomputed. */
+START_TEST(test_precomputed_reference_gives_the_same_run) {
+    TEST_NEED_SHARED(shared);
+    char *a = test_tmpdir(), *b = test_tmpdir();
+    char *ca = fixture_config(a, shared, &VARIANTS[1], true, 3, NULL);
+    char *cb = fixture_config(b, shared, &VARIANTS[7], true, 3, NULL);
+    char args[4400];
+    snprintf(args, sizeof args, "train '%s'", ca);
+    ck_assert_int_eq(tt_lorafit(a, args), 0);
+    snprintf(args, sizeof args, "train '%s'", cb);
+    ck_assert_int_eq(tt_lorafit(b, args), 0);
+    char *log = tt_log(b);
+    ck_assert_msg(strstr(log, "reference log-probabilities of 24 training pairs precomputed"), "%s",
+                  log);
+    free(log);
+    tt_assert_same_run(a, b, "precomputed reference");
+    free(ca);
+    free(cb);
+    test_rmtree(a);
+    test_rmtree(b);
+    free(a);
+    free(b);
+}
 END_TEST
 
 Suite *preference_suite(void) {
@@ -445,6 +486,8 @@ Suite *preference_suite(void) {
     tcase_add_test(tc, test_prepare_tokenizes_the_three_forms_as_trl);
     tcase_add_test(tc, test_bad_preference_records_are_named);
     tcase_add_test(tc, test_dpo_killed_and_resumed_is_byte_identical);
+    tcase_add_test(tc, test_dpo_precomputed_killed_and_resumed_is_byte_identical);
+    tcase_add_test(tc, test_precomputed_reference_gives_the_same_run);
     suite_add_tcase(s, tc);
     return s;
 }

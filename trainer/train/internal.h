@@ -47,14 +47,25 @@ typedef struct PrefPairs {
 double pref_loss(const Config *c, const PrefPairs *p, double *metrics, double *d_row,
                  double *d_nll);
 
+/* Pair key -> (chosen, rejected) reference log-probabilities. */
+typedef struct PrefRefTable {
+    uint64_t *keys; /* (cap) 0 = empty slot */
+    double *refs;   /* (2 cap) */
+    size_t cap, n;
+} PrefRefTable;
+
 /* What a preference run keeps besides the Trainer's: the reference and the buffers. */
 typedef struct PrefRun {
     const Config *cfg;
     const Model *model;
     Graph *graph;
-    Checkpointing *ckpt;         /* the policy's (train.gradient_checkpointing), or NULL */
-    Checkpointing *ref_ck;       /* the reference pass's and evaluation's layer graph */
-    Lora *ref_lora;              /* the frozen initial adapter, or NULL: the base model */
+    Checkpointing *ckpt;   /* the policy's (train.gradient_checkpointing), or NULL */
+    Checkpointing *ref_ck; /* the reference pass's and evaluation's layer graph */
+    Lora *ref_lora;        /* the frozen initial adapter, or NULL: the base model */
+    /* dpo.precompute_ref_log_probs: the reference log-probabilities of every pair of the
+     * training and of the validation data, by pair key (computed once at the start) */
+    PrefRefTable *train_refs, *valid_refs;
+    PrefRefTable *refs;          /* the table pref_micro_batch reads (NULL: the reference pass) */
     double *ref, *logps, *d_row; /* (2P) */
     int32_t *counted, *tokens;   /* (2P) */
     int32_t *targets;            /* (2P T) ORPO's targets */
@@ -66,6 +77,10 @@ void pref_run_free(PrefRun *pr);
  * LoRA gradients of scale * loss are added. 0, or -1 with err. */
 int pref_micro_batch(PrefRun *pr, const Batch *b, const Lora *lora, bool train, uint64_t seed,
                      double scale, double *loss, double *metrics, char *err, size_t errlen);
+/* The reference log-probabilities of every pair of o's data (one pass, in file order)
+ * into a new table (*out). 0, or -1 with err. */
+int pref_precompute(PrefRun *pr, const DataOptions *o, PrefRefTable **out, char *err,
+                    size_t errlen);
 /* The loss (mean over pairs) and metrics (mean over batches) of the data of o. */
 int pref_evaluate(PrefRun *pr, const Lora *lora, const DataOptions *o, int max_batches,
                   double *loss, double *metrics, int64_t *pairs, char *err, size_t errlen);
@@ -95,6 +110,7 @@ typedef struct Trainer {
     float *m, *v; /* AdamW moments, flat in lora_params() order */
     Batch *mb;    /* (grad_accum) micro-batches of the current step */
     int32_t *mb_store;
+    uint64_t *mb_keys; /* preference data: the micro-batches' pair keys */
     LrSchedule schedule;
     int64_t total_steps;
     TrainState st;

@@ -68,7 +68,8 @@ static int alloc_micro_batches(Trainer *t, char *err, size_t errlen) {
     size_t lens = t->preference ? 2 * rows : 0; /* a preference batch's prompt_len, row_len */
     t->mb = calloc((size_t)n, sizeof *t->mb);
     t->mb_store = malloc((size_t)n * (4 * per + lens) * sizeof(int32_t));
-    if (!t->mb || !t->mb_store) {
+    if (t->preference) t->mb_keys = calloc((size_t)n * rows / 2, sizeof *t->mb_keys);
+    if (!t->mb || !t->mb_store || (t->preference && !t->mb_keys)) {
         snprintf(err, errlen, "out of memory allocating %d micro-batches", n);
         return -1;
     }
@@ -81,6 +82,7 @@ static int alloc_micro_batches(Trainer *t, char *err, size_t errlen) {
         if (t->preference) {
             t->mb[i].prompt_len = base + 4 * per;
             t->mb[i].row_len = base + 4 * per + rows;
+            t->mb[i].pair_key = t->mb_keys + (size_t)i * rows / 2;
         }
     }
     return 0;
@@ -95,6 +97,7 @@ static void copy_batch(Batch *dst, const Batch *src) {
     if (src->prompt_len) {
         memcpy(dst->prompt_len, src->prompt_len, (size_t)src->batch * sizeof(int32_t));
         memcpy(dst->row_len, src->row_len, (size_t)src->batch * sizeof(int32_t));
+        memcpy(dst->pair_key, src->pair_key, (size_t)src->batch / 2 * sizeof(uint64_t));
     }
     dst->batch = src->batch;
     dst->seq_len = src->seq_len;
@@ -388,6 +391,27 @@ static TrainResult run_steps(Trainer *t, char *err, size_t errlen) {
     return finish_run(t, err, errlen);
 }
 
+/* dpo.precompute_ref_log_probs: one reference pass over the training (and validation) data
+ * before the first step — and again on a resume, which gives the same bits, so nothing of it
+ * is saved. */
+static int precompute_refs(Trainer *t, char *err, size_t errlen) {
+    double t0 = train_now();
+    DataOptions o = t->data_options;
+    if (pref_precompute(&t->pref, &o, &t->pref.train_refs, err, errlen) != 0) return -1;
+    if (t->cfg->data.valid.n > 0) {
+        train_data_options(t->cfg, TRAIN_DATA_VALID, model_config(t->model)->vocab_size, &o);
+        train_text_attach(&t->text, &o);
+        if (pref_precompute(&t->pref, &o, &t->pref.valid_refs, err, errlen) != 0) return -1;
+    }
+    t->pref.refs = t->pref.train_refs;
+    if (t->rank == 0)
+        fprintf(stderr,
+                "lorafit: reference log-probabilities of %zu training pairs precomputed "
+                "(%.1f s)\n",
+                t->pref.train_refs->n, train_now() - t0);
+    return 0;
+}
+
 /* The buffers of the steps, allocated once: micro-batches, the layer graph of gradient
  * checkpointing, and the receive buffer of the gradient sum over ranks. */
 static int alloc_step_buffers(Trainer *t, char *err, size_t errlen) {
@@ -401,6 +425,9 @@ static int alloc_step_buffers(Trainer *t, char *err, size_t errlen) {
     }
     if (t->preference &&
         pref_run_init(&t->pref, t->cfg, t->model, t->lora, t->graph, t->ckpt, err, errlen) != 0)
+        return -1;
+    if (t->preference && t->cfg->train.objective == OBJECTIVE_DPO &&
+        t->cfg->dpo.precompute_ref_log_probs && precompute_refs(t, err, errlen) != 0)
         return -1;
     if (t->ranks > 1) {
         size_t n;

@@ -151,6 +151,50 @@ static void orpo_targets(const Batch *b, int32_t *out) {
             out[(size_t)r * T + t] = b->input_ids[(size_t)r * T + t + 1];
 }
 
+/* ---- precomputed reference log-probabilities ---------------------------------------- */
+
+static size_t slot_of(const PrefRefTable *t, uint64_t key) {
+    uint64_t h = key * 0x9E3779B97F4A7C15ull;
+    size_t i = (size_t)(h >> 17) & (t->cap - 1);
+    while (t->keys[i] && t->keys[i] != key) i = (i + 1) & (t->cap - 1);
+    return i;
+}
+
+static int table_put(PrefRefTable *t, uint64_t key, double c, double r) {
+    if (2 * (t->n + 1) > t->cap) { /* grow to keep the load under 1/2 */
+        PrefRefTable g = {calloc(t->cap ? 2 * t->cap : 1024, sizeof *g.keys), NULL,
+                          t->cap ? 2 * t->cap : 1024, 0};
+        g.refs = malloc(2 * g.cap * sizeof *g.refs);
+        if (!g.keys || !g.refs) {
+            free(g.keys);
+            free(g.refs);
+            return -1;
+        }
+        for (size_t i = 0; i < t->cap; i++) {
+            if (!t->keys[i]) continue;
+            size_t s = slot_of(&g, t->keys[i]);
+            g.keys[s] = t->keys[i];
+            g.refs[2 * s] = t->refs[2 * i], g.refs[2 * s + 1] = t->refs[2 * i + 1];
+            g.n++;
+        }
+        free(t->keys);
+        free(t->refs);
+        *t = g;
+    }
+    size_t s = slot_of(t, key);
+    if (!t->keys[s]) t->n++;
+    t->keys[s] = key;
+    t->refs[2 * s] = c, t->refs[2 * s + 1] = r;
+    return 0;
+}
+
+static void table_free(PrefRefTable *t) {
+    if (!t) return;
+    free(t->keys);
+    free(t->refs);
+    free(t);
+}
+
 /* The reference log-probabilities of batch b's rows into ref (DPO), forward only. */
 static int reference_pass(PrefRun *pr, const Batch *b, double *ref, char *err, size_t errlen) {
     Graph *g = pr->graph;
@@ -175,7 +219,21 @@ int pref_micro_batch(PrefRun *pr, const Batch *b, const Lora *lora, bool train, 
     const Config *c = pr->cfg;
     const int rows = b->batch, T = b->seq_len, P = rows / 2;
     bool orpo = c->train.objective == OBJECTIVE_ORPO;
-    if (!orpo && reference_pass(pr, b, pr->ref, err, errlen) != 0) return -1;
+    if (!orpo && pr->refs) { /* precomputed: looked up by the pairs' records */
+        for (int i = 0; i < b->n_rows; i++) {
+            size_t s = pr->refs->cap ? slot_of(pr->refs, b->pair_key[i]) : 0;
+            if (!pr->refs->cap || pr->refs->keys[s] != b->pair_key[i]) {
+                snprintf(err, errlen,
+                         "a pair without a precomputed reference log-probability (did a data "
+                         "file change during the run?)");
+                return -1;
+            }
+            pr->ref[i] = pr->refs->refs[2 * s];
+            pr->ref[P + i] = pr->refs->refs[2 * s + 1];
+        }
+    } else if (!orpo && reference_pass(pr, b, pr->ref, err, errlen) != 0) {
+        return -1;
+    }
     const int32_t *targets = b->targets;
     if (orpo) {
         orpo_targets(b, pr->targets);
@@ -286,7 +344,42 @@ int pref_run_init(PrefRun *pr, const Config *c, const Model *m, const Lora *poli
     return 0;
 }
 
+int pref_precompute(PrefRun *pr, const DataOptions *o, PrefRefTable **out, char *err,
+                    size_t errlen) {
+    DataOptions po = *o;
+    po.shuffle = false;
+    po.epochs = 1;
+    PrefRefTable *t = calloc(1, sizeof *t);
+    DataReader *r = t ? data_open(&po, err, errlen) : NULL;
+    int rc = r ? 0 : -1;
+    if (!t) snprintf(err, errlen, "out of memory");
+    while (rc == 0) {
+        Batch b;
+        int got = data_next_batch(r, &b, err, errlen);
+        if (got <= 0) {
+            rc = got;
+            break;
+        }
+        const int P = b.batch / 2;
+        if (reference_pass(pr, &b, pr->ref, err, errlen) != 0) rc = -1;
+        for (int i = 0; rc == 0 && i < b.n_rows; i++)
+            if (table_put(t, b.pair_key[i], pr->ref[i], pr->ref[P + i]) != 0) {
+                snprintf(err, errlen, "out of memory for the reference log-probabilities");
+                rc = -1;
+            }
+    }
+    data_close(r);
+    if (rc != 0) {
+        table_free(t);
+        return -1;
+    }
+    *out = t;
+    return 0;
+}
+
 void pref_run_free(PrefRun *pr) {
+    table_free(pr->train_refs);
+    table_free(pr->valid_refs);
     checkpointing_free(pr->ref_ck);
     lora_free(pr->ref_lora);
     free(pr->ref);
@@ -305,6 +398,7 @@ int pref_evaluate(PrefRun *pr, const Lora *lora, const DataOptions *o, int max_b
     DataReader *r = data_open(o, err, errlen);
     if (!r) return -1;
     double sum = 0, ms[PREF_N] = {0}, mb[PREF_N];
+    pr->refs = pr->valid_refs;
     int64_t n = 0, batches = 0;
     int rc = 0;
     while (max_batches == 0 || batches < max_batches) {
@@ -323,6 +417,7 @@ int pref_evaluate(PrefRun *pr, const Lora *lora, const DataOptions *o, int max_b
         batches++;
     }
     data_close(r);
+    pr->refs = pr->train_refs;
     if (rc < 0) return -1;
     *loss = n > 0 ? sum / (double)n : 0;
     for (int k = 0; k < PREF_N; k++) metrics[k] = batches > 0 ? ms[k] / (double)batches : 0;

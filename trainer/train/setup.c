@@ -321,6 +321,7 @@ static void teardown(Trainer *t) {
     free(t->v);
     free(t->mb);
     free(t->mb_store);
+    free(t->mb_keys);
     free(t->sum_scratch);
     train_state_free(&t->st);
     if (t->lock_fd >= 0) close(t->lock_fd);
