@@ -218,7 +218,7 @@ START_TEST(test_orpo_matches_trl_reference) {
 END_TEST
 
 /* A fresh LoRA (B = 0): the policy is its reference, so the first sigmoid loss is log 2
- * and every reward 0. */
+ * and every reward 0; the model card names the objective. */
 START_TEST(test_dpo_with_b_zero_starts_at_log_2) {
     TEST_NEED_SHARED(shared);
     char *dir = test_tmpdir();
@@ -239,6 +239,15 @@ START_TEST(test_dpo_with_b_zero_starts_at_log_2) {
     ck_assert(GET("rewards/margins") == 0 && GET("rewards/accuracies") == 0);
     ck_assert(GET("logps/chosen") < -10 && GET("logps/rejected") < -10);
 #undef GET
+    /* the model card says what was trained */
+    char card_path[4500];
+    snprintf(card_path, sizeof card_path, "%s/adapter/README.md", out);
+    char *card = test_read_file(card_path, NULL);
+    ck_assert(card != NULL);
+    ck_assert_msg(strstr(card, "| objective | DPO (sigmoid loss, beta 0.1, reference: the base "
+                               "model) |"),
+                  "%s", card);
+    free(card);
     json_decref(metrics);
     free(cfg);
     test_rmtree(dir);
