@@ -411,6 +411,14 @@ done:
     return rc;
 }
 
+static bool have_tokenizer(const DataOptions *o, char *why, size_t whylen) {
+    if (!o->tokenizer)
+        snprintf(why, whylen,
+                 "a text or conversational pair needs a tokenizer: model.path has no "
+                 "tokenizer.json (set data.tokenizer)");
+    return o->tokenizer != NULL;
+}
+
 int preference_row(const DataOptions *o, TextState *ts, const json_t *obj, Row *row, char *why,
                    size_t whylen) {
     if (!json_is_object(obj)) {
@@ -431,6 +439,7 @@ int preference_row(const DataOptions *o, TextState *ts, const json_t *obj, Row *
         return -1;
     }
     if (prompt && json_is_null(prompt)) prompt = NULL;
+    if (!have_tokenizer(o, why, whylen)) return -1;
     if (!is_messages(chosen)) return text_record(o, ts, prompt, chosen, rejected, row, why, whylen);
     const json_t *tv = json_object_get(obj, "tools");
     json_t *tools = NULL;

@@ -46,7 +46,7 @@ DataFormat text_detect_format(const json_t *obj, const DataOptions *o) {
 }
 
 int text_check_options(const DataOptions *o, DataFormat f, char *err, size_t errlen) {
-    if (f == DATA_FORMAT_TOKENS) return 0;
+    if (f == DATA_FORMAT_TOKENS || f == DATA_FORMAT_PREFERENCE) return 0; /* pairs.c checks */
     const char *name = data_format_name(f);
     if (!o->tokenizer) {
         snprintf(err, errlen, "data.format %s needs a tokenizer (data.tokenizer or model.path)",

@@ -97,6 +97,8 @@ int train_text_load(const Config *cfg, TrainText *tt, char *err, size_t errlen) 
     char json[4200];
     struct stat st;
     if (path_join(json, sizeof json, dir, "tokenizer.json", err, errlen) != 0) return -2;
+    if (stat(json, &st) != 0 && tt->format == DATA_FORMAT_PREFERENCE && !cfg->data.tokenizer)
+        return 0; /* token-id pairs need none; a text pair then says what is missing */
     if (stat(json, &st) != 0) {
         snprintf(err, errlen,
                  "data.format %s needs a tokenizer: %s '%s' has no tokenizer.json (set "
