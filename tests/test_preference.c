@@ -483,6 +483,37 @@ START_TEST(test_precomputed_reference_gives_the_same_run) {
 }
 END_TEST
 
+/* train.gradient_checkpointing and train.precision bf16 with BF16 weights change nothing
+ * (checkpointing) or run (bf16) for the preference objectives: DPO with the frozen initial
+ * adapter as reference, and ORPO (its NLL over the prompt tokens too). */
+START_TEST(test_gradient_checkpointing_gives_the_same_preference_run) {
+    TEST_NEED_SHARED(shared);
+    const Variant *vs[2] = {&VARIANTS[0], &VARIANTS[6]};
+    for (int k = 0; k < 2; k++) {
+        char *a = test_tmpdir(), *b = test_tmpdir();
+        char *ca = fixture_config(a, shared, vs[k], true, 3, NULL);
+        char *cb = fixture_config(b, shared, vs[k], true, 3, NULL);
+        char args[4400];
+        snprintf(args, sizeof args, "train '%s'", ca);
+        ck_assert_int_eq(tt_lorafit(a, args), 0);
+        snprintf(args, sizeof args, "train '%s' --set train.gradient_checkpointing=true", cb);
+        ck_assert_int_eq(tt_lorafit(b, args), 0);
+        tt_assert_same_run(a, b, vs[k]->name);
+        snprintf(args, sizeof args,
+                 "train '%s' --set train.precision=bf16 --set model.dtype=bf16 --set "
+                 "output.dir='%s/bf16'",
+                 cb, b);
+        ck_assert_msg(tt_lorafit(b, args) == 0, "%s bf16", vs[k]->name);
+        free(ca);
+        free(cb);
+        test_rmtree(a);
+        test_rmtree(b);
+        free(a);
+        free(b);
+    }
+}
+END_TEST
+
 Suite *preference_suite(void) {
     Suite *s = suite_create("preference");
     TCase *tc = tcase_create("preference");
@@ -497,6 +528,7 @@ Suite *preference_suite(void) {
     tcase_add_test(tc, test_dpo_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_dpo_precomputed_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_precomputed_reference_gives_the_same_run);
+    tcase_add_test(tc, test_gradient_checkpointing_gives_the_same_preference_run);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -48,8 +48,9 @@ PYEOF
 # CPU ms of one step: the runs of STEPS and of 1 step differ by STEPS - 1 steps (model
 # loading, the warm-up step and the precomputation cancel out); CPU time, unlike wall time,
 # does not grow when other jobs share the cores.
-step_ms() {
-  a=$(run "$@" "$STEPS"); b=$(run "$@" 1)
+step_ms() { # name objective batch data extra...
+  n=$1; o=$2; bs=$3; f=$4; shift 4
+  a=$(run "$n" "$o" "$bs" "$f" "$STEPS" "$@"); b=$(run "$n" "$o" "$bs" "$f" 1 "$@")
   python3 -c "print('%.0f' % (($a - $b) / ($STEPS - 1) * 1e3))"
 }
 sft=$(step_ms sft sft 4 rows.jsonl)
