@@ -38,7 +38,7 @@ static const Variant VARIANTS[] = {
  * grad_accum 2, seq_len 40, 3 steps, constant lr, f32) with the variant's objective. */
 static char *fixture_config(const char *dir, const char *shared, const Variant *v, bool init_from,
                             int steps, const char *extra) {
-    char root[4096], cfg[8192], init[4400] = "";
+    char root[4096], cfg[20000], init[4400] = "";
     ck_assert(realpath(".", root) != NULL);
     if (init_from) snprintf(init, sizeof init, "  init_from: %s/" FIXTURE "/init_adapter\n", root);
     snprintf(cfg, sizeof cfg,
@@ -258,7 +258,7 @@ END_TEST
 /* `lorafit prepare` of a preference set (one file of data.train) into FILE; its summary. */
 static char *prepare(const char *dir, const char *shared, const char *data, int seq_len,
                      const char *extra, const char *out) {
-    char root[4096], cfg[8192], args[9000];
+    char root[4096], cfg[20000], args[9000];
     ck_assert(realpath(".", root) != NULL);
     snprintf(cfg, sizeof cfg,
              "model:\n  path: %s/models/stories260K\n"
@@ -371,7 +371,7 @@ START_TEST(test_bad_preference_records_are_named) {
                       "{\"prompt\": \"A dog.\", \"chosen\": \" It ran.\", \"rejected\": 7}\n"
                       "{\"prompt_ids\": [1, 2], \"chosen_ids\": [3, 999], "
                       "\"rejected_ids\": [4]}\n");
-    char cfg[8192];
+    char cfg[20000];
     snprintf(cfg, sizeof cfg,
              "model:\n  path: %s/models/stories260K\n"
              "data:\n  train: %s\n  seq_len: 32\n  shuffle: false\n"
