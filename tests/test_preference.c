@@ -359,7 +359,8 @@ START_TEST(test_prepare_tokenizes_the_three_forms_as_trl) {
 }
 END_TEST
 
-/* A bad preference record stops the run with file:line and why; on_error: skip counts them. */
+/* A bad preference record stops the run with file:line and why; on_error: skip counts them;
+ * lorafit eval refuses a preference config. */
 START_TEST(test_bad_preference_records_are_named) {
     TEST_NEED_SHARED(shared);
     char *dir = test_tmpdir();
@@ -389,6 +390,9 @@ START_TEST(test_bad_preference_records_are_named) {
     ck_assert_msg(strstr(summary, "\"pairs\": 1,") && strstr(summary, "\"skipped\": 3"), "%s",
                   summary);
     free(summary);
+    /* lorafit eval computes the supervised loss: it refuses a preference config */
+    snprintf(args, sizeof args, "eval '%s'", path);
+    tt_expect(dir, args, 2, "lorafit eval computes the supervised loss only");
     free(path);
     free(data);
     test_rmtree(dir);
