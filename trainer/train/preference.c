@@ -37,6 +37,10 @@ const char *const PREF_METRIC_NAMES[PREF_N] = {
     "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
     "logps/rejected", "nll_loss",         "log_odds_ratio",     "log_odds_chosen"};
 
+/* TrainState.log_pref (checkpoint.h) holds one sum per metric */
+_Static_assert(sizeof(((TrainState *)0)->log_pref) == PREF_N * sizeof(double),
+               "TrainState.log_pref must hold PREF_N sums");
+
 int pref_metric_count(const Config *c) {
     return c->train.objective == OBJECTIVE_ORPO ? PREF_N : PREF_NLL_LOSS;
 }
