@@ -43,7 +43,8 @@ typedef enum {
     DATA_FORMAT_TEXT,
     DATA_FORMAT_COMPLETION,
     DATA_FORMAT_ALPACA,
-    DATA_FORMAT_CHAT
+    DATA_FORMAT_CHAT,
+    DATA_FORMAT_PREFERENCE /* (prompt, chosen, rejected) records: DataOptions.preference */
 } DataFormat;
 
 typedef enum { DATA_OVERFLOW_TRUNCATE, DATA_OVERFLOW_SPLIT, DATA_OVERFLOW_DROP } DataOverflow;
@@ -78,6 +79,14 @@ typedef struct DataOptions {
     const ChatTemplate *chat_template; /* CHAT */
     const json_t *chat_context; /* CHAT: the template's other variables (bos_token, eos_token,
                                    ..., extra keys such as enable_thinking); may be NULL */
+
+    /* Preference data (format PREFERENCE, data/pairs.c has the record forms): each
+     * record is a pair, batch_size pairs make a batch of 2 * batch_size rows (see Batch).
+     * Text needs the tokenizer; conversations the chat template (add_eos: EOS after text
+     * completions). Overflow and packing do not apply: each row keeps its first seq_len
+     * tokens, and a pair whose prompt alone has seq_len tokens or more is dropped (counted
+     * as too long), as TRL does with max_length. */
+    bool preference;
 } DataOptions;
 
 /* One micro-batch. Owned by the reader and overwritten by the next data_next_batch(). */
@@ -92,9 +101,22 @@ typedef struct Batch {
     int64_t n_targets;  /* positions whose target is not -100 */
     int n_rows;         /* rows (records, or chunks of split records) in this batch */
     int epoch;          /* epoch of the batch's first row */
+    /* Preference batches: batch = 2 P rows for P = DataOptions.batch_size pairs; row i < P is
+     * pair i's prompt + chosen and row P + i its prompt + rejected (TRL's concatenated
+     * batch), each cut at seq_len; targets only on completion tokens. n_rows counts the real
+     * pairs (the first n_rows of each half). NULL for other data. */
+    int32_t *prompt_len; /* (batch) prompt tokens of the row (all kept: prompt < seq_len) */
+    int32_t *row_len;    /* (batch) tokens of the row after the cut; 0 for padding */
+    uint64_t *pair_key;  /* (batch / 2) each pair's record: file index << 48 | its offset
+                            (data_pair_key); 0 for padding. Stable across runs and resumes */
 } Batch;
 
 typedef struct DataReader DataReader;
+
+/* The key of the record at byte offset (a .json file: index) of file index `file`. */
+static inline uint64_t data_pair_key(uint32_t file, uint64_t offset) {
+    return ((uint64_t)(file + 1) << 48) | (offset & (((uint64_t)1 << 48) - 1));
+}
 
 /* Expands the paths, checks options fingerprints every file (size, CRC-32 of the first MB and last
  * 64 KB). NULL + err on error. */
@@ -117,11 +139,13 @@ void data_close(DataReader *r);
 typedef struct DataRow {
     const int32_t *ids, *labels; /* (len) labels -100 where there is no loss */
     int len;
-    int record_len;   /* tokens of the whole record (> len when truncated or split) */
-    bool first_piece; /* the record's first (or only) row */
-    bool last_piece;  /* its last row */
-    const char *file; /* where the record is */
-    uint64_t line;    /* its line (a .json file: its index + 1) */
+    int record_len;         /* tokens of the whole record (> len when truncated or split) */
+    bool first_piece;       /* the record's first (or only) row */
+    bool last_piece;        /* its last row */
+    int n_prompt, n_chosen; /* preference data: ids = prompt ++ chosen ++ rejected, whole
+                               (uncut; len = record_len); 0 otherwise */
+    const char *file;       /* where the record is */
+    uint64_t line;          /* its line (a .json file: its index + 1) */
 } DataRow;
 /* The next row instead of a batch: 1, 0 (finished), -1 with err. Do not mix with
  * data_next_batch on one reader. */

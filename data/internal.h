@@ -32,6 +32,8 @@ typedef struct Row {
     int32_t *ids;    /* (len) */
     int32_t *labels; /* (len) == ids when the file has no labels */
     int len, cap;
+    int n_prompt, n_chosen; /* preference rows (pairs.c): ids = prompt ++ chosen ++
+                               rejected, these the first two parts' lengths */
     Locator loc;
     int epoch;
 } Row;
@@ -103,6 +105,12 @@ void text_state_free(TextState *ts);
 int text_row(const DataOptions *o, DataFormat f, TextState *ts, const json_t *obj, Row *row,
              char *why, size_t whylen);
 
+/* ---- pairs.c ---- */
+/* A preference record (DataOptions.preference) into row: its (prompt, chosen, rejected) ids as
+ * TRL tokenizes them. 0, or -1 with `why`. */
+int preference_row(const DataOptions *o, TextState *ts, const json_t *obj, Row *row, char *why,
+                   size_t whylen);
+
 /* ---- source.c ---- */
 typedef struct Source Source;
 Source *source_create(char **files, int n_files, const DataOptions *o, int64_t *bad_counts,
@@ -148,7 +156,8 @@ struct DataReader {
     int cur_off;
 
     Batch batch;
-    int32_t *buf; /* (4*B*T) the batch arrays */
+    int32_t *buf;       /* (4*B*T) the batch arrays */
+    uint64_t *pair_key; /* preference data: (B) the pairs' keys */
 };
 
 #endif

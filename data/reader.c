@@ -36,6 +36,7 @@ void data_close(DataReader *r) {
     free(r->pool);
     row_free(&r->cur);
     free(r->buf);
+    free(r->pair_key);
     free((char *)r->o.input_field);
     free((char *)r->o.labels_field);
     free((char *)r->o.text_field);
@@ -69,8 +70,12 @@ static int check_options(const DataOptions *o, char *err, size_t errlen) {
         bad = "data.overflow: unknown value";
     else if ((unsigned)o->on_error > DATA_ON_ERROR_SKIP)
         bad = "data.on_error: unknown value";
-    else if ((unsigned)o->format > DATA_FORMAT_CHAT)
+    else if ((unsigned)o->format > DATA_FORMAT_PREFERENCE)
         bad = "data.format: unknown value";
+    else if (o->preference != (o->format == DATA_FORMAT_PREFERENCE) &&
+             o->format != DATA_FORMAT_AUTO)
+        bad = "data.format: preference data takes its forms from the fields (set data.format: "
+              "auto)";
     if (bad) snprintf(err, errlen, "%s", bad);
     return bad ? -1 : 0;
 }
@@ -109,14 +114,21 @@ DataReader *data_open(const DataOptions *o, char *err, size_t errlen) {
     }
     r->pool_cap = o->shuffle ? o->shuffle_buffer : 0;
     if (r->pool_cap && !(r->pool = calloc((size_t)r->pool_cap, sizeof *r->pool))) goto oom;
-    size_t bt = (size_t)o->batch_size * (size_t)o->seq_len;
-    if (!(r->buf = malloc(4 * bt * sizeof *r->buf))) goto oom;
-    r->batch.batch = o->batch_size;
+    int rows = o->preference ? 2 * o->batch_size : o->batch_size;
+    size_t bt = (size_t)rows * (size_t)o->seq_len;
+    if (!(r->buf = malloc((4 * bt + 2 * (size_t)rows) * sizeof *r->buf))) goto oom;
+    r->batch.batch = rows;
     r->batch.seq_len = o->seq_len;
     r->batch.input_ids = r->buf;
     r->batch.targets = r->buf + bt;
     r->batch.positions = r->buf + 2 * bt;
     r->batch.segments = r->buf + 3 * bt;
+    if (o->preference) {
+        r->batch.prompt_len = r->buf + 4 * bt;
+        r->batch.row_len = r->buf + 4 * bt + rows;
+        if (!(r->pair_key = calloc((size_t)o->batch_size, sizeof *r->pair_key))) goto oom;
+        r->batch.pair_key = r->pair_key;
+    }
     if (!(r->src = source_create(r->files, r->n_files, &r->o, r->bad, err, errlen)) ||
         source_resolve_format(r->src, true, err, errlen) != 0) {
         data_close(r);
@@ -221,13 +233,20 @@ static int peek_piece(DataReader *r, int *start, int *len, char *err, size_t err
     while (!r->cur_valid) {
         int rc = draw_record(r, err, errlen);
         if (rc <= 0) return rc;
-        if (r->cur.len > T && r->o.overflow == DATA_OVERFLOW_DROP) {
+        bool too_long = r->o.preference ? r->cur.n_prompt >= T
+                                        : r->cur.len > T && r->o.overflow == DATA_OVERFLOW_DROP;
+        if (too_long) {
             if (r->cur.epoch == 0) r->dropped[r->cur.loc.file]++;
             continue;
         }
         r->cur_valid = true;
         r->cur_off = 0;
         r->epoch_rows++;
+    }
+    if (r->o.preference) { /* a pair is laid out whole (preference_place) */
+        *start = 0;
+        *len = r->cur.len;
+        return 1;
     }
     int rest = r->cur.len - r->cur_off;
     *start = r->cur_off;
@@ -237,7 +256,8 @@ static int peek_piece(DataReader *r, int *start, int *len, char *err, size_t err
 
 static void consume_piece(DataReader *r, int len) {
     r->cur_off += len;
-    if (r->o.overflow != DATA_OVERFLOW_SPLIT || r->cur_off >= r->cur.len) r->cur_valid = false;
+    if (r->o.preference || r->o.overflow != DATA_OVERFLOW_SPLIT || r->cur_off >= r->cur.len)
+        r->cur_valid = false;
 }
 
 static int64_t place_row(Batch *b, int seq, int col, int segment, const Row *row, int start,
@@ -266,7 +286,60 @@ static void pad_row(Batch *b, int seq, int col, int segment) {
     }
 }
 
+/* Pair `pair` of a preference batch of P pairs: prompt + chosen as row pair, prompt +
+ * rejected as row P + pair, each cut at T (TRL's keep_start truncation); targets are the
+ * next tokens where those are completion tokens. An empty pair (padding) is two empty rows. */
+static void preference_place(Batch *b, int pair, const Row *row) {
+    const int P = b->batch / 2, T = b->seq_len;
+    for (int half = 0; half < 2; half++) {
+        int r = half * P + pair;
+        size_t at = (size_t)r * (size_t)T;
+        int np = row ? row->n_prompt : 0;
+        int nc = !row ? 0 : half == 0 ? row->n_chosen : row->len - row->n_prompt - row->n_chosen;
+        const int32_t *comp = row ? row->ids + np + (half ? row->n_chosen : 0) : NULL;
+        int len = np + nc < T ? np + nc : T;
+        for (int t = 0; t < T; t++) {
+            int32_t id = t >= len ? 0 : t < np ? row->ids[t] : comp[t - np];
+            bool counted = t + 1 < len && t + 1 >= np;
+            int32_t next = !counted ? 0 : comp[t + 1 - np];
+            b->input_ids[at + t] = id;
+            b->targets[at + t] = counted ? next : IGNORE_INDEX;
+            b->positions[at + t] = t < len ? t : t - len;
+            b->segments[at + t] = t < len ? 0 : 1;
+            b->n_targets += counted;
+        }
+        b->prompt_len[r] = row ? np : 0;
+        b->row_len[r] = len;
+    }
+    b->pair_key[pair] = row ? data_pair_key(row->loc.file, row->loc.offset) : 0;
+}
+
+static int preference_batch(DataReader *r, Batch *b, char *err, size_t errlen) {
+    Batch *out = &r->batch;
+    const int P = r->o.batch_size;
+    out->n_targets = 0;
+    out->n_rows = 0;
+    out->epoch = r->epoch;
+    for (int pair = 0; pair < P; pair++) {
+        int start, len, rc = 0;
+        if (out->n_rows == pair) rc = peek_piece(r, &start, &len, err, errlen);
+        if (rc < 0) return -1;
+        if (rc == 0) {
+            preference_place(out, pair, NULL);
+            continue;
+        }
+        if (out->n_rows == 0) out->epoch = r->cur.epoch;
+        preference_place(out, pair, &r->cur);
+        out->n_rows++;
+        consume_piece(r, len);
+    }
+    if (out->n_rows == 0) return 0;
+    *b = *out;
+    return 1;
+}
+
 int data_next_batch(DataReader *r, Batch *b, char *err, size_t errlen) {
+    if (r->o.preference) return preference_batch(r, b, err, errlen);
     Batch *out = &r->batch;
     const int B = r->o.batch_size, T = r->o.seq_len;
     out->n_targets = 0;
@@ -309,6 +382,8 @@ int data_next_row(DataReader *r, DataRow *row, char *err, size_t errlen) {
     row->labels = r->cur.labels + start;
     row->len = len;
     row->record_len = r->cur.len;
+    row->n_prompt = r->o.preference ? r->cur.n_prompt : 0;
+    row->n_chosen = r->o.preference ? r->cur.n_chosen : 0;
     row->first_piece = start == 0;
     row->last_piece = r->o.overflow != DATA_OVERFLOW_SPLIT || start + len >= r->cur.len;
     row->file = r->files[r->cur.loc.file];

@@ -91,6 +91,7 @@ DataFormat source_format(const Source *s) {
 }
 
 int source_resolve_format(Source *s, bool check, char *err, size_t errlen) {
+    if (s->o->preference) s->format = DATA_FORMAT_PREFERENCE; /* its forms are per record */
     if (s->format == DATA_FORMAT_AUTO && detect_format(s, err, errlen) != 0) return -1;
     return check ? text_check_options(s->o, s->format, err, errlen) : 0;
 }

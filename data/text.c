@@ -26,12 +26,14 @@
 #define IGNORE_INDEX (-100)
 
 const char *data_format_name(DataFormat f) {
-    static const char *const names[] = {"auto", "tokens", "text", "completion", "alpaca", "chat"};
-    return (unsigned)f <= DATA_FORMAT_CHAT ? names[f] : "?";
+    static const char *const names[] = {"auto",   "tokens", "text",      "completion",
+                                        "alpaca", "chat",   "preference"};
+    return (unsigned)f <= DATA_FORMAT_PREFERENCE ? names[f] : "?";
 }
 
 DataFormat text_detect_format(const json_t *obj, const DataOptions *o) {
     if (!json_is_object(obj)) return DATA_FORMAT_AUTO;
+    if (o->preference) return DATA_FORMAT_PREFERENCE;
     if (o->input_field && json_object_get(obj, o->input_field)) return DATA_FORMAT_TOKENS;
     if (o->messages_field && json_object_get(obj, o->messages_field)) return DATA_FORMAT_CHAT;
     if (json_object_get(obj, "instruction") && json_object_get(obj, "output"))
@@ -44,7 +46,7 @@ DataFormat text_detect_format(const json_t *obj, const DataOptions *o) {
 }
 
 int text_check_options(const DataOptions *o, DataFormat f, char *err, size_t errlen) {
-    if (f == DATA_FORMAT_TOKENS) return 0;
+    if (f == DATA_FORMAT_TOKENS || f == DATA_FORMAT_PREFERENCE) return 0; /* pairs.c checks */
     const char *name = data_format_name(f);
     if (!o->tokenizer) {
         snprintf(err, errlen, "data.format %s needs a tokenizer (data.tokenizer or model.path)",
@@ -67,7 +69,8 @@ int text_check_options(const DataOptions *o, DataFormat f, char *err, size_t err
                  "has no chat_template (set data.chat_template)");
         return -1;
     }
-    if (f != DATA_FORMAT_CHAT && o->add_eos && tokenizer_special(o->tokenizer)->eos_id < 0) {
+    if (f != DATA_FORMAT_CHAT && f != DATA_FORMAT_PREFERENCE && o->add_eos &&
+        tokenizer_special(o->tokenizer)->eos_id < 0) {
         snprintf(err, errlen,
                  "data.add_eos: the tokenizer has no EOS token (no eos_token in "
                  "tokenizer_config.json); set data.add_eos: false");
@@ -353,6 +356,8 @@ int text_row(const DataOptions *o, DataFormat f, TextState *ts, const json_t *ob
         return alpaca_record(o, ts, obj, row, why, whylen);
     case DATA_FORMAT_CHAT:
         return chat_record(o, ts, obj, row, why, whylen);
+    case DATA_FORMAT_PREFERENCE:
+        return preference_row(o, ts, obj, row, why, whylen);
     default:
         snprintf(why, whylen, "internal error: format %s", data_format_name(f));
         return -1;

@@ -43,6 +43,7 @@ typedef struct {
     int64_t m;           /* counted rows */
     const int64_t *rows; /* (M) their row in x, ascending */
     float *dxa;          /* (M, C) d(loss)/d(x row) for an upstream gradient of 1 */
+    bool per_row;        /* y holds each row's loss (N) instead of their sum (1) */
 } LmHeadCtx;
 
 static void lm_head_backward(Graph *g, void *p) {
@@ -51,10 +52,11 @@ static void lm_head_backward(Graph *g, void *p) {
     float *dx = graph_grad(g, c->x);
     if (!dx) return;
     int64_t C = tensor_cols(c->x);
-    float up = c->y->grad[0];
+    const float *ups = c->y->grad;
     /* in the forward pass this was: loss += lse - l[target]; dxa = (softmax - onehot) W */
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < c->m; i++) {
+        float up = ups[c->per_row ? c->rows[i] : 0];
         float *d = dx + c->rows[i] * C;
         const float *s = c->dxa + i * C;
         for (int64_t j = 0; j < C; j++) d[j] += up * s[j];
@@ -140,9 +142,22 @@ Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int
     return op_lm_head_cross_entropy_softcap(g, x, w, targets, 0.0f, n_targets);
 }
 
+static Tensor *lm_head_loss(Graph *g, Tensor *x, const Tensor *w, const int32_t *targets,
+                            float softcap, bool per_row, int64_t *n_targets);
+
 Tensor *op_lm_head_cross_entropy_softcap(Graph *g, Tensor *x, const Tensor *w,
                                          const int32_t *targets, float softcap,
                                          int64_t *n_targets) {
+    return lm_head_loss(g, x, w, targets, softcap, false, n_targets);
+}
+
+Tensor *op_lm_head_token_losses(Graph *g, Tensor *x, const Tensor *w, const int32_t *targets,
+                                float softcap, int64_t *n_targets) {
+    return lm_head_loss(g, x, w, targets, softcap, true, n_targets);
+}
+
+static Tensor *lm_head_loss(Graph *g, Tensor *x, const Tensor *w, const int32_t *targets,
+                            float softcap, bool per_row, int64_t *n_targets) {
     PROFILE_OP(TENSOR_OP_LOSS);
     if (n_targets) *n_targets = 0;
     if (!g || !x || !w || !targets) return NULL;
@@ -169,7 +184,7 @@ Tensor *op_lm_head_cross_entropy_softcap(Graph *g, Tensor *x, const Tensor *w,
     }
     size_t m1 = (size_t)(m > 0 ? m : 1);
     bool grad = x->requires_grad;
-    Tensor *y = graph_new_tensor(g, 1, (int64_t[]){1});
+    Tensor *y = graph_new_tensor(g, 1, (int64_t[]){per_row ? n : 1});
     int64_t *rows = graph_alloc(g, m1 * sizeof(int64_t));
     int32_t *tgt = graph_alloc(g, m1 * sizeof(int32_t));
     float *xa = graph_alloc(g, m1 * (size_t)C * sizeof(float));
@@ -202,14 +217,19 @@ Tensor *op_lm_head_cross_entropy_softcap(Graph *g, Tensor *x, const Tensor *w,
                 row_loss(L + i * V, V, tgt[r0 + i], grad, softcap, th ? th + i * V : NULL);
         if (grad && chunk_input_grad(g, w, L, r, dxa + r0 * C) != 0) return NULL;
     }
-    double sum = 0.0;
-    for (int64_t i = 0; i < m; i++) sum += loss[i];
-    y->data[0] = (float)sum;
+    if (per_row) {
+        memset(y->data, 0, (size_t)n * sizeof(float));
+        for (int64_t i = 0; i < m; i++) y->data[rows[i]] = (float)loss[i];
+    } else {
+        double sum = 0.0;
+        for (int64_t i = 0; i < m; i++) sum += loss[i];
+        y->data[0] = (float)sum;
+    }
     if (n_targets) *n_targets = m;
     if (grad) {
         LmHeadCtx *c = graph_record(g, lm_head_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (LmHeadCtx){x, y, m, rows, dxa};
+        *c = (LmHeadCtx){x, y, m, rows, dxa, per_row};
         y->requires_grad = true;
     }
     return y;

@@ -343,6 +343,13 @@ Tensor *op_lm_head_cross_entropy(Graph *g, Tensor *x, const Tensor *w, const int
 Tensor *op_lm_head_cross_entropy_softcap(Graph *g, Tensor *x, const Tensor *w,
                                          const int32_t *targets, float softcap, int64_t *n_targets);
 
+/* The same per row: y (N) holds each counted row's loss lse - logit[target] (0 on ignored
+ * rows), and backward weighs each row's gradient by its own upstream value — for losses
+ * built from per-sequence sums of token log-probabilities (preference tuning), seeded
+ * through op_weighted_sum. softcap 0 = none. */
+Tensor *op_lm_head_token_losses(Graph *g, Tensor *x, const Tensor *w, const int32_t *targets,
+                                float softcap, int64_t *n_targets);
+
 /* Soft-capping: y = cap tanh(x / cap), cap > 0. x any shape -> the same. */
 Tensor *op_softcap(Graph *g, Tensor *x, float cap);
 

@@ -20,6 +20,7 @@
 #                 SmolLM-135M shape (F32, B 4 x 256, r 8) and, when BENCH_SHAPES has
 #                 llama-1b, the Llama-3.2-1B shape with BF16 weights (a 2.5 GB BF16 file in
 #                 /tmp, deleted afterwards; B 1 x 1024, r 16)
+#   BENCH_DPO     0 skips the DPO-against-SFT step of tools/bench_dpo.sh (default 1)
 #   BENCH_LONG    0 skips the long-sequence table of tools/bench_long.sh (default 1; its
 #                 BENCH_LONG_* variables choose shapes, lengths and precision)
 set -e
@@ -175,6 +176,11 @@ done
 long_sequences() {
   [ "${BENCH_LONG:-1}" = 0 ] || "$(dirname "$0")/bench_long.sh" "$BUILD" "$OUT/bench_kernels"
 }
+# The preference step: DPO against SFT on the same policy tokens (tools/bench_dpo.sh).
+if [ "${BENCH_DPO:-1}" != 0 ]; then
+  echo "== bench_dpo: DPO and SFT steps at the SmolLM-135M shape"
+  "$(dirname "$0")/bench_dpo.sh" "$BUILD" || true
+fi
 [ "${BENCH_CHECKPOINTING:-1}" = 0 ] && { long_sequences; exit 0; }
 # Each run in a process of its own: peak RSS (getrusage) is the process's high-water mark.
 echo "== gradient checkpointing: bench_train without and with --gradient-checkpointing"

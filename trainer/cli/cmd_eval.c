@@ -34,6 +34,14 @@ typedef struct EvalJob {
 static int prepare_eval(EvalJob *job, const Config *asked, const char *adapter, char *err,
                         size_t errlen) {
     if (train_check_paths(asked, err, errlen) != 0) return EXIT_USAGE;
+    if (asked->train.objective != OBJECTIVE_SFT) {
+        snprintf(err, errlen,
+                 "train.objective %s: lorafit eval computes the supervised loss only; the "
+                 "preference metrics come from the evaluations of lorafit train (data.valid, "
+                 "eval.every)",
+                 asked->train.objective == OBJECTIVE_DPO ? "dpo" : "orpo");
+        return EXIT_USAGE;
+    }
     job->resolved = *asked;
     const Config *cfg = &job->resolved;
     char note[512];

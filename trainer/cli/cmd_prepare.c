@@ -5,7 +5,13 @@
  *
  * The rows are in file order (data.shuffle is not applied), one pass over data.train: the
  * output then lines up with the input records, and the shuffle would only reorder the same
- * rows. The file is written under a temporary name and renamed when complete. */
+ * rows. The file is written under a temporary name and renamed when complete.
+ *
+ * For train.objective dpo | orpo each line is a pair as TRL tokenizes it: prompt_ids,
+ * chosen_ids and rejected_ids (whole), then the two rows training sees (prompt +
+ * completion cut at data.seq_len, TRL's keep_start) with their completion masks:
+ * chosen_input_ids, chosen_completion_mask, rejected_input_ids, rejected_completion_mask.
+ * Pairs whose prompt alone fills data.seq_len are dropped (counted). */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +29,9 @@ static void prepare_usage(FILE *out) {
             "  \"labels\"}, -100 where there is no loss; after data.format, the chat template\n"
             "  and data.overflow, before packing), in file order, and prints their statistics\n"
             "  as one JSON line: rows, tokens, target tokens, truncated, split, dropped and\n"
-            "  skipped records, longest row.\n");
+            "  skipped records, longest row. With train.objective dpo or orpo, one pair per\n"
+            "  line: prompt_ids, chosen_ids, rejected_ids and the two cut rows with their\n"
+            "  completion masks.\n");
 }
 
 typedef struct PrepareStats {
@@ -34,6 +42,47 @@ static int write_ids(FILE *f, const char *name, const int32_t *v, int n) {
     fprintf(f, "\"%s\": [", name);
     for (int i = 0; i < n; i++) fprintf(f, i ? ", %d" : "%d", (int)v[i]);
     return fputs("]", f) < 0 ? -1 : 0;
+}
+
+/* One row of a pair (prompt + completion cut at T) and its completion mask. */
+static void write_pair_row(FILE *f, const char *name, const int32_t *prompt, int np,
+                           const int32_t *comp, int nc, int T) {
+    int len = np + nc < T ? np + nc : T;
+    fprintf(f, ", \"%s_input_ids\": [", name);
+    for (int t = 0; t < len; t++) fprintf(f, t ? ", %d" : "%d", t < np ? prompt[t] : comp[t - np]);
+    fprintf(f, "], \"%s_completion_mask\": [", name);
+    for (int t = 0; t < len; t++) fprintf(f, t ? ", %d" : "%d", t >= np);
+    fputs("]", f);
+}
+
+static int write_pairs(DataReader *r, FILE *f, int T, PrepareStats *st, char *err, size_t errlen) {
+    DataRow row;
+    int rc;
+    while ((rc = data_next_row(r, &row, err, errlen)) == 1) {
+        const int32_t *p = row.ids, *c = p + row.n_prompt, *j = c + row.n_chosen;
+        int np = row.n_prompt, nc = row.n_chosen, nj = row.len - np - nc;
+        fputs("{", f);
+        write_ids(f, "prompt_ids", p, np);
+        fputs(", ", f);
+        write_ids(f, "chosen_ids", c, nc);
+        fputs(", ", f);
+        write_ids(f, "rejected_ids", j, nj);
+        write_pair_row(f, "chosen", p, np, c, nc, T);
+        write_pair_row(f, "rejected", p, np, j, nj, T);
+        if (fputs("}\n", f) < 0) {
+            snprintf(err, errlen, "--out: write error");
+            return -1;
+        }
+        st->rows++;
+        for (int k = 0; k < 2; k++) {
+            int n = np + (k ? nj : nc), kept = n < T ? n : T;
+            st->tokens += kept;
+            st->targets += kept - np - (np == 0);
+            if (kept > st->longest) st->longest = kept;
+        }
+        st->truncated += np + (nc > nj ? nc : nj) > T;
+    }
+    return rc;
 }
 
 static int write_rows(DataReader *r, FILE *f, PrepareStats *st, char *err, size_t errlen) {
@@ -91,7 +140,8 @@ static int run_prepare(const Config *cfg, const char *out, char *err, size_t err
         snprintf(err, errlen, "--out: cannot create '%.900s'", tmp);
         rc = EXIT_RUNTIME;
     } else {
-        int wrc = write_rows(r, f, &st, err, errlen);
+        int wrc = o.preference ? write_pairs(r, f, o.seq_len, &st, err, errlen)
+                               : write_rows(r, f, &st, err, errlen);
         if (fclose(f) != 0 && wrc == 0) {
             snprintf(err, errlen, "--out: write error on '%.900s'", tmp);
             wrc = -1;
@@ -108,11 +158,11 @@ static int run_prepare(const Config *cfg, const char *out, char *err, size_t err
     if (rc == EXIT_OK) {
         int64_t bad, dropped;
         data_skip_counts(r, &bad, &dropped);
-        printf("{\"rows\": %" PRId64 ", \"tokens\": %" PRId64 ", \"target_tokens\": %" PRId64
+        printf("{\"%s\": %" PRId64 ", \"tokens\": %" PRId64 ", \"target_tokens\": %" PRId64
                ", \"truncated\": %" PRId64 ", \"split\": %" PRId64 ", \"dropped\": %" PRId64
                ", \"skipped\": %" PRId64 ", \"longest_row\": %" PRId64 ", \"format\": \"%s\"}\n",
-               st.rows, st.tokens, st.targets, st.truncated, st.split, dropped, bad, st.longest,
-               data_format_name(text.format));
+               o.preference ? "pairs" : "rows", st.rows, st.tokens, st.targets, st.truncated,
+               st.split, dropped, bad, st.longest, data_format_name(text.format));
     }
     data_close(r);
     train_text_free(&text);

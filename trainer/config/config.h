@@ -37,6 +37,13 @@ typedef enum { OVERFLOW_TRUNCATE, OVERFLOW_SPLIT, OVERFLOW_DROP } ConfigOverflow
 typedef enum { ON_ERROR_FAIL, ON_ERROR_SKIP } ConfigOnError;
 /* train.on_nonfinite: what a step whose loss, gradient or update is not finite does. */
 typedef enum { ON_NONFINITE_STOP, ON_NONFINITE_SKIP } ConfigOnNonfinite;
+/* train.objective: supervised next-token loss, or preference tuning on (prompt, chosen,
+ * rejected) triples (TRL's DPOTrainer / ORPOTrainer; see README "Preference tuning"). */
+typedef enum { OBJECTIVE_SFT, OBJECTIVE_DPO, OBJECTIVE_ORPO } ConfigObjective;
+typedef enum { DPO_LOSS_SIGMOID, DPO_LOSS_IPO, DPO_LOSS_HINGE } ConfigDpoLoss;
+/* dpo.reference: the adapter the run starts from, frozen (= the base without lora.init_from),
+ * or the bare base model. */
+typedef enum { DPO_REFERENCE_INITIAL, DPO_REFERENCE_BASE } ConfigDpoReference;
 /* data.format, in data/data.h's DataFormat order. */
 typedef enum {
     CONFIG_FORMAT_AUTO,
@@ -109,7 +116,17 @@ typedef struct Config {
         bool gradient_checkpointing;
         ConfigOnNonfinite on_nonfinite; /* [stop] */
         int64_t max_nonfinite_skips;    /* [10], >= 1: skip stops after that many in a row */
+        ConfigObjective objective;      /* [sft] */
     } train;
+    struct {
+        double beta;                   /* [0.1], > 0 */
+        ConfigDpoLoss loss_type;       /* [sigmoid] */
+        ConfigDpoReference reference;  /* [initial] */
+        bool precompute_ref_log_probs; /* [false] */
+    } dpo;
+    struct {
+        double beta; /* [0.1], > 0 */
+    } orpo;
     struct {
         int64_t every;       /* [0], >= 0 */
         int64_t max_batches; /* [0] = whole valid set, >= 0 */

@@ -19,6 +19,9 @@ static const char *const ON_ERROR_NAMES[] = {"fail", "skip", NULL};
 static const char *const SCHEDULER_NAMES[] = {"constant", "linear", "cosine", NULL};
 static const char *const ON_NONFINITE_NAMES[] = {"stop", "skip", NULL};
 static const char *const PRECISION_NAMES[] = {"auto", "f32", "bf16", NULL};
+static const char *const OBJECTIVE_NAMES[] = {"sft", "dpo", "orpo", NULL};
+static const char *const DPO_LOSS_NAMES[] = {"sigmoid", "ipo", "hinge", NULL};
+static const char *const DPO_REFERENCE_NAMES[] = {"initial", "base", NULL};
 static const char *const FORMAT_NAMES[] = {"auto",   "tokens", "text", "completion",
                                            "alpaca", "chat",   NULL};
 
@@ -84,6 +87,13 @@ const Key config_keys[] = {
     {"train", "on_nonfinite", K_ENUM, OFF(train.on_nonfinite), false, ANY, ON_NONFINITE_NAMES},
     {"train", "max_nonfinite_skips", K_INT, OFF(train.max_nonfinite_skips), false,
      RANGE(1, 1e9, false, false), NULL},
+    {"train", "objective", K_ENUM, OFF(train.objective), false, ANY, OBJECTIVE_NAMES},
+    {"dpo", "beta", K_FLOAT, OFF(dpo.beta), false, RANGE(0, INF, true, false), NULL},
+    {"dpo", "loss_type", K_ENUM, OFF(dpo.loss_type), false, ANY, DPO_LOSS_NAMES},
+    {"dpo", "reference", K_ENUM, OFF(dpo.reference), false, ANY, DPO_REFERENCE_NAMES},
+    {"dpo", "precompute_ref_log_probs", K_BOOL, OFF(dpo.precompute_ref_log_probs), false, ANY,
+     NULL},
+    {"orpo", "beta", K_FLOAT, OFF(orpo.beta), false, RANGE(0, INF, true, false), NULL},
     {"eval", "every", K_INT, OFF(eval.every), false, RANGE(0, 1e15, false, false), NULL},
     {"eval", "max_batches", K_INT, OFF(eval.max_batches), false, RANGE(0, 1e15, false, false),
      NULL},
@@ -96,7 +106,8 @@ const Key config_keys[] = {
 #define N_KEYS ((int)(sizeof config_keys / sizeof config_keys[0]))
 const int config_n_keys = N_KEYS;
 
-static const char *const SECTIONS[] = {"model", "lora", "data", "train", "eval", "output", "log"};
+static const char *const SECTIONS[] = {"model", "lora", "data",   "train", "dpo",
+                                       "orpo",  "eval", "output", "log"};
 #define N_SECTIONS ((int)(sizeof SECTIONS / sizeof SECTIONS[0]))
 
 /* Names users bring from PEFT / HF Trainer / axolotl, mapped to ours for suggestions. */
@@ -368,6 +379,12 @@ int config_defaults(Config *c) {
     c->train.gradient_checkpointing = false;
     c->train.on_nonfinite = ON_NONFINITE_STOP;
     c->train.max_nonfinite_skips = 10;
+    c->train.objective = OBJECTIVE_SFT;
+    c->dpo.beta = 0.1;
+    c->dpo.loss_type = DPO_LOSS_SIGMOID;
+    c->dpo.reference = DPO_REFERENCE_INITIAL;
+    c->dpo.precompute_ref_log_probs = false;
+    c->orpo.beta = 0.1;
     c->eval.every = 0;
     c->eval.max_batches = 0;
     c->output.save_every = 100;

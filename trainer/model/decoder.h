@@ -146,6 +146,11 @@ int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float
 Tensor *model_loss(const Model *m, Graph *g, Tensor *hidden, const int32_t *targets,
                    int64_t *n_targets);
 
+/* The same per row: (N) each counted row's loss -log p(target), 0 elsewhere
+ * (op_lm_head_token_losses); sequence log-probabilities are sums of its rows. */
+Tensor *model_token_losses(const Model *m, Graph *g, Tensor *hidden, const int32_t *targets,
+                           int64_t *n_targets);
+
 /* lm_head (V, C): F32 or BF16 (model dtype); the embedding table when tied. */
 const Tensor *model_lm_head(const Model *m);
 

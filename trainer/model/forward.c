@@ -140,6 +140,12 @@ Tensor *model_loss(const Model *m, Graph *g, Tensor *hidden, const int32_t *targ
                                             n_targets);
 }
 
+Tensor *model_token_losses(const Model *m, Graph *g, Tensor *hidden, const int32_t *targets,
+                           int64_t *n_targets) {
+    return op_lm_head_token_losses(g, hidden, &m->lm_head, targets, m->cfg.final_softcap,
+                                   n_targets);
+}
+
 Tensor *model_forward(const Model *m, const Lora *lora, Graph *g, const int32_t *ids,
                       const int32_t *pos, const int32_t *segment, int batch, int seq_len,
                       uint64_t dropout_seed) {

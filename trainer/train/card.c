@@ -64,6 +64,18 @@ static void write_config_tables(FILE *f, const Config *c) {
     fprintf(f, "## Training settings\n\n| setting | value |\n|---|---|\n");
     fprintf(f, "| model | `%s` (%s in memory) |\n", c->model.path,
             c->model.dtype == CONFIG_DTYPE_BF16 ? "bf16" : "f32");
+    if (c->train.objective == OBJECTIVE_DPO)
+        fprintf(f, "| objective | DPO (%s loss, beta %g, reference: %s%s) |\n",
+                c->dpo.loss_type == DPO_LOSS_IPO     ? "ipo"
+                : c->dpo.loss_type == DPO_LOSS_HINGE ? "hinge"
+                                                     : "sigmoid",
+                c->dpo.beta,
+                c->dpo.reference == DPO_REFERENCE_BASE ? "the base model"
+                : c->lora.init_from                    ? "the initial adapter, frozen"
+                                                       : "the base model",
+                c->dpo.precompute_ref_log_probs ? ", precomputed" : "");
+    else if (c->train.objective == OBJECTIVE_ORPO)
+        fprintf(f, "| objective | ORPO (beta %g) |\n", c->orpo.beta);
     fprintf(f, "| batch size x grad accum | %" PRId64 " x %" PRId64 " |\n", c->train.batch_size,
             c->train.grad_accum);
     if (c->train.epochs)

@@ -141,6 +141,13 @@ static int write_state_file(const char *path, const SaveCtx *c, char *err, size_
         if (rc == 0) rc = add_meta_i64(w, "nonfinite_streak", s->nonfinite_streak, err, errlen);
         if (rc == 0) rc = add_meta_i64(w, "log_skipped", s->log_skipped, err, errlen);
     }
+    if (rc == 0 && s->log_pref_n > 0) { /* preference metrics pending for the next line */
+        char text[9 * 26 + 32];
+        int k = snprintf(text, sizeof text, "%" PRId64, s->log_pref_n);
+        for (int i = 0; i < 9; i++)
+            k += snprintf(text + k, sizeof text - (size_t)k, " %.17g", s->log_pref[i]);
+        rc = st_writer_set_metadata(w, "log_preference", text, err, errlen);
+    }
     /* Only a job of several ranks records them: a 1-process checkpoint keeps its old bytes. */
     if (rc == 0 && s->ranks > 1) rc = add_meta_i64(w, "ranks", s->ranks, err, errlen);
     if (rc == 0)
@@ -265,6 +272,17 @@ static int read_state(const SafeTensors *st, const Lora *lora, float *m, float *
         (st_metadata(st, "ranks") && meta_i64(st, "ranks", &ranks, err, errlen)))
         return -1;
     if (read_skips(st, s, err, errlen) != 0) return -1;
+    const char *pref = st_metadata(st, "log_preference");
+    if (pref) {
+        char *end;
+        s->log_pref_n = strtoll(pref, &end, 10);
+        for (int i = 0; i < 9; i++) s->log_pref[i] = strtod(end, &end);
+        if (s->log_pref_n < 0 || *end != '\0') {
+            snprintf(err, errlen, "%s: metadata 'log_preference' is not a count and 9 numbers",
+                     st_path(st));
+            return -1;
+        }
+    }
     if (ranks < 1 || ranks > INT32_MAX) {
         snprintf(err, errlen, "%s: metadata 'ranks' is %" PRId64 ", not a rank count", st_path(st),
                  ranks);

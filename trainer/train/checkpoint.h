@@ -26,12 +26,16 @@
 /* Everything besides the LoRA tensors and moments that a resumed run needs to continue
  * exactly where the saved one was. */
 typedef struct TrainState {
-    int64_t step;          /* optimizer steps completed */
-    int64_t tokens;        /* non-ignored target tokens trained on so far */
-    double elapsed_s;      /* training wall time so far, across resumes */
-    double log_loss_sum;   /* sum of step losses since the last metrics line */
-    int64_t log_steps;     /* steps since the last metrics line */
-    int64_t log_tokens;    /* tokens since the last metrics line */
+    int64_t step;        /* optimizer steps completed */
+    int64_t tokens;      /* non-ignored target tokens trained on so far */
+    double elapsed_s;    /* training wall time so far, across resumes */
+    double log_loss_sum; /* sum of step losses since the last metrics line */
+    int64_t log_steps;   /* steps since the last metrics line */
+    int64_t log_tokens;  /* tokens since the last metrics line */
+    /* train.objective dpo | orpo: sums of the micro-batch metrics since the last metrics
+     * line, and their count (saved as metadata "log_preference" when the count is > 0) */
+    double log_pref[9];
+    int64_t log_pref_n;
     double best_eval_loss; /* +inf before the first evaluation */
     /* train.on_nonfinite: skip — steps whose update was dropped (loss, gradient or update not
      * finite): in all, in a row up to the last step, and since the last metrics line. Saved

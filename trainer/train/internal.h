@@ -17,12 +17,81 @@ enum {
     NONFINITE_UPDATE = 4     /* loss and gradients finite, but AdamW's result would not be */
 };
 
+/* ---- preference.c: train.objective dpo | orpo ---- */
+/* The metrics, TRL's names (PREF_METRIC_NAMES); DPO logs the first six, ORPO all. */
+enum {
+    PREF_REWARDS_CHOSEN,
+    PREF_REWARDS_REJECTED,
+    PREF_ACCURACIES,
+    PREF_MARGINS,
+    PREF_LOGPS_CHOSEN,
+    PREF_LOGPS_REJECTED,
+    PREF_NLL_LOSS,
+    PREF_LOG_ODDS_RATIO,
+    PREF_LOG_ODDS_CHOSEN,
+    PREF_N
+};
+extern const char *const PREF_METRIC_NAMES[PREF_N];
+int pref_metric_count(const Config *c);
+
+/* A micro-batch's pairs as pref_loss reads them: rows i < P chosen, P + i rejected. */
+typedef struct PrefPairs {
+    int P, n;               /* pairs per batch; real pairs (the first n of each half) */
+    const double *logps;    /* (2P) sum of each row's completion-token log-probabilities */
+    const double *ref;      /* (2P) the same under the reference (DPO) */
+    const int32_t *targets; /* (2P) completion tokens predicted in the row */
+    const int32_t *tokens;  /* (2P) completion tokens in the row (IPO's length) */
+    double nll_sum;         /* ORPO: the chosen rows' token cross-entropy, every token */
+    int64_t nll_count;
+} PrefPairs;
+double pref_loss(const Config *c, const PrefPairs *p, double *metrics, double *d_row,
+                 double *d_nll);
+
+/* Pair key -> (chosen, rejected) reference log-probabilities. */
+typedef struct PrefRefTable {
+    uint64_t *keys; /* (cap) 0 = empty slot */
+    double *refs;   /* (2 cap) */
+    size_t cap, n;
+} PrefRefTable;
+
+/* What a preference run keeps besides the Trainer's: the reference and the buffers. */
+typedef struct PrefRun {
+    const Config *cfg;
+    const Model *model;
+    Graph *graph;
+    Checkpointing *ckpt;   /* the policy's (train.gradient_checkpointing), or NULL */
+    Checkpointing *ref_ck; /* the reference pass's and evaluation's layer graph */
+    Lora *ref_lora;        /* the frozen initial adapter, or NULL: the base model */
+    /* dpo.precompute_ref_log_probs: the reference log-probabilities of every pair of the
+     * training and of the validation data, by pair key (computed once at the start) */
+    PrefRefTable *train_refs, *valid_refs;
+    PrefRefTable *refs;          /* the table pref_micro_batch reads (NULL: the reference pass) */
+    double *ref, *logps, *d_row; /* (2P) */
+    int32_t *counted, *tokens;   /* (2P) */
+    int32_t *targets;            /* (2P T) ORPO's targets */
+} PrefRun;
+int pref_run_init(PrefRun *pr, const Config *c, const Model *m, const Lora *policy, Graph *g,
+                  Checkpointing *ckpt, char *err, size_t errlen);
+void pref_run_free(PrefRun *pr);
+/* One micro-batch: *loss (its mean over pairs) and metrics[PREF_N]; with train, the
+ * LoRA gradients of scale * loss are added. 0, or -1 with err. */
+int pref_micro_batch(PrefRun *pr, const Batch *b, const Lora *lora, bool train, uint64_t seed,
+                     double scale, double *loss, double *metrics, char *err, size_t errlen);
+/* The reference log-probabilities of every pair of o's data (one pass, in file order)
+ * into a new table (*out). 0, or -1 with err. */
+int pref_precompute(PrefRun *pr, const DataOptions *o, PrefRefTable **out, char *err,
+                    size_t errlen);
+/* The loss (mean over pairs) and metrics (mean over batches) of the data of o. */
+int pref_evaluate(PrefRun *pr, const Lora *lora, const DataOptions *o, int max_batches,
+                  double *loss, double *metrics, int64_t *pairs, char *err, size_t errlen);
+
 typedef struct StepResult {
     double loss;      /* mean over the step's target tokens */
     double grad_norm; /* before clipping */
     double lr;
     int64_t tokens;
-    unsigned nonfinite; /* NONFINITE_* bits; 0 when the update was applied */
+    unsigned nonfinite;  /* NONFINITE_* bits; 0 when the update was applied */
+    double pref[PREF_N]; /* preference objectives: the step's metrics (mean of micro-batches) */
 } StepResult;
 
 typedef struct Trainer {
@@ -41,6 +110,7 @@ typedef struct Trainer {
     float *m, *v; /* AdamW moments, flat in lora_params() order */
     Batch *mb;    /* (grad_accum) micro-batches of the current step */
     int32_t *mb_store;
+    uint64_t *mb_keys; /* preference data: the micro-batches' pair keys */
     LrSchedule schedule;
     int64_t total_steps;
     TrainState st;
@@ -65,6 +135,8 @@ typedef struct Trainer {
      * B = train.batch_size (data_options.batch_size is B*ranks). */
     int rank, ranks;
     float *sum_scratch; /* (ranks_sum_scratch(n)) for summing the gradients; NULL for 1 rank */
+    bool preference;    /* train.objective dpo or orpo */
+    PrefRun pref;
 } Trainer;
 
 /* data_parallel.c: the ranks' agreements. train_agree puts mine into v->status, votes
@@ -96,6 +168,8 @@ double train_now(void); /* monotonic seconds */
 int train_log_open(Trainer *t, bool resumed, char *err, size_t errlen);
 int train_log_step(Trainer *t, const StepResult *r, char *err, size_t errlen);
 int train_log_eval(Trainer *t, double loss, int64_t tokens, char *err, size_t errlen);
+int train_log_pref_eval(Trainer *t, double loss, const double *metrics, int64_t pairs, char *err,
+                        size_t errlen);
 void train_progress(Trainer *t, const StepResult *r);
 void train_progress_end(Trainer *t);
 void train_summary(const Trainer *t);

@@ -145,17 +145,30 @@ int train_log_step(Trainer *t, const StepResult *r, char *err, size_t errlen) {
             s->tokens, data_skipped(t->data), s->nonfinite_skipped);
     put_number(t->metrics, "tokens_per_s", interval > 0 ? (double)s->log_tokens / interval : 0.0);
     put_number(t->metrics, "elapsed_s", t->elapsed_base + (now - t->run_start));
+    /* preference metrics: the mean over the micro-batches since the last line (TRL's) */
+    int n_pref = t->preference ? pref_metric_count(t->cfg) : 0;
+    double pref[PREF_N];
+    for (int k = 0; k < n_pref; k++) {
+        pref[k] = s->log_pref_n > 0 ? s->log_pref[k] / (double)s->log_pref_n : NAN;
+        put_number(t->metrics, PREF_METRIC_NAMES[k], pref[k]);
+    }
     fputs("}\n", t->metrics);
     if (!t->tty) {
-        char eta[32], loss[32], norm[32];
+        char eta[32], loss[32], norm[32], extra[160] = "", a[32], m[32];
         format_eta(t, eta, sizeof eta);
+        if (n_pref)
+            snprintf(extra, sizeof extra, "  rewards/accuracies %s  rewards/margins %s",
+                     number_text(pref[PREF_ACCURACIES], 3, a, sizeof a),
+                     number_text(pref[PREF_MARGINS], 4, m, sizeof m));
         fprintf(stderr,
                 "step %" PRId64 "/%" PRId64
-                "  loss %s  lr %.3g  grad_norm %s  %.0f tok/s  eta %s\n",
-                s->step, t->total_steps, loss_text(window_loss(s), loss, sizeof loss), r->lr,
+                "  loss %s%s  lr %.3g  grad_norm %s  %.0f tok/s  eta %s\n",
+                s->step, t->total_steps, loss_text(window_loss(s), loss, sizeof loss), extra, r->lr,
                 number_text(r->grad_norm, 3, norm, sizeof norm),
                 interval > 0 ? (double)s->log_tokens / interval : 0.0, eta);
     }
+    memset(s->log_pref, 0, sizeof s->log_pref);
+    s->log_pref_n = 0;
     s->log_loss_sum = 0;
     s->log_steps = 0;
     s->log_skipped = 0;
@@ -176,6 +189,26 @@ int train_log_eval(Trainer *t, double loss, int64_t tokens, char *err, size_t er
     return flush_metrics(t, err, errlen);
 }
 
+int train_log_pref_eval(Trainer *t, double loss, const double *metrics, int64_t pairs, char *err,
+                        size_t errlen) {
+    fprintf(t->metrics, "{\"step\": %" PRId64, t->st.step);
+    put_number(t->metrics, "eval_loss", loss);
+    char key[64];
+    for (int k = 0; k < pref_metric_count(t->cfg); k++) {
+        snprintf(key, sizeof key, "eval_%s", PREF_METRIC_NAMES[k]);
+        put_number(t->metrics, key, metrics[k]);
+    }
+    fprintf(t->metrics, ", \"eval_pairs\": %" PRId64 "}\n", pairs);
+    train_progress_end(t);
+    char text[32], acc[32];
+    fprintf(stderr,
+            "step %" PRId64 "  eval_loss %s  eval_rewards/accuracies %s over %" PRId64 " pairs%s\n",
+            t->st.step, loss_text(loss, text, sizeof text),
+            number_text(metrics[PREF_ACCURACIES], 3, acc, sizeof acc), pairs,
+            isfinite(loss) ? "" : " (not finite; the run goes on)");
+    return flush_metrics(t, err, errlen);
+}
+
 void train_progress(Trainer *t, const StepResult *r) {
     if (!t->tty) return;
     double spent = train_now() - t->run_start;
@@ -185,9 +218,13 @@ void train_progress(Trainer *t, const StepResult *r) {
     for (int i = 0; i < PROGRESS_WIDTH; i++) bar[i] = i < filled ? '#' : '.';
     bar[PROGRESS_WIDTH] = '\0';
     format_eta(t, eta, sizeof eta);
-    char loss[32];
-    fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " [%s] loss %s | %.0f tok/s | ETA %s  ",
-            t->st.step, t->total_steps, bar, loss_text(r->loss, loss, sizeof loss), tok_s, eta);
+    char loss[32], acc[48] = "", a[32];
+    if (t->preference)
+        snprintf(acc, sizeof acc, " | acc %s",
+                 number_text(r->pref[PREF_ACCURACIES], 2, a, sizeof a));
+    fprintf(stderr, "\rstep %" PRId64 "/%" PRId64 " [%s] loss %s%s | %.0f tok/s | ETA %s  ",
+            t->st.step, t->total_steps, bar, loss_text(r->loss, loss, sizeof loss), acc, tok_s,
+            eta);
     t->progress_open = true;
 }
 

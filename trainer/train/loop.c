@@ -63,19 +63,27 @@ static void install_signal_handlers(void) {
 
 static int alloc_micro_batches(Trainer *t, char *err, size_t errlen) {
     int n = t->cfg->train.grad_accum;
-    size_t per = (size_t)t->cfg->train.batch_size * (size_t)t->data_options.seq_len;
+    size_t rows = (size_t)t->cfg->train.batch_size * (t->preference ? 2 : 1);
+    size_t per = rows * (size_t)t->data_options.seq_len;
+    size_t lens = t->preference ? 2 * rows : 0; /* a preference batch's prompt_len, row_len */
     t->mb = calloc((size_t)n, sizeof *t->mb);
-    t->mb_store = malloc((size_t)n * 4 * per * sizeof(int32_t));
-    if (!t->mb || !t->mb_store) {
+    t->mb_store = malloc((size_t)n * (4 * per + lens) * sizeof(int32_t));
+    if (t->preference) t->mb_keys = calloc((size_t)n * rows / 2, sizeof *t->mb_keys);
+    if (!t->mb || !t->mb_store || (t->preference && !t->mb_keys)) {
         snprintf(err, errlen, "out of memory allocating %d micro-batches", n);
         return -1;
     }
     for (int i = 0; i < n; i++) {
-        int32_t *base = t->mb_store + (size_t)i * 4 * per;
+        int32_t *base = t->mb_store + (size_t)i * (4 * per + lens);
         t->mb[i].input_ids = base;
         t->mb[i].targets = base + per;
         t->mb[i].positions = base + 2 * per;
         t->mb[i].segments = base + 3 * per;
+        if (t->preference) {
+            t->mb[i].prompt_len = base + 4 * per;
+            t->mb[i].row_len = base + 4 * per + rows;
+            t->mb[i].pair_key = t->mb_keys + (size_t)i * rows / 2;
+        }
     }
     return 0;
 }
@@ -86,6 +94,11 @@ static void copy_batch(Batch *dst, const Batch *src) {
     memcpy(dst->targets, src->targets, per);
     memcpy(dst->positions, src->positions, per);
     memcpy(dst->segments, src->segments, per);
+    if (src->prompt_len) {
+        memcpy(dst->prompt_len, src->prompt_len, (size_t)src->batch * sizeof(int32_t));
+        memcpy(dst->row_len, src->row_len, (size_t)src->batch * sizeof(int32_t));
+        memcpy(dst->pair_key, src->pair_key, (size_t)src->batch / 2 * sizeof(uint64_t));
+    }
     dst->batch = src->batch;
     dst->seq_len = src->seq_len;
     dst->n_targets = src->n_targets;
@@ -148,7 +161,24 @@ static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult
     lora_zero_grad(t->lora);
     double loss_sum = 0;
     TrainResult rc = TRAIN_DONE;
-    for (int i = 0; i < n_micro && rc == TRAIN_DONE; i++) {
+    memset(res->pref, 0, sizeof res->pref);
+    /* preference objectives: the step's loss is the mean of its micro-batches' losses */
+    for (int i = 0; t->preference && i < n_micro && rc == TRAIN_DONE; i++) {
+        double l, mb[PREF_N];
+        uint64_t seed = dropout_seed(c->train.seed, t->st.step, i);
+        if (pref_micro_batch(&t->pref, &t->mb[i], t->lora, true, seed, 1.0 / n_micro, &l, mb, err,
+                             errlen) != 0) {
+            rc = TRAIN_FAILED;
+            break;
+        }
+        loss_sum += l / n_micro;
+        for (int k = 0; k < PREF_N; k++) {
+            res->pref[k] += mb[k] / n_micro;
+            t->st.log_pref[k] += mb[k];
+        }
+        t->st.log_pref_n++;
+    }
+    for (int i = 0; !t->preference && i < n_micro && rc == TRAIN_DONE; i++) {
         const Batch *b = &t->mb[i];
         uint64_t seed = dropout_seed(c->train.seed, t->st.step, i);
         graph_reset(t->graph);
@@ -194,7 +224,7 @@ static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult
     float coef = optim_clip_coef(norm, c->train.max_grad_norm);
     AdamWParams hp = {lr_at(&t->schedule, updates), c->train.adam_beta1, c->train.adam_beta2,
                       c->train.adam_eps, c->train.weight_decay};
-    res->loss = total > 0 ? loss_sum / (double)total : 0.0;
+    res->loss = t->preference ? loss_sum : total > 0 ? loss_sum / (double)total : 0.0;
     res->grad_norm = norm;
     res->lr = hp.lr;
     res->tokens = total;
@@ -246,6 +276,18 @@ static int run_eval(Trainer *t, TrainResult *rc, char *err, size_t errlen) {
     DataOptions o;
     train_data_options(t->cfg, TRAIN_DATA_VALID, model_config(t->model)->vocab_size, &o);
     train_text_attach(&t->text, &o);
+    if (t->preference) {
+        double metrics[PREF_N];
+        if (pref_evaluate(&t->pref, t->lora, &o, (int)t->cfg->eval.max_batches, &loss, metrics,
+                          &tokens, err, errlen) != 0)
+            return -1;
+        if (loss < t->st.best_eval_loss) t->st.best_eval_loss = loss;
+        t->last_eval_loss = loss;
+        t->evaluated = true;
+        if (t->rank == 0 && train_log_pref_eval(t, loss, metrics, tokens, err, errlen) != 0)
+            *rc = TRAIN_FAILED;
+        return 0;
+    }
     if (evaluate_loss_checkpointed(t->model, t->lora, &o, t->cfg->eval.max_batches, t->graph,
                                    t->ckpt, &loss, &tokens, err, errlen) != 0)
         return -1;
@@ -349,6 +391,27 @@ static TrainResult run_steps(Trainer *t, char *err, size_t errlen) {
     return finish_run(t, err, errlen);
 }
 
+/* dpo.precompute_ref_log_probs: one reference pass over the training (and validation) data
+ * before the first step — and again on a resume, which gives the same bits, so nothing of it
+ * is saved. */
+static int precompute_refs(Trainer *t, char *err, size_t errlen) {
+    double t0 = train_now();
+    DataOptions o = t->data_options;
+    if (pref_precompute(&t->pref, &o, &t->pref.train_refs, err, errlen) != 0) return -1;
+    if (t->cfg->data.valid.n > 0) {
+        train_data_options(t->cfg, TRAIN_DATA_VALID, model_config(t->model)->vocab_size, &o);
+        train_text_attach(&t->text, &o);
+        if (pref_precompute(&t->pref, &o, &t->pref.valid_refs, err, errlen) != 0) return -1;
+    }
+    t->pref.refs = t->pref.train_refs;
+    if (t->rank == 0)
+        fprintf(stderr,
+                "lorafit: reference log-probabilities of %zu training pairs precomputed "
+                "(%.1f s)\n",
+                t->pref.train_refs->n, train_now() - t0);
+    return 0;
+}
+
 /* The buffers of the steps, allocated once: micro-batches, the layer graph of gradient
  * checkpointing, and the receive buffer of the gradient sum over ranks. */
 static int alloc_step_buffers(Trainer *t, char *err, size_t errlen) {
@@ -360,6 +423,12 @@ static int alloc_step_buffers(Trainer *t, char *err, size_t errlen) {
             return -1;
         }
     }
+    if (t->preference &&
+        pref_run_init(&t->pref, t->cfg, t->model, t->lora, t->graph, t->ckpt, err, errlen) != 0)
+        return -1;
+    if (t->preference && t->cfg->train.objective == OBJECTIVE_DPO &&
+        t->cfg->dpo.precompute_ref_log_probs && precompute_refs(t, err, errlen) != 0)
+        return -1;
     if (t->ranks > 1) {
         size_t n;
         lora_grads(t->lora, &n);
@@ -375,6 +444,7 @@ static int alloc_step_buffers(Trainer *t, char *err, size_t errlen) {
 TrainResult train_loop(Trainer *t, char *err, size_t errlen) {
     TrainResult rc = alloc_step_buffers(t, err, errlen) != 0 ? TRAIN_FAILED : TRAIN_DONE;
     if ((rc = train_agree_status(rc, err, errlen)) == TRAIN_DONE) rc = run_steps(t, err, errlen);
+    pref_run_free(&t->pref);
     checkpointing_free(t->ckpt);
     t->ckpt = NULL;
     return rc;

@@ -39,6 +39,8 @@ void train_data_options(const Config *cfg, TrainData which, int vocab_size, Data
     o->messages_field = cfg->data.messages_field;
     o->add_eos = cfg->data.add_eos;
     o->train_on_prompt = cfg->data.train_on_prompt;
+    o->preference = cfg->train.objective != OBJECTIVE_SFT;
+    if (o->preference && o->format == DATA_FORMAT_AUTO) o->format = DATA_FORMAT_PREFERENCE;
 }
 
 int train_lora_spec(const Config *cfg, LoraSpec *spec, char *err, size_t errlen) {

@@ -97,6 +97,8 @@ int train_text_load(const Config *cfg, TrainText *tt, char *err, size_t errlen) 
     char json[4200];
     struct stat st;
     if (path_join(json, sizeof json, dir, "tokenizer.json", err, errlen) != 0) return -2;
+    if (stat(json, &st) != 0 && tt->format == DATA_FORMAT_PREFERENCE && !cfg->data.tokenizer)
+        return 0; /* token-id pairs need none; a text pair then says what is missing */
     if (stat(json, &st) != 0) {
         snprintf(err, errlen,
                  "data.format %s needs a tokenizer: %s '%s' has no tokenizer.json (set "
@@ -110,7 +112,10 @@ int train_text_load(const Config *cfg, TrainText *tt, char *err, size_t errlen) 
         snprintf(err, errlen, "%s: %s", key, terr);
         return -1;
     }
-    int rc = tt->format == DATA_FORMAT_CHAT ? load_template(cfg, tt, err, errlen) : 0;
+    /* preference data: conversational records need the template, the others do not */
+    bool pref_chat = tt->format == DATA_FORMAT_PREFERENCE &&
+                     (cfg->data.chat_template || tokenizer_special(tt->tokenizer)->chat_template);
+    int rc = tt->format == DATA_FORMAT_CHAT || pref_chat ? load_template(cfg, tt, err, errlen) : 0;
     if (rc != 0) train_text_free(tt);
     return rc;
 }
