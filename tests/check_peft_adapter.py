@@ -5,11 +5,13 @@ Usage: check_peft_adapter.py ADAPTER_DIR MODEL_CONFIG_JSON DTYPE
 Reads adapter_model.safetensors with its own parser (not lorafit's) and checks what PEFT's
 PeftModel.from_pretrained relies on: tensor names, [r, in] / [out, r] shapes, the dtype,
 {"format": "pt"} metadata, contiguous offsets, and the adapter_config.json fields.
-A multimodal wrapper base (config.json with text_config, Gemma3ForConditionalGeneration):
-the decoder's dimensions from text_config (Gemma3TextConfig's defaults for what it omits),
+A multimodal wrapper base (config.json with text_config: Gemma3ForConditionalGeneration,
+Mistral3ForConditionalGeneration): the decoder's dimensions from text_config (the text config
+class's defaults, Gemma3TextConfig's or Ministral3Config's, for what it omits),
 tensors under base_model.model.model.language_model.layers as PEFT names them with
 transformers >= 4.52, and target_modules a string that PEFT re.fullmatch-es against each
-module name: it must match every adapted module and none of the vision tower's linears.
+module name: it must match every adapted module and none of the vision tower's linears
+(SigLIP's and Pixtral's).
 Prints "ok N tensors" and exits 0, or prints the first problem and exits 1."""
 import json, os, re, struct, sys
 
@@ -21,8 +23,12 @@ def main():
     d, model_cfg_path, want_dtype = sys.argv[1], sys.argv[2], sys.argv[3].upper()
     mc = json.load(open(model_cfg_path))
     prefix, wrapped = "model.", "text_config" in mc
-    if wrapped:  # Gemma3TextConfig's defaults under the checkpoint's text_config
-        text = {"num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256}
+    if wrapped:  # the text config class's defaults under the checkpoint's text_config
+        defaults = {"gemma3": {"num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256},
+                    "mistral3": {"num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 128}}
+        if mc.get("model_type") not in defaults:
+            fail("unknown wrapper model_type %r" % mc.get("model_type"))
+        text = dict(defaults[mc["model_type"]])
         text.update(mc["text_config"]); mc, prefix = text, "model.language_model."
     cfg = json.load(open(os.path.join(d, "adapter_config.json")))
     required = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "bias": "none", "use_dora": False,
@@ -57,7 +63,12 @@ def main():
         for v in ("model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj",
                   "model.vision_tower.vision_model.encoder.layers.0.self_attn.k_proj",
                   "model.vision_tower.vision_model.encoder.layers.0.self_attn.v_proj",
-                  "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1", "lm_head"):
+                  "model.vision_tower.vision_model.encoder.layers.0.mlp.fc1", "lm_head",
+                  "model.vision_tower.transformer.layers.0.attention.q_proj",
+                  "model.vision_tower.transformer.layers.0.attention.o_proj",
+                  "model.vision_tower.transformer.layers.0.feed_forward.gate_proj",
+                  "model.vision_tower.transformer.layers.0.feed_forward.down_proj",
+                  "model.multi_modal_projector.linear_1"):
             if re.fullmatch(targets, v):
                 fail("target_modules %r matches %s" % (targets, v))
     mods = set()

@@ -11,9 +11,10 @@
  * with the base GGUF and merged. The same on tests/data/train/gemma3-tied (arch gemma3:
  * sliding and full layers with their own RoPE, linear scaling, (1 + w) norms, the attention
  * scale folded into q_norm), tests/data/train/gemma2-tied (arch gemma2: attention and
- * final-logit soft-caps) and tests/data/train/ministral3-yarn (arch mistral3: yarn, the
+ * final-logit soft-caps), tests/data/train/ministral3-yarn (arch mistral3: yarn, the
  * llama 4 query scale, and an attention factor llama.cpp gets only through lorafit's
- * rope.scaling.attn_factor).
+ * rope.scaling.attn_factor) and the wrappers around two of them (gemma3-wrapper,
+ * mistral3-wrapper: the language model only).
  *
  * Runs when node >= 20 and the scratch install exist (LLAMACPP_DIR, default
  * build/llamacpp under the repository):
@@ -357,6 +358,15 @@ START_TEST(test_llamacpp_runs_lorafit_gemma3_wrapper_gguf_with_the_same_greedy_i
 }
 END_TEST
 
+/* The same decoder as Mistral3ForConditionalGeneration (mistral3-wrapper, ministral3-yarn's
+ * beside a Pixtral tower): the GGUFs hold the language model only (its untied lm_head as
+ * output), the adapter's names without language_model.; yarn and the llama 4 query scale as
+ * ministral3-yarn's. */
+START_TEST(test_llamacpp_runs_lorafit_mistral3_wrapper_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("mistral3-wrapper", 24, "arch mistral3, tokenizer gpt2 (pre qwen2)");
+}
+END_TEST
+
 /* Gemma 2 (arch gemma2): scores soft-capped at 2 and logits at 3, the even layers sliding. */
 START_TEST(test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids) {
     check_fixture_in_llamacpp("gemma2-tied", 16, "arch gemma2, tokenizer gpt2 (pre qwen2)");
@@ -489,6 +499,7 @@ Suite *gguf_llamacpp_suite(void) {
                    test_llamacpp_runs_lorafit_smollm3_olmo2_granite_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_wrapper_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_mistral3_wrapper_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_phi3_gguf_with_the_same_greedy_ids);

@@ -242,6 +242,15 @@ START_TEST(test_gemma3_wrapper_matches_reference) {
 }
 END_TEST
 
+/* The Mistral3ForConditionalGeneration fixture (test_wrapper.c): ministral3-yarn's decoder
+ * beside a Pixtral tower, against the reference run on the wrapper checkpoint. */
+START_TEST(test_mistral3_wrapper_matches_reference) {
+    check_fixture_tol("tests/data/train/mistral3-wrapper/model",
+                      "tests/data/train/mistral3-wrapper", 1e-6);
+    check_greedy("tests/data/train/mistral3-wrapper");
+}
+END_TEST
+
 /* Gemma 2: Gemma 3's layer without q/k norms, one RoPE, scores soft-capped at 2 and logits
  * at 3 (both well into tanh's curve), layers 0 and 2 sliding (window 5), GQA 4/2, tied. */
 START_TEST(test_gemma2_matches_reference) {
@@ -479,6 +488,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_gemma3_matches_reference);
     tcase_add_test(tc, test_gemma3_greedy_generation_matches_reference);
     tcase_add_test(tc, test_gemma3_wrapper_matches_reference);
+    tcase_add_test(tc, test_mistral3_wrapper_matches_reference);
     tcase_add_test(tc, test_gemma2_matches_reference);
     tcase_add_test(tc, test_phi3_matches_reference);
     tcase_add_test(tc, test_ministral3_matches_reference);

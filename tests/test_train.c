@@ -136,6 +136,13 @@ START_TEST(test_train_matches_gemma3_wrapper_reference) {
 }
 END_TEST
 
+/* Mistral3ForConditionalGeneration: ministral3-yarn's decoder under model.language_model.
+ * beside a Pixtral tower (whose q/k/v/o_proj and gate/up/down_proj the regex must miss). */
+START_TEST(test_train_matches_mistral3_wrapper_reference) {
+    check_fixture("tests/data/train/mistral3-wrapper", "tests/data/train/mistral3-wrapper/model");
+}
+END_TEST
+
 START_TEST(test_train_matches_gemma2_reference) {
     check_fixture("tests/data/train/gemma2-tied", "tests/data/train/gemma2-tied/model");
 }
@@ -233,6 +240,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_gemma3_reference);
     tcase_add_test(tc, test_train_matches_gemma2_reference);
     tcase_add_test(tc, test_train_matches_gemma3_wrapper_reference);
+    tcase_add_test(tc, test_train_matches_mistral3_wrapper_reference);
     tcase_add_test(tc, test_train_matches_phi3_references);
     tcase_add_test(tc, test_train_matches_ministral3_reference);
     tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);

@@ -1,9 +1,13 @@
 /* tests/test_wrapper.c — multimodal wrapper checkpoints (trainer/model/family.h's ModelWrapper)
- * on tests/data/train/gemma3-wrapper: a Gemma3ForConditionalGeneration whose language model is
- * gemma3-tied's (the same weights under model.language_model.), beside a one-layer SigLIP
- * vision tower and the projector in bfloat16; its text_config names only what differs from
- * Gemma3TextConfig's defaults, and final_logit_softcapping 30, which the wrapper never
- * applies. Its numbers against the float64 reference run on the wrapper are in test_model.c
+ * on two fixtures (tests/data/train/README.md): gemma3-wrapper, a
+ * Gemma3ForConditionalGeneration whose language model is gemma3-tied's (the same weights under
+ * model.language_model.), beside a one-layer SigLIP vision tower and the projector in
+ * bfloat16, its text_config naming only what differs from Gemma3TextConfig's defaults, and
+ * final_logit_softcapping 30, which the wrapper never applies; and mistral3-wrapper, a
+ * Mistral3ForConditionalGeneration whose language model is ministral3-yarn's (untied: its
+ * lm_head.weight at the top), beside a one-layer Pixtral tower (whose attention q/k/v/o_proj
+ * and feed_forward gate/up/down_proj a plain target_modules list would reach) and the
+ * projector. Their numbers against the float64 reference run on the wrapper are in test_model.c
  * and test_train.c, the llama.cpp run of its GGUFs in test_gguf_llamacpp.c; here: the
  * decoder is the text model's to the bit without the vision tower in memory, the config's
  * refusals, eval, generate, merge (every non-language tensor byte-identical, the merged model
@@ -23,12 +27,69 @@
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
 
-#define WR "tests/data/train/gemma3-wrapper"
 #define LM "model.language_model."
 
+/* A wrapper fixture: its directory, the text fixture whose decoder it holds, and what it has. */
+typedef struct {
+    const char *dir, *text_dir; /* repo-relative */
+    const char *architecture, *model_type;
+    int seq, layers;      /* the fixture's sequence length; decoder layers */
+    int vision_tensors;   /* tensors outside the language model */
+    int gguf_tensors;     /* in the merged GGUF */
+    const char *vision_q; /* a vision tower linear of 16 x 16 that a list of names reaches */
+    void (*check_config)(const ModelConfig *c);
+} WrapperFixture;
+
+/* text_config's and Gemma3TextConfig's defaults; the soft-cap dropped (the wrapper's forward
+ * never applies it) */
+static void check_gemma3_config(const ModelConfig *c) {
+    ck_assert_int_eq(c->num_attention_heads, 4);
+    ck_assert_int_eq(c->max_position_embeddings, 131072);
+    ck_assert(c->tie_word_embeddings);
+    ck_assert(c->final_softcap == 0.0f);
+    ck_assert(c->rope_theta == 1e6 && c->rope_local_theta == 1e4);
+    ck_assert_int_eq(hf_layer_window(c, 0), 5);
+    ck_assert_int_eq(hf_layer_window(c, 2), 0);
+}
+
+/* text_config's and Ministral3Config's defaults (untied, no window) */
+static void check_mistral3_config(const ModelConfig *c) {
+    ck_assert_int_eq(c->num_attention_heads, 4);
+    ck_assert_int_eq(c->head_dim, 12);
+    ck_assert_int_eq(c->max_position_embeddings, 128);
+    ck_assert(!c->tie_word_embeddings);
+    ck_assert(fabs(c->rms_norm_eps - 1e-5) < 1e-12);
+    ck_assert_int_eq(hf_layer_window(c, 0), 0);
+    ck_assert(c->rope_scaling.yarn && c->rope_scaling.factor == 8 &&
+              c->rope_scaling.original_max_position_embeddings == 16);
+    ck_assert(fabs(c->llama4_scaling_beta - 0.2) < 1e-12);
+}
+
+static const WrapperFixture fixtures[] = {
+    {"tests/data/train/gemma3-wrapper", "tests/data/train/gemma3-tied",
+     "Gemma3ForConditionalGeneration", "gemma3", 16, 3, 23, 2 + 3 * 13, /* 6 norms + 7 */
+     "base_model.model.model.vision_tower.vision_model.encoder.layers.0.self_attn.q_proj.lora_",
+     check_gemma3_config},
+    {"tests/data/train/mistral3-wrapper", "tests/data/train/ministral3-yarn",
+     "Mistral3ForConditionalGeneration", "mistral3", 24, 2, 15, 3 + 2 * 9, /* 2 norms + 7 */
+     "base_model.model.model.vision_tower.transformer.layers.0.attention.q_proj.lora_",
+     check_mistral3_config},
+};
+#define N_FIXTURES ((int)(sizeof fixtures / sizeof fixtures[0]))
+
+/* fx's file `name` ("model", "init_adapter/...") as a repo-relative path. */
+static const char *fx_path(const WrapperFixture *fx, const char *name) {
+    static char buf[4][600];
+    static int next;
+    char *p = buf[next++ % 4];
+    snprintf(p, sizeof buf[0], "%s/%s", fx->dir, name);
+    return p;
+}
+
 /* fixture.json's integer list `key` as "1 2 3" (caller frees). */
-static char *fixture_ids(const char *key) {
-    json_t *fx = json_load_file(WR "/fixture.json", 0, NULL), *a = json_object_get(fx, key);
+static char *fixture_ids(const WrapperFixture *wf, const char *key) {
+    json_t *fx = json_load_file(fx_path(wf, "fixture.json"), 0, NULL),
+           *a = json_object_get(fx, key);
     ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
     char *s = malloc(json_array_size(a) * 12 + 1);
     size_t at = 0;
@@ -64,24 +125,18 @@ static float *logits_of(const char *dir, const char *adapter, int64_t *n) {
 /* ---- the decoder, and nothing else ------------------------------------------------- */
 
 START_TEST(test_wrapper_computes_its_text_model_without_the_vision_tower) {
-    char err[1024];
-    Model *w = model_load(WR "/model", err, sizeof err);
+    const WrapperFixture *fx = &fixtures[_i];
+    char err[1024], text[600];
+    Model *w = model_load(fx_path(fx, "model"), err, sizeof err);
     ck_assert_msg(w != NULL, "%s", err);
-    Model *t = model_load("tests/data/train/gemma3-tied/model", err, sizeof err);
+    snprintf(text, sizeof text, "%s/model", fx->text_dir);
+    Model *t = model_load(text, err, sizeof err);
     ck_assert_msg(t != NULL, "%s", err);
     const ModelConfig *c = model_config(w);
-    ck_assert_str_eq(hf_architecture(c), "Gemma3ForConditionalGeneration");
-    ck_assert_str_eq(c->model_type, "gemma3");
+    ck_assert_str_eq(hf_architecture(c), fx->architecture);
+    ck_assert_str_eq(c->model_type, fx->model_type);
     ck_assert(c->wrapper != NULL);
-    /* text_config's and Gemma3TextConfig's defaults; the soft-cap dropped (the wrapper's
-     * forward never applies it) */
-    ck_assert_int_eq(c->num_attention_heads, 4);
-    ck_assert_int_eq(c->max_position_embeddings, 131072);
-    ck_assert(c->tie_word_embeddings);
-    ck_assert(c->final_softcap == 0.0f);
-    ck_assert(c->rope_theta == 1e6 && c->rope_local_theta == 1e4);
-    ck_assert_int_eq(hf_layer_window(c, 0), 5);
-    ck_assert_int_eq(hf_layer_window(c, 2), 0);
+    fx->check_config(c);
     /* the vision tower and projector are not read: the same weights as the text model */
     ck_assert_uint_eq(model_weight_bytes(w), model_weight_bytes(t));
     ck_assert_uint_eq(model_param_count(w), model_param_count(t));
@@ -89,11 +144,10 @@ START_TEST(test_wrapper_computes_its_text_model_without_the_vision_tower) {
     model_free(w);
     model_free(t);
     int64_t nw, nt;
-    char adapter[4400];
-    snprintf(adapter, sizeof adapter, "%s", WR "/init_adapter");
-    float *a = logits_of(WR "/model", adapter, &nw);
-    float *b = logits_of("tests/data/train/gemma3-tied/model",
-                         "tests/data/train/gemma3-tied/init_adapter", &nt);
+    char text_adapter[600];
+    snprintf(text_adapter, sizeof text_adapter, "%s/init_adapter", fx->text_dir);
+    float *a = logits_of(fx_path(fx, "model"), fx_path(fx, "init_adapter"), &nw);
+    float *b = logits_of(text, text_adapter, &nt);
     ck_assert_int_eq(nw, nt);
     ck_assert_msg(memcmp(a, b, (size_t)nw * sizeof *a) == 0,
                   "the wrapper's logits are not the text model's");
@@ -126,6 +180,8 @@ START_TEST(test_wrapper_configs_are_checked) {
     expect_config_error("{\"architectures\": [\"LlavaForConditionalGeneration\"], "
                         "\"model_type\": \"llava\"}",
                         "gemma3 (Gemma3ForConditionalGeneration)");
+    expect_config_error("{\"model_type\": \"llava\"}",
+                        "mistral3 (Mistral3ForConditionalGeneration)");
     /* a 4B-style config.json: text_config with what differs from the defaults only */
     const char *small = "{\"architectures\": [\"Gemma3ForConditionalGeneration\"], "
                         "\"model_type\": \"gemma3\", \"text_config\": {\"hidden_size\": 2560, "
@@ -149,29 +205,69 @@ START_TEST(test_wrapper_configs_are_checked) {
 }
 END_TEST
 
+/* Mistral3Config reads a text_config without model_type as Mistral's (Mistral Small 3.1's
+ * wrapper), which is not Ministral 3's decoder: refused, as is "mistral" said outright. */
+START_TEST(test_mistral3_wrapper_configs_are_checked) {
+    expect_config_error("{\"model_type\": \"mistral3\", \"text_config\": {\"hidden_size\": 32, "
+                        "\"intermediate_size\": 48, \"num_hidden_layers\": 2}}",
+                        "model_type \"ministral3\" (the language model lorafit trains); it has "
+                        "\"mistral\"");
+    expect_config_error("{\"architectures\": [\"Mistral3ForConditionalGeneration\"], "
+                        "\"text_config\": {\"model_type\": \"mistral\"}}",
+                        "it has \"mistral\"");
+    expect_config_error("{\"architectures\": [\"Mistral3ForConditionalGeneration\"]}",
+                        "it has none");
+    /* a Ministral-3-style config.json naming little in text_config: Ministral3Config's
+     * defaults, its default yarn rope_parameters, the wrapper's tie_word_embeddings */
+    const char *small = "{\"architectures\": [\"Mistral3ForConditionalGeneration\"], "
+                        "\"model_type\": \"mistral3\", \"text_config\": {\"hidden_size\": 3072, "
+                        "\"intermediate_size\": 9216, \"model_type\": \"ministral3\", "
+                        "\"num_hidden_layers\": 26}, \"tie_word_embeddings\": true, "
+                        "\"vision_config\": {\"model_type\": \"pixtral\"}}";
+    ModelConfig cfg;
+    char err[1024];
+    ck_assert_msg(hf_config_parse(small, strlen(small), "3b", &cfg, err, sizeof err) == 0, "%s",
+                  err);
+    ck_assert_str_eq(hf_architecture(&cfg), "Mistral3ForConditionalGeneration");
+    ck_assert_int_eq(cfg.vocab_size, 131072);
+    ck_assert_int_eq(cfg.num_attention_heads, 32);
+    ck_assert_int_eq(cfg.num_key_value_heads, 8);
+    ck_assert_int_eq(cfg.head_dim, 128);
+    ck_assert_int_eq(cfg.max_position_embeddings, 262144);
+    ck_assert(cfg.tie_word_embeddings);
+    ck_assert(cfg.rope_scaling.yarn && cfg.rope_scaling.factor == 16 &&
+              cfg.rope_scaling.original_max_position_embeddings == 16384);
+    ck_assert(fabs(cfg.llama4_scaling_beta - 0.1) < 1e-12);
+    ck_assert_int_eq(hf_layer_window(&cfg, 0), 0);
+}
+END_TEST
+
 /* ---- eval, generate, merge ----------------------------------------------------------- */
 
 START_TEST(test_wrapper_eval_and_generate_give_the_reference) {
-    char *dir = test_tmpdir(), *model = tt_repo_path(WR "/model");
-    char *adapter = tt_repo_path(WR "/init_adapter"), *train = tt_repo_path(WR "/train.jsonl");
+    const WrapperFixture *wf = &fixtures[_i];
+    char *dir = test_tmpdir(), *model = tt_repo_path(fx_path(wf, "model"));
+    char *adapter = tt_repo_path(fx_path(wf, "init_adapter"));
+    char *train = tt_repo_path(fx_path(wf, "train.jsonl"));
     char *rows = test_read_file(train, NULL);
     char *second = strchr(strchr(rows, '\n') + 1, '\n'); /* batch 0: rows 0 and 1 */
     second[1] = '\0';
     char *valid = tt_write_text(dir, "valid.jsonl", rows), extra[8192], args[8192];
     snprintf(extra, sizeof extra,
-             "data:\n  train: %s\n  valid: %s\n  seq_len: 16\n  shuffle: false\n"
+             "data:\n  train: %s\n  valid: %s\n  seq_len: %d\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  precision: f32\n",
-             valid, valid);
+             valid, valid, wf->seq);
     char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "eval '%s' --adapter '%s'", cfg, adapter);
     char *out = tt_run_stdout(dir, args);
-    json_t *line = json_loads(out, 0, NULL), *fx = json_load_file(WR "/fixture.json", 0, NULL);
+    json_t *line = json_loads(out, 0, NULL);
+    json_t *fx = json_load_file(fx_path(wf, "fixture.json"), 0, NULL);
     ck_assert_msg(line && fx, "%s", out);
     double got = json_number_value(json_object_get(line, "eval_loss"));
     double want = json_number_value(json_array_get(json_object_get(fx, "losses"), 0));
     ck_assert_msg(fabs(got - want) <= 1e-6 * want, "eval_loss %.9g, reference %.9g", got, want);
     free(out);
-    char *prompt = fixture_ids("greedy_prompt"), *ids = fixture_ids("greedy_adapter");
+    char *prompt = fixture_ids(wf, "greedy_prompt"), *ids = fixture_ids(wf, "greedy_adapter");
     snprintf(args, sizeof args,
              "generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32", model,
              adapter, prompt);
@@ -181,9 +277,11 @@ START_TEST(test_wrapper_eval_and_generate_give_the_reference) {
     free(out);
     snprintf(args, sizeof args, "inspect '%s'", model);
     out = tt_run_stdout(dir, args);
-    ck_assert_msg(strstr(out, "model Gemma3ForConditionalGeneration (gemma3)\n  multimodal: only "
-                              "its language model (model.language_model.*)"),
-                  "%s", out);
+    char line_want[300];
+    snprintf(line_want, sizeof line_want,
+             "model %s (%s)\n  multimodal: only its language model (model.language_model.*)",
+             wf->architecture, wf->model_type);
+    ck_assert_msg(strstr(out, line_want), "%s", out);
     free(out);
     free(ids);
     free(prompt);
@@ -201,10 +299,10 @@ START_TEST(test_wrapper_eval_and_generate_give_the_reference) {
 END_TEST
 
 /* Every tensor of base_dir's checkpoint is in merged_dir's under its name; those outside the
- * language model (prefix lm) byte-identical in their dtype, the language model's in
- * lm_dtype. */
+ * language model (prefix lm, and its lm_head `head`) byte-identical in their dtype (the
+ * fixture's `others` of them), the language model's in lm_dtype. */
 static void check_merged_tensors(const char *base_dir, const char *merged_dir, const char *lm,
-                                 StDtype lm_dtype) {
+                                 const char *head, StDtype lm_dtype, int want_others) {
     char path[4400], err[1024];
     snprintf(path, sizeof path, "%s/model.safetensors", base_dir);
     SafeTensors *a = st_open(path, err, sizeof err);
@@ -219,7 +317,7 @@ static void check_merged_tensors(const char *base_dir, const char *merged_dir, c
         ck_assert_msg(y != NULL, "%s: '%s' is missing", merged_dir, x->name);
         ck_assert_int_eq(x->ndim, y->ndim);
         for (int d = 0; d < x->ndim; d++) ck_assert_int_eq(x->shape[d], y->shape[d]);
-        if (strncmp(x->name, lm, strlen(lm)) == 0) {
+        if (strncmp(x->name, lm, strlen(lm)) == 0 || strcmp(x->name, head) == 0) {
             ck_assert_msg(y->dtype == lm_dtype, "%s: %s", x->name, st_dtype_name(y->dtype));
             continue;
         }
@@ -228,20 +326,21 @@ static void check_merged_tensors(const char *base_dir, const char *merged_dir, c
                           memcmp(x->data, y->data, x->nbytes) == 0,
                       "%s: not byte-identical", x->name);
     }
-    ck_assert_int_eq(others, 23); /* the SigLIP layer's 21 and the projector's 2 */
+    ck_assert_int_eq(others, want_others);
     st_close(a);
     st_close(b);
 }
 
 START_TEST(test_wrapper_merge_keeps_every_other_tensor_byte_identical) {
-    char *dir = test_tmpdir(), *model = tt_repo_path(WR "/model"), args[8192], path[4400];
-    char *adapter = tt_repo_path(WR "/init_adapter");
-    char *prompt = fixture_ids("greedy_prompt"), *want = fixture_ids("greedy_adapter");
+    const WrapperFixture *wf = &fixtures[_i];
+    char *dir = test_tmpdir(), *model = tt_repo_path(fx_path(wf, "model")), args[8192], path[4400];
+    char *adapter = tt_repo_path(fx_path(wf, "init_adapter"));
+    char *prompt = fixture_ids(wf, "greedy_prompt"), *want = fixture_ids(wf, "greedy_adapter");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
              adapter, dir);
     tt_expect(dir, args, 0, "merged");
     snprintf(path, sizeof path, "%s/merged", dir);
-    check_merged_tensors(model, path, LM, ST_F32);
+    check_merged_tensors(model, path, LM, "lm_head.weight", ST_F32, wf->vision_tensors);
     /* the merged checkpoint loads back as the wrapper and generates what generate --adapter
      * does (the fixture's greedy ids) */
     snprintf(args, sizeof args,
@@ -253,7 +352,7 @@ START_TEST(test_wrapper_merge_keeps_every_other_tensor_byte_identical) {
     json_t *cfg;
     snprintf(path, sizeof path, "%s/merged/config.json", dir);
     ck_assert((cfg = json_load_file(path, 0, NULL)) != NULL);
-    ck_assert_str_eq(json_string_value(json_object_get(cfg, "model_type")), "gemma3");
+    ck_assert_str_eq(json_string_value(json_object_get(cfg, "model_type")), wf->model_type);
     ck_assert(json_is_object(json_object_get(cfg, "text_config")) &&
               json_is_object(json_object_get(cfg, "vision_config")));
     json_decref(cfg);
@@ -266,7 +365,7 @@ START_TEST(test_wrapper_merge_keeps_every_other_tensor_byte_identical) {
              model, adapter, dir);
     tt_expect(dir, args, 0, "merged");
     snprintf(path, sizeof path, "%s/f16", dir);
-    check_merged_tensors(model, path, LM, ST_F16);
+    check_merged_tensors(model, path, LM, "lm_head.weight", ST_F16, wf->vision_tensors);
     free(prompt);
     free(want);
     free(adapter);
@@ -279,13 +378,14 @@ END_TEST
 /* ---- training and the PEFT export ------------------------------------------------------ */
 
 START_TEST(test_wrapper_trains_and_exports_the_adapter_peft_loads) {
-    char *dir = test_tmpdir(), *model = tt_repo_path(WR "/model");
-    char *train = tt_repo_path(WR "/train.jsonl"), extra[8192], args[8192], path[4400];
+    const WrapperFixture *wf = &fixtures[_i];
+    char *dir = test_tmpdir(), *model = tt_repo_path(fx_path(wf, "model"));
+    char *train = tt_repo_path(fx_path(wf, "train.jsonl")), extra[8192], args[8192], path[4400];
     snprintf(extra, sizeof extra,
              "lora:\n  r: 4\n  alpha: 8\n  target_modules: [q_proj, v_proj, down_proj]\n"
-             "data:\n  train: %s\n  seq_len: 16\n  shuffle: false\n"
+             "data:\n  train: %s\n  seq_len: %d\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  max_steps: 2\n  lr: 1.0e-2\n  precision: f32\n",
-             train);
+             train, wf->seq);
     char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "train '%s'", cfg);
     tt_expect(dir, args, 0, NULL);
@@ -303,12 +403,15 @@ START_TEST(test_wrapper_trains_and_exports_the_adapter_peft_loads) {
     char err[1024];
     SafeTensors *st = st_open(path, err, sizeof err);
     ck_assert_msg(st != NULL, "%s", err);
-    ck_assert_int_eq(st_count(st), 2 * 3 * 3);
-    ck_assert(st_find(st, "base_model.model.model.language_model.layers.2.mlp.down_proj.lora_B."
-                          "weight") != NULL);
+    ck_assert_int_eq(st_count(st), 2 * 3 * wf->layers);
+    char last[200];
+    snprintf(last, sizeof last,
+             "base_model.model.model.language_model.layers.%d.mlp.down_proj.lora_B.weight",
+             wf->layers - 1);
+    ck_assert_msg(st_find(st, last) != NULL, "%s is missing", last);
     st_close(st);
     /* an independent reader: names, shapes and the regex as PEFT's re.fullmatch sees it */
-    char root[4096], cmd[16384], out[4400];
+    char root[4096], cmd[16384], out[4400], ok[40];
     ck_assert(realpath(".", root) != NULL);
     snprintf(cmd, sizeof cmd,
              "python3 '%s/tests/check_peft_adapter.py' '%s/peft' '%s/config.json' F32", root, dir,
@@ -316,8 +419,8 @@ START_TEST(test_wrapper_trains_and_exports_the_adapter_peft_loads) {
     snprintf(out, sizeof out, "%s/py.txt", dir);
     int rc = test_run(cmd, out);
     char *text = test_read_file(out, NULL);
-    ck_assert_msg(rc == 0 && text && !strncmp(text, "ok 18 tensors", 13), "%s",
-                  text ? text : "(no output)");
+    snprintf(ok, sizeof ok, "ok %d tensors\n", 2 * 3 * wf->layers);
+    ck_assert_msg(rc == 0 && text && !strcmp(text, ok), "%s", text ? text : "(no output)");
     free(text);
     /* and lorafit reads its own export back */
     snprintf(args, sizeof args,
@@ -335,29 +438,35 @@ END_TEST
 /* ---- GGUF: the language model only ------------------------------------------------------ */
 
 START_TEST(test_wrapper_gguf_holds_the_language_model_only) {
-    char *dir = test_tmpdir(), *model = tt_repo_path(WR "/model"), args[8192], path[4400];
-    char *adapter = tt_repo_path(WR "/init_adapter");
+    const WrapperFixture *wf = &fixtures[_i];
+    char *dir = test_tmpdir(), *model = tt_repo_path(fx_path(wf, "model")), args[8192], path[4400];
+    char *adapter = tt_repo_path(fx_path(wf, "init_adapter")), key[100];
     snprintf(path, sizeof path, "%s/m.gguf", dir);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s'", model, path);
-    tt_expect(dir, args, 0, "arch gemma3");
+    snprintf(key, sizeof key, "arch %s", wf->model_type); /* both GGUF arches are the model_type */
+    tt_expect(dir, args, 0, key);
     TgFile f;
     tg_read(path, &f);
-    ck_assert_int_eq(f.n_tensors, 2 + 3 * 13); /* embd, output_norm; 6 norms + 7 per layer */
+    /* embd, output_norm (and output when untied); the layers' norms and 7 linears */
+    ck_assert_int_eq(f.n_tensors, wf->gguf_tensors);
     for (int i = 0; i < f.n_tensors; i++)
-        ck_assert_msg(!strncmp(f.t[i].name, "blk.", 4) ||
-                          !strcmp(f.t[i].name, "token_embd.weight") ||
-                          !strcmp(f.t[i].name, "output_norm.weight"),
-                      "%s", f.t[i].name);
-    /* text_config's final_logit_softcapping is not the wrapper's: llama.cpp must not apply it */
-    ck_assert(!tg_kv(&f, "gemma3.final_logit_softcapping"));
+        ck_assert_msg(
+            !strncmp(f.t[i].name, "blk.", 4) || !strcmp(f.t[i].name, "token_embd.weight") ||
+                !strcmp(f.t[i].name, "output_norm.weight") || !strcmp(f.t[i].name, "output.weight"),
+            "%s", f.t[i].name);
+    /* gemma3's text_config's final_logit_softcapping is not the wrapper's: llama.cpp must not
+     * apply it */
+    snprintf(key, sizeof key, "%s.final_logit_softcapping", wf->model_type);
+    ck_assert(!tg_kv(&f, key));
     tg_free(&f);
     snprintf(path, sizeof path, "%s/a.gguf", dir);
     snprintf(args, sizeof args, "export '%s' --model '%s' --format gguf --out '%s'", adapter, model,
              path);
     tt_expect(dir, args, 0, "GGUF LoRA adapter");
     tg_read(path, &f);
-    ck_assert_int_eq(f.n_tensors, 2 * 7 * 3);
-    ck_assert(tg_tensor(&f, "blk.2.ffn_down.weight.lora_b") != NULL);
+    ck_assert_int_eq(f.n_tensors, 2 * 7 * wf->layers);
+    snprintf(key, sizeof key, "blk.%d.ffn_down.weight.lora_b", wf->layers - 1);
+    ck_assert(tg_tensor(&f, key) != NULL);
     for (int i = 0; i < f.n_tensors; i++)
         ck_assert_msg(!strncmp(f.t[i].name, "blk.", 4), "%s", f.t[i].name);
     tg_free(&f);
@@ -370,11 +479,12 @@ END_TEST
 
 /* ---- transformers < 4.52's layout ------------------------------------------------------ */
 
-/* dst: the fixture's model with its tensors under the older names (language_model.model.,
- * vision_tower., multi_modal_projector.), which transformers still loads. */
-static void write_legacy_layout(const char *dst) {
+/* dst: wf's model with its tensors under the older names (language_model.model.,
+ * language_model.lm_head.weight, vision_tower., multi_modal_projector.), which transformers
+ * still loads. */
+static void write_legacy_layout(const WrapperFixture *wf, const char *dst) {
     char err[1024], path[4600];
-    SafeTensors *st = st_open(WR "/model/model.safetensors", err, sizeof err);
+    SafeTensors *st = st_open(fx_path(wf, "model/model.safetensors"), err, sizeof err);
     ck_assert_msg(st != NULL, "%s", err);
     StWriter *w = st_writer_new();
     char(*names)[160] = calloc((size_t)st_count(st), sizeof *names);
@@ -382,6 +492,8 @@ static void write_legacy_layout(const char *dst) {
         const StTensor *t = st_tensor_at(st, i);
         if (!strncmp(t->name, LM, strlen(LM)))
             snprintf(names[i], sizeof names[i], "language_model.model.%s", t->name + strlen(LM));
+        else if (!strcmp(t->name, "lm_head.weight"))
+            snprintf(names[i], sizeof names[i], "language_model.lm_head.weight");
         else
             snprintf(names[i], sizeof names[i], "%s", t->name + strlen("model."));
         ck_assert(
@@ -396,7 +508,7 @@ static void write_legacy_layout(const char *dst) {
     for (int i = 0; i < 3; i++) {
         char src[600];
         size_t len;
-        snprintf(src, sizeof src, WR "/model/%s", files[i]);
+        snprintf(src, sizeof src, "%s/model/%s", wf->dir, files[i]);
         char *bytes = test_read_file(src, &len);
         snprintf(path, sizeof path, "%s/%s", dst, files[i]);
         test_write_file(path, bytes, len);
@@ -405,24 +517,26 @@ static void write_legacy_layout(const char *dst) {
 }
 
 START_TEST(test_wrapper_loads_and_merges_the_older_layout) {
+    const WrapperFixture *wf = &fixtures[_i];
     char *dir = test_tmpdir(), args[8192], legacy[4400];
     snprintf(legacy, sizeof legacy, "%s/legacy", dir);
     ck_assert(mkdir(legacy, 0755) == 0);
-    write_legacy_layout(legacy);
+    write_legacy_layout(wf, legacy);
     int64_t na, nb;
-    float *a = logits_of(legacy, WR "/init_adapter", &na);
-    float *b = logits_of(WR "/model", WR "/init_adapter", &nb);
+    float *a = logits_of(legacy, fx_path(wf, "init_adapter"), &na);
+    float *b = logits_of(fx_path(wf, "model"), fx_path(wf, "init_adapter"), &nb);
     ck_assert(na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0);
     free(a);
     free(b);
-    char *adapter = tt_repo_path(WR "/init_adapter");
+    char *adapter = tt_repo_path(fx_path(wf, "init_adapter"));
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", legacy,
              adapter, dir);
     tt_expect(dir, args, 0, "merged");
     char merged[4400];
     snprintf(merged, sizeof merged, "%s/merged", dir);
-    check_merged_tensors(legacy, merged, "language_model.model.", ST_F32);
-    char *prompt = fixture_ids("greedy_prompt"), *want = fixture_ids("greedy_adapter");
+    check_merged_tensors(legacy, merged, "language_model.model.", "language_model.lm_head.weight",
+                         ST_F32, wf->vision_tensors);
+    char *prompt = fixture_ids(wf, "greedy_prompt"), *want = fixture_ids(wf, "greedy_adapter");
     snprintf(args, sizeof args, "generate --model '%s' --prompt-ids '%s' -n 64 --precision f32",
              merged, prompt);
     char *out = tt_run_stdout(dir, args);
@@ -440,8 +554,10 @@ END_TEST
 /* PEFT given a list target_modules on a wrapper wraps the vision tower's q_proj too: such an
  * adapter is refused naming a tensor off the language model (lorafit would drop it). */
 START_TEST(test_an_adapter_reaching_the_vision_tower_is_refused) {
+    const WrapperFixture *wf = &fixtures[_i];
     char *dir = test_tmpdir(), err[1024], path[4400];
-    SafeTensors *st = st_open(WR "/init_adapter/adapter_model.safetensors", err, sizeof err);
+    SafeTensors *st =
+        st_open(fx_path(wf, "init_adapter/adapter_model.safetensors"), err, sizeof err);
     ck_assert_msg(st != NULL, "%s", err);
     StWriter *w = st_writer_new();
     for (int i = 0; i < st_count(st); i++) {
@@ -451,8 +567,7 @@ START_TEST(test_an_adapter_reaching_the_vision_tower_is_refused) {
     }
     static float a[4 * 16], b[16 * 4];
     int64_t sa[2] = {4, 16}, sb[2] = {16, 4};
-    const char *v = "base_model.model.model.vision_tower.vision_model.encoder.layers.0.self_attn."
-                    "q_proj.lora_";
+    const char *v = wf->vision_q;
     char na[200], nb[200];
     snprintf(na, sizeof na, "%sA.weight", v);
     snprintf(nb, sizeof nb, "%sB.weight", v);
@@ -467,7 +582,7 @@ START_TEST(test_an_adapter_reaching_the_vision_tower_is_refused) {
                       "\"up_proj\", \"down_proj\"]}";
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     test_write_file(path, cfg, strlen(cfg));
-    Model *m = model_load(WR "/model", err, sizeof err);
+    Model *m = model_load(fx_path(wf, "model"), err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
     ck_assert(lora_load_adapter(m, dir, err, sizeof err) == NULL);
     ck_assert_msg(strstr(err, "vision_tower") && strstr(err, "language model only"), "%s", err);
@@ -481,14 +596,17 @@ Suite *wrapper_suite(void) {
     Suite *s = suite_create("wrapper");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_wrapper_computes_its_text_model_without_the_vision_tower);
+    tcase_add_loop_test(tc, test_wrapper_computes_its_text_model_without_the_vision_tower, 0,
+                        N_FIXTURES);
     tcase_add_test(tc, test_wrapper_configs_are_checked);
-    tcase_add_test(tc, test_wrapper_eval_and_generate_give_the_reference);
-    tcase_add_test(tc, test_wrapper_merge_keeps_every_other_tensor_byte_identical);
-    tcase_add_test(tc, test_wrapper_trains_and_exports_the_adapter_peft_loads);
-    tcase_add_test(tc, test_wrapper_gguf_holds_the_language_model_only);
-    tcase_add_test(tc, test_wrapper_loads_and_merges_the_older_layout);
-    tcase_add_test(tc, test_an_adapter_reaching_the_vision_tower_is_refused);
+    tcase_add_test(tc, test_mistral3_wrapper_configs_are_checked);
+    tcase_add_loop_test(tc, test_wrapper_eval_and_generate_give_the_reference, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_wrapper_merge_keeps_every_other_tensor_byte_identical, 0,
+                        N_FIXTURES);
+    tcase_add_loop_test(tc, test_wrapper_trains_and_exports_the_adapter_peft_loads, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_wrapper_gguf_holds_the_language_model_only, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_wrapper_loads_and_merges_the_older_layout, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_an_adapter_reaching_the_vision_tower_is_refused, 0, N_FIXTURES);
     suite_add_tcase(s, tc);
     return s;
 }

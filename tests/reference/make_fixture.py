@@ -18,7 +18,7 @@ ap.add_argument('--eps', type=float, default=1e-8); ap.add_argument('--mask-pref
 ap.add_argument('--greedy', type=int, default=0, help='also greedy ids (base, and with the initial adapter) for this many tokens')
 a = ap.parse_args(); rng = np.random.default_rng(a.seed)
 model_type = json.load(open(os.path.join(a.model, 'config.json'))).get('model_type')
-ref = {'gemma3_text': ref_gemma3.Ref, 'gemma3': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'ministral3': ref_ministral3.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
+ref = {'gemma3_text': ref_gemma3.Ref, 'gemma3': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'ministral3': ref_ministral3.Ref, 'mistral3': ref_ministral3.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
 # data rows: exactly seq tokens each; first row of each batch masks a prefix with -100
 n = a.batch * a.steps
 if a.data:

@@ -13,12 +13,19 @@ input norms; post-attention and post-feedforward norms and q/k norms over the wh
 projections, all 1 + --qk-norm-spread * N(0, 1). Granite: --embedding-multiplier,
 --attention-multiplier, --residual-multiplier, --logits-scaling. Gemma 2 (gemma2): Gemma 3's without q/k norms,
 local RoPE or scaling, with --attn-softcap and --final-softcap. Mistral: --window is its sliding_window.
---wrapper (gemma3_text): the same decoder weights (the same seed draws them first) as a
-Gemma3ForConditionalGeneration checkpoint (model_type gemma3): under model.language_model.
-(--legacy-layout: language_model.model., transformers < 4.52), beside a one-layer SigLIP
-vision tower and the projector in bfloat16; config.json's text_config naming only what
-differs from Gemma3TextConfig's defaults (as gemma-3-4b-it's), layer_types left to
-sliding_window_pattern, and final_logit_softcapping 30, which the wrapper never applies.
+--wrapper: the same decoder weights (the same seed draws them first) as the multimodal
+checkpoint around it, under model.language_model. (--legacy-layout: language_model.model.,
+transformers < 4.52), beside a one-layer vision tower and the projector in bfloat16.
+gemma3_text: Gemma3ForConditionalGeneration (model_type gemma3) with a SigLIP tower;
+config.json's text_config naming only what differs from Gemma3TextConfig's defaults (as
+gemma-3-4b-it's), layer_types left to sliding_window_pattern, and final_logit_softcapping
+30, which the wrapper never applies. ministral3: Mistral3ForConditionalGeneration (model_type
+mistral3) with a Pixtral tower (modeling_pixtral.py: patch_conv, ln_pre, transformer.layers
+with attention q/k/v/o_proj and feed_forward gate/up/down_proj, the names a plain
+target_modules list would also reach) and Mistral3MultiModalProjector (norm,
+patch_merger.merging_layer, linear_1, linear_2, no biases); text_config naming what differs
+from Ministral3Config's defaults, with model_type ministral3 (without one Mistral3Config
+would read a Mistral text config).
 Ministral 3 (ministral3): yarn rope_parameters with --yarn-original, --yarn-factor, --mscale,
 --mscale-all-dim and --llama4-beta; --sliding-window as Phi-3's."""
 import argparse, json, os, sys, numpy as np
@@ -40,7 +47,7 @@ ap.add_argument('--sliding-window', type=int, default=0, help='phi3: the window 
 ap.add_argument('--partial-rotary', type=float, default=1.0, help='phi3: partial_rotary_factor')
 ap.add_argument('--longrope-original', type=int, default=0, help='phi3: longrope with this original_max_position_embeddings')
 ap.add_argument('--max-pos', type=int, default=4096)
-ap.add_argument('--wrapper', action='store_true', help='gemma3_text: as Gemma3ForConditionalGeneration (see the top)')
+ap.add_argument('--wrapper', action='store_true', help='gemma3_text / ministral3: as the multimodal checkpoint (see the top)')
 ap.add_argument('--legacy-layout', action='store_true', help='--wrapper: the tensor names of transformers < 4.52')
 ap.add_argument('--yarn-original', type=int, default=16, help='ministral3: original_max_position_embeddings')
 ap.add_argument('--yarn-factor', type=float, default=8.0); ap.add_argument('--mscale', type=float, default=1.0)
@@ -80,11 +87,24 @@ for i in range(a.layers):
     if a.arch in ('qwen3', 'gemma3_text'):  # Gemma 2 has no q/k norms
         t[P + 'self_attn.q_norm.weight'] = norm(hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(hd, a.qk_norm_spread)
 if not a.tied: t['lm_head.weight'] = W(a.vocab, a.hidden)
-if a.wrapper:  # the decoder's tensors under the wrapper's prefix, then a tiny SigLIP tower and projector
+if a.wrapper and a.arch not in ('gemma3_text', 'ministral3'): sys.exit('--wrapper: gemma3_text or ministral3')
+if a.wrapper:  # the decoder's tensors under the wrapper's prefix, then a tiny vision tower and projector
     lm, head = ('language_model.model.', 'language_model.lm_head.weight') if a.legacy_layout else ('model.language_model.', 'lm_head.weight')
     t = {(lm + k[6:] if k.startswith('model.') else head): v for k, v in t.items()}
     vh, top = 16, 'vision_tower.' if a.legacy_layout else 'model.vision_tower.'
+    P = 'multi_modal_projector.' if a.legacy_layout else 'model.multi_modal_projector.'
     def B(*s): return ('BF16', (0.1 * r.standard_normal(s)).astype(np.float32))  # bfloat16, as the checkpoints
+if a.wrapper and a.arch == 'ministral3':  # PixtralVisionModel (one layer) and Mistral3MultiModalProjector
+    E = top + 'transformer.layers.0.'
+    t.update({top + 'patch_conv.weight': B(vh, 3, 4, 4), top + 'ln_pre.weight': B(vh),
+              E + 'attention_norm.weight': B(vh), E + 'ffn_norm.weight': B(vh),
+              E + 'feed_forward.gate_proj.weight': B(2 * vh, vh), E + 'feed_forward.up_proj.weight': B(2 * vh, vh),
+              E + 'feed_forward.down_proj.weight': B(vh, 2 * vh)})
+    for n in ('q_proj', 'k_proj', 'v_proj', 'o_proj'):
+        t[E + f'attention.{n}.weight'] = B(vh, vh)
+    t.update({P + 'norm.weight': B(vh), P + 'patch_merger.merging_layer.weight': B(vh, 4 * vh),  # spatial_merge_size 2
+              P + 'linear_1.weight': B(a.hidden, vh), P + 'linear_2.weight': B(a.hidden, a.hidden)})
+if a.wrapper and a.arch == 'gemma3_text':  # SiglipVisionModel (one layer) and Gemma3MultiModalProjector
     V = top + 'vision_model.'; E = V + 'encoder.layers.0.'
     t.update({V + 'embeddings.patch_embedding.weight': B(vh, 3, 4, 4), V + 'embeddings.patch_embedding.bias': B(vh),
               V + 'embeddings.position_embedding.weight': B(16, vh), V + 'post_layernorm.weight': B(vh), V + 'post_layernorm.bias': B(vh),
@@ -92,7 +112,6 @@ if a.wrapper:  # the decoder's tensors under the wrapper's prefix, then a tiny S
               E + 'mlp.fc1.weight': B(2 * vh, vh), E + 'mlp.fc1.bias': B(2 * vh), E + 'mlp.fc2.weight': B(vh, 2 * vh), E + 'mlp.fc2.bias': B(vh)})
     for n in ('q_proj', 'k_proj', 'v_proj', 'out_proj'):  # the names a plain target_modules list would also reach
         t[E + f'self_attn.{n}.weight'] = B(vh, vh); t[E + f'self_attn.{n}.bias'] = B(vh)
-    P = 'multi_modal_projector.' if a.legacy_layout else 'model.multi_modal_projector.'
     t[P + 'mm_input_projection_weight'] = B(vh, a.hidden); t[P + 'mm_soft_emb_norm.weight'] = B(vh)
 os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensors'), t, {'format': 'pt'})
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
@@ -137,7 +156,7 @@ if a.arch == 'ministral3':  # transformers 5's rope_parameters, as Ministral 3's
         'rope_type': 'yarn', 'rope_theta': cfg.pop('rope_theta'), 'factor': a.yarn_factor,
         'original_max_position_embeddings': a.yarn_original, 'beta_fast': 32.0, 'beta_slow': 1.0,
         'mscale': a.mscale, 'mscale_all_dim': a.mscale_all_dim, 'llama_4_scaling_beta': a.llama4_beta})
-if a.wrapper:  # Gemma3Config: text_config names what differs from Gemma3TextConfig's defaults, as gemma-3-4b-it's
+if a.wrapper and a.arch == 'gemma3_text':  # Gemma3Config: text_config names what differs from Gemma3TextConfig's defaults, as gemma-3-4b-it's
     text = {k: v for k, v in cfg.items() if k not in ('architectures', 'torch_dtype', 'bos_token_id', 'eos_token_id',
             'layer_types', 'hidden_activation', 'attn_logit_softcapping', 'max_position_embeddings')}
     for k, d in (('rope_theta', 1e6), ('rms_norm_eps', 1e-6), ('rope_local_base_freq', 10000.0), ('tie_word_embeddings', True),
@@ -150,4 +169,15 @@ if a.wrapper:  # Gemma3Config: text_config names what differs from Gemma3TextCon
                              'vision_use_head': False},
            'boi_token_index': 255999, 'eoi_token_index': 256000, 'image_token_index': 262144, 'mm_tokens_per_image': 4,
            'initializer_range': 0.02, 'torch_dtype': cfg['torch_dtype'], 'bos_token_id': 1, 'eos_token_id': 2}
+if a.wrapper and a.arch == 'ministral3':  # Mistral3Config: text_config names what differs from Ministral3Config's defaults
+    text = {k: v for k, v in cfg.items() if k not in ('architectures', 'torch_dtype', 'bos_token_id', 'eos_token_id')}
+    for k, d in (('rms_norm_eps', 1e-5), ('tie_word_embeddings', False), ('sliding_window', None), ('hidden_act', 'silu')):
+        if text.get(k) == d: del text[k]
+    cfg = {'architectures': ['Mistral3ForConditionalGeneration'], 'model_type': 'mistral3', 'text_config': text,
+           'vision_config': {'model_type': 'pixtral', 'hidden_size': vh, 'intermediate_size': 2 * vh, 'num_hidden_layers': 1,
+                             'num_attention_heads': 2, 'head_dim': vh // 2, 'image_size': 16, 'patch_size': 4,
+                             'num_channels': 3, 'rope_theta': 10000.0, 'hidden_act': 'silu'},
+           'image_token_index': 10, 'spatial_merge_size': 2, 'multimodal_projector_bias': False,
+           'projector_hidden_act': 'gelu', 'vision_feature_layer': -1, 'torch_dtype': cfg['torch_dtype'],
+           'bos_token_id': 1, 'eos_token_id': 2}
 json.dump(cfg, open(os.path.join(a.out, 'config.json'), 'w'), indent=2); print(cfg)

@@ -24,7 +24,8 @@ SUB = {'q_proj': 'self_attn', 'k_proj': 'self_attn', 'v_proj': 'self_attn', 'o_p
        'gate_proj': 'mlp', 'up_proj': 'mlp', 'down_proj': 'mlp',
        'qkv_proj': 'self_attn', 'gate_up_proj': 'mlp'}  # the last two: Phi-3's fused linears (ref_phi3)
 
-# Multimodal wrapper checkpoints (...ForConditionalGeneration): config.json's text_config over
+# Multimodal wrapper checkpoints (...ForConditionalGeneration): config.json's text_config (of
+# text_type; absent_type: what the wrapper's config class assumes without a model_type) over
 # the text config class's defaults is the decoder's config; its tensors are under a prefix
 # (transformers >= 4.52's, or the older one its _checkpoint_conversion_mapping still loads);
 # the vision tower and projector are ignored. final_softcap: whether the wrapper's forward
@@ -34,14 +35,20 @@ GEMMA3_TEXT_DEFAULTS = dict(vocab_size=262208, hidden_size=2304, intermediate_si
                             rms_norm_eps=1e-6, rope_theta=1e6, query_pre_attn_scalar=256, sliding_window=4096,
                             rope_local_base_freq=10000.0, sliding_window_pattern=6, tie_word_embeddings=True,
                             hidden_activation='gelu_pytorch_tanh', final_logit_softcapping=None)
-WRAPPERS = {'gemma3': dict(text_type='gemma3_text', defaults=GEMMA3_TEXT_DEFAULTS, final_softcap=False,
-                           layouts=(('model.language_model.', 'lm_head.weight'),
-                                    ('language_model.model.', 'language_model.lm_head.weight')))}
+# Ministral3Config's (configuration_ministral3.py; its default rope_parameters: ref_ministral3).
+MINISTRAL3_DEFAULTS = dict(vocab_size=131072, hidden_size=4096, intermediate_size=14336, num_hidden_layers=34,
+                           num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=262144,
+                           rms_norm_eps=1e-5, hidden_act='silu', tie_word_embeddings=False, sliding_window=None)
+LAYOUTS = (('model.language_model.', 'lm_head.weight'), ('language_model.model.', 'language_model.lm_head.weight'))
+WRAPPERS = {'gemma3': dict(text_type='gemma3_text', absent_type='gemma3_text', defaults=GEMMA3_TEXT_DEFAULTS, final_softcap=False, layouts=LAYOUTS),
+            # Mistral3Config reads a text_config without model_type as Mistral's: not this decoder
+            'mistral3': dict(text_type='ministral3', absent_type='mistral', defaults=MINISTRAL3_DEFAULTS, final_softcap=False, layouts=LAYOUTS)}
 
 def unwrap(cfg, w):
     """(the decoder's config, its tensors under the decoder's own names, the PEFT module prefix)."""
     wr = WRAPPERS.get(cfg.get('model_type'))
     if wr is None: return cfg, w, 'model.'
+    assert cfg['text_config'].get('model_type', wr['absent_type']) == wr['text_type'], 'text_config is not ' + wr['text_type']
     c = dict(wr['defaults']); c.update(cfg['text_config']); c['model_type'] = wr['text_type']
     for k in ('tie_word_embeddings', 'bos_token_id', 'eos_token_id', 'torch_dtype'):
         if k not in cfg['text_config'] and k in cfg: c[k] = cfg[k]

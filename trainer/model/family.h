@@ -165,6 +165,9 @@ typedef struct ModelWrapper {
     const char *model_type;   /* config.json "model_type": "gemma3" */
     const char *architecture; /* "Gemma3ForConditionalGeneration" */
     const ModelFamily *text;  /* the decoder family of text_config */
+    /* The model_type the wrapper's config class gives a text_config without one: a
+     * text_config without model_type is accepted only when it is text->model_type. */
+    const char *text_type_default;
     /* A JSON object: the text config class's defaults for what text_config may omit (the
      * checkpoints' text_config often names only what differs from them). */
     const char *text_defaults;

@@ -194,6 +194,7 @@ const ModelWrapper wrapper_gemma3 = {
     .model_type = "gemma3",
     .architecture = "Gemma3ForConditionalGeneration",
     .text = &family_gemma3_text,
+    .text_type_default = "gemma3_text", /* Gemma3Config's */
     /* Gemma3TextConfig's defaults (transformers' configuration_gemma3.py) */
     .text_defaults = "{\"vocab_size\": 262208, \"hidden_size\": 2304, \"intermediate_size\": 9216, "
                      "\"num_hidden_layers\": 26, \"num_attention_heads\": 8, "

@@ -171,3 +171,28 @@ const ModelFamily family_ministral3 = {
     .yarn = true,
     .default_rope_parameters = default_rope,
 };
+
+/* Mistral3ForConditionalGeneration (model_type mistral3): the published Ministral 3
+ * checkpoints, a Pixtral vision tower and projector beside this decoder. Mistral3Config
+ * gives a text_config without model_type Mistral's config ("mistral"), which is not this
+ * family: such a config is refused. Its lm_head is untied unless the config ties it, and
+ * never soft-caps. The pre-4.52 layout is its _checkpoint_conversion_mapping's. */
+const ModelWrapper wrapper_mistral3 = {
+    .model_type = "mistral3",
+    .architecture = "Mistral3ForConditionalGeneration",
+    .text = &family_ministral3,
+    .text_type_default = "mistral",
+    /* Ministral3Config's defaults (transformers' configuration_ministral3.py); its default
+     * rope_parameters are the family's (default_rope) */
+    .text_defaults =
+        "{\"vocab_size\": 131072, \"hidden_size\": 4096, \"intermediate_size\": 14336, "
+        "\"num_hidden_layers\": 34, \"num_attention_heads\": 32, "
+        "\"num_key_value_heads\": 8, \"head_dim\": 128, "
+        "\"max_position_embeddings\": 262144, \"rms_norm_eps\": 1e-5, "
+        "\"hidden_act\": \"silu\", \"tie_word_embeddings\": false, "
+        "\"sliding_window\": null}",
+    .prefix = "model.language_model.",
+    .lm_head = "lm_head.weight",
+    .legacy_prefix = "language_model.model.",
+    .legacy_lm_head = "language_model.lm_head.weight",
+};

@@ -27,8 +27,8 @@ static const ModelFamily *const families[] = {
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 /* The multimodal checkpoints around them (family.h's ModelWrapper). */
-extern const ModelWrapper wrapper_gemma3;
-static const ModelWrapper *const wrappers[] = {&wrapper_gemma3};
+extern const ModelWrapper wrapper_gemma3, wrapper_mistral3;
+static const ModelWrapper *const wrappers[] = {&wrapper_gemma3, &wrapper_mistral3};
 #define N_WRAPPERS ((int)(sizeof wrappers / sizeof wrappers[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {
@@ -516,6 +516,7 @@ static int parse_wrapper(json_t *root, const ModelWrapper *w, ModelConfig *cfg, 
     const char *arch = json_string_value(json_array_get(json_object_get(root, "architectures"), 0)),
                *type = json_string_value(json_object_get(root, "model_type"));
     const char *text_type = json_string_value(json_object_get(text, "model_type"));
+    if (!text_type) text_type = w->text_type_default;
     if ((arch && strcmp(arch, w->architecture) != 0) ||
         (type && strcmp(type, w->model_type) != 0)) {
         snprintf(err, errlen,
@@ -527,8 +528,9 @@ static int parse_wrapper(json_t *root, const ModelWrapper *w, ModelConfig *cfg, 
     if (!json_is_object(text) || (text_type && strcmp(text_type, w->text->model_type) != 0)) {
         snprintf(err, errlen,
                  "%s: a %s config needs a \"text_config\" object of model_type \"%s\" (the "
-                 "language model lorafit trains)",
-                 src, w->architecture, w->text->model_type);
+                 "language model lorafit trains); it has %s%s%s",
+                 src, w->architecture, w->text->model_type, json_is_object(text) ? "\"" : "none",
+                 json_is_object(text) ? text_type : "", json_is_object(text) ? "\"" : "");
         return -1;
     }
     json_t *merged = json_loads(w->text_defaults, 0, NULL);
