@@ -22,7 +22,9 @@ sys.path.insert(0, os.path.dirname(__file__)); import st
 TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
 SUB = {'q_proj': 'self_attn', 'k_proj': 'self_attn', 'v_proj': 'self_attn', 'o_proj': 'self_attn',
        'gate_proj': 'mlp', 'up_proj': 'mlp', 'down_proj': 'mlp',
-       'qkv_proj': 'self_attn', 'gate_up_proj': 'mlp'}  # the last two: Phi-3's fused linears (ref_phi3)
+       'qkv_proj': 'self_attn', 'gate_up_proj': 'mlp',  # Phi-3's fused linears (ref_phi3)
+       'in_proj_qkv': 'linear_attn', 'in_proj_z': 'linear_attn', 'in_proj_b': 'linear_attn',
+       'in_proj_a': 'linear_attn', 'out_proj': 'linear_attn'}  # Qwen3.5's DeltaNet (ref_qwen3_5)
 
 class Ref:
     def __init__(s, model_dir, dtype=torch.float64):

@@ -50,7 +50,8 @@ int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *
 
 /* ---- a decoder layer's norm weights ---------------------------------------------- */
 
-/* Where a layer keeps a norm weight; each family uses the slots it has. */
+/* Where a layer keeps a norm weight (or another small frozen tensor); each family uses the
+ * slots it has. */
 typedef enum {
     NORM_ATTN,      /* before attention (C) */
     NORM_MLP,       /* before the MLP (C) */
@@ -60,6 +61,11 @@ typedef enum {
     NORM_POST_MLP,  /* on the MLP's output, before the residual add (C; Gemma, OLMo 2) */
     NORM_Q_PROJ,    /* over the whole q projection, before RoPE (NH*D; OLMo 2) */
     NORM_K_PROJ,    /* over the whole k projection, before RoPE (NKV*D; OLMo 2) */
+    /* A Gated DeltaNet layer's other frozen tensors (Qwen3.5, family_qwen3_5.c): */
+    NORM_LINEAR_OUT, /* the gated RMSNorm of its output, per value head (DV) */
+    LINEAR_A_LOG,    /* A_log (NV) */
+    LINEAR_DT_BIAS,  /* dt_bias (NV) */
+    LINEAR_CONV,     /* conv1d.weight: (CH, 1, KW) in the checkpoint, (CH, KW) F32 in memory */
     NORM_SLOTS
 } LayerNormSlot;
 
@@ -70,6 +76,10 @@ typedef struct FamilyNorm {
     bool per_head;           /* length head_dim, else hidden_size */
     ModelModule gguf_before; /* the GGUF lists it before this linear of the layer */
 } FamilyNorm;
+
+/* Whether layer l has norm n: the DeltaNet slots only a DeltaNet layer (hf_layer_is_linear),
+ * the q/k norms only an attention layer, the others every layer. */
+bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n);
 
 /* The length of norm weight n (weights.c). */
 int family_norm_length(const ModelConfig *c, const FamilyNorm *n);
@@ -129,6 +139,8 @@ struct ModelFamily {
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
     /* LORA_* mask of the layer's linears; 0: the seven q k v o gate up down (decoder.h) */
     unsigned modules;
+    /* LORA_* mask of a Gated DeltaNet layer's linears (hf_layer_is_linear); 0: none */
+    unsigned linear_modules;
     /* NULL, or why llama.cpp would compute something else than transformers for this
      * config: -1 with the reason in err (the GGUF exports refuse it), else 0. */
     int (*gguf_check)(const ModelConfig *c, char *err, size_t errlen);

@@ -19,9 +19,11 @@
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 extern const ModelFamily family_smollm3, family_olmo2, family_granite;
 extern const ModelFamily family_gemma3_text, family_gemma2, family_phi3;
+extern const ModelFamily family_qwen3_5_text;
 static const ModelFamily *const families[] = {
-    &family_llama, &family_mistral, &family_qwen2,  &family_qwen3,       &family_smollm3,
-    &family_olmo2, &family_granite, &family_gemma2, &family_gemma3_text, &family_phi3,
+    &family_llama,       &family_mistral, &family_qwen2,        &family_qwen3,
+    &family_smollm3,     &family_olmo2,   &family_granite,      &family_gemma2,
+    &family_gemma3_text, &family_phi3,    &family_qwen3_5_text,
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 
