@@ -7,6 +7,7 @@
  * chunks, a run killed and resumed byte-identical, the HF merge generating the adapter's
  * ids, and the GGUF export's refusal. */
 #include <jansson.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
+#include "trainer/model/family.h"
 #include "trainer/model/model.h"
 
 #define Q35 "tests/data/train/qwen35-text"
@@ -177,6 +179,47 @@ START_TEST(test_killed_and_resumed_is_byte_identical) {
 }
 END_TEST
 
+/* ---- generation ----------------------------------------------------------------------- */
+
+/* The family's decoder (recurrent state, conv window, KV cache; one token at a time) gives
+ * the logits of the full forward pass at every position of a 150-token sequence (three
+ * delta-rule chunks), with the adapter: within 1e-4 of the largest logit. */
+START_TEST(test_decoder_logits_equal_the_forward_pass) {
+    char err[1024];
+    Model *m = model_load(Q35 "/model", err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    Lora *lora = lora_load_adapter(m, Q35 "/init_adapter", err, sizeof err);
+    ck_assert_msg(lora != NULL, "%s", err);
+    const ModelConfig *c = model_config(m);
+    enum { T = 150 };
+    int32_t ids[T];
+    uint64_t seed = 3;
+    for (int t = 0; t < T; t++) ids[t] = (int32_t)(test_rand_uniform(&seed, 0.0f, 96.99f));
+    Graph *g = graph_create(), *gd = graph_create();
+    Tensor *logits = model_forward_eval(m, lora, g, ids, NULL, NULL, 1, T);
+    ck_assert_msg(logits != NULL, "%s", graph_error(g));
+    void *d = c->family->decoder_new(m, T);
+    ck_assert(d != NULL);
+    for (int t = 0; t < T; t++) {
+        const float *row = c->family->decoder_next(d, m, lora, gd, ids[t], t);
+        ck_assert_msg(row != NULL, "%s", graph_error(gd));
+        const float *want = logits->data + (size_t)t * c->vocab_size;
+        double top = 0, diff = 0;
+        for (int v = 0; v < c->vocab_size; v++) {
+            top = fmax(top, fabs(want[v]));
+            diff = fmax(diff, fabs((double)row[v] - want[v]));
+        }
+        ck_assert_msg(diff <= 1e-4 * top, "position %d: logits differ by %g (largest %g)", t, diff,
+                      top);
+    }
+    c->family->decoder_free(d);
+    graph_destroy(g);
+    graph_destroy(gd);
+    lora_free(lora);
+    model_free(m);
+}
+END_TEST
+
 /* ---- merge ------------------------------------------------------------------------------ */
 
 /* The merged Hugging Face directory (the DeltaNet's conv, A_log, dt_bias and norms copied
@@ -222,6 +265,7 @@ Suite *qwen3_5_suite(void) {
     tcase_add_test(tc, test_default_targets_reach_the_deltanet_layers);
     tcase_add_test(tc, test_checkpointing_is_byte_identical_f32_and_bf16_packed);
     tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
+    tcase_add_test(tc, test_decoder_logits_equal_the_forward_pass);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
     suite_add_tcase(s, tc);
     return s;

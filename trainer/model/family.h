@@ -153,6 +153,14 @@ struct ModelFamily {
     void (*gguf_norm)(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
     /* GGUF: the arch's own metadata keys; 0, or -1 with err set. NULL: none. */
     int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
+    /* Generation with a cache (NULL: generate.c recomputes the prefix for every token): a
+     * decoder for up to max_len positions (NULL when out of memory), and the logits (V) after
+     * one more token, id at position pos (0, 1, ... in order), built in g (reset first, with
+     * the generation's precision); NULL on failure (graph_error). */
+    void *(*decoder_new)(const Model *m, int max_len);
+    const float *(*decoder_next)(void *d, const Model *m, const Lora *lora, Graph *g, int32_t id,
+                                 int pos);
+    void (*decoder_free)(void *d);
 };
 
 /* Gemma 2 and 3's shared config keys (family_gemma3.c): attention_bias, the activation,
@@ -163,6 +171,12 @@ void gemma_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t
 /* llama.cpp's sliding-layer period P (layer l slides when l % P < P - 1) that gives the
  * model's sliding layers; 0 when none does. */
 int gemma_swa_period(const ModelConfig *c);
+
+/* Qwen3.5's decoder (decode_qwen3_5.c), the family's decoder_new / _next / _free. */
+void *qwen3_5_decoder_new(const Model *m, int max_len);
+const float *qwen3_5_decoder_next(void *d, const Model *m, const Lora *lora, Graph *g, int32_t id,
+                                  int pos);
+void qwen3_5_decoder_free(void *d);
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
 Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);

@@ -18,6 +18,8 @@
  * D^-1/2, then mixer = (attention * sigmoid(gate)) Wo^T.
  * LoRA: every projection of both kinds; the default targets are all of them (PEFT has no
  * default for qwen3_5, and Llama's q/v list would leave three layers in four untouched).
+ * Generation: decode_qwen3_5.c (recurrent state and conv window per DeltaNet layer, KV cache
+ * per attention layer: constant work per token in the DeltaNet layers).
  * GGUF: not yet (gguf_check refuses it). */
 #include <jansson.h>
 #include <math.h>
@@ -183,4 +185,7 @@ const ModelFamily family_qwen3_5_text = {
     .linear_modules = DELTANET_MODULES | MLP_MODULES,
     .default_targets = ATTENTION_MODULES | MLP_MODULES | DELTANET_MODULES,
     .unit_offset_norm = true,
+    .decoder_new = qwen3_5_decoder_new,
+    .decoder_next = qwen3_5_decoder_next,
+    .decoder_free = qwen3_5_decoder_free,
 };
