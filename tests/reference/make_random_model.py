@@ -133,7 +133,7 @@ if a.arch == 'phi3':  # Phi3Config's keys; longrope factors drawn per frequency
                                'long_factor': [round(float(x), 4) for x in 1 + 7 * r.random(rot // 2)]}
 if q35:  # as the checkpoints write it: rope_parameters with the (text-inert) mrope keys
     cfg['rope_parameters'] = {'rope_type': 'default', 'rope_theta': cfg.pop('rope_theta'), 'partial_rotary_factor': 0.25,
-                              'mrope_interleaved': True, 'mrope_section': [11, 11, 10]}
+                              'mrope_interleaved': True, 'mrope_section': [1, 1, 0] if hd * 0.25 < 64 else [11, 11, 10]}
     cfg.update(linear_num_key_heads=nk, linear_num_value_heads=nv, linear_key_head_dim=dk, linear_value_head_dim=dv,
                linear_conv_kernel_dim=a.conv_kernel, attention_bias=False)
     if a.layer_types: cfg['layer_types'] = ['linear_attention' if k == 'L' else 'full_attention' for k in kinds]

@@ -151,6 +151,12 @@ struct ModelFamily {
     /* GGUF: a norm weight as llama.cpp's arch wants it (n values of slot `slot`, or the final
      * norm for NORM_SLOTS), changed in place; NULL: as Hugging Face has it. */
     void (*gguf_norm)(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
+    /* GGUF: a matrix of linear `mod` reordered as llama.cpp's arch wants it, in place:
+     * out_side, its rows are the module's outputs (the weight, or an adapter's B); else its
+     * columns are the module's inputs (the weight, or an adapter's A). scratch holds rows *
+     * cols floats. NULL: as Hugging Face has it (Qwen3.5's value heads, family_qwen3_5.c). */
+    void (*gguf_reorder)(const ModelConfig *c, ModelModule mod, float *w, int64_t rows,
+                         int64_t cols, bool out_side, float *scratch);
     /* GGUF: the arch's own metadata keys; 0, or -1 with err set. NULL: none. */
     int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
     /* Generation with a cache (NULL: generate.c recomputes the prefix for every token): a

@@ -20,15 +20,17 @@
  * default for qwen3_5, and Llama's q/v list would leave three layers in four untouched).
  * Generation: decode_qwen3_5.c (recurrent state and conv window per DeltaNet layer, KV cache
  * per attention layer: constant work per token in the DeltaNet layers).
- * GGUF: not yet (gguf_check refuses it). */
+ * GGUF: llama.cpp's qwen35 (below). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "trainer/model/family.h"
 #include "trainer/model/internal.h"
 #include "trainer/model/lora.h"
+#include "trainer/store/store.h"
 
 static Tensor *attention_mixer(const LayerPass *p, Tensor *h, int i) {
     const ModelConfig *c = &p->m->cfg;
@@ -148,6 +150,30 @@ static int read_qwen3_5(const ConfigReader *r, ModelConfig *cfg) {
         return -1;
     cfg->qkv_bias = cfg->o_bias = bias;
     cfg->attn_output_gate = true;
+    /* mrope_section: the checkpoints' [11, 11, 10] when absent (the converter's default) */
+    static const int dflt[4] = {11, 11, 10, 0};
+    memcpy(cfg->linear.mrope_section, dflt, sizeof dflt);
+    json_t *rp = json_object_get((json_t *)r->root, "rope_parameters");
+    json_t *ms = json_is_object(rp) ? json_object_get(rp, "mrope_section") : NULL;
+    if (ms && !json_is_null(ms)) {
+        if (!json_is_array(ms) || json_array_size(ms) > 4) {
+            snprintf(r->err, r->errlen,
+                     "%s: rope_parameters.mrope_section must be a list of at most 4 integers",
+                     r->src);
+            return -1;
+        }
+        memset(cfg->linear.mrope_section, 0, sizeof cfg->linear.mrope_section);
+        for (size_t i = 0; i < json_array_size(ms); i++) {
+            json_t *v = json_array_get(ms, i);
+            if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 4096) {
+                snprintf(r->err, r->errlen,
+                         "%s: rope_parameters.mrope_section[%zu] must be an integer in [0, 4096]",
+                         r->src, i);
+                return -1;
+            }
+            cfg->linear.mrope_section[i] = (int)json_integer_value(v);
+        }
+    }
     if (cfg->linear.n_v_heads % cfg->linear.n_k_heads != 0) {
         snprintf(r->err, r->errlen,
                  "%s: \"linear_num_value_heads\" (%d) must be a multiple of "
@@ -158,12 +184,127 @@ static int read_qwen3_5(const ConfigReader *r, ModelConfig *cfg) {
     return 0;
 }
 
+/* ---- GGUF: llama.cpp's qwen35 as convert_hf_to_gguf.py's Qwen3_5TextModel writes it ----
+ * Value heads reordered from grouped by key head (HF: key head g's r = NV/NK value heads
+ * together) to tiled (GGUF position j*NK + g holds HF head g*r + j): the V rows of
+ * in_proj_qkv and of the conv, the rows of in_proj_z, in_proj_a, in_proj_b, A_log and
+ * dt_bias, the columns of out_proj; an adapter's B rows and out_proj's A columns the same
+ * (B A reordered is the reordered B times A, and B times the reordered A). A_log as
+ * -exp(A_log), every (1 + w) norm + 1 (the gated norm's plain w as it is). */
+
+/* The layer period P of llama.cpp's qwen35 (layer l is linear when (l + 1) % P != 0) that
+ * gives the model's layers; 0 when none does. */
+static int full_attention_period(const ModelConfig *c) {
+    for (int p = 1; p <= c->num_hidden_layers + 1; p++) {
+        bool same = true;
+        for (int l = 0; same && l < c->num_hidden_layers; l++)
+            same = hf_layer_is_linear(c, l) == ((l + 1) % p != 0);
+        if (same) return p;
+    }
+    return 0;
+}
+
 static int qwen3_5_gguf_check(const ModelConfig *c, char *err, size_t errlen) {
-    (void)c;
-    snprintf(err, errlen,
-             "gguf: Qwen3.5 (llama.cpp's qwen35) is not exported to GGUF by this lorafit yet; "
-             "use the Hugging Face format (--format hf)");
-    return -1;
+    if (c->linear.k_dim != c->linear.v_dim) {
+        snprintf(err, errlen,
+                 "gguf: llama.cpp's qwen35 takes linear_key_head_dim (%d) for "
+                 "linear_value_head_dim (%d) too and would compute another model. Use the "
+                 "Hugging Face format (--format hf)",
+                 c->linear.k_dim, c->linear.v_dim);
+        return -1;
+    }
+    const int *ms = c->linear.mrope_section;
+    if (ms[0] + ms[1] + ms[2] + ms[3] > c->rotary_dim / 2) {
+        snprintf(err, errlen,
+                 "gguf: rope_parameters.mrope_section sums to %d, more than the %d rotary pairs; "
+                 "llama.cpp's qwen35 would abort. Use the Hugging Face format (--format hf)",
+                 ms[0] + ms[1] + ms[2] + ms[3], c->rotary_dim / 2);
+        return -1;
+    }
+    if (full_attention_period(c) == 0) {
+        snprintf(err, errlen,
+                 "gguf: the model's layer_types follow no full_attention_interval, and llama.cpp's "
+                 "qwen35 knows only \"every P-th layer full\". Use the Hugging Face format "
+                 "(--format hf)");
+        return -1;
+    }
+    return 0;
+}
+
+/* Rows [r0, r0 + NV*hd) of x (rows of `cols` floats) from grouped to tiled value heads. */
+static void tile_rows(const ModelConfig *c, float *x, int64_t r0, int64_t hd, int64_t cols,
+                      float *scratch) {
+    int nk = c->linear.n_k_heads, r = c->linear.n_v_heads / nk;
+    size_t head = (size_t)(hd * cols);
+    memcpy(scratch, x + r0 * cols, head * (size_t)(nk * r) * sizeof *x);
+    for (int g = 0; g < nk; g++)
+        for (int j = 0; j < r; j++)
+            memcpy(x + r0 * cols + (size_t)(j * nk + g) * head,
+                   scratch + (size_t)(g * r + j) * head, head * sizeof *x);
+}
+
+static void qwen3_5_gguf_reorder(const ModelConfig *c, ModelModule mod, float *w, int64_t rows,
+                                 int64_t cols, bool out_side, float *scratch) {
+    int nk = c->linear.n_k_heads, nv = c->linear.n_v_heads, dv = c->linear.v_dim;
+    if (nk == nv) return; /* grouped and tiled are the same order */
+    int64_t lk = (int64_t)nk * c->linear.k_dim;
+    if (out_side && mod == MODULE_IN_QKV) tile_rows(c, w, 2 * lk, dv, cols, scratch);
+    if (out_side && mod == MODULE_IN_Z) tile_rows(c, w, 0, dv, cols, scratch);
+    if (out_side && (mod == MODULE_IN_A || mod == MODULE_IN_B))
+        tile_rows(c, w, 0, 1, cols, scratch);
+    if (!out_side && mod == MODULE_OUT)
+        for (int64_t i = 0; i < rows; i++) tile_rows(c, w + i * cols, 0, dv, 1, scratch);
+}
+
+static void qwen3_5_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n) {
+    int64_t lk = (int64_t)c->linear.n_k_heads * c->linear.k_dim;
+    bool tiled = c->linear.n_k_heads != c->linear.n_v_heads;
+    float scratch[4096];
+    switch (slot) {
+    case NORM_LINEAR_OUT:
+        return;
+    case LINEAR_A_LOG:
+        for (int64_t i = 0; i < n; i++) w[i] = -expf(w[i]);
+        if (tiled && n <= 4096) tile_rows(c, w, 0, 1, 1, scratch);
+        return;
+    case LINEAR_DT_BIAS:
+        if (tiled && n <= 4096) tile_rows(c, w, 0, 1, 1, scratch);
+        return;
+    case LINEAR_CONV: { /* (CH, KW): the V channels' rows */
+        int64_t kw = c->linear.conv_kernel, vrows = n / kw - 2 * lk;
+        float *big = tiled ? malloc((size_t)(vrows * kw) * sizeof *big) : NULL;
+        if (big) tile_rows(c, w, 2 * lk, c->linear.v_dim, kw, big);
+        free(big);
+        return;
+    }
+    default:
+        for (int64_t i = 0; i < n; i++) w[i] += 1.0f;
+    }
+}
+
+static int qwen3_5_gguf_metadata(GgufWriter *w, const ModelConfig *c, char *err, size_t errlen) {
+    int32_t sections[4]; /* for text (three equal positions) any split is plain RoPE */
+    for (int i = 0; i < 4; i++) sections[i] = c->linear.mrope_section[i];
+    int rc = gguf_set_u32(w, "qwen35.rope.dimension_count", (uint32_t)c->rotary_dim, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_arr_i32(w, "qwen35.rope.dimension_sections", sections, 4, err, errlen);
+    if (rc == 0)
+        rc =
+            gguf_set_u32(w, "qwen35.ssm.conv_kernel", (uint32_t)c->linear.conv_kernel, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, "qwen35.ssm.state_size", (uint32_t)c->linear.k_dim, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, "qwen35.ssm.group_count", (uint32_t)c->linear.n_k_heads, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, "qwen35.ssm.time_step_rank", (uint32_t)c->linear.n_v_heads, err,
+                          errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, "qwen35.ssm.inner_size",
+                          (uint32_t)(c->linear.v_dim * c->linear.n_v_heads), err, errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, "qwen35.full_attention_interval", (uint32_t)full_attention_period(c),
+                          err, errlen);
+    return rc;
 }
 
 #define ATTENTION_MODULES (LORA_Q | LORA_K | LORA_V | LORA_O)
@@ -181,6 +322,9 @@ const ModelFamily family_qwen3_5_text = {
     .layer_forward = qwen3_5_layer_forward,
     .gguf_arch = "qwen35",
     .gguf_check = qwen3_5_gguf_check,
+    .gguf_norm = qwen3_5_gguf_norm,
+    .gguf_reorder = qwen3_5_gguf_reorder,
+    .gguf_metadata = qwen3_5_gguf_metadata,
     .modules = ATTENTION_MODULES | MLP_MODULES,
     .linear_modules = DELTANET_MODULES | MLP_MODULES,
     .default_targets = ATTENTION_MODULES | MLP_MODULES | DELTANET_MODULES,

@@ -75,6 +75,7 @@ typedef struct ModelConfig {
     unsigned char linear_layers[HF_MAX_LAYERS / 8];
     struct {
         int n_k_heads, n_v_heads, k_dim, v_dim, conv_kernel; /* NK, NV, DK, DV, KW */
+        int mrope_section[4]; /* rope_parameters' mrope_section (GGUF only; text: plain RoPE) */
     } linear;
     bool attn_output_gate;
 } ModelConfig;
