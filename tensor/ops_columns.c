@@ -29,7 +29,9 @@ static void columns_backward(Graph *g, void *p) {
                 dx[i * cols + h * stride + c->first + j] += dy[i * n * c->heads + h * n + j];
 }
 
-Tensor *op_head_columns(Graph *g, Tensor *x, int n_heads, int64_t first, int64_t n) {
+/* op_head_columns; `name` says which op the caller called, in errors. */
+static Tensor *head_columns(Graph *g, Tensor *x, int n_heads, int64_t first, int64_t n,
+                            const char *name) {
     PROFILE_OP(TENSOR_OP_RESIDUAL);
     if (!g || !x) return NULL;
     int64_t cols = x->ndim == 2 ? x->shape[1] : 0;
@@ -37,9 +39,9 @@ Tensor *op_head_columns(Graph *g, Tensor *x, int n_heads, int64_t first, int64_t
     if (!x->data || x->ndim != 2 || n_heads < 1 || stride * n_heads != cols || first < 0 || n < 1 ||
         first + n > stride) {
         graph_fail(g,
-                   "op_head_columns: columns [%lld, %lld) of each of %d heads of x %s (need an "
-                   "F32 (N, H*S) x)",
-                   (long long)first, (long long)(first + n), n_heads, SHAPE(x));
+                   "%s: columns [%lld, %lld) of each of %d heads of x %s (need an F32 (N, H*S) "
+                   "x)",
+                   name, (long long)first, (long long)(first + n), n_heads, SHAPE(x));
         return NULL;
     }
     int64_t rows = x->shape[0];
@@ -59,6 +61,10 @@ Tensor *op_head_columns(Graph *g, Tensor *x, int n_heads, int64_t first, int64_t
     return y;
 }
 
+Tensor *op_head_columns(Graph *g, Tensor *x, int n_heads, int64_t first, int64_t n) {
+    return head_columns(g, x, n_heads, first, n, "op_head_columns");
+}
+
 Tensor *op_columns(Graph *g, Tensor *x, int64_t first, int64_t n) {
-    return op_head_columns(g, x, 1, first, n);
+    return head_columns(g, x, 1, first, n, "op_columns");
 }
