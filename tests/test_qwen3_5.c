@@ -223,7 +223,8 @@ END_TEST
 /* ---- merge ------------------------------------------------------------------------------ */
 
 /* The merged Hugging Face directory (the DeltaNet's conv, A_log, dt_bias and norms copied
- * as they are) generates the initial adapter's greedy ids on its own. GGUF is refused for
+ * as they are) generates the initial adapter's greedy ids on its own; inspect tells the
+ * layer kinds and the DeltaNet's heads. GGUF is refused for
  * this fixture with a message: llama.cpp's qwen35 takes the key head size for the value
  * heads (32 and 16 here) and knows only periodic layer types (these are L L F L). The GGUF
  * export itself runs in llama.cpp in test_gguf_llamacpp.c (fixture qwen35-gguf). */
@@ -248,6 +249,12 @@ START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
              "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
     char *out = tt_run_stdout(dir, args);
     ck_assert_msg(strstr(out, want) != NULL, "merged model generated\n%s\nwant\n%s", out, want);
+    free(out);
+    snprintf(args, sizeof args, "inspect '%s'", model);
+    out = tt_run_stdout(dir, args);
+    ck_assert_msg(strstr(out, "Gated DeltaNet on 3 of 4 layers: 2 key heads of 32, 4 value heads "
+                              "of 16, conv kernel 4; rotary dims 4 of head_dim 16"),
+                  "%s", out);
     free(out);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s/m.gguf'", model, dir);
     tt_expect(dir, args, 1, "linear_key_head_dim (32) for linear_value_head_dim (16)");
