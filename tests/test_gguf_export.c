@@ -54,7 +54,7 @@ static void check_adapter(const char *fixture, int perm_q, int perm_k, float wan
     free(s);
     ck_assert_float_eq_tol(tg_f32(&f, "adapter.lora.alpha"), want_alpha, 1e-6);
     LoraSpec spec;
-    ck_assert(lora_read_peft_spec(adapter, &spec, err, sizeof err) == 0);
+    ck_assert(lora_read_peft_spec(adapter, &cfg, &spec, err, sizeof err) == 0);
     snprintf(cfgp, sizeof cfgp, "%s/adapter_model.safetensors", adapter);
     SafeTensors *st = st_open(cfgp, err, sizeof err);
     ck_assert(st);

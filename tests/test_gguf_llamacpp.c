@@ -284,6 +284,14 @@ START_TEST(test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids) {
 }
 END_TEST
 
+/* The same decoder as Gemma3ForConditionalGeneration (gemma3-wrapper): the GGUFs hold the
+ * language model only, the adapter's names without language_model., and no logit soft-cap
+ * (text_config's final_logit_softcapping, which the wrapper never applies). */
+START_TEST(test_llamacpp_runs_lorafit_gemma3_wrapper_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("gemma3-wrapper", 16, "arch gemma3, tokenizer gpt2 (pre qwen2)");
+}
+END_TEST
+
 /* Gemma 2 (arch gemma2): scores soft-capped at 2 and logits at 3, the even layers sliding. */
 START_TEST(test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids) {
     check_fixture_in_llamacpp("gemma2-tied", 16, "arch gemma2, tokenizer gpt2 (pre qwen2)");
@@ -308,6 +316,7 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_add_test(tc,
                    test_llamacpp_runs_lorafit_smollm3_olmo2_granite_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_wrapper_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_qwen3_5_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);

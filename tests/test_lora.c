@@ -160,11 +160,19 @@ START_TEST(test_peft_features_lorafit_would_misapply_are_refused_by_name) {
     char *dir = test_tmpdir();
     /* PEFT 0.14's adapter_config.json holds these keys unset: still loads */
     static const char *const unset[][2] = {
-        {"rank_pattern", "{}"},          {"alpha_pattern", "{}"},
-        {"layers_to_transform", "null"}, {"layers_pattern", "null"},
-        {"exclude_modules", "null"},     {"modules_to_save", "null"},
-        {"lora_bias", "false"},          {"use_dora", "false"},
-        {"fan_in_fan_out", "false"},     {"trainable_token_indices", "null"},
+        {"rank_pattern", "{}"},
+        {"alpha_pattern", "{}"},
+        {"layers_to_transform", "null"},
+        {"layers_pattern", "null"},
+        {"exclude_modules", "null"},
+        {"modules_to_save", "null"},
+        {"lora_bias", "false"},
+        {"use_dora", "false"},
+        {"fan_in_fan_out", "false"},
+        {"trainable_token_indices", "null"},
+        /* the fixture's q_proj, v_proj, down_proj as a regex, Python's (?:) and \d in it */
+        {"target_modules",
+         "\"model\\\\.layers\\\\.\\\\d+\\\\.(?:self_attn|mlp)\\\\.(q|v|down)_proj\""},
     };
     for (size_t i = 0; i < sizeof unset / sizeof unset[0]; i++) {
         foreign_adapter(dir, unset[i][0], unset[i][1]);
@@ -184,20 +192,24 @@ START_TEST(test_peft_features_lorafit_would_misapply_are_refused_by_name) {
         {"lora_bias", "true"},
         {"use_dora", "true"},
         {"fan_in_fan_out", "true"},
-        {"target_modules", "\"all-linear\""},
+        /* Python regex syntax lorafit does not read (an inline flag) */
+        {"target_modules", "\"(?i)MODEL\\\\.layers\\\\..*_proj\""},
+        /* a regex (PEFT re.fullmatch-es it) that targets layer 0 only */
+        {"target_modules", "\"model\\\\.layers\\\\.0\\\\.self_attn\\\\.q_proj\""},
     };
     char fixture[4200];
     snprintf(fixture, sizeof fixture, "%s/tests/data/train/qwen2-untied/init_adapter",
              root ? root : ".");
     LoraSpec spec; /* the fixture's own, for the init_from path */
-    ck_assert_msg(lora_read_peft_spec(fixture, &spec, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(lora_read_peft_spec(fixture, model_config(m), &spec, err, sizeof err) == 0, "%s",
+                  err);
     for (size_t i = 0; i < sizeof set / sizeof set[0]; i++) {
         foreign_adapter(dir, set[i][0], set[i][1]);
         const char *key = set[i][0];
         ck_assert_msg(lora_load_adapter(m, dir, err, sizeof err) == NULL, "%s accepted", key);
         ck_assert_msg(strstr(err, key) != NULL, "%s: '%s'", key, err);
         LoraSpec got;
-        ck_assert_int_eq(lora_read_peft_spec(dir, &got, err, sizeof err), -1);
+        ck_assert_int_eq(lora_read_peft_spec(dir, model_config(m), &got, err, sizeof err), -1);
         ck_assert_msg(strstr(err, key) != NULL, "%s: '%s'", key, err);
         Lora *l = lora_create(m, &spec, err, sizeof err);
         ck_assert_msg(l != NULL, "%s", err);

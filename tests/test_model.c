@@ -220,6 +220,15 @@ START_TEST(test_gemma3_greedy_generation_matches_reference) {
 }
 END_TEST
 
+/* The Gemma3ForConditionalGeneration fixture (test_wrapper.c): logits, loss and every LoRA
+ * gradient, and the greedy ids, against the reference run on the wrapper checkpoint. */
+START_TEST(test_gemma3_wrapper_matches_reference) {
+    check_fixture_tol("tests/data/train/gemma3-wrapper/model", "tests/data/train/gemma3-wrapper",
+                      1e-6);
+    check_greedy("tests/data/train/gemma3-wrapper");
+}
+END_TEST
+
 /* Gemma 2: Gemma 3's layer without q/k norms, one RoPE, scores soft-capped at 2 and logits
  * at 3 (both well into tanh's curve), layers 0 and 2 sliding (window 5), GQA 4/2, tied. */
 START_TEST(test_gemma2_matches_reference) {
@@ -468,6 +477,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_mistral_window_greedy_generation_matches_reference);
     tcase_add_test(tc, test_gemma3_matches_reference);
     tcase_add_test(tc, test_gemma3_greedy_generation_matches_reference);
+    tcase_add_test(tc, test_gemma3_wrapper_matches_reference);
     tcase_add_test(tc, test_gemma2_matches_reference);
     tcase_add_test(tc, test_qwen3_5_matches_reference);
     tcase_add_test(tc, test_phi3_matches_reference);

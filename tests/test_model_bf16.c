@@ -34,7 +34,8 @@ static ForwardRun run_forward(const char *dir, ModelDtype dtype, const char *ada
     Lora *lora = NULL;
     if (adapter) {
         LoraSpec spec;
-        ck_assert_msg(lora_read_peft_spec(adapter, &spec, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(lora_read_peft_spec(adapter, model_config(m), &spec, err, sizeof err) == 0,
+                      "%s", err);
         lora = lora_create(m, &spec, err, sizeof err);
         ck_assert_msg(lora != NULL, "%s", err);
         ck_assert_msg(lora_load_peft(lora, adapter, err, sizeof err) == 0, "%s", err);

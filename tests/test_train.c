@@ -129,6 +129,13 @@ START_TEST(test_train_matches_gemma3_reference) {
 }
 END_TEST
 
+/* Gemma3ForConditionalGeneration: the decoder under model.language_model. beside a vision
+ * tower, init_adapter's target_modules the regex PEFT needs for it. */
+START_TEST(test_train_matches_gemma3_wrapper_reference) {
+    check_fixture("tests/data/train/gemma3-wrapper", "tests/data/train/gemma3-wrapper/model");
+}
+END_TEST
+
 START_TEST(test_train_matches_gemma2_reference) {
     check_fixture("tests/data/train/gemma2-tied", "tests/data/train/gemma2-tied/model");
 }
@@ -226,6 +233,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_mistral_sliding_window_reference);
     tcase_add_test(tc, test_train_matches_gemma3_reference);
     tcase_add_test(tc, test_train_matches_gemma2_reference);
+    tcase_add_test(tc, test_train_matches_gemma3_wrapper_reference);
     tcase_add_test(tc, test_train_matches_phi3_references);
     tcase_add_test(tc, test_train_matches_qwen3_5_reference);
     tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);

@@ -19,7 +19,7 @@ ap.add_argument('--bf16-sensitivity', action='store_true', help="also the first 
 ap.add_argument('--greedy', type=int, default=0, help='also greedy ids (base, and with the initial adapter) for this many tokens')
 a = ap.parse_args(); rng = np.random.default_rng(a.seed)
 model_type = json.load(open(os.path.join(a.model, 'config.json'))).get('model_type')
-ref = {'gemma3_text': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'qwen3_5_text': ref_qwen3_5.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
+ref = {'gemma3_text': ref_gemma3.Ref, 'gemma3': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'qwen3_5_text': ref_qwen3_5.Ref, 'qwen3_5': ref_qwen3_5.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
 # data rows: exactly seq tokens each; first row of each batch masks a prefix with -100
 n = a.batch * a.steps
 if a.data:
@@ -43,7 +43,10 @@ for i in range(ref.L):
 ad = os.path.join(a.out, 'init_adapter'); os.makedirs(ad, exist_ok=True)
 st.save(os.path.join(ad, 'adapter_model.safetensors'), init, {'format': 'pt'})
 json.dump({'peft_type': 'LORA', 'task_type': 'CAUSAL_LM', 'r': a.r, 'lora_alpha': a.alpha, 'lora_dropout': 0.0,
-           'target_modules': tg, 'bias': 'none', 'use_rslora': a.rslora, 'fan_in_fan_out': False,
+           # a wrapper's: the regex PEFT fullmatch-es, reaching the language model only
+           'target_modules': tg if ref.prefix == 'model.' else
+               ref.prefix.replace('.', r'\.') + r'layers\.[0-9]+\.(' + ('self_attn|linear_attn|mlp' if model_type == 'qwen3_5' else 'self_attn|mlp') + r')\.(' + '|'.join(tg) + ')',
+           'bias': 'none', 'use_rslora': a.rslora, 'fan_in_fan_out': False,
            'base_model_name_or_path': os.path.basename(os.path.normpath(a.model)), 'inference_mode': True},
           open(os.path.join(ad, 'adapter_config.json'), 'w'), indent=2, sort_keys=True)
 greedy = {}

@@ -12,7 +12,13 @@ rope_theta), tie_word_embeddings left out when tied (SmolLM3Config's default). O
 input norms; post-attention and post-feedforward norms and q/k norms over the whole
 projections, all 1 + --qk-norm-spread * N(0, 1). Granite: --embedding-multiplier,
 --attention-multiplier, --residual-multiplier, --logits-scaling. Gemma 2 (gemma2): Gemma 3's without q/k norms,
-local RoPE or scaling, with --attn-softcap and --final-softcap. Mistral: --window is its sliding_window."""
+local RoPE or scaling, with --attn-softcap and --final-softcap. Mistral: --window is its sliding_window.
+--wrapper (gemma3_text): the same decoder weights (the same seed draws them first) as a
+Gemma3ForConditionalGeneration checkpoint (model_type gemma3): under model.language_model.
+(--legacy-layout: language_model.model., transformers < 4.52), beside a one-layer SigLIP
+vision tower and the projector in bfloat16; config.json's text_config naming only what
+differs from Gemma3TextConfig's defaults (as gemma-3-4b-it's), layer_types left to
+sliding_window_pattern, and final_logit_softcapping 30, which the wrapper never applies."""
 import argparse, json, os, sys, numpy as np
 sys.path.insert(0, os.path.dirname(__file__)); import st
 ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True); ap.add_argument('--arch', default='qwen2')
@@ -37,6 +43,8 @@ ap.add_argument('--interval', type=int, default=4)
 ap.add_argument('--linear-heads', default='2,4', help='qwen3_5_text: NK,NV'); ap.add_argument('--linear-dims', default='8,12', help='qwen3_5_text: DK,DV')
 ap.add_argument('--conv-kernel', type=int, default=4); ap.add_argument('--conv-scale', type=float, default=0.5)
 ap.add_argument('--a-range', default='0.05,2.0', help='qwen3_5_text: A = exp(A_log) uniform in this range')
+ap.add_argument('--wrapper', action='store_true', help='gemma3_text: as Gemma3ForConditionalGeneration (see the top)')
+ap.add_argument('--legacy-layout', action='store_true', help='--wrapper: the tensor names of transformers < 4.52')
 ap.add_argument('--embedding-multiplier', type=float, default=1.0); ap.add_argument('--attention-multiplier', type=float, default=1.0)
 ap.add_argument('--residual-multiplier', type=float, default=1.0); ap.add_argument('--logits-scaling', type=float, default=1.0)
 ap.add_argument('--attn-softcap', type=float, default=50.0); ap.add_argument('--final-softcap', type=float, default=30.0)
@@ -93,6 +101,27 @@ for i in range(a.layers):
     if a.arch in ('qwen3', 'gemma3_text'):  # Gemma 2 has no q/k norms
         t[P + 'self_attn.q_norm.weight'] = norm(hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(hd, a.qk_norm_spread)
 if not a.tied: t['lm_head.weight'] = W(a.vocab, a.hidden)
+if a.wrapper and q35:  # Qwen3_5ForConditionalGeneration: model.language_model., a vision tower, an MTP head
+    t = {('model.language_model.' + k[6:] if k.startswith('model.') else k): v for k, v in t.items()}
+    def B(*s): return ('BF16', (0.1 * r.standard_normal(s)).astype(np.float32))
+    t.update({'model.visual.patch_embed.proj.weight': B(16, 3, 2, 4, 4), 'model.visual.blocks.0.attn.qkv.weight': B(48, 16),
+              'model.visual.blocks.0.attn.proj.weight': B(16, 16), 'model.visual.merger.linear_fc1.weight': B(64, 64),
+              'mtp.fc.weight': B(a.hidden, 2 * a.hidden), 'mtp.layers.0.self_attn.q_proj.weight': B(2 * a.heads * hd, a.hidden),
+              'mtp.layers.0.mlp.gate_proj.weight': B(a.inter, a.hidden), 'mtp.norm.weight': B(a.hidden)})
+elif a.wrapper:  # the decoder's tensors under the wrapper's prefix, then a tiny SigLIP tower and projector
+    lm, head = ('language_model.model.', 'language_model.lm_head.weight') if a.legacy_layout else ('model.language_model.', 'lm_head.weight')
+    t = {(lm + k[6:] if k.startswith('model.') else head): v for k, v in t.items()}
+    vh, top = 16, 'vision_tower.' if a.legacy_layout else 'model.vision_tower.'
+    def B(*s): return ('BF16', (0.1 * r.standard_normal(s)).astype(np.float32))  # bfloat16, as the checkpoints
+    V = top + 'vision_model.'; E = V + 'encoder.layers.0.'
+    t.update({V + 'embeddings.patch_embedding.weight': B(vh, 3, 4, 4), V + 'embeddings.patch_embedding.bias': B(vh),
+              V + 'embeddings.position_embedding.weight': B(16, vh), V + 'post_layernorm.weight': B(vh), V + 'post_layernorm.bias': B(vh),
+              E + 'layer_norm1.weight': B(vh), E + 'layer_norm1.bias': B(vh), E + 'layer_norm2.weight': B(vh), E + 'layer_norm2.bias': B(vh),
+              E + 'mlp.fc1.weight': B(2 * vh, vh), E + 'mlp.fc1.bias': B(2 * vh), E + 'mlp.fc2.weight': B(vh, 2 * vh), E + 'mlp.fc2.bias': B(vh)})
+    for n in ('q_proj', 'k_proj', 'v_proj', 'out_proj'):  # the names a plain target_modules list would also reach
+        t[E + f'self_attn.{n}.weight'] = B(vh, vh); t[E + f'self_attn.{n}.bias'] = B(vh)
+    P = 'multi_modal_projector.' if a.legacy_layout else 'model.multi_modal_projector.'
+    t[P + 'mm_input_projection_weight'] = B(vh, a.hidden); t[P + 'mm_soft_emb_norm.weight'] = B(vh)
 os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensors'), t, {'format': 'pt'})
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
         'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM', 'smollm3': 'SmolLM3ForCausalLM',
@@ -138,4 +167,25 @@ if q35:  # as the checkpoints write it: rope_parameters with the (text-inert) mr
                linear_conv_kernel_dim=a.conv_kernel, attention_bias=False)
     if a.layer_types: cfg['layer_types'] = ['linear_attention' if k == 'L' else 'full_attention' for k in kinds]
     else: cfg['full_attention_interval'] = a.interval
+if a.wrapper and q35:  # Qwen3_5Config: the decoder's config under text_config, as the published ones
+    text = {k: v for k, v in cfg.items() if k not in ('architectures', 'torch_dtype', 'bos_token_id', 'eos_token_id')}
+    text['model_type'] = 'qwen3_5_text'
+    cfg = {'architectures': ['Qwen3_5ForConditionalGeneration'], 'model_type': 'qwen3_5', 'text_config': text,
+           'vision_config': {'model_type': 'qwen3_5', 'depth': 1, 'hidden_size': 16, 'num_heads': 2,
+                             'out_hidden_size': a.hidden, 'patch_size': 4, 'temporal_patch_size': 2},
+           'image_token_id': 96, 'video_token_id': 95, 'tie_word_embeddings': a.tied,
+           'torch_dtype': cfg['torch_dtype'], 'bos_token_id': 1, 'eos_token_id': 2}
+elif a.wrapper:  # Gemma3Config: text_config names what differs from Gemma3TextConfig's defaults, as gemma-3-4b-it's
+    text = {k: v for k, v in cfg.items() if k not in ('architectures', 'torch_dtype', 'bos_token_id', 'eos_token_id',
+            'layer_types', 'hidden_activation', 'attn_logit_softcapping', 'max_position_embeddings')}
+    for k, d in (('rope_theta', 1e6), ('rms_norm_eps', 1e-6), ('rope_local_base_freq', 10000.0), ('tie_word_embeddings', True),
+                 ('attention_bias', False), ('rope_scaling', None)):
+        if text.get(k) == d: del text[k]
+    text['final_logit_softcapping'] = 30.0  # Gemma3ForConditionalGeneration never applies it
+    cfg = {'architectures': ['Gemma3ForConditionalGeneration'], 'model_type': 'gemma3', 'text_config': text,
+           'vision_config': {'model_type': 'siglip_vision_model', 'hidden_size': 16, 'intermediate_size': 32,
+                             'num_hidden_layers': 1, 'num_attention_heads': 2, 'image_size': 16, 'patch_size': 4,
+                             'vision_use_head': False},
+           'boi_token_index': 255999, 'eoi_token_index': 256000, 'image_token_index': 262144, 'mm_tokens_per_image': 4,
+           'initializer_range': 0.02, 'torch_dtype': cfg['torch_dtype'], 'bos_token_id': 1, 'eos_token_id': 2}
 json.dump(cfg, open(os.path.join(a.out, 'config.json'), 'w'), indent=2); print(cfg)

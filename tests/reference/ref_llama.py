@@ -26,10 +26,44 @@ SUB = {'q_proj': 'self_attn', 'k_proj': 'self_attn', 'v_proj': 'self_attn', 'o_p
        'in_proj_qkv': 'linear_attn', 'in_proj_z': 'linear_attn', 'in_proj_b': 'linear_attn',
        'in_proj_a': 'linear_attn', 'out_proj': 'linear_attn'}  # Qwen3.5's DeltaNet (ref_qwen3_5)
 
+# Multimodal wrapper checkpoints (...ForConditionalGeneration): config.json's text_config over
+# the text config class's defaults is the decoder's config; its tensors are under a prefix
+# (transformers >= 4.52's, or the older one its _checkpoint_conversion_mapping still loads);
+# the vision tower and projector are ignored. final_softcap: whether the wrapper's forward
+# soft-caps the logits (Gemma3ForConditionalGeneration.forward does not).
+GEMMA3_TEXT_DEFAULTS = dict(vocab_size=262208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
+                            num_attention_heads=8, num_key_value_heads=4, head_dim=256, max_position_embeddings=131072,
+                            rms_norm_eps=1e-6, rope_theta=1e6, query_pre_attn_scalar=256, sliding_window=4096,
+                            rope_local_base_freq=10000.0, sliding_window_pattern=6, tie_word_embeddings=True,
+                            hidden_activation='gelu_pytorch_tanh', final_logit_softcapping=None)
+QWEN3_5_TEXT_DEFAULTS = dict(vocab_size=248320, hidden_size=4096, intermediate_size=12288, num_hidden_layers=32,
+                             num_attention_heads=16, num_key_value_heads=4, head_dim=256, max_position_embeddings=32768,
+                             rms_norm_eps=1e-6, tie_word_embeddings=False)
+WRAPPERS = {'gemma3': dict(text_type='gemma3_text', defaults=GEMMA3_TEXT_DEFAULTS, final_softcap=False,
+                           layouts=(('model.language_model.', 'lm_head.weight'),
+                                    ('language_model.model.', 'language_model.lm_head.weight'))),
+            # Qwen3_5ForConditionalGeneration: model.visual.* and mtp.* are ignored
+            'qwen3_5': dict(text_type='qwen3_5_text', defaults=QWEN3_5_TEXT_DEFAULTS, final_softcap=False,
+                            layouts=(('model.language_model.', 'lm_head.weight'),))}
+
+def unwrap(cfg, w):
+    """(the decoder's config, its tensors under the decoder's own names, the PEFT module prefix)."""
+    wr = WRAPPERS.get(cfg.get('model_type'))
+    if wr is None: return cfg, w, 'model.'
+    c = dict(wr['defaults']); c.update(cfg['text_config']); c['model_type'] = wr['text_type']
+    for k in ('tie_word_embeddings', 'bos_token_id', 'eos_token_id', 'torch_dtype'):
+        if k not in cfg['text_config'] and k in cfg: c[k] = cfg[k]
+    if not wr['final_softcap']: c['final_logit_softcapping'] = None
+    prefix, head = next(l for l in wr['layouts'] if l[0] + 'embed_tokens.weight' in w)
+    out = {('model.' + k[len(prefix):]) if k.startswith(prefix) else 'lm_head.weight': v
+           for k, v in w.items() if k.startswith(prefix) or k == head}
+    return c, out, wr['layouts'][0][0]
+
 class Ref:
     def __init__(s, model_dir, dtype=torch.float64):
-        s.cfg = json.load(open(os.path.join(model_dir, 'config.json')))
+        cfg = json.load(open(os.path.join(model_dir, 'config.json')))
         w, _ = st.load(os.path.join(model_dir, 'model.safetensors'))
+        s.cfg, w, s.prefix = unwrap(cfg, w)
         s.w = {k: torch.tensor(v, dtype=dtype) for k, v in w.items()}; s.dtype = dtype
         c = s.cfg; s.h = c['hidden_size']; s.nh = c['num_attention_heads']; s.nkv = c.get('num_key_value_heads', s.nh)
         s.type = c.get('model_type'); s.qk_norm = s.type == 'qwen3'
@@ -55,7 +89,7 @@ class Ref:
             types = ['sliding_attention' if i >= c.get('max_window_layers', 28) else 'full_attention' for i in range(L)]
         else: types = ['full_attention'] * L
         s.types = types; s.window = c.get('sliding_window')
-    def key(s, i, t): return f'base_model.model.model.layers.{i}.{SUB[t]}.{t}'
+    def key(s, i, t): return f'base_model.model.{s.prefix}layers.{i}.{SUB[t]}.{t}'
     def set_lora(s, tensors, alpha, r, rslora=False):
         s.lora = {k: torch.tensor(v, dtype=s.dtype).requires_grad_(True) for k, v in tensors.items()}
         s.scale = alpha / (math.sqrt(r) if rslora else r)

@@ -52,6 +52,10 @@ static int inspect_file(const char *path) {
 
 static void print_config(const ModelConfig *c) {
     printf("model %s (%s)\n", hf_architecture(c), c->model_type);
+    if (c->wrapper)
+        printf("  multimodal: only its language model (%s*) is loaded and trained, not the "
+               "vision tower or projector\n",
+               model_module_prefix(c));
     printf("  hidden_size %d, intermediate_size %d, layers %d, heads %d, kv_heads %d, "
            "head_dim %d, vocab %d\n",
            c->hidden_size, c->intermediate_size, c->num_hidden_layers, c->num_attention_heads,

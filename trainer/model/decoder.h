@@ -66,6 +66,9 @@ size_t model_param_count(const Model *m);
 size_t model_converted_bytes(const Model *m); /* heap bytes holding converted weights */
 size_t model_weight_bytes(const Model *m);    /* bytes of all frozen weights, mapped or heap */
 
+/* Where the decoder's layers are among the model's named modules (PEFT's module names,
+ * "<prefix>layers.N.self_attn.q_proj"): "model.", or a wrapper's "model.language_model.". */
+const char *model_module_prefix(const ModelConfig *cfg);
 /* "q_proj" ... "out_proj"; "self_attn", "linear_attn" or "mlp". */
 const char *model_module_name(ModelModule mod);
 /* "q_proj, k_proj, ..." into out (for messages): the modules of mask (1 << ModelModule). */

@@ -47,10 +47,11 @@ typedef struct MergeOptions {
 
 /* Writes the base model_dir with lora folded in (lora NULL: the base re-encoded) into
  * out_dir, which must exist (the caller builds it under a temporary name): every tensor of
- * the base checkpoint, in its dtype converted to opt->dtype; model.safetensors or
+ * the base checkpoint, in its dtype converted to opt->dtype (a wrapper's tensors outside the
+ * language model byte-identical, in their own dtype); model.safetensors or
  * model-0000K-of-0000N.safetensors + model.safetensors.index.json; config.json with its
- * torch_dtype updated; generation_config.json, the tokenizer files and the chat template
- * files copied when present (the adapter's chat template over the base's). */
+ * torch_dtype updated; generation_config.json, the (pre)processor and tokenizer files and the chat
+ * template files copied when present (the adapter's chat template over the base's). */
 int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, const char *out_dir,
                    const MergeOptions *opt, char *err, size_t errlen);
 

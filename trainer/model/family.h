@@ -7,7 +7,9 @@
  * the layers (forward.c), gradient checkpointing (checkpointed.c, which rebuilds a layer
  * with the same function), generation, merge and the GGUF writers, which ask the family
  * what differs. Adding a family: its file, its line in hf_config.c's table, and the GGUF
- * names or keys it needs that none has yet (gguf_model.c).
+ * names or keys it needs that none has yet (gguf_model.c). Its multimodal checkpoint
+ * (...ForConditionalGeneration), if it has one: a ModelWrapper (below) in the same file and
+ * its line in hf_config.c's wrapper table.
  *
  * A family's layer has the linears of decoder.h it names (ModelFamily.modules: the seven
  * q k v o gate up down unless it says otherwise) under Hugging Face's names
@@ -168,6 +170,31 @@ struct ModelFamily {
                                  int pos);
     void (*decoder_free)(void *d);
 };
+
+/* ---- a multimodal wrapper checkpoint ----------------------------------------------
+ *
+ * A ...ForConditionalGeneration checkpoint (Gemma 3 4B+, Mistral 3) whose language model is
+ * one of the families: config.json holds the decoder's config under "text_config", the
+ * safetensors hold the decoder's tensors under a prefix beside a vision tower and a projector.
+ * lorafit reads the decoder only (the other tensors are never read into memory), trains it
+ * (LoRA on the language model's linears only: PEFT module names under the prefix, a regex
+ * target_modules), and writes the other tensors back byte-identical in a merge. Adding one:
+ * this description in the family's file and its line in hf_config.c's wrapper table. */
+typedef struct ModelWrapper {
+    const char *model_type;   /* config.json "model_type": "gemma3" */
+    const char *architecture; /* "Gemma3ForConditionalGeneration" */
+    const ModelFamily *text;  /* the decoder family of text_config */
+    /* A JSON object: the text config class's defaults for what text_config may omit (the
+     * checkpoints' text_config often names only what differs from them). */
+    const char *text_defaults;
+    /* Where the decoder's "model." tensors are, and its lm_head (when untied), in the
+     * checkpoint of transformers >= 4.52 (and in PEFT's module names: the model's named
+     * modules), and in the older layout transformers still loads (its
+     * _checkpoint_conversion_mapping); the legacy ones NULL when there is none. */
+    const char *prefix, *lm_head;
+    const char *legacy_prefix, *legacy_lm_head;
+    bool final_softcap; /* the wrapper applies final_logit_softcapping (Gemma 3's does not) */
+} ModelWrapper;
 
 /* Gemma 2 and 3's shared config keys (family_gemma3.c): attention_bias, the activation,
  * query_pre_attn_scalar, final_logit_softcapping, sliding_window; and their GGUF norms

@@ -25,7 +25,14 @@
  * and refuses layer types no period gives), and the attention scale as 1/sqrt(head_dim)
  * (1/sqrt(hidden / heads) for its 27B, 62 layers) instead of query_pre_attn_scalar^-1/2:
  * where they differ lorafit folds the ratio into q_norm (scores are linear in q).
- * Default LoRA targets: q_proj and v_proj (PEFT's for gemma3_text). */
+ * Default LoRA targets: q_proj and v_proj (PEFT's for gemma3_text).
+ *
+ * The 4B, 12B and 27B checkpoints are Gemma3ForConditionalGeneration (gemma3): this decoder
+ * under text_config (Gemma3TextConfig's defaults for what it omits), its tensors under
+ * model.language_model. (language_model.model. before transformers 4.52), beside a SigLIP
+ * vision tower and a projector (wrapper_gemma3). Its lm_head never soft-caps the logits
+ * (Gemma3ForConditionalGeneration.forward ignores final_logit_softcapping, which
+ * Gemma3ForCausalLM applies). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -181,4 +188,23 @@ const ModelFamily family_gemma3_text = {
     .default_rope_theta = 1e6,
     .gguf_norm = gemma_gguf_norm,
     .gguf_metadata = gemma3_gguf_metadata,
+};
+
+const ModelWrapper wrapper_gemma3 = {
+    .model_type = "gemma3",
+    .architecture = "Gemma3ForConditionalGeneration",
+    .text = &family_gemma3_text,
+    /* Gemma3TextConfig's defaults (transformers' configuration_gemma3.py) */
+    .text_defaults = "{\"vocab_size\": 262208, \"hidden_size\": 2304, \"intermediate_size\": 9216, "
+                     "\"num_hidden_layers\": 26, \"num_attention_heads\": 8, "
+                     "\"num_key_value_heads\": 4, \"head_dim\": 256, "
+                     "\"max_position_embeddings\": 131072, \"rms_norm_eps\": 1e-6, "
+                     "\"rope_theta\": 1000000.0, \"query_pre_attn_scalar\": 256, "
+                     "\"sliding_window\": 4096, \"rope_local_base_freq\": 10000.0, "
+                     "\"sliding_window_pattern\": 6, \"tie_word_embeddings\": true, "
+                     "\"hidden_activation\": \"gelu_pytorch_tanh\"}",
+    .prefix = "model.language_model.",
+    .lm_head = "lm_head.weight",
+    .legacy_prefix = "language_model.model.",
+    .legacy_lm_head = "language_model.lm_head.weight",
 };

@@ -18,6 +18,7 @@
  * D^-1/2, then mixer = (attention * sigmoid(gate)) Wo^T.
  * LoRA: every projection of both kinds; the default targets are all of them (PEFT has no
  * default for qwen3_5, and Llama's q/v list would leave three layers in four untouched).
+ * The published checkpoints wrap this decoder (wrapper_qwen3_5, at the end).
  * Generation: decode_qwen3_5.c (recurrent state and conv window per DeltaNet layer, KV cache
  * per attention layer: constant work per token in the DeltaNet layers).
  * GGUF: llama.cpp's qwen35 (below). */
@@ -332,4 +333,23 @@ const ModelFamily family_qwen3_5_text = {
     .decoder_new = qwen3_5_decoder_new,
     .decoder_next = qwen3_5_decoder_next,
     .decoder_free = qwen3_5_decoder_free,
+};
+
+/* The published checkpoints (Qwen3_5ForConditionalGeneration, model_type qwen3_5): the
+ * decoder under text_config and model.language_model.; the vision tower (model.visual.*) and
+ * the multi-token-prediction head (mtp.*) never read, and written back unchanged by merge. */
+const ModelWrapper wrapper_qwen3_5 = {
+    .model_type = "qwen3_5",
+    .architecture = "Qwen3_5ForConditionalGeneration",
+    .text = &family_qwen3_5_text,
+    /* Qwen3_5TextConfig's defaults (transformers' configuration_qwen3_5.py; the linear_*
+     * ones are read_qwen3_5's) */
+    .text_defaults =
+        "{\"vocab_size\": 248320, \"hidden_size\": 4096, \"intermediate_size\": 12288, "
+        "\"num_hidden_layers\": 32, \"num_attention_heads\": 16, "
+        "\"num_key_value_heads\": 4, \"head_dim\": 256, "
+        "\"max_position_embeddings\": 32768, \"rms_norm_eps\": 1e-6, "
+        "\"tie_word_embeddings\": false}",
+    .prefix = "model.language_model.",
+    .lm_head = "lm_head.weight",
 };

@@ -17,7 +17,11 @@
  * and the converter copies lora_alpha as it is, ignoring use_rslora, so an rsLoRA adapter
  * converted by it runs at the wrong scale. lorafit writes alpha = scaling * r instead,
  * which is lora_alpha itself for plain LoRA and lora_alpha * sqrt(r) for rsLoRA: llama.cpp
- * then applies exactly the scaling the adapter was trained with. */
+ * then applies exactly the scaling the adapter was trained with.
+ *
+ * A wrapper checkpoint's adapter (Gemma 3 4B+: base_model.model.model.language_model.layers.N
+ * ...) gets the same blk.N names: the converter's filter only drops "language_model." from
+ * names and so writes model.layers.N..., which llama.cpp's text model does not know. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,13 +62,15 @@ static int fill_adapter_tensor(void *ctx, void *dst, size_t nbytes, char *err, s
     return rc;
 }
 
-/* The adapter tensor of a module, with or without PEFT's ".default" infix. */
-static const StTensor *find(const SafeTensors *st, int layer, ModelModule mod, char which) {
-    char name[160];
+/* The adapter tensor of a module (under the decoder's prefix: a wrapper's
+ * "model.language_model."), with or without PEFT's ".default" infix. */
+static const StTensor *find(const SafeTensors *st, const ModelConfig *c, int layer, ModelModule mod,
+                            char which) {
+    char name[200];
     for (int dflt = 0; dflt < 2; dflt++) {
-        snprintf(name, sizeof name, "base_model.model.model.layers.%d.%s.%s.lora_%c%s.weight",
-                 layer, model_module_parent(mod), model_module_name(mod), which,
-                 dflt ? ".default" : "");
+        snprintf(name, sizeof name, "base_model.model.%slayers.%d.%s.%s.lora_%c%s.weight",
+                 model_module_prefix(c), layer, model_module_parent(mod), model_module_name(mod),
+                 which, dflt ? ".default" : "");
         const StTensor *t = st_find(st, name);
         if (t) return t;
     }
@@ -78,7 +84,7 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
         return store_error(err, errlen, 0, "gguf adapter: dtype must be F32, F16 or BF16");
     if (c->family->gguf_check && c->family->gguf_check(c, err, errlen) != 0) return -1;
     LoraSpec spec;
-    if (lora_read_peft_spec(adapter_dir, &spec, err, errlen) != 0) return -1;
+    if (lora_read_peft_spec(adapter_dir, c, &spec, err, errlen) != 0) return -1;
     char file[4200];
     if (path_join(file, sizeof file, adapter_dir, "adapter_model.safetensors", err, errlen) != 0)
         return -1;
@@ -113,8 +119,8 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
             if (!(spec.targets & model_layer_modules(c, l) & (1u << m))) continue;
             int out, in;
             model_module_dims(c, (ModelModule)m, &out, &in);
-            const StTensor *a = find(st, l, (ModelModule)m, 'A');
-            const StTensor *b = find(st, l, (ModelModule)m, 'B');
+            const StTensor *a = find(st, c, l, (ModelModule)m, 'A');
+            const StTensor *b = find(st, c, l, (ModelModule)m, 'B');
             if (!a || !b || a->ndim != 2 || b->ndim != 2 || a->shape[0] != spec.r ||
                 a->shape[1] != in || b->shape[0] != out || b->shape[1] != spec.r) {
                 rc = store_error(err, errlen, 0,

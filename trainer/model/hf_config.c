@@ -26,9 +26,15 @@ static const ModelFamily *const families[] = {
     &family_gemma3_text, &family_phi3,    &family_qwen3_5_text,
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
+/* The multimodal checkpoints around them (family.h's ModelWrapper). */
+extern const ModelWrapper wrapper_gemma3, wrapper_qwen3_5;
+static const ModelWrapper *const wrappers[] = {&wrapper_gemma3, &wrapper_qwen3_5};
+#define N_WRAPPERS ((int)(sizeof wrappers / sizeof wrappers[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {
-    return cfg->family ? cfg->family->architecture : "?";
+    return cfg->wrapper  ? cfg->wrapper->architecture
+           : cfg->family ? cfg->family->architecture
+                         : "?";
 }
 
 /* An integer field in [lo, hi]; absent -> *out = dflt, or an error when dflt < lo. */
@@ -95,13 +101,16 @@ static int get_bool(json_t *root, const char *key, bool dflt, bool *out, const c
     return 0;
 }
 
-/* "llama (LlamaForCausalLM), mistral (...), ..." into out. */
+/* "llama (LlamaForCausalLM), mistral (...), ..." into out: the families, then the wrappers. */
 static void supported_list(char *out, size_t len) {
     size_t n = 0;
     out[0] = '\0';
-    for (int i = 0; i < N_FAMILIES && n < len; i++) {
-        int w = snprintf(out + n, len - n, "%s%s (%s)", i ? ", " : "", families[i]->model_type,
-                         families[i]->architecture);
+    for (int i = 0; i < N_FAMILIES + N_WRAPPERS && n < len; i++) {
+        const char *type = i < N_FAMILIES ? families[i]->model_type
+                                          : wrappers[i - N_FAMILIES]->model_type,
+                   *arch = i < N_FAMILIES ? families[i]->architecture
+                                          : wrappers[i - N_FAMILIES]->architecture;
+        int w = snprintf(out + n, len - n, "%s%s (%s)", i ? ", " : "", type, arch);
         if (w < 0) break;
         n += (size_t)w;
     }
@@ -139,7 +148,7 @@ static int parse_family(json_t *root, ModelConfig *cfg, const char *src, char *e
         if (arch && strcmp(arch, families[i]->architecture) == 0) by_arch = families[i];
         if (type_name && strcmp(type_name, families[i]->model_type) == 0) by_type = families[i];
     }
-    char supported[512];
+    char supported[1024];
     supported_list(supported, sizeof supported);
     if ((arch && !by_arch) || (type_name && !by_type)) {
         snprintf(err, errlen, "%s: the model family %s%s%s%s%s is not supported; lorafit trains %s",
@@ -430,12 +439,73 @@ static int finish_longrope(json_t *root, ModelConfig *cfg, const char *src, char
     return 0;
 }
 
+static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen);
+
+/* The wrapper config.json names ("architectures" or "model_type"), or NULL. */
+static const ModelWrapper *find_wrapper(json_t *root) {
+    const char *arch = json_string_value(json_array_get(json_object_get(root, "architectures"), 0)),
+               *type = json_string_value(json_object_get(root, "model_type"));
+    for (int i = 0; i < N_WRAPPERS; i++)
+        if ((arch && strcmp(arch, wrappers[i]->architecture) == 0) ||
+            (type && strcmp(type, wrappers[i]->model_type) == 0))
+            return wrappers[i];
+    return NULL;
+}
+
+/* A wrapper's config.json: its text_config over the wrapper's defaults, as the decoder's
+ * config (see hf_config.h). */
+static int parse_wrapper(json_t *root, const ModelWrapper *w, ModelConfig *cfg, const char *src,
+                         char *err, size_t errlen) {
+    json_t *text = json_object_get(root, "text_config");
+    const char *arch = json_string_value(json_array_get(json_object_get(root, "architectures"), 0)),
+               *type = json_string_value(json_object_get(root, "model_type"));
+    const char *text_type = json_string_value(json_object_get(text, "model_type"));
+    if ((arch && strcmp(arch, w->architecture) != 0) ||
+        (type && strcmp(type, w->model_type) != 0)) {
+        snprintf(err, errlen,
+                 "%s: \"model_type\" \"%s\" and \"architectures\" [\"%s\"] name different "
+                 "families",
+                 src, type ? type : "", arch ? arch : "");
+        return -1;
+    }
+    if (!json_is_object(text) || (text_type && strcmp(text_type, w->text->model_type) != 0)) {
+        snprintf(err, errlen,
+                 "%s: a %s config needs a \"text_config\" object of model_type \"%s\" (the "
+                 "language model lorafit trains)",
+                 src, w->architecture, w->text->model_type);
+        return -1;
+    }
+    json_t *merged = json_loads(w->text_defaults, 0, NULL);
+    if (!merged || json_object_update(merged, text) != 0) {
+        json_decref(merged);
+        snprintf(err, errlen, "%s: out of memory", src);
+        return -1;
+    }
+    static const char *const from_top[] = {"tie_word_embeddings", "bos_token_id", "eos_token_id"};
+    for (size_t i = 0; i < sizeof from_top / sizeof from_top[0]; i++)
+        if (!json_object_get(text, from_top[i]) && json_object_get(root, from_top[i]))
+            json_object_set(merged, from_top[i], json_object_get(root, from_top[i]));
+    json_object_set_new(merged, "model_type", json_string(w->text->model_type));
+    json_object_del(merged, "architectures");
+    char where[600];
+    snprintf(where, sizeof where, "%s: text_config", src);
+    int rc = parse_root(merged, cfg, where, err, errlen);
+    json_decref(merged);
+    if (rc != 0) return -1;
+    cfg->wrapper = w;
+    snprintf(cfg->model_type, sizeof cfg->model_type, "%s", w->model_type);
+    if (!w->final_softcap) cfg->final_softcap = 0;
+    return 0;
+}
+
 static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {
     if (!json_is_object(root)) {
         snprintf(err, errlen, "%s: config must be a JSON object", src);
         return -1;
     }
     memset(cfg, 0, sizeof *cfg);
+    const ModelWrapper *wrapper = find_wrapper(root);
+    if (wrapper) return parse_wrapper(root, wrapper, cfg, src, err, errlen);
     if (parse_family(root, cfg, src, err, errlen)) return -1;
     const ModelFamily *f = cfg->family;
     int max_pos_default = f->default_max_positions;

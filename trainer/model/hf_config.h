@@ -3,6 +3,8 @@
  * Supported: the families of trainer/model/family_*.c (LlamaForCausalLM / llama,
  * MistralForCausalLM / mistral, Qwen2ForCausalLM / qwen2), with hidden_act silu and RoPE
  * plain or llama3-scaled (rope_theta + rope_scaling, or transformers 5's rope_parameters).
+ * A multimodal checkpoint around a family's decoder (Gemma3ForConditionalGeneration:
+ * family.h's ModelWrapper) is read as that decoder, with wrapper set.
  * Another family is refused by name with the list of supported ones; anything else is an
  * error naming the field. Sliding-window attention is computed as transformers does, per
  * layer: a sliding layer's position t attends s when t - sliding_window < s <= t. */
@@ -18,6 +20,8 @@
 
 /* A model family (trainer/model/family.h): what differs from one to the next. */
 typedef struct ModelFamily ModelFamily;
+/* A multimodal checkpoint around a family's decoder (trainer/model/family.h). */
+typedef struct ModelWrapper ModelWrapper;
 
 /* longrope's per-frequency factors: rotary_dim / 2 of them, at most this many. */
 #define HF_MAX_ROPE_FACTORS 256
@@ -36,11 +40,12 @@ typedef struct RopeScaling {
 } RopeScaling;
 
 typedef struct ModelConfig {
-    const ModelFamily *family;
-    char model_type[16];
-    int hidden_size;       /* C */
-    int intermediate_size; /* FF */
-    int num_hidden_layers; /* L */
+    const ModelFamily *family;   /* the decoder's family (a wrapper's text_config's) */
+    const ModelWrapper *wrapper; /* NULL, or the multimodal checkpoint around the decoder */
+    char model_type[16];         /* config.json's (a wrapper's: "gemma3") */
+    int hidden_size;             /* C */
+    int intermediate_size;       /* FF */
+    int num_hidden_layers;       /* L */
     int num_attention_heads;
     int num_key_value_heads;
     int head_dim;   /* D */
@@ -90,12 +95,15 @@ static inline bool hf_layer_is_linear(const ModelConfig *cfg, int l) {
     return cfg->linear_layers[l / 8] >> (l % 8) & 1;
 }
 
+/* A wrapper checkpoint's config.json (ModelWrapper): its decoder's config is text_config
+ * over the wrapper's text defaults (tie_word_embeddings and the token ids from the top level
+ * when text_config has none); ModelConfig describes the decoder, with wrapper set. */
 /* Parses a config.json file. Errors name the file and the key. */
 int hf_config_load(const char *path, ModelConfig *cfg, char *err, size_t errlen);
 /* Same, from a JSON text (what_for names it in messages). */
 int hf_config_parse(const char *json, size_t len, const char *what_for, ModelConfig *cfg, char *err,
                     size_t errlen);
-/* The family's class, "LlamaForCausalLM" ... */
+/* The checkpoint's class, "LlamaForCausalLM" ... "Gemma3ForConditionalGeneration" */
 const char *hf_architecture(const ModelConfig *cfg);
 /* The attention window of layer `layer`: sliding_window on a sliding layer, else 0 (full). */
 int hf_layer_window(const ModelConfig *cfg, int layer);

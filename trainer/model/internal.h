@@ -43,6 +43,9 @@ struct Model {
     /* longrope's tables with the long factors, for a pass whose largest position + 1 exceeds
      * original_max_position_embeddings (layer_rope); NULL without longrope */
     float *rope_long_cos, *rope_long_sin;
+    /* The decoder's tensor names in the checkpoint: its "model." as this prefix ("model.", or
+     * a wrapper's in the layout the checkpoint has) and its untied lm_head's name. */
+    const char *prefix, *lm_head_name;
     float embed_scale; /* the embeddings' factor (family embed_scale), else 0 */
     int max_pos;
     size_t param_count;
@@ -61,6 +64,11 @@ Tensor *model_embed(const Model *m, Graph *g, const int32_t *ids, int64_t n);
  * logits_scaling when the config has one (Granite: logits / s = (h / s) lm_head^T, which
  * keeps the fused lm_head + loss unchanged). */
 Tensor *model_final_norm(const Model *m, Graph *g, Tensor *x);
+/* The checkpoint's name of the decoder's tensor `name` ("model.layers.0...", "lm_head.weight")
+ * into out (n bytes). */
+void model_tensor_name(const Model *m, const char *name, char *out, size_t n);
+/* Whether a checkpoint tensor is the language model's (a wrapper's other tensors: not). */
+bool model_is_language_tensor(const Model *m, const char *checkpoint_name);
 /* 0..T-1 in every row, in g's arena (N ints); NULL when the arena cannot grow. */
 const int32_t *model_default_positions(Graph *g, int batch, int seq_len);
 

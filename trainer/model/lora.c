@@ -3,6 +3,7 @@
 
 #include <jansson.h>
 #include <math.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,14 @@ struct Lora {
     int *in_dims; /* (count) fan-in of each tensor's module */
     int count;
     int (*index)[MODULE_COUNT]; /* (L, MODULE_COUNT): tensor index of A, or -1 */
+    AdapterBase base;           /* the model's layers as PEFT names them */
 };
+
+AdapterBase lora_adapter_base(const ModelConfig *cfg) {
+    AdapterBase b = {.n_layers = cfg->num_hidden_layers, .modules = model_modules(cfg)};
+    snprintf(b.prefix, sizeof b.prefix, "%s", model_module_prefix(cfg));
+    return b;
+}
 
 unsigned lora_default_targets(const ModelConfig *cfg) {
     return cfg->family->default_targets & model_modules(cfg); /* LORA_ALL: the family's own */
@@ -62,6 +70,7 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
     if (!l) goto oom;
     l->spec = *spec;
     l->spec.targets = targets;
+    l->base = lora_adapter_base(c);
     spec = &l->spec;
     l->n_layers = c->num_hidden_layers;
     /* each layer's targeted modules: a Qwen3.5 DeltaNet layer has no q_proj, say */
@@ -99,7 +108,7 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
                 t->grad = l->grads + at;
                 t->requires_grad = true;
                 snprintf(l->names[l->count], LORA_NAME_MAX,
-                         "base_model.model.model.layers.%d.%s.%s.lora_%c.weight", i,
+                         "base_model.model.%slayers.%d.%s.%s.lora_%c.weight", l->base.prefix, i,
                          model_module_parent((ModelModule)mod), model_module_name((ModelModule)mod),
                          ab ? 'B' : 'A');
                 l->in_dims[l->count] = in;
@@ -202,12 +211,92 @@ static json_t *number_json(float f) {
     return v == floor(v) && fabs(v) < 1e15 ? json_integer((json_int_t)v) : json_real(v);
 }
 
-/* adapter_config.json's target_modules list -> a LORA_* bit mask. */
-static int parse_targets(json_t *targets, const char *path, unsigned *mask, char *err,
-                         size_t errlen) {
+/* A Python regular expression as POSIX ERE matching the whole string (PEFT: re.fullmatch):
+ * "(?:" and "\d" rewritten; other "(?" syntax is refused. 0, or -1. */
+static int compile_fullmatch(const char *py, regex_t *re) {
+    size_t n = strlen(py);
+    char *ere = malloc(4 * n + 8), *o = ere; /* "\\d" (2) -> "[0-9]" (5): at most 2.5 n */
+    if (!ere) return -1;
+    int rc = 0;
+    o += sprintf(o, "^(");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (py[i] == '\\' && py[i + 1] == 'd') {
+            o += sprintf(o, "[0-9]"), i++;
+        } else if (py[i] == '\\' && py[i + 1]) {
+            *o++ = py[i++], *o++ = py[i];
+        } else if (py[i] == '(' && py[i + 1] == '?') {
+            if (py[i + 2] != ':') rc = -1;
+            *o++ = '(', i += 2;
+        } else {
+            *o++ = py[i];
+        }
+    }
+    sprintf(o, ")$");
+    if (rc == 0 && regcomp(re, ere, REG_EXTENDED | REG_NOSUB) != 0) rc = -1;
+    free(ere);
+    return rc;
+}
+
+/* A string target_modules (PEFT: re.fullmatch against every module name) -> the LORA_* mask
+ * of the linears it matches in each layer of base; every layer must match the same ones. */
+static int regex_targets(const char *py, const AdapterBase *base, const char *path, unsigned *mask,
+                         char *err, size_t errlen) {
+    regex_t re;
+    if (strlen(py) > 4096 || compile_fullmatch(py, &re) != 0) {
+        snprintf(err, errlen,
+                 "%s: target_modules \"%.200s\" is not a regular expression lorafit can read: "
+                 "it reads POSIX extended ones (at most 4096 characters), with Python's (?:...) "
+                 "and \\d; or give the list of module names",
+                 path, py);
+        return -1;
+    }
+    int rc = 0;
+    for (int l = 0; rc == 0 && l < base->n_layers; l++) {
+        unsigned layer_mask = 0;
+        for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            if (!(base->modules & (1u << mod))) continue;
+            char name[160];
+            snprintf(name, sizeof name, "%slayers.%d.%s.%s", base->prefix, l,
+                     model_module_parent((ModelModule)mod), model_module_name((ModelModule)mod));
+            if (regexec(&re, name, 0, NULL, 0) == 0) layer_mask |= 1u << mod;
+        }
+        if (l == 0) *mask = layer_mask;
+        if (layer_mask != *mask) {
+            char a[128], b[128];
+            model_module_list_of(*mask, a, sizeof a);
+            model_module_list_of(layer_mask, b, sizeof b);
+            snprintf(err, errlen,
+                     "%s: target_modules \"%s\" matches [%s] in layer 0 but [%s] in layer %d: "
+                     "lorafit targets the same modules in every layer",
+                     path, py, a, b, l);
+            rc = -1;
+        }
+    }
+    regfree(&re);
+    if (rc == 0 && *mask == 0) {
+        snprintf(err, errlen,
+                 "%s: target_modules \"%s\" matches none of the model's linear modules "
+                 "(%slayers.N.self_attn.q_proj ...)",
+                 path, py, base->prefix);
+        rc = -1;
+    }
+    return rc;
+}
+
+/* adapter_config.json's target_modules (a list of names, or a regex against base's module
+ * names) -> a LORA_* bit mask. */
+static int parse_targets(json_t *targets, const AdapterBase *base, const char *path, unsigned *mask,
+                         char *err, size_t errlen) {
     size_t i;
     json_t *t;
     *mask = 0;
+    if (json_is_string(targets)) {
+        if (strcmp(json_string_value(targets), "all-linear") == 0) {
+            *mask = base->modules;
+            return 0;
+        }
+        return regex_targets(json_string_value(targets), base, path, mask, err, errlen);
+    }
     json_array_foreach(targets, i, t) {
         unsigned bit = json_is_string(t) ? lora_parse_target(json_string_value(t)) : 0;
         if (!bit) {
@@ -250,14 +339,6 @@ static int refuse_peft_features(json_t *root, const char *path, char *err, size_
                      keys[i][0], keys[i][1]);
             return -1;
         }
-    if (json_is_string(json_object_get(root, "target_modules"))) {
-        snprintf(err, errlen,
-                 "%s: target_modules is a string (\"%s\": a regular expression or "
-                 "\"all-linear\"); lorafit needs the list of module names, e.g. [\"q_proj\", "
-                 "\"v_proj\"]",
-                 path, json_string_value(json_object_get(root, "target_modules")));
-        return -1;
-    }
     return 0;
 }
 
@@ -268,8 +349,10 @@ typedef struct {
     bool has_rslora; /* use_rslora is there */
 } PeftConfig;
 
-/* Reads and checks the adapter_config.json at path. 0, or -1 with err naming the key. */
-static int read_peft_config(const char *path, PeftConfig *pc, char *err, size_t errlen) {
+/* Reads and checks the adapter_config.json at path, for a model of base's layers. 0, or -1
+ * with err naming the key. */
+static int read_peft_config(const char *path, const AdapterBase *base, PeftConfig *pc, char *err,
+                            size_t errlen) {
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root) {
@@ -291,10 +374,10 @@ static int read_peft_config(const char *path, PeftConfig *pc, char *err, size_t 
     } else if (bias && (!json_is_string(bias) || strcmp(json_string_value(bias), "none"))) {
         snprintf(err, errlen, "%s: bias must be \"none\" (trained biases are not supported)", path);
     } else if (!json_is_integer(r) || json_integer_value(r) < 1 || json_integer_value(r) > 65536 ||
-               !json_is_number(alpha) || !json_is_array(targets)) {
+               !json_is_number(alpha) || !(json_is_array(targets) || json_is_string(targets))) {
         snprintf(err, errlen,
-                 "%s: need integer \"r\" >= 1, numeric \"lora_alpha\" and a "
-                 "\"target_modules\" list",
+                 "%s: need integer \"r\" >= 1, numeric \"lora_alpha\" and \"target_modules\" "
+                 "(a list, or a regular expression)",
                  path);
     } else {
         pc->spec.r = (int)json_integer_value(r);
@@ -302,7 +385,7 @@ static int read_peft_config(const char *path, PeftConfig *pc, char *err, size_t 
         pc->spec.alpha = (float)pc->alpha;
         pc->spec.rslora = json_is_true(rs);
         pc->has_rslora = rs != NULL;
-        rc = parse_targets(targets, path, &pc->spec.targets, err, errlen);
+        rc = parse_targets(targets, base, path, &pc->spec.targets, err, errlen);
     }
     json_decref(root);
     return rc;
@@ -311,7 +394,7 @@ static int read_peft_config(const char *path, PeftConfig *pc, char *err, size_t 
 /* The adapter at path has the run's shape (init_from, resume). */
 static int check_adapter_config(const Lora *l, const char *path, char *err, size_t errlen) {
     PeftConfig pc;
-    if (read_peft_config(path, &pc, err, errlen) != 0) return -1;
+    if (read_peft_config(path, &l->base, &pc, err, errlen) != 0) return -1;
     if (pc.spec.r != l->spec.r) {
         snprintf(err, errlen, "%s: r is %d but the run uses lora.r = %d", path, pc.spec.r,
                  l->spec.r);
@@ -329,12 +412,14 @@ static int check_adapter_config(const Lora *l, const char *path, char *err, size
     return -1;
 }
 
-int lora_read_peft_spec(const char *dir, LoraSpec *spec, char *err, size_t errlen) {
+int lora_read_peft_spec(const char *dir, const ModelConfig *cfg, LoraSpec *spec, char *err,
+                        size_t errlen) {
     char path[4096];
     memset(spec, 0, sizeof *spec);
     if (path_join(path, sizeof path, dir, "adapter_config.json", err, errlen) != 0) return -1;
     PeftConfig pc;
-    if (read_peft_config(path, &pc, err, errlen) != 0) return -1;
+    AdapterBase base = lora_adapter_base(cfg);
+    if (read_peft_config(path, &base, &pc, err, errlen) != 0) return -1;
     *spec = pc.spec;
     return 0;
 }
@@ -378,7 +463,18 @@ int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen) {
     SafeTensors *st = st_open(path, err, errlen);
     if (!st) return -1;
     int rc = 0;
-    if (st_count(st) != l->count) {
+    char ours[96];
+    snprintf(ours, sizeof ours, "base_model.model.%slayers.", l->base.prefix);
+    for (int i = 0; rc == 0 && i < st_count(st); i++)
+        if (strncmp(st_tensor_at(st, i)->name, ours, strlen(ours)) != 0) {
+            /* PEFT with a target_modules list on a wrapper: the vision tower's q_proj ... too */
+            snprintf(err, errlen,
+                     "%s: tensor '%s' is not on the language model's layers (%s...): lorafit "
+                     "trains and applies adapters of the language model only",
+                     path, st_tensor_at(st, i)->name, ours);
+            rc = -1;
+        }
+    if (rc == 0 && st_count(st) != l->count) {
         snprintf(err, errlen, "%s: %d tensors but r/target_modules imply %d", path, st_count(st),
                  l->count);
         rc = -1;
@@ -402,10 +498,33 @@ int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen) {
     return rc;
 }
 
+/* A wrapper's target_modules: a regex (PEFT re.fullmatch-es it against each module name)
+ * that reaches the language model's linears only, where the list of names would also wrap
+ * the vision tower's q_proj, k_proj, v_proj: "model\.language_model\.layers\.[0-9]+\.
+ * (self_attn|mlp)\.(q_proj|v_proj)". */
+static json_t *targets_regex(const Lora *l) {
+    char re[512];
+    size_t at = 0;
+    for (const char *p = l->base.prefix; *p && at + 4 < sizeof re; p++) {
+        if (*p == '.') re[at++] = '\\';
+        re[at++] = *p;
+    }
+    /* Qwen3.5's DeltaNet projections are under linear_attn */
+    bool linear = l->base.modules & (1u << MODULE_IN_QKV | 1u << MODULE_OUT);
+    at += (size_t)snprintf(re + at, sizeof re - at, "layers\\.[0-9]+\\.(%s)\\.(",
+                           linear ? "self_attn|linear_attn|mlp" : "self_attn|mlp");
+    char mods[256];
+    model_module_list_of(l->spec.targets, mods, sizeof mods);
+    for (const char *p = mods; *p && at + 2 < sizeof re; p++)
+        if (*p != ' ') re[at++] = *p == ',' ? '|' : *p;
+    snprintf(re + at, sizeof re - at, ")");
+    return json_string(re);
+}
+
 static int save_config(const Lora *l, const char *dir, const char *base_model_name, char *err,
                        size_t errlen) {
-    json_t *targets = json_array();
-    for (int mod = 0; mod < MODULE_COUNT; mod++)
+    json_t *targets = strcmp(l->base.prefix, "model.") != 0 ? targets_regex(l) : json_array();
+    for (int mod = 0; json_is_array(targets) && mod < MODULE_COUNT; mod++)
         if (l->spec.targets & (1u << mod))
             json_array_append_new(targets, json_string(model_module_name((ModelModule)mod)));
     json_t *root = json_pack(
@@ -466,7 +585,7 @@ int lora_save_peft(const Lora *l, const char *dir, const char *base_model_name, 
 
 Lora *lora_load_adapter(const Model *m, const char *dir, char *err, size_t errlen) {
     LoraSpec spec;
-    if (lora_read_peft_spec(dir, &spec, err, errlen) != 0) return NULL;
+    if (lora_read_peft_spec(dir, model_config(m), &spec, err, errlen) != 0) return NULL;
     Lora *l = lora_create(m, &spec, err, errlen);
     if (l && lora_load_peft(l, dir, err, errlen) != 0) {
         lora_free(l);

@@ -45,6 +45,16 @@ typedef struct LoraSpec {
 
 typedef enum { LORA_F32, LORA_BF16, LORA_F16 } LoraDtype;
 
+/* What an adapter's module names depend on: the decoder's place among the model's modules
+ * (model_module_prefix: "model.", or a wrapper's "model.language_model."), its layers and
+ * linears. Tensors are "base_model.model.<prefix>layers.N.self_attn.q_proj.lora_A.weight". */
+typedef struct AdapterBase {
+    char prefix[48];
+    int n_layers;
+    unsigned modules; /* model_modules */
+} AdapterBase;
+AdapterBase lora_adapter_base(const ModelConfig *cfg);
+
 /* All A (R, IN) and B (OUT, R) zero-filled in one allocation, grads (zeroed) in another,
  * requires_grad true. targets LORA_ALL means the modules the model has; otherwise naming a
  * module the model's family lacks (q_proj for Phi-3, qkv_proj for Llama) is an error.
@@ -59,16 +69,23 @@ int lora_check_targets(const ModelConfig *cfg, unsigned targets, char *err, size
 void lora_init_fresh(Lora *l, uint64_t seed);
 /* Reads DIR/adapter_config.json and DIR/adapter_model.safetensors (F32/F16/BF16). r,
  * lora_alpha, use_rslora, target_modules and every shape must match the spec; names are
- * accepted with or without PEFT's ".default" infix. A NaN or infinite value is an error
- * naming the tensor. */
+ * accepted with or without PEFT's ".default" infix. target_modules is a list of module names
+ * or a string: "all-linear", or a regular expression PEFT re.fullmatch-es against the module
+ * names (a wrapper's, which lorafit writes): lorafit matches it against the model's
+ * linears (POSIX extended, with Python's (?:...) and \d), which must be the same in every
+ * layer. A NaN or infinite value is an error naming the tensor. */
 int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen);
-/* The spec an adapter was saved with (r, lora_alpha, use_rslora, target_modules; dropout 0),
- * for loading an adapter without a training config (generate, eval --adapter). */
-int lora_read_peft_spec(const char *dir, LoraSpec *spec, char *err, size_t errlen);
+/* The spec an adapter for a model of cfg was saved with (r, lora_alpha, use_rslora,
+ * target_modules; dropout 0), for loading an adapter without a training config (generate,
+ * eval --adapter). */
+int lora_read_peft_spec(const char *dir, const ModelConfig *cfg, LoraSpec *spec, char *err,
+                        size_t errlen);
 /* A saved adapter as it is, without a training config (generate, eval --adapter): its spec
  * read from DIR/adapter_config.json, then its tensors. NULL with err. */
 Lora *lora_load_adapter(const Model *m, const char *dir, char *err, size_t errlen);
-/* Writes DIR/adapter_model.safetensors and DIR/adapter_config.json (DIR must exist). */
+/* Writes DIR/adapter_model.safetensors and DIR/adapter_config.json (DIR must exist);
+ * target_modules the list of names, or for a wrapper checkpoint a regex that reaches its
+ * language model only. */
 int lora_save_peft(const Lora *l, const char *dir, const char *base_model_name, LoraDtype dtype,
                    char *err, size_t errlen);
 

@@ -7,7 +7,9 @@
  * The Hugging Face directory is written tensor by tensor through fill callbacks, so a
  * merge holds one tensor in memory besides the memory-mapped base. Every tensor of the base
  * checkpoint is kept (also those lorafit does not model), in the base's order; floating
- * point tensors are converted to the requested dtype, others copied. */
+ * point tensors are converted to the requested dtype, others copied. A wrapper checkpoint's
+ * tensors outside the language model (vision tower, projector) are copied byte for byte in
+ * their own dtype: lorafit did not train them and does not model them. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -46,10 +48,15 @@ void merge_linear(const Model *m, const Lora *lora, int layer, ModelModule mod, 
         }
 }
 
-/* "model.layers.7.self_attn.q_proj.weight" -> layer 7, MODULE_Q. */
-static bool parse_linear(const char *name, int n_layers, int *layer, ModelModule *mod) {
+/* "model.layers.7.self_attn.q_proj.weight" (the decoder's prefix m->prefix, "model." unless
+ * a wrapper's) -> layer 7, MODULE_Q. */
+static bool parse_linear(const Model *m, const char *name, int *layer, ModelModule *mod) {
     int l, used = 0;
-    if (sscanf(name, "model.layers.%d.%n", &l, &used) != 1 || used == 0 || l < 0 || l >= n_layers)
+    size_t skip = strlen(m->prefix);
+    if (strncmp(name, m->prefix, skip) != 0) return false;
+    name += skip;
+    if (sscanf(name, "layers.%d.%n", &l, &used) != 1 || used == 0 || l < 0 ||
+        l >= m->cfg.num_hidden_layers)
         return false;
     for (int k = 0; k < MODULE_COUNT; k++) {
         char tail[64];
@@ -132,6 +139,8 @@ static int write_config(const char *model_dir, const char *out_dir, StDtype dtyp
 
 /* Files a Hugging Face model directory carries besides the weights and config.json. */
 static const char *const copied_files[] = {"generation_config.json",
+                                           "preprocessor_config.json", /* a wrapper's images */
+                                           "processor_config.json",
                                            "tokenizer.json",
                                            "tokenizer_config.json",
                                            "special_tokens_map.json",
@@ -250,9 +259,11 @@ int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, cons
             it->m = m;
             it->lora = lora;
             it->src = st_tensor_at(st, i);
-            it->dtype = is_float(it->src->dtype) ? opt->dtype : it->src->dtype;
+            /* a wrapper's vision tower and projector are not lorafit's: written as they are */
+            bool ours = model_is_language_tensor(m, it->src->name);
+            it->dtype = is_float(it->src->dtype) && ours ? opt->dtype : it->src->dtype;
             it->layer = -1;
-            if (!parse_linear(it->src->name, m->cfg.num_hidden_layers, &it->layer, &it->mod) ||
+            if (!parse_linear(m, it->src->name, &it->layer, &it->mod) ||
                 !(model_layer_modules(&m->cfg, it->layer) & (1u << it->mod)))
                 it->layer = -1;
             total += out_bytes(it);

@@ -147,10 +147,53 @@ typedef struct {
     int n;
 } SlotList;
 
+const char *model_module_prefix(const ModelConfig *cfg) {
+    return cfg->wrapper ? cfg->wrapper->prefix : "model.";
+}
+
+void model_tensor_name(const Model *m, const char *name, char *out, size_t n) {
+    if (strncmp(name, "model.", 6) == 0)
+        snprintf(out, n, "%s%s", m->prefix, name + 6);
+    else
+        snprintf(out, n, "%s", strcmp(name, "lm_head.weight") == 0 ? m->lm_head_name : name);
+}
+
+bool model_is_language_tensor(const Model *m, const char *name) {
+    return strncmp(name, m->prefix, strlen(m->prefix)) == 0 || strcmp(name, m->lm_head_name) == 0;
+}
+
+/* Where the decoder is in the checkpoint: "model." and "lm_head.weight", or a wrapper's
+ * prefix and lm_head in the layout whose embeddings the checkpoint holds. */
+static int find_layout(Model *m, const char *dir, char *err, size_t errlen) {
+    const ModelWrapper *w = m->cfg.wrapper;
+    m->prefix = "model.", m->lm_head_name = "lm_head.weight";
+    if (!w) return 0;
+    char name[128];
+    for (int legacy = 0; legacy < 2; legacy++) {
+        const char *prefix = legacy ? w->legacy_prefix : w->prefix;
+        if (!prefix) continue;
+        snprintf(name, sizeof name, "%sembed_tokens.weight", prefix);
+        if (st_checkpoint_find(m->ckpt, name)) {
+            m->prefix = prefix;
+            m->lm_head_name = legacy ? w->legacy_lm_head : w->lm_head;
+            return 0;
+        }
+    }
+    snprintf(err, errlen,
+             "%s: tensor '%sembed_tokens.weight'%s%s%s is missing: config.json says %s, whose "
+             "language model is there",
+             dir, w->prefix, w->legacy_prefix ? " (or '" : "",
+             w->legacy_prefix ? w->legacy_prefix : "",
+             w->legacy_prefix ? "embed_tokens.weight')" : "", w->architecture);
+    return -1;
+}
+
 static void expect(SlotList *l, Tensor *dst, int64_t d0, int64_t d1, const char *fmt, int layer,
-                   const char *a, const char *b) {
+                   const char *a, const char *b, const Model *m) {
     Slot *s = &l->slots[l->n++];
-    snprintf(s->name, sizeof s->name, fmt, layer, a, b);
+    char name[sizeof s->name];
+    snprintf(name, sizeof name, fmt, layer, a, b);
+    model_tensor_name(m, name, s->name, sizeof s->name);
     s->dst = dst;
     s->ndim = d1 ? 2 : 1;
     s->shape[0] = d0;
@@ -161,7 +204,7 @@ static void expect(SlotList *l, Tensor *dst, int64_t d0, int64_t d1, const char 
 static void list_slots(Model *m, SlotList *l) {
     const ModelConfig *c = &m->cfg;
     expect(l, &m->embed, c->vocab_size, c->hidden_size, "model.embed_tokens.weight%.0d%s%s", 0, "",
-           "");
+           "", m);
     const ModelFamily *f = c->family;
     for (int i = 0; i < c->num_hidden_layers; i++) {
         ModelLayer *L = &m->layers[i];
@@ -169,7 +212,7 @@ static void list_slots(Model *m, SlotList *l) {
             const FamilyNorm *n = &f->norms[k];
             if (!family_layer_has_norm(c, i, n)) continue;
             expect(l, &L->norm[n->slot], family_norm_length(c, n), 0, "model.layers.%d.%s%s", i,
-                   n->hf_name, "");
+                   n->hf_name, "", m);
             if (n->slot == LINEAR_CONV) { /* (CH, 1, KW), kept F32 (slot_bf16) */
                 Slot *s = &l->slots[l->n - 1];
                 s->ndim = 3;
@@ -184,15 +227,16 @@ static void list_slots(Model *m, SlotList *l) {
             char leaf[64];
             snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
                      module_names[mod]);
-            expect(l, &L->w[mod], out, in, "model.layers.%d.%s%s", i, leaf, ".weight");
+            expect(l, &L->w[mod], out, in, "model.layers.%d.%s%s", i, leaf, ".weight", m);
             bool bias = ((mod <= MODULE_V || mod == MODULE_QKV) && c->qkv_bias) ||
                         (mod == MODULE_O && c->o_bias);
-            if (bias) expect(l, &L->b[mod], out, 0, "model.layers.%d.%s%s", i, leaf, ".bias");
+            if (bias) expect(l, &L->b[mod], out, 0, "model.layers.%d.%s%s", i, leaf, ".bias", m);
         }
     }
-    expect(l, &m->final_norm, c->hidden_size, 0, "model.norm.weight%.0d%s%s", 0, "", "");
+    expect(l, &m->final_norm, c->hidden_size, 0, "model.norm.weight%.0d%s%s", 0, "", "", m);
     if (!c->tie_word_embeddings)
-        expect(l, &m->lm_head, c->vocab_size, c->hidden_size, "lm_head.weight%.0d%s%s", 0, "", "");
+        expect(l, &m->lm_head, c->vocab_size, c->hidden_size, "lm_head.weight%.0d%s%s", 0, "", "",
+               m);
 }
 
 static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
@@ -392,7 +436,9 @@ static int build_rope_tables(Model *m, char *err, size_t errlen) {
 static void set_embed_scale(Model *m) {
     if (!m->cfg.family->embed_scale) return;
     float s = sqrtf((float)m->cfg.hidden_size);
-    const StTensor *t = st_checkpoint_find(m->ckpt, "model.embed_tokens.weight");
+    char name[128];
+    model_tensor_name(m, "model.embed_tokens.weight", name, sizeof name);
+    const StTensor *t = st_checkpoint_find(m->ckpt, name);
     if (t && t->dtype == ST_BF16) s = st_bf16_to_float(tensor_float_to_bf16(s));
     if (t && t->dtype == ST_F16) s = st_f16_to_float(tensor_float_to_f16(s));
     m->embed_scale = s;
@@ -417,6 +463,7 @@ Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t err
         rc = -1;
     }
     if (rc == 0 && !(m->ckpt = st_checkpoint_open(dir, err, errlen))) rc = -1;
+    if (rc == 0) rc = find_layout(m, dir, err, errlen);
     if (rc == 0) rc = load_weights(m, dir, err, errlen);
     if (rc == 0) rc = build_rope_tables(m, err, errlen);
     if (rc == 0) set_embed_scale(m);
