@@ -246,6 +246,11 @@ END_TEST
 START_TEST(test_qwen3_5_matches_reference) {
     check_fixture_tol("tests/data/train/qwen35-text/model", "tests/data/train/qwen35-text", 1e-6);
     check_greedy("tests/data/train/qwen35-text");
+    /* the published form (Qwen3_5ForConditionalGeneration): the same decoder under
+     * model.language_model., beside a vision tower and an MTP head */
+    check_fixture_tol("tests/data/train/qwen35-wrapper/model", "tests/data/train/qwen35-wrapper",
+                      1e-6);
+    check_greedy("tests/data/train/qwen35-wrapper");
 }
 END_TEST
 

@@ -17,6 +17,7 @@
 #include "tests/test_util.h"
 #include "trainer/model/family.h"
 #include "trainer/model/model.h"
+#include "trainer/store/store.h"
 
 #define Q35 "tests/data/train/qwen35-text"
 
@@ -266,6 +267,65 @@ START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
 }
 END_TEST
 
+/* The published form: merged with the initial adapter, every tensor off the language model
+ * (model.visual.*, mtp.*) is written back byte-identical, and the merged checkpoint loads as
+ * the wrapper and generates the adapter's greedy ids. */
+START_TEST(test_wrapper_merge_keeps_the_vision_tower_and_mtp_head) {
+    const char *fx = "tests/data/train/qwen35-wrapper";
+    char *dir = test_tmpdir(), path[4400], args[8800], err[1024];
+    snprintf(path, sizeof path, "%s/model", fx);
+    char *model = tt_repo_path(path);
+    snprintf(path, sizeof path, "%s/init_adapter", fx);
+    char *adapter = tt_repo_path(path);
+    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
+             adapter, dir);
+    tt_expect(dir, args, 0, "merged");
+    snprintf(path, sizeof path, "%s/model.safetensors", model);
+    SafeTensors *a = st_open(path, err, sizeof err);
+    ck_assert_msg(a != NULL, "%s", err);
+    snprintf(path, sizeof path, "%s/merged/model.safetensors", dir);
+    SafeTensors *b = st_open(path, err, sizeof err);
+    ck_assert_msg(b != NULL, "%s", err);
+    ck_assert_int_eq(st_count(a), st_count(b));
+    int others = 0;
+    for (int i = 0; i < st_count(a); i++) {
+        const StTensor *x = st_tensor_at(a, i), *y = st_find(b, x->name);
+        ck_assert_msg(y != NULL, "'%s' is missing", x->name);
+        if (strncmp(x->name, "model.language_model.", 21) == 0 ||
+            strcmp(x->name, "lm_head.weight") == 0)
+            continue;
+        others++;
+        ck_assert_msg(x->dtype == y->dtype && x->nbytes == y->nbytes &&
+                          memcmp(x->data, y->data, x->nbytes) == 0,
+                      "%s: not byte-identical", x->name);
+    }
+    ck_assert_int_eq(others, 8); /* 4 of the vision tower, 4 of the MTP head */
+    st_close(a);
+    st_close(b);
+    snprintf(path, sizeof path, "%s/fixture.json", fx);
+    json_t *fj = json_load_file(path, 0, NULL);
+    ck_assert(fj != NULL);
+    char prompt[256] = "", want[2048] = "";
+    json_t *p = json_object_get(fj, "greedy_prompt"), *w = json_object_get(fj, "greedy_adapter");
+    for (size_t i = 0; i < json_array_size(p); i++)
+        snprintf(prompt + strlen(prompt), sizeof prompt - strlen(prompt), i ? " %lld" : "%lld",
+                 (long long)json_integer_value(json_array_get(p, i)));
+    for (size_t i = 0; i < json_array_size(w); i++)
+        snprintf(want + strlen(want), sizeof want - strlen(want), i ? " %lld" : "%lld",
+                 (long long)json_integer_value(json_array_get(w, i)));
+    snprintf(args, sizeof args,
+             "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
+    char *out = tt_run_stdout(dir, args);
+    ck_assert_msg(strstr(out, want) != NULL, "merged wrapper generated\n%s\nwant\n%s", out, want);
+    free(out);
+    json_decref(fj);
+    free(model);
+    free(adapter);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *qwen3_5_suite(void) {
     Suite *s = suite_create("qwen3_5");
     TCase *tc = tcase_create("qwen3_5");
@@ -276,6 +336,7 @@ Suite *qwen3_5_suite(void) {
     tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_decoder_logits_equal_the_forward_pass);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
+    tcase_add_test(tc, test_wrapper_merge_keeps_the_vision_tower_and_mtp_head);
     suite_add_tcase(s, tc);
     return s;
 }

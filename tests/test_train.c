@@ -155,6 +155,7 @@ END_TEST
  * steps against the float64 reference that runs the recurrence token by token. */
 START_TEST(test_train_matches_qwen3_5_reference) {
     check_fixture("tests/data/train/qwen35-text", "tests/data/train/qwen35-text/model");
+    check_fixture("tests/data/train/qwen35-wrapper", "tests/data/train/qwen35-wrapper/model");
 }
 END_TEST
 
