@@ -178,6 +178,50 @@ Tensor *op_sigmoid(Graph *g, Tensor *x) {
     return y;
 }
 
+/* ---- y = x * sigmoid(gate): dx = dy s, dgate = dy x s (1 - s) ---- */
+
+typedef struct {
+    Tensor *x, *gate, *y;
+} GateCtx;
+
+static void sigmoid_gate_backward(Graph *g, void *p) {
+    GateCtx *c = p;
+    if (!c->y->grad) return;
+    float *dx = c->x->requires_grad ? graph_grad(g, c->x) : NULL;
+    float *dgate = c->gate->requires_grad ? graph_grad(g, c->gate) : NULL;
+    if (graph_failed(g)) return;
+    const float *dy = c->y->grad, *x = c->x->data, *gt = c->gate->data;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < c->y->size; i++) {
+        float s = sigmoidf(gt[i]);
+        if (dx) dx[i] += dy[i] * s;
+        if (dgate) dgate[i] += dy[i] * x[i] * s * (1.0f - s);
+    }
+}
+
+Tensor *op_sigmoid_gate(Graph *g, Tensor *x, Tensor *gate) {
+    PROFILE_OP(TENSOR_OP_SWIGLU);
+    if (!g || !x || !gate) return NULL;
+    bool same = x->data && gate->data && x->ndim == gate->ndim;
+    for (int d = 0; same && d < x->ndim; d++) same = x->shape[d] == gate->shape[d];
+    if (!same) {
+        graph_fail(g, "op_sigmoid_gate: x %s and gate %s differ in shape (or are not F32)",
+                   SHAPE(x), SHAPE(gate));
+        return NULL;
+    }
+    Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
+    if (!y) return NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < x->size; i++) y->data[i] = x->data[i] * sigmoidf(gate->data[i]);
+    if (tensor_any_grad(x, gate, NULL)) {
+        GateCtx *c = graph_record(g, sigmoid_gate_backward, sizeof *c);
+        if (!c) return NULL;
+        *c = (GateCtx){x, gate, y};
+        y->requires_grad = true;
+    }
+    return y;
+}
+
 /* ---- g = -exp(A_log) softplus(a + dt_bias): da = -exp(A_log) sigmoid(a + dt_bias) dg
  * (PyTorch's softplus is u itself above 20, and its slope 1 there) ---- */
 

@@ -321,6 +321,10 @@ Tensor *op_scale(Graph *g, Tensor *x, float s);
 /* A block of columns: y = x[:, first : first + n]; x (N, C) F32 -> (N, n). Backward adds dy
  * into those columns of dx (the split of a fused projection such as Phi-3's qkv_proj). */
 Tensor *op_columns(Graph *g, Tensor *x, int64_t first, int64_t n);
+/* The same block of each head's columns: x (N, H*S) -> y (N, H*n),
+ * y[:, h*n + j] = x[:, h*S + first + j] (Qwen3.5's q_proj: each head's query half, then its
+ * gate half). */
+Tensor *op_head_columns(Graph *g, Tensor *x, int n_heads, int64_t first, int64_t n);
 
 /* Standalone inverted dropout (same mask rule as op_lora_linear). x -> same shape. */
 Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed);
@@ -420,6 +424,9 @@ Tensor *op_head_rmsnorm_gated(Graph *g, Tensor *x, Tensor *z, int n_heads, const
 
 /* beta = sigmoid(x) = 1 / (1 + exp(-x)). x -> same shape. */
 Tensor *op_sigmoid(Graph *g, Tensor *x);
+/* An output gate: y = x * sigmoid(gate) (Qwen3.5's gated attention), gradients to both.
+ * x, gate the same shape -> same shape. */
+Tensor *op_sigmoid_gate(Graph *g, Tensor *x, Tensor *gate);
 
 /* The DeltaNet log-decay g = -exp(A_log[h]) * softplus(a + dt_bias[h]) (softplus as
  * PyTorch's, x itself above 20). a (N, H), A_log and dt_bias (H) frozen F32 -> (N, H). */

@@ -489,6 +489,15 @@ START_TEST(test_llamacpp_runs_lorafit_phi3_gguf_with_the_same_greedy_ids) {
 }
 END_TEST
 
+/* Qwen3.5 (arch qwen35): Gated DeltaNet layers (2 key heads, 4 value heads: the value-head
+ * reordering on in_proj_qkv's V rows, in_proj_z, in_proj_a, in_proj_b, A_log, dt_bias, the
+ * conv, and out_proj's columns; in an adapter on B's rows and out_proj's A columns) and gated
+ * attention layers (every second), LoRA on every linear (out_proj included). */
+START_TEST(test_llamacpp_runs_lorafit_qwen3_5_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("qwen35-gguf", 80, "arch qwen35, tokenizer gpt2 (pre qwen2)");
+}
+END_TEST
+
 Suite *gguf_llamacpp_suite(void) {
     Suite *s = suite_create("gguf_llamacpp");
     TCase *tc = tcase_create("core");
@@ -503,6 +512,7 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_phi3_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_qwen3_5_gguf_with_the_same_greedy_ids);
     suite_add_tcase(s, tc);
     return s;
 }

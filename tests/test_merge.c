@@ -60,7 +60,7 @@ static void check_merge(const char *fixture, double scaling) {
     int merged_modules = 0;
     for (int l = 0; l < c->num_hidden_layers; l++)
         for (int k = 0; k < MODULE_COUNT; k++) {
-            if (!(model_modules(c) & (1u << k))) continue;
+            if (!(model_layer_modules(c, l) & (1u << k))) continue;
             char name[160], an[200], bn[200];
             const char *par = model_module_parent((ModelModule)k),
                        *mod = model_module_name((ModelModule)k);
@@ -111,6 +111,7 @@ START_TEST(test_merged_weights_within_1e6_of_float64_merge) {
     check_merge("tests/data/train/llama-bf16-tied", 8.0 / 8.0);
     check_merge("tests/data/train/qwen2-untied", 4.0 / sqrt(2.0)); /* rsLoRA */
     check_merge("tests/data/train/qwen3-untied", 8.0 / 4.0);
+    check_merge("tests/data/train/qwen35-text", 8.0 / 4.0); /* DeltaNet and attention layers */
     check_merge("tests/data/train/qwen3-bias-tied", 4.0 / sqrt(2.0));
     check_merge("tests/data/train/smollm3-list-bias", 4.0 / sqrt(2.0));
     check_merge("tests/data/train/olmo2-untied", 8.0 / 4.0);

@@ -59,8 +59,9 @@ static int token_losses(const Model *m, const Lora *lora, const char *rows, bool
     return n;
 }
 
-/* Every target token's loss, packed two rows of 48 at a time and unpacked, on model_dir. */
-static void check_packing(const char *model_dir) {
+/* Every target token's loss, packed two sequences of seq_len at a time and unpacked, on
+ * model_dir, for 30 random rows of min_len..max_len tokens. */
+static void check_packing_rows(const char *model_dir, int seq_len, int min_len, int max_len) {
     char err[1024];
     Model *m = model_load(model_dir, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
@@ -76,10 +77,10 @@ static void check_packing(const char *model_dir) {
     char *dir = test_tmpdir();
     char rows[4200];
     snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
-    tt_random_rows(rows, 30, 2, 20, 97, 3);
+    tt_random_rows(rows, 30, min_len, max_len, 97, 3);
     static double packed[MAX_TOKENS], unpacked[MAX_TOKENS];
-    int np = token_losses(m, lora, rows, true, 2, 48, packed);
-    int nu = token_losses(m, lora, rows, false, 3, 48, unpacked);
+    int np = token_losses(m, lora, rows, true, 2, seq_len, packed);
+    int nu = token_losses(m, lora, rows, false, 3, seq_len, unpacked);
     ck_assert_int_eq(np, nu);
     ck_assert_int_gt(np, 200);
     for (int i = 0; i < np; i++)
@@ -91,12 +92,20 @@ static void check_packing(const char *model_dir) {
     model_free(m);
 }
 
+static void check_packing(const char *model_dir) {
+    check_packing_rows(model_dir, 48, 2, 20);
+}
+
 START_TEST(test_packing_matches_unpacked_loss_per_token) {
     check_packing("tests/data/train/qwen2-untied/model");
     check_packing("tests/data/train/qwen3-untied/model");   /* q/k norms per head and token */
     check_packing("tests/data/train/smollm3-nope/model");   /* a layer without RoPE */
     check_packing("tests/data/train/olmo2-untied/model");   /* q/k norms over the projection */
     check_packing("tests/data/train/granite-untied/model"); /* the multipliers */
+    /* Qwen3.5: rows of 30..70 tokens, about three to a sequence of 160 (three delta-rule
+     * chunks): the DeltaNet state and conv window restart with each packed row, rows cross
+     * chunk boundaries, and a row alone is padded to 160 */
+    check_packing_rows("tests/data/train/qwen35-text/model", 160, 30, 70);
 }
 END_TEST
 

@@ -5,6 +5,7 @@
  * On a CPU without native bf16 the bf16 path is the emulation (bf16-rounded inputs, f32
  * accumulation); on one with AMX-BF16 or AVX512-BF16 it is oneDNN. Both are held to the
  * same bounds here. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,19 @@
  * together within 0.15 (norm of the difference over the norm). For scale: rounding the
  * inputs of the frozen products to bf16 in a float64 emulation gives 2.2e-3 and 0.076 on
  * stories260K. The gradient must also differ from f32's by more than f32 rounding, or the
- * bf16 path did not run. */
+ * bf16 path did not run. A fixture whose gradients bf16 weights alone move further (Qwen3.5's:
+ * the gated RMSNorm of small DeltaNet outputs amplifies any change of in_proj_qkv) says so in
+ * fixture.json (bf16_weight_rounding_grad_rel: the float64 reference with its weight matrices
+ * rounded to bf16); the bound is then 1.5 times that. */
+static double bf16_gradient_bound(const char *fx) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fixture.json", fx);
+    json_t *root = json_load_file(path, 0, NULL);
+    double floor = json_number_value(json_object_get(root, "bf16_weight_rounding_grad_rel"));
+    json_decref(root);
+    return fmax(0.15, 1.5 * floor);
+}
+
 static void check_bf16_first_step(const char *model_dir, const char *fx) {
     char path[4096], err[1024];
     Model *m = model_load_dtype(model_dir, MODEL_BF16, err, sizeof err);
@@ -60,8 +73,9 @@ static void check_bf16_first_step(const char *model_dir, const char *fx) {
         }
         free(gref);
     }
-    double rel = sqrt(d2 / r2);
-    ck_assert_msg(rel <= 0.15, "%s: bf16 LoRA gradient off by %.4f of its norm", fx, rel);
+    double rel = sqrt(d2 / r2), bound = bf16_gradient_bound(fx);
+    ck_assert_msg(rel <= bound, "%s: bf16 LoRA gradient off by %.4f of its norm (bound %.3f)", fx,
+                  rel, bound);
     ck_assert_msg(rel > 1e-4, "%s: the gradient is f32's (%.2g): bf16 did not run", fx, rel);
     st_close(ex);
     graph_destroy(g);
@@ -82,6 +96,7 @@ START_TEST(test_bf16_first_step_matches_the_float64_reference_within_bf16_bounds
                           "tests/data/train/granite-untied");
     check_bf16_first_step("tests/data/train/gemma3-tied/model", "tests/data/train/gemma3-tied");
     check_bf16_first_step("tests/data/train/gemma2-tied/model", "tests/data/train/gemma2-tied");
+    check_bf16_first_step("tests/data/train/qwen35-text/model", "tests/data/train/qwen35-text");
     TEST_NEED_SHARED(shared);
     char model[4096], fx[4096];
     snprintf(model, sizeof model, "%s/models/stories260K", shared);

@@ -164,6 +164,15 @@ START_TEST(test_train_matches_ministral3_reference) {
 }
 END_TEST
 
+/* Qwen3.5 (three DeltaNet layers, one gated attention layer, sequences of 160, LoRA on all
+ * twelve projections): lorafit train's losses, first gradient norm and adapter after 3 AdamW
+ * steps against the float64 reference that runs the recurrence token by token. */
+START_TEST(test_train_matches_qwen3_5_reference) {
+    check_fixture("tests/data/train/qwen35-text", "tests/data/train/qwen35-text/model");
+    check_fixture("tests/data/train/qwen35-wrapper", "tests/data/train/qwen35-wrapper/model");
+}
+END_TEST
+
 /* Runs 4 steps with the given batch shape on the same rows; returns the output dir. */
 static char *run_batch_shape(const char *dir, const char *rows, int batch, int accum,
                              const char *name) {
@@ -243,6 +252,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_mistral3_wrapper_reference);
     tcase_add_test(tc, test_train_matches_phi3_references);
     tcase_add_test(tc, test_train_matches_ministral3_reference);
+    tcase_add_test(tc, test_train_matches_qwen3_5_reference);
     tcase_add_test(tc, test_batch_2k_equals_batch_k_with_grad_accum_2);
     suite_add_tcase(s, tc);
     return s;

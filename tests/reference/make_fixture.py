@@ -4,7 +4,7 @@ adapter, a JSONL batch file, and the expected losses, logits, gradients and adap
 N AdamW steps (PyTorch AdamW semantics, global-norm clipping, constant LR); with --greedy,
 the reference's greedy ids too (fixture.json)."""
 import argparse, json, math, os, sys, numpy as np, torch
-sys.path.insert(0, os.path.dirname(__file__)); import st, ref_llama, ref_gemma3, ref_phi3, ref_ministral3
+sys.path.insert(0, os.path.dirname(__file__)); import st, ref_llama, ref_gemma3, ref_phi3, ref_ministral3, ref_qwen3_5
 ap = argparse.ArgumentParser()
 ap.add_argument('--model', required=True); ap.add_argument('--out', required=True)
 ap.add_argument('--data', help='jsonl with input_ids rows to draw from'); ap.add_argument('--seed', type=int, default=0)
@@ -15,10 +15,11 @@ ap.add_argument('--steps', type=int, default=3); ap.add_argument('--lr', type=fl
 ap.add_argument('--wd', type=float, default=0.01); ap.add_argument('--clip', type=float, default=1.0)
 ap.add_argument('--b1', type=float, default=0.9); ap.add_argument('--b2', type=float, default=0.999)
 ap.add_argument('--eps', type=float, default=1e-8); ap.add_argument('--mask-prefix', type=int, default=5)
+ap.add_argument('--bf16-sensitivity', action='store_true', help="also the first step's gradient change when only the reference's weight matrices are rounded to bf16 (fixture.json bf16_weight_rounding_grad_rel)")
 ap.add_argument('--greedy', type=int, default=0, help='also greedy ids (base, and with the initial adapter) for this many tokens')
 a = ap.parse_args(); rng = np.random.default_rng(a.seed)
 model_type = json.load(open(os.path.join(a.model, 'config.json'))).get('model_type')
-ref = {'gemma3_text': ref_gemma3.Ref, 'gemma3': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'ministral3': ref_ministral3.Ref, 'mistral3': ref_ministral3.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
+ref = {'gemma3_text': ref_gemma3.Ref, 'gemma3': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'ministral3': ref_ministral3.Ref, 'mistral3': ref_ministral3.Ref, 'qwen3_5_text': ref_qwen3_5.Ref, 'qwen3_5': ref_qwen3_5.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
 # data rows: exactly seq tokens each; first row of each batch masks a prefix with -100
 n = a.batch * a.steps
 if a.data:
@@ -34,7 +35,9 @@ with open(os.path.join(a.out, 'train.jsonl'), 'w') as f:
 tg = a.targets.split(','); init = {}
 for i in range(ref.L):
     for t in tg:
-        W = ref.w[f'model.layers.{i}.{ref_llama.SUB[t]}.{t}.weight']; o, inn = W.shape; k = ref.key(i, t)
+        name = f'model.layers.{i}.{ref_llama.SUB[t]}.{t}.weight'
+        if name not in ref.w: continue  # Qwen3.5: a DeltaNet layer has no q_proj, an attention layer no out_proj
+        W = ref.w[name]; o, inn = W.shape; k = ref.key(i, t)
         init[k + '.lora_A.weight'] = (rng.standard_normal((a.r, inn)) * 0.2).astype(np.float32)
         init[k + '.lora_B.weight'] = (rng.standard_normal((o, a.r)) * 0.05).astype(np.float32)
 ad = os.path.join(a.out, 'init_adapter'); os.makedirs(ad, exist_ok=True)
@@ -42,7 +45,7 @@ st.save(os.path.join(ad, 'adapter_model.safetensors'), init, {'format': 'pt'})
 json.dump({'peft_type': 'LORA', 'task_type': 'CAUSAL_LM', 'r': a.r, 'lora_alpha': a.alpha, 'lora_dropout': 0.0,
            # a wrapper's: the regex PEFT fullmatch-es, reaching the language model only
            'target_modules': tg if ref.prefix == 'model.' else
-               ref.prefix.replace('.', r'\.') + r'layers\.[0-9]+\.(self_attn|mlp)\.(' + '|'.join(tg) + ')',
+               ref.prefix.replace('.', r'\.') + r'layers\.[0-9]+\.(' + ('self_attn|linear_attn|mlp' if model_type == 'qwen3_5' else 'self_attn|mlp') + r')\.(' + '|'.join(tg) + ')',
            'bias': 'none', 'use_rslora': a.rslora, 'fan_in_fan_out': False,
            'base_model_name_or_path': os.path.basename(os.path.normpath(a.model)), 'inference_mode': True},
           open(os.path.join(ad, 'adapter_config.json'), 'w'), indent=2, sort_keys=True)
@@ -71,6 +74,15 @@ for s in range(a.steps):
             m[i] = a.b1 * m[i] + (1 - a.b1) * g; v[i] = a.b2 * v[i] + (1 - a.b2) * g * g
             mh = m[i] / (1 - a.b1 ** (s + 1)); vh = v[i] / (1 - a.b2 ** (s + 1))
             p.sub_(a.lr * mh / (vh.sqrt() + a.eps))
+if a.bf16_sensitivity:  # how far bf16 weights alone move the first gradient: a floor for any bf16 run
+    ref2 = type(ref)(a.model)
+    for k, w in ref2.w.items():
+        if w.dim() == 2: ref2.w[k] = w.to(torch.bfloat16).to(ref2.dtype)
+    ref2.set_lora(init, a.alpha, a.r, a.rslora)
+    ref2.loss(torch.tensor(rows[:a.batch]), torch.tensor(labels[:a.batch]))[0].backward()
+    d2 = sum(float(((ref2.lora[k].grad.numpy() - exp['grad.' + k]) ** 2).sum()) for k in ref2.lora)
+    r2 = sum(float((exp['grad.' + k].astype(np.float64) ** 2).sum()) for k in ref2.lora)
+    greedy['bf16_weight_rounding_grad_rel'] = math.sqrt(d2 / r2)
 exp['losses'] = np.array(losses, dtype=np.float32)
 for k in sorted(ref.lora): exp['final.' + k] = ref.lora[k].detach().numpy().astype(np.float32)
 st.save(os.path.join(a.out, 'expected.safetensors'), exp, {'format': 'pt'})

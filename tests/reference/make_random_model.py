@@ -47,7 +47,12 @@ ap.add_argument('--sliding-window', type=int, default=0, help='phi3: the window 
 ap.add_argument('--partial-rotary', type=float, default=1.0, help='phi3: partial_rotary_factor')
 ap.add_argument('--longrope-original', type=int, default=0, help='phi3: longrope with this original_max_position_embeddings')
 ap.add_argument('--max-pos', type=int, default=4096)
-ap.add_argument('--wrapper', action='store_true', help='gemma3_text / ministral3: as the multimodal checkpoint (see the top)')
+ap.add_argument('--layer-types', default='', help='qwen3_5_text: L,F,... (linear / full); none: full_attention_interval --interval')
+ap.add_argument('--interval', type=int, default=4)
+ap.add_argument('--linear-heads', default='2,4', help='qwen3_5_text: NK,NV'); ap.add_argument('--linear-dims', default='8,12', help='qwen3_5_text: DK,DV')
+ap.add_argument('--conv-kernel', type=int, default=4); ap.add_argument('--conv-scale', type=float, default=0.5)
+ap.add_argument('--a-range', default='0.05,2.0', help='qwen3_5_text: A = exp(A_log) uniform in this range')
+ap.add_argument('--wrapper', action='store_true', help='gemma3_text / ministral3 / qwen3_5_text: as the multimodal checkpoint (see the top)')
 ap.add_argument('--legacy-layout', action='store_true', help='--wrapper: the tensor names of transformers < 4.52')
 ap.add_argument('--yarn-original', type=int, default=16, help='ministral3: original_max_position_embeddings')
 ap.add_argument('--yarn-factor', type=float, default=8.0); ap.add_argument('--mscale', type=float, default=1.0)
@@ -57,8 +62,12 @@ ap.add_argument('--residual-multiplier', type=float, default=1.0); ap.add_argume
 ap.add_argument('--attn-softcap', type=float, default=50.0); ap.add_argument('--final-softcap', type=float, default=30.0)
 a = ap.parse_args(); r = np.random.default_rng(a.seed); hd = a.head_dim or a.hidden // a.heads
 gemma = a.arch in ('gemma3_text', 'gemma2')
+q35 = a.arch == 'qwen3_5_text'  # (1 + w) norms like Gemma's, two kinds of layer
+if q35:
+    nk, nv = map(int, a.linear_heads.split(',')); dk, dv = map(int, a.linear_dims.split(',')); a.a_low, a.a_high = map(float, a.a_range.split(','))
+    kinds = a.layer_types.split(',') if a.layer_types else ['L' if (i + 1) % a.interval else 'F' for i in range(a.layers)]
 def W(*s, sc=None): x = (r.standard_normal(s) * (sc if sc else 1 / np.sqrt(s[-1]))).astype(np.float32); return ('BF16', x) if a.bf16 else x
-def norm(n, spread=0.1): return ((0 if gemma else 1) + spread * r.standard_normal(n)).astype(np.float32)
+def norm(n, spread=0.1): return ((0 if gemma or q35 else 1) + spread * r.standard_normal(n)).astype(np.float32)
 # Gemma multiplies the embeddings by sqrt(hidden): its table is that much smaller
 t = {'model.embed_tokens.weight': W(a.vocab, a.hidden, sc=0.5 / np.sqrt(a.hidden) if gemma else 0.5),
      'model.norm.weight': norm(a.hidden)}
@@ -71,7 +80,24 @@ for i in range(a.layers):
         t[P + 'self_attn.q_norm.weight'] = norm(a.heads * hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(a.kv * hd, a.qk_norm_spread)
     if gemma:
         t[P + 'pre_feedforward_layernorm.weight'] = norm(a.hidden, 0.3); t[P + 'post_feedforward_layernorm.weight'] = norm(a.hidden, 0.3)
-    if a.arch == 'phi3':  # Phi3Attention / Phi3MLP: fused qkv_proj and gate_up_proj
+    if q35 and kinds[i] == 'L':  # Qwen3_5GatedDeltaNet
+        ch = 2 * nk * dk + nv * dv; Q = P + 'linear_attn.'
+        t[Q + 'in_proj_qkv.weight'] = W(ch, a.hidden); t[Q + 'in_proj_z.weight'] = W(nv * dv, a.hidden)
+        t[Q + 'in_proj_b.weight'] = W(nv, a.hidden); t[Q + 'in_proj_a.weight'] = W(nv, a.hidden)
+        t[Q + 'out_proj.weight'] = W(a.hidden, nv * dv)
+        t[Q + 'conv1d.weight'] = (a.conv_scale * r.standard_normal((ch, 1, a.conv_kernel))).astype(np.float32)
+        t[Q + 'dt_bias'] = (1 + 0.5 * r.standard_normal(nv)).astype(np.float32)
+        t[Q + 'A_log'] = np.log(r.uniform(a.a_low, a.a_high, nv)).astype(np.float32)  # -g = A softplus(...)
+        t[Q + 'norm.weight'] = (1 + 0.3 * r.standard_normal(dv)).astype(np.float32)  # plain w
+        t[P + 'mlp.gate_proj.weight'] = W(a.inter, a.hidden); t[P + 'mlp.up_proj.weight'] = W(a.inter, a.hidden)
+        t[P + 'mlp.down_proj.weight'] = W(a.hidden, a.inter)
+    elif q35:  # Qwen3_5Attention: q_proj twice as wide (query, gate per head), (1 + w) q/k norms
+        t[P + 'self_attn.q_proj.weight'] = W(2 * a.heads * hd, a.hidden); t[P + 'self_attn.k_proj.weight'] = W(a.kv * hd, a.hidden)
+        t[P + 'self_attn.v_proj.weight'] = W(a.kv * hd, a.hidden); t[P + 'self_attn.o_proj.weight'] = W(a.hidden, a.heads * hd)
+        t[P + 'self_attn.q_norm.weight'] = norm(hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(hd, a.qk_norm_spread)
+        t[P + 'mlp.gate_proj.weight'] = W(a.inter, a.hidden); t[P + 'mlp.up_proj.weight'] = W(a.inter, a.hidden)
+        t[P + 'mlp.down_proj.weight'] = W(a.hidden, a.inter)
+    elif a.arch == 'phi3':  # Phi3Attention / Phi3MLP: fused qkv_proj and gate_up_proj
         t[P + 'self_attn.qkv_proj.weight'] = W((a.heads + 2 * a.kv) * hd, a.hidden)
         t[P + 'self_attn.o_proj.weight'] = W(a.hidden, a.heads * hd)
         t[P + 'mlp.gate_up_proj.weight'] = W(2 * a.inter, a.hidden); t[P + 'mlp.down_proj.weight'] = W(a.hidden, a.inter)
@@ -87,8 +113,15 @@ for i in range(a.layers):
     if a.arch in ('qwen3', 'gemma3_text'):  # Gemma 2 has no q/k norms
         t[P + 'self_attn.q_norm.weight'] = norm(hd, a.qk_norm_spread); t[P + 'self_attn.k_norm.weight'] = norm(hd, a.qk_norm_spread)
 if not a.tied: t['lm_head.weight'] = W(a.vocab, a.hidden)
-if a.wrapper and a.arch not in ('gemma3_text', 'ministral3'): sys.exit('--wrapper: gemma3_text or ministral3')
-if a.wrapper:  # the decoder's tensors under the wrapper's prefix, then a tiny vision tower and projector
+if a.wrapper and a.arch not in ('gemma3_text', 'ministral3', 'qwen3_5_text'): sys.exit('--wrapper: gemma3_text, ministral3 or qwen3_5_text')
+if a.wrapper and q35:  # Qwen3_5ForConditionalGeneration: model.language_model., a vision tower, an MTP head
+    t = {('model.language_model.' + k[6:] if k.startswith('model.') else k): v for k, v in t.items()}
+    def B(*s): return ('BF16', (0.1 * r.standard_normal(s)).astype(np.float32))
+    t.update({'model.visual.patch_embed.proj.weight': B(16, 3, 2, 4, 4), 'model.visual.blocks.0.attn.qkv.weight': B(48, 16),
+              'model.visual.blocks.0.attn.proj.weight': B(16, 16), 'model.visual.merger.linear_fc1.weight': B(64, 64),
+              'mtp.fc.weight': B(a.hidden, 2 * a.hidden), 'mtp.layers.0.self_attn.q_proj.weight': B(2 * a.heads * hd, a.hidden),
+              'mtp.layers.0.mlp.gate_proj.weight': B(a.inter, a.hidden), 'mtp.norm.weight': B(a.hidden)})
+elif a.wrapper:  # the decoder's tensors under the wrapper's prefix, then a tiny vision tower and projector
     lm, head = ('language_model.model.', 'language_model.lm_head.weight') if a.legacy_layout else ('model.language_model.', 'lm_head.weight')
     t = {(lm + k[6:] if k.startswith('model.') else head): v for k, v in t.items()}
     vh, top = 16, 'vision_tower.' if a.legacy_layout else 'model.vision_tower.'
@@ -117,12 +150,12 @@ os.makedirs(a.out, exist_ok=True); st.save(os.path.join(a.out, 'model.safetensor
 arch = {'qwen2': 'Qwen2ForCausalLM', 'llama': 'LlamaForCausalLM', 'mistral': 'MistralForCausalLM',
         'qwen3': 'Qwen3ForCausalLM', 'gemma3_text': 'Gemma3ForCausalLM', 'smollm3': 'SmolLM3ForCausalLM',
         'olmo2': 'Olmo2ForCausalLM', 'granite': 'GraniteForCausalLM',
-        'gemma2': 'Gemma2ForCausalLM', 'phi3': 'Phi3ForCausalLM', 'ministral3': 'Ministral3ForCausalLM'}[a.arch]
+        'gemma2': 'Gemma2ForCausalLM', 'phi3': 'Phi3ForCausalLM', 'ministral3': 'Ministral3ForCausalLM', 'qwen3_5_text': 'Qwen3_5ForCausalLM'}[a.arch]
 cfg = {'architectures': [arch], 'model_type': a.arch, 'hidden_size': a.hidden, 'intermediate_size': a.inter,
        'num_hidden_layers': a.layers, 'num_attention_heads': a.heads, 'num_key_value_heads': a.kv, 'vocab_size': a.vocab,
        'max_position_embeddings': a.max_pos, 'rms_norm_eps': a.eps, 'rope_theta': a.theta, 'hidden_act': 'silu',
        'tie_word_embeddings': a.tied, 'torch_dtype': 'bfloat16' if a.bf16 else 'float32', 'bos_token_id': 1, 'eos_token_id': 2}
-if a.head_dim or a.arch in ('qwen3', 'gemma3_text', 'gemma2'): cfg['head_dim'] = hd
+if a.head_dim or a.arch in ('qwen3', 'gemma3_text', 'gemma2', 'qwen3_5_text'): cfg['head_dim'] = hd
 if a.attention_bias or a.arch == 'qwen3': cfg['attention_bias'] = a.attention_bias
 if a.arch == 'mistral': cfg.update(sliding_window=a.window)
 if a.arch in ('qwen2', 'qwen3'): cfg.update(use_sliding_window=False, sliding_window=4096 if a.arch == 'qwen2' else None, max_window_layers=a.layers)
@@ -156,7 +189,22 @@ if a.arch == 'ministral3':  # transformers 5's rope_parameters, as Ministral 3's
         'rope_type': 'yarn', 'rope_theta': cfg.pop('rope_theta'), 'factor': a.yarn_factor,
         'original_max_position_embeddings': a.yarn_original, 'beta_fast': 32.0, 'beta_slow': 1.0,
         'mscale': a.mscale, 'mscale_all_dim': a.mscale_all_dim, 'llama_4_scaling_beta': a.llama4_beta})
-if a.wrapper and a.arch == 'gemma3_text':  # Gemma3Config: text_config names what differs from Gemma3TextConfig's defaults, as gemma-3-4b-it's
+if q35:  # as the checkpoints write it: rope_parameters with the (text-inert) mrope keys
+    cfg['rope_parameters'] = {'rope_type': 'default', 'rope_theta': cfg.pop('rope_theta'), 'partial_rotary_factor': 0.25,
+                              'mrope_interleaved': True, 'mrope_section': [1, 1, 0] if hd * 0.25 < 64 else [11, 11, 10]}
+    cfg.update(linear_num_key_heads=nk, linear_num_value_heads=nv, linear_key_head_dim=dk, linear_value_head_dim=dv,
+               linear_conv_kernel_dim=a.conv_kernel, attention_bias=False)
+    if a.layer_types: cfg['layer_types'] = ['linear_attention' if k == 'L' else 'full_attention' for k in kinds]
+    else: cfg['full_attention_interval'] = a.interval
+if a.wrapper and q35:  # Qwen3_5Config: the decoder's config under text_config, as the published ones
+    text = {k: v for k, v in cfg.items() if k not in ('architectures', 'torch_dtype', 'bos_token_id', 'eos_token_id')}
+    text['model_type'] = 'qwen3_5_text'
+    cfg = {'architectures': ['Qwen3_5ForConditionalGeneration'], 'model_type': 'qwen3_5', 'text_config': text,
+           'vision_config': {'model_type': 'qwen3_5', 'depth': 1, 'hidden_size': 16, 'num_heads': 2,
+                             'out_hidden_size': a.hidden, 'patch_size': 4, 'temporal_patch_size': 2},
+           'image_token_id': 96, 'video_token_id': 95, 'tie_word_embeddings': a.tied,
+           'torch_dtype': cfg['torch_dtype'], 'bos_token_id': 1, 'eos_token_id': 2}
+elif a.wrapper and a.arch == 'gemma3_text':  # Gemma3Config: text_config names what differs from Gemma3TextConfig's defaults, as gemma-3-4b-it's
     text = {k: v for k, v in cfg.items() if k not in ('architectures', 'torch_dtype', 'bos_token_id', 'eos_token_id',
             'layer_types', 'hidden_activation', 'attn_logit_softcapping', 'max_position_embeddings')}
     for k, d in (('rope_theta', 1e6), ('rms_norm_eps', 1e-6), ('rope_local_base_freq', 10000.0), ('tie_word_embeddings', True),

@@ -22,7 +22,9 @@ sys.path.insert(0, os.path.dirname(__file__)); import st
 TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']
 SUB = {'q_proj': 'self_attn', 'k_proj': 'self_attn', 'v_proj': 'self_attn', 'o_proj': 'self_attn',
        'gate_proj': 'mlp', 'up_proj': 'mlp', 'down_proj': 'mlp',
-       'qkv_proj': 'self_attn', 'gate_up_proj': 'mlp'}  # the last two: Phi-3's fused linears (ref_phi3)
+       'qkv_proj': 'self_attn', 'gate_up_proj': 'mlp',  # Phi-3's fused linears (ref_phi3)
+       'in_proj_qkv': 'linear_attn', 'in_proj_z': 'linear_attn', 'in_proj_b': 'linear_attn',
+       'in_proj_a': 'linear_attn', 'out_proj': 'linear_attn'}  # Qwen3.5's DeltaNet (ref_qwen3_5)
 
 # Multimodal wrapper checkpoints (...ForConditionalGeneration): config.json's text_config (of
 # text_type; absent_type: what the wrapper's config class assumes without a model_type) over
@@ -35,6 +37,9 @@ GEMMA3_TEXT_DEFAULTS = dict(vocab_size=262208, hidden_size=2304, intermediate_si
                             rms_norm_eps=1e-6, rope_theta=1e6, query_pre_attn_scalar=256, sliding_window=4096,
                             rope_local_base_freq=10000.0, sliding_window_pattern=6, tie_word_embeddings=True,
                             hidden_activation='gelu_pytorch_tanh', final_logit_softcapping=None)
+QWEN3_5_TEXT_DEFAULTS = dict(vocab_size=248320, hidden_size=4096, intermediate_size=12288, num_hidden_layers=32,
+                             num_attention_heads=16, num_key_value_heads=4, head_dim=256, max_position_embeddings=32768,
+                             rms_norm_eps=1e-6, tie_word_embeddings=False)
 # Ministral3Config's (configuration_ministral3.py; its default rope_parameters: ref_ministral3).
 MINISTRAL3_DEFAULTS = dict(vocab_size=131072, hidden_size=4096, intermediate_size=14336, num_hidden_layers=34,
                            num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=262144,
@@ -42,7 +47,10 @@ MINISTRAL3_DEFAULTS = dict(vocab_size=131072, hidden_size=4096, intermediate_siz
 LAYOUTS = (('model.language_model.', 'lm_head.weight'), ('language_model.model.', 'language_model.lm_head.weight'))
 WRAPPERS = {'gemma3': dict(text_type='gemma3_text', absent_type='gemma3_text', defaults=GEMMA3_TEXT_DEFAULTS, final_softcap=False, layouts=LAYOUTS),
             # Mistral3Config reads a text_config without model_type as Mistral's: not this decoder
-            'mistral3': dict(text_type='ministral3', absent_type='mistral', defaults=MINISTRAL3_DEFAULTS, final_softcap=False, layouts=LAYOUTS)}
+            'mistral3': dict(text_type='ministral3', absent_type='mistral', defaults=MINISTRAL3_DEFAULTS, final_softcap=False, layouts=LAYOUTS),
+            # Qwen3_5ForConditionalGeneration: model.visual.* and mtp.* are ignored
+            'qwen3_5': dict(text_type='qwen3_5_text', absent_type='qwen3_5_text', defaults=QWEN3_5_TEXT_DEFAULTS, final_softcap=False,
+                            layouts=(LAYOUTS[0],))}
 
 def unwrap(cfg, w):
     """(the decoder's config, its tensors under the decoder's own names, the PEFT module prefix)."""

@@ -104,6 +104,14 @@ static void print_config(const ModelConfig *c) {
     if (c->attn_softcap > 0 || c->final_softcap > 0)
         printf("  soft-caps: attention %g, final logits %g (0: none)\n", c->attn_softcap,
                c->final_softcap);
+    int linear = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++) linear += hf_layer_is_linear(c, l);
+    if (linear)
+        printf("  Gated DeltaNet on %d of %d layers: %d key heads of %d, %d value heads of %d, "
+               "conv kernel %d; rotary dims %d of head_dim %d\n",
+               linear, c->num_hidden_layers, c->linear.n_k_heads, c->linear.k_dim,
+               c->linear.n_v_heads, c->linear.v_dim, c->linear.conv_kernel, c->rotary_dim,
+               c->head_dim);
 }
 
 static bool exists(const char *path) {

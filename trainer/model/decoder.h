@@ -27,7 +27,9 @@
 
 /* The linear modules a layer may have, in PEFT target order. A family has a subset of them
  * (model_modules): the seven q k v o gate up down, or Phi-3's fused qkv_proj (q rows, then
- * k, then v) and gate_up_proj (gate rows, then up) with o and down. */
+ * k, then v) and gate_up_proj (gate rows, then up) with o and down. Qwen3.5's Gated DeltaNet
+ * layers (linear_attn.*) have in_proj_qkv, in_proj_z, in_proj_b, in_proj_a and out_proj
+ * instead of q k v o; a layer's own subset is model_layer_modules. */
 typedef enum {
     MODULE_Q,
     MODULE_K,
@@ -38,6 +40,11 @@ typedef enum {
     MODULE_DOWN,
     MODULE_QKV,
     MODULE_GATE_UP,
+    MODULE_IN_QKV, /* (2 NK*DK + NV*DV, C): the DeltaNet's q, k, v before the conv */
+    MODULE_IN_Z,   /* (NV*DV, C): the output gate */
+    MODULE_IN_B,   /* (NV, C): beta before the sigmoid */
+    MODULE_IN_A,   /* (NV, C): the decay's input */
+    MODULE_OUT,    /* out_proj (C, NV*DV) */
     MODULE_COUNT
 } ModelModule;
 
@@ -62,14 +69,16 @@ size_t model_weight_bytes(const Model *m);    /* bytes of all frozen weights, ma
 /* Where the decoder's layers are among the model's named modules (PEFT's module names,
  * "<prefix>layers.N.self_attn.q_proj"): "model.", or a wrapper's "model.language_model.". */
 const char *model_module_prefix(const ModelConfig *cfg);
-/* "q_proj" ... "gate_up_proj"; "self_attn" or "mlp". */
+/* "q_proj" ... "out_proj"; "self_attn", "linear_attn" or "mlp". */
 const char *model_module_name(ModelModule mod);
 /* "q_proj, k_proj, ..." into out (for messages): the modules of mask (1 << ModelModule). */
 void model_module_list_of(unsigned mask, char *out, size_t len);
 /* Every module kind (model_module_list_of all of them). */
 void model_module_list(char *out, size_t len);
-/* The modules cfg's family has, as a mask of 1 << ModelModule. */
+/* The modules cfg's family has, as a mask of 1 << ModelModule (in any of its layers). */
 unsigned model_modules(const ModelConfig *cfg);
+/* The modules layer `layer` has (Qwen3.5: a DeltaNet layer's or an attention layer's). */
+unsigned model_layer_modules(const ModelConfig *cfg, int layer);
 const char *model_module_parent(ModelModule mod);
 /* Shape of a layer's linear: W (out, in). */
 void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in);

@@ -52,7 +52,8 @@ int config_read_sliding_window(const ConfigReader *r, bool always, ModelConfig *
 
 /* ---- a decoder layer's norm weights ---------------------------------------------- */
 
-/* Where a layer keeps a norm weight; each family uses the slots it has. */
+/* Where a layer keeps a norm weight (or another small frozen tensor); each family uses the
+ * slots it has. */
 typedef enum {
     NORM_ATTN,      /* before attention (C) */
     NORM_MLP,       /* before the MLP (C) */
@@ -62,6 +63,11 @@ typedef enum {
     NORM_POST_MLP,  /* on the MLP's output, before the residual add (C; Gemma, OLMo 2) */
     NORM_Q_PROJ,    /* over the whole q projection, before RoPE (NH*D; OLMo 2) */
     NORM_K_PROJ,    /* over the whole k projection, before RoPE (NKV*D; OLMo 2) */
+    /* A Gated DeltaNet layer's other frozen tensors (Qwen3.5, family_qwen3_5.c): */
+    NORM_LINEAR_OUT, /* the gated RMSNorm of its output, per value head (DV) */
+    LINEAR_A_LOG,    /* A_log (NV) */
+    LINEAR_DT_BIAS,  /* dt_bias (NV) */
+    LINEAR_CONV,     /* conv1d.weight: (CH, 1, KW) in the checkpoint, (CH, KW) F32 in memory */
     NORM_SLOTS
 } LayerNormSlot;
 
@@ -72,6 +78,10 @@ typedef struct FamilyNorm {
     bool per_head;           /* length head_dim, else hidden_size */
     ModelModule gguf_before; /* the GGUF lists it before this linear of the layer */
 } FamilyNorm;
+
+/* Whether layer l has norm n: the DeltaNet slots only a DeltaNet layer (hf_layer_is_linear),
+ * the q/k norms only an attention layer, the others every layer. */
+bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n);
 
 /* The length of norm weight n (weights.c). */
 int family_norm_length(const ModelConfig *c, const FamilyNorm *n);
@@ -134,6 +144,8 @@ struct ModelFamily {
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
     /* LORA_* mask of the layer's linears; 0: the seven q k v o gate up down (decoder.h) */
     unsigned modules;
+    /* LORA_* mask of a Gated DeltaNet layer's linears (hf_layer_is_linear); 0: none */
+    unsigned linear_modules;
     /* NULL, or why llama.cpp would compute something else than transformers for this
      * config: -1 with the reason in err (the GGUF exports refuse it), else 0. */
     int (*gguf_check)(const ModelConfig *c, char *err, size_t errlen);
@@ -144,12 +156,26 @@ struct ModelFamily {
     /* GGUF: a norm weight as llama.cpp's arch wants it (n values of slot `slot`, or the final
      * norm for NORM_SLOTS), changed in place; NULL: as Hugging Face has it. */
     void (*gguf_norm)(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
+    /* GGUF: a matrix of linear `mod` reordered as llama.cpp's arch wants it, in place:
+     * out_side, its rows are the module's outputs (the weight, or an adapter's B); else its
+     * columns are the module's inputs (the weight, or an adapter's A). scratch holds rows *
+     * cols floats. NULL: as Hugging Face has it (Qwen3.5's value heads, family_qwen3_5.c). */
+    void (*gguf_reorder)(const ModelConfig *c, ModelModule mod, float *w, int64_t rows,
+                         int64_t cols, bool out_side, float *scratch);
     /* GGUF: the arch's own metadata keys; 0, or -1 with err set. NULL: none. */
     int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
     /* Ministral 3's RoPE (false / NULL elsewhere): */
     bool yarn; /* rope_type "yarn" accepted (the others refuse it: their GGUF lacks its keys) */
     /* rope_parameters (JSON) when config.json has neither it nor rope_scaling */
     const char *default_rope_parameters;
+    /* Generation with a cache (NULL: generate.c recomputes the prefix for every token): a
+     * decoder for up to max_len positions (NULL when out of memory), and the logits (V) after
+     * one more token, id at position pos (0, 1, ... in order), built in g (reset first, with
+     * the generation's precision); NULL on failure (graph_error). */
+    void *(*decoder_new)(const Model *m, int max_len);
+    const float *(*decoder_next)(void *d, const Model *m, const Lora *lora, Graph *g, int32_t id,
+                                 int pos);
+    void (*decoder_free)(void *d);
 };
 
 /* ---- a multimodal wrapper checkpoint ----------------------------------------------
@@ -188,6 +214,12 @@ void gemma_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t
 /* llama.cpp's sliding-layer period P (layer l slides when l % P < P - 1) that gives the
  * model's sliding layers; 0 when none does. */
 int gemma_swa_period(const ModelConfig *c);
+
+/* Qwen3.5's decoder (decode_qwen3_5.c), the family's decoder_new / _next / _free. */
+void *qwen3_5_decoder_new(const Model *m, int max_len);
+const float *qwen3_5_decoder_next(void *d, const Model *m, const Lora *lora, Graph *g, int32_t id,
+                                  int pos);
+void qwen3_5_decoder_free(void *d);
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
 Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);

@@ -11,10 +11,12 @@
 static uint64_t module_seed(uint64_t seed, int layer, ModelModule mod) {
     /* The seven q..down numbered layer * 7 + mod + 1, as before the fused modules existed (a
      * run resumed from an older lorafit's checkpoint draws the same masks); the fused ones
-     * (Phi-3's) in a range of their own above 2^40. */
-    uint64_t index = mod < MODULE_QKV ? (uint64_t)layer * MODULE_QKV + (uint64_t)mod + 1
-                                      : ((uint64_t)1 << 40) + (uint64_t)layer * 2 +
-                                            (uint64_t)(mod - MODULE_QKV) + 1;
+     * (Phi-3's) in a range of their own above 2^40, the DeltaNet's (Qwen3.5) above 2^41. */
+    uint64_t index =
+        mod < MODULE_QKV ? (uint64_t)layer * MODULE_QKV + (uint64_t)mod + 1
+        : mod < MODULE_IN_QKV
+            ? ((uint64_t)1 << 40) + (uint64_t)layer * 2 + (uint64_t)(mod - MODULE_QKV) + 1
+            : ((uint64_t)1 << 41) + (uint64_t)layer * 5 + (uint64_t)(mod - MODULE_IN_QKV) + 1;
     uint64_t s = seed ^ index * 0x9e3779b97f4a7c15ull;
     return rng_splitmix64(&s);
 }

@@ -2,7 +2,8 @@
  *
  * The whole prefix is recomputed for every new token (no KV cache): the models this is
  * for are small, and it reuses the training forward pass unchanged, so what generate
- * prints is exactly what the trained adapter computes. */
+ * prints is exactly what the trained adapter computes. A family with a decoder of its own
+ * (Qwen3.5: recurrent state and KV cache, family.h) feeds one token at a time instead. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,19 +65,38 @@ int model_generate_stream(const Model *m, const Lora *lora, const int32_t *promp
         snprintf(err, errlen, "generate: out of memory");
         return -1;
     }
+    const ModelFamily *f = c->family;
+    void *dec = f->decoder_new ? f->decoder_new(m, n_prompt + n_new) : NULL;
+    if (f->decoder_new && !dec) {
+        graph_destroy(g);
+        snprintf(err, errlen, "generate: out of memory");
+        return -1;
+    }
     Rng rng;
     rng_seed(&rng, seed, 0);
     int rc = 0, t;
+    for (int i = 0; dec && i < n_prompt - 1; i++) /* the prompt into the cache */
+        if (!f->decoder_next(dec, m, lora, g, out[i], i)) {
+            snprintf(err, errlen, "generate: prompt position %d: %s", i, graph_error(g));
+            rc = -1;
+            t = n_prompt;
+            goto done;
+        }
     for (t = n_prompt; t < n_prompt + n_new; t++) {
-        graph_reset(g);
-        Tensor *logits = model_forward_eval(m, lora, g, out, NULL, NULL, 1, t);
-        if (!logits) {
+        const float *row = NULL;
+        if (dec) {
+            row = f->decoder_next(dec, m, lora, g, out[t - 1], t - 1);
+        } else {
+            graph_reset(g);
+            Tensor *logits = model_forward_eval(m, lora, g, out, NULL, NULL, 1, t);
+            row = logits ? logits->data + (size_t)(t - 1) * c->vocab_size : NULL;
+        }
+        if (!row) {
             snprintf(err, errlen, "generate: forward pass at position %d: %s", t, graph_error(g));
             rc = -1;
             break;
         }
-        out[t] = pick_token(logits->data + (size_t)(t - 1) * c->vocab_size, c->vocab_size,
-                            temperature, &rng);
+        out[t] = pick_token(row, c->vocab_size, temperature, &rng);
         int stop = on_token ? on_token(ctx, out[t]) : 0;
         if (stop < 0) {
             snprintf(err, errlen, "generate: stopped by the token consumer at position %d", t);
@@ -88,7 +108,9 @@ int model_generate_stream(const Model *m, const Lora *lora, const int32_t *promp
             break;
         }
     }
+done:
     if (n_out) *n_out = t;
+    if (dec) f->decoder_free(dec);
     graph_destroy(g);
     return rc;
 }

@@ -7,7 +7,11 @@
  * tensor: blk.N.attn_q.weight.lora_a = A (R, IN), ne {IN, R}, and .lora_b = B (OUT, R),
  * ne {R, OUT}. The base's transformations reach B only (W = B A, so a row permutation of W
  * is the same permutation of B's rows): LlamaModel.permute on q_proj / k_proj for arch
- * llama. No hyperparameters and no tokenizer: llama.cpp takes them from the base.
+ * llama; Qwen3.5's value-head reordering on B's rows of in_proj_qkv (V rows), in_proj_z,
+ * in_proj_a, in_proj_b, and on A's columns of out_proj, whose input columns the base's
+ * converter reorders (llama.cpp's convert_lora_to_gguf.py raises NotImplementedError there
+ * when key and value head counts differ). No hyperparameters and no tokenizer: llama.cpp takes them
+ * from the base.
  *
  * The scale: llama.cpp multiplies B A x by alpha / r (llama_adapter_lora_weight::get_scale)
  * and the converter copies lora_alpha as it is, ignoring use_rslora, so an rsLoRA adapter
@@ -27,16 +31,19 @@
 #include "trainer/model/family.h"
 #include "trainer/model/lora.h"
 
+/* Phi-3's fused gate_up_proj is llama.cpp's ffn_up; Qwen3.5's as gguf_model.c names them. */
 static const char *const gguf_names[MODULE_COUNT] = {
-    "attn_q", "attn_k",   "attn_v",   "attn_output", "ffn_gate",
-    "ffn_up", "ffn_down", "attn_qkv", "ffn_up"}; /* Phi-3's fused gate_up_proj is llama.cpp's ffn_up
-                                                  */
+    "attn_q",   "attn_k", "attn_v",   "attn_output", "ffn_gate", "ffn_up",    "ffn_down",
+    "attn_qkv", "ffn_up", "attn_qkv", "attn_gate",   "ssm_beta", "ssm_alpha", "ssm_out"};
 
 typedef struct AdapterItem {
     const StTensor *src;
     GgmlType type;
     int64_t rows, cols;
     int permute_heads;
+    const ModelConfig *c; /* the family's gguf_reorder of B's rows or A's columns */
+    ModelModule mod;
+    bool is_b;
 } AdapterItem;
 
 static int fill_adapter_tensor(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen) {
@@ -48,6 +55,8 @@ static int fill_adapter_tensor(void *ctx, void *dst, size_t nbytes, char *err, s
     int rc = st_to_float(it->src, f, err, errlen);
     if (rc == 0 && it->permute_heads)
         gguf_permute_rows(f, it->rows, it->cols, it->permute_heads, f + n);
+    if (rc == 0 && it->c->family->gguf_reorder)
+        it->c->family->gguf_reorder(it->c, it->mod, f, it->rows, it->cols, it->is_b, f + n);
     if (rc == 0) rc = gguf_encode(it->type, f, n, it->cols, dst);
     free(f);
     return rc;
@@ -81,8 +90,9 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
         return -1;
     SafeTensors *st = st_open(file, err, errlen);
     if (!st) return -1;
-    int per_layer = __builtin_popcount(spec.targets);
-    int n_items = 2 * per_layer * c->num_hidden_layers;
+    int n_items = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        n_items += 2 * __builtin_popcount(spec.targets & model_layer_modules(c, l));
     AdapterItem *items = calloc((size_t)(n_items ? n_items : 1), sizeof *items);
     GgufWriter *w = gguf_writer_new();
     int rc = items && w ? 0 : store_error(err, errlen, 0, "gguf adapter: out of memory");
@@ -106,7 +116,7 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
     int k = 0;
     for (int l = 0; rc == 0 && l < c->num_hidden_layers; l++)
         for (int m = 0; rc == 0 && m < MODULE_COUNT; m++) {
-            if (!(spec.targets & (1u << m))) continue;
+            if (!(spec.targets & model_layer_modules(c, l) & (1u << m))) continue;
             int out, in;
             model_module_dims(c, (ModelModule)m, &out, &in);
             const StTensor *a = find(st, c, l, (ModelModule)m, 'A');
@@ -126,8 +136,8 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
                         : m == MODULE_K ? c->num_key_value_heads
                                         : 0;
             AdapterItem *ia = &items[k++], *ib = &items[k++];
-            *ia = (AdapterItem){a, dtype, spec.r, in, 0};
-            *ib = (AdapterItem){b, dtype, out, spec.r, heads};
+            *ia = (AdapterItem){a, dtype, spec.r, in, 0, c, (ModelModule)m, false};
+            *ib = (AdapterItem){b, dtype, out, spec.r, heads, c, (ModelModule)m, true};
             char name[64];
             int64_t ne_a[2] = {in, spec.r}, ne_b[2] = {spec.r, out};
             snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, gguf_names[m]);

@@ -74,6 +74,7 @@ typedef struct Item {
     GgmlType type;
     int64_t rows, cols; /* PyTorch shape (rows, cols); a bias is (OUT, 1) to permute rows */
     bool vector;        /* stored 1-D, F32 */
+    bool keep_f32;      /* a matrix stored F32 whatever the file type (Qwen3.5's conv) */
     int permute_heads;  /* 0: no permutation */
 } Item;
 
@@ -104,7 +105,8 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
     const Model *m = it->m;
     int64_t n = it->rows * it->cols;
     (void)nbytes;
-    float *f = malloc((size_t)n * sizeof *f * (it->permute_heads ? 2 : 1));
+    bool reorder = it->src == SRC_LINEAR && m->cfg.family->gguf_reorder;
+    float *f = malloc((size_t)n * sizeof *f * (it->permute_heads || reorder ? 2 : 1));
     if (!f) return store_error(err, errlen, 0, "gguf: out of memory converting a tensor");
     const float *from = NULL;
     switch (it->src) {
@@ -140,15 +142,18 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
     if ((it->src == SRC_NORM || it->src == SRC_FINAL_NORM) && m->cfg.family->gguf_norm)
         m->cfg.family->gguf_norm(&m->cfg, it->src == SRC_NORM ? it->norm : NORM_SLOTS, f, n);
     if (it->permute_heads) gguf_permute_rows(f, it->rows, it->cols, it->permute_heads, f + n);
+    for (int side = 0; reorder && side < 2; side++)
+        m->cfg.family->gguf_reorder(&m->cfg, it->mod, f, it->rows, it->cols, side == 0, f + n);
     int rc = gguf_encode(it->type, f, n, it->vector ? n : it->cols, dst);
     free(f);
     return rc == 0 ? 0 : store_error(err, errlen, 0, "gguf: cannot encode a tensor");
 }
 
+/* Phi-3's fused gate_up_proj is llama.cpp's ffn_up; Qwen3.5's DeltaNet in_proj_qkv its
+ * attn_qkv, in_proj_z attn_gate, in_proj_b ssm_beta, in_proj_a ssm_alpha, out_proj ssm_out. */
 static const char *const gguf_module_names[MODULE_COUNT] = {
-    "attn_q", "attn_k",   "attn_v",   "attn_output", "ffn_gate",
-    "ffn_up", "ffn_down", "attn_qkv", "ffn_up"}; /* Phi-3's fused gate_up_proj is llama.cpp's ffn_up
-                                                  */
+    "attn_q",   "attn_k", "attn_v",   "attn_output", "ffn_gate", "ffn_up",    "ffn_down",
+    "attn_qkv", "ffn_up", "attn_qkv", "attn_gate",   "ssm_beta", "ssm_alpha", "ssm_out"};
 
 typedef struct Builder {
     GgufWriter *w;
@@ -160,7 +165,7 @@ typedef struct Builder {
 
 static int add(Builder *b, const char *name, Item it, char *err, size_t errlen) {
     bool matrix = !it.vector;
-    it.type = matrix ? b->dtype : GGML_TYPE_F32;
+    it.type = matrix && !it.keep_f32 ? b->dtype : GGML_TYPE_F32;
     if (ggml_row_bytes(it.type, it.cols) == 0) { /* the converter's QuantError fallback */
         it.type = GGML_TYPE_F16;
         if (b->report && b->report->fell_back_f16++ == 0)
@@ -182,7 +187,7 @@ static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char
     const ModelConfig *c = &m->cfg;
     for (int k = 0; k < c->family->n_norms; k++) {
         const FamilyNorm *n = &c->family->norms[k];
-        if (n->gguf_before != before) continue;
+        if (n->gguf_before != before || !family_layer_has_norm(c, l, n)) continue;
         Item it = {.m = m,
                    .layer = l,
                    .src = SRC_NORM,
@@ -190,6 +195,9 @@ static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char
                    .vector = true,
                    .rows = 1,
                    .cols = family_norm_length(c, n)};
+        if (n->slot == LINEAR_CONV) /* (CH, KW), F32 as the converter keeps ssm_conv1d */
+            it.vector = false, it.keep_f32 = true, it.rows = it.cols,
+            it.cols = c->linear.conv_kernel;
         char name[96];
         snprintf(name, sizeof name, "blk.%d.%s", l, n->gguf_name);
         if (add(b, name, it, err, errlen) != 0) return -1;
@@ -218,7 +226,7 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
     for (int l = 0; l < c->num_hidden_layers; l++) {
         for (int k = 0; k < MODULE_COUNT; k++) {
             if (add_norms(b, m, l, (ModelModule)k, err, errlen) != 0) return -1;
-            if (!(model_modules(c) & (1u << k))) continue;
+            if (!(model_layer_modules(c, l) & (1u << k))) continue;
             int out, in;
             model_module_dims(c, (ModelModule)k, &out, &in);
             int heads = !permute        ? 0

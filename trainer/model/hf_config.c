@@ -19,16 +19,17 @@
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 extern const ModelFamily family_smollm3, family_olmo2, family_granite;
 extern const ModelFamily family_gemma3_text, family_gemma2, family_phi3;
-extern const ModelFamily family_ministral3;
+extern const ModelFamily family_ministral3, family_qwen3_5_text;
 static const ModelFamily *const families[] = {
     &family_llama,       &family_mistral, &family_qwen2,      &family_qwen3,
     &family_smollm3,     &family_olmo2,   &family_granite,    &family_gemma2,
-    &family_gemma3_text, &family_phi3,    &family_ministral3,
+    &family_gemma3_text, &family_phi3,    &family_ministral3, &family_qwen3_5_text,
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 /* The multimodal checkpoints around them (family.h's ModelWrapper). */
-extern const ModelWrapper wrapper_gemma3, wrapper_mistral3;
-static const ModelWrapper *const wrappers[] = {&wrapper_gemma3, &wrapper_mistral3};
+extern const ModelWrapper wrapper_gemma3, wrapper_mistral3, wrapper_qwen3_5;
+static const ModelWrapper *const wrappers[] = {&wrapper_gemma3, &wrapper_mistral3,
+                                               &wrapper_qwen3_5};
 #define N_WRAPPERS ((int)(sizeof wrappers / sizeof wrappers[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {

@@ -87,11 +87,25 @@ typedef struct ModelConfig {
     /* Ministral 3's query scale (llama_4_scaling_beta): q after RoPE times
      * 1 + beta ln(1 + floor(pos / rope_scaling.original_max_position_embeddings)); 0: none */
     double llama4_scaling_beta;
+    /* Qwen3.5: bit l of linear_layers set where layer l is a Gated DeltaNet layer
+     * (layer_types "linear_attention"), its dimensions; attn_output_gate: q_proj is twice as
+     * wide, each head's D query values followed by D gate values (Qwen3.5's full layers). */
+    unsigned char linear_layers[HF_MAX_LAYERS / 8];
+    struct {
+        int n_k_heads, n_v_heads, k_dim, v_dim, conv_kernel; /* NK, NV, DK, DV, KW */
+        int mrope_section[4]; /* rope_parameters' mrope_section (GGUF only; text: plain RoPE) */
+    } linear;
+    bool attn_output_gate;
 } ModelConfig;
 
 /* Whether layer l of cfg rotates q and k (all do but SmolLM3's NoPE layers). */
 static inline bool hf_layer_has_rope(const ModelConfig *cfg, int l) {
     return !(cfg->nope_layers[l / 64] >> (l % 64) & 1);
+}
+
+/* Whether layer l of cfg is a Gated DeltaNet layer (Qwen3.5), not attention. */
+static inline bool hf_layer_is_linear(const ModelConfig *cfg, int l) {
+    return cfg->linear_layers[l / 8] >> (l % 8) & 1;
 }
 
 /* A wrapper checkpoint's config.json (ModelWrapper): its decoder's config is text_config

@@ -73,20 +73,22 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
     l->base = lora_adapter_base(c);
     spec = &l->spec;
     l->n_layers = c->num_hidden_layers;
-    int per_layer = __builtin_popcount(spec->targets);
-    int count = 2 * per_layer * l->n_layers;
-    l->tensors = calloc((size_t)count, sizeof *l->tensors);
-    l->names = calloc((size_t)count, sizeof *l->names);
-    l->in_dims = calloc((size_t)count, sizeof *l->in_dims);
+    /* each layer's targeted modules: a Qwen3.5 DeltaNet layer has no q_proj, say */
+    int count = 0;
+    size_t total = 0;
+    for (int i = 0; i < l->n_layers; i++)
+        for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            if (!(spec->targets & model_layer_modules(c, i) & (1u << mod))) continue;
+            int out, in;
+            model_module_dims(c, (ModelModule)mod, &out, &in);
+            total += (size_t)spec->r * (size_t)(in + out);
+            count += 2;
+        }
+    l->tensors = calloc((size_t)(count ? count : 1), sizeof *l->tensors);
+    l->names = calloc((size_t)(count ? count : 1), sizeof *l->names);
+    l->in_dims = calloc((size_t)(count ? count : 1), sizeof *l->in_dims);
     l->index = calloc((size_t)l->n_layers, sizeof *l->index);
     if (!l->tensors || !l->names || !l->in_dims || !l->index) goto oom;
-    size_t total = 0;
-    for (int mod = 0; mod < MODULE_COUNT; mod++) {
-        if (!(spec->targets & (1u << mod))) continue;
-        int out, in;
-        model_module_dims(c, (ModelModule)mod, &out, &in);
-        total += (size_t)spec->r * (size_t)(in + out) * (size_t)l->n_layers;
-    }
     l->n_params = total;
     l->params = calloc(total, sizeof(float));
     l->grads = calloc(total, sizeof(float));
@@ -95,7 +97,7 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
     for (int i = 0; i < l->n_layers; i++)
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             l->index[i][mod] = -1;
-            if (!(spec->targets & (1u << mod))) continue;
+            if (!(spec->targets & model_layer_modules(c, i) & (1u << mod))) continue;
             int out, in;
             model_module_dims(c, (ModelModule)mod, &out, &in);
             l->index[i][mod] = l->count;
@@ -507,7 +509,10 @@ static json_t *targets_regex(const Lora *l) {
         if (*p == '.') re[at++] = '\\';
         re[at++] = *p;
     }
-    at += (size_t)snprintf(re + at, sizeof re - at, "layers\\.[0-9]+\\.(self_attn|mlp)\\.(");
+    /* Qwen3.5's DeltaNet projections are under linear_attn */
+    bool linear = l->base.modules & (1u << MODULE_IN_QKV | 1u << MODULE_OUT);
+    at += (size_t)snprintf(re + at, sizeof re - at, "layers\\.[0-9]+\\.(%s)\\.(",
+                           linear ? "self_attn|linear_attn|mlp" : "self_attn|mlp");
     char mods[256];
     model_module_list_of(l->spec.targets, mods, sizeof mods);
     for (const char *p = mods; *p && at + 2 < sizeof re; p++)

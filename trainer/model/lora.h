@@ -26,6 +26,11 @@ enum {
     LORA_DOWN = 1u << MODULE_DOWN,
     LORA_QKV = 1u << MODULE_QKV,
     LORA_GATE_UP = 1u << MODULE_GATE_UP,
+    LORA_IN_QKV = 1u << MODULE_IN_QKV,
+    LORA_IN_Z = 1u << MODULE_IN_Z,
+    LORA_IN_B = 1u << MODULE_IN_B,
+    LORA_IN_A = 1u << MODULE_IN_A,
+    LORA_OUT = 1u << MODULE_OUT,
     /* every module kind: all-linear, the modules the model has (lora_create keeps those) */
     LORA_ALL = (1u << MODULE_COUNT) - 1
 };
@@ -35,7 +40,7 @@ typedef struct LoraSpec {
     float alpha;
     bool rslora;
     float dropout;
-    unsigned targets; /* bit mask of LORA_Q..LORA_GATE_UP */
+    unsigned targets; /* bit mask of LORA_Q..LORA_OUT */
 } LoraSpec;
 
 typedef enum { LORA_F32, LORA_BF16, LORA_F16 } LoraDtype;

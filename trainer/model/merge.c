@@ -264,7 +264,7 @@ int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, cons
             it->dtype = is_float(it->src->dtype) && ours ? opt->dtype : it->src->dtype;
             it->layer = -1;
             if (!parse_linear(m, it->src->name, &it->layer, &it->mod) ||
-                !(model_modules(&m->cfg) & (1u << it->mod)))
+                !(model_layer_modules(&m->cfg, it->layer) & (1u << it->mod)))
                 it->layer = -1;
             total += out_bytes(it);
         }

@@ -19,9 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const module_names[MODULE_COUNT] = {"q_proj",    "k_proj",    "v_proj",
-                                                       "o_proj",    "gate_proj", "up_proj",
-                                                       "down_proj", "qkv_proj",  "gate_up_proj"};
+static const char *const module_names[MODULE_COUNT] = {
+    "q_proj",   "k_proj",       "v_proj",      "o_proj",    "gate_proj", "up_proj",   "down_proj",
+    "qkv_proj", "gate_up_proj", "in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a", "out_proj"};
 
 const char *model_module_name(ModelModule mod) {
     return (unsigned)mod < MODULE_COUNT ? module_names[mod] : "?";
@@ -42,21 +42,63 @@ void model_module_list(char *out, size_t len) {
     model_module_list_of((1u << MODULE_COUNT) - 1, out, len);
 }
 
-unsigned model_modules(const ModelConfig *cfg) {
+/* The attention layers' modules. */
+static unsigned attention_modules(const ModelConfig *cfg) {
     unsigned mods = cfg->family ? cfg->family->modules : 0;
     return mods ? mods : (1u << (MODULE_DOWN + 1)) - 1;
 }
 
+unsigned model_modules(const ModelConfig *cfg) {
+    return attention_modules(cfg) | (cfg->family ? cfg->family->linear_modules : 0);
+}
+
+unsigned model_layer_modules(const ModelConfig *cfg, int layer) {
+    return hf_layer_is_linear(cfg, layer) ? cfg->family->linear_modules : attention_modules(cfg);
+}
+
+bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n) {
+    switch (n->slot) {
+    case NORM_LINEAR_OUT:
+    case LINEAR_A_LOG:
+    case LINEAR_DT_BIAS:
+    case LINEAR_CONV:
+        return hf_layer_is_linear(c, l);
+    case NORM_Q:
+    case NORM_K:
+    case NORM_Q_PROJ:
+    case NORM_K_PROJ:
+        return !hf_layer_is_linear(c, l);
+    default:
+        return true;
+    }
+}
+
 const char *model_module_parent(ModelModule mod) {
+    if (mod >= MODULE_IN_QKV) return "linear_attn";
     return mod <= MODULE_O || mod == MODULE_QKV ? "self_attn" : "mlp";
 }
 
 void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
     int c = cfg->hidden_size, q = cfg->num_attention_heads * cfg->head_dim,
         kv = cfg->num_key_value_heads * cfg->head_dim, ff = cfg->intermediate_size;
+    int lk = cfg->linear.n_k_heads * cfg->linear.k_dim,
+        lv = cfg->linear.n_v_heads * cfg->linear.v_dim;
     switch (mod) {
     case MODULE_Q:
-        *out = q, *in = c;
+        *out = cfg->attn_output_gate ? 2 * q : q, *in = c;
+        break;
+    case MODULE_IN_QKV:
+        *out = 2 * lk + lv, *in = c;
+        break;
+    case MODULE_IN_Z:
+        *out = lv, *in = c;
+        break;
+    case MODULE_IN_B:
+    case MODULE_IN_A:
+        *out = cfg->linear.n_v_heads, *in = c;
+        break;
+    case MODULE_OUT:
+        *out = c, *in = lv;
         break;
     case MODULE_K:
     case MODULE_V:
@@ -83,6 +125,10 @@ void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *i
 
 int family_norm_length(const ModelConfig *c, const FamilyNorm *n) {
     if (n->slot == NORM_Q_PROJ) return c->num_attention_heads * c->head_dim;
+    if (n->slot == NORM_LINEAR_OUT) return c->linear.v_dim;
+    if (n->slot == LINEAR_A_LOG || n->slot == LINEAR_DT_BIAS) return c->linear.n_v_heads;
+    if (n->slot == LINEAR_CONV)
+        return 2 * c->linear.n_k_heads * c->linear.k_dim + c->linear.n_v_heads * c->linear.v_dim;
     if (n->slot == NORM_K_PROJ) return c->num_key_value_heads * c->head_dim;
     return n->per_head ? c->head_dim : c->hidden_size;
 }
@@ -92,7 +138,7 @@ typedef struct {
     char name[128];
     Tensor *dst;
     int ndim;
-    int64_t shape[2];
+    int64_t shape[3];
     const StTensor *src;
 } Slot;
 
@@ -152,6 +198,7 @@ static void expect(SlotList *l, Tensor *dst, int64_t d0, int64_t d1, const char 
     s->ndim = d1 ? 2 : 1;
     s->shape[0] = d0;
     s->shape[1] = d1;
+    s->shape[2] = 0;
 }
 
 static void list_slots(Model *m, SlotList *l) {
@@ -163,11 +210,18 @@ static void list_slots(Model *m, SlotList *l) {
         ModelLayer *L = &m->layers[i];
         for (int k = 0; k < f->n_norms; k++) {
             const FamilyNorm *n = &f->norms[k];
+            if (!family_layer_has_norm(c, i, n)) continue;
             expect(l, &L->norm[n->slot], family_norm_length(c, n), 0, "model.layers.%d.%s%s", i,
                    n->hf_name, "", m);
+            if (n->slot == LINEAR_CONV) { /* (CH, 1, KW), kept F32 (slot_bf16) */
+                Slot *s = &l->slots[l->n - 1];
+                s->ndim = 3;
+                s->shape[1] = 1;
+                s->shape[2] = c->linear.conv_kernel;
+            }
         }
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
-            if (!(model_modules(c) & (1u << mod))) continue;
+            if (!(model_layer_modules(c, i) & (1u << mod))) continue;
             int out, in;
             model_module_dims(c, (ModelModule)mod, &out, &in);
             char leaf[64];
@@ -282,7 +336,10 @@ static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, char
         *next_f += t->numel;
         if (st_to_float(t, data, err, errlen) != 0) return -1;
     }
-    tensor_init(s->dst, data, s->ndim, s->shape);
+    if (s->ndim == 3) /* the DeltaNet conv (CH, 1, KW) as the op takes it, (CH, KW) */
+        tensor_init(s->dst, data, 2, (int64_t[]){s->shape[0], s->shape[2]});
+    else
+        tensor_init(s->dst, data, s->ndim, s->shape);
     m->weight_bytes += (size_t)t->numel * sizeof(float);
     return 0;
 }
