@@ -243,6 +243,36 @@ START_TEST(test_training_on_a_quantized_base_is_training_on_its_dequantized_valu
 }
 END_TEST
 
+/* `lorafit generate --quantize q4_0` greedily continues as generate on the dequantized F32
+ * base does; an unknown type is a usage error. */
+START_TEST(test_generate_on_a_quantized_base_is_generate_on_its_dequantized_values) {
+    char *dir = test_tmpdir(), err[1024], model[4200], deq[4200], args[16384];
+    join(model, sizeof model, dir, "model");
+    join(deq, sizeof deq, dir, "deq");
+    make_model_256(model, "f32");
+    Model *q = model_load_quantized(model, MODEL_F32, GGML_TYPE_Q4_0, err, sizeof err);
+    ck_assert_msg(q != NULL, "%s", err);
+    write_dequantized(model, deq, q);
+    model_free(q);
+    const char *base[] = {model, deq}, *quant[] = {"q4_0", "none"};
+    char *ids[2];
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args,
+                 "generate --model '%s' --prompt-ids '1 17 42 5' -n 24 --precision f32 "
+                 "--quantize %s",
+                 base[k], quant[k]);
+        ids[k] = tt_run_stdout(dir, args);
+    }
+    ck_assert_msg(strcmp(ids[0], ids[1]) == 0, "quantized: %s\ndequantized: %s", ids[0], ids[1]);
+    free(ids[0]);
+    free(ids[1]);
+    snprintf(args, sizeof args, "generate --model '%s' --prompt-ids '1' --quantize q3_k", model);
+    tt_expect(dir, args, 2, "--quantize must be none, q8_0, q4_0, q4_k, q5_k or q6_k");
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* A job on a q4_k base checkpointing every 2 steps: its config's path. */
 static char *write_quantized_job(const char *dir, const char *model, const char *rows,
                                  const char *extra_train) {
@@ -305,6 +335,7 @@ Suite *quantize_load_suite(void) {
     tcase_add_test(tc, test_rows_a_type_cannot_hold_fall_back_as_llama_quantize_does);
     tcase_add_test(tc, test_training_on_a_quantized_base_is_training_on_its_dequantized_values);
     tcase_add_test(tc, test_quantized_base_checkpointing_and_resume_are_exact);
+    tcase_add_test(tc, test_generate_on_a_quantized_base_is_generate_on_its_dequantized_values);
     suite_add_tcase(s, tc);
     return s;
 }
