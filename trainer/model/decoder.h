@@ -62,6 +62,9 @@ Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, c
  * llama-quantize's fallback (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, F16 when 32-weight
  * blocks do not divide IN either). */
 GgmlType model_quant_type_for(GgmlType type, int64_t in);
+/* "model.quantize Q4_K: 35 linear weights, 1.2 MB (30 as Q5_0, 5 as F16: ...)" into out; ""
+ * when m is not quantized. */
+void model_quant_note(const Model *m, char *out, size_t len);
 ModelDtype model_dtype(const Model *m);
 void model_free(Model *m);
 const ModelConfig *model_config(const Model *m);
