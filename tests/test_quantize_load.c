@@ -244,8 +244,9 @@ START_TEST(test_training_on_a_quantized_base_is_training_on_its_dequantized_valu
 END_TEST
 
 /* `lorafit generate --quantize q4_0` greedily continues as generate on the dequantized F32
- * base does; an unknown type is a usage error. */
-START_TEST(test_generate_on_a_quantized_base_is_generate_on_its_dequantized_values) {
+ * base does, and `lorafit eval` with model.quantize q4_0 gives its loss; an unknown type is a
+ * usage error. */
+START_TEST(test_generate_and_eval_on_a_quantized_base_use_its_dequantized_values) {
     char *dir = test_tmpdir(), err[1024], model[4200], deq[4200], args[16384];
     join(model, sizeof model, dir, "model");
     join(deq, sizeof deq, dir, "deq");
@@ -266,6 +267,28 @@ START_TEST(test_generate_on_a_quantized_base_is_generate_on_its_dequantized_valu
     ck_assert_msg(strcmp(ids[0], ids[1]) == 0, "quantized: %s\ndequantized: %s", ids[0], ids[1]);
     free(ids[0]);
     free(ids[1]);
+    /* lorafit eval with model.quantize in the config: the dequantized base's loss */
+    char rows[4200], extra[8192];
+    join(rows, sizeof rows, dir, "rows.jsonl");
+    tt_random_rows(rows, 8, 8, 40, 96, 9);
+    double loss[2];
+    for (int k = 0; k < 2; k++) {
+        ck_assert((size_t)snprintf(extra, sizeof extra,
+                                   "  quantize: %s\ndata:\n  train: %s\n  valid: %s\n"
+                                   "  seq_len: 32\n",
+                                   quant[k], rows, rows) < sizeof extra);
+        char *run = test_tmpdir(), *cfg = tt_write_config(run, base[k], extra);
+        snprintf(args, sizeof args, "eval '%s' --precision f32", cfg);
+        char *json = tt_run_stdout(run, args), *at = strstr(json, "\"eval_loss\": ");
+        ck_assert_msg(at != NULL, "%s", json);
+        loss[k] = strtod(at + 13, NULL);
+        free(json);
+        free(cfg);
+        test_rmtree(run);
+        free(run);
+    }
+    ck_assert_msg(fabs(loss[0] - loss[1]) <= 1e-6 * fabs(loss[1]), "eval_loss %.9g vs %.9g",
+                  loss[0], loss[1]);
     snprintf(args, sizeof args, "generate --model '%s' --prompt-ids '1' --quantize q3_k", model);
     tt_expect(dir, args, 2, "--quantize must be none, q8_0, q4_0, q4_k, q5_k or q6_k");
     test_rmtree(dir);
@@ -335,7 +358,7 @@ Suite *quantize_load_suite(void) {
     tcase_add_test(tc, test_rows_a_type_cannot_hold_fall_back_as_llama_quantize_does);
     tcase_add_test(tc, test_training_on_a_quantized_base_is_training_on_its_dequantized_values);
     tcase_add_test(tc, test_quantized_base_checkpointing_and_resume_are_exact);
-    tcase_add_test(tc, test_generate_on_a_quantized_base_is_generate_on_its_dequantized_values);
+    tcase_add_test(tc, test_generate_and_eval_on_a_quantized_base_use_its_dequantized_values);
     suite_add_tcase(s, tc);
     return s;
 }
