@@ -91,6 +91,8 @@ START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
     check_two_ranks_match_one_process(shared, "");
     /* LoRA dropout too: each rank's masks are those of its rows in the 1-process batch */
     check_two_ranks_match_one_process(shared, " --set lora.dropout=0.1");
+    /* a base quantized at load: each rank quantizes its own copy to the same blocks */
+    check_two_ranks_match_one_process(shared, " --set model.quantize=q4_k");
 }
 END_TEST
 

@@ -29,14 +29,16 @@ static void generate_usage(FILE *out) {
         "--prompt TEXT [--chat])\n"
         "                        [--chat-template-kwargs JSON] [-n N] [--temperature T] [--seed "
         "S]\n"
-        "                        [--precision auto|f32|bf16]\n"
+        "                        [--precision auto|f32|bf16] [--quantize none|q8_0|q4_0|q4_k|"
+        "q5_k|q6_k]\n"
         "  --prompt-ids: prints the prompt ids followed by N generated ids (default 32).\n"
         "  --prompt: the text, encoded with DIR's tokenizer; prints the text as it is\n"
         "  generated and stops at EOS or an end-of-turn token. --chat wraps it as a user\n"
         "  message with the chat template and the generation prompt, and prints the reply;\n"
         "  --chat-template-kwargs '{\"enable_thinking\": false}' sets template variables.\n"
         "  --temperature 0 (the default) is greedy; otherwise sampling seeded by --seed.\n"
-        "  --precision of the matrix products (default auto: bf16 on CPUs with native bf16).\n");
+        "  --precision of the matrix products (default auto: bf16 on CPUs with native bf16).\n"
+        "  --quantize the linear weights at load, as model.quantize does (default none).\n");
 }
 
 /* "1 2 3" (spaces or commas) -> ids; -1 on a malformed or empty list. */
@@ -185,11 +187,27 @@ static int text_prompt(const Tokenizer *tok, const char *template, const char *t
     return rc;
 }
 
+/* --quantize: model.quantize's values, in ConfigQuantize's order. */
+static int parse_quantize(const char *value, ConfigQuantize *out) {
+    static const char *const names[] = {"none", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k"};
+    for (int i = 0; i < 6; i++)
+        if (strcmp(value, names[i]) == 0) {
+            *out = (ConfigQuantize)i;
+            return 0;
+        }
+    fprintf(stderr,
+            "lorafit generate: --quantize must be none, q8_0, q4_0, q4_k, q5_k or q6_k, not "
+            "'%s'\n",
+            value);
+    return -1;
+}
+
 int cmd_generate(int argc, char **argv) {
     const char *model_dir = NULL, *adapter_dir = NULL, *prompt = NULL, *text = NULL, *kwargs = NULL;
     bool chat = false;
     double n = 32, temperature = 0, seed = 0;
     ConfigPrecision precision = CONFIG_PRECISION_AUTO;
+    ConfigQuantize quantize = CONFIG_QUANTIZE_NONE;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -222,6 +240,8 @@ int cmd_generate(int argc, char **argv) {
             if (parse_number(a, v, 0, 1e6, &temperature)) return EXIT_USAGE;
         } else if (strcmp(a, "--precision") == 0) {
             if (cmd_parse_precision("generate", v, &precision) != 0) return EXIT_USAGE;
+        } else if (strcmp(a, "--quantize") == 0) {
+            if (parse_quantize(v, &quantize) != 0) return EXIT_USAGE;
         } else if (strcmp(a, "--seed") == 0) {
             if (parse_number(a, v, 0, 9007199254740992.0, &seed)) return EXIT_USAGE;
         } else {
@@ -276,8 +296,9 @@ int cmd_generate(int argc, char **argv) {
     char note[512];
     precision = train_resolve_precision(precision, note, sizeof note);
     if (precision == CONFIG_PRECISION_BF16) fprintf(stderr, "lorafit: %s\n", note); /* f32: quiet */
-    Model *m = model_load_dtype(
-        model_dir, precision == CONFIG_PRECISION_BF16 ? MODEL_BF16 : MODEL_F32, err, sizeof err);
+    Model *m =
+        model_load_quantized(model_dir, precision == CONFIG_PRECISION_BF16 ? MODEL_BF16 : MODEL_F32,
+                             train_quantize_type(quantize), err, sizeof err);
     Lora *lora = NULL;
     if (!m) goto fail;
     if (adapter_dir && !(lora = lora_load_adapter(m, adapter_dir, err, sizeof err))) goto fail;

@@ -15,7 +15,7 @@ _lorafit_flags() {
     prepare) echo "--out --set --help" ;;
     tokenize) echo "--no-special-tokens --decode --skip-special-tokens --help" ;;
     inspect) echo "--help" ;;
-    generate) echo "--model --adapter --prompt --prompt-ids --chat --chat-template-kwargs -n --temperature --seed --precision --help" ;;
+    generate) echo "--model --adapter --prompt --prompt-ids --chat --chat-template-kwargs -n --temperature --seed --precision --quantize --help" ;;
     esac
 }
 
@@ -27,6 +27,7 @@ _lorafit_flag_values() {
     export:--dtype) echo "f32 bf16 f16" ;;
     merge:--dtype) echo "f32 f16 bf16 q8_0" ;;
     *:--precision) echo "auto f32 bf16" ;;
+    generate:--quantize) echo "none q8_0 q4_0 q4_k q5_k q6_k" ;;
     esac
 }
 

@@ -31,6 +31,16 @@
 typedef enum { LR_CONSTANT, LR_LINEAR, LR_COSINE } LrKind;
 
 typedef enum { CONFIG_DTYPE_F32, CONFIG_DTYPE_BF16 } ConfigDtype;
+/* model.quantize: the type the decoder's linear weights are quantized to at load (none keeps
+ * them as model.dtype says). */
+typedef enum {
+    CONFIG_QUANTIZE_NONE,
+    CONFIG_QUANTIZE_Q8_0,
+    CONFIG_QUANTIZE_Q4_0,
+    CONFIG_QUANTIZE_Q4_K,
+    CONFIG_QUANTIZE_Q5_K,
+    CONFIG_QUANTIZE_Q6_K
+} ConfigQuantize;
 /* train.precision: of the frozen model's matrix products (see README "Precision"). */
 typedef enum { CONFIG_PRECISION_AUTO, CONFIG_PRECISION_F32, CONFIG_PRECISION_BF16 } ConfigPrecision;
 typedef enum { OVERFLOW_TRUNCATE, OVERFLOW_SPLIT, OVERFLOW_DROP } ConfigOverflow;
@@ -61,8 +71,9 @@ typedef struct ConfigList {
 
 typedef struct Config {
     struct {
-        char *path;        /* required */
-        ConfigDtype dtype; /* [f32] */
+        char *path;              /* required */
+        ConfigDtype dtype;       /* [f32] */
+        ConfigQuantize quantize; /* [none] */
     } model;
     struct {
         int64_t r;                 /* [8], >= 1 */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 static const char *const DTYPE_NAMES[] = {"f32", "bf16", NULL};
+static const char *const QUANTIZE_NAMES[] = {"none", "q8_0", "q4_0", "q4_k", "q5_k", "q6_k", NULL};
 static const char *const OVERFLOW_NAMES[] = {"truncate", "split", "drop", NULL};
 static const char *const ON_ERROR_NAMES[] = {"fail", "skip", NULL};
 static const char *const SCHEDULER_NAMES[] = {"constant", "linear", "cosine", NULL};
@@ -33,6 +34,7 @@ static const char *const FORMAT_NAMES[] = {"auto",   "tokens", "text", "completi
 const Key config_keys[] = {
     {"model", "path", K_PATH, OFF(model.path), false, ANY, NULL},
     {"model", "dtype", K_ENUM, OFF(model.dtype), false, ANY, DTYPE_NAMES},
+    {"model", "quantize", K_ENUM, OFF(model.quantize), false, ANY, QUANTIZE_NAMES},
     {"lora", "r", K_INT, OFF(lora.r), false, RANGE(1, 65536, false, false), NULL},
     {"lora", "alpha", K_FLOAT, OFF(lora.alpha), false, RANGE(0, INF, true, false), NULL},
     {"lora", "dropout", K_FLOAT, OFF(lora.dropout), false, RANGE(0, 1, false, true), NULL},
@@ -341,6 +343,7 @@ int config_list_push(ConfigList *l, char *s) {
 int config_defaults(Config *c) {
     memset(c, 0, sizeof *c);
     c->model.dtype = CONFIG_DTYPE_F32;
+    c->model.quantize = CONFIG_QUANTIZE_NONE;
     c->lora.r = 8;
     c->lora.alpha = 16;
     c->lora.dropout = 0.0;

@@ -57,6 +57,21 @@ typedef enum { MODEL_F32, MODEL_BF16 } ModelDtype;
  * model_load keeps every weight F32 (model_load_dtype with MODEL_F32). */
 Model *model_load(const char *dir, char *err, size_t errlen);
 Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t errlen);
+/* model_load_dtype with the decoder's linear weights (model_weight: q k v o gate up down, or
+ * a family's fused qkv / gate_up) quantized at load to ggml type quant (Q8_0, Q4_0, Q4_K,
+ * Q5_K, Q6_K; GGML_TYPE_F32: none), row by row from the checkpoint, by llama.cpp's reference
+ * quantizer (quant_quantize_row): only the blocks stay in memory, never a float copy of W.
+ * Embeddings, lm_head, norms and biases stay as dtype says. A matrix whose rows (IN) the
+ * type cannot hold takes model_quant_type_for's type. */
+Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, char *err,
+                            size_t errlen);
+/* The type rows of IN weights are quantized to for model.quantize `type`: type itself, or
+ * llama-quantize's fallback (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0, F16 when 32-weight
+ * blocks do not divide IN either). */
+GgmlType model_quant_type_for(GgmlType type, int64_t in);
+/* "model.quantize Q4_K: 35 linear weights, 1.2 MB (30 as Q5_0, 5 as F16: ...)" into out; ""
+ * when m is not quantized. */
+void model_quant_note(const Model *m, char *out, size_t len);
 ModelDtype model_dtype(const Model *m);
 void model_free(Model *m);
 const ModelConfig *model_config(const Model *m);

@@ -30,7 +30,7 @@ struct Model {
     ModelDtype dtype;         /* in-memory dtype of the weight matrices (embed, W, lm_head) */
     float *converted;         /* one allocation for weights converted to F32 */
     uint16_t *converted_bf16; /* one allocation for matrices converted to BF16 (dtype BF16) */
-    size_t converted_bytes;   /* both allocations */
+    size_t converted_bytes;   /* both allocations and quantized */
     size_t weight_bytes;      /* every frozen weight, mapped or converted */
     Tensor embed;             /* (V, C) */
     ModelLayer *layers;       /* (L) */
@@ -50,6 +50,8 @@ struct Model {
      * llama_4_scaling_beta: (q rope) * s = q (cos s) + rotate(q) (sin s)); NULL without one */
     float *rope_query_cos, *rope_query_sin;
     float embed_scale; /* the embeddings' factor (family embed_scale), else 0 */
+    GgmlType quant;    /* model.quantize of the linear weights; GGML_TYPE_F32: none */
+    void *quantized;   /* one allocation holding every quantized linear weight */
     int max_pos;
     size_t param_count;
 };
@@ -72,6 +74,11 @@ Tensor *model_final_norm(const Model *m, Graph *g, Tensor *x);
 void model_tensor_name(const Model *m, const char *name, char *out, size_t n);
 /* Whether a checkpoint tensor is the language model's (a wrapper's other tensors: not). */
 bool model_is_language_tensor(const Model *m, const char *checkpoint_name);
+/* model.quantize (quantize.c): the bytes of W (OUT, IN) quantized for `type`, rounded up to
+ * 64; W's rows from src (F32, F16 or BF16, (OUT, IN)) into blocks, dst set to them. */
+size_t model_quant_bytes(GgmlType type, int64_t out, int64_t in);
+int model_quantize_weight(Tensor *dst, const StTensor *src, GgmlType type, void *blocks, char *err,
+                          size_t errlen);
 /* 0..T-1 in every row, in g's arena (N ints); NULL when the arena cannot grow. */
 const int32_t *model_default_positions(Graph *g, int batch, int seq_len);
 

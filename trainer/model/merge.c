@@ -28,10 +28,13 @@ void merge_linear(const Model *m, const Lora *lora, int layer, ModelModule mod, 
     const Tensor *w = model_weight(m, layer, mod);
     int64_t rows = w->shape[0], cols = w->shape[1];
     Tensor *A = NULL, *B = NULL;
-    if (!lora || !lora_module(lora, layer, mod, &A, &B)) {
+    if (w->quant) /* model.quantize: the dequantized base, as PEFT merges into a 4-bit one */
+        tensor_dequantize_rows(out, w, 0, rows);
+    else if (w->bf16)
+        tensor_bf16_to_float(out, w->bf16, rows * cols);
+    else
         memcpy(out, w->data, (size_t)(rows * cols) * sizeof(float));
-        return;
-    }
+    if (!lora || !lora_module(lora, layer, mod, &A, &B)) return;
     /* alpha / r (or alpha / sqrt(r)) in double: lora_scaling's float rounding would cost
      * 3e-8 of the update, relative errors of 1e-5 where W and s B A nearly cancel */
     const LoraSpec *spec = lora_spec(lora);
@@ -44,7 +47,7 @@ void merge_linear(const Model *m, const Lora *lora, int layer, ModelModule mod, 
         for (int64_t i = 0; i < cols; i++) {
             double sum = 0.0;
             for (int64_t k = 0; k < r; k++) sum += (double)b[o * r + k] * (double)a[k * cols + i];
-            out[o * cols + i] = (float)((double)w->data[o * cols + i] + s * sum);
+            out[o * cols + i] = (float)((double)out[o * cols + i] + s * sum);
         }
 }
 

@@ -140,6 +140,7 @@ typedef struct {
     int ndim;
     int64_t shape[3];
     const StTensor *src;
+    bool linear; /* a layer's linear weight: quantized when m->quant says so */
 } Slot;
 
 typedef struct {
@@ -228,6 +229,7 @@ static void list_slots(Model *m, SlotList *l) {
             snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
                      module_names[mod]);
             expect(l, &L->w[mod], out, in, "model.layers.%d.%s%s", i, leaf, ".weight", m);
+            l->slots[l->n - 1].linear = true;
             bool bias = ((mod <= MODULE_V || mod == MODULE_QKV) && c->qkv_bias) ||
                         (mod == MODULE_O && c->o_bias);
             if (bias) expect(l, &L->b[mod], out, 0, "model.layers.%d.%s%s", i, leaf, ".bias", m);
@@ -251,6 +253,10 @@ static bool slot_bf16(const Model *m, const Slot *s) {
     return m->dtype == MODEL_BF16 && s->ndim == 2;
 }
 
+static bool slot_quantized(const Model *m, const Slot *s) {
+    return s->linear && m->quant != GGML_TYPE_F32;
+}
+
 static bool slot_in_place(const Model *m, const Slot *s) {
     if (slot_bf16(m, s))
         return s->src->dtype == ST_BF16 && (uintptr_t)s->src->data % sizeof(uint16_t) == 0;
@@ -258,7 +264,7 @@ static bool slot_in_place(const Model *m, const Slot *s) {
 }
 
 static int check_slot(const Model *m, Slot *s, const char *dir, size_t *convert_floats,
-                      size_t *convert_halves, char *err, size_t errlen) {
+                      size_t *convert_halves, size_t *quant_bytes, char *err, size_t errlen) {
     s->src = st_checkpoint_find(m->ckpt, s->name);
     if (!s->src) {
         snprintf(err, errlen, "%s: tensor '%s' is missing (config.json needs it%s)", dir, s->name,
@@ -281,7 +287,9 @@ static int check_slot(const Model *m, Slot *s, const char *dir, size_t *convert_
                  s->name, st_dtype_name(t->dtype));
         return -1;
     }
-    if (!slot_in_place(m, s))
+    if (slot_quantized(m, s))
+        *quant_bytes += model_quant_bytes(m->quant, s->shape[0], s->shape[1]);
+    else if (!slot_in_place(m, s))
         *(slot_bf16(m, s) ? convert_halves : convert_floats) += (size_t)t->numel;
     return 0;
 }
@@ -315,9 +323,17 @@ static void drop_source_pages(const StTensor *t) {
 }
 
 /* Points slot s at its data: in place, or converted at *next_f / *next_h. */
-static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, char *err,
-                      size_t errlen) {
+static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, uint8_t **next_q,
+                      char *err, size_t errlen) {
     const StTensor *t = s->src;
+    if (slot_quantized(m, s)) {
+        if (model_quantize_weight(s->dst, t, m->quant, *next_q, err, errlen) != 0) return -1;
+        drop_source_pages(t);
+        size_t bytes = model_quant_bytes(m->quant, s->shape[0], s->shape[1]);
+        *next_q += bytes;
+        m->weight_bytes += bytes;
+        return 0;
+    }
     if (slot_bf16(m, s)) {
         const uint16_t *bits = t->data;
         if (!slot_in_place(m, s)) {
@@ -353,10 +369,19 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
         return -1;
     }
     list_slots(m, &l);
-    size_t convert = 0, convert_bf16 = 0;
+    size_t convert = 0, convert_bf16 = 0, quant_bytes = 0;
     int rc = 0;
     for (int i = 0; rc == 0 && i < l.n; i++)
-        rc = check_slot(m, &l.slots[i], dir, &convert, &convert_bf16, err, errlen);
+        rc = check_slot(m, &l.slots[i], dir, &convert, &convert_bf16, &quant_bytes, err, errlen);
+    if (rc == 0 && quant_bytes) {
+        m->quantized = aligned_alloc(64, quant_bytes);
+        m->converted_bytes += quant_bytes;
+        if (!m->quantized) {
+            snprintf(err, errlen, "%s: out of memory for %zu bytes of quantized weights", dir,
+                     quant_bytes);
+            rc = -1;
+        }
+    }
     if (rc == 0 && convert) {
         m->converted = malloc(convert * sizeof(float));
         m->converted_bytes += convert * sizeof(float);
@@ -376,8 +401,9 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
     }
     float *next_f = m->converted;
     uint16_t *next_h = m->converted_bf16;
+    uint8_t *next_q = m->quantized;
     for (int i = 0; rc == 0 && i < l.n; i++) {
-        rc = place_slot(m, &l.slots[i], &next_f, &next_h, err, errlen);
+        rc = place_slot(m, &l.slots[i], &next_f, &next_h, &next_q, err, errlen);
         m->param_count += (size_t)l.slots[i].src->numel;
     }
     if (c->tie_word_embeddings) m->lm_head = m->embed;
@@ -455,14 +481,28 @@ Model *model_load(const char *dir, char *err, size_t errlen) {
 }
 
 Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t errlen) {
+    return model_load_quantized(dir, dtype, GGML_TYPE_F32, err, errlen);
+}
+
+Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, char *err,
+                            size_t errlen) {
     Model *m = calloc(1, sizeof *m);
     if (!m) {
         snprintf(err, errlen, "%s: out of memory", dir);
         return NULL;
     }
     m->dtype = dtype;
+    m->quant = quant;
     char path[4096];
-    int rc = path_join(path, sizeof path, dir, "config.json", err, errlen);
+    int rc = 0;
+    if (quant != GGML_TYPE_F32 && (!quant_can_quantize(quant) || ggml_block_size(quant) == 1)) {
+        snprintf(err, errlen,
+                 "%s: cannot quantize the weights to %s (q8_0, q4_0, q4_k, q5_k, "
+                 "q6_k)",
+                 dir, ggml_type_name(quant) ? ggml_type_name(quant) : "this type");
+        rc = -1;
+    }
+    if (rc == 0) rc = path_join(path, sizeof path, dir, "config.json", err, errlen);
     if (rc == 0) rc = hf_config_load(path, &m->cfg, err, errlen);
     if (rc == 0 && !(m->layers = calloc((size_t)m->cfg.num_hidden_layers, sizeof *m->layers))) {
         snprintf(err, errlen, "%s: out of memory", dir);
@@ -485,6 +525,7 @@ void model_free(Model *m) {
     st_checkpoint_close(m->ckpt);
     free(m->converted);
     free(m->converted_bf16);
+    free(m->quantized);
     free(m->layers);
     free(m->rope_cos);
     free(m->rope_sin);

@@ -107,7 +107,14 @@ int train_check_paths(const Config *cfg, char *err, size_t errlen) {
 Model *train_load_model(const Config *cfg, char *err, size_t errlen) {
     bool bf16 =
         cfg->model.dtype == CONFIG_DTYPE_BF16 || cfg->train.precision == CONFIG_PRECISION_BF16;
-    return model_load_dtype(cfg->model.path, bf16 ? MODEL_BF16 : MODEL_F32, err, errlen);
+    return model_load_quantized(cfg->model.path, bf16 ? MODEL_BF16 : MODEL_F32,
+                                train_quantize_type(cfg->model.quantize), err, errlen);
+}
+
+GgmlType train_quantize_type(ConfigQuantize q) {
+    static const GgmlType types[] = {GGML_TYPE_F32,  GGML_TYPE_Q8_0, GGML_TYPE_Q4_0,
+                                     GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    return types[q];
 }
 
 int train_check_seq_len(const Config *cfg, const Model *m, char *err, size_t errlen) {

@@ -205,6 +205,9 @@ static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
     tensor_set_threads((int)c->train.threads);
     t->model = train_load_model(c, err, errlen);
     if (!t->model) return TRAIN_FAILED;
+    char note[512];
+    model_quant_note(t->model, note, sizeof note);
+    if (note[0]) fprintf(stderr, "lorafit: %s\n", note);
     const ModelConfig *mc = model_config(t->model);
     if (train_check_seq_len(c, t->model, err, errlen) != 0) return TRAIN_REFUSED;
     TrainResult targets = resolve_targets(t, err, errlen);

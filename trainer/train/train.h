@@ -80,6 +80,8 @@ int train_lora_spec(const Config *cfg, LoraSpec *spec, char *err, size_t errlen)
  * model.dtype is bf16 or train.precision is bf16 (the products then read them in place).
  * NULL with err. */
 Model *train_load_model(const Config *cfg, char *err, size_t errlen);
+/* model.quantize's ggml type (GGML_TYPE_F32 for none), for model_load_quantized. */
+GgmlType train_quantize_type(ConfigQuantize q);
 /* 0 when data.seq_len fits the positions model m computes exactly, else -1 with err. */
 int train_check_seq_len(const Config *cfg, const Model *m, char *err, size_t errlen);
 
