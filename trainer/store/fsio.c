@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -481,5 +482,34 @@ int fsio_remove_tree(const char *path, char *err, size_t errlen) {
         if (err && errlen && !*err) store_error(err, errlen, errno, "cannot remove tree %s", path);
         return -1;
     }
+    return 0;
+}
+
+int fsio_map_read(const char *path, const void **map, size_t *size, char *err, size_t errlen) {
+    *map = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) != 0) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        snprintf(err, errlen, "%s: not a regular file", path);
+        close(fd);
+        return -1;
+    }
+    if (sb.st_size > 0) {
+        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (m == MAP_FAILED) {
+            snprintf(err, errlen, "%s: cannot map: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        *map = m;
+        *size = (size_t)sb.st_size;
+    }
+    close(fd);
     return 0;
 }

@@ -32,6 +32,10 @@ void fsio_abort(FsioFile *f);
 uint32_t fsio_crc32(const FsioFile *f);
 uint64_t fsio_size(const FsioFile *f);
 
+/* Reading: maps the regular file at path read-only (*map NULL for an empty file) and sets
+ * *size; 0, or -1 with err naming the file and the OS error. Unmap with munmap(*map, *size). */
+int fsio_map_read(const char *path, const void **map, size_t *size, char *err, size_t errlen);
+
 /* One-call form: the whole file from a buffer. */
 int fsio_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 

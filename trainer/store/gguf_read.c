@@ -8,15 +8,13 @@
  * the alignment), which is also what ggml's reader requires. */
 #include <errno.h>
 #include <stdarg.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include "trainer/store/fsio.h"
 #include "trainer/store/gguf_read.h"
 
 #define MAX_NAME 63 /* GGML_MAX_NAME - 1 */
@@ -283,32 +281,12 @@ GgufFile *gguf_open(const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
+    const void *map;
+    if (fsio_map_read(path, &map, &f->size, err, errlen) != 0) {
         gguf_close(f);
         return NULL;
     }
-    if (!S_ISREG(sb.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        gguf_close(f);
-        return NULL;
-    }
-    if (sb.st_size > 0) {
-        void *m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            snprintf(err, errlen, "%s: cannot map: %s", path, strerror(errno));
-            close(fd);
-            gguf_close(f);
-            return NULL;
-        }
-        f->map = m;
-        f->size = (size_t)sb.st_size;
-    }
-    close(fd);
+    f->map = map;
     if (parse(f, err, errlen) != 0) {
         gguf_close(f);
         return NULL;

@@ -4,17 +4,15 @@
  * and metadata strings point into it. Validation order follows the reference
  * implementation: header length, JSON, per-tensor entries, then the offsets as a whole
  * (sorted by begin they must tile the buffer exactly). */
+#include "trainer/store/fsio.h"
 #include "trainer/store/safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 struct SafeTensors {
     char *path;
@@ -284,33 +282,12 @@ SafeTensors *st_open(const char *path, char *err, size_t errlen) {
         snprintf(err, errlen, "%s: out of memory", path);
         return NULL;
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    struct stat sb;
-    if (fd < 0 || fstat(fd, &sb) != 0) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        if (fd >= 0) close(fd);
+    const void *map;
+    if (fsio_map_read(path, &map, &st->size, err, errlen) != 0) {
         st_close(st);
         return NULL;
     }
-    if (!S_ISREG(sb.st_mode)) {
-        snprintf(err, errlen, "%s: not a regular file", path);
-        close(fd);
-        st_close(st);
-        return NULL;
-    }
-    st->size = (size_t)sb.st_size;
-    if (st->size > 0) {
-        void *m = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
-        if (m == MAP_FAILED) {
-            snprintf(err, errlen, "%s: cannot map: %s", path, strerror(errno));
-            close(fd);
-            st->size = 0;
-            st_close(st);
-            return NULL;
-        }
-        st->map = m;
-    }
-    close(fd);
+    st->map = map;
     if (parse_header(st, err, errlen) != 0) {
         st_close(st);
         return NULL;
