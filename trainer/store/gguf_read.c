@@ -6,7 +6,6 @@
  * 2^60 tensors is refused at once instead of exhausting memory. Offsets are compared with
  * what ggml's writer would have put (each tensor right after the previous one, padded to
  * the alignment), which is also what ggml's reader requires. */
-#include <errno.h>
 #include <stdarg.h>
 #include <inttypes.h>
 #include <stdio.h>

@@ -7,7 +7,6 @@
 #include "trainer/store/fsio.h"
 #include "trainer/store/safetensors.h"
 
-#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
