@@ -63,7 +63,7 @@ static void conv1d_backward(Graph *g, void *p) {
 
 Tensor *op_causal_conv1d_silu(Graph *g, Tensor *x, const Tensor *w, int batch, int seq_len,
                               const int32_t *segment) {
-    PROFILE_OP(TENSOR_OP_SWIGLU); /* element-wise with an activation; no class of its own */
+    PROFILE_OP(TENSOR_OP_DELTANET);
     if (!g || !x || !w) return NULL;
     int64_t CH = tensor_cols(x), n = (int64_t)batch * seq_len;
     if (batch < 1 || seq_len < 1 || !x->data || tensor_rows(x) != n || !w->data || w->ndim != 2 ||

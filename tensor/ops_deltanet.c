@@ -202,7 +202,7 @@ static bool tensor_is(const Tensor *t, int64_t rows, int64_t cols) {
 
 Tensor *op_gated_delta_rule(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *gate, Tensor *beta,
                             const DeltaRuleSpec *s) {
-    PROFILE_OP(TENSOR_OP_ATTENTION); /* no class of its own yet (profile.c) */
+    PROFILE_OP(TENSOR_OP_DELTANET);
     if (!g || !q || !k || !v || !gate || !beta || !s) return NULL;
     int64_t n = (int64_t)s->batch * s->seq_len;
     if (s->batch < 1 || s->seq_len < 1 || s->n_k_heads < 1 || s->n_v_heads < 1 ||

@@ -43,7 +43,7 @@ static void l2norm_backward(Graph *g, void *p) {
 }
 
 Tensor *op_head_l2norm(Graph *g, Tensor *x, int n_heads, float eps, float scale) {
-    PROFILE_OP(TENSOR_OP_NORM);
+    PROFILE_OP(TENSOR_OP_DELTANET);
     if (!g || !x) return NULL;
     if (n_heads < 1 || !x->data || tensor_cols(x) % n_heads) {
         graph_fail(g, "op_head_l2norm: x %s does not hold %d equal heads (F32)", SHAPE(x), n_heads);
@@ -111,7 +111,7 @@ static void gated_norm_backward(Graph *g, void *p) {
 
 Tensor *op_head_rmsnorm_gated(Graph *g, Tensor *x, Tensor *z, int n_heads, const Tensor *w,
                               float eps) {
-    PROFILE_OP(TENSOR_OP_NORM);
+    PROFILE_OP(TENSOR_OP_DELTANET);
     if (!g || !x || !z || !w) return NULL;
     int64_t D = w->size;
     if (n_heads < 1 || D < 1 || !w->data || !x->data || !z->data || tensor_cols(x) != n_heads * D ||
@@ -159,7 +159,7 @@ static void sigmoid_backward(Graph *g, void *p) {
 }
 
 Tensor *op_sigmoid(Graph *g, Tensor *x) {
-    PROFILE_OP(TENSOR_OP_SWIGLU); /* an activation; no class of its own */
+    PROFILE_OP(TENSOR_OP_DELTANET);
     if (!g || !x) return NULL;
     if (!x->data) {
         graph_fail(g, "op_sigmoid: x %s is not F32", SHAPE(x));
@@ -247,7 +247,7 @@ static void decay_backward(Graph *g, void *p) {
 }
 
 Tensor *op_deltanet_log_decay(Graph *g, Tensor *a, const Tensor *a_log, const Tensor *dt_bias) {
-    PROFILE_OP(TENSOR_OP_SWIGLU);
+    PROFILE_OP(TENSOR_OP_DELTANET);
     if (!g || !a || !a_log || !dt_bias) return NULL;
     int64_t H = tensor_cols(a), rows = tensor_rows(a);
     if (!a->data || !a_log->data || !dt_bias->data || a_log->size != H || dt_bias->size != H) {

@@ -64,6 +64,7 @@ const char *tensor_op_class_name(TensorOpClass c) {
         [TENSOR_OP_LINEAR] = "linear, LoRA element-wise",
         [TENSOR_OP_LOSS] = "lm_head softmax+loss",
         [TENSOR_OP_CONVERSION] = "bf16 conversion",
+        [TENSOR_OP_DELTANET] = "DeltaNet element-wise",
     };
     return c >= 0 && c < TENSOR_OP_CLASSES ? names[c] : "?";
 }

@@ -222,6 +222,7 @@ typedef enum {
     TENSOR_OP_LINEAR,     /* linear and LoRA element-wise: bias, dropout of x, scale */
     TENSOR_OP_LOSS,       /* the fused lm_head's softmax and cross-entropy */
     TENSOR_OP_CONVERSION, /* BF16 precision's roundings; BF16 weights widened to F32 */
+    TENSOR_OP_DELTANET,   /* the DeltaNet's delta rule (its products aside), conv, norms, gates */
     TENSOR_OP_CLASSES
 } TensorOpClass;
 typedef struct {

@@ -23,6 +23,10 @@
 #   BENCH_DPO     0 skips the DPO-against-SFT step of tools/bench_dpo.sh (default 1)
 #   BENCH_LONG    0 skips the long-sequence table of tools/bench_long.sh (default 1; its
 #                 BENCH_LONG_* variables choose shapes, lengths and precision)
+#   BENCH_QWEN35  1 runs tools/bench_qwen35.sh (default 0: a 3.2 GB model, minutes per step
+#                 at T 4096 on 2 cores): the Qwen3.5-0.8B shape in f32 and bf16 at T 1024 and
+#                 4096, the DeltaNet layers' share, GFLOP/s, non-product share and per-token
+#                 ratio (BENCH_QWEN35_LAYERS / BENCH_QWEN35_SEQS make it quicker)
 set -e
 BUILD=${1:-build}
 SHAPES=${BENCH_SHAPES:-smollm-135m llama-1b qwen3-0.6b gemma3-1b}
@@ -176,6 +180,8 @@ done
 long_sequences() {
   [ "${BENCH_LONG:-1}" = 0 ] || "$(dirname "$0")/bench_long.sh" "$BUILD" "$OUT/bench_kernels"
 }
+# The Qwen3.5 step and its DeltaNet layers (tools/bench_qwen35.sh), when asked for.
+[ "${BENCH_QWEN35:-0}" = 0 ] || "$(dirname "$0")/bench_qwen35.sh" "$BUILD" || true
 # The preference step: DPO against SFT on the same policy tokens (tools/bench_dpo.sh).
 if [ "${BENCH_DPO:-1}" != 0 ]; then
   echo "== bench_dpo: DPO and SFT steps at the SmolLM-135M shape"

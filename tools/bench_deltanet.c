@@ -74,14 +74,14 @@ static Result bench(int T, int reps) {
         if (rep < 0) continue;
         double total = (t1 - t0) + (t3 - t2);
         if (total < best.forward + best.backward) {
-            /* the op counts as the attention class (its products taken out) */
-            double prod = p.product_seconds_in[TENSOR_OP_ATTENTION];
-            double other = p.seconds[TENSOR_OP_ATTENTION];
+            /* the op counts as the DeltaNet class (its products taken out) */
+            double prod = p.product_seconds_in[TENSOR_OP_DELTANET];
+            double other = p.seconds[TENSOR_OP_DELTANET];
             best = (Result){t1 - t0,
                             t3 - t2,
                             prod,
                             other / (other + prod),
-                            p.product_flops_in[TENSOR_OP_ATTENTION] / prod * 1e-9,
+                            p.product_flops_in[TENSOR_OP_DELTANET] / prod * 1e-9,
                             graph_arena_bytes(gr)};
         }
     }

@@ -1,6 +1,6 @@
 /* tools/bench_train.c — whole training steps at SmolLM-135M shapes: ms/step, tokens/s, RSS.
  *
- * bench_train [--model DIR] [--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b|small]
+ * bench_train [--model DIR] [--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b|qwen3.5-0.8b|small]
  *             [--layers L] [--precision f32|bf16] [--dtype f32|bf16] [--rank R]
  *             [--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N]
  *             [--dropout P] [--long]
@@ -12,8 +12,10 @@
  * 512; batch 1 x 1024), or the families' shapes of make_model's presets: qwen3-0.6b (Qwen3:
  * q/k norms, 16/8 heads of 128; batch 1 x 512) and gemma3-1b (Gemma 3: four (1 + w) norms a
  * layer and q/k norms, 4/1 heads of 256, GeGLU, embeddings scaled, window 512 on 5 of 6
- * layers, soft-capped logits; batch 1 x 1024, two windows). --layers L builds the shape with
- * L layers instead (the per-layer work is the same; lm_head's share grows).
+ * layers, soft-capped logits; batch 1 x 1024, two windows) and qwen3.5-0.8b (Qwen3.5: 18 Gated
+ * DeltaNet layers and 6 gated attention layers; batch 1 x 1024; the DeltaNet layers' share of
+ * the step, their products' GFLOP/s and non-product share printed). --layers L builds the shape
+ * with L layers instead (the per-layer work is the same; lm_head's share grows).
  * --precision bf16 holds the frozen weights as BF16 (rounded once at load) and runs the
  * graph in TENSOR_PRECISION_BF16, as the trainer does with train.precision: bf16; the
  * kernel is printed (emulated, and slower than f32, on CPUs without native bf16).
@@ -138,12 +140,59 @@ static void print_profile(const TensorProfile *p, double total, int steps) {
         if (sec <= 0) continue;
         const char *op = c == TENSOR_OP_LINEAR      ? "linear and LoRA"
                          : c == TENSOR_OP_ATTENTION ? "attention"
+                         : c == TENSOR_OP_DELTANET  ? "delta rule"
                          : c == TENSOR_OP_LOSS      ? "lm_head"
                                                     : tensor_op_class_name((TensorOpClass)c);
         printf("%s %s %.0f ms/step at %.1f GFLOP/s", n++ ? "," : "", op, sec / steps * 1e3,
                p->product_flops_in[c] / sec * 1e-9);
     }
     printf("\n");
+}
+
+/* The DeltaNet layers' share of one layer linears' work: their projections' (in_proj_*,
+ * out_proj) multiply-adds over those of every layer's linears (forward and d(input) alike);
+ * 0 without DeltaNet layers. */
+static double deltanet_linear_fraction(const ModelConfig *c) {
+    double all = 0, deltanet = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            if (!(model_layer_modules(c, l) & (1u << mod))) continue;
+            int out, in;
+            model_module_dims(c, (ModelModule)mod, &out, &in);
+            all += (double)out * in;
+            if (hf_layer_is_linear(c, l) && mod >= MODULE_IN_QKV) deltanet += (double)out * in;
+        }
+    return all > 0 ? deltanet / all : 0;
+}
+
+/* The Gated DeltaNet layers' mixers (issue 25's acceptance 6): the DeltaNet class (delta rule,
+ * conv, L2 and gated norms, gates) with the delta rule's own products, plus their projections'
+ * share of the linear class (products and LoRA element-wise) by multiply-adds: the profile
+ * times op classes, not layers, and the projections are linears like the MLP's. */
+static void print_deltanet(const Model *m, const TensorProfile *p, double total, int steps,
+                           int64_t tokens) {
+    const ModelConfig *c = model_config(m);
+    int n = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++) n += hf_layer_is_linear(c, l);
+    double f = deltanet_linear_fraction(c);
+    if (!n || f <= 0) return;
+    double prod =
+        p->product_seconds_in[TENSOR_OP_DELTANET] + f * p->product_seconds_in[TENSOR_OP_LINEAR];
+    double flops =
+        p->product_flops_in[TENSOR_OP_DELTANET] + f * p->product_flops_in[TENSOR_OP_LINEAR];
+    double other = p->seconds[TENSOR_OP_DELTANET] + f * p->seconds[TENSOR_OP_LINEAR];
+    double sec = prod + other;
+    printf("bench_train: DeltaNet layers (%d of %d; mixers: projections at %.1f%% of the "
+           "linears' multiply-adds, conv, norms, gates, delta rule): %.0f ms/step, %.1f%% of the "
+           "step, %.1f us/token; products %.1f GFLOP/s (delta rule's own %.1f); non-product %.1f%% "
+           "of their time (the target is <= 25%%)\n",
+           n, c->num_hidden_layers, 100.0 * f, sec / steps * 1e3, 100.0 * sec / total,
+           sec / steps / (double)tokens * 1e6, prod > 0 ? flops / prod * 1e-9 : 0.0,
+           p->product_seconds_in[TENSOR_OP_DELTANET] > 0
+               ? p->product_flops_in[TENSOR_OP_DELTANET] /
+                     p->product_seconds_in[TENSOR_OP_DELTANET] * 1e-9
+               : 0.0,
+           sec > 0 ? 100.0 * other / sec : 0.0);
 }
 
 /* Times `steps` steps at (batch, seq) after one warm-up step; prints one line. */
@@ -201,6 +250,7 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
         printf(" + layer arena %.0f MB", graph_arena_bytes(checkpointing_graph(b->ckpt)) / 1e6);
     printf("\n");
     print_profile(&prof, total, steps);
+    print_deltanet(b->model, &prof, total, steps, n);
     return 0;
 }
 
@@ -221,7 +271,8 @@ static void print_blas_core(void) {
 
 static int usage(void) {
     fprintf(stderr, "usage: bench_train [--model DIR] "
-                    "[--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b|small] [--layers L] "
+                    "[--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b|qwen3.5-0.8b|small] "
+                    "[--layers L] "
                     "[--precision f32|bf16] [--dtype f32|bf16] [--rank R] "
                     "[--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N] "
                     "[--dropout P] [--long]\n");
@@ -271,6 +322,7 @@ int main(int argc, char **argv) {
     const char *shape_args;
     bool llama1b = strcmp(shape, "llama-1b") == 0, small = strcmp(shape, "small") == 0;
     bool qwen3 = strcmp(shape, "qwen3-0.6b") == 0, gemma3 = strcmp(shape, "gemma3-1b") == 0;
+    bool qwen35 = strcmp(shape, "qwen3.5-0.8b") == 0;
     if (llama1b)
         shape_args = "--hidden 2048 --intermediate 8192 --layers 16 --heads 32 --kv-heads 8 "
                      "--vocab 128256 --tied";
@@ -283,10 +335,12 @@ int main(int argc, char **argv) {
         shape_args = "--preset qwen3-0.6b";
     else if (gemma3)
         shape_args = "--preset gemma3-1b";
+    else if (qwen35)
+        shape_args = "--preset qwen3.5-0.8b";
     else
         return usage();
-    if (!batch) batch = llama1b || small || qwen3 || gemma3 ? 1 : 4;
-    if (!seq) seq = llama1b || qwen3 ? 512 : small || gemma3 ? 1024 : 256;
+    if (!batch) batch = llama1b || small || qwen3 || gemma3 || qwen35 ? 1 : 4;
+    if (!seq) seq = llama1b || qwen3 ? 512 : small || gemma3 || qwen35 ? 1024 : 256;
     if (batch < 1 || seq < 2 || steps < 1 || rank < 1 || layers < 0 || layers > 64) return usage();
     char shape_layers[256];
     if (layers) { /* after the preset, which sets every field */

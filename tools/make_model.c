@@ -1,8 +1,9 @@
 /* tools/make_model.c — writes a randomly initialised HF model directory (config.json +
  * model.safetensors, F32) for demos, benchmarks and tests.
  *
- * make_model --out DIR [--preset tiny|smollm-135m|qwen3-0.6b|gemma3-1b]
- *            [--arch llama|qwen2|mistral|qwen3|gemma3_text] [--hidden H] [--intermediate I]
+ * make_model --out DIR [--preset tiny|smollm-135m|qwen3-0.6b|gemma3-1b|qwen3.5-0.8b]
+ *            [--arch llama|qwen2|mistral|qwen3|gemma3_text|qwen3_5_text] [--hidden H]
+ * [--intermediate I]
  *            [--layers L] [--heads NH] [--kv-heads NKV] [--head-dim D] [--vocab V] [--tied]
  *            [--window W] [--seed S] [--dtype f32|bf16] [--max-position P]
  * Linear weights ~ N(0, 0.02^2) (sum of uniforms), norms at their identity (1; Gemma's
@@ -15,7 +16,10 @@
  * so the soft-capped lm_head is part of the step).
  * Presets: qwen3-0.6b (hidden 1024, intermediate 3072, 28 layers, 16/8 heads of 128, vocab
  * 151936, tied), gemma3-1b (hidden 1152, intermediate 6912, 26 layers, 4/1 heads of 256,
- * vocab 262144, tied, window 512).
+ * vocab 262144, tied, window 512), qwen3.5-0.8b (qwen3_5_text: hidden 1024, intermediate 3584,
+ * 24 layers, every 4th full attention (8/2 heads of 256, q_proj twice as wide for the output
+ * gate), the others Gated DeltaNet (16 key / 16 value heads of 128, conv kernel 4; A_log 0,
+ * dt_bias 1), vocab 248320, tied, RoPE base 1e7).
  * --dtype bf16 writes every tensor as BF16 (rounded to nearest even): half the file, and a
  * file that model.dtype bf16 maps in place (the Llama-3.2-1B shape: 2.5 GB instead of 4.9).
  * --max-position sets max_position_embeddings (default 2048), the longest sequence lorafit
@@ -34,6 +38,7 @@ typedef struct {
     int hidden, inter, layers, heads, kv, vocab;
     bool tied;
     int head_dim, window; /* 0: hidden / heads; Gemma 3's sliding window (0: 512) */
+    int lk, lv, ldim;     /* Qwen3.5's linear key / value heads and their dim (0: 16, 16, 128) */
 } Shape;
 
 /* Approximately normal: the sum of 4 uniforms, rescaled to unit variance. */
@@ -43,8 +48,9 @@ static float normalish(Rng *r) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: make_model --out DIR [--preset tiny|smollm-135m|qwen3-0.6b|gemma3-1b] "
-                    "[--arch llama|qwen2|mistral|qwen3|gemma3_text] [--hidden H] "
+    fprintf(stderr, "usage: make_model --out DIR [--preset "
+                    "tiny|smollm-135m|qwen3-0.6b|gemma3-1b|qwen3.5-0.8b] "
+                    "[--arch llama|qwen2|mistral|qwen3|gemma3_text|qwen3_5_text] [--hidden H] "
                     "[--intermediate I] [--layers L] [--heads NH] [--kv-heads NKV] "
                     "[--head-dim D] [--vocab V] [--tied] [--window W] [--std SIGMA] [--seed S] "
                     "[--dtype f32|bf16] [--max-position P]\n");
@@ -52,7 +58,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-    Shape s = {"llama", 64, 172, 2, 8, 4, 512, false, 0, 0};
+    Shape s = {"llama", 64, 172, 2, 8, 4, 512, false, 0, 0, 0, 0, 0};
     const char *out = NULL;
     unsigned long long seed = 1;
     float std = 0.02f; /* of every weight matrix, as Hugging Face's initializer_range */
@@ -95,28 +101,31 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--dtype") == 0 && (strcmp(v, "f32") == 0 || strcmp(v, "bf16") == 0))
             bf16 = strcmp(v, "bf16") == 0;
         else if (strcmp(a, "--preset") == 0 && strcmp(v, "smollm-135m") == 0)
-            s = (Shape){"llama", 576, 1536, 30, 9, 3, 49152, true, 0, 0};
+            s = (Shape){"llama", 576, 1536, 30, 9, 3, 49152, true, 0, 0, 0, 0, 0};
         else if (strcmp(a, "--preset") == 0 && strcmp(v, "tiny") == 0)
-            s = (Shape){"llama", 64, 172, 2, 8, 4, 512, true, 0, 0};
+            s = (Shape){"llama", 64, 172, 2, 8, 4, 512, true, 0, 0, 0, 0, 0};
         else if (strcmp(a, "--preset") == 0 && strcmp(v, "qwen3-0.6b") == 0)
-            s = (Shape){"qwen3", 1024, 3072, 28, 16, 8, 151936, true, 128, 0};
+            s = (Shape){"qwen3", 1024, 3072, 28, 16, 8, 151936, true, 128, 0, 0, 0, 0};
         else if (strcmp(a, "--preset") == 0 && strcmp(v, "gemma3-1b") == 0)
-            s = (Shape){"gemma3_text", 1152, 6912, 26, 4, 1, 262144, true, 256, 512};
+            s = (Shape){"gemma3_text", 1152, 6912, 26, 4, 1, 262144, true, 256, 512, 0, 0, 0};
+        else if (strcmp(a, "--preset") == 0 && strcmp(v, "qwen3.5-0.8b") == 0)
+            s = (Shape){"qwen3_5_text", 1024, 3584, 24, 8, 2, 248320, true, 256, 0, 16, 16, 128};
         else
             return usage();
     }
-    enum { LLAMA, QWEN2, MISTRAL, QWEN3, GEMMA3, ARCHS };
-    const char *archs[ARCHS][2] = {{"llama", "LlamaForCausalLM"},
-                                   {"qwen2", "Qwen2ForCausalLM"},
-                                   {"mistral", "MistralForCausalLM"},
-                                   {"qwen3", "Qwen3ForCausalLM"},
-                                   {"gemma3_text", "Gemma3ForCausalLM"}};
+    enum { LLAMA, QWEN2, MISTRAL, QWEN3, GEMMA3, QWEN35, ARCHS };
+    const char *archs[ARCHS][2] = {
+        {"llama", "LlamaForCausalLM"},        {"qwen2", "Qwen2ForCausalLM"},
+        {"mistral", "MistralForCausalLM"},    {"qwen3", "Qwen3ForCausalLM"},
+        {"gemma3_text", "Gemma3ForCausalLM"}, {"qwen3_5_text", "Qwen3_5ForCausalLM"}};
     int ai = -1;
     for (int i = 0; i < ARCHS; i++)
         if (strcmp(s.arch, archs[i][0]) == 0) ai = i;
     if (!s.head_dim && s.heads > 0) s.head_dim = s.hidden / s.heads;
     if (!s.window) s.window = 512;
-    bool gemma = ai == GEMMA3, qk_norms = ai == QWEN3 || gemma;
+    bool gemma = ai == GEMMA3, q35 = ai == QWEN35, qk_norms = ai == QWEN3 || gemma || q35;
+    bool unit_offset = gemma || q35; /* (1 + w) norms: identity at 0 */
+    if (!s.lk) s.lk = 16, s.lv = 16, s.ldim = 128;
     if (!out || ai < 0 || s.hidden < 2 || s.inter < 1 || s.layers < 1 || s.heads < 1 || s.kv < 1 ||
         s.heads % s.kv || s.head_dim < 2 || s.head_dim % 2 || s.vocab < 1 || s.window < 1 ||
         max_position < 1 || (!qk_norms && s.head_dim * s.heads != s.hidden))
@@ -131,14 +140,15 @@ int main(int argc, char **argv) {
     struct {
         char name[96];
         int ndim;
-        int64_t shape[2];
+        int64_t shape[3];
         bool norm;
     } t[8 + 16 * 64];
     int n = 0;
 #define ADD(nd, a, b, isnorm, ...)                                                                 \
     do {                                                                                           \
         snprintf(t[n].name, sizeof t[n].name, __VA_ARGS__);                                        \
-        t[n].ndim = nd, t[n].shape[0] = a, t[n].shape[1] = b, t[n].norm = isnorm;                  \
+        t[n].ndim = nd, t[n].shape[0] = a, t[n].shape[1] = b, t[n].shape[2] = 1;                   \
+        t[n].norm = isnorm;                                                                        \
         n++;                                                                                       \
     } while (0)
     if (s.layers > 64) return usage();
@@ -148,17 +158,31 @@ int main(int argc, char **argv) {
     for (int l = 0; l < s.layers; l++) {
         ADD(1, c, 0, true, "model.layers.%d.input_layernorm.weight", l);
         ADD(1, c, 0, true, "model.layers.%d.post_attention_layernorm.weight", l);
-        ADD(2, q, c, false, "model.layers.%d.self_attn.q_proj.weight", l);
-        ADD(2, kv, c, false, "model.layers.%d.self_attn.k_proj.weight", l);
-        ADD(2, kv, c, false, "model.layers.%d.self_attn.v_proj.weight", l);
-        ADD(2, c, q, false, "model.layers.%d.self_attn.o_proj.weight", l);
+        if (q35 && (l + 1) % 4 != 0) { /* a Gated DeltaNet layer (full_attention_interval 4) */
+            int64_t lk = (int64_t)s.lk * s.ldim, lv = (int64_t)s.lv * s.ldim;
+            ADD(2, 2 * lk + lv, c, false, "model.layers.%d.linear_attn.in_proj_qkv.weight", l);
+            ADD(2, lv, c, false, "model.layers.%d.linear_attn.in_proj_z.weight", l);
+            ADD(2, s.lv, c, false, "model.layers.%d.linear_attn.in_proj_b.weight", l);
+            ADD(2, s.lv, c, false, "model.layers.%d.linear_attn.in_proj_a.weight", l);
+            ADD(2, c, lv, false, "model.layers.%d.linear_attn.out_proj.weight", l);
+            ADD(3, 2 * lk + lv, 1, false, "model.layers.%d.linear_attn.conv1d.weight", l);
+            t[n - 1].shape[2] = 4; /* kernel 4 */
+            ADD(1, s.lv, 0, false, "model.layers.%d.linear_attn.A_log", l);
+            ADD(1, s.lv, 0, false, "model.layers.%d.linear_attn.dt_bias", l);
+            ADD(1, s.ldim, 0, true, "model.layers.%d.linear_attn.norm.weight", l);
+        } else {
+            ADD(2, q35 ? 2 * q : q, c, false, "model.layers.%d.self_attn.q_proj.weight", l);
+            ADD(2, kv, c, false, "model.layers.%d.self_attn.k_proj.weight", l);
+            ADD(2, kv, c, false, "model.layers.%d.self_attn.v_proj.weight", l);
+            ADD(2, c, q, false, "model.layers.%d.self_attn.o_proj.weight", l);
+            if (qk_norms) {
+                ADD(1, d, 0, true, "model.layers.%d.self_attn.q_norm.weight", l);
+                ADD(1, d, 0, true, "model.layers.%d.self_attn.k_norm.weight", l);
+            }
+        }
         ADD(2, ff, c, false, "model.layers.%d.mlp.gate_proj.weight", l);
         ADD(2, ff, c, false, "model.layers.%d.mlp.up_proj.weight", l);
         ADD(2, c, ff, false, "model.layers.%d.mlp.down_proj.weight", l);
-        if (qk_norms) {
-            ADD(1, d, 0, true, "model.layers.%d.self_attn.q_norm.weight", l);
-            ADD(1, d, 0, true, "model.layers.%d.self_attn.k_norm.weight", l);
-        }
         if (gemma) {
             ADD(1, c, 0, true, "model.layers.%d.pre_feedforward_layernorm.weight", l);
             ADD(1, c, 0, true, "model.layers.%d.post_feedforward_layernorm.weight", l);
@@ -171,7 +195,8 @@ int main(int argc, char **argv) {
     }
     size_t total = 0, largest = 0;
     for (int i = 0; i < n; i++) {
-        size_t numel = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+        size_t numel =
+            (size_t)t[i].shape[0] * (size_t)(t[i].ndim >= 2 ? t[i].shape[1] * t[i].shape[2] : 1);
         total += numel;
         largest = numel > largest ? numel : largest;
     }
@@ -190,10 +215,18 @@ int main(int argc, char **argv) {
     uint16_t *h = half;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        size_t numel = (size_t)t[i].shape[0] * (size_t)(t[i].ndim == 2 ? t[i].shape[1] : 1);
+        size_t numel =
+            (size_t)t[i].shape[0] * (size_t)(t[i].ndim >= 2 ? t[i].shape[1] * t[i].shape[2] : 1);
         bool bias = strstr(t[i].name, ".bias") != NULL;
+        /* the DeltaNet's norm.weight is a plain w (1); A_log 0 (A = 1), dt_bias 1 (HF's init) */
+        bool plain = strstr(t[i].name, "linear_attn.norm") || strstr(t[i].name, "dt_bias");
+        bool zero = (unit_offset && !plain && t[i].norm) || strstr(t[i].name, "A_log");
         for (size_t k = 0; k < numel; k++)
-            p[k] = t[i].norm ? (gemma ? 0.0f : 1.0f) : bias ? 0.0f : std * normalish(&rng);
+            p[k] = zero        ? 0.0f
+                   : plain     ? 1.0f
+                   : t[i].norm ? 1.0f
+                   : bias      ? 0.0f
+                               : std * normalish(&rng);
         if (bf16) {
             tensor_float_to_bf16_array(h, p, (int64_t)numel);
             rc = st_writer_add(w, t[i].name, ST_BF16, t[i].ndim, t[i].shape, h, err, sizeof err);
@@ -221,6 +254,15 @@ int main(int argc, char **argv) {
         if (qk_norms) { /* Qwen3's and Gemma 3's */
             json_object_set_new(cfg, "rope_theta", json_real(1e6));
             json_object_set_new(cfg, "rms_norm_eps", json_real(1e-6));
+        }
+        if (q35) { /* Qwen3.5-0.8B's other settings */
+            json_object_set_new(cfg, "rope_theta", json_real(1e7));
+            json_object_set_new(cfg, "full_attention_interval", json_integer(4));
+            json_object_set_new(cfg, "linear_num_key_heads", json_integer(s.lk));
+            json_object_set_new(cfg, "linear_num_value_heads", json_integer(s.lv));
+            json_object_set_new(cfg, "linear_key_head_dim", json_integer(s.ldim));
+            json_object_set_new(cfg, "linear_value_head_dim", json_integer(s.ldim));
+            json_object_set_new(cfg, "linear_conv_kernel_dim", json_integer(4));
         }
         if (gemma) {
             json_object_set_new(cfg, "hidden_activation", json_string("gelu_pytorch_tanh"));
