@@ -99,9 +99,9 @@ static void check_gradients(const char *cfg_path, const Variant *v) {
         Batch b;
         ck_assert_int_eq(data_next_batch(r, &b, err, sizeof err), 1);
         double loss, metrics[PREF_N];
-        ck_assert_msg(
-            pref_micro_batch(&pr, &b, lora, true, 1, 0.5, &loss, metrics, err, sizeof err) == 0,
-            "%s", err);
+        ck_assert_msg(pref_micro_batch(&pr, &b, NULL, lora, true, 1, 0.5, &loss, metrics, err,
+                                       sizeof err) == 0,
+                      "%s", err);
     }
     char path[256];
     snprintf(path, sizeof path, FIXTURE "/expected-%s.safetensors", v->name);
