@@ -37,6 +37,8 @@ const char *const PREF_METRIC_NAMES[PREF_N] = {
     "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
     "logps/rejected", "nll_loss",         "log_odds_ratio",     "log_odds_chosen"};
 
+_Static_assert(PREF_N == TRAIN_PREF_METRICS, "train.h's TRAIN_PREF_METRICS counts the metrics");
+
 /* TrainState.log_pref (checkpoint.h) holds one sum per metric */
 _Static_assert(sizeof(((TrainState *)0)->log_pref) == PREF_N * sizeof(double),
                "TrainState.log_pref must hold PREF_N sums");
@@ -364,9 +366,13 @@ int pref_run_init(PrefRun *pr, const Config *c, const Model *m, const Lora *poli
      * a copy of the loaded one); otherwise the base with the adapter off */
     if (c->train.objective == OBJECTIVE_DPO && c->dpo.reference == DPO_REFERENCE_INITIAL &&
         c->lora.init_from) {
-        pr->ref_lora = lora_create(m, lora_spec(policy), err, errlen);
-        if (!pr->ref_lora || lora_load_peft(pr->ref_lora, c->lora.init_from, err, errlen) != 0)
-            return -1;
+        if (policy) { /* the policy's spec, as the training's LoRA reads init_from */
+            pr->ref_lora = lora_create(m, lora_spec(policy), err, errlen);
+            if (!pr->ref_lora || lora_load_peft(pr->ref_lora, c->lora.init_from, err, errlen) != 0)
+                return -1;
+        } else if (!(pr->ref_lora = lora_load_adapter(m, c->lora.init_from, err, errlen))) {
+            return -1; /* lorafit eval of the base model: the adapter's own spec */
+        }
         for (int i = 0; i < lora_count(pr->ref_lora); i++) /* frozen: no backward recorded */
             lora_tensor(pr->ref_lora, i, NULL)->requires_grad = false;
     }
@@ -491,4 +497,20 @@ int pref_evaluate(PrefRun *pr, const Lora *lora, const DataOptions *o, int max_b
     for (int k = 0; k < PREF_N; k++) metrics[k] = batches > 0 ? v.sums[k] / (double)batches : 0;
     *pairs = n;
     return 0;
+}
+
+int evaluate_preference(const Config *c, const Model *m, const Lora *lora, const DataOptions *o,
+                        int max_batches, Graph *g, double *loss, double *metrics,
+                        const char *const **names, int *n_metrics, int64_t *pairs, char *err,
+                        size_t errlen) {
+    PrefRun pr;
+    RankVote v = {.status = pref_run_init(&pr, c, m, lora, g, NULL, err, errlen) != 0};
+    ranks_vote(&v, err, errlen); /* before pref_evaluate's own vote, which every rank joins */
+    int rc = v.status != 0
+                 ? -1
+                 : pref_evaluate(&pr, lora, o, max_batches, loss, metrics, pairs, err, errlen);
+    pref_run_free(&pr);
+    *names = PREF_METRIC_NAMES;
+    *n_metrics = pref_metric_count(c);
+    return rc;
 }
