@@ -207,9 +207,9 @@ static int check_same_numbers(json_t *a, json_t *b, double tol, size_t line) {
 }
 
 /* np 2 with batch_size 2 against one process with batch_size 4: every metric of every line
- * (the preference metrics, eval's too) and the adapter after 3 steps. Not bit-identical: a
- * rank's forward pass runs on its 4 rows instead of 8 and its gradient sums its rows before
- * the ranks' parts are added, so the floats are summed in another order; measured on an
+ * (the preference metrics, eval's too), the adapter after 3 steps, and lorafit eval. Not
+ * bit-identical: a rank's forward pass runs on its 4 rows instead of 8 and its gradient sums its
+ * rows before the ranks' parts are added, so the floats are summed in another order; measured on an
  * Intel Xeon (SkylakeX kernels) the first step's numbers agree to 3e-8, later ones to 7e-5
  * (a reward is beta times a difference of log-probabilities near -100), the adapters to 1e-6.
  * The bounds leave room for other kernels; a pair on the wrong rank, its rows split, or a
@@ -237,6 +237,25 @@ static void check_preference_two_ranks(const char *shared, const char *objective
     adapter_path(b, sizeof b, one);
     double rel = tt_adapter_rel_diff(a, b, "");
     ck_assert_msg(rel < 1e-4, "%s%s: adapters differ by %.3g", objective, extra, rel);
+    /* lorafit eval of one adapter: 2 ranks report what one process with twice the batch
+     * does (the same weights: only the order of the sums differs) */
+    snprintf(args, sizeof args, "eval '%s' --adapter '%s/out/adapter' --set train.batch_size=4",
+             cfg_one, one);
+    char *line_one = tt_run_stdout(one, args);
+    snprintf(args, sizeof args, "eval '%s' --adapter '%s/out/adapter'", cfg_two, one);
+    mpi_expect(two, 2, args, 0);
+    char *log = tt_log(two), *at = strstr(log, "{\"eval_loss\"");
+    ck_assert_msg(at != NULL, "no eval line:\n%s", log);
+    json_error_t je;
+    json_t *ea = json_loads(line_one, 0, &je), *eb = json_loadb(at, strcspn(at, "\n"), 0, &je);
+    ck_assert_msg(ea && eb, "eval lines: %s / %s", line_one, at);
+    json_object_del(ea, "data");
+    json_object_del(eb, "data");
+    ck_assert_int_ge(check_same_numbers(ea, eb, 1e-6, 0), 7);
+    json_decref(ea);
+    json_decref(eb);
+    free(line_one);
+    free(log);
     json_decref(ma);
     json_decref(mb);
     free(cfg_one);
