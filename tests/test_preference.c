@@ -99,9 +99,9 @@ static void check_gradients(const char *cfg_path, const Variant *v) {
         Batch b;
         ck_assert_int_eq(data_next_batch(r, &b, err, sizeof err), 1);
         double loss, metrics[PREF_N];
-        ck_assert_msg(
-            pref_micro_batch(&pr, &b, lora, true, 1, 0.5, &loss, metrics, err, sizeof err) == 0,
-            "%s", err);
+        ck_assert_msg(pref_micro_batch(&pr, &b, NULL, lora, true, 1, 0.5, &loss, metrics, err,
+                                       sizeof err) == 0,
+                      "%s", err);
     }
     char path[256];
     snprintf(path, sizeof path, FIXTURE "/expected-%s.safetensors", v->name);
@@ -359,8 +359,8 @@ START_TEST(test_prepare_tokenizes_the_three_forms_as_trl) {
 }
 END_TEST
 
-/* A bad preference record stops the run with file:line and why; on_error: skip counts them;
- * lorafit eval refuses a preference config. */
+/* A bad preference record stops the run (and lorafit eval) with file:line and why;
+ * on_error: skip counts them. */
 START_TEST(test_bad_preference_records_are_named) {
     TEST_NEED_SHARED(shared);
     char *dir = test_tmpdir();
@@ -390,9 +390,8 @@ START_TEST(test_bad_preference_records_are_named) {
     ck_assert_msg(strstr(summary, "\"pairs\": 1,") && strstr(summary, "\"skipped\": 3"), "%s",
                   summary);
     free(summary);
-    /* lorafit eval computes the supervised loss: it refuses a preference config */
     snprintf(args, sizeof args, "eval '%s'", path);
-    tt_expect(dir, args, 2, "lorafit eval computes the supervised loss only");
+    tt_expect(dir, args, 1, needle);
     free(path);
     free(data);
     test_rmtree(dir);
@@ -518,6 +517,57 @@ START_TEST(test_gradient_checkpointing_gives_the_same_preference_run) {
 }
 END_TEST
 
+/* `lorafit eval --adapter` on a preference config reports what the training's final
+ * evaluation logged for the same adapter: eval_loss and every metric with TRL's eval_ names
+ * (to its 9 printed digits), and the pairs; DPO with the frozen initial adapter as the
+ * reference, and ORPO (its nll_loss and log-odds too). */
+START_TEST(test_eval_reports_the_training_evaluation) {
+    TEST_NEED_SHARED(shared);
+    const Variant *vs[2] = {&VARIANTS[0], &VARIANTS[6]};
+    for (int k = 0; k < 2; k++) {
+        char *dir = test_tmpdir(), args[8800];
+        char *cfg = fixture_config(dir, shared, vs[k], true, 2, NULL);
+        char *valid = tt_repo_path(FIXTURE "/implicit.jsonl");
+        snprintf(args, sizeof args, "train '%s' --set data.valid='%s'", cfg, valid);
+        ck_assert_int_eq(tt_lorafit(dir, args), 0);
+        char out_dir[4200];
+        snprintf(out_dir, sizeof out_dir, "%s/out", dir);
+        json_t *m = tt_metrics(out_dir);
+        json_t *logged = json_array_get(m, json_array_size(m) - 1);
+        ck_assert_msg(json_object_get(logged, "eval_loss") != NULL, "no final evaluation");
+        snprintf(args, sizeof args, "eval '%s' --set data.valid='%s' --adapter '%s/out/adapter'",
+                 cfg, valid, dir);
+        char *out = tt_run_stdout(dir, args);
+        json_error_t je;
+        json_t *got = json_loads(out, 0, &je);
+        ck_assert_msg(got != NULL, "not JSON: %s", out);
+        const char *key;
+        json_t *want;
+        int n = 0;
+        json_object_foreach(logged, key, want) {
+            if (!strcmp(key, "step")) continue;
+            json_t *g = json_object_get(got, key);
+            ck_assert_msg(g != NULL, "%s: %s missing in %s", vs[k]->name, key, out);
+            if (json_is_integer(want)) {
+                ck_assert_int_eq(json_integer_value(g), json_integer_value(want));
+                continue;
+            }
+            check_close(key, json_number_value(g), json_number_value(want), 1e-8);
+            n++;
+        }
+        ck_assert_int_eq(n, k == 0 ? 7 : 10);                /* eval_loss and the metrics */
+        ck_assert_int_eq((int)json_object_size(got), n + 2); /* + eval_pairs, data */
+        json_decref(got);
+        json_decref(m);
+        free(out);
+        free(valid);
+        free(cfg);
+        test_rmtree(dir);
+        free(dir);
+    }
+}
+END_TEST
+
 Suite *preference_suite(void) {
     Suite *s = suite_create("preference");
     TCase *tc = tcase_create("preference");
@@ -533,6 +583,7 @@ Suite *preference_suite(void) {
     tcase_add_test(tc, test_dpo_precomputed_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_precomputed_reference_gives_the_same_run);
     tcase_add_test(tc, test_gradient_checkpointing_gives_the_same_preference_run);
+    tcase_add_test(tc, test_eval_reports_the_training_evaluation);
     suite_add_tcase(s, tc);
     return s;
 }

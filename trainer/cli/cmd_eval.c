@@ -1,7 +1,9 @@
 /* trainer/cli/cmd_eval.c — `lorafit eval CONFIG.yaml [--adapter DIR] [--set KEY=VALUE]...`:
  * the mean loss of the model (with the adapter, if given) on data.valid, or on data.train
- * when no validation set is configured. Prints one JSON line on stdout. Under mpirun the
- * ranks share the batches out and rank 0 prints the line. */
+ * when no validation set is configured; for a preference config (train.objective dpo |
+ * orpo) the loss and metrics of training's evaluation (trainer/train/preference.c).
+ * Prints one JSON line on stdout. Under mpirun the ranks share the batches out and rank 0
+ * prints the line. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -18,7 +20,9 @@ static void eval_usage(FILE *out) {
             "usage: lorafit eval CONFIG.yaml [--adapter DIR] [--precision auto|f32|bf16] "
             "[--set KEY=VALUE]...\n"
             "  Prints {\"eval_loss\", \"eval_tokens\", \"data\"} for the model of CONFIG (plus\n"
-            "  the PEFT adapter in DIR) on data.valid, or data.train when valid is unset.\n"
+            "  the PEFT adapter in DIR) on data.valid, or data.train when valid is unset;\n"
+            "  for train.objective dpo | orpo the preference metrics as training's evaluation\n"
+            "  logs them (eval_rewards/..., eval_pairs instead of eval_tokens).\n"
             "  eval.max_batches limits the number of batches (0 = all).\n");
 }
 
@@ -34,14 +38,6 @@ typedef struct EvalJob {
 static int prepare_eval(EvalJob *job, const Config *asked, const char *adapter, char *err,
                         size_t errlen) {
     if (train_check_paths(asked, err, errlen) != 0) return EXIT_USAGE;
-    if (asked->train.objective != OBJECTIVE_SFT) {
-        snprintf(err, errlen,
-                 "train.objective %s: lorafit eval computes the supervised loss only; the "
-                 "preference metrics come from the evaluations of lorafit train (data.valid, "
-                 "eval.every)",
-                 asked->train.objective == OBJECTIVE_DPO ? "dpo" : "orpo");
-        return EXIT_USAGE;
-    }
     job->resolved = *asked;
     const Config *cfg = &job->resolved;
     char note[512];
@@ -84,8 +80,11 @@ static int run_eval(const Config *asked, const char *adapter, char *err, size_t 
     ranks_vote(&v, err, errlen);
     int rc = v.status;
     const Config *cfg = &job.resolved;
-    double loss = 0;
-    int64_t tokens = 0;
+    double loss = 0, metrics[TRAIN_PREF_METRICS];
+    int64_t tokens = 0; /* pairs for a preference config */
+    bool preference = cfg->train.objective != OBJECTIVE_SFT;
+    const char *const *names = NULL;
+    int n_metrics = 0;
     /* train.gradient_checkpointing: one layer's activations at a time here too (same bits) */
     Checkpointing *ck = NULL;
     if (rc == EXIT_OK && cfg->train.gradient_checkpointing && !(ck = checkpointing_create()))
@@ -94,16 +93,27 @@ static int run_eval(const Config *asked, const char *adapter, char *err, size_t 
         DataOptions o;
         train_data_options(cfg, TRAIN_DATA_EVAL, model_config(job.model)->vocab_size, &o);
         train_text_attach(&job.text, &o);
-        if (evaluate_loss_checkpointed(job.model, job.lora, &o, (int)cfg->eval.max_batches,
-                                       job.graph, ck, &loss, &tokens, err, errlen) != 0)
+        if (preference
+                ? evaluate_preference(cfg, job.model, job.lora, &o, (int)cfg->eval.max_batches,
+                                      job.graph, &loss, metrics, &names, &n_metrics, &tokens, err,
+                                      errlen)
+                : evaluate_loss_checkpointed(job.model, job.lora, &o, (int)cfg->eval.max_batches,
+                                             job.graph, ck, &loss, &tokens, err, errlen))
             rc = EXIT_RUNTIME;
     }
     checkpointing_free(ck);
     if (rc == EXIT_OK && ranks_rank() == 0) {
         char value[32] = "null"; /* not finite: JSON has no NaN, and metrics.jsonl writes null */
         if (isfinite(loss)) snprintf(value, sizeof value, "%.9g", loss);
-        printf("{\"eval_loss\": %s, \"eval_tokens\": %" PRId64 ", \"data\": \"%s\"}\n", value,
-               tokens, cfg->data.valid.n > 0 ? "valid" : "train");
+        printf("{\"eval_loss\": %s", value);
+        for (int k = 0; k < n_metrics; k++) { /* as metrics.jsonl's evaluation lines */
+            snprintf(value, sizeof value, "null");
+            if (isfinite(metrics[k])) snprintf(value, sizeof value, "%.9g", metrics[k]);
+            printf(", \"eval_%s\": %s", names[k], value);
+        }
+        printf(", \"%s\": %" PRId64 ", \"data\": \"%s\"}\n",
+               preference ? "eval_pairs" : "eval_tokens", tokens,
+               cfg->data.valid.n > 0 ? "valid" : "train");
     }
     graph_destroy(job.graph);
     train_text_free(&job.text);

@@ -162,3 +162,31 @@ void train_take_rows(Batch *dst, const Batch *src, int row0, int rows) {
     dst->n_rows = src->n_rows; /* of the whole batch: a packed row may span none of ours */
     dst->epoch = src->epoch;
 }
+
+void train_take_pairs(Batch *dst, const Batch *src, int pair0, int pairs, PrefShare *share) {
+    const int P = src->batch / 2;
+    size_t T = (size_t)src->seq_len, len = (size_t)pairs * T;
+    int64_t n_targets = 0, nll_tokens = 0;
+    for (int r = 0; r < src->n_rows; r++) nll_tokens += pref_nll_tokens(src, r);
+    for (int half = 0; half < 2; half++) { /* chosen rows, then rejected */
+        size_t from = ((size_t)half * P + pair0) * T, to = (size_t)half * pairs * T;
+        memcpy(dst->input_ids + to, src->input_ids + from, len * sizeof(int32_t));
+        memcpy(dst->targets + to, src->targets + from, len * sizeof(int32_t));
+        memcpy(dst->positions + to, src->positions + from, len * sizeof(int32_t));
+        memcpy(dst->segments + to, src->segments + from, len * sizeof(int32_t));
+        memcpy(dst->prompt_len + (size_t)half * pairs, src->prompt_len + half * P + pair0,
+               (size_t)pairs * sizeof(int32_t));
+        memcpy(dst->row_len + (size_t)half * pairs, src->row_len + half * P + pair0,
+               (size_t)pairs * sizeof(int32_t));
+        for (size_t i = 0; i < len; i++) n_targets += dst->targets[to + i] != TENSOR_IGNORE_INDEX;
+    }
+    memcpy(dst->pair_key, src->pair_key + pair0, (size_t)pairs * sizeof(uint64_t));
+    int mine = src->n_rows - pair0; /* real pairs come first: ours are those below n_rows */
+    dst->batch = 2 * pairs;
+    dst->seq_len = src->seq_len;
+    dst->n_targets = n_targets;
+    dst->n_rows = mine < 0 ? 0 : mine > pairs ? pairs : mine;
+    dst->epoch = src->epoch;
+    /* dropout rows numbered from the rank's first chosen row of the whole batch */
+    *share = (PrefShare){src->n_rows, nll_tokens, (int64_t)pair0 * (int64_t)T};
+}

@@ -42,7 +42,8 @@ typedef struct PrefPairs {
     const int32_t *targets; /* (2P) completion tokens predicted in the row */
     const int32_t *tokens;  /* (2P) completion tokens in the row (IPO's length) */
     double nll_sum;         /* ORPO: the chosen rows' token cross-entropy, every token */
-    int64_t nll_count;
+    int64_t nll_count;      /* ORPO: the tokens nll_sum's mean is over (the whole micro-batch's) */
+    int mean_over; /* the pairs the means are over: the whole micro-batch's, every rank's */
 } PrefPairs;
 double pref_loss(const Config *c, const PrefPairs *p, double *metrics, double *d_row,
                  double *d_nll);
@@ -69,19 +70,37 @@ typedef struct PrefRun {
     double *ref, *logps, *d_row; /* (2P) */
     int32_t *counted, *tokens;   /* (2P) */
     int32_t *targets;            /* (2P T) ORPO's targets */
+    Batch local;                 /* under mpirun: this rank's pairs of an evaluation batch */
+    int32_t *local_store;        /* local's buffers (2P (4 T + 2)) */
+    uint64_t *local_keys;        /* (P) */
 } PrefRun;
 int pref_run_init(PrefRun *pr, const Config *c, const Model *m, const Lora *policy, Graph *g,
                   Checkpointing *ckpt, char *err, size_t errlen);
 void pref_run_free(PrefRun *pr);
-/* One micro-batch: *loss (its mean over pairs) and metrics[PREF_N]; with train, the
- * LoRA gradients of scale * loss are added. 0, or -1 with err. */
-int pref_micro_batch(PrefRun *pr, const Batch *b, const Lora *lora, bool train, uint64_t seed,
-                     double scale, double *loss, double *metrics, char *err, size_t errlen);
+/* Under mpirun, what a rank's pairs are part of: the micro-batch of every rank. */
+typedef struct PrefShare {
+    int pairs;            /* real pairs of the whole micro-batch (the means' divisor) */
+    int64_t nll_tokens;   /* ORPO: the tokens its chosen rows predict (the NLL's divisor) */
+    int64_t dropout_row0; /* the first dropout row of this rank's (graph_set_dropout_row_offset) */
+} PrefShare;
+/* The tokens ORPO's NLL covers in chosen row r of b (every predicted token, prompt too). */
+int64_t pref_nll_tokens(const Batch *b, int r);
+/* One micro-batch: *loss and metrics[PREF_N], each the sum over b's pairs of their part of
+ * the mean over the micro-batch's pairs (share, or b's own when share is NULL); with train,
+ * the LoRA gradients of scale * loss are added. 0, or -1 with err. */
+int pref_micro_batch(PrefRun *pr, const Batch *b, const PrefShare *share, const Lora *lora,
+                     bool train, uint64_t seed, double scale, double *loss, double *metrics,
+                     char *err, size_t errlen);
 /* The reference log-probabilities of every pair of o's data (one pass, in file order)
- * into a new table (*out). 0, or -1 with err. */
+ * into a new table (*out). Under mpirun each rank computes its pairs of every batch (o's
+ * batch_size pairs per rank, as in training) and every rank gets the whole table. 0, or -1
+ * with err, on every rank alike. */
 int pref_precompute(PrefRun *pr, const DataOptions *o, PrefRefTable **out, char *err,
                     size_t errlen);
-/* The loss (mean over pairs) and metrics (mean over batches) of the data of o. */
+/* The loss (mean over pairs) and metrics (mean over batches) of the data of o. Under mpirun
+ * a batch is o's batch_size pairs on each rank (the batch of one process with batch_size x
+ * ranks, dealt out as in training) and max_batches counts those batches; every rank gets the
+ * job's results, and a failure on any rank fails every rank. */
 int pref_evaluate(PrefRun *pr, const Lora *lora, const DataOptions *o, int max_batches,
                   double *loss, double *metrics, int64_t *pairs, char *err, size_t errlen);
 
@@ -110,7 +129,8 @@ typedef struct Trainer {
     float *m, *v; /* AdamW moments, flat in lora_params() order */
     Batch *mb;    /* (grad_accum) micro-batches of the current step */
     int32_t *mb_store;
-    uint64_t *mb_keys; /* preference data: the micro-batches' pair keys */
+    uint64_t *mb_keys;   /* preference data: the micro-batches' pair keys */
+    PrefShare *mb_share; /* (grad_accum) under mpirun: what each micro-batch's means are over */
     LrSchedule schedule;
     int64_t total_steps;
     TrainState st;
@@ -152,6 +172,9 @@ TrainResult train_agree_plan(Trainer *t, TrainResult rc, char *err, size_t errle
 TrainResult train_share_state(Trainer *t, TrainResult rc, char *err, size_t errlen);
 /* Rows [row0, row0 + rows) of src into dst (buffers of rows * seq_len), targets recounted. */
 void train_take_rows(Batch *dst, const Batch *src, int row0, int rows);
+/* A preference batch's pairs [pair0, pair0 + pairs): their chosen and rejected rows, both on
+ * this rank; share gets what the means of the whole batch are over. */
+void train_take_pairs(Batch *dst, const Batch *src, int pair0, int pairs, PrefShare *share);
 
 /* loop.c: the steps, evaluations and checkpoints until the run ends or is stopped. */
 TrainResult train_loop(Trainer *t, char *err, size_t errlen);

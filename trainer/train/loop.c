@@ -39,6 +39,8 @@
 #include "trainer/train/optim.h"
 #include "trainer/train/internal.h"
 
+_Static_assert(PREF_N <= RANKS_VOTE_SUMS, "a step's vote carries the preference metrics");
+
 static volatile sig_atomic_t stop_requested;
 
 static void on_stop_signal(int sig) {
@@ -68,8 +70,11 @@ static int alloc_micro_batches(Trainer *t, char *err, size_t errlen) {
     size_t lens = t->preference ? 2 * rows : 0; /* a preference batch's prompt_len, row_len */
     t->mb = calloc((size_t)n, sizeof *t->mb);
     t->mb_store = malloc((size_t)n * (4 * per + lens) * sizeof(int32_t));
-    if (t->preference) t->mb_keys = calloc((size_t)n * rows / 2, sizeof *t->mb_keys);
-    if (!t->mb || !t->mb_store || (t->preference && !t->mb_keys)) {
+    if (t->preference) {
+        t->mb_keys = calloc((size_t)n * rows / 2, sizeof *t->mb_keys);
+        t->mb_share = calloc((size_t)n, sizeof *t->mb_share);
+    }
+    if (!t->mb || !t->mb_store || (t->preference && (!t->mb_keys || !t->mb_share))) {
         snprintf(err, errlen, "out of memory allocating %d micro-batches", n);
         return -1;
     }
@@ -117,7 +122,9 @@ static int gather_micro_batches(Trainer *t, int *n, int64_t *targets, char *err,
         if (rc < 0) return -1;
         if (rc == 0) break;
         int rows = (int)t->cfg->train.batch_size;
-        if (t->ranks > 1)
+        if (t->ranks > 1 && t->preference)
+            train_take_pairs(&t->mb[i], &b, t->rank * rows, rows, &t->mb_share[i]);
+        else if (t->ranks > 1)
             train_take_rows(&t->mb[i], &b, t->rank * rows, rows);
         else
             copy_batch(&t->mb[i], &b);
@@ -161,22 +168,22 @@ static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult
     lora_zero_grad(t->lora);
     double loss_sum = 0;
     TrainResult rc = TRAIN_DONE;
+    /* preference objectives: the step's loss is the mean of its micro-batches' losses, and
+     * a metric the sum over the micro-batches of their means (divided below); under mpirun
+     * each rank has its pairs' parts of those means, and the vote adds them up */
+    RankVote v = {0};
     memset(res->pref, 0, sizeof res->pref);
-    /* preference objectives: the step's loss is the mean of its micro-batches' losses */
     for (int i = 0; t->preference && i < n_micro && rc == TRAIN_DONE; i++) {
         double l, mb[PREF_N];
         uint64_t seed = dropout_seed(c->train.seed, t->st.step, i);
-        if (pref_micro_batch(&t->pref, &t->mb[i], t->lora, true, seed, 1.0 / n_micro, &l, mb, err,
-                             errlen) != 0) {
+        const PrefShare *share = t->ranks > 1 ? &t->mb_share[i] : NULL;
+        if (pref_micro_batch(&t->pref, &t->mb[i], share, t->lora, true, seed, 1.0 / n_micro, &l, mb,
+                             err, errlen) != 0) {
             rc = TRAIN_FAILED;
             break;
         }
         loss_sum += l / n_micro;
-        for (int k = 0; k < PREF_N; k++) {
-            res->pref[k] += mb[k] / n_micro;
-            t->st.log_pref[k] += mb[k];
-        }
-        t->st.log_pref_n++;
+        for (int k = 0; k < PREF_N; k++) v.sums[k] += mb[k];
     }
     for (int i = 0; !t->preference && i < n_micro && rc == TRAIN_DONE; i++) {
         const Batch *b = &t->mb[i];
@@ -208,9 +215,14 @@ static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult
             rc = TRAIN_FAILED;
         }
     }
-    RankVote v = {.value = loss_sum};
+    v.value = loss_sum;
     if ((rc = train_agree(rc, &v, err, errlen)) != TRAIN_DONE) return rc;
     loss_sum = v.value; /* every rank's, added in rank order */
+    for (int k = 0; t->preference && k < PREF_N; k++) {
+        res->pref[k] = v.sums[k] / n_micro;
+        t->st.log_pref[k] += v.sums[k];
+    }
+    t->st.log_pref_n += t->preference ? n_micro : 0;
     size_t n;
     float *p = lora_params(t->lora, &n);
     float *g = lora_grads(t->lora, &n);
@@ -397,6 +409,7 @@ static TrainResult run_steps(Trainer *t, char *err, size_t errlen) {
 static int precompute_refs(Trainer *t, char *err, size_t errlen) {
     double t0 = train_now();
     DataOptions o = t->data_options;
+    o.batch_size /= t->ranks; /* pref_precompute deals batches of batch_size pairs per rank */
     if (pref_precompute(&t->pref, &o, &t->pref.train_refs, err, errlen) != 0) return -1;
     if (t->cfg->data.valid.n > 0) {
         train_data_options(t->cfg, TRAIN_DATA_VALID, model_config(t->model)->vocab_size, &o);

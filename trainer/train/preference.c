@@ -37,6 +37,8 @@ const char *const PREF_METRIC_NAMES[PREF_N] = {
     "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
     "logps/rejected", "nll_loss",         "log_odds_ratio",     "log_odds_chosen"};
 
+_Static_assert(PREF_N == TRAIN_PREF_METRICS, "train.h's TRAIN_PREF_METRICS counts the metrics");
+
 /* TrainState.log_pref (checkpoint.h) holds one sum per metric */
 _Static_assert(sizeof(((TrainState *)0)->log_pref) == PREF_N * sizeof(double),
                "TrainState.log_pref must hold PREF_N sums");
@@ -78,7 +80,7 @@ double pref_loss(const Config *c, const PrefPairs *p, double *metrics, double *d
             double odds = (lc - lr) - (log1mexp(lc) - log1mexp(lr));
             double ratio = -softplus(-odds); /* logsigmoid */
             loss -= beta * ratio;
-            double g = -beta * sigmoid(-odds) / n; /* d loss / d odds */
+            double g = -beta * sigmoid(-odds) / p->mean_over; /* d loss / d odds */
             d_row[ci] = g / (1.0 - exp(lc)) / nc;
             d_row[ri] = -g / (1.0 - exp(lr)) / nr;
             metrics[PREF_LOG_ODDS_RATIO] += ratio;
@@ -90,20 +92,20 @@ double pref_loss(const Config *c, const PrefPairs *p, double *metrics, double *d
             case DPO_LOSS_HINGE:
                 l = 1 - beta * delta > 0 ? 1 - beta * delta : 0;
                 dd = 1 - beta * delta > 0 ? -beta : 0;
-                d_row[ci] = dd / n, d_row[ri] = -dd / n;
+                d_row[ci] = dd / p->mean_over, d_row[ri] = -dd / p->mean_over;
                 break;
             case DPO_LOSS_IPO: {
                 double nc = p->tokens[ci] > 0 ? p->tokens[ci] : 1;
                 double nr = p->tokens[ri] > 0 ? p->tokens[ri] : 1;
                 double e = cl / nc - rl / nr - 1 / (2 * beta);
                 l = e * e;
-                d_row[ci] = 2 * e / nc / n, d_row[ri] = -2 * e / nr / n;
+                d_row[ci] = 2 * e / nc / p->mean_over, d_row[ri] = -2 * e / nr / p->mean_over;
                 break;
             }
             default: /* sigmoid */
                 l = softplus(-beta * delta);
                 dd = -beta * sigmoid(-beta * delta);
-                d_row[ci] = dd / n, d_row[ri] = -dd / n;
+                d_row[ci] = dd / p->mean_over, d_row[ri] = -dd / p->mean_over;
             }
             loss += l;
             rc_ = beta * cl, rr = beta * rl;
@@ -115,8 +117,9 @@ double pref_loss(const Config *c, const PrefPairs *p, double *metrics, double *d
         metrics[PREF_LOGPS_CHOSEN] += lc;
         metrics[PREF_LOGPS_REJECTED] += lr;
     }
-    for (int k = 0; k < PREF_N; k++) metrics[k] /= n;
-    loss /= n;
+    const int over = p->mean_over; /* n, or every rank's pairs under mpirun */
+    for (int k = 0; k < PREF_N; k++) metrics[k] = over > 0 ? metrics[k] / over : 0;
+    loss = over > 0 ? loss / over : 0;
     if (orpo) {
         double nll = p->nll_count > 0 ? p->nll_sum / (double)p->nll_count : 0;
         metrics[PREF_NLL_LOSS] = nll;
@@ -143,6 +146,14 @@ static void row_logps(const Tensor *token_losses, const int32_t *targets, int ro
         logps[r] = s;
         counted[r] = k;
     }
+}
+
+int64_t pref_nll_tokens(const Batch *b, int r) {
+    const size_t T = (size_t)b->seq_len;
+    int64_t n = 0;
+    for (size_t t = 0; t < T; t++) /* orpo_targets' rule, counted */
+        n += (int)t + 1 < b->row_len[r] || b->targets[r * T + t] != TENSOR_IGNORE_INDEX;
+    return n;
 }
 
 /* ORPO's targets: the chosen rows predict every next token of the row (prompt too), the
@@ -218,8 +229,9 @@ static int reference_pass(PrefRun *pr, const Batch *b, double *ref, char *err, s
     return 0;
 }
 
-int pref_micro_batch(PrefRun *pr, const Batch *b, const Lora *lora, bool train, uint64_t seed,
-                     double scale, double *loss, double *metrics, char *err, size_t errlen) {
+int pref_micro_batch(PrefRun *pr, const Batch *b, const PrefShare *share, const Lora *lora,
+                     bool train, uint64_t seed, double scale, double *loss, double *metrics,
+                     char *err, size_t errlen) {
     const Config *c = pr->cfg;
     const int rows = b->batch, T = b->seq_len, P = rows / 2;
     bool orpo = c->train.objective == OBJECTIVE_ORPO;
@@ -245,6 +257,7 @@ int pref_micro_batch(PrefRun *pr, const Batch *b, const Lora *lora, bool train, 
     }
     Graph *g = pr->graph;
     graph_reset(g);
+    graph_set_dropout_row_offset(g, share ? share->dropout_row0 : 0);
     Tensor *h;
     if (train && pr->ckpt)
         h = model_forward_hidden_checkpointed(pr->model, lora, g, pr->ckpt, b->input_ids,
@@ -270,7 +283,8 @@ int pref_micro_batch(PrefRun *pr, const Batch *b, const Lora *lora, bool train, 
                     .logps = pr->logps,
                     .ref = pr->ref,
                     .targets = pr->counted,
-                    .tokens = pr->tokens};
+                    .tokens = pr->tokens,
+                    .mean_over = share ? share->pairs : b->n_rows};
     for (int r = 0; r < rows; r++) pr->tokens[r] = b->row_len[r] - b->prompt_len[r];
     if (orpo) {
         for (int r = 0; r < P; r++)
@@ -281,6 +295,7 @@ int pref_micro_batch(PrefRun *pr, const Batch *b, const Lora *lora, bool train, 
                     pp.nll_count++;
                 }
     }
+    if (share) pp.nll_count = share->nll_tokens;
     double d_nll;
     *loss = pref_loss(c, &pp, metrics, pr->d_row, &d_nll);
     if (!train) {
@@ -330,8 +345,20 @@ int pref_run_init(PrefRun *pr, const Config *c, const Model *m, const Lora *poli
     pr->counted = calloc(rows, sizeof *pr->counted);
     pr->tokens = calloc(rows, sizeof *pr->tokens);
     pr->targets = calloc(rows * T, sizeof *pr->targets);
+    if (ranks_size() > 1) { /* evaluation batches split as the training's (pref_evaluate) */
+        pr->local_store = malloc(rows * (4 * T + 2) * sizeof *pr->local_store);
+        pr->local_keys = calloc(rows / 2, sizeof *pr->local_keys);
+        int32_t *base = pr->local_store;
+        pr->local = (Batch){.input_ids = base,
+                            .targets = base + rows * T,
+                            .positions = base + 2 * rows * T,
+                            .segments = base + 3 * rows * T,
+                            .prompt_len = base + 4 * rows * T,
+                            .row_len = base + 4 * rows * T + rows,
+                            .pair_key = pr->local_keys};
+    }
     if (!pr->ref_ck || !pr->ref || !pr->logps || !pr->d_row || !pr->counted || !pr->tokens ||
-        !pr->targets) {
+        !pr->targets || (ranks_size() > 1 && (!pr->local_store || !pr->local_keys))) {
         snprintf(err, errlen, "out of memory setting up train.objective");
         return -1;
     }
@@ -339,9 +366,13 @@ int pref_run_init(PrefRun *pr, const Config *c, const Model *m, const Lora *poli
      * a copy of the loaded one); otherwise the base with the adapter off */
     if (c->train.objective == OBJECTIVE_DPO && c->dpo.reference == DPO_REFERENCE_INITIAL &&
         c->lora.init_from) {
-        pr->ref_lora = lora_create(m, lora_spec(policy), err, errlen);
-        if (!pr->ref_lora || lora_load_peft(pr->ref_lora, c->lora.init_from, err, errlen) != 0)
-            return -1;
+        if (policy) { /* the policy's spec, as the training's LoRA reads init_from */
+            pr->ref_lora = lora_create(m, lora_spec(policy), err, errlen);
+            if (!pr->ref_lora || lora_load_peft(pr->ref_lora, c->lora.init_from, err, errlen) != 0)
+                return -1;
+        } else if (!(pr->ref_lora = lora_load_adapter(m, c->lora.init_from, err, errlen))) {
+            return -1; /* lorafit eval of the base model: the adapter's own spec */
+        }
         for (int i = 0; i < lora_count(pr->ref_lora); i++) /* frozen: no backward recorded */
             lora_tensor(pr->ref_lora, i, NULL)->requires_grad = false;
     }
@@ -350,29 +381,55 @@ int pref_run_init(PrefRun *pr, const Config *c, const Model *m, const Lora *poli
 
 int pref_precompute(PrefRun *pr, const DataOptions *o, PrefRefTable **out, char *err,
                     size_t errlen) {
+    const int ranks = ranks_size(), mine = o->batch_size; /* pairs per rank */
     DataOptions po = *o;
     po.shuffle = false;
     po.epochs = 1;
+    po.batch_size *= ranks;
     PrefRefTable *t = calloc(1, sizeof *t);
-    DataReader *r = t ? data_open(&po, err, errlen) : NULL;
+    double *part = malloc(2 * (size_t)mine * sizeof *part); /* (2 mine) chosen, rejected */
+    double *all = malloc(2 * (size_t)mine * (size_t)ranks * sizeof *all); /* (ranks, 2 mine) */
+    DataReader *r = t && part && all ? data_open(&po, err, errlen) : NULL;
     int rc = r ? 0 : -1;
-    if (!t) snprintf(err, errlen, "out of memory");
-    while (rc == 0) {
+    if (!t || !part || !all) snprintf(err, errlen, "out of memory");
+    for (;;) {
         Batch b;
-        int got = data_next_batch(r, &b, err, errlen);
-        if (got <= 0) {
-            rc = got;
+        int got = rc == 0 ? data_next_batch(r, &b, err, errlen) : -1;
+        if (got < 0) rc = -1;
+        if (got > 0 && ranks > 1) {
+            PrefShare share;
+            train_take_pairs(&pr->local, &b, ranks_rank() * mine, mine, &share);
+            if (reference_pass(pr, &pr->local, pr->ref, err, errlen) != 0) rc = -1;
+        } else if (got > 0 && reference_pass(pr, &b, pr->ref, err, errlen) != 0) {
+            rc = -1;
+        }
+        /* every rank reads the same batches: each one ends in a vote (a failure anywhere
+         * stops all), then the ranks' parts are gathered */
+        RankVote v = {.status = rc != 0, .same = got};
+        ranks_vote(&v, err, errlen);
+        if (v.status != 0 || v.same <= 0) {
+            rc = v.status != 0 ? -1 : 0;
             break;
         }
-        const int P = b.batch / 2;
-        if (reference_pass(pr, &b, pr->ref, err, errlen) != 0) rc = -1;
-        for (int i = 0; rc == 0 && i < b.n_rows; i++)
-            if (table_put(t, b.pair_key[i], pr->ref[i], pr->ref[P + i]) != 0) {
+        for (int i = 0; i < mine; i++) part[i] = pr->ref[i], part[mine + i] = pr->ref[mine + i];
+        const double *from = part;
+        if (ranks > 1) {
+            ranks_gather(part, all, 2 * (size_t)mine * sizeof *part);
+            from = all;
+        }
+        for (int i = 0; rc == 0 && i < b.n_rows; i++) { /* pair i: rank i / mine's */
+            const double *rank_part = from + 2 * (size_t)mine * (size_t)(i / mine);
+            int at = i % mine;
+            if (table_put(t, b.pair_key[i], rank_part[at], rank_part[mine + at]) != 0) {
                 snprintf(err, errlen, "out of memory for the reference log-probabilities");
                 rc = -1;
             }
+        }
+        /* an out-of-memory here is voted on with the next batch */
     }
     data_close(r);
+    free(part);
+    free(all);
     if (rc != 0) {
         table_free(t);
         return -1;
@@ -392,6 +449,8 @@ void pref_run_free(PrefRun *pr) {
     free(pr->counted);
     free(pr->tokens);
     free(pr->targets);
+    free(pr->local_store);
+    free(pr->local_keys);
     memset(pr, 0, sizeof *pr);
 }
 
@@ -399,32 +458,59 @@ void pref_run_free(PrefRun *pr) {
 
 int pref_evaluate(PrefRun *pr, const Lora *lora, const DataOptions *o, int max_batches,
                   double *loss, double *metrics, int64_t *pairs, char *err, size_t errlen) {
-    DataReader *r = data_open(o, err, errlen);
-    if (!r) return -1;
-    double sum = 0, ms[PREF_N] = {0}, mb[PREF_N];
+    const int ranks = ranks_size(), mine = o->batch_size; /* pairs per rank */
+    DataOptions job = *o;
+    job.batch_size *= ranks;
+    DataReader *r = data_open(&job, err, errlen);
+    double sum = 0, mb[PREF_N];
+    RankVote v = {0}; /* .sums: every metric's sum of the batches' means */
     pr->refs = pr->valid_refs;
     int64_t n = 0, batches = 0;
-    int rc = 0;
-    while (max_batches == 0 || batches < max_batches) {
+    int rc = r ? 0 : -1;
+    while (r && (max_batches == 0 || batches < max_batches)) {
         Batch b;
         rc = data_next_batch(r, &b, err, errlen);
         if (rc <= 0) break;
         rc = 0;
+        PrefShare share, *sh = NULL;
+        const Batch *part = &b;
+        if (ranks > 1) {
+            train_take_pairs(&pr->local, &b, ranks_rank() * mine, mine, &share);
+            part = &pr->local, sh = &share;
+        }
         double l;
-        if (pref_micro_batch(pr, &b, lora, false, 0, 0, &l, mb, err, errlen) != 0) {
+        if (pref_micro_batch(pr, part, sh, lora, false, 0, 0, &l, mb, err, errlen) != 0) {
             rc = -1;
             break;
         }
         sum += l * b.n_rows; /* HF's evaluation loss: the mean over the pairs */
         n += b.n_rows;
-        for (int k = 0; k < PREF_N; k++) ms[k] += mb[k];
+        for (int k = 0; k < PREF_N; k++) v.sums[k] += mb[k];
         batches++;
     }
     data_close(r);
     pr->refs = pr->train_refs;
-    if (rc < 0) return -1;
-    *loss = n > 0 ? sum / (double)n : 0;
-    for (int k = 0; k < PREF_N; k++) metrics[k] = batches > 0 ? ms[k] / (double)batches : 0;
+    v.status = rc < 0, v.value = sum;
+    ranks_vote(&v, err, errlen); /* every rank's parts; one process: unchanged */
+    if (v.status != 0) return -1;
+    *loss = n > 0 ? v.value / (double)n : 0;
+    for (int k = 0; k < PREF_N; k++) metrics[k] = batches > 0 ? v.sums[k] / (double)batches : 0;
     *pairs = n;
     return 0;
+}
+
+int evaluate_preference(const Config *c, const Model *m, const Lora *lora, const DataOptions *o,
+                        int max_batches, Graph *g, double *loss, double *metrics,
+                        const char *const **names, int *n_metrics, int64_t *pairs, char *err,
+                        size_t errlen) {
+    PrefRun pr;
+    RankVote v = {.status = pref_run_init(&pr, c, m, lora, g, NULL, err, errlen) != 0};
+    ranks_vote(&v, err, errlen); /* before pref_evaluate's own vote, which every rank joins */
+    int rc = v.status != 0
+                 ? -1
+                 : pref_evaluate(&pr, lora, o, max_batches, loss, metrics, pairs, err, errlen);
+    pref_run_free(&pr);
+    *names = PREF_METRIC_NAMES;
+    *n_metrics = pref_metric_count(c);
+    return rc;
 }

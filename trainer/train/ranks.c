@@ -31,10 +31,10 @@
  * buffer of ranks_sum_floats bounded however large the LoRA is. */
 #define RANKS_BLOCK ((size_t)1 << 26)
 
-/* One rank's part of a vote, as sent: five 8-byte fields, so no padding. */
+/* One rank's part of a vote, as sent: 8-byte fields, so no padding. */
 typedef struct VoteWire {
     int64_t status, stop, same, count;
-    double value;
+    double value, sums[RANKS_VOTE_SUMS];
 } VoteWire;
 
 static bool initialized;
@@ -140,12 +140,14 @@ void ranks_vote(RankVote *v, char *err, size_t errlen) {
     v->failed_rank = v->status != 0 ? my_rank : -1;
     v->differ = false;
     if (n_ranks == 1) return;
-    VoteWire mine = {v->status, v->stop, v->same, v->count, v->value};
+    VoteWire mine = {v->status, v->stop, v->same, v->count, v->value, {0}};
+    memcpy(mine.sums, v->sums, sizeof mine.sums);
     MPI_Allgather(&mine, (int)sizeof mine, MPI_BYTE, votes, (int)sizeof mine, MPI_BYTE,
                   MPI_COMM_WORLD);
     int n_failed = 0;
     v->status = 0, v->failed_rank = -1, v->stop = false, v->same = votes[0].same;
     v->count = 0, v->value = 0.0;
+    memset(v->sums, 0, sizeof v->sums);
     for (int r = 0; r < n_ranks; r++) {
         const VoteWire *w = &votes[r];
         if (w->status != 0 && n_failed++ == 0) v->status = (int)w->status, v->failed_rank = r;
@@ -153,6 +155,7 @@ void ranks_vote(RankVote *v, char *err, size_t errlen) {
         v->differ = v->differ || w->same != votes[0].same;
         v->count += w->count;
         v->value += w->value;
+        for (int k = 0; k < RANKS_VOTE_SUMS; k++) v->sums[k] += w->sums[k];
     }
     if (v->failed_rank != my_rank) {
         if (errlen) err[0] = '\0';
@@ -206,4 +209,12 @@ void ranks_broadcast(void *buf, size_t bytes) {
         size_t len = bytes - off < RANKS_BLOCK ? bytes - off : RANKS_BLOCK;
         MPI_Bcast((char *)buf + off, (int)len, MPI_BYTE, 0, MPI_COMM_WORLD);
     }
+}
+
+void ranks_gather(const void *mine, void *all, size_t bytes) {
+    if (n_ranks == 1) {
+        memmove(all, mine, bytes);
+        return;
+    }
+    MPI_Allgather(mine, (int)bytes, MPI_BYTE, all, (int)bytes, MPI_BYTE, MPI_COMM_WORLD);
 }

@@ -35,6 +35,8 @@ bool ranks_stop_requested(void);
 int ranks_rank(void); /* 0 .. ranks_size() - 1; 0 without a launcher */
 int ranks_size(void); /* 1 without a launcher */
 
+#define RANKS_VOTE_SUMS 10 /* the doubles a vote adds up besides `value` */
+
 /* One collective decision of the job. Every rank fills the in-fields and calls ranks_vote at
  * the same point of its run; on return every rank holds the same out-fields. */
 typedef struct RankVote {
@@ -45,6 +47,7 @@ typedef struct RankVote {
     bool differ;     /* out: some rank's `same` differs from rank 0's */
     int64_t count;   /* in: this rank's; out: the sum over ranks */
     double value;    /* in: this rank's; out: the sum over ranks, in rank order */
+    double sums[RANKS_VOTE_SUMS]; /* in: this rank's; out: each the sum over ranks, in order */
 } RankVote;
 /* err is this rank's message when its status is nonzero. Afterwards the failed rank keeps
  * it (prefixed "rank R of N: " when some rank did not fail, so the user learns where), and
@@ -60,5 +63,8 @@ void ranks_sum_floats(float *x, size_t n, float *scratch);
 size_t ranks_sum_scratch(size_t n);
 /* Rank 0's `bytes` bytes at buf, to every rank's buf. */
 void ranks_broadcast(void *buf, size_t bytes);
+/* Every rank's `bytes` bytes at mine, in rank order, to every rank's all (ranks_size() x
+ * bytes; bytes < 2^31). */
+void ranks_gather(const void *mine, void *all, size_t bytes);
 
 #endif

@@ -196,12 +196,6 @@ static TrainResult resolve_targets(Trainer *t, char *err, size_t errlen) {
 static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
     const Config *c = t->cfg;
     t->preference = c->train.objective != OBJECTIVE_SFT;
-    if (t->preference && t->ranks > 1) {
-        snprintf(err, errlen,
-                 "train.objective %s does not run under mpirun yet: run it as one process",
-                 c->train.objective == OBJECTIVE_DPO ? "dpo" : "orpo");
-        return TRAIN_REFUSED;
-    }
     tensor_set_threads((int)c->train.threads);
     t->model = train_load_model(c, err, errlen);
     if (!t->model) return TRAIN_FAILED;
@@ -325,6 +319,7 @@ static void teardown(Trainer *t) {
     free(t->mb);
     free(t->mb_store);
     free(t->mb_keys);
+    free(t->mb_share);
     free(t->sum_scratch);
     train_state_free(&t->st);
     if (t->lock_fd >= 0) close(t->lock_fd);

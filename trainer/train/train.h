@@ -106,6 +106,18 @@ int evaluate_loss_checkpointed(const Model *m, const Lora *lora, const DataOptio
                                int max_batches, Graph *g, Checkpointing *ck, double *loss,
                                int64_t *tokens, char *err, size_t errlen);
 
+/* train.objective dpo | orpo: the evaluation of lorafit train on the data of o (o's
+ * batch_size pairs per rank, at most max_batches batches, 0 = all) with policy lora (NULL:
+ * the base model) and c's reference: *loss the mean over pairs, metrics[k] (k < *n_metrics,
+ * at most TRAIN_PREF_METRICS) the mean over batches of each batch's, named names[k] (TRL's
+ * names, without "eval_"), *pairs the pairs. 0, or -1 with err; under mpirun every rank calls
+ * it and all return the same, as evaluate_loss. */
+#define TRAIN_PREF_METRICS 9
+int evaluate_preference(const Config *c, const Model *m, const Lora *lora, const DataOptions *o,
+                        int max_batches, Graph *g, double *loss, double *metrics,
+                        const char *const **names, int *n_metrics, int64_t *pairs, char *err,
+                        size_t errlen);
+
 /* The loss-curve picture of a run (plot.c): training and evaluation loss of metrics_path's
  * lines up to max_step (INT64_MAX: all) against the step, as an 800x500 PNG at png_path
  * (written atomically). -1 with err when the file cannot be read or holds no loss. */
