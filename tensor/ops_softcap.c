@@ -4,6 +4,7 @@
  * static schedule and no reduction: thread-count independent. */
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
+#include "tensor/vexp.h"
 
 #include <math.h>
 
@@ -37,9 +38,12 @@ Tensor *op_softcap(Graph *g, Tensor *x, float cap) {
     if (!y) return NULL;
     int64_t rows = tensor_rows(y), cols = tensor_cols(y);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = i * cols; j < (i + 1) * cols; j++)
-            y->data[j] = cap * tanhf(x->data[j] / cap);
+    for (int64_t i = 0; i < rows; i++) {
+        float *yr = y->data + i * cols;
+        for (int64_t j = 0; j < cols; j++) yr[j] = x->data[i * cols + j] / cap;
+        vtanh_floats(yr, yr, cols);
+        for (int64_t j = 0; j < cols; j++) yr[j] *= cap;
+    }
     if (x->requires_grad) {
         SoftcapCtx *c = graph_record(g, softcap_backward, sizeof *c);
         if (!c) return NULL;

@@ -1,4 +1,5 @@
-/* tensor/vexp.h — exp over arrays for the softmaxes and SwiGLU; private to tensor/. */
+/* tensor/vexp.h — exp over arrays for the softmaxes and SwiGLU, and tanh for the soft-caps
+ * (vtanh.c); private to tensor/. */
 #ifndef LORAFIT_VEXP_H
 #define LORAFIT_VEXP_H
 
@@ -14,6 +15,10 @@ void vexp_floats(float *y, const float *x, int64_t n);
  * the e[i] in double, in a fixed order (four partial sums by i mod 4, then (s0 + s1) +
  * (s2 + s3)), whatever the CPU. */
 double vexp_shifted_sum(float *e, const float *x, float shift, int64_t n);
+
+/* y[i] = tanh(x[i]) within a few ulp, the same bits on every CPU; y may be x.
+ * Single-threaded. */
+void vtanh_floats(float *y, const float *x, int64_t n);
 
 /* Tests: true runs the AVX2 loops even where AVX-512 is there (both give the same bits). */
 void vexp_force_avx2(bool on);

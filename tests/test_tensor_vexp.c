@@ -2,7 +2,8 @@
  * bits for every input (checked on a spread of all 2^32 bit patterns and at the edges of
  * its special cases), and vexp_shifted_sum is within an ulp of exp(x - shift) with its sum
  * taken in the order it promises; each on the AVX-512 loops (where the CPU has them) and on
- * the AVX2 ones (vexp_force_avx2). */
+ * the AVX2 ones (vexp_force_avx2); and vtanh_floats within 3 ulp of tanh, the same bits on
+ * both. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,42 @@ START_TEST(test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order) {
 }
 END_TEST
 
+/* vtanh_floats within 3 ulp of tanh (taken in double) on a spread of inputs around the
+ * series / exp switch at 0.4, tiny and huge ones, infinities and NaN; in place; and the
+ * same bits on the AVX-512 and AVX2 paths. */
+START_TEST(test_vtanh_floats_is_within_3_ulp_and_the_same_on_every_path) {
+    const int64_t n = 200003;
+    float *x = malloc((size_t)n * sizeof *x), *y[2];
+    y[0] = malloc((size_t)n * sizeof(float)), y[1] = malloc((size_t)n * sizeof(float));
+    ck_assert(x && y[0] && y[1]);
+    uint64_t seed = 11;
+    for (int64_t i = 0; i < n; i++) {
+        float r = test_rand_uniform(&seed, -1.0f, 1.0f);
+        x[i] = i % 4 == 0   ? r * 12.0f                      /* the whole curve */
+               : i % 4 == 1 ? 0.4f * (1.0f + r * 0.01f)      /* the switch */
+               : i % 4 == 2 ? r * 1e-3f                      /* near 0 */
+                            : ldexpf(r, (int)(i % 61) - 40); /* every scale */
+    }
+    x[0] = INFINITY, x[1] = -INFINITY, x[2] = NAN, x[3] = 0.0f, x[4] = -0.0f;
+    for (int avx2 = 0; avx2 < 2; avx2++) {
+        vexp_force_avx2(avx2);
+        memcpy(y[avx2], x, (size_t)n * sizeof(float));
+        vtanh_floats(y[avx2], y[avx2], n); /* in place */
+    }
+    vexp_force_avx2(false);
+    ck_assert_msg(memcmp(y[0], y[1], (size_t)n * sizeof(float)) == 0, "AVX2 and AVX-512 differ");
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n && bad < 0; i++) {
+        double want = tanh((double)x[i]);
+        double ulp = ldexp(1.0, ilogb(want == 0 ? 1e-38 : want) - 23);
+        if (isnan(want) ? !isnan(y[0][i]) : fabs(y[0][i] - want) > 3 * ulp) bad = i;
+    }
+    float in = bad >= 0 ? x[bad] : 0.0f, got = bad >= 0 ? y[0][bad] : 0.0f;
+    free(x), free(y[0]), free(y[1]);
+    ck_assert_msg(bad < 0, "tanh(%a) = %a, want %a", in, got, tanh((double)in));
+}
+END_TEST
+
 Suite *tensor_vexp_suite(void) {
     Suite *s = suite_create("tensor_vexp");
     TCase *tc = tcase_create("vexp");
@@ -125,6 +162,7 @@ Suite *tensor_vexp_suite(void) {
     tcase_add_test(tc, test_vexp_floats_is_expf_over_a_spread_of_all_floats);
     tcase_add_test(tc, test_vexp_floats_is_expf_at_special_case_edges_and_in_place);
     tcase_add_test(tc, test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order);
+    tcase_add_test(tc, test_vtanh_floats_is_within_3_ulp_and_the_same_on_every_path);
     suite_add_tcase(s, tc);
     return s;
 }
