@@ -32,8 +32,8 @@ struct Graph {
     size_t weights_bytes;
     TensorPrecision precision;
     MmKernel kernel;
-    MmBuffers mm;         /* BF16 precision's operand conversions */
-    int64_t dropout_row0; /* the first row's index in the masks' row numbering */
+    MmBuffers mm;             /* BF16 precision's operand conversions */
+    DropoutRows dropout_rows; /* the masks' row numbering (graph_set_dropout_rows) */
 };
 
 /* ---- tensors outside graphs ---- */
@@ -165,12 +165,12 @@ int graph_set_precision(Graph *g, TensorPrecision p) {
     return 0;
 }
 
-void graph_set_dropout_row_offset(Graph *g, int64_t rows) {
-    if (g) g->dropout_row0 = rows;
+void graph_set_dropout_rows(Graph *g, DropoutRows rows) {
+    if (g) g->dropout_rows = rows;
 }
 
-int64_t graph_dropout_row_offset(const Graph *g) {
-    return g ? g->dropout_row0 : 0;
+DropoutRows graph_dropout_rows(const Graph *g) {
+    return g ? g->dropout_rows : (DropoutRows){0, 0, 0};
 }
 
 TensorPrecision graph_precision(const Graph *g) {

@@ -66,12 +66,12 @@ static inline float dropout_uniform(uint64_t key, uint64_t index) {
 }
 
 /* dst = src * keep / (1 - p), keep = tensor_dropout_uniform(seed, k) >= p, k the element's
- * index (row0 + i) * cols + j in the rows' numbering (graph_set_dropout_row_offset); dst may
+ * index n(i) * cols + j in the rows' numbering n (graph_set_dropout_rows); dst may
  * equal src. With keep_bits not NULL the mask is also stored there, one bit per element:
  * row i's bits from byte i * DROPOUT_ROW_BYTES(cols), element j at bit j % 8 of byte j / 8. */
 #define DROPOUT_ROW_BYTES(cols) (((cols) + 7) / 8)
-void dropout_apply(float *dst, const float *src, uint8_t *keep_bits, int64_t row0, int64_t rows,
-                   int64_t cols, float p, uint64_t seed);
+void dropout_apply(float *dst, const float *src, uint8_t *keep_bits, DropoutRows numbering,
+                   int64_t rows, int64_t cols, float p, uint64_t seed);
 
 static inline bool tensor_any_grad(const Tensor *a, const Tensor *b, const Tensor *c) {
     return (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);

@@ -131,8 +131,8 @@ static const float *lora_dropped_input(Graph *g, const Tensor *x, float p, uint6
     if (p <= 0.0f) return x->data;
     float *xd = graph_scratch(g, (size_t)x->size * sizeof(float));
     if (xd)
-        dropout_apply(xd, x->data, keep_bits, graph_dropout_row_offset(g), tensor_rows(x),
-                      tensor_cols(x), p, seed);
+        dropout_apply(xd, x->data, keep_bits, graph_dropout_rows(g), tensor_rows(x), tensor_cols(x),
+                      p, seed);
     return xd;
 }
 

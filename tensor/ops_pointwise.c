@@ -22,13 +22,15 @@ static Tensor *like(Graph *g, const Tensor *x) {
     return graph_new_tensor(g, x->ndim, x->shape);
 }
 
-void dropout_apply(float *dst, const float *src, uint8_t *keep_bits, int64_t row0, int64_t rows,
-                   int64_t cols, float p, uint64_t seed) {
+void dropout_apply(float *dst, const float *src, uint8_t *keep_bits, DropoutRows numbering,
+                   int64_t rows, int64_t cols, float p, uint64_t seed) {
     float scale = 1.0f / (1.0f - p);
     uint64_t key = dropout_key(seed);
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i++) {
-        uint64_t at = (uint64_t)(row0 + i) * (uint64_t)cols;
+        int64_t n =
+            i < numbering.split ? numbering.row0 + i : numbering.split_row0 + (i - numbering.split);
+        uint64_t at = (uint64_t)n * (uint64_t)cols;
         uint8_t *bits = keep_bits ? keep_bits + i * DROPOUT_ROW_BYTES(cols) : NULL;
         for (int64_t j0 = 0; j0 < cols; j0 += 8) {
             unsigned byte = 0;
@@ -243,7 +245,7 @@ typedef struct {
     Tensor *x, *y;
     float p;
     uint64_t seed;
-    int64_t row0; /* graph_dropout_row_offset when recorded */
+    DropoutRows numbering; /* graph_dropout_rows when recorded */
 } DropoutCtx;
 
 static void dropout_backward(Graph *g, void *p) {
@@ -253,7 +255,7 @@ static void dropout_backward(Graph *g, void *p) {
     float *tmp = graph_scratch(g, (size_t)c->x->size * sizeof(float));
     if (!dx || !tmp) return;
     int64_t rows = tensor_rows(c->x), cols = tensor_cols(c->x);
-    dropout_apply(tmp, c->y->grad, NULL, c->row0, rows, cols, c->p, c->seed);
+    dropout_apply(tmp, c->y->grad, NULL, c->numbering, rows, cols, c->p, c->seed);
     add_into(dx, tmp, rows, cols);
 }
 
@@ -266,12 +268,12 @@ Tensor *op_dropout(Graph *g, Tensor *x, float p, uint64_t seed) {
     }
     Tensor *y = like(g, x);
     if (!y) return NULL;
-    dropout_apply(y->data, x->data, NULL, graph_dropout_row_offset(g), tensor_rows(x),
-                  tensor_cols(x), p, seed);
+    dropout_apply(y->data, x->data, NULL, graph_dropout_rows(g), tensor_rows(x), tensor_cols(x), p,
+                  seed);
     if (x->requires_grad) {
         DropoutCtx *c = graph_record(g, dropout_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (DropoutCtx){x, y, p, seed, graph_dropout_row_offset(g)};
+        *c = (DropoutCtx){x, y, p, seed, graph_dropout_rows(g)};
         y->requires_grad = true;
     }
     return y;

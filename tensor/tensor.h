@@ -157,11 +157,20 @@ typedef enum { TENSOR_PRECISION_F32 = 0, TENSOR_PRECISION_BF16 = 1 } TensorPreci
 int graph_set_precision(Graph *g, TensorPrecision p);
 TensorPrecision graph_precision(const Graph *g);
 /* Dropout masks (op_dropout, op_lora_linear) hash each element by its index in the input,
- * (row0 + i) * cols + j for row i: with row0 = R, a graph holding rows [R, R + N) of a larger
- * batch draws exactly that batch's masks for them (a data-parallel rank). 0 by default;
- * applies to the ops recorded after it, and stays across graph_reset. */
-void graph_set_dropout_row_offset(Graph *g, int64_t rows);
-int64_t graph_dropout_row_offset(const Graph *g);
+ * n(i) * cols + j for row i, where row i's number n(i) is row0 + i below split and
+ * split_row0 + (i - split) from split on. A graph holding some rows of a larger batch (a
+ * data-parallel rank) numbers them as that batch does and draws exactly its masks for them:
+ * rows [R, R + N) are {R, INT64_MAX, 0} (dropout_rows_from); a preference rank's chosen rows
+ * then its rejected rows are two runs. Zero (rows numbered from 0) by default; applies to
+ * the ops recorded after it, and stays across graph_reset. */
+typedef struct DropoutRows {
+    int64_t row0, split, split_row0;
+} DropoutRows;
+static inline DropoutRows dropout_rows_from(int64_t row0) {
+    return (DropoutRows){row0, INT64_MAX, 0};
+}
+void graph_set_dropout_rows(Graph *g, DropoutRows rows);
+DropoutRows graph_dropout_rows(const Graph *g);
 /* What runs the frozen model's products, for printing at start: "OpenBLAS sgemm, SkylakeX
  * kernels (f32)" (tensor_blas_core), "oneDNN matmul brg:avx512_core_amx_bf16 (bf16 inputs,
  * f32 accumulation)" (oneDNN's implementation name), or "emulated (bf16-rounded inputs,

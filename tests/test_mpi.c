@@ -216,14 +216,14 @@ static int check_same_numbers(json_t *a, json_t *b, double tol, size_t line) {
  * (a reward is beta times a difference of log-probabilities near -100), the adapters to 2e-6.
  * The bounds leave room for other kernels; a pair on the wrong rank, its rows split, or a
  * mean over a rank's pairs instead of the micro-batch's moves these by percents. */
-static void check_preference_two_ranks(const char *shared, const char *objective,
-                                       const char *extra) {
+static void check_preference_two_ranks(const char *shared, const char *objective, const char *extra,
+                                       const char *sets) {
     char *one = test_tmpdir(), *two = test_tmpdir(), args[4400];
     char *cfg_one = write_preference_job(one, shared, objective, extra);
     char *cfg_two = write_preference_job(two, shared, objective, extra);
-    snprintf(args, sizeof args, "train '%s' --set train.batch_size=4", cfg_one);
+    snprintf(args, sizeof args, "train '%s' --set train.batch_size=4%s", cfg_one, sets);
     tt_expect(one, args, 0, NULL);
-    snprintf(args, sizeof args, "train '%s'", cfg_two);
+    snprintf(args, sizeof args, "train '%s'%s", cfg_two, sets);
     mpi_expect(two, 2, args, 0);
     json_t *ma = tt_stripped_metrics(one), *mb = tt_stripped_metrics(two);
     ck_assert_int_eq((int)json_array_size(ma), 5); /* 3 steps, 2 evaluations */
@@ -271,9 +271,11 @@ static void check_preference_two_ranks(const char *shared, const char *objective
 START_TEST(test_two_ranks_train_dpo_and_orpo_as_one_process_with_twice_the_batch) {
     NEED_MPIRUN();
     TEST_NEED_SHARED(shared);
-    check_preference_two_ranks(shared, "dpo", "");
-    check_preference_two_ranks(shared, "dpo", "dpo:\n  precompute_ref_log_probs: true\n");
-    check_preference_two_ranks(shared, "orpo", "");
+    check_preference_two_ranks(shared, "dpo", "", "");
+    check_preference_two_ranks(shared, "dpo", "dpo:\n  precompute_ref_log_probs: true\n", "");
+    check_preference_two_ranks(shared, "orpo", "", "");
+    /* LoRA dropout: each rank's chosen and rejected rows draw their 1-process masks */
+    check_preference_two_ranks(shared, "dpo", "", " --set lora.dropout=0.25");
 }
 END_TEST
 

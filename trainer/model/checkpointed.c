@@ -94,7 +94,7 @@ static Tensor *build_layer(Checkpointing *ck, int l) {
     graph_reset(ck->layer);
     if (graph_precision(ck->layer) != graph_precision(ck->g))
         graph_set_precision(ck->layer, graph_precision(ck->g));
-    graph_set_dropout_row_offset(ck->layer, graph_dropout_row_offset(ck->g));
+    graph_set_dropout_rows(ck->layer, graph_dropout_rows(ck->g));
     ck->input = *ck->saved[l];
     ck->input.grad = NULL;
     return model_layer_forward(ck->m, ck->lora, ck->layer, &ck->input, l, ck->pos, ck->segment,

@@ -187,6 +187,8 @@ void train_take_pairs(Batch *dst, const Batch *src, int pair0, int pairs, PrefSh
     dst->n_targets = n_targets;
     dst->n_rows = mine < 0 ? 0 : mine > pairs ? pairs : mine;
     dst->epoch = src->epoch;
-    /* dropout rows numbered from the rank's first chosen row of the whole batch */
-    *share = (PrefShare){src->n_rows, nll_tokens, (int64_t)pair0 * (int64_t)T};
+    /* dropout rows numbered as in the whole batch: ours chosen, then ours rejected */
+    int64_t T64 = (int64_t)T;
+    *share = (PrefShare){src->n_rows, nll_tokens,
+                         (DropoutRows){pair0 * T64, pairs * T64, ((int64_t)P + pair0) * T64}};
 }

@@ -79,9 +79,9 @@ int pref_run_init(PrefRun *pr, const Config *c, const Model *m, const Lora *poli
 void pref_run_free(PrefRun *pr);
 /* Under mpirun, what a rank's pairs are part of: the micro-batch of every rank. */
 typedef struct PrefShare {
-    int pairs;            /* real pairs of the whole micro-batch (the means' divisor) */
-    int64_t nll_tokens;   /* ORPO: the tokens its chosen rows predict (the NLL's divisor) */
-    int64_t dropout_row0; /* the first dropout row of this rank's (graph_set_dropout_row_offset) */
+    int pairs;           /* real pairs of the whole micro-batch (the means' divisor) */
+    int64_t nll_tokens;  /* ORPO: the tokens its chosen rows predict (the NLL's divisor) */
+    DropoutRows dropout; /* its rows' numbering in the micro-batch's (graph_set_dropout_rows) */
 } PrefShare;
 /* The tokens ORPO's NLL covers in chosen row r of b (every predicted token, prompt too). */
 int64_t pref_nll_tokens(const Batch *b, int r);

@@ -189,7 +189,8 @@ static TrainResult train_step(Trainer *t, int n_micro, int64_t total, StepResult
         const Batch *b = &t->mb[i];
         uint64_t seed = dropout_seed(c->train.seed, t->st.step, i);
         graph_reset(t->graph);
-        graph_set_dropout_row_offset(t->graph, (int64_t)t->rank * b->batch * b->seq_len);
+        graph_set_dropout_rows(t->graph,
+                               dropout_rows_from((int64_t)t->rank * b->batch * b->seq_len));
         Tensor *hidden =
             t->ckpt ? model_forward_hidden_checkpointed(t->model, t->lora, t->graph, t->ckpt,
                                                         b->input_ids, b->positions, b->segments,

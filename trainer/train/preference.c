@@ -257,7 +257,7 @@ int pref_micro_batch(PrefRun *pr, const Batch *b, const PrefShare *share, const 
     }
     Graph *g = pr->graph;
     graph_reset(g);
-    graph_set_dropout_row_offset(g, share ? share->dropout_row0 : 0);
+    graph_set_dropout_rows(g, share ? share->dropout : dropout_rows_from(0));
     Tensor *h;
     if (train && pr->ckpt)
         h = model_forward_hidden_checkpointed(pr->model, lora, g, pr->ckpt, b->input_ids,
