@@ -20,6 +20,7 @@
 #                 SmolLM-135M shape (F32, B 4 x 256, r 8) and, when BENCH_SHAPES has
 #                 llama-1b, the Llama-3.2-1B shape with BF16 weights (a 2.5 GB BF16 file in
 #                 /tmp, deleted afterwards; B 1 x 1024, r 16)
+#   BENCH_QLORA   0 skips the quantized-base steps of tools/bench_qlora.sh (default 1)
 #   BENCH_DPO     0 skips the DPO-against-SFT step of tools/bench_dpo.sh (default 1)
 #   BENCH_LONG    0 skips the long-sequence table of tools/bench_long.sh (default 1; its
 #                 BENCH_LONG_* variables choose shapes, lengths and precision)
@@ -182,6 +183,11 @@ long_sequences() {
 }
 # The Qwen3.5 step and its DeltaNet layers (tools/bench_qwen35.sh), when asked for.
 [ "${BENCH_QWEN35:-0}" = 0 ] || "$(dirname "$0")/bench_qwen35.sh" "$BUILD" || true
+# Quantized bases: the SmolLM-135M step on F32, BF16, Q8_0, Q6_K, Q4_K weights (tools/bench_qlora.sh).
+if [ "${BENCH_QLORA:-1}" != 0 ]; then
+  echo "== bench_qlora: the SmolLM-135M step on quantized bases"
+  "$(dirname "$0")/bench_qlora.sh" "$BUILD" || true
+fi
 # The preference step: DPO against SFT on the same policy tokens (tools/bench_dpo.sh).
 if [ "${BENCH_DPO:-1}" != 0 ]; then
   echo "== bench_dpo: DPO and SFT steps at the SmolLM-135M shape"

@@ -3,7 +3,7 @@
  * bench_train [--model DIR] [--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b|qwen3.5-0.8b|small]
  *             [--layers L] [--precision f32|bf16] [--dtype f32|bf16] [--rank R]
  *             [--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N]
- *             [--dropout P] [--long]
+ *             [--dropout P] [--long] [--quantize q8_0|q4_0|q4_k|q5_k|q6_k]
  * Without --model, builds a random F32 model with make_model in a temporary directory:
  * smollm-135m (the default: hidden 576, intermediate 1536, 30 layers, 9/3 heads, vocab
  * 49152, tied; batch 4 x 256) or llama-1b (Llama-3.2-1B: hidden 2048, intermediate 8192,
@@ -21,6 +21,8 @@
  * kernel is printed (emulated, and slower than f32, on CPUs without native bf16).
  * --dtype bf16 holds the frozen weights as BF16 in the f32 precision (model.dtype: bf16);
  * pass a BF16 model (make_model --dtype bf16) with --model to map it in place.
+ * --quantize T holds the decoder's linear weights as ggml type T (model.quantize: T, with its
+ * fallbacks for rows the K-quants cannot hold), in the precision's products.
  * --gradient-checkpointing runs the step as train.gradient_checkpointing: true does (the
  * layers recomputed one at a time in backward); peak RSS is the process's (getrusage), so
  * compare runs with and without it in separate processes.
@@ -32,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -275,8 +278,17 @@ static int usage(void) {
                     "[--layers L] "
                     "[--precision f32|bf16] [--dtype f32|bf16] [--rank R] "
                     "[--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N] "
-                    "[--dropout P] [--long]\n");
+                    "[--dropout P] [--long] [--quantize q8_0|q4_0|q4_k|q5_k|q6_k]\n");
     return 2;
+}
+
+/* --quantize's type: q8_0 -> GGML_TYPE_Q8_0 (model.quantize's names); GGML_TYPE_F32 if none. */
+static GgmlType quant_type_named(const char *name) {
+    static const GgmlType types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_0, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K,
+                                     GGML_TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (strcasecmp(name, ggml_type_name(types[i])) == 0) return types[i];
+    return GGML_TYPE_F32;
 }
 
 int main(int argc, char **argv) {
@@ -286,6 +298,7 @@ int main(int argc, char **argv) {
     float dropout = 0.0f;
     bool long_too = false, bf16 = false, bf16_weights = false, checkpointing = false;
     const char *shape = "smollm-135m";
+    GgmlType quant = GGML_TYPE_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--long") == 0 || strcmp(a, "--gradient-checkpointing") == 0) {
@@ -316,6 +329,8 @@ int main(int argc, char **argv) {
             bf16_weights = strcmp(v, "bf16") == 0;
         else if (strcmp(a, "--rank") == 0)
             rank = atoi(v);
+        else if (strcmp(a, "--quantize") == 0 && (quant = quant_type_named(v)) != GGML_TYPE_F32)
+            continue;
         else
             return usage();
     }
@@ -361,7 +376,8 @@ int main(int argc, char **argv) {
     }
     Bench b = {0};
     int rc = 1;
-    b.model = model_load_dtype(dir, bf16_weights ? MODEL_BF16 : MODEL_F32, err, sizeof err);
+    b.model =
+        model_load_quantized(dir, bf16_weights ? MODEL_BF16 : MODEL_F32, quant, err, sizeof err);
     if (!b.model) {
         fprintf(stderr, "bench_train: %s\n", err);
         goto done;
@@ -387,11 +403,12 @@ int main(int argc, char **argv) {
            bf16 && !graph_matmul_native_bf16(b.graph)
                ? " -- this CPU has no native bf16: emulated, slower than f32"
                : "");
-    printf("bench_train: %zu base parameters (%s weights, %.0f MB), %zu LoRA parameters (r %d, "
-           "all modules)%s\n",
+    printf("bench_train: %zu base parameters (%s weights%s%s, %.0f MB), %zu LoRA parameters (r "
+           "%d, all modules)%s\n",
            model_param_count(b.model), bf16_weights ? "BF16" : "F32",
-           model_weight_bytes(b.model) / 1e6, n, rank,
-           checkpointing ? ", gradient checkpointing" : "");
+           quant != GGML_TYPE_F32 ? ", linears " : "",
+           quant != GGML_TYPE_F32 ? ggml_type_name(quant) : "", model_weight_bytes(b.model) / 1e6,
+           n, rank, checkpointing ? ", gradient checkpointing" : "");
     if (bench_shape(&b, batch, seq, steps) != 0) goto done;
     if (long_too && bench_shape(&b, 1, 512, steps) != 0) goto done;
     rc = 0;
