@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "tests/test_train_util.h"
 #include "tests/test_util.h"
 #include "trainer/model/export.h"
 #include "trainer/store/store.h"
@@ -66,15 +68,17 @@ static json_t *corpus(const char *shared, size_t n) {
     return texts;
 }
 
-/* dir's tokenizer written to a GGUF file by lorafit's exporter (vocab_size tokens). */
-static char *export_gguf(const char *dir, int vocab_size, const char *tmp) {
+/* dir's tokenizer written to a GGUF file by lorafit's exporter (vocab_size tokens), with
+ * tokenizer_config (NULL: dir's tokenizer_config.json). */
+static char *export_gguf(const char *dir, int vocab_size, const char *tokenizer_config,
+                         const char *tmp) {
     char path[4200];
     size_t len, cfg_len;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
     char *tok = test_read_file(path, &len);
     ck_assert_msg(tok != NULL, "%s", path);
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    char *cfg = test_read_file(path, &cfg_len);
+    char *cfg = tokenizer_config ? strdup(tokenizer_config) : test_read_file(path, &cfg_len);
     GgufWriter *w = gguf_writer_new();
     char err[1024], *out = malloc(4096);
     ck_assert_ptr_nonnull(w);
@@ -82,7 +86,8 @@ static char *export_gguf(const char *dir, int vocab_size, const char *tmp) {
     ck_assert_msg(gguf_vocab_from_json(w, tok, len, cfg, NULL, NULL, vocab_size, "tokenizer.json",
                                        &rep, err, sizeof err) == 0,
                   "%s", err);
-    snprintf(out, 4096, "%s/tokenizer.gguf", tmp);
+    static int serial;
+    snprintf(out, 4096, "%s/tokenizer%d.gguf", tmp, serial++);
     ck_assert_msg(gguf_writer_save(w, out, err, sizeof err) == 0, "%s", err);
     gguf_writer_free(w);
     free(tok);
@@ -143,18 +148,21 @@ static void check_same_specials(const Tokenizer *hf, const Tokenizer *gg) {
     const TokenizerSpecial *a = tokenizer_special(hf), *b = tokenizer_special(gg);
     ck_assert_int_eq(a->bos_id, b->bos_id);
     ck_assert_int_eq(a->eos_id, b->eos_id);
-    ck_assert_str_eq(a->bos_token, b->bos_token);
-    ck_assert_str_eq(a->eos_token, b->eos_token);
+    ck_assert_str_eq(a->bos_token ? a->bos_token : "(none)",
+                     b->bos_token ? b->bos_token : "(none)");
+    ck_assert_str_eq(a->eos_token ? a->eos_token : "(none)",
+                     b->eos_token ? b->eos_token : "(none)");
     ck_assert_int_eq(!a->chat_template, !b->chat_template);
     if (a->chat_template) ck_assert_str_eq(a->chat_template, b->chat_template);
 }
 
-/* The tokenizer in shared/sub, through tokenizer.json and through a GGUF of it. */
-static void round_trip(const char *sub, int vocab_size, size_t n_texts) {
-    TEST_NEED_SHARED(shared);
+/* The tokenizer in dir (shared/sub, or the repository's sub when repo), through tokenizer.json
+ * and through a GGUF of it. */
+static void round_trip_in(const char *shared, const char *sub, bool repo, int vocab_size,
+                          size_t n_texts) {
     char dir[4096], err[1024];
-    snprintf(dir, sizeof dir, "%s/%s", shared, sub);
-    char *tmp = test_tmpdir(), *gguf = export_gguf(dir, vocab_size, tmp);
+    snprintf(dir, sizeof dir, "%s/%s", repo ? "." : shared, sub);
+    char *tmp = test_tmpdir(), *gguf = export_gguf(dir, vocab_size, NULL, tmp);
     Tokenizer *hf = tokenizer_load(dir, err, sizeof err);
     ck_assert_msg(hf != NULL, "%s", err);
     Tokenizer *gg = train_tokenizer_load(gguf, err, sizeof err);
@@ -168,6 +176,11 @@ static void round_trip(const char *sub, int vocab_size, size_t n_texts) {
     test_rmtree(tmp);
     free(tmp);
     free(gguf);
+}
+
+static void round_trip(const char *sub, int vocab_size, size_t n_texts) {
+    TEST_NEED_SHARED(shared);
+    round_trip_in(shared, sub, false, vocab_size, n_texts);
 }
 
 START_TEST(test_llama_spm_stories260k_same_ids) {
@@ -185,6 +198,224 @@ START_TEST(test_gpt2_llama_bpe_llama3_same_ids_and_template) {
 }
 END_TEST
 
+START_TEST(test_gpt2_qwen2_nfc_fixture_same_ids) {
+    TEST_NEED_SHARED(shared); /* the corpus */
+    round_trip_in(shared, "tests/data/train/qwen3-untied/model", true, 320, 200);
+}
+END_TEST
+
+/* `lorafit CMD` with stdin from in; its stdout (exit code checked). */
+static char *run_stdout(const char *tmp, const char *cmd_args, const char *in, int want_rc) {
+    char cmd[16384], out[4200];
+    snprintf(out, sizeof out, "%s/stdout.txt", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' %s < '%s'", test_lorafit_bin(), cmd_args, in);
+    int rc = test_run(cmd, out);
+    char *text = test_read_file(out, NULL);
+    ck_assert_msg(rc == want_rc, "%s: exit %d\n%s", cmd, rc, text ? text : "");
+    return text;
+}
+
+START_TEST(test_tokenize_command_reads_a_gguf) {
+    TEST_NEED_SHARED(shared);
+    char *tmp = test_tmpdir(), dir[4096], args[9000];
+    snprintf(dir, sizeof dir, "%s/tokenizers/llama3", shared);
+    char *gguf = export_gguf(dir, 128256, NULL, tmp);
+    char *in = tt_write_text(tmp, "in.jsonl",
+                             "{\"text\": \"Hello world <|eot_id|> 12345\"}\n"
+                             "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, "
+                             "{\"role\": \"user\", \"content\": \"Hi  there\\n\"}], "
+                             "\"add_generation_prompt\": true}\n");
+    snprintf(args, sizeof args, "tokenize '%s'", dir);
+    char *want = run_stdout(tmp, args, in, 0);
+    snprintf(args, sizeof args, "tokenize '%s'", gguf);
+    char *got = run_stdout(tmp, args, in, 0);
+    ck_assert_str_eq(got, want);
+    ck_assert_msg(strstr(got, "<|start_header_id|>system") != NULL, "%s", got);
+    free(got);
+    free(want);
+    /* a file that is no GGUF is refused naming it */
+    char *junk = tt_write_text(tmp, "junk.gguf", "not a gguf");
+    snprintf(args, sizeof args, "tokenize '%s'", junk);
+    got = run_stdout(tmp, args, in, 2);
+    ck_assert_msg(strstr(got, "junk.gguf") && strstr(got, "not a GGUF file"), "%s", got);
+    free(got);
+    free(junk);
+    free(in);
+    free(gguf);
+    test_rmtree(tmp);
+    free(tmp);
+}
+END_TEST
+
+/* A chat dataset prepared with data.tokenizer = a GGUF file gives the rows it gives with the
+ * directory the GGUF was made from; its chat template is the GGUF's tokenizer.chat_template. */
+START_TEST(test_prepare_chat_with_a_gguf_tokenizer) {
+    TEST_NEED_SHARED(shared);
+    char *tmp = test_tmpdir(), dir[4096], args[16384], path[4300];
+    snprintf(dir, sizeof dir, "%s/models/stories260K", shared);
+    const char *tcfg = "{\"bos_token\": \"<s>\", \"eos_token\": \"</s>\", \"add_bos_token\": true, "
+                       "\"chat_template\": \"{{ bos_token }}{% for m in messages %}[{{ m.role }}]"
+                       " {{ m.content }}{{ eos_token }}{% endfor %}\"}";
+    char *gguf = export_gguf(dir, 512, tcfg, tmp);
+    char *plain = export_gguf(dir, 512, "{}", tmp); /* no chat template */
+    /* the same tokenizer as a directory */
+    snprintf(path, sizeof path, "%s/tokdir", tmp);
+    ck_assert_int_eq(mkdir(path, 0755), 0);
+    size_t len;
+    snprintf(args, sizeof args, "%s/tokenizer.json", dir);
+    char *tok = test_read_file(args, &len);
+    ck_assert_ptr_nonnull(tok);
+    snprintf(args, sizeof args, "%s/tokenizer.json", path);
+    test_write_file(args, tok, len);
+    snprintf(args, sizeof args, "%s/tokenizer_config.json", path);
+    test_write_file(args, tcfg, strlen(tcfg));
+    free(tok);
+    char *chat = tt_write_text(
+        tmp, "c.jsonl",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Once upon a time, there was a "
+        "cat.\"}, {\"role\": \"assistant\", \"content\": \"The cat  was happy!  \"}]}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"Tell me about Lily.\"}, "
+        "{\"role\": \"assistant\", \"content\": \"Lily liked to play in the park with Tom.\"}]}\n");
+    char cfg_text[8192];
+    snprintf(cfg_text, sizeof cfg_text,
+             "model: {path: %s}\ndata: {train: %s, format: chat}\noutput: {dir: %s/out}\n", dir,
+             chat, tmp);
+    char *cfg = tt_write_text(tmp, "p.yaml", cfg_text);
+    const char *tokenizers[2] = {path, gguf};
+    char *rows[2];
+    for (int i = 0; i < 2; i++) {
+        snprintf(args, sizeof args, "prepare '%s' --out '%s/rows%d.jsonl' --set data.tokenizer=%s",
+                 cfg, tmp, i, tokenizers[i]);
+        tt_expect(tmp, args, 0, "\"format\": \"chat\"");
+        char rp[4400];
+        snprintf(rp, sizeof rp, "%s/rows%d.jsonl", tmp, i);
+        rows[i] = test_read_file(rp, NULL);
+        ck_assert_ptr_nonnull(rows[i]);
+    }
+    ck_assert_str_eq(rows[1], rows[0]);
+    ck_assert_msg(strlen(rows[0]) > 200, "%s", rows[0]);
+    free(rows[0]);
+    free(rows[1]);
+    snprintf(args, sizeof args, "prepare '%s' --out '%s/none.jsonl' --set data.tokenizer=%s", cfg,
+             tmp, plain);
+    tt_expect(tmp, args, 2, "no tokenizer.chat_template in the GGUF file");
+    free(cfg);
+    free(chat);
+    free(plain);
+    free(gguf);
+    test_rmtree(tmp);
+    free(tmp);
+}
+END_TEST
+
+/* ---- refusals: hand-made tokenizer metadata ---- */
+
+typedef struct Tiny {
+    const char *model, *pre; /* NULL: no key */
+    bool no_tokens, tokens_as_ints, short_scores;
+    const char *bad_merge; /* replaces the second merge */
+} Tiny;
+
+/* A tiny gpt2 tokenizer ("a", "b", "c", "ab", "abc", "Ġ", "Ġab", "<|end|>") with the keys
+ * Tiny says; its path. */
+static char *tiny_gguf(const char *tmp, const char *name, Tiny t) {
+    static const char *const tokens[] = {"a",
+                                         "b",
+                                         "c",
+                                         "ab",
+                                         "abc",
+                                         "\xc4\xa0",
+                                         "\xc4\xa0"
+                                         "ab",
+                                         "<|end|>"};
+    static const int32_t types[] = {1, 1, 1, 1, 1, 1, 1, 3};
+    const char *merges[] = {"a b", t.bad_merge ? t.bad_merge : "ab c", "\xc4\xa0 ab"};
+    float scores[8] = {0};
+    char err[512], *path = malloc(4200);
+    GgufWriter *w = gguf_writer_new();
+    ck_assert_ptr_nonnull(w);
+    int rc = 0;
+    if (t.model) rc |= gguf_set_str(w, "tokenizer.ggml.model", t.model, err, sizeof err);
+    if (t.pre) rc |= gguf_set_str(w, "tokenizer.ggml.pre", t.pre, err, sizeof err);
+    if (t.tokens_as_ints)
+        rc |= gguf_set_arr_i32(w, "tokenizer.ggml.tokens", types, 8, err, sizeof err);
+    else if (!t.no_tokens)
+        rc |= gguf_set_arr_str(w, "tokenizer.ggml.tokens", tokens, NULL, 8, err, sizeof err);
+    rc |= gguf_set_arr_i32(w, "tokenizer.ggml.token_type", types, 8, err, sizeof err);
+    if (t.short_scores)
+        rc |= gguf_set_arr_f32(w, "tokenizer.ggml.scores", scores, 3, err, sizeof err);
+    rc |= gguf_set_arr_str(w, "tokenizer.ggml.merges", merges, NULL, 3, err, sizeof err);
+    rc |= gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 7, err, sizeof err);
+    snprintf(path, 4200, "%s/%s.gguf", tmp, name);
+    ck_assert_msg(rc == 0 && gguf_writer_save(w, path, err, sizeof err) == 0, "%s", err);
+    gguf_writer_free(w);
+    return path;
+}
+
+/* train_tokenizer_load refuses the file with a message holding each needle (NULL-ended). */
+static void expect_refusal(const char *tmp, const char *name, Tiny t, const char *needle1,
+                           const char *needle2) {
+    char *path = tiny_gguf(tmp, name, t), err[1024];
+    Tokenizer *tok = train_tokenizer_load(path, err, sizeof err);
+    ck_assert_msg(tok == NULL, "%s: loaded", name);
+    ck_assert_msg(strstr(err, path) != NULL, "%s: the message does not name the file: %s", name,
+                  err);
+    ck_assert_msg(strstr(err, needle1) != NULL, "%s: %s", name, err);
+    ck_assert_msg(!needle2 || strstr(err, needle2) != NULL, "%s: %s", name, err);
+    free(path);
+}
+
+START_TEST(test_tiny_gpt2_tokenizer_and_refusals) {
+    char *tmp = test_tmpdir(), err[1024];
+    /* the good one: BPE merges, the GPT-2 split, a control token cut out of the text */
+    char *path = tiny_gguf(tmp, "good", (Tiny){.model = "gpt2", .pre = "gpt-2"});
+    Tokenizer *tok = train_tokenizer_load(path, err, sizeof err);
+    ck_assert_msg(tok != NULL, "%s", err);
+    TokenizerScratch *sc = tokenizer_scratch_new();
+    TokenizerIds ids = {0};
+    const char *text = "abc ab<|end|>cab";
+    ck_assert_int_eq(tokenizer_encode(tok, sc, text, strlen(text), true, &ids, err, sizeof err), 0);
+    const int32_t want[] = {4, 6, 7, 2, 3};
+    ck_assert_uint_eq(ids.n, 5);
+    ck_assert_mem_eq(ids.ids, want, sizeof want);
+    ck_assert_int_eq(tokenizer_special(tok)->eos_id, 7);
+    ck_assert_int_eq(tokenizer_token_flags(tok, 7) & TOKENIZER_TOKEN_SPECIAL,
+                     TOKENIZER_TOKEN_SPECIAL);
+    char *decoded;
+    size_t len;
+    ck_assert_int_eq(tokenizer_decode(tok, ids.ids, ids.n, false, &decoded, &len, err, sizeof err),
+                     0);
+    ck_assert_str_eq(decoded, text);
+    free(decoded);
+    tokenizer_ids_free(&ids);
+    tokenizer_scratch_free(sc);
+    tokenizer_free(tok);
+    free(path);
+    expect_refusal(tmp, "bert", (Tiny){.model = "bert", .pre = "gpt-2"},
+                   "tokenizer.ggml.model 'bert' is not a tokenizer lorafit can build", NULL);
+    expect_refusal(tmp, "pre", (Tiny){.model = "gpt2", .pre = "mystery-7b"},
+                   "tokenizer.ggml.pre 'mystery-7b' is a pre-tokenizer lorafit does not know",
+                   "llama-bpe");
+    expect_refusal(tmp, "notokens", (Tiny){.model = "gpt2", .pre = "gpt-2", .no_tokens = true},
+                   "no tokenizer.ggml.tokens", NULL);
+    expect_refusal(tmp, "inttokens",
+                   (Tiny){.model = "gpt2", .pre = "gpt-2", .tokens_as_ints = true},
+                   "tokenizer.ggml.tokens must be an array of strings", NULL);
+    expect_refusal(tmp, "scores", (Tiny){.model = "llama", .short_scores = true},
+                   "tokenizer.ggml.scores has 3 values for 8 tokens", NULL);
+    expect_refusal(tmp, "merge", (Tiny){.model = "gpt2", .pre = "gpt-2", .bad_merge = "ab z"},
+                   "tokenizer.ggml.merges[1] 'ab z' names 'z', which is not in "
+                   "tokenizer.ggml.tokens",
+                   NULL);
+    expect_refusal(tmp, "join", (Tiny){.model = "gpt2", .pre = "gpt-2", .bad_merge = "b a"},
+                   "tokenizer.ggml.merges[1] 'b a'", "joined are not a token");
+    expect_refusal(tmp, "nomodel", (Tiny){.pre = "gpt-2"}, "no tokenizer.ggml.model",
+                   "carries no tokenizer");
+    test_rmtree(tmp);
+    free(tmp);
+}
+END_TEST
+
 Suite *gguf_tokenizer_suite(void) {
     Suite *s = suite_create("gguf_tokenizer");
     TCase *tc = tcase_create("core");
@@ -192,6 +423,10 @@ Suite *gguf_tokenizer_suite(void) {
     tcase_add_test(tc, test_llama_spm_stories260k_same_ids);
     tcase_add_test(tc, test_llama_spm_mistral_same_ids);
     tcase_add_test(tc, test_gpt2_llama_bpe_llama3_same_ids_and_template);
+    tcase_add_test(tc, test_gpt2_qwen2_nfc_fixture_same_ids);
+    tcase_add_test(tc, test_tokenize_command_reads_a_gguf);
+    tcase_add_test(tc, test_prepare_chat_with_a_gguf_tokenizer);
+    tcase_add_test(tc, test_tiny_gpt2_tokenizer_and_refusals);
     suite_add_tcase(s, tc);
     return s;
 }
