@@ -204,6 +204,42 @@ START_TEST(test_gpt2_qwen2_nfc_fixture_same_ids) {
 }
 END_TEST
 
+/* Texts SentencePiece's remove_extra_whitespaces leaves alone (no run of spaces, none at either
+ * end of the text or of a piece between special tokens: no "<s>"), of texts. */
+static json_t *without_space_runs(json_t *texts) {
+    json_t *kept = json_array();
+    for (size_t i = 0; i < json_array_size(texts); i++) {
+        const char *s = json_string_value(json_array_get(texts, i));
+        size_t n = strlen(s);
+        if (!strstr(s, "  ") && !(n && (s[0] == ' ' || s[n - 1] == ' ')) && !strstr(s, "<s>"))
+            json_array_append(kept, json_array_get(texts, i));
+    }
+    return kept;
+}
+
+/* stories260K's tokenizer as llama.cpp's gguf-py writes it from tokenizer.model, the scores and
+ * types SentencePiece's own (tests/reference/make_gguf_vocab.py): tokenizer.json's ids wherever
+ * the file can say what tokenizer.json does (it has no remove_extra_whitespaces key, so runs
+ * of spaces stay, as in llama.cpp). */
+START_TEST(test_llama_spm_written_by_gguf_py_same_ids) {
+    TEST_NEED_SHARED(shared);
+    char dir[4096], err[1024];
+    snprintf(dir, sizeof dir, "%s/models/stories260K", shared);
+    Tokenizer *hf = tokenizer_load(dir, err, sizeof err);
+    ck_assert_msg(hf != NULL, "%s", err);
+    Tokenizer *gg =
+        train_tokenizer_load("tests/data/tokenizer/stories260K_gguf_py.gguf", err, sizeof err);
+    ck_assert_msg(gg != NULL, "%s", err);
+    check_same_specials(hf, gg);
+    json_t *all = corpus(shared, 400), *texts = without_space_runs(all);
+    ck_assert_uint_ge(compare(hf, gg, texts), 300);
+    json_decref(all);
+    json_decref(texts);
+    tokenizer_free(hf);
+    tokenizer_free(gg);
+}
+END_TEST
+
 /* `lorafit CMD` with stdin from in; its stdout (exit code checked). */
 static char *run_stdout(const char *tmp, const char *cmd_args, const char *in, int want_rc) {
     char cmd[16384], out[4200];
@@ -422,6 +458,7 @@ Suite *gguf_tokenizer_suite(void) {
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_llama_spm_stories260k_same_ids);
     tcase_add_test(tc, test_llama_spm_mistral_same_ids);
+    tcase_add_test(tc, test_llama_spm_written_by_gguf_py_same_ids);
     tcase_add_test(tc, test_gpt2_llama_bpe_llama3_same_ids_and_template);
     tcase_add_test(tc, test_gpt2_qwen2_nfc_fixture_same_ids);
     tcase_add_test(tc, test_tokenize_command_reads_a_gguf);
