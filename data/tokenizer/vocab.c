@@ -74,7 +74,7 @@ static int spm_merges(Bpe *bpe, const TokenizerVocabSpec *s, char *err, size_t e
             m[n++] = (SpmMerge){score, (int32_t)p, l, r};
         }
     }
-    if (rc == 0) qsort(m, n, sizeof *m, spm_order);
+    if (rc == 0 && n) qsort(m, n, sizeof *m, spm_order);
     for (size_t i = 0; i < n && rc == 0; i++) {
         const TokenizerStr *l = &s->tokens[m[i].left], *r = &s->tokens[m[i].right];
         rc = bpe_add_merge(bpe, l->s, l->len, r->s, r->len, err, errlen);
@@ -264,13 +264,17 @@ static int build(Tokenizer *t, const TokenizerVocabSpec *s, char *err, size_t er
     Bpe *bpe = &t->bpe;
     bpe->byte_fallback = bpe->fuse_unk = spm;
     bpe->ignore_merges = dflt.ignore_merges;
+    if (add_vocab(bpe, s, err, errlen)) return -1;
+    /* the unknown piece stands for what byte fallback cannot spell, when it is a token */
     int32_t unk = valid_id(s, s->unk_id);
     for (size_t i = 0; unk < 0 && spm && i < s->n_tokens; i++)
         if (type_of(s, i) == TOKENIZER_TYPE_UNKNOWN) unk = (int32_t)i;
-    if (spm && unk >= 0 && !(bpe->unk_token = tok_strndup(s->tokens[unk].s, s->tokens[unk].len)))
+    const TokenizerStr *u = unk >= 0 ? &s->tokens[unk] : NULL;
+    if (spm && u && u->len && !memchr(u->s, 0, u->len) &&
+        strmap_get(&bpe->vocab, u->s, (uint32_t)u->len) >= 0 &&
+        !(bpe->unk_token = tok_strndup(u->s, u->len)))
         return OOM();
-    if (add_vocab(bpe, s, err, errlen) ||
-        (spm ? spm_merges(bpe, s, err, errlen) : gpt2_merges(bpe, s, err, errlen)) ||
+    if ((spm ? spm_merges(bpe, s, err, errlen) : gpt2_merges(bpe, s, err, errlen)) ||
         bpe_finish(bpe, err, errlen) || added_tokens(t, s, err, errlen))
         return -1;
     bool add_bos = s->add_bos >= 0 ? s->add_bos : dflt.add_bos, add_eos = s->add_eos == 1;
