@@ -427,6 +427,26 @@ START_TEST(test_tiny_gpt2_tokenizer_and_refusals) {
     tokenizer_scratch_free(sc);
     tokenizer_free(tok);
     free(path);
+    /* every pre-tokenizer name lorafit knows builds (its regexes compile) and encodes */
+    char names[1024];
+    snprintf(names, sizeof names, "%s", tokenizer_pre_names());
+    int n_names = 0;
+    for (char *save = NULL, *name = strtok_r(names, ", ", &save); name;
+         name = strtok_r(NULL, ", ", &save), n_names++) {
+        path = tiny_gguf(tmp, "pre", (Tiny){.model = "gpt2", .pre = name});
+        tok = train_tokenizer_load(path, err, sizeof err);
+        ck_assert_msg(tok != NULL, "%s: %s", name, err);
+        sc = tokenizer_scratch_new();
+        ck_assert_msg(tokenizer_encode(tok, sc, text, strlen(text), true, &ids, err, sizeof err) ==
+                          0,
+                      "%s: %s", name, err);
+        ck_assert_msg(ids.n >= 5 && ids.ids[ids.n - 3] == 7, "%s: %zu ids", name, ids.n);
+        tokenizer_ids_free(&ids);
+        tokenizer_scratch_free(sc);
+        tokenizer_free(tok);
+        free(path);
+    }
+    ck_assert_int_ge(n_names, 20);
     expect_refusal(tmp, "bert", (Tiny){.model = "bert", .pre = "gpt-2"},
                    "tokenizer.ggml.model 'bert' is not a tokenizer lorafit can build", NULL);
     expect_refusal(tmp, "pre", (Tiny){.model = "gpt2", .pre = "mystery-7b"},

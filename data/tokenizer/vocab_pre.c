@@ -25,6 +25,12 @@
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|"   \
     "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|"   \
     "\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
+#define RE_GPT4O                                                                                   \
+    "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+"    \
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"    \
+    "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| "                    \
+    "?[^\\s\\p{L}\\p{N}]+"                                                                         \
+    "[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"
 #define RE_GPT2_NO_FALLBACK                                                                        \
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)"
 
@@ -45,6 +51,7 @@ static const PreDef PRES[] = {
     {"qwen2 deepseek-r1-qwen", SPLITS, {RE_QWEN2}, true, false, false},
     {"qwen35", SPLITS, {RE_QWEN35}, true, false, false},
     {"tekken", SPLITS, {RE_TEKKEN}, false, true, true},
+    {"gpt-4o llama4", SPLITS, {RE_GPT4O}, false, false, false},
     {"smollm starcoder refact codeshell", DIGITS_GPT2, {0}, false, false, false},
     {"gpt-2 phi-2 olmo mpt", GPT2, {0}, false, false, false},
     {"default",
@@ -57,7 +64,8 @@ static const PreDef PRES[] = {
 
 const char *tokenizer_pre_names(void) {
     return "llama3, llama-v3, llama-bpe, falcon3, pixtral, dbrx, smaug-bpe, qwen2, "
-           "deepseek-r1-qwen, qwen35, tekken, smollm, starcoder, refact, codeshell, gpt-2, "
+           "deepseek-r1-qwen, qwen35, tekken, gpt-4o, llama4, smollm, starcoder, refact, "
+           "codeshell, gpt-2, "
            "phi-2, olmo, mpt, default";
 }
 
