@@ -70,8 +70,17 @@ static json_t *corpus(const char *shared, size_t n) {
 
 /* dir's tokenizer written to a GGUF file by lorafit's exporter (vocab_size tokens), with
  * tokenizer_config (NULL: dir's tokenizer_config.json). */
+static char *export_gguf_as(const char *dir, int vocab_size, const char *tokenizer_config,
+                            const char *tmp, bool header);
 static char *export_gguf(const char *dir, int vocab_size, const char *tokenizer_config,
                          const char *tmp) {
+    return export_gguf_as(dir, vocab_size, tokenizer_config, tmp, false);
+}
+
+/* With header, the file also has a llama architecture's header keys (no tensors), enough
+ * for llama.cpp to load its vocabulary. */
+static char *export_gguf_as(const char *dir, int vocab_size, const char *tokenizer_config,
+                            const char *tmp, bool header) {
     char path[4200];
     size_t len, cfg_len;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -87,6 +96,18 @@ static char *export_gguf(const char *dir, int vocab_size, const char *tokenizer_
                                        &rep, err, sizeof err) == 0,
                   "%s", err);
     static int serial;
+    static const char *const keys[] = {
+        "llama.context_length",      "llama.embedding_length",     "llama.block_count",
+        "llama.feed_forward_length", "llama.attention.head_count", "llama.attention.head_count_kv",
+        "llama.rope.dimension_count"};
+    static const uint32_t values[] = {2048, 64, 1, 128, 4, 4, 16};
+    for (size_t k = 0; header && k < sizeof keys / sizeof *keys; k++)
+        ck_assert_int_eq(gguf_set_u32(w, keys[k], values[k], err, sizeof err), 0);
+    if (header) {
+        ck_assert_int_eq(gguf_set_str(w, "general.architecture", "llama", err, sizeof err), 0);
+        ck_assert_int_eq(
+            gguf_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f, err, sizeof err), 0);
+    }
     snprintf(out, 4096, "%s/tokenizer%d.gguf", tmp, serial++);
     ck_assert_msg(gguf_writer_save(w, out, err, sizeof err) == 0, "%s", err);
     gguf_writer_free(w);
@@ -237,6 +258,128 @@ START_TEST(test_llama_spm_written_by_gguf_py_same_ids) {
     json_decref(texts);
     tokenizer_free(hf);
     tokenizer_free(gg);
+}
+END_TEST
+
+/* ---- against llama.cpp's own tokenizer on the same file ---- */
+
+/* The node-llama-cpp install, or NULL (with why) when llama.cpp cannot run here. */
+static const char *llamacpp_dir(char *buf, size_t len, const char **why) {
+    const char *root = getenv("LORAFIT_ROOT"), *env = getenv("LLAMACPP_DIR");
+    snprintf(buf, len, "%s%s", env ? env : root ? root : ".", env ? "" : "/build/llamacpp");
+    char probe[4300];
+    snprintf(probe, sizeof probe, "%s/node_modules/node-llama-cpp/dist/index.js", buf);
+    struct stat st;
+    if (stat(probe, &st) != 0) {
+        *why = "node-llama-cpp 3.21.1 is not installed in LLAMACPP_DIR (default build/llamacpp)";
+        return NULL;
+    }
+    FILE *p = popen(
+        "node -e 'process.stdout.write(process.versions.node.split(\".\")[0])' 2>/dev/null", "r");
+    int major = 0;
+    if (!p || fscanf(p, "%d", &major) != 1) major = 0;
+    if (p) pclose(p);
+    if (major < 20) {
+        *why = "node >= 20 is not available";
+        return NULL;
+    }
+    return buf;
+}
+
+/* Texts llama.cpp tokenizes as transformers does for this tokenizer: it skips Qwen's NFC
+ * (no text that NFC changes: the combining accent) and remove_extra_whitespaces. */
+static json_t *llamacpp_comparable(json_t *texts, bool nfc, bool squeeze) {
+    json_t *kept = squeeze ? without_space_runs(texts) : json_deep_copy(texts), *out = json_array();
+    for (size_t i = 0; i < json_array_size(kept); i++) {
+        const char *s = json_string_value(json_array_get(kept, i));
+        if (!(nfc && strstr(s, "\xcc\x81"))) json_array_append(out, json_array_get(kept, i));
+    }
+    json_decref(kept);
+    return out;
+}
+
+/* lorafit's tokenizer of the GGUF (no special tokens added) gives llama.cpp's ids. */
+static void same_as_llamacpp(const char *ldir, const char *tmp, const char *gguf, json_t *texts) {
+    char path[4300], cmd[16384], err[512];
+    snprintf(path, sizeof path, "%s/texts.json", tmp);
+    ck_assert_int_eq(json_dump_file(texts, path, 0), 0);
+    char root[4096];
+    ck_assert_ptr_nonnull(realpath(".", root));
+    snprintf(cmd, sizeof cmd, "LLAMACPP_DIR='%s' node '%s/tools/llamacpp_tokenize.mjs' '%s' '%s'",
+             ldir, root, gguf, path);
+    snprintf(path, sizeof path, "%s/llamacpp.json", tmp);
+    ck_assert_msg(test_run(cmd, path) == 0, "%s", cmd);
+    char *text = test_read_file(path, NULL);
+    const char *json = text ? strstr(text, "[[") : NULL; /* after llama.cpp's log lines */
+    json_t *want = json ? json_loads(json, 0, NULL) : NULL;
+    ck_assert_msg(json_array_size(want) == json_array_size(texts), "%s", text ? text : "");
+    Tokenizer *tok = train_tokenizer_load(gguf, err, sizeof err);
+    ck_assert_msg(tok != NULL, "%s", err);
+    TokenizerScratch *sc = tokenizer_scratch_new();
+    int bad = 0;
+    for (size_t i = 0; i < json_array_size(texts); i++) {
+        const char *s = json_string_value(json_array_get(texts, i));
+        TokenizerIds got = {0}, w = {0};
+        ck_assert_int_eq(tokenizer_encode(tok, sc, s, strlen(s), false, &got, err, sizeof err), 0);
+        json_t *wi = json_array_get(want, i);
+        for (size_t k = 0; k < json_array_size(wi); k++) {
+            if (w.n == w.cap) {
+                w.cap = w.cap ? 2 * w.cap : 64;
+                w.ids = realloc(w.ids, w.cap * sizeof *w.ids);
+            }
+            w.ids[w.n++] = (int32_t)json_integer_value(json_array_get(wi, k));
+        }
+        bool same = got.n == w.n && (!w.n || !memcmp(got.ids, w.ids, w.n * sizeof *w.ids));
+        if (!same && bad++ < 5) {
+            size_t k = 0;
+            while (k < got.n && k < w.n && got.ids[k] == w.ids[k]) k++;
+            fprintf(stderr, "text %zu \"%.100s\":\n", i, s);
+            show_ids("llama.cpp", &w, k);
+            show_ids("lorafit  ", &got, k);
+        }
+        tokenizer_ids_free(&got);
+        tokenizer_ids_free(&w);
+    }
+    ck_assert_msg(bad == 0, "%s: %d of %zu texts tokenize differently in llama.cpp (above)", gguf,
+                  bad, json_array_size(texts));
+    tokenizer_scratch_free(sc);
+    tokenizer_free(tok);
+    json_decref(want);
+    free(text);
+}
+
+START_TEST(test_same_ids_as_llamacpp) {
+    TEST_NEED_SHARED(shared);
+    char buf[4096], dir[4200];
+    const char *why = NULL, *ldir = llamacpp_dir(buf, sizeof buf, &why);
+    if (!ldir) {
+        test_skip(__func__, why);
+        return;
+    }
+    static const struct {
+        const char *sub;
+        bool repo;
+        int vocab;
+        bool nfc, squeeze;
+    } cases[] = {
+        {"tokenizers/llama3", false, 128256, false, false},
+        {"tokenizers/mistral-v0.1", false, 32000, false, false},
+        {"models/stories260K", false, 512, false, true},
+        {"tests/data/train/qwen3-untied/model", true, 320, true, false},
+    };
+    json_t *all = corpus(shared, 300);
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        char *tmp = test_tmpdir();
+        snprintf(dir, sizeof dir, "%s/%s", cases[c].repo ? "." : shared, cases[c].sub);
+        char *gguf = export_gguf_as(dir, cases[c].vocab, NULL, tmp, true);
+        json_t *texts = llamacpp_comparable(all, cases[c].nfc, cases[c].squeeze);
+        same_as_llamacpp(ldir, tmp, gguf, texts);
+        json_decref(texts);
+        free(gguf);
+        test_rmtree(tmp);
+        free(tmp);
+    }
+    json_decref(all);
 }
 END_TEST
 
@@ -484,6 +627,7 @@ Suite *gguf_tokenizer_suite(void) {
     tcase_add_test(tc, test_tokenize_command_reads_a_gguf);
     tcase_add_test(tc, test_prepare_chat_with_a_gguf_tokenizer);
     tcase_add_test(tc, test_tiny_gpt2_tokenizer_and_refusals);
+    tcase_add_test(tc, test_same_ids_as_llamacpp);
     suite_add_tcase(s, tc);
     return s;
 }
