@@ -23,8 +23,8 @@ static const char *str_value(const GgufFile *f, const char *key, size_t *len) {
     return gguf_kv_str(gguf_find_kv(f, key), &s, len) ? s : NULL;
 }
 
-/* An array of n elements of the kind `want` ("strings", "numbers"), or NULL with err (absent
- * arrays are NULL without err unless required). */
+/* key's array of strings (or of numbers), of n elements when n > 0; NULL with err when it is
+ * of another type or length, or absent and required (absent and optional: NULL, err empty). */
 static const GgufKv *array_of(const GgufFile *f, const char *key, bool strings, uint64_t n,
                               bool required, char *err, size_t errlen) {
     const GgufKv *kv = gguf_find_kv(f, key);
