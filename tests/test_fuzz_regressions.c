@@ -60,6 +60,9 @@
 #define LLVMFuzzerTestOneInput fuzz_one_preference_records
 #include "tests/fuzz/fuzz_preference_records.c"
 #undef LLVMFuzzerTestOneInput
+#define LLVMFuzzerTestOneInput fuzz_one_gguf_tokenizer
+#include "tests/fuzz/fuzz_gguf_tokenizer.c"
+#undef LLVMFuzzerTestOneInput
 
 typedef int (*FuzzOne)(const uint8_t *data, size_t size);
 
@@ -112,6 +115,7 @@ REPLAY_TEST(peft_config, 3)
 REPLAY_TEST(tokenizer_config, 3)
 REPLAY_TEST(gguf_read, 3)
 REPLAY_TEST(preference_records, 4)
+REPLAY_TEST(gguf_tokenizer, 3)
 
 Suite *fuzz_regressions_suite(void) {
     Suite *s = suite_create("fuzz_regressions");
@@ -132,6 +136,7 @@ Suite *fuzz_regressions_suite(void) {
     tcase_add_test(tc, test_fuzz_inputs_tokenizer_config_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_gguf_read_do_not_crash);
     tcase_add_test(tc, test_fuzz_inputs_preference_records_do_not_crash);
+    tcase_add_test(tc, test_fuzz_inputs_gguf_tokenizer_do_not_crash);
     suite_add_tcase(s, tc);
     return s;
 }

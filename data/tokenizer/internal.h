@@ -336,6 +336,19 @@ struct Tokenizer {
     size_t n_templates;
 };
 
+/* load.c: an empty tokenizer (no model, special ids -1), and the derived fields (vocab_size,
+ * info, split_regexes) once its parts are in. */
+Tokenizer *tokenizer_alloc(char *err, size_t errlen);
+void tokenizer_finish(Tokenizer *t);
+
+/* vocab_pre.c: a gpt2 tokenizer's normalizer, pre-tokenizer and decoder for llama.cpp's
+ * pre-tokenizer name, and the defaults that name implies. */
+typedef struct VocabDefaults {
+    bool ignore_merges, add_bos;
+} VocabDefaults;
+int vocab_gpt2_pipeline(Tokenizer *t, const char *pre, const char *where, VocabDefaults *out,
+                        char *err, size_t errlen);
+
 /* load_parts.c: the components of tokenizer.json (jansson values). */
 struct json_t;
 /* o[key] as a bool: dflt when absent or null; -1 with err ("WHERE.KEY must be true or false")

@@ -213,7 +213,6 @@ static int load_root(Tokenizer *t, json_t *root, char *err, size_t errlen) {
         t->pretok = calloc(1, sizeof *t->pretok);
         if (!t->pretok) return tok_err(err, errlen, "out of memory"), -1;
         if (load_pretokenizer(t, j, "pre_tokenizer", t->pretok, err, errlen)) return -1;
-        collect_split_regexes(t, t->pretok);
     }
     j = json_object_get(root, "post_processor");
     if (j && !json_is_null(j) && load_post(t, j, "post_processor", err, errlen)) return -1;
@@ -223,6 +222,12 @@ static int load_root(Tokenizer *t, json_t *root, char *err, size_t errlen) {
         if (!t->decoder) return tok_err(err, errlen, "out of memory"), -1;
         if (load_decoder(t, j, "decoder", t->decoder, err, errlen)) return -1;
     }
+    tokenizer_finish(t);
+    return 0;
+}
+
+void tokenizer_finish(Tokenizer *t) {
+    if (t->pretok) collect_split_regexes(t, t->pretok);
     t->vocab_size = t->bpe.n_ids > t->added.n_ids ? t->bpe.n_ids : t->added.n_ids;
     TokenizerModelInfo *info = &t->info;
     info->kind = "BPE";
@@ -238,14 +243,12 @@ static int load_root(Tokenizer *t, json_t *root, char *err, size_t errlen) {
         info->metaspace = info->add_prefix_space = true;
     info->n_merges = t->bpe.n_merges;
     info->n_split_regexes = t->n_split_regexes;
-    return 0;
 }
 
 /* A Tokenizer from tokenizer.json's parsed root (consumed). NULL with err. */
-static Tokenizer *from_root(json_t *root, char *err, size_t errlen) {
+Tokenizer *tokenizer_alloc(char *err, size_t errlen) {
     Tokenizer *t = calloc(1, sizeof *t);
     if (!t) {
-        json_decref(root);
         tok_err(err, errlen, "out of memory");
         return NULL;
     }
@@ -254,6 +257,15 @@ static Tokenizer *from_root(json_t *root, char *err, size_t errlen) {
     t->special.bos_id = t->special.eos_id = t->special.pad_id = t->special.unk_id = -1;
     t->special.add_bos_token = t->special.add_eos_token = -1;
     t->special.model_max_length = -1;
+    return t;
+}
+
+static Tokenizer *from_root(json_t *root, char *err, size_t errlen) {
+    Tokenizer *t = tokenizer_alloc(err, errlen);
+    if (!t) {
+        json_decref(root);
+        return NULL;
+    }
     int rc = load_root(t, root, err, errlen);
     json_decref(root);
     if (rc) {

@@ -51,6 +51,55 @@ void tokenizer_ids_free(TokenizerIds *ids);
 Tokenizer *tokenizer_load(const char *dir, char *err, size_t errlen);
 /* From the text of a tokenizer.json alone (no config files). */
 Tokenizer *tokenizer_load_json(const char *json_text, size_t len, char *err, size_t errlen);
+
+/* A tokenizer described by plain arrays: what a llama.cpp GGUF file stores as tokenizer.ggml.*
+ * (vocab.c). It is built as the tokenizer.json Hugging Face's converters make from the same
+ * model, so it gives that tokenizer's ids:
+ *   "llama"  SentencePiece BPE with byte fallback (Llama 2, Mistral, Gemma, TinyStories): every
+ *            token but UNUSED ones is in the vocabulary; the merges are every split of a token
+ *            into two tokens, ranked by the token's score (highest first; ties by token id, then
+ *            the parts' ids), as transformers' SentencePieceExtractor ranks them; the normalizer
+ *            replaces ' ' by U+2581 after prepending one (add_space_prefix, default on) and,
+ *            with remove_extra_whitespaces, trimming and squeezing spaces first; the decoder
+ *            undoes it.
+ *   "gpt2"   byte-level BPE with ranked merges ("a b") and the pre-tokenizer `pre` names
+ *            (tokenizer_pre_names lists them); an unknown name is refused.
+ * CONTROL and UNKNOWN tokens become special added tokens, USER_DEFINED ones non-special added
+ * tokens, all matched in the raw text (llama.cpp's rule). add_bos / add_eos make the
+ * post-processor's template; the chat templates are kept as tokenizer_config.json's are. */
+enum {
+    TOKENIZER_TYPE_NORMAL = 1, /* llama.cpp's token types (tokenizer.ggml.token_type) */
+    TOKENIZER_TYPE_UNKNOWN = 2,
+    TOKENIZER_TYPE_CONTROL = 3,
+    TOKENIZER_TYPE_USER_DEFINED = 4,
+    TOKENIZER_TYPE_UNUSED = 5,
+    TOKENIZER_TYPE_BYTE = 6,
+};
+typedef struct TokenizerStr { /* len bytes, not necessarily NUL-terminated */
+    const char *s;
+    size_t len;
+} TokenizerStr;
+typedef struct TokenizerVocabSpec {
+    const char *where;          /* named in messages, e.g. the file's path */
+    const char *model;          /* "llama" or "gpt2" */
+    const char *pre;            /* gpt2: the pre-tokenizer's name; NULL = "default" */
+    const TokenizerStr *tokens; /* (n_tokens) id -> text */
+    size_t n_tokens;            /* 1 .. 2^24 */
+    const float *scores;        /* (n_tokens) or NULL (all 0) */
+    const int32_t *types;       /* (n_tokens) TOKENIZER_TYPE_*, or NULL (all NORMAL) */
+    const TokenizerStr *merges; /* (n_merges) gpt2: "a b", lowest rank first */
+    size_t n_merges;
+    int32_t bos_id, eos_id, unk_id, pad_id; /* -1: none */
+    int add_bos, add_eos;                   /* 1, 0, or -1: llama 1 / 0, gpt2 by `pre` */
+    int add_space_prefix;                   /* llama: 1, 0, or -1 (1) */
+    int remove_extra_whitespaces;           /* llama: 1, 0, or -1 (0) */
+    TokenizerStr chat_template;             /* .s NULL when none */
+    const TokenizerStr *template_names, *template_texts; /* (n_templates) named ones */
+    size_t n_templates;
+} TokenizerVocabSpec;
+Tokenizer *tokenizer_from_vocab(const TokenizerVocabSpec *spec, char *err, size_t errlen);
+/* The gpt2 pre-tokenizer names tokenizer_from_vocab knows, comma-separated (for messages). */
+const char *tokenizer_pre_names(void);
 void tokenizer_free(Tokenizer *tok);
 
 /* A scratch may serve several tokenizers in turn (its word cache starts over on a switch). */

@@ -264,7 +264,7 @@ int cmd_generate(int argc, char **argv) {
     if (text) {
         bool failed = false;
         char *template = chat ? adapter_template(adapter_dir, &failed, err, sizeof err) : NULL;
-        Tokenizer *tok = failed ? NULL : tokenizer_load(model_dir, err, sizeof err);
+        Tokenizer *tok = failed ? NULL : train_tokenizer_load(model_dir, err, sizeof err);
         if (!tok ||
             text_prompt(tok, template, text, chat, kwargs, &ids, &n_prompt, err, sizeof err) != 0) {
             fprintf(stderr, "lorafit generate: %s\n", err);

@@ -1,6 +1,7 @@
 /* trainer/cli/cmd_tokenize.c — `lorafit tokenize DIR [--no-special-tokens]
  * [--decode [--skip-special-tokens]]`: the tokenizer (and chat template) of a model or
- * tokenizer directory as a filter, JSON lines on stdin to JSON lines on stdout:
+ * tokenizer directory, or of a GGUF model file, as a filter, JSON lines on stdin to JSON lines on
+ * stdout:
  *   {"text": S}                                   -> {"input_ids": [...]}
  *   {"messages": [...], "add_generation_prompt": B, ...other keys for the template}
  *                                                 -> {"text": rendered, "input_ids": [...]}
@@ -24,7 +25,8 @@ static void tokenize_usage(FILE *out) {
             "    {\"messages\": [...], \"add_generation_prompt\": B, ...} -> {\"text\": rendered,\n"
             "      \"input_ids\": [...]} (DIR's chat template; other keys go to the template)\n"
             "    --decode: {\"input_ids\": [...]} -> {\"text\": S}\n"
-            "  DIR is a model or tokenizer directory (tokenizer.json, tokenizer_config.json).\n");
+            "  DIR is a model or tokenizer directory (tokenizer.json, tokenizer_config.json),\n"
+            "  or a GGUF model file (its tokenizer.ggml.* and tokenizer.chat_template).\n");
 }
 
 typedef struct Tok {
@@ -185,7 +187,7 @@ int cmd_tokenize(int argc, char **argv) {
         return EXIT_USAGE;
     }
     char err[1024];
-    if (!(t.tok = tokenizer_load(dir, err, sizeof err))) {
+    if (!(t.tok = train_tokenizer_load(dir, err, sizeof err))) {
         fprintf(stderr, "lorafit tokenize: %s\n", err);
         return EXIT_USAGE;
     }

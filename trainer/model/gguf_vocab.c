@@ -4,11 +4,11 @@
  * Two kinds of tokenizer reach llama.cpp from the Llama family:
  *   - SentencePiece-style BPE with byte fallback (Llama 2, Mistral, TinyStories): model
  *     "llama". The converter reads tokenizer.model; lorafit reads tokenizer.json and gets
- *     the same table: SentencePiece numbers its BPE pieces in score order, so the k-th
- *     normal piece has score -k (checked against stories260K's tokenizer.model in the
- *     tests); byte pieces <0xNN> are BYTE, the unknown piece UNKNOWN, all scoring 0; added
- *     tokens are CONTROL (special) or USER_DEFINED with score -1000, as the converter's
- *     added_tokens_decoder pass makes them.
+ *     the same table, the scores from the order of the merges (spm_scores); byte pieces
+ *     <0xNN> are BYTE, the unknown piece UNKNOWN, all scoring 0; added tokens are CONTROL
+ *     (special) or USER_DEFINED with score -1000, as the converter's added_tokens_decoder
+ *     pass makes them. add_space_prefix and remove_extra_whitespaces say what the normalizer
+ *     does (trainer/train/gguf_tokenizer.c reads them back).
  *   - byte-level BPE (Llama 3, Qwen2, SmolLM): model "gpt2" with the merges and the name of
  *     the pre-tokenizer. The converter hashes a test string's tokenization to find that
  *     name; lorafit matches the pre-tokenizer's definition itself against the ones
@@ -127,6 +127,53 @@ static int set_token(Vocab *v, int id, const char *text) {
     return 0;
 }
 
+/* The id of the token a merge ("a b" or [a, b]) makes, or -1. */
+static int merged_id(json_t *vocab, json_t *m) {
+    char buf[512];
+    const char *s = json_string_value(m), *sp = s ? strchr(s, ' ') : NULL;
+    const char *a = sp ? s : json_string_value(json_array_get(m, 0));
+    const char *b = sp ? sp + 1 : json_string_value(json_array_get(m, 1));
+    size_t a_len = sp ? (size_t)(sp - s) : a ? strlen(a) : 0;
+    if (!a || !b || a_len + strlen(b) >= sizeof buf) return -1;
+    snprintf(buf, sizeof buf, "%.*s%s", (int)a_len, a, b);
+    json_t *id = json_object_get(vocab, buf);
+    return json_is_integer(id) ? (int)json_integer_value(id) : -1;
+}
+
+typedef struct PieceRank {
+    size_t rank; /* of the first merge that makes the piece; SIZE_MAX for none */
+    int id;
+} PieceRank;
+
+static int by_rank(const void *pa, const void *pb) {
+    const PieceRank *a = pa, *b = pb;
+    if (a->rank != b->rank) return a->rank < b->rank ? -1 : 1;
+    return (a->id > b->id) - (a->id < b->id);
+}
+
+/* SentencePiece's scores, as far as they decide anything: transformers ranked the merges by
+ * the score of the piece each makes, so the normal pieces in the order of their first merge
+ * (pieces no merge makes, single characters, after them in id order) score 0, -1, -2, ...
+ * SentencePiece numbers its pieces in score order, so this is -id for most models
+ * (stories260K's tokenizer.model, checked in the tests); Llama 2's and Mistral's whitespace
+ * pieces score -1e9 there and come last here, as their merges come last. */
+static int spm_scores(Vocab *v, json_t *model) {
+    json_t *vocab = json_object_get(model, "vocab"), *merges = json_object_get(model, "merges");
+    PieceRank *order = malloc((size_t)v->n * sizeof *order);
+    if (!order) return -1;
+    for (int t = 0; t < v->n; t++) order[t] = (PieceRank){SIZE_MAX, t};
+    for (size_t i = 0; i < json_array_size(merges); i++) {
+        int id = merged_id(vocab, json_array_get(merges, i));
+        if (id >= 0 && id < v->n && order[id].rank == SIZE_MAX) order[id].rank = i;
+    }
+    qsort(order, (size_t)v->n, sizeof *order, by_rank);
+    int k = 0;
+    for (int i = 0; i < v->n; i++)
+        if (v->types[order[i].id] == TT_NORMAL) v->scores[order[i].id] = -(float)k++;
+    free(order);
+    return 0;
+}
+
 /* tokens, types and scores of both kinds; added tokens applied last. */
 static int build_vocab(Vocab *v, json_t *model, json_t *added, bool spm, const char *what,
                        char *err, size_t errlen) {
@@ -177,11 +224,7 @@ static int build_vocab(Vocab *v, json_t *model, json_t *added, bool spm, const c
         v->types[id] = special ? TT_CONTROL : TT_USER;
         v->scores[id] = -1000.0f;
     }
-    if (spm) { /* SentencePiece's scores: the k-th normal piece scores -k */
-        int k = 0;
-        for (int t = 0; t < v->n; t++)
-            if (v->types[t] == TT_NORMAL) v->scores[t] = -(float)k++;
-    }
+    if (spm && spm_scores(v, model) != 0) goto oom;
     return 0;
 oom:
     return store_error(err, errlen, 0, "%s: out of memory reading the vocabulary", what);
@@ -380,6 +423,48 @@ static int write_chat_templates(GgufWriter *w, json_t *config_template,
     return t.n ? gguf_set_arr_str(w, "tokenizer.chat_templates", names, NULL, t.n, err, errlen) : 0;
 }
 
+/* A normalizer (alone or in a Sequence) of this type for which match(n) holds. */
+static bool has_normalizer(json_t *n, const char *type,
+                           bool (*match)(json_t *, const char *, const char *), const char *a,
+                           const char *b) {
+    json_t *list = json_object_get(n, "normalizers");
+    for (size_t i = 0; is_type(n, "Sequence") && i < json_array_size(list); i++)
+        if (has_normalizer(json_array_get(list, i), type, match, a, b)) return true;
+    return is_type(n, type) && match(n, a, b);
+}
+
+static bool replaces(json_t *n, const char *regex, const char *content) {
+    const char *re = str_of(json_object_get(n, "pattern"), "Regex"), *c = str_of(n, "content");
+    return re && c && !strcmp(re, regex) && !strcmp(c, content);
+}
+
+static bool prepends(json_t *n, const char *text, const char *unused) {
+    (void)unused;
+    const char *p = str_of(n, "prepend");
+    return p && !strcmp(p, text);
+}
+
+/* SentencePiece's remove_extra_whitespaces, as transformers spells it (Replace " {2,}"). */
+static bool has_replace(json_t *norm, const char *regex, const char *content) {
+    return has_normalizer(norm, "Replace", replaces, regex, content);
+}
+
+/* SentencePiece's add_dummy_prefix: a Prepend "▁" normalizer (the legacy form) or a Metaspace
+ * pre-tokenizer that prepends. */
+static bool prepends_space(json_t *norm, json_t *pre) {
+    if (has_normalizer(norm, "Prepend", prepends, "\xe2\x96\x81", NULL)) return true;
+    json_t *list = json_object_get(pre, "pretokenizers");
+    size_t n = is_type(pre, "Sequence") ? json_array_size(list) : 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *p = is_type(pre, "Sequence") ? json_array_get(list, i) : pre;
+        const char *scheme = str_of(p, "prepend_scheme");
+        if (is_type(p, "Metaspace") && flag(p, "add_prefix_space", true) &&
+            !(scheme && !strcmp(scheme, "never")))
+            return true;
+    }
+    return false;
+}
+
 int gguf_vocab_from_json(GgufWriter *w, const char *tokenizer_json, size_t len,
                          const char *tokenizer_config, const char *config_json,
                          const GgufTemplateFiles *template_files, int vocab_size, const char *what,
@@ -393,7 +478,8 @@ int gguf_vocab_from_json(GgufWriter *w, const char *tokenizer_json, size_t len,
                            : je.text[0]        ? je.text
                                                : "not a JSON object");
     }
-    if (tokenizer_config) tcfg = json_loads(tokenizer_config, 0, NULL);
+    /* JSON_DECODE_INT_AS_REAL: model_max_length is often 1e30 written as an integer */
+    if (tokenizer_config) tcfg = json_loads(tokenizer_config, JSON_DECODE_INT_AS_REAL, NULL);
     if (config_json) cfg = json_loads(config_json, 0, NULL);
     if (!json_is_object(tcfg)) json_decref(tcfg), tcfg = NULL;
     if (!json_is_object(cfg)) json_decref(cfg), cfg = NULL;
@@ -438,8 +524,15 @@ int gguf_vocab_from_json(GgufWriter *w, const char *tokenizer_json, size_t len,
         rc = write_chat_templates(w, json_object_get(tcfg, "chat_template"), template_files, err,
                                   errlen);
     json_t *prefix = json_object_get(tcfg, "add_prefix_space");
-    if (rc == 0 && json_is_boolean(prefix))
-        rc = gguf_set_bool(w, "tokenizer.ggml.add_space_prefix", json_is_true(prefix), err, errlen);
+    json_t *norm = json_object_get(tok, "normalizer");
+    if (rc == 0 && (json_is_boolean(prefix) || spm))
+        rc = gguf_set_bool(w, "tokenizer.ggml.add_space_prefix",
+                           json_is_boolean(prefix)
+                               ? json_is_true(prefix)
+                               : prepends_space(norm, json_object_get(tok, "pre_tokenizer")),
+                           err, errlen);
+    if (rc == 0 && spm && has_replace(norm, " {2,}", " "))
+        rc = gguf_set_bool(w, "tokenizer.ggml.remove_extra_whitespaces", true, err, errlen);
     if (rc == 0 && report) {
         snprintf(report->tokenizer, sizeof report->tokenizer, "%s", model_name);
         snprintf(report->pre, sizeof report->pre, "%s", pre);

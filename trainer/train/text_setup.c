@@ -2,7 +2,8 @@
  *
  * They are loaded only when the data needs them: the format is resolved first (data.format,
  * or for auto the first record of the training data), so a tokens dataset never reads a
- * tokenizer. The tokenizer comes from data.tokenizer, else from model.path. The chat
+ * tokenizer. The tokenizer comes from data.tokenizer, else from model.path: a directory's
+ * tokenizer.json, or a GGUF file's tokenizer metadata (train_tokenizer_load). The chat
  * template is data.chat_template (inline Jinja, or a file holding it), else the tokenizer's
  * chat_template; its context carries the special tokens (bos_token, eos_token, pad_token,
  * unk_token) as transformers passes them, then data.chat_template_kwargs. */
@@ -48,10 +49,14 @@ static int load_template(const Config *cfg, TrainText *tt, char *err, size_t err
         src = tokenizer_special(tt->tokenizer)->chat_template;
         what = "the tokenizer's chat_template";
         if (!src) {
+            const char *dir = cfg->data.tokenizer ? cfg->data.tokenizer : cfg->model.path;
             snprintf(err, errlen,
-                     "data.format chat: %s has no chat_template (neither chat_template.jinja nor "
-                     "tokenizer_config.json's); set data.chat_template (inline Jinja or a file)",
-                     cfg->data.tokenizer ? cfg->data.tokenizer : cfg->model.path);
+                     "data.format chat: %s has no chat_template (%s); set data.chat_template "
+                     "(inline Jinja or a file)",
+                     dir,
+                     train_path_is_file(dir) ? "no tokenizer.chat_template in the GGUF file"
+                                             : "neither chat_template.jinja nor "
+                                               "tokenizer_config.json's");
             return -2;
         }
         len = strlen(src);
@@ -96,18 +101,20 @@ int train_text_load(const Config *cfg, TrainText *tt, char *err, size_t errlen) 
     const char *key = cfg->data.tokenizer ? "data.tokenizer" : "model.path";
     char json[4200];
     struct stat st;
-    if (path_join(json, sizeof json, dir, "tokenizer.json", err, errlen) != 0) return -2;
-    if (stat(json, &st) != 0 && tt->format == DATA_FORMAT_PREFERENCE && !cfg->data.tokenizer)
+    bool gguf = train_path_is_file(dir); /* a GGUF model: its metadata holds the tokenizer */
+    if (!gguf && path_join(json, sizeof json, dir, "tokenizer.json", err, errlen) != 0) return -2;
+    bool missing = !gguf && stat(json, &st) != 0;
+    if (missing && tt->format == DATA_FORMAT_PREFERENCE && !cfg->data.tokenizer)
         return 0; /* token-id pairs need none; a text pair then says what is missing */
-    if (stat(json, &st) != 0) {
+    if (missing) {
         snprintf(err, errlen,
                  "data.format %s needs a tokenizer: %s '%s' has no tokenizer.json (set "
                  "data.tokenizer to a directory that has one)",
                  data_format_name(tt->format), key, dir);
         return -2;
     }
-    char terr[512];
-    tt->tokenizer = tokenizer_load(dir, terr, sizeof terr);
+    char terr[1024];
+    tt->tokenizer = train_tokenizer_load(dir, terr, sizeof terr);
     if (!tt->tokenizer) {
         snprintf(err, errlen, "%s: %s", key, terr);
         return -1;

@@ -56,6 +56,14 @@ typedef enum { TRAIN_DATA_TRAIN, TRAIN_DATA_VALID, TRAIN_DATA_EVAL } TrainData;
 /* The data options of cfg for that data; o->paths points into cfg. */
 void train_data_options(const Config *cfg, TrainData which, int vocab_size, DataOptions *o);
 
+/* The tokenizer of a model path: a directory's tokenizer.json (tokenizer_load), or, when path
+ * is a file, a GGUF model's tokenizer.ggml.* and tokenizer.chat_template* metadata
+ * (gguf_tokenizer.c). NULL with err (a file that is no GGUF, carries no tokenizer, or one
+ * lorafit cannot build, named with what and where). */
+Tokenizer *train_tokenizer_load(const char *path, char *err, size_t errlen);
+/* path names a regular file (a GGUF model, where a directory would be a Hugging Face one). */
+bool train_path_is_file(const char *path);
+
 /* What a text data.format needs, loaded once and shared read-only by every reader. */
 typedef struct TrainText {
     DataFormat format;           /* resolved (auto decided from the first record) */
