@@ -143,6 +143,14 @@ START_TEST(test_train_matches_mistral3_wrapper_reference) {
 }
 END_TEST
 
+/* Gemma 4, 31B-like (gemma4-keqv: K = V full layers of their own head_dim, proportional
+ * RoPE, sliding layers, layer_scalar, soft-capped logits): lorafit train's losses, first
+ * gradient norm and adapter after 3 AdamW steps against the float64 reference. */
+START_TEST(test_train_matches_gemma4_k_eq_v_reference) {
+    check_fixture("tests/data/train/gemma4-keqv", "tests/data/train/gemma4-keqv/model");
+}
+END_TEST
+
 START_TEST(test_train_matches_gemma2_reference) {
     check_fixture("tests/data/train/gemma2-tied", "tests/data/train/gemma2-tied/model");
 }
@@ -249,6 +257,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_gemma3_reference);
     tcase_add_test(tc, test_train_matches_gemma2_reference);
     tcase_add_test(tc, test_train_matches_gemma3_wrapper_reference);
+    tcase_add_test(tc, test_train_matches_gemma4_k_eq_v_reference);
     tcase_add_test(tc, test_train_matches_mistral3_wrapper_reference);
     tcase_add_test(tc, test_train_matches_phi3_references);
     tcase_add_test(tc, test_train_matches_ministral3_reference);

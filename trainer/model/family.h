@@ -68,6 +68,7 @@ typedef enum {
     LINEAR_A_LOG,    /* A_log (NV) */
     LINEAR_DT_BIAS,  /* dt_bias (NV) */
     LINEAR_CONV,     /* conv1d.weight: (CH, 1, KW) in the checkpoint, (CH, KW) F32 in memory */
+    LAYER_SCALAR,    /* the layer's output factor (1): Gemma 4's layer_scalar */
     NORM_SLOTS
 } LayerNormSlot;
 
@@ -83,8 +84,8 @@ typedef struct FamilyNorm {
  * the q/k norms only an attention layer, the others every layer. */
 bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n);
 
-/* The length of norm weight n (weights.c). */
-int family_norm_length(const ModelConfig *c, const FamilyNorm *n);
+/* The length of norm weight n of layer l (weights.c). */
+int family_norm_length(const ModelConfig *c, int l, const FamilyNorm *n);
 
 /* ---- building a layer ------------------------------------------------------------- */
 
@@ -166,6 +167,7 @@ struct ModelFamily {
     int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
     /* Ministral 3's RoPE (false / NULL elsewhere): */
     bool yarn; /* rope_type "yarn" accepted (the others refuse it: their GGUF lacks its keys) */
+    bool proportional_rope; /* rope_type "proportional" accepted for the full layers (Gemma 4) */
     /* rope_parameters (JSON) when config.json has neither it nor rope_scaling */
     const char *default_rope_parameters;
     /* Generation with a cache (NULL: generate.c recomputes the prefix for every token): a

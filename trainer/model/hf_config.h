@@ -47,6 +47,11 @@ typedef struct RopeScaling {
      * are completed as transformers does. */
     bool yarn, yarn_no_truncate;
     double beta_fast, beta_slow, mscale, mscale_all_dim;
+    /* "proportional" (Gemma 4's full layers, _compute_proportional_rope_parameters): the
+     * first floor(proportion * rotary_dim / 2) frequencies base^(-2i / rotary_dim) / factor,
+     * the others 0 (those pairs i, i + rotary_dim / 2 pass through unrotated) */
+    bool proportional;
+    double proportion;
 } RopeScaling;
 
 typedef struct ModelConfig {
@@ -96,11 +101,32 @@ typedef struct ModelConfig {
         int mrope_section[4]; /* rope_parameters' mrope_section (GGUF only; text: plain RoPE) */
     } linear;
     bool attn_output_gate;
+    /* Gemma 4's full-attention layers: their own head_dim and KV heads (0: as the sliding
+     * layers', head_dim and num_key_value_heads), and k_eq_v (attention_k_eq_v): no v_proj,
+     * V is k_proj's output. rotary_dim is then the full layers' (proportional RoPE). */
+    struct {
+        int head_dim, kv_heads;
+        bool k_eq_v;
+    } full;
 } ModelConfig;
 
 /* Whether layer l of cfg rotates q and k (all do but SmolLM3's NoPE layers). */
 static inline bool hf_layer_has_rope(const ModelConfig *cfg, int l) {
     return !(cfg->nope_layers[l / 64] >> (l % 64) & 1);
+}
+
+/* Whether layer l of cfg attends in a sliding window. */
+static inline bool hf_layer_sliding(const ModelConfig *cfg, int l) {
+    return cfg->sliding_layers[l / 8] >> (l % 8) & 1;
+}
+
+/* Layer l's head_dim and key-value heads (Gemma 4's full layers have their own). */
+static inline int hf_layer_head_dim(const ModelConfig *cfg, int l) {
+    return cfg->full.head_dim && !hf_layer_sliding(cfg, l) ? cfg->full.head_dim : cfg->head_dim;
+}
+static inline int hf_layer_kv_heads(const ModelConfig *cfg, int l) {
+    return cfg->full.kv_heads && !hf_layer_sliding(cfg, l) ? cfg->full.kv_heads
+                                                           : cfg->num_key_value_heads;
 }
 
 /* Whether layer l of cfg is a Gated DeltaNet layer (Qwen3.5), not attention. */

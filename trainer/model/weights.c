@@ -53,7 +53,9 @@ unsigned model_modules(const ModelConfig *cfg) {
 }
 
 unsigned model_layer_modules(const ModelConfig *cfg, int layer) {
-    return hf_layer_is_linear(cfg, layer) ? cfg->family->linear_modules : attention_modules(cfg);
+    if (hf_layer_is_linear(cfg, layer)) return cfg->family->linear_modules;
+    bool k_is_v = cfg->full.k_eq_v && !hf_layer_sliding(cfg, layer); /* Gemma 4: no v_proj */
+    return attention_modules(cfg) & ~(k_is_v ? 1u << MODULE_V : 0u);
 }
 
 bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n) {
@@ -78,9 +80,10 @@ const char *model_module_parent(ModelModule mod) {
     return mod <= MODULE_O || mod == MODULE_QKV ? "self_attn" : "mlp";
 }
 
-void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
-    int c = cfg->hidden_size, q = cfg->num_attention_heads * cfg->head_dim,
-        kv = cfg->num_key_value_heads * cfg->head_dim, ff = cfg->intermediate_size;
+/* The shape of linear mod in a layer whose q projection is q wide, k and v kv, the MLP ff. */
+static void module_dims(const ModelConfig *cfg, int q, int kv, int ff, ModelModule mod, int *out,
+                        int *in) {
+    int c = cfg->hidden_size;
     int lk = cfg->linear.n_k_heads * cfg->linear.k_dim,
         lv = cfg->linear.n_v_heads * cfg->linear.v_dim;
     switch (mod) {
@@ -123,14 +126,27 @@ void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *i
     }
 }
 
-int family_norm_length(const ModelConfig *c, const FamilyNorm *n) {
+void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
+    module_dims(cfg, cfg->num_attention_heads * cfg->head_dim,
+                cfg->num_key_value_heads * cfg->head_dim, cfg->intermediate_size, mod, out, in);
+}
+
+void model_layer_module_dims(const ModelConfig *cfg, int layer, ModelModule mod, int *out,
+                             int *in) {
+    int d = hf_layer_head_dim(cfg, layer);
+    module_dims(cfg, cfg->num_attention_heads * d, hf_layer_kv_heads(cfg, layer) * d,
+                cfg->intermediate_size, mod, out, in);
+}
+
+int family_norm_length(const ModelConfig *c, int l, const FamilyNorm *n) {
+    if (n->slot == LAYER_SCALAR) return 1;
     if (n->slot == NORM_Q_PROJ) return c->num_attention_heads * c->head_dim;
     if (n->slot == NORM_LINEAR_OUT) return c->linear.v_dim;
     if (n->slot == LINEAR_A_LOG || n->slot == LINEAR_DT_BIAS) return c->linear.n_v_heads;
     if (n->slot == LINEAR_CONV)
         return 2 * c->linear.n_k_heads * c->linear.k_dim + c->linear.n_v_heads * c->linear.v_dim;
     if (n->slot == NORM_K_PROJ) return c->num_key_value_heads * c->head_dim;
-    return n->per_head ? c->head_dim : c->hidden_size;
+    return n->per_head ? hf_layer_head_dim(c, l) : c->hidden_size;
 }
 
 /* One expected tensor: where it goes and what shape it must have. */
@@ -212,7 +228,7 @@ static void list_slots(Model *m, SlotList *l) {
         for (int k = 0; k < f->n_norms; k++) {
             const FamilyNorm *n = &f->norms[k];
             if (!family_layer_has_norm(c, i, n)) continue;
-            expect(l, &L->norm[n->slot], family_norm_length(c, n), 0, "model.layers.%d.%s%s", i,
+            expect(l, &L->norm[n->slot], family_norm_length(c, i, n), 0, "model.layers.%d.%s%s", i,
                    n->hf_name, "", m);
             if (n->slot == LINEAR_CONV) { /* (CH, 1, KW), kept F32 (slot_bf16) */
                 Slot *s = &l->slots[l->n - 1];
@@ -224,7 +240,7 @@ static void list_slots(Model *m, SlotList *l) {
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             if (!(model_layer_modules(c, i) & (1u << mod))) continue;
             int out, in;
-            model_module_dims(c, (ModelModule)mod, &out, &in);
+            model_layer_module_dims(c, i, (ModelModule)mod, &out, &in);
             char leaf[64];
             snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
                      module_names[mod]);
@@ -413,10 +429,10 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
 
 /* cos/sin of pos * inv_freq times the attention factor (longrope's or yarn's, else 1), and for
  * the queries' tables (query true) times hf_query_scale(pos), in double, rounded to float
- * once, into new (max_pos, rotary_dim/2) tables. */
-static int rope_tables(const Model *m, const double *inv_freq, bool query, float **cos_out,
-                       float **sin_out) {
-    int half = m->cfg.rotary_dim / 2;
+ * once, into new (max_pos, half) tables: half is rotary_dim/2, or head_dim/2 for the local
+ * tables (Gemma 4's sliding layers have a head_dim of their own). */
+static int rope_tables(const Model *m, const double *inv_freq, int half, bool query,
+                       float **cos_out, float **sin_out) {
     double attention_factor = hf_rope_attention_factor(&m->cfg);
     size_t n = (size_t)m->max_pos * (size_t)half;
     float *c = malloc(n * sizeof(float)), *s = malloc(n * sizeof(float));
@@ -438,25 +454,25 @@ static int rope_tables(const Model *m, const double *inv_freq, bool query, float
 }
 
 static int build_rope_tables(Model *m, char *err, size_t errlen) {
-    int half = m->cfg.rotary_dim / 2;
+    int half = m->cfg.rotary_dim / 2, local_half = m->cfg.head_dim / 2;
     m->max_pos = m->cfg.max_position_embeddings < MODEL_MAX_ROPE_POSITIONS
                      ? m->cfg.max_position_embeddings
                      : MODEL_MAX_ROPE_POSITIONS;
-    double *inv_freq = malloc((size_t)half * sizeof *inv_freq);
+    double *inv_freq = malloc((size_t)(half > local_half ? half : local_half) * sizeof *inv_freq);
     int rc = inv_freq ? 0 : -1;
     if (rc == 0) {
         hf_rope_inv_freq(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, false, &m->rope_cos, &m->rope_sin);
+        rc = rope_tables(m, inv_freq, half, false, &m->rope_cos, &m->rope_sin);
     }
     if (rc == 0 && m->cfg.llama4_scaling_beta)
-        rc = rope_tables(m, inv_freq, true, &m->rope_query_cos, &m->rope_query_sin);
+        rc = rope_tables(m, inv_freq, half, true, &m->rope_query_cos, &m->rope_query_sin);
     if (rc == 0 && m->cfg.rope_local_theta > 0) {
         hf_rope_local_inv_freq(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, false, &m->rope_local_cos, &m->rope_local_sin);
+        rc = rope_tables(m, inv_freq, local_half, false, &m->rope_local_cos, &m->rope_local_sin);
     }
     if (rc == 0 && m->cfg.rope_scaling.longrope) {
         hf_rope_inv_freq_long(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, false, &m->rope_long_cos, &m->rope_long_sin);
+        rc = rope_tables(m, inv_freq, half, false, &m->rope_long_cos, &m->rope_long_sin);
     }
     free(inv_freq);
     if (rc != 0) snprintf(err, errlen, "out of memory for the RoPE tables");
