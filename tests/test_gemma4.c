@@ -1,16 +1,20 @@
 /* tests/test_gemma4.c — Gemma 4 (gemma4_text, and the gemma4 wrapper): its config.json keys
- * as configuration_gemma4.py reads them, the variants refused by name, and the 31B-like
- * fixture tests/data/train/gemma4-keqv (three sliding layers with head_dim 16 and window 5,
+ * as configuration_gemma4.py reads them, the variants refused by name, and the fixtures
+ * tests/data/train/gemma4-keqv (31B-like: three sliding layers with head_dim 16 and window 5,
  * two full layers with head_dim 32, one KV head and K = V, proportional RoPE 0.25, layer
- * scalars, logits soft-capped at 5) through the commands. Its numbers are held to the float64
- * reference (tests/reference/ref_gemma4.py) in test_model.c (loss, gradients, greedy ids) and
- * test_train.c (3 AdamW steps); here: gradient checkpointing byte-identical in f32 and bf16
- * with packing and dropout, the default targets, merge (HF) and the GGUF export's refusal. */
+ * scalars, logits soft-capped at 5) and gemma4-e2b (E2B-like: per-layer inputs, the last 3
+ * of 7 layers sharing K and V, their MLP doubled) through the commands. Their numbers are
+ * held to the float64 reference (tests/reference/ref_gemma4.py) in test_model.c (loss,
+ * gradients, greedy ids) and test_train.c (3 AdamW steps); here: gradient checkpointing
+ * byte-identical in f32 and bf16 with packing and dropout, killed-and-resumed byte-identical,
+ * the per-layer table kept in its stored dtype, merge (HF) and the GGUF export's refusal. */
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
@@ -19,7 +23,8 @@
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
 
-#define G4 "tests/data/train/gemma4-keqv"
+#define G4  "tests/data/train/gemma4-keqv"
+#define E2B "tests/data/train/gemma4-e2b"
 
 static int parse(const char *json, ModelConfig *c, char *err, size_t errlen) {
     return hf_config_parse(json, strlen(json), "config.json", c, err, errlen);
@@ -115,14 +120,10 @@ static void expect_refused(const char *extra, const char *why) {
     ck_assert_msg(strstr(err, "config.json") && strstr(err, why), "'%s' lacks '%s'", err, why);
 }
 
-/* The MoE (26B-A4B), per-layer inputs and KV sharing (E2B, E4B: not yet), bidirectional
- * attention, per_layer_config, another activation: refused with the key named. Per-layer
- * inputs are Gemma4TextConfig's default (256): a config must say 0 or null. */
+/* The MoE (26B-A4B), bidirectional attention, per_layer_config, another activation, another
+ * RoPE, KV heads that do not divide the heads: refused with the key named. */
 START_TEST(test_unsupported_variants_are_refused_by_name) {
     expect_refused(", \"hidden_size_per_layer_input\": 0, \"enable_moe_block\": true", "26B-A4B");
-    expect_refused("", "hidden_size_per_layer_input");
-    expect_refused(", \"hidden_size_per_layer_input\": 0, \"num_kv_shared_layers\": 2",
-                   "num_kv_shared_layers");
     expect_refused(", \"hidden_size_per_layer_input\": 0, \"use_bidirectional_attention\": \"all\"",
                    "use_bidirectional_attention");
     expect_refused(", \"hidden_size_per_layer_input\": 0, \"per_layer_config\": {}",
@@ -139,10 +140,57 @@ START_TEST(test_unsupported_variants_are_refused_by_name) {
 }
 END_TEST
 
-/* ---- the commands on gemma4-keqv ------------------------------------------------------ */
+/* E2B's shape (35 layers, 4 sliding : 1 full, per-layer inputs of 256, the last 20 layers
+ * sharing K and V with a doubled MLP): layers 15..34 have no k_proj, v_proj or k_norm, an
+ * intermediate size of 2 * 6144, and read layer 13 (sliding) or 14 (full). */
+START_TEST(test_e2b_shaped_config_shares_kv_and_doubles_the_mlp) {
+    char json[8192], types[4096] = "";
+    for (int l = 0; l < 35; l++)
+        strcat(types, (l + 1) % 5 ? "\"sliding_attention\", " : "\"full_attention\", ");
+    types[strlen(types) - 2] = '\0';
+    snprintf(json, sizeof json,
+             "{\"model_type\": \"gemma4_text\", \"hidden_size\": 1536, \"intermediate_size\": "
+             "6144, \"num_hidden_layers\": 35, \"num_attention_heads\": 8, "
+             "\"num_key_value_heads\": 1, \"head_dim\": 256, \"global_head_dim\": 512, "
+             "\"vocab_size\": 262144, \"vocab_size_per_layer_input\": 262144, "
+             "\"hidden_size_per_layer_input\": 256, \"num_kv_shared_layers\": 20, "
+             "\"use_double_wide_mlp\": true, \"sliding_window\": 512, \"layer_types\": [%s]}",
+             types);
+    ModelConfig c;
+    char err[512];
+    ck_assert_msg(parse(json, &c, err, sizeof err) == 0, "%s", err);
+    ck_assert(c.ple_dim == 256 && c.ple_vocab == 262144 && c.kv_shared == 20);
+    unsigned kv = 1u << MODULE_K | 1u << MODULE_V;
+    for (int l = 0; l < 35; l++) {
+        bool shares = l >= 15;
+        ck_assert_int_eq(hf_layer_shares_kv(&c, l), shares);
+        ck_assert_uint_eq(model_layer_modules(&c, l) & kv, shares ? 0 : kv);
+        int out, in;
+        model_layer_module_dims(&c, l, MODULE_GATE, &out, &in);
+        ck_assert_int_eq(out, shares ? 12288 : 6144);
+        if (shares) ck_assert_int_eq(hf_layer_kv_source(&c, l), (l + 1) % 5 ? 13 : 14);
+    }
+    ck_assert_int_eq(hf_layer_kv_heads(&c, 34), 1); /* no attention_k_eq_v: the sliding one */
+}
+END_TEST
 
-static void check_checkpointing(const char *precision) {
-    char *ref = test_tmpdir(), *cut = test_tmpdir(), *model = tt_repo_path(G4 "/model");
+/* KV sharing transformers could not run, and a per-layer table without rows for every id. */
+START_TEST(test_impossible_e_models_are_refused) {
+    expect_refused(", \"num_kv_shared_layers\": 4", "less than \"num_hidden_layers\"");
+    expect_refused(", \"num_kv_shared_layers\": 2, \"layer_types\": [\"full_attention\", "
+                   "\"full_attention\", \"sliding_attention\", \"full_attention\"]",
+                   "layer 2 shares K and V (num_kv_shared_layers) but no earlier layer is sliding");
+    expect_refused(", \"num_kv_shared_layers\": 1, \"vocab_size_per_layer_input\": 96",
+                   "vocab_size_per_layer_input");
+}
+END_TEST
+
+/* ---- the commands on the fixtures ----------------------------------------------------- */
+
+static void check_checkpointing(const char *fixture, const char *precision) {
+    char *ref = test_tmpdir(), *cut = test_tmpdir(), model_rel[256];
+    snprintf(model_rel, sizeof model_rel, "%s/model", fixture);
+    char *model = tt_repo_path(model_rel);
     char rows[4400], extra[8192], args[4400];
     for (int i = 0; i < 2; i++) {
         const char *dir = i ? cut : ref;
@@ -168,33 +216,106 @@ static void check_checkpointing(const char *precision) {
 }
 
 START_TEST(test_checkpointing_is_byte_identical_f32_and_bf16_packed) {
-    check_checkpointing("f32");
-    check_checkpointing("bf16");
+    check_checkpointing(G4, "f32");
+    check_checkpointing(G4, "bf16");
 }
 END_TEST
 
-/* fixture.json's integer list `key` as "1 2 3" (caller frees). */
-static char *fixture_ids(const char *key) {
+/* KV sharing across the layer graph: the sharing layers' gradients reach layers 1 and 3. */
+START_TEST(test_checkpointing_with_kv_sharing_is_byte_identical_f32_and_bf16) {
+    check_checkpointing(E2B, "f32");
+    check_checkpointing(E2B, "bf16");
+}
+END_TEST
+
+/* A 4-step E2B-like job saving every 2 steps, killed after step 3 and resumed from
+ * checkpoint-2, ends byte-identical to the uninterrupted run. */
+START_TEST(test_killed_and_resumed_is_byte_identical) {
+    char *ref = test_tmpdir(), *cut = test_tmpdir(), args[4400], log_path[4400], rows[4400];
+    char *model = tt_repo_path(E2B "/model"), extra[8192], *cfg[2];
+    for (int i = 0; i < 2; i++) {
+        const char *dir = i ? cut : ref;
+        snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
+        tt_random_rows(rows, 24, 3, 30, 97, 23);
+        snprintf(extra, sizeof extra,
+                 "lora:\n  r: 4\n  alpha: 8\n  dropout: 0.1\n  target_modules: all-linear\n"
+                 "data:\n  train: %s\n  seq_len: 32\n  packing: true\n  shuffle: true\n"
+                 "train:\n  batch_size: 2\n  grad_accum: 2\n  max_steps: 4\n  lr: 1.0e-2\n"
+                 "  precision: f32\n  seed: 5\n",
+                 rows);
+        cfg[i] = tt_write_config(dir, model, extra);
+    }
+    snprintf(args, sizeof args, "train '%s' --set output.save_every=2", cfg[0]);
+    tt_expect(ref, args, 0, NULL);
+    const char *argv[] = {"train", cfg[1], "--set", "output.save_every=2", "--resume", NULL};
+    snprintf(log_path, sizeof log_path, "%s/log.txt", cut);
+    ck_assert_int_eq(tt_wait(tt_spawn_fault(argv, log_path, "kill:step:3")), 128 + SIGKILL);
+    unlink(log_path);
+    ck_assert_int_eq(tt_wait(tt_spawn(argv, log_path)), 0);
+    char *log = test_read_file(log_path, NULL);
+    ck_assert_msg(log && strstr(log, "resuming from") && strstr(log, "checkpoint-2"), "%s", log);
+    free(log);
+    tt_assert_same_run(ref, cut, "killed after step 3 and resumed");
+    for (int i = 0; i < 2; i++) free(cfg[i]);
+    free(model);
+    test_rmtree(ref);
+    test_rmtree(cut);
+    free(ref);
+    free(cut);
+}
+END_TEST
+
+/* A BF16 checkpoint (merge --dtype bf16 of the adapted fixture) loaded in F32: every weight widened
+ * into the conversion buffer but the per-layer table, which stays mapped in BF16 (2 bytes a value).
+ */
+START_TEST(test_per_layer_table_stays_in_its_stored_dtype) {
+    char *dir = test_tmpdir(), *model = tt_repo_path(E2B "/model"), args[8192], path[4400];
+    char *adapter = tt_repo_path(E2B "/init_adapter"), err[1024];
+    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/bf16' --dtype bf16",
+             model, adapter, dir);
+    tt_expect(dir, args, 0, NULL);
+    snprintf(path, sizeof path, "%s/bf16", dir);
+    Model *m = model_load(path, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    const ModelConfig *c = model_config(m);
+    size_t table = (size_t)c->ple_vocab * (size_t)(c->num_hidden_layers * c->ple_dim);
+    size_t params = model_param_count(m);
+    ck_assert_uint_eq(model_converted_bytes(m), (params - table) * sizeof(float));
+    ck_assert_uint_eq(model_weight_bytes(m), (params - table) * sizeof(float) + table * 2);
+    model_free(m);
+    free(adapter);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* fixture.json's integer list `key` of fixture fx as "1 2 3" (caller frees). */
+static char *fixture_ids(const char *fx, const char *key) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/fixture.json", fx);
     json_error_t je;
-    json_t *fx = json_load_file(G4 "/fixture.json", 0, &je), *a = json_object_get(fx, key);
-    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
+    json_t *root = json_load_file(path, 0, &je), *a = json_object_get(root, key);
+    ck_assert_msg(json_is_array(a), "%s has no %s", path, key);
     char *s = malloc(json_array_size(a) * 12 + 1);
     size_t at = 0;
     s[0] = '\0';
     for (size_t i = 0; i < json_array_size(a); i++)
         at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
                               (long long)json_integer_value(json_array_get(a, i)));
-    json_decref(fx);
+    json_decref(root);
     return s;
 }
 
-/* merge --format hf folds the adapter (v_proj's only on the sliding layers: the full ones
- * have none) and the merged model generates the adapter's greedy ids; the GGUF export is
- * refused with the reason and the way out. */
-START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
-    char *dir = test_tmpdir(), *model = tt_repo_path(G4 "/model"), args[8192];
-    char *adapter = tt_repo_path(G4 "/init_adapter");
-    char *prompt = fixture_ids("greedy_prompt"), *want = fixture_ids("greedy_adapter");
+/* merge --format hf folds the adapter into fixture fx and the merged model generates the
+ * adapter's greedy ids; the GGUF export is refused with the reason and the way out. */
+static void check_merge(const char *fx) {
+    char *dir = test_tmpdir(), rel[256], args[8192];
+    snprintf(rel, sizeof rel, "%s/model", fx);
+    char *model = tt_repo_path(rel);
+    snprintf(rel, sizeof rel, "%s/init_adapter", fx);
+    char *adapter = tt_repo_path(rel);
+    char *prompt = fixture_ids(fx, "greedy_prompt"), *want = fixture_ids(fx, "greedy_adapter");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
              adapter, dir);
     tt_expect(dir, args, 0, "merged");
@@ -214,6 +335,13 @@ START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
     test_rmtree(dir);
     free(dir);
 }
+
+/* 31B-like: v_proj's delta only on the sliding layers (the full ones have none); E2B-like:
+ * no k/v deltas on the sharing layers, the per-layer tensors copied. */
+START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
+    check_merge(G4);
+    check_merge(E2B);
+}
 END_TEST
 
 Suite *gemma4_suite(void) {
@@ -223,7 +351,12 @@ Suite *gemma4_suite(void) {
     tcase_add_test(tc, test_31b_shaped_config_reads_every_key);
     tcase_add_test(tc, test_causal_lm_defaults_follow_gemma4_text_config);
     tcase_add_test(tc, test_unsupported_variants_are_refused_by_name);
+    tcase_add_test(tc, test_e2b_shaped_config_shares_kv_and_doubles_the_mlp);
+    tcase_add_test(tc, test_impossible_e_models_are_refused);
     tcase_add_test(tc, test_checkpointing_is_byte_identical_f32_and_bf16_packed);
+    tcase_add_test(tc, test_checkpointing_with_kv_sharing_is_byte_identical_f32_and_bf16);
+    tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
+    tcase_add_test(tc, test_per_layer_table_stays_in_its_stored_dtype);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
     suite_add_tcase(s, tc);
     return s;

@@ -134,6 +134,16 @@ START_TEST(test_gemma4_k_eq_v_matches_reference) {
 }
 END_TEST
 
+/* Gemma 4, E2B-like (gemma4-e2b): per-layer inputs (table, context projection and norm, each
+ * layer's gate, projection and norm), the last 3 of 7 layers sharing the K and V of layers 3
+ * (sliding) and 1 (full), their MLP twice as wide, MQA 4/1, sliding and full head sizes 16
+ * and 32, window 5 in sequences of 16: the first loss within 1e-6, every gradient within
+ * 1e-4 (those of k_proj and v_proj of layers 1 and 3 carry the sharing layers' parts). */
+START_TEST(test_gemma4_per_layer_inputs_and_kv_sharing_match_reference) {
+    check_fixture_tol("tests/data/train/gemma4-e2b/model", "tests/data/train/gemma4-e2b", 1e-6);
+}
+END_TEST
+
 /* fixture.json's list `key` as ids; their count in *n. */
 static int32_t *json_ids(json_t *fx, const char *key, int *n) {
     json_t *a = json_object_get(fx, key);
@@ -244,6 +254,7 @@ END_TEST
 
 START_TEST(test_gemma4_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/gemma4-keqv");
+    check_greedy("tests/data/train/gemma4-e2b");
 }
 END_TEST
 
@@ -520,6 +531,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_gemma3_greedy_generation_matches_reference);
     tcase_add_test(tc, test_gemma3_wrapper_matches_reference);
     tcase_add_test(tc, test_gemma4_k_eq_v_matches_reference);
+    tcase_add_test(tc, test_gemma4_per_layer_inputs_and_kv_sharing_match_reference);
     tcase_add_test(tc, test_gemma4_greedy_generation_matches_reference);
     tcase_add_test(tc, test_mistral3_wrapper_matches_reference);
     tcase_add_test(tc, test_gemma2_matches_reference);

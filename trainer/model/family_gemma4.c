@@ -15,16 +15,26 @@
  *   - the layer's output is multiplied by layer_scalar (a (1) buffer in the checkpoint).
  *   h = norm_in(x); q = rope(qnorm(h Wq^T)); kr = h Wk^T; k = rope(knorm(kr))
  *   v = vnorm(k_eq_v ? kr : h Wv^T); x = x + norm_post_attn(attention(q, k, v) Wo^T)
- *   h = norm_pre_ff(x); x = x + norm_post_ff(down(gelu_tanh(gate h) * up h)); x *= scalar
+ *   h = norm_pre_ff(x); x = x + norm_post_ff(down(gelu_tanh(gate h) * up h))
+ *   E models: x = x + norm_ple(proj(gelu_tanh(gate x) * input_l)); then x *= layer_scalar
+ * The E models (E2B, E4B) add:
+ *   - per-layer inputs (hidden_size_per_layer_input P > 0): before the layers, per token,
+ *     (norm(embedded Wp^T / sqrt(C)) + table[id] sqrt(P)) / sqrt(2) with the norm over each
+ *     layer's P values (gemma4_layer_inputs); layer l's slice enters after its MLP (above).
+ *     The table (2.35 B parameters in E2B) stays in its stored dtype, mapped: a pass widens
+ *     only its own rows. Nothing before the layers is trained, so none of it has gradients;
+ *   - KV sharing: the last num_kv_shared_layers layers have no k_proj / v_proj / k_norm and
+ *     attend with the K and V (normed, rotated) of the last earlier layer of their type; the
+ *     gradients of those reach that layer (checkpointed.c keeps them across its layer graph);
+ *   - use_double_wide_mlp: the sharing layers' intermediate size doubled.
  * Around the layers (forward.c, from the family's flags): embeddings times sqrt(hidden)
  * rounded to the table's dtype (Gemma4TextScaledWordEmbedding), plain final norm, tied
  * lm_head by default, final_logit_softcapping on the logits (inside the fused lm_head +
  * loss). Layer types: layer_types, or every 6th layer full; the last layer is forced full
  * (Gemma4TextConfig.__post_init__ does so with a warning).
  *
- * Not yet: per-layer inputs (hidden_size_per_layer_input > 0: E2B, E4B) and KV sharing
- * (num_kv_shared_layers > 0) are refused by name, as is the MoE (enable_moe_block: 26B-A4B);
- * the GGUF exports refuse the family (gemma4_gguf_check).
+ * Not trained: the MoE (enable_moe_block: 26B-A4B), refused by name; LoRA on the per-layer
+ * gate and projection (frozen here). The GGUF exports refuse the family (gemma4_gguf_check).
  * Default LoRA targets: q_proj and v_proj (PEFT's Gemma default).
  *
  * The published checkpoints are Gemma4ForConditionalGeneration (gemma4): this decoder under
@@ -57,20 +67,50 @@ static Tensor *weightless_head_norm(Graph *g, Tensor *x, int n_heads, int d, flo
     return op_head_rmsnorm(g, x, n_heads, ones, eps);
 }
 
+/* Layer i's K and V (N, NKV*D): its own, normed and rotated (a KV-sharing source leaves them
+ * in p->shared for the sharing layers), or, on a sharing layer, its source's. */
+static void layer_kv(const LayerPass *p, Tensor *h, int i, Tensor **k, Tensor **v) {
+    const ModelConfig *c = &p->m->cfg;
+    Tensor **kept = &p->shared->kv[2 * !hf_layer_sliding(c, i)];
+    if (hf_layer_shares_kv(c, i)) {
+        *k = kept[0], *v = kept[1];
+        return;
+    }
+    float eps = (float)c->rms_norm_eps;
+    int nkv = hf_layer_kv_heads(c, i), d = hf_layer_head_dim(c, i);
+    Tensor *kr = layer_linear(p, h, i, MODULE_K); /* (N, NKV*D) */
+    bool k_is_v = !(model_layer_modules(c, i) & (1u << MODULE_V));
+    Tensor *vr = k_is_v ? kr : layer_linear(p, h, i, MODULE_V);
+    *k = gemma4_rope(p, op_head_rmsnorm(p->g, kr, nkv, layer_norm_weight(p, i, NORM_K), eps), nkv,
+                     i);
+    *v = weightless_head_norm(p->g, vr, nkv, d, eps);
+    if (c->kv_shared && hf_layer_kv_source(c, i) == i) /* the last of its type before them */
+        kept[0] = *k, kept[1] = *v;
+}
+
+/* The per-layer input's residual branch (E models), after the MLP:
+ * x + norm(proj(gelu_tanh(gate x) * input_i)), input_i the pass's columns of layer i. */
+static Tensor *per_layer_input(const LayerPass *p, Tensor *x, int i) {
+    const ModelConfig *c = &p->m->cfg;
+    Graph *g = p->g;
+    int P = c->ple_dim;
+    Tensor *in = op_columns(g, p->shared->layer_inputs, (int64_t)i * P, P);  /* (N, P) */
+    Tensor *gate = op_linear(g, x, layer_norm_weight(p, i, PLE_GATE), NULL); /* (N, P) */
+    Tensor *y = op_linear(g, op_geglu(g, gate, in), layer_norm_weight(p, i, PLE_PROJ), NULL);
+    return op_add(g, x,
+                  op_rmsnorm(g, y, layer_norm_weight(p, i, NORM_PLE), (float)c->rms_norm_eps));
+}
+
 static Tensor *gemma4_layer_forward(const LayerPass *p, Tensor *x, int i) {
     const ModelConfig *c = &p->m->cfg;
     Graph *g = p->g;
     float eps = (float)c->rms_norm_eps;
     int nh = c->num_attention_heads, nkv = hf_layer_kv_heads(c, i), d = hf_layer_head_dim(c, i);
     Tensor *h = op_rmsnorm(g, x, layer_norm_weight(p, i, NORM_ATTN), eps);
-    Tensor *q = layer_linear(p, h, i, MODULE_Q);  /* (N, NH*D) */
-    Tensor *kr = layer_linear(p, h, i, MODULE_K); /* (N, NKV*D) */
-    bool k_is_v = !(model_layer_modules(c, i) & (1u << MODULE_V));
-    Tensor *v = k_is_v ? kr : layer_linear(p, h, i, MODULE_V); /* (N, NKV*D) */
+    Tensor *q = layer_linear(p, h, i, MODULE_Q); /* (N, NH*D) */
     q = gemma4_rope(p, op_head_rmsnorm(g, q, nh, layer_norm_weight(p, i, NORM_Q), eps), nh, i);
-    Tensor *k =
-        gemma4_rope(p, op_head_rmsnorm(g, kr, nkv, layer_norm_weight(p, i, NORM_K), eps), nkv, i);
-    v = weightless_head_norm(g, v, nkv, d, eps);
+    Tensor *k, *v; /* (N, NKV*D) */
+    layer_kv(p, h, i, &k, &v);
     AttentionSpec spec = {.batch = p->batch,
                           .seq_len = p->seq_len,
                           .n_heads = nh,
@@ -86,11 +126,12 @@ static Tensor *gemma4_layer_forward(const LayerPass *p, Tensor *x, int i) {
     Tensor *up = layer_linear(p, h, i, MODULE_UP);                       /* (N, FF) */
     Tensor *ff = layer_linear(p, op_geglu(g, gate, up), i, MODULE_DOWN); /* (N, C) */
     x = op_add(g, x, op_rmsnorm(g, ff, layer_norm_weight(p, i, NORM_POST_MLP), eps));
+    if (c->ple_dim) x = per_layer_input(p, x, i);
     const Tensor *scalar = layer_norm_weight(p, i, LAYER_SCALAR);
     return scalar->data && x ? op_scale(g, x, scalar->data[0]) : NULL;
 }
 
-static const FamilyNorm gemma4_norms[7] = {
+static const FamilyNorm gemma4_norms[10] = {
     {NORM_ATTN, "input_layernorm.weight", "attn_norm.weight", false, MODULE_Q},
     {NORM_Q, "self_attn.q_norm.weight", "attn_q_norm.weight", true, MODULE_O},
     {NORM_K, "self_attn.k_norm.weight", "attn_k_norm.weight", true, MODULE_O},
@@ -99,6 +140,9 @@ static const FamilyNorm gemma4_norms[7] = {
     {NORM_MLP, "pre_feedforward_layernorm.weight", "ffn_norm.weight", false, MODULE_GATE},
     {NORM_POST_MLP, "post_feedforward_layernorm.weight", "post_ffw_norm.weight", false,
      MODULE_COUNT},
+    {PLE_GATE, "per_layer_input_gate.weight", "inp_gate.weight", false, MODULE_COUNT},
+    {PLE_PROJ, "per_layer_projection.weight", "proj.weight", false, MODULE_COUNT},
+    {NORM_PLE, "post_per_layer_input_norm.weight", "post_norm.weight", false, MODULE_COUNT},
     {LAYER_SCALAR, "layer_scalar", "layer_output_scale.weight", false, MODULE_COUNT},
 };
 
@@ -112,13 +156,9 @@ static int read_int_or_null(const ConfigReader *r, const char *key, int hi, int 
     return config_read_int(r, key, 0, hi, dflt, out);
 }
 
-/* Keys of variants lorafit does not train yet: refused by name. */
-static int refuse_variants(const ConfigReader *r, int per_layer_input, int kv_shared, bool moe) {
-    const char *what = moe               ? "\"enable_moe_block\": true (the 26B-A4B MoE)"
-                       : per_layer_input ? "per-layer inputs (\"hidden_size_per_layer_input\" > 0: "
-                                           "the E2B / E4B models)"
-                       : kv_shared       ? "KV sharing (\"num_kv_shared_layers\" > 0)"
-                                         : NULL;
+/* Keys of variants lorafit does not train: refused by name. */
+static int refuse_variants(const ConfigReader *r, bool moe) {
+    const char *what = moe ? "\"enable_moe_block\": true (the 26B-A4B MoE)" : NULL;
     if (json_object_get((json_t *)r->root, "per_layer_config"))
         what = "\"per_layer_config\" (write global_head_dim and num_global_key_value_heads "
                "instead)";
@@ -127,16 +167,66 @@ static int refuse_variants(const ConfigReader *r, int per_layer_input, int kv_sh
     return -1;
 }
 
+/* Per-layer inputs and KV sharing as transformers can run them. */
+static int check_e_model(const ConfigReader *r, const ModelConfig *cfg) {
+    int L = cfg->num_hidden_layers;
+    if (cfg->ple_dim && cfg->ple_vocab < cfg->vocab_size) {
+        snprintf(r->err, r->errlen,
+                 "%s: \"vocab_size_per_layer_input\" (%d) is smaller than \"vocab_size\" (%d): "
+                 "the per-layer table has no row for the last token ids",
+                 r->src, cfg->ple_vocab, cfg->vocab_size);
+        return -1;
+    }
+    if ((int64_t)L * cfg->ple_dim > 1 << 20) {
+        snprintf(r->err, r->errlen, "%s: \"hidden_size_per_layer_input\" %d is too large", r->src,
+                 cfg->ple_dim);
+        return -1;
+    }
+    if (cfg->kv_shared >= L && cfg->kv_shared) {
+        snprintf(r->err, r->errlen,
+                 "%s: \"num_kv_shared_layers\" (%d) must be less than \"num_hidden_layers\" (%d): "
+                 "a sharing layer reuses an earlier layer's K and V",
+                 r->src, cfg->kv_shared, L);
+        return -1;
+    }
+    for (int l = L - cfg->kv_shared; l < L; l++)
+        if (hf_layer_kv_source(cfg, l) < 0) {
+            snprintf(r->err, r->errlen,
+                     "%s: layer %d shares K and V (num_kv_shared_layers) but no earlier layer is "
+                     "%s: it has none to reuse",
+                     r->src, l, hf_layer_sliding(cfg, l) ? "sliding" : "full");
+            return -1;
+        }
+    return 0;
+}
+
+/* The per-layer inputs (Gemma4TextModel.get_per_layer_inputs, project_per_layer_inputs):
+ * ((norm(embedded Wp^T / sqrt(C)) per layer) + table[ids] sqrt(P)) / sqrt(2), (N, L*P), no
+ * gradient (nothing before the layers is trained). */
+static Tensor *gemma4_layer_inputs(const Model *m, Graph *g, const int32_t *ids, Tensor *x) {
+    const ModelConfig *c = &m->cfg;
+    if (!x) return NULL;
+    int64_t n = x->shape[0];
+    Tensor *tok = op_embedding(g, &m->ple_embed, ids, n); /* (N, L*P): only these rows widen */
+    if (!tok) return NULL;
+    for (int64_t k = 0; k < tok->size; k++) tok->data[k] *= m->ple_scale;
+    Tensor *ctx = op_scale(g, op_linear(g, x, &m->ple_proj, NULL),
+                           (float)(1.0 / sqrt((double)c->hidden_size)));
+    ctx = op_head_rmsnorm(g, ctx, c->num_hidden_layers, &m->ple_norm, (float)c->rms_norm_eps);
+    return op_scale(g, op_add(g, ctx, tok), (float)(1.0 / sqrt(2.0)));
+}
+
 static int read_gemma4(const ConfigReader *r, ModelConfig *cfg) {
     bool bias = false, moe = false, typed;
-    int per_layer_input, kv_shared, global_kv;
+    int global_kv;
     double cap;
     if (config_read_bool(r, "attention_bias", false, &bias) ||
-        config_read_bool(r, "enable_moe_block", false, &moe) ||
+        config_read_bool(r, "enable_moe_block", false, &moe) || refuse_variants(r, moe) ||
         config_read_bool(r, "attention_k_eq_v", false, &cfg->full.k_eq_v) ||
-        read_int_or_null(r, "hidden_size_per_layer_input", 1 << 16, 256, &per_layer_input) ||
-        read_int_or_null(r, "num_kv_shared_layers", HF_MAX_LAYERS, 0, &kv_shared) ||
-        refuse_variants(r, per_layer_input, kv_shared, moe) ||
+        read_int_or_null(r, "hidden_size_per_layer_input", 1 << 16, 256, &cfg->ple_dim) ||
+        config_read_int(r, "vocab_size_per_layer_input", 1, 1 << 24, 262144, &cfg->ple_vocab) ||
+        read_int_or_null(r, "num_kv_shared_layers", HF_MAX_LAYERS, 0, &cfg->kv_shared) ||
+        config_read_bool(r, "use_double_wide_mlp", false, &cfg->double_wide_mlp) ||
         config_read_int(r, "global_head_dim", 2, 4096, 512, &cfg->full.head_dim) ||
         read_int_or_null(r, "num_global_key_value_heads", 4096, 0, &global_kv) ||
         config_read_number(r, "final_logit_softcapping", 0, &cap) ||
@@ -183,7 +273,7 @@ static int read_gemma4(const ConfigReader *r, ModelConfig *cfg) {
         for (int l = 0; l < L; l++)
             if ((l + 1) % 6) cfg->sliding_layers[l / 8] |= (unsigned char)(1u << (l % 8));
     cfg->sliding_layers[(L - 1) / 8] &= (unsigned char)~(1u << ((L - 1) % 8)); /* last full */
-    return 0;
+    return check_e_model(r, cfg);
 }
 
 static int gemma4_gguf_check(const ModelConfig *c, char *err, size_t errlen) {
@@ -204,8 +294,9 @@ const ModelFamily family_gemma4_text = {
     .default_tied = true,
     .read_config = read_gemma4,
     .norms = gemma4_norms,
-    .n_norms = 7,
+    .n_norms = 10,
     .layer_forward = gemma4_layer_forward,
+    .layer_inputs = gemma4_layer_inputs,
     .gguf_arch = "gemma4",
     .gguf_sliding_window = true,
     .gguf_check = gemma4_gguf_check,

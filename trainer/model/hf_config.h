@@ -108,6 +108,12 @@ typedef struct ModelConfig {
         int head_dim, kv_heads;
         bool k_eq_v;
     } full;
+    /* Gemma 4's E models: per-layer inputs of ple_dim values (hidden_size_per_layer_input;
+     * 0: none) from a table of ple_vocab rows (vocab_size_per_layer_input); the last kv_shared
+     * layers (num_kv_shared_layers) reuse the K and V of the last earlier layer of their type
+     * and have an MLP twice as wide with double_wide_mlp (use_double_wide_mlp). */
+    int ple_dim, ple_vocab, kv_shared;
+    bool double_wide_mlp;
 } ModelConfig;
 
 /* Whether layer l of cfg rotates q and k (all do but SmolLM3's NoPE layers). */
@@ -127,6 +133,22 @@ static inline int hf_layer_head_dim(const ModelConfig *cfg, int l) {
 static inline int hf_layer_kv_heads(const ModelConfig *cfg, int l) {
     return cfg->full.kv_heads && !hf_layer_sliding(cfg, l) ? cfg->full.kv_heads
                                                            : cfg->num_key_value_heads;
+}
+
+/* Whether layer l reuses an earlier layer's K and V (Gemma 4's KV sharing). */
+static inline bool hf_layer_shares_kv(const ModelConfig *cfg, int l) {
+    return cfg->kv_shared > 0 && l >= cfg->num_hidden_layers - cfg->kv_shared;
+}
+/* The layer whose K and V a sharing layer l reads (Gemma4TextAttention.store_full_length_kv):
+ * the last layer of l's type before the sharing ones; -1 when there is none. */
+static inline int hf_layer_kv_source(const ModelConfig *cfg, int l) {
+    for (int s = cfg->num_hidden_layers - cfg->kv_shared - 1; s >= 0; s--)
+        if (hf_layer_sliding(cfg, s) == hf_layer_sliding(cfg, l)) return s;
+    return -1;
+}
+/* Layer l's intermediate size: doubled on the sharing layers with double_wide_mlp. */
+static inline int hf_layer_ff(const ModelConfig *cfg, int l) {
+    return cfg->intermediate_size * (cfg->double_wide_mlp && hf_layer_shares_kv(cfg, l) ? 2 : 1);
 }
 
 /* Whether layer l of cfg is a Gated DeltaNet layer (Qwen3.5), not attention. */
