@@ -7,7 +7,8 @@
  * held to the float64 reference (tests/reference/ref_gemma4.py) in test_model.c (loss,
  * gradients, greedy ids) and test_train.c (3 AdamW steps); here: gradient checkpointing
  * byte-identical in f32 and bf16 with packing and dropout, killed-and-resumed byte-identical,
- * the per-layer table kept in its stored dtype, merge (HF) and the GGUF export's refusal. */
+ * the per-layer table kept in its stored dtype, merge (HF) and the GGUF export's refusal, and
+ * the Gemma4ForConditionalGeneration form (gemma4-wrapper). */
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -23,8 +24,9 @@
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
 
-#define G4  "tests/data/train/gemma4-keqv"
-#define E2B "tests/data/train/gemma4-e2b"
+#define G4   "tests/data/train/gemma4-keqv"
+#define E2B  "tests/data/train/gemma4-e2b"
+#define WRAP "tests/data/train/gemma4-wrapper"
 
 static int parse(const char *json, ModelConfig *c, char *err, size_t errlen) {
     return hf_config_parse(json, strlen(json), "config.json", c, err, errlen);
@@ -344,6 +346,66 @@ START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
 }
 END_TEST
 
+/* The logits (N, V) of a fixed batch (2 x 12) through dir's base model (caller frees). */
+static float *logits_of(const char *dir, int64_t *n) {
+    char err[1024];
+    Model *m = model_load(dir, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 37 + 5) % 97);
+    Graph *g = graph_create();
+    Tensor *lg = model_forward_eval(m, NULL, g, ids, NULL, NULL, 2, 12);
+    ck_assert(lg != NULL);
+    *n = lg->size;
+    float *out = malloc((size_t)lg->size * sizeof *out);
+    memcpy(out, lg->data, (size_t)lg->size * sizeof *out);
+    graph_destroy(g);
+    model_free(m);
+    return out;
+}
+
+/* gemma4-wrapper: gemma4-e2b's decoder as Gemma4ForConditionalGeneration holds it (under
+ * model.language_model., text_config) beside bf16 vision and audio tensors. The decoder is
+ * the text model's to the bit (the wrapper soft-caps too), and merge writes every tensor
+ * outside the language model back byte-identical in its own dtype, whatever --dtype. */
+START_TEST(test_wrapper_is_the_text_model_and_merge_keeps_the_towers) {
+    int64_t n_text, n_wrap;
+    float *text = logits_of(E2B "/model", &n_text), *wrap = logits_of(WRAP "/model", &n_wrap);
+    ck_assert(n_text == n_wrap && memcmp(text, wrap, (size_t)n_text * sizeof *text) == 0);
+    free(text);
+    free(wrap);
+    char *dir = test_tmpdir(), *model = tt_repo_path(WRAP "/model"), args[8192], path[4400];
+    char *adapter = tt_repo_path(WRAP "/init_adapter"), err[1024];
+    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/m' --dtype f32", model,
+             adapter, dir);
+    tt_expect(dir, args, 0, NULL);
+    snprintf(path, sizeof path, "%s/model.safetensors", model);
+    SafeTensors *src = st_open(path, err, sizeof err);
+    snprintf(path, sizeof path, "%s/m/model.safetensors", dir);
+    SafeTensors *dst = st_open(path, err, sizeof err);
+    ck_assert_msg(src && dst, "%s", err);
+    int towers = 0;
+    for (int i = 0; i < st_count(src); i++) {
+        const StTensor *a = st_tensor_at(src, i), *b = st_find(dst, a->name);
+        ck_assert_msg(b != NULL, "merge dropped %s", a->name);
+        if (!strncmp(a->name, "model.language_model.", 21)) continue;
+        towers++;
+        ck_assert_msg(a->dtype == ST_BF16 && b->dtype == ST_BF16 && a->nbytes == b->nbytes &&
+                          !memcmp(a->data, b->data, a->nbytes),
+                      "%s changed", a->name);
+    }
+    ck_assert_int_eq(towers, 5);
+    ck_assert_int_eq(st_count(dst), st_count(src));
+    st_close(src);
+    st_close(dst);
+    free(adapter);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+    check_merge(WRAP);
+}
+END_TEST
+
 Suite *gemma4_suite(void) {
     Suite *s = suite_create("gemma4");
     TCase *tc = tcase_create("core");
@@ -358,6 +420,7 @@ Suite *gemma4_suite(void) {
     tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_per_layer_table_stays_in_its_stored_dtype);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
+    tcase_add_test(tc, test_wrapper_is_the_text_model_and_merge_keeps_the_towers);
     suite_add_tcase(s, tc);
     return s;
 }

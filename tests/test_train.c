@@ -150,6 +150,7 @@ END_TEST
 START_TEST(test_train_matches_gemma4_k_eq_v_reference) {
     check_fixture("tests/data/train/gemma4-keqv", "tests/data/train/gemma4-keqv/model");
     check_fixture("tests/data/train/gemma4-e2b", "tests/data/train/gemma4-e2b/model");
+    check_fixture("tests/data/train/gemma4-wrapper", "tests/data/train/gemma4-wrapper/model");
 }
 END_TEST
 
