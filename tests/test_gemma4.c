@@ -27,6 +27,7 @@
 #define G4   "tests/data/train/gemma4-keqv"
 #define E2B  "tests/data/train/gemma4-e2b"
 #define WRAP "tests/data/train/gemma4-wrapper"
+#define CHAT "tests/data/train/gemma4-chat"
 
 static int parse(const char *json, ModelConfig *c, char *err, size_t errlen) {
     return hf_config_parse(json, strlen(json), "config.json", c, err, errlen);
@@ -406,6 +407,79 @@ START_TEST(test_wrapper_is_the_text_model_and_merge_keeps_the_towers) {
 }
 END_TEST
 
+/* `lorafit tokenize DIR` of one JSON line: the parsed reply (caller decrefs). */
+static json_t *tokenize(const char *dir, const char *model, const char *line) {
+    char args[8192];
+    free(tt_write_text(dir, "in.jsonl", line));
+    snprintf(args, sizeof args, "tokenize '%s' < '%s/in.jsonl'", model, dir);
+    char *out = tt_run_stdout(dir, args);
+    json_t *r = json_loads(out, 0, NULL);
+    ck_assert_msg(r != NULL, "%s", out);
+    free(out);
+    return r;
+}
+
+/* gemma4-chat (an E2B-like model with a 311-token byte-level tokenizer holding Gemma 4's
+ * specials and the 31B's chat template, tests/data/chat/template_gemma4.json): --chat renders
+ * <bos><|turn>user\n...<turn|>\n<|turn>model\n and the empty thought channel, as the reference
+ * renderer does, and prints the decoded continuation of exactly those ids up to the first
+ * end-of-turn token (<eos> 305, <turn|> 308). */
+START_TEST(test_generate_chat_renders_gemma4_template) {
+    char *dir = test_tmpdir(), *model = tt_repo_path(CHAT "/model"), args[8192];
+    json_t *r = tokenize(dir, model,
+                         "{\"messages\": [{\"role\": \"system\", \"content\": \"Be brief.\"}, "
+                         "{\"role\": \"user\", \"content\": \"Hi there\"}], "
+                         "\"add_generation_prompt\": true}\n");
+    ck_assert_str_eq(json_string_value(json_object_get(r, "text")),
+                     "<bos><|turn>system\nBe brief.<turn|>\n<|turn>user\nHi there<turn|>\n"
+                     "<|turn>model\n<|channel>thought\n<channel|>");
+    json_decref(r);
+    r = tokenize(dir, model,
+                 "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi there\"}], "
+                 "\"add_generation_prompt\": true}\n");
+    json_t *ids = json_object_get(r, "input_ids");
+    char prompt[4096] = "";
+    size_t at = 0;
+    for (size_t i = 0; i < json_array_size(ids); i++)
+        at += (size_t)snprintf(prompt + at, sizeof prompt - at, i ? " %lld" : "%lld",
+                               (long long)json_integer_value(json_array_get(ids, i)));
+    int n_prompt = (int)json_array_size(ids);
+    json_decref(r);
+    snprintf(args, sizeof args, "generate --model '%s' --prompt-ids '%s' -n 24 --precision f32",
+             model, prompt);
+    char *gen = tt_run_stdout(dir, args), cont[2048] = "[";
+    int k = 0;
+    char *tok = strtok(gen, " \n");
+    for (int i = 0; tok; i++, tok = strtok(NULL, " \n")) {
+        if (i < n_prompt) continue;
+        int id = atoi(tok);
+        if (id == 305 || id == 308) break;
+        snprintf(cont + strlen(cont), sizeof cont - strlen(cont), k++ ? ", %d" : "%d", id);
+    }
+    char line[4096];
+    snprintf(line, sizeof line, "{\"input_ids\": %s]}\n", cont);
+    free(tt_write_text(dir, "cont.jsonl", line));
+    snprintf(args, sizeof args, "tokenize '%s' --decode < '%s/cont.jsonl'", model, dir);
+    char *decoded = tt_run_stdout(dir, args);
+    json_t *d = json_loads(decoded, 0, NULL);
+    ck_assert_msg(d != NULL, "%s", decoded);
+    snprintf(args, sizeof args,
+             "generate --model '%s' --prompt 'Hi there' --chat -n 24 --precision f32", model);
+    char *reply = tt_run_stdout(dir, args);
+    reply[strlen(reply) - 1] = '\0';
+    ck_assert_msg(!strcmp(reply, json_string_value(json_object_get(d, "text"))),
+                  "--chat printed '%s', the rendered prompt's continuation is '%s'", reply,
+                  json_string_value(json_object_get(d, "text")));
+    free(reply);
+    json_decref(d);
+    free(decoded);
+    free(gen);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *gemma4_suite(void) {
     Suite *s = suite_create("gemma4");
     TCase *tc = tcase_create("core");
@@ -421,6 +495,7 @@ Suite *gemma4_suite(void) {
     tcase_add_test(tc, test_per_layer_table_stays_in_its_stored_dtype);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
     tcase_add_test(tc, test_wrapper_is_the_text_model_and_merge_keeps_the_towers);
+    tcase_add_test(tc, test_generate_chat_renders_gemma4_template);
     suite_add_tcase(s, tc);
     return s;
 }
