@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/test_mpi_util.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
 #include "trainer/model/family.h"
@@ -228,6 +229,14 @@ END_TEST
 START_TEST(test_checkpointing_with_kv_sharing_is_byte_identical_f32_and_bf16) {
     check_checkpointing(E2B, "f32");
     check_checkpointing(E2B, "bf16");
+}
+END_TEST
+
+/* Two MPI ranks with batch 2 each train what one process trains with batch 4 (the KV-sharing
+ * and per-layer-input model). */
+START_TEST(test_two_ranks_train_what_one_process_trains_with_twice_the_batch) {
+    NEED_MPIRUN();
+    check_fixture_two_ranks("gemma4-e2b", 97);
 }
 END_TEST
 
@@ -491,6 +500,7 @@ Suite *gemma4_suite(void) {
     tcase_add_test(tc, test_impossible_e_models_are_refused);
     tcase_add_test(tc, test_checkpointing_is_byte_identical_f32_and_bf16_packed);
     tcase_add_test(tc, test_checkpointing_with_kv_sharing_is_byte_identical_f32_and_bf16);
+    tcase_add_test(tc, test_two_ranks_train_what_one_process_trains_with_twice_the_batch);
     tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_per_layer_table_stays_in_its_stored_dtype);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
