@@ -356,6 +356,25 @@ START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
 }
 END_TEST
 
+/* inspect names what Gemma 4's layers hold beyond the shared keys. */
+START_TEST(test_inspect_shows_the_gemma4_layers) {
+    char *dir = test_tmpdir(), *model = tt_repo_path(E2B "/model"), args[4400];
+    snprintf(args, sizeof args, "inspect '%s'", model);
+    char *out = tt_run_stdout(dir, args);
+    ck_assert_msg(strstr(out, "model Gemma4ForCausalLM (gemma4_text)") &&
+                      strstr(out, "full layers: head_dim 32, kv_heads 1, RoPE proportional, "
+                                  "0.25 of the frequencies") &&
+                      strstr(out, "per-layer inputs of 8 per layer (table of 97 rows)") &&
+                      strstr(out, "the last 3 layers reuse earlier layers' K and V, their MLP "
+                                  "twice as wide"),
+                  "%s", out);
+    free(out);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* The logits (N, V) of a fixed batch (2 x 12) through dir's base model (caller frees). */
 static float *logits_of(const char *dir, int64_t *n) {
     char err[1024];
@@ -504,6 +523,7 @@ Suite *gemma4_suite(void) {
     tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_per_layer_table_stays_in_its_stored_dtype);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
+    tcase_add_test(tc, test_inspect_shows_the_gemma4_layers);
     tcase_add_test(tc, test_wrapper_is_the_text_model_and_merge_keeps_the_towers);
     tcase_add_test(tc, test_generate_chat_renders_gemma4_template);
     suite_add_tcase(s, tc);
