@@ -320,7 +320,8 @@ static char *fixture_ids(const char *fx, const char *key) {
 }
 
 /* merge --format hf folds the adapter into fixture fx and the merged model generates the
- * adapter's greedy ids; the GGUF export is refused with the reason and the way out. */
+ * adapter's greedy ids; the GGUF exports (merged model, adapter) are refused with the reason
+ * and the way out. */
 static void check_merge(const char *fx) {
     char *dir = test_tmpdir(), rel[256], args[8192];
     snprintf(rel, sizeof rel, "%s/model", fx);
@@ -340,6 +341,9 @@ static void check_merge(const char *fx) {
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/m.gguf'", model,
              adapter, dir);
     tt_expect(dir, args, 1, "--format hf");
+    snprintf(args, sizeof args, "export '%s' --format gguf --model '%s' --out '%s/a.gguf'", adapter,
+             model, dir);
+    tt_expect(dir, args, 1, "does not write Gemma 4 GGUFs");
     free(prompt);
     free(want);
     free(adapter);
