@@ -125,6 +125,27 @@ START_TEST(test_gemma3_matches_reference) {
 }
 END_TEST
 
+/* Gemma 4, 31B-like (gemma4-keqv): plain-w norms, unscaled scores, weightless V norm, full
+ * layers with their own head_dim (32 against 16) and one KV head with K = V (no v_proj),
+ * proportional RoPE on them, sliding layers with window 5 in sequences of 16, layer_scalar,
+ * logits soft-capped at 5: the first loss within 1e-6 relative, every gradient within 1e-4. */
+START_TEST(test_gemma4_k_eq_v_matches_reference) {
+    check_fixture_tol("tests/data/train/gemma4-keqv/model", "tests/data/train/gemma4-keqv", 1e-6);
+}
+END_TEST
+
+/* Gemma 4, E2B-like (gemma4-e2b): per-layer inputs (table, context projection and norm, each
+ * layer's gate, projection and norm), the last 3 of 7 layers sharing the K and V of layers 3
+ * (sliding) and 1 (full), their MLP twice as wide, MQA 4/1, sliding and full head sizes 16
+ * and 32, window 5 in sequences of 16: the first loss within 1e-6, every gradient within
+ * 1e-4 (those of k_proj and v_proj of layers 1 and 3 carry the sharing layers' parts). */
+START_TEST(test_gemma4_per_layer_inputs_and_kv_sharing_match_reference) {
+    check_fixture_tol("tests/data/train/gemma4-e2b/model", "tests/data/train/gemma4-e2b", 1e-6);
+    check_fixture_tol("tests/data/train/gemma4-wrapper/model", "tests/data/train/gemma4-wrapper",
+                      1e-6);
+}
+END_TEST
+
 /* fixture.json's list `key` as ids; their count in *n. */
 static int32_t *json_ids(json_t *fx, const char *key, int *n) {
     json_t *a = json_object_get(fx, key);
@@ -230,6 +251,12 @@ END_TEST
 
 START_TEST(test_gemma3_greedy_generation_matches_reference) {
     check_greedy("tests/data/train/gemma3-tied");
+}
+END_TEST
+
+START_TEST(test_gemma4_greedy_generation_matches_reference) {
+    check_greedy("tests/data/train/gemma4-keqv");
+    check_greedy("tests/data/train/gemma4-e2b");
 }
 END_TEST
 
@@ -505,6 +532,9 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_gemma3_matches_reference);
     tcase_add_test(tc, test_gemma3_greedy_generation_matches_reference);
     tcase_add_test(tc, test_gemma3_wrapper_matches_reference);
+    tcase_add_test(tc, test_gemma4_k_eq_v_matches_reference);
+    tcase_add_test(tc, test_gemma4_per_layer_inputs_and_kv_sharing_match_reference);
+    tcase_add_test(tc, test_gemma4_greedy_generation_matches_reference);
     tcase_add_test(tc, test_mistral3_wrapper_matches_reference);
     tcase_add_test(tc, test_gemma2_matches_reference);
     tcase_add_test(tc, test_qwen3_5_matches_reference);

@@ -97,6 +97,7 @@ START_TEST(test_bf16_first_step_matches_the_float64_reference_within_bf16_bounds
     check_bf16_first_step("tests/data/train/gemma3-tied/model", "tests/data/train/gemma3-tied");
     check_bf16_first_step("tests/data/train/gemma2-tied/model", "tests/data/train/gemma2-tied");
     check_bf16_first_step("tests/data/train/qwen35-text/model", "tests/data/train/qwen35-text");
+    check_bf16_first_step("tests/data/train/gemma4-keqv/model", "tests/data/train/gemma4-keqv");
     TEST_NEED_SHARED(shared);
     char model[4096], fx[4096];
     snprintf(model, sizeof model, "%s/models/stories260K", shared);

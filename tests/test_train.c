@@ -143,6 +143,17 @@ START_TEST(test_train_matches_mistral3_wrapper_reference) {
 }
 END_TEST
 
+/* Gemma 4, 31B-like (gemma4-keqv: K = V full layers of their own head_dim, proportional
+ * RoPE, sliding layers, layer_scalar, soft-capped logits) and E2B-like (gemma4-e2b:
+ * per-layer inputs, KV sharing, double-wide MLP): lorafit train's losses, first gradient
+ * norm and adapter after 3 AdamW steps against the float64 reference. */
+START_TEST(test_train_matches_gemma4_k_eq_v_reference) {
+    check_fixture("tests/data/train/gemma4-keqv", "tests/data/train/gemma4-keqv/model");
+    check_fixture("tests/data/train/gemma4-e2b", "tests/data/train/gemma4-e2b/model");
+    check_fixture("tests/data/train/gemma4-wrapper", "tests/data/train/gemma4-wrapper/model");
+}
+END_TEST
+
 START_TEST(test_train_matches_gemma2_reference) {
     check_fixture("tests/data/train/gemma2-tied", "tests/data/train/gemma2-tied/model");
 }
@@ -249,6 +260,7 @@ Suite *train_suite(void) {
     tcase_add_test(tc, test_train_matches_gemma3_reference);
     tcase_add_test(tc, test_train_matches_gemma2_reference);
     tcase_add_test(tc, test_train_matches_gemma3_wrapper_reference);
+    tcase_add_test(tc, test_train_matches_gemma4_k_eq_v_reference);
     tcase_add_test(tc, test_train_matches_mistral3_wrapper_reference);
     tcase_add_test(tc, test_train_matches_phi3_references);
     tcase_add_test(tc, test_train_matches_ministral3_reference);

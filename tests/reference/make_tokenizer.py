@@ -5,11 +5,13 @@ the 256 byte symbols, --merges merges learnt from a fixed English text, Qwen3's 
 tokens after them, and tokenizer_config.json with --chat-template's template (a Jinja file,
 or a tests/data/chat/template_*.json whose "source" it takes). For tiny random models whose
 vocabulary must fit a tokenizer that llama.cpp and lorafit both load. --gemma: Gemma's special
-tokens and bos / eos instead (the byte-level BPE stays: llama.cpp's gemma3 loads either)."""
+tokens and bos / eos instead (the byte-level BPE stays: llama.cpp's gemma3 loads either);
+--gemma4: Gemma 4's (<|turn>, <turn|>, <|channel>, <channel|>)."""
 import argparse, json, os, unicodedata
 ap = argparse.ArgumentParser(); ap.add_argument('--out', required=True)
 ap.add_argument('--merges', type=int, default=48); ap.add_argument('--chat-template', required=True)
 ap.add_argument('--gemma', action='store_true', help="Gemma's special tokens (<bos>, <start_of_turn>, ...) instead of Qwen3's")
+ap.add_argument('--gemma4', action='store_true', help="Gemma 4's special tokens (<bos>, <|turn>, <turn|>, ...)")
 a = ap.parse_args()
 TEXT = ("The quick brown fox jumps over the lazy dog. Once upon a time there was a little girl "
         "who liked to read stories about the sea and the stars. She said hello to the world, and "
@@ -46,7 +48,10 @@ for _ in range(a.merges):  # the most frequent pair, first seen on ties: determi
             else: out.append(w[i]); i += 1
         nw[tuple(out)] = f
     words = nw
-specials = [('<pad>', True), ('<eos>', True), ('<bos>', True), ('<start_of_turn>', True),
+if a.gemma4: a.gemma = True
+specials = [('<pad>', True), ('<eos>', True), ('<bos>', True), ('<|turn>', True), ('<turn|>', True),
+            ('<|channel>', True), ('<channel|>', True)] if a.gemma4 else [
+            ('<pad>', True), ('<eos>', True), ('<bos>', True), ('<start_of_turn>', True),
             ('<end_of_turn>', True)] if a.gemma else [('<|endoftext|>', True), ('<|im_start|>', True), ('<|im_end|>', True), ('<tool_call>', False),
             ('</tool_call>', False), ('<think>', False), ('</think>', False)]
 added = [{'id': len(vocab) + i, 'content': t, 'single_word': False, 'lstrip': False, 'rstrip': False,
@@ -66,7 +71,7 @@ template = json.load(open(src))['source'] if src.endswith('.json') else open(src
 tcfg = {'add_bos_token': False, 'add_prefix_space': False,
         'added_tokens_decoder': {str(t['id']): {k: t[k] for k in t if k != 'id'} for t in added},
         'bos_token': '<bos>' if a.gemma else None, 'chat_template': template, 'clean_up_tokenization_spaces': False,
-        'eos_token': '<end_of_turn>' if a.gemma else '<|im_end|>', 'errors': 'replace', 'model_max_length': 4096,
+        'eos_token': '<eos>' if a.gemma4 else '<end_of_turn>' if a.gemma else '<|im_end|>', 'errors': 'replace', 'model_max_length': 4096,
         'pad_token': '<pad>' if a.gemma else '<|endoftext|>',
         'split_special_tokens': False, 'tokenizer_class': 'Qwen2Tokenizer', 'unk_token': None}
 os.makedirs(a.out, exist_ok=True)

@@ -44,13 +44,20 @@ QWEN3_5_TEXT_DEFAULTS = dict(vocab_size=248320, hidden_size=4096, intermediate_s
 MINISTRAL3_DEFAULTS = dict(vocab_size=131072, hidden_size=4096, intermediate_size=14336, num_hidden_layers=34,
                            num_attention_heads=32, num_key_value_heads=8, head_dim=128, max_position_embeddings=262144,
                            rms_norm_eps=1e-5, hidden_act='silu', tie_word_embeddings=False, sliding_window=None)
+# Gemma4TextConfig's (configuration_gemma4.py; its Gemma 4 keys' defaults: ref_gemma4).
+GEMMA4_TEXT_DEFAULTS = dict(vocab_size=262144, hidden_size=2304, intermediate_size=9216, num_hidden_layers=30,
+                            num_attention_heads=8, num_key_value_heads=4, head_dim=256, max_position_embeddings=131072,
+                            rms_norm_eps=1e-6, tie_word_embeddings=True, hidden_activation='gelu_pytorch_tanh')
 LAYOUTS = (('model.language_model.', 'lm_head.weight'), ('language_model.model.', 'language_model.lm_head.weight'))
 WRAPPERS = {'gemma3': dict(text_type='gemma3_text', absent_type='gemma3_text', defaults=GEMMA3_TEXT_DEFAULTS, final_softcap=False, layouts=LAYOUTS),
             # Mistral3Config reads a text_config without model_type as Mistral's: not this decoder
             'mistral3': dict(text_type='ministral3', absent_type='mistral', defaults=MINISTRAL3_DEFAULTS, final_softcap=False, layouts=LAYOUTS),
             # Qwen3_5ForConditionalGeneration: model.visual.* and mtp.* are ignored
             'qwen3_5': dict(text_type='qwen3_5_text', absent_type='qwen3_5_text', defaults=QWEN3_5_TEXT_DEFAULTS, final_softcap=False,
-                            layouts=(LAYOUTS[0],))}
+                            layouts=(LAYOUTS[0],)),
+            # Gemma4ForConditionalGeneration soft-caps its logits; vision and audio towers ignored
+            'gemma4': dict(text_type='gemma4_text', absent_type='gemma4_text', defaults=GEMMA4_TEXT_DEFAULTS, final_softcap=True,
+                           layouts=(LAYOUTS[0],))}
 
 def unwrap(cfg, w):
     """(the decoder's config, its tensors under the decoder's own names, the PEFT module prefix)."""

@@ -12,7 +12,8 @@
  * decode: the prompt's ids go through the decoder first, so the continuation's first word keeps its
  * space; in --chat mode only the reply is printed), and generation stops after N tokens or at an
  * end-of-turn token: EOS (tokenizer_config.json's or config.json's eos_token_id) or one of the
- * usual end-of-turn specials (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>). */
+ * usual end-of-turn specials (<|eot_id|>, <|im_end|>, <|end|>, <end_of_turn>, <|endoftext|>,
+ * Gemma 4's <turn|>). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -281,9 +282,9 @@ int cmd_generate(int argc, char **argv) {
             return EXIT_RUNTIME;
         }
         add_stop(&to, tokenizer_special(tok)->eos_id);
-        const char *ends[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                              "<|endoftext|>"};
-        for (int i = 0; i < 5; i++)
+        const char *ends[] = {"<|eot_id|>",    "<|im_end|>",    "<|end|>",
+                              "<end_of_turn>", "<|endoftext|>", "<turn|>"};
+        for (int i = 0; i < 6; i++)
             add_stop(&to, tokenizer_token_to_id(tok, ends[i], strlen(ends[i])));
     } else if (parse_ids(prompt, &ids, &n_prompt) != 0) {
         fprintf(stderr,

@@ -104,6 +104,20 @@ static void print_config(const ModelConfig *c) {
     if (c->attn_softcap > 0 || c->final_softcap > 0)
         printf("  soft-caps: attention %g, final logits %g (0: none)\n", c->attn_softcap,
                c->final_softcap);
+    if (c->full.head_dim) {
+        char rope[64] = "plain";
+        if (c->rope_scaling.proportional)
+            snprintf(rope, sizeof rope, "proportional, %g of the frequencies",
+                     c->rope_scaling.proportion);
+        printf("  full layers: head_dim %d, kv_heads %d%s, RoPE %s\n", c->full.head_dim,
+               c->full.kv_heads ? c->full.kv_heads : c->num_key_value_heads,
+               c->full.k_eq_v ? ", V = K (no v_proj)" : "", rope);
+    }
+    if (c->ple_dim)
+        printf("  per-layer inputs of %d per layer (table of %d rows)\n", c->ple_dim, c->ple_vocab);
+    if (c->kv_shared)
+        printf("  the last %d layers reuse earlier layers' K and V%s\n", c->kv_shared,
+               c->double_wide_mlp ? ", their MLP twice as wide" : "");
     int linear = 0;
     for (int l = 0; l < c->num_hidden_layers; l++) linear += hf_layer_is_linear(c, l);
     if (linear)

@@ -22,7 +22,14 @@
  *     below is seeded with a copy of those bits (graph_backward_from). The head's backward
  *     reaches the last boundary the same way. Every LoRA tensor belongs to one layer, so
  *     each of its gradient elements receives the same additions in the same order;
- *   - the loss is computed once, by the same head ops in g. */
+ *   - the loss is computed once, by the same head ops in g.
+ * KV sharing (Gemma 4): a source layer's K and V (PassShared.kv) are copied into g after its
+ * forward, with zeroed gradient buffers there, and the sharing layers above read the copies
+ * (the same bits). Backward reaches the sharing layers first: their attention adds into
+ * those buffers, in the order the plain pass's tape adds into the source's tensors; the
+ * recomputed source layer then takes the buffers as its fresh K's and V's gradients, to
+ * which its own attention adds last, as in the plain pass. The per-layer inputs are built
+ * once in g without gradients. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,7 +52,9 @@ struct Checkpointing {
     int batch, seq_len;
     float dropout;
     uint64_t dropout_seed;
-    char error[640]; /* why the pass failed, when the layer graph (or ck) failed */
+    PassShared shared;  /* the layers' shared inputs; kv[q] in g once its source has run */
+    Tensor *kv_kept[4]; /* the sources' K and V copied into g, gradients accumulating there */
+    char error[640];    /* why the pass failed, when the layer graph (or ck) failed */
 };
 
 Checkpointing *checkpointing_create(void) {
@@ -98,7 +107,25 @@ static Tensor *build_layer(Checkpointing *ck, int l) {
     ck->input = *ck->saved[l];
     ck->input.grad = NULL;
     return model_layer_forward(ck->m, ck->lora, ck->layer, &ck->input, l, ck->pos, ck->segment,
-                               ck->batch, ck->seq_len, ck->dropout, ck->dropout_seed);
+                               ck->batch, ck->seq_len, ck->dropout, ck->dropout_seed, &ck->shared);
+}
+
+/* The K and V a source layer has just set in the layer graph (shared.kv differs from
+ * `before`) copied into g with zeroed gradients, for the sharing layers above. -1 on OOM. */
+static int keep_shared_kv(Checkpointing *ck, Graph *g, Tensor *const before[4]) {
+    for (int q = 0; q < 4; q++) {
+        Tensor *t = ck->shared.kv[q];
+        if (!t || t == before[q]) continue;
+        Tensor *keep = graph_tensor(g, t->ndim, t->shape);
+        Tensor *grad = t->requires_grad ? graph_tensor(g, t->ndim, t->shape) : NULL;
+        if (!keep || (t->requires_grad && !grad)) return -1;
+        memcpy(keep->data, t->data, (size_t)t->size * sizeof(float));
+        if (grad) memset(grad->data, 0, (size_t)t->size * sizeof(float));
+        keep->requires_grad = t->requires_grad;
+        keep->grad = grad ? grad->data : NULL;
+        ck->shared.kv[q] = ck->kv_kept[q] = keep;
+    }
+    return 0;
 }
 
 /* n ids copied into g's arena (an F32 tensor reinterpreted: same size, aligned); backward
@@ -132,12 +159,16 @@ static Tensor *build_pass(const Model *m, const Lora *lora, Graph *g, Checkpoint
     if (!ck->pos || (segment && !ck->segment)) return NULL;
     ck->g = g;
     Tensor *x = model_embed(m, g, ids, n); /* (N, C) */
-    if (!x) return NULL;
+    if (!x || model_pass_shared(m, g, ids, x, &ck->shared) != 0) return NULL;
+    memset(ck->kv_kept, 0, sizeof ck->kv_kept);
     ck->saved[0] = x;
     Tensor *out = NULL;
     for (int l = 0; l < L; l++) {
+        Tensor *before[4];
+        memcpy(before, ck->shared.kv, sizeof before);
         out = build_layer(ck, l);
         if (!out || graph_failed(ck->layer)) return fail(ck, l, "forward");
+        if (keep_shared_kv(ck, g, before) != 0) return NULL;
         Tensor *keep = graph_tensor(g, 2, (int64_t[]){n, C});
         if (!keep) return NULL;
         memcpy(keep->data, out->data, (size_t)(n * C) * sizeof(float));
@@ -188,12 +219,18 @@ int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float
     ck->g = g; /* build_layer reads the precision from g */
     int rc = 0;
     for (int l = L - 1; l >= 0 && d; l--) {
+        Tensor *kept[4];
+        memcpy(kept, ck->shared.kv, sizeof kept);
         Tensor *out = l == L - 1 && ck->held ? ck->held : build_layer(ck, l);
         if (!out || graph_failed(ck->layer)) {
             fail(ck, l, "recomputed for backward");
             rc = -1;
             break;
         }
+        for (int q = 0; q < 4; q++) /* a source: its fresh K, V take the sharing layers' */
+            if (ck->shared.kv[q] != kept[q] && ck->kv_kept[q])
+                ck->shared.kv[q]->grad = ck->kv_kept[q]->grad;
+        memcpy(ck->shared.kv, kept, sizeof kept);
         if (graph_backward_from(ck->layer, out, d) != 0) {
             fail(ck, l, "backward");
             rc = -1;

@@ -164,7 +164,8 @@ const float *qwen3_5_decoder_next(void *dp, const Model *m, const Lora *lora, Gr
     if (!pt) return NULL;
     int32_t *at = (int32_t *)(void *)pt->data;
     *at = pos;
-    LayerPass p = {m, lora, g, at, NULL, 1, 1, 0.0f, 0};
+    PassShared none = {0};
+    LayerPass p = {m, lora, g, at, NULL, 1, 1, 0.0f, 0, &none};
     float eps = (float)c->rms_norm_eps;
     Tensor *x = model_embed(m, g, &id, 1); /* (1, C) */
     for (int i = 0; x && i < c->num_hidden_layers; i++) {

@@ -95,8 +95,10 @@ unsigned model_modules(const ModelConfig *cfg);
 /* The modules layer `layer` has (Qwen3.5: a DeltaNet layer's or an attention layer's). */
 unsigned model_layer_modules(const ModelConfig *cfg, int layer);
 const char *model_module_parent(ModelModule mod);
-/* Shape of a layer's linear: W (out, in). */
+/* Shape of a layer's linear: W (out, in), in a model whose layers all have one shape. */
 void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in);
+/* The same in layer `layer` (Gemma 4's full layers have their own head_dim and KV heads). */
+void model_layer_module_dims(const ModelConfig *cfg, int layer, ModelModule mod, int *out, int *in);
 /* The frozen weight (out, in) and bias (out) or NULL of a layer's linear. */
 const Tensor *model_weight(const Model *m, int layer, ModelModule mod);
 const Tensor *model_bias(const Model *m, int layer, ModelModule mod);

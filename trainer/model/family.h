@@ -68,6 +68,12 @@ typedef enum {
     LINEAR_A_LOG,    /* A_log (NV) */
     LINEAR_DT_BIAS,  /* dt_bias (NV) */
     LINEAR_CONV,     /* conv1d.weight: (CH, 1, KW) in the checkpoint, (CH, KW) F32 in memory */
+    LAYER_SCALAR,    /* the layer's output factor (1): Gemma 4's layer_scalar */
+    /* Gemma 4's per-layer input (E models): its gate (P, C) and projection (C, P), frozen
+     * matrices (BF16 with the model's dtype BF16), and the norm after them (C) */
+    PLE_GATE,
+    PLE_PROJ,
+    NORM_PLE,
     NORM_SLOTS
 } LayerNormSlot;
 
@@ -83,10 +89,19 @@ typedef struct FamilyNorm {
  * the q/k norms only an attention layer, the others every layer. */
 bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n);
 
-/* The length of norm weight n (weights.c). */
-int family_norm_length(const ModelConfig *c, const FamilyNorm *n);
+/* The length of norm weight n of layer l (weights.c). */
+int family_norm_length(const ModelConfig *c, int l, const FamilyNorm *n);
 
 /* ---- building a layer ------------------------------------------------------------- */
+
+/* What a pass computes before the layers or in one layer for later ones, kept by the pass's
+ * owner (forward.c, checkpointed.c) for every layer: Gemma 4's per-layer inputs (N, L*P), and
+ * the K and V (N, NKV*D) of its KV-sharing source layers, kv[2 * full + {0: K, 1: V}], set
+ * by the source layer, read by the sharing ones. NULL / unset in the other families. */
+typedef struct PassShared {
+    Tensor *layer_inputs;
+    Tensor *kv[4];
+} PassShared;
 
 /* One pass's arguments, the same for every layer. */
 typedef struct LayerPass {
@@ -98,6 +113,7 @@ typedef struct LayerPass {
     int batch, seq_len;
     float dropout;
     uint64_t dropout_seed;
+    PassShared *shared; /* never NULL */
 } LayerPass;
 
 /* The shared pieces of a layer (forward.c). A linear of the layer with its bias and its LoRA
@@ -136,6 +152,10 @@ struct ModelFamily {
     /* Decoder layer `layer`: x (N, C) -> its output (N, C), built in p->g. The one
      * definition of the layer: the plain pass and gradient checkpointing both call it. */
     Tensor *(*layer_forward)(const LayerPass *p, Tensor *x, int layer);
+    /* NULL, or the per-layer inputs (N, L*P) of a pass from its ids and embeddings (N, C),
+     * built in g without gradients, for a config with ple_dim > 0 (Gemma 4's E models);
+     * NULL on failure. */
+    Tensor *(*layer_inputs)(const Model *m, Graph *g, const int32_t *ids, Tensor *embedded);
     const char *gguf_arch;    /* llama.cpp's architecture name */
     bool gguf_permute_qk;     /* convert_hf_to_gguf.py's LlamaModel.permute of q/k rows */
     bool gguf_llama_hparams;  /* LlamaModel's extra keys: vocab_size, rope.dimension_count */
@@ -166,6 +186,7 @@ struct ModelFamily {
     int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
     /* Ministral 3's RoPE (false / NULL elsewhere): */
     bool yarn; /* rope_type "yarn" accepted (the others refuse it: their GGUF lacks its keys) */
+    bool proportional_rope; /* rope_type "proportional" accepted for the full layers (Gemma 4) */
     /* rope_parameters (JSON) when config.json has neither it nor rope_scaling */
     const char *default_rope_parameters;
     /* Generation with a cache (NULL: generate.c recomputes the prefix for every token): a

@@ -88,9 +88,16 @@ Tensor *layer_attention(const LayerPass *p, Tensor *q, Tensor *k, Tensor *v, int
 
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
-                            float dropout, uint64_t dropout_seed) {
-    LayerPass p = {m, lora, g, pos, segment, batch, seq_len, dropout, dropout_seed};
+                            float dropout, uint64_t dropout_seed, PassShared *shared) {
+    LayerPass p = {m, lora, g, pos, segment, batch, seq_len, dropout, dropout_seed, shared};
     return m->cfg.family->layer_forward(&p, x, layer);
+}
+
+int model_pass_shared(const Model *m, Graph *g, const int32_t *ids, Tensor *x, PassShared *shared) {
+    *shared = (PassShared){0};
+    if (!m->cfg.family->layer_inputs || !m->cfg.ple_dim) return 0;
+    shared->layer_inputs = m->cfg.family->layer_inputs(m, g, ids, x);
+    return shared->layer_inputs ? 0 : -1;
 }
 
 const int32_t *model_default_positions(Graph *g, int batch, int seq_len) {
@@ -124,9 +131,11 @@ static Tensor *hidden(const Model *m, const Lora *lora, Graph *g, const int32_t 
     if (!pos) pos = model_default_positions(g, batch, seq_len);
     if (!pos) return NULL;
     Tensor *x = model_embed(m, g, ids, (int64_t)batch * seq_len); /* (N, C) */
+    PassShared shared;
+    if (!x || model_pass_shared(m, g, ids, x, &shared) != 0) return NULL;
     for (int i = 0; i < m->cfg.num_hidden_layers; i++)
         x = model_layer_forward(m, lora, g, x, i, pos, segment, batch, seq_len, dropout,
-                                dropout_seed);
+                                dropout_seed, &shared);
     return model_final_norm(m, g, x); /* (N, C) */
 }
 

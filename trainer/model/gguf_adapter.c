@@ -118,7 +118,7 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
         for (int m = 0; rc == 0 && m < MODULE_COUNT; m++) {
             if (!(spec.targets & model_layer_modules(c, l) & (1u << m))) continue;
             int out, in;
-            model_module_dims(c, (ModelModule)m, &out, &in);
+            model_layer_module_dims(c, l, (ModelModule)m, &out, &in);
             const StTensor *a = find(st, c, l, (ModelModule)m, 'A');
             const StTensor *b = find(st, c, l, (ModelModule)m, 'B');
             if (!a || !b || a->ndim != 2 || b->ndim != 2 || a->shape[0] != spec.r ||

@@ -194,7 +194,7 @@ static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char
                    .norm = n->slot,
                    .vector = true,
                    .rows = 1,
-                   .cols = family_norm_length(c, n)};
+                   .cols = family_norm_length(c, l, n)};
         if (n->slot == LINEAR_CONV) /* (CH, KW), F32 as the converter keeps ssm_conv1d */
             it.vector = false, it.keep_f32 = true, it.rows = it.cols,
             it.cols = c->linear.conv_kernel;
@@ -228,7 +228,7 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
             if (add_norms(b, m, l, (ModelModule)k, err, errlen) != 0) return -1;
             if (!(model_layer_modules(c, l) & (1u << k))) continue;
             int out, in;
-            model_module_dims(c, (ModelModule)k, &out, &in);
+            model_layer_module_dims(c, l, (ModelModule)k, &out, &in);
             int heads = !permute        ? 0
                         : k == MODULE_Q ? c->num_attention_heads
                         : k == MODULE_K ? c->num_key_value_heads

@@ -20,17 +20,18 @@
 extern const ModelFamily family_llama, family_mistral, family_qwen2, family_qwen3;
 extern const ModelFamily family_smollm3, family_olmo2, family_granite;
 extern const ModelFamily family_gemma3_text, family_gemma2, family_phi3;
-extern const ModelFamily family_ministral3, family_qwen3_5_text;
+extern const ModelFamily family_ministral3, family_qwen3_5_text, family_gemma4_text;
 static const ModelFamily *const families[] = {
     &family_llama,       &family_mistral, &family_qwen2,      &family_qwen3,
     &family_smollm3,     &family_olmo2,   &family_granite,    &family_gemma2,
     &family_gemma3_text, &family_phi3,    &family_ministral3, &family_qwen3_5_text,
+    &family_gemma4_text,
 };
 #define N_FAMILIES ((int)(sizeof families / sizeof families[0]))
 /* The multimodal checkpoints around them (family.h's ModelWrapper). */
-extern const ModelWrapper wrapper_gemma3, wrapper_mistral3, wrapper_qwen3_5;
-static const ModelWrapper *const wrappers[] = {&wrapper_gemma3, &wrapper_mistral3,
-                                               &wrapper_qwen3_5};
+extern const ModelWrapper wrapper_gemma3, wrapper_mistral3, wrapper_qwen3_5, wrapper_gemma4;
+static const ModelWrapper *const wrappers[] = {&wrapper_gemma3, &wrapper_mistral3, &wrapper_qwen3_5,
+                                               &wrapper_gemma4};
 #define N_WRAPPERS ((int)(sizeof wrappers / sizeof wrappers[0]))
 
 const char *hf_architecture(const ModelConfig *cfg) {
@@ -374,12 +375,13 @@ static int parse_root(json_t *root, ModelConfig *cfg, const char *src, char *err
     if (f->read_config(&r, cfg)) return -1;
     if (hf_rope_parse(root, cfg, src, err, errlen)) return -1;
     double partial = cfg->partial_rotary_factor ? cfg->partial_rotary_factor : 1.0;
-    cfg->rotary_dim = (int)(cfg->head_dim * partial); /* transformers' int(head_dim * factor) */
+    int rope_dim = cfg->full.head_dim ? cfg->full.head_dim : cfg->head_dim; /* the full layers' */
+    cfg->rotary_dim = (int)(rope_dim * partial); /* transformers' int(head_dim * factor) */
     if (partial > 1.0 || cfg->rotary_dim < 2 || cfg->rotary_dim % 2 != 0) {
         snprintf(err, errlen,
                  "%s: \"partial_rotary_factor\" %g gives %d rotary dimensions of head_dim %d "
                  "(need an even number, at least 2, at most head_dim)",
-                 src, partial, cfg->rotary_dim, cfg->head_dim);
+                 src, partial, cfg->rotary_dim, rope_dim);
         return -1;
     }
     return hf_rope_finish(root, cfg, src, err, errlen);

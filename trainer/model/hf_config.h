@@ -47,6 +47,11 @@ typedef struct RopeScaling {
      * are completed as transformers does. */
     bool yarn, yarn_no_truncate;
     double beta_fast, beta_slow, mscale, mscale_all_dim;
+    /* "proportional" (Gemma 4's full layers, _compute_proportional_rope_parameters): the
+     * first floor(proportion * rotary_dim / 2) frequencies base^(-2i / rotary_dim) / factor,
+     * the others 0 (those pairs i, i + rotary_dim / 2 pass through unrotated) */
+    bool proportional;
+    double proportion;
 } RopeScaling;
 
 typedef struct ModelConfig {
@@ -96,11 +101,54 @@ typedef struct ModelConfig {
         int mrope_section[4]; /* rope_parameters' mrope_section (GGUF only; text: plain RoPE) */
     } linear;
     bool attn_output_gate;
+    /* Gemma 4's full-attention layers: their own head_dim and KV heads (0: as the sliding
+     * layers', head_dim and num_key_value_heads), and k_eq_v (attention_k_eq_v): no v_proj,
+     * V is k_proj's output. rotary_dim is then the full layers' (proportional RoPE). */
+    struct {
+        int head_dim, kv_heads;
+        bool k_eq_v;
+    } full;
+    /* Gemma 4's E models: per-layer inputs of ple_dim values (hidden_size_per_layer_input;
+     * 0: none) from a table of ple_vocab rows (vocab_size_per_layer_input); the last kv_shared
+     * layers (num_kv_shared_layers) reuse the K and V of the last earlier layer of their type
+     * and have an MLP twice as wide with double_wide_mlp (use_double_wide_mlp). */
+    int ple_dim, ple_vocab, kv_shared;
+    bool double_wide_mlp;
 } ModelConfig;
 
 /* Whether layer l of cfg rotates q and k (all do but SmolLM3's NoPE layers). */
 static inline bool hf_layer_has_rope(const ModelConfig *cfg, int l) {
     return !(cfg->nope_layers[l / 64] >> (l % 64) & 1);
+}
+
+/* Whether layer l of cfg attends in a sliding window. */
+static inline bool hf_layer_sliding(const ModelConfig *cfg, int l) {
+    return cfg->sliding_layers[l / 8] >> (l % 8) & 1;
+}
+
+/* Layer l's head_dim and key-value heads (Gemma 4's full layers have their own). */
+static inline int hf_layer_head_dim(const ModelConfig *cfg, int l) {
+    return cfg->full.head_dim && !hf_layer_sliding(cfg, l) ? cfg->full.head_dim : cfg->head_dim;
+}
+static inline int hf_layer_kv_heads(const ModelConfig *cfg, int l) {
+    return cfg->full.kv_heads && !hf_layer_sliding(cfg, l) ? cfg->full.kv_heads
+                                                           : cfg->num_key_value_heads;
+}
+
+/* Whether layer l reuses an earlier layer's K and V (Gemma 4's KV sharing). */
+static inline bool hf_layer_shares_kv(const ModelConfig *cfg, int l) {
+    return cfg->kv_shared > 0 && l >= cfg->num_hidden_layers - cfg->kv_shared;
+}
+/* The layer whose K and V a sharing layer l reads (Gemma4TextAttention.store_full_length_kv):
+ * the last layer of l's type before the sharing ones; -1 when there is none. */
+static inline int hf_layer_kv_source(const ModelConfig *cfg, int l) {
+    for (int s = cfg->num_hidden_layers - cfg->kv_shared - 1; s >= 0; s--)
+        if (hf_layer_sliding(cfg, s) == hf_layer_sliding(cfg, l)) return s;
+    return -1;
+}
+/* Layer l's intermediate size: doubled on the sharing layers with double_wide_mlp. */
+static inline int hf_layer_ff(const ModelConfig *cfg, int l) {
+    return cfg->intermediate_size * (cfg->double_wide_mlp && hf_layer_shares_kv(cfg, l) ? 2 : 1);
 }
 
 /* Whether layer l of cfg is a Gated DeltaNet layer (Qwen3.5), not attention. */

@@ -91,10 +91,11 @@ static int parse_yarn(json_t *o, const char *where, RopeScaling *r, char *err, s
 
 /* One RoPE description: transformers 4's "rope_scaling" (null: plain RoPE) or transformers
  * 5's "rope_parameters" (which also holds rope_theta). Its rope_type (or the older "type")
- * is "default" (plain), "linear", "llama3", "longrope" or "yarn" (none given: plain when
- * untyped_is_default, as rope_parameters may leave it out); `where` names it in messages. */
-static int parse_rope_object(json_t *o, const char *where, bool untyped_is_default, bool yarn_ok,
-                             RopeScaling *r, char *err, size_t errlen) {
+ * is "default" (plain), "linear", "llama3", "longrope", or the family's own (fam: NULL for
+ * none) "yarn" or "proportional" (none given: plain when untyped_is_default, as
+ * rope_parameters may leave it out); `where` names it in messages. */
+static int parse_rope_object(json_t *o, const char *where, bool untyped_is_default,
+                             const ModelFamily *fam, RopeScaling *r, char *err, size_t errlen) {
     memset(r, 0, sizeof *r);
     if (!json_is_object(o)) {
         snprintf(err, errlen, "%s must be null or an object", where);
@@ -109,11 +110,24 @@ static int parse_rope_object(json_t *o, const char *where, bool untyped_is_defau
         return hf_get_number(o, "factor", 0, true, &r->factor, where, err, errlen);
     }
     if (type && strcmp(type, "longrope") == 0) return parse_longrope(o, where, r, err, errlen);
-    if (type && strcmp(type, "yarn") == 0 && yarn_ok) return parse_yarn(o, where, r, err, errlen);
+    if (type && strcmp(type, "yarn") == 0 && fam && fam->yarn)
+        return parse_yarn(o, where, r, err, errlen);
+    if (type && strcmp(type, "proportional") == 0 && fam && fam->proportional_rope) {
+        r->proportional = true; /* _compute_proportional_rope_parameters' defaults: 1 */
+        if (hf_get_number(o, "factor", 1.0, false, &r->factor, where, err, errlen) ||
+            hf_get_number(o, "partial_rotary_factor", 1.0, false, &r->proportion, where, err,
+                          errlen))
+            return -1;
+        if (r->proportion > 1.0) {
+            snprintf(err, errlen, "%s.partial_rotary_factor must be at most 1", where);
+            return -1;
+        }
+        return 0;
+    }
     if (!type || strcmp(type, "llama3") != 0) {
         snprintf(err, errlen,
                  "%s.rope_type \"%s\" is not supported (only \"default\", \"linear\", \"llama3\", "
-                 "\"longrope\", and \"yarn\" for Ministral 3)",
+                 "\"longrope\"; \"yarn\" for Ministral 3, \"proportional\" for Gemma 4)",
                  where, type ? type : "(missing)");
         return -1;
     }
@@ -145,7 +159,7 @@ static int parse_rope_per_layer_type(json_t *rp, ModelConfig *cfg, const char *w
         return -1;
     }
     snprintf(at, sizeof at, "%s.sliding_attention", where);
-    if (parse_rope_object(local, at, true, false, &none, err, errlen) ||
+    if (parse_rope_object(local, at, true, NULL, &none, err, errlen) ||
         hf_get_number(local, "rope_theta", 0, true, &cfg->rope_local_theta, at, err, errlen))
         return -1;
     if (none.llama3 || none.linear) {
@@ -153,7 +167,7 @@ static int parse_rope_per_layer_type(json_t *rp, ModelConfig *cfg, const char *w
         return -1;
     }
     snprintf(at, sizeof at, "%s.full_attention", where);
-    return parse_rope_object(full, at, true, false, &cfg->rope_scaling, err, errlen) ||
+    return parse_rope_object(full, at, true, cfg->family, &cfg->rope_scaling, err, errlen) ||
            hf_get_number(full, "rope_theta", cfg->rope_theta, false, &cfg->rope_theta, at, err,
                          errlen);
 }
@@ -171,7 +185,7 @@ int hf_rope_parse(json_t *root, ModelConfig *cfg, const char *src, char *err, si
     if (hf_get_number(root, "rope_theta", theta_default, false, &cfg->rope_theta, src, err, errlen))
         return -1;
     memset(&cfg->rope_scaling, 0, sizeof cfg->rope_scaling);
-    bool yarn_ok = cfg->family->yarn;
+    const ModelFamily *fam = cfg->family;
     if ((!rs || json_is_null(rs)) && (!rp || json_is_null(rp)) &&
         cfg->family->default_rope_parameters) {
         /* the config class's default rope_parameters, its rope_theta over the top-level one
@@ -183,7 +197,12 @@ int hf_rope_parse(json_t *root, ModelConfig *cfg, const char *src, char *err, si
             snprintf(err, errlen, "%s: out of memory", where);
             return -1;
         }
-        int rc = parse_rope_object(d, where, true, yarn_ok, &cfg->rope_scaling, err, errlen);
+        if (json_object_get(d, "full_attention")) { /* one per layer type (Gemma 4) */
+            int rc = parse_rope_per_layer_type(d, cfg, where, err, errlen);
+            json_decref(d);
+            return rc;
+        }
+        int rc = parse_rope_object(d, where, true, fam, &cfg->rope_scaling, err, errlen);
         if (rc == 0)
             rc = hf_get_number(d, "rope_theta", cfg->rope_theta, false, &cfg->rope_theta, where,
                                err, errlen);
@@ -191,7 +210,7 @@ int hf_rope_parse(json_t *root, ModelConfig *cfg, const char *src, char *err, si
         return rc;
     }
     if (rs && !json_is_null(rs) &&
-        parse_rope_object(rs, where, false, yarn_ok, &cfg->rope_scaling, err, errlen))
+        parse_rope_object(rs, where, false, fam, &cfg->rope_scaling, err, errlen))
         return -1;
     if (!rp || json_is_null(rp)) return 0;
     snprintf(where, sizeof where, "%s: rope_parameters", src);
@@ -205,7 +224,7 @@ int hf_rope_parse(json_t *root, ModelConfig *cfg, const char *src, char *err, si
     }
     RopeScaling r;
     double theta, partial, family_partial = cfg->partial_rotary_factor;
-    if (parse_rope_object(rp, where, true, yarn_ok, &r, err, errlen) ||
+    if (parse_rope_object(rp, where, true, fam, &r, err, errlen) ||
         hf_get_number(rp, "rope_theta", cfg->rope_theta, false, &theta, where, err, errlen) ||
         hf_get_number(rp, "partial_rotary_factor", family_partial ? family_partial : 1.0, false,
                       &partial, where, err, errlen))
@@ -353,6 +372,11 @@ void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq) {
     }
     for (int i = 0; i < d / 2; i++) inv_freq[i] = 1.0 / pow(cfg->rope_theta, (double)(2 * i) / d);
     const RopeScaling *r = &cfg->rope_scaling;
+    if (r->proportional) { /* int(proportion * head_dim // 2) rotate, the rest stand still */
+        int angles = (int)floor(r->proportion * d / 2);
+        for (int i = 0; i < d / 2; i++) inv_freq[i] = i < angles ? inv_freq[i] / r->factor : 0.0;
+        return;
+    }
     if (r->linear) { /* _compute_linear_scaling_rope_parameters: positions / factor */
         for (int i = 0; i < d / 2; i++) inv_freq[i] /= r->factor;
         return;

@@ -50,8 +50,13 @@ struct Model {
      * llama_4_scaling_beta: (q rope) * s = q (cos s) + rotate(q) (sin s)); NULL without one */
     float *rope_query_cos, *rope_query_sin;
     float embed_scale; /* the embeddings' factor (family embed_scale), else 0 */
-    GgmlType quant;    /* model.quantize of the linear weights; GGML_TYPE_F32: none */
-    void *quantized;   /* one allocation holding every quantized linear weight */
+    /* Gemma 4's per-layer inputs (cfg.ple_dim > 0): the table (PV, L*P) in its stored dtype,
+     * never widened as a whole; the context projection (L*P, C) and its norm (P); the table
+     * rows' factor sqrt(P) rounded to its dtype */
+    Tensor ple_embed, ple_proj, ple_norm;
+    float ple_scale;
+    GgmlType quant;  /* model.quantize of the linear weights; GGML_TYPE_F32: none */
+    void *quantized; /* one allocation holding every quantized linear weight */
     int max_pos;
     size_t param_count;
 };
@@ -62,7 +67,10 @@ struct Model {
  * (model_default_positions). */
 Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *x, int layer,
                             const int32_t *pos, const int32_t *segment, int batch, int seq_len,
-                            float dropout, uint64_t dropout_seed);
+                            float dropout, uint64_t dropout_seed, PassShared *shared);
+/* The pass's shared inputs of the layers (family.h's PassShared) from its ids and
+ * embeddings x (N, C), built in g: 0, or -1 on failure (graph_failed). */
+int model_pass_shared(const Model *m, Graph *g, const int32_t *ids, Tensor *x, PassShared *shared);
 /* The embedding rows of ids (N, C), times the family's scale (Gemma's sqrt(hidden)). */
 Tensor *model_embed(const Model *m, Graph *g, const int32_t *ids, int64_t n);
 /* The final norm of the family: x (N, C) -> the lm_head's input (N, C); divided by

@@ -80,7 +80,7 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             if (!(spec->targets & model_layer_modules(c, i) & (1u << mod))) continue;
             int out, in;
-            model_module_dims(c, (ModelModule)mod, &out, &in);
+            model_layer_module_dims(c, i, (ModelModule)mod, &out, &in);
             total += (size_t)spec->r * (size_t)(in + out);
             count += 2;
         }
@@ -99,7 +99,7 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
             l->index[i][mod] = -1;
             if (!(spec->targets & model_layer_modules(c, i) & (1u << mod))) continue;
             int out, in;
-            model_module_dims(c, (ModelModule)mod, &out, &in);
+            model_layer_module_dims(c, i, (ModelModule)mod, &out, &in);
             l->index[i][mod] = l->count;
             for (int ab = 0; ab < 2; ab++) {
                 int64_t shape[2] = {ab ? out : spec->r, ab ? spec->r : in};

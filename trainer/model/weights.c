@@ -53,7 +53,12 @@ unsigned model_modules(const ModelConfig *cfg) {
 }
 
 unsigned model_layer_modules(const ModelConfig *cfg, int layer) {
-    return hf_layer_is_linear(cfg, layer) ? cfg->family->linear_modules : attention_modules(cfg);
+    if (hf_layer_is_linear(cfg, layer)) return cfg->family->linear_modules;
+    bool k_is_v = cfg->full.k_eq_v && !hf_layer_sliding(cfg, layer); /* Gemma 4: no v_proj */
+    unsigned kv = 1u << MODULE_K | 1u << MODULE_V;                   /* KV sharing: neither */
+    return attention_modules(cfg) & ~(hf_layer_shares_kv(cfg, layer) ? kv
+                                      : k_is_v                       ? 1u << MODULE_V
+                                                                     : 0u);
 }
 
 bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n) {
@@ -63,11 +68,16 @@ bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n) {
     case LINEAR_DT_BIAS:
     case LINEAR_CONV:
         return hf_layer_is_linear(c, l);
-    case NORM_Q:
     case NORM_K:
+        return !hf_layer_is_linear(c, l) && !hf_layer_shares_kv(c, l);
+    case NORM_Q:
     case NORM_Q_PROJ:
     case NORM_K_PROJ:
         return !hf_layer_is_linear(c, l);
+    case PLE_GATE:
+    case PLE_PROJ:
+    case NORM_PLE:
+        return c->ple_dim > 0;
     default:
         return true;
     }
@@ -78,9 +88,10 @@ const char *model_module_parent(ModelModule mod) {
     return mod <= MODULE_O || mod == MODULE_QKV ? "self_attn" : "mlp";
 }
 
-void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
-    int c = cfg->hidden_size, q = cfg->num_attention_heads * cfg->head_dim,
-        kv = cfg->num_key_value_heads * cfg->head_dim, ff = cfg->intermediate_size;
+/* The shape of linear mod in a layer whose q projection is q wide, k and v kv, the MLP ff. */
+static void module_dims(const ModelConfig *cfg, int q, int kv, int ff, ModelModule mod, int *out,
+                        int *in) {
+    int c = cfg->hidden_size;
     int lk = cfg->linear.n_k_heads * cfg->linear.k_dim,
         lv = cfg->linear.n_v_heads * cfg->linear.v_dim;
     switch (mod) {
@@ -123,14 +134,28 @@ void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *i
     }
 }
 
-int family_norm_length(const ModelConfig *c, const FamilyNorm *n) {
+void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in) {
+    module_dims(cfg, cfg->num_attention_heads * cfg->head_dim,
+                cfg->num_key_value_heads * cfg->head_dim, cfg->intermediate_size, mod, out, in);
+}
+
+void model_layer_module_dims(const ModelConfig *cfg, int layer, ModelModule mod, int *out,
+                             int *in) {
+    int d = hf_layer_head_dim(cfg, layer);
+    module_dims(cfg, cfg->num_attention_heads * d, hf_layer_kv_heads(cfg, layer) * d,
+                hf_layer_ff(cfg, layer), mod, out, in);
+}
+
+int family_norm_length(const ModelConfig *c, int l, const FamilyNorm *n) {
+    if (n->slot == LAYER_SCALAR) return 1;
+    if (n->slot == PLE_GATE || n->slot == PLE_PROJ) return c->ple_dim * c->hidden_size;
     if (n->slot == NORM_Q_PROJ) return c->num_attention_heads * c->head_dim;
     if (n->slot == NORM_LINEAR_OUT) return c->linear.v_dim;
     if (n->slot == LINEAR_A_LOG || n->slot == LINEAR_DT_BIAS) return c->linear.n_v_heads;
     if (n->slot == LINEAR_CONV)
         return 2 * c->linear.n_k_heads * c->linear.k_dim + c->linear.n_v_heads * c->linear.v_dim;
     if (n->slot == NORM_K_PROJ) return c->num_key_value_heads * c->head_dim;
-    return n->per_head ? c->head_dim : c->hidden_size;
+    return n->per_head ? hf_layer_head_dim(c, l) : c->hidden_size;
 }
 
 /* One expected tensor: where it goes and what shape it must have. */
@@ -141,6 +166,7 @@ typedef struct {
     int64_t shape[3];
     const StTensor *src;
     bool linear; /* a layer's linear weight: quantized when m->quant says so */
+    bool stored; /* kept in the checkpoint's dtype whatever the model's (the per-layer table) */
 } Slot;
 
 typedef struct {
@@ -212,7 +238,7 @@ static void list_slots(Model *m, SlotList *l) {
         for (int k = 0; k < f->n_norms; k++) {
             const FamilyNorm *n = &f->norms[k];
             if (!family_layer_has_norm(c, i, n)) continue;
-            expect(l, &L->norm[n->slot], family_norm_length(c, n), 0, "model.layers.%d.%s%s", i,
+            expect(l, &L->norm[n->slot], family_norm_length(c, i, n), 0, "model.layers.%d.%s%s", i,
                    n->hf_name, "", m);
             if (n->slot == LINEAR_CONV) { /* (CH, 1, KW), kept F32 (slot_bf16) */
                 Slot *s = &l->slots[l->n - 1];
@@ -220,11 +246,18 @@ static void list_slots(Model *m, SlotList *l) {
                 s->shape[1] = 1;
                 s->shape[2] = c->linear.conv_kernel;
             }
+            if (n->slot == PLE_GATE || n->slot == PLE_PROJ) { /* (P, C) and (C, P) */
+                Slot *s = &l->slots[l->n - 1];
+                bool gate = n->slot == PLE_GATE;
+                s->ndim = 2;
+                s->shape[0] = gate ? c->ple_dim : c->hidden_size;
+                s->shape[1] = gate ? c->hidden_size : c->ple_dim;
+            }
         }
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             if (!(model_layer_modules(c, i) & (1u << mod))) continue;
             int out, in;
-            model_module_dims(c, (ModelModule)mod, &out, &in);
+            model_layer_module_dims(c, i, (ModelModule)mod, &out, &in);
             char leaf[64];
             snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
                      module_names[mod]);
@@ -234,6 +267,16 @@ static void list_slots(Model *m, SlotList *l) {
                         (mod == MODULE_O && c->o_bias);
             if (bias) expect(l, &L->b[mod], out, 0, "model.layers.%d.%s%s", i, leaf, ".bias", m);
         }
+    }
+    if (c->ple_dim) { /* Gemma 4's per-layer inputs */
+        int64_t lp = (int64_t)c->num_hidden_layers * c->ple_dim;
+        expect(l, &m->ple_embed, c->ple_vocab, lp, "model.embed_tokens_per_layer.weight%.0d%s%s", 0,
+               "", "", m);
+        l->slots[l->n - 1].stored = true;
+        expect(l, &m->ple_proj, lp, c->hidden_size,
+               "model.per_layer_model_projection.weight%.0d%s%s", 0, "", "", m);
+        expect(l, &m->ple_norm, c->ple_dim, 0, "model.per_layer_projection_norm.weight%.0d%s%s", 0,
+               "", "", m);
     }
     expect(l, &m->final_norm, c->hidden_size, 0, "model.norm.weight%.0d%s%s", 0, "", "", m);
     if (!c->tie_word_embeddings)
@@ -248,9 +291,15 @@ static void shape_str(char *buf, size_t n, int ndim, const int64_t *shape) {
     if (at < n) snprintf(buf + at, n - at, "]");
 }
 
-/* Does slot s end up BF16 in memory? */
+/* Does slot s end up BF16 in memory? A stored one when the checkpoint's is. */
 static bool slot_bf16(const Model *m, const Slot *s) {
+    if (s->stored) return s->src->dtype == ST_BF16;
     return m->dtype == MODEL_BF16 && s->ndim == 2;
+}
+
+/* A stored F16 slot: used in place as ggml F16 rows (op_embedding widens the rows it reads). */
+static bool slot_f16(const Slot *s) {
+    return s->stored && s->src->dtype == ST_F16;
 }
 
 static bool slot_quantized(const Model *m, const Slot *s) {
@@ -289,7 +338,7 @@ static int check_slot(const Model *m, Slot *s, const char *dir, size_t *convert_
     }
     if (slot_quantized(m, s))
         *quant_bytes += model_quant_bytes(m->quant, s->shape[0], s->shape[1]);
-    else if (!slot_in_place(m, s))
+    else if (!slot_f16(s) && !slot_in_place(m, s))
         *(slot_bf16(m, s) ? convert_halves : convert_floats) += (size_t)t->numel;
     return 0;
 }
@@ -334,6 +383,14 @@ static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, uint
         m->weight_bytes += bytes;
         return 0;
     }
+    if (slot_f16(s)) {
+        if (tensor_init_quant(s->dst, t->data, GGML_TYPE_F16, s->shape[0], s->shape[1]) != 0) {
+            snprintf(err, errlen, "tensor '%s': cannot use its F16 rows in place", s->name);
+            return -1;
+        }
+        m->weight_bytes += t->nbytes;
+        return 0;
+    }
     if (slot_bf16(m, s)) {
         const uint16_t *bits = t->data;
         if (!slot_in_place(m, s)) {
@@ -362,7 +419,7 @@ static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, uint
 
 static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
-    int max_slots = 3 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
+    int max_slots = 6 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
     SlotList l = {calloc((size_t)max_slots, sizeof(Slot)), 0};
     if (!l.slots) {
         snprintf(err, errlen, "%s: out of memory", dir);
@@ -413,10 +470,10 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
 
 /* cos/sin of pos * inv_freq times the attention factor (longrope's or yarn's, else 1), and for
  * the queries' tables (query true) times hf_query_scale(pos), in double, rounded to float
- * once, into new (max_pos, rotary_dim/2) tables. */
-static int rope_tables(const Model *m, const double *inv_freq, bool query, float **cos_out,
-                       float **sin_out) {
-    int half = m->cfg.rotary_dim / 2;
+ * once, into new (max_pos, half) tables: half is rotary_dim/2, or head_dim/2 for the local
+ * tables (Gemma 4's sliding layers have a head_dim of their own). */
+static int rope_tables(const Model *m, const double *inv_freq, int half, bool query,
+                       float **cos_out, float **sin_out) {
     double attention_factor = hf_rope_attention_factor(&m->cfg);
     size_t n = (size_t)m->max_pos * (size_t)half;
     float *c = malloc(n * sizeof(float)), *s = malloc(n * sizeof(float));
@@ -438,25 +495,25 @@ static int rope_tables(const Model *m, const double *inv_freq, bool query, float
 }
 
 static int build_rope_tables(Model *m, char *err, size_t errlen) {
-    int half = m->cfg.rotary_dim / 2;
+    int half = m->cfg.rotary_dim / 2, local_half = m->cfg.head_dim / 2;
     m->max_pos = m->cfg.max_position_embeddings < MODEL_MAX_ROPE_POSITIONS
                      ? m->cfg.max_position_embeddings
                      : MODEL_MAX_ROPE_POSITIONS;
-    double *inv_freq = malloc((size_t)half * sizeof *inv_freq);
+    double *inv_freq = malloc((size_t)(half > local_half ? half : local_half) * sizeof *inv_freq);
     int rc = inv_freq ? 0 : -1;
     if (rc == 0) {
         hf_rope_inv_freq(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, false, &m->rope_cos, &m->rope_sin);
+        rc = rope_tables(m, inv_freq, half, false, &m->rope_cos, &m->rope_sin);
     }
     if (rc == 0 && m->cfg.llama4_scaling_beta)
-        rc = rope_tables(m, inv_freq, true, &m->rope_query_cos, &m->rope_query_sin);
+        rc = rope_tables(m, inv_freq, half, true, &m->rope_query_cos, &m->rope_query_sin);
     if (rc == 0 && m->cfg.rope_local_theta > 0) {
         hf_rope_local_inv_freq(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, false, &m->rope_local_cos, &m->rope_local_sin);
+        rc = rope_tables(m, inv_freq, local_half, false, &m->rope_local_cos, &m->rope_local_sin);
     }
     if (rc == 0 && m->cfg.rope_scaling.longrope) {
         hf_rope_inv_freq_long(&m->cfg, inv_freq);
-        rc = rope_tables(m, inv_freq, false, &m->rope_long_cos, &m->rope_long_sin);
+        rc = rope_tables(m, inv_freq, half, false, &m->rope_long_cos, &m->rope_long_sin);
     }
     free(inv_freq);
     if (rc != 0) snprintf(err, errlen, "out of memory for the RoPE tables");
@@ -465,15 +522,22 @@ static int build_rope_tables(Model *m, char *err, size_t errlen) {
 
 /* Gemma's sqrt(hidden) as Gemma3TextScaledWordEmbedding applies it: a float32 scalar rounded
  * to the embedding table's dtype (sqrt(1152) = 33.941 is 34.0 for a BF16 checkpoint). */
-static void set_embed_scale(Model *m) {
-    if (!m->cfg.family->embed_scale) return;
-    float s = sqrtf((float)m->cfg.hidden_size);
+static float scale_in_dtype_of(const Model *m, const char *table, int dim) {
+    float s = sqrtf((float)dim);
     char name[128];
-    model_tensor_name(m, "model.embed_tokens.weight", name, sizeof name);
+    model_tensor_name(m, table, name, sizeof name);
     const StTensor *t = st_checkpoint_find(m->ckpt, name);
     if (t && t->dtype == ST_BF16) s = st_bf16_to_float(tensor_float_to_bf16(s));
     if (t && t->dtype == ST_F16) s = st_f16_to_float(tensor_float_to_f16(s));
-    m->embed_scale = s;
+    return s;
+}
+
+/* The same for Gemma 4's per-layer table, sqrt(P) (its own Gemma4TextScaledWordEmbedding). */
+static void set_embed_scale(Model *m) {
+    if (!m->cfg.family->embed_scale) return;
+    m->embed_scale = scale_in_dtype_of(m, "model.embed_tokens.weight", m->cfg.hidden_size);
+    if (m->cfg.ple_dim)
+        m->ple_scale = scale_in_dtype_of(m, "model.embed_tokens_per_layer.weight", m->cfg.ple_dim);
 }
 
 Model *model_load(const char *dir, char *err, size_t errlen) {
