@@ -11,6 +11,7 @@
  * dropped from the mapping afterwards (madvise), so resident memory is the BF16 copy, not
  * both; they would be re-read from the file if anything touched them again. */
 #include "trainer/model/internal.h"
+#include "trainer/store/gguf_read.h"
 
 #include <math.h>
 #include <sys/mman.h>
@@ -470,7 +471,7 @@ static void set_embed_scale(Model *m) {
     float s = sqrtf((float)m->cfg.hidden_size);
     char name[128];
     model_tensor_name(m, "model.embed_tokens.weight", name, sizeof name);
-    const StTensor *t = st_checkpoint_find(m->ckpt, name);
+    const StTensor *t = m->ckpt ? st_checkpoint_find(m->ckpt, name) : NULL; /* GGUF: f32 */
     if (t && t->dtype == ST_BF16) s = st_bf16_to_float(tensor_float_to_bf16(s));
     if (t && t->dtype == ST_F16) s = st_f16_to_float(tensor_float_to_f16(s));
     m->embed_scale = s;
@@ -502,15 +503,18 @@ Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, c
                  dir, ggml_type_name(quant) ? ggml_type_name(quant) : "this type");
         rc = -1;
     }
-    if (rc == 0) rc = path_join(path, sizeof path, dir, "config.json", err, errlen);
-    if (rc == 0) rc = hf_config_load(path, &m->cfg, err, errlen);
-    if (rc == 0 && !(m->layers = calloc((size_t)m->cfg.num_hidden_layers, sizeof *m->layers))) {
+    bool gguf = model_path_is_gguf(dir);
+    if (rc == 0 && gguf) rc = gguf_base_load(m, dir, err, errlen);
+    if (rc == 0 && !gguf) rc = path_join(path, sizeof path, dir, "config.json", err, errlen);
+    if (rc == 0 && !gguf) rc = hf_config_load(path, &m->cfg, err, errlen);
+    if (rc == 0 && !gguf &&
+        !(m->layers = calloc((size_t)m->cfg.num_hidden_layers, sizeof *m->layers))) {
         snprintf(err, errlen, "%s: out of memory", dir);
         rc = -1;
     }
-    if (rc == 0 && !(m->ckpt = st_checkpoint_open(dir, err, errlen))) rc = -1;
-    if (rc == 0) rc = find_layout(m, dir, err, errlen);
-    if (rc == 0) rc = load_weights(m, dir, err, errlen);
+    if (rc == 0 && !gguf && !(m->ckpt = st_checkpoint_open(dir, err, errlen))) rc = -1;
+    if (rc == 0 && !gguf) rc = find_layout(m, dir, err, errlen);
+    if (rc == 0 && !gguf) rc = load_weights(m, dir, err, errlen);
     if (rc == 0) rc = build_rope_tables(m, err, errlen);
     if (rc == 0) set_embed_scale(m);
     if (rc != 0) {
@@ -523,6 +527,8 @@ Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, c
 void model_free(Model *m) {
     if (!m) return;
     st_checkpoint_close(m->ckpt);
+    gguf_close(m->gguf);
+    free(m->gguf_owned);
     free(m->converted);
     free(m->converted_bf16);
     free(m->quantized);
