@@ -27,7 +27,6 @@
 #include <sys/stat.h>
 
 #include "trainer/model/internal.h"
-#include "trainer/store/gguf_read.h"
 
 bool model_path_is_gguf(const char *path) {
     struct stat st;

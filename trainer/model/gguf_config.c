@@ -21,7 +21,6 @@
 
 #include "trainer/model/family.h"
 #include "trainer/model/internal.h"
-#include "trainer/store/gguf_read.h"
 
 static const GgufKv *arch_kv(const GgufConfigReader *r, const char *key) {
     char full[160];

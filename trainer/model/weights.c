@@ -11,7 +11,6 @@
  * dropped from the mapping afterwards (madvise), so resident memory is the BF16 copy, not
  * both; they would be re-read from the file if anything touched them again. */
 #include "trainer/model/internal.h"
-#include "trainer/store/gguf_read.h"
 
 #include <math.h>
 #include <sys/mman.h>
