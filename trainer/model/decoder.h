@@ -63,6 +63,9 @@ Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t err
  * (F32, F16 and BF16 as a directory's; the ggml block types kept quantized, llama.cpp's Q/K
  * row permutation and norm offsets undone), the file open for the model's life. */
 bool model_path_is_gguf(const char *path);
+/* The config of the model at path (a directory's config.json, a GGUF base's metadata)
+ * without loading its weights. 0, or -1 with err. */
+int model_config_load(const char *path, ModelConfig *cfg, char *err, size_t errlen);
 /* The base file's identity for the resume fingerprint: "gguf SIZE bytes, sample hash H" for a
  * GGUF base (gguf_base.c says what is hashed); "" for a Hugging Face directory. */
 const char *model_base_identity(const Model *m);

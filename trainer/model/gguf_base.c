@@ -33,6 +33,18 @@ bool model_path_is_gguf(const char *path) {
     return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+int model_config_load(const char *path, ModelConfig *cfg, char *err, size_t errlen) {
+    if (!model_path_is_gguf(path)) {
+        char file[4200];
+        if (path_join(file, sizeof file, path, "config.json", err, errlen) != 0) return -1;
+        return hf_config_load(file, cfg, err, errlen);
+    }
+    GgufFile *f = gguf_open(path, err, errlen);
+    int rc = f ? gguf_base_config(f, cfg, err, errlen) : -1;
+    gguf_close(f);
+    return rc;
+}
+
 const char *model_base_identity(const Model *m) {
     return m->gguf_identity;
 }
