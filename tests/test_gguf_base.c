@@ -12,6 +12,7 @@
  * gradients). A GGUF whose linears are Q8_0 / Q4_K blocks (quantized here by lorafit's
  * reference quantizer, the blocks llama-quantize writes) is the HF base with model.quantize
  * of that type: the same blocks, the same step. */
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,7 +64,7 @@ static void same_config(const ModelConfig *a, const ModelConfig *b, const char *
     ck_assert_msg((float)a->rms_norm_eps == (float)b->rms_norm_eps, "%s: eps", what);
     ck_assert_msg(a->rope_theta == b->rope_theta, "%s: rope_theta", what);
     ck_assert_msg(a->rope_scaling.linear == b->rope_scaling.linear &&
-                      a->rope_scaling.factor == b->rope_scaling.factor,
+                      (!a->rope_scaling.linear || a->rope_scaling.factor == b->rope_scaling.factor),
                   "%s: rope scaling", what);
     ck_assert_msg(a->rope_local_theta == b->rope_local_theta, "%s: local theta", what);
     ck_assert_msg(a->tie_word_embeddings == b->tie_word_embeddings, "%s: tied", what);
@@ -182,6 +183,48 @@ START_TEST(test_gemma3_gguf_with_a_folded_attention_scale_agrees_to_rounding) {
     snprintf(gguf, sizeof gguf, "%s/gemma3.gguf", dir);
     check_round_trip(fx, gguf, 1e-6, "gemma3 folded");
     free(fx);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Llama 3 RoPE: the writer stores it as rope_freqs factors (LlamaModel.
+ * generate_extra_tensors) and the reader divides the frequencies by them as llama.cpp does:
+ * transformers' llama3 frequencies to rounding (the factors are float32), and the same step
+ * to 1e-6. original_max_position_embeddings 64 puts the head's 32 frequencies in all three
+ * bands (kept, smoothed, divided by 8). */
+START_TEST(test_llama3_rope_factors_give_transformers_frequencies) {
+    char *dir = test_tmpdir(), model[4200], gguf[4200], path[4300], err[2048];
+    snprintf(model, sizeof model, "%s/llama3", dir);
+    snprintf(gguf, sizeof gguf, "%s/llama3.gguf", dir);
+    make_hf(model, "llama");
+    snprintf(path, sizeof path, "%s/config.json", model);
+    json_t *cfg = json_load_file(path, 0, NULL);
+    ck_assert(cfg != NULL);
+    json_object_set_new(cfg, "rope_scaling",
+                        json_pack("{s:s, s:f, s:f, s:f, s:i}", "rope_type", "llama3", "factor", 8.0,
+                                  "low_freq_factor", 1.0, "high_freq_factor", 4.0,
+                                  "original_max_position_embeddings", 64));
+    ck_assert_int_eq(json_dump_file(cfg, path, 0), 0);
+    json_decref(cfg);
+    check_round_trip(model, gguf, 1e-6, "llama3 rope");
+    Model *hf = model_load(model, err, sizeof err), *gg = model_load(gguf, err, sizeof err);
+    ck_assert_msg(hf && gg, "%s", err);
+    const ModelConfig *a = model_config(gg), *b = model_config(hf);
+    ck_assert(a->rope_scaling.gguf_factors && !a->rope_scaling.llama3 && b->rope_scaling.llama3);
+    double fa[128], fb[128], plain = 0, scaled = 0;
+    hf_rope_inv_freq(a, fa);
+    hf_rope_inv_freq(b, fb);
+    for (int i = 0; i < a->rotary_dim / 2; i++) {
+        ck_assert_msg(fabs(fa[i] - fb[i]) <= 1e-6 * fb[i], "inv_freq[%d] %.10g vs %.10g", i, fa[i],
+                      fb[i]);
+        double base = 1.0 / pow(b->rope_theta, 2.0 * i / b->rotary_dim);
+        plain += fabs(fb[i] - base) < 1e-12 * base, scaled += fabs(fb[i] * 8 - base) < 1e-9 * base;
+    }
+    ck_assert_msg(plain > 0 && scaled > 0 && plain + scaled < a->rotary_dim / 2,
+                  "the bands: %g kept, %g divided", plain, scaled);
+    model_free(hf);
+    model_free(gg);
     test_rmtree(dir);
     free(dir);
 }
@@ -423,6 +466,7 @@ Suite *gguf_base_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_f32_gguf_bases_give_their_hf_models_first_step_bit_for_bit);
     tcase_add_test(tc, test_gemma3_gguf_with_a_folded_attention_scale_agrees_to_rounding);
+    tcase_add_test(tc, test_llama3_rope_factors_give_transformers_frequencies);
     tcase_add_test(tc, test_quantized_gguf_base_is_the_hf_base_with_model_quantize);
     tcase_add_test(tc, test_resume_on_another_gguf_file_is_refused);
     tcase_add_test(tc, test_unknown_arch_and_truncated_file_are_refused);

@@ -12,9 +12,11 @@
  * Refused, naming the key: an arch no family loads (with the list of those that do),
  * key_length != value_length, rope.dimension_count other than the head size (a family that
  * reads partial rotary from the file would take it in its hook), RoPE scaling other than
- * none / linear, and llama3's rope_freqs factors (lorafit computes RoPE from the scaling
- * parameters, which the file does not hold). */
+ * none / linear. llama3's RoPE is in the file as factors (rope_freqs.weight), not as the
+ * scaling parameters: the frequencies are divided by them as llama.cpp does
+ * (RopeScaling.gguf_factors), which is transformers' llama3 RoPE to rounding. */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,13 +150,6 @@ static int shared_keys(GgufConfigReader *r, const ModelFamily *fam) {
                  path, r->arch, (int)tlen, type);
         return -1;
     }
-    if (gguf_find_tensor(r->f, "rope_freqs.weight")) {
-        snprintf(r->err, r->errlen,
-                 "%s: tensor rope_freqs.weight (llama3 RoPE scaling factors) is not read by "
-                 "lorafit: train on the Hugging Face model",
-                 path);
-        return -1;
-    }
     const GgufTensorInfo *embd = gguf_find_tensor(r->f, "token_embd.weight");
     if (!embd || embd->n_dims != 2) {
         snprintf(r->err, r->errlen, "%s: tensor token_embd.weight is %s", path,
@@ -171,6 +166,34 @@ static int shared_keys(GgufConfigReader *r, const ModelFamily *fam) {
         int64_t id;
         if (kv && gguf_kv_int(kv, &id)) json_object_set_new(c, ids[i][1], json_integer(id));
     }
+    return 0;
+}
+
+/* rope_freqs.weight (llama3 RoPE as the converter writes it, LlamaModel.
+ * generate_extra_tensors): the frequencies' divisors, used as llama.cpp uses them. */
+static int rope_freqs(const GgufFile *f, ModelConfig *cfg, char *err, size_t errlen) {
+    const GgufTensorInfo *t = gguf_find_tensor(f, "rope_freqs.weight");
+    if (!t) return 0;
+    int half = cfg->rotary_dim / 2;
+    if (t->type != GGML_TYPE_F32 || t->n_dims != 1 || t->ne[0] != half ||
+        cfg->rope_scaling.linear) {
+        snprintf(err, errlen,
+                 "%s: tensor rope_freqs.weight must be %d F32 factors (rotary dimensions / 2), "
+                 "without another RoPE scaling",
+                 gguf_file_path(f), half);
+        return -1;
+    }
+    for (int i = 0; i < half; i++) {
+        float v;
+        memcpy(&v, (const uint8_t *)t->data + 4 * i, sizeof v);
+        if (!(v > 0) || !isfinite(v)) {
+            snprintf(err, errlen, "%s: rope_freqs.weight[%d] = %g is not a positive factor",
+                     gguf_file_path(f), i, v);
+            return -1;
+        }
+        cfg->rope_scaling.short_factor[i] = v;
+    }
+    cfg->rope_scaling.gguf_factors = true;
     return 0;
 }
 
@@ -204,6 +227,7 @@ int gguf_base_config(const GgufFile *f, ModelConfig *cfg, char *err, size_t errl
         snprintf(what, sizeof what, "%s (its metadata as config.json)", gguf_file_path(f));
         rc = hf_config_parse(text, strlen(text), what, cfg, err, errlen);
     }
+    if (rc == 0) rc = rope_freqs(f, cfg, err, errlen);
     free(text);
     json_decref(r.cfg);
     return rc;
