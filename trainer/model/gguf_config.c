@@ -6,15 +6,15 @@
  * tables, sliding layers, head_dim) of a Hugging Face directory. The shared keys are read
  * here, an arch's own by its family's gguf_config hook. What llama.cpp would assume when a
  * key is absent is what the config says: rope.freq_base 10000, head_count_kv = head_count,
- * key_length = embedding_length / head_count. The vocabulary size is token_embd's rows and
- * the head is tied when the file has no output.weight (llama.cpp's fallback).
+ * key_length = embedding_length / head_count. rope.dimension_count below the head size is
+ * partial_rotary_factor (read by Phi-3 only; another family refuses it). The vocabulary size is
+ * token_embd's rows and the head is tied when the file has no output.weight (llama.cpp's fallback).
  *
  * Refused, naming the key: an arch no family loads (with the list of those that do),
- * key_length != value_length, rope.dimension_count other than the head size (a family that
- * reads partial rotary from the file would take it in its hook), RoPE scaling other than
- * none / linear. llama3's RoPE is in the file as factors (rope_freqs.weight), not as the
- * scaling parameters: the frequencies are divided by them as llama.cpp does
- * (RopeScaling.gguf_factors), which is transformers' llama3 RoPE to rounding. */
+ * key_length != value_length, RoPE scaling other than none / linear. llama3's RoPE is in the file
+ * as factors (rope_freqs.weight), not as the scaling parameters: the frequencies are divided by
+ * them as llama.cpp does (RopeScaling.gguf_factors), which is transformers' llama3 RoPE to
+ * rounding. */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -126,13 +126,13 @@ static int shared_keys(GgufConfigReader *r, const ModelFamily *fam) {
     }
     if (kk) json_object_set_new(c, "head_dim", json_integer(k));
     const GgufKv *dk = arch_kv(r, "rope.dimension_count");
-    if (dk && (!gguf_kv_int(dk, &dims) || dims != k)) {
-        snprintf(r->err, r->errlen,
-                 "%s: %s.rope.dimension_count is not the head size %lld (partial RoPE is not "
-                 "lorafit's %s)",
-                 path, r->arch, (long long)k, fam->model_type);
+    if (dk && (!gguf_kv_int(dk, &dims) || dims < 2 || dims > k)) {
+        snprintf(r->err, r->errlen, "%s: %s.rope.dimension_count must be 2 .. the head size %lld",
+                 path, r->arch, (long long)k);
         return -1;
     }
+    if (dk && dims != k) /* partial RoPE; checked against the family's reading below */
+        json_object_set_new(c, "partial_rotary_factor", json_real((double)dims / (double)k));
     const GgufKv *st = arch_kv(r, "rope.scaling.type");
     const char *type = "none";
     size_t tlen = 4;
@@ -228,6 +228,17 @@ int gguf_base_config(const GgufFile *f, ModelConfig *cfg, char *err, size_t errl
         rc = hf_config_parse(text, strlen(text), what, cfg, err, errlen);
     }
     if (rc == 0) rc = rope_freqs(f, cfg, err, errlen);
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.dimension_count", name);
+    const GgufKv *dk = gguf_find_kv(f, key);
+    int64_t dims = 0;
+    if (rc == 0 && dk && gguf_kv_int(dk, &dims) && dims != cfg->rotary_dim) {
+        snprintf(err, errlen,
+                 "%s: %s.rope.dimension_count %lld rotates part of a head of %d, which lorafit "
+                 "reads for phi3 only",
+                 gguf_file_path(f), name, (long long)dims, cfg->head_dim);
+        rc = -1;
+    }
     free(text);
     json_decref(r.cfg);
     return rc;
