@@ -145,6 +145,16 @@ static void check_round_trip(const char *model_dir, const char *gguf, double tol
     Model *gg = model_load(gguf, err, sizeof err);
     ck_assert_msg(gg != NULL, "%s: %s", what, err);
     same_config(model_config(gg), model_config(hf), what);
+    const ModelConfig *ca = model_config(gg), *cb = model_config(hf);
+    double fa[512], fb[512];
+    hf_rope_inv_freq(ca, fa);
+    hf_rope_inv_freq(cb, fb);
+    for (int i = 0; i < ca->rotary_dim / 2; i++)
+        ck_assert_msg(fabs(fa[i] - fb[i]) <= 1e-6 * fb[i], "%s: inv_freq[%d] %.10g vs %.10g", what,
+                      i, fa[i], fb[i]);
+    ck_assert_msg(fabs(hf_rope_attention_factor(ca) / hf_rope_attention_factor(cb) - 1) < 1e-6 &&
+                      fabs(hf_query_scale(ca, 100) / hf_query_scale(cb, 100) - 1) < 1e-6,
+                  "%s: RoPE's attention factor or query scale", what);
     ck_assert(model_param_count(gg) == model_param_count(hf));
     ck_assert_msg(strncmp(model_base_identity(gg), "gguf ", 5) == 0, "%s", model_base_identity(gg));
     ck_assert_str_eq(model_base_identity(hf), "");
@@ -187,7 +197,8 @@ START_TEST(test_f32_gguf_bases_of_the_other_archs) {
     } cases[] = {{"olmo2-untied", 0},
                  {"smollm3-nope", 0},
                  {"granite-untied", 1e-6},
-                 {"phi4mini-longrope", 1e-6}};
+                 {"phi4mini-longrope", 1e-6},
+                 {"ministral3-yarn", 1e-6}};
     char *dir = test_tmpdir(), gguf[4200], rel[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(rel, sizeof rel, "tests/data/train/%s/model", cases[i].fixture);

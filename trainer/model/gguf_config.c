@@ -143,6 +143,8 @@ static int shared_keys(GgufConfigReader *r, const ModelFamily *fam) {
         if (fk && !gguf_kv_float(fk, &factor)) factor = 0;
         json_object_set_new(c, "rope_scaling",
                             json_pack("{s:s, s:f}", "rope_type", "linear", "factor", factor));
+    } else if (tlen == 4 && memcmp(type, "yarn", 4) == 0 && fam->yarn && fam->gguf_config) {
+        /* the family's hook reads yarn's keys */
     } else if (!(tlen == 4 && memcmp(type, "none", 4) == 0)) {
         snprintf(r->err, r->errlen,
                  "%s: %s.rope.scaling.type \"%.*s\" is not read by lorafit (none and linear "
