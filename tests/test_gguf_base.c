@@ -281,7 +281,14 @@ static bool is_linear_name(const char *name) {
 /* src's metadata and tensors into dst, the layers' linear matrices quantized to `type` row by
  * row (norms, embeddings and output as they are): what llama-quantize writes for them without
  * an importance matrix. */
+static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized);
+
 static void requantize(const char *src, const char *dst, GgmlType type) {
+    requantize_as(src, dst, type, false);
+}
+
+/* requantize, or with dequantized: the same linears stored F32 holding the blocks' values. */
+static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized) {
     char err[2048];
     GgufFile *f = gguf_open(src, err, sizeof err);
     ck_assert_msg(f != NULL, "%s", err);
@@ -343,6 +350,15 @@ static void requantize(const char *src, const char *dst, GgmlType type) {
                 ck_assert(quant_quantize_row(to, (const float *)t->data + r * t->ne[0], q + r * row,
                                              t->ne[0]) == 0);
             data = q;
+            if (dequantized) {
+                float *d = malloc((size_t)(t->ne[0] * t->ne[1]) * sizeof *d);
+                for (int64_t r = 0; r < t->ne[1]; r++)
+                    ck_assert(quant_dequantize_row(to, q + r * row, d + r * t->ne[0], t->ne[0]) ==
+                              0);
+                free(q);
+                data = bufs[i] = d;
+                to = GGML_TYPE_F32;
+            }
         }
         ck_assert_msg(gguf_add_tensor(w, t->name, to, t->n_dims, t->ne, data, NULL, NULL, err,
                                       sizeof err) == 0,
@@ -399,6 +415,41 @@ START_TEST(test_quantized_gguf_base_is_the_hf_base_with_model_quantize) {
         ck_assert(model_lm_head(bf)->bf16 != NULL);
         model_free(bf);
         model_free(gg);
+    }
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* Every type lorafit's quantizer writes, as a GGUF's linears (q/k permuted): the file loads
+ * those blocks (F16 and BF16 converted to F32 once) and its first step is that of an F32 GGUF
+ * holding their values. Bit for bit: the products dequantize tiles of W and feed the same
+ * sgemm (measured bit-identical; test_quantize_load holds the same to 1e-6). */
+START_TEST(test_each_stored_type_trains_as_its_dequantized_values) {
+    char *dir = test_tmpdir(), model[4200], f32[4200], typed[4200], deq[4200], err[2048];
+    snprintf(model, sizeof model, "%s/llama", dir);
+    snprintf(f32, sizeof f32, "%s/llama.gguf", dir);
+    make_hf(model, "llama");
+    export_f32(model, f32);
+    const GgmlType types[] = {GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
+                              GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
+    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
+        const char *name = ggml_type_name(types[t]);
+        snprintf(typed, sizeof typed, "%s/%s.gguf", dir, name);
+        snprintf(deq, sizeof deq, "%s/%s-deq.gguf", dir, name);
+        requantize_as(f32, typed, types[t], false);
+        requantize_as(f32, deq, types[t], true);
+        Model *a = model_load(typed, err, sizeof err), *b = model_load(deq, err, sizeof err);
+        ck_assert_msg(a && b, "%s: %s", name, err);
+        const Tensor *w = model_weight(a, 1, MODULE_K);
+        bool float_type = types[t] == GGML_TYPE_F16 || types[t] == GGML_TYPE_BF16;
+        ck_assert_msg(float_type ? w->data != NULL : w->quant_type == types[t], "%s", name);
+        Step sa = first_step(a), sb = first_step(b);
+        same_step(sa, sb, 0, name);
+        free(sa.grads);
+        free(sb.grads);
+        model_free(a);
+        model_free(b);
     }
     test_rmtree(dir);
     free(dir);
@@ -506,6 +557,7 @@ Suite *gguf_base_suite(void) {
     tcase_add_test(tc, test_gemma3_gguf_with_a_folded_attention_scale_agrees_to_rounding);
     tcase_add_test(tc, test_llama3_rope_factors_give_transformers_frequencies);
     tcase_add_test(tc, test_quantized_gguf_base_is_the_hf_base_with_model_quantize);
+    tcase_add_test(tc, test_each_stored_type_trains_as_its_dequantized_values);
     tcase_add_test(tc, test_resume_on_another_gguf_file_is_refused);
     tcase_add_test(tc, test_unknown_arch_and_truncated_file_are_refused);
     suite_add_tcase(s, tc);
