@@ -194,11 +194,8 @@ START_TEST(test_f32_gguf_bases_of_the_other_archs) {
     static const struct {
         const char *fixture;
         double tol;
-    } cases[] = {{"olmo2-untied", 0},
-                 {"smollm3-nope", 0},
-                 {"granite-untied", 1e-6},
-                 {"phi4mini-longrope", 1e-6},
-                 {"ministral3-yarn", 1e-6}};
+    } cases[] = {{"olmo2-untied", 0},         {"smollm3-nope", 0},       {"granite-untied", 1e-6},
+                 {"phi4mini-longrope", 1e-6}, {"ministral3-yarn", 1e-6}, {"qwen35-gguf", 1e-6}};
     char *dir = test_tmpdir(), gguf[4200], rel[256];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         snprintf(rel, sizeof rel, "tests/data/train/%s/model", cases[i].fixture);

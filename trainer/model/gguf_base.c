@@ -21,6 +21,7 @@
  * FNV-1a hash of the whole header (metadata and tensor table) and of samples of the data (the
  * first and last 4 KiB of every tensor and 64 bytes of every MiB): cheap at any size, and it
  * tells apart another model, another quantization or a re-export. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,9 @@ typedef struct Piece {
     int64_t rows, cols;
     bool vector, linear;
     int permute_heads; /* > 0: q or k rows of that many heads, in llama.cpp's order */
+    int64_t *row_of;   /* NULL, or the file's row of each Hugging Face row (gguf_reorder) */
+    int64_t *col_of;   /* NULL, or the file's column of each Hugging Face column */
+    bool conv;         /* Qwen3.5's conv (CH, KW): F32, its order undone by gguf_unnorm */
     int norm;          /* a norm weight's slot (NORM_SLOTS: the final norm); -1: none */
     const GgufTensorInfo *src;
     GgmlType type; /* in memory */
@@ -84,8 +88,10 @@ static void list_pieces(Model *m, Pieces *l) {
         for (int k = 0; k < f->n_norms; k++) {
             const FamilyNorm *n = &f->norms[k];
             if (!family_layer_has_norm(c, i, n)) continue;
-            add(l, &L->norm[n->slot], family_norm_length(c, n), 1, "blk.%d.%s", i, n->gguf_name)
-                ->norm = (int)n->slot;
+            bool conv = n->slot == LINEAR_CONV;
+            Piece *p = add(l, &L->norm[n->slot], family_norm_length(c, n),
+                           conv ? c->linear.conv_kernel : 1, "blk.%d.%s", i, n->gguf_name);
+            p->norm = (int)n->slot, p->conv = conv;
         }
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             if (!(model_layer_modules(c, i) & (1u << mod))) continue;
@@ -110,12 +116,43 @@ static void list_pieces(Model *m, Pieces *l) {
         add(l, &m->lm_head, c->vocab_size, c->hidden_size, "output.weight%.0d%s", 0, "");
 }
 
+/* The family's gguf_reorder of linear p, as maps: the writer's hook applied to the indices
+ * (exact in float below 2^24) gives the Hugging Face index at each file position. NULL where
+ * it keeps the order. 0, or -1 when out of memory. */
+static int reorder_maps(const Model *m, Piece *p, ModelModule mod) {
+    const ModelFamily *f = m->cfg.family;
+    for (int side = 0; side < 2; side++) {
+        int64_t n = side == 0 ? p->rows : p->cols;
+        float *idx = malloc((size_t)n * 2 * sizeof *idx);
+        int64_t *map = malloc((size_t)n * sizeof *map);
+        if (!idx || !map) {
+            free(idx), free(map);
+            return -1;
+        }
+        for (int64_t i = 0; i < n; i++) idx[i] = (float)i;
+        if (side == 0)
+            f->gguf_reorder(&m->cfg, mod, idx, n, 1, true, idx + n);
+        else
+            f->gguf_reorder(&m->cfg, mod, idx, 1, n, false, idx + n);
+        bool same = true;
+        for (int64_t at = 0; at < n; at++) map[(int64_t)idx[at]] = at, same &= idx[at] == at;
+        free(idx);
+        if (same) free(map), map = NULL;
+        *(side == 0 ? &p->row_of : &p->col_of) = map;
+    }
+    return 0;
+}
+
 static bool is_float_type(GgmlType t) {
     return t == GGML_TYPE_F32 || t == GGML_TYPE_F16 || t == GGML_TYPE_BF16;
 }
 
 static size_t align64(size_t n) {
     return (n + 63) / 64 * 64;
+}
+
+static bool reordered(const Piece *p) {
+    return p->permute_heads || p->row_of || p->col_of;
 }
 
 /* Finds p's tensor, checks it and decides its type in memory and its owned bytes. */
@@ -141,6 +178,25 @@ static int check_piece(const Model *m, Piece *p, const char *path, char *err, si
         return -1;
     }
     GgmlType src = t->type;
+    if (p->col_of && !is_float_type(src)) {
+        snprintf(err, errlen,
+                 "%s: tensor %s is %s, and lorafit cannot undo llama.cpp's order of its columns "
+                 "(value heads) inside quantized blocks",
+                 path, p->name, ggml_type_name(src));
+        return -1;
+    }
+    if (p->conv) {
+        if (src != GGML_TYPE_F32) {
+            snprintf(err, errlen,
+                     "%s: tensor %s is %s; lorafit reads it as F32 (as the converter "
+                     "writes it)",
+                     path, p->name, ggml_type_name(src));
+            return -1;
+        }
+        p->type = GGML_TYPE_F32;
+        p->owned = align64((size_t)p->rows * (size_t)p->cols * sizeof(float));
+        return 0;
+    }
     if (p->vector) {
         if (!is_float_type(src)) {
             snprintf(err, errlen,
@@ -156,17 +212,19 @@ static int check_piece(const Model *m, Piece *p, const char *path, char *err, si
     size_t cells = (size_t)p->rows * (size_t)p->cols;
     if (!is_float_type(src)) { /* a block type: kept, permuted into a copy when needed */
         p->type = src;
-        p->owned = p->permute_heads ? align64((size_t)p->rows * ggml_row_bytes(src, p->cols)) : 0;
+        p->owned = p->permute_heads || p->row_of
+                       ? align64((size_t)p->rows * ggml_row_bytes(src, p->cols))
+                       : 0;
     } else if (p->linear && m->quant != GGML_TYPE_F32) {
         p->type = model_quant_type_for(m->quant, p->cols);
         p->owned = align64((size_t)p->rows * ggml_row_bytes(p->type, p->cols));
     } else if (m->dtype == MODEL_BF16) {
         p->type = GGML_TYPE_BF16;
-        p->owned = src == GGML_TYPE_BF16 && !p->permute_heads ? 0 : align64(cells * 2);
+        p->owned = src == GGML_TYPE_BF16 && !reordered(p) ? 0 : align64(cells * 2);
     } else {
         p->type = GGML_TYPE_F32;
         bool aligned = (uintptr_t)t->data % sizeof(float) == 0;
-        p->owned = src == GGML_TYPE_F32 && !p->permute_heads && aligned ? 0 : align64(cells * 4);
+        p->owned = src == GGML_TYPE_F32 && !reordered(p) && aligned ? 0 : align64(cells * 4);
     }
     return 0;
 }
@@ -174,6 +232,7 @@ static int check_piece(const Model *m, Piece *p, const char *path, char *err, si
 /* The file's row of Hugging Face row r: LlamaModel.permute put row h*D + j*D/2 + i (j the
  * half) at h*D + 2i + j. */
 static int64_t file_row(const Piece *p, int64_t r) {
+    if (p->row_of) return p->row_of[r];
     if (!p->permute_heads) return r;
     int64_t hd = p->rows / p->permute_heads, half = hd / 2, h = r / hd, in = r % hd;
     return h * hd + 2 * (in % half) + in / half;
@@ -188,13 +247,24 @@ static const uint8_t *src_row(const Piece *p, int64_t r) {
 static int place_piece(Model *m, Piece *p, uint8_t *owned, char *err, size_t errlen) {
     const int64_t shape[2] = {p->rows, p->cols};
     GgmlType src = p->src->type;
-    if (p->vector) {
+    if (p->vector || p->conv) {
         float *v = (float *)owned;
-        for (int64_t r = 0; r < p->rows; r++) quant_dequantize_row(src, src_row(p, r), v + r, 1);
+        int64_t n = p->rows * p->cols;
+        if (p->conv)
+            memcpy(v, p->src->data, (size_t)n * sizeof *v);
+        else
+            for (int64_t r = 0; r < n; r++) quant_dequantize_row(src, src_row(p, r), v + r, 1);
         if (p->norm >= 0 && m->cfg.family->gguf_unnorm)
-            m->cfg.family->gguf_unnorm(&m->cfg, (LayerNormSlot)p->norm, v, p->rows);
-        tensor_init(p->dst, v, 1, shape);
-        m->weight_bytes += (size_t)p->rows * sizeof(float);
+            m->cfg.family->gguf_unnorm(&m->cfg, (LayerNormSlot)p->norm, v, n);
+        for (int64_t i = 0; i < n; i++)
+            if (!isfinite(v[i])) {
+                snprintf(err, errlen,
+                         "%s: tensor %s: value %lld is not finite (as lorafit reads it)",
+                         gguf_file_path(m->gguf), p->name, (long long)i);
+                return -1;
+            }
+        tensor_init(p->dst, v, p->conv ? 2 : 1, shape);
+        m->weight_bytes += (size_t)n * sizeof(float);
         return 0;
     }
     m->weight_bytes += p->owned ? p->owned : p->src->nbytes;
@@ -211,17 +281,22 @@ static int place_piece(Model *m, Piece *p, uint8_t *owned, char *err, size_t err
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        float *row = malloc((size_t)p->cols * sizeof *row);
+        float *row = malloc((size_t)p->cols * 2 * sizeof *row);
         failed |= row == NULL;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < p->rows; r++) {
             if (!row) continue;
             uint8_t *dst = owned + (size_t)r * row_bytes;
-            if (p->type == src) { /* the same bytes, in the Hugging Face row order */
+            if (p->type == src && !p->col_of) { /* the same bytes, in the Hugging Face row order */
                 memcpy(dst, src_row(p, r), row_bytes);
                 continue;
             }
             failed |= quant_dequantize_row(src, src_row(p, r), row, p->cols) != 0;
+            if (p->col_of) { /* the Hugging Face column order, through the row's second half */
+                float *tmp = row + p->cols;
+                for (int64_t i = 0; i < p->cols; i++) tmp[i] = row[p->col_of[i]];
+                memcpy(row, tmp, (size_t)p->cols * sizeof *row);
+            }
             if (p->type == GGML_TYPE_BF16)
                 for (int64_t i = 0; i < p->cols; i++)
                     ((uint16_t *)dst)[i] = tensor_float_to_bf16(row[i]);
@@ -293,6 +368,14 @@ int gguf_base_load(Model *m, const char *path, char *err, size_t errlen) {
     int rc = m->layers && l.p ? 0 : -1;
     if (rc != 0) snprintf(err, errlen, "%s: out of memory", path);
     if (rc == 0) list_pieces(m, &l);
+    for (int i = 0; rc == 0 && c->family->gguf_reorder && i < l.n; i++)
+        for (int k = 0; l.p[i].linear && k < c->num_hidden_layers; k++)
+            for (int mod = 0; mod < MODULE_COUNT; mod++)
+                if (l.p[i].dst == &m->layers[k].w[mod] &&
+                    reorder_maps(m, &l.p[i], (ModelModule)mod) != 0) {
+                    snprintf(err, errlen, "%s: out of memory", path);
+                    rc = -1;
+                }
     size_t owned = 0;
     for (int i = 0; rc == 0 && i < l.n; i++) {
         rc = check_piece(m, &l.p[i], path, err, errlen);
@@ -311,6 +394,7 @@ int gguf_base_load(Model *m, const char *path, char *err, size_t errlen) {
     }
     if (rc == 0 && c->tie_word_embeddings) m->lm_head = m->embed;
     if (rc == 0) rc = identify(m, path, err, errlen);
+    for (int i = 0; l.p && i < l.n; i++) free(l.p[i].row_of), free(l.p[i].col_of);
     free(l.p);
     return rc;
 }
