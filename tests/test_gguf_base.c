@@ -278,14 +278,18 @@ static bool is_linear_name(const char *name) {
 /* src's metadata and tensors into dst, the layers' linear matrices quantized to `type` row by
  * row (norms, embeddings and output as they are): what llama-quantize writes for them without
  * an importance matrix. */
-static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized);
+static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized,
+                          bool embeddings);
 
 static void requantize(const char *src, const char *dst, GgmlType type) {
-    requantize_as(src, dst, type, false);
+    requantize_as(src, dst, type, false, false);
 }
 
-/* requantize, or with dequantized: the same linears stored F32 holding the blocks' values. */
-static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized) {
+/* requantize, or with dequantized: the same linears stored F32 holding the blocks' values;
+ * with embeddings, token_embd and output in that type too (as llama-quantize's mixes have
+ * them). */
+static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized,
+                          bool embeddings) {
     char err[2048];
     GgufFile *f = gguf_open(src, err, sizeof err);
     ck_assert_msg(f != NULL, "%s", err);
@@ -337,7 +341,9 @@ static void requantize_as(const char *src, const char *dst, GgmlType type, bool 
     for (int i = 0; i < n; i++) {
         const GgufTensorInfo *t = gguf_tensor_at(f, i);
         ck_assert(t->type == GGML_TYPE_F32);
-        GgmlType to = is_linear_name(t->name) ? type : GGML_TYPE_F32;
+        bool embedding =
+            strcmp(t->name, "token_embd.weight") == 0 || strcmp(t->name, "output.weight") == 0;
+        GgmlType to = is_linear_name(t->name) || (embeddings && embedding) ? type : GGML_TYPE_F32;
         const void *data = t->data;
         if (to != GGML_TYPE_F32) {
             size_t row = ggml_row_bytes(to, t->ne[0]);
@@ -418,10 +424,12 @@ START_TEST(test_quantized_gguf_base_is_the_hf_base_with_model_quantize) {
 }
 END_TEST
 
-/* Every type lorafit's quantizer writes, as a GGUF's linears (q/k permuted): the file loads
- * those blocks (F16 and BF16 converted to F32 once) and its first step is that of an F32 GGUF
- * holding their values. Bit for bit: the products dequantize tiles of W and feed the same
- * sgemm (measured bit-identical; test_quantize_load holds the same to 1e-6). */
+/* Every type lorafit's quantizer writes, as a GGUF's linears (q/k permuted), every other one
+ * with token_embd and output in it too: the file loads those blocks (F16 and BF16 converted to
+ * F32 once; quantized embeddings and output read by op_embedding and the fused lm_head) and
+ * its first step is that of an F32 GGUF holding their values. Bit for bit: the products dequantize
+ * tiles of W and feed the same sgemm (measured bit-identical; test_quantize_load holds the same to
+ * 1e-6). */
 START_TEST(test_each_stored_type_trains_as_its_dequantized_values) {
     char *dir = test_tmpdir(), model[4200], f32[4200], typed[4200], deq[4200], err[2048];
     snprintf(model, sizeof model, "%s/llama", dir);
@@ -434,13 +442,16 @@ START_TEST(test_each_stored_type_trains_as_its_dequantized_values) {
         const char *name = ggml_type_name(types[t]);
         snprintf(typed, sizeof typed, "%s/%s.gguf", dir, name);
         snprintf(deq, sizeof deq, "%s/%s-deq.gguf", dir, name);
-        requantize_as(f32, typed, types[t], false);
-        requantize_as(f32, deq, types[t], true);
+        bool embeddings = t % 2 == 1; /* BF16, Q4_1, Q5_1, Q6_K: token_embd and output too */
+        requantize_as(f32, typed, types[t], false, embeddings);
+        requantize_as(f32, deq, types[t], true, embeddings);
         Model *a = model_load(typed, err, sizeof err), *b = model_load(deq, err, sizeof err);
         ck_assert_msg(a && b, "%s: %s", name, err);
         const Tensor *w = model_weight(a, 1, MODULE_K);
         bool float_type = types[t] == GGML_TYPE_F16 || types[t] == GGML_TYPE_BF16;
         ck_assert_msg(float_type ? w->data != NULL : w->quant_type == types[t], "%s", name);
+        if (embeddings && !float_type)
+            ck_assert_msg(model_lm_head(a)->quant_type == types[t], "%s: output", name);
         Step sa = first_step(a), sb = first_step(b);
         same_step(sa, sb, 0, name);
         free(sa.grads);
