@@ -489,7 +489,8 @@ static void copy_file(const char *from, const char *to) {
 }
 
 /* A run on base.gguf resumes on the same file, and is refused once base.gguf is another
- * file (same name, same config keys): the file's identity is in the fingerprint. */
+ * file (same name, same config keys): the file's identity is in the fingerprint. Its adapter
+ * exports as a GGUF adapter without --model (from the run's config). */
 START_TEST(test_resume_on_another_gguf_file_is_refused) {
     char *dir = test_tmpdir(), model[4200], f32[4200], q8[4200], base[4200], rows[4200];
     snprintf(model, sizeof model, "%s/llama", dir);
@@ -512,6 +513,26 @@ START_TEST(test_resume_on_another_gguf_file_is_refused) {
     tt_expect(dir, args_resume, 2, "is not the base file the run was trained on");
     copy_file(f32, base);
     tt_expect(dir, args_resume, 0, "resuming from");
+    /* the GGUF adapter of a run on a GGUF base: found from the run's config, the tensors of
+     * the one for the Hugging Face model it was made from */
+    char a[4400], b[4400], args[16384], err[1024];
+    snprintf(a, sizeof a, "%s/a.gguf", dir);
+    snprintf(b, sizeof b, "%s/b.gguf", dir);
+    snprintf(args, sizeof args, "export '%s/out/adapter' --format gguf --out '%s'", dir, a);
+    tt_expect(dir, args, 0, "arch llama");
+    snprintf(args, sizeof args, "export '%s/out/adapter' --format gguf --model '%s' --out '%s'",
+             dir, model, b);
+    tt_expect(dir, args, 0, "arch llama");
+    GgufFile *fa = gguf_open(a, err, sizeof err), *fb = gguf_open(b, err, sizeof err);
+    ck_assert_msg(fa && fb, "%s", err);
+    ck_assert_int_eq(gguf_tensor_total(fa), gguf_tensor_total(fb));
+    for (int i = 0; i < gguf_tensor_total(fa); i++) {
+        const GgufTensorInfo *ta = gguf_tensor_at(fa, i), *tb = gguf_tensor_at(fb, i);
+        ck_assert_str_eq(ta->name, tb->name);
+        ck_assert(ta->nbytes == tb->nbytes && memcmp(ta->data, tb->data, ta->nbytes) == 0);
+    }
+    gguf_close(fa);
+    gguf_close(fb);
     test_rmtree(dir);
     free(dir);
 }
