@@ -278,22 +278,9 @@ static bool is_linear_name(const char *name) {
 /* src's metadata and tensors into dst, the layers' linear matrices quantized to `type` row by
  * row (norms, embeddings and output as they are): what llama-quantize writes for them without
  * an importance matrix. */
-static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized,
-                          bool embeddings);
-
-static void requantize(const char *src, const char *dst, GgmlType type) {
-    requantize_as(src, dst, type, false, false);
-}
-
-/* requantize, or with dequantized: the same linears stored F32 holding the blocks' values;
- * with embeddings, token_embd and output in that type too (as llama-quantize's mixes have
- * them). */
-static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized,
-                          bool embeddings) {
-    char err[2048];
-    GgufFile *f = gguf_open(src, err, sizeof err);
-    ck_assert_msg(f != NULL, "%s", err);
-    GgufWriter *w = gguf_writer_new();
+/* Every key-value of f into w (the types lorafit's writer and llama-quantize use). */
+static void copy_metadata(const GgufFile *f, GgufWriter *w) {
+    char err[1024];
     for (int i = 0; i < gguf_kv_total(f); i++) {
         const GgufKv *kv = gguf_kv_at(f, i);
         int64_t iv;
@@ -307,6 +294,8 @@ static void requantize_as(const char *src, const char *dst, GgmlType type, bool 
             free(z);
         } else if (kv->type == GGUF_TYPE_UINT32 && gguf_kv_int(kv, &iv)) {
             rc = gguf_set_u32(w, kv->key, (uint32_t)iv, err, sizeof err);
+        } else if (kv->type == GGUF_TYPE_INT32 && gguf_kv_int(kv, &iv)) {
+            rc = gguf_set_i32(w, kv->key, (int32_t)iv, err, sizeof err);
         } else if (kv->type == GGUF_TYPE_FLOAT32 && gguf_kv_float(kv, &dv)) {
             rc = gguf_set_f32(w, kv->key, (float)dv, err, sizeof err);
         } else if (kv->type == GGUF_TYPE_BOOL && gguf_kv_int(kv, &iv)) {
@@ -336,6 +325,25 @@ static void requantize_as(const char *src, const char *dst, GgmlType type, bool 
         }
         ck_assert_msg(rc == 0, "key %s (%s): %s", kv->key, gguf_type_name(kv->type), err);
     }
+}
+
+static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized,
+                          bool embeddings);
+
+static void requantize(const char *src, const char *dst, GgmlType type) {
+    requantize_as(src, dst, type, false, false);
+}
+
+/* requantize, or with dequantized: the same linears stored F32 holding the blocks' values;
+ * with embeddings, token_embd and output in that type too (as llama-quantize's mixes have
+ * them). */
+static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized,
+                          bool embeddings) {
+    char err[2048];
+    GgufFile *f = gguf_open(src, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    GgufWriter *w = gguf_writer_new();
+    copy_metadata(f, w);
     int n = gguf_tensor_total(f);
     void **bufs = calloc((size_t)n, sizeof *bufs);
     for (int i = 0; i < n; i++) {
@@ -464,6 +472,89 @@ START_TEST(test_each_stored_type_trains_as_its_dequantized_values) {
 }
 END_TEST
 
+/* src with every quantized tensor dequantized: an F32 GGUF of the values the blocks hold. */
+static void dequantize_file(const char *src, const char *dst) {
+    char err[2048];
+    GgufFile *f = gguf_open(src, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    GgufWriter *w = gguf_writer_new();
+    copy_metadata(f, w);
+    int n = gguf_tensor_total(f);
+    float **bufs = calloc((size_t)n, sizeof *bufs);
+    for (int i = 0; i < n; i++) {
+        const GgufTensorInfo *t = gguf_tensor_at(f, i);
+        size_t row = ggml_row_bytes(t->type, t->ne[0]);
+        int64_t rows = (int64_t)(t->nbytes / row);
+        float *d = bufs[i] = malloc((size_t)(rows * t->ne[0]) * sizeof *d);
+        for (int64_t r = 0; r < rows; r++)
+            ck_assert(quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * row,
+                                           d + r * t->ne[0], t->ne[0]) == 0);
+        ck_assert_msg(gguf_add_tensor(w, t->name, GGML_TYPE_F32, t->n_dims, t->ne, d, NULL, NULL,
+                                      err, sizeof err) == 0,
+                      "%s", err);
+    }
+    ck_assert_msg(gguf_writer_save(w, dst, err, sizeof err) == 0, "%s", err);
+    gguf_writer_free(w);
+    for (int i = 0; i < n; i++) free(bufs[i]);
+    free(bufs);
+    gguf_close(f);
+}
+
+/* llama-quantize's own Q2_K, Q3_K_M, Q4_K_M and Q5_K_M of a small llama
+ * (tests/data/gguf_base/README.md): every linear in the file's type (q/k un-permuted: whole
+ * rows), the tied head Q6_K, and the first step bit for bit that of an F32 GGUF holding the
+ * dequantized values; near the F32 model's (the quantization error only). */
+START_TEST(test_llama_quantize_mixes_load_in_their_types) {
+    char *dir = test_tmpdir(), model[4200], deq[4200], cmd[8192], err[2048], rel[256];
+    snprintf(model, sizeof model, "%s/m", dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s/make_model' --out '%s' --arch llama --hidden 256 --intermediate 256 --layers 1 "
+             "--heads 2 --kv-heads 1 --vocab 320 --seed 31 --dtype f32 --tied",
+             test_tools_dir(), model);
+    ck_assert(test_run(cmd, "/dev/null") == 0);
+    Model *f32 = model_load(model, err, sizeof err);
+    ck_assert_msg(f32 != NULL, "%s", err);
+    Step ref = first_step(f32);
+    static const struct {
+        const char *file;
+        GgmlType q, o, v; /* q k gate up, o, v */
+        double loss_tol;
+    } mixes[] = {{"Q2_K", GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q3_K, 0.05},
+                 {"Q3_K_M", GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, 0.02},
+                 {"Q4_K_M", GGML_TYPE_Q4_K, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, 0.01},
+                 {"Q5_K_M", GGML_TYPE_Q5_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, 0.01}};
+    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++) {
+        snprintf(rel, sizeof rel, "tests/data/gguf_base/%s.gguf", mixes[i].file);
+        char *path = tt_repo_path(rel);
+        snprintf(deq, sizeof deq, "%s/%s-deq.gguf", dir, mixes[i].file);
+        dequantize_file(path, deq);
+        Model *q = model_load(path, err, sizeof err), *d = model_load(deq, err, sizeof err);
+        ck_assert_msg(q && d, "%s: %s", mixes[i].file, err);
+        /* q k v o gate up (the README lists down too) */
+        const GgmlType want[] = {mixes[i].q, mixes[i].q, mixes[i].v,
+                                 mixes[i].o, mixes[i].q, mixes[i].q};
+        for (int mod = 0; mod < 6; mod++)
+            ck_assert_msg(model_weight(q, 0, (ModelModule)mod)->quant_type == want[mod],
+                          "%s %s: %s", mixes[i].file, model_module_name((ModelModule)mod),
+                          ggml_type_name(model_weight(q, 0, (ModelModule)mod)->quant_type));
+        ck_assert(model_lm_head(q)->quant_type == GGML_TYPE_Q6_K);
+        Step a = first_step(q), b = first_step(d);
+        same_step(a, b, 0, mixes[i].file);
+        ck_assert_msg(fabs(a.loss - ref.loss) < mixes[i].loss_tol * ref.loss,
+                      "%s: loss %.6f, the F32 model's %.6f", mixes[i].file, a.loss, ref.loss);
+        free(a.grads);
+        free(b.grads);
+        model_free(q);
+        model_free(d);
+        free(path);
+    }
+    free(ref.grads);
+    model_free(f32);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---- refusals --------------------------------------------------------------------- */
 
 static void write_train_config(const char *dir, const char *model, const char *rows,
@@ -587,6 +678,7 @@ Suite *gguf_base_suite(void) {
     tcase_add_test(tc, test_llama3_rope_factors_give_transformers_frequencies);
     tcase_add_test(tc, test_quantized_gguf_base_is_the_hf_base_with_model_quantize);
     tcase_add_test(tc, test_each_stored_type_trains_as_its_dequantized_values);
+    tcase_add_test(tc, test_llama_quantize_mixes_load_in_their_types);
     tcase_add_test(tc, test_resume_on_another_gguf_file_is_refused);
     tcase_add_test(tc, test_unknown_arch_and_truncated_file_are_refused);
     suite_add_tcase(s, tc);
