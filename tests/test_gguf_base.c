@@ -14,6 +14,7 @@
  * of that type: the same blocks, the same step. */
 #include <jansson.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,7 +581,9 @@ static void copy_file(const char *from, const char *to) {
 }
 
 /* A run on base.gguf resumes on the same file, and is refused once base.gguf is another
- * file (same name, same config keys): the file's identity is in the fingerprint. Its adapter
+ * file (same name, same config keys): the file's identity is in the fingerprint. Killed
+ * (SIGKILL) after step 2 and resumed, it ends byte-identical to the run without a kill
+ * (adapter and metrics). Its adapter
  * exports as a GGUF adapter without --model (from the run's config). */
 START_TEST(test_resume_on_another_gguf_file_is_refused) {
     char *dir = test_tmpdir(), model[4200], f32[4200], q8[4200], base[4200], rows[4200];
@@ -593,17 +596,27 @@ START_TEST(test_resume_on_another_gguf_file_is_refused) {
     export_f32(model, f32);
     requantize(f32, q8, GGML_TYPE_Q8_0);
     tt_random_rows(rows, 24, 8, 40, 320, 3);
-    char args_train[4400], args_resume[4400];
-    snprintf(args_train, sizeof args_train, "train '%s/config.yaml'", dir);
+    char args_resume[4400];
     snprintf(args_resume, sizeof args_resume, "train '%s/config.yaml' --resume", dir);
     copy_file(f32, base);
-    write_train_config(dir, base, rows, 2);
-    tt_expect(dir, args_train, 0, "done: 2 steps");
     write_train_config(dir, base, rows, 3);
+    char cfg_path[4400], log_path[4400];
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.yaml", dir);
+    snprintf(log_path, sizeof log_path, "%s/log.txt", dir);
+    const char *argv[] = {"train", cfg_path, NULL};
+    ck_assert_int_eq(tt_wait(tt_spawn_fault(argv, log_path, "kill:step:2")), 128 + SIGKILL);
     copy_file(q8, base);
     tt_expect(dir, args_resume, 2, "is not the base file the run was trained on");
     copy_file(f32, base);
     tt_expect(dir, args_resume, 0, "resuming from");
+    /* ... and ends as a run of 3 steps without the kill */
+    char *ref = test_tmpdir(), ref_args[4400];
+    write_train_config(ref, base, rows, 3);
+    snprintf(ref_args, sizeof ref_args, "train '%s/config.yaml'", ref);
+    tt_expect(ref, ref_args, 0, "done: 3 steps");
+    tt_assert_same_run(ref, dir, "resumed on the GGUF base");
+    test_rmtree(ref);
+    free(ref);
     /* the GGUF adapter of a run on a GGUF base: found from the run's config, the tensors of
      * the one for the Hugging Face model it was made from */
     char a[4400], b[4400], args[16384], err[1024];
