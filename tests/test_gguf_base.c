@@ -556,21 +556,74 @@ START_TEST(test_llama_quantize_mixes_load_in_their_types) {
 }
 END_TEST
 
-/* ---- refusals --------------------------------------------------------------------- */
+/* ---- the commands ------------------------------------------------------------------ */
 
-static void write_train_config(const char *dir, const char *model, const char *rows,
-                               int max_steps) {
+static void write_train_config_with(const char *dir, const char *model, const char *rows,
+                                    int max_steps, const char *train_extra) {
     char text[16384];
     int n = snprintf(text, sizeof text,
                      "model:\n  path: %s\nlora:\n  r: 4\n  alpha: 8\n"
                      "data:\n  train: %s\n  seq_len: 32\n  packing: true\n"
                      "train:\n  batch_size: 2\n  max_steps: %d\n  lr: 1.0e-2\n  seed: 5\n"
-                     "  precision: f32\n"
+                     "  precision: f32\n%s"
                      "output:\n  dir: %s/out\n  save_every: 1\nlog:\n  every: 1\n",
-                     model, rows, max_steps, dir);
+                     model, rows, max_steps, train_extra, dir);
     ck_assert(n > 0 && (size_t)n < sizeof text);
     free(tt_write_text(dir, "config.yaml", text));
 }
+
+static void write_train_config(const char *dir, const char *model, const char *rows,
+                               int max_steps) {
+    write_train_config_with(dir, model, rows, max_steps, "");
+}
+
+/* The commands on a GGUF base: `lorafit generate --model FILE.gguf` continues as on the
+ * Hugging Face model it was made from, `lorafit eval` gives its loss, and a run with
+ * gradient checkpointing ends byte-identical to one without. */
+START_TEST(test_generate_eval_and_checkpointing_on_a_gguf_base) {
+    char *dir = test_tmpdir(), model[4200], gguf[4200], rows[4200], args[16384];
+    snprintf(model, sizeof model, "%s/llama", dir);
+    snprintf(gguf, sizeof gguf, "%s/llama.gguf", dir);
+    snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
+    make_hf(model, "llama");
+    export_f32(model, gguf);
+    tt_random_rows(rows, 12, 8, 40, 320, 5);
+    char *out[2], *loss[2];
+    const char *base[2] = {model, gguf};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args,
+                 "generate --model '%s' --prompt-ids '1 2 3' -n 12 --precision f32", base[k]);
+        out[k] = tt_run_stdout(dir, args);
+        char *run = test_tmpdir();
+        write_train_config(run, base[k], rows, 1);
+        snprintf(args, sizeof args, "eval '%s/config.yaml' --precision f32", run);
+        loss[k] = tt_run_stdout(run, args);
+        test_rmtree(run);
+        free(run);
+    }
+    ck_assert_msg(strcmp(out[0], out[1]) == 0, "generate: %s vs %s", out[0], out[1]);
+    ck_assert_msg(strstr(loss[0], "eval_loss") && strcmp(loss[0], loss[1]) == 0, "eval: %s vs %s",
+                  loss[0], loss[1]);
+    char *run[2];
+    for (int k = 0; k < 2; k++) {
+        run[k] = test_tmpdir();
+        write_train_config_with(run[k], gguf, rows, 2, k ? "  gradient_checkpointing: true\n" : "");
+        snprintf(args, sizeof args, "train '%s/config.yaml'", run[k]);
+        tt_expect(run[k], args, 0, "done: 2 steps");
+    }
+    tt_assert_same_run(run[0], run[1], "gradient checkpointing on a GGUF base");
+    for (int k = 0; k < 2; k++) {
+        test_rmtree(run[k]);
+        free(run[k]);
+        free(out[k]);
+        free(loss[k]);
+    }
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* ---- refusals --------------------------------------------------------------------- */
 
 static void copy_file(const char *from, const char *to) {
     size_t len;
@@ -693,6 +746,7 @@ Suite *gguf_base_suite(void) {
     tcase_add_test(tc, test_each_stored_type_trains_as_its_dequantized_values);
     tcase_add_test(tc, test_llama_quantize_mixes_load_in_their_types);
     tcase_add_test(tc, test_resume_on_another_gguf_file_is_refused);
+    tcase_add_test(tc, test_generate_eval_and_checkpointing_on_a_gguf_base);
     tcase_add_test(tc, test_unknown_arch_and_truncated_file_are_refused);
     suite_add_tcase(s, tc);
     return s;

@@ -14,8 +14,10 @@
  *     form (ModelFamily.gguf_unnorm: Gemma's w + 1 -> w).
  * llama.cpp's Q/K row permutation (arch llama: LlamaModel.permute) is undone by reading the
  * rows of q and k (weights and biases) in the Hugging Face order: whole rows, so a quantized
- * matrix is permuted block row by block row into an owned copy, made once at load. Everything
- * not used in place is in one allocation (Model.gguf_owned).
+ * matrix is permuted block row by block row into an owned copy, made once at load. A family's
+ * own reorder (ModelFamily.gguf_reorder: Qwen3.5's value heads) is undone the same way, its
+ * maps taken from the writer's hook applied to indices; columns only in float matrices.
+ * Everything not used in place is in one allocation (Model.gguf_owned).
  *
  * The file's identity for the resume fingerprint (model_base_identity): its size and a 64-bit
  * FNV-1a hash of the whole header (metadata and tensor table) and of samples of the data (the
