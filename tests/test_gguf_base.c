@@ -9,9 +9,7 @@
  * (Sterbenz) while 1 + w >= 0.5. Gemma 3 with query_pre_attn_scalar != head_dim is the
  * exception: the writer folds the scale into q_norm in double and the reader keeps
  * llama.cpp's scale, so that model agrees to rounding (1e-6 on the loss, 1e-5 on the
- * gradients). A GGUF whose linears are Q8_0 / Q4_K blocks (quantized here by lorafit's
- * reference quantizer, the blocks llama-quantize writes) is the HF base with model.quantize
- * of that type: the same blocks, the same step. */
+ * gradients). The block types: test_gguf_base_quant.c. */
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -22,36 +20,11 @@
 #include <unistd.h>
 
 #include "tensor/tensor.h"
+#include "tests/test_gguf_base_util.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
-
-/* A random model of make_model's arch with qwen3-untied's tokenizer (vocab 320), which the
- * GGUF writer needs; rows of 256 and 512, which every K-quant holds. */
-static void make_hf(const char *dir, const char *arch) {
-    char cmd[8192];
-    char *tok = tt_repo_path("tests/data/train/qwen3-untied/model");
-    snprintf(cmd, sizeof cmd,
-             "'%s/make_model' --out '%s' --arch %s --hidden 256 --intermediate 512 --layers 2 "
-             "--heads 4 --kv-heads 2 --vocab 320 --seed 7 --dtype f32 && ln -s '%s/tokenizer.json' "
-             "'%s/tokenizer_config.json' '%s/'",
-             test_tools_dir(), dir, arch, tok, tok, dir);
-    free(tok);
-    ck_assert_msg(test_run(cmd, "/dev/null") == 0, "failed: %s", cmd);
-}
-
-/* model_dir as an F32 GGUF at path, by lorafit's writer. */
-static void export_f32(const char *model_dir, const char *path) {
-    char err[2048];
-    Model *m = model_load(model_dir, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    GgufReport rep;
-    ck_assert_msg(gguf_export_model(m, NULL, model_dir, NULL, GGML_TYPE_F32, path, &rep, err,
-                                    sizeof err) == 0,
-                  "%s", err);
-    model_free(m);
-}
 
 /* The configs agree on everything the model computes. */
 static void same_config(const ModelConfig *a, const ModelConfig *b, const char *what) {
@@ -79,68 +52,11 @@ static void same_config(const ModelConfig *a, const ModelConfig *b, const char *
                       hf_layer_window(b, l));
 }
 
-typedef struct Step {
-    double loss;
-    float *grads;
-    size_t n;
-} Step;
-
-/* The first step on m: a LoRA of r 4 on every linear with every A and B random (seeded: the
- * same values for any model of the config), a batch of 2 x 24 random ids. */
-static Step first_step(const Model *m) {
-    char err[1024];
-    LoraSpec spec = {.r = 4, .alpha = 8, .targets = LORA_ALL};
-    Lora *lora = lora_create(m, &spec, err, sizeof err);
-    ck_assert_msg(lora != NULL, "%s", err);
-    size_t n;
-    float *p = lora_params(lora, &n);
-    uint64_t rng = 99;
-    for (size_t i = 0; i < n; i++) p[i] = test_rand_uniform(&rng, -0.05f, 0.05f);
-    enum { B = 2, T = 24 };
-    int32_t ids[B * T], targets[B * T];
-    int v = model_config(m)->vocab_size;
-    for (int i = 0; i < B * T; i++) ids[i] = (int32_t)(test_rand_u64(&rng) % (uint64_t)v);
-    for (int i = 0; i < B * T; i++) targets[i] = i % T == T - 1 ? -100 : ids[i + 1];
-    Graph *g = graph_create();
-    Tensor *h = model_forward_hidden(m, lora, g, ids, NULL, NULL, B, T, 1);
-    int64_t count = 0;
-    Tensor *loss = h ? model_loss(m, g, h, targets, &count) : NULL;
-    ck_assert_msg(loss != NULL && count > 0, "%s", graph_error(g));
-    ck_assert_int_eq(graph_backward(g, loss, 1.0f / (float)count), 0);
-    Step s = {.loss = loss->data[0] / (double)count, .n = n};
-    s.grads = malloc(n * sizeof *s.grads);
-    memcpy(s.grads, lora_grads(lora, &n), n * sizeof *s.grads);
-    graph_destroy(g);
-    lora_free(lora);
-    return s;
-}
-
-/* The steps agree: bit for bit (tol 0), or the loss within tol relative and every gradient
- * within 10 tol of the gradient norm. */
-static void same_step(Step a, Step b, double tol, const char *what) {
-    ck_assert(a.n == b.n);
-    if (tol == 0) {
-        ck_assert_msg(a.loss == b.loss, "%s: loss %.17g vs %.17g", what, a.loss, b.loss);
-        ck_assert_msg(memcmp(a.grads, b.grads, a.n * sizeof(float)) == 0,
-                      "%s: the LoRA gradients differ", what);
-        return;
-    }
-    ck_assert_msg(fabs(a.loss - b.loss) <= tol * fabs(b.loss), "%s: loss %.17g vs %.17g", what,
-                  a.loss, b.loss);
-    double d2 = 0, r2 = 0;
-    for (size_t i = 0; i < a.n; i++) {
-        d2 += ((double)a.grads[i] - b.grads[i]) * ((double)a.grads[i] - b.grads[i]);
-        r2 += (double)b.grads[i] * b.grads[i];
-    }
-    ck_assert_msg(sqrt(d2) <= 10 * tol * sqrt(r2), "%s: gradients differ by %g relative", what,
-                  sqrt(d2 / r2));
-}
-
-/* HF directory vs its F32 GGUF: config and first step (tol as same_step's). */
+/* HF directory vs its F32 GGUF: config and first step (tol as gb_same_step's). */
 static void check_round_trip(const char *model_dir, const char *gguf, double tol,
                              const char *what) {
     char err[2048];
-    export_f32(model_dir, gguf);
+    gb_export_f32(model_dir, gguf);
     Model *hf = model_load(model_dir, err, sizeof err);
     ck_assert_msg(hf != NULL, "%s", err);
     Model *gg = model_load(gguf, err, sizeof err);
@@ -159,8 +75,8 @@ static void check_round_trip(const char *model_dir, const char *gguf, double tol
     ck_assert(model_param_count(gg) == model_param_count(hf));
     ck_assert_msg(strncmp(model_base_identity(gg), "gguf ", 5) == 0, "%s", model_base_identity(gg));
     ck_assert_str_eq(model_base_identity(hf), "");
-    Step a = first_step(gg), b = first_step(hf);
-    same_step(a, b, tol, what);
+    GbStep a = gb_first_step(gg), b = gb_first_step(hf);
+    gb_same_step(a, b, tol, what);
     free(a.grads);
     free(b.grads);
     model_free(gg);
@@ -173,7 +89,7 @@ START_TEST(test_f32_gguf_bases_give_their_hf_models_first_step_bit_for_bit) {
     for (int i = 0; i < 4; i++) {
         snprintf(model, sizeof model, "%s/%s", dir, archs[i]);
         snprintf(gguf, sizeof gguf, "%s/%s.gguf", dir, archs[i]);
-        make_hf(model, archs[i]);
+        gb_make_hf(model, archs[i]);
         check_round_trip(model, gguf, 0, archs[i]);
     }
     /* Gemma 2: soft-caps, sliding layers, tied head (the training fixture's model) */
@@ -232,7 +148,7 @@ START_TEST(test_llama3_rope_factors_give_transformers_frequencies) {
     char *dir = test_tmpdir(), model[4200], gguf[4200], path[4300], err[2048];
     snprintf(model, sizeof model, "%s/llama3", dir);
     snprintf(gguf, sizeof gguf, "%s/llama3.gguf", dir);
-    make_hf(model, "llama");
+    gb_make_hf(model, "llama");
     snprintf(path, sizeof path, "%s/config.json", model);
     json_t *cfg = json_load_file(path, 0, NULL);
     ck_assert(cfg != NULL);
@@ -260,297 +176,6 @@ START_TEST(test_llama3_rope_factors_give_transformers_frequencies) {
                   "the bands: %g kept, %g divided", plain, scaled);
     model_free(hf);
     model_free(gg);
-    test_rmtree(dir);
-    free(dir);
-}
-END_TEST
-
-/* ---- quantized GGUF bases ----------------------------------------------------------- */
-
-static bool is_linear_name(const char *name) {
-    static const char *const leaves[] = {
-        ".attn_q.weight",   ".attn_k.weight", ".attn_v.weight",  ".attn_output.weight",
-        ".ffn_gate.weight", ".ffn_up.weight", ".ffn_down.weight"};
-    for (size_t i = 0; i < sizeof leaves / sizeof leaves[0]; i++)
-        if (strncmp(name, "blk.", 4) == 0 && strstr(name, leaves[i])) return true;
-    return false;
-}
-
-/* src's metadata and tensors into dst, the layers' linear matrices quantized to `type` row by
- * row (norms, embeddings and output as they are): what llama-quantize writes for them without
- * an importance matrix. */
-/* Every key-value of f into w (the types lorafit's writer and llama-quantize use). */
-static void copy_metadata(const GgufFile *f, GgufWriter *w) {
-    char err[1024];
-    for (int i = 0; i < gguf_kv_total(f); i++) {
-        const GgufKv *kv = gguf_kv_at(f, i);
-        int64_t iv;
-        double dv;
-        const char *s;
-        size_t len;
-        int rc = -1;
-        if (kv->type == GGUF_TYPE_STRING && gguf_kv_str(kv, &s, &len)) {
-            char *z = strndup(s, len);
-            rc = gguf_set_str(w, kv->key, z, err, sizeof err);
-            free(z);
-        } else if (kv->type == GGUF_TYPE_UINT32 && gguf_kv_int(kv, &iv)) {
-            rc = gguf_set_u32(w, kv->key, (uint32_t)iv, err, sizeof err);
-        } else if (kv->type == GGUF_TYPE_INT32 && gguf_kv_int(kv, &iv)) {
-            rc = gguf_set_i32(w, kv->key, (int32_t)iv, err, sizeof err);
-        } else if (kv->type == GGUF_TYPE_FLOAT32 && gguf_kv_float(kv, &dv)) {
-            rc = gguf_set_f32(w, kv->key, (float)dv, err, sizeof err);
-        } else if (kv->type == GGUF_TYPE_BOOL && gguf_kv_int(kv, &iv)) {
-            rc = gguf_set_bool(w, kv->key, iv != 0, err, sizeof err);
-        } else if (kv->type == GGUF_TYPE_ARRAY) {
-            size_t n = (size_t)kv->n;
-            if (kv->arr_type == GGUF_TYPE_STRING) {
-                const char **v = malloc(n * sizeof *v);
-                size_t *lens = malloc(n * sizeof *lens);
-                for (size_t e = 0; e < n; e++) ck_assert(gguf_elem_str(kv, e, &v[e], &lens[e]));
-                rc = gguf_set_arr_str(w, kv->key, v, lens, n, err, sizeof err);
-                free(v);
-                free(lens);
-            } else if (kv->arr_type == GGUF_TYPE_FLOAT32) {
-                float *v = malloc(n * sizeof *v);
-                for (size_t e = 0; e < n; e++)
-                    ck_assert(gguf_elem_float(kv, e, &dv)), v[e] = (float)dv;
-                rc = gguf_set_arr_f32(w, kv->key, v, n, err, sizeof err);
-                free(v);
-            } else if (kv->arr_type == GGUF_TYPE_INT32) {
-                int32_t *v = malloc(n * sizeof *v);
-                for (size_t e = 0; e < n; e++)
-                    ck_assert(gguf_elem_int(kv, e, &iv)), v[e] = (int32_t)iv;
-                rc = gguf_set_arr_i32(w, kv->key, v, n, err, sizeof err);
-                free(v);
-            }
-        }
-        ck_assert_msg(rc == 0, "key %s (%s): %s", kv->key, gguf_type_name(kv->type), err);
-    }
-}
-
-static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized,
-                          bool embeddings);
-
-static void requantize(const char *src, const char *dst, GgmlType type) {
-    requantize_as(src, dst, type, false, false);
-}
-
-/* requantize, or with dequantized: the same linears stored F32 holding the blocks' values;
- * with embeddings, token_embd and output in that type too (as llama-quantize's mixes have
- * them). */
-static void requantize_as(const char *src, const char *dst, GgmlType type, bool dequantized,
-                          bool embeddings) {
-    char err[2048];
-    GgufFile *f = gguf_open(src, err, sizeof err);
-    ck_assert_msg(f != NULL, "%s", err);
-    GgufWriter *w = gguf_writer_new();
-    copy_metadata(f, w);
-    int n = gguf_tensor_total(f);
-    void **bufs = calloc((size_t)n, sizeof *bufs);
-    for (int i = 0; i < n; i++) {
-        const GgufTensorInfo *t = gguf_tensor_at(f, i);
-        ck_assert(t->type == GGML_TYPE_F32);
-        bool embedding =
-            strcmp(t->name, "token_embd.weight") == 0 || strcmp(t->name, "output.weight") == 0;
-        GgmlType to = is_linear_name(t->name) || (embeddings && embedding) ? type : GGML_TYPE_F32;
-        const void *data = t->data;
-        if (to != GGML_TYPE_F32) {
-            size_t row = ggml_row_bytes(to, t->ne[0]);
-            ck_assert(row > 0);
-            uint8_t *q = bufs[i] = malloc(row * (size_t)t->ne[1]);
-            for (int64_t r = 0; r < t->ne[1]; r++)
-                ck_assert(quant_quantize_row(to, (const float *)t->data + r * t->ne[0], q + r * row,
-                                             t->ne[0]) == 0);
-            data = q;
-            if (dequantized) {
-                float *d = malloc((size_t)(t->ne[0] * t->ne[1]) * sizeof *d);
-                for (int64_t r = 0; r < t->ne[1]; r++)
-                    ck_assert(quant_dequantize_row(to, q + r * row, d + r * t->ne[0], t->ne[0]) ==
-                              0);
-                free(q);
-                data = bufs[i] = d;
-                to = GGML_TYPE_F32;
-            }
-        }
-        ck_assert_msg(gguf_add_tensor(w, t->name, to, t->n_dims, t->ne, data, NULL, NULL, err,
-                                      sizeof err) == 0,
-                      "%s", err);
-    }
-    ck_assert_msg(gguf_writer_save(w, dst, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
-    for (int i = 0; i < n; i++) free(bufs[i]);
-    free(bufs);
-    gguf_close(f);
-}
-
-/* Q8_0 and Q4_K linears in the GGUF (q/k rows in llama.cpp's permuted order): every linear is
- * exactly model.quantize's blocks of the HF base, the embeddings stay F32, and the first step
- * is the quantized HF base's, bit for bit. */
-START_TEST(test_quantized_gguf_base_is_the_hf_base_with_model_quantize) {
-    char *dir = test_tmpdir(), model[4200], f32[4200], q[4200], err[2048];
-    snprintf(model, sizeof model, "%s/llama", dir);
-    snprintf(f32, sizeof f32, "%s/llama.gguf", dir);
-    make_hf(model, "llama");
-    export_f32(model, f32);
-    const GgmlType types[] = {GGML_TYPE_Q8_0, GGML_TYPE_Q4_K};
-    for (int t = 0; t < 2; t++) {
-        snprintf(q, sizeof q, "%s/llama-%s.gguf", dir, ggml_type_name(types[t]));
-        requantize(f32, q, types[t]);
-        Model *gg = model_load(q, err, sizeof err);
-        ck_assert_msg(gg != NULL, "%s", err);
-        Model *hf = model_load_quantized(model, MODEL_F32, types[t], err, sizeof err);
-        ck_assert_msg(hf != NULL, "%s", err);
-        const ModelConfig *c = model_config(gg);
-        for (int l = 0; l < c->num_hidden_layers; l++)
-            for (int mod = 0; mod <= MODULE_DOWN; mod++) {
-                const Tensor *a = model_weight(gg, l, (ModelModule)mod),
-                             *b = model_weight(hf, l, (ModelModule)mod);
-                ck_assert_msg(a->quant && a->quant_type == types[t], "layer %d %s: not %s", l,
-                              model_module_name((ModelModule)mod), ggml_type_name(types[t]));
-                size_t bytes = (size_t)a->shape[0] * ggml_row_bytes(types[t], a->shape[1]);
-                ck_assert_msg(memcmp(a->quant, b->quant, bytes) == 0,
-                              "%s layer %d %s: other blocks than model.quantize's",
-                              ggml_type_name(types[t]), l, model_module_name((ModelModule)mod));
-            }
-        ck_assert(model_lm_head(gg)->data != NULL && model_lm_head(gg)->quant == NULL);
-        ck_assert(model_weight_bytes(gg) < model_weight_bytes(hf) + 4096 &&
-                  model_weight_bytes(gg) + 4096 > model_weight_bytes(hf));
-        Step a = first_step(gg), b = first_step(hf);
-        same_step(a, b, 0, ggml_type_name(types[t]));
-        free(a.grads);
-        free(b.grads);
-        model_free(hf);
-        /* with BF16 matrices around them the blocks stay as they are */
-        Model *bf = model_load_dtype(q, MODEL_BF16, err, sizeof err);
-        ck_assert_msg(bf != NULL, "%s", err);
-        ck_assert(model_weight(bf, 0, MODULE_Q)->quant_type == types[t]);
-        ck_assert(model_lm_head(bf)->bf16 != NULL);
-        model_free(bf);
-        model_free(gg);
-    }
-    test_rmtree(dir);
-    free(dir);
-}
-END_TEST
-
-/* Every type lorafit's quantizer writes, as a GGUF's linears (q/k permuted), every other one
- * with token_embd and output in it too: the file loads those blocks (F16 and BF16 converted to
- * F32 once; quantized embeddings and output read by op_embedding and the fused lm_head) and
- * its first step is that of an F32 GGUF holding their values. Bit for bit: the products dequantize
- * tiles of W and feed the same sgemm (measured bit-identical; test_quantize_load holds the same to
- * 1e-6). */
-START_TEST(test_each_stored_type_trains_as_its_dequantized_values) {
-    char *dir = test_tmpdir(), model[4200], f32[4200], typed[4200], deq[4200], err[2048];
-    snprintf(model, sizeof model, "%s/llama", dir);
-    snprintf(f32, sizeof f32, "%s/llama.gguf", dir);
-    make_hf(model, "llama");
-    export_f32(model, f32);
-    const GgmlType types[] = {GGML_TYPE_F16,  GGML_TYPE_BF16, GGML_TYPE_Q4_0, GGML_TYPE_Q4_1,
-                              GGML_TYPE_Q5_0, GGML_TYPE_Q5_1, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K};
-    for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-        const char *name = ggml_type_name(types[t]);
-        snprintf(typed, sizeof typed, "%s/%s.gguf", dir, name);
-        snprintf(deq, sizeof deq, "%s/%s-deq.gguf", dir, name);
-        bool embeddings = t % 2 == 1; /* BF16, Q4_1, Q5_1, Q6_K: token_embd and output too */
-        requantize_as(f32, typed, types[t], false, embeddings);
-        requantize_as(f32, deq, types[t], true, embeddings);
-        Model *a = model_load(typed, err, sizeof err), *b = model_load(deq, err, sizeof err);
-        ck_assert_msg(a && b, "%s: %s", name, err);
-        const Tensor *w = model_weight(a, 1, MODULE_K);
-        bool float_type = types[t] == GGML_TYPE_F16 || types[t] == GGML_TYPE_BF16;
-        ck_assert_msg(float_type ? w->data != NULL : w->quant_type == types[t], "%s", name);
-        if (embeddings && !float_type)
-            ck_assert_msg(model_lm_head(a)->quant_type == types[t], "%s: output", name);
-        Step sa = first_step(a), sb = first_step(b);
-        same_step(sa, sb, 0, name);
-        free(sa.grads);
-        free(sb.grads);
-        model_free(a);
-        model_free(b);
-    }
-    test_rmtree(dir);
-    free(dir);
-}
-END_TEST
-
-/* src with every quantized tensor dequantized: an F32 GGUF of the values the blocks hold. */
-static void dequantize_file(const char *src, const char *dst) {
-    char err[2048];
-    GgufFile *f = gguf_open(src, err, sizeof err);
-    ck_assert_msg(f != NULL, "%s", err);
-    GgufWriter *w = gguf_writer_new();
-    copy_metadata(f, w);
-    int n = gguf_tensor_total(f);
-    float **bufs = calloc((size_t)n, sizeof *bufs);
-    for (int i = 0; i < n; i++) {
-        const GgufTensorInfo *t = gguf_tensor_at(f, i);
-        size_t row = ggml_row_bytes(t->type, t->ne[0]);
-        int64_t rows = (int64_t)(t->nbytes / row);
-        float *d = bufs[i] = malloc((size_t)(rows * t->ne[0]) * sizeof *d);
-        for (int64_t r = 0; r < rows; r++)
-            ck_assert(quant_dequantize_row(t->type, (const uint8_t *)t->data + (size_t)r * row,
-                                           d + r * t->ne[0], t->ne[0]) == 0);
-        ck_assert_msg(gguf_add_tensor(w, t->name, GGML_TYPE_F32, t->n_dims, t->ne, d, NULL, NULL,
-                                      err, sizeof err) == 0,
-                      "%s", err);
-    }
-    ck_assert_msg(gguf_writer_save(w, dst, err, sizeof err) == 0, "%s", err);
-    gguf_writer_free(w);
-    for (int i = 0; i < n; i++) free(bufs[i]);
-    free(bufs);
-    gguf_close(f);
-}
-
-/* llama-quantize's own Q2_K, Q3_K_M, Q4_K_M and Q5_K_M of a small llama
- * (tests/data/gguf_base/README.md): every linear in the file's type (q/k un-permuted: whole
- * rows), the tied head Q6_K, and the first step bit for bit that of an F32 GGUF holding the
- * dequantized values; near the F32 model's (the quantization error only). */
-START_TEST(test_llama_quantize_mixes_load_in_their_types) {
-    char *dir = test_tmpdir(), model[4200], deq[4200], cmd[8192], err[2048], rel[256];
-    snprintf(model, sizeof model, "%s/m", dir);
-    snprintf(cmd, sizeof cmd,
-             "'%s/make_model' --out '%s' --arch llama --hidden 256 --intermediate 256 --layers 1 "
-             "--heads 2 --kv-heads 1 --vocab 320 --seed 31 --dtype f32 --tied",
-             test_tools_dir(), model);
-    ck_assert(test_run(cmd, "/dev/null") == 0);
-    Model *f32 = model_load(model, err, sizeof err);
-    ck_assert_msg(f32 != NULL, "%s", err);
-    Step ref = first_step(f32);
-    static const struct {
-        const char *file;
-        GgmlType q, o, v; /* q k gate up, o, v */
-        double loss_tol;
-    } mixes[] = {{"Q2_K", GGML_TYPE_Q2_K, GGML_TYPE_Q3_K, GGML_TYPE_Q3_K, 0.05},
-                 {"Q3_K_M", GGML_TYPE_Q3_K, GGML_TYPE_Q4_K, GGML_TYPE_Q5_K, 0.02},
-                 {"Q4_K_M", GGML_TYPE_Q4_K, GGML_TYPE_Q4_K, GGML_TYPE_Q6_K, 0.01},
-                 {"Q5_K_M", GGML_TYPE_Q5_K, GGML_TYPE_Q5_K, GGML_TYPE_Q6_K, 0.01}};
-    for (size_t i = 0; i < sizeof mixes / sizeof mixes[0]; i++) {
-        snprintf(rel, sizeof rel, "tests/data/gguf_base/%s.gguf", mixes[i].file);
-        char *path = tt_repo_path(rel);
-        snprintf(deq, sizeof deq, "%s/%s-deq.gguf", dir, mixes[i].file);
-        dequantize_file(path, deq);
-        Model *q = model_load(path, err, sizeof err), *d = model_load(deq, err, sizeof err);
-        ck_assert_msg(q && d, "%s: %s", mixes[i].file, err);
-        /* q k v o gate up (the README lists down too) */
-        const GgmlType want[] = {mixes[i].q, mixes[i].q, mixes[i].v,
-                                 mixes[i].o, mixes[i].q, mixes[i].q};
-        for (int mod = 0; mod < 6; mod++)
-            ck_assert_msg(model_weight(q, 0, (ModelModule)mod)->quant_type == want[mod],
-                          "%s %s: %s", mixes[i].file, model_module_name((ModelModule)mod),
-                          ggml_type_name(model_weight(q, 0, (ModelModule)mod)->quant_type));
-        ck_assert(model_lm_head(q)->quant_type == GGML_TYPE_Q6_K);
-        Step a = first_step(q), b = first_step(d);
-        same_step(a, b, 0, mixes[i].file);
-        ck_assert_msg(fabs(a.loss - ref.loss) < mixes[i].loss_tol * ref.loss,
-                      "%s: loss %.6f, the F32 model's %.6f", mixes[i].file, a.loss, ref.loss);
-        free(a.grads);
-        free(b.grads);
-        model_free(q);
-        model_free(d);
-        free(path);
-    }
-    free(ref.grads);
-    model_free(f32);
     test_rmtree(dir);
     free(dir);
 }
@@ -585,8 +210,8 @@ START_TEST(test_generate_eval_and_checkpointing_on_a_gguf_base) {
     snprintf(model, sizeof model, "%s/llama", dir);
     snprintf(gguf, sizeof gguf, "%s/llama.gguf", dir);
     snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
-    make_hf(model, "llama");
-    export_f32(model, gguf);
+    gb_make_hf(model, "llama");
+    gb_export_f32(model, gguf);
     tt_random_rows(rows, 12, 8, 40, 320, 5);
     char *out[2], *loss[2];
     const char *base[2] = {model, gguf};
@@ -645,9 +270,9 @@ START_TEST(test_resume_on_another_gguf_file_is_refused) {
     snprintf(q8, sizeof q8, "%s/llama-q8.gguf", dir);
     snprintf(base, sizeof base, "%s/base.gguf", dir);
     snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
-    make_hf(model, "llama");
-    export_f32(model, f32);
-    requantize(f32, q8, GGML_TYPE_Q8_0);
+    gb_make_hf(model, "llama");
+    gb_export_f32(model, f32);
+    gb_requantize(f32, q8, GGML_TYPE_Q8_0, false, false);
     tt_random_rows(rows, 24, 8, 40, 320, 3);
     char args_resume[4400];
     snprintf(args_resume, sizeof args_resume, "train '%s/config.yaml' --resume", dir);
@@ -703,8 +328,8 @@ START_TEST(test_unknown_arch_and_truncated_file_are_refused) {
     snprintf(f32, sizeof f32, "%s/qwen3.gguf", dir);
     snprintf(bad, sizeof bad, "%s/bad.gguf", dir);
     snprintf(rows, sizeof rows, "%s/rows.jsonl", dir);
-    make_hf(model, "qwen3");
-    export_f32(model, f32);
+    gb_make_hf(model, "qwen3");
+    gb_export_f32(model, f32);
     size_t len;
     char *data = test_read_file(f32, &len);
     char *at = memmem(data, len, "general.architecture", 20);
@@ -742,9 +367,6 @@ Suite *gguf_base_suite(void) {
     tcase_add_test(tc, test_f32_gguf_bases_of_the_other_archs);
     tcase_add_test(tc, test_gemma3_gguf_with_a_folded_attention_scale_agrees_to_rounding);
     tcase_add_test(tc, test_llama3_rope_factors_give_transformers_frequencies);
-    tcase_add_test(tc, test_quantized_gguf_base_is_the_hf_base_with_model_quantize);
-    tcase_add_test(tc, test_each_stored_type_trains_as_its_dequantized_values);
-    tcase_add_test(tc, test_llama_quantize_mixes_load_in_their_types);
     tcase_add_test(tc, test_resume_on_another_gguf_file_is_refused);
     tcase_add_test(tc, test_generate_eval_and_checkpointing_on_a_gguf_base);
     tcase_add_test(tc, test_unknown_arch_and_truncated_file_are_refused);
