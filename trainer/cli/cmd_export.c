@@ -4,8 +4,9 @@
  * peft (the default): a PEFT adapter directory (adapter_model.safetensors in the dtype,
  * adapter_config.json) with its model card (README.md, loss.png) and the run's chat
  * template (chat data only), built under a temporary name and renamed into place. gguf: one
- * GGUF LoRA adapter file for llama.cpp / Ollama, which needs the base model's config.json:
- * --model DIR, else the run's config.resolved.yaml (model.path), else adapter_config.json's
+ * GGUF LoRA adapter file for llama.cpp / Ollama, which needs the base model's config (its
+ * config.json, or a GGUF base's metadata): --model DIR|FILE.gguf, else the run's
+ * config.resolved.yaml (model.path), else adapter_config.json's
  * base_model_name_or_path when that is a directory. A checkpoint with a MANIFEST is verified
  * first, so a corrupt checkpoint is never exported; an existing output is replaced only with
  * --force. */
@@ -26,7 +27,7 @@ static void export_usage(FILE *out) {
     fprintf(out, "usage: lorafit export CHECKPOINT_OR_ADAPTER_DIR --out DIR [--dtype f32|bf16|f16] "
                  "[--force]\n"
                  "       lorafit export CHECKPOINT_OR_ADAPTER_DIR --format gguf --out FILE.gguf\n"
-                 "              [--dtype f32|bf16|f16] [--model BASE_DIR] [--force]\n"
+                 "              [--dtype f32|bf16|f16] [--model BASE_DIR|BASE.gguf] [--force]\n"
                  "  peft (default): DIR/adapter_model.safetensors, adapter_config.json, README.md\n"
                  "  (model card), loss.png, and the run's chat_template.jinja when it trained on\n"
                  "  chat data. gguf: a llama.cpp LoRA adapter (llama-cli --lora).\n"
@@ -149,6 +150,7 @@ static void find_base(const char *src, const char *model_opt, char *out, size_t 
         access(path, R_OK) == 0 && config_load(path, NULL, 0, &cfg, ignore, sizeof ignore) == 0) {
         snprintf(out, len, "%s", cfg.model.path);
         config_free(&cfg);
+        if (model_path_is_gguf(out)) return; /* a GGUF base: its metadata is the config */
         if (path_join(path, sizeof path, out, "config.json", ignore, sizeof ignore) == 0 &&
             access(path, R_OK) == 0)
             return;
@@ -175,18 +177,22 @@ static int export_gguf(const char *src, const char *out, GgmlType dtype, const c
     if (!base[0]) {
         fprintf(stderr,
                 "lorafit export: cannot tell which base model %s belongs to (no run config "
-                "next to it); pass --model BASE_DIR (the directory with its config.json)\n",
+                "next to it); pass --model BASE_DIR (the directory with its config.json) or the "
+                "GGUF base file\n",
                 src);
         return EXIT_USAGE;
     }
     ModelConfig cfg;
-    if (path_join(path, sizeof path, base, "config.json", err, sizeof err) != 0 ||
-        hf_config_load(path, &cfg, err, sizeof err) != 0) {
+    if (model_config_load(base, &cfg, err, sizeof err) != 0) {
         fprintf(stderr, "lorafit export: %s\n", err);
-        return access(path, R_OK) == 0 ? EXIT_RUNTIME : EXIT_USAGE;
+        bool there = model_path_is_gguf(base) ||
+                     (path_join(path, sizeof path, base, "config.json", err, sizeof err) == 0 &&
+                      access(path, R_OK) == 0);
+        return there ? EXIT_RUNTIME : EXIT_USAGE;
     }
     size_t n = strlen(base);
     while (n > 1 && base[n - 1] == '/') n--;
+    if (n > 5 && strncmp(base + n - 5, ".gguf", 5) == 0) n -= 5; /* a GGUF base: its stem */
     size_t start = n;
     while (start > 0 && base[start - 1] != '/') start--;
     char name[256];

@@ -113,11 +113,8 @@ static int write_rows(DataReader *r, FILE *f, PrepareStats *st, char *err, size_
 
 static int run_prepare(const Config *cfg, const char *out, char *err, size_t errlen) {
     if (train_check_paths(cfg, err, errlen) != 0) return EXIT_USAGE;
-    char path[4200];
     ModelConfig mc;
-    if (path_join(path, sizeof path, cfg->model.path, "config.json", err, errlen) != 0)
-        return EXIT_USAGE;
-    if (hf_config_load(path, &mc, err, errlen) != 0) return EXIT_RUNTIME;
+    if (model_config_load(cfg->model.path, &mc, err, errlen) != 0) return EXIT_RUNTIME;
     TrainText text;
     int rc = train_text_load(cfg, &text, err, errlen);
     if (rc != 0) return rc == -2 ? EXIT_USAGE : EXIT_RUNTIME;

@@ -63,7 +63,11 @@ _lorafit() {
         fi
         return
         ;;
-    --model | --adapter | --resume)
+    --model) # a model directory or a GGUF base
+        COMPREPLY=($(compgen -f -X '!*.gguf' -- "$cur") $(compgen -d -- "$cur"))
+        return
+        ;;
+    --adapter | --resume)
         COMPREPLY=($(compgen -d -- "$cur"))
         return
         ;;

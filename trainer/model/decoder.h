@@ -16,6 +16,7 @@
 #ifndef LORAFIT_DECODER_H
 #define LORAFIT_DECODER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,17 @@ typedef enum { MODEL_F32, MODEL_BF16 } ModelDtype;
  * model_load keeps every weight F32 (model_load_dtype with MODEL_F32). */
 Model *model_load(const char *dir, char *err, size_t errlen);
 Model *model_load_dtype(const char *dir, ModelDtype dtype, char *err, size_t errlen);
+/* A path that names a file, not a directory, is a GGUF base (model_path_is_gguf): the config
+ * from its metadata, the weights read in place from the mapped file in their stored types
+ * (F32, F16 and BF16 as a directory's; the ggml block types kept quantized, llama.cpp's Q/K
+ * row permutation and norm offsets undone), the file open for the model's life. */
+bool model_path_is_gguf(const char *path);
+/* The config of the model at path (a directory's config.json, a GGUF base's metadata)
+ * without loading its weights. 0, or -1 with err. */
+int model_config_load(const char *path, ModelConfig *cfg, char *err, size_t errlen);
+/* The base file's identity for the resume fingerprint: "gguf SIZE bytes, sample hash H" for a
+ * GGUF base (gguf_base.c says what is hashed); "" for a Hugging Face directory. */
+const char *model_base_identity(const Model *m);
 /* model_load_dtype with the decoder's linear weights (model_weight: q k v o gate up down, or
  * a family's fused qkv / gate_up) quantized at load to ggml type quant (Q8_0, Q4_0, Q4_K,
  * Q5_K, Q6_K; GGML_TYPE_F32: none), row by row from the checkpoint, by llama.cpp's reference

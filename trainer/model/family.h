@@ -24,7 +24,8 @@
 
 #include "trainer/model/decoder.h"
 
-struct GgufWriter; /* trainer/store/store.h */
+struct GgufWriter;       /* trainer/store/store.h */
+struct GgufConfigReader; /* below */
 
 /* ---- the config.json reader a family's hook reads its own keys with (hf_config.c) ---- */
 
@@ -184,6 +185,13 @@ struct ModelFamily {
                          int64_t cols, bool out_side, float *scratch);
     /* GGUF: the arch's own metadata keys; 0, or -1 with err set. NULL: none. */
     int (*gguf_metadata)(struct GgufWriter *w, const ModelConfig *c, char *err, size_t errlen);
+    /* GGUF bases (gguf_config.c, gguf_base.c): the inverse of the hooks above. gguf_load: a
+     * .gguf of gguf_arch loads as this family (the first in hf_config.c's table with the
+     * arch). gguf_config: the arch's own keys into config.json keys (NULL: none);
+     * gguf_unnorm: a norm weight back from llama.cpp's form (NULL: as stored). */
+    bool gguf_load;
+    int (*gguf_config)(const struct GgufConfigReader *r);
+    void (*gguf_unnorm)(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
     /* Ministral 3's RoPE (false / NULL elsewhere): */
     bool yarn; /* rope_type "yarn" accepted (the others refuse it: their GGUF lacks its keys) */
     bool proportional_rope; /* rope_type "proportional" accepted for the full layers (Gemma 4) */
@@ -198,6 +206,27 @@ struct ModelFamily {
                                  int pos);
     void (*decoder_free)(void *d);
 };
+
+/* ---- a GGUF base's metadata as config.json keys (gguf_config.c) --------------------- */
+
+struct GgufFile;
+typedef struct GgufConfigReader {
+    const struct GgufFile *f;
+    const char *arch;          /* general.architecture */
+    struct json_t *cfg;        /* the config.json object being built */
+    int layers, heads, hidden; /* block_count, attention.head_count, embedding_length */
+    char *err;
+    size_t errlen;
+} GgufConfigReader;
+
+/* "<arch>.<key>" of the file into cfg[hf_key] (as a number: an integer, or a float when
+ * real): 1 when copied, 0 when the file has no such key, -1 (err set) when it is not a
+ * number. */
+int gguf_config_copy(const GgufConfigReader *r, const char *key, const char *hf_key, bool real);
+/* cfg["layer_types"] from "<arch>.attention.sliding_window_pattern": a period P (layer l
+ * slides when l % P < P - 1; dflt when the key is absent) or a list of per-layer flags
+ * (true: sliding). 0, or -1 with err set. */
+int gguf_config_sliding_layers(const GgufConfigReader *r, int dflt);
 
 /* ---- a multimodal wrapper checkpoint ----------------------------------------------
  *
@@ -232,6 +261,9 @@ typedef struct ModelWrapper {
  * (+ 1, Gemma 3's q_norm times the attention scale fold). */
 int gemma_read_common(const ConfigReader *r, ModelConfig *cfg);
 void gemma_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
+/* Their GGUF bases: the norms back (w - 1), and the keys of both archs. */
+void gemma_gguf_unnorm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n);
+int gemma_gguf_config(const GgufConfigReader *r);
 /* llama.cpp's sliding-layer period P (layer l slides when l % P < P - 1) that gives the
  * model's sliding layers; 0 when none does. */
 int gemma_swa_period(const ModelConfig *c);
@@ -241,6 +273,10 @@ void *qwen3_5_decoder_new(const Model *m, int max_len);
 const float *qwen3_5_decoder_next(void *d, const Model *m, const Lora *lora, Graph *g, int32_t id,
                                   int pos);
 void qwen3_5_decoder_free(void *d);
+
+/* The family a GGUF of general.architecture `arch` loads as (ModelFamily.gguf_load), or NULL;
+ * supported gets the archs that load ("llama, qwen2, ..."). hf_config.c's table. */
+const ModelFamily *hf_family_of_gguf_arch(const char *arch, char *supported, size_t len);
 
 /* Llama's decoder layer and its two norms (family_llama.c), which Qwen2 reuses as they are. */
 Tensor *llama_layer_forward(const LayerPass *p, Tensor *x, int layer);

@@ -131,4 +131,7 @@ const ModelFamily family_gemma2 = {
     .own_activation = true,
     .gguf_norm = gemma_gguf_norm,
     .gguf_metadata = gemma2_gguf_metadata,
+    .gguf_load = true,
+    .gguf_config = gemma_gguf_config,
+    .gguf_unnorm = gemma_gguf_unnorm,
 };

@@ -132,6 +132,41 @@ void gemma_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t
         w[i] = fold == 1.0 ? w[i] + 1.0f : (float)((1.0 + (double)w[i]) * fold);
 }
 
+void gemma_gguf_unnorm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n) {
+    (void)c, (void)slot; /* the scale is llama.cpp's (gemma_gguf_config): no fold to undo */
+    for (int64_t i = 0; i < n; i++) w[i] -= 1.0f;
+}
+
+/* Gemma 2 and 3's keys (their gguf_metadata, inverted), with llama.cpp's defaults where the
+ * file has none: the sliding window (Gemma 2: always 4096 unless said, every 2nd layer full;
+ * Gemma 3: none without attention.sliding_window, else every 6th full), the soft-caps (Gemma
+ * 2: 50 and 30), Gemma 3's local RoPE base, and the attention scale llama.cpp uses:
+ * 1/sqrt(head_dim), 1/sqrt(hidden / heads) for the 27B models (q_norm holds any fold). */
+int gemma_gguf_config(const GgufConfigReader *r) {
+    bool gemma2 = strcmp(r->arch, "gemma2") == 0;
+    json_t *c = r->cfg;
+    json_t *hd = json_object_get(c, "head_dim");
+    int head_dim = hd ? (int)json_integer_value(hd) : r->hidden / r->heads;
+    if (!hd) json_object_set_new(c, "head_dim", json_integer(head_dim));
+    bool big = r->layers == (gemma2 ? 46 : 62);
+    json_object_set_new(c, "query_pre_attn_scalar",
+                        json_integer(big ? r->hidden / r->heads : head_dim));
+    json_object_set_new(c, "final_logit_softcapping", gemma2 ? json_real(30.0) : json_null());
+    if (gemma2) json_object_set_new(c, "attn_logit_softcapping", json_real(50.0));
+    json_object_set_new(c, "sliding_window", json_integer(4096));
+    int window = gguf_config_copy(r, "attention.sliding_window", "sliding_window", false);
+    if (window < 0 ||
+        gguf_config_copy(r, "final_logit_softcapping", "final_logit_softcapping", true) < 0)
+        return -1;
+    if (gemma2)
+        return gguf_config_copy(r, "attn_logit_softcapping", "attn_logit_softcapping", true) < 0
+                   ? -1
+                   : gguf_config_sliding_layers(r, 2);
+    if (gguf_config_copy(r, "rope.freq_base_swa", "rope_local_base_freq", true) < 0) return -1;
+    json_t *w = json_object_get(c, "sliding_window");
+    return gguf_config_sliding_layers(r, window == 1 && json_integer_value(w) > 0 ? 6 : 1);
+}
+
 int gemma_swa_period(const ModelConfig *c) {
     for (int p = 1; p <= c->num_hidden_layers + 1; p++) {
         bool same = true;
@@ -188,6 +223,9 @@ const ModelFamily family_gemma3_text = {
     .default_rope_theta = 1e6,
     .gguf_norm = gemma_gguf_norm,
     .gguf_metadata = gemma3_gguf_metadata,
+    .gguf_load = true,
+    .gguf_config = gemma_gguf_config,
+    .gguf_unnorm = gemma_gguf_unnorm,
 };
 
 const ModelWrapper wrapper_gemma3 = {

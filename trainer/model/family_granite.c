@@ -91,6 +91,17 @@ static int granite_gguf_metadata(struct GgufWriter *w, const ModelConfig *c, cha
     return 0;
 }
 
+/* granite_gguf_metadata inverted (llama.cpp's granite takes 1 for an absent key, as
+ * GraniteConfig does). */
+static int granite_gguf_config(const GgufConfigReader *r) {
+    return gguf_config_copy(r, "attention.scale", "attention_multiplier", true) < 0 ||
+                   gguf_config_copy(r, "embedding_scale", "embedding_multiplier", true) < 0 ||
+                   gguf_config_copy(r, "residual_scale", "residual_multiplier", true) < 0 ||
+                   gguf_config_copy(r, "logit_scale", "logits_scaling", true) < 0
+               ? -1
+               : 0;
+}
+
 const ModelFamily family_granite = {
     .model_type = "granite",
     .architecture = "GraniteForCausalLM",
@@ -106,4 +117,6 @@ const ModelFamily family_granite = {
     .default_targets = LORA_ALL,
     .gguf_check = granite_gguf_check,
     .gguf_metadata = granite_gguf_metadata,
+    .gguf_load = true,
+    .gguf_config = granite_gguf_config,
 };

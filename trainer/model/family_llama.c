@@ -66,6 +66,7 @@ const ModelFamily family_llama = {
     .gguf_llama_hparams = true,
     .gguf_o_bias = true,
     .default_targets = LORA_ALL,
+    .gguf_load = true,
 };
 
 const ModelFamily family_mistral = {

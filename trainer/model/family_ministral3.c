@@ -152,6 +152,52 @@ static int ministral3_gguf_metadata(struct GgufWriter *w, const ModelConfig *c, 
     return rc;
 }
 
+/* ministral3_gguf_metadata inverted: rope_parameters of yarn from the rope.scaling keys
+ * (llama.cpp's defaults where absent: factor 1 ... none of which the writer leaves out), with
+ * the attention factor llama.cpp computes and llama_4_scaling_beta from
+ * attention.temperature_scale (0: none). */
+static int ministral3_gguf_config(const GgufConfigReader *r) {
+    json_t *rp = json_object(), *saved = r->cfg;
+    GgufConfigReader sub = *r;
+    sub.cfg = rp;
+    json_object_set_new(rp, "rope_type", json_string("yarn"));
+    json_object_set(rp, "rope_theta", json_object_get(saved, "rope_theta"));
+    json_object_set_new(rp, "llama_4_scaling_beta", json_real(0));
+    json_object_set_new(rp, "mscale_all_dim", json_real(0));
+    int rc =
+        gguf_config_copy(&sub, "rope.scaling.factor", "factor", true) < 0 ||
+                gguf_config_copy(&sub, "rope.scaling.original_context_length",
+                                 "original_max_position_embeddings", false) < 0 ||
+                gguf_config_copy(&sub, "rope.scaling.yarn_beta_fast", "beta_fast", true) < 0 ||
+                gguf_config_copy(&sub, "rope.scaling.yarn_beta_slow", "beta_slow", true) < 0 ||
+                gguf_config_copy(&sub, "rope.scaling.yarn_log_multiplier", "mscale_all_dim", true) <
+                    0 ||
+                gguf_config_copy(&sub, "attention.temperature_scale", "llama_4_scaling_beta",
+                                 true) < 0 ||
+                gguf_config_copy(&sub, "rope.scaling.attn_factor", "attention_factor", true) < 0
+            ? -1
+            : 0;
+    json_t *factor = json_object_get(rp, "factor");
+    if (rc == 0 && !json_is_number(factor)) {
+        snprintf(r->err, r->errlen, "%s: %s.rope.scaling.factor is missing (yarn needs it)",
+                 gguf_file_path(r->f), r->arch);
+        rc = -1;
+    }
+    if (rc == 0) {
+        RopeScaling y = {.factor = json_number_value(factor),
+                         .mscale_all_dim =
+                             json_number_value(json_object_get(rp, "mscale_all_dim"))};
+        json_t *extra = json_object_get(rp, "attention_factor");
+        double times = json_is_number(extra) ? json_number_value(extra) : 1.0;
+        json_object_set_new(rp, "attention_factor",
+                            json_real(llamacpp_yarn_attention_factor(&y) * times));
+        json_object_set_new(saved, "rope_parameters", rp);
+        return 0;
+    }
+    json_decref(rp);
+    return rc;
+}
+
 const ModelFamily family_ministral3 = {
     .model_type = "ministral3",
     .architecture = "Ministral3ForCausalLM",
@@ -170,6 +216,8 @@ const ModelFamily family_ministral3 = {
     .default_targets = LORA_ALL,
     .yarn = true,
     .default_rope_parameters = default_rope,
+    .gguf_load = true,
+    .gguf_config = ministral3_gguf_config,
 };
 
 /* Mistral3ForConditionalGeneration (model_type mistral3): the published Ministral 3

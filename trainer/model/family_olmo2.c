@@ -87,4 +87,5 @@ const ModelFamily family_olmo2 = {
     .gguf_arch = "olmo2",
     .default_targets = LORA_ALL,
     .gguf_check = olmo2_gguf_check,
+    .gguf_load = true,
 };

@@ -21,7 +21,9 @@
  * rope_factors_short with rope.scaling.attn_factor and original_context_length, and
  * attention.sliding_window is written (llama.cpp ignores it: gguf_check warns).
  * Default LoRA targets: every linear (PEFT has no default for phi3). */
+#include <jansson.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "trainer/model/family.h"
 #include "trainer/model/internal.h"
@@ -90,6 +92,53 @@ static int phi3_gguf_metadata(struct GgufWriter *w, const ModelConfig *c, char *
     return rc;
 }
 
+/* A longrope factor tensor of the file as a JSON list; NULL (err set) unless 1-D F32. */
+static json_t *factor_list(const GgufConfigReader *r, const GgufTensorInfo *t) {
+    if (!t || t->type != GGML_TYPE_F32 || t->n_dims != 1) {
+        snprintf(r->err, r->errlen,
+                 "%s: rope_factors_long.weight and rope_factors_short.weight must both be there, "
+                 "1-D F32",
+                 gguf_file_path(r->f));
+        return NULL;
+    }
+    json_t *a = json_array();
+    for (int64_t i = 0; a && i < t->ne[0]; i++) {
+        float v;
+        memcpy(&v, (const uint8_t *)t->data + 4 * i, sizeof v);
+        json_array_append_new(a, json_real(v));
+    }
+    return a;
+}
+
+/* phi3_gguf_metadata inverted: the longrope factors and their keys (rope.dimension_count is
+ * partial_rotary_factor, gguf_config.c). No sliding window: llama.cpp's phi3 applies none. */
+static int phi3_gguf_config(const GgufConfigReader *r) {
+    const GgufTensorInfo *lt = gguf_find_tensor(r->f, "rope_factors_long.weight"),
+                         *st = gguf_find_tensor(r->f, "rope_factors_short.weight");
+    if (!lt && !st) return 0;
+    json_t *l = factor_list(r, lt), *s = l ? factor_list(r, st) : NULL;
+    if (!s) {
+        json_decref(l);
+        return -1;
+    }
+    json_t *rope =
+        json_pack("{s:s, s:o, s:o}", "rope_type", "longrope", "long_factor", l, "short_factor", s);
+    json_object_set_new(r->cfg, "rope_scaling", rope);
+    json_t *keep = json_object();
+    json_t *saved = r->cfg;
+    GgufConfigReader sub = *r;
+    sub.cfg = keep;
+    int rc =
+        gguf_config_copy(&sub, "rope.scaling.original_context_length",
+                         "original_max_position_embeddings", false) < 0 ||
+                gguf_config_copy(&sub, "rope.scaling.attn_factor", "attention_factor", true) < 0
+            ? -1
+            : 0;
+    if (rc == 0) json_object_update(json_object_get(saved, "rope_scaling"), keep);
+    json_decref(keep);
+    return rc;
+}
+
 const ModelFamily family_phi3 = {
     .model_type = "phi3",
     .architecture = "Phi3ForCausalLM",
@@ -104,4 +153,6 @@ const ModelFamily family_phi3 = {
     .gguf_metadata = phi3_gguf_metadata,
     .default_targets = LORA_QKV | LORA_O | LORA_GATE_UP | LORA_DOWN,
     .modules = LORA_QKV | LORA_O | LORA_GATE_UP | LORA_DOWN,
+    .gguf_load = true,
+    .gguf_config = phi3_gguf_config,
 };

@@ -20,5 +20,6 @@ const ModelFamily family_qwen2 = {
     .n_norms = 2,
     .layer_forward = llama_layer_forward,
     .gguf_arch = "qwen2",
+    .gguf_load = true,
     .default_targets = LORA_ALL,
 };

@@ -67,5 +67,6 @@ const ModelFamily family_qwen3 = {
     .n_norms = 4,
     .layer_forward = qwen3_layer_forward,
     .gguf_arch = "qwen3",
+    .gguf_load = true,
     .default_targets = LORA_Q | LORA_V,
 };

@@ -257,6 +257,75 @@ static void qwen3_5_gguf_reorder(const ModelConfig *c, ModelModule mod, float *w
         for (int64_t i = 0; i < rows; i++) tile_rows(c, w + i * cols, 0, dv, 1, scratch);
 }
 
+/* tile_rows inverted: rows [r0, r0 + NV*hd) from tiled back to grouped value heads. */
+static void untile_rows(const ModelConfig *c, float *x, int64_t r0, int64_t hd, int64_t cols,
+                        float *scratch) {
+    int nk = c->linear.n_k_heads, r = c->linear.n_v_heads / nk;
+    size_t head = (size_t)(hd * cols);
+    memcpy(scratch, x + r0 * cols, head * (size_t)(nk * r) * sizeof *x);
+    for (int g = 0; g < nk; g++)
+        for (int j = 0; j < r; j++)
+            memcpy(x + r0 * cols + (size_t)(g * r + j) * head,
+                   scratch + (size_t)(j * nk + g) * head, head * sizeof *x);
+}
+
+/* A GGUF base's norms and DeltaNet tensors back (qwen3_5_gguf_norm inverted): value heads
+ * grouped again, A_log = log(-A) (to float rounding), the (1 + w) norms - 1. The linears'
+ * order is undone by gguf_base.c from qwen3_5_gguf_reorder itself. */
+static void qwen3_5_gguf_unnorm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n) {
+    int64_t lk = (int64_t)c->linear.n_k_heads * c->linear.k_dim;
+    bool tiled = c->linear.n_k_heads != c->linear.n_v_heads;
+    float *scratch = tiled ? malloc((size_t)n * sizeof *scratch) : NULL;
+    if (tiled && !scratch) return; /* gguf_base.c checks the values it gets (finite) */
+    switch (slot) {
+    case NORM_LINEAR_OUT:
+        break;
+    case LINEAR_A_LOG:
+        if (tiled) untile_rows(c, w, 0, 1, 1, scratch);
+        for (int64_t i = 0; i < n; i++) w[i] = logf(-w[i]);
+        break;
+    case LINEAR_DT_BIAS:
+        if (tiled) untile_rows(c, w, 0, 1, 1, scratch);
+        break;
+    case LINEAR_CONV: /* (CH, KW): the V channels' rows */
+        if (tiled) untile_rows(c, w, 2 * lk, c->linear.v_dim, c->linear.conv_kernel, scratch);
+        break;
+    default:
+        for (int64_t i = 0; i < n; i++) w[i] -= 1.0f;
+    }
+    free(scratch);
+}
+
+/* qwen3_5_gguf_metadata inverted: the DeltaNet's sizes (the value head size is inner_size /
+ * time_step_rank), the layer schedule and mrope_section (rope_parameters, beside rope_theta). */
+static int qwen3_5_gguf_config(const GgufConfigReader *r) {
+    if (gguf_config_copy(r, "ssm.conv_kernel", "linear_conv_kernel_dim", false) < 0 ||
+        gguf_config_copy(r, "ssm.state_size", "linear_key_head_dim", false) < 0 ||
+        gguf_config_copy(r, "ssm.group_count", "linear_num_key_heads", false) < 0 ||
+        gguf_config_copy(r, "ssm.time_step_rank", "linear_num_value_heads", false) < 0 ||
+        gguf_config_copy(r, "ssm.inner_size", "linear_value_head_dim", false) < 0 ||
+        gguf_config_copy(r, "full_attention_interval", "full_attention_interval", false) < 0)
+        return -1;
+    json_t *c = r->cfg, *nv = json_object_get(c, "linear_num_value_heads"),
+           *inner = json_object_get(c, "linear_value_head_dim");
+    if (inner && nv && json_integer_value(nv) > 0)
+        json_object_set_new(c, "linear_value_head_dim",
+                            json_integer(json_integer_value(inner) / json_integer_value(nv)));
+    char key[96];
+    snprintf(key, sizeof key, "%s.rope.dimension_sections", r->arch);
+    const GgufKv *kv = gguf_find_kv(r->f, key);
+    json_t *sections = json_array();
+    for (uint64_t i = 0; kv && kv->type == GGUF_TYPE_ARRAY && i < kv->n && i < 4; i++) {
+        int64_t v = 0;
+        if (!gguf_elem_int(kv, i, &v)) v = -1; /* refused by read_qwen3_5 */
+        json_array_append_new(sections, json_integer(v));
+    }
+    json_object_set_new(c, "rope_parameters",
+                        json_pack("{s:s, s:O, s:o}", "rope_type", "default", "rope_theta",
+                                  json_object_get(c, "rope_theta"), "mrope_section", sections));
+    return 0;
+}
+
 static void qwen3_5_gguf_norm(const ModelConfig *c, LayerNormSlot slot, float *w, int64_t n) {
     int64_t lk = (int64_t)c->linear.n_k_heads * c->linear.k_dim;
     bool tiled = c->linear.n_k_heads != c->linear.n_v_heads;
@@ -326,6 +395,9 @@ const ModelFamily family_qwen3_5_text = {
     .gguf_norm = qwen3_5_gguf_norm,
     .gguf_reorder = qwen3_5_gguf_reorder,
     .gguf_metadata = qwen3_5_gguf_metadata,
+    .gguf_load = true,
+    .gguf_config = qwen3_5_gguf_config,
+    .gguf_unnorm = qwen3_5_gguf_unnorm,
     .modules = ATTENTION_MODULES | MLP_MODULES,
     .linear_modules = DELTANET_MODULES | MLP_MODULES,
     .default_targets = ATTENTION_MODULES | MLP_MODULES | DELTANET_MODULES,

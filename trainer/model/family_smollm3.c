@@ -116,4 +116,5 @@ const ModelFamily family_smollm3 = {
     .gguf_llama_hparams = true,
     .default_targets = LORA_ALL,
     .gguf_check = smollm3_gguf_check,
+    .gguf_load = true, /* no no_rope_layers key: SmolLM3Config's every fourth, llama.cpp's */
 };

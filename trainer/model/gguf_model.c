@@ -155,6 +155,10 @@ static const char *const gguf_module_names[MODULE_COUNT] = {
     "attn_q",   "attn_k", "attn_v",   "attn_output", "ffn_gate", "ffn_up",    "ffn_down",
     "attn_qkv", "ffn_up", "attn_qkv", "attn_gate",   "ssm_beta", "ssm_alpha", "ssm_out"};
 
+const char *gguf_module_name(ModelModule mod) {
+    return gguf_module_names[mod];
+}
+
 typedef struct Builder {
     GgufWriter *w;
     Item *items;
@@ -405,6 +409,11 @@ static void base_name(const char *dir, char *out, size_t len) {
 int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
                       const char *adapter_dir, GgmlType dtype, const char *path, GgufReport *report,
                       char *err, size_t errlen) {
+    if (m->gguf)
+        return store_error(err, errlen, 0,
+                           "gguf: %s is a GGUF base; merging into one is not supported yet "
+                           "(merge into the Hugging Face model it was made from)",
+                           model_dir);
     if (m->dtype != MODEL_F32)
         return store_error(err, errlen, 0, "gguf: the model must be loaded as F32");
     if (!ggml_type_name(dtype))

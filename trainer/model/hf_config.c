@@ -118,6 +118,25 @@ static void supported_list(char *out, size_t len) {
     }
 }
 
+const ModelFamily *hf_family_of_gguf_arch(const char *arch, char *supported, size_t len) {
+    size_t n = 0;
+    const ModelFamily *found = NULL;
+    if (len) supported[0] = '\0';
+    for (int i = 0; i < N_FAMILIES; i++) {
+        const ModelFamily *f = families[i];
+        if (!f->gguf_load || !f->gguf_arch) continue;
+        if (!found && strcmp(arch, f->gguf_arch) == 0) found = f;
+        bool listed = false;
+        for (int j = 0; j < i; j++)
+            listed |= families[j]->gguf_load && strcmp(families[j]->gguf_arch, f->gguf_arch) == 0;
+        if (n < len && !listed) {
+            int w = snprintf(supported + n, len - n, "%s%s", n ? ", " : "", f->gguf_arch);
+            if (w > 0) n += (size_t)w;
+        }
+    }
+    return found;
+}
+
 /* The family named by "architectures" and "model_type" (both must agree when both are
  * there). A family lorafit does not train is refused by name, with the supported ones. */
 static int parse_family(json_t *root, ModelConfig *cfg, const char *src, char *err, size_t errlen) {

@@ -36,6 +36,9 @@ typedef struct RopeScaling {
      * pass whose largest position + 1 exceeds original_max_position_embeddings; cos and sin
      * times attention_factor. */
     bool longrope;
+    /* A GGUF base's rope_freqs tensor (llama.cpp's llama3 RoPE, gguf_config.c): inv_freq[i] /
+     * short_factor[i] at every position, as llama.cpp's freq_factors. */
+    bool gguf_factors;
     double attention_factor;
     double short_factor[HF_MAX_ROPE_FACTORS], long_factor[HF_MAX_ROPE_FACTORS];
     /* yarn (families with ModelFamily.yarn: Ministral 3), as _compute_yarn_parameters: the

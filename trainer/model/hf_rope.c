@@ -362,7 +362,7 @@ static void yarn_inv_freq(const ModelConfig *cfg, double *inv_freq) {
 
 void hf_rope_inv_freq(const ModelConfig *cfg, double *inv_freq) {
     int d = cfg->rotary_dim;
-    if (cfg->rope_scaling.longrope) {
+    if (cfg->rope_scaling.longrope || cfg->rope_scaling.gguf_factors) {
         longrope_inv_freq(cfg, cfg->rope_scaling.short_factor, inv_freq);
         return;
     }

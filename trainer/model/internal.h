@@ -59,6 +59,11 @@ struct Model {
     void *quantized; /* one allocation holding every quantized linear weight */
     int max_pos;
     size_t param_count;
+    /* A GGUF base (gguf_base.c): the open file the weights point into, one allocation for
+     * the tensors not usable in place, and the file's identity (model_base_identity). */
+    struct GgufFile *gguf;
+    void *gguf_owned;
+    char gguf_identity[96];
 };
 
 /* Decoder layer `layer` (forward.c): x (N, C) -> the layer's output (N, C), built in g by
@@ -87,6 +92,11 @@ bool model_is_language_tensor(const Model *m, const char *checkpoint_name);
 size_t model_quant_bytes(GgmlType type, int64_t out, int64_t in);
 int model_quantize_weight(Tensor *dst, const StTensor *src, GgmlType type, void *blocks, char *err,
                           size_t errlen);
+/* GGUF bases: the metadata as a config (gguf_config.c); the file's tensors into m, whose
+ * config is set (gguf_base.c); llama.cpp's name of a linear ("attn_q", gguf_model.c). */
+int gguf_base_config(const struct GgufFile *f, ModelConfig *cfg, char *err, size_t errlen);
+int gguf_base_load(Model *m, const char *path, char *err, size_t errlen);
+const char *gguf_module_name(ModelModule mod);
 /* 0..T-1 in every row, in g's arena (N ints); NULL when the arena cannot grow. */
 const int32_t *model_default_positions(Graph *g, int batch, int seq_len);
 

@@ -239,6 +239,11 @@ static int write_index(const MergeItem *items, int n, const int *shard_of, int n
 
 int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, const char *out_dir,
                    const MergeOptions *opt, char *err, size_t errlen) {
+    if (m->gguf)
+        return store_error(err, errlen, 0,
+                           "merge: %s is a GGUF base; merging into one is not supported yet "
+                           "(merge into the Hugging Face model it was made from)",
+                           model_dir);
     if (m->dtype != MODEL_F32)
         return store_error(err, errlen, 0, "merge: the base must be loaded as F32");
     if (!is_float(opt->dtype))

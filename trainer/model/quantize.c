@@ -61,25 +61,32 @@ void model_quant_note(const Model *m, char *out, size_t len) {
     int count[GGML_TYPE_BF16 + 1] = {0}, total = 0;
     size_t bytes = 0;
     if (len) out[0] = '\0';
-    if (m->quant == GGML_TYPE_F32 || !len) return;
+    if ((m->quant == GGML_TYPE_F32 && !m->gguf) || !len) return;
     for (int l = 0; l < m->cfg.num_hidden_layers; l++)
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             const Tensor *w = &m->layers[l].w[mod];
-            if (!w->quant) continue;
-            count[w->quant_type]++, total++;
-            bytes += (size_t)w->shape[0] * ggml_row_bytes(w->quant_type, w->shape[1]);
+            GgmlType t = w->quant ? w->quant_type : w->bf16 ? GGML_TYPE_BF16 : GGML_TYPE_F32;
+            if (!w->quant && !(m->gguf && (w->data || w->bf16))) continue;
+            count[t]++, total++;
+            bytes += (size_t)w->shape[0] * ggml_row_bytes(t, w->shape[1]);
         }
-    size_t at = (size_t)snprintf(out, len, "model.quantize %s: %d linear weights, %.1f MB",
-                                 ggml_type_name(m->quant), total, (double)bytes / 1e6);
+    /* a GGUF base lists every type of its linears; model.quantize the fallbacks only */
+    GgmlType asked = m->quant;
+    size_t at = m->gguf
+                    ? (size_t)snprintf(out, len, "GGUF base %s (%s): %d linear weights, %.1f MB",
+                                       gguf_file_path(m->gguf), m->cfg.family->gguf_arch, total,
+                                       (double)bytes / 1e6)
+                    : (size_t)snprintf(out, len, "model.quantize %s: %d linear weights, %.1f MB",
+                                       ggml_type_name(asked), total, (double)bytes / 1e6);
     bool first = true;
     for (int t = 0; t <= GGML_TYPE_BF16 && at < len; t++) {
-        if (!count[t] || t == (int)m->quant) continue;
+        if (!count[t] || (!m->gguf && t == (int)asked)) continue;
         at += (size_t)snprintf(out + at, len - at, "%s%d as %s", first ? " (" : ", ", count[t],
                                ggml_type_name(t));
         first = false;
     }
     if (!first && at < len)
         snprintf(out + at, len - at,
-                 ": rows %s cannot hold, the types llama-quantize falls back to)",
-                 ggml_type_name(m->quant));
+                 m->gguf ? ")" : ": rows %s cannot hold, the types llama-quantize falls back to)",
+                 ggml_type_name(asked));
 }

@@ -526,7 +526,7 @@ static float scale_in_dtype_of(const Model *m, const char *table, int dim) {
     float s = sqrtf((float)dim);
     char name[128];
     model_tensor_name(m, table, name, sizeof name);
-    const StTensor *t = st_checkpoint_find(m->ckpt, name);
+    const StTensor *t = m->ckpt ? st_checkpoint_find(m->ckpt, name) : NULL; /* GGUF: f32 */
     if (t && t->dtype == ST_BF16) s = st_bf16_to_float(tensor_float_to_bf16(s));
     if (t && t->dtype == ST_F16) s = st_f16_to_float(tensor_float_to_f16(s));
     return s;
@@ -566,15 +566,18 @@ Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, c
                  dir, ggml_type_name(quant) ? ggml_type_name(quant) : "this type");
         rc = -1;
     }
-    if (rc == 0) rc = path_join(path, sizeof path, dir, "config.json", err, errlen);
-    if (rc == 0) rc = hf_config_load(path, &m->cfg, err, errlen);
-    if (rc == 0 && !(m->layers = calloc((size_t)m->cfg.num_hidden_layers, sizeof *m->layers))) {
+    bool gguf = model_path_is_gguf(dir);
+    if (rc == 0 && gguf) rc = gguf_base_load(m, dir, err, errlen);
+    if (rc == 0 && !gguf) rc = path_join(path, sizeof path, dir, "config.json", err, errlen);
+    if (rc == 0 && !gguf) rc = hf_config_load(path, &m->cfg, err, errlen);
+    if (rc == 0 && !gguf &&
+        !(m->layers = calloc((size_t)m->cfg.num_hidden_layers, sizeof *m->layers))) {
         snprintf(err, errlen, "%s: out of memory", dir);
         rc = -1;
     }
-    if (rc == 0 && !(m->ckpt = st_checkpoint_open(dir, err, errlen))) rc = -1;
-    if (rc == 0) rc = find_layout(m, dir, err, errlen);
-    if (rc == 0) rc = load_weights(m, dir, err, errlen);
+    if (rc == 0 && !gguf && !(m->ckpt = st_checkpoint_open(dir, err, errlen))) rc = -1;
+    if (rc == 0 && !gguf) rc = find_layout(m, dir, err, errlen);
+    if (rc == 0 && !gguf) rc = load_weights(m, dir, err, errlen);
     if (rc == 0) rc = build_rope_tables(m, err, errlen);
     if (rc == 0) set_embed_scale(m);
     if (rc != 0) {
@@ -587,6 +590,8 @@ Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, c
 void model_free(Model *m) {
     if (!m) return;
     st_checkpoint_close(m->ckpt);
+    gguf_close(m->gguf);
+    free(m->gguf_owned);
     free(m->converted);
     free(m->converted_bf16);
     free(m->quantized);

@@ -96,7 +96,9 @@ static int check_data_list(const char *key, const ConfigList *l, char *err, size
 }
 
 int train_check_paths(const Config *cfg, char *err, size_t errlen) {
-    if (check_exists("model.path", cfg->model.path, true, err, errlen) != 0) return -1;
+    if (!model_path_is_gguf(cfg->model.path) && /* a file is a GGUF base */
+        check_exists("model.path", cfg->model.path, true, err, errlen) != 0)
+        return -1;
     if (cfg->lora.init_from &&
         check_exists("lora.init_from", cfg->lora.init_from, true, err, errlen) != 0)
         return -1;

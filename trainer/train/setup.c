@@ -68,17 +68,45 @@ static TrainResult find_resume_point(const Config *cfg, const TrainOptions *opt,
     return TRAIN_DONE;
 }
 
+/* The run's fingerprint: config_result_keys, and a GGUF base's identity (the file at
+ * model.path may be replaced by another under the same name). NULL when out of memory. */
+static char *run_result_keys(const Trainer *t) {
+    char *keys = config_result_keys(t->cfg);
+    const char *id = model_base_identity(t->model);
+    if (!keys || !id[0]) return keys;
+    size_t n = strlen(keys), len = n + strlen(id) + 32;
+    char *all = realloc(keys, len);
+    if (!all) {
+        free(keys);
+        return NULL;
+    }
+    snprintf(all + n, len - n, "model.base_file=%s\n", id);
+    return all;
+}
+
 static TrainResult resume_from(Trainer *t, const char *dir, char *err, size_t errlen) {
-    char *saved = NULL, *now = config_result_keys(t->cfg);
+    char *saved = NULL, *now = run_result_keys(t);
     if (checkpoint_read_config_keys(dir, &saved, err, errlen) != 0 || !now) {
         free(saved);
         free(now);
         return TRAIN_FAILED;
     }
-    char diff[1024];
+    char diff[1024], then[128] = "none (a Hugging Face directory)";
     int ndiff = config_diff_result_keys(saved, now, diff, sizeof diff);
+    size_t len = 0;
+    const char *was = config_result_value(saved, "model.base_file", &len);
+    if (was) snprintf(then, sizeof then, "%.*s", (int)(len < 100 ? len : 100), was);
     free(saved);
     free(now);
+    if (ndiff != 0 && strstr(diff, "model.base_file")) {
+        const char *id = model_base_identity(t->model);
+        snprintf(err, errlen,
+                 "cannot resume from %s: model.path %s is not the base file the run was trained "
+                 "on (then: %s; now: %s); point model.path at that file or start a new "
+                 "output.dir",
+                 dir, t->cfg->model.path, then, id[0] ? id : "a Hugging Face directory");
+        return TRAIN_REFUSED;
+    }
     if (ndiff != 0) {
         snprintf(err, errlen,
                  "cannot resume from %s: the config differs in %s (only train.max_steps and "
@@ -244,7 +272,7 @@ static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
     t->st.best_eval_loss = INFINITY;
     t->st.threads = tensor_threads();
     t->st.ranks = t->ranks;
-    t->st.config_keys = config_result_keys(c);
+    t->st.config_keys = run_result_keys(t);
     return TRAIN_DONE;
 }
 
