@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "tensor/quant.h"
-#include "trainer/store/gguf.h"
+#include "trainer/store/store.h"
 
 typedef struct {
     GgmlType type;
