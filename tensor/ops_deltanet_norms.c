@@ -2,8 +2,8 @@
  * rule: the L2 norm of q and k, the gated RMSNorm of its output, and the gates beta and g.
  * Formulas as transformers' modeling_qwen3_5.py computes them in float32 (l2norm,
  * Qwen3_5RMSNormGated, b.sigmoid(), -A_log.exp() * softplus(a + dt_bias)); each sum of
- * squares in double in index order. OpenMP over rows, no cross-row reduction: the bits do
- * not depend on the thread count. */
+ * squares in double, in simd_dot_double's eight lanes and order. OpenMP over rows, no cross-row
+ * reduction: the bits do not depend on the thread count. */
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
 #include "tensor/simd.h"
@@ -13,9 +13,7 @@
 #include <omp.h>
 
 static double sum_squares(const float *x, int64_t n) {
-    double s = 0.0;
-    for (int64_t j = 0; j < n; j++) s += (double)x[j] * x[j];
-    return s;
+    return simd_dot_double(x, x, n);
 }
 
 /* ---- L2 norm per head: y = scale x r, r = 1 / sqrt(sum x^2 + eps);
@@ -38,8 +36,7 @@ static void l2norm_backward(Graph *g, void *p) {
     for (int64_t i = 0; i < c->rows; i++) {
         const float *xi = c->x->data + i * D, *dyi = c->y->grad + i * D;
         float r = c->r[i];
-        double dot = 0.0;
-        for (int64_t j = 0; j < D; j++) dot += (double)dyi[j] * xi[j];
+        double dot = simd_dot_double(dyi, xi, D);
         float a = c->scale * r, b = (float)(c->scale * dot * r * r * r);
         for (int64_t j = 0; j < D; j++) dx[i * D + j] += a * dyi[j] - b * xi[j];
     }
@@ -115,8 +112,14 @@ SIMD_INLINE void gated_norm_token(const GatedNormCtx *c, int64_t i, float *restr
         }
         const float *restrict dyi = dy + o;
         float r = c->r[i * c->heads + h];
-        double dot = 0.0; /* sum_k dn_k w_k x_k */
-        for (int64_t j = 0; j < D; j++) dot += (double)(dyi[j] * (zi[j] * s[j])) * w[j] * xi[j];
+        double lane[8] = {0}; /* sum_k dn_k w_k x_k in simd_dot_double's lanes and order */
+        int64_t j = 0;
+        for (; j + 8 <= D; j += 8)
+            for (int l = 0; l < 8; l++)
+                lane[l] += (double)(dyi[j + l] * (zi[j + l] * s[j + l])) * w[j + l] * xi[j + l];
+        for (; j < D; j++) lane[j % 8] += (double)(dyi[j] * (zi[j] * s[j])) * w[j] * xi[j];
+        double dot = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                     ((lane[1] + lane[5]) + (lane[3] + lane[7]));
         if (dz)
             for (int64_t j = 0; j < D; j++)
                 dz[o + j] += dyi[j] * (w[j] * (xi[j] * r)) * s[j] * (1.0f + zi[j] * (1.0f - s[j]));
