@@ -5,7 +5,8 @@
  * the taps summed in j order in float32. The window is cut at the packed row's start (the
  * positions before it read as zero, as they would unpacked), found once per row as `first`,
  * the row's first position. The loops run along a position's channels (the taps transposed
- * to (KW, CH) once per op), vectorised (simd.h), the exps by vexp_floats.
+ * to (KW, CH) once per op), vectorised (simd.h), the exps by simd_expf (also in the
+ * generation step, so the two give the same bits).
  * Backward: dpre = dy silu'(pre), pre recomputed, once per position into a ring of the last
  * KW positions' rows, then dx[s, c] = sum over the outputs t in s's row that read s, in t
  * order. Each thread takes a contiguous block of positions; every element's sum has a fixed
@@ -17,7 +18,6 @@
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
 #include "tensor/simd.h"
-#include "tensor/vexp.h"
 
 #include <math.h>
 #include <omp.h>
@@ -57,11 +57,9 @@ SIMD_INLINE void conv_row(const Conv1dCtx *c, float *restrict pre, const float *
     }
 }
 
-/* y (CH) = silu(pre) = pre / (1 + exp(-pre)); e (CH) scratch. */
-SIMD_INLINE void silu_row(float *restrict y, float *restrict e, int64_t CH) {
-    for (int64_t ch = 0; ch < CH; ch++) e[ch] = -y[ch];
-    vexp_floats(e, e, CH);
-    for (int64_t ch = 0; ch < CH; ch++) y[ch] = y[ch] / (1.0f + e[ch]);
+/* y (CH) = silu(pre) = pre / (1 + exp(-pre)) */
+SIMD_INLINE void silu_row(float *restrict y, int64_t CH) {
+    for (int64_t ch = 0; ch < CH; ch++) y[ch] = y[ch] / (1.0f + simd_expf(-y[ch]));
 }
 
 /* d (CH) = du silu'(pre) at position r: du sg (1 + pre (1 - sg)), sg = 1 / (1 + exp(-pre));
@@ -70,8 +68,7 @@ SIMD_INLINE void silu_row(float *restrict y, float *restrict e, int64_t CH) {
 SIMD_INLINE void dpre_row(const Conv1dCtx *c, float *restrict d, float *restrict e,
                           float *restrict u, const float *restrict dy, int64_t r, int64_t CH) {
     conv_row(c, d, c->x->data, r, CH);
-    for (int64_t ch = 0; ch < CH; ch++) e[ch] = -d[ch];
-    vexp_floats(e, e, CH);
+    for (int64_t ch = 0; ch < CH; ch++) e[ch] = simd_expf(-d[ch]);
     const float *restrict dyr = dy + r * CH;
     int64_t normed = (int64_t)c->norm_heads * c->head_dim, D = c->head_dim;
     for (int64_t ch = 0; ch < normed; ch++) u[ch] = d[ch] / (1.0f + e[ch]);
@@ -113,7 +110,7 @@ SIMD_INLINE void conv_block(const Conv1dCtx *c, float *dx, float *bufs, int64_t 
     if (!backward) {
         for (int64_t r = a; r < b; r++) {
             conv_row(c, c->y->data + r * CH, c->x->data, r, CH);
-            silu_row(c->y->data + r * CH, e, CH);
+            silu_row(c->y->data + r * CH, CH);
             norm_row(c, c->y->data + r * CH, r);
         }
         return;
@@ -221,7 +218,7 @@ Tensor *op_deltanet_qkv(Graph *g, Tensor *x, const Tensor *w, const DeltaRuleSpe
 }
 
 static float silu(float a) {
-    return a / (1.0f + expf(-a));
+    return a / (1.0f + simd_expf(-a));
 }
 
 void tensor_conv1d_silu_step(float *window, float *y, const float *x, const float *w, int channels,

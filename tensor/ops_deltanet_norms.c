@@ -7,7 +7,6 @@
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
 #include "tensor/simd.h"
-#include "tensor/vexp.h"
 
 #include <math.h>
 #include <omp.h>
@@ -70,7 +69,7 @@ Tensor *op_head_l2norm(Graph *g, Tensor *x, int n_heads, float eps, float scale)
 
 /* ---- gated RMSNorm: n = w (x r), r = 1 / sqrt(mean x^2 + eps), y = n silu(z);
  * dz = dy n silu'(z); dn = dy silu(z) goes through the RMSNorm's backward. One token (H heads
- * of D) at a time: sigmoid(z) for its row by vexp_floats into a scratch row, then the heads;
+ * of D) at a time: sigmoid(z) for its row (simd_expf) into a scratch row, then the heads;
  * vectorised (simd.h). ---- */
 
 typedef struct {
@@ -87,9 +86,7 @@ static float sigmoidf(float a) {
 
 /* sg (n) = sigmoid(z) = 1 / (1 + exp(-z)) */
 SIMD_INLINE void sigmoid_row(float *restrict sg, const float *restrict z, int64_t n) {
-    for (int64_t j = 0; j < n; j++) sg[j] = -z[j];
-    vexp_floats(sg, sg, n);
-    for (int64_t j = 0; j < n; j++) sg[j] = 1.0f / (1.0f + sg[j]);
+    for (int64_t j = 0; j < n; j++) sg[j] = 1.0f / (1.0f + simd_expf(-z[j]));
 }
 
 /* Token i's forward (dy NULL) or backward: sg a scratch row of H*D. */

@@ -5,7 +5,9 @@
  * op_gated_delta_rule on copies), output and gradients, with packed rows, grouped value
  * heads and for 1 and 2 threads; op_deltanet_qkv also against its float64 definition and
  * the finite differences of it (tolerance as tests/test_tensor_deltanet.c's per-token ops:
- * measured within 3e-7, asserted 3e-6). */
+ * measured within 3e-7, asserted 3e-6); simd_expf (their SiLU's and sigmoid's exp) against
+ * exp. */
+#include "tensor/simd.h"
 #include "tensor/tensor.h"
 #include "tests/test_deltanet_ref.h"
 #include "tests/test_util.h"
@@ -234,6 +236,36 @@ START_TEST(test_delta_rule_qkv_equals_delta_rule_on_copies) {
 }
 END_TEST
 
+/* simd_expf over a vector of inputs, vectorised with AVX-512 where the CPU has it. */
+SIMD_AVX512 static void expf_avx512(float *y, const float *x, int n) {
+    for (int i = 0; i < n; i++) y[i] = simd_expf(x[i]);
+}
+
+START_TEST(test_simd_expf_within_two_ulp_same_bits_vectorised) {
+    enum { N = 1 << 20 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    ck_assert(x && y);
+    double worst = 0.0; /* measured 8.0e-8 (2^-23 = 1.19e-7 is one ulp at 1) */
+    for (int i = 0; i < N; i++) {
+        x[i] = -87.33f + 175.7f * (float)i / (float)N; /* [-87.33, 88.37) */
+        y[i] = simd_expf(x[i]);
+        double e = exp((double)x[i]);
+        worst = fmax(worst, fabs(y[i] - e) / e);
+    }
+    ck_assert_msg(worst < 2.4e-7, "simd_expf off by %g relative", worst);
+    ck_assert(simd_expf(0.0f) == 1.0f);
+    ck_assert(simd_expf(-100.0f) == 0.0f && isinf(simd_expf(100.0f)));
+    if (simd_avx512()) {
+        float *v = malloc(N * sizeof *v);
+        expf_avx512(v, x, N);
+        ck_assert(memcmp(v, y, N * sizeof *v) == 0);
+        free(v);
+    }
+    free(x);
+    free(y);
+}
+END_TEST
+
 Suite *tensor_deltanet_fused_suite(void) {
     Suite *s = suite_create("tensor_deltanet_fused");
     TCase *tc = tcase_create("fused");
@@ -241,6 +273,7 @@ Suite *tensor_deltanet_fused_suite(void) {
     tcase_add_test(tc, test_deltanet_qkv_equals_conv_columns_l2norms);
     tcase_add_test(tc, test_deltanet_qkv_matches_definition_and_finite_differences);
     tcase_add_test(tc, test_delta_rule_qkv_equals_delta_rule_on_copies);
+    tcase_add_test(tc, test_simd_expf_within_two_ulp_same_bits_vectorised);
     suite_add_tcase(s, tc);
     return s;
 }
