@@ -22,7 +22,9 @@
 #define DN_CHUNK 64
 
 typedef struct {
-    Tensor *q, *k, *v, *g, *beta, *o;
+    Tensor *q, *k, *v, *g, *beta, *o; /* q, k, v: one tensor (op_gated_delta_rule_qkv) or three */
+    int64_t q0, k0, v0;               /* the first column of q, k, v in their tensors */
+    int64_t ldqk, ldv;                /* the row strides of q and k, of v (o's is NV*DV) */
     int batch, seq_len, nk, nv, dk, dv;
     int n_chunks;
     int32_t *chunk_t0, *chunk_len; /* (n_chunks) each chunk's first position in its row, length */

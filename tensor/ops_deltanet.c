@@ -71,10 +71,10 @@ void delta_solve(const float *A, float *X, int n, int cols, int ldx, bool transp
 void delta_chunk_prepare(const DeltaCtx *c, DeltaWork *w, int64_t r0, int kh, int h, int n,
                          const float *S0) {
     const int C = DN_CHUNK, dk = c->dk, dv = c->dv, nv = c->nv, ldx = dv + dk;
-    const int64_t ldk = (int64_t)c->nk * dk, ldv = (int64_t)nv * dv;
-    const float *q = c->q->data + r0 * ldk + (int64_t)kh * dk;
-    const float *k = c->k->data + r0 * ldk + (int64_t)kh * dk;
-    const float *v = c->v->data + r0 * ldv + (int64_t)h * dv;
+    const int64_t ldk = c->ldqk, ldv = c->ldv;
+    const float *q = c->q->data + c->q0 + r0 * ldk + (int64_t)kh * dk;
+    const float *k = c->k->data + c->k0 + r0 * ldk + (int64_t)kh * dk;
+    const float *v = c->v->data + c->v0 + r0 * ldv + (int64_t)h * dv;
     const float *g = c->g->data + r0 * nv + h, *beta = c->beta->data + r0 * nv + h;
     for (int i = 0; i < n; i++)
         for (int j = 0; j < dv; j += 16) __builtin_prefetch(v + i * ldv + j);
@@ -124,11 +124,11 @@ static void prefetch_rows(const float *p, int64_t ld, int rows, int cols) {
 }
 
 void delta_prefetch_chunk(const DeltaCtx *c, int64_t r0, int kh, int h, int n, const float *dO) {
-    int64_t ldk = (int64_t)c->nk * c->dk, ldv = (int64_t)c->nv * c->dv;
-    prefetch_rows(c->q->data + r0 * ldk + (int64_t)kh * c->dk, ldk, n, c->dk);
-    prefetch_rows(c->k->data + r0 * ldk + (int64_t)kh * c->dk, ldk, n, c->dk);
-    prefetch_rows(c->v->data + r0 * ldv + (int64_t)h * c->dv, ldv, n, c->dv);
-    if (dO) prefetch_rows(dO + r0 * ldv + (int64_t)h * c->dv, ldv, n, c->dv);
+    int64_t ldk = c->ldqk, ldv = c->ldv, ldo = (int64_t)c->nv * c->dv;
+    prefetch_rows(c->q->data + c->q0 + r0 * ldk + (int64_t)kh * c->dk, ldk, n, c->dk);
+    prefetch_rows(c->k->data + c->k0 + r0 * ldk + (int64_t)kh * c->dk, ldk, n, c->dk);
+    prefetch_rows(c->v->data + c->v0 + r0 * ldv + (int64_t)h * c->dv, ldv, n, c->dv);
+    if (dO) prefetch_rows(dO + r0 * ldo + (int64_t)h * c->dv, ldo, n, c->dv);
 }
 
 /* One (batch row b, key head kh) task: its value heads over the row's chunks. */
@@ -200,45 +200,36 @@ static bool tensor_is(const Tensor *t, int64_t rows, int64_t cols) {
     return t->data && tensor_rows(t) == rows && tensor_cols(t) == cols;
 }
 
-Tensor *op_gated_delta_rule(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *gate, Tensor *beta,
-                            const DeltaRuleSpec *s) {
-    PROFILE_OP(TENSOR_OP_DELTANET);
-    if (!g || !q || !k || !v || !gate || !beta || !s) return NULL;
-    int64_t n = (int64_t)s->batch * s->seq_len;
+static bool spec_ok(Graph *g, const DeltaRuleSpec *s, const char *name) {
     if (s->batch < 1 || s->seq_len < 1 || s->n_k_heads < 1 || s->n_v_heads < 1 ||
         s->n_v_heads % s->n_k_heads || s->k_dim < 1 || s->v_dim < 1) {
         graph_fail(g,
-                   "op_gated_delta_rule: batch %d, seq_len %d, %d key heads of %d, %d value "
-                   "heads of %d (need positive sizes, value heads a multiple of key heads)",
-                   s->batch, s->seq_len, s->n_k_heads, s->k_dim, s->n_v_heads, s->v_dim);
-        return NULL;
+                   "%s: batch %d, seq_len %d, %d key heads of %d, %d value heads of %d (need "
+                   "positive sizes, value heads a multiple of key heads)",
+                   name, s->batch, s->seq_len, s->n_k_heads, s->k_dim, s->n_v_heads, s->v_dim);
+        return false;
     }
-    int64_t kcols = (int64_t)s->n_k_heads * s->k_dim, vcols = (int64_t)s->n_v_heads * s->v_dim;
-    if (!tensor_is(q, n, kcols) || !tensor_is(k, n, kcols) || !tensor_is(v, n, vcols) ||
-        !tensor_is(gate, n, s->n_v_heads) || !tensor_is(beta, n, s->n_v_heads)) {
-        graph_fail(g,
-                   "op_gated_delta_rule: q %s, k %s, v %s, g %s, beta %s do not fit %lld rows "
-                   "of %lld key, %lld value columns and %d heads (F32)",
-                   SHAPE(q), SHAPE(k), SHAPE(v), SHAPE(gate), SHAPE(beta), (long long)n,
-                   (long long)kcols, (long long)vcols, s->n_v_heads);
-        return NULL;
-    }
-    bool grad = tensor_any_grad(q, k, v) || tensor_any_grad(gate, beta, NULL);
-    DeltaCtx local, *c = grad ? graph_record(g, delta_backward, sizeof *c) : &local;
+    return true;
+}
+
+/* The op on the context's inputs (q, k, v, their columns and strides set). */
+static Tensor *delta_rule(Graph *g, DeltaCtx in, Tensor *gate, Tensor *beta,
+                          const DeltaRuleSpec *s) {
+    int64_t n = (int64_t)s->batch * s->seq_len, vcols = (int64_t)s->n_v_heads * s->v_dim;
+    bool grad = tensor_any_grad(in.q, in.k, in.v) || tensor_any_grad(gate, beta, NULL);
+    DeltaCtx *c = grad ? graph_record(g, delta_backward, sizeof *c) : &in;
     Tensor *o = graph_new_tensor(g, 2, (int64_t[]){n, vcols});
     if (!c || !o) return NULL;
-    *c = (DeltaCtx){.q = q,
-                    .k = k,
-                    .v = v,
-                    .g = gate,
-                    .beta = beta,
-                    .o = o,
-                    .batch = s->batch,
-                    .seq_len = s->seq_len,
-                    .nk = s->n_k_heads,
-                    .nv = s->n_v_heads,
-                    .dk = s->k_dim,
-                    .dv = s->v_dim};
+    *c = in;
+    c->g = gate;
+    c->beta = beta;
+    c->o = o;
+    c->batch = s->batch;
+    c->seq_len = s->seq_len;
+    c->nk = s->n_k_heads;
+    c->nv = s->n_v_heads;
+    c->dk = s->k_dim;
+    c->dv = s->v_dim;
     if (delta_plan_chunks(g, c, s->segment) != 0) return NULL;
     int64_t state = (int64_t)s->k_dim * s->v_dim;
     if (grad) {
@@ -258,6 +249,47 @@ Tensor *op_gated_delta_rule(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *g
     }
     if (grad) o->requires_grad = true;
     return o;
+}
+
+Tensor *op_gated_delta_rule(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *gate, Tensor *beta,
+                            const DeltaRuleSpec *s) {
+    PROFILE_OP(TENSOR_OP_DELTANET);
+    if (!g || !q || !k || !v || !gate || !beta || !s) return NULL;
+    if (!spec_ok(g, s, "op_gated_delta_rule")) return NULL;
+    int64_t n = (int64_t)s->batch * s->seq_len;
+    int64_t kcols = (int64_t)s->n_k_heads * s->k_dim, vcols = (int64_t)s->n_v_heads * s->v_dim;
+    if (!tensor_is(q, n, kcols) || !tensor_is(k, n, kcols) || !tensor_is(v, n, vcols) ||
+        !tensor_is(gate, n, s->n_v_heads) || !tensor_is(beta, n, s->n_v_heads)) {
+        graph_fail(g,
+                   "op_gated_delta_rule: q %s, k %s, v %s, g %s, beta %s do not fit %lld rows "
+                   "of %lld key, %lld value columns and %d heads (F32)",
+                   SHAPE(q), SHAPE(k), SHAPE(v), SHAPE(gate), SHAPE(beta), (long long)n,
+                   (long long)kcols, (long long)vcols, s->n_v_heads);
+        return NULL;
+    }
+    return delta_rule(g, (DeltaCtx){.q = q, .k = k, .v = v, .ldqk = kcols, .ldv = vcols}, gate,
+                      beta, s);
+}
+
+Tensor *op_gated_delta_rule_qkv(Graph *g, Tensor *qkv, Tensor *gate, Tensor *beta,
+                                const DeltaRuleSpec *s) {
+    PROFILE_OP(TENSOR_OP_DELTANET);
+    if (!g || !qkv || !gate || !beta || !s) return NULL;
+    if (!spec_ok(g, s, "op_gated_delta_rule_qkv")) return NULL;
+    int64_t n = (int64_t)s->batch * s->seq_len;
+    int64_t kcols = (int64_t)s->n_k_heads * s->k_dim, cols = 2 * kcols + s->n_v_heads * s->v_dim;
+    if (!tensor_is(qkv, n, cols) || !tensor_is(gate, n, s->n_v_heads) ||
+        !tensor_is(beta, n, s->n_v_heads)) {
+        graph_fail(g,
+                   "op_gated_delta_rule_qkv: qkv %s, g %s, beta %s do not fit %lld rows of "
+                   "%lld columns (q, k, v) and %d heads (F32)",
+                   SHAPE(qkv), SHAPE(gate), SHAPE(beta), (long long)n, (long long)cols,
+                   s->n_v_heads);
+        return NULL;
+    }
+    DeltaCtx in = {.q = qkv, .k = qkv, .v = qkv, .k0 = kcols, .v0 = 2 * kcols};
+    in.ldqk = in.ldv = cols;
+    return delta_rule(g, in, gate, beta, s);
 }
 
 void tensor_gated_delta_step(float *state, float *o, const float *q, const float *k, const float *v,

@@ -41,12 +41,12 @@ static float dot(const float *a, const float *b, int n) {
 static void chunk_backward(const DeltaCtx *c, DeltaWork *w, const DeltaGrads *d, int64_t r0, int kh,
                            int h, int n, const float *S0, bool has_dS) {
     const int C = DN_CHUNK, dk = c->dk, dv = c->dv, nv = c->nv, ldx = dv + dk;
-    const int64_t ldk = (int64_t)c->nk * dk, ldv = (int64_t)nv * dv, state = (int64_t)dk * dv;
-    const float *q = c->q->data + r0 * ldk + (int64_t)kh * dk;
-    const float *k = c->k->data + r0 * ldk + (int64_t)kh * dk;
-    const float *v = c->v->data + r0 * ldv + (int64_t)h * dv;
+    const int64_t ldk = c->ldqk, ldv = c->ldv, ldo = (int64_t)nv * dv, state = (int64_t)dk * dv;
+    const float *q = c->q->data + c->q0 + r0 * ldk + (int64_t)kh * dk;
+    const float *k = c->k->data + c->k0 + r0 * ldk + (int64_t)kh * dk;
+    const float *v = c->v->data + c->v0 + r0 * ldv + (int64_t)h * dv;
     const float *beta = c->beta->data + r0 * nv + h;
-    const float *dO = c->o->grad + r0 * ldv + (int64_t)h * dv;
+    const float *dO = c->o->grad + r0 * ldo + (int64_t)h * dv;
     float *dq = d->dq + r0 * ldk + (int64_t)kh * dk, *dk_ = d->dk + r0 * ldk + (int64_t)kh * dk;
     float *dvv = d->dv + r0 * ldv + (int64_t)h * dv;
     float *dg = d->dg + r0 * nv + h, *dbeta = d->dbeta + r0 * nv + h;
@@ -54,7 +54,7 @@ static void chunk_backward(const DeltaCtx *c, DeltaWork *w, const DeltaGrads *d,
     delta_chunk_prepare(c, w, r0, kh, h, n, S0);
     float *U = w->X, *W = w->X + dv, *dVb = w->dX, *dKb = w->dX + dv;
     /* the state's paths: S_end = eg_L S0 + Kd^T Delta */
-    mm_sgemm(CblasTrans, CblasNoTrans, n, dv, n, 1.0f, w->P, C, dO, (int)ldv, 0.0f, w->ddelta, dv);
+    mm_sgemm(CblasTrans, CblasNoTrans, n, dv, n, 1.0f, w->P, C, dO, (int)ldo, 0.0f, w->ddelta, dv);
     double dgam_last = 0.0;
     float eg_last = w->eg[n - 1];
     if (has_dS) {
@@ -68,9 +68,9 @@ static void chunk_backward(const DeltaCtx *c, DeltaWork *w, const DeltaGrads *d,
         memset(w->dkd, 0, (size_t)n * dk * sizeof(float));
         memset(w->dS_prev, 0, (size_t)state * sizeof(float));
     }
-    mm_sgemm(CblasNoTrans, CblasTrans, n, n, dv, 1.0f, dO, (int)ldv, w->delta, dv, 0.0f, w->dP, C);
-    mm_sgemm(CblasNoTrans, CblasTrans, n, dk, dv, 1.0f, dO, (int)ldv, S0, dv, 0.0f, w->dqg, dk);
-    mm_sgemm(CblasTrans, CblasNoTrans, dk, dv, n, 1.0f, w->qg, dk, dO, (int)ldv, 1.0f, w->dS_prev,
+    mm_sgemm(CblasNoTrans, CblasTrans, n, n, dv, 1.0f, dO, (int)ldo, w->delta, dv, 0.0f, w->dP, C);
+    mm_sgemm(CblasNoTrans, CblasTrans, n, dk, dv, 1.0f, dO, (int)ldo, S0, dv, 0.0f, w->dqg, dk);
+    mm_sgemm(CblasTrans, CblasNoTrans, dk, dv, n, 1.0f, w->qg, dk, dO, (int)ldo, 1.0f, w->dS_prev,
              dv);
     mm_sgemm(CblasTrans, CblasNoTrans, dk, dv, n, -1.0f, W, ldx, w->ddelta, dv, 1.0f, w->dS_prev,
              dv);
@@ -171,6 +171,9 @@ void delta_backward(Graph *g, void *ctx) {
     DeltaGrads d = {grad_or_sink(g, c->q), grad_or_sink(g, c->k), grad_or_sink(g, c->v),
                     grad_or_sink(g, c->g), grad_or_sink(g, c->beta)};
     if (!d.dq || !d.dk || !d.dv || !d.dg || !d.dbeta) return;
+    d.dq += c->q0;
+    d.dk += c->k0;
+    d.dv += c->v0;
     int threads = omp_get_max_threads();
     size_t per = delta_work_bytes(c->dk, c->dv);
     char *work = (char *)graph_scratch(g, per * (size_t)threads);

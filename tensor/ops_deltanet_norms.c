@@ -2,17 +2,17 @@
  * rule: the L2 norm of q and k, the gated RMSNorm of its output, and the gates beta and g.
  * Formulas as transformers' modeling_qwen3_5.py computes them in float32 (l2norm,
  * Qwen3_5RMSNormGated, b.sigmoid(), -A_log.exp() * softplus(a + dt_bias)); each sum of
- * squares in double in index order. OpenMP over rows, no cross-row reduction: the bits do
- * not depend on the thread count. */
+ * squares in double, in simd_dot_double's eight lanes and order. OpenMP over rows, no cross-row
+ * reduction: the bits do not depend on the thread count. */
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
+#include "tensor/simd.h"
 
 #include <math.h>
+#include <omp.h>
 
 static double sum_squares(const float *x, int64_t n) {
-    double s = 0.0;
-    for (int64_t j = 0; j < n; j++) s += (double)x[j] * x[j];
-    return s;
+    return simd_dot_double(x, x, n);
 }
 
 /* ---- L2 norm per head: y = scale x r, r = 1 / sqrt(sum x^2 + eps);
@@ -35,8 +35,7 @@ static void l2norm_backward(Graph *g, void *p) {
     for (int64_t i = 0; i < c->rows; i++) {
         const float *xi = c->x->data + i * D, *dyi = c->y->grad + i * D;
         float r = c->r[i];
-        double dot = 0.0;
-        for (int64_t j = 0; j < D; j++) dot += (double)dyi[j] * xi[j];
+        double dot = simd_dot_double(dyi, xi, D);
         float a = c->scale * r, b = (float)(c->scale * dot * r * r * r);
         for (int64_t j = 0; j < D; j++) dx[i * D + j] += a * dyi[j] - b * xi[j];
     }
@@ -69,17 +68,92 @@ Tensor *op_head_l2norm(Graph *g, Tensor *x, int n_heads, float eps, float scale)
 }
 
 /* ---- gated RMSNorm: n = w (x r), r = 1 / sqrt(mean x^2 + eps), y = n silu(z);
- * dz = dy n silu'(z); dn = dy silu(z) goes through the RMSNorm's backward ---- */
+ * dz = dy n silu'(z); dn = dy silu(z) goes through the RMSNorm's backward. One token (H heads
+ * of D) at a time: sigmoid(z) for its row (simd_expf) into a scratch row, then the heads;
+ * vectorised (simd.h). ---- */
 
 typedef struct {
     Tensor *x, *z, *y;
     const float *w;
-    int64_t rows, d;
-    float *r;
+    int64_t tokens, heads, d;
+    float eps;
+    float *r; /* (tokens * heads) */
 } GatedNormCtx;
 
 static float sigmoidf(float a) {
     return 1.0f / (1.0f + expf(-a));
+}
+
+/* sg (n) = sigmoid(z) = 1 / (1 + exp(-z)) */
+SIMD_INLINE void sigmoid_row(float *restrict sg, const float *restrict z, int64_t n) {
+    for (int64_t j = 0; j < n; j++) sg[j] = 1.0f / (1.0f + simd_expf(-z[j]));
+}
+
+/* Token i's forward (dy NULL) or backward: sg a scratch row of H*D. */
+SIMD_INLINE void gated_norm_token(const GatedNormCtx *c, int64_t i, float *restrict sg,
+                                  const float *restrict dy, float *restrict dx,
+                                  float *restrict dz) {
+    const int64_t D = c->d, HD = c->heads * D;
+    const float *restrict w = c->w;
+    sigmoid_row(sg, c->z->data + i * HD, HD);
+    for (int64_t h = 0; h < c->heads; h++) {
+        int64_t o = i * HD + h * D;
+        const float *restrict xi = c->x->data + o, *restrict zi = c->z->data + o;
+        const float *restrict s = sg + h * D;
+        if (!dy) {
+            float r = c->r[i * c->heads + h] =
+                1.0f / sqrtf((float)(sum_squares(xi, D) / (double)D) + c->eps);
+            float *restrict y = c->y->data + o;
+            for (int64_t j = 0; j < D; j++) y[j] = w[j] * (xi[j] * r) * (zi[j] * s[j]);
+            continue;
+        }
+        const float *restrict dyi = dy + o;
+        float r = c->r[i * c->heads + h];
+        double lane[8] = {0}; /* sum_k dn_k w_k x_k in simd_dot_double's lanes and order */
+        int64_t j = 0;
+        for (; j + 8 <= D; j += 8)
+            for (int l = 0; l < 8; l++)
+                lane[l] += (double)(dyi[j + l] * (zi[j + l] * s[j + l])) * w[j + l] * xi[j + l];
+        for (; j < D; j++) lane[j % 8] += (double)(dyi[j] * (zi[j] * s[j])) * w[j] * xi[j];
+        double dot = ((lane[0] + lane[4]) + (lane[2] + lane[6])) +
+                     ((lane[1] + lane[5]) + (lane[3] + lane[7]));
+        if (dz)
+            for (int64_t j = 0; j < D; j++)
+                dz[o + j] += dyi[j] * (w[j] * (xi[j] * r)) * s[j] * (1.0f + zi[j] * (1.0f - s[j]));
+        if (!dx) continue;
+        float k = (float)(dot * r * r * r / (double)D);
+        for (int64_t j = 0; j < D; j++)
+            dx[o + j] += r * w[j] * (dyi[j] * (zi[j] * s[j])) - xi[j] * k;
+    }
+}
+
+SIMD_AVX512 static void gated_norm_tokens_avx512(const GatedNormCtx *c, int64_t a, int64_t b,
+                                                 float *sg, const float *dy, float *dx, float *dz) {
+    for (int64_t i = a; i < b; i++) gated_norm_token(c, i, sg, dy, dx, dz);
+}
+
+static void gated_norm_tokens_plain(const GatedNormCtx *c, int64_t a, int64_t b, float *sg,
+                                    const float *dy, float *dx, float *dz) {
+    for (int64_t i = a; i < b; i++) gated_norm_token(c, i, sg, dy, dx, dz);
+}
+
+/* Every token, each thread a contiguous block (dy NULL: the forward). */
+static int gated_norm_all(Graph *g, const GatedNormCtx *c, const float *dy, float *dx, float *dz) {
+    int64_t HD = c->heads * c->d;
+    int threads = omp_get_max_threads();
+    float *rows = graph_scratch(g, (size_t)(HD * threads) * sizeof(float));
+    if (!rows) return -1;
+    bool wide = simd_avx512();
+#pragma omp parallel
+    {
+        int nt = omp_get_num_threads(), id = omp_get_thread_num();
+        int64_t a = c->tokens * id / nt, b = c->tokens * (id + 1) / nt;
+        if (wide)
+            gated_norm_tokens_avx512(c, a, b, rows + HD * id, dy, dx, dz);
+        else
+            gated_norm_tokens_plain(c, a, b, rows + HD * id, dy, dx, dz);
+    }
+    return 0;
 }
 
 static void gated_norm_backward(Graph *g, void *p) {
@@ -87,26 +161,7 @@ static void gated_norm_backward(Graph *g, void *p) {
     if (!c->y->grad) return;
     float *dx = graph_grad(g, c->x), *dz = graph_grad(g, c->z);
     if (graph_failed(g)) return;
-    int64_t D = c->d;
-    const float *w = c->w;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < c->rows; i++) {
-        const float *xi = c->x->data + i * D, *zi = c->z->data + i * D, *dyi = c->y->grad + i * D;
-        float r = c->r[i];
-        double dot = 0.0; /* sum_k dn_k w_k x_k */
-        for (int64_t j = 0; j < D; j++) {
-            float sg = sigmoidf(zi[j]), dn = dyi[j] * (zi[j] * sg);
-            dot += (double)dn * w[j] * xi[j];
-            if (dz)
-                dz[i * D + j] += dyi[j] * (w[j] * (xi[j] * r)) * sg * (1.0f + zi[j] * (1.0f - sg));
-        }
-        if (!dx) continue;
-        float k = (float)(dot * r * r * r / (double)D);
-        for (int64_t j = 0; j < D; j++) {
-            float dn = dyi[j] * (zi[j] * sigmoidf(zi[j]));
-            dx[i * D + j] += r * w[j] * dn - xi[j] * k;
-        }
-    }
+    gated_norm_all(g, c, c->y->grad, dx, dz);
 }
 
 Tensor *op_head_rmsnorm_gated(Graph *g, Tensor *x, Tensor *z, int n_heads, const Tensor *w,
@@ -122,21 +177,16 @@ Tensor *op_head_rmsnorm_gated(Graph *g, Tensor *x, Tensor *z, int n_heads, const
                    SHAPE(x), SHAPE(z), n_heads, SHAPE(w));
         return NULL;
     }
-    int64_t rows = tensor_rows(x) * n_heads;
+    int64_t tokens = tensor_rows(x);
     Tensor *y = graph_new_tensor(g, x->ndim, x->shape);
-    float *r = graph_alloc(g, (size_t)rows * sizeof(float));
+    float *r = graph_alloc(g, (size_t)(tokens * n_heads) * sizeof(float));
     if (!y || !r) return NULL;
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
-        const float *xi = x->data + i * D, *zi = z->data + i * D;
-        r[i] = 1.0f / sqrtf((float)(sum_squares(xi, D) / (double)D) + eps);
-        for (int64_t j = 0; j < D; j++)
-            y->data[i * D + j] = w->data[j] * (xi[j] * r[i]) * (zi[j] * sigmoidf(zi[j]));
-    }
+    GatedNormCtx local = {x, z, y, w->data, tokens, n_heads, D, eps, r};
+    if (gated_norm_all(g, &local, NULL, NULL, NULL) != 0) return NULL;
     if (x->requires_grad || z->requires_grad) {
         GatedNormCtx *c = graph_record(g, gated_norm_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (GatedNormCtx){x, z, y, w->data, rows, D, r};
+        *c = local;
         y->requires_grad = true;
     }
     return y;

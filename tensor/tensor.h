@@ -402,6 +402,10 @@ typedef struct {
 } DeltaRuleSpec;
 Tensor *op_gated_delta_rule(Graph *g, Tensor *q, Tensor *k, Tensor *v, Tensor *gate, Tensor *beta,
                             const DeltaRuleSpec *spec);
+/* The same rule reading q, k, v in place from one (B*T, 2 NK*DK + NV*DV) tensor, columns
+ * [q | k | v] (op_deltanet_qkv's output): no copies; the gradient goes to qkv. Same bits. */
+Tensor *op_gated_delta_rule_qkv(Graph *g, Tensor *qkv, Tensor *gate, Tensor *beta,
+                                const DeltaRuleSpec *spec);
 /* One position of the same rule for generation, constant work: state (NV, DK, DV) updated
  * in place (zeros at a sequence's start, or op_gated_delta_rule's final_state); q, k
  * (NK*DK), v (NV*DV), g, beta (NV) -> o (NV*DV). Single-threaded. */
@@ -416,6 +420,13 @@ void tensor_gated_delta_step(float *state, float *o, const float *q, const float
  * segment (B*T) or NULL as in DeltaRuleSpec. Gradient to x only. */
 Tensor *op_causal_conv1d_silu(Graph *g, Tensor *x, const Tensor *w, int batch, int seq_len,
                               const int32_t *segment);
+/* The DeltaNet layer's mixed q, k, v after its conv, in one op (one pass over memory each
+ * way): u = causal_conv1d_silu(x, w) as above, then per row y = [q | k | v] with q's NK heads
+ * of DK q_scale u / sqrt(sum u^2 + eps) (op_head_l2norm's), k's NK heads the same with scale
+ * 1, v = u. x (B*T, 2 NK*DK + NV*DV), w (CH, KW); batch, seq_len, segment, n_k_heads, k_dim
+ * from spec. The same bits as the conv, op_columns and op_head_l2norm in sequence. */
+Tensor *op_deltanet_qkv(Graph *g, Tensor *x, const Tensor *w, const DeltaRuleSpec *spec,
+                        float q_scale, float eps);
 /* One position for generation: window (CH, KW - 1) holds each channel's previous KW - 1
  * inputs, oldest first (zeros at a sequence's start); x (CH) -> y (CH); the window shifts
  * in place to end with x. */

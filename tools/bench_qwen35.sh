@@ -9,7 +9,7 @@
 # profile's DeltaNet class (delta rule, conv, L2 and gated norms, gates) with the delta rule's
 # products, plus the in_proj_* / out_proj products and LoRA element-wise work, taken from the
 # linear class in proportion to their multiply-adds (the profile times op classes, not
-# layers). The q/k/v column splits count as "residual add" and are not in these figures.
+# layers). The delta rule reads q, k, v in place from the conv's output (no column copies).
 # Figures, never asserted; on a shared machine they are noise.
 #   BENCH_QWEN35_LAYERS  layers instead of 24 (a quicker run; every 4th is attention)
 #   BENCH_QWEN35_SEQS    sequence lengths (default "1024 4096"; the ratio is last / first)

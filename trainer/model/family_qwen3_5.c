@@ -56,17 +56,6 @@ static Tensor *deltanet_mixer(const LayerPass *p, Tensor *h, int i) {
     Graph *g = p->g;
     int nk = c->linear.n_k_heads, nv = c->linear.n_v_heads, dk = c->linear.k_dim,
         dv = c->linear.v_dim;
-    int64_t lk = (int64_t)nk * dk, lv = (int64_t)nv * dv;
-    Tensor *qkv = layer_linear(p, h, i, MODULE_IN_QKV); /* (N, 2 NK*DK + NV*DV) */
-    qkv = op_causal_conv1d_silu(g, qkv, layer_norm_weight(p, i, LINEAR_CONV), p->batch, p->seq_len,
-                                p->segment);
-    Tensor *q = op_head_l2norm(g, op_columns(g, qkv, 0, lk), nk, 1e-6f, (float)(1.0 / sqrt(dk)));
-    Tensor *k = op_head_l2norm(g, op_columns(g, qkv, lk, lk), nk, 1e-6f, 1.0f);
-    Tensor *v = op_columns(g, qkv, 2 * lk, lv);                       /* (N, NV*DV) */
-    Tensor *beta = op_sigmoid(g, layer_linear(p, h, i, MODULE_IN_B)); /* (N, NV) */
-    Tensor *decay = op_deltanet_log_decay(g, layer_linear(p, h, i, MODULE_IN_A),
-                                          layer_norm_weight(p, i, LINEAR_A_LOG),
-                                          layer_norm_weight(p, i, LINEAR_DT_BIAS)); /* (N, NV) */
     DeltaRuleSpec spec = {.batch = p->batch,
                           .seq_len = p->seq_len,
                           .n_k_heads = nk,
@@ -74,8 +63,16 @@ static Tensor *deltanet_mixer(const LayerPass *p, Tensor *h, int i) {
                           .k_dim = dk,
                           .v_dim = dv,
                           .segment = p->segment};
-    Tensor *o = op_gated_delta_rule(g, q, k, v, decay, beta, &spec); /* (N, NV*DV) */
-    Tensor *z = layer_linear(p, h, i, MODULE_IN_Z);                  /* (N, NV*DV) */
+    Tensor *qkv = layer_linear(p, h, i, MODULE_IN_QKV); /* (N, 2 NK*DK + NV*DV) */
+    /* conv, SiLU, the q and k L2 norms in one op; the delta rule reads q, k, v in place */
+    qkv = op_deltanet_qkv(g, qkv, layer_norm_weight(p, i, LINEAR_CONV), &spec,
+                          (float)(1.0 / sqrt(dk)), 1e-6f);
+    Tensor *beta = op_sigmoid(g, layer_linear(p, h, i, MODULE_IN_B)); /* (N, NV) */
+    Tensor *decay = op_deltanet_log_decay(g, layer_linear(p, h, i, MODULE_IN_A),
+                                          layer_norm_weight(p, i, LINEAR_A_LOG),
+                                          layer_norm_weight(p, i, LINEAR_DT_BIAS)); /* (N, NV) */
+    Tensor *o = op_gated_delta_rule_qkv(g, qkv, decay, beta, &spec);                /* (N, NV*DV) */
+    Tensor *z = layer_linear(p, h, i, MODULE_IN_Z);                                 /* (N, NV*DV) */
     o = op_head_rmsnorm_gated(g, o, z, nv, layer_norm_weight(p, i, NORM_LINEAR_OUT),
                               (float)c->rms_norm_eps);
     return layer_linear(p, o, i, MODULE_OUT); /* (N, C) */
