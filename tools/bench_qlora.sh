@@ -43,7 +43,7 @@ for q in q8_0 q6_k q4_k; do
   line "$Q" f32 "$q-f32"
   line "$Q" bf16 "$q-bf16"
 done
-grep -h 'failed' "$D"/* || true
+grep -hs 'failed' "$D"/* || true
 [ "${BENCH_QLORA_8B:-1}" != 0 ] || exit 0
 mem_kb=$(sed -n 's/^MemAvailable: *\([0-9]*\) kB/\1/p' /proc/meminfo)
 disk_kb=$(df -Pk "$D" | awk 'NR == 2 { print $4 }')

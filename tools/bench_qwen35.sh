@@ -14,6 +14,7 @@
 #   BENCH_QWEN35_LAYERS  layers instead of 24 (a quicker run; every 4th is attention)
 #   BENCH_QWEN35_SEQS    sequence lengths (default "1024 4096"; the ratio is last / first)
 #   BENCH_STEPS          timed steps per run (default 2)
+#   BENCH_QWEN35_CHECKPOINTING  0 runs without gradient checkpointing (default 1)
 set -e
 BUILD=${1:-build}
 STEPS=${BENCH_STEPS:-2}
@@ -21,6 +22,10 @@ SEQS=${BENCH_QWEN35_SEQS:-1024 4096}
 D=$(mktemp -d /tmp/lorafit-bench-qwen35-XXXXXX)
 trap 'rm -rf "$D"' EXIT
 max=2048
+# Gradient checkpointing at every length (BENCH_QWEN35_CHECKPOINTING=0: off): without it the
+# step at T 4096 keeps about 38 GB of activations (9.9 GB at T 1024).
+ckpt=--gradient-checkpointing
+[ "${BENCH_QWEN35_CHECKPOINTING:-1}" != 0 ] || ckpt=""
 for t in $SEQS; do [ "$t" -le "$max" ] || max=$t; done
 layers=""
 [ -z "${BENCH_QWEN35_LAYERS:-}" ] || layers="--layers $BENCH_QWEN35_LAYERS"
@@ -28,9 +33,9 @@ layers=""
 "$BUILD/tools/make_model" --out "$D/model" --preset qwen3.5-0.8b $layers --max-position "$max"
 for prec in f32 bf16; do
   for t in $SEQS; do
-    echo "== bench_train qwen3.5-0.8b${layers:+ ($layers)} --precision $prec --batch 1 --seq $t"
+    echo "== bench_train qwen3.5-0.8b${layers:+ ($layers)} --precision $prec --batch 1 --seq $t $ckpt"
     LORAFIT_TOOLS="$BUILD/tools" "$BUILD/tools/bench_train" --model "$D/model" \
-      --precision "$prec" --batch 1 --seq "$t" --steps "$STEPS" | tee "$D/$prec-$t" || true
+      --precision "$prec" --batch 1 --seq "$t" --steps "$STEPS" $ckpt | tee "$D/$prec-$t" || true
   done
 done
 # "share% us/token GFLOP/s non-product%" from bench_train's DeltaNet line in file $1.
