@@ -146,8 +146,12 @@ START_TEST(test_vtanh_floats_is_within_3_ulp_and_the_same_on_every_path) {
     int64_t bad = -1;
     for (int64_t i = 0; i < n && bad < 0; i++) {
         double want = tanh((double)x[i]);
+        if (isnan(want)) { /* ilogb(NaN) is INT_MIN */
+            if (!isnan(y[0][i])) bad = i;
+            continue;
+        }
         double ulp = ldexp(1.0, ilogb(want == 0 ? 1e-38 : want) - 23);
-        if (isnan(want) ? !isnan(y[0][i]) : fabs(y[0][i] - want) > 3 * ulp) bad = i;
+        if (fabs(y[0][i] - want) > 3 * ulp) bad = i;
     }
     float in = bad >= 0 ? x[bad] : 0.0f, got = bad >= 0 ? y[0][bad] : 0.0f;
     free(x), free(y[0]), free(y[1]);
