@@ -32,32 +32,6 @@
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
 
-/* The scratch install, or NULL (with why) when llama.cpp cannot run here. */
-static const char *llamacpp_dir(char *buf, size_t len, const char **why) {
-    const char *root = getenv("LORAFIT_ROOT"), *env = getenv("LLAMACPP_DIR");
-    if (env)
-        snprintf(buf, len, "%s", env);
-    else
-        snprintf(buf, len, "%s/build/llamacpp", root ? root : ".");
-    char probe[4300];
-    snprintf(probe, sizeof probe, "%s/node_modules/node-llama-cpp/dist/index.js", buf);
-    struct stat st;
-    if (stat(probe, &st) != 0) {
-        *why = "node-llama-cpp 3.21.1 is not installed in LLAMACPP_DIR (default build/llamacpp)";
-        return NULL;
-    }
-    FILE *p = popen(
-        "node -e 'process.stdout.write(process.versions.node.split(\".\")[0])' 2>/dev/null", "r");
-    int major = 0;
-    if (!p || fscanf(p, "%d", &major) != 1) major = 0;
-    if (p) pclose(p);
-    if (major < 20) {
-        *why = "node >= 20 is not available";
-        return NULL;
-    }
-    return buf;
-}
-
 static void train(const char *dir, const char *shared, const char *name, const char *lora) {
     char cfg[8192], args[8400];
     snprintf(cfg, sizeof cfg,
@@ -86,7 +60,7 @@ static char *run_capture(const char *dir, const char *cmd, const char *name) {
 START_TEST(test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids) {
     char ldir[4200];
     const char *why = NULL;
-    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+    if (!tt_llamacpp_dir(ldir, sizeof ldir, &why)) {
         test_skip(__func__, why);
         return;
     }
@@ -243,7 +217,7 @@ static void run_model(const LlamacppRun *run, const char *fxdir, const char *dir
 static void check_fixture_run_in_llamacpp(const LlamacppRun *run) {
     char ldir[4200];
     const char *why = NULL;
-    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+    if (!tt_llamacpp_dir(ldir, sizeof ldir, &why)) {
         test_skip(__func__, why);
         return;
     }
@@ -383,7 +357,7 @@ START_TEST(test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids) 
     check_fixture_in_llamacpp("ministral3-yarn", 24, "arch mistral3, tokenizer gpt2 (pre qwen2)");
     char ldir[4200];
     const char *why = NULL;
-    if (!llamacpp_dir(ldir, sizeof ldir, &why)) return; /* skipped by name above */
+    if (!tt_llamacpp_dir(ldir, sizeof ldir, &why)) return; /* skipped by name above */
     const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
     char *dir = test_tmpdir(), model[4300], edited[4400], path[4600], from[4600], args[16384];
     snprintf(model, sizeof model, "%s/tests/data/train/ministral3-yarn/model", root);
@@ -441,7 +415,7 @@ static size_t ids_prefix(const char *ids, int n) {
 static void check_phi3_window_prefix(void) {
     char ldir[4200];
     const char *why = NULL;
-    if (!llamacpp_dir(ldir, sizeof ldir, &why)) {
+    if (!tt_llamacpp_dir(ldir, sizeof ldir, &why)) {
         test_skip(__func__, why);
         return;
     }

@@ -263,29 +263,6 @@ END_TEST
 
 /* ---- against llama.cpp's own tokenizer on the same file ---- */
 
-/* The node-llama-cpp install, or NULL (with why) when llama.cpp cannot run here. */
-static const char *llamacpp_dir(char *buf, size_t len, const char **why) {
-    const char *root = getenv("LORAFIT_ROOT"), *env = getenv("LLAMACPP_DIR");
-    snprintf(buf, len, "%s%s", env ? env : root ? root : ".", env ? "" : "/build/llamacpp");
-    char probe[4300];
-    snprintf(probe, sizeof probe, "%s/node_modules/node-llama-cpp/dist/index.js", buf);
-    struct stat st;
-    if (stat(probe, &st) != 0) {
-        *why = "node-llama-cpp 3.21.1 is not installed in LLAMACPP_DIR (default build/llamacpp)";
-        return NULL;
-    }
-    FILE *p = popen(
-        "node -e 'process.stdout.write(process.versions.node.split(\".\")[0])' 2>/dev/null", "r");
-    int major = 0;
-    if (!p || fscanf(p, "%d", &major) != 1) major = 0;
-    if (p) pclose(p);
-    if (major < 20) {
-        *why = "node >= 20 is not available";
-        return NULL;
-    }
-    return buf;
-}
-
 /* Texts llama.cpp tokenizes as transformers does for this tokenizer: it skips Qwen's NFC
  * (no text that NFC changes: the combining accent) and remove_extra_whitespaces. */
 static json_t *llamacpp_comparable(json_t *texts, bool nfc, bool squeeze) {
@@ -351,7 +328,7 @@ static void same_as_llamacpp(const char *ldir, const char *tmp, const char *gguf
 START_TEST(test_same_ids_as_llamacpp) {
     TEST_NEED_SHARED(shared);
     char buf[4096], dir[4200];
-    const char *why = NULL, *ldir = llamacpp_dir(buf, sizeof buf, &why);
+    const char *why = NULL, *ldir = tt_llamacpp_dir(buf, sizeof buf, &why);
     if (!ldir) {
         test_skip(__func__, why);
         return;

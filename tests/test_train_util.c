@@ -347,3 +347,30 @@ char *tt_write_config(const char *dir, const char *model_dir, const char *extra)
              model_dir, extra, dir);
     return tt_write_text(dir, "config.yaml", cfg);
 }
+
+/* The node-llama-cpp install (LLAMACPP_DIR, else build/llamacpp), or NULL (with why) when llama.cpp
+ * cannot run here. */
+const char *tt_llamacpp_dir(char *buf, size_t len, const char **why) {
+    const char *root = getenv("LORAFIT_ROOT"), *env = getenv("LLAMACPP_DIR");
+    if (env)
+        snprintf(buf, len, "%s", env);
+    else
+        snprintf(buf, len, "%s/build/llamacpp", root ? root : ".");
+    char probe[4300];
+    snprintf(probe, sizeof probe, "%s/node_modules/node-llama-cpp/dist/index.js", buf);
+    struct stat st;
+    if (stat(probe, &st) != 0) {
+        *why = "node-llama-cpp 3.21.1 is not installed in LLAMACPP_DIR (default build/llamacpp)";
+        return NULL;
+    }
+    FILE *p = popen(
+        "node -e 'process.stdout.write(process.versions.node.split(\".\")[0])' 2>/dev/null", "r");
+    int major = 0;
+    if (!p || fscanf(p, "%d", &major) != 1) major = 0;
+    if (p) pclose(p);
+    if (major < 20) {
+        *why = "node >= 20 is not available";
+        return NULL;
+    }
+    return buf;
+}

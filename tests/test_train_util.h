@@ -75,4 +75,8 @@ json_t *tt_stripped_metrics(const char *dir);
  * (timing aside); `what` names the run in a failure. */
 void tt_assert_same_run(const char *ref, const char *dir, const char *what);
 
+/* The node-llama-cpp install (LLAMACPP_DIR, else build/llamacpp) in buf, or NULL with why
+ * when llama.cpp cannot run here (not installed, node < 20). */
+const char *tt_llamacpp_dir(char *buf, size_t len, const char **why);
+
 #endif
