@@ -111,11 +111,7 @@ static int chunk_input_grad(Graph *g, const Tensor *w, const float *dL, int64_t 
  * first capped, l = cap tanh(l / cap) with tanh kept in th (V), and the gradient times
  * 1 - tanh^2. */
 static double row_loss(float *l, int64_t V, int32_t t, bool grad, float cap, float *th) {
-    if (cap > 0.0f) {
-        for (int64_t j = 0; j < V; j++) th[j] = l[j] / cap;
-        vtanh_floats(th, th, V);
-        for (int64_t j = 0; j < V; j++) l[j] = cap * th[j];
-    }
+    if (cap > 0.0f) vsoftcap_floats(l, th, l, cap, V);
     float mx = l[0];
     for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
     float lt = l[t];

@@ -38,12 +38,8 @@ Tensor *op_softcap(Graph *g, Tensor *x, float cap) {
     if (!y) return NULL;
     int64_t rows = tensor_rows(y), cols = tensor_cols(y);
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; i++) {
-        float *yr = y->data + i * cols;
-        for (int64_t j = 0; j < cols; j++) yr[j] = x->data[i * cols + j] / cap;
-        vtanh_floats(yr, yr, cols);
-        for (int64_t j = 0; j < cols; j++) yr[j] *= cap;
-    }
+    for (int64_t i = 0; i < rows; i++)
+        vsoftcap_floats(y->data + i * cols, y->data + i * cols, x->data + i * cols, cap, cols);
     if (x->requires_grad) {
         SoftcapCtx *c = graph_record(g, softcap_backward, sizeof *c);
         if (!c) return NULL;

@@ -19,6 +19,9 @@ double vexp_shifted_sum(float *e, const float *x, float shift, int64_t n);
 /* y[i] = tanh(x[i]) within a few ulp, the same bits on every CPU; y may be x.
  * Single-threaded. */
 void vtanh_floats(float *y, const float *x, int64_t n);
+/* The soft-cap y[i] = cap tanh(x[i] / cap), with th[i] = tanh(x[i] / cap) kept (th may be y,
+ * and y may be x); vtanh_floats' bits. Single-threaded. */
+void vsoftcap_floats(float *y, float *th, const float *x, float cap, int64_t n);
 
 /* Tests: true runs the AVX2 loops even where AVX-512 is there (both give the same bits). */
 void vexp_force_avx2(bool on);

@@ -33,3 +33,9 @@ void vtanh_floats(float *y, const float *x, int64_t n) {
         }
     }
 }
+
+void vsoftcap_floats(float *y, float *th, const float *x, float cap, int64_t n) {
+    for (int64_t j = 0; j < n; j++) th[j] = x[j] / cap;
+    vtanh_floats(th, th, n);
+    for (int64_t j = 0; j < n; j++) y[j] = cap * th[j];
+}
