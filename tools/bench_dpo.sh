@@ -10,6 +10,7 @@ set -e
 BUILD=${1:-build}
 STEPS=${BENCH_DPO_STEPS:-4}
 THREADS=${BENCH_DPO_THREADS:-1}
+. "$(dirname "$0")/bench_lib.sh"
 D=$(mktemp -d /tmp/lorafit-bench-dpo-XXXXXX)
 [ -n "$BENCH_DPO_KEEP" ] || trap 'rm -rf "$D"' EXIT
 "$BUILD/tools/make_model" --out "$D/model" --preset smollm-135m >/dev/null
@@ -50,4 +51,4 @@ sft=$(step_ms sft sft 4 rows.jsonl)
 dpo=$(step_ms dpo dpo 2 pairs.jsonl)
 pre=$(step_ms pre dpo 2 pairs.jsonl --set dpo.precompute_ref_log_probs=true)
 echo "bench_dpo: SmolLM-135M shape, 4 rows x 256 (2 pairs of prompt 128 + completion 128), r 8"
-echo "bench_dpo: ms per step ($THREADS thread(s)): SFT $sft ms, DPO $dpo ms ($(python3 -c "print('%.2f' % ($dpo / $sft))")x), DPO with precomputed reference $pre ms ($(python3 -c "print('%.2f' % ($pre / $sft))")x)"
+echo "bench_dpo: ms per step ($THREADS thread(s)): SFT $sft ms, DPO $dpo ms ($(ratio "$dpo" "$sft")), DPO with precomputed reference $pre ms ($(ratio "$pre" "$sft"))"
