@@ -5,6 +5,7 @@
 #include "tensor/graph_internal.h"
 #include "tensor/matmul.h"
 #include "tensor/profile.h"
+#include "tensor/quant.h"
 
 #include <math.h>
 #include <string.h>
@@ -48,6 +49,46 @@ Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t 
     for (int64_t i = 0; i < n; i++)
         memcpy(y->data + i * c, table->data + (int64_t)ids[i] * c, (size_t)c * sizeof(float));
     return y;
+}
+
+Tensor *op_embedding_read(Graph *g, const Tensor *table, const int32_t *ids, int64_t n,
+                          EmbeddingRowRead read, void *ctx) {
+    PROFILE_OP(TENSOR_OP_EMBEDDING);
+    if (!g || !table || !ids || !read) return NULL;
+    if (table->ndim != 2 || n < 1) {
+        graph_fail(g, "op_embedding_read: table %s with %lld ids (need a (V, C) table, ids >= 1)",
+                   SHAPE(table), (long long)n);
+        return NULL;
+    }
+    int64_t v = table->shape[0], c = table->shape[1];
+    size_t bytes = table->quant ? ggml_row_bytes(table->quant_type, c)
+                                : (size_t)c * (table->bf16 ? sizeof(uint16_t) : sizeof(float));
+    uint8_t *rows = graph_alloc(g, (size_t)n * bytes); /* (N) rows as stored */
+    int32_t *at = graph_alloc(g, (size_t)n * sizeof *at);
+    if (!rows || !at) return NULL;
+    for (int64_t i = 0; i < n; i++) {
+        char why[512] = "";
+        if (ids[i] < 0 || ids[i] >= v) { /* the caller validates; never read past the table */
+            graph_fail(g, "op_embedding_read: id %d at %lld is outside [0, %lld)", ids[i],
+                       (long long)i, (long long)v);
+            return NULL;
+        }
+        if (read(ctx, ids[i], rows + (size_t)i * bytes, bytes, why, sizeof why) != 0) {
+            graph_fail(g, "embedding row %d: %s", ids[i], why);
+            return NULL;
+        }
+        at[i] = (int32_t)i;
+    }
+    Tensor part; /* (N, C): the rows read, in the table's type; gathered in order */
+    memset(&part, 0, sizeof part);
+    const int64_t shape[2] = {n, c};
+    if (table->quant)
+        tensor_init_quant(&part, rows, table->quant_type, n, c);
+    else if (table->bf16)
+        tensor_init_bf16(&part, (const uint16_t *)rows, 2, shape);
+    else
+        tensor_init(&part, (float *)rows, 2, shape);
+    return op_embedding(g, &part, at, n);
 }
 
 /* ---- RMSNorm: y = x * r * w, r = 1 / sqrt(mean(x^2) + eps) (Hugging Face order) ----

@@ -249,6 +249,15 @@ const char *tensor_op_class_name(TensorOpClass c); /* "matrix products", "RMSNor
 /* Embedding lookup: out[n] = table[ids[n]]. No gradient (tables are frozen).
  * table (V, C), ids (N) -> (N, C). Ids must be in [0, V) (the caller validates). */
 Tensor *op_embedding(Graph *g, const Tensor *table, const int32_t *ids, int64_t n);
+/* op_embedding on a table whose rows are read on demand rather than held in memory (a file's
+ * table read with pread, which keeps it out of resident memory): read(ctx, row, dst, bytes)
+ * fills dst with row `row` as stored in table's type (F32, BF16 or quant_type; table's data
+ * pointers unused, its shape and type only), or returns -1 with why in err. The rows are
+ * converted as op_embedding converts them: the same bits. */
+typedef int (*EmbeddingRowRead)(void *ctx, int64_t row, void *dst, size_t bytes, char *err,
+                                size_t errlen);
+Tensor *op_embedding_read(Graph *g, const Tensor *table, const int32_t *ids, int64_t n,
+                          EmbeddingRowRead read, void *ctx);
 
 /* RMSNorm: y = x / sqrt(mean(x^2) + eps) * w. x (N, C), w (C) frozen -> (N, C). */
 Tensor *op_rmsnorm(Graph *g, Tensor *x, const Tensor *w, float eps);

@@ -111,7 +111,8 @@ const int32_t *model_default_positions(Graph *g, int batch, int seq_len) {
 }
 
 Tensor *model_embed(const Model *m, Graph *g, const int32_t *ids, int64_t n) {
-    Tensor *x = op_embedding(g, &m->embed, ids, n);
+    Tensor *x = m->embed_from_file ? model_embed_rows_read(m, g, ids, n)
+                                   : op_embedding(g, &m->embed, ids, n);
     if (x && m->embed_scale) /* Gemma; no gradient flows into the frozen table: in place */
         for (int64_t k = 0; k < x->size; k++) x->data[k] *= m->embed_scale;
     return x;

@@ -310,6 +310,7 @@ static int place_piece(Model *m, Piece *p, uint8_t *owned, char *err, size_t err
         free(row);
     }
     if (failed) goto fail;
+    model_drop_mapped_pages(p->src->data, p->src->nbytes); /* copied: not resident twice */
     if (p->type == GGML_TYPE_F32)
         tensor_init(p->dst, (float *)owned, 2, shape);
     else if (p->type == GGML_TYPE_BF16)
@@ -330,29 +331,37 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
 }
 
 /* See the top: the header read from the file, then samples of each tensor's data. */
+/* h extended by n bytes of fp at offset `at`: 0, or -1 when they cannot be read. */
+static int hash_at(FILE *fp, uint64_t at, size_t n, uint64_t *h) {
+    uint8_t buf[65536];
+    if (fseeko(fp, (off_t)at, SEEK_SET) != 0) return -1;
+    while (n) {
+        size_t got = fread(buf, 1, n < sizeof buf ? n : sizeof buf, fp);
+        if (got == 0) return -1;
+        *h = fnv1a(*h, buf, got), n -= got;
+    }
+    return 0;
+}
+
+/* See the top: the header, then samples of each tensor's data, read from the file rather
+ * than the mapping (whose folios around each sample would stay resident: embed_rows.c). */
 static int identify(Model *m, const char *path, char *err, size_t errlen) {
     uint64_t h = 0xcbf29ce484222325ull;
     FILE *fp = fopen(path, "rb");
-    size_t header = gguf_data_offset(m->gguf), done = 0;
-    uint8_t buf[65536];
-    while (fp && done < header) {
-        size_t want = header - done < sizeof buf ? header - done : sizeof buf;
-        size_t got = fread(buf, 1, want, fp);
-        if (got == 0) break;
-        h = fnv1a(h, buf, got), done += got;
+    size_t data = gguf_data_offset(m->gguf);
+    int rc = fp ? hash_at(fp, 0, data, &h) : -1;
+    for (int i = 0; rc == 0 && i < gguf_tensor_total(m->gguf); i++) {
+        const GgufTensorInfo *t = gguf_tensor_at(m->gguf, i);
+        uint64_t d = data + t->offset;
+        size_t edge = t->nbytes < 4096 ? t->nbytes : 4096;
+        rc = hash_at(fp, d, edge, &h) | hash_at(fp, d + t->nbytes - edge, edge, &h);
+        for (size_t at = (size_t)1 << 20; rc == 0 && at + 64 <= t->nbytes; at += (size_t)1 << 20)
+            rc = hash_at(fp, d + at, 64, &h);
     }
     if (fp) fclose(fp);
-    if (done != header) {
-        snprintf(err, errlen, "%s: cannot read its header again", path);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: cannot read it again to identify it", path);
         return -1;
-    }
-    for (int i = 0; i < gguf_tensor_total(m->gguf); i++) {
-        const GgufTensorInfo *t = gguf_tensor_at(m->gguf, i);
-        const uint8_t *d = t->data;
-        size_t edge = t->nbytes < 4096 ? t->nbytes : 4096;
-        h = fnv1a(fnv1a(h, d, edge), d + t->nbytes - edge, edge);
-        for (size_t at = (size_t)1 << 20; at + 64 <= t->nbytes; at += (size_t)1 << 20)
-            h = fnv1a(h, d + at, 64);
     }
     snprintf(m->gguf_identity, sizeof m->gguf_identity, "gguf %zu bytes, sample hash %016llx",
              gguf_file_size(m->gguf), (unsigned long long)h);
@@ -395,6 +404,10 @@ int gguf_base_load(Model *m, const char *path, char *err, size_t errlen) {
         m->param_count += (size_t)(l.p[i].rows * l.p[i].cols);
     }
     if (rc == 0 && c->tie_word_embeddings) m->lm_head = m->embed;
+    for (int i = 0; rc == 0 && !c->tie_word_embeddings && i < l.n; i++)
+        if (l.p[i].dst == &m->embed && !l.p[i].owned)
+            rc = model_embed_from_file(m, path, gguf_data_offset(m->gguf) + l.p[i].src->offset, err,
+                                       errlen);
     if (rc == 0) rc = identify(m, path, err, errlen);
     for (int i = 0; l.p && i < l.n; i++) free(l.p[i].row_of), free(l.p[i].col_of);
     free(l.p);

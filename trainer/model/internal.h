@@ -64,6 +64,11 @@ struct Model {
     struct GgufFile *gguf;
     void *gguf_owned;
     char gguf_identity[96];
+    /* An untied embedding used in place is read from its file a row at a time (embed_rows.c),
+     * when embed_from_file: embed_fd open on the file, row 0 of the table at embed_offset. */
+    bool embed_from_file;
+    int embed_fd;
+    uint64_t embed_offset;
 };
 
 /* Decoder layer `layer` (forward.c): x (N, C) -> the layer's output (N, C), built in g by
@@ -78,6 +83,16 @@ Tensor *model_layer_forward(const Model *m, const Lora *lora, Graph *g, Tensor *
 int model_pass_shared(const Model *m, Graph *g, const int32_t *ids, Tensor *x, PassShared *shared);
 /* The embedding rows of ids (N, C), times the family's scale (Gemma's sqrt(hidden)). */
 Tensor *model_embed(const Model *m, Graph *g, const int32_t *ids, int64_t n);
+/* embed_rows.c: reads the (untied, used in place) embedding from `path`, where its row 0 is
+ * at `offset`, rather than through the mapping (see there); 0, or -1 with err set. */
+int model_embed_from_file(Model *m, const char *path, uint64_t offset, char *err, size_t errlen);
+/* The rows of ids (N, C) as op_embedding gives them from m->embed, read from the file. */
+Tensor *model_embed_rows_read(const Model *m, Graph *g, const int32_t *ids, int64_t n);
+void model_embed_file_close(Model *m);
+/* Drops the whole pages of [data, data + nbytes), a part of a read-only file mapping, from
+ * the process: a source copied or converted at load would otherwise stay resident beside
+ * its copy (the kernel re-reads them from the file if anything touches them again). */
+void model_drop_mapped_pages(const void *data, size_t nbytes);
 /* The final norm of the family: x (N, C) -> the lm_head's input (N, C); divided by
  * logits_scaling when the config has one (Granite: logits / s = (h / s) lm_head^T, which
  * keeps the fused lm_head + loss unchanged). */

@@ -13,7 +13,6 @@
 #include "trainer/model/internal.h"
 
 #include <math.h>
-#include <sys/mman.h>
 #include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -361,23 +360,13 @@ static void to_bf16(const StTensor *t, uint16_t *out) {
     }
 }
 
-/* Drops the whole pages of a converted source from the mapping (see the top comment). */
-static void drop_source_pages(const StTensor *t) {
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) return;
-    uintptr_t begin =
-        ((uintptr_t)t->data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-    uintptr_t end = ((uintptr_t)t->data + t->nbytes) / (uintptr_t)page * (uintptr_t)page;
-    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
-}
-
 /* Points slot s at its data: in place, or converted at *next_f / *next_h. */
 static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, uint8_t **next_q,
                       char *err, size_t errlen) {
     const StTensor *t = s->src;
     if (slot_quantized(m, s)) {
         if (model_quantize_weight(s->dst, t, m->quant, *next_q, err, errlen) != 0) return -1;
-        drop_source_pages(t);
+        model_drop_mapped_pages(t->data, t->nbytes);
         size_t bytes = model_quant_bytes(m->quant, s->shape[0], s->shape[1]);
         *next_q += bytes;
         m->weight_bytes += bytes;
@@ -395,7 +384,7 @@ static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, uint
         const uint16_t *bits = t->data;
         if (!slot_in_place(m, s)) {
             to_bf16(t, *next_h);
-            drop_source_pages(t);
+            model_drop_mapped_pages(t->data, t->nbytes);
             bits = *next_h;
             *next_h += t->numel;
         }
@@ -415,6 +404,12 @@ static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, uint
         tensor_init(s->dst, data, s->ndim, s->shape);
     m->weight_bytes += (size_t)t->numel * sizeof(float);
     return 0;
+}
+
+/* Whether t points at src's bytes in the mapping (not at a converted copy). */
+static bool in_place(const Tensor *t, const StTensor *src) {
+    const void *d = t->quant ? t->quant : t->bf16 ? (const void *)t->bf16 : (const void *)t->data;
+    return d == src->data;
 }
 
 static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
@@ -464,6 +459,13 @@ static int load_weights(Model *m, const char *dir, char *err, size_t errlen) {
         m->param_count += (size_t)l.slots[i].src->numel;
     }
     if (c->tie_word_embeddings) m->lm_head = m->embed;
+    for (int i = 0; rc == 0 && !c->tie_word_embeddings && i < l.n; i++)
+        if (l.slots[i].dst == &m->embed && in_place(&m->embed, l.slots[i].src)) {
+            const SafeTensors *shard = st_checkpoint_shard_of(m->ckpt, l.slots[i].src);
+            if (shard)
+                rc = model_embed_from_file(m, st_path(shard), st_file_offset(shard, l.slots[i].src),
+                                           err, errlen);
+        }
     free(l.slots);
     return rc;
 }
@@ -589,6 +591,7 @@ Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, c
 
 void model_free(Model *m) {
     if (!m) return;
+    model_embed_file_close(m);
     st_checkpoint_close(m->ckpt);
     gguf_close(m->gguf);
     free(m->gguf_owned);

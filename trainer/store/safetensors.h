@@ -57,6 +57,8 @@ SafeTensors *st_open(const char *path, char *err, size_t errlen);
 void st_close(SafeTensors *st);
 const char *st_path(const SafeTensors *st);
 size_t st_file_size(const SafeTensors *st);
+/* Where t (one of st's tensors) starts in st's file. */
+uint64_t st_file_offset(const SafeTensors *st, const StTensor *t);
 /* Tensors sorted by name. */
 int st_count(const SafeTensors *st);
 const StTensor *st_tensor_at(const SafeTensors *st, int i);
@@ -84,6 +86,8 @@ const StTensor *st_checkpoint_find(const StCheckpoint *c, const char *name);
 int st_checkpoint_shards(const StCheckpoint *c);
 const SafeTensors *st_checkpoint_shard(const StCheckpoint *c, int i);
 size_t st_checkpoint_bytes(const StCheckpoint *c); /* total size of the files */
+/* The shard holding t (a tensor st_checkpoint_find returned), or NULL. */
+const SafeTensors *st_checkpoint_shard_of(const StCheckpoint *c, const StTensor *t);
 
 /* ---- writer ------------------------------------------------------------------------ */
 

@@ -160,6 +160,12 @@ const SafeTensors *st_checkpoint_shard(const StCheckpoint *c, int i) {
     return c->shards[i];
 }
 
+const SafeTensors *st_checkpoint_shard_of(const StCheckpoint *c, const StTensor *t) {
+    for (int i = 0; i < c->n_shards; i++)
+        if (st_find(c->shards[i], t->name) == t) return c->shards[i];
+    return NULL;
+}
+
 size_t st_checkpoint_bytes(const StCheckpoint *c) {
     size_t n = 0;
     for (int i = 0; i < c->n_shards; i++) n += st_file_size(c->shards[i]);

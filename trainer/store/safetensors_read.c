@@ -309,6 +309,10 @@ const char *st_path(const SafeTensors *st) {
     return st->path;
 }
 
+uint64_t st_file_offset(const SafeTensors *st, const StTensor *t) {
+    return (uint64_t)((const uint8_t *)t->data - st->map);
+}
+
 size_t st_file_size(const SafeTensors *st) {
     return st->size;
 }
