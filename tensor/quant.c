@@ -421,6 +421,7 @@ void tensor_dequantize_rows(float *dst, const Tensor *w, int64_t row0, int64_t r
     const uint8_t *base = w->quant;
 #pragma omp parallel for schedule(static) if (rows > 64 && !omp_in_parallel())
     for (int64_t r = 0; r < rows; r++)
-        quant_dequantize_row(w->quant_type, base + (size_t)(row0 + r) * row_bytes, dst + r * in,
+        quant_dequantize_row(w->quant_type,
+                             base + (size_t)quant_stored_row(w, row0 + r) * row_bytes, dst + r * in,
                              in);
 }

@@ -104,4 +104,9 @@ void quantize_q6_k(const float *x, BlockQ6_K *y, int64_t nb);
 int quant_product_xwt(Graph *g, const float *x, int64_t n, const Tensor *w, float beta, float *y);
 int quant_product_dyw(Graph *g, const float *dy, int64_t n, const Tensor *w, float *dx);
 
+/* Where row r of the quant weight w is stored (Tensor.quant_row_of). */
+static inline int64_t quant_stored_row(const Tensor *w, int64_t r) {
+    return w->quant_row_of ? w->quant_row_of[r] : r;
+}
+
 #endif

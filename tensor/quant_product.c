@@ -65,7 +65,8 @@ static void dequantize_tile(const Tensor *w, int64_t r0, int64_t rows, int64_t c
     size_t skip = (size_t)(c0 / ggml_block_size(w->quant_type)) * ggml_block_bytes(w->quant_type);
     const uint8_t *base = w->quant;
     for (int64_t r = 0; r < rows; r++)
-        quant_dequantize_row(w->quant_type, base + (size_t)(r0 + r) * row_bytes + skip,
+        quant_dequantize_row(w->quant_type,
+                             base + (size_t)quant_stored_row(w, r0 + r) * row_bytes + skip,
                              tile + r * cols, cols);
 }
 

@@ -63,6 +63,10 @@ typedef struct Tensor {
      * read, with the same results as an F32 weight holding the dequantized values. */
     const void *quant;
     GgmlType quant_type;
+    /* (OUT) where each row of a quant weight is stored (row r is stored row quant_row_of[r]),
+     * or NULL: in order. A GGUF's Q/K rows in llama.cpp's order, read in the Hugging Face
+     * order without a permuted copy. Set after tensor_init_quant. */
+    const int64_t *quant_row_of;
 } Tensor;
 
 /* ---- arenas -------------------------------------------------------------------- */

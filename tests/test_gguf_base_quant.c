@@ -39,10 +39,17 @@ START_TEST(test_quantized_gguf_base_is_the_hf_base_with_model_quantize) {
                              *b = model_weight(hf, l, (ModelModule)mod);
                 ck_assert_msg(a->quant && a->quant_type == types[t], "layer %d %s: not %s", l,
                               model_module_name((ModelModule)mod), ggml_type_name(types[t]));
-                size_t bytes = (size_t)a->shape[0] * ggml_row_bytes(types[t], a->shape[1]);
-                ck_assert_msg(memcmp(a->quant, b->quant, bytes) == 0,
-                              "%s layer %d %s: other blocks than model.quantize's",
-                              ggml_type_name(types[t]), l, model_module_name((ModelModule)mod));
+                /* q and k in place in llama.cpp's row order, read through quant_row_of */
+                size_t row = ggml_row_bytes(types[t], a->shape[1]);
+                for (int64_t r = 0; r < a->shape[0]; r++) {
+                    int64_t stored = a->quant_row_of ? a->quant_row_of[r] : r;
+                    ck_assert_msg(memcmp((const char *)a->quant + (size_t)stored * row,
+                                         (const char *)b->quant + (size_t)r * row, row) == 0,
+                                  "%s layer %d %s row %lld: other blocks than model.quantize's",
+                                  ggml_type_name(types[t]), l, model_module_name((ModelModule)mod),
+                                  (long long)r);
+                }
+                ck_assert(!a->quant_row_of == (mod != MODULE_Q && mod != MODULE_K));
             }
         ck_assert(model_lm_head(gg)->data != NULL && model_lm_head(gg)->quant == NULL);
         ck_assert(model_weight_bytes(gg) < model_weight_bytes(hf) + 4096 &&

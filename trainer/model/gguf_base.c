@@ -14,9 +14,11 @@
  *     form (ModelFamily.gguf_unnorm: Gemma's w + 1 -> w).
  * llama.cpp's Q/K row permutation (arch llama: LlamaModel.permute) is undone by reading the
  * rows of q and k (weights and biases) in the Hugging Face order: whole rows, so a quantized
- * matrix is permuted block row by block row into an owned copy, made once at load. A family's
- * own reorder (ModelFamily.gguf_reorder: Qwen3.5's value heads) is undone the same way, its
- * maps taken from the writer's hook applied to indices; columns only in float matrices.
+ * matrix stays in place and is read through a row map (Tensor.quant_row_of: the stored row of
+ * each Hugging Face row; a copy would keep 365 MB of Llama-3.1-8B's Q4_K_M twice), a float
+ * one is permuted into an owned copy, made once at load. A family's own reorder
+ * (ModelFamily.gguf_reorder: Qwen3.5's value heads) is undone the same way, its maps taken
+ * from the writer's hook applied to indices; columns only in float matrices.
  * Everything not used in place is in one allocation (Model.gguf_owned).
  *
  * The file's identity for the resume fingerprint (model_base_identity): its size and a 64-bit
@@ -212,11 +214,9 @@ static int check_piece(const Model *m, Piece *p, const char *path, char *err, si
         return 0;
     }
     size_t cells = (size_t)p->rows * (size_t)p->cols;
-    if (!is_float_type(src)) { /* a block type: kept, permuted into a copy when needed */
+    if (!is_float_type(src)) { /* a block type: kept in place, read through a row map */
         p->type = src;
-        p->owned = p->permute_heads || p->row_of
-                       ? align64((size_t)p->rows * ggml_row_bytes(src, p->cols))
-                       : 0;
+        p->owned = p->permute_heads || p->row_of ? align64((size_t)p->rows * sizeof(int64_t)) : 0;
     } else if (p->linear && m->quant != GGML_TYPE_F32) {
         p->type = model_quant_type_for(m->quant, p->cols);
         p->owned = align64((size_t)p->rows * ggml_row_bytes(p->type, p->cols));
@@ -267,6 +267,16 @@ static int place_piece(Model *m, Piece *p, uint8_t *owned, char *err, size_t err
             }
         tensor_init(p->dst, v, p->conv ? 2 : 1, shape);
         m->weight_bytes += (size_t)n * sizeof(float);
+        return 0;
+    }
+    if (!is_float_type(src)) { /* in place; rows in llama.cpp's order read through a map */
+        if (tensor_init_quant(p->dst, p->src->data, src, p->rows, p->cols) != 0) goto fail;
+        if (p->owned) {
+            int64_t *stored = (int64_t *)owned;
+            for (int64_t r = 0; r < p->rows; r++) stored[r] = file_row(p, r);
+            p->dst->quant_row_of = stored;
+        }
+        m->weight_bytes += p->src->nbytes;
         return 0;
     }
     m->weight_bytes += p->owned ? p->owned : p->src->nbytes;
