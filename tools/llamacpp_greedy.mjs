@@ -7,26 +7,11 @@
 //        MODEL.gguf <TAB> ADAPTER.gguf or - <TAB> PROMPT IDS <TAB> N [<TAB> CONTEXT]
 // prints, per job, the prompt ids and the generated ids on one line, as `lorafit generate`.
 //
-// node-llama-cpp is installed outside the repository (LLAMACPP_DIR, default build/llamacpp):
-//   npm i -E --omit=optional node-llama-cpp@3.21.1 @node-llama-cpp/linux-x64@3.21.1
-// For exact comparisons: CPU only, threads = the core count (its default of 4 on 2 cores is
-// hundreds of times slower), an F32 KV cache and flash attention off (with F16 caches tiny
-// models diverge at near-ties), greedy sampling straight from token ids. LLAMACPP_THREADS
-// overrides the thread count: on a machine busy with other work, llama.cpp's spinning
-// threads make 2 threads on 2 cores far slower than 1 (the test uses 1).
-// The context size is the model's training context capped at 2048 unless given: it decides
-// which longrope factors llama.cpp's phi3 uses (the long ones when the context, which
-// llama.cpp rounds up to a multiple of 256, exceeds rope.scaling.original_context_length).
+// Exact mode (F32 KV cache, flash attention off; the install, threads and context size:
+// llamacpp_exact.mjs), greedy sampling straight from token ids.
 import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { pathToFileURL } from "node:url";
 
-function ids(text) {
-  const v = text.trim().split(/[\s,]+/).map(Number);
-  if (!v.length || v.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`bad ids: ${text}`);
-  return v;
-}
+import { exactContext, ids, loadLlama } from "./llamacpp_exact.mjs";
 
 function parseArgs(argv) {
   const job = { lora: [], n: 200 };
@@ -58,22 +43,9 @@ function parseArgs(argv) {
 }
 
 const jobs = parseArgs(process.argv.slice(2));
-const dir = process.env.LLAMACPP_DIR || "build/llamacpp";
-const entry = path.resolve(dir, "node_modules/node-llama-cpp/dist/index.js");
-const { getLlama, LlamaLogLevel } = await import(pathToFileURL(entry).href);
-const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error });
-const threads = Number(process.env.LLAMACPP_THREADS) ||
-  (os.availableParallelism ? os.availableParallelism() : os.cpus().length);
+const llama = await loadLlama();
 for (const job of jobs) {
-  const model = await llama.loadModel({ modelPath: path.resolve(job.model), gpuLayers: 0 });
-  const context = await model.createContext({
-    contextSize: job.context || Math.min(model.trainContextSize, 2048),
-    threads,
-    flashAttention: false,
-    experimentalKvCacheKeyType: "F32",
-    experimentalKvCacheValueType: "F32",
-    ...(job.lora.length ? { lora: { adapters: job.lora.map((f) => ({ filePath: path.resolve(f) })) } } : {}),
-  });
+  const { model, context } = await exactContext(llama, job.model, job.lora, job.context);
   const seq = context.getSequence();
   const out = [...job.prompt];
   if (job.n > 0) {
