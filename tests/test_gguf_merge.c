@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 
 #include "tensor/tensor.h"
+#include "tests/test_gguf_base_util.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
 #include "trainer/model/lora.h"
@@ -33,10 +34,10 @@ static char *fixture_path(const char *name) {
     return tt_repo_path(rel);
 }
 
-/* A LoRA of r 4, alpha 8 (scaling 2) on TOUCHED with every A and B random (seeded). */
-static Lora *random_lora(const Model *m) {
+/* A LoRA of r 4, alpha 8 (scaling 2) on targets with every A and B random (seeded). */
+static Lora *random_lora(const Model *m, unsigned targets) {
     char err[1024];
-    LoraSpec spec = {.r = 4, .alpha = 8, .targets = TOUCHED};
+    LoraSpec spec = {.r = 4, .alpha = 8, .targets = targets};
     Lora *lora = lora_create(m, &spec, err, sizeof err);
     ck_assert_msg(lora != NULL, "%s", err);
     size_t n;
@@ -113,7 +114,7 @@ START_TEST(test_merge_requantizes_each_linear_to_its_type) {
         snprintf(out, sizeof out, "%s/%s-merged.gguf", dir, fixtures[fx]);
         Model *m = model_load(base, err, sizeof err);
         ck_assert_msg(m != NULL, "%s", err);
-        Lora *lora = random_lora(m);
+        Lora *lora = random_lora(m, TOUCHED);
         GgufReport rep;
         ck_assert_msg(
             gguf_merge_base(m, lora, NULL, true, GGML_TYPE_F32, out, &rep, err, sizeof err) == 0,
@@ -197,7 +198,7 @@ START_TEST(test_merge_f32_is_the_exact_sum_and_loads_back) {
     snprintf(out, sizeof out, "%s/merged-f32.gguf", dir);
     Model *m = model_load(base, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
-    Lora *lora = random_lora(m);
+    Lora *lora = random_lora(m, TOUCHED);
     GgufReport rep;
     ck_assert_msg(
         gguf_merge_base(m, lora, NULL, false, GGML_TYPE_F32, out, &rep, err, sizeof err) == 0, "%s",
@@ -248,6 +249,42 @@ START_TEST(test_merge_f32_is_the_exact_sum_and_loads_back) {
 }
 END_TEST
 
+/* The families whose GGUF layout differs from Hugging Face's beyond the Q/K permutation
+ * (Qwen3.5's reordered value heads, Phi-4-mini's fused qkv and gate_up, Gemma 2's norms
+ * stored + 1) and Qwen3 (no permutation), as F32 GGUF bases with an adapter on every linear:
+ * the merge (F32 kept, so exact) loads back with base + adapter's loss. */
+START_TEST(test_merge_keeps_each_family_layout) {
+    static const char *const fx[] = {"qwen35-gguf", "phi4mini-longrope", "gemma2-tied",
+                                     "qwen3-untied"};
+    char *dir = test_tmpdir(), base[4200], out[4200], rel[256], err[2048];
+    for (size_t i = 0; i < sizeof fx / sizeof fx[0]; i++) {
+        snprintf(rel, sizeof rel, "tests/data/train/%s/model", fx[i]);
+        char *model_dir = tt_repo_path(rel);
+        snprintf(base, sizeof base, "%s/%s.gguf", dir, fx[i]);
+        snprintf(out, sizeof out, "%s/%s-merged.gguf", dir, fx[i]);
+        gb_export_f32(model_dir, base);
+        Model *m = model_load(base, err, sizeof err);
+        ck_assert_msg(m != NULL, "%s: %s", fx[i], err);
+        Lora *lora = random_lora(m, LORA_ALL);
+        ck_assert_msg(
+            gguf_merge_base(m, lora, NULL, true, GGML_TYPE_F32, out, NULL, err, sizeof err) == 0,
+            "%s: %s", fx[i], err);
+        Model *merged = model_load(out, err, sizeof err);
+        ck_assert_msg(merged != NULL, "%s: %s", fx[i], err);
+        double with_adapter = batch_loss(m, lora), folded = batch_loss(merged, NULL);
+        ck_assert_msg(fabs(folded - with_adapter) <= 1e-5 * fabs(with_adapter),
+                      "%s: merged loss %.9g, base + adapter %.9g", fx[i], folded, with_adapter);
+        ck_assert_msg(fabs(batch_loss(m, NULL) - with_adapter) > 1e-3, "%s: no change", fx[i]);
+        model_free(merged);
+        lora_free(lora);
+        model_free(m);
+        free(model_dir);
+    }
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* The command: the base's types by default with the lossy note, the same file as the API
  * writes; --dtype f32 without the note; what it cannot do refused with exit 2 saying why. */
 START_TEST(test_merge_command_on_a_gguf_base) {
@@ -258,7 +295,7 @@ START_TEST(test_merge_command_on_a_gguf_base) {
     snprintf(b, sizeof b, "%s/cli.gguf", dir);
     Model *m = model_load(base, err, sizeof err);
     ck_assert_msg(m != NULL, "%s", err);
-    Lora *lora = random_lora(m);
+    Lora *lora = random_lora(m, TOUCHED);
     ck_assert_int_eq(mkdir(adapter, 0755), 0);
     ck_assert_msg(lora_save_peft(lora, adapter, "base", LORA_F32, err, sizeof err) == 0, "%s", err);
     ck_assert_msg(gguf_merge_base(m, lora, NULL, true, GGML_TYPE_F32, a, NULL, err, sizeof err) ==
@@ -293,6 +330,7 @@ Suite *gguf_merge_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_merge_requantizes_each_linear_to_its_type);
     tcase_add_test(tc, test_merge_f32_is_the_exact_sum_and_loads_back);
+    tcase_add_test(tc, test_merge_keeps_each_family_layout);
     tcase_add_test(tc, test_merge_command_on_a_gguf_base);
     suite_add_tcase(s, tc);
     return s;
