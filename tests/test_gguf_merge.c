@@ -324,6 +324,86 @@ START_TEST(test_merge_command_on_a_gguf_base) {
 }
 END_TEST
 
+/* `lorafit ARGS`-style shell command cmd (in dir), which must succeed: its output. */
+static char *run_capture(const char *dir, const char *cmd, const char *name) {
+    char out[4400];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    int rc = test_run(cmd, out);
+    char *text = test_read_file(out, NULL);
+    ck_assert_msg(rc == 0, "%s: exit %d\n%s", cmd, rc, text ? text : "");
+    return text;
+}
+
+/* llama.cpp (node-llama-cpp; skipped by name without it) on merges into a GGUF base of
+ * stories260K whose linears are Q8_0 (F16 where rows of 172 cannot be Q8_0; the base itself
+ * made by merge --dtype q8_0 from the F32 GGUF, embeddings F32): the --dtype f32 merge, F32
+ * throughout, gives lorafit's greedy ids for base + adapter (64 tokens, exact mode), so
+ * llama.cpp reads the merged q/k rows in the order lorafit wrote them; the re-quantized merge
+ * loads and generates 64 ids in the vocabulary. */
+START_TEST(test_llamacpp_runs_the_merged_gguf) {
+    char ldir[4096];
+    const char *why = NULL;
+    if (!tt_llamacpp_dir(ldir, sizeof ldir, &why)) {
+        test_skip(__func__, why);
+        return;
+    }
+    TEST_NEED_SHARED(shared);
+    char *dir = test_tmpdir(), err[2048], args[16384];
+    snprintf(args, sizeof args, "merge --model '%s/models/stories260K' --out '%s/f32.gguf'", shared,
+             dir);
+    tt_expect(dir, args, 0, "tokenizer llama");
+    snprintf(args, sizeof args, "merge --model '%s/f32.gguf' --out '%s/q8.gguf' --dtype q8_0", dir,
+             dir);
+    tt_expect(dir, args, 0, "are F16, as llama.cpp's converter does");
+    char base[4200], adapter[4200];
+    snprintf(base, sizeof base, "%s/q8.gguf", dir);
+    snprintf(adapter, sizeof adapter, "%s/adapter", dir);
+    Model *m = model_load(base, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    ck_assert_int_eq(model_weight(m, 0, MODULE_Q)->quant_type, GGML_TYPE_Q8_0);
+    Lora *lora = random_lora(m, TOUCHED);
+    ck_assert_int_eq(mkdir(adapter, 0755), 0);
+    ck_assert_msg(lora_save_peft(lora, adapter, "q8.gguf", LORA_F32, err, sizeof err) == 0, "%s",
+                  err);
+    lora_free(lora);
+    model_free(m);
+    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/mq.gguf'", base,
+             adapter, dir);
+    tt_expect(dir, args, 0, "lossy");
+    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/mf.gguf' --dtype f32",
+             base, adapter, dir);
+    tt_expect(dir, args, 0, "adapter merged");
+    snprintf(args, sizeof args,
+             "'%s' generate --precision f32 --model '%s' --adapter '%s' --prompt-ids 1 -n 64",
+             test_lorafit_bin(), base, adapter);
+    char *want = run_capture(dir, args, "gen.txt");
+    char jobs_text[9000];
+    snprintf(jobs_text, sizeof jobs_text, "%s/mf.gguf\t-\t1\t64\n%s/mq.gguf\t-\t1\t64\n", dir, dir);
+    char *jobs = tt_write_text(dir, "jobs.tsv", jobs_text);
+    const char *root = getenv("LORAFIT_ROOT") ? getenv("LORAFIT_ROOT") : ".";
+    snprintf(
+        args, sizeof args,
+        "LLAMACPP_DIR='%s' LLAMACPP_THREADS=1 node '%s/tools/llamacpp_greedy.mjs' --jobs '%s' 2>&1",
+        ldir, root, jobs);
+    char *got = run_capture(dir, args, "llamacpp.txt");
+    char *nl = strchr(got, '\n');
+    ck_assert_msg(nl != NULL, "llama.cpp printed:\n%s", got);
+    *nl = '\0';
+    ck_assert_msg(strncmp(got, want, strlen(got)) == 0 && strlen(got) + 1 == strlen(want),
+                  "the f32 merge in llama.cpp\n%s\nlorafit generate --adapter on the base\n%s", got,
+                  want);
+    int n = 0;
+    for (char *t = strtok(nl + 1, " \n"); t; t = strtok(NULL, " \n"), n++)
+        ck_assert_int_lt(atoi(t), 512);
+    ck_assert_msg(n == 65, "the re-quantized merge in llama.cpp: %d ids", n);
+    free(got);
+    free(want);
+    free(jobs);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *gguf_merge_suite(void) {
     Suite *s = suite_create("gguf_merge");
     TCase *tc = tcase_create("core");
@@ -332,6 +412,7 @@ Suite *gguf_merge_suite(void) {
     tcase_add_test(tc, test_merge_f32_is_the_exact_sum_and_loads_back);
     tcase_add_test(tc, test_merge_keeps_each_family_layout);
     tcase_add_test(tc, test_merge_command_on_a_gguf_base);
+    tcase_add_test(tc, test_llamacpp_runs_the_merged_gguf);
     suite_add_tcase(s, tc);
     return s;
 }
