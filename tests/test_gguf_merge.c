@@ -286,7 +286,8 @@ START_TEST(test_merge_keeps_each_family_layout) {
 END_TEST
 
 /* The command: the base's types by default with the lossy note, the same file as the API
- * writes; --dtype f32 without the note; what it cannot do refused with exit 2 saying why. */
+ * writes; --dtype f32 without the note; without an adapter the base's very bytes; what it
+ * cannot do refused with exit 2 saying why. */
 START_TEST(test_merge_command_on_a_gguf_base) {
     char *dir = test_tmpdir(), adapter[4200], args[16384], err[2048], a[4200], b[4200];
     char *base = fixture_path("Q3_K_M");
@@ -310,6 +311,10 @@ START_TEST(test_merge_command_on_a_gguf_base) {
     char *log = tt_log(dir);
     ck_assert_msg(!strstr(log, "lossy"), "%s", log);
     free(log);
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/copy.gguf'", base, dir);
+    tt_expect(dir, args, 0, "the base's types");
+    snprintf(a, sizeof a, "%s/copy.gguf", dir);
+    ck_assert_msg(tt_same_bytes(base, a), "without an adapter the file is not the base's bytes");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/x.gguf' --dtype q4_k",
              base, adapter, dir);
     tt_expect(dir, args, 2, "--dtype must be f32, f16, q8_0 or bf16, not 'q4_k'");
