@@ -2,7 +2,8 @@
  * `lorafit merge --format gguf --model FILE.gguf`).
  *
  * On llama-quantize's own mixes (tests/data/gguf_base: Q2_K .. Q6_K tensors, q/k rows in
- * llama.cpp's permuted order), with an adapter on q k v gate down (o and up untouched):
+ * llama.cpp's permuted order), whose every block lorafit's quantizers reproduce from the F32
+ * source, with an adapter on q k v gate down (o and up untouched):
  *   - each merged linear is exactly quantize(dequant(W) + s B A) in its own type, computed
  *     here from the file's rows with the Q/K permutation written out independently;
  *   - every other tensor (o, up, token_embd, norms) is byte-identical, and so is the whole
@@ -170,6 +171,56 @@ START_TEST(test_merge_requantizes_each_linear_to_its_type) {
 }
 END_TEST
 
+/* What a merge writes back is what llama-quantize would write: the F32 GGUF the fixtures
+ * were quantized from, rebuilt as their README says, quantized tensor by tensor with
+ * quant_quantize_row, gives every block of every fixture (Q2_K .. Q6_K, 256-wide rows). */
+START_TEST(test_quantizers_write_llama_quantize_blocks) {
+    char *dir = test_tmpdir(), model[4200], f32[4200], cmd[16384], err[2048];
+    snprintf(model, sizeof model, "%s/m", dir);
+    snprintf(f32, sizeof f32, "%s/f32.gguf", dir);
+    char *tok = tt_repo_path("tests/data/train/qwen3-untied/model");
+    snprintf(cmd, sizeof cmd,
+             "'%s/make_model' --out '%s' --arch llama --hidden 256 --intermediate 256 --layers 1 "
+             "--heads 2 --kv-heads 1 --vocab 320 --seed 31 --dtype f32 --tied && ln -s "
+             "'%s/tokenizer.json' '%s/tokenizer_config.json' '%s/'",
+             test_tools_dir(), model, tok, tok, model);
+    free(tok);
+    ck_assert_msg(test_run(cmd, "/dev/null") == 0, "failed: %s", cmd);
+    gb_export_f32(model, f32);
+    GgufFile *src = gguf_open(f32, err, sizeof err);
+    ck_assert_msg(src != NULL, "%s", err);
+    unsigned types = 0;
+    for (size_t fx = 0; fx < sizeof fixtures / sizeof fixtures[0]; fx++) {
+        char *path = fixture_path(fixtures[fx]);
+        GgufFile *q = gguf_open(path, err, sizeof err);
+        ck_assert_msg(q != NULL, "%s", err);
+        for (int i = 0; i < gguf_tensor_total(q); i++) {
+            const GgufTensorInfo *t = gguf_tensor_at(q, i), *s = gguf_find_tensor(src, t->name);
+            ck_assert_msg(s && s->type == GGML_TYPE_F32, "%s: no F32 source", t->name);
+            if (ggml_block_size(t->type) == 1) continue;
+            uint8_t *got = malloc(t->nbytes);
+            size_t row = ggml_row_bytes(t->type, t->ne[0]);
+            for (int64_t r = 0; r < t->ne[1]; r++)
+                ck_assert_int_eq(quant_quantize_row(t->type, (const float *)s->data + r * t->ne[0],
+                                                    got + r * row, t->ne[0]),
+                                 0);
+            ck_assert_msg(memcmp(got, t->data, t->nbytes) == 0,
+                          "%s: %s (%s) is not llama-quantize's", fixtures[fx], t->name,
+                          ggml_type_name(t->type));
+            types |= 1u << t->type;
+            free(got);
+        }
+        gguf_close(q);
+        free(path);
+    }
+    for (int t = GGML_TYPE_Q2_K; t <= GGML_TYPE_Q6_K; t++)
+        ck_assert_msg(types & (1u << t), "no %s tensor in the fixtures", ggml_type_name(t));
+    gguf_close(src);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* The loss of model (with lora when not NULL) on a fixed batch of 2 x 24 ids. */
 static double batch_loss(const Model *m, const Lora *lora) {
     enum { B = 2, T = 24 };
@@ -303,7 +354,7 @@ START_TEST(test_merge_command_on_a_gguf_base) {
                       0,
                   "%s", err);
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s'", base, adapter, b);
-    tt_expect(dir, args, 0, "re-quantized to their block types: lossy");
+    tt_expect(dir, args, 0, "re-quantized (each to its own type): lossy");
     ck_assert_msg(tt_same_bytes(a, b), "the command wrote another file than gguf_merge_base");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/f32.gguf' --dtype f32",
              base, adapter, dir);
@@ -413,6 +464,7 @@ Suite *gguf_merge_suite(void) {
     Suite *s = suite_create("gguf_merge");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_quantizers_write_llama_quantize_blocks);
     tcase_add_test(tc, test_merge_requantizes_each_linear_to_its_type);
     tcase_add_test(tc, test_merge_f32_is_the_exact_sum_and_loads_back);
     tcase_add_test(tc, test_merge_keeps_each_family_layout);

@@ -130,10 +130,11 @@ int cmd_merge(int argc, char **argv) {
                     report.arch, report.tokenizer, report.pre, lora ? ", adapter merged" : "");
             if (report.requantized)
                 fprintf(stderr,
-                        "note: %d merged linears were re-quantized to their block types: lossy, "
-                        "the file holds the nearest blocks to base + scaling B A, not the sum "
-                        "itself (--dtype f32 keeps it exactly, f16 or bf16 rounded)\n",
-                        report.requantized);
+                        "note: %d merged linears were re-quantized (%s): lossy, the file holds "
+                        "the nearest blocks to base + scaling B A, not the sum itself (--dtype "
+                        "f32 keeps it exactly, f16 or bf16 rounded)\n",
+                        report.requantized,
+                        keep_types ? "each to its own type" : ggml_type_name(dtype));
             if (report.fell_back_f16)
                 fprintf(stderr,
                         "note: %d matrices have rows Q8_0 cannot hold (length not a multiple of "
