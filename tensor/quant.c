@@ -85,21 +85,7 @@ size_t ggml_row_bytes(int t, int64_t ne0) {
 }
 
 bool quant_can_quantize(int t) {
-    switch (t) {
-    case GGML_TYPE_F32:
-    case GGML_TYPE_F16:
-    case GGML_TYPE_BF16:
-    case GGML_TYPE_Q8_0:
-    case GGML_TYPE_Q4_0:
-    case GGML_TYPE_Q4_1:
-    case GGML_TYPE_Q5_0:
-    case GGML_TYPE_Q5_1:
-    case GGML_TYPE_Q4_K:
-    case GGML_TYPE_Q5_K:
-    case GGML_TYPE_Q6_K:
-        return true;
-    }
-    return false;
+    return type_info(t) != NULL; /* every type lorafit reads, it writes */
 }
 
 /* ggml_compute_fp16_to_fp32 (ggml-impl.h), operation for operation: exact for every half,
@@ -392,6 +378,12 @@ int quant_quantize_row(int t, const float *src, void *dst, int64_t n) {
         return 0;
     case GGML_TYPE_Q5_1:
         quantize_q5_1(src, dst, nb);
+        return 0;
+    case GGML_TYPE_Q2_K:
+        quantize_q2_k(src, dst, nb);
+        return 0;
+    case GGML_TYPE_Q3_K:
+        quantize_q3_k(src, dst, nb);
         return 0;
     case GGML_TYPE_Q4_K:
         quantize_q4_k(src, dst, nb);

@@ -48,8 +48,8 @@ size_t ggml_block_bytes(int t);
 /* Bytes of a row of ne0 weights: 0 when the type is unknown or ne0 is not a positive
  * multiple of its block size (Q8_0 needs a multiple of 32, the K-quants of 256). */
 size_t ggml_row_bytes(int t, int64_t ne0);
-/* Whether quant_quantize_row writes type t: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
- * Q4_K, Q5_K, Q6_K (not Q2_K, Q3_K: read only). */
+/* Whether quant_quantize_row writes type t: every type in GgmlType (what lorafit reads it
+ * can write back, as a merge into a GGUF base does). */
 bool quant_can_quantize(int t);
 
 /* IEEE half -> float, exact; NaNs as ggml_compute_fp16_to_fp32 makes them (quieted). */

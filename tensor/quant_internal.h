@@ -88,6 +88,24 @@ static inline float f16_to_float(uint16_t h) {
     return quant_f16_to_float(h);
 }
 
+/* The K-quant searches' "all zero" threshold on a group's largest magnitude. */
+#define GROUP_MAX_EPS 1e-15f
+
+/* Round to nearest, ties to even, by the float-add trick ggml uses (|fval| < 2^22). */
+static inline int nearest_int(float fval) {
+    float val = fval + 12582912.f;
+    int i;
+    memcpy(&i, &val, sizeof(int));
+    return (i & 0x007fffff) - 0x00400000;
+}
+
+/* Scale and min of n weights x as levels L in [0, nmax] (x ~ scale L - the_min): ggml's
+ * weighted least-squares fit over nstep + 1 trial scales, errors squared or, use_mad,
+ * absolute (quant_k.c; Q2_K uses it from quant_k_low.c). */
+float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                       float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                       bool use_mad);
+
 /* The K-quant rows (quant_k.c); nb super-blocks. */
 void dequantize_q2_k(const BlockQ2_K *x, float *y, int64_t nb);
 void dequantize_q3_k(const BlockQ3_K *x, float *y, int64_t nb);
@@ -97,6 +115,8 @@ void dequantize_q6_k(const BlockQ6_K *x, float *y, int64_t nb);
 void quantize_q4_k(const float *x, BlockQ4_K *y, int64_t nb);
 void quantize_q5_k(const float *x, BlockQ5_K *y, int64_t nb);
 void quantize_q6_k(const float *x, BlockQ6_K *y, int64_t nb);
+void quantize_q2_k(const float *x, BlockQ2_K *y, int64_t nb); /* quant_k_low.c */
+void quantize_q3_k(const float *x, BlockQ3_K *y, int64_t nb);
 
 /* The products with a quantized weight w (OUT, IN) (quant_product.c), in the graph's
  * precision; rows of n activations. 0, or -1 with the graph failed.

@@ -6,20 +6,11 @@
  * helpers (make_qkx2_quants: scale and min by weighted least squares over 16 or 21 trial
  * scales; make_qx_quants: symmetric scale over 19 trials), written as ggml-quants.c writes
  * them (MIT licence, the ggml authors) so that every float operation and its order is the
- * same: the result is bit-identical to llama.cpp's. */
+ * same: the result is bit-identical to llama.cpp's. Q2_K's and Q3_K's quantizers are in
+ * quant_k_low.c. */
 #include <math.h>
 
 #include "tensor/quant_internal.h"
-
-#define GROUP_MAX_EPS 1e-15f
-
-/* Round to nearest, ties to even, by the float-add trick ggml uses (|fval| < 2^22). */
-static inline int nearest_int(float fval) {
-    float val = fval + 12582912.f;
-    int i;
-    memcpy(&i, &val, sizeof(int));
-    return (i & 0x007fffff) - 0x00400000;
-}
 
 /* Sub-block j's 6-bit scale and min of a Q4_K / Q5_K super-block's 12 scale bytes. */
 static inline void get_scale_min_k4(int j, const uint8_t *q, uint8_t *d, uint8_t *m) {
@@ -165,11 +156,9 @@ void dequantize_q6_k(const BlockQ6_K *restrict x, float *restrict y, int64_t nb)
 
 /* ---- the reference quantizers -------------------------------------------------------- */
 
-/* Scale and min of n weights x as levels L in [0, nmax] (x ~ scale L - the_min): the
- * weighted least-squares fit over nstep + 1 trial scales. */
-static float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
-                              float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
-                              bool use_mad) {
+float make_qkx2_quants(int n, int nmax, const float *x, const float *weights, uint8_t *L,
+                       float *the_min, uint8_t *Laux, float rmin, float rdelta, int nstep,
+                       bool use_mad) {
     float min = x[0], max = x[0];
     float sum_w = weights[0];
     float sum_x = sum_w * x[0];

@@ -4,7 +4,9 @@
  * hf (the default): the base with W += scaling B A folded in, as a Hugging Face model
  * directory that lorafit and transformers load, built under a temporary name. gguf (also
  * chosen by an OUT ending in .gguf): the merged model, or without --adapter the base
- * itself, as a GGUF model for llama.cpp / Ollama, with its tokenizer. */
+ * itself, as a GGUF model for llama.cpp / Ollama, with its tokenizer. A GGUF base (--model
+ * FILE.gguf) merges into a GGUF file only: each linear back in its own type (re-quantized,
+ * lossy: said on stderr) unless --dtype names one. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,8 @@ static void merge_usage(FILE *out) {
             "  Folds the adapter into the base (W += scaling B A, in double) and writes a\n"
             "  Hugging Face model directory, or a GGUF file for llama.cpp (without --adapter:\n"
             "  the base model as GGUF). dtype default f32. Existing outputs need --force.\n"
+            "  A GGUF base (--model FILE.gguf) merges into a GGUF file: each linear\n"
+            "  re-quantized to its own type (lossy), or all of them in --dtype.\n"
             "  --max-shard-size BYTES splits the safetensors (default 5 GB, as transformers).\n");
 }
 
@@ -39,7 +43,7 @@ static int fill_hf(const char *tmp, void *ctx, char *err, size_t errlen) {
 
 int cmd_merge(int argc, char **argv) {
     const char *model_dir = NULL, *adapter_dir = NULL, *out = NULL, *format = NULL,
-               *dtype_name = "f32", *shard = NULL;
+               *dtype_name = NULL, *shard = NULL;
     bool force = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -82,8 +86,17 @@ int cmd_merge(int argc, char **argv) {
                         "it, --format gguf converts the base alone)\n");
         return EXIT_USAGE;
     }
-    GgmlType dtype;
-    if (cmd_parse_dtype("merge", dtype_name, gguf, &dtype) != EXIT_OK) return EXIT_USAGE;
+    bool gguf_base = model_path_is_gguf(model_dir), keep_types = gguf_base && !dtype_name;
+    if (gguf_base && !gguf) {
+        fprintf(stderr,
+                "lorafit merge: %s is a GGUF base: it merges into a GGUF file (--format gguf, "
+                "or an --out ending in .gguf)\n",
+                model_dir);
+        return EXIT_USAGE;
+    }
+    GgmlType dtype = GGML_TYPE_F32;
+    if (dtype_name && cmd_parse_dtype("merge", dtype_name, gguf, &dtype) != EXIT_OK)
+        return EXIT_USAGE;
     unsigned long long shard_size = 0;
     char *end = NULL;
     if (shard && ((shard_size = strtoull(shard, &end, 10)) == 0 || *end)) {
@@ -104,15 +117,24 @@ int cmd_merge(int argc, char **argv) {
     }
     if (gguf) {
         GgufReport report;
-        rc = gguf_export_model(m, lora, model_dir, adapter_dir, dtype, out, &report, err,
-                               sizeof err);
+        rc = gguf_base ? gguf_merge_base(m, lora, adapter_dir, keep_types, dtype, out, &report, err,
+                                         sizeof err)
+                       : gguf_export_model(m, lora, model_dir, adapter_dir, dtype, out, &report,
+                                           err, sizeof err);
         if (rc != 0) {
             fprintf(stderr, "lorafit merge: %s\n", err);
             rc = EXIT_RUNTIME;
         } else {
             fprintf(stderr, "wrote %s: %d tensors (%s), arch %s, tokenizer %s (pre %s)%s\n", out,
-                    report.tensors, ggml_type_name(dtype), report.arch, report.tokenizer,
-                    report.pre, lora ? ", adapter merged" : "");
+                    report.tensors, keep_types ? "the base's types" : ggml_type_name(dtype),
+                    report.arch, report.tokenizer, report.pre, lora ? ", adapter merged" : "");
+            if (report.requantized)
+                fprintf(stderr,
+                        "note: %d merged linears were re-quantized (%s): lossy, the file holds "
+                        "the nearest blocks to base + scaling B A, not the sum itself (--dtype "
+                        "f32 keeps it exactly, f16 or bf16 rounded)\n",
+                        report.requantized,
+                        keep_types ? "each to its own type" : ggml_type_name(dtype));
             if (report.fell_back_f16)
                 fprintf(stderr,
                         "note: %d matrices have rows Q8_0 cannot hold (length not a multiple of "

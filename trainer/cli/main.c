@@ -19,7 +19,7 @@ static const Command commands[] = {
      "export CHECKPOINT_OR_ADAPTER_DIR --out DIR|FILE.gguf [--format peft|gguf] "
      "[--dtype f32|bf16|f16] [--model DIR] [--force]"},
     {"merge", cmd_merge,
-     "merge --model DIR [--adapter DIR] --out DIR|FILE.gguf [--format hf|gguf] "
+     "merge --model DIR|FILE.gguf [--adapter DIR] --out DIR|FILE.gguf [--format hf|gguf] "
      "[--dtype f32|f16|bf16|q8_0] [--force]"},
     {"plot", cmd_plot, "plot OUTPUT_DIR [--out FILE.png]   redraws the loss curve"},
     {"eval", cmd_eval, "eval CONFIG.yaml [--adapter DIR]"},

@@ -62,6 +62,7 @@ typedef struct GgufReport {
     int tensors;
     int fell_back_f16;         /* Q8_0 asked, row length not a multiple of 32: F16 instead */
     char fallback_example[64]; /* one such tensor */
+    int requantized;           /* GGUF base: merged linears re-encoded in a block type (lossy) */
     char arch[16];             /* "llama", "qwen2" */
     char tokenizer[16];        /* "llama", "gpt2" */
     char pre[32];              /* tokenizer.ggml.pre */
@@ -92,6 +93,15 @@ const char *gguf_arch_name(const ModelConfig *cfg);
 int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
                       const char *adapter_dir, GgmlType dtype, const char *path, GgufReport *report,
                       char *err, size_t errlen);
+
+/* lora merged into m loaded from a GGUF base (merge_gguf.c), written to path as a GGUF file
+ * in the base's layout: every key-value kept (adapter_dir's CHAT_TEMPLATE_FILE, when there,
+ * as tokenizer.chat_template), every tensor but the decoder's linears byte-identical, each
+ * linear W + scaling B A (merge_linear) re-encoded in its own type (keep_types; a linear
+ * lora does not touch keeps its bytes) or, every linear, in dtype F32, F16, BF16 or Q8_0
+ * (general.file_type set to it). Re-quantizing into a block type is lossy. */
+int gguf_merge_base(const Model *m, const Lora *lora, const char *adapter_dir, bool keep_types,
+                    GgmlType dtype, const char *path, GgufReport *report, char *err, size_t errlen);
 
 /* The PEFT adapter in adapter_dir, for the base whose config.json is model_config, as a GGUF
  * LoRA adapter in dtype F32, F16 or BF16. rsLoRA: llama.cpp scales by alpha / r, so the

@@ -411,9 +411,7 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
                       char *err, size_t errlen) {
     if (m->gguf)
         return store_error(err, errlen, 0,
-                           "gguf: %s is a GGUF base; merging into one is not supported yet "
-                           "(merge into the Hugging Face model it was made from)",
-                           model_dir);
+                           "gguf: %s is a GGUF base, which gguf_merge_base writes back", model_dir);
     if (m->dtype != MODEL_F32)
         return store_error(err, errlen, 0, "gguf: the model must be loaded as F32");
     if (!ggml_type_name(dtype))

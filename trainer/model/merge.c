@@ -241,8 +241,9 @@ int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, cons
                    const MergeOptions *opt, char *err, size_t errlen) {
     if (m->gguf)
         return store_error(err, errlen, 0,
-                           "merge: %s is a GGUF base; merging into one is not supported yet "
-                           "(merge into the Hugging Face model it was made from)",
+                           "merge: %s is a GGUF base: it merges into a GGUF file (--format gguf, "
+                           "or an --out ending in .gguf), or merge into the Hugging Face model "
+                           "it was made from",
                            model_dir);
     if (m->dtype != MODEL_F32)
         return store_error(err, errlen, 0, "merge: the base must be loaded as F32");

@@ -561,7 +561,9 @@ Model *model_load_quantized(const char *dir, ModelDtype dtype, GgmlType quant, c
     m->quant = quant;
     char path[4096];
     int rc = 0;
-    if (quant != GGML_TYPE_F32 && (!quant_can_quantize(quant) || ggml_block_size(quant) == 1)) {
+    bool offered = quant == GGML_TYPE_Q8_0 || quant == GGML_TYPE_Q4_0 || quant == GGML_TYPE_Q4_K ||
+                   quant == GGML_TYPE_Q5_K || quant == GGML_TYPE_Q6_K; /* decoder.h's list */
+    if (quant != GGML_TYPE_F32 && !offered) {
         snprintf(err, errlen,
                  "%s: cannot quantize the weights to %s (q8_0, q4_0, q4_k, q5_k, "
                  "q6_k)",

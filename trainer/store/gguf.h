@@ -86,6 +86,11 @@ int gguf_set_arr_f32(GgufWriter *w, const char *key, const float *values, size_t
 /* A power of two >= 8; writes general.alignment. */
 int gguf_set_alignment(GgufWriter *w, uint32_t alignment, char *err, size_t errlen);
 int gguf_kv_count(const GgufWriter *w);
+/* A key-value of a file being read (gguf_read.h), its type and bytes as they are: what a
+ * writer that rewrites a file's tensors keeps of its metadata. general.alignment also sets
+ * the alignment. */
+typedef struct GgufKv GgufKv;
+int gguf_copy_kv(GgufWriter *w, const GgufKv *kv, char *err, size_t errlen);
 bool gguf_has_key(const GgufWriter *w, const char *key);
 
 /* Adds a tensor of n_dims (1..4) sizes ne (ggml order) and ggml type; its bytes come from

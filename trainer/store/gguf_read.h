@@ -24,7 +24,7 @@
 
 typedef struct GgufFile GgufFile;
 
-typedef struct {
+struct GgufKv {
     const char *key;
     GgufType type;          /* GGUF_TYPE_ARRAY for arrays */
     GgufType arr_type;      /* arrays: the elements' type */
@@ -32,7 +32,7 @@ typedef struct {
     const uint8_t *val;     /* scalars: the value; strings: the u64 length, then the bytes;
                                arrays: the first element */
     const uint64_t *str_at; /* arrays of strings: each element's offset from val */
-} GgufKv;
+};                          /* GgufKv (gguf.h names the type) */
 
 typedef struct {
     const char *name;

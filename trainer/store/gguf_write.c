@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trainer/store/gguf_read.h"
 #include "trainer/store/store.h"
 
 #define GGUF_MAX_NAME 64 /* GGML_MAX_NAME: a tensor name is shorter than this */
@@ -222,6 +223,34 @@ int gguf_set_alignment(GgufWriter *w, uint32_t alignment, char *err, size_t errl
     if (gguf_set_u32(w, "general.alignment", alignment, err, errlen) != 0) return -1;
     w->alignment = alignment;
     return 0;
+}
+
+int gguf_copy_kv(GgufWriter *w, const GgufKv *kv, char *err, size_t errlen) {
+    size_t elem = gguf_value_size(kv->type == GGUF_TYPE_ARRAY ? kv->arr_type : kv->type);
+    size_t payload = elem * kv->n; /* scalars: n is 1 */
+    const char *s;
+    size_t len;
+    if (kv->type == GGUF_TYPE_STRING && gguf_kv_str(kv, &s, &len))
+        payload = 8 + len;
+    else if (kv->type == GGUF_TYPE_ARRAY && kv->arr_type == GGUF_TYPE_STRING)
+        payload =
+            kv->n && gguf_elem_str(kv, kv->n - 1, &s, &len) ? kv->str_at[kv->n - 1] + 8 + len : 0;
+    else if (elem == 0)
+        return store_error(err, errlen, 0, "gguf: key '%s' has a value of unknown type", kv->key);
+    if (strcmp(kv->key, "general.alignment") == 0) {
+        int64_t a;
+        if (kv->type != GGUF_TYPE_UINT32 || !gguf_kv_int(kv, &a))
+            return store_error(err, errlen, 0, "gguf: general.alignment is not a u32");
+        return gguf_set_alignment(w, (uint32_t)a, err, errlen);
+    }
+    Bytes b = {0};
+    put_u32(&b, kv->type);
+    if (kv->type == GGUF_TYPE_ARRAY) {
+        put_u32(&b, kv->arr_type);
+        put_u64(&b, kv->n);
+    }
+    put(&b, kv->val, payload); /* the file's little-endian bytes as they are */
+    return set_kv(w, kv->key, b, err, errlen);
 }
 
 int gguf_add_tensor(GgufWriter *w, const char *name, GgmlType type, int n_dims, const int64_t *ne,
