@@ -443,12 +443,13 @@ static int add_vocab(GgufWriter *w, const char *model_dir, const char *adapter_d
     char path[4200];
     size_t len;
     if (path_join(path, sizeof path, model_dir, "tokenizer.json", err, errlen) != 0) return -1;
-    char *tok = store_read_file(path, (size_t)1 << 30, &len, err, errlen);
-    if (!tok)
+    char why[512];
+    char *tok = store_read_file(path, (size_t)1 << 30, &len, why, sizeof why);
+    if (!tok) /* why, not err: the message quotes it */
         return store_error(err, errlen, 0,
                            "%s/tokenizer.json is needed: llama.cpp loads a model only with its "
                            "tokenizer (%s)",
-                           model_dir, err);
+                           model_dir, why);
     char side[2][4200], ignore[256];
     char *text[2] = {NULL, NULL};
     const char *names[2] = {"tokenizer_config.json", "config.json"};
