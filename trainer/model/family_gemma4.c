@@ -34,8 +34,16 @@
  * (Gemma4TextConfig.__post_init__ does so with a warning).
  *
  * Not trained: the MoE (enable_moe_block: 26B-A4B), refused by name; LoRA on the per-layer
- * gate and projection (frozen here). The GGUF exports refuse the family (gemma4_gguf_check).
- * Default LoRA targets: q_proj and v_proj (PEFT's Gemma default).
+ * gate and projection (frozen here). Default LoRA targets: q_proj and v_proj (PEFT's Gemma
+ * default).
+ *
+ * GGUF: llama.cpp's arch "gemma4" as convert_hf_to_gguf.py's Gemma4Model writes it
+ * (gemma4_gguf_metadata; the per-layer input tensors, per_layer_* and blk.N.inp_gate / proj /
+ * post_norm, and rope_freqs in gguf_model.c), plain-w norms as they are. llama.cpp runs the
+ * layers as transformers does, K = V and the weightless V norm included, with one exception
+ * lorafit refuses (gemma4_gguf_check): a KV-sharing layer reads the last layer before the
+ * sharing ones when full and the one before that when sliding, not the last earlier layer of
+ * its type. The E2B shape agrees (layers 13 sliding and 14 full before the 20 sharing ones).
  *
  * The published checkpoints are Gemma4ForConditionalGeneration (gemma4): this decoder under
  * text_config, its tensors under model.language_model., beside vision and audio towers that

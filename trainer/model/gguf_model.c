@@ -14,6 +14,11 @@
  *     the biases as .bias; rope_freqs for llama3 rope scaling;
  *   - LlamaModel.permute on q_proj and k_proj (weights and biases) for arch llama: llama.cpp
  *     rotates interleaved pairs where Hugging Face rotates halves (Qwen's are not permuted);
+ *   - Gemma 4 (family_gemma4.c): per_layer_token_embd (its first V rows, encoded a chunk of
+ *     rows at a time, never widened as a whole), per_layer_model_proj, per_layer_proj_norm,
+ *     each layer's inp_gate / proj (matrices of the file type) and post_norm, and rope_freqs
+ *     for the full layers: llama.cpp divides base^(-2i / D) by factor i, so the factors are
+ *     the model's frequencies relative to those, 1e30 for the proportional RoPE's still pairs;
  *   - 1-D tensors (norms, biases, rope_freqs) stay F32; the matrices take the file type;
  *     a matrix whose rows Q8_0 cannot hold (length not a multiple of 32) falls back to F16,
  *     as the converter's QuantError fallback does.
