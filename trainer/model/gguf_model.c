@@ -122,10 +122,9 @@ static int rope_factors(const ModelConfig *c, float *out) {
     return 0;
 }
 
-/* Rows [row0, row0 + rows) of a frozen weight t (F32, BF16 or a ggml type), (rows, cols);
- * a 1-D t is one row. */
-static void widen_rows(const Tensor *t, int64_t row0, int64_t rows, float *out) {
-    int64_t cols = t->ndim == 2 ? t->shape[1] : t->size;
+/* Rows [row0, row0 + rows) of a frozen weight t (F32, BF16 or a ggml type) of cols values
+ * each, as floats (rows, cols). */
+static void widen_rows(const Tensor *t, int64_t row0, int64_t rows, int64_t cols, float *out) {
     if (t->quant)
         tensor_dequantize_rows(out, t, row0, rows);
     else if (t->bf16)
@@ -142,7 +141,7 @@ static int fill_ple_table(const Item *it, void *dst, char *err, size_t errlen) {
     int rc = 0;
     for (int64_t r = 0; rc == 0 && r < it->rows; r += chunk) {
         int64_t n = r + chunk < it->rows ? chunk : it->rows - r;
-        widen_rows(&it->m->ple_embed, r, n, f);
+        widen_rows(&it->m->ple_embed, r, n, it->cols, f);
         rc = gguf_encode(it->type, f, n * it->cols, it->cols,
                          (char *)dst + r * ggml_row_bytes(it->type, it->cols));
     }
@@ -165,13 +164,13 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
         from = m->embed.data;
         break;
     case SRC_NORM: /* a vector, or Gemma 4's per-layer gate and projection */
-        widen_rows(&m->layers[it->layer].norm[it->norm], 0, it->vector ? 1 : it->rows, f);
+        widen_rows(&m->layers[it->layer].norm[it->norm], 0, it->rows, it->cols, f);
         break;
     case SRC_PLE_PROJ:
-        widen_rows(&m->ple_proj, 0, it->rows, f);
+        widen_rows(&m->ple_proj, 0, it->rows, it->cols, f);
         break;
     case SRC_PLE_NORM:
-        widen_rows(&m->ple_norm, 0, 1, f);
+        widen_rows(&m->ple_norm, 0, 1, it->cols, f);
         break;
     case SRC_PLE_EMBED: /* fill_ple_table */
         break;
