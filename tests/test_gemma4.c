@@ -7,8 +7,10 @@
  * held to the float64 reference (tests/reference/ref_gemma4.py) in test_model.c (loss,
  * gradients, greedy ids) and test_train.c (3 AdamW steps); here: gradient checkpointing
  * byte-identical in f32 and bf16 with packing and dropout, killed-and-resumed byte-identical,
- * the per-layer table kept in its stored dtype, merge (HF) and the GGUF export's refusal, and
- * the Gemma4ForConditionalGeneration form (gemma4-wrapper). */
+ * the per-layer table kept in its stored dtype, merge (HF), the GGUF export's metadata and
+ * tensors (gemma4-e2b-gguf, gemma4-keqv-gguf; test_gguf_llamacpp.c runs them in llama.cpp)
+ * and its refusal where llama.cpp would share other layers' K and V, and the
+ * Gemma4ForConditionalGeneration form (gemma4-wrapper). */
 #include <jansson.h>
 #include <math.h>
 #include <signal.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tests/test_gguf_reader.h"
 #include "tests/test_mpi_util.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
@@ -320,9 +323,10 @@ static char *fixture_ids(const char *fx, const char *key) {
 }
 
 /* merge --format hf folds the adapter into fixture fx and the merged model generates the
- * adapter's greedy ids; the GGUF exports (merged model, adapter) are refused with the reason
- * and the way out. */
-static void check_merge(const char *fx) {
+ * adapter's greedy ids; the GGUF exports are refused with the reason and the way out
+ * (refusal), or (refusal NULL) the adapter's is written and the merged model's refused for
+ * the tokenizer the fixture lacks, the message saying why it cannot be read. */
+static void check_merge(const char *fx, const char *refusal) {
     char *dir = test_tmpdir(), rel[256], args[8192];
     snprintf(rel, sizeof rel, "%s/model", fx);
     char *model = tt_repo_path(rel);
@@ -340,10 +344,14 @@ static void check_merge(const char *fx) {
     free(out);
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/m.gguf'", model,
              adapter, dir);
-    tt_expect(dir, args, 1, "--format hf");
+    tt_expect(dir, args, 1,
+              refusal ? "--format hf"
+                      : "tokenizer.json is needed: llama.cpp loads a model only with its tokenizer "
+                        "(");
+    if (!refusal) tt_expect(dir, args, 1, "tokenizer.json: cannot open: No such file");
     snprintf(args, sizeof args, "export '%s' --format gguf --model '%s' --out '%s/a.gguf'", adapter,
              model, dir);
-    tt_expect(dir, args, 1, "does not write Gemma 4 GGUFs");
+    tt_expect(dir, args, refusal ? 1 : 0, refusal ? refusal : "GGUF LoRA adapter");
     free(prompt);
     free(want);
     free(adapter);
@@ -352,11 +360,118 @@ static void check_merge(const char *fx) {
     free(dir);
 }
 
-/* 31B-like: v_proj's delta only on the sliding layers (the full ones have none); E2B-like:
- * no k/v deltas on the sharing layers, the per-layer tensors copied. */
+/* What gemma4-e2b's KV sharing is refused for: layer 4 (full) reads layer 1's K and V in
+ * transformers, llama.cpp would take layer 3 (the last before the sharing layers). */
+#define E2B_SHARING_REFUSAL                                                                        \
+    "layer 4 shares the K and V of layer 1 (the last earlier full layer, as transformers does), "  \
+    "but llama.cpp's gemma4 would give it layer 3's"
+
+/* 31B-like: v_proj's delta only on the sliding layers (the full ones have none), the
+ * adapter's GGUF written (the model's: gemma4-keqv-gguf, which has a tokenizer); E2B-like: no k/v
+ * deltas on the sharing layers, the per-layer tensors copied, the GGUFs refused (its sharing layers
+ * read other layers than llama.cpp's would). */
 START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
-    check_merge(G4);
-    check_merge(E2B);
+    check_merge(G4, NULL);
+    check_merge(E2B, E2B_SHARING_REFUSAL);
+}
+END_TEST
+
+/* A uint32 array's element i (the typed getters know int32 only). */
+static uint32_t arr_u32(const TgFile *f, const char *key, int i) {
+    const TgKv *kv = tg_kv(f, key);
+    ck_assert_msg(kv && kv->type == 9 && kv->arr_type == 4 && (uint64_t)i < kv->n, "%s", key);
+    uint32_t v;
+    memcpy(&v, kv->val + 4 * i, 4);
+    return v;
+}
+
+/* The GGUF of gemma4-e2b-gguf (layers S F S S F S S F, the last 3 sharing layer 3's and
+ * layer 4's K and V, as llama.cpp reads them) holds what convert_hf_to_gguf.py's Gemma4Model
+ * writes: the full layers' head size 32 as key / value length and RoPE dimensions, the
+ * sliding layers' 16 as the _swa keys, the MLP widths per layer (doubled on the sharing
+ * ones), the sliding layers as a list of flags, the window, both RoPE bases, the sharing
+ * layers, the per-layer input width and its tensors (the table's rows the checkpoint's),
+ * rope_freqs 1 for the 4 turning pairs and 1e30 for the 12 still ones, no k/v in the sharing
+ * layers; gemma4-keqv-gguf's KV heads per layer (2 sliding, 1 full) and no v in its full
+ * layers. */
+START_TEST(test_gguf_holds_what_the_converter_writes) {
+    char *dir = test_tmpdir(), args[8192], path[4400], err[1024];
+    char *model = tt_repo_path("tests/data/train/gemma4-e2b-gguf/model");
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/e.gguf'", model, dir);
+    tt_expect(dir, args, 0, "arch gemma4");
+    snprintf(path, sizeof path, "%s/e.gguf", dir);
+    TgFile f;
+    tg_read(path, &f);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.attention.key_length"), 32);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.attention.value_length"), 32);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.attention.key_length_swa"), 16);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.attention.value_length_swa"), 16);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.rope.dimension_count"), 32);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.rope.dimension_count_swa"), 16);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.attention.head_count_kv"), 1);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.attention.sliding_window"), 5);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.attention.shared_kv_layers"), 3);
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.embedding_length_per_layer_input"), 8);
+    ck_assert(tg_f32(&f, "gemma4.rope.freq_base") == 1e6f);
+    ck_assert(tg_f32(&f, "gemma4.rope.freq_base_swa") == 1e4f);
+    ck_assert(tg_f32(&f, "gemma4.final_logit_softcapping") == 5.0f);
+    const TgKv *swa = tg_kv(&f, "gemma4.attention.sliding_window_pattern");
+    ck_assert(swa && swa->type == 9 && swa->arr_type == 7 && swa->n == 8);
+    for (int l = 0; l < 8; l++) {
+        ck_assert_int_eq(swa->val[l], l != 1 && l != 4 && l != 7);
+        ck_assert_uint_eq(arr_u32(&f, "gemma4.feed_forward_length", l), l < 5 ? 24 : 48);
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_k.weight", l);
+        ck_assert_int_eq(tg_tensor(&f, name) != NULL, l < 5);
+        snprintf(name, sizeof name, "blk.%d.layer_output_scale.weight", l);
+        ck_assert(tg_tensor(&f, name) && tg_tensor(&f, name)->ne[0] == 1);
+    }
+    const TgTensor *rf = tg_tensor(&f, "rope_freqs.weight");
+    uint64_t n;
+    float *v = tg_floats(rf, &n);
+    ck_assert_uint_eq(n, 16);
+    for (int i = 0; i < 16; i++) ck_assert(v[i] == (i < 4 ? 1.0f : 1e30f));
+    free(v);
+    const TgTensor *t = tg_tensor(&f, "per_layer_token_embd.weight");
+    ck_assert(t && t->n_dims == 2 && t->ne[0] == 64 && t->ne[1] == 320);
+    v = tg_floats(t, &n);
+    snprintf(path, sizeof path, "%s/model.safetensors", model);
+    SafeTensors *st = st_open(path, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    const StTensor *table = st_find(st, "model.embed_tokens_per_layer.weight");
+    ck_assert(table && table->dtype == ST_F32 && (uint64_t)table->nbytes == n * sizeof(float));
+    ck_assert(memcmp(v, table->data, table->nbytes) == 0);
+    free(v);
+    st_close(st);
+    t = tg_tensor(&f, "per_layer_model_proj.weight");
+    ck_assert(t && t->ne[0] == 32 && t->ne[1] == 64);
+    t = tg_tensor(&f, "per_layer_proj_norm.weight");
+    ck_assert(t && t->n_dims == 1 && t->ne[0] == 8);
+    t = tg_tensor(&f, "blk.0.inp_gate.weight");
+    ck_assert(t && t->ne[0] == 32 && t->ne[1] == 8);
+    t = tg_tensor(&f, "blk.0.proj.weight");
+    ck_assert(t && t->ne[0] == 8 && t->ne[1] == 32);
+    ck_assert(tg_tensor(&f, "blk.0.post_norm.weight") != NULL);
+    tg_free(&f);
+    free(model);
+    model = tt_repo_path("tests/data/train/gemma4-keqv-gguf/model");
+    snprintf(args, sizeof args, "merge --model '%s' --out '%s/k.gguf'", model, dir);
+    tt_expect(dir, args, 0, "arch gemma4");
+    snprintf(path, sizeof path, "%s/k.gguf", dir);
+    tg_read(path, &f);
+    for (int l = 0; l < 5; l++) {
+        bool full = l == 2 || l == 4;
+        ck_assert_uint_eq(arr_u32(&f, "gemma4.attention.head_count_kv", l), full ? 1 : 2);
+        char name[64];
+        snprintf(name, sizeof name, "blk.%d.attn_v.weight", l);
+        ck_assert_int_eq(tg_tensor(&f, name) != NULL, !full);
+    }
+    ck_assert_uint_eq(tg_u32(&f, "gemma4.embedding_length_per_layer_input"), 0);
+    ck_assert(tg_tensor(&f, "per_layer_token_embd.weight") == NULL);
+    tg_free(&f);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
 }
 END_TEST
 
@@ -435,7 +550,7 @@ START_TEST(test_wrapper_is_the_text_model_and_merge_keeps_the_towers) {
     free(model);
     test_rmtree(dir);
     free(dir);
-    check_merge(WRAP);
+    check_merge(WRAP, E2B_SHARING_REFUSAL);
 }
 END_TEST
 
@@ -527,6 +642,7 @@ Suite *gemma4_suite(void) {
     tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_per_layer_table_stays_in_its_stored_dtype);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
+    tcase_add_test(tc, test_gguf_holds_what_the_converter_writes);
     tcase_add_test(tc, test_inspect_shows_the_gemma4_layers);
     tcase_add_test(tc, test_wrapper_is_the_text_model_and_merge_keeps_the_towers);
     tcase_add_test(tc, test_generate_chat_renders_gemma4_template);

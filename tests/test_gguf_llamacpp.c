@@ -14,7 +14,9 @@
  * final-logit soft-caps), tests/data/train/ministral3-yarn (arch mistral3: yarn, the
  * llama 4 query scale, and an attention factor llama.cpp gets only through lorafit's
  * rope.scaling.attn_factor) and the wrappers around two of them (gemma3-wrapper,
- * mistral3-wrapper: the language model only).
+ * mistral3-wrapper: the language model only), and tests/data/train/gemma4-keqv-gguf and
+ * gemma4-e2b-gguf (arch gemma4: per-layer head sizes, K = V, proportional RoPE, per-layer
+ * inputs, KV sharing).
  *
  * Runs when node >= 20 and the scratch install exist (LLAMACPP_DIR, default
  * build/llamacpp under the repository):
@@ -341,6 +343,16 @@ START_TEST(test_llamacpp_runs_lorafit_mistral3_wrapper_gguf_with_the_same_greedy
 }
 END_TEST
 
+/* Gemma 4 (arch gemma4), 31B-like (gemma4-keqv-gguf: full layers of head size 32 with one
+ * KV head and V from k_proj, sliding ones of 16 with two and window 5, proportional RoPE
+ * through rope_freqs, layer scalars, soft-cap 5) and E2B-like (gemma4-e2b-gguf: per-layer
+ * inputs, the last 3 layers sharing the K and V of layers 3 and 4 with a doubled MLP). */
+START_TEST(test_llamacpp_runs_lorafit_gemma4_gguf_with_the_same_greedy_ids) {
+    check_fixture_in_llamacpp("gemma4-keqv-gguf", 16, "arch gemma4, tokenizer gpt2 (pre qwen2)");
+    check_fixture_in_llamacpp("gemma4-e2b-gguf", 16, "arch gemma4, tokenizer gpt2 (pre qwen2)");
+}
+END_TEST
+
 /* Gemma 2 (arch gemma2): scores soft-capped at 2 and logits at 3, the even layers sliding. */
 START_TEST(test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids) {
     check_fixture_in_llamacpp("gemma2-tied", 16, "arch gemma2, tokenizer gpt2 (pre qwen2)");
@@ -484,6 +496,7 @@ Suite *gguf_llamacpp_suite(void) {
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma3_wrapper_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_mistral3_wrapper_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma2_gguf_with_the_same_greedy_ids);
+    tcase_add_test(tc, test_llamacpp_runs_lorafit_gemma4_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_ministral3_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_phi3_gguf_with_the_same_greedy_ids);
     tcase_add_test(tc, test_llamacpp_runs_lorafit_qwen3_5_gguf_with_the_same_greedy_ids);

@@ -28,6 +28,10 @@
 #                 at T 4096 on 2 cores): the Qwen3.5-0.8B shape in f32 and bf16 at T 1024 and
 #                 4096, the DeltaNet layers' share, GFLOP/s, non-product share and per-token
 #                 ratio (BENCH_QWEN35_LAYERS / BENCH_QWEN35_SEQS make it quicker)
+#   BENCH_GEMMA4  0 skips tools/bench_gemma4.sh (default 1: a 9.2 GB BF16 model in /tmp, several
+#                 minutes per step on 2 cores): the Gemma 4 E2B shape's step in f32 and bf16
+#                 (B 1 x 1024, r 16, gradient checkpointing), peak RSS and the per-layer
+#                 embedding table's share (BENCH_GEMMA4_LAYERS makes it quicker)
 set -e
 BUILD=${1:-build}
 SHAPES=${BENCH_SHAPES:-smollm-135m llama-1b qwen3-0.6b gemma3-1b}
@@ -183,6 +187,8 @@ long_sequences() {
 }
 # The Qwen3.5 step and its DeltaNet layers (tools/bench_qwen35.sh), when asked for.
 [ "${BENCH_QWEN35:-0}" = 0 ] || "$(dirname "$0")/bench_qwen35.sh" "$BUILD" || true
+# The Gemma 4 E2B step and its per-layer embedding table (tools/bench_gemma4.sh).
+[ "${BENCH_GEMMA4:-1}" = 0 ] || "$(dirname "$0")/bench_gemma4.sh" "$BUILD" || true
 # Quantized bases: the SmolLM-135M step on F32, BF16, Q8_0, Q6_K, Q4_K weights (tools/bench_qlora.sh).
 if [ "${BENCH_QLORA:-1}" != 0 ]; then
   echo "== bench_qlora: the SmolLM-135M step on quantized bases"

@@ -30,7 +30,9 @@
  * after one warm-up step: forward + cross-entropy + backward + global-norm clip + AdamW, as
  * trainer/train/loop.c's train_step does for one micro-batch. --long adds batch 1 x seq 512.
  * Token ids come from the project PRNG, so every run trains on the same batch; the loss of
- * each timed step is printed so runs of different builds can be compared for exactness. */
+ * each timed step is printed so runs of different builds can be compared for exactness.
+ * A Gemma 4 model with per-layer inputs (--model, make_model --preset gemma4-e2b) also gets
+ * its per-layer embedding table's stored size and share of the weights and of peak RSS. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +45,7 @@
 
 #include "tensor/rng.h"
 #include "trainer/model/model.h"
+#include "trainer/store/store.h"
 #include "trainer/train/train.h"
 #include "tools/bench_util.h"
 
@@ -257,6 +260,48 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
     return 0;
 }
 
+/* /proc/self/status's "key:" in MB of 2^20 bytes (RssFile, RssAnon); -1 when not there. */
+static double status_mb(const char *key) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    size_t n = strlen(key);
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':') kb = atol(line + n + 1);
+    if (f) fclose(f);
+    return kb < 0 ? -1.0 : kb / 1024.0;
+}
+
+/* Gemma 4's per-layer embedding table (issue 28's acceptance 4): its size as the checkpoint
+ * stores it against the weights the model holds and the step's peak RSS. The table is used
+ * in place from the mapped file, never widened: the weights count it once, at its stored
+ * size, and the RSS holds the pages of it the run touched (file-backed). */
+static void print_ple_table(const Model *m, const char *dir) {
+    const ModelConfig *c = model_config(m);
+    if (!c->ple_dim) return;
+    char path[4200], err[512];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    SafeTensors *st = st_open(path, err, sizeof err);
+    const StTensor *t = st ? st_find(st, "model.embed_tokens_per_layer.weight") : NULL;
+    if (t) { /* MB as the step's line: 2^20 bytes */
+        double params = (double)c->ple_vocab * c->num_hidden_layers * c->ple_dim, M = 1048576.0;
+        double mb = (double)t->nbytes / M, held = model_weight_bytes(m) / M;
+        double peak = bench_peak_rss_kb() / 1024.0;
+        printf("bench_train: per-layer embedding table %d x %d (%.2f B params) stored %s: %.0f MB "
+               "= %.1f%% of the weights held (%.0f MB, the table counted once at its stored "
+               "size; widened to F32 it alone would be %.0f MB) and %.1f%% of the peak RSS "
+               "(%.0f MB); RSS now %.0f MB file-backed (the mapped checkpoint's pages read), "
+               "%.0f MB anonymous\n",
+               c->ple_vocab, c->num_hidden_layers * c->ple_dim, params / 1e9,
+               t->dtype == ST_BF16  ? "BF16"
+               : t->dtype == ST_F16 ? "F16"
+                                    : "F32",
+               mb, 100.0 * mb / held, held, params * 4 / M, 100.0 * mb / peak, peak,
+               status_mb("RssFile"), status_mb("RssAnon"));
+    }
+    st_close(st);
+}
+
 /* Which OpenBLAS kernel set runs the products. OpenBLAS 0.3.21 does not know AMD Zen 4/5 and
  * falls back to its Haswell (AVX2) kernels even when the CPU has AVX-512 (and this machine's
  * environment sets OPENBLAS_CORETYPE=Haswell); its SkylakeX kernels
@@ -410,6 +455,7 @@ int main(int argc, char **argv) {
            quant != GGML_TYPE_F32 ? ggml_type_name(quant) : "", model_weight_bytes(b.model) / 1e6,
            n, rank, checkpointing ? ", gradient checkpointing" : "");
     if (bench_shape(&b, batch, seq, steps) != 0) goto done;
+    print_ple_table(b.model, dir);
     if (long_too && bench_shape(&b, 1, 512, steps) != 0) goto done;
     rc = 0;
 done:

@@ -162,6 +162,7 @@ struct ModelFamily {
     bool gguf_llama_hparams;  /* LlamaModel's extra keys: vocab_size, rope.dimension_count */
     bool gguf_o_bias;         /* llama.cpp's arch loads an attn_output bias */
     bool gguf_sliding_window; /* llama.cpp's arch applies the sliding window (else warned) */
+    bool gguf_rope_freqs;     /* llama.cpp's arch reads the full layers' RoPE from rope_freqs */
     unsigned default_targets; /* LORA_* mask: lora.target_modules when not given */
     /* LORA_* mask of the layer's linears; 0: the seven q k v o gate up down (decoder.h) */
     unsigned modules;

@@ -34,8 +34,16 @@
  * (Gemma4TextConfig.__post_init__ does so with a warning).
  *
  * Not trained: the MoE (enable_moe_block: 26B-A4B), refused by name; LoRA on the per-layer
- * gate and projection (frozen here). The GGUF exports refuse the family (gemma4_gguf_check).
- * Default LoRA targets: q_proj and v_proj (PEFT's Gemma default).
+ * gate and projection (frozen here). Default LoRA targets: q_proj and v_proj (PEFT's Gemma
+ * default).
+ *
+ * GGUF: llama.cpp's arch "gemma4" as convert_hf_to_gguf.py's Gemma4Model writes it
+ * (gemma4_gguf_metadata; the per-layer input tensors, per_layer_* and blk.N.inp_gate / proj /
+ * post_norm, and rope_freqs in gguf_model.c), plain-w norms as they are. llama.cpp runs the
+ * layers as transformers does, K = V and the weightless V norm included, with one exception
+ * lorafit refuses (gemma4_gguf_check): a KV-sharing layer reads the last layer before the
+ * sharing ones when full and the one before that when sliding, not the last earlier layer of
+ * its type. The E2B shape agrees (layers 13 sliding and 14 full before the 20 sharing ones).
  *
  * The published checkpoints are Gemma4ForConditionalGeneration (gemma4): this decoder under
  * text_config, its tensors under model.language_model., beside vision and audio towers that
@@ -49,6 +57,7 @@
 #include "trainer/model/family.h"
 #include "trainer/model/internal.h"
 #include "trainer/model/lora.h"
+#include "trainer/store/store.h"
 
 /* RoPE of layer i: the full layers' (proportional) tables, or the sliding layers' own. */
 static Tensor *gemma4_rope(const LayerPass *p, Tensor *x, int n_heads, int i) {
@@ -276,13 +285,93 @@ static int read_gemma4(const ConfigReader *r, ModelConfig *cfg) {
     return check_e_model(r, cfg);
 }
 
+/* What llama.cpp's gemma4 cannot run as transformers does: -1 with the difference in err. */
 static int gemma4_gguf_check(const ModelConfig *c, char *err, size_t errlen) {
-    (void)c;
-    snprintf(err, errlen,
-             "gguf: lorafit does not write Gemma 4 GGUFs yet (llama.cpp's gemma4 takes per-layer "
-             "head sizes and proportional RoPE factors lorafit has no writer for). Use the "
-             "Hugging Face format (--format hf)");
-    return -1;
+    int L = c->num_hidden_layers, first = L - c->kv_shared; /* the first sharing layer */
+    const char *fix = "Use the Hugging Face format (--format hf)";
+    if (first < 2) {
+        snprintf(err, errlen,
+                 "gguf: llama.cpp's gemma4 needs at least 2 layers with their own K and V (it "
+                 "stops on an assertion with %d). %s",
+                 first, fix);
+        return -1;
+    }
+    for (int l = first; l < L; l++) {
+        /* llama.cpp (llama_model::create_memory's reuse): the last layer before the sharing
+         * ones for a full layer, the one before it for a sliding layer */
+        int llama = first - (hf_layer_sliding(c, l) ? 2 : 1), hf = hf_layer_kv_source(c, l);
+        if (llama != hf) {
+            snprintf(err, errlen,
+                     "gguf: layer %d shares the K and V of layer %d (the last earlier %s layer, as "
+                     "transformers does), but llama.cpp's gemma4 would give it layer %d's (it "
+                     "takes layer %d for the full layers and %d for the sliding ones): it would "
+                     "compute another model. %s",
+                     l, hf, hf_layer_sliding(c, l) ? "sliding" : "full", llama, first - 1,
+                     first - 2, fix);
+            return -1;
+        }
+    }
+    if (c->rope_scaling.longrope || c->rope_scaling.yarn) {
+        snprintf(err, errlen,
+                 "gguf: llama.cpp's gemma4 has no %s RoPE for the full layers (only frequency "
+                 "factors). %s",
+                 c->rope_scaling.yarn ? "yarn" : "longrope", fix);
+        return -1;
+    }
+    return 0;
+}
+
+/* Gemma4Model.set_gguf_parameters' keys (convert_hf_to_gguf.py) beyond the shared ones: the
+ * full layers' head size as key / value_length and rope.dimension_count (the proportional
+ * RoPE's still pairs are rope_freqs' 1e30 factors, gguf_model.c), the sliding layers' as the
+ * _swa keys, per-layer KV head counts and MLP widths where they differ, the sliding layers
+ * as a list, the window and its RoPE base, the sharing layers, the per-layer input width.
+ * llama.cpp scales the embeddings by sqrt(hidden) and the per-layer rows by sqrt(P)
+ * unrounded, transformers (and lorafit) by those values rounded to the checkpoint's dtype:
+ * a BF16 checkpoint's results differ there in the last bits (README). */
+static int gemma4_gguf_metadata(GgufWriter *w, const ModelConfig *c, char *err, size_t errlen) {
+    int L = c->num_hidden_layers;
+    uint32_t ff[HF_MAX_LAYERS], kv[HF_MAX_LAYERS];
+    bool swa[HF_MAX_LAYERS], ff_same = true, kv_same = true;
+    for (int l = 0; l < L; l++) {
+        ff[l] = (uint32_t)hf_layer_ff(c, l);
+        kv[l] = (uint32_t)hf_layer_kv_heads(c, l);
+        swa[l] = hf_layer_sliding(c, l);
+        ff_same = ff_same && ff[l] == ff[0];
+        kv_same = kv_same && kv[l] == kv[0];
+    }
+    uint32_t full_dim = (uint32_t)c->full.head_dim, swa_dim = (uint32_t)c->head_dim;
+    int rc = gguf_set_u32(w, "gemma4.attention.key_length", full_dim, err, errlen);
+    if (rc == 0) rc = gguf_set_u32(w, "gemma4.attention.value_length", full_dim, err, errlen);
+    if (rc == 0) rc = gguf_set_u32(w, "gemma4.attention.key_length_swa", swa_dim, err, errlen);
+    if (rc == 0) rc = gguf_set_u32(w, "gemma4.attention.value_length_swa", swa_dim, err, errlen);
+    if (rc == 0) rc = gguf_set_u32(w, "gemma4.rope.dimension_count", full_dim, err, errlen);
+    if (rc == 0) rc = gguf_set_u32(w, "gemma4.rope.dimension_count_swa", swa_dim, err, errlen);
+    if (rc == 0)
+        rc = ff_same
+                 ? gguf_set_u32(w, "gemma4.feed_forward_length", ff[0], err, errlen)
+                 : gguf_set_arr_u32(w, "gemma4.feed_forward_length", ff, (size_t)L, err, errlen);
+    if (rc == 0)
+        rc = kv_same ? gguf_set_u32(w, "gemma4.attention.head_count_kv", kv[0], err, errlen)
+                     : gguf_set_arr_u32(w, "gemma4.attention.head_count_kv", kv, (size_t)L, err,
+                                        errlen);
+    if (rc == 0)
+        rc = gguf_set_f32(w, "gemma4.rope.freq_base_swa", (float)c->rope_local_theta, err, errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, "gemma4.attention.sliding_window", (uint32_t)c->sliding_window, err,
+                          errlen);
+    if (rc == 0)
+        rc = gguf_set_arr_bool(w, "gemma4.attention.sliding_window_pattern", swa, (size_t)L, err,
+                               errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, "gemma4.attention.shared_kv_layers", (uint32_t)c->kv_shared, err,
+                          errlen);
+    if (rc == 0)
+        rc = gguf_set_u32(w, "gemma4.embedding_length_per_layer_input", (uint32_t)c->ple_dim, err,
+                          errlen);
+    if (rc == 0 && c->final_softcap > 0)
+        rc = gguf_set_f32(w, "gemma4.final_logit_softcapping", c->final_softcap, err, errlen);
+    return rc;
 }
 
 const ModelFamily family_gemma4_text = {
@@ -299,7 +388,9 @@ const ModelFamily family_gemma4_text = {
     .layer_inputs = gemma4_layer_inputs,
     .gguf_arch = "gemma4",
     .gguf_sliding_window = true,
+    .gguf_rope_freqs = true,
     .gguf_check = gemma4_gguf_check,
+    .gguf_metadata = gemma4_gguf_metadata,
     .default_targets = LORA_Q | LORA_V,
     .embed_scale = true,
     .own_activation = true,

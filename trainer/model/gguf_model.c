@@ -14,6 +14,11 @@
  *     the biases as .bias; rope_freqs for llama3 rope scaling;
  *   - LlamaModel.permute on q_proj and k_proj (weights and biases) for arch llama: llama.cpp
  *     rotates interleaved pairs where Hugging Face rotates halves (Qwen's are not permuted);
+ *   - Gemma 4 (family_gemma4.c): per_layer_token_embd (its first V rows, encoded a chunk of
+ *     rows at a time, never widened as a whole), per_layer_model_proj, per_layer_proj_norm,
+ *     each layer's inp_gate / proj (matrices of the file type) and post_norm, and rope_freqs
+ *     for the full layers: llama.cpp divides base^(-2i / D) by factor i, so the factors are
+ *     the model's frequencies relative to those, 1e30 for the proportional RoPE's still pairs;
  *   - 1-D tensors (norms, biases, rope_freqs) stay F32; the matrices take the file type;
  *     a matrix whose rows Q8_0 cannot hold (length not a multiple of 32) falls back to F16,
  *     as the converter's QuantError fallback does.
@@ -61,7 +66,10 @@ typedef enum {
     SRC_LM_HEAD,
     SRC_ROPE_FREQS,
     SRC_ROPE_LONG, /* longrope's long_factor and short_factor lists (Phi-3) */
-    SRC_ROPE_SHORT
+    SRC_ROPE_SHORT,
+    SRC_PLE_EMBED, /* Gemma 4's per-layer table, its first V rows (encoded in chunks) */
+    SRC_PLE_PROJ,  /* its context projection (L*P, C) */
+    SRC_PLE_NORM   /* and that projection's norm (P) */
 } Source;
 
 typedef struct Item {
@@ -78,9 +86,22 @@ typedef struct Item {
     int permute_heads;  /* 0: no permutation */
 } Item;
 
-/* llama3 rope factors as LlamaModel.generate_extra_tensors computes them (float32 math). */
-static void rope_factors(const ModelConfig *c, float *out) {
+/* rope_freqs: llama.cpp divides each frequency base^(-2i / D) by factor i. Gemma 4's full
+ * layers (Gemma4Model.generate_extra_tensors): the model's own frequencies as such factors,
+ * 1e30 where a pair stands still (the proportional RoPE's last pairs). */
+static int rope_factors(const ModelConfig *c, float *out) {
     const RopeScaling *r = &c->rope_scaling;
+    if (!r->llama3) {
+        int d = c->rotary_dim;
+        double *inv = malloc((size_t)(d / 2) * sizeof *inv);
+        if (!inv) return -1;
+        hf_rope_inv_freq(c, inv);
+        for (int i = 0; i < d / 2; i++)
+            out[i] =
+                inv[i] == 0.0 ? 1e30f : (float)(pow(c->rope_theta, -(double)(2 * i) / d) / inv[i]);
+        free(inv);
+        return 0;
+    }
     int dim = c->head_dim;
     float low_wavelen = (float)(r->original_max_position_embeddings / r->low_freq_factor);
     float high_wavelen = (float)(r->original_max_position_embeddings / r->high_freq_factor);
@@ -98,6 +119,34 @@ static void rope_factors(const ModelConfig *c, float *out) {
             out[i] = 1.0f / ((1.0f - smooth) / (float)r->factor + smooth);
         }
     }
+    return 0;
+}
+
+/* Rows [row0, row0 + rows) of a frozen weight t (F32, BF16 or a ggml type) of cols values
+ * each, as floats (rows, cols). */
+static void widen_rows(const Tensor *t, int64_t row0, int64_t rows, int64_t cols, float *out) {
+    if (t->quant)
+        tensor_dequantize_rows(out, t, row0, rows);
+    else if (t->bf16)
+        tensor_bf16_to_float(out, t->bf16 + row0 * cols, rows * cols);
+    else
+        memcpy(out, t->data + row0 * cols, (size_t)(rows * cols) * sizeof *out);
+}
+
+/* The per-layer table (PV, L*P) in chunks of rows: never widened to floats as a whole. */
+static int fill_ple_table(const Item *it, void *dst, char *err, size_t errlen) {
+    int64_t chunk = (1 << 22) / it->cols + 1;
+    float *f = malloc((size_t)(chunk * it->cols) * sizeof *f);
+    if (!f) return store_error(err, errlen, 0, "gguf: out of memory converting a tensor");
+    int rc = 0;
+    for (int64_t r = 0; rc == 0 && r < it->rows; r += chunk) {
+        int64_t n = r + chunk < it->rows ? chunk : it->rows - r;
+        widen_rows(&it->m->ple_embed, r, n, it->cols, f);
+        rc = gguf_encode(it->type, f, n * it->cols, it->cols,
+                         (char *)dst + r * ggml_row_bytes(it->type, it->cols));
+    }
+    free(f);
+    return rc == 0 ? 0 : store_error(err, errlen, 0, "gguf: cannot encode a tensor");
 }
 
 static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen) {
@@ -105,6 +154,7 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
     const Model *m = it->m;
     int64_t n = it->rows * it->cols;
     (void)nbytes;
+    if (it->src == SRC_PLE_EMBED) return fill_ple_table(it, dst, err, errlen);
     bool reorder = it->src == SRC_LINEAR && m->cfg.family->gguf_reorder;
     float *f = malloc((size_t)n * sizeof *f * (it->permute_heads || reorder ? 2 : 1));
     if (!f) return store_error(err, errlen, 0, "gguf: out of memory converting a tensor");
@@ -113,8 +163,16 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
     case SRC_EMBED:
         from = m->embed.data;
         break;
-    case SRC_NORM:
-        from = m->layers[it->layer].norm[it->norm].data;
+    case SRC_NORM: /* a vector, or Gemma 4's per-layer gate and projection */
+        widen_rows(&m->layers[it->layer].norm[it->norm], 0, it->rows, it->cols, f);
+        break;
+    case SRC_PLE_PROJ:
+        widen_rows(&m->ple_proj, 0, it->rows, it->cols, f);
+        break;
+    case SRC_PLE_NORM:
+        widen_rows(&m->ple_norm, 0, 1, it->cols, f);
+        break;
+    case SRC_PLE_EMBED: /* fill_ple_table */
         break;
     case SRC_BIAS:
         from = m->layers[it->layer].b[it->mod].data;
@@ -129,7 +187,10 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
         merge_linear(m, it->lora, it->layer, it->mod, f);
         break;
     case SRC_ROPE_FREQS:
-        rope_factors(&m->cfg, f);
+        if (rope_factors(&m->cfg, f) != 0) {
+            free(f);
+            return store_error(err, errlen, 0, "gguf: out of memory converting a tensor");
+        }
         break;
     case SRC_ROPE_LONG:
     case SRC_ROPE_SHORT:
@@ -202,6 +263,9 @@ static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char
         if (n->slot == LINEAR_CONV) /* (CH, KW), F32 as the converter keeps ssm_conv1d */
             it.vector = false, it.keep_f32 = true, it.rows = it.cols,
             it.cols = c->linear.conv_kernel;
+        if (n->slot == PLE_GATE || n->slot == PLE_PROJ) /* (P, C), (C, P): matrices */
+            it.vector = false, it.rows = n->slot == PLE_GATE ? c->ple_dim : c->hidden_size,
+            it.cols = n->slot == PLE_GATE ? c->hidden_size : c->ple_dim;
         char name[96];
         snprintf(name, sizeof name, "blk.%d.%s", l, n->gguf_name);
         if (add(b, name, it, err, errlen) != 0) return -1;
@@ -215,8 +279,9 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
     Item base = {.m = m, .lora = lora};
     char name[64];
     Item it = base;
-    if (c->rope_scaling.llama3) {
-        it.src = SRC_ROPE_FREQS, it.vector = true, it.rows = 1, it.cols = c->head_dim / 2;
+    if (c->rope_scaling.llama3 || c->family->gguf_rope_freqs) {
+        it.src = SRC_ROPE_FREQS, it.vector = true, it.rows = 1;
+        it.cols = (c->rope_scaling.llama3 ? c->head_dim : c->rotary_dim) / 2;
         if (add(b, "rope_freqs.weight", it, err, errlen) != 0) return -1;
     }
     if (c->rope_scaling.longrope) { /* Phi3MiniModel.generate_extra_tensors */
@@ -227,6 +292,15 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
     }
     it = base, it.src = SRC_EMBED, it.rows = c->vocab_size, it.cols = c->hidden_size;
     if (add(b, "token_embd.weight", it, err, errlen) != 0) return -1;
+    if (c->ple_dim) { /* the table's rows past the vocabulary are never read */
+        it = base, it.src = SRC_PLE_EMBED, it.rows = c->vocab_size;
+        it.cols = (int64_t)c->num_hidden_layers * c->ple_dim;
+        if (add(b, "per_layer_token_embd.weight", it, err, errlen) != 0) return -1;
+        it.src = SRC_PLE_PROJ, it.rows = it.cols, it.cols = c->hidden_size;
+        if (add(b, "per_layer_model_proj.weight", it, err, errlen) != 0) return -1;
+        it = base, it.src = SRC_PLE_NORM, it.vector = true, it.rows = 1, it.cols = c->ple_dim;
+        if (add(b, "per_layer_proj_norm.weight", it, err, errlen) != 0) return -1;
+    }
     for (int l = 0; l < c->num_hidden_layers; l++) {
         for (int k = 0; k < MODULE_COUNT; k++) {
             if (add_norms(b, m, l, (ModelModule)k, err, errlen) != 0) return -1;
@@ -373,12 +447,13 @@ static int add_vocab(GgufWriter *w, const char *model_dir, const char *adapter_d
     char path[4200];
     size_t len;
     if (path_join(path, sizeof path, model_dir, "tokenizer.json", err, errlen) != 0) return -1;
-    char *tok = store_read_file(path, (size_t)1 << 30, &len, err, errlen);
-    if (!tok)
+    char why[512];
+    char *tok = store_read_file(path, (size_t)1 << 30, &len, why, sizeof why);
+    if (!tok) /* why, not err: the message quotes it */
         return store_error(err, errlen, 0,
                            "%s/tokenizer.json is needed: llama.cpp loads a model only with its "
                            "tokenizer (%s)",
-                           model_dir, err);
+                           model_dir, why);
     char side[2][4200], ignore[256];
     char *text[2] = {NULL, NULL};
     const char *names[2] = {"tokenizer_config.json", "config.json"};
@@ -427,7 +502,7 @@ int gguf_export_model(const Model *m, const Lora *lora, const char *model_dir,
                            "writes it anyway). Use the Hugging Face format (--format hf)",
                            model_dir, c->family->gguf_arch);
     if (c->family->gguf_check && c->family->gguf_check(c, err, errlen) != 0) return -1;
-    int max_items = 5 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
+    int max_items = 8 + c->num_hidden_layers * (c->family->n_norms + 2 * MODULE_COUNT);
     Builder b = {.w = gguf_writer_new(),
                  .items = calloc((size_t)max_items, sizeof(Item)),
                  .dtype = dtype,

@@ -83,6 +83,8 @@ int gguf_set_arr_u32(GgufWriter *w, const char *key, const uint32_t *values, siz
                      size_t errlen);
 int gguf_set_arr_f32(GgufWriter *w, const char *key, const float *values, size_t n, char *err,
                      size_t errlen);
+int gguf_set_arr_bool(GgufWriter *w, const char *key, const bool *values, size_t n, char *err,
+                      size_t errlen);
 /* A power of two >= 8; writes general.alignment. */
 int gguf_set_alignment(GgufWriter *w, uint32_t alignment, char *err, size_t errlen);
 int gguf_kv_count(const GgufWriter *w);

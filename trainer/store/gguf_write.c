@@ -216,6 +216,19 @@ int gguf_set_arr_f32(GgufWriter *w, const char *key, const float *values, size_t
     return set_array(w, key, GGUF_TYPE_FLOAT32, values, n, err, errlen);
 }
 
+int gguf_set_arr_bool(GgufWriter *w, const char *key, const bool *values, size_t n, char *err,
+                      size_t errlen) {
+    Bytes b = {0};
+    put_u32(&b, GGUF_TYPE_ARRAY);
+    put_u32(&b, GGUF_TYPE_BOOL);
+    put_u64(&b, n);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t v = values[i] ? 1 : 0;
+        put(&b, &v, 1);
+    }
+    return set_kv(w, key, b, err, errlen);
+}
+
 int gguf_set_alignment(GgufWriter *w, uint32_t alignment, char *err, size_t errlen) {
     if (alignment < 8 || (alignment & (alignment - 1)) != 0)
         return store_error(err, errlen, 0, "gguf: alignment %u is not a power of two >= 8",
