@@ -221,3 +221,38 @@ void gb_dequantize_file(const char *src, const char *dst) {
     free(bufs);
     gguf_close(f);
 }
+
+/* See test_gguf_base_util.h. */
+void gb_retype(const char *src, const char *dst, const char *name, GgmlType type) {
+    char err[2048];
+    GgufFile *f = gguf_open(src, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    GgufWriter *w = gguf_writer_new();
+    gb_copy_metadata(f, w);
+    uint8_t *q = NULL;
+    bool found = false;
+    for (int i = 0; i < gguf_tensor_total(f); i++) {
+        const GgufTensorInfo *t = gguf_tensor_at(f, i);
+        const void *data = t->data;
+        GgmlType to = t->type;
+        if (strcmp(t->name, name) == 0) {
+            ck_assert_msg(t->type == GGML_TYPE_F32, "%s is not F32", name);
+            size_t row = ggml_row_bytes(type, t->ne[0]);
+            int64_t rows = t->n_dims == 1 ? 1 : t->ne[1];
+            ck_assert(row > 0);
+            data = q = malloc(row * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++)
+                ck_assert(quant_quantize_row(type, (const float *)t->data + r * t->ne[0],
+                                             q + r * row, t->ne[0]) == 0);
+            to = type, found = true;
+        }
+        ck_assert_msg(gguf_add_tensor(w, t->name, to, t->n_dims, t->ne, data, NULL, NULL, err,
+                                      sizeof err) == 0,
+                      "%s", err);
+    }
+    ck_assert_msg(found, "%s has no tensor %s", src, name);
+    ck_assert_msg(gguf_writer_save(w, dst, err, sizeof err) == 0, "%s", err);
+    gguf_writer_free(w);
+    free(q);
+    gguf_close(f);
+}

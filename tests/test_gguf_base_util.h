@@ -36,5 +36,8 @@ void gb_requantize(const char *src, const char *dst, GgmlType type, bool dequant
                    bool embeddings);
 /* src with every quantized tensor dequantized: an F32 GGUF of the values its blocks hold. */
 void gb_dequantize_file(const char *src, const char *dst);
+/* src (a GGUF) into dst with tensor `name` (F32 in src, 1 or 2 dimensions) stored in `type`,
+ * quantized row by row; the rest as it is. */
+void gb_retype(const char *src, const char *dst, const char *name, GgmlType type);
 
 #endif
