@@ -111,6 +111,28 @@ START_TEST(test_the_k_quant_mixes_train_as_the_float64_reference) {
 }
 END_TEST
 
+/* Q4_K_M.gguf without its tokenizer (no tokenizer.* keys, as a converter may write it): the
+ * same model, which trains on token ids: the reference's first step (its rows are ids). */
+START_TEST(test_a_gguf_without_a_tokenizer_gives_the_same_first_step) {
+    char *dir = test_tmpdir(), bare[4200];
+    char *path = tt_repo_path("tests/data/gguf_base/Q4_K_M.gguf");
+    char *fx = tt_repo_path("tests/data/gguf_base/ref/Q4_K_M");
+    snprintf(bare, sizeof bare, "%s/no-tokenizer.gguf", dir);
+    gb_without_keys(path, bare, "tokenizer.");
+    char err[1024];
+    GgufFile *f = gguf_open(bare, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    ck_assert(gguf_find_kv(f, "tokenizer.ggml.model") == NULL);
+    gguf_close(f);
+    check_dequantized(bare, fx, MIX);
+    fx_check_step(bare, fx, 1e-6);
+    free(path);
+    free(fx);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 /* bad as a base: model_load and `lorafit train` refuse it (exit 1) with `needle` (which names
  * the tensor and its type). */
 static void check_refused(const char *dir, const char *bad, const char *needle) {
@@ -165,6 +187,7 @@ Suite *gguf_base_ref_suite(void) {
     tcase_add_test(tc, test_every_type_gives_the_float64_references_first_step);
     tcase_add_test(tc, test_the_float_and_32_block_types_train_as_the_float64_reference);
     tcase_add_test(tc, test_the_k_quant_mixes_train_as_the_float64_reference);
+    tcase_add_test(tc, test_a_gguf_without_a_tokenizer_gives_the_same_first_step);
     tcase_add_test(tc, test_a_quantized_norm_weight_is_refused_by_name);
     tcase_add_test(tc, test_a_quantized_out_proj_with_reordered_columns_is_refused_by_name);
     suite_add_tcase(s, tc);
