@@ -96,11 +96,13 @@ static bool is_linear_name(const char *name) {
     return false;
 }
 
-/* Every key-value of f into w (the types lorafit's writer and llama-quantize use). */
-void gb_copy_metadata(const GgufFile *f, GgufWriter *w) {
+/* Every key-value of f into w (the types lorafit's writer and llama-quantize use) but those
+ * whose key starts with skip_prefix (NULL: none). */
+void gb_copy_metadata(const GgufFile *f, GgufWriter *w, const char *skip_prefix) {
     char err[1024];
     for (int i = 0; i < gguf_kv_total(f); i++) {
         const GgufKv *kv = gguf_kv_at(f, i);
+        if (skip_prefix && strncmp(kv->key, skip_prefix, strlen(skip_prefix)) == 0) continue;
         int64_t iv;
         double dv;
         const char *s;
@@ -155,7 +157,7 @@ void gb_requantize(const char *src, const char *dst, GgmlType type, bool dequant
     GgufFile *f = gguf_open(src, err, sizeof err);
     ck_assert_msg(f != NULL, "%s", err);
     GgufWriter *w = gguf_writer_new();
-    gb_copy_metadata(f, w);
+    gb_copy_metadata(f, w, NULL);
     int n = gguf_tensor_total(f);
     void **bufs = calloc((size_t)n, sizeof *bufs);
     for (int i = 0; i < n; i++) {
@@ -200,7 +202,7 @@ void gb_dequantize_file(const char *src, const char *dst) {
     GgufFile *f = gguf_open(src, err, sizeof err);
     ck_assert_msg(f != NULL, "%s", err);
     GgufWriter *w = gguf_writer_new();
-    gb_copy_metadata(f, w);
+    gb_copy_metadata(f, w, NULL);
     int n = gguf_tensor_total(f);
     float **bufs = calloc((size_t)n, sizeof *bufs);
     for (int i = 0; i < n; i++) {
@@ -220,4 +222,49 @@ void gb_dequantize_file(const char *src, const char *dst) {
     for (int i = 0; i < n; i++) free(bufs[i]);
     free(bufs);
     gguf_close(f);
+}
+
+/* src into dst, tensor `name` (none when NULL) stored in `type`, the keys starting with
+ * skip_prefix (none when NULL) left out. */
+static void rewrite(const char *src, const char *dst, const char *name, GgmlType type,
+                    const char *skip_prefix) {
+    char err[2048];
+    GgufFile *f = gguf_open(src, err, sizeof err);
+    ck_assert_msg(f != NULL, "%s", err);
+    GgufWriter *w = gguf_writer_new();
+    gb_copy_metadata(f, w, skip_prefix);
+    uint8_t *q = NULL;
+    bool found = false;
+    for (int i = 0; i < gguf_tensor_total(f); i++) {
+        const GgufTensorInfo *t = gguf_tensor_at(f, i);
+        const void *data = t->data;
+        GgmlType to = t->type;
+        if (name && strcmp(t->name, name) == 0) {
+            ck_assert_msg(t->type == GGML_TYPE_F32, "%s is not F32", name);
+            size_t row = ggml_row_bytes(type, t->ne[0]);
+            int64_t rows = t->n_dims == 1 ? 1 : t->ne[1];
+            ck_assert(row > 0);
+            data = q = malloc(row * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++)
+                ck_assert(quant_quantize_row(type, (const float *)t->data + r * t->ne[0],
+                                             q + r * row, t->ne[0]) == 0);
+            to = type, found = true;
+        }
+        ck_assert_msg(gguf_add_tensor(w, t->name, to, t->n_dims, t->ne, data, NULL, NULL, err,
+                                      sizeof err) == 0,
+                      "%s", err);
+    }
+    ck_assert_msg(found || !name, "%s has no tensor %s", src, name);
+    ck_assert_msg(gguf_writer_save(w, dst, err, sizeof err) == 0, "%s", err);
+    gguf_writer_free(w);
+    free(q);
+    gguf_close(f);
+}
+
+void gb_retype(const char *src, const char *dst, const char *name, GgmlType type) {
+    rewrite(src, dst, name, type, NULL);
+}
+
+void gb_without_keys(const char *src, const char *dst, const char *prefix) {
+    rewrite(src, dst, NULL, GGML_TYPE_F32, prefix);
 }

@@ -27,8 +27,8 @@ GbStep gb_first_step(const Model *m);
  * within 10 tol of their norm. */
 void gb_same_step(GbStep a, GbStep b, double tol, const char *what);
 
-/* Every key-value of f into w. */
-void gb_copy_metadata(const GgufFile *f, GgufWriter *w);
+/* Every key-value of f into w but those whose key starts with skip_prefix (NULL: none). */
+void gb_copy_metadata(const GgufFile *f, GgufWriter *w, const char *skip_prefix);
 /* src (an F32 GGUF) into dst with the layers' linear matrices quantized to type row by row
  * (llama-quantize's blocks without an importance matrix); embeddings: token_embd and output
  * too; dequantized: stored F32, holding the blocks' values. */
@@ -36,5 +36,10 @@ void gb_requantize(const char *src, const char *dst, GgmlType type, bool dequant
                    bool embeddings);
 /* src with every quantized tensor dequantized: an F32 GGUF of the values its blocks hold. */
 void gb_dequantize_file(const char *src, const char *dst);
+/* src (a GGUF) into dst with tensor `name` (F32 in src, 1 or 2 dimensions) stored in `type`,
+ * quantized row by row; the rest as it is. */
+void gb_retype(const char *src, const char *dst, const char *name, GgmlType type);
+/* src into dst without the keys that start with prefix ("tokenizer.": no tokenizer). */
+void gb_without_keys(const char *src, const char *dst, const char *prefix);
 
 #endif

@@ -9,66 +9,14 @@
 #include <unistd.h>
 
 #include "tensor/tensor.h"
+#include "tests/test_fixture_util.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
 
-/* Batch 0 of a make_fixture.py fixture: logits, loss (within loss_tol relative), grad norm and
- * every LoRA gradient (1e-4 relative). */
 static void check_fixture_tol(const char *model_dir, const char *fx, double loss_tol) {
-    char path[4096], err[1024];
-    Model *m = model_load(model_dir, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    TtFixture f;
-    tt_fixture_load(fx, m, &f);
-    Lora *lora = f.lora;
-    int batch = f.batch, seq = f.seq, n = batch * seq, v = model_config(m)->vocab_size;
-    int32_t *ids = f.ids, *targets = f.targets;
-    double loss_ref = f.loss_ref, norm_ref = f.norm_ref;
-
-    Graph *g = graph_create();
-    Tensor *logits = model_forward(m, lora, g, ids, NULL, NULL, batch, seq, 1);
-    int64_t count = 0;
-    Tensor *loss = op_cross_entropy(g, logits, targets, &count);
-    ck_assert(loss != NULL && count > 0);
-    ck_assert_int_eq(graph_backward(g, loss, 1.0f / (float)count), 0);
-
-    snprintf(path, sizeof path, "%s/expected.safetensors", fx);
-    SafeTensors *ex = st_open(path, err, sizeof err);
-    ck_assert_msg(ex != NULL, "%s", err);
-    float *ref = tt_expected_floats(ex, "logits_step0", (int64_t)n * v);
-    double max_diff = 0;
-    for (int64_t k = 0; k < (int64_t)n * v; k++)
-        max_diff = fmax(max_diff, fabs((double)logits->data[k] - ref[k]));
-    free(ref);
-    ck_assert_msg(max_diff < 1e-3, "%s: logits differ by %g", fx, max_diff);
-    double loss_mean = (double)loss->data[0] / (double)count;
-    ck_assert_msg(fabs(loss_mean - loss_ref) < loss_tol * fabs(loss_ref), "loss %.10f vs %.10f",
-                  loss_mean, loss_ref);
-
-    double norm2 = 0;
-    for (int k = 0; k < lora_count(lora); k++) {
-        const char *name;
-        Tensor *p = lora_tensor(lora, k, &name);
-        char key[256];
-        snprintf(key, sizeof key, "grad.%s", name);
-        float *gref = tt_expected_floats(ex, key, p->size);
-        double d2 = 0, r2 = 0;
-        for (int64_t e = 0; e < p->size; e++) {
-            d2 += ((double)p->grad[e] - gref[e]) * ((double)p->grad[e] - gref[e]);
-            r2 += (double)gref[e] * gref[e];
-            norm2 += (double)p->grad[e] * p->grad[e];
-        }
-        free(gref);
-        ck_assert_msg(sqrt(d2) < 1e-4 * sqrt(r2), "%s: relative error %g", key, sqrt(d2 / r2));
-    }
-    ck_assert_msg(fabs(sqrt(norm2) - norm_ref) < 1e-4 * norm_ref, "grad norm %.8f vs %.8f",
-                  sqrt(norm2), norm_ref);
-    st_close(ex);
-    graph_destroy(g);
-    tt_fixture_free(&f);
-    model_free(m);
+    fx_check_step(model_dir, fx, loss_tol);
 }
 
 static void check_fixture(const char *model_dir, const char *fx) {

@@ -5,79 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tests/test_fixture_util.h"
 #include "tests/test_train_util.h"
 #include "tests/test_util.h"
 
-/* Trains with the fixture's hyperparameters (from its fixture.json) and checks the losses,
- * the first step's gradient norm and the final adapter within the fixture's tolerances. */
 static void check_fixture(const char *fixture_rel, const char *model_rel) {
-    char fixture[4096], model[4096];
-    ck_assert(realpath(fixture_rel, fixture) != NULL);
-    ck_assert(realpath(model_rel, model) != NULL);
-    char *dir = test_tmpdir();
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fixture.json", fixture);
-    json_error_t je;
-    json_t *fx = json_load_file(path, 0, &je);
-    ck_assert_msg(fx != NULL, "%s: %s", path, je.text);
-    json_t *targets = json_object_get(fx, "targets");
-    char tlist[256] = "";
-    size_t i;
-    json_t *t;
-    json_array_foreach(targets, i, t) {
-        strcat(tlist, i ? ", " : "");
-        strcat(tlist, json_string_value(t));
-    }
-#define NUM(k) json_number_value(json_object_get(fx, k))
-    int steps = (int)NUM("steps");
-    char cfg[16384];
-    snprintf(cfg, sizeof cfg,
-             "model:\n  path: %s\n"
-             "lora:\n  r: %d\n  alpha: %.17g\n  rslora: %s\n  target_modules: [%s]\n"
-             "  init_from: %s/init_adapter\n"
-             "data:\n  train: %s/train.jsonl\n  seq_len: %d\n  shuffle: false\n"
-             "train:\n  batch_size: %d\n  max_steps: %d\n  lr: %.17g\n  lr_scheduler: constant\n  "
-             "precision: f32\n"
-             "  weight_decay: %.17g\n  max_grad_norm: %.17g\n  adam_beta1: %.17g\n"
-             "  adam_beta2: %.17g\n  adam_eps: %.17g\n"
-             "output:\n  dir: %s/out\n  save_every: 0\n"
-             "log:\n  every: 1\n",
-             model, (int)NUM("r"), NUM("alpha"),
-             json_is_true(json_object_get(fx, "rslora")) ? "true" : "false", tlist, fixture,
-             fixture, (int)NUM("seq"), (int)NUM("batch"), steps, NUM("lr"), NUM("wd"), NUM("clip"),
-             NUM("b1"), NUM("b2"), NUM("eps"), dir);
-    char *cfg_path = tt_write_text(dir, "config.yaml", cfg);
-    char args[4400];
-    snprintf(args, sizeof args, "train '%s'", cfg_path);
-    int rc = tt_lorafit(dir, args);
-    char *log = tt_log(dir);
-    ck_assert_msg(rc == 0, "lorafit train failed (%d):\n%s", rc, log);
-    snprintf(path, sizeof path, "%s/out", dir);
-    json_t *metrics = tt_metrics(path);
-    double loss[16];
-    ck_assert_int_eq(tt_losses(metrics, loss, 16), steps);
-    json_t *want = json_object_get(fx, "losses");
-    for (int s = 0; s < steps; s++) {
-        double ref = json_number_value(json_array_get(want, (size_t)s));
-        ck_assert_msg(fabs(loss[s] - ref) <= 1e-4 * fabs(ref), "step %d loss %.9g, reference %.9g",
-                      s + 1, loss[s], ref);
-    }
-    double norm = json_number_value(json_object_get(json_array_get(metrics, 0), "grad_norm"));
-    double ref_norm = NUM("grad_norm_step0");
-    ck_assert_msg(fabs(norm - ref_norm) <= 1e-4 * ref_norm, "grad norm %.9g, reference %.9g", norm,
-                  ref_norm);
-    char adapter[4400], expected[4400];
-    snprintf(adapter, sizeof adapter, "%s/out/adapter/adapter_model.safetensors", dir);
-    snprintf(expected, sizeof expected, "%s/expected.safetensors", fixture);
-    double rel = tt_adapter_rel_diff(adapter, expected, "final.");
-    ck_assert_msg(rel < 2e-3, "final adapter differs from the reference by %.3g", rel);
-#undef NUM
-    json_decref(metrics);
-    json_decref(fx);
-    free(log);
-    free(cfg_path);
-    test_rmtree(dir);
-    free(dir);
+    fx_check_train(fixture_rel, model_rel);
 }
 
 START_TEST(test_train_matches_stories260k_reference) {

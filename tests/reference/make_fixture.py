@@ -2,7 +2,7 @@
 """Make a LoRA training fixture from the float64 PyTorch reference: a PEFT-format initial
 adapter, a JSONL batch file, and the expected losses, logits, gradients and adapters after
 N AdamW steps (PyTorch AdamW semantics, global-norm clipping, constant LR); with --greedy,
-the reference's greedy ids too (fixture.json)."""
+the reference's greedy ids too (fixture.json). --model may name a llama .gguf (ref_gguf.py)."""
 import argparse, json, math, os, sys, numpy as np, torch
 sys.path.insert(0, os.path.dirname(__file__)); import st, ref_llama, ref_gemma3, ref_gemma4, ref_phi3, ref_ministral3, ref_qwen3_5
 ap = argparse.ArgumentParser()
@@ -17,7 +17,12 @@ ap.add_argument('--b1', type=float, default=0.9); ap.add_argument('--b2', type=f
 ap.add_argument('--eps', type=float, default=1e-8); ap.add_argument('--mask-prefix', type=int, default=5)
 ap.add_argument('--bf16-sensitivity', action='store_true', help="also the first step's gradient change when only the reference's weight matrices are rounded to bf16 (fixture.json bf16_weight_rounding_grad_rel)")
 ap.add_argument('--greedy', type=int, default=0, help='also greedy ids (base, and with the initial adapter) for this many tokens')
-a = ap.parse_args(); rng = np.random.default_rng(a.seed)
+a = ap.parse_args(); rng = np.random.default_rng(a.seed); gguf_hashes = None
+model_name = os.path.basename(os.path.normpath(a.model))
+if a.model.endswith('.gguf'):  # a llama GGUF: dequantized by gguf-py into a Hugging Face directory (ref_gguf.py)
+    import atexit, shutil, tempfile, ref_gguf
+    hf_dir = tempfile.mkdtemp(); atexit.register(shutil.rmtree, hf_dir)
+    gguf_hashes = ref_gguf.to_hf(a.model, hf_dir)[1]; a.model = hf_dir
 model_type = json.load(open(os.path.join(a.model, 'config.json'))).get('model_type')
 ref = {'gemma3_text': ref_gemma3.Ref, 'gemma3': ref_gemma3.Ref, 'gemma2': ref_gemma3.Ref, 'phi3': ref_phi3.Ref, 'ministral3': ref_ministral3.Ref, 'mistral3': ref_ministral3.Ref, 'qwen3_5_text': ref_qwen3_5.Ref, 'qwen3_5': ref_qwen3_5.Ref, 'gemma4_text': ref_gemma4.Ref, 'gemma4': ref_gemma4.Ref}.get(model_type, ref_llama.Ref)(a.model); V = ref.cfg['vocab_size']; os.makedirs(a.out, exist_ok=True)
 # data rows: exactly seq tokens each; first row of each batch masks a prefix with -100
@@ -47,9 +52,9 @@ json.dump({'peft_type': 'LORA', 'task_type': 'CAUSAL_LM', 'r': a.r, 'lora_alpha'
            'target_modules': tg if ref.prefix == 'model.' else
                ref.prefix.replace('.', r'\.') + r'layers\.[0-9]+\.(' + ('self_attn|linear_attn|mlp' if model_type == 'qwen3_5' else 'self_attn|mlp') + r')\.(' + '|'.join(tg) + ')',
            'bias': 'none', 'use_rslora': a.rslora, 'fan_in_fan_out': False,
-           'base_model_name_or_path': os.path.basename(os.path.normpath(a.model)), 'inference_mode': True},
+           'base_model_name_or_path': model_name, 'inference_mode': True},
           open(os.path.join(ad, 'adapter_config.json'), 'w'), indent=2, sort_keys=True)
-greedy = {}
+greedy = {} if gguf_hashes is None else {'gguf_dequantized_fnv1a': gguf_hashes}
 if a.greedy:  # from the first row's first 4 ids: the base model, then with the initial adapter
     prompt = rows[0][:4]
     greedy['greedy_prompt'] = prompt
