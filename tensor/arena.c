@@ -8,7 +8,7 @@
  * Chunks of 2 MB or more are 2 MB aligned and advised as transparent huge pages: a SmolLM
  * step touches ~3.7 GB of activations, and with 4 KB pages the first step spent seconds in
  * page faults (and later steps in TLB misses). Where THP is off the advice is ignored. */
-#include "tensor/tensor.h"
+#include "tensor/graph_internal.h"
 
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -33,6 +33,17 @@ Arena *arena_create(size_t chunk_bytes) {
     if (!a) return NULL;
     a->chunk_bytes = chunk_bytes ? chunk_bytes : (size_t)1 << 20;
     return a;
+}
+
+void *graph_buffer_alloc(size_t bytes) {
+    size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : ARENA_ALIGN;
+    if (bytes > SIZE_MAX - align) return NULL;
+    size_t cap = (bytes + align - 1) / align * align;
+    void *p = aligned_alloc(align, cap ? cap : align);
+#ifdef MADV_HUGEPAGE
+    if (p && align == HUGE_PAGE) madvise(p, cap, MADV_HUGEPAGE); /* advice only */
+#endif
+    return p;
 }
 
 static Chunk *chunk_new(size_t cap) {
@@ -84,6 +95,15 @@ void *arena_alloc(Arena *a, size_t bytes) {
 void arena_reset(Arena *a) {
     if (!a) return;
     for (Chunk *c = a->first; c; c = c->next) c->used = 0;
+    a->current = a->first;
+}
+
+void arena_release_pages(Arena *a) {
+    if (!a) return;
+    for (Chunk *c = a->first; c; c = c->next) {
+        c->used = 0;
+        if (c->cap >= HUGE_PAGE) madvise(c->data, c->cap, MADV_DONTNEED); /* 2 MiB aligned */
+    }
     a->current = a->first;
 }
 

@@ -9,6 +9,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define GRAPH_CHUNK_BYTES ((size_t)16 << 20)
 
@@ -155,6 +157,32 @@ void graph_reset(Graph *g) {
     g->failed = false;
     g->error[0] = '\0';
     g->mm.x_src = NULL; /* the arena's tensors are gone: forget which one mm.x holds */
+}
+
+/* Drops the whole pages of [p, p + bytes) from resident memory (MADV_DONTNEED: the next
+ * write faults in zeroed pages; the mapping and the address stay). */
+static void drop_pages(void *p, size_t bytes) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (!p || page <= 0) return;
+    uintptr_t begin = ((uintptr_t)p + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t end = ((uintptr_t)p + bytes) / (uintptr_t)page * (uintptr_t)page;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
+void graph_release_buffers(Graph *g) {
+    if (!g) return;
+    drop_pages(g->scratch, g->scratch_bytes);
+    drop_pages(g->weights, g->weights_bytes);
+    drop_pages(g->mm.x, g->mm.x_bytes);
+    drop_pages(g->mm.d, g->mm.d_bytes);
+    g->mm.x_src = NULL; /* mm.x no longer holds its conversion */
+}
+
+void graph_release(Graph *g) {
+    if (!g) return;
+    graph_reset(g);
+    graph_release_buffers(g);
+    arena_release_pages(g->arena);
 }
 
 int graph_set_precision(Graph *g, TensorPrecision p) {
@@ -311,7 +339,7 @@ float *graph_grad(Graph *g, Tensor *t) {
 float *graph_scratch(Graph *g, size_t bytes) {
     if (bytes > g->scratch_bytes) {
         free(g->scratch);
-        g->scratch = aligned_alloc(64, (bytes + 63) / 64 * 64);
+        g->scratch = graph_buffer_alloc((bytes + 63) / 64 * 64);
         g->scratch_bytes = g->scratch ? (bytes + 63) / 64 * 64 : 0;
         if (!g->scratch)
             graph_fail(g, "out of memory: cannot allocate a %zu-byte scratch buffer", bytes);
@@ -325,7 +353,7 @@ static float *weight_scratch(Graph *g, size_t bytes) {
     if (bytes > g->weights_bytes) {
         free(g->weights);
         size_t rounded = (bytes + 63) / 64 * 64;
-        g->weights = aligned_alloc(64, rounded);
+        g->weights = graph_buffer_alloc(rounded);
         g->weights_bytes = g->weights ? rounded : 0;
         if (!g->weights)
             graph_fail(g, "out of memory: cannot allocate %zu bytes to convert BF16 weights",

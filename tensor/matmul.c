@@ -89,7 +89,7 @@ static MmIn as_operand(const Graph *g, const void *p) {
 static void *grow(Graph *g, void **buf, size_t *cap, size_t bytes) {
     if (bytes > *cap) {
         size_t rounded = (bytes + 63) / 64 * 64;
-        void *p = aligned_alloc(64, rounded);
+        void *p = graph_buffer_alloc(rounded);
         if (!p) {
             graph_fail(g, "out of memory: cannot allocate a %zu-byte bf16 matmul buffer", bytes);
             return NULL;

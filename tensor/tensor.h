@@ -77,6 +77,9 @@ Arena *arena_create(size_t chunk_bytes);
 /* 64-byte aligned; grows by whole chunks (at least `bytes`); NULL when out of memory. */
 void *arena_alloc(Arena *a, size_t bytes);
 void arena_reset(Arena *a); /* forget every allocation, keep the chunks */
+/* arena_reset, and the pages of its big chunks (those of 2 MiB and more) given back to the
+ * kernel: the chunks stay allocated and fault zeroed pages in as they are used again. */
+void arena_release_pages(Arena *a);
 size_t arena_used(const Arena *a);
 size_t arena_capacity(const Arena *a);
 void arena_destroy(Arena *a);
@@ -123,6 +126,15 @@ size_t graph_arena_bytes(const Graph *g); /* capacity held by the arena */
  * conversion buffers the graph holds (what a step's activations cost, chunk slack aside). */
 size_t graph_arena_used(const Graph *g);
 void graph_destroy(Graph *g);
+/* Returns the resident pages of g's op buffers (scratch, weight conversions, bf16 operands)
+ * to the kernel while they stay allocated; ops fault zeroed pages back in as they need them.
+ * Between an op's uses only: for a graph idle while another works (gradient checkpointing's
+ * head, whose lm_head buffers are 300 MB at Llama-3.1-8B's vocabulary, during the layers'
+ * backward). The arena and its tensors are untouched. */
+void graph_release_buffers(Graph *g);
+/* graph_reset, graph_release_buffers and the arena's pages released (arena_release_pages):
+ * a graph that will not run for a while holds no resident memory. */
+void graph_release(Graph *g);
 /* An uninitialised activation tensor from the graph's arena (requires_grad false). */
 Tensor *graph_tensor(Graph *g, int ndim, const int64_t *shape);
 /* Seeds root->grad with `seed` in every element and replays the tape in reverse.

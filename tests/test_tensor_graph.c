@@ -4,8 +4,10 @@
 #include "tests/test_util.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 START_TEST(test_arena_aligns_and_reset_keeps_chunks) {
     Arena *a = arena_create(1024);
@@ -279,10 +281,41 @@ START_TEST(test_failed_graph_propagates_null_and_backward_refuses) {
 }
 END_TEST
 
+/* This process's resident pages (/proc/self/statm). */
+static long resident_pages(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    long size = 0, resident = -1;
+    ck_assert(f && fscanf(f, "%ld %ld", &size, &resident) == 2);
+    fclose(f);
+    return resident;
+}
+
+/* graph_release gives a touched arena's pages back and the graph works on afterwards (the
+ * chunks kept: the same tensor address, the same results). A count of pages, not a time. */
+START_TEST(test_release_returns_the_arena_pages) {
+    Graph *g = graph_create();
+    const int64_t n = (int64_t)16 << 20; /* 64 MiB of floats */
+    Tensor *t = graph_tensor(g, 1, &n);
+    ck_assert(t != NULL);
+    memset(t->data, 1, (size_t)n * sizeof(float));
+    long page = sysconf(_SC_PAGESIZE), touched = resident_pages();
+    float *at = t->data;
+    graph_release(g);
+    long released = touched - resident_pages();
+    ck_assert_msg(released * page >= (60L << 20), "only %ld KiB given back",
+                  released * page / 1024);
+    t = graph_tensor(g, 1, &n);
+    ck_assert(t != NULL && t->data == at);
+    ck_assert(t->data[0] == 0.0f && t->data[n - 1] == 0.0f); /* fresh zero pages */
+    graph_destroy(g);
+}
+END_TEST
+
 Suite *tensor_graph_suite(void) {
     Suite *s = suite_create("tensor_graph");
     TCase *tc = tcase_create("graph");
     tcase_add_test(tc, test_arena_aligns_and_reset_keeps_chunks);
+    tcase_add_test(tc, test_release_returns_the_arena_pages);
     tcase_add_test(tc, test_second_step_allocates_nothing_and_repeats_bit_identically);
     tcase_add_test(tc, test_backward_twice_accumulates_and_frozen_grads_stay_null);
     tcase_add_test(tc, test_results_bit_identical_per_thread_count);

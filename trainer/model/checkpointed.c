@@ -29,7 +29,15 @@
  * those buffers, in the order the plain pass's tape adds into the source's tensors; the
  * recomputed source layer then takes the buffers as its fresh K's and V's gradients, to
  * which its own attention adds last, as in the plain pass. The per-layer inputs are built
- * once in g without gradients. */
+ * once in g without gradients.
+ * Memory: the head and the layers' backward run at different times, so neither holds its
+ * memory through the other's: after the head's backward g's op buffers (the lm_head's chunk
+ * of logits, its weight blocks and their bf16 operands: 300 MB at Llama-3's vocabulary of
+ * 128,256) are given back to the kernel (graph_release_buffers), and after the last layer's
+ * backward the layer graph's arena and buffers (a layer's forward + backward: 730 MB at
+ * Llama-3.1-8B's shape and 1024 tokens). Peak memory is then g's tensors plus the larger
+ * of (one layer's forward + the head) and (one layer's forward + backward), not their sum;
+ * each step faults the pages in again (huge pages where the kernel gives them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,6 +220,7 @@ int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float
     }
     ck->g = NULL; /* one backward per forward pass */
     if (graph_backward(g, root, seed) != 0) return -1;
+    graph_release_buffers(g); /* the head's: idle until the next step (memory, see top) */
     int L = ck->m->cfg.num_hidden_layers;
     Tensor *top = ck->saved[L];
     float *d = top->grad; /* d(boundary l + 1), in g: the head's, then each layer's */
@@ -241,6 +250,6 @@ int model_backward_checkpointed(Graph *g, Checkpointing *ck, Tensor *root, float
     }
     ck->g = NULL;
     ck->held = NULL;
-    graph_reset(ck->layer);
+    graph_release(ck->layer); /* idle until the next step's forward (memory, see top) */
     return rc;
 }
