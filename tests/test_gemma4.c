@@ -326,9 +326,9 @@ static char *fixture_ids(const char *fx, const char *key) {
  * adapter's greedy ids; the GGUF exports are refused with the reason and the way out
  * (refusal), or (refusal NULL) the adapter's is written and the merged model's refused for
  * the tokenizer the fixture lacks, the message saying why it cannot be read. */
-static void check_merge(const char *fx, const char *refusal) {
+static void check_merge_of(const char *model_fx, const char *fx, const char *refusal) {
     char *dir = test_tmpdir(), rel[256], args[8192];
-    snprintf(rel, sizeof rel, "%s/model", fx);
+    snprintf(rel, sizeof rel, "%s/model", model_fx);
     char *model = tt_repo_path(rel);
     snprintf(rel, sizeof rel, "%s/init_adapter", fx);
     char *adapter = tt_repo_path(rel);
@@ -360,6 +360,10 @@ static void check_merge(const char *fx, const char *refusal) {
     free(dir);
 }
 
+static void check_merge(const char *fx, const char *refusal) {
+    check_merge_of(fx, fx, refusal);
+}
+
 /* What gemma4-e2b's KV sharing is refused for: layer 4 (full) reads layer 1's K and V in
  * transformers, llama.cpp would take layer 3 (the last before the sharing layers). */
 #define E2B_SHARING_REFUSAL                                                                        \
@@ -373,6 +377,14 @@ static void check_merge(const char *fx, const char *refusal) {
 START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
     check_merge(G4, NULL);
     check_merge(E2B, E2B_SHARING_REFUSAL);
+}
+END_TEST
+
+/* gemma4-e2b-ple's adapter (LoRA on per_layer_input_gate and per_layer_projection too, as
+ * PEFT names them): merge --format hf folds those deltas into the per-layer gate and
+ * projection, so the merged model generates the reference's adapter ids. */
+START_TEST(test_merge_hf_folds_the_per_layer_gate_and_projection) {
+    check_merge_of(E2B, E2B "-ple", E2B_SHARING_REFUSAL);
 }
 END_TEST
 
@@ -642,6 +654,7 @@ Suite *gemma4_suite(void) {
     tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_per_layer_table_stays_in_its_stored_dtype);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
+    tcase_add_test(tc, test_merge_hf_folds_the_per_layer_gate_and_projection);
     tcase_add_test(tc, test_gguf_holds_what_the_converter_writes);
     tcase_add_test(tc, test_inspect_shows_the_gemma4_layers);
     tcase_add_test(tc, test_wrapper_is_the_text_model_and_merge_keeps_the_towers);
