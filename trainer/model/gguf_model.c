@@ -262,14 +262,16 @@ static int add(Builder *b, const char *name, Item it, char *err, size_t errlen) 
     return 0;
 }
 
-/* The family's norm weights of layer l that the GGUF lists before linear `before`. */
-static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char *err,
-                     size_t errlen) {
+/* The family's norm weights of layer l that the GGUF lists before linear `before` (Gemma 4's
+ * per-layer gate and projection among them, merged with lora's deltas). */
+static int add_norms(Builder *b, const Model *m, const Lora *lora, int l, ModelModule before,
+                     char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     for (int k = 0; k < c->family->n_norms; k++) {
         const FamilyNorm *n = &c->family->norms[k];
         if (n->gguf_before != before || !family_layer_has_norm(c, l, n)) continue;
         Item it = {.m = m,
+                   .lora = lora,
                    .layer = l,
                    .src = SRC_NORM,
                    .norm = n->slot,
@@ -319,7 +321,7 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
     }
     for (int l = 0; l < c->num_hidden_layers; l++) {
         for (int k = 0; k < MODULE_COUNT; k++) {
-            if (add_norms(b, m, l, (ModelModule)k, err, errlen) != 0) return -1;
+            if (add_norms(b, m, lora, l, (ModelModule)k, err, errlen) != 0) return -1;
             if (!(model_layer_modules(c, l) & (1u << k))) continue;
             int out, in;
             model_layer_module_dims(c, l, (ModelModule)k, &out, &in);
@@ -337,7 +339,7 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
                 if (add(b, name, it, err, errlen) != 0) return -1;
             }
         }
-        if (add_norms(b, m, l, MODULE_COUNT, err, errlen) != 0) return -1;
+        if (add_norms(b, m, lora, l, MODULE_COUNT, err, errlen) != 0) return -1;
     }
     it = base, it.src = SRC_FINAL_NORM, it.vector = true, it.rows = 1, it.cols = c->hidden_size;
     if (add(b, "output_norm.weight", it, err, errlen) != 0) return -1;
