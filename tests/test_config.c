@@ -143,7 +143,7 @@ START_TEST(test_all_linear_means_every_module_kind) {
         ck_assert_msg(load_text(dir, text, NULL, 0, &c, err, sizeof err) == 0, "%s", err);
         ck_assert_int_eq(c.lora.target_modules.n, MODULE_COUNT);
         ck_assert_str_eq(c.lora.target_modules.items[0], "q_proj");
-        ck_assert_str_eq(c.lora.target_modules.items[MODULE_COUNT - 1], "out_proj");
+        ck_assert_str_eq(c.lora.target_modules.items[MODULE_COUNT - 1], "per_layer_projection");
         config_free(&c);
     }
     test_rmtree(dir);

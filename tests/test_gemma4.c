@@ -326,9 +326,9 @@ static char *fixture_ids(const char *fx, const char *key) {
  * adapter's greedy ids; the GGUF exports are refused with the reason and the way out
  * (refusal), or (refusal NULL) the adapter's is written and the merged model's refused for
  * the tokenizer the fixture lacks, the message saying why it cannot be read. */
-static void check_merge(const char *fx, const char *refusal) {
+static void check_merge_of(const char *model_fx, const char *fx, const char *refusal) {
     char *dir = test_tmpdir(), rel[256], args[8192];
-    snprintf(rel, sizeof rel, "%s/model", fx);
+    snprintf(rel, sizeof rel, "%s/model", model_fx);
     char *model = tt_repo_path(rel);
     snprintf(rel, sizeof rel, "%s/init_adapter", fx);
     char *adapter = tt_repo_path(rel);
@@ -360,6 +360,10 @@ static void check_merge(const char *fx, const char *refusal) {
     free(dir);
 }
 
+static void check_merge(const char *fx, const char *refusal) {
+    check_merge_of(fx, fx, refusal);
+}
+
 /* What gemma4-e2b's KV sharing is refused for: layer 4 (full) reads layer 1's K and V in
  * transformers, llama.cpp would take layer 3 (the last before the sharing layers). */
 #define E2B_SHARING_REFUSAL                                                                        \
@@ -373,6 +377,179 @@ static void check_merge(const char *fx, const char *refusal) {
 START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
     check_merge(G4, NULL);
     check_merge(E2B, E2B_SHARING_REFUSAL);
+}
+END_TEST
+
+/* gemma4-e2b-ple's adapter (LoRA on per_layer_input_gate and per_layer_projection too, as
+ * PEFT names them): merge --format hf folds those deltas into the per-layer gate and
+ * projection, so the merged model generates the reference's adapter ids. */
+START_TEST(test_merge_hf_folds_the_per_layer_gate_and_projection) {
+    check_merge_of(E2B, E2B "-ple", E2B_SHARING_REFUSAL);
+}
+END_TEST
+
+/* all-linear on gemma4-wrapper: the adapter wraps every layer's per_layer_input_gate and
+ * per_layer_projection too (PEFT's names, under model.language_model.), its target_modules
+ * the regex whose parent group is optional, and lorafit reads that adapter back. */
+START_TEST(test_all_linear_adapts_the_per_layer_gate_and_projection_as_peft_names_them) {
+    char *dir = test_tmpdir(), *model = tt_repo_path(WRAP "/model");
+    char *rows = tt_repo_path(WRAP "/train.jsonl"), extra[8192], args[8192], path[4400], err[1024];
+    snprintf(extra, sizeof extra,
+             "lora:\n  r: 2\n  alpha: 4\n  target_modules: all-linear\n"
+             "data:\n  train: %s\n  seq_len: 16\n"
+             "train:\n  batch_size: 2\n  max_steps: 1\n",
+             rows);
+    char *cfg = tt_write_config(dir, model, extra);
+    snprintf(args, sizeof args, "train '%s'", cfg);
+    tt_expect(dir, args, 0, NULL);
+    snprintf(path, sizeof path, "%s/out/adapter/adapter_config.json", dir);
+    json_error_t je;
+    json_t *ac = json_load_file(path, 0, &je);
+    ck_assert_msg(ac != NULL, "%s: %s", path, je.text);
+    ck_assert_str_eq(json_string_value(json_object_get(ac, "target_modules")),
+                     "model\\.language_model\\.layers\\.[0-9]+\\.((self_attn|mlp)\\.)?(q_proj|"
+                     "k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj|per_layer_input_gate|"
+                     "per_layer_projection)");
+    json_decref(ac);
+    snprintf(path, sizeof path, "%s/out/adapter/adapter_model.safetensors", dir);
+    SafeTensors *st = st_open(path, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    /* 7 layers x (gate, projection) + 4 layers x 7 + the 3 KV-sharing layers x 5, A and B */
+    ck_assert_int_eq(st_count(st), 2 * (7 * 2 + 4 * 7 + 3 * 5));
+    for (int l = 0; l < 7; l++) {
+        const char *pre = "base_model.model.model.language_model.layers";
+        char name[200];
+        snprintf(name, sizeof name, "%s.%d.per_layer_input_gate.lora_A.weight", pre, l);
+        const StTensor *a = st_find(st, name);
+        ck_assert_msg(a && a->shape[0] == 2 && a->shape[1] == 32, "%s", name);
+        snprintf(name, sizeof name, "%s.%d.per_layer_projection.lora_B.weight", pre, l);
+        const StTensor *b = st_find(st, name);
+        ck_assert_msg(b && b->shape[0] == 32 && b->shape[1] == 2, "%s", name);
+    }
+    st_close(st);
+    snprintf(args, sizeof args,
+             "generate --model '%s' --adapter '%s/out/adapter' --prompt-ids '1 2 3' -n 4", model,
+             dir);
+    tt_expect(dir, args, 0, NULL);
+    free(cfg);
+    free(rows);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
+/* all-linear on gemma4-e2b-gguf (a model llama.cpp's gemma4 runs as transformers does): the
+ * GGUF adapter holds blk.N.inp_gate and blk.N.proj (what llama.cpp adapts, build_lora_mm) with
+ * the PEFT adapter's A and B as they are, and merge --format gguf folds their deltas in: the
+ * merged GGUF (loaded by lorafit as a base) generates the adapter's ids. The
+ * training is test_gguf_llamacpp.c's (seed 8: no near-tie on the greedy path, smallest gap
+ * 1.5e-2 in the float64 reference), which runs such an adapter in llama.cpp. */
+START_TEST(test_gguf_adapter_and_merges_carry_the_per_layer_gate_and_projection) {
+    char *dir = test_tmpdir(), *model = tt_repo_path("tests/data/train/gemma4-e2b-gguf/model");
+    char *rows = tt_repo_path("tests/data/train/gemma4-e2b-gguf/train.jsonl");
+    char extra[8192], args[8192], path[4400], err[1024];
+    snprintf(extra, sizeof extra,
+             "lora:\n  r: 4\n  alpha: 8\n  target_modules: all-linear\n"
+             "data:\n  train: %s\n  seq_len: 16\n  shuffle: false\n"
+             "train:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n  lr_scheduler: constant\n"
+             "  seed: 8\n",
+             rows);
+    char *cfg = tt_write_config(dir, model, extra);
+    snprintf(args, sizeof args, "train '%s'", cfg);
+    tt_expect(dir, args, 0, NULL);
+    snprintf(args, sizeof args,
+             "merge --model '%s' --adapter '%s/out/adapter' --out '%s/m.gguf' --dtype f32", model,
+             dir, dir);
+    tt_expect(dir, args, 0, "adapter merged");
+    snprintf(args, sizeof args,
+             "export '%s/out/adapter' --format gguf --dtype f32 --model '%s' --out '%s/a.gguf'",
+             dir, model, dir);
+    tt_expect(dir, args, 0, "GGUF LoRA adapter");
+    snprintf(path, sizeof path, "%s/out/adapter/adapter_model.safetensors", dir);
+    SafeTensors *st = st_open(path, err, sizeof err);
+    ck_assert_msg(st != NULL, "%s", err);
+    snprintf(path, sizeof path, "%s/a.gguf", dir);
+    TgFile f;
+    tg_read(path, &f);
+    static const char *const peft[2] = {"per_layer_input_gate", "per_layer_projection"},
+                             *gguf[2] = {"inp_gate", "proj"};
+    for (int l = 0; l < 8; l++)
+        for (int k = 0; k < 2; k++)
+            for (int ab = 0; ab < 2; ab++) {
+                char name[200], want[200];
+                snprintf(name, sizeof name, "blk.%d.%s.weight.lora_%c", l, gguf[k], ab ? 'b' : 'a');
+                snprintf(want, sizeof want, "base_model.model.model.layers.%d.%s.lora_%c.weight", l,
+                         peft[k], ab ? 'B' : 'A');
+                const TgTensor *t = tg_tensor(&f, name);
+                const StTensor *src = st_find(st, want);
+                ck_assert_msg(t && src, "%s or %s missing", name, want);
+                /* ggml's ne is (columns, rows) */
+                ck_assert(t->ne[0] == (uint64_t)src->shape[1] &&
+                          t->ne[1] == (uint64_t)src->shape[0]);
+                ck_assert_int_eq(src->shape[ab ? 0 : 1],
+                                 k == ab ? 32 : 8); /* gate 32 -> 8, proj 8 -> 32 */
+                uint64_t n;
+                float *got = tg_floats(t, &n), *ref = malloc((size_t)src->numel * sizeof *ref);
+                ck_assert(st_to_float(src, ref, err, sizeof err) == 0 && n == (uint64_t)src->numel);
+                ck_assert_msg(memcmp(got, ref, n * sizeof *got) == 0, "%s differs from %s", name,
+                              want);
+                free(got);
+                free(ref);
+            }
+    /* m.gguf's blk.N.inp_gate / proj: W + (alpha / r) B A of the base and the adapter */
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    TgFile mf;
+    tg_read(path, &mf);
+    snprintf(path, sizeof path, "%s/model.safetensors", model);
+    SafeTensors *base = st_open(path, err, sizeof err);
+    ck_assert_msg(base != NULL, "%s", err);
+    for (int l = 0; l < 8; l++)
+        for (int k = 0; k < 2; k++) {
+            char name[200], an[200], bn[200];
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l, peft[k]);
+            snprintf(an, sizeof an, "base_model.model.model.layers.%d.%s.lora_A.weight", l,
+                     peft[k]);
+            snprintf(bn, sizeof bn, "base_model.model.model.layers.%d.%s.lora_B.weight", l,
+                     peft[k]);
+            const StTensor *w = st_find(base, name), *ta = st_find(st, an), *tb = st_find(st, bn);
+            snprintf(name, sizeof name, "blk.%d.%s.weight", l, gguf[k]);
+            const TgTensor *t = tg_tensor(&mf, name);
+            ck_assert_msg(w && ta && tb && t, "%s", name);
+            int64_t rows = w->shape[0], cols = w->shape[1], r = ta->shape[0];
+            float *fw = malloc((size_t)(rows * cols) * sizeof *fw),
+                  *fa = malloc((size_t)(r * cols) * sizeof *fa),
+                  *fb = malloc((size_t)(rows * r) * sizeof *fb);
+            ck_assert(st_to_float(w, fw, err, sizeof err) == 0 &&
+                      st_to_float(ta, fa, err, sizeof err) == 0 &&
+                      st_to_float(tb, fb, err, sizeof err) == 0);
+            uint64_t n;
+            float *got = tg_floats(t, &n);
+            ck_assert(n == (uint64_t)(rows * cols));
+            double delta = 0, off = 0;
+            for (int64_t o = 0; o < rows; o++)
+                for (int64_t i = 0; i < cols; i++) {
+                    double d = 0;
+                    for (int64_t j = 0; j < r; j++) d += (double)fb[o * r + j] * fa[j * cols + i];
+                    double want = fw[o * cols + i] + 8.0 / 4.0 * d;
+                    delta = fmax(delta, fabs(d));
+                    off = fmax(off, fabs(got[o * cols + i] - want));
+                }
+            ck_assert_msg(delta > 1e-3 && off < 1e-6, "%s: delta %g, off by %g", name, delta, off);
+            free(got);
+            free(fw);
+            free(fa);
+            free(fb);
+        }
+    st_close(base);
+    tg_free(&mf);
+    tg_free(&f);
+    st_close(st);
+    free(cfg);
+    free(rows);
+    free(model);
+    test_rmtree(dir);
+    free(dir);
 }
 END_TEST
 
@@ -642,6 +819,9 @@ Suite *gemma4_suite(void) {
     tcase_add_test(tc, test_killed_and_resumed_is_byte_identical);
     tcase_add_test(tc, test_per_layer_table_stays_in_its_stored_dtype);
     tcase_add_test(tc, test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused);
+    tcase_add_test(tc, test_merge_hf_folds_the_per_layer_gate_and_projection);
+    tcase_add_test(tc, test_all_linear_adapts_the_per_layer_gate_and_projection_as_peft_names_them);
+    tcase_add_test(tc, test_gguf_adapter_and_merges_carry_the_per_layer_gate_and_projection);
     tcase_add_test(tc, test_gguf_holds_what_the_converter_writes);
     tcase_add_test(tc, test_inspect_shows_the_gemma4_layers);
     tcase_add_test(tc, test_wrapper_is_the_text_model_and_merge_keeps_the_towers);

@@ -89,6 +89,8 @@ END_TEST
  * 1e-4 (those of k_proj and v_proj of layers 1 and 3 carry the sharing layers' parts). */
 START_TEST(test_gemma4_per_layer_inputs_and_kv_sharing_match_reference) {
     check_fixture_tol("tests/data/train/gemma4-e2b/model", "tests/data/train/gemma4-e2b", 1e-6);
+    /* gemma4-e2b-ple: LoRA on every layer's per_layer_input_gate and per_layer_projection too */
+    check_fixture_tol("tests/data/train/gemma4-e2b/model", "tests/data/train/gemma4-e2b-ple", 1e-6);
     check_fixture_tol("tests/data/train/gemma4-wrapper/model", "tests/data/train/gemma4-wrapper",
                       1e-6);
 }

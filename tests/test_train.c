@@ -78,11 +78,13 @@ END_TEST
 
 /* Gemma 4, 31B-like (gemma4-keqv: K = V full layers of their own head_dim, proportional
  * RoPE, sliding layers, layer_scalar, soft-capped logits) and E2B-like (gemma4-e2b:
- * per-layer inputs, KV sharing, double-wide MLP): lorafit train's losses, first gradient
- * norm and adapter after 3 AdamW steps against the float64 reference. */
+ * per-layer inputs, KV sharing, double-wide MLP; gemma4-e2b-ple: the same model with LoRA
+ * on per_layer_input_gate and per_layer_projection too): lorafit train's losses, first
+ * gradient norm and adapter after 3 AdamW steps against the float64 reference. */
 START_TEST(test_train_matches_gemma4_k_eq_v_reference) {
     check_fixture("tests/data/train/gemma4-keqv", "tests/data/train/gemma4-keqv/model");
     check_fixture("tests/data/train/gemma4-e2b", "tests/data/train/gemma4-e2b/model");
+    check_fixture("tests/data/train/gemma4-e2b-ple", "tests/data/train/gemma4-e2b/model");
     check_fixture("tests/data/train/gemma4-wrapper", "tests/data/train/gemma4-wrapper/model");
 }
 END_TEST

@@ -38,9 +38,10 @@ with open(os.path.join(a.out, 'train.jsonl'), 'w') as f:
     for r, l in zip(rows, labels): f.write(json.dumps({'input_ids': r, 'labels': l}) + '\n')
 # initial adapter with non-zero B so every gradient is non-zero
 tg = a.targets.split(','); init = {}
+own = any(not ref_llama.SUB[t] for t in tg)  # Gemma 4's per-layer gate / projection: no parent module
 for i in range(ref.L):
     for t in tg:
-        name = f'model.layers.{i}.{ref_llama.SUB[t]}.{t}.weight'
+        name = f'model.layers.{i}.{ref_llama.path(t)}.weight'
         if name not in ref.w: continue  # Qwen3.5: a DeltaNet layer has no q_proj, an attention layer no out_proj
         W = ref.w[name]; o, inn = W.shape; k = ref.key(i, t)
         init[k + '.lora_A.weight'] = (rng.standard_normal((a.r, inn)) * 0.2).astype(np.float32)
@@ -50,7 +51,7 @@ st.save(os.path.join(ad, 'adapter_model.safetensors'), init, {'format': 'pt'})
 json.dump({'peft_type': 'LORA', 'task_type': 'CAUSAL_LM', 'r': a.r, 'lora_alpha': a.alpha, 'lora_dropout': 0.0,
            # a wrapper's: the regex PEFT fullmatch-es, reaching the language model only
            'target_modules': tg if ref.prefix == 'model.' else
-               ref.prefix.replace('.', r'\.') + r'layers\.[0-9]+\.(' + ('self_attn|linear_attn|mlp' if model_type == 'qwen3_5' else 'self_attn|mlp') + r')\.(' + '|'.join(tg) + ')',
+               ref.prefix.replace('.', r'\.') + r'layers\.[0-9]+\.(' + ('(' if own else '') + ('self_attn|linear_attn|mlp' if model_type == 'qwen3_5' else 'self_attn|mlp') + (r')\.)?(' if own else r')\.(') + '|'.join(tg) + ')',
            'bias': 'none', 'use_rslora': a.rslora, 'fan_in_fan_out': False,
            'base_model_name_or_path': model_name, 'inference_mode': True},
           open(os.path.join(ad, 'adapter_config.json'), 'w'), indent=2, sort_keys=True)

@@ -22,7 +22,8 @@ with ref_llama.Ref's interface (key, set_lora, forward, loss, greedy):
     sqrt(P) (rounded likewise) as (L, P) per token; per_layer_model_projection(embeddings)
     times hidden^-0.5, reshaped (L, P), per_layer_projection_norm; their sum times 2^-0.5;
     each layer after its MLP: x + post_per_layer_input_norm(per_layer_projection(
-    gelu_tanh(per_layer_input_gate x) * input_l));
+    gelu_tanh(per_layer_input_gate x) * input_l)), both linears with LoRA when targeted (PEFT's
+    all-linear wraps them; per_layer_model_projection stays frozen, as lorafit keeps it);
   - the layer's output times layer_scalar; final norm, logits soft-capped by
     final_logit_softcapping when set (both Gemma4ForCausalLM and
     Gemma4ForConditionalGeneration apply it).
@@ -104,8 +105,8 @@ class Ref(ref_llama.Ref):
             m = s.lin(gelu(s.lin(h, i, 'gate_proj')) * s.lin(h, i, 'up_proj'), i, 'down_proj')
             x = x + s.norm(m, s.w[Pf + 'post_feedforward_layernorm.weight'])
             if s.ple:
-                g = gelu(x @ s.w[Pf + 'per_layer_input_gate.weight'].T) * per_layer[:, :, i, :]
-                x = x + s.norm(g @ s.w[Pf + 'per_layer_projection.weight'].T, s.w[Pf + 'post_per_layer_input_norm.weight'])
+                g = gelu(s.lin(x, i, 'per_layer_input_gate')) * per_layer[:, :, i, :]
+                x = x + s.norm(s.lin(g, i, 'per_layer_projection'), s.w[Pf + 'post_per_layer_input_norm.weight'])
             x = x * s.w[Pf + 'layer_scalar']
         logits = s.norm(x, s.w['model.norm.weight']) @ s.w['lm_head.weight'].T
         if s.final_cap is not None: logits = torch.tanh(logits / s.final_cap) * s.final_cap

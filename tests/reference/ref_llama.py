@@ -24,7 +24,9 @@ SUB = {'q_proj': 'self_attn', 'k_proj': 'self_attn', 'v_proj': 'self_attn', 'o_p
        'gate_proj': 'mlp', 'up_proj': 'mlp', 'down_proj': 'mlp',
        'qkv_proj': 'self_attn', 'gate_up_proj': 'mlp',  # Phi-3's fused linears (ref_phi3)
        'in_proj_qkv': 'linear_attn', 'in_proj_z': 'linear_attn', 'in_proj_b': 'linear_attn',
-       'in_proj_a': 'linear_attn', 'out_proj': 'linear_attn'}  # Qwen3.5's DeltaNet (ref_qwen3_5)
+       'in_proj_a': 'linear_attn', 'out_proj': 'linear_attn',  # Qwen3.5's DeltaNet (ref_qwen3_5)
+       'per_layer_input_gate': '', 'per_layer_projection': ''}  # Gemma 4's, the layer's own (ref_gemma4)
+def path(t): return f'{SUB[t]}.{t}' if SUB[t] else t  # the module's name under its layer
 
 # Multimodal wrapper checkpoints (...ForConditionalGeneration): config.json's text_config (of
 # text_type; absent_type: what the wrapper's config class assumes without a model_type) over
@@ -103,12 +105,12 @@ class Ref:
             types = ['sliding_attention' if i >= c.get('max_window_layers', 28) else 'full_attention' for i in range(L)]
         else: types = ['full_attention'] * L
         s.types = types; s.window = c.get('sliding_window')
-    def key(s, i, t): return f'base_model.model.{s.prefix}layers.{i}.{SUB[t]}.{t}'
+    def key(s, i, t): return f'base_model.model.{s.prefix}layers.{i}.{path(t)}'
     def set_lora(s, tensors, alpha, r, rslora=False):
         s.lora = {k: torch.tensor(v, dtype=s.dtype).requires_grad_(True) for k, v in tensors.items()}
         s.scale = alpha / (math.sqrt(r) if rslora else r)
     def lin(s, x, i, t):
-        P = f'model.layers.{i}.{SUB[t]}.{t}'
+        P = f'model.layers.{i}.{path(t)}'
         y = x @ s.w[P + '.weight'].T
         if P + '.bias' in s.w: y = y + s.w[P + '.bias']
         k = s.key(i, t)

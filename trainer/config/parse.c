@@ -126,7 +126,7 @@ static int set_modules(ConfigList *l, yaml_document_t *doc, const yaml_node_t *n
         int m = 0;
         while (m < MODULE_COUNT && strcmp(model_module_name((ModelModule)m), s) != 0) m++;
         if (m == MODULE_COUNT) {
-            char names[128];
+            char names[256];
             model_module_list(names, sizeof names);
             store_error(err, errlen, 0,
                         "%s: unknown module '%.60s' (%s); allowed: %s, or all-linear", kp, s, at,

@@ -30,7 +30,10 @@
  * (model_modules): the seven q k v o gate up down, or Phi-3's fused qkv_proj (q rows, then
  * k, then v) and gate_up_proj (gate rows, then up) with o and down. Qwen3.5's Gated DeltaNet
  * layers (linear_attn.*) have in_proj_qkv, in_proj_z, in_proj_b, in_proj_a and out_proj
- * instead of q k v o; a layer's own subset is model_layer_modules. */
+ * instead of q k v o; a layer's own subset is model_layer_modules. Gemma 4's E models'
+ * per-layer input gate and projection (layers.N.per_layer_input_gate, per_layer_projection,
+ * no parent module) are LoRA targets only: their weights are family norm slots (PLE_GATE,
+ * PLE_PROJ), loaded and written as those; model_layer_targets adds them. */
 typedef enum {
     MODULE_Q,
     MODULE_K,
@@ -41,11 +44,13 @@ typedef enum {
     MODULE_DOWN,
     MODULE_QKV,
     MODULE_GATE_UP,
-    MODULE_IN_QKV, /* (2 NK*DK + NV*DV, C): the DeltaNet's q, k, v before the conv */
-    MODULE_IN_Z,   /* (NV*DV, C): the output gate */
-    MODULE_IN_B,   /* (NV, C): beta before the sigmoid */
-    MODULE_IN_A,   /* (NV, C): the decay's input */
-    MODULE_OUT,    /* out_proj (C, NV*DV) */
+    MODULE_IN_QKV,   /* (2 NK*DK + NV*DV, C): the DeltaNet's q, k, v before the conv */
+    MODULE_IN_Z,     /* (NV*DV, C): the output gate */
+    MODULE_IN_B,     /* (NV, C): beta before the sigmoid */
+    MODULE_IN_A,     /* (NV, C): the decay's input */
+    MODULE_OUT,      /* out_proj (C, NV*DV) */
+    MODULE_PLE_GATE, /* per_layer_input_gate (P, C) */
+    MODULE_PLE_PROJ, /* per_layer_projection (C, P) */
     MODULE_COUNT
 } ModelModule;
 
@@ -102,16 +107,25 @@ const char *model_module_name(ModelModule mod);
 void model_module_list_of(unsigned mask, char *out, size_t len);
 /* Every module kind (model_module_list_of all of them). */
 void model_module_list(char *out, size_t len);
-/* The modules cfg's family has, as a mask of 1 << ModelModule (in any of its layers). */
+/* The modules LoRA can target in cfg, as a mask of 1 << ModelModule (in any of its layers):
+ * the family's linears and, in Gemma 4's E models, the per-layer gate and projection. */
 unsigned model_modules(const ModelConfig *cfg);
-/* The modules layer `layer` has (Qwen3.5: a DeltaNet layer's or an attention layer's). */
+/* The linear weights layer `layer` has (Qwen3.5: a DeltaNet layer's or an attention
+ * layer's), loaded and written as modules (w[]). */
 unsigned model_layer_modules(const ModelConfig *cfg, int layer);
+/* The modules LoRA can target in layer `layer`: model_layer_modules and the per-layer gate
+ * and projection of Gemma 4's E models. */
+unsigned model_layer_targets(const ModelConfig *cfg, int layer);
+/* "self_attn", "linear_attn", "mlp", or "" (a module of the layer itself). */
 const char *model_module_parent(ModelModule mod);
+/* The module's name under its layer: "self_attn.q_proj", "per_layer_input_gate". */
+const char *model_module_path(ModelModule mod);
 /* Shape of a layer's linear: W (out, in), in a model whose layers all have one shape. */
 void model_module_dims(const ModelConfig *cfg, ModelModule mod, int *out, int *in);
 /* The same in layer `layer` (Gemma 4's full layers have their own head_dim and KV heads). */
 void model_layer_module_dims(const ModelConfig *cfg, int layer, ModelModule mod, int *out, int *in);
-/* The frozen weight (out, in) and bias (out) or NULL of a layer's linear. */
+/* The frozen weight (out, in) and bias (out) or NULL of a layer's linear (of
+ * model_layer_targets: the per-layer gate and projection are their norm slots). */
 const Tensor *model_weight(const Model *m, int layer, ModelModule mod);
 const Tensor *model_bias(const Model *m, int layer, ModelModule mod);
 

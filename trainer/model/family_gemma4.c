@@ -33,9 +33,12 @@
  * loss). Layer types: layer_types, or every 6th layer full; the last layer is forced full
  * (Gemma4TextConfig.__post_init__ does so with a warning).
  *
- * Not trained: the MoE (enable_moe_block: 26B-A4B), refused by name; LoRA on the per-layer
- * gate and projection (frozen here). Default LoRA targets: q_proj and v_proj (PEFT's Gemma
- * default).
+ * Not trained: the MoE (enable_moe_block: 26B-A4B), refused by name; per_layer_model_projection
+ * (the context projection before the layers: llama.cpp's gemma4 multiplies it without LoRA,
+ * so its adapter could not run there). LoRA may target each layer's per_layer_input_gate
+ * and per_layer_projection (MODULE_PLE_GATE / PROJ, PEFT's names; all-linear includes them
+ * as PEFT's does), their weights kept in the norm slots PLE_GATE / PLE_PROJ. Default LoRA
+ * targets: q_proj and v_proj (PEFT's Gemma default).
  *
  * GGUF: llama.cpp's arch "gemma4" as convert_hf_to_gguf.py's Gemma4Model writes it
  * (gemma4_gguf_metadata; the per-layer input tensors, per_layer_* and blk.N.inp_gate / proj /
@@ -103,9 +106,9 @@ static Tensor *per_layer_input(const LayerPass *p, Tensor *x, int i) {
     const ModelConfig *c = &p->m->cfg;
     Graph *g = p->g;
     int P = c->ple_dim;
-    Tensor *in = op_columns(g, p->shared->layer_inputs, (int64_t)i * P, P);  /* (N, P) */
-    Tensor *gate = op_linear(g, x, layer_norm_weight(p, i, PLE_GATE), NULL); /* (N, P) */
-    Tensor *y = op_linear(g, op_geglu(g, gate, in), layer_norm_weight(p, i, PLE_PROJ), NULL);
+    Tensor *in = op_columns(g, p->shared->layer_inputs, (int64_t)i * P, P); /* (N, P) */
+    Tensor *gate = layer_linear(p, x, i, MODULE_PLE_GATE);                  /* (N, P) */
+    Tensor *y = layer_linear(p, op_geglu(g, gate, in), i, MODULE_PLE_PROJ); /* (N, C) */
     return op_add(g, x,
                   op_rmsnorm(g, y, layer_norm_weight(p, i, NORM_PLE), (float)c->rms_norm_eps));
 }

@@ -22,13 +22,12 @@ static uint64_t module_seed(uint64_t seed, int layer, ModelModule mod) {
 }
 
 Tensor *layer_linear(const LayerPass *p, Tensor *x, int layer, ModelModule mod) {
-    const ModelLayer *L = &p->m->layers[layer];
-    const Tensor *b = L->b[mod].data ? &L->b[mod] : NULL;
+    const Tensor *w = model_weight(p->m, layer, mod), *b = model_bias(p->m, layer, mod);
     Tensor *A, *B;
     if (p->lora && lora_module(p->lora, layer, mod, &A, &B))
-        return op_lora_linear(p->g, x, &L->w[mod], b, A, B, lora_scaling(p->lora), p->dropout,
+        return op_lora_linear(p->g, x, w, b, A, B, lora_scaling(p->lora), p->dropout,
                               module_seed(p->dropout_seed, layer, mod));
-    return op_linear(p->g, x, &L->w[mod], b);
+    return op_linear(p->g, x, w, b);
 }
 
 const Tensor *layer_norm_weight(const LayerPass *p, int layer, LayerNormSlot s) {

@@ -31,10 +31,13 @@
 #include "trainer/model/family.h"
 #include "trainer/model/lora.h"
 
-/* Phi-3's fused gate_up_proj is llama.cpp's ffn_up; Qwen3.5's as gguf_model.c names them. */
+/* Phi-3's fused gate_up_proj is llama.cpp's ffn_up; Qwen3.5's as gguf_model.c names them;
+ * Gemma 4's per-layer gate and projection blk.N.inp_gate / proj (llama.cpp's gemma4 applies
+ * adapters to both, build_lora_mm). */
 static const char *const gguf_names[MODULE_COUNT] = {
-    "attn_q",   "attn_k", "attn_v",   "attn_output", "ffn_gate", "ffn_up",    "ffn_down",
-    "attn_qkv", "ffn_up", "attn_qkv", "attn_gate",   "ssm_beta", "ssm_alpha", "ssm_out"};
+    "attn_q",    "attn_k",   "attn_v",   "attn_output", "ffn_gate",  "ffn_up",
+    "ffn_down",  "attn_qkv", "ffn_up",   "attn_qkv",    "attn_gate", "ssm_beta",
+    "ssm_alpha", "ssm_out",  "inp_gate", "proj"};
 
 typedef struct AdapterItem {
     const StTensor *src;
@@ -68,9 +71,9 @@ static const StTensor *find(const SafeTensors *st, const ModelConfig *c, int lay
                             char which) {
     char name[200];
     for (int dflt = 0; dflt < 2; dflt++) {
-        snprintf(name, sizeof name, "base_model.model.%slayers.%d.%s.%s.lora_%c%s.weight",
-                 model_module_prefix(c), layer, model_module_parent(mod), model_module_name(mod),
-                 which, dflt ? ".default" : "");
+        snprintf(name, sizeof name, "base_model.model.%slayers.%d.%s.lora_%c%s.weight",
+                 model_module_prefix(c), layer, model_module_path(mod), which,
+                 dflt ? ".default" : "");
         const StTensor *t = st_find(st, name);
         if (t) return t;
     }
@@ -92,7 +95,7 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
     if (!st) return -1;
     int n_items = 0;
     for (int l = 0; l < c->num_hidden_layers; l++)
-        n_items += 2 * __builtin_popcount(spec.targets & model_layer_modules(c, l));
+        n_items += 2 * __builtin_popcount(spec.targets & model_layer_targets(c, l));
     AdapterItem *items = calloc((size_t)(n_items ? n_items : 1), sizeof *items);
     GgufWriter *w = gguf_writer_new();
     int rc = items && w ? 0 : store_error(err, errlen, 0, "gguf adapter: out of memory");
@@ -116,7 +119,7 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
     int k = 0;
     for (int l = 0; rc == 0 && l < c->num_hidden_layers; l++)
         for (int m = 0; rc == 0 && m < MODULE_COUNT; m++) {
-            if (!(spec.targets & model_layer_modules(c, l) & (1u << m))) continue;
+            if (!(spec.targets & model_layer_targets(c, l) & (1u << m))) continue;
             int out, in;
             model_layer_module_dims(c, l, (ModelModule)m, &out, &in);
             const StTensor *a = find(st, c, l, (ModelModule)m, 'A');

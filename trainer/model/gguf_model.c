@@ -31,6 +31,7 @@
 
 #include "trainer/model/export.h"
 #include "trainer/model/internal.h"
+#include "trainer/model/lora.h"
 
 int gguf_window_ignored(const ModelConfig *c) {
     if (c->family->gguf_sliding_window) return 0;
@@ -149,8 +150,17 @@ static int fill_ple_table(const Item *it, void *dst, char *err, size_t errlen) {
     return rc == 0 ? 0 : store_error(err, errlen, 0, "gguf: cannot encode a tensor");
 }
 
+/* The LoRA module of a norm slot that is one (Gemma 4's per-layer gate and projection), or
+ * MODULE_COUNT. */
+static ModelModule ple_module(const Item *it) {
+    return it->norm == PLE_GATE   ? MODULE_PLE_GATE
+           : it->norm == PLE_PROJ ? MODULE_PLE_PROJ
+                                  : MODULE_COUNT;
+}
+
 static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen) {
     const Item *it = ctx;
+    Tensor *A, *B;
     const Model *m = it->m;
     int64_t n = it->rows * it->cols;
     (void)nbytes;
@@ -163,8 +173,12 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
     case SRC_EMBED:
         from = m->embed.data;
         break;
-    case SRC_NORM: /* a vector, or Gemma 4's per-layer gate and projection */
-        widen_rows(&m->layers[it->layer].norm[it->norm], 0, it->rows, it->cols, f);
+    case SRC_NORM: /* a vector, or Gemma 4's per-layer gate and projection (with LoRA) */
+        if (ple_module(it) != MODULE_COUNT && it->lora &&
+            lora_module(it->lora, it->layer, ple_module(it), &A, &B))
+            merge_linear(m, it->lora, it->layer, ple_module(it), f);
+        else
+            widen_rows(&m->layers[it->layer].norm[it->norm], 0, it->rows, it->cols, f);
         break;
     case SRC_PLE_PROJ:
         widen_rows(&m->ple_proj, 0, it->rows, it->cols, f);
@@ -211,10 +225,12 @@ static int fill_item(void *ctx, void *dst, size_t nbytes, char *err, size_t errl
 }
 
 /* Phi-3's fused gate_up_proj is llama.cpp's ffn_up; Qwen3.5's DeltaNet in_proj_qkv its
- * attn_qkv, in_proj_z attn_gate, in_proj_b ssm_beta, in_proj_a ssm_alpha, out_proj ssm_out. */
+ * attn_qkv, in_proj_z attn_gate, in_proj_b ssm_beta, in_proj_a ssm_alpha, out_proj ssm_out;
+ * Gemma 4's per-layer gate and projection inp_gate and proj (written as norm slots). */
 static const char *const gguf_module_names[MODULE_COUNT] = {
-    "attn_q",   "attn_k", "attn_v",   "attn_output", "ffn_gate", "ffn_up",    "ffn_down",
-    "attn_qkv", "ffn_up", "attn_qkv", "attn_gate",   "ssm_beta", "ssm_alpha", "ssm_out"};
+    "attn_q",    "attn_k",   "attn_v",   "attn_output", "ffn_gate",  "ffn_up",
+    "ffn_down",  "attn_qkv", "ffn_up",   "attn_qkv",    "attn_gate", "ssm_beta",
+    "ssm_alpha", "ssm_out",  "inp_gate", "proj"};
 
 const char *gguf_module_name(ModelModule mod) {
     return gguf_module_names[mod];
@@ -246,14 +262,16 @@ static int add(Builder *b, const char *name, Item it, char *err, size_t errlen) 
     return 0;
 }
 
-/* The family's norm weights of layer l that the GGUF lists before linear `before`. */
-static int add_norms(Builder *b, const Model *m, int l, ModelModule before, char *err,
-                     size_t errlen) {
+/* The family's norm weights of layer l that the GGUF lists before linear `before` (Gemma 4's
+ * per-layer gate and projection among them, merged with lora's deltas). */
+static int add_norms(Builder *b, const Model *m, const Lora *lora, int l, ModelModule before,
+                     char *err, size_t errlen) {
     const ModelConfig *c = &m->cfg;
     for (int k = 0; k < c->family->n_norms; k++) {
         const FamilyNorm *n = &c->family->norms[k];
         if (n->gguf_before != before || !family_layer_has_norm(c, l, n)) continue;
         Item it = {.m = m,
+                   .lora = lora,
                    .layer = l,
                    .src = SRC_NORM,
                    .norm = n->slot,
@@ -303,7 +321,7 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
     }
     for (int l = 0; l < c->num_hidden_layers; l++) {
         for (int k = 0; k < MODULE_COUNT; k++) {
-            if (add_norms(b, m, l, (ModelModule)k, err, errlen) != 0) return -1;
+            if (add_norms(b, m, lora, l, (ModelModule)k, err, errlen) != 0) return -1;
             if (!(model_layer_modules(c, l) & (1u << k))) continue;
             int out, in;
             model_layer_module_dims(c, l, (ModelModule)k, &out, &in);
@@ -321,7 +339,7 @@ static int add_tensors(Builder *b, const Model *m, const Lora *lora, char *err, 
                 if (add(b, name, it, err, errlen) != 0) return -1;
             }
         }
-        if (add_norms(b, m, l, MODULE_COUNT, err, errlen) != 0) return -1;
+        if (add_norms(b, m, lora, l, MODULE_COUNT, err, errlen) != 0) return -1;
     }
     it = base, it.src = SRC_FINAL_NORM, it.vector = true, it.rows = 1, it.cols = c->hidden_size;
     if (add(b, "output_norm.weight", it, err, errlen) != 0) return -1;

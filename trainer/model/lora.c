@@ -46,7 +46,7 @@ unsigned lora_parse_target(const char *name) {
 int lora_check_targets(const ModelConfig *cfg, unsigned targets, char *err, size_t errlen) {
     unsigned has = model_modules(cfg);
     if (targets == LORA_ALL || !(targets & ~has)) return 0;
-    char bad[128], mods[128];
+    char bad[256], mods[256];
     model_module_list_of(targets & ~has, bad, sizeof bad);
     model_module_list_of(has, mods, sizeof mods);
     snprintf(err, errlen, "lora: %s has no %s; its linear modules: %s, or all-linear",
@@ -78,7 +78,7 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
     size_t total = 0;
     for (int i = 0; i < l->n_layers; i++)
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
-            if (!(spec->targets & model_layer_modules(c, i) & (1u << mod))) continue;
+            if (!(spec->targets & model_layer_targets(c, i) & (1u << mod))) continue;
             int out, in;
             model_layer_module_dims(c, i, (ModelModule)mod, &out, &in);
             total += (size_t)spec->r * (size_t)(in + out);
@@ -97,7 +97,7 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
     for (int i = 0; i < l->n_layers; i++)
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             l->index[i][mod] = -1;
-            if (!(spec->targets & model_layer_modules(c, i) & (1u << mod))) continue;
+            if (!(spec->targets & model_layer_targets(c, i) & (1u << mod))) continue;
             int out, in;
             model_layer_module_dims(c, i, (ModelModule)mod, &out, &in);
             l->index[i][mod] = l->count;
@@ -108,9 +108,8 @@ Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen
                 t->grad = l->grads + at;
                 t->requires_grad = true;
                 snprintf(l->names[l->count], LORA_NAME_MAX,
-                         "base_model.model.%slayers.%d.%s.%s.lora_%c.weight", l->base.prefix, i,
-                         model_module_parent((ModelModule)mod), model_module_name((ModelModule)mod),
-                         ab ? 'B' : 'A');
+                         "base_model.model.%slayers.%d.%s.lora_%c.weight", l->base.prefix, i,
+                         model_module_path((ModelModule)mod), ab ? 'B' : 'A');
                 l->in_dims[l->count] = in;
                 at += (size_t)t->size;
                 l->count++;
@@ -256,13 +255,13 @@ static int regex_targets(const char *py, const AdapterBase *base, const char *pa
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             if (!(base->modules & (1u << mod))) continue;
             char name[160];
-            snprintf(name, sizeof name, "%slayers.%d.%s.%s", base->prefix, l,
-                     model_module_parent((ModelModule)mod), model_module_name((ModelModule)mod));
+            snprintf(name, sizeof name, "%slayers.%d.%s", base->prefix, l,
+                     model_module_path((ModelModule)mod));
             if (regexec(&re, name, 0, NULL, 0) == 0) layer_mask |= 1u << mod;
         }
         if (l == 0) *mask = layer_mask;
         if (layer_mask != *mask) {
-            char a[128], b[128];
+            char a[256], b[256];
             model_module_list_of(*mask, a, sizeof a);
             model_module_list_of(layer_mask, b, sizeof b);
             snprintf(err, errlen,
@@ -300,7 +299,7 @@ static int parse_targets(json_t *targets, const AdapterBase *base, const char *p
     json_array_foreach(targets, i, t) {
         unsigned bit = json_is_string(t) ? lora_parse_target(json_string_value(t)) : 0;
         if (!bit) {
-            char names[128];
+            char names[256];
             model_module_list(names, sizeof names);
             snprintf(err, errlen, "%s: target_modules[%zu] is not one of %s", path, i, names);
             return -1;
@@ -501,7 +500,8 @@ int lora_load_peft(Lora *l, const char *dir, char *err, size_t errlen) {
 /* A wrapper's target_modules: a regex (PEFT re.fullmatch-es it against each module name)
  * that reaches the language model's linears only, where the list of names would also wrap
  * the vision tower's q_proj, k_proj, v_proj: "model\.language_model\.layers\.[0-9]+\.
- * (self_attn|mlp)\.(q_proj|v_proj)". */
+ * (self_attn|mlp)\.(q_proj|v_proj)"; with Gemma 4's per-layer gate or projection the parent
+ * is optional: "...[0-9]+\.((self_attn|mlp)\.)?(q_proj|per_layer_input_gate)". */
 static json_t *targets_regex(const Lora *l) {
     char re[512];
     size_t at = 0;
@@ -509,9 +509,12 @@ static json_t *targets_regex(const Lora *l) {
         if (*p == '.') re[at++] = '\\';
         re[at++] = *p;
     }
-    /* Qwen3.5's DeltaNet projections are under linear_attn */
-    bool linear = l->base.modules & (1u << MODULE_IN_QKV | 1u << MODULE_OUT);
-    at += (size_t)snprintf(re + at, sizeof re - at, "layers\\.[0-9]+\\.(%s)\\.(",
+    /* Qwen3.5's DeltaNet projections are under linear_attn; Gemma 4's per-layer gate and
+     * projection are the layer's own (no parent) */
+    bool linear = l->base.modules & (1u << MODULE_IN_QKV | 1u << MODULE_OUT),
+         own = l->spec.targets & (1u << MODULE_PLE_GATE | 1u << MODULE_PLE_PROJ);
+    at += (size_t)snprintf(re + at, sizeof re - at,
+                           own ? "layers\\.[0-9]+\\.((%s)\\.)?(" : "layers\\.[0-9]+\\.(%s)\\.(",
                            linear ? "self_attn|linear_attn|mlp" : "self_attn|mlp");
     char mods[256];
     model_module_list_of(l->spec.targets, mods, sizeof mods);

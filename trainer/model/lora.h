@@ -4,8 +4,9 @@
  * A (R, IN), B (OUT, R), scaling = alpha / R (alpha / sqrt(R) with rsLoRA).
  *
  * Every A and B lives in ONE parameter allocation and their gradients in another, carved
- * into Tensors in a fixed order: layer, then module q, k, v, o, gate, up, down (targeted
- * ones only), A before B. The optimizer can treat lora_params()/lora_grads() as flat
+ * into Tensors in a fixed order: layer, then module q, k, v, o, gate, up, down (ModelModule
+ * order: Gemma 4's per_layer_input_gate and per_layer_projection last; targeted ones only),
+ * A before B. The optimizer can treat lora_params()/lora_grads() as flat
  * vectors in that order. */
 #ifndef LORAFIT_LORA_H
 #define LORAFIT_LORA_H
@@ -31,6 +32,8 @@ enum {
     LORA_IN_B = 1u << MODULE_IN_B,
     LORA_IN_A = 1u << MODULE_IN_A,
     LORA_OUT = 1u << MODULE_OUT,
+    LORA_PLE_GATE = 1u << MODULE_PLE_GATE,
+    LORA_PLE_PROJ = 1u << MODULE_PLE_PROJ,
     /* every module kind: all-linear, the modules the model has (lora_create keeps those) */
     LORA_ALL = (1u << MODULE_COUNT) - 1
 };
@@ -40,7 +43,7 @@ typedef struct LoraSpec {
     float alpha;
     bool rslora;
     float dropout;
-    unsigned targets; /* bit mask of LORA_Q..LORA_OUT */
+    unsigned targets; /* bit mask of LORA_Q..LORA_PLE_PROJ */
 } LoraSpec;
 
 typedef enum { LORA_F32, LORA_BF16, LORA_F16 } LoraDtype;

@@ -63,8 +63,7 @@ static bool parse_linear(const Model *m, const char *name, int *layer, ModelModu
         return false;
     for (int k = 0; k < MODULE_COUNT; k++) {
         char tail[64];
-        snprintf(tail, sizeof tail, "%s.%s.weight", model_module_parent((ModelModule)k),
-                 model_module_name((ModelModule)k));
+        snprintf(tail, sizeof tail, "%s.weight", model_module_path((ModelModule)k));
         if (strcmp(name + used, tail) == 0) {
             *layer = l;
             *mod = (ModelModule)k;
@@ -273,7 +272,7 @@ int merge_write_hf(const Model *m, const Lora *lora, const char *model_dir, cons
             it->dtype = is_float(it->src->dtype) && ours ? opt->dtype : it->src->dtype;
             it->layer = -1;
             if (!parse_linear(m, it->src->name, &it->layer, &it->mod) ||
-                !(model_layer_modules(&m->cfg, it->layer) & (1u << it->mod)))
+                !(model_layer_targets(&m->cfg, it->layer) & (1u << it->mod)))
                 it->layer = -1;
             total += out_bytes(it);
         }

@@ -34,7 +34,7 @@ typedef struct Linear {
 static int fill_linear(void *ctx, void *dst, size_t nbytes, char *err, size_t errlen) {
     const Linear *it = ctx;
     const ModelConfig *c = &it->m->cfg;
-    const Tensor *w = &it->m->layers[it->layer].w[it->mod];
+    const Tensor *w = model_weight(it->m, it->layer, it->mod);
     const int64_t rows = w->shape[0], cols = w->shape[1], n = rows * cols;
     const size_t row_bytes = ggml_row_bytes(it->type, cols);
     (void)nbytes;
@@ -116,7 +116,13 @@ int gguf_merge_base(const Model *m, const Lora *lora, const char *adapter_dir, b
     int n_lin = 0;
     for (int l = 0; rc == 0 && l < c->num_hidden_layers; l++)
         for (int k = 0; k < MODULE_COUNT; k++) {
-            if (!(model_layer_modules(c, l) & (1u << k))) continue;
+            /* Gemma 4's per-layer gate and projection: re-encoded only when the adapter has
+             * them (otherwise copied as they are, like any tensor that is not a linear) */
+            Tensor *A, *B;
+            bool own = !(model_layer_modules(c, l) & (1u << k));
+            if (!(model_layer_targets(c, l) & (1u << k)) ||
+                (own && !(lora && lora_module(lora, l, (ModelModule)k, &A, &B))))
+                continue;
             Linear *it = &lin[n_lin++];
             *it = (Linear){m, lora, l, (ModelModule)k, 0, dtype};
             if (c->family->gguf_permute_qk && (k == MODULE_Q || k == MODULE_K))

@@ -18,9 +18,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const module_names[MODULE_COUNT] = {
-    "q_proj",   "k_proj",       "v_proj",      "o_proj",    "gate_proj", "up_proj",   "down_proj",
-    "qkv_proj", "gate_up_proj", "in_proj_qkv", "in_proj_z", "in_proj_b", "in_proj_a", "out_proj"};
+static const char *const module_names[MODULE_COUNT] = {"q_proj",
+                                                       "k_proj",
+                                                       "v_proj",
+                                                       "o_proj",
+                                                       "gate_proj",
+                                                       "up_proj",
+                                                       "down_proj",
+                                                       "qkv_proj",
+                                                       "gate_up_proj",
+                                                       "in_proj_qkv",
+                                                       "in_proj_z",
+                                                       "in_proj_b",
+                                                       "in_proj_a",
+                                                       "out_proj",
+                                                       "per_layer_input_gate",
+                                                       "per_layer_projection"};
+
+static const char *const module_paths[MODULE_COUNT] = {
+    "self_attn.q_proj",        "self_attn.k_proj",      "self_attn.v_proj",
+    "self_attn.o_proj",        "mlp.gate_proj",         "mlp.up_proj",
+    "mlp.down_proj",           "self_attn.qkv_proj",    "mlp.gate_up_proj",
+    "linear_attn.in_proj_qkv", "linear_attn.in_proj_z", "linear_attn.in_proj_b",
+    "linear_attn.in_proj_a",   "linear_attn.out_proj",  "per_layer_input_gate",
+    "per_layer_projection"};
+
+const char *model_module_path(ModelModule mod) {
+    return (unsigned)mod < MODULE_COUNT ? module_paths[mod] : "?";
+}
 
 const char *model_module_name(ModelModule mod) {
     return (unsigned)mod < MODULE_COUNT ? module_names[mod] : "?";
@@ -47,8 +72,18 @@ static unsigned attention_modules(const ModelConfig *cfg) {
     return mods ? mods : (1u << (MODULE_DOWN + 1)) - 1;
 }
 
+/* Gemma 4's per-layer gate and projection, in the E models (their weights: norm slots). */
+static unsigned ple_modules(const ModelConfig *cfg) {
+    return cfg->ple_dim > 0 ? 1u << MODULE_PLE_GATE | 1u << MODULE_PLE_PROJ : 0u;
+}
+
 unsigned model_modules(const ModelConfig *cfg) {
-    return attention_modules(cfg) | (cfg->family ? cfg->family->linear_modules : 0);
+    return attention_modules(cfg) | (cfg->family ? cfg->family->linear_modules : 0) |
+           ple_modules(cfg);
+}
+
+unsigned model_layer_targets(const ModelConfig *cfg, int layer) {
+    return model_layer_modules(cfg, layer) | ple_modules(cfg);
 }
 
 unsigned model_layer_modules(const ModelConfig *cfg, int layer) {
@@ -83,6 +118,7 @@ bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n) {
 }
 
 const char *model_module_parent(ModelModule mod) {
+    if (mod >= MODULE_PLE_GATE) return "";
     if (mod >= MODULE_IN_QKV) return "linear_attn";
     return mod <= MODULE_O || mod == MODULE_QKV ? "self_attn" : "mlp";
 }
@@ -126,6 +162,12 @@ static void module_dims(const ModelConfig *cfg, int q, int kv, int ff, ModelModu
         break;
     case MODULE_GATE_UP:
         *out = 2 * ff, *in = c;
+        break;
+    case MODULE_PLE_GATE:
+        *out = cfg->ple_dim, *in = c;
+        break;
+    case MODULE_PLE_PROJ:
+        *out = c, *in = cfg->ple_dim;
         break;
     default:
         *out = c, *in = ff;
@@ -257,9 +299,7 @@ static void list_slots(Model *m, SlotList *l) {
             if (!(model_layer_modules(c, i) & (1u << mod))) continue;
             int out, in;
             model_layer_module_dims(c, i, (ModelModule)mod, &out, &in);
-            char leaf[64];
-            snprintf(leaf, sizeof leaf, "%s.%s", model_module_parent((ModelModule)mod),
-                     module_names[mod]);
+            const char *leaf = module_paths[mod];
             expect(l, &L->w[mod], out, in, "model.layers.%d.%s%s", i, leaf, ".weight", m);
             l->slots[l->n - 1].linear = true;
             bool bias = ((mod <= MODULE_V || mod == MODULE_QKV) && c->qkv_bias) ||
@@ -637,6 +677,8 @@ ModelDtype model_dtype(const Model *m) {
 }
 
 const Tensor *model_weight(const Model *m, int layer, ModelModule mod) {
+    if (mod == MODULE_PLE_GATE) return &m->layers[layer].norm[PLE_GATE];
+    if (mod == MODULE_PLE_PROJ) return &m->layers[layer].norm[PLE_PROJ];
     return &m->layers[layer].w[mod];
 }
 
