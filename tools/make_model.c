@@ -280,6 +280,7 @@ int main(int argc, char **argv) {
     snprintf(path, sizeof path, "%s/model.safetensors", out);
     if (rc == 0) rc = st_writer_save(w, path, err, sizeof err);
     st_writer_free(w);
+    free(t);
     int64_t d = s.head_dim, ff = s.inter;
     if (rc == 0) {
         json_t *cfg = json_pack(
