@@ -12,6 +12,7 @@
 
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define ARENA_ALIGN 64
 #define HUGE_PAGE   ((size_t)2 << 20)
@@ -98,11 +99,19 @@ void arena_reset(Arena *a) {
     a->current = a->first;
 }
 
+void tensor_release_pages(const void *p, size_t bytes) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (!p || page <= 0) return;
+    uintptr_t begin = ((uintptr_t)p + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t end = ((uintptr_t)p + bytes) / (uintptr_t)page * (uintptr_t)page;
+    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
 void arena_release_pages(Arena *a) {
     if (!a) return;
     for (Chunk *c = a->first; c; c = c->next) {
         c->used = 0;
-        if (c->cap >= HUGE_PAGE) madvise(c->data, c->cap, MADV_DONTNEED); /* 2 MiB aligned */
+        if (c->cap >= HUGE_PAGE) tensor_release_pages(c->data, c->cap);
     }
     a->current = a->first;
 }

@@ -9,8 +9,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #define GRAPH_CHUNK_BYTES ((size_t)16 << 20)
 
@@ -159,22 +157,12 @@ void graph_reset(Graph *g) {
     g->mm.x_src = NULL; /* the arena's tensors are gone: forget which one mm.x holds */
 }
 
-/* Drops the whole pages of [p, p + bytes) from resident memory (MADV_DONTNEED: the next
- * write faults in zeroed pages; the mapping and the address stay). */
-static void drop_pages(void *p, size_t bytes) {
-    long page = sysconf(_SC_PAGESIZE);
-    if (!p || page <= 0) return;
-    uintptr_t begin = ((uintptr_t)p + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-    uintptr_t end = ((uintptr_t)p + bytes) / (uintptr_t)page * (uintptr_t)page;
-    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
-}
-
 void graph_release_buffers(Graph *g) {
     if (!g) return;
-    drop_pages(g->scratch, g->scratch_bytes);
-    drop_pages(g->weights, g->weights_bytes);
-    drop_pages(g->mm.x, g->mm.x_bytes);
-    drop_pages(g->mm.d, g->mm.d_bytes);
+    tensor_release_pages(g->scratch, g->scratch_bytes);
+    tensor_release_pages(g->weights, g->weights_bytes);
+    tensor_release_pages(g->mm.x, g->mm.x_bytes);
+    tensor_release_pages(g->mm.d, g->mm.d_bytes);
     g->mm.x_src = NULL; /* mm.x no longer holds its conversion */
 }
 

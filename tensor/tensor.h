@@ -80,6 +80,10 @@ void arena_reset(Arena *a); /* forget every allocation, keep the chunks */
 /* arena_reset, and the pages of its big chunks (those of 2 MiB and more) given back to the
  * kernel: the chunks stay allocated and fault zeroed pages in as they are used again. */
 void arena_release_pages(Arena *a);
+/* Drops the whole pages inside [p, p + bytes) from this process's resident memory
+ * (MADV_DONTNEED): a buffer's next write faults in zeroed pages; a read-only file mapping's
+ * next read maps the file's pages again. The mapping and the address stay. */
+void tensor_release_pages(const void *p, size_t bytes);
 size_t arena_used(const Arena *a);
 size_t arena_capacity(const Arena *a);
 void arena_destroy(Arena *a);

@@ -14,7 +14,6 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "trainer/model/internal.h"
@@ -58,12 +57,4 @@ static int read_row(void *ctx, int64_t row, void *dst, size_t bytes, char *err, 
 
 Tensor *model_embed_rows_read(const Model *m, Graph *g, const int32_t *ids, int64_t n) {
     return op_embedding_read(g, &m->embed, ids, n, read_row, (void *)m);
-}
-
-void model_drop_mapped_pages(const void *data, size_t nbytes) {
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) return;
-    uintptr_t begin = ((uintptr_t)data + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
-    uintptr_t end = ((uintptr_t)data + nbytes) / (uintptr_t)page * (uintptr_t)page;
-    if (end > begin) madvise((void *)begin, end - begin, MADV_DONTNEED);
 }

@@ -320,7 +320,7 @@ static int place_piece(Model *m, Piece *p, uint8_t *owned, char *err, size_t err
         free(row);
     }
     if (failed) goto fail;
-    model_drop_mapped_pages(p->src->data, p->src->nbytes); /* copied: not resident twice */
+    tensor_release_pages(p->src->data, p->src->nbytes); /* copied: not resident twice */
     if (p->type == GGML_TYPE_F32)
         tensor_init(p->dst, (float *)owned, 2, shape);
     else if (p->type == GGML_TYPE_BF16)

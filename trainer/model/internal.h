@@ -89,10 +89,6 @@ int model_embed_from_file(Model *m, const char *path, uint64_t offset, char *err
 /* The rows of ids (N, C) as op_embedding gives them from m->embed, read from the file. */
 Tensor *model_embed_rows_read(const Model *m, Graph *g, const int32_t *ids, int64_t n);
 void model_embed_file_close(Model *m);
-/* Drops the whole pages of [data, data + nbytes), a part of a read-only file mapping, from
- * the process: a source copied or converted at load would otherwise stay resident beside
- * its copy (the kernel re-reads them from the file if anything touches them again). */
-void model_drop_mapped_pages(const void *data, size_t nbytes);
 /* The final norm of the family: x (N, C) -> the lm_head's input (N, C); divided by
  * logits_scaling when the config has one (Granite: logits / s = (h / s) lm_head^T, which
  * keeps the fused lm_head + loss unchanged). */

@@ -406,7 +406,7 @@ static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, uint
     const StTensor *t = s->src;
     if (slot_quantized(m, s)) {
         if (model_quantize_weight(s->dst, t, m->quant, *next_q, err, errlen) != 0) return -1;
-        model_drop_mapped_pages(t->data, t->nbytes);
+        tensor_release_pages(t->data, t->nbytes);
         size_t bytes = model_quant_bytes(m->quant, s->shape[0], s->shape[1]);
         *next_q += bytes;
         m->weight_bytes += bytes;
@@ -424,7 +424,7 @@ static int place_slot(Model *m, Slot *s, float **next_f, uint16_t **next_h, uint
         const uint16_t *bits = t->data;
         if (!slot_in_place(m, s)) {
             to_bf16(t, *next_h);
-            model_drop_mapped_pages(t->data, t->nbytes);
+            tensor_release_pages(t->data, t->nbytes);
             bits = *next_h;
             *next_h += t->numel;
         }
