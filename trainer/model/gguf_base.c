@@ -15,7 +15,7 @@
  * llama.cpp's Q/K row permutation (arch llama: LlamaModel.permute) is undone by reading the
  * rows of q and k (weights and biases) in the Hugging Face order: whole rows, so a quantized
  * matrix stays in place and is read through a row map (Tensor.quant_row_of: the stored row of
- * each Hugging Face row; a copy would keep 365 MB of Llama-3.1-8B's Q4_K_M twice), a float
+ * each Hugging Face row; no load-time copy of Llama-3.1-8B's 365 MB of Q4_K_M q/k), a float
  * one is permuted into an owned copy, made once at load. A family's own reorder
  * (ModelFamily.gguf_reorder: Qwen3.5's value heads) is undone the same way, its maps taken
  * from the writer's hook applied to indices; columns only in float matrices.
@@ -340,7 +340,6 @@ static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
     return h;
 }
 
-/* See the top: the header read from the file, then samples of each tensor's data. */
 /* h extended by n bytes of fp at offset `at`: 0, or -1 when they cannot be read. */
 static int hash_at(FILE *fp, uint64_t at, size_t n, uint64_t *h) {
     uint8_t buf[65536];
