@@ -109,7 +109,8 @@ int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmI
  *                 columns beyond r zero (so are c's then);
  *   thin_reduce:  g (r, k) = beta g + alpha c^T (r, n) a (n, k), beta 0 or 1 (false /
  *                 true), c's rows rp >= r wide
- *                 (ldc a multiple of THIN_PAD, as thin_project writes them).
+ *                 (ldc a multiple of THIN_PAD, as thin_project writes them);
+ *   thin_spread:  y (n, k) += alpha c (n, r) m (r, k), c's rows ldc apart, m's ldm.
  * Each is timed and counted as a product. */
 #define THIN_PAD 8
 static inline int thin_padded(int r) {
@@ -119,7 +120,11 @@ void thin_project(int64_t n, int k, int rp, float alpha, const float *a, int64_t
                   const float *mT, int ldm, float *c, int ldc);
 void thin_reduce(int64_t n, int k, int r, float alpha, const float *c, int ldc, const float *a,
                  int64_t lda, bool beta, float *g, int64_t ldg);
-/* true: the scalar loops even where AVX2 runs (tests check that both give the same bits). */
-void thin_set_scalar(bool scalar);
+void thin_spread(int64_t n, int64_t k, int r, float alpha, const float *c, int ldc, const float *m,
+                 int64_t ldm, float *y, int64_t ldy);
+/* The fastest loops the CPU runs, at most `most` (tests check that every path gives the same
+ * bits). */
+typedef enum { THIN_SCALAR, THIN_AVX2, THIN_AVX512 } ThinPath;
+void thin_limit_path(ThinPath most);
 
 #endif

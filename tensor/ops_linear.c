@@ -22,9 +22,10 @@
  *
  * In BF16 precision the two products with W (x W^T, dy W) go through mm_gemm on
  * bf16-rounded x / dy and W (tensor/matmul.h); the LoRA products stay f32 in both precisions:
- * their inputs and outputs are the trained ones. The four that sum over an activation's wide
- * side into R columns run in thin.c's loops, which read it in place where OpenBLAS copies it
- * first; the two that spread R columns back (y += s h B^T, dx += dh A) are sgemm. */
+ * their inputs and outputs are the trained ones. All six run in thin.c's loops, which read
+ * the wide activation in place where OpenBLAS copies it first (the four that sum over its wide
+ * side into R columns) or runs K = R slowly (the two that spread R columns back, y += s h B^T
+ * and dx += dh A; the same bits as OpenBLAS's sgemm). */
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
 #include "tensor/matmul.h"
@@ -210,9 +211,7 @@ static void lora_backward(Graph *g, void *p) {
         float *dx = graph_grad(g, c->x);
         if (!dx || product_dyw(g, dy, c->w, n, dx) != 0) return;
         /* dx (N, IN) += dh (N, R) A (R, IN), through dropout when p > 0 */
-        if (c->dropout <= 0.0f)
-            mm_sgemm(CblasNoTrans, CblasNoTrans, n, in, r, 1.0f, dh, rp, c->A->data, in, 1.0f, dx,
-                     in);
+        if (c->dropout <= 0.0f) thin_spread(n, in, r, 1.0f, dh, rp, c->A->data, in, dx, in);
     }
     if (c->dropout > 0.0f) {
         lora_dropout_backward(g, c, dh);
@@ -244,9 +243,12 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     Tensor *y = linear_output(g, x, out);
     float *h = graph_alloc(g, (size_t)n * rp * sizeof(float));
     float *at = graph_alloc(g, (size_t)in * rp * sizeof(float)); /* A^T (IN, RP) */
-    if (!y || !h || !at) return NULL;
+    float *bt = graph_alloc(g, (size_t)r * out * sizeof(float)); /* B^T (R, OUT) */
+    if (!y || !h || !at || !bt) return NULL;
     for (int64_t t = 0; t < in; t++)
         for (int j = 0; j < rp; j++) at[t * rp + j] = j < r ? A->data[(int64_t)j * in + t] : 0.0f;
+    for (int64_t o = 0; o < out; o++)
+        for (int j = 0; j < r; j++) bt[(int64_t)j * out + o] = B->data[o * r + j];
     float beta = fill_bias(y->data, b, n, out);
     if (product_xwt(g, x, w, beta, y->data) != 0) return NULL;
     bool grad = tensor_any_grad(x, A, B);
@@ -259,7 +261,7 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     if (!xd) return NULL;
     /* h (N, RP) = drop(x) (N, IN) A^T; y (N, OUT) += s * h B^T */
     thin_project(n, in, rp, 1.0f, xd, in, at, rp, h, rp);
-    mm_sgemm(CblasNoTrans, CblasTrans, n, out, r, scaling, h, rp, B->data, r, 1.0f, y->data, out);
+    thin_spread(n, out, r, scaling, h, rp, bt, out, y->data, out);
     if (grad) {
         LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
         if (!c) return NULL;

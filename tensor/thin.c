@@ -4,50 +4,90 @@
  * wide: h = x A^T and dh = s dy B (N, R), dB^T = s h^T dy and dA = dh^T x (R, OUT / IN).
  * OpenBLAS runs those at a fraction of its speed: it packs the wide operand (the whole
  * activation, copied once more) for a product that does r multiply-adds per element of it.
- * These loops read it once, in place (measured at the SmolLM-135M shape, 1024 rows, 576 and
- * 1536 wide, r 8: 0.53 ms for the four against 1.01 in OpenBLAS sgemm, AMD EPYC Zen 4):
+ * The two that spread R values back over a wide row (y += s h B^T, dx += dh A) run at half
+ * its speed or less with K = r. These loops read the wide operand once, in place:
  *   thin_project  c (n, rp) = alpha a (n, k) mT (k, rp)   rows of a against mT's columns
  *   thin_reduce   g (r, k) = beta g + alpha c^T (r, n) a (n, k)
- * The two that spread R values back over a wide row (y += s h B^T, dx += dh A) stay sgemm,
- * which runs them as fast as these loops would.
+ *   thin_spread   y (n, k) += alpha c (n, r) m (r, k)
  * rp is r rounded up to a multiple of 8 (THIN_PAD): thin_project writes its padded columns
  * (zero when mT's are) and thin_reduce reads them, so that every row is whole vectors.
  *
  * Every output element is one chain of fused multiply-adds over the summed index in
- * ascending order, then one multiply by alpha (and one fused add of beta y): the AVX2 loops
- * and the scalar ones (fmaf, for CPUs without AVX2) give the same bits, and the work is split
- * between threads by output rows or columns only, so the results do not depend on the thread
- * count. */
+ * ascending order, starting from zero, then one multiply by alpha (thin_project, thin_reduce
+ * without beta) or one fused multiply-add of alpha into the output (thin_reduce with beta,
+ * thin_spread). The AVX-512, AVX2 and scalar loops (fmaf, for CPUs without AVX2) run those
+ * same operations, so they give the same bits; the work is split between threads by output
+ * rows or columns only, so the results do not depend on the thread count either.
+ *
+ * thin_spread's bits are also those of OpenBLAS's sgemm with K = r on its SkylakeX kernels
+ * (the product it replaces; checked at the SmolLM-135M shapes).
+ *
+ * Measured at the SmolLM-135M shape (1024 rows, 576 wide, r 8, AMD EPYC Zen 4, 2 threads):
+ * reduce 64 -> 46 us with a in cache, 190 -> 110 us out of it (24 chains in registers and one
+ * pass over a instead of 8 and two); spread 70 us against sgemm's 107 in cache, the same out
+ * of it; project as before (16 row chains instead of 8 did not help). In a bf16 training
+ * step the LoRA products took 138 ms instead of 154. */
 #include "tensor/matmul.h"
 #include "tensor/profile.h"
 
 #include <immintrin.h>
 #include <math.h>
 
-static int g_scalar; /* thin_set_scalar: tests compare the two paths */
+static int g_limit = THIN_AVX512; /* thin_limit_path: tests compare the paths */
 
-void thin_set_scalar(bool scalar) {
-    __atomic_store_n(&g_scalar, scalar, __ATOMIC_RELAXED);
+void thin_limit_path(ThinPath most) {
+    __atomic_store_n(&g_limit, (int)most, __ATOMIC_RELAXED);
 }
 
-static bool have_avx2(void) {
-    static int ok = -1; /* every thread computes the same answer */
-    if (__atomic_load_n(&g_scalar, __ATOMIC_RELAXED)) return false;
-    int v = __atomic_load_n(&ok, __ATOMIC_RELAXED);
+static ThinPath thin_path(void) {
+    static int best = -1; /* every thread computes the same answer */
+    int v = __atomic_load_n(&best, __ATOMIC_RELAXED);
     if (v < 0) {
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        __atomic_store_n(&ok, v, __ATOMIC_RELAXED);
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? THIN_AVX512
+            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")       ? THIN_AVX2
+                                                                                    : THIN_SCALAR;
+        __atomic_store_n(&best, v, __ATOMIC_RELAXED);
     }
-    return v;
+    int limit = __atomic_load_n(&g_limit, __ATOMIC_RELAXED);
+    return (ThinPath)(v < limit ? v : limit);
 }
+
+#define AVX512 __attribute__((target("avx512f,avx512vl,fma")))
+#define AVX2   __attribute__((target("avx2,fma")))
 
 /* ---- thin_project --------------------------------------------------------------- */
 
+/* Rows [i0, i0 + rows) (rows <= 16), columns [jb, jb + 8): sixteen independent chains, so
+ * the multiply-adds' latency is hidden (AVX-512's 32 vector registers hold them). */
+AVX512 static void project_block_avx512(int64_t i0, int rows, int k, int jb, float alpha,
+                                        const float *a, int64_t lda, const float *mT, int ldm,
+                                        float *c, int ldc) {
+    __m256 acc[16];
+    for (int ii = 0; ii < 16; ii++) acc[ii] = _mm256_setzero_ps();
+    const float *a0 = a + i0 * lda;
+    if (rows == 16) {
+        for (int t = 0; t < k; t++) {
+            __m256 m = _mm256_loadu_ps(mT + (int64_t)t * ldm + jb);
+            for (int ii = 0; ii < 16; ii++)
+                acc[ii] = _mm256_fmadd_ps(_mm256_set1_ps(a0[ii * lda + t]), m, acc[ii]);
+        }
+    } else {
+        for (int t = 0; t < k; t++) {
+            __m256 m = _mm256_loadu_ps(mT + (int64_t)t * ldm + jb);
+            for (int ii = 0; ii < rows; ii++)
+                acc[ii] = _mm256_fmadd_ps(_mm256_set1_ps(a0[ii * lda + t]), m, acc[ii]);
+        }
+    }
+    __m256 al = _mm256_set1_ps(alpha);
+    for (int ii = 0; ii < rows; ii++)
+        _mm256_storeu_ps(c + (i0 + ii) * ldc + jb, _mm256_mul_ps(al, acc[ii]));
+}
+
 /* Rows [i0, i0 + rows) (rows <= 8), columns [jb, jb + 8). */
-__attribute__((target("avx2,fma"))) static void
-project_block_avx2(int64_t i0, int rows, int k, int jb, float alpha, const float *a, int64_t lda,
-                   const float *mT, int ldm, float *c, int ldc) {
+AVX2 static void project_block_avx2(int64_t i0, int rows, int k, int jb, float alpha,
+                                    const float *a, int64_t lda, const float *mT, int ldm, float *c,
+                                    int ldc) {
     __m256 acc[8];
     for (int ii = 0; ii < 8; ii++) acc[ii] = _mm256_setzero_ps();
     const float *ar[8];
@@ -85,16 +125,20 @@ void thin_project(int64_t n, int k, int rp, float alpha, const float *a, int64_t
                   const float *mT, int ldm, float *c, int ldc) {
     PROFILE_OP(TENSOR_OP_PRODUCTS);
     double start = profile_product_start();
-    bool avx2 = have_avx2();
-    int64_t blocks = (n + 7) / 8;
+    ThinPath path = thin_path();
+    int height = path == THIN_AVX512 ? 16 : 8; /* rows a block */
+    int64_t blocks = (n + height - 1) / height;
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; b++) {
-        int rows = n - 8 * b < 8 ? (int)(n - 8 * b) : 8;
+        int64_t i0 = height * b;
+        int rows = n - i0 < height ? (int)(n - i0) : height;
         for (int jb = 0; jb < rp; jb += THIN_PAD) {
-            if (avx2)
-                project_block_avx2(8 * b, rows, k, jb, alpha, a, lda, mT, ldm, c, ldc);
+            if (path == THIN_AVX512)
+                project_block_avx512(i0, rows, k, jb, alpha, a, lda, mT, ldm, c, ldc);
+            else if (path == THIN_AVX2)
+                project_block_avx2(i0, rows, k, jb, alpha, a, lda, mT, ldm, c, ldc);
             else
-                project_block_scalar(8 * b, rows, k, jb, alpha, a, lda, mT, ldm, c, ldc);
+                project_block_scalar(i0, rows, k, jb, alpha, a, lda, mT, ldm, c, ldc);
         }
     }
     profile_product_done(start, (int)n, rp, k);
@@ -102,10 +146,42 @@ void thin_project(int64_t n, int k, int rp, float alpha, const float *a, int64_t
 
 /* ---- thin_reduce ---------------------------------------------------------------- */
 
+/* AVX-512: columns [t, t + 48) of g's rows [jb, jb + 8) (those below r): 24 chains in
+ * registers, each row of a read once for all eight rows of g (192 contiguous bytes). */
+#define REDUCE_STRIP 48
+#define REDUCE_AHEAD 12 /* rows: strided lines the hardware fetches late, out of cache */
+AVX512 static void reduce_strip_avx512(int64_t n, int r, int jb, int64_t t, float alpha, bool beta,
+                                       const float *c, int ldc, const float *a, int64_t lda,
+                                       float *g, int64_t ldg) {
+    __m512 acc[8][3];
+    for (int jj = 0; jj < 8; jj++)
+        for (int h = 0; h < 3; h++) acc[jj][h] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i++) {
+        const float *ai = a + i * lda + t, *ci = c + i * ldc + jb;
+        for (int h = 0; h < 3; h++)
+            _mm_prefetch((const char *)(ai + REDUCE_AHEAD * lda + 16 * h), _MM_HINT_T0);
+        __m512 a0 = _mm512_loadu_ps(ai), a1 = _mm512_loadu_ps(ai + 16),
+               a2 = _mm512_loadu_ps(ai + 32);
+        for (int jj = 0; jj < 8; jj++) {
+            __m512 cj = _mm512_set1_ps(ci[jj]);
+            acc[jj][0] = _mm512_fmadd_ps(cj, a0, acc[jj][0]);
+            acc[jj][1] = _mm512_fmadd_ps(cj, a1, acc[jj][1]);
+            acc[jj][2] = _mm512_fmadd_ps(cj, a2, acc[jj][2]);
+        }
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+    for (int jj = 0; jj < 8 && jb + jj < r; jj++)
+        for (int h = 0; h < 3; h++) {
+            float *gp = g + (jb + jj) * ldg + t + 16 * h;
+            _mm512_storeu_ps(gp, beta ? _mm512_fmadd_ps(al, acc[jj][h], _mm512_loadu_ps(gp))
+                                      : _mm512_mul_ps(al, acc[jj][h]));
+        }
+}
+
 /* Columns [t, t + 16) of rows [jb, jb + 4) of g (rows beyond r not stored). */
-__attribute__((target("avx2,fma"))) static void
-reduce_block_avx2(int64_t n, int r, int jb, int64_t t, float alpha, bool beta, const float *c,
-                  int ldc, const float *a, int64_t lda, float *g, int64_t ldg) {
+AVX2 static void reduce_block_avx2(int64_t n, int r, int jb, int64_t t, float alpha, bool beta,
+                                   const float *c, int ldc, const float *a, int64_t lda, float *g,
+                                   int64_t ldg) {
     __m256 acc[4][2];
     for (int jj = 0; jj < 4; jj++) acc[jj][0] = acc[jj][1] = _mm256_setzero_ps();
     for (int64_t i = 0; i < n; i++) {
@@ -141,16 +217,128 @@ void thin_reduce(int64_t n, int k, int r, float alpha, const float *c, int ldc, 
                  int64_t lda, bool beta, float *g, int64_t ldg) {
     PROFILE_OP(TENSOR_OP_PRODUCTS);
     double start = profile_product_start();
-    bool avx2 = have_avx2();
-    int64_t blocks = avx2 ? k / 16 : 0, tail = 16 * blocks;
+    ThinPath path = thin_path();
+    int64_t wide = path == THIN_AVX512 ? REDUCE_STRIP : 16; /* columns a block */
+    int64_t blocks = path == THIN_SCALAR ? 0 : k / wide, tail = wide * blocks;
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks + (k - tail); b++) {
-        if (b < blocks) {
-            for (int jb = 0; jb < r; jb += 4)
-                reduce_block_avx2(n, r, jb, 16 * b, alpha, beta, c, ldc, a, lda, g, ldg);
-        } else {
+        if (b >= blocks) {
             reduce_column_scalar(n, r, tail + (b - blocks), alpha, beta, c, ldc, a, lda, g, ldg);
+        } else if (path == THIN_AVX512) {
+            for (int jb = 0; jb < r; jb += 8)
+                reduce_strip_avx512(n, r, jb, wide * b, alpha, beta, c, ldc, a, lda, g, ldg);
+        } else {
+            for (int jb = 0; jb < r; jb += 4)
+                reduce_block_avx2(n, r, jb, wide * b, alpha, beta, c, ldc, a, lda, g, ldg);
         }
     }
     profile_product_done(start, r, k, (int)n);
+}
+
+/* ---- thin_spread ---------------------------------------------------------------- */
+
+/* y (4 rows from i0, columns [t, t + 64)) += alpha c m: sixteen chains in registers. */
+AVX512 static void spread_block_avx512(int64_t i0, int64_t t, int r, float alpha, const float *c,
+                                       int ldc, const float *m, int64_t ldm, float *y,
+                                       int64_t ldy) {
+    __m512 acc[4][4];
+    for (int ii = 0; ii < 4; ii++)
+        for (int h = 0; h < 4; h++) acc[ii][h] = _mm512_setzero_ps();
+    const float *ci = c + i0 * ldc;
+    for (int j = 0; j < r; j++) {
+        const float *mj = m + j * ldm + t;
+        __m512 mv[4];
+        for (int h = 0; h < 4; h++) mv[h] = _mm512_loadu_ps(mj + 16 * h);
+        for (int ii = 0; ii < 4; ii++) {
+            __m512 cv = _mm512_set1_ps(ci[ii * ldc + j]);
+            for (int h = 0; h < 4; h++) acc[ii][h] = _mm512_fmadd_ps(cv, mv[h], acc[ii][h]);
+        }
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+    for (int ii = 0; ii < 4; ii++)
+        for (int h = 0; h < 4; h++) {
+            float *yp = y + (i0 + ii) * ldy + t + 16 * h;
+            _mm512_storeu_ps(yp, _mm512_fmadd_ps(al, acc[ii][h], _mm512_loadu_ps(yp)));
+        }
+}
+
+/* The same for one row from i, columns [t, t + cols) (cols <= 16), masked. */
+AVX512 static void spread_tail_avx512(int64_t i, int64_t t, int cols, int r, float alpha,
+                                      const float *c, int ldc, const float *m, int64_t ldm,
+                                      float *y, int64_t ldy) {
+    __mmask16 mask = cols >= 16 ? 0xffff : (__mmask16)((1u << cols) - 1);
+    __m512 acc = _mm512_setzero_ps();
+    for (int j = 0; j < r; j++)
+        acc = _mm512_fmadd_ps(_mm512_set1_ps(c[i * ldc + j]),
+                              _mm512_maskz_loadu_ps(mask, m + j * ldm + t), acc);
+    float *yp = y + i * ldy + t;
+    _mm512_mask_storeu_ps(
+        yp, mask, _mm512_fmadd_ps(_mm512_set1_ps(alpha), acc, _mm512_maskz_loadu_ps(mask, yp)));
+}
+
+/* y (2 rows from i0, columns [t, t + 32)) += alpha c m. */
+AVX2 static void spread_block_avx2(int64_t i0, int rows, int64_t t, int r, float alpha,
+                                   const float *c, int ldc, const float *m, int64_t ldm, float *y,
+                                   int64_t ldy) {
+    __m256 acc[2][4];
+    for (int ii = 0; ii < 2; ii++)
+        for (int h = 0; h < 4; h++) acc[ii][h] = _mm256_setzero_ps();
+    for (int j = 0; j < r; j++) {
+        const float *mj = m + j * ldm + t;
+        __m256 mv[4];
+        for (int h = 0; h < 4; h++) mv[h] = _mm256_loadu_ps(mj + 8 * h);
+        for (int ii = 0; ii < rows; ii++) {
+            __m256 cv = _mm256_set1_ps(c[(i0 + ii) * ldc + j]);
+            for (int h = 0; h < 4; h++) acc[ii][h] = _mm256_fmadd_ps(cv, mv[h], acc[ii][h]);
+        }
+    }
+    __m256 al = _mm256_set1_ps(alpha);
+    for (int ii = 0; ii < rows; ii++)
+        for (int h = 0; h < 4; h++) {
+            float *yp = y + (i0 + ii) * ldy + t + 8 * h;
+            _mm256_storeu_ps(yp, _mm256_fmadd_ps(al, acc[ii][h], _mm256_loadu_ps(yp)));
+        }
+}
+
+static void spread_scalar(int64_t i0, int rows, int64_t t0, int64_t t1, int r, float alpha,
+                          const float *c, int ldc, const float *m, int64_t ldm, float *y,
+                          int64_t ldy) {
+    for (int64_t i = i0; i < i0 + rows; i++)
+        for (int64_t t = t0; t < t1; t++) {
+            float acc = 0.0f;
+            for (int j = 0; j < r; j++) acc = fmaf(c[i * ldc + j], m[j * ldm + t], acc);
+            y[i * ldy + t] = fmaf(alpha, acc, y[i * ldy + t]);
+        }
+}
+
+void thin_spread(int64_t n, int64_t k, int r, float alpha, const float *c, int ldc, const float *m,
+                 int64_t ldm, float *y, int64_t ldy) {
+    PROFILE_OP(TENSOR_OP_PRODUCTS);
+    double start = profile_product_start();
+    ThinPath path = thin_path();
+    int height = path == THIN_AVX512 ? 4 : path == THIN_AVX2 ? 2 : 1;
+    int64_t wide = path == THIN_AVX512 ? 64 : 32, blocks = (n + height - 1) / height;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t i0 = height * b;
+        int rows = n - i0 < height ? (int)(n - i0) : height;
+        if (path == THIN_AVX512) {
+            int64_t t = 0;
+            if (rows == 4)
+                for (; t + wide <= k; t += wide)
+                    spread_block_avx512(i0, t, r, alpha, c, ldc, m, ldm, y, ldy);
+            for (int ii = 0; ii < rows; ii++)
+                for (int64_t u = t; u < k; u += 16)
+                    spread_tail_avx512(i0 + ii, u, (int)(k - u < 16 ? k - u : 16), r, alpha, c, ldc,
+                                       m, ldm, y, ldy);
+        } else if (path == THIN_AVX2) {
+            int64_t t = 0;
+            for (; t + wide <= k; t += wide)
+                spread_block_avx2(i0, rows, t, r, alpha, c, ldc, m, ldm, y, ldy);
+            spread_scalar(i0, rows, t, k, r, alpha, c, ldc, m, ldm, y, ldy);
+        } else {
+            spread_scalar(i0, rows, 0, k, r, alpha, c, ldc, m, ldm, y, ldy);
+        }
+    }
+    profile_product_done(start, (int)n, (int)k, r);
 }

@@ -224,26 +224,39 @@ static float *rand_floats(int64_t n, unsigned seed) {
 }
 
 typedef struct {
-    float *project, *reduce;
+    float *project, *reduce, *spread;
 } ThinOut;
 
-enum { TN = 37, TK = 45, TR = 5, TRP = THIN_PAD };
+/* TN over one block of reduce_strip_avx512 rows and not a multiple of 16, TK two strips of 48
+ * and a tail, TW two blocks of 64 and a masked tail. */
+enum { TN = 77, TK = 101, TR = 5, TRP = THIN_PAD, TW = 133 };
 
-static ThinOut thin_run(const float *a, const float *mT, const float *c, const float *g0) {
-    ThinOut o = {malloc(TN * TRP * sizeof(float)), malloc(TR * TK * sizeof(float))};
-    ck_assert(o.project && o.reduce);
+static ThinOut thin_run(const float *a, const float *mT, const float *c, const float *g0,
+                        const float *m, const float *y0) {
+    ThinOut o = {malloc(TN * TRP * sizeof(float)), malloc(TR * TK * sizeof(float)),
+                 malloc(TN * TW * sizeof(float))};
+    ck_assert(o.project && o.reduce && o.spread);
     thin_project(TN, TK, TRP, 0.5f, a, TK, mT, TRP, o.project, TRP);
     memcpy(o.reduce, g0, TR * TK * sizeof(float));
     thin_reduce(TN, TK, TR, 0.25f, c, TRP, a, TK, true, o.reduce, TK);
+    memcpy(o.spread, y0, TN * TW * sizeof(float));
+    thin_spread(TN, TW, TR, 0.75f, c, TRP, m, TW, o.spread, TW);
     return o;
+}
+
+static void thin_free(ThinOut o) {
+    free(o.project);
+    free(o.reduce);
+    free(o.spread);
 }
 
 START_TEST(test_thin_products_match_double_and_give_the_same_bits_every_way) {
     float *a = rand_floats(TN * TK, 1), *mT = rand_floats(TK * TRP, 2);
     float *c = rand_floats(TN * TRP, 3), *g0 = rand_floats(TR * TK, 4);
+    float *m = rand_floats(TR * TW, 5), *y0 = rand_floats(TN * TW, 6);
     for (int t = 0; t < TK; t++)
         for (int j = TR; j < TRP; j++) mT[t * TRP + j] = 0.0f; /* r 5, padded to 8 */
-    ThinOut base = thin_run(a, mT, c, g0);
+    ThinOut base = thin_run(a, mT, c, g0, m, y0);
     for (int i = 0; i < TN; i++)
         for (int j = 0; j < TRP; j++) {
             double want = 0;
@@ -262,26 +275,40 @@ START_TEST(test_thin_products_match_double_and_give_the_same_bits_every_way) {
             ck_assert_msg(fabs(base.reduce[j * TK + t] - want) <= 1e-5 * (1 + fabs(want)),
                           "reduce (%d, %d): %.9g, want %.9g", j, t, base.reduce[j * TK + t], want);
         }
-    thin_set_scalar(true);
-    ThinOut scalar = thin_run(a, mT, c, g0);
-    thin_set_scalar(false);
+    for (int i = 0; i < TN; i++)
+        for (int t = 0; t < TW; t++) {
+            double want = 0; /* c's padded columns (j >= r) are not read */
+            for (int j = 0; j < TR; j++) want += (double)c[i * TRP + j] * m[j * TW + t];
+            want = y0[i * TW + t] + 0.75 * want;
+            ck_assert_msg(fabs(base.spread[i * TW + t] - want) <= 1e-5 * (1 + fabs(want)),
+                          "spread (%d, %d): %.9g, want %.9g", i, t, base.spread[i * TW + t], want);
+        }
+    ThinOut other[3];
+    thin_limit_path(THIN_AVX2);
+    other[0] = thin_run(a, mT, c, g0, m, y0);
+    thin_limit_path(THIN_SCALAR);
+    other[1] = thin_run(a, mT, c, g0, m, y0);
+    thin_limit_path(THIN_AVX512);
     int threads = tensor_threads();
     tensor_set_threads(1);
-    ThinOut one = thin_run(a, mT, c, g0);
+    other[2] = thin_run(a, mT, c, g0, m, y0);
     tensor_set_threads(threads);
-    ThinOut other[2] = {scalar, one};
-    for (int k = 0; k < 2; k++) {
-        ck_assert(memcmp(base.project, other[k].project, TN * TRP * sizeof(float)) == 0);
-        ck_assert(memcmp(base.reduce, other[k].reduce, TR * TK * sizeof(float)) == 0);
-        free(other[k].project);
-        free(other[k].reduce);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_msg(memcmp(base.project, other[k].project, TN * TRP * sizeof(float)) == 0,
+                      "project differs (way %d)", k);
+        ck_assert_msg(memcmp(base.reduce, other[k].reduce, TR * TK * sizeof(float)) == 0,
+                      "reduce differs (way %d)", k);
+        ck_assert_msg(memcmp(base.spread, other[k].spread, TN * TW * sizeof(float)) == 0,
+                      "spread differs (way %d)", k);
+        thin_free(other[k]);
     }
-    free(base.project);
-    free(base.reduce);
+    thin_free(base);
     free(a);
     free(mT);
     free(c);
     free(g0);
+    free(m);
+    free(y0);
 }
 END_TEST
 
