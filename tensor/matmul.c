@@ -16,6 +16,7 @@
 #include "tensor/bf16.h"
 #include "tensor/onednn.h"
 #include "tensor/profile.h"
+#include "tensor/simd.h"
 
 #define CONVERT_CHUNK ((int64_t)1 << 15)
 
@@ -125,14 +126,38 @@ MmOut mm_input_target(Graph *g, const float *data, int64_t n) {
     return mm_elem_bytes(g) == sizeof(uint16_t) ? (MmOut){.bits = dst} : (MmOut){.vals = dst};
 }
 
+MmOut mm_input_d_target(Graph *g, int64_t n) {
+    if (graph_precision(g) != TENSOR_PRECISION_BF16 || graph_failed(g)) return (MmOut){0};
+    MmBuffers *b = graph_mm_buffers(g);
+    void *dst = grow(g, &b->d, &b->d_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    if (!dst) return (MmOut){0};
+    return mm_elem_bytes(g) == sizeof(uint16_t) ? (MmOut){.bits = dst} : (MmOut){.vals = dst};
+}
+
+SIMD_INLINE void store_bits(uint16_t *restrict d, const float *restrict src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = bf16_round(src[i]);
+}
+SIMD_INLINE void store_vals(float *restrict d, const float *restrict src, int64_t n) {
+    for (int64_t i = 0; i < n; i++) d[i] = bf16_round_float(src[i]);
+}
+SIMD_AVX512 static void store_bits_avx512(uint16_t *restrict d, const float *restrict src,
+                                          int64_t n) {
+    store_bits(d, src, n);
+}
+SIMD_AVX512 static void store_vals_avx512(float *restrict d, const float *restrict src, int64_t n) {
+    store_vals(d, src, n);
+}
+
 void mm_store(MmOut out, int64_t at, const float *restrict src, int64_t n) {
-    if (out.bits) {
-        uint16_t *restrict d = out.bits + at;
-        for (int64_t i = 0; i < n; i++) d[i] = bf16_round(src[i]);
-    } else if (out.vals) {
-        float *restrict d = out.vals + at;
-        for (int64_t i = 0; i < n; i++) d[i] = bf16_round_float(src[i]);
-    }
+    bool wide = simd_avx512();
+    if (out.bits && wide)
+        store_bits_avx512(out.bits + at, src, n);
+    else if (out.bits)
+        store_bits(out.bits + at, src, n);
+    else if (out.vals && wide)
+        store_vals_avx512(out.vals + at, src, n);
+    else if (out.vals)
+        store_vals(out.vals + at, src, n);
 }
 
 MmIn mm_input_d(Graph *g, const float *src, int64_t n) {

@@ -78,6 +78,13 @@ typedef struct {
     float *vals;
 } MmOut;
 MmOut mm_input_target(Graph *g, const float *data, int64_t n);
+/* The same for mm_input_d's buffer (n elements): an op that computes an upstream gradient
+ * for its own product (the lm_head's softmax - onehot) writes its operand form row by row;
+ * mm_target_operand gives the filled target as the product's operand. */
+MmOut mm_input_d_target(Graph *g, int64_t n);
+static inline MmIn mm_target_operand(MmOut out) {
+    return (MmIn){out.bits, out.vals};
+}
 /* Elements [at, at + n) of the target = src (n floats) rounded. Thread-safe. */
 void mm_store(MmOut out, int64_t at, const float *src, int64_t n);
 
