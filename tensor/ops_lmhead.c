@@ -41,10 +41,12 @@
  * rows: sgemm runs well below its peak on fewer (Llama-3's V = 128256 would give 65 rows). */
 #define LMHEAD_CHUNK_FLOATS ((int64_t)1 << 23)
 #define LMHEAD_MIN_ROWS     256
-/* In BF16 precision four times as many (128 MB, and 64 MB of their bf16 gradient): oneDNN
- * packs each block of W once per chunk, and at V = 49152 the lm_head's products took 283 ms
- * a step in chunks of 682 rows against 300-360 in chunks of 256 (SmolLM-135M shape, 1024
- * rows, AMD EPYC Zen 4). At Llama-3's V = 128256 this is 261 rows, about what it was. */
+/* In BF16 precision up to four times as many (128 MB, and 64 MB of their bf16 gradient):
+ * oneDNN packs each block of W once per chunk. At the SmolLM-135M shape (V 49152, 1024 rows,
+ * AMD EPYC Zen 4) the lm_head's products took 280-297 ms a step in two chunks of 512 rows
+ * against 300-360 in four of 256. At Llama-3's V = 128256 a chunk is 261 rows, as before.
+ * The rows are split into chunks of one size (682 + 342 rows ran as fast, but some 40 page
+ * faults a step came with them; F32 keeps its chunks, and its bits). */
 #define LMHEAD_CHUNK_FLOATS_BF16 ((int64_t)1 << 25)
 /* Vocabulary rows per weight block (the BF16 conversion unit). */
 #define LMHEAD_VOCAB_BLOCK 4096
@@ -237,6 +239,7 @@ static Tensor *lm_head_loss(Graph *g, Tensor *x, const Tensor *w, const int32_t 
     int64_t R = (bf16 ? LMHEAD_CHUNK_FLOATS_BF16 : LMHEAD_CHUNK_FLOATS) / V;
     if (R < LMHEAD_MIN_ROWS) R = LMHEAD_MIN_ROWS;
     if (R > m) R = m;
+    if (bf16 && R > 0) R = (m + (m + R - 1) / R - 1) / ((m + R - 1) / R); /* one size */
     int64_t bufs = softcap > 0.0f ? 2 : 1; /* the logits, and tanh of them when capped */
     float *L = m ? graph_scratch(g, (size_t)(bufs * R * V) * sizeof(float)) : NULL;
     if (m && !L) return NULL;
