@@ -247,6 +247,27 @@ void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int 
     profile_product_done(start, m, n, k);
 }
 
+/* oneDNN's f32 kernels exist on every x86-64 CPU it supports; -1 means none here. */
+int mm_f32(Graph *g, bool transb, int m, int n, int k, float alpha, const float *a, int lda,
+           const float *b, int ldb, float beta, float *c, int ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    PROFILE_OP(TENSOR_OP_PRODUCTS);
+    double start = profile_product_start();
+    int rc = onednn_gemm(ONEDNN_F32, m, n, k, alpha, a, lda, b, ldb, transb, beta, c, ldc);
+    if (rc == -1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, transb ? CblasTrans : CblasNoTrans, m, n, k, alpha,
+                    a, lda, b, ldb, beta, c, ldc);
+        rc = 0;
+    }
+    profile_product_done(start, m, n, k);
+    if (rc == ONEDNN_OUT_OF_MEMORY)
+        graph_fail(g,
+                   "out of memory: cannot allocate %d MB to create the oneDNN kernel of a %d x %d "
+                   "x %d matmul",
+                   ONEDNN_HEADROOM_MB, m, n, k);
+    return rc == 0 ? 0 : -1;
+}
+
 int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmIn b, int64_t ldb,
             bool transb, float beta, float *c, int64_t ldc) {
     if (m <= 0 || n <= 0) return 0;

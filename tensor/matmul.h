@@ -101,6 +101,14 @@ MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows);
 MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, int64_t ld,
               bool transpose);
 
+/* F32 precision's products of the layers (a frozen weight, the lm_head, LoRA's spread with
+ * dropout): C (m, n) = alpha A (m, k) op(B) + beta C, beta 0 or 1, as in tensor/onednn.h, in
+ * oneDNN's f32 matmul, which runs them at or above OpenBLAS's 1024^3 peak where sgemm ran
+ * them 5-35% below it (SmolLM-135M shapes, AMD EPYC Zen 4); sgemm where oneDNN has no f32
+ * kernel. Timed and counted as a product. 0, or -1 with the graph failed. */
+int mm_f32(Graph *g, bool transb, int m, int n, int k, float alpha, const float *a, int lda,
+           const float *b, int ldb, float beta, float *c, int ldc);
+
 /* cblas_sgemm, row-major: C (m, n) = alpha op(A) op(B) + beta C. */
 void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);

@@ -66,8 +66,7 @@ static int product_xwt(Graph *g, const Tensor *x, const Tensor *w, float beta, f
     }
     const float *wf = graph_weight_rows(g, w, 0, out);
     if (!wf) return -1;
-    mm_sgemm(CblasNoTrans, CblasTrans, n, out, in, 1.0f, x->data, in, wf, in, beta, y, out);
-    return 0;
+    return mm_f32(g, true, n, out, in, 1.0f, x->data, in, wf, in, beta, y, out);
 }
 
 /* dx (N, IN) += dy (N, OUT) W (OUT, IN). 0, or -1 with the graph failed. */
@@ -80,8 +79,7 @@ static int product_dyw(Graph *g, const float *dy, const Tensor *w, int n, float 
     }
     const float *wf = graph_weight_rows(g, w, 0, out);
     if (!wf) return -1;
-    mm_sgemm(CblasNoTrans, CblasNoTrans, n, in, out, 1.0f, dy, out, wf, in, 1.0f, dx, in);
-    return 0;
+    return mm_f32(g, false, n, in, out, 1.0f, dy, out, wf, in, 1.0f, dx, in);
 }
 
 typedef struct {
@@ -154,8 +152,9 @@ static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dh) {
     float *dA = c->A->requires_grad ? graph_grad(g, c->A) : NULL;
     if (graph_failed(g)) return;
     if (dx) {
-        mm_sgemm(CblasNoTrans, CblasNoTrans, (int)n, (int)in, r, 1.0f, dh, rp, c->A->data, (int)in,
-                 0.0f, tmp, (int)in);
+        if (mm_f32(g, false, (int)n, (int)in, r, 1.0f, dh, rp, c->A->data, (int)in, 0.0f, tmp,
+                   (int)in) != 0)
+            return;
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < in; j++)

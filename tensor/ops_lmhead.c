@@ -4,7 +4,8 @@
  * N = 1024, the same again for their gradient). This op computes loss = sum over counted
  * rows of lse(x W^T) - (x W^T)[target] a chunk of R rows at a time:
  *   - only the M rows whose target counts are gathered (masked prompts cost nothing);
- *   - per chunk, L (R, V) = xa_chunk W^T by sgemm over blocks of VB vocabulary rows, then
+ *   - per chunk, L (R, V) = xa_chunk W^T over blocks of VB vocabulary rows (mm_f32, or
+ *     mm_gemm in BF16 precision), then
  *     each row's log-sum-exp (max, then one exp per logit, summed in double in a fixed order);
  *   - when x requires a gradient, the same pass turns L into softmax - onehot and
  *     accumulates dxa (R, C) = L W, so backward only scales dxa by the upstream gradient:
@@ -13,8 +14,8 @@
  * for any upstream scalar up; computing it before up is known changes only fp32 rounding.
  * Blocks of W (converted from BF16 or dequantized when the weight is BF16 or quantized) have
  * a fixed size, so F32, BF16 and quantized weights holding the same values make the same
- * sgemm calls and give bit-identical results. Per-row losses are summed in double in row order, as
- * op_cross_entropy does. In BF16 precision both products take bf16-rounded operands
+ * product calls and give bit-identical results. Per-row losses are summed in double in row order,
+ * as op_cross_entropy does. In BF16 precision both products take bf16-rounded operands
  * (tensor/matmul.h): the gathered rows once per op, each row's softmax - onehot as the row is
  * finished (mm_input_d_target, while it is in cache: a separate pass over the chunk cost 19 ms
  * a step at the SmolLM-135M shape), and W's blocks (in place when W is BF16 and the kernel is
@@ -37,17 +38,15 @@
 #include <math.h>
 #include <string.h>
 
-/* The chunk of logits holds about this many floats (32 MB), but at least LMHEAD_MIN_ROWS
- * rows: sgemm runs well below its peak on fewer (Llama-3's V = 128256 would give 65 rows). */
-#define LMHEAD_CHUNK_FLOATS ((int64_t)1 << 23)
+/* The chunk of logits holds about this many floats (128 MB; in BF16 precision 64 MB more for
+ * their bf16 gradient), but at least LMHEAD_MIN_ROWS rows, split into chunks of one size.
+ * The products pack each block of W once per chunk: at the SmolLM-135M shape (V 49152, 1024
+ * rows, AMD EPYC Zen 4) two chunks of 512 rows took 280-297 ms a step in BF16 against
+ * 300-360 in four of 256, and 542 in F32 against 574-581 (682 + 342 rows ran as fast as
+ * 512 + 512 but brought some 40 page faults a step). At Llama-3's V = 128256 a chunk is 261
+ * rows, about what it was before (8M floats, at least 256 rows). */
+#define LMHEAD_CHUNK_FLOATS ((int64_t)1 << 25)
 #define LMHEAD_MIN_ROWS     256
-/* In BF16 precision up to four times as many (128 MB, and 64 MB of their bf16 gradient):
- * oneDNN packs each block of W once per chunk. At the SmolLM-135M shape (V 49152, 1024 rows,
- * AMD EPYC Zen 4) the lm_head's products took 280-297 ms a step in two chunks of 512 rows
- * against 300-360 in four of 256. At Llama-3's V = 128256 a chunk is 261 rows, as before.
- * The rows are split into chunks of one size (682 + 342 rows ran as fast, but some 40 page
- * faults a step came with them; F32 keeps its chunks, and its bits). */
-#define LMHEAD_CHUNK_FLOATS_BF16 ((int64_t)1 << 25)
 /* Vocabulary rows per weight block (the BF16 conversion unit). */
 #define LMHEAD_VOCAB_BLOCK 4096
 
@@ -91,8 +90,9 @@ static int chunk_logits(Graph *g, const Tensor *w, const float *xa, MmIn xab, in
         }
         const float *wb = graph_weight_rows(g, w, v0, vb);
         if (!wb) return -1;
-        mm_sgemm(CblasNoTrans, CblasTrans, (int)r, (int)vb, (int)C, 1.0f, xa, (int)C, wb, (int)C,
-                 0.0f, L + v0, (int)V);
+        if (mm_f32(g, true, (int)r, (int)vb, (int)C, 1.0f, xa, (int)C, wb, (int)C, 0.0f, L + v0,
+                   (int)V) != 0)
+            return -1;
     }
     return 0;
 }
@@ -113,8 +113,9 @@ static int chunk_input_grad(Graph *g, const Tensor *w, const float *dL, MmIn dLb
         }
         const float *wb = graph_weight_rows(g, w, v0, vb);
         if (!wb) return -1;
-        mm_sgemm(CblasNoTrans, CblasNoTrans, (int)r, (int)C, (int)vb, 1.0f, dL + v0, (int)V, wb,
-                 (int)C, v0 ? 1.0f : 0.0f, dxa, (int)C);
+        if (mm_f32(g, false, (int)r, (int)C, (int)vb, 1.0f, dL + v0, (int)V, wb, (int)C,
+                   v0 ? 1.0f : 0.0f, dxa, (int)C) != 0)
+            return -1;
     }
     return 0;
 }
@@ -236,10 +237,10 @@ static Tensor *lm_head_loss(Graph *g, Tensor *x, const Tensor *w, const int32_t 
     for (int64_t k = 0; k < m; k++)
         memcpy(xa + k * C, x->data + rows[k] * C, (size_t)C * sizeof(float));
     bool bf16 = graph_precision(g) == TENSOR_PRECISION_BF16;
-    int64_t R = (bf16 ? LMHEAD_CHUNK_FLOATS_BF16 : LMHEAD_CHUNK_FLOATS) / V;
+    int64_t R = LMHEAD_CHUNK_FLOATS / V;
     if (R < LMHEAD_MIN_ROWS) R = LMHEAD_MIN_ROWS;
     if (R > m) R = m;
-    if (bf16 && R > 0) R = (m + (m + R - 1) / R - 1) / ((m + R - 1) / R); /* one size */
+    if (R > 0) R = (m + (m + R - 1) / R - 1) / ((m + R - 1) / R); /* chunks of one size */
     int64_t bufs = softcap > 0.0f ? 2 : 1; /* the logits, and tanh of them when capped */
     float *L = m ? graph_scratch(g, (size_t)(bufs * R * V) * sizeof(float)) : NULL;
     if (m && !L) return NULL;

@@ -13,12 +13,11 @@
  *             (accumulated in row-block order): dx[:, cols] += dy[:, rows] W[rows, cols].
  *             Work is split by stripe, each stripe's output written by one thread.
  * Tile shapes depend on (OUT, IN) only and every output element is summed by one thread in
- * a fixed order, so results are bit-identical for any thread count. Against one sgemm over
- * the whole dequantized matrix they are equal within fp32 rounding, not always bit for bit:
- * seen with OpenBLAS's SkylakeX kernels, dx was bit-identical at every shape tried, y too
- * while IN <= QP_IN_COLS and N is not small, but y differs in the last bits when IN is
- * chunked (OpenBLAS splits K by a rule that depends on the whole K) or N is small (its
- * small-matrix kernels sum in another order). The tests compare within fp32 rounding.
+ * a fixed order, so results are bit-identical for any thread count. Against the product of
+ * an F32 weight holding the same values (the whole matrix in oneDNN's f32 matmul, mm_f32)
+ * they are equal within fp32 rounding, not bit for bit: the two sum in different orders.
+ * (While F32 weights went to OpenBLAS too, dx was bit-identical at every shape tried, and y
+ * while IN <= QP_IN_COLS and N is not small.) The tests compare within fp32 rounding.
  * Bigger tiles would pack x fewer times (each tile's sgemm packs all of x) but take more
  * scratch per thread: 128 x 2048 floats is 1 MB.
  * Each weight is dequantized once per product, 0.2 to 0.7 ns per weight for every type

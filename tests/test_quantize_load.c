@@ -175,12 +175,14 @@ static void write_dequantized(const char *src, const char *dst, const Model *q) 
 }
 
 /* 3 steps on the quantized base and on the dequantized F32 base. In f32 precision the same
- * losses (1e-6 relative) and adapters (1e-5; measured: bit-identical): the products
- * dequantize tiles of W and run the same sgemm, only their chunking may differ from one
- * sgemm over the whole matrix. In bf16 precision both round the same W to bf16, but the
- * tiles' products sum in another order than the BF16 weight's, and a last-bit difference
- * before a bf16 rounding moves a value by 2^-8: losses within 1e-4, adapters within 0.05
- * after 3 Adam steps from B = 0 (measured: 6e-3 for q8_0). */
+ * losses (1e-6 relative) and adapters within 1e-3: the products dequantize tiles of W into
+ * single-threaded sgemms, an F32 weight goes whole to oneDNN's f32 matmul, and the two sum in
+ * different orders (measured 8e-5 and 1.4e-4 for q8_0: from B = 0 Adam's first steps move an
+ * element by about lr whatever its gradient's size, so a rounding that flips a tiny
+ * gradient's sign moves it by 2 lr; bit-identical while both were OpenBLAS). In bf16 precision both
+ * round the same W to bf16, but the tiles' products sum in another order than the BF16 weight's,
+ * and a last-bit difference before a bf16 rounding moves a value by 2^-8: losses within 1e-4,
+ * adapters within 0.05 after 3 Adam steps from B = 0 (measured: 6e-3 for q8_0). */
 START_TEST(test_training_on_a_quantized_base_is_training_on_its_dequantized_values) {
     char *dir = test_tmpdir(), err[1024], model[4200], deq[4200], rows[4200], args[8192];
     snprintf(model, sizeof model, "%s/model", dir);
@@ -230,7 +232,7 @@ START_TEST(test_training_on_a_quantized_base_is_training_on_its_dequantized_valu
             snprintf(a, sizeof a, "%s/out/adapter/adapter_model.safetensors", run[0]);
             snprintf(b, sizeof b, "%s/out/adapter/adapter_model.safetensors", run[1]);
             double rel = tt_adapter_rel_diff(a, b, "");
-            ck_assert_msg(rel <= (bf16 ? 0.05 : 1e-5), "%s %s: adapters differ by %.3g", names[t],
+            ck_assert_msg(rel <= (bf16 ? 0.05 : 1e-3), "%s %s: adapters differ by %.3g", names[t],
                           bf16 ? "bf16" : "f32", rel);
             for (int k = 0; k < 2; k++) {
                 test_rmtree(run[k]);
