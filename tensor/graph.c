@@ -324,6 +324,15 @@ float *graph_grad(Graph *g, Tensor *t) {
     return t->grad;
 }
 
+float *graph_grad_for_write(Graph *g, Tensor *t, bool *add) {
+    *add = true;
+    if (!t || !t->requires_grad) return NULL;
+    if (t->grad) return t->grad;
+    t->grad = graph_alloc(g, (size_t)t->size * sizeof(float));
+    *add = false;
+    return t->grad;
+}
+
 float *graph_scratch(Graph *g, size_t bytes) {
     if (bytes > g->scratch_bytes) {
         free(g->scratch);

@@ -19,6 +19,11 @@ void *graph_record(Graph *g, BackwardFn backward, size_t ctx_bytes);
 /* t's gradient buffer: NULL if t is frozen; allocated zeroed from the arena on first use.
  * NULL with the graph failed when the arena cannot grow. */
 float *graph_grad(Graph *g, Tensor *t);
+/* The same for a backward that writes every element of t's gradient: on first use the buffer
+ * is not zeroed and *add is false, so the op stores 0 + its value (the sum it would have made
+ * into zeros, bit for bit) without the zeroing pass and the read of zeros (or, for a product,
+ * beta 0: the same but for the sign of a zero); later, *add is true and the op adds. */
+float *graph_grad_for_write(Graph *g, Tensor *t, bool *add);
 /* A scratch buffer of at least `bytes` reused by every op (one at a time); it grows on the
  * first step and then stays, so later steps allocate nothing. NULL on OOM. */
 float *graph_scratch(Graph *g, size_t bytes);

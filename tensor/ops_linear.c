@@ -69,17 +69,22 @@ static int product_xwt(Graph *g, const Tensor *x, const Tensor *w, float beta, f
     return mm_f32(g, true, n, out, in, 1.0f, x->data, in, wf, in, beta, y, out);
 }
 
-/* dx (N, IN) += dy (N, OUT) W (OUT, IN). 0, or -1 with the graph failed. */
-static int product_dyw(Graph *g, const float *dy, const Tensor *w, int n, float *dx) {
+/* dx (N, IN) += dy (N, OUT) W (OUT, IN), or = without add (dx's first write: beta 0, so
+ * dx is neither zeroed nor read). 0, or -1 with the graph failed. */
+static int product_dyw(Graph *g, const float *dy, const Tensor *w, int n, float *dx, bool add) {
     int in = (int)w->shape[1], out = (int)w->shape[0];
-    if (w->quant) return quant_product_dyw(g, dy, n, w, dx);
+    float beta = add ? 1.0f : 0.0f;
+    if (w->quant) {
+        if (!add) memset(dx, 0, (size_t)n * in * sizeof(float)); /* its tiles accumulate */
+        return quant_product_dyw(g, dy, n, w, dx);
+    }
     if (graph_precision(g) == TENSOR_PRECISION_BF16) {
         MmIn dyb = mm_input_d(g, dy, (int64_t)n * out), wb = mm_weight(g, w, 0, out);
-        return mm_gemm(g, n, in, out, 1.0f, dyb, out, wb, in, false, 1.0f, dx, in);
+        return mm_gemm(g, n, in, out, 1.0f, dyb, out, wb, in, false, beta, dx, in);
     }
     const float *wf = graph_weight_rows(g, w, 0, out);
     if (!wf) return -1;
-    return mm_f32(g, false, n, in, out, 1.0f, dy, out, wf, in, 1.0f, dx, in);
+    return mm_f32(g, false, n, in, out, 1.0f, dy, out, wf, in, beta, dx, in);
 }
 
 typedef struct {
@@ -90,8 +95,9 @@ typedef struct {
 static void linear_backward(Graph *g, void *p) {
     LinearCtx *c = p;
     if (!c->y->grad) return;
-    float *dx = graph_grad(g, c->x);
-    if (dx) product_dyw(g, c->y->grad, c->w, (int)tensor_rows(c->x), dx);
+    bool add;
+    float *dx = graph_grad_for_write(g, c->x, &add);
+    if (dx) product_dyw(g, c->y->grad, c->w, (int)tensor_rows(c->x), dx, add);
 }
 
 Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b) {
@@ -207,8 +213,9 @@ static void lora_backward(Graph *g, void *p) {
     /* dh (N, RP) = s * dy (N, OUT) B (OUT, RP) */
     thin_project(n, out, rp, s, dy, out, bp, rp, dh, rp);
     if (c->x->requires_grad) {
-        float *dx = graph_grad(g, c->x);
-        if (!dx || product_dyw(g, dy, c->w, n, dx) != 0) return;
+        bool add;
+        float *dx = graph_grad_for_write(g, c->x, &add);
+        if (!dx || product_dyw(g, dy, c->w, n, dx, add) != 0) return;
         /* dx (N, IN) += dh (N, R) A (R, IN), through dropout when p > 0 */
         if (c->dropout <= 0.0f) thin_spread(n, in, r, 1.0f, dh, rp, c->A->data, in, dx, in);
     }

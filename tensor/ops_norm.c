@@ -132,9 +132,10 @@ static inline void rmsnorm_group(const float *x, const float *w, int64_t C, floa
     }
 }
 
-/* Backward of those rows: dx += r w dy - x r^3 / C * sum_k dy_k w_k x_k. */
+/* Backward of those rows: dx += r w dy - x r^3 / C * sum_k dy_k w_k x_k (without add: dx =
+ * 0 + ..., its first write, graph_grad_for_write). */
 static inline void rmsnorm_group_grad(const float *x, const float *dy, const float *w,
-                                      const float *rstd, int64_t C, int rows, float *dx) {
+                                      const float *rstd, int64_t C, int rows, float *dx, bool add) {
     double dot[ROWS] = {0};
     if (rows == ROWS) {
         for (int64_t j = 0; j < C; j++)
@@ -146,7 +147,8 @@ static inline void rmsnorm_group_grad(const float *x, const float *dy, const flo
     for (int r = 0; r < rows; r++) {
         float rr = rstd[r], k = (float)(dot[r] * rr * rr * rr / (double)C);
         for (int64_t j = 0; j < C; j++)
-            dx[r * C + j] += rr * w[j] * dy[r * C + j] - x[r * C + j] * k;
+            dx[r * C + j] =
+                (add ? dx[r * C + j] : 0.0f) + (rr * w[j] * dy[r * C + j] - x[r * C + j] * k);
     }
 }
 
@@ -154,14 +156,15 @@ static void rmsnorm_backward(Graph *g, void *p) {
     RmsnormCtx *c = p;
     const float *dy = c->y->grad;
     if (!dy) return;
-    float *dx = graph_grad(g, c->x);
+    bool add;
+    float *dx = graph_grad_for_write(g, c->x, &add);
     if (!dx) return;
     int64_t n = c->rows, C = c->cols;
 #pragma omp parallel for schedule(static)
     for (int64_t gi = 0; gi < row_groups(n); gi++) {
         int64_t i = gi * ROWS, at = i * C;
         rmsnorm_group_grad(c->x->data + at, dy + at, c->w, c->rstd + i, C,
-                           n - i < ROWS ? (int)(n - i) : ROWS, dx + at);
+                           n - i < ROWS ? (int)(n - i) : ROWS, dx + at, add);
     }
 }
 
@@ -281,10 +284,11 @@ static void rope_rotate(float *out, const float *in, int64_t n, int n_heads, int
 static void rope_backward(Graph *g, void *p) {
     RopeCtx *c = p;
     if (!c->y->grad) return;
-    float *dx = graph_grad(g, c->x);
+    bool add; /* a first write stores the rotation (only a zero's sign can differ from 0 + it) */
+    float *dx = graph_grad_for_write(g, c->x, &add);
     if (!dx) return;
     rope_rotate(dx, c->y->grad, tensor_rows(c->x), c->n_heads, c->head_dim, c->rot_dim, c->pos,
-                c->cos_table, c->sin_table, -1.0f, true);
+                c->cos_table, c->sin_table, -1.0f, add);
 }
 
 static Tensor *rope(Graph *g, const char *op, Tensor *x, int n_heads, int head_dim, int rot_dim,

@@ -7,6 +7,7 @@
 #include "tensor/matmul.h"
 #include "tensor/vexp.h"
 #include "tensor/profile.h"
+#include "tensor/simd.h"
 
 #include <math.h>
 #include <string.h>
@@ -60,27 +61,59 @@ typedef struct {
     Tensor *gate, *up, *y;
 } SwigluCtx;
 
+/* The element-wise steps of SwiGLU's backward and forward over a block, given e = exp(-g):
+ * written once, compiled for AVX-512 and for the baseline (simd.h: the same bits). */
+/* add_g / add_u: add into dgate / dup, else store 0 + the value (graph_grad_for_write). */
+SIMD_INLINE void swiglu_grads(float *restrict dgate, float *restrict dup, const float *restrict dy,
+                              const float *restrict gt, const float *restrict u,
+                              const float *restrict e, int64_t n, bool add_g, bool add_u) {
+    for (int64_t k = 0; k < n; k++) {
+        float sig = 1.0f / (1.0f + e[k]);
+        /* d silu / d g = sig * (1 + g * (1 - sig)) */
+        if (dgate)
+            dgate[k] =
+                (add_g ? dgate[k] : 0.0f) + dy[k] * u[k] * sig * (1.0f + gt[k] * (1.0f - sig));
+        if (dup) dup[k] = (add_u ? dup[k] : 0.0f) + dy[k] * gt[k] * sig;
+    }
+}
+SIMD_AVX512 static void swiglu_grads_avx512(float *restrict dgate, float *restrict dup,
+                                            const float *restrict dy, const float *restrict gt,
+                                            const float *restrict u, const float *restrict e,
+                                            int64_t n, bool add_g, bool add_u) {
+    swiglu_grads(dgate, dup, dy, gt, u, e, n, add_g, add_u);
+}
+
+SIMD_INLINE void swiglu_values(float *restrict y, const float *restrict gt, const float *restrict u,
+                               const float *restrict e, int64_t n) {
+    for (int64_t k = 0; k < n; k++) y[k] = gt[k] / (1.0f + e[k]) * u[k];
+}
+SIMD_AVX512 static void swiglu_values_avx512(float *restrict y, const float *restrict gt,
+                                             const float *restrict u, const float *restrict e,
+                                             int64_t n) {
+    swiglu_values(y, gt, u, e, n);
+}
+
 static void swiglu_backward(Graph *g, void *p) {
     SwigluCtx *c = p;
     const float *dy = c->y->grad;
     if (!dy) return;
-    float *dgate = graph_grad(g, c->gate);
-    float *dup = graph_grad(g, c->up);
+    bool add_g, add_u;
+    float *dgate = graph_grad_for_write(g, c->gate, &add_g);
+    float *dup = graph_grad_for_write(g, c->up, &add_u);
     if (graph_failed(g)) return;
     int64_t size = c->y->size;
     const float *gt = c->gate->data, *u = c->up->data;
+    bool wide = simd_avx512();
 #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < size; j0 += SWIGLU_BLOCK) {
         int64_t n = size - j0 < SWIGLU_BLOCK ? size - j0 : SWIGLU_BLOCK;
-        float sig[SWIGLU_BLOCK];
-        exp_neg(sig, gt + j0, n);
-        for (int64_t k = 0; k < n; k++) sig[k] = 1.0f / (1.0f + sig[k]);
-        /* d silu / d g = sig * (1 + g * (1 - sig)) */
-        for (int64_t k = 0; dgate && k < n; k++) {
-            int64_t j = j0 + k;
-            dgate[j] += dy[j] * u[j] * sig[k] * (1.0f + gt[j] * (1.0f - sig[k]));
-        }
-        for (int64_t k = 0; dup && k < n; k++) dup[j0 + k] += dy[j0 + k] * gt[j0 + k] * sig[k];
+        float e[SWIGLU_BLOCK];
+        exp_neg(e, gt + j0, n);
+        float *dg = dgate ? dgate + j0 : NULL, *du = dup ? dup + j0 : NULL;
+        if (wide)
+            swiglu_grads_avx512(dg, du, dy + j0, gt + j0, u + j0, e, n, add_g, add_u);
+        else
+            swiglu_grads(dg, du, dy + j0, gt + j0, u + j0, e, n, add_g, add_u);
     }
 }
 
@@ -96,12 +129,16 @@ Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
     if (!y) return NULL;
     const float *gt = gate->data, *u = up->data;
     MmOut yb = mm_input_target(g, y->data, y->size); /* the products' copy of y, block by block */
+    bool wide = simd_avx512();
 #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < y->size; j0 += SWIGLU_BLOCK) {
         int64_t n = y->size - j0 < SWIGLU_BLOCK ? y->size - j0 : SWIGLU_BLOCK;
         float e[SWIGLU_BLOCK];
         exp_neg(e, gt + j0, n);
-        for (int64_t k = 0; k < n; k++) y->data[j0 + k] = gt[j0 + k] / (1.0f + e[k]) * u[j0 + k];
+        if (wide)
+            swiglu_values_avx512(y->data + j0, gt + j0, u + j0, e, n);
+        else
+            swiglu_values(y->data + j0, gt + j0, u + j0, e, n);
         mm_store(yb, j0, y->data + j0, n);
     }
     if (tensor_any_grad(gate, up, NULL)) {
@@ -201,20 +238,26 @@ typedef struct {
     Tensor *a, *b, *y;
 } AddCtx;
 
-static void add_into(float *d, const float *dy, int64_t rows, int64_t cols) {
+/* d += dy, or d = 0 + dy into a gradient's first write (graph_grad_for_write). */
+static void add_into_or_set(float *d, const float *dy, int64_t rows, int64_t cols, bool add) {
 #pragma omp parallel for schedule(static)
     for (int64_t i = 0; i < rows; i++)
-        for (int64_t j = i * cols; j < (i + 1) * cols; j++) d[j] += dy[j];
+        for (int64_t j = i * cols; j < (i + 1) * cols; j++) d[j] = (add ? d[j] : 0.0f) + dy[j];
+}
+
+static void add_into(float *d, const float *dy, int64_t rows, int64_t cols) {
+    add_into_or_set(d, dy, rows, cols, true);
 }
 
 static void add_backward(Graph *g, void *p) {
     AddCtx *c = p;
     if (!c->y->grad) return;
     int64_t rows = tensor_rows(c->y), cols = tensor_cols(c->y);
-    float *da = graph_grad(g, c->a);
-    if (da) add_into(da, c->y->grad, rows, cols);
-    float *db = graph_grad(g, c->b); /* after da: op_add(x, x) then gets 2 dy */
-    if (db) add_into(db, c->y->grad, rows, cols);
+    bool add;
+    float *da = graph_grad_for_write(g, c->a, &add);
+    if (da) add_into_or_set(da, c->y->grad, rows, cols, add);
+    float *db = graph_grad_for_write(g, c->b, &add); /* after da: op_add(x, x) gets 2 dy */
+    if (db) add_into_or_set(db, c->y->grad, rows, cols, add);
 }
 
 Tensor *op_add(Graph *g, Tensor *a, Tensor *b) {

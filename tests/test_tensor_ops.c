@@ -67,6 +67,29 @@ START_TEST(test_linear_and_lora_linear_known_values) {
 }
 END_TEST
 
+/* A gradient's first write stores where later ones add (graph_grad_for_write): x feeds two
+ * linears and, through them, an add of a tensor with itself, so every op's backward meets both
+ * cases. x = {1, 2}, W1 = {{1, 0}, {0, 1}, {1, 1}}, W2 = 2 W1; s = x W1^T + x W2^T = 3 x W1^T,
+ * z = s + s, dz = {1, 2, 3}: ds = 2 dz = {2, 4, 6}, dx = ds W1 + ds W2 = 3 ds W1 =
+ * 3 {2 + 6, 4 + 6} = {24, 30}. */
+START_TEST(test_gradients_of_a_shared_input_sum_from_a_first_write) {
+    Graph *g = graph_create();
+    Tensor *x = make(g, 2, (int64_t[]){1, 2}, (float[]){1, 2});
+    x->requires_grad = true;
+    Tensor *w1 = make(g, 2, (int64_t[]){3, 2}, (float[]){1, 0, 0, 1, 1, 1});
+    Tensor *w2 = make(g, 2, (int64_t[]){3, 2}, (float[]){2, 0, 0, 2, 2, 2});
+    Tensor *s = op_add(g, op_linear(g, x, w1, NULL), op_linear(g, x, w2, NULL));
+    Tensor *z = op_add(g, s, s);
+    expect(z, (float[]){6, 12, 18}, 3);
+    ck_assert_int_eq(graph_backward_from(g, z, (float[]){1, 2, 3}), 0);
+    ck_assert_ptr_nonnull(s->grad);
+    for (int i = 0; i < 3; i++) ck_assert_float_eq(s->grad[i], 2.0f * (float)(i + 1));
+    ck_assert_float_eq(x->grad[0], 24.0f);
+    ck_assert_float_eq(x->grad[1], 30.0f);
+    graph_destroy(g);
+}
+END_TEST
+
 START_TEST(test_rope_rotates_half_pairs_by_table_angles) {
     Graph *g = graph_create();
     /* D = 4, half = 2. Position 1: pair 0 turned by 90 degrees (cos 0, sin 1), pair 1 by
@@ -318,6 +341,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(tc, test_embedding_copies_rows_and_rejects_bad_ids);
     tcase_add_test(tc, test_rmsnorm_scales_by_root_mean_square_then_weight);
     tcase_add_test(tc, test_linear_and_lora_linear_known_values);
+    tcase_add_test(tc, test_gradients_of_a_shared_input_sum_from_a_first_write);
     tcase_add_test(tc, test_rope_rotates_half_pairs_by_table_angles);
     tcase_add_test(tc, test_attention_causal_gqa_and_segments_known_values);
     tcase_add_test(tc, test_swiglu_add_known_values);
