@@ -23,6 +23,7 @@
  * (attention_bf16.c): Q, K, V and dO once, P and dS per block. */
 #include "tensor/attention_internal.h"
 #include "tensor/profile.h"
+#include "tensor/simd.h"
 
 #include <math.h>
 #include <omp.h>
@@ -43,6 +44,26 @@ typedef struct {
  * with dot, P and dS in bf16 pairs along rows, dS along columns (ATT_BLOCK / 2, ATT_BLOCK)
  * words each. */
 enum { BLOCK = ATT_BLOCK * ATT_BLOCK, SCRATCH_FLOATS = 3 * BLOCK + 3 * BLOCK / 2 };
+
+/* One row of dS (dr holds dP on entry): P (dP - D_t), through the soft-cap, times the
+ * scale; 0 where P is 0 (masked: dP is not computed above a diagonal). Written once, compiled
+ * for AVX-512 and the baseline (simd.h: the same bits). */
+SIMD_INLINE void ds_row(float *restrict dr, const float *restrict pr, const float *restrict sr,
+                        float d, float cap, float scale, int n) {
+    for (int x = 0; x < n; x++) {
+        float g = pr[x] * (dr[x] - d);
+        if (cap > 0.0f) {
+            float th = sr[x] / cap; /* tanh of the capped score's argument */
+            g *= 1.0f - th * th;
+        }
+        dr[x] = pr[x] == 0.0f ? 0.0f : g * scale;
+    }
+}
+SIMD_AVX512 static void ds_row_avx512(float *restrict dr, const float *restrict pr,
+                                      const float *restrict sr, float d, float cap, float scale,
+                                      int n) {
+    ds_row(dr, pr, sr, d, cap, scale, n);
+}
 
 /* P and dS (scaled, ready for the products) of the pair (i, j) of head h of sequence b into
  * s's P and dS blocks. */
@@ -74,21 +95,14 @@ static void pair_grads(const Backward *bw, float *s, int b, int h, int i, int j)
         att_gemm(m, n, D, bw->dO + att_q_at(c, b, h, t0), ldq, 1, bw->vt + kv, ATT_BLOCK, dS,
                  ATT_BLOCK, false, diag);
     float cap = c->softcap, scale = c->scale;
+    bool wide = simd_avx512();
     for (int r = 0; r < m; r++) {
         const float *pr = P + r * ATT_BLOCK, *sr = S + r * ATT_BLOCK;
         float *dr = dS + r * ATT_BLOCK;
-        for (int x = 0; x < n; x++) {
-            if (pr[x] == 0.0f) { /* masked (dP is not computed above a diagonal) */
-                dr[x] = 0.0f;
-                continue;
-            }
-            float g = pr[x] * (dr[x] - drow[r]);
-            if (cap > 0.0f) {
-                float th = sr[x] / cap; /* tanh of the capped score's argument */
-                g *= 1.0f - th * th;
-            }
-            dr[x] = g * scale;
-        }
+        if (wide)
+            ds_row_avx512(dr, pr, sr, drow[r], cap, scale, n);
+        else
+            ds_row(dr, pr, sr, drow[r], cap, scale, n);
     }
     if (c->dot) {
         uint32_t *pairs = (uint32_t *)(dS + BLOCK);

@@ -33,8 +33,6 @@
 #include "tensor/simd.h"
 #include "tensor/vexp.h"
 
-#include <immintrin.h>
-
 #include <math.h>
 #include <string.h>
 
@@ -125,25 +123,6 @@ static int chunk_input_grad(Graph *g, const Tensor *w, const float *dL, MmIn dLb
  * softmax is e / sum: within 2 ulp of the float nearest exp(l - lse). cap > 0: the row is
  * first capped, l = cap tanh(l / cap) with tanh kept in th (V), and the gradient times
  * 1 - tanh^2. */
-SIMD_INLINE float max_of(const float *l, int64_t V) {
-    float mx = l[0];
-    for (int64_t j = 1; j < V; j++) mx = l[j] > mx ? l[j] : mx;
-    return mx;
-}
-
-/* The same maximum, sixteen lanes at a time (a NaN is skipped unless it is l[0], as above;
- * a zero's sign may differ, which neither l - max nor the loss sees). */
-__attribute__((target("avx512f"))) static float max_of_avx512(const float *l, int64_t V) {
-    __m512 mx = _mm512_set1_ps(l[0]);
-    int64_t j = 0;
-    for (; j + 16 <= V; j += 16) mx = _mm512_max_ps(_mm512_loadu_ps(l + j), mx);
-    float lanes[16], m = l[0];
-    _mm512_storeu_ps(lanes, mx);
-    for (int k = 0; k < 16; k++) m = lanes[k] > m ? lanes[k] : m;
-    for (; j < V; j++) m = l[j] > m ? l[j] : m;
-    return m;
-}
-
 SIMD_INLINE void scale_by(float *l, int64_t V, double inv) {
     for (int64_t j = 0; j < V; j++) l[j] = (float)(l[j] * inv);
 }
@@ -154,7 +133,7 @@ SIMD_AVX512 static void scale_by_avx512(float *l, int64_t V, double inv) {
 static double row_loss(float *l, int64_t V, int32_t t, bool grad, float cap, float *th) {
     if (cap > 0.0f) vsoftcap_floats(l, th, l, cap, V);
     bool wide = simd_avx512();
-    float mx = wide ? max_of_avx512(l, V) : max_of(l, V);
+    float mx = simd_max(l + 1, V - 1, l[0]);
     float lt = l[t];
     double se = vexp_shifted_sum(l, l, mx, V);
     double loss = mx + log(se) - lt;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
 #define SIMD_AVX512 __attribute__((target("avx512f,prefer-vector-width=512")))
 static inline bool simd_avx512(void) {
     return __builtin_cpu_supports("avx512f");
@@ -26,6 +27,34 @@ static inline bool simd_avx512(void) {
 #endif
 
 #define SIMD_INLINE static inline __attribute__((always_inline))
+
+/* The largest of init and x[0..n), as `m = x[i] > m ? x[i] : m` over i finds it: a NaN is
+ * skipped unless it is init (or all is NaN), and only a zero's sign may differ (the loop
+ * above does not vectorise, since its order decides that sign; no caller sees it: the
+ * softmaxes subtract the maximum and add it to a log). Sixteen lanes with AVX-512. */
+SIMD_INLINE float simd_max_plain(const float *x, int64_t n, float init) {
+    float m = init;
+    for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) static inline float simd_max_avx512(const float *x, int64_t n,
+                                                                       float init) {
+    __m512 mx = _mm512_set1_ps(init);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) mx = _mm512_max_ps(_mm512_loadu_ps(x + i), mx);
+    float lanes[16], m = init;
+    _mm512_storeu_ps(lanes, mx);
+    for (int k = 0; k < 16; k++) m = lanes[k] > m ? lanes[k] : m;
+    return simd_max_plain(x + i, n - i, m);
+}
+#endif
+static inline float simd_max(const float *x, int64_t n, float init) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (simd_avx512()) return simd_max_avx512(x, n, init);
+#endif
+    return simd_max_plain(x, n, init);
+}
 
 /* sum_j a[j] b[j] in double: eight partial sums by j mod 8, added in a fixed order at the
  * end. Eight independent chains (one chain of n dependent double adds took more time than
