@@ -248,6 +248,12 @@ int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, in
     return rc ? -1 : 0;
 }
 
+int tensor_matmul_onednn_f32(float *c, const float *a, const float *b, int m, int n, int k,
+                             bool transb) {
+    int rc = onednn_gemm(ONEDNN_F32, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n);
+    return rc ? -1 : 0;
+}
+
 void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int k, float alpha,
               const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
     PROFILE_OP(TENSOR_OP_PRODUCTS);

@@ -1,5 +1,5 @@
-/* tensor/ops_linear.c — linear and LoRA-linear layers: OpenBLAS sgemm (or mm_gemm) for W,
- * and tensor/thin.c for four of LoRA's rank-r products.
+/* tensor/ops_linear.c — linear and LoRA-linear layers: mm_f32 (or mm_gemm) for W,
+ * and tensor/thin.c for LoRA's six rank-r products.
  *
  * The frozen weight W never gets a gradient, so backward of y = x W^T only needs
  * dx = dy W. LoRA adds y += s * (drop(x) A^T) B^T; its backward, with h = drop(x) A^T (N, R)
@@ -10,11 +10,12 @@
  * The forward pass keeps the dropout mask as bits (1/32 of x's bytes) for backward, which
  * would otherwise hash every element again.
  *
- * A BF16 W is converted whole into the graph's weight scratch before each sgemm (forward
- * and again in backward) and the sgemm calls are the F32 ones. Converting in row blocks
- * and running one sgemm per block would save scratch, but OpenBLAS does not give
- * bit-identical results when the output is computed in column blocks, and the contract
- * is bit-identity with an F32 W holding the same values. The biggest W of a layer is a few
+ * In F32 precision the two products with W run in oneDNN's f32 matmul (mm_f32). A BF16 W
+ * is converted whole into the graph's weight scratch before each product (forward and again
+ * in backward), and the calls are the F32 ones. Converting in row blocks and running one
+ * product per block would save scratch, but neither OpenBLAS nor oneDNN gives bit-identical
+ * results when the output is computed in column blocks, and the contract is bit-identity
+ * with an F32 W holding the same values. The biggest W of a layer is a few
  * MB; the lm_head goes through op_lm_head_cross_entropy, which blocks for both dtypes.
  *
  * A quantized W (Tensor.quant, a ggml block type) goes to quant_product.c both ways: tiles
@@ -33,7 +34,7 @@
 
 #include <string.h>
 
-/* y (n, out) = b broadcast over rows, or 0 when b is NULL; returns the sgemm beta to use. */
+/* y (n, out) = b broadcast over rows, or 0 when b is NULL; returns the product's beta. */
 static float fill_bias(float *y, const Tensor *b, int64_t n, int64_t out) {
     if (!b) return 0.0f;
 #pragma omp parallel for schedule(static)

@@ -118,11 +118,7 @@ static int chunk_input_grad(Graph *g, const Tensor *w, const float *dL, MmIn dLb
     return 0;
 }
 
-/* One row's loss lse - l[t], and, with grad, the row turned into softmax - onehot. One exp
- * per logit (vexp_shifted_sum: e = exp(l - max) as float, summed in double), and the
- * softmax is e / sum: within 2 ulp of the float nearest exp(l - lse). cap > 0: the row is
- * first capped, l = cap tanh(l / cap) with tanh kept in th (V), and the gradient times
- * 1 - tanh^2. */
+/* l[j] = l[j] / sum as row_loss scales them, sixteen lanes at a time with AVX-512. */
 SIMD_INLINE void scale_by(float *l, int64_t V, double inv) {
     for (int64_t j = 0; j < V; j++) l[j] = (float)(l[j] * inv);
 }
@@ -130,6 +126,11 @@ SIMD_AVX512 static void scale_by_avx512(float *l, int64_t V, double inv) {
     scale_by(l, V, inv);
 }
 
+/* One row's loss lse - l[t], and, with grad, the row turned into softmax - onehot. One exp
+ * per logit (vexp_shifted_sum: e = exp(l - max) as float, summed in double), and the
+ * softmax is e / sum: within 2 ulp of the float nearest exp(l - lse). cap > 0: the row is
+ * first capped, l = cap tanh(l / cap) with tanh kept in th (V), and the gradient times
+ * 1 - tanh^2. */
 static double row_loss(float *l, int64_t V, int32_t t, bool grad, float cap, float *th) {
     if (cap > 0.0f) vsoftcap_floats(l, th, l, cap, V);
     bool wide = simd_avx512();

@@ -493,6 +493,10 @@ void tensor_matmul(float *c, const float *a, const float *b, int m, int n, int k
  * has no bf16 matmul for this CPU. Overwrites C. */
 int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, int n, int k,
                        bool transb);
+/* The same in f32 on oneDNN's f32 matmul, which F32 precision's layer products run on
+ * (tools/bench_kernels measures its peak beside sgemm's); 0, or -1 when oneDNN cannot run it. */
+int tensor_matmul_onednn_f32(float *c, const float *a, const float *b, int m, int n, int k,
+                             bool transb);
 /* The element-index hash used for dropout masks: uniform in [0, 1). */
 float tensor_dropout_uniform(uint64_t seed, uint64_t index);
 

@@ -118,6 +118,17 @@ int main(int argc, char **argv) {
     }
     printf("%-22s %7.2f GFLOP/s (%d x %d x %d, best of %d)\n", "sgemm",
            2.0 * S * S * S / best * 1e-9, S, S, S, PEAK_REPS);
+    if (tensor_matmul_onednn_f32(c->data, a->data, b->data, S, S, S, false) == 0) {
+        best = 1e30;
+        for (int i = 0; i < PEAK_REPS; i++) {
+            double t0 = bench_now();
+            tensor_matmul_onednn_f32(c->data, a->data, b->data, S, S, S, false);
+            double dt = bench_now() - t0;
+            best = dt < best ? dt : best;
+        }
+        printf("%-22s %7.2f GFLOP/s (%d x %d x %d, best of %d)\n", "oneDNN f32 matmul",
+               2.0 * S * S * S / best * 1e-9, S, S, S, PEAK_REPS);
+    }
     if (tensor_matmul_bf16(c->data, ab, bb, S, S, S, false) == 0) {
         best = 1e30;
         for (int i = 0; i < PEAK_REPS; i++) {

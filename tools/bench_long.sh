@@ -75,5 +75,5 @@ for shape in $SHAPES; do
 done
 echo "(RSS/first: peak RSS over that at the first seq_len; linear memory doubles it with each"
 echo " doubling of seq_len. step/products: the step over its matrix products at the" \
-  "$([ "$PREC" = bf16 ] && echo "oneDNN bf16" || echo "OpenBLAS sgemm") peak," \
+  "$([ "$PREC" = bf16 ] && echo "oneDNN bf16" || echo "f32 (the faster of OpenBLAS sgemm and oneDNN f32)") peak," \
   "$(peak_gflops "$KERNELS" "$PREC") GFLOP/s)"
