@@ -246,6 +246,47 @@ static float *rand_floats(int64_t n, unsigned seed) {
     return v;
 }
 
+/* RMSNorm's sums run eight rows at a time, in vector lanes where the CPU has AVX-512: bit for
+ * bit the scalar loops' values (each row's double sum in column order), forward and backward,
+ * over whole groups of eight rows and a partial one, with a width that is not a multiple of 8. */
+START_TEST(test_rmsnorm_bits_are_the_scalar_formulas) {
+    enum { N = 19, C = 77 };
+    const float eps = 1e-5f;
+    float *xv = rand_floats(N * C, 11), *wv = rand_floats(C, 12), *dyv = rand_floats(N * C, 13);
+    /* row 0's backward sum depends on its order: in column order the five ones between +1e18
+     * and -1e18 are absorbed (the sum is the rest of the row); added in another order they
+     * would count */
+    for (int j = 0; j < 8; j++) xv[j] = wv[j] = 1.0f;
+    for (int j = 1; j < 6; j++) dyv[j] = 1.0f;
+    dyv[0] = 1e18f, dyv[6] = -1e18f;
+    Graph *g = graph_create();
+    Tensor *x = make(g, 2, (int64_t[]){N, C}, xv), *w = make(g, 1, (int64_t[]){C}, wv);
+    x->requires_grad = true;
+    Tensor *y = op_rmsnorm(g, x, w, eps);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(graph_backward_from(g, y, dyv), 0);
+    for (int i = 0; i < N; i++) {
+        double ss = 0, dot = 0;
+        for (int j = 0; j < C; j++) ss += (double)xv[i * C + j] * xv[i * C + j];
+        for (int j = 0; j < C; j++) dot += (double)dyv[i * C + j] * wv[j] * xv[i * C + j];
+        float rr = 1.0f / sqrtf((float)(ss / (double)C) + eps);
+        float k = (float)(dot * rr * rr * rr / (double)C);
+        for (int j = 0; j < C; j++) {
+            float want = wv[j] * (xv[i * C + j] * rr);
+            float dwant = 0.0f + (rr * wv[j] * dyv[i * C + j] - xv[i * C + j] * k);
+            ck_assert_msg(memcmp(&y->data[i * C + j], &want, sizeof want) == 0,
+                          "y (%d, %d): %.9g, want %.9g", i, j, y->data[i * C + j], want);
+            ck_assert_msg(memcmp(&x->grad[i * C + j], &dwant, sizeof dwant) == 0,
+                          "dx (%d, %d): %.9g, want %.9g", i, j, x->grad[i * C + j], dwant);
+        }
+    }
+    graph_destroy(g);
+    free(xv);
+    free(wv);
+    free(dyv);
+}
+END_TEST
+
 typedef struct {
     float *project, *reduce, *spread;
 } ThinOut;
@@ -342,6 +383,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(tc, test_rmsnorm_scales_by_root_mean_square_then_weight);
     tcase_add_test(tc, test_linear_and_lora_linear_known_values);
     tcase_add_test(tc, test_gradients_of_a_shared_input_sum_from_a_first_write);
+    tcase_add_test(tc, test_rmsnorm_bits_are_the_scalar_formulas);
     tcase_add_test(tc, test_rope_rotates_half_pairs_by_table_angles);
     tcase_add_test(tc, test_attention_causal_gqa_and_segments_known_values);
     tcase_add_test(tc, test_swiglu_add_known_values);
