@@ -79,8 +79,10 @@ const char *mm_kernel_name(MmKernel k) {
     if (s[0]) return s;
     const char *impl;
     switch (k) {
-    case MM_KERNEL_F32:
-        snprintf(s, sizeof names[0], "OpenBLAS sgemm, %s kernels (f32)", tensor_blas_core());
+    case MM_KERNEL_F32: /* the layers' products on oneDNN (mm_f32), the rest on OpenBLAS */
+        impl = onednn_impl_name(ONEDNN_F32);
+        snprintf(s, sizeof names[0], "oneDNN f32 matmul %s and OpenBLAS sgemm, %s kernels (f32)",
+                 impl ? impl : "?", tensor_blas_core());
         break;
     case MM_KERNEL_ONEDNN_BF16:
         impl = onednn_impl_name(ONEDNN_BF16);
