@@ -264,6 +264,13 @@ void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int 
     profile_product_done(start, m, n, k);
 }
 
+static void fail_kernel_memory(Graph *g, int m, int n, int k) {
+    graph_fail(g,
+               "out of memory: cannot allocate %d MB to create the oneDNN kernel of a %d x %d x %d "
+               "matmul",
+               ONEDNN_HEADROOM_MB, m, n, k);
+}
+
 /* oneDNN's f32 kernels exist on every x86-64 CPU it supports; -1 means none here. */
 int mm_f32(Graph *g, bool transb, int m, int n, int k, float alpha, const float *a, int lda,
            const float *b, int ldb, float beta, float *c, int ldc) {
@@ -277,11 +284,7 @@ int mm_f32(Graph *g, bool transb, int m, int n, int k, float alpha, const float 
         rc = 0;
     }
     profile_product_done(start, m, n, k);
-    if (rc == ONEDNN_OUT_OF_MEMORY)
-        graph_fail(g,
-                   "out of memory: cannot allocate %d MB to create the oneDNN kernel of a %d x %d "
-                   "x %d matmul",
-                   ONEDNN_HEADROOM_MB, m, n, k);
+    if (rc == ONEDNN_OUT_OF_MEMORY) fail_kernel_memory(g, m, n, k);
     return rc == 0 ? 0 : -1;
 }
 
@@ -305,10 +308,7 @@ int mm_gemm(Graph *g, int m, int n, int k, float alpha, MmIn a, int64_t lda, MmI
     }
     profile_product_done(start, m, n, k);
     if (rc == ONEDNN_OUT_OF_MEMORY)
-        graph_fail(g,
-                   "out of memory: cannot allocate %d MB to create the oneDNN kernel of a %d x %d "
-                   "x %d matmul",
-                   ONEDNN_HEADROOM_MB, m, n, k);
+        fail_kernel_memory(g, m, n, k);
     else if (rc != 0)
         graph_fail(g, "matmul (%lld x %lld x %lld) failed in the %s kernel", (long long)m,
                    (long long)n, (long long)k, mm_kernel_name(kernel));
