@@ -301,7 +301,15 @@ static int parse_targets(json_t *targets, const AdapterBase *base, const char *p
         if (!bit) {
             char names[256];
             model_module_list(names, sizeof names);
-            snprintf(err, errlen, "%s: target_modules[%zu] is not one of %s", path, i, names);
+            if (json_is_string(t))
+                snprintf(err, errlen,
+                         "%s: target_modules[%zu] is \"%s\", which lorafit does not adapt (it "
+                         "trains LoRA on %s); to start from this adapter, drop that module from "
+                         "target_modules and its lora_A / lora_B tensors from the adapter",
+                         path, i, json_string_value(t), names);
+            else
+                snprintf(err, errlen, "%s: target_modules[%zu] is not a module name (one of %s)",
+                         path, i, names);
             return -1;
         }
         *mask |= bit;
