@@ -25,8 +25,8 @@
  * Measured at the SmolLM-135M shape (1024 rows, 576 wide, r 8, AMD EPYC Zen 4, 2 threads):
  * reduce 64 -> 46 us with a in cache, 190 -> 110 us out of it (24 chains in registers and one
  * pass over a instead of 8 and two); spread 70 us against sgemm's 107 in cache, the same out
- * of it; project as before (16 row chains instead of 8 did not help). In a bf16 training
- * step the LoRA products took 138 ms instead of 154. */
+ * of it; project no faster with AVX-512's 16 row chains than with AVX2's 8. In a bf16
+ * training step the LoRA products took 138 ms instead of 154. */
 #include "tensor/matmul.h"
 #include "tensor/profile.h"
 
