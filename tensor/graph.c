@@ -316,14 +316,6 @@ static void zero_floats(float *p, int64_t n) {
         memset(p + i, 0, (size_t)(n - i < chunk ? n - i : chunk) * sizeof(float));
 }
 
-float *graph_grad(Graph *g, Tensor *t) {
-    if (!t || !t->requires_grad) return NULL;
-    if (t->grad) return t->grad;
-    t->grad = graph_alloc(g, (size_t)t->size * sizeof(float));
-    if (t->grad) zero_floats(t->grad, t->size);
-    return t->grad;
-}
-
 float *graph_grad_for_write(Graph *g, Tensor *t, bool *add) {
     *add = true;
     if (!t || !t->requires_grad) return NULL;
@@ -331,6 +323,13 @@ float *graph_grad_for_write(Graph *g, Tensor *t, bool *add) {
     t->grad = graph_alloc(g, (size_t)t->size * sizeof(float));
     *add = false;
     return t->grad;
+}
+
+float *graph_grad(Graph *g, Tensor *t) {
+    bool add;
+    float *d = graph_grad_for_write(g, t, &add);
+    if (d && !add) zero_floats(d, t->size);
+    return d;
 }
 
 float *graph_scratch(Graph *g, size_t bytes) {

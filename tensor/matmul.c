@@ -116,6 +116,11 @@ static MmIn as_operand(const Graph *g, const void *p) {
     return in;
 }
 
+/* dst as a target for mm_store: bits or floats, as as_operand reads it back. */
+static MmOut as_target(const Graph *g, void *dst) {
+    return mm_elem_bytes(g) == sizeof(uint16_t) ? (MmOut){.bits = dst} : (MmOut){.vals = dst};
+}
+
 /* A buffer of at least `bytes` in *buf (capacity *cap); NULL with the graph failed. */
 static void *grow(Graph *g, void **buf, size_t *cap, size_t bytes) {
     if (bytes > *cap) {
@@ -153,15 +158,14 @@ MmOut mm_input_target(Graph *g, const float *data, int64_t n) {
     if (!dst) return (MmOut){0};
     b->x_src = data;
     b->x_n = n;
-    return mm_elem_bytes(g) == sizeof(uint16_t) ? (MmOut){.bits = dst} : (MmOut){.vals = dst};
+    return as_target(g, dst);
 }
 
 MmOut mm_input_d_target(Graph *g, int64_t n) {
     if (graph_precision(g) != TENSOR_PRECISION_BF16 || graph_failed(g)) return (MmOut){0};
     MmBuffers *b = graph_mm_buffers(g);
     void *dst = grow(g, &b->d, &b->d_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
-    if (!dst) return (MmOut){0};
-    return mm_elem_bytes(g) == sizeof(uint16_t) ? (MmOut){.bits = dst} : (MmOut){.vals = dst};
+    return dst ? as_target(g, dst) : (MmOut){0};
 }
 
 void mm_store(MmOut out, int64_t at, const float *restrict src, int64_t n) {
