@@ -16,6 +16,7 @@
 #include "tensor/attention_internal.h"
 #include "tensor/bf16.h"
 #include "tensor/profile.h"
+#include "tensor/simd.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -29,17 +30,9 @@ void att_gemm_force(int level) {
     __atomic_store_n(&g_force, level, __ATOMIC_RELAXED);
 }
 
-/* 2: AVX-512, 1: AVX2 and FMA, 0: neither. */
+/* 2: AVX-512, 1: AVX2 and FMA, 0: neither (simd_level), lowered by att_gemm_force. */
 static int cpu_level(void) {
-    static int level = -1; /* every thread computes the same answer */
-    int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f")                                 ? 2
-            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1
-                                                                              : 0;
-        __atomic_store_n(&level, v, __ATOMIC_RELAXED);
-    }
+    int v = simd_level();
     int force = __atomic_load_n(&g_force, __ATOMIC_RELAXED);
     if (force == 1 && v > 1) v = 1;
     if (force == 2) v = 0;

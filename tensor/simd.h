@@ -26,6 +26,26 @@ static inline bool simd_avx512(void) {
 }
 #endif
 
+/* The hand-written vector kernels this CPU runs (attention's, the exps', LoRA's): 2 AVX-512
+ * (F and VL), 1 AVX2 and FMA, 0 neither. Decided once; every thread gets the same answer.
+ * Each caller keeps its own knob for tests that run a lower level. */
+static inline int simd_level(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    static int level = -1;
+    int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 2
+            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")       ? 1
+                                                                                    : 0;
+        __atomic_store_n(&level, v, __ATOMIC_RELAXED);
+    }
+    return v;
+#else
+    return 0;
+#endif
+}
+
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 /* The largest of init and x[0..n), as `m = x[i] > m ? x[i] : m` over i finds it: a NaN is

@@ -29,6 +29,7 @@
  * training step the LoRA products took 138 ms instead of 154. */
 #include "tensor/matmul.h"
 #include "tensor/profile.h"
+#include "tensor/simd.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -40,17 +41,8 @@ void thin_limit_path(ThinPath most) {
 }
 
 static ThinPath thin_path(void) {
-    static int best = -1; /* every thread computes the same answer */
-    int v = __atomic_load_n(&best, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? THIN_AVX512
-            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")       ? THIN_AVX2
-                                                                                    : THIN_SCALAR;
-        __atomic_store_n(&best, v, __ATOMIC_RELAXED);
-    }
-    int limit = __atomic_load_n(&g_limit, __ATOMIC_RELAXED);
-    return (ThinPath)(v < limit ? v : limit);
+    int v = simd_level(), limit = __atomic_load_n(&g_limit, __ATOMIC_RELAXED);
+    return (ThinPath)(v < limit ? v : limit); /* ThinPath's values are simd_level's */
 }
 
 #define AVX512 __attribute__((target("avx512f,avx512vl,fma")))

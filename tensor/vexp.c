@@ -14,6 +14,7 @@
  * two-register permutes instead of a gather (SwiGLU's exps about 1.5x faster on a Zen 4),
  * and the shifted sum adds each group of eight as two groups of four, in the AVX2 order. */
 #include "tensor/vexp.h"
+#include "tensor/simd.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -196,18 +197,11 @@ AVX512 static double exp_shifted_sum_avx512(float *e, const float *x, float shif
     return exp_shifted_sum_tail(e, x, shift, n, i, acc);
 }
 
-static int g_level = -1; /* 2 AVX-512, 1 AVX2 and FMA, 0 neither; every thread agrees */
 static int g_force_avx2; /* vexp_force_avx2 */
 
+/* 2 AVX-512, 1 AVX2 and FMA, 0 neither (simd_level), 2 lowered by vexp_force_avx2. */
 static int vexp_level(void) {
-    int level = __atomic_load_n(&g_level, __ATOMIC_RELAXED);
-    if (level < 0) {
-        __builtin_cpu_init();
-        level = !(__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 0
-                : __builtin_cpu_supports("avx512f")                                ? 2
-                                                                                   : 1;
-        __atomic_store_n(&g_level, level, __ATOMIC_RELAXED);
-    }
+    int level = simd_level();
     return level == 2 && __atomic_load_n(&g_force_avx2, __ATOMIC_RELAXED) ? 1 : level;
 }
 #endif
