@@ -259,12 +259,44 @@ START_TEST(test_openblas_runs_the_kernels_this_cpu_has) {
 }
 END_TEST
 
+/* Running again (above) must not pin lorafit to one CPU: with OMP_PROC_BIND set, libgomp
+ * binds the first thread to the first place before main, and the program run again took
+ * that thread's one CPU for all its places (seen: '{0},{1}', then '{0}', and half the speed
+ * on 2 cores). OMP_DISPLAY_ENV prints the places of each run: the last run's must be the
+ * first's. Where lorafit does not run itself again (OpenBLAS knows the CPU) there is one run. */
+START_TEST(test_running_again_keeps_every_openmp_place) {
+    char *dir = test_tmpdir();
+    const char *saved = getenv("OPENBLAS_CORETYPE");
+    char *keep = saved ? strdup(saved) : NULL;
+    unsetenv("OPENBLAS_CORETYPE");
+    setenv("OMP_PROC_BIND", "close", 1);
+    setenv("OMP_DISPLAY_ENV", "true", 1);
+    int rc = tt_lorafit(dir, "--version");
+    unsetenv("OMP_PROC_BIND");
+    unsetenv("OMP_DISPLAY_ENV");
+    if (keep) setenv("OPENBLAS_CORETYPE", keep, 1);
+    free(keep);
+    char *log = tt_log(dir);
+    ck_assert_msg(rc == 0, "%s", log);
+    const char *key = "OMP_PLACES = ", *first = strstr(log, key);
+    ck_assert_msg(first != NULL, "no OMP_PLACES in:\n%s", log);
+    size_t len = strcspn(first, "\n");
+    for (const char *at = strstr(first + 1, key); at; at = strstr(at + 1, key))
+        ck_assert_msg(strcspn(at, "\n") == len && strncmp(at, first, len) == 0,
+                      "the places changed when lorafit ran itself again:\n%s", log);
+    free(log);
+    test_rmtree(dir);
+    free(dir);
+}
+END_TEST
+
 Suite *precision_suite(void) {
     Suite *s = suite_create("precision");
     TCase *tc = tcase_create("bf16");
     tcase_add_test(tc, test_bf16_first_step_matches_the_float64_reference_within_bf16_bounds);
     tcase_add_test(tc, test_auto_resolves_by_the_cpu_and_says_so);
     tcase_add_test(tc, test_openblas_runs_the_kernels_this_cpu_has);
+    tcase_add_test(tc, test_running_again_keeps_every_openmp_place);
     tcase_add_test(tc, test_bf16_runs_are_byte_identical_and_resume_exactly);
     suite_add_tcase(s, tc);
     return s;
