@@ -41,28 +41,6 @@ static const Family families[N_FAMILIES] = {
     {"tests/data/train/ministral3-yarn", "ministral3", "Ministral3ForCausalLM", 4},
 };
 
-static json_t *load_fixture(const char *fx) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fixture.json", fx);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    ck_assert_msg(root != NULL, "%s: %s", path, je.text);
-    return root;
-}
-
-/* fixture.json's integer list `key` as "1 2 3" (caller frees). */
-static char *fixture_ids(json_t *fx, const char *key) {
-    json_t *a = json_object_get(fx, key);
-    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
-    char *s = malloc(json_array_size(a) * 12 + 1);
-    size_t at = 0;
-    s[0] = '\0';
-    for (size_t i = 0; i < json_array_size(a); i++)
-        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
-                              (long long)json_integer_value(json_array_get(a, i)));
-    return s;
-}
-
 /* ---- gradient checkpointing ------------------------------------------------------------- */
 
 static void check_checkpointing(const Family *f, const char *precision) {
@@ -132,7 +110,7 @@ static void check_eval(const Family *f, const char *dir, const char *model, cons
     char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "eval '%s' --adapter '%s'", cfg, adapter);
     char *out = tt_run_stdout(dir, args);
-    json_t *line = json_loads(out, 0, NULL), *fx = load_fixture(f->fixture);
+    json_t *line = json_loads(out, 0, NULL), *fx = tt_fixture(f->fixture);
     ck_assert_msg(line != NULL, "%s", out);
     double got = json_number_value(json_object_get(line, "eval_loss"));
     double want = json_number_value(json_array_get(json_object_get(fx, "losses"), 0));
@@ -168,8 +146,9 @@ START_TEST(test_eval_generate_merge_export_inspect) {
         char *model = tt_repo_path(path);
         snprintf(path, sizeof path, "%s/init_adapter", f->fixture);
         char *adapter = tt_repo_path(path);
-        json_t *fx = load_fixture(f->fixture);
-        char *prompt = fixture_ids(fx, "greedy_prompt"), *want = fixture_ids(fx, "greedy_adapter");
+        json_t *fx = tt_fixture(f->fixture);
+        char *prompt = tt_fixture_ids(fx, "greedy_prompt", NULL),
+             *want = tt_fixture_ids(fx, "greedy_adapter", NULL);
         check_eval(f, dir, model, adapter);
         check_generate(f, dir, model, adapter, prompt, want);
         /* the merged Hugging Face directory generates the adapter's ids on its own */

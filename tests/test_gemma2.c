@@ -19,20 +19,6 @@
 
 #define G2 "tests/data/train/gemma2-tied"
 
-/* fixture.json's integer list `key` as "1 2 3" (caller frees). */
-static char *fixture_ids(const char *key) {
-    json_t *fx = json_load_file(G2 "/fixture.json", 0, NULL), *a = json_object_get(fx, key);
-    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
-    char *s = malloc(json_array_size(a) * 12 + 1);
-    size_t at = 0;
-    s[0] = '\0';
-    for (size_t i = 0; i < json_array_size(a); i++)
-        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
-                              (long long)json_integer_value(json_array_get(a, i)));
-    json_decref(fx);
-    return s;
-}
-
 /* eval --adapter on the fixture's first batch: the reference's first loss (1e-6), through
  * the fused lm_head's soft-cap; generate --adapter: the reference's 64 greedy ids. */
 START_TEST(test_eval_and_generate_give_the_reference) {
@@ -56,7 +42,8 @@ START_TEST(test_eval_and_generate_give_the_reference) {
     json_t *fx = json_load_file(G2 "/fixture.json", 0, NULL);
     double want = json_number_value(json_array_get(json_object_get(fx, "losses"), 0));
     ck_assert_msg(fabs(got - want) <= 1e-6 * want, "eval_loss %.9g, reference %.9g", got, want);
-    char *prompt = fixture_ids("greedy_prompt"), *ids = fixture_ids("greedy_adapter");
+    char *prompt = tt_fixture_ids_of(G2, "greedy_prompt"),
+         *ids = tt_fixture_ids_of(G2, "greedy_adapter");
     snprintf(args, sizeof args,
              "'%s' generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32 "
              "> '%s/gen.txt'",

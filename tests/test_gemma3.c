@@ -24,21 +24,6 @@
 
 #define G3 "tests/data/train/gemma3-tied"
 
-/* fixture.json's integer list `key` as "1 2 3" (caller frees). */
-static char *fixture_ids(const char *key) {
-    json_error_t je;
-    json_t *fx = json_load_file(G3 "/fixture.json", 0, &je), *a = json_object_get(fx, key);
-    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
-    char *s = malloc(json_array_size(a) * 12 + 1);
-    size_t at = 0;
-    s[0] = '\0';
-    for (size_t i = 0; i < json_array_size(a); i++)
-        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
-                              (long long)json_integer_value(json_array_get(a, i)));
-    json_decref(fx);
-    return s;
-}
-
 /* ---- lora.target_modules not given: PEFT's default for gemma3_text ------------------- */
 
 START_TEST(test_default_target_modules_are_q_and_v) {
@@ -145,7 +130,8 @@ END_TEST
 START_TEST(test_generate_ids_match_the_reference) {
     char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model");
     char *adapter = tt_repo_path(G3 "/init_adapter"), args[8192];
-    char *prompt = fixture_ids("greedy_prompt"), *want = fixture_ids("greedy_adapter");
+    char *prompt = tt_fixture_ids_of(G3, "greedy_prompt"),
+         *want = tt_fixture_ids_of(G3, "greedy_adapter");
     snprintf(args, sizeof args,
              "generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32", model,
              adapter, prompt);
@@ -238,7 +224,8 @@ END_TEST
 START_TEST(test_merge_hf_export_peft_and_inspect) {
     char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model"), args[8192], path[4400];
     char *adapter = tt_repo_path(G3 "/init_adapter");
-    char *prompt = fixture_ids("greedy_prompt"), *want = fixture_ids("greedy_adapter");
+    char *prompt = tt_fixture_ids_of(G3, "greedy_prompt"),
+         *want = tt_fixture_ids_of(G3, "greedy_adapter");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
              adapter, dir);
     tt_expect(dir, args, 0, "merged");

@@ -19,23 +19,6 @@
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
 
-/* fixture.json's integer list `key` of fixture fx as "1 2 3" (caller frees). */
-static char *fixture_ids(const char *fx, const char *key) {
-    char path[256];
-    snprintf(path, sizeof path, "%s/fixture.json", fx);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je), *a = json_object_get(root, key);
-    ck_assert_msg(json_is_array(a), "%s has no %s", path, key);
-    char *s = malloc(json_array_size(a) * 12 + 1);
-    size_t at = 0;
-    s[0] = '\0';
-    for (size_t i = 0; i < json_array_size(a); i++)
-        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
-                              (long long)json_integer_value(json_array_get(a, i)));
-    json_decref(root);
-    return s;
-}
-
 /* merge --format hf folds the adapter into fixture fx and the merged model generates the
  * adapter's greedy ids; the GGUF exports are refused with the reason and the way out
  * (refusal), or (refusal NULL) the adapter's is written and the merged model's refused for
@@ -46,7 +29,8 @@ static void check_merge_of(const char *model_fx, const char *fx, const char *ref
     char *model = tt_repo_path(rel);
     snprintf(rel, sizeof rel, "%s/init_adapter", fx);
     char *adapter = tt_repo_path(rel);
-    char *prompt = fixture_ids(fx, "greedy_prompt"), *want = fixture_ids(fx, "greedy_adapter");
+    char *prompt = tt_fixture_ids_of(fx, "greedy_prompt"),
+         *want = tt_fixture_ids_of(fx, "greedy_adapter");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
              adapter, dir);
     tt_expect(dir, args, 0, "merged");

@@ -141,19 +141,6 @@ START_TEST(test_llamacpp_runs_lorafit_gguf_with_the_same_greedy_ids) {
 }
 END_TEST
 
-/* fixture.json's list `key` as "1 2 3" (caller frees). */
-static char *fixture_ids(json_t *fx, const char *key) {
-    json_t *a = json_object_get(fx, key);
-    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
-    char *s = malloc(json_array_size(a) * 12 + 1);
-    size_t at = 0;
-    s[0] = '\0';
-    for (size_t i = 0; i < json_array_size(a); i++)
-        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
-                              (long long)json_integer_value(json_array_get(a, i)));
-    return s;
-}
-
 /* llama.cpp's greedy lines for the jobs (llamacpp_greedy.mjs's format) written to DIR/jobs.tsv
  * (caller frees). */
 static char *llamacpp_greedy(const char *dir, const char *ldir, const char *jobs_text) {
@@ -234,7 +221,7 @@ static void check_fixture_run_in_llamacpp(const LlamacppRun *run) {
     json_error_t je;
     json_t *fx = json_load_file(path, 0, &je);
     ck_assert_msg(fx != NULL, "%s: %s", path, je.text);
-    char *prompt = run->prompt ? strdup(run->prompt) : fixture_ids(fx, "greedy_prompt");
+    char *prompt = run->prompt ? strdup(run->prompt) : tt_fixture_ids(fx, "greedy_prompt", NULL);
     bool reference = !run->prompt && !run->edits;
     char cfg[16384], seed[32] = "";
     if (run->seed) snprintf(seed, sizeof seed, "  seed: %d\n", run->seed);
@@ -262,9 +249,10 @@ static void check_fixture_run_in_llamacpp(const LlamacppRun *run) {
     char trained_adapter[4400];
     snprintf(trained_adapter, sizeof trained_adapter, "%s/run/adapter", dir);
     char *want[4];
-    want[0] = reference ? fixture_ids(fx, "greedy_base") : lorafit_greedy(dir, model, NULL, prompt);
-    want[1] =
-        reference ? fixture_ids(fx, "greedy_adapter") : lorafit_greedy(dir, model, init, prompt);
+    want[0] = reference ? tt_fixture_ids(fx, "greedy_base", NULL)
+                        : lorafit_greedy(dir, model, NULL, prompt);
+    want[1] = reference ? tt_fixture_ids(fx, "greedy_adapter", NULL)
+                        : lorafit_greedy(dir, model, init, prompt);
     want[2] = lorafit_greedy(dir, model, trained_adapter, prompt);
     want[3] = strdup(want[2]);
     char ctx[32] = "";

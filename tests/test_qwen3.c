@@ -20,29 +20,6 @@
 #define UNTIED "tests/data/train/qwen3-untied"
 #define BIASED "tests/data/train/qwen3-bias-tied"
 
-/* fixture.json's integer list `key` as "1 2 3" (caller frees). */
-static char *fixture_ids(json_t *fx, const char *key, int *n) {
-    json_t *a = json_object_get(fx, key);
-    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
-    *n = (int)json_array_size(a);
-    char *s = malloc((size_t)*n * 12 + 1);
-    size_t at = 0;
-    s[0] = '\0';
-    for (int i = 0; i < *n; i++)
-        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
-                              (long long)json_integer_value(json_array_get(a, (size_t)i)));
-    return s;
-}
-
-static json_t *load_fixture(const char *fx) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fixture.json", fx);
-    json_error_t je;
-    json_t *root = json_load_file(path, 0, &je);
-    ck_assert_msg(root != NULL, "%s: %s", path, je.text);
-    return root;
-}
-
 /* ---- lora.target_modules not given: the family's default ----------------------------- */
 
 static void check_default_targets(const char *fx, const char *want_yaml, int want_n) {
@@ -142,7 +119,7 @@ START_TEST(test_eval_gives_the_reference_loss) {
     char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "eval '%s' --adapter '%s'", cfg, adapter);
     char *out = tt_run_stdout(dir, args);
-    json_t *line = json_loads(out, 0, NULL), *fx = load_fixture(UNTIED);
+    json_t *line = json_loads(out, 0, NULL), *fx = tt_fixture(UNTIED);
     ck_assert_msg(line != NULL, "%s", out);
     double got = json_number_value(json_object_get(line, "eval_loss"));
     double want = json_number_value(json_array_get(json_object_get(fx, "losses"), 0));
@@ -167,10 +144,10 @@ END_TEST
 START_TEST(test_generate_ids_match_the_reference) {
     char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model");
     char *adapter = tt_repo_path(UNTIED "/init_adapter"), args[8192];
-    json_t *fx = load_fixture(UNTIED);
+    json_t *fx = tt_fixture(UNTIED);
     int n;
-    char *prompt = fixture_ids(fx, "greedy_prompt", &n),
-         *want = fixture_ids(fx, "greedy_adapter", &n);
+    char *prompt = tt_fixture_ids(fx, "greedy_prompt", &n),
+         *want = tt_fixture_ids(fx, "greedy_adapter", &n);
     snprintf(args, sizeof args,
              "generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32", model,
              adapter, prompt);
@@ -268,10 +245,10 @@ END_TEST
 START_TEST(test_merge_hf_export_peft_and_inspect) {
     char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model"), args[8192], path[4400];
     char *adapter = tt_repo_path(UNTIED "/init_adapter");
-    json_t *fx = load_fixture(UNTIED);
+    json_t *fx = tt_fixture(UNTIED);
     int n;
-    char *prompt = fixture_ids(fx, "greedy_prompt", &n),
-         *want = fixture_ids(fx, "greedy_adapter", &n);
+    char *prompt = tt_fixture_ids(fx, "greedy_prompt", &n),
+         *want = tt_fixture_ids(fx, "greedy_adapter", &n);
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
              adapter, dir);
     tt_expect(dir, args, 0, "merged");

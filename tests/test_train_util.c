@@ -43,6 +43,37 @@ void tt_model_with_config(const char *src, const char *dst, json_t *edits) {
     json_decref(cfg);
 }
 
+json_t *tt_fixture(const char *fx) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/fixture.json", fx);
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    ck_assert_msg(root != NULL, "%s: %s", path, je.text);
+    return root;
+}
+
+char *tt_fixture_ids(json_t *fx, const char *key, int *n) {
+    json_t *a = json_object_get(fx, key);
+    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
+    size_t len = json_array_size(a);
+    char *s = malloc(len * 12 + 1);
+    ck_assert(s != NULL);
+    size_t at = 0;
+    s[0] = '\0';
+    for (size_t i = 0; i < len; i++)
+        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
+                              (long long)json_integer_value(json_array_get(a, i)));
+    if (n) *n = (int)len;
+    return s;
+}
+
+char *tt_fixture_ids_of(const char *fx, const char *key) {
+    json_t *root = tt_fixture(fx);
+    char *ids = tt_fixture_ids(root, key, NULL);
+    json_decref(root);
+    return ids;
+}
+
 int tt_lorafit(const char *dir, const char *args) {
     char cmd[8192], log[4200];
     snprintf(cmd, sizeof cmd, "'%s' %s", test_lorafit_bin(), args);

@@ -21,6 +21,14 @@ char *tt_write_config(const char *dir, const char *model_dir, const char *extra)
 /* DST (created) as the model directory SRC with config.json edited: each key of edits set
  * in it (a JSON null deletes the key); the weights are symlinked, not copied. */
 void tt_model_with_config(const char *src, const char *dst, json_t *edits);
+/* FX/fixture.json of a make_fixture.py fixture (FX a directory, repo-relative or absolute);
+ * fails the test when it cannot be read. The caller json_decref's it. */
+json_t *tt_fixture(const char *fx);
+/* The fixture's integer list `key` as "1 2 3" (caller frees), its length in *n unless n is
+ * NULL; fails the test when the list is missing. */
+char *tt_fixture_ids(json_t *fx, const char *key, int *n);
+/* The same list read from fixture FX's fixture.json (FX a directory). */
+char *tt_fixture_ids_of(const char *fx, const char *key);
 /* Runs `lorafit ARGS` (a shell-quoted argument string), output to DIR/log.txt; exit code. */
 int tt_lorafit(const char *dir, const char *args);
 /* Runs `lorafit ARGS` in DIR and fails the test unless it exits with want_rc and its output

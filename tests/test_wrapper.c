@@ -86,21 +86,6 @@ static const char *fx_path(const WrapperFixture *fx, const char *name) {
     return p;
 }
 
-/* fixture.json's integer list `key` as "1 2 3" (caller frees). */
-static char *fixture_ids(const WrapperFixture *wf, const char *key) {
-    json_t *fx = json_load_file(fx_path(wf, "fixture.json"), 0, NULL),
-           *a = json_object_get(fx, key);
-    ck_assert_msg(json_is_array(a), "fixture.json has no %s", key);
-    char *s = malloc(json_array_size(a) * 12 + 1);
-    size_t at = 0;
-    s[0] = '\0';
-    for (size_t i = 0; i < json_array_size(a); i++)
-        at += (size_t)sprintf(s + at, i ? " %lld" : "%lld",
-                              (long long)json_integer_value(json_array_get(a, i)));
-    json_decref(fx);
-    return s;
-}
-
 /* The logits of a fixed batch (2 x 12) through dir's model with adapter (NULL: none). */
 static float *logits_of(const char *dir, const char *adapter, int64_t *n) {
     char err[1024];
@@ -267,7 +252,8 @@ START_TEST(test_wrapper_eval_and_generate_give_the_reference) {
     double want = json_number_value(json_array_get(json_object_get(fx, "losses"), 0));
     ck_assert_msg(fabs(got - want) <= 1e-6 * want, "eval_loss %.9g, reference %.9g", got, want);
     free(out);
-    char *prompt = fixture_ids(wf, "greedy_prompt"), *ids = fixture_ids(wf, "greedy_adapter");
+    char *prompt = tt_fixture_ids_of(wf->dir, "greedy_prompt"),
+         *ids = tt_fixture_ids_of(wf->dir, "greedy_adapter");
     snprintf(args, sizeof args,
              "generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32", model,
              adapter, prompt);
@@ -335,7 +321,8 @@ START_TEST(test_wrapper_merge_keeps_every_other_tensor_byte_identical) {
     const WrapperFixture *wf = &fixtures[_i];
     char *dir = test_tmpdir(), *model = tt_repo_path(fx_path(wf, "model")), args[8192], path[4400];
     char *adapter = tt_repo_path(fx_path(wf, "init_adapter"));
-    char *prompt = fixture_ids(wf, "greedy_prompt"), *want = fixture_ids(wf, "greedy_adapter");
+    char *prompt = tt_fixture_ids_of(wf->dir, "greedy_prompt"),
+         *want = tt_fixture_ids_of(wf->dir, "greedy_adapter");
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
              adapter, dir);
     tt_expect(dir, args, 0, "merged");
@@ -536,7 +523,8 @@ START_TEST(test_wrapper_loads_and_merges_the_older_layout) {
     snprintf(merged, sizeof merged, "%s/merged", dir);
     check_merged_tensors(legacy, merged, "language_model.model.", "language_model.lm_head.weight",
                          ST_F32, wf->vision_tensors);
-    char *prompt = fixture_ids(wf, "greedy_prompt"), *want = fixture_ids(wf, "greedy_adapter");
+    char *prompt = tt_fixture_ids_of(wf->dir, "greedy_prompt"),
+         *want = tt_fixture_ids_of(wf->dir, "greedy_adapter");
     snprintf(args, sizeof args, "generate --model '%s' --prompt-ids '%s' -n 64 --precision f32",
              merged, prompt);
     char *out = tt_run_stdout(dir, args);
