@@ -130,17 +130,8 @@ END_TEST
 START_TEST(test_generate_ids_match_the_reference) {
     char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model");
     char *adapter = tt_repo_path(G3 "/init_adapter"), args[8192];
-    char *prompt = tt_fixture_ids_of(G3, "greedy_prompt"),
-         *want = tt_fixture_ids_of(G3, "greedy_adapter");
-    snprintf(args, sizeof args,
-             "generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32", model,
-             adapter, prompt);
-    char *out = tt_run_stdout(dir, args);
-    out[strcspn(out, "\n")] = '\0';
-    ck_assert_str_eq(out, want);
-    free(out);
-    free(prompt);
-    free(want);
+    snprintf(args, sizeof args, "--model '%s' --adapter '%s'", model, adapter);
+    tt_check_generates(dir, args, G3);
     free(adapter);
     free(model);
     test_rmtree(dir);
@@ -224,17 +215,7 @@ END_TEST
 START_TEST(test_merge_hf_export_peft_and_inspect) {
     char *dir = test_tmpdir(), *model = tt_repo_path(G3 "/model"), args[8192], path[4400];
     char *adapter = tt_repo_path(G3 "/init_adapter");
-    char *prompt = tt_fixture_ids_of(G3, "greedy_prompt"),
-         *want = tt_fixture_ids_of(G3, "greedy_adapter");
-    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
-             adapter, dir);
-    tt_expect(dir, args, 0, "merged");
-    snprintf(args, sizeof args,
-             "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
-    char *out = tt_run_stdout(dir, args);
-    out[strcspn(out, "\n")] = '\0';
-    ck_assert_str_eq(out, want);
-    free(out);
+    tt_check_merged_generates(dir, model, adapter, G3);
     snprintf(args, sizeof args, "export '%s' --out '%s/peft'", adapter, dir);
     tt_expect(dir, args, 0, NULL);
     snprintf(path, sizeof path, "%s/peft/adapter_model.safetensors", dir);
@@ -242,13 +223,11 @@ START_TEST(test_merge_hf_export_peft_and_inspect) {
     snprintf(src, sizeof src, "%s/adapter_model.safetensors", adapter);
     ck_assert_msg(tt_adapter_rel_diff(path, src, "") == 0.0, "the PEFT export changed tensors");
     snprintf(args, sizeof args, "inspect '%s'", model);
-    out = tt_run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     ck_assert_msg(strstr(out, "model Gemma3ForCausalLM (gemma3_text)") &&
                       strstr(out, "head_dim 16"),
                   "%s", out);
     free(out);
-    free(prompt);
-    free(want);
     free(adapter);
     free(model);
     test_rmtree(dir);

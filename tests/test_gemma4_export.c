@@ -29,17 +29,7 @@ static void check_merge_of(const char *model_fx, const char *fx, const char *ref
     char *model = tt_repo_path(rel);
     snprintf(rel, sizeof rel, "%s/init_adapter", fx);
     char *adapter = tt_repo_path(rel);
-    char *prompt = tt_fixture_ids_of(fx, "greedy_prompt"),
-         *want = tt_fixture_ids_of(fx, "greedy_adapter");
-    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
-             adapter, dir);
-    tt_expect(dir, args, 0, "merged");
-    snprintf(args, sizeof args,
-             "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
-    char *out = tt_run_stdout(dir, args);
-    out[strcspn(out, "\n")] = '\0';
-    ck_assert_str_eq(out, want);
-    free(out);
+    tt_check_merged_generates(dir, model, adapter, fx);
     snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/m.gguf'", model,
              adapter, dir);
     tt_expect(dir, args, 1,
@@ -50,8 +40,6 @@ static void check_merge_of(const char *model_fx, const char *fx, const char *ref
     snprintf(args, sizeof args, "export '%s' --format gguf --model '%s' --out '%s/a.gguf'", adapter,
              model, dir);
     tt_expect(dir, args, refusal ? 1 : 0, refusal ? refusal : "GGUF LoRA adapter");
-    free(prompt);
-    free(want);
     free(adapter);
     free(model);
     test_rmtree(dir);

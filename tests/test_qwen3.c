@@ -144,20 +144,8 @@ END_TEST
 START_TEST(test_generate_ids_match_the_reference) {
     char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model");
     char *adapter = tt_repo_path(UNTIED "/init_adapter"), args[8192];
-    json_t *fx = tt_fixture(UNTIED);
-    int n;
-    char *prompt = tt_fixture_ids(fx, "greedy_prompt", &n),
-         *want = tt_fixture_ids(fx, "greedy_adapter", &n);
-    snprintf(args, sizeof args,
-             "generate --model '%s' --adapter '%s' --prompt-ids '%s' -n 64 --precision f32", model,
-             adapter, prompt);
-    char *out = tt_run_stdout(dir, args);
-    out[strcspn(out, "\n")] = '\0';
-    ck_assert_str_eq(out, want);
-    free(out);
-    free(prompt);
-    free(want);
-    json_decref(fx);
+    snprintf(args, sizeof args, "--model '%s' --adapter '%s'", model, adapter);
+    tt_check_generates(dir, args, UNTIED);
     free(adapter);
     free(model);
     test_rmtree(dir);
@@ -245,19 +233,7 @@ END_TEST
 START_TEST(test_merge_hf_export_peft_and_inspect) {
     char *dir = test_tmpdir(), *model = tt_repo_path(UNTIED "/model"), args[8192], path[4400];
     char *adapter = tt_repo_path(UNTIED "/init_adapter");
-    json_t *fx = tt_fixture(UNTIED);
-    int n;
-    char *prompt = tt_fixture_ids(fx, "greedy_prompt", &n),
-         *want = tt_fixture_ids(fx, "greedy_adapter", &n);
-    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
-             adapter, dir);
-    tt_expect(dir, args, 0, "merged");
-    snprintf(args, sizeof args,
-             "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
-    char *out = tt_run_stdout(dir, args);
-    out[strcspn(out, "\n")] = '\0';
-    ck_assert_str_eq(out, want);
-    free(out);
+    tt_check_merged_generates(dir, model, adapter, UNTIED);
     snprintf(args, sizeof args, "export '%s' --out '%s/peft'", adapter, dir);
     tt_expect(dir, args, 0, NULL);
     snprintf(path, sizeof path, "%s/peft/adapter_model.safetensors", dir);
@@ -265,13 +241,10 @@ START_TEST(test_merge_hf_export_peft_and_inspect) {
     snprintf(src, sizeof src, "%s/adapter_model.safetensors", adapter);
     ck_assert_msg(tt_adapter_rel_diff(path, src, "") == 0.0, "the PEFT export changed tensors");
     snprintf(args, sizeof args, "inspect '%s'", model);
-    out = tt_run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     ck_assert_msg(strstr(out, "model Qwen3ForCausalLM (qwen3)") && strstr(out, "head_dim 16"), "%s",
                   out);
     free(out);
-    free(prompt);
-    free(want);
-    json_decref(fx);
     free(adapter);
     free(model);
     test_rmtree(dir);

@@ -231,35 +231,16 @@ END_TEST
  * export itself runs in llama.cpp in test_gguf_llamacpp.c (fixture qwen35-gguf). */
 START_TEST(test_merge_hf_generates_the_adapter_ids_and_gguf_is_refused) {
     char *dir = test_tmpdir(), *model = tt_repo_path(Q35 "/model"),
-         *adapter = tt_repo_path(Q35 "/init_adapter"), args[8800], path[4400];
-    snprintf(path, sizeof path, "%s/fixture.json", Q35);
-    json_t *fx = json_load_file(path, 0, NULL);
-    ck_assert(fx != NULL);
-    char prompt[256] = "", want[2048] = "";
-    json_t *p = json_object_get(fx, "greedy_prompt"), *w = json_object_get(fx, "greedy_adapter");
-    for (size_t i = 0; i < json_array_size(p); i++)
-        snprintf(prompt + strlen(prompt), sizeof prompt - strlen(prompt), i ? " %lld" : "%lld",
-                 (long long)json_integer_value(json_array_get(p, i)));
-    for (size_t i = 0; i < json_array_size(w); i++)
-        snprintf(want + strlen(want), sizeof want - strlen(want), i ? " %lld" : "%lld",
-                 (long long)json_integer_value(json_array_get(w, i)));
-    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
-             adapter, dir);
-    tt_expect(dir, args, 0, "merged");
-    snprintf(args, sizeof args,
-             "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
-    char *out = tt_run_stdout(dir, args);
-    ck_assert_msg(strstr(out, want) != NULL, "merged model generated\n%s\nwant\n%s", out, want);
-    free(out);
+         *adapter = tt_repo_path(Q35 "/init_adapter"), args[8800];
+    tt_check_merged_generates(dir, model, adapter, Q35);
     snprintf(args, sizeof args, "inspect '%s'", model);
-    out = tt_run_stdout(dir, args);
+    char *out = tt_run_stdout(dir, args);
     ck_assert_msg(strstr(out, "Gated DeltaNet on 3 of 4 layers: 2 key heads of 32, 4 value heads "
                               "of 16, conv kernel 4; rotary dims 4 of head_dim 16"),
                   "%s", out);
     free(out);
     snprintf(args, sizeof args, "merge --model '%s' --out '%s/m.gguf'", model, dir);
     tt_expect(dir, args, 1, "linear_key_head_dim (32) for linear_value_head_dim (16)");
-    json_decref(fx);
     free(model);
     free(adapter);
     test_rmtree(dir);

@@ -74,6 +74,30 @@ char *tt_fixture_ids_of(const char *fx, const char *key) {
     return ids;
 }
 
+void tt_check_generates(const char *dir, const char *model_args, const char *fx) {
+    char args[16384];
+    char *prompt = tt_fixture_ids_of(fx, "greedy_prompt"),
+         *want = tt_fixture_ids_of(fx, "greedy_adapter");
+    snprintf(args, sizeof args, "generate %s --prompt-ids '%s' -n 64 --precision f32", model_args,
+             prompt);
+    char *out = tt_run_stdout(dir, args);
+    out[strcspn(out, "\n")] = '\0';
+    ck_assert_str_eq(out, want);
+    free(out);
+    free(prompt);
+    free(want);
+}
+
+void tt_check_merged_generates(const char *dir, const char *model, const char *adapter,
+                               const char *fx) {
+    char args[16384];
+    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
+             adapter, dir);
+    tt_expect(dir, args, 0, "merged");
+    snprintf(args, sizeof args, "--model '%s/merged'", dir);
+    tt_check_generates(dir, args, fx);
+}
+
 int tt_lorafit(const char *dir, const char *args) {
     char cmd[8192], log[4200];
     snprintf(cmd, sizeof cmd, "'%s' %s", test_lorafit_bin(), args);

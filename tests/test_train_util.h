@@ -29,6 +29,13 @@ json_t *tt_fixture(const char *fx);
 char *tt_fixture_ids(json_t *fx, const char *key, int *n);
 /* The same list read from fixture FX's fixture.json (FX a directory). */
 char *tt_fixture_ids_of(const char *fx, const char *key);
+/* `lorafit generate MODEL_ARGS` (e.g. "--model 'M' --adapter 'A'") run in DIR gives fixture
+ * FX's greedy_adapter ids from its greedy_prompt (64 tokens, f32). */
+void tt_check_generates(const char *dir, const char *model_args, const char *fx);
+/* `lorafit merge` of ADAPTER into MODEL succeeds into DIR/merged, and the merged model
+ * generates fixture FX's greedy_adapter ids (tt_check_generates). */
+void tt_check_merged_generates(const char *dir, const char *model, const char *adapter,
+                               const char *fx);
 /* Runs `lorafit ARGS` (a shell-quoted argument string), output to DIR/log.txt; exit code. */
 int tt_lorafit(const char *dir, const char *args);
 /* Runs `lorafit ARGS` in DIR and fails the test unless it exits with want_rc and its output

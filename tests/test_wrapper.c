@@ -321,21 +321,11 @@ START_TEST(test_wrapper_merge_keeps_every_other_tensor_byte_identical) {
     const WrapperFixture *wf = &fixtures[_i];
     char *dir = test_tmpdir(), *model = tt_repo_path(fx_path(wf, "model")), args[8192], path[4400];
     char *adapter = tt_repo_path(fx_path(wf, "init_adapter"));
-    char *prompt = tt_fixture_ids_of(wf->dir, "greedy_prompt"),
-         *want = tt_fixture_ids_of(wf->dir, "greedy_adapter");
-    snprintf(args, sizeof args, "merge --model '%s' --adapter '%s' --out '%s/merged'", model,
-             adapter, dir);
-    tt_expect(dir, args, 0, "merged");
-    snprintf(path, sizeof path, "%s/merged", dir);
-    check_merged_tensors(model, path, LM, "lm_head.weight", ST_F32, wf->vision_tensors);
     /* the merged checkpoint loads back as the wrapper and generates what generate --adapter
      * does (the fixture's greedy ids) */
-    snprintf(args, sizeof args,
-             "generate --model '%s/merged' --prompt-ids '%s' -n 64 --precision f32", dir, prompt);
-    char *out = tt_run_stdout(dir, args);
-    out[strcspn(out, "\n")] = '\0';
-    ck_assert_str_eq(out, want);
-    free(out);
+    tt_check_merged_generates(dir, model, adapter, wf->dir);
+    snprintf(path, sizeof path, "%s/merged", dir);
+    check_merged_tensors(model, path, LM, "lm_head.weight", ST_F32, wf->vision_tensors);
     json_t *cfg;
     snprintf(path, sizeof path, "%s/merged/config.json", dir);
     ck_assert((cfg = json_load_file(path, 0, NULL)) != NULL);
@@ -353,8 +343,6 @@ START_TEST(test_wrapper_merge_keeps_every_other_tensor_byte_identical) {
     tt_expect(dir, args, 0, "merged");
     snprintf(path, sizeof path, "%s/f16", dir);
     check_merged_tensors(model, path, LM, "lm_head.weight", ST_F16, wf->vision_tensors);
-    free(prompt);
-    free(want);
     free(adapter);
     free(model);
     test_rmtree(dir);
@@ -523,16 +511,8 @@ START_TEST(test_wrapper_loads_and_merges_the_older_layout) {
     snprintf(merged, sizeof merged, "%s/merged", dir);
     check_merged_tensors(legacy, merged, "language_model.model.", "language_model.lm_head.weight",
                          ST_F32, wf->vision_tensors);
-    char *prompt = tt_fixture_ids_of(wf->dir, "greedy_prompt"),
-         *want = tt_fixture_ids_of(wf->dir, "greedy_adapter");
-    snprintf(args, sizeof args, "generate --model '%s' --prompt-ids '%s' -n 64 --precision f32",
-             merged, prompt);
-    char *out = tt_run_stdout(dir, args);
-    out[strcspn(out, "\n")] = '\0';
-    ck_assert_str_eq(out, want);
-    free(out);
-    free(prompt);
-    free(want);
+    snprintf(args, sizeof args, "--model '%s'", merged);
+    tt_check_generates(dir, args, wf->dir);
     free(adapter);
     test_rmtree(dir);
     free(dir);
