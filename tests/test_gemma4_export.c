@@ -383,31 +383,14 @@ START_TEST(test_inspect_shows_the_gemma4_layers) {
 }
 END_TEST
 
-/* The logits (N, V) of a fixed batch (2 x 12) through dir's base model (caller frees). */
-static float *logits_of(const char *dir, int64_t *n) {
-    char err[1024];
-    Model *m = model_load(dir, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    int32_t ids[24];
-    for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 37 + 5) % 97);
-    Graph *g = graph_create();
-    Tensor *lg = model_forward_eval(m, NULL, g, ids, NULL, NULL, 2, 12);
-    ck_assert(lg != NULL);
-    *n = lg->size;
-    float *out = malloc((size_t)lg->size * sizeof *out);
-    memcpy(out, lg->data, (size_t)lg->size * sizeof *out);
-    graph_destroy(g);
-    model_free(m);
-    return out;
-}
-
 /* gemma4-wrapper: gemma4-e2b's decoder as Gemma4ForConditionalGeneration holds it (under
  * model.language_model., text_config) beside bf16 vision and audio tensors. The decoder is
  * the text model's to the bit (the wrapper soft-caps too), and merge writes every tensor
  * outside the language model back byte-identical in its own dtype, whatever --dtype. */
 START_TEST(test_wrapper_is_the_text_model_and_merge_keeps_the_towers) {
     int64_t n_text, n_wrap;
-    float *text = logits_of(E2B "/model", &n_text), *wrap = logits_of(WRAP "/model", &n_wrap);
+    float *text = tt_fixed_batch_logits(E2B "/model", NULL, 97, &n_text),
+          *wrap = tt_fixed_batch_logits(WRAP "/model", NULL, 97, &n_wrap);
     ck_assert(n_text == n_wrap && memcmp(text, wrap, (size_t)n_text * sizeof *text) == 0);
     free(text);
     free(wrap);

@@ -283,24 +283,6 @@ START_TEST(test_greedy_generation_reproduces_expected_ids) {
 }
 END_TEST
 
-/* Base-model logits of a few fixed tokens (N = 2 x 12). */
-static float *base_logits(const char *dir, int *nv) {
-    char err[1024];
-    Model *m = model_load(dir, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    int32_t ids[24];
-    for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 37 + 5) % model_config(m)->vocab_size);
-    Graph *g = graph_create();
-    Tensor *lg = model_forward_eval(m, NULL, g, ids, NULL, NULL, 2, 12);
-    ck_assert(lg != NULL);
-    *nv = (int)lg->size;
-    float *out = malloc((size_t)lg->size * sizeof *out);
-    memcpy(out, lg->data, (size_t)lg->size * sizeof *out);
-    graph_destroy(g);
-    model_free(m);
-    return out;
-}
-
 static void copy_config(const char *from, const char *to) {
     char src[4096], dst[4096];
     size_t len;
@@ -381,8 +363,10 @@ static void check_half_weights(const char *shared, StDtype dtype, double loose) 
     ck_assert_int_eq(mkdir(rounded, 0755), 0);
     write_variant(orig, half, dtype, dtype, 1);
     write_variant(orig, rounded, ST_F32, dtype, 1); /* the same values, stored as F32 */
-    int n0, n1, n2;
-    float *a = base_logits(orig, &n0), *b = base_logits(half, &n1), *c = base_logits(rounded, &n2);
+    int64_t n0, n1, n2;
+    float *a = tt_fixed_batch_logits(orig, NULL, 0, &n0),
+          *b = tt_fixed_batch_logits(half, NULL, 0, &n1),
+          *c = tt_fixed_batch_logits(rounded, NULL, 0, &n2);
     ck_assert_int_eq(n0, n1);
     double max_diff = 0;
     for (int i = 0; i < n0; i++) {
@@ -417,8 +401,9 @@ START_TEST(test_sharded_checkpoint_gives_identical_logits) {
     char path[4096];
     snprintf(path, sizeof path, "%s/model.safetensors", tmp);
     ck_assert_int_ne(access(path, F_OK), 0);
-    int n0, n1;
-    float *a = base_logits(orig, &n0), *b = base_logits(tmp, &n1);
+    int64_t n0, n1;
+    float *a = tt_fixed_batch_logits(orig, NULL, 0, &n0),
+          *b = tt_fixed_batch_logits(tmp, NULL, 0, &n1);
     ck_assert_int_eq(n0, n1);
     ck_assert_int_eq(memcmp(a, b, (size_t)n0 * sizeof *a), 0);
     free(a), free(b);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "tests/test_util.h"
+#include "trainer/model/lora.h"
 #include "trainer/store/store.h"
 
 char *tt_write_text(const char *dir, const char *name, const char *text) {
@@ -96,6 +97,27 @@ void tt_check_merged_generates(const char *dir, const char *model, const char *a
     tt_expect(dir, args, 0, "merged");
     snprintf(args, sizeof args, "--model '%s/merged'", dir);
     tt_check_generates(dir, args, fx);
+}
+
+float *tt_fixed_batch_logits(const char *dir, const char *adapter, int id_bound, int64_t *n) {
+    char err[1024];
+    Model *m = model_load(dir, err, sizeof err);
+    ck_assert_msg(m != NULL, "%s", err);
+    Lora *lora = adapter ? lora_load_adapter(m, adapter, err, sizeof err) : NULL;
+    ck_assert_msg(!adapter || lora, "%s", err);
+    int bound = id_bound > 0 ? id_bound : model_config(m)->vocab_size;
+    int32_t ids[24];
+    for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 37 + 5) % bound);
+    Graph *g = graph_create();
+    Tensor *lg = model_forward_eval(m, lora, g, ids, NULL, NULL, 2, 12);
+    ck_assert(lg != NULL);
+    *n = lg->size;
+    float *out = malloc((size_t)lg->size * sizeof *out);
+    memcpy(out, lg->data, (size_t)lg->size * sizeof *out);
+    graph_destroy(g);
+    lora_free(lora);
+    model_free(m);
+    return out;
 }
 
 int tt_lorafit(const char *dir, const char *args) {

@@ -36,6 +36,10 @@ void tt_check_generates(const char *dir, const char *model_args, const char *fx)
  * generates fixture FX's greedy_adapter ids (tt_check_generates). */
 void tt_check_merged_generates(const char *dir, const char *model, const char *adapter,
                                const char *fx);
+/* The logits (N, V) of a fixed batch (2 x 12 ids, (i * 37 + 5) % id_bound, or % the
+ * model's vocabulary when id_bound is 0) through the model in DIR with the adapter in
+ * ADAPTER (NULL: the base model); *n = N * V (caller frees). */
+float *tt_fixed_batch_logits(const char *dir, const char *adapter, int id_bound, int64_t *n);
 /* Runs `lorafit ARGS` (a shell-quoted argument string), output to DIR/log.txt; exit code. */
 int tt_lorafit(const char *dir, const char *args);
 /* Runs `lorafit ARGS` in DIR and fails the test unless it exits with want_rc and its output

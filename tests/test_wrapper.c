@@ -86,27 +86,6 @@ static const char *fx_path(const WrapperFixture *fx, const char *name) {
     return p;
 }
 
-/* The logits of a fixed batch (2 x 12) through dir's model with adapter (NULL: none). */
-static float *logits_of(const char *dir, const char *adapter, int64_t *n) {
-    char err[1024];
-    Model *m = model_load(dir, err, sizeof err);
-    ck_assert_msg(m != NULL, "%s", err);
-    Lora *lora = adapter ? lora_load_adapter(m, adapter, err, sizeof err) : NULL;
-    ck_assert_msg(!adapter || lora, "%s", err);
-    int32_t ids[24];
-    for (int i = 0; i < 24; i++) ids[i] = (int32_t)((i * 37 + 5) % 320);
-    Graph *g = graph_create();
-    Tensor *lg = model_forward_eval(m, lora, g, ids, NULL, NULL, 2, 12);
-    ck_assert(lg != NULL);
-    *n = lg->size;
-    float *out = malloc((size_t)lg->size * sizeof *out);
-    memcpy(out, lg->data, (size_t)lg->size * sizeof *out);
-    graph_destroy(g);
-    lora_free(lora);
-    model_free(m);
-    return out;
-}
-
 /* ---- the decoder, and nothing else ------------------------------------------------- */
 
 START_TEST(test_wrapper_computes_its_text_model_without_the_vision_tower) {
@@ -131,8 +110,8 @@ START_TEST(test_wrapper_computes_its_text_model_without_the_vision_tower) {
     int64_t nw, nt;
     char text_adapter[600];
     snprintf(text_adapter, sizeof text_adapter, "%s/init_adapter", fx->text_dir);
-    float *a = logits_of(fx_path(fx, "model"), fx_path(fx, "init_adapter"), &nw);
-    float *b = logits_of(text, text_adapter, &nt);
+    float *a = tt_fixed_batch_logits(fx_path(fx, "model"), fx_path(fx, "init_adapter"), 320, &nw);
+    float *b = tt_fixed_batch_logits(text, text_adapter, 320, &nt);
     ck_assert_int_eq(nw, nt);
     ck_assert_msg(memcmp(a, b, (size_t)nw * sizeof *a) == 0,
                   "the wrapper's logits are not the text model's");
@@ -498,8 +477,8 @@ START_TEST(test_wrapper_loads_and_merges_the_older_layout) {
     ck_assert(mkdir(legacy, 0755) == 0);
     write_legacy_layout(wf, legacy);
     int64_t na, nb;
-    float *a = logits_of(legacy, fx_path(wf, "init_adapter"), &na);
-    float *b = logits_of(fx_path(wf, "model"), fx_path(wf, "init_adapter"), &nb);
+    float *a = tt_fixed_batch_logits(legacy, fx_path(wf, "init_adapter"), 320, &na);
+    float *b = tt_fixed_batch_logits(fx_path(wf, "model"), fx_path(wf, "init_adapter"), 320, &nb);
     ck_assert(na == nb && memcmp(a, b, (size_t)na * sizeof *a) == 0);
     free(a);
     free(b);
