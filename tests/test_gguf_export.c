@@ -79,9 +79,8 @@ static void check_adapter(const char *fixture, int perm_q, int perm_k, float wan
             ck_assert(ta->ne[0] == (uint64_t)in_dim && ta->ne[1] == (uint64_t)spec.r);
             ck_assert(tb->ne[0] == (uint64_t)spec.r && tb->ne[1] == (uint64_t)out_dim);
             for (int ab = 0; ab < 2; ab++) {
-                snprintf(peft, sizeof peft, "base_model.model.model.layers.%d.%s.%s.lora_%c.weight",
-                         l, model_module_parent((ModelModule)m), model_module_name((ModelModule)m),
-                         ab ? 'B' : 'A');
+                snprintf(peft, sizeof peft, "base_model.model.model.layers.%d.%s.lora_%c.weight", l,
+                         model_module_path((ModelModule)m), ab ? 'B' : 'A');
                 const StTensor *src = st_find(st, peft);
                 ck_assert(src);
                 float *want = malloc((size_t)src->numel * sizeof *want);

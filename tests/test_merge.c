@@ -62,9 +62,8 @@ static void check_merge(const char *fixture, double scaling) {
         for (int k = 0; k < MODULE_COUNT; k++) {
             if (!(model_layer_modules(c, l) & (1u << k))) continue;
             char name[160], an[200], bn[200];
-            const char *par = model_module_parent((ModelModule)k),
-                       *mod = model_module_name((ModelModule)k);
-            snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l, par, mod);
+            snprintf(name, sizeof name, "model.layers.%d.%s.weight", l,
+                     model_module_path((ModelModule)k));
             snprintf(an, sizeof an, "base_model.model.%s", name);
             snprintf(bn, sizeof bn, "base_model.model.%s", name);
             strcpy(strstr(an, ".weight"), ".lora_A.weight");

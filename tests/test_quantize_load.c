@@ -159,9 +159,8 @@ static void write_dequantized(const char *src, const char *dst, const Model *q) 
         for (int l = 0; l < c->num_hidden_layers; l++)
             for (int mod = 0; mod < MODULE_COUNT; mod++) {
                 char name[128];
-                snprintf(name, sizeof name, "model.layers.%d.%s.%s.weight", l,
-                         model_module_parent((ModelModule)mod),
-                         model_module_name((ModelModule)mod));
+                snprintf(name, sizeof name, "model.layers.%d.%s.weight", l,
+                         model_module_path((ModelModule)mod));
                 if (strcmp(name, t->name) == 0) fills[i].w = model_weight(q, l, (ModelModule)mod);
             }
         ck_assert(st_writer_add_fill(w, t->name, ST_F32, t->ndim, t->shape, fill_dequantized,

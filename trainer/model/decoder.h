@@ -101,7 +101,7 @@ size_t model_weight_bytes(const Model *m);    /* bytes of all frozen weights, ma
 /* Where the decoder's layers are among the model's named modules (PEFT's module names,
  * "<prefix>layers.N.self_attn.q_proj"): "model.", or a wrapper's "model.language_model.". */
 const char *model_module_prefix(const ModelConfig *cfg);
-/* "q_proj" ... "out_proj"; "self_attn", "linear_attn" or "mlp". */
+/* "q_proj" ... "per_layer_projection": the last part of model_module_path. */
 const char *model_module_name(ModelModule mod);
 /* "q_proj, k_proj, ..." into out (for messages): the modules of mask (1 << ModelModule). */
 void model_module_list_of(unsigned mask, char *out, size_t len);
@@ -116,8 +116,6 @@ unsigned model_layer_modules(const ModelConfig *cfg, int layer);
 /* The modules LoRA can target in layer `layer`: model_layer_modules and the per-layer gate
  * and projection of Gemma 4's E models. */
 unsigned model_layer_targets(const ModelConfig *cfg, int layer);
-/* "self_attn", "linear_attn", "mlp", or "" (a module of the layer itself). */
-const char *model_module_parent(ModelModule mod);
 /* The module's name under its layer: "self_attn.q_proj", "per_layer_input_gate". */
 const char *model_module_path(ModelModule mod);
 /* Shape of a layer's linear: W (out, in), in a model whose layers all have one shape. */

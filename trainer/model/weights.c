@@ -18,23 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const module_names[MODULE_COUNT] = {"q_proj",
-                                                       "k_proj",
-                                                       "v_proj",
-                                                       "o_proj",
-                                                       "gate_proj",
-                                                       "up_proj",
-                                                       "down_proj",
-                                                       "qkv_proj",
-                                                       "gate_up_proj",
-                                                       "in_proj_qkv",
-                                                       "in_proj_z",
-                                                       "in_proj_b",
-                                                       "in_proj_a",
-                                                       "out_proj",
-                                                       "per_layer_input_gate",
-                                                       "per_layer_projection"};
-
 static const char *const module_paths[MODULE_COUNT] = {
     "self_attn.q_proj",        "self_attn.k_proj",      "self_attn.v_proj",
     "self_attn.o_proj",        "mlp.gate_proj",         "mlp.up_proj",
@@ -48,7 +31,8 @@ const char *model_module_path(ModelModule mod) {
 }
 
 const char *model_module_name(ModelModule mod) {
-    return (unsigned)mod < MODULE_COUNT ? module_names[mod] : "?";
+    const char *path = model_module_path(mod), *dot = strrchr(path, '.');
+    return dot ? dot + 1 : path;
 }
 
 void model_module_list_of(unsigned mask, char *out, size_t len) {
@@ -56,7 +40,7 @@ void model_module_list_of(unsigned mask, char *out, size_t len) {
     if (len) out[0] = '\0';
     for (int m = 0; m < MODULE_COUNT && n < len; m++) {
         if (!(mask & (1u << m))) continue;
-        int w = snprintf(out + n, len - n, n ? ", %s" : "%s", module_names[m]);
+        int w = snprintf(out + n, len - n, n ? ", %s" : "%s", model_module_name((ModelModule)m));
         if (w < 0) break;
         n += (size_t)w;
     }
@@ -115,12 +99,6 @@ bool family_layer_has_norm(const ModelConfig *c, int l, const FamilyNorm *n) {
     default:
         return true;
     }
-}
-
-const char *model_module_parent(ModelModule mod) {
-    if (mod >= MODULE_PLE_GATE) return "";
-    if (mod >= MODULE_IN_QKV) return "linear_attn";
-    return mod <= MODULE_O || mod == MODULE_QKV ? "self_attn" : "mlp";
 }
 
 /* The shape of linear mod in a layer whose q projection is q wide, k and v kv, the MLP ff. */
