@@ -29,15 +29,8 @@
 
 #include "trainer/model/export.h"
 #include "trainer/model/family.h"
+#include "trainer/model/internal.h"
 #include "trainer/model/lora.h"
-
-/* Phi-3's fused gate_up_proj is llama.cpp's ffn_up; Qwen3.5's as gguf_model.c names them;
- * Gemma 4's per-layer gate and projection blk.N.inp_gate / proj (llama.cpp's gemma4 applies
- * adapters to both, build_lora_mm). */
-static const char *const gguf_names[MODULE_COUNT] = {
-    "attn_q",    "attn_k",   "attn_v",   "attn_output", "ffn_gate",  "ffn_up",
-    "ffn_down",  "attn_qkv", "ffn_up",   "attn_qkv",    "attn_gate", "ssm_beta",
-    "ssm_alpha", "ssm_out",  "inp_gate", "proj"};
 
 typedef struct AdapterItem {
     const StTensor *src;
@@ -143,10 +136,13 @@ int gguf_export_adapter(const char *adapter_dir, const ModelConfig *c, const cha
             *ib = (AdapterItem){b, dtype, out, spec.r, heads, c, (ModelModule)m, true};
             char name[64];
             int64_t ne_a[2] = {in, spec.r}, ne_b[2] = {spec.r, out};
-            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l, gguf_names[m]);
+            /* llama.cpp's names (its gemma4 applies adapters to inp_gate and proj too) */
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_a", l,
+                     gguf_module_name((ModelModule)m));
             rc = gguf_add_tensor(w, name, dtype, 2, ne_a, NULL, fill_adapter_tensor, ia, err,
                                  errlen);
-            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l, gguf_names[m]);
+            snprintf(name, sizeof name, "blk.%d.%s.weight.lora_b", l,
+                     gguf_module_name((ModelModule)m));
             if (rc == 0)
                 rc = gguf_add_tensor(w, name, dtype, 2, ne_b, NULL, fill_adapter_tensor, ib, err,
                                      errlen);
