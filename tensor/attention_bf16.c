@@ -20,6 +20,7 @@
 #include "tensor/attention_internal.h"
 #include "tensor/bf16.h"
 #include "tensor/profile.h"
+#include "tensor/simd.h"
 
 #include <immintrin.h>
 #include <string.h>
@@ -33,16 +34,9 @@ void att_bf16_dot_force(bool off) {
 }
 
 bool att_bf16_dot(void) {
-    static int has = -1; /* every thread computes the same answer */
-    int v = __atomic_load_n(&has, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512bf16");
-        __atomic_store_n(&has, v, __ATOMIC_RELAXED);
-    }
     /* LORAFIT_CPU_BF16=0 (tensor_cpu_has_native_bf16 false) asks for emulated bf16 */
-    return v && !__atomic_load_n(&g_off, __ATOMIC_RELAXED) && tensor_cpu_has_native_bf16();
+    return simd_avx512_bf16() && !__atomic_load_n(&g_off, __ATOMIC_RELAXED) &&
+           tensor_cpu_has_native_bf16();
 }
 
 #define TARGET __attribute__((target("avx512f,avx512bw,avx512bf16")))

@@ -137,6 +137,27 @@ void thin_reduce(int64_t n, int k, int r, float alpha, const float *c, int ldc, 
                  int64_t lda, bool beta, float *g, int64_t ldg);
 void thin_spread(int64_t n, int64_t k, int r, float alpha, const float *c, int ldc, const float *m,
                  int64_t ldm, float *y, int64_t ldy);
+/* The same products from bf16 operands on AVX512-BF16 (thin_bf16()), for BF16 precision:
+ *   thin_quads:        q = m (k, rp) in bf16 by quads of k: q[((t / 4) rp + j) 4 + t % 4] is
+ *                      m's (t, j), element m[t st + j sj], zero for t >= k or j >= r
+ *                      (thin_quads_size(k, rp) elements);
+ *   thin_project_bf16: c (n, rp) = alpha a (n, k) m (k, rp), a bf16 with rows lda apart, m as
+ *                      thin_quads holds it;
+ *   thin_pairs:        p = c (n, rp) (rows ldc apart) in bf16 by pairs of rows:
+ *                      p[((i / 2) rp + j) 2 + i % 2] is c[i][j], zero for i >= n
+ *                      (thin_pairs_size(n, rp) elements);
+ *   thin_reduce_bf16:  g (r, k) = alpha c^T (r, n) a (n, k), c as thin_pairs holds it, a bf16
+ *                      with rows lda apart.
+ * Thread-count independent as the f32 loops; timed and counted as products. */
+bool thin_bf16(void);
+size_t thin_quads_size(int k, int rp);
+void thin_quads(uint16_t *q, const float *m, int k, int r, int rp, int64_t st, int64_t sj);
+void thin_project_bf16(int64_t n, int k, int rp, float alpha, const uint16_t *a, int64_t lda,
+                       const uint16_t *q, float *c, int ldc);
+size_t thin_pairs_size(int64_t n, int rp);
+void thin_pairs(uint16_t *p, const float *c, int64_t n, int rp, int ldc);
+void thin_reduce_bf16(int64_t n, int k, int r, float alpha, const uint16_t *p, int rp,
+                      const uint16_t *a, int64_t lda, float *g, int64_t ldg);
 /* The fastest loops the CPU runs, at most `most` (tests check that every path gives the same
  * bits). */
 typedef enum { THIN_SCALAR, THIN_AVX2, THIN_AVX512 } ThinPath;

@@ -46,6 +46,24 @@ static inline int simd_level(void) {
 #endif
 }
 
+/* AVX512-BF16's VDPBF16PS with AVX-512 F, VL and BW: the bf16 products of BF16 precision's
+ * attention and LoRA factors. Decided once, like simd_level. */
+static inline bool simd_avx512_bf16(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+    static int has = -1;
+    int v = __atomic_load_n(&has, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = simd_level() == 2 && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512bf16");
+        __atomic_store_n(&has, v, __ATOMIC_RELAXED);
+    }
+    return v;
+#else
+    return false;
+#endif
+}
+
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 /* The largest of init and x[0..n), as `m = x[i] > m ? x[i] : m` over i finds it: a NaN is

@@ -28,11 +28,13 @@
  * of it; project no faster with AVX-512's 16 row chains than with AVX2's 8. In a bf16
  * training step the LoRA products took 138 ms instead of 154. */
 #include "tensor/matmul.h"
+#include "tensor/bf16.h"
 #include "tensor/profile.h"
 #include "tensor/simd.h"
 
 #include <immintrin.h>
 #include <math.h>
+#include <string.h>
 
 static int g_limit = THIN_AVX512; /* thin_limit_path: tests compare the paths */
 
@@ -333,4 +335,185 @@ void thin_spread(int64_t n, int64_t k, int r, float alpha, const float *c, int l
         }
     }
     profile_product_done(start, (int)n, (int)k, r);
+}
+
+/* ---- from bf16 operands: BF16 precision on AVX512-BF16 -------------------------- */
+
+/* VDPBF16PS adds two products of bf16 pairs into each f32 lane (attention_bf16.c has its
+ * bits): twice an f32 FMA's products per instruction, from operands half as wide. BF16
+ * precision's base products already hold their inputs in bf16 (the activation x, the
+ * upstream gradient dy), so h = x A^T, dh = s dy B and dB^T = s h^T dy read those copies and
+ * A, B and h rounded to bf16, as PyTorch's autocast computes a LoRA layer (ops_linear.c
+ * says which and what they gain). thin_project_bf16 keeps a chain a row in one 16-lane
+ * register, each lane pair summing alternate pairs of a quad of k; thin_reduce_bf16 runs
+ * thin_reduce's strips over pairs of rows, the two rows' values interleaved in registers. */
+#define AVX512BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,fma")))
+
+bool thin_bf16(void) {
+    return simd_avx512_bf16();
+}
+
+size_t thin_quads_size(int k, int rp) {
+    return (size_t)(k + 3) / 4 * (size_t)rp * 4;
+}
+
+void thin_quads(uint16_t *q, const float *m, int k, int r, int rp, int64_t st, int64_t sj) {
+    for (int u = 0; u < (k + 3) / 4; u++)
+        for (int j = 0; j < rp; j++)
+            for (int e = 0; e < 4; e++) {
+                int t = 4 * u + e;
+                float v = t < k && j < r ? m[t * st + j * sj] : 0.0f;
+                q[((int64_t)u * rp + j) * 4 + e] = bf16_round(v);
+            }
+}
+
+size_t thin_pairs_size(int64_t n, int rp) {
+    return (size_t)(n + 1) / 2 * (size_t)rp * 2;
+}
+
+void thin_pairs(uint16_t *p, const float *c, int64_t n, int rp, int ldc) {
+    for (int64_t i = 0; i < n; i += 2) {
+        const float *c0 = c + i * ldc, *c1 = c0 + ldc;
+        uint16_t *pi = p + i * rp; /* pair i / 2: (i / 2) rp 2 */
+        for (int j = 0; j < rp; j++) {
+            pi[2 * j] = bf16_round(c0[j]);
+            pi[2 * j + 1] = i + 1 < n ? bf16_round(c1[j]) : 0;
+        }
+    }
+}
+
+/* a's terms [4u, 4u + 4) of a row as one 64-bit word for every pair of lanes: the even
+ * lane gets the quad's first pair, the odd lane its second. */
+AVX512BF16 static inline __m512i quad_of(const uint16_t *row, int u) {
+    long long v;
+    memcpy(&v, row + 4 * u, sizeof v);
+    return _mm512_set1_epi64(v);
+}
+
+/* The same for the last quad when k is not a multiple of 4: zero beyond k. */
+AVX512BF16 static inline __m512i last_quad_of(const uint16_t *row, int u, int k) {
+    long long v = 0;
+    for (int e = 0; e < k - 4 * u; e++) v |= (long long)row[4 * u + e] << 16 * e;
+    return _mm512_set1_epi64(v);
+}
+
+/* Rows [i0, i0 + ROWS) (a constant for the compiler to unroll), columns [jb, jb + 8): a
+ * chain a row, lane 2j over the quads' first pairs and lane 2j + 1 over their second, the
+ * two added at the end. */
+AVX512BF16 __attribute__((always_inline)) static inline void
+project_rows_bf16(int ROWS, int64_t i0, int k, int rp, int jb, float alpha, const uint16_t *a,
+                  int64_t lda, const uint16_t *q, float *c, int ldc) {
+    __m512 acc[16];
+    for (int ii = 0; ii < ROWS; ii++) acc[ii] = _mm512_setzero_ps();
+    const uint16_t *a0 = a + i0 * lda;
+    int whole = k / 4;
+    for (int u = 0; u < whole; u++) {
+        __m512i m = _mm512_loadu_si512(q + ((int64_t)u * rp + jb) * 4);
+        for (int ii = 0; ii < ROWS; ii++)
+            acc[ii] = _mm512_dpbf16_ps(acc[ii], (__m512bh)quad_of(a0 + ii * lda, u), (__m512bh)m);
+    }
+    if (k % 4) {
+        __m512i m = _mm512_loadu_si512(q + ((int64_t)whole * rp + jb) * 4);
+        for (int ii = 0; ii < ROWS; ii++)
+            acc[ii] = _mm512_dpbf16_ps(acc[ii], (__m512bh)last_quad_of(a0 + ii * lda, whole, k),
+                                       (__m512bh)m);
+    }
+    __m256 al = _mm256_set1_ps(alpha);
+    for (int ii = 0; ii < ROWS; ii++) {
+        __m512 both = _mm512_add_ps(acc[ii], _mm512_permute_ps(acc[ii], 0xb1)); /* 2j + (2j+1) */
+        __m256 sum = _mm512_castps512_ps256(_mm512_maskz_compress_ps(0x5555, both));
+        _mm256_storeu_ps(c + (i0 + ii) * ldc + jb, _mm256_mul_ps(al, sum));
+    }
+}
+
+AVX512BF16 static void project_block_bf16(int64_t i0, int rows, int k, int rp, int jb, float alpha,
+                                          const uint16_t *a, int64_t lda, const uint16_t *q,
+                                          float *c, int ldc) {
+    if (rows == 16)
+        project_rows_bf16(16, i0, k, rp, jb, alpha, a, lda, q, c, ldc);
+    else
+        for (int ii = 0; ii < rows; ii++)
+            project_rows_bf16(1, i0 + ii, k, rp, jb, alpha, a, lda, q, c, ldc);
+}
+
+void thin_project_bf16(int64_t n, int k, int rp, float alpha, const uint16_t *a, int64_t lda,
+                       const uint16_t *q, float *c, int ldc) {
+    PROFILE_OP(TENSOR_OP_PRODUCTS);
+    double start = profile_product_start();
+    int64_t blocks = (n + 15) / 16;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; b++) {
+        int64_t i0 = 16 * b;
+        int rows = n - i0 < 16 ? (int)(n - i0) : 16;
+        for (int jb = 0; jb < rp; jb += THIN_PAD)
+            project_block_bf16(i0, rows, k, rp, jb, alpha, a, lda, q, c, ldc);
+    }
+    profile_product_done(start, (int)n, rp, k);
+}
+
+/* a's columns [t, t + 16) (those under mask) of rows i and i + 1 (zero when i + 1 = n)
+ * interleaved: lane l holds the pair (a[i][t + l], a[i + 1][t + l]). */
+AVX512BF16 static inline __m512i row_pairs(const uint16_t *ai, int64_t lda, bool second,
+                                           __mmask16 mask) {
+    __m512i lo = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, ai));
+    if (!second) return lo;
+    __m512i hi = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, ai + lda));
+    return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
+}
+
+/* Columns [t, t + 16 NV) of g's rows [jb, jb + 8) (those below r; the last vector's columns
+ * under `last`): 8 NV chains over the pairs of rows. */
+AVX512BF16 __attribute__((always_inline)) static inline void
+reduce_strip_bf16(int NV, __mmask16 last, int64_t n, int r, int rp, int jb, int64_t t, float alpha,
+                  const uint16_t *p, const uint16_t *a, int64_t lda, float *g, int64_t ldg) {
+    __m512 acc[8][3];
+    for (int jj = 0; jj < 8; jj++)
+        for (int h = 0; h < NV; h++) acc[jj][h] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 2) {
+        const uint16_t *ai = a + i * lda + t;
+        for (int h = 0; h < NV; h++)
+            _mm_prefetch((const char *)(ai + REDUCE_AHEAD * lda + 16 * h), _MM_HINT_T0);
+        __m512i v[3];
+        for (int h = 0; h < NV; h++)
+            v[h] = row_pairs(ai + 16 * h, lda, i + 1 < n, h == NV - 1 ? last : 0xffff);
+        const uint16_t *pi = p + ((i / 2) * rp + jb) * 2;
+        for (int jj = 0; jj < 8; jj++) {
+            uint32_t pair;
+            memcpy(&pair, pi + 2 * jj, sizeof pair);
+            __m512i cj = _mm512_set1_epi32((int)pair);
+            for (int h = 0; h < NV; h++)
+                acc[jj][h] = _mm512_dpbf16_ps(acc[jj][h], (__m512bh)cj, (__m512bh)v[h]);
+        }
+    }
+    __m512 al = _mm512_set1_ps(alpha);
+    for (int jj = 0; jj < 8 && jb + jj < r; jj++)
+        for (int h = 0; h < NV; h++)
+            _mm512_mask_storeu_ps(g + (jb + jj) * ldg + t + 16 * h, h == NV - 1 ? last : 0xffff,
+                                  _mm512_mul_ps(al, acc[jj][h]));
+}
+
+AVX512BF16 static void reduce_block_bf16(int64_t n, int k, int r, int rp, int64_t t, float alpha,
+                                         const uint16_t *p, const uint16_t *a, int64_t lda,
+                                         float *g, int64_t ldg) {
+    int cols = k - t < REDUCE_STRIP ? (int)(k - t) : REDUCE_STRIP, nv = (cols + 15) / 16;
+    __mmask16 last = (__mmask16)((1u << (cols - 16 * (nv - 1))) - 1u);
+    for (int jb = 0; jb < r; jb += 8) {
+        if (nv == 3)
+            reduce_strip_bf16(3, last, n, r, rp, jb, t, alpha, p, a, lda, g, ldg);
+        else if (nv == 2)
+            reduce_strip_bf16(2, last, n, r, rp, jb, t, alpha, p, a, lda, g, ldg);
+        else
+            reduce_strip_bf16(1, last, n, r, rp, jb, t, alpha, p, a, lda, g, ldg);
+    }
+}
+
+void thin_reduce_bf16(int64_t n, int k, int r, float alpha, const uint16_t *p, int rp,
+                      const uint16_t *a, int64_t lda, float *g, int64_t ldg) {
+    PROFILE_OP(TENSOR_OP_PRODUCTS);
+    double start = profile_product_start();
+    int64_t blocks = (k + REDUCE_STRIP - 1) / REDUCE_STRIP;
+#pragma omp parallel for schedule(static)
+    for (int64_t b = 0; b < blocks; b++)
+        reduce_block_bf16(n, k, r, rp, REDUCE_STRIP * b, alpha, p, a, lda, g, ldg);
+    profile_product_done(start, r, k, (int)n);
 }

@@ -203,7 +203,8 @@ static void run_model(const LlamacppRun *run, const char *fxdir, const char *dir
 /* Runs run in llama.cpp, each of its 64 greedy ids checked: with the fixture's model and
  * prompt, the base GGUF alone and with the initial adapter give the float64 reference's ids
  * (fixture.json), else those of lorafit generate; the trained adapter's GGUF and the merged
- * GGUF those of lorafit generate --adapter. */
+ * GGUF those of lorafit generate --adapter. The adapter trains in F32 precision, so it is the
+ * same whatever precision `auto` picks on this CPU. */
 static void check_fixture_run_in_llamacpp(const LlamacppRun *run) {
     char ldir[4200];
     const char *why = NULL;
@@ -228,7 +229,8 @@ static void check_fixture_run_in_llamacpp(const LlamacppRun *run) {
     snprintf(cfg, sizeof cfg,
              "model:\n  path: %s\nlora:\n  r: 4\n  alpha: 8\n  target_modules: all-linear\n"
              "data:\n  train: %s/train.jsonl\n  seq_len: %d\n  shuffle: false\n"
-             "train:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n  lr_scheduler: constant\n%s"
+             "train:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n  lr_scheduler: constant\n"
+             "  precision: f32\n%s"
              "output:\n  dir: run\n  save_every: 0\n",
              model, fx_path, run->seq_len, seed);
     char *cfg_path = tt_write_text(dir, "run.yaml", cfg);
@@ -338,15 +340,17 @@ END_TEST
  * through rope_freqs, layer scalars, soft-cap 5) and E2B-like (gemma4-e2b-gguf: per-layer
  * inputs, the last 3 layers sharing the K and V of layers 3 and 4 with a doubled MLP; its
  * trained adapter, all-linear, adapts blk.N.inp_gate and proj too). The E2B-like run trains
- * with seed 8: with the default seed the float64 reference's best two logits at token 50 are
- * 4.2e-4 apart, which llama.cpp flips (ggml's GELU goes through an F16 table; its logits
- * differ by about 1e-3); seed 8's smallest gap on the way is 1.5e-2. */
+ * with seed 12: the float64 reference's best two logits on the greedy path of most seeds'
+ * adapters come within 2e-4 to 1.5e-3 of each other somewhere, which llama.cpp can flip
+ * (ggml's GELU goes through an F16 table; its logits differ by about 1e-3); seed 12's
+ * smallest gap is 1.7e-2 (its f32 training, as every run here: 4 steps of seed 8 came to a
+ * 4.0e-4 gap). */
 START_TEST(test_llamacpp_runs_lorafit_gemma4_gguf_with_the_same_greedy_ids) {
     check_fixture_in_llamacpp("gemma4-keqv-gguf", 16, "arch gemma4, tokenizer gpt2 (pre qwen2)");
     LlamacppRun e2b = {.fixture = "gemma4-e2b-gguf",
                        .seq_len = 16,
                        .needle = "arch gemma4, tokenizer gpt2 (pre qwen2)",
-                       .seed = 8};
+                       .seed = 12};
     check_fixture_run_in_llamacpp(&e2b);
 }
 END_TEST

@@ -376,6 +376,78 @@ START_TEST(test_thin_products_match_double_and_give_the_same_bits_every_way) {
 }
 END_TEST
 
+/* f rounded to bf16, as a float. */
+static float bf16_value(float f) {
+    uint16_t h = tensor_float_to_bf16(f);
+    float v;
+    tensor_bf16_to_float(&v, &h, 1);
+    return v;
+}
+
+/* BF16 precision's LoRA products on VDPBF16PS (thin_bf16): the f32 sums, to f32 rounding, of
+ * the bf16-rounded operands, from the quad and pair layouts however m was stored, and the
+ * same bits with one thread. TN odd leaves the last pair of rows half empty; TK is not a
+ * multiple of 4 (a last quad with one term) nor of 48 (a masked strip). Only on CPUs with
+ * AVX512-BF16, the only ones that run these loops. */
+START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
+    if (!thin_bf16()) return;
+    float *a = rand_floats(TN * TK, 21), *mT = rand_floats(TK * TRP, 22);
+    float *c = rand_floats(TN * TRP, 23);
+    uint16_t *ab = malloc(TN * TK * sizeof *ab), *q = malloc(thin_quads_size(TK, TRP) * 2);
+    uint16_t *qt = malloc(thin_quads_size(TK, TRP) * 2), *p = malloc(thin_pairs_size(TN, TRP) * 2);
+    float *m = malloc(TR * TK * sizeof *m); /* mT's first TR columns stored transposed */
+    float *project = malloc(TN * TRP * sizeof *project), *reduce = malloc(TR * TK * sizeof *reduce);
+    float *again = malloc(TN * TRP * sizeof *again), *again_r = malloc(TR * TK * sizeof *again_r);
+    ck_assert(ab && q && qt && p && m && project && reduce && again && again_r);
+    for (int i = 0; i < TN * TK; i++) ab[i] = tensor_float_to_bf16(a[i]);
+    for (int j = 0; j < TR; j++)
+        for (int t = 0; t < TK; t++) m[j * TK + t] = mT[t * TRP + j];
+    thin_quads(q, mT, TK, TR, TRP, TRP, 1);
+    thin_quads(qt, m, TK, TR, TRP, 1, TK);
+    ck_assert(memcmp(q, qt, thin_quads_size(TK, TRP) * 2) == 0);
+    thin_pairs(p, c, TN, TRP, TRP);
+    thin_project_bf16(TN, TK, TRP, 0.5f, ab, TK, q, project, TRP);
+    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, ab, TK, reduce, TK);
+    for (int i = 0; i < TN; i++)
+        for (int j = 0; j < TRP; j++) {
+            double want = 0;
+            for (int t = 0; t < TK && j < TR; t++)
+                want += (double)bf16_value(a[i * TK + t]) * bf16_value(mT[t * TRP + j]);
+            want *= 0.5;
+            ck_assert_msg(fabs(project[i * TRP + j] - want) <= 1e-5 * (1 + fabs(want)),
+                          "project (%d, %d): %.9g, want %.9g", i, j, project[i * TRP + j], want);
+        }
+    for (int j = 0; j < TR; j++)
+        for (int t = 0; t < TK; t++) {
+            double want = 0;
+            for (int i = 0; i < TN; i++)
+                want += (double)bf16_value(c[i * TRP + j]) * bf16_value(a[i * TK + t]);
+            want *= 0.25;
+            ck_assert_msg(fabs(reduce[j * TK + t] - want) <= 1e-5 * (1 + fabs(want)),
+                          "reduce (%d, %d): %.9g, want %.9g", j, t, reduce[j * TK + t], want);
+        }
+    int threads = tensor_threads();
+    tensor_set_threads(1);
+    thin_project_bf16(TN, TK, TRP, 0.5f, ab, TK, q, again, TRP);
+    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, ab, TK, again_r, TK);
+    tensor_set_threads(threads);
+    ck_assert(memcmp(project, again, TN * TRP * sizeof(float)) == 0);
+    ck_assert(memcmp(reduce, again_r, TR * TK * sizeof(float)) == 0);
+    free(a);
+    free(mT);
+    free(c);
+    free(ab);
+    free(q);
+    free(qt);
+    free(p);
+    free(m);
+    free(project);
+    free(reduce);
+    free(again);
+    free(again_r);
+}
+END_TEST
+
 Suite *tensor_ops_suite(void) {
     Suite *s = suite_create("tensor_ops");
     TCase *tc = tcase_create("known_values");
@@ -391,6 +463,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(tc, test_cross_entropy_sums_counted_rows_and_is_stable);
     tcase_add_test(tc, test_matmul_helper_plain_transposed_and_accumulated);
     tcase_add_test(tc, test_thin_products_match_double_and_give_the_same_bits_every_way);
+    tcase_add_test(tc, test_thin_bf16_products_sum_the_rounded_operands);
     tcase_add_test(tc, test_rmsnorm_rows_in_groups_give_the_bits_of_each_row_alone);
     suite_add_tcase(s, tc);
     return s;
