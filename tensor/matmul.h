@@ -146,8 +146,9 @@ void thin_spread(int64_t n, int64_t k, int r, float alpha, const float *c, int l
  *   thin_pairs:        p = c (n, rp) (rows ldc apart) in bf16 by pairs of rows:
  *                      p[((i / 2) rp + j) 2 + i % 2] is c[i][j], zero for i >= n
  *                      (thin_pairs_size(n, rp) elements);
- *   thin_reduce_bf16:  g (r, k) = alpha c^T (r, n) a (n, k), c as thin_pairs holds it, a bf16
- *                      with rows lda apart.
+ *   thin_reduce_bf16:  g (r, k) = beta g + alpha c^T (r, n) a (n, k), beta 0 or 1, c as
+ *                      thin_pairs holds it, a with rows lda apart, bf16 (a_bits) or f32 rounded
+ *                      to bf16 in registers (a_floats; the other NULL).
  * Thread-count independent as the f32 loops; timed and counted as products. */
 bool thin_bf16(void);
 size_t thin_quads_size(int k, int rp);
@@ -157,7 +158,8 @@ void thin_project_bf16(int64_t n, int k, int rp, float alpha, const uint16_t *a,
 size_t thin_pairs_size(int64_t n, int rp);
 void thin_pairs(uint16_t *p, const float *c, int64_t n, int rp, int ldc);
 void thin_reduce_bf16(int64_t n, int k, int r, float alpha, const uint16_t *p, int rp,
-                      const uint16_t *a, int64_t lda, float *g, int64_t ldg);
+                      const uint16_t *a_bits, const float *a_floats, int64_t lda, bool beta,
+                      float *g, int64_t ldg);
 /* The fastest loops the CPU runs, at most `most` (tests check that every path gives the same
  * bits). */
 typedef enum { THIN_SCALAR, THIN_AVX2, THIN_AVX512 } ThinPath;

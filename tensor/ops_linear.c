@@ -26,13 +26,15 @@
  * the wide activation in place where OpenBLAS copies it first (the four that sum over its wide
  * side into R columns) or runs K = R slowly (the two that spread R columns back, y += s h B^T
  * and dx += dh A; the same bits as OpenBLAS's sgemm). In f32, except in BF16 precision on
- * CPUs with VDPBF16PS (lora_dot): there the three that read x's or dy's bf16 copy, which the
- * products with W made anyway, multiply bf16 operands as PyTorch's autocast does:
- * h = x A^T (without dropout), dh = s dy B and dB = s dy^T h, with A, B and h rounded;
- * dA = dh^T drop(x) and the two spreads stay f32 (x's copy is gone by backward; a spread
- * reads and writes the wide output either way). Measured at the SmolLM-135M shape (1024
- * rows, r 8, AMD EPYC Zen 4, 2 threads): project 54 -> 27 us at 576 wide, 149 -> 65 at 1536,
- * reduce 43 -> 22 and 115 -> 64; the bf16 step's LoRA products about 35 ms less. */
+ * CPUs with VDPBF16PS (lora_dot): there the four that sum over the wide side multiply bf16
+ * operands as PyTorch's autocast does, reading x's or dy's bf16 copy where the products
+ * with W made one: h = x A^T (without dropout: the dropped x has no copy), dh = s dy B,
+ * dB = s dy^T h and dA = dh^T drop(x) (x's copy is gone by backward: thin_reduce_bf16 rounds
+ * it in registers), with A, B, h and dh rounded; the two spreads stay f32 (they read and
+ * write the wide output either way). Measured at the SmolLM-135M shape (1024 rows, r 8, AMD
+ * EPYC Zen 4, 2 threads): project 54 -> 27 us at 576 wide, 149 -> 65 at 1536; reduce from
+ * bf16 43 -> 22 and 115 -> 64, from f32 rounded 43 -> 27 and 116 -> 88; the bf16 step's
+ * linear and LoRA products 25-85 ms less. */
 #include "tensor/graph_internal.h"
 #include "tensor/profile.h"
 #include "tensor/matmul.h"
@@ -155,6 +157,27 @@ static inline bool kept(const uint8_t *bits, int64_t in, int64_t i, int64_t j) {
     return bits[i * DROPOUT_ROW_BYTES(in) + j / 8] >> (j % 8) & 1;
 }
 
+/* Whether LoRA's products read the bf16 operands of the base products (thin_project_bf16,
+ * thin_reduce_bf16): BF16 precision on oneDNN's bf16 kernels and a CPU with VDPBF16PS. */
+static bool lora_dot(const Graph *g) {
+    return graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16 && thin_bf16();
+}
+
+/* dA (R, IN) += dh^T (R, N) xs (N, IN), xs x or its dropped copy: from dh and xs rounded to
+ * bf16 when lora_dot (dh into pairs, xs in registers), else in f32. */
+static void lora_da(Graph *g, const LoraCtx *c, const float *dh, const float *xs, float *dA) {
+    int n = (int)tensor_rows(c->x), in = (int)tensor_cols(c->x);
+    int r = (int)c->A->shape[0], rp = thin_padded(r);
+    if (!lora_dot(g)) {
+        thin_reduce(n, in, r, 1.0f, dh, rp, xs, in, true, dA, in);
+        return;
+    }
+    uint16_t *dhp = graph_alloc(g, thin_pairs_size(n, rp) * sizeof(uint16_t));
+    if (!dhp) return;
+    thin_pairs(dhp, dh, n, rp, rp);
+    thin_reduce_bf16(n, in, r, 1.0f, dhp, rp, NULL, xs, in, true, dA, in);
+}
+
 /* The dropout parts of LoRA backward, with the mask the forward pass stored:
  *   dx += drop'(dh A): in the forward pass this was xd = x * mask / (1-p), so dx gets
  *   mask * (dh A) / (1-p);  dA += dh^T drop(x).
@@ -182,8 +205,7 @@ static void lora_dropout_backward(Graph *g, const LoraCtx *c, const float *dh) {
         for (int64_t i = 0; i < n; i++)
             for (int64_t j = 0; j < in; j++)
                 tmp[i * in + j] = kept(c->keep, in, i, j) ? x[i * in + j] * scale : 0.0f;
-        /* dA (R, IN) += dh^T (R, N) drop(x) (N, IN) */
-        thin_reduce(n, (int)in, r, 1.0f, dh, rp, tmp, in, true, dA, in);
+        lora_da(g, c, dh, tmp, dA);
     }
 }
 
@@ -200,12 +222,6 @@ static const float *padded_b(Graph *g, const Tensor *B, int rp) {
     return bp;
 }
 
-/* Whether LoRA's products read the bf16 operands of the base products (thin_project_bf16,
- * thin_reduce_bf16): BF16 precision on oneDNN's bf16 kernels and a CPU with VDPBF16PS. */
-static bool lora_dot(const Graph *g) {
-    return graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16 && thin_bf16();
-}
-
 /* dB^T (R, OUT) = s h^T (R, N) dy (N, OUT) into dBt, from dy's bf16 operand dyb when it has
  * one. */
 static int lora_db(Graph *g, const LoraCtx *c, const float *dy, MmIn dyb, float *dBt) {
@@ -218,7 +234,7 @@ static int lora_db(Graph *g, const LoraCtx *c, const float *dy, MmIn dyb, float 
     uint16_t *hp = graph_alloc(g, thin_pairs_size(n, rp) * sizeof(uint16_t));
     if (!hp) return -1;
     thin_pairs(hp, c->h, n, rp, rp);
-    thin_reduce_bf16(n, out, r, c->scaling, hp, rp, dyb.bits, out, dBt, out);
+    thin_reduce_bf16(n, out, r, c->scaling, hp, rp, dyb.bits, NULL, out, false, dBt, out);
     return 0;
 }
 
@@ -273,8 +289,7 @@ static void lora_backward(Graph *g, void *p) {
     if (c->A->requires_grad) {
         float *dA = graph_grad(g, c->A);
         if (!dA) return;
-        /* dA (R, IN) += dh^T (R, N) x (N, IN) */
-        thin_reduce(n, in, r, 1.0f, dh, rp, c->x->data, in, true, dA, in);
+        lora_da(g, c, dh, c->x->data, dA);
     }
 }
 

@@ -346,7 +346,8 @@ void thin_spread(int64_t n, int64_t k, int r, float alpha, const float *c, int l
  * A, B and h rounded to bf16, as PyTorch's autocast computes a LoRA layer (ops_linear.c
  * says which and what they gain). thin_project_bf16 keeps a chain a row in one 16-lane
  * register, each lane pair summing alternate pairs of a quad of k; thin_reduce_bf16 runs
- * thin_reduce's strips over pairs of rows, the two rows' values interleaved in registers. */
+ * thin_reduce's strips over pairs of rows, the two rows' values interleaved in registers
+ * (and rounded there when a is f32). */
 #define AVX512BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,fma")))
 
 bool thin_bf16(void) {
@@ -461,21 +462,48 @@ AVX512BF16 static inline __m512i row_pairs(const uint16_t *ai, int64_t lda, bool
     return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
 }
 
+/* The same from f32 rows, rounded here (VCVTNE2PS2BF16: nearest even as bf16_round, NaN kept
+ * quiet, denormals to 0 as VDPBF16PS reads them) and interleaved by `weave`
+ * (interleave_index). */
+AVX512BF16 static inline __m512i row_pairs_rounded(const float *ai, int64_t lda, bool second,
+                                                   __mmask16 mask, __m512i weave) {
+    __m512 lo = _mm512_maskz_loadu_ps(mask, ai);
+    __m512 hi = second ? _mm512_maskz_loadu_ps(mask, ai + lda) : _mm512_setzero_ps();
+    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* lo's 16 values, then hi's */
+    return _mm512_permutexvar_epi16(weave, both);
+}
+
+/* Word 2l from word l (lo's value l), word 2l + 1 from word 16 + l (hi's). */
+AVX512BF16 static inline __m512i interleave_index(void) {
+    static const uint16_t idx[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    return _mm512_loadu_si512(idx);
+}
+
 /* Columns [t, t + 16 NV) of g's rows [jb, jb + 8) (those below r; the last vector's columns
- * under `last`): 8 NV chains over the pairs of rows. */
+ * under `last`): 8 NV chains over the pairs of rows, of a's bits or of its floats rounded. */
 AVX512BF16 __attribute__((always_inline)) static inline void
 reduce_strip_bf16(int NV, __mmask16 last, int64_t n, int r, int rp, int jb, int64_t t, float alpha,
-                  const uint16_t *p, const uint16_t *a, int64_t lda, float *g, int64_t ldg) {
+                  const uint16_t *p, const uint16_t *a_bits, const float *a_floats, int64_t lda,
+                  bool beta, float *g, int64_t ldg) {
     __m512 acc[8][3];
     for (int jj = 0; jj < 8; jj++)
         for (int h = 0; h < NV; h++) acc[jj][h] = _mm512_setzero_ps();
+    __m512i weave = interleave_index();
     for (int64_t i = 0; i < n; i += 2) {
-        const uint16_t *ai = a + i * lda + t;
-        for (int h = 0; h < NV; h++)
-            _mm_prefetch((const char *)(ai + REDUCE_AHEAD * lda + 16 * h), _MM_HINT_T0);
         __m512i v[3];
-        for (int h = 0; h < NV; h++)
-            v[h] = row_pairs(ai + 16 * h, lda, i + 1 < n, h == NV - 1 ? last : 0xffff);
+        for (int h = 0; h < NV; h++) {
+            __mmask16 mask = h == NV - 1 ? last : 0xffff;
+            if (a_bits) {
+                const uint16_t *ai = a_bits + i * lda + t + 16 * h;
+                _mm_prefetch((const char *)(ai + REDUCE_AHEAD * lda), _MM_HINT_T0);
+                v[h] = row_pairs(ai, lda, i + 1 < n, mask);
+            } else {
+                const float *ai = a_floats + i * lda + t + 16 * h;
+                _mm_prefetch((const char *)(ai + REDUCE_AHEAD * lda), _MM_HINT_T0);
+                v[h] = row_pairs_rounded(ai, lda, i + 1 < n, mask, weave);
+            }
+        }
         const uint16_t *pi = p + ((i / 2) * rp + jb) * 2;
         for (int jj = 0; jj < 8; jj++) {
             uint32_t pair;
@@ -487,33 +515,43 @@ reduce_strip_bf16(int NV, __mmask16 last, int64_t n, int r, int rp, int jb, int6
     }
     __m512 al = _mm512_set1_ps(alpha);
     for (int jj = 0; jj < 8 && jb + jj < r; jj++)
-        for (int h = 0; h < NV; h++)
-            _mm512_mask_storeu_ps(g + (jb + jj) * ldg + t + 16 * h, h == NV - 1 ? last : 0xffff,
-                                  _mm512_mul_ps(al, acc[jj][h]));
+        for (int h = 0; h < NV; h++) {
+            __mmask16 mask = h == NV - 1 ? last : 0xffff;
+            float *gp = g + (jb + jj) * ldg + t + 16 * h;
+            _mm512_mask_storeu_ps(
+                gp, mask,
+                beta ? _mm512_fmadd_ps(al, acc[jj][h], _mm512_maskz_loadu_ps(mask, gp))
+                     : _mm512_mul_ps(al, acc[jj][h]));
+        }
 }
 
 AVX512BF16 static void reduce_block_bf16(int64_t n, int k, int r, int rp, int64_t t, float alpha,
-                                         const uint16_t *p, const uint16_t *a, int64_t lda,
-                                         float *g, int64_t ldg) {
+                                         const uint16_t *p, const uint16_t *a_bits,
+                                         const float *a_floats, int64_t lda, bool beta, float *g,
+                                         int64_t ldg) {
     int cols = k - t < REDUCE_STRIP ? (int)(k - t) : REDUCE_STRIP, nv = (cols + 15) / 16;
     __mmask16 last = (__mmask16)((1u << (cols - 16 * (nv - 1))) - 1u);
     for (int jb = 0; jb < r; jb += 8) {
-        if (nv == 3)
-            reduce_strip_bf16(3, last, n, r, rp, jb, t, alpha, p, a, lda, g, ldg);
-        else if (nv == 2)
-            reduce_strip_bf16(2, last, n, r, rp, jb, t, alpha, p, a, lda, g, ldg);
+        if (nv == 3 && a_bits)
+            reduce_strip_bf16(3, last, n, r, rp, jb, t, alpha, p, a_bits, NULL, lda, beta, g, ldg);
+        else if (nv == 3)
+            reduce_strip_bf16(3, last, n, r, rp, jb, t, alpha, p, NULL, a_floats, lda, beta, g,
+                              ldg);
         else
-            reduce_strip_bf16(1, last, n, r, rp, jb, t, alpha, p, a, lda, g, ldg);
+            reduce_strip_bf16(nv, last, n, r, rp, jb, t, alpha, p, a_bits, a_floats, lda, beta, g,
+                              ldg);
     }
 }
 
 void thin_reduce_bf16(int64_t n, int k, int r, float alpha, const uint16_t *p, int rp,
-                      const uint16_t *a, int64_t lda, float *g, int64_t ldg) {
+                      const uint16_t *a_bits, const float *a_floats, int64_t lda, bool beta,
+                      float *g, int64_t ldg) {
     PROFILE_OP(TENSOR_OP_PRODUCTS);
     double start = profile_product_start();
     int64_t blocks = (k + REDUCE_STRIP - 1) / REDUCE_STRIP;
 #pragma omp parallel for schedule(static)
     for (int64_t b = 0; b < blocks; b++)
-        reduce_block_bf16(n, k, r, rp, REDUCE_STRIP * b, alpha, p, a, lda, g, ldg);
+        reduce_block_bf16(n, k, r, rp, REDUCE_STRIP * b, alpha, p, a_bits, a_floats, lda, beta, g,
+                          ldg);
     profile_product_done(start, r, k, (int)n);
 }

@@ -191,7 +191,7 @@ END_TEST
 /* LoRA's term and gradients from the double sums of what BF16 precision rounds on CPUs with
  * VDPBF16PS (thin_bf16): h = s x A^T from rounded x and A, the term y - (x W^T + b) =
  * s h B^T with h and B unrounded; dh = s dy B from rounded dy and B; dB = s dy^T h from
- * rounded dy and h (the reference's h, rounded); dA = dh^T x from unrounded dh and x. */
+ * rounded dy and h (the reference's h, rounded); dA = dh^T x from rounded dh and x. */
 typedef struct {
     double *term, *dA, *dB;
 } LoraRef;
@@ -218,7 +218,8 @@ static LoraRef lora_ref(const LinCase *c, double s) {
             }
     for (int j = 0; j < r; j++)
         for (int t = 0; t < in; t++)
-            for (int i = 0; i < n; i++) ref.dA[j * in + t] += dh[i * r + j] * x[i * in + t];
+            for (int i = 0; i < n; i++)
+                ref.dA[j * in + t] += (double)r16((float)dh[i * r + j]) * r16(x[i * in + t]);
     free(h);
     free(dh);
     return ref;
@@ -257,23 +258,24 @@ START_TEST(test_bf16_lora_linear_rounds_what_autocast_rounds) {
         /* y - (x W^T + b) is the LoRA term (|y| <= ~20: 2e-5 absolute covers the roundings
          * of y and of the base, and of h). */
         if (dot && !drop) {
-            /* Rounded where autocast rounds (x and A into h; dy with B and h): each within f32
-             * summation of its reference, and F32 precision's, which rounds nothing, off by
-             * about 2^-9 relative, so the checks tell the two apart. */
+            /* Rounded where autocast rounds (x and A into h; dy with B and h; dh with x):
+             * each within f32 summation of its reference (and where h or dh in f32 and in
+             * double round to neighbouring bf16 values), and F32 precision's, which rounds
+             * nothing, off by about 2^-9 relative, so the checks tell the two apart. */
             double worst = worst_term_diff(&a, &base, ref.term, (int64_t)c.n * c.out);
             ck_assert_msg(worst <= 2e-5, "LoRA term off the rounded reference by %g", worst);
             ck_assert(worst_term_diff(&f, &basef, ref.term, (int64_t)c.n * c.out) > 1e-4);
-            ck_assert_msg(norm_rel_d(a.dA, ref.dA, c.A->size) <= 1e-5, "dA off by %g",
+            ck_assert_msg(norm_rel_d(a.dA, ref.dA, c.A->size) <= 2e-4, "dA off by %g",
                           norm_rel_d(a.dA, ref.dA, c.A->size));
             ck_assert_msg(norm_rel_d(a.dB, ref.dB, c.B->size) <= 2e-4, "dB off by %g",
                           norm_rel_d(a.dB, ref.dB, c.B->size));
-            ck_assert(norm_rel_d(f.dA, ref.dA, c.A->size) > 1e-4);
+            ck_assert(norm_rel_d(f.dA, ref.dA, c.A->size) > 5e-4);
             ck_assert(norm_rel_d(f.dB, ref.dB, c.B->size) > 5e-4);
         } else {
             /* With dropout the forward's h = drop(x) A^T is f32 (the dropped x has no bf16
              * copy); on CPUs without VDPBF16PS all of LoRA is: F32 precision's term, and its
-             * dA and dB to f32 summation order there, to bf16 tolerance with dropout (dy, B
-             * and h rounded in backward). */
+             * dA and dB to f32 summation order there, to bf16 tolerance with dropout (backward
+             * rounds dy, B, h, dh and the dropped x). */
             double worst = 0;
             for (int64_t i = 0; i < (int64_t)c.n * c.out; i++)
                 worst = fmax(worst, fabs((a.y[i] - base.y[i]) - (f.y[i] - basef.y[i])));

@@ -392,13 +392,14 @@ static float bf16_value(float f) {
 START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
     if (!thin_bf16()) return;
     float *a = rand_floats(TN * TK, 21), *mT = rand_floats(TK * TRP, 22);
-    float *c = rand_floats(TN * TRP, 23);
+    float *c = rand_floats(TN * TRP, 23), *g0 = rand_floats(TR * TK, 24);
+    float *rounding = malloc(TR * TK * sizeof *rounding);
     uint16_t *ab = malloc(TN * TK * sizeof *ab), *q = malloc(thin_quads_size(TK, TRP) * 2);
     uint16_t *qt = malloc(thin_quads_size(TK, TRP) * 2), *p = malloc(thin_pairs_size(TN, TRP) * 2);
     float *m = malloc(TR * TK * sizeof *m); /* mT's first TR columns stored transposed */
     float *project = malloc(TN * TRP * sizeof *project), *reduce = malloc(TR * TK * sizeof *reduce);
     float *again = malloc(TN * TRP * sizeof *again), *again_r = malloc(TR * TK * sizeof *again_r);
-    ck_assert(ab && q && qt && p && m && project && reduce && again && again_r);
+    ck_assert(ab && q && qt && p && m && project && reduce && again && again_r && rounding);
     for (int i = 0; i < TN * TK; i++) ab[i] = tensor_float_to_bf16(a[i]);
     for (int j = 0; j < TR; j++)
         for (int t = 0; t < TK; t++) m[j * TK + t] = mT[t * TRP + j];
@@ -407,7 +408,11 @@ START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
     ck_assert(memcmp(q, qt, thin_quads_size(TK, TRP) * 2) == 0);
     thin_pairs(p, c, TN, TRP, TRP);
     thin_project_bf16(TN, TK, TRP, 0.5f, ab, TK, q, project, TRP);
-    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, ab, TK, reduce, TK);
+    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, ab, NULL, TK, false, reduce, TK);
+    /* a as floats, rounded by the loop, and beta: g0 + 0.25 c^T a in one rounding, which is
+     * g0 + the sum above in one rounding (0.25 scales exactly) */
+    memcpy(rounding, g0, TR * TK * sizeof(float));
+    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, NULL, a, TK, true, rounding, TK);
     for (int i = 0; i < TN; i++)
         for (int j = 0; j < TRP; j++) {
             double want = 0;
@@ -425,11 +430,14 @@ START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
             want *= 0.25;
             ck_assert_msg(fabs(reduce[j * TK + t] - want) <= 1e-5 * (1 + fabs(want)),
                           "reduce (%d, %d): %.9g, want %.9g", j, t, reduce[j * TK + t], want);
+            ck_assert_msg(rounding[j * TK + t] == fmaf(1.0f, reduce[j * TK + t], g0[j * TK + t]),
+                          "reduce from floats (%d, %d): %.9g, want %.9g + %.9g", j, t,
+                          rounding[j * TK + t], g0[j * TK + t], reduce[j * TK + t]);
         }
     int threads = tensor_threads();
     tensor_set_threads(1);
     thin_project_bf16(TN, TK, TRP, 0.5f, ab, TK, q, again, TRP);
-    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, ab, TK, again_r, TK);
+    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, ab, NULL, TK, false, again_r, TK);
     tensor_set_threads(threads);
     ck_assert(memcmp(project, again, TN * TRP * sizeof(float)) == 0);
     ck_assert(memcmp(reduce, again_r, TR * TK * sizeof(float)) == 0);
@@ -445,6 +453,8 @@ START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
     free(reduce);
     free(again);
     free(again_r);
+    free(g0);
+    free(rounding);
 }
 END_TEST
 
