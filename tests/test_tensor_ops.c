@@ -384,49 +384,47 @@ static float bf16_value(float f) {
     return v;
 }
 
-/* BF16 precision's LoRA products on VDPBF16PS (thin_bf16): the f32 sums, to f32 rounding, of
- * the bf16-rounded operands, from the quad and pair layouts however m was stored, and the
- * same bits with one thread. TN odd leaves the last pair of rows half empty; TK is not a
- * multiple of 4 (a last quad with one term) nor of 48 (a masked strip). Only on CPUs with
- * AVX512-BF16, the only ones that run these loops. */
-START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
-    if (!thin_bf16()) return;
-    float *a = rand_floats(TN * TK, 21), *mT = rand_floats(TK * TRP, 22);
-    float *c = rand_floats(TN * TRP, 23), *g0 = rand_floats(TR * TK, 24);
-    float *rounding = malloc(TR * TK * sizeof *rounding);
-    uint16_t *ab = malloc(TN * TK * sizeof *ab), *q = malloc(thin_quads_size(TK, TRP) * 2);
-    uint16_t *qt = malloc(thin_quads_size(TK, TRP) * 2), *p = malloc(thin_pairs_size(TN, TRP) * 2);
-    float *m = malloc(TR * TK * sizeof *m); /* mT's first TR columns stored transposed */
-    float *project = malloc(TN * TRP * sizeof *project), *reduce = malloc(TR * TK * sizeof *reduce);
-    float *again = malloc(TN * TRP * sizeof *again), *again_r = malloc(TR * TK * sizeof *again_r);
+/* BF16 precision's LoRA products on VDPBF16PS (thin_bf16) at rank r padded to rp: the f32
+ * sums, to f32 rounding, of the bf16-rounded operands, from the quad and pair layouts however
+ * m was stored, and the same bits with one thread. TN odd leaves the last pair of rows half
+ * empty; TK is not a multiple of 4 (a last quad with one term) nor of 48 (a masked strip). */
+static void check_thin_bf16(int r, int rp) {
+    float *a = rand_floats(TN * TK, 21), *mT = rand_floats(TK * rp, 22);
+    float *c = rand_floats(TN * rp, 23), *g0 = rand_floats(r * TK, 24);
+    float *rounding = malloc(r * TK * sizeof *rounding);
+    uint16_t *ab = malloc(TN * TK * sizeof *ab), *q = malloc(thin_quads_size(TK, rp) * 2);
+    uint16_t *qt = malloc(thin_quads_size(TK, rp) * 2), *p = malloc(thin_pairs_size(TN, rp) * 2);
+    float *m = malloc(r * TK * sizeof *m); /* mT's first r columns stored transposed */
+    float *project = malloc(TN * rp * sizeof *project), *reduce = malloc(r * TK * sizeof *reduce);
+    float *again = malloc(TN * rp * sizeof *again), *again_r = malloc(r * TK * sizeof *again_r);
     ck_assert(ab && q && qt && p && m && project && reduce && again && again_r && rounding);
     for (int i = 0; i < TN * TK; i++) ab[i] = tensor_float_to_bf16(a[i]);
-    for (int j = 0; j < TR; j++)
-        for (int t = 0; t < TK; t++) m[j * TK + t] = mT[t * TRP + j];
-    thin_quads(q, mT, TK, TR, TRP, TRP, 1);
-    thin_quads(qt, m, TK, TR, TRP, 1, TK);
-    ck_assert(memcmp(q, qt, thin_quads_size(TK, TRP) * 2) == 0);
-    thin_pairs(p, c, TN, TRP, TRP);
-    thin_project_bf16(TN, TK, TRP, 0.5f, ab, TK, q, project, TRP);
-    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, ab, NULL, TK, false, reduce, TK);
+    for (int j = 0; j < r; j++)
+        for (int t = 0; t < TK; t++) m[j * TK + t] = mT[t * rp + j];
+    thin_quads(q, mT, TK, r, rp, rp, 1);
+    thin_quads(qt, m, TK, r, rp, 1, TK);
+    ck_assert(memcmp(q, qt, thin_quads_size(TK, rp) * 2) == 0);
+    thin_pairs(p, c, TN, rp, rp);
+    thin_project_bf16(TN, TK, rp, 0.5f, ab, TK, q, project, rp);
+    thin_reduce_bf16(TN, TK, r, 0.25f, p, rp, ab, NULL, TK, false, reduce, TK);
     /* a as floats, rounded by the loop, and beta: g0 + 0.25 c^T a in one rounding, which is
      * g0 + the sum above in one rounding (0.25 scales exactly) */
-    memcpy(rounding, g0, TR * TK * sizeof(float));
-    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, NULL, a, TK, true, rounding, TK);
+    memcpy(rounding, g0, r * TK * sizeof(float));
+    thin_reduce_bf16(TN, TK, r, 0.25f, p, rp, NULL, a, TK, true, rounding, TK);
     for (int i = 0; i < TN; i++)
-        for (int j = 0; j < TRP; j++) {
+        for (int j = 0; j < rp; j++) {
             double want = 0;
-            for (int t = 0; t < TK && j < TR; t++)
-                want += (double)bf16_value(a[i * TK + t]) * bf16_value(mT[t * TRP + j]);
+            for (int t = 0; t < TK && j < r; t++)
+                want += (double)bf16_value(a[i * TK + t]) * bf16_value(mT[t * rp + j]);
             want *= 0.5;
-            ck_assert_msg(fabs(project[i * TRP + j] - want) <= 1e-5 * (1 + fabs(want)),
-                          "project (%d, %d): %.9g, want %.9g", i, j, project[i * TRP + j], want);
+            ck_assert_msg(fabs(project[i * rp + j] - want) <= 1e-5 * (1 + fabs(want)),
+                          "project (%d, %d): %.9g, want %.9g", i, j, project[i * rp + j], want);
         }
-    for (int j = 0; j < TR; j++)
+    for (int j = 0; j < r; j++)
         for (int t = 0; t < TK; t++) {
             double want = 0;
             for (int i = 0; i < TN; i++)
-                want += (double)bf16_value(c[i * TRP + j]) * bf16_value(a[i * TK + t]);
+                want += (double)bf16_value(c[i * rp + j]) * bf16_value(a[i * TK + t]);
             want *= 0.25;
             ck_assert_msg(fabs(reduce[j * TK + t] - want) <= 1e-5 * (1 + fabs(want)),
                           "reduce (%d, %d): %.9g, want %.9g", j, t, reduce[j * TK + t], want);
@@ -436,11 +434,11 @@ START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
         }
     int threads = tensor_threads();
     tensor_set_threads(1);
-    thin_project_bf16(TN, TK, TRP, 0.5f, ab, TK, q, again, TRP);
-    thin_reduce_bf16(TN, TK, TR, 0.25f, p, TRP, ab, NULL, TK, false, again_r, TK);
+    thin_project_bf16(TN, TK, rp, 0.5f, ab, TK, q, again, rp);
+    thin_reduce_bf16(TN, TK, r, 0.25f, p, rp, ab, NULL, TK, false, again_r, TK);
     tensor_set_threads(threads);
-    ck_assert(memcmp(project, again, TN * TRP * sizeof(float)) == 0);
-    ck_assert(memcmp(reduce, again_r, TR * TK * sizeof(float)) == 0);
+    ck_assert(memcmp(project, again, TN * rp * sizeof(float)) == 0);
+    ck_assert(memcmp(reduce, again_r, r * TK * sizeof(float)) == 0);
     free(a);
     free(mT);
     free(c);
@@ -455,6 +453,14 @@ START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
     free(again_r);
     free(g0);
     free(rounding);
+}
+
+/* At r 5 (one block of 8 columns) and 12 (two). Only on CPUs with AVX512-BF16, the only ones
+ * that run these loops. */
+START_TEST(test_thin_bf16_products_sum_the_rounded_operands) {
+    if (!thin_bf16()) return;
+    check_thin_bf16(TR, TRP);
+    check_thin_bf16(12, 2 * THIN_PAD);
 }
 END_TEST
 
