@@ -26,19 +26,21 @@ static inline bool simd_avx512(void) {
 }
 #endif
 
-/* The hand-written vector kernels this CPU runs (attention's, the exps', LoRA's): 2 AVX-512
- * (F and VL), 1 AVX2 and FMA, 0 neither. Decided once; every thread gets the same answer.
- * Each caller keeps its own knob for tests that run a lower level. */
-static inline int simd_level(void) {
+/* The CPU's vector features, decided once (every thread gets the same answer). */
+enum { SIMD_HAS_AVX2 = 1, SIMD_HAS_AVX512 = 2, SIMD_HAS_AVX512_BF16 = 4 };
+static inline int simd_features(void) {
 #if defined(__x86_64__) && defined(__GNUC__)
-    static int level = -1;
-    int v = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    static int features = -1;
+    int v = __atomic_load_n(&features, __ATOMIC_RELAXED);
     if (v < 0) {
         __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") ? 2
-            : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")       ? 1
-                                                                                    : 0;
-        __atomic_store_n(&level, v, __ATOMIC_RELAXED);
+        bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+        v = (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? SIMD_HAS_AVX2 : 0) |
+            (avx512 ? SIMD_HAS_AVX512 : 0) |
+            (avx512 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512bf16")
+                 ? SIMD_HAS_AVX512_BF16
+                 : 0);
+        __atomic_store_n(&features, v, __ATOMIC_RELAXED);
     }
     return v;
 #else
@@ -46,22 +48,18 @@ static inline int simd_level(void) {
 #endif
 }
 
+/* The hand-written vector kernels this CPU runs (attention's, the exps', LoRA's): 2 AVX-512
+ * (F and VL), 1 AVX2 and FMA, 0 neither. Each caller keeps its own knob for tests that run a
+ * lower level. */
+static inline int simd_level(void) {
+    int f = simd_features();
+    return f & SIMD_HAS_AVX512 ? 2 : f & SIMD_HAS_AVX2 ? 1 : 0;
+}
+
 /* AVX512-BF16's VDPBF16PS with AVX-512 F, VL and BW: the bf16 products of BF16 precision's
- * attention and LoRA factors. Decided once, like simd_level. */
+ * attention and LoRA factors. */
 static inline bool simd_avx512_bf16(void) {
-#if defined(__x86_64__) && defined(__GNUC__)
-    static int has = -1;
-    int v = __atomic_load_n(&has, __ATOMIC_RELAXED);
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = simd_level() == 2 && __builtin_cpu_supports("avx512bw") &&
-            __builtin_cpu_supports("avx512bf16");
-        __atomic_store_n(&has, v, __ATOMIC_RELAXED);
-    }
-    return v;
-#else
-    return false;
-#endif
+    return simd_features() & SIMD_HAS_AVX512_BF16;
 }
 
 #define SIMD_INLINE static inline __attribute__((always_inline))
