@@ -343,8 +343,8 @@ void thin_spread(int64_t n, int64_t k, int r, float alpha, const float *c, int l
  * bits): twice an f32 FMA's products per instruction, from operands half as wide. BF16
  * precision's base products already hold their inputs in bf16 (the activation x, the
  * upstream gradient dy), so h = x A^T, dh = s dy B and dB^T = s h^T dy read those copies and
- * A, B and h rounded to bf16, as PyTorch's autocast computes a LoRA layer (ops_linear.c
- * says which and what they gain). thin_project_bf16 keeps a chain a row in one 16-lane
+ * A, B and h rounded to bf16, and dA = dh^T x rounds x as it reads it, as PyTorch's autocast
+ * computes a LoRA layer (ops_linear.c says which and what they gain). thin_project_bf16 keeps a chain a row in one 16-lane
  * register, each lane pair summing alternate pairs of a quad of k; thin_reduce_bf16 runs
  * thin_reduce's strips over pairs of rows, the two rows' values interleaved in registers
  * (and rounded there when a is f32). */
@@ -393,9 +393,9 @@ AVX512BF16 static inline __m512i quad_of(const uint16_t *row, int u) {
 
 /* The same for the last quad when k is not a multiple of 4: zero beyond k. */
 AVX512BF16 static inline __m512i last_quad_of(const uint16_t *row, int u, int k) {
-    long long v = 0;
-    for (int e = 0; e < k - 4 * u; e++) v |= (long long)row[4 * u + e] << 16 * e;
-    return _mm512_set1_epi64(v);
+    uint64_t v = 0;
+    for (int e = 0; e < k - 4 * u; e++) v |= (uint64_t)row[4 * u + e] << 16 * e;
+    return _mm512_set1_epi64((long long)v);
 }
 
 /* Rows [i0, i0 + ROWS) (a constant for the compiler to unroll), columns [jb, jb + 8): a
