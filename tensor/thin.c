@@ -344,10 +344,10 @@ void thin_spread(int64_t n, int64_t k, int r, float alpha, const float *c, int l
  * precision's base products already hold their inputs in bf16 (the activation x, the
  * upstream gradient dy), so h = x A^T, dh = s dy B and dB^T = s h^T dy read those copies and
  * A, B and h rounded to bf16, and dA = dh^T x rounds x as it reads it, as PyTorch's autocast
- * computes a LoRA layer (ops_linear.c says which and what they gain). thin_project_bf16 keeps a chain a row in one 16-lane
- * register, each lane pair summing alternate pairs of a quad of k; thin_reduce_bf16 runs
- * thin_reduce's strips over pairs of rows, the two rows' values interleaved in registers
- * (and rounded there when a is f32). */
+ * computes a LoRA layer (ops_linear.c says which and what they gain). thin_project_bf16 keeps a
+ * chain a row in one 16-lane register, each lane pair summing alternate pairs of a quad of k;
+ * thin_reduce_bf16 runs thin_reduce's strips over pairs of rows, the two rows' values interleaved
+ * in registers (and rounded there when a is f32). */
 #define AVX512BF16 __attribute__((target("avx512f,avx512vl,avx512bw,avx512bf16,fma")))
 
 bool thin_bf16(void) {
