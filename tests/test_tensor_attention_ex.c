@@ -28,13 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static float r16(float f) {
-    uint16_t h = tensor_float_to_bf16(f);
-    float out;
-    tensor_bf16_to_float(&out, &h, 1);
-    return out;
-}
-
 typedef struct {
     RefAttention ref;
     Tensor *q, *k, *v, *G;
@@ -115,7 +108,7 @@ static void free_run(Run *r) {
 static double *to_double(const Tensor *t, bool round) {
     double *d = malloc((size_t)t->size * sizeof *d);
     ck_assert(d);
-    for (int64_t i = 0; i < t->size; i++) d[i] = round ? r16(t->data[i]) : t->data[i];
+    for (int64_t i = 0; i < t->size; i++) d[i] = round ? ref_bf16(t->data[i]) : t->data[i];
     return d;
 }
 

@@ -28,13 +28,6 @@
 #include "tests/test_tensor_ref.h"
 #include "tests/test_util.h"
 
-static float r16(float f) {
-    uint16_t h = tensor_float_to_bf16(f);
-    float out;
-    tensor_bf16_to_float(&out, &h, 1);
-    return out;
-}
-
 static Tensor *random_tensor(int64_t rows, int64_t cols, bool grad, uint64_t seed, float scale) {
     Tensor *t = tensor_new(2, (int64_t[]){rows, cols}, grad);
     ck_assert(t);
@@ -139,7 +132,8 @@ static double linear_forward_excess(const LinCase *c, const float *y) {
         for (int o = 0; o < c->out; o++) {
             double ref = c->b->data[o], mag = fabs(ref);
             for (int k = 0; k < c->in; k++) {
-                double t = (double)r16(c->x->data[i * c->in + k]) * r16(c->w->data[o * c->in + k]);
+                double t = (double)ref_bf16(c->x->data[i * c->in + k]) *
+                           ref_bf16(c->w->data[o * c->in + k]);
                 ref += t, mag += fabs(t);
             }
             double bound = (c->in + 3) * 0x1p-24 * mag + 0x1p-30;
@@ -155,8 +149,8 @@ static double linear_backward_excess(const LinCase *c, const float *dx) {
         for (int k = 0; k < c->in; k++) {
             double ref = 0, mag = 0;
             for (int o = 0; o < c->out; o++) {
-                double t =
-                    (double)r16(c->dy->data[i * c->out + o]) * r16(c->w->data[o * c->in + k]);
+                double t = (double)ref_bf16(c->dy->data[i * c->out + o]) *
+                           ref_bf16(c->w->data[o * c->in + k]);
                 ref += t, mag += fabs(t);
             }
             double bound = (c->out + 3) * 0x1p-24 * mag + 0x1p-30;
@@ -206,20 +200,22 @@ static LoraRef lora_ref(const LinCase *c, double s) {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < r; j++) {
             for (int t = 0; t < in; t++)
-                h[i * r + j] += (double)r16(x[i * in + t]) * r16(A[j * in + t]);
+                h[i * r + j] += (double)ref_bf16(x[i * in + t]) * ref_bf16(A[j * in + t]);
             for (int o = 0; o < out; o++)
-                dh[i * r + j] += s * (double)r16(dy[i * out + o]) * r16(B[o * r + j]);
+                dh[i * r + j] += s * (double)ref_bf16(dy[i * out + o]) * ref_bf16(B[o * r + j]);
         }
     for (int i = 0; i < n; i++)
         for (int o = 0; o < out; o++)
             for (int j = 0; j < r; j++) {
                 ref.term[i * out + o] += s * (float)h[i * r + j] * B[o * r + j];
-                ref.dB[o * r + j] += s * (double)r16(dy[i * out + o]) * r16((float)h[i * r + j]);
+                ref.dB[o * r + j] +=
+                    s * (double)ref_bf16(dy[i * out + o]) * ref_bf16((float)h[i * r + j]);
             }
     for (int j = 0; j < r; j++)
         for (int t = 0; t < in; t++)
             for (int i = 0; i < n; i++)
-                ref.dA[j * in + t] += (double)r16((float)dh[i * r + j]) * r16(x[i * in + t]);
+                ref.dA[j * in + t] +=
+                    (double)ref_bf16((float)dh[i * r + j]) * ref_bf16(x[i * in + t]);
     free(h);
     free(dh);
     return ref;
@@ -360,8 +356,8 @@ START_TEST(test_bf16_attention_matches_rounded_reference) {
     double *ou = malloc((size_t)nq * sizeof *ou);
     ck_assert(qd && kd && vd && od && ou);
     double vmax = 0;
-    for (int64_t i = 0; i < nq; i++) qd[i] = r16(c.q->data[i]);
-    for (int64_t i = 0; i < nk; i++) kd[i] = r16(c.k->data[i]), vd[i] = r16(c.v->data[i]);
+    for (int64_t i = 0; i < nq; i++) qd[i] = ref_bf16(c.q->data[i]);
+    for (int64_t i = 0; i < nk; i++) kd[i] = ref_bf16(c.k->data[i]), vd[i] = ref_bf16(c.v->data[i]);
     for (int64_t i = 0; i < nk; i++) vmax = fmax(vmax, fabs(vd[i]));
     ref_attention_f64(qd, kd, vd, NULL, c.B, c.T, c.NH, c.NKV, c.D, od);
     double worst = 0, worst_f32 = 0;
@@ -443,7 +439,7 @@ START_TEST(test_bf16_lm_head_matches_rounded_reference) {
         for (int j = 0; j < V; j++) {
             double acc = 0, mag = 0, acce = 0;
             for (int k = 0; k < C; k++) {
-                double t = (double)r16(x->data[i * C + k]) * r16(w->data[j * C + k]);
+                double t = (double)ref_bf16(x->data[i * C + k]) * ref_bf16(w->data[j * C + k]);
                 acc += t, mag += fabs(t), acce += (double)x->data[i * C + k] * w->data[j * C + k];
             }
             l[j] = acc, le[j] = acce, maxmag = fmax(maxmag, mag);

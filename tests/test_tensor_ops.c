@@ -2,6 +2,7 @@
  * hand in the comments, plus the errors an op reports instead of reading out of bounds. */
 #include "tensor/matmul.h"
 #include "tensor/tensor.h"
+#include "tests/test_tensor_ref.h"
 #include "tests/test_util.h"
 
 #include <math.h>
@@ -376,14 +377,6 @@ START_TEST(test_thin_products_match_double_and_give_the_same_bits_every_way) {
 }
 END_TEST
 
-/* f rounded to bf16, as a float. */
-static float bf16_value(float f) {
-    uint16_t h = tensor_float_to_bf16(f);
-    float v;
-    tensor_bf16_to_float(&v, &h, 1);
-    return v;
-}
-
 /* BF16 precision's LoRA products on VDPBF16PS (thin_bf16) at rank r padded to rp: the f32
  * sums, to f32 rounding, of the bf16-rounded operands, from the quad and pair layouts however
  * m was stored, and the same bits with one thread. TN odd leaves the last pair of rows half
@@ -415,7 +408,7 @@ static void check_thin_bf16(int r, int rp) {
         for (int j = 0; j < rp; j++) {
             double want = 0;
             for (int t = 0; t < TK && j < r; t++)
-                want += (double)bf16_value(a[i * TK + t]) * bf16_value(mT[t * rp + j]);
+                want += (double)ref_bf16(a[i * TK + t]) * ref_bf16(mT[t * rp + j]);
             want *= 0.5;
             ck_assert_msg(fabs(project[i * rp + j] - want) <= 1e-5 * (1 + fabs(want)),
                           "project (%d, %d): %.9g, want %.9g", i, j, project[i * rp + j], want);
@@ -424,7 +417,7 @@ static void check_thin_bf16(int r, int rp) {
         for (int t = 0; t < TK; t++) {
             double want = 0;
             for (int i = 0; i < TN; i++)
-                want += (double)bf16_value(c[i * rp + j]) * bf16_value(a[i * TK + t]);
+                want += (double)ref_bf16(c[i * rp + j]) * ref_bf16(a[i * TK + t]);
             want *= 0.25;
             ck_assert_msg(fabs(reduce[j * TK + t] - want) <= 1e-5 * (1 + fabs(want)),
                           "reduce (%d, %d): %.9g, want %.9g", j, t, reduce[j * TK + t], want);

@@ -1,6 +1,8 @@
 /* tests/test_tensor_ref.c — see test_tensor_ref.h. */
 #include "tests/test_tensor_ref.h"
 
+#include "tensor/tensor.h"
+
 #include <check.h>
 #include <math.h>
 #include <stdbool.h>
@@ -110,4 +112,11 @@ void ref_attention_f64(const double *q, const double *k, const double *v, const 
                        int T, int NH, int NKV, int D, double *out) {
     RefAttention a = {.B = B, .T = T, .NH = NH, .NKV = NKV, .D = D, .seg = seg};
     ref_attention_ex_f64(&a, q, k, v, out);
+}
+
+float ref_bf16(float f) {
+    uint16_t h = tensor_float_to_bf16(f);
+    float out;
+    tensor_bf16_to_float(&out, &h, 1);
+    return out;
 }

@@ -30,4 +30,8 @@ void ref_attention_grad_f64(const RefAttention *a, const double *q, const double
 void ref_attention_f64(const double *q, const double *k, const double *v, const int32_t *seg, int B,
                        int T, int NH, int NKV, int D, double *out);
 
+/* f rounded to bf16 (tensor_float_to_bf16: nearest even), as the float it holds: the inputs
+ * BF16 precision's products take. */
+float ref_bf16(float f);
+
 #endif
