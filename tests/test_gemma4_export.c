@@ -153,10 +153,9 @@ END_TEST
 
 /* all-linear on gemma4-e2b-gguf (a model llama.cpp's gemma4 runs as transformers does): the
  * GGUF adapter holds blk.N.inp_gate and blk.N.proj (what llama.cpp adapts, build_lora_mm) with
- * the PEFT adapter's A and B as they are, and merge --format gguf folds their deltas in: the
- * merged GGUF (loaded by lorafit as a base) generates the adapter's ids. The
- * training is test_gguf_llamacpp.c's (seed 8: no near-tie on the greedy path, smallest gap
- * 1.5e-2 in the float64 reference), which runs such an adapter in llama.cpp. */
+ * the PEFT adapter's A and B as they are, and merge --format gguf folds their deltas in
+ * (W + (alpha / r) B A). The training is test_gguf_llamacpp.c's (F32 precision, seed 12),
+ * which runs such an adapter and merge in llama.cpp. */
 START_TEST(test_gguf_adapter_and_merges_carry_the_per_layer_gate_and_projection) {
     char *dir = test_tmpdir(), *model = tt_repo_path("tests/data/train/gemma4-e2b-gguf/model");
     char *rows = tt_repo_path("tests/data/train/gemma4-e2b-gguf/train.jsonl");
@@ -165,7 +164,7 @@ START_TEST(test_gguf_adapter_and_merges_carry_the_per_layer_gate_and_projection)
              "lora:\n  r: 4\n  alpha: 8\n  target_modules: all-linear\n"
              "data:\n  train: %s\n  seq_len: 16\n  shuffle: false\n"
              "train:\n  batch_size: 2\n  max_steps: 4\n  lr: 2.0e-2\n  lr_scheduler: constant\n"
-             "  seed: 8\n",
+             "  precision: f32\n  seed: 12\n",
              rows);
     char *cfg = tt_write_config(dir, model, extra);
     snprintf(args, sizeof args, "train '%s'", cfg);
