@@ -141,6 +141,19 @@ void att_pack_rows(const float *src, int64_t ld, int rows, int cols, uint32_t *d
 void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, uint32_t *dst, int64_t ldd,
                      int width);
 
+/* att_exp_row (AVX-512) with P's row written as att_pack_cols would write it: pairs[p] =
+ * (P[2p], P[2p + 1]) for p < ATT_BLOCK / 2, 0 beyond n; returns the row's sum, the same bits. */
+float att_exp_row_pairs(uint32_t *pairs, const float *s, float shift, int n);
+/* A block pair's probabilities and their gradients, as the backward pass computes them from
+ * the scores S and dP (m rows of n, ATT_BLOCK apart; rows' lse and D_t): P = exp(S - lse),
+ * dS = P (dP - D_t), through the soft-cap, times the scale, written only as bf16 pairs, the
+ * words att_pack_rows and att_pack_cols would write from them: P and dS along rows (p_rows,
+ * ds_rows: ATT_BLOCK / 2 rows of ATT_BLOCK words), dS along columns (ds_cols: m rows of
+ * ATT_BLOCK / 2 words). */
+void att_grads_pairs(const float *S, const float *dP, int m, int n, const float *lse,
+                     const float *drow, float cap, float scale, uint32_t *p_rows, uint32_t *ds_rows,
+                     uint32_t *ds_cols);
+
 /* x[i] = the nearest bf16 value of x[i] (tensor_float_to_bf16), for i < n. */
 void att_round_bf16(float *x, int64_t n);
 

@@ -14,6 +14,7 @@
  * operands hold bf16-rounded values, whose products are exact in f32: the arithmetic of
  * BF16 precision's contract (tensor.h), on the same loops. */
 #include "tensor/attention_internal.h"
+#include "tensor/attention_exp.h"
 #include "tensor/bf16.h"
 #include "tensor/profile.h"
 #include "tensor/simd.h"
@@ -280,21 +281,6 @@ void att_gemm(int m, int n, int k, const float *a, int64_t a_row, int64_t a_col,
 
 /* ---- exp of a row of scores ------------------------------------------------------ */
 
-/* exp(x) for x in [-87, 88] as 2^n e^r, n = rint(x log2 e), r = x - n ln 2 (ln 2 in two
- * parts), e^r by Cephes' expf polynomial (within about an ulp); below -87 it is 0 (such a
- * probability is below 2^-125 of the row's largest). The same operations in every path. */
-#define EXP_MIN -87.0f
-#define EXP_MAX 88.0f
-#define LOG2E   1.44269504088896341f
-#define LN2_HI  0.693359375f
-#define LN2_LO  -2.12194440e-4f
-#define EXP_C0  1.9875691500e-4f
-#define EXP_C1  1.3981999507e-3f
-#define EXP_C2  8.3334519073e-3f
-#define EXP_C3  4.1665795894e-2f
-#define EXP_C4  1.6666665459e-1f
-#define EXP_C5  5.0000001201e-1f
-
 static float exp_scalar(float x) {
     if (!(x >= EXP_MIN)) return 0.0f; /* -inf (masked) too */
     x = x < EXP_MAX ? x : EXP_MAX;
@@ -327,40 +313,17 @@ static float exp_row_scalar(float *p, const float *s, float shift, int n) {
     return lanes[0];
 }
 
-__attribute__((target("avx512f"))) static inline __m512 exp_avx512(__m512 x) {
-    __mmask16 zero = _mm512_cmp_ps_mask(x, _mm512_set1_ps(EXP_MIN), _CMP_NGE_UQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_MIN)), _mm512_set1_ps(EXP_MAX));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_HI), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(-LN2_LO), r);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(EXP_C0), r, _mm512_set1_ps(EXP_C1));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EXP_C5));
-    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    __m512i e =
-        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_maskz_mul_ps((__mmask16)~zero, y, _mm512_castsi512_ps(e));
-}
-
 __attribute__((target("avx512f"))) static float exp_row_avx512(float *p, const float *s,
                                                                float shift, int n) {
     __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
     for (int x0 = 0; x0 < n; x0 += 16) {
         __mmask16 mk = n - x0 >= 16 ? 0xffff : (__mmask16)((1u << (n - x0)) - 1u);
-        __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + x0), sh));
+        __m512 e = att_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + x0), sh));
         e = _mm512_maskz_mov_ps(mk, e);
         _mm512_mask_storeu_ps(p + x0, mk, e);
         acc = _mm512_add_ps(acc, e);
     }
-    __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc),
-                              _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
-    __m128 h4 = _mm_add_ps(_mm256_castps256_ps128(h8), _mm256_extractf128_ps(h8, 1));
-    __m128 h2 = _mm_add_ps(h4, _mm_movehl_ps(h4, h4));
-    __m128 h1 = _mm_add_ss(h2, _mm_shuffle_ps(h2, h2, 1));
-    return _mm_cvtss_f32(h1);
+    return att_lanes_sum_avx512(acc);
 }
 
 __attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {

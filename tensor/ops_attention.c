@@ -129,20 +129,24 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
         att_scores(c, w.s, b, t0, m, s0, n);
         for (int r = 0; r < m; r++) {
             float *row = w.s + r * ATT_BLOCK, top = simd_max(row, n, w.mx[r]);
-            if (top == -INFINITY) { /* no allowed key for this row yet */
-                memset(row, 0, (size_t)n * sizeof(float));
+            uint32_t *pairs = w.pb + r * (ATT_BLOCK / 2); /* with dot, P's row as pairs */
+            if (top == -INFINITY) {                       /* no allowed key for this row yet */
+                if (c->dot)
+                    memset(pairs, 0, ATT_BLOCK / 2 * sizeof *pairs);
+                else
+                    memset(row, 0, (size_t)n * sizeof(float));
                 continue;
             }
             /* P = exp(S - m_new); the sums and outputs so far shrink by exp(m_old - m_new) */
             float shrink = expf(w.mx[r] - top);
-            float blocksum = att_exp_row(row, row, top, n);
+            float blocksum =
+                c->dot ? att_exp_row_pairs(pairs, row, top, n) : att_exp_row(row, row, top, n);
             w.sum[r] = w.sum[r] * shrink + blocksum;
             w.mx[r] = top;
             if (shrink != 1.0f) scale_floats(w.o + r * D, D, shrink);
         }
         /* O (m, D) += P V over the block's keys */
         if (c->dot) {
-            att_pack_cols(w.s, ATT_BLOCK, m, n, w.pb, ATT_BLOCK / 2, ATT_BLOCK / 2);
             att_gemm_bf16(m, D, n, w.pb, ATT_BLOCK / 2, 1, w.vr + att_pairs_at(c, b, kvh, NKV, j),
                           D, w.o, D, true, i == j ? ATT_TRI_UPTO : ATT_FULL);
             continue;

@@ -20,7 +20,7 @@
  * In BF16 precision every product's operands are bf16 values: q, k, v were rounded in the
  * forward pass, dO is rounded once here, P and dS per block (after dS is computed from the
  * f32 P); on AVX512-BF16 (att_bf16_dot) they are packed into bf16 pairs instead
- * (attention_bf16.c): Q, K, V and dO once, P and dS per block. */
+ * (attention_bf16.c): Q, K, V and dO once, P and dS as att_grads_pairs computes them. */
 #include "tensor/attention_internal.h"
 #include "tensor/profile.h"
 #include "tensor/simd.h"
@@ -47,7 +47,8 @@ enum { BLOCK = ATT_BLOCK * ATT_BLOCK, SCRATCH_FLOATS = 3 * BLOCK + 3 * BLOCK / 2
 
 /* One row of dS (dr holds dP on entry): P (dP - D_t), through the soft-cap, times the
  * scale; 0 where P is 0 (masked: dP is not computed above a diagonal). Written once, compiled
- * for AVX-512 and the baseline (simd.h: the same bits). */
+ * for AVX-512 and the baseline (simd.h: the same bits); attention_bf16.c's ds16 does the same
+ * operations into bf16 pairs on AVX512-BF16. */
 SIMD_INLINE void ds_row(float *restrict dr, const float *restrict pr, const float *restrict sr,
                         float d, float cap, float scale, int n) {
     for (int x = 0; x < n; x++) {
@@ -86,15 +87,19 @@ static void pair_grads(const Backward *bw, float *s, int b, int h, int i, int j)
         att_gemm(m, n, D, c->q->data + att_q_at(c, b, h, t0), ldq, 1, c->kt + kv, ATT_BLOCK, S,
                  ATT_BLOCK, false, diag);
     att_scores(c, S, b, t0, m, s0, n);
-    for (int r = 0; r < m; r++) att_exp_row(P + r * ATT_BLOCK, S + r * ATT_BLOCK, lse[r], n);
+    float cap = c->softcap, scale = c->scale;
     /* in the forward pass this was: O = P V; so dP = dO V^T */
-    if (c->dot)
+    if (c->dot) { /* P and dS straight into the pairs the products read */
         att_gemm_bf16(m, n, D, bw->doh + hd, ldh, 1, bw->vd + kd, ATT_BLOCK, dS, ATT_BLOCK, false,
                       diag);
-    else
-        att_gemm(m, n, D, bw->dO + att_q_at(c, b, h, t0), ldq, 1, bw->vt + kv, ATT_BLOCK, dS,
-                 ATT_BLOCK, false, diag);
-    float cap = c->softcap, scale = c->scale;
+        uint32_t *pairs = (uint32_t *)(dS + BLOCK);
+        att_grads_pairs(S, dS, m, n, lse, drow, cap, scale, pairs, pairs + BLOCK / 2,
+                        pairs + BLOCK);
+        return;
+    }
+    for (int r = 0; r < m; r++) att_exp_row(P + r * ATT_BLOCK, S + r * ATT_BLOCK, lse[r], n);
+    att_gemm(m, n, D, bw->dO + att_q_at(c, b, h, t0), ldq, 1, bw->vt + kv, ATT_BLOCK, dS, ATT_BLOCK,
+             false, diag);
     bool wide = simd_avx512();
     for (int r = 0; r < m; r++) {
         const float *pr = P + r * ATT_BLOCK, *sr = S + r * ATT_BLOCK;
@@ -104,12 +109,7 @@ static void pair_grads(const Backward *bw, float *s, int b, int h, int i, int j)
         else
             ds_row(dr, pr, sr, drow[r], cap, scale, n);
     }
-    if (c->dot) {
-        uint32_t *pairs = (uint32_t *)(dS + BLOCK);
-        att_pack_rows(P, ATT_BLOCK, m, n, pairs, ATT_BLOCK, ATT_BLOCK / 2);
-        att_pack_rows(dS, ATT_BLOCK, m, n, pairs + BLOCK / 2, ATT_BLOCK, ATT_BLOCK / 2);
-        att_pack_cols(dS, ATT_BLOCK, m, n, pairs + BLOCK, ATT_BLOCK / 2, ATT_BLOCK / 2);
-    } else if (c->bf16) {
+    if (c->bf16) {
         for (int r = 0; r < m; r++) {
             att_round_bf16(P + r * ATT_BLOCK, n);
             att_round_bf16(dS + r * ATT_BLOCK, n);
