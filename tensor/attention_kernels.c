@@ -281,31 +281,13 @@ void att_gemm(int m, int n, int k, const float *a, int64_t a_row, int64_t a_col,
 
 /* ---- exp of a row of scores ------------------------------------------------------ */
 
-static float exp_scalar(float x) {
-    if (!(x >= EXP_MIN)) return 0.0f; /* -inf (masked) too */
-    x = x < EXP_MAX ? x : EXP_MAX;
-    float n = rintf(x * LOG2E);
-    float r = fmaf(n, -LN2_HI, x);
-    r = fmaf(n, -LN2_LO, r);
-    float p = fmaf(EXP_C0, r, EXP_C1);
-    p = fmaf(p, r, EXP_C2);
-    p = fmaf(p, r, EXP_C3);
-    p = fmaf(p, r, EXP_C4);
-    p = fmaf(p, r, EXP_C5);
-    float y = fmaf(p, r * r, r) + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23;
-    float two_n;
-    memcpy(&two_n, &bits, sizeof two_n);
-    return y * two_n;
-}
-
 /* The row's sum: 16 partial sums, lane l taking x = l, l + 16, ... in order, then halved
  * (lane l + lane l + 8, then + 4, + 2, + 1), as the vector paths add them. */
 static float exp_row_scalar(float *p, const float *s, float shift, int n) {
     float lanes[16] = {0};
     for (int x0 = 0; x0 < n; x0 += 16)
         for (int l = 0; l < 16 && x0 + l < n; l++) {
-            p[x0 + l] = exp_scalar(s[x0 + l] - shift);
+            p[x0 + l] = att_exp_scalar(s[x0 + l] - shift);
             lanes[l] += p[x0 + l];
         }
     for (int w = 8; w >= 1; w /= 2)
@@ -326,31 +308,13 @@ __attribute__((target("avx512f"))) static float exp_row_avx512(float *p, const f
     return att_lanes_sum_avx512(acc);
 }
 
-__attribute__((target("avx2,fma"))) static inline __m256 exp_avx2(__m256 x) {
-    __m256 zero = _mm256_cmp_ps(x, _mm256_set1_ps(EXP_MIN), _CMP_NGE_UQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)), _mm256_set1_ps(EXP_MAX));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_HI), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(-LN2_LO), r);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(EXP_C0), r, _mm256_set1_ps(EXP_C1));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C2));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C3));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C4));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(EXP_C5));
-    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256i e =
-        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(zero, _mm256_mul_ps(y, _mm256_castsi256_ps(e)));
-}
-
 __attribute__((target("avx2,fma"))) static float exp_row_avx2(float *p, const float *s, float shift,
                                                               int n) {
     __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps(), sh = _mm256_set1_ps(shift);
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     for (int x0 = 0; x0 < n; x0 += 8) {
         __m256i mk = _mm256_cmpgt_epi32(_mm256_set1_epi32(n - x0), idx);
-        __m256 e = exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(s + x0, mk), sh));
+        __m256 e = att_exp_avx2(_mm256_sub_ps(_mm256_maskload_ps(s + x0, mk), sh));
         e = _mm256_and_ps(e, _mm256_castsi256_ps(mk));
         _mm256_maskstore_ps(p + x0, mk, e);
         if (x0 % 16)
