@@ -3,6 +3,8 @@
  *   ops_attention.c           op_attention_ex: the forward pass (online softmax), the masks
  *   ops_attention_backward.c  its backward (recomputing each block's probabilities)
  *   attention_kernels.c       the block products (AVX-512, AVX2 and portable loops)
+ *   attention_bf16.c          the block products on AVX512-BF16, the bf16 pairs they read
+ *   attention_exp.h           the probabilities' exp, shared by the last two
  *
  * Query rows and key columns are cut into blocks of ATT_BLOCK on one grid: block i of a
  * sequence holds rows or keys [i ATT_BLOCK, (i + 1) ATT_BLOCK) (the last one shorter). */
