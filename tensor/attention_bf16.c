@@ -173,39 +173,40 @@ TARGET static inline __m512i pack32(__m512 lo, __m512 hi) {
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
+/* 16 columns of two rows as pairs along rows: word c = (even[c], odd[c]). */
+TARGET static inline __m512i pack_rows16(__m512 even, __m512 odd) {
+    /* word 2c from the even row's column c (words 0-15 of the pack), 2c + 1 from the odd's */
+    const __m512i weave =
+        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(weave, pack32(even, odd));
+}
+
 TARGET void att_pack_cols(const float *src, int64_t ld, int rows, int cols, uint32_t *dst,
                           int64_t ldd, int pairs) {
     for (int r = 0; r < rows; r++) {
         const float *s = src + r * ld;
         uint32_t *d = dst + r * ldd;
         for (int p0 = 0; p0 < pairs; p0 += 16) {
-            int x0 = 2 * p0, lo = cols - x0, hi = cols - x0 - 16;
-            __mmask16 mlo = lo >= 16 ? 0xffff : lo <= 0 ? 0 : (__mmask16)((1u << lo) - 1u);
-            __mmask16 mhi = hi >= 16 ? 0xffff : hi <= 0 ? 0 : (__mmask16)((1u << hi) - 1u);
-            __m512i w =
-                pack32(_mm512_maskz_loadu_ps(mlo, s + x0), _mm512_maskz_loadu_ps(mhi, s + x0 + 16));
-            int left = pairs - p0;
-            _mm512_mask_storeu_epi32(d + p0, left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1u),
-                                     w);
+            int x0 = 2 * p0;
+            __m512i w = pack32(_mm512_maskz_loadu_ps(att_lanes(cols - x0), s + x0),
+                               _mm512_maskz_loadu_ps(att_lanes(cols - x0 - 16), s + x0 + 16));
+            _mm512_mask_storeu_epi32(d + p0, att_lanes(pairs - p0), w);
         }
     }
 }
 
 TARGET void att_pack_rows(const float *src, int64_t ld, int rows, int cols, uint32_t *dst,
                           int64_t ldd, int pairs) {
-    /* word 2c from the even row's column c (words 0-15 of the pack), 2c + 1 from the odd's */
-    const __m512i weave =
-        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int p = 0; p < pairs; p++) {
         bool has_even = 2 * p < rows, has_odd = 2 * p + 1 < rows;
         const float *even = has_even ? src + 2 * p * ld : src, *odd = has_odd ? even + ld : src;
         uint32_t *d = dst + p * ldd;
         for (int x0 = 0; x0 < cols; x0 += 16) {
-            __mmask16 mk = cols - x0 >= 16 ? 0xffff : (__mmask16)((1u << (cols - x0)) - 1u);
+            __mmask16 mk = att_lanes(cols - x0);
             __m512 e = _mm512_maskz_loadu_ps(has_even ? mk : 0, even + x0);
             __m512 o = _mm512_maskz_loadu_ps(has_odd ? mk : 0, odd + x0);
-            _mm512_mask_storeu_epi32(d + x0, mk, _mm512_permutexvar_epi16(weave, pack32(e, o)));
+            _mm512_mask_storeu_epi32(d + x0, mk, pack_rows16(e, o));
         }
     }
 }
@@ -226,19 +227,18 @@ void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, uint32_t 
 
 /* ---- probabilities and their gradients straight into pairs ------------------------ */
 
-/* exp(S[x] - shift) for the 16 columns from x0 of a row of n (att_exp_row's lanes: 0 beyond
- * n). */
-TARGET static inline __m512 exp16(const float *s, int x0, int n, __m512 shift) {
-    if (x0 >= n) return _mm512_setzero_ps();
-    __mmask16 mk = n - x0 >= 16 ? 0xffff : (__mmask16)((1u << (n - x0)) - 1u);
-    return _mm512_maskz_mov_ps(
-        mk, att_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + x0), shift)));
+/* exp(s[x] - shift) in the lanes mk holds, 0 in the others (att_exp_row's lanes). */
+TARGET static inline __m512 exp16(const float *s, __mmask16 mk, __m512 shift) {
+    if (!mk) return _mm512_setzero_ps();
+    return _mm512_maskz_mov_ps(mk,
+                               att_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s), shift)));
 }
 
 TARGET float att_exp_row_pairs(uint32_t *pairs, const float *s, float shift, int n) {
     __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
     for (int x0 = 0; x0 < ATT_BLOCK; x0 += 32) {
-        __m512 lo = exp16(s, x0, n, sh), hi = exp16(s, x0 + 16, n, sh);
+        __m512 lo = exp16(s + x0, att_lanes(n - x0), sh);
+        __m512 hi = exp16(s + x0 + 16, att_lanes(n - x0 - 16), sh);
         if (x0 < n) acc = _mm512_add_ps(acc, lo); /* in att_exp_row's order */
         if (x0 + 16 < n) acc = _mm512_add_ps(acc, hi);
         _mm512_storeu_si512(pairs + x0 / 2, pack32(lo, hi));
@@ -246,16 +246,14 @@ TARGET float att_exp_row_pairs(uint32_t *pairs, const float *s, float shift, int
     return att_lanes_sum_avx512(acc);
 }
 
-/* dS's 16 lanes as ops_attention_backward.c's ds_row computes them: P (dP - d), through the
- * soft-cap, times the scale; 0 where P is 0. */
-TARGET static inline __m512 ds16(__m512 p, const float *dp, const float *s, int x0, int n, float d,
+/* dS in the lanes mk holds as ops_attention_backward.c's ds_row computes it: P (dP - d),
+ * through the soft-cap, times the scale; 0 where P is 0 and in the other lanes. */
+TARGET static inline __m512 ds16(__m512 p, const float *dp, const float *s, __mmask16 mk, float d,
                                  float cap, float scale) {
-    if (x0 >= n) return _mm512_setzero_ps();
-    __mmask16 mk = n - x0 >= 16 ? 0xffff : (__mmask16)((1u << (n - x0)) - 1u);
-    __m512 g =
-        _mm512_mul_ps(p, _mm512_sub_ps(_mm512_maskz_loadu_ps(mk, dp + x0), _mm512_set1_ps(d)));
+    if (!mk) return _mm512_setzero_ps();
+    __m512 g = _mm512_mul_ps(p, _mm512_sub_ps(_mm512_maskz_loadu_ps(mk, dp), _mm512_set1_ps(d)));
     if (cap > 0.0f) {
-        __m512 th = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, s + x0), _mm512_set1_ps(cap));
+        __m512 th = _mm512_div_ps(_mm512_maskz_loadu_ps(mk, s), _mm512_set1_ps(cap));
         g = _mm512_mul_ps(g, _mm512_sub_ps(_mm512_set1_ps(1.0f), _mm512_mul_ps(th, th)));
     }
     __mmask16 live = _mm512_cmp_ps_mask(p, _mm512_setzero_ps(), _CMP_NEQ_UQ);
@@ -265,9 +263,6 @@ TARGET static inline __m512 ds16(__m512 p, const float *dp, const float *s, int 
 TARGET void att_grads_pairs(const float *S, const float *dP, int m, int n, const float *lse,
                             const float *drow, float cap, float scale, uint32_t *p_rows,
                             uint32_t *ds_rows, uint32_t *ds_cols) {
-    const __m512i weave =
-        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (int q = 0; q < ATT_BLOCK / 2; q++) {
         int r = 2 * q;
         bool even = r < m, odd = r + 1 < m;
@@ -279,18 +274,14 @@ TARGET void att_grads_pairs(const float *S, const float *dP, int m, int n, const
             __m512 pe[2], po[2], dse[2], dso[2];
             for (int h = 0; h < 2; h++) {
                 int x = x0 + 16 * h;
-                pe[h] = even ? exp16(se, x, n, she) : _mm512_setzero_ps();
-                po[h] = odd ? exp16(so, x, n, sho) : _mm512_setzero_ps();
-                dse[h] =
-                    even ? ds16(pe[h], de, se, x, n, drow[r], cap, scale) : _mm512_setzero_ps();
-                dso[h] =
-                    odd ? ds16(po[h], dd, so, x, n, drow[r + 1], cap, scale) : _mm512_setzero_ps();
-                if (x >= n) continue;
-                __mmask16 mk = n - x >= 16 ? 0xffff : (__mmask16)((1u << (n - x)) - 1u);
-                _mm512_mask_storeu_epi32(p_rows + q * ATT_BLOCK + x, mk,
-                                         _mm512_permutexvar_epi16(weave, pack32(pe[h], po[h])));
+                __mmask16 mk = att_lanes(n - x), me = even ? mk : 0, mo = odd ? mk : 0;
+                pe[h] = exp16(se + x, me, she);
+                po[h] = exp16(so + x, mo, sho);
+                dse[h] = ds16(pe[h], de + x, se + x, me, even ? drow[r] : 0.0f, cap, scale);
+                dso[h] = ds16(po[h], dd + x, so + x, mo, odd ? drow[r + 1] : 0.0f, cap, scale);
+                _mm512_mask_storeu_epi32(p_rows + q * ATT_BLOCK + x, mk, pack_rows16(pe[h], po[h]));
                 _mm512_mask_storeu_epi32(ds_rows + q * ATT_BLOCK + x, mk,
-                                         _mm512_permutexvar_epi16(weave, pack32(dse[h], dso[h])));
+                                         pack_rows16(dse[h], dso[h]));
             }
             if (even)
                 _mm512_storeu_si512(ds_cols + r * (ATT_BLOCK / 2) + x0 / 2, pack32(dse[0], dse[1]));

@@ -79,6 +79,11 @@ __attribute__((target("avx512f"))) static inline __m512 att_exp_avx512(__m512 x)
     return _mm512_maskz_mul_ps((__mmask16)~zero, y, _mm512_castsi512_ps(e));
 }
 
+/* The first `left` of 16 lanes (none when left <= 0, all from 16 on): a row's tail. */
+static inline __mmask16 att_lanes(int left) {
+    return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);
+}
+
 /* The 16 lanes' sum: lane l + lane l + 8, then + 4, + 2, + 1 (att_exp_row's order). */
 __attribute__((target("avx512f"))) static inline float att_lanes_sum_avx512(__m512 acc) {
     __m256 h8 = _mm256_add_ps(_mm512_castps512_ps256(acc),

@@ -299,7 +299,7 @@ __attribute__((target("avx512f"))) static float exp_row_avx512(float *p, const f
                                                                float shift, int n) {
     __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
     for (int x0 = 0; x0 < n; x0 += 16) {
-        __mmask16 mk = n - x0 >= 16 ? 0xffff : (__mmask16)((1u << (n - x0)) - 1u);
+        __mmask16 mk = att_lanes(n - x0);
         __m512 e = att_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + x0), sh));
         e = _mm512_maskz_mov_ps(mk, e);
         _mm512_mask_storeu_ps(p + x0, mk, e);
