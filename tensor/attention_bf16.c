@@ -173,15 +173,6 @@ TARGET static inline __m512i pack32(__m512 lo, __m512 hi) {
     return (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
 }
 
-/* 16 columns of two rows as pairs along rows: word c = (even[c], odd[c]). */
-TARGET static inline __m512i pack_rows16(__m512 even, __m512 odd) {
-    /* word 2c from the even row's column c (words 0-15 of the pack), 2c + 1 from the odd's */
-    const __m512i weave =
-        _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
-                         21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    return _mm512_permutexvar_epi16(weave, pack32(even, odd));
-}
-
 TARGET void att_pack_cols(const float *src, int64_t ld, int rows, int cols, uint32_t *dst,
                           int64_t ldd, int pairs) {
     for (int r = 0; r < rows; r++) {
@@ -206,7 +197,7 @@ TARGET void att_pack_rows(const float *src, int64_t ld, int rows, int cols, uint
             __mmask16 mk = att_lanes(cols - x0);
             __m512 e = _mm512_maskz_loadu_ps(has_even ? mk : 0, even + x0);
             __m512 o = _mm512_maskz_loadu_ps(has_odd ? mk : 0, odd + x0);
-            _mm512_mask_storeu_epi32(d + x0, mk, pack_rows16(e, o));
+            _mm512_mask_storeu_epi32(d + x0, mk, bf16_interleave16(e, o));
         }
     }
 }
@@ -279,9 +270,10 @@ TARGET void att_grads_pairs(const float *S, const float *dP, int m, int n, const
                 po[h] = exp16(so + x, mo, sho);
                 dse[h] = ds16(pe[h], de + x, se + x, me, even ? drow[r] : 0.0f, cap, scale);
                 dso[h] = ds16(po[h], dd + x, so + x, mo, odd ? drow[r + 1] : 0.0f, cap, scale);
-                _mm512_mask_storeu_epi32(p_rows + q * ATT_BLOCK + x, mk, pack_rows16(pe[h], po[h]));
+                _mm512_mask_storeu_epi32(p_rows + q * ATT_BLOCK + x, mk,
+                                         bf16_interleave16(pe[h], po[h]));
                 _mm512_mask_storeu_epi32(ds_rows + q * ATT_BLOCK + x, mk,
-                                         pack_rows16(dse[h], dso[h]));
+                                         bf16_interleave16(dse[h], dso[h]));
             }
             if (even)
                 _mm512_storeu_si512(ds_cols + r * (ATT_BLOCK / 2) + x0 / 2, pack32(dse[0], dse[1]));

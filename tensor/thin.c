@@ -462,22 +462,12 @@ AVX512BF16 static inline __m512i row_pairs(const uint16_t *ai, int64_t lda, bool
     return _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16));
 }
 
-/* The same from f32 rows, rounded here (VCVTNE2PS2BF16: nearest even as bf16_round, NaN kept
- * quiet, denormals to 0 as VDPBF16PS reads them) and interleaved by `weave`
- * (interleave_index). */
+/* The same from f32 rows, rounded here (bf16_interleave16). */
 AVX512BF16 static inline __m512i row_pairs_rounded(const float *ai, int64_t lda, bool second,
-                                                   __mmask16 mask, __m512i weave) {
+                                                   __mmask16 mask) {
     __m512 lo = _mm512_maskz_loadu_ps(mask, ai);
     __m512 hi = second ? _mm512_maskz_loadu_ps(mask, ai + lda) : _mm512_setzero_ps();
-    __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* lo's 16 values, then hi's */
-    return _mm512_permutexvar_epi16(weave, both);
-}
-
-/* Word 2l from word l (lo's value l), word 2l + 1 from word 16 + l (hi's). */
-AVX512BF16 static inline __m512i interleave_index(void) {
-    static const uint16_t idx[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    return _mm512_loadu_si512(idx);
+    return bf16_interleave16(lo, hi);
 }
 
 /* Columns [t, t + 16 NV) of g's rows [jb, jb + 8) (those below r; the last vector's columns
@@ -489,7 +479,6 @@ reduce_strip_bf16(int NV, __mmask16 last, int64_t n, int r, int rp, int jb, int6
     __m512 acc[8][3];
     for (int jj = 0; jj < 8; jj++)
         for (int h = 0; h < NV; h++) acc[jj][h] = _mm512_setzero_ps();
-    __m512i weave = interleave_index();
     for (int64_t i = 0; i < n; i += 2) {
         __m512i v[3];
         for (int h = 0; h < NV; h++) {
@@ -501,7 +490,7 @@ reduce_strip_bf16(int NV, __mmask16 last, int64_t n, int r, int rp, int jb, int6
             } else {
                 const float *ai = a_floats + i * lda + t + 16 * h;
                 _mm_prefetch((const char *)(ai + REDUCE_AHEAD * lda), _MM_HINT_T0);
-                v[h] = row_pairs_rounded(ai, lda, i + 1 < n, mask, weave);
+                v[h] = row_pairs_rounded(ai, lda, i + 1 < n, mask);
             }
         }
         const uint16_t *pi = p + ((i / 2) * rp + jb) * 2;
