@@ -36,7 +36,7 @@ Arena *arena_create(size_t chunk_bytes) {
     return a;
 }
 
-void *graph_buffer_alloc(size_t bytes) {
+void *tensor_alloc_pages(size_t bytes) {
     size_t align = bytes >= HUGE_PAGE ? HUGE_PAGE : ARENA_ALIGN;
     if (bytes > SIZE_MAX - align) return NULL;
     size_t cap = (bytes + align - 1) / align * align;

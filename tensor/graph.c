@@ -335,7 +335,7 @@ float *graph_grad(Graph *g, Tensor *t) {
 float *graph_scratch(Graph *g, size_t bytes) {
     if (bytes > g->scratch_bytes) {
         free(g->scratch);
-        g->scratch = graph_buffer_alloc((bytes + 63) / 64 * 64);
+        g->scratch = tensor_alloc_pages((bytes + 63) / 64 * 64);
         g->scratch_bytes = g->scratch ? (bytes + 63) / 64 * 64 : 0;
         if (!g->scratch)
             graph_fail(g, "out of memory: cannot allocate a %zu-byte scratch buffer", bytes);
@@ -349,7 +349,7 @@ static float *weight_scratch(Graph *g, size_t bytes) {
     if (bytes > g->weights_bytes) {
         free(g->weights);
         size_t rounded = (bytes + 63) / 64 * 64;
-        g->weights = graph_buffer_alloc(rounded);
+        g->weights = tensor_alloc_pages(rounded);
         g->weights_bytes = g->weights ? rounded : 0;
         if (!g->weights)
             graph_fail(g, "out of memory: cannot allocate %zu bytes to convert BF16 weights",

@@ -27,10 +27,6 @@ float *graph_grad_for_write(Graph *g, Tensor *t, bool *add);
 /* A scratch buffer of at least `bytes` reused by every op (one at a time); it grows on the
  * first step and then stays, so later steps allocate nothing. NULL on OOM. */
 float *graph_scratch(Graph *g, size_t bytes);
-/* An op buffer of `bytes` (free() releases it): 64-byte aligned, and for 2 MiB or more
- * 2 MiB aligned with huge pages advised, as the arena's chunks are, so that refilling it
- * after graph_release_buffers costs a fault per 2 MiB rather than per 4 KiB. */
-void *graph_buffer_alloc(size_t bytes);
 /* Marks the graph failed; the first failure's message (printf-style: the op, and the shapes
  * or values at fault) is what graph_error() reports. */
 __attribute__((format(printf, 2, 3))) void graph_fail(Graph *g, const char *fmt, ...);

@@ -125,7 +125,7 @@ static MmOut as_target(const Graph *g, void *dst) {
 static void *grow(Graph *g, void **buf, size_t *cap, size_t bytes) {
     if (bytes > *cap) {
         size_t rounded = (bytes + 63) / 64 * 64;
-        void *p = graph_buffer_alloc(rounded);
+        void *p = tensor_alloc_pages(rounded);
         if (!p) {
             graph_fail(g, "out of memory: cannot allocate a %zu-byte bf16 matmul buffer", bytes);
             return NULL;

@@ -84,6 +84,11 @@ void arena_release_pages(Arena *a);
  * (MADV_DONTNEED): a buffer's next write faults in zeroed pages; a read-only file mapping's
  * next read maps the file's pages again. The mapping and the address stay. */
 void tensor_release_pages(const void *p, size_t bytes);
+/* `bytes` of memory (free() releases it): 64-byte aligned, and for 2 MiB or more 2 MiB
+ * aligned with transparent huge pages advised, as the arena's big chunks are. For buffers a
+ * step streams through (op buffers, frozen weights): a fault per 2 MiB rather than per 4 KiB,
+ * and fewer TLB misses. NULL when out of memory. */
+void *tensor_alloc_pages(size_t bytes);
 size_t arena_used(const Arena *a);
 size_t arena_capacity(const Arena *a);
 void arena_destroy(Arena *a);

@@ -1,8 +1,9 @@
 /* tools/bench_model.c — model load time and peak RSS against the checkpoint size.
  *
  * bench_model [MODEL_DIR]: without a directory, builds a SmolLM-135M-shaped F32 model with
- * make_model in a temporary directory first. The loader maps F32 weights in place, so peak
- * RSS should stay below 1.2x the file size even after touching every weight. */
+ * make_model in a temporary directory first. The loader copies the matrices the products read
+ * out of the mapping into huge-page memory and drops each one's file pages after its copy, so
+ * peak RSS should stay below 1.2x the file size even after touching every weight. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -367,14 +367,20 @@ float st_f16_to_float(uint16_t h) {
     return bits_to_float(sign | (exp + 112) << 23 | man << 13);
 }
 
+#define COPY_CHUNK ((size_t)1 << 20)
+
 int st_to_float(const StTensor *t, float *out, char *err, size_t errlen) {
     const uint8_t *p = t->data;
     switch (t->dtype) {
-    case ST_F32:
-        memcpy(out, p, t->nbytes);
+    case ST_F32: /* in chunks over the threads: a big tensor's first read faults its pages in */
+#pragma omp parallel for schedule(static) if (t->nbytes > 4 * COPY_CHUNK)
+        for (size_t at = 0; at < t->nbytes; at += COPY_CHUNK)
+            memcpy((uint8_t *)out + at, p + at,
+                   t->nbytes - at < COPY_CHUNK ? t->nbytes - at : COPY_CHUNK);
         return 0;
     case ST_F16:
     case ST_BF16:
+#pragma omp parallel for schedule(static) if (t->numel > (int64_t)COPY_CHUNK)
         for (int64_t i = 0; i < t->numel; i++) {
             uint16_t h = (uint16_t)(p[2 * i] | p[2 * i + 1] << 8);
             out[i] = t->dtype == ST_F16 ? st_f16_to_float(h) : st_bf16_to_float(h);
