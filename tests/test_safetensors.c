@@ -214,6 +214,46 @@ START_TEST(test_half_conversions_round_to_nearest_even) {
 }
 END_TEST
 
+/* st_to_float splits big tensors over the threads in chunks: every element converted once,
+ * across chunk boundaries and a tail shorter than a chunk, from an unaligned source. */
+START_TEST(test_big_tensors_convert_whole) {
+    const int64_t n = ((int64_t)5 << 20) / 4 + 7; /* 5 MiB of F32 and a tail */
+    uint8_t *raw = malloc((size_t)n * 4 + 1);
+    float *out = malloc((size_t)n * sizeof *out);
+    ck_assert(raw && out);
+    uint8_t *src = raw + 1; /* unaligned, as a mapped tensor may be */
+    char err[256];
+    for (int half = 0; half < 2; half++) {
+        for (int64_t i = 0; i < n; i++) {
+            float v = (float)(i % 1000003) * 0.25f - 7.0f;
+            if (half) {
+                uint16_t h = tensor_float_to_bf16(v);
+                memcpy(src + 2 * i, &h, 2);
+            } else {
+                memcpy(src + 4 * i, &v, 4);
+            }
+        }
+        StTensor t = {.name = "w",
+                      .dtype = half ? ST_BF16 : ST_F32,
+                      .ndim = 1,
+                      .shape = {n},
+                      .numel = n,
+                      .data = src,
+                      .nbytes = (size_t)n * (half ? 2 : 4)};
+        memset(out, 0xff, (size_t)n * sizeof *out);
+        ck_assert_int_eq(st_to_float(&t, out, err, sizeof err), 0);
+        for (int64_t i = 0; i < n; i++) {
+            float v = (float)(i % 1000003) * 0.25f - 7.0f;
+            float want = half ? st_bf16_to_float(tensor_float_to_bf16(v)) : v;
+            ck_assert_msg(out[i] == want, "%s element %lld: %g, not %g", half ? "BF16" : "F32",
+                          (long long)i, out[i], want);
+        }
+    }
+    free(raw);
+    free(out);
+}
+END_TEST
+
 /* ---- config.json --------------------------------------------------------------------- */
 
 Suite *safetensors_suite(void) {
@@ -236,6 +276,7 @@ Suite *safetensors_suite(void) {
     tcase_add_test(tc, test_tiny_files_are_rejected_without_crashing);
     tcase_add_test(tc, test_writer_sorts_pads_and_round_trips);
     tcase_add_test(tc, test_half_conversions_round_to_nearest_even);
+    tcase_add_test(tc, test_big_tensors_convert_whole);
     suite_add_tcase(s, tc);
     return s;
 }
