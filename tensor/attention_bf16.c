@@ -218,18 +218,11 @@ void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, uint32_t 
 
 /* ---- probabilities and their gradients straight into pairs ------------------------ */
 
-/* exp(s[x] - shift) in the lanes mk holds, 0 in the others (att_exp_row's lanes). */
-TARGET static inline __m512 exp16(const float *s, __mmask16 mk, __m512 shift) {
-    if (!mk) return _mm512_setzero_ps();
-    return _mm512_maskz_mov_ps(mk,
-                               att_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s), shift)));
-}
-
 TARGET float att_exp_row_pairs(uint32_t *pairs, const float *s, float shift, int n) {
     __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
     for (int x0 = 0; x0 < ATT_BLOCK; x0 += 32) {
-        __m512 lo = exp16(s + x0, att_lanes(n - x0), sh);
-        __m512 hi = exp16(s + x0 + 16, att_lanes(n - x0 - 16), sh);
+        __m512 lo = att_exp16(s + x0, att_lanes(n - x0), sh);
+        __m512 hi = att_exp16(s + x0 + 16, att_lanes(n - x0 - 16), sh);
         if (x0 < n) acc = _mm512_add_ps(acc, lo); /* in att_exp_row's order */
         if (x0 + 16 < n) acc = _mm512_add_ps(acc, hi);
         _mm512_storeu_si512(pairs + x0 / 2, pack32(lo, hi));
@@ -266,8 +259,8 @@ TARGET void att_grads_pairs(const float *S, const float *dP, int m, int n, const
             for (int h = 0; h < 2; h++) {
                 int x = x0 + 16 * h;
                 __mmask16 mk = att_lanes(n - x), me = even ? mk : 0, mo = odd ? mk : 0;
-                pe[h] = exp16(se + x, me, she);
-                po[h] = exp16(so + x, mo, sho);
+                pe[h] = att_exp16(se + x, me, she);
+                po[h] = att_exp16(so + x, mo, sho);
                 dse[h] = ds16(pe[h], de + x, se + x, me, even ? drow[r] : 0.0f, cap, scale);
                 dso[h] = ds16(po[h], dd + x, so + x, mo, odd ? drow[r + 1] : 0.0f, cap, scale);
                 _mm512_mask_storeu_epi32(p_rows + q * ATT_BLOCK + x, mk,

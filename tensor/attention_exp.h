@@ -79,6 +79,14 @@ __attribute__((target("avx512f"))) static inline __m512 att_exp_avx512(__m512 x)
     return _mm512_maskz_mul_ps((__mmask16)~zero, y, _mm512_castsi512_ps(e));
 }
 
+/* exp(s[x] - shift) in the lanes mk holds, 0 in the others (their scores are not read). */
+__attribute__((target("avx512f"))) static inline __m512 att_exp16(const float *s, __mmask16 mk,
+                                                                  __m512 shift) {
+    if (!mk) return _mm512_setzero_ps();
+    return _mm512_maskz_mov_ps(mk,
+                               att_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s), shift)));
+}
+
 /* The first `left` of 16 lanes (none when left <= 0, all from 16 on): a row's tail. */
 static inline __mmask16 att_lanes(int left) {
     return left >= 16 ? 0xffff : left <= 0 ? 0 : (__mmask16)((1u << left) - 1u);

@@ -300,8 +300,7 @@ __attribute__((target("avx512f"))) static float exp_row_avx512(float *p, const f
     __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
     for (int x0 = 0; x0 < n; x0 += 16) {
         __mmask16 mk = att_lanes(n - x0);
-        __m512 e = att_exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, s + x0), sh));
-        e = _mm512_maskz_mov_ps(mk, e);
+        __m512 e = att_exp16(s + x0, mk, sh);
         _mm512_mask_storeu_ps(p + x0, mk, e);
         acc = _mm512_add_ps(acc, e);
     }
