@@ -73,6 +73,16 @@ void tensor_bf16_to_float(float *dst, const uint16_t *src, int64_t n) {
     }
 }
 
+void tensor_bf16_rows_to_float(float *dst, const Tensor *w, int64_t row0, int64_t rows) {
+    int64_t cols = tensor_cols(w), ld = tensor_bf16_ld(w);
+    if (ld == cols) {
+        tensor_bf16_to_float(dst, w->bf16 + row0 * cols, rows * cols);
+        return;
+    }
+    for (int64_t i = 0; i < rows; i++)
+        tensor_bf16_to_float(dst + i * cols, w->bf16 + (row0 + i) * ld, cols);
+}
+
 uint16_t tensor_float_to_bf16(float f) {
     return bf16_round(f);
 }
@@ -376,7 +386,7 @@ const float *graph_weight_rows(Graph *g, const Tensor *w, int64_t row0, int64_t 
     if (dst && w->quant)
         tensor_dequantize_rows(dst, w, row0, rows);
     else if (dst)
-        tensor_bf16_to_float(dst, w->bf16 + row0 * cols, n);
+        tensor_bf16_rows_to_float(dst, w, row0, rows);
     return dst;
 }
 

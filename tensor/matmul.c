@@ -64,6 +64,16 @@ static void convert(void *dst, const float *src, int64_t n, bool bits) {
     }
 }
 
+/* src (rows, cols) rounded into dst as bf16 bits, rows ld apart; parallel over row chunks
+ * when big and not already inside a parallel region. */
+static void convert_rows(uint16_t *dst, const float *src, int64_t rows, int64_t cols, int64_t ld) {
+    int64_t chunk = CONVERT_CHUNK / cols + 1;
+#pragma omp parallel for schedule(static) if (rows * cols > 2 * CONVERT_CHUNK && !omp_in_parallel())
+    for (int64_t i0 = 0; i0 < rows; i0 += chunk)
+        for (int64_t i = i0; i < rows && i < i0 + chunk; i++)
+            round_to_bits(dst + i * ld, src + i * cols, cols);
+}
+
 MmKernel mm_choose_kernel(void) {
     if (tensor_cpu_has_native_bf16() && onednn_impl_name(ONEDNN_BF16)) return MM_KERNEL_ONEDNN_BF16;
     const char *emu = getenv("LORAFIT_BF16_EMULATION");
@@ -137,11 +147,21 @@ static void *grow(Graph *g, void **buf, size_t *cap, size_t bytes) {
     return *buf;
 }
 
-MmIn mm_input(Graph *g, const float *src, int64_t n) {
+MmIn mm_input(Graph *g, const float *src, int64_t rows, int64_t cols) {
     PROFILE_OP(TENSOR_OP_CONVERSION);
     MmBuffers *b = graph_mm_buffers(g);
-    if (b->x_src == src && b->x_n == n && b->x) return as_operand(g, b->x);
+    int64_t n = rows * cols, ld = b->room ? cols + b->room : 0;
+    if (b->x_src == src && b->x_n == n && b->x)
+        return ld ? (MmIn){.bits = b->x, .ld = ld} : as_operand(g, b->x);
     b->x_src = NULL;
+    if (ld) { /* bits only: mm_set_room */
+        void *dst = grow(g, &b->x, &b->x_bytes, (size_t)(rows > 0 ? rows : 1) * ld * 2);
+        if (!dst) return (MmIn){0};
+        convert_rows(dst, src, rows, cols, ld);
+        b->x_src = src;
+        b->x_n = n;
+        return (MmIn){.bits = dst, .ld = ld};
+    }
     void *dst = grow(g, &b->x, &b->x_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
     if (!dst) return (MmIn){0};
     convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
@@ -150,15 +170,27 @@ MmIn mm_input(Graph *g, const float *src, int64_t n) {
     return as_operand(g, dst);
 }
 
-MmOut mm_input_target(Graph *g, const float *data, int64_t n) {
+void mm_set_room(Graph *g, int room) {
+    MmBuffers *b = graph_mm_buffers(g);
+    if (b->room == room) return;
+    b->room = room;
+    b->x_src = NULL;
+}
+
+MmOut mm_input_target(Graph *g, const float *data, int64_t rows, int64_t cols) {
     if (graph_precision(g) != TENSOR_PRECISION_BF16 || graph_failed(g)) return (MmOut){0};
     MmBuffers *b = graph_mm_buffers(g);
+    int64_t n = rows * cols, ld = b->room ? cols + b->room : 0;
     b->x_src = NULL;
-    void *dst = grow(g, &b->x, &b->x_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
+    size_t elems = ld ? (size_t)(rows > 0 ? rows : 1) * ld : (size_t)(n > 0 ? n : 1);
+    void *dst = grow(g, &b->x, &b->x_bytes, elems * mm_elem_bytes(g));
     if (!dst) return (MmOut){0};
     b->x_src = data;
     b->x_n = n;
-    return as_target(g, dst);
+    MmOut out = as_target(g, dst);
+    out.cols = cols;
+    out.ld = ld;
+    return out;
 }
 
 MmOut mm_input_d_target(Graph *g, int64_t n) {
@@ -169,10 +201,18 @@ MmOut mm_input_d_target(Graph *g, int64_t n) {
 }
 
 void mm_store(MmOut out, int64_t at, const float *restrict src, int64_t n) {
-    if (out.bits)
+    if (out.bits && out.ld) { /* row by row, rows ld apart */
+        while (n > 0) {
+            int64_t i = at / out.cols, j = at % out.cols;
+            int64_t len = out.cols - j < n ? out.cols - j : n;
+            round_to_bits(out.bits + i * out.ld + j, src, len);
+            at += len, src += len, n -= len;
+        }
+    } else if (out.bits) {
         round_to_bits(out.bits + at, src, n);
-    else if (out.vals)
+    } else if (out.vals) {
         round_to_vals(out.vals + at, src, n);
+    }
 }
 
 MmIn mm_input_d(Graph *g, const float *src, int64_t n) {
@@ -181,6 +221,15 @@ MmIn mm_input_d(Graph *g, const float *src, int64_t n) {
     void *dst = grow(g, &b->d, &b->d_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
     if (dst) convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
     return as_operand(g, dst);
+}
+
+MmIn mm_input_d_rows(Graph *g, const float *src, int64_t rows, int64_t cols, int64_t ld) {
+    PROFILE_OP(TENSOR_OP_CONVERSION);
+    MmBuffers *b = graph_mm_buffers(g);
+    void *dst = grow(g, &b->d, &b->d_bytes, (size_t)(rows > 0 ? rows : 1) * ld * sizeof(uint16_t));
+    if (!dst) return (MmIn){0};
+    convert_rows(dst, src, rows, cols, ld);
+    return (MmIn){.bits = dst, .ld = ld};
 }
 
 MmIn mm_input_arena(Graph *g, const float *src, int64_t n) {
@@ -204,7 +253,7 @@ MmIn mm_input_in_place(Graph *g, float *data, int64_t n) {
 MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
     int64_t cols = tensor_cols(w), n = rows * cols;
     bool bits = graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16;
-    if (bits && w->bf16) return as_operand(g, w->bf16 + row0 * cols); /* in place */
+    if (bits && w->bf16) return as_operand(g, w->bf16 + row0 * tensor_bf16_ld(w)); /* in place */
     PROFILE_OP(TENSOR_OP_CONVERSION);
     if (!w->bf16 && !w->data && !w->quant) {
         graph_fail(g, "a weight %s with neither F32, BF16 nor quantized data", SHAPE(w));
@@ -218,7 +267,7 @@ MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
     char *dst = graph_weight_buffer(g, head + tail);
     if (!dst) return (MmIn){0};
     if (w->bf16) {
-        tensor_bf16_to_float((float *)dst, w->bf16 + row0 * cols, n);
+        tensor_bf16_rows_to_float((float *)dst, w, row0, rows);
     } else if (w->quant) {
         float *f = (float *)(dst + head);
         tensor_dequantize_rows(f, w, row0, rows);
@@ -227,6 +276,11 @@ MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows) {
         convert(dst, w->data + row0 * cols, n, bits);
     }
     return as_operand(g, dst);
+}
+
+int64_t mm_weight_ld(const Graph *g, const Tensor *w) {
+    bool bits = graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16;
+    return bits && w->bf16 ? tensor_bf16_ld(w) : tensor_cols(w);
 }
 
 MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, int64_t ld,

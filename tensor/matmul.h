@@ -31,7 +31,13 @@ typedef enum {
 typedef struct {
     const uint16_t *bits; /* MM_KERNEL_ONEDNN_BF16 */
     const float *vals;    /* the emulated kernels */
+    int64_t ld;           /* rows this far apart; 0: as many as the source's columns */
 } MmIn;
+
+/* The distance between in's rows, in's source having cols columns. */
+static inline int64_t mm_ld(MmIn in, int64_t cols) {
+    return in.ld ? in.ld : cols;
+}
 
 static inline MmIn mm_at(MmIn in, int64_t offset) {
     if (in.bits) in.bits += offset;
@@ -50,6 +56,7 @@ typedef struct {
     size_t x_bytes, d_bytes;
     const float *x_src; /* what x holds: the conversion of (x_src, x_n) */
     int64_t x_n;
+    int room; /* x's rows end in this many more columns (mm_set_room) */
 } MmBuffers;
 MmBuffers *graph_mm_buffers(Graph *g);
 /* The graph's kernel: MM_KERNEL_F32 in F32 precision (graph.c). */
@@ -63,8 +70,15 @@ size_t mm_elem_bytes(const Graph *g);
  * mm_input of other data. mm_input_d holds one conversion, valid until the next
  * mm_input_d. mm_input_arena converts into the arena (valid until graph_reset). A NULL
  * operand (both pointers NULL) means the graph failed. */
-MmIn mm_input(Graph *g, const float *src, int64_t n);
+MmIn mm_input(Graph *g, const float *src, int64_t rows, int64_t cols);
 MmIn mm_input_d(Graph *g, const float *src, int64_t n);
+/* From now on the rows of mm_input's buffer (and mm_input_target's) end in `room` more
+ * columns for the caller to fill (their operands' ld say so): op_lora_linear's room for
+ * its s h beside x (graph_lora_uses_room). BF16 bits only. */
+void mm_set_room(Graph *g, int room);
+/* src (rows, cols) in mm_input_d's buffer with rows ld apart (ld - cols columns after each
+ * row left to the caller). BF16 bits only. */
+MmIn mm_input_d_rows(Graph *g, const float *src, int64_t rows, int64_t cols, int64_t ld);
 MmIn mm_input_arena(Graph *g, const float *src, int64_t n);
 /* An op whose output its consumers multiply (RMSNorm, SwiGLU, attention) writes the output's
  * operand form as it writes each row, while the row is in cache, instead of mm_input
@@ -76,14 +90,15 @@ MmIn mm_input_arena(Graph *g, const float *src, int64_t n);
 typedef struct {
     uint16_t *bits;
     float *vals;
+    int64_t cols, ld; /* ld > 0: element i of the source goes to row i / cols, rows ld apart */
 } MmOut;
-MmOut mm_input_target(Graph *g, const float *data, int64_t n);
+MmOut mm_input_target(Graph *g, const float *data, int64_t rows, int64_t cols);
 /* The same for mm_input_d's buffer (n elements): an op that computes an upstream gradient
  * for its own product (the lm_head's softmax - onehot) writes its operand form row by row;
  * mm_target_operand gives the filled target as the product's operand. */
 MmOut mm_input_d_target(Graph *g, int64_t n);
 static inline MmIn mm_target_operand(MmOut out) {
-    return (MmIn){out.bits, out.vals};
+    return (MmIn){out.bits, out.vals, out.ld};
 }
 /* Elements [at, at + n) of the target = src (n floats) rounded. Thread-safe. */
 void mm_store(MmOut out, int64_t at, const float *src, int64_t n);
@@ -95,6 +110,8 @@ MmIn mm_input_in_place(Graph *g, float *data, int64_t n);
 /* Rows [row0, row0 + rows) of a frozen weight: BF16 bits in place for oneDNN; otherwise
  * converted into the graph's weight buffer (valid until the next weight request). */
 MmIn mm_weight(Graph *g, const Tensor *w, int64_t row0, int64_t rows);
+/* The distance between rows of mm_weight's operand: tensor_bf16_ld in place, else IN. */
+int64_t mm_weight_ld(const Graph *g, const Tensor *w);
 /* A (rows, cols) block of src (rows ld apart) converted into dst (mm_elem_bytes each):
  * dst (rows, cols) contiguous, or with transpose dst (cols, rows). Single-threaded: for
  * per-thread block buffers inside OpenMP regions. */

@@ -278,7 +278,7 @@ Tensor *op_attention_ex(Graph *g, Tensor *q, Tensor *k, Tensor *v, const Attenti
     uint32_t *vr = qh + (size_t)q->size / D * ((D + 1) / 2);
     float *scratch = (float *)(qh + packed);
     if (ctx.seg) segment_ranges(&ctx);
-    MmOut yb = mm_input_target(g, y->data, y->size);
+    MmOut yb = mm_input_target(g, y->data, tensor_rows(y), tensor_cols(y));
     if (ctx.dot) {
         PROFILE_OP(TENSOR_OP_CONVERSION);
         att_pack_heads(&ctx, q->data, qh);

@@ -34,8 +34,18 @@
  * write the wide output either way). Measured at the SmolLM-135M shape (1024 rows, r 8, AMD
  * EPYC Zen 4, 2 threads): project 54 -> 27 us at 576 wide, 149 -> 65 at 1536; reduce from
  * bf16 43 -> 22 and 115 -> 64, from f32 rounded 43 -> 27 and 116 -> 88; the bf16 step's
- * linear and LoRA products 25-85 ms less. */
+ * linear and LoRA products 25-85 ms less.
+ *
+ * With room in W (Tensor.room = R, trainer/model/lora_room.c; dropout 0, lora_dot) the two
+ * spreads go into the products with W instead: forward, h = x A^T from x's operand, whose
+ * rows end in R more columns (mm_set_room) that take s h rounded, and
+ * y = [x | s h] [W | B]^T with B rounded into the columns right of W; backward, dy's operand
+ * with R more columns that take dh rounded, and dx = [dy | dh] [W ; A] with A rounded into
+ * the rows below W. Each op writes B or A into the room just before its product (the DPO
+ * reference's LoRA shares W). The spreads' passes over y and dx (read and write, f32) were
+ * ~45 ms of the bf16 SmolLM-135M step; K grows by R (+1.4% of the products at IN 576). */
 #include "tensor/graph_internal.h"
+#include "tensor/bf16.h"
 #include "tensor/profile.h"
 #include "tensor/matmul.h"
 #include "tensor/quant_internal.h"
@@ -70,8 +80,9 @@ static int product_xwt(Graph *g, const Tensor *x, const Tensor *w, float beta, f
     int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
     if (w->quant) return quant_product_xwt(g, x->data, n, w, beta, y);
     if (graph_precision(g) == TENSOR_PRECISION_BF16) {
-        MmIn xb = mm_input(g, x->data, x->size), wb = mm_weight(g, w, 0, out);
-        return mm_gemm(g, n, out, in, 1.0f, xb, in, wb, in, true, beta, y, out);
+        MmIn xb = mm_input(g, x->data, n, in), wb = mm_weight(g, w, 0, out);
+        return mm_gemm(g, n, out, in, 1.0f, xb, mm_ld(xb, in), wb, mm_weight_ld(g, w), true, beta,
+                       y, out);
     }
     const float *wf = graph_weight_rows(g, w, 0, out);
     if (!wf) return -1;
@@ -92,7 +103,8 @@ static int product_dyw(Graph *g, const float *dy, MmIn dyb, const Tensor *w, int
     if (graph_precision(g) == TENSOR_PRECISION_BF16) {
         if (!dyb.bits && !dyb.vals) dyb = mm_input_d(g, dy, (int64_t)n * out);
         MmIn wb = mm_weight(g, w, 0, out);
-        return mm_gemm(g, n, in, out, 1.0f, dyb, out, wb, in, false, beta, dx, in);
+        return mm_gemm(g, n, in, out, 1.0f, dyb, mm_ld(dyb, out), wb, mm_weight_ld(g, w), false,
+                       beta, dx, in);
     }
     const float *wf = graph_weight_rows(g, w, 0, out);
     if (!wf) return -1;
@@ -139,6 +151,7 @@ typedef struct {
     float *h; /* (N, RP) drop(x) A^T, RP = thin_padded(R) (columns beyond R zero) */
     float scaling, dropout;
     const uint8_t *keep; /* with dropout: the forward's mask, dropout_apply's bits */
+    bool room;           /* in W's room (lora_in_room) */
 } LoraCtx;
 
 /* drop(x) for the LoRA path: x itself without dropout, else a masked copy in scratch; with
@@ -161,6 +174,46 @@ static inline bool kept(const uint8_t *bits, int64_t in, int64_t i, int64_t j) {
  * thin_reduce_bf16): BF16 precision on oneDNN's bf16 kernels and a CPU with VDPBF16PS. */
 static bool lora_dot(const Graph *g) {
     return graph_mm_kernel(g) == MM_KERNEL_ONEDNN_BF16 && thin_bf16();
+}
+
+bool graph_lora_uses_room(const Graph *g) {
+    return lora_dot(g);
+}
+
+/* Whether this LoRA goes into W's room: dropout 0 and W a BF16 weight with room for R. */
+static bool lora_in_room(const Graph *g, const Tensor *w, const Tensor *A, float dropout) {
+    return dropout <= 0.0f && w->bf16 && !w->quant && w->room == A->shape[0] && lora_dot(g);
+}
+
+/* W's room (Tensor.room), written by the op just before its product reads it. */
+static uint16_t *room_of(const Tensor *w) {
+    return (uint16_t *)w->bf16;
+}
+
+/* The columns right of W: (OUT, R) = B rounded (forward). */
+static void room_put_b(const Tensor *w, const Tensor *B) {
+    int64_t out = w->shape[0], in = w->shape[1], ld = tensor_bf16_ld(w), r = B->shape[1];
+    uint16_t *room = room_of(w);
+    for (int64_t o = 0; o < out; o++)
+        for (int64_t j = 0; j < r; j++) room[o * ld + in + j] = bf16_round(B->data[o * r + j]);
+}
+
+/* The rows below W: (R, IN) = A rounded (backward). */
+static void room_put_a(const Tensor *w, const Tensor *A) {
+    int64_t out = w->shape[0], in = w->shape[1], ld = tensor_bf16_ld(w), r = A->shape[0];
+    uint16_t *room = room_of(w);
+    for (int64_t j = 0; j < r; j++)
+        for (int64_t t = 0; t < in; t++) room[(out + j) * ld + t] = bf16_round(A->data[j * in + t]);
+}
+
+/* The r columns after each of n rows of an operand (rows ld apart, `cols` columns each) =
+ * alpha c (n, r; rows ldc apart) rounded. */
+static void operand_put(MmIn op, int64_t n, int64_t cols, int r, float alpha, const float *c,
+                        int ldc) {
+    uint16_t *bits = (uint16_t *)op.bits;
+#pragma omp parallel for schedule(static) if (n > 256)
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < r; j++) bits[i * op.ld + cols + j] = bf16_round(alpha * c[i * ldc + j]);
 }
 
 /* dA (R, IN) += dh^T (R, N) xs (N, IN), xs x or its dropped copy: from dh and xs rounded to
@@ -234,7 +287,8 @@ static int lora_db(Graph *g, const LoraCtx *c, const float *dy, MmIn dyb, float 
     uint16_t *hp = graph_alloc(g, thin_pairs_size(n, rp) * sizeof(uint16_t));
     if (!hp) return -1;
     thin_pairs(hp, c->h, n, rp, rp);
-    thin_reduce_bf16(n, out, r, c->scaling, hp, rp, dyb.bits, NULL, out, false, dBt, out);
+    thin_reduce_bf16(n, out, r, c->scaling, hp, rp, dyb.bits, NULL, mm_ld(dyb, out), false, dBt,
+                     out);
     return 0;
 }
 
@@ -251,7 +305,7 @@ static int lora_dh(Graph *g, const LoraCtx *c, const float *dy, MmIn dyb, float 
     uint16_t *bq = graph_alloc(g, thin_quads_size(out, rp) * sizeof(uint16_t));
     if (!bq) return -1;
     thin_quads(bq, c->B->data, out, r, rp, r, 1); /* B (OUT, R): element (o, j) at o R + j */
-    thin_project_bf16(n, out, rp, c->scaling, dyb.bits, out, bq, dh, rp);
+    thin_project_bf16(n, out, rp, c->scaling, dyb.bits, mm_ld(dyb, out), bq, dh, rp);
     return 0;
 }
 
@@ -261,8 +315,11 @@ static void lora_backward(Graph *g, void *p) {
     if (!dy) return;
     int n = (int)tensor_rows(c->x), in = (int)c->w->shape[1], out = (int)c->w->shape[0];
     int r = (int)c->A->shape[0], rp = thin_padded(r);
-    /* dy's bf16 operand, for the product with W and LoRA's from dy */
-    MmIn dyb = lora_dot(g) ? mm_input_d(g, dy, (int64_t)n * out) : (MmIn){0};
+    /* dy's bf16 operand, for the product with W and LoRA's from dy; in W's room with R
+     * columns after each row for dh */
+    MmIn dyb = c->room       ? mm_input_d_rows(g, dy, n, out, out + r)
+               : lora_dot(g) ? mm_input_d(g, dy, (int64_t)n * out)
+                             : (MmIn){0};
     if (graph_failed(g)) return;
     if (c->B->requires_grad) {
         float *dB = graph_grad(g, c->B);
@@ -278,9 +335,18 @@ static void lora_backward(Graph *g, void *p) {
     if (c->x->requires_grad) {
         bool add;
         float *dx = graph_grad_for_write(g, c->x, &add);
-        if (!dx || product_dyw(g, dy, dyb, c->w, n, dx, add) != 0) return;
+        if (!dx) return;
+        if (c->room) { /* dx (N, IN) (+)= [dy | dh] (N, OUT + R) [W ; A] (OUT + R, IN) */
+            operand_put(dyb, n, out, r, 1.0f, dh, rp);
+            room_put_a(c->w, c->A);
+            mm_gemm(g, n, in, out + r, 1.0f, dyb, dyb.ld, (MmIn){.bits = c->w->bf16},
+                    tensor_bf16_ld(c->w), false, add ? 1.0f : 0.0f, dx, in);
+        } else if (product_dyw(g, dy, dyb, c->w, n, dx, add) != 0) {
+            return;
+        }
         /* dx (N, IN) += dh (N, R) A (R, IN), through dropout when p > 0 */
-        if (c->dropout <= 0.0f) thin_spread(n, in, r, 1.0f, dh, rp, c->A->data, in, dx, in);
+        if (c->dropout <= 0.0f && !c->room)
+            thin_spread(n, in, r, 1.0f, dh, rp, c->A->data, in, dx, in);
     }
     if (c->dropout > 0.0f) {
         lora_dropout_backward(g, c, dh);
@@ -301,11 +367,11 @@ static int lora_project(Graph *g, const Tensor *x, const Tensor *A, float dropou
     int n = (int)tensor_rows(x), in = (int)A->shape[1], r = (int)A->shape[0];
     int rp = thin_padded(r);
     if (dropout <= 0.0f && lora_dot(g)) {
-        MmIn xb = mm_input(g, x->data, x->size);
+        MmIn xb = mm_input(g, x->data, n, in);
         uint16_t *aq = graph_alloc(g, thin_quads_size(in, rp) * sizeof(uint16_t));
         if (!xb.bits || !aq) return -1;
         thin_quads(aq, A->data, in, r, rp, 1, in); /* A (R, IN): element (t, j) at j IN + t */
-        thin_project_bf16(n, in, rp, 1.0f, xb.bits, in, aq, h, rp);
+        thin_project_bf16(n, in, rp, 1.0f, xb.bits, mm_ld(xb, in), aq, h, rp);
         return 0;
     }
     float *at = graph_alloc(g, (size_t)in * rp * sizeof(float)); /* A^T (IN, RP) */
@@ -316,6 +382,43 @@ static int lora_project(Graph *g, const Tensor *x, const Tensor *A, float dropou
     if (!xd) return -1;
     thin_project(n, in, rp, 1.0f, xd, in, at, rp, h, rp);
     return 0;
+}
+
+/* y (N, OUT) = beta y + x W^T + s drop(x) A^T B^T, with h (N, RP) = drop(x) A^T kept: the
+ * product with W, then LoRA's rank-R products. 0, or -1 with the graph failed. */
+static int lora_forward(Graph *g, const Tensor *x, const Tensor *w, const Tensor *A,
+                        const Tensor *B, float s, float dropout, uint64_t dropout_seed,
+                        uint8_t *keep, float beta, float *h, float *y) {
+    int n = (int)tensor_rows(x), out = (int)w->shape[0];
+    int r = (int)A->shape[0], rp = thin_padded(r);
+    float *bt = graph_alloc(g, (size_t)r * out * sizeof(float)); /* B^T (R, OUT) */
+    if (!bt) return -1;
+    for (int64_t o = 0; o < out; o++)
+        for (int j = 0; j < r; j++) bt[(int64_t)j * out + o] = B->data[o * r + j];
+    if (product_xwt(g, x, w, beta, y) != 0) return -1;
+    /* h (N, RP) = drop(x) (N, IN) A^T */
+    if (lora_project(g, x, A, dropout, dropout_seed, keep, h) != 0) return -1;
+    /* y (N, OUT) += s * h B^T */
+    thin_spread(n, out, r, s, h, rp, bt, out, y, out);
+    return 0;
+}
+
+/* The same in W's room (lora_in_room): h (N, RP) = x A^T from x's operand, whose R columns
+ * after each row then take s h, and y = beta y + [x | s h] (N, IN + R) [W | B]^T. */
+static int room_forward(Graph *g, const Tensor *x, const Tensor *w, const Tensor *A,
+                        const Tensor *B, float s, float beta, float *h, float *y) {
+    int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
+    int r = (int)A->shape[0], rp = thin_padded(r);
+    mm_set_room(g, r);
+    MmIn xb = mm_input(g, x->data, n, in);
+    uint16_t *aq = graph_alloc(g, thin_quads_size(in, rp) * sizeof(uint16_t));
+    if (!xb.bits || !aq) return -1;
+    thin_quads(aq, A->data, in, r, rp, 1, in); /* A (R, IN): element (t, j) at j IN + t */
+    thin_project_bf16(n, in, rp, 1.0f, xb.bits, xb.ld, aq, h, rp);
+    operand_put(xb, n, in, r, s, h, rp);
+    room_put_b(w, B);
+    return mm_gemm(g, n, out, in + r, 1.0f, xb, xb.ld, (MmIn){.bits = w->bf16}, tensor_bf16_ld(w),
+                   true, beta, y, out);
 }
 
 Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Tensor *A, Tensor *B,
@@ -331,30 +434,26 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
                    SHAPE(x), SHAPE(w), b ? SHAPE(b) : "none", SHAPE(A), SHAPE(B), dropout);
         return NULL;
     }
-    int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
+    int n = (int)tensor_rows(x), out = (int)w->shape[0];
     int r = (int)A->shape[0], rp = thin_padded(r);
     Tensor *y = linear_output(g, x, out);
     float *h = graph_alloc(g, (size_t)n * rp * sizeof(float));
-    float *bt = graph_alloc(g, (size_t)r * out * sizeof(float)); /* B^T (R, OUT) */
-    if (!y || !h || !bt) return NULL;
-    for (int64_t o = 0; o < out; o++)
-        for (int j = 0; j < r; j++) bt[(int64_t)j * out + o] = B->data[o * r + j];
+    if (!y || !h) return NULL;
     float beta = fill_bias(y->data, b, n, out);
-    if (product_xwt(g, x, w, beta, y->data) != 0) return NULL;
-    bool grad = tensor_any_grad(x, A, B);
+    bool grad = tensor_any_grad(x, A, B), room = lora_in_room(g, w, A, dropout);
     uint8_t *keep = NULL; /* the mask, kept for backward (N * ceil(IN / 8) bytes) */
     if (grad && dropout > 0.0f) {
-        keep = graph_alloc(g, (size_t)n * (size_t)DROPOUT_ROW_BYTES(in));
+        keep = graph_alloc(g, (size_t)n * (size_t)DROPOUT_ROW_BYTES(w->shape[1]));
         if (!keep) return NULL;
     }
-    /* h (N, RP) = drop(x) (N, IN) A^T */
-    if (lora_project(g, x, A, dropout, dropout_seed, keep, h) != 0) return NULL;
-    /* y (N, OUT) += s * h B^T */
-    thin_spread(n, out, r, scaling, h, rp, bt, out, y->data, out);
+    if ((room ? room_forward(g, x, w, A, B, scaling, beta, h, y->data)
+              : lora_forward(g, x, w, A, B, scaling, dropout, dropout_seed, keep, beta, h,
+                             y->data)) != 0)
+        return NULL;
     if (grad) {
         LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, keep};
+        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, keep, room};
         y->requires_grad = true;
     }
     return y;

@@ -232,7 +232,8 @@ static Tensor *rmsnorm_rows(Graph *g, Tensor *x, int64_t rows, int64_t cols, con
     if (!y || !rstd || !scale) return NULL;
     for (int64_t j = 0; unit_offset && j < cols; j++) scale[j] = 1.0f + w->data[j];
     /* the products' copy of y, row by row (empty in F32 precision) */
-    MmOut yb = for_products ? mm_input_target(g, y->data, y->size) : (MmOut){0};
+    MmOut yb =
+        for_products ? mm_input_target(g, y->data, tensor_rows(y), tensor_cols(y)) : (MmOut){0};
 #pragma omp parallel for schedule(static)
     for (int64_t gi = 0; gi < row_groups(rows); gi++) {
         int64_t i = gi * ROWS, at = i * cols;

@@ -128,7 +128,8 @@ Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
     Tensor *y = like(g, gate);
     if (!y) return NULL;
     const float *gt = gate->data, *u = up->data;
-    MmOut yb = mm_input_target(g, y->data, y->size); /* the products' copy of y, block by block */
+    /* the products' copy of y, block by block */
+    MmOut yb = mm_input_target(g, y->data, tensor_rows(y), tensor_cols(y));
     bool wide = simd_avx512();
 #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < y->size; j0 += SWIGLU_BLOCK) {

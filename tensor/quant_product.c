@@ -90,7 +90,7 @@ int quant_product_xwt(Graph *g, const float *x, int64_t n, const Tensor *w, floa
     Scratch s;
     if (scratch_get(g, QP_OUT_ROWS * chunk, &s) != 0) return -1;
     bool bf16 = graph_precision(g) == TENSOR_PRECISION_BF16;
-    MmIn xb = bf16 ? mm_input(g, x, n * in) : (MmIn){0};
+    MmIn xb = bf16 ? mm_input(g, x, n, in) : (MmIn){0};
     if (graph_failed(g)) return -1;
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(| : failed)
@@ -102,9 +102,9 @@ int quant_product_xwt(Graph *g, const float *x, int64_t n, const Tensor *w, floa
             int64_t cols = min64(chunk, in - c0);
             dequantize_tile(w, r0, rows, c0, cols, tile);
             /* y[:, r0 : r0 + rows] (+)= x[:, c0 : c0 + cols] tile^T */
-            failed |=
-                tile_gemm(g, (int)n, (int)rows, (int)cols, x + c0, bf16 ? mm_at(xb, c0) : xb, in,
-                          tile, mine + s.floats_bytes, true, c0 ? 1.0f : beta, y + r0, out) != 0;
+            failed |= tile_gemm(g, (int)n, (int)rows, (int)cols, x + c0, bf16 ? mm_at(xb, c0) : xb,
+                                bf16 ? mm_ld(xb, in) : in, tile, mine + s.floats_bytes, true,
+                                c0 ? 1.0f : beta, y + r0, out) != 0;
         }
     }
     return failed ? -1 : 0;

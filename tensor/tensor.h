@@ -56,6 +56,10 @@ typedef struct Tensor {
     int64_t size; /* product of shape */
     bool requires_grad;
     const uint16_t *bf16; /* frozen BF16 weights (size elements); data is NULL then */
+    /* A BF16 weight (OUT, IN) with room for a LoRA of rank `room` (tensor_bf16_ld): bf16
+     * holds (OUT + room) rows IN + room apart, W in the top-left (OUT, IN), the rest
+     * op_lora_linear's to write (B^T's columns right of W, A's rows below). 0: rows of IN. */
+    int room;
     /* A frozen 2-D weight (OUT, IN) held in a ggml type (tensor_init_quant): rows of IN
      * weights in quant_type's blocks, e.g. a GGUF file's tensor data in place; data and bf16
      * are NULL then. op_linear and op_lora_linear (W only) multiply by it in tiles
@@ -107,6 +111,12 @@ int tensor_init_quant(Tensor *t, const void *blocks, GgmlType type, int64_t out,
 void tensor_dequantize_rows(float *dst, const Tensor *w, int64_t row0, int64_t rows);
 /* dst[i] = the float of src[i] (exact: BF16 is the top half of an F32); OpenMP-parallel. */
 void tensor_bf16_to_float(float *dst, const uint16_t *src, int64_t n);
+/* The distance between rows of a BF16 weight's bits: IN, or IN + room. */
+static inline int64_t tensor_bf16_ld(const Tensor *t) {
+    return t->shape[t->ndim - 1] + t->room;
+}
+/* Rows [row0, row0 + rows) of a BF16 weight w as floats into dst (rows, IN). */
+void tensor_bf16_rows_to_float(float *dst, const Tensor *w, int64_t row0, int64_t rows);
 /* Round to nearest even; NaN stays a (quiet) NaN. The one BF16 rounding in lorafit. */
 uint16_t tensor_float_to_bf16(float f);
 /* IEEE half, round to nearest even (subnormals included; overflow to inf; NaN stays NaN). */
@@ -308,6 +318,12 @@ Tensor *op_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b);
  * (a counter-based hash of seed and element index, so it is thread-count independent). */
 Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Tensor *A, Tensor *B,
                        float scaling, float dropout, uint64_t dropout_seed);
+/* Whether op_lora_linear in g multiplies by a W with room for its LoRA (Tensor.room = R,
+ * dropout 0) in one product per direction: [x | s h] [W | B]^T forward and
+ * [dy | dh] [W ; A] backward, with h, dh, A and B rounded to bf16 as the products' other
+ * operands are, instead of adding LoRA's rank-R products to y and dx in separate passes.
+ * BF16 precision on oneDNN's bf16 kernels with AVX512-BF16 (thin_bf16). */
+bool graph_lora_uses_room(const Graph *g);
 
 /* RoPE, Hugging Face rotate-half layout, applied per head:
  *   out[i]       = x[i] cos - x[i + D/2] sin,  out[i + D/2] = x[i + D/2] cos + x[i] sin

@@ -289,6 +289,66 @@ START_TEST(test_bf16_lora_linear_rounds_what_autocast_rounds) {
 }
 END_TEST
 
+/* W (OUT, IN) as bits with room for a LoRA of rank r (Tensor.room): (OUT + r) rows of
+ * IN + r, the room filled with NaNs, which the op must overwrite before reading any. */
+static Bf16Weight bf16_weight_with_room(const Tensor *w, int r) {
+    int64_t out = w->shape[0], in = w->shape[1], ld = in + r;
+    Bf16Weight b = {malloc((size_t)(out + r) * ld * sizeof(uint16_t)), {0}};
+    ck_assert(b.bits);
+    for (int64_t i = 0; i < (out + r) * ld; i++) b.bits[i] = 0x7fc0; /* NaN */
+    for (int64_t o = 0; o < out; o++)
+        tensor_float_to_bf16_array(b.bits + o * ld, w->data + o * in, in);
+    tensor_init_bf16(&b.t, b.bits, w->ndim, w->shape);
+    b.t.room = r;
+    return b;
+}
+
+static void lora_term(const LinRun *a, const LinRun *base, int64_t ny, int64_t nx, float *ty,
+                      float *tx) {
+    for (int64_t i = 0; i < ny; i++) ty[i] = a->y[i] - base->y[i];
+    for (int64_t i = 0; i < nx; i++) tx[i] = a->dx[i] - base->dx[i];
+}
+
+/* In W's room (graph_lora_uses_room) LoRA's spreads ride in the products with W: the same
+ * dA and dB bits (the same h, dh and dy operand, only strided), y's and dx's LoRA terms
+ * those of the separate passes to bf16 rounding of s h, B, dh and A (and not NaN: the room's
+ * unwritten parts never read); op_linear on such a W gives the same bits as on a plain one,
+ * in BF16 and in F32 precision. */
+START_TEST(test_bf16_lora_linear_in_room_matches_separate_passes) {
+    Graph *g = bf16_graph(), *gf = graph_create();
+    if (!graph_lora_uses_room(g)) {
+        graph_destroy(g), graph_destroy(gf);
+        test_skip(__func__, "no AVX512-BF16 oneDNN kernels: LoRA never goes into W's room");
+        return;
+    }
+    LinCase c = lin_case(37, 48, 40, 4, 31);
+    Bf16Weight plain = bf16_weight(c.w), roomy = bf16_weight_with_room(c.w, c.r);
+    int64_t ny = (int64_t)c.n * c.out, nx = c.x->size;
+    LinRun a = lin_run(&c, g, &roomy.t, true, 0.0f), p = lin_run(&c, g, &plain.t, true, 0.0f);
+    LinRun base = lin_run(&c, g, &plain.t, false, 0.0f);
+    LinRun base_room = lin_run(&c, g, &roomy.t, false, 0.0f);
+    ck_assert(memcmp(base.y, base_room.y, (size_t)ny * sizeof(float)) == 0);
+    ck_assert(memcmp(base.dx, base_room.dx, (size_t)nx * sizeof(float)) == 0);
+    ck_assert(memcmp(a.dA, p.dA, (size_t)c.A->size * sizeof(float)) == 0);
+    ck_assert(memcmp(a.dB, p.dB, (size_t)c.B->size * sizeof(float)) == 0);
+    float *ty = malloc((size_t)ny * sizeof(float)), *tx = malloc((size_t)nx * sizeof(float));
+    float *py = malloc((size_t)ny * sizeof(float)), *px = malloc((size_t)nx * sizeof(float));
+    ck_assert(ty && tx && py && px);
+    lora_term(&a, &base, ny, nx, ty, tx);
+    lora_term(&p, &base, ny, nx, py, px);
+    double ry = norm_rel(ty, py, ny), rx = norm_rel(tx, px, nx);
+    ck_assert_msg(ry > 0 && ry <= 1e-2, "y's LoRA term off by %g", ry);
+    ck_assert_msg(rx > 0 && rx <= 1e-2, "dx's LoRA term off by %g", rx);
+    LinRun f = lin_run(&c, gf, &plain.t, false, 0.0f), fr = lin_run(&c, gf, &roomy.t, false, 0.0f);
+    ck_assert(memcmp(f.y, fr.y, (size_t)ny * sizeof(float)) == 0);
+    ck_assert(memcmp(f.dx, fr.dx, (size_t)nx * sizeof(float)) == 0);
+    run_free(&a), run_free(&p), run_free(&base), run_free(&base_room), run_free(&f), run_free(&fr);
+    free(ty), free(tx), free(py), free(px), free(plain.bits), free(roomy.bits);
+    graph_destroy(g), graph_destroy(gf);
+    lin_free(&c);
+}
+END_TEST
+
 /* ---- attention ---- */
 
 typedef struct {
@@ -634,6 +694,7 @@ Suite *tensor_bf16mm_suite(void) {
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_bf16_linear_matches_rounded_reference_and_rounds_inputs);
     tcase_add_test(tc, test_bf16_lora_linear_rounds_what_autocast_rounds);
+    tcase_add_test(tc, test_bf16_lora_linear_in_room_matches_separate_passes);
     tcase_add_test(tc, test_bf16_attention_matches_rounded_reference);
     tcase_add_test(tc, test_bf16_attention_is_the_same_for_any_task_split);
     tcase_add_test(tc, test_bf16_lm_head_matches_rounded_reference);

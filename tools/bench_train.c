@@ -442,6 +442,10 @@ int main(int argc, char **argv) {
     if (checkpointing) b.ckpt = checkpointing_create();
     if (!b.m || !b.v || !b.graph || (checkpointing && !b.ckpt)) goto done;
     graph_set_precision(b.graph, bf16 ? TENSOR_PRECISION_BF16 : TENSOR_PRECISION_F32);
+    if (graph_lora_uses_room(b.graph) && model_make_lora_room(b.model, b.lora, err, sizeof err)) {
+        fprintf(stderr, "bench_train: %s\n", err);
+        goto done;
+    }
     print_blas_core();
     printf("bench_train: %s %s, precision %s: %s%s\n", model_dir ? "model" : "shape",
            model_dir ? model_dir : shape, bf16 ? "bf16" : "f32", graph_matmul_kernel(b.graph),

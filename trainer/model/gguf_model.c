@@ -128,6 +128,8 @@ static int rope_factors(const ModelConfig *c, float *out) {
 static void widen_rows(const Tensor *t, int64_t row0, int64_t rows, int64_t cols, float *out) {
     if (t->quant)
         tensor_dequantize_rows(out, t, row0, rows);
+    else if (t->bf16 && t->room) /* rows of cols + room: model_make_lora_room */
+        tensor_bf16_rows_to_float(out, t, row0, rows);
     else if (t->bf16)
         tensor_bf16_to_float(out, t->bf16 + row0 * cols, rows * cols);
     else

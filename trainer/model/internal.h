@@ -30,6 +30,7 @@ struct Model {
     ModelDtype dtype;         /* in-memory dtype of the weight matrices (embed, W, lm_head) */
     float *converted;         /* one allocation for weights converted to F32 */
     uint16_t *converted_bf16; /* one allocation for matrices converted to BF16 (dtype BF16) */
+    uint16_t *lora_room;      /* the adapted BF16 matrices with room (model_make_lora_room) */
     size_t converted_bytes;   /* both allocations and quantized */
     size_t weight_bytes;      /* every frozen weight, mapped or converted */
     Tensor embed;             /* (V, C) */

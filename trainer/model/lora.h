@@ -64,6 +64,9 @@ AdapterBase lora_adapter_base(const ModelConfig *cfg);
  * Errors: r < 1, no targets, dropout outside [0, 1), alpha <= 0. */
 Lora *lora_create(const Model *m, const LoraSpec *spec, char *err, size_t errlen);
 void lora_free(Lora *l);
+/* The BF16 matrices l adapts copied with room for it (Tensor.room = r; lora_room.c), for a
+ * graph where graph_lora_uses_room. 0, or -1 with err (out of memory). */
+int model_make_lora_room(Model *m, const Lora *l, char *err, size_t errlen);
 /* 0 when cfg's family has every module of targets (LORA_ALL: all-linear, always), else -1
  * with an error naming the missing modules and the family's. */
 int lora_check_targets(const ModelConfig *cfg, unsigned targets, char *err, size_t errlen);

@@ -31,7 +31,7 @@ void merge_linear(const Model *m, const Lora *lora, int layer, ModelModule mod, 
     if (w->quant) /* model.quantize: the dequantized base, as PEFT merges into a 4-bit one */
         tensor_dequantize_rows(out, w, 0, rows);
     else if (w->bf16)
-        tensor_bf16_to_float(out, w->bf16, rows * cols);
+        tensor_bf16_rows_to_float(out, w, 0, rows);
     else
         memcpy(out, w->data, (size_t)(rows * cols) * sizeof(float));
     if (!lora || !lora_module(lora, layer, mod, &A, &B)) return;

@@ -631,6 +631,7 @@ void model_free(Model *m) {
     free(m->gguf_owned);
     free(m->converted);
     free(m->converted_bf16);
+    free(m->lora_room);
     free(m->quantized);
     free(m->layers);
     free(m->rope_cos);

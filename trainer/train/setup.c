@@ -253,6 +253,8 @@ static TrainResult build_run(Trainer *t, char *err, size_t errlen) {
         snprintf(err, errlen, "out of memory for %zu LoRA parameters", n);
         return TRAIN_FAILED;
     }
+    if (graph_lora_uses_room(t->graph) && model_make_lora_room(t->model, t->lora, err, errlen) != 0)
+        return TRAIN_FAILED;
     int text_rc = train_text_load(c, &t->text, err, errlen);
     if (text_rc != 0) return text_rc == -2 ? TRAIN_REFUSED : TRAIN_FAILED;
     DataOptions *o = &t->data_options;
