@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "tools/bench_util.h"
+#include "tools/bench_peak.h"
 
 static Tensor *filled(int ndim, const int64_t *shape, bool grad, uint64_t *st) {
     Tensor *t = tensor_new(ndim, shape, grad);
@@ -85,41 +85,13 @@ static void bench(const char *name, Kind kind, Inputs *in, double fwd_flops, dou
     graph_destroy(g);
 }
 
-/* The 1024^3 products whose peaks are printed, on the same operands (f32 a, b; bf16 ab, bb). */
-typedef enum { PEAK_SGEMM, PEAK_ONEDNN_F32, PEAK_ONEDNN_BF16 } PeakKind;
-typedef struct {
-    float *c;
-    const float *a, *b;
-    const uint16_t *ab, *bb;
-    int s;
-} PeakOperands;
-
-/* One product of kind; 0, or -1 when it cannot run on this CPU. */
-static int peak_product(PeakKind kind, const PeakOperands *o) {
-    switch (kind) {
-    case PEAK_SGEMM:
-        tensor_matmul(o->c, o->a, o->b, o->s, o->s, o->s, false, false);
-        return 0;
-    case PEAK_ONEDNN_F32:
-        return tensor_matmul_onednn_f32(o->c, o->a, o->b, o->s, o->s, o->s, false);
-    default:
-        return tensor_matmul_bf16(o->c, o->ab, o->bb, o->s, o->s, o->s, false);
-    }
-}
-
-/* Prints kind's GFLOP/s, the fastest of PEAK_REPS products after a warm-up one; false (and
- * nothing printed) when it cannot run. */
+/* Prints kind's peak (bench_peak_gflops over PEAK_REPS); false (and nothing printed) when it
+ * cannot run. */
 static bool print_peak(const char *name, PeakKind kind, const PeakOperands *o) {
-    if (peak_product(kind, o) != 0) return false;
-    double best = 1e30;
-    for (int i = 0; i < PEAK_REPS; i++) {
-        double t0 = bench_now();
-        peak_product(kind, o);
-        double dt = bench_now() - t0;
-        best = dt < best ? dt : best;
-    }
-    printf("%-22s %7.2f GFLOP/s (%d x %d x %d, best of %d)\n", name,
-           2.0 * o->s * o->s * o->s / best * 1e-9, o->s, o->s, o->s, PEAK_REPS);
+    double gflops = bench_peak_gflops(kind, o, PEAK_REPS);
+    if (gflops <= 0) return false;
+    printf("%-22s %7.2f GFLOP/s (%d x %d x %d, best of %d)\n", name, gflops, o->s, o->s, o->s,
+           PEAK_REPS);
     return true;
 }
 
@@ -137,23 +109,14 @@ int main(int argc, char **argv) {
     printf("threads %d; N = B*T = %d*%d; FLOPs = 2*M*N*K per product\n", tensor_threads(), B, T);
     printf("OpenBLAS kernels %s\n", tensor_blas_core());
 
-    int S = 1024;
-    Tensor *a = filled(2, (int64_t[]){S, S}, false, &st),
-           *b = filled(2, (int64_t[]){S, S}, false, &st);
-    Tensor *c = tensor_new(2, (int64_t[]){S, S}, false);
-    uint16_t *ab = malloc((size_t)S * S * sizeof *ab), *bb = malloc((size_t)S * S * sizeof *bb);
-    if (!ab || !bb) return 1;
-    tensor_float_to_bf16_array(ab, a->data, (int64_t)S * S);
-    tensor_float_to_bf16_array(bb, b->data, (int64_t)S * S);
-    /* peaks: the fastest of PEAK_REPS products after a warm-up one (oneDNN's first JITs) */
-    PeakOperands po = {c->data, a->data, b->data, ab, bb, S};
+    PeakOperands po;
+    if (!bench_peak_operands(&po, 1024)) return 1;
     print_peak("sgemm", PEAK_SGEMM, &po);
     print_peak("oneDNN f32 matmul", PEAK_ONEDNN_F32, &po);
     if (!print_peak("oneDNN bf16 matmul", PEAK_ONEDNN_BF16, &po))
         printf("%-22s unimplemented on this CPU (no AVX512-BF16 or AMX-BF16)\n",
                "oneDNN bf16 matmul");
-    free(ab), free(bb);
-    tensor_free(a), tensor_free(b), tensor_free(c);
+    bench_peak_operands_free(&po);
 
     Inputs in = {0};
     in.x = filled(2, (int64_t[]){N, C}, true, &st);

@@ -3,7 +3,7 @@
  * bench_train [--model DIR] [--shape smollm-135m|llama-1b|qwen3-0.6b|gemma3-1b|qwen3.5-0.8b|small]
  *             [--layers L] [--precision f32|bf16] [--dtype f32|bf16] [--rank R]
  *             [--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N]
- *             [--dropout P] [--long] [--quantize q8_0|q4_0|q4_k|q5_k|q6_k]
+ *             [--dropout P] [--long] [--quantize q8_0|q4_0|q4_k|q5_k|q6_k] [--peaks]
  * Without --model, builds a random F32 model with make_model in a temporary directory:
  * smollm-135m (the default: hidden 576, intermediate 1536, 30 layers, 9/3 heads, vocab
  * 49152, tied; batch 4 x 256) or llama-1b (Llama-3.2-1B: hidden 2048, intermediate 8192,
@@ -31,6 +31,11 @@
  * trainer/train/loop.c's train_step does for one micro-batch. --long adds batch 1 x seq 512.
  * Token ids come from the project PRNG, so every run trains on the same batch; the loss of
  * each timed step is printed so runs of different builds can be compared for exactness.
+ * --peaks measures the precision's peak (tools/bench_peak.h: bf16 oneDNN's, f32 the faster of
+ * sgemm and oneDNN's f32) before each timed step and prints each step over its products at the
+ * peak measured next to it, and their median: the machine's speed drifts by 10% and more
+ * between minutes on shared hosts, which a peak measured minutes before (bench_kernels) does
+ * not see. Its operands add 16 MB to peak RSS.
  * A Gemma 4 model with per-layer inputs (--model, make_model --preset gemma4-e2b) also gets
  * its per-layer embedding table's stored size and share of the weights and of peak RSS. */
 #include <stdio.h>
@@ -47,7 +52,7 @@
 #include "trainer/model/model.h"
 #include "trainer/store/store.h"
 #include "trainer/train/train.h"
-#include "tools/bench_util.h"
+#include "tools/bench_peak.h"
 
 /* Process CPU seconds (all threads, user + system) and minor page faults so far. The CPU
  * time shows the work done when other jobs share the cores and wall time is unreliable. */
@@ -202,7 +207,36 @@ static void print_deltanet(const Model *m, const TensorProfile *p, double total,
 }
 
 /* Times `steps` steps at (batch, seq) after one warm-up step; prints one line. */
-static int bench_shape(Bench *b, int batch, int seq, int steps) {
+/* The precision's peak now (bench_peak.h), best of 5. */
+static double peak_now(const Bench *b, const PeakOperands *po) {
+    if (graph_precision(b->graph) == TENSOR_PRECISION_BF16)
+        return bench_peak_gflops(PEAK_ONEDNN_BF16, po, 5);
+    double sgemm = bench_peak_gflops(PEAK_SGEMM, po, 5);
+    double onednn = bench_peak_gflops(PEAK_ONEDNN_F32, po, 5);
+    return sgemm > onednn ? sgemm : onednn;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Each step's time over its products (gflop) at the peak measured just before it, and the
+ * median of those ratios. */
+static void print_peak_ratios(const double *ms, const double *peaks, int steps, double gflop) {
+    double ratios[64], sorted[64];
+    int n = steps < 64 ? steps : 64;
+    printf("bench_train: step / its products at the peak measured before it (GFLOP/s, ratio):");
+    for (int s = 0; s < n; s++) {
+        ratios[s] = sorted[s] = peaks[s] > 0 ? ms[s] / (gflop / peaks[s] * 1e3) : 0;
+        printf("%s %.0f %.2fx", s ? "," : "", peaks[s], ratios[s]);
+    }
+    qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
+    double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    printf("; median %.2fx\n", median);
+}
+
+static int bench_shape(Bench *b, int batch, int seq, int steps, const PeakOperands *po) {
     const ModelConfig *c = model_config(b->model);
     int64_t n = (int64_t)batch * seq;
     int32_t *ids = malloc((size_t)n * sizeof *ids);
@@ -224,7 +258,13 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
     TensorProfile prof;
     tensor_profile_begin();
     printf("bench_train: B %d x T %d: warm-up %.0f ms (loss %.6f)\n", batch, seq, warm * 1e3, loss);
+    double step_ms[64], peaks[64], peak_seconds = 0; /* the peaks' time is no op's */
     for (int s = 0; s < steps && rc == 0; s++) {
+        if (po && s < 64) {
+            double p0 = bench_now();
+            peaks[s] = peak_now(b, po);
+            peak_seconds += bench_now() - p0;
+        }
         long f0, f1;
         double c0 = cpu_seconds(&f0);
         t0 = bench_now();
@@ -232,12 +272,14 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
         double dt = bench_now() - t0, cpu = cpu_seconds(&f1) - c0;
         total += dt;
         cpu_total += cpu;
+        if (s < 64) step_ms[s] = dt * 1e3;
         faults_total += f1 - f0;
         printf("bench_train: B %d x T %d: step %d %.0f ms, CPU %.0f ms, %ld page faults (loss "
                "%.6f)\n",
                batch, seq, s + 1, dt * 1e3, cpu * 1e3, f1 - f0, loss);
     }
     tensor_profile_end(&prof);
+    prof.seconds[TENSOR_OP_OTHER] -= peak_seconds;
     free(ids);
     free(targets);
     if (rc != 0) {
@@ -256,6 +298,7 @@ static int bench_shape(Bench *b, int batch, int seq, int steps) {
         printf(" + layer arena %.0f MB", graph_arena_bytes(checkpointing_graph(b->ckpt)) / 1e6);
     printf("\n");
     print_profile(&prof, total, steps);
+    if (po) print_peak_ratios(step_ms, peaks, steps, prof.product_flops / steps * 1e-9);
     print_deltanet(b->model, &prof, total, steps, n);
     return 0;
 }
@@ -323,7 +366,7 @@ static int usage(void) {
                     "[--layers L] "
                     "[--precision f32|bf16] [--dtype f32|bf16] [--rank R] "
                     "[--gradient-checkpointing] [--batch B] [--seq T] [--steps S] [--threads N] "
-                    "[--dropout P] [--long] [--quantize q8_0|q4_0|q4_k|q5_k|q6_k]\n");
+                    "[--dropout P] [--long] [--quantize q8_0|q4_0|q4_k|q5_k|q6_k] [--peaks]\n");
     return 2;
 }
 
@@ -341,13 +384,14 @@ int main(int argc, char **argv) {
     const char *model_dir = NULL;
     int batch = 0, seq = 0, steps = 2, threads = 0, rank = 8, layers = 0;
     float dropout = 0.0f;
-    bool long_too = false, bf16 = false, bf16_weights = false, checkpointing = false;
+    bool long_too = false, bf16 = false, bf16_weights = false, checkpointing = false, peaks = false;
     const char *shape = "smollm-135m";
     GgmlType quant = GGML_TYPE_F32;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--long") == 0 || strcmp(a, "--gradient-checkpointing") == 0) {
-            *(a[2] == 'l' ? &long_too : &checkpointing) = true;
+        if (strcmp(a, "--long") == 0 || strcmp(a, "--gradient-checkpointing") == 0 ||
+            strcmp(a, "--peaks") == 0) {
+            *(a[2] == 'l' ? &long_too : a[2] == 'p' ? &peaks : &checkpointing) = true;
             continue;
         }
         if (!v) return usage();
@@ -458,9 +502,13 @@ int main(int argc, char **argv) {
            quant != GGML_TYPE_F32 ? ", linears " : "",
            quant != GGML_TYPE_F32 ? ggml_type_name(quant) : "", model_weight_bytes(b.model) / 1e6,
            n, rank, checkpointing ? ", gradient checkpointing" : "");
-    if (bench_shape(&b, batch, seq, steps) != 0) goto done;
+    PeakOperands po = {0};
+    if (peaks && !bench_peak_operands(&po, 1024)) goto done;
+    int shape_rc = bench_shape(&b, batch, seq, steps, peaks ? &po : NULL);
+    bench_peak_operands_free(&po);
+    if (shape_rc != 0) goto done;
     print_ple_table(b.model, dir);
-    if (long_too && bench_shape(&b, 1, 512, steps) != 0) goto done;
+    if (long_too && bench_shape(&b, 1, 512, steps, NULL) != 0) goto done;
     rc = 0;
 done:
     checkpointing_free(b.ckpt);
