@@ -224,8 +224,8 @@ static ThreadState *thread_state(int tid, size_t bytes) {
 }
 
 /* The primitive of this product, or NULL with *rc ONEDNN_OUT_OF_MEMORY or -1. */
-static Entry *entry_for(OnednnType type, int m, int n, int k, float alpha, int64_t lda,
-                        int64_t ldb, bool transb, float beta, int64_t ldc, int *rc) {
+static Entry *entry_for(OnednnType type, int m, int n, int k, float alpha, int64_t lda, int64_t ldb,
+                        bool transb, float beta, int64_t ldc, int *rc) {
     Key key;
     memset(&key, 0, sizeof key); /* padding bytes take part in hash and compare */
     key.type = type, key.m = m, key.n = n, key.k = k, key.transb = transb;
@@ -284,14 +284,15 @@ int onednn_gemm(OnednnType type, int m, int n, int k, float alpha, const void *a
     }
     int bands = (m + band - 1) / band, last = m - (bands - 1) * band;
     Entry *full = entry_for(type, band, n, k, alpha, lda, ldb, transb, beta, ldc, &rc);
-    Entry *tail = full ? entry_for(type, last, n, k, alpha, lda, ldb, transb, beta, ldc, &rc) : NULL;
+    Entry *tail =
+        full ? entry_for(type, last, n, k, alpha, lda, ldb, transb, beta, ldc, &rc) : NULL;
     if (!tail) return rc;
     size_t elem = type == ONEDNN_BF16 ? sizeof(uint16_t) : sizeof(float);
 #pragma omp parallel for num_threads(bands) schedule(static, 1) reduction(min : rc)
     for (int i = 0; i < bands; i++) {
-        int r0 = i * band, ok = run_on_thread(i < bands - 1 ? full : tail,
-                                              (const char *)a + (size_t)r0 * lda * elem, b,
-                                              c + (size_t)r0 * ldc);
+        int r0 = i * band,
+            ok = run_on_thread(i < bands - 1 ? full : tail,
+                               (const char *)a + (size_t)r0 * lda * elem, b, c + (size_t)r0 * ldc);
         rc = ok < rc ? ok : rc;
     }
     return rc;
