@@ -157,6 +157,69 @@ START_TEST(test_bf16_memory_holds_half_the_weight_bytes) {
 }
 END_TEST
 
+/* Logits of fixed tokens without an adapter, in a graph of the given precision. */
+static float *plain_logits(const Model *m, TensorPrecision precision, int64_t *n) {
+    int32_t ids[N_ROWS];
+    for (int i = 0; i < N_ROWS; i++) ids[i] = (int32_t)((i * 37 + 5) % model_config(m)->vocab_size);
+    Graph *g = graph_create();
+    ck_assert(g && graph_set_precision(g, precision) == 0);
+    Tensor *lg = model_forward_eval(m, NULL, g, ids, NULL, NULL, BATCH, SEQ);
+    ck_assert(lg != NULL && !graph_failed(g));
+    float *out = malloc((size_t)lg->size * sizeof(float));
+    memcpy(out, lg->data, (size_t)lg->size * sizeof(float));
+    *n = lg->size;
+    graph_destroy(g);
+    return out;
+}
+
+/* model_make_lora_room copies the adapted BF16 matrices with room for the LoRA and gives the
+ * old copies' pages back: the adapted ones (q and v here) get room r, the others none, and
+ * every weight keeps its values (each linear merged with a LoRA of random A and B, and the
+ * model's logits in both precisions, bit-identical to a model without room). */
+START_TEST(test_lora_room_keeps_every_weight) {
+    char err[1024];
+    Model *p = model_load_dtype(BF16_MODEL, MODEL_BF16, err, sizeof err);
+    Model *m = model_load_dtype(BF16_MODEL, MODEL_BF16, err, sizeof err);
+    ck_assert_msg(p && m, "%s", err);
+    LoraSpec spec = {4, 8.0f, false, 0.0f, LORA_Q | LORA_V};
+    Lora *lora = lora_create(m, &spec, err, sizeof err);
+    ck_assert_msg(lora != NULL, "%s", err);
+    size_t np;
+    float *params = lora_params(lora, &np);
+    uint64_t seed = 5;
+    for (size_t i = 0; i < np; i++) params[i] = test_rand_uniform(&seed, -0.5, 0.5);
+    ck_assert_msg(model_make_lora_room(m, lora, err, sizeof err) == 0, "%s", err);
+    const ModelConfig *c = model_config(m);
+    int adapted = 0;
+    for (int l = 0; l < c->num_hidden_layers; l++)
+        for (int mod = 0; mod < MODULE_COUNT; mod++) {
+            const Tensor *w = model_weight(m, l, (ModelModule)mod);
+            if (!w->bf16) continue;
+            Tensor *A, *B;
+            bool has = lora_module(lora, l, (ModelModule)mod, &A, &B);
+            adapted += has;
+            ck_assert_int_eq(w->room, has ? spec.r : 0);
+            float *a = malloc((size_t)w->size * sizeof(float)), *b = malloc((size_t)w->size * 4);
+            ck_assert(a && b);
+            merge_linear(m, lora, l, (ModelModule)mod, a);
+            merge_linear(p, lora, l, (ModelModule)mod, b);
+            ck_assert_msg(memcmp(a, b, (size_t)w->size * sizeof(float)) == 0, "layer %d module %d",
+                          l, mod);
+            free(a), free(b);
+        }
+    ck_assert_int_eq(adapted, 2 * c->num_hidden_layers);
+    for (int prec = 0; prec < 2; prec++) {
+        TensorPrecision tp = prec ? TENSOR_PRECISION_BF16 : TENSOR_PRECISION_F32;
+        int64_t n1, n2;
+        float *l1 = plain_logits(m, tp, &n1), *l2 = plain_logits(p, tp, &n2);
+        ck_assert(n1 == n2 && memcmp(l1, l2, (size_t)n1 * sizeof(float)) == 0);
+        free(l1), free(l2);
+    }
+    lora_free(lora);
+    model_free(m), model_free(p);
+}
+END_TEST
+
 /* `lorafit train` of the llama-bf16-tied fixture for 3 steps with the given model.dtype;
  * returns the output directory's parent (caller removes and frees). */
 static char *train_with_dtype(const char *dtype) {
@@ -216,6 +279,7 @@ Suite *model_bf16_suite(void) {
     tcase_add_test(tc, test_bf16_file_gives_bit_identical_lora_gradients);
     tcase_add_test(tc, test_f32_file_in_bf16_memory_within_bf16_precision);
     tcase_add_test(tc, test_bf16_memory_holds_half_the_weight_bytes);
+    tcase_add_test(tc, test_lora_room_keeps_every_weight);
     tcase_add_test(tc, test_train_bf16_dtype_writes_the_same_adapter_bytes);
     suite_add_tcase(s, tc);
     return s;
