@@ -303,14 +303,18 @@ MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, i
 }
 
 int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, int n, int k,
-                       bool transb) {
-    int rc = onednn_gemm(ONEDNN_BF16, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n);
+                       bool transb, bool split) {
+    int rc =
+        split ? onednn_gemm(ONEDNN_BF16, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n)
+              : onednn_gemm_whole(ONEDNN_BF16, m, n, k, a, b, transb, c);
     return rc ? -1 : 0;
 }
 
 int tensor_matmul_onednn_f32(float *c, const float *a, const float *b, int m, int n, int k,
-                             bool transb) {
-    int rc = onednn_gemm(ONEDNN_F32, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n);
+                             bool transb, bool split) {
+    int rc =
+        split ? onednn_gemm(ONEDNN_F32, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n)
+              : onednn_gemm_whole(ONEDNN_F32, m, n, k, a, b, transb, c);
     return rc ? -1 : 0;
 }
 

@@ -298,6 +298,13 @@ int onednn_gemm(OnednnType type, int m, int n, int k, float alpha, const void *a
     return rc;
 }
 
+int onednn_gemm_whole(OnednnType type, int m, int n, int k, const void *a, const void *b,
+                      bool transb, float *c) {
+    int rc = 0;
+    Entry *e = entry_for(type, m, n, k, 1.0f, k, transb ? k : n, transb, 0.0f, n, &rc);
+    return e ? run_on_thread(e, a, b, c) : rc;
+}
+
 const char *onednn_impl_name(OnednnType type) {
     static char names[2][128];
     static bool probed[2];

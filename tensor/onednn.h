@@ -24,6 +24,11 @@ typedef enum { ONEDNN_F32, ONEDNN_BF16 } OnednnType;
 int onednn_gemm(OnednnType type, int m, int n, int k, float alpha, const void *a, int64_t lda,
                 const void *b, int64_t ldb, bool transb, float beta, float *c, int64_t ldc);
 
+/* The same as one oneDNN product on oneDNN's own threads (no split by rows): the library as
+ * it comes, whose 1024^3 speed is the peak tools/bench_kernels reports. */
+int onednn_gemm_whole(OnednnType type, int m, int n, int k, const void *a, const void *b,
+                      bool transb, float *c);
+
 /* The implementation oneDNN picks for a typical layer product (256 x 256 x 256, B
  * transposed) of this type, e.g. "brg:avx512_core_amx_bf16"; NULL when unimplemented. */
 const char *onednn_impl_name(OnednnType type);

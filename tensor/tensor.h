@@ -511,13 +511,15 @@ void tensor_matmul(float *c, const float *a, const float *b, int m, int n, int k
                    bool accumulate);
 /* The same product with bf16 inputs (bits, as tensor_float_to_bf16) and f32 output on
  * oneDNN's matmul (tools/bench_kernels measures its peak with it); 0, or -1 when oneDNN
- * has no bf16 matmul for this CPU. Overwrites C. */
+ * has no bf16 matmul for this CPU. Overwrites C. split: its rows split between the threads
+ * as lorafit runs its products (one single-threaded oneDNN product per band), else one
+ * product on oneDNN's own threads. */
 int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, int n, int k,
-                       bool transb);
+                       bool transb, bool split);
 /* The same in f32 on oneDNN's f32 matmul, which F32 precision's layer products run on
  * (tools/bench_kernels measures its peak beside sgemm's); 0, or -1 when oneDNN cannot run it. */
 int tensor_matmul_onednn_f32(float *c, const float *a, const float *b, int m, int n, int k,
-                             bool transb);
+                             bool transb, bool split);
 /* The element-index hash used for dropout masks: uniform in [0, 1). */
 float tensor_dropout_uniform(uint64_t seed, uint64_t index);
 

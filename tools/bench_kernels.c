@@ -116,6 +116,9 @@ int main(int argc, char **argv) {
     if (!print_peak("oneDNN bf16 matmul", PEAK_ONEDNN_BF16, &po))
         printf("%-22s unimplemented on this CPU (no AVX512-BF16 or AMX-BF16)\n",
                "oneDNN bf16 matmul");
+    /* the same split by rows as lorafit's products run (not the peaks the ratios use) */
+    print_peak("oneDNN f32 row split", PEAK_ONEDNN_F32_SPLIT, &po);
+    print_peak("oneDNN bf16 row split", PEAK_ONEDNN_BF16_SPLIT, &po);
     bench_peak_operands_free(&po);
 
     Inputs in = {0};

@@ -11,7 +11,15 @@
 #include "tensor/tensor.h"
 #include "tools/bench_util.h"
 
-typedef enum { PEAK_SGEMM, PEAK_ONEDNN_F32, PEAK_ONEDNN_BF16 } PeakKind;
+/* oneDNN's on its own threads (the peaks the ratios divide by), and split by rows between
+ * the threads as lorafit runs its products (onednn.c; faster on some machines). */
+typedef enum {
+    PEAK_SGEMM,
+    PEAK_ONEDNN_F32,
+    PEAK_ONEDNN_BF16,
+    PEAK_ONEDNN_F32_SPLIT,
+    PEAK_ONEDNN_BF16_SPLIT
+} PeakKind;
 
 /* The same operands for every kind: f32 a, b and their bf16 ab, bb, (s, s) each. */
 typedef struct {
@@ -48,9 +56,12 @@ static inline int bench_peak_product(PeakKind kind, const PeakOperands *o) {
         tensor_matmul(o->c, o->a, o->b, o->s, o->s, o->s, false, false);
         return 0;
     case PEAK_ONEDNN_F32:
-        return tensor_matmul_onednn_f32(o->c, o->a, o->b, o->s, o->s, o->s, false);
+    case PEAK_ONEDNN_F32_SPLIT:
+        return tensor_matmul_onednn_f32(o->c, o->a, o->b, o->s, o->s, o->s, false,
+                                        kind == PEAK_ONEDNN_F32_SPLIT);
     default:
-        return tensor_matmul_bf16(o->c, o->ab, o->bb, o->s, o->s, o->s, false);
+        return tensor_matmul_bf16(o->c, o->ab, o->bb, o->s, o->s, o->s, false,
+                                  kind == PEAK_ONEDNN_BF16_SPLIT);
     }
 }
 
