@@ -26,6 +26,27 @@ typedef struct {
     size_t n_grads;
 } ForwardRun;
 
+/* The logits (N, V) of fixed tokens in g, model_forward_eval's tensor. */
+static Tensor *fixed_logits(const Model *m, const Lora *lora, Graph *g) {
+    int32_t ids[N_ROWS];
+    for (int i = 0; i < N_ROWS; i++) ids[i] = (int32_t)((i * 37 + 5) % model_config(m)->vocab_size);
+    Tensor *lg = model_forward_eval(m, lora, g, ids, NULL, NULL, BATCH, SEQ);
+    ck_assert(lg != NULL && !graph_failed(g));
+    return lg;
+}
+
+/* The same without an adapter in a graph of the given precision, copied out. */
+static float *plain_logits(const Model *m, TensorPrecision precision, int64_t *n) {
+    Graph *g = graph_create();
+    ck_assert(g && graph_set_precision(g, precision) == 0);
+    Tensor *lg = fixed_logits(m, NULL, g);
+    float *out = malloc((size_t)lg->size * sizeof(float));
+    memcpy(out, lg->data, (size_t)lg->size * sizeof(float));
+    *n = lg->size;
+    graph_destroy(g);
+    return out;
+}
+
 static ForwardRun run_forward(const char *dir, ModelDtype dtype, const char *adapter) {
     char err[1024];
     Model *m = model_load_dtype(dir, dtype, err, sizeof err);
@@ -40,11 +61,8 @@ static ForwardRun run_forward(const char *dir, ModelDtype dtype, const char *ada
         ck_assert_msg(lora != NULL, "%s", err);
         ck_assert_msg(lora_load_peft(lora, adapter, err, sizeof err) == 0, "%s", err);
     }
-    int32_t ids[N_ROWS];
-    for (int i = 0; i < N_ROWS; i++) ids[i] = (int32_t)((i * 37 + 5) % model_config(m)->vocab_size);
     Graph *g = graph_create();
-    Tensor *lg = model_forward_eval(m, lora, g, ids, NULL, NULL, BATCH, SEQ);
-    ck_assert(lg != NULL && !graph_failed(g));
+    Tensor *lg = fixed_logits(m, lora, g);
     ForwardRun r = {malloc((size_t)lg->size * sizeof(float)), lg->size, NULL, 0};
     memcpy(r.logits, lg->data, (size_t)lg->size * sizeof(float));
     if (lora) {
@@ -156,21 +174,6 @@ START_TEST(test_bf16_memory_holds_half_the_weight_bytes) {
     model_free(b32);
 }
 END_TEST
-
-/* Logits of fixed tokens without an adapter, in a graph of the given precision. */
-static float *plain_logits(const Model *m, TensorPrecision precision, int64_t *n) {
-    int32_t ids[N_ROWS];
-    for (int i = 0; i < N_ROWS; i++) ids[i] = (int32_t)((i * 37 + 5) % model_config(m)->vocab_size);
-    Graph *g = graph_create();
-    ck_assert(g && graph_set_precision(g, precision) == 0);
-    Tensor *lg = model_forward_eval(m, NULL, g, ids, NULL, NULL, BATCH, SEQ);
-    ck_assert(lg != NULL && !graph_failed(g));
-    float *out = malloc((size_t)lg->size * sizeof(float));
-    memcpy(out, lg->data, (size_t)lg->size * sizeof(float));
-    *n = lg->size;
-    graph_destroy(g);
-    return out;
-}
 
 /* model_make_lora_room copies the adapted BF16 matrices with room for the LoRA and gives the
  * old copies' pages back: the adapted ones (q and v here) get room r, the others none, and
