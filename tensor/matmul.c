@@ -155,7 +155,8 @@ MmIn mm_input(Graph *g, const float *src, int64_t rows, int64_t cols) {
         return ld ? (MmIn){.bits = b->x, .ld = ld} : as_operand(g, b->x);
     b->x_src = NULL;
     if (ld) { /* bits only: mm_set_room */
-        void *dst = grow(g, &b->x, &b->x_bytes, (size_t)(rows > 0 ? rows : 1) * ld * 2);
+        void *dst =
+            grow(g, &b->x, &b->x_bytes, (size_t)(rows > 0 ? rows : 1) * ld * sizeof(uint16_t));
         if (!dst) return (MmIn){0};
         convert_rows(dst, src, rows, cols, ld);
         b->x_src = src;

@@ -61,7 +61,8 @@ int model_make_lora_room(Model *m, const Lora *l, char *err, size_t errlen) {
             if (!w) continue;
             int64_t out = w->shape[0], in = w->shape[1], ld = in + r;
             const uint16_t *old = w->bf16;
-            for (int64_t o = 0; o < out; o++) memcpy(next + o * ld, old + o * in, (size_t)in * 2);
+            for (int64_t o = 0; o < out; o++)
+                memcpy(next + o * ld, old + o * in, (size_t)in * sizeof *old);
             w->bf16 = next;
             w->room = r;
             next += (size_t)(out + r) * (size_t)ld;
