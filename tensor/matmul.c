@@ -147,28 +147,38 @@ static void *grow(Graph *g, void **buf, size_t *cap, size_t bytes) {
     return *buf;
 }
 
+/* The distance between the rows of mm_input's buffer for cols columns: cols + the room
+ * (mm_set_room), or 0 without room (contiguous). */
+static int64_t x_ld(const MmBuffers *b, int64_t cols) {
+    return b->room ? cols + b->room : 0;
+}
+
+/* mm_input's buffer grown for (rows, cols) rows ld apart (x_ld), forgetting what it held;
+ * NULL with the graph failed. */
+static void *x_buffer(Graph *g, MmBuffers *b, int64_t rows, int64_t cols, int64_t ld) {
+    int64_t elems = rows * (ld ? ld : cols);
+    b->x_src = NULL;
+    return grow(g, &b->x, &b->x_bytes, (size_t)(elems > 0 ? elems : 1) * mm_elem_bytes(g));
+}
+
 MmIn mm_input(Graph *g, const float *src, int64_t rows, int64_t cols) {
     PROFILE_OP(TENSOR_OP_CONVERSION);
     MmBuffers *b = graph_mm_buffers(g);
-    int64_t n = rows * cols, ld = b->room ? cols + b->room : 0;
-    if (b->x_src == src && b->x_n == n && b->x)
-        return ld ? (MmIn){.bits = b->x, .ld = ld} : as_operand(g, b->x);
-    b->x_src = NULL;
-    if (ld) { /* bits only: mm_set_room */
-        void *dst =
-            grow(g, &b->x, &b->x_bytes, (size_t)(rows > 0 ? rows : 1) * ld * sizeof(uint16_t));
+    int64_t n = rows * cols, ld = x_ld(b, cols);
+    void *dst = b->x_src == src && b->x_n == n ? b->x : NULL;
+    if (!dst) {
+        dst = x_buffer(g, b, rows, cols, ld);
         if (!dst) return (MmIn){0};
-        convert_rows(dst, src, rows, cols, ld);
+        if (ld) /* bits only: mm_set_room */
+            convert_rows(dst, src, rows, cols, ld);
+        else
+            convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
         b->x_src = src;
         b->x_n = n;
-        return (MmIn){.bits = dst, .ld = ld};
     }
-    void *dst = grow(g, &b->x, &b->x_bytes, (size_t)(n > 0 ? n : 1) * mm_elem_bytes(g));
-    if (!dst) return (MmIn){0};
-    convert(dst, src, n, mm_elem_bytes(g) == sizeof(uint16_t));
-    b->x_src = src;
-    b->x_n = n;
-    return as_operand(g, dst);
+    MmIn in = as_operand(g, dst);
+    in.ld = ld;
+    return in;
 }
 
 void mm_set_room(Graph *g, int room) {
@@ -181,13 +191,11 @@ void mm_set_room(Graph *g, int room) {
 MmOut mm_input_target(Graph *g, const float *data, int64_t rows, int64_t cols) {
     if (graph_precision(g) != TENSOR_PRECISION_BF16 || graph_failed(g)) return (MmOut){0};
     MmBuffers *b = graph_mm_buffers(g);
-    int64_t n = rows * cols, ld = b->room ? cols + b->room : 0;
-    b->x_src = NULL;
-    size_t elems = ld ? (size_t)(rows > 0 ? rows : 1) * ld : (size_t)(n > 0 ? n : 1);
-    void *dst = grow(g, &b->x, &b->x_bytes, elems * mm_elem_bytes(g));
+    int64_t ld = x_ld(b, cols);
+    void *dst = x_buffer(g, b, rows, cols, ld);
     if (!dst) return (MmOut){0};
     b->x_src = data;
-    b->x_n = n;
+    b->x_n = rows * cols;
     MmOut out = as_target(g, dst);
     out.cols = cols;
     out.ld = ld;

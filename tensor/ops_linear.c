@@ -151,7 +151,6 @@ typedef struct {
     float *h; /* (N, RP) drop(x) A^T, RP = thin_padded(R) (columns beyond R zero) */
     float scaling, dropout;
     const uint8_t *keep; /* with dropout: the forward's mask, dropout_apply's bits */
-    bool room;           /* in W's room (lora_in_room) */
 } LoraCtx;
 
 /* drop(x) for the LoRA path: x itself without dropout, else a masked copy in scratch; with
@@ -315,9 +314,10 @@ static void lora_backward(Graph *g, void *p) {
     if (!dy) return;
     int n = (int)tensor_rows(c->x), in = (int)c->w->shape[1], out = (int)c->w->shape[0];
     int r = (int)c->A->shape[0], rp = thin_padded(r);
+    bool room = lora_in_room(g, c->w, c->A, c->dropout); /* as the forward pass decided */
     /* dy's bf16 operand, for the product with W and LoRA's from dy; in W's room with R
      * columns after each row for dh */
-    MmIn dyb = c->room       ? mm_input_d_rows(g, dy, n, out, out + r)
+    MmIn dyb = room          ? mm_input_d_rows(g, dy, n, out, out + r)
                : lora_dot(g) ? mm_input_d(g, dy, (int64_t)n * out)
                              : (MmIn){0};
     if (graph_failed(g)) return;
@@ -336,7 +336,7 @@ static void lora_backward(Graph *g, void *p) {
         bool add;
         float *dx = graph_grad_for_write(g, c->x, &add);
         if (!dx) return;
-        if (c->room) { /* dx (N, IN) (+)= [dy | dh] (N, OUT + R) [W ; A] (OUT + R, IN) */
+        if (room) { /* dx (N, IN) (+)= [dy | dh] (N, OUT + R) [W ; A] (OUT + R, IN) */
             operand_put(dyb, n, out, r, 1.0f, dh, rp);
             room_put_a(c->w, c->A);
             mm_gemm(g, n, in, out + r, 1.0f, dyb, dyb.ld, (MmIn){.bits = c->w->bf16},
@@ -345,7 +345,7 @@ static void lora_backward(Graph *g, void *p) {
             return;
         }
         /* dx (N, IN) += dh (N, R) A (R, IN), through dropout when p > 0 */
-        if (c->dropout <= 0.0f && !c->room)
+        if (c->dropout <= 0.0f && !room)
             thin_spread(n, in, r, 1.0f, dh, rp, c->A->data, in, dx, in);
     }
     if (c->dropout > 0.0f) {
@@ -453,7 +453,7 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
     if (grad) {
         LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, keep, room};
+        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, keep};
         y->requires_grad = true;
     }
     return y;

@@ -206,7 +206,6 @@ static void print_deltanet(const Model *m, const TensorProfile *p, double total,
            sec > 0 ? 100.0 * other / sec : 0.0);
 }
 
-/* Times `steps` steps at (batch, seq) after one warm-up step; prints one line. */
 /* The precision's peak now (bench_peak.h), best of 5. */
 static double peak_now(const Bench *b, const PeakOperands *po) {
     if (graph_precision(b->graph) == TENSOR_PRECISION_BF16)
@@ -224,18 +223,20 @@ static int cmp_double(const void *a, const void *b) {
 /* Each step's time over its products (gflop) at the peak measured just before it, and the
  * median of those ratios. */
 static void print_peak_ratios(const double *ms, const double *peaks, int steps, double gflop) {
-    double ratios[64], sorted[64];
+    double sorted[64];
     int n = steps < 64 ? steps : 64;
     printf("bench_train: step / its products at the peak measured before it (GFLOP/s, ratio):");
     for (int s = 0; s < n; s++) {
-        ratios[s] = sorted[s] = peaks[s] > 0 ? ms[s] / (gflop / peaks[s] * 1e3) : 0;
-        printf("%s %.0f %.2fx", s ? "," : "", peaks[s], ratios[s]);
+        sorted[s] = peaks[s] > 0 ? ms[s] / (gflop / peaks[s] * 1e3) : 0;
+        printf("%s %.0f %.2fx", s ? "," : "", peaks[s], sorted[s]);
     }
     qsort(sorted, (size_t)n, sizeof *sorted, cmp_double);
     double median = n % 2 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
     printf("; median %.2fx\n", median);
 }
 
+/* Times `steps` steps at (batch, seq) after one warm-up step; prints one line. With po, the
+ * peak before each step too (--peaks). */
 static int bench_shape(Bench *b, int batch, int seq, int steps, const PeakOperands *po) {
     const ModelConfig *c = model_config(b->model);
     int64_t n = (int64_t)batch * seq;

@@ -21,21 +21,24 @@ static Tensor *roomy(Model *m, const Lora *l, int layer, ModelModule mod) {
     return w->bf16 && !w->quant && !w->data && w->ndim == 2 && w->room == 0 ? w : NULL;
 }
 
+/* Whether t's BF16 bits (with their room) overlap [lo, hi). */
+static bool overlaps(const Tensor *t, const void *lo, const void *hi) {
+    if (!t->bf16 || t->size <= 0) return false;
+    int64_t rows = t->size / t->shape[t->ndim - 1];
+    const uint16_t *end = t->bf16 + (rows + t->room) * tensor_bf16_ld(t);
+    return (const void *)t->bf16 < hi && (const void *)end > lo;
+}
+
 /* Whether any other matrix of the model reads bytes of [lo, hi). */
 static bool shared_bytes(const Model *m, const Tensor *self, const void *lo, const void *hi) {
     for (int layer = 0; layer < m->cfg.num_hidden_layers; layer++)
         for (int mod = 0; mod < MODULE_COUNT; mod++) {
             const Tensor *t = model_weight(m, layer, (ModelModule)mod);
-            if (t != self && t->bf16 && (const void *)t->bf16 < hi &&
-                (const void *)(t->bf16 + t->size) > lo)
-                return true;
+            if (t != self && overlaps(t, lo, hi)) return true;
         }
     const Tensor *others[] = {&m->embed, &m->lm_head, &m->ple_proj};
-    for (size_t i = 0; i < sizeof others / sizeof *others; i++) {
-        const Tensor *t = others[i];
-        if (t->bf16 && (const void *)t->bf16 < hi && (const void *)(t->bf16 + t->size) > lo)
-            return true;
-    }
+    for (size_t i = 0; i < sizeof others / sizeof *others; i++)
+        if (overlaps(others[i], lo, hi)) return true;
     return false;
 }
 
