@@ -25,53 +25,9 @@
 
 #include "tensor/matmul.h"
 #include "tensor/tensor.h"
+#include "tests/test_bf16mm.h"
 #include "tests/test_tensor_ref.h"
 #include "tests/test_util.h"
-
-static Tensor *random_tensor(int64_t rows, int64_t cols, bool grad, uint64_t seed, float scale) {
-    Tensor *t = tensor_new(2, (int64_t[]){rows, cols}, grad);
-    ck_assert(t);
-    for (int64_t i = 0; i < t->size; i++) t->data[i] = scale * test_rand_uniform(&seed, -1, 1);
-    return t;
-}
-
-/* A frozen weight held as BF16 bits (as the trainer holds it in BF16 precision). */
-typedef struct {
-    uint16_t *bits;
-    Tensor t;
-} Bf16Weight;
-
-static Bf16Weight bf16_weight(const Tensor *w) {
-    Bf16Weight b = {malloc((size_t)w->size * sizeof(uint16_t)), {0}};
-    ck_assert(b.bits);
-    tensor_float_to_bf16_array(b.bits, w->data, w->size);
-    tensor_init_bf16(&b.t, b.bits, w->ndim, w->shape);
-    return b;
-}
-
-static Graph *bf16_graph(void) {
-    Graph *g = graph_create();
-    ck_assert(g);
-    ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_BF16), 0);
-    return g;
-}
-
-static double norm_rel(const float *a, const float *ref, int64_t n) {
-    double d = 0, r = 0;
-    for (int64_t i = 0; i < n; i++) {
-        d += ((double)a[i] - ref[i]) * ((double)a[i] - ref[i]);
-        r += (double)ref[i] * ref[i];
-    }
-    ck_assert(r > 0);
-    return sqrt(d / r);
-}
-
-static float *copy_of(const float *p, int64_t n) {
-    float *c = malloc((size_t)n * sizeof *c);
-    ck_assert(c && p);
-    memcpy(c, p, (size_t)n * sizeof *c);
-    return c;
-}
 
 /* ---- linear and LoRA linear ---- */
 
@@ -349,122 +305,6 @@ START_TEST(test_bf16_lora_linear_in_room_matches_separate_passes) {
 }
 END_TEST
 
-/* ---- attention ---- */
-
-typedef struct {
-    int B, T, NH, NKV, D;
-    Tensor *q, *k, *v, *dy;
-} AttCase;
-
-static AttCase att_case(int B, int T, int NH, int NKV, int D, uint64_t seed) {
-    int64_t n = (int64_t)B * T;
-    AttCase c = {B,
-                 T,
-                 NH,
-                 NKV,
-                 D,
-                 random_tensor(n, NH * D, true, seed, 1.5f),
-                 random_tensor(n, NKV * D, true, seed + 1, 1.5f),
-                 random_tensor(n, NKV * D, true, seed + 2, 1.0f),
-                 random_tensor(n, NH * D, false, seed + 3, 1.0f)};
-    return c;
-}
-
-static void att_free(AttCase *c) {
-    tensor_free(c->q), tensor_free(c->k), tensor_free(c->v), tensor_free(c->dy);
-}
-
-typedef struct {
-    float *y, *dq, *dk, *dv;
-} AttRun;
-
-static AttRun att_run(AttCase *c, Graph *g, const int32_t *seg) {
-    memset(c->q->grad, 0, (size_t)c->q->size * sizeof(float));
-    memset(c->k->grad, 0, (size_t)c->k->size * sizeof(float));
-    memset(c->v->grad, 0, (size_t)c->v->size * sizeof(float));
-    Tensor *y = op_attention(g, c->q, c->k, c->v, c->B, c->T, c->NH, c->NKV, c->D, seg);
-    Tensor *s = op_weighted_sum(g, y, c->dy);
-    ck_assert(s && !graph_failed(g));
-    ck_assert_int_eq(graph_backward(g, s, 1.0f), 0);
-    AttRun r = {copy_of(y->data, y->size), copy_of(c->q->grad, c->q->size),
-                copy_of(c->k->grad, c->k->size), copy_of(c->v->grad, c->v->size)};
-    graph_reset(g);
-    return r;
-}
-
-static void att_run_free(AttRun *r) {
-    free(r->y), free(r->dq), free(r->dk), free(r->dv);
-}
-
-static bool att_equal(const AttCase *c, const AttRun *a, const AttRun *b) {
-    size_t nq = (size_t)c->q->size * sizeof(float), nk = (size_t)c->k->size * sizeof(float);
-    return memcmp(a->y, b->y, nq) == 0 && memcmp(a->dq, b->dq, nq) == 0 &&
-           memcmp(a->dk, b->dk, nk) == 0 && memcmp(a->dv, b->dv, nk) == 0;
-}
-
-START_TEST(test_bf16_attention_matches_rounded_reference) {
-    /* T 70: two causal blocks, one partial; 4 / 2 heads (GQA). */
-    AttCase c = att_case(2, 70, 4, 2, 16, 31);
-    int64_t nq = c.q->size, nk = c.k->size;
-    Graph *g = bf16_graph(), *gf = graph_create();
-    AttRun a = att_run(&c, g, NULL), f = att_run(&c, gf, NULL);
-    /* Forward against double attention on rounded q, k, v: the scores are exact products
-     * summed in f32; P is rounded once more before P V, a relative change of <= 2^-8 of
-     * each term, so |O - ref| <= 2^-8 * sum_s P_s |v_s| <= 2^-8 max |v| (+ summation). */
-    double *qd = malloc((size_t)nq * sizeof *qd), *kd = malloc((size_t)nk * sizeof *kd);
-    double *vd = malloc((size_t)nk * sizeof *vd), *od = malloc((size_t)nq * sizeof *od);
-    double *ou = malloc((size_t)nq * sizeof *ou);
-    ck_assert(qd && kd && vd && od && ou);
-    double vmax = 0;
-    for (int64_t i = 0; i < nq; i++) qd[i] = ref_bf16(c.q->data[i]);
-    for (int64_t i = 0; i < nk; i++) kd[i] = ref_bf16(c.k->data[i]), vd[i] = ref_bf16(c.v->data[i]);
-    for (int64_t i = 0; i < nk; i++) vmax = fmax(vmax, fabs(vd[i]));
-    ref_attention_f64(qd, kd, vd, NULL, c.B, c.T, c.NH, c.NKV, c.D, od);
-    double worst = 0, worst_f32 = 0;
-    for (int64_t i = 0; i < nq; i++) worst = fmax(worst, fabs(a.y[i] - od[i]));
-    ck_assert_msg(worst <= 0x1p-8 * vmax * 1.01 + 1e-6, "O off by %g (max |v| %g)", worst, vmax);
-    /* F32 precision is closer to the unrounded reference than BF16 is: the rounding ran. */
-    for (int64_t i = 0; i < nq; i++) qd[i] = c.q->data[i];
-    for (int64_t i = 0; i < nk; i++) kd[i] = c.k->data[i], vd[i] = c.v->data[i];
-    ref_attention_f64(qd, kd, vd, NULL, c.B, c.T, c.NH, c.NKV, c.D, ou);
-    worst = 0;
-    for (int64_t i = 0; i < nq; i++) {
-        worst = fmax(worst, fabs(a.y[i] - ou[i]));
-        worst_f32 = fmax(worst_f32, fabs(f.y[i] - ou[i]));
-    }
-    ck_assert_msg(worst > 100 * worst_f32, "bf16 %g vs f32 %g from the exact output", worst,
-                  worst_f32);
-    /* Backward: bf16 tolerance against F32 precision (see the top of the file). */
-    ck_assert(norm_rel(a.dq, f.dq, nq) <= 2e-2);
-    ck_assert(norm_rel(a.dk, f.dk, nk) <= 2e-2);
-    ck_assert(norm_rel(a.dv, f.dv, nk) <= 2e-2);
-    free(qd), free(kd), free(vd), free(od), free(ou);
-    att_run_free(&a), att_run_free(&f);
-    graph_destroy(g), graph_destroy(gf);
-    att_free(&c);
-}
-END_TEST
-
-START_TEST(test_bf16_attention_is_the_same_for_any_task_split) {
-    /* B 1 with 3 kv heads: 2 threads split per (head, block), 1 thread per kv head. */
-    AttCase c = att_case(1, 130, 6, 3, 8, 37);
-    int32_t seg[130];
-    for (int i = 0; i < 130; i++) seg[i] = i < 50 ? 0 : 1; /* two packed rows */
-    int saved = tensor_threads();
-    Graph *g = bf16_graph();
-    tensor_set_threads(2);
-    AttRun a = att_run(&c, g, seg), b = att_run(&c, g, seg);
-    tensor_set_threads(1);
-    AttRun one = att_run(&c, g, seg);
-    tensor_set_threads(saved);
-    ck_assert(att_equal(&c, &a, &b));
-    ck_assert(att_equal(&c, &a, &one));
-    att_run_free(&a), att_run_free(&b), att_run_free(&one);
-    graph_destroy(g);
-    att_free(&c);
-}
-END_TEST
-
 /* ---- lm_head + cross-entropy ---- */
 
 START_TEST(test_bf16_lm_head_matches_rounded_reference) {
@@ -695,8 +535,6 @@ Suite *tensor_bf16mm_suite(void) {
     tcase_add_test(tc, test_bf16_linear_matches_rounded_reference_and_rounds_inputs);
     tcase_add_test(tc, test_bf16_lora_linear_rounds_what_autocast_rounds);
     tcase_add_test(tc, test_bf16_lora_linear_in_room_matches_separate_passes);
-    tcase_add_test(tc, test_bf16_attention_matches_rounded_reference);
-    tcase_add_test(tc, test_bf16_attention_is_the_same_for_any_task_split);
     tcase_add_test(tc, test_bf16_lm_head_matches_rounded_reference);
     tcase_add_test(tc, test_bf16_step_is_bit_identical_across_runs_and_thread_counts);
     tcase_add_test(tc, test_bf16_onednn_plumbing_matches_sgemm_emulation);
