@@ -16,6 +16,7 @@ typedef struct TapeEntry {
     struct TapeEntry *prev;
     BackwardFn backward;
     TensorOpClass op_class; /* the profile class of the op that recorded it */
+    int64_t made;           /* g->n_made when recorded (reuse_dead_grads) */
     /* the op's context follows, 64-byte aligned */
 } TapeEntry;
 
@@ -34,7 +35,18 @@ struct Graph {
     MmKernel kernel;
     MmBuffers mm;             /* BF16 precision's operand conversions */
     DropoutRows dropout_rows; /* the masks' row numbering (graph_set_dropout_rows) */
+    /* Gradient reuse (reuse_dead_grads): the tensors ops made, in order (a malloc'd array
+     * kept across resets), and the dead gradient buffers, a list threaded through them. */
+    Tensor **made;
+    int64_t n_made, made_cap;
+    struct DeadGrad *dead;
 };
+
+/* A gradient buffer no tensor uses any more, waiting for a gradient of the same size. */
+typedef struct DeadGrad {
+    struct DeadGrad *next;
+    size_t bytes;
+} DeadGrad;
 
 /* ---- tensors outside graphs ---- */
 
@@ -162,6 +174,8 @@ void graph_reset(Graph *g) {
     if (!g) return;
     arena_reset(g->arena);
     g->tape = NULL;
+    g->n_made = 0;
+    g->dead = NULL;
     g->failed = false;
     g->error[0] = '\0';
     g->mm.x_src = NULL; /* the arena's tensors are gone: forget which one mm.x holds */
@@ -242,6 +256,7 @@ void graph_destroy(Graph *g) {
     free(g->weights);
     free(g->mm.x);
     free(g->mm.d);
+    free(g->made);
     free(g);
 }
 
@@ -280,7 +295,7 @@ void *graph_alloc(Graph *g, size_t bytes) {
     return p;
 }
 
-Tensor *graph_new_tensor(Graph *g, int ndim, const int64_t *shape) {
+static Tensor *make_tensor(Graph *g, int ndim, const int64_t *shape) {
     if (!g || ndim < 1 || ndim > TENSOR_MAX_DIMS) {
         graph_fail(g, "a tensor of %d dimensions (1 to %d are allowed)", ndim, TENSOR_MAX_DIMS);
         return NULL;
@@ -297,8 +312,24 @@ Tensor *graph_new_tensor(Graph *g, int ndim, const int64_t *shape) {
     return t;
 }
 
+/* An op's tensor, listed in g->made for reuse_dead_grads (unlisted when the list cannot
+ * grow: its gradient then just stays). */
+Tensor *graph_new_tensor(Graph *g, int ndim, const int64_t *shape) {
+    Tensor *t = make_tensor(g, ndim, shape);
+    if (!t) return NULL;
+    if (g->n_made == g->made_cap) {
+        int64_t cap = g->made_cap ? 2 * g->made_cap : 1024;
+        Tensor **grown = realloc(g->made, (size_t)cap * sizeof *grown);
+        if (!grown) return t;
+        g->made = grown, g->made_cap = cap;
+    }
+    g->made[g->n_made++] = t;
+    return t;
+}
+
+/* A caller's tensor: not listed, so its gradient outlives backward for the caller to read. */
 Tensor *graph_tensor(Graph *g, int ndim, const int64_t *shape) {
-    return graph_new_tensor(g, ndim, shape);
+    return make_tensor(g, ndim, shape);
 }
 
 void *graph_record(Graph *g, BackwardFn backward, size_t ctx_bytes) {
@@ -308,6 +339,7 @@ void *graph_record(Graph *g, BackwardFn backward, size_t ctx_bytes) {
     e->prev = g->tape;
     e->backward = backward;
     e->op_class = profile_current();
+    e->made = g->n_made;
     g->tape = e;
     memset(p + TAPE_HEADER, 0, ctx_bytes);
     return p + TAPE_HEADER;
@@ -330,7 +362,15 @@ float *graph_grad_for_write(Graph *g, Tensor *t, bool *add) {
     *add = true;
     if (!t || !t->requires_grad) return NULL;
     if (t->grad) return t->grad;
-    t->grad = graph_alloc(g, (size_t)t->size * sizeof(float));
+    size_t bytes = (size_t)t->size * sizeof(float);
+    for (DeadGrad **p = &g->dead; *p; p = &(*p)->next)
+        if ((*p)->bytes == bytes) {
+            t->grad = (float *)*p;
+            *p = (*p)->next;
+            break;
+        }
+    if (!t->grad) t->grad = graph_alloc(g, bytes);
+    t->grad_reusable = t->grad != NULL;
     *add = false;
     return t->grad;
 }
@@ -396,12 +436,39 @@ int32_t *graph_copy_ids(Graph *g, const int32_t *ids, int64_t n) {
     return p;
 }
 
+/* After entry e's backward, the gradients of the tensors ops made between e and the next
+ * entry, g->made[from, to), are dead: the op that made such a tensor recorded either e, just
+ * before making it, or the next entry, just after (whose backward has run), and no entry
+ * older than e can hold a tensor made after it, so nothing reads those gradients again.
+ * Their buffers go on the dead list for the next gradients of the same size: a backward holds
+ * about one layer's gradients instead of every layer's (SmolLM-135M, B 4 x 256, bf16: graph
+ * arena 3190 -> 1747 MB, peak RSS 3189 -> 1920 MB). Only buffers graph_grad_for_write took
+ * from the arena (grad_reusable); grad becomes NULL; mm_input forgets a conversion of one. */
+static void reuse_dead_grads(Graph *g, int64_t from, int64_t to) {
+    for (int64_t i = from; i < to; i++) {
+        Tensor *t = g->made[i];
+        size_t bytes = (size_t)t->size * sizeof(float);
+        if (!t->grad || !t->grad_reusable || bytes < sizeof(DeadGrad)) continue;
+        if (g->mm.x_src >= t->grad && g->mm.x_src < t->grad + t->size) g->mm.x_src = NULL;
+        DeadGrad *d = (DeadGrad *)(void *)t->grad;
+        d->bytes = bytes;
+        d->next = g->dead;
+        g->dead = d;
+        t->grad = NULL;
+        t->grad_reusable = false;
+    }
+}
+
 static int replay_tape(Graph *g) {
+    int64_t next = g->n_made; /* the newer entry's g->made mark */
     for (TapeEntry *e = g->tape; e; e = e->prev) {
         PROFILE_OP(e->op_class);
         e->backward(g, (char *)e + TAPE_HEADER);
         if (g->failed) return -1;
+        reuse_dead_grads(g, e->made, next);
+        next = e->made;
     }
+    reuse_dead_grads(g, 0, next); /* made before any entry: the oldest's backward has run */
     return 0;
 }
 

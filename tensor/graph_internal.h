@@ -12,7 +12,8 @@ typedef void (*BackwardFn)(Graph *g, void *ctx);
 
 /* Arena bytes, zeroed or not; on failure marks the graph failed and returns NULL. */
 void *graph_alloc(Graph *g, size_t bytes);
-/* A new activation tensor (requires_grad false), data uninitialised; NULL on failure. */
+/* A new activation tensor (requires_grad false), data uninitialised; NULL on failure. Its
+ * gradient buffer is reused once dead (graph.c, reuse_dead_grads). */
 Tensor *graph_new_tensor(Graph *g, int ndim, const int64_t *shape);
 /* Pushes a tape entry and returns its zeroed context of ctx_bytes, or NULL on failure. */
 void *graph_record(Graph *g, BackwardFn backward, size_t ctx_bytes);

@@ -23,6 +23,10 @@
  * first time a gradient reaches it; a tensor whose grad is already set (a parameter whose
  * owner allocated it) has the gradient *added*, so micro-batches accumulate.
  * Tensors with requires_grad == false (the frozen base model) never get a grad buffer.
+ * An op's output's gradient is dead once that op's backward has run: its buffer goes to the
+ * next gradient of the same size and its grad is NULL after graph_backward (a backward holds
+ * about one layer's activation gradients, not every layer's). Tensors made with graph_tensor
+ * (inputs, leaves) keep theirs for the caller to read.
  * Ops keep pointers to their input tensors, weights and RoPE tables until graph_reset(), so
  * those must stay alive (and unchanged) until backward; id arrays (pos, segment, targets)
  * are copied and may be reused at once.
@@ -50,7 +54,8 @@
  * Every other op, bias and norm weight needs F32 data (a BF16 tensor there fails the graph). */
 typedef struct Tensor {
     float *data;
-    float *grad; /* same shape as data; NULL until a gradient reaches it */
+    float *grad;        /* same shape as data; NULL until a gradient reaches it */
+    bool grad_reusable; /* grad is the graph's, free for reuse once dead (graph.c) */
     int ndim;
     int64_t shape[TENSOR_MAX_DIMS];
     int64_t size; /* product of shape */

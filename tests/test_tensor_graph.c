@@ -196,6 +196,32 @@ static void run_with_threads(Mini *m, int threads, float *loss, float *grads) {
     graph_destroy(g);
 }
 
+/* Backward gives an op's output's gradient buffer back once the op's backward has run
+ * (graph.c, reuse_dead_grads): a chain of 16 ops holds a few gradients at a time, not 16,
+ * the leaf keeps its gradient for the caller, and the values are those of the chain rule. */
+START_TEST(test_backward_reuses_dead_gradients) {
+    enum { ROWS = 64, COLS = 256, OPS = 16 };
+    Graph *g = graph_create();
+    Tensor *x = graph_tensor(g, 2, (int64_t[]){ROWS, COLS}), *y = x, *made[OPS];
+    x->requires_grad = true;
+    for (int i = 0; i < ROWS * COLS; i++) x->data[i] = (float)(i % 7) - 3.0f;
+    for (int k = 0; k < OPS; k++) made[k] = y = op_scale(g, y, 1.0f + 0.01f * (float)k);
+    ck_assert(y != NULL);
+    size_t bytes = (size_t)ROWS * COLS * sizeof(float), forward = graph_arena_used(g);
+    ck_assert_int_eq(graph_backward(g, y, 1.0f), 0);
+    size_t backward = graph_arena_used(g) - forward;
+    ck_assert_msg(backward <= 3 * bytes + 4096,
+                  "backward took %zu bytes for gradients of %zu each (%d ops)", backward, bytes,
+                  OPS);
+    float expect = 1.0f;
+    for (int k = OPS - 1; k >= 0; k--) expect = (1.0f + 0.01f * (float)k) * expect;
+    ck_assert_ptr_nonnull(x->grad);
+    for (int i = 0; i < ROWS * COLS; i++) ck_assert_float_eq(x->grad[i], expect);
+    for (int k = 0; k < OPS; k++) ck_assert_ptr_null(made[k]->grad);
+    graph_destroy(g);
+}
+END_TEST
+
 START_TEST(test_results_bit_identical_per_thread_count) {
     Mini m;
     mini_init(&m);
@@ -318,6 +344,7 @@ Suite *tensor_graph_suite(void) {
     tcase_add_test(tc, test_release_returns_the_arena_pages);
     tcase_add_test(tc, test_second_step_allocates_nothing_and_repeats_bit_identically);
     tcase_add_test(tc, test_backward_twice_accumulates_and_frozen_grads_stay_null);
+    tcase_add_test(tc, test_backward_reuses_dead_gradients);
     tcase_add_test(tc, test_results_bit_identical_per_thread_count);
     tcase_add_test(tc, test_packed_segment_matches_running_it_alone);
     tcase_add_test(tc, test_failed_graph_propagates_null_and_backward_refuses);
