@@ -193,6 +193,7 @@ static uint16_t *room_of(const Tensor *w) {
 static void room_put_b(const Tensor *w, const Tensor *B) {
     int64_t out = w->shape[0], in = w->shape[1], ld = tensor_bf16_ld(w), r = B->shape[1];
     uint16_t *room = room_of(w);
+#pragma omp parallel for schedule(static) if (out >= THIN_TEAM_ROWS)
     for (int64_t o = 0; o < out; o++)
         for (int64_t j = 0; j < r; j++) room[o * ld + in + j] = bf16_round(B->data[o * r + j]);
 }
@@ -324,8 +325,9 @@ static void lora_backward(Graph *g, void *p) {
     if (c->B->requires_grad) {
         float *dB = graph_grad(g, c->B);
         float *dBt = graph_alloc(g, (size_t)r * out * sizeof(float));
+        /* dB^T (R, OUT) into dBt, then dB (OUT, R) += its transpose */
         if (!dB || !dBt || lora_db(g, c, dy, dyb, dBt) != 0) return;
-        /* dB (OUT, R) += dB^T's transpose */
+#pragma omp parallel for schedule(static) if (out >= THIN_TEAM_ROWS)
         for (int64_t o = 0; o < out; o++)
             for (int64_t j = 0; j < r; j++) dB[o * r + j] += dBt[j * out + o];
     }

@@ -359,6 +359,7 @@ size_t thin_quads_size(int k, int rp) {
 }
 
 void thin_quads(uint16_t *q, const float *m, int k, int r, int rp, int64_t st, int64_t sj) {
+#pragma omp parallel for schedule(static) if (k >= THIN_TEAM_ROWS)
     for (int u = 0; u < (k + 3) / 4; u++)
         for (int j = 0; j < rp; j++)
             for (int e = 0; e < 4; e++) {
@@ -373,6 +374,7 @@ size_t thin_pairs_size(int64_t n, int rp) {
 }
 
 void thin_pairs(uint16_t *p, const float *c, int64_t n, int rp, int ldc) {
+#pragma omp parallel for schedule(static) if (n >= THIN_TEAM_ROWS)
     for (int64_t i = 0; i < n; i += 2) {
         const float *c0 = c + i * ldc, *c1 = c0 + ldc;
         uint16_t *pi = p + i * rp; /* pair i / 2: (i / 2) rp 2 */

@@ -305,6 +305,34 @@ START_TEST(test_bf16_lora_linear_in_room_matches_separate_passes) {
 }
 END_TEST
 
+/* At THIN_TEAM_ROWS rows and more LoRA's small loops (B into W's room, the quads of A and B,
+ * the pairs of h and dh, dB's transpose) run on the team: the same bits as one thread. */
+START_TEST(test_bf16_lora_linear_in_room_same_bits_per_thread_count) {
+    Graph *g = bf16_graph();
+    if (!graph_lora_uses_room(g)) {
+        graph_destroy(g);
+        test_skip(__func__, "no AVX512-BF16 oneDNN kernels: LoRA never goes into W's room");
+        return;
+    }
+    LinCase c = lin_case(THIN_TEAM_ROWS + 45, THIN_TEAM_ROWS + 19, THIN_TEAM_ROWS + 33, 4, 41);
+    Bf16Weight roomy = bf16_weight_with_room(c.w, c.r);
+    int threads = tensor_threads();
+    tensor_set_threads(1);
+    LinRun one = lin_run(&c, g, &roomy.t, true, 0.0f);
+    tensor_set_threads(threads > 1 ? threads : 2);
+    LinRun team = lin_run(&c, g, &roomy.t, true, 0.0f);
+    tensor_set_threads(threads);
+    ck_assert(memcmp(one.y, team.y, (size_t)c.n * c.out * sizeof(float)) == 0);
+    ck_assert(memcmp(one.dx, team.dx, (size_t)c.x->size * sizeof(float)) == 0);
+    ck_assert(memcmp(one.dA, team.dA, (size_t)c.A->size * sizeof(float)) == 0);
+    ck_assert(memcmp(one.dB, team.dB, (size_t)c.B->size * sizeof(float)) == 0);
+    run_free(&one), run_free(&team);
+    free(roomy.bits);
+    graph_destroy(g);
+    lin_free(&c);
+}
+END_TEST
+
 /* ---- lm_head + cross-entropy ---- */
 
 START_TEST(test_bf16_lm_head_matches_rounded_reference) {
@@ -535,6 +563,7 @@ Suite *tensor_bf16mm_suite(void) {
     tcase_add_test(tc, test_bf16_linear_matches_rounded_reference_and_rounds_inputs);
     tcase_add_test(tc, test_bf16_lora_linear_rounds_what_autocast_rounds);
     tcase_add_test(tc, test_bf16_lora_linear_in_room_matches_separate_passes);
+    tcase_add_test(tc, test_bf16_lora_linear_in_room_same_bits_per_thread_count);
     tcase_add_test(tc, test_bf16_lm_head_matches_rounded_reference);
     tcase_add_test(tc, test_bf16_step_is_bit_identical_across_runs_and_thread_counts);
     tcase_add_test(tc, test_bf16_onednn_plumbing_matches_sgemm_emulation);
