@@ -449,7 +449,8 @@ static void reuse_dead_grads(Graph *g, int64_t from, int64_t to) {
         Tensor *t = g->made[i];
         size_t bytes = (size_t)t->size * sizeof(float);
         if (!t->grad || !t->grad_reusable || bytes < sizeof(DeadGrad)) continue;
-        if (g->mm.x_src >= t->grad && g->mm.x_src < t->grad + t->size) g->mm.x_src = NULL;
+        uintptr_t cached = (uintptr_t)g->mm.x_src, buf = (uintptr_t)t->grad;
+        if (cached >= buf && cached < buf + bytes) g->mm.x_src = NULL; /* mm_input's cache */
         DeadGrad *d = (DeadGrad *)(void *)t->grad;
         d->bytes = bytes;
         d->next = g->dead;
