@@ -311,20 +311,22 @@ MmIn mm_block(const Graph *g, void *dst, const float *src, int rows, int cols, i
     return as_operand(g, dst);
 }
 
+/* C (m, n) = A B or A B^T, packed operands, on oneDNN: split by rows or on its own threads. */
+static int onednn_product(OnednnType type, float *c, const void *a, const void *b, int m, int n,
+                          int k, bool transb, bool split) {
+    int rc = split ? onednn_gemm(type, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n)
+                   : onednn_gemm_whole(type, m, n, k, a, b, transb, c);
+    return rc ? -1 : 0;
+}
+
 int tensor_matmul_bf16(float *c, const uint16_t *a, const uint16_t *b, int m, int n, int k,
                        bool transb, bool split) {
-    int rc =
-        split ? onednn_gemm(ONEDNN_BF16, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n)
-              : onednn_gemm_whole(ONEDNN_BF16, m, n, k, a, b, transb, c);
-    return rc ? -1 : 0;
+    return onednn_product(ONEDNN_BF16, c, a, b, m, n, k, transb, split);
 }
 
 int tensor_matmul_onednn_f32(float *c, const float *a, const float *b, int m, int n, int k,
                              bool transb, bool split) {
-    int rc =
-        split ? onednn_gemm(ONEDNN_F32, m, n, k, 1.0f, a, k, b, transb ? k : n, transb, 0.0f, c, n)
-              : onednn_gemm_whole(ONEDNN_F32, m, n, k, a, b, transb, c);
-    return rc ? -1 : 0;
+    return onednn_product(ONEDNN_F32, c, a, b, m, n, k, transb, split);
 }
 
 void mm_sgemm(CBLAS_TRANSPOSE transa, CBLAS_TRANSPOSE transb, int m, int n, int k, float alpha,

@@ -26,7 +26,7 @@ static struct {
     double mark; /* when `current` last started counting */
     double seconds[TENSOR_OP_CLASSES];
     TensorOpClass product_owner; /* the class around the running serial product */
-    Counts shared;               /* threads beyond TALLIES, added atomically */
+    Counts shared;               /* threads beyond TALLIES, one at a time */
 } g_prof;
 
 /* Each thread adds its products into a tally of its own, a cache line apart from the
@@ -38,13 +38,22 @@ static struct { _Alignas(64) Counts counts; /* each tally on lines of its own */
 static int g_tallies; /* handed out so far (atomic) */
 static _Thread_local Counts *t_counts;
 
-/* This thread's counts, NULL once all TALLIES are taken (then g_prof.shared, atomically). */
+/* This thread's counts, NULL once all TALLIES are taken (then g_prof.shared, in turn). */
 static Counts *my_counts(void) {
     if (!t_counts) {
         int i = __atomic_fetch_add(&g_tallies, 1, __ATOMIC_RELAXED);
         if (i < TALLIES) t_counts = &g_tally[i].counts;
     }
     return t_counts;
+}
+
+/* One product's flops and seconds into `to`, owned by `owner`; inner: inside a region, where
+ * they also leave the enclosing class. */
+static void count(Counts *to, TensorOpClass owner, double flops, double seconds, bool inner) {
+    to->flops += flops;
+    to->owned_flops[owner] += flops;
+    to->owned_seconds[owner] += seconds;
+    if (inner) to->inner[g_prof.current] += seconds;
 }
 
 static void add_counts(Counts *to, const Counts *from) {
@@ -145,20 +154,9 @@ void profile_product_done(double start, int m, int n, int k) {
         g_prof.current == TENSOR_OP_PRODUCTS ? g_prof.product_owner : g_prof.current;
     Counts *my = my_counts();
     if (my) {
-        my->flops += flops;
-        my->owned_flops[owner] += flops;
-        my->owned_seconds[owner] += seconds;
-        if (inner) my->inner[g_prof.current] += seconds;
+        count(my, owner, flops, seconds, inner);
         return;
     }
-#pragma omp atomic
-    g_prof.shared.flops += flops;
-#pragma omp atomic
-    g_prof.shared.owned_flops[owner] += flops;
-#pragma omp atomic
-    g_prof.shared.owned_seconds[owner] += seconds;
-    if (inner) {
-#pragma omp atomic
-        g_prof.shared.inner[g_prof.current] += seconds;
-    }
+#pragma omp critical(profile_shared)
+    count(&g_prof.shared, owner, flops, seconds, inner);
 }
