@@ -1,6 +1,7 @@
 /* tensor/attention_exp.h — the exp of the attention's probabilities, portable, on 8 AVX2
  * and on 16 AVX-512 lanes (the same operations, so the same bits), for attention_kernels.c's
- * att_exp_row and attention_bf16.c's loops that write the exps as bf16 pairs; private to
+ * att_exp_row and attention_bf16.c's loops that write the exps as bf16 pairs, and vexp.c's
+ * single-precision array exps (BF16 precision's SwiGLU and lm_head softmax); private to
  * tensor/. */
 #ifndef LORAFIT_ATTENTION_EXP_H
 #define LORAFIT_ATTENTION_EXP_H

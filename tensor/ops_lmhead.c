@@ -127,16 +127,18 @@ SIMD_AVX512 static void scale_by_avx512(float *l, int64_t V, double inv) {
 }
 
 /* One row's loss lse - l[t], and, with grad, the row turned into softmax - onehot. One exp
- * per logit (vexp_shifted_sum: e = exp(l - max) as float, summed in double), and the
- * softmax is e / sum: within 2 ulp of the float nearest exp(l - lse). cap > 0: the row is
+ * per logit (vexp_shifted_sum: e = exp(l - max) as float, summed in double; with single,
+ * BF16 precision's vexp_shifted_sum_single), and the softmax is e / sum: within 2 ulp of the
+ * float nearest exp(l - lse) (3 with single). cap > 0: the row is
  * first capped, l = cap tanh(l / cap) with tanh kept in th (V), and the gradient times
  * 1 - tanh^2. */
-static double row_loss(float *l, int64_t V, int32_t t, bool grad, float cap, float *th) {
+static double row_loss(float *l, int64_t V, int32_t t, bool grad, float cap, float *th,
+                       bool single) {
     if (cap > 0.0f) vsoftcap_floats(l, th, l, cap, V);
     bool wide = simd_avx512();
     float mx = simd_max(l + 1, V - 1, l[0]);
     float lt = l[t];
-    double se = vexp_shifted_sum(l, l, mx, V);
+    double se = single ? vexp_shifted_sum_single(l, l, mx, V) : vexp_shifted_sum(l, l, mx, V);
     double loss = mx + log(se) - lt;
     if (grad) {
         double inv = 1.0 / se;
@@ -238,7 +240,7 @@ static Tensor *lm_head_loss(Graph *g, Tensor *x, const Tensor *w, const int32_t 
 #pragma omp parallel for schedule(static)
         for (int64_t i = 0; i < r; i++) {
             loss[r0 + i] =
-                row_loss(L + i * V, V, tgt[r0 + i], grad, softcap, th ? th + i * V : NULL);
+                row_loss(L + i * V, V, tgt[r0 + i], grad, softcap, th ? th + i * V : NULL, bf16);
             if (grad) mm_store(dLb, i * V, L + i * V, V); /* while the row is in cache */
         }
         if (grad && chunk_input_grad(g, w, L, mm_target_operand(dLb), r, dxa + r0 * C) != 0)

@@ -1,6 +1,6 @@
 /* tensor/ops_pointwise.c — element-wise ops: SwiGLU, GeGLU (tanh), residual add, dropout.
  * SwiGLU and GeGLU take their exps a block at a time from vexp_floats (glibc expf's bits,
- * vectorised).
+ * vectorised); SwiGLU in BF16 precision from vexp_floats_single (tensor/vexp.h).
  * Every loop is OpenMP-parallel over rows (or blocks) with a static schedule and has no reduction,
  * so results do not depend on the thread count at all. */
 #include "tensor/graph_internal.h"
@@ -51,10 +51,18 @@ void dropout_apply(float *dst, const float *src, uint8_t *keep_bits, DropoutRows
 /* Elements per exp call: SwiGLU runs over blocks of this many (on the thread's stack). */
 #define SWIGLU_BLOCK 256
 
-/* e[k] = expf(-g[k]) for k < n <= SWIGLU_BLOCK. */
-static void exp_neg(float *e, const float *g, int64_t n) {
+/* e[k] = expf(-g[k]) for k < n <= SWIGLU_BLOCK; single: vexp_floats_single's exp. */
+static void exp_neg(float *e, const float *g, int64_t n, bool single) {
     for (int64_t k = 0; k < n; k++) e[k] = -g[k];
-    vexp_floats(e, e, n);
+    if (single)
+        vexp_floats_single(e, e, n);
+    else
+        vexp_floats(e, e, n);
+}
+
+/* Whether g's SwiGLU takes its exps in single precision: BF16 precision. */
+static bool exp_single_for(const Graph *g) {
+    return graph_precision(g) == TENSOR_PRECISION_BF16;
 }
 
 typedef struct {
@@ -103,12 +111,12 @@ static void swiglu_backward(Graph *g, void *p) {
     if (graph_failed(g)) return;
     int64_t size = c->y->size;
     const float *gt = c->gate->data, *u = c->up->data;
-    bool wide = simd_avx512();
+    bool wide = simd_avx512(), single = exp_single_for(g);
 #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < size; j0 += SWIGLU_BLOCK) {
         int64_t n = size - j0 < SWIGLU_BLOCK ? size - j0 : SWIGLU_BLOCK;
         float e[SWIGLU_BLOCK];
-        exp_neg(e, gt + j0, n);
+        exp_neg(e, gt + j0, n, single);
         float *dg = dgate ? dgate + j0 : NULL, *du = dup ? dup + j0 : NULL;
         if (wide)
             swiglu_grads_avx512(dg, du, dy + j0, gt + j0, u + j0, e, n, add_g, add_u);
@@ -130,12 +138,12 @@ Tensor *op_swiglu(Graph *g, Tensor *gate, Tensor *up) {
     const float *gt = gate->data, *u = up->data;
     /* the products' copy of y, block by block */
     MmOut yb = mm_input_target(g, y->data, tensor_rows(y), tensor_cols(y));
-    bool wide = simd_avx512();
+    bool wide = simd_avx512(), single = exp_single_for(g);
 #pragma omp parallel for schedule(static)
     for (int64_t j0 = 0; j0 < y->size; j0 += SWIGLU_BLOCK) {
         int64_t n = y->size - j0 < SWIGLU_BLOCK ? y->size - j0 : SWIGLU_BLOCK;
         float e[SWIGLU_BLOCK];
-        exp_neg(e, gt + j0, n);
+        exp_neg(e, gt + j0, n, single);
         if (wide)
             swiglu_values_avx512(y->data + j0, gt + j0, u + j0, e, n);
         else

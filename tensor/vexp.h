@@ -16,6 +16,16 @@ void vexp_floats(float *y, const float *x, int64_t n);
  * (s2 + s3)), whatever the CPU. */
 double vexp_shifted_sum(float *e, const float *x, float shift, int64_t n);
 
+/* BF16 precision's exps (SwiGLU, the lm_head's softmax): the same in single-precision
+ * arithmetic, the attention's exp (attention_exp.h: Cephes' polynomial, within 2 ulp; 0
+ * below -87, exp(88) above 88; NaN stays NaN), sixteen lanes at a time with AVX-512, eight
+ * with AVX2, one by one in the tail: the same bits on every path of an x86 CPU.
+ * vexp_shifted_sum_single takes x - shift in float and sums the e[i] in double in a fixed order:
+ * eight partial sums by i mod 8, then
+ * ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)). */
+void vexp_floats_single(float *y, const float *x, int64_t n);
+double vexp_shifted_sum_single(float *e, const float *x, float shift, int64_t n);
+
 /* y[i] = tanh(x[i]) within a few ulp, the same bits on every CPU; y may be x.
  * Single-threaded. */
 void vtanh_floats(float *y, const float *x, int64_t n);

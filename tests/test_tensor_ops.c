@@ -2,6 +2,7 @@
  * hand in the comments, plus the errors an op reports instead of reading out of bounds. */
 #include "tensor/matmul.h"
 #include "tensor/tensor.h"
+#include "tensor/vexp.h"
 #include "tests/test_tensor_ref.h"
 #include "tests/test_util.h"
 
@@ -135,6 +136,36 @@ START_TEST(test_swiglu_add_known_values) {
     ck_assert_ptr_null(op_add(g, gate, other)); /* shapes differ */
     ck_assert_ptr_null(op_swiglu(g, NULL, up));
     graph_destroy(g);
+}
+END_TEST
+
+/* SwiGLU's exp(-g): glibc's expf in F32 precision (its bits kept), vexp_floats_single in BF16
+ * precision; y = g / (1 + e) u bit for bit either way, over gates wide enough to reach both
+ * ends of the sigmoid. */
+START_TEST(test_swiglu_takes_expf_in_f32_and_the_single_exp_in_bf16) {
+    enum { N = 3001 };
+    float gate[N], up[N], e[N];
+    uint64_t seed = 3;
+    for (int i = 0; i < N; i++) {
+        gate[i] = test_rand_uniform(&seed, -30.0f, 30.0f);
+        up[i] = test_rand_uniform(&seed, -2.0f, 2.0f);
+    }
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        Graph *g = graph_create();
+        if (bf16) ck_assert_int_eq(graph_set_precision(g, TENSOR_PRECISION_BF16), 0);
+        Tensor *y =
+            op_swiglu(g, make(g, 2, (int64_t[]){1, N}, gate), make(g, 2, (int64_t[]){1, N}, up));
+        ck_assert_ptr_nonnull(y);
+        for (int i = 0; i < N; i++) e[i] = bf16 ? -gate[i] : expf(-gate[i]);
+        if (bf16) vexp_floats_single(e, e, N);
+        int bad = -1;
+        for (int i = 0; i < N && bad < 0; i++)
+            if (y->data[i] != gate[i] / (1.0f + e[i]) * up[i]) bad = i;
+        ck_assert_msg(bad < 0, "%s: silu(%a) * %a = %a", bf16 ? "bf16" : "f32",
+                      bad >= 0 ? gate[bad] : 0.0f, bad >= 0 ? up[bad] : 0.0f,
+                      bad >= 0 ? y->data[bad] : 0.0f);
+        graph_destroy(g);
+    }
 }
 END_TEST
 
@@ -468,6 +499,7 @@ Suite *tensor_ops_suite(void) {
     tcase_add_test(tc, test_rope_rotates_half_pairs_by_table_angles);
     tcase_add_test(tc, test_attention_causal_gqa_and_segments_known_values);
     tcase_add_test(tc, test_swiglu_add_known_values);
+    tcase_add_test(tc, test_swiglu_takes_expf_in_f32_and_the_single_exp_in_bf16);
     tcase_add_test(tc, test_dropout_drops_where_hash_below_p_and_rescales);
     tcase_add_test(tc, test_cross_entropy_sums_counted_rows_and_is_stable);
     tcase_add_test(tc, test_matmul_helper_plain_transposed_and_accumulated);

@@ -3,7 +3,9 @@
  * its special cases), and vexp_shifted_sum is within an ulp of exp(x - shift) with its sum
  * taken in the order it promises; each on the AVX-512 loops (where the CPU has them) and on
  * the AVX2 ones (vexp_force_avx2); and vtanh_floats within 3 ulp of tanh, the same bits on
- * both. */
+ * both; vexp_floats_single and vexp_shifted_sum_single (BF16 precision's) within 2 ulp, the
+ * same bits on every path (AVX-512, AVX2, the one-by-one tail), NaN kept, sums in their
+ * order. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +121,83 @@ START_TEST(test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order) {
 }
 END_TEST
 
+/* |got - want| in units of want's last place (as a float), NaN only for NaN. */
+static double ulps_off(float got, double want) {
+    if (isnan(want)) return isnan(got) ? 0.0 : INFINITY;
+    double ulp = ldexp(1.0, (want < 0x1p-126 ? -126 : ilogb(want)) - 23);
+    return fabs(got - want) / ulp;
+}
+
+/* vexp_floats_single: within 2 ulp of exp over [-87, 88]; 0 below -87 (and for -inf); NaN
+ * kept; the same bits on the AVX-512 and AVX2 paths and in the one-by-one tail (each input
+ * at every lane position of a run 7 long and of one 16 long). */
+START_TEST(test_vexp_floats_single_is_within_2_ulp_and_the_same_on_every_path) {
+    const int64_t n = 100003;
+    float *x = malloc((size_t)n * sizeof *x), *y[2], tail[7];
+    y[0] = malloc((size_t)n * sizeof(float)), y[1] = malloc((size_t)n * sizeof(float));
+    ck_assert(x && y[0] && y[1]);
+    uint64_t seed = 5;
+    for (int64_t i = 0; i < n; i++) x[i] = test_rand_uniform(&seed, -87.0f, 88.0f);
+    x[0] = NAN, x[1] = -INFINITY, x[2] = -87.5f, x[3] = -1000.0f, x[4] = 0.0f, x[5] = -0.0f;
+    for (int avx2 = 0; avx2 < 2; avx2++) {
+        vexp_force_avx2(avx2);
+        memcpy(y[avx2], x, (size_t)n * sizeof(float));
+        vexp_floats_single(y[avx2], y[avx2], n); /* in place */
+    }
+    ck_assert_msg(memcmp(y[0], y[1], (size_t)n * sizeof(float)) == 0, "AVX2 and AVX-512 differ");
+    for (int64_t i0 = 0; i0 + 7 <= 4096; i0 += 7) { /* every element in the tail (n < 8) */
+        vexp_floats_single(tail, x + i0, 7);
+        ck_assert_msg(memcmp(tail, y[0] + i0, sizeof tail) == 0, "the tail differs at %lld",
+                      (long long)i0);
+    }
+    vexp_force_avx2(false);
+    ck_assert(isnan(y[0][0]) && y[0][1] == 0.0f && y[0][2] == 0.0f && y[0][3] == 0.0f);
+    int64_t bad = -1;
+    for (int64_t i = 4; i < n && bad < 0; i++)
+        if (ulps_off(y[0][i], exp((double)x[i])) > 2.0) bad = i;
+    float in = bad >= 0 ? x[bad] : 0.0f, got = bad >= 0 ? y[0][bad] : 0.0f;
+    free(x), free(y[0]), free(y[1]);
+    ck_assert_msg(bad < 0, "exp(%a) = %a, want %a", in, got, exp((double)in));
+}
+END_TEST
+
+/* vexp_shifted_sum_single: e = exp(x - shift) (the difference in float) within 2 ulp, summed
+ * in its order, on both paths with the same bits; NaN kept. */
+START_TEST(test_vexp_shifted_sum_single_is_within_2_ulp_and_sums_in_its_order) {
+    const int64_t n = 49157; /* a vocabulary-sized row, not a multiple of 8 */
+    float *x = malloc((size_t)n * sizeof *x), *e[2];
+    e[0] = malloc((size_t)n * sizeof(float)), e[1] = malloc((size_t)n * sizeof(float));
+    ck_assert(x && e[0] && e[1]);
+    uint64_t seed = 9;
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = test_rand_uniform(&seed, -40.0f, 12.0f);
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    double sum[2];
+    for (int avx2 = 0; avx2 < 2; avx2++) {
+        vexp_force_avx2(avx2);
+        memcpy(e[avx2], x, (size_t)n * sizeof(float));
+        sum[avx2] = vexp_shifted_sum_single(e[avx2], e[avx2], mx, n); /* in place */
+    }
+    vexp_force_avx2(false);
+    ck_assert(sum[0] == sum[1] && memcmp(e[0], e[1], (size_t)n * sizeof(float)) == 0);
+    double lanes[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t bad = -1;
+    for (int64_t i = 0; i < n; i++) {
+        if (bad < 0 && ulps_off(e[0][i], exp((double)(x[i] - mx))) > 2.0) bad = i;
+        lanes[i % 8] += e[0][i];
+    }
+    int64_t at = bad < 0 ? 0 : bad;
+    ck_assert_msg(bad < 0, "exp(%a - %a) = %a", x[at], mx, e[0][at]);
+    ck_assert(sum[0] == ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+                            ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7])));
+    x[n / 2] = NAN;
+    ck_assert(isnan(vexp_shifted_sum_single(e[0], x, mx, n)) && isnan(e[0][n / 2]));
+    free(x), free(e[0]), free(e[1]);
+}
+END_TEST
+
 /* vtanh_floats within 3 ulp of tanh (taken in double) on a spread of inputs around the
  * series / exp switch at 0.4, tiny and huge ones, infinities and NaN; in place; and the
  * same bits on the AVX-512 and AVX2 paths. */
@@ -167,6 +246,8 @@ Suite *tensor_vexp_suite(void) {
     tcase_add_test(tc, test_vexp_floats_is_expf_at_special_case_edges_and_in_place);
     tcase_add_test(tc, test_vexp_shifted_sum_is_within_an_ulp_and_sums_in_its_order);
     tcase_add_test(tc, test_vtanh_floats_is_within_3_ulp_and_the_same_on_every_path);
+    tcase_add_test(tc, test_vexp_floats_single_is_within_2_ulp_and_the_same_on_every_path);
+    tcase_add_test(tc, test_vexp_shifted_sum_single_is_within_2_ulp_and_sums_in_its_order);
     suite_add_tcase(s, tc);
     return s;
 }
