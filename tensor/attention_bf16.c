@@ -202,18 +202,29 @@ TARGET void att_pack_rows(const float *src, int64_t ld, int rows, int cols, uint
     }
 }
 
-void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, uint32_t *dst, int64_t ldd,
-                     int width) {
+TARGET void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, uint32_t *dst,
+                            int64_t ldd, int width) {
+    uint32_t strip[ATT_BLOCK][16]; /* 16 pairs of each row, then transposed into dst */
     int pairs = (cols + 1) / 2;
-    for (int p = 0; p < pairs; p++)
-        for (int x = 0; x < width; x++) {
-            uint32_t w = 0;
-            if (x < rows) {
-                const float *s = src + x * ld + 2 * p;
-                w = bf16_round(s[0]) | (2 * p + 1 < cols ? (uint32_t)bf16_round(s[1]) << 16 : 0);
+    for (int x0 = 0; x0 < width; x0 += ATT_BLOCK) {
+        int xs = width - x0 < ATT_BLOCK ? width - x0 : ATT_BLOCK;
+        for (int p0 = 0; p0 < pairs; p0 += 16) {
+            int ps = pairs - p0 < 16 ? pairs - p0 : 16;
+            for (int x = 0; x < xs; x++) {
+                if (x0 + x >= rows) {
+                    memset(strip[x], 0, sizeof strip[x]);
+                    continue;
+                }
+                const float *s = src + (x0 + x) * ld + 2 * p0;
+                int left = cols - 2 * p0; /* terms of this row from 2 p0 on */
+                __m512i w = pack32(_mm512_maskz_loadu_ps(att_lanes(left), s),
+                                   _mm512_maskz_loadu_ps(att_lanes(left - 16), s + 16));
+                _mm512_storeu_si512(strip[x], w);
             }
-            dst[p * ldd + x] = w;
+            for (int p = 0; p < ps; p++)
+                for (int x = 0; x < xs; x++) dst[(p0 + p) * ldd + x0 + x] = strip[x][p];
         }
+    }
 }
 
 /* ---- probabilities and their gradients straight into pairs ------------------------ */
@@ -225,6 +236,35 @@ TARGET float att_exp_row_pairs(uint32_t *pairs, const float *s, float shift, int
         __m512 hi = att_exp16(s + x0 + 16, att_lanes(n - x0 - 16), sh);
         if (x0 < n) acc = _mm512_add_ps(acc, lo); /* in att_exp_row's order */
         if (x0 + 16 < n) acc = _mm512_add_ps(acc, hi);
+        _mm512_storeu_si512(pairs + x0 / 2, pack32(lo, hi));
+    }
+    return att_lanes_sum_avx512(acc);
+}
+
+TARGET float att_scaled_exp_row_pairs(uint32_t *pairs, const float *s, float scale, int limit,
+                                      float *top) {
+    __m512 v[ATT_BLOCK / 16], mx = _mm512_set1_ps(*top), sc = _mm512_set1_ps(scale);
+    for (int k = 0; k < ATT_BLOCK / 16; k++) { /* att_scores' products, -inf beyond limit */
+        __mmask16 mk = att_lanes(limit - 16 * k);
+        v[k] = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), mk,
+                                  _mm512_maskz_loadu_ps(mk, s + 16 * k), sc);
+        mx = _mm512_max_ps(v[k], mx); /* simd_max's operand order: a NaN score is skipped */
+    }
+    float lanes[16], m = *top;
+    _mm512_storeu_ps(lanes, mx);
+    for (int l = 0; l < 16; l++) m = lanes[l] > m ? lanes[l] : m;
+    *top = m;
+    if (m == -INFINITY) {
+        memset(pairs, 0, ATT_BLOCK / 2 * sizeof *pairs);
+        return 0.0f;
+    }
+    __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(m);
+    for (int x0 = 0; x0 < ATT_BLOCK; x0 += 32) { /* att_exp_row_pairs' steps and order */
+        __mmask16 ml = att_lanes(limit - x0), mh = att_lanes(limit - x0 - 16);
+        __m512 lo = _mm512_maskz_mov_ps(ml, att_exp_avx512(_mm512_sub_ps(v[x0 / 16], sh)));
+        __m512 hi = _mm512_maskz_mov_ps(mh, att_exp_avx512(_mm512_sub_ps(v[x0 / 16 + 1], sh)));
+        if (ml) acc = _mm512_add_ps(acc, lo);
+        if (mh) acc = _mm512_add_ps(acc, hi);
         _mm512_storeu_si512(pairs + x0 / 2, pack32(lo, hi));
     }
     return att_lanes_sum_avx512(acc);
@@ -244,9 +284,18 @@ TARGET static inline __m512 ds16(__m512 p, const float *dp, const float *s, __mm
     return _mm512_maskz_mul_ps(live & mk, g, _mm512_set1_ps(scale));
 }
 
+/* exp(S - shift) in the lanes mk holds as att_exp16 takes it, S scaled first when s_scale
+ * > 0 (a plain block's raw products, as att_scores would have scaled them). */
+TARGET static inline __m512 p16(const float *s, __mmask16 mk, __m512 shift, float s_scale) {
+    if (!mk) return _mm512_setzero_ps();
+    __m512 v = _mm512_maskz_loadu_ps(mk, s);
+    if (s_scale > 0.0f) v = _mm512_mul_ps(v, _mm512_set1_ps(s_scale));
+    return _mm512_maskz_mov_ps(mk, att_exp_avx512(_mm512_sub_ps(v, shift)));
+}
+
 TARGET void att_grads_pairs(const float *S, const float *dP, int m, int n, const float *lse,
                             const float *drow, float cap, float scale, uint32_t *p_rows,
-                            uint32_t *ds_rows, uint32_t *ds_cols) {
+                            uint32_t *ds_rows, uint32_t *ds_cols, float s_scale, int diag_from) {
     for (int q = 0; q < ATT_BLOCK / 2; q++) {
         int r = 2 * q;
         bool even = r < m, odd = r + 1 < m;
@@ -259,8 +308,12 @@ TARGET void att_grads_pairs(const float *S, const float *dP, int m, int n, const
             for (int h = 0; h < 2; h++) {
                 int x = x0 + 16 * h;
                 __mmask16 mk = att_lanes(n - x), me = even ? mk : 0, mo = odd ? mk : 0;
-                pe[h] = att_exp16(se + x, me, she);
-                po[h] = att_exp16(so + x, mo, sho);
+                if (s_scale > 0.0f) { /* keys s <= t: x < r + diag_from */
+                    me &= att_lanes(r + diag_from - x);
+                    mo &= att_lanes(r + 1 + diag_from - x);
+                }
+                pe[h] = p16(se + x, me, she, s_scale);
+                po[h] = p16(so + x, mo, sho, s_scale);
                 dse[h] = ds16(pe[h], de + x, se + x, me, even ? drow[r] : 0.0f, cap, scale);
                 dso[h] = ds16(po[h], dd + x, so + x, mo, odd ? drow[r + 1] : 0.0f, cap, scale);
                 _mm512_mask_storeu_epi32(p_rows + q * ATT_BLOCK + x, mk,

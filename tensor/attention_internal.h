@@ -46,6 +46,16 @@ void attention_backward(Graph *g, void *ctx);
  * the raw products S = Q K^T in s (m, n), ATT_BLOCK apart, in place: scale, soft-cap, and
  * -inf where the mask forbids. */
 void att_scores(const AttentionCtx *c, float *s, int b, int t0, int m, int s0, int n);
+/* Whether att_scores masks single scores in that block (a window or segments cut through
+ * it), beyond the causal diagonal. */
+bool att_block_masked(const AttentionCtx *c, int b, int t0, int m, int s0);
+/* Whether the scores of that block are only scaled raw products with the causal mask: no
+ * soft-cap, nothing att_block_masked masks; on AVX512-BF16 the softmax steps then scale them
+ * as they read them (att_scaled_exp_row_pairs, att_grads_pairs' s_scale) instead of a pass of
+ * att_scores, with the same bits. */
+bool att_block_plain(const AttentionCtx *c, int b, int t0, int m, int s0);
+/* Tests: true makes no block plain (every score through att_scores). */
+void att_plain_force_off(bool off);
 
 /* Where row t0 of head h of sequence b starts in a (B*T, NH*D) tensor (q, the output, their
  * gradients); its rows are NH*D apart. */
@@ -139,22 +149,31 @@ void att_pack_cols(const float *src, int64_t ld, int rows, int cols, uint32_t *d
 void att_pack_rows(const float *src, int64_t ld, int rows, int cols, uint32_t *dst, int64_t ldd,
                    int pairs);
 /* Pairs along columns, transposed: dst[p ldd + x] = (M[x][2p], M[x][2p + 1]) for x < width
- * ((cols + 1) / 2 rows of dst); rows x >= rows of M are 0. */
+ * ((cols + 1) / 2 rows of dst); rows x >= rows of M are 0. Rounded as att_pack_cols rounds
+ * (VCVTNE2PS2BF16), in strips of 16 pairs transposed through the stack. */
 void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, uint32_t *dst, int64_t ldd,
                      int width);
 
 /* att_exp_row (AVX-512) with P's row written as att_pack_cols would write it: pairs[p] =
  * (P[2p], P[2p + 1]) for p < ATT_BLOCK / 2, 0 beyond n; returns the row's sum, the same bits. */
 float att_exp_row_pairs(uint32_t *pairs, const float *s, float shift, int n);
+/* For a plain block (att_block_plain): one row's raw products s, keys [0, limit) allowed
+ * (1 <= limit <= ATT_BLOCK), scaled as att_scores scales them, their maximum with *top into
+ * *top (simd_max's), and att_exp_row_pairs(pairs, scores, *top, limit) from them; the same
+ * bits as those three in turn, without writing the scores. When *top stays -inf the pairs
+ * are 0 and so is the sum. */
+float att_scaled_exp_row_pairs(uint32_t *pairs, const float *s, float scale, int limit, float *top);
 /* A block pair's probabilities and their gradients, as the backward pass computes them from
  * the scores S and dP (m rows of n, ATT_BLOCK apart; rows' lse and D_t): P = exp(S - lse),
  * dS = P (dP - D_t), through the soft-cap, times the scale, written only as bf16 pairs, the
  * words att_pack_rows and att_pack_cols would write from them: P and dS along rows (p_rows,
  * ds_rows: ATT_BLOCK / 2 rows of ATT_BLOCK words), dS along columns (ds_cols: m rows of
- * ATT_BLOCK / 2 words). */
+ * ATT_BLOCK / 2 words). With s_scale > 0 S holds a plain block's raw products instead
+ * (att_block_plain): scaled by s_scale as they are read, row r's keys from r + diag_from on
+ * masked (diag_from = t0 - s0 + 1), with the same bits as after att_scores. */
 void att_grads_pairs(const float *S, const float *dP, int m, int n, const float *lse,
                      const float *drow, float cap, float scale, uint32_t *p_rows, uint32_t *ds_rows,
-                     uint32_t *ds_cols);
+                     uint32_t *ds_cols, float s_scale, int diag_from);
 
 /* x[i] = the nearest bf16 value of x[i] (tensor_float_to_bf16), for i < n. */
 void att_round_bf16(float *x, int64_t n);

@@ -63,16 +63,32 @@ bool att_pair_live(const AttentionCtx *c, int b, int i, int j) {
     return true;
 }
 
-void att_scores(const AttentionCtx *c, float *s, int b, int t0, int m, int s0, int n) {
-    float scale = c->scale, cap = c->softcap, scale_cap = cap > 0.0f ? scale / cap : 0.0f;
-    const int32_t *seg = c->seg ? c->seg + (int64_t)b * c->seq_len : NULL;
+bool att_block_masked(const AttentionCtx *c, int b, int t0, int m, int s0) {
     /* window and segments: skipped for a block every pair of which they allow */
     bool check = !window_allows(c->window, t0 + m - 1, s0);
-    if (seg) {
+    if (c->seg) {
         int nb = att_blocks(c->seq_len), i = t0 / ATT_BLOCK, j = s0 / ATT_BLOCK;
         const int32_t *lo = c->seg_lo + (int64_t)b * nb, *hi = c->seg_hi + (int64_t)b * nb;
         check = check || !(lo[i] == hi[i] && lo[j] == hi[j] && lo[i] == lo[j]);
     }
+    return check;
+}
+
+static int g_plain_off; /* att_plain_force_off */
+
+void att_plain_force_off(bool off) {
+    __atomic_store_n(&g_plain_off, off, __ATOMIC_RELAXED);
+}
+
+bool att_block_plain(const AttentionCtx *c, int b, int t0, int m, int s0) {
+    return c->dot && c->softcap <= 0.0f && !att_block_masked(c, b, t0, m, s0) &&
+           !__atomic_load_n(&g_plain_off, __ATOMIC_RELAXED);
+}
+
+void att_scores(const AttentionCtx *c, float *s, int b, int t0, int m, int s0, int n) {
+    float scale = c->scale, cap = c->softcap, scale_cap = cap > 0.0f ? scale / cap : 0.0f;
+    const int32_t *seg = c->seg ? c->seg + (int64_t)b * c->seq_len : NULL;
+    bool check = att_block_masked(c, b, t0, m, s0);
     for (int r = 0; r < m; r++) {
         int t = t0 + r, causal = t - s0 + 1 < n ? t - s0 + 1 : n; /* keys s <= t */
         float *row = s + r * ATT_BLOCK;
@@ -126,11 +142,18 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
         else
             att_gemm(m, n, D, Q, ldq, 1, c->kt + att_kt_at(c, b, kvh, j), ATT_BLOCK, w.s, ATT_BLOCK,
                      false, i == j ? ATT_TRI_COLS : ATT_FULL);
-        att_scores(c, w.s, b, t0, m, s0, n);
+        bool plain = att_block_plain(c, b, t0, m, s0);
+        if (!plain) att_scores(c, w.s, b, t0, m, s0, n);
         for (int r = 0; r < m; r++) {
-            float *row = w.s + r * ATT_BLOCK, top = simd_max(row, n, w.mx[r]);
+            float *row = w.s + r * ATT_BLOCK, top = w.mx[r], blocksum = 0.0f;
             uint32_t *pairs = w.pb + r * (ATT_BLOCK / 2); /* with dot, P's row as pairs */
-            if (top == -INFINITY) {                       /* no allowed key for this row yet */
+            if (plain) {                                  /* keys s <= t */
+                int limit = t0 + r - s0 + 1 < n ? t0 + r - s0 + 1 : n;
+                blocksum = att_scaled_exp_row_pairs(pairs, row, c->scale, limit, &top);
+            } else {
+                top = simd_max(row, n, top);
+            }
+            if (top == -INFINITY) { /* no allowed key for this row yet */
                 if (c->dot)
                     memset(pairs, 0, ATT_BLOCK / 2 * sizeof *pairs);
                 else
@@ -139,8 +162,9 @@ static void forward_block(const AttentionCtx *c, ForwardScratch w, int b, int h,
             }
             /* P = exp(S - m_new); the sums and outputs so far shrink by exp(m_old - m_new) */
             float shrink = expf(w.mx[r] - top);
-            float blocksum =
-                c->dot ? att_exp_row_pairs(pairs, row, top, n) : att_exp_row(row, row, top, n);
+            if (!plain)
+                blocksum =
+                    c->dot ? att_exp_row_pairs(pairs, row, top, n) : att_exp_row(row, row, top, n);
             w.sum[r] = w.sum[r] * shrink + blocksum;
             w.mx[r] = top;
             if (shrink != 1.0f) scale_floats(w.o + r * D, D, shrink);

@@ -86,15 +86,16 @@ static void pair_grads(const Backward *bw, float *s, int b, int h, int i, int j)
     else
         att_gemm(m, n, D, c->q->data + att_q_at(c, b, h, t0), ldq, 1, c->kt + kv, ATT_BLOCK, S,
                  ATT_BLOCK, false, diag);
-    att_scores(c, S, b, t0, m, s0, n);
+    bool plain = att_block_plain(c, b, t0, m, s0); /* then att_grads_pairs scales S */
+    if (!plain) att_scores(c, S, b, t0, m, s0, n);
     float cap = c->softcap, scale = c->scale;
     /* in the forward pass this was: O = P V; so dP = dO V^T */
     if (c->dot) { /* P and dS straight into the pairs the products read */
         att_gemm_bf16(m, n, D, bw->doh + hd, ldh, 1, bw->vd + kd, ATT_BLOCK, dS, ATT_BLOCK, false,
                       diag);
         uint32_t *pairs = (uint32_t *)(dS + BLOCK);
-        att_grads_pairs(S, dS, m, n, lse, drow, cap, scale, pairs, pairs + BLOCK / 2,
-                        pairs + BLOCK);
+        att_grads_pairs(S, dS, m, n, lse, drow, cap, scale, pairs, pairs + BLOCK / 2, pairs + BLOCK,
+                        plain ? scale : 0.0f, t0 - s0 + 1);
         return;
     }
     for (int r = 0; r < m; r++) att_exp_row(P + r * ATT_BLOCK, S + r * ATT_BLOCK, lse[r], n);

@@ -1,11 +1,13 @@
 /* tests/test_tensor_bf16mm_attention.c — TENSOR_PRECISION_BF16's attention: against a
  * double reference computed from the rounded q, k, v (P and dS, which attention rounds
  * itself, against F32 precision's; test_tensor_bf16mm.c says why those tolerances), and the
- * same bits for any split of its work between threads. */
+ * same bits for any split of its work between threads, and with or without the plain blocks'
+ * fused scaling (att_block_plain). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/attention_internal.h"
 #include "tests/test_bf16mm.h"
 #include "tests/test_tensor_ref.h"
 #include "tests/test_util.h"
@@ -124,12 +126,38 @@ START_TEST(test_bf16_attention_is_the_same_for_any_task_split) {
 }
 END_TEST
 
+/* On AVX512-BF16 the plain blocks (no soft-cap, no window or segment cutting through them)
+ * scale their raw products as the softmax steps read them: the same bits as att_scores' pass
+ * (elsewhere both runs take att_scores). Partial blocks, GQA, head sizes 16 and 64, and packed
+ * rows, which leave some blocks masked and others plain. */
+START_TEST(test_bf16_attention_plain_blocks_same_bits_as_scored) {
+    const int heads[2] = {16, 64};
+    int32_t seg[2 * 150];
+    for (int i = 0; i < 2 * 150; i++) seg[i] = i % 150 < 90 ? 0 : 1;
+    for (int h = 0; h < 2; h++)
+        for (int packed = 0; packed < 2; packed++) {
+            AttCase c = att_case(2, 150, 4, 2, heads[h], 41 + (uint64_t)h);
+            Graph *g = bf16_graph();
+            AttRun fused = att_run(&c, g, packed ? seg : NULL);
+            att_plain_force_off(true);
+            AttRun scored = att_run(&c, g, packed ? seg : NULL);
+            att_plain_force_off(false);
+            ck_assert_msg(att_equal(&c, &fused, &scored), "head size %d, packed %d", heads[h],
+                          packed);
+            att_run_free(&fused), att_run_free(&scored);
+            graph_destroy(g);
+            att_free(&c);
+        }
+}
+END_TEST
+
 Suite *tensor_bf16mm_attention_suite(void) {
     Suite *s = suite_create("tensor_bf16mm_attention");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_bf16_attention_matches_rounded_reference);
     tcase_add_test(tc, test_bf16_attention_is_the_same_for_any_task_split);
+    tcase_add_test(tc, test_bf16_attention_plain_blocks_same_bits_as_scored);
     suite_add_tcase(s, tc);
     return s;
 }
