@@ -179,6 +179,8 @@ void graph_reset(Graph *g) {
     g->failed = false;
     g->error[0] = '\0';
     g->mm.x_src = NULL; /* the arena's tensors are gone: forget which one mm.x holds */
+    g->mm.cur = NULL;
+    g->mm.kept = false; /* the backward passes that read mm.x are done */
 }
 
 void graph_release_buffers(Graph *g) {
@@ -188,6 +190,7 @@ void graph_release_buffers(Graph *g) {
     tensor_release_pages(g->mm.x, g->mm.x_bytes);
     tensor_release_pages(g->mm.d, g->mm.d_bytes);
     g->mm.x_src = NULL; /* mm.x no longer holds its conversion */
+    g->mm.cur = NULL;
 }
 
 void graph_release(Graph *g) {

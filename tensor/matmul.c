@@ -153,19 +153,26 @@ static int64_t x_ld(const MmBuffers *b, int64_t cols) {
     return b->room ? cols + b->room : 0;
 }
 
-/* mm_input's buffer grown for (rows, cols) rows ld apart (x_ld), forgetting what it held;
+/* A buffer for mm_input's next conversion, (rows, cols) rows ld apart (x_ld): its own
+ * buffer grown, or once a backward pass keeps one (mm_keep_input) a new one in the arena;
  * NULL with the graph failed. */
 static void *x_buffer(Graph *g, MmBuffers *b, int64_t rows, int64_t cols, int64_t ld) {
     int64_t elems = rows * (ld ? ld : cols);
+    size_t bytes = (size_t)(elems > 0 ? elems : 1) * mm_elem_bytes(g);
     b->x_src = NULL;
-    return grow(g, &b->x, &b->x_bytes, (size_t)(elems > 0 ? elems : 1) * mm_elem_bytes(g));
+    b->cur = b->kept ? graph_alloc(g, bytes) : grow(g, &b->x, &b->x_bytes, bytes);
+    return b->cur;
+}
+
+void mm_keep_input(Graph *g) {
+    graph_mm_buffers(g)->kept = true;
 }
 
 MmIn mm_input(Graph *g, const float *src, int64_t rows, int64_t cols) {
     PROFILE_OP(TENSOR_OP_CONVERSION);
     MmBuffers *b = graph_mm_buffers(g);
     int64_t n = rows * cols, ld = x_ld(b, cols);
-    void *dst = b->x_src == src && b->x_n == n ? b->x : NULL;
+    void *dst = b->x_src == src && b->x_n == n ? b->cur : NULL;
     if (!dst) {
         dst = x_buffer(g, b, rows, cols, ld);
         if (!dst) return (MmIn){0};

@@ -54,9 +54,11 @@ const char *mm_kernel_name(MmKernel k);
 typedef struct {
     void *x, *d; /* an op's input, and a second operand (an upstream gradient) */
     size_t x_bytes, d_bytes;
-    const float *x_src; /* what x holds: the conversion of (x_src, x_n) */
+    void *cur;          /* the buffer holding the conversion of (x_src, x_n): x, or the arena */
+    const float *x_src; /* NULL: none */
     int64_t x_n;
-    int room; /* x's rows end in this many more columns (mm_set_room) */
+    int room;  /* x's rows end in this many more columns (mm_set_room) */
+    bool kept; /* a backward pass reads x (mm_keep_input): conversions go to the arena */
 } MmBuffers;
 MmBuffers *graph_mm_buffers(Graph *g);
 /* The graph's kernel: MM_KERNEL_F32 in F32 precision (graph.c). */
@@ -79,6 +81,10 @@ void mm_set_room(Graph *g, int room);
 /* src (rows, cols) in mm_input_d's buffer with rows ld apart (ld - cols columns after each
  * row left to the caller). BF16 bits only. */
 MmIn mm_input_d_rows(Graph *g, const float *src, int64_t rows, int64_t cols, int64_t ld);
+/* The buffer of mm_input's (or mm_input_target's) last conversion stays as it is until
+ * graph_reset, for a backward pass to read (op_lora_linear's dA = dh^T x from x's bits):
+ * from now on conversions go to the arena, which keeps them until graph_reset as well. */
+void mm_keep_input(Graph *g);
 MmIn mm_input_arena(Graph *g, const float *src, int64_t n);
 /* An op whose output its consumers multiply (RMSNorm, SwiGLU, attention) writes the output's
  * operand form as it writes each row, while the row is in cache, instead of mm_input

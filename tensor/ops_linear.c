@@ -151,6 +151,7 @@ typedef struct {
     float *h; /* (N, RP) drop(x) A^T, RP = thin_padded(R) (columns beyond R zero) */
     float scaling, dropout;
     const uint8_t *keep; /* with dropout: the forward's mask, dropout_apply's bits */
+    MmIn xb;             /* in W's room: x's operand, kept for dA (mm_keep_input) */
 } LoraCtx;
 
 /* drop(x) for the LoRA path: x itself without dropout, else a masked copy in scratch; with
@@ -217,7 +218,8 @@ static void operand_put(MmIn op, int64_t n, int64_t cols, int r, float alpha, co
 }
 
 /* dA (R, IN) += dh^T (R, N) xs (N, IN), xs x or its dropped copy: from dh and xs rounded to
- * bf16 when lora_dot (dh into pairs, xs in registers), else in f32. */
+ * bf16 when lora_dot (dh into pairs; xs from the operand the forward pass kept, c->xb, or
+ * rounded in registers), else in f32. */
 static void lora_da(Graph *g, const LoraCtx *c, const float *dh, const float *xs, float *dA) {
     int n = (int)tensor_rows(c->x), in = (int)tensor_cols(c->x);
     int r = (int)c->A->shape[0], rp = thin_padded(r);
@@ -228,7 +230,10 @@ static void lora_da(Graph *g, const LoraCtx *c, const float *dh, const float *xs
     uint16_t *dhp = graph_alloc(g, thin_pairs_size(n, rp) * sizeof(uint16_t));
     if (!dhp) return;
     thin_pairs(dhp, dh, n, rp, rp);
-    thin_reduce_bf16(n, in, r, 1.0f, dhp, rp, NULL, xs, in, true, dA, in);
+    if (c->xb.bits && xs == c->x->data)
+        thin_reduce_bf16(n, in, r, 1.0f, dhp, rp, c->xb.bits, NULL, c->xb.ld, true, dA, in);
+    else
+        thin_reduce_bf16(n, in, r, 1.0f, dhp, rp, NULL, xs, in, true, dA, in);
 }
 
 /* The dropout parts of LoRA backward, with the mask the forward pass stored:
@@ -405,14 +410,15 @@ static int lora_forward(Graph *g, const Tensor *x, const Tensor *w, const Tensor
     return 0;
 }
 
-/* The same in W's room (lora_in_room): h (N, RP) = x A^T from x's operand, whose R columns
- * after each row then take s h, and y = beta y + [x | s h] (N, IN + R) [W | B]^T. */
+/* The same in W's room (lora_in_room): h (N, RP) = x A^T from x's operand xb, whose R
+ * columns after each row then take s h, and y = beta y + [x | s h] (N, IN + R) [W | B]^T. */
 static int room_forward(Graph *g, const Tensor *x, const Tensor *w, const Tensor *A,
-                        const Tensor *B, float s, float beta, float *h, float *y) {
+                        const Tensor *B, float s, float beta, float *h, float *y, MmIn *xb_out) {
     int n = (int)tensor_rows(x), in = (int)w->shape[1], out = (int)w->shape[0];
     int r = (int)A->shape[0], rp = thin_padded(r);
     mm_set_room(g, r);
     MmIn xb = mm_input(g, x->data, n, in);
+    *xb_out = xb;
     uint16_t *aq = graph_alloc(g, thin_quads_size(in, rp) * sizeof(uint16_t));
     if (!xb.bits || !aq) return -1;
     thin_quads(aq, A->data, in, r, rp, 1, in); /* A (R, IN): element (t, j) at j IN + t */
@@ -448,14 +454,19 @@ Tensor *op_lora_linear(Graph *g, Tensor *x, const Tensor *w, const Tensor *b, Te
         keep = graph_alloc(g, (size_t)n * (size_t)DROPOUT_ROW_BYTES(w->shape[1]));
         if (!keep) return NULL;
     }
-    if ((room ? room_forward(g, x, w, A, B, scaling, beta, h, y->data)
+    MmIn xb = {0};
+    if ((room ? room_forward(g, x, w, A, B, scaling, beta, h, y->data, &xb)
               : lora_forward(g, x, w, A, B, scaling, dropout, dropout_seed, keep, beta, h,
                              y->data)) != 0)
         return NULL;
     if (grad) {
         LoraCtx *c = graph_record(g, lora_backward, sizeof *c);
         if (!c) return NULL;
-        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, keep};
+        *c = (LoraCtx){x, y, A, B, w, h, scaling, dropout, keep, {0}};
+        if (room && A->requires_grad) { /* dA reads x's bits instead of rounding x again */
+            mm_keep_input(g);
+            c->xb = xb;
+        }
         y->requires_grad = true;
     }
     return y;

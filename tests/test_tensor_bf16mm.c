@@ -333,6 +333,34 @@ START_TEST(test_bf16_lora_linear_in_room_same_bits_per_thread_count) {
 }
 END_TEST
 
+/* In W's room dA = dh^T x reads the bf16 operand of x the forward pass made (mm_keep_input):
+ * a second LoRA linear on another input, whose conversion would reuse that buffer, leaves the
+ * first one's dA bit for bit what it is alone. */
+START_TEST(test_bf16_lora_linear_in_room_keeps_x_for_da) {
+    Graph *g = bf16_graph();
+    if (!graph_lora_uses_room(g)) {
+        graph_destroy(g);
+        test_skip(__func__, "no AVX512-BF16 oneDNN kernels: LoRA never goes into W's room");
+        return;
+    }
+    LinCase c = lin_case(37, 48, 40, 4, 51), other = lin_case(37, 48, 40, 4, 61);
+    Bf16Weight roomy = bf16_weight_with_room(c.w, c.r);
+    LinRun alone = lin_run(&c, g, &roomy.t, true, 0.0f);
+    memset(c.A->grad, 0, (size_t)c.A->size * sizeof(float));
+    Tensor *y1 = op_lora_linear(g, c.x, &roomy.t, c.b, c.A, c.B, 2.0f, 0.0f, 7);
+    Tensor *y2 = op_lora_linear(g, other.x, &roomy.t, c.b, other.A, other.B, 2.0f, 0.0f, 7);
+    Tensor *s = op_add(g, op_weighted_sum(g, y1, c.dy), op_weighted_sum(g, y2, c.dy));
+    ck_assert(s && !graph_failed(g));
+    ck_assert_int_eq(graph_backward(g, s, 1.0f), 0);
+    ck_assert(memcmp(alone.dA, c.A->grad, (size_t)c.A->size * sizeof(float)) == 0);
+    graph_reset(g);
+    run_free(&alone);
+    free(roomy.bits);
+    graph_destroy(g);
+    lin_free(&c), lin_free(&other);
+}
+END_TEST
+
 /* ---- lm_head + cross-entropy ---- */
 
 START_TEST(test_bf16_lm_head_matches_rounded_reference) {
@@ -564,6 +592,7 @@ Suite *tensor_bf16mm_suite(void) {
     tcase_add_test(tc, test_bf16_lora_linear_rounds_what_autocast_rounds);
     tcase_add_test(tc, test_bf16_lora_linear_in_room_matches_separate_passes);
     tcase_add_test(tc, test_bf16_lora_linear_in_room_same_bits_per_thread_count);
+    tcase_add_test(tc, test_bf16_lora_linear_in_room_keeps_x_for_da);
     tcase_add_test(tc, test_bf16_lm_head_matches_rounded_reference);
     tcase_add_test(tc, test_bf16_step_is_bit_identical_across_runs_and_thread_counts);
     tcase_add_test(tc, test_bf16_onednn_plumbing_matches_sgemm_emulation);
