@@ -29,12 +29,13 @@
  * CPUs with VDPBF16PS (lora_dot): there the four that sum over the wide side multiply bf16
  * operands as PyTorch's autocast does, reading x's or dy's bf16 copy where the products
  * with W made one: h = x A^T (without dropout: the dropped x has no copy), dh = s dy B,
- * dB = s dy^T h and dA = dh^T drop(x) (x's copy is gone by backward: thin_reduce_bf16 rounds
- * it in registers), with A, B, h and dh rounded; the two spreads stay f32 (they read and
- * write the wide output either way). Measured at the SmolLM-135M shape (1024 rows, r 8, AMD
- * EPYC Zen 4, 2 threads): project 54 -> 27 us at 576 wide, 149 -> 65 at 1536; reduce from
- * bf16 43 -> 22 and 115 -> 64, from f32 rounded 43 -> 27 and 116 -> 88; the bf16 step's
- * linear and LoRA products 25-85 ms less.
+ * dB = s dy^T h and dA = dh^T drop(x) (from x's copy when the LoRA is in W's room, which
+ * keeps it for backward, mm_keep_input: 10-12 ms of the bf16 SmolLM-135M step on an AMD
+ * EPYC Zen 5; otherwise thin_reduce_bf16 rounds x in registers), with A, B, h and dh rounded; the
+ * two spreads stay f32 (they read and write the wide output either way). Measured at the
+ * SmolLM-135M shape (1024 rows, r 8, AMD EPYC Zen 4, 2 threads): project 54 -> 27 us at 576 wide,
+ * 149 -> 65 at 1536; reduce from bf16 43 -> 22 and 115 -> 64, from f32 rounded 43 -> 27 and 116 ->
+ * 88; the bf16 step's linear and LoRA products 25-85 ms less.
  *
  * With room in W (Tensor.room = R, trainer/model/lora_room.c; dropout 0, lora_dot) the two
  * spreads go into the products with W instead: forward, h = x A^T from x's operand, whose
