@@ -229,16 +229,27 @@ TARGET void att_pack_cols_t(const float *src, int64_t ld, int rows, int cols, ui
 
 /* ---- probabilities and their gradients straight into pairs ------------------------ */
 
-TARGET float att_exp_row_pairs(uint32_t *pairs, const float *s, float shift, int n) {
-    __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(shift);
+/* pairs = exp(v - shift) of a row's scores held in registers, lanes from n on 0 (as att_exp16
+ * takes them), and their sum in att_exp_row's order. */
+TARGET static inline float exps_into_pairs(uint32_t *pairs, const __m512 v[ATT_BLOCK / 16], int n,
+                                           __m512 shift) {
+    __m512 acc = _mm512_setzero_ps();
     for (int x0 = 0; x0 < ATT_BLOCK; x0 += 32) {
-        __m512 lo = att_exp16(s + x0, att_lanes(n - x0), sh);
-        __m512 hi = att_exp16(s + x0 + 16, att_lanes(n - x0 - 16), sh);
-        if (x0 < n) acc = _mm512_add_ps(acc, lo); /* in att_exp_row's order */
-        if (x0 + 16 < n) acc = _mm512_add_ps(acc, hi);
+        __mmask16 ml = att_lanes(n - x0), mh = att_lanes(n - x0 - 16);
+        __m512 lo = _mm512_maskz_mov_ps(ml, att_exp_avx512(_mm512_sub_ps(v[x0 / 16], shift)));
+        __m512 hi = _mm512_maskz_mov_ps(mh, att_exp_avx512(_mm512_sub_ps(v[x0 / 16 + 1], shift)));
+        if (ml) acc = _mm512_add_ps(acc, lo);
+        if (mh) acc = _mm512_add_ps(acc, hi);
         _mm512_storeu_si512(pairs + x0 / 2, pack32(lo, hi));
     }
     return att_lanes_sum_avx512(acc);
+}
+
+TARGET float att_exp_row_pairs(uint32_t *pairs, const float *s, float shift, int n) {
+    __m512 v[ATT_BLOCK / 16];
+    for (int k = 0; k < ATT_BLOCK / 16; k++)
+        v[k] = _mm512_maskz_loadu_ps(att_lanes(n - 16 * k), s + 16 * k);
+    return exps_into_pairs(pairs, v, n, _mm512_set1_ps(shift));
 }
 
 TARGET float att_scaled_exp_row_pairs(uint32_t *pairs, const float *s, float scale, int limit,
@@ -258,16 +269,7 @@ TARGET float att_scaled_exp_row_pairs(uint32_t *pairs, const float *s, float sca
         memset(pairs, 0, ATT_BLOCK / 2 * sizeof *pairs);
         return 0.0f;
     }
-    __m512 acc = _mm512_setzero_ps(), sh = _mm512_set1_ps(m);
-    for (int x0 = 0; x0 < ATT_BLOCK; x0 += 32) { /* att_exp_row_pairs' steps and order */
-        __mmask16 ml = att_lanes(limit - x0), mh = att_lanes(limit - x0 - 16);
-        __m512 lo = _mm512_maskz_mov_ps(ml, att_exp_avx512(_mm512_sub_ps(v[x0 / 16], sh)));
-        __m512 hi = _mm512_maskz_mov_ps(mh, att_exp_avx512(_mm512_sub_ps(v[x0 / 16 + 1], sh)));
-        if (ml) acc = _mm512_add_ps(acc, lo);
-        if (mh) acc = _mm512_add_ps(acc, hi);
-        _mm512_storeu_si512(pairs + x0 / 2, pack32(lo, hi));
-    }
-    return att_lanes_sum_avx512(acc);
+    return exps_into_pairs(pairs, v, limit, _mm512_set1_ps(m));
 }
 
 /* dS in the lanes mk holds as ops_attention_backward.c's ds_row computes it: P (dP - d),

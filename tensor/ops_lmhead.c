@@ -129,9 +129,9 @@ SIMD_AVX512 static void scale_by_avx512(float *l, int64_t V, double inv) {
 /* One row's loss lse - l[t], and, with grad, the row turned into softmax - onehot. One exp
  * per logit (vexp_shifted_sum: e = exp(l - max) as float, summed in double; with single,
  * BF16 precision's vexp_shifted_sum_single), and the softmax is e / sum: within 2 ulp of the
- * float nearest exp(l - lse) (3 with single). cap > 0: the row is
- * first capped, l = cap tanh(l / cap) with tanh kept in th (V), and the gradient times
- * 1 - tanh^2. */
+ * float nearest exp(l - lse) (with single e itself is within 2 ulp of exp, and the
+ * division rounds once more). cap > 0: the row is first capped, l = cap tanh(l / cap) with
+ * tanh kept in th (V), and the gradient times 1 - tanh^2. */
 static double row_loss(float *l, int64_t V, int32_t t, bool grad, float cap, float *th,
                        bool single) {
     if (cap > 0.0f) vsoftcap_floats(l, th, l, cap, V);

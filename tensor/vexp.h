@@ -20,9 +20,8 @@ double vexp_shifted_sum(float *e, const float *x, float shift, int64_t n);
  * arithmetic, the attention's exp (attention_exp.h: Cephes' polynomial, within 2 ulp; 0
  * below -87, exp(88) above 88; NaN stays NaN), sixteen lanes at a time with AVX-512, eight
  * with AVX2, one by one in the tail: the same bits on every path of an x86 CPU.
- * vexp_shifted_sum_single takes x - shift in float and sums the e[i] in double in a fixed order:
- * eight partial sums by i mod 8, then
- * ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)). */
+ * vexp_shifted_sum_single takes x - shift in float and sums the e[i] in double in a fixed
+ * order: eight partial sums by i mod 8, then ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)). */
 void vexp_floats_single(float *y, const float *x, int64_t n);
 double vexp_shifted_sum_single(float *e, const float *x, float shift, int64_t n);
 
